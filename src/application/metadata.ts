@@ -1,0 +1,39 @@
+import { z } from 'zod';
+
+export const roleSchema = z.enum(['CONSUMER', 'OWNER', 'PATIENT', 'DOCTOR', 'ADMIN', 'AUDITOR']);
+export type Role = z.infer<typeof roleSchema>;
+
+/** Who asked, on whose behalf, as part of which request: attached to every appended event. */
+export const eventMetadataSchema = z.object({
+  /** User id of the person (or `system:<process>` for process managers). */
+  actorId: z.string().min(1),
+  actorRoles: z.array(z.string()),
+  /** Shared by everything one original request caused, across aggregates and processes. */
+  correlationId: z.string().min(1),
+  /** The id of the command or event that directly caused this event. */
+  causationId: z.string().min(1),
+  requestId: z.string().min(1),
+  occurredAt: z.iso.datetime({ offset: true }),
+  /** Version of the event's data shape; upcasters lift old versions on read. */
+  schemaVersion: z.number().int().positive(),
+  ip: z.string().optional(),
+  userAgent: z.string().optional(),
+});
+export type EventMetadata = z.infer<typeof eventMetadataSchema>;
+
+/** The caller of a command, as the edge (HTTP, a process manager) established it. */
+export const actorSchema = z.object({
+  id: z.string().min(1),
+  roles: z.array(roleSchema),
+});
+export type Actor = z.infer<typeof actorSchema>;
+
+/** Everything about a command's origin that ends up in its events' metadata. */
+export type CommandContext = {
+  readonly actor: Actor | { readonly id: string; readonly roles: readonly string[] };
+  readonly requestId: string;
+  readonly correlationId: string;
+  readonly causationId: string;
+  readonly ip?: string;
+  readonly userAgent?: string;
+};

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+/**
+ * Calendar days as `YYYY-MM-DD` strings. Day arithmetic goes through UTC midnight, where
+ * every day has 24 hours, so it never trips over daylight-saving changes.
+ */
+export const calendarDateSchema = z.iso.date();
+export type CalendarDate = z.infer<typeof calendarDateSchema>;
+
+/** An instant as ISO 8601 with an offset, e.g. `2026-03-01T09:00:00.000Z`. */
+export const instantSchema = z.iso.datetime({ offset: true });
+export type Instant = z.infer<typeof instantSchema>;
+
+const dayMs = 86_400_000;
+
+function toUtcMs(date: CalendarDate): number {
+  return Date.parse(`${date}T00:00:00Z`);
+}
+
+export function addDays(date: CalendarDate, days: number): CalendarDate {
+  return new Date(toUtcMs(date) + days * dayMs).toISOString().slice(0, 10);
+}
+
+/** Whole days from `from` to `to` (negative if `to` is earlier). */
+export function daysBetween(from: CalendarDate, to: CalendarDate): number {
+  return Math.round((toUtcMs(to) - toUtcMs(from)) / dayMs);
+}
+
+/** The calendar date of `instant` in an IANA time zone. */
+export function dateInZone(instant: Instant | Date, timeZone: string): CalendarDate {
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(
+    typeof instant === 'string' ? new Date(instant) : instant,
+  );
+  return parts;
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+
+/**
+ * Every setting the service reads from the environment, in one schema. The README's
+ * configuration table is checked against `settingDescriptions` by a test, so a new setting
+ * cannot go undocumented.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalUrl = z.string().url().optional();
+const flag = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((v) => v === 'true' || v === '1');
+
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: optionalUrl,
+  EVENTSTORE_URL: z
+    .string()
+    .regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// or esdb+discover:// connection string')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  EMBEDDED_POSTGRES_PORT: port.optional(),
+  COMMAND_PORT: port.default(3001),
+  QUERY_PORT: port.default(3002),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  ROLE: z.enum(['all', 'command', 'query', 'projector']).default('all'),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  RUN_MIGRATIONS: flag.default(true),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export const settingDescriptions: Record<keyof Config, string> = {
+  NODE_ENV: '`production` hides error details and requires explicit secrets',
+  LOG_LEVEL: 'pino log level',
+  DATABASE_URL: 'PostgreSQL for events and read models; unset: embedded PostgreSQL under `DATA_DIR`',
+  EVENTSTORE_URL: 'EventStoreDB connection string (`esdb://…`); unset: events go to PostgreSQL',
+  DATA_DIR: 'where the embedded PostgreSQL and generated secrets live',
+  EMBEDDED_POSTGRES_PORT: 'port of the embedded PostgreSQL; unset: a free port',
+  COMMAND_PORT: 'port of the command API',
+  QUERY_PORT: 'port of the query API',
+  HOST: 'address both APIs listen on',
+  ROLE: '`all`, `command`, `query` or `projector` (also `--role`)',
+  DATABASE_POOL_SIZE: 'connections per PostgreSQL pool',
+  RUN_MIGRATIONS: 'apply schema migrations at start-up',
+};
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment; a bad setting stops start-up with a message naming it. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+  throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+}
