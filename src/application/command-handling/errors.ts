@@ -1,0 +1,25 @@
+/**
+ * The caller pinned the version it last saw (`If-Match`) and the aggregate has moved on since:
+ * re-deciding on the newer state could do something the caller did not intend, so we refuse.
+ */
+export class VersionMismatchError extends Error {
+  override readonly name = 'VersionMismatchError';
+  constructor(
+    readonly streamId: string,
+    readonly expected: number,
+    readonly actual: number | 'no_stream' | undefined,
+  ) {
+    super(`Stream ${streamId} is at version ${String(actual ?? 'unknown')}, not ${expected}`);
+  }
+}
+
+/** Every retry of a command lost the race for its stream; the caller may try again later. */
+export class TooMuchContentionError extends Error {
+  override readonly name = 'TooMuchContentionError';
+  constructor(
+    readonly streamId: string,
+    readonly attempts: number,
+  ) {
+    super(`Stream ${streamId}: gave up after ${attempts} concurrent-append conflicts`);
+  }
+}
