@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -21,7 +21,10 @@ export default async function setup(project: TestProject) {
     project.provide('adminDatabaseUrl', external);
     return;
   }
-  const dataDir = path.join(await mkdtemp(path.join(tmpdir(), 'bookings-test-')), 'pg');
+  const runDir = await mkdtemp(path.join(tmpdir(), 'bookings-test-'));
+  // As root, PostgreSQL runs as the `postgres` user, which must be able to enter the directory.
+  await chmod(runDir, 0o755);
+  const dataDir = path.join(runDir, 'pg');
   const server = await startEmbeddedPostgres({ dataDir, persistent: false });
   project.provide('adminDatabaseUrl', server.adminUrl);
   return () => server.stop();

@@ -1,0 +1,10 @@
+import type { Decider } from '../../domain/shared/decider.js';
+import type { DomainEvent, EventCodec } from './event-codec.js';
+
+/** What the generic command loop needs to know about one kind of aggregate. */
+export type Aggregate<Command, Event extends DomainEvent, State> = {
+  /** Stream category, e.g. `listing`; also names the aggregate in logs and metrics. */
+  readonly category: string;
+  readonly decider: Decider<Command, Event, State>;
+  readonly codec: EventCodec<Event>;
+};

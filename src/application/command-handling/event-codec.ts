@@ -1,0 +1,45 @@
+import type { z } from 'zod';
+import type { JsonObject, RecordedEvent } from '../ports/event-store.js';
+
+/** Lifts one stored shape of an event type to the next version. Pure; old shapes are never edited. */
+export type Upcaster = {
+  readonly type: string;
+  readonly fromVersion: number;
+  readonly toVersion: number;
+  upcast(data: JsonObject): JsonObject;
+};
+
+export type DomainEvent = { readonly type: string; readonly data: object };
+
+/** Turns stored events back into an aggregate's typed events, upcasting old versions on the way. */
+export type EventCodec<Event extends DomainEvent> = {
+  decode(recorded: Pick<RecordedEvent, 'type' | 'data' | 'metadata'>): Event;
+  /** The version new events of this type are written with. */
+  schemaVersion(type: string): number;
+  /** The type names this codec knows, e.g. for subscription filters. */
+  readonly eventTypes: readonly string[];
+};
+
+export function createEventCodec<Event extends DomainEvent>(
+  schema: z.ZodType<Event> & { readonly options: readonly { readonly shape: { readonly type: { readonly value: string } } }[] },
+  upcasters: readonly Upcaster[] = [],
+): EventCodec<Event> {
+  const steps = new Map(upcasters.map((u) => [`${u.type}@${u.fromVersion}`, u]));
+  const current = new Map<string, number>();
+  for (const u of upcasters) current.set(u.type, Math.max(current.get(u.type) ?? 1, u.toVersion));
+  const eventTypes = schema.options.map((option) => option.shape.type.value);
+  return {
+    eventTypes,
+    schemaVersion: (type) => current.get(type) ?? 1,
+    decode(recorded) {
+      const stored = recorded.metadata.schemaVersion;
+      let version = typeof stored === 'number' ? stored : 1;
+      let data = recorded.data;
+      for (let step = steps.get(`${recorded.type}@${version}`); step; step = steps.get(`${recorded.type}@${version}`)) {
+        data = step.upcast(data);
+        version = step.toVersion;
+      }
+      return schema.parse({ type: recorded.type, data });
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import type { Position } from '../ports/event-store.js';
+
+/** A stream folded up to `revision`; `recent` remembers the last events' ids for retry detection. */
+export type CachedStream<State> = {
+  readonly state: State;
+  readonly revision: number;
+  readonly position: Position;
+  readonly recent: readonly RecentEvent[];
+};
+
+export type RecentEvent = { readonly id: string; readonly revision: number; readonly position: Position };
+
+/**
+ * In-process snapshots: the last folded state of the most recently used streams, so a command on
+ * a stream of 10,000 events reads and folds only what was appended since. It is only a cache:
+ * every command still reads the stream's tail and appends with the expected revision, so another
+ * process writing the same stream is seen, never overwritten. States must be immutable, which
+ * `evolve` guarantees by returning new values.
+ */
+export class StateCache<State> {
+  private readonly entries = new Map<string, CachedStream<State>>();
+
+  constructor(private readonly maxStreams = 10_000) {}
+
+  get(streamId: string): CachedStream<State> | undefined {
+    const entry = this.entries.get(streamId);
+    if (!entry) return undefined;
+    // Re-insert to keep Map order as least-recently-used first.
+    this.entries.delete(streamId);
+    this.entries.set(streamId, entry);
+    return entry;
+  }
+
+  set(streamId: string, entry: CachedStream<State>): void {
+    this.entries.delete(streamId);
+    this.entries.set(streamId, entry);
+    if (this.entries.size > this.maxStreams) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+  }
+
+  /** Forgets a stream, e.g. after a subject's personal data was erased. */
+  delete(streamId: string): void {
+    this.entries.delete(streamId);
+  }
+}

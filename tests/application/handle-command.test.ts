@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { Aggregate } from '../../src/application/command-handling/aggregate.js';
+import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
+import { createEventCodec } from '../../src/application/command-handling/event-codec.js';
+import { commandHandler } from '../../src/application/command-handling/handle-command.js';
+import type { CommandContext } from '../../src/application/metadata.js';
+import type { Decider } from '../../src/domain/shared/decider.js';
+import { DomainError } from '../../src/domain/shared/domain-error.js';
+import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+
+// A counter with a ceiling: small enough to read at a glance, rich enough to race.
+const counterEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('Incremented'), data: z.object({ by: z.number().int() }) }),
+]);
+type CounterEvent = z.infer<typeof counterEventSchema>;
+type CounterCommand = { type: 'Increment'; data: { by: number } };
+type CounterState = { status: 'counting'; total: number };
+
+const counterDecider: Decider<CounterCommand, CounterEvent, CounterState> = {
+  initialState: { status: 'counting', total: 0 },
+  decide: (command, state) => {
+    if (command.data.by === 0) return [];
+    if (state.total + command.data.by > 1_000) throw new DomainError('ceiling-reached', 'counter is full');
+    return [{ type: 'Incremented', data: { by: command.data.by } }];
+  },
+  evolve: (state, event) => ({ status: 'counting', total: state.total + event.data.by }),
+};
+
+// v1 stored the increment as `amount`; v2 calls it `by`.
+const counter: Aggregate<CounterCommand, CounterEvent, CounterState> = {
+  category: 'counter',
+  decider: counterDecider,
+  codec: createEventCodec(counterEventSchema, [
+    { type: 'Incremented', fromVersion: 1, toVersion: 2, upcast: ({ amount, ...rest }) => ({ ...rest, by: amount ?? 0 }) },
+  ]),
+};
+
+const context: CommandContext = {
+  actor: { id: 'user-1', roles: ['CONSUMER'] },
+  requestId: 'req-1',
+  correlationId: 'corr-1',
+  causationId: 'req-1',
+};
+const clock = { now: () => new Date('2026-01-01T00:00:00Z') };
+const increment = (by: number): CounterCommand => ({ type: 'Increment', data: { by } });
+
+function setup() {
+  const eventStore = new MemoryEventStore();
+  return { eventStore, handle: commandHandler(counter, { eventStore, clock }) };
+}
+
+async function storedEvents(store: MemoryEventStore, streamId: string) {
+  const read = await store.readStream(streamId);
+  const events = [];
+  if (read.status === 'found') for await (const event of read.events) events.push(event);
+  return events;
+}
+
+describe('the command-handling loop', () => {
+  it('appends what the decider decides, with metadata and the current schema version', async () => {
+    const { eventStore, handle } = setup();
+    const result = await handle('counter-a', increment(2), { commandId: 'c1', context });
+
+    expect(result).toMatchObject({ streamId: 'counter-a', version: 0, state: { total: 2 }, alreadyApplied: false });
+    const [event] = await storedEvents(eventStore, 'counter-a');
+    expect(event?.position).toEqual(result.position);
+    expect(event?.metadata).toEqual({
+      actorId: 'user-1',
+      actorRoles: ['CONSUMER'],
+      correlationId: 'corr-1',
+      causationId: 'req-1',
+      requestId: 'req-1',
+      occurredAt: '2026-01-01T00:00:00.000Z',
+      schemaVersion: 2,
+    });
+  });
+
+  it('recognises a retried command by its id and appends nothing twice', async () => {
+    const { eventStore, handle } = setup();
+    const first = await handle('counter-a', increment(2), { commandId: 'same', context });
+    const retry = await handle('counter-a', increment(2), { commandId: 'same', context });
+
+    expect(retry).toMatchObject({ version: first.version, position: first.position, alreadyApplied: true });
+    expect(await storedEvents(eventStore, 'counter-a')).toHaveLength(1);
+  });
+
+  it('appends nothing when the decider has nothing to say', async () => {
+    const { eventStore, handle } = setup();
+    const result = await handle('counter-a', increment(0), { commandId: 'c1', context });
+    expect(result.version).toBe(-1);
+    expect((await eventStore.readStream('counter-a')).status).toBe('no_stream');
+  });
+
+  it('passes rule violations through untouched', async () => {
+    const { handle } = setup();
+    await expect(handle('counter-a', increment(1_001), { commandId: 'c1', context })).rejects.toMatchObject({
+      code: 'ceiling-reached',
+    });
+  });
+
+  it('refuses a pinned version the stream has moved past', async () => {
+    const { handle } = setup();
+    await handle('counter-a', increment(1), { commandId: 'c1', context });
+    await handle('counter-a', increment(1), { commandId: 'c2', context });
+    const stale = handle('counter-a', increment(1), { commandId: 'c3', context, expectedVersion: 0 });
+    await expect(stale).rejects.toBeInstanceOf(VersionMismatchError);
+    await expect(stale).rejects.toMatchObject({ expected: 0, actual: 1 });
+  });
+
+  it('re-decides on a concurrent append, so no update is lost', async () => {
+    const eventStore = new MemoryEventStore();
+    // Separate handlers have separate caches, like separate processes.
+    const handlers = Array.from({ length: 20 }, () => commandHandler(counter, { eventStore, clock }));
+    await Promise.all(handlers.map((handle, i) => handle('counter-a', increment(1), { commandId: `c${i}`, context })));
+
+    const events = await storedEvents(eventStore, 'counter-a');
+    expect(events.map((event) => event.revision)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    const final = await handlers[0]?.('counter-a', increment(0), { commandId: 'read', context });
+    expect(final?.state.total).toBe(20);
+  });
+
+  it('re-decides against the fresh state when the race makes a rule fail', async () => {
+    const eventStore = new MemoryEventStore();
+    const a = commandHandler(counter, { eventStore, clock });
+    const b = commandHandler(counter, { eventStore, clock });
+    await a('counter-a', increment(600), { commandId: 'warm-a', context });
+    await b('counter-a', increment(0), { commandId: 'warm-b', context });
+    const results = await Promise.allSettled([
+      a('counter-a', increment(300), { commandId: 'a', context }),
+      b('counter-a', increment(300), { commandId: 'b', context }),
+    ]);
+    // 600 + 300 + 300 would pass the ceiling: exactly one may win.
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+  });
+
+  it('sees what another process appended since its cached state', async () => {
+    const eventStore = new MemoryEventStore();
+    const a = commandHandler(counter, { eventStore, clock });
+    const b = commandHandler(counter, { eventStore, clock });
+    await a('counter-a', increment(5), { commandId: 'c1', context });
+    await b('counter-a', increment(7), { commandId: 'c2', context });
+    const result = await a('counter-a', increment(1), { commandId: 'c3', context });
+    expect(result).toMatchObject({ version: 2, state: { total: 13 } });
+  });
+
+  it('upcasts events stored in an older shape when it reads them', async () => {
+    const { eventStore, handle } = setup();
+    await eventStore.appendToStream('counter-old', [
+      { id: randomUUID(), type: 'Incremented', data: { amount: 4 }, metadata: { schemaVersion: 1 } },
+    ]);
+    const result = await handle('counter-old', increment(1), { commandId: 'c1', context });
+    expect(result.state.total).toBe(5);
+  });
+});
