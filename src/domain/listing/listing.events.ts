@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { currencySchema } from '../shared/money.js';
+import { timeZoneSchema } from '../shared/time-zone.js';
+
+/** What a listing says about itself; listing text is published, so none of it is personal data. */
+export const listingDetailsSchema = z.object({
+  title: z.string().min(1).max(200),
+  description: z.string().max(5000),
+  category: z.string().min(1).max(100),
+  location: z.string().min(1).max(200),
+  capacity: z.number().int().positive(),
+  /** IANA zone: decides which calendar day "today" is for this listing. */
+  timeZone: timeZoneSchema,
+});
+export type ListingDetails = z.infer<typeof listingDetailsSchema>;
+
+/** Price per day (night) in minor units of `currency`. */
+export const listingPriceSchema = z.object({
+  pricePerDay: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  currency: currencySchema,
+});
+export type ListingPrice = z.infer<typeof listingPriceSchema>;
+
+export const listingCreatedSchema = z.object({
+  type: z.literal('ListingCreated'),
+  data: z.object({
+    listingId: z.string().min(1),
+    ownerId: z.string().min(1),
+    ...listingDetailsSchema.shape,
+    ...listingPriceSchema.shape,
+  }),
+});
+
+/** Carries every detail after the change, so a read model just overwrites its row. */
+export const listingDetailsUpdatedSchema = z.object({
+  type: z.literal('ListingDetailsUpdated'),
+  data: z.object({ listingId: z.string().min(1), ...listingDetailsSchema.shape }),
+});
+
+/** Apart from the details because it changes what bookings cost; applies to bookings requested afterwards. */
+export const listingPriceChangedSchema = z.object({
+  type: z.literal('ListingPriceChanged'),
+  data: z.object({ listingId: z.string().min(1), ...listingPriceSchema.shape }),
+});
+
+export const listingDeactivatedSchema = z.object({
+  type: z.literal('ListingDeactivated'),
+  data: z.object({ listingId: z.string().min(1) }),
+});
+
+export const listingReactivatedSchema = z.object({
+  type: z.literal('ListingReactivated'),
+  data: z.object({ listingId: z.string().min(1) }),
+});
+
+export const listingEventSchema = z.discriminatedUnion('type', [
+  listingCreatedSchema,
+  listingDetailsUpdatedSchema,
+  listingPriceChangedSchema,
+  listingDeactivatedSchema,
+  listingReactivatedSchema,
+]);
+export type ListingEvent = z.infer<typeof listingEventSchema>;
+export type ListingCreated = z.infer<typeof listingCreatedSchema>;
+export type ListingDetailsUpdated = z.infer<typeof listingDetailsUpdatedSchema>;
+export type ListingPriceChanged = z.infer<typeof listingPriceChangedSchema>;
+export type ListingDeactivated = z.infer<typeof listingDeactivatedSchema>;
+export type ListingReactivated = z.infer<typeof listingReactivatedSchema>;

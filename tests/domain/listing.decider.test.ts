@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import type { Actor } from '../../src/domain/shared/actor.js';
+import { fold } from '../../src/domain/shared/decider.js';
+import { createListingSchema } from '../../src/domain/listing/listing.commands.js';
+import type { CreateListing, ListingCommand } from '../../src/domain/listing/listing.commands.js';
+import { listingDecider, listingStreamId } from '../../src/domain/listing/listing.decider.js';
+import type { ListingEvent } from '../../src/domain/listing/listing.events.js';
+import { deciderSpec } from '../support/decider-spec.js';
+
+const spec = deciderSpec(listingDecider);
+const owner: Actor = { id: 'owner-1', roles: ['OWNER'] };
+const stranger: Actor = { id: 'owner-2', roles: ['OWNER', 'CONSUMER'] };
+const admin: Actor = { id: 'admin-1', roles: ['ADMIN'] };
+const listingId = 'listing-a';
+
+const details = {
+  title: 'Cabin by the lake',
+  description: 'Quiet, wood stove, sleeps four.',
+  category: 'cabin',
+  location: 'Hallstatt',
+  capacity: 4,
+};
+
+const create = (overrides: Partial<CreateListing['data']> = {}): CreateListing => ({
+  type: 'CreateListing',
+  data: { listingId, actor: owner, ...details, pricePerDay: 12_000, currency: 'EUR', timeZone: 'Europe/Vienna', ...overrides },
+});
+
+const created: ListingEvent = {
+  type: 'ListingCreated',
+  data: { listingId, ownerId: owner.id, ...details, timeZone: 'Europe/Vienna', pricePerDay: 12_000, currency: 'EUR' },
+};
+const deactivated: ListingEvent = { type: 'ListingDeactivated', data: { listingId } };
+
+const update = (actor: Actor, changes: Record<string, unknown> = {}): ListingCommand => ({
+  type: 'UpdateListing',
+  data: { listingId, actor, ...changes },
+});
+
+describe('listing stream', () => {
+  it('is named listing-<id>', () => expect(listingStreamId('abc')).toBe('listing-abc'));
+});
+
+describe('CreateListing', () => {
+  it('creates a listing owned by the acting OWNER', () => spec.given([]).when(create()).then([created]));
+
+  it('defaults the time zone to UTC', () => {
+    const { timeZone: _omitted, ...withoutZone } = create().data;
+    spec
+      .given([])
+      .when({ type: 'CreateListing', data: withoutZone })
+      .then([{ type: 'ListingCreated', data: { ...created.data, timeZone: 'UTC' } }]);
+  });
+
+  it('refuses an actor without the OWNER role', () =>
+    spec.given([]).when(create({ actor: { id: 'consumer-1', roles: ['CONSUMER'] } })).thenFails('forbidden'));
+
+  it('refuses a listing id that exists already', () => spec.given([created]).when(create()).thenFails('already-exists'));
+
+  it.each([0, -100, 12.5])('refuses price %s', (pricePerDay) =>
+    spec.given([]).when(create({ pricePerDay })).thenFails('invalid-price'));
+
+  it.each([0, -1, 1.5])('refuses capacity %s', (capacity) => spec.given([]).when(create({ capacity })).thenFails('invalid-capacity'));
+
+  it('refuses an unknown time zone', () => spec.given([]).when(create({ timeZone: 'Mars/Olympus' })).thenFails('invalid-time-zone'));
+
+  it('has a schema that rejects the same at the edge', () => {
+    for (const bad of [{ pricePerDay: 0 }, { pricePerDay: 1.5 }, { currency: 'eur' }, { capacity: 0 }, { timeZone: 'Nowhere' }, { title: '' }]) {
+      expect(createListingSchema.safeParse(create(bad)).success, JSON.stringify(bad)).toBe(false);
+    }
+    expect(createListingSchema.safeParse(create()).success).toBe(true);
+  });
+});
+
+describe('UpdateListing', () => {
+  it('records changed details with all details after the change', () =>
+    spec
+      .given([created])
+      .when(update(owner, { title: 'Lake cabin', capacity: 5 }))
+      .then([
+        {
+          type: 'ListingDetailsUpdated',
+          data: { listingId, ...details, title: 'Lake cabin', capacity: 5, timeZone: 'Europe/Vienna' },
+        },
+      ]));
+
+  it('records a price change on its own', () =>
+    spec
+      .given([created])
+      .when(update(owner, { pricePerDay: 15_000 }))
+      .then([{ type: 'ListingPriceChanged', data: { listingId, pricePerDay: 15_000, currency: 'EUR' } }]));
+
+  it('records both when both change', () =>
+    spec
+      .given([created])
+      .when(update(owner, { location: 'Gosau', currency: 'CHF' }))
+      .then([
+        { type: 'ListingDetailsUpdated', data: { listingId, ...details, location: 'Gosau', timeZone: 'Europe/Vienna' } },
+        { type: 'ListingPriceChanged', data: { listingId, pricePerDay: 12_000, currency: 'CHF' } },
+      ]));
+
+  it('records nothing when nothing differs', () =>
+    spec.given([created]).when(update(owner, { title: details.title, pricePerDay: 12_000 })).then([]));
+
+  it('may be done by an admin', () =>
+    spec
+      .given([created])
+      .when(update(admin, { pricePerDay: 9_000 }))
+      .then([{ type: 'ListingPriceChanged', data: { listingId, pricePerDay: 9_000, currency: 'EUR' } }]));
+
+  it('may be done while inactive', () =>
+    spec
+      .given([created, deactivated])
+      .when(update(owner, { pricePerDay: 9_000 }))
+      .then([{ type: 'ListingPriceChanged', data: { listingId, pricePerDay: 9_000, currency: 'EUR' } }]));
+
+  it('refuses another owner', () => spec.given([created]).when(update(stranger, { title: 'Mine now' })).thenFails('forbidden'));
+  it('refuses a listing that does not exist', () => spec.given([]).when(update(owner, { title: 'x' })).thenFails('not-found'));
+  it('refuses a bad price', () => spec.given([created]).when(update(owner, { pricePerDay: -1 })).thenFails('invalid-price'));
+  it('refuses a bad capacity', () => spec.given([created]).when(update(owner, { capacity: 0 })).thenFails('invalid-capacity'));
+  it('refuses a bad time zone', () => spec.given([created]).when(update(owner, { timeZone: 'Nowhere' })).thenFails('invalid-time-zone'));
+
+  it('makes the new price the one later bookings see', () => {
+    const state = fold(listingDecider, [created, { type: 'ListingPriceChanged', data: { listingId, pricePerDay: 15_000, currency: 'EUR' } }]);
+    expect(state.status === 'active' && state.listing.price).toEqual({ pricePerDay: 15_000, currency: 'EUR' });
+  });
+});
+
+describe('DeactivateListing', () => {
+  const deactivate = (actor: Actor): ListingCommand => ({ type: 'DeactivateListing', data: { listingId, actor } });
+  it('deactivates an active listing', () => spec.given([created]).when(deactivate(owner)).then([deactivated]));
+  it('may be done by an admin', () => spec.given([created]).when(deactivate(admin)).then([deactivated]));
+  it('is already true for an inactive listing', () => spec.given([created, deactivated]).when(deactivate(owner)).then([]));
+  it('refuses another owner', () => spec.given([created]).when(deactivate(stranger)).thenFails('forbidden'));
+  it('refuses a listing that does not exist', () => spec.given([]).when(deactivate(owner)).thenFails('not-found'));
+  it('leaves an inactive listing', () => expect(fold(listingDecider, [created, deactivated]).status).toBe('inactive'));
+});
+
+describe('ReactivateListing', () => {
+  const reactivate = (actor: Actor): ListingCommand => ({ type: 'ReactivateListing', data: { listingId, actor } });
+  const reactivated: ListingEvent = { type: 'ListingReactivated', data: { listingId } };
+  it('reactivates an inactive listing', () => spec.given([created, deactivated]).when(reactivate(owner)).then([reactivated]));
+  it('may be done by an admin', () => spec.given([created, deactivated]).when(reactivate(admin)).then([reactivated]));
+  it('is already true for an active listing', () => spec.given([created]).when(reactivate(owner)).then([]));
+  it('refuses another owner', () => spec.given([created, deactivated]).when(reactivate(stranger)).thenFails('forbidden'));
+  it('refuses a listing that does not exist', () => spec.given([]).when(reactivate(owner)).thenFails('not-found'));
+  it('leaves an active listing', () => expect(fold(listingDecider, [created, deactivated, reactivated]).status).toBe('active'));
+});
