@@ -1,0 +1,242 @@
+import {
+  BACKWARDS,
+  END,
+  EventStoreDBClient,
+  FORWARDS,
+  START as ESDB_START,
+  StreamNotFoundError,
+  WrongExpectedVersionError,
+  type ResolvedEvent,
+} from '@eventstore/db-client';
+import {
+  DuplicateEventError,
+  type AppendResult,
+  type EventStore,
+  type ExpectedRevision,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type ReadStreamResult,
+  type RecordedEvent,
+  type SubscribeOptions,
+} from '../../application/ports/event-store.js';
+import type { Position } from '../../application/ports/position.js';
+import {
+  fromEsdbEvent,
+  fromEsdbRevision,
+  isAfter,
+  isSystemEvent,
+  matchesFilter,
+  toConcurrencyError,
+  toEsdbEvent,
+  toEsdbExpectedRevision,
+  toEsdbRevision,
+  toReadPosition,
+  toServerFilter,
+} from './esdb-mapping.js';
+
+export type EsdbEventStoreOptions = {
+  /**
+   * How many of a stream's latest events an append searches for the batch's ids (see
+   * `appendToStream`). Our aggregate streams are short; this bounds the cost on long ones.
+   */
+  readonly duplicateCheckWindow?: number;
+};
+
+/**
+ * The EventStore port on EventStoreDB (gRPC, server 22.6 or later: older servers do not report
+ * positions on stream reads). Positions are EventStoreDB's own `{ commit, prepare }` log
+ * positions; system events (`$`-prefixed types or streams) never reach our readers.
+ */
+export class EsdbEventStore implements EventStore {
+  private readonly duplicateCheckWindow: number;
+
+  /** Does not connect: the client connects on its first call. */
+  static fromConnectionString(connectionString: string, options?: EsdbEventStoreOptions): EsdbEventStore {
+    return new EsdbEventStore(EventStoreDBClient.connectionString(connectionString), options);
+  }
+
+  constructor(
+    private readonly client: EventStoreDBClient,
+    options: EsdbEventStoreOptions = {},
+  ) {
+    this.duplicateCheckWindow = options.duplicateCheckWindow ?? 256;
+  }
+
+  /**
+   * EventStoreDB's own idempotency only looks at where the batch's first event id would be: a
+   * retry with the revision it originally expected is a no-op, but a batch whose ids are partly
+   * (or, after a fresh expected revision, wholly) in the stream already would be written again.
+   * The port promises more, so an append first reads the stream's latest events
+   * (`duplicateCheckWindow` of them) for the batch's ids: all there is a retry and returns the
+   * original result, some there is a `DuplicateEventError`. That costs one read per append; a
+   * retry racing that read is still caught by the server's own check. Ids older than the window
+   * are not checked.
+   */
+  async appendToStream(
+    streamId: string,
+    events: readonly NewEvent[],
+    options: { readonly expectedRevision?: ExpectedRevision } = {},
+  ): Promise<AppendResult> {
+    if (events.length === 0) throw new RangeError(`Stream ${streamId}: nothing to append`);
+    const expected = options.expectedRevision ?? 'any';
+    const earlier = await this.findEarlierAppend(streamId, events);
+    if (earlier) return earlier;
+    try {
+      const result = await this.client.appendToStream(streamId, events.map(toEsdbEvent), {
+        expectedRevision: toEsdbExpectedRevision(expected),
+      });
+      const revision = fromEsdbRevision(result.nextExpectedRevision);
+      return { revision, position: await this.positionOf(streamId, revision) };
+    } catch (error) {
+      if (error instanceof WrongExpectedVersionError) throw toConcurrencyError(streamId, expected, error.actualVersion);
+      throw error;
+    }
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
+    const { from, direction = 'forwards', maxCount } = options;
+    // Read whole and hand back an array: a caller that only looks at `status` must not leave a
+    // gRPC call open, and aggregate streams are small.
+    const read = this.client.readStream(streamId, {
+      direction: direction === 'forwards' ? FORWARDS : BACKWARDS,
+      fromRevision: from === undefined ? (direction === 'forwards' ? ESDB_START : END) : toEsdbRevision(from),
+      // A count of 0 would not tell us whether the stream exists.
+      ...(maxCount === undefined ? {} : { maxCount: Math.max(1, maxCount) }),
+    });
+    const events: RecordedEvent[] = [];
+    try {
+      for await (const resolved of read) {
+        if (resolved.event) events.push(fromEsdbEvent(resolved.event));
+      }
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return { status: 'no_stream' };
+      throw error;
+    }
+    return { status: 'found', events: iterate(events.slice(0, Math.max(0, maxCount ?? events.length))) };
+  }
+
+  readAll(options: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {
+    return { [Symbol.asyncIterator]: () => this.readAllAfter(options) };
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
+    return { [Symbol.asyncIterator]: () => this.subscribe(options) };
+  }
+
+  async close(): Promise<void> {
+    await this.client.dispose();
+  }
+
+  private async findEarlierAppend(streamId: string, events: readonly NewEvent[]): Promise<AppendResult | undefined> {
+    const ids = events.map((event) => event.id);
+    const repeatedInBatch = ids.filter((id, index) => ids.indexOf(id) !== index);
+    const batch = new Set(ids);
+    const found = new Map<string, RecordedEvent>();
+    for (const event of await this.readTail(streamId)) {
+      if (batch.has(event.id) && !found.has(event.id)) found.set(event.id, fromEsdbEvent(event));
+    }
+    if (found.size === ids.length && repeatedInBatch.length === 0) {
+      const original = [...found.values()].reduce((a, b) => (b.revision > a.revision ? b : a));
+      return { revision: original.revision, position: original.position };
+    }
+    if (found.size > 0 || repeatedInBatch.length > 0) {
+      throw new DuplicateEventError(streamId, [...new Set([...found.keys(), ...repeatedInBatch])]);
+    }
+    return undefined;
+  }
+
+  private async readTail(streamId: string): Promise<NonNullable<ResolvedEvent['event']>[]> {
+    const read = this.client.readStream(streamId, {
+      direction: BACKWARDS,
+      fromRevision: END,
+      maxCount: this.duplicateCheckWindow,
+    });
+    const tail: NonNullable<ResolvedEvent['event']>[] = [];
+    try {
+      for await (const resolved of read) if (resolved.event) tail.push(resolved.event);
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return [];
+      throw error;
+    }
+    return tail;
+  }
+
+  /**
+   * The position of the event at `revision`. The append's own answer is not used: for a batch it
+   * is the transaction's, which sorts before the last event's, and a read-your-writes wait on it
+   * would stop one event early; on an idempotent retry the server gives none at all.
+   */
+  private async positionOf(streamId: string, revision: number): Promise<Position> {
+    const read = this.client.readStream(streamId, { fromRevision: toEsdbRevision(revision), maxCount: 1 });
+    for await (const resolved of read) {
+      if (resolved.event) return fromEsdbEvent(resolved.event).position;
+    }
+    throw new Error(`Stream ${streamId}: the event at revision ${revision} just appended could not be read`);
+  }
+
+  private async *readAllAfter(options: ReadAllOptions): AsyncGenerator<RecordedEvent> {
+    const { after, maxCount = Number.POSITIVE_INFINITY, filter } = options;
+    if (maxCount <= 0) return;
+    // Version 6 of the client sends no filter with a read of `$all` (only subscriptions carry
+    // one), so the read is filtered here, with the predicate the subscription's server-side
+    // filter approximates. System events are dropped before mapping: many are not JSON.
+    const read = this.client.readAll({ fromPosition: toReadPosition(after), direction: FORWARDS });
+    let count = 0;
+    try {
+      for await (const resolved of read) {
+        const raw = resolved.event;
+        if (!raw || isSystemEvent(raw) || !isAfter(raw.position, after)) continue;
+        const event = fromEsdbEvent(raw);
+        if (!matchesFilter(event, filter)) continue;
+        yield event;
+        count += 1;
+        if (count >= maxCount) return;
+      }
+    } finally {
+      // Stops the server streaming the rest of `$all` when the caller stops early.
+      await read.cancel().catch(() => undefined);
+    }
+  }
+
+  private async *subscribe(options: SubscribeOptions): AsyncGenerator<RecordedEvent> {
+    const { after, filter, signal } = options;
+    if (signal?.aborted) return;
+    const subscription = this.client.subscribeToAll({
+      fromPosition: toReadPosition(after),
+      filter: toServerFilter(filter),
+    });
+    const iterator = subscription[Symbol.asyncIterator]();
+    let onAbort = () => {};
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      while (!signal?.aborted) {
+        const next = iterator.next();
+        // When the abort wins the race this read is abandoned; its later failure is no one's.
+        next.catch(() => undefined);
+        const result = await Promise.race([aborted, next]);
+        if (result === 'aborted' || result.done) return;
+        const raw = result.value.event;
+        if (!raw || isSystemEvent(raw) || !isAfter(raw.position, after)) continue;
+        const event = fromEsdbEvent(raw);
+        if (matchesFilter(event, filter)) yield event;
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      // Cancelling a call that never got connected fails too; either way it is gone.
+      await subscription.unsubscribe().catch(() => undefined);
+      subscription.destroy();
+    }
+  }
+}
+
+function iterate<T>(items: readonly T[]): AsyncIterable<T> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      yield* items;
+    },
+  };
+}
