@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { userRoleSchema } from './user.events.js';
+
+/** Who is asking, as far as the rules care: an id and the roles the edge established. */
+export const requesterSchema = z.object({
+  id: z.string().min(1),
+  roles: z.array(z.string()),
+});
+export type Requester = z.infer<typeof requesterSchema>;
+
+export const registerUserSchema = z.object({
+  type: z.literal('RegisterUser'),
+  data: z.object({
+    userId: z.string().min(1),
+    email: z.email(),
+    name: z.string().trim().min(1).max(200),
+    roles: z.array(userRoleSchema).min(1),
+    /** `null` for a self-service signup; an admin when someone registers another person. */
+    registeredBy: requesterSchema.nullable(),
+  }),
+});
+export type RegisterUser = z.infer<typeof registerUserSchema>;
+
+export const grantRolesSchema = z.object({
+  type: z.literal('GrantRoles'),
+  data: z.object({
+    userId: z.string().min(1),
+    roles: z.array(userRoleSchema).min(1),
+    grantedBy: requesterSchema,
+  }),
+});
+export type GrantRoles = z.infer<typeof grantRolesSchema>;
+
+export const revokeRolesSchema = z.object({
+  type: z.literal('RevokeRoles'),
+  data: z.object({
+    userId: z.string().min(1),
+    roles: z.array(userRoleSchema).min(1),
+    revokedBy: requesterSchema,
+  }),
+});
+export type RevokeRoles = z.infer<typeof revokeRolesSchema>;
+
+export const userCommandSchema = z.discriminatedUnion('type', [registerUserSchema, grantRolesSchema, revokeRolesSchema]);
+export type UserCommand = z.infer<typeof userCommandSchema>;

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { personal } from '../shared/personal-data.js';
+
+/**
+ * The roles a user may hold. The same list as `roleSchema` in `src/application/metadata.ts`,
+ * repeated because the domain imports nothing outside itself; a test keeps the two equal.
+ */
+export const userRoleSchema = z.enum(['CONSUMER', 'OWNER', 'PATIENT', 'DOCTOR', 'ADMIN', 'AUDITOR']);
+export type UserRole = z.infer<typeof userRoleSchema>;
+
+/** Roles that let a person act on other people's data: only an admin hands them out. */
+export const privilegedRoles: readonly UserRole[] = ['ADMIN', 'AUDITOR'];
+
+// Event data is validated loosely (plain strings, not emails): an erased subject's personal
+// fields come back as placeholders, and reading its history must still work.
+export const userRegisteredSchema = z.object({
+  type: z.literal('UserRegistered'),
+  data: z.object({
+    userId: z.string().min(1),
+    email: personal(z.string()),
+    name: personal(z.string()),
+    roles: z.array(userRoleSchema),
+  }),
+});
+export type UserRegistered = z.infer<typeof userRegisteredSchema>;
+
+export const rolesGrantedSchema = z.object({
+  type: z.literal('RolesGranted'),
+  data: z.object({
+    userId: z.string().min(1),
+    roles: z.array(userRoleSchema).min(1),
+    grantedBy: z.string().min(1),
+  }),
+});
+export type RolesGranted = z.infer<typeof rolesGrantedSchema>;
+
+export const rolesRevokedSchema = z.object({
+  type: z.literal('RolesRevoked'),
+  data: z.object({
+    userId: z.string().min(1),
+    roles: z.array(userRoleSchema).min(1),
+    revokedBy: z.string().min(1),
+  }),
+});
+export type RolesRevoked = z.infer<typeof rolesRevokedSchema>;
+
+export const userEventSchema = z.discriminatedUnion('type', [userRegisteredSchema, rolesGrantedSchema, rolesRevokedSchema]);
+export type UserEvent = z.infer<typeof userEventSchema>;

@@ -1,0 +1,116 @@
+import { fc, test as property } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import { roleSchema } from '../../src/application/metadata.js';
+import { DomainError } from '../../src/domain/shared/domain-error.js';
+import { isPersonal } from '../../src/domain/shared/personal-data.js';
+import type { UserCommand } from '../../src/domain/user/user.commands.js';
+import { userDecider, type UserState } from '../../src/domain/user/user.decider.js';
+import { userRegisteredSchema, userRoleSchema, type UserEvent, type UserRole } from '../../src/domain/user/user.events.js';
+import { deciderSpec } from '../support/decider-spec.js';
+
+const spec = deciderSpec(userDecider);
+const userId = 'u-1';
+const admin = { id: 'admin-1', roles: ['ADMIN'] };
+const consumer = { id: 'c-1', roles: ['CONSUMER'] };
+
+const registered = (roles: UserRole[] = ['CONSUMER']): UserEvent => ({
+  type: 'UserRegistered',
+  data: { userId, email: 'ada@example.com', name: 'Ada', roles },
+});
+const register = (roles: UserRole[], registeredBy: { id: string; roles: string[] } | null = null): UserCommand => ({
+  type: 'RegisterUser',
+  data: { userId, email: 'ada@example.com', name: 'Ada', roles, registeredBy },
+});
+const grant = (roles: UserRole[], grantedBy = admin): UserCommand => ({ type: 'GrantRoles', data: { userId, roles, grantedBy } });
+const revoke = (roles: UserRole[], revokedBy = admin): UserCommand => ({ type: 'RevokeRoles', data: { userId, roles, revokedBy } });
+
+describe('User decider', () => {
+  describe('RegisterUser', () => {
+    it('registers a self-service user with the roles asked for, once each', () => {
+      spec.given([]).when(register(['CONSUMER', 'OWNER', 'CONSUMER'])).then([registered(['CONSUMER', 'OWNER'])]);
+    });
+
+    it('refuses to register the same user twice', () => {
+      spec.given([registered()]).when(register(['CONSUMER'])).thenFails('user-already-registered');
+    });
+
+    it('refuses ADMIN or AUDITOR on a self-service signup', () => {
+      spec.given([]).when(register(['AUDITOR'])).thenFails('forbidden');
+      spec.given([]).when(register(['CONSUMER', 'ADMIN'], consumer)).thenFails('forbidden');
+    });
+
+    it('lets an admin register an auditor', () => {
+      spec.given([]).when(register(['AUDITOR'], admin)).then([registered(['AUDITOR'])]);
+    });
+  });
+
+  describe('GrantRoles', () => {
+    it('grants only the roles not yet held', () => {
+      spec.given([registered(['CONSUMER'])]).when(grant(['CONSUMER', 'OWNER'])).then([
+        { type: 'RolesGranted', data: { userId, roles: ['OWNER'], grantedBy: admin.id } },
+      ]);
+    });
+
+    it('changes nothing when every role is already held', () => {
+      spec.given([registered(['CONSUMER'])]).when(grant(['CONSUMER'])).then([]);
+    });
+
+    it('is for admins only', () => {
+      spec.given([registered()]).when(grant(['OWNER'], consumer)).thenFails('forbidden');
+    });
+
+    it('needs an existing user', () => {
+      spec.given([]).when(grant(['OWNER'])).thenFails('not-found');
+    });
+  });
+
+  describe('RevokeRoles', () => {
+    it('revokes only the roles held', () => {
+      spec.given([registered(['CONSUMER', 'OWNER'])]).when(revoke(['OWNER', 'DOCTOR'])).then([
+        { type: 'RolesRevoked', data: { userId, roles: ['OWNER'], revokedBy: admin.id } },
+      ]);
+    });
+
+    it('is for admins only', () => {
+      spec.given([registered(['CONSUMER', 'OWNER'])]).when(revoke(['OWNER'], consumer)).thenFails('forbidden');
+    });
+
+    it('keeps an admin from revoking their own ADMIN role', () => {
+      const self = { id: userId, roles: ['ADMIN'] };
+      spec.given([registered(['ADMIN'])]).when(revoke(['ADMIN'], self)).thenFails('cannot-revoke-own-admin');
+    });
+  });
+
+  it('marks email and name as personal data', () => {
+    const shape = userRegisteredSchema.shape.data.shape;
+    expect(isPersonal(shape.email)).toBe(true);
+    expect(isPersonal(shape.name)).toBe(true);
+    expect(isPersonal(shape.roles)).toBe(false);
+  });
+
+  it('knows the same roles as the application', () => {
+    expect(userRoleSchema.options).toEqual(roleSchema.options);
+  });
+
+  const requester = fc.record({ id: fc.constantFrom(userId, 'admin-1', 'c-1'), roles: fc.subarray(['ADMIN', 'CONSUMER']) });
+  const roles = fc.uniqueArray(fc.constantFrom(...userRoleSchema.options), { minLength: 1 });
+  const command: fc.Arbitrary<UserCommand> = fc.oneof(
+    fc.tuple(roles, fc.option(requester)).map(([r, by]) => register(r, by)),
+    fc.tuple(roles, requester).map(([r, by]) => grant(r, by)),
+    fc.tuple(roles, requester).map(([r, by]) => revoke(r, by)),
+  );
+
+  property.prop([fc.array(command, { maxLength: 20 })])('evolves without error and keeps roles unique under any commands', (commands) => {
+    let state: UserState = userDecider.initialState;
+    for (const next of commands) {
+      let events: UserEvent[] = [];
+      try {
+        events = userDecider.decide(next, state);
+      } catch (error) {
+        expect(error).toBeInstanceOf(DomainError);
+      }
+      for (const event of events) state = userDecider.evolve(state, event);
+      if (state.status === 'registered') expect(new Set(state.roles).size).toBe(state.roles.length);
+    }
+  });
+});
