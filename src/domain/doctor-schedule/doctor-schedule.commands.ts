@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import { instantSchema } from '../shared/calendar-date.js';
+import { weeklyScheduleSchema } from './weekly-schedule.js';
+
+/**
+ * Replace the doctor's working week. Booked appointments that would no longer fit are refused
+ * with `schedule-conflict` unless their ids are in `acknowledgedAffected`.
+ */
+export const setScheduleSchema = z.object({
+  type: z.literal('SetSchedule'),
+  data: weeklyScheduleSchema.safeExtend({
+    doctorId: z.string().min(1),
+    acknowledgedAffected: z.array(z.string()).default([]),
+    now: instantSchema,
+  }),
+});
+
+/** Hold the slot starting at `start` for an appointment. */
+export const bookSlotSchema = z.object({
+  type: z.literal('BookSlot'),
+  data: z.object({
+    appointmentId: z.string().min(1),
+    patientId: z.string().min(1),
+    start: instantSchema,
+    now: instantSchema,
+  }),
+});
+
+/** Free whatever slot the appointment holds. */
+export const releaseSlotSchema = z.object({
+  type: z.literal('ReleaseSlot'),
+  data: z.object({ appointmentId: z.string().min(1) }),
+});
+
+/** Free the appointment's slot and take the one at `newStart`, atomically. */
+export const moveSlotSchema = z.object({
+  type: z.literal('MoveSlot'),
+  data: z.object({
+    appointmentId: z.string().min(1),
+    newStart: instantSchema,
+    now: instantSchema,
+  }),
+});
+
+export const doctorScheduleCommandSchema = z.discriminatedUnion('type', [
+  setScheduleSchema,
+  bookSlotSchema,
+  releaseSlotSchema,
+  moveSlotSchema,
+]);
+
+export type SetSchedule = z.infer<typeof setScheduleSchema>;
+export type BookSlot = z.infer<typeof bookSlotSchema>;
+export type ReleaseSlot = z.infer<typeof releaseSlotSchema>;
+export type MoveSlot = z.infer<typeof moveSlotSchema>;
+export type DoctorScheduleCommand = z.infer<typeof doctorScheduleCommandSchema>;

@@ -1,0 +1,215 @@
+import { addDays, type CalendarDate, type Instant } from '../shared/calendar-date.js';
+import { assertNever, type Decider } from '../shared/decider.js';
+import { DomainError, NotFoundError } from '../shared/domain-error.js';
+import { isBefore, slotsOverlap, utcInstant, type TimeSlot } from '../shared/time-slot.js';
+import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, SetSchedule } from './doctor-schedule.commands.js';
+import { ScheduleConflictError } from './doctor-schedule.errors.js';
+import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotReleased } from './doctor-schedule.events.js';
+import { normaliseSchedule, sameSchedule, scheduleProblem, slotEnd, slotProblem, type WeeklySchedule } from './weekly-schedule.js';
+
+export const doctorScheduleStreamId = (doctorId: string) => `doctorSchedule-${doctorId}`;
+
+export type HeldSlot = { readonly appointmentId: string; readonly end: Instant };
+
+/**
+ * Booked slots by the UTC date of their start, then by start (UTC ISO). Grouping by day keeps
+ * `evolve` cheap on a stream that grows for ever: an event copies the list of days and one day,
+ * not every booking, and days long past are dropped as whole buckets (see `pruned`). There is no
+ * appointment → start index: every event names the start it affects, so `evolve` never
+ * searches, and `decide` scans the live slots once per command instead of every event paying
+ * to copy an index.
+ */
+export type BookedSlots = Readonly<Record<CalendarDate, Readonly<Record<Instant, HeldSlot>>>>;
+
+export type DoctorScheduleState =
+  | { readonly status: 'unset' }
+  | {
+      readonly status: 'active';
+      readonly doctorId: string;
+      readonly schedule: WeeklySchedule;
+      readonly booked: BookedSlots;
+    };
+
+export const initialState: DoctorScheduleState = { status: 'unset' };
+
+type ActiveSchedule = Extract<DoctorScheduleState, { status: 'active' }>;
+type Booking = TimeSlot & HeldSlot;
+
+function setSchedule({ data }: SetSchedule, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  const { doctorId, acknowledgedAffected, now, ...proposed } = data;
+  const problem = scheduleProblem(proposed);
+  if (problem) throw new DomainError(problem.code, problem.message);
+  const schedule = normaliseSchedule(proposed);
+  if (state.status === 'active') {
+    if (state.doctorId !== doctorId) throw new DomainError('doctor-mismatch', `this schedule belongs to doctor ${state.doctorId}`);
+    if (sameSchedule(state.schedule, schedule)) return [];
+  }
+  const affected = state.status === 'active' ? affectedBy(schedule, state.booked, now) : [];
+  if (affected.some((id) => !acknowledgedAffected.includes(id))) throw new ScheduleConflictError(affected);
+  const event: ScheduleSet = {
+    type: 'ScheduleSet',
+    data: { doctorId, ...schedule, affectedAppointmentIds: affected, setAt: utcInstant(now) },
+  };
+  return [event];
+}
+
+function bookSlot({ data }: BookSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  const active = requireActive(state);
+  const start = utcInstant(data.start);
+  const held = bookingOf(active.booked, data.appointmentId);
+  if (held?.start === start) return [];
+  if (held) {
+    throw new DomainError('already-booked', `appointment ${data.appointmentId} already holds the slot at ${held.start}; move it instead`);
+  }
+  const end = assertBookable(active, start, data.now);
+  const event: SlotBooked = {
+    type: 'SlotBooked',
+    data: { doctorId: active.doctorId, appointmentId: data.appointmentId, patientId: data.patientId, start, end, bookedAt: utcInstant(data.now) },
+  };
+  return [event];
+}
+
+function releaseSlot({ data }: ReleaseSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  if (state.status === 'unset') return [];
+  const held = bookingOf(state.booked, data.appointmentId);
+  if (!held) return [];
+  const event: SlotReleased = {
+    type: 'SlotReleased',
+    data: { doctorId: state.doctorId, appointmentId: data.appointmentId, start: held.start, end: held.end },
+  };
+  return [event];
+}
+
+function moveSlot({ data }: MoveSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  const active = requireActive(state);
+  const start = utcInstant(data.newStart);
+  const held = bookingOf(active.booked, data.appointmentId);
+  if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
+  if (held.start === start) return [];
+  const end = assertBookable(active, start, data.now, data.appointmentId);
+  const event: SlotMoved = {
+    type: 'SlotMoved',
+    data: {
+      doctorId: active.doctorId,
+      appointmentId: data.appointmentId,
+      previousStart: held.start,
+      previousEnd: held.end,
+      start,
+      end,
+      movedAt: utcInstant(data.now),
+    },
+  };
+  return [event];
+}
+
+export function decide(command: DoctorScheduleCommand, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  switch (command.type) {
+    case 'SetSchedule':
+      return setSchedule(command, state);
+    case 'BookSlot':
+      return bookSlot(command, state);
+    case 'ReleaseSlot':
+      return releaseSlot(command, state);
+    case 'MoveSlot':
+      return moveSlot(command, state);
+    default:
+      return assertNever(command);
+  }
+}
+
+function requireActive(state: DoctorScheduleState): ActiveSchedule {
+  if (state.status === 'unset') throw new NotFoundError('A schedule for this doctor');
+  return state;
+}
+
+/** Guards shared by booking and moving; answers the end of the slot. */
+function assertBookable(state: ActiveSchedule, start: Instant, now: Instant, movingAppointmentId?: string): Instant {
+  if (!isBefore(now, start)) throw new DomainError('slot-in-past', `the slot at ${start} is not in the future`);
+  const problem = slotProblem(state.schedule, start);
+  if (problem) throw new DomainError(problem.code, problem.message);
+  const slot = { start, end: slotEnd(state.schedule, start) };
+  const taken = bookings(state.booked).find((held) => held.appointmentId !== movingAppointmentId && slotsOverlap(held, slot));
+  if (taken) throw new DomainError('slot-taken', `the slot at ${start} is already booked`);
+  return slot.end;
+}
+
+/**
+ * Appointments booked into slots that have not ended and that the new schedule would not offer
+ * (not on its grid, outside its hours, on a day off, or of another length), sorted.
+ */
+function affectedBy(schedule: WeeklySchedule, booked: BookedSlots, now: Instant): string[] {
+  return bookings(booked)
+    .filter((held) => isBefore(now, held.end))
+    .filter((held) => slotProblem(schedule, held.start) !== undefined || slotEnd(schedule, held.start) !== held.end)
+    .map((held) => held.appointmentId)
+    .sort();
+}
+
+export function bookings(booked: BookedSlots): Booking[] {
+  return Object.values(booked).flatMap((day) => Object.entries(day).map(([start, held]) => ({ start, ...held })));
+}
+
+function bookingOf(booked: BookedSlots, appointmentId: string): Booking | undefined {
+  return bookings(booked).find((held) => held.appointmentId === appointmentId);
+}
+
+export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): DoctorScheduleState {
+  switch (event.type) {
+    case 'ScheduleSet': {
+      const { doctorId, affectedAppointmentIds: _affected, setAt, ...schedule } = event.data;
+      const booked = state.status === 'active' ? pruned(state.booked, setAt) : {};
+      return { status: 'active', doctorId, schedule, booked };
+    }
+    case 'SlotBooked': {
+      if (state.status === 'unset') return state;
+      const { appointmentId, start, end, bookedAt } = event.data;
+      return { ...state, booked: withSlot(pruned(state.booked, bookedAt), start, { appointmentId, end }) };
+    }
+    case 'SlotReleased':
+      if (state.status === 'unset') return state;
+      return { ...state, booked: withoutSlot(state.booked, event.data.start) };
+    case 'SlotMoved': {
+      if (state.status === 'unset') return state;
+      const { appointmentId, previousStart, start, end, movedAt } = event.data;
+      const booked = withSlot(withoutSlot(pruned(state.booked, movedAt), previousStart), start, { appointmentId, end });
+      return { ...state, booked };
+    }
+    default:
+      return assertNever(event);
+  }
+}
+
+const dayOf = (instant: Instant): CalendarDate => instant.slice(0, 10);
+
+/**
+ * Forgets, lazily (whenever an event carrying a time is folded), days whose slots all ended
+ * well before `at`. A slot lasts at most two hours, so every slot of a day is over by 02:00 UTC
+ * the next day; we keep two more days so that a clock running somewhat ahead cannot drop a live
+ * booking. Forgotten slots can no longer collide with a booking, which must be in the future;
+ * releasing one afterwards changes nothing and moving one answers not-found.
+ */
+function pruned(booked: BookedSlots, at: Instant): BookedSlots {
+  const keepFrom = addDays(dayOf(utcInstant(at)), -3);
+  const kept: Record<CalendarDate, Readonly<Record<Instant, HeldSlot>>> = {};
+  for (const [day, slots] of Object.entries(booked)) if (day >= keepFrom) kept[day] = slots;
+  return kept;
+}
+
+function withSlot(booked: BookedSlots, start: Instant, held: HeldSlot): BookedSlots {
+  const day = dayOf(start);
+  return { ...booked, [day]: { ...booked[day], [start]: held } };
+}
+
+function withoutSlot(booked: BookedSlots, start: Instant): BookedSlots {
+  const day = dayOf(start);
+  const { [start]: _released, ...rest } = booked[day] ?? {};
+  if (Object.keys(rest).length > 0) return { ...booked, [day]: rest };
+  const { [day]: _emptied, ...otherDays } = booked;
+  return otherDays;
+}
+
+export const doctorScheduleDecider: Decider<DoctorScheduleCommand, DoctorScheduleEvent, DoctorScheduleState> = {
+  initialState,
+  decide,
+  evolve,
+};

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { instantSchema } from '../shared/calendar-date.js';
+import { weeklyScheduleShape } from './weekly-schedule.js';
+
+/**
+ * The doctor's working week was (re)defined. `affectedAppointmentIds` lists the booked
+ * appointments that no longer fit it and that the command acknowledged: they keep their slots
+ * (nothing is dropped silently) until the application moves or cancels them.
+ */
+export const scheduleSetSchema = z.object({
+  type: z.literal('ScheduleSet'),
+  data: weeklyScheduleShape.extend({
+    doctorId: z.string(),
+    affectedAppointmentIds: z.array(z.string()),
+    setAt: instantSchema,
+  }),
+});
+
+/** A slot `[start, end)` is now held by an appointment. */
+export const slotBookedSchema = z.object({
+  type: z.literal('SlotBooked'),
+  data: z.object({
+    doctorId: z.string(),
+    appointmentId: z.string(),
+    patientId: z.string(),
+    start: instantSchema,
+    end: instantSchema,
+    bookedAt: instantSchema,
+  }),
+});
+
+/** The appointment's slot is free again. */
+export const slotReleasedSchema = z.object({
+  type: z.literal('SlotReleased'),
+  data: z.object({
+    doctorId: z.string(),
+    appointmentId: z.string(),
+    start: instantSchema,
+    end: instantSchema,
+  }),
+});
+
+/** One decision that frees the appointment's old slot and takes the new one. */
+export const slotMovedSchema = z.object({
+  type: z.literal('SlotMoved'),
+  data: z.object({
+    doctorId: z.string(),
+    appointmentId: z.string(),
+    previousStart: instantSchema,
+    previousEnd: instantSchema,
+    start: instantSchema,
+    end: instantSchema,
+    movedAt: instantSchema,
+  }),
+});
+
+export const doctorScheduleEventSchema = z.discriminatedUnion('type', [
+  scheduleSetSchema,
+  slotBookedSchema,
+  slotReleasedSchema,
+  slotMovedSchema,
+]);
+
+export type ScheduleSet = z.infer<typeof scheduleSetSchema>;
+export type SlotBooked = z.infer<typeof slotBookedSchema>;
+export type SlotReleased = z.infer<typeof slotReleasedSchema>;
+export type SlotMoved = z.infer<typeof slotMovedSchema>;
+export type DoctorScheduleEvent = z.infer<typeof doctorScheduleEventSchema>;

@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import type { CalendarDate, Instant } from './calendar-date.js';
+
+/**
+ * Local wall-clock time in an IANA time zone, computed with Intl only. Unlike `zonedInstant`
+ * in `time-zone.ts`, which always answers with some instant, these functions say when a wall
+ * time does not exist (skipped by a daylight-saving jump) and pick the earlier of the two
+ * instants when it exists twice, so a slot grid built on them never has a start that is not
+ * on the clock, nor two starts for one wall time.
+ */
+
+export const weekdays = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+export type Weekday = (typeof weekdays)[number];
+
+/** `HH:MM`, 00:00 to 23:59. */
+export const localTimeSchema = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a local time HH:MM');
+export type LocalTime = z.infer<typeof localTimeSchema>;
+
+export function isLocalTime(value: string): boolean {
+  return localTimeSchema.safeParse(value).success;
+}
+
+/** Minutes since local midnight: `09:30` → 570. */
+export function minuteOfDay(time: LocalTime): number {
+  return Number(time.slice(0, 2)) * 60 + Number(time.slice(3, 5));
+}
+
+export type WallClock = { readonly date: CalendarDate; readonly weekday: Weekday; readonly minute: number };
+
+// Building a DateTimeFormat costs far more than using one, and the schedule asks per slot.
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  const known = formatters.get(timeZone);
+  if (known) return known;
+  const created = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    weekday: 'short',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+  formatters.set(timeZone, created);
+  return created;
+}
+
+const weekdayByShortName: Readonly<Record<string, Weekday>> = {
+  Mon: 'mon',
+  Tue: 'tue',
+  Wed: 'wed',
+  Thu: 'thu',
+  Fri: 'fri',
+  Sat: 'sat',
+  Sun: 'sun',
+};
+
+/** What clocks in `timeZone` show at `instant` (seconds dropped). */
+export function wallClockAt(instant: Instant | number, timeZone: string): WallClock {
+  const parts = formatterFor(timeZone).formatToParts(typeof instant === 'number' ? instant : Date.parse(instant));
+  const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
+  const weekday = weekdayByShortName[part('weekday')];
+  if (!weekday) throw new Error(`Intl gave an unknown weekday for ${String(instant)} in ${timeZone}`);
+  return {
+    date: `${part('year')}-${part('month')}-${part('day')}`,
+    weekday,
+    minute: Number(part('hour')) * 60 + Number(part('minute')),
+  };
+}
+
+const minuteMs = 60_000;
+const dayMs = 86_400_000;
+
+/**
+ * The earliest instant (epoch ms) at which clocks in `timeZone` show `minute` on `date`, or
+ * `undefined` if they never do (the wall time falls into a daylight-saving gap). Candidates come
+ * from the offsets in force a day either side, which covers every real-world transition.
+ */
+export function instantOfWallClock(date: CalendarDate, minute: number, timeZone: string): number | undefined {
+  const asIfUtc = Date.parse(`${date}T00:00:00Z`) + minute * minuteMs;
+  const offsets = new Set([asIfUtc - dayMs, asIfUtc, asIfUtc + dayMs].map((at) => offsetAt(at, timeZone)));
+  const matches = [...offsets]
+    .map((offset) => asIfUtc - offset)
+    .filter((candidate) => {
+      const shown = wallClockAt(candidate, timeZone);
+      return shown.date === date && shown.minute === minute;
+    });
+  return matches.length === 0 ? undefined : Math.min(...matches);
+}
+
+/** How far the wall clock is ahead of UTC at `utcMs`, in ms (whole minutes). */
+function offsetAt(utcMs: number, timeZone: string): number {
+  const shown = wallClockAt(utcMs, timeZone);
+  const wallMs = Date.parse(`${shown.date}T00:00:00Z`) + shown.minute * minuteMs;
+  return wallMs - Math.floor(utcMs / minuteMs) * minuteMs;
+}
