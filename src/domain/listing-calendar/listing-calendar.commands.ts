@@ -1,0 +1,39 @@
+import { z } from 'zod';
+import { instantSchema } from '../shared/calendar-date.js';
+import { dateRangeSchema } from '../shared/date-range.js';
+import { timeZoneSchema } from '../shared/time-zone.js';
+import { releaseReasonSchema } from './listing-calendar.events.js';
+
+/** `now` and the listing's `timeZone` decide which day is "today"; the application supplies both. */
+export const holdDatesSchema = z.object({
+  type: z.literal('HoldDates'),
+  data: z.object({
+    listingId: z.string().min(1),
+    bookingId: z.string().min(1),
+    ...dateRangeSchema.shape,
+    holdExpiresAt: instantSchema,
+    now: instantSchema,
+    timeZone: timeZoneSchema,
+  }),
+});
+
+export const bookDatesSchema = z.object({
+  type: z.literal('BookDates'),
+  data: z.object({ listingId: z.string().min(1), bookingId: z.string().min(1) }),
+});
+
+export const releaseDatesSchema = z.object({
+  type: z.literal('ReleaseDates'),
+  data: z.object({
+    listingId: z.string().min(1),
+    bookingId: z.string().min(1),
+    reason: releaseReasonSchema,
+    now: instantSchema,
+  }),
+});
+
+export const listingCalendarCommandSchema = z.discriminatedUnion('type', [holdDatesSchema, bookDatesSchema, releaseDatesSchema]);
+export type ListingCalendarCommand = z.infer<typeof listingCalendarCommandSchema>;
+export type HoldDates = z.infer<typeof holdDatesSchema>;
+export type BookDates = z.infer<typeof bookDatesSchema>;
+export type ReleaseDates = z.infer<typeof releaseDatesSchema>;

@@ -1,0 +1,133 @@
+import { dateInZone, type CalendarDate, type Instant } from '../shared/calendar-date.js';
+import { overlaps, type DateRange } from '../shared/date-range.js';
+import { assertNever, type Decider } from '../shared/decider.js';
+import { DomainError } from '../shared/domain-error.js';
+import type { BookDates, HoldDates, ListingCalendarCommand, ReleaseDates } from './listing-calendar.commands.js';
+import type { ListingCalendarEvent, ReleaseReason } from './listing-calendar.events.js';
+import { assertBookableRange } from './stay-range.rules.js';
+
+export const listingCalendarStreamId = (listingId: string) => `listingCalendar-${listingId}`;
+
+/** Dates one booking keeps from everyone else: held while it is being paid, then booked. */
+export type LiveRange =
+  | { readonly status: 'held'; readonly startDate: CalendarDate; readonly endDate: CalendarDate; readonly holdExpiresAt: Instant }
+  | { readonly status: 'booked'; readonly startDate: CalendarDate; readonly endDate: CalendarDate };
+
+/**
+ * The calendar has no lifecycle of its own (it exists as soon as a listing does), so its state
+ * is one shape rather than a union keyed by status; the union is on each live range instead.
+ * Only what can still block a new hold is kept, so the state stays small however long the
+ * stream grows: released ranges are removed, and so are ranges that ended by `openFrom`.
+ */
+export type ListingCalendarState = {
+  /** No new hold may start before this day: the latest "today" on which a hold was taken. */
+  readonly openFrom: CalendarDate | null;
+  /** Live ranges by booking id; no two of them overlap. */
+  readonly live: Readonly<Record<string, LiveRange>>;
+};
+
+export const initialState: ListingCalendarState = { openFrom: null, live: {} };
+
+/** `Object.hasOwn`, so that a booking id like `constructor` never finds something inherited. */
+export function liveRangeOf(state: ListingCalendarState, bookingId: string): LiveRange | undefined {
+  return Object.hasOwn(state.live, bookingId) ? state.live[bookingId] : undefined;
+}
+
+/** A hold whose expiry has passed: it no longer blocks anyone, but stays until released or displaced. */
+function isLapsed(range: LiveRange, now: Instant): boolean {
+  return range.status === 'held' && Date.parse(range.holdExpiresAt) <= Date.parse(now);
+}
+
+function released(listingId: string, bookingId: string, range: DateRange, reason: ReleaseReason): ListingCalendarEvent {
+  return { type: 'DatesReleased', data: { listingId, bookingId, startDate: range.startDate, endDate: range.endDate, reason } };
+}
+
+/**
+ * Lapsed holds that overlap the new range are released (reason `expired`) in the same decision,
+ * so the state never holds two overlapping ranges; the process manager's own release of them
+ * later finds nothing to do. A lapsed hold nobody competes for stays, and may still be booked.
+ */
+function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCalendarEvent[] {
+  const range: DateRange = { startDate: data.startDate, endDate: data.endDate };
+  const mine = liveRangeOf(state, data.bookingId);
+  if (mine) {
+    if (mine.startDate === range.startDate && mine.endDate === range.endDate) return [];
+    throw new DomainError('booking-holds-other-dates', `booking ${data.bookingId} already holds other dates`);
+  }
+  const zoneToday = dateInZone(data.now, data.timeZone);
+  const today = state.openFrom !== null && state.openFrom > zoneToday ? state.openFrom : zoneToday;
+  assertBookableRange(range, today);
+  if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
+  const overlapping = Object.entries(state.live).filter(([, live]) => overlaps(live, range));
+  if (overlapping.some(([, live]) => !isLapsed(live, data.now))) {
+    throw new DomainError('dates-unavailable', `${range.startDate}..${range.endDate} overlaps dates held or booked by someone else`);
+  }
+  return [
+    ...overlapping.map(([bookingId, live]) => released(data.listingId, bookingId, live, 'expired')),
+    { type: 'DatesHeld', data: { listingId: data.listingId, bookingId: data.bookingId, ...range, holdExpiresAt: data.holdExpiresAt, heldOn: today } },
+  ];
+}
+
+function bookDates({ data }: BookDates, state: ListingCalendarState): ListingCalendarEvent[] {
+  const live = liveRangeOf(state, data.bookingId);
+  if (!live) throw new DomainError('not-held', `booking ${data.bookingId} holds no dates on this calendar`);
+  if (live.status === 'booked') return [];
+  return [{ type: 'DatesBooked', data: { listingId: data.listingId, bookingId: data.bookingId, startDate: live.startDate, endDate: live.endDate } }];
+}
+
+/** Releasing dates that are not (or no longer) live is already true: no events. */
+function releaseDates({ data }: ReleaseDates, state: ListingCalendarState): ListingCalendarEvent[] {
+  const live = liveRangeOf(state, data.bookingId);
+  if (!live) return [];
+  if (live.status === 'booked' && data.reason !== 'cancelled') {
+    throw new DomainError('illegal-transition', `booked dates are released only by a cancellation, not as ${data.reason}`);
+  }
+  if (data.reason === 'expired' && !isLapsed(live, data.now)) {
+    throw new DomainError('hold-not-expired', `the hold of booking ${data.bookingId} has not expired yet`);
+  }
+  return [released(data.listingId, data.bookingId, live, data.reason)];
+}
+
+export function decide(command: ListingCalendarCommand, state: ListingCalendarState): ListingCalendarEvent[] {
+  switch (command.type) {
+    case 'HoldDates':
+      return holdDates(command, state);
+    case 'BookDates':
+      return bookDates(command, state);
+    case 'ReleaseDates':
+      return releaseDates(command, state);
+    default:
+      return assertNever(command);
+  }
+}
+
+function without(live: Readonly<Record<string, LiveRange>>, bookingId: string): Record<string, LiveRange> {
+  const { [bookingId]: _released, ...rest } = live;
+  return rest;
+}
+
+export function evolve(state: ListingCalendarState, event: ListingCalendarEvent): ListingCalendarState {
+  switch (event.type) {
+    case 'DatesHeld': {
+      const { bookingId, startDate, endDate, holdExpiresAt, heldOn } = event.data;
+      const openFrom = state.openFrom !== null && state.openFrom > heldOn ? state.openFrom : heldOn;
+      const stillRelevant = Object.entries(state.live).filter(([, live]) => live.endDate > openFrom);
+      const held: LiveRange = { status: 'held', startDate, endDate, holdExpiresAt };
+      return { openFrom, live: { ...Object.fromEntries(stillRelevant), [bookingId]: held } };
+    }
+    case 'DatesBooked': {
+      const { bookingId, startDate, endDate } = event.data;
+      return { ...state, live: { ...state.live, [bookingId]: { status: 'booked', startDate, endDate } } };
+    }
+    case 'DatesReleased':
+      return { ...state, live: without(state.live, event.data.bookingId) };
+    default:
+      return assertNever(event);
+  }
+}
+
+export const listingCalendarDecider: Decider<ListingCalendarCommand, ListingCalendarEvent, ListingCalendarState> = {
+  initialState,
+  decide,
+  evolve,
+};

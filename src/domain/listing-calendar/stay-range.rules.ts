@@ -1,0 +1,20 @@
+import { calendarDateSchema, type CalendarDate } from '../shared/calendar-date.js';
+import { nights, type DateRange } from '../shared/date-range.js';
+import { DomainError } from '../shared/domain-error.js';
+
+/** The longest stay one booking may hold. */
+export const maxNights = 90;
+
+/**
+ * The rules every stay `[startDate, endDate)` of a listing obeys. Shared by the calendar (which
+ * owns the dates) and the booking (which fails fast before it asks the calendar).
+ * `today` is the current day in the listing's time zone.
+ */
+export function assertBookableRange(range: DateRange, today: CalendarDate): void {
+  if (!calendarDateSchema.safeParse(range.startDate).success || !calendarDateSchema.safeParse(range.endDate).success) {
+    throw new DomainError('invalid-range', 'start and end must be calendar days as YYYY-MM-DD');
+  }
+  if (range.endDate <= range.startDate) throw new DomainError('invalid-range', 'the end date must be after the start date');
+  if (nights(range) > maxNights) throw new DomainError('stay-too-long', `a stay is at most ${maxNights} nights`);
+  if (range.startDate < today) throw new DomainError('dates-in-past', `the stay may not start before ${today}`);
+}

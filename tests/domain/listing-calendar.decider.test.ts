@@ -1,0 +1,198 @@
+import { describe, expect, it } from 'vitest';
+import { addDays } from '../../src/domain/shared/calendar-date.js';
+import { fold } from '../../src/domain/shared/decider.js';
+import type { HoldDates, ListingCalendarCommand, ReleaseDates } from '../../src/domain/listing-calendar/listing-calendar.commands.js';
+import {
+  listingCalendarDecider,
+  listingCalendarStreamId,
+  liveRangeOf,
+} from '../../src/domain/listing-calendar/listing-calendar.decider.js';
+import type { ListingCalendarEvent, ReleaseReason } from '../../src/domain/listing-calendar/listing-calendar.events.js';
+import { deciderSpec } from '../support/decider-spec.js';
+
+const spec = deciderSpec(listingCalendarDecider);
+const listingId = 'listing-1';
+const now = '2026-05-01T10:00:00.000Z'; // 11:00 in Lisbon
+const expires = '2026-05-01T10:15:00.000Z';
+const later = '2026-05-01T10:20:00.000Z'; // after every hold taken at `now` expired
+
+const hold = (bookingId: string, startDate: string, endDate: string, overrides: Partial<HoldDates['data']> = {}): ListingCalendarCommand => ({
+  type: 'HoldDates',
+  data: { listingId, bookingId, startDate, endDate, holdExpiresAt: expires, now, timeZone: 'Europe/Lisbon', ...overrides },
+});
+const held = (bookingId: string, startDate: string, endDate: string, heldOn = '2026-05-01', holdExpiresAt = expires): ListingCalendarEvent => ({
+  type: 'DatesHeld',
+  data: { listingId, bookingId, startDate, endDate, holdExpiresAt, heldOn },
+});
+const booked = (bookingId: string, startDate: string, endDate: string): ListingCalendarEvent => ({
+  type: 'DatesBooked',
+  data: { listingId, bookingId, startDate, endDate },
+});
+const released = (bookingId: string, startDate: string, endDate: string, reason: ReleaseReason): ListingCalendarEvent => ({
+  type: 'DatesReleased',
+  data: { listingId, bookingId, startDate, endDate, reason },
+});
+const book = (bookingId: string): ListingCalendarCommand => ({ type: 'BookDates', data: { listingId, bookingId } });
+const release = (bookingId: string, reason: ReleaseReason, at: ReleaseDates['data']['now'] = now): ListingCalendarCommand => ({
+  type: 'ReleaseDates',
+  data: { listingId, bookingId, reason, now: at },
+});
+
+describe('listing calendar stream', () => {
+  it('is named listingCalendar-<listingId>', () => expect(listingCalendarStreamId('abc')).toBe('listingCalendar-abc'));
+});
+
+describe('HoldDates', () => {
+  it('holds free dates', () => spec.given([]).when(hold('b1', '2026-06-01', '2026-06-05')).then([held('b1', '2026-06-01', '2026-06-05')]));
+
+  it('is already true when the same booking holds the same dates', () =>
+    spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b1', '2026-06-01', '2026-06-05')).then([]));
+
+  it('refuses a booking that already holds other dates', () =>
+    spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b1', '2026-06-10', '2026-06-12')).thenFails('booking-holds-other-dates'));
+
+  it.each([
+    ['2026-06-05', '2026-06-05'],
+    ['2026-06-05', '2026-06-01'],
+    ['2026-02-30', '2026-03-02'],
+  ])('refuses the range %s..%s', (startDate, endDate) => spec.given([]).when(hold('b1', startDate, endDate)).thenFails('invalid-range'));
+
+  it('accepts 90 nights and refuses 91', () => {
+    spec.given([]).when(hold('b1', '2026-06-01', addDays('2026-06-01', 90))).then([held('b1', '2026-06-01', addDays('2026-06-01', 90))]);
+    spec.given([]).when(hold('b1', '2026-06-01', addDays('2026-06-01', 91))).thenFails('stay-too-long');
+  });
+
+  it('accepts today and refuses yesterday, in the listing time zone', () => {
+    spec.given([]).when(hold('b1', '2026-05-01', '2026-05-02')).then([held('b1', '2026-05-01', '2026-05-02')]);
+    spec.given([]).when(hold('b1', '2026-04-30', '2026-05-02')).thenFails('dates-in-past');
+    // 23:30 UTC on 1 May is already 2 May in Auckland, still 1 May in New York.
+    const lateNow = '2026-05-01T23:30:00.000Z';
+    const lateExpiry = '2026-05-01T23:45:00.000Z';
+    spec.given([]).when(hold('b1', '2026-05-01', '2026-05-03', { now: lateNow, holdExpiresAt: lateExpiry, timeZone: 'Pacific/Auckland' })).thenFails('dates-in-past');
+    spec
+      .given([])
+      .when(hold('b1', '2026-05-01', '2026-05-03', { now: lateNow, holdExpiresAt: lateExpiry, timeZone: 'America/New_York' }))
+      .then([held('b1', '2026-05-01', '2026-05-03', '2026-05-01', lateExpiry)]);
+  });
+
+  it('never lets "today" go back behind a day a hold was already taken on', () =>
+    spec.given([held('b0', '2026-05-10', '2026-05-12', '2026-05-03')]).when(hold('b1', '2026-05-01', '2026-05-02')).thenFails('dates-in-past'));
+
+  it('refuses a hold that expires no later than now', () =>
+    spec.given([]).when(hold('b1', '2026-06-01', '2026-06-05', { holdExpiresAt: now })).thenFails('invalid-hold-expiry'));
+
+  it('refuses dates that overlap a live hold', () =>
+    spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b2', '2026-06-04', '2026-06-08')).thenFails('dates-unavailable'));
+
+  it('refuses dates that overlap a booking, even if its hold expiry is long past', () =>
+    spec
+      .given([held('b1', '2026-06-01', '2026-06-05'), booked('b1', '2026-06-01', '2026-06-05')])
+      .when(hold('b2', '2026-05-20', '2026-06-02', { now: later, holdExpiresAt: '2026-05-01T11:00:00.000Z' }))
+      .thenFails('dates-unavailable'));
+
+  it('accepts a stay that starts on the day another one ends', () =>
+    spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b2', '2026-06-05', '2026-06-08')).then([held('b2', '2026-06-05', '2026-06-08')]));
+
+  it('releases an overlapping lapsed hold as expired and holds the dates', () =>
+    spec
+      .given([held('b1', '2026-06-01', '2026-06-05'), held('b3', '2026-07-01', '2026-07-03')])
+      .when(hold('b2', '2026-06-03', '2026-06-08', { now: later, holdExpiresAt: '2026-05-01T10:35:00.000Z' }))
+      .then([released('b1', '2026-06-01', '2026-06-05', 'expired'), held('b2', '2026-06-03', '2026-06-08', '2026-05-01', '2026-05-01T10:35:00.000Z')]));
+});
+
+describe('BookDates', () => {
+  it('makes a hold firm', () => spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(book('b1')).then([booked('b1', '2026-06-01', '2026-06-05')]));
+
+  it('makes firm a lapsed hold that nobody displaced', () => {
+    const state = fold(listingCalendarDecider, [held('b1', '2026-06-01', '2026-06-05')]);
+    expect(listingCalendarDecider.decide(book('b1'), state)).toEqual([booked('b1', '2026-06-01', '2026-06-05')]);
+  });
+
+  it('is already true for booked dates', () =>
+    spec.given([held('b1', '2026-06-01', '2026-06-05'), booked('b1', '2026-06-01', '2026-06-05')]).when(book('b1')).then([]));
+
+  it('refuses a booking that holds nothing', () => spec.given([]).when(book('b1')).thenFails('not-held'));
+
+  it('refuses a booking whose hold was released', () =>
+    spec.given([held('b1', '2026-06-01', '2026-06-05'), released('b1', '2026-06-01', '2026-06-05', 'failed')]).when(book('b1')).thenFails('not-held'));
+
+  it('refuses a booking whose lapsed hold was displaced', () =>
+    spec
+      .given([held('b1', '2026-06-01', '2026-06-05'), released('b1', '2026-06-01', '2026-06-05', 'expired'), held('b2', '2026-06-02', '2026-06-04')])
+      .when(book('b1'))
+      .thenFails('not-held'));
+});
+
+describe('ReleaseDates', () => {
+  const b1 = held('b1', '2026-06-01', '2026-06-05');
+  const b1Booked = booked('b1', '2026-06-01', '2026-06-05');
+
+  it.each<ReleaseReason>(['cancelled', 'failed'])('releases a hold as %s', (reason) =>
+    spec.given([b1]).when(release('b1', reason)).then([released('b1', '2026-06-01', '2026-06-05', reason)]));
+
+  it('releases a hold as expired once it has expired', () =>
+    spec.given([b1]).when(release('b1', 'expired', later)).then([released('b1', '2026-06-01', '2026-06-05', 'expired')]));
+
+  it('refuses to expire a hold before its expiry', () => spec.given([b1]).when(release('b1', 'expired')).thenFails('hold-not-expired'));
+
+  it('releases booked dates on cancellation', () =>
+    spec.given([b1, b1Booked]).when(release('b1', 'cancelled')).then([released('b1', '2026-06-01', '2026-06-05', 'cancelled')]));
+
+  it.each<ReleaseReason>(['expired', 'failed'])('refuses to release booked dates as %s', (reason) =>
+    spec.given([b1, b1Booked]).when(release('b1', reason, later)).thenFails('illegal-transition'));
+
+  it('is already true for dates that are not held', () => spec.given([]).when(release('b1', 'cancelled')).then([]));
+
+  it('is already true for dates released before', () =>
+    spec.given([b1, released('b1', '2026-06-01', '2026-06-05', 'cancelled')]).when(release('b1', 'expired', later)).then([]));
+
+  it('frees the dates for others', () =>
+    spec
+      .given([b1, released('b1', '2026-06-01', '2026-06-05', 'cancelled')])
+      .when(hold('b2', '2026-06-01', '2026-06-05'))
+      .then([held('b2', '2026-06-01', '2026-06-05')]));
+});
+
+describe('state', () => {
+  it('keeps only live ranges', () => {
+    const state = fold(listingCalendarDecider, [
+      held('b1', '2026-06-01', '2026-06-05'),
+      held('b2', '2026-06-10', '2026-06-12'),
+      booked('b2', '2026-06-10', '2026-06-12'),
+      released('b1', '2026-06-01', '2026-06-05', 'cancelled'),
+    ]);
+    expect(state.live).toEqual({ b2: { status: 'booked', startDate: '2026-06-10', endDate: '2026-06-12' } });
+  });
+
+  it('drops ranges that ended by the day of a later hold', () => {
+    const state = fold(listingCalendarDecider, [
+      held('b1', '2026-06-01', '2026-06-05'),
+      booked('b1', '2026-06-01', '2026-06-05'),
+      held('b2', '2026-06-05', '2026-06-20', '2026-06-03'), // b1 still runs on 3 June: kept
+      held('b3', '2026-07-01', '2026-07-02', '2026-06-05'), // b1 ended on 5 June: dropped
+    ]);
+    expect(Object.keys(state.live).sort()).toEqual(['b2', 'b3']);
+    expect(state.openFrom).toBe('2026-06-05');
+  });
+
+  it('does not mistake inherited properties for bookings', () => {
+    expect(liveRangeOf(listingCalendarDecider.initialState, 'constructor')).toBeUndefined();
+    spec.given([]).when(book('toString')).thenFails('not-held');
+  });
+
+  it('folds a stream of years of bookings quickly into a small state', () => {
+    const events: ListingCalendarEvent[] = [];
+    let day = '2026-01-01';
+    for (let i = 0; i < 20_000; i++) {
+      const bookingId = `b${i}`;
+      const start = addDays(day, 3);
+      events.push(held(bookingId, start, addDays(start, 2), day), booked(bookingId, start, addDays(start, 2)));
+      if (i % 5 === 0) events.push(released(bookingId, start, addDays(start, 2), 'cancelled'));
+      day = addDays(day, 1);
+    }
+    const startedAt = performance.now();
+    const state = fold(listingCalendarDecider, events);
+    expect(performance.now() - startedAt).toBeLessThan(2_000);
+    expect(Object.keys(state.live).length).toBeLessThan(10);
+  });
+});

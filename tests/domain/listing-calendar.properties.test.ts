@@ -1,0 +1,95 @@
+import { fc, test } from '@fast-check/vitest';
+import { expect } from 'vitest';
+import { addDays } from '../../src/domain/shared/calendar-date.js';
+import { overlaps } from '../../src/domain/shared/date-range.js';
+import { DomainError } from '../../src/domain/shared/domain-error.js';
+import type { ListingCalendarCommand } from '../../src/domain/listing-calendar/listing-calendar.commands.js';
+import { listingCalendarDecider, type ListingCalendarState } from '../../src/domain/listing-calendar/listing-calendar.decider.js';
+import type { ListingCalendarEvent } from '../../src/domain/listing-calendar/listing-calendar.events.js';
+
+const listingId = 'listing-p';
+const firstDay = '2026-05-01';
+const startMs = Date.parse(`${firstDay}T00:00:00Z`);
+const bookingId = fc.constantFrom('b1', 'b2', 'b3', 'b4', 'b5', 'b6');
+
+/** A command without its clock; the run supplies `now` from a clock that mostly moves forward. */
+type Step = { minutesLater: number; build: (now: string) => ListingCalendarCommand };
+
+const hold = fc
+  .record({
+    bookingId,
+    startOffset: fc.integer({ min: -1, max: 20 }),
+    nights: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constantFrom(0, -2, 91)),
+    holdMinutes: fc.integer({ min: -5, max: 60 }),
+    timeZone: fc.constantFrom('UTC', 'Pacific/Auckland', 'America/Los_Angeles'),
+  })
+  .map(
+    ({ bookingId, startOffset, nights, holdMinutes, timeZone }) =>
+      (now: string): ListingCalendarCommand => {
+        const startDate = addDays(now.slice(0, 10), startOffset);
+        const holdExpiresAt = new Date(Date.parse(now) + holdMinutes * 60_000).toISOString();
+        return { type: 'HoldDates', data: { listingId, bookingId, startDate, endDate: addDays(startDate, nights), holdExpiresAt, now, timeZone } };
+      },
+  );
+const book = bookingId.map((bookingId) => (): ListingCalendarCommand => ({ type: 'BookDates', data: { listingId, bookingId } }));
+const release = fc.record({ bookingId, reason: fc.constantFrom('cancelled' as const, 'expired' as const, 'failed' as const) }).map(
+  ({ bookingId, reason }) =>
+    (now: string): ListingCalendarCommand => ({ type: 'ReleaseDates', data: { listingId, bookingId, reason, now } }),
+);
+const step: fc.Arbitrary<Step> = fc.record({
+  // Now and then the clock steps back a little, as clocks on different machines do.
+  minutesLater: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 600 }) }, { weight: 1, arbitrary: fc.integer({ min: -1_500, max: 0 }) }),
+  build: fc.oneof({ weight: 3, arbitrary: hold }, { weight: 1, arbitrary: book }, { weight: 2, arbitrary: release }),
+});
+
+function assertNoOverlap(state: ListingCalendarState): void {
+  const ranges = Object.entries(state.live);
+  for (const [i, [idA, a]] of ranges.entries()) {
+    for (const [idB, b] of ranges.slice(i + 1)) expect(overlaps(a, b), `${idA} ${JSON.stringify(a)} vs ${idB} ${JSON.stringify(b)}`).toBe(false);
+    if (state.openFrom !== null) expect(a.endDate > state.openFrom).toBe(true);
+  }
+}
+
+test.prop([fc.array(step, { maxLength: 40 })])('no two live ranges ever overlap, and evolve accepts whatever decide emits', (steps) => {
+  let state = listingCalendarDecider.initialState;
+  let clock = startMs;
+  for (const { minutesLater, build } of steps) {
+    clock += minutesLater * 60_000;
+    let events: ListingCalendarEvent[];
+    try {
+      events = listingCalendarDecider.decide(build(new Date(clock).toISOString()), state);
+    } catch (error) {
+      if (error instanceof DomainError) continue;
+      throw error;
+    }
+    const openBefore = state.openFrom;
+    for (const event of events) state = listingCalendarDecider.evolve(state, event);
+    assertNoOverlap(state);
+    if (openBefore !== null) expect(state.openFrom !== null && state.openFrom >= openBefore).toBe(true);
+  }
+});
+
+test.prop([fc.array(step, { maxLength: 40 })])('a hold is granted only on dates no live, unexpired range covers', (steps) => {
+  let state = listingCalendarDecider.initialState;
+  let clock = startMs;
+  for (const { minutesLater, build } of steps) {
+    clock += minutesLater * 60_000;
+    const now = new Date(clock).toISOString();
+    const command = build(now);
+    let events: ListingCalendarEvent[] = [];
+    try {
+      events = listingCalendarDecider.decide(command, state);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+    }
+    for (const event of events) {
+      if (event.type === 'DatesHeld') {
+        const blockers = Object.values(state.live).filter(
+          (live) => overlaps(live, event.data) && (live.status === 'booked' || Date.parse(live.holdExpiresAt) > clock),
+        );
+        expect(blockers).toEqual([]);
+      }
+    }
+    for (const event of events) state = listingCalendarDecider.evolve(state, event);
+  }
+});
