@@ -1,0 +1,558 @@
+import { describe, expect, it } from 'vitest';
+import type { BookSlot, MoveSlot, SetSchedule } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
+import { setScheduleSchema } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
+import {
+  bookings,
+  doctorScheduleDecider,
+  doctorScheduleStreamId,
+} from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { ScheduleConflictError } from '../../src/domain/doctor-schedule/doctor-schedule.errors.js';
+import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
+import type { WeeklyHours } from '../../src/domain/doctor-schedule/weekly-schedule.js';
+import { fold } from '../../src/domain/shared/decider.js';
+import { deciderSpec } from '../support/decider-spec.js';
+
+const spec = deciderSpec(doctorScheduleDecider);
+
+const doctorId = 'doctor-1';
+const now = '2026-03-02T08:00:00.000Z';
+const noHours: WeeklyHours = { mon: [], tue: [], wed: [], thu: [], fri: [], sat: [], sun: [] };
+const weekday = [
+  { from: '09:00', to: '12:30' },
+  { from: '14:00', to: '17:00' },
+];
+// Weekdays in Berlin, 30-minute slots; Easter Monday off.
+const weeklyHours: WeeklyHours = { ...noHours, mon: weekday, tue: weekday, wed: weekday, thu: weekday, fri: weekday };
+
+function setSchedule(data: Partial<SetSchedule['data']> = {}): SetSchedule {
+  return {
+    type: 'SetSchedule',
+    data: {
+      doctorId,
+      timeZone: 'Europe/Berlin',
+      slotMinutes: 30,
+      weeklyHours,
+      daysOff: ['2026-04-06'],
+      acknowledgedAffected: [],
+      now,
+      ...data,
+    },
+  };
+}
+
+function scheduleSet(data: Partial<ScheduleSet['data']> = {}): ScheduleSet {
+  return {
+    type: 'ScheduleSet',
+    data: {
+      doctorId,
+      timeZone: 'Europe/Berlin',
+      slotMinutes: 30,
+      weeklyHours,
+      daysOff: ['2026-04-06'],
+      affectedAppointmentIds: [],
+      setAt: now,
+      ...data,
+    },
+  };
+}
+
+const bookSlot = (appointmentId: string, start: string, at = now): BookSlot => ({
+  type: 'BookSlot',
+  data: { appointmentId, patientId: `patient-of-${appointmentId}`, start, now: at },
+});
+
+const slotBooked = (appointmentId: string, start: string, end: string, at = now): SlotBooked => ({
+  type: 'SlotBooked',
+  data: { doctorId, appointmentId, patientId: `patient-of-${appointmentId}`, start, end, bookedAt: at },
+});
+
+type Span = [start: string, end: string];
+
+const slotMoved = (appointmentId: string, [previousStart, previousEnd]: Span, [start, end]: Span): SlotMoved => ({
+  type: 'SlotMoved',
+  data: { doctorId, appointmentId, previousStart, previousEnd, start, end, movedAt: now },
+});
+
+const moveSlot = (appointmentId: string, newStart: string, at = now): MoveSlot => ({
+  type: 'MoveSlot',
+  data: { appointmentId, newStart, now: at },
+});
+
+// Monday 9 March 2026, Berlin on CET (UTC+1): 09:00 local is 08:00Z.
+const mon0900 = '2026-03-09T08:00:00.000Z';
+const mon0930 = '2026-03-09T08:30:00.000Z';
+const mon1000 = '2026-03-09T09:00:00.000Z';
+
+describe('DoctorSchedule stream', () => {
+  it('is named doctorSchedule-<doctorId>', () => {
+    expect(doctorScheduleStreamId('d-7')).toBe('doctorSchedule-d-7');
+  });
+});
+
+describe('SetSchedule', () => {
+  it('sets the first schedule, normalised: intervals by start, days off sorted once each', () => {
+    spec
+      .given([])
+      .when(setSchedule({ weeklyHours: { ...noHours, mon: [...weekday].reverse() }, daysOff: ['2026-05-01', '2026-04-06', '2026-05-01'] }))
+      .then([scheduleSet({ weeklyHours: { ...noHours, mon: weekday }, daysOff: ['2026-04-06', '2026-05-01'] })]);
+  });
+
+  it('records when it was set in UTC', () => {
+    spec.given([]).when(setSchedule({ now: '2026-03-02T09:00:00+01:00' })).then([scheduleSet({ setAt: now })]);
+  });
+
+  it('replaces an existing schedule', () => {
+    spec.given([scheduleSet()]).when(setSchedule({ slotMinutes: 20 })).then([scheduleSet({ slotMinutes: 20 })]);
+  });
+
+  it('changes nothing when the schedule is the same', () => {
+    spec
+      .given([scheduleSet()])
+      .when(setSchedule({ weeklyHours: { ...weeklyHours, mon: [...weekday].reverse() } }))
+      .then([]);
+  });
+
+  it('refuses a time zone that is not an IANA zone', () => {
+    spec.given([]).when(setSchedule({ timeZone: 'Mars/Olympus_Mons' })).thenFails('invalid-time-zone');
+  });
+
+  it.each([9, 121, 12.5])('refuses a slot length of %s minutes', (slotMinutes) => {
+    spec.given([]).when(setSchedule({ slotMinutes })).thenFails('invalid-slot-length');
+  });
+
+  it.each([
+    ['an interval that ends before it starts', { from: '12:00', to: '09:00' }],
+    ['an empty interval', { from: '09:00', to: '09:00' }],
+    ['a time that is not HH:MM', { from: '9:00', to: '12:00' }],
+    ['an hour past 23', { from: '09:00', to: '24:00' }],
+  ])('refuses %s', (_, interval) => {
+    spec
+      .given([])
+      .when(setSchedule({ weeklyHours: { ...noHours, tue: [interval] } }))
+      .thenFails('invalid-interval');
+  });
+
+  it('refuses overlapping intervals within a day', () => {
+    const tue = [
+      { from: '13:00', to: '15:00' },
+      { from: '09:00', to: '13:30' },
+    ];
+    spec.given([]).when(setSchedule({ weeklyHours: { ...noHours, tue } })).thenFails('overlapping-intervals');
+  });
+
+  it('accepts intervals that touch', () => {
+    const tue = [
+      { from: '09:00', to: '12:00' },
+      { from: '12:00', to: '13:00' },
+    ];
+    spec
+      .given([])
+      .when(setSchedule({ weeklyHours: { ...noHours, tue } }))
+      .then([scheduleSet({ weeklyHours: { ...noHours, tue } })]);
+  });
+
+  it('refuses a day off that is not a date', () => {
+    spec.given([]).when(setSchedule({ daysOff: ['2026-02-30'] })).thenFails('invalid-day-off');
+  });
+
+  it("refuses another doctor's schedule on this stream", () => {
+    spec.given([scheduleSet()]).when(setSchedule({ doctorId: 'doctor-2' })).thenFails('doctor-mismatch');
+  });
+
+  it('refuses hours that would leave a booked appointment outside them', () => {
+    const later = { ...weeklyHours, mon: [{ from: '10:00', to: '12:30' }] };
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotBooked('a-2', mon1000, '2026-03-09T09:30:00.000Z')])
+      .when(setSchedule({ weeklyHours: later }))
+      .thenFails('schedule-conflict');
+  });
+
+  it('names the affected appointments in the conflict, and only those', () => {
+    const state = fold(doctorScheduleDecider, [
+      scheduleSet(),
+      slotBooked('a-2', mon0930, mon1000),
+      slotBooked('a-1', mon0900, mon0930),
+      slotBooked('a-3', mon1000, '2026-03-09T09:30:00.000Z'),
+    ]);
+    const later = { ...weeklyHours, mon: [{ from: '10:00', to: '12:30' }] };
+    let refusal: unknown;
+    try {
+      doctorScheduleDecider.decide(setSchedule({ weeklyHours: later }), state);
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(ScheduleConflictError);
+    expect(refusal).toMatchObject({ code: 'schedule-conflict', affectedAppointmentIds: ['a-1', 'a-2'] });
+  });
+
+  it('sets the hours when the affected appointments are acknowledged, and lists them', () => {
+    const later = { ...weeklyHours, mon: [{ from: '10:00', to: '12:30' }] };
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(setSchedule({ weeklyHours: later, acknowledgedAffected: ['a-1', 'a-unrelated'] }))
+      .then([scheduleSet({ weeklyHours: later, affectedAppointmentIds: ['a-1'] })]);
+  });
+
+  it('refuses when only some affected appointments are acknowledged', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotBooked('a-2', mon1000, '2026-03-09T09:30:00.000Z')])
+      .when(setSchedule({ weeklyHours: { ...weeklyHours, mon: [] }, acknowledgedAffected: ['a-1'] }))
+      .thenFails('schedule-conflict');
+  });
+
+  it('counts a new day off on a booked day as a conflict', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(setSchedule({ daysOff: ['2026-03-09', '2026-04-06'] }))
+      .thenFails('schedule-conflict');
+  });
+
+  it('counts a new slot length as a conflict for every booking it reshapes', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(setSchedule({ slotMinutes: 60 }))
+      .thenFails('schedule-conflict');
+  });
+
+  it('counts a new time zone as a conflict when it moves a booking off the hours', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(setSchedule({ timeZone: 'Europe/London' }))
+      .thenFails('schedule-conflict');
+  });
+
+  it('does not count bookings that still fit the new hours', () => {
+    const later = { ...weeklyHours, mon: [{ from: '09:00', to: '10:00' }] };
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(setSchedule({ weeklyHours: later }))
+      .then([scheduleSet({ weeklyHours: later })]);
+  });
+
+  it('does not count bookings whose slot has already ended', () => {
+    const after = '2026-03-09T09:00:00.000Z';
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(setSchedule({ weeklyHours: noHours, now: after }))
+      .then([scheduleSet({ weeklyHours: noHours, setAt: after })]);
+  });
+
+  it('keeps acknowledged bookings held, so nothing can be booked over them', () => {
+    // 09:00–10:00 on the new hourly grid would overlap a-1's 09:30–10:00 from the old grid.
+    const hourly = { ...weeklyHours, mon: [{ from: '09:00', to: '12:00' }] };
+    spec
+      .given([
+        scheduleSet(),
+        slotBooked('a-1', mon0930, mon1000),
+        scheduleSet({ slotMinutes: 60, weeklyHours: hourly, affectedAppointmentIds: ['a-1'] }),
+      ])
+      .when(bookSlot('a-2', mon0900))
+      .thenFails('slot-taken');
+  });
+});
+
+describe('the SetSchedule request schema', () => {
+  const body = {
+    doctorId,
+    timeZone: 'Europe/Berlin',
+    slotMinutes: 30,
+    weeklyHours: { mon: [{ from: '09:00', to: '12:30' }] },
+    now,
+  };
+
+  it('fills weekdays left out and the lists left out with nothing', () => {
+    const parsed = setScheduleSchema.parse({ type: 'SetSchedule', data: body });
+    expect(parsed.data.weeklyHours).toEqual({ ...noHours, mon: [{ from: '09:00', to: '12:30' }] });
+    expect(parsed.data.daysOff).toEqual([]);
+    expect(parsed.data.acknowledgedAffected).toEqual([]);
+  });
+
+  it.each([
+    ['an unknown time zone', { timeZone: 'Europe/Atlantis' }],
+    ['a slot length out of range', { slotMinutes: 5 }],
+    ['a malformed time', { weeklyHours: { mon: [{ from: '9am', to: '12:30' }] } }],
+    ['overlapping intervals', { weeklyHours: { mon: [{ from: '09:00', to: '12:30' }, { from: '12:00', to: '13:00' }] } }],
+    ['an interval ending before it starts', { weeklyHours: { mon: [{ from: '12:00', to: '11:00' }] } }],
+  ])('rejects %s', (_, change) => {
+    expect(setScheduleSchema.safeParse({ type: 'SetSchedule', data: { ...body, ...change } }).success).toBe(false);
+  });
+});
+
+describe('BookSlot', () => {
+  it('needs a schedule', () => {
+    spec.given([]).when(bookSlot('a-1', mon0900)).thenFails('not-found');
+  });
+
+  it('books a free slot on the grid, for the slot length', () => {
+    spec.given([scheduleSet()]).when(bookSlot('a-1', mon0900)).then([slotBooked('a-1', mon0900, mon0930)]);
+  });
+
+  it('keys the slot by its UTC start whatever offset the request used', () => {
+    spec
+      .given([scheduleSet()])
+      .when(bookSlot('a-1', '2026-03-09T09:00:00+01:00', '2026-03-02T09:00:00+01:00'))
+      .then([slotBooked('a-1', mon0900, mon0930)]);
+  });
+
+  it('books the last slot of an interval, which ends exactly at its end', () => {
+    spec
+      .given([scheduleSet()])
+      .when(bookSlot('a-1', '2026-03-09T11:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-09T11:00:00.000Z', '2026-03-09T11:30:00.000Z')]);
+  });
+
+  it('changes nothing when the appointment already holds that slot', () => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(bookSlot('a-1', '2026-03-09T09:00:00+01:00')).then([]);
+  });
+
+  it('refuses a second slot for the same appointment', () => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(bookSlot('a-1', mon1000)).thenFails('already-booked');
+  });
+
+  it('refuses a slot another appointment holds', () => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(bookSlot('a-2', mon0900)).thenFails('slot-taken');
+  });
+
+  it('books a slot again once it was released', () => {
+    spec
+      .given([
+        scheduleSet(),
+        slotBooked('a-1', mon0900, mon0930),
+        { type: 'SlotReleased', data: { doctorId, appointmentId: 'a-1', start: mon0900, end: mon0930 } },
+      ])
+      .when(bookSlot('a-2', mon0900))
+      .then([slotBooked('a-2', mon0900, mon0930)]);
+  });
+
+  it.each([
+    ['a start between grid points', '2026-03-09T08:15:00.000Z'],
+    ['a start with seconds', '2026-03-09T08:00:30.000Z'],
+    ['the second interval off its own grid', '2026-03-09T13:10:00.000Z'],
+  ])('refuses %s as off-grid', (_, start) => {
+    spec.given([scheduleSet()]).when(bookSlot('a-1', start)).thenFails('off-grid');
+  });
+
+  it.each([
+    ['before the first interval', '2026-03-09T07:30:00.000Z'],
+    ['in the lunch break', '2026-03-09T12:00:00.000Z'],
+    ['after the last interval', '2026-03-09T16:00:00.000Z'],
+    ['a slot that would end after the interval', '2026-03-09T11:15:00.000Z'],
+    ['a weekday without hours', '2026-03-07T09:00:00.000Z'],
+  ])('refuses a slot %s as outside working hours', (_, start) => {
+    spec.given([scheduleSet()]).when(bookSlot('a-1', start)).thenFails('outside-working-hours');
+  });
+
+  it('refuses a slot on a day off', () => {
+    // Easter Monday, 09:00 CEST.
+    spec.given([scheduleSet()]).when(bookSlot('a-1', '2026-04-06T07:00:00.000Z')).thenFails('day-off');
+  });
+
+  it('refuses a slot that has started or passed', () => {
+    spec.given([scheduleSet()]).when(bookSlot('a-1', mon0900, mon0900)).thenFails('slot-in-past');
+    spec.given([scheduleSet()]).when(bookSlot('a-1', mon0900, '2026-03-10T00:00:00.000Z')).thenFails('slot-in-past');
+  });
+
+  it('books a slot that starts a minute from now', () => {
+    spec
+      .given([scheduleSet()])
+      .when(bookSlot('a-1', mon0900, '2026-03-09T07:59:00.000Z'))
+      .then([slotBooked('a-1', mon0900, mon0930, '2026-03-09T07:59:00.000Z')]);
+  });
+});
+
+describe('BookSlot across daylight saving (Europe/Berlin, last Sunday of March 2026)', () => {
+  it('reads working hours in local time: 09:00 is 08:00Z in winter and 07:00Z in summer', () => {
+    // Saturday 28 March is on CET, Monday 30 March on CEST.
+    const withSaturday = scheduleSet({ weeklyHours: { ...weeklyHours, sat: weekday } });
+    spec
+      .given([withSaturday])
+      .when(bookSlot('a-1', '2026-03-28T08:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-28T08:00:00.000Z', '2026-03-28T08:30:00.000Z')]);
+    spec
+      .given([withSaturday])
+      .when(bookSlot('a-1', '2026-03-30T07:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-30T07:00:00.000Z', '2026-03-30T07:30:00.000Z')]);
+    spec.given([withSaturday]).when(bookSlot('a-1', '2026-03-30T06:30:00.000Z')).thenFails('outside-working-hours');
+    spec.given([withSaturday]).when(bookSlot('a-1', '2026-03-28T07:30:00.000Z')).thenFails('outside-working-hours');
+  });
+
+  it('knows the summer offset when the request uses it', () => {
+    spec
+      .given([scheduleSet()])
+      .when(bookSlot('a-1', '2026-03-30T09:00:00+02:00'))
+      .then([slotBooked('a-1', '2026-03-30T07:00:00.000Z', '2026-03-30T07:30:00.000Z')]);
+  });
+
+  // On 29 March clocks jump from 02:00 CET (01:00Z) to 03:00 CEST: 02:00–03:00 never happens.
+  const nightShift = (slotMinutes: number) =>
+    scheduleSet({ slotMinutes, weeklyHours: { ...noHours, sun: [{ from: '01:00', to: '04:00' }] } });
+
+  it('offers the slot that ends the moment the clocks jump, and the first one after', () => {
+    spec
+      .given([nightShift(30)])
+      .when(bookSlot('a-1', '2026-03-29T00:30:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-29T00:30:00.000Z', '2026-03-29T01:00:00.000Z')]);
+    // 03:00 CEST, the next wall time that exists on the grid.
+    spec
+      .given([nightShift(30)])
+      .when(bookSlot('a-1', '2026-03-29T01:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-29T01:00:00.000Z', '2026-03-29T01:30:00.000Z')]);
+  });
+
+  it('has no slot at 02:30 wall time, which does not exist: that request means 03:30 CEST', () => {
+    // `02:30+01:00` parses as 01:30Z, which Berlin shows as 03:30 CEST: a real grid slot.
+    spec
+      .given([nightShift(30)])
+      .when(bookSlot('a-1', '2026-03-29T02:30:00+01:00'))
+      .then([slotBooked('a-1', '2026-03-29T01:30:00.000Z', '2026-03-29T02:00:00.000Z')]);
+  });
+
+  it('refuses a slot that would span the jump, so every slot lasts its full length', () => {
+    // 01:00 CET + 90 min is 03:30 CEST: the wall clock says 150 minutes.
+    spec.given([nightShift(90)]).when(bookSlot('a-1', '2026-03-29T00:00:00.000Z')).thenFails('off-grid');
+  });
+
+  it('keeps the last slot inside the hours in real time after the jump', () => {
+    // 03:00 CEST + 90 min is 04:30, after the 04:00 end.
+    spec.given([nightShift(90)]).when(bookSlot('a-1', '2026-03-29T01:00:00.000Z')).thenFails('outside-working-hours');
+  });
+});
+
+describe('BookSlot when clocks go back (Europe/Berlin, last Sunday of October 2026)', () => {
+  // On 25 October clocks go from 03:00 CEST (01:00Z) back to 02:00 CET: 02:00–03:00 happens twice.
+  const nightShift = scheduleSet({ slotMinutes: 60, weeklyHours: { ...noHours, sun: [{ from: '01:00', to: '04:00' }] } });
+
+  it('offers the first 02:00', () => {
+    spec
+      .given([nightShift])
+      .when(bookSlot('a-1', '2026-10-25T02:00:00+02:00'))
+      .then([slotBooked('a-1', '2026-10-25T00:00:00.000Z', '2026-10-25T01:00:00.000Z')]);
+  });
+
+  it('refuses the second 02:00, so one wall time never makes two slots', () => {
+    spec.given([nightShift]).when(bookSlot('a-1', '2026-10-25T02:00:00+01:00')).thenFails('off-grid');
+  });
+
+  it('offers 03:00 CET after the repeated hour', () => {
+    spec
+      .given([nightShift])
+      .when(bookSlot('a-1', '2026-10-25T02:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-10-25T02:00:00.000Z', '2026-10-25T03:00:00.000Z')]);
+  });
+});
+
+describe('ReleaseSlot', () => {
+  const release = (appointmentId: string) => ({ type: 'ReleaseSlot' as const, data: { appointmentId } });
+
+  it("frees the appointment's slot", () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(release('a-1'))
+      .then([{ type: 'SlotReleased', data: { doctorId, appointmentId: 'a-1', start: mon0900, end: mon0930 } }]);
+  });
+
+  it('changes nothing when the appointment holds no slot', () => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(release('a-2')).then([]);
+  });
+
+  it('changes nothing when the slot was already released', () => {
+    spec
+      .given([
+        scheduleSet(),
+        slotBooked('a-1', mon0900, mon0930),
+        { type: 'SlotReleased', data: { doctorId, appointmentId: 'a-1', start: mon0900, end: mon0930 } },
+      ])
+      .when(release('a-1'))
+      .then([]);
+  });
+
+  it('changes nothing when there is no schedule', () => {
+    spec.given([]).when(release('a-1')).then([]);
+  });
+});
+
+describe('MoveSlot', () => {
+  it('frees the old slot and takes the new one in one event', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(moveSlot('a-1', mon1000))
+      .then([slotMoved('a-1', [mon0900, mon0930], [mon1000, '2026-03-09T09:30:00.000Z'])]);
+  });
+
+  it('moves into the very next slot', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
+      .when(moveSlot('a-1', mon0930))
+      .then([slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])]);
+  });
+
+  it('leaves the old slot free for others afterwards', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
+      .when(bookSlot('a-2', mon0900))
+      .then([slotBooked('a-2', mon0900, mon0930)]);
+  });
+
+  it('holds the new slot against others afterwards', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
+      .when(bookSlot('a-2', mon0930))
+      .thenFails('slot-taken');
+  });
+
+  it('changes nothing when the appointment already holds the new slot', () => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(moveSlot('a-1', '2026-03-09T09:00:00+01:00')).then([]);
+  });
+
+  it('needs a schedule', () => {
+    spec.given([]).when(moveSlot('a-1', mon1000)).thenFails('not-found');
+  });
+
+  it('needs the appointment to hold a slot', () => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(moveSlot('a-2', mon1000)).thenFails('not-found');
+  });
+
+  it('refuses a slot another appointment holds, and keeps the old one', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotBooked('a-2', mon1000, '2026-03-09T09:30:00.000Z')])
+      .when(moveSlot('a-1', mon1000))
+      .thenFails('slot-taken');
+  });
+
+  it.each([
+    ['off-grid', '2026-03-09T08:45:00.000Z'],
+    ['outside-working-hours', '2026-03-09T05:00:00.000Z'],
+    ['day-off', '2026-04-06T07:00:00.000Z'],
+    ['slot-in-past', '2026-03-01T08:00:00.000Z'],
+  ])('refuses a new slot that breaks the %s rule', (code, newStart) => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(moveSlot('a-1', newStart)).thenFails(code);
+  });
+});
+
+describe('a long stream', () => {
+  // A year of one booking per working day, each made a week ahead.
+  function aYearOfBookings(): DoctorScheduleEvent[] {
+    const events: DoctorScheduleEvent[] = [scheduleSet()];
+    for (let day = 0; day < 365; day++) {
+      const bookedAt = new Date(Date.parse('2026-03-02T06:00:00Z') + day * 86_400_000);
+      const start = new Date(bookedAt.getTime() + 7 * 86_400_000 + 3 * 3_600_000).toISOString();
+      const end = new Date(Date.parse(start) + 30 * 60_000).toISOString();
+      events.push(slotBooked(`a-${day}`, start, end, bookedAt.toISOString()));
+    }
+    return events;
+  }
+
+  it('keeps only the slots that have not long ended, so folding stays cheap', () => {
+    const state = fold(doctorScheduleDecider, aYearOfBookings());
+    const held = state.status === 'active' ? bookings(state.booked) : [];
+    // The week booked ahead plus the few days of margin before the last booking.
+    expect(held.length).toBeLessThanOrEqual(11);
+    expect(held.map((slot) => slot.appointmentId)).toContain('a-364');
+  });
+
+  it('forgets a slot long past: releasing it changes nothing, moving it is not found', () => {
+    const events = aYearOfBookings();
+    spec.given(events).when({ type: 'ReleaseSlot', data: { appointmentId: 'a-1' } }).then([]);
+    spec.given(events).when(moveSlot('a-1', '2027-06-07T07:00:00.000Z', '2027-03-01T00:00:00.000Z')).thenFails('not-found');
+  });
+});
