@@ -1,0 +1,551 @@
+import pg from 'pg';
+import {
+  ConcurrencyError,
+  DuplicateEventError,
+  type AppendResult,
+  type EventFilter,
+  type EventStore,
+  type ExpectedRevision,
+  type JsonObject,
+  type NewEvent,
+  type ReadAllOptions,
+  type ReadStreamOptions,
+  type ReadStreamResult,
+  type RecordedEvent,
+  type SubscribeOptions,
+} from '../../application/ports/event-store.js';
+import { comparePositions, START } from '../../application/ports/position.js';
+
+export type PgEventStoreOptions = {
+  /**
+   * LISTEN/NOTIFY channel on which appends wake subscribers; every store on one database must
+   * use the same one. Default `event_store`.
+   */
+  readonly channel?: string;
+  /**
+   * How long a caught-up subscriber waits for a notification before it looks anyway: for a
+   * notification lost with a dropped connection, and for a held-back horizon released by a
+   * transaction that appends nothing (a rollback, a read-model write). Default 1000 ms.
+   */
+  readonly pollIntervalMs?: number;
+  /** Events per query when reading a stream, `$all` or catching up. Default 1000. */
+  readonly pageSize?: number;
+  /** After how long a subscriber held back by an open transaction reports it. Default 5000 ms. */
+  readonly stallWarningMs?: number;
+  /** Told, every `stallWarningMs` while it lasts, which transaction holds subscribers back. */
+  readonly onStall?: (stall: HorizonStall) => void;
+  /** Whether `close()` ends the pool too: yes when the store is the pool's only user. */
+  readonly closePool?: boolean;
+};
+
+/** The transaction that the global order is waiting for: the oldest one still running. */
+export type HorizonHolder = {
+  /** Backend process id; `undefined` for a prepared (two-phase) transaction, which has none. */
+  readonly pid: number | undefined;
+  /** Its transaction id: events at or above it are not delivered until it ends. */
+  readonly xid: bigint;
+  /** Time since the transaction began. */
+  readonly ageMs: number;
+  readonly database: string | undefined;
+  readonly applicationName: string | undefined;
+  /** `active`, `idle in transaction`, …, or `prepared`. */
+  readonly state: string | undefined;
+  /** The last statement it ran (truncated), or a prepared transaction's gid. */
+  readonly query: string | undefined;
+};
+
+export type HorizonStall = {
+  /** How long committed events have waited behind the horizon. */
+  readonly heldForMs: number;
+  /** `undefined` when the holder ended between the two looks. */
+  readonly holder: HorizonHolder | undefined;
+};
+
+type EventRow = {
+  global_position: string;
+  transaction_id: string;
+  stream_id: string;
+  revision: string;
+  event_id: string;
+  event_type: string;
+  data: JsonObject;
+  metadata: JsonObject;
+  recorded_at: Date;
+};
+
+type AppendRow = { o_revision: string; o_transaction_id: string; o_global_position: string };
+
+type HolderRow = {
+  pid: number | null;
+  xid: string;
+  age_ms: number;
+  database: string | null;
+  application_name: string | null;
+  state: string | null;
+  query: string | null;
+};
+
+type CatchUpRow = { horizon: string; held: boolean } & ({ [K in keyof EventRow]: EventRow[K] } | { [K in keyof EventRow]: null });
+
+const eventColumns = 'global_position, transaction_id, stream_id, revision, event_id, event_type, data, metadata, recorded_at';
+
+/** `append_to_stream`'s encoding of the expected revisions that are not numbers. */
+const expectedCode = { no_stream: -1, any: -2, stream_exists: -3 } as const;
+
+const channelPattern = /^[a-z_][a-z0-9_]{0,62}$/;
+const maxBigint = 9223372036854775807n;
+
+/**
+ * The EventStore port on PostgreSQL.
+ *
+ * An append is one call of `append_to_stream` (see the migration): one round trip whatever the
+ * batch. The global order is (transaction id, global position), read only below the oldest
+ * running transaction, so it is final when read: a transaction that commits late always has a
+ * transaction id above everything already delivered.
+ */
+export class PgEventStore implements EventStore {
+  private readonly channel: string;
+  private readonly pollIntervalMs: number;
+  private readonly pageSize: number;
+  private readonly stallWarningMs: number;
+  private readonly onStall: ((stall: HorizonStall) => void) | undefined;
+  private readonly closePool: boolean;
+  private readonly listener: ChannelListener;
+  private readonly notifier: Notifier;
+  private closed = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    options: PgEventStoreOptions = {},
+  ) {
+    this.channel = options.channel ?? 'event_store';
+    if (!channelPattern.test(this.channel)) throw new RangeError(`Invalid channel name ${this.channel}`);
+    this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.pageSize = options.pageSize ?? 1000;
+    this.stallWarningMs = options.stallWarningMs ?? 5000;
+    this.onStall = options.onStall;
+    this.closePool = options.closePool ?? false;
+    this.listener = new ChannelListener(() => new pg.Client(pool.options), this.channel, this.pollIntervalMs);
+    this.notifier = new Notifier(pool, this.channel);
+  }
+
+  async appendToStream(
+    streamId: string,
+    events: readonly NewEvent[],
+    options: { readonly expectedRevision?: ExpectedRevision } = {},
+  ): Promise<AppendResult> {
+    this.assertOpen();
+    if (events.length === 0) throw new RangeError(`Stream ${streamId}: nothing to append`);
+    const ids = events.map((event) => event.id);
+    const seen = new Set<string>();
+    const repeatedInBatch = ids.filter((id) => seen.has(id) || !seen.add(id));
+    if (repeatedInBatch.length > 0) throw new DuplicateEventError(streamId, [...new Set(repeatedInBatch)]);
+    const expected = options.expectedRevision ?? 'any';
+
+    let row: AppendRow | undefined;
+    try {
+      const result = await this.pool.query<AppendRow>({
+        // Named, so each connection parses and plans it once.
+        name: 'append_to_stream',
+        text: 'SELECT o_revision, o_transaction_id, o_global_position FROM append_to_stream($1, $2, $3, $4, $5, $6)',
+        values: [
+          streamId,
+          typeof expected === 'number' ? expected : expectedCode[expected],
+          ids,
+          events.map((event) => event.type),
+          events.map((event) => event.data),
+          events.map((event) => event.metadata),
+        ],
+      });
+      row = result.rows[0];
+    } catch (error) {
+      throw appendError(error, streamId, expected);
+    }
+    if (!row) throw new Error(`Stream ${streamId}: append_to_stream returned no row`);
+    this.notifier.notify();
+    return {
+      revision: Number(row.o_revision),
+      position: { commit: BigInt(row.o_transaction_id), prepare: BigInt(row.o_global_position) },
+    };
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
+    this.assertOpen();
+    const backwards = options.direction === 'backwards';
+    const from = options.from ?? (backwards ? Number.MAX_SAFE_INTEGER : 0);
+    const maxCount = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
+    const first = await this.readStreamPage(streamId, backwards, from, Math.min(this.pageSize, maxCount));
+    if (first.length === 0) {
+      // Both rows of an append commit together, so a stream row means at least one event.
+      const exists = await this.pool.query('SELECT 1 FROM streams WHERE stream_id = $1', [streamId]);
+      if (exists.rowCount === 0) return { status: 'no_stream' };
+    }
+    let prefetched: RecordedEvent[] | undefined = first;
+    const pages = async function* (store: PgEventStore): AsyncGenerator<RecordedEvent> {
+      let page = prefetched ?? (await store.readStreamPage(streamId, backwards, from, Math.min(store.pageSize, maxCount)));
+      prefetched = undefined;
+      let left = maxCount;
+      for (;;) {
+        yield* page;
+        left -= page.length;
+        const last = page[page.length - 1];
+        if (!last || left <= 0 || page.length < store.pageSize) return;
+        const next = backwards ? last.revision - 1 : last.revision + 1;
+        page = await store.readStreamPage(streamId, backwards, next, Math.min(store.pageSize, left));
+      }
+    };
+    return { status: 'found', events: { [Symbol.asyncIterator]: () => pages(this) } };
+  }
+
+  readAll(options: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {
+    return { [Symbol.asyncIterator]: () => this.readAllPages(options) };
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
+    return { [Symbol.asyncIterator]: () => this.subscribe(options) };
+  }
+
+  /**
+   * The transaction holding back the horizon below which `readAll` and subscriptions read, or
+   * `undefined` when none is running. Any transaction on the server that has written something
+   * counts, in any database: a long one delays every subscriber, which is why this is exposed.
+   */
+  async oldestInFlightTransaction(): Promise<HorizonHolder | undefined> {
+    this.assertOpen();
+    const result = await this.pool.query<HolderRow>(
+      `WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+       SELECT a.pid, h.xmin::text AS xid,
+              (extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::float8 AS age_ms,
+              a.datname AS database, a.application_name, a.state, left(a.query, 500) AS query
+         FROM horizon h JOIN pg_stat_activity a ON a.backend_xid = xid(h.xmin)
+       UNION ALL
+       SELECT NULL, h.xmin::text, (extract(epoch FROM clock_timestamp() - p.prepared) * 1000)::float8,
+              p.database, NULL, 'prepared', p.gid
+         FROM horizon h JOIN pg_prepared_xacts p ON p.transaction = xid(h.xmin)
+       LIMIT 1`,
+    );
+    const row = result.rows[0];
+    if (!row) return undefined;
+    return {
+      pid: row.pid ?? undefined,
+      xid: BigInt(row.xid),
+      ageMs: row.age_ms,
+      database: row.database ?? undefined,
+      applicationName: row.application_name ?? undefined,
+      state: row.state ?? undefined,
+      query: row.query ?? undefined,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.listener.close();
+    await this.notifier.settled();
+    if (this.closePool) await this.pool.end();
+  }
+
+  private async readStreamPage(streamId: string, backwards: boolean, from: number, limit: number): Promise<RecordedEvent[]> {
+    if (limit <= 0) return [];
+    const result = await this.pool.query<EventRow>({
+      name: backwards ? 'read_stream_backwards' : 'read_stream_forwards',
+      text: backwards
+        ? `SELECT ${eventColumns} FROM events WHERE stream_id = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
+        : `SELECT ${eventColumns} FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3`,
+      values: [streamId, from, limit],
+    });
+    return result.rows.map(toRecordedEvent);
+  }
+
+  private async *readAllPages(options: ReadAllOptions): AsyncGenerator<RecordedEvent> {
+    this.assertOpen();
+    const where = filterSql(options.filter, 4);
+    const text = `SELECT ${eventColumns} FROM events
+      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        AND (transaction_id, global_position) > ($1::xid8, $2::bigint) ${where.sql}
+      ORDER BY transaction_id, global_position LIMIT $3`;
+    let after = options.after ?? START;
+    let left = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
+    while (left > 0) {
+      const limit = Math.min(this.pageSize, left);
+      const result = await this.pool.query<EventRow>(text, [
+        after.commit.toString(),
+        after.prepare.toString(),
+        limit,
+        ...where.values,
+      ]);
+      const page = result.rows.map(toRecordedEvent);
+      yield* page;
+      const last = page[page.length - 1];
+      if (!last || page.length < limit) return;
+      left -= page.length;
+      after = last.position;
+    }
+  }
+
+  private async *subscribe(options: SubscribeOptions): AsyncGenerator<RecordedEvent> {
+    this.assertOpen();
+    const { signal } = options;
+    const where = filterSql(options.filter, 4);
+    // One statement reads a page, the horizon it read below, and whether committed events wait
+    // above that horizon: one snapshot, so the three agree.
+    const text = `SELECT h.horizon::text AS horizon,
+        EXISTS (SELECT 1 FROM events WHERE transaction_id >= h.horizon) AS held, e.*
+      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
+      LEFT JOIN LATERAL (
+        SELECT ${eventColumns} FROM events
+         WHERE transaction_id < h.horizon
+           AND (transaction_id, global_position) > ($1::xid8, $2::bigint) ${where.sql}
+         ORDER BY transaction_id, global_position LIMIT $3
+      ) e ON true`;
+    // Where the next query starts: the last event delivered, or past the horizon of a page that
+    // came back short (everything below it has been seen), so a filter that rarely matches does
+    // not rescan the same tail on every wake-up.
+    let cursor = options.after ?? START;
+    let woken = false;
+    let wake: (() => void) | undefined;
+    const stopListening = this.listener.add(() => {
+      woken = true;
+      wake?.();
+    });
+    let heldSince: number | undefined;
+    let nextStallReport = 0;
+    let backoffMs = 0;
+    try {
+      while (!signal?.aborted && !this.closed) {
+        woken = false;
+        const result = await this.pool.query<CatchUpRow>(text, [
+          cursor.commit.toString(),
+          cursor.prepare.toString(),
+          this.pageSize,
+          ...where.values,
+        ]);
+        let delivered = 0;
+        for (const row of result.rows) {
+          if (row.global_position === null) continue;
+          const event = toRecordedEvent(row);
+          cursor = event.position;
+          delivered += 1;
+          yield event;
+          if (signal?.aborted || this.closed) return;
+        }
+        if (delivered === this.pageSize) continue;
+
+        const first = result.rows[0];
+        if (!first) throw new Error('the catch-up query returned no row');
+        const horizon = BigInt(first.horizon);
+        const belowHorizon = { commit: horizon - 1n, prepare: maxBigint };
+        if (comparePositions(cursor, belowHorizon) < 0) cursor = belowHorizon;
+
+        if (first.held) {
+          // Committed events wait behind an open transaction, which may end without a
+          // notification (a rollback, a write elsewhere): look again soon, then less often.
+          const now = Date.now();
+          if (heldSince === undefined) {
+            heldSince = now;
+            nextStallReport = now + this.stallWarningMs;
+          } else if (now >= nextStallReport) {
+            nextStallReport = now + this.stallWarningMs;
+            void this.reportStall(now - heldSince);
+          }
+          backoffMs = Math.min(this.pollIntervalMs, Math.max(2, backoffMs * 2));
+        } else {
+          heldSince = undefined;
+          backoffMs = this.pollIntervalMs;
+        }
+        if (woken) continue;
+        this.listener.ensureListening();
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            wake = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, backoffMs);
+          signal?.addEventListener('abort', done, { once: true });
+          wake = done;
+        });
+      }
+    } finally {
+      stopListening();
+    }
+  }
+
+  private async reportStall(heldForMs: number): Promise<void> {
+    if (!this.onStall) return;
+    try {
+      this.onStall({ heldForMs, holder: await this.oldestInFlightTransaction() });
+    } catch {
+      // A diagnostic must never break the subscription it is about.
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('The event store is closed');
+  }
+}
+
+function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    id: row.event_id,
+    type: row.event_type,
+    data: row.data,
+    metadata: row.metadata,
+    streamId: row.stream_id,
+    revision: Number(row.revision),
+    position: { commit: BigInt(row.transaction_id), prepare: BigInt(row.global_position) },
+    recordedAt: row.recorded_at,
+  };
+}
+
+/** SQL conditions for a filter, with parameters numbered from `firstParameter`. */
+function filterSql(filter: EventFilter | undefined, firstParameter: number): { sql: string; values: string[][] } {
+  const conditions: string[] = [];
+  const values: string[][] = [];
+  if (filter?.eventTypes) {
+    values.push([...filter.eventTypes]);
+    conditions.push(`AND event_type = ANY ($${firstParameter + values.length - 1}::text[])`);
+  }
+  if (filter?.streamPrefixes) {
+    values.push(filter.streamPrefixes.map((prefix) => `${prefix.replace(/[\\%_]/g, '\\$&')}%`));
+    conditions.push(`AND stream_id LIKE ANY ($${firstParameter + values.length - 1}::text[])`);
+  }
+  return { sql: conditions.join(' '), values };
+}
+
+function appendError(error: unknown, streamId: string, expected: ExpectedRevision): unknown {
+  if (!(error instanceof pg.DatabaseError)) return error;
+  if (error.code === 'EV001') {
+    const actual = error.detail === 'no_stream' ? 'no_stream' : Number(error.detail);
+    return new ConcurrencyError(streamId, expected, Number.isNaN(actual) ? undefined : actual);
+  }
+  if (error.code === 'EV002') return new DuplicateEventError(streamId, (error.detail ?? '').split(','));
+  return error;
+}
+
+/**
+ * Sends NOTIFY after appends, outside their transactions (see the migration for why), at most
+ * one at a time: appends that finish while one is on its way are covered by one more after it.
+ * A subscriber needs to learn that something was appended, not how often.
+ */
+class Notifier {
+  private inFlight: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly channel: string,
+  ) {}
+
+  notify(): void {
+    if (this.inFlight) {
+      this.again = true;
+      return;
+    }
+    this.again = false;
+    this.inFlight = this.pool
+      .query({ name: 'notify_appended', text: "SELECT pg_notify($1, '')", values: [this.channel] })
+      .then(
+        () => undefined,
+        // A lost notification costs latency, not events: subscribers poll as a fallback.
+        () => undefined,
+      )
+      .finally(() => {
+        this.inFlight = undefined;
+        if (this.again) this.notify();
+      });
+  }
+
+  async settled(): Promise<void> {
+    this.again = false;
+    await this.inFlight;
+  }
+}
+
+/**
+ * One LISTEN connection per store, shared by its subscriptions: a projector process may run
+ * many, and each would otherwise hold a server connection that does nothing but wait. It is a
+ * client of its own rather than one borrowed from the pool, so LISTEN state never leaks back
+ * into the pool. When it drops, subscribers fall back to polling until it is reopened.
+ */
+class ChannelListener {
+  private client: pg.Client | undefined;
+  private connecting = false;
+  /** After a failed attempt, no other before this time: a server that is down is not hammered. */
+  private retryAfter = 0;
+  private closed = false;
+  private readonly wakers = new Set<() => void>();
+  private readonly dropped = new WeakSet<pg.Client>();
+
+  constructor(
+    private readonly createClient: () => pg.Client,
+    private readonly channel: string,
+    private readonly retryIntervalMs: number,
+  ) {}
+
+  /** Calls `wake` on every notification; returns the function that stops it. */
+  add(wake: () => void): () => void {
+    this.wakers.add(wake);
+    this.ensureListening();
+    return () => {
+      this.wakers.delete(wake);
+      if (this.wakers.size === 0) this.disconnect();
+    };
+  }
+
+  ensureListening(): void {
+    if (this.client || this.connecting || this.closed || this.wakers.size === 0) return;
+    if (Date.now() < this.retryAfter) return;
+    this.connecting = true;
+    void this.connect().finally(() => {
+      this.connecting = false;
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wakeAll();
+    this.disconnect();
+  }
+
+  private async connect(): Promise<void> {
+    const client = this.createClient();
+    client.on('notification', () => this.wakeAll());
+    client.on('error', () => this.drop(client));
+    client.on('end', () => this.drop(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.channel}`);
+    } catch {
+      this.retryAfter = Date.now() + this.retryIntervalMs;
+      this.drop(client);
+      return;
+    }
+    if (this.closed || this.wakers.size === 0) {
+      this.drop(client);
+      return;
+    }
+    this.client = client;
+    // Appends made while nobody listened sent notifications nobody heard.
+    this.wakeAll();
+  }
+
+  private disconnect(): void {
+    if (this.client) this.drop(this.client);
+  }
+
+  private drop(client: pg.Client): void {
+    if (this.client === client) this.client = undefined;
+    if (this.dropped.has(client)) return;
+    this.dropped.add(client);
+    client.removeAllListeners('notification');
+    // Errors after the end are of no interest, but must not go unhandled.
+    client.on('error', () => undefined);
+    void client.end().catch(() => undefined);
+  }
+
+  private wakeAll(): void {
+    for (const wake of [...this.wakers]) wake();
+  }
+}
