@@ -191,7 +191,7 @@ function matchesExpected(expected: ExpectedRevision, actual: number | 'no_stream
 }
 
 /** Both filters must match when both are given; an empty list matches nothing, as it says. */
-export function matchesFilter(event: RecordedEvent, filter: EventFilter | undefined): boolean {
+function matchesFilter(event: RecordedEvent, filter: EventFilter | undefined): boolean {
   if (filter?.eventTypes && !filter.eventTypes.includes(event.type)) return false;
   if (filter?.streamPrefixes && !filter.streamPrefixes.some((prefix) => event.streamId.startsWith(prefix))) return false;
   return true;
