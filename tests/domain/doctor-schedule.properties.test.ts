@@ -1,0 +1,234 @@
+import { fc, test } from '@fast-check/vitest';
+import { expect } from 'vitest';
+import type { DoctorScheduleCommand } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
+import { bookings, doctorScheduleDecider, type DoctorScheduleState } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import type { DoctorScheduleEvent } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
+import { slotProblem, type WeeklyHours, type WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
+import { addDays } from '../../src/domain/shared/calendar-date.js';
+import { fold } from '../../src/domain/shared/decider.js';
+import { DomainError } from '../../src/domain/shared/domain-error.js';
+import { slotsOverlap, type TimeSlot } from '../../src/domain/shared/time-slot.js';
+import { instantOfWallClock, minuteOfDay, wallClockAt } from '../../src/domain/shared/wall-clock.js';
+
+const doctorId = 'doctor-p';
+const minute = 60_000;
+// The week around Berlin's spring-forward night, so the runs cross a daylight-saving change.
+const startMs = Date.parse('2026-03-26T06:00:00Z');
+
+const everyDay = (intervals: WeeklyHours['mon']): WeeklyHours => ({
+  mon: intervals,
+  tue: intervals,
+  wed: intervals,
+  thu: intervals,
+  fri: intervals,
+  sat: intervals,
+  sun: intervals,
+});
+
+const schedules: WeeklySchedule[] = [
+  {
+    timeZone: 'Europe/Berlin',
+    slotMinutes: 30,
+    weeklyHours: everyDay([
+      { from: '01:00', to: '04:00' },
+      { from: '09:00', to: '12:30' },
+    ]),
+    daysOff: ['2026-03-28'],
+  },
+  { timeZone: 'Europe/Berlin', slotMinutes: 60, weeklyHours: everyDay([{ from: '08:00', to: '13:00' }]), daysOff: [] },
+  { timeZone: 'America/New_York', slotMinutes: 45, weeklyHours: everyDay([{ from: '03:00', to: '09:00' }]), daysOff: [] },
+];
+
+const appointmentId = fc.constantFrom('a1', 'a2', 'a3', 'a4', 'a5', 'a6');
+
+/**
+ * A candidate start: mostly a grid slot of the schedule in force (so that bookings succeed and
+ * collide), sometimes any quarter hour (so that every rule gets to refuse).
+ */
+const gridStart = fc
+  .record({ days: fc.integer({ min: 0, max: 2 }), interval: fc.nat(), index: fc.integer({ min: 0, max: 5 }) })
+  .map(({ days, interval, index }) => (now: number, state: DoctorScheduleState) => {
+    if (state.status !== 'active') return new Date(now).toISOString();
+    const { timeZone, slotMinutes, weeklyHours } = state.schedule;
+    const local = wallClockAt(now, timeZone);
+    const date = addDays(local.date, days);
+    const intervals = weeklyHours[wallClockAt(`${date}T12:00:00Z`, timeZone).weekday];
+    const chosen = intervals[interval % Math.max(intervals.length, 1)];
+    const at = chosen && instantOfWallClock(date, minuteOfDay(chosen.from) + index * slotMinutes, timeZone);
+    return new Date(at ?? now).toISOString();
+  });
+const anyQuarter = fc
+  .record({ days: fc.integer({ min: -1, max: 3 }), quarter: fc.integer({ min: -8, max: 40 }) })
+  .map(({ days, quarter }) => (now: number) => {
+    const dayStart = Date.parse(`${new Date(now).toISOString().slice(0, 10)}T00:00:00Z`);
+    return new Date(dayStart + days * 86_400_000 + quarter * 15 * minute).toISOString();
+  });
+const start = fc.oneof({ weight: 3, arbitrary: gridStart }, { weight: 1, arbitrary: anyQuarter });
+
+/** A command without its clock; the run supplies `now`, and the state for acknowledgements. */
+type Step = { minutesLater: number; build: (now: number, state: DoctorScheduleState) => DoctorScheduleCommand };
+
+const setSchedule = fc
+  .record({ schedule: fc.constantFrom(...schedules), acknowledge: fc.boolean() })
+  .map(({ schedule, acknowledge }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => {
+    const acknowledgedAffected = acknowledge && state.status === 'active' ? bookings(state.booked).map((held) => held.appointmentId) : [];
+    return { type: 'SetSchedule', data: { doctorId, ...schedule, acknowledgedAffected, now: new Date(now).toISOString() } };
+  });
+const book = fc.record({ appointmentId, start }).map(({ appointmentId, start }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
+  type: 'BookSlot',
+  data: { appointmentId, patientId: `patient-${appointmentId}`, start: start(now, state), now: new Date(now).toISOString() },
+}));
+const release = appointmentId.map((appointmentId) => (): DoctorScheduleCommand => ({ type: 'ReleaseSlot', data: { appointmentId } }));
+const move = fc.record({ appointmentId, start }).map(({ appointmentId, start }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
+  type: 'MoveSlot',
+  data: { appointmentId, newStart: start(now, state), now: new Date(now).toISOString() },
+}));
+
+const step: fc.Arbitrary<Step> = fc.record({
+  // Now and then the clock steps back a little, as clocks on different machines do.
+  minutesLater: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 300 }) }, { weight: 1, arbitrary: fc.integer({ min: -120, max: 0 }) }),
+  build: fc.oneof(
+    { weight: 1, arbitrary: setSchedule },
+    { weight: 5, arbitrary: book },
+    { weight: 2, arbitrary: release },
+    { weight: 3, arbitrary: move },
+  ),
+});
+
+// Every run starts from a schedule, so that bookings have something to succeed against.
+const steps = fc.tuple(setSchedule, fc.array(step, { minLength: 5, maxLength: 40 })).map(([first, rest]) => [{ minutesLater: 0, build: first }, ...rest]);
+
+type Outcome = { command: DoctorScheduleCommand; before: DoctorScheduleState; events: DoctorScheduleEvent[]; after: DoctorScheduleState; now: number };
+
+/** Decides each step; a refused command leaves the state as it was. */
+function run(plan: Step[]): Outcome[] {
+  let state = doctorScheduleDecider.initialState;
+  let clock = startMs;
+  const outcomes: Outcome[] = [];
+  for (const { minutesLater, build } of plan) {
+    clock += minutesLater * minute;
+    const command = build(clock, state);
+    let events: DoctorScheduleEvent[];
+    try {
+      events = doctorScheduleDecider.decide(command, state);
+    } catch (error) {
+      if (error instanceof DomainError) continue;
+      throw error;
+    }
+    const before = state;
+    for (const event of events) state = doctorScheduleDecider.evolve(state, event);
+    outcomes.push({ command, before, events, after: state, now: clock });
+  }
+  return outcomes;
+}
+
+/**
+ * What the events alone say each appointment holds, kept without any pruning: the state must
+ * agree with it on every slot that has not ended, so a booking can be neither overwritten nor
+ * forgotten while it matters.
+ */
+function replay(model: Map<string, TimeSlot>, event: DoctorScheduleEvent, now: number): void {
+  if (event.type === 'SlotBooked') {
+    const earlier = model.get(event.data.appointmentId);
+    expect(earlier === undefined || Date.parse(earlier.end) <= now, `${event.data.appointmentId} booked twice`).toBe(true);
+    model.set(event.data.appointmentId, { start: event.data.start, end: event.data.end });
+  } else if (event.type === 'SlotReleased') {
+    expect(model.get(event.data.appointmentId)?.start).toBe(event.data.start);
+    model.delete(event.data.appointmentId);
+  } else if (event.type === 'SlotMoved') {
+    expect(model.get(event.data.appointmentId)?.start).toBe(event.data.previousStart);
+    model.set(event.data.appointmentId, { start: event.data.start, end: event.data.end });
+  }
+}
+
+const byStart = (a: TimeSlot, b: TimeSlot) => Date.parse(a.start) - Date.parse(b.start);
+
+test.prop([steps])('no slot is ever held twice, no appointment holds two, and no live booking is forgotten', (plan) => {
+  const model = new Map<string, TimeSlot>();
+  for (const { events, after, now } of run(plan)) {
+    for (const event of events) replay(model, event, now);
+    const live = [...model].filter(([, slot]) => Date.parse(slot.end) > now).map(([appointmentId, slot]) => ({ appointmentId, ...slot }));
+    for (const [i, a] of live.entries()) {
+      for (const b of live.slice(i + 1)) expect(slotsOverlap(a, b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(false);
+    }
+    const held = after.status === 'active' ? bookings(after.booked) : [];
+    expect(held.filter((slot) => Date.parse(slot.end) > now).sort(byStart)).toEqual(live.sort(byStart));
+    const ids = held.map((slot) => slot.appointmentId);
+    expect(new Set(ids).size).toBe(ids.length);
+  }
+});
+
+test.prop([steps])('a slot is taken only in the future, on the grid of the schedule in force, for its full length', (plan) => {
+  for (const { before, events, now } of run(plan)) {
+    for (const event of events) {
+      if (event.type !== 'SlotBooked' && event.type !== 'SlotMoved') continue;
+      expect(before.status).toBe('active');
+      if (before.status !== 'active') continue;
+      expect(Date.parse(event.data.start)).toBeGreaterThan(now);
+      expect(slotProblem(before.schedule, event.data.start)).toBeUndefined();
+      expect(Date.parse(event.data.end) - Date.parse(event.data.start)).toBe(before.schedule.slotMinutes * minute);
+    }
+  }
+});
+
+test.prop([steps])('the same command again changes nothing, and folding the events gives the same state', (plan) => {
+  const outcomes = run(plan);
+  for (const { command, after } of outcomes) expect(doctorScheduleDecider.decide(command, after)).toEqual([]);
+  const last = outcomes.at(-1);
+  if (last) expect(fold(doctorScheduleDecider, outcomes.flatMap((outcome) => outcome.events))).toEqual(last.after);
+});
+
+test.prop([steps])('a schedule change never drops a live booking unannounced', (plan) => {
+  for (const { before, events, now } of run(plan)) {
+    for (const event of events) {
+      if (event.type !== 'ScheduleSet' || before.status !== 'active') continue;
+      const newSchedule: WeeklySchedule = { ...event.data };
+      const misfits = bookings(before.booked).filter(
+        (held) =>
+          Date.parse(held.end) > now &&
+          (slotProblem(newSchedule, held.start) !== undefined || Date.parse(held.end) - Date.parse(held.start) !== newSchedule.slotMinutes * minute),
+      );
+      expect([...event.data.affectedAppointmentIds].sort()).toEqual(misfits.map((held) => held.appointmentId).sort());
+    }
+  }
+});
+
+// The grid on its own, in zones whose daylight-saving rules are unusual: half-hour shifts
+// (Lord Howe), changes at midnight (Santiago), quarter-hour offsets (Chatham, Kathmandu).
+const zones = ['Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Pacific/Chatham', 'Asia/Kathmandu'];
+const transitionDays = ['2026-03-29', '2026-10-25', '2026-03-08', '2026-11-01', '2026-04-05', '2026-10-04', '2026-09-06', '2026-09-27'];
+const day = fc.oneof(fc.constantFrom(...transitionDays), fc.integer({ min: 0, max: 364 }).map((n) => addDays('2026-01-01', n)));
+const fiveMinutes = (n: number) => `${String(Math.floor(n / 12)).padStart(2, '0')}:${String((n % 12) * 5).padStart(2, '0')}`;
+const hours = fc
+  .uniqueArray(fc.integer({ min: 0, max: 287 }), { minLength: 2, maxLength: 4 })
+  .map((points) => [...points].sort((a, b) => a - b))
+  .map((points) => {
+    const intervals = [];
+    for (let i = 0; i + 1 < points.length; i += 2) intervals.push({ from: fiveMinutes(points[i] ?? 0), to: fiveMinutes(points[i + 1] ?? 0) });
+    return intervals;
+  });
+const grid = fc.record({
+  timeZone: fc.constantFrom(...zones),
+  slotMinutes: fc.integer({ min: 2, max: 24 }).map((n) => n * 5),
+  intervals: hours,
+  date: day,
+});
+
+test.prop([grid])('the slots of any day never overlap, and a day without a clock change has every grid slot', ({ timeZone, slotMinutes, intervals, date }) => {
+  const schedule: WeeklySchedule = { timeZone, slotMinutes, weeklyHours: everyDay(intervals), daysOff: [] };
+  // Every five minutes of the UTC span that can hold the local day (offsets run from −12 h to +14 h).
+  const from = Date.parse(`${date}T00:00:00Z`) - 15 * 3_600_000;
+  const offered: number[] = [];
+  const offsets = new Set<number>();
+  for (let at = from; at < from + 54 * 3_600_000; at += 5 * minute) {
+    const local = wallClockAt(at, timeZone);
+    if (local.date !== date) continue;
+    offsets.add(Date.parse(`${local.date}T00:00:00Z`) + local.minute * minute - at);
+    if (slotProblem(schedule, new Date(at).toISOString()) === undefined) offered.push(at);
+  }
+  for (let i = 1; i < offered.length; i++) expect((offered[i] ?? 0) - (offered[i - 1] ?? 0)).toBeGreaterThanOrEqual(slotMinutes * minute);
+
+  if (offsets.size > 1) return;
+  const expected = intervals.reduce((sum, { from, to }) => sum + Math.floor((minuteOfDay(to) - minuteOfDay(from)) / slotMinutes), 0);
+  expect(offered.length).toBe(expected);
+});
