@@ -1,0 +1,94 @@
+import pg from 'pg';
+import type { HeldLock, ProjectionLocks } from '../../projections/runtime/projection-lock.js';
+
+export type PgAdvisoryLocksOptions = {
+  readonly connectionString: string;
+  /** How often a waiting instance tries the lock again. Default 1 s. */
+  readonly retryMs?: number;
+  /** How often a held lock's session is checked; two missed answers count as lost. Default 1 s. */
+  readonly heartbeatMs?: number;
+  /** Connection problems, for the log; they are retried, never thrown. */
+  readonly onError?: (error: unknown) => void;
+};
+
+/**
+ * `pg_try_advisory_lock` on a dedicated connection per lock, outside any pool: a session lock
+ * lives exactly as long as its connection, so a process that dies (or loses the network) lets
+ * the lock go and a standby instance takes it on its next try. Its own client also means a
+ * connection error is an event we handle, where a checked-out pool client would crash the process.
+ */
+export class PgAdvisoryLocks implements ProjectionLocks {
+  private readonly retryMs: number;
+  private readonly heartbeatMs: number;
+  private readonly onError: (error: unknown) => void;
+
+  constructor(private readonly options: PgAdvisoryLocksOptions) {
+    this.retryMs = options.retryMs ?? 1000;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.onError = options.onError ?? (() => undefined);
+  }
+
+  async acquire(key: bigint, signal: AbortSignal): Promise<HeldLock | undefined> {
+    while (!signal.aborted) {
+      const lost = new AbortController();
+      const client = new pg.Client({
+        connectionString: this.options.connectionString,
+        application_name: 'projector-lock',
+        keepAlive: true,
+        query_timeout: this.heartbeatMs * 2,
+      });
+      client.on('error', (error) => lost.abort(error));
+      client.on('end', () => lost.abort(new Error('lock session ended')));
+      try {
+        await client.connect();
+        const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+        const pid = rows[0]?.pid;
+        if (pid === undefined) throw new Error('pg_backend_pid() returned nothing');
+        while (!signal.aborted && !lost.signal.aborted) {
+          const result = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [key.toString()]);
+          if (result.rows[0]?.locked) return this.held(client, pid, lost);
+          await sleep(this.retryMs, signal);
+        }
+      } catch (error) {
+        if (!signal.aborted) this.onError(error);
+      }
+      await client.end().catch(() => undefined);
+      await sleep(this.retryMs, signal);
+    }
+    return undefined;
+  }
+
+  private held(client: pg.Client, pid: number, lost: AbortController): HeldLock {
+    const heartbeat = setInterval(() => {
+      client.query('select 1').catch((error: unknown) => {
+        this.onError(error);
+        lost.abort(error);
+        // The server may still see the session: end it, or its lock outlives our belief in it.
+        client.end().catch(() => undefined);
+      });
+    }, this.heartbeatMs);
+    heartbeat.unref();
+    lost.signal.addEventListener('abort', () => clearInterval(heartbeat), { once: true });
+    return {
+      pid,
+      lost: lost.signal,
+      release: async () => {
+        clearInterval(heartbeat);
+        await client.end().catch(() => undefined);
+      },
+    };
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,367 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { formatPosition, type Position } from '../../application/ports/position.js';
+import { advisoryLockKey } from './projection-lock.js';
+import { generationSchema, readSchema } from './projection.js';
+import type { CheckpointRow, CheckpointStatus, CheckpointTables } from './projection-checkpoints.table.js';
+
+/** What the admin API shows per generation (`GET /v1/admin/projections`). */
+export type CheckpointView = {
+  readonly name: string;
+  readonly generation: number;
+  readonly version: number;
+  readonly active: boolean;
+  readonly status: CheckpointStatus;
+  /** `formatPosition` form; `0.0` before the first event. */
+  readonly position: string;
+  readonly eventsProcessed: bigint;
+  readonly lastEventRecordedAt: Date | null;
+  readonly updatedAt: Date;
+  /** The last failure, kept after a restart until the next one so that it stays visible. */
+  readonly lastFailure: {
+    readonly at: Date;
+    readonly error: string;
+    readonly eventPosition: string | null;
+    readonly eventType: string | null;
+    readonly eventId: string | null;
+  } | null;
+};
+
+function checkpoints(db: Kysely<unknown>): Kysely<CheckpointTables> {
+  return db.withTables<CheckpointTables>();
+}
+
+function inTransaction(trx: Transaction<unknown>): Transaction<CheckpointTables> {
+  return trx.withTables<CheckpointTables>();
+}
+
+export function rowPosition(row: Pick<CheckpointRow, 'position_commit' | 'position_prepare'>): Position {
+  return { commit: BigInt(row.position_commit), prepare: BigInt(row.position_prepare) };
+}
+
+export function toCheckpointView(row: CheckpointRow): CheckpointView {
+  return {
+    name: row.name,
+    generation: row.generation,
+    version: row.version,
+    active: row.active,
+    status: row.status,
+    position: formatPosition(rowPosition(row)),
+    eventsProcessed: BigInt(row.events_processed),
+    lastEventRecordedAt: row.last_event_recorded_at,
+    updatedAt: row.updated_at,
+    lastFailure:
+      row.failed_at && row.error !== null
+        ? {
+            at: row.failed_at,
+            error: row.error,
+            eventPosition: row.failed_event_position,
+            eventType: row.failed_event_type,
+            eventId: row.failed_event_id,
+          }
+        : null,
+  };
+}
+
+/** Every generation of every projection, active first; for the admin API. */
+export async function listCheckpoints(db: Kysely<unknown>): Promise<CheckpointView[]> {
+  const rows = await checkpoints(db)
+    .selectFrom('projection_checkpoints')
+    .selectAll()
+    .orderBy('name')
+    .orderBy('active', 'desc')
+    .orderBy('generation')
+    .execute();
+  return rows.map(toCheckpointView);
+}
+
+/**
+ * The positions the query side can rely on: each named projection's active generation. A name
+ * without an active generation is missing from the map.
+ */
+export async function readActivePositions(db: Kysely<unknown>, names: readonly string[]): Promise<Map<string, Position>> {
+  if (names.length === 0) return new Map();
+  const rows = await checkpoints(db)
+    .selectFrom('projection_checkpoints')
+    .select(['name', 'position_commit', 'position_prepare'])
+    .where('name', 'in', names)
+    .where('active', '=', true)
+    .execute();
+  return new Map(rows.map((row) => [row.name, rowPosition(row)]));
+}
+
+export async function readGenerations(db: Kysely<unknown>, name: string): Promise<CheckpointRow[]> {
+  return checkpoints(db).selectFrom('projection_checkpoints').selectAll().where('name', '=', name).orderBy('generation').execute();
+}
+
+export async function readGeneration(db: Kysely<unknown>, name: string, generation: number): Promise<CheckpointRow | undefined> {
+  return checkpoints(db)
+    .selectFrom('projection_checkpoints')
+    .selectAll()
+    .where('name', '=', name)
+    .where('generation', '=', generation)
+    .executeTakeFirst();
+}
+
+/** Serialises creating generations of one projection across processes, for one transaction. */
+async function lockSetup(trx: Transaction<unknown>, name: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(${advisoryLockKey(`projection-setup:${name}`).toString()}::bigint)`.execute(trx);
+}
+
+async function insertGeneration(
+  trx: Transaction<CheckpointTables>,
+  rows: readonly CheckpointRow[],
+  values: { name: string; version: number; active: boolean },
+): Promise<number> {
+  const generation = Math.max(0, ...rows.map((row) => row.generation)) + 1;
+  await trx
+    .insertInto('projection_checkpoints')
+    .values({ ...values, generation, status: values.active ? 'running' : 'rebuilding' })
+    .execute();
+  return generation;
+}
+
+/**
+ * Makes sure a generation of `version` exists: the very first one becomes active at once (there
+ * is nothing to serve yet); a higher version than the active one's starts a rebuild beside it. A
+ * lower version (old code still running during a deploy) creates nothing.
+ */
+export async function ensureGeneration(db: Kysely<unknown>, name: string, version: number): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await lockSetup(trx, name);
+    const tx = inTransaction(trx);
+    const rows = await tx.selectFrom('projection_checkpoints').selectAll().where('name', '=', name).execute();
+    const active = rows.find((row) => row.active);
+    if (!active) {
+      if (!rows.some((row) => row.status !== 'retired')) await insertGeneration(tx, rows, { name, version, active: true });
+      return;
+    }
+    const building = rows.some((row) => row.version === version && row.status !== 'retired');
+    if (active.version < version && !building) await insertGeneration(tx, rows, { name, version, active: false });
+  });
+}
+
+/**
+ * Asks for a rebuild of `name` from the first event with the active generation's version, e.g.
+ * after fixing data by hand or losing it. Any process running that version picks it up within
+ * its control interval. A rebuild already under way is returned instead of a second one.
+ */
+export async function requestRebuild(db: Kysely<unknown>, name: string): Promise<{ readonly generation: number }> {
+  return db.transaction().execute(async (trx) => {
+    await lockSetup(trx, name);
+    const tx = inTransaction(trx);
+    const rows = await tx.selectFrom('projection_checkpoints').selectAll().where('name', '=', name).execute();
+    const pending = rows.find((row) => !row.active && row.status !== 'retired');
+    if (pending) return { generation: pending.generation };
+    const active = rows.find((row) => row.active);
+    if (!active) throw new RangeError(`Projection ${name} has no active generation to rebuild`);
+    return { generation: await insertGeneration(tx, rows, { name, version: active.version, active: false }) };
+  });
+}
+
+/** A generation's row as its lock holder sees it: who it is and where it writes. */
+export type GenerationRef = {
+  readonly name: string;
+  readonly generation: number;
+  /** Backend pid of the session holding the generation's advisory lock. */
+  readonly lockPid: number;
+  readonly lockKey: bigint;
+};
+
+/**
+ * True only while `ref.lockPid` still holds the generation's advisory lock. Every write of the
+ * runtime is conditioned on it, so a process whose lock session died (network, server restart)
+ * cannot write beside the instance that has taken over. pg_locks shows a bigint key split in
+ * halves: high in `classid`, low in `objid`, with `objsubid` 1.
+ */
+function holdsLock(ref: GenerationRef) {
+  const unsigned = BigInt.asUintN(64, ref.lockKey);
+  const high = (unsigned >> 32n).toString();
+  const low = (unsigned & 0xffffffffn).toString();
+  return sql<boolean>`exists (
+    select 1 from pg_locks
+    where locktype = 'advisory' and granted and pid = ${ref.lockPid}
+      and classid = ${high}::oid and objid = ${low}::oid and objsubid = 1)`;
+}
+
+/**
+ * Moves a generation's checkpoint forward with its batch. Returns false when the generation is no
+ * longer this holder's to write (retired by a swap, or the lock is gone): the caller rolls back.
+ */
+export async function advanceCheckpoint(
+  trx: Transaction<unknown>,
+  ref: GenerationRef,
+  update: { position: Position; events: number; lastEventRecordedAt: Date; now: Date; activate: boolean },
+): Promise<boolean> {
+  const result = await inTransaction(trx)
+    .updateTable('projection_checkpoints')
+    .set({
+      position_commit: update.position.commit.toString(),
+      position_prepare: update.position.prepare.toString(),
+      events_processed: sql<string>`events_processed + ${update.events}`,
+      last_event_recorded_at: update.lastEventRecordedAt,
+      updated_at: update.now,
+      ...(update.activate ? { active: true, status: 'running' as const } : {}),
+    })
+    .where('name', '=', ref.name)
+    .where('generation', '=', ref.generation)
+    .where('status', 'in', ['running', 'rebuilding'])
+    .where(holdsLock(ref))
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/**
+ * Puts a failed (or interrupted) generation back to work when a holder takes it: failures are
+ * recorded for people to see, not to block a fixed deploy. The failure columns stay.
+ */
+export async function resumeGeneration(db: Kysely<unknown>, ref: GenerationRef, now: Date): Promise<boolean> {
+  const result = await checkpoints(db)
+    .updateTable('projection_checkpoints')
+    .set({ status: sql<CheckpointStatus>`case when active then 'running' else 'rebuilding' end`, updated_at: now })
+    .where('name', '=', ref.name)
+    .where('generation', '=', ref.generation)
+    .where('status', '=', 'failed')
+    .where(holdsLock(ref))
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+export async function recordFailure(
+  db: Kysely<unknown>,
+  ref: GenerationRef,
+  failure: { at: Date; error: string; eventPosition: Position; eventType: string; eventId: string },
+): Promise<boolean> {
+  const result = await checkpoints(db)
+    .updateTable('projection_checkpoints')
+    .set({
+      status: 'failed',
+      failed_at: failure.at,
+      error: failure.error,
+      failed_event_position: formatPosition(failure.eventPosition),
+      failed_event_type: failure.eventType,
+      failed_event_id: failure.eventId,
+      updated_at: failure.at,
+    })
+    .where('name', '=', ref.name)
+    .where('generation', '=', ref.generation)
+    .where('status', 'in', ['running', 'rebuilding'])
+    .where(holdsLock(ref))
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Marks a generation superseded by a newer version's active one, so that it stops and is dropped. */
+export async function retireGeneration(db: Kysely<unknown>, ref: GenerationRef, now: Date): Promise<void> {
+  await checkpoints(db)
+    .updateTable('projection_checkpoints')
+    .set({ status: 'retired', active: false, updated_at: now })
+    .where('name', '=', ref.name)
+    .where('generation', '=', ref.generation)
+    .where('active', '=', false)
+    .where(holdsLock(ref))
+    .execute();
+}
+
+/**
+ * Sets `search_path` to `schema` alone for `apply` or `migrate`, then restores it: unqualified
+ * table names in read-model code land in their generation, and nowhere else.
+ */
+export async function withSearchPath<T>(trx: Transaction<unknown>, schema: string, work: () => Promise<T>): Promise<T> {
+  const previous = await sql<{ path: string }>`select current_setting('search_path') as path`.execute(trx);
+  await sql`select set_config('search_path', ${`"${schema}"`}, true)`.execute(trx);
+  const result = await work();
+  await sql`select set_config('search_path', ${previous.rows[0]?.path ?? 'public'}, true)`.execute(trx);
+  return result;
+}
+
+/**
+ * Creates a generation's schema and tables (once, by its first lock holder); for the active
+ * generation also the read schema's views, so the query side finds its tables from the start.
+ */
+export async function setUpGeneration(
+  db: Kysely<unknown>,
+  ref: GenerationRef,
+  migrate: (db: Kysely<unknown>) => Promise<void>,
+): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const row = await inTransaction(trx)
+      .selectFrom('projection_checkpoints')
+      .select(['active', 'schema_ready'])
+      .where('name', '=', ref.name)
+      .where('generation', '=', ref.generation)
+      .where(holdsLock(ref))
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row) return false;
+    if (row.schema_ready) return true;
+    const schema = generationSchema(ref.name, ref.generation);
+    // A schema left by a generation number reused after a lost row would hold stale rows.
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(trx);
+    await sql`create schema ${sql.id(schema)}`.execute(trx);
+    await withSearchPath(trx, schema, () => migrate(trx));
+    if (row.active) await publishViews(trx, ref.name, schema);
+    await inTransaction(trx)
+      .updateTable('projection_checkpoints')
+      .set({ schema_ready: true })
+      .where('name', '=', ref.name)
+      .where('generation', '=', ref.generation)
+      .execute();
+    return true;
+  });
+}
+
+/**
+ * Points the read schema at `schema`: one `select *` view per table. Simple views are inlined by
+ * the planner (indexes apply), and replacing them inside a transaction is atomic for readers.
+ * The read schema belongs to the runtime: anything else put there is dropped on the next swap.
+ */
+export async function publishViews(trx: Transaction<unknown>, name: string, schema: string): Promise<void> {
+  const target = readSchema(name);
+  const tables = await sql<{ table_name: string }>`
+    select table_name from information_schema.tables where table_schema = ${schema} order by table_name`.execute(trx);
+  await sql`drop schema if exists ${sql.id(target)} cascade`.execute(trx);
+  await sql`create schema ${sql.id(target)}`.execute(trx);
+  for (const { table_name: table } of tables.rows) {
+    await sql`create view ${sql.id(target, table)} as select * from ${sql.id(schema, table)}`.execute(trx);
+  }
+}
+
+/**
+ * Inside a rebuild's batch transaction: locks the active generation's row, so that it cannot
+ * commit until the swap has, and returns it.
+ */
+export async function lockActiveGeneration(trx: Transaction<unknown>, name: string): Promise<CheckpointRow | undefined> {
+  return inTransaction(trx)
+    .selectFrom('projection_checkpoints')
+    .selectAll()
+    .where('name', '=', name)
+    .where('active', '=', true)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+/** The other half of a swap: the old active generation steps down (before the new one steps up). */
+export async function deactivateGeneration(trx: Transaction<unknown>, name: string, generation: number, now: Date): Promise<void> {
+  await inTransaction(trx)
+    .updateTable('projection_checkpoints')
+    .set({ active: false, status: 'retired', updated_at: now })
+    .where('name', '=', name)
+    .where('generation', '=', generation)
+    .execute();
+}
+
+/** Drops a retired generation's schema and row; its lock holder does it, so nobody still writes there. */
+export async function dropGeneration(db: Kysely<unknown>, ref: GenerationRef): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const deleted = await inTransaction(trx)
+      .deleteFrom('projection_checkpoints')
+      .where('name', '=', ref.name)
+      .where('generation', '=', ref.generation)
+      .where('status', '=', 'retired')
+      .where(holdsLock(ref))
+      .executeTakeFirst();
+    if (deleted.numDeletedRows === 1n) {
+      await sql`drop schema if exists ${sql.id(generationSchema(ref.name, ref.generation))} cascade`.execute(trx);
+    }
+  });
+}

@@ -1,0 +1,311 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { EventStore, RecordedEvent } from '../../application/ports/event-store.js';
+import { comparePositions, formatPosition, type Position } from '../../application/ports/position.js';
+import { batchEvents } from './event-batches.js';
+import {
+  advanceCheckpoint,
+  deactivateGeneration,
+  lockActiveGeneration,
+  publishViews,
+  readGeneration,
+  recordFailure,
+  retireGeneration,
+  rowPosition,
+  withSearchPath,
+  type GenerationRef,
+} from './projection-checkpoints.queries.js';
+import type { CheckpointRow } from './projection-checkpoints.table.js';
+import { generationSchema, type Projection } from './projection.js';
+import type { ProjectorMetrics } from './projector-metrics.js';
+import { notifyCheckpoint } from './wait-for-position.js';
+
+export type ProjectorSettings = {
+  /** Most events per transaction. */
+  readonly batchSize: number;
+  /** Longest a live event waits for others to share its transaction. */
+  readonly batchMaxWaitMs: number;
+  /** Tries of a failing event, alone in its transaction, before the projection stops as `failed`. */
+  readonly maxAttempts: number;
+  /** First retry delay; it doubles with every attempt up to `retryMaxDelayMs`. */
+  readonly retryDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  /** A rebuild that has seen no event for this long checks whether it can swap in. */
+  readonly idleMs: number;
+};
+
+/** pino's `logger.info(fields, message)` shape, so that any pino logger fits. */
+export type ProjectionLogger = {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+};
+
+/**
+ * Why a projector returned: `stopped` (its signal aborted), `failed` (recorded as such),
+ * `retired` (a rebuild swapped in, or a newer version did), `lost` (its writes are no longer
+ * accepted, or the database would not take them: let the supervisor start over).
+ */
+export type ProjectorExit = 'stopped' | 'failed' | 'retired' | 'lost';
+
+type Committed = 'committed';
+
+/** Raised inside a batch transaction to roll it back when the checkpoint is no longer ours to move. */
+class NotOurs extends Error {
+  override readonly name = 'NotOurs';
+}
+
+export type ProjectorDeps = {
+  readonly db: Kysely<unknown>;
+  readonly eventStore: EventStore;
+  readonly projection: Projection;
+  readonly ref: GenerationRef;
+  readonly row: CheckpointRow;
+  readonly settings: ProjectorSettings;
+  readonly logger: ProjectionLogger;
+  readonly now: () => Date;
+  readonly metrics: ProjectorMetrics;
+};
+
+/**
+ * Keeps one generation of one projection up to date while its process holds the generation's
+ * lock: subscribes from the checkpoint, and commits each batch's rows with the checkpoint (and
+ * the NOTIFY) in one transaction. A rebuilding generation also swaps itself in once caught up.
+ */
+export class Projector {
+  private position: Position;
+  private active: boolean;
+  private readonly handled: ReadonlySet<string>;
+  private readonly schema: string;
+
+  constructor(private readonly deps: ProjectorDeps) {
+    this.position = rowPosition(deps.row);
+    this.active = deps.row.active;
+    this.handled = new Set(deps.projection.eventTypes);
+    this.schema = generationSchema(deps.ref.name, deps.ref.generation);
+    deps.metrics.position = this.position;
+  }
+
+  async run(signal: AbortSignal): Promise<ProjectorExit> {
+    const { eventStore, settings, logger, metrics } = this.deps;
+    while (!signal.aborted) {
+      metrics.state = this.active ? 'running' : 'rebuilding';
+      const subscription = new AbortController();
+      try {
+        // No server-side type filter: the checkpoint must pass every event, or a reader waiting
+        // for the position of an event this projection ignores would wait in vain.
+        const events = eventStore.subscribeToAll({ after: this.position, signal: AbortSignal.any([signal, subscription.signal]) });
+        const batches = batchEvents(events, { size: settings.batchSize, maxWaitMs: settings.batchMaxWaitMs, idleMs: settings.idleMs });
+        for await (const batch of batches) {
+          const outcome = await this.process(batch, batch.length < settings.batchSize, signal);
+          if (outcome !== 'committed') return outcome;
+          if (signal.aborted) break;
+        }
+        return 'stopped';
+      } catch (error) {
+        if (signal.aborted) return 'stopped';
+        logger.warn({ ...this.fields(), err: error }, 'Projection subscription failed; subscribing again from the checkpoint');
+        await sleep(settings.retryDelayMs, signal);
+      } finally {
+        subscription.abort();
+      }
+    }
+    return 'stopped';
+  }
+
+  /**
+   * Commits a batch; if it fails, retries its events one per transaction, which both gets the
+   * good ones through and pins the failure on one event for the record.
+   */
+  private async process(batch: readonly RecordedEvent[], atTail: boolean, signal: AbortSignal): Promise<Committed | ProjectorExit> {
+    // A swap's catch-up may have committed events the subscription delivers again afterwards.
+    const fresh = batch.filter((event) => comparePositions(event.position, this.position) > 0);
+    if (fresh.length === 0) return batch.length === 0 && !this.active ? this.attempt(() => this.commit([], true)) : 'committed';
+    if (fresh.length > 1) {
+      try {
+        return await this.commit(fresh, atTail);
+      } catch (error) {
+        if (error instanceof NotOurs) return this.whyNotOurs();
+        this.deps.logger.warn({ ...this.fields(), err: error, events: fresh.length }, 'Projection batch failed; retrying its events one by one');
+      }
+    }
+    for (const event of fresh) {
+      if (comparePositions(event.position, this.position) <= 0) continue;
+      const outcome = await this.retrying(event, signal);
+      if (outcome !== 'committed') return outcome;
+    }
+    return 'committed';
+  }
+
+  private async attempt(work: () => Promise<Committed | 'retired'>): Promise<Committed | ProjectorExit> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof NotOurs) return this.whyNotOurs();
+      this.deps.logger.warn({ ...this.fields(), err: error }, 'Projection swap check failed; trying again later');
+      return 'committed';
+    }
+  }
+
+  private async retrying(event: RecordedEvent, signal: AbortSignal): Promise<Committed | ProjectorExit> {
+    const { settings, logger } = this.deps;
+    for (let attempt = 1; ; attempt += 1) {
+      if (signal.aborted) return 'stopped';
+      try {
+        return await this.commit([event], false);
+      } catch (error) {
+        if (error instanceof NotOurs) return this.whyNotOurs();
+        if (attempt >= settings.maxAttempts) return this.fail(event, error);
+        const delayMs = Math.min(settings.retryDelayMs * 2 ** (attempt - 1), settings.retryMaxDelayMs);
+        logger.warn({ ...this.fields(), ...eventFields(event), err: error, attempt, delayMs }, 'Projection failed on an event; retrying');
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  /** One transaction: the rows, a rebuild's swap when due, the checkpoint, the notification. */
+  private async commit(events: readonly RecordedEvent[], atTail: boolean): Promise<Committed | 'retired'> {
+    const { db, projection, ref, metrics, now } = this.deps;
+    const started = performance.now();
+    const last = events[events.length - 1];
+    let progress = { position: last?.position ?? this.position, events: events.length, lastEventRecordedAt: last?.recordedAt };
+    let activate = false;
+    let superseded = false;
+    await db.transaction().execute(async (trx) => {
+      await this.apply(trx, events);
+      if (!this.active && atTail) {
+        const swap = await this.swapIn(trx, progress.position);
+        superseded = swap === 'superseded';
+        if (swap !== 'superseded' && swap !== 'behind') {
+          activate = true;
+          progress = {
+            position: swap.position,
+            events: progress.events + swap.events,
+            lastEventRecordedAt: swap.lastEventRecordedAt ?? progress.lastEventRecordedAt,
+          };
+        }
+      }
+      if (progress.events === 0 && !activate) return;
+      const moved = await advanceCheckpoint(trx, ref, {
+        position: progress.position,
+        events: progress.events,
+        lastEventRecordedAt: progress.lastEventRecordedAt ?? now(),
+        now: now(),
+        activate,
+      });
+      if (!moved) throw new NotOurs();
+      if (this.active || activate) await notifyCheckpoint(trx, { name: projection.name, position: progress.position });
+    });
+    this.position = progress.position;
+    if (activate) {
+      this.active = true;
+      metrics.state = 'running';
+      this.deps.logger.info({ ...this.fields() }, 'Projection rebuild caught up and swapped in');
+    }
+    if (progress.events > 0) {
+      metrics.batchCommitted({
+        position: progress.position,
+        events: progress.events,
+        durationMs: performance.now() - started,
+        lastEventRecordedAt: progress.lastEventRecordedAt ?? now(),
+      });
+    }
+    if (superseded) {
+      await retireGeneration(db, ref, now());
+      return 'retired';
+    }
+    return 'committed';
+  }
+
+  private async apply(trx: Transaction<unknown>, events: readonly RecordedEvent[]): Promise<void> {
+    const relevant = events.filter((event) => this.handled.has(event.type));
+    if (relevant.length > 0) await withSearchPath(trx, this.schema, () => this.deps.projection.apply(trx, relevant));
+  }
+
+  /**
+   * Inside the rebuild's batch transaction, at the live tail: holds the active generation's row
+   * (its projector waits at its next commit), applies the few events it is ahead by, retires it
+   * and repoints the views. Everything commits together, so readers see the old tables or the
+   * new ones at a position at least as far, never a step back.
+   */
+  private async swapIn(
+    trx: Transaction<unknown>,
+    position: Position,
+  ): Promise<'superseded' | 'behind' | { position: Position; events: number; lastEventRecordedAt: Date | undefined }> {
+    const { eventStore, ref, now } = this.deps;
+    const active = await lockActiveGeneration(trx, ref.name);
+    if (active && active.version > this.deps.row.version) return 'superseded';
+    const missing: RecordedEvent[] = [];
+    if (active) {
+      const target = rowPosition(active);
+      if (comparePositions(target, position) > 0) {
+        for await (const event of eventStore.readAll({ after: position })) {
+          if (comparePositions(event.position, target) > 0) break;
+          missing.push(event);
+        }
+        const reached = missing[missing.length - 1]?.position ?? position;
+        if (comparePositions(reached, target) < 0) return 'behind';
+        await this.apply(trx, missing);
+      }
+      await deactivateGeneration(trx, ref.name, active.generation, now());
+    }
+    await publishViews(trx, ref.name, this.schema);
+    const last = missing[missing.length - 1];
+    return { position: last?.position ?? position, events: missing.length, lastEventRecordedAt: last?.recordedAt };
+  }
+
+  private async fail(event: RecordedEvent, error: unknown): Promise<ProjectorExit> {
+    const { db, ref, logger, metrics, now } = this.deps;
+    const message = error instanceof Error ? error.message : String(error);
+    metrics.failed({ message, eventType: event.type, position: event.position });
+    metrics.state = 'failed';
+    logger.error(
+      { ...this.fields(), ...eventFields(event), err: error, attempts: this.deps.settings.maxAttempts },
+      'Projection stopped: its handler keeps failing on an event',
+    );
+    try {
+      const recorded = await recordFailure(db, ref, {
+        at: now(),
+        error: message,
+        eventPosition: event.position,
+        eventType: event.type,
+        eventId: event.id,
+      });
+      return recorded ? 'failed' : this.whyNotOurs();
+    } catch (recordError) {
+      logger.error({ ...this.fields(), err: recordError }, 'Could not record the projection failure');
+      return 'lost';
+    }
+  }
+
+  private async whyNotOurs(): Promise<ProjectorExit> {
+    try {
+      const row = await readGeneration(this.deps.db, this.deps.ref.name, this.deps.ref.generation);
+      return !row || row.status === 'retired' ? 'retired' : 'lost';
+    } catch {
+      return 'lost';
+    }
+  }
+
+  private fields() {
+    const { ref } = this.deps;
+    return { projection: ref.name, generation: ref.generation, position: formatPosition(this.position) };
+  }
+}
+
+function eventFields(event: RecordedEvent) {
+  return { eventId: event.id, eventType: event.type, eventPosition: formatPosition(event.position), streamId: event.streamId };
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

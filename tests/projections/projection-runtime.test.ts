@@ -1,0 +1,253 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatPosition, parsePosition, type Position } from '../../src/application/ports/position.js';
+import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
+import { advanceCheckpoint, readActivePositions } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
+import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
+import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
+import { activeCheckpoint, appendEvents, checkpointsOf, createHarness, createRuntime, eventually, type Harness } from './support/runtime-harness.js';
+
+/**
+ * The runtime against real PostgreSQL and the PostgreSQL event store. Each test uses its own
+ * projection names and stream prefixes, so one database serves the file.
+ */
+let harness: Harness;
+const runtimes: ProjectionRuntime[] = [];
+
+beforeAll(async () => {
+  harness = await createHarness();
+});
+
+afterAll(async () => {
+  await Promise.all(runtimes.map((runtime) => runtime.stop()));
+  await harness.close();
+});
+
+function track(runtime: ProjectionRuntime): ProjectionRuntime {
+  runtimes.push(runtime);
+  runtime.start();
+  return runtime;
+}
+
+async function reached(name: string, position: Position): Promise<boolean> {
+  return hasProcessed((await readActivePositions(harness.db, [name])).get(name), position);
+}
+
+/** Backend pid of the session holding generation 1's lock. */
+async function lockHolder(name: string): Promise<number> {
+  const key = BigInt.asUintN(64, generationLockKey(name, 1));
+  const { rows } = await harness.pool.query<{ pid: number }>(
+    `select pid from pg_locks where locktype = 'advisory' and granted and objsubid = 1
+       and classid = $1::oid and objid = $2::oid`,
+    [(key >> 32n).toString(), (key & 0xffffffffn).toString()],
+  );
+  const pid = rows[0]?.pid;
+  if (pid === undefined) throw new Error(`nobody holds ${name}'s lock`);
+  return pid;
+}
+
+/** Events of `type` per stream in the log up to `upTo`: what a count projection must show. */
+async function countsInLog(type: string, upTo: Position | undefined): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (!upTo) return counts;
+  for await (const event of harness.store.readAll({ filter: { eventTypes: [type] } })) {
+    if (!hasProcessed(upTo, event.position)) break;
+    counts.set(event.streamId, (counts.get(event.streamId) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function onlyPrefix(counts: Map<string, number>, prefix: string): Map<string, number> {
+  return new Map([...counts].filter(([streamId]) => streamId.startsWith(`${prefix}-`)));
+}
+
+describe('projection runtime', () => {
+  it('commits every batch with its checkpoint, and counts each event exactly once', async () => {
+    const projection = eventCountsProjection({ name: 'batches', eventTypes: ['Counted'] });
+    const { counts, last } = await appendEvents(harness.store, { streams: 5, perStream: 60, prefix: 'batches' });
+    // Events this projection ignores still move its checkpoint: readers may wait for them.
+    const ignored = await appendEvents(harness.store, { streams: 1, perStream: 5, prefix: 'batches_ignored', type: 'Other' });
+    const runtime = track(createRuntime(harness, [projection]));
+
+    await eventually(() => reached('batches', ignored.last), 10_000, 'the checkpoint to pass the ignored events');
+    expect(await readEventCounts(harness.db, 'batches')).toEqual(counts);
+    const checkpoint = await activeCheckpoint(harness.db, 'batches');
+    expect(checkpoint).toMatchObject({ status: 'running', generation: 1, eventsProcessed: 305n, position: formatPosition(ignored.last) });
+    expect(parsePosition(checkpoint?.position ?? '')).toBeDefined();
+    expect(hasProcessed(parsePosition(checkpoint?.position ?? ''), last)).toBe(true);
+
+    const [status] = runtime.status();
+    expect(status).toMatchObject({ name: 'batches', state: 'running', eventsProcessed: 305, position: formatPosition(ignored.last) });
+    // 305 events in batches of at most 100.
+    expect(status?.batchesCommitted).toBeGreaterThanOrEqual(4);
+    expect(status?.lastBatchDurationMs).toBeGreaterThan(0);
+    expect(status?.eventsPerSecond).toBeGreaterThan(0);
+    expect(status?.lagMs).toBeGreaterThanOrEqual(0);
+    await runtime.stop();
+  });
+
+  it('resumes from its checkpoint after a restart without applying any event twice', async () => {
+    const projection = eventCountsProjection({ name: 'restarts', eventTypes: ['Counted'] });
+    const first = await appendEvents(harness.store, { streams: 3, perStream: 40, prefix: 'restarts' });
+    const one = track(createRuntime(harness, [projection]));
+    await eventually(() => reached('restarts', first.last), 10_000, 'the first run to catch up');
+    await one.stop();
+
+    const second = await appendEvents(harness.store, { streams: 3, perStream: 30, prefix: 'restarts' });
+    const two = track(createRuntime(harness, [projection]));
+    await eventually(() => reached('restarts', second.last), 10_000, 'the second run to catch up');
+    // Stopping in the middle of a stream of appends, then starting again, changes nothing either.
+    const appending = appendEvents(harness.store, { streams: 3, perStream: 50, prefix: 'restarts' });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await two.stop();
+    const third = await appending;
+    const three = track(createRuntime(harness, [projection]));
+    await eventually(() => reached('restarts', third.last), 10_000, 'the third run to catch up');
+
+    const counts = onlyPrefix(await readEventCounts(harness.db, 'restarts'), 'restarts');
+    expect([...counts.values()]).toEqual([120, 120, 120]);
+    expect((await activeCheckpoint(harness.db, 'restarts'))?.eventsProcessed).toBeGreaterThanOrEqual(360n);
+    await three.stop();
+  });
+
+  it('stops only the projection whose handler keeps failing, with the error and event on record', async () => {
+    let poisonPosition: Position | undefined;
+    const failing = eventCountsProjection({
+      name: 'poisoned',
+      eventTypes: ['Counted'],
+      // Throws after its rows are written: they must roll back with the batch.
+      afterApply: async (events) => {
+        const poison = events.find((event) => event.data.poison === true);
+        if (poison) {
+          poisonPosition = poison.position;
+          throw new Error(`cannot count event ${poison.id}`);
+        }
+      },
+    });
+    const healthy = eventCountsProjection({ name: 'healthy', eventTypes: ['Counted'] });
+    const runtime = track(createRuntime(harness, [failing, healthy]));
+    const before = await appendEvents(harness.store, { streams: 1, perStream: 10, prefix: 'poison' });
+    const poison = await appendEvents(harness.store, { streams: 1, perStream: 1, prefix: 'poison', data: () => ({ poison: true }) });
+    const after = await appendEvents(harness.store, { streams: 1, perStream: 10, prefix: 'poison' });
+
+    const failed = await eventually(async () => {
+      const row = await activeCheckpoint(harness.db, 'poisoned');
+      return row?.status === 'failed' && row;
+    }, 10_000, 'the projection to fail');
+    expect(poisonPosition).toEqual(poison.last);
+    expect(failed.lastFailure).toMatchObject({
+      eventPosition: formatPosition(poison.last),
+      eventType: 'Counted',
+      error: expect.stringContaining('cannot count event'),
+    });
+    // Everything before the poison was committed; nothing of it or after it.
+    expect(failed.position).toBe(formatPosition(before.last));
+    expect(onlyPrefix(await readEventCounts(harness.db, 'poisoned'), 'poison')).toEqual(new Map([['poison-0', 10]]));
+    expect(runtime.status().find((status) => status.name === 'poisoned')).toMatchObject({
+      state: 'failed',
+      lastError: { eventType: 'Counted', position: formatPosition(poison.last) },
+    });
+
+    // The other projection went on, and goes on.
+    await eventually(() => reached('healthy', after.last), 10_000, 'the healthy projection');
+    const more = await appendEvents(harness.store, { streams: 1, perStream: 5, prefix: 'poison' });
+    await eventually(() => reached('healthy', more.last), 10_000, 'the healthy projection to go on');
+    expect(onlyPrefix(await readEventCounts(harness.db, 'healthy'), 'poison')).toEqual(new Map([['poison-0', 26]]));
+    expect((await activeCheckpoint(harness.db, 'poisoned'))?.position).toBe(formatPosition(before.last));
+    await runtime.stop();
+  });
+
+  it('runs one instance per projection across runtimes, and hands over when the active one stops', async () => {
+    const projection = eventCountsProjection({ name: 'handover', eventTypes: ['Counted'] });
+    const first = track(createRuntime(harness, [projection]));
+    await eventually(async () => first.status()[0]?.state === 'running', 10_000, 'the first instance to run');
+    const second = track(createRuntime(harness, [projection]));
+    const batch1 = await appendEvents(harness.store, { streams: 2, perStream: 20, prefix: 'handover' });
+    await eventually(() => reached('handover', batch1.last), 10_000, 'the first instance to project');
+    expect(first.status()[0]).toMatchObject({ state: 'running', eventsProcessed: expect.any(Number) });
+    expect(second.status()[0]).toMatchObject({ state: 'standby', eventsProcessed: 0 });
+
+    const stopped = Date.now();
+    await first.stop();
+    await eventually(async () => second.status()[0]?.state === 'running', 5000, 'the second instance to take over');
+    expect(Date.now() - stopped).toBeLessThan(3000);
+    const batch2 = await appendEvents(harness.store, { streams: 2, perStream: 20, prefix: 'handover' });
+    await eventually(() => reached('handover', batch2.last), 10_000, 'the second instance to project');
+    expect(onlyPrefix(await readEventCounts(harness.db, 'handover'), 'handover')).toEqual(
+      new Map([['handover-0', 40], ['handover-1', 40]]),
+    );
+    await second.stop();
+  });
+
+  it('takes over from an instance whose lock session died, and the dead session can no longer write', async () => {
+    const projection = eventCountsProjection({
+      name: 'fenced',
+      eventTypes: ['Counted'],
+      afterApply: () => new Promise((resolve) => setTimeout(resolve, 5)),
+    });
+    const first = track(createRuntime(harness, [projection]));
+    await eventually(async () => first.status()[0]?.state === 'running', 10_000, 'the first instance to run');
+    const second = track(createRuntime(harness, [projection]));
+    await eventually(async () => second.status()[0]?.state === 'standby', 10_000, 'the second instance to wait');
+    const holder = await lockHolder('fenced');
+
+    // What a crashed process or a network cut looks like to PostgreSQL: the session is gone.
+    const appending = appendEvents(harness.store, { streams: 2, perStream: 100, prefix: 'fenced' });
+    await harness.pool.query('select pg_terminate_backend($1)', [holder]);
+    const { last } = await appending;
+    // Either instance may win the lock back; exactly one runs, on a new session.
+    await eventually(async () => {
+      const states = [first, second].map((runtime) => runtime.status()[0]?.state);
+      return states.filter((state) => state === 'running').length === 1 && states.includes('standby');
+    }, 5000, 'one instance to take over');
+    expect(await lockHolder('fenced')).not.toBe(holder);
+    await eventually(() => reached('fenced', last), 10_000, 'the new holder to catch up');
+    expect(onlyPrefix(await readEventCounts(harness.db, 'fenced'), 'fenced')).toEqual(new Map([['fenced-0', 100], ['fenced-1', 100]]));
+
+    // The fence itself: a write on behalf of a session that holds no lock is refused.
+    const moved = await harness.db.transaction().execute((trx) =>
+      advanceCheckpoint(trx, { name: 'fenced', generation: 1, lockPid: holder, lockKey: generationLockKey('fenced', 1) }, {
+        position: last,
+        events: 0,
+        lastEventRecordedAt: new Date(),
+        now: new Date(),
+        activate: false,
+      }),
+    );
+    expect(moved).toBe(false);
+    await Promise.all([first.stop(), second.stop()]);
+  });
+
+  it('stops cleanly after committing the batch in progress', async () => {
+    const projection = eventCountsProjection({
+      name: 'aborted',
+      eventTypes: ['Aborted'],
+      afterApply: () => new Promise((resolve) => setTimeout(resolve, 100)),
+    });
+    await appendEvents(harness.store, { streams: 2, perStream: 200, prefix: 'aborted', type: 'Aborted' });
+    const runtime = track(createRuntime(harness, [projection], { batchSize: 50 }));
+    await eventually(async () => (runtime.status()[0]?.batchesCommitted ?? 0) >= 1, 10_000, 'a first batch');
+    // Mid-way through a slow batch: stop() waits for its commit.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await runtime.stop();
+
+    const checkpoint = await activeCheckpoint(harness.db, 'aborted');
+    // The rows are exactly the events up to the checkpoint: the batch in flight committed whole.
+    const upTo = parsePosition(checkpoint?.position ?? '');
+    const counts = await readEventCounts(harness.db, 'aborted');
+    expect(counts).toEqual(await countsInLog('Aborted', upTo));
+    const counted = [...counts.values()].reduce((a, b) => a + b, 0);
+    expect(counted).toBeGreaterThan(0);
+    expect(counted).toBeLessThan(400);
+    const open = await harness.pool.query(`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%'`);
+    expect(open.rows[0]).toEqual({ n: 0 });
+  });
+});
+
+describe('projection checkpoints in the table', () => {
+  it('records a generation per projection, active', async () => {
+    const rows = await checkpointsOf(harness.db, 'batches');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ generation: 1, version: 1, active: true });
+  });
+});

@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { EventStore, JsonObject } from '../../../src/application/ports/event-store.js';
+import { maxPosition, START, type Position } from '../../../src/application/ports/position.js';
+import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { createKysely, createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
+import { PgAdvisoryLocks } from '../../../src/infrastructure/projections/pg-advisory-locks.js';
+import { listCheckpoints, type CheckpointView } from '../../../src/projections/runtime/projection-checkpoints.queries.js';
+import { ProjectionRuntime, type ProjectionRuntimeOptions } from '../../../src/projections/runtime/projection-runtime.js';
+import type { Projection } from '../../../src/projections/runtime/projection.js';
+import { createTestDatabase } from '../../support/database.js';
+
+export type Harness = {
+  readonly url: string;
+  readonly pool: pg.Pool;
+  readonly db: Kysely<unknown>;
+  readonly store: PgEventStore;
+  close(): Promise<void>;
+};
+
+/** A fresh database with every migration, and the PostgreSQL event store on it. */
+export async function createHarness(): Promise<Harness> {
+  const database = await createTestDatabase();
+  const pool = createPool(database.url, 20);
+  await migrateToLatest(pool);
+  const store = new PgEventStore(pool, { pollIntervalMs: 100 });
+  const db = createKysely<unknown>(pool);
+  return {
+    url: database.url,
+    pool,
+    db,
+    store,
+    async close() {
+      await store.close();
+      await db.destroy();
+      await database.drop();
+    },
+  };
+}
+
+/** Fast settings, so that tests wait on the behaviour, not on production intervals. */
+export function createRuntime(
+  harness: Pick<Harness, 'url' | 'db' | 'store'>,
+  projections: readonly Projection[],
+  overrides: Partial<ProjectionRuntimeOptions> = {},
+): ProjectionRuntime {
+  return new ProjectionRuntime({
+    db: harness.db,
+    eventStore: harness.store,
+    locks: new PgAdvisoryLocks({ connectionString: harness.url, retryMs: 100, heartbeatMs: 200 }),
+    projections,
+    batchSize: 100,
+    batchMaxWaitMs: 20,
+    maxAttempts: 3,
+    retryDelayMs: 10,
+    retryMaxDelayMs: 50,
+    controlIntervalMs: 100,
+    ...overrides,
+  });
+}
+
+/**
+ * Appends `perStream` events to each of `streams` streams, several per append and interleaved
+ * across streams; returns the expected count per stream and the last position.
+ */
+export async function appendEvents(
+  store: EventStore,
+  options: { streams: number; perStream: number; type?: string; prefix?: string; data?: (index: number) => JsonObject },
+): Promise<{ counts: Map<string, number>; last: Position }> {
+  const { streams, perStream, type = 'Counted', prefix = 'counter' } = options;
+  const counts = new Map<string, number>();
+  let last = START;
+  const chunk = 10;
+  for (let offset = 0; offset < perStream; offset += chunk) {
+    for (let stream = 0; stream < streams; stream += 1) {
+      const streamId = `${prefix}-${stream}`;
+      const size = Math.min(chunk, perStream - offset);
+      const events = Array.from({ length: size }, (_, index) => ({
+        id: randomUUID(),
+        type,
+        data: options.data?.(offset + index) ?? { index: offset + index },
+        metadata: {},
+      }));
+      const result = await store.appendToStream(streamId, events);
+      last = maxPosition(last, result.position);
+      counts.set(streamId, (counts.get(streamId) ?? 0) + size);
+    }
+  }
+  return { counts, last };
+}
+
+/** Polls `probe` until it returns something other than undefined/false, or fails after `timeoutMs`. */
+export async function eventually<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export async function activeCheckpoint(db: Kysely<unknown>, name: string): Promise<CheckpointView | undefined> {
+  return (await listCheckpoints(db)).find((row) => row.name === name && row.active);
+}
+
+export async function checkpointsOf(db: Kysely<unknown>, name: string): Promise<CheckpointView[]> {
+  return (await listCheckpoints(db)).filter((row) => row.name === name);
+}
