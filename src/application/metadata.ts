@@ -1,7 +1,7 @@
 import { z } from 'zod';
+import type { Actor } from '../domain/shared/actor.js';
 
-export const roleSchema = z.enum(['CONSUMER', 'OWNER', 'PATIENT', 'DOCTOR', 'ADMIN', 'AUDITOR']);
-export type Role = z.infer<typeof roleSchema>;
+export { actorSchema, roleSchema, type Actor, type Role } from '../domain/shared/actor.js';
 
 /** Who asked, on whose behalf, as part of which request: attached to every appended event. */
 export const eventMetadataSchema = z.object({
@@ -20,13 +20,6 @@ export const eventMetadataSchema = z.object({
   userAgent: z.string().optional(),
 });
 export type EventMetadata = z.infer<typeof eventMetadataSchema>;
-
-/** The caller of a command, as the edge (HTTP, a process manager) established it. */
-export const actorSchema = z.object({
-  id: z.string().min(1),
-  roles: z.array(roleSchema),
-});
-export type Actor = z.infer<typeof actorSchema>;
 
 /** Everything about a command's origin that ends up in its events' metadata. */
 export type CommandContext = {
