@@ -1,0 +1,112 @@
+import type { JsonObject } from '../ports/event-store.js';
+
+// The identity ports live beside their only user until the identity module settles; they
+// follow the same rule as src/application/ports (interfaces here, adapters in infrastructure).
+
+/** A login's secret side, kept outside the event log so it can be changed and deleted. */
+export type StoredCredentials = {
+  readonly userId: string;
+  /** A PHC string (`$argon2id$…`); never the password. */
+  readonly passwordHash: string;
+  /** Set while the account is locked after too many failed logins. */
+  readonly lockedUntil: Date | null;
+};
+
+export type NewCredentials = {
+  readonly userId: string;
+  readonly email: string;
+  readonly passwordHash: string;
+  readonly createdAt: Date;
+};
+
+export type CredentialsClaim =
+  | { readonly inserted: true }
+  /** The email was taken, by `userId` (possibly the same user, on a retried signup). */
+  | { readonly inserted: false; readonly userId: string; readonly createdAt: Date };
+
+/** Email + password hash per user; emails are unique regardless of letter case. */
+export interface CredentialStore {
+  /** Inserts `credentials` unless their email is taken, compared case-insensitively. */
+  insert(credentials: NewCredentials): Promise<CredentialsClaim>;
+
+  /** Deletes a user's credentials: how a signup whose event was never written is undone. */
+  remove(userId: string): Promise<void>;
+
+  /** The credentials for `email`, compared case-insensitively; `undefined` when none. */
+  findByEmail(email: string): Promise<StoredCredentials | undefined>;
+
+  /**
+   * Counts one failed login, atomically with concurrent ones. When this makes `maxAttempts`
+   * failures in a row, locks the account until `lockUntil`, starts the count over, and answers
+   * `{ locked: true }`.
+   */
+  recordFailedLogin(userId: string, policy: { readonly maxAttempts: number; readonly lockUntil: Date }): Promise<{ locked: boolean }>;
+
+  /** Forgets earlier failed logins: the count is of failures in a row. */
+  recordSuccessfulLogin(userId: string): Promise<void>;
+}
+
+export type NewRefreshToken = {
+  /** SHA-256 of the token: the token itself is never stored. */
+  readonly tokenHash: string;
+  readonly issuedAt: Date;
+  readonly expiresAt: Date;
+};
+
+export type RotationOutcome =
+  /** `oldHash` was its family's live token; it is now retired and the new token is live. */
+  | { readonly outcome: 'rotated'; readonly userId: string; readonly familyId: string }
+  /** `oldHash` had been rotated already: someone replays a stolen or leaked token. */
+  | { readonly outcome: 'reused'; readonly userId: string; readonly familyId: string }
+  /** Unknown, expired, or of a revoked family. */
+  | { readonly outcome: 'invalid' };
+
+/**
+ * Refresh tokens in families: one family per login, one live token per family. Each use
+ * replaces the live token; presenting a replaced one revokes the whole family.
+ */
+export interface RefreshTokenStore {
+  /** Starts a family (a login) with its first live token. */
+  startFamily(token: NewRefreshToken & { readonly familyId: string; readonly userId: string }): Promise<void>;
+
+  /**
+   * In one transaction: if `oldHash` is live and unexpired at `now`, retires it and makes `next`
+   * the family's live token; if it was retired before, revokes every token of its family.
+   */
+  rotate(oldHash: string, next: NewRefreshToken, now: Date): Promise<RotationOutcome>;
+
+  /** Revokes the family of `tokenHash` if it belongs to `userId`; `false` when it does not. */
+  revokeFamily(tokenHash: string, userId: string): Promise<boolean>;
+}
+
+export type SecurityEventType =
+  | 'login_failed'
+  | 'login_while_locked'
+  | 'account_locked'
+  | 'refresh_token_reused'
+  | 'logout';
+
+/** Security-relevant moments that are not domain events; the audit API reads them. */
+export type SecurityEvent = {
+  readonly type: SecurityEventType;
+  /** `null` when the attempt named no known account. */
+  readonly userId: string | null;
+  readonly occurredAt: Date;
+  readonly requestId: string;
+  readonly ip?: string | undefined;
+  readonly userAgent?: string | undefined;
+  readonly details?: JsonObject;
+};
+
+export interface SecurityEventLog {
+  /** Appends one entry; entries are never changed. */
+  record(event: SecurityEvent): Promise<void>;
+}
+
+/** A slow, salted, memory-hard password hash. */
+export interface PasswordHasher {
+  /** A self-describing hash string (algorithm, parameters and salt included). */
+  hash(password: string): Promise<string>;
+  /** Whether `password` matches `hash`; `false` (not an exception) for a malformed hash. */
+  verify(hash: string, password: string): Promise<boolean>;
+}

@@ -1,0 +1,184 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { streamIdOf, userDecider } from '../../domain/user/user.decider.js';
+import type { UserRole } from '../../domain/user/user.events.js';
+import { isAnonymous } from '../authorization/actors.js';
+import { deterministicUuid } from '../ids.js';
+import type { Actor, CommandContext } from '../metadata.js';
+import type { Clock } from '../ports/clock.js';
+import type { AppendResult, EventStore } from '../ports/event-store.js';
+import type { Position } from '../ports/position.js';
+import { AccountLockedError, AuthenticationError } from './identity-errors.js';
+import type { CredentialStore, NewCredentials, PasswordHasher, RefreshTokenStore, SecurityEventLog, SecurityEventType } from './identity.ports.js';
+import { appendUserEvents, loadUser } from './user-stream.js';
+
+/** Failed logins in a row that lock an account, and for how long. */
+export const lockoutPolicy = { maxFailedAttempts: 5, lockoutMs: 15 * 60_000 } as const;
+
+/**
+ * After how long credentials without a UserRegistered event count as an abandoned signup. Far
+ * longer than any append takes, so a slow signup in progress is never mistaken for one.
+ */
+const abandonedSignupMs = 10 * 60_000;
+
+/** How long a refresh token lives unused; each rotation starts a new one. */
+export const refreshTokenTtlMs = 30 * 24 * 60 * 60_000;
+
+export type IdentityServiceDeps = {
+  readonly eventStore: EventStore;
+  readonly credentials: CredentialStore;
+  readonly refreshTokens: RefreshTokenStore;
+  readonly securityEvents: SecurityEventLog;
+  readonly passwords: PasswordHasher;
+  readonly clock: Clock;
+};
+
+export type SignUp = { readonly email: string; readonly password: string; readonly name: string; readonly roles: UserRole[] };
+
+export type SignUpResult = { readonly id: string; readonly streamId: string; readonly version: number; readonly position: Position };
+
+/** What the edge turns into an access token, plus the opaque refresh token for the client. */
+export type Session = { readonly actor: Actor; readonly refreshToken: string; readonly refreshTokenExpiresAt: Date };
+
+export type IdentityService = ReturnType<typeof createIdentityService>;
+
+export const hashRefreshToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+export function createIdentityService(deps: IdentityServiceDeps) {
+  const { credentials, refreshTokens, passwords, clock } = deps;
+  // Verifying against a real hash when the email is unknown makes both failures take as long,
+  // so response times do not tell which emails have accounts.
+  let decoyHash: Promise<string> | undefined;
+  const decoy = () => (decoyHash ??= passwords.hash(randomUUID()));
+
+  const record = (type: SecurityEventType, userId: string | null, context: CommandContext, details?: { [key: string]: string }) =>
+    deps.securityEvents.record({
+      type,
+      userId,
+      occurredAt: clock.now(),
+      requestId: context.requestId,
+      ip: context.ip,
+      userAgent: context.userAgent,
+      ...(details ? { details } : {}),
+    });
+
+  const newRefreshToken = () => {
+    const token = randomBytes(32).toString('base64url');
+    const issuedAt = clock.now();
+    return { token, tokenHash: hashRefreshToken(token), issuedAt, expiresAt: new Date(issuedAt.getTime() + refreshTokenTtlMs) };
+  };
+
+  /** The session's roles come from the user's stream, so a grant or revocation counts from the next login or refresh. */
+  async function sessionFor(userId: string, refreshToken: { readonly token: string; readonly expiresAt: Date }): Promise<Session> {
+    const user = await loadUser(deps.eventStore, userId);
+    if (user.state.status !== 'registered') throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
+    return { actor: { id: userId, roles: [...user.state.roles] }, refreshToken: refreshToken.token, refreshTokenExpiresAt: refreshToken.expiresAt };
+  }
+
+  // Signup writes two places: the credentials row (which owns email uniqueness) and the
+  // UserRegistered event. Credentials go first and alone, with no transaction held open across
+  // the append: such a transaction would pin a pool connection while the append waits for
+  // another (a deadlock once the pool is full of signups) and hold back the event store's
+  // subscription horizon. Whatever goes wrong leaves at worst credentials without an event,
+  // which cannot log in (sessionFor checks the stream) and is repaired three ways: the append's
+  // failure deletes them at once; a retry with the same Idempotency-Key derives the same user
+  // id and finishes the append; and a later signup for the email reclaims them once abandoned.
+  async function claimEmail(claim: NewCredentials): Promise<void> {
+    const first = await credentials.insert(claim);
+    if (first.inserted || first.userId === claim.userId) return;
+    const abandoned =
+      clock.now().getTime() - first.createdAt.getTime() > abandonedSignupMs &&
+      (await loadUser(deps.eventStore, first.userId)).state.status === 'unregistered';
+    if (abandoned) {
+      await credentials.remove(first.userId);
+      if ((await credentials.insert(claim)).inserted) return;
+    }
+    throw new DomainError('email-taken', 'An account with this email already exists');
+  }
+
+  async function releaseIfUnregistered(userId: string): Promise<void> {
+    try {
+      if ((await loadUser(deps.eventStore, userId)).state.status === 'unregistered') await credentials.remove(userId);
+    } catch {
+      // The store is unreachable: leave the credentials for claimEmail to reclaim later.
+    }
+  }
+
+  return {
+    /**
+     * Registers a user. The user id derives from the command id, so a retried signup (same
+     * Idempotency-Key) names the same stream and appends nothing twice.
+     */
+    async signUp(input: SignUp, context: CommandContext, commandId: string): Promise<SignUpResult> {
+      const userId = deterministicUuid(commandId, 'user-id');
+      const selfService = isAnonymous(context.actor);
+      const registeredBy = selfService ? null : { id: context.actor.id, roles: [...context.actor.roles] };
+      // A fresh id names a fresh stream, so the decision needs no read.
+      const events = userDecider.decide(
+        { type: 'RegisterUser', data: { userId, email: input.email, name: input.name, roles: input.roles, registeredBy } },
+        userDecider.initialState,
+      );
+      // Whoever signs up for themselves is the actor of their own registration.
+      const actor = selfService ? { id: userId, roles: input.roles } : context.actor;
+      const passwordHash = await passwords.hash(input.password);
+      await claimEmail({ userId, email: input.email, passwordHash, createdAt: clock.now() });
+      let appended: AppendResult;
+      try {
+        appended = await appendUserEvents(deps.eventStore, {
+          userId,
+          events,
+          expectedRevision: 'no_stream',
+          commandId,
+          context: { ...context, actor },
+          occurredAt: clock.now(),
+        });
+      } catch (error) {
+        await releaseIfUnregistered(userId);
+        throw error;
+      }
+      return { id: userId, streamId: streamIdOf(userId), version: appended.revision, position: appended.position };
+    },
+
+    async logIn(input: { readonly email: string; readonly password: string }, context: CommandContext): Promise<Session> {
+      const found = await credentials.findByEmail(input.email);
+      if (!found) {
+        await passwords.verify(await decoy(), input.password);
+        await record('login_failed', null, context, { reason: 'unknown email' });
+        throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
+      }
+      const now = clock.now();
+      if (found.lockedUntil && found.lockedUntil > now) {
+        await record('login_while_locked', found.userId, context);
+        throw new AccountLockedError(found.lockedUntil);
+      }
+      if (!(await passwords.verify(found.passwordHash, input.password))) {
+        const lockUntil = new Date(now.getTime() + lockoutPolicy.lockoutMs);
+        const { locked } = await credentials.recordFailedLogin(found.userId, { maxAttempts: lockoutPolicy.maxFailedAttempts, lockUntil });
+        await record('login_failed', found.userId, context, { reason: 'wrong password' });
+        if (!locked) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
+        await record('account_locked', found.userId, context, { until: lockUntil.toISOString() });
+        throw new AccountLockedError(lockUntil);
+      }
+      await credentials.recordSuccessfulLogin(found.userId);
+      const refreshToken = newRefreshToken();
+      const session = await sessionFor(found.userId, refreshToken);
+      await refreshTokens.startFamily({ ...refreshToken, familyId: randomUUID(), userId: found.userId });
+      return session;
+    },
+
+    /** Trades a live refresh token for a new pair; roles are read afresh, so grants take effect. */
+    async refresh(refreshToken: string, context: CommandContext): Promise<Session> {
+      const next = newRefreshToken();
+      const rotation = await refreshTokens.rotate(hashRefreshToken(refreshToken), next, next.issuedAt);
+      if (rotation.outcome === 'reused') await record('refresh_token_reused', rotation.userId, context, { familyId: rotation.familyId });
+      if (rotation.outcome !== 'rotated') throw new AuthenticationError('invalid-refresh-token', 'The refresh token is invalid, expired or revoked');
+      return sessionFor(rotation.userId, next);
+    },
+
+    /** Revokes the refresh-token family; a token that is not the caller's changes nothing. */
+    async logOut(refreshToken: string, context: CommandContext): Promise<void> {
+      const userId = context.actor.id;
+      if (await refreshTokens.revokeFamily(hashRefreshToken(refreshToken), userId)) await record('logout', userId, context);
+    },
+  };
+}
