@@ -27,6 +27,19 @@ export const configSchema = z.object({
   ROLE: z.enum(['all', 'command', 'query', 'projector']).default('all'),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   RUN_MIGRATIONS: flag.default(true),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  JWT_ISSUER: z.string().min(1).default('bookable'),
+  JWT_AUDIENCE: z.string().min(1).default('bookable-api'),
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((origin) => origin.trim()).filter((origin) => origin.length > 0)),
+  RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(600),
+  AUTH_RATE_LIMIT_MAX: z.coerce.number().int().min(1).default(30),
+  IDEMPOTENCY_TTL_HOURS: z.coerce.number().int().min(24).max(24 * 30).default(24),
+  ADMIN_EMAIL: z.email().optional(),
+  ADMIN_PASSWORD: z.string().min(12).optional(),
+  AUDITOR_EMAIL: z.email().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -44,6 +57,16 @@ export const settingDescriptions: Record<keyof Config, string> = {
   ROLE: '`all`, `command`, `query` or `projector` (also `--role`)',
   DATABASE_POOL_SIZE: 'connections per PostgreSQL pool',
   RUN_MIGRATIONS: 'apply schema migrations at start-up',
+  JWT_SECRET: 'HS256 key for access tokens (at least 32 characters); required in production, else generated once into `DATA_DIR/jwt-secret`',
+  JWT_ISSUER: '`iss` of issued access tokens, checked on every request',
+  JWT_AUDIENCE: '`aud` of issued access tokens, checked on every request',
+  CORS_ORIGINS: 'comma-separated origins allowed by CORS; empty: no cross-origin access',
+  RATE_LIMIT_MAX: 'requests per minute per client IP on each API',
+  AUTH_RATE_LIMIT_MAX: 'requests per minute per client IP on `/v1/auth/*`',
+  IDEMPOTENCY_TTL_HOURS: 'how long an `Idempotency-Key` and its stored response are kept (at least 24)',
+  ADMIN_EMAIL: '`npm run seed`: email of the admin to create (default `admin@bookable.local`)',
+  ADMIN_PASSWORD: '`npm run seed`: password of that admin; unset: a generated one is printed',
+  AUDITOR_EMAIL: '`npm run seed`: email of the auditor to create (default `auditor@bookable.local`); its password is generated and printed',
 };
 
 export class ConfigError extends Error {

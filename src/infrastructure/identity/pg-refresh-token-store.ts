@@ -1,0 +1,64 @@
+import type { Kysely } from 'kysely';
+import type { NewRefreshToken, RefreshTokenStore, RotationOutcome } from '../../application/identity/identity.ports.js';
+import type { IdentityTables } from './identity.tables.js';
+
+export class PgRefreshTokenStore implements RefreshTokenStore {
+  constructor(private readonly db: Kysely<IdentityTables>) {}
+
+  async startFamily(token: NewRefreshToken & { readonly familyId: string; readonly userId: string }): Promise<void> {
+    await this.db
+      .insertInto('refresh_tokens')
+      .values({
+        token_hash: token.tokenHash,
+        family_id: token.familyId,
+        user_id: token.userId,
+        status: 'live',
+        issued_at: token.issuedAt,
+        expires_at: token.expiresAt,
+      })
+      .execute();
+  }
+
+  async rotate(oldHash: string, next: NewRefreshToken, now: Date): Promise<RotationOutcome> {
+    return this.db.transaction().execute(async (trx) => {
+      // The row lock makes two uses of one token take turns: the second sees it retired,
+      // which is exactly what a replayed stolen token looks like, so it revokes the family.
+      const old = await trx
+        .selectFrom('refresh_tokens')
+        .select(['family_id', 'user_id', 'status', 'expires_at'])
+        .where('token_hash', '=', oldHash)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!old || old.status === 'revoked') return { outcome: 'invalid' };
+      if (old.status === 'retired') {
+        await trx.updateTable('refresh_tokens').set({ status: 'revoked' }).where('family_id', '=', old.family_id).execute();
+        return { outcome: 'reused', userId: old.user_id, familyId: old.family_id };
+      }
+      if (old.expires_at <= now) return { outcome: 'invalid' };
+      await trx.updateTable('refresh_tokens').set({ status: 'retired' }).where('token_hash', '=', oldHash).execute();
+      await trx
+        .insertInto('refresh_tokens')
+        .values({
+          token_hash: next.tokenHash,
+          family_id: old.family_id,
+          user_id: old.user_id,
+          status: 'live',
+          issued_at: next.issuedAt,
+          expires_at: next.expiresAt,
+        })
+        .execute();
+      return { outcome: 'rotated', userId: old.user_id, familyId: old.family_id };
+    });
+  }
+
+  async revokeFamily(tokenHash: string, userId: string): Promise<boolean> {
+    const revoked = await this.db
+      .updateTable('refresh_tokens')
+      .set({ status: 'revoked' })
+      .where('family_id', '=', (eb) =>
+        eb.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', tokenHash).where('user_id', '=', userId),
+      )
+      .executeTakeFirst();
+    return revoked.numUpdatedRows > 0n;
+  }
+}
