@@ -1,5 +1,7 @@
 import type { Migration } from 'kysely';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
+import { identityMigration } from '../identity/identity.migration.js';
+import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
 import { projectionCheckpointsMigration } from '../../projections/runtime/projection-checkpoints.migration.js';
 
 /**
@@ -8,5 +10,7 @@ import { projectionCheckpointsMigration } from '../../projections/runtime/projec
  */
 export const migrations: Record<string, Migration> = {
   '0001_event_store': eventStoreMigration,
+  '0100_identity': identityMigration,
+  '0110_idempotency': idempotencyMigration,
   '0200_projections': projectionCheckpointsMigration,
 };

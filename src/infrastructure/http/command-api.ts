@@ -1,0 +1,56 @@
+import type { Kysely } from 'kysely';
+import type { IdentityService } from '../../application/identity/identity.service.js';
+import type { Clock } from '../../application/ports/clock.js';
+import type { IdempotencyTables } from '../idempotency/idempotency.tables.js';
+import { idempotencyPlugin } from '../idempotency/idempotency.plugin.js';
+import { PgIdempotencyStore } from '../idempotency/pg-idempotency-store.js';
+import type { Logger } from '../logging/logger.js';
+import { createHttpServer, type HttpServer } from './http-server.js';
+import type { ReadinessProbe } from './plugins/health.plugin.js';
+import { authRoutes } from './routes/auth.routes.js';
+
+/** Access tokens live 15 minutes; a client refreshes them with its refresh token. */
+export const accessTokenTtlSeconds = 15 * 60;
+
+export type CommandApiDeps = {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** HS256 key for access tokens; idempotency's hashing and encryption keys derive from it too. */
+  readonly secret: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly corsOrigins: readonly string[];
+  readonly rateLimitMax: number;
+  readonly authRateLimitMax: number;
+  readonly idempotencyTtlHours: number;
+  /** The database holding the idempotency keys. */
+  readonly db: Kysely<IdempotencyTables>;
+  readonly identity: IdentityService;
+  /** What must answer before the API takes traffic; the database at least. */
+  readonly probes: readonly ReadinessProbe[];
+};
+
+/** The write side over HTTP (API.md, "Command API"); built here, listened on by the caller. */
+export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer> {
+  const app = await createHttpServer({
+    logger: deps.logger,
+    openApi: { title: 'bookable command API', description: 'Commands: each appends events and answers where.', version: '1' },
+    security: {
+      corsOrigins: deps.corsOrigins,
+      rateLimitMax: deps.rateLimitMax,
+      strict: { prefixes: ['/v1/auth/'], max: deps.authRateLimitMax },
+    },
+    auth: { secret: deps.secret, issuer: deps.issuer, audience: deps.audience, accessTokenTtlSeconds },
+    probes: deps.probes,
+  });
+  await app.register(idempotencyPlugin, {
+    store: new PgIdempotencyStore(deps.db, deps.secret),
+    secret: deps.secret,
+    clock: deps.clock,
+    ttlHours: deps.idempotencyTtlHours,
+  });
+
+  await app.register(authRoutes, { prefix: '/v1/auth', identity: deps.identity });
+  // Listing, booking, payment and appointment routes register here, one plugin per resource.
+  return app;
+}

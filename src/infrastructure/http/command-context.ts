@@ -1,0 +1,21 @@
+import type { FastifyRequest } from 'fastify';
+import { anonymousActor } from '../../application/authorization/actors.js';
+import type { CommandContext } from '../../application/metadata.js';
+import { externalIdPattern } from './request-id.js';
+
+/**
+ * Everything about a request that its events' metadata records. Call it after the route's auth
+ * preHandler, so `actor` is the authenticated caller (or anonymous on a public route).
+ */
+export function commandContext(request: FastifyRequest): CommandContext {
+  const correlation = request.headers['x-correlation-id'];
+  return {
+    actor: request.actor ?? anonymousActor,
+    requestId: request.id,
+    // A caller that started a larger flow passes its id along; otherwise this request starts one.
+    correlationId: typeof correlation === 'string' && externalIdPattern.test(correlation) ? correlation : request.id,
+    causationId: request.id,
+    ip: request.ip,
+    userAgent: request.headers['user-agent'],
+  };
+}

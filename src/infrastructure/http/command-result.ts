@@ -1,0 +1,55 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { formatPosition, type Position } from '../../application/ports/position.js';
+import { HttpProblem } from './problem.js';
+
+/** What a handled command reports: the aggregate it touched, its new version, and where in the log. */
+export type CommandResult = {
+  /** The aggregate's id (a new one for a create). */
+  readonly id: string;
+  readonly streamId: string;
+  /** The revision of the stream's last event; what a later `If-Match` quotes. */
+  readonly version: number;
+  readonly position: Position;
+};
+
+export const commandResultSchema = z
+  .object({
+    id: z.string(),
+    streamId: z.string(),
+    version: z.number().int().nonnegative(),
+    position: z.string().describe('Opaque, totally ordered; send it as Consistency-Position to the query API'),
+  })
+  .meta({ id: 'CommandResult' });
+
+/** For a route's `schema.headers`, so /docs shows the header; `expectedVersion` reads it either way. */
+export const ifMatchHeaderSchema = z.object({
+  'if-match': z
+    .string()
+    .optional()
+    .describe('The ETag of the version this command was decided against, e.g. "3"; a newer version answers 412'),
+});
+
+const ifMatchPattern = /^"(\d{1,15})"$/;
+
+/** The version pinned by `If-Match: "<n>"`, `undefined` without the header; 400 for anything else. */
+export function expectedVersion(request: FastifyRequest): number | undefined {
+  const header = request.headers['if-match'];
+  if (header === undefined) return undefined;
+  const match = typeof header === 'string' ? ifMatchPattern.exec(header.trim()) : null;
+  if (!match?.[1]) {
+    const extensions = { errors: [{ path: 'headers.if-match', message: 'must be one quoted version, e.g. "3"' }] };
+    throw new HttpProblem(400, 'validation-failed', 'Validation failed', 'The If-Match header is malformed', { extensions });
+  }
+  return Number(match[1]);
+}
+
+/** Sends a command's result the way API.md fixes it: body, `ETag` and `Event-Position`. */
+export function sendCommandResult(reply: FastifyReply, result: CommandResult, status: 200 | 201): FastifyReply {
+  const position = formatPosition(result.position);
+  return reply
+    .code(status)
+    .header('etag', `"${result.version}"`)
+    .header('event-position', position)
+    .send({ id: result.id, streamId: result.streamId, version: result.version, position });
+}

@@ -1,0 +1,57 @@
+import Fastify, { LogController } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../logging/logger.js';
+import { authPlugin, type AuthOptions } from './plugins/auth.plugin.js';
+import { errorHandlerPlugin } from './plugins/error-handler.plugin.js';
+import { healthPlugin, type ReadinessProbe } from './plugins/health.plugin.js';
+import { metricsPlugin } from './plugins/metrics.plugin.js';
+import { openApiPlugin, type OpenApiOptions } from './plugins/openapi.plugin.js';
+import { securityPlugin, type SecurityOptions } from './plugins/security.plugin.js';
+import { requestIdFor } from './request-id.js';
+
+/** API.md: bodies over 64 KiB answer 413. */
+export const bodyLimit = 64 * 1024;
+
+export type HttpServerOptions = {
+  readonly logger: Logger;
+  readonly openApi: OpenApiOptions;
+  readonly security: SecurityOptions;
+  readonly auth: AuthOptions;
+  readonly probes: readonly ReadinessProbe[];
+  readonly metricsRegistry?: Registry;
+};
+
+/**
+ * What the command API and the query API share: request ids, the error handler, zod schemas
+ * and /docs, security headers, CORS, rate limits, access tokens, health and metrics. The
+ * caller adds its routes and listens; tests call `inject` or listen on port 0.
+ */
+export async function createHttpServer(options: HttpServerOptions) {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    genReqId: requestIdFor,
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    bodyLimit,
+    // Plain objects only: a body of `{"__proto__": …}` must not reach a handler.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  }).withTypeProvider<ZodTypeProvider>();
+
+  // JSON is the only body we speak; anything else is 415, not a string a schema then rejects.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  await app.register(errorHandlerPlugin);
+  await app.register(openApiPlugin, options.openApi);
+  await app.register(securityPlugin, options.security);
+  await app.register(authPlugin, options.auth);
+  await app.register(healthPlugin, { probes: options.probes });
+  await app.register(metricsPlugin, options.metricsRegistry ? { registry: options.metricsRegistry } : {});
+  return app;
+}
+
+export type HttpServer = Awaited<ReturnType<typeof createHttpServer>>;

@@ -1,0 +1,101 @@
+import jwt from '@fastify/jwt';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { z } from 'zod';
+import { hasAnyRole } from '../../../application/authorization/actors.js';
+import { roleSchema, type Actor, type Role } from '../../../application/metadata.js';
+import { HttpProblem } from '../problem.js';
+import { bearerChallenge } from './error-handler.plugin.js';
+
+export type AuthOptions = {
+  /** HS256 key, at least 32 characters. */
+  readonly secret: string;
+  readonly issuer: string;
+  readonly audience: string;
+  /** Lifetime of an access token. */
+  readonly accessTokenTtlSeconds: number;
+};
+
+export type AccessToken = { readonly accessToken: string; readonly expiresIn: number };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who called, once `requireAuth`, `requireRoles` or `optionalAuth` established it; else `null`. */
+    actor: Actor | null;
+  }
+  interface FastifyInstance {
+    /** Signs an access token for `actor` with this API's issuer, audience and lifetime. */
+    issueAccessToken(actor: Actor): AccessToken;
+  }
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: { sub: string; roles: Role[] };
+  }
+}
+
+/** The claims an access token must carry besides a valid signature, `iss`, `aud`, `iat` and `exp`. */
+const accessTokenClaims = z.object({ sub: z.string().min(1), roles: z.array(roleSchema) });
+
+const unauthorized = (detail: string) =>
+  new HttpProblem(401, 'unauthorized', 'Unauthorized', detail, { headers: { 'www-authenticate': `${bearerChallenge}, error="invalid_token"` } });
+
+/** Verifies the bearer token and sets `request.actor`; any flaw is the same 401 but for expiry, which a client acts on. */
+async function authenticate(request: FastifyRequest): Promise<Actor> {
+  if (request.actor) return request.actor;
+  if (!request.headers.authorization) throw unauthorized('An access token is required: Authorization: Bearer <token>');
+  let payload: unknown;
+  try {
+    payload = await request.jwtVerify();
+  } catch (error) {
+    const expired = error instanceof Error && 'code' in error && error.code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED';
+    throw unauthorized(expired ? 'The access token has expired' : 'The access token is invalid');
+  }
+  const claims = accessTokenClaims.safeParse(payload);
+  if (!claims.success) throw unauthorized('The access token is invalid');
+  request.actor = { id: claims.data.sub, roles: claims.data.roles };
+  return request.actor;
+}
+
+/** preHandler: a valid access token is required. */
+export async function requireAuth(request: FastifyRequest): Promise<void> {
+  await authenticate(request);
+}
+
+/** preHandler: a valid access token holding at least one of `roles` (401 without one, 403 with the wrong roles). */
+export function requireRoles(...roles: Role[]): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    const actor = await authenticate(request);
+    if (!hasAnyRole(actor, roles)) throw new HttpProblem(403, 'forbidden', 'Forbidden', `This needs one of the roles ${roles.join(', ')}`);
+  };
+}
+
+/** preHandler: anonymous callers are welcome, but a token that is sent must be valid. */
+export async function optionalAuth(request: FastifyRequest): Promise<void> {
+  if (request.headers.authorization !== undefined) await authenticate(request);
+}
+
+/**
+ * Access tokens: HS256 only (pinned on both sides, so `alg: none` and algorithm swaps fail),
+ * issuer and audience checked, `sub`, `iat` and `exp` required.
+ */
+const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
+  await app.register(jwt, {
+    secret: options.secret,
+    sign: { algorithm: 'HS256', iss: options.issuer, aud: options.audience, expiresIn: options.accessTokenTtlSeconds },
+    verify: {
+      algorithms: ['HS256'],
+      allowedIss: options.issuer,
+      allowedAud: options.audience,
+      requiredClaims: ['sub', 'iss', 'aud', 'iat', 'exp'],
+    },
+  });
+  app.decorateRequest('actor', null);
+  app.decorate('issueAccessToken', (actor: Actor): AccessToken => ({
+    accessToken: app.jwt.sign({ sub: actor.id, roles: actor.roles }),
+    expiresIn: options.accessTokenTtlSeconds,
+  }));
+};
+
+export const authPlugin = fp(auth, { name: 'auth' });

@@ -1,0 +1,95 @@
+import type { FastifyError, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { TooMuchContentionError, VersionMismatchError } from '../../../application/command-handling/errors.js';
+import { AccountLockedError, AuthenticationError } from '../../../application/identity/identity-errors.js';
+import { ConcurrencyError } from '../../../application/ports/event-store.js';
+import { DomainError } from '../../../domain/shared/domain-error.js';
+import { HttpProblem, problemDocument, sendProblem } from '../problem.js';
+
+/** `WWW-Authenticate` must come with every 401 (RFC 9110 §11.6.1). */
+export const bearerChallenge = 'Bearer realm="bookable"';
+
+const sentenceCase = (code: string) => code.charAt(0).toUpperCase() + code.slice(1).replaceAll('-', ' ');
+
+/** Fastify's own 4xx errors that deserve a named problem type; its other 4xx keep their status. */
+const fastifyCodes: Record<string, { code: string; title: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload-too-large', title: 'Payload too large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'unsupported-media-type', title: 'Unsupported media type' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'malformed-body', title: 'Malformed body' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'malformed-body', title: 'Malformed body' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'malformed-body', title: 'Malformed body' },
+};
+
+function isFastifyError(error: unknown): error is FastifyError {
+  return error instanceof Error && 'statusCode' in error && typeof error.statusCode === 'number';
+}
+
+/** `body.roles.0` from the validation context and the JSON pointer of the failing value. */
+function validationErrors(error: FastifyError): { path: string; message: string }[] {
+  return (error.validation ?? []).map((issue) => ({
+    path: [error.validationContext ?? 'request', ...issue.instancePath.split('/').filter((part) => part.length > 0)].join('.'),
+    message: issue.message ?? 'is invalid',
+  }));
+}
+
+/** Maps anything thrown to the one problem that answers it, or `undefined` for a 500. */
+function toHttpProblem(error: unknown): HttpProblem | undefined {
+  if (error instanceof HttpProblem) return error;
+  if (error instanceof DomainError) {
+    if (error.code === 'not-found') return new HttpProblem(404, 'not-found', 'Not found', error.message);
+    if (error.code === 'forbidden') return new HttpProblem(403, 'forbidden', 'Forbidden', error.message);
+    return new HttpProblem(409, error.code, sentenceCase(error.code), error.message);
+  }
+  if (error instanceof VersionMismatchError) {
+    const extensions = { expectedVersion: error.expected, actualVersion: typeof error.actual === 'number' ? error.actual : null };
+    return new HttpProblem(412, 'version-mismatch', 'Version mismatch', error.message, { extensions });
+  }
+  if (error instanceof TooMuchContentionError) {
+    const detail = 'Too many concurrent changes to the same resource; try again';
+    return new HttpProblem(503, 'too-much-contention', 'Too much contention', detail, { headers: { 'retry-after': '1' } });
+  }
+  if (error instanceof ConcurrencyError) {
+    return new HttpProblem(409, 'concurrent-modification', 'Concurrent modification', 'The resource changed meanwhile; try again');
+  }
+  if (error instanceof AuthenticationError) {
+    return new HttpProblem(401, error.code, sentenceCase(error.code), error.message, { headers: { 'www-authenticate': bearerChallenge } });
+  }
+  if (error instanceof AccountLockedError) {
+    const retryAfter = String(Math.max(1, Math.ceil((error.until.getTime() - Date.now()) / 1000)));
+    return new HttpProblem(429, 'account-locked', 'Account locked', error.message, { headers: { 'retry-after': retryAfter } });
+  }
+  if (!isFastifyError(error) || error.statusCode === undefined || error.statusCode >= 500) return undefined;
+  if (error.validation) {
+    const extensions = { errors: validationErrors(error) };
+    return new HttpProblem(400, 'validation-failed', 'Validation failed', 'The request does not match its schema', { extensions });
+  }
+  const known = fastifyCodes[error.code];
+  if (known) return new HttpProblem(error.statusCode, known.code, known.title, error.message);
+  return new HttpProblem(error.statusCode, 'bad-request', 'Bad request', error.message);
+}
+
+function internalError(request: FastifyRequest): HttpProblem {
+  const detail = `An unexpected error occurred; quote request id ${request.id} when reporting it`;
+  return new HttpProblem(500, 'internal-error', 'Internal server error', detail);
+}
+
+/**
+ * The one place errors become answers: every error, from the domain, a plugin or fastify
+ * itself, leaves as `application/problem+json`. Details of a 500 go to the log only.
+ */
+const errorHandler: FastifyPluginAsync = async (app) => {
+  app.setErrorHandler((error, request, reply) => {
+    const problem = toHttpProblem(error) ?? internalError(request);
+    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ problem: problem.code, detail: problem.message }, 'request refused');
+    const { status, code, title, message: detail, options } = problem;
+    return sendProblem(reply, problemDocument(request, { status, code, title, detail, extensions: options.extensions }), options.headers);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const detail = `There is no route for ${request.method} ${request.url.split('?')[0] ?? ''}`;
+    return sendProblem(reply, problemDocument(request, { status: 404, code: 'not-found', title: 'Not found', detail }));
+  });
+};
+
+export const errorHandlerPlugin = fp(errorHandler, { name: 'error-handler' });

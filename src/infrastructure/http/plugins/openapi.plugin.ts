@@ -1,0 +1,31 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { createJsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+
+export type OpenApiOptions = { readonly title: string; readonly description: string; readonly version: string };
+
+/**
+ * One set of zod schemas both validates requests and documents them: zod compiles the route
+ * schemas, and the same schemas become the OpenAPI 3.1 document at `/docs/json`, with the UI
+ * at `/docs`. Register before any route, since routes are collected as they are added.
+ */
+const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: options.title, description: options.description, version: options.version },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+    // The UI's own routes are marked hidden by @fastify/swagger-ui; nothing else is skipped.
+    transform: createJsonSchemaTransform({ skipList: [] }),
+    transformObject: jsonSchemaTransformObject,
+  });
+  // staticCSP: the UI sets its own Content-Security-Policy, which helmet's strict default would break.
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+};
+
+export const openApiPlugin = fp(openApi, { name: 'openapi' });

@@ -1,0 +1,49 @@
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { HttpProblem } from '../problem.js';
+
+export type SecurityOptions = {
+  /** Origins allowed to call from a browser; empty: no cross-origin access. */
+  readonly corsOrigins: readonly string[];
+  /** Requests per minute per client IP, on every route that does not opt out. */
+  readonly rateLimitMax: number;
+  /** A stricter limit per client IP, shared by all routes under these prefixes (e.g. `/v1/auth/`). */
+  readonly strict?: { readonly prefixes: readonly string[]; readonly max: number };
+};
+
+/** Headers a browser client may read from our responses. */
+const exposedHeaders = ['ETag', 'Event-Position', 'X-Request-Id', 'Idempotent-Replayed', 'Retry-After', 'Location'];
+
+/**
+ * Security headers, CORS and rate limits. Limits are counted in this process's memory, so
+ * with several instances each allows its own share; a shared store is a `store` option away.
+ */
+const security: FastifyPluginAsync<SecurityOptions> = async (app, options) => {
+  await app.register(helmet, { global: true });
+  await app.register(cors, {
+    origin: options.corsOrigins.length > 0 ? [...options.corsOrigins] : false,
+    exposedHeaders,
+    maxAge: 600,
+  });
+
+  const strict = options.strict;
+  if (strict) {
+    // Runs before the rate limiter's own onRoute hook, which reads the config set here.
+    app.addHook('onRoute', (route) => {
+      if (!strict.prefixes.some((prefix) => route.url.startsWith(prefix)) || route.config?.rateLimit === false) return;
+      route.config = { ...route.config, rateLimit: { max: strict.max, timeWindow: '1 minute', groupId: 'strict' } };
+    });
+  }
+  await app.register(rateLimit, {
+    global: true,
+    max: options.rateLimitMax,
+    timeWindow: '1 minute',
+    errorResponseBuilder: (_request, context) =>
+      new HttpProblem(context.statusCode, 'rate-limited', 'Too many requests', `Rate limit exceeded; retry in ${context.after}`),
+  });
+};
+
+export const securityPlugin = fp(security, { name: 'security' });

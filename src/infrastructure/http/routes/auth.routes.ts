@@ -1,0 +1,71 @@
+import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { IdentityService, Session } from '../../../application/identity/identity.service.js';
+import { roleSchema } from '../../../application/metadata.js';
+import { commandContext } from '../command-context.js';
+import { commandResultSchema, sendCommandResult } from '../command-result.js';
+import { optionalAuth, requireAuth } from '../plugins/auth.plugin.js';
+
+// Upper bounds on secrets keep a request from buying minutes of argon2 time.
+const password = z.string().max(1024);
+
+const signupBody = z
+  .object({
+    email: z.email().max(254),
+    password: password.min(12, 'must be at least 12 characters'),
+    name: z.string().trim().min(1).max(200),
+    roles: z.array(roleSchema).min(1).describe('CONSUMER, OWNER, PATIENT, DOCTOR; ADMIN and AUDITOR only when an admin signs someone up'),
+  })
+  .meta({ id: 'SignupRequest' });
+
+const loginBody = z.object({ email: z.string().min(1).max(254), password: password.min(1) }).meta({ id: 'LoginRequest' });
+
+const refreshBody = z.object({ refreshToken: z.string().min(1).max(200) }).meta({ id: 'RefreshRequest' });
+
+const tokenResponse = z
+  .object({
+    accessToken: z.string(),
+    refreshToken: z.string().describe('Opaque; single use: each refresh returns a new one'),
+    tokenType: z.literal('Bearer'),
+    expiresIn: z.number().int().describe('Seconds until the access token expires'),
+  })
+  .meta({ id: 'TokenResponse' });
+
+function tokens(app: FastifyInstance, session: Session): z.infer<typeof tokenResponse> {
+  const { accessToken, expiresIn } = app.issueAccessToken(session.actor);
+  return { accessToken, refreshToken: session.refreshToken, tokenType: 'Bearer', expiresIn };
+}
+
+/** Signup, login, token refresh and logout under `/v1/auth`; the stricter rate limit applies by prefix. */
+export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityService }> = async (app, { identity }) => {
+  const tags = ['auth'];
+
+  app.post(
+    '/signup',
+    { preHandler: optionalAuth, schema: { tags, summary: 'Create a user', body: signupBody, response: { 201: commandResultSchema } } },
+    async (request, reply) => {
+      const result = await identity.signUp(request.body, commandContext(request), request.commandId);
+      return sendCommandResult(reply, result, 201);
+    },
+  );
+
+  app.post('/login', { schema: { tags, summary: 'Get an access and a refresh token', body: loginBody, response: { 200: tokenResponse } } }, async (request) => {
+    const session = await identity.logIn(request.body, commandContext(request));
+    return tokens(app, session);
+  });
+
+  app.post('/refresh', { schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } }, async (request) => {
+    const session = await identity.refresh(request.body.refreshToken, commandContext(request));
+    return tokens(app, session);
+  });
+
+  app.post(
+    '/logout',
+    { preHandler: requireAuth, schema: { tags, summary: 'Revoke a refresh token and its family', security: [{ bearerAuth: [] }], body: refreshBody, response: { 204: z.undefined() } } },
+    async (request, reply) => {
+      await identity.logOut(request.body.refreshToken, commandContext(request));
+      return reply.code(204).send();
+    },
+  );
+};

@@ -1,0 +1,145 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyReply, onSendHookHandler, preHandlerHookHandler } from 'fastify';
+import fp from 'fastify-plugin';
+import { z } from 'zod';
+import { deterministicUuid } from '../../application/ids.js';
+import type { Clock } from '../../application/ports/clock.js';
+import { HttpProblem } from '../http/problem.js';
+import type { IdempotencyKeyId, PgIdempotencyStore } from './pg-idempotency-store.js';
+
+export type IdempotencyOptions = {
+  readonly store: PgIdempotencyStore;
+  /** The server secret; request hashes are keyed with a key derived from it. */
+  readonly secret: string;
+  readonly clock: Clock;
+  readonly ttlHours: number;
+  /** How long a claim holds when its request never answers (the process died). Default 60 s. */
+  readonly leaseMs?: number;
+};
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * The id of the command this request carries: derived from the caller and its
+     * Idempotency-Key, so a retry gets the same one (and the command loop, deriving event ids
+     * from it, appends nothing twice); a fresh UUID without a key.
+     */
+    commandId: string;
+    /** Set while this request holds a claimed key, until its response is stored. */
+    idempotencyClaim: IdempotencyKeyId | null;
+    /** HMAC of method, URL and body as sent (before validation reshapes it). */
+    requestHash: string | null;
+  }
+  interface FastifyContextConfig {
+    /** `false` on a POST that must not take the header (e.g. a webhook that dedupes by its own event id). */
+    idempotency?: false;
+  }
+}
+
+export const idempotencyKeyHeaderSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .optional()
+  .describe('Any unique string (a UUID is ideal); a repeat with the same body returns the stored response');
+
+/** The response headers that are part of the answer; request-scoped ones (X-Request-Id) are not. */
+const storedHeaders = ['content-type', 'etag', 'event-position', 'location'];
+
+function isPost(method: string | string[]): boolean {
+  return Array.isArray(method) ? method.includes('POST') : method === 'POST';
+}
+
+const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
+  const { store, clock } = options;
+  const leaseMs = options.leaseMs ?? 60_000;
+  const ttlMs = options.ttlHours * 3_600_000;
+  // Keyed, not a bare SHA-256: a body may hold a password, and a plain hash of it would be a
+  // fast offline guessing oracle for anyone who can read this table.
+  const hashKey = createHmac('sha256', options.secret).update('idempotency-request-hash').digest();
+  let claimsSinceSweep = 0;
+
+  app.decorateRequest('commandId', '');
+  app.decorateRequest('idempotencyClaim', null);
+  app.decorateRequest('requestHash', null);
+
+  app.addHook('onRequest', async (request) => {
+    request.commandId = randomUUID();
+  });
+
+  app.addHook('preValidation', async (request) => {
+    if (request.method !== 'POST' || request.headers['idempotency-key'] === undefined) return;
+    const body = request.body === undefined ? '' : JSON.stringify(request.body);
+    request.requestHash = createHmac('sha256', hashKey).update(`${request.method}\n${request.url}\n${body}`).digest('hex');
+  });
+
+  const claimKey: preHandlerHookHandler = async function (request, reply) {
+    const key = request.headers['idempotency-key'];
+    if (typeof key !== 'string' || request.requestHash === null) return;
+    const route = request.routeOptions.url ?? request.url;
+    const id = { scope: request.actor?.id ?? `anonymous:${request.method} ${route}`, key };
+    const now = clock.now();
+    const times = { now, leaseUntil: new Date(now.getTime() + leaseMs), expiresAt: new Date(now.getTime() + ttlMs) };
+    const claim = await store.claim(id, request.requestHash, times);
+    if (claim.outcome === 'mismatch') throw keyReused();
+    if (claim.outcome === 'in_flight') throw keyInFlight();
+    if (claim.outcome === 'completed') return replay(reply, claim.response);
+    request.commandId = deterministicUuid('idempotency', id.scope, id.key);
+    request.idempotencyClaim = id;
+    if ((claimsSinceSweep += 1) >= 100) {
+      claimsSinceSweep = 0;
+      store.sweep(now).catch((error: unknown) => request.log.warn({ err: error }, 'idempotency sweep failed'));
+    }
+  };
+
+  // Stored before the response leaves, so a client's immediate retry finds it (not a 409).
+  const storeResponse: onSendHookHandler = async function (request, reply, payload) {
+    const id = request.idempotencyClaim;
+    if (!id) return payload;
+    request.idempotencyClaim = null;
+    if (reply.statusCode >= 500 || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload == null)) {
+      await store.release(id);
+      return payload;
+    }
+    const headers: Record<string, string> = {};
+    for (const name of storedHeaders) {
+      const value = reply.getHeader(name);
+      if (value !== undefined) headers[name] = String(value);
+    }
+    const body = payload == null ? Buffer.alloc(0) : Buffer.from(payload);
+    await store.complete(id, { status: reply.statusCode, headers, body });
+    return payload;
+  };
+
+  app.addHook('onSend', storeResponse);
+
+  // Every POST route gets the header in its schema (validated, and shown in /docs) and the
+  // claim as its last preHandler: after authentication, whose actor scopes the key, and after
+  // role checks, so a refused request does not use up the key.
+  app.addHook('onRoute', (route) => {
+    if (!isPost(route.method) || route.config?.idempotency === false) return;
+    const headers = route.schema?.headers;
+    const keyHeader = { 'idempotency-key': idempotencyKeyHeaderSchema };
+    const extended = headers instanceof z.ZodObject ? headers.extend(keyHeader) : headers === undefined ? z.object(keyHeader) : headers;
+    route.schema = { ...route.schema, headers: extended };
+    const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+    route.preHandler = [...own, claimKey];
+  });
+};
+
+function keyReused(): HttpProblem {
+  const detail = 'This Idempotency-Key was already used for a different request';
+  return new HttpProblem(422, 'idempotency-key-reused', 'Idempotency key reused', detail);
+}
+
+function keyInFlight(): HttpProblem {
+  const detail = 'A request with this Idempotency-Key is still being processed; retry shortly';
+  return new HttpProblem(409, 'idempotency-key-in-flight', 'Request in progress', detail, { headers: { 'retry-after': '1' } });
+}
+
+function replay(reply: FastifyReply, response: { status: number; headers: Readonly<Record<string, string>>; body: Buffer }): FastifyReply {
+  return reply.code(response.status).headers(response.headers).header('idempotent-replayed', 'true').send(response.body);
+}
+
+/** `Idempotency-Key` on every POST: see API.md, "Idempotency". */
+export const idempotencyPlugin = fp(plugin, { name: 'idempotency' });

@@ -1,0 +1,23 @@
+import type { ColumnType } from 'kysely';
+
+export interface IdempotencyKeysTable {
+  /** Whose key: the actor id, or `anonymous:<method> <route>` for unauthenticated requests. */
+  scope: string;
+  key: string;
+  /** HMAC-SHA-256 of method, path and body: tells a retry from a different request. */
+  request_hash: string;
+  status: 'in_flight' | 'completed';
+  /** While in flight: after this, the first attempt is presumed dead and a retry may take over. */
+  locked_until: Date | null;
+  response_status: number | null;
+  /** The headers that belong to the answer (content type, ETag, Event-Position, Location). */
+  response_headers: ColumnType<Record<string, string> | null, string | null, string | null>;
+  /** AES-256-GCM (iv, tag, ciphertext): a response may carry tokens, which must not sit in clear. */
+  response_body: Buffer | null;
+  created_at: Date;
+  expires_at: Date;
+}
+
+export interface IdempotencyTables {
+  idempotency_keys: IdempotencyKeysTable;
+}

@@ -1,0 +1,139 @@
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import type { IdempotencyTables } from './idempotency.tables.js';
+
+export type IdempotencyKeyId = { readonly scope: string; readonly key: string };
+
+export type StoredResponse = {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+};
+
+export type Claim =
+  /** The key is ours: run the request, then `complete` or `release`. */
+  | { readonly outcome: 'claimed' }
+  /** Another request with this key is running. */
+  | { readonly outcome: 'in_flight' }
+  /** The key was used for a different request. */
+  | { readonly outcome: 'mismatch' }
+  | { readonly outcome: 'completed'; readonly response: StoredResponse };
+
+export type ClaimTimes = {
+  readonly now: Date;
+  /** Until when the claim holds if its request never finishes (a crash). */
+  readonly leaseUntil: Date;
+  readonly expiresAt: Date;
+};
+
+/** Idempotency keys and their responses in PostgreSQL; one row per (scope, key). */
+export class PgIdempotencyStore {
+  private readonly encryptionKey: Buffer;
+
+  constructor(
+    private readonly db: Kysely<IdempotencyTables>,
+    /** The server secret; the response encryption key is derived from it. */
+    secret: string,
+  ) {
+    this.encryptionKey = createHmac('sha256', secret).update('idempotency-response-encryption').digest();
+  }
+
+  async claim(id: IdempotencyKeyId, requestHash: string, times: ClaimTimes): Promise<Claim> {
+    const thisKey = this.db.deleteFrom('idempotency_keys').where('scope', '=', id.scope).where('key', '=', id.key);
+    // An expired key is as good as none: drop it here rather than wait for the sweep.
+    await thisKey.where('expires_at', '<=', times.now).execute();
+    const inserted = await this.db
+      .insertInto('idempotency_keys')
+      .values({
+        scope: id.scope,
+        key: id.key,
+        request_hash: requestHash,
+        status: 'in_flight',
+        locked_until: times.leaseUntil,
+        created_at: times.now,
+        expires_at: times.expiresAt,
+      })
+      .onConflict((conflict) => conflict.columns(['scope', 'key']).doNothing())
+      .returning('key')
+      .executeTakeFirst();
+    if (inserted) return { outcome: 'claimed' };
+
+    const row = await this.db
+      .selectFrom('idempotency_keys')
+      .selectAll()
+      .where('scope', '=', id.scope)
+      .where('key', '=', id.key)
+      .executeTakeFirst();
+    // Released (a 5xx) between our insert and this read: the retry is the client's to make.
+    if (!row) return { outcome: 'in_flight' };
+    if (row.request_hash !== requestHash) return { outcome: 'mismatch' };
+    if (row.status === 'completed' && row.response_status !== null && row.response_body !== null) {
+      const response = { status: row.response_status, headers: row.response_headers ?? {}, body: this.decrypt(row.response_body) };
+      return { outcome: 'completed', response };
+    }
+    return (await this.takeOverAbandoned(id, times)) ? { outcome: 'claimed' } : { outcome: 'in_flight' };
+  }
+
+  /**
+   * A claim whose lease ran out belongs to a request that died with its process. Taking it
+   * over is safe: the retry derives the same command id, so it appends nothing twice.
+   */
+  private async takeOverAbandoned(id: IdempotencyKeyId, times: ClaimTimes): Promise<boolean> {
+    const taken = await this.db
+      .updateTable('idempotency_keys')
+      .set({ locked_until: times.leaseUntil })
+      .where('scope', '=', id.scope)
+      .where('key', '=', id.key)
+      .where('status', '=', 'in_flight')
+      .where('locked_until', '<=', times.now)
+      .executeTakeFirst();
+    return taken.numUpdatedRows > 0n;
+  }
+
+  async complete(id: IdempotencyKeyId, response: StoredResponse): Promise<void> {
+    await this.db
+      .updateTable('idempotency_keys')
+      .set({
+        status: 'completed',
+        locked_until: null,
+        response_status: response.status,
+        response_headers: JSON.stringify(response.headers),
+        response_body: this.encrypt(response.body),
+      })
+      .where('scope', '=', id.scope)
+      .where('key', '=', id.key)
+      .where('status', '=', 'in_flight')
+      .execute();
+  }
+
+  /** Frees a claim whose request failed on our side, so that a retry runs it again. */
+  async release(id: IdempotencyKeyId): Promise<void> {
+    await this.db
+      .deleteFrom('idempotency_keys')
+      .where('scope', '=', id.scope)
+      .where('key', '=', id.key)
+      .where('status', '=', 'in_flight')
+      .execute();
+  }
+
+  /** Deletes up to `limit` expired keys; small batches keep each sweep short. */
+  async sweep(now: Date, limit = 500): Promise<number> {
+    const result = await sql`
+      DELETE FROM idempotency_keys
+      WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys WHERE expires_at <= ${now} LIMIT ${limit}))`.execute(this.db);
+    return Number(result.numAffectedRows ?? 0n);
+  }
+
+  private encrypt(plain: Buffer): Buffer {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, iv);
+    const sealed = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), sealed]);
+  }
+
+  private decrypt(stored: Buffer): Buffer {
+    const decipher = createDecipheriv('aes-256-gcm', this.encryptionKey, stored.subarray(0, 12));
+    decipher.setAuthTag(stored.subarray(12, 28));
+    return Buffer.concat([decipher.update(stored.subarray(28)), decipher.final()]);
+  }
+}

@@ -1,0 +1,142 @@
+import { createHmac } from 'node:crypto';
+import { Writable } from 'node:stream';
+import type { Kysely } from 'kysely';
+import { pino } from 'pino';
+import type pg from 'pg';
+import { createIdentityService } from '../../../src/application/identity/identity.service.js';
+import type { Clock } from '../../../src/application/ports/clock.js';
+import type { EventStore } from '../../../src/application/ports/event-store.js';
+import { buildCommandApi, type CommandApiDeps } from '../../../src/infrastructure/http/command-api.js';
+import type { HttpServer } from '../../../src/infrastructure/http/http-server.js';
+import { postgresProbe } from '../../../src/infrastructure/http/plugins/health.plugin.js';
+import type { IdempotencyTables } from '../../../src/infrastructure/idempotency/idempotency.tables.js';
+import { Argon2PasswordHasher } from '../../../src/infrastructure/identity/argon2-password-hasher.js';
+import type { IdentityTables } from '../../../src/infrastructure/identity/identity.tables.js';
+import { PgCredentialStore } from '../../../src/infrastructure/identity/pg-credential-store.js';
+import { PgRefreshTokenStore } from '../../../src/infrastructure/identity/pg-refresh-token-store.js';
+import { PgSecurityEventLog } from '../../../src/infrastructure/identity/pg-security-event-log.js';
+import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { createKysely, createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+
+export const secret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
+export const issuer = 'bookable-test';
+export const audience = 'bookable-test-api';
+
+/** A clock that only moves when told to. */
+export class FakeClock implements Clock {
+  private current = new Date();
+  now(): Date {
+    return new Date(this.current);
+  }
+  advance(ms: number): void {
+    this.current = new Date(this.current.getTime() + ms);
+  }
+}
+
+/** One database per test file, migrated; every API the file starts shares it. */
+export type TestBackend = {
+  readonly database: TestDatabase;
+  readonly pool: pg.Pool;
+  readonly eventStore: EventStore;
+  readonly identityDb: Kysely<IdentityTables>;
+  readonly idempotencyDb: Kysely<IdempotencyTables>;
+  close(): Promise<void>;
+};
+
+export async function startBackend(): Promise<TestBackend> {
+  const database = await createTestDatabase();
+  const pool = createPool(database.url, 8);
+  await migrateToLatest(pool);
+  const eventStore = new PgEventStore(pool);
+  return {
+    database,
+    pool,
+    eventStore,
+    identityDb: createKysely<IdentityTables>(pool),
+    idempotencyDb: createKysely<IdempotencyTables>(pool),
+    async close() {
+      await eventStore.close();
+      await pool.end();
+      await database.drop();
+    },
+  };
+}
+
+export type TestApi = {
+  readonly app: HttpServer;
+  /** `http://127.0.0.1:<port>` once listening. */
+  readonly url: string;
+  readonly clock: FakeClock;
+  /** Every log line the app wrote, parsed. */
+  readonly logs: Record<string, unknown>[];
+  close(): Promise<void>;
+};
+
+/**
+ * The real command API over real HTTP on a free port. `routes` adds test-only routes before the
+ * app is sealed (a route that throws, one that needs a role).
+ */
+export async function startApi(
+  backend: TestBackend,
+  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax'>> & { routes?: (app: HttpServer) => void } = {},
+): Promise<TestApi> {
+  const clock = new FakeClock();
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const identity = createIdentityService({
+    eventStore: backend.eventStore,
+    credentials: new PgCredentialStore(backend.identityDb),
+    refreshTokens: new PgRefreshTokenStore(backend.identityDb),
+    securityEvents: new PgSecurityEventLog(backend.identityDb),
+    passwords: new Argon2PasswordHasher(),
+    clock,
+  });
+  const app = await buildCommandApi({
+    logger: pino({ level: 'info' }, sink),
+    clock,
+    secret,
+    issuer,
+    audience,
+    corsOrigins: ['https://app.example'],
+    rateLimitMax: options.rateLimitMax ?? 10_000,
+    authRateLimitMax: options.authRateLimitMax ?? 10_000,
+    idempotencyTtlHours: 24,
+    db: backend.idempotencyDb,
+    identity,
+    probes: [postgresProbe(backend.pool)],
+  });
+  options.routes?.(app);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const url = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}` : '';
+  return { app, url, clock, logs, close: () => app.close() };
+}
+
+/** A JWT signed by hand, so tests can make every kind of bad token the API must refuse. */
+export function handMadeJwt(payload: Record<string, unknown>, options: { header?: Record<string, unknown>; key?: string } = {}): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${encode(options.header ?? { alg: 'HS256', typ: 'JWT' })}.${encode(payload)}`;
+  const signature = createHmac('sha256', options.key ?? secret).update(signingInput).digest('base64url');
+  return `${signingInput}.${signature}`;
+}
+
+export function validClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000);
+  return { sub: 'user-1', roles: ['CONSUMER'], iss: issuer, aud: audience, iat: now, exp: now + 600, ...overrides };
+}
+
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Record<string, unknown>; text: string }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text === '' ? {} : JSON.parse(text), text };
+}
