@@ -5,7 +5,7 @@ import { advanceCheckpoint, readActivePositions } from '../../src/projections/ru
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
 import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
 import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
-import { activeCheckpoint, appendEvents, checkpointsOf, createHarness, createRuntime, eventually, type Harness } from './support/runtime-harness.js';
+import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
 
 /**
  * The runtime against real PostgreSQL and the PostgreSQL event store. Each test uses its own
@@ -44,21 +44,6 @@ async function lockHolder(name: string): Promise<number> {
   const pid = rows[0]?.pid;
   if (pid === undefined) throw new Error(`nobody holds ${name}'s lock`);
   return pid;
-}
-
-/** Events of `type` per stream in the log up to `upTo`: what a count projection must show. */
-async function countsInLog(type: string, upTo: Position | undefined): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  if (!upTo) return counts;
-  for await (const event of harness.store.readAll({ filter: { eventTypes: [type] } })) {
-    if (!hasProcessed(upTo, event.position)) break;
-    counts.set(event.streamId, (counts.get(event.streamId) ?? 0) + 1);
-  }
-  return counts;
-}
-
-function onlyPrefix(counts: Map<string, number>, prefix: string): Map<string, number> {
-  return new Map([...counts].filter(([streamId]) => streamId.startsWith(`${prefix}-`)));
 }
 
 describe('projection runtime', () => {
@@ -235,7 +220,7 @@ describe('projection runtime', () => {
     // The rows are exactly the events up to the checkpoint: the batch in flight committed whole.
     const upTo = parsePosition(checkpoint?.position ?? '');
     const counts = await readEventCounts(harness.db, 'aborted');
-    expect(counts).toEqual(await countsInLog('Aborted', upTo));
+    expect(counts).toEqual(await countsInLog(harness.store, ['Aborted'], upTo));
     const counted = [...counts.values()].reduce((a, b) => a + b, 0);
     expect(counted).toBeGreaterThan(0);
     expect(counted).toBeLessThan(400);

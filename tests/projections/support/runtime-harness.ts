@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { EventStore, JsonObject } from '../../../src/application/ports/event-store.js';
-import { maxPosition, START, type Position } from '../../../src/application/ports/position.js';
+import { comparePositions, maxPosition, START, type Position } from '../../../src/application/ports/position.js';
 import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
 import { PgAdvisoryLocks } from '../../../src/infrastructure/projections/pg-advisory-locks.js';
@@ -107,4 +107,20 @@ export async function activeCheckpoint(db: Kysely<unknown>, name: string): Promi
 
 export async function checkpointsOf(db: Kysely<unknown>, name: string): Promise<CheckpointView[]> {
   return (await listCheckpoints(db)).filter((row) => row.name === name);
+}
+
+/** Events of `types` per stream in the log up to `upTo`: what a count projection must show. */
+export async function countsInLog(store: EventStore, types: readonly string[], upTo: Position | undefined): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  if (!upTo) return counts;
+  for await (const event of store.readAll({ filter: { eventTypes: types } })) {
+    if (comparePositions(event.position, upTo) > 0) break;
+    counts.set(event.streamId, (counts.get(event.streamId) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** The streams of one test, in a database shared by a file's tests. */
+export function onlyPrefix(counts: Map<string, number>, prefix: string): Map<string, number> {
+  return new Map([...counts].filter(([streamId]) => streamId.startsWith(`${prefix}-`)));
 }

@@ -1,0 +1,122 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePosition, type Position } from '../../src/application/ports/position.js';
+import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
+import { requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
+import { generationSchema } from '../../src/projections/runtime/projection.js';
+import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
+import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
+
+let harness: Harness;
+const runtimes: ProjectionRuntime[] = [];
+
+beforeAll(async () => {
+  harness = await createHarness();
+});
+
+afterAll(async () => {
+  await Promise.all(runtimes.map((runtime) => runtime.stop()));
+  await harness.close();
+});
+
+function started(runtime: ProjectionRuntime): ProjectionRuntime {
+  runtimes.push(runtime);
+  runtime.start();
+  return runtime;
+}
+
+async function reached(name: string, position: Position): Promise<boolean> {
+  return hasProcessed(parsePosition((await activeCheckpoint(harness.db, name))?.position ?? ''), position);
+}
+
+async function schemaExists(schema: string): Promise<boolean> {
+  const { rows } = await sql<{ found: boolean }>`select exists (select 1 from pg_namespace where nspname = ${schema}) as found`.execute(harness.db);
+  return rows[0]?.found === true;
+}
+
+/**
+ * Reads the counts through the read schema every few milliseconds until stopped: every read must
+ * succeed, and no stream's count may ever go down (a swap never shows an older state).
+ */
+function keepReading(name: string) {
+  let running = true;
+  const problems: string[] = [];
+  let reads = 0;
+  const done = (async () => {
+    const seen = new Map<string, number>();
+    while (running) {
+      try {
+        for (const [stream, count] of await readEventCounts(harness.db, name)) {
+          if (count < (seen.get(stream) ?? 0)) problems.push(`${stream} went from ${seen.get(stream)} to ${count}`);
+          seen.set(stream, count);
+        }
+        reads += 1;
+      } catch (error) {
+        problems.push(String(error));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return { problems, reads };
+    },
+  };
+}
+
+describe('zero-downtime rebuilds', () => {
+  it('rebuilds on request beside the live generation, swaps it in, and drops the old one', async () => {
+    const slow = () => new Promise<void>((resolve) => setTimeout(resolve, 10));
+    const runtime = started(createRuntime(harness, [eventCountsProjection({ name: 'rebuilt', eventTypes: ['Counted'], afterApply: slow })], { batchSize: 50 }));
+    await appendEvents(harness.store, { streams: 4, perStream: 50, prefix: 'rebuilt' });
+    await eventually(async () => (await activeCheckpoint(harness.db, 'rebuilt'))?.eventsProcessed === 200n, 10_000, 'generation 1');
+
+    const reader = keepReading('rebuilt');
+    expect(await requestRebuild(harness.db, 'rebuilt')).toEqual({ generation: 2 });
+    // A second request while one is under way is the same rebuild.
+    expect(await requestRebuild(harness.db, 'rebuilt')).toEqual({ generation: 2 });
+    // Live writes go on during the rebuild; the rebuild must end up with them too.
+    const during = await appendEvents(harness.store, { streams: 4, perStream: 20, prefix: 'rebuilt' });
+
+    await eventually(async () => {
+      const rows = await checkpointsOf(harness.db, 'rebuilt');
+      return rows.length === 1 && rows[0]?.generation === 2 && rows[0].active && rows[0].status === 'running';
+    }, 10_000, 'generation 2 to be swapped in and generation 1 dropped');
+    await eventually(() => reached('rebuilt', during.last), 10_000, 'catch-up');
+    const { problems, reads } = await reader.stop();
+    expect(problems).toEqual([]);
+    expect(reads).toBeGreaterThan(5);
+
+    const checkpoint = await activeCheckpoint(harness.db, 'rebuilt');
+    expect(await readEventCounts(harness.db, 'rebuilt')).toEqual(await countsInLog(harness.store, ['Counted'], parsePosition(checkpoint?.position ?? '')));
+    expect(await schemaExists(generationSchema('rebuilt', 1))).toBe(false);
+    expect(runtime.status().map((status) => [status.generation, status.state])).toEqual([[2, 'running']]);
+  });
+
+  it('builds a higher version from the first event while the old code keeps serving, then retires it', async () => {
+    const old = started(createRuntime(harness, [eventCountsProjection({ name: 'versioned', eventTypes: ['Counted'] })]));
+    await appendEvents(harness.store, { streams: 2, perStream: 30, prefix: 'versioned' });
+    const recounted = await appendEvents(harness.store, { streams: 2, perStream: 10, prefix: 'versioned', type: 'Recounted' });
+    await eventually(() => reached('versioned', recounted.last), 10_000, 'version 1');
+    expect(onlyPrefix(await readEventCounts(harness.db, 'versioned'), 'versioned')).toEqual(new Map([['versioned-0', 30], ['versioned-1', 30]]));
+
+    // A deploy: new code (version 2, which also counts `Recounted`) starts beside the old.
+    const reader = keepReading('versioned');
+    const next = started(createRuntime(harness, [eventCountsProjection({ name: 'versioned', eventTypes: ['Counted', 'Recounted'], version: 2 })]));
+    await eventually(async () => (await activeCheckpoint(harness.db, 'versioned'))?.version === 2, 10_000, 'version 2 to be swapped in');
+    await eventually(async () => (await checkpointsOf(harness.db, 'versioned')).length === 1, 10_000, 'version 1 to be dropped');
+    const { problems } = await reader.stop();
+    expect(problems).toEqual([]);
+    expect(onlyPrefix(await readEventCounts(harness.db, 'versioned'), 'versioned')).toEqual(new Map([['versioned-0', 40], ['versioned-1', 40]]));
+
+    // The old code sees a newer version active and stays out of its way.
+    const more = await appendEvents(harness.store, { streams: 2, perStream: 5, prefix: 'versioned', type: 'Recounted' });
+    await eventually(() => reached('versioned', more.last), 10_000, 'version 2 to go on');
+    expect(onlyPrefix(await readEventCounts(harness.db, 'versioned'), 'versioned')).toEqual(new Map([['versioned-0', 45], ['versioned-1', 45]]));
+    expect(old.status()).toEqual([]);
+    expect(next.status().map((status) => [status.version, status.state])).toEqual([[2, 'running']]);
+  });
+});
