@@ -192,7 +192,8 @@ describe('state', () => {
     }
     const startedAt = performance.now();
     const state = fold(listingCalendarDecider, events);
-    expect(performance.now() - startedAt).toBeLessThan(2_000);
+    // About 0.3 s on one idle core; a state that kept every range would copy it on every event and take minutes.
+    expect(performance.now() - startedAt).toBeLessThan(5_000);
     expect(Object.keys(state.live).length).toBeLessThan(10);
   });
 });

@@ -71,15 +71,17 @@ function requestBooking({ data }: RequestBooking, state: BookingState): BookingE
   if (!listing.active) throw new DomainError('listing-inactive', `listing ${data.listingId} takes no bookings`);
   const range = { startDate: data.startDate, endDate: data.endDate };
   assertBookableRange(range, dateInZone(data.now, listing.timeZone));
-  if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
+  if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
+    throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
+  }
   const total = nights(range) * listing.pricePerDay;
   if (!Number.isSafeInteger(listing.pricePerDay) || listing.pricePerDay <= 0 || !Number.isSafeInteger(total)) {
     throw new DomainError('invalid-price', 'the listing price must be a positive whole number of minor units');
   }
   const { bookingId, listingId, consumerId, holdExpiresAt } = data;
   const { ownerId, pricePerDay: pricePerNight, currency, timeZone } = listing;
-  const requested = { bookingId, listingId, consumerId, ownerId, ...range, nights: nights(range), pricePerNight, total, currency, timeZone, holdExpiresAt };
-  return [{ type: 'BookingRequested', data: requested }];
+  const terms = { nights: nights(range), pricePerNight, total, currency, timeZone, holdExpiresAt };
+  return [{ type: 'BookingRequested', data: { bookingId, listingId, consumerId, ownerId, ...range, ...terms } }];
 }
 
 /** The same payment reported again is already true; a second, different payment is refused so that it gets refunded. */
@@ -129,8 +131,8 @@ function cancelBooking({ data }: CancelBooking, state: BookingState): BookingEve
   const payment = paymentOf(current);
   const refundAmount = payment ? percentOf(payment.amount, percent) : 0;
   const { bookingId, reason } = data;
-  const cancelled = { bookingId, cancelledBy, cancelledById: data.actor.id, reason, refundPercent: percent, refundAmount, currency: booking.currency };
-  return [{ type: 'BookingCancelled', data: cancelled }];
+  const refund = { refundPercent: percent, refundAmount, currency: booking.currency };
+  return [{ type: 'BookingCancelled', data: { bookingId, cancelledBy, cancelledById: data.actor.id, reason, ...refund } }];
 }
 
 function expireBooking({ data }: ExpireBooking, state: BookingState): BookingEvent[] {
@@ -138,7 +140,7 @@ function expireBooking({ data }: ExpireBooking, state: BookingState): BookingEve
   if (current.status === 'expired') return [];
   if (current.status !== 'requested') throw illegal(current, 'expired');
   if (Date.parse(data.now) < Date.parse(current.booking.holdExpiresAt)) {
-    throw new DomainError('hold-not-expired', `the hold of booking ${data.bookingId} runs until ${current.booking.holdExpiresAt}`);
+    throw new DomainError('hold-not-expired', `the hold runs until ${current.booking.holdExpiresAt}`);
   }
   return [{ type: 'BookingExpired', data: { bookingId: data.bookingId } }];
 }

@@ -57,14 +57,17 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
   const zoneToday = dateInZone(data.now, data.timeZone);
   const today = state.openFrom !== null && state.openFrom > zoneToday ? state.openFrom : zoneToday;
   assertBookableRange(range, today);
-  if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
+  if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
+    throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
+  }
   const overlapping = Object.entries(state.live).filter(([, live]) => overlaps(live, range));
   if (overlapping.some(([, live]) => !isLapsed(live, data.now))) {
     throw new DomainError('dates-unavailable', `${range.startDate}..${range.endDate} overlaps dates held or booked by someone else`);
   }
+  const { listingId, bookingId, holdExpiresAt } = data;
   return [
-    ...overlapping.map(([bookingId, live]) => released(data.listingId, bookingId, live, 'expired')),
-    { type: 'DatesHeld', data: { listingId: data.listingId, bookingId: data.bookingId, ...range, holdExpiresAt: data.holdExpiresAt, heldOn: today } },
+    ...overlapping.map(([other, live]) => released(listingId, other, live, 'expired')),
+    { type: 'DatesHeld', data: { listingId, bookingId, ...range, holdExpiresAt, heldOn: today } },
   ];
 }
 
@@ -72,7 +75,8 @@ function bookDates({ data }: BookDates, state: ListingCalendarState): ListingCal
   const live = liveRangeOf(state, data.bookingId);
   if (!live) throw new DomainError('not-held', `booking ${data.bookingId} holds no dates on this calendar`);
   if (live.status === 'booked') return [];
-  return [{ type: 'DatesBooked', data: { listingId: data.listingId, bookingId: data.bookingId, startDate: live.startDate, endDate: live.endDate } }];
+  const { listingId, bookingId } = data;
+  return [{ type: 'DatesBooked', data: { listingId, bookingId, startDate: live.startDate, endDate: live.endDate } }];
 }
 
 /** Releasing dates that are not (or no longer) live is already true: no events. */

@@ -84,10 +84,15 @@ function updateListing({ data }: UpdateListing, state: ListingState): ListingEve
     capacity: data.capacity ?? listing.details.capacity,
     timeZone: data.timeZone ?? listing.details.timeZone,
   };
-  const price: ListingPrice = { pricePerDay: data.pricePerDay ?? listing.price.pricePerDay, currency: data.currency ?? listing.price.currency };
+  const price: ListingPrice = {
+    pricePerDay: data.pricePerDay ?? listing.price.pricePerDay,
+    currency: data.currency ?? listing.price.currency,
+  };
   assertValidTerms(details, price);
   const events: ListingEvent[] = [];
-  if (!sameDetails(details, listing.details)) events.push({ type: 'ListingDetailsUpdated', data: { listingId: listing.listingId, ...details } });
+  if (!sameDetails(details, listing.details)) {
+    events.push({ type: 'ListingDetailsUpdated', data: { listingId: listing.listingId, ...details } });
+  }
   if (price.pricePerDay !== listing.price.pricePerDay || price.currency !== listing.price.currency) {
     events.push({ type: 'ListingPriceChanged', data: { listingId: listing.listingId, ...price } });
   }

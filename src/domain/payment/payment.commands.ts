@@ -48,7 +48,12 @@ export const recordRefundSucceededSchema = z.object({
 
 export const recordRefundFailedSchema = z.object({
   type: z.literal('RecordRefundFailed'),
-  data: z.object({ paymentId: z.string().min(1), refundId: z.string().min(1), providerEventId: z.string().min(1), reason: z.string().max(500) }),
+  data: z.object({
+    paymentId: z.string().min(1),
+    refundId: z.string().min(1),
+    providerEventId: z.string().min(1),
+    reason: z.string().max(500),
+  }),
 });
 
 export const paymentCommandSchema = z.discriminatedUnion('type', [

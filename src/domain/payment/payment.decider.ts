@@ -52,13 +52,17 @@ export function committedRefunds(refunds: readonly Refund[]): number {
   return refunds.filter((refund) => refund.status !== 'failed').reduce((sum, refund) => sum + refund.amount, 0);
 }
 
+function isPositiveAmount(amount: number): boolean {
+  return Number.isSafeInteger(amount) && amount > 0;
+}
+
 function illegal(state: ExistingPayment, what: string): DomainError {
   return new DomainError('illegal-transition', `a ${state.status} payment cannot be ${what}`);
 }
 
 function initiatePayment({ data }: InitiatePayment, state: PaymentState): PaymentEvent[] {
   if (state.status !== 'none') throw new DomainError('already-exists', `payment ${data.paymentId} already exists`);
-  if (!Number.isSafeInteger(data.amount) || data.amount <= 0) throw new DomainError('invalid-amount', 'a payment is for a positive whole number of minor units');
+  if (!isPositiveAmount(data.amount)) throw new DomainError('invalid-amount', 'a payment is for a positive whole number of minor units');
   const { paymentId, bookingId, providerIntentId, amount, currency } = data;
   return [{ type: 'PaymentInitiated', data: { paymentId, bookingId, providerIntentId, amount, currency } }];
 }
@@ -75,8 +79,8 @@ function recordPaymentSucceeded({ data }: RecordPaymentSucceeded, state: Payment
   const { paymentId, providerEventId, amount, currency } = data;
   const expected = current.payment;
   if (amount !== expected.amount || currency !== expected.currency) {
-    const mismatch = { expectedAmount: expected.amount, expectedCurrency: expected.currency, receivedAmount: amount, receivedCurrency: currency };
-    return [{ type: 'PaymentMismatch', data: { paymentId, providerEventId, ...mismatch } }];
+    const amounts = { expectedAmount: expected.amount, expectedCurrency: expected.currency, receivedAmount: amount, receivedCurrency: currency };
+    return [{ type: 'PaymentMismatch', data: { paymentId, providerEventId, ...amounts } }];
   }
   return [{ type: 'PaymentSucceeded', data: { paymentId, providerEventId, amount, currency } }];
 }
@@ -99,14 +103,16 @@ function recordPaymentCanceled({ data }: RecordPaymentCanceled, state: PaymentSt
 function requestRefund({ data }: RequestRefund, state: PaymentState): PaymentEvent[] {
   const current = existing(state, data.paymentId);
   if (current.status !== 'succeeded') throw illegal(current, 'refunded');
-  if (!Number.isSafeInteger(data.amount) || data.amount <= 0) throw new DomainError('invalid-amount', 'a refund is a positive whole number of minor units');
+  if (!isPositiveAmount(data.amount)) throw new DomainError('invalid-amount', 'a refund is a positive whole number of minor units');
   const same = current.refunds.find((refund) => refund.refundId === data.refundId);
   if (same) {
     if (same.amount === data.amount) return [];
     throw new DomainError('refund-id-conflict', `refund ${data.refundId} was requested for ${same.amount}, not ${data.amount}`);
   }
   const room = current.payment.amount - committedRefunds(current.refunds);
-  if (data.amount > room) throw new DomainError('refund-exceeds-captured', `at most ${room} ${current.payment.currency} is left to refund`);
+  if (data.amount > room) {
+    throw new DomainError('refund-exceeds-captured', `at most ${room} ${current.payment.currency} is left to refund`);
+  }
   const { paymentId, refundId, amount } = data;
   return [{ type: 'RefundRequested', data: { paymentId, refundId, amount, currency: current.payment.currency } }];
 }

@@ -59,7 +59,12 @@ export const refundSucceededSchema = z.object({
 
 export const refundFailedSchema = z.object({
   type: z.literal('RefundFailed'),
-  data: z.object({ paymentId: z.string().min(1), refundId: z.string().min(1), providerEventId: providerEventIdSchema, reason: z.string().max(500) }),
+  data: z.object({
+    paymentId: z.string().min(1),
+    refundId: z.string().min(1),
+    providerEventId: providerEventIdSchema,
+    reason: z.string().max(500),
+  }),
 });
 
 export const paymentEventSchema = z.discriminatedUnion('type', [

@@ -25,7 +25,9 @@ function existing(state: ReviewState, bookingId: string): Exclude<ReviewState, {
 }
 
 function assertValidContent(rating: number, comment: string): void {
-  if (!Number.isInteger(rating) || rating < 1 || rating > 5) throw new DomainError('invalid-rating', 'the rating is a whole number from 1 to 5');
+  if (!Number.isInteger(rating) || rating < 1 || rating > 5) {
+    throw new DomainError('invalid-rating', 'the rating is a whole number from 1 to 5');
+  }
   if (characterCount(comment) > maxCommentCharacters) {
     throw new DomainError('comment-too-long', `a comment has at most ${maxCommentCharacters} characters`);
   }
@@ -34,12 +36,13 @@ function assertValidContent(rating: number, comment: string): void {
 function submitReview({ data }: SubmitReview, state: ReviewState): ReviewEvent[] {
   const { booking } = data;
   if (data.actor.id !== booking.consumerId) throw new ForbiddenError('only the consumer of the booking may review it');
-  if (booking.status !== 'completed') throw new DomainError('booking-not-completed', `booking ${data.bookingId} is ${booking.status}, not completed`);
-  if (booking.listingId !== data.listingId) throw new DomainError('wrong-listing', `booking ${data.bookingId} is not of listing ${data.listingId}`);
+  if (booking.status !== 'completed') throw new DomainError('booking-not-completed', `the booking is ${booking.status}, not completed`);
+  if (booking.listingId !== data.listingId) throw new DomainError('wrong-listing', `the booking is not of listing ${data.listingId}`);
   if (state.status !== 'none') throw new DomainError('already-reviewed', `booking ${data.bookingId} has a review already`);
   assertValidContent(data.rating, data.comment);
   const { bookingId, listingId, rating, comment } = data;
-  return [{ type: 'ReviewSubmitted', data: { bookingId, listingId, authorId: data.actor.id, rating, comment, submittedAt: data.now } }];
+  const authorId = data.actor.id;
+  return [{ type: 'ReviewSubmitted', data: { bookingId, listingId, authorId, rating, comment, submittedAt: data.now } }];
 }
 
 function editReview({ data }: EditReview, state: ReviewState): ReviewEvent[] {
@@ -60,7 +63,8 @@ function hideReview({ data }: HideReview, state: ReviewState): ReviewEvent[] {
   const { review, status } = existing(state, data.bookingId);
   if (!hasRole(data.actor, 'ADMIN')) throw new ForbiddenError('only an admin may hide a review');
   if (status === 'hidden') return [];
-  return [{ type: 'ReviewHidden', data: { bookingId: review.bookingId, listingId: review.listingId, hiddenById: data.actor.id, reason: data.reason } }];
+  const { bookingId, listingId } = review;
+  return [{ type: 'ReviewHidden', data: { bookingId, listingId, hiddenById: data.actor.id, reason: data.reason } }];
 }
 
 export function decide(command: ReviewCommand, state: ReviewState): ReviewEvent[] {
