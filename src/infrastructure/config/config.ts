@@ -40,6 +40,11 @@ export const configSchema = z.object({
   ADMIN_EMAIL: z.email().optional(),
   ADMIN_PASSWORD: z.string().min(12).optional(),
   AUDITOR_EMAIL: z.email().optional(),
+  PROJECTION_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
+  PROJECTION_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(50),
+  PROJECTION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  PROJECTION_RETRY_DELAY_MS: z.coerce.number().int().min(1).max(60_000).default(200),
+  PROJECTION_LOCK_RETRY_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -67,6 +72,11 @@ export const settingDescriptions: Record<keyof Config, string> = {
   ADMIN_EMAIL: '`npm run seed`: email of the admin to create (default `admin@bookable.local`)',
   ADMIN_PASSWORD: '`npm run seed`: password of that admin; unset: a generated one is printed',
   AUDITOR_EMAIL: '`npm run seed`: email of the auditor to create (default `auditor@bookable.local`); its password is generated and printed',
+  PROJECTION_BATCH_SIZE: 'most events a projector commits in one transaction',
+  PROJECTION_BATCH_MAX_WAIT_MS: 'longest a live event waits for others to share its projector transaction',
+  PROJECTION_MAX_ATTEMPTS: 'tries of an event whose projection handler throws, before the projection stops as `failed`',
+  PROJECTION_RETRY_DELAY_MS: 'first delay between those tries; it doubles each time, up to 10 s',
+  PROJECTION_LOCK_RETRY_MS: 'how often a standby projector tries to take over a projection, and checks for rebuilds',
 };
 
 export class ConfigError extends Error {
