@@ -94,6 +94,8 @@ const expectedCode = { no_stream: -1, any: -2, stream_exists: -3 } as const;
 
 const channelPattern = /^[a-z_][a-z0-9_]{0,62}$/;
 const maxBigint = 9223372036854775807n;
+/** Longest wait between looks while committed events wait behind an open transaction. */
+const heldPollCapMs = 100;
 
 /**
  * The EventStore port on PostgreSQL.
@@ -310,7 +312,7 @@ export class PgEventStore implements EventStore {
     });
     let heldSince: number | undefined;
     let nextStallReport = 0;
-    let backoffMs = 0;
+    let heldBackoffMs = 0;
     try {
       while (!signal?.aborted && !this.closed) {
         woken = false;
@@ -348,11 +350,14 @@ export class PgEventStore implements EventStore {
             nextStallReport = now + this.stallWarningMs;
             void this.reportStall(now - heldSince);
           }
-          backoffMs = Math.min(this.pollIntervalMs, Math.max(2, backoffMs * 2));
+          // Capped low: the wait is for another transaction to end, typically within
+          // milliseconds, and the look is one cheap index probe.
+          heldBackoffMs = Math.min(this.pollIntervalMs, heldPollCapMs, Math.max(2, heldBackoffMs * 2));
         } else {
           heldSince = undefined;
-          backoffMs = this.pollIntervalMs;
+          heldBackoffMs = 0;
         }
+        const waitMs = first.held ? heldBackoffMs : this.pollIntervalMs;
         if (woken) continue;
         this.listener.ensureListening();
         await new Promise<void>((resolve) => {
@@ -362,7 +367,7 @@ export class PgEventStore implements EventStore {
             wake = undefined;
             resolve();
           };
-          const timer = setTimeout(done, backoffMs);
+          const timer = setTimeout(done, waitMs);
           signal?.addEventListener('abort', done, { once: true });
           wake = done;
         });

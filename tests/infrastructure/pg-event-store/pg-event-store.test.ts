@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { NewEvent, RecordedEvent } from '../../../src/application/ports/event-store.js';
+import { comparePositions } from '../../../src/application/ports/position.js';
+import { PgEventStore, type HorizonStall } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+
+// The horizon is server-wide: other test files' transactions can hold it for a moment too, so
+// what must happen is awaited, and what must not happen is checked over a window.
+
+let database: TestDatabase;
+let pool: pg.Pool;
+let store: PgEventStore;
+const stalls: HorizonStall[] = [];
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  pool = createPool(database.url, 10);
+  await migrateToLatest(pool);
+  // A long fallback poll, so a prompt delivery below proves the store did not merely poll.
+  store = new PgEventStore(pool, { pollIntervalMs: 5000, stallWarningMs: 300, onStall: (stall) => stalls.push(stall) });
+});
+
+afterAll(async () => {
+  await store.close();
+  await pool.end();
+  await database.drop();
+});
+
+describe('PgEventStore on PostgreSQL', () => {
+  it('never lets a subscriber pass a transaction that is still open, and delivers it once it commits', async () => {
+    const prefix = `slow-${randomUUID()}`;
+    const subscriber = subscribe(prefix);
+    const held = await openTransaction();
+    try {
+      // The held transaction takes its id first but appends after `a`: its position is higher
+      // than a's, its transaction id lower. Both orders would deliver it before `b`.
+      const identity = await held.query<{ xid: string; pid: number }>('SELECT pg_current_xact_id()::text AS xid, pg_backend_pid() AS pid');
+      const heldXid = BigInt(identity.rows[0]?.xid ?? 0);
+      const heldPid = identity.rows[0]?.pid;
+      await store.appendToStream(`${prefix}-a`, [event('A')]);
+      await appendWith(held, `${prefix}-held`, event('Held'));
+      await store.appendToStream(`${prefix}-b`, [event('B')]);
+
+      await sleep(400);
+      expect(subscriber.received).toEqual([]);
+      expect(await collect(store.readAll({ filter: { streamPrefixes: [prefix] } }))).toEqual([]);
+      await vi.waitFor(async () => {
+        const holder = await store.oldestInFlightTransaction();
+        expect(holder).toMatchObject({ pid: heldPid, xid: heldXid, state: 'idle in transaction' });
+        expect(holder?.ageMs).toBeGreaterThanOrEqual(300);
+      });
+      await vi.waitFor(() => expect(stalls.some((stall) => stall.holder?.pid === heldPid)).toBe(true));
+
+      await held.query('COMMIT');
+      const committed = Date.now();
+      await vi.waitFor(() => expect(subscriber.received).toHaveLength(3), { timeout: 3000 });
+      // No NOTIFY came from that commit: the subscriber saw events waiting and looked again.
+      expect(Date.now() - committed).toBeLessThan(1000);
+      expect(subscriber.received.map((e) => e.type)).toEqual(['Held', 'A', 'B']);
+      const [first, second] = subscriber.received;
+      expect(first?.position.commit).toBe(heldXid);
+      expect(first && second && first.position.prepare > second.position.prepare).toBe(true);
+      expectIncreasing(subscriber.received);
+      expect(ids(await collect(store.readAll({ filter: { streamPrefixes: [prefix] } })))).toEqual(ids(subscriber.received));
+    } finally {
+      await held.end();
+      subscriber.stop();
+    }
+  });
+
+  it('is not stalled by a rolled-back append that left a hole in the positions', async () => {
+    const prefix = `hole-${randomUUID()}`;
+    const subscriber = subscribe(prefix);
+    const rolledBack = await openTransaction();
+    try {
+      await appendWith(rolledBack, `${prefix}-gone`, event('Gone'));
+      await rolledBack.query('ROLLBACK');
+      await store.appendToStream(`${prefix}-after`, [event('After')]);
+      await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['After']), { timeout: 1000 });
+
+      // Rolled back while others committed behind it: released without any notification.
+      const holding = await openTransaction();
+      await appendWith(holding, `${prefix}-gone`, event('Gone'));
+      await store.appendToStream(`${prefix}-after`, [event('Later')]);
+      await sleep(200);
+      expect(subscriber.received).toHaveLength(1);
+      await holding.query('ROLLBACK');
+      const released = Date.now();
+      await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['After', 'Later']), { timeout: 3000 });
+      expect(Date.now() - released).toBeLessThan(1000);
+      await holding.end();
+      expect(await store.readStream(`${prefix}-gone`)).toEqual({ status: 'no_stream' });
+    } finally {
+      await rolledBack.end();
+      subscriber.stop();
+    }
+  });
+
+  it('wakes subscribers by notification, well before the fallback poll', async () => {
+    const prefix = `notify-${randomUUID()}`;
+    const subscriber = subscribe(prefix);
+    await sleep(200);
+    for (const n of [1, 2, 3]) {
+      const appended = Date.now();
+      await store.appendToStream(`${prefix}-1`, [event(`E${n}`)]);
+      await vi.waitFor(() => expect(subscriber.received).toHaveLength(n), { timeout: 3000, interval: 5 });
+      expect(Date.now() - appended).toBeLessThan(1000);
+    }
+    subscriber.stop();
+  });
+
+  it('keeps delivering when its LISTEN connection is killed, and listens again', async () => {
+    const prefix = `relisten-${randomUUID()}`;
+    const fast = new PgEventStore(pool, { pollIntervalMs: 200, channel: 'relisten_test' });
+    const subscriber = subscribe(prefix, fast);
+    const listenerPid = async () =>
+      (await pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN relisten_test'")).rows[0]?.pid;
+    try {
+      await vi.waitFor(async () => expect(await listenerPid()).toBeTypeOf('number'));
+      await pool.query('SELECT pg_terminate_backend($1)', [await listenerPid()]);
+      await fast.appendToStream(`${prefix}-1`, [event('AfterKill')]);
+      await vi.waitFor(() => expect(subscriber.received).toHaveLength(1), { timeout: 3000 });
+      await vi.waitFor(async () => expect(await listenerPid()).toBeTypeOf('number'), { timeout: 3000 });
+    } finally {
+      subscriber.stop();
+      await fast.close();
+    }
+  });
+
+  it('ends its subscriptions and releases its LISTEN connection on close', async () => {
+    const own = new PgEventStore(createPool(database.url, 2), { channel: 'close_test', closePool: true });
+    const ended = collect(own.subscribeToAll({ filter: { streamPrefixes: [`close-${randomUUID()}`] } }));
+    const listening = async () =>
+      (await pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN close_test' AND state = 'idle'")).rowCount;
+    await vi.waitFor(async () => expect(await listening()).toBe(1));
+
+    await own.close();
+
+    expect(await ended).toEqual([]);
+    await vi.waitFor(async () => expect(await listening()).toBe(0));
+    await expect(own.appendToStream('closed-1', [event('Late')])).rejects.toThrow(/closed/);
+  });
+
+  it('stores the events append-only', async () => {
+    const streamId = `immutable-${randomUUID()}`;
+    await store.appendToStream(streamId, [event('Fixed')]);
+    await expect(pool.query("UPDATE events SET event_type = 'Changed' WHERE stream_id = $1", [streamId])).rejects.toMatchObject({ code: 'EV003' });
+    await expect(pool.query('DELETE FROM events WHERE stream_id = $1', [streamId])).rejects.toMatchObject({ code: 'EV003' });
+  });
+});
+
+type Subscriber = { received: RecordedEvent[]; stop(): void };
+
+function subscribe(prefix: string, from: PgEventStore = store): Subscriber {
+  const controller = new AbortController();
+  const received: RecordedEvent[] = [];
+  void (async () => {
+    for await (const recorded of from.subscribeToAll({ filter: { streamPrefixes: [prefix] }, signal: controller.signal })) {
+      received.push(recorded);
+    }
+  })();
+  return { received, stop: () => controller.abort() };
+}
+
+/** A connection of its own, in a transaction, standing for another process's slow append. */
+async function openTransaction(): Promise<pg.Client> {
+  const client = new pg.Client(database.url);
+  await client.connect();
+  await client.query('BEGIN');
+  return client;
+}
+
+async function appendWith(client: pg.Client, streamId: string, newEvent: NewEvent): Promise<void> {
+  await client.query('SELECT * FROM append_to_stream($1, -2, $2, $3, $4, $5)', [
+    streamId,
+    [newEvent.id],
+    [newEvent.type],
+    [newEvent.data],
+    [newEvent.metadata],
+  ]);
+}
+
+function event(type: string): NewEvent {
+  return { id: randomUUID(), type, data: {}, metadata: {} };
+}
+
+function ids(events: readonly RecordedEvent[]): string[] {
+  return events.map((recorded) => recorded.id);
+}
+
+function expectIncreasing(events: readonly RecordedEvent[]): void {
+  for (let index = 1; index < events.length; index += 1) {
+    const [previous, current] = [events[index - 1], events[index]];
+    if (previous && current) expect(comparePositions(previous.position, current.position)).toBe(-1);
+  }
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
