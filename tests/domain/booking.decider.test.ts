@@ -85,6 +85,8 @@ describe('RequestBooking', () => {
   it('refuses more than 90 nights', () => spec.given([]).when(request({ endDate: '2026-08-31' })).thenFails('stay-too-long'));
   it('refuses a start before today in the listing time zone', () =>
     spec.given([]).when(request({ startDate: '2026-04-30', endDate: '2026-05-02' })).thenFails('dates-in-past'));
+  it('refuses a listing time zone nobody knows', () =>
+    spec.given([]).when(request({ listing: { ...listing, timeZone: 'Mars/Olympus' } })).thenFails('invalid-time-zone'));
   it('refuses a hold that has already run out', () => spec.given([]).when(request({ holdExpiresAt: now })).thenFails('invalid-hold-expiry'));
   it('refuses a listing without a positive price', () =>
     spec.given([]).when(request({ listing: { ...listing, pricePerDay: 0 } })).thenFails('invalid-price'));

@@ -78,6 +78,8 @@ describe('HoldDates', () => {
   it('never lets "today" go back behind a day a hold was already taken on', () =>
     spec.given([held('b0', '2026-05-10', '2026-05-12', '2026-05-03')]).when(hold('b1', '2026-05-01', '2026-05-02')).thenFails('dates-in-past'));
 
+  it('refuses an unknown time zone', () => spec.given([]).when(hold('b1', '2026-06-01', '2026-06-05', { timeZone: 'Mars/Olympus' })).thenFails('invalid-time-zone'));
+
   it('refuses a hold that expires no later than now', () =>
     spec.given([]).when(hold('b1', '2026-06-01', '2026-06-05', { holdExpiresAt: now })).thenFails('invalid-hold-expiry'));
 

@@ -1,11 +1,10 @@
 import { hasRole, type Actor } from '../shared/actor.js';
-import { dateInZone } from '../shared/calendar-date.js';
 import { nights } from '../shared/date-range.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { ForbiddenError } from '../shared/forbidden-error.js';
 import { percentOf } from '../shared/money.js';
-import { assertBookableRange } from '../listing-calendar/stay-range.rules.js';
+import { assertBookableRange, todayIn } from '../listing-calendar/stay-range.rules.js';
 import type {
   BookingCommand,
   CancelBooking,
@@ -70,7 +69,7 @@ function requestBooking({ data }: RequestBooking, state: BookingState): BookingE
   if (data.consumerId === listing.ownerId) throw new DomainError('own-listing', 'an owner cannot book their own listing');
   if (!listing.active) throw new DomainError('listing-inactive', `listing ${data.listingId} takes no bookings`);
   const range = { startDate: data.startDate, endDate: data.endDate };
-  assertBookableRange(range, dateInZone(data.now, listing.timeZone));
+  assertBookableRange(range, todayIn(listing.timeZone, data.now));
   if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
     throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
   }
@@ -114,7 +113,7 @@ function completeBooking({ data }: CompleteBooking, state: BookingState): Bookin
   }
   if (current.status === 'completed') return [];
   if (current.status !== 'confirmed') throw illegal(current, 'completed');
-  if (dateInZone(data.now, booking.timeZone) < booking.endDate) {
+  if (todayIn(booking.timeZone, data.now) < booking.endDate) {
     throw new DomainError('stay-not-over', `the stay ends on ${booking.endDate}`);
   }
   return [{ type: 'BookingCompleted', data: { bookingId: data.bookingId } }];

@@ -1,10 +1,10 @@
-import { dateInZone, type CalendarDate, type Instant } from '../shared/calendar-date.js';
+import type { CalendarDate, Instant } from '../shared/calendar-date.js';
 import { overlaps, type DateRange } from '../shared/date-range.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError } from '../shared/domain-error.js';
 import type { BookDates, HoldDates, ListingCalendarCommand, ReleaseDates } from './listing-calendar.commands.js';
 import type { ListingCalendarEvent, ReleaseReason } from './listing-calendar.events.js';
-import { assertBookableRange } from './stay-range.rules.js';
+import { assertBookableRange, todayIn } from './stay-range.rules.js';
 
 export const listingCalendarStreamId = (listingId: string) => `listingCalendar-${listingId}`;
 
@@ -54,7 +54,7 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
     if (mine.startDate === range.startDate && mine.endDate === range.endDate) return [];
     throw new DomainError('booking-holds-other-dates', `booking ${data.bookingId} already holds other dates`);
   }
-  const zoneToday = dateInZone(data.now, data.timeZone);
+  const zoneToday = todayIn(data.timeZone, data.now);
   const today = state.openFrom !== null && state.openFrom > zoneToday ? state.openFrom : zoneToday;
   assertBookableRange(range, today);
   if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
