@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { commandResultSchema, sendCommandResult } from '../../src/infrastructure/http/command-result.js';
+import { requireRoles } from '../../src/infrastructure/http/plugins/auth.plugin.js';
+import { postJson, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+
+let backend: TestBackend;
+let api: TestApi;
+/** Effects of the test route, by command id: what "appended once" means here. */
+const effects: string[] = [];
+let failNext = false;
+
+beforeAll(async () => {
+  backend = await startBackend();
+  api = await startApi(backend, {
+    routes: (app) =>
+      app.post(
+        '/test/orders',
+        {
+          preHandler: requireRoles('CONSUMER'),
+          schema: { body: z.object({ item: z.string() }), response: { 201: commandResultSchema } },
+        },
+        async (request, reply) => {
+          // Slow enough that concurrent duplicates find the first one in flight.
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          if (failNext) {
+            failNext = false;
+            throw new Error('database went away');
+          }
+          effects.push(request.commandId);
+          const result = { id: request.commandId, streamId: `order-${request.commandId}`, version: effects.length, position: { commit: 7n, prepare: BigInt(effects.length) } };
+          return sendCommandResult(reply, result, 201);
+        },
+      ),
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await api.close();
+  await backend.close();
+});
+
+const consumer = () => api.app.issueAccessToken({ id: `consumer-${randomUUID()}`, roles: ['CONSUMER'] }).accessToken;
+const order = (token: string, key: string | undefined, item = 'lamp') =>
+  postJson(`${api.url}/test/orders`, { item }, { authorization: `Bearer ${token}`, ...(key === undefined ? {} : { 'idempotency-key': key }) });
+
+describe('Idempotency-Key', () => {
+  it('runs a POST sent ten times at once with one key exactly once', async () => {
+    const token = consumer();
+    const key = randomUUID();
+    const before = effects.length;
+    const responses = await Promise.all(Array.from({ length: 10 }, () => order(token, key)));
+
+    expect(effects.length - before).toBe(1);
+    const originals = responses.filter((r) => r.status === 201 && r.headers.get('idempotent-replayed') === null);
+    expect(originals).toHaveLength(1);
+    const original = originals[0];
+    for (const response of responses) {
+      if (response.status === 409) {
+        expect(response.body.type).toBe('https://bookable.example/problems/idempotency-key-in-flight');
+      } else {
+        expect(response.status).toBe(201);
+        expect(response.text).toBe(original?.text);
+        expect(response.headers.get('etag')).toBe(original?.headers.get('etag'));
+      }
+    }
+
+    const retry = await order(token, key);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.text).toBe(original?.text);
+    expect(retry.headers.get('event-position')).toBe(original?.headers.get('event-position'));
+    expect(retry.headers.get('content-type')).toBe(original?.headers.get('content-type'));
+    expect(effects.length - before).toBe(1);
+  });
+
+  it('derives the command id from caller and key, so a retry carries the same one', async () => {
+    const token = consumer();
+    const key = randomUUID();
+    const first = await order(token, key);
+    const other = await order(consumer(), key);
+    expect(first.body.id).not.toBe(other.body.id);
+    expect((await order(token, key)).body.id).toBe(first.body.id);
+  });
+
+  it('answers 422 when the key comes back with a different body', async () => {
+    const token = consumer();
+    const key = randomUUID();
+    expect((await order(token, key, 'lamp')).status).toBe(201);
+    const different = await order(token, key, 'chair');
+    expect(different.status).toBe(422);
+    expect(different.body.type).toBe('https://bookable.example/problems/idempotency-key-reused');
+  });
+
+  it('releases the key when the first attempt fails on our side, so the retry runs', async () => {
+    const token = consumer();
+    const key = randomUUID();
+    failNext = true;
+    expect((await order(token, key)).status).toBe(500);
+    const retry = await order(token, key);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+  });
+
+  it('scopes keys per caller, and runs requests without a key every time', async () => {
+    const before = effects.length;
+    const key = randomUUID();
+    await order(consumer(), key);
+    await order(consumer(), key);
+    const token = consumer();
+    await order(token, undefined);
+    await order(token, undefined);
+    expect(effects.length - before).toBe(4);
+  });
+
+  it('refuses a key longer than 255 characters, and does not spend a key on a refused role', async () => {
+    const tooLong = await order(consumer(), 'k'.repeat(256));
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.errors).toEqual([expect.objectContaining({ path: 'headers.idempotency-key' })]);
+
+    const key = randomUUID();
+    const { accessToken: owner } = api.app.issueAccessToken({ id: 'owner-1', roles: ['OWNER'] });
+    expect((await order(owner, key)).status).toBe(403);
+    const { accessToken: sameIdAsConsumer } = api.app.issueAccessToken({ id: 'owner-1', roles: ['OWNER', 'CONSUMER'] });
+    expect((await order(sameIdAsConsumer, key)).status).toBe(201);
+  });
+
+  it('forgets keys after the time to live', async () => {
+    const token = consumer();
+    const key = randomUUID();
+    const first = await order(token, key);
+    api.clock.advance(24 * 3_600_000 + 1);
+    const later = await order(token, key);
+    expect(later.headers.get('idempotent-replayed')).toBeNull();
+    expect(later.body.version).not.toBe(first.body.version);
+  });
+
+  it('stores responses encrypted', async () => {
+    const rows = await backend.idempotencyDb.selectFrom('idempotency_keys').select(['response_body']).where('status', '=', 'completed').execute();
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) expect(row.response_body?.toString('utf8')).not.toContain('streamId');
+  });
+});
+
+describe('Idempotency-Key on signup (anonymous)', () => {
+  it('replays the signup instead of registering twice', async () => {
+    const key = randomUUID();
+    const body = { email: `replay-${key.slice(0, 8)}@example.com`, password: 'correct horse battery staple', name: 'Ada', roles: ['CONSUMER'] };
+    const first = await postJson(`${api.url}/v1/auth/signup`, body, { 'idempotency-key': key });
+    const second = await postJson(`${api.url}/v1/auth/signup`, body, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    expect(second.status).toBe(201);
+    expect(second.headers.get('idempotent-replayed')).toBe('true');
+    expect(second.body).toEqual(first.body);
+  });
+});
