@@ -1,0 +1,212 @@
+import { hasRole, type Actor } from '../shared/actor.js';
+import type { Instant } from '../shared/calendar-date.js';
+import { assertNever, type Decider } from '../shared/decider.js';
+import { DomainError, NotFoundError } from '../shared/domain-error.js';
+import { ForbiddenError } from '../shared/forbidden-error.js';
+import { isBefore, isProperSlot, minutesBetween, sameSlot, utcInstant, type TimeSlot } from '../shared/time-slot.js';
+import type {
+  AppointmentCommand,
+  CancelAppointment,
+  CompleteAppointment,
+  MarkAppointmentNoShow,
+  RescheduleAppointment,
+  ScheduleAppointment,
+} from './appointment.commands.js';
+import type {
+  AppointmentCancelled,
+  AppointmentCompleted,
+  AppointmentEvent,
+  AppointmentMarkedNoShow,
+  AppointmentRescheduled,
+  AppointmentScheduled,
+  Party,
+} from './appointment.events.js';
+
+export const appointmentStreamId = (appointmentId: string) => `appointment-${appointmentId}`;
+
+/** A patient cancelling closer to the start than this is recorded as a late cancellation. */
+export const lateCancellationHours = 24;
+/** The doctor may call it a no-show only once the patient is this late. */
+export const noShowGraceMinutes = 15;
+
+type Booked = {
+  readonly appointmentId: string;
+  readonly patientId: string;
+  readonly doctorId: string;
+  readonly start: Instant;
+  readonly end: Instant;
+};
+
+/** Personal text (reason, notes) stays in the events; the state keeps what rules need. */
+export type AppointmentState =
+  | { readonly status: 'none' }
+  | (Booked & { readonly status: 'scheduled' | 'rescheduled' })
+  | (Booked & { readonly status: 'completed'; readonly completedAt: Instant })
+  | (Booked & { readonly status: 'cancelled'; readonly cancelledBy: Party; readonly lateCancellation: boolean; readonly cancelledAt: Instant })
+  | (Booked & { readonly status: 'noShow'; readonly markedAt: Instant });
+
+export const initialState: AppointmentState = { status: 'none' };
+
+type Existing = Exclude<AppointmentState, { status: 'none' }>;
+type Open = Extract<AppointmentState, { status: 'scheduled' | 'rescheduled' }>;
+
+function scheduleAppointment({ data }: ScheduleAppointment, state: AppointmentState): AppointmentEvent[] {
+  const scheduledBy = requireParty(data.actor, data, ['patient', 'admin'], 'book an appointment for this patient');
+  const slot = properSlot(data.start, data.end);
+  if (state.status !== 'none') {
+    const same = state.patientId === data.patientId && state.doctorId === data.doctorId && sameSlot(state, slot);
+    if (same) return [];
+    throw new DomainError('illegal-transition', `appointment ${data.appointmentId} already exists`);
+  }
+  assertFuture(slot.start, data.now);
+  const { appointmentId, patientId, doctorId, reason } = data;
+  const event: AppointmentScheduled = {
+    type: 'AppointmentScheduled',
+    data: { appointmentId, patientId, doctorId, ...slot, reason, scheduledBy, scheduledAt: utcInstant(data.now) },
+  };
+  return [event];
+}
+
+function rescheduleAppointment({ data }: RescheduleAppointment, state: AppointmentState): AppointmentEvent[] {
+  const existing = requireExisting(state);
+  const rescheduledBy = requireParty(data.actor, existing, ['patient', 'doctor', 'admin'], 'reschedule this appointment');
+  const open = requireOpen(existing, 'rescheduled');
+  const slot = properSlot(data.newStart, data.newEnd);
+  if (sameSlot(open, slot)) return [];
+  assertFuture(slot.start, data.now);
+  const event: AppointmentRescheduled = {
+    type: 'AppointmentRescheduled',
+    data: {
+      appointmentId: open.appointmentId,
+      previousStart: open.start,
+      previousEnd: open.end,
+      ...slot,
+      rescheduledBy,
+      rescheduledAt: utcInstant(data.now),
+    },
+  };
+  return [event];
+}
+
+function completeAppointment({ data }: CompleteAppointment, state: AppointmentState): AppointmentEvent[] {
+  const existing = requireExisting(state);
+  requireParty(data.actor, existing, ['doctor'], 'complete this appointment');
+  // Notes are not repeated silently: a second completion could only mean other notes.
+  const open = requireOpen(existing, 'completed');
+  if (isBefore(data.now, open.start)) throw new DomainError('too-early', `the appointment starts at ${open.start}`);
+  const event: AppointmentCompleted = {
+    type: 'AppointmentCompleted',
+    data: { appointmentId: open.appointmentId, notes: data.notes, completedAt: utcInstant(data.now) },
+  };
+  return [event];
+}
+
+function cancelAppointment({ data }: CancelAppointment, state: AppointmentState): AppointmentEvent[] {
+  const existing = requireExisting(state);
+  const cancelledBy = requireParty(data.actor, existing, ['patient', 'doctor', 'admin'], 'cancel this appointment');
+  if (existing.status === 'cancelled') return [];
+  const open = requireOpen(existing, 'cancelled');
+  const lateCancellation = cancelledBy === 'patient' && minutesBetween(data.now, open.start) < lateCancellationHours * 60;
+  const event: AppointmentCancelled = {
+    type: 'AppointmentCancelled',
+    data: { appointmentId: open.appointmentId, reason: data.reason, cancelledBy, lateCancellation, cancelledAt: utcInstant(data.now) },
+  };
+  return [event];
+}
+
+function markNoShow({ data }: MarkAppointmentNoShow, state: AppointmentState): AppointmentEvent[] {
+  const existing = requireExisting(state);
+  requireParty(data.actor, existing, ['doctor'], 'mark this appointment as a no-show');
+  if (existing.status === 'noShow') return [];
+  const open = requireOpen(existing, 'noShow');
+  if (minutesBetween(open.start, data.now) <= noShowGraceMinutes) {
+    throw new DomainError('too-early', `a no-show can be recorded only after ${noShowGraceMinutes} minutes past ${open.start}`);
+  }
+  const event: AppointmentMarkedNoShow = { type: 'AppointmentMarkedNoShow', data: { appointmentId: open.appointmentId, markedAt: utcInstant(data.now) } };
+  return [event];
+}
+
+export function decide(command: AppointmentCommand, state: AppointmentState): AppointmentEvent[] {
+  switch (command.type) {
+    case 'ScheduleAppointment':
+      return scheduleAppointment(command, state);
+    case 'RescheduleAppointment':
+      return rescheduleAppointment(command, state);
+    case 'CompleteAppointment':
+      return completeAppointment(command, state);
+    case 'CancelAppointment':
+      return cancelAppointment(command, state);
+    case 'MarkAppointmentNoShow':
+      return markNoShow(command, state);
+    default:
+      return assertNever(command);
+  }
+}
+
+function requireExisting(state: AppointmentState): Existing {
+  if (state.status === 'none') throw new NotFoundError('This appointment');
+  return state;
+}
+
+/** Terminal states are terminal: completed, cancelled and no-show appointments never move on. */
+function requireOpen(state: Existing, target: string): Open {
+  if (state.status === 'scheduled' || state.status === 'rescheduled') return state;
+  throw new DomainError('illegal-transition', `a ${state.status} appointment cannot become ${target}`);
+}
+
+/**
+ * In whose name the actor acts: their own appointment as patient or as doctor first, else as an
+ * admin. So an admin cancelling their own appointment is a patient cancelling, late or not.
+ */
+function requireParty(actor: Actor, appointment: Pick<Booked, 'patientId' | 'doctorId'>, allowed: readonly Party[], action: string): Party {
+  const party: Party | undefined =
+    actor.id === appointment.patientId ? 'patient' : actor.id === appointment.doctorId ? 'doctor' : hasRole(actor, 'ADMIN') ? 'admin' : undefined;
+  if (party === undefined || !allowed.includes(party)) throw new ForbiddenError(`${actor.id} may not ${action}`);
+  return party;
+}
+
+function properSlot(start: Instant, end: Instant): TimeSlot {
+  const slot = { start: utcInstant(start), end: utcInstant(end) };
+  if (!isProperSlot(slot)) throw new DomainError('invalid-time-range', `${start} to ${end} is not a stretch of time`);
+  return slot;
+}
+
+function assertFuture(start: Instant, now: Instant): void {
+  if (!isBefore(now, start)) throw new DomainError('slot-in-past', `${start} is not in the future`);
+}
+
+export function evolve(state: AppointmentState, event: AppointmentEvent): AppointmentState {
+  switch (event.type) {
+    case 'AppointmentScheduled': {
+      const { appointmentId, patientId, doctorId, start, end } = event.data;
+      return { status: 'scheduled', appointmentId, patientId, doctorId, start, end };
+    }
+    case 'AppointmentRescheduled':
+      if (state.status === 'none') return state;
+      return { ...booked(state), status: 'rescheduled', start: event.data.start, end: event.data.end };
+    case 'AppointmentCompleted':
+      if (state.status === 'none') return state;
+      return { ...booked(state), status: 'completed', completedAt: event.data.completedAt };
+    case 'AppointmentCancelled': {
+      if (state.status === 'none') return state;
+      const { cancelledBy, lateCancellation, cancelledAt } = event.data;
+      return { ...booked(state), status: 'cancelled', cancelledBy, lateCancellation, cancelledAt };
+    }
+    case 'AppointmentMarkedNoShow':
+      if (state.status === 'none') return state;
+      return { ...booked(state), status: 'noShow', markedAt: event.data.markedAt };
+    default:
+      return assertNever(event);
+  }
+}
+
+// Copies only the booking, so a state never carries fields of the status it left.
+function booked({ appointmentId, patientId, doctorId, start, end }: Existing): Booked {
+  return { appointmentId, patientId, doctorId, start, end };
+}
+
+export const appointmentDecider: Decider<AppointmentCommand, AppointmentEvent, AppointmentState> = {
+  initialState,
+  decide,
+  evolve,
+};

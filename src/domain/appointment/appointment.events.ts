@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { instantSchema } from '../shared/calendar-date.js';
+import { personal } from '../shared/personal-data.js';
+
+/** In whose name a person acted on the appointment; recorded because rules depend on it. */
+export const partySchema = z.enum(['patient', 'doctor', 'admin']);
+export type Party = z.infer<typeof partySchema>;
+
+export const appointmentScheduledSchema = z.object({
+  type: z.literal('AppointmentScheduled'),
+  data: z.object({
+    appointmentId: z.string(),
+    patientId: z.string(),
+    doctorId: z.string(),
+    start: instantSchema,
+    end: instantSchema,
+    reason: personal(z.string()),
+    scheduledBy: partySchema,
+    scheduledAt: instantSchema,
+  }),
+});
+
+export const appointmentRescheduledSchema = z.object({
+  type: z.literal('AppointmentRescheduled'),
+  data: z.object({
+    appointmentId: z.string(),
+    previousStart: instantSchema,
+    previousEnd: instantSchema,
+    start: instantSchema,
+    end: instantSchema,
+    rescheduledBy: partySchema,
+    rescheduledAt: instantSchema,
+  }),
+});
+
+/** The doctor held the appointment. */
+export const appointmentCompletedSchema = z.object({
+  type: z.literal('AppointmentCompleted'),
+  data: z.object({
+    appointmentId: z.string(),
+    notes: personal(z.string()),
+    completedAt: instantSchema,
+  }),
+});
+
+/** `lateCancellation`: the patient cancelled less than 24 hours before the start. */
+export const appointmentCancelledSchema = z.object({
+  type: z.literal('AppointmentCancelled'),
+  data: z.object({
+    appointmentId: z.string(),
+    reason: personal(z.string()),
+    cancelledBy: partySchema,
+    lateCancellation: z.boolean(),
+    cancelledAt: instantSchema,
+  }),
+});
+
+/** The patient did not come; the doctor said so at `markedAt`. */
+export const appointmentMarkedNoShowSchema = z.object({
+  type: z.literal('AppointmentMarkedNoShow'),
+  data: z.object({
+    appointmentId: z.string(),
+    markedAt: instantSchema,
+  }),
+});
+
+export const appointmentEventSchema = z.discriminatedUnion('type', [
+  appointmentScheduledSchema,
+  appointmentRescheduledSchema,
+  appointmentCompletedSchema,
+  appointmentCancelledSchema,
+  appointmentMarkedNoShowSchema,
+]);
+
+export type AppointmentScheduled = z.infer<typeof appointmentScheduledSchema>;
+export type AppointmentRescheduled = z.infer<typeof appointmentRescheduledSchema>;
+export type AppointmentCompleted = z.infer<typeof appointmentCompletedSchema>;
+export type AppointmentCancelled = z.infer<typeof appointmentCancelledSchema>;
+export type AppointmentMarkedNoShow = z.infer<typeof appointmentMarkedNoShowSchema>;
+export type AppointmentEvent = z.infer<typeof appointmentEventSchema>;

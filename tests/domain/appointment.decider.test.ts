@@ -1,0 +1,329 @@
+import { describe, expect, it } from 'vitest';
+import type {
+  CancelAppointment,
+  CompleteAppointment,
+  MarkAppointmentNoShow,
+  RescheduleAppointment,
+  ScheduleAppointment,
+} from '../../src/domain/appointment/appointment.commands.js';
+import { appointmentDecider, appointmentStreamId } from '../../src/domain/appointment/appointment.decider.js';
+import {
+  appointmentCancelledSchema,
+  appointmentCompletedSchema,
+  appointmentScheduledSchema,
+  type AppointmentCancelled,
+  type AppointmentCompleted,
+  type AppointmentEvent,
+  type AppointmentMarkedNoShow,
+  type AppointmentRescheduled,
+  type AppointmentScheduled,
+} from '../../src/domain/appointment/appointment.events.js';
+import type { Actor } from '../../src/domain/shared/actor.js';
+import { isPersonal } from '../../src/domain/shared/personal-data.js';
+import { deciderSpec } from '../support/decider-spec.js';
+
+const spec = deciderSpec(appointmentDecider);
+
+const appointmentId = 'appt-1';
+const patient: Actor = { id: 'patient-1', roles: ['PATIENT'] };
+const doctor: Actor = { id: 'doctor-1', roles: ['DOCTOR'] };
+const admin: Actor = { id: 'admin-1', roles: ['ADMIN'] };
+const otherPatient: Actor = { id: 'patient-2', roles: ['PATIENT'] };
+const otherDoctor: Actor = { id: 'doctor-2', roles: ['DOCTOR'] };
+
+const start = '2026-06-10T08:00:00.000Z';
+const end = '2026-06-10T08:30:00.000Z';
+const later = '2026-06-11T14:00:00.000Z';
+const laterEnd = '2026-06-11T14:30:00.000Z';
+const now = '2026-06-01T10:00:00.000Z';
+
+const minutesAfter = (instant: string, minutes: number) => new Date(Date.parse(instant) + minutes * 60_000).toISOString();
+
+const schedule = (data: Partial<ScheduleAppointment['data']> = {}): ScheduleAppointment => ({
+  type: 'ScheduleAppointment',
+  data: { appointmentId, patientId: patient.id, doctorId: doctor.id, start, end, reason: 'Persistent cough', actor: patient, now, ...data },
+});
+const scheduled = (data: Partial<AppointmentScheduled['data']> = {}): AppointmentScheduled => ({
+  type: 'AppointmentScheduled',
+  data: { appointmentId, patientId: patient.id, doctorId: doctor.id, start, end, reason: 'Persistent cough', scheduledBy: 'patient', scheduledAt: now, ...data },
+});
+const reschedule = (actor: Actor, newStart = later, newEnd = laterEnd, at = now): RescheduleAppointment => ({
+  type: 'RescheduleAppointment',
+  data: { appointmentId, newStart, newEnd, actor, now: at },
+});
+const rescheduled = (data: Partial<AppointmentRescheduled['data']> = {}): AppointmentRescheduled => ({
+  type: 'AppointmentRescheduled',
+  data: { appointmentId, previousStart: start, previousEnd: end, start: later, end: laterEnd, rescheduledBy: 'patient', rescheduledAt: now, ...data },
+});
+const complete = (actor: Actor, at: string): CompleteAppointment => ({
+  type: 'CompleteAppointment',
+  data: { appointmentId, notes: 'Bronchitis; rest and fluids', actor, now: at },
+});
+const completed = (at: string): AppointmentCompleted => ({
+  type: 'AppointmentCompleted',
+  data: { appointmentId, notes: 'Bronchitis; rest and fluids', completedAt: at },
+});
+const cancel = (actor: Actor, at = now): CancelAppointment => ({
+  type: 'CancelAppointment',
+  data: { appointmentId, reason: 'Feeling better', actor, now: at },
+});
+const cancelled = (data: Partial<AppointmentCancelled['data']> = {}): AppointmentCancelled => ({
+  type: 'AppointmentCancelled',
+  data: { appointmentId, reason: 'Feeling better', cancelledBy: 'patient', lateCancellation: false, cancelledAt: now, ...data },
+});
+const markNoShow = (actor: Actor, at: string): MarkAppointmentNoShow => ({ type: 'MarkAppointmentNoShow', data: { appointmentId, actor, now: at } });
+const markedNoShow = (at: string): AppointmentMarkedNoShow => ({ type: 'AppointmentMarkedNoShow', data: { appointmentId, markedAt: at } });
+
+const afterStart = minutesAfter(start, 20);
+const terminal: [string, AppointmentEvent[]][] = [
+  ['completed', [scheduled(), completed(afterStart)]],
+  ['cancelled', [scheduled(), cancelled()]],
+  ['no-show', [scheduled(), markedNoShow(afterStart)]],
+];
+
+describe('Appointment stream and schemas', () => {
+  it('is named appointment-<id>', () => {
+    expect(appointmentStreamId('a-3')).toBe('appointment-a-3');
+  });
+
+  it('marks the reason for visit, clinical notes and cancellation reason as personal data', () => {
+    expect(isPersonal(appointmentScheduledSchema.shape.data.shape.reason)).toBe(true);
+    expect(isPersonal(appointmentCompletedSchema.shape.data.shape.notes)).toBe(true);
+    expect(isPersonal(appointmentCancelledSchema.shape.data.shape.reason)).toBe(true);
+    expect(isPersonal(appointmentScheduledSchema.shape.data.shape.patientId)).toBe(false);
+  });
+});
+
+describe('ScheduleAppointment', () => {
+  it('schedules the appointment for its patient', () => {
+    spec.given([]).when(schedule()).then([scheduled()]);
+  });
+
+  it('schedules on behalf of a patient when an admin asks', () => {
+    spec.given([]).when(schedule({ actor: admin })).then([scheduled({ scheduledBy: 'admin' })]);
+  });
+
+  it('writes times in UTC whatever offset the command used', () => {
+    spec
+      .given([])
+      .when(schedule({ start: '2026-06-10T10:00:00+02:00', end: '2026-06-10T10:30:00+02:00', now: '2026-06-01T12:00:00+02:00' }))
+      .then([scheduled()]);
+  });
+
+  it.each([
+    ['the doctor', doctor],
+    ['another patient', otherPatient],
+  ])('forbids %s to book it for the patient', (_, actor) => {
+    spec.given([]).when(schedule({ actor })).thenFails('forbidden');
+  });
+
+  it('refuses a time that ends before it starts', () => {
+    spec.given([]).when(schedule({ start: end, end: start })).thenFails('invalid-time-range');
+  });
+
+  it('refuses a start that is not in the future', () => {
+    spec.given([]).when(schedule({ now: start })).thenFails('slot-in-past');
+  });
+
+  it('changes nothing when the same appointment is scheduled again', () => {
+    spec.given([scheduled()]).when(schedule()).then([]);
+  });
+
+  it('refuses to schedule an existing appointment differently', () => {
+    spec.given([scheduled()]).when(schedule({ start: later, end: laterEnd })).thenFails('illegal-transition');
+    spec.given([scheduled(), cancelled()]).when(schedule({ doctorId: otherDoctor.id })).thenFails('illegal-transition');
+  });
+});
+
+describe('RescheduleAppointment', () => {
+  it.each([
+    ['patient', patient],
+    ['doctor', doctor],
+    ['admin', admin],
+  ] as const)('moves it to the new time when the %s asks', (party, actor) => {
+    spec.given([scheduled()]).when(reschedule(actor)).then([rescheduled({ rescheduledBy: party })]);
+  });
+
+  it('moves it again, any number of times', () => {
+    const third = '2026-06-12T09:00:00.000Z';
+    const thirdEnd = '2026-06-12T09:30:00.000Z';
+    spec
+      .given([scheduled(), rescheduled()])
+      .when(reschedule(doctor, third, thirdEnd))
+      .then([rescheduled({ previousStart: later, previousEnd: laterEnd, start: third, end: thirdEnd, rescheduledBy: 'doctor' })]);
+  });
+
+  it('changes nothing when it is already at that time', () => {
+    spec.given([scheduled()]).when(reschedule(patient, '2026-06-10T10:00:00+02:00', end)).then([]);
+  });
+
+  it.each([
+    ['another patient', otherPatient],
+    ['another doctor', otherDoctor],
+  ])('forbids %s', (_, actor) => {
+    spec.given([scheduled()]).when(reschedule(actor)).thenFails('forbidden');
+  });
+
+  it('needs the appointment to exist', () => {
+    spec.given([]).when(reschedule(patient)).thenFails('not-found');
+  });
+
+  it.each(terminal)('refuses to reschedule a %s appointment', (_, history) => {
+    spec.given(history).when(reschedule(patient)).thenFails('illegal-transition');
+  });
+
+  it('refuses a new time that is not in the future', () => {
+    spec.given([scheduled()]).when(reschedule(patient, later, laterEnd, later)).thenFails('slot-in-past');
+  });
+
+  it('refuses a new time that ends before it starts', () => {
+    spec.given([scheduled()]).when(reschedule(patient, laterEnd, later)).thenFails('invalid-time-range');
+  });
+});
+
+describe('CompleteAppointment', () => {
+  it('is recorded by the doctor at the start', () => {
+    spec.given([scheduled()]).when(complete(doctor, start)).then([completed(start)]);
+  });
+
+  it('is recorded by the doctor after the start, also of a rescheduled appointment', () => {
+    spec.given([scheduled(), rescheduled()]).when(complete(doctor, minutesAfter(later, 25))).then([completed(minutesAfter(later, 25))]);
+  });
+
+  it('is too early before the start', () => {
+    spec.given([scheduled()]).when(complete(doctor, minutesAfter(start, -1))).thenFails('too-early');
+  });
+
+  it('is too early before the new start of a rescheduled appointment', () => {
+    spec.given([scheduled(), rescheduled()]).when(complete(doctor, afterStart)).thenFails('too-early');
+  });
+
+  it.each([
+    ['the patient', patient],
+    ['an admin', admin],
+    ['another doctor', otherDoctor],
+  ])('is forbidden to %s', (_, actor) => {
+    spec.given([scheduled()]).when(complete(actor, afterStart)).thenFails('forbidden');
+  });
+
+  it('needs the appointment to exist', () => {
+    spec.given([]).when(complete(doctor, afterStart)).thenFails('not-found');
+  });
+
+  it.each(terminal)('refuses to complete a %s appointment', (_, history) => {
+    spec.given(history).when(complete(doctor, afterStart)).thenFails('illegal-transition');
+  });
+});
+
+describe('CancelAppointment', () => {
+  it('is not late when the patient cancels 24 hours or more before the start', () => {
+    spec.given([scheduled()]).when(cancel(patient)).then([cancelled()]);
+    const dayBefore = minutesAfter(start, -24 * 60);
+    spec.given([scheduled()]).when(cancel(patient, dayBefore)).then([cancelled({ cancelledAt: dayBefore })]);
+  });
+
+  it('is late when the patient cancels less than 24 hours before the start', () => {
+    const justUnder = minutesAfter(start, -24 * 60 + 1);
+    spec.given([scheduled()]).when(cancel(patient, justUnder)).then([cancelled({ lateCancellation: true, cancelledAt: justUnder })]);
+  });
+
+  it('is late when the patient cancels after the start', () => {
+    spec.given([scheduled()]).when(cancel(patient, afterStart)).then([cancelled({ lateCancellation: true, cancelledAt: afterStart })]);
+  });
+
+  it('measures lateness from the new start of a rescheduled appointment', () => {
+    // 20 hours before the original start, but more than 24 hours before the new one.
+    const at = minutesAfter(start, -20 * 60);
+    spec.given([scheduled(), rescheduled()]).when(cancel(patient, at)).then([cancelled({ cancelledAt: at })]);
+  });
+
+  it.each([
+    ['doctor', doctor],
+    ['admin', admin],
+  ] as const)('is never late when the %s cancels', (party, actor) => {
+    const hourBefore = minutesAfter(start, -60);
+    spec.given([scheduled()]).when(cancel(actor, hourBefore)).then([cancelled({ cancelledBy: party, cancelledAt: hourBefore })]);
+  });
+
+  it('is the patient cancelling when an admin cancels their own appointment', () => {
+    const patientAdmin: Actor = { id: patient.id, roles: ['PATIENT', 'ADMIN'] };
+    const hourBefore = minutesAfter(start, -60);
+    spec.given([scheduled()]).when(cancel(patientAdmin, hourBefore)).then([cancelled({ lateCancellation: true, cancelledAt: hourBefore })]);
+  });
+
+  it('changes nothing when it was already cancelled', () => {
+    spec.given([scheduled(), cancelled()]).when(cancel(doctor)).then([]);
+  });
+
+  it.each([
+    ['another patient', otherPatient],
+    ['another doctor', otherDoctor],
+  ])('is forbidden to %s', (_, actor) => {
+    spec.given([scheduled()]).when(cancel(actor)).thenFails('forbidden');
+  });
+
+  it('is forbidden to strangers even once cancelled', () => {
+    spec.given([scheduled(), cancelled()]).when(cancel(otherPatient)).thenFails('forbidden');
+  });
+
+  it('needs the appointment to exist', () => {
+    spec.given([]).when(cancel(patient)).thenFails('not-found');
+  });
+
+  it.each(terminal.filter(([name]) => name !== 'cancelled'))('refuses to cancel a %s appointment', (_, history) => {
+    spec.given(history).when(cancel(patient)).thenFails('illegal-transition');
+  });
+});
+
+describe('MarkAppointmentNoShow', () => {
+  it('is recorded by the doctor more than 15 minutes after the start', () => {
+    const at = minutesAfter(start, 16);
+    spec.given([scheduled()]).when(markNoShow(doctor, at)).then([markedNoShow(at)]);
+  });
+
+  it('is too early at 15 minutes after the start or sooner', () => {
+    spec.given([scheduled()]).when(markNoShow(doctor, minutesAfter(start, 15))).thenFails('too-early');
+    spec.given([scheduled()]).when(markNoShow(doctor, minutesAfter(start, -5))).thenFails('too-early');
+  });
+
+  it('counts from the new start of a rescheduled appointment', () => {
+    spec.given([scheduled(), rescheduled()]).when(markNoShow(doctor, afterStart)).thenFails('too-early');
+  });
+
+  it.each([
+    ['the patient', patient],
+    ['an admin', admin],
+    ['another doctor', otherDoctor],
+  ])('is forbidden to %s', (_, actor) => {
+    spec.given([scheduled()]).when(markNoShow(actor, afterStart)).thenFails('forbidden');
+  });
+
+  it('changes nothing when it was already recorded', () => {
+    spec.given([scheduled(), markedNoShow(afterStart)]).when(markNoShow(doctor, minutesAfter(start, 60))).then([]);
+  });
+
+  it('needs the appointment to exist', () => {
+    spec.given([]).when(markNoShow(doctor, afterStart)).thenFails('not-found');
+  });
+
+  it.each(terminal.filter(([name]) => name !== 'no-show'))('refuses a %s appointment', (_, history) => {
+    spec.given(history).when(markNoShow(doctor, afterStart)).thenFails('illegal-transition');
+  });
+});
+
+describe('the state', () => {
+  it('keeps who, when and whether late for a cancellation, and no personal text', () => {
+    const state = [scheduled(), rescheduled(), cancelled({ lateCancellation: true })].reduce(appointmentDecider.evolve, appointmentDecider.initialState);
+    expect(state).toEqual({
+      status: 'cancelled',
+      appointmentId,
+      patientId: patient.id,
+      doctorId: doctor.id,
+      start: later,
+      end: laterEnd,
+      cancelledBy: 'patient',
+      lateCancellation: true,
+      cancelledAt: now,
+    });
+  });
+});

@@ -1,0 +1,144 @@
+import { fc, test } from '@fast-check/vitest';
+import { expect } from 'vitest';
+import type { AppointmentCommand } from '../../src/domain/appointment/appointment.commands.js';
+import { appointmentDecider, type AppointmentState } from '../../src/domain/appointment/appointment.decider.js';
+import type { AppointmentEvent } from '../../src/domain/appointment/appointment.events.js';
+import type { Actor } from '../../src/domain/shared/actor.js';
+import { DomainError } from '../../src/domain/shared/domain-error.js';
+
+const appointmentId = 'appt-p';
+const patient: Actor = { id: 'patient-p', roles: ['PATIENT'] };
+const doctor: Actor = { id: 'doctor-p', roles: ['DOCTOR'] };
+const admin: Actor = { id: 'admin-p', roles: ['ADMIN'] };
+const stranger: Actor = { id: 'someone', roles: ['PATIENT', 'DOCTOR'] };
+const actor = fc.constantFrom(patient, doctor, admin, stranger);
+const minute = 60_000;
+const startMs = Date.parse('2026-06-01T08:00:00Z');
+
+/** A slot some time from now, sometimes already begun, on the quarter hour. */
+const slotFrom = fc.record({
+  quarters: fc.oneof(fc.integer({ min: -4, max: 12 }), fc.integer({ min: -4, max: 400 })),
+  length: fc.constantFrom(15, 30, 60),
+});
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const scheduleBy = (actor: fc.Arbitrary<Actor>) =>
+  fc.record({ actor, slot: slotFrom }).map(({ actor, slot }) => (now: number): AppointmentCommand => {
+    const start = Math.floor(now / (15 * minute)) * 15 * minute + slot.quarters * 15 * minute;
+    return {
+      type: 'ScheduleAppointment',
+      data: { appointmentId, patientId: patient.id, doctorId: doctor.id, start: iso(start), end: iso(start + slot.length * minute), reason: 'Check-up', actor, now: iso(now) },
+    };
+  });
+// Completion and no-show are the doctor's: mostly ask the doctor, so that their time rules get exercised.
+const mostlyDoctor = fc.oneof({ weight: 3, arbitrary: fc.constant(doctor) }, { weight: 1, arbitrary: actor });
+const reschedule = fc.record({ actor, slot: slotFrom }).map(({ actor, slot }) => (now: number): AppointmentCommand => {
+  const start = Math.floor(now / (15 * minute)) * 15 * minute + slot.quarters * 15 * minute;
+  return { type: 'RescheduleAppointment', data: { appointmentId, newStart: iso(start), newEnd: iso(start + slot.length * minute), actor, now: iso(now) } };
+});
+const complete = mostlyDoctor.map((actor) => (now: number): AppointmentCommand => ({ type: 'CompleteAppointment', data: { appointmentId, notes: 'Fine', actor, now: iso(now) } }));
+const cancel = actor.map((actor) => (now: number): AppointmentCommand => ({ type: 'CancelAppointment', data: { appointmentId, reason: 'Busy', actor, now: iso(now) } }));
+const markNoShow = mostlyDoctor.map((actor) => (now: number): AppointmentCommand => ({ type: 'MarkAppointmentNoShow', data: { appointmentId, actor, now: iso(now) } }));
+const build = fc.oneof(
+  { weight: 1, arbitrary: scheduleBy(actor) },
+  { weight: 3, arbitrary: reschedule },
+  { weight: 2, arbitrary: complete },
+  { weight: 1, arbitrary: cancel },
+  { weight: 2, arbitrary: markNoShow },
+);
+
+/**
+ * When the next command happens: later on the clock, or (so that the rules' boundaries get
+ * crossed) at a moment near the appointment's current start, such as exactly 24 hours before.
+ */
+const when = fc.oneof(
+  fc.record({ minutesLater: fc.integer({ min: 0, max: 3 * 24 * 60 }) }),
+  fc.record({ nearStart: fc.oneof(fc.constantFrom(-1441, -1440, -1439, -1, 0, 1, 15, 16), fc.integer({ min: -1600, max: 90 })) }),
+);
+// Most runs start with a booking that can succeed, so that the later commands have something to act on.
+const steps = fc
+  .tuple(fc.record({ when, build: scheduleBy(fc.constantFrom(patient, admin)) }), fc.array(fc.record({ when, build }), { minLength: 3, maxLength: 30 }))
+  .map(([first, rest]) => [first, ...rest]);
+type Step = { when: { minutesLater: number } | { nearStart: number }; build: (now: number) => AppointmentCommand };
+
+type Outcome = { command: AppointmentCommand; before: AppointmentState; events: AppointmentEvent[] | DomainError; after: AppointmentState; now: number };
+
+/** Decides each step (the command built for its `now`); a refused command leaves the state as it was. */
+function run(plan: Step[]): Outcome[] {
+  let state = appointmentDecider.initialState;
+  let clock = startMs;
+  return plan.map(({ when, build }) => {
+    if ('minutesLater' in when) clock += when.minutesLater * minute;
+    else if (state.status !== 'none') clock = Date.parse(state.start) + when.nearStart * minute;
+    const command = build(clock);
+    const before = state;
+    let events: AppointmentEvent[];
+    try {
+      events = appointmentDecider.decide(command, state);
+    } catch (error) {
+      if (error instanceof DomainError) return { command, before, events: error, after: state, now: clock };
+      throw error;
+    }
+    for (const event of events) state = appointmentDecider.evolve(state, event);
+    return { command, before, events, after: state, now: clock };
+  });
+}
+
+const rank: Record<AppointmentState['status'], number> = { none: 0, scheduled: 1, rescheduled: 2, completed: 3, cancelled: 3, noShow: 3 };
+const isTerminal = (state: AppointmentState) => rank[state.status] === 3;
+
+test.prop([steps])('states only move forward, and terminal states are terminal', (plan) => {
+  for (const { before, after } of run(plan)) {
+    expect(rank[after.status]).toBeGreaterThanOrEqual(rank[before.status]);
+    if (isTerminal(before)) expect(after).toEqual(before);
+  }
+});
+
+test.prop([steps])('only the right person acts, and only at the right time', (plan) => {
+  for (const { command, before, events, now } of run(plan)) {
+    if (!Array.isArray(events)) continue;
+    const { actor } = command.data;
+    for (const event of events) {
+      if (before.status === 'none') {
+        expect(event.type).toBe('AppointmentScheduled');
+        expect([patient.id, admin.id]).toContain(actor.id);
+        continue;
+      }
+      const start = Date.parse(before.start);
+      switch (event.type) {
+        case 'AppointmentCompleted':
+          expect(actor.id).toBe(doctor.id);
+          expect(now).toBeGreaterThanOrEqual(start);
+          break;
+        case 'AppointmentMarkedNoShow':
+          expect(actor.id).toBe(doctor.id);
+          expect(now).toBeGreaterThan(start + 15 * minute);
+          break;
+        case 'AppointmentCancelled':
+          expect(actor.id).not.toBe(stranger.id);
+          expect(event.data.lateCancellation).toBe(actor.id === patient.id && start - now < 24 * 60 * minute);
+          break;
+        case 'AppointmentRescheduled':
+          expect(actor.id).not.toBe(stranger.id);
+          expect(Date.parse(event.data.start)).toBeGreaterThan(now);
+          break;
+        case 'AppointmentScheduled':
+          throw new Error('scheduled twice');
+      }
+    }
+  }
+});
+
+test.prop([steps])('a stranger is always refused as forbidden, whatever the state', (plan) => {
+  for (const { command, before, events } of run(plan)) {
+    if (command.data.actor.id !== stranger.id || (before.status === 'none' && command.type !== 'ScheduleAppointment')) continue;
+    expect(events instanceof DomainError && events.code).toBe('forbidden');
+  }
+});
+
+test.prop([steps])('cancelling, marking a no-show and (re)scheduling again change nothing', (plan) => {
+  for (const { command, events, after } of run(plan)) {
+    if (!Array.isArray(events) || command.type === 'CompleteAppointment') continue;
+    expect(appointmentDecider.decide(command, after)).toEqual([]);
+  }
+});
