@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Upcaster } from '../../src/application/command-handling/event-codec.js';
+import { createEventCodec, type Upcaster } from '../../src/application/command-handling/event-codec.js';
 import { bookingDecider } from '../../src/domain/booking/booking.decider.js';
 import { bookingEventSchema } from '../../src/domain/booking/booking.events.js';
 import { bookingRequestedV1Schema, bookingUpcasters, upcastBookingRequestedV1 } from '../../src/domain/booking/booking.upcasters.js';
@@ -46,8 +46,12 @@ describe('BookingRequested v1 → v2', () => {
     expect(() => step?.upcast({ ...v1, nightlyRate: undefined })).toThrow();
   });
 
-  it('fits the application event codec', () => {
+  it('fits the application event codec, which lifts a stored v1 event on read', () => {
     const steps: readonly Upcaster[] = bookingUpcasters;
-    expect(steps).toHaveLength(1);
+    const codec = createEventCodec(bookingEventSchema, steps);
+    expect(codec.schemaVersion('BookingRequested')).toBe(2);
+    expect(codec.schemaVersion('BookingPaid')).toBe(1);
+    const event = codec.decode({ type: 'BookingRequested', data: v1, metadata: { schemaVersion: 1 } });
+    expect(event).toEqual({ type: 'BookingRequested', data: upcastBookingRequestedV1(v1) });
   });
 });
