@@ -1,0 +1,49 @@
+import { Gauge, type Registry } from 'prom-client';
+import type { ProjectionRuntime } from '../../projections/runtime/projection-runtime.js';
+import type { ProjectorState } from '../../projections/runtime/projector-metrics.js';
+
+const states: readonly ProjectorState[] = ['standby', 'starting', 'running', 'rebuilding', 'failed', 'stopped'];
+const labelNames = ['projection', 'generation'] as const;
+
+/**
+ * Publishes `runtime.status()` on a Prometheus registry, read at scrape time: the runtime keeps
+ * plain numbers and knows nothing of prom-client.
+ */
+export function registerProjectionMetrics(registry: Registry, runtime: ProjectionRuntime): void {
+  const gauge = (name: string, help: string, value: (status: ReturnType<ProjectionRuntime['status']>[number]) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const status of runtime.status()) {
+          const measured = value(status);
+          if (measured !== null) this.set({ projection: status.name, generation: String(status.generation) }, measured);
+        }
+      },
+    });
+  gauge('projection_events_processed', 'Events this process has committed for the projection since taking its lock', (s) => s.eventsProcessed);
+  gauge('projection_events_per_second', 'Events committed per second over the last ten seconds', (s) => s.eventsPerSecond);
+  gauge('projection_last_batch_duration_seconds', 'Duration of the last committed batch', (s) =>
+    s.lastBatchDurationMs === null ? null : s.lastBatchDurationMs / 1000,
+  );
+  gauge('projection_lag_seconds', "From the store recording the last committed event to its batch's commit", (s) =>
+    s.lagMs === null ? null : s.lagMs / 1000,
+  );
+  new Gauge({
+    name: 'projection_state',
+    help: 'The state of each projection generation in this process (1 for the current state)',
+    labelNames: [...labelNames, 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const status of runtime.status()) {
+        for (const state of states) {
+          this.set({ projection: status.name, generation: String(status.generation), state }, state === status.state ? 1 : 0);
+        }
+      }
+    },
+  });
+}
