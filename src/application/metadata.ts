@@ -23,7 +23,8 @@ export type EventMetadata = z.infer<typeof eventMetadataSchema>;
 
 /** Everything about a command's origin that ends up in its events' metadata. */
 export type CommandContext = {
-  readonly actor: Actor | { readonly id: string; readonly roles: readonly string[] };
+  /** A person, or a process manager acting as `system:<name>` with no roles. */
+  readonly actor: Actor;
   readonly requestId: string;
   readonly correlationId: string;
   readonly causationId: string;

@@ -33,7 +33,7 @@ const counter: Aggregate<CounterCommand, CounterEvent, CounterState> = {
   category: 'counter',
   decider: counterDecider,
   codec: createEventCodec(counterEventSchema, [
-    { type: 'Incremented', fromVersion: 1, toVersion: 2, upcast: ({ amount, ...rest }) => ({ ...rest, by: amount ?? 0 }) },
+    { type: 'Incremented', fromVersion: 1, toVersion: 2, upcast: (data) => ({ by: z.object({ amount: z.number() }).parse(data).amount }) },
   ]),
 };
 
@@ -48,7 +48,7 @@ const increment = (by: number): CounterCommand => ({ type: 'Increment', data: { 
 
 function setup() {
   const eventStore = new MemoryEventStore();
-  return { eventStore, handle: commandHandler(counter, { eventStore, clock }) };
+  return { eventStore, handle: commandHandler(counter, { eventStore, clock }).handle };
 }
 
 async function storedEvents(store: MemoryEventStore, streamId: string) {
@@ -112,7 +112,7 @@ describe('the command-handling loop', () => {
   it('re-decides on a concurrent append, so no update is lost', async () => {
     const eventStore = new MemoryEventStore();
     // Separate handlers have separate caches, like separate processes.
-    const handlers = Array.from({ length: 20 }, () => commandHandler(counter, { eventStore, clock }));
+    const handlers = Array.from({ length: 20 }, () => commandHandler(counter, { eventStore, clock }).handle);
     await Promise.all(handlers.map((handle, i) => handle('counter-a', increment(1), { commandId: `c${i}`, context })));
 
     const events = await storedEvents(eventStore, 'counter-a');
@@ -123,8 +123,8 @@ describe('the command-handling loop', () => {
 
   it('re-decides against the fresh state when the race makes a rule fail', async () => {
     const eventStore = new MemoryEventStore();
-    const a = commandHandler(counter, { eventStore, clock });
-    const b = commandHandler(counter, { eventStore, clock });
+    const a = commandHandler(counter, { eventStore, clock }).handle;
+    const b = commandHandler(counter, { eventStore, clock }).handle;
     await a('counter-a', increment(600), { commandId: 'warm-a', context });
     await b('counter-a', increment(0), { commandId: 'warm-b', context });
     const results = await Promise.allSettled([
@@ -138,8 +138,8 @@ describe('the command-handling loop', () => {
 
   it('sees what another process appended since its cached state', async () => {
     const eventStore = new MemoryEventStore();
-    const a = commandHandler(counter, { eventStore, clock });
-    const b = commandHandler(counter, { eventStore, clock });
+    const a = commandHandler(counter, { eventStore, clock }).handle;
+    const b = commandHandler(counter, { eventStore, clock }).handle;
     await a('counter-a', increment(5), { commandId: 'c1', context });
     await b('counter-a', increment(7), { commandId: 'c2', context });
     const result = await a('counter-a', increment(1), { commandId: 'c3', context });

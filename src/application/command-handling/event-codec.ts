@@ -1,12 +1,15 @@
 import type { z } from 'zod';
-import type { JsonObject, RecordedEvent } from '../ports/event-store.js';
+import type { RecordedEvent } from '../ports/event-store.js';
 
-/** Lifts one stored shape of an event type to the next version. Pure; old shapes are never edited. */
+/**
+ * Lifts one stored shape of an event type to the next version. Pure; old shapes are never
+ * edited. It receives stored data, so it parses before it trusts.
+ */
 export type Upcaster = {
   readonly type: string;
   readonly fromVersion: number;
   readonly toVersion: number;
-  upcast(data: JsonObject): JsonObject;
+  upcast(data: unknown): unknown;
 };
 
 export type DomainEvent = { readonly type: string; readonly data: object };
@@ -34,7 +37,7 @@ export function createEventCodec<Event extends DomainEvent>(
     decode(recorded) {
       const stored = recorded.metadata.schemaVersion;
       let version = typeof stored === 'number' ? stored : 1;
-      let data = recorded.data;
+      let data: unknown = recorded.data;
       for (let step = steps.get(`${recorded.type}@${version}`); step; step = steps.get(`${recorded.type}@${version}`)) {
         data = step.upcast(data);
         version = step.toVersion;

@@ -101,7 +101,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     });
   }
 
-  return async function handle(
+  async function handle(
     streamId: string,
     input: CommandInput<Command, State>,
     options: CommandOptions,
@@ -133,8 +133,20 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         await backoff(attempt);
       }
     }
-  };
+  }
+
+  /** The current state and version, for outside facts another aggregate's command needs. */
+  async function read(streamId: string): Promise<{ state: State; version: number; position: Position }> {
+    const { state, revision, position } = await load(streamId);
+    return { state, version: revision, position };
+  }
+
+  return { handle, read };
 }
+
+export type CommandHandler<Command, Event extends DomainEvent, State> = ReturnType<
+  typeof commandHandler<Command, Event, State>
+>;
 
 export function eventId(commandId: string, streamId: string, index: number): string {
   return deterministicUuid(commandId, streamId, String(index));

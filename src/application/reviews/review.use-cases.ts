@@ -1,0 +1,28 @@
+import { bookingStreamId } from '../../domain/booking/booking.decider.js';
+import { reviewStreamId } from '../../domain/review/review.decider.js';
+import { NotFoundError } from '../../domain/shared/domain-error.js';
+import type { CommandSide } from '../command-handlers.js';
+import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import type { CommandOptions } from '../command-handling/handle-command.js';
+
+export type SubmitReviewInput = { bookingId: string; rating: number; comment: string };
+
+/** One review per booking: the review's stream is named after the booking. */
+export async function submitReview(
+  side: CommandSide,
+  listingId: string,
+  input: SubmitReviewInput,
+  request: CommandOptions,
+): Promise<CommandOutcome> {
+  const { actor } = request.context;
+  const { state: booking } = await side.handlers.booking.read(bookingStreamId(input.bookingId));
+  // Someone else's booking is not there for this caller.
+  if (booking.status === 'none' || booking.booking.consumerId !== actor.id) throw new NotFoundError(`booking ${input.bookingId}`);
+  const facts = { consumerId: booking.booking.consumerId, listingId: booking.booking.listingId, status: booking.status };
+  const result = await side.handlers.review.handle(
+    reviewStreamId(input.bookingId),
+    { type: 'SubmitReview', data: { ...input, listingId, actor, booking: facts, now: side.clock.now().toISOString() } },
+    { commandId: request.commandId, context: request.context },
+  );
+  return outcome(input.bookingId, result);
+}

@@ -1,0 +1,30 @@
+import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
+import type { WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedule.js';
+import { hasRole } from '../../domain/shared/actor.js';
+import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
+import type { CommandSide } from '../command-handlers.js';
+import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import type { CommandOptions } from '../command-handling/handle-command.js';
+
+export type SetScheduleInput = WeeklySchedule & { acknowledgedAffected?: string[] };
+
+/** Only the doctor (or an admin) sets a doctor's working week; doctors are public, so others get 403. */
+export async function setSchedule(
+  side: CommandSide,
+  doctorId: string,
+  input: SetScheduleInput,
+  request: CommandOptions,
+): Promise<CommandOutcome> {
+  const { actor } = request.context;
+  const mayEdit = (actor.id === doctorId && hasRole(actor, 'DOCTOR')) || hasRole(actor, 'ADMIN');
+  if (!mayEdit) throw new ForbiddenError("only the doctor or an admin may change a doctor's schedule");
+  const result = await side.handlers.doctorSchedule.handle(
+    doctorScheduleStreamId(doctorId),
+    {
+      type: 'SetSchedule',
+      data: { ...input, acknowledgedAffected: input.acknowledgedAffected ?? [], doctorId, now: side.clock.now().toISOString() },
+    },
+    request,
+  );
+  return outcome(doctorId, result);
+}

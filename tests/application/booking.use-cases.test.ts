@@ -1,0 +1,115 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { CommandSide } from '../../src/application/command-handlers.js';
+import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import { createListing, setListingActive } from '../../src/application/listings/listing.use-cases.js';
+import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
+import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { admin, as, consumer, createTestSide, eventTypes, fakeClock, listingInput, otherConsumer, owner } from '../support/command-side.js';
+
+const stay = { startDate: '2030-02-01', endDate: '2030-02-05' };
+
+describe('booking use cases', () => {
+  let store: MemoryEventStore;
+  let clock: ReturnType<typeof fakeClock>;
+  let side: CommandSide;
+  let listingId: string;
+
+  beforeEach(async () => {
+    store = new MemoryEventStore();
+    clock = fakeClock('2030-01-10T10:00:00Z');
+    side = createTestSide(store, clock, 15);
+    listingId = (await createListing(side, listingInput, as(owner))).id;
+  });
+
+  it('holds the dates on the calendar, then records the booking with the server-computed total', async () => {
+    const result = await requestBooking(side, { listingId, ...stay }, as(consumer));
+
+    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld']);
+    expect(result.streamId).toBe(`booking-${result.id}`);
+    const booking = await side.handlers.booking.read(result.streamId);
+    expect(booking.state).toMatchObject({ status: 'requested', booking: { total: 4 * 12_000, currency: 'EUR', holdExpiresAt: '2030-01-10T10:15:00.000Z' } });
+  });
+
+  it('refuses overlapping dates for a second consumer', async () => {
+    await requestBooking(side, { listingId, ...stay }, as(consumer));
+    await expect(requestBooking(side, { listingId, startDate: '2030-02-04', endDate: '2030-02-06' }, as(otherConsumer))).rejects.toMatchObject({
+      code: 'dates-unavailable',
+    });
+  });
+
+  it('holds nothing for a booking its own rules refuse', async () => {
+    await setListingActive(side, listingId, false, as(owner));
+    await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual([]);
+  });
+
+  it('answers a missing listing with not-found', async () => {
+    await expect(requestBooking(side, { listingId: 'nope', ...stay }, as(consumer))).rejects.toMatchObject({ code: 'not-found' });
+  });
+
+  it('retried with the same command id, books once and answers the same', async () => {
+    const request = as(consumer, 'retry-me');
+    const first = await requestBooking(side, { listingId, ...stay }, request);
+    clock.advance(1_000);
+    const again = await requestBooking(side, { listingId, ...stay }, request);
+
+    expect(again).toEqual(first);
+    expect(await eventTypes(store, first.streamId)).toEqual(['BookingRequested']);
+    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld']);
+  });
+
+  it('cancelling gives the dates back, so someone else can book them', async () => {
+    const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+    await cancelBooking(side, booking.id, { reason: 'plans changed' }, as(consumer));
+
+    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+    await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).resolves.toBeDefined();
+  });
+
+  it("hides someone else's booking from a consumer, but lets an admin cancel it", async () => {
+    const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+    await expect(cancelBooking(side, booking.id, { reason: 'mine now' }, as(otherConsumer))).rejects.toMatchObject({ code: 'not-found' });
+    await expect(cancelBooking(side, booking.id, { reason: 'fraud' }, as(admin))).resolves.toMatchObject({ id: booking.id });
+  });
+
+  describe('when a hold runs out unpaid', () => {
+    it('the expiry process expires the booking and releases its dates', async () => {
+      const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) expiry.observe(event);
+
+      expect(await expiry.sweep()).toBe(0);
+      clock.advance(15 * 60_000);
+      expect(await expiry.sweep()).toBe(1);
+
+      expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+    });
+
+    it('releases dates held by a request that died before recording its booking', async () => {
+      // The first of the two appends of a booking request, as a crash would leave it.
+      await side.handlers.listingCalendar.handle(
+        `listingCalendar-${listingId}`,
+        { type: 'HoldDates', data: { listingId, bookingId: 'lost', ...stay, holdExpiresAt: '2030-01-10T10:15:00Z', now: '2030-01-10T10:00:00Z', timeZone: 'UTC' } },
+        as(consumer),
+      );
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) expiry.observe(event);
+      clock.advance(16 * 60_000);
+      await expiry.sweep();
+
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+      expect(await eventTypes(store, 'booking-lost')).toEqual([]);
+    });
+
+    it('two expiry processes (or a restart) release once', async () => {
+      await requestBooking(side, { listingId, ...stay }, as(consumer));
+      const processes = [1, 2].map(() => new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 }));
+      for await (const event of store.readAll()) processes.forEach((p) => p.observe(event));
+      clock.advance(20 * 60_000);
+      await Promise.all(processes.map((p) => p.sweep()));
+
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+    });
+  });
+});

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import { createCommandHandlers, type CommandSide } from '../../src/application/command-handlers.js';
+import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
+import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store.js';
+import type { Actor } from '../../src/domain/shared/actor.js';
+import type { WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
+
+/** A clock that stands still until a test moves it. */
+export function fakeClock(start: string) {
+  let current = new Date(start);
+  return {
+    now: () => current,
+    advance(ms: number) {
+      current = new Date(current.getTime() + ms);
+    },
+  };
+}
+
+export function createTestSide(eventStore: EventStore, clock: { now(): Date }, holdMinutes = 15): CommandSide {
+  return { handlers: createCommandHandlers({ eventStore, clock }), clock, policy: { holdMinutes } };
+}
+
+/** A fresh command from `actor`, as the HTTP edge would build it. */
+export function as(actor: Actor, commandId: string = randomUUID()): CommandOptions {
+  return { commandId, context: { actor, requestId: `req-${commandId}`, correlationId: `corr-${commandId}`, causationId: `req-${commandId}` } };
+}
+
+export const owner: Actor = { id: 'owner-1', roles: ['OWNER'] };
+export const consumer: Actor = { id: 'consumer-1', roles: ['CONSUMER'] };
+export const otherConsumer: Actor = { id: 'consumer-2', roles: ['CONSUMER'] };
+export const admin: Actor = { id: 'admin-1', roles: ['ADMIN'] };
+export const patient: Actor = { id: 'patient-1', roles: ['PATIENT'] };
+export const doctor: Actor = { id: 'doctor-1', roles: ['DOCTOR'] };
+export const otherDoctor: Actor = { id: 'doctor-2', roles: ['DOCTOR'] };
+
+export const listingInput = {
+  title: 'Loft by the river',
+  description: 'Bright, quiet, two bedrooms',
+  category: 'venue',
+  location: 'Lyon',
+  capacity: 4,
+  pricePerDay: 12_000,
+  currency: 'EUR',
+};
+
+const mornings = [{ from: '09:00', to: '12:00' }];
+export const everyMorning: WeeklySchedule = {
+  timeZone: 'UTC',
+  slotMinutes: 30,
+  weeklyHours: { mon: mornings, tue: mornings, wed: mornings, thu: mornings, fri: mornings, sat: mornings, sun: mornings },
+  daysOff: [],
+};
+
+export async function streamEvents(store: EventStore, streamId: string): Promise<RecordedEvent[]> {
+  const read = await store.readStream(streamId);
+  const events: RecordedEvent[] = [];
+  if (read.status === 'found') for await (const event of read.events) events.push(event);
+  return events;
+}
+
+export async function eventTypes(store: EventStore, streamId: string): Promise<string[]> {
+  return (await streamEvents(store, streamId)).map((event) => event.type);
+}
