@@ -54,8 +54,8 @@ export class HoldExpiryProcess {
       case 'SlotBooked': {
         const booked = aggregates.doctorSchedule.codec.decode(event);
         if (booked.type !== 'SlotBooked') return;
-        const { appointmentId, doctorId, patientId } = booked.data;
-        this.slots.set(appointmentId, { doctorId, patientId, bookedAt: event.recordedAt.getTime(), cause: event });
+        const { appointmentId, doctorId, patientId, bookedAt } = booked.data;
+        this.slots.set(appointmentId, { doctorId, patientId, bookedAt: Date.parse(bookedAt), cause: event });
         return;
       }
       case 'SlotReleased':
