@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import type { CommandSide } from '../../src/application/command-handlers.js';
+import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { DomainError } from '../../src/domain/shared/domain-error.js';
+import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, listingInput, otherDoctor, owner, patient } from '../support/command-side.js';
+
+// Invariants that span aggregates, raced through the real PostgreSQL event store. Each request
+// gets its own command side (its own state caches), as if it ran in its own process.
+describe('invariants under concurrent requests (PostgreSQL event store)', () => {
+  let database: TestDatabase;
+  let store: PgEventStore;
+  const clock = fakeClock('2030-01-10T10:00:00Z');
+  const sides = (n: number): CommandSide[] => Array.from({ length: n }, () => createTestSide(store, clock));
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const pool = createPool(database.url, 30);
+    await migrateToLatest(pool);
+    store = new PgEventStore(pool, { closePool: true });
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  function outcomes(results: PromiseSettledResult<unknown>[]) {
+    const rejected = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    return {
+      won: results.filter((r) => r.status === 'fulfilled').length,
+      ruleCodes: new Set(rejected.map((reason) => (reason instanceof DomainError ? reason.code : String(reason)))),
+    };
+  }
+
+  it('20 consumers requesting overlapping dates of one listing: exactly one holds them', async () => {
+    const [setup] = sides(1);
+    if (!setup) throw new Error('no side');
+    const listing = await createListing(setup, listingInput, as(owner));
+    const results = await Promise.allSettled(
+      sides(20).map((side, i) =>
+        requestBooking(
+          side,
+          { listingId: listing.id, startDate: `2030-03-${String(1 + (i % 5)).padStart(2, '0')}`, endDate: '2030-03-08' },
+          as({ id: `consumer-${i}`, roles: ['CONSUMER'] }),
+        ),
+      ),
+    );
+
+    expect(outcomes(results)).toEqual({ won: 1, ruleCodes: new Set(['dates-unavailable']) });
+    expect(await eventTypes(store, `listingCalendar-${listing.id}`)).toEqual(['DatesHeld']);
+  });
+
+  it('20 patients booking one doctor slot: exactly one gets it', async () => {
+    const [setup] = sides(1);
+    if (!setup) throw new Error('no side');
+    await setSchedule(setup, doctor.id, everyMorning, as(doctor));
+    const results = await Promise.allSettled(
+      sides(20).map((side, i) =>
+        bookAppointment(side, { doctorId: doctor.id, start: '2030-02-04T09:00:00Z', reason: 'check-up' }, as({ id: `patient-${i}`, roles: ['PATIENT'] })),
+      ),
+    );
+
+    expect(outcomes(results)).toEqual({ won: 1, ruleCodes: new Set(['slot-taken']) });
+    expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked']);
+  });
+
+  it('one patient booking overlapping slots with two doctors at once: exactly one stands', async () => {
+    const [setup] = sides(1);
+    if (!setup) throw new Error('no side');
+    await setSchedule(setup, 'doctor-a', { ...everyMorning, slotMinutes: 60 }, as({ id: 'doctor-a', roles: ['DOCTOR'] }));
+    await setSchedule(setup, otherDoctor.id, everyMorning, as(otherDoctor));
+    const [a, b] = sides(2);
+    if (!a || !b) throw new Error('no sides');
+    const results = await Promise.allSettled([
+      bookAppointment(a, { doctorId: 'doctor-a', start: '2030-02-05T09:00:00Z', reason: 'knee' }, as(patient)),
+      bookAppointment(b, { doctorId: otherDoctor.id, start: '2030-02-05T09:30:00Z', reason: 'back' }, as(patient)),
+    ]);
+
+    expect(outcomes(results)).toEqual({ won: 1, ruleCodes: new Set(['patient-overlap']) });
+    expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved']);
+    // The loser's slot went back to its doctor.
+    const slots = [...(await eventTypes(store, 'doctorSchedule-doctor-a')), ...(await eventTypes(store, `doctorSchedule-${otherDoctor.id}`))];
+    expect(slots.filter((type) => type === 'SlotBooked')).toHaveLength(2);
+    expect(slots.filter((type) => type === 'SlotReleased')).toHaveLength(1);
+  });
+});
