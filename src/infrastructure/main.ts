@@ -1,0 +1,167 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import closeWithGrace from 'close-with-grace';
+import pg from 'pg';
+import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
+import { systemClock } from '../application/ports/clock.js';
+import type { EventStore } from '../application/ports/event-store.js';
+import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
+import { EsdbEventStore } from './esdb-event-store/esdb-event-store.js';
+import { buildCommandApi } from './http/command-api.js';
+import { postgresProbe } from './http/plugins/health.plugin.js';
+import type { IdempotencyTables } from './idempotency/idempotency.tables.js';
+import { Argon2PasswordHasher } from './identity/argon2-password-hasher.js';
+import type { IdentityTables } from './identity/identity.tables.js';
+import { PgCredentialStore } from './identity/pg-credential-store.js';
+import { PgRefreshTokenStore } from './identity/pg-refresh-token-store.js';
+import { PgSecurityEventLog } from './identity/pg-security-event-log.js';
+import { seedUsers } from './identity/seed-users.js';
+import { loadSigningSecret } from './identity/signing-secret.js';
+import { createLogger, type Logger } from './logging/logger.js';
+import { PgEventStore } from './pg-event-store/pg-event-store.js';
+import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
+import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
+
+/** The database the service uses on the embedded server. */
+const embeddedDatabase = 'bookable';
+
+type Storage = { readonly pool: pg.Pool; readonly eventStore: EventStore; stop(): Promise<void> };
+
+/** `DATABASE_URL`, or an embedded PostgreSQL under `DATA_DIR` that keeps its data between runs. */
+async function openDatabase(config: Config, logger: Logger): Promise<{ url: string; stop(): Promise<void> }> {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => undefined };
+  const dataDir = path.join(config.DATA_DIR, 'postgres');
+  const server = await startEmbeddedPostgres({
+    dataDir,
+    port: config.EMBEDDED_POSTGRES_PORT,
+    persistent: true,
+    onLog: (line) => logger.debug({ postgres: line.trim() }),
+  });
+  const admin = new pg.Client(server.adminUrl);
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [embeddedDatabase]);
+    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${embeddedDatabase}`);
+  } finally {
+    await admin.end();
+  }
+  logger.info({ dataDir }, 'embedded PostgreSQL started');
+  return { url: server.urlFor(embeddedDatabase), stop: () => server.stop() };
+}
+
+/** EventStoreDB when `EVENTSTORE_URL` names one, else the PostgreSQL event store beside the read models. */
+export function createEventStore(config: Config, pool: pg.Pool, logger: Logger): EventStore {
+  if (config.EVENTSTORE_URL) {
+    logger.info('events go to EventStoreDB');
+    return EsdbEventStore.fromConnectionString(config.EVENTSTORE_URL);
+  }
+  return new PgEventStore(pool, {
+    onStall: ({ heldForMs, holder }) => logger.warn({ heldForMs, holder }, 'event subscribers held back by an open transaction'),
+  });
+}
+
+async function openStorage(config: Config, logger: Logger): Promise<Storage> {
+  const database = await openDatabase(config, logger);
+  const pool = createPool(database.url, config.DATABASE_POOL_SIZE);
+  if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
+  const eventStore = createEventStore(config, pool, logger);
+  return {
+    pool,
+    eventStore,
+    async stop() {
+      await eventStore.close();
+      await pool.end();
+      await database.stop();
+    },
+  };
+}
+
+function identityService(storage: Storage): IdentityService {
+  const db = createKysely<IdentityTables>(storage.pool);
+  return createIdentityService({
+    eventStore: storage.eventStore,
+    credentials: new PgCredentialStore(db),
+    refreshTokens: new PgRefreshTokenStore(db),
+    securityEvents: new PgSecurityEventLog(db),
+    passwords: new Argon2PasswordHasher(),
+    clock: systemClock,
+  });
+}
+
+async function startCommandApi(config: Config, storage: Storage, logger: Logger) {
+  const app = await buildCommandApi({
+    logger,
+    clock: systemClock,
+    secret: await loadSigningSecret(config),
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    corsOrigins: config.CORS_ORIGINS,
+    rateLimitMax: config.RATE_LIMIT_MAX,
+    authRateLimitMax: config.AUTH_RATE_LIMIT_MAX,
+    idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
+    db: createKysely<IdempotencyTables>(storage.pool),
+    identity: identityService(storage),
+    probes: [postgresProbe(storage.pool)],
+  });
+  await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
+  const url = `http://${config.HOST}:${config.COMMAND_PORT}`;
+  logger.info({ url, docs: `${url}/docs` }, `command API listening on ${url} (OpenAPI at ${url}/docs)`);
+  return app;
+}
+
+/** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
+async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
+  const storage = await openStorage(config, logger);
+  // Closed in reverse order of opening: servers first (no new work, in-flight work finishes).
+  const closers: (() => Promise<void>)[] = [() => storage.stop()];
+  closeWithGrace({ delay: 10_000, logger }, async ({ err, signal }) => {
+    if (err) logger.error({ err }, 'stopping after an unexpected error');
+    else logger.info({ signal }, 'stopping');
+    for (const close of closers.reverse()) await close();
+  });
+
+  try {
+    if (role === 'all' || role === 'command') {
+      const api = await startCommandApi(config, storage, logger);
+      closers.push(() => api.close());
+    }
+    // Query API (role all|query) and projectors with process managers (role all|projector)
+    // start here, each pushing its own closer.
+  } catch (error) {
+    // Without this, a failed start would leave the embedded PostgreSQL running and the process with it.
+    for (const close of closers.reverse()) await close();
+    throw error;
+  }
+  logger.info({ role }, 'started');
+}
+
+/** `npm run seed`: the first admin and auditor. */
+async function seed(config: Config, logger: Logger): Promise<void> {
+  const storage = await openStorage(config, logger);
+  try {
+    const options = {
+      adminEmail: config.ADMIN_EMAIL ?? 'admin@bookable.local',
+      adminPassword: config.ADMIN_PASSWORD,
+      auditorEmail: config.AUDITOR_EMAIL ?? 'auditor@bookable.local',
+    };
+    await seedUsers(identityService(storage), options, (line) => process.stdout.write(`${line}\n`));
+  } finally {
+    await storage.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({ options: { role: { type: 'string' } }, allowPositionals: true });
+  const config = loadConfig();
+  const role = configSchema.shape.ROLE.parse(values.role ?? config.ROLE);
+  const logger = createLogger({ level: config.LOG_LEVEL });
+  if (positionals[0] === 'seed') await seed(config, logger);
+  else await start(config, role, logger);
+}
+
+main().catch((error: unknown) => {
+  // A configuration mistake needs its message, not a stack trace.
+  const text = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`${text}\n`);
+  process.exitCode = 1;
+});
