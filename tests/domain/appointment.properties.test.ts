@@ -2,7 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import type { AppointmentCommand } from '../../src/domain/appointment/appointment.commands.js';
 import { appointmentDecider, type AppointmentState } from '../../src/domain/appointment/appointment.decider.js';
-import type { AppointmentEvent } from '../../src/domain/appointment/appointment.events.js';
+import { appointmentEventSchema, type AppointmentEvent } from '../../src/domain/appointment/appointment.events.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 
@@ -140,5 +140,11 @@ test.prop([steps])('cancelling, marking a no-show and (re)scheduling again chang
   for (const { command, events, after } of run(plan)) {
     if (!Array.isArray(events) || command.type === 'CompleteAppointment') continue;
     expect(appointmentDecider.decide(command, after)).toEqual([]);
+  }
+});
+
+test.prop([steps])('every event decide emits survives JSON and its published schema unchanged', (plan) => {
+  for (const { events } of run(plan)) {
+    if (Array.isArray(events)) for (const event of events) expect(appointmentEventSchema.parse(JSON.parse(JSON.stringify(event)))).toEqual(event);
   }
 });

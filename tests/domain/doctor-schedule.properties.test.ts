@@ -2,7 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import type { DoctorScheduleCommand } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
 import { bookings, doctorScheduleDecider, type DoctorScheduleState } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
-import type { DoctorScheduleEvent } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
+import { doctorScheduleEventSchema, type DoctorScheduleEvent } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
 import { slotProblem, type WeeklyHours, type WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { addDays } from '../../src/domain/shared/calendar-date.js';
 import { fold } from '../../src/domain/shared/decider.js';
@@ -231,4 +231,10 @@ test.prop([grid])('the slots of any day never overlap, and a day without a clock
   if (offsets.size > 1) return;
   const expected = intervals.reduce((sum, { from, to }) => sum + Math.floor((minuteOfDay(to) - minuteOfDay(from)) / slotMinutes), 0);
   expect(offered.length).toBe(expected);
+});
+
+test.prop([steps])('every event decide emits survives JSON and its published schema unchanged', (plan) => {
+  for (const { events } of run(plan)) {
+    for (const event of events) expect(doctorScheduleEventSchema.parse(JSON.parse(JSON.stringify(event)))).toEqual(event);
+  }
 });

@@ -2,7 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import type { PatientAgendaCommand } from '../../src/domain/patient-agenda/patient-agenda.commands.js';
 import { patientAgendaDecider, type PatientAgendaState } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
-import type { PatientAgendaEvent } from '../../src/domain/patient-agenda/patient-agenda.events.js';
+import { patientAgendaEventSchema, type PatientAgendaEvent } from '../../src/domain/patient-agenda/patient-agenda.events.js';
 import { fold } from '../../src/domain/shared/decider.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { slotsOverlap, type TimeSlot } from '../../src/domain/shared/time-slot.js';
@@ -78,4 +78,10 @@ test.prop([fc.array(command, { maxLength: 40 })])('the same command again change
   const last = outcomes.at(-1);
   const emitted = outcomes.flatMap(({ events }) => (Array.isArray(events) ? events : []));
   if (last) expect(fold(patientAgendaDecider, emitted)).toEqual(last.after);
+});
+
+test.prop([fc.array(command, { maxLength: 40 })])('every event decide emits survives JSON and its published schema unchanged', (commands) => {
+  for (const { events } of run(commands)) {
+    if (Array.isArray(events)) for (const event of events) expect(patientAgendaEventSchema.parse(JSON.parse(JSON.stringify(event)))).toEqual(event);
+  }
 });
