@@ -190,7 +190,7 @@ function holdsLock(ref: GenerationRef) {
 export async function advanceCheckpoint(
   trx: Transaction<unknown>,
   ref: GenerationRef,
-  update: { position: Position; events: number; lastEventRecordedAt: Date; now: Date; activate: boolean },
+  update: { position: Position; events: number; lastEventRecordedAt: Date | undefined; now: Date; activate: boolean },
 ): Promise<boolean> {
   const result = await inTransaction(trx)
     .updateTable('projection_checkpoints')
@@ -198,7 +198,7 @@ export async function advanceCheckpoint(
       position_commit: update.position.commit.toString(),
       position_prepare: update.position.prepare.toString(),
       events_processed: sql<string>`events_processed + ${update.events}`,
-      last_event_recorded_at: update.lastEventRecordedAt,
+      ...(update.lastEventRecordedAt ? { last_event_recorded_at: update.lastEventRecordedAt } : {}),
       updated_at: update.now,
       ...(update.activate ? { active: true, status: 'running' as const } : {}),
     })

@@ -188,7 +188,7 @@ export class Projector {
       const moved = await advanceCheckpoint(trx, ref, {
         position: progress.position,
         events: progress.events,
-        lastEventRecordedAt: progress.lastEventRecordedAt ?? now(),
+        lastEventRecordedAt: progress.lastEventRecordedAt,
         now: now(),
         activate,
       });
