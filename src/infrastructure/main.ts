@@ -98,6 +98,7 @@ async function startCommandApi(config: Config, storage: Storage, logger: Logger)
     corsOrigins: config.CORS_ORIGINS,
     rateLimitMax: config.RATE_LIMIT_MAX,
     authRateLimitMax: config.AUTH_RATE_LIMIT_MAX,
+    trustProxy: config.TRUST_PROXY,
     idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     db: createKysely<IdempotencyTables>(storage.pool),
     identity: identityService(storage),

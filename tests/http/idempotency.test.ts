@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { commandResultSchema, sendCommandResult } from '../../src/infrastructure/http/command-result.js';
 import { requireRoles } from '../../src/infrastructure/http/plugins/auth.plugin.js';
-import { postJson, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+import { PgIdempotencyStore } from '../../src/infrastructure/idempotency/pg-idempotency-store.js';
+import { postJson, secret, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 
 let backend: TestBackend;
 let api: TestApi;
@@ -140,6 +141,30 @@ describe('Idempotency-Key', () => {
     const rows = await backend.idempotencyDb.selectFrom('idempotency_keys').select(['response_body']).where('status', '=', 'completed').execute();
     expect(rows.length).toBeGreaterThan(0);
     for (const row of rows) expect(row.response_body?.toString('utf8')).not.toContain('streamId');
+  });
+});
+
+describe('PgIdempotencyStore', () => {
+  it('lets a retry take over a claim whose request died (its lease ran out), once', async () => {
+    const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
+    const id = { scope: 'someone', key: randomUUID() };
+    const at = (ms: number) => new Date(Date.UTC(2030, 0, 1) + ms);
+    const times = (now: number) => ({ now: at(now), leaseUntil: at(now + 60_000), expiresAt: at(now + 86_400_000) });
+    expect(await store.claim(id, 'hash', times(0))).toEqual({ outcome: 'claimed' });
+    expect(await store.claim(id, 'hash', times(59_000))).toEqual({ outcome: 'in_flight' });
+    expect(await store.claim(id, 'hash', times(61_000))).toEqual({ outcome: 'claimed' });
+    expect(await store.claim(id, 'hash', times(62_000))).toEqual({ outcome: 'in_flight' });
+    expect(await store.claim(id, 'other', times(62_000))).toEqual({ outcome: 'mismatch' });
+  });
+
+  it('sweeps expired keys', async () => {
+    const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
+    const now = new Date(Date.UTC(2031, 0, 1));
+    const expired = { now: new Date(now.getTime() - 2), leaseUntil: now, expiresAt: new Date(now.getTime() - 1) };
+    await store.claim({ scope: 'sweep', key: randomUUID() }, 'hash', expired);
+    expect(await store.sweep(now)).toBeGreaterThanOrEqual(1);
+    const left = await backend.idempotencyDb.selectFrom('idempotency_keys').select('key').where('expires_at', '<=', now).execute();
+    expect(left).toEqual([]);
   });
 });
 

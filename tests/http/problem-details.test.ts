@@ -126,6 +126,22 @@ describe('operations', () => {
     expect(await ready.json()).toEqual({ status: 'ready', checks: { database: 'ok' } });
   });
 
+  it('answers 503 naming the dependency that does not answer', async () => {
+    const failing = await startApi(backend, {
+      probes: [
+        { name: 'database', check: async () => undefined },
+        { name: 'eventstore', check: () => Promise.reject(new Error('connect ECONNREFUSED 10.1.2.3:2113')) },
+      ],
+    });
+    try {
+      const ready = await fetch(`${failing.url}/health/ready`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: 'unavailable', checks: { database: 'ok', eventstore: 'unreachable' } });
+    } finally {
+      await failing.close();
+    }
+  });
+
   it('exposes Prometheus metrics with request durations by route', async () => {
     await fetch(`${api.url}/health/live`);
     const metrics = await (await fetch(`${api.url}/metrics`)).text();

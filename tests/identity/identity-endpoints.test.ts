@@ -131,6 +131,12 @@ describe('login, refresh and logout', () => {
     expect((await securityEvents('refresh_token_reused')).map((event) => event.user_id)).toContain(userId);
   });
 
+  it('refuses a refresh token unused for 30 days', async () => {
+    const token = (await logIn(email)).body.refreshToken;
+    api.clock.advance(30 * 24 * 3_600_000 + 1);
+    expect((await refresh(token)).status).toBe(401);
+  });
+
   it('refuses an unknown refresh token', async () => {
     expect((await refresh('made-up-token')).status).toBe(401);
   });

@@ -22,6 +22,7 @@ export type CommandApiDeps = {
   readonly corsOrigins: readonly string[];
   readonly rateLimitMax: number;
   readonly authRateLimitMax: number;
+  readonly trustProxy?: boolean;
   readonly idempotencyTtlHours: number;
   /** The database holding the idempotency keys. */
   readonly db: Kysely<IdempotencyTables>;
@@ -42,6 +43,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
     },
     auth: { secret: deps.secret, issuer: deps.issuer, audience: deps.audience, accessTokenTtlSeconds },
     probes: deps.probes,
+    trustProxy: deps.trustProxy ?? false,
   });
   await app.register(idempotencyPlugin, {
     store: new PgIdempotencyStore(deps.db, deps.secret),

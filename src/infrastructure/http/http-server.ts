@@ -20,6 +20,8 @@ export type HttpServerOptions = {
   readonly auth: AuthOptions;
   readonly probes: readonly ReadinessProbe[];
   readonly metricsRegistry?: Registry;
+  /** Behind a reverse proxy: the client IP comes from `X-Forwarded-For`. */
+  readonly trustProxy?: boolean;
 };
 
 /**
@@ -34,6 +36,7 @@ export async function createHttpServer(options: HttpServerOptions) {
     requestIdHeader: false,
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit,
+    trustProxy: options.trustProxy ?? false,
     // Plain objects only: a body of `{"__proto__": …}` must not reach a handler.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

@@ -79,7 +79,7 @@ export type TestApi = {
  */
 export async function startApi(
   backend: TestBackend,
-  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax'>> & { routes?: (app: HttpServer) => void } = {},
+  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes'>> & { routes?: (app: HttpServer) => void } = {},
 ): Promise<TestApi> {
   const clock = new FakeClock();
   const logs: Record<string, unknown>[] = [];
@@ -109,7 +109,7 @@ export async function startApi(
     idempotencyTtlHours: 24,
     db: backend.idempotencyDb,
     identity,
-    probes: [postgresProbe(backend.pool)],
+    probes: options.probes ?? [postgresProbe(backend.pool)],
   });
   options.routes?.(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
