@@ -15,7 +15,13 @@ export class AuthenticationError extends Error {
 /** Too many failed logins in a row: no password is checked until `until`. */
 export class AccountLockedError extends Error {
   override readonly name = 'AccountLockedError';
-  constructor(readonly until: Date) {
+  /** Whole seconds from `now` to `until`, at least 1: what `Retry-After` says. */
+  readonly retryAfterSeconds: number;
+  constructor(
+    readonly until: Date,
+    now: Date,
+  ) {
     super(`Too many failed logins; try again after ${until.toISOString()}`);
+    this.retryAfterSeconds = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
   }
 }

@@ -149,7 +149,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       const now = clock.now();
       if (found.lockedUntil && found.lockedUntil > now) {
         await record('login_while_locked', found.userId, context);
-        throw new AccountLockedError(found.lockedUntil);
+        throw new AccountLockedError(found.lockedUntil, now);
       }
       if (!(await passwords.verify(found.passwordHash, input.password))) {
         const lockUntil = new Date(now.getTime() + lockoutPolicy.lockoutMs);
@@ -157,7 +157,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
         await record('login_failed', found.userId, context, { reason: 'wrong password' });
         if (!locked) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
         await record('account_locked', found.userId, context, { until: lockUntil.toISOString() });
-        throw new AccountLockedError(lockUntil);
+        throw new AccountLockedError(lockUntil, now);
       }
       await credentials.recordSuccessfulLogin(found.userId);
       const refreshToken = newRefreshToken();

@@ -55,8 +55,8 @@ function toHttpProblem(error: unknown): HttpProblem | undefined {
     return new HttpProblem(401, error.code, sentenceCase(error.code), error.message, { headers: { 'www-authenticate': bearerChallenge } });
   }
   if (error instanceof AccountLockedError) {
-    const retryAfter = String(Math.max(1, Math.ceil((error.until.getTime() - Date.now()) / 1000)));
-    return new HttpProblem(429, 'account-locked', 'Account locked', error.message, { headers: { 'retry-after': retryAfter } });
+    const headers = { 'retry-after': String(error.retryAfterSeconds) };
+    return new HttpProblem(429, 'account-locked', 'Account locked', error.message, { headers });
   }
   if (!isFastifyError(error) || error.statusCode === undefined || error.statusCode >= 500) return undefined;
   if (error.validation) {
