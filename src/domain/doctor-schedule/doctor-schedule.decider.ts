@@ -1,7 +1,7 @@
 import { addDays, type CalendarDate, type Instant } from '../shared/calendar-date.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
-import { isBefore, slotsOverlap, utcInstant, type TimeSlot } from '../shared/time-slot.js';
+import { isBefore, slotsOverlap, utcInstant } from '../shared/time-slot.js';
 import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, SetSchedule } from './doctor-schedule.commands.js';
 import { ScheduleConflictError } from './doctor-schedule.errors.js';
 import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotReleased } from './doctor-schedule.events.js';
@@ -9,17 +9,20 @@ import { normaliseSchedule, sameSchedule, scheduleProblem, slotEnd, slotProblem,
 
 export const doctorScheduleStreamId = (doctorId: string) => `doctorSchedule-${doctorId}`;
 
-export type HeldSlot = { readonly appointmentId: string; readonly end: Instant };
+/** An appointment holds `[start, end)`. */
+export type Booking = { readonly appointmentId: string; readonly start: Instant; readonly end: Instant };
 
 /**
- * Booked slots by the UTC date of their start, then by start (UTC ISO). Grouping by day keeps
- * `evolve` cheap on a stream that grows for ever: an event copies the list of days and one day,
- * not every booking, and days long past are dropped as whole buckets (see `pruned`). There is no
- * appointment → start index: every event names the start it affects, so `evolve` never
- * searches, and `decide` scans the live slots once per command instead of every event paying
- * to copy an index.
+ * Booked slots grouped by the UTC date of their start, days in ascending order; within a day a
+ * start is held at most once, so a slot is known by its start. Plain arrays keep `evolve` cheap
+ * on a stream that grows for ever (an event copies the list of days and one day's few slots,
+ * not every booking; days long past are dropped from the front, see `pruned`) and keep the
+ * state plain JSON for audits. There is no appointment → start index: every event names the
+ * start it affects, so `evolve` never searches, and `decide` scans the live slots once per
+ * command instead of every event paying to copy an index.
  */
-export type BookedSlots = Readonly<Record<CalendarDate, Readonly<Record<Instant, HeldSlot>>>>;
+export type BookedDay = { readonly day: CalendarDate; readonly slots: readonly Booking[] };
+export type BookedSlots = readonly BookedDay[];
 
 export type DoctorScheduleState =
   | { readonly status: 'unset' }
@@ -33,7 +36,6 @@ export type DoctorScheduleState =
 export const initialState: DoctorScheduleState = { status: 'unset' };
 
 type ActiveSchedule = Extract<DoctorScheduleState, { status: 'active' }>;
-type Booking = TimeSlot & HeldSlot;
 
 function setSchedule({ data }: SetSchedule, state: DoctorScheduleState): DoctorScheduleEvent[] {
   const { doctorId, acknowledgedAffected, now, ...proposed } = data;
@@ -146,7 +148,7 @@ function affectedBy(schedule: WeeklySchedule, booked: BookedSlots, now: Instant)
 }
 
 export function bookings(booked: BookedSlots): Booking[] {
-  return Object.values(booked).flatMap((day) => Object.entries(day).map(([start, held]) => ({ start, ...held })));
+  return booked.flatMap((day) => day.slots);
 }
 
 function bookingOf(booked: BookedSlots, appointmentId: string): Booking | undefined {
@@ -157,13 +159,13 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
   switch (event.type) {
     case 'ScheduleSet': {
       const { doctorId, affectedAppointmentIds: _affected, setAt, ...schedule } = event.data;
-      const booked = state.status === 'active' ? pruned(state.booked, setAt) : {};
+      const booked = state.status === 'active' ? pruned(state.booked, setAt) : [];
       return { status: 'active', doctorId, schedule, booked };
     }
     case 'SlotBooked': {
       if (state.status === 'unset') return state;
       const { appointmentId, start, end, bookedAt } = event.data;
-      return { ...state, booked: withSlot(pruned(state.booked, bookedAt), start, { appointmentId, end }) };
+      return { ...state, booked: withSlot(pruned(state.booked, bookedAt), { appointmentId, start, end }) };
     }
     case 'SlotReleased':
       if (state.status === 'unset') return state;
@@ -171,7 +173,7 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
     case 'SlotMoved': {
       if (state.status === 'unset') return state;
       const { appointmentId, previousStart, start, end, movedAt } = event.data;
-      const booked = withSlot(withoutSlot(pruned(state.booked, movedAt), previousStart), start, { appointmentId, end });
+      const booked = withSlot(withoutSlot(pruned(state.booked, movedAt), previousStart), { appointmentId, start, end });
       return { ...state, booked };
     }
     default:
@@ -190,22 +192,25 @@ const dayOf = (instant: Instant): CalendarDate => instant.slice(0, 10);
  */
 function pruned(booked: BookedSlots, at: Instant): BookedSlots {
   const keepFrom = addDays(dayOf(utcInstant(at)), -3);
-  const kept: Record<CalendarDate, Readonly<Record<Instant, HeldSlot>>> = {};
-  for (const [day, slots] of Object.entries(booked)) if (day >= keepFrom) kept[day] = slots;
-  return kept;
+  const firstKept = booked.findIndex(({ day }) => day >= keepFrom);
+  return firstKept === 0 ? booked : firstKept < 0 ? [] : booked.slice(firstKept);
 }
 
-function withSlot(booked: BookedSlots, start: Instant, held: HeldSlot): BookedSlots {
-  const day = dayOf(start);
-  return { ...booked, [day]: { ...booked[day], [start]: held } };
+function withSlot(booked: BookedSlots, booking: Booking): BookedSlots {
+  const day = dayOf(booking.start);
+  const at = booked.findIndex((bookedDay) => bookedDay.day >= day);
+  const existing = booked[at];
+  if (existing?.day === day) return booked.with(at, { day, slots: [...existing.slots, booking] });
+  const newDay = { day, slots: [booking] };
+  return at < 0 ? [...booked, newDay] : [...booked.slice(0, at), newDay, ...booked.slice(at)];
 }
 
 function withoutSlot(booked: BookedSlots, start: Instant): BookedSlots {
-  const day = dayOf(start);
-  const { [start]: _released, ...rest } = booked[day] ?? {};
-  if (Object.keys(rest).length > 0) return { ...booked, [day]: rest };
-  const { [day]: _emptied, ...otherDays } = booked;
-  return otherDays;
+  const at = booked.findIndex(({ day }) => day === dayOf(start));
+  const existing = booked[at];
+  if (!existing) return booked;
+  const slots = existing.slots.filter((slot) => slot.start !== start);
+  return slots.length > 0 ? booked.with(at, { day: existing.day, slots }) : booked.toSpliced(at, 1);
 }
 
 export const doctorScheduleDecider: Decider<DoctorScheduleCommand, DoctorScheduleEvent, DoctorScheduleState> = {
