@@ -3,6 +3,7 @@ import { formatPosition, parsePosition, type Position } from '../../src/applicat
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
 import { advanceCheckpoint, readActivePositions } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
+import { defineProjection } from '../../src/projections/runtime/projection.js';
 import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
 import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
 import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
@@ -150,6 +151,30 @@ describe('projection runtime', () => {
       status: 'running',
       lastFailure: { eventPosition: formatPosition(poison.last) },
     });
+    await runtime.stop();
+  });
+
+  it('records a migration that throws as a failure, without retrying it in a loop', async () => {
+    let tries = 0;
+    const broken = defineProjection({
+      name: 'unmigratable',
+      version: 1,
+      eventTypes: ['Counted'],
+      migrate: async () => {
+        tries += 1;
+        throw new Error('syntax error at or near "tabel"');
+      },
+      apply: async () => undefined,
+    });
+    const runtime = track(createRuntime(harness, [broken]));
+    const failed = await eventually(async () => {
+      const row = await activeCheckpoint(harness.db, 'unmigratable');
+      return row?.status === 'failed' && row;
+    }, 10_000, 'the failure to be recorded');
+    expect(failed.lastFailure).toMatchObject({ error: expect.stringContaining('tabel'), eventPosition: null });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(tries).toBe(1);
+    expect(runtime.status()[0]?.state).toBe('failed');
     await runtime.stop();
   });
 

@@ -229,7 +229,8 @@ export async function resumeGeneration(db: Kysely<unknown>, ref: GenerationRef, 
 export async function recordFailure(
   db: Kysely<unknown>,
   ref: GenerationRef,
-  failure: { at: Date; error: string; eventPosition: Position; eventType: string; eventId: string },
+  /** No event when the generation's setup (its `migrate`) is what failed. */
+  failure: { at: Date; error: string; event?: { position: Position; type: string; id: string } },
 ): Promise<boolean> {
   const result = await checkpoints(db)
     .updateTable('projection_checkpoints')
@@ -237,9 +238,9 @@ export async function recordFailure(
       status: 'failed',
       failed_at: failure.at,
       error: failure.error,
-      failed_event_position: formatPosition(failure.eventPosition),
-      failed_event_type: failure.eventType,
-      failed_event_id: failure.eventId,
+      failed_event_position: failure.event ? formatPosition(failure.event.position) : null,
+      failed_event_type: failure.event?.type ?? null,
+      failed_event_id: failure.event?.id ?? null,
       updated_at: failure.at,
     })
     .where('name', '=', ref.name)

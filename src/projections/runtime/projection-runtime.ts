@@ -6,6 +6,7 @@ import {
   ensureGeneration,
   readGeneration,
   readGenerations,
+  recordFailure,
   resumeGeneration,
   setUpGeneration,
   type GenerationRef,
@@ -218,15 +219,32 @@ class ProjectionSupervisor {
     if (!found || found.status === 'retired') return 'retired';
     if (found.version !== this.projection.version) return 'stopped';
     if (found.status === 'failed') await resumeGeneration(db, ref, now());
-    if (!found.schema_ready && !(await setUpGeneration(db, ref, (trx) => this.projection.migrate(trx)))) return 'lost';
-    const row = await readGeneration(db, ref.name, ref.generation);
-    if (!row || row.status === 'retired') return 'retired';
-    const projector = new Projector({ ...this.context, projection: this.projection, ref, row, metrics });
-    const exit = await projector.run(signal);
+    const setUp = found.schema_ready ? 'ready' : await this.setUp(ref, metrics);
+    const exit = setUp === 'ready' ? await this.runProjector(ref, metrics, signal) : setUp;
     // A failed generation keeps its lock: another process retrying it in turn would only fail
     // again and bury the recorded error. A restart, a deploy or a rebuild moves it on.
     if (exit === 'failed') await aborted(signal);
     return exit;
+  }
+
+  private async runProjector(ref: GenerationRef, metrics: ProjectorMetrics, signal: AbortSignal): Promise<ProjectorExit> {
+    const row = await readGeneration(this.context.db, ref.name, ref.generation);
+    if (!row || row.status === 'retired') return 'retired';
+    return new Projector({ ...this.context, projection: this.projection, ref, row, metrics }).run(signal);
+  }
+
+  /** A `migrate` that throws is a failure like a handler's: recorded, visible, not retried in a loop. */
+  private async setUp(ref: GenerationRef, metrics: ProjectorMetrics): Promise<'ready' | 'lost' | 'failed'> {
+    const { db, logger, now } = this.context;
+    try {
+      return (await setUpGeneration(db, ref, (trx) => this.projection.migrate(trx))) ? 'ready' : 'lost';
+    } catch (error) {
+      const message = `setting up the generation failed: ${error instanceof Error ? error.message : String(error)}`;
+      logger.error({ projection: ref.name, generation: ref.generation, err: error }, 'Projection stopped: its setup failed');
+      metrics.failed({ message, eventType: null, position: null });
+      metrics.state = 'failed';
+      return (await recordFailure(db, ref, { at: now(), error: message })) ? 'failed' : 'lost';
+    }
   }
 }
 

@@ -266,9 +266,7 @@ export class Projector {
       const recorded = await recordFailure(db, ref, {
         at: now(),
         error: message,
-        eventPosition: event.position,
-        eventType: event.type,
-        eventId: event.id,
+        event: { position: event.position, type: event.type, id: event.id },
       });
       return recorded ? 'failed' : this.whyNotOurs();
     } catch (recordError) {
