@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import pg from 'pg';
+import { createCommandHandlers, type CommandHandlers } from '../application/command-handlers.js';
 import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
 import { systemClock } from '../application/ports/clock.js';
 import type { EventStore } from '../application/ports/event-store.js';
@@ -26,6 +27,9 @@ import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
 const embeddedDatabase = 'bookable';
 
 type Storage = { readonly pool: pg.Pool; readonly eventStore: EventStore; stop(): Promise<void> };
+
+/** Everything the command side runs on: one command handler (and state cache) per aggregate. */
+type CommandSide = { readonly storage: Storage; readonly handlers: CommandHandlers };
 
 /** `DATABASE_URL`, or an embedded PostgreSQL under `DATA_DIR` that keeps its data between runs. */
 async function openDatabase(config: Config, logger: Logger): Promise<{ url: string; stop(): Promise<void> }> {
@@ -76,10 +80,10 @@ async function openStorage(config: Config, logger: Logger): Promise<Storage> {
   };
 }
 
-function identityService(storage: Storage): IdentityService {
+function identityService({ storage, handlers }: CommandSide): IdentityService {
   const db = createKysely<IdentityTables>(storage.pool);
   return createIdentityService({
-    eventStore: storage.eventStore,
+    users: handlers.user,
     credentials: new PgCredentialStore(db),
     refreshTokens: new PgRefreshTokenStore(db),
     securityEvents: new PgSecurityEventLog(db),
@@ -88,7 +92,8 @@ function identityService(storage: Storage): IdentityService {
   });
 }
 
-async function startCommandApi(config: Config, storage: Storage, logger: Logger) {
+async function startCommandApi(config: Config, side: CommandSide, logger: Logger) {
+  const { storage } = side;
   const app = await buildCommandApi({
     logger,
     clock: systemClock,
@@ -101,7 +106,7 @@ async function startCommandApi(config: Config, storage: Storage, logger: Logger)
     trustProxy: config.TRUST_PROXY,
     idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     db: createKysely<IdempotencyTables>(storage.pool),
-    identity: identityService(storage),
+    identity: identityService(side),
     probes: [postgresProbe(storage.pool)],
   });
   await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
@@ -123,7 +128,8 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
 
   try {
     if (role === 'all' || role === 'command') {
-      const api = await startCommandApi(config, storage, logger);
+      const handlers = createCommandHandlers({ eventStore: storage.eventStore, clock: systemClock });
+      const api = await startCommandApi(config, { storage, handlers }, logger);
       closers.push(() => api.close());
     }
     // Query API (role all|query) and projectors with process managers (role all|projector)
@@ -145,7 +151,8 @@ async function seed(config: Config, logger: Logger): Promise<void> {
       adminPassword: config.ADMIN_PASSWORD,
       auditorEmail: config.AUDITOR_EMAIL ?? 'auditor@bookable.local',
     };
-    await seedUsers(identityService(storage), options, (line) => process.stdout.write(`${line}\n`));
+    const handlers = createCommandHandlers({ eventStore: storage.eventStore, clock: systemClock });
+    await seedUsers(identityService({ storage, handlers }), options, (line) => process.stdout.write(`${line}\n`));
   } finally {
     await storage.stop();
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCommandHandlers } from '../../src/application/command-handlers.js';
 import { createIdentityService } from '../../src/application/identity/identity.service.js';
 import type { CommandContext } from '../../src/application/metadata.js';
 import type { EventStore } from '../../src/application/ports/event-store.js';
@@ -26,6 +27,7 @@ const context: CommandContext = { actor: { id: 'anonymous', roles: [] }, request
 const input = (email: string) => ({ email, password: 'correct horse battery staple', name: 'Ada', roles: ['CONSUMER' as const] });
 
 function service(options: { failAppends?: () => boolean; clock?: FakeClock } = {}) {
+  const clock = options.clock ?? new FakeClock();
   const store = backend.eventStore;
   const eventStore: EventStore = {
     appendToStream: (...args) => (options.failAppends?.() ? Promise.reject(new Error('event store down')) : store.appendToStream(...args)),
@@ -35,12 +37,12 @@ function service(options: { failAppends?: () => boolean; clock?: FakeClock } = {
     close: async () => undefined,
   };
   return createIdentityService({
-    eventStore,
+    users: createCommandHandlers({ eventStore, clock }).user,
     credentials: new PgCredentialStore(backend.identityDb),
     refreshTokens: new PgRefreshTokenStore(backend.identityDb),
     securityEvents: new PgSecurityEventLog(backend.identityDb),
     passwords,
-    clock: options.clock ?? new FakeClock(),
+    clock,
   });
 }
 

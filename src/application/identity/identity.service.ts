@@ -1,16 +1,16 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { DomainError } from '../../domain/shared/domain-error.js';
-import { streamIdOf, userDecider } from '../../domain/user/user.decider.js';
-import type { UserRole } from '../../domain/user/user.events.js';
+import type { UserCommand } from '../../domain/user/user.commands.js';
+import { streamIdOf, type UserState } from '../../domain/user/user.decider.js';
+import type { UserEvent, UserRole } from '../../domain/user/user.events.js';
 import { isAnonymous } from '../authorization/actors.js';
+import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import type { CommandHandler } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import type { Actor, CommandContext } from '../metadata.js';
 import type { Clock } from '../ports/clock.js';
-import type { AppendResult, EventStore } from '../ports/event-store.js';
-import type { Position } from '../ports/position.js';
 import { AccountLockedError, AuthenticationError } from './identity-errors.js';
 import type { CredentialStore, NewCredentials, PasswordHasher, RefreshTokenStore, SecurityEventLog, SecurityEventType } from './identity.ports.js';
-import { appendUserEvents, loadUser } from './user-stream.js';
 
 /** Failed logins in a row that lock an account, and for how long. */
 export const lockoutPolicy = { maxFailedAttempts: 5, lockoutMs: 15 * 60_000 } as const;
@@ -25,7 +25,8 @@ const abandonedSignupMs = 10 * 60_000;
 export const refreshTokenTtlMs = 30 * 24 * 60 * 60_000;
 
 export type IdentityServiceDeps = {
-  readonly eventStore: EventStore;
+  /** The command loop for user streams (the `user` entry of the command handlers). */
+  readonly users: CommandHandler<UserCommand, UserEvent, UserState>;
   readonly credentials: CredentialStore;
   readonly refreshTokens: RefreshTokenStore;
   readonly securityEvents: SecurityEventLog;
@@ -35,8 +36,6 @@ export type IdentityServiceDeps = {
 
 export type SignUp = { readonly email: string; readonly password: string; readonly name: string; readonly roles: UserRole[] };
 
-export type SignUpResult = { readonly id: string; readonly streamId: string; readonly version: number; readonly position: Position };
-
 /** What the edge turns into an access token, plus the opaque refresh token for the client. */
 export type Session = { readonly actor: Actor; readonly refreshToken: string; readonly refreshTokenExpiresAt: Date };
 
@@ -45,7 +44,8 @@ export type IdentityService = ReturnType<typeof createIdentityService>;
 export const hashRefreshToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
 export function createIdentityService(deps: IdentityServiceDeps) {
-  const { credentials, refreshTokens, passwords, clock } = deps;
+  const { users, credentials, refreshTokens, passwords, clock } = deps;
+  const isRegistered = async (userId: string) => (await users.read(streamIdOf(userId))).state.status === 'registered';
   // Verifying against a real hash when the email is unknown makes both failures take as long,
   // so response times do not tell which emails have accounts.
   let decoyHash: Promise<string> | undefined;
@@ -70,7 +70,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 
   /** The session's roles come from the user's stream, so a grant or revocation counts from the next login or refresh. */
   async function sessionFor(userId: string, refreshToken: { readonly token: string; readonly expiresAt: Date }): Promise<Session> {
-    const user = await loadUser(deps.eventStore, userId);
+    const user = await users.read(streamIdOf(userId));
     if (user.state.status !== 'registered') throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
     return { actor: { id: userId, roles: [...user.state.roles] }, refreshToken: refreshToken.token, refreshTokenExpiresAt: refreshToken.expiresAt };
   }
@@ -86,9 +86,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   async function claimEmail(claim: NewCredentials): Promise<void> {
     const first = await credentials.insert(claim);
     if (first.inserted || first.userId === claim.userId) return;
-    const abandoned =
-      clock.now().getTime() - first.createdAt.getTime() > abandonedSignupMs &&
-      (await loadUser(deps.eventStore, first.userId)).state.status === 'unregistered';
+    const abandoned = clock.now().getTime() - first.createdAt.getTime() > abandonedSignupMs && !(await isRegistered(first.userId));
     if (abandoned) {
       await credentials.remove(first.userId);
       if ((await credentials.insert(claim)).inserted) return;
@@ -98,7 +96,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 
   async function releaseIfUnregistered(userId: string): Promise<void> {
     try {
-      if ((await loadUser(deps.eventStore, userId)).state.status === 'unregistered') await credentials.remove(userId);
+      if (!(await isRegistered(userId))) await credentials.remove(userId);
     } catch {
       // The store is unreachable: leave the credentials for claimEmail to reclaim later.
     }
@@ -109,34 +107,25 @@ export function createIdentityService(deps: IdentityServiceDeps) {
      * Registers a user. The user id derives from the command id, so a retried signup (same
      * Idempotency-Key) names the same stream and appends nothing twice.
      */
-    async signUp(input: SignUp, context: CommandContext, commandId: string): Promise<SignUpResult> {
+    async signUp(input: SignUp, context: CommandContext, commandId: string): Promise<CommandOutcome> {
       const userId = deterministicUuid(commandId, 'user-id');
       const selfService = isAnonymous(context.actor);
       const registeredBy = selfService ? null : { id: context.actor.id, roles: [...context.actor.roles] };
-      // A fresh id names a fresh stream, so the decision needs no read.
-      const events = userDecider.decide(
-        { type: 'RegisterUser', data: { userId, email: input.email, name: input.name, roles: input.roles, registeredBy } },
-        userDecider.initialState,
-      );
+      const command: UserCommand = {
+        type: 'RegisterUser',
+        data: { userId, email: input.email, name: input.name, roles: input.roles, registeredBy },
+      };
       // Whoever signs up for themselves is the actor of their own registration.
       const actor = selfService ? { id: userId, roles: input.roles } : context.actor;
       const passwordHash = await passwords.hash(input.password);
       await claimEmail({ userId, email: input.email, passwordHash, createdAt: clock.now() });
-      let appended: AppendResult;
       try {
-        appended = await appendUserEvents(deps.eventStore, {
-          userId,
-          events,
-          expectedRevision: 'no_stream',
-          commandId,
-          context: { ...context, actor },
-          occurredAt: clock.now(),
-        });
+        const result = await users.handle(streamIdOf(userId), command, { commandId, context: { ...context, actor } });
+        return outcome(userId, result);
       } catch (error) {
         await releaseIfUnregistered(userId);
         throw error;
       }
-      return { id: userId, streamId: streamIdOf(userId), version: appended.revision, position: appended.position };
     },
 
     async logIn(input: { readonly email: string; readonly password: string }, context: CommandContext): Promise<Session> {

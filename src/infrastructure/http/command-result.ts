@@ -1,17 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { formatPosition, type Position } from '../../application/ports/position.js';
+import type { CommandOutcome } from '../../application/command-handling/command-outcome.js';
+import { formatPosition } from '../../application/ports/position.js';
 import { HttpProblem } from './problem.js';
 
 /** What a handled command reports: the aggregate it touched, its new version, and where in the log. */
-export type CommandResult = {
-  /** The aggregate's id (a new one for a create). */
-  readonly id: string;
-  readonly streamId: string;
-  /** The revision of the stream's last event; what a later `If-Match` quotes. */
-  readonly version: number;
-  readonly position: Position;
-};
+export type CommandResult = CommandOutcome;
 
 export const commandResultSchema = z
   .object({

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import { pino } from 'pino';
 import type pg from 'pg';
+import { createCommandHandlers } from '../../../src/application/command-handlers.js';
 import { createIdentityService } from '../../../src/application/identity/identity.service.js';
 import type { Clock } from '../../../src/application/ports/clock.js';
 import type { EventStore } from '../../../src/application/ports/event-store.js';
@@ -90,7 +91,7 @@ export async function startApi(
     },
   });
   const identity = createIdentityService({
-    eventStore: backend.eventStore,
+    users: createCommandHandlers({ eventStore: backend.eventStore, clock }).user,
     credentials: new PgCredentialStore(backend.identityDb),
     refreshTokens: new PgRefreshTokenStore(backend.identityDb),
     securityEvents: new PgSecurityEventLog(backend.identityDb),
