@@ -1,5 +1,5 @@
 import type { CalendarDate, Instant } from '../shared/calendar-date.js';
-import { zonedInstant } from '../shared/time-zone.js';
+import { startOfDayIn } from '../shared/wall-clock.js';
 import type { Canceller } from './booking.events.js';
 
 const hourMs = 3_600_000;
@@ -12,7 +12,7 @@ const hourMs = 3_600_000;
  */
 export function refundPercent(cancelledBy: Canceller, now: Instant, startDate: CalendarDate, timeZone: string): number {
   if (cancelledBy !== 'consumer') return 100;
-  const hoursBeforeStart = (Date.parse(zonedInstant(startDate, '00:00', timeZone)) - Date.parse(now)) / hourMs;
+  const hoursBeforeStart = (startOfDayIn(startDate, timeZone) - Date.parse(now)) / hourMs;
   if (hoursBeforeStart >= 7 * 24) return 100;
   if (hoursBeforeStart >= 48) return 50;
   return 0;

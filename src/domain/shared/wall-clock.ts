@@ -96,3 +96,15 @@ function offsetAt(utcMs: number, timeZone: string): number {
   const wallMs = Date.parse(`${shown.date}T00:00:00Z`) + shown.minute * minuteMs;
   return wallMs - Math.floor(utcMs / minuteMs) * minuteMs;
 }
+
+/**
+ * When `date` begins in `timeZone` (epoch ms): its midnight, or, where a daylight-saving jump
+ * skips midnight, the first minute the clocks do show that day.
+ */
+export function startOfDayIn(date: CalendarDate, timeZone: string): number {
+  for (let minute = 0; minute < 24 * 60; minute++) {
+    const instant = instantOfWallClock(date, minute, timeZone);
+    if (instant !== undefined) return instant;
+  }
+  throw new RangeError(`${date} never happens in ${timeZone}`);
+}
