@@ -112,6 +112,27 @@ describe('PgEventStore on PostgreSQL', () => {
     subscriber.stop();
   });
 
+  it('announces a burst of appends with a few notifications, one of them after the last append', async () => {
+    const burst = new PgEventStore(pool, { channel: 'burst_test', notifyIntervalMs: 20 });
+    const listener = new pg.Client(database.url);
+    await listener.connect();
+    await listener.query('LISTEN burst_test');
+    const heard: number[] = [];
+    listener.on('notification', () => heard.push(performance.now()));
+    try {
+      const started = performance.now();
+      for (let n = 0; n < 100; n += 1) await burst.appendToStream(`burst-${randomUUID()}`, [event('Burst')]);
+      const lastAppended = performance.now();
+
+      await vi.waitFor(() => expect(heard.at(-1) ?? 0).toBeGreaterThan(lastAppended), { timeout: 1000 });
+      expect(heard.length).toBeLessThanOrEqual(Math.ceil((lastAppended - started) / 20) + 2);
+      expect(heard.length).toBeLessThan(100);
+    } finally {
+      await burst.close();
+      await listener.end();
+    }
+  });
+
   it('keeps delivering when its LISTEN connection is killed, and listens again', async () => {
     const prefix = `relisten-${randomUUID()}`;
     const fast = new PgEventStore(pool, { pollIntervalMs: 200, channel: 'relisten_test' });
