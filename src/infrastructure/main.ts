@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import pg from 'pg';
-import { createCommandHandlers, type CommandHandlers } from '../application/command-handlers.js';
+import { createCommandHandlers, type CommandHandlers, type CommandSide } from '../application/command-handlers.js';
 import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
 import { systemClock } from '../application/ports/clock.js';
 import type { EventStore } from '../application/ports/event-store.js';
@@ -28,8 +28,10 @@ const embeddedDatabase = 'bookable';
 
 type Storage = { readonly pool: pg.Pool; readonly eventStore: EventStore; stop(): Promise<void> };
 
-/** Everything the command side runs on: one command handler (and state cache) per aggregate. */
-type CommandSide = { readonly storage: Storage; readonly handlers: CommandHandlers };
+function commandSide(config: Config, storage: Storage): CommandSide {
+  const handlers = createCommandHandlers({ eventStore: storage.eventStore, clock: systemClock, cacheSize: config.COMMAND_CACHE_STREAMS });
+  return { handlers, clock: systemClock, policy: { holdMinutes: config.BOOKING_HOLD_MINUTES } };
+}
 
 /** `DATABASE_URL`, or an embedded PostgreSQL under `DATA_DIR` that keeps its data between runs. */
 async function openDatabase(config: Config, logger: Logger): Promise<{ url: string; stop(): Promise<void> }> {
@@ -80,7 +82,7 @@ async function openStorage(config: Config, logger: Logger): Promise<Storage> {
   };
 }
 
-function identityService({ storage, handlers }: CommandSide): IdentityService {
+function identityService(storage: Storage, handlers: CommandHandlers): IdentityService {
   const db = createKysely<IdentityTables>(storage.pool);
   return createIdentityService({
     users: handlers.user,
@@ -92,8 +94,7 @@ function identityService({ storage, handlers }: CommandSide): IdentityService {
   });
 }
 
-async function startCommandApi(config: Config, side: CommandSide, logger: Logger) {
-  const { storage } = side;
+async function startCommandApi(config: Config, storage: Storage, side: CommandSide, logger: Logger) {
   const app = await buildCommandApi({
     logger,
     clock: systemClock,
@@ -106,7 +107,8 @@ async function startCommandApi(config: Config, side: CommandSide, logger: Logger
     trustProxy: config.TRUST_PROXY,
     idempotencyTtlHours: config.IDEMPOTENCY_TTL_HOURS,
     db: createKysely<IdempotencyTables>(storage.pool),
-    identity: identityService(side),
+    identity: identityService(storage, side.handlers),
+    side,
     probes: [postgresProbe(storage.pool)],
   });
   await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
@@ -128,8 +130,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
 
   try {
     if (role === 'all' || role === 'command') {
-      const handlers = createCommandHandlers({ eventStore: storage.eventStore, clock: systemClock });
-      const api = await startCommandApi(config, { storage, handlers }, logger);
+      const api = await startCommandApi(config, storage, commandSide(config, storage), logger);
       closers.push(() => api.close());
     }
     // Query API (role all|query) and projectors with process managers (role all|projector)
@@ -151,8 +152,7 @@ async function seed(config: Config, logger: Logger): Promise<void> {
       adminPassword: config.ADMIN_PASSWORD,
       auditorEmail: config.AUDITOR_EMAIL ?? 'auditor@bookable.local',
     };
-    const handlers = createCommandHandlers({ eventStore: storage.eventStore, clock: systemClock });
-    await seedUsers(identityService({ storage, handlers }), options, (line) => process.stdout.write(`${line}\n`));
+    await seedUsers(identityService(storage, commandSide(config, storage).handlers), options, (line) => process.stdout.write(`${line}\n`));
   } finally {
     await storage.stop();
   }

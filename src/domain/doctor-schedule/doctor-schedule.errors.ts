@@ -10,6 +10,7 @@ export class ScheduleConflictError extends DomainError<'schedule-conflict'> {
       'schedule-conflict',
       `the new schedule leaves booked appointments outside working hours: ${affectedAppointmentIds.join(', ')}; ` +
         'acknowledge them to set it anyway',
+      { affectedAppointmentIds: [...affectedAppointmentIds] },
     );
   }
 }

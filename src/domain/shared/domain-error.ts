@@ -7,6 +7,8 @@ export class DomainError<Code extends string = string> extends Error {
   constructor(
     readonly code: Code,
     message: string,
+    /** Facts a client needs to act on the refusal (e.g. which appointments stand in the way). */
+    readonly details?: Readonly<Record<string, string | number | boolean | string[]>>,
   ) {
     super(message);
   }

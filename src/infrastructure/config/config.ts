@@ -46,6 +46,10 @@ export const configSchema = z.object({
   PROJECTION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   PROJECTION_RETRY_DELAY_MS: z.coerce.number().int().min(1).max(60_000).default(200),
   PROJECTION_LOCK_RETRY_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  BOOKING_HOLD_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(15),
+  HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
+  ORPHAN_SLOT_GRACE_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(120_000),
+  COMMAND_CACHE_STREAMS: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -79,6 +83,10 @@ export const settingDescriptions: Record<keyof Config, string> = {
   PROJECTION_MAX_ATTEMPTS: 'tries of an event whose projection handler throws, before the projection stops as `failed`',
   PROJECTION_RETRY_DELAY_MS: 'first delay between those tries; it doubles each time, up to 10 s',
   PROJECTION_LOCK_RETRY_MS: 'how often a standby projector tries to take over a projection, and checks for rebuilds',
+  BOOKING_HOLD_MINUTES: 'how long requested dates stay held for payment before the booking expires',
+  HOLD_SWEEP_INTERVAL_MS: 'how often the expiry process looks for lapsed holds and orphaned slots',
+  ORPHAN_SLOT_GRACE_MS: 'how long a doctor slot may be held without its appointment (a crashed request) before it is freed',
+  COMMAND_CACHE_STREAMS: 'streams per aggregate whose folded state each command process keeps in memory',
 };
 
 export class ConfigError extends Error {

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { CommandSide } from '../../application/command-handlers.js';
 import type { IdentityService } from '../../application/identity/identity.service.js';
 import type { Clock } from '../../application/ports/clock.js';
 import type { IdempotencyTables } from '../idempotency/idempotency.tables.js';
@@ -7,7 +8,10 @@ import { PgIdempotencyStore } from '../idempotency/pg-idempotency-store.js';
 import type { Logger } from '../logging/logger.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
+import { appointmentRoutes } from './routes/appointments.routes.js';
 import { authRoutes } from './routes/auth.routes.js';
+import { bookingRoutes } from './routes/bookings.routes.js';
+import { listingRoutes } from './routes/listings.routes.js';
 
 /** Access tokens live 15 minutes; a client refreshes them with its refresh token. */
 export const accessTokenTtlSeconds = 15 * 60;
@@ -27,6 +31,8 @@ export type CommandApiDeps = {
   /** The database holding the idempotency keys. */
   readonly db: Kysely<IdempotencyTables>;
   readonly identity: IdentityService;
+  /** The command handlers and policies the listing, booking and appointment routes run on. */
+  readonly side: CommandSide;
   /** What must answer before the API takes traffic; the database at least. */
   readonly probes: readonly ReadinessProbe[];
 };
@@ -53,6 +59,8 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
   });
 
   await app.register(authRoutes, { prefix: '/v1/auth', identity: deps.identity });
-  // Listing, booking, payment and appointment routes register here, one plugin per resource.
+  await app.register(listingRoutes, { prefix: '/v1/listings', side: deps.side });
+  await app.register(bookingRoutes, { prefix: '/v1/bookings', side: deps.side });
+  await app.register(appointmentRoutes, { side: deps.side });
   return app;
 }

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { anonymousActor } from '../../application/authorization/actors.js';
+import type { CommandOptions } from '../../application/command-handling/handle-command.js';
 import type { CommandContext } from '../../application/metadata.js';
+import { expectedVersion } from './command-result.js';
 import { externalIdPattern } from './request-id.js';
 
 /**
@@ -17,5 +19,15 @@ export function commandContext(request: FastifyRequest): CommandContext {
     causationId: request.id,
     ip: request.ip,
     userAgent: request.headers['user-agent'],
+  };
+}
+
+/** The command id, context and pinned version of a request: what every use case takes. */
+export function commandOptions(request: FastifyRequest): CommandOptions {
+  const version = expectedVersion(request);
+  return {
+    commandId: request.commandId,
+    context: commandContext(request),
+    ...(version === undefined ? {} : { expectedVersion: version }),
   };
 }

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import type { Kysely } from 'kysely';
 import { pino } from 'pino';
 import type pg from 'pg';
-import { createCommandHandlers } from '../../../src/application/command-handlers.js';
+import { createCommandHandlers, type CommandSide } from '../../../src/application/command-handlers.js';
 import { createIdentityService } from '../../../src/application/identity/identity.service.js';
 import type { Clock } from '../../../src/application/ports/clock.js';
 import type { EventStore } from '../../../src/application/ports/event-store.js';
@@ -69,6 +69,8 @@ export type TestApi = {
   /** `http://127.0.0.1:<port>` once listening. */
   readonly url: string;
   readonly clock: FakeClock;
+  /** The command handlers behind the routes, for arranging state without HTTP. */
+  readonly side: CommandSide;
   /** Every log line the app wrote, parsed. */
   readonly logs: Record<string, unknown>[];
   close(): Promise<void>;
@@ -90,8 +92,10 @@ export async function startApi(
       done();
     },
   });
+  const handlers = createCommandHandlers({ eventStore: backend.eventStore, clock });
+  const side: CommandSide = { handlers, clock, policy: { holdMinutes: 15 } };
   const identity = createIdentityService({
-    users: createCommandHandlers({ eventStore: backend.eventStore, clock }).user,
+    users: handlers.user,
     credentials: new PgCredentialStore(backend.identityDb),
     refreshTokens: new PgRefreshTokenStore(backend.identityDb),
     securityEvents: new PgSecurityEventLog(backend.identityDb),
@@ -110,13 +114,14 @@ export async function startApi(
     idempotencyTtlHours: 24,
     db: backend.idempotencyDb,
     identity,
+    side,
     probes: options.probes ?? [postgresProbe(backend.pool)],
   });
   options.routes?.(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const url = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}` : '';
-  return { app, url, clock, logs, close: () => app.close() };
+  return { app, url, clock, side, logs, close: () => app.close() };
 }
 
 /** A JWT signed by hand, so tests can make every kind of bad token the API must refuse. */

@@ -38,7 +38,7 @@ function toHttpProblem(error: unknown): HttpProblem | undefined {
   if (error instanceof DomainError) {
     if (error.code === 'not-found') return new HttpProblem(404, 'not-found', 'Not found', error.message);
     if (error.code === 'forbidden') return new HttpProblem(403, 'forbidden', 'Forbidden', error.message);
-    return new HttpProblem(409, error.code, sentenceCase(error.code), error.message);
+    return new HttpProblem(409, error.code, sentenceCase(error.code), error.message, error.details && { extensions: error.details });
   }
   if (error instanceof VersionMismatchError) {
     const extensions = { expectedVersion: error.expected, actualVersion: typeof error.actual === 'number' ? error.actual : null };

@@ -1,0 +1,53 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { cancelBooking, completeBooking, requestBooking } from '../../../application/bookings/booking.use-cases.js';
+import type { CommandSide } from '../../../application/command-handlers.js';
+import { calendarDateSchema } from '../../../domain/shared/calendar-date.js';
+import { commandOptions } from '../command-context.js';
+import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
+import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
+
+const requestBookingBody = z
+  .object({
+    listingId: z.uuid(),
+    startDate: calendarDateSchema.describe('First night, YYYY-MM-DD'),
+    endDate: calendarDateSchema.describe('Check-out day, YYYY-MM-DD (exclusive)'),
+  })
+  .strict()
+  .meta({ id: 'RequestBookingRequest' });
+
+export const reasonBody = z.object({ reason: z.string().trim().min(1).max(1000) }).strict().meta({ id: 'CancelRequest' });
+
+const params = z.object({ id: z.uuid() });
+const security = [{ bearerAuth: [] }];
+const tags = ['bookings'];
+
+/** Bookings (API.md, command API); who may act on which booking is the application's call. */
+export const bookingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }> = async (app, { side }) => {
+  app.post(
+    '/',
+    {
+      preHandler: requireRoles('CONSUMER'),
+      schema: { tags, security, summary: 'Request a booking; holds the dates', body: requestBookingBody, response: { 201: commandResultSchema } },
+    },
+    async (request, reply) => sendCommandResult(reply, await requestBooking(side, request.body, commandOptions(request)), 201),
+  );
+
+  app.post(
+    '/:id/cancel',
+    {
+      preHandler: requireAuth,
+      schema: { tags, security, summary: 'Cancel, refunding per policy', params, headers: ifMatchHeaderSchema, body: reasonBody, response: { 200: commandResultSchema } },
+    },
+    async (request, reply) => sendCommandResult(reply, await cancelBooking(side, request.params.id, request.body, commandOptions(request)), 200),
+  );
+
+  app.post(
+    '/:id/complete',
+    {
+      preHandler: requireRoles('OWNER', 'ADMIN'),
+      schema: { tags, security, summary: 'Mark the stay as completed', params, headers: ifMatchHeaderSchema, response: { 200: commandResultSchema } },
+    },
+    async (request, reply) => sendCommandResult(reply, await completeBooking(side, request.params.id, commandOptions(request)), 200),
+  );
+};
