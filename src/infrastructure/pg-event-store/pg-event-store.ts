@@ -155,22 +155,24 @@ export class PgEventStore implements EventStore {
     if (repeatedInBatch.length > 0) throw new DuplicateEventError(streamId, [...new Set(repeatedInBatch)]);
     const expected = options.expectedRevision ?? 'any';
 
+    const values = [
+      streamId,
+      ids,
+      events.map((event) => event.type),
+      events.map((event) => event.data),
+      events.map((event) => event.metadata),
+    ];
     let row: AppendRow | undefined;
     try {
-      const result = await this.pool.query<AppendRow>({
-        // Named, so each connection parses and plans it once.
-        name: 'append_to_stream',
-        text: 'SELECT o_revision, o_transaction_id, o_global_position FROM append_to_stream($1, $2, $3, $4, $5, $6)',
-        values: [
-          streamId,
-          typeof expected === 'number' ? expected : expectedCode[expected],
-          ids,
-          events.map((event) => event.type),
-          events.map((event) => event.data),
-          events.map((event) => event.metadata),
-        ],
-      });
-      row = result.rows[0];
+      if (expected === 'no_stream') row = await this.createStream(values);
+      row ??= (
+        await this.pool.query<AppendRow>({
+          // Named, so each connection parses and plans it once.
+          name: 'append_to_stream',
+          text: 'SELECT o_revision, o_transaction_id, o_global_position FROM append_to_stream($1, $6, $2, $3, $4, $5)',
+          values: [...values, typeof expected === 'number' ? expected : expectedCode[expected]],
+        })
+      ).rows[0];
     } catch (error) {
       throw appendError(error, streamId, expected);
     }
@@ -180,6 +182,32 @@ export class PgEventStore implements EventStore {
       revision: Number(row.o_revision),
       position: { commit: BigInt(row.o_transaction_id), prepare: BigInt(row.o_global_position) },
     };
+  }
+
+  /**
+   * The commonest append, a new stream, as one plain INSERT: a third cheaper than the function,
+   * whose checks a new stream does not need. The unique key on (stream, revision) is what
+   * refuses it when the stream exists; then `undefined`, and the function sorts a retry from a
+   * conflict. It takes the stream's lock like the function does, so that it never slips in
+   * between the function's look at the stream and its insert.
+   */
+  private async createStream(values: unknown[]): Promise<AppendRow | undefined> {
+    try {
+      const result = await this.pool.query<AppendRow>({
+        name: 'create_stream',
+        text: `INSERT INTO events (stream_id, revision, event_id, event_type, data, metadata)
+          SELECT $1, e.n - 1, e.id, e.type, e.data, e.metadata
+            FROM (SELECT pg_advisory_xact_lock(1702, hashtext($1))) AS stream_lock,
+                 unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, n)
+           ORDER BY e.n
+          RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position`,
+        values,
+      });
+      return result.rows[result.rows.length - 1];
+    } catch (error) {
+      if (error instanceof pg.DatabaseError && error.code === '23505') return undefined;
+      throw error;
+    }
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
