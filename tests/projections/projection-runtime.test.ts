@@ -260,7 +260,7 @@ describe('projection runtime', () => {
     const counted = [...counts.values()].reduce((a, b) => a + b, 0);
     expect(counted).toBeGreaterThan(0);
     expect(counted).toBeLessThan(400);
-    const open = await harness.pool.query(`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%'`);
+    const open = await harness.pool.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`);
     expect(open.rows[0]).toEqual({ n: 0 });
   });
 });
