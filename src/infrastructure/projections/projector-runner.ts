@@ -6,7 +6,6 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../logging/logger.js';
 import { createKysely } from '../postgres/database.js';
 import { PgAdvisoryLocks } from './pg-advisory-locks.js';
-import { readModels } from './read-models.js';
 
 export type ProjectorRunnerOptions = {
   readonly config: Pick<
@@ -19,8 +18,8 @@ export type ProjectorRunnerOptions = {
   readonly pool: pg.Pool;
   readonly eventStore: EventStore;
   readonly logger: Logger;
-  /** Default: every registered read model. */
-  readonly projections?: readonly Projection[];
+  /** Every read model to build, e.g. `readModelProjections` from `src/projections/read-models.ts`. */
+  readonly projections: readonly Projection[];
 };
 
 /**
@@ -39,7 +38,7 @@ export function startProjectors(options: ProjectorRunnerOptions): ProjectionRunt
       retryMs: config.PROJECTION_LOCK_RETRY_MS,
       onError: (error) => log.warn({ err: error }, 'Projection lock session problem; retrying'),
     }),
-    projections: options.projections ?? readModels,
+    projections: options.projections,
     logger: log,
     batchSize: config.PROJECTION_BATCH_SIZE,
     batchMaxWaitMs: config.PROJECTION_BATCH_MAX_WAIT_MS,
