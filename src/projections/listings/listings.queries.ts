@@ -1,0 +1,124 @@
+import { sql, type Kysely } from 'kysely';
+import type { CalendarDate } from '../../domain/shared/calendar-date.js';
+import type { Database } from '../read-models.js';
+import { amount, toPage, type Page, type PageRequest } from '../shared/page.js';
+
+export type ListingView = {
+  readonly id: string;
+  readonly ownerId: string;
+  readonly title: string;
+  readonly description: string;
+  readonly category: string;
+  readonly location: string;
+  readonly capacity: number;
+  readonly timeZone: string;
+  readonly pricePerDay: number;
+  readonly currency: string;
+  readonly active: boolean;
+  readonly rating: { readonly average: number | null; readonly count: number };
+  readonly createdAt: string;
+  readonly version: number;
+};
+
+export type ListingFilter = {
+  readonly category?: string | undefined;
+  /** Case-insensitive, whole value. */
+  readonly location?: string | undefined;
+  readonly minPrice?: number | undefined;
+  readonly maxPrice?: number | undefined;
+  readonly currency?: string | undefined;
+  /** Only listings with no live hold or booking overlapping `[from, to)`. */
+  readonly freeDates?: { readonly from: CalendarDate; readonly to: CalendarDate; readonly now: Date } | undefined;
+  /** Words to find in title, description, category and location (web search syntax). */
+  readonly q?: string | undefined;
+};
+
+/** Newest first. */
+export type ListingSortKey = { readonly createdAt: string; readonly listingId: string };
+
+/** Rating average and count of the listing's visible reviews, read from the reviews read model. */
+function withRating(db: Kysely<Database>) {
+  return db
+    .selectFrom('rm_listings.listings as l')
+    .select([
+      'l.listing_id',
+      'l.owner_id',
+      'l.title',
+      'l.description',
+      'l.category',
+      'l.location',
+      'l.capacity',
+      'l.time_zone',
+      'l.price_per_day',
+      'l.currency',
+      'l.active',
+      'l.created_at',
+      'l.version',
+    ])
+    .select((eb) => {
+      const visibleReviews = eb.selectFrom('rm_reviews.reviews as r').whereRef('r.listing_id', '=', 'l.listing_id').where('r.hidden', '=', false);
+      return [
+        visibleReviews.select((r) => r.fn.avg<string | null>('r.rating').as('average')).as('rating_average'),
+        visibleReviews.select((r) => r.fn.countAll<string>().as('count')).as('rating_count'),
+      ];
+    });
+}
+
+type ListingRecord = Awaited<ReturnType<ReturnType<typeof withRating>['execute']>>[number];
+
+function toListingView(row: ListingRecord): ListingView {
+  const average = row.rating_average === null ? null : Math.round(Number(row.rating_average) * 100) / 100;
+  return {
+    id: row.listing_id,
+    ownerId: row.owner_id,
+    title: row.title,
+    description: row.description,
+    category: row.category,
+    location: row.location,
+    capacity: row.capacity,
+    timeZone: row.time_zone,
+    pricePerDay: amount(row.price_per_day),
+    currency: row.currency,
+    active: row.active,
+    rating: { average, count: Number(row.rating_count ?? 0) },
+    createdAt: row.created_at.toISOString(),
+    version: row.version,
+  };
+}
+
+/** Active listings matching every given filter, newest first. */
+export async function searchListings(db: Kysely<Database>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
+  const { after, limit } = page;
+  const { category, location, minPrice, maxPrice, currency, freeDates, q } = filter;
+  let query = withRating(db).where('l.active', '=', true);
+  if (category !== undefined) query = query.where('l.category', '=', category);
+  if (location !== undefined) query = query.where(sql`lower(l.location)`, '=', location.toLowerCase());
+  if (currency !== undefined) query = query.where('l.currency', '=', currency);
+  if (minPrice !== undefined) query = query.where('l.price_per_day', '>=', String(minPrice));
+  if (maxPrice !== undefined) query = query.where('l.price_per_day', '<=', String(maxPrice));
+  if (q !== undefined) query = query.where(sql<boolean>`l.search @@ websearch_to_tsquery('simple'::regconfig, ${q})`);
+  if (freeDates) {
+    const { from, to, now } = freeDates;
+    query = query.where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('rm_listing_availability.calendar_ranges as c')
+            .select('c.booking_id')
+            .whereRef('c.listing_id', '=', 'l.listing_id')
+            .where('c.start_date', '<', to)
+            .where('c.end_date', '>', from)
+            .where((c) => c.or([c('c.status', '=', 'booked'), c('c.hold_expires_at', '>', now)])),
+        ),
+      ),
+    );
+  }
+  if (after) query = query.where((eb) => eb(eb.refTuple('l.created_at', 'l.listing_id'), '<', eb.tuple(new Date(after.createdAt), after.listingId)));
+  const rows = await query.orderBy('l.created_at', 'desc').orderBy('l.listing_id', 'desc').limit(limit + 1).execute();
+  return toPage(rows, limit, toListingView, (row) => ({ createdAt: row.created_at.toISOString(), listingId: row.listing_id }));
+}
+
+/** One listing, active or not, with its rating. */
+export async function findListing(db: Kysely<Database>, listingId: string): Promise<ListingView | undefined> {
+  const row = await withRating(db).where('l.listing_id', '=', listingId).executeTakeFirst();
+  return row && toListingView(row);
+}

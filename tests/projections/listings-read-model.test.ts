@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
+import { submitReview } from '../../src/application/reviews/review.use-cases.js';
+import { listingAvailabilityProjection } from '../../src/projections/listing-availability/listing-availability.projection.js';
+import { listingsProjection } from '../../src/projections/listings/listings.projection.js';
+import { findListing, searchListings, type ListingFilter } from '../../src/projections/listings/listings.queries.js';
+import { reviewsProjection } from '../../src/projections/reviews/reviews.projection.js';
+import { as, consumer, listingInput, owner } from '../support/command-side.js';
+import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
+import { payBooking } from './support/scenarios.js';
+
+describe('listings read model', () => {
+  let h: ReadModelHarness;
+  let loft: string;
+  let cabin: string;
+  let studio: string;
+
+  const ids = async (filter: ListingFilter) => (await searchListings(h.db, filter, { limit: 100 })).items.map((l) => l.id);
+
+  beforeAll(async () => {
+    h = await startReadModels([listingsProjection, listingAvailabilityProjection, reviewsProjection]);
+    loft = (await createListing(h.side, listingInput, as(owner))).id;
+    h.clock.advance(1000);
+    cabin = (await createListing(h.side, { ...listingInput, title: 'Cabin in the woods', description: 'Wood stove, lake view', category: 'cabin', location: 'Annecy', pricePerDay: 8_000 }, as(owner))).id;
+    h.clock.advance(1000);
+    studio = (await createListing(h.side, { ...listingInput, title: 'Studio', description: 'Small and central', location: 'Paris', pricePerDay: 20_000 }, as(owner))).id;
+    await h.settle();
+  });
+  afterAll(() => h.close());
+
+  it('given ListingCreated, then a listing with its details, price, and no rating yet', async () => {
+    expect(await findListing(h.db, loft)).toMatchObject({
+      id: loft,
+      ownerId: owner.id,
+      title: 'Loft by the river',
+      category: 'venue',
+      location: 'Lyon',
+      capacity: 4,
+      timeZone: 'UTC',
+      pricePerDay: 12_000,
+      currency: 'EUR',
+      active: true,
+      rating: { average: null, count: 0 },
+      version: 0,
+    });
+  });
+
+  it('lists newest first and filters by category, location, price range and text', async () => {
+    expect(await ids({})).toEqual([studio, cabin, loft]);
+    expect(await ids({ category: 'cabin' })).toEqual([cabin]);
+    expect(await ids({ location: 'paris' })).toEqual([studio]);
+    expect(await ids({ minPrice: 9_000, maxPrice: 15_000 })).toEqual([loft]);
+    expect(await ids({ currency: 'USD' })).toEqual([]);
+    expect(await ids({ q: 'lake' })).toEqual([cabin]);
+    expect(await ids({ q: 'wood stove' })).toEqual([cabin]);
+    expect(await ids({ q: 'river OR central' })).toEqual([studio, loft]);
+  });
+
+  it('given ListingDetailsUpdated, ListingPriceChanged, ListingDeactivated, then the row follows and the list drops it', async () => {
+    await updateListing(h.side, studio, { title: 'Studio with terrace', pricePerDay: 21_000 }, as(owner));
+    await setListingActive(h.side, studio, false, as(owner));
+    await h.settle();
+    expect(await findListing(h.db, studio)).toMatchObject({ title: 'Studio with terrace', pricePerDay: 21_000, active: false });
+    expect(await ids({ q: 'terrace' })).toEqual([]);
+    await setListingActive(h.side, studio, true, as(owner));
+    await h.settle();
+    expect(await ids({ q: 'terrace' })).toEqual([studio]);
+  });
+
+  it('filters out listings with a live hold or booking overlapping the free dates asked for', async () => {
+    await requestBooking(h.side, { listingId: loft, startDate: '2030-02-01', endDate: '2030-02-05' }, as(consumer));
+    await h.settle();
+    const now = h.clock.now();
+    expect(await ids({ freeDates: { from: '2030-02-04', to: '2030-02-06', now } })).toEqual([studio, cabin]);
+    expect(await ids({ freeDates: { from: '2030-02-05', to: '2030-02-06', now } })).toEqual([studio, cabin, loft]);
+    const lapsed = new Date(now.getTime() + 16 * 60_000);
+    expect(await ids({ freeDates: { from: '2030-02-04', to: '2030-02-06', now: lapsed } })).toEqual([studio, cabin, loft]);
+  });
+
+  it('shows the rating average and count of the visible reviews', async () => {
+    const { id } = await requestBooking(h.side, { listingId: cabin, startDate: '2030-01-12', endDate: '2030-01-13' }, as(consumer));
+    await payBooking(h.side, id);
+    h.clock.advance(5 * 86_400_000);
+    await completeBooking(h.side, id, as(owner));
+    await submitReview(h.side, cabin, { bookingId: id, rating: 3, comment: 'Fine' }, as(consumer));
+    await h.settle();
+    expect(await findListing(h.db, cabin)).toMatchObject({ rating: { average: 3, count: 1 } });
+    expect((await searchListings(h.db, { category: 'cabin' }, { limit: 5 })).items[0]?.rating).toEqual({ average: 3, count: 1 });
+  });
+
+  it('pages by keyset without repeats', async () => {
+    const first = await searchListings(h.db, {}, { limit: 2 });
+    expect(first.next).not.toBeNull();
+    const second = await searchListings(h.db, {}, { limit: 2, after: first.next ?? undefined });
+    expect([...first.items, ...second.items].map((l) => l.id)).toEqual(await ids({}));
+    expect(second.next).toBeNull();
+  });
+
+  it('a replayed batch changes nothing', async () => {
+    const before = await h.rows('listings', 'listings');
+    await h.replay(listingsProjection);
+    expect(await h.rows('listings', 'listings')).toEqual(before);
+  });
+});
