@@ -11,7 +11,7 @@ import { sql, type Kysely, type Migration } from 'kysely';
 export const eventStoreMigration: Migration = {
   async up(db: Kysely<unknown>) {
     // Keys are kept to the three the store reads by: (stream_id, revision) for streams,
-    // (stream_id, event_id) for idempotent retries, (transaction_id, global_position) for the
+    // (event_id, stream_id) for idempotent retries, (transaction_id, global_position) for the
     // global order. Each index is paid on every append, and the first two are keyed by stream,
     // so they land on random pages: there is no separate streams table, which would be one more.
     //
@@ -35,7 +35,9 @@ export const eventStoreMigration: Migration = {
         recorded_at     timestamptz NOT NULL DEFAULT now(),
         hash            bytea,
         CONSTRAINT events_stream_revision PRIMARY KEY (stream_id, revision),
-        CONSTRAINT events_stream_event_id UNIQUE (stream_id, event_id)
+        -- event_id first: looked up by id alone, the planner has this one index to choose. With
+        -- stream_id first it was free to pick the primary key instead, and scan the stream.
+        CONSTRAINT events_stream_event_id UNIQUE (event_id, stream_id)
       )`.execute(db);
     await sql`CREATE INDEX events_global_order ON events (transaction_id, global_position)`.execute(db);
 
@@ -92,10 +94,14 @@ CREATE FUNCTION append_to_stream(
   OUT o_global_position bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
-  v_count   int := cardinality(p_ids);
-  v_current bigint;
-  v_found   int;
-  v_dupes   text;
+  v_count           int := cardinality(p_ids);
+  v_current         bigint;
+  v_id              uuid;
+  v_mine            boolean;
+  v_revision        bigint;
+  v_transaction_id  xid8;
+  v_global_position bigint;
+  v_repeated        uuid[] := '{}';
 BEGIN
   IF v_count IS NULL OR v_count = 0 THEN
     RAISE EXCEPTION 'append_to_stream needs at least one event' USING ERRCODE = '22023';
@@ -107,19 +113,29 @@ BEGIN
 
   IF FOUND THEN
     -- Idempotency comes before the revision check: a retry of a batch that went through finds
-    -- the stream moved on by exactly that batch.
-    SELECT count(*) INTO v_found FROM events e WHERE e.stream_id = p_stream_id AND e.event_id = ANY (p_ids);
-    IF v_found = v_count THEN
-      SELECT e.revision, e.transaction_id, e.global_position
-        INTO o_revision, o_transaction_id, o_global_position
-        FROM events e WHERE e.stream_id = p_stream_id AND e.event_id = ANY (p_ids)
-       ORDER BY e.revision DESC LIMIT 1;
+    -- the stream moved on by exactly that batch. Each id is looked up by the id alone, and the
+    -- stream compared after: given "stream_id = ..." in the scan, the cached generic plan may
+    -- walk the whole stream by the primary key instead; given "event_id = ANY (...)", a young
+    -- table without statistics gets a sequential scan. Either on every append.
+    FOREACH v_id IN ARRAY p_ids LOOP
+      SELECT e.stream_id = p_stream_id, e.revision, e.transaction_id, e.global_position
+        INTO v_mine, v_revision, v_transaction_id, v_global_position
+        FROM events e WHERE e.event_id = v_id
+       ORDER BY e.stream_id = p_stream_id DESC LIMIT 1;
+      IF v_mine THEN
+        v_repeated := v_repeated || v_id;
+        IF o_revision IS NULL OR v_revision > o_revision THEN
+          o_revision := v_revision;
+          o_transaction_id := v_transaction_id;
+          o_global_position := v_global_position;
+        END IF;
+      END IF;
+    END LOOP;
+    IF cardinality(v_repeated) = v_count THEN
       RETURN;
-    ELSIF v_found > 0 THEN
-      SELECT string_agg(e.event_id::text, ',') INTO v_dupes
-        FROM events e WHERE e.stream_id = p_stream_id AND e.event_id = ANY (p_ids);
+    ELSIF cardinality(v_repeated) > 0 THEN
       RAISE EXCEPTION 'stream %: some event ids were already appended', p_stream_id
-        USING ERRCODE = 'EV002', DETAIL = v_dupes;
+        USING ERRCODE = 'EV002', DETAIL = array_to_string(v_repeated, ',');
     END IF;
     IF p_expected = -1 OR (p_expected >= 0 AND p_expected <> v_current) THEN
       RAISE EXCEPTION 'stream %: expected revision %, found %', p_stream_id, p_expected, v_current
