@@ -158,12 +158,27 @@ async function seed(config: Config, logger: Logger): Promise<void> {
   }
 }
 
+/** `npm run migrate`: applies pending schema migrations and says which. */
+async function migrate(config: Config, logger: Logger): Promise<void> {
+  const database = await openDatabase(config, logger);
+  const pool = createPool(database.url, 2);
+  try {
+    const { results = [] } = await migrateToLatest(pool);
+    for (const result of results) process.stdout.write(`${result.status}: ${result.migrationName}\n`);
+    if (results.length === 0) process.stdout.write('schema is up to date\n');
+  } finally {
+    await pool.end();
+    await database.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ options: { role: { type: 'string' } }, allowPositionals: true });
   const config = loadConfig();
   const role = configSchema.shape.ROLE.parse(values.role ?? config.ROLE);
   const logger = createLogger({ level: config.LOG_LEVEL });
   if (positionals[0] === 'seed') await seed(config, logger);
+  else if (positionals[0] === 'migrate') await migrate(config, logger);
   else await start(config, role, logger);
 }
 

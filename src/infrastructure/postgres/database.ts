@@ -4,8 +4,12 @@ import { migrations } from './migrations.js';
 
 export function createPool(url: string, max = 10): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max });
-  // An idle client losing its connection must not crash the process; the pool replaces it.
+  // A client losing its connection (server restart, terminated backend) must not crash the
+  // process: idle ones are reported on the pool, checked-out ones only on the client, where
+  // pg-pool removes its own listener while the client is lent out. The query in flight still
+  // fails with the error, and the pool replaces the client.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
