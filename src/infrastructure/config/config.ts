@@ -50,6 +50,7 @@ export const configSchema = z.object({
   HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
   ORPHAN_SLOT_GRACE_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(120_000),
   COMMAND_CACHE_STREAMS: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
+  QUERY_CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -87,6 +88,7 @@ export const settingDescriptions: Record<keyof Config, string> = {
   HOLD_SWEEP_INTERVAL_MS: 'how often the expiry process looks for lapsed holds and orphaned slots',
   ORPHAN_SLOT_GRACE_MS: 'how long a doctor slot may be held without its appointment (a crashed request) before it is freed',
   COMMAND_CACHE_STREAMS: 'streams per aggregate whose folded state each command process keeps in memory',
+  QUERY_CONSISTENCY_TIMEOUT_MS: 'longest the query API waits for its read models to reach a `Consistency-Position` before answering 503 with `Retry-After`',
 };
 
 export class ConfigError extends Error {
