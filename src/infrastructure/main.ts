@@ -5,6 +5,7 @@ import pg from 'pg';
 import { createCommandHandlers, type CommandHandlers, type CommandSide } from '../application/command-handlers.js';
 import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
 import { systemClock } from '../application/ports/clock.js';
+import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.process.js';
 import type { EventStore } from '../application/ports/event-store.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
 import { EsdbEventStore } from './esdb-event-store/esdb-event-store.js';
@@ -26,7 +27,7 @@ import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
 /** The database the service uses on the embedded server. */
 const embeddedDatabase = 'bookable';
 
-type Storage = { readonly pool: pg.Pool; readonly eventStore: EventStore; stop(): Promise<void> };
+type Storage = { readonly url: string; readonly pool: pg.Pool; readonly eventStore: EventStore; stop(): Promise<void> };
 
 function commandSide(config: Config, storage: Storage): CommandSide {
   const handlers = createCommandHandlers({ eventStore: storage.eventStore, clock: systemClock, cacheSize: config.COMMAND_CACHE_STREAMS });
@@ -72,6 +73,7 @@ async function openStorage(config: Config, logger: Logger): Promise<Storage> {
   if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
   const eventStore = createEventStore(config, pool, logger);
   return {
+    url: database.url,
     pool,
     eventStore,
     async stop() {
@@ -117,6 +119,26 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
   return app;
 }
 
+/**
+ * Process managers finish what requests cannot: lapsed holds, slots left by a crashed request.
+ * Every command they send is idempotent, so running them in several processes is safe.
+ */
+function startProcessManagers(config: Config, storage: Storage, logger: Logger): () => Promise<void> {
+  const log = logger.child({ component: 'hold-expiry' });
+  const expiry = new HoldExpiryProcess({
+    eventStore: storage.eventStore,
+    side: commandSide(config, storage),
+    orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS,
+    onError: (err, what) => log.warn({ err }, `could not ${what}; will retry`),
+  });
+  const stop = new AbortController();
+  const running = expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped'));
+  return async () => {
+    stop.abort();
+    await running;
+  };
+}
+
 /** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
 async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
   const storage = await openStorage(config, logger);
@@ -133,8 +155,10 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
       const api = await startCommandApi(config, storage, commandSide(config, storage), logger);
       closers.push(() => api.close());
     }
-    // Query API (role all|query) and projectors with process managers (role all|projector)
-    // start here, each pushing its own closer.
+    if (role === 'all' || role === 'projector') {
+      closers.push(startProcessManagers(config, storage, logger));
+    }
+    // Query API (role all|query) and projectors (role all|projector) start here, each pushing its own closer.
   } catch (error) {
     // Without this, a failed start would leave the embedded PostgreSQL running and the process with it.
     for (const close of closers.reverse()) await close();

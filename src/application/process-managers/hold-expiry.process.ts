@@ -84,13 +84,18 @@ export class HoldExpiryProcess {
 
   /** Follows the log until `signal` aborts, sweeping every `sweepEveryMs`. */
   async run(signal: AbortSignal, sweepEveryMs: number): Promise<void> {
-    const timer = setInterval(() => void this.sweep(), sweepEveryMs);
+    let sweeping: Promise<unknown> | undefined;
+    // A slow sweep is never overlapped by the next one.
+    const timer = setInterval(() => {
+      sweeping ??= this.sweep().finally(() => (sweeping = undefined));
+    }, sweepEveryMs);
     try {
       for await (const event of this.options.eventStore.subscribeToAll({ filter: { eventTypes: holdExpiryEventTypes }, signal })) {
         this.observe(event);
       }
     } finally {
       clearInterval(timer);
+      await sweeping;
     }
   }
 
