@@ -1,0 +1,66 @@
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../../application/ports/clock.js';
+import type { Database } from '../../projections/read-models.js';
+import type { CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
+import type { Logger } from '../logging/logger.js';
+import { createKysely } from '../postgres/database.js';
+import { accessTokenTtlSeconds } from './command-api.js';
+import { createHttpServer, type HttpServer } from './http-server.js';
+import type { ReadinessProbe } from './plugins/health.plugin.js';
+import { consistentWith, CursorCodec, type QueryRoutesOptions } from './query-context.js';
+import { adminQueryRoutes } from './routes/admin.query-routes.js';
+import { bookingQueryRoutes } from './routes/bookings.query-routes.js';
+import { listingQueryRoutes } from './routes/listings.query-routes.js';
+
+export type QueryApiDeps = {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** The HS256 key the command API signs access tokens with; cursors are MACed with a key derived from it. */
+  readonly secret: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly corsOrigins: readonly string[];
+  readonly rateLimitMax: number;
+  readonly trustProxy?: boolean;
+  /** The read-model database, the only thing the query API shares with the rest. The caller closes it. */
+  readonly pool: pg.Pool;
+  /** Checkpoint notifications (one `LISTEN` connection per process, `PgCheckpointListener`). */
+  readonly notifications: CheckpointNotifications;
+  /** Longest wait for a `Consistency-Position` (`QUERY_CONSISTENCY_TIMEOUT_MS`). */
+  readonly consistencyTimeoutMs: number;
+  readonly probes: readonly ReadinessProbe[];
+  readonly metricsRegistry?: Registry;
+};
+
+/**
+ * The read side over HTTP (API.md, "Query API"): serves the read models, never appends events.
+ * Same conventions as the command API (auth, problem+json, /docs, health, metrics); built
+ * here, listened on by the caller.
+ */
+export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
+  const app = await createHttpServer({
+    logger: deps.logger,
+    openApi: { title: 'bookable query API', description: 'Read models; `Consistency-Position` for read-your-writes.', version: '1' },
+    security: { corsOrigins: deps.corsOrigins, rateLimitMax: deps.rateLimitMax },
+    // It verifies the command API's access tokens; it never issues any.
+    auth: { secret: deps.secret, issuer: deps.issuer, audience: deps.audience, accessTokenTtlSeconds },
+    probes: deps.probes,
+    trustProxy: deps.trustProxy ?? false,
+    ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
+  });
+  const checkpoints = createKysely<unknown>(deps.pool);
+  const consistency = { db: checkpoints, notifications: deps.notifications, timeoutMs: deps.consistencyTimeoutMs };
+  const routes: QueryRoutesOptions = {
+    db: createKysely<Database>(deps.pool),
+    clock: deps.clock,
+    cursors: new CursorCodec(deps.secret),
+    consistentWith: (projections) => consistentWith(consistency, projections),
+  };
+
+  await app.register(listingQueryRoutes, { prefix: '/v1/listings', ...routes });
+  await app.register(bookingQueryRoutes, { prefix: '/v1/bookings', ...routes });
+  await app.register(adminQueryRoutes, { prefix: '/v1/admin', checkpoints, now: () => deps.clock.now() });
+  return app;
+}

@@ -1,0 +1,140 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { Actor } from '../../application/metadata.js';
+import type { Clock } from '../../application/ports/clock.js';
+import { formatPosition, parsePosition } from '../../application/ports/position.js';
+import type { Database } from '../../projections/read-models.js';
+import { waitForPosition, type CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
+import { HttpProblem } from './problem.js';
+
+/**
+ * Cursors are opaque: base64url of the last row's sort key, and a MAC over it and the query it
+ * came from (route, caller, filters). A cursor that was garbled, forged, or lifted from another
+ * query or another caller is refused with 400 instead of being trusted; and since it carries only
+ * a sort key, ANDed onto the caller's own filter, it could never widen what the caller may read.
+ */
+export class CursorCodec {
+  private readonly key: Buffer;
+
+  constructor(secret: string) {
+    this.key = createHmac('sha256', secret).update('bookable query cursor').digest();
+  }
+
+  encode(scope: string, sortKey: unknown): string {
+    const body = Buffer.from(JSON.stringify(sortKey)).toString('base64url');
+    return `${body}.${this.mac(scope, body).toString('base64url')}`;
+  }
+
+  decode<Key>(scope: string, cursor: string, schema: z.ZodType<Key>): Key {
+    const [body, mac, extra] = cursor.split('.');
+    if (body === undefined || mac === undefined || extra !== undefined) throw invalidCursor();
+    const given = Buffer.from(mac, 'base64url');
+    const expected = this.mac(scope, body);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalidCursor();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    } catch {
+      throw invalidCursor();
+    }
+    const key = schema.safeParse(parsed);
+    if (!key.success) throw invalidCursor();
+    return key.data;
+  }
+
+  private mac(scope: string, body: string): Buffer {
+    return createHmac('sha256', this.key).update(scope).update('\u0000').update(body).digest().subarray(0, 16);
+  }
+}
+
+const invalidCursor = () =>
+  new HttpProblem(400, 'invalid-cursor', 'Invalid cursor', 'The cursor is not one this query handed out; start again without it');
+
+/** `?limit=` and `?cursor=` of every list (API.md "Pagination"). */
+export const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe('Items per page, 1–100'),
+  cursor: z.string().min(1).max(1024).optional().describe('`nextCursor` of the previous page, as given'),
+});
+
+export function pageSchema<Item extends z.ZodType>(item: Item) {
+  return z.object({ items: z.array(item), nextCursor: z.string().nullable().describe('null on the last page') });
+}
+
+/** Documents `Consistency-Position`, and answers a malformed one with 400 before anything waits. */
+export const consistencyHeaders = z.looseObject({
+  'consistency-position': z
+    .string()
+    .refine((value) => parsePosition(value.trim()) !== undefined, 'must be a position as `Event-Position` gives it, e.g. 1042.1042')
+    .optional()
+    .describe('Wait until the read models behind this endpoint have processed this position (read-your-writes)'),
+});
+
+export type ConsistencyOptions = {
+  readonly db: Kysely<unknown>;
+  readonly notifications: CheckpointNotifications;
+  readonly timeoutMs: number;
+};
+
+/**
+ * preHandler for read-your-writes: with a `Consistency-Position`, waits (woken by the
+ * checkpoints' NOTIFY, not by polling) until every named projection has processed it; past the
+ * wait, 503 with `Retry-After`.
+ */
+export function consistentWith(options: ConsistencyOptions, projections: readonly string[]) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const header = request.headers['consistency-position'];
+    if (header === undefined) return;
+    const position = typeof header === 'string' ? parsePosition(header.trim()) : undefined;
+    if (!position) {
+      throw new HttpProblem(400, 'invalid-consistency-position', 'Invalid Consistency-Position', 'Consistency-Position must be one position as `Event-Position` gives it');
+    }
+    const reached = await waitForPosition({ db: options.db, notifications: options.notifications, projections, position, timeoutMs: options.timeoutMs });
+    if (!reached) {
+      const detail = `The read models have not reached ${formatPosition(position)} within ${options.timeoutMs} ms; try again shortly`;
+      throw new HttpProblem(503, 'not-caught-up', 'Not caught up yet', detail, { headers: { 'retry-after': '1' } });
+    }
+  };
+}
+
+/** What every query routes plugin is given. */
+export type QueryRoutesOptions = {
+  readonly db: Kysely<Database>;
+  readonly clock: Clock;
+  readonly cursors: CursorCodec;
+  /** The read-your-writes preHandler for an endpoint that reads these projections. */
+  readonly consistentWith: (projections: readonly string[]) => (request: FastifyRequest) => Promise<void>;
+};
+
+/**
+ * Binds a cursor to the query it continues: the route, the caller (anonymous: empty) and the
+ * filters as parsed, so it cannot be replayed elsewhere.
+ */
+export function cursorScope(route: string, callerId: string | undefined, filter: object): string {
+  return `${route}\u0000${callerId ?? ''}\u0000${JSON.stringify(filter)}`;
+}
+
+/** Decodes `cursor` (if any) for `scope`, runs the page query, and wraps its `next` key again. */
+export async function paged<Item, Key>(
+  cursors: CursorCodec,
+  scope: string,
+  page: { readonly limit: number; readonly cursor?: string | undefined },
+  keySchema: z.ZodType<Key>,
+  query: (request: { limit: number; after?: Key | undefined }) => Promise<{ items: Item[]; next: Key | null }>,
+): Promise<{ items: Item[]; nextCursor: string | null }> {
+  const after = page.cursor === undefined ? undefined : cursors.decode(scope, page.cursor, keySchema);
+  const result = await query({ limit: page.limit, after });
+  return { items: result.items, nextCursor: result.next === null ? null : cursors.encode(scope, result.next) };
+}
+
+/** A missing resource, or one the caller may not know about (API.md: 404, not 403). */
+export function notFound(what: string): HttpProblem {
+  return new HttpProblem(404, 'not-found', 'Not found', `There is no ${what}`);
+}
+
+/** The caller a `requireAuth`/`requireRoles` preHandler established. */
+export function callerOf(request: FastifyRequest): Actor {
+  if (!request.actor) throw new HttpProblem(401, 'unauthorized', 'Unauthorized', 'An access token is required');
+  return request.actor;
+}

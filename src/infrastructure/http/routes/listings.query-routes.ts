@@ -1,0 +1,133 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { calendarDateSchema, daysBetween } from '../../../domain/shared/calendar-date.js';
+import { listingAvailability } from '../../../projections/listing-availability/listing-availability.queries.js';
+import { listingAvailabilityProjectionName } from '../../../projections/listing-availability/listing-availability.table.js';
+import { findListing, searchListings } from '../../../projections/listings/listings.queries.js';
+import { listingsProjectionName } from '../../../projections/listings/listings.table.js';
+import { reviewsOfListing } from '../../../projections/reviews/reviews.queries.js';
+import { reviewsProjectionName } from '../../../projections/reviews/reviews.table.js';
+import { consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+
+const maxAmount = Number.MAX_SAFE_INTEGER;
+/** Availability and free-date searches look at most a year ahead at once. */
+const maxRangeDays = 366;
+
+const listingSchema = z
+  .object({
+    id: z.string(),
+    ownerId: z.string(),
+    title: z.string(),
+    description: z.string(),
+    category: z.string(),
+    location: z.string(),
+    capacity: z.number().int(),
+    timeZone: z.string(),
+    pricePerDay: z.number().int().describe('Minor units of `currency`'),
+    currency: z.string(),
+    active: z.boolean(),
+    rating: z.object({ average: z.number().nullable().describe('Of visible reviews; null without any'), count: z.number().int() }),
+    createdAt: z.string(),
+    version: z.number().int(),
+  })
+  .meta({ id: 'Listing' });
+
+const reviewSchema = z
+  .object({
+    bookingId: z.string(),
+    listingId: z.string(),
+    authorId: z.string(),
+    rating: z.number().int(),
+    comment: z.string(),
+    submittedAt: z.string(),
+    editedAt: z.string().nullable(),
+  })
+  .meta({ id: 'Review' });
+
+const dayRange = z
+  .object({ from: calendarDateSchema, to: calendarDateSchema })
+  .refine(({ from, to }) => from < to && daysBetween(from, to) <= maxRangeDays, `from must be before to, at most ${maxRangeDays} days apart`);
+
+const listingsQuery = pageQuery
+  .extend({
+    category: z.string().min(1).max(100).optional(),
+    location: z.string().min(1).max(200).optional().describe('Whole location, any case'),
+    minPrice: z.coerce.number().int().min(0).max(maxAmount).optional().describe('Per day, minor units'),
+    maxPrice: z.coerce.number().int().min(0).max(maxAmount).optional(),
+    currency: z.string().regex(/^[A-Z]{3}$/).optional(),
+    from: calendarDateSchema.optional().describe('With `to`: only listings free for every night of [from, to)'),
+    to: calendarDateSchema.optional(),
+    q: z.string().trim().min(1).max(200).optional().describe('Words to find in title, description, category and location'),
+  })
+  .refine(({ from, to }) => (from === undefined) === (to === undefined), 'from and to go together')
+  .refine(({ from, to }) => from === undefined || to === undefined || dayRange.safeParse({ from, to }).success, `from must be before to, at most ${maxRangeDays} days apart`)
+  .refine(({ minPrice, maxPrice }) => minPrice === undefined || maxPrice === undefined || minPrice <= maxPrice, 'minPrice must not exceed maxPrice');
+
+const listingSortKey = z.object({ createdAt: z.iso.datetime(), listingId: z.string().max(200) });
+const reviewSortKey = z.object({ submittedAt: z.iso.datetime(), bookingId: z.string().max(200) });
+const idParams = z.object({ id: z.string().min(1).max(200) });
+const dayStatusSchema = z.enum(['free', 'held', 'booked']);
+const availabilitySchema = z
+  .object({ listingId: z.string(), from: z.string(), to: z.string(), days: z.array(z.object({ date: z.string(), status: dayStatusSchema })) })
+  .meta({ id: 'ListingAvailability' });
+
+/** Public reads of listings, their availability and their reviews. */
+export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith }) => {
+  const tags = ['listings'];
+  const headers = consistencyHeaders;
+
+  app.get(
+    '/',
+    {
+      preHandler: consistentWith([listingsProjectionName, listingAvailabilityProjectionName, reviewsProjectionName]),
+      schema: { tags, summary: 'Search active listings, newest first', headers, querystring: listingsQuery, response: { 200: pageSchema(listingSchema) } },
+    },
+    async (request) => {
+      const { limit, cursor, from, to, ...filter } = request.query;
+      const freeDates = from !== undefined && to !== undefined ? { from, to, now: clock.now() } : undefined;
+      const scope = cursorScope('listings', undefined, { ...filter, from, to });
+      return paged(cursors, scope, { limit, cursor }, listingSortKey, (page) => searchListings(db, { ...filter, freeDates }, page));
+    },
+  );
+
+  app.get(
+    '/:id',
+    {
+      preHandler: consistentWith([listingsProjectionName, reviewsProjectionName]),
+      schema: { tags, summary: 'One listing with its rating', headers, params: idParams, response: { 200: listingSchema } },
+    },
+    async (request) => {
+      const listing = await findListing(db, request.params.id);
+      if (!listing) throw notFound(`listing ${request.params.id}`);
+      return listing;
+    },
+  );
+
+  app.get(
+    '/:id/availability',
+    {
+      preHandler: consistentWith([listingsProjectionName, listingAvailabilityProjectionName]),
+      schema: { tags, summary: 'Free, held and booked days of [from, to)', headers, params: idParams, querystring: dayRange, response: { 200: availabilitySchema } },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (!(await findListing(db, id))) throw notFound(`listing ${id}`);
+      const days = await listingAvailability(db, id, request.query, clock.now());
+      return { listingId: id, ...request.query, days };
+    },
+  );
+
+  app.get(
+    '/:id/reviews',
+    {
+      preHandler: consistentWith([listingsProjectionName, reviewsProjectionName]),
+      schema: { tags, summary: 'Visible reviews, newest first', headers, params: idParams, querystring: pageQuery, response: { 200: pageSchema(reviewSchema) } },
+    },
+    async (request) => {
+      const { id } = request.params;
+      if (!(await findListing(db, id))) throw notFound(`listing ${id}`);
+      const scope = cursorScope('listing-reviews', undefined, { id });
+      return paged(cursors, scope, request.query, reviewSortKey, (page) => reviewsOfListing(db, id, page));
+    },
+  );
+};

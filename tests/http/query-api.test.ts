@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import { createListing, updateListing } from '../../src/application/listings/listing.use-cases.js';
+import { formatPosition } from '../../src/application/ports/position.js';
+import { admin, as, consumer, listingInput, otherConsumer, owner, patient } from '../support/command-side.js';
+import { payBooking } from '../projections/support/scenarios.js';
+import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
+
+const otherOwner = { id: 'owner-2', roles: ['OWNER' as const] };
+
+describe('query API', () => {
+  let q: QueryApiFixture;
+  let listingId: string;
+  let bookingId: string;
+
+  beforeAll(async () => {
+    q = await startQueryApi({ consistencyTimeoutMs: 1500 });
+    listingId = (await createListing(q.side, listingInput, as(owner))).id;
+    bookingId = (await requestBooking(q.side, { listingId, startDate: '2030-02-01', endDate: '2030-02-04' }, as(consumer))).id;
+  });
+  afterAll(() => q.close());
+
+  describe('read-your-writes', () => {
+    it('answers a command\'s new state on the first try with Consistency-Position', async () => {
+      const { position } = await updateListing(q.side, listingId, { title: 'Loft, renovated' }, as(owner));
+      const response = await q.app.inject({ url: `/v1/listings/${listingId}`, headers: { 'consistency-position': formatPosition(position) } });
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toMatchObject({ id: listingId, title: 'Loft, renovated' });
+    });
+
+    it('waits for every read model behind the endpoint (a booking paid, the calendar booked)', async () => {
+      await payBooking(q.side, bookingId);
+      const booking = await q.app.inject({ url: `/v1/bookings/${bookingId}`, headers: { ...q.auth(consumer), ...q.consistency() } });
+      expect(booking.json()).toMatchObject({ status: 'confirmed', paidAmount: 36_000 });
+      const days = await q.app.inject({ url: `/v1/listings/${listingId}/availability?from=2030-02-01&to=2030-02-02`, headers: q.consistency() });
+      expect(days.json()).toMatchObject({ days: [{ date: '2030-02-01', status: 'booked' }] });
+    });
+
+    it('answers 503 with Retry-After when the read models do not get there in time', async () => {
+      const response = await q.app.inject({ url: '/v1/listings', headers: { 'consistency-position': '99999999999.99999999999' } });
+      expect(response.statusCode).toBe(503);
+      expect(response.headers['retry-after']).toBe('1');
+      expect(response.headers['content-type']).toContain('application/problem+json');
+    });
+
+    it.each(['abc', '1', '1.2.3', '-1.0', '1.99999999999999999999999'])('answers 400 to a malformed Consistency-Position %s', async (value) => {
+      const response = await q.app.inject({ url: '/v1/listings', headers: { 'consistency-position': value } });
+      expect(response.statusCode).toBe(400);
+    });
+  });
+
+  describe('listings', () => {
+    it('lists with filters and pages with an opaque cursor', async () => {
+      await createListing(q.side, { ...listingInput, title: 'Barn', category: 'barn', pricePerDay: 5_000 }, as(otherOwner));
+      const page = await q.app.inject({ url: '/v1/listings?limit=1', headers: q.consistency() });
+      expect(page.statusCode).toBe(200);
+      const body = page.json<{ items: { title: string }[]; nextCursor: string | null }>();
+      expect(body.items.map((l) => l.title)).toEqual(['Barn']);
+      expect(body.nextCursor).toEqual(expect.any(String));
+      const next = await q.app.inject({ url: `/v1/listings?limit=1&cursor=${body.nextCursor ?? ''}` });
+      expect(next.json()).toMatchObject({ items: [{ id: listingId }], nextCursor: null });
+      const cheap = await q.app.inject({ url: '/v1/listings?maxPrice=6000&q=barn' });
+      expect(cheap.json<{ items: unknown[] }>().items).toHaveLength(1);
+      const busy = await q.app.inject({ url: '/v1/listings?from=2030-02-02&to=2030-02-03' });
+      expect(busy.json<{ items: { id: string }[] }>().items.map((l) => l.id)).not.toContain(listingId);
+    });
+
+    it('refuses a cursor with another filter, a garbled one and a forged one', async () => {
+      const page = await q.app.inject({ url: '/v1/listings?limit=1' });
+      const cursor = page.json<{ nextCursor: string }>().nextCursor;
+      expect((await q.app.inject({ url: `/v1/listings?limit=1&category=venue&cursor=${cursor}` })).statusCode).toBe(400);
+      expect((await q.app.inject({ url: `/v1/listings?cursor=${cursor.slice(0, -2)}` })).statusCode).toBe(400);
+      const forged = Buffer.from(JSON.stringify({ createdAt: '2099-01-01T00:00:00.000Z', listingId: 'z' })).toString('base64url');
+      const response = await q.app.inject({ url: `/v1/listings?cursor=${forged}.${cursor.split('.')[1] ?? ''}` });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({ type: 'https://bookable.example/problems/invalid-cursor' });
+    });
+
+    it('validates the query: limit, price range, date range', async () => {
+      for (const query of ['limit=0', 'limit=101', 'limit=x', 'minPrice=5&maxPrice=4', 'from=2030-01-01', 'from=2030-02-02&to=2030-02-01', 'from=2030-01-01&to=2032-01-01']) {
+        expect((await q.app.inject({ url: `/v1/listings?${query}` })).statusCode, query).toBe(400);
+      }
+    });
+
+    it('answers 404 for an unknown listing, its availability and its reviews', async () => {
+      for (const path of ['/v1/listings/nope', '/v1/listings/nope/availability?from=2030-01-01&to=2030-01-02', '/v1/listings/nope/reviews']) {
+        expect((await q.app.inject({ url: path })).statusCode, path).toBe(404);
+      }
+    });
+
+    it('lists a listing\'s reviews (none yet)', async () => {
+      const response = await q.app.inject({ url: `/v1/listings/${listingId}/reviews` });
+      expect(response.json()).toEqual({ items: [], nextCursor: null });
+    });
+  });
+
+  describe('bookings: authorisation', () => {
+    it('needs a token (401) and the right role (403) for the lists', async () => {
+      expect((await q.app.inject({ url: '/v1/bookings/me' })).statusCode).toBe(401);
+      expect((await q.app.inject({ url: '/v1/bookings/me', headers: q.auth(patient) })).statusCode).toBe(403);
+      expect((await q.app.inject({ url: '/v1/bookings/owner', headers: q.auth(consumer) })).statusCode).toBe(403);
+      expect((await q.app.inject({ url: '/v1/bookings/me', headers: { authorization: 'Bearer nonsense' } })).statusCode).toBe(401);
+    });
+
+    it('shows each party their own bookings only', async () => {
+      const mine = await q.app.inject({ url: '/v1/bookings/me', headers: { ...q.auth(consumer), ...q.consistency() } });
+      expect(mine.json<{ items: { id: string }[] }>().items.map((b) => b.id)).toEqual([bookingId]);
+      const theirs = await q.app.inject({ url: '/v1/bookings/me', headers: q.auth(otherConsumer) });
+      expect(theirs.json()).toEqual({ items: [], nextCursor: null });
+      const owners = await q.app.inject({ url: '/v1/bookings/owner?status=confirmed', headers: q.auth(owner) });
+      expect(owners.json<{ items: { id: string }[] }>().items.map((b) => b.id)).toEqual([bookingId]);
+      const others = await q.app.inject({ url: '/v1/bookings/owner', headers: q.auth(otherOwner) });
+      expect(others.json()).toEqual({ items: [], nextCursor: null });
+    });
+
+    it('answers someone else\'s booking with 404, and shows it to its consumer, its owner and admins', async () => {
+      for (const actor of [otherConsumer, otherOwner, patient]) {
+        const response = await q.app.inject({ url: `/v1/bookings/${bookingId}`, headers: q.auth(actor) });
+        expect(response.statusCode, actor.id).toBe(404);
+      }
+      for (const actor of [consumer, owner, admin]) {
+        const response = await q.app.inject({ url: `/v1/bookings/${bookingId}`, headers: q.auth(actor) });
+        expect(response.statusCode, actor.id).toBe(200);
+      }
+    });
+
+    it('refuses another consumer\'s cursor', async () => {
+      await requestBooking(q.side, { listingId, startDate: '2030-03-01', endDate: '2030-03-02' }, as(consumer));
+      const page = await q.app.inject({ url: '/v1/bookings/me?limit=1', headers: { ...q.auth(consumer), ...q.consistency() } });
+      const cursor = page.json<{ nextCursor: string }>().nextCursor;
+      expect(cursor).toEqual(expect.any(String));
+      const stolen = await q.app.inject({ url: `/v1/bookings/me?limit=1&cursor=${cursor}`, headers: q.auth(otherConsumer) });
+      expect(stolen.statusCode).toBe(400);
+    });
+  });
+
+  describe('conventions', () => {
+    it('serves /docs, health and metrics, and the projections to admins only', async () => {
+      const docs = await q.app.inject({ url: '/docs/json' });
+      expect(Object.keys(docs.json<{ paths: object }>().paths)).toEqual(expect.arrayContaining(['/v1/listings/', '/v1/bookings/{id}']));
+      expect((await q.app.inject({ url: '/health/ready' })).statusCode).toBe(200);
+      expect((await q.app.inject({ url: '/metrics' })).body).toContain('http_request_duration_seconds');
+      expect((await q.app.inject({ url: '/v1/admin/projections', headers: q.auth(owner) })).statusCode).toBe(403);
+      const projections = await q.app.inject({ url: '/v1/admin/projections', headers: q.auth(admin) });
+      expect(projections.json<{ items: { name: string }[] }>().items.map((p) => p.name)).toEqual(expect.arrayContaining(['bookings', 'listings']));
+    });
+
+    it('has no routes that write', async () => {
+      const response = await q.app.inject({ method: 'POST', url: '/v1/listings', payload: {} });
+      expect(response.statusCode).toBe(404);
+    });
+  });
+});

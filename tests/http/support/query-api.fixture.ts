@@ -1,0 +1,54 @@
+import { pino } from 'pino';
+import type { Actor } from '../../../src/application/metadata.js';
+import type { HttpServer } from '../../../src/infrastructure/http/http-server.js';
+import { postgresProbe } from '../../../src/infrastructure/http/plugins/health.plugin.js';
+import { buildQueryApi } from '../../../src/infrastructure/http/query-api.js';
+import { PgCheckpointListener } from '../../../src/infrastructure/projections/pg-checkpoint-listener.js';
+import { readModelProjections } from '../../../src/projections/read-models.js';
+import { formatPosition } from '../../../src/application/ports/position.js';
+import { startReadModels, type ReadModelHarness } from '../../projections/support/read-models.harness.js';
+
+export const secret = 'query-test-secret-that-is-long-enough-0123456789';
+
+export type QueryApiFixture = ReadModelHarness & {
+  readonly app: HttpServer;
+  /** A bearer header for `actor`, signed as the command API would. */
+  auth(actor: Actor): { authorization: string };
+  /** `Consistency-Position` for everything appended so far. */
+  consistency(): { 'consistency-position': string };
+};
+
+/**
+ * The query API over every read model, the projectors running, and the real use cases on a fake
+ * clock to produce events; requests go through `app.inject`.
+ */
+export async function startQueryApi(options: { consistencyTimeoutMs?: number } = {}): Promise<QueryApiFixture> {
+  const h = await startReadModels(readModelProjections);
+  const listener = new PgCheckpointListener({ connectionString: h.harness.url, reconnectMs: 100 });
+  await listener.start();
+  const app = await buildQueryApi({
+    logger: pino({ level: 'silent' }),
+    clock: h.clock,
+    secret,
+    issuer: 'bookable-test',
+    audience: 'bookable-test-api',
+    corsOrigins: [],
+    rateLimitMax: 100_000,
+    pool: h.harness.pool,
+    notifications: listener,
+    consistencyTimeoutMs: options.consistencyTimeoutMs ?? 5000,
+    probes: [postgresProbe(h.harness.pool)],
+  });
+  await app.ready();
+  return {
+    ...h,
+    app,
+    auth: (actor) => ({ authorization: `Bearer ${app.issueAccessToken(actor).accessToken}` }),
+    consistency: () => ({ 'consistency-position': formatPosition(h.head()) }),
+    async close() {
+      await app.close();
+      await listener.close();
+      await h.close();
+    },
+  };
+}
