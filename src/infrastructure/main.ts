@@ -2,6 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import pg from 'pg';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createCommandHandlers, type CommandHandlers, type CommandSide } from '../application/command-handlers.js';
 import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
 import { systemClock } from '../application/ports/clock.js';
@@ -20,6 +21,7 @@ import { PgSecurityEventLog } from './identity/pg-security-event-log.js';
 import { seedUsers } from './identity/seed-users.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
+import { commandMetrics } from './metrics/command-metrics.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
 import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
@@ -29,8 +31,18 @@ const embeddedDatabase = 'bookable';
 
 type Storage = { readonly url: string; readonly pool: pg.Pool; readonly eventStore: EventStore; stop(): Promise<void> };
 
+/** One registry per process: every part publishes into it, each API's `/metrics` reads it. */
+const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry });
+const observeCommand = commandMetrics(metricsRegistry);
+
 function commandSide(config: Config, storage: Storage): CommandSide {
-  const handlers = createCommandHandlers({ eventStore: storage.eventStore, clock: systemClock, cacheSize: config.COMMAND_CACHE_STREAMS });
+  const handlers = createCommandHandlers({
+    eventStore: storage.eventStore,
+    clock: systemClock,
+    cacheSize: config.COMMAND_CACHE_STREAMS,
+    observe: observeCommand,
+  });
   return { handlers, clock: systemClock, policy: { holdMinutes: config.BOOKING_HOLD_MINUTES } };
 }
 
@@ -112,6 +124,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     identity: identityService(storage, side.handlers),
     side,
     probes: [postgresProbe(storage.pool)],
+    metricsRegistry,
   });
   await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
   const url = `http://${config.HOST}:${config.COMMAND_PORT}`;

@@ -154,4 +154,26 @@ describe('the command-handling loop', () => {
     const result = await handle('counter-old', increment(1), { commandId: 'c1', context });
     expect(result.state.total).toBe(5);
   });
+
+  it('reports every outcome to its observer', async () => {
+    const eventStore = new MemoryEventStore();
+    const seen: string[] = [];
+    const { handle } = commandHandler(counter, { eventStore, clock, observe: (o) => seen.push(`${o.command}:${o.outcome}`) });
+    await handle('counter-a', increment(1), { commandId: 'c1', context });
+    await handle('counter-a', increment(1), { commandId: 'c1', context });
+    await handle('counter-a', increment(0), { commandId: 'c2', context });
+    await handle('counter-a', increment(5_000), { commandId: 'c3', context }).catch(() => undefined);
+    await handle('counter-a', increment(1), { commandId: 'c4', context, expectedVersion: 7 }).catch(() => undefined);
+    expect(seen).toEqual(['Increment:accepted', 'unknown:already-applied', 'Increment:unchanged', 'Increment:rejected', 'unknown:conflict-returned']);
+  });
+
+  it('recognises a command applied further back than it remembers, by the store answering with the original result', async () => {
+    const eventStore = new MemoryEventStore();
+    const first = await commandHandler(counter, { eventStore, clock }).handle('counter-a', increment(1), { commandId: 'old', context });
+    const busy = commandHandler(counter, { eventStore, clock });
+    for (let i = 0; i < 100; i++) await busy.handle('counter-a', increment(1), { commandId: `n${i}`, context });
+    const retry = await busy.handle('counter-a', increment(1), { commandId: 'old', context });
+    expect(retry).toMatchObject({ version: first.version, alreadyApplied: true });
+    expect((await busy.read('counter-a')).state.total).toBe(101);
+  });
 });

@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import { fold } from '../../domain/shared/decider.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import { eventMetadataSchema, type CommandContext, type EventMetadata } from '../metadata.js';
 import type { Clock } from '../ports/clock.js';
@@ -46,7 +48,34 @@ export type CommandHandlerDeps = {
   readonly cacheSize?: number;
   /** Conflicts re-decided before giving up. */
   readonly maxAttempts?: number;
+  /** Told about every command's outcome, e.g. to count them in metrics. */
+  readonly observe?: CommandObserver;
 };
+
+export type CommandOutcomeKind =
+  | 'accepted'
+  /** The decider had nothing to add: the command was already true. */
+  | 'unchanged'
+  /** The same command id had been applied before; nothing was appended. */
+  | 'already-applied'
+  | 'rejected'
+  /** A concurrent append won; the command is decided again (reported once per retry). */
+  | 'conflict-retried'
+  /** The caller pinned a version that is no longer current. */
+  | 'conflict-returned'
+  | 'failed';
+
+export type CommandObservation = {
+  readonly category: string;
+  readonly command: string;
+  readonly outcome: CommandOutcomeKind;
+  /** Whole command, reads and retries included. */
+  readonly seconds: number;
+  /** The successful append alone, when there was one. */
+  readonly appendSeconds?: number;
+};
+
+export type CommandObserver = (observation: CommandObservation) => void;
 
 /** How many recent event ids per stream are remembered to recognise a retried command. */
 const recentWindow = 64;
@@ -106,33 +135,84 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     input: CommandInput<Command, State>,
     options: CommandOptions,
   ): Promise<CommandResult<State, Event>> {
-    for (let attempt = 1; ; attempt++) {
-      const current = await load(streamId);
-      const original = findApplied(current.recent, options.commandId, streamId);
-      if (original) return { streamId, ...original, events: [], state: current.state, alreadyApplied: true };
-      if (options.expectedVersion !== undefined && options.expectedVersion !== current.revision) {
-        throw new VersionMismatchError(streamId, options.expectedVersion, current.revision < 0 ? 'no_stream' : current.revision);
-      }
-      const command = isBuilder(input) ? input(current.state) : input;
-      const events = aggregate.decider.decide(command, current.state);
-      if (events.length === 0) {
-        return { streamId, version: current.revision, position: current.position, events, state: current.state, alreadyApplied: false };
-      }
-      try {
-        const appended = await deps.eventStore.appendToStream(streamId, toNewEvents(streamId, events, options), {
-          expectedRevision: current.revision < 0 ? 'no_stream' : current.revision,
-        });
-        const state = events.reduce(aggregate.decider.evolve, current.state);
-        return { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError)) throw error;
-        if (options.expectedVersion !== undefined) {
-          throw new VersionMismatchError(streamId, options.expectedVersion, error.actual);
+    const started = performance.now();
+    let commandType = 'unknown';
+    const report = (outcome: CommandOutcomeKind, appendSeconds?: number) =>
+      deps.observe?.({
+        category: aggregate.category,
+        command: commandType,
+        outcome,
+        seconds: (performance.now() - started) / 1000,
+        ...(appendSeconds === undefined ? {} : { appendSeconds }),
+      });
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const current = await load(streamId);
+        const original = findApplied(current.recent, options.commandId, streamId);
+        if (original) {
+          report('already-applied');
+          return { streamId, ...original, events: [], state: current.state, alreadyApplied: true };
         }
-        if (attempt >= maxAttempts) throw new TooMuchContentionError(streamId, attempt);
-        await backoff(attempt);
+        if (options.expectedVersion !== undefined && options.expectedVersion !== current.revision) {
+          throw new VersionMismatchError(streamId, options.expectedVersion, current.revision < 0 ? 'no_stream' : current.revision);
+        }
+        const command = isBuilder(input) ? input(current.state) : input;
+        commandType = typeName(command);
+        const events = aggregate.decider.decide(command, current.state);
+        if (events.length === 0) {
+          report('unchanged');
+          return { streamId, version: current.revision, position: current.position, events, state: current.state, alreadyApplied: false };
+        }
+        const appendStarted = performance.now();
+        try {
+          const appended = await deps.eventStore.appendToStream(streamId, toNewEvents(streamId, events, options), {
+            expectedRevision: current.revision < 0 ? 'no_stream' : current.revision,
+          });
+          const appendSeconds = (performance.now() - appendStarted) / 1000;
+          if (appended.revision !== current.revision + events.length) {
+            // The store recognised every event id: this command was applied long ago, further back
+            // than the recent ids we remember. It answered with the original result.
+            report('already-applied', appendSeconds);
+            return { streamId, version: appended.revision, position: appended.position, events: [], state: current.state, alreadyApplied: true };
+          }
+          const state = events.reduce(aggregate.decider.evolve, current.state);
+          remember(streamId, current, state, events.length, options.commandId, appended);
+          report('accepted', appendSeconds);
+          return { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
+        } catch (error) {
+          if (!(error instanceof ConcurrencyError)) throw error;
+          if (options.expectedVersion !== undefined) {
+            throw new VersionMismatchError(streamId, options.expectedVersion, error.actual);
+          }
+          if (attempt >= maxAttempts) throw new TooMuchContentionError(streamId, attempt);
+          report('conflict-retried');
+          await backoff(attempt);
+        }
       }
+    } catch (error) {
+      report(error instanceof DomainError ? 'rejected' : error instanceof VersionMismatchError ? 'conflict-returned' : 'failed');
+      throw error;
     }
+  }
+
+  /**
+   * Our own append is the stream's tail: caching the state it leads to spares the next command
+   * decoding it again. Only the last event's position is known; it stands for the batch.
+   */
+  function remember(
+    streamId: string,
+    before: CachedStream<State>,
+    state: State,
+    count: number,
+    commandId: string,
+    appended: { revision: number; position: Position },
+  ) {
+    const ours = Array.from({ length: count }, (_, index) => ({
+      id: eventId(commandId, streamId, index),
+      revision: before.revision + 1 + index,
+      position: appended.position,
+    }));
+    cache.set(streamId, { state, revision: appended.revision, position: appended.position, recent: [...before.recent, ...ours].slice(-recentWindow) });
   }
 
   /** The current state and version, for outside facts another aggregate's command needs. */
@@ -171,6 +251,10 @@ function findApplied(
 function backoff(attempt: number): Promise<void> {
   const ceiling = Math.min(2 ** attempt, 100);
   return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+}
+
+function typeName(command: unknown): string {
+  return typeof command === 'object' && command !== null && 'type' in command && typeof command.type === 'string' ? command.type : 'unknown';
 }
 
 function isBuilder<Command, State>(input: CommandInput<Command, State>): input is (state: State) => Command {

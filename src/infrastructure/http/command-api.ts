@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Registry } from 'prom-client';
 import type { CommandSide } from '../../application/command-handlers.js';
 import type { IdentityService } from '../../application/identity/identity.service.js';
 import type { Clock } from '../../application/ports/clock.js';
@@ -35,6 +36,8 @@ export type CommandApiDeps = {
   readonly side: CommandSide;
   /** What must answer before the API takes traffic; the database at least. */
   readonly probes: readonly ReadinessProbe[];
+  /** Where `/metrics` reads from; other parts of the process (commands, projectors) publish there too. */
+  readonly metricsRegistry?: Registry;
 };
 
 /** The write side over HTTP (API.md, "Command API"); built here, listened on by the caller. */
@@ -49,6 +52,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
     },
     auth: { secret: deps.secret, issuer: deps.issuer, audience: deps.audience, accessTokenTtlSeconds },
     probes: deps.probes,
+    ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
     trustProxy: deps.trustProxy ?? false,
   });
   await app.register(idempotencyPlugin, {
