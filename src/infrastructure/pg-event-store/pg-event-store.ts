@@ -155,22 +155,15 @@ export class PgEventStore implements EventStore {
     if (repeatedInBatch.length > 0) throw new DuplicateEventError(streamId, [...new Set(repeatedInBatch)]);
     const expected = options.expectedRevision ?? 'any';
 
-    const values = [
-      streamId,
-      ids,
-      events.map((event) => event.type),
-      events.map((event) => event.data),
-      events.map((event) => event.metadata),
-    ];
     let row: AppendRow | undefined;
     try {
-      if (expected === 'no_stream') row = await this.createStream(values);
+      if (expected === 'no_stream') row = await this.createStream(streamId, events);
       row ??= (
         await this.pool.query<AppendRow>({
           // Named, so each connection parses and plans it once.
           name: 'append_to_stream',
           text: 'SELECT o_revision, o_transaction_id, o_global_position FROM append_to_stream($1, $6, $2, $3, $4, $5)',
-          values: [...values, typeof expected === 'number' ? expected : expectedCode[expected]],
+          values: [...arrayParameters(streamId, events), typeof expected === 'number' ? expected : expectedCode[expected]],
         })
       ).rows[0];
     } catch (error) {
@@ -191,18 +184,31 @@ export class PgEventStore implements EventStore {
    * conflict. It takes the stream's lock like the function does, so that it never slips in
    * between the function's look at the stream and its insert.
    */
-  private async createStream(values: unknown[]): Promise<AppendRow | undefined> {
+  private async createStream(streamId: string, events: readonly NewEvent[]): Promise<AppendRow | undefined> {
+    const [single] = events;
+    // One event, the usual case, goes as plain parameters: arrays cost a sixth more to encode
+    // and decode than the whole rest of the statement.
+    const query: pg.QueryConfig =
+      events.length === 1 && single
+        ? {
+            name: 'create_stream_1',
+            text: `INSERT INTO events (stream_id, revision, event_id, event_type, data, metadata)
+              SELECT $1, 0, $2::uuid, $3, $4::jsonb, $5::jsonb FROM (SELECT pg_advisory_xact_lock(1702, hashtext($1))) AS stream_lock
+              RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position`,
+            values: [streamId, single.id, single.type, single.data, single.metadata],
+          }
+        : {
+            name: 'create_stream',
+            text: `INSERT INTO events (stream_id, revision, event_id, event_type, data, metadata)
+              SELECT $1, e.n - 1, e.id, e.type, e.data, e.metadata
+                FROM (SELECT pg_advisory_xact_lock(1702, hashtext($1))) AS stream_lock,
+                     unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, n)
+               ORDER BY e.n
+              RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position`,
+            values: arrayParameters(streamId, events),
+          };
     try {
-      const result = await this.pool.query<AppendRow>({
-        name: 'create_stream',
-        text: `INSERT INTO events (stream_id, revision, event_id, event_type, data, metadata)
-          SELECT $1, e.n - 1, e.id, e.type, e.data, e.metadata
-            FROM (SELECT pg_advisory_xact_lock(1702, hashtext($1))) AS stream_lock,
-                 unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, n)
-           ORDER BY e.n
-          RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position`,
-        values,
-      });
+      const result = await this.pool.query<AppendRow>(query);
       return result.rows[result.rows.length - 1];
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === '23505') return undefined;
@@ -431,6 +437,17 @@ export class PgEventStore implements EventStore {
   private assertOpen(): void {
     if (this.closed) throw new Error('The event store is closed');
   }
+}
+
+/** $1..$5 of the batch statements: the stream, then one array per column. */
+function arrayParameters(streamId: string, events: readonly NewEvent[]): unknown[] {
+  return [
+    streamId,
+    events.map((event) => event.id),
+    events.map((event) => event.type),
+    events.map((event) => event.data),
+    events.map((event) => event.metadata),
+  ];
 }
 
 function toRecordedEvent(row: EventRow): RecordedEvent {
