@@ -1,0 +1,82 @@
+/**
+ * The payment provider (Stripe, or the simulated one). Every call that changes something takes
+ * our own deterministic `idempotencyKey`: a retry after a crash or a timeout, in this process or
+ * another, reaches the provider with the same key and gets the first answer back instead of a
+ * second intent or a second refund.
+ */
+export interface PaymentGateway {
+  /** A name for logs and metrics, e.g. `stripe` or `simulated`. */
+  readonly name: string;
+
+  /** Creates the intent the client pays with its client secret. */
+  createIntent(request: CreateIntentRequest): Promise<ProviderIntent>;
+
+  /** The intent as the provider sees it now; `undefined` when it does not know the id. */
+  retrieveIntent(intentId: string): Promise<ProviderIntent | undefined>;
+
+  /**
+   * Cancels an intent nobody should pay any more. An intent that can no longer be canceled
+   * (it succeeded meanwhile, or was canceled already) is an answer, not an error.
+   */
+  cancelIntent(request: CancelIntentRequest): Promise<CancelIntentResult>;
+
+  /** Gives back part or all of what an intent captured. */
+  createRefund(request: CreateRefundRequest): Promise<ProviderRefund>;
+}
+
+/** How the provider reports an intent's life: only what our flow tells apart. */
+export type ProviderIntentStatus = 'awaiting-payment' | 'processing' | 'succeeded' | 'canceled';
+
+export type ProviderIntent = {
+  readonly intentId: string;
+  /** Handed to the paying client only; never stored in an event. */
+  readonly clientSecret: string;
+  readonly status: ProviderIntentStatus;
+  readonly amount: number;
+  readonly currency: string;
+};
+
+export type CreateIntentRequest = {
+  readonly paymentId: string;
+  readonly bookingId: string;
+  /** Minor units of `currency`. */
+  readonly amount: number;
+  /** ISO 4217, upper case. */
+  readonly currency: string;
+  readonly idempotencyKey: string;
+};
+
+export type CancelIntentRequest = { readonly intentId: string; readonly idempotencyKey: string };
+
+export type CancelIntentResult =
+  | { readonly outcome: 'canceled' }
+  /** It succeeded, or is being processed: the money may come, so whoever sees it must refund it. */
+  | { readonly outcome: 'not-cancelable'; readonly status: ProviderIntentStatus };
+
+export type CreateRefundRequest = {
+  readonly intentId: string;
+  readonly paymentId: string;
+  /** Our refund id; the provider keeps it in the refund's metadata, so its webhooks name it. */
+  readonly refundId: string;
+  readonly amount: number;
+  readonly idempotencyKey: string;
+};
+
+export type ProviderRefund = {
+  readonly providerRefundId: string;
+  /** `pending`: the outcome arrives later as a provider event. */
+  readonly status: 'pending' | 'succeeded' | 'failed';
+  /** The provider's reason when it failed. */
+  readonly failureReason?: string;
+};
+
+/**
+ * The idempotency keys, in one place so that every caller (a request, the process manager, a
+ * retry after a crash) derives the very same key for the very same step. A payment id already
+ * names its attempt (see `paymentIdFor`), so a new attempt gets new keys.
+ */
+export const idempotencyKeys = {
+  createIntent: (paymentId: string) => `bookable:payment:${paymentId}:create-intent`,
+  cancelIntent: (paymentId: string) => `bookable:payment:${paymentId}:cancel-intent`,
+  createRefund: (paymentId: string, refundId: string) => `bookable:payment:${paymentId}:refund:${refundId}`,
+};

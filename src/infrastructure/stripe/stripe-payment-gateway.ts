@@ -1,0 +1,129 @@
+import Stripe from 'stripe';
+import type {
+  CancelIntentRequest,
+  CancelIntentResult,
+  CreateIntentRequest,
+  CreateRefundRequest,
+  PaymentGateway,
+  ProviderIntent,
+  ProviderIntentStatus,
+  ProviderRefund,
+} from '../../application/ports/payment-gateway.js';
+
+export type StripeGatewayOptions = {
+  readonly secretKey: string;
+  /** Another API address than Stripe's (`STRIPE_API_BASE`): a mock, a proxy, a test server. */
+  readonly apiBase?: URL;
+  /** SDK retries of a connection error, a 409 or a 5xx, each with the same idempotency key. Default 3. */
+  readonly maxNetworkRetries?: number;
+  /** Per request. Default 20 s: a webhook answers sooner than the SDK's 80 s would wait. */
+  readonly timeoutMs?: number;
+};
+
+/** `host`, `port` and `protocol` of the SDK from one URL; the SDK takes them apart. */
+export function stripeApiAddress(apiBase: URL): { host: string; port: number; protocol: 'http' | 'https' } {
+  const protocol = apiBase.protocol === 'http:' ? 'http' : 'https';
+  const port = apiBase.port === '' ? (protocol === 'http' ? 80 : 443) : Number(apiBase.port);
+  return { host: apiBase.hostname, port, protocol };
+}
+
+export function createStripeClient(options: StripeGatewayOptions): Stripe {
+  return new Stripe(options.secretKey, {
+    maxNetworkRetries: options.maxNetworkRetries ?? 3,
+    timeout: options.timeoutMs ?? 20_000,
+    telemetry: false,
+    ...(options.apiBase ? stripeApiAddress(options.apiBase) : {}),
+  });
+}
+
+function intentStatus(status: Stripe.PaymentIntent.Status): ProviderIntentStatus {
+  switch (status) {
+    case 'succeeded':
+    case 'canceled':
+    case 'processing':
+      return status;
+    default:
+      // requires_capture does not occur: our intents capture automatically.
+      return 'awaiting-payment';
+  }
+}
+
+function toIntent(intent: Stripe.PaymentIntent): ProviderIntent {
+  return {
+    intentId: intent.id,
+    clientSecret: intent.client_secret ?? '',
+    status: intentStatus(intent.status),
+    amount: intent.amount,
+    currency: intent.currency.toUpperCase(),
+  };
+}
+
+function refundStatus(refund: Stripe.Refund): ProviderRefund['status'] {
+  if (refund.status === 'succeeded') return 'succeeded';
+  if (refund.status === 'failed' || refund.status === 'canceled') return 'failed';
+  return 'pending';
+}
+
+function isStripeError(error: unknown): error is Stripe.errors.StripeError {
+  return error instanceof Stripe.errors.StripeError;
+}
+
+/** The Stripe API through the official SDK; idempotency keys are always ours, never the SDK's random ones. */
+export class StripePaymentGateway implements PaymentGateway {
+  readonly name = 'stripe';
+
+  constructor(private readonly stripe: Stripe) {}
+
+  static fromOptions(options: StripeGatewayOptions): StripePaymentGateway {
+    return new StripePaymentGateway(createStripeClient(options));
+  }
+
+  async createIntent(request: CreateIntentRequest): Promise<ProviderIntent> {
+    const intent = await this.stripe.paymentIntents.create(
+      {
+        amount: request.amount,
+        currency: request.currency.toLowerCase(),
+        automatic_payment_methods: { enabled: true },
+        metadata: { paymentId: request.paymentId, bookingId: request.bookingId },
+      },
+      { idempotencyKey: request.idempotencyKey },
+    );
+    return toIntent(intent);
+  }
+
+  async retrieveIntent(intentId: string): Promise<ProviderIntent | undefined> {
+    try {
+      return toIntent(await this.stripe.paymentIntents.retrieve(intentId));
+    } catch (error) {
+      if (isStripeError(error) && error.code === 'resource_missing') return undefined;
+      throw error;
+    }
+  }
+
+  async cancelIntent(request: CancelIntentRequest): Promise<CancelIntentResult> {
+    try {
+      const intent = await this.stripe.paymentIntents.cancel(request.intentId, {}, { idempotencyKey: request.idempotencyKey });
+      return intent.status === 'canceled' ? { outcome: 'canceled' } : { outcome: 'not-cancelable', status: intentStatus(intent.status) };
+    } catch (error) {
+      // Stripe refuses to cancel an intent that succeeded (or is canceled already): ask what it is now.
+      if (!isStripeError(error) || error.code !== 'payment_intent_unexpected_state') throw error;
+      const current = await this.retrieveIntent(request.intentId);
+      if (current?.status === 'canceled') return { outcome: 'canceled' };
+      return { outcome: 'not-cancelable', status: current?.status ?? 'awaiting-payment' };
+    }
+  }
+
+  async createRefund(request: CreateRefundRequest): Promise<ProviderRefund> {
+    const refund = await this.stripe.refunds.create(
+      {
+        payment_intent: request.intentId,
+        amount: request.amount,
+        metadata: { paymentId: request.paymentId, refundId: request.refundId },
+      },
+      { idempotencyKey: request.idempotencyKey },
+    );
+    const status = refundStatus(refund);
+    const failureReason = refund.failure_reason ?? undefined;
+    return { providerRefundId: refund.id, status, ...(status === 'failed' ? { failureReason: failureReason ?? 'failed' } : {}) };
+  }
+}

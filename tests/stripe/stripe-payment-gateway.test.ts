@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { idempotencyKeys } from '../../src/application/ports/payment-gateway.js';
+import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
+import { FakeStripeServer } from './support/fake-stripe-server.js';
+
+const intentRequest = (paymentId: string) => ({
+  paymentId,
+  bookingId: `booking-of-${paymentId}`,
+  amount: 24_000,
+  currency: 'EUR',
+  idempotencyKey: idempotencyKeys.createIntent(paymentId),
+});
+
+describe('Stripe gateway (the real SDK against a local fake of the API)', () => {
+  let stripe: FakeStripeServer;
+  let gateway: StripePaymentGateway;
+
+  beforeAll(async () => {
+    stripe = await new FakeStripeServer().start();
+    gateway = StripePaymentGateway.fromOptions({ secretKey: 'sk_test_fake', apiBase: stripe.apiBase, maxNetworkRetries: 3, timeoutMs: 400 });
+  });
+  afterAll(() => stripe.stop());
+  beforeEach(() => stripe.reset());
+
+  it('creates an intent for the amount in minor units, lower-case currency and our ids in its metadata', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-1'));
+    expect(intent).toMatchObject({ status: 'awaiting-payment', amount: 24_000, currency: 'EUR' });
+    expect(intent.clientSecret).toContain('_secret_');
+    const [stored] = stripe.intentsFor('pay-1');
+    expect(stored).toMatchObject({ amount: 24_000, currency: 'eur', metadata: { paymentId: 'pay-1', bookingId: 'booking-of-pay-1' } });
+    expect(stripe.requestsTo('create-intent').map((r) => r.idempotencyKey)).toEqual(['bookable:payment:pay-1:create-intent']);
+  });
+
+  it('the same call again (a retry after a crash) returns the same intent', async () => {
+    const first = await gateway.createIntent(intentRequest('pay-2'));
+    const second = await gateway.createIntent(intentRequest('pay-2'));
+    expect(second.intentId).toBe(first.intentId);
+    expect(stripe.intentsFor('pay-2')).toHaveLength(1);
+  });
+
+  it.each([
+    ['a dropped connection after the intent was created', { kind: 'drop-after' } as const],
+    ['a dropped connection before anything happened', { kind: 'drop-before' } as const],
+    ['a 500', { kind: 'status', status: 500 } as const],
+    ['a 409', { kind: 'status', status: 409 } as const],
+    ['a timeout while the first request is still being served', { kind: 'delay', ms: 700 } as const],
+  ])('survives %s: the SDK retries with our key and exactly one intent exists', async (_what, fault) => {
+    stripe.inject('create-intent', fault);
+    const intent = await gateway.createIntent(intentRequest('pay-3'));
+    expect(stripe.intentsFor('pay-3')).toEqual([expect.objectContaining({ id: intent.intentId })]);
+    const keys = stripe.requestsTo('create-intent').map((r) => r.idempotencyKey);
+    expect(keys.length).toBeGreaterThan(1);
+    expect(new Set(keys)).toEqual(new Set(['bookable:payment:pay-3:create-intent']));
+  });
+
+  it('refunds part of an intent once, even when the first answer is lost', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-4'));
+    stripe.setIntentStatus(intent.intentId, 'succeeded');
+    stripe.inject('create-refund', { kind: 'drop-after' }, { kind: 'status', status: 500 });
+    const request = { intentId: intent.intentId, paymentId: 'pay-4', refundId: 'ref-1', amount: 12_000, idempotencyKey: idempotencyKeys.createRefund('pay-4', 'ref-1') };
+    const refund = await gateway.createRefund(request);
+    expect(refund.status).toBe('succeeded');
+    expect(await gateway.createRefund(request)).toEqual(refund);
+    expect(stripe.refundsFor('pay-4')).toEqual([expect.objectContaining({ amount: 12_000, metadata: { paymentId: 'pay-4', refundId: 'ref-1' } })]);
+    expect(new Set(stripe.requestsTo('create-refund').map((r) => r.idempotencyKey))).toEqual(new Set(['bookable:payment:pay-4:refund:ref-1']));
+  });
+
+  it('reports a failed refund with its reason', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-5'));
+    stripe.refundStatus = 'failed';
+    const refund = await gateway.createRefund({ intentId: intent.intentId, paymentId: 'pay-5', refundId: 'r', amount: 1, idempotencyKey: 'k-5' });
+    expect(refund).toMatchObject({ status: 'failed', failureReason: 'expired_or_canceled_card' });
+  });
+
+  it('cancels a live intent with our key; an intent that succeeded meanwhile is not cancelable, not an error', async () => {
+    const live = await gateway.createIntent(intentRequest('pay-6'));
+    stripe.inject('cancel-intent', { kind: 'drop-after' });
+    expect(await gateway.cancelIntent({ intentId: live.intentId, idempotencyKey: idempotencyKeys.cancelIntent('pay-6') })).toEqual({ outcome: 'canceled' });
+    expect(stripe.requestsTo('cancel-intent').map((r) => r.idempotencyKey)).toEqual([
+      'bookable:payment:pay-6:cancel-intent',
+      'bookable:payment:pay-6:cancel-intent',
+    ]);
+
+    const paid = await gateway.createIntent(intentRequest('pay-7'));
+    stripe.setIntentStatus(paid.intentId, 'succeeded');
+    const result = await gateway.cancelIntent({ intentId: paid.intentId, idempotencyKey: idempotencyKeys.cancelIntent('pay-7') });
+    expect(result).toEqual({ outcome: 'not-cancelable', status: 'succeeded' });
+  });
+
+  it('retrieves an intent, and knows nothing of an unknown one', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-8'));
+    expect(await gateway.retrieveIntent(intent.intentId)).toEqual(intent);
+    expect(await gateway.retrieveIntent('pi_unknown')).toBeUndefined();
+  });
+});
