@@ -39,9 +39,11 @@ export function createStripeClient(options: StripeGatewayOptions): Stripe {
 function intentStatus(status: Stripe.PaymentIntent.Status): ProviderIntentStatus {
   switch (status) {
     case 'succeeded':
+      return 'succeeded';
     case 'canceled':
+      return 'canceled';
     case 'processing':
-      return status;
+      return 'processing';
     default:
       // requires_capture does not occur: our intents capture automatically.
       return 'awaiting-payment';
