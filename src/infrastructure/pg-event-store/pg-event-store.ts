@@ -100,6 +100,20 @@ type CatchUpRow = { horizon: string; held: boolean } & ({ [K in keyof EventRow]:
 const eventColumns = `global_position, transaction_id, stream_id, revision, event_id, event_type, data, metadata,
   (extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_at`;
 
+/**
+ * How column text becomes values, for the few types the store reads, fixed here rather than
+ * taken from the process-wide `pg.types`, which other libraries change (emmett's dumbo turns
+ * every int8 into a BigInt and installs its own JSON parser). Everything else stays text.
+ */
+const parsers: Record<number, (text: string) => unknown> = {
+  16: (text) => text === 't', // bool
+  23: Number, // int4
+  701: Number, // float8
+  3802: (text) => JSON.parse(text), // jsonb
+};
+const asText = (text: string) => text;
+const columnTypes: pg.CustomTypesConfig = { getTypeParser: (oid: number) => parsers[oid] ?? asText };
+
 /** `append_to_stream`'s encoding of the expected revisions that are not numbers. */
 const expectedCode = { no_stream: -1, any: -2, stream_exists: -3 } as const;
 
@@ -159,7 +173,7 @@ export class PgEventStore implements EventStore {
     try {
       if (expected === 'no_stream') row = await this.createStream(streamId, events);
       row ??= (
-        await this.pool.query<AppendRow>({
+        await this.query<AppendRow>({
           // Named, so each connection parses and plans it once.
           name: 'append_to_stream',
           text: 'SELECT o_revision, o_transaction_id, o_global_position FROM append_to_stream($1, $6, $2, $3, $4, $5)',
@@ -208,7 +222,7 @@ export class PgEventStore implements EventStore {
             values: arrayParameters(streamId, events),
           };
     try {
-      const result = await this.pool.query<AppendRow>(query);
+      const result = await this.query<AppendRow>(query);
       return result.rows[result.rows.length - 1];
     } catch (error) {
       if (error instanceof pg.DatabaseError && error.code === '23505') return undefined;
@@ -223,7 +237,7 @@ export class PgEventStore implements EventStore {
     const maxCount = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
     const first = await this.readStreamPage(streamId, backwards, from, Math.min(this.pageSize, maxCount));
     if (first.length === 0) {
-      const exists = await this.pool.query({
+      const exists = await this.query({
         name: 'stream_exists',
         text: 'SELECT 1 FROM events WHERE stream_id = $1 LIMIT 1',
         values: [streamId],
@@ -262,8 +276,8 @@ export class PgEventStore implements EventStore {
    */
   async oldestInFlightTransaction(): Promise<HorizonHolder | undefined> {
     this.assertOpen();
-    const result = await this.pool.query<HolderRow>(
-      `WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+    const result = await this.query<HolderRow>({
+      text: `WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
        SELECT a.pid, h.xmin::text AS xid,
               (extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::float8 AS age_ms,
               a.datname AS database, a.application_name, a.state, left(a.query, 500) AS query
@@ -273,7 +287,7 @@ export class PgEventStore implements EventStore {
               p.database, NULL, 'prepared', p.gid
          FROM horizon h JOIN pg_prepared_xacts p ON p.transaction = xid(h.xmin)
        LIMIT 1`,
-    );
+    });
     const row = result.rows[0];
     if (!row) return undefined;
     return {
@@ -297,7 +311,7 @@ export class PgEventStore implements EventStore {
 
   private async readStreamPage(streamId: string, backwards: boolean, from: number, limit: number): Promise<RecordedEvent[]> {
     if (limit <= 0) return [];
-    const result = await this.pool.query<EventRow>({
+    const result = await this.query<EventRow>({
       name: backwards ? 'read_stream_backwards' : 'read_stream_forwards',
       text: backwards
         ? `SELECT ${eventColumns} FROM events WHERE stream_id = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
@@ -318,12 +332,10 @@ export class PgEventStore implements EventStore {
     let left = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
     while (left > 0) {
       const limit = Math.min(this.pageSize, left);
-      const result = await this.pool.query<EventRow>(text, [
-        after.commit.toString(),
-        after.prepare.toString(),
-        limit,
-        ...where.values,
-      ]);
+      const result = await this.query<EventRow>({
+        text,
+        values: [after.commit.toString(), after.prepare.toString(), limit, ...where.values],
+      });
       const page = result.rows.map(toRecordedEvent);
       yield* page;
       const last = page[page.length - 1];
@@ -364,12 +376,10 @@ export class PgEventStore implements EventStore {
     try {
       while (!signal?.aborted && !this.closed) {
         woken = false;
-        const result = await this.pool.query<CatchUpRow>(text, [
-          cursor.commit.toString(),
-          cursor.prepare.toString(),
-          this.pageSize,
-          ...where.values,
-        ]);
+        const result = await this.query<CatchUpRow>({
+          text,
+          values: [cursor.commit.toString(), cursor.prepare.toString(), this.pageSize, ...where.values],
+        });
         let delivered = 0;
         for (const row of result.rows) {
           if (row.global_position === null) continue;
@@ -423,6 +433,11 @@ export class PgEventStore implements EventStore {
     } finally {
       stopListening();
     }
+  }
+
+  /** Every query of the store goes through here, with the store's own type parsers. */
+  private query<Row extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<Row>> {
+    return this.pool.query<Row>({ ...config, types: columnTypes });
   }
 
   private async reportStall(heldForMs: number): Promise<void> {

@@ -165,6 +165,24 @@ describe('PgEventStore on PostgreSQL', () => {
     await expect(own.appendToStream('closed-1', [event('Late')])).rejects.toThrow(/closed/);
   });
 
+  it('reads the same whatever parsers another library installs in pg.types', async () => {
+    const streamId = `parsers-${randomUUID()}`;
+    const original = { int8: pg.types.getTypeParser(20), jsonb: pg.types.getTypeParser(3802) };
+    // What emmett's dumbo does to the process.
+    pg.types.setTypeParser(20, (text: string) => BigInt(text));
+    pg.types.setTypeParser(3802, () => ({ replaced: true }));
+    try {
+      const appended = await store.appendToStream(streamId, [{ id: randomUUID(), type: 'Parsed', data: { n: 1 }, metadata: { m: 'x' } }]);
+      const result = await store.readStream(streamId);
+      const [read] = result.status === 'found' ? await collect(result.events) : [];
+      expect(read).toMatchObject({ revision: 0, data: { n: 1 }, metadata: { m: 'x' }, position: appended.position });
+      expect(typeof read?.revision).toBe('number');
+    } finally {
+      pg.types.setTypeParser(20, original.int8);
+      pg.types.setTypeParser(3802, original.jsonb);
+    }
+  });
+
   it('stores the events append-only', async () => {
     const streamId = `immutable-${randomUUID()}`;
     await store.appendToStream(streamId, [event('Fixed')]);
