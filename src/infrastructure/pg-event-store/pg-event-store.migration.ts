@@ -7,13 +7,14 @@ import { sql, type Kysely, type Migration } from 'kysely';
  * Codes raised by `append_to_stream`, matched by `pg-event-store.ts`:
  * - `EV001` the stream is not at the expected revision; DETAIL is its revision or `no_stream`.
  * - `EV002` the batch repeats some event ids of the stream but not all; DETAIL lists them.
+ * - `EV003` (the table's triggers) an UPDATE, DELETE or TRUNCATE of events.
  */
 export const eventStoreMigration: Migration = {
   async up(db: Kysely<unknown>) {
     // Keys are kept to the three the store reads by: (stream_id, revision) for streams,
     // (event_id, stream_id) for idempotent retries, (transaction_id, global_position) for the
-    // global order. Each index is paid on every append, and the first two are keyed by stream,
-    // so they land on random pages: there is no separate streams table, which would be one more.
+    // global order. Each index is paid on every append, and the first two, keyed by random ids,
+    // land on random pages: there is no separate streams table, which would be one more.
     //
     // transaction_id is the appending transaction's id. Readers of the global order only read
     // below the oldest running transaction, so an append that commits late can never land

@@ -92,7 +92,8 @@ type HolderRow = {
   query: string | null;
 };
 
-type CatchUpRow = { horizon: string; held: boolean } & ({ [K in keyof EventRow]: EventRow[K] } | { [K in keyof EventRow]: null });
+/** A catch-up page: the event columns are all null in the one row of a page without events. */
+type CatchUpRow = { horizon: string; held: boolean } & (EventRow | { [K in keyof EventRow]: null });
 
 // recorded_at as epoch milliseconds: a Date from a number costs a fraction of parsing the
 // timestamp text, and reading $all is bound by the client's work per row. (numeric first, so
@@ -125,10 +126,16 @@ const heldPollCapMs = 100;
 /**
  * The EventStore port on PostgreSQL.
  *
- * An append is one call of `append_to_stream` (see the migration): one round trip whatever the
- * batch. The global order is (transaction id, global position), read only below the oldest
- * running transaction, so it is final when read: a transaction that commits late always has a
- * transaction id above everything already delivered.
+ * An append is one statement, so one round trip whatever the batch: a plain INSERT for a new
+ * stream, else a call of `append_to_stream` (see the migration). The global order is
+ * (transaction id, global position), read only below the oldest running transaction, so it is
+ * final when read: a transaction that commits late always has a transaction id above
+ * everything already delivered. Positions are that pair: `commit` the transaction id,
+ * `prepare` the global position.
+ *
+ * Subscriptions catch up page by page, then wait for a NOTIFY, which appends send after they
+ * commit, with a slow poll behind it. A query that fails ends the subscription with its error;
+ * the subscriber resumes from its last position.
  */
 export class PgEventStore implements EventStore {
   private readonly channel: string;
