@@ -10,8 +10,12 @@ import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
 import { consistentWith, CursorCodec, type QueryRoutesOptions } from './query-context.js';
 import { adminQueryRoutes } from './routes/admin.query-routes.js';
+import { appointmentQueryRoutes } from './routes/appointments.query-routes.js';
 import { bookingQueryRoutes } from './routes/bookings.query-routes.js';
+import { doctorQueryRoutes } from './routes/doctors.query-routes.js';
 import { listingQueryRoutes } from './routes/listings.query-routes.js';
+import { paymentQueryRoutes } from './routes/payments.query-routes.js';
+import { userQueryRoutes } from './routes/users.query-routes.js';
 
 export type QueryApiDeps = {
   readonly logger: Logger;
@@ -60,6 +64,10 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
 
   await app.register(listingQueryRoutes, { prefix: '/v1/listings', ...routes });
   await app.register(bookingQueryRoutes, { prefix: '/v1/bookings', ...routes });
+  await app.register(paymentQueryRoutes, { prefix: '/v1/payments', ...routes });
+  await app.register(doctorQueryRoutes, { prefix: '/v1/doctors', ...routes });
+  await app.register(appointmentQueryRoutes, { prefix: '/v1/appointments', ...routes });
+  await app.register(userQueryRoutes, { prefix: '/v1/users', ...routes });
   await app.register(adminQueryRoutes, { prefix: '/v1/admin', checkpoints, now: () => deps.clock.now() });
   return app;
 }

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { BookingStatus } from '../../domain/booking/booking.status.js';
+import { latestPaymentOfBooking, type PaymentView } from '../payments/payments.queries.js';
 import type { Database } from '../read-models.js';
 import { amount, toPage, type Page, type PageRequest } from '../shared/page.js';
 import type { BookingRow } from './bookings.table.js';
@@ -77,7 +78,12 @@ export function bookingsOfOwner(db: Kysely<Database>, ownerId: string, filter: B
   return bookingsOf(db, 'owner_id', ownerId, filter, page);
 }
 
-export async function findBooking(db: Kysely<Database>, bookingId: string): Promise<BookingView | undefined> {
+/** One booking with the state of its latest payment, read from the payments read model. */
+export type BookingDetails = BookingView & { readonly payment: PaymentView | null };
+
+export async function findBooking(db: Kysely<Database>, bookingId: string): Promise<BookingDetails | undefined> {
   const row = await db.selectFrom('rm_bookings.bookings').selectAll().where('booking_id', '=', bookingId).executeTakeFirst();
-  return row && toBookingView(row);
+  if (!row) return undefined;
+  const payment = await latestPaymentOfBooking(db, bookingId);
+  return { ...toBookingView(row), payment: payment ?? null };
 }

@@ -3,6 +3,7 @@ import { requestBooking } from '../../../src/application/bookings/booking.use-ca
 import { bookingStreamId } from '../../../src/domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../../src/domain/listing-calendar/listing-calendar.decider.js';
 import { paymentStreamId } from '../../../src/domain/payment/payment.decider.js';
+import { streamIdOf } from '../../../src/domain/user/user.decider.js';
 import type { Actor } from '../../../src/domain/shared/actor.js';
 import { as } from '../../support/command-side.js';
 
@@ -33,4 +34,14 @@ export async function paidBooking(
   const { id } = await requestBooking(side, input, as(consumer));
   await payBooking(side, id);
   return id;
+}
+
+/** What a signup appends, without the credentials: a user stream with `UserRegistered`. */
+export async function registerUser(side: CommandSide, actor: Actor, name: string): Promise<void> {
+  const roles = actor.roles.filter((role) => role !== 'AUDITOR');
+  await side.handlers.user.handle(
+    streamIdOf(actor.id),
+    { type: 'RegisterUser', data: { userId: actor.id, email: `${actor.id}@example.test`, name, roles, registeredBy: null } },
+    as(actor),
+  );
 }

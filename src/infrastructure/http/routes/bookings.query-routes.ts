@@ -4,7 +4,9 @@ import { hasRole } from '../../../domain/shared/actor.js';
 import { bookingStatusSchema } from '../../../domain/booking/booking.status.js';
 import { bookingsOfConsumer, bookingsOfOwner, findBooking } from '../../../projections/bookings/bookings.queries.js';
 import { bookingsProjectionName } from '../../../projections/bookings/bookings.table.js';
+import { paymentsProjectionName } from '../../../projections/payments/payments.table.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
+import { paymentSchema } from './payments.query-routes.js';
 import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 
 export const bookingSchema = z
@@ -28,6 +30,8 @@ export const bookingSchema = z
   })
   .meta({ id: 'Booking' });
 
+const bookingDetailsSchema = bookingSchema.extend({ payment: paymentSchema.nullable().describe("The booking's latest payment") }).meta({ id: 'BookingDetails' });
+
 const bookingsQuery = pageQuery.extend({ status: bookingStatusSchema.optional() });
 const bookingSortKey = z.object({ requestedAt: z.iso.datetime(), bookingId: z.string().max(200) });
 const idParams = z.object({ id: z.string().min(1).max(200) });
@@ -38,6 +42,7 @@ export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   const security = [{ bearerAuth: [] }];
   const headers = consistencyHeaders;
   const consistent = consistentWith([bookingsProjectionName]);
+  const withPayment = consistentWith([bookingsProjectionName, paymentsProjectionName]);
 
   app.get(
     '/me',
@@ -70,8 +75,8 @@ export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id',
     {
-      preHandler: [requireAuth, consistent],
-      schema: { tags, security, summary: 'One booking (its consumer, the owner, admins)', headers, params: idParams, response: { 200: bookingSchema } },
+      preHandler: [requireAuth, withPayment],
+      schema: { tags, security, summary: 'One booking with its payment state (its consumer, the owner, admins)', headers, params: idParams, response: { 200: bookingDetailsSchema } },
     },
     async (request) => {
       const booking = await findBooking(db, request.params.id);

@@ -1,0 +1,68 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { doctorsProjectionName } from '../../../projections/doctors/doctors.table.js';
+import { freeSlotsOf, listDoctors } from '../../../projections/doctors/doctors.queries.js';
+import { usersProjectionName } from '../../../projections/users/users.table.js';
+import { consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+
+/** Free slots are computed per request: a month at most at once. */
+const maxRangeMs = 31 * 86_400_000;
+
+const doctorSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    specialty: z.string().nullable().describe('Not recorded by any event yet: always null'),
+    schedule: z.object({ timeZone: z.string(), slotMinutes: z.number().int() }).nullable(),
+  })
+  .meta({ id: 'Doctor' });
+
+const slotSchema = z.object({ start: z.string(), end: z.string() }).meta({ id: 'Slot' });
+
+const slotsQuery = pageQuery
+  .extend({
+    from: z.iso.datetime({ offset: true }).describe('ISO 8601 instant with offset'),
+    to: z.iso.datetime({ offset: true }),
+  })
+  .refine(({ from, to }) => Date.parse(from) < Date.parse(to) && Date.parse(to) - Date.parse(from) <= maxRangeMs, 'from must be before to, at most 31 days apart');
+
+const doctorSortKey = z.object({ name: z.string().max(1000), doctorId: z.string().max(200) });
+const slotSortKey = z.object({ start: z.iso.datetime() });
+const idParams = z.object({ id: z.string().min(1).max(200) });
+
+/** Public reads: doctors, and a doctor's free slots. */
+export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith }) => {
+  const tags = ['doctors'];
+  const headers = consistencyHeaders;
+
+  app.get(
+    '/',
+    {
+      preHandler: consistentWith([usersProjectionName, doctorsProjectionName]),
+      schema: { tags, summary: 'Doctors, by name', headers, querystring: pageQuery, response: { 200: pageSchema(doctorSchema) } },
+    },
+    async (request) => paged(cursors, cursorScope('doctors', undefined, {}), request.query, doctorSortKey, (page) => listDoctors(db, page)),
+  );
+
+  app.get(
+    '/:id/slots',
+    {
+      preHandler: consistentWith([doctorsProjectionName]),
+      schema: { tags, summary: 'Free slots in [from, to), in time order', headers, params: idParams, querystring: slotsQuery, response: { 200: pageSchema(slotSchema) } },
+    },
+    async (request) => {
+      const { limit, cursor, from, to } = request.query;
+      const { id } = request.params;
+      const range = { from: new Date(from), to: new Date(to) };
+      const scope = cursorScope('doctor-slots', undefined, { id, from: range.from.toISOString(), to: range.to.toISOString() });
+      let found = true;
+      const page = await paged(cursors, scope, { limit, cursor }, slotSortKey, async (request) => {
+        const slots = await freeSlotsOf(db, id, range, clock.now(), request);
+        found = slots !== undefined;
+        return slots ?? { items: [], next: null };
+      });
+      if (!found) throw notFound(`schedule for doctor ${id}`);
+      return page;
+    },
+  );
+};

@@ -1,0 +1,133 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { aggregates } from '../../application/aggregates/aggregates.js';
+import type { RecordedEvent } from '../../application/ports/event-store.js';
+import type { WeeklyHours } from '../../domain/doctor-schedule/weekly-schedule.js';
+import { assertNever } from '../../domain/shared/decider.js';
+import { decodeKnown, distinct } from '../shared/batch-fold.js';
+import { defineProjection } from '../runtime/projection.js';
+import { doctorsProjectionName, type DoctorSlotsTable, type DoctorsTables } from './doctors.table.js';
+
+const codec = aggregates.doctorSchedule.codec;
+
+async function migrate(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('doctor_schedules')
+    .addColumn('doctor_id', 'text', (c) => c.primaryKey())
+    .addColumn('time_zone', 'text', (c) => c.notNull())
+    .addColumn('slot_minutes', 'integer', (c) => c.notNull())
+    .addColumn('weekly_hours', 'jsonb', (c) => c.notNull())
+    .addColumn('days_off', 'jsonb', (c) => c.notNull())
+    .addColumn('set_at', 'timestamptz', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('doctor_streams')
+    .addColumn('doctor_id', 'text', (c) => c.primaryKey())
+    .addColumn('version', 'integer', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('doctor_slots')
+    .addColumn('doctor_id', 'text', (c) => c.notNull())
+    .addColumn('appointment_id', 'text', (c) => c.notNull())
+    .addColumn('start_at', 'timestamptz', (c) => c.notNull())
+    .addColumn('end_at', 'timestamptz', (c) => c.notNull())
+    .addPrimaryKeyConstraint('doctor_slots_pk', ['doctor_id', 'appointment_id'])
+    .execute();
+  // The booked slots of one doctor within the range free slots are asked for.
+  await db.schema.createIndex('doctor_slots_start_idx').on('doctor_slots').columns(['doctor_id', 'start_at']).execute();
+}
+
+type Schedule = { time_zone: string; slot_minutes: number; weekly_hours: WeeklyHours; days_off: string[]; set_at: Date };
+type Slot = DoctorSlotsTable;
+type Doctor = { version: number; schedule?: Schedule; slots: Map<string, Slot | null> };
+
+/**
+ * Each event decides its slot outright (it carries the times), so a batch folds to one change
+ * per slot, per doctor one schedule and one version, without reading the slots.
+ */
+async function apply(trx: Transaction<DoctorsTables>, events: readonly RecordedEvent[]): Promise<void> {
+  const decoded = decodeKnown(codec, events);
+  if (decoded.length === 0) return;
+  const doctorIds = distinct(decoded.map(({ event }) => event.data.doctorId));
+  const stored = await trx.selectFrom('doctor_streams').selectAll().where('doctor_id', 'in', doctorIds).execute();
+  const doctors = new Map<string, Doctor>(stored.map((row) => [row.doctor_id, { version: row.version, slots: new Map() }]));
+  for (const { event, recorded } of decoded) {
+    const { doctorId } = event.data;
+    const doctor: Doctor = doctors.get(doctorId) ?? { version: -1, slots: new Map() };
+    doctors.set(doctorId, doctor);
+    if (recorded.revision <= doctor.version) continue;
+    doctor.version = recorded.revision;
+    switch (event.type) {
+      case 'ScheduleSet': {
+        const { timeZone, slotMinutes, weeklyHours, daysOff, setAt } = event.data;
+        doctor.schedule = { time_zone: timeZone, slot_minutes: slotMinutes, weekly_hours: weeklyHours, days_off: daysOff, set_at: new Date(setAt) };
+        break;
+      }
+      case 'SlotBooked':
+      case 'SlotMoved': {
+        const { appointmentId, start, end } = event.data;
+        doctor.slots.set(appointmentId, { doctor_id: doctorId, appointment_id: appointmentId, start_at: new Date(start), end_at: new Date(end) });
+        break;
+      }
+      case 'SlotReleased':
+        doctor.slots.set(event.data.appointmentId, null);
+        break;
+      default:
+        assertNever(event);
+    }
+  }
+  await write(trx, doctors);
+}
+
+async function write(trx: Transaction<DoctorsTables>, doctors: ReadonlyMap<string, Doctor>): Promise<void> {
+  const schedules = [...doctors].flatMap(([doctorId, { schedule }]) =>
+    schedule ? [{ doctor_id: doctorId, ...schedule, weekly_hours: JSON.stringify(schedule.weekly_hours), days_off: JSON.stringify(schedule.days_off) }] : [],
+  );
+  if (schedules.length > 0) {
+    await trx
+      .insertInto('doctor_schedules')
+      .values(schedules)
+      .onConflict((oc) =>
+        oc.column('doctor_id').doUpdateSet((eb) => ({
+          time_zone: eb.ref('excluded.time_zone'),
+          slot_minutes: eb.ref('excluded.slot_minutes'),
+          weekly_hours: eb.ref('excluded.weekly_hours'),
+          days_off: eb.ref('excluded.days_off'),
+          set_at: eb.ref('excluded.set_at'),
+        })),
+      )
+      .execute();
+  }
+  const versions = [...doctors].flatMap(([doctorId, { version }]) => (version >= 0 ? [{ doctor_id: doctorId, version }] : []));
+  if (versions.length > 0) {
+    await trx
+      .insertInto('doctor_streams')
+      .values(versions)
+      .onConflict((oc) => oc.column('doctor_id').doUpdateSet((eb) => ({ version: eb.ref('excluded.version') })).where('doctor_streams.version', '<', sql<number>`excluded.version`))
+      .execute();
+  }
+  const changes = [...doctors.values()].flatMap((doctor) => [...doctor.slots]);
+  const sets = changes.flatMap(([, slot]) => (slot ? [slot] : []));
+  if (sets.length > 0) {
+    await trx
+      .insertInto('doctor_slots')
+      .values(sets)
+      .onConflict((oc) => oc.columns(['doctor_id', 'appointment_id']).doUpdateSet((eb) => ({ start_at: eb.ref('excluded.start_at'), end_at: eb.ref('excluded.end_at') })))
+      .execute();
+  }
+  const released = [...doctors].flatMap(([doctorId, doctor]) => [...doctor.slots].filter(([, slot]) => slot === null).map(([appointmentId]) => ({ doctorId, appointmentId })));
+  if (released.length > 0) {
+    await trx
+      .deleteFrom('doctor_slots')
+      .where((eb) => eb(eb.refTuple('doctor_id', 'appointment_id'), 'in', released.map((r) => eb.tuple(r.doctorId, r.appointmentId))))
+      .execute();
+  }
+}
+
+/** Doctors' working weeks and booked slots: what free slots are computed from at query time. */
+export const doctorsProjection = defineProjection<DoctorsTables>({
+  name: doctorsProjectionName,
+  version: 1,
+  eventTypes: codec.eventTypes,
+  migrate,
+  apply,
+});

@@ -1,0 +1,77 @@
+import { sql, type Kysely } from 'kysely';
+import type { WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedule.js';
+import type { TimeSlot } from '../../domain/shared/time-slot.js';
+import type { Database } from '../read-models.js';
+import { toPage, type Page, type PageRequest } from '../shared/page.js';
+import { freeSlots } from './doctor-slots.js';
+
+export type DoctorView = {
+  readonly id: string;
+  readonly name: string;
+  /** No event records a specialty yet, so this is always null until one does. */
+  readonly specialty: string | null;
+  readonly schedule: { readonly timeZone: string; readonly slotMinutes: number } | null;
+};
+
+/** By name. */
+export type DoctorSortKey = { readonly name: string; readonly doctorId: string };
+
+function doctorsQuery(db: Kysely<Database>) {
+  return db
+    .selectFrom('rm_users.users as u')
+    .leftJoin('rm_doctors.doctor_schedules as s', 's.doctor_id', 'u.user_id')
+    .select(['u.user_id', 'u.name', 's.time_zone', 's.slot_minutes', 's.weekly_hours', 's.days_off'])
+    .where(sql<boolean>`'DOCTOR' = any(u.roles)`);
+}
+
+type DoctorRecord = Awaited<ReturnType<ReturnType<typeof doctorsQuery>['execute']>>[number];
+
+function toDoctorView(row: DoctorRecord): DoctorView {
+  const schedule = row.time_zone !== null && row.slot_minutes !== null ? { timeZone: row.time_zone, slotMinutes: row.slot_minutes } : null;
+  return { id: row.user_id, name: row.name, specialty: null, schedule };
+}
+
+/** Users holding the DOCTOR role (users read model), with their schedule if they set one. */
+export async function listDoctors(db: Kysely<Database>, page: PageRequest<DoctorSortKey>): Promise<Page<DoctorView, DoctorSortKey>> {
+  const { after, limit } = page;
+  let query = doctorsQuery(db);
+  if (after) query = query.where((eb) => eb(eb.refTuple('u.name', 'u.user_id'), '>', eb.tuple(after.name, after.doctorId)));
+  const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();
+  return toPage(rows, limit, toDoctorView, (row) => ({ name: row.name, doctorId: row.user_id }));
+}
+
+/** A doctor's working week, or undefined when none was set. */
+export async function doctorSchedule(db: Kysely<Database>, doctorId: string): Promise<WeeklySchedule | undefined> {
+  const row = await db.selectFrom('rm_doctors.doctor_schedules').selectAll().where('doctor_id', '=', doctorId).executeTakeFirst();
+  return row && { timeZone: row.time_zone, slotMinutes: row.slot_minutes, weeklyHours: row.weekly_hours, daysOff: row.days_off };
+}
+
+/** Longest slot the schedule allows: a booked slot starting this much before `from` may still overlap it. */
+const maxSlotMs = 120 * 60_000;
+
+/**
+ * Free slots of a doctor in `[from, to)`, computed now from the schedule minus the booked
+ * slots; undefined when the doctor has no schedule.
+ */
+export async function freeSlotsOf(
+  db: Kysely<Database>,
+  doctorId: string,
+  range: { readonly from: Date; readonly to: Date },
+  now: Date,
+  page: PageRequest<{ readonly start: string }>,
+): Promise<Page<TimeSlot, { readonly start: string }> | undefined> {
+  const schedule = await doctorSchedule(db, doctorId);
+  if (!schedule) return undefined;
+  const booked = await db
+    .selectFrom('rm_doctors.doctor_slots')
+    .select(['start_at', 'end_at'])
+    .where('doctor_id', '=', doctorId)
+    .where('start_at', '>=', new Date(range.from.getTime() - maxSlotMs))
+    .where('start_at', '<', range.to)
+    .execute();
+  const taken = booked.map((slot) => ({ start: slot.start_at.toISOString(), end: slot.end_at.toISOString() }));
+  const after = page.after;
+  const from = after ? new Date(Math.max(range.from.getTime(), Date.parse(after.start) + 1)) : range.from;
+  const slots = freeSlots(schedule, taken, { from, to: range.to }, now);
+  return toPage(slots.slice(0, page.limit + 1), page.limit, (slot) => slot, (slot) => ({ start: slot.start }));
+}

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookAppointment, completeAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { admin, as, consumer, doctor, everyMorning, listingInput, otherConsumer, otherDoctor, owner, patient } from '../support/command-side.js';
+import { payBooking, registerUser } from '../projections/support/scenarios.js';
+import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
+
+const otherPatient = { id: 'patient-2', roles: ['PATIENT' as const] };
+
+describe('query API: users, doctors, appointments, payments', () => {
+  let q: QueryApiFixture;
+  let appointmentId: string;
+  let paymentId: string;
+
+  beforeAll(async () => {
+    q = await startQueryApi();
+    await registerUser(q.side, doctor, 'Dr Ada');
+    await registerUser(q.side, patient, 'Pat');
+    await setSchedule(q.side, doctor.id, everyMorning, as(doctor));
+    appointmentId = (await bookAppointment(q.side, { doctorId: doctor.id, start: '2030-01-14T09:00:00Z', reason: 'back pain' }, as(patient))).id;
+    q.clock.advance(5 * 86_400_000);
+    await completeAppointment(q.side, appointmentId, { notes: 'rest' }, as(doctor));
+    q.clock.advance(-5 * 86_400_000);
+    const listingId = (await createListing(q.side, listingInput, as(owner))).id;
+    const bookingId = (await requestBooking(q.side, { listingId, startDate: '2030-02-01', endDate: '2030-02-02' }, as(consumer))).id;
+    paymentId = `pay-${bookingId}`;
+    await payBooking(q.side, bookingId, paymentId);
+  });
+  afterAll(() => q.close());
+
+  it('GET /v1/users/me: own profile, 401 without a token, 404 before the profile exists', async () => {
+    const me = await q.app.inject({ url: '/v1/users/me', headers: { ...q.auth(patient), ...q.consistency() } });
+    expect(me.json()).toMatchObject({ id: patient.id, name: 'Pat', roles: ['PATIENT'] });
+    expect((await q.app.inject({ url: '/v1/users/me' })).statusCode).toBe(401);
+    expect((await q.app.inject({ url: '/v1/users/me', headers: q.auth(otherPatient) })).statusCode).toBe(404);
+  });
+
+  it('GET /v1/doctors and /v1/doctors/{id}/slots for anyone', async () => {
+    const doctors = await q.app.inject({ url: '/v1/doctors', headers: q.consistency() });
+    expect(doctors.json()).toEqual({ items: [{ id: doctor.id, name: 'Dr Ada', specialty: null, schedule: { timeZone: 'UTC', slotMinutes: 30 } }], nextCursor: null });
+    const slots = await q.app.inject({ url: `/v1/doctors/${doctor.id}/slots?from=2030-01-14T00:00:00Z&to=2030-01-15T00:00:00Z&limit=2` });
+    const body = slots.json<{ items: { start: string }[]; nextCursor: string }>();
+    expect(body.items.map((s) => s.start)).toEqual(['2030-01-14T09:30:00.000Z', '2030-01-14T10:00:00.000Z']);
+    const next = await q.app.inject({ url: `/v1/doctors/${doctor.id}/slots?from=2030-01-14T00:00:00Z&to=2030-01-15T00:00:00Z&limit=10&cursor=${body.nextCursor}` });
+    expect(next.json<{ items: unknown[] }>().items).toHaveLength(3);
+    expect((await q.app.inject({ url: `/v1/doctors/${otherDoctor.id}/slots?from=2030-01-14T00:00:00Z&to=2030-01-15T00:00:00Z` })).statusCode).toBe(404);
+    expect((await q.app.inject({ url: `/v1/doctors/${doctor.id}/slots?from=2030-01-14T00:00:00Z&to=2030-03-15T00:00:00Z` })).statusCode).toBe(400);
+  });
+
+  it('GET /v1/appointments/{id}: notes for the patient and the doctor, not for admins; 404 for anyone else', async () => {
+    for (const actor of [patient, doctor]) {
+      const response = await q.app.inject({ url: `/v1/appointments/${appointmentId}`, headers: { ...q.auth(actor), ...q.consistency() } });
+      expect(response.json(), actor.id).toMatchObject({ id: appointmentId, status: 'completed', notes: 'rest', reason: 'back pain' });
+    }
+    const asAdmin = await q.app.inject({ url: `/v1/appointments/${appointmentId}`, headers: q.auth(admin) });
+    expect(asAdmin.json()).toMatchObject({ id: appointmentId, status: 'completed', notes: null, reason: null });
+    for (const actor of [otherPatient, otherDoctor, consumer]) {
+      expect((await q.app.inject({ url: `/v1/appointments/${appointmentId}`, headers: q.auth(actor) })).statusCode, actor.id).toBe(404);
+    }
+  });
+
+  it('GET /v1/appointments/me for patients and doctors only, each their own', async () => {
+    const mine = await q.app.inject({ url: '/v1/appointments/me', headers: q.auth(patient) });
+    expect(mine.json<{ items: { id: string }[] }>().items.map((a) => a.id)).toEqual([appointmentId]);
+    const doctors = await q.app.inject({ url: '/v1/appointments/me', headers: q.auth(doctor) });
+    expect(doctors.json<{ items: { notes: string }[] }>().items.map((a) => a.notes)).toEqual(['rest']);
+    expect((await q.app.inject({ url: '/v1/appointments/me', headers: q.auth(otherPatient) })).json()).toEqual({ items: [], nextCursor: null });
+    expect((await q.app.inject({ url: '/v1/appointments/me', headers: q.auth(consumer) })).statusCode).toBe(403);
+  });
+
+  it('GET /v1/payments/{id}: the payer, the owner and admins; 404 for anyone else; the booking shows its payment', async () => {
+    for (const actor of [consumer, owner, admin]) {
+      const response = await q.app.inject({ url: `/v1/payments/${paymentId}`, headers: { ...q.auth(actor), ...q.consistency() } });
+      expect(response.json(), actor.id).toMatchObject({ id: paymentId, status: 'succeeded', amount: 12_000, refunds: [] });
+    }
+    for (const actor of [otherConsumer, patient]) {
+      expect((await q.app.inject({ url: `/v1/payments/${paymentId}`, headers: q.auth(actor) })).statusCode, actor.id).toBe(404);
+    }
+    const bookingId = paymentId.slice('pay-'.length);
+    const booking = await q.app.inject({ url: `/v1/bookings/${bookingId}`, headers: q.auth(consumer) });
+    expect(booking.json()).toMatchObject({ status: 'confirmed', payment: { id: paymentId, status: 'succeeded' } });
+  });
+});

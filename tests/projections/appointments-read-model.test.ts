@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookAppointment, cancelAppointment, completeAppointment, markNoShow, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { appointmentsProjection } from '../../src/projections/appointments/appointments.projection.js';
+import { appointmentFor, appointmentsOf, findAppointment } from '../../src/projections/appointments/appointments.queries.js';
+import { as, doctor, everyMorning, otherDoctor, patient } from '../support/command-side.js';
+import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
+
+describe('appointments read model', () => {
+  let h: ReadModelHarness;
+  const view = async (id: string, viewer = { id: patient.id, admin: false }) => {
+    const row = await findAppointment(h.db, id);
+    return row && appointmentFor(viewer, row);
+  };
+
+  beforeAll(async () => {
+    h = await startReadModels([appointmentsProjection]);
+    await setSchedule(h.side, doctor.id, everyMorning, as(doctor));
+    await setSchedule(h.side, otherDoctor.id, everyMorning, as(otherDoctor));
+  });
+  afterAll(() => h.close());
+
+  it('given AppointmentScheduled, AppointmentRescheduled and AppointmentCompleted, then the row follows, notes only for the parties', async () => {
+    const { id } = await bookAppointment(h.side, { doctorId: doctor.id, start: '2030-01-14T09:00:00Z', reason: 'back pain' }, as(patient));
+    await rescheduleAppointment(h.side, id, { start: '2030-01-14T10:00:00Z' }, as(patient));
+    await h.settle();
+    expect(await view(id)).toMatchObject({ status: 'rescheduled', start: '2030-01-14T10:00:00.000Z', end: '2030-01-14T10:30:00.000Z', reason: 'back pain', scheduledBy: 'patient' });
+    h.clock.advance(4 * 86_400_000);
+    await completeAppointment(h.side, id, { notes: 'rest, ibuprofen' }, as(doctor));
+    await h.settle();
+    expect(await view(id)).toMatchObject({ status: 'completed', notes: 'rest, ibuprofen' });
+    expect(await view(id, { id: doctor.id, admin: false })).toMatchObject({ notes: 'rest, ibuprofen', reason: 'back pain' });
+    expect(await view(id, { id: 'admin-1', admin: true })).toMatchObject({ status: 'completed', notes: null, reason: null });
+    expect(await view(id, { id: otherDoctor.id, admin: false })).toBeUndefined();
+    h.clock.advance(-4 * 86_400_000);
+  });
+
+  it('given AppointmentCancelled and AppointmentMarkedNoShow, then cancelled (late or not) and noShow', async () => {
+    const a = await bookAppointment(h.side, { doctorId: otherDoctor.id, start: '2030-01-15T09:00:00Z', reason: 'flu' }, as(patient));
+    await cancelAppointment(h.side, a.id, { reason: 'better' }, as(patient));
+    const b = await bookAppointment(h.side, { doctorId: otherDoctor.id, start: '2030-01-16T09:00:00Z', reason: 'flu again' }, as(patient));
+    h.clock.advance(6 * 86_400_000 + 3_600_000);
+    await markNoShow(h.side, b.id, as(otherDoctor));
+    h.clock.advance(-(6 * 86_400_000 + 3_600_000));
+    await h.settle();
+    expect(await view(a.id)).toMatchObject({ status: 'cancelled', cancelledBy: 'patient', lateCancellation: false });
+    expect(await view(b.id)).toMatchObject({ status: 'noShow' });
+  });
+
+  it('pages a patient\'s and a doctor\'s appointments in time order', async () => {
+    const mine = await appointmentsOf(h.db, { userId: patient.id, asPatient: true, asDoctor: false }, { limit: 100 });
+    expect(mine.items.map((a) => a.start)).toEqual(['2030-01-14T10:00:00.000Z', '2030-01-15T09:00:00.000Z', '2030-01-16T09:00:00.000Z']);
+    const first = await appointmentsOf(h.db, { userId: patient.id, asPatient: true, asDoctor: false }, { limit: 2 });
+    const rest = await appointmentsOf(h.db, { userId: patient.id, asPatient: true, asDoctor: false }, { limit: 2, after: first.next ?? undefined });
+    expect([...first.items, ...rest.items]).toEqual(mine.items);
+    const doctors = await appointmentsOf(h.db, { userId: otherDoctor.id, asPatient: false, asDoctor: true }, { limit: 100 });
+    expect(doctors.items.map((a) => a.reason)).toEqual(['flu', 'flu again']);
+    expect((await appointmentsOf(h.db, { userId: otherDoctor.id, asPatient: true, asDoctor: false }, { limit: 100 })).items).toEqual([]);
+  });
+
+  it('a replayed batch changes nothing', async () => {
+    const before = await h.rows('appointments', 'appointments');
+    await h.replay(appointmentsProjection);
+    expect(await h.rows('appointments', 'appointments')).toEqual(before);
+  });
+});

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import type { WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
+import { freeSlots } from '../../src/projections/doctors/doctor-slots.js';
+import { doctorsProjection } from '../../src/projections/doctors/doctors.projection.js';
+import { doctorSchedule, freeSlotsOf, listDoctors } from '../../src/projections/doctors/doctors.queries.js';
+import { usersProjection } from '../../src/projections/users/users.projection.js';
+import { as, doctor, everyMorning, otherDoctor, patient } from '../support/command-side.js';
+import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
+import { registerUser } from './support/scenarios.js';
+
+const none = { mon: [], tue: [], wed: [], thu: [], fri: [], sat: [], sun: [] };
+
+describe('free slots (computed at query time)', () => {
+  const paris: WeeklySchedule = { timeZone: 'Europe/Paris', slotMinutes: 30, weeklyHours: { ...none, sun: [{ from: '01:00', to: '04:00' }] }, daysOff: [] };
+  const day = { from: new Date('2030-03-30T12:00:00Z'), to: new Date('2030-04-01T00:00:00Z') };
+  const past = new Date('2030-01-01T00:00:00Z');
+
+  it('skips wall times a daylight-saving jump removes, as the decider does', () => {
+    expect(freeSlots(paris, [], day, past).map((s) => s.start)).toEqual([
+      '2030-03-31T00:00:00.000Z', // 01:00 CET
+      '2030-03-31T00:30:00.000Z', // 01:30 CET, 30 real minutes up to the jump
+      '2030-03-31T01:00:00.000Z', // 03:00 CEST: 02:00 and 02:30 do not exist that night
+      '2030-03-31T01:30:00.000Z',
+    ]);
+  });
+
+  it('skips a slot whose minutes a daylight-saving change falls into', () => {
+    const odd: WeeklySchedule = { ...paris, slotMinutes: 45, weeklyHours: { ...none, sun: [{ from: '01:30', to: '04:30' }] } };
+    // 01:30 CET + 45 min crosses 02:00, where the clocks jump; 02:15 does not exist; 03:00 and 03:45 CEST remain.
+    expect(freeSlots(odd, [], day, past).map((s) => s.start)).toEqual(['2030-03-31T01:00:00.000Z', '2030-03-31T01:45:00.000Z']);
+  });
+
+  it('drops booked slots, slots before now, and days off', () => {
+    const booked = [{ start: '2030-03-31T01:00:00.000Z', end: '2030-03-31T01:30:00.000Z' }];
+    expect(freeSlots(paris, booked, day, past).map((s) => s.start)).toEqual(['2030-03-31T00:00:00.000Z', '2030-03-31T00:30:00.000Z', '2030-03-31T01:30:00.000Z']);
+    expect(freeSlots(paris, [], day, new Date('2030-03-31T00:30:00Z')).map((s) => s.start)).toEqual(['2030-03-31T01:00:00.000Z', '2030-03-31T01:30:00.000Z']);
+    expect(freeSlots({ ...paris, daysOff: ['2030-03-31'] }, [], day, past)).toEqual([]);
+  });
+
+  it('keeps every slot exactly slotMinutes long, on the grid', () => {
+    const slots = freeSlots(everyMorning, [], { from: new Date('2030-01-14T00:00:00Z'), to: new Date('2030-01-15T00:00:00Z') }, past);
+    expect(slots).toHaveLength(6);
+    expect(slots[0]).toEqual({ start: '2030-01-14T09:00:00.000Z', end: '2030-01-14T09:30:00.000Z' });
+  });
+});
+
+describe('doctors read model', () => {
+  let h: ReadModelHarness;
+  const monday = { from: new Date('2030-01-14T00:00:00Z'), to: new Date('2030-01-15T00:00:00Z') };
+  const starts = async () => (await freeSlotsOf(h.db, doctor.id, monday, h.clock.now(), { limit: 100 }))?.items.map((s) => s.start.slice(11, 16));
+
+  beforeAll(async () => {
+    h = await startReadModels([doctorsProjection, usersProjection]);
+    await registerUser(h.side, doctor, 'Dr Ada');
+    await registerUser(h.side, otherDoctor, 'Dr Bea');
+    await registerUser(h.side, patient, 'Pat');
+  });
+  afterAll(() => h.close());
+
+  it('lists the users with the DOCTOR role by name, with their schedule once set, and no specialty', async () => {
+    await setSchedule(h.side, doctor.id, everyMorning, as(doctor));
+    await h.settle();
+    const page = await listDoctors(h.db, { limit: 10 });
+    expect(page.items).toEqual([
+      { id: doctor.id, name: 'Dr Ada', specialty: null, schedule: { timeZone: 'UTC', slotMinutes: 30 } },
+      { id: otherDoctor.id, name: 'Dr Bea', specialty: null, schedule: null },
+    ]);
+    const first = await listDoctors(h.db, { limit: 1 });
+    expect((await listDoctors(h.db, { limit: 1, after: first.next ?? undefined })).items.map((d) => d.id)).toEqual([otherDoctor.id]);
+  });
+
+  it('given ScheduleSet, SlotBooked, SlotMoved and SlotReleased, then the free slots follow', async () => {
+    expect(await starts()).toEqual(['09:00', '09:30', '10:00', '10:30', '11:00', '11:30']);
+    const { id } = await bookAppointment(h.side, { doctorId: doctor.id, start: '2030-01-14T09:30:00Z', reason: 'checkup' }, as(patient));
+    await h.settle();
+    expect(await starts()).toEqual(['09:00', '10:00', '10:30', '11:00', '11:30']);
+    await rescheduleAppointment(h.side, id, { start: '2030-01-14T11:00:00Z' }, as(patient));
+    await h.settle();
+    expect(await starts()).toEqual(['09:00', '09:30', '10:00', '10:30', '11:30']);
+    await cancelAppointment(h.side, id, { reason: 'better' }, as(patient));
+    await h.settle();
+    expect(await starts()).toEqual(['09:00', '09:30', '10:00', '10:30', '11:00', '11:30']);
+    await setSchedule(h.side, doctor.id, { ...everyMorning, slotMinutes: 60 }, as(doctor));
+    await h.settle();
+    expect(await starts()).toEqual(['09:00', '10:00', '11:00']);
+    expect((await doctorSchedule(h.db, doctor.id))?.slotMinutes).toBe(60);
+  });
+
+  it('pages free slots by start, and has none for a doctor without a schedule', async () => {
+    const first = await freeSlotsOf(h.db, doctor.id, monday, h.clock.now(), { limit: 2 });
+    expect(first?.items.map((s) => s.start.slice(11, 16))).toEqual(['09:00', '10:00']);
+    const rest = await freeSlotsOf(h.db, doctor.id, monday, h.clock.now(), { limit: 2, after: first?.next ?? undefined });
+    expect(rest).toEqual({ items: [{ start: '2030-01-14T11:00:00.000Z', end: '2030-01-14T12:00:00.000Z' }], next: null });
+    expect(await freeSlotsOf(h.db, otherDoctor.id, monday, h.clock.now(), { limit: 2 })).toBeUndefined();
+  });
+
+  it('a replayed batch changes nothing', async () => {
+    const before = [await h.rows('doctors', 'doctor_schedules'), await h.rows('doctors', 'doctor_slots'), await h.rows('doctors', 'doctor_streams')];
+    await h.replay(doctorsProjection);
+    expect([await h.rows('doctors', 'doctor_schedules'), await h.rows('doctors', 'doctor_slots'), await h.rows('doctors', 'doctor_streams')]).toEqual(before);
+  });
+});
