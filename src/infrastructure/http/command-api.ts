@@ -13,6 +13,7 @@ import { appointmentRoutes } from './routes/appointments.routes.js';
 import { authRoutes } from './routes/auth.routes.js';
 import { bookingRoutes } from './routes/bookings.routes.js';
 import { listingRoutes } from './routes/listings.routes.js';
+import { paymentApi, type PaymentApiDeps } from './routes/payments.routes.js';
 
 /** Access tokens live 15 minutes; a client refreshes them with its refresh token. */
 export const accessTokenTtlSeconds = 15 * 60;
@@ -34,6 +35,8 @@ export type CommandApiDeps = {
   readonly identity: IdentityService;
   /** The command handlers and policies the listing, booking and appointment routes run on. */
   readonly side: CommandSide;
+  /** The payment provider and the Stripe webhook's secret; unset, the API has no payment routes. */
+  readonly payments?: PaymentApiDeps;
   /** What must answer before the API takes traffic; the database at least. */
   readonly probes: readonly ReadinessProbe[];
   /** Where `/metrics` reads from; other parts of the process (commands, projectors) publish there too. */
@@ -66,5 +69,6 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
   await app.register(listingRoutes, { prefix: '/v1/listings', side: deps.side });
   await app.register(bookingRoutes, { prefix: '/v1/bookings', side: deps.side });
   await app.register(appointmentRoutes, { side: deps.side });
+  if (deps.payments) await app.register(paymentApi, { side: deps.side, ...deps.payments });
   return app;
 }

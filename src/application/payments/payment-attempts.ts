@@ -1,0 +1,45 @@
+import { paymentStreamId, type PaymentState } from '../../domain/payment/payment.decider.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import type { CommandSide } from '../command-handlers.js';
+import { deterministicUuid } from '../ids.js';
+
+/**
+ * A booking's payments are its attempts 1, 2, 3 … with ids derived from the booking and the
+ * number, so anyone (a request, a retry of it after a crash, the process manager) finds them
+ * without an index, and two requests starting "the next attempt" name the same payment. A new
+ * attempt is only needed after the provider canceled the last intent: a failed intent takes
+ * another card, so it stays the live one.
+ */
+export const paymentIdFor = (bookingId: string, attempt: number): string => deterministicUuid('payment', bookingId, String(attempt));
+
+/** Far more than a real booking sees; only a bug or abuse would reach it. */
+const maxAttempts = 10;
+
+export type PaymentAttempt = { readonly attempt: number; readonly paymentId: string; readonly state: PaymentState };
+
+/** Every attempt the booking has, oldest first; stops at the first id without a stream. */
+export async function paymentAttempts(side: CommandSide, bookingId: string): Promise<PaymentAttempt[]> {
+  const attempts: PaymentAttempt[] = [];
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const paymentId = paymentIdFor(bookingId, attempt);
+    const { state } = await side.handlers.payment.read(paymentStreamId(paymentId));
+    if (state.status === 'none') return attempts;
+    attempts.push({ attempt, paymentId, state });
+  }
+  return attempts;
+}
+
+/** The attempt a new start should use or reuse: the last one unless it was canceled, then a fresh one. */
+export async function currentAttempt(side: CommandSide, bookingId: string): Promise<PaymentAttempt> {
+  const attempts = await paymentAttempts(side, bookingId);
+  const last = attempts.at(-1);
+  if (last && last.state.status !== 'canceled') return last;
+  const attempt = attempts.length + 1;
+  if (attempt > maxAttempts) throw new DomainError('too-many-payment-attempts', `booking ${bookingId} has had ${maxAttempts} payment attempts`);
+  return { attempt, paymentId: paymentIdFor(bookingId, attempt), state: { status: 'none' } };
+}
+
+/** Intents someone could still pay: initiated, or failed and waiting for another card. */
+export function isLive(state: PaymentState): state is Extract<PaymentState, { status: 'initiated' | 'failed' }> {
+  return state.status === 'initiated' || state.status === 'failed';
+}

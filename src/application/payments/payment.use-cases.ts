@@ -1,0 +1,121 @@
+import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
+import { committedRefunds, paymentStreamId } from '../../domain/payment/payment.decider.js';
+import { hasRole, type Actor } from '../../domain/shared/actor.js';
+import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
+import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
+import type { CommandSide } from '../command-handlers.js';
+import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import type { CommandOptions } from '../command-handling/handle-command.js';
+import { deterministicUuid } from '../ids.js';
+import { idempotencyKeys, type PaymentGateway } from '../ports/payment-gateway.js';
+import type { Position } from '../ports/position.js';
+import { currentAttempt, isLive, type PaymentAttempt } from './payment-attempts.js';
+import { recordProviderEvent, type ProviderEventDeps } from './provider-events.js';
+
+/** What the payment use cases run on: the command side, the provider, and the log for unmatched provider events. */
+export type PaymentSide = ProviderEventDeps & { readonly gateway: PaymentGateway };
+
+export type StartedPayment = {
+  readonly paymentId: string;
+  readonly clientSecret: string;
+  /** `initiated`: waiting to be paid; `failed`: the last try failed, the same intent takes another. */
+  readonly status: 'initiated' | 'failed';
+  readonly position: Position;
+  /** False when the booking's live intent was returned instead of a new one. */
+  readonly created: boolean;
+};
+
+/**
+ * Creates the intent first, then records it: the key derives from the payment id, so a retry
+ * after a crash between the two (or a concurrent second request) gets the same intent from the
+ * provider, and the command id derived from the payment id makes both records one.
+ */
+export async function startPayment(payments: PaymentSide, bookingId: string, request: CommandOptions, retried = false): Promise<StartedPayment> {
+  const booking = await payableBooking(payments.side, bookingId, request.context.actor);
+  const current = await currentAttempt(payments.side, bookingId);
+  if (current.state.status === 'succeeded') throw new DomainError('already-paid', `booking ${bookingId} is paid already`);
+  if (isLive(current.state)) {
+    const live = await liveIntent(payments, current, request);
+    if (live) return live;
+    // Its cancellation is recorded now, so the next look finds a fresh attempt.
+    if (!retried) return startPayment(payments, bookingId, request, true);
+    throw new DomainError('payment-in-progress', `booking ${bookingId} has a payment that is neither live nor over`);
+  }
+  const { total: amount, currency } = booking.booking;
+  const intent = await payments.gateway.createIntent({
+    paymentId: current.paymentId,
+    bookingId,
+    amount,
+    currency,
+    idempotencyKey: idempotencyKeys.createIntent(current.paymentId),
+  });
+  const result = await payments.side.handlers.payment.handle(
+    paymentStreamId(current.paymentId),
+    { type: 'InitiatePayment', data: { paymentId: current.paymentId, bookingId, providerIntentId: intent.intentId, amount, currency } },
+    { commandId: `start-payment:${current.paymentId}`, context: request.context },
+  );
+  return { paymentId: current.paymentId, clientSecret: intent.clientSecret, status: 'initiated', position: result.position, created: true };
+}
+
+/**
+ * The live intent's secret. If the provider canceled it and its webhook is still on its way,
+ * that is recorded now (`undefined`: start another attempt); if it succeeded, the booking is
+ * as good as paid.
+ */
+async function liveIntent(payments: PaymentSide, current: PaymentAttempt, request: CommandOptions): Promise<StartedPayment | undefined> {
+  if (!isLive(current.state)) return undefined;
+  const { providerIntentId } = current.state.payment;
+  const intent = await payments.gateway.retrieveIntent(providerIntentId);
+  if (intent?.status === 'succeeded' || intent?.status === 'processing') {
+    throw new DomainError('payment-in-progress', `the payment of booking ${current.state.payment.bookingId} is being processed`);
+  }
+  if (!intent || intent.status === 'canceled') {
+    const event = { kind: 'payment-canceled', eventId: `gateway:canceled:${providerIntentId}`, paymentId: current.paymentId, intentId: providerIntentId } as const;
+    await recordProviderEvent(payments, event, request.context);
+    return undefined;
+  }
+  const { position } = await payments.side.handlers.payment.read(paymentStreamId(current.paymentId));
+  return { paymentId: current.paymentId, clientSecret: intent.clientSecret, status: current.state.status, position, created: false };
+}
+
+/** Only the booking's consumer pays, only while the dates are held for it. */
+async function payableBooking(side: CommandSide, bookingId: string, actor: Actor): Promise<Extract<BookingState, { status: 'requested' }>> {
+  const { state } = await side.handlers.booking.read(bookingStreamId(bookingId));
+  if (state.status === 'none') throw new NotFoundError(`booking ${bookingId}`);
+  const { consumerId, ownerId } = state.booking;
+  if (actor.id !== consumerId && actor.id !== ownerId && !hasRole(actor, 'ADMIN')) throw new NotFoundError(`booking ${bookingId}`);
+  if (actor.id !== consumerId) throw new ForbiddenError('only the consumer who booked pays for a booking');
+  if (state.status !== 'requested') throw new DomainError('booking-not-payable', `a ${state.status} booking takes no payment`);
+  if (Date.parse(state.booking.holdExpiresAt) <= side.clock.now().getTime()) {
+    throw new DomainError('hold-expired', `the dates were held for payment until ${state.booking.holdExpiresAt}`);
+  }
+  return state;
+}
+
+/**
+ * Records the refund; the payment process manager sends it to the provider (so it resumes
+ * after a crash) and records its outcome. Without an amount, everything not yet refunded.
+ */
+export async function refundPayment(
+  side: CommandSide,
+  paymentId: string,
+  input: { amount?: number | undefined },
+  request: CommandOptions,
+): Promise<CommandOutcome> {
+  const { state } = await side.handlers.payment.read(paymentStreamId(paymentId));
+  if (state.status === 'none') throw new NotFoundError(`payment ${paymentId}`);
+  const { state: booking } = await side.handlers.booking.read(bookingStreamId(state.payment.bookingId));
+  const actor = request.context.actor;
+  const owner = booking.status !== 'none' && booking.booking.ownerId === actor.id;
+  if (!owner && !hasRole(actor, 'ADMIN')) throw new NotFoundError(`payment ${paymentId}`);
+  const refundId = deterministicUuid('refund', request.commandId);
+  const result = await side.handlers.payment.handle(
+    paymentStreamId(paymentId),
+    (current) => {
+      const left = current.status === 'succeeded' ? current.payment.amount - committedRefunds(current.refunds) : 0;
+      return { type: 'RequestRefund', data: { paymentId, refundId, amount: input.amount ?? left } };
+    },
+    unpinned(request),
+  );
+  return outcome(refundId, result);
+}

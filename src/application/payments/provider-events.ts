@@ -1,0 +1,124 @@
+import { paymentStreamId, type PaymentState } from '../../domain/payment/payment.decider.js';
+import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import type { CommandSide } from '../command-handlers.js';
+import type { CommandOptions } from '../command-handling/handle-command.js';
+import { deterministicUuid } from '../ids.js';
+import { eventMetadataSchema, type CommandContext } from '../metadata.js';
+import type { EventStore } from '../ports/event-store.js';
+
+/**
+ * What the payment provider told us, in our terms: the webhook translates Stripe's events into
+ * these, and the simulated gateway sends the same ones. `eventId` is the provider's event id
+ * (or one derived from it when one provider event reports several refunds).
+ */
+export type PaymentProviderEvent =
+  | {
+      readonly kind: 'payment-succeeded';
+      readonly eventId: string;
+      readonly paymentId: string;
+      readonly intentId: string;
+      readonly amount: number;
+      readonly currency: string;
+    }
+  | { readonly kind: 'payment-failed'; readonly eventId: string; readonly paymentId: string; readonly intentId: string; readonly reason: string }
+  | { readonly kind: 'payment-canceled'; readonly eventId: string; readonly paymentId: string; readonly intentId: string }
+  | { readonly kind: 'refund-succeeded'; readonly eventId: string; readonly paymentId: string; readonly refundId: string }
+  | { readonly kind: 'refund-failed'; readonly eventId: string; readonly paymentId: string; readonly refundId: string; readonly reason: string }
+  /** An event we expected to map to one of our payments and could not: kept for reconciliation. */
+  | { readonly kind: 'unmatched'; readonly eventId: string; readonly eventType: string; readonly objectId: string; readonly reason: string };
+
+/** Where provider events that match no payment are kept, one stream per provider event. */
+export const unmatchedStreamId = (providerEventId: string) => `stripeUnmatched-${providerEventId}`;
+
+export type ProviderEventDeps = { readonly side: CommandSide; readonly eventStore: EventStore };
+
+/** The provider acts as this actor in event metadata. */
+export const paymentProviderActor = { id: 'system:payment-provider', roles: [] };
+
+type PaymentEventOf<Kind> = Exclude<Extract<PaymentProviderEvent, { kind: Kind }>, { kind: 'unmatched' }>;
+
+function commandFor(event: Exclude<PaymentProviderEvent, { kind: 'unmatched' }>): PaymentCommand {
+  const { paymentId, eventId: providerEventId } = event;
+  switch (event.kind) {
+    case 'payment-succeeded':
+      return { type: 'RecordPaymentSucceeded', data: { paymentId, providerEventId, amount: event.amount, currency: event.currency } };
+    case 'payment-failed':
+      return { type: 'RecordPaymentFailed', data: { paymentId, providerEventId, reason: event.reason.slice(0, 500) } };
+    case 'payment-canceled':
+      return { type: 'RecordPaymentCanceled', data: { paymentId, providerEventId } };
+    case 'refund-succeeded':
+      return { type: 'RecordRefundSucceeded', data: { paymentId, refundId: event.refundId, providerEventId } };
+    case 'refund-failed':
+      return { type: 'RecordRefundFailed', data: { paymentId, refundId: event.refundId, providerEventId, reason: event.reason.slice(0, 500) } };
+    default: {
+      const _exhaustive: never = event;
+      return _exhaustive;
+    }
+  }
+}
+
+/** An intent event for a payment made with another intent is not about this payment. */
+function guardIntent(event: PaymentEventOf<PaymentProviderEvent['kind']>, state: PaymentState): void {
+  if (!('intentId' in event) || state.status === 'none') return;
+  if (state.payment.providerIntentId !== event.intentId) {
+    throw new DomainError('intent-mismatch', `payment ${event.paymentId} was made with intent ${state.payment.providerIntentId}, not ${event.intentId}`);
+  }
+}
+
+/**
+ * Records one provider event, exactly once in effect: the command id derives from the provider's
+ * event id, so a redelivery (even a concurrent one) appends the same event ids and converges on
+ * one append, and the payment decider ignores an event id it has recorded already. A refusal by
+ * the payment's rules (an unknown payment, a success for a canceled intent) is not lost: it goes
+ * to the unmatched stream, for someone to reconcile. Anything else throws, so the provider retries.
+ */
+export async function recordProviderEvent(deps: ProviderEventDeps, event: PaymentProviderEvent, context: CommandContext): Promise<void> {
+  if (event.kind === 'unmatched') return recordUnmatched(deps, event, context);
+  const options: CommandOptions = { commandId: `provider-event:${event.eventId}`, context };
+  try {
+    await deps.side.handlers.payment.handle(
+      paymentStreamId(event.paymentId),
+      (state) => {
+        guardIntent(event, state);
+        return commandFor(event);
+      },
+      options,
+    );
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    const objectId = 'intentId' in event ? event.intentId : event.refundId;
+    const reason = `${error.code}: ${error.message}`;
+    await recordUnmatched(deps, { kind: 'unmatched', eventId: event.eventId, eventType: event.kind, objectId, reason }, context);
+  }
+}
+
+async function recordUnmatched(
+  deps: ProviderEventDeps,
+  event: Extract<PaymentProviderEvent, { kind: 'unmatched' }>,
+  context: CommandContext,
+): Promise<void> {
+  const metadata = eventMetadataSchema.parse({
+    actorId: context.actor.id,
+    actorRoles: [...context.actor.roles],
+    correlationId: context.correlationId,
+    causationId: context.causationId,
+    requestId: context.requestId,
+    occurredAt: deps.side.clock.now().toISOString(),
+    schemaVersion: 1,
+  });
+  const { eventId, eventType, objectId, reason } = event;
+  // One event id per provider event: a redelivery appends nothing.
+  await deps.eventStore.appendToStream(
+    unmatchedStreamId(eventId),
+    [
+      {
+        id: deterministicUuid('provider-event-unmatched', eventId),
+        type: 'ProviderEventUnmatched',
+        data: { providerEventId: eventId, eventType, objectId, reason: reason.slice(0, 500) },
+        metadata,
+      },
+    ],
+    { expectedRevision: 'any' },
+  );
+}

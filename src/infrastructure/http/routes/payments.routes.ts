@@ -1,0 +1,85 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { refundPayment, startPayment, type PaymentSide } from '../../../application/payments/payment.use-cases.js';
+import type { CommandSide } from '../../../application/command-handlers.js';
+import type { EventStore } from '../../../application/ports/event-store.js';
+import type { PaymentGateway } from '../../../application/ports/payment-gateway.js';
+import { formatPosition } from '../../../application/ports/position.js';
+import { commandOptions } from '../command-context.js';
+import { commandResultSchema, sendCommandResult } from '../command-result.js';
+import { requireRoles } from '../plugins/auth.plugin.js';
+import { stripeWebhookRoutes } from './stripe-webhook.routes.js';
+
+const startBody = z.object({}).strict().optional().meta({ id: 'StartPaymentRequest' });
+const startedPayment = z
+  .object({
+    paymentId: z.string(),
+    clientSecret: z.string().describe("Confirm the payment with it in the browser (Stripe.js); never log it"),
+    status: z.enum(['initiated', 'failed']).describe('failed: the last try failed; the same intent takes another card'),
+    position: z.string().describe('Opaque, totally ordered; send it as Consistency-Position to the query API'),
+  })
+  .meta({ id: 'StartedPayment' });
+
+const refundBody = z
+  .object({ amount: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional().describe('Minor units; unset: all that is left') })
+  .strict()
+  .meta({ id: 'RefundRequest' });
+
+const params = z.object({ id: z.uuid() });
+const security = [{ bearerAuth: [] }];
+
+/** Starting a booking's payment, and refunds (API.md, command API). */
+export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSide }> = async (app, { payments }) => {
+  app.post(
+    '/v1/bookings/:id/payments',
+    {
+      preHandler: requireRoles('CONSUMER'),
+      schema: {
+        tags: ['payments'],
+        security,
+        summary: "Start paying a held booking: a new intent, or the booking's live one (200)",
+        params,
+        body: startBody,
+        response: { 201: startedPayment, 200: startedPayment },
+      },
+    },
+    async (request, reply) => {
+      const started = await startPayment(payments, request.params.id, commandOptions(request));
+      const position = formatPosition(started.position);
+      const { paymentId, clientSecret, status } = started;
+      return reply.code(started.created ? 201 : 200).header('event-position', position).send({ paymentId, clientSecret, status, position });
+    },
+  );
+
+  app.post(
+    '/v1/payments/:id/refund',
+    {
+      preHandler: requireRoles('OWNER', 'ADMIN'),
+      schema: {
+        tags: ['payments'],
+        security,
+        summary: 'Refund all or part of a payment; the outcome follows as RefundSucceeded or RefundFailed',
+        params,
+        body: refundBody,
+        response: { 201: commandResultSchema },
+      },
+    },
+    async (request, reply) => sendCommandResult(reply, await refundPayment(payments.side, request.params.id, request.body, commandOptions(request)), 201),
+  );
+};
+
+/** What the command API needs for payments, beyond its command side. */
+export type PaymentApiDeps = {
+  readonly gateway: PaymentGateway;
+  /** For provider events that match no payment, kept for reconciliation. */
+  readonly eventStore: EventStore;
+  readonly webhookSecret: string | undefined;
+};
+
+/** The payment routes and the Stripe webhook, each plugin in its own scope (the webhook parses raw bodies). */
+export const paymentApi: FastifyPluginAsync<PaymentApiDeps & { readonly side: CommandSide }> = async (app, deps) => {
+  const payments: PaymentSide = { side: deps.side, eventStore: deps.eventStore, gateway: deps.gateway };
+  await app.register(paymentRoutes, { payments });
+  await app.register(stripeWebhookRoutes, { side: deps.side, eventStore: deps.eventStore, webhookSecret: deps.webhookSecret });
+};

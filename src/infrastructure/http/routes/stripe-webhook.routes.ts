@@ -1,0 +1,51 @@
+import type { FastifyPluginAsync } from 'fastify';
+import Stripe from 'stripe';
+import { paymentProviderActor, recordProviderEvent, type ProviderEventDeps } from '../../../application/payments/provider-events.js';
+import { toProviderEvents } from '../../stripe/stripe-webhook-events.js';
+import { HttpProblem } from '../problem.js';
+
+export type StripeWebhookOptions = ProviderEventDeps & {
+  /** `whsec_…`; unset, no request can be verified, so every one is refused. */
+  readonly webhookSecret: string | undefined;
+};
+
+function invalidSignature(detail: string): HttpProblem {
+  return new HttpProblem(400, 'invalid-signature', 'Invalid signature', detail);
+}
+
+/**
+ * `POST /v1/webhooks/stripe`. The signature covers the exact bytes Stripe sent, so this plugin
+ * parses every body as a raw buffer (scoped to itself: the rest of the API keeps its JSON
+ * parser). A verified event is recorded before the answer and nothing slow happens here: the
+ * process manager does the rest from the log. Stripe's own event id makes redeliveries no-ops,
+ * so the route takes no Idempotency-Key.
+ */
+export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = async (app, options) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  app.post(
+    '/v1/webhooks/stripe',
+    { config: { idempotency: false }, schema: { tags: ['payments'], summary: 'Stripe events (signature-verified, no JWT)' } },
+    async (request, reply) => {
+      const signature = request.headers['stripe-signature'];
+      if (typeof signature !== 'string' || signature === '') throw invalidSignature('The Stripe-Signature header is missing');
+      if (!Buffer.isBuffer(request.body) || options.webhookSecret === undefined) throw invalidSignature('The request cannot be verified');
+      let event: Stripe.Event;
+      try {
+        event = Stripe.webhooks.constructEvent(request.body, signature, options.webhookSecret);
+      } catch {
+        throw invalidSignature('The signature does not match the body, or is too old');
+      }
+      const context = {
+        actor: paymentProviderActor,
+        requestId: request.id,
+        correlationId: request.id,
+        causationId: event.id,
+        ip: request.ip,
+      };
+      for (const providerEvent of toProviderEvents(event)) await recordProviderEvent(options, providerEvent, context);
+      return reply.code(200).send({ received: true });
+    },
+  );
+};

@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { unmatchedStreamId } from '../../src/application/payments/provider-events.js';
+import type { Actor } from '../../src/domain/shared/actor.js';
+import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
+import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
+import { eventTypes, listingInput, streamEvents } from '../support/command-side.js';
+import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
+import { caller, deliver, intentObject, person, refundObject, startPaymentsApi, stripeEvent, type PaymentsApi } from './support/payments-api.fixture.js';
+
+const owner = person(['OWNER']);
+const consumer = person(['CONSUMER']);
+const otherConsumer = person(['CONSUMER']);
+
+describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)', () => {
+  let backend: TestBackend;
+  let stripe: FakeStripeServer;
+  let api: PaymentsApi;
+  let post: ReturnType<typeof caller>;
+  let listingId: string;
+  let nextMonth = 0;
+
+  async function book(actor: Actor = consumer): Promise<string> {
+    nextMonth += 1;
+    const month = String((nextMonth % 12) + 1).padStart(2, '0');
+    const year = 2031 + Math.floor(nextMonth / 12);
+    const booked = await post('/v1/bookings', { listingId, startDate: `${year}-${month}-01`, endDate: `${year}-${month}-03` }, actor);
+    expect(booked.status).toBe(201);
+    return String(booked.body.id);
+  }
+
+  async function startPaying(bookingId: string, actor: Actor = consumer) {
+    return post(`/v1/bookings/${bookingId}/payments`, {}, actor);
+  }
+
+  async function allEventCount(): Promise<number> {
+    let count = 0;
+    for await (const _ of backend.eventStore.readAll()) count++;
+    return count;
+  }
+
+  beforeAll(async () => {
+    backend = await startBackend();
+    stripe = await new FakeStripeServer().start();
+    const gateway = StripePaymentGateway.fromOptions({ secretKey: 'sk_test_fake', apiBase: stripe.apiBase, timeoutMs: 2_000 });
+    api = await startPaymentsApi(backend, gateway);
+    post = caller(api);
+    listingId = String((await post('/v1/listings', listingInput, owner)).body.id);
+  });
+  afterAll(async () => {
+    await api.close();
+    await stripe.stop();
+    await backend.close();
+  });
+  beforeEach(() => stripe.reset());
+
+  describe('POST /v1/bookings/{id}/payments', () => {
+    it("creates one intent for the booking's total and records it", async () => {
+      const bookingId = await book();
+      const started = await startPaying(bookingId);
+
+      expect(started.status).toBe(201);
+      expect(started.body).toMatchObject({ status: 'initiated', clientSecret: expect.stringContaining('_secret_') });
+      expect(started.headers.get('event-position')).toBe(started.body.position);
+      const paymentId = String(started.body.paymentId);
+      expect(stripe.intentsFor(paymentId)).toEqual([expect.objectContaining({ amount: 2 * 12_000, currency: 'eur', metadata: { paymentId, bookingId } })]);
+      expect(stripe.requestsTo('create-intent').map((r) => r.idempotencyKey)).toEqual([`bookable:payment:${paymentId}:create-intent`]);
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated']);
+    });
+
+    it('returns the live intent again instead of creating another (200, same secret)', async () => {
+      const bookingId = await book();
+      const first = await startPaying(bookingId);
+      const again = await startPaying(bookingId);
+
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({ paymentId: first.body.paymentId, clientSecret: first.body.clientSecret });
+      expect(stripe.requestsTo('create-intent')).toHaveLength(1);
+    });
+
+    it('two concurrent starts, and a lost answer from Stripe, still make one intent and one payment', async () => {
+      const bookingId = await book();
+      stripe.inject('create-intent', { kind: 'drop-after' });
+      const [a, b] = await Promise.all([startPaying(bookingId), startPaying(bookingId)]);
+
+      expect([a.status, b.status].sort()).toEqual(expect.arrayContaining([201]));
+      expect(a.body.paymentId).toBe(b.body.paymentId);
+      expect(a.body.clientSecret).toBe(b.body.clientSecret);
+      expect(stripe.intents.size).toBe(1);
+      expect(await eventTypes(backend.eventStore, `payment-${String(a.body.paymentId)}`)).toEqual(['PaymentInitiated']);
+    });
+
+    it('a failed intent stays the live one: the consumer retries with another card on the same intent', async () => {
+      const bookingId = await book();
+      const first = await startPaying(bookingId);
+      const paymentId = String(first.body.paymentId);
+      const [intent] = stripe.intentsFor(paymentId);
+      const failed = stripeEvent(`evt_${randomUUID()}`, 'payment_intent.payment_failed', intentObject(intent?.id ?? '', paymentId, { status: 'requires_payment_method', last_payment_error: { code: 'card_declined', decline_code: 'insufficient_funds' } }));
+      expect((await deliver(api, failed)).status).toBe(200);
+
+      const retry = await startPaying(bookingId);
+      expect(retry.body).toMatchObject({ paymentId, status: 'failed', clientSecret: first.body.clientSecret });
+    });
+
+    it('only the consumer pays: another consumer does not see the booking (404), its owner may not (403)', async () => {
+      const bookingId = await book();
+      expect((await startPaying(bookingId, otherConsumer)).status).toBe(404);
+      expect((await startPaying(bookingId, owner)).status).toBe(403);
+      const ownerAsConsumer = { id: owner.id, roles: ['OWNER' as const, 'CONSUMER' as const] };
+      expect((await startPaying(bookingId, ownerAsConsumer)).status).toBe(403);
+      expect((await startPaying(randomUUID())).status).toBe(404);
+      expect(stripe.requestsTo('create-intent')).toHaveLength(0);
+    });
+
+    it('refuses a cancelled booking and a booking whose hold ran out (409), without calling Stripe', async () => {
+      const cancelled = await book();
+      expect((await post(`/v1/bookings/${cancelled}/cancel`, { reason: 'changed plans' }, consumer)).status).toBe(200);
+      const refused = await startPaying(cancelled);
+      expect(refused.status).toBe(409);
+      expect(refused.body.type).toMatch(/booking-not-payable$/);
+
+      const lapsed = await book();
+      api.clock.advance(16 * 60_000);
+      const late = await startPaying(lapsed);
+      expect(late.status).toBe(409);
+      expect(late.body.type).toMatch(/hold-expired$/);
+      expect(stripe.requestsTo('create-intent')).toHaveLength(0);
+    });
+  });
+
+  describe('POST /v1/webhooks/stripe', () => {
+    async function initiated() {
+      const bookingId = await book();
+      const started = await startPaying(bookingId);
+      const paymentId = String(started.body.paymentId);
+      const intentId = stripe.intentsFor(paymentId)[0]?.id ?? '';
+      return { bookingId, paymentId, intentId };
+    }
+    const succeeded = (intentId: string, paymentId: string, amount = 24_000, currency = 'eur') =>
+      stripeEvent(`evt_${randomUUID()}`, 'payment_intent.succeeded', intentObject(intentId, paymentId, { amount, amount_received: amount, currency }));
+
+    it('records a verified payment_intent.succeeded on the payment', async () => {
+      const { paymentId, intentId } = await initiated();
+      const response = await deliver(api, succeeded(intentId, paymentId));
+      expect(response).toEqual({ status: 200, body: { received: true } });
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    });
+
+    it('refuses a tampered body, a wrong secret, a missing header and an old timestamp with 400, recording nothing', async () => {
+      const { paymentId, intentId } = await initiated();
+      const payload = succeeded(intentId, paymentId);
+      const before = await allEventCount();
+
+      const tampered = await deliver(api, payload, { body: payload.replace('24000', '1') });
+      expect(tampered.status).toBe(400);
+      expect(tampered.body.type).toMatch(/invalid-signature$/);
+      expect((await deliver(api, payload, { secret: 'whsec_someone_else' })).status).toBe(400);
+      expect((await deliver(api, payload, { signature: null })).status).toBe(400);
+      expect((await deliver(api, payload, { timestamp: Math.floor(Date.now() / 1000) - 301 })).status).toBe(400);
+      expect((await deliver(api, payload, { signature: 'garbage' })).status).toBe(400);
+
+      expect(await allEventCount()).toBe(before);
+    });
+
+    it('takes the same event delivered 5× concurrently exactly once', async () => {
+      const { paymentId, intentId } = await initiated();
+      const payload = succeeded(intentId, paymentId);
+      const responses = await Promise.all(Array.from({ length: 5 }, () => deliver(api, payload)));
+      expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    });
+
+    it('never moves a payment backwards: succeeded after failed counts; failed or canceled after succeeded do not', async () => {
+      const { paymentId, intentId } = await initiated();
+      const failed = stripeEvent(`evt_${randomUUID()}`, 'payment_intent.payment_failed', intentObject(intentId, paymentId, { last_payment_error: { code: 'card_declined' } }));
+      expect((await deliver(api, failed)).status).toBe(200);
+      expect((await deliver(api, succeeded(intentId, paymentId))).status).toBe(200);
+      const lateFailure = stripeEvent(`evt_${randomUUID()}`, 'payment_intent.payment_failed', intentObject(intentId, paymentId));
+      expect((await deliver(api, lateFailure)).status).toBe(200);
+      const canceledId = `evt_${randomUUID()}`;
+      expect((await deliver(api, stripeEvent(canceledId, 'payment_intent.canceled', intentObject(intentId, paymentId)))).status).toBe(200);
+
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentFailed', 'PaymentSucceeded']);
+      const { state } = await api.side.handlers.payment.read(`payment-${paymentId}`);
+      expect(state.status).toBe('succeeded');
+      // The impossible cancellation is kept for someone to look at, not dropped.
+      const [kept] = await streamEvents(backend.eventStore, unmatchedStreamId(canceledId));
+      expect(kept).toMatchObject({ type: 'ProviderEventUnmatched', data: { providerEventId: canceledId, objectId: intentId } });
+    });
+
+    it('a refund reported before the payment is kept for reconciliation; the payment still succeeds after it', async () => {
+      const { paymentId, intentId } = await initiated();
+      const refundEventId = `evt_${randomUUID()}`;
+      expect((await deliver(api, stripeEvent(refundEventId, 'refund.updated', refundObject('r-early', paymentId)))).status).toBe(200);
+      expect(await eventTypes(backend.eventStore, unmatchedStreamId(refundEventId))).toEqual(['ProviderEventUnmatched']);
+
+      expect((await deliver(api, succeeded(intentId, paymentId))).status).toBe(200);
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    });
+
+    it('keeps an event for an unknown intent (and one without our metadata) for reconciliation, once', async () => {
+      const unknown = `evt_${randomUUID()}`;
+      const payload = stripeEvent(unknown, 'payment_intent.succeeded', intentObject('pi_nobody', randomUUID(), { amount_received: 5 }));
+      await Promise.all([deliver(api, payload), deliver(api, payload), deliver(api, payload)]);
+      expect(await eventTypes(backend.eventStore, unmatchedStreamId(unknown))).toEqual(['ProviderEventUnmatched']);
+
+      const foreign = `evt_${randomUUID()}`;
+      expect((await deliver(api, stripeEvent(foreign, 'payment_intent.succeeded', { id: 'pi_dash', object: 'payment_intent', metadata: {}, amount_received: 1, currency: 'eur' }))).status).toBe(200);
+      expect(await eventTypes(backend.eventStore, unmatchedStreamId(foreign))).toEqual(['ProviderEventUnmatched']);
+    });
+
+    it('records a success for another amount or currency as a visible PaymentMismatch, not a success', async () => {
+      const { paymentId, intentId } = await initiated();
+      expect((await deliver(api, succeeded(intentId, paymentId, 100))).status).toBe(200);
+      expect((await deliver(api, succeeded(intentId, paymentId, 24_000, 'usd'))).status).toBe(200);
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentMismatch', 'PaymentMismatch']);
+      expect((await api.side.handlers.payment.read(`payment-${paymentId}`)).state.status).toBe('initiated');
+    });
+
+    it('answers 200 to event types it does not follow, recording nothing', async () => {
+      const before = await allEventCount();
+      expect((await deliver(api, stripeEvent(`evt_${randomUUID()}`, 'customer.created', { id: 'cus_1', object: 'customer' }))).status).toBe(200);
+      expect(await allEventCount()).toBe(before);
+    });
+  });
+});
