@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
+import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
 import { projectionCheckpointsMigration } from '../../projections/runtime/projection-checkpoints.migration.js';
 
 /**
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '0100_identity': identityMigration,
   '0110_idempotency': idempotencyMigration,
   '0200_projections': projectionCheckpointsMigration,
+  '0300_payments': processCheckpointsMigration,
 };

@@ -1,0 +1,257 @@
+import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
+import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
+import { committedRefunds, paymentStreamId, type PaymentState } from '../../domain/payment/payment.decider.js';
+import type { Actor } from '../../domain/shared/actor.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { aggregates } from '../aggregates/aggregates.js';
+import type { CommandSide } from '../command-handlers.js';
+import type { CommandOptions } from '../command-handling/handle-command.js';
+import { deterministicUuid } from '../ids.js';
+import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
+import type { EventStore, RecordedEvent } from '../ports/event-store.js';
+import { idempotencyKeys, type PaymentGateway } from '../ports/payment-gateway.js';
+import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
+
+/** The event types this process follows; everything else is filtered out by the store. */
+export const paymentProcessEventTypes = ['PaymentSucceeded', 'RefundRequested', 'BookingCancelled', 'BookingExpired'];
+
+/** Its checkpoint row, and the `system:<name>` actor of what it sends. */
+export const paymentProcessName = 'payment-process';
+
+/**
+ * It cancels bookings whose dates were lost before the payment came in: that is never the
+ * consumer's fault, so it acts with the admin's capacity (a full refund), under its own id.
+ */
+const processActor: Actor = { id: `system:${paymentProcessName}`, roles: ['ADMIN'] };
+
+export type PaymentProcessOptions = {
+  readonly eventStore: EventStore;
+  readonly side: CommandSide;
+  readonly gateway: PaymentGateway;
+  readonly checkpoints: ProcessCheckpoints;
+  /** First wait before an event whose handling failed (provider down, database gone) is tried again; doubles up to 30 s. */
+  readonly retryDelayMs?: number;
+  readonly onError?: (error: unknown, what: string) => void;
+};
+
+type SucceededPayment = Extract<PaymentState, { status: 'succeeded' }>;
+
+/**
+ * The integration edge between payments and bookings: payment events become booking commands,
+ * booking events become provider calls and payment commands.
+ *
+ * - PaymentSucceeded → MarkBookingPaid, BookDates, ConfirmBooking; for a booking that is meanwhile
+ *   cancelled, expired or paid otherwise: a full refund.
+ * - BookingCancelled → the policy's refund (RequestRefund), and any live intent canceled.
+ * - BookingExpired → any live intent canceled.
+ * - RefundRequested → the provider's refund, then RecordRefundSucceeded/Failed.
+ *
+ * It follows the log from its own checkpoint and saves it after each event. Every step is
+ * idempotent on its own (the deciders ignore what is already true, command ids derive from the
+ * causing event, provider calls carry keys derived from our ids), so the replay after a crash at
+ * any point finishes the work without doing any of it twice.
+ */
+export class PaymentProcess {
+  private readonly retryDelayMs: number;
+
+  constructor(private readonly options: PaymentProcessOptions) {
+    this.retryDelayMs = options.retryDelayMs ?? 200;
+  }
+
+  /** Follows the log from the checkpoint until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { eventStore, checkpoints } = this.options;
+    const after = await checkpoints.load(paymentProcessName);
+    const subscription = eventStore.subscribeToAll({ ...(after ? { after } : {}), filter: { eventTypes: paymentProcessEventTypes }, signal });
+    for await (const event of subscription) {
+      if (!(await this.handleUntilDone(event, signal))) return;
+      await checkpoints.save(paymentProcessName, event.position);
+    }
+  }
+
+  /** Handles one event; idempotent, so handing it the same event twice changes nothing. */
+  async handle(event: RecordedEvent): Promise<void> {
+    switch (event.type) {
+      case 'PaymentSucceeded':
+        return this.paymentSucceeded(event);
+      case 'RefundRequested':
+        return this.refundRequested(event);
+      case 'BookingCancelled':
+        return this.bookingCancelled(event);
+      case 'BookingExpired':
+        return this.bookingExpired(event);
+    }
+  }
+
+  /**
+   * A rule refusing a step means the world moved on (the step is moot): logged, not retried.
+   * Anything else is retried with backoff, holding back later events so that their order holds.
+   */
+  private async handleUntilDone(event: RecordedEvent, signal: AbortSignal): Promise<boolean> {
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      try {
+        await this.handle(event);
+        return true;
+      } catch (error) {
+        this.options.onError?.(error, `handle ${event.type} ${event.id}`);
+        if (error instanceof DomainError) return true;
+        await sleep(Math.min(this.retryDelayMs * 2 ** attempt, 30_000), signal);
+      }
+    }
+    return false;
+  }
+
+  private async paymentSucceeded(event: RecordedEvent): Promise<void> {
+    const succeeded = aggregates.payment.codec.decode(event);
+    if (succeeded.type !== 'PaymentSucceeded') return;
+    const { paymentId } = succeeded.data;
+    const payment = await this.payment(paymentId);
+    if (payment?.status !== 'succeeded') return;
+    const { state: booking } = await this.options.side.handlers.booking.read(bookingStreamId(payment.payment.bookingId));
+    if (booking.status === 'requested' || (booking.status === 'paid' && booking.payment.paymentId === paymentId)) {
+      return this.confirm(booking, payment, event);
+    }
+    // Paid with this payment and cancelled since: the cancellation's own refund applies.
+    if (paymentOf(booking)?.paymentId === paymentId) return;
+    await this.refundInFull(payment, event);
+  }
+
+  private async confirm(booking: Exclude<BookingState, { status: 'none' }>, payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
+    const { side } = this.options;
+    const { bookingId, listingId } = booking.booking;
+    const { paymentId, amount, currency } = payment.payment;
+    try {
+      await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'MarkBookingPaid', data: { bookingId, paymentId, amount, currency } }, step(cause, 'paid'));
+    } catch (error) {
+      // Expired or cancelled a moment ago, or paid by another payment: this money goes back.
+      if (!(error instanceof DomainError)) throw error;
+      return this.refundInFull(payment, cause);
+    }
+    try {
+      await side.handlers.listingCalendar.handle(listingCalendarStreamId(listingId), { type: 'BookDates', data: { listingId, bookingId } }, step(cause, 'book-dates'));
+    } catch (error) {
+      if (!(error instanceof DomainError) || error.code !== 'not-held') throw error;
+      // The lapsed hold went to someone else before the money came: the booking cannot stand.
+      const now = side.clock.now().toISOString();
+      const reason = 'The dates were taken by another booking before the payment arrived';
+      await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'CancelBooking', data: { bookingId, actor: processActor, reason, now } }, step(cause, 'cancel'));
+      return;
+    }
+    await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'ConfirmBooking', data: { bookingId } }, step(cause, 'confirm'));
+  }
+
+  private async bookingCancelled(event: RecordedEvent): Promise<void> {
+    const cancelled = aggregates.booking.codec.decode(event);
+    if (cancelled.type !== 'BookingCancelled') return;
+    const { bookingId, refundAmount } = cancelled.data;
+    const { state: booking } = await this.options.side.handlers.booking.read(bookingStreamId(bookingId));
+    const paid = booking.status === 'cancelled' ? booking.payment : null;
+    if (paid && refundAmount > 0) {
+      const payment = await this.payment(paid.paymentId);
+      if (payment?.status === 'succeeded') await this.requestRefund(payment, refundAmount, event);
+    }
+    await this.cancelLiveIntents(bookingId, event);
+  }
+
+  private async bookingExpired(event: RecordedEvent): Promise<void> {
+    const expired = aggregates.booking.codec.decode(event);
+    if (expired.type !== 'BookingExpired') return;
+    await this.cancelLiveIntents(expired.data.bookingId, event);
+  }
+
+  /** Runs a requested refund at the provider; its key derives from the refund id, so a repeat is the same refund. */
+  private async refundRequested(event: RecordedEvent): Promise<void> {
+    const requested = aggregates.payment.codec.decode(event);
+    if (requested.type !== 'RefundRequested') return;
+    const { paymentId, refundId } = requested.data;
+    const payment = await this.payment(paymentId);
+    const refund = payment?.status === 'succeeded' ? payment.refunds.find((r) => r.refundId === refundId) : undefined;
+    if (!payment || payment.status !== 'succeeded' || refund?.status !== 'pending') return;
+    const result = await this.options.gateway.createRefund({
+      intentId: payment.payment.providerIntentId,
+      paymentId,
+      refundId,
+      amount: refund.amount,
+      idempotencyKey: idempotencyKeys.createRefund(paymentId, refundId),
+    });
+    if (result.status === 'pending') return;
+    const providerEventId = `gateway:refund:${result.providerRefundId}`;
+    const reason = (result.failureReason ?? 'failed').slice(0, 500);
+    const command: PaymentCommand =
+      result.status === 'succeeded'
+        ? { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId } }
+        : { type: 'RecordRefundFailed', data: { paymentId, refundId, providerEventId, reason } };
+    await this.options.side.handlers.payment.handle(paymentStreamId(paymentId), command, step(event, 'refund-outcome'));
+  }
+
+  private async refundInFull(payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
+    await this.requestRefund(payment, payment.payment.amount, cause);
+  }
+
+  /**
+   * The refund's id derives from the event that caused it: on a replay it is found and nothing
+   * is asked again. The amount never exceeds what is left (an owner may have refunded part already).
+   */
+  private async requestRefund(payment: SucceededPayment, amount: number, cause: RecordedEvent): Promise<void> {
+    const { paymentId } = payment.payment;
+    const refundId = deterministicUuid('refund', cause.id);
+    if (payment.refunds.some((refund) => refund.refundId === refundId)) return;
+    const left = payment.payment.amount - committedRefunds(payment.refunds);
+    if (Math.min(amount, left) <= 0) return;
+    await this.options.side.handlers.payment.handle(
+      paymentStreamId(paymentId),
+      { type: 'RequestRefund', data: { paymentId, refundId, amount: Math.min(amount, left) } },
+      step(cause, `refund:${paymentId}`),
+    );
+  }
+
+  /**
+   * Nobody should pay for a booking that is over. An intent that cannot be canceled any more
+   * (it succeeded in the meantime) is left alone: its success arrives as an event and is refunded.
+   */
+  private async cancelLiveIntents(bookingId: string, cause: RecordedEvent): Promise<void> {
+    const { side, gateway } = this.options;
+    for (const { paymentId, state } of await paymentAttempts(side, bookingId)) {
+      if (!isLive(state)) continue;
+      const intentId = state.payment.providerIntentId;
+      const result = await gateway.cancelIntent({ intentId, idempotencyKey: idempotencyKeys.cancelIntent(paymentId) });
+      if (result.outcome !== 'canceled') continue;
+      await side.handlers.payment.handle(
+        paymentStreamId(paymentId),
+        { type: 'RecordPaymentCanceled', data: { paymentId, providerEventId: `gateway:canceled:${intentId}` } },
+        step(cause, `cancel:${paymentId}`),
+      );
+    }
+  }
+
+  private async payment(paymentId: string): Promise<PaymentState | undefined> {
+    const { state } = await this.options.side.handlers.payment.read(paymentStreamId(paymentId));
+    return state.status === 'none' ? undefined : state;
+  }
+}
+
+function paymentOf(booking: BookingState): { paymentId: string } | null {
+  return booking.status === 'none' || booking.status === 'requested' || booking.status === 'expired' ? null : booking.payment;
+}
+
+/** Command options for one step caused by `cause`: the same step of the same event always has the same id. */
+function step(cause: RecordedEvent, name: string): CommandOptions {
+  const correlationId = typeof cause.metadata.correlationId === 'string' ? cause.metadata.correlationId : cause.id;
+  return {
+    commandId: `${paymentProcessName}:${name}:${cause.id}`,
+    context: { actor: processActor, requestId: `${paymentProcessName}-${cause.id}`, correlationId, causationId: cause.id },
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

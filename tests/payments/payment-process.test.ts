@@ -1,0 +1,209 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import type { CommandSide } from '../../src/application/command-handlers.js';
+import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { refundPayment, startPayment, type PaymentSide } from '../../src/application/payments/payment.use-cases.js';
+import { paymentProviderActor, recordProviderEvent } from '../../src/application/payments/provider-events.js';
+import type { Position } from '../../src/application/ports/position.js';
+import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
+import { PaymentProcess, paymentProcessEventTypes, paymentProcessName } from '../../src/application/process-managers/payment.process.js';
+import type { Actor } from '../../src/domain/shared/actor.js';
+import { createKysely } from '../../src/infrastructure/postgres/database.js';
+import { PgProcessCheckpoints, type ProcessCheckpointTables } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
+import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
+import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
+import { as, createTestSide, eventTypes, fakeClock, listingInput } from '../support/command-side.js';
+import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
+
+const person = (roles: Actor['roles']): Actor => ({ id: randomUUID(), roles });
+const owner = person(['OWNER']);
+const consumer = person(['CONSUMER']);
+const webhook = { actor: paymentProviderActor, requestId: 'webhook', correlationId: 'webhook', causationId: 'webhook' };
+
+describe('payment process manager (booking ⇄ payment)', () => {
+  let backend: TestBackend;
+  let stripe: FakeStripeServer;
+  let clock: ReturnType<typeof fakeClock>;
+  let side: CommandSide;
+  let payments: PaymentSide;
+  let process: PaymentProcess;
+  let listingId: string;
+  let cursor: Position | undefined;
+  let month = 0;
+
+  /** Hands every new event the process follows to it, in log order, until none is left. */
+  async function drain(handler: PaymentProcess = process): Promise<void> {
+    for (let handled = true; handled; ) {
+      handled = false;
+      for await (const event of backend.eventStore.readAll({ ...(cursor ? { after: cursor } : {}), filter: { eventTypes: paymentProcessEventTypes } })) {
+        await handler.handle(event);
+        cursor = event.position;
+        handled = true;
+      }
+    }
+  }
+
+  /** A fresh booking starting in 3 days (so a consumer's cancellation gets 50 %), with its payment started. */
+  async function bookAndStartPaying() {
+    month += 1;
+    const startDate = new Date(clock.now().getTime() + 3 * 86_400_000).toISOString().slice(0, 10);
+    const endDate = new Date(clock.now().getTime() + 5 * 86_400_000).toISOString().slice(0, 10);
+    const listing = month === 1 ? listingId : (await createListing(side, listingInput, as(owner))).id;
+    const booking = await requestBooking(side, { listingId: listing, startDate, endDate }, as(consumer));
+    const started = await startPayment(payments, booking.id, as(consumer));
+    const intentId = stripe.intentsFor(started.paymentId)[0]?.id ?? '';
+    return { bookingId: booking.id, listingId: listing, paymentId: started.paymentId, intentId };
+  }
+
+  async function pay(paymentId: string, intentId: string, amount = 24_000): Promise<void> {
+    stripe.setIntentStatus(intentId, 'succeeded');
+    await recordProviderEvent(payments, { kind: 'payment-succeeded', eventId: `evt_${randomUUID()}`, paymentId, intentId, amount, currency: 'EUR' }, webhook);
+  }
+
+  const bookingStatus = async (bookingId: string) => (await side.handlers.booking.read(`booking-${bookingId}`)).state.status;
+
+  beforeAll(async () => {
+    backend = await startBackend();
+    stripe = await new FakeStripeServer().start();
+  });
+  afterAll(async () => {
+    await stripe.stop();
+    await backend.close();
+  });
+  beforeEach(async () => {
+    stripe.reset();
+    clock = fakeClock('2031-03-01T10:00:00Z');
+    side = createTestSide(backend.eventStore, clock, 15);
+    const gateway = StripePaymentGateway.fromOptions({ secretKey: 'sk_test_fake', apiBase: stripe.apiBase, timeoutMs: 2_000 });
+    payments = { side, eventStore: backend.eventStore, gateway };
+    process = new PaymentProcess({ eventStore: backend.eventStore, side, gateway, checkpoints: new PgProcessCheckpoints(createKysely(backend.pool)) });
+    month = 0;
+    listingId = (await createListing(side, listingInput, as(owner))).id;
+    // Each test starts from the end of the log: earlier tests' events are theirs.
+    for await (const event of backend.eventStore.readAll()) cursor = event.position;
+  });
+
+  it('payment succeeded → booking paid, dates booked firm, booking confirmed', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await drain();
+
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingConfirmed']);
+    expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesBooked']);
+  });
+
+  it('payment failed → still held; the hold expires → booking expired, dates released, intent canceled', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    await recordProviderEvent(payments, { kind: 'payment-failed', eventId: `evt_${randomUUID()}`, paymentId, intentId, reason: 'card_declined' }, webhook);
+    await drain();
+    expect(await bookingStatus(bookingId)).toBe('requested');
+
+    clock.advance(16 * 60_000);
+    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
+    for await (const event of backend.eventStore.readAll()) expiry.observe(event);
+    await expiry.sweep();
+    await drain();
+
+    expect(await bookingStatus(bookingId)).toBe('expired');
+    expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesReleased']);
+    expect(stripe.intents.get(intentId)?.status).toBe('canceled');
+    expect(stripe.requestsTo('cancel-intent').map((r) => r.idempotencyKey)).toEqual([`bookable:payment:${paymentId}:cancel-intent`]);
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentFailed', 'PaymentCanceled']);
+  });
+
+  it('confirmed booking cancelled by its consumer 3 days ahead → 50 % refunded at Stripe and recorded', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await drain();
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await drain();
+
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 12_000, status: 'succeeded' })]);
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+    const { state } = await side.handlers.payment.read(`payment-${paymentId}`);
+    expect(state).toMatchObject({ status: 'succeeded', refunds: [{ amount: 12_000, status: 'succeeded' }] });
+  });
+
+  it('payment succeeded for a booking that expired meanwhile → refunded in full', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    clock.advance(16 * 60_000);
+    await side.handlers.booking.handle(`booking-${bookingId}`, { type: 'ExpireBooking', data: { bookingId, now: clock.now().toISOString() } }, as(consumer));
+    // The customer paid just before the cancel reached Stripe.
+    stripe.setIntentStatus(intentId, 'succeeded');
+    await drain();
+    await pay(paymentId, intentId);
+    await drain();
+
+    expect(await bookingStatus(bookingId)).toBe('expired');
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+  });
+
+  it('payment succeeded for a booking cancelled before it was paid → refunded in full, booking stays cancelled', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    stripe.setIntentStatus(intentId, 'succeeded');
+    await cancelBooking(side, bookingId, { reason: 'found another place' }, as(consumer));
+    await drain();
+    await pay(paymentId, intentId);
+    await drain();
+
+    expect(await bookingStatus(bookingId)).toBe('cancelled');
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
+  });
+
+  it('handling every event again (a replay after a crash) changes nothing and refunds nothing twice', async () => {
+    const start = cursor;
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await drain();
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await drain();
+    const eventsBefore = await eventTypes(backend.eventStore, `payment-${paymentId}`);
+
+    cursor = start;
+    await drain();
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(eventsBefore);
+    expect(stripe.refundsFor(paymentId)).toHaveLength(1);
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingConfirmed', 'BookingCancelled']);
+  });
+
+  it("an owner's partial refund goes to Stripe through the process manager; a second one is capped by what is left", async () => {
+    const { paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await drain();
+    await refundPayment(side, paymentId, { amount: 5_000 }, as(owner));
+    await drain();
+    await expect(refundPayment(side, paymentId, { amount: 20_000 }, as(owner))).rejects.toMatchObject({ code: 'refund-exceeds-captured' });
+    await refundPayment(side, paymentId, {}, as(owner));
+    await drain();
+
+    expect(stripe.refundsFor(paymentId).map((r) => r.amount)).toEqual([5_000, 19_000]);
+    await expect(refundPayment(side, paymentId, {}, as(consumer))).rejects.toMatchObject({ code: 'not-found' });
+  });
+
+  it('run() follows the log from its checkpoint and saves it after each event', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    const checkpoints = new PgProcessCheckpoints(createKysely<ProcessCheckpointTables>(backend.pool));
+    const stop = new AbortController();
+    const running = process.run(stop.signal);
+    try {
+      await eventually(async () => (await bookingStatus(bookingId)) === 'confirmed');
+      await eventually(async () => (await checkpoints.load(paymentProcessName)) !== undefined);
+    } finally {
+      stop.abort();
+      await running;
+    }
+    const saved = await checkpoints.load(paymentProcessName);
+    expect(saved?.commit).toBeGreaterThan(0n);
+  });
+});
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
