@@ -11,6 +11,7 @@ import type { EventStore } from '../application/ports/event-store.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
 import { EsdbEventStore } from './esdb-event-store/esdb-event-store.js';
 import { buildCommandApi } from './http/command-api.js';
+import { buildQueryApi } from './http/query-api.js';
 import { postgresProbe } from './http/plugins/health.plugin.js';
 import type { IdempotencyTables } from './idempotency/idempotency.tables.js';
 import { Argon2PasswordHasher } from './identity/argon2-password-hasher.js';
@@ -23,6 +24,10 @@ import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
+import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
+import { registerProjectionMetrics } from './projections/projection-metrics.js';
+import { startProjectors } from './projections/projector-runner.js';
+import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
 import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
 
@@ -152,15 +157,53 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
   };
 }
 
+async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
+  const notifications = new PgCheckpointListener({
+    connectionString: storage.url,
+    onError: (err) => logger.warn({ err }, 'checkpoint listener lost its connection; reconnecting'),
+  });
+  await notifications.start();
+  const app = await buildQueryApi({
+    logger,
+    clock: systemClock,
+    secret: await loadSigningSecret(config),
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    corsOrigins: config.CORS_ORIGINS,
+    rateLimitMax: config.RATE_LIMIT_MAX,
+    trustProxy: config.TRUST_PROXY,
+    pool: storage.pool,
+    notifications,
+    consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
+    probes: [postgresProbe(storage.pool)],
+    metricsRegistry,
+  });
+  await app.listen({ port: config.QUERY_PORT, host: config.HOST });
+  const url = `http://${config.HOST}:${config.QUERY_PORT}`;
+  logger.info({ url, docs: `${url}/docs` }, `query API listening on ${url} (OpenAPI at ${url}/docs)`);
+  return {
+    async close() {
+      await app.close();
+      await notifications.close();
+    },
+  };
+}
+
 /** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
 async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
   const storage = await openStorage(config, logger);
   // Closed in reverse order of opening: servers first (no new work, in-flight work finishes).
   const closers: (() => Promise<void>)[] = [() => storage.stop()];
+  let stopped: Promise<void> | undefined;
+  // Once only, whoever asks first (a signal, an error, a failed start).
+  const stopAll = () =>
+    (stopped ??= (async () => {
+      for (const close of [...closers].reverse()) await close();
+    })());
   closeWithGrace({ delay: 10_000, logger }, async ({ err, signal }) => {
     if (err) logger.error({ err }, 'stopping after an unexpected error');
     else logger.info({ signal }, 'stopping');
-    for (const close of closers.reverse()) await close();
+    await stopAll();
   });
 
   try {
@@ -169,12 +212,26 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
       closers.push(() => api.close());
     }
     if (role === 'all' || role === 'projector') {
+      const runtime = startProjectors({
+        config,
+        connectionString: storage.url,
+        pool: storage.pool,
+        eventStore: storage.eventStore,
+        logger,
+        projections: readModelProjections,
+      });
+      registerProjectionMetrics(metricsRegistry, runtime);
+      // Batches in flight commit before the pool closes.
+      closers.push(() => runtime.stop());
       closers.push(startProcessManagers(config, storage, logger));
     }
-    // Query API (role all|query) and projectors (role all|projector) start here, each pushing its own closer.
+    if (role === 'all' || role === 'query') {
+      const api = await startQueryApi(config, storage, logger);
+      closers.push(api.close);
+    }
   } catch (error) {
     // Without this, a failed start would leave the embedded PostgreSQL running and the process with it.
-    for (const close of closers.reverse()) await close();
+    await stopAll();
     throw error;
   }
   logger.info({ role }, 'started');

@@ -17,13 +17,19 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, options) => {
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
   }
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'HTTP request duration in seconds, by method, route and status code',
-    labelNames: ['method', 'route', 'status_code'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
-  });
+  const name = 'http_request_duration_seconds';
+  // Both APIs of one process publish into one registry: the second reuses the first's histogram.
+  const existing = registry.getSingleMetric(name);
+  const duration =
+    existing instanceof Histogram
+      ? existing
+      : new Histogram({
+          name,
+          help: 'HTTP request duration in seconds, by method, route and status code',
+          labelNames: ['method', 'route', 'status_code'],
+          buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+          registers: [registry],
+        });
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
