@@ -4,6 +4,7 @@ import { createListing } from '../../src/application/listings/listing.use-cases.
 import { bookingStreamId } from '../../src/domain/booking/booking.decider.js';
 import { bookingsProjection } from '../../src/projections/bookings/bookings.projection.js';
 import { bookingsOfConsumer, bookingsOfOwner, findBooking } from '../../src/projections/bookings/bookings.queries.js';
+import { paymentsProjection } from '../../src/projections/payments/payments.projection.js';
 import { as, consumer, listingInput, otherConsumer, owner } from '../support/command-side.js';
 import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
 import { payBooking, system } from './support/scenarios.js';
@@ -13,7 +14,7 @@ describe('bookings read model', () => {
   let listingId: string;
 
   beforeAll(async () => {
-    h = await startReadModels([bookingsProjection]);
+    h = await startReadModels([bookingsProjection, paymentsProjection]);
     listingId = (await createListing(h.side, listingInput, as(owner))).id;
   });
   afterAll(() => h.close());

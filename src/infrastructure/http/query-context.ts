@@ -138,3 +138,14 @@ export function callerOf(request: FastifyRequest): Actor {
   if (!request.actor) throw new HttpProblem(401, 'unauthorized', 'Unauthorized', 'An access token is required');
   return request.actor;
 }
+
+/** PostgreSQL text cannot hold NUL, and no id or filter has a use for control characters. */
+const printable = /^[^\u0000-\u001f\u007f]*$/;
+
+/** Free text in a query string (a filter value), up to `max` characters. */
+export function textParam(max: number) {
+  return z.string().min(1).max(max).regex(printable, 'must not contain control characters');
+}
+
+/** `{ id }` path parameters. */
+export const idParams = z.object({ id: textParam(200) });

@@ -4,7 +4,7 @@ import { hasRole } from '../../../domain/shared/actor.js';
 import { appointmentFor, appointmentsOf, findAppointment } from '../../../projections/appointments/appointments.queries.js';
 import { appointmentsProjectionName } from '../../../projections/appointments/appointments.table.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
-import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+import { callerOf, consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 
 const appointmentSchema = z
   .object({
@@ -25,7 +25,6 @@ const appointmentSchema = z
   .meta({ id: 'Appointment' });
 
 const appointmentSortKey = z.object({ start: z.iso.datetime(), appointmentId: z.string().max(200) });
-const idParams = z.object({ id: z.string().min(1).max(200) });
 
 /** A patient's or doctor's own appointments, and one appointment for its parties and admins. */
 export const appointmentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, cursors, consistentWith }) => {

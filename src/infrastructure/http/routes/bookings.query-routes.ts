@@ -7,7 +7,7 @@ import { bookingsProjectionName } from '../../../projections/bookings/bookings.t
 import { paymentsProjectionName } from '../../../projections/payments/payments.table.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
 import { paymentSchema } from './payments.query-routes.js';
-import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+import { callerOf, consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 
 export const bookingSchema = z
   .object({
@@ -34,7 +34,6 @@ const bookingDetailsSchema = bookingSchema.extend({ payment: paymentSchema.nulla
 
 const bookingsQuery = pageQuery.extend({ status: bookingStatusSchema.optional() });
 const bookingSortKey = z.object({ requestedAt: z.iso.datetime(), bookingId: z.string().max(200) });
-const idParams = z.object({ id: z.string().min(1).max(200) });
 
 /** A consumer's bookings, an owner's, and one booking for its parties and admins. */
 export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, cursors, consistentWith }) => {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { doctorsProjectionName } from '../../../projections/doctors/doctors.table.js';
 import { freeSlotsOf, listDoctors } from '../../../projections/doctors/doctors.queries.js';
 import { usersProjectionName } from '../../../projections/users/users.table.js';
-import { consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 
 /** Free slots are computed per request: a month at most at once. */
 const maxRangeMs = 31 * 86_400_000;
@@ -28,7 +28,6 @@ const slotsQuery = pageQuery
 
 const doctorSortKey = z.object({ name: z.string().max(1000), doctorId: z.string().max(200) });
 const slotSortKey = z.object({ start: z.iso.datetime() });
-const idParams = z.object({ id: z.string().min(1).max(200) });
 
 /** Public reads: doctors, and a doctor's free slots. */
 export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith }) => {

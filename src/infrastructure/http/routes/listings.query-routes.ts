@@ -7,7 +7,7 @@ import { findListing, searchListings } from '../../../projections/listings/listi
 import { listingsProjectionName } from '../../../projections/listings/listings.table.js';
 import { reviewsOfListing } from '../../../projections/reviews/reviews.queries.js';
 import { reviewsProjectionName } from '../../../projections/reviews/reviews.table.js';
-import { consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
 
 const maxAmount = Number.MAX_SAFE_INTEGER;
 /** Availability and free-date searches look at most a year ahead at once. */
@@ -50,14 +50,14 @@ const dayRange = z
 
 const listingsQuery = pageQuery
   .extend({
-    category: z.string().min(1).max(100).optional(),
-    location: z.string().min(1).max(200).optional().describe('Whole location, any case'),
+    category: textParam(100).optional(),
+    location: textParam(200).optional().describe('Whole location, any case'),
     minPrice: z.coerce.number().int().min(0).max(maxAmount).optional().describe('Per day, minor units'),
     maxPrice: z.coerce.number().int().min(0).max(maxAmount).optional(),
     currency: z.string().regex(/^[A-Z]{3}$/).optional(),
     from: calendarDateSchema.optional().describe('With `to`: only listings free for every night of [from, to)'),
     to: calendarDateSchema.optional(),
-    q: z.string().trim().min(1).max(200).optional().describe('Words to find in title, description, category and location'),
+    q: textParam(200).optional().describe('Words to find in title, description, category and location'),
   })
   .refine(({ from, to }) => (from === undefined) === (to === undefined), 'from and to go together')
   .refine(({ from, to }) => from === undefined || to === undefined || dayRange.safeParse({ from, to }).success, `from must be before to, at most ${maxRangeDays} days apart`)
@@ -65,7 +65,6 @@ const listingsQuery = pageQuery
 
 const listingSortKey = z.object({ createdAt: z.iso.datetime(), listingId: z.string().max(200) });
 const reviewSortKey = z.object({ submittedAt: z.iso.datetime(), bookingId: z.string().max(200) });
-const idParams = z.object({ id: z.string().min(1).max(200) });
 const dayStatusSchema = z.enum(['free', 'held', 'booked']);
 const availabilitySchema = z
   .object({ listingId: z.string(), from: z.string(), to: z.string(), days: z.array(z.object({ date: z.string(), status: dayStatusSchema })) })

@@ -5,7 +5,7 @@ import { bookingsProjectionName } from '../../../projections/bookings/bookings.t
 import { findPayment } from '../../../projections/payments/payments.queries.js';
 import { paymentsProjectionName } from '../../../projections/payments/payments.table.js';
 import { requireAuth } from '../plugins/auth.plugin.js';
-import { callerOf, consistencyHeaders, notFound, type QueryRoutesOptions } from '../query-context.js';
+import { callerOf, consistencyHeaders, idParams, notFound, type QueryRoutesOptions } from '../query-context.js';
 
 export const paymentSchema = z
   .object({
@@ -32,7 +32,6 @@ export const paymentSchema = z
   })
   .meta({ id: 'Payment' });
 
-const idParams = z.object({ id: z.string().min(1).max(200) });
 
 /** One payment with its refunds, for the payer, the listing's owner and admins. */
 export const paymentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, consistentWith }) => {
