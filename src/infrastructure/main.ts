@@ -8,6 +8,7 @@ import { createIdentityService, type IdentityService } from '../application/iden
 import { systemClock } from '../application/ports/clock.js';
 import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.process.js';
 import type { EventStore } from '../application/ports/event-store.js';
+import type { PaymentGateway } from '../application/ports/payment-gateway.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
 import { EsdbEventStore } from './esdb-event-store/esdb-event-store.js';
 import { buildCommandApi } from './http/command-api.js';
@@ -20,10 +21,13 @@ import { PgCredentialStore } from './identity/pg-credential-store.js';
 import { PgRefreshTokenStore } from './identity/pg-refresh-token-store.js';
 import { PgSecurityEventLog } from './identity/pg-security-event-log.js';
 import { seedUsers } from './identity/seed-users.js';
+import { seedDemo } from './seed/seed-demo.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
+import { startPaymentProcess } from './process-checkpoints/payment-process.runner.js';
+import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
 import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
 import { startProjectors } from './projections/projector-runner.js';
@@ -113,6 +117,12 @@ function identityService(storage: Storage, handlers: CommandHandlers): IdentityS
   });
 }
 
+let gateway: PaymentGateway | undefined;
+/** One per process: the command API and the payment process share it (the simulated one keeps its intents in memory). */
+function paymentGateway(config: Config, storage: Storage, logger: Logger): PaymentGateway {
+  return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage), eventStore: storage.eventStore }));
+}
+
 async function startCommandApi(config: Config, storage: Storage, side: CommandSide, logger: Logger) {
   const app = await buildCommandApi({
     logger,
@@ -128,6 +138,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     db: createKysely<IdempotencyTables>(storage.pool),
     identity: identityService(storage, side.handlers),
     side,
+    payments: { gateway: paymentGateway(config, storage, logger), eventStore: storage.eventStore, webhookSecret: config.STRIPE_WEBHOOK_SECRET },
     probes: [postgresProbe(storage.pool)],
     metricsRegistry,
   });
@@ -151,9 +162,12 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
   });
   const stop = new AbortController();
   const running = expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped'));
+  const { eventStore, pool } = storage;
+  const stopPayments = startPaymentProcess({ eventStore, side: commandSide(config, storage), gateway: paymentGateway(config, storage, logger), pool, logger });
   return async () => {
     stop.abort();
     await running;
+    await stopPayments();
   };
 }
 
@@ -237,7 +251,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
   logger.info({ role }, 'started');
 }
 
-/** `npm run seed`: the first admin and auditor. */
+/** `npm run seed`: the first admin and auditor, then demo accounts with listings and schedules. */
 async function seed(config: Config, logger: Logger): Promise<void> {
   const storage = await openStorage(config, logger);
   try {
@@ -246,7 +260,11 @@ async function seed(config: Config, logger: Logger): Promise<void> {
       adminPassword: config.ADMIN_PASSWORD,
       auditorEmail: config.AUDITOR_EMAIL ?? 'auditor@bookable.local',
     };
-    await seedUsers(identityService(storage, commandSide(config, storage).handlers), options, (line) => process.stdout.write(`${line}\n`));
+    const side = commandSide(config, storage);
+    const identity = identityService(storage, side.handlers);
+    const print = (line: string) => process.stdout.write(`${line}\n`);
+    await seedUsers(identity, options, print);
+    await seedDemo(side, identity, print);
   } finally {
     await storage.stop();
   }

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import { pino } from 'pino';
 import type pg from 'pg';
 import { createCommandHandlers, type CommandSide } from '../../../src/application/command-handlers.js';
-import { createIdentityService } from '../../../src/application/identity/identity.service.js';
+import { createIdentityService, type IdentityService } from '../../../src/application/identity/identity.service.js';
 import type { Clock } from '../../../src/application/ports/clock.js';
 import type { EventStore } from '../../../src/application/ports/event-store.js';
 import { buildCommandApi, type CommandApiDeps } from '../../../src/infrastructure/http/command-api.js';
@@ -71,6 +71,7 @@ export type TestApi = {
   readonly clock: FakeClock;
   /** The command handlers behind the routes, for arranging state without HTTP. */
   readonly side: CommandSide;
+  readonly identity: IdentityService;
   /** Every log line the app wrote, parsed. */
   readonly logs: Record<string, unknown>[];
   close(): Promise<void>;
@@ -121,7 +122,7 @@ export async function startApi(
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const url = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}` : '';
-  return { app, url, clock, side, logs, close: () => app.close() };
+  return { app, url, clock, side, identity, logs, close: () => app.close() };
 }
 
 /** A JWT signed by hand, so tests can make every kind of bad token the API must refuse. */

@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedDemo } from '../../src/infrastructure/seed/seed-demo.js';
+import { startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+
+describe('npm run seed: demo data', () => {
+  let backend: TestBackend;
+  let api: TestApi;
+  beforeAll(async () => {
+    backend = await startBackend();
+    api = await startApi(backend);
+  });
+  afterAll(async () => {
+    await api.close();
+    await backend.close();
+  });
+
+  it('creates an owner with listings, a consumer, doctors with schedules and a patient, each able to log in', async () => {
+    const lines: string[] = [];
+    await seedDemo(api.side, api.identity, (line) => lines.push(line));
+
+    const created = lines.flatMap((line) => /^created \S+ (\S+) password (\S+)/.exec(line)?.slice(1, 3) ?? []);
+    expect(created.filter((_, i) => i % 2 === 0)).toEqual([
+      'owner@bookable.local',
+      'consumer@bookable.local',
+      'doctor.house@bookable.local',
+      'doctor.quinn@bookable.local',
+      'patient@bookable.local',
+    ]);
+    const [email, password] = created;
+    const login = await fetch(`${api.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+    expect(login.status).toBe(200);
+
+    const types: string[] = [];
+    for await (const event of backend.eventStore.readAll()) types.push(event.type);
+    expect(types.filter((type) => type === 'ListingCreated')).toHaveLength(3);
+    expect(types.filter((type) => type === 'ScheduleSet')).toHaveLength(2);
+  });
+
+  it('leaves existing accounts and their data alone when run again', async () => {
+    const lines: string[] = [];
+    await seedDemo(api.side, api.identity, (line) => lines.push(line));
+    expect(lines.every((line) => line.endsWith('left unchanged'))).toBe(true);
+  });
+});
