@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { fold } from '../../domain/shared/decider.js';
+import { chainMetadata, genesisHash, linkHash } from '../audit/hash-chain.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import { eventMetadataSchema, type CommandContext, type EventMetadata } from '../metadata.js';
@@ -92,28 +92,34 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
   const cache = new StateCache<State>(deps.cacheSize);
   const maxAttempts = deps.maxAttempts ?? 12;
 
+  const empty: CachedStream<State> = { state: aggregate.decider.initialState, revision: -1, position: START, recent: [], hash: genesisHash };
+
   async function load(streamId: string): Promise<CachedStream<State>> {
     const cached = cache.get(streamId);
     const from = cached ? cached.revision + 1 : 0;
     const read = await deps.eventStore.readStream(streamId, { from });
-    if (read.status === 'no_stream') return cached ?? { state: aggregate.decider.initialState, revision: -1, position: START, recent: [] };
+    if (read.status === 'no_stream') return cached ?? empty;
     const tail: RecordedEvent[] = [];
     for await (const event of read.events) tail.push(event);
     const last = tail.at(-1);
-    if (!last) return cached ?? { state: aggregate.decider.initialState, revision: -1, position: START, recent: [] };
-    const state = fold(
-      { initialState: cached?.state ?? aggregate.decider.initialState, evolve: aggregate.decider.evolve },
-      tail.map((event) => aggregate.codec.decode(event)),
-    );
+    if (!last) return cached ?? empty;
+    let state = cached?.state ?? aggregate.decider.initialState;
+    let hash = cached?.hash ?? genesisHash;
+    for (const event of tail) {
+      state = aggregate.decider.evolve(state, aggregate.codec.decode(event));
+      hash = linkHash(hash, event);
+    }
     const recent = [...(cached?.recent ?? []), ...tail.map(({ id, revision, position }) => ({ id, revision, position }))];
-    const loaded = { state, revision: last.revision, position: last.position, recent: recent.slice(-recentWindow) };
+    const loaded = { state, revision: last.revision, position: last.position, recent: recent.slice(-recentWindow), hash };
     cache.set(streamId, loaded);
     return loaded;
   }
 
-  function toNewEvents(streamId: string, events: readonly Event[], options: CommandOptions): NewEvent[] {
+  /** The events to store, each linked into the stream's audit chain after `current`'s last event. */
+  function toNewEvents(streamId: string, current: CachedStream<State>, events: readonly Event[], options: CommandOptions): NewEvent[] {
     const { context } = options;
     const occurredAt = deps.clock.now().toISOString();
+    let prevHash = current.hash;
     return events.map((event, index) => {
       const metadata: EventMetadata = eventMetadataSchema.parse({
         actorId: context.actor.id,
@@ -126,7 +132,10 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         ...(context.ip === undefined ? {} : { ip: context.ip }),
         ...(context.userAgent === undefined ? {} : { userAgent: context.userAgent }),
       });
-      return { id: eventId(options.commandId, streamId, index), type: event.type, data: toJson(event.data), metadata };
+      const data = toJson(event.data);
+      const linked = chainMetadata(prevHash, { type: event.type, data, metadata, revision: current.revision + 1 + index });
+      prevHash = linkHash(prevHash, { type: event.type, data, metadata: linked, revision: current.revision + 1 + index });
+      return { id: eventId(options.commandId, streamId, index), type: event.type, data, metadata: linked };
     });
   }
 
@@ -165,7 +174,8 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         }
         const appendStarted = performance.now();
         try {
-          const appended = await deps.eventStore.appendToStream(streamId, toNewEvents(streamId, events, options), {
+          const newEvents = toNewEvents(streamId, current, events, options);
+          const appended = await deps.eventStore.appendToStream(streamId, newEvents, {
             expectedRevision: current.revision < 0 ? 'no_stream' : current.revision,
           });
           const appendSeconds = (performance.now() - appendStarted) / 1000;
@@ -176,7 +186,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
             return { streamId, version: appended.revision, position: appended.position, events: [], state: current.state, alreadyApplied: true };
           }
           const state = events.reduce(aggregate.decider.evolve, current.state);
-          remember(streamId, current, state, events.length, options.commandId, appended);
+          remember(streamId, current, state, newEvents, appended);
           report('accepted', appendSeconds);
           return { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
         } catch (error) {
@@ -196,23 +206,29 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
   }
 
   /**
-   * Our own append is the stream's tail: caching the state it leads to spares the next command
-   * decoding it again. Only the last event's position is known; it stands for the batch.
+   * Our own append is the stream's tail: caching the state it leads to (and its last chain hash)
+   * spares the next command decoding it again. Only the last event's position is known; it
+   * stands for the batch.
    */
   function remember(
     streamId: string,
     before: CachedStream<State>,
     state: State,
-    count: number,
-    commandId: string,
+    appendedEvents: readonly NewEvent[],
     appended: { revision: number; position: Position },
   ) {
-    const ours = Array.from({ length: count }, (_, index) => ({
-      id: eventId(commandId, streamId, index),
-      revision: before.revision + 1 + index,
+    const ours = appendedEvents.map((event, index) => ({ id: event.id, revision: before.revision + 1 + index, position: appended.position }));
+    const hash = appendedEvents.reduce(
+      (prevHash, event, index) => linkHash(prevHash, { ...event, revision: before.revision + 1 + index }),
+      before.hash,
+    );
+    cache.set(streamId, {
+      state,
+      revision: appended.revision,
       position: appended.position,
-    }));
-    cache.set(streamId, { state, revision: appended.revision, position: appended.position, recent: [...before.recent, ...ours].slice(-recentWindow) });
+      recent: [...before.recent, ...ours].slice(-recentWindow),
+      hash,
+    });
   }
 
   /** The current state and version, for outside facts another aggregate's command needs. */

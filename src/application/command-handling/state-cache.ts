@@ -6,6 +6,8 @@ export type CachedStream<State> = {
   readonly revision: number;
   readonly position: Position;
   readonly recent: readonly RecentEvent[];
+  /** The audit chain hash of the event at `revision` (the genesis hash before the first): the next event's `prevHash`. */
+  readonly hash: string;
 };
 
 export type RecentEvent = { readonly id: string; readonly revision: number; readonly position: Position };

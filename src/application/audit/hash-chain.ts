@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto';
+import type { JsonObject, JsonValue, RecordedEvent } from '../ports/event-store.js';
+
+/**
+ * Tamper evidence for the event log: each event of a stream carries `prevHash` (its
+ * predecessor's hash) and `hash` in its metadata, where
+ *
+ *   hash = sha256_hex(prevHash ‖ canonical({ type, data, metadata without `hash`, revision }))
+ *
+ * so editing any stored event, or inserting or removing one, breaks the chain from there on.
+ * The command loop computes it over exactly what it stores (JSON), so any event store can
+ * carry it; verification reads it back from whichever store.
+ */
+
+/** The `prevHash` of a stream's first event. */
+export const genesisHash = '0'.repeat(64);
+
+/**
+ * JSON with object keys sorted recursively and no whitespace: the same value always gives the
+ * same text, whatever key order a store (jsonb) hands back. `undefined` members are dropped,
+ * as JSON itself drops them.
+ */
+export function canonicalJson(value: JsonValue): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const members = Object.keys(value)
+    .sort()
+    .flatMap((key) => {
+      const member = value[key];
+      return member === undefined ? [] : [`${JSON.stringify(key)}:${canonicalJson(member)}`];
+    });
+  return `{${members.join(',')}}`;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** What a chain link covers. `metadata` may hold `hash` already: it is left out. */
+export type ChainedContent = {
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly metadata: JsonObject;
+  readonly revision: number;
+};
+
+export function eventHash(prevHash: string, event: ChainedContent): string {
+  const { hash: _hash, ...covered } = event.metadata;
+  return sha256Hex(prevHash + canonicalJson({ type: event.type, data: event.data, metadata: covered, revision: event.revision }));
+}
+
+/** `metadata` extended with its link in the chain: `prevHash`, then the `hash` over it all. */
+export function chainMetadata(prevHash: string, event: ChainedContent): JsonObject {
+  const linked = { ...event.metadata, prevHash };
+  return { ...linked, hash: eventHash(prevHash, { ...event, metadata: linked }) };
+}
+
+/** The chain hash stored on an event, if it has one. */
+export function storedHash(event: { readonly metadata: JsonObject }): string | undefined {
+  const hash = event.metadata.hash;
+  return typeof hash === 'string' ? hash : undefined;
+}
+
+export function storedPrevHash(event: { readonly metadata: JsonObject }): string | undefined {
+  const prevHash = event.metadata.prevHash;
+  return typeof prevHash === 'string' ? prevHash : undefined;
+}
+
+/**
+ * The hash the next event should link to after `event`: its stored hash, or — for an event
+ * appended outside the command loop, which has none — one computed over it, so the chain goes
+ * on after the gap (verify still reports the gap).
+ */
+export function linkHash(prevHash: string, event: ChainedContent): string {
+  return storedHash(event) ?? eventHash(prevHash, event);
+}
+
+export type ChainBreakReason =
+  /** The event carries no chain fields: appended outside the command loop, or stripped. */
+  | 'missing-hash'
+  /** Its `prevHash` is not its predecessor's hash: an event before it was removed or replaced. */
+  | 'prev-hash-mismatch'
+  /** Its content no longer gives its hash: it was edited after it was appended. */
+  | 'hash-mismatch'
+  /** Revisions are not 0, 1, 2, …: an event was removed. */
+  | 'revision-gap';
+
+export type ChainVerification =
+  | { readonly status: 'intact'; readonly eventsChecked: number; readonly lastHash: string }
+  | {
+      readonly status: 'broken';
+      readonly eventsChecked: number;
+      /** The first revision whose link does not hold. */
+      readonly brokenAt: { readonly revision: number; readonly reason: ChainBreakReason; readonly eventId: string };
+    };
+
+/** Recomputes one stream's chain in revision order and stops at the first broken link. */
+export async function verifyChain(events: AsyncIterable<RecordedEvent> | Iterable<RecordedEvent>): Promise<ChainVerification> {
+  let prevHash = genesisHash;
+  let expectedRevision = 0;
+  for await (const event of events) {
+    const broken = (reason: ChainBreakReason): ChainVerification => ({
+      status: 'broken',
+      eventsChecked: expectedRevision + 1,
+      brokenAt: { revision: event.revision, reason, eventId: event.id },
+    });
+    if (event.revision !== expectedRevision) return broken('revision-gap');
+    const hash = storedHash(event);
+    if (hash === undefined) return broken('missing-hash');
+    if (storedPrevHash(event) !== prevHash) return broken('prev-hash-mismatch');
+    if (eventHash(prevHash, event) !== hash) return broken('hash-mismatch');
+    prevHash = hash;
+    expectedRevision++;
+  }
+  return { status: 'intact', eventsChecked: expectedRevision, lastHash: prevHash };
+}

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { aggregates } from '../../src/application/aggregates/aggregates.js';
+import { canonicalJson, eventHash, genesisHash, verifyChain } from '../../src/application/audit/hash-chain.js';
+import { commandHandler } from '../../src/application/command-handling/handle-command.js';
+import type { RecordedEvent } from '../../src/application/ports/event-store.js';
+import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { as, fakeClock, listingInput, owner, streamEvents } from '../support/command-side.js';
+import { createListing, deactivateListing, updateListing } from './support/listing-commands.js';
+
+describe('canonical JSON', () => {
+  it('sorts keys at every depth and leaves no whitespace', () => {
+    expect(canonicalJson({ b: 1, a: [{ d: true, c: null }, 'x'], e: { g: 'é', f: 1.5 } })).toBe('{"a":[{"c":null,"d":true},"x"],"b":1,"e":{"f":1.5,"g":"é"}}');
+  });
+});
+
+describe('the audit hash chain of the command loop', () => {
+  async function listingHistory() {
+    const eventStore = new MemoryEventStore();
+    const handler = commandHandler(aggregates.listing, { eventStore, clock: fakeClock('2030-01-01T00:00:00Z') });
+    const listingId = randomUUID();
+    const streamId = `listing-${listingId}`;
+    await handler.handle(streamId, createListing(listingId, listingInput), as(owner));
+    await handler.handle(streamId, updateListing(listingId, { pricePerDay: 9_000 }), as(owner));
+    return { eventStore, handler, streamId, listingId };
+  }
+
+  it('links every event to its predecessor, from the genesis hash on', async () => {
+    const { eventStore, streamId } = await listingHistory();
+    const events = await streamEvents(eventStore, streamId);
+    expect(events[0]?.metadata.prevHash).toBe(genesisHash);
+    expect(events[1]?.metadata.prevHash).toBe(events[0]?.metadata.hash);
+    expect(await verifyChain(events)).toMatchObject({ status: 'intact', eventsChecked: 2, lastHash: events[1]?.metadata.hash });
+  });
+
+  it('names the first revision whose content was edited', async () => {
+    const { eventStore, streamId } = await listingHistory();
+    const events = await streamEvents(eventStore, streamId);
+    const edited: RecordedEvent[] = events.map((event) => (event.revision === 1 ? { ...event, data: { ...event.data, pricePerDay: 1 } } : event));
+    expect(await verifyChain(edited)).toMatchObject({ status: 'broken', brokenAt: { revision: 1, reason: 'hash-mismatch' } });
+  });
+
+  it('names the event after one that was removed', async () => {
+    const { eventStore, handler, streamId, listingId } = await listingHistory();
+    await handler.handle(streamId, deactivateListing(listingId), as(owner));
+    const events = await streamEvents(eventStore, streamId);
+    const [first, , third] = events;
+    if (!first || !third) throw new Error('expected three events');
+    const rewritten: RecordedEvent[] = [first, { ...third, revision: 1 }];
+    expect(await verifyChain(rewritten)).toMatchObject({ status: 'broken', brokenAt: { revision: 1, reason: 'prev-hash-mismatch' } });
+  });
+
+  it('shows an event appended outside the loop as a break, and goes on linking after it', async () => {
+    const { eventStore, handler, streamId, listingId } = await listingHistory();
+    await eventStore.appendToStream(streamId, [{ id: randomUUID(), type: 'ListingDeactivated', data: { listingId }, metadata: { schemaVersion: 1 } }]);
+    await handler.handle(streamId, updateListing(listingId, { pricePerDay: 8_000 }), as(owner));
+    const events = await streamEvents(eventStore, streamId);
+    expect(await verifyChain(events)).toMatchObject({ status: 'broken', brokenAt: { revision: 2, reason: 'missing-hash' } });
+    const [, , outsider, after] = events;
+    if (!outsider || !after) throw new Error('expected four events');
+    expect(after.metadata.prevHash).toBe(eventHash(String(events[1]?.metadata.hash), outsider));
+  });
+});
