@@ -51,6 +51,9 @@ export const configSchema = z.object({
   ORPHAN_SLOT_GRACE_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(120_000),
   COMMAND_CACHE_STREAMS: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
   QUERY_CONSISTENCY_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)').optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().regex(/^whsec_\w+$/, 'must be a Stripe webhook signing secret (whsec_…)').optional(),
+  STRIPE_API_BASE: optionalUrl,
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -89,6 +92,9 @@ export const settingDescriptions: Record<keyof Config, string> = {
   ORPHAN_SLOT_GRACE_MS: 'how long a doctor slot may be held without its appointment (a crashed request) before it is freed',
   COMMAND_CACHE_STREAMS: 'streams per aggregate whose folded state each command process keeps in memory',
   QUERY_CONSISTENCY_TIMEOUT_MS: 'longest the query API waits for its read models to reach a `Consistency-Position` before answering 503 with `Retry-After`',
+  STRIPE_SECRET_KEY: 'Stripe API key; unset: a simulated gateway whose payments succeed by themselves (refused in production)',
+  STRIPE_WEBHOOK_SECRET: 'signing secret of the Stripe webhook endpoint (`POST /v1/webhooks/stripe`); required with a key in production',
+  STRIPE_API_BASE: 'another address for the Stripe API (`http://host:port`), e.g. stripe-mock; unset: Stripe\'s',
 };
 
 export class ConfigError extends Error {
