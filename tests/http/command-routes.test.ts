@@ -3,7 +3,7 @@ import { fc } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { everyMorning, listingInput } from '../support/command-side.js';
-import { postJson, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+import { handMadeJwt, postJson, startApi, startBackend, validClaims, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 
 const person = (roles: Actor['roles']): Actor => ({ id: randomUUID(), roles });
 const owner = person(['OWNER']);
@@ -145,27 +145,76 @@ describe('command routes over HTTP', () => {
     });
   });
 
-  describe('fuzz: arbitrary bodies on every command route', () => {
-    const routes = [
-      ['/v1/listings', owner],
-      [`/v1/listings/${randomUUID()}/update`, owner],
-      [`/v1/listings/${randomUUID()}/reviews`, consumer],
-      ['/v1/bookings', consumer],
-      [`/v1/bookings/${randomUUID()}/cancel`, consumer],
-      ['/v1/appointments', patient],
-      [`/v1/appointments/${randomUUID()}/reschedule`, patient],
-      [`/v1/appointments/${randomUUID()}/complete`, doctor],
+  // Every command route of API.md (except payments, which have their own specs), with a body
+  // that would pass validation and the roles that may call it.
+  const everyRoute = () =>
+    [
+      ['POST', '/v1/listings', listingInput, ['OWNER', 'ADMIN']],
+      ['POST', `/v1/listings/${randomUUID()}/update`, { pricePerDay: 1 }, ['OWNER', 'ADMIN']],
+      ['POST', `/v1/listings/${randomUUID()}/deactivate`, {}, ['OWNER', 'ADMIN']],
+      ['POST', `/v1/listings/${randomUUID()}/reactivate`, {}, ['OWNER', 'ADMIN']],
+      ['POST', `/v1/listings/${randomUUID()}/reviews`, { bookingId: randomUUID(), rating: 5, comment: 'great' }, ['CONSUMER']],
+      ['POST', '/v1/bookings', { listingId: randomUUID(), startDate: '2030-01-01', endDate: '2030-01-02' }, ['CONSUMER']],
+      ['POST', `/v1/bookings/${randomUUID()}/cancel`, { reason: 'x' }, null],
+      ['POST', `/v1/bookings/${randomUUID()}/complete`, {}, ['OWNER', 'ADMIN']],
+      ['PUT', `/v1/doctors/${randomUUID()}/schedule`, everyMorning, ['DOCTOR', 'ADMIN']],
+      ['POST', '/v1/appointments', { doctorId: randomUUID(), start: '2030-02-04T09:00:00Z', reason: 'x' }, ['PATIENT']],
+      ['POST', `/v1/appointments/${randomUUID()}/reschedule`, { start: '2030-02-04T09:00:00Z' }, null],
+      ['POST', `/v1/appointments/${randomUUID()}/cancel`, { reason: 'x' }, null],
+      ['POST', `/v1/appointments/${randomUUID()}/complete`, { notes: 'x' }, ['DOCTOR']],
+      ['POST', `/v1/appointments/${randomUUID()}/no-show`, {}, ['DOCTOR']],
     ] as const;
 
+  describe('authentication and roles on every command route', () => {
+    const now = () => Math.floor(Date.now() / 1000);
+    const badTokens = () => ({
+      expired: handMadeJwt(validClaims({ iat: now() - 3600, exp: now() - 60 })),
+      'wrong audience': handMadeJwt(validClaims({ aud: 'someone-else' })),
+      'wrong issuer': handMadeJwt(validClaims({ iss: 'evil' })),
+      'alg none': `${handMadeJwt(validClaims(), { header: { alg: 'none', typ: 'JWT' } }).split('.').slice(0, 2).join('.')}.`,
+      tampered: handMadeJwt(validClaims(), { key: 'not-the-secret-not-the-secret-not-the-secret' }),
+    });
+
+    it.each(everyRoute().map(([method, path, body, roles]) => ({ method, path, body, roles })))('$method $path', async ({ method, path, body, roles }) => {
+      const send = async (headers: Record<string, string>) =>
+        (await fetch(`${api.url}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })).status;
+      expect(await send({})).toBe(401);
+      for (const [kind, token] of Object.entries(badTokens())) {
+        expect(await send({ authorization: `Bearer ${token}` }), kind).toBe(401);
+      }
+      if (roles) {
+        const outsider = person((['CONSUMER', 'OWNER', 'PATIENT', 'DOCTOR', 'AUDITOR'] as const).filter((role) => !(roles as readonly string[]).includes(role)));
+        expect(await send(bearer(outsider))).toBe(403);
+      }
+    });
+  });
+
+  describe('fuzz: arbitrary bodies, headers and query strings on every command route', () => {
+    const headerNames = ['if-match', 'idempotency-key', 'x-request-id', 'traceparent', 'x-correlation-id', 'content-type', 'accept'] as const;
+    const headerValue = fc.string({ unit: fc.constantFrom(...' !"#$%&()*+,-./0123456789:;<=>?@ABCZ[]^_`abcxyz{|}~'.split('')), maxLength: 40 });
+    const roleFor = (roles: readonly string[] | null): Actor => person(roles ? [roles[0] as Actor['roles'][number]] : ['CONSUMER']);
+
     it('never answers 5xx and never appends for a rejected request', async () => {
+      const routes = everyRoute();
       const before = await eventCount();
       await fc.assert(
-        fc.asyncProperty(fc.constantFrom(...routes), fc.jsonValue(), async ([path, actor], body) => {
-          const response = await post(path, body, actor);
-          expect(response.status).toBeGreaterThanOrEqual(400);
-          expect(response.status).toBeLessThan(500);
-        }),
-        { numRuns: 120 },
+        fc.asyncProperty(
+          fc.constantFrom(...routes),
+          fc.oneof(fc.jsonValue(), fc.constant(undefined)),
+          fc.dictionary(fc.constantFrom(...headerNames), headerValue, { maxKeys: 3 }),
+          fc.webQueryParameters(),
+          async ([method, path, , roles], body, headers, query) => {
+            const response = await fetch(`${api.url}${path}?${query}`, {
+              method,
+              headers: { 'content-type': 'application/json', ...headers, ...bearer(roleFor(roles)) },
+              ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+            });
+            await response.arrayBuffer();
+            expect(response.status).toBeGreaterThanOrEqual(400);
+            expect(response.status).toBeLessThan(500);
+          },
+        ),
+        { numRuns: 150 },
       );
       expect(await eventCount()).toBe(before);
     });
