@@ -1,0 +1,35 @@
+import underPressure from '@fastify/under-pressure';
+import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { HttpProblem } from '../problem.js';
+
+export type LoadSheddingOptions = {
+  /** Event-loop delay (ms) past which new requests are turned away; 0 turns the check off. */
+  readonly maxEventLoopDelayMs: number;
+  /** Heap in use (bytes) past which new requests are turned away; 0 turns the check off. */
+  readonly maxHeapUsedBytes: number;
+  readonly retryAfterSeconds: number;
+};
+
+/** Probes and scrapes must still answer when the service is shedding: that is when they matter. */
+const neverShed = ['/health/', '/metrics'];
+
+/**
+ * Under overload, a quick 503 with `Retry-After` for new requests beats every request timing out:
+ * the ones already accepted still finish, and clients back off.
+ */
+const loadShedding: FastifyPluginAsync<LoadSheddingOptions> = async (app, options) => {
+  await app.register(underPressure, {
+    maxEventLoopDelay: options.maxEventLoopDelayMs,
+    maxHeapUsedBytes: options.maxHeapUsedBytes,
+    sampleInterval: 100,
+    pressureHandler: async (request, _reply, type) => {
+      if (neverShed.some((prefix) => request.url.startsWith(prefix))) return;
+      throw new HttpProblem(503, 'overloaded', 'Service overloaded', `The service is shedding load (${type}); try again shortly`, {
+        headers: { 'retry-after': String(options.retryAfterSeconds) },
+      });
+    },
+  });
+};
+
+export const loadSheddingPlugin = fp(loadShedding, { name: 'load-shedding' });
