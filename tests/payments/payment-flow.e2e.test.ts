@@ -6,6 +6,7 @@ import { PaymentProcess } from '../../src/application/process-managers/payment.p
 import type { HttpServer } from '../../src/infrastructure/http/http-server.js';
 import { postgresProbe } from '../../src/infrastructure/http/plugins/health.plugin.js';
 import { buildQueryApi } from '../../src/infrastructure/http/query-api.js';
+import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
 import { PgCheckpointListener } from '../../src/infrastructure/projections/pg-checkpoint-listener.js';
@@ -39,6 +40,7 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
   let queryApi: HttpServer;
   let listener: PgCheckpointListener;
   let projectors: ProjectionRuntime;
+  let projectorStore: PgEventStore;
   const stopProcess = new AbortController();
   let process: Promise<void>;
 
@@ -51,7 +53,8 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
     process = new PaymentProcess({ eventStore: backend.eventStore, side: api.side, gateway, checkpoints, retryDelayMs: 50 }).run(stopProcess.signal);
 
     const db = createKysely<unknown>(backend.pool);
-    projectors = createRuntime({ url: backend.database.url, db, store: backend.eventStore }, readModelProjections, { batchMaxWaitMs: 5 });
+    projectorStore = new PgEventStore(backend.pool, { pollIntervalMs: 100 });
+    projectors = createRuntime({ url: backend.database.url, db, store: projectorStore }, readModelProjections, { batchMaxWaitMs: 5 });
     projectors.start();
     listener = new PgCheckpointListener({ connectionString: backend.database.url, reconnectMs: 100 });
     await listener.start();
@@ -77,6 +80,7 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
     await queryApi.close();
     await listener.close();
     await projectors.stop();
+    await projectorStore.close();
     await api.close();
     await stripe.stop();
     await backend.close();
