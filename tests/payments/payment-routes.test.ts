@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { unmatchedStreamId } from '../../src/application/payments/provider-events.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
@@ -125,6 +126,34 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       expect(late.status).toBe(409);
       expect(late.body.type).toMatch(/hold-expired$/);
       expect(stripe.requestsTo('create-intent')).toHaveLength(0);
+    });
+  });
+
+  describe('POST /v1/payments/{id}/refund', () => {
+    it("lets the listing's owner request a refund (201); others do not see the payment; a consumer may not", async () => {
+      const bookingId = await book();
+      const paymentId = String((await startPaying(bookingId)).body.paymentId);
+      const intentId = stripe.intentsFor(paymentId)[0]?.id ?? '';
+      const paid = stripeEvent(`evt_${randomUUID()}`, 'payment_intent.succeeded', intentObject(intentId, paymentId, { amount_received: 24_000 }));
+      expect((await deliver(api, paid)).status).toBe(200);
+
+      expect((await post(`/v1/payments/${paymentId}/refund`, { amount: 1_000 }, consumer)).status).toBe(403);
+      expect((await post(`/v1/payments/${paymentId}/refund`, { amount: 1_000 }, person(['OWNER']))).status).toBe(404);
+      expect((await post(`/v1/payments/${paymentId}/refund`, { amount: 0 }, owner)).status).toBe(400);
+      const refunded = await post(`/v1/payments/${paymentId}/refund`, { amount: 1_000 }, owner, { 'idempotency-key': 'refund-once' });
+      expect(refunded.status).toBe(201);
+      const replay = await post(`/v1/payments/${paymentId}/refund`, { amount: 1_000 }, owner, { 'idempotency-key': 'refund-once' });
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      const tooMuch = await post(`/v1/payments/${paymentId}/refund`, { amount: 24_000 }, owner);
+      expect(tooMuch.status).toBe(409);
+      expect(tooMuch.body.type).toMatch(/refund-exceeds-captured$/);
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
+    });
+
+    it('publishes the payment routes and the webhook in /docs', async () => {
+      const docs = await fetch(`${api.url}/docs/json`);
+      const paths = Object.keys(z.object({ paths: z.record(z.string(), z.unknown()) }).parse(await docs.json()).paths);
+      expect(paths).toEqual(expect.arrayContaining(['/v1/bookings/{id}/payments', '/v1/payments/{id}/refund', '/v1/webhooks/stripe']));
     });
   });
 
