@@ -152,6 +152,21 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
   });
 
+  it('payment succeeded after the lapsed hold went to someone else → booking cancelled (not the consumer\'s fault), refunded in full', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    clock.advance(16 * 60_000);
+    const booking = (await side.handlers.booking.read(`booking-${bookingId}`)).state;
+    if (booking.status !== 'requested') throw new Error('expected a held booking');
+    const other = person(['CONSUMER']);
+    await requestBooking(side, { listingId: listing, startDate: booking.booking.startDate, endDate: booking.booking.endDate }, as(other));
+    await pay(paymentId, intentId);
+    await drain();
+
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingCancelled']);
+    expect((await side.handlers.booking.read(`booking-${bookingId}`)).state).toMatchObject({ status: 'cancelled', cancelledBy: 'admin', refundAmount: 24_000 });
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
+  });
+
   it('handling every event again (a replay after a crash) changes nothing and refunds nothing twice', async () => {
     const start = cursor;
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();

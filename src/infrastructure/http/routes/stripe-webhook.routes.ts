@@ -26,7 +26,12 @@ export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = asy
 
   app.post(
     '/v1/webhooks/stripe',
-    { config: { idempotency: false }, schema: { tags: ['payments'], summary: 'Stripe events (signature-verified, no JWT)' } },
+    {
+      config: { idempotency: false },
+      // Stripe's event bodies (a charge with its refunds) can outgrow the API's 64 KiB for requests.
+      bodyLimit: 512 * 1024,
+      schema: { tags: ['payments'], summary: 'Stripe events (signature-verified, no JWT)' },
+    },
     async (request, reply) => {
       const signature = request.headers['stripe-signature'];
       if (typeof signature !== 'string' || signature === '') throw invalidSignature('The Stripe-Signature header is missing');

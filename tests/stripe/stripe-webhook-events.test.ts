@@ -1,0 +1,48 @@
+import type Stripe from 'stripe';
+import { describe, expect, it } from 'vitest';
+import { toProviderEvents } from '../../src/infrastructure/stripe/stripe-webhook-events.js';
+
+/** Only the fields the translation reads; Stripe's full objects are much larger. */
+function event(id: string, type: string, object: Record<string, unknown>): Stripe.Event {
+  const parsed: Stripe.Event = JSON.parse(JSON.stringify({ id, object: 'event', type, data: { object } }));
+  return parsed;
+}
+
+const refund = (id: string, status: string, metadata: Record<string, string>) => ({ id, object: 'refund', status, metadata, failure_reason: status === 'failed' ? 'lost_or_stolen_card' : null });
+
+describe("Stripe events in our terms", () => {
+  it('a success carries what was received, upper-case currency, and our payment id', () => {
+    const intent = { id: 'pi_1', object: 'payment_intent', amount: 500, amount_received: 400, currency: 'eur', metadata: { paymentId: 'p1' } };
+    expect(toProviderEvents(event('evt_1', 'payment_intent.succeeded', intent))).toEqual([
+      { kind: 'payment-succeeded', eventId: 'evt_1', paymentId: 'p1', intentId: 'pi_1', amount: 400, currency: 'EUR' },
+    ]);
+  });
+
+  it('a failure names the decline code, then the error code', () => {
+    const intent = { id: 'pi_1', object: 'payment_intent', metadata: { paymentId: 'p1' }, last_payment_error: { code: 'card_declined', decline_code: 'insufficient_funds' } };
+    expect(toProviderEvents(event('evt_2', 'payment_intent.payment_failed', intent))).toEqual([
+      { kind: 'payment-failed', eventId: 'evt_2', paymentId: 'p1', intentId: 'pi_1', reason: 'insufficient_funds' },
+    ]);
+  });
+
+  it('charge.refunded reports each of our listed refunds under its own derived event id', () => {
+    const charge = {
+      id: 'ch_1',
+      object: 'charge',
+      refunds: { object: 'list', data: [refund('re_1', 'succeeded', { paymentId: 'p1', refundId: 'r1' }), refund('re_2', 'failed', { paymentId: 'p1', refundId: 'r2' }), refund('re_3', 'succeeded', {})] },
+    };
+    expect(toProviderEvents(event('evt_3', 'charge.refunded', charge))).toEqual([
+      { kind: 'refund-succeeded', eventId: 'evt_3:re_1', paymentId: 'p1', refundId: 'r1' },
+      { kind: 'refund-failed', eventId: 'evt_3:re_2', paymentId: 'p1', refundId: 'r2', reason: 'lost_or_stolen_card' },
+    ]);
+  });
+
+  it('keeps what it cannot map (no refunds listed, no metadata) as unmatched; a pending refund is nothing yet', () => {
+    expect(toProviderEvents(event('evt_4', 'charge.refunded', { id: 'ch_2', object: 'charge', refunds: null }))).toEqual([
+      expect.objectContaining({ kind: 'unmatched', eventId: 'evt_4', objectId: 'ch_2' }),
+    ]);
+    expect(toProviderEvents(event('evt_5', 'refund.updated', refund('re_4', 'succeeded', {})))).toEqual([expect.objectContaining({ kind: 'unmatched', objectId: 're_4' })]);
+    expect(toProviderEvents(event('evt_6', 'refund.created', refund('re_5', 'pending', { paymentId: 'p', refundId: 'r' })))).toEqual([]);
+    expect(toProviderEvents(event('evt_7', 'invoice.paid', { id: 'in_1', object: 'invoice' }))).toEqual([]);
+  });
+});
