@@ -36,9 +36,9 @@ export type ProviderEventDeps = { readonly side: CommandSide; readonly eventStor
 /** The provider acts as this actor in event metadata. */
 export const paymentProviderActor = { id: 'system:payment-provider', roles: [] };
 
-type PaymentEventOf<Kind> = Exclude<Extract<PaymentProviderEvent, { kind: Kind }>, { kind: 'unmatched' }>;
+type MatchedEvent = Exclude<PaymentProviderEvent, { kind: 'unmatched' }>;
 
-function commandFor(event: Exclude<PaymentProviderEvent, { kind: 'unmatched' }>): PaymentCommand {
+function commandFor(event: MatchedEvent): PaymentCommand {
   const { paymentId, eventId: providerEventId } = event;
   switch (event.kind) {
     case 'payment-succeeded':
@@ -59,7 +59,7 @@ function commandFor(event: Exclude<PaymentProviderEvent, { kind: 'unmatched' }>)
 }
 
 /** An intent event for a payment made with another intent is not about this payment. */
-function guardIntent(event: PaymentEventOf<PaymentProviderEvent['kind']>, state: PaymentState): void {
+function guardIntent(event: MatchedEvent, state: PaymentState): void {
   if (!('intentId' in event) || state.status === 'none') return;
   if (state.payment.providerIntentId !== event.intentId) {
     throw new DomainError('intent-mismatch', `payment ${event.paymentId} was made with intent ${state.payment.providerIntentId}, not ${event.intentId}`);
