@@ -1,4 +1,5 @@
 import { appointmentsProjection } from './appointments/appointments.projection.js';
+import { auditIndexProjection } from './audit-index/audit-index.projection.js';
 import type { AppointmentsTables } from './appointments/appointments.table.js';
 import { bookingsProjection } from './bookings/bookings.projection.js';
 import type { BookingsTables } from './bookings/bookings.table.js';
@@ -43,4 +44,5 @@ export const readModelProjections: readonly Projection[] = [
   usersProjection,
   doctorsProjection,
   appointmentsProjection,
+  auditIndexProjection,
 ];

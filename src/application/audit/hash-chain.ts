@@ -94,22 +94,24 @@ export type ChainVerification =
       readonly brokenAt: { readonly revision: number; readonly reason: ChainBreakReason; readonly eventId: string };
     };
 
+/** Why `event` does not link to a predecessor with `prevHash` at the revision before `expectedRevision`; `undefined` when it does. */
+export function brokenLink(prevHash: string, expectedRevision: number, event: RecordedEvent): ChainBreakReason | undefined {
+  if (event.revision !== expectedRevision) return 'revision-gap';
+  const hash = storedHash(event);
+  if (hash === undefined) return 'missing-hash';
+  if (storedPrevHash(event) !== prevHash) return 'prev-hash-mismatch';
+  if (eventHash(prevHash, event) !== hash) return 'hash-mismatch';
+  return undefined;
+}
+
 /** Recomputes one stream's chain in revision order and stops at the first broken link. */
 export async function verifyChain(events: AsyncIterable<RecordedEvent> | Iterable<RecordedEvent>): Promise<ChainVerification> {
   let prevHash = genesisHash;
   let expectedRevision = 0;
   for await (const event of events) {
-    const broken = (reason: ChainBreakReason): ChainVerification => ({
-      status: 'broken',
-      eventsChecked: expectedRevision + 1,
-      brokenAt: { revision: event.revision, reason, eventId: event.id },
-    });
-    if (event.revision !== expectedRevision) return broken('revision-gap');
-    const hash = storedHash(event);
-    if (hash === undefined) return broken('missing-hash');
-    if (storedPrevHash(event) !== prevHash) return broken('prev-hash-mismatch');
-    if (eventHash(prevHash, event) !== hash) return broken('hash-mismatch');
-    prevHash = hash;
+    const reason = brokenLink(prevHash, expectedRevision, event);
+    if (reason) return { status: 'broken', eventsChecked: expectedRevision + 1, brokenAt: { revision: event.revision, reason, eventId: event.id } };
+    prevHash = storedHash(event) ?? prevHash;
     expectedRevision++;
   }
   return { status: 'intact', eventsChecked: expectedRevision, lastHash: prevHash };

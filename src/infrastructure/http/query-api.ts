@@ -11,6 +11,7 @@ import type { ReadinessProbe } from './plugins/health.plugin.js';
 import { consistentWith, CursorCodec, type QueryRoutesOptions } from './query-context.js';
 import { adminQueryRoutes } from './routes/admin.query-routes.js';
 import { appointmentQueryRoutes } from './routes/appointments.query-routes.js';
+import { auditQueryRoutes } from './routes/audit.query-routes.js';
 import { bookingQueryRoutes } from './routes/bookings.query-routes.js';
 import { doctorQueryRoutes } from './routes/doctors.query-routes.js';
 import { listingQueryRoutes } from './routes/listings.query-routes.js';
@@ -62,6 +63,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
     consistentWith: (projections) => consistentWith(consistency, projections),
   };
 
+  await app.register(auditQueryRoutes, { ...routes, pool: deps.pool });
   await app.register(listingQueryRoutes, { prefix: '/v1/listings', ...routes });
   await app.register(bookingQueryRoutes, { prefix: '/v1/bookings', ...routes });
   await app.register(paymentQueryRoutes, { prefix: '/v1/payments', ...routes });

@@ -1,4 +1,5 @@
 import type { Migration } from 'kysely';
+import { auditMigration } from '../audit/audit.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '0110_idempotency': idempotencyMigration,
   '0200_projections': projectionCheckpointsMigration,
   '0300_payments': processCheckpointsMigration,
+  '0400_audit': auditMigration,
 };

@@ -1,0 +1,135 @@
+import { aggregates } from '../aggregates/aggregates.js';
+import type { Aggregate } from '../command-handling/aggregate.js';
+import type { DomainEvent } from '../command-handling/event-codec.js';
+import type { EventStore, JsonObject, RecordedEvent } from '../ports/event-store.js';
+import { formatPosition } from '../ports/position.js';
+import { storedHash, storedPrevHash } from './hash-chain.js';
+
+/** What the audit side reads: never appends. */
+export type EventReader = Pick<EventStore, 'readStream' | 'readAll'>;
+
+/** One event as the audit API shows it (API.md, "audit event"). */
+export type AuditEvent = {
+  readonly streamId: string;
+  readonly revision: number;
+  /** Global position, as `Event-Position` gives it. */
+  readonly position: string;
+  readonly type: string;
+  readonly schemaVersion: number;
+  /** When the service decided it (metadata), else when the store recorded it. */
+  readonly occurredAt: string;
+  readonly recordedAt: string;
+  readonly data: JsonObject;
+  /** Actor, roles, request id, correlation, causation, IP, user agent, and the chain fields. */
+  readonly metadata: JsonObject;
+  /** `null` for an event appended outside the command loop. */
+  readonly hash: string | null;
+  readonly prevHash: string | null;
+};
+
+export function toAuditEvent(event: RecordedEvent): AuditEvent {
+  const schemaVersion = event.metadata.schemaVersion;
+  return {
+    streamId: event.streamId,
+    revision: event.revision,
+    position: formatPosition(event.position),
+    type: event.type,
+    schemaVersion: typeof schemaVersion === 'number' ? schemaVersion : 1,
+    occurredAt: occurredAt(event).toISOString(),
+    recordedAt: event.recordedAt.toISOString(),
+    data: event.data,
+    metadata: event.metadata,
+    hash: storedHash(event) ?? null,
+    prevHash: storedPrevHash(event) ?? null,
+  };
+}
+
+/**
+ * The time an event counts as having happened for time travel and time ranges: `occurredAt`
+ * from its metadata (the service's clock when it decided), or the store's `recordedAt` for an
+ * event without it.
+ */
+export function occurredAt(event: RecordedEvent): Date {
+  const stated = event.metadata.occurredAt;
+  const parsed = typeof stated === 'string' ? new Date(stated) : undefined;
+  return parsed && !Number.isNaN(parsed.getTime()) ? parsed : event.recordedAt;
+}
+
+/** An aggregate with its types erased: the audit side folds whichever one a stream id names. */
+export type AnyAggregate = Aggregate<unknown, DomainEvent, unknown>;
+
+const byCategory: ReadonlyMap<string, AnyAggregate> = new Map(Object.values(aggregates).map((aggregate): [string, AnyAggregate] => [aggregate.category, aggregate]));
+
+/** The aggregate a stream id (`<category>-<id>`) belongs to, if its category is one of ours. */
+export function aggregateOf(streamId: string): AnyAggregate | undefined {
+  const dash = streamId.indexOf('-');
+  return dash > 0 ? byCategory.get(streamId.slice(0, dash)) : undefined;
+}
+
+/** One page of a stream's history, in revision order from `after + 1`; `undefined`: no such stream. */
+export async function historyPage(
+  reader: EventReader,
+  streamId: string,
+  page: { readonly limit: number; readonly after?: number | undefined },
+): Promise<{ items: AuditEvent[]; next: number | null } | undefined> {
+  const read = await reader.readStream(streamId, { from: (page.after ?? -1) + 1, maxCount: page.limit + 1 });
+  if (read.status === 'no_stream') return undefined;
+  const events: AuditEvent[] = [];
+  for await (const event of read.events) events.push(toAuditEvent(event));
+  const items = events.slice(0, page.limit);
+  const last = items.at(-1);
+  return { items, next: events.length > page.limit && last ? last.revision : null };
+}
+
+/** Which past state: after the event of revision `version`, or as it stood at the instant `at`. */
+export type StateTarget = { readonly version: number } | { readonly at: Date } | { readonly latest: true };
+
+export type PastState = {
+  readonly streamId: string;
+  readonly category: string;
+  /** Revision of the last event folded; −1: the aggregate did not exist yet. */
+  readonly version: number;
+  /** Position and time of that event, `null` when none. */
+  readonly position: string | null;
+  readonly occurredAt: string | null;
+  readonly state: unknown;
+};
+
+export type PastStateAnswer =
+  | { readonly status: 'found'; readonly past: PastState }
+  | { readonly status: 'unknown-category' }
+  | { readonly status: 'no-stream' }
+  /** The stream never reached the requested version. */
+  | { readonly status: 'no-such-version'; readonly lastVersion: number };
+
+/**
+ * The aggregate's state as it was: its stream folded with the command side's own codec
+ * (upcasters included) and `evolve`, up to the target. A prefix of the stream, always: an event
+ * whose time is past `at` ends the fold even if a later one claims an earlier time.
+ */
+export async function stateAt(reader: EventReader, streamId: string, target: StateTarget): Promise<PastStateAnswer> {
+  const aggregate = aggregateOf(streamId);
+  if (!aggregate) return { status: 'unknown-category' };
+  const read = await reader.readStream(streamId, 'version' in target ? { maxCount: target.version + 1 } : {});
+  if (read.status === 'no_stream') return { status: 'no-stream' };
+  let state = aggregate.decider.initialState;
+  let last: RecordedEvent | undefined;
+  for await (const event of read.events) {
+    if ('at' in target && occurredAt(event) > target.at) break;
+    state = aggregate.decider.evolve(state, aggregate.codec.decode(event));
+    last = event;
+  }
+  const version = last?.revision ?? -1;
+  if ('version' in target && version < target.version) return { status: 'no-such-version', lastVersion: version };
+  return {
+    status: 'found',
+    past: {
+      streamId,
+      category: aggregate.category,
+      version,
+      position: last ? formatPosition(last.position) : null,
+      occurredAt: last ? occurredAt(last).toISOString() : null,
+      state,
+    },
+  };
+}

@@ -1,0 +1,338 @@
+import { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type pg from 'pg';
+import { z } from 'zod';
+import { verifyAccessLog, type AccessLog } from '../../../application/audit/access-log.js';
+import { exportEvents } from '../../../application/audit/audit-export.js';
+import { verifyChain } from '../../../application/audit/hash-chain.js';
+import { historyPage, stateAt, type AuditEvent, type EventReader, type StateTarget } from '../../../application/audit/stream-history.js';
+import { findAppointment } from '../../../projections/appointments/appointments.queries.js';
+import { indexedEvents } from '../../../projections/audit-index/audit-index.queries.js';
+import { auditIndexProjectionName, type AuditIndexDatabase } from '../../../projections/audit-index/audit-index.table.js';
+import { accessLogPlugin, type PatientResolver } from '../../audit/access-log.plugin.js';
+import { PgAccessLog } from '../../audit/pg-access-log.js';
+import { PgEventStore } from '../../pg-event-store/pg-event-store.js';
+import { createKysely } from '../../postgres/database.js';
+import { requireRoles } from '../plugins/auth.plugin.js';
+import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+
+const json = z.record(z.string(), z.unknown());
+
+const auditEventSchema = z
+  .object({
+    streamId: z.string(),
+    revision: z.number().int(),
+    position: z.string().describe('Global position, as `Event-Position` gives it'),
+    type: z.string(),
+    schemaVersion: z.number().int(),
+    occurredAt: z.string(),
+    recordedAt: z.string(),
+    data: json,
+    metadata: json.describe('actorId, actorRoles, requestId, correlationId, causationId, ip, userAgent, occurredAt, schemaVersion, prevHash, hash'),
+    hash: z.string().nullable().describe('null: appended outside the command loop'),
+    prevHash: z.string().nullable(),
+  })
+  .meta({ id: 'AuditEvent' });
+
+const indexedEventSchema = z
+  .object({
+    streamId: z.string(),
+    revision: z.number().int(),
+    position: z.string(),
+    type: z.string(),
+    occurredAt: z.string(),
+    actorId: z.string().nullable(),
+    correlationId: z.string().nullable(),
+  })
+  .meta({ id: 'IndexedAuditEvent' });
+
+const accessLogEntrySchema = z
+  .object({
+    id: z.string(),
+    at: z.string(),
+    actorId: z.string(),
+    actorRoles: z.array(z.string()),
+    action: z.string(),
+    resource: z.string(),
+    patientId: z.string().nullable(),
+    outcome: z.string().describe('granted, denied (403), not-found (404) or failed'),
+    statusCode: z.number().int(),
+    ip: z.string().nullable(),
+    userAgent: z.string().nullable(),
+    requestId: z.string(),
+    prevHash: z.string(),
+    hash: z.string(),
+  })
+  .meta({ id: 'AccessLogEntry' });
+
+const streamParams = z.object({ streamId: z.string().min(3).max(300) });
+const timeRange = {
+  from: z.iso.datetime({ offset: true }).optional().describe('Inclusive, ISO 8601'),
+  to: z.iso.datetime({ offset: true }).optional().describe('Exclusive, ISO 8601'),
+};
+const stateQuery = z
+  .object({
+    at: z.iso.datetime({ offset: true }).optional().describe('The state as it stood at this instant'),
+    version: z.coerce.number().int().min(0).optional().describe('The state right after the event of this revision'),
+  })
+  .refine((query) => query.at === undefined || query.version === undefined, 'give `at` or `version`, not both');
+const revisionKey = z.number().int().min(0);
+const indexKey = z.object({ occurredAt: z.iso.datetime(), streamId: z.string(), revision: z.number().int() });
+const accessLogKey = z.string().regex(/^\d{1,19}$/);
+
+const verificationSchema = z.object({
+  streamId: z.string(),
+  status: z.enum(['intact', 'broken']),
+  eventsChecked: z.number().int(),
+  lastHash: z.string().optional(),
+  brokenAt: z.object({ revision: z.number().int(), reason: z.string(), eventId: z.string() }).optional(),
+});
+const accessLogVerificationSchema = z.object({
+  status: z.enum(['intact', 'broken']),
+  entriesChecked: z.number().int(),
+  lastHash: z.string().optional(),
+  brokenAt: z.object({ id: z.string(), reason: z.string() }).optional(),
+});
+
+const optionalDate = (value: string | undefined) => (value === undefined ? undefined : new Date(value));
+
+type AuditRoutesOptions = QueryRoutesOptions & {
+  readonly events: EventReader;
+  readonly accessLog: AccessLog;
+  readonly index: ReturnType<typeof createKysely<AuditIndexDatabase>>;
+};
+
+/** NDJSON lines gathered into chunks of about this many characters: fewer, larger socket writes. */
+const exportChunkChars = 64 * 1024;
+
+async function* ndjson(events: AsyncIterable<AuditEvent>): AsyncGenerator<string> {
+  let chunk = '';
+  for await (const event of events) {
+    chunk += `${JSON.stringify(event)}\n`;
+    if (chunk.length >= exportChunkChars) {
+      yield chunk;
+      chunk = '';
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+/** The audit trail for AUDITOR and ADMIN (API.md, `/v1/audit/*`); every call is access-logged. */
+const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { events, accessLog, index, cursors, consistentWith }) => {
+  const tags = ['audit'];
+  const security = [{ bearerAuth: [] }];
+  const auditor = requireRoles('AUDITOR', 'ADMIN');
+  const indexed = consistentWith([auditIndexProjectionName]);
+
+  app.get(
+    '/streams/:streamId/events',
+    {
+      preHandler: auditor,
+      schema: { tags, security, summary: 'Every event of one aggregate, with metadata and chain hashes, by revision', params: streamParams, querystring: pageQuery, response: { 200: pageSchema(auditEventSchema) } },
+    },
+    async (request) => {
+      const { streamId } = request.params;
+      const scope = cursorScope('audit-stream-events', callerOf(request).id, { streamId });
+      return paged(cursors, scope, request.query, revisionKey, async (page) => {
+        const history = await historyPage(events, streamId, page);
+        if (!history) throw notFound(`stream ${streamId}`);
+        return history;
+      });
+    },
+  );
+
+  app.get(
+    '/streams/:streamId/state',
+    {
+      preHandler: auditor,
+      schema: {
+        tags,
+        security,
+        summary: "The aggregate's state as it was (`at` or `version`; neither: now), folded with the command side's evolve",
+        params: streamParams,
+        querystring: stateQuery,
+        response: {
+          200: z.object({ streamId: z.string(), category: z.string(), version: z.number().int(), position: z.string().nullable(), occurredAt: z.string().nullable(), state: z.unknown() }),
+        },
+      },
+    },
+    async (request) => {
+      const { streamId } = request.params;
+      const { at, version } = request.query;
+      const target: StateTarget = version !== undefined ? { version } : at !== undefined ? { at: new Date(at) } : { latest: true };
+      const answer = await stateAt(events, streamId, target);
+      switch (answer.status) {
+        case 'found':
+          return answer.past;
+        case 'unknown-category':
+          throw notFound(`aggregate category for ${streamId}`);
+        case 'no-stream':
+          throw notFound(`stream ${streamId}`);
+        case 'no-such-version':
+          throw notFound(`version ${String(version)} of ${streamId} (its last is ${answer.lastVersion})`);
+        default: {
+          const _exhaustive: never = answer;
+          return _exhaustive;
+        }
+      }
+    },
+  );
+
+  app.get(
+    '/actors/:userId/events',
+    {
+      preHandler: [auditor, indexed],
+      schema: {
+        tags,
+        security,
+        summary: 'Everything one person did, across aggregates, in time order',
+        headers: consistencyHeaders,
+        params: z.object({ userId: z.string().min(1).max(200) }),
+        querystring: pageQuery.extend(timeRange),
+        response: { 200: pageSchema(indexedEventSchema) },
+      },
+    },
+    async (request) => {
+      const { userId } = request.params;
+      const filter = { actorId: userId, from: optionalDate(request.query.from), to: optionalDate(request.query.to) };
+      const scope = cursorScope('audit-actor-events', callerOf(request).id, { userId, from: request.query.from, to: request.query.to });
+      return paged(cursors, scope, request.query, indexKey, (page) => indexedEvents(index, filter, page));
+    },
+  );
+
+  app.get(
+    '/correlations/:id/events',
+    {
+      preHandler: [auditor, indexed],
+      schema: {
+        tags,
+        security,
+        summary: 'Everything one request caused, across aggregates, in time order',
+        headers: consistencyHeaders,
+        params: z.object({ id: z.string().min(1).max(200) }),
+        querystring: pageQuery,
+        response: { 200: pageSchema(indexedEventSchema) },
+      },
+    },
+    async (request) => {
+      const correlationId = request.params.id;
+      const scope = cursorScope('audit-correlation-events', callerOf(request).id, { correlationId });
+      return paged(cursors, scope, request.query, indexKey, (page) => indexedEvents(index, { correlationId }, page));
+    },
+  );
+
+  app.get(
+    '/export',
+    {
+      preHandler: auditor,
+      schema: {
+        tags,
+        security,
+        summary: 'NDJSON: one audit event per line (with chain hashes), in global order, streamed',
+        querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }),
+      },
+    },
+    async (request, reply) => {
+      const { from, to, streamPrefix } = request.query;
+      const lines = ndjson(exportEvents(events, { from: optionalDate(from), to: optionalDate(to), streamPrefix }));
+      // Readable.from pulls the next chunk only when the socket has drained the last: backpressure.
+      return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(lines, { objectMode: false }));
+    },
+  );
+
+  app.get(
+    '/verify',
+    {
+      preHandler: auditor,
+      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision", querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
+    },
+    async (request) => {
+      const { streamId } = request.query;
+      const read = await events.readStream(streamId);
+      if (read.status === 'no_stream') throw notFound(`stream ${streamId}`);
+      return { streamId, ...(await verifyChain(read.events)) };
+    },
+  );
+
+  app.get(
+    '/access-log',
+    {
+      preHandler: auditor,
+      schema: {
+        tags,
+        security,
+        summary: "Who read patients' data and the audit trail, oldest first",
+        querystring: pageQuery.extend({ actorId: z.string().min(1).max(200).optional(), patientId: z.string().min(1).max(200).optional(), ...timeRange }),
+        response: { 200: pageSchema(accessLogEntrySchema) },
+      },
+    },
+    async (request) => {
+      const { actorId, patientId, from, to } = request.query;
+      const scope = cursorScope('audit-access-log', callerOf(request).id, { actorId, patientId, from, to });
+      const filter = { actorId, patientId, from: optionalDate(from), to: optionalDate(to) };
+      const page = await paged(cursors, scope, request.query, accessLogKey, (page) => accessLog.list(filter, page));
+      return { ...page, items: page.items.map((entry) => ({ ...entry, actorRoles: [...entry.actorRoles], at: entry.at.toISOString() })) };
+    },
+  );
+
+  app.get(
+    '/access-log/verify',
+    {
+      preHandler: auditor,
+      schema: { tags, security, summary: "Recomputes the access log's hash chain; names the first broken entry", response: { 200: accessLogVerificationSchema } },
+    },
+    async () => verifyAccessLog(accessLog.all()),
+  );
+};
+
+/**
+ * Which reads are recorded in the access log, and whose data each concerns: a patient's
+ * appointments (their clinical notes included; there is no other way to read notes) and every
+ * audit endpoint.
+ */
+function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => PatientResolver | undefined {
+  const appointmentPatient = async (appointmentId: string | undefined) =>
+    appointmentId === undefined ? null : ((await findAppointment(db, appointmentId))?.patient_id ?? null);
+  const param = (request: FastifyRequest, name: string): string | undefined => {
+    const params = z.record(z.string(), z.string()).safeParse(request.params);
+    return params.success ? params.data[name] : undefined;
+  };
+  const query = (request: FastifyRequest, name: string): string | undefined => {
+    const parsed = z.record(z.string(), z.unknown()).safeParse(request.query);
+    const value = parsed.success ? parsed.data[name] : undefined;
+    return typeof value === 'string' ? value : undefined;
+  };
+  const ofStream = async (streamId: string | undefined) => {
+    if (streamId?.startsWith('appointment-')) return appointmentPatient(streamId.slice('appointment-'.length));
+    if (streamId?.startsWith('patientAgenda-')) return streamId.slice('patientAgenda-'.length);
+    return null;
+  };
+  return (routeUrl) => {
+    if (routeUrl === '/v1/appointments/:id') return (request) => appointmentPatient(param(request, 'id'));
+    if (routeUrl === '/v1/appointments/me') return async (request) => (request.actor?.roles.includes('PATIENT') ? request.actor.id : null);
+    if (routeUrl.startsWith('/v1/audit/streams/')) return (request) => ofStream(param(request, 'streamId'));
+    if (routeUrl === '/v1/audit/verify') return (request) => ofStream(query(request, 'streamId'));
+    if (routeUrl.startsWith('/v1/audit/')) return async (request) => query(request, 'patientId') ?? null;
+    return undefined;
+  };
+}
+
+/**
+ * The audit API and the access logging of sensitive reads, in one registration. It must come
+ * before the appointment routes: the logging hook lives on the root instance and fastify only
+ * passes hooks on to routes registered after them. Reads events from the PostgreSQL event store
+ * on the query API's pool.
+ */
+export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool }>(
+  async (app, options) => {
+    const events = new PgEventStore(options.pool);
+    const accessLog = new PgAccessLog(options.pool);
+    const index = createKysely<AuditIndexDatabase>(options.pool);
+    app.addHook('onClose', () => events.close());
+    await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db) });
+    await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, accessLog, index });
+  },
+  { name: 'audit-query-routes' },
+);

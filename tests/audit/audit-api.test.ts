@@ -1,0 +1,190 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookAppointment, completeAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { createListing, updateListing } from '../../src/application/listings/listing.use-cases.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import type { Actor } from '../../src/application/metadata.js';
+import { admin, as, consumer, doctor, everyMorning, listingInput, otherDoctor, owner, patient } from '../support/command-side.js';
+import { registerUser } from '../projections/support/scenarios.js';
+import { startQueryApi, type QueryApiFixture } from '../http/support/query-api.fixture.js';
+
+const auditor: Actor = { id: 'auditor-1', roles: ['AUDITOR'] };
+const outsiders: Actor[] = [consumer, owner, patient, doctor];
+
+type Page<Item> = { items: Item[]; nextCursor: string | null };
+type AuditEvent = { streamId: string; revision: number; type: string; position: string; metadata: Record<string, unknown>; hash: string | null; prevHash: string | null };
+type AccessEntry = { actorId: string; action: string; resource: string; patientId: string | null; outcome: string; statusCode: number; requestId: string; userAgent: string | null };
+
+describe('audit API', () => {
+  let q: QueryApiFixture;
+  let appointmentId: string;
+  let listingStream: string;
+  let listingCorrelation: string;
+
+  beforeAll(async () => {
+    q = await startQueryApi();
+    await registerUser(q.side, doctor, 'Dr Ada');
+    await registerUser(q.side, patient, 'Pat');
+    await setSchedule(q.side, doctor.id, everyMorning, as(doctor));
+    appointmentId = (await bookAppointment(q.side, { doctorId: doctor.id, start: '2030-01-14T09:00:00Z', reason: 'back pain' }, as(patient))).id;
+    q.clock.advance(5 * 86_400_000);
+    await completeAppointment(q.side, appointmentId, { notes: 'rest' }, as(doctor));
+    const created = as(owner);
+    listingCorrelation = created.context.correlationId;
+    const listingId = (await createListing(q.side, listingInput, created)).id;
+    listingStream = `listing-${listingId}`;
+    q.clock.advance(86_400_000);
+    await updateListing(q.side, listingId, { pricePerDay: 9_000 }, as(owner));
+    q.clock.advance(86_400_000);
+    await updateListing(q.side, listingId, { pricePerDay: 8_000 }, as(owner));
+    await q.settle();
+  });
+  afterAll(() => q.close());
+
+  const get = (url: string, actor?: Actor, headers: Record<string, string> = {}) =>
+    q.app.inject({ url, headers: { ...(actor ? q.auth(actor) : {}), 'user-agent': 'audit-spec', ...headers } });
+
+  const accessLog = async (filter: string) => {
+    const rows = await q.harness.pool.query<AccessEntry>(
+      `SELECT actor_id AS "actorId", action, resource, patient_id AS "patientId", outcome, status_code AS "statusCode", request_id AS "requestId", user_agent AS "userAgent"
+         FROM access_log WHERE ${filter} ORDER BY id`,
+    );
+    return rows.rows;
+  };
+
+  it('lets AUDITOR and ADMIN into every audit endpoint and answers 403 to every other role, 401 without a token', async () => {
+    const urls = [
+      `/v1/audit/streams/${listingStream}/events`,
+      `/v1/audit/streams/${listingStream}/state?version=0`,
+      `/v1/audit/actors/${owner.id}/events`,
+      `/v1/audit/correlations/${listingCorrelation}/events`,
+      `/v1/audit/export?streamPrefix=listing-`,
+      `/v1/audit/verify?streamId=${listingStream}`,
+      `/v1/audit/access-log`,
+      `/v1/audit/access-log/verify`,
+    ];
+    for (const url of urls) {
+      for (const allowed of [auditor, admin]) expect((await get(url, allowed)).statusCode, `${allowed.id} ${url}`).toBe(200);
+      for (const outsider of outsiders) expect((await get(url, outsider)).statusCode, `${outsider.id} ${url}`).toBe(403);
+      expect((await get(url)).statusCode, url).toBe(401);
+    }
+  });
+
+  it("pages one aggregate's history with metadata and chain hashes, by revision", async () => {
+    const first = (await get(`/v1/audit/streams/${listingStream}/events?limit=2`, auditor)).json<Page<AuditEvent>>();
+    expect(first.items.map((event) => [event.revision, event.type])).toEqual([
+      [0, 'ListingCreated'],
+      [1, 'ListingPriceChanged'],
+    ]);
+    expect(first.items[0]?.metadata).toMatchObject({ actorId: owner.id, actorRoles: ['OWNER'], correlationId: listingCorrelation, requestId: expect.any(String) });
+    expect(first.items[0]?.prevHash).toBe('0'.repeat(64));
+    expect(first.items[1]?.prevHash).toBe(first.items[0]?.hash);
+    const rest = (await get(`/v1/audit/streams/${listingStream}/events?limit=2&cursor=${first.nextCursor ?? ''}`, auditor)).json<Page<AuditEvent>>();
+    expect(rest).toMatchObject({ items: [{ revision: 2 }], nextCursor: null });
+    expect((await get('/v1/audit/streams/listing-nope/events', auditor)).statusCode).toBe(404);
+  });
+
+  it('shows the state as it was at a version or an instant, and 404 for a category it does not know', async () => {
+    const atVersion = await get(`/v1/audit/streams/${listingStream}/state?version=1`, auditor);
+    expect(atVersion.json()).toMatchObject({ version: 1, category: 'listing', state: { status: 'active', listing: { price: { pricePerDay: 9_000 } } } });
+    const created = (await get(`/v1/audit/streams/${listingStream}/events?limit=1`, auditor)).json<Page<AuditEvent>>().items[0];
+    const atTime = await get(`/v1/audit/streams/${listingStream}/state?at=${String(created?.metadata.occurredAt)}`, auditor);
+    expect(atTime.json()).toMatchObject({ version: 0, state: { listing: { price: { pricePerDay: listingInput.pricePerDay } } } });
+    expect((await get(`/v1/audit/streams/${listingStream}/state?at=2000-01-01T00:00:00Z`, auditor)).json()).toMatchObject({ version: -1, state: { status: 'none' } });
+    expect((await get(`/v1/audit/streams/${listingStream}/state?version=9`, auditor)).statusCode).toBe(404);
+    expect((await get('/v1/audit/streams/spaceship-1/state', auditor)).statusCode).toBe(404);
+    expect((await get(`/v1/audit/streams/${listingStream}/state?version=1&at=2030-01-01T00:00:00Z`, auditor)).statusCode).toBe(400);
+  });
+
+  it("finds everything one actor did and everything one request caused, through the audit index", async () => {
+    const byOwner = (await get(`/v1/audit/actors/${owner.id}/events?limit=2`, auditor, q.consistency())).json<Page<AuditEvent>>();
+    expect(byOwner.items.map((event) => event.type)).toEqual(['ListingCreated', 'ListingPriceChanged']);
+    const more = (await get(`/v1/audit/actors/${owner.id}/events?limit=2&cursor=${byOwner.nextCursor ?? ''}`, auditor)).json<Page<AuditEvent>>();
+    expect(more.items.map((event) => event.type)).toEqual(['ListingPriceChanged']);
+    const ranged = (await get(`/v1/audit/actors/${owner.id}/events?to=2030-01-16T00:00:00Z`, auditor)).json<Page<AuditEvent>>();
+    expect(ranged.items.map((event) => event.type)).toEqual(['ListingCreated']);
+    const caused = (await get(`/v1/audit/correlations/${listingCorrelation}/events`, auditor)).json<Page<AuditEvent>>();
+    expect(caused.items.map((event) => event.streamId)).toContain(listingStream);
+    expect(caused.items.every((event) => event.revision === 0)).toBe(true);
+  });
+
+  it('exports NDJSON in global order with the chain hashes, filtered by stream prefix and time', async () => {
+    const response = await get('/v1/audit/export?streamPrefix=listing-', auditor);
+    expect(response.headers['content-type']).toContain('application/x-ndjson');
+    const lines = response.body.trim().split('\n').map((line) => JSON.parse(line) as AuditEvent);
+    expect(lines.map((event) => event.revision)).toEqual([0, 1, 2]);
+    expect(lines.every((event) => event.streamId === listingStream && /^[0-9a-f]{64}$/.test(event.hash ?? ''))).toBe(true);
+    const later = await get('/v1/audit/export?streamPrefix=listing-&from=2030-01-16T00:00:00Z', auditor);
+    expect(later.body.trim().split('\n')).toHaveLength(2);
+  });
+
+  it('refuses UPDATE and DELETE of events and access-log rows', async () => {
+    const pool = q.harness.pool;
+    await expect(pool.query(`UPDATE events SET data = '{}' WHERE stream_id = $1`, [listingStream])).rejects.toMatchObject({ code: 'EV003' });
+    await expect(pool.query(`DELETE FROM events WHERE stream_id = $1`, [listingStream])).rejects.toMatchObject({ code: 'EV003' });
+    await get('/v1/audit/access-log', auditor);
+    await expect(pool.query(`UPDATE access_log SET outcome = 'granted'`)).rejects.toMatchObject({ code: 'AU001' });
+    await expect(pool.query(`DELETE FROM access_log`)).rejects.toMatchObject({ code: 'AU001' });
+    await expect(pool.query(`TRUNCATE access_log`)).rejects.toMatchObject({ code: 'AU001' });
+  });
+
+  it('records every read of an appointment, granted or refused, with whose data it is', async () => {
+    const url = `/v1/appointments/${appointmentId}`;
+    const granted = await get(url, patient, q.consistency());
+    expect(granted.statusCode).toBe(200);
+    expect((await get(url, otherDoctor)).statusCode).toBe(404);
+    expect((await get('/v1/appointments/me', patient)).statusCode).toBe(200);
+    expect((await get('/v1/appointments/me', consumer)).statusCode).toBe(403);
+    expect((await get(url)).statusCode).toBe(401);
+
+    const rows = await accessLog(`action LIKE 'GET /v1/appointments/%'`);
+    expect(rows).toEqual([
+      expect.objectContaining({ actorId: patient.id, action: 'GET /v1/appointments/:id', resource: url, patientId: patient.id, outcome: 'granted', statusCode: 200, userAgent: 'audit-spec', requestId: granted.headers['x-request-id'] }),
+      expect.objectContaining({ actorId: otherDoctor.id, patientId: patient.id, outcome: 'not-found', statusCode: 404 }),
+      expect.objectContaining({ actorId: patient.id, action: 'GET /v1/appointments/me', patientId: patient.id, outcome: 'granted' }),
+      expect.objectContaining({ actorId: consumer.id, action: 'GET /v1/appointments/me', patientId: null, outcome: 'denied', statusCode: 403 }),
+    ]);
+  });
+
+  it('records reads of the audit trail itself, and serves and verifies the access log', async () => {
+    await get(`/v1/audit/streams/appointment-${appointmentId}/events`, auditor);
+    await get(`/v1/audit/streams/appointment-${appointmentId}/events`, consumer);
+    const mine = (await get(`/v1/audit/access-log?patientId=${patient.id}&actorId=${auditor.id}`, admin)).json<Page<AccessEntry>>();
+    expect(mine.items.at(-1)).toMatchObject({ actorId: auditor.id, action: 'GET /v1/audit/streams/:streamId/events', patientId: patient.id, outcome: 'granted' });
+    const denied = (await get(`/v1/audit/access-log?actorId=${consumer.id}&limit=100`, admin)).json<Page<AccessEntry>>();
+    expect(denied.items.at(-1)).toMatchObject({ action: 'GET /v1/audit/streams/:streamId/events', outcome: 'denied', statusCode: 403 });
+    expect((await get('/v1/audit/access-log/verify', auditor)).json()).toMatchObject({ status: 'intact' });
+  });
+
+  it('refuses the read when its access record cannot be written', async () => {
+    const pool = q.harness.pool;
+    // As the owner: the access log accepts nothing (a full disk, a lost grant, a locked table).
+    await pool.query('ALTER TABLE access_log ADD CONSTRAINT refuse_everything CHECK (false) NOT VALID');
+    try {
+      const refused = await get(`/v1/appointments/${appointmentId}`, patient);
+      expect(refused.statusCode).toBe(503);
+      expect(refused.json()).toMatchObject({ type: expect.stringContaining('access-log-unavailable') });
+      expect(refused.body).not.toContain('back pain');
+      expect((await get('/v1/audit/export', auditor)).statusCode).toBe(503);
+    } finally {
+      await pool.query('ALTER TABLE access_log DROP CONSTRAINT refuse_everything');
+    }
+    expect((await get(`/v1/appointments/${appointmentId}`, patient)).statusCode).toBe(200);
+  });
+
+  it('verifies a stream and names the revision an attacker with raw access edited', async () => {
+    expect((await get(`/v1/audit/verify?streamId=${listingStream}`, auditor)).json()).toMatchObject({ status: 'intact', eventsChecked: 3 });
+    const pool = q.harness.pool;
+    // The owner can disable the trigger; the chain still shows what changed.
+    await pool.query('ALTER TABLE events DISABLE TRIGGER events_immutable');
+    try {
+      await pool.query(`UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1') WHERE stream_id = $1 AND revision = 1`, [listingStream]);
+    } finally {
+      await pool.query('ALTER TABLE events ENABLE TRIGGER events_immutable');
+    }
+    expect((await get(`/v1/audit/verify?streamId=${listingStream}`, auditor)).json()).toMatchObject({
+      status: 'broken',
+      brokenAt: { revision: 1, reason: 'hash-mismatch' },
+    });
+    expect((await get('/v1/audit/verify?streamId=listing-nope', auditor)).statusCode).toBe(404);
+  });
+});
