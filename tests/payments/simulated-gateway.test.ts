@@ -5,6 +5,7 @@ import { requestBooking } from '../../src/application/bookings/booking.use-cases
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { startPayment } from '../../src/application/payments/payment.use-cases.js';
 import { paymentProviderActor, recordProviderEvent } from '../../src/application/payments/provider-events.js';
+import { idempotencyKeys } from '../../src/application/ports/payment-gateway.js';
 import { PaymentProcess } from '../../src/application/process-managers/payment.process.js';
 import { ConfigError } from '../../src/infrastructure/config/config.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
@@ -66,7 +67,9 @@ describe('simulated gateway (the whole flow locally, no Stripe)', () => {
     const booking = await requestBooking(side, { listingId, startDate: '2031-05-10', endDate: '2031-05-12' }, as(consumer));
     const started = await startPayment({ side, gateway, eventStore: backend.eventStore }, booking.id, as(consumer));
     expect(started.clientSecret).toMatch(/^pi_sim_/);
-    expect((await startPayment({ side, gateway, eventStore: backend.eventStore }, booking.id, as(consumer))).clientSecret).toBe(started.clientSecret);
+    // Like Stripe, the same key gives the same intent back.
+    const again = await gateway.createIntent({ paymentId: started.paymentId, bookingId: booking.id, amount: 24_000, currency: 'EUR', idempotencyKey: idempotencyKeys.createIntent(started.paymentId) });
+    expect(again.clientSecret).toBe(started.clientSecret);
 
     const process = new PaymentProcess({ eventStore: backend.eventStore, side, gateway, checkpoints: new PgProcessCheckpoints(createKysely(backend.pool)) });
     const stop = new AbortController();
