@@ -175,6 +175,21 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
   });
 
+  it('a refund Stripe refuses for good is recorded as failed and does not hold up later events', async () => {
+    const first = await bookAndStartPaying();
+    await pay(first.paymentId, first.intentId);
+    await drain();
+    stripe.intents.delete(first.intentId);
+    await cancelBooking(side, first.bookingId, { reason: 'plans changed' }, as(consumer));
+    const second = await bookAndStartPaying();
+    await pay(second.paymentId, second.intentId);
+    await drain();
+
+    expect(await eventTypes(backend.eventStore, `payment-${first.paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundFailed']);
+    expect((await side.handlers.payment.read(`payment-${first.paymentId}`)).state).toMatchObject({ refunds: [{ status: 'failed' }] });
+    expect(await bookingStatus(second.bookingId)).toBe('confirmed');
+  });
+
   it('handling every event again (a replay after a crash) changes nothing and refunds nothing twice', async () => {
     const start = cursor;
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { idempotencyKeys } from '../../src/application/ports/payment-gateway.js';
+import { idempotencyKeys, ProviderRefusedError } from '../../src/application/ports/payment-gateway.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { FakeStripeServer } from './support/fake-stripe-server.js';
 
@@ -63,6 +63,13 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     expect(await gateway.createRefund(request)).toEqual(refund);
     expect(stripe.refundsFor('pay-4')).toEqual([expect.objectContaining({ amount: 12_000, metadata: { paymentId: 'pay-4', refundId: 'ref-1' } })]);
     expect(new Set(stripe.requestsTo('create-refund').map((r) => r.idempotencyKey))).toEqual(new Set(['bookable:payment:pay-4:refund:ref-1']));
+  });
+
+  it("a refund Stripe refuses for good (an intent it does not know) is a ProviderRefusedError, not worth a retry", async () => {
+    const refusal = gateway.createRefund({ intentId: 'pi_unknown', paymentId: 'p', refundId: 'r', amount: 1, idempotencyKey: 'k-refused' });
+    await expect(refusal).rejects.toBeInstanceOf(ProviderRefusedError);
+    await expect(refusal).rejects.toMatchObject({ code: 'resource_missing' });
+    expect(stripe.requestsTo('create-refund')).toHaveLength(1);
   });
 
   it('reports a failed refund with its reason', async () => {

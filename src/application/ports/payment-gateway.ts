@@ -71,6 +71,22 @@ export type ProviderRefund = {
 };
 
 /**
+ * The provider refused the request for good (unknown intent, an amount it will not refund): a
+ * retry would get the same answer. Transient failures (network, 5xx, rate limits) are thrown as
+ * they are, and are worth retrying.
+ */
+export class ProviderRefusedError extends Error {
+  override readonly name = 'ProviderRefusedError';
+  constructor(
+    /** The provider's code for the refusal, e.g. `resource_missing`. */
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * The idempotency keys, in one place so that every caller (a request, the process manager, a
  * retry after a crash) derives the very same key for the very same step. A payment id already
  * names its attempt (see `paymentIdFor`), so a new attempt gets new keys.

@@ -10,7 +10,7 @@ import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
-import { idempotencyKeys, type PaymentGateway } from '../ports/payment-gateway.js';
+import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type ProviderRefund } from '../ports/payment-gateway.js';
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
 
 /** The event types this process follows; everything else is filtered out by the store. */
@@ -95,7 +95,8 @@ export class PaymentProcess {
         return true;
       } catch (error) {
         this.options.onError?.(error, `handle ${event.type} ${event.id}`);
-        if (error instanceof DomainError) return true;
+        // A refusal would come again on every retry and hold up every later event.
+        if (error instanceof DomainError || error instanceof ProviderRefusedError) return true;
         await sleep(Math.min(this.retryDelayMs * 2 ** attempt, 30_000), signal);
       }
     }
@@ -168,13 +169,19 @@ export class PaymentProcess {
     const payment = await this.payment(paymentId);
     const refund = payment?.status === 'succeeded' ? payment.refunds.find((r) => r.refundId === refundId) : undefined;
     if (!payment || payment.status !== 'succeeded' || refund?.status !== 'pending') return;
-    const result = await this.options.gateway.createRefund({
-      intentId: payment.payment.providerIntentId,
-      paymentId,
-      refundId,
-      amount: refund.amount,
-      idempotencyKey: idempotencyKeys.createRefund(paymentId, refundId),
-    });
+    const result = await this.options.gateway
+      .createRefund({
+        intentId: payment.payment.providerIntentId,
+        paymentId,
+        refundId,
+        amount: refund.amount,
+        idempotencyKey: idempotencyKeys.createRefund(paymentId, refundId),
+      })
+      .catch((error: unknown): ProviderRefund => {
+        // Refused for good: recorded as failed, so the amount counts as refundable again and someone sees it.
+        if (!(error instanceof ProviderRefusedError)) throw error;
+        return { providerRefundId: `refused:${refundId}`, status: 'failed', failureReason: `${error.code}: ${error.message}` };
+      });
     if (result.status === 'pending') return;
     const providerEventId = `gateway:refund:${result.providerRefundId}`;
     const reason = (result.failureReason ?? 'failed').slice(0, 500);

@@ -9,6 +9,7 @@ import type {
   ProviderIntentStatus,
   ProviderRefund,
 } from '../../application/ports/payment-gateway.js';
+import { ProviderRefusedError } from '../../application/ports/payment-gateway.js';
 
 export type StripeGatewayOptions = {
   readonly secretKey: string;
@@ -70,6 +71,13 @@ function isStripeError(error: unknown): error is Stripe.errors.StripeError {
   return error instanceof Stripe.errors.StripeError;
 }
 
+/** A 4xx other than a rate limit or a conflict is Stripe's final word; anything else may pass on a retry. */
+function refusalOf(error: unknown): unknown {
+  if (!isStripeError(error) || error.statusCode === undefined) return error;
+  const final = error.statusCode >= 400 && error.statusCode < 500 && error.statusCode !== 409 && error.statusCode !== 429;
+  return final ? new ProviderRefusedError(error.code ?? error.type, error.message) : error;
+}
+
 /** The Stripe API through the official SDK; idempotency keys are always ours, never the SDK's random ones. */
 export class StripePaymentGateway implements PaymentGateway {
   readonly name = 'stripe';
@@ -108,7 +116,7 @@ export class StripePaymentGateway implements PaymentGateway {
       return intent.status === 'canceled' ? { outcome: 'canceled' } : { outcome: 'not-cancelable', status: intentStatus(intent.status) };
     } catch (error) {
       // Stripe refuses to cancel an intent that succeeded (or is canceled already): ask what it is now.
-      if (!isStripeError(error) || error.code !== 'payment_intent_unexpected_state') throw error;
+      if (!isStripeError(error) || error.code !== 'payment_intent_unexpected_state') throw refusalOf(error);
       const current = await this.retrieveIntent(request.intentId);
       if (current?.status === 'canceled') return { outcome: 'canceled' };
       return { outcome: 'not-cancelable', status: current?.status ?? 'awaiting-payment' };
@@ -116,14 +124,18 @@ export class StripePaymentGateway implements PaymentGateway {
   }
 
   async createRefund(request: CreateRefundRequest): Promise<ProviderRefund> {
-    const refund = await this.stripe.refunds.create(
-      {
-        payment_intent: request.intentId,
-        amount: request.amount,
-        metadata: { paymentId: request.paymentId, refundId: request.refundId },
-      },
-      { idempotencyKey: request.idempotencyKey },
-    );
+    const refund = await this.stripe.refunds
+      .create(
+        {
+          payment_intent: request.intentId,
+          amount: request.amount,
+          metadata: { paymentId: request.paymentId, refundId: request.refundId },
+        },
+        { idempotencyKey: request.idempotencyKey },
+      )
+      .catch((error: unknown) => {
+        throw refusalOf(error);
+      });
     const status = refundStatus(refund);
     const failureReason = refund.failure_reason ?? undefined;
     return { providerRefundId: refund.id, status, ...(status === 'failed' ? { failureReason: failureReason ?? 'failed' } : {}) };
