@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { EventStore, RecordedEvent } from '../../application/ports/event-store.js';
 import { comparePositions, formatPosition, type Position } from '../../application/ports/position.js';
 import { batchEvents } from './event-batches.js';
@@ -171,6 +171,10 @@ export class Projector {
     let activate = false;
     let superseded = false;
     await db.transaction().execute(async (trx) => {
+      // No wait for the WAL flush: rows and checkpoint commit or vanish together, and the events
+      // they come from are durable, so a crash at worst replays a batch. Waiting would put every
+      // projector's commit in the disk's queue beside the appends that must wait.
+      await sql`set local synchronous_commit = off`.execute(trx);
       await this.apply(trx, events);
       if (!this.active && atTail) {
         const swap = await this.swapIn(trx, progress.position);
