@@ -98,8 +98,13 @@ type CatchUpRow = { horizon: string; held: boolean } & (EventRow | { [K in keyof
 // recorded_at as epoch milliseconds: a Date from a number costs a fraction of parsing the
 // timestamp text, and reading $all is bound by the client's work per row. (numeric first, so
 // the milliseconds are exact before they become a float.)
-const eventColumns = `global_position, transaction_id, stream_id, revision, event_id, event_type, data, metadata,
-  (extract(epoch FROM recorded_at) * 1000)::float8 AS recorded_at`;
+/** The columns an `EventRow` is read from, of the events table known as `table` in the query. */
+function eventColumnsOf(table: string): string {
+  return `${table}.global_position, ${table}.transaction_id, ${table}.stream_id, ${table}.revision, ${table}.event_id,
+  ${table}.event_type, ${table}.data, ${table}.metadata, (extract(epoch FROM ${table}.recorded_at) * 1000)::float8 AS recorded_at`;
+}
+
+const eventColumns = eventColumnsOf('events');
 
 /**
  * How column text becomes values, for the few types the store reads, fixed here rather than
@@ -242,15 +247,8 @@ export class PgEventStore implements EventStore {
     const backwards = options.direction === 'backwards';
     const from = options.from ?? (backwards ? Number.MAX_SAFE_INTEGER : 0);
     const maxCount = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
-    const first = await this.readStreamPage(streamId, backwards, from, Math.min(this.pageSize, maxCount));
-    if (first.length === 0) {
-      const exists = await this.query({
-        name: 'stream_exists',
-        text: 'SELECT 1 FROM events WHERE stream_id = $1 LIMIT 1',
-        values: [streamId],
-      });
-      if (exists.rowCount === 0) return { status: 'no_stream' };
-    }
+    const { events: first, exists } = await this.readFirstStreamPage(streamId, backwards, from, Math.min(this.pageSize, maxCount));
+    if (!exists) return { status: 'no_stream' };
     let prefetched: RecordedEvent[] | undefined = first;
     const pages = async function* (store: PgEventStore): AsyncGenerator<RecordedEvent> {
       let page = prefetched ?? (await store.readStreamPage(streamId, backwards, from, Math.min(store.pageSize, maxCount)));
@@ -314,6 +312,31 @@ export class PgEventStore implements EventStore {
     await this.listener.close();
     await this.notifier.settled();
     if (this.closePool) await this.pool.end();
+  }
+
+  /**
+   * The first page and whether the stream exists at all, in one round trip: the command loop reads
+   * a cached stream's tail before every command, and that tail is usually empty.
+   */
+  private async readFirstStreamPage(
+    streamId: string,
+    backwards: boolean,
+    from: number,
+    limit: number,
+  ): Promise<{ events: RecordedEvent[]; exists: boolean }> {
+    const page = backwards
+      ? 'SELECT * FROM events WHERE stream_id = $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3'
+      : 'SELECT * FROM events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3';
+    const result = await this.query<Partial<EventRow> & { stream_exists: boolean }>({
+      name: backwards ? 'read_stream_first_backwards' : 'read_stream_first_forwards',
+      text: `SELECT s.stream_exists, ${eventColumnsOf('e')}
+        FROM (SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = $1) AS stream_exists) AS s
+        LEFT JOIN LATERAL (${page}) AS e ON true`,
+      values: [streamId, from, Math.max(0, limit)],
+    });
+    const exists = result.rows[0]?.stream_exists ?? false;
+    const events = result.rows.flatMap((row) => (isEventRow(row) ? [toRecordedEvent(row)] : []));
+    return { events, exists };
   }
 
   private async readStreamPage(streamId: string, backwards: boolean, from: number, limit: number): Promise<RecordedEvent[]> {
@@ -470,6 +493,11 @@ function arrayParameters(streamId: string, events: readonly NewEvent[]): unknown
     events.map((event) => event.data),
     events.map((event) => event.metadata),
   ];
+}
+
+/** A row of the first-page query carries an event only when the stream had one to give. */
+function isEventRow(row: Partial<EventRow>): row is EventRow {
+  return typeof row.event_id === 'string';
 }
 
 function toRecordedEvent(row: EventRow): RecordedEvent {
