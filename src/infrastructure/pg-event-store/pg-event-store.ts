@@ -14,7 +14,7 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
 } from '../../application/ports/event-store.js';
-import { comparePositions, START } from '../../application/ports/position.js';
+import { comparePositions, START, type Position } from '../../application/ports/position.js';
 
 export type PgEventStoreOptions = {
   /**
@@ -358,20 +358,22 @@ export class PgEventStore implements EventStore {
       WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
         AND (transaction_id, global_position) > ($1::xid8, $2::bigint) ${where.sql}
       ORDER BY transaction_id, global_position LIMIT $3`;
-    let after = options.after ?? START;
+    const fetchPage = async (after: Position, limit: number): Promise<{ page: RecordedEvent[]; limit: number }> => {
+      const result = await this.query<EventRow>({ text, values: [after.commit.toString(), after.prepare.toString(), limit, ...where.values] });
+      return { page: result.rows.map(toRecordedEvent), limit };
+    };
     let left = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
-    while (left > 0) {
-      const limit = Math.min(this.pageSize, left);
-      const result = await this.query<EventRow>({
-        text,
-        values: [after.commit.toString(), after.prepare.toString(), limit, ...where.values],
-      });
-      const page = result.rows.map(toRecordedEvent);
-      yield* page;
-      const last = page[page.length - 1];
-      if (!last || page.length < limit) return;
+    if (left === 0) return;
+    let next: Promise<{ page: RecordedEvent[]; limit: number }> | undefined = fetchPage(options.after ?? START, Math.min(this.pageSize, left));
+    while (next) {
+      const { page, limit }: { page: RecordedEvent[]; limit: number } = await next;
+      const last: RecordedEvent | undefined = page[page.length - 1];
       left -= page.length;
-      after = last.position;
+      // The next page is asked for before this one is handed out, so PostgreSQL finds it while
+      // the consumer works through this one. An abandoned iteration leaves one page unread.
+      next = last && page.length === limit && left > 0 ? fetchPage(last.position, Math.min(this.pageSize, left)) : undefined;
+      next?.catch(() => undefined);
+      yield* page;
     }
   }
 
