@@ -30,6 +30,7 @@ import { startPaymentProcess } from './process-checkpoints/payment-process.runne
 import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
 import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
+import { SharedTailEventStore } from './shared-subscription/shared-tail-event-store.js';
 import { startProjectors } from './projections/projector-runner.js';
 import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
@@ -226,16 +227,22 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
       closers.push(() => api.close());
     }
     if (role === 'all' || role === 'projector') {
+      // Every read model follows the log: one shared reader instead of one query (and one
+      // decode of every event) per read model. Closing it leaves the store open.
+      const sharedTail = new SharedTailEventStore(storage.eventStore, {
+        onError: (err) => logger.warn({ err }, 'shared event reader failed; restarting'),
+      });
       const runtime = startProjectors({
         config,
         connectionString: storage.url,
         pool: storage.pool,
-        eventStore: storage.eventStore,
+        eventStore: sharedTail,
         logger,
         projections: readModelProjections,
       });
       registerProjectionMetrics(metricsRegistry, runtime);
-      // Batches in flight commit before the pool closes.
+      closers.push(async () => sharedTail.detach());
+      // Batches in flight commit before the pool closes (closers run last pushed, first).
       closers.push(() => runtime.stop());
       closers.push(startProcessManagers(config, storage, logger));
     }

@@ -1,0 +1,169 @@
+import type {
+  AppendResult,
+  EventStore,
+  ExpectedRevision,
+  NewEvent,
+  ReadAllOptions,
+  ReadStreamOptions,
+  ReadStreamResult,
+  RecordedEvent,
+  SubscribeOptions,
+} from '../../application/ports/event-store.js';
+import { comparePositions, START, type Position } from '../../application/ports/position.js';
+
+export type SharedTailOptions = {
+  /** Most recent events kept in memory for subscribers to read from. */
+  readonly bufferSize?: number;
+  /** Page size of a subscriber's catch-up from the store, before it joins the shared tail. */
+  readonly catchUpPage?: number;
+  readonly onError?: (error: unknown) => void;
+};
+
+/**
+ * Wraps an event store so that the unfiltered subscriptions of one process (one per read model)
+ * share one live reader: the store is asked and each event decoded once, not once per
+ * projection. It keeps the most recent events in memory; a subscriber further behind catches up
+ * from the store with `readAll`, then joins the shared tail. `readAll` and the tail are the same
+ * total order, so the switch neither skips nor repeats. Everything else goes straight through.
+ */
+export class SharedTailEventStore implements EventStore {
+  /** Every event with a position in `(from, last]`, in order. */
+  private buffer: RecordedEvent[] = [];
+  private from: Position | undefined;
+  private reader: AbortController | undefined;
+  private wake: (() => void)[] = [];
+  private closed = false;
+  private readonly bufferSize: number;
+  private readonly catchUpPage: number;
+
+  constructor(
+    private readonly inner: EventStore,
+    private readonly options: SharedTailOptions = {},
+  ) {
+    this.bufferSize = options.bufferSize ?? 5_000;
+    this.catchUpPage = options.catchUpPage ?? 1_000;
+  }
+
+  appendToStream(streamId: string, events: readonly NewEvent[], options?: { readonly expectedRevision?: ExpectedRevision }): Promise<AppendResult> {
+    return this.inner.appendToStream(streamId, events, options);
+  }
+
+  readStream(streamId: string, options?: ReadStreamOptions): Promise<ReadStreamResult> {
+    return this.inner.readStream(streamId, options);
+  }
+
+  readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent> {
+    return this.inner.readAll(options);
+  }
+
+  subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
+    // Filtered subscriptions are few (process managers) and cheap on the server side.
+    if (options.filter) return this.inner.subscribeToAll(options);
+    return { [Symbol.asyncIterator]: () => this.follow(options.after, options.signal) };
+  }
+
+  async close(): Promise<void> {
+    this.detach();
+    await this.inner.close();
+  }
+
+  /** Stops the shared reader and ends every subscription, leaving the wrapped store open. */
+  detach(): void {
+    this.closed = true;
+    this.reader?.abort();
+    this.notify();
+  }
+
+  private async *follow(start: Position | undefined, signal: AbortSignal | undefined): AsyncGenerator<RecordedEvent> {
+    let after = start ?? START;
+    const stopped = () => this.closed || signal?.aborted === true;
+    if (!this.from) this.startReader(after);
+    while (!stopped()) {
+      const from = this.from;
+      if (from && comparePositions(after, from) < 0) {
+        // Behind the shared tail: catch up from the store, one page at a time.
+        let read = 0;
+        for await (const event of this.inner.readAll({ after, maxCount: this.catchUpPage })) {
+          if (stopped()) return;
+          yield event;
+          after = event.position;
+          read++;
+        }
+        // Nothing read although the tail starts later: those events are not visible yet (they
+        // will be); serving the tail now would skip them.
+        if (read === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
+      const index = this.firstAfter(after);
+      if (index < this.buffer.length) {
+        const batch = this.buffer.slice(index);
+        for (const event of batch) {
+          if (stopped()) return;
+          yield event;
+          after = event.position;
+        }
+        continue;
+      }
+      await this.changed(signal);
+    }
+  }
+
+  /** Index of the first buffered event after `after` (buffer length if none). */
+  private firstAfter(after: Position): number {
+    let low = 0;
+    let high = this.buffer.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      const event = this.buffer[middle];
+      if (event && comparePositions(event.position, after) <= 0) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  private startReader(after: Position): void {
+    const reader = new AbortController();
+    this.reader = reader;
+    this.from = after;
+    const run = async () => {
+      let position = after;
+      while (!reader.signal.aborted) {
+        try {
+          for await (const event of this.inner.subscribeToAll({ after: position, signal: reader.signal })) {
+            this.buffer.push(event);
+            position = event.position;
+            if (this.buffer.length > this.bufferSize) {
+              const dropped = this.buffer.splice(0, this.buffer.length - this.bufferSize);
+              const last = dropped[dropped.length - 1];
+              if (last) this.from = last.position;
+            }
+            this.notify();
+          }
+        } catch (error) {
+          if (reader.signal.aborted) return;
+          this.options.onError?.(error);
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        }
+      }
+    };
+    void run();
+  }
+
+  private notify(): void {
+    const waiting = this.wake;
+    this.wake = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  private changed(signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted || this.closed) return resolve();
+      const done = () => {
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.wake.push(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}

@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { RecordedEvent } from '../../src/application/ports/event-store.js';
+import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
+import { SharedTailEventStore } from '../../src/infrastructure/shared-subscription/shared-tail-event-store.js';
+import { createTestDatabase } from '../support/database.js';
+import { describeEventStoreContract } from './event-store.contract.js';
+
+// A tiny buffer and catch-up page, so that subscribers fall behind the shared tail and switch.
+describeEventStoreContract('SharedTailEventStore over MemoryEventStore', async () => {
+  const store = new SharedTailEventStore(new MemoryEventStore(), { bufferSize: 7, catchUpPage: 5 });
+  return { store, teardown: () => store.close() };
+});
+
+describeEventStoreContract('SharedTailEventStore over PgEventStore', async () => {
+  const database = await createTestDatabase();
+  const pool = createPool(database.url, 20);
+  await migrateToLatest(pool);
+  const store = new SharedTailEventStore(new PgEventStore(pool, { pageSize: 50, closePool: true }), { bufferSize: 40, catchUpPage: 30 });
+  return {
+    store,
+    async teardown() {
+      await store.close();
+      await database.drop();
+    },
+  };
+});
+
+describe('SharedTailEventStore with many subscribers at different places', () => {
+  it('gives every subscriber exactly the log after its start, while appends go on', async () => {
+    const store = new SharedTailEventStore(new MemoryEventStore(), { bufferSize: 20, catchUpPage: 7 });
+    const append = (n: number) =>
+      Promise.all(Array.from({ length: n }, (_, i) => store.appendToStream(`s-${i % 13}`, [{ id: randomUUID(), type: 'E', data: { i }, metadata: {} }])));
+    await append(60);
+    const log: RecordedEvent[] = [];
+    for await (const event of store.readAll()) log.push(event);
+    const starts = [undefined, log[0]?.position, log[25]?.position, log[59]?.position];
+    const stop = new AbortController();
+    const total = 60 + 90;
+    const received = starts.map(async (after, s) => {
+      const seen: string[] = [];
+      const expected = total - (after ? log.findIndex((e) => e.position === after) + 1 : 0);
+      for await (const event of store.subscribeToAll({ ...(after ? { after } : {}), signal: stop.signal })) {
+        seen.push(event.id);
+        if (seen.length === expected) break;
+      }
+      return { s, seen };
+    });
+    await append(90);
+    const full: string[] = [];
+    for await (const event of store.readAll()) full.push(event.id);
+    for (const { s, seen } of await Promise.all(received)) {
+      const after = starts[s];
+      const from = after ? log.findIndex((e) => e.position === after) + 1 : 0;
+      expect(seen).toEqual(full.slice(from));
+    }
+    stop.abort();
+    await store.close();
+  });
+});
