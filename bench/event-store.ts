@@ -4,17 +4,14 @@
 //
 // Each figure runs ours then theirs back to back, so drift in the machine's load hits both.
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
-import path from 'node:path';
+import { cpus } from 'node:os';
 import { dumbo, endAllPools, type Dumbo } from '@event-driven-io/dumbo';
 import { STREAM_DOES_NOT_EXIST } from '@event-driven-io/emmett';
 import { getPostgreSQLEventStore, readMessagesBatch, type PostgresEventStore } from '@event-driven-io/emmett-postgresql';
-import pg from 'pg';
 import type { JsonObject, NewEvent } from '../src/application/ports/event-store.js';
 import { PgEventStore } from '../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../src/infrastructure/postgres/database.js';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/infrastructure/postgres/embedded-postgres.js';
+import { benchDatabase } from './support/bench-database.js';
 
 // BENCH_SCALE shrinks every count, for checking the script itself quickly (e.g. 0.05).
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -37,7 +34,7 @@ type Contender = {
 };
 
 async function main(): Promise<void> {
-  const server = await connect();
+  const server = await benchDatabase('event-store');
   const pool = createPool(server.url, poolSize);
   // dumbo's pg.Pool keeps pg's default size, 10, the same as ours.
   const emmettPool: Dumbo = dumbo({ connectionString: server.url });
@@ -225,26 +222,6 @@ function newEvent(): NewEvent {
 
 function format(rate: number): string {
   return Math.round(rate).toLocaleString('en-US');
-}
-
-async function connect(): Promise<{ url: string; stop(): Promise<void> }> {
-  const external = process.env.DATABASE_URL;
-  if (external) return { url: external, stop: async () => undefined };
-  const dir = await mkdtemp(path.join(tmpdir(), 'bench-event-store-'));
-  // mkdtemp makes it 0700, and as root PostgreSQL runs as the postgres user, who must get in.
-  await chmod(dir, 0o755);
-  const server: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), persistent: false });
-  const admin = new pg.Client(server.adminUrl);
-  await admin.connect();
-  await admin.query('CREATE DATABASE bench');
-  await admin.end();
-  return {
-    url: server.urlFor('bench'),
-    async stop() {
-      await server.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 await main();
