@@ -32,6 +32,7 @@ import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
 import { SharedTailEventStore } from './shared-subscription/shared-tail-event-store.js';
 import { startProjectors } from './projections/projector-runner.js';
+import { listCheckpoints, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
 import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
 import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
@@ -142,6 +143,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     payments: { gateway: paymentGateway(config, storage, logger), eventStore: storage.eventStore, webhookSecret: config.STRIPE_WEBHOOK_SECRET },
     probes: [postgresProbe(storage.pool)],
     metricsRegistry,
+    projections: { db: createKysely<unknown>(storage.pool), names: readModelProjections.map((projection) => projection.name) },
   });
   await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
   const url = `http://${config.HOST}:${config.COMMAND_PORT}`;
@@ -291,6 +293,41 @@ async function migrate(config: Config, logger: Logger): Promise<void> {
   }
 }
 
+/**
+ * `npm run projections:rebuild -- <name>`: asks for a fresh copy of a read model and builds it in
+ * this process (or lets a running projector do it), then reports the rate once it is live.
+ */
+async function rebuild(config: Config, logger: Logger, name: string | undefined): Promise<void> {
+  const projection = readModelProjections.find((candidate) => candidate.name === name);
+  if (!projection) throw new ConfigError(`Name a read model to rebuild: ${readModelProjections.map((p) => p.name).join(', ')}`);
+  const storage = await openStorage(config, logger);
+  const db = createKysely<unknown>(storage.pool);
+  try {
+    const runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.eventStore, logger, projections: [projection] });
+    // A read model never built before gets its first copy from the runtime; rebuild that one.
+    while (!(await listCheckpoints(db)).some((row) => row.name === projection.name && row.active)) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const started = performance.now();
+    const { generation } = await requestRebuild(db, projection.name);
+    process.stdout.write(`rebuilding ${projection.name} as generation ${generation}\n`);
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const copy = (await listCheckpoints(db)).find((row) => row.name === projection.name && row.generation === generation);
+      if (copy?.status === 'failed') throw new Error(`rebuild failed: ${copy.lastFailure?.error ?? 'unknown error'}`);
+      if (copy?.active) {
+        const seconds = (performance.now() - started) / 1000;
+        const rate = Math.round(Number(copy.eventsProcessed) / seconds);
+        process.stdout.write(`${projection.name} rebuilt: ${copy.eventsProcessed} events in ${seconds.toFixed(1)} s (${rate} events/s), now live\n`);
+        break;
+      }
+    }
+    await runtime.stop();
+  } finally {
+    await storage.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ options: { role: { type: 'string' } }, allowPositionals: true });
   const config = loadConfig();
@@ -298,6 +335,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL });
   if (positionals[0] === 'seed') await seed(config, logger);
   else if (positionals[0] === 'migrate') await migrate(config, logger);
+  else if (positionals[0] === 'rebuild') await rebuild(config, logger, positionals[1]);
   else await start(config, role, logger);
 }
 

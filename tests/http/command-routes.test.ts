@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { fc } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../../src/domain/shared/actor.js';
+import { createKysely } from '../../src/infrastructure/postgres/database.js';
+import { ensureGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { everyMorning, listingInput } from '../support/command-side.js';
 import { handMadeJwt, postJson, startApi, startBackend, validClaims, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 
@@ -191,6 +193,24 @@ describe('command routes over HTTP', () => {
       api.clock.advance(4 * 86_400_000);
       expect((await post(`/v1/appointments/${second}/complete`, { notes: 'all fine' }, doc)).status).toBe(200);
       expect((await post(`/v1/appointments/${third}/no-show`, {}, doc)).status).toBe(200);
+    });
+  });
+
+  describe('admin: rebuilding a read model', () => {
+    const admin = person(['ADMIN']);
+    it('is for admins only, and names read models that exist', async () => {
+      expect((await post('/v1/admin/projections/listings/rebuild', {}, owner)).status).toBe(403);
+      expect((await post('/v1/admin/projections/no_such_model/rebuild', {}, admin)).status).toBe(404);
+    });
+
+    it('answers 409 while no projector has built a first copy, then 202 with the new generation', async () => {
+      const early = await post('/v1/admin/projections/listings/rebuild', {}, admin);
+      expect(early.status).toBe(409);
+      expect(early.body.type).toMatch(/projection-not-started$/);
+      await ensureGeneration(createKysely<unknown>(backend.pool), 'listings', 1);
+      const accepted = await post('/v1/admin/projections/listings/rebuild', {}, admin);
+      expect(accepted.status).toBe(202);
+      expect(accepted.body).toEqual({ name: 'listings', generation: 2 });
     });
   });
 

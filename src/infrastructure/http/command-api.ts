@@ -9,6 +9,7 @@ import { PgIdempotencyStore } from '../idempotency/pg-idempotency-store.js';
 import type { Logger } from '../logging/logger.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
+import { adminRoutes } from './routes/admin.routes.js';
 import { appointmentRoutes } from './routes/appointments.routes.js';
 import { authRoutes } from './routes/auth.routes.js';
 import { bookingRoutes } from './routes/bookings.routes.js';
@@ -39,6 +40,8 @@ export type CommandApiDeps = {
   readonly payments?: PaymentApiDeps;
   /** What must answer before the API takes traffic; the database at least. */
   readonly probes: readonly ReadinessProbe[];
+  /** The read-model database, for the admin's rebuild requests; without it there is no such route. */
+  readonly projections?: { readonly db: Kysely<unknown>; readonly names: readonly string[] };
   /** Where `/metrics` reads from; other parts of the process (commands, projectors) publish there too. */
   readonly metricsRegistry?: Registry;
 };
@@ -69,6 +72,9 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
   await app.register(listingRoutes, { prefix: '/v1/listings', side: deps.side });
   await app.register(bookingRoutes, { prefix: '/v1/bookings', side: deps.side });
   await app.register(appointmentRoutes, { side: deps.side });
+  if (deps.projections) {
+    await app.register(adminRoutes, { prefix: '/v1/admin', db: deps.projections.db, projectionNames: deps.projections.names });
+  }
   if (deps.payments) await app.register(paymentApi, { side: deps.side, ...deps.payments });
   return app;
 }

@@ -18,6 +18,7 @@ import { PgRefreshTokenStore } from '../../../src/infrastructure/identity/pg-ref
 import { PgSecurityEventLog } from '../../../src/infrastructure/identity/pg-security-event-log.js';
 import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
+import { readModelProjections } from '../../../src/projections/read-models.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 
 export const secret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
@@ -116,6 +117,7 @@ export async function startApi(
     db: backend.idempotencyDb,
     identity,
     side,
+    projections: { db: createKysely<unknown>(backend.pool), names: readModelProjections.map((projection) => projection.name) },
     probes: options.probes ?? [postgresProbe(backend.pool)],
   });
   options.routes?.(app);
