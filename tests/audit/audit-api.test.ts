@@ -155,6 +155,12 @@ describe('audit API', () => {
     expect((await get('/v1/audit/access-log/verify', auditor)).json()).toMatchObject({ status: 'intact' });
   });
 
+  it('records a request whose path or user agent carries NUL (which PostgreSQL text cannot hold) and answers it normally', async () => {
+    const response = await get('/v1/appointments/me%00', patient, { 'user-agent': 'probe\u0000' });
+    expect(response.statusCode).toBeLessThan(500);
+    expect((await get('/v1/audit/access-log/verify', auditor)).json()).toMatchObject({ status: 'intact' });
+  });
+
   it('refuses the read when its access record cannot be written', async () => {
     const pool = q.harness.pool;
     // As the owner: the access log accepts nothing (a full disk, a lost grant, a locked table).

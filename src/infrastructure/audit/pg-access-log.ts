@@ -39,6 +39,25 @@ const columns = `id::text AS id, (extract(epoch FROM at) * 1000)::float8 AS at_m
 
 const rolesSchema = z.array(z.string());
 
+/**
+ * PostgreSQL text cannot hold NUL, and a request URL or user agent may carry one (`%00`); an
+ * access that cannot be recorded is refused, so such a request would answer 503 instead of its
+ * 4xx. NUL becomes U+FFFD before the record is hashed and stored, so the chain still verifies.
+ */
+function storable(record: AccessRecord): AccessRecord {
+  const clean = (value: string): string => value.replaceAll('\u0000', '\uFFFD');
+  const cleanOptional = (value: string | null): string | null => (value === null ? null : clean(value));
+  return {
+    ...record,
+    actorId: clean(record.actorId),
+    resource: clean(record.resource),
+    patientId: cleanOptional(record.patientId),
+    ip: cleanOptional(record.ip),
+    userAgent: cleanOptional(record.userAgent),
+    requestId: clean(record.requestId),
+  };
+}
+
 /** Rows read per query when walking the whole log. */
 const pageSize = 1000;
 
@@ -46,7 +65,8 @@ const pageSize = 1000;
 export class PgAccessLog implements AccessLog {
   constructor(private readonly pool: pg.Pool) {}
 
-  async record(record: AccessRecord): Promise<void> {
+  async record(unsafe: AccessRecord): Promise<void> {
+    const record = storable(unsafe);
     await this.pool.query({
       name: 'append_access_log',
       text: 'SELECT o_id FROM append_access_log($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',

