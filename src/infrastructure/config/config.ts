@@ -42,7 +42,7 @@ export const configSchema = z.object({
   ADMIN_PASSWORD: z.string().min(12).optional(),
   AUDITOR_EMAIL: z.email().optional(),
   PROJECTION_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(500),
-  PROJECTION_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(50),
+  PROJECTION_BATCH_MAX_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(10),
   PROJECTION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   PROJECTION_RETRY_DELAY_MS: z.coerce.number().int().min(1).max(60_000).default(200),
   PROJECTION_LOCK_RETRY_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
