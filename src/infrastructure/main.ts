@@ -200,6 +200,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
   logger.info({ url, docs: `${url}/docs` }, `query API listening on ${url} (OpenAPI at ${url}/docs)`);
   return {
     async close() {
+      await app.drain(config.SHUTDOWN_GRACE_MS);
       await app.close();
       await notifications.close();
     },
@@ -217,7 +218,8 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
     (stopped ??= (async () => {
       for (const close of [...closers].reverse()) await close();
     })());
-  closeWithGrace({ delay: 10_000, logger }, async ({ err, signal }) => {
+  // Past the grace period a second chance is not given: the process exits.
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 5_000, logger }, async ({ err, signal }) => {
     if (err) logger.error({ err }, 'stopping after an unexpected error');
     else logger.info({ signal }, 'stopping');
     await stopAll();
@@ -226,7 +228,10 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
   try {
     if (role === 'all' || role === 'command') {
       const api = await startCommandApi(config, storage, commandSide(config, storage), logger);
-      closers.push(() => api.close());
+      closers.push(async () => {
+        await api.drain(config.SHUTDOWN_GRACE_MS);
+        await api.close();
+      });
     }
     if (role === 'all' || role === 'projector') {
       // Every read model follows the log: one shared reader instead of one query (and one

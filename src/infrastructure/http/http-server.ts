@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/logger.js';
 import { authPlugin, type AuthOptions } from './plugins/auth.plugin.js';
+import { drainPlugin } from './plugins/drain.plugin.js';
 import { errorHandlerPlugin } from './plugins/error-handler.plugin.js';
 import { healthPlugin, type ReadinessProbe } from './plugins/health.plugin.js';
 import { loadSheddingPlugin, type LoadSheddingOptions } from './plugins/load-shedding.plugin.js';
@@ -54,6 +55,7 @@ export async function createHttpServer(options: HttpServerOptions) {
   });
 
   await app.register(errorHandlerPlugin);
+  await app.register(drainPlugin);
   await app.register(openApiPlugin, options.openApi);
   await app.register(securityPlugin, options.security);
   await app.register(authPlugin, options.auth);
