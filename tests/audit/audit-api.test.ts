@@ -14,6 +14,10 @@ type Page<Item> = { items: Item[]; nextCursor: string | null };
 type AuditEvent = { streamId: string; revision: number; type: string; position: string; metadata: Record<string, unknown>; hash: string | null; prevHash: string | null };
 type AccessEntry = { actorId: string; action: string; resource: string; patientId: string | null; outcome: string; statusCode: number; requestId: string; userAgent: string | null };
 
+import type { IdentityTables } from '../../src/infrastructure/identity/identity.tables.js';
+import { PgSecurityEventLog } from '../../src/infrastructure/identity/pg-security-event-log.js';
+import { createKysely } from '../../src/infrastructure/postgres/database.js';
+
 describe('audit API', () => {
   let q: QueryApiFixture;
   let appointmentId: string;
@@ -159,6 +163,20 @@ describe('audit API', () => {
     const response = await get('/v1/appointments/me%00', patient, { 'user-agent': 'probe\u0000' });
     expect(response.statusCode).toBeLessThan(500);
     expect((await get('/v1/audit/access-log/verify', auditor)).json()).toMatchObject({ status: 'intact' });
+  });
+
+  it('serves the security events of the identity service, by user, to auditors only', async () => {
+    const log = new PgSecurityEventLog(createKysely<IdentityTables>(q.harness.pool));
+    const at = new Date('2030-01-01T00:00:00Z');
+    await log.record({ type: 'login_failed', userId: patient.id, occurredAt: at, requestId: 'req-sec-1', ip: '10.0.0.1', userAgent: 'spec' });
+    await log.record({ type: 'account_locked', userId: patient.id, occurredAt: at, requestId: 'req-sec-2' });
+    await log.record({ type: 'login_failed', userId: doctor.id, occurredAt: at, requestId: 'req-sec-3' });
+
+    expect((await get('/v1/audit/security-events', patient)).statusCode).toBe(403);
+    const first = (await get(`/v1/audit/security-events?userId=${patient.id}&limit=1`, auditor)).json<Page<{ type: string }>>();
+    expect(first.items.map((item) => item.type)).toEqual(['login_failed']);
+    const second = (await get(`/v1/audit/security-events?userId=${patient.id}&limit=1&cursor=${first.nextCursor ?? ''}`, auditor)).json<Page<{ type: string }>>();
+    expect(second).toMatchObject({ items: [{ type: 'account_locked' }], nextCursor: null });
   });
 
   it('refuses the read when its access record cannot be written', async () => {

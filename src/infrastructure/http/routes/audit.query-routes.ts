@@ -13,9 +13,11 @@ import { indexedEvents } from '../../../projections/audit-index/audit-index.quer
 import { auditIndexProjectionName, type AuditIndexDatabase } from '../../../projections/audit-index/audit-index.table.js';
 import { accessLogPlugin, type PatientResolver } from '../../audit/access-log.plugin.js';
 import { PgAccessLog } from '../../audit/pg-access-log.js';
+import type { IdentityTables } from '../../identity/identity.tables.js';
 import { PgEventStore } from '../../pg-event-store/pg-event-store.js';
 import { createKysely } from '../../postgres/database.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
+import { securityEventRoutes } from './security-events.query-routes.js';
 import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 
 const json = z.record(z.string(), z.unknown());
@@ -335,6 +337,7 @@ export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool
     app.addHook('onClose', () => events.close());
     await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db) });
     await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, accessLog, index });
+    await app.register(securityEventRoutes, { prefix: '/v1/audit', db: createKysely<IdentityTables>(options.pool), cursors: options.cursors });
   },
   { name: 'audit-query-routes' },
 );
