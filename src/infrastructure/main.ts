@@ -47,6 +47,10 @@ const metricsRegistry = new Registry();
 collectDefaultMetrics({ register: metricsRegistry });
 const observeCommand = commandMetrics(metricsRegistry);
 
+function loadShedding(config: Config) {
+  return { maxEventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: config.SHED_HEAP_USED_MB * 1024 * 1024, retryAfterSeconds: 2 };
+}
+
 function commandSide(config: Config, storage: Storage): CommandSide {
   const handlers = createCommandHandlers({
     eventStore: storage.eventStore,
@@ -143,6 +147,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     payments: { gateway: paymentGateway(config, storage, logger), eventStore: storage.eventStore, webhookSecret: config.STRIPE_WEBHOOK_SECRET },
     probes: [postgresProbe(storage.pool)],
     metricsRegistry,
+    loadShedding: loadShedding(config),
     projections: { db: createKysely<unknown>(storage.pool), names: readModelProjections.map((projection) => projection.name) },
   });
   await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
@@ -194,6 +199,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
     consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
     probes: [postgresProbe(storage.pool)],
     metricsRegistry,
+    loadShedding: loadShedding(config),
   });
   await app.listen({ port: config.QUERY_PORT, host: config.HOST });
   const url = `http://${config.HOST}:${config.QUERY_PORT}`;

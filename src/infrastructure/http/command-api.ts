@@ -9,6 +9,7 @@ import { PgIdempotencyStore } from '../idempotency/pg-idempotency-store.js';
 import type { Logger } from '../logging/logger.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
+import type { LoadSheddingOptions } from './plugins/load-shedding.plugin.js';
 import { adminRoutes } from './routes/admin.routes.js';
 import { appointmentRoutes } from './routes/appointments.routes.js';
 import { authRoutes } from './routes/auth.routes.js';
@@ -42,6 +43,8 @@ export type CommandApiDeps = {
   readonly probes: readonly ReadinessProbe[];
   /** The read-model database, for the admin's rebuild requests; without it there is no such route. */
   readonly projections?: { readonly db: Kysely<unknown>; readonly names: readonly string[] };
+  /** When to shed load with 503s (`SHED_*` settings). */
+  readonly loadShedding?: LoadSheddingOptions;
   /** Where `/metrics` reads from; other parts of the process (commands, projectors) publish there too. */
   readonly metricsRegistry?: Registry;
 };
@@ -59,6 +62,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
     auth: { secret: deps.secret, issuer: deps.issuer, audience: deps.audience, accessTokenTtlSeconds },
     probes: deps.probes,
     ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
+    ...(deps.loadShedding ? { loadShedding: deps.loadShedding } : {}),
     trustProxy: deps.trustProxy ?? false,
   });
   await app.register(idempotencyPlugin, {

@@ -24,11 +24,9 @@ export type HttpServerOptions = {
   readonly metricsRegistry?: Registry;
   /** Behind a reverse proxy: the client IP comes from `X-Forwarded-For`. */
   readonly trustProxy?: boolean;
-  /** When to turn new requests away with 503; default: event loop 1 s late or 1.5 GiB of heap. */
+  /** When to turn new requests away with 503; without it, never (the process's config sets it). */
   readonly loadShedding?: LoadSheddingOptions;
 };
-
-const defaultLoadShedding: LoadSheddingOptions = { maxEventLoopDelayMs: 1000, maxHeapUsedBytes: 1536 * 1024 * 1024, retryAfterSeconds: 2 };
 
 /**
  * What the command API and the query API share: request ids, the error handler, zod schemas
@@ -61,7 +59,7 @@ export async function createHttpServer(options: HttpServerOptions) {
   await app.register(authPlugin, options.auth);
   await app.register(healthPlugin, { probes: options.probes });
   await app.register(metricsPlugin, options.metricsRegistry ? { registry: options.metricsRegistry } : {});
-  await app.register(loadSheddingPlugin, options.loadShedding ?? defaultLoadShedding);
+  if (options.loadShedding) await app.register(loadSheddingPlugin, options.loadShedding);
   return app;
 }
 

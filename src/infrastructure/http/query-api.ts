@@ -8,6 +8,7 @@ import { createKysely } from '../postgres/database.js';
 import { accessTokenTtlSeconds } from './command-api.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
+import type { LoadSheddingOptions } from './plugins/load-shedding.plugin.js';
 import { consistentWith, CursorCodec, type QueryRoutesOptions } from './query-context.js';
 import { adminQueryRoutes } from './routes/admin.query-routes.js';
 import { appointmentQueryRoutes } from './routes/appointments.query-routes.js';
@@ -35,6 +36,8 @@ export type QueryApiDeps = {
   /** Longest wait for a `Consistency-Position` (`QUERY_CONSISTENCY_TIMEOUT_MS`). */
   readonly consistencyTimeoutMs: number;
   readonly probes: readonly ReadinessProbe[];
+  /** When to shed load with 503s (`SHED_*` settings). */
+  readonly loadShedding?: LoadSheddingOptions;
   readonly metricsRegistry?: Registry;
 };
 
@@ -53,6 +56,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
     probes: deps.probes,
     trustProxy: deps.trustProxy ?? false,
     ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
+    ...(deps.loadShedding ? { loadShedding: deps.loadShedding } : {}),
   });
   const checkpoints = createKysely<unknown>(deps.pool);
   const consistency = { db: checkpoints, notifications: deps.notifications, timeoutMs: deps.consistencyTimeoutMs };
