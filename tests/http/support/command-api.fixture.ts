@@ -84,9 +84,12 @@ export type TestApi = {
  */
 export async function startApi(
   backend: TestBackend,
-  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes'>> & { routes?: (app: HttpServer) => void } = {},
+  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes' | 'payments' | 'corsOrigins'>> & {
+    routes?: (app: HttpServer) => void;
+    clock?: FakeClock;
+  } = {},
 ): Promise<TestApi> {
-  const clock = new FakeClock();
+  const clock = options.clock ?? new FakeClock();
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -110,13 +113,14 @@ export async function startApi(
     secret,
     issuer,
     audience,
-    corsOrigins: ['https://app.example'],
+    corsOrigins: options.corsOrigins ?? ['https://app.example'],
     rateLimitMax: options.rateLimitMax ?? 10_000,
     authRateLimitMax: options.authRateLimitMax ?? 10_000,
     idempotencyTtlHours: 24,
     db: backend.idempotencyDb,
     identity,
     side,
+    ...(options.payments ? { payments: options.payments } : {}),
     projections: { db: createKysely<unknown>(backend.pool), names: readModelProjections.map((projection) => projection.name) },
     probes: options.probes ?? [postgresProbe(backend.pool)],
   });
