@@ -1,5 +1,5 @@
 import { appointmentDecider, appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
-import type { RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
+import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
 import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { patientAgendaStreamId } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
@@ -95,13 +95,10 @@ export async function cancelAppointment(
   input: { reason: string },
   request: CommandOptions,
 ): Promise<CommandOutcome> {
-  await visibleAppointment(side, appointmentId, request.context.actor);
-  const now = side.clock.now().toISOString();
-  const result = await side.handlers.appointment.handle(
-    appointmentStreamId(appointmentId),
-    { type: 'CancelAppointment', data: { appointmentId, reason: input.reason, actor: request.context.actor, now } },
-    request,
-  );
+  const result = await actOn(side, appointmentId, request, (actor, now) => ({
+    type: 'CancelAppointment',
+    data: { appointmentId, reason: input.reason, actor, now },
+  }));
   if (result.state.status !== 'none') await releaseAppointmentTime(side, result.state, request);
   return outcome(appointmentId, result);
 }
@@ -112,25 +109,28 @@ export async function completeAppointment(
   input: { notes: string },
   request: CommandOptions,
 ): Promise<CommandOutcome> {
-  await visibleAppointment(side, appointmentId, request.context.actor);
-  const now = side.clock.now().toISOString();
-  const result = await side.handlers.appointment.handle(
-    appointmentStreamId(appointmentId),
-    { type: 'CompleteAppointment', data: { appointmentId, notes: input.notes, actor: request.context.actor, now } },
-    request,
-  );
+  const result = await actOn(side, appointmentId, request, (actor, now) => ({
+    type: 'CompleteAppointment',
+    data: { appointmentId, notes: input.notes, actor, now },
+  }));
   return outcome(appointmentId, result);
 }
 
 export async function markNoShow(side: CommandSide, appointmentId: string, request: CommandOptions): Promise<CommandOutcome> {
+  const result = await actOn(side, appointmentId, request, (actor, now) => ({ type: 'MarkAppointmentNoShow', data: { appointmentId, actor, now } }));
+  return outcome(appointmentId, result);
+}
+
+/** A command on one existing appointment by someone who may know of it, at the clock's now. */
+async function actOn(
+  side: CommandSide,
+  appointmentId: string,
+  request: CommandOptions,
+  command: (actor: Actor, now: string) => AppointmentCommand,
+) {
   await visibleAppointment(side, appointmentId, request.context.actor);
   const now = side.clock.now().toISOString();
-  const result = await side.handlers.appointment.handle(
-    appointmentStreamId(appointmentId),
-    { type: 'MarkAppointmentNoShow', data: { appointmentId, actor: request.context.actor, now } },
-    request,
-  );
-  return outcome(appointmentId, result);
+  return side.handlers.appointment.handle(appointmentStreamId(appointmentId), command(request.context.actor, now), request);
 }
 
 /** Frees the doctor's slot and the patient's time of an appointment; freeing what is free changes nothing. */
