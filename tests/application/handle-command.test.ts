@@ -179,4 +179,38 @@ describe('the command-handling loop', () => {
     expect(retry).toMatchObject({ version: first.version, alreadyApplied: true });
     expect((await busy.read('counter-a')).state.total).toBe(101);
   });
+
+  describe('with a fresh command id (no Idempotency-Key)', () => {
+    function counting(store: MemoryEventStore) {
+      let reads = 0;
+      const counted = Object.assign(Object.create(store) as MemoryEventStore, {
+        readStream: (...args: Parameters<MemoryEventStore['readStream']>) => {
+          reads++;
+          return store.readStream(...args);
+        },
+      });
+      return { store: counted, reads: () => reads };
+    }
+
+    it('creates a stream it has never seen without reading it first', async () => {
+      const memory = new MemoryEventStore();
+      const { store, reads } = counting(memory);
+      const { handle } = commandHandler(counter, { eventStore: store, clock });
+      const result = await handle('counter-new', increment(3), { commandId: 'fresh-1', context, freshCommandId: true });
+      expect(result).toMatchObject({ version: 0, state: { total: 3 }, alreadyApplied: false });
+      expect(reads()).toBe(0);
+    });
+
+    it('falls back to reading when the stream exists after all, and decides on its real state', async () => {
+      const eventStore = new MemoryEventStore();
+      await commandHandler(counter, { eventStore, clock }).handle('counter-a', increment(999), { commandId: 'elsewhere', context });
+      const { handle } = commandHandler(counter, { eventStore, clock });
+      await expect(handle('counter-a', increment(5), { commandId: 'fresh-2', context, freshCommandId: true })).rejects.toMatchObject({
+        code: 'ceiling-reached',
+      });
+      const accepted = await handle('counter-a', increment(1), { commandId: 'fresh-3', context, freshCommandId: true });
+      expect(accepted).toMatchObject({ version: 1, state: { total: 1000 } });
+      expect(await storedEvents(eventStore, 'counter-a')).toHaveLength(2);
+    });
+  });
 });

@@ -18,10 +18,10 @@ export function outcome(id: string, result: CommandResult<unknown, unknown>): Co
  * speaks of the main aggregate only.
  */
 export function unpinned(request: CommandOptions): CommandOptions {
-  return { commandId: request.commandId, context: request.context };
+  return { commandId: request.commandId, context: request.context, ...(request.freshCommandId ? { freshCommandId: true } : {}) };
 }
 
 /** A step that undoes an earlier step of the same command needs event ids of its own. */
 export function compensating(request: CommandOptions, step: string): CommandOptions {
-  return { commandId: `${request.commandId}:undo:${step}`, context: request.context };
+  return { commandId: `${request.commandId}:undo:${step}`, context: request.context, ...(request.freshCommandId ? { freshCommandId: true } : {}) };
 }

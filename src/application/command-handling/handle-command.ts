@@ -24,6 +24,12 @@ export type CommandOptions = {
   readonly context: CommandContext;
   /** The version the caller saw (`If-Match`): a conflict is then returned, not retried. */
   readonly expectedVersion?: number;
+  /**
+   * The command id was made for this command alone (a request without `Idempotency-Key`), so it
+   * cannot be a retry: a stream this process has never seen is then first assumed new, and
+   * created without reading it. Any surprise falls back to reading.
+   */
+  readonly freshCommandId?: boolean;
 };
 
 export type CommandResult<State, Event> = {
@@ -155,7 +161,17 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         ...(appendSeconds === undefined ? {} : { appendSeconds }),
       });
     try {
+      const assumedNew =
+        options.freshCommandId === true && options.expectedVersion === undefined && !isBuilder(input) && !cache.has(streamId) ? input : undefined;
       for (let attempt = 1; ; attempt++) {
+        if (attempt === 1 && assumedNew !== undefined) {
+          commandType = typeName(assumedNew);
+          const created = await tryCreate(streamId, assumedNew, options);
+          if (created) {
+            report('accepted', created.appendSeconds);
+            return created.result;
+          }
+        }
         const current = await load(streamId);
         const original = findApplied(current.recent, options.commandId, streamId);
         if (original) {
@@ -201,6 +217,38 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
       }
     } catch (error) {
       report(error instanceof DomainError ? 'rejected' : error instanceof VersionMismatchError ? 'conflict-returned' : 'failed');
+      throw error;
+    }
+  }
+
+  /**
+   * The first try on a stream assumed new: decide on the empty state and append with `no_stream`.
+   * `undefined` means "read it after all": a rule refused on the empty state, there was nothing
+   * to do, or the stream exists.
+   */
+  async function tryCreate(
+    streamId: string,
+    command: Command,
+    options: CommandOptions,
+  ): Promise<{ result: CommandResult<State, Event>; appendSeconds: number } | undefined> {
+    let events: Event[];
+    try {
+      events = aggregate.decider.decide(command, empty.state);
+    } catch (error) {
+      if (error instanceof DomainError) return undefined;
+      throw error;
+    }
+    if (events.length === 0) return undefined;
+    const newEvents = toNewEvents(streamId, empty, events, options);
+    const started = performance.now();
+    try {
+      const appended = await deps.eventStore.appendToStream(streamId, newEvents, { expectedRevision: 'no_stream' });
+      const state = events.reduce(aggregate.decider.evolve, empty.state);
+      remember(streamId, empty, state, newEvents, appended);
+      const result = { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
+      return { result, appendSeconds: (performance.now() - started) / 1000 };
+    } catch (error) {
+      if (error instanceof ConcurrencyError) return undefined;
       throw error;
     }
   }

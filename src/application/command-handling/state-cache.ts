@@ -42,6 +42,10 @@ export class StateCache<State> {
     }
   }
 
+  has(streamId: string): boolean {
+    return this.entries.has(streamId);
+  }
+
   /** Forgets a stream, e.g. after a subject's personal data was erased. */
   delete(streamId: string): void {
     this.entries.delete(streamId);

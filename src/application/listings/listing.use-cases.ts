@@ -2,7 +2,7 @@ import type { ListingDetails, ListingPrice } from '../../domain/listing/listing.
 import { listingStreamId } from '../../domain/listing/listing.decider.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 
 export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice;
@@ -13,7 +13,7 @@ export async function createListing(side: CommandSide, input: CreateListingInput
   const result = await side.handlers.listing.handle(
     listingStreamId(listingId),
     { type: 'CreateListing', data: { ...input, listingId, actor: request.context.actor } },
-    { commandId: request.commandId, context: request.context },
+    unpinned(request),
   );
   return outcome(listingId, result);
 }

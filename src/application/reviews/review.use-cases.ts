@@ -2,7 +2,7 @@ import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import { reviewStreamId } from '../../domain/review/review.decider.js';
 import { NotFoundError } from '../../domain/shared/domain-error.js';
 import type { CommandSide } from '../command-handlers.js';
-import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 
 export type SubmitReviewInput = { bookingId: string; rating: number; comment: string };
@@ -22,7 +22,7 @@ export async function submitReview(
   const result = await side.handlers.review.handle(
     reviewStreamId(input.bookingId),
     { type: 'SubmitReview', data: { ...input, listingId, actor, booking: facts, now: side.clock.now().toISOString() } },
-    { commandId: request.commandId, context: request.context },
+    unpinned(request),
   );
   return outcome(input.bookingId, result);
 }

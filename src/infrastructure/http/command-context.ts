@@ -29,5 +29,7 @@ export function commandOptions(request: FastifyRequest): CommandOptions {
     commandId: request.commandId,
     context: commandContext(request),
     ...(version === undefined ? {} : { expectedVersion: version }),
+    // Without an Idempotency-Key the command id is a fresh UUID: this request cannot be a retry.
+    ...(request.idempotencyClaim === null ? { freshCommandId: true } : {}),
   };
 }
