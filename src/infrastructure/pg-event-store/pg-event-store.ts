@@ -351,7 +351,11 @@ export class PgEventStore implements EventStore {
     return result.rows.map(toRecordedEvent);
   }
 
-  private async *readAllPages(options: ReadAllOptions): AsyncGenerator<RecordedEvent> {
+  /**
+   * Written by hand rather than as an async generator: a generator resumes once per event, and at
+   * a few hundred thousand events a second that machinery is a good part of the cost.
+   */
+  private readAllPages(options: ReadAllOptions): AsyncIterator<RecordedEvent> {
     this.assertOpen();
     const where = filterSql(options.filter, 4);
     const text = `SELECT ${eventColumns} FROM events
@@ -369,18 +373,34 @@ export class PgEventStore implements EventStore {
       return { page: result.rows.map(tupleToRecordedEvent), limit };
     };
     let left = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
-    if (left === 0) return;
-    let next: Promise<{ page: RecordedEvent[]; limit: number }> | undefined = fetchPage(options.after ?? START, Math.min(this.pageSize, left));
-    while (next) {
-      const { page, limit }: { page: RecordedEvent[]; limit: number } = await next;
-      const last: RecordedEvent | undefined = page[page.length - 1];
-      left -= page.length;
-      // The next page is asked for before this one is handed out, so PostgreSQL finds it while
-      // the consumer works through this one. An abandoned iteration leaves one page unread.
-      next = last && page.length === limit && left > 0 ? fetchPage(last.position, Math.min(this.pageSize, left)) : undefined;
-      next?.catch(() => undefined);
-      yield* page;
-    }
+    let page: RecordedEvent[] = [];
+    let index = 0;
+    let next: Promise<{ page: RecordedEvent[]; limit: number }> | undefined =
+      left > 0 ? fetchPage(options.after ?? START, Math.min(this.pageSize, left)) : undefined;
+    const done: IteratorReturnResult<undefined> = { done: true, value: undefined };
+    return {
+      next: async (): Promise<IteratorResult<RecordedEvent>> => {
+        while (index >= page.length) {
+          if (!next) return done;
+          const fetched: { page: RecordedEvent[]; limit: number } = await next;
+          page = fetched.page;
+          index = 0;
+          left -= page.length;
+          const last = page[page.length - 1];
+          // The next page is asked for before this one is handed out, so PostgreSQL finds it while
+          // the consumer works through this one. An abandoned iteration leaves one page unread.
+          next = last && page.length === fetched.limit && left > 0 ? fetchPage(last.position, Math.min(this.pageSize, left)) : undefined;
+          next?.catch(() => undefined);
+        }
+        const value = page[index++];
+        return value ? { done: false, value } : done;
+      },
+      return: async (): Promise<IteratorResult<RecordedEvent>> => {
+        next = undefined;
+        page = [];
+        return done;
+      },
+    };
   }
 
   private async *subscribe(options: SubscribeOptions): AsyncGenerator<RecordedEvent> {
