@@ -18,7 +18,8 @@ import { requestRebuild, withSearchPath } from '../../src/projections/runtime/pr
 import { readSchema, type Projection } from '../../src/projections/runtime/projection.js';
 import { admin, as, consumer, doctor, everyMorning, listingInput, otherConsumer, otherDoctor, owner, patient } from '../support/command-side.js';
 import { activeCheckpoint, eventually } from './support/runtime-harness.js';
-import { allEvents, startReadModels, tableRows, type ReadModelHarness } from './support/read-models.harness.js';
+import { allEvents, startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
+import { tablesOf } from '../support/read-model-tables.js';
 import { payBooking, registerUser, system } from './support/scenarios.js';
 
 const otherOwner: Actor = { id: 'owner-2', roles: ['OWNER'] };
@@ -175,13 +176,6 @@ async function rebuildFromZero(db: Kysely<unknown>, projection: Projection, even
     await db.transaction().execute((trx) => withSearchPath(trx, schema, () => projection.apply(trx, events.slice(start, start + chunk))));
   }
   return schema;
-}
-
-async function tablesOf(db: Kysely<unknown>, schema: string): Promise<Record<string, Record<string, unknown>[]>> {
-  const names = await sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = ${schema} order by 1`.execute(db);
-  const tables: Record<string, Record<string, unknown>[]> = {};
-  for (const { name } of names.rows) tables[name] = await tableRows(db, schema, name);
-  return tables;
 }
 
 describe('every read model: a rebuild from the first event equals the incrementally built tables', () => {

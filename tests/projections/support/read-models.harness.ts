@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { CommandSide } from '../../../src/application/command-handlers.js';
 import type { EventStore, RecordedEvent } from '../../../src/application/ports/event-store.js';
 import { comparePositions, maxPosition, START, type Position } from '../../../src/application/ports/position.js';
@@ -8,6 +8,7 @@ import { readActivePositions, withSearchPath } from '../../../src/projections/ru
 import type { ProjectionRuntime } from '../../../src/projections/runtime/projection-runtime.js';
 import { generationSchema, readSchema, type Projection } from '../../../src/projections/runtime/projection.js';
 import { createTestSide, fakeClock } from '../../support/command-side.js';
+import { tableRows } from '../../support/read-model-tables.js';
 import { activeCheckpoint, createHarness, createRuntime, eventually, type Harness } from './runtime-harness.js';
 
 /** Remembers the highest position appended through it: what the read models must reach. */
@@ -47,11 +48,6 @@ export async function allEvents(store: EventStore): Promise<RecordedEvent[]> {
   const events: RecordedEvent[] = [];
   for await (const event of store.readAll()) events.push(event);
   return events;
-}
-
-export async function tableRows(db: Kysely<unknown>, schema: string, table: string): Promise<Record<string, unknown>[]> {
-  const result = await sql<Record<string, unknown>>`select * from ${sql.id(schema, table)} as t order by t::text`.execute(db);
-  return result.rows;
 }
 
 /**
