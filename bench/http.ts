@@ -1,54 +1,20 @@
 // End-to-end HTTP throughput, in one run on one PostgreSQL: fastify baselines beside our command
 // and query APIs, with autocannon (50 connections). `npm run bench:http`; one line per figure.
 // Servers run as child processes on 127.0.0.1; every phase is bounded in time.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import autocannon, { type Request } from 'autocannon';
 import pg from 'pg';
 import { comparePositions, parsePosition, type Position } from '../src/application/ports/position.js';
 import { freePort } from '../src/infrastructure/postgres/embedded-postgres.js';
+import { benchAuthEnv, token } from './support/bench-auth.js';
 import { benchDatabase, percentile } from './support/bench-database.js';
+import { rssOf, start, stop } from './support/service-process.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = 50;
-const secret = 'bench-secret-bench-secret-bench-secret-0123';
-const issuer = 'bookable';
-const audience = 'bookable-api';
 const listingCount = 200;
 const doctorCount = 100;
-
-function token(sub: string, roles: string[]): string {
-  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const input = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub, roles, iss: issuer, aud: audience, iat: now, exp: now + 3600 })}`;
-  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
-}
-
-/** Starts a server process and resolves once every one of `readyUrls` answers 200. */
-async function start(args: string[], env: Record<string, string>, readyUrls: string[]): Promise<ChildProcess> {
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  const deadline = Date.now() + 120_000;
-  for (const url of readyUrls) {
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}`);
-      if (Date.now() > deadline) throw new Error(`${url} not ready in time`);
-      const ok = await fetch(url).then((response) => response.ok, () => false);
-      if (ok) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise((resolve) => {
-    child.once('exit', resolve);
-    child.kill('SIGTERM');
-  });
-}
 
 type Run = { rps: number; p50: number; p99: number; errors: number; non2xx: number };
 
@@ -71,12 +37,6 @@ function line(label: string, run: Run): void {
   console.log(`${label}: ${Math.round(run.rps).toLocaleString('en-US')} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms${failures}`);
 }
 
-async function rssOf(pid: number | undefined): Promise<number> {
-  if (pid === undefined) return 0;
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
 async function post(url: string, body: unknown, bearer: string, method = 'POST'): Promise<void> {
   const response = await fetch(url, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` }, body: JSON.stringify(body) });
   if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
@@ -92,9 +52,7 @@ try {
     DATABASE_URL: database.url,
     COMMAND_PORT: String(commandPort),
     QUERY_PORT: String(queryPort),
-    JWT_SECRET: secret,
-    JWT_ISSUER: issuer,
-    JWT_AUDIENCE: audience,
+    ...benchAuthEnv,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_MAX: '100000000',
     DATABASE_POOL_SIZE: '20',

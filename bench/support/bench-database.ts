@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -5,12 +6,15 @@ import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/infrastructure/postgres/embedded-postgres.js';
 
 /**
- * The database a benchmark runs against: `DATABASE_URL` when set, else a throwaway embedded
- * PostgreSQL that `stop()` removes again.
+ * The database a benchmark runs against: `DATABASE_URL` when set; else a throwaway database on
+ * the server of `TEST_DATABASE_URL` (a maintenance database, as for the tests); else a throwaway
+ * embedded PostgreSQL. `stop()` removes what was made.
  */
 export async function benchDatabase(name: string): Promise<{ url: string; stop(): Promise<void> }> {
   const external = process.env.DATABASE_URL;
   if (external) return { url: external, stop: async () => undefined };
+  const testServer = process.env.TEST_DATABASE_URL;
+  if (testServer) return throwawayDatabase(testServer, `bench_${name}_${randomBytes(4).toString('hex')}`);
   const dir = await mkdtemp(path.join(tmpdir(), `bench-${name}-`));
   // As root, PostgreSQL runs as the `postgres` user, which must be able to enter the directory.
   await chmod(dir, 0o755);
@@ -26,6 +30,22 @@ export async function benchDatabase(name: string): Promise<{ url: string; stop()
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+async function throwawayDatabase(adminUrl: string, database: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const onServer = async (statement: string) => {
+    const admin = new pg.Client(adminUrl);
+    await admin.connect();
+    try {
+      await admin.query(statement);
+    } finally {
+      await admin.end();
+    }
+  };
+  await onServer(`CREATE DATABASE ${database}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  return { url: url.toString(), stop: () => onServer(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`) };
 }
 
 /** The `p`-th percentile (0–100) of `samples`, in their unit. */

@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+
+// The service as benches run it: its own processes on 127.0.0.1, started with `node --import
+// tsx` rather than `npx tsx`, so that the pid we hold (to signal, to read RSS) is the service's.
+
+/** Spawns `node --import tsx ...args`; `BENCH_NODE_ARGS` adds node options (e.g. --cpu-prof). */
+export function spawnService(args: readonly string[], env: Record<string, string>, stdio: StdioOptions = ['ignore', 'ignore', 'inherit']): ChildProcess {
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio });
+}
+
+/** Resolves once every one of `readyUrls` answers 200; throws if the process exits first or 120 s pass. */
+export async function waitUntilReady(child: ChildProcess, readyUrls: readonly string[], what: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (const url of readyUrls) {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
+      if (Date.now() > deadline) throw new Error(`${url} not ready in time`);
+      const ok = await fetch(url).then((response) => response.ok, () => false);
+      if (ok) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** Starts a server process and resolves once every one of `readyUrls` answers 200. */
+export async function start(args: string[], env: Record<string, string>, readyUrls: string[]): Promise<ChildProcess> {
+  const child = spawnService(args, env);
+  await waitUntilReady(child, readyUrls, args.join(' '));
+  return child;
+}
+
+/** SIGTERM (the graceful shutdown) or SIGKILL, and waits for the exit. */
+export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise((resolve) => {
+    child.once('exit', resolve);
+    child.kill(signal);
+  });
+}
+
+/** Resident set size of a live process in MB (Linux), 0 when it is gone. */
+export async function rssOf(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0;
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
