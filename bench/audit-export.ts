@@ -21,6 +21,8 @@ import type { NewEvent } from '../src/application/ports/event-store.js';
 import { buildQueryApi } from '../src/infrastructure/http/query-api.js';
 import { PgEventStore } from '../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../src/infrastructure/postgres/database.js';
+import { PersonalDataVault } from '../src/application/privacy/personal-data-vault.js';
+import { MemorySubjectKeyStore } from '../src/infrastructure/privacy/memory-subject-key-store.js';
 import { PgCheckpointListener } from '../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { benchDatabase } from './support/bench-database.js';
 
@@ -49,6 +51,8 @@ async function serve(url: string): Promise<void> {
     corsOrigins: [],
     rateLimitMax: 1_000_000,
     pool,
+    // The exported events were appended without personal data; nothing needs revealing.
+    personalData: new PersonalDataVault(new MemorySubjectKeyStore()),
     notifications,
     consistencyTimeoutMs: 1000,
     probes: [],

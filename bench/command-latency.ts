@@ -9,6 +9,8 @@ import type { NewEvent } from '../src/application/ports/event-store.js';
 import { addDays } from '../src/domain/shared/calendar-date.js';
 import { PgEventStore } from '../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../src/infrastructure/postgres/database.js';
+import { PersonalDataVault } from '../src/application/privacy/personal-data-vault.js';
+import { MemorySubjectKeyStore } from '../src/infrastructure/privacy/memory-subject-key-store.js';
 import { benchDatabase, percentile } from './support/bench-database.js';
 
 const clock = { now: () => new Date('2030-01-01T08:00:00Z') };
@@ -95,7 +97,9 @@ const pool = createPool(database.url, 4);
 try {
   await migrateToLatest(pool);
   const store = new PgEventStore(pool);
-  const warm = createCommandHandlers({ eventStore: store, clock });
+  // The calendar and schedule carry no personal data; the vault is there because handlers need one.
+  const personalData = new PersonalDataVault(new MemorySubjectKeyStore());
+  const warm = createCommandHandlers({ eventStore: store, clock, personalData });
   const cases = [
     { name: 'listing calendar', history: calendarHistory, round: calendarRound },
     { name: 'doctor schedule', history: scheduleHistory, round: scheduleRound },
@@ -107,7 +111,7 @@ try {
       const stream = name === 'listing calendar' ? `listingCalendar-${id}` : `doctorSchedule-${id}`;
       const events = history(id, length);
       for (let i = 0; i < events.length; i += 1_000) await store.appendToStream(stream, events.slice(i, i + 1_000));
-      const cold = await round(() => createCommandHandlers({ eventStore: store, clock }), id);
+      const cold = await round(() => createCommandHandlers({ eventStore: store, clock, personalData }), id);
       const hot = await round(() => warm, id);
       median[length] = percentile(hot, 50);
       console.log(

@@ -1,9 +1,13 @@
 import { aggregates } from './aggregates/aggregates.js';
 import { commandHandler, type CommandHandlerDeps } from './command-handling/handle-command.js';
 import type { Clock } from './ports/clock.js';
+import type { PersonalDataVault } from './privacy/personal-data-vault.js';
 
-/** One command handler (with its own state cache) per aggregate. */
-export function createCommandHandlers(deps: CommandHandlerDeps) {
+/**
+ * One command handler (with its own state cache) per aggregate. Users, bookings, reviews and
+ * appointments carry personal data, so the vault that seals it is required here.
+ */
+export function createCommandHandlers(deps: CommandHandlerDeps & { readonly personalData: PersonalDataVault }) {
   return {
     user: commandHandler(aggregates.user, deps),
     listing: commandHandler(aggregates.listing, deps),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Actor } from '../domain/shared/actor.js';
+import { sealedFieldsSchema } from './privacy/personal-data-vault.js';
 
 export { actorSchema, roleSchema, type Actor, type Role } from '../domain/shared/actor.js';
 
@@ -18,6 +19,8 @@ export const eventMetadataSchema = z.object({
   schemaVersion: z.number().int().positive(),
   ip: z.string().optional(),
   userAgent: z.string().optional(),
+  /** Whose data key sealed the event's personal fields, and which fields (crypto-shredding). */
+  personalData: sealedFieldsSchema.optional(),
 });
 export type EventMetadata = z.infer<typeof eventMetadataSchema>;
 

@@ -9,6 +9,8 @@ import { systemClock } from '../application/ports/clock.js';
 import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.process.js';
 import type { EventStore } from '../application/ports/event-store.js';
 import type { PaymentGateway } from '../application/ports/payment-gateway.js';
+import { PersonalDataVault } from '../application/privacy/personal-data-vault.js';
+import { RevealingEventStore } from '../application/privacy/revealing-event-store.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
 import { EsdbEventStore } from './esdb-event-store/esdb-event-store.js';
 import { buildCommandApi } from './http/command-api.js';
@@ -26,6 +28,9 @@ import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
+import { loadMasterKey } from './privacy/master-key.js';
+import { PgRecordsOutsideTheLog } from './privacy/pg-records-outside-the-log.js';
+import { PgSubjectKeyStore } from './privacy/pg-subject-key-store.js';
 import { startPaymentProcess } from './process-checkpoints/payment-process.runner.js';
 import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
 import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
@@ -40,7 +45,16 @@ import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
 /** The database the service uses on the embedded server. */
 const embeddedDatabase = 'bookable';
 
-type Storage = { readonly url: string; readonly pool: pg.Pool; readonly eventStore: EventStore; stop(): Promise<void> };
+type Storage = {
+  readonly url: string;
+  readonly pool: pg.Pool;
+  /** As stored: for the command loop, which seals and hashes what it appends. */
+  readonly eventStore: EventStore;
+  /** Personal fields revealed (or `[erased]`): for every other reader. */
+  readonly revealed: EventStore;
+  readonly vault: PersonalDataVault;
+  stop(): Promise<void>;
+};
 
 /** One registry per process: every part publishes into it, each API's `/metrics` reads it. */
 const metricsRegistry = new Registry();
@@ -57,6 +71,7 @@ function commandSide(config: Config, storage: Storage): CommandSide {
     clock: systemClock,
     cacheSize: config.COMMAND_CACHE_STREAMS,
     observe: observeCommand,
+    personalData: storage.vault,
   });
   return { handlers, clock: systemClock, policy: { holdMinutes: config.BOOKING_HOLD_MINUTES } };
 }
@@ -99,10 +114,13 @@ async function openStorage(config: Config, logger: Logger): Promise<Storage> {
   const pool = createPool(database.url, config.DATABASE_POOL_SIZE);
   if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
   const eventStore = createEventStore(config, pool, logger);
+  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, await loadMasterKey(config)));
   return {
     url: database.url,
     pool,
     eventStore,
+    revealed: new RevealingEventStore(eventStore, vault),
+    vault,
     async stop() {
       await eventStore.close();
       await pool.end();
@@ -126,7 +144,7 @@ function identityService(storage: Storage, handlers: CommandHandlers): IdentityS
 let gateway: PaymentGateway | undefined;
 /** One per process: the command API and the payment process share it (the simulated one keeps its intents in memory). */
 function paymentGateway(config: Config, storage: Storage, logger: Logger): PaymentGateway {
-  return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage), eventStore: storage.eventStore }));
+  return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage), eventStore: storage.revealed }));
 }
 
 async function startCommandApi(config: Config, storage: Storage, side: CommandSide, logger: Logger) {
@@ -144,11 +162,12 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     db: createKysely<IdempotencyTables>(storage.pool),
     identity: identityService(storage, side.handlers),
     side,
-    payments: { gateway: paymentGateway(config, storage, logger), eventStore: storage.eventStore, webhookSecret: config.STRIPE_WEBHOOK_SECRET },
+    payments: { gateway: paymentGateway(config, storage, logger), eventStore: storage.revealed, webhookSecret: config.STRIPE_WEBHOOK_SECRET },
     probes: [postgresProbe(storage.pool)],
     metricsRegistry,
     loadShedding: loadShedding(config),
     projections: { db: createKysely<unknown>(storage.pool), names: readModelProjections.map((projection) => projection.name) },
+    erasure: { side, vault: storage.vault, outsideTheLog: new PgRecordsOutsideTheLog(storage.pool) },
   });
   await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
   const url = `http://${config.HOST}:${config.COMMAND_PORT}`;
@@ -163,14 +182,14 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
 function startProcessManagers(config: Config, storage: Storage, logger: Logger): () => Promise<void> {
   const log = logger.child({ component: 'hold-expiry' });
   const expiry = new HoldExpiryProcess({
-    eventStore: storage.eventStore,
+    eventStore: storage.revealed,
     side: commandSide(config, storage),
     orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS,
     onError: (err, what) => log.warn({ err }, `could not ${what}; will retry`),
   });
   const stop = new AbortController();
   const running = expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped'));
-  const { eventStore, pool } = storage;
+  const { revealed: eventStore, pool } = storage;
   const stopPayments = startPaymentProcess({ eventStore, side: commandSide(config, storage), gateway: paymentGateway(config, storage, logger), pool, logger });
   return async () => {
     stop.abort();
@@ -195,6 +214,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
     rateLimitMax: config.RATE_LIMIT_MAX,
     trustProxy: config.TRUST_PROXY,
     pool: storage.pool,
+    personalData: storage.vault,
     notifications,
     consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
     probes: [postgresProbe(storage.pool)],
@@ -242,7 +262,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
     if (role === 'all' || role === 'projector') {
       // Every read model follows the log: one shared reader instead of one query (and one
       // decode of every event) per read model. Closing it leaves the store open.
-      const sharedTail = new SharedTailEventStore(storage.eventStore, {
+      const sharedTail = new SharedTailEventStore(storage.revealed, {
         onError: (err) => logger.warn({ err }, 'shared event reader failed; restarting'),
       });
       const runtime = startProjectors({
@@ -314,7 +334,7 @@ async function rebuild(config: Config, logger: Logger, name: string | undefined)
   const storage = await openStorage(config, logger);
   const db = createKysely<unknown>(storage.pool);
   try {
-    const runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.eventStore, logger, projections: [projection] });
+    const runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.revealed, logger, projections: [projection] });
     // A read model never built before gets its first copy from the runtime; rebuild that one.
     while (!(await listCheckpoints(db)).some((row) => row.name === projection.name && row.active)) {
       await new Promise((resolve) => setTimeout(resolve, 100));

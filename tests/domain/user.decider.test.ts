@@ -81,6 +81,28 @@ describe('User decider', () => {
     });
   });
 
+  describe('EraseSubject', () => {
+    const now = new Date('2031-05-01T10:00:00Z');
+    const erase = (erasedBy: { id: string; roles: string[] } = admin): UserCommand => ({ type: 'EraseSubject', data: { userId, erasedBy, now } });
+    const erased: UserEvent = { type: 'SubjectErased', data: { userId, erasedBy: admin.id, erasedAt: now.toISOString() } };
+
+    it('records the erasure, with no personal data in it', () => {
+      spec.given([registered()]).when(erase()).then([erased]);
+    });
+
+    it('is final: erasing again records nothing more', () => {
+      spec.given([registered(), erased]).when(erase()).then([]);
+    });
+
+    it('is for admins only', () => {
+      spec.given([registered()]).when(erase(consumer)).thenFails('forbidden');
+    });
+
+    it('needs an existing user', () => {
+      spec.given([]).when(erase()).thenFails('not-found');
+    });
+  });
+
   it('marks email and name as personal data', () => {
     const shape = userRegisteredSchema.shape.data.shape;
     expect(isPersonal(shape.email)).toBe(true);
@@ -98,10 +120,12 @@ describe('User decider', () => {
     fc.tuple(roles, fc.option(requester)).map(([r, by]) => register(r, by)),
     fc.tuple(roles, requester).map(([r, by]) => grant(r, by)),
     fc.tuple(roles, requester).map(([r, by]) => revoke(r, by)),
+    requester.map((by): UserCommand => ({ type: 'EraseSubject', data: { userId, erasedBy: by, now: new Date('2031-05-01T10:00:00Z') } })),
   );
 
   property.prop([fc.array(command, { maxLength: 20 })])('evolves without error and keeps roles unique under any commands', (commands) => {
     let state: UserState = userDecider.initialState;
+    let erasedOnce = false;
     for (const next of commands) {
       let events: UserEvent[] = [];
       try {
@@ -111,6 +135,9 @@ describe('User decider', () => {
       }
       for (const event of events) state = userDecider.evolve(state, event);
       if (state.status === 'registered') expect(new Set(state.roles).size).toBe(state.roles.length);
+      // Erasure is never undone.
+      if (state.status === 'registered' && state.erased) erasedOnce = true;
+      if (erasedOnce) expect(state).toMatchObject({ erased: true });
     }
   });
 });

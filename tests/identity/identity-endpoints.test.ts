@@ -33,7 +33,7 @@ async function securityEvents(type: string) {
 }
 
 describe('signup', () => {
-  it('creates the user: 201, a command result, and a UserRegistered event without the password', async () => {
+  it('creates the user: 201, a command result, and a UserRegistered event without the password, email and name sealed', async () => {
     const email = uniqueEmail('ada');
     const response = await signUp({ email }, { 'x-request-id': 'signup-1' });
     expect(response.status).toBe(201);
@@ -51,10 +51,19 @@ describe('signup', () => {
     expect(formatPosition(events[0]?.position ?? { commit: 0n, prepare: 0n })).toBe(position);
     expect(events[0]).toMatchObject({
       type: 'UserRegistered',
-      data: { userId: id, email, name: 'Ada Lovelace', roles: ['CONSUMER'] },
-      metadata: { actorId: id, requestId: 'signup-1', correlationId: 'signup-1', causationId: 'signup-1', schemaVersion: 1 },
+      data: { userId: id, roles: ['CONSUMER'] },
+      metadata: {
+        actorId: id,
+        requestId: 'signup-1',
+        correlationId: 'signup-1',
+        causationId: 'signup-1',
+        schemaVersion: 1,
+        personalData: { subjectId: id, fields: ['email', 'name'] },
+      },
     });
-    expect(JSON.stringify(events.map(({ data, metadata }) => ({ data, metadata })))).not.toContain(password);
+    const stored = JSON.stringify(events.map(({ data, metadata }) => ({ data, metadata })));
+    for (const secret of [password, email, 'Ada Lovelace']) expect(stored).not.toContain(secret);
+    expect((await api.vault.reveal(events))[0]?.data).toEqual({ userId: id, email, name: 'Ada Lovelace', roles: ['CONSUMER'] });
     expect(JSON.stringify(api.logs)).not.toContain(password);
   });
 

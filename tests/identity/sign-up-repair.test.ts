@@ -11,6 +11,7 @@ import { PgRefreshTokenStore } from '../../src/infrastructure/identity/pg-refres
 import { PgSecurityEventLog } from '../../src/infrastructure/identity/pg-security-event-log.js';
 import type { PasswordHasher } from '../../src/application/identity/identity.ports.js';
 import { FakeClock, startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
+import { pgVault } from '../support/personal-data.js';
 
 // Signup writes credentials, then the event, with no transaction across both; these specs pin
 // down how each half-done state is repaired.
@@ -37,7 +38,7 @@ function service(options: { failAppends?: () => boolean; clock?: FakeClock } = {
     close: async () => undefined,
   };
   return createIdentityService({
-    users: createCommandHandlers({ eventStore, clock }).user,
+    users: createCommandHandlers({ eventStore, clock, personalData: pgVault(backend.pool) }).user,
     credentials: new PgCredentialStore(backend.identityDb),
     refreshTokens: new PgRefreshTokenStore(backend.identityDb),
     securityEvents: new PgSecurityEventLog(backend.identityDb),

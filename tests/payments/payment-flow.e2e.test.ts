@@ -16,6 +16,7 @@ import type { ProjectionRuntime } from '../../src/projections/runtime/projection
 import { audience, issuer, secret, startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { createRuntime } from '../projections/support/runtime-harness.js';
 import { eventTypes, listingInput } from '../support/command-side.js';
+import { RevealingEventStore } from '../../src/application/privacy/revealing-event-store.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
 import { caller, deliver, intentObject, person, refundObject, startPaymentsApi, stripeEvent, type PaymentsApi } from './support/payments-api.fixture.js';
 
@@ -54,7 +55,9 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
 
     const db = createKysely<unknown>(backend.pool);
     projectorStore = new PgEventStore(backend.pool, { pollIntervalMs: 100 });
-    projectors = createRuntime({ url: backend.database.url, db, store: projectorStore }, readModelProjections, { batchMaxWaitMs: 5 });
+    projectors = createRuntime({ url: backend.database.url, db, revealed: new RevealingEventStore(projectorStore, api.vault) }, readModelProjections, {
+      batchMaxWaitMs: 5,
+    });
     projectors.start();
     listener = new PgCheckpointListener({ connectionString: backend.database.url, reconnectMs: 100 });
     await listener.start();
@@ -67,6 +70,7 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
       corsOrigins: [],
       rateLimitMax: 100_000,
       pool: backend.pool,
+      personalData: api.vault,
       notifications: listener,
       consistencyTimeoutMs: 10_000,
       probes: [postgresProbe(backend.pool)],

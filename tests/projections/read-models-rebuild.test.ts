@@ -194,7 +194,7 @@ describe('every read model: a rebuild from the first event equals the incrementa
       fc.asyncProperty(fc.array(step, { minLength: 8, maxLength: 20 }), fc.integer({ min: 1, max: 40 }), async (history, chunk) => {
         for (const s of [...opening, ...history]) await run(h, world, s);
         await h.settle();
-        const events = await allEvents(h.harness.store);
+        const events = await allEvents(h.harness.revealed);
         // One event per batch as well as a random batch size: every handler must carry state across batches.
         for (const projection of readModelProjections) {
           const incremental = await tablesOf(h.harness.db, readSchema(projection.name));

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { createCommandHandlers, type CommandSide } from '../../src/application/command-handlers.js';
 import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
 import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store.js';
+import type { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
+import { memoryVault } from './personal-data.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import type { WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 
@@ -16,8 +18,9 @@ export function fakeClock(start: string) {
   };
 }
 
-export function createTestSide(eventStore: EventStore, clock: { now(): Date }, holdMinutes = 15): CommandSide {
-  return { handlers: createCommandHandlers({ eventStore, clock }), clock, policy: { holdMinutes } };
+/** The command side on `eventStore`; pass the vault readers of the same events use (`pgVault`). */
+export function createTestSide(eventStore: EventStore, clock: { now(): Date }, holdMinutes = 15, personalData: PersonalDataVault = memoryVault()): CommandSide {
+  return { handlers: createCommandHandlers({ eventStore, clock, personalData }), clock, policy: { holdMinutes } };
 }
 
 /** A fresh command from `actor`, as the HTTP edge would build it. */

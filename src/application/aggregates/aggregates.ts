@@ -1,6 +1,6 @@
-import { appointmentDecider } from '../../domain/appointment/appointment.decider.js';
+import { appointmentDecider, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import { appointmentEventSchema } from '../../domain/appointment/appointment.events.js';
-import { bookingDecider } from '../../domain/booking/booking.decider.js';
+import { bookingDecider, type BookingState } from '../../domain/booking/booking.decider.js';
 import { bookingEventSchema } from '../../domain/booking/booking.events.js';
 import { bookingUpcasters } from '../../domain/booking/booking.upcasters.js';
 import { doctorScheduleDecider } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
@@ -13,9 +13,9 @@ import { patientAgendaDecider } from '../../domain/patient-agenda/patient-agenda
 import { patientAgendaEventSchema } from '../../domain/patient-agenda/patient-agenda.events.js';
 import { paymentDecider } from '../../domain/payment/payment.decider.js';
 import { paymentEventSchema } from '../../domain/payment/payment.events.js';
-import { reviewDecider } from '../../domain/review/review.decider.js';
+import { reviewDecider, type ReviewState } from '../../domain/review/review.decider.js';
 import { reviewEventSchema } from '../../domain/review/review.events.js';
-import { userDecider } from '../../domain/user/user.decider.js';
+import { userDecider, type UserState } from '../../domain/user/user.decider.js';
 import { userEventSchema } from '../../domain/user/user.events.js';
 import { createEventCodec } from '../command-handling/event-codec.js';
 
@@ -24,21 +24,43 @@ import { createEventCodec } from '../command-handling/event-codec.js';
  * (schema, versions, upcasters). The stream category is the prefix of its stream ids.
  */
 export const aggregates = {
-  user: { category: 'user', decider: userDecider, codec: createEventCodec(userEventSchema) },
+  user: {
+    category: 'user',
+    decider: userDecider,
+    codec: createEventCodec(userEventSchema),
+    dataSubject: (state: UserState) => (state.status === 'registered' ? state.userId : undefined),
+  },
   listing: { category: 'listing', decider: listingDecider, codec: createEventCodec(listingEventSchema) },
   listingCalendar: {
     category: 'listingCalendar',
     decider: listingCalendarDecider,
     codec: createEventCodec(listingCalendarEventSchema),
   },
-  booking: { category: 'booking', decider: bookingDecider, codec: createEventCodec(bookingEventSchema, bookingUpcasters) },
+  booking: {
+    category: 'booking',
+    decider: bookingDecider,
+    codec: createEventCodec(bookingEventSchema, bookingUpcasters),
+    // Whoever writes a reason on a booking writes it about the consumer's booking.
+    dataSubject: (state: BookingState) => (state.status === 'none' ? undefined : state.booking.consumerId),
+  },
   payment: { category: 'payment', decider: paymentDecider, codec: createEventCodec(paymentEventSchema) },
-  review: { category: 'review', decider: reviewDecider, codec: createEventCodec(reviewEventSchema) },
+  review: {
+    category: 'review',
+    decider: reviewDecider,
+    codec: createEventCodec(reviewEventSchema),
+    dataSubject: (state: ReviewState) => (state.status === 'none' ? undefined : state.review.authorId),
+  },
   doctorSchedule: {
     category: 'doctorSchedule',
     decider: doctorScheduleDecider,
     codec: createEventCodec(doctorScheduleEventSchema),
   },
   patientAgenda: { category: 'patientAgenda', decider: patientAgendaDecider, codec: createEventCodec(patientAgendaEventSchema) },
-  appointment: { category: 'appointment', decider: appointmentDecider, codec: createEventCodec(appointmentEventSchema) },
+  appointment: {
+    category: 'appointment',
+    decider: appointmentDecider,
+    codec: createEventCodec(appointmentEventSchema),
+    // Reason for visit and clinical notes are the patient's health data, whoever wrote them.
+    dataSubject: (state: AppointmentState) => (state.status === 'none' ? undefined : state.patientId),
+  },
 } as const;

@@ -7,4 +7,10 @@ export type Aggregate<Command, Event extends DomainEvent, State> = {
   readonly category: string;
   readonly decider: Decider<Command, Event, State>;
   readonly codec: EventCodec<Event>;
+  /**
+   * Whose personal data the stream's events carry (the patient of an appointment, the author
+   * of a review), read from the state right after each event; their key seals its personal
+   * fields. Required when the codec's events have any.
+   */
+  dataSubject?(state: State): string | undefined;
 };

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { personalFieldPaths, type EventUnionSchema, type PersonalFieldPath } from '../../domain/shared/personal-data.js';
 import type { RecordedEvent } from '../ports/event-store.js';
 
 /**
@@ -21,18 +22,25 @@ export type EventCodec<Event extends DomainEvent> = {
   schemaVersion(type: string): number;
   /** The type names this codec knows, e.g. for subscription filters. */
   readonly eventTypes: readonly string[];
+  /** Where the personal data of events of `type` sits, from the schema's `personal()` markers. */
+  personalFields(type: string): readonly PersonalFieldPath[];
+  /** Whether any event type of this codec carries personal data. */
+  readonly hasPersonalData: boolean;
 };
 
 export function createEventCodec<Event extends DomainEvent>(
-  schema: z.ZodType<Event> & { readonly options: readonly { readonly shape: { readonly type: { readonly value: string } } }[] },
+  schema: z.ZodType<Event> & EventUnionSchema,
   upcasters: readonly Upcaster[] = [],
 ): EventCodec<Event> {
+  const personal = personalFieldPaths(schema);
   const steps = new Map(upcasters.map((u) => [`${u.type}@${u.fromVersion}`, u]));
   const current = new Map<string, number>();
   for (const u of upcasters) current.set(u.type, Math.max(current.get(u.type) ?? 1, u.toVersion));
   const eventTypes = schema.options.map((option) => option.shape.type.value);
   return {
     eventTypes,
+    personalFields: (type) => personal.get(type) ?? [],
+    hasPersonalData: personal.size > 0,
     schemaVersion: (type) => current.get(type) ?? 1,
     decode(recorded) {
       const stored = recorded.metadata.schemaVersion;

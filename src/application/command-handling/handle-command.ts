@@ -17,6 +17,7 @@ import type { Aggregate } from './aggregate.js';
 import { TooMuchContentionError, VersionMismatchError } from './errors.js';
 import type { DomainEvent } from './event-codec.js';
 import { StateCache, type CachedStream, type RecentEvent } from './state-cache.js';
+import type { PersonalDataVault, SealedFields } from '../privacy/personal-data-vault.js';
 
 export type CommandOptions = {
   /** Identifies the command; event ids derive from it, so a retried command appends nothing twice. */
@@ -56,6 +57,8 @@ export type CommandHandlerDeps = {
   readonly maxAttempts?: number;
   /** Told about every command's outcome, e.g. to count them in metrics. */
   readonly observe?: CommandObserver;
+  /** Seals personal fields before they are stored; required by aggregates whose events have any. */
+  readonly personalData?: PersonalDataVault;
 };
 
 export type CommandOutcomeKind =
@@ -97,6 +100,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
 ) {
   const cache = new StateCache<State>(deps.cacheSize);
   const maxAttempts = deps.maxAttempts ?? 12;
+  const sealer = personalDataSealer(aggregate, deps.personalData);
 
   const empty: CachedStream<State> = { state: aggregate.decider.initialState, revision: -1, position: START, recent: [], hash: genesisHash };
 
@@ -111,8 +115,10 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     if (!last) return cached ?? empty;
     let state = cached?.state ?? aggregate.decider.initialState;
     let hash = cached?.hash ?? genesisHash;
-    for (const event of tail) {
-      state = aggregate.decider.evolve(state, aggregate.codec.decode(event));
+    // The chain covers what is stored (sealed); the decider folds what it says (revealed).
+    const revealed = sealer ? await sealer.vault.reveal(tail) : tail;
+    for (const [index, event] of tail.entries()) {
+      state = aggregate.decider.evolve(state, aggregate.codec.decode(revealed[index] ?? event));
       hash = linkHash(hash, event);
     }
     const recent = [...(cached?.recent ?? []), ...tail.map(({ id, revision, position }) => ({ id, revision, position }))];
@@ -121,12 +127,19 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     return loaded;
   }
 
-  /** The events to store, each linked into the stream's audit chain after `current`'s last event. */
-  function toNewEvents(streamId: string, current: CachedStream<State>, events: readonly Event[], options: CommandOptions): NewEvent[] {
+  /**
+   * The events to store, personal fields sealed, each linked into the stream's audit chain after
+   * `current`'s last event.
+   */
+  async function toNewEvents(streamId: string, current: CachedStream<State>, events: readonly Event[], options: CommandOptions): Promise<NewEvent[]> {
     const { context } = options;
     const occurredAt = deps.clock.now().toISOString();
     let prevHash = current.hash;
-    return events.map((event, index) => {
+    let state = current.state;
+    const newEvents: NewEvent[] = [];
+    for (const [index, event] of events.entries()) {
+      state = aggregate.decider.evolve(state, event);
+      const { data, personalData } = sealer ? await sealer.seal(event, state) : { data: toJson(event.data), personalData: undefined };
       const metadata: EventMetadata = eventMetadataSchema.parse({
         actorId: context.actor.id,
         actorRoles: [...context.actor.roles],
@@ -137,12 +150,13 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         schemaVersion: aggregate.codec.schemaVersion(event.type),
         ...(context.ip === undefined ? {} : { ip: context.ip }),
         ...(context.userAgent === undefined ? {} : { userAgent: context.userAgent }),
+        ...(personalData === undefined ? {} : { personalData }),
       });
-      const data = toJson(event.data);
       const linked = chainMetadata(prevHash, { type: event.type, data, metadata, revision: current.revision + 1 + index });
       prevHash = linkHash(prevHash, { type: event.type, data, metadata: linked, revision: current.revision + 1 + index });
-      return { id: eventId(options.commandId, streamId, index), type: event.type, data, metadata: linked };
-    });
+      newEvents.push({ id: eventId(options.commandId, streamId, index), type: event.type, data, metadata: linked });
+    }
+    return newEvents;
   }
 
   async function handle(
@@ -190,7 +204,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         }
         const appendStarted = performance.now();
         try {
-          const newEvents = toNewEvents(streamId, current, events, options);
+          const newEvents = await toNewEvents(streamId, current, events, options);
           const appended = await deps.eventStore.appendToStream(streamId, newEvents, {
             expectedRevision: current.revision < 0 ? 'no_stream' : current.revision,
           });
@@ -239,7 +253,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
       throw error;
     }
     if (events.length === 0) return undefined;
-    const newEvents = toNewEvents(streamId, empty, events, options);
+    const newEvents = await toNewEvents(streamId, empty, events, options);
     const started = performance.now();
     try {
       const appended = await deps.eventStore.appendToStream(streamId, newEvents, { expectedRevision: 'no_stream' });
@@ -291,6 +305,29 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
 export type CommandHandler<Command, Event extends DomainEvent, State> = ReturnType<
   typeof commandHandler<Command, Event, State>
 >;
+
+/**
+ * How an aggregate's events get their personal fields sealed: with the key of the subject the
+ * state names right after each event. `undefined` for an aggregate without personal data.
+ */
+function personalDataSealer<Command, Event extends DomainEvent, State>(aggregate: Aggregate<Command, Event, State>, vault: PersonalDataVault | undefined) {
+  if (!aggregate.codec.hasPersonalData) return undefined;
+  const dataSubject = aggregate.dataSubject?.bind(aggregate);
+  if (!vault || !dataSubject) {
+    throw new TypeError(`${aggregate.category} events carry personal data: the aggregate needs dataSubject and the handler a personal-data vault`);
+  }
+  return {
+    vault,
+    async seal(event: Event, state: State): Promise<{ data: JsonObject; personalData: SealedFields | undefined }> {
+      const data = toJson(event.data);
+      const paths = aggregate.codec.personalFields(event.type);
+      if (paths.length === 0) return { data, personalData: undefined };
+      const subjectId = dataSubject(state);
+      if (subjectId === undefined) throw new TypeError(`${aggregate.category}: no data subject for the personal data of ${event.type}`);
+      return vault.seal(subjectId, data, paths);
+    },
+  };
+}
 
 export function eventId(commandId: string, streamId: string, index: number): string {
   return deterministicUuid(commandId, streamId, String(index));

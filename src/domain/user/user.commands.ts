@@ -41,5 +41,16 @@ export const revokeRolesSchema = z.object({
 });
 export type RevokeRoles = z.infer<typeof revokeRolesSchema>;
 
-export const userCommandSchema = z.discriminatedUnion('type', [registerUserSchema, grantRolesSchema, revokeRolesSchema]);
+/** Records that the person's personal data was erased; their data key is destroyed beforehand. */
+export const eraseSubjectSchema = z.object({
+  type: z.literal('EraseSubject'),
+  data: z.object({
+    userId: z.string().min(1),
+    erasedBy: requesterSchema,
+    now: z.date(),
+  }),
+});
+export type EraseSubject = z.infer<typeof eraseSubjectSchema>;
+
+export const userCommandSchema = z.discriminatedUnion('type', [registerUserSchema, grantRolesSchema, revokeRolesSchema, eraseSubjectSchema]);
 export type UserCommand = z.infer<typeof userCommandSchema>;

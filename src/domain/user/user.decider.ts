@@ -1,6 +1,6 @@
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
-import type { GrantRoles, RegisterUser, Requester, RevokeRoles, UserCommand } from './user.commands.js';
+import type { EraseSubject, GrantRoles, RegisterUser, Requester, RevokeRoles, UserCommand } from './user.commands.js';
 import { privilegedRoles, type UserEvent, type UserRole } from './user.events.js';
 
 /**
@@ -9,7 +9,7 @@ import { privilegedRoles, type UserEvent, type UserRole } from './user.events.js
  */
 export type UserState =
   | { readonly status: 'unregistered' }
-  | { readonly status: 'registered'; readonly userId: string; readonly roles: readonly UserRole[] };
+  | { readonly status: 'registered'; readonly userId: string; readonly roles: readonly UserRole[]; readonly erased: boolean };
 
 export type UserErrorCode = 'user-already-registered' | 'forbidden' | 'cannot-revoke-own-admin' | 'not-found';
 
@@ -50,6 +50,14 @@ function revokeRoles({ data }: RevokeRoles, state: UserState): UserEvent[] {
   return [{ type: 'RolesRevoked', data: { userId: state.userId, roles: removed, revokedBy: data.revokedBy.id } }];
 }
 
+function eraseSubject({ data }: EraseSubject, state: UserState): UserEvent[] {
+  if (state.status !== 'registered') throw new NotFoundError('User');
+  if (!isAdmin(data.erasedBy)) throw new DomainError('forbidden', 'Only an admin may erase a person\'s data');
+  // Erasure is final: asking again finds nothing left to erase.
+  if (state.erased) return [];
+  return [{ type: 'SubjectErased', data: { userId: state.userId, erasedBy: data.erasedBy.id, erasedAt: data.now.toISOString() } }];
+}
+
 export function decide(command: UserCommand, state: UserState): UserEvent[] {
   switch (command.type) {
     case 'RegisterUser':
@@ -58,6 +66,8 @@ export function decide(command: UserCommand, state: UserState): UserEvent[] {
       return grantRoles(command, state);
     case 'RevokeRoles':
       return revokeRoles(command, state);
+    case 'EraseSubject':
+      return eraseSubject(command, state);
     default: {
       const _exhaustive: never = command;
       return assertNever(_exhaustive);
@@ -68,13 +78,16 @@ export function decide(command: UserCommand, state: UserState): UserEvent[] {
 export function evolve(state: UserState, event: UserEvent): UserState {
   switch (event.type) {
     case 'UserRegistered':
-      return { status: 'registered', userId: event.data.userId, roles: event.data.roles };
+      return { status: 'registered', userId: event.data.userId, roles: event.data.roles, erased: false };
     case 'RolesGranted':
       if (state.status !== 'registered') return state;
       return { ...state, roles: [...state.roles, ...event.data.roles.filter((role) => !state.roles.includes(role))] };
     case 'RolesRevoked':
       if (state.status !== 'registered') return state;
       return { ...state, roles: state.roles.filter((role) => !event.data.roles.includes(role)) };
+    case 'SubjectErased':
+      if (state.status !== 'registered') return state;
+      return { ...state, erased: true };
     default: {
       const _exhaustive: never = event;
       return assertNever(_exhaustive);

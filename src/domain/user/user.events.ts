@@ -44,5 +44,19 @@ export const rolesRevokedSchema = z.object({
 });
 export type RolesRevoked = z.infer<typeof rolesRevokedSchema>;
 
-export const userEventSchema = z.discriminatedUnion('type', [userRegisteredSchema, rolesGrantedSchema, rolesRevokedSchema]);
+/**
+ * The person's personal data was erased on request (GDPR Art. 17): their data key is destroyed,
+ * so every personal field ever written for them now reads `[erased]`. Carries no personal data.
+ */
+export const subjectErasedSchema = z.object({
+  type: z.literal('SubjectErased'),
+  data: z.object({
+    userId: z.string().min(1),
+    erasedBy: z.string().min(1),
+    erasedAt: z.iso.datetime({ offset: true }),
+  }),
+});
+export type SubjectErased = z.infer<typeof subjectErasedSchema>;
+
+export const userEventSchema = z.discriminatedUnion('type', [userRegisteredSchema, rolesGrantedSchema, rolesRevokedSchema, subjectErasedSchema]);
 export type UserEvent = z.infer<typeof userEventSchema>;

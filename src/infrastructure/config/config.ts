@@ -11,6 +11,11 @@ const flag = z
   .enum(['true', 'false', '1', '0'])
   .transform((v) => v === 'true' || v === '1');
 
+/** Base64 of exactly 32 bytes: one AES-256 key. */
+export function isAes256KeyText(text: string): boolean {
+  return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, 'base64').length === 32;
+}
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -28,6 +33,10 @@ export const configSchema = z.object({
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   RUN_MIGRATIONS: flag.default(true),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  MASTER_KEY: z
+    .string()
+    .refine(isAes256KeyText, 'must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)')
+    .optional(),
   JWT_ISSUER: z.string().min(1).default('bookable'),
   JWT_AUDIENCE: z.string().min(1).default('bookable-api'),
   CORS_ORIGINS: z
@@ -75,6 +84,8 @@ export const settingDescriptions: Record<keyof Config, string> = {
   DATABASE_POOL_SIZE: 'connections per PostgreSQL pool',
   RUN_MIGRATIONS: 'apply schema migrations at start-up',
   JWT_SECRET: 'HS256 key for access tokens (at least 32 characters); required in production, else generated once into `DATA_DIR/jwt-secret`',
+  MASTER_KEY:
+    'base64 of 32 bytes that wraps every person\'s data key (crypto-shredding); keep it apart from the database; required in production, else generated once into `DATA_DIR/master-key`',
   JWT_ISSUER: '`iss` of issued access tokens, checked on every request',
   JWT_AUDIENCE: '`aud` of issued access tokens, checked on every request',
   CORS_ORIGINS: 'comma-separated origins allowed by CORS; empty: no cross-origin access',

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { CommandSide } from '../../application/command-handlers.js';
 import type { IdentityService } from '../../application/identity/identity.service.js';
+import type { ErasureDeps } from '../../application/privacy/erase-subject.use-case.js';
 import type { Clock } from '../../application/ports/clock.js';
 import type { IdempotencyTables } from '../idempotency/idempotency.tables.js';
 import { idempotencyPlugin } from '../idempotency/idempotency.plugin.js';
@@ -43,6 +44,8 @@ export type CommandApiDeps = {
   readonly probes: readonly ReadinessProbe[];
   /** The read-model database, for the admin's rebuild requests; without it there is no such route. */
   readonly projections?: { readonly db: Kysely<unknown>; readonly names: readonly string[] };
+  /** What erasing a person's personal data takes; without it there is no such route. */
+  readonly erasure?: ErasureDeps;
   /** When to shed load with 503s (`SHED_*` settings). */
   readonly loadShedding?: LoadSheddingOptions;
   /** Where `/metrics` reads from; other parts of the process (commands, projectors) publish there too. */
@@ -76,9 +79,11 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
   await app.register(listingRoutes, { prefix: '/v1/listings', side: deps.side });
   await app.register(bookingRoutes, { prefix: '/v1/bookings', side: deps.side });
   await app.register(appointmentRoutes, { side: deps.side });
-  if (deps.projections) {
-    await app.register(adminRoutes, { prefix: '/v1/admin', db: deps.projections.db, projectionNames: deps.projections.names });
-  }
+  await app.register(adminRoutes, {
+    prefix: '/v1/admin',
+    ...(deps.projections ? { projections: deps.projections } : {}),
+    ...(deps.erasure ? { erasure: deps.erasure } : {}),
+  });
   if (deps.payments) await app.register(paymentApi, { side: deps.side, ...deps.payments });
   return app;
 }

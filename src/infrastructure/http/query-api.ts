@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
+import type { PersonalDataVault } from '../../application/privacy/personal-data-vault.js';
 import type { Clock } from '../../application/ports/clock.js';
 import type { Database } from '../../projections/read-models.js';
 import type { CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
@@ -31,6 +32,8 @@ export type QueryApiDeps = {
   readonly trustProxy?: boolean;
   /** The read-model database, the only thing the query API shares with the rest. The caller closes it. */
   readonly pool: pg.Pool;
+  /** Reveals personal fields of events the audit API shows (or `[erased]`). */
+  readonly personalData: PersonalDataVault;
   /** Checkpoint notifications (one `LISTEN` connection per process, `PgCheckpointListener`). */
   readonly notifications: CheckpointNotifications;
   /** Longest wait for a `Consistency-Position` (`QUERY_CONSISTENCY_TIMEOUT_MS`). */
@@ -67,7 +70,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
     consistentWith: (projections) => consistentWith(consistency, projections),
   };
 
-  await app.register(auditQueryRoutes, { ...routes, pool: deps.pool });
+  await app.register(auditQueryRoutes, { ...routes, pool: deps.pool, personalData: deps.personalData });
   await app.register(listingQueryRoutes, { prefix: '/v1/listings', ...routes });
   await app.register(bookingQueryRoutes, { prefix: '/v1/bookings', ...routes });
   await app.register(paymentQueryRoutes, { prefix: '/v1/payments', ...routes });

@@ -3,6 +3,7 @@ import { auditMigration } from '../audit/audit.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
+import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
 import { projectionCheckpointsMigration } from '../../projections/runtime/projection-checkpoints.migration.js';
 
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '0200_projections': projectionCheckpointsMigration,
   '0300_payments': processCheckpointsMigration,
   '0400_audit': auditMigration,
+  '0500_subject_keys': subjectKeysMigration,
 };

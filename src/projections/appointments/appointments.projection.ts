@@ -3,7 +3,9 @@ import { aggregates } from '../../application/aggregates/aggregates.js';
 import type { RecordedEvent } from '../../application/ports/event-store.js';
 import type { AppointmentEvent } from '../../domain/appointment/appointment.events.js';
 import { assertNever } from '../../domain/shared/decider.js';
+import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { erasedSubjects, subjectErasedType } from '../shared/subject-erasures.js';
 import { defineProjection } from '../runtime/projection.js';
 import { appointmentsProjectionName, type AppointmentRow, type AppointmentsTables } from './appointments.table.js';
 
@@ -69,6 +71,20 @@ function evolve(row: AppointmentRow | undefined, event: AppointmentEvent, record
 }
 
 async function apply(trx: Transaction<AppointmentsTables>, events: readonly RecordedEvent[]): Promise<void> {
+  await upsertAppointments(trx, events);
+  const erased = erasedSubjects(events);
+  if (erased.length === 0) return;
+  await trx
+    .updateTable('appointments')
+    .set((eb) => ({
+      reason: erasedPlaceholder,
+      notes: eb.case().when('notes', 'is', null).then(null).else(erasedPlaceholder).end(),
+    }))
+    .where('patient_id', 'in', erased)
+    .execute();
+}
+
+async function upsertAppointments(trx: Transaction<AppointmentsTables>, events: readonly RecordedEvent[]): Promise<void> {
   const decoded = decodeKnown(codec, events);
   if (decoded.length === 0) return;
   const ids = distinct(decoded.map(({ event }) => event.data.appointmentId));
@@ -99,8 +115,8 @@ async function apply(trx: Transaction<AppointmentsTables>, events: readonly Reco
 /** Appointments by patient, by doctor and by id. */
 export const appointmentsProjection = defineProjection<AppointmentsTables>({
   name: appointmentsProjectionName,
-  version: 1,
-  eventTypes: codec.eventTypes,
+  version: 2,
+  eventTypes: [...codec.eventTypes, subjectErasedType],
   migrate,
   apply,
 });

@@ -3,7 +3,9 @@ import { aggregates } from '../../application/aggregates/aggregates.js';
 import type { RecordedEvent } from '../../application/ports/event-store.js';
 import type { ReviewEvent } from '../../domain/review/review.events.js';
 import { assertNever } from '../../domain/shared/decider.js';
+import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { erasedSubjects, subjectErasedType } from '../shared/subject-erasures.js';
 import { defineProjection } from '../runtime/projection.js';
 import { reviewsProjectionName, type ReviewRow, type ReviewsTables } from './reviews.table.js';
 
@@ -49,6 +51,12 @@ function evolve(row: ReviewRow | undefined, event: ReviewEvent, recorded: Record
 }
 
 async function apply(trx: Transaction<ReviewsTables>, events: readonly RecordedEvent[]): Promise<void> {
+  await upsertReviews(trx, events);
+  const erased = erasedSubjects(events);
+  if (erased.length > 0) await trx.updateTable('reviews').set({ comment: erasedPlaceholder }).where('author_id', 'in', erased).execute();
+}
+
+async function upsertReviews(trx: Transaction<ReviewsTables>, events: readonly RecordedEvent[]): Promise<void> {
   const decoded = decodeKnown(codec, events);
   if (decoded.length === 0) return;
   const ids = distinct(decoded.map(({ event }) => event.data.bookingId));
@@ -76,8 +84,8 @@ async function apply(trx: Transaction<ReviewsTables>, events: readonly RecordedE
 /** Reviews per listing, and through them each listing's rating. */
 export const reviewsProjection = defineProjection<ReviewsTables>({
   name: reviewsProjectionName,
-  version: 1,
-  eventTypes: codec.eventTypes,
+  version: 2,
+  eventTypes: [...codec.eventTypes, subjectErasedType],
   migrate,
   apply,
 });

@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { aggregates } from '../../application/aggregates/aggregates.js';
 import type { RecordedEvent } from '../../application/ports/event-store.js';
 import { assertNever } from '../../domain/shared/decider.js';
+import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import { userRoleSchema, type UserEvent } from '../../domain/user/user.events.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
 import { defineProjection } from '../runtime/projection.js';
@@ -39,6 +40,8 @@ function evolve(row: UserRow | undefined, event: UserEvent, recorded: RecordedEv
       const revoked = new Set(event.data.roles);
       return row && { ...row, roles: row.roles.filter((role) => !revoked.has(role)), version };
     }
+    case 'SubjectErased':
+      return row && { ...row, email: erasedPlaceholder, name: erasedPlaceholder, version };
     default:
       return assertNever(event);
   }
@@ -66,7 +69,7 @@ async function apply(trx: Transaction<UsersTables>, events: readonly RecordedEve
 /** User profiles and roles (`GET /v1/users/me`), and through them the doctors' names. */
 export const usersProjection = defineProjection<UsersTables>({
   name: usersProjectionName,
-  version: 1,
+  version: 2,
   eventTypes: codec.eventTypes,
   migrate,
   apply,

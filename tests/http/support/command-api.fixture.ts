@@ -7,6 +7,7 @@ import { createCommandHandlers, type CommandSide } from '../../../src/applicatio
 import { createIdentityService, type IdentityService } from '../../../src/application/identity/identity.service.js';
 import type { Clock } from '../../../src/application/ports/clock.js';
 import type { EventStore } from '../../../src/application/ports/event-store.js';
+import type { PersonalDataVault } from '../../../src/application/privacy/personal-data-vault.js';
 import { buildCommandApi, type CommandApiDeps } from '../../../src/infrastructure/http/command-api.js';
 import type { HttpServer } from '../../../src/infrastructure/http/http-server.js';
 import { postgresProbe } from '../../../src/infrastructure/http/plugins/health.plugin.js';
@@ -19,7 +20,9 @@ import { PgSecurityEventLog } from '../../../src/infrastructure/identity/pg-secu
 import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
 import { readModelProjections } from '../../../src/projections/read-models.js';
+import { PgRecordsOutsideTheLog } from '../../../src/infrastructure/privacy/pg-records-outside-the-log.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { pgVault } from '../../support/personal-data.js';
 
 export const secret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 export const issuer = 'bookable-test';
@@ -73,6 +76,8 @@ export type TestApi = {
   /** The command handlers behind the routes, for arranging state without HTTP. */
   readonly side: CommandSide;
   readonly identity: IdentityService;
+  /** Seals and reveals personal data with keys in the test database. */
+  readonly vault: PersonalDataVault;
   /** Every log line the app wrote, parsed. */
   readonly logs: Record<string, unknown>[];
   close(): Promise<void>;
@@ -97,7 +102,8 @@ export async function startApi(
       done();
     },
   });
-  const handlers = createCommandHandlers({ eventStore: backend.eventStore, clock });
+  const vault = pgVault(backend.pool);
+  const handlers = createCommandHandlers({ eventStore: backend.eventStore, clock, personalData: vault });
   const side: CommandSide = { handlers, clock, policy: { holdMinutes: 15 } };
   const identity = createIdentityService({
     users: handlers.user,
@@ -122,13 +128,14 @@ export async function startApi(
     side,
     ...(options.payments ? { payments: options.payments } : {}),
     projections: { db: createKysely<unknown>(backend.pool), names: readModelProjections.map((projection) => projection.name) },
+    erasure: { side, vault, outsideTheLog: new PgRecordsOutsideTheLog(backend.pool) },
     probes: options.probes ?? [postgresProbe(backend.pool)],
   });
   options.routes?.(app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const url = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}` : '';
-  return { app, url, clock, side, identity, logs, close: () => app.close() };
+  return { app, url, clock, side, identity, vault, logs, close: () => app.close() };
 }
 
 /** A JWT signed by hand, so tests can make every kind of bad token the API must refuse. */

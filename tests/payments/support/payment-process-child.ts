@@ -7,6 +7,9 @@ import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-even
 import { createKysely, createPool } from '../../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints, type ProcessCheckpointTables } from '../../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
 import { StripePaymentGateway } from '../../../src/infrastructure/stripe/stripe-payment-gateway.js';
+import { PersonalDataVault } from '../../../src/application/privacy/personal-data-vault.js';
+import { PgSubjectKeyStore } from '../../../src/infrastructure/privacy/pg-subject-key-store.js';
+import { testMasterKey } from '../../support/personal-data.js';
 
 /**
  * The payment process manager in a process of its own, for the crash spec. It kills itself with
@@ -53,7 +56,8 @@ function crashingGateway(gateway: PaymentGateway, after: number): PaymentGateway
 const pool = createPool(url, 4);
 const store = crashingStore(new PgEventStore(pool, { pollIntervalMs: 50 }), Number(afterAppends));
 const stripe = StripePaymentGateway.fromOptions({ secretKey: 'sk_test_fake', apiBase: new URL(`http://127.0.0.1:${stripePort}`), timeoutMs: 2_000 });
-const side = { handlers: createCommandHandlers({ eventStore: store, clock: systemClock }), clock: systemClock, policy: { holdMinutes: 15 } };
+const personalData = new PersonalDataVault(new PgSubjectKeyStore(pool, testMasterKey));
+const side = { handlers: createCommandHandlers({ eventStore: store, clock: systemClock, personalData }), clock: systemClock, policy: { holdMinutes: 15 } };
 const manager = new PaymentProcess({
   eventStore: store,
   side,

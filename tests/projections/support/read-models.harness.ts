@@ -58,7 +58,7 @@ export async function startReadModels(projections: readonly Projection[], start 
   const harness = await createHarness();
   const tracked = trackingStore(harness.store);
   const clock = fakeClock(start);
-  const side = createTestSide(tracked.store, clock, 15);
+  const side = createTestSide(tracked.store, clock, 15, harness.vault);
   const runtime = createRuntime(harness, projections, { batchMaxWaitMs: 5 });
   runtime.start();
   const db = createKysely<Database>(harness.pool);
@@ -83,7 +83,7 @@ export async function startReadModels(projections: readonly Projection[], start 
     async replay(projection) {
       const active = await activeCheckpoint(harness.db, projection.name);
       if (!active) throw new Error(`${projection.name} has no active generation`);
-      const events = await allEvents(harness.store);
+      const events = await allEvents(harness.revealed);
       const schema = generationSchema(projection.name, active.generation);
       await harness.db.transaction().execute((trx) => withSearchPath(trx, schema, () => projection.apply(trx, events)));
     },

@@ -10,12 +10,19 @@ import { listCheckpoints, type CheckpointView } from '../../../src/projections/r
 import { ProjectionRuntime, type ProjectionRuntimeOptions } from '../../../src/projections/runtime/projection-runtime.js';
 import type { Projection } from '../../../src/projections/runtime/projection.js';
 import { createTestDatabase } from '../../support/database.js';
+import { pgVault } from '../../support/personal-data.js';
+import type { PersonalDataVault } from '../../../src/application/privacy/personal-data-vault.js';
+import { RevealingEventStore } from '../../../src/application/privacy/revealing-event-store.js';
 
 export type Harness = {
   readonly url: string;
   readonly pool: pg.Pool;
   readonly db: Kysely<unknown>;
+  /** As stored, personal fields sealed. */
   readonly store: PgEventStore;
+  /** What projectors read: personal fields revealed with `vault`. */
+  readonly revealed: EventStore;
+  readonly vault: PersonalDataVault;
   close(): Promise<void>;
 };
 
@@ -26,11 +33,14 @@ export async function createHarness(): Promise<Harness> {
   await migrateToLatest(pool);
   const store = new PgEventStore(pool, { pollIntervalMs: 100 });
   const db = createKysely<unknown>(pool);
+  const vault = pgVault(pool);
   return {
     url: database.url,
     pool,
     db,
     store,
+    revealed: new RevealingEventStore(store, vault),
+    vault,
     async close() {
       await store.close();
       await db.destroy();
@@ -41,13 +51,13 @@ export async function createHarness(): Promise<Harness> {
 
 /** Fast settings, so that tests wait on the behaviour, not on production intervals. */
 export function createRuntime(
-  harness: Pick<Harness, 'url' | 'db' | 'store'>,
+  harness: Pick<Harness, 'url' | 'db' | 'revealed'>,
   projections: readonly Projection[],
   overrides: Partial<ProjectionRuntimeOptions> = {},
 ): ProjectionRuntime {
   return new ProjectionRuntime({
     db: harness.db,
-    eventStore: harness.store,
+    eventStore: harness.revealed,
     locks: new PgAdvisoryLocks({ connectionString: harness.url, retryMs: 100, heartbeatMs: 200 }),
     projections,
     batchSize: 100,

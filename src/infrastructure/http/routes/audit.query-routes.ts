@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { verifyAccessLog, type AccessLog } from '../../../application/audit/access-log.js';
 import { exportEvents } from '../../../application/audit/audit-export.js';
 import { verifyChain } from '../../../application/audit/hash-chain.js';
+import type { PersonalDataVault } from '../../../application/privacy/personal-data-vault.js';
+import { RevealingEventStore } from '../../../application/privacy/revealing-event-store.js';
 import { historyPage, stateAt, type AuditEvent, type EventReader, type StateTarget } from '../../../application/audit/stream-history.js';
 import { findAppointment } from '../../../projections/appointments/appointments.queries.js';
 import { indexedEvents } from '../../../projections/audit-index/audit-index.queries.js';
@@ -101,7 +103,10 @@ const accessLogVerificationSchema = z.object({
 const optionalDate = (value: string | undefined) => (value === undefined ? undefined : new Date(value));
 
 type AuditRoutesOptions = QueryRoutesOptions & {
+  /** Personal fields revealed, or `[erased]`: what auditors read. */
   readonly events: EventReader;
+  /** As stored (sealed): what the hash chain covers. */
+  readonly storedEvents: EventReader;
   readonly accessLog: AccessLog;
   readonly index: ReturnType<typeof createKysely<AuditIndexDatabase>>;
 };
@@ -122,7 +127,7 @@ async function* ndjson(events: AsyncIterable<AuditEvent>): AsyncGenerator<string
 }
 
 /** The audit trail for AUDITOR and ADMIN (API.md, `/v1/audit/*`); every call is access-logged. */
-const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { events, accessLog, index, cursors, consistentWith }) => {
+const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { events, storedEvents, accessLog, index, cursors, consistentWith }) => {
   const tags = ['audit'];
   const security = [{ bearerAuth: [] }];
   const auditor = requireRoles('AUDITOR', 'ADMIN');
@@ -252,7 +257,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     },
     async (request) => {
       const { streamId } = request.query;
-      const read = await events.readStream(streamId);
+      const read = await storedEvents.readStream(streamId);
       if (read.status === 'no_stream') throw notFound(`stream ${streamId}`);
       return { streamId, ...(await verifyChain(read.events)) };
     },
@@ -327,16 +332,17 @@ function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => Patie
  * The audit API and the access logging of sensitive reads, in one registration. It must come
  * before the appointment routes: the logging hook lives on the root instance and fastify only
  * passes hooks on to routes registered after them. Reads events from the PostgreSQL event store
- * on the query API's pool.
+ * on the query API's pool, personal fields revealed by `personalData`.
  */
-export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool }>(
+export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool; readonly personalData: PersonalDataVault }>(
   async (app, options) => {
-    const events = new PgEventStore(options.pool);
+    const storedEvents = new PgEventStore(options.pool);
+    const events = new RevealingEventStore(storedEvents, options.personalData);
     const accessLog = new PgAccessLog(options.pool);
     const index = createKysely<AuditIndexDatabase>(options.pool);
-    app.addHook('onClose', () => events.close());
+    app.addHook('onClose', () => storedEvents.close());
     await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db) });
-    await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, accessLog, index });
+    await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, storedEvents, accessLog, index });
     await app.register(securityEventRoutes, { prefix: '/v1/audit', db: createKysely<IdentityTables>(options.pool), cursors: options.cursors });
   },
   { name: 'audit-query-routes' },

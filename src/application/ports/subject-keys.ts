@@ -1,0 +1,28 @@
+/**
+ * Per-person data keys for crypto-shredding: every personal field written about a person is
+ * encrypted with that person's key, so destroying the key erases the data everywhere it was
+ * copied to in encrypted form, the append-only event log included, without rewriting history.
+ * Keys are 32 random bytes (AES-256); how they are kept at rest (wrapped by a master key) is
+ * the adapter's business.
+ */
+export type DataKey = Buffer;
+
+/** A subject's key, or the fact that there is none any more (or never was one to read with). */
+export type SubjectKey = DataKey | 'erased';
+
+export interface SubjectKeyStore {
+  /**
+   * The subject's key for writing, created on first use (concurrent first uses agree on one
+   * key); `erased` once the subject was erased: nothing new is encrypted for them again.
+   */
+  obtain(subjectId: string): Promise<SubjectKey>;
+
+  /**
+   * The keys of these subjects for reading, in one round trip. A subject without a key maps to
+   * `erased` as well: whatever was encrypted for them cannot be read.
+   */
+  find(subjectIds: readonly string[]): Promise<ReadonlyMap<string, SubjectKey>>;
+
+  /** Destroys the subject's key for good (idempotent); later `obtain`s answer `erased`. */
+  destroy(subjectId: string, at: Date): Promise<void>;
+}

@@ -1,0 +1,44 @@
+import { hasRole } from '../../domain/shared/actor.js';
+import { NotFoundError } from '../../domain/shared/domain-error.js';
+import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
+import { streamIdOf } from '../../domain/user/user.decider.js';
+import type { CommandSide } from '../command-handlers.js';
+import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import type { CommandOptions } from '../command-handling/handle-command.js';
+import type { PersonalDataVault } from './personal-data-vault.js';
+
+/** Personal data kept outside the event log, where it can simply be deleted. */
+export interface RecordsOutsideTheLog {
+  /** Deletes the person's login (email, password hash), sessions and stored command responses. */
+  eraseSubject(userId: string): Promise<void>;
+}
+
+export type ErasureDeps = {
+  readonly side: CommandSide;
+  readonly vault: PersonalDataVault;
+  readonly outsideTheLog: RecordsOutsideTheLog;
+};
+
+/**
+ * Erases a person's personal data (GDPR Art. 17) without rewriting history: their data key is
+ * destroyed, so every personal field sealed with it, in the log and in any copy, reads
+ * `[erased]` from now on; what sits outside the log is deleted; then `SubjectErased` records
+ * it. The key goes first: a crash after it leaves the erasure done and only its record missing,
+ * which a retry adds (every step is idempotent). The person's bookings and appointments stay.
+ */
+export async function eraseSubject(deps: ErasureDeps, userId: string, request: CommandOptions): Promise<CommandOutcome> {
+  const { actor } = request.context;
+  // Checked here as well as by the decider, because the key is destroyed before it decides.
+  if (!hasRole(actor, 'ADMIN')) throw new ForbiddenError("Only an admin may erase a person's data");
+  const streamId = streamIdOf(userId);
+  const { state } = await deps.side.handlers.user.read(streamId);
+  if (state.status !== 'registered') throw new NotFoundError('User');
+  await deps.vault.erase(userId, deps.side.clock.now());
+  await deps.outsideTheLog.eraseSubject(userId);
+  const result = await deps.side.handlers.user.handle(
+    streamId,
+    { type: 'EraseSubject', data: { userId, erasedBy: { id: actor.id, roles: [...actor.roles] }, now: deps.side.clock.now() } },
+    request,
+  );
+  return outcome(userId, result);
+}

@@ -1,0 +1,189 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { erasedPlaceholder, type PersonalFieldPath } from '../../domain/shared/personal-data.js';
+import type { JsonObject, JsonValue } from '../ports/event-store.js';
+import type { SubjectKey, SubjectKeyStore } from '../ports/subject-keys.js';
+
+/**
+ * `metadata.personalData` of an event whose personal fields are sealed: whose key sealed them,
+ * and where they sit (dotted paths into `data`). Readers need nothing else to reveal them, and
+ * since metadata is covered by the hash chain, nobody can quietly re-point an event at another
+ * person's key.
+ */
+export const sealedFieldsSchema = z.object({ subjectId: z.string().min(1), fields: z.array(z.string().min(1)).min(1) });
+export type SealedFields = z.infer<typeof sealedFieldsSchema>;
+
+type Sealable = { readonly data: JsonObject; readonly metadata: JsonObject };
+
+export type VaultOptions = {
+  /**
+   * How long a live key is trusted from memory. Another process may erase its subject meanwhile;
+   * what it sealed or revealed in that window is what erasure in a running system has to allow.
+   */
+  readonly keyCacheMs?: number;
+  /** Keys kept in memory at most; the oldest go first. */
+  readonly maxCachedKeys?: number;
+  readonly now?: () => number;
+};
+
+const ivBytes = 12;
+const tagBytes = 16;
+
+/**
+ * Seals personal fields with their subject's data key (AES-256-GCM) before they are stored and
+ * reveals them on the way out; once a subject's key is destroyed their fields read
+ * `[erased]`. Ciphertext is `base64(iv ‖ tag ‖ ciphertext)` in place of the text, with the
+ * subject and field path as additional data, so a sealed value cannot be moved to another field
+ * or person unnoticed.
+ */
+export class PersonalDataVault {
+  private readonly keyCacheMs: number;
+  private readonly maxCachedKeys: number;
+  private readonly now: () => number;
+  private readonly cached = new Map<string, { readonly key: SubjectKey; readonly until: number }>();
+
+  constructor(
+    private readonly keys: SubjectKeyStore,
+    options: VaultOptions = {},
+  ) {
+    this.keyCacheMs = options.keyCacheMs ?? 60_000;
+    this.maxCachedKeys = options.maxCachedKeys ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * `data` with the fields at `paths` sealed for `subjectId`, and the `personalData` metadata
+   * that says so (none when every such field is absent). For an erased subject the fields are
+   * stored as `[erased]` right away.
+   */
+  async seal(
+    subjectId: string,
+    data: JsonObject,
+    paths: readonly PersonalFieldPath[],
+  ): Promise<{ data: JsonObject; personalData: SealedFields | undefined }> {
+    const key = this.fromCache(subjectId) ?? this.remember(subjectId, await this.keys.obtain(subjectId));
+    let sealed = data;
+    const fields: string[] = [];
+    for (const path of paths) {
+      const value = valueAt(data, path);
+      // An optional field that is absent has nothing to hide.
+      if (value === undefined || value === null) continue;
+      if (typeof value !== 'string') throw new TypeError(`personal field ${path.join('.')} must be text`);
+      const field = path.join('.');
+      sealed = withValueAt(sealed, path, key === 'erased' ? erasedPlaceholder : encrypt(key, value, subjectId, field));
+      fields.push(field);
+    }
+    return { data: sealed, personalData: fields.length > 0 ? { subjectId, fields } : undefined };
+  }
+
+  /**
+   * The events with their sealed fields revealed (or `[erased]`), in the same order; events
+   * without sealed fields are returned as they are. Keys missing from memory are fetched in one
+   * round trip.
+   */
+  async reveal<E extends Sealable>(events: readonly E[]): Promise<E[]> {
+    const missing = new Set<string>();
+    for (const event of events) {
+      const sealed = sealedFieldsOf(event);
+      if (sealed && this.fromCache(sealed.subjectId) === undefined) missing.add(sealed.subjectId);
+    }
+    if (missing.size > 0) {
+      const found = await this.keys.find([...missing]);
+      for (const subjectId of missing) this.remember(subjectId, found.get(subjectId) ?? 'erased');
+    }
+    return events.map((event) => this.revealCached(event) ?? event);
+  }
+
+  /**
+   * The event revealed from keys in memory alone: `undefined` when a key is missing (then use
+   * `reveal`); the event itself when nothing in it is sealed.
+   */
+  revealCached<E extends Sealable>(event: E): E | undefined {
+    const sealed = sealedFieldsOf(event);
+    if (!sealed) return event;
+    const key = this.fromCache(sealed.subjectId);
+    if (key === undefined) return undefined;
+    let data = event.data;
+    for (const field of sealed.fields) {
+      const path = field.split('.');
+      const value = valueAt(event.data, path);
+      if (typeof value !== 'string') continue;
+      data = withValueAt(data, path, key === 'erased' ? erasedPlaceholder : decrypt(key, value, sealed.subjectId, field));
+    }
+    return { ...event, data };
+  }
+
+  /** Destroys the subject's key for good: everything sealed with it reads `[erased]` from now on. */
+  async erase(subjectId: string, at: Date): Promise<void> {
+    await this.keys.destroy(subjectId, at);
+    this.markErased(subjectId);
+  }
+
+  /** Stops using a subject's key from memory: their key was destroyed, maybe by another process. */
+  markErased(subjectId: string): void {
+    this.cached.set(subjectId, { key: 'erased', until: Number.POSITIVE_INFINITY });
+  }
+
+  private fromCache(subjectId: string): SubjectKey | undefined {
+    const entry = this.cached.get(subjectId);
+    if (!entry) return undefined;
+    if (entry.until < this.now()) {
+      this.cached.delete(subjectId);
+      return undefined;
+    }
+    return entry.key;
+  }
+
+  private remember(subjectId: string, key: SubjectKey): SubjectKey {
+    // Erasure is final, so an erased subject never needs asking about again.
+    const until = key === 'erased' ? Number.POSITIVE_INFINITY : this.now() + this.keyCacheMs;
+    this.cached.delete(subjectId);
+    this.cached.set(subjectId, { key, until });
+    if (this.cached.size > this.maxCachedKeys) {
+      const oldest = this.cached.keys().next();
+      if (!oldest.done) this.cached.delete(oldest.value);
+    }
+    return key;
+  }
+}
+
+/** The event's `personalData` metadata, when its personal fields are sealed. */
+export function sealedFieldsOf(event: { readonly metadata: JsonObject }): SealedFields | undefined {
+  const stated = event.metadata.personalData;
+  if (stated === undefined) return undefined;
+  return sealedFieldsSchema.parse(stated);
+}
+
+function encrypt(key: Buffer, text: string, subjectId: string, field: string): string {
+  const iv = randomBytes(ivBytes);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(`${subjectId}\0${field}`, 'utf8'));
+  const ciphertext = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]).toString('base64');
+}
+
+function decrypt(key: Buffer, sealed: string, subjectId: string, field: string): string {
+  const bytes = Buffer.from(sealed, 'base64');
+  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, ivBytes));
+  decipher.setAAD(Buffer.from(`${subjectId}\0${field}`, 'utf8'));
+  decipher.setAuthTag(bytes.subarray(ivBytes, ivBytes + tagBytes));
+  return Buffer.concat([decipher.update(bytes.subarray(ivBytes + tagBytes)), decipher.final()]).toString('utf8');
+}
+
+function valueAt(data: JsonObject, path: PersonalFieldPath): JsonValue | undefined {
+  let value: JsonValue | undefined = data;
+  for (const name of path) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+    value = value[name];
+  }
+  return value;
+}
+
+function withValueAt(data: JsonObject, path: PersonalFieldPath, value: string): JsonObject {
+  const [name, ...rest] = path;
+  if (name === undefined) return data;
+  if (rest.length === 0) return { ...data, [name]: value };
+  const inner = data[name];
+  if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return data;
+  return { ...data, [name]: withValueAt(inner, rest, value) };
+}

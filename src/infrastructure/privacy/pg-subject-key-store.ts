@@ -1,0 +1,86 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import type { SubjectKey, SubjectKeyStore } from '../../application/ports/subject-keys.js';
+
+type KeyRow = { subject_id: string; wrapped_key: Buffer | null; wrapped_with: string | null };
+
+const ivBytes = 12;
+const tagBytes = 16;
+
+/**
+ * Data keys in PostgreSQL (`subject_keys`), each wrapped by the master key with its subject id
+ * as additional data: a key row copied onto another person does not unwrap.
+ */
+export class PgSubjectKeyStore implements SubjectKeyStore {
+  private readonly fingerprint: string;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly masterKey: Buffer,
+  ) {
+    this.fingerprint = createHash('sha256').update(masterKey).digest('hex').slice(0, 16);
+  }
+
+  async obtain(subjectId: string): Promise<SubjectKey> {
+    const candidate = randomBytes(32);
+    // Insert-or-read in one statement. Under a concurrent first use, the other transaction's
+    // row is invisible to this statement's snapshot and nothing comes back: the next try sees it.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const { rows } = await this.pool.query<KeyRow>(
+        `WITH inserted AS (
+           INSERT INTO subject_keys (subject_id, wrapped_key, wrapped_with, created_at)
+           VALUES ($1, $2, $3, now())
+           ON CONFLICT (subject_id) DO NOTHING
+           RETURNING subject_id, wrapped_key, wrapped_with)
+         SELECT * FROM inserted
+         UNION ALL
+         SELECT subject_id, wrapped_key, wrapped_with FROM subject_keys WHERE subject_id = $1
+         LIMIT 1`,
+        [subjectId, this.wrap(subjectId, candidate), this.fingerprint],
+      );
+      const [row] = rows;
+      if (row) return this.unwrap(row);
+    }
+    throw new Error(`no data key could be stored or read for subject ${subjectId}`);
+  }
+
+  async find(subjectIds: readonly string[]): Promise<ReadonlyMap<string, SubjectKey>> {
+    const { rows } = await this.pool.query<KeyRow>(
+      'SELECT subject_id, wrapped_key, wrapped_with FROM subject_keys WHERE subject_id = ANY($1::text[])',
+      [subjectIds],
+    );
+    return new Map(rows.map((row) => [row.subject_id, this.unwrap(row)]));
+  }
+
+  async destroy(subjectId: string, at: Date): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO subject_keys (subject_id, wrapped_key, wrapped_with, created_at, erased_at)
+       VALUES ($1, NULL, NULL, $2, $2)
+       ON CONFLICT (subject_id) DO UPDATE
+         SET wrapped_key = NULL, wrapped_with = NULL, erased_at = coalesce(subject_keys.erased_at, excluded.erased_at)`,
+      [subjectId, at],
+    );
+  }
+
+  private wrap(subjectId: string, key: Buffer): Buffer {
+    const iv = randomBytes(ivBytes);
+    const cipher = createCipheriv('aes-256-gcm', this.masterKey, iv);
+    cipher.setAAD(Buffer.from(subjectId, 'utf8'));
+    const wrapped = Buffer.concat([cipher.update(key), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), wrapped]);
+  }
+
+  private unwrap(row: KeyRow): SubjectKey {
+    if (row.wrapped_key === null) return 'erased';
+    if (row.wrapped_with !== this.fingerprint) {
+      throw new Error(
+        `the data key of subject ${row.subject_id} was wrapped by master key ${row.wrapped_with ?? '?'}, but MASTER_KEY is ${this.fingerprint}`,
+      );
+    }
+    const bytes = row.wrapped_key;
+    const decipher = createDecipheriv('aes-256-gcm', this.masterKey, bytes.subarray(0, ivBytes));
+    decipher.setAAD(Buffer.from(row.subject_id, 'utf8'));
+    decipher.setAuthTag(bytes.subarray(ivBytes, ivBytes + tagBytes));
+    return Buffer.concat([decipher.update(bytes.subarray(ivBytes + tagBytes)), decipher.final()]);
+  }
+}

@@ -1,0 +1,74 @@
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
+import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
+import { MemorySubjectKeyStore } from '../../src/infrastructure/privacy/memory-subject-key-store.js';
+
+const paths = [['reason'], ['contact', 'email']];
+
+async function sealedEvent(vault: PersonalDataVault, subjectId: string, reason: string, email = 'ada@example.com') {
+  const { data, personalData } = await vault.seal(subjectId, { appointmentId: 'a-1', reason, contact: { email, phone: null } }, paths);
+  return { data, metadata: personalData ? { personalData } : {} };
+}
+
+describe('PersonalDataVault', () => {
+  it('seals the marked fields, leaves the rest, and says whose key sealed which', async () => {
+    const vault = new PersonalDataVault(new MemorySubjectKeyStore());
+    const event = await sealedEvent(vault, 'patient-1', 'migraine since Monday');
+    expect(event.data.appointmentId).toBe('a-1');
+    expect(JSON.stringify(event)).not.toContain('migraine');
+    expect(JSON.stringify(event)).not.toContain('ada@example.com');
+    expect(event.metadata).toEqual({ personalData: { subjectId: 'patient-1', fields: ['reason', 'contact.email'] } });
+  });
+
+  test.prop([fc.string(), fc.string({ minLength: 1 })])('reveals exactly what it sealed', async (reason, subjectId) => {
+    const vault = new PersonalDataVault(new MemorySubjectKeyStore());
+    const [revealed] = await vault.reveal([await sealedEvent(vault, subjectId, reason)]);
+    expect(revealed?.data).toEqual({ appointmentId: 'a-1', reason, contact: { email: 'ada@example.com', phone: null } });
+  });
+
+  it('reveals [erased] once the subject is erased, in this process and in any other', async () => {
+    const keys = new MemorySubjectKeyStore();
+    const writer = new PersonalDataVault(keys);
+    const otherProcess = new PersonalDataVault(keys);
+    const event = await sealedEvent(writer, 'patient-1', 'migraine');
+    await writer.erase('patient-1', new Date());
+    for (const vault of [writer, otherProcess]) {
+      const [revealed] = await vault.reveal([event]);
+      expect(revealed?.data).toMatchObject({ reason: erasedPlaceholder, contact: { email: erasedPlaceholder } });
+    }
+  });
+
+  it('seals nothing readable for an erased subject again', async () => {
+    const vault = new PersonalDataVault(new MemorySubjectKeyStore());
+    await vault.erase('patient-1', new Date());
+    const event = await sealedEvent(vault, 'patient-1', 'new complaint');
+    expect(event.data.reason).toBe(erasedPlaceholder);
+  });
+
+  it('leaves events without sealed fields as they are', async () => {
+    const vault = new PersonalDataVault(new MemorySubjectKeyStore());
+    const plain = { data: { listingId: 'l-1' }, metadata: { actorId: 'u-1' } };
+    expect(await vault.reveal([plain])).toEqual([plain]);
+  });
+
+  it('refuses a sealed value moved onto another person (the subject is bound into the ciphertext)', async () => {
+    const vault = new PersonalDataVault(new MemorySubjectKeyStore());
+    const ada = await sealedEvent(vault, 'ada', 'ada’s secret');
+    await sealedEvent(vault, 'bob', 'x');
+    const moved = { data: ada.data, metadata: { personalData: { subjectId: 'bob', fields: ['reason'] } } };
+    await expect(vault.reveal([moved])).rejects.toThrow();
+  });
+
+  it('fetches the keys of a whole batch in one round trip', async () => {
+    const keys = new MemorySubjectKeyStore();
+    const events = [];
+    const writer = new PersonalDataVault(keys);
+    for (const subject of ['a', 'b', 'c']) events.push(await sealedEvent(writer, subject, `reason of ${subject}`));
+    let finds = 0;
+    const counting = new PersonalDataVault({ ...keys, obtain: (id) => keys.obtain(id), destroy: (id, at) => keys.destroy(id, at), find: (ids) => (finds++, keys.find(ids)) });
+    const revealed = await counting.reveal(events);
+    expect(revealed.map((event) => event.data.reason)).toEqual(['reason of a', 'reason of b', 'reason of c']);
+    expect(finds).toBe(1);
+  });
+});
