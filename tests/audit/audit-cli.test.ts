@@ -7,12 +7,13 @@ import { commandHandler } from '../../src/application/command-handling/handle-co
 import { as, fakeClock, listingInput, owner } from '../support/command-side.js';
 import { createHarness, type Harness } from '../projections/support/runtime-harness.js';
 import { createListing, updateListing } from './support/listing-commands.js';
+import { testMasterKeyText } from '../support/personal-data.js';
 
 const run = promisify(execFile);
 
 async function cli(h: Harness, script: string, args: string[] = []): Promise<{ code: number; stdout: string }> {
   try {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, DATABASE_URL: h.url, LOG_LEVEL: 'silent' } });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, DATABASE_URL: h.url, MASTER_KEY: testMasterKeyText, LOG_LEVEL: 'silent' } });
     return { code: 0, stdout };
   } catch (error) {
     if (!(error instanceof Error && 'code' in error && typeof error.code === 'number' && 'stdout' in error && typeof error.stdout === 'string')) throw error;

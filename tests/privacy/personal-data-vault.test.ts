@@ -1,5 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
+import type { JsonObject } from '../../src/application/ports/event-store.js';
 import { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
 import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
 import { MemorySubjectKeyStore } from '../../src/infrastructure/privacy/memory-subject-key-store.js';
@@ -8,7 +9,8 @@ const paths = [['reason'], ['contact', 'email']];
 
 async function sealedEvent(vault: PersonalDataVault, subjectId: string, reason: string, email = 'ada@example.com') {
   const { data, personalData } = await vault.seal(subjectId, { appointmentId: 'a-1', reason, contact: { email, phone: null } }, paths);
-  return { data, metadata: personalData ? { personalData } : {} };
+  const metadata: JsonObject = personalData ? { personalData } : {};
+  return { data, metadata };
 }
 
 describe('PersonalDataVault', () => {
@@ -66,7 +68,7 @@ describe('PersonalDataVault', () => {
     const writer = new PersonalDataVault(keys);
     for (const subject of ['a', 'b', 'c']) events.push(await sealedEvent(writer, subject, `reason of ${subject}`));
     let finds = 0;
-    const counting = new PersonalDataVault({ ...keys, obtain: (id) => keys.obtain(id), destroy: (id, at) => keys.destroy(id, at), find: (ids) => (finds++, keys.find(ids)) });
+    const counting = new PersonalDataVault({ ...keys, obtain: (id) => keys.obtain(id), destroy: (id) => keys.destroy(id), find: (ids) => (finds++, keys.find(ids)) });
     const revealed = await counting.reveal(events);
     expect(revealed.map((event) => event.data.reason)).toEqual(['reason of a', 'reason of b', 'reason of c']);
     expect(finds).toBe(1);

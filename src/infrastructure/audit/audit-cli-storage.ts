@@ -1,14 +1,21 @@
 import path from 'node:path';
 import type pg from 'pg';
 import type { EventReader } from '../../application/audit/stream-history.js';
+import { PersonalDataVault } from '../../application/privacy/personal-data-vault.js';
+import { RevealingEventStore } from '../../application/privacy/revealing-event-store.js';
 import type { Config } from '../config/config.js';
+import { loadMasterKey } from '../privacy/master-key.js';
+import { PgSubjectKeyStore } from '../privacy/pg-subject-key-store.js';
 import { EsdbEventStore } from '../esdb-event-store/esdb-event-store.js';
 import { PgEventStore } from '../pg-event-store/pg-event-store.js';
 import { createPool } from '../postgres/database.js';
 import { startEmbeddedPostgres } from '../postgres/embedded-postgres.js';
 
 export type AuditCliStorage = {
+  /** Personal fields revealed, or `[erased]`: for replay. */
   readonly events: EventReader;
+  /** As stored, sealed: what the hash chains cover. */
+  readonly storedEvents: EventReader;
   /** The PostgreSQL holding the access log (and the events, unless they are in EventStoreDB). */
   readonly pool: pg.Pool;
   close(): Promise<void>;
@@ -28,8 +35,10 @@ export async function openAuditCliStorage(config: Config): Promise<AuditCliStora
   if (url === undefined) throw new Error('no database');
   const pool = createPool(url, 2);
   const store = config.EVENTSTORE_URL ? EsdbEventStore.fromConnectionString(config.EVENTSTORE_URL) : new PgEventStore(pool);
+  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, await loadMasterKey(config)));
   return {
-    events: store,
+    events: new RevealingEventStore(store, vault),
+    storedEvents: store,
     pool,
     async close() {
       await store.close();

@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const storage = await openAuditCliStorage(loadConfig());
   const print = (line: string) => process.stdout.write(`${line}\n`);
   try {
-    const streams = await verifyAllStreams(storage.events, (found) => print(`BROKEN ${found.streamId} at revision ${found.revision}: ${found.reason}`));
+    const streams = await verifyAllStreams(storage.storedEvents, (found) => print(`BROKEN ${found.streamId} at revision ${found.revision}: ${found.reason}`));
     print(`${streams.events} events in ${streams.streams} streams checked; ${streams.broken.length} broken`);
     const accessLog = await verifyAccessLog(new PgAccessLog(storage.pool).all());
     if (accessLog.status === 'broken') print(`BROKEN access_log at id ${accessLog.brokenAt.id}: ${accessLog.brokenAt.reason}`);
