@@ -51,6 +51,7 @@ async function serve(url: string): Promise<void> {
     corsOrigins: [],
     rateLimitMax: 1_000_000,
     pool,
+    events: new PgEventStore(pool),
     // The exported events were appended without personal data; nothing needs revealing.
     personalData: new PersonalDataVault(new MemorySubjectKeyStore()),
     notifications,

@@ -214,6 +214,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
     rateLimitMax: config.RATE_LIMIT_MAX,
     trustProxy: config.TRUST_PROXY,
     pool: storage.pool,
+    events: storage.eventStore,
     personalData: storage.vault,
     notifications,
     consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,

@@ -70,6 +70,7 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
       corsOrigins: [],
       rateLimitMax: 100_000,
       pool: backend.pool,
+      events: backend.eventStore,
       personalData: api.vault,
       notifications: listener,
       consistencyTimeoutMs: 10_000,

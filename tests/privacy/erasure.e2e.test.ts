@@ -109,6 +109,7 @@ describe('erasing a person (crypto-shredding), end to end over HTTP', () => {
       corsOrigins: [],
       rateLimitMax: 100_000,
       pool: backend.pool,
+      events: backend.eventStore,
       personalData: api.vault,
       notifications: listener,
       consistencyTimeoutMs: 10_000,

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
+import type { EventStore } from '../../application/ports/event-store.js';
 import type { PersonalDataVault } from '../../application/privacy/personal-data-vault.js';
 import type { Clock } from '../../application/ports/clock.js';
 import type { Database } from '../../projections/read-models.js';
@@ -32,6 +33,8 @@ export type QueryApiDeps = {
   readonly trustProxy?: boolean;
   /** The read-model database, the only thing the query API shares with the rest. The caller closes it. */
   readonly pool: pg.Pool;
+  /** The event log as stored, for the audit API (PostgreSQL or EventStoreDB, whichever holds it). */
+  readonly events: EventStore;
   /** Reveals personal fields of events the audit API shows (or `[erased]`). */
   readonly personalData: PersonalDataVault;
   /** Checkpoint notifications (one `LISTEN` connection per process, `PgCheckpointListener`). */
@@ -70,7 +73,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
     consistentWith: (projections) => consistentWith(consistency, projections),
   };
 
-  await app.register(auditQueryRoutes, { ...routes, pool: deps.pool, personalData: deps.personalData });
+  await app.register(auditQueryRoutes, { ...routes, pool: deps.pool, events: deps.events, personalData: deps.personalData });
   await app.register(listingQueryRoutes, { prefix: '/v1/listings', ...routes });
   await app.register(bookingQueryRoutes, { prefix: '/v1/bookings', ...routes });
   await app.register(paymentQueryRoutes, { prefix: '/v1/payments', ...routes });

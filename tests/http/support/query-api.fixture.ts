@@ -35,6 +35,7 @@ export async function startQueryApi(options: { consistencyTimeoutMs?: number } =
     corsOrigins: [],
     rateLimitMax: 100_000,
     pool: h.harness.pool,
+    events: h.harness.store,
     personalData: h.harness.vault,
     notifications: listener,
     consistencyTimeoutMs: options.consistencyTimeoutMs ?? 5000,

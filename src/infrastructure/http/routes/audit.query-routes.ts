@@ -9,6 +9,7 @@ import { exportEvents } from '../../../application/audit/audit-export.js';
 import { verifyChain } from '../../../application/audit/hash-chain.js';
 import type { PersonalDataVault } from '../../../application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../../../application/privacy/revealing-event-store.js';
+import type { EventStore } from '../../../application/ports/event-store.js';
 import { historyPage, stateAt, type AuditEvent, type EventReader, type StateTarget } from '../../../application/audit/stream-history.js';
 import { findAppointment } from '../../../projections/appointments/appointments.queries.js';
 import { indexedEvents } from '../../../projections/audit-index/audit-index.queries.js';
@@ -16,7 +17,6 @@ import { auditIndexProjectionName, type AuditIndexDatabase } from '../../../proj
 import { accessLogPlugin, type PatientResolver } from '../../audit/access-log.plugin.js';
 import { PgAccessLog } from '../../audit/pg-access-log.js';
 import type { IdentityTables } from '../../identity/identity.tables.js';
-import { PgEventStore } from '../../pg-event-store/pg-event-store.js';
 import { createKysely } from '../../postgres/database.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { securityEventRoutes } from './security-events.query-routes.js';
@@ -331,16 +331,15 @@ function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => Patie
 /**
  * The audit API and the access logging of sensitive reads, in one registration. It must come
  * before the appointment routes: the logging hook lives on the root instance and fastify only
- * passes hooks on to routes registered after them. Reads events from the PostgreSQL event store
- * on the query API's pool, personal fields revealed by `personalData`.
+ * passes hooks on to routes registered after them. Reads `events` as stored for chain checks,
+ * and revealed by `personalData` for everything else.
  */
-export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool; readonly personalData: PersonalDataVault }>(
+export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool; readonly events: EventStore; readonly personalData: PersonalDataVault }>(
   async (app, options) => {
-    const storedEvents = new PgEventStore(options.pool);
+    const storedEvents = options.events;
     const events = new RevealingEventStore(storedEvents, options.personalData);
     const accessLog = new PgAccessLog(options.pool);
     const index = createKysely<AuditIndexDatabase>(options.pool);
-    app.addHook('onClose', () => storedEvents.close());
     await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db) });
     await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, storedEvents, accessLog, index });
     await app.register(securityEventRoutes, { prefix: '/v1/audit', db: createKysely<IdentityTables>(options.pool), cursors: options.cursors });
