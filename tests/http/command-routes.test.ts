@@ -232,6 +232,7 @@ describe('command routes over HTTP', () => {
       ['POST', `/v1/appointments/${randomUUID()}/cancel`, { reason: 'x' }, null],
       ['POST', `/v1/appointments/${randomUUID()}/complete`, { notes: 'x' }, ['DOCTOR']],
       ['POST', `/v1/appointments/${randomUUID()}/no-show`, {}, ['DOCTOR']],
+      ['POST', `/v1/admin/subjects/${randomUUID()}/erase`, {}, ['ADMIN']],
     ] as const;
 
   describe('authentication and roles on every command route', () => {
