@@ -5,12 +5,15 @@
 // The log is written straight through the event store in multi-event appends (no deciders), with
 // the metadata the application writes, so the projections decode every event as in production.
 // A rebuild reads the whole log (the checkpoint passes every event) and handles its own types.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { cpus } from 'node:os';
 import { aggregates } from '../src/application/aggregates/aggregates.js';
 import type { JsonObject, NewEvent } from '../src/application/ports/event-store.js';
 import { comparePositions, maxPosition, START, type Position } from '../src/application/ports/position.js';
 import { PgEventStore } from '../src/infrastructure/pg-event-store/pg-event-store.js';
+import { PersonalDataVault } from '../src/application/privacy/personal-data-vault.js';
+import { RevealingEventStore } from '../src/application/privacy/revealing-event-store.js';
+import { PgSubjectKeyStore } from '../src/infrastructure/privacy/pg-subject-key-store.js';
 import { createKysely, createPool, migrateToLatest } from '../src/infrastructure/postgres/database.js';
 import { PgAdvisoryLocks } from '../src/infrastructure/projections/pg-advisory-locks.js';
 import { bookingsProjection } from '../src/projections/bookings/bookings.projection.js';
@@ -108,7 +111,8 @@ async function rebuild(url: string, pool: ReturnType<typeof createPool>, store: 
   const db = createKysely<unknown>(pool);
   const runtime = new ProjectionRuntime({
     db,
-    eventStore: store,
+    // As the service reads the log: through the vault that reveals personal fields.
+    eventStore: new RevealingEventStore(store, new PersonalDataVault(new PgSubjectKeyStore(pool, randomBytes(32)))),
     locks: new PgAdvisoryLocks({ connectionString: url, retryMs: 100 }),
     projections: [projection],
     batchSize,
