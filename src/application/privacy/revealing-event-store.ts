@@ -47,16 +47,28 @@ export class RevealingEventStore implements EventStore {
     return this.stored.close();
   }
 
-  private async *revealEach(events: AsyncIterable<RecordedEvent>): AsyncGenerator<RecordedEvent> {
-    for await (const event of events) {
-      if (event.type === subjectErasedType) this.noteErasure(event);
-      const revealed = this.vault.revealCached(event);
-      if (revealed) yield revealed;
-      else {
-        const [fetched] = await this.vault.reveal([event]);
-        yield fetched ?? event;
-      }
-    }
+  /**
+   * Written by hand rather than as an async generator: projectors read the whole log through
+   * here, and a generator's resumption per event is a good part of what reading costs.
+   */
+  private revealEach(events: AsyncIterable<RecordedEvent>): AsyncIterable<RecordedEvent> {
+    return {
+      [Symbol.asyncIterator]: () => {
+        const source = events[Symbol.asyncIterator]();
+        return {
+          next: async (): Promise<IteratorResult<RecordedEvent>> => {
+            const result = await source.next();
+            return result.done ? result : { done: false, value: await this.reveal(result.value) };
+          },
+          return: async (): Promise<IteratorResult<RecordedEvent>> => (await source.return?.()) ?? { done: true, value: undefined },
+        };
+      },
+    };
+  }
+
+  private reveal(event: RecordedEvent): RecordedEvent | Promise<RecordedEvent> {
+    if (event.type === subjectErasedType) this.noteErasure(event);
+    return this.vault.revealCached(event) ?? this.vault.reveal([event]).then(([revealed]) => revealed ?? event);
   }
 
   private noteErasure(event: RecordedEvent): void {
