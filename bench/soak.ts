@@ -1,0 +1,277 @@
+// Soak test: `npm run soak -- --minutes N` (default 10, fractions allowed). Runs the command,
+// query and projector roles as separate processes on one PostgreSQL (embedded, or DATABASE_URL,
+// or a throwaway database on TEST_DATABASE_URL's server) and a stand-in for Stripe, drives mixed
+// load for N minutes (bookings, payments through signed webhooks, cancellations, appointments and
+// reschedules, reads with Consistency-Position), rebuilds a read model half-way and SIGKILLs the
+// projector twice. Then it lets everything settle and checks the outcome; one line per figure or
+// check, PASS or FAIL last, exit code 1 on any failure. Every server listens on 127.0.0.1 only.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { formatPosition } from '../src/application/ports/position.js';
+import { createKysely, createPool } from '../src/infrastructure/postgres/database.js';
+import { readModelProjections } from '../src/projections/read-models.js';
+import { listCheckpoints } from '../src/projections/runtime/projection-checkpoints.queries.js';
+import { FakeStripeServer } from '../tests/stripe/support/fake-stripe-server.js';
+import { token } from './support/bench-auth.js';
+import { benchDatabase } from './support/bench-database.js';
+import { checkEventsExactlyOnce, checkNoDoubleBooking, checkOf, checkReadModelsEqualRebuild, logHead, projectionsReached, settle, type Check } from './support/soak-checks.js';
+import { Ledger, nextJourney, seedWorld, type LoadContext } from './support/soak-load.js';
+import { RssSampler, SoakServices, type Role } from './support/soak-services.js';
+import { Traffic } from './support/soak-traffic.js';
+
+const optionsSchema = z.object({
+  minutes: z.coerce.number().positive().max(24 * 60).default(10),
+  /** Users acting at once, each one journey after another. */
+  concurrency: z.coerce.number().int().min(1).max(200).default(8),
+});
+
+const webhookSecret = 'whsec_soak_0123456789abcdef';
+const rebuiltMidway = 'bookings';
+const rssGrowthLimit = 0.2;
+const names = readModelProjections.map((projection) => projection.name);
+
+const print = (line: string) => console.log(line);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+function parseOptions(): z.infer<typeof optionsSchema> {
+  const { values } = parseArgs({ options: { minutes: { type: 'string' }, concurrency: { type: 'string' } } });
+  return optionsSchema.parse(values);
+}
+
+/**
+ * When things happen, in ms from the start of the load. Warm-up is a quarter of the run, but at
+ * least 30 s (half of a short run) and at most a minute: the first minute of a process fills its
+ * caches and grows its heap, which is not what the RSS check is after.
+ */
+function timeline(loadMs: number) {
+  const warmUpEnd = Math.min(60_000, Math.max(Math.min(30_000, loadMs * 0.5), loadMs * 0.25));
+  return { warmUpEnd, firstKill: loadMs * 0.3, rebuild: loadMs * 0.5, secondKill: loadMs * 0.6 };
+}
+
+/** Waits until every read model has processed what the log held when asked. */
+async function caughtUp(db: Kysely<unknown>, timeoutMs: number): Promise<number | undefined> {
+  const head = await logHead(db);
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    if (await projectionsReached(db, names, head)) return performance.now() - started;
+    await sleep(100);
+  }
+  return undefined;
+}
+
+type Chaos = { readonly lines: string[]; readonly problems: string[] };
+
+/**
+ * Kills the projector twice and asks for one rebuild, at their times; says how each went. Gives
+ * up when a service process dies by itself: the run has failed, and there is nothing to learn.
+ */
+async function runChaos(services: SoakServices, db: Kysely<unknown>, traffic: Traffic, adminToken: string, at: ReturnType<typeof timeline>, since: number): Promise<Chaos> {
+  const chaos: Chaos = { lines: [], problems: [] };
+  const crashed = () => services.unexpectedExits.length > 0;
+  const reached = async (ms: number) => {
+    while (!crashed() && performance.now() - since < ms) await sleep(Math.min(250, ms - (performance.now() - since)));
+    return !crashed();
+  };
+  const kill = async (n: number) => {
+    const killedAt = performance.now() - since;
+    await services.killAndRestartProjector();
+    const back = await caughtUp(db, 60_000);
+    if (back === undefined) chaos.problems.push(`projector restart ${n}: read models not back at the log head within 60 s`);
+    chaos.lines.push(`chaos: projector SIGKILL ${n} at ${seconds(killedAt)}, restarted; read models back at the log head in ${back === undefined ? 'never' : seconds(back)}`);
+  };
+  if (!(await reached(at.firstKill))) return chaos;
+  await kill(1);
+  if (!(await reached(at.rebuild))) return chaos;
+  const requestedAt = performance.now() - since;
+  const generation = await rebuild(traffic, adminToken, rebuiltMidway);
+  if (generation === undefined) chaos.problems.push(`the rebuild of ${rebuiltMidway} was refused`);
+  chaos.lines.push(`chaos: rebuild of ${rebuiltMidway} requested at ${seconds(requestedAt)} as generation ${generation ?? '?'}`);
+  if (!(await reached(at.secondKill))) return chaos;
+  await kill(2);
+  if (generation !== undefined) await swappedIn(db, generation, since, chaos);
+  return chaos;
+}
+
+/** Notes when the mid-run rebuild went live (it may outlive the second kill: the new process resumes it). */
+async function swappedIn(db: Kysely<unknown>, generation: number, since: number, chaos: Chaos): Promise<void> {
+  const deadline = performance.now() + 120_000;
+  while (performance.now() < deadline) {
+    const rows = await listCheckpoints(db);
+    if (rows.some((row) => row.name === rebuiltMidway && row.active && row.generation >= generation)) {
+      chaos.lines.push(`chaos: ${rebuiltMidway} generation ${generation} swapped in by ${seconds(performance.now() - since)}`);
+      return;
+    }
+    await sleep(250);
+  }
+  chaos.problems.push(`${rebuiltMidway} generation ${generation} not swapped in within 120 s of the second kill`);
+}
+
+async function rebuild(traffic: Traffic, adminToken: string, name: string): Promise<number | undefined> {
+  const reply = await traffic.send({ api: 'command', method: 'POST', route: 'POST /v1/admin/projections/:name/rebuild', path: `/v1/admin/projections/${name}/rebuild`, bearer: adminToken, body: {} });
+  const accepted = z.object({ generation: z.number().int() }).safeParse(reply?.json);
+  return reply?.status === 202 && accepted.success ? accepted.data.generation : undefined;
+}
+
+/**
+ * `concurrency` users, each running journeys back to back until the end of the load, or until a
+ * service process dies under them (nobody killed it on purpose: the run has failed already).
+ */
+async function drive(ctx: LoadContext, services: SoakServices, concurrency: number, untilMs: number): Promise<void> {
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < untilMs && services.unexpectedExits.length === 0) {
+        try {
+          await nextJourney(ctx);
+        } catch (error) {
+          ctx.ledger.violations.push(`a journey threw: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    }),
+  );
+}
+
+function rssCheck(rss: RssSampler, warmUpEnd: number, loadMs: number): Check {
+  const window = Math.max(5_000, Math.min(30_000, loadMs * 0.1));
+  const problems: string[] = [];
+  const parts: string[] = [];
+  for (const role of ['command', 'query', 'projector'] as const satisfies readonly Role[]) {
+    const after = rss.median(role, warmUpEnd, warmUpEnd + window);
+    const end = rss.median(role, loadMs - window, loadMs + 1);
+    if (after === undefined || end === undefined) {
+      problems.push(`${role}: no RSS samples`);
+      continue;
+    }
+    const growth = end / after - 1;
+    // The projector is killed twice, so its growth says little; it is shown, not judged.
+    const judged = role !== 'projector';
+    parts.push(`${role} ${after.toFixed(0)} → ${end.toFixed(0)} MB (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %${judged ? '' : ', restarted, not judged'})`);
+    if (judged && growth >= rssGrowthLimit) problems.push(`${role} RSS grew ${(growth * 100).toFixed(1)} % after warm-up (limit ${rssGrowthLimit * 100} %)`);
+  }
+  return checkOf(`RSS after warm-up grew < ${rssGrowthLimit * 100} %`, `medians over ${seconds(window)} after warm-up (${seconds(warmUpEnd)}) and at the end: ${parts.join('; ')}`, problems);
+}
+
+/** Each role's RSS over the run, one median per tenth: the curve a single growth figure hides. */
+function printRss(rss: RssSampler, loadMs: number): void {
+  for (const role of ['command', 'query', 'projector'] as const satisfies readonly Role[]) {
+    const tenths = Array.from({ length: 10 }, (_, i) => rss.median(role, (loadMs * i) / 10, (loadMs * (i + 1)) / 10)?.toFixed(0) ?? '?');
+    print(`RSS of ${role} (MB, each tenth of the run): ${tenths.join(' ')}`);
+  }
+}
+
+function report(check: Check): void {
+  print(`check ${check.ok ? 'PASS' : 'FAIL'}: ${check.name}: ${check.summary}`);
+  for (const problem of check.problems.slice(0, 20)) print(`  ${problem}`);
+  if (check.problems.length > 20) print(`  … and ${check.problems.length - 20} more`);
+}
+
+type Run = { readonly services: SoakServices; readonly db: Kysely<unknown>; readonly traffic: Traffic; readonly adminToken: string };
+type Outcome = { readonly ledger: Ledger; readonly rss: RssSampler; readonly chaos: Chaos; readonly since: number; readonly loadEndedMs: number };
+
+/** The load, with the chaos beside it; RSS sampled throughout. */
+async function soak(run: Run, ctx: LoadContext, options: z.infer<typeof optionsSchema>): Promise<Outcome> {
+  const loadMs = options.minutes * 60_000;
+  const since = performance.now();
+  const rss = new RssSampler(run.services, since);
+  rss.start();
+  const chaos = runChaos(run.services, run.db, run.traffic, run.adminToken, timeline(loadMs), since);
+  await drive(ctx, run.services, options.concurrency, since + loadMs);
+  const loadEndedMs = performance.now() - since;
+  rss.stop();
+  return { ledger: ctx.ledger, rss, chaos: await chaos, since, loadEndedMs };
+}
+
+function printLoad(traffic: Traffic, outcome: Outcome): void {
+  const { ledger, loadEndedMs } = outcome;
+  const rate = (traffic.requests / (loadEndedMs / 1000)).toFixed(1);
+  print(`load: ${fmt(traffic.requests)} requests in ${seconds(loadEndedMs)} (${rate} req/s), ${fmt(ledger.accepted.length)} commands accepted, ${fmt(ledger.webhookDeliveries)} webhook deliveries`);
+  for (const line of traffic.summary()) print(`  ${line}`);
+  for (const line of outcome.chaos.lines) print(line);
+  printRss(outcome.rss, outcome.loadEndedMs);
+}
+
+/** Every check, printed as it completes; true when all passed. */
+async function verify(run: Run, outcome: Outcome, loadMs: number): Promise<boolean> {
+  const { db, traffic, services } = run;
+  const { ledger, chaos } = outcome;
+  const settleStarted = performance.now();
+  const unsettled = await settle(db, names, 120_000);
+  print(`settled: read models and the payment process at the log head ${formatPosition(await logHead(db))} after ${seconds(performance.now() - settleStarted)}`);
+  const rebuildForCheck = async (name: string) => {
+    const generation = await rebuild(traffic, run.adminToken, name);
+    if (generation === undefined) throw new Error(`the rebuild of ${name} was refused`);
+    return generation;
+  };
+  const checks = [
+    () => checkOf('no 5xx other than deliberate 503 shedding', `${traffic.failureCount} unexpected; 503 with Retry-After: ${traffic.shedSummary(outcome.since)}`, traffic.failures),
+    () => checkOf('every other answer keeps the HTTP contract', 'idempotent replays, command results, payment intents', ledger.violations),
+    () => checkOf('reads with Consistency-Position see their writes', `${fmt(ledger.readYourWrites)} found, ${ledger.missedWrites.length} missing`, ledger.missedWrites),
+    () => checkOf('projector killed twice, rebuild swapped in, all settled', `${chaos.lines.length} of 4 chaos steps done`, [...chaos.problems, ...unsettled]),
+    () => checkEventsExactlyOnce(db, ledger),
+    () => checkNoDoubleBooking(db),
+    () => checkReadModelsEqualRebuild(db, names, rebuildForCheck, print),
+    () => rssCheck(outcome.rss, timeline(loadMs).warmUpEnd, loadMs),
+    async () => checkOf('every process stops cleanly on SIGTERM', 'exit code 0', await services.stopAll()),
+  ];
+  let passed = true;
+  for (const next of checks) {
+    const check = await next();
+    report(check);
+    passed &&= check.ok;
+  }
+  return passed;
+}
+
+async function main(): Promise<boolean> {
+  const options = parseOptions();
+  const workDir = await mkdtemp(path.join(tmpdir(), 'soak-'));
+  const database = await benchDatabase('soak');
+  const stripe = await new FakeStripeServer().start();
+  const pool = createPool(database.url, 4);
+  const db = createKysely<unknown>(pool);
+  let services: SoakServices | undefined;
+  let passed = false;
+  try {
+    // Holds outlast the run, so nothing expires by itself while the checks look.
+    const holdMinutes = Math.ceil(options.minutes) + 60;
+    services = await SoakServices.start({
+      databaseUrl: database.url,
+      workDir,
+      env: { STRIPE_SECRET_KEY: 'sk_test_fake', STRIPE_WEBHOOK_SECRET: webhookSecret, STRIPE_API_BASE: stripe.apiBase.origin, BOOKING_HOLD_MINUTES: String(holdMinutes) },
+    });
+    print(`soak: ${options.minutes} min, ${options.concurrency} users, command + query + projector processes, logs in ${workDir}`);
+    const traffic = new Traffic({ command: services.url('command'), query: services.url('query') });
+    const world = await seedWorld(traffic, { listings: 40, doctors: 20 });
+    if ((await caughtUp(db, 60_000)) === undefined) throw new Error('the read models never caught up with the seed');
+    const run: Run = { services, db, traffic, adminToken: token(world.adminId, ['ADMIN']) };
+    const outcome = await soak(run, { traffic, ledger: new Ledger(), world, stripe, webhookSecret }, options);
+    printLoad(traffic, outcome);
+    const crashed = checkOf('every service process stayed up', 'nothing but the two projector kills', services.unexpectedExits);
+    if (!crashed.ok) report(crashed);
+    passed = crashed.ok && (await verify(run, outcome, options.minutes * 60_000));
+  } finally {
+    await services?.stopAll();
+    await db.destroy();
+    await stripe.stop();
+    await database.stop();
+    // The processes' logs are what a failure is explained by; a clean run leaves nothing behind.
+    if (passed) await rm(workDir, { recursive: true, force: true });
+  }
+  return passed;
+}
+
+main().then(
+  (passed) => {
+    print(passed ? 'PASS' : 'FAIL');
+    process.exitCode = passed ? 0 : 1;
+  },
+  (error: unknown) => {
+    print(`FAIL: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  },
+);

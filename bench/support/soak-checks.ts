@@ -1,0 +1,325 @@
+import { sql, type Kysely } from 'kysely';
+import { z } from 'zod';
+import { paymentProcessEventTypes, paymentProcessName } from '../../src/application/process-managers/payment.process.js';
+import { comparePositions, parsePosition, START, type Position } from '../../src/application/ports/position.js';
+import { listCheckpoints, readActivePositions } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { readSchema } from '../../src/projections/runtime/projection.js';
+import { tablesHash } from '../../tests/support/read-model-tables.js';
+import type { Ledger } from './soak-load.js';
+
+// What the soak verifies once the load has stopped, straight from PostgreSQL: the event log
+// against the ledger of accepted commands, the contended resources, and each read model against
+// a fresh rebuild of itself.
+
+export type Check = { readonly name: string; readonly ok: boolean; readonly summary: string; readonly problems: readonly string[] };
+
+export function checkOf(name: string, summary: string, problems: readonly string[]): Check {
+  return { name, ok: problems.length === 0, summary, problems };
+}
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type PositionRow = { commit: string; prepare: string };
+const toPosition = (row: PositionRow | undefined): Position => (row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : START);
+
+/** The position of the last event in the log. */
+export async function logHead(db: Kysely<unknown>): Promise<Position> {
+  const { rows } = await sql<PositionRow>`
+    select transaction_id::text as commit, global_position::text as prepare from events
+    order by transaction_id desc, global_position desc limit 1`.execute(db);
+  return toPosition(rows[0]);
+}
+
+/** True once every active read model has processed `position`. */
+export async function projectionsReached(db: Kysely<unknown>, names: readonly string[], position: Position): Promise<boolean> {
+  const positions = await readActivePositions(db, names);
+  return names.every((name) => {
+    const reached = positions.get(name);
+    return reached !== undefined && comparePositions(reached, position) >= 0;
+  });
+}
+
+/** The payment process manager has handled every event it follows. */
+async function paymentProcessDone(db: Kysely<unknown>): Promise<boolean> {
+  const last = await sql<PositionRow>`
+    select transaction_id::text as commit, global_position::text as prepare from events
+    where event_type = any(${paymentProcessEventTypes}) order by transaction_id desc, global_position desc limit 1`.execute(db);
+  if (!last.rows[0]) return true;
+  const saved = await sql<PositionRow>`
+    select position_commit::text as commit, position_prepare::text as prepare from process_checkpoints where process_name = ${paymentProcessName}`.execute(db);
+  return saved.rows[0] !== undefined && comparePositions(toPosition(saved.rows[0]), toPosition(last.rows[0])) >= 0;
+}
+
+/**
+ * Waits until nothing is left to do: every read model and the payment process at the head of a
+ * log that has stopped moving, and no rebuild under way. Returns what is still wrong at the deadline.
+ */
+export async function settle(db: Kysely<unknown>, names: readonly string[], timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let previous: Position | undefined;
+  for (;;) {
+    const head = await logHead(db);
+    const checkpoints = await listCheckpoints(db);
+    const failed = checkpoints.filter((row) => row.status === 'failed').map((row) => `${row.name} generation ${row.generation} failed: ${row.lastFailure?.error ?? '?'}`);
+    if (failed.length > 0) return failed;
+    const rebuilding = checkpoints.filter((row) => row.status === 'rebuilding');
+    const caughtUp = (await projectionsReached(db, names, head)) && (await paymentProcessDone(db));
+    const still = previous !== undefined && comparePositions(previous, head) === 0;
+    if (caughtUp && still && rebuilding.length === 0) return [];
+    if (Date.now() > deadline) {
+      return [`not settled after ${timeoutMs / 1000} s: caught up ${caughtUp}, log still ${still}, rebuilding ${rebuilding.map((row) => row.name).join(', ') || 'none'}`];
+    }
+    previous = head;
+    await sleep(500);
+  }
+}
+
+/** Accepted commands whose reported position is not their stream's event at the reported version. */
+async function misplacedResults(db: Kysely<unknown>, ledger: Ledger): Promise<string[]> {
+  const positions = ledger.accepted.map((command) => parsePosition(command.position));
+  const commits = positions.map((position) => (position ?? START).commit.toString());
+  const prepares = positions.map((position) => (position ?? START).prepare.toString());
+  const { rows } = await sql<{ i: string; stream_id: string | null; revision: string | null }>`
+    select a.i::text as i, e.stream_id, e.revision::text as revision
+    from unnest(${commits}::text[], ${prepares}::bigint[]) with ordinality as a(commit, prepare, i)
+    left join events e on e.transaction_id = a.commit::xid8 and e.global_position = a.prepare`.execute(db);
+  const problems: string[] = [];
+  for (const row of rows) {
+    const command = ledger.accepted[Number(row.i) - 1];
+    if (!command) continue;
+    const versionMatches = command.version === undefined || row.revision === String(command.version);
+    if (row.stream_id !== command.streamId || !versionMatches) {
+      problems.push(`${command.route} answered ${command.streamId}@${command.version ?? '?'} at ${command.position}; the log has ${row.stream_id ?? 'nothing'}@${row.revision ?? '?'} there`);
+    }
+  }
+  return problems;
+}
+
+type Counts = { of(streamId: string, type: string, subject?: string): number };
+
+/** How many events of each type each stream holds, also per booking, appointment or refund they name. */
+async function eventCounts(db: Kysely<unknown>): Promise<Counts> {
+  const { rows } = await sql<{ stream_id: string; event_type: string; subject: string; n: number }>`
+    select stream_id, event_type, coalesce(data->>'refundId', data->>'appointmentId', data->>'bookingId', '') as subject, count(*)::int as n
+    from events group by 1, 2, 3`.execute(db);
+  const byType = new Map<string, number>();
+  const bySubject = new Map<string, number>();
+  for (const row of rows) {
+    const key = `${row.stream_id}\u0000${row.event_type}`;
+    byType.set(key, (byType.get(key) ?? 0) + row.n);
+    bySubject.set(`${key}\u0000${row.subject}`, row.n);
+  }
+  return {
+    of: (streamId, type, subject) =>
+      subject === undefined ? (byType.get(`${streamId}\u0000${type}`) ?? 0) : (bySubject.get(`${streamId}\u0000${type}\u0000${subject}`) ?? 0),
+  };
+}
+
+type Expectation = readonly [streamId: string, type: string, subject: string | undefined, expected: number];
+
+/** The events each accepted command must have left, once each, given what else happened to its booking or appointment. */
+function expectations(ledger: Ledger): Expectation[] {
+  const expected: Expectation[] = [];
+  for (const [id, booking] of ledger.bookings) {
+    const stream = `booking-${id}`;
+    const calendar = `listingCalendar-${booking.listingId}`;
+    expected.push([stream, 'BookingRequested', undefined, 1], [calendar, 'DatesHeld', id, 1]);
+    if (booking.cancelled) expected.push([stream, 'BookingCancelled', undefined, 1], [calendar, 'DatesReleased', id, 1]);
+    const paid = booking.paymentIds.some((paymentId) => ledger.payments.get(paymentId)?.webhookAccepted === true);
+    if (paid && !booking.cancelled) expected.push([stream, 'BookingPaid', undefined, 1], [stream, 'BookingConfirmed', undefined, 1], [calendar, 'DatesBooked', id, 1]);
+  }
+  for (const [paymentId, payment] of ledger.payments) {
+    expected.push([`payment-${paymentId}`, 'PaymentInitiated', undefined, 1]);
+    if (payment.webhookAccepted) expected.push([`payment-${paymentId}`, 'PaymentSucceeded', undefined, 1]);
+  }
+  for (const [id, appointment] of ledger.appointments) {
+    const stream = `appointment-${id}`;
+    const schedule = `doctorSchedule-${appointment.doctorId}`;
+    expected.push([stream, 'AppointmentScheduled', undefined, 1], [schedule, 'SlotBooked', id, 1]);
+    expected.push([stream, 'AppointmentRescheduled', undefined, appointment.reschedules], [schedule, 'SlotMoved', id, appointment.reschedules]);
+    const cancelled = appointment.cancelled ? 1 : 0;
+    expected.push([stream, 'AppointmentCancelled', undefined, cancelled], [schedule, 'SlotReleased', id, cancelled]);
+  }
+  return expected;
+}
+
+/** Every refund the log asks for has exactly one outcome: the payment process finished its work, once. */
+async function unfinishedRefunds(db: Kysely<unknown>): Promise<string[]> {
+  const { rows } = await sql<{ stream_id: string; refund_id: string; requested: number; outcomes: number }>`
+    select stream_id, data->>'refundId' as refund_id,
+           count(*) filter (where event_type = 'RefundRequested')::int as requested,
+           count(*) filter (where event_type in ('RefundSucceeded', 'RefundFailed'))::int as outcomes
+    from events where stream_id like 'payment-%' and event_type in ('RefundRequested', 'RefundSucceeded', 'RefundFailed')
+    group by 1, 2 having count(*) filter (where event_type = 'RefundRequested') <> 1
+                     or count(*) filter (where event_type in ('RefundSucceeded', 'RefundFailed')) <> 1`.execute(db);
+  return rows.map((row) => `${row.stream_id} refund ${row.refund_id}: requested ×${row.requested}, outcomes ×${row.outcomes}`);
+}
+
+/**
+ * Each accepted command's events are in the log exactly once: at the position it answered, with
+ * the events its outcome implies; no event id twice; every stream's revisions 0..n without a gap.
+ */
+export async function checkEventsExactlyOnce(db: Kysely<unknown>, ledger: Ledger): Promise<Check> {
+  const duplicates = await sql<{ id: string; n: number }>`
+    select event_id::text as id, count(*)::int as n from events group by event_id having count(*) > 1 limit 20`.execute(db);
+  const gaps = await sql<{ stream_id: string; n: number; first: string; last: string }>`
+    select stream_id, count(*)::int as n, min(revision)::text as first, max(revision)::text as last
+    from events group by stream_id having min(revision) <> 0 or max(revision) <> count(*) - 1 limit 20`.execute(db);
+  const totals = await sql<{ events: number; streams: number }>`select count(*)::int as events, count(distinct stream_id)::int as streams from events`.execute(db);
+  const counts = await eventCounts(db);
+  const wrongCounts = expectations(ledger)
+    .filter(([stream, type, subject, expected]) => counts.of(stream, type, subject) !== expected)
+    .map(([stream, type, subject, expected]) => `${stream}: ${type}${subject ? ` for ${subject}` : ''} ×${counts.of(stream, type, subject)}, expected ×${expected}`);
+  const problems = [
+    ...duplicates.rows.map((row) => `event id ${row.id} appended ${row.n} times`),
+    ...gaps.rows.map((row) => `${row.stream_id}: ${row.n} events with revisions ${row.first}..${row.last}`),
+    ...(await misplacedResults(db, ledger)),
+    ...wrongCounts,
+    ...(await unfinishedRefunds(db)),
+  ];
+  const { events = 0, streams = 0 } = totals.rows[0] ?? {};
+  const summary = `${fmt(ledger.accepted.length)} accepted commands (${fmt(ledger.bookings.size)} bookings, ${fmt(ledger.payments.size)} payments, ${fmt(ledger.appointments.size)} appointments) against ${fmt(events)} events in ${fmt(streams)} streams`;
+  return checkOf('every accepted command\'s events present exactly once', summary, problems);
+}
+
+const rangeData = z.object({ bookingId: z.string(), startDate: z.string(), endDate: z.string() });
+const slotData = z.object({ appointmentId: z.string(), start: z.iso.datetime(), end: z.iso.datetime() });
+
+type Span = { readonly from: string | number; readonly to: string | number };
+const overlap = (a: Span, b: Span) => a.from < b.to && b.from < a.to;
+const spanText = (span: Span) => [span.from, span.to].map((end) => (typeof end === 'number' ? new Date(end).toISOString() : end)).join('..');
+
+/** Replays one contended stream's holds; reports any hold taken while an overlapping one was live. */
+function replayHolds(streamId: string, events: readonly { type: string; data: unknown }[], takes: readonly string[], frees: readonly string[], moves: readonly string[]): string[] {
+  const live = new Map<string, Span>();
+  const problems: string[] = [];
+  const take = (holder: string, span: Span) => {
+    for (const [other, held] of live) if (other !== holder && overlap(held, span)) problems.push(`${streamId}: ${holder} took ${spanText(span)} while ${other} held ${spanText(held)}`);
+    live.set(holder, span);
+  };
+  for (const event of events) {
+    const range = rangeData.safeParse(event.data);
+    const slot = slotData.safeParse(event.data);
+    const [holder, span] = range.success
+      ? [range.data.bookingId, { from: range.data.startDate, to: range.data.endDate }]
+      : slot.success
+        ? [slot.data.appointmentId, { from: Date.parse(slot.data.start), to: Date.parse(slot.data.end) }]
+        : [undefined, undefined];
+    if (!holder || !span) {
+      if (takes.includes(event.type) || frees.includes(event.type) || moves.includes(event.type)) problems.push(`${streamId}: unreadable ${event.type}`);
+      continue;
+    }
+    if (frees.includes(event.type)) live.delete(holder);
+    else if (takes.includes(event.type) || moves.includes(event.type)) take(holder, span);
+  }
+  return problems;
+}
+
+async function doubleHoldsInLog(db: Kysely<unknown>): Promise<{ problems: string[]; streams: number }> {
+  const { rows } = await sql<{ stream_id: string; event_type: string; data: unknown }>`
+    select stream_id, event_type, data from events
+    where stream_id like 'listingCalendar-%' or stream_id like 'doctorSchedule-%' order by stream_id, revision`.execute(db);
+  const streams = new Map<string, { type: string; data: unknown }[]>();
+  for (const row of rows) {
+    const events = streams.get(row.stream_id) ?? [];
+    events.push({ type: row.event_type, data: row.data });
+    streams.set(row.stream_id, events);
+  }
+  const problems: string[] = [];
+  for (const [streamId, events] of streams) {
+    if (streamId.startsWith('listingCalendar-')) problems.push(...replayHolds(streamId, events, ['DatesHeld'], ['DatesReleased'], []));
+    else problems.push(...replayHolds(streamId, events, ['SlotBooked'], ['SlotReleased'], ['SlotMoved']));
+  }
+  return { problems, streams: streams.size };
+}
+
+/** Overlapping live holds of one resource in the read models, as the query side would serve them. */
+async function doubleHoldsInReadModels(db: Kysely<unknown>): Promise<string[]> {
+  const queries = {
+    'listing_availability.calendar_ranges': sql<{ a: string; b: string }>`
+      select a.booking_id as a, b.booking_id as b from rm_listing_availability.calendar_ranges a
+      join rm_listing_availability.calendar_ranges b on a.listing_id = b.listing_id and a.booking_id < b.booking_id
+       and a.start_date < b.end_date and b.start_date < a.end_date
+      where (a.status = 'booked' or a.hold_expires_at > now()) and (b.status = 'booked' or b.hold_expires_at > now()) limit 20`,
+    'bookings.bookings': sql<{ a: string; b: string }>`
+      select a.booking_id as a, b.booking_id as b from rm_bookings.bookings a
+      join rm_bookings.bookings b on a.listing_id = b.listing_id and a.booking_id < b.booking_id
+       and a.start_date < b.end_date and b.start_date < a.end_date
+      where (a.status in ('paid', 'confirmed') or (a.status = 'requested' and a.hold_expires_at > now()))
+        and (b.status in ('paid', 'confirmed') or (b.status = 'requested' and b.hold_expires_at > now())) limit 20`,
+    'doctors.doctor_slots': sql<{ a: string; b: string }>`
+      select a.appointment_id as a, b.appointment_id as b from rm_doctors.doctor_slots a
+      join rm_doctors.doctor_slots b on a.doctor_id = b.doctor_id and a.appointment_id < b.appointment_id
+       and a.start_at < b.end_at and b.start_at < a.end_at limit 20`,
+    'appointments.appointments': sql<{ a: string; b: string }>`
+      select a.appointment_id as a, b.appointment_id as b from rm_appointments.appointments a
+      join rm_appointments.appointments b on a.doctor_id = b.doctor_id and a.appointment_id < b.appointment_id
+       and a.start_at < b.end_at and b.start_at < a.end_at
+      where a.status in ('scheduled', 'rescheduled') and b.status in ('scheduled', 'rescheduled') limit 20`,
+  };
+  const problems: string[] = [];
+  for (const [table, query] of Object.entries(queries)) {
+    const { rows } = await query.execute(db);
+    problems.push(...rows.map((row) => `${table}: ${row.a} and ${row.b} hold the same time`));
+  }
+  return problems;
+}
+
+/** No listing day and no doctor slot is held twice: replayed from the log, and as the read models show it. */
+export async function checkNoDoubleBooking(db: Kysely<unknown>): Promise<Check> {
+  const log = await doubleHoldsInLog(db);
+  const readModels = await doubleHoldsInReadModels(db);
+  const summary = `${fmt(log.streams)} calendars and schedules replayed; availability, bookings, slots and appointments read models`;
+  return checkOf('no listing day or doctor slot double-booked', summary, [...log.problems, ...readModels]);
+}
+
+/**
+ * Hashes every read model, has each rebuilt from the first event (into a new generation, swapped
+ * in when caught up), and hashes again: the incrementally built tables must equal the rebuild.
+ * The log must not move meanwhile, or the two would rightly differ; then it tries again.
+ */
+export async function checkReadModelsEqualRebuild(
+  db: Kysely<unknown>,
+  names: readonly string[],
+  rebuild: (name: string) => Promise<number>,
+  print: (line: string) => void,
+): Promise<Check> {
+  print('read models against a fresh rebuild:');
+  for (let attempt = 1; ; attempt++) {
+    const head = await logHead(db);
+    const live = new Map<string, Awaited<ReturnType<typeof tablesHash>>>();
+    for (const name of names) live.set(name, await tablesHash(db, readSchema(name)));
+    const generations = new Map<string, number>();
+    for (const name of names) generations.set(name, await rebuild(name));
+    const pending = await waitForGenerations(db, generations, 180_000);
+    if (pending.length > 0) return checkOf('every read model equals a fresh rebuild', 'rebuilds did not finish', pending);
+    const moved = comparePositions(await logHead(db), head) !== 0;
+    if (moved && attempt < 3) {
+      print(`  the log moved during the comparison; again (attempt ${attempt + 1})`);
+      continue;
+    }
+    const problems: string[] = moved ? ['the log kept moving during the comparison'] : [];
+    for (const name of names) {
+      const before = live.get(name);
+      const after = await tablesHash(db, readSchema(name));
+      const same = before?.hash === after.hash;
+      print(`  ${name}: ${fmt(before?.rows ?? 0)} rows live, ${fmt(after.rows)} rebuilt as generation ${generations.get(name)}, ${same ? 'equal' : 'DIFFERENT'} (sha256 ${after.hash.slice(0, 12)})`);
+      if (!same) problems.push(`${name}: live ${before?.rows ?? 0} rows ${before?.hash.slice(0, 12) ?? ''}, rebuilt ${after.rows} rows ${after.hash.slice(0, 12)}`);
+    }
+    return checkOf('every read model equals a fresh rebuild', `${names.length} read models hashed (rows ordered by their text), rebuilt from position 0, hashed again`, problems);
+  }
+}
+
+async function waitForGenerations(db: Kysely<unknown>, generations: ReadonlyMap<string, number>, timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const checkpoints = await listCheckpoints(db);
+    const pending = [...generations].filter(([name, generation]) => !checkpoints.some((row) => row.name === name && row.active && row.generation >= generation));
+    const failed = checkpoints.filter((row) => row.status === 'failed');
+    if (failed.length > 0) return failed.map((row) => `${row.name} generation ${row.generation} failed: ${row.lastFailure?.error ?? '?'}`);
+    if (pending.length === 0) return [];
+    if (Date.now() > deadline) return pending.map(([name, generation]) => `${name}: generation ${generation} not swapped in after ${timeoutMs / 1000} s`);
+    await sleep(250);
+  }
+}

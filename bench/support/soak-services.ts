@@ -1,0 +1,134 @@
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
+import { benchAuthEnv } from './bench-auth.js';
+import { rssOf, spawnService, stop, waitUntilReady } from './service-process.js';
+
+// The service as the soak runs it: one process per role against one PostgreSQL, each writing
+// its log to a file of its own. The projector is the one that gets killed and started again.
+
+export type Role = 'command' | 'query' | 'projector';
+
+export type ServiceSettings = {
+  readonly databaseUrl: string;
+  /** Where the processes write their logs and the secrets they generate (`DATA_DIR`). */
+  readonly workDir: string;
+  /** Everything else the processes need (Stripe, hold times). */
+  readonly env: Readonly<Record<string, string>>;
+};
+
+export class SoakServices {
+  private readonly processes = new Map<Role, ChildProcess>();
+  private readonly exits: { role: Role; code: number | null; signal: string | null; expected: boolean }[] = [];
+  private readonly killing = new Set<ChildProcess>();
+  private starts = 0;
+
+  private constructor(
+    private readonly settings: ServiceSettings,
+    readonly ports: { readonly command: number; readonly query: number },
+  ) {}
+
+  static async start(settings: ServiceSettings): Promise<SoakServices> {
+    const services = new SoakServices(settings, { command: await freePort(), query: await freePort() });
+    // The command process applies the migrations before the others start, so that none races it.
+    await services.startRole('command', [`${services.url('command')}/health/ready`]);
+    await Promise.all([services.startRole('query', [`${services.url('query')}/health/ready`]), services.startRole('projector', [])]);
+    return services;
+  }
+
+  url(role: 'command' | 'query'): string {
+    return `http://127.0.0.1:${this.ports[role]}`;
+  }
+
+  pid(role: Role): number | undefined {
+    return this.processes.get(role)?.pid;
+  }
+
+  /** SIGKILL, as a crash or the OOM killer would: no graceful anything. Then a fresh process. */
+  async killAndRestartProjector(): Promise<void> {
+    const projector = this.processes.get('projector');
+    if (projector) {
+      this.killing.add(projector);
+      await stop(projector, 'SIGKILL');
+    }
+    await this.startRole('projector', []);
+  }
+
+  /** Exits nobody asked for (a crash during the run). */
+  get unexpectedExits(): string[] {
+    return this.exits.filter((exit) => !exit.expected).map((exit) => `${exit.role} exited by itself (code ${exit.code}, signal ${exit.signal})`);
+  }
+
+  /** SIGTERM to every role; the graceful shutdown must end each with exit code 0. */
+  async stopAll(): Promise<string[]> {
+    const problems: string[] = [];
+    await Promise.all(
+      [...this.processes].map(async ([role, child]) => {
+        this.killing.add(child);
+        const exited = child.exitCode !== null || child.signalCode !== null;
+        await stop(child, 'SIGTERM');
+        if (!exited && child.exitCode !== 0) problems.push(`${role} ended with code ${child.exitCode}, signal ${child.signalCode} on SIGTERM`);
+      }),
+    );
+    return problems;
+  }
+
+  private async startRole(role: Role, readyUrls: readonly string[]): Promise<void> {
+    this.starts += 1;
+    const log = openSync(path.join(this.settings.workDir, `${role}-${this.starts}.log`), 'a');
+    const child = spawnService(['src/infrastructure/main.ts', '--role', role], this.env(), ['ignore', log, log]);
+    // The child holds its own copy of the descriptor.
+    closeSync(log);
+    child.once('exit', (code, signal) => this.exits.push({ role, code, signal, expected: this.killing.has(child) }));
+    this.processes.set(role, child);
+    await waitUntilReady(child, readyUrls, role);
+  }
+
+  private env(): Record<string, string> {
+    return {
+      ...this.settings.env,
+      ...benchAuthEnv,
+      DATABASE_URL: this.settings.databaseUrl,
+      // Secrets generated on first start (the master key) are shared by every role through it.
+      DATA_DIR: this.settings.workDir,
+      COMMAND_PORT: String(this.ports.command),
+      QUERY_PORT: String(this.ports.query),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_MAX: '100000000',
+    };
+  }
+}
+
+export type RssSample = { readonly role: Role; readonly atMs: number; readonly mb: number };
+
+/** Samples each role's resident set size once a second (Linux `/proc`). */
+export class RssSampler {
+  readonly samples: RssSample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly services: SoakServices,
+    private readonly since: number,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.sample(), 1000);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** The median of `role`'s samples in [fromMs, toMs) since the load began. */
+  median(role: Role, fromMs: number, toMs: number): number | undefined {
+    const values = this.samples.filter((s) => s.role === role && s.atMs >= fromMs && s.atMs < toMs && s.mb > 0).map((s) => s.mb).sort((a, b) => a - b);
+    return values[Math.floor(values.length / 2)];
+  }
+
+  private async sample(): Promise<void> {
+    const atMs = performance.now() - this.since;
+    for (const role of ['command', 'query', 'projector'] as const) this.samples.push({ role, atMs, mb: await rssOf(this.services.pid(role)) });
+  }
+}
