@@ -65,7 +65,15 @@ function loadShedding(config: Config) {
   return { maxEventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: config.SHED_HEAP_USED_MB * 1024 * 1024, retryAfterSeconds: 2 };
 }
 
+const sides = new WeakMap<Storage, CommandSide>();
+
+/**
+ * The process's one command side: the command API, the payment gateway and the process managers
+ * share its handlers, so a stream's state is cached once, not once per caller.
+ */
 function commandSide(config: Config, storage: Storage): CommandSide {
+  const existing = sides.get(storage);
+  if (existing) return existing;
   const handlers = createCommandHandlers({
     eventStore: storage.eventStore,
     clock: systemClock,
@@ -73,7 +81,9 @@ function commandSide(config: Config, storage: Storage): CommandSide {
     observe: observeCommand,
     personalData: storage.vault,
   });
-  return { handlers, clock: systemClock, policy: { holdMinutes: config.BOOKING_HOLD_MINUTES } };
+  const side = { handlers, clock: systemClock, policy: { holdMinutes: config.BOOKING_HOLD_MINUTES } };
+  sides.set(storage, side);
+  return side;
 }
 
 /** `DATABASE_URL`, or an embedded PostgreSQL under `DATA_DIR` that keeps its data between runs. */
