@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPosition, parsePosition, type Position } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
-import { advanceCheckpoint, readActivePositions } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { claimBatch, readActivePositions } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
 import { defineProjection } from '../../src/projections/runtime/projection.js';
 import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
@@ -227,7 +227,7 @@ describe('projection runtime', () => {
 
     // The fence itself: a write on behalf of a session that holds no lock is refused.
     const moved = await harness.db.transaction().execute((trx) =>
-      advanceCheckpoint(trx, { name: 'fenced', generation: 1, lockPid: holder, lockKey: generationLockKey('fenced', 1) }, {
+      claimBatch(trx, { name: 'fenced', generation: 1, lockPid: holder, lockKey: generationLockKey('fenced', 1) }, {
         position: last,
         events: 0,
         lastEventRecordedAt: new Date(),

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type AliasedRawBuilder, type Kysely, type Transaction } from 'kysely';
 import { formatPosition, type Position } from '../../application/ports/position.js';
 import { advisoryLockKey } from './projection-lock.js';
 import { generationSchema, readSchema } from './projection.js';
@@ -183,31 +183,68 @@ function holdsLock(ref: GenerationRef) {
       and classid = ${high}::oid and objid = ${low}::oid and objsubid = 1)`;
 }
 
+export type CheckpointUpdate = {
+  readonly position: Position;
+  readonly events: number;
+  readonly lastEventRecordedAt: Date | undefined;
+  readonly now: Date;
+  /** A rebuild swapping in becomes the active generation. */
+  readonly activate: boolean;
+};
+
+/** What a batch's transaction needs besides its rows, set by `claimBatch` once the checkpoint moved. */
+export type BatchScope = {
+  /** `pg_notify(channel, payload)`, delivered when the transaction commits. */
+  readonly notify?: { readonly channel: string; readonly payload: string } | undefined;
+  /** The schema `search_path` names alone for the rest of the transaction (the read model's `apply`). */
+  readonly schema?: string | undefined;
+};
+
 /**
- * Moves a generation's checkpoint forward with its batch. Returns false when the generation is no
- * longer this holder's to write (retired by a swap, or the lock is gone): the caller rolls back.
+ * Moves a generation's checkpoint forward with its batch, and sets up everything else the batch
+ * asks of PostgreSQL besides its rows, in one statement and only if the checkpoint moved: the
+ * NOTIFY, `search_path` for the rows that follow (transaction-scoped: nothing to reset), and no
+ * wait for the WAL flush at commit. Run it first in the batch's transaction (its row lock then
+ * keeps a swap or a new holder waiting until the rows have committed), or alone, as a
+ * transaction of its own, for a batch of events the read model ignores. Returns false when the
+ * generation is no longer this holder's to write (retired by a swap, or the lock is gone): the
+ * caller rolls back.
+ *
+ * No wait for the flush: rows and checkpoint commit or vanish together, and the events they come
+ * from are durable, so a crash at worst replays a batch. Waiting would put every projector's
+ * commit in the disk's queue beside the appends that must wait.
  */
-export async function advanceCheckpoint(
-  trx: Transaction<unknown>,
-  ref: GenerationRef,
-  update: { position: Position; events: number; lastEventRecordedAt: Date | undefined; now: Date; activate: boolean },
-): Promise<boolean> {
-  const result = await inTransaction(trx)
-    .updateTable('projection_checkpoints')
-    .set({
-      position_commit: update.position.commit.toString(),
-      position_prepare: update.position.prepare.toString(),
-      events_processed: sql<string>`events_processed + ${update.events}`,
-      ...(update.lastEventRecordedAt ? { last_event_recorded_at: update.lastEventRecordedAt } : {}),
-      updated_at: update.now,
-      ...(update.activate ? { active: true, status: 'running' as const } : {}),
-    })
-    .where('name', '=', ref.name)
-    .where('generation', '=', ref.generation)
-    .where('status', 'in', ['running', 'rebuilding'])
-    .where(holdsLock(ref))
+export async function claimBatch(db: Kysely<unknown>, ref: GenerationRef, update: CheckpointUpdate, scope: BatchScope = {}): Promise<boolean> {
+  const settings: AliasedRawBuilder<string, string>[] = [sql<string>`set_config('synchronous_commit', 'off', true)`.as('synchronous_commit')];
+  if (scope.schema !== undefined) settings.push(sql<string>`set_config('search_path', ${quoteIdentifier(scope.schema)}, true)`.as('search_path'));
+  if (scope.notify) settings.push(sql<string>`pg_notify(${scope.notify.channel}, ${scope.notify.payload})::text`.as('notified'));
+  const moved = await checkpoints(db)
+    .with('moved', (qb) =>
+      qb
+        .updateTable('projection_checkpoints')
+        .set({
+          position_commit: update.position.commit.toString(),
+          position_prepare: update.position.prepare.toString(),
+          events_processed: sql<string>`events_processed + ${update.events}`,
+          ...(update.lastEventRecordedAt ? { last_event_recorded_at: update.lastEventRecordedAt } : {}),
+          updated_at: update.now,
+          ...(update.activate ? { active: true, status: 'running' as const } : {}),
+        })
+        .where('name', '=', ref.name)
+        .where('generation', '=', ref.generation)
+        .where('status', 'in', ['running', 'rebuilding'])
+        .where(holdsLock(ref))
+        .returning('generation'),
+    )
+    .selectFrom('moved')
+    .select(settings)
     .executeTakeFirst();
-  return result.numUpdatedRows === 1n;
+  return moved !== undefined;
+}
+
+/** `search_path` syntax for one schema name (ours never contain a double quote, but still). */
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /**

@@ -1,9 +1,9 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { EventStore, RecordedEvent } from '../../application/ports/event-store.js';
 import { comparePositions, formatPosition, type Position } from '../../application/ports/position.js';
 import { batchEvents } from './event-batches.js';
 import {
-  advanceCheckpoint,
+  claimBatch,
   deactivateGeneration,
   lockActiveGeneration,
   publishViews,
@@ -17,7 +17,7 @@ import {
 import type { CheckpointRow } from './projection-checkpoints.table.js';
 import { generationSchema, type Projection } from './projection.js';
 import type { ProjectorMetrics } from './projector-metrics.js';
-import { notifyCheckpoint } from './wait-for-position.js';
+import { checkpointChannel, formatCheckpointNotification } from './wait-for-position.js';
 
 export type ProjectorSettings = {
   /** Most events per transaction. */
@@ -48,6 +48,9 @@ export type ProjectionLogger = {
 export type ProjectorExit = 'stopped' | 'failed' | 'retired' | 'lost';
 
 type Committed = 'committed';
+
+/** Where a batch leaves the checkpoint. */
+type Progress = { readonly position: Position; readonly events: number; readonly lastEventRecordedAt: Date | undefined };
 
 /** Raised inside a batch transaction to roll it back when the checkpoint is no longer ours to move. */
 class NotOurs extends Error {
@@ -162,64 +165,93 @@ export class Projector {
     }
   }
 
-  /** One transaction: the rows, a rebuild's swap when due, the checkpoint, the notification. */
+  /** The rows, a rebuild's swap when due, the checkpoint and the notification, all or nothing. */
   private async commit(events: readonly RecordedEvent[], atTail: boolean): Promise<Committed | 'retired'> {
-    const { db, projection, ref, metrics, now } = this.deps;
+    if (!this.active && atTail) return this.commitAtTail(events);
+    const { db, projection } = this.deps;
+    const last = events[events.length - 1];
+    if (!last) return 'committed';
+    const started = performance.now();
+    const progress: Progress = { position: last.position, events: events.length, lastEventRecordedAt: last.recordedAt };
+    const relevant = events.filter((event) => this.handled.has(event.type));
+    if (relevant.length === 0) {
+      // No rows to write with it: the checkpoint's statement is the whole transaction.
+      await this.claim(db, progress, { activate: false });
+    } else {
+      await db.transaction().execute(async (trx) => {
+        // Checkpoint first: the same statement scopes search_path to this generation for apply.
+        await this.claim(trx, progress, { activate: false, schema: this.schema });
+        await projection.apply(trx, relevant);
+      });
+    }
+    this.committed(progress, started);
+    return 'committed';
+  }
+
+  /**
+   * A rebuilding generation at the live tail: its batch, then the swap if nothing newer has been
+   * built meanwhile, in one transaction (see `swapIn`).
+   */
+  private async commitAtTail(events: readonly RecordedEvent[]): Promise<Committed | 'retired'> {
+    const { db, now } = this.deps;
     const started = performance.now();
     const last = events[events.length - 1];
-    let progress = { position: last?.position ?? this.position, events: events.length, lastEventRecordedAt: last?.recordedAt };
+    let progress: Progress = { position: last?.position ?? this.position, events: events.length, lastEventRecordedAt: last?.recordedAt };
     let activate = false;
     let superseded = false;
     await db.transaction().execute(async (trx) => {
-      // No wait for the WAL flush: rows and checkpoint commit or vanish together, and the events
-      // they come from are durable, so a crash at worst replays a batch. Waiting would put every
-      // projector's commit in the disk's queue beside the appends that must wait.
-      await sql`set local synchronous_commit = off`.execute(trx);
       await this.apply(trx, events);
-      if (!this.active && atTail) {
-        const swap = await this.swapIn(trx, progress.position);
-        superseded = swap === 'superseded';
-        if (swap !== 'superseded' && swap !== 'behind') {
-          activate = true;
-          progress = {
-            position: swap.position,
-            events: progress.events + swap.events,
-            lastEventRecordedAt: swap.lastEventRecordedAt ?? progress.lastEventRecordedAt,
-          };
-        }
+      const swap = await this.swapIn(trx, progress.position);
+      superseded = swap === 'superseded';
+      if (swap !== 'superseded' && swap !== 'behind') {
+        activate = true;
+        progress = {
+          position: swap.position,
+          events: progress.events + swap.events,
+          lastEventRecordedAt: swap.lastEventRecordedAt ?? progress.lastEventRecordedAt,
+        };
       }
-      if (progress.events === 0 && !activate) return;
-      const moved = await advanceCheckpoint(trx, ref, {
-        position: progress.position,
-        events: progress.events,
-        lastEventRecordedAt: progress.lastEventRecordedAt,
-        now: now(),
-        activate,
-      });
-      if (!moved) throw new NotOurs();
-      if (this.active || activate) await notifyCheckpoint(trx, { name: projection.name, position: progress.position });
+      if (progress.events > 0 || activate) await this.claim(trx, progress, { activate });
     });
-    this.position = progress.position;
+    this.committed(progress, started);
     if (activate) {
       this.active = true;
-      metrics.state = 'running';
+      this.deps.metrics.state = 'running';
       this.deps.logger.info({ ...this.fields() }, 'Projection rebuild caught up and swapped in');
     }
-    if (progress.events > 0) {
-      metrics.batchCommitted({
-        position: progress.position,
-        events: progress.events,
-        durationMs: performance.now() - started,
-        lastEventRecordedAt: progress.lastEventRecordedAt ?? now(),
-      });
-    }
     if (superseded) {
-      await retireGeneration(db, ref, now());
+      await retireGeneration(db, this.deps.ref, now());
       return 'retired';
     }
     return 'committed';
   }
 
+  /**
+   * Moves the checkpoint in the batch's transaction (or as one of its own), and announces it
+   * when readers see this generation; throws `NotOurs` when the fence refuses the write.
+   */
+  private async claim(executor: Kysely<unknown>, progress: Progress, options: { activate: boolean; schema?: string }): Promise<void> {
+    const { ref, projection, now } = this.deps;
+    const notification = { name: projection.name, position: progress.position };
+    const moved = await claimBatch(executor, ref, { ...progress, now: now(), activate: options.activate }, {
+      schema: options.schema,
+      notify: this.active || options.activate ? { channel: checkpointChannel, payload: formatCheckpointNotification(notification) } : undefined,
+    });
+    if (!moved) throw new NotOurs();
+  }
+
+  private committed(progress: Progress, started: number): void {
+    this.position = progress.position;
+    if (progress.events === 0) return;
+    this.deps.metrics.batchCommitted({
+      position: progress.position,
+      events: progress.events,
+      durationMs: performance.now() - started,
+      lastEventRecordedAt: progress.lastEventRecordedAt ?? this.deps.now(),
+    });
+  }
+
+  /** For the swap's transaction, whose checkpoint statements follow: search_path is restored after. */
   private async apply(trx: Transaction<unknown>, events: readonly RecordedEvent[]): Promise<void> {
     const relevant = events.filter((event) => this.handled.has(event.type));
     if (relevant.length > 0) await withSearchPath(trx, this.schema, () => this.deps.projection.apply(trx, relevant));
@@ -311,3 +343,4 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done, { once: true });
   });
 }
+

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { comparePositions, formatPosition, parsePosition, type Position } from '../../application/ports/position.js';
 import { readActivePositions } from './projection-checkpoints.queries.js';
 
@@ -25,11 +25,6 @@ export function parseCheckpointNotification(payload: string): CheckpointNotifica
   if (separator <= 0) return undefined;
   const position = parsePosition(payload.slice(separator + 1));
   return position && { name: payload.slice(0, separator), position };
-}
-
-/** Sends the notification; delivered when `trx` commits, dropped if it rolls back. */
-export async function notifyCheckpoint(trx: Transaction<unknown>, notification: CheckpointNotification): Promise<void> {
-  await sql`select pg_notify(${checkpointChannel}, ${formatCheckpointNotification(notification)})`.execute(trx);
 }
 
 /** True when a projection at `checkpoint` has processed the event at `position`. */
