@@ -1,10 +1,12 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPosition, parsePosition, type Position } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
-import { claimBatch, readActivePositions } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { claimBatch, ensureGeneration, readActivePositions, takeGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
 import { defineProjection } from '../../src/projections/runtime/projection.js';
 import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
+import type { CheckpointRow } from '../../src/projections/runtime/projection-checkpoints.table.js';
 import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
 import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
 
@@ -45,6 +47,19 @@ async function lockHolder(name: string): Promise<number> {
   const pid = rows[0]?.pid;
   if (pid === undefined) throw new Error(`nobody holds ${name}'s lock`);
   return pid;
+}
+
+/** The other key a lock session holds: the one only it ever takes, which fences its writes. */
+async function sessionKeyOf(pid: number, name: string): Promise<bigint> {
+  const key = BigInt.asUintN(64, generationLockKey(name, 1));
+  const { rows } = await harness.pool.query<{ high: string; low: string }>(
+    `select classid::text as high, objid::text as low from pg_locks where locktype = 'advisory' and granted and objsubid = 1
+       and pid = $1 and not (classid = $2::oid and objid = $3::oid)`,
+    [pid, (key >> 32n).toString(), (key & 0xffffffffn).toString()],
+  );
+  const row = rows[0];
+  if (!row || rows.length !== 1) throw new Error(`session ${pid} holds ${rows.length} other keys`);
+  return BigInt.asIntN(64, (BigInt(row.high) << 32n) | BigInt(row.low));
 }
 
 describe('projection runtime', () => {
@@ -211,6 +226,7 @@ describe('projection runtime', () => {
     const second = track(createRuntime(harness, [projection]));
     await eventually(async () => second.status()[0]?.state === 'standby', 10_000, 'the second instance to wait');
     const holder = await lockHolder('fenced');
+    const holderKey = await sessionKeyOf(holder, 'fenced');
 
     // What a crashed process or a network cut looks like to PostgreSQL: the session is gone.
     const appending = appendEvents(harness.store, { streams: 2, perStream: 100, prefix: 'fenced' });
@@ -227,7 +243,7 @@ describe('projection runtime', () => {
 
     // The fence itself: a write on behalf of a session that holds no lock is refused.
     const moved = await harness.db.transaction().execute((trx) =>
-      claimBatch(trx, { name: 'fenced', generation: 1, lockPid: holder, lockKey: generationLockKey('fenced', 1) }, {
+      claimBatch(trx, { name: 'fenced', generation: 1, sessionKey: holderKey }, {
         position: last,
         events: 0,
         lastEventRecordedAt: new Date(),
@@ -270,5 +286,43 @@ describe('projection checkpoints in the table', () => {
     const rows = await checkpointsOf(harness.db, 'batches');
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ generation: 1, version: 1, active: true });
+  });
+});
+
+describe('fencing', () => {
+  /** A session holding a key of its own, as a lock session does. */
+  async function session(): Promise<{ key: bigint; end(): Promise<void> }> {
+    const client = new pg.Client(harness.url);
+    await client.connect();
+    const key = BigInt(Math.floor(Math.random() * 2 ** 48)) + 1n;
+    await client.query('select pg_advisory_lock($1::bigint)', [key.toString()]);
+    return { key, end: () => client.end() };
+  }
+
+  const update = (commit: bigint) => ({ position: { commit, prepare: commit }, events: 1, lastEventRecordedAt: new Date(), now: new Date(), activate: false });
+
+  it('moves the checkpoint only while the writer\'s session lives', async () => {
+    await ensureGeneration(harness.db, 'fence_probe', 1);
+    const live = await session();
+    const ref = { name: 'fence_probe', generation: 1, sessionKey: live.key };
+    expect(await claimBatch(harness.db, ref, update(5n))).toBe(true);
+    await live.end();
+    expect(await claimBatch(harness.db, ref, update(6n))).toBe(false);
+    expect((await checkpointsOf(harness.db, 'fence_probe'))[0]?.position).toBe('5.5');
+  });
+
+  it('lets a new holder start only once a batch in flight past the fence has committed', async () => {
+    await ensureGeneration(harness.db, 'fence_handover', 1);
+    const previous = await session();
+    let taking: Promise<CheckpointRow | undefined> | undefined;
+    let settled = false;
+    await harness.db.transaction().execute(async (trx) => {
+      expect(await claimBatch(trx, { name: 'fence_handover', generation: 1, sessionKey: previous.key }, update(7n))).toBe(true);
+      taking = takeGeneration(harness.db, 'fence_handover', 1).finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(settled).toBe(false);
+    });
+    expect((await taking)?.position_commit).toBe('7');
+    await previous.end();
   });
 });

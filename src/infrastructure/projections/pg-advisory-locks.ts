@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { HeldLock, ProjectionLocks } from '../../projections/runtime/projection-lock.js';
 
@@ -41,12 +42,10 @@ export class PgAdvisoryLocks implements ProjectionLocks {
       client.on('end', () => lost.abort(new Error('lock session ended')));
       try {
         await client.connect();
-        const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
-        const pid = rows[0]?.pid;
-        if (pid === undefined) throw new Error('pg_backend_pid() returned nothing');
+        const sessionKey = await takeSessionKey(client);
         while (!signal.aborted && !lost.signal.aborted) {
           const result = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [key.toString()]);
-          if (result.rows[0]?.locked) return this.held(client, pid, lost);
+          if (result.rows[0]?.locked) return this.held(client, sessionKey, lost);
           await sleep(this.retryMs, signal);
         }
       } catch (error) {
@@ -58,7 +57,7 @@ export class PgAdvisoryLocks implements ProjectionLocks {
     return undefined;
   }
 
-  private held(client: pg.Client, pid: number, lost: AbortController): HeldLock {
+  private held(client: pg.Client, sessionKey: bigint, lost: AbortController): HeldLock {
     const heartbeat = setInterval(() => {
       client.query('select 1').catch((error: unknown) => {
         this.onError(error);
@@ -70,7 +69,7 @@ export class PgAdvisoryLocks implements ProjectionLocks {
     heartbeat.unref();
     lost.signal.addEventListener('abort', () => clearInterval(heartbeat), { once: true });
     return {
-      pid,
+      sessionKey,
       lost: lost.signal,
       release: async () => {
         clearInterval(heartbeat);
@@ -78,6 +77,18 @@ export class PgAdvisoryLocks implements ProjectionLocks {
       },
     };
   }
+}
+
+/**
+ * Takes a random key on the lock's session and keeps it for the session's life: see
+ * `HeldLock.sessionKey`. 64 random bits collide with no other key in practice; if one ever did,
+ * the session is refused rather than shared.
+ */
+async function takeSessionKey(client: pg.Client): Promise<bigint> {
+  const sessionKey = randomBytes(8).readBigInt64BE(0);
+  const { rows } = await client.query<{ taken: boolean }>('select pg_try_advisory_lock($1::bigint) as taken', [sessionKey.toString()]);
+  if (!rows[0]?.taken) throw new Error('the random session key is held by another session');
+  return sessionKey;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -3,11 +3,13 @@ import { createHash } from 'node:crypto';
 /** A PostgreSQL session-level advisory lock, held on a connection of its own. */
 export type HeldLock = {
   /**
-   * Backend pid of the session holding the lock. Every write of the runtime checks in
-   * `pg_locks` that this session still holds it (fencing), so losing the session stops writes
-   * at once even before `lost` fires.
+   * A random advisory lock key that the session holding the lock took when it connected, and
+   * that no other session ever takes. Every write of the runtime first checks that somebody
+   * still holds it (fencing): that somebody can only be this session, and a session lock lasts
+   * as long as its session, so losing the session stops writes at once even before `lost`
+   * fires.
    */
-  readonly pid: number;
+  readonly sessionKey: bigint;
   /** Aborts when the session is gone or stops answering: another process may hold the lock now. */
   readonly lost: AbortSignal;
   /** Ends the session, which releases the lock. */

@@ -9,6 +9,7 @@ import {
   recordFailure,
   resumeGeneration,
   setUpGeneration,
+  takeGeneration,
   type GenerationRef,
 } from './projection-checkpoints.queries.js';
 import { generationLockKey, type ProjectionLocks } from './projection-lock.js';
@@ -195,7 +196,7 @@ class ProjectionSupervisor {
     const lockKey = generationLockKey(this.name, generation);
     const lock = await locks.acquire(lockKey, signal);
     if (!lock) return;
-    const ref: GenerationRef = { name: this.name, generation, lockPid: lock.pid, lockKey };
+    const ref: GenerationRef = { name: this.name, generation, sessionKey: lock.sessionKey };
     const held = AbortSignal.any([signal, lock.lost]);
     logger.info({ projection: this.name, generation }, 'Projection lock acquired');
     try {
@@ -228,7 +229,7 @@ class ProjectionSupervisor {
   }
 
   private async runProjector(ref: GenerationRef, metrics: ProjectorMetrics, signal: AbortSignal): Promise<ProjectorExit> {
-    const row = await readGeneration(this.context.db, ref.name, ref.generation);
+    const row = await takeGeneration(this.context.db, ref.name, ref.generation);
     if (!row || row.status === 'retired') return 'retired';
     return new Projector({ ...this.context, projection: this.projection, ref, row, metrics }).run(signal);
   }
