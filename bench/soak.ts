@@ -20,7 +20,7 @@ import { token } from './support/bench-auth.js';
 import { benchDatabase } from './support/bench-database.js';
 import { checkEventsExactlyOnce, checkNoDoubleBooking, checkOf, checkReadModelsEqualRebuild, logHead, projectionsReached, settle, type Check } from './support/soak-checks.js';
 import { Ledger, nextJourney, seedWorld, type LoadContext } from './support/soak-load.js';
-import { RssSampler, SoakServices, type Role } from './support/soak-services.js';
+import { MemorySampler, SoakServices, type Gauge, type Role } from './support/soak-services.js';
 import { Traffic } from './support/soak-traffic.js';
 
 const optionsSchema = z.object({
@@ -136,13 +136,13 @@ async function drive(ctx: LoadContext, services: SoakServices, concurrency: numb
   );
 }
 
-function rssCheck(rss: RssSampler, warmUpEnd: number, loadMs: number): Check {
+function rssCheck(memory: MemorySampler, warmUpEnd: number, loadMs: number): Check {
   const window = Math.max(5_000, Math.min(30_000, loadMs * 0.1));
   const problems: string[] = [];
   const parts: string[] = [];
   for (const role of ['command', 'query', 'projector'] as const satisfies readonly Role[]) {
-    const after = rss.median(role, warmUpEnd, warmUpEnd + window);
-    const end = rss.median(role, loadMs - window, loadMs + 1);
+    const after = memory.median(role, 'rss', warmUpEnd, warmUpEnd + window);
+    const end = memory.median(role, 'rss', loadMs - window, loadMs + 1);
     if (after === undefined || end === undefined) {
       problems.push(`${role}: no RSS samples`);
       continue;
@@ -156,11 +156,18 @@ function rssCheck(rss: RssSampler, warmUpEnd: number, loadMs: number): Check {
   return checkOf(`RSS after warm-up grew < ${rssGrowthLimit * 100} %`, `medians over ${seconds(window)} after warm-up (${seconds(warmUpEnd)}) and at the end: ${parts.join('; ')}`, problems);
 }
 
-/** Each role's RSS over the run, one median per tenth: the curve a single growth figure hides. */
-function printRss(rss: RssSampler, loadMs: number): void {
-  for (const role of ['command', 'query', 'projector'] as const satisfies readonly Role[]) {
-    const tenths = Array.from({ length: 10 }, (_, i) => rss.median(role, (loadMs * i) / 10, (loadMs * (i + 1)) / 10)?.toFixed(0) ?? '?');
-    print(`RSS of ${role} (MB, each tenth of the run): ${tenths.join(' ')}`);
+/** Each role's memory over the run, one median per tenth: the curve a single growth figure hides. */
+function printMemory(memory: MemorySampler, loadMs: number): void {
+  const curves: [Role, Gauge, string][] = [
+    ['command', 'rss', 'RSS'],
+    ['command', 'heap', 'V8 heap used'],
+    ['query', 'rss', 'RSS'],
+    ['query', 'heap', 'V8 heap used'],
+    ['projector', 'rss', 'RSS'],
+  ];
+  for (const [role, gauge, label] of curves) {
+    const tenths = Array.from({ length: 10 }, (_, i) => memory.median(role, gauge, (loadMs * i) / 10, (loadMs * (i + 1)) / 10)?.toFixed(0) ?? '?');
+    print(`${label} of ${role} (MB, each tenth of the run): ${tenths.join(' ')}`);
   }
 }
 
@@ -171,19 +178,19 @@ function report(check: Check): void {
 }
 
 type Run = { readonly services: SoakServices; readonly db: Kysely<unknown>; readonly traffic: Traffic; readonly adminToken: string };
-type Outcome = { readonly ledger: Ledger; readonly rss: RssSampler; readonly chaos: Chaos; readonly since: number; readonly loadEndedMs: number };
+type Outcome = { readonly ledger: Ledger; readonly memory: MemorySampler; readonly chaos: Chaos; readonly since: number; readonly loadEndedMs: number };
 
-/** The load, with the chaos beside it; RSS sampled throughout. */
+/** The load, with the chaos beside it; memory sampled throughout. */
 async function soak(run: Run, ctx: LoadContext, options: z.infer<typeof optionsSchema>): Promise<Outcome> {
   const loadMs = options.minutes * 60_000;
   const since = performance.now();
-  const rss = new RssSampler(run.services, since);
-  rss.start();
+  const memory = new MemorySampler(run.services, since);
+  memory.start();
   const chaos = runChaos(run.services, run.db, run.traffic, run.adminToken, timeline(loadMs), since);
   await drive(ctx, run.services, options.concurrency, since + loadMs);
   const loadEndedMs = performance.now() - since;
-  rss.stop();
-  return { ledger: ctx.ledger, rss, chaos: await chaos, since, loadEndedMs };
+  memory.stop();
+  return { ledger: ctx.ledger, memory, chaos: await chaos, since, loadEndedMs };
 }
 
 function printLoad(traffic: Traffic, outcome: Outcome): void {
@@ -192,7 +199,7 @@ function printLoad(traffic: Traffic, outcome: Outcome): void {
   print(`load: ${fmt(traffic.requests)} requests in ${seconds(loadEndedMs)} (${rate} req/s), ${fmt(ledger.accepted.length)} commands accepted, ${fmt(ledger.webhookDeliveries)} webhook deliveries`);
   for (const line of traffic.summary()) print(`  ${line}`);
   for (const line of outcome.chaos.lines) print(line);
-  printRss(outcome.rss, outcome.loadEndedMs);
+  printMemory(outcome.memory, outcome.loadEndedMs);
 }
 
 /** Every check, printed as it completes; true when all passed. */
@@ -215,7 +222,7 @@ async function verify(run: Run, outcome: Outcome, loadMs: number): Promise<boole
     () => checkEventsExactlyOnce(db, ledger),
     () => checkNoDoubleBooking(db),
     () => checkReadModelsEqualRebuild(db, names, rebuildForCheck, print),
-    () => rssCheck(outcome.rss, timeline(loadMs).warmUpEnd, loadMs),
+    () => rssCheck(outcome.memory, timeline(loadMs).warmUpEnd, loadMs),
     async () => checkOf('every process stops cleanly on SIGTERM', 'exit code 0', await services.stopAll()),
   ];
   let passed = true;
@@ -242,7 +249,12 @@ async function main(): Promise<boolean> {
     services = await SoakServices.start({
       databaseUrl: database.url,
       workDir,
-      env: { STRIPE_SECRET_KEY: 'sk_test_fake', STRIPE_WEBHOOK_SECRET: webhookSecret, STRIPE_API_BASE: stripe.apiBase.origin, BOOKING_HOLD_MINUTES: String(holdMinutes) },
+      env: {
+        STRIPE_SECRET_KEY: 'sk_test_fake',
+        STRIPE_WEBHOOK_SECRET: webhookSecret,
+        STRIPE_API_BASE: stripe.apiBase.origin,
+        BOOKING_HOLD_MINUTES: String(holdMinutes),
+      },
     });
     print(`soak: ${options.minutes} min, ${options.concurrency} users, command + query + projector processes, logs in ${workDir}`);
     const traffic = new Traffic({ command: services.url('command'), query: services.url('query') });

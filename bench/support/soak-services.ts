@@ -101,11 +101,15 @@ export class SoakServices {
   }
 }
 
-export type RssSample = { readonly role: Role; readonly atMs: number; readonly mb: number };
+/** `rss` from `/proc` for every role; `heap` (V8 heap in use) from `/metrics` of the two APIs. */
+export type Gauge = 'rss' | 'heap';
+export type MemorySample = { readonly role: Role; readonly gauge: Gauge; readonly atMs: number; readonly mb: number };
 
-/** Samples each role's resident set size once a second (Linux `/proc`). */
-export class RssSampler {
-  readonly samples: RssSample[] = [];
+const heapUsed = /^nodejs_heap_size_used_bytes\s+([0-9.e+]+)$/m;
+
+/** Samples each role's memory once a second: whether RSS grows, and whether the heap is why. */
+export class MemorySampler {
+  readonly samples: MemorySample[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -121,14 +125,22 @@ export class RssSampler {
     clearInterval(this.timer);
   }
 
-  /** The median of `role`'s samples in [fromMs, toMs) since the load began. */
-  median(role: Role, fromMs: number, toMs: number): number | undefined {
-    const values = this.samples.filter((s) => s.role === role && s.atMs >= fromMs && s.atMs < toMs && s.mb > 0).map((s) => s.mb).sort((a, b) => a - b);
+  /** The median of `role`'s `gauge` in [fromMs, toMs) since the load began. */
+  median(role: Role, gauge: Gauge, fromMs: number, toMs: number): number | undefined {
+    const values = this.samples
+      .filter((s) => s.role === role && s.gauge === gauge && s.atMs >= fromMs && s.atMs < toMs && s.mb > 0)
+      .map((s) => s.mb)
+      .sort((a, b) => a - b);
     return values[Math.floor(values.length / 2)];
   }
 
   private async sample(): Promise<void> {
     const atMs = performance.now() - this.since;
-    for (const role of ['command', 'query', 'projector'] as const) this.samples.push({ role, atMs, mb: await rssOf(this.services.pid(role)) });
+    for (const role of ['command', 'query', 'projector'] as const) this.samples.push({ role, gauge: 'rss', atMs, mb: await rssOf(this.services.pid(role)) });
+    for (const role of ['command', 'query'] as const) {
+      const text = await fetch(`${this.services.url(role)}/metrics`).then((response) => response.text(), () => '');
+      const bytes = Number(heapUsed.exec(text)?.[1] ?? 0);
+      this.samples.push({ role, gauge: 'heap', atMs, mb: bytes / 1024 / 1024 });
+    }
   }
 }
