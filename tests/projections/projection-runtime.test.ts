@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPosition, parsePosition, type Position } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
+import { CheckpointClaims } from '../../src/projections/runtime/checkpoint-claims.js';
 import { claimBatch, ensureGeneration, readActivePositions, takeGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
 import { defineProjection } from '../../src/projections/runtime/projection.js';
@@ -309,6 +310,38 @@ describe('fencing', () => {
     await live.end();
     expect(await claimBatch(harness.db, ref, update(6n))).toBe(false);
     expect((await checkpointsOf(harness.db, 'fence_probe'))[0]?.position).toBe('5.5');
+  });
+
+  it('moves the checkpoints of several projections asked in one turn in one transaction, each fenced on its own', async () => {
+    const names = ['claimed_a', 'claimed_b', 'claimed_c'];
+    for (const name of names) await ensureGeneration(harness.db, name, 1);
+    const live = await session();
+    const dead = await session();
+    await dead.end();
+    const listener = new pg.Client(harness.url);
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on('notification', (message) => heard.push(message.payload ?? ''));
+    await listener.query('listen claimed_test');
+    const claims = new CheckpointClaims(harness.db);
+    const notify = (name: string) => ({ channel: 'claimed_test', payload: name });
+    const moved = await Promise.all([
+      claims.claim({ ref: { name: 'claimed_a', generation: 1, sessionKey: live.key }, update: update(3n), notify: notify('claimed_a') }),
+      claims.claim({ ref: { name: 'claimed_b', generation: 1, sessionKey: dead.key }, update: update(3n), notify: notify('claimed_b') }),
+      claims.claim({ ref: { name: 'claimed_c', generation: 1, sessionKey: live.key }, update: update(3n), notify: undefined }),
+    ]);
+    expect(moved).toEqual([true, false, true]);
+    const { rows } = await harness.pool.query<{ name: string; position: string; xmin: string }>(
+      `select name, position_commit::text as position, xmin::text from projection_checkpoints where name = any($1) order by name`,
+      [names],
+    );
+    expect(rows.map((row) => [row.name, row.position])).toEqual([['claimed_a', '3'], ['claimed_b', '0'], ['claimed_c', '3']]);
+    expect(rows[0]?.xmin).toBe(rows[2]?.xmin);
+    await eventually(async () => heard.length > 0, 5000, 'the notification');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(heard).toEqual(['claimed_a']);
+    await listener.end();
+    await live.end();
   });
 
   it('lets a new holder start only once a batch in flight past the fence has committed', async () => {

@@ -1,4 +1,4 @@
-import { sql, type AliasedRawBuilder, type Kysely, type Transaction } from 'kysely';
+import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { formatPosition, type Position } from '../../application/ports/position.js';
 import { advisoryLockKey } from './projection-lock.js';
 import { generationSchema, readSchema } from './projection.js';
@@ -192,7 +192,12 @@ export type GenerationRef = {
  * when it succeeds, the session is gone, and the caller's transaction keeps a key nobody wants.
  */
 function holdsLock(ref: GenerationRef) {
-  return sql<boolean>`not pg_try_advisory_xact_lock_shared(${ref.sessionKey.toString()}::bigint)`;
+  return sessionLives(sql`${ref.sessionKey.toString()}::bigint`);
+}
+
+/** `holdsLock` for a session key that a statement reads from a column. */
+function sessionLives(sessionKey: RawBuilder<unknown>) {
+  return sql<boolean>`not pg_try_advisory_xact_lock_shared(${sessionKey})`;
 }
 
 export type CheckpointUpdate = {
@@ -252,6 +257,50 @@ export async function claimBatch(db: Kysely<unknown>, ref: GenerationRef, update
     .select(settings)
     .executeTakeFirst();
   return moved !== undefined;
+}
+
+/** A checkpoint to move with no rows beside it, and the notification to send if it moves. */
+export type CheckpointClaim = {
+  readonly ref: GenerationRef;
+  readonly update: Omit<CheckpointUpdate, 'activate'>;
+  readonly notify: { readonly channel: string; readonly payload: string } | undefined;
+};
+
+/** How `claimCheckpoints` names a generation in its answer. */
+export function generationKey(ref: Pick<GenerationRef, 'name' | 'generation'>): string {
+  return `${ref.name}:${ref.generation}`;
+}
+
+/**
+ * `claimBatch` for several generations' batches of events they ignore, as one statement and one
+ * transaction: each row fenced on its own, each notification sent if its row moved. Returns the
+ * `generationKey`s of the rows that moved.
+ */
+export async function claimCheckpoints(db: Kysely<unknown>, claims: readonly CheckpointClaim[]): Promise<Set<string>> {
+  if (claims.length === 0) return new Set();
+  const rows = claims.map(({ ref, update, notify }) => sql`(
+    ${ref.name}::text, ${ref.generation}::integer, ${update.position.commit.toString()}::numeric,
+    ${update.position.prepare.toString()}::numeric, ${update.events}::bigint, ${update.lastEventRecordedAt ?? null}::timestamptz,
+    ${update.now}::timestamptz, ${ref.sessionKey.toString()}::bigint, ${notify?.channel ?? null}::text, ${notify?.payload ?? null}::text)`);
+  const moved = await sql<{ name: string; generation: number }>`
+    with claim (name, generation, position_commit, position_prepare, events, last_event_recorded_at, updated_at, session_key, channel, payload) as (
+      values ${sql.join(rows)}
+    ), moved as (
+      update projection_checkpoints c
+         set position_commit = claim.position_commit,
+             position_prepare = claim.position_prepare,
+             events_processed = c.events_processed + claim.events,
+             last_event_recorded_at = coalesce(claim.last_event_recorded_at, c.last_event_recorded_at),
+             updated_at = claim.updated_at
+        from claim
+       where c.name = claim.name and c.generation = claim.generation and c.status in ('running', 'rebuilding')
+         and ${sessionLives(sql.ref('claim.session_key'))}
+      returning c.name, c.generation, claim.channel, claim.payload
+    )
+    select name, generation, set_config('synchronous_commit', 'off', true),
+           case when channel is not null then pg_notify(channel, payload)::text end as notified
+      from moved`.execute(db);
+  return new Set(moved.rows.map(generationKey));
 }
 
 /** `search_path` syntax for one schema name (ours never contain a double quote, but still). */

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../application/ports/clock.js';
 import type { EventStore } from '../../application/ports/event-store.js';
+import { CheckpointClaims } from './checkpoint-claims.js';
 import {
   dropGeneration,
   ensureGeneration,
@@ -47,6 +48,7 @@ type Worker = { readonly metrics: ProjectorMetrics; readonly controller: AbortCo
 
 type Context = {
   readonly db: Kysely<unknown>;
+  readonly claims: CheckpointClaims;
   readonly eventStore: EventStore;
   readonly locks: ProjectionLocks;
   readonly logger: ProjectionLogger;
@@ -73,6 +75,7 @@ export class ProjectionRuntime {
     const clock = options.clock;
     const context: Context = {
       db: options.db,
+      claims: new CheckpointClaims(options.db),
       eventStore: options.eventStore,
       locks: options.locks,
       logger: options.logger ?? silent,

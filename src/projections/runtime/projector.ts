@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { EventStore, RecordedEvent } from '../../application/ports/event-store.js';
 import { comparePositions, formatPosition, type Position } from '../../application/ports/position.js';
+import type { CheckpointClaims } from './checkpoint-claims.js';
 import { batchEvents } from './event-batches.js';
 import {
   claimBatch,
@@ -59,6 +60,8 @@ class NotOurs extends Error {
 
 export type ProjectorDeps = {
   readonly db: Kysely<unknown>;
+  /** Where batches without a handled event move their checkpoint, with other projectors'. */
+  readonly claims: CheckpointClaims;
   readonly eventStore: EventStore;
   readonly projection: Projection;
   readonly ref: GenerationRef;
@@ -175,8 +178,7 @@ export class Projector {
     const progress: Progress = { position: last.position, events: events.length, lastEventRecordedAt: last.recordedAt };
     const relevant = events.filter((event) => this.handled.has(event.type));
     if (relevant.length === 0) {
-      // No rows to write with it: the checkpoint's statement is the whole transaction.
-      await this.claim(db, progress, { activate: false });
+      await this.claimAlone(progress);
     } else {
       await db.transaction().execute(async (trx) => {
         // Checkpoint first: the same statement scopes search_path to this generation for apply.
@@ -231,13 +233,28 @@ export class Projector {
    * when readers see this generation; throws `NotOurs` when the fence refuses the write.
    */
   private async claim(executor: Kysely<unknown>, progress: Progress, options: { activate: boolean; schema?: string }): Promise<void> {
-    const { ref, projection, now } = this.deps;
-    const notification = { name: projection.name, position: progress.position };
+    const { ref, now } = this.deps;
     const moved = await claimBatch(executor, ref, { ...progress, now: now(), activate: options.activate }, {
       schema: options.schema,
-      notify: this.active || options.activate ? { channel: checkpointChannel, payload: formatCheckpointNotification(notification) } : undefined,
+      notify: this.notification(progress, options.activate),
     });
     if (!moved) throw new NotOurs();
+  }
+
+  /**
+   * A batch with no rows to write: its checkpoint moves in a statement and transaction of its
+   * own, shared with the other projectors that have nothing else to write just now.
+   */
+  private async claimAlone(progress: Progress): Promise<void> {
+    const { claims, ref, now } = this.deps;
+    const moved = await claims.claim({ ref, update: { ...progress, now: now() }, notify: this.notification(progress) });
+    if (!moved) throw new NotOurs();
+  }
+
+  /** Readers wait on the active generation only: a rebuild announces itself once it swaps in. */
+  private notification(progress: Progress, activate = false): { channel: string; payload: string } | undefined {
+    if (!this.active && !activate) return undefined;
+    return { channel: checkpointChannel, payload: formatCheckpointNotification({ name: this.deps.projection.name, position: progress.position }) };
   }
 
   private committed(progress: Progress, started: number): void {
