@@ -49,6 +49,15 @@ describe('PgSubjectKeyStore', () => {
     expect(rows).toEqual([{ wrapped_key: null }]);
   });
 
+  it('hands out keys that own their memory, so a cached key pins no shared buffer slab', async () => {
+    const obtained = await keys.obtain('cached-subject');
+    const found = (await keys.find(['cached-subject'])).get('cached-subject');
+    for (const key of [obtained, found]) {
+      if (key === undefined || key === 'erased') throw new Error('a fresh subject has a key');
+      expect(key.buffer.byteLength).toBe(32);
+    }
+  });
+
   it('names a wrong MASTER_KEY instead of failing obscurely', async () => {
     await keys.obtain('named-subject');
     const wrong = new PgSubjectKeyStore(pool, randomBytes(32));

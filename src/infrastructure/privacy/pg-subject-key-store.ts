@@ -81,6 +81,11 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
     const decipher = createDecipheriv('aes-256-gcm', this.masterKey, bytes.subarray(0, ivBytes));
     decipher.setAAD(Buffer.from(row.subject_id, 'utf8'));
     decipher.setAuthTag(bytes.subarray(ivBytes, ivBytes + tagBytes));
-    return Buffer.concat([decipher.update(bytes.subarray(ivBytes + tagBytes)), decipher.final()]);
+    const key = Buffer.concat([decipher.update(bytes.subarray(ivBytes + tagBytes)), decipher.final()]);
+    // Buffer.concat cuts small buffers from a shared 8 KiB slab, and a key kept in the vault's
+    // cache would keep its whole slab alive: 10,000 cached keys could hold 80 MiB. Its own copy.
+    const own = Buffer.alloc(key.length);
+    key.copy(own);
+    return own;
   }
 }
