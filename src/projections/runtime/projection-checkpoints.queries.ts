@@ -146,14 +146,20 @@ export async function ensureGeneration(db: Kysely<unknown>, name: string, versio
     await lockSetup(trx, name);
     const tx = inTransaction(trx);
     const rows = await tx.selectFrom('projection_checkpoints').selectAll().where('name', '=', name).execute();
-    const active = rows.find((row) => row.active);
-    if (!active) {
-      if (!rows.some((row) => row.status !== 'retired')) await insertGeneration(tx, rows, { name, version, active: true });
-      return;
-    }
-    const building = rows.some((row) => row.version === version && row.status !== 'retired');
-    if (active.version < version && !building) await insertGeneration(tx, rows, { name, version, active: false });
+    const missing = missingGeneration(rows, version);
+    if (missing) await insertGeneration(tx, rows, { name, version, active: missing === 'first' });
   });
+}
+
+/**
+ * What `ensureGeneration` would create, judging by a projection's rows: the first generation,
+ * a rebuild of a higher version than the active one's, or nothing (`undefined`).
+ */
+export function missingGeneration(rows: readonly CheckpointRow[], version: number): 'first' | 'rebuild' | undefined {
+  const active = rows.find((row) => row.active);
+  if (!active) return rows.some((row) => row.status !== 'retired') ? undefined : 'first';
+  const building = rows.some((row) => row.version === version && row.status !== 'retired');
+  return active.version < version && !building ? 'rebuild' : undefined;
 }
 
 /**

@@ -5,6 +5,7 @@ import { CheckpointClaims } from './checkpoint-claims.js';
 import {
   dropGeneration,
   ensureGeneration,
+  missingGeneration,
   readGeneration,
   readGenerations,
   recordFailure,
@@ -162,8 +163,13 @@ class ProjectionSupervisor {
 
   private async reconcile(signal: AbortSignal): Promise<void> {
     const { db } = this.context;
-    await ensureGeneration(db, this.name, this.projection.version);
-    const rows = await readGenerations(db, this.name);
+    // Read first: the setup transaction (four statements a second per projection) is only
+    // needed when it would create something, which it checks again under its lock.
+    let rows = await readGenerations(db, this.name);
+    if (missingGeneration(rows, this.projection.version)) {
+      await ensureGeneration(db, this.name, this.projection.version);
+      rows = await readGenerations(db, this.name);
+    }
     const byGeneration = new Map(rows.map((row) => [row.generation, row]));
     for (const [generation, worker] of this.workers) {
       const row = byGeneration.get(generation);
