@@ -161,8 +161,10 @@ function printMemory(memory: MemorySampler, loadMs: number): void {
   const curves: [Role, Gauge, string][] = [
     ['command', 'rss', 'RSS'],
     ['command', 'heap', 'V8 heap used'],
+    ['command', 'external', 'external memory'],
     ['query', 'rss', 'RSS'],
     ['query', 'heap', 'V8 heap used'],
+    ['query', 'external', 'external memory'],
     ['projector', 'rss', 'RSS'],
   ];
   for (const [role, gauge, label] of curves) {

@@ -101,11 +101,14 @@ export class SoakServices {
   }
 }
 
-/** `rss` from `/proc` for every role; `heap` (V8 heap in use) from `/metrics` of the two APIs. */
-export type Gauge = 'rss' | 'heap';
+/**
+ * `rss` from `/proc` for every role; from `/metrics` of the two APIs, `heap` (V8 heap in use) and
+ * `external` (buffers outside it), to tell which of them a growing RSS is.
+ */
+export type Gauge = 'rss' | 'heap' | 'external';
 export type MemorySample = { readonly role: Role; readonly gauge: Gauge; readonly atMs: number; readonly mb: number };
 
-const heapUsed = /^nodejs_heap_size_used_bytes\s+([0-9.e+]+)$/m;
+const scraped = { heap: /^nodejs_heap_size_used_bytes\s+([0-9.e+]+)$/m, external: /^nodejs_external_memory_bytes\s+([0-9.e+]+)$/m } as const;
 
 /** Samples each role's memory once a second: whether RSS grows, and whether the heap is why. */
 export class MemorySampler {
@@ -139,8 +142,9 @@ export class MemorySampler {
     for (const role of ['command', 'query', 'projector'] as const) this.samples.push({ role, gauge: 'rss', atMs, mb: await rssOf(this.services.pid(role)) });
     for (const role of ['command', 'query'] as const) {
       const text = await fetch(`${this.services.url(role)}/metrics`).then((response) => response.text(), () => '');
-      const bytes = Number(heapUsed.exec(text)?.[1] ?? 0);
-      this.samples.push({ role, gauge: 'heap', atMs, mb: bytes / 1024 / 1024 });
+      for (const gauge of ['heap', 'external'] as const) {
+        this.samples.push({ role, gauge, atMs, mb: Number(scraped[gauge].exec(text)?.[1] ?? 0) / 1024 / 1024 });
+      }
     }
   }
 }
