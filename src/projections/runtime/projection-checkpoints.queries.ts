@@ -227,11 +227,11 @@ export type BatchScope = {
  * Moves a generation's checkpoint forward with its batch, and sets up everything else the batch
  * asks of PostgreSQL besides its rows, in one statement and only if the checkpoint moved: the
  * NOTIFY, `search_path` for the rows that follow (transaction-scoped: nothing to reset), and no
- * wait for the WAL flush at commit. Run it first in the batch's transaction (its row lock then
- * keeps a swap or a new holder waiting until the rows have committed), or alone, as a
- * transaction of its own, for a batch of events the read model ignores. Returns false when the
- * generation is no longer this holder's to write (retired by a swap, or the lock is gone): the
- * caller rolls back.
+ * wait for the WAL flush at commit. Run it first in the batch's transaction: its row lock then
+ * keeps a swap or a new holder waiting until the rows have committed. (A batch of events the read
+ * model ignores has no rows: `claimCheckpoints` moves its checkpoint with other projections'.)
+ * Returns false when the generation is no longer this holder's to write (retired by a swap, or
+ * the lock is gone): the caller rolls back.
  *
  * No wait for the flush: rows and checkpoint commit or vanish together, and the events they come
  * from are durable, so a crash at worst replays a batch. Waiting would put every projector's
@@ -278,9 +278,9 @@ export function generationKey(ref: Pick<GenerationRef, 'name' | 'generation'>): 
 }
 
 /**
- * `claimBatch` for several generations' batches of events they ignore, as one statement and one
- * transaction: each row fenced on its own, each notification sent if its row moved. Returns the
- * `generationKey`s of the rows that moved.
+ * `claimBatch` for several generations' batches of events they ignore, as one statement that is
+ * its own transaction: each row fenced on its own, each notification sent if its row moved, no
+ * wait for the WAL flush. Returns the `generationKey`s of the rows that moved.
  */
 export async function claimCheckpoints(db: Kysely<unknown>, claims: readonly CheckpointClaim[]): Promise<Set<string>> {
   if (claims.length === 0) return new Set();
