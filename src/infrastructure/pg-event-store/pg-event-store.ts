@@ -408,9 +408,10 @@ export class PgEventStore implements EventStore {
     const { signal } = options;
     const where = filterSql(options.filter, 4);
     // One statement reads a page, the horizon it read below, and whether committed events wait
-    // above that horizon: one snapshot, so the three agree.
+    // above that horizon: one snapshot, so the three agree. `max` rather than EXISTS: it is one
+    // probe of the index end, where EXISTS may scan the table while it has no statistics yet.
     const text = `SELECT h.horizon::text AS horizon,
-        EXISTS (SELECT 1 FROM events WHERE transaction_id >= h.horizon) AS held, e.*
+        coalesce((SELECT max(transaction_id) FROM events) >= h.horizon, false) AS held, e.*
       FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
       LEFT JOIN LATERAL (
         SELECT ${eventColumns} FROM events
