@@ -1,23 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPosition } from '../../src/application/ports/position.js';
 import { PaymentProcess } from '../../src/application/process-managers/payment.process.js';
 import type { HttpServer } from '../../src/infrastructure/http/http-server.js';
-import { postgresProbe } from '../../src/infrastructure/http/plugins/health.plugin.js';
-import { buildQueryApi } from '../../src/infrastructure/http/query-api.js';
-import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
-import { PgCheckpointListener } from '../../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
-import { readModelProjections } from '../../src/projections/read-models.js';
-import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
-import { audience, issuer, secret, startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
-import { createRuntime } from '../projections/support/runtime-harness.js';
+import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { eventTypes, listingInput } from '../support/command-side.js';
-import { RevealingEventStore } from '../../src/application/privacy/revealing-event-store.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
+import { startReadSide, type ReadSide } from '../http/support/read-side.fixture.js';
 import { caller, deliver, intentObject, person, refundObject, startPaymentsApi, stripeEvent, type PaymentsApi } from './support/payments-api.fixture.js';
 
 const owner = person(['OWNER']);
@@ -38,10 +30,8 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
   let backend: TestBackend;
   let stripe: FakeStripeServer;
   let api: PaymentsApi;
+  let readSide: ReadSide;
   let queryApi: HttpServer;
-  let listener: PgCheckpointListener;
-  let projectors: ProjectionRuntime;
-  let projectorStore: PgEventStore;
   const stopProcess = new AbortController();
   let process: Promise<void>;
 
@@ -53,39 +43,14 @@ describe('booking paid and cancelled, end to end over HTTP', () => {
     const checkpoints = new PgProcessCheckpoints(createKysely(backend.pool));
     process = new PaymentProcess({ eventStore: backend.eventStore, side: api.side, gateway, checkpoints, retryDelayMs: 50 }).run(stopProcess.signal);
 
-    const db = createKysely<unknown>(backend.pool);
-    projectorStore = new PgEventStore(backend.pool, { pollIntervalMs: 100 });
-    projectors = createRuntime({ url: backend.database.url, db, revealed: new RevealingEventStore(projectorStore, api.vault) }, readModelProjections, {
-      batchMaxWaitMs: 5,
-    });
-    projectors.start();
-    listener = new PgCheckpointListener({ connectionString: backend.database.url, reconnectMs: 100 });
-    await listener.start();
-    queryApi = await buildQueryApi({
-      logger: pino({ level: 'silent' }),
-      clock: api.clock,
-      secret,
-      issuer,
-      audience,
-      corsOrigins: [],
-      rateLimitMax: 100_000,
-      pool: backend.pool,
-      events: backend.eventStore,
-      personalData: api.vault,
-      notifications: listener,
-      consistencyTimeoutMs: 10_000,
-      probes: [postgresProbe(backend.pool)],
-    });
-    await queryApi.ready();
+    readSide = await startReadSide(backend, api);
+    queryApi = readSide.queryApi;
   });
 
   afterAll(async () => {
     stopProcess.abort();
     await process;
-    await queryApi.close();
-    await listener.close();
-    await projectors.stop();
-    await projectorStore.close();
+    await readSide.close();
     await api.close();
     await stripe.stop();
     await backend.close();

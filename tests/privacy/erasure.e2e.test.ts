@@ -3,20 +3,15 @@ import { Writable } from 'node:stream';
 import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RevealingEventStore } from '../../src/application/privacy/revealing-event-store.js';
 import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import type { HttpServer } from '../../src/infrastructure/http/http-server.js';
-import { postgresProbe } from '../../src/infrastructure/http/plugins/health.plugin.js';
-import { buildQueryApi } from '../../src/infrastructure/http/query-api.js';
-import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
-import { PgCheckpointListener } from '../../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { readModelProjections } from '../../src/projections/read-models.js';
-import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
 import { postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
+import { startReadSide, type ReadSide } from '../http/support/read-side.fixture.js';
 import { payBooking } from '../projections/support/scenarios.js';
-import { activeCheckpoint, createRuntime, eventually } from '../projections/support/runtime-harness.js';
+import { activeCheckpoint, eventually } from '../projections/support/runtime-harness.js';
 import { everyMorning, listingInput } from '../support/command-side.js';
 
 const day = 86_400_000;
@@ -71,10 +66,8 @@ function logSink(lines: string[]) {
 describe('erasing a person (crypto-shredding), end to end over HTTP', () => {
   let backend: TestBackend;
   let api: TestApi;
+  let readSide: ReadSide;
   let queryApi: HttpServer;
-  let listener: PgCheckpointListener;
-  let projectors: ProjectionRuntime;
-  let projectorStore: PgEventStore;
   const queryLogs: string[] = [];
   let patient: Actor;
   let lastPosition = '';
@@ -92,37 +85,12 @@ describe('erasing a person (crypto-shredding), end to end over HTTP', () => {
   beforeAll(async () => {
     backend = await startBackend();
     api = await startApi(backend, { corsOrigins: [] });
-    const db = createKysely<unknown>(backend.pool);
-    projectorStore = new PgEventStore(backend.pool, { pollIntervalMs: 100 });
-    projectors = createRuntime({ url: backend.database.url, db, revealed: new RevealingEventStore(projectorStore, api.vault) }, readModelProjections, {
-      batchMaxWaitMs: 5,
-    });
-    projectors.start();
-    listener = new PgCheckpointListener({ connectionString: backend.database.url, reconnectMs: 100 });
-    await listener.start();
-    queryApi = await buildQueryApi({
-      logger: pino({ level: 'info' }, logSink(queryLogs)),
-      clock: api.clock,
-      secret: 'test-secret-test-secret-test-secret-42',
-      issuer: 'bookable-test',
-      audience: 'bookable-test-api',
-      corsOrigins: [],
-      rateLimitMax: 100_000,
-      pool: backend.pool,
-      events: backend.eventStore,
-      personalData: api.vault,
-      notifications: listener,
-      consistencyTimeoutMs: 10_000,
-      probes: [postgresProbe(backend.pool)],
-    });
-    await queryApi.ready();
+    readSide = await startReadSide(backend, api, pino({ level: 'info' }, logSink(queryLogs)));
+    queryApi = readSide.queryApi;
   });
 
   afterAll(async () => {
-    await queryApi.close();
-    await listener.close();
-    await projectors.stop();
-    await projectorStore.close();
+    await readSide.close();
     await api.close();
     await backend.close();
   });
