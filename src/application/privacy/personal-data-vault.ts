@@ -1,8 +1,8 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { erasedPlaceholder, type PersonalFieldPath } from '../../domain/shared/personal-data.js';
 import type { JsonObject, JsonValue } from '../ports/event-store.js';
 import type { SubjectKey, SubjectKeyStore } from '../ports/subject-keys.js';
+import { openBytes, sealBytes } from './aes-gcm.js';
 
 /**
  * `metadata.personalData` of an event whose personal fields are sealed: whose key sealed them,
@@ -25,9 +25,6 @@ export type VaultOptions = {
   readonly maxCachedKeys?: number;
   readonly now?: () => number;
 };
-
-const ivBytes = 12;
-const tagBytes = 16;
 
 /**
  * Seals personal fields with their subject's data key (AES-256-GCM) before they are stored and
@@ -82,16 +79,14 @@ export class PersonalDataVault {
    * round trip.
    */
   async reveal<E extends Sealable>(events: readonly E[]): Promise<E[]> {
+    const sealed = events.map(sealedFieldsOf);
     const missing = new Set<string>();
-    for (const event of events) {
-      const sealed = sealedFieldsOf(event);
-      if (sealed && this.fromCache(sealed.subjectId) === undefined) missing.add(sealed.subjectId);
-    }
+    for (const fields of sealed) if (fields && this.fromCache(fields.subjectId) === undefined) missing.add(fields.subjectId);
     if (missing.size > 0) {
       const found = await this.keys.find([...missing]);
       for (const subjectId of missing) this.remember(subjectId, found.get(subjectId) ?? 'erased');
     }
-    return events.map((event) => this.revealCached(event) ?? event);
+    return events.map((event, index) => this.revealWith(event, sealed[index]) ?? event);
   }
 
   /**
@@ -99,7 +94,10 @@ export class PersonalDataVault {
    * `reveal`); the event itself when nothing in it is sealed.
    */
   revealCached<E extends Sealable>(event: E): E | undefined {
-    const sealed = sealedFieldsOf(event);
+    return this.revealWith(event, sealedFieldsOf(event));
+  }
+
+  private revealWith<E extends Sealable>(event: E, sealed: SealedFields | undefined): E | undefined {
     if (!sealed) return event;
     const key = this.fromCache(sealed.subjectId);
     if (key === undefined) return undefined;
@@ -155,19 +153,11 @@ export function sealedFieldsOf(event: { readonly metadata: JsonObject }): Sealed
 }
 
 function encrypt(key: Buffer, text: string, subjectId: string, field: string): string {
-  const iv = randomBytes(ivBytes);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(Buffer.from(`${subjectId}\0${field}`, 'utf8'));
-  const ciphertext = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), ciphertext]).toString('base64');
+  return sealBytes(key, Buffer.from(text, 'utf8'), Buffer.from(`${subjectId}\0${field}`, 'utf8')).toString('base64');
 }
 
 function decrypt(key: Buffer, sealed: string, subjectId: string, field: string): string {
-  const bytes = Buffer.from(sealed, 'base64');
-  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, ivBytes));
-  decipher.setAAD(Buffer.from(`${subjectId}\0${field}`, 'utf8'));
-  decipher.setAuthTag(bytes.subarray(ivBytes, ivBytes + tagBytes));
-  return Buffer.concat([decipher.update(bytes.subarray(ivBytes + tagBytes)), decipher.final()]).toString('utf8');
+  return openBytes(key, Buffer.from(sealed, 'base64'), Buffer.from(`${subjectId}\0${field}`, 'utf8')).toString('utf8');
 }
 
 function valueAt(data: JsonObject, path: PersonalFieldPath): JsonValue | undefined {

@@ -9,10 +9,8 @@ import type {
   RecordedEvent,
   SubscribeOptions,
 } from '../ports/event-store.js';
+import { subjectErasedType } from '../../domain/user/user.events.js';
 import type { PersonalDataVault } from './personal-data-vault.js';
-
-/** Recorded when a person's data key was destroyed (see the user aggregate). */
-const subjectErasedType = 'SubjectErased';
 
 /**
  * The event store as every reader but the command loop and the chain verifier sees it:

@@ -57,6 +57,8 @@ export const subjectErasedSchema = z.object({
   }),
 });
 export type SubjectErased = z.infer<typeof subjectErasedSchema>;
+/** Readers that keep personal data watch for this type beside their own. */
+export const subjectErasedType = subjectErasedSchema.shape.type.value;
 
 export const userEventSchema = z.discriminatedUnion('type', [userRegisteredSchema, rolesGrantedSchema, rolesRevokedSchema, subjectErasedSchema]);
 export type UserEvent = z.infer<typeof userEventSchema>;

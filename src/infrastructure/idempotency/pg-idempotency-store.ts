@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { openBytes, sealBytes } from '../../application/privacy/aes-gcm.js';
 import { sql, type Kysely } from 'kysely';
 import type { IdempotencyTables } from './idempotency.tables.js';
 
@@ -125,15 +126,10 @@ export class PgIdempotencyStore {
   }
 
   private encrypt(plain: Buffer): Buffer {
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, iv);
-    const sealed = Buffer.concat([cipher.update(plain), cipher.final()]);
-    return Buffer.concat([iv, cipher.getAuthTag(), sealed]);
+    return sealBytes(this.encryptionKey, plain);
   }
 
   private decrypt(stored: Buffer): Buffer {
-    const decipher = createDecipheriv('aes-256-gcm', this.encryptionKey, stored.subarray(0, 12));
-    decipher.setAuthTag(stored.subarray(12, 28));
-    return Buffer.concat([decipher.update(stored.subarray(28)), decipher.final()]);
+    return openBytes(this.encryptionKey, stored);
   }
 }

@@ -1,11 +1,9 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { SubjectKey, SubjectKeyStore } from '../../application/ports/subject-keys.js';
+import { openBytes, sealBytes } from '../../application/privacy/aes-gcm.js';
 
 type KeyRow = { subject_id: string; wrapped_key: Buffer | null; wrapped_with: string | null };
-
-const ivBytes = 12;
-const tagBytes = 16;
 
 /**
  * Data keys in PostgreSQL (`subject_keys`), each wrapped by the master key with its subject id
@@ -63,11 +61,7 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
   }
 
   private wrap(subjectId: string, key: Buffer): Buffer {
-    const iv = randomBytes(ivBytes);
-    const cipher = createCipheriv('aes-256-gcm', this.masterKey, iv);
-    cipher.setAAD(Buffer.from(subjectId, 'utf8'));
-    const wrapped = Buffer.concat([cipher.update(key), cipher.final()]);
-    return Buffer.concat([iv, cipher.getAuthTag(), wrapped]);
+    return sealBytes(this.masterKey, key, Buffer.from(subjectId, 'utf8'));
   }
 
   private unwrap(row: KeyRow): SubjectKey {
@@ -77,11 +71,7 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
         `the data key of subject ${row.subject_id} was wrapped by master key ${row.wrapped_with ?? '?'}, but MASTER_KEY is ${this.fingerprint}`,
       );
     }
-    const bytes = row.wrapped_key;
-    const decipher = createDecipheriv('aes-256-gcm', this.masterKey, bytes.subarray(0, ivBytes));
-    decipher.setAAD(Buffer.from(row.subject_id, 'utf8'));
-    decipher.setAuthTag(bytes.subarray(ivBytes, ivBytes + tagBytes));
-    const key = Buffer.concat([decipher.update(bytes.subarray(ivBytes + tagBytes)), decipher.final()]);
+    const key = openBytes(this.masterKey, row.wrapped_key, Buffer.from(row.subject_id, 'utf8'));
     // Buffer.concat cuts small buffers from a shared 8 KiB slab, and a key kept in the vault's
     // cache would keep its whole slab alive: 10,000 cached keys could hold 80 MiB. Its own copy.
     const own = Buffer.alloc(key.length);

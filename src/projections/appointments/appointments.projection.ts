@@ -4,8 +4,9 @@ import type { RecordedEvent } from '../../application/ports/event-store.js';
 import type { AppointmentEvent } from '../../domain/appointment/appointment.events.js';
 import { assertNever } from '../../domain/shared/decider.js';
 import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
+import { subjectErasedType } from '../../domain/user/user.events.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
-import { erasedSubjects, subjectErasedType } from '../shared/subject-erasures.js';
+import { erasedSubjects } from '../shared/subject-erasures.js';
 import { defineProjection } from '../runtime/projection.js';
 import { appointmentsProjectionName, type AppointmentRow, type AppointmentsTables } from './appointments.table.js';
 

@@ -1,8 +1,5 @@
 import type { RecordedEvent } from '../../application/ports/event-store.js';
-import { subjectErasedSchema } from '../../domain/user/user.events.js';
-
-/** The event type read models with personal text subscribe to, beside their own. */
-export const subjectErasedType = subjectErasedSchema.shape.type.value;
+import { subjectErasedSchema, subjectErasedType } from '../../domain/user/user.events.js';
 
 /**
  * The people erased in this batch. A read model scrubs their personal text from rows built
