@@ -4,12 +4,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import autocannon, { type Request } from 'autocannon';
-import pg from 'pg';
-import { comparePositions, parsePosition, type Position } from '../src/application/ports/position.js';
 import { freePort } from '../src/infrastructure/postgres/embedded-postgres.js';
-import { benchAuthEnv, token } from './support/bench-auth.js';
-import { benchDatabase, percentile } from './support/bench-database.js';
-import { rssOf, start, stop } from './support/service-process.js';
+import { token } from './support/bench-auth.js';
+import { benchDatabase } from './support/bench-database.js';
+import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings } from './support/booking-load.js';
+import { rssOf, start, startBenchService, stop } from './support/service-process.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const connections = 50;
@@ -34,7 +33,8 @@ async function cannon(url: string, options: { requests?: Request[]; method?: 'GE
 
 function line(label: string, run: Run): void {
   const failures = run.errors + run.non2xx > 0 ? ` (${run.errors} errors, ${run.non2xx} non-2xx)` : '';
-  console.log(`${label}: ${Math.round(run.rps).toLocaleString('en-US')} req/s, p50 ${run.p50} ms, p99 ${run.p99} ms${failures}`);
+  const ms = (value: number) => Number(value.toFixed(1));
+  console.log(`${label}: ${Math.round(run.rps).toLocaleString('en-US')} req/s, p50 ${ms(run.p50)} ms, p99 ${ms(run.p99)} ms${failures}`);
 }
 
 async function post(url: string, body: unknown, bearer: string, method = 'POST'): Promise<void> {
@@ -45,38 +45,18 @@ async function post(url: string, body: unknown, bearer: string, method = 'POST')
 const database = await benchDatabase('http');
 const children: ChildProcess[] = [];
 try {
-  const [basePort, commandPort, queryPort] = [await freePort(), await freePort(), await freePort()];
+  const basePort = await freePort();
   children.push(await start(['bench/support/baseline-server.ts'], { DATABASE_URL: database.url, PORT: String(basePort) }, [`http://127.0.0.1:${basePort}/hello`]));
   // BENCH_ROLE=command measures the APIs without projectors beside them (queries then read stale rows).
-  const service = await start(['src/infrastructure/main.ts', '--role', process.env.BENCH_ROLE ?? 'all'], {
-    DATABASE_URL: database.url,
-    COMMAND_PORT: String(commandPort),
-    QUERY_PORT: String(queryPort),
-    ...benchAuthEnv,
-    LOG_LEVEL: 'warn',
-    RATE_LIMIT_MAX: '100000000',
-    DATABASE_POOL_SIZE: '20',
-  }, [`http://127.0.0.1:${commandPort}/health/ready`, `http://127.0.0.1:${queryPort}/health/ready`]);
+  const { child: service, commands, queries } = await startBenchService(database.url, process.env.BENCH_ROLE ?? 'all');
   children.push(service);
   let peakRss = 0;
   const sampler = setInterval(() => void rssOf(service.pid).then((rss) => (peakRss = Math.max(peakRss, rss))), 250);
 
   const base = `http://127.0.0.1:${basePort}`;
-  const commands = `http://127.0.0.1:${commandPort}`;
-  const queries = `http://127.0.0.1:${queryPort}`;
 
   // Many listings and doctors, so that the load spreads over streams as real traffic does.
-  const owner = randomUUID();
-  const ownerToken = token(owner, ['OWNER']);
-  const listingIds: string[] = [];
-  for (let i = 0; i < listingCount; i++) {
-    const response = await fetch(`${commands}/v1/listings`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ownerToken}` },
-      body: JSON.stringify({ title: `Listing ${i}`, description: 'bench', category: i % 2 ? 'venue' : 'equipment', location: 'Lyon', capacity: 4, pricePerDay: 10_000, currency: 'EUR' }),
-    });
-    listingIds.push(String(((await response.json()) as { id: string }).id));
-  }
+  const listingIds = await createBenchListings(commands, listingCount);
   const doctorIds = Array.from({ length: doctorCount }, () => randomUUID());
   const allDay = [{ from: '00:00', to: '23:30' }];
   const weeklyHours = { mon: allDay, tue: allDay, wed: allDay, thu: allDay, fri: allDay, sat: allDay, sun: allDay };
@@ -89,30 +69,15 @@ try {
   line('(c) baseline fastify + one indexed SELECT', select);
 
   // (d) every request a fresh consumer and a free night: all accepted, none conflicting.
-  let booking = 0;
-  const firstNight = Date.parse('2030-01-01T00:00:00Z');
+  const nextBooking = bookingBodies(listingIds);
   const consumers: string[] = [];
-  const nextBooking = (): string => {
-    const k = booking++;
-    const night = new Date(firstNight + Math.floor(k / listingCount) * 86_400_000);
-    const startDate = night.toISOString().slice(0, 10);
-    const endDate = new Date(night.getTime() + 86_400_000).toISOString().slice(0, 10);
-    return JSON.stringify({ listingId: listingIds[k % listingCount], startDate, endDate });
-  };
-  const bookingRequest = (positions?: (position: string) => void): Request => ({
-    method: 'POST',
-    path: '/v1/bookings',
-    setupRequest: (request) => {
-      const consumer = randomUUID();
-      if (consumers.length < 1000) consumers.push(consumer);
-      return { ...request, body: nextBooking(), headers: { ...request.headers, 'content-type': 'application/json', authorization: `Bearer ${token(consumer, ['CONSUMER'])}` } };
-    },
-    onResponse: (_status, _body, _context, headers) => {
-      const position = headers?.['event-position'];
-      if (positions && typeof position === 'string') positions(position);
-    },
+  const bookings = await bookingsFlatOut({
+    commands,
+    seconds,
+    connections,
+    nextBooking,
+    onConsumer: (consumer) => void (consumers.length < 1000 && consumers.push(consumer)),
   });
-  const bookings = await cannon(commands, { requests: [bookingRequest()] });
   line('(d) command API POST /v1/bookings', bookings);
 
   let appointment = 0;
@@ -154,38 +119,13 @@ try {
   console.log(`ratio e/c (bookings/me / SELECT): ${(mine.rps / select.rps).toFixed(2)} (target ≥ 0.7)`);
   console.log(`ratio e/c (listings?category / SELECT): ${(byCategory.rps / select.rps).toFixed(2)} (target ≥ 0.7)`);
 
-  // Projection lag while bookings come at half the rate measured above: from the command's answer
-  // to the bookings read model's checkpoint passing its position (checkpoint NOTIFY).
-  const listener = new pg.Client(database.url);
-  await listener.connect();
-  await listener.query('LISTEN projection_checkpoint');
-  const pending: { position: Position; at: number }[] = [];
-  const lags: number[] = [];
-  listener.on('notification', (message) => {
-    const [name, text] = (message.payload ?? '').split(':');
-    const reached = text ? parsePosition(text) : undefined;
-    if (name !== 'bookings' || !reached) return;
-    const now = performance.now();
-    for (let i = pending.length - 1; i >= 0; i--) {
-      const entry = pending[i];
-      if (entry && comparePositions(entry.position, reached) <= 0) {
-        lags.push(now - entry.at);
-        pending.splice(i, 1);
-      }
-    }
-  });
+  // Projection lag while bookings come steadily at half the rate measured above: from the
+  // command's answer to the bookings read model's checkpoint passing its position (checkpoint NOTIFY).
   const halfRate = Math.max(1, Math.round(bookings.rps / 2));
-  const paced = await cannon(commands, {
-    overallRate: halfRate,
-    requests: [bookingRequest((position) => {
-      const parsed = parsePosition(position);
-      if (parsed) pending.push({ position: parsed, at: performance.now() });
-    })],
-  });
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  await listener.end();
-  line(`(d) at half rate (${halfRate} req/s)`, paced);
-  console.log(`projection lag (bookings) at ${halfRate} commands/s: p50 ${percentile(lags, 50).toFixed(1)} ms, p99 ${percentile(lags, 99).toFixed(1)} ms over ${lags.length} commands (target p99 ≤ 100 ms)`);
+  const lag = await bookingsLagUnderLoad({ databaseUrl: database.url, commands, rate: halfRate, seconds, maxInFlight: connections, nextBooking });
+  line(`(d) at half rate (${halfRate} req/s, paced evenly)`, { ...lag.load, non2xx: 0 });
+  if (lag.load.skipped > 0) console.log(`  note: ${lag.load.skipped} paced requests skipped, ${connections} already in flight`);
+  console.log(`projection lag (bookings) at ${halfRate} commands/s: p50 ${lag.p50.toFixed(1)} ms, p99 ${lag.p99.toFixed(1)} ms over ${lag.measured} commands (target p99 ≤ 100 ms)`);
 
   clearInterval(sampler);
   console.log(`peak RSS of the all-roles process: ${Math.round(peakRss)} MB (target ≤ 300 MB)`);

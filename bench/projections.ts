@@ -1,6 +1,7 @@
-// Projection rebuild benchmark: how fast the bookings and listings read models are built from
-// the first event, one figure per line. `npm run bench:projections`; set DATABASE_URL to use an
-// existing server, else an embedded one is started in a temporary directory.
+// Projection benchmark: how fast the bookings and listings read models are built from the first
+// event, and how far the bookings read model trails a steady command load; one figure per line.
+// `npm run bench:projections`; set DATABASE_URL to use an existing database (both parts then
+// share it), else embedded ones are started in temporary directories.
 //
 // The log is written straight through the event store in multi-event appends (no deciders), with
 // the metadata the application writes, so the projections decode every event as in production.
@@ -22,6 +23,8 @@ import { readActivePositions } from '../src/projections/runtime/projection-check
 import { ProjectionRuntime } from '../src/projections/runtime/projection-runtime.js';
 import type { Projection } from '../src/projections/runtime/projection.js';
 import { benchDatabase } from './support/bench-database.js';
+import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings } from './support/booking-load.js';
+import { startBenchService, stop } from './support/service-process.js';
 
 // BENCH_SCALE shrinks every count, for checking the script itself quickly (e.g. 0.05).
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -162,7 +165,31 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
+/**
+ * Projection lag under a steady command load at half the maximum command rate, on a database of
+ * its own: the whole service (`all` role) takes bookings flat out for a while, then half as many
+ * per second, paced evenly, while the bookings read model's checkpoint is watched.
+ */
+async function lagUnderSteadyLoad(): Promise<void> {
+  const database = await benchDatabase('projections-lag');
+  const service = await startBenchService(database.url);
+  try {
+    const nextBooking = bookingBodies(await createBenchListings(service.commands, 200));
+    const seconds = Math.max(2, Math.round(10 * Math.min(1, scale * 4)));
+    const flatOut = await bookingsFlatOut({ commands: service.commands, seconds, connections: 50, nextBooking });
+    const rate = Math.max(1, Math.round(flatOut.rps / 2));
+    const lag = await bookingsLagUnderLoad({ databaseUrl: database.url, commands: service.commands, rate, seconds, maxInFlight: 50, nextBooking });
+    console.log(
+      `projection lag (bookings) at ${rate} bookings/s, half the ${Math.round(flatOut.rps)}/s the command API reached: ` +
+        `p50 ${lag.p50.toFixed(1)} ms, p99 ${lag.p99.toFixed(1)} ms over ${lag.measured} commands (target p99 ≤ 100 ms)`,
+    );
+  } finally {
+    await stop(service.child);
+    await database.stop();
+  }
+}
+
+main().then(lagUnderSteadyLoad).catch((error: unknown) => {
   console.error(error);
   process.exitCode = 1;
 });

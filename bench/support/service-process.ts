@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
+import { benchAuthEnv } from './bench-auth.js';
 
 // The service as benches run it: its own processes on 127.0.0.1, started with `node --import
 // tsx` rather than `npx tsx`, so that the pid we hold (to signal, to read RSS) is the service's.
@@ -45,4 +47,24 @@ export async function rssOf(pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0;
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+/**
+ * The service in `role` (both APIs in the `all` role) on `databaseUrl`, as a bench loads it: quiet
+ * logs, no rate limit, accepting `token()`'s tokens; resolves once both APIs are ready.
+ */
+export async function startBenchService(databaseUrl: string, role = 'all'): Promise<{ child: ChildProcess; commands: string; queries: string }> {
+  const [commandPort, queryPort] = [await freePort(), await freePort()];
+  const [commands, queries] = [`http://127.0.0.1:${commandPort}`, `http://127.0.0.1:${queryPort}`];
+  const env = {
+    DATABASE_URL: databaseUrl,
+    COMMAND_PORT: String(commandPort),
+    QUERY_PORT: String(queryPort),
+    ...benchAuthEnv,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_MAX: '100000000',
+    DATABASE_POOL_SIZE: '20',
+  };
+  const ready = [...(role === 'all' || role === 'command' ? [`${commands}/health/ready`] : []), ...(role === 'all' || role === 'query' ? [`${queries}/health/ready`] : [])];
+  return { child: await start(['src/infrastructure/main.ts', '--role', role], env, ready), commands, queries };
 }
