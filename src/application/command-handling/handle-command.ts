@@ -339,7 +339,9 @@ function findApplied(
   commandId: string,
   streamId: string,
 ): { version: number; position: Position } | undefined {
-  const start = recent.findIndex((event) => event.id === eventId(commandId, streamId, 0));
+  // Hashed once, not once per remembered event: a busy stream remembers a full window.
+  const firstId = eventId(commandId, streamId, 0);
+  const start = recent.findIndex((event) => event.id === firstId);
   if (start < 0) return undefined;
   let last = recent[start];
   for (let i = start + 1, index = 1; i < recent.length && recent[i]?.id === eventId(commandId, streamId, index); i++, index++) {
