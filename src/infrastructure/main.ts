@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import closeWithGrace from 'close-with-grace';
 import pg from 'pg';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -37,6 +38,7 @@ import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
 import { SharedTailEventStore } from './shared-subscription/shared-tail-event-store.js';
 import { startProjectors } from './projections/projector-runner.js';
+import type { ProjectionStatus } from '../projections/runtime/projector-metrics.js';
 import { listCheckpoints, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
 import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
@@ -244,6 +246,101 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
   };
 }
 
+/**
+ * Every read model's projector, following the log through one shared reader instead of one query
+ * (and one decode of every event) per read model.
+ */
+function startReadModelProjectors(config: Config, storage: Storage, logger: Logger): { status(): ProjectionStatus[]; stop(): Promise<void> } {
+  const sharedTail = new SharedTailEventStore(storage.revealed, {
+    onError: (err) => logger.warn({ err }, 'shared event reader failed; restarting'),
+  });
+  const runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: sharedTail, logger, projections: readModelProjections });
+  return {
+    status: () => runtime.status(),
+    async stop() {
+      // Batches in flight commit, then the reader stops; the store stays open for its owner.
+      await runtime.stop();
+      sharedTail.detach();
+    },
+  };
+}
+
+/** What the projector thread posts to the main thread. */
+type ProjectorThreadMessage = { readonly status: ProjectionStatus[] };
+const projectorThreadMarker = 'bookable-projector-thread';
+
+/**
+ * The `all` role's read-model projectors, on a thread of their own: sharing one event loop with
+ * both APIs, a projector's batch waited behind requests, and its open transaction held back the
+ * event horizon for every reader meanwhile. The thread opens its own pool on the same database
+ * and posts its projections' status every second for `/metrics`.
+ */
+async function startProjectorThread(
+  storage: Storage,
+  logger: Logger,
+  onFailure: (err: unknown) => void,
+): Promise<{ status(): ProjectionStatus[]; stop(): Promise<void> }> {
+  let latest: ProjectionStatus[] = [];
+  const worker = new Worker(threadEntry(), {
+    eval: true,
+    workerData: projectorThreadMarker,
+    // The database the main thread opened (an embedded one included), already migrated.
+    env: { ...process.env, DATABASE_URL: storage.url, RUN_MIGRATIONS: 'false' },
+  });
+  let stopping = false;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  // Started once its projectors run (its first status), so that readiness means projecting.
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+    void exited.then(() => reject(new Error('the projector thread exited while starting')));
+  });
+  worker.on('message', (message: ProjectorThreadMessage) => (latest = message.status));
+  worker.on('error', (err) => {
+    if (!stopping) onFailure(err);
+  });
+  void exited.then(() => {
+    if (!stopping) onFailure(new Error('the projector thread exited'));
+  });
+  logger.debug('projector thread started');
+  return {
+    status: () => latest,
+    async stop() {
+      stopping = true;
+      worker.postMessage('stop');
+      await exited;
+    },
+  };
+}
+
+/**
+ * Code that loads this module in a thread. Run from TypeScript source (`npm start` runs tsx), the
+ * thread first registers tsx's loader: a thread does not inherit the hooks of its parent's.
+ */
+function threadEntry(): string {
+  const self = JSON.stringify(import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return `import(${self});`;
+  return `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${self}); });`;
+}
+
+/** The projector thread's life: projectors until the main thread says stop, then a clean exit. */
+async function runProjectorThread(port: MessagePort): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.LOG_LEVEL }).child({ thread: 'projector' });
+  const storage = await openStorage(config, logger);
+  const projectors = startReadModelProjectors(config, storage, logger);
+  const post = () => port.postMessage({ status: projectors.status() } satisfies ProjectorThreadMessage);
+  post();
+  const publish = setInterval(post, 1000);
+  port.once('message', () => {
+    clearInterval(publish);
+    void projectors
+      .stop()
+      .then(() => storage.stop())
+      .finally(() => port.close());
+  });
+}
+
 /** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
 async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
   const storage = await openStorage(config, logger);
@@ -270,26 +367,24 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
         await api.close();
       });
     }
-    if (role === 'all' || role === 'projector') {
-      // Every read model follows the log: one shared reader instead of one query (and one
-      // decode of every event) per read model. Closing it leaves the store open.
-      const sharedTail = new SharedTailEventStore(storage.revealed, {
-        onError: (err) => logger.warn({ err }, 'shared event reader failed; restarting'),
-      });
-      const runtime = startProjectors({
-        config,
-        connectionString: storage.url,
-        pool: storage.pool,
-        eventStore: sharedTail,
-        logger,
-        projections: readModelProjections,
-      });
-      registerProjectionMetrics(metricsRegistry, runtime);
-      closers.push(async () => sharedTail.detach());
+    if (role === 'projector') {
+      const projectors = startReadModelProjectors(config, storage, logger);
+      registerProjectionMetrics(metricsRegistry, projectors);
       // Batches in flight commit before the pool closes (closers run last pushed, first).
-      closers.push(() => runtime.stop());
-      closers.push(startProcessManagers(config, storage, logger));
+      closers.push(() => projectors.stop());
     }
+    if (role === 'all') {
+      const projectors = await startProjectorThread(storage, logger, (err) => {
+        logger.error({ err }, 'the projector thread failed; stopping');
+        process.exitCode = 1;
+        void stopAll();
+      });
+      registerProjectionMetrics(metricsRegistry, projectors);
+      closers.push(() => projectors.stop());
+    }
+    // Beside the command side they send commands through: the simulated payment gateway keeps
+    // its intents in this process's memory.
+    if (role === 'all' || role === 'projector') closers.push(startProcessManagers(config, storage, logger));
     if (role === 'all' || role === 'query') {
       const api = await startQueryApi(config, storage, logger);
       closers.push(api.close);
@@ -381,7 +476,8 @@ async function main(): Promise<void> {
   else await start(config, role, logger);
 }
 
-main().catch((error: unknown) => {
+const entry = isMainThread ? main() : workerData === projectorThreadMarker && parentPort ? runProjectorThread(parentPort) : Promise.resolve();
+entry.catch((error: unknown) => {
   // A configuration mistake needs its message, not a stack trace.
   const text = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`${text}\n`);

@@ -1,16 +1,15 @@
 import { Gauge, type Registry } from 'prom-client';
-import type { ProjectionRuntime } from '../../projections/runtime/projection-runtime.js';
-import type { ProjectorState } from '../../projections/runtime/projector-metrics.js';
+import type { ProjectionStatus, ProjectorState } from '../../projections/runtime/projector-metrics.js';
 
 const states: readonly ProjectorState[] = ['standby', 'starting', 'running', 'rebuilding', 'failed', 'stopped'];
 const labelNames = ['projection', 'generation'] as const;
 
 /**
- * Publishes `runtime.status()` on a Prometheus registry, read at scrape time: the runtime keeps
- * plain numbers and knows nothing of prom-client.
+ * Publishes `runtime.status()` on a Prometheus registry, read at scrape time: the runtime (or the
+ * thread it runs on) keeps plain numbers and knows nothing of prom-client.
  */
-export function registerProjectionMetrics(registry: Registry, runtime: ProjectionRuntime): void {
-  const gauge = (name: string, help: string, value: (status: ReturnType<ProjectionRuntime['status']>[number]) => number | null) =>
+export function registerProjectionMetrics(registry: Registry, runtime: { status(): ProjectionStatus[] }): void {
+  const gauge = (name: string, help: string, value: (status: ProjectionStatus) => number | null) =>
     new Gauge({
       name,
       help,
