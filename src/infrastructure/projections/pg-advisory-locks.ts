@@ -58,8 +58,11 @@ export class PgAdvisoryLocks implements ProjectionLocks {
   }
 
   private held(client: pg.Client, sessionKey: bigint, lost: AbortController): HeldLock {
+    let released = false;
     const heartbeat = setInterval(() => {
       client.query('select 1').catch((error: unknown) => {
+        // A heartbeat in flight when the lock is given up fails with the session: not a problem.
+        if (released) return;
         this.onError(error);
         lost.abort(error);
         // The server may still see the session: end it, or its lock outlives our belief in it.
@@ -72,6 +75,7 @@ export class PgAdvisoryLocks implements ProjectionLocks {
       sessionKey,
       lost: lost.signal,
       release: async () => {
+        released = true;
         clearInterval(heartbeat);
         await client.end().catch(() => undefined);
       },
