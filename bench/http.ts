@@ -3,10 +3,10 @@
 // Servers run as child processes on 127.0.0.1; every phase is bounded in time.
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import autocannon, { type Request } from 'autocannon';
 import { freePort } from '../src/infrastructure/postgres/embedded-postgres.js';
 import { token } from './support/bench-auth.js';
 import { benchDatabase } from './support/bench-database.js';
+import { cannon, type Run } from './support/cannon.js';
 import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings } from './support/booking-load.js';
 import { rssOf, start, startBenchService, stop } from './support/service-process.js';
 
@@ -15,21 +15,7 @@ const connections = 50;
 const listingCount = 200;
 const doctorCount = 100;
 
-type Run = { rps: number; p50: number; p99: number; errors: number; non2xx: number };
-
-async function cannon(url: string, options: { requests?: Request[]; method?: 'GET' | 'POST'; body?: string; overallRate?: number; headers?: Record<string, string> } = {}): Promise<Run> {
-  const result = await autocannon({
-    url,
-    connections,
-    duration: seconds,
-    ...(options.requests ? { requests: options.requests } : {}),
-    ...(options.method ? { method: options.method } : {}),
-    ...(options.body ? { body: options.body } : {}),
-    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
-    headers: { 'content-type': 'application/json', ...options.headers },
-  });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx };
-}
+const load = { seconds, connections };
 
 function line(label: string, run: Run): void {
   const failures = run.errors + run.non2xx > 0 ? ` (${run.errors} errors, ${run.non2xx} non-2xx)` : '';
@@ -62,10 +48,10 @@ try {
   const weeklyHours = { mon: allDay, tue: allDay, wed: allDay, thu: allDay, fri: allDay, sat: allDay, sun: allDay };
   for (const id of doctorIds) await post(`${commands}/v1/doctors/${id}/schedule`, { timeZone: 'UTC', slotMinutes: 30, weeklyHours, daysOff: [] }, token(id, ['DOCTOR']), 'PUT');
 
-  line('(a) baseline fastify hello world', await cannon(`${base}/hello`));
-  const insert = await cannon(`${base}/insert`, { method: 'POST', body: JSON.stringify({ listingId: randomUUID(), startDate: '2030-01-01' }) });
+  line('(a) baseline fastify hello world', await cannon(`${base}/hello`, load));
+  const insert = await cannon(`${base}/insert`, load, { method: 'POST', body: JSON.stringify({ listingId: randomUUID(), startDate: '2030-01-01' }) });
   line('(b) baseline fastify + one INSERT', insert);
-  const select = await cannon(`${base}/select`);
+  const select = await cannon(`${base}/select`, load);
   line('(c) baseline fastify + one indexed SELECT', select);
 
   // (d) every request a fresh consumer and a free night: all accepted, none conflicting.
@@ -81,7 +67,7 @@ try {
   line('(d) command API POST /v1/bookings', bookings);
 
   let appointment = 0;
-  const appointments = await cannon(commands, {
+  const appointments = await cannon(commands, load, {
     requests: [
       {
         method: 'POST',
@@ -101,7 +87,7 @@ try {
   // (e) reads of what (d) wrote.
   const readers = consumers.slice(0, 500);
   let reader = 0;
-  const mine = await cannon(queries, {
+  const mine = await cannon(queries, load, {
     requests: [
       {
         method: 'GET',
@@ -111,7 +97,7 @@ try {
     ],
   });
   line('(e) query API GET /v1/bookings/me', mine);
-  const byCategory = await cannon(`${queries}/v1/listings?category=venue`);
+  const byCategory = await cannon(`${queries}/v1/listings?category=venue`, load);
   line('(e) query API GET /v1/listings?category=venue', byCategory);
 
   console.log(`ratio d/b (bookings / INSERT): ${(bookings.rps / insert.rps).toFixed(2)} (target ≥ 0.5, p99 ≤ 25 ms: ${bookings.p99} ms)`);

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import autocannon from 'autocannon';
+import type { Request } from 'autocannon';
 import pg from 'pg';
 import { comparePositions, parsePosition, type Position } from '../../src/application/ports/position.js';
 import { rowPosition } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { token } from './bench-auth.js';
+import { cannon, type Run } from './cannon.js';
 import { percentile } from './bench-database.js';
 import { pacedLoad } from './paced-load.js';
 
@@ -40,32 +41,25 @@ export function bookingBodies(listingIds: readonly string[]): () => string {
   };
 }
 
-/** Bookings as fast as `connections` connections get answers (autocannon); `onConsumer` sees each new consumer id. */
-export async function bookingsFlatOut(options: {
+/** Bookings as fast as `connections` connections get answers; `onConsumer` sees each new consumer id. */
+export function bookingsFlatOut(options: {
   commands: string;
   seconds: number;
   connections: number;
   nextBooking: () => string;
   onConsumer?: (consumerId: string) => void;
-}): Promise<{ rps: number; p50: number; p99: number; errors: number; non2xx: number }> {
-  const result = await autocannon({
-    url: options.commands,
-    connections: options.connections,
-    duration: options.seconds,
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/bookings',
-        setupRequest: (request) => {
-          const consumer = randomUUID();
-          options.onConsumer?.(consumer);
-          const headers = { ...request.headers, 'content-type': 'application/json', authorization: `Bearer ${token(consumer, ['CONSUMER'])}` };
-          return { ...request, body: options.nextBooking(), headers };
-        },
-      },
-    ],
-  });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx };
+}): Promise<Run> {
+  const request: Request = {
+    method: 'POST',
+    path: '/v1/bookings',
+    setupRequest: (request) => {
+      const consumer = randomUUID();
+      options.onConsumer?.(consumer);
+      const headers = { ...request.headers, 'content-type': 'application/json', authorization: `Bearer ${token(consumer, ['CONSUMER'])}` };
+      return { ...request, body: options.nextBooking(), headers };
+    },
+  };
+  return cannon(options.commands, options, { requests: [request] });
 }
 
 /**
