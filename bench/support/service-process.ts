@@ -1,15 +1,37 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
 import { benchAuthEnv } from './bench-auth.js';
 
-// The service as benches run it: its own processes on 127.0.0.1, started with `node --import
-// tsx` rather than `npx tsx`, so that the pid we hold (to signal, to read RSS) is the service's.
+// The service as benches run it: its own processes on 127.0.0.1, started with `node` rather than
+// through npm, so that the pid we hold (to signal, to read RSS) is the service's.
 
-/** Spawns `node --import tsx ...args`; `BENCH_NODE_ARGS` adds node options (e.g. --cpu-prof). */
+const nodeArgs = () => (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+/** Spawns `node --import tsx ...args` (a TypeScript script); `BENCH_NODE_ARGS` adds node options (e.g. --cpu-prof). */
+export function spawnScript(args: readonly string[], env: Record<string, string>, stdio: StdioOptions = ['ignore', 'ignore', 'inherit']): ChildProcess {
+  return spawn(process.execPath, [...nodeArgs(), '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio });
+}
+
+let startArgs: string[] | undefined;
+
+/**
+ * The node arguments of `npm start` (its heap settings, the built entry point), after building
+ * `dist/` once per bench (well under a second): benches run what a deployment runs.
+ */
+function npmStartArgs(): string[] {
+  if (startArgs) return startArgs;
+  const { scripts } = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
+  const [command, ...args] = (scripts.start ?? '').split(' ');
+  if (command !== 'node') throw new Error(`npm start runs ${command}, not node: the benches cannot run it as it is`);
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return (startArgs = args);
+}
+
+/** Spawns the service with `args` (e.g. its role) as `npm start` runs it. */
 export function spawnService(args: readonly string[], env: Record<string, string>, stdio: StdioOptions = ['ignore', 'ignore', 'inherit']): ChildProcess {
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  return spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], { env: { ...process.env, ...env }, stdio });
+  return spawn(process.execPath, [...nodeArgs(), ...npmStartArgs(), ...args], { env: { ...process.env, ...env }, stdio });
 }
 
 /** Resolves once every one of `readyUrls` answers 200; throws if the process exits first or 120 s pass. */
@@ -26,9 +48,9 @@ export async function waitUntilReady(child: ChildProcess, readyUrls: readonly st
   }
 }
 
-/** Starts a server process and resolves once every one of `readyUrls` answers 200. */
+/** Starts a TypeScript server script and resolves once every one of `readyUrls` answers 200. */
 export async function start(args: string[], env: Record<string, string>, readyUrls: string[]): Promise<ChildProcess> {
-  const child = spawnService(args, env);
+  const child = spawnScript(args, env);
   await waitUntilReady(child, readyUrls, args.join(' '));
   return child;
 }
@@ -66,5 +88,7 @@ export async function startBenchService(databaseUrl: string, role = 'all'): Prom
     DATABASE_POOL_SIZE: '20',
   };
   const ready = [...(role === 'all' || role === 'command' ? [`${commands}/health/ready`] : []), ...(role === 'all' || role === 'query' ? [`${queries}/health/ready`] : [])];
-  return { child: await start(['src/infrastructure/main.ts', '--role', role], env, ready), commands, queries };
+  const child = spawnService(['--role', role], env);
+  await waitUntilReady(child, ready, `the ${role} role`);
+  return { child, commands, queries };
 }

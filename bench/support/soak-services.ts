@@ -77,7 +77,7 @@ export class SoakServices {
   private async startRole(role: Role, readyUrls: readonly string[]): Promise<void> {
     this.starts += 1;
     const log = openSync(path.join(this.settings.workDir, `${role}-${this.starts}.log`), 'a');
-    const child = spawnService(['src/infrastructure/main.ts', '--role', role], this.env(), ['ignore', log, log]);
+    const child = spawnService(['--role', role], this.env(), ['ignore', log, log]);
     // The child holds its own copy of the descriptor.
     closeSync(log);
     child.once('exit', (code, signal) => this.exits.push({ role, code, signal, expected: this.killing.has(child) }));
