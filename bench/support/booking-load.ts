@@ -124,6 +124,17 @@ async function book(options: { commands: string; nextBooking: () => string }): P
   return parsePosition(response.headers.get('event-position') ?? '');
 }
 
+/** `untilProjectionsCatchUp` on a connection of its own. */
+export async function readModelsCaughtUp(options: { databaseUrl: string; commands: string; nextBooking: () => string }): Promise<void> {
+  const client = new pg.Client(options.databaseUrl);
+  await client.connect();
+  try {
+    await untilProjectionsCatchUp(client, options);
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * Waits (60 s at most) until every active read model has passed a booking made now: a flat-out
  * run just before leaves a backlog, and draining it is not the lag of a steady load.
@@ -137,5 +148,5 @@ async function untilProjectionsCatchUp(client: pg.Client, options: { commands: s
     if (rows.length > 0 && rows.every((row) => comparePositions(rowPosition(row), head) >= 0)) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  console.log('  note: the read models had not caught up after 60 s; the lag below includes their backlog');
+  console.log('  note: the read models had not caught up after 60 s; what follows runs beside their backlog');
 }
