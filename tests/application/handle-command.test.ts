@@ -212,5 +212,36 @@ describe('the command-handling loop', () => {
       expect(accepted).toMatchObject({ version: 1, state: { total: 1000 } });
       expect(await storedEvents(eventStore, 'counter-a')).toHaveLength(2);
     });
+
+    it('appends to a stream it holds in its cache without reading it again', async () => {
+      const { store, reads } = counting(new MemoryEventStore());
+      const { handle } = commandHandler(counter, { eventStore: store, clock });
+      await handle('counter-a', increment(3), { commandId: 'fresh-1', context, freshCommandId: true });
+      const result = await handle('counter-a', increment(4), { commandId: 'fresh-2', context, freshCommandId: true });
+      expect(result).toMatchObject({ version: 1, state: { total: 7 }, alreadyApplied: false });
+      expect(reads()).toBe(0);
+    });
+
+    it('reads the tail when another process appended since its cached state, and decides on the real state', async () => {
+      const memory = new MemoryEventStore();
+      const { store, reads } = counting(memory);
+      const { handle } = commandHandler(counter, { eventStore: store, clock });
+      await handle('counter-a', increment(5), { commandId: 'fresh-1', context, freshCommandId: true });
+      await commandHandler(counter, { eventStore: memory, clock }).handle('counter-a', increment(7), { commandId: 'elsewhere', context });
+      const result = await handle('counter-a', increment(1), { commandId: 'fresh-2', context, freshCommandId: true });
+      expect(result).toMatchObject({ version: 2, state: { total: 13 } });
+      expect(reads()).toBe(1);
+      expect((await storedEvents(memory, 'counter-a')).map((event) => event.data)).toEqual([{ by: 5 }, { by: 7 }, { by: 1 }]);
+    });
+
+    it('does not refuse on a stale cached state: it reads the real one and decides again', async () => {
+      const memory = new MemoryEventStore();
+      const { handle } = commandHandler(counter, { eventStore: memory, clock });
+      await handle('counter-a', increment(999), { commandId: 'fresh-1', context, freshCommandId: true });
+      await commandHandler(counter, { eventStore: memory, clock }).handle('counter-a', increment(-500), { commandId: 'elsewhere', context });
+      // 999 + 5 would pass the ceiling; the real total, 499 + 5, does not.
+      const result = await handle('counter-a', increment(5), { commandId: 'fresh-2', context, freshCommandId: true });
+      expect(result).toMatchObject({ version: 2, state: { total: 504 } });
+    });
   });
 });

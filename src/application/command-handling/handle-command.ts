@@ -27,8 +27,10 @@ export type CommandOptions = {
   readonly expectedVersion?: number;
   /**
    * The command id was made for this command alone (a request without `Idempotency-Key`), so it
-   * cannot be a retry: a stream this process has never seen is then first assumed new, and
-   * created without reading it. Any surprise falls back to reading.
+   * cannot be a retry, and nothing needs reading to recognise one: the stream is first assumed
+   * to be as this process last left it (new, if it never saw it), and the command decided and
+   * appended without reading. The append's expected revision checks that guess; any surprise (a
+   * concurrent append, a rule refusing, nothing to do) falls back to reading the tail.
    */
   readonly freshCommandId?: boolean;
 };
@@ -175,15 +177,14 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         ...(appendSeconds === undefined ? {} : { appendSeconds }),
       });
     try {
-      const assumedNew =
-        options.freshCommandId === true && options.expectedVersion === undefined && !isBuilder(input) && !cache.has(streamId) ? input : undefined;
+      const unread = options.freshCommandId === true && options.expectedVersion === undefined && !isBuilder(input) ? input : undefined;
       for (let attempt = 1; ; attempt++) {
-        if (attempt === 1 && assumedNew !== undefined) {
-          commandType = typeName(assumedNew);
-          const created = await tryCreate(streamId, assumedNew, options);
-          if (created) {
-            report('accepted', created.appendSeconds);
-            return created.result;
+        if (attempt === 1 && unread !== undefined) {
+          commandType = typeName(unread);
+          const appended = await tryWithoutReading(streamId, cache.get(streamId) ?? empty, unread, options);
+          if (appended) {
+            report('accepted', appended.appendSeconds);
+            return appended.result;
           }
         }
         const current = await load(streamId);
@@ -236,29 +237,33 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
   }
 
   /**
-   * The first try on a stream assumed new: decide on the empty state and append with `no_stream`.
-   * `undefined` means "read it after all": a rule refused on the empty state, there was nothing
-   * to do, or the stream exists.
+   * The first try of a command that cannot be a retry: decide on `assumed` (the cached state, or
+   * the empty one) and append at its revision. `undefined` means "read it after all": a rule
+   * refused or there was nothing to do (either may be the guess being stale, so neither is
+   * answered from it), or the stream has moved on.
    */
-  async function tryCreate(
+  async function tryWithoutReading(
     streamId: string,
+    assumed: CachedStream<State>,
     command: Command,
     options: CommandOptions,
   ): Promise<{ result: CommandResult<State, Event>; appendSeconds: number } | undefined> {
     let events: Event[];
     try {
-      events = aggregate.decider.decide(command, empty.state);
+      events = aggregate.decider.decide(command, assumed.state);
     } catch (error) {
       if (error instanceof DomainError) return undefined;
       throw error;
     }
     if (events.length === 0) return undefined;
-    const newEvents = await toNewEvents(streamId, empty, events, options);
+    const newEvents = await toNewEvents(streamId, assumed, events, options);
     const started = performance.now();
     try {
-      const appended = await deps.eventStore.appendToStream(streamId, newEvents, { expectedRevision: 'no_stream' });
-      const state = events.reduce(aggregate.decider.evolve, empty.state);
-      remember(streamId, empty, state, newEvents, appended);
+      const appended = await deps.eventStore.appendToStream(streamId, newEvents, {
+        expectedRevision: assumed.revision < 0 ? 'no_stream' : assumed.revision,
+      });
+      const state = events.reduce(aggregate.decider.evolve, assumed.state);
+      remember(streamId, assumed, state, newEvents, appended);
       const result = { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
       return { result, appendSeconds: (performance.now() - started) / 1000 };
     } catch (error) {

@@ -15,9 +15,9 @@ export type RecentEvent = { readonly id: string; readonly revision: number; read
 /**
  * In-process snapshots: the last folded state of the most recently used streams, so a command on
  * a stream of 10,000 events reads and folds only what was appended since. It is only a cache:
- * every command still reads the stream's tail and appends with the expected revision, so another
- * process writing the same stream is seen, never overwritten. States must be immutable, which
- * `evolve` guarantees by returning new values.
+ * every append names the revision the cached state stands for, so another process writing the
+ * same stream is seen (the append fails, the tail is read, the command decided again), never
+ * overwritten. States must be immutable, which `evolve` guarantees by returning new values.
  */
 export class StateCache<State> {
   private readonly entries = new Map<string, CachedStream<State>>();
