@@ -1,14 +1,37 @@
 import { randomUUID } from 'node:crypto';
+import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { aggregates } from '../../src/application/aggregates/aggregates.js';
 import { canonicalJson, eventHash, genesisHash, verifyChain } from '../../src/application/audit/hash-chain.js';
 import { commandHandler } from '../../src/application/command-handling/handle-command.js';
-import type { RecordedEvent } from '../../src/application/ports/event-store.js';
+import type { JsonValue, RecordedEvent } from '../../src/application/ports/event-store.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { as, fakeClock, listingInput, owner, streamEvents } from '../support/command-side.js';
 import { createListing, deactivateListing, updateListing } from './support/listing-commands.js';
 
+/**
+ * Canonical JSON the obvious way, as the chain was first computed: stored hashes depend on every
+ * byte staying the same. (Not a sorted copy through JSON.stringify: objects list integer-like keys
+ * first, whatever order they were added in.)
+ */
+function obviousCanonicalJson(value: JsonValue): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(obviousCanonicalJson).join(',')}]`;
+  const members = Object.keys(value)
+    .sort()
+    .flatMap((key) => {
+      const member = value[key];
+      return member === undefined ? [] : [`${JSON.stringify(key)}:${obviousCanonicalJson(member)}`];
+    });
+  return `{${members.join(',')}}`;
+}
+
 describe('canonical JSON', () => {
+  test.prop([fc.jsonValue()])('gives, for any JSON value, the text the chain has always hashed', (value) => {
+    const json = value as JsonValue;
+    expect(canonicalJson(json)).toBe(obviousCanonicalJson(json));
+  });
+
   it('sorts keys at every depth and leaves no whitespace', () => {
     expect(canonicalJson({ b: 1, a: [{ d: true, c: null }, 'x'], e: { g: 'é', f: 1.5 } })).toBe('{"a":[{"c":null,"d":true},"x"],"b":1,"e":{"f":1.5,"g":"é"}}');
   });

@@ -131,9 +131,14 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
 
   /**
    * The events to store, personal fields sealed, each linked into the stream's audit chain after
-   * `current`'s last event.
+   * `current`'s last event; and the state they lead to, folded once here for whoever needs it.
    */
-  async function toNewEvents(streamId: string, current: CachedStream<State>, events: readonly Event[], options: CommandOptions): Promise<NewEvent[]> {
+  async function toNewEvents(
+    streamId: string,
+    current: CachedStream<State>,
+    events: readonly Event[],
+    options: CommandOptions,
+  ): Promise<{ newEvents: NewEvent[]; state: State }> {
     const { context } = options;
     const occurredAt = deps.clock.now().toISOString();
     let prevHash = current.hash;
@@ -158,7 +163,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
       prevHash = linkHash(prevHash, { type: event.type, data, metadata: linked, revision: current.revision + 1 + index });
       newEvents.push({ id: eventId(options.commandId, streamId, index), type: event.type, data, metadata: linked });
     }
-    return newEvents;
+    return { newEvents, state };
   }
 
   async function handle(
@@ -205,7 +210,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         }
         const appendStarted = performance.now();
         try {
-          const newEvents = await toNewEvents(streamId, current, events, options);
+          const { newEvents, state } = await toNewEvents(streamId, current, events, options);
           const appended = await deps.eventStore.appendToStream(streamId, newEvents, {
             expectedRevision: current.revision < 0 ? 'no_stream' : current.revision,
           });
@@ -216,7 +221,6 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
             report('already-applied', appendSeconds);
             return { streamId, version: appended.revision, position: appended.position, events: [], state: current.state, alreadyApplied: true };
           }
-          const state = events.reduce(aggregate.decider.evolve, current.state);
           remember(streamId, current, state, newEvents, appended);
           report('accepted', appendSeconds);
           return { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
@@ -256,13 +260,12 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
       throw error;
     }
     if (events.length === 0) return undefined;
-    const newEvents = await toNewEvents(streamId, assumed, events, options);
+    const { newEvents, state } = await toNewEvents(streamId, assumed, events, options);
     const started = performance.now();
     try {
       const appended = await deps.eventStore.appendToStream(streamId, newEvents, {
         expectedRevision: assumed.revision < 0 ? 'no_stream' : assumed.revision,
       });
-      const state = events.reduce(aggregate.decider.evolve, assumed.state);
       remember(streamId, assumed, state, newEvents, appended);
       const result = { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
       return { result, appendSeconds: (performance.now() - started) / 1000 };
