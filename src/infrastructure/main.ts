@@ -1,19 +1,12 @@
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import closeWithGrace from 'close-with-grace';
-import pg from 'pg';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createCommandHandlers, type CommandHandlers, type CommandSide } from '../application/command-handlers.js';
 import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
 import { systemClock } from '../application/ports/clock.js';
 import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.process.js';
-import type { EventStore } from '../application/ports/event-store.js';
 import type { PaymentGateway } from '../application/ports/payment-gateway.js';
-import { PersonalDataVault } from '../application/privacy/personal-data-vault.js';
-import { RevealingEventStore } from '../application/privacy/revealing-event-store.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
-import { EsdbEventStore } from './esdb-event-store/esdb-event-store.js';
 import { buildCommandApi } from './http/command-api.js';
 import { buildQueryApi } from './http/query-api.js';
 import { postgresProbe } from './http/plugins/health.plugin.js';
@@ -28,35 +21,17 @@ import { seedDemo } from './seed/seed-demo.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
-import { PgEventStore } from './pg-event-store/pg-event-store.js';
-import { loadMasterKey } from './privacy/master-key.js';
 import { PgRecordsOutsideTheLog } from './privacy/pg-records-outside-the-log.js';
-import { PgSubjectKeyStore } from './privacy/pg-subject-key-store.js';
 import { startPaymentProcess } from './process-checkpoints/payment-process.runner.js';
 import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
 import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
-import { SharedTailEventStore } from './shared-subscription/shared-tail-event-store.js';
 import { startProjectors } from './projections/projector-runner.js';
-import type { ProjectionStatus } from '../projections/runtime/projector-metrics.js';
 import { listCheckpoints, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
 import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
-import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
-
-/** The database the service uses on the embedded server. */
-const embeddedDatabase = 'bookable';
-
-type Storage = {
-  readonly url: string;
-  readonly pool: pg.Pool;
-  /** As stored: for the command loop, which seals and hashes what it appends. */
-  readonly eventStore: EventStore;
-  /** Personal fields revealed (or `[erased]`): for every other reader. */
-  readonly revealed: EventStore;
-  readonly vault: PersonalDataVault;
-  stop(): Promise<void>;
-};
+import { startProjectorThread, startReadModelProjectors } from './projector-thread.js';
+import { openDatabase, openStorage, type Storage } from './storage.js';
 
 /** One registry per process: every part publishes into it, each API's `/metrics` reads it. */
 const metricsRegistry = new Registry();
@@ -86,59 +61,6 @@ function commandSide(config: Config, storage: Storage): CommandSide {
   const side = { handlers, clock: systemClock, policy: { holdMinutes: config.BOOKING_HOLD_MINUTES } };
   sides.set(storage, side);
   return side;
-}
-
-/** `DATABASE_URL`, or an embedded PostgreSQL under `DATA_DIR` that keeps its data between runs. */
-async function openDatabase(config: Config, logger: Logger): Promise<{ url: string; stop(): Promise<void> }> {
-  if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => undefined };
-  const dataDir = path.join(config.DATA_DIR, 'postgres');
-  const server = await startEmbeddedPostgres({
-    dataDir,
-    port: config.EMBEDDED_POSTGRES_PORT,
-    persistent: true,
-    onLog: (line) => logger.debug({ postgres: line.trim() }),
-  });
-  const admin = new pg.Client(server.adminUrl);
-  await admin.connect();
-  try {
-    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [embeddedDatabase]);
-    if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${embeddedDatabase}`);
-  } finally {
-    await admin.end();
-  }
-  logger.info({ dataDir }, 'embedded PostgreSQL started');
-  return { url: server.urlFor(embeddedDatabase), stop: () => server.stop() };
-}
-
-/** EventStoreDB when `EVENTSTORE_URL` names one, else the PostgreSQL event store beside the read models. */
-export function createEventStore(config: Config, pool: pg.Pool, logger: Logger): EventStore {
-  if (config.EVENTSTORE_URL) {
-    logger.info('events go to EventStoreDB');
-    return EsdbEventStore.fromConnectionString(config.EVENTSTORE_URL);
-  }
-  return new PgEventStore(pool, {
-    onStall: ({ heldForMs, holder }) => logger.warn({ heldForMs, holder }, 'event subscribers held back by an open transaction'),
-  });
-}
-
-async function openStorage(config: Config, logger: Logger): Promise<Storage> {
-  const database = await openDatabase(config, logger);
-  const pool = createPool(database.url, config.DATABASE_POOL_SIZE);
-  if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
-  const eventStore = createEventStore(config, pool, logger);
-  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, await loadMasterKey(config)));
-  return {
-    url: database.url,
-    pool,
-    eventStore,
-    revealed: new RevealingEventStore(eventStore, vault),
-    vault,
-    async stop() {
-      await eventStore.close();
-      await pool.end();
-      await database.stop();
-    },
-  };
 }
 
 function identityService(storage: Storage, handlers: CommandHandlers): IdentityService {
@@ -244,101 +166,6 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
       await notifications.close();
     },
   };
-}
-
-/**
- * Every read model's projector, following the log through one shared reader instead of one query
- * (and one decode of every event) per read model.
- */
-function startReadModelProjectors(config: Config, storage: Storage, logger: Logger): { status(): ProjectionStatus[]; stop(): Promise<void> } {
-  const sharedTail = new SharedTailEventStore(storage.revealed, {
-    onError: (err) => logger.warn({ err }, 'shared event reader failed; restarting'),
-  });
-  const runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: sharedTail, logger, projections: readModelProjections });
-  return {
-    status: () => runtime.status(),
-    async stop() {
-      // Batches in flight commit, then the reader stops; the store stays open for its owner.
-      await runtime.stop();
-      sharedTail.detach();
-    },
-  };
-}
-
-/** What the projector thread posts to the main thread. */
-type ProjectorThreadMessage = { readonly status: ProjectionStatus[] };
-const projectorThreadMarker = 'bookable-projector-thread';
-
-/**
- * The `all` role's read-model projectors, on a thread of their own: sharing one event loop with
- * both APIs, a projector's batch waited behind requests, and its open transaction held back the
- * event horizon for every reader meanwhile. The thread opens its own pool on the same database
- * and posts its projections' status every second for `/metrics`.
- */
-async function startProjectorThread(
-  storage: Storage,
-  logger: Logger,
-  onFailure: (err: unknown) => void,
-): Promise<{ status(): ProjectionStatus[]; stop(): Promise<void> }> {
-  let latest: ProjectionStatus[] = [];
-  const worker = new Worker(threadEntry(), {
-    eval: true,
-    workerData: projectorThreadMarker,
-    // The database the main thread opened (an embedded one included), already migrated.
-    env: { ...process.env, DATABASE_URL: storage.url, RUN_MIGRATIONS: 'false' },
-  });
-  let stopping = false;
-  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  // Started once its projectors run (its first status), so that readiness means projecting.
-  await new Promise<void>((resolve, reject) => {
-    worker.once('message', () => resolve());
-    worker.once('error', reject);
-    void exited.then(() => reject(new Error('the projector thread exited while starting')));
-  });
-  worker.on('message', (message: ProjectorThreadMessage) => (latest = message.status));
-  worker.on('error', (err) => {
-    if (!stopping) onFailure(err);
-  });
-  void exited.then(() => {
-    if (!stopping) onFailure(new Error('the projector thread exited'));
-  });
-  logger.debug('projector thread started');
-  return {
-    status: () => latest,
-    async stop() {
-      stopping = true;
-      worker.postMessage('stop');
-      await exited;
-    },
-  };
-}
-
-/**
- * Code that loads this module in a thread. Run from TypeScript source (`npm start` runs tsx), the
- * thread first registers tsx's loader: a thread does not inherit the hooks of its parent's.
- */
-function threadEntry(): string {
-  const self = JSON.stringify(import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return `import(${self});`;
-  return `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${self}); });`;
-}
-
-/** The projector thread's life: projectors until the main thread says stop, then a clean exit. */
-async function runProjectorThread(port: MessagePort): Promise<void> {
-  const config = loadConfig();
-  const logger = createLogger({ level: config.LOG_LEVEL }).child({ thread: 'projector' });
-  const storage = await openStorage(config, logger);
-  const projectors = startReadModelProjectors(config, storage, logger);
-  const post = () => port.postMessage({ status: projectors.status() } satisfies ProjectorThreadMessage);
-  post();
-  const publish = setInterval(post, 1000);
-  port.once('message', () => {
-    clearInterval(publish);
-    void projectors
-      .stop()
-      .then(() => storage.stop())
-      .finally(() => port.close());
-  });
 }
 
 /** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
@@ -476,8 +303,7 @@ async function main(): Promise<void> {
   else await start(config, role, logger);
 }
 
-const entry = isMainThread ? main() : workerData === projectorThreadMarker && parentPort ? runProjectorThread(parentPort) : Promise.resolve();
-entry.catch((error: unknown) => {
+main().catch((error: unknown) => {
   // A configuration mistake needs its message, not a stack trace.
   const text = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`${text}\n`);
