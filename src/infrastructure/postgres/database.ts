@@ -1,4 +1,13 @@
-import { Kysely, Migrator, PostgresDialect, type MigrationResultSet } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  type MigrationResultSet,
+  type PostgresCursor,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type PostgresQueryResult,
+} from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations.js';
 
@@ -15,7 +24,85 @@ export function createPool(url: string, max = 10): pg.Pool {
 
 /** A kysely instance over an existing pool; `Database` is the read models' table interface. */
 export function createKysely<Database>(pool: pg.Pool): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparing(pool) }) });
+}
+
+/**
+ * Past this many distinct statements on one connection, further ones run unnamed: SQL whose text
+ * varies (an `IN` list per batch size) must not fill the server's memory with prepared plans.
+ */
+const maxPreparedPerConnection = 200;
+const preparable = /^\s*(select|insert|update|delete|with)\b/i;
+/** "cached plan must not change result type": a read model's table changed under a prepared statement. */
+const planChangedResultType = '0A000';
+
+/**
+ * The statements each connection has prepared, whichever kysely instance (many share a pool)
+ * runs on it: text → name, or `null` for "run it unnamed".
+ */
+const namesByClient = new WeakMap<pg.PoolClient, Map<string, string | null>>();
+
+/**
+ * Kysely sends every query unnamed, so PostgreSQL parses and plans it again each time: for a read
+ * model's list query that was most of the server's work per request. Here each connection
+ * prepares the statements it runs (named by their text), and later runs only bind and execute.
+ * A statement whose result type a schema change altered runs unnamed from then on.
+ */
+function preparing(pool: pg.Pool): PostgresPool {
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let names = namesByClient.get(client);
+      if (!names) namesByClient.set(client, (names = new Map()));
+      return new PreparingClient(client, names);
+    },
+    end: () => pool.end(),
+  };
+}
+
+class PreparingClient implements PostgresPoolClient {
+  constructor(
+    private readonly client: pg.PoolClient,
+    /** Statement text → its name on this connection, or `null`: run it unnamed. */
+    private readonly names: Map<string, string | null>,
+  ) {}
+
+  query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>>;
+  query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>;
+  query<R>(statement: string | PostgresCursor<R>, parameters: ReadonlyArray<unknown> = []): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
+    if (typeof statement !== 'string') return this.client.query(statement as unknown as pg.Submittable) as unknown as PostgresCursor<R>;
+    return this.run<R>(statement, [...parameters]);
+  }
+
+  release(): void {
+    this.client.release();
+  }
+
+  private async run<R>(text: string, values: unknown[]): Promise<PostgresQueryResult<R>> {
+    const name = this.nameOf(text);
+    if (name === null) return toResult(await this.client.query(text, values));
+    try {
+      return toResult(await this.client.query({ name, text, values }));
+    } catch (error) {
+      if (!(error instanceof pg.DatabaseError && error.code === planChangedResultType)) throw error;
+      this.names.set(text, null);
+      return toResult(await this.client.query(text, values));
+    }
+  }
+
+  private nameOf(text: string): string | null {
+    const known = this.names.get(text);
+    if (known !== undefined) return known;
+    // Full: run unnamed, and remember nothing more (the map stays bounded too).
+    if (this.names.size >= maxPreparedPerConnection) return null;
+    const name = preparable.test(text) ? `kysely_${this.names.size}` : null;
+    this.names.set(text, name);
+    return name;
+  }
+}
+
+function toResult<R>(result: pg.QueryResult): PostgresQueryResult<R> {
+  return { command: result.command as PostgresQueryResult<R>['command'], rowCount: result.rowCount ?? 0, rows: result.rows as R[] };
 }
 
 /** Applies every pending migration; throws with the failing migration's name. */
