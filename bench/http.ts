@@ -7,7 +7,7 @@ import { freePort } from '../src/infrastructure/postgres/embedded-postgres.js';
 import { token } from './support/bench-auth.js';
 import { benchDatabase } from './support/bench-database.js';
 import { cannon, type Run } from './support/cannon.js';
-import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings, readModelsCaughtUp } from './support/booking-load.js';
+import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings, settled } from './support/booking-load.js';
 import { rssOf, start, startBenchService, stop } from './support/service-process.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -84,9 +84,10 @@ try {
   });
   line('(d) command API POST /v1/appointments', appointments);
 
-  // (e) reads of what (d) wrote, once the read models hold it: measured beside the projector
-  // thread still draining (d)'s backlog, (e) would be the projections' figure as much as its own.
-  await readModelsCaughtUp({ databaseUrl: database.url, commands, nextBooking });
+  // (e) reads of what (d) wrote, once the service has settled: measured beside the payments (d)
+  // set off and the projector thread draining its backlog, (e) would be their figure as much as
+  // its own.
+  await settled({ databaseUrl: database.url, commands, nextBooking });
   const readers = consumers.slice(0, 500);
   let reader = 0;
   const mine = await cannon(queries, load, {

@@ -124,11 +124,23 @@ async function book(options: { commands: string; nextBooking: () => string }): P
   return parsePosition(response.headers.get('event-position') ?? '');
 }
 
-/** `untilProjectionsCatchUp` on a connection of its own. */
-export async function readModelsCaughtUp(options: { databaseUrl: string; commands: string; nextBooking: () => string }): Promise<void> {
+/**
+ * Waits until the service is idle again after a load: the work it set off has settled (the log
+ * stopped growing for a second: bookings start payments, which confirm bookings, and so on), and
+ * every read model holds it. 60 s at most for each.
+ */
+export async function settled(options: { databaseUrl: string; commands: string; nextBooking: () => string }): Promise<void> {
   const client = new pg.Client(options.databaseUrl);
   await client.connect();
   try {
+    const head = async () => (await client.query<{ head: string | null }>('SELECT max(global_position)::text AS head FROM events')).rows[0]?.head;
+    const deadline = Date.now() + 60_000;
+    for (let last = await head(), quietFor = 0; quietFor < 1000 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const now = await head();
+      quietFor = now === last ? quietFor + 250 : 0;
+      last = now;
+    }
     await untilProjectionsCatchUp(client, options);
   } finally {
     await client.end();

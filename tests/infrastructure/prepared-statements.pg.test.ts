@@ -42,6 +42,14 @@ describe('kysely over our pools', () => {
     expect(await all()).toEqual([{ id: 1, body: 'a', added: 7 }]);
   });
 
+  it('builds rows with every column, nulls and repeated names as pg does, and answers a script of several statements', async () => {
+    const db = createKysely<Tables>(pool);
+    const row = await sql<{ a: number; b: null; c: string }>`select 1::int as a, null as b, 'x' as c, 'y' as c`.execute(db);
+    expect(row.rows).toEqual([{ a: 1, b: null, c: 'y' }]);
+    const script = await sql<{ two: number }>`create temporary table scratch (n int); select 2::int as two`.execute(db);
+    expect(script.rows).toEqual([{ two: 2 }]);
+  });
+
   it('leaves transaction control unprepared, and transactions work as before', async () => {
     const db = createKysely<Tables>(pool);
     await db.transaction().execute(async (trx) => {
