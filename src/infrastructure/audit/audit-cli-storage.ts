@@ -6,10 +6,10 @@ import { RevealingEventStore } from '../../application/privacy/revealing-event-s
 import type { Config } from '../config/config.js';
 import { loadMasterKey } from '../privacy/master-key.js';
 import { PgSubjectKeyStore } from '../privacy/pg-subject-key-store.js';
-import { EsdbEventStore } from '../esdb-event-store/esdb-event-store.js';
-import { PgEventStore } from '../pg-event-store/pg-event-store.js';
+import { createLogger } from '../logging/logger.js';
 import { createPool } from '../postgres/database.js';
 import { startEmbeddedPostgres } from '../postgres/embedded-postgres.js';
+import { createEventStore } from '../storage.js';
 
 export type AuditCliStorage = {
   /** Personal fields revealed, or `[erased]`: for replay. */
@@ -34,7 +34,8 @@ export async function openAuditCliStorage(config: Config): Promise<AuditCliStora
   const url = embedded ? embedded.urlFor('bookable') : config.DATABASE_URL;
   if (url === undefined) throw new Error('no database');
   const pool = createPool(url, 2);
-  const store = config.EVENTSTORE_URL ? EsdbEventStore.fromConnectionString(config.EVENTSTORE_URL) : new PgEventStore(pool);
+  // The event store `npm start` would use; its notes (a stalled horizon) go to stderr, not into the output.
+  const store = await createEventStore(config, pool, createLogger({ level: 'warn', stderr: true }));
   const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, await loadMasterKey(config)));
   return {
     events: new RevealingEventStore(store, vault),
