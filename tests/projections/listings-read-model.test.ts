@@ -5,8 +5,8 @@ import { submitReview } from '../../src/application/reviews/review.use-cases.js'
 import { listingAvailabilityProjection } from '../../src/projections/listing-availability/listing-availability.projection.js';
 import { listingsProjection } from '../../src/projections/listings/listings.projection.js';
 import { findListing, searchListings, type ListingFilter } from '../../src/projections/listings/listings.queries.js';
-import { reviewsProjection } from '../../src/projections/reviews/reviews.projection.js';
-import { as, consumer, listingInput, owner } from '../support/command-side.js';
+import { reviewStreamId } from '../../src/domain/review/review.decider.js';
+import { admin, as, consumer, listingInput, otherConsumer, owner } from '../support/command-side.js';
 import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
 import { payBooking } from './support/scenarios.js';
 
@@ -19,7 +19,7 @@ describe('listings read model', () => {
   const ids = async (filter: ListingFilter) => (await searchListings(h.db, filter, { limit: 100 })).items.map((l) => l.id);
 
   beforeAll(async () => {
-    h = await startReadModels([listingsProjection, listingAvailabilityProjection, reviewsProjection]);
+    h = await startReadModels([listingsProjection, listingAvailabilityProjection]);
     loft = (await createListing(h.side, listingInput, as(owner))).id;
     h.clock.advance(1000);
     cabin = (await createListing(h.side, { ...listingInput, title: 'Cabin in the woods', description: 'Wood stove, lake view', category: 'cabin', location: 'Annecy', pricePerDay: 8_000 }, as(owner))).id;
@@ -78,15 +78,37 @@ describe('listings read model', () => {
     expect(await ids({ freeDates: { from: '2030-02-04', to: '2030-02-06', now: lapsed } })).toEqual([studio, cabin, loft]);
   });
 
-  it('shows the rating average and count of the visible reviews', async () => {
-    const { id } = await requestBooking(h.side, { listingId: cabin, startDate: '2030-01-12', endDate: '2030-01-13' }, as(consumer));
-    await payBooking(h.side, id);
+  it('given ReviewSubmitted, ReviewEdited and ReviewHidden, then the rating averages and counts the visible reviews', async () => {
+    const rating = async () => (await findListing(h.db, cabin))?.rating;
+    const reviewed: string[] = [];
+    for (const [who, startDate, endDate] of [[consumer, '2030-01-12', '2030-01-13'], [otherConsumer, '2030-01-14', '2030-01-15']] as const) {
+      const { id } = await requestBooking(h.side, { listingId: cabin, startDate, endDate }, as(who));
+      await payBooking(h.side, id);
+      reviewed.push(id);
+    }
+    const [first, second] = reviewed;
+    if (!first || !second) throw new Error('bookings missing');
     h.clock.advance(5 * 86_400_000);
-    await completeBooking(h.side, id, as(owner));
-    await submitReview(h.side, cabin, { bookingId: id, rating: 3, comment: 'Fine' }, as(consumer));
+    for (const id of reviewed) await completeBooking(h.side, id, as(owner));
+
+    await submitReview(h.side, cabin, { bookingId: first, rating: 3, comment: 'Fine' }, as(consumer));
     await h.settle();
-    expect(await findListing(h.db, cabin)).toMatchObject({ rating: { average: 3, count: 1 } });
-    expect((await searchListings(h.db, { category: 'cabin' }, { limit: 5 })).items[0]?.rating).toEqual({ average: 3, count: 1 });
+    expect(await rating()).toEqual({ average: 3, count: 1 });
+
+    await submitReview(h.side, cabin, { bookingId: second, rating: 4, comment: 'Good' }, as(otherConsumer));
+    await h.settle();
+    expect(await rating()).toEqual({ average: 3.5, count: 2 });
+    expect((await searchListings(h.db, { category: 'cabin' }, { limit: 5 })).items[0]?.rating).toEqual({ average: 3.5, count: 2 });
+
+    const edit = { type: 'EditReview', data: { bookingId: first, actor: consumer, rating: 2, comment: 'Cold at night', now: h.clock.now().toISOString() } } as const;
+    await h.side.handlers.review.handle(reviewStreamId(first), edit, as(consumer));
+    await h.settle();
+    expect(await rating()).toEqual({ average: 3, count: 2 });
+
+    await h.side.handlers.review.handle(reviewStreamId(second), { type: 'HideReview', data: { bookingId: second, actor: admin, reason: 'spam' } }, as(admin));
+    await h.settle();
+    expect(await rating()).toEqual({ average: 2, count: 1 });
+    expect(await findListing(h.db, loft)).toMatchObject({ rating: { average: null, count: 0 } });
   });
 
   it('pages by keyset without repeats', async () => {
@@ -98,8 +120,8 @@ describe('listings read model', () => {
   });
 
   it('a replayed batch changes nothing', async () => {
-    const before = await h.rows('listings', 'listings');
+    const before = [await h.rows('listings', 'listings'), await h.rows('listings', 'listing_reviews')];
     await h.replay(listingsProjection);
-    expect(await h.rows('listings', 'listings')).toEqual(before);
+    expect([await h.rows('listings', 'listings'), await h.rows('listings', 'listing_reviews')]).toEqual(before);
   });
 });

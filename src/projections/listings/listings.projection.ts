@@ -2,12 +2,14 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { aggregates } from '../../application/aggregates/aggregates.js';
 import type { RecordedEvent } from '../../application/ports/event-store.js';
 import type { ListingEvent } from '../../domain/listing/listing.events.js';
+import type { ReviewEvent } from '../../domain/review/review.events.js';
 import { assertNever } from '../../domain/shared/decider.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
 import { defineProjection } from '../runtime/projection.js';
-import { listingColumns, listingsProjectionName, type ListingRow, type ListingsTables } from './listings.table.js';
+import { listingColumns, listingsProjectionName, type ListingReviewRow, type ListingRow, type ListingsTables } from './listings.table.js';
 
 const codec = aggregates.listing.codec;
+const reviewCodec = aggregates.review.codec;
 
 /**
  * The `simple` text-search configuration: listings are written in many languages, and a
@@ -33,7 +35,18 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
     .addColumn('version', 'integer', (c) => c.notNull())
     .addColumn('search', sql`tsvector`, (c) => c.generatedAlwaysAs(searchDocument).stored())
+    .addColumn('rating_count', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('rating_sum', 'integer', (c) => c.notNull().defaultTo(0))
     .execute();
+  await db.schema
+    .createTable('listing_reviews')
+    .addColumn('booking_id', 'text', (c) => c.primaryKey())
+    .addColumn('listing_id', 'text', (c) => c.notNull())
+    .addColumn('rating', 'integer', (c) => c.notNull())
+    .addColumn('hidden', 'boolean', (c) => c.notNull())
+    .addColumn('version', 'integer', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('listing_reviews_listing_idx').on('listing_reviews').column('listing_id').execute();
   // The list shows active listings, newest first; each filter has an index that starts with it.
   const active = (name: string) => db.schema.createIndex(name).on('listings').where(sql.ref('active'), '=', true);
   await active('listings_newest_idx').columns(['created_at desc', 'listing_id desc']).execute();
@@ -80,7 +93,26 @@ function evolve(row: ListingRow | undefined, event: ListingEvent, recorded: Reco
   }
 }
 
+function evolveReview(row: ListingReviewRow | undefined, event: ReviewEvent, recorded: RecordedEvent): ListingReviewRow | undefined {
+  const version = recorded.revision;
+  switch (event.type) {
+    case 'ReviewSubmitted':
+      return { booking_id: event.data.bookingId, listing_id: event.data.listingId, rating: event.data.rating, hidden: false, version };
+    case 'ReviewEdited':
+      return row && { ...row, rating: event.data.rating, version };
+    case 'ReviewHidden':
+      return row && { ...row, hidden: true, version };
+    default:
+      return assertNever(event);
+  }
+}
+
 async function apply(trx: Transaction<ListingsTables>, events: readonly RecordedEvent[]): Promise<void> {
+  await upsertListings(trx, events);
+  await countRatings(trx, events);
+}
+
+async function upsertListings(trx: Transaction<ListingsTables>, events: readonly RecordedEvent[]): Promise<void> {
   const decoded = decodeKnown(codec, events);
   if (decoded.length === 0) return;
   const ids = distinct(decoded.map(({ event }) => event.data.listingId));
@@ -111,11 +143,46 @@ async function apply(trx: Transaction<ListingsTables>, events: readonly Recorded
     .execute();
 }
 
-/** Listings with their details, price and active flag; searchable by text. */
+/** Keeps each review's rating, then recounts the rating of every listing the batch's reviews touched. */
+async function countRatings(trx: Transaction<ListingsTables>, events: readonly RecordedEvent[]): Promise<void> {
+  const decoded = decodeKnown(reviewCodec, events);
+  if (decoded.length === 0) return;
+  const ids = distinct(decoded.map(({ event }) => event.data.bookingId));
+  const loaded = await trx.selectFrom('listing_reviews').selectAll().where('booking_id', 'in', ids).execute();
+  const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.booking_id, keyOfEvent: (event) => event.data.bookingId, evolve: evolveReview });
+  if (rows.length === 0) return;
+  await trx
+    .insertInto('listing_reviews')
+    .values(rows)
+    .onConflict((oc) =>
+      oc
+        .column('booking_id')
+        .doUpdateSet((eb) => ({ rating: eb.ref('excluded.rating'), hidden: eb.ref('excluded.hidden'), version: eb.ref('excluded.version') }))
+        .where('listing_reviews.version', '<', sql<number>`excluded.version`),
+    )
+    .execute();
+  // Recounted rather than adjusted: a replayed batch then changes nothing.
+  const listings = distinct(rows.map((row) => row.listing_id));
+  await trx
+    .updateTable('listings')
+    .set((eb) => ({
+      rating_count: eb.selectFrom('listing_reviews as r').whereRef('r.listing_id', '=', 'listings.listing_id').where('r.hidden', '=', false).select((r) => r.fn.countAll<number>().as('count')),
+      rating_sum: eb
+        .selectFrom('listing_reviews as r')
+        .whereRef('r.listing_id', '=', 'listings.listing_id')
+        .where('r.hidden', '=', false)
+        .select((r) => r.fn.coalesce(r.fn.sum<number>('r.rating'), sql<number>`0`).as('sum')),
+    }))
+    .where('listing_id', 'in', listings)
+    .execute();
+}
+
+/** Listings with their details, price, active flag and rating; searchable by text. */
 export const listingsProjection = defineProjection<ListingsTables>({
   name: listingsProjectionName,
-  version: 1,
-  eventTypes: codec.eventTypes,
+  // 2: the rating, counted here from review events instead of read from the reviews read model.
+  version: 2,
+  eventTypes: [...codec.eventTypes, ...reviewCodec.eventTypes],
   migrate,
   apply,
 });

@@ -36,8 +36,8 @@ export type ListingFilter = {
 /** Newest first. */
 export type ListingSortKey = { readonly createdAt: string; readonly listingId: string };
 
-/** Rating average and count of the listing's visible reviews, read from the reviews read model. */
-function withRating(db: Kysely<Database>) {
+/** The columns a listing is shown with, its rating counted by the projection. */
+function listings(db: Kysely<Database>) {
   return db
     .selectFrom('rm_listings.listings as l')
     .select([
@@ -52,22 +52,18 @@ function withRating(db: Kysely<Database>) {
       'l.price_per_day',
       'l.currency',
       'l.active',
+      'l.rating_count',
+      'l.rating_sum',
       'l.created_at',
       'l.version',
-    ])
-    .select((eb) => {
-      const visibleReviews = eb.selectFrom('rm_reviews.reviews as r').whereRef('r.listing_id', '=', 'l.listing_id').where('r.hidden', '=', false);
-      return [
-        visibleReviews.select((r) => r.fn.avg<string | null>('r.rating').as('average')).as('rating_average'),
-        visibleReviews.select((r) => r.fn.countAll<string>().as('count')).as('rating_count'),
-      ];
-    });
+    ]);
 }
 
-type ListingRecord = Awaited<ReturnType<ReturnType<typeof withRating>['execute']>>[number];
+type ListingRecord = Awaited<ReturnType<ReturnType<typeof listings>['execute']>>[number];
 
 function toListingView(row: ListingRecord): ListingView {
-  const average = row.rating_average === null ? null : Math.round(Number(row.rating_average) * 100) / 100;
+  const count = row.rating_count;
+  const average = count === 0 ? null : Math.round((row.rating_sum / count) * 100) / 100;
   return {
     id: row.listing_id,
     ownerId: row.owner_id,
@@ -80,7 +76,7 @@ function toListingView(row: ListingRecord): ListingView {
     pricePerDay: amount(row.price_per_day),
     currency: row.currency,
     active: row.active,
-    rating: { average, count: Number(row.rating_count ?? 0) },
+    rating: { average, count },
     createdAt: row.created_at.toISOString(),
     version: row.version,
   };
@@ -90,7 +86,7 @@ function toListingView(row: ListingRecord): ListingView {
 export async function searchListings(db: Kysely<Database>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
   const { after, limit } = page;
   const { category, location, minPrice, maxPrice, currency, freeDates, q } = filter;
-  let query = withRating(db).where('l.active', '=', true);
+  let query = listings(db).where('l.active', '=', true);
   if (category !== undefined) query = query.where('l.category', '=', category);
   if (location !== undefined) query = query.where(sql`lower(l.location)`, '=', location.toLowerCase());
   if (currency !== undefined) query = query.where('l.currency', '=', currency);
@@ -119,6 +115,6 @@ export async function searchListings(db: Kysely<Database>, filter: ListingFilter
 
 /** One listing, active or not, with its rating. */
 export async function findListing(db: Kysely<Database>, listingId: string): Promise<ListingView | undefined> {
-  const row = await withRating(db).where('l.listing_id', '=', listingId).executeTakeFirst();
+  const row = await listings(db).where('l.listing_id', '=', listingId).executeTakeFirst();
   return row && toListingView(row);
 }

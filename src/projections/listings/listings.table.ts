@@ -3,7 +3,8 @@ import type { ColumnType } from 'kysely';
 /**
  * One row per listing, overwritten by each listing event (they carry every detail after the
  * change). `search` is a generated `tsvector` over title, description, category and location,
- * never written by the projection.
+ * never written by the projection. The rating columns are recounted from `listing_reviews`
+ * whenever a review of the listing changes: a page of listings then reads no other table.
  */
 export type ListingsTable = {
   listing_id: string;
@@ -23,12 +24,26 @@ export type ListingsTable = {
   updated_at: Date;
   version: number;
   search: ColumnType<string, never, never>;
+  /** How many visible reviews the listing has, and the sum of their ratings (0 and 0 without any). */
+  rating_count: ColumnType<number, never, number>;
+  rating_sum: ColumnType<number, never, number>;
 };
 
-export type ListingsTables = { listings: ListingsTable };
+/** The rating of each review of a listing, and whether moderators hid it: what the rating columns count. */
+export type ListingReviewsTable = {
+  booking_id: string;
+  listing_id: string;
+  rating: number;
+  hidden: boolean;
+  version: number;
+};
 
-/** A listing as the projection reads and writes it: every column but the generated one. */
-export type ListingRow = Omit<ListingsTable, 'search'>;
+export type ListingsTables = { listings: ListingsTable; listing_reviews: ListingReviewsTable };
+
+/** A listing as the projection folds listing events into it: every column but the generated and the counted ones. */
+export type ListingRow = Omit<ListingsTable, 'search' | 'rating_count' | 'rating_sum'>;
+
+export type ListingReviewRow = ListingReviewsTable;
 
 export const listingColumns = [
   'listing_id',

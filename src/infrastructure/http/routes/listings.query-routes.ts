@@ -78,7 +78,7 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/',
     {
-      preHandler: consistentWith([listingsProjectionName, listingAvailabilityProjectionName, reviewsProjectionName]),
+      preHandler: consistentWith([listingsProjectionName, listingAvailabilityProjectionName]),
       schema: { tags, summary: 'Search active listings, newest first', headers, querystring: listingsQuery, response: { 200: pageSchema(listingSchema) } },
     },
     async (request) => {
@@ -92,7 +92,7 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id',
     {
-      preHandler: consistentWith([listingsProjectionName, reviewsProjectionName]),
+      preHandler: consistentWith([listingsProjectionName]),
       schema: { tags, summary: 'One listing with its rating', headers, params: idParams, response: { 200: listingSchema } },
     },
     async (request) => {
