@@ -44,8 +44,11 @@ describe('graceful shutdown', () => {
     const database = await createTestDatabase();
     const [commandPort, queryPort] = [await freePort(), await freePort()];
     const secret = 'shutdown-secret-shutdown-secret-shutdown-secret';
+    // No load shedding: beside the rest of the suite, a process just started under tsx can lag past
+    // its event-loop threshold and answer 503, which is shedding's test (load-shedding), not this one's.
+    const shedding = { SHED_EVENT_LOOP_DELAY_MS: '0' };
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts'], {
-      env: { ...process.env, DATABASE_URL: database.url, COMMAND_PORT: String(commandPort), QUERY_PORT: String(queryPort), JWT_SECRET: secret, LOG_LEVEL: 'warn' },
+      env: { ...process.env, DATABASE_URL: database.url, COMMAND_PORT: String(commandPort), QUERY_PORT: String(queryPort), JWT_SECRET: secret, LOG_LEVEL: 'warn', ...shedding },
       stdio: 'ignore',
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
