@@ -22,7 +22,11 @@ const loadShedding: FastifyPluginAsync<LoadSheddingOptions> = async (app, option
   await app.register(underPressure, {
     maxEventLoopDelay: options.maxEventLoopDelayMs,
     maxHeapUsedBytes: options.maxHeapUsedBytes,
-    sampleInterval: 100,
+    // under-pressure reads an interval in which the event loop took no sample at all as an
+    // infinite delay, though it only shows a stall about as long as the interval: with 100 ms,
+    // any stall past that (a GC pause, the cores busy with PostgreSQL) turned requests away, far
+    // below the threshold. Sampled once per threshold, an empty interval is a delay past it.
+    sampleInterval: options.maxEventLoopDelayMs > 0 ? options.maxEventLoopDelayMs : 1000,
     pressureHandler: async (request, _reply, type) => {
       if (neverShed.some((prefix) => request.url.startsWith(prefix))) return;
       throw new HttpProblem(503, 'overloaded', 'Service overloaded', `The service is shedding load (${type}); try again shortly`, {
