@@ -2,18 +2,21 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { createJsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { createJsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from 'fastify-type-provider-zod';
+import { responseSerializerCompiler } from '../response-serializer.js';
 
 export type OpenApiOptions = { readonly title: string; readonly description: string; readonly version: string };
 
 /**
- * One set of zod schemas both validates requests and documents them: zod compiles the route
- * schemas, and the same schemas become the OpenAPI 3.1 document at `/docs/json`, with the UI
- * at `/docs`. Register before any route, since routes are collected as they are added.
+ * One set of zod schemas validates requests, shapes responses and documents both: zod checks
+ * requests, responses are written from the response schemas' JSON Schema
+ * (`responseSerializerCompiler`), and the same schemas become the OpenAPI 3.1 document at
+ * `/docs/json`, with the UI at `/docs`. Register before any route, since routes are collected
+ * as they are added.
  */
 const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  app.setSerializerCompiler(responseSerializerCompiler);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
