@@ -60,6 +60,13 @@ describe('access tokens', () => {
     await expectRefused(await get('/test/me', ''), 401);
   });
 
+  it('reads the scheme in any case, and refuses an Authorization header of another shape', async () => {
+    expect((await get('/test/me', undefined, { authorization: `bearer ${handMadeJwt(validClaims())}` })).status).toBe(200);
+    for (const authorization of ['Basic dXNlcjpwYXNz', 'Bearer', `Bearer ${handMadeJwt(validClaims())} extra`, `Token ${handMadeJwt(validClaims())}`]) {
+      await expectRefused(await get('/test/me', undefined, { authorization }), 401);
+    }
+  });
+
   it('refuses an expired token, saying so', async () => {
     const past = Math.floor(Date.now() / 1000) - 3600;
     const response = await get('/test/me', handMadeJwt(validClaims({ iat: past - 900, exp: past })));
