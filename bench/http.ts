@@ -84,9 +84,8 @@ try {
   });
   line('(d) command API POST /v1/appointments', appointments);
 
-  // (e) reads of what (d) wrote, once the service has settled: measured beside the payments (d)
-  // set off and the projector thread draining its backlog, (e) would be their figure as much as
-  // its own.
+  // (e) reads of what (d) wrote, once the service has settled: measured beside the projector
+  // thread draining the backlog (d) left, (e) would be that backlog's figure as much as its own.
   await settled({ databaseUrl: database.url, commands, nextBooking });
   const readers = consumers.slice(0, 500);
   let reader = 0;

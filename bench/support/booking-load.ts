@@ -125,9 +125,9 @@ async function book(options: { commands: string; nextBooking: () => string }): P
 }
 
 /**
- * Waits until the service is idle again after a load: the work it set off has settled (the log
- * stopped growing for a second: bookings start payments, which confirm bookings, and so on), and
- * every read model holds it. 60 s at most for each.
+ * Waits until the service is idle again after a load: the log stopped growing for a second
+ * (whatever the load set off, e.g. a process manager's commands, has been appended), and every
+ * read model holds it. 60 s at most for each.
  */
 export async function settled(options: { databaseUrl: string; commands: string; nextBooking: () => string }): Promise<void> {
   const client = new pg.Client(options.databaseUrl);
