@@ -5,7 +5,10 @@ import { submitReview } from '../../src/application/reviews/review.use-cases.js'
 import { listingAvailabilityProjection } from '../../src/projections/listing-availability/listing-availability.projection.js';
 import { listingsProjection } from '../../src/projections/listings/listings.projection.js';
 import { findListing, searchListings, type ListingFilter } from '../../src/projections/listings/listings.queries.js';
+import { sql } from 'kysely';
 import { reviewStreamId } from '../../src/domain/review/review.decider.js';
+import { reviewsProjection } from '../../src/projections/reviews/reviews.projection.js';
+import { generationSchema } from '../../src/projections/runtime/projection.js';
 import { admin, as, consumer, listingInput, otherConsumer, owner } from '../support/command-side.js';
 import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
 import { payBooking } from './support/scenarios.js';
@@ -19,7 +22,7 @@ describe('listings read model', () => {
   const ids = async (filter: ListingFilter) => (await searchListings(h.db, filter, { limit: 100 })).items.map((l) => l.id);
 
   beforeAll(async () => {
-    h = await startReadModels([listingsProjection, listingAvailabilityProjection]);
+    h = await startReadModels([listingsProjection, listingAvailabilityProjection, reviewsProjection]);
     loft = (await createListing(h.side, listingInput, as(owner))).id;
     h.clock.advance(1000);
     cabin = (await createListing(h.side, { ...listingInput, title: 'Cabin in the woods', description: 'Wood stove, lake view', category: 'cabin', location: 'Annecy', pricePerDay: 8_000 }, as(owner))).id;
@@ -109,6 +112,24 @@ describe('listings read model', () => {
     await h.settle();
     expect(await rating()).toEqual({ average: 2, count: 1 });
     expect(await findListing(h.db, loft)).toMatchObject({ rating: { average: null, count: 0 } });
+  });
+
+  it('while a version 1 generation still serves (tables without the rating columns), counts the rating from the reviews read model', async () => {
+    const { rows } = await sql<{ generation: number }>`select generation from projection_checkpoints where name = 'listings' and active`.execute(h.db);
+    const tables = sql.table(`${generationSchema('listings', rows[0]?.generation ?? 0)}.listings`);
+    const columns = sql.raw('listing_id, owner_id, title, description, category, location, capacity, time_zone, price_per_day, currency, active, created_at, updated_at, version, search');
+    const before = { rating: await findListing(h.db, cabin).then((listing) => listing?.rating), page: await ids({ category: 'cabin' }) };
+    expect(before.rating?.count).toBeGreaterThan(0);
+    await sql`drop view rm_listings.listings`.execute(h.db);
+    await sql`create view rm_listings.listings as select ${columns} from ${tables}`.execute(h.db);
+    try {
+      expect((await findListing(h.db, cabin))?.rating).toEqual(before.rating);
+      expect((await searchListings(h.db, { category: 'cabin' }, { limit: 5 })).items.map((l) => [l.id, l.rating])).toEqual(before.page.map((id) => [id, before.rating]));
+    } finally {
+      await sql`drop view rm_listings.listings`.execute(h.db);
+      await sql`create view rm_listings.listings as select * from ${tables}`.execute(h.db);
+    }
+    expect((await findListing(h.db, cabin))?.rating).toEqual(before.rating);
   });
 
   it('pages by keyset without repeats', async () => {

@@ -36,27 +36,57 @@ export type ListingFilter = {
 /** Newest first. */
 export type ListingSortKey = { readonly createdAt: string; readonly listingId: string };
 
-/** The columns a listing is shown with, its rating counted by the projection. */
+const shownColumns = [
+  'l.listing_id',
+  'l.owner_id',
+  'l.title',
+  'l.description',
+  'l.category',
+  'l.location',
+  'l.capacity',
+  'l.time_zone',
+  'l.price_per_day',
+  'l.currency',
+  'l.active',
+  'l.created_at',
+  'l.version',
+] as const;
+
+/** The columns a listing is shown with, its rating counted by the projection (version 2). */
 function listings(db: Kysely<Database>) {
+  return db.selectFrom('rm_listings.listings as l').select([...shownColumns, 'l.rating_count', 'l.rating_sum']);
+}
+
+/**
+ * The same rows counted from the reviews read model, as readers did before version 2: after a
+ * deploy, version 2 rebuilds beside the active version 1, whose tables have no rating columns,
+ * and listings must keep answering until it swaps in. Remove once no deployment can still have
+ * version 1 active.
+ */
+function listingsCountingReviews(db: Kysely<Database>): ReturnType<typeof listings> {
   return db
     .selectFrom('rm_listings.listings as l')
-    .select([
-      'l.listing_id',
-      'l.owner_id',
-      'l.title',
-      'l.description',
-      'l.category',
-      'l.location',
-      'l.capacity',
-      'l.time_zone',
-      'l.price_per_day',
-      'l.currency',
-      'l.active',
-      'l.rating_count',
-      'l.rating_sum',
-      'l.created_at',
-      'l.version',
-    ]);
+    .select(shownColumns)
+    .select((eb) => {
+      const visibleReviews = eb.selectFrom('rm_reviews.reviews as r').whereRef('r.listing_id', '=', 'l.listing_id').where('r.hidden', '=', false);
+      return [
+        visibleReviews.select(sql<number>`count(*)::int`.as('count')).$asScalar().$notNull().as('rating_count'),
+        visibleReviews.select(sql<number>`coalesce(sum(r.rating), 0)::int`.as('sum')).$asScalar().$notNull().as('rating_sum'),
+      ];
+    });
+}
+
+/** PostgreSQL's "column does not exist": the active generation of the read model predates the columns. */
+const undefinedColumn = '42703';
+
+/** Reads with `listings`, or with `listingsCountingReviews` while version 1's tables still serve. */
+async function readListings<T>(db: Kysely<Database>, read: (from: ReturnType<typeof listings>) => Promise<T>): Promise<T> {
+  try {
+    return await read(listings(db));
+  } catch (error) {
+    if (!(error instanceof Error && 'code' in error && error.code === undefinedColumn)) throw error;
+    return read(listingsCountingReviews(db));
+  }
 }
 
 type ListingRecord = Awaited<ReturnType<ReturnType<typeof listings>['execute']>>[number];
@@ -83,10 +113,14 @@ function toListingView(row: ListingRecord): ListingView {
 }
 
 /** Active listings matching every given filter, newest first. */
-export async function searchListings(db: Kysely<Database>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
+export function searchListings(db: Kysely<Database>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
+  return readListings(db, (from) => search(from, filter, page));
+}
+
+async function search(from: ReturnType<typeof listings>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
   const { after, limit } = page;
   const { category, location, minPrice, maxPrice, currency, freeDates, q } = filter;
-  let query = listings(db).where('l.active', '=', true);
+  let query = from.where('l.active', '=', true);
   if (category !== undefined) query = query.where('l.category', '=', category);
   if (location !== undefined) query = query.where(sql`lower(l.location)`, '=', location.toLowerCase());
   if (currency !== undefined) query = query.where('l.currency', '=', currency);
@@ -115,6 +149,6 @@ export async function searchListings(db: Kysely<Database>, filter: ListingFilter
 
 /** One listing, active or not, with its rating. */
 export async function findListing(db: Kysely<Database>, listingId: string): Promise<ListingView | undefined> {
-  const row = await listings(db).where('l.listing_id', '=', listingId).executeTakeFirst();
+  const row = await readListings(db, (from) => from.where('l.listing_id', '=', listingId).executeTakeFirst());
   return row && toListingView(row);
 }
