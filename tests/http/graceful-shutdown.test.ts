@@ -18,7 +18,9 @@ describe('graceful shutdown', () => {
       auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
       probes: [],
     });
+    let started = 0;
     app.get('/slow', async () => {
+      started += 1;
       await new Promise((resolve) => setTimeout(resolve, 300));
       return { done: true };
     });
@@ -28,7 +30,9 @@ describe('graceful shutdown', () => {
     const url = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}/slow` : '';
 
     const inFlight = Array.from({ length: 20 }, () => fetch(url).then((response) => response.status));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // In flight means in a handler: on a machine busy with the rest of the suite, a fixed pause
+    // let the drain begin before most of them had even arrived.
+    while (started < 20) await new Promise((resolve) => setTimeout(resolve, 5));
     // What the process does on SIGTERM: drain, then close.
     const drained = app.drain(5_000);
     const late = await fetch(url.replace('/slow', '/fast'));
