@@ -10,8 +10,12 @@ import { z } from 'zod';
  * already checked against the schema by the compiler (the zod type provider types each route's
  * reply). Properties outside the schema are dropped, as zod's parse stripped them.
  */
-export const responseSerializerCompiler: FastifySerializerCompiler<unknown> = ({ schema }) =>
-  fastJson(schema instanceof z.ZodType ? toJsonSchema(schema) : (schema as Schema));
+export const responseSerializerCompiler: FastifySerializerCompiler<unknown> = ({ schema }) => {
+  // Compiled on the route's first response, not at start-up: a few milliseconds per schema, for
+  // every route of both APIs, delayed every start (and every test's server) by a few hundred.
+  let write: ((data: unknown) => string) | undefined;
+  return (data) => (write ??= fastJson(schema instanceof z.ZodType ? toJsonSchema(schema) : (schema as Schema)))(data);
+};
 
 function toJsonSchema(schema: z.ZodType): Schema {
   // An empty registry: every schema inline, without the `$defs` the documentation's ids would make.
