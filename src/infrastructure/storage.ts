@@ -52,7 +52,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<{ ur
  * EventStoreDB when `EVENTSTORE_URL` names one, else the PostgreSQL event store beside the read
  * models. The EventStoreDB client (gRPC) is loaded only then: it is most of a thread's memory.
  */
-export async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): Promise<EventStore> {
+async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): Promise<EventStore> {
   if (config.EVENTSTORE_URL) {
     logger.info('events go to EventStoreDB');
     const { EsdbEventStore } = await import('./esdb-event-store/esdb-event-store.js');
