@@ -23,6 +23,21 @@ function line(label: string, run: Run): void {
   console.log(`${label}: ${Math.round(run.rps).toLocaleString('en-US')} req/s, p50 ${ms(run.p50)} ms, p99 ${ms(run.p99)} ms${failures}`);
 }
 
+/** The query API's cache lookups so far, from its `/metrics`. */
+async function cacheLookups(queries: string): Promise<{ hit: number; miss: number }> {
+  const text = await (await fetch(`${queries}/metrics`)).text();
+  const count = (outcome: string) => Number(new RegExp(`^query_cache_lookups_total\\{outcome="${outcome}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { hit: count('hit'), miss: count('miss') };
+}
+
+/** What share of the lookups since `before` the cache answered. */
+async function hitShare(queries: string, before: { hit: number; miss: number }): Promise<string> {
+  const after = await cacheLookups(queries);
+  const hits = after.hit - before.hit;
+  const lookups = hits + after.miss - before.miss;
+  return `  query cache: ${lookups === 0 ? 'no lookups' : `${((100 * hits) / lookups).toFixed(1)} % of ${lookups.toLocaleString('en-US')} lookups answered from memory`}`;
+}
+
 async function post(url: string, body: unknown, bearer: string, method = 'POST'): Promise<void> {
   const response = await fetch(url, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` }, body: JSON.stringify(body) });
   if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
@@ -89,6 +104,7 @@ try {
   await settled({ databaseUrl: database.url, commands, nextBooking });
   const readers = consumers.slice(0, 500);
   let reader = 0;
+  const beforeMine = await cacheLookups(queries);
   const mine = await cannon(queries, load, {
     requests: [
       {
@@ -99,8 +115,11 @@ try {
     ],
   });
   line('(e) query API GET /v1/bookings/me', mine);
+  console.log(await hitShare(queries, beforeMine));
+  const beforeCategory = await cacheLookups(queries);
   const byCategory = await cannon(`${queries}/v1/listings?category=venue`, load);
   line('(e) query API GET /v1/listings?category=venue', byCategory);
+  console.log(await hitShare(queries, beforeCategory));
 
   console.log(`ratio d/b (bookings / INSERT): ${(bookings.rps / insert.rps).toFixed(2)} (target ≥ 0.5, p99 ≤ 25 ms: ${bookings.p99} ms)`);
   console.log(`ratio d/b (appointments / INSERT): ${(appointments.rps / insert.rps).toFixed(2)} (p99 ${appointments.p99} ms)`);

@@ -152,6 +152,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
     personalData: storage.vault,
     notifications,
     consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
+    queryCache: { maxBytes: config.QUERY_CACHE_MB * 1024 * 1024, maxAgeMs: config.QUERY_CACHE_MAX_AGE_MS },
     probes: [postgresProbe(storage.pool)],
     metricsRegistry,
     loadShedding: loadShedding(config),

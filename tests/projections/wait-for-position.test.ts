@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPosition, type Position } from '../../src/application/ports/position.js';
@@ -74,6 +75,31 @@ describe('checkpoint notifications', () => {
     const options = { db: harness.db, notifications: listener, position: future, timeoutMs: 150, pollMs: 50 };
     expect(await waitForPosition({ ...options, projections: ['listened'] })).toBe(false);
     expect(await waitForPosition({ ...options, projections: ['no_such_projection'] })).toBe(false);
+  });
+
+  it('tells which connection it listens on: none while it is down, a new one after each reconnect', async () => {
+    const listeners = async () => {
+      const { rows } = await sql<{ pid: number }>`select pid from pg_stat_activity where application_name = 'checkpoint-listener'`.execute(harness.db);
+      return new Set(rows.map(({ pid }) => pid));
+    };
+    const others = await listeners();
+    // Long enough a reconnect delay for the poll below to see it down.
+    const own = new PgCheckpointListener({ connectionString: harness.url, reconnectMs: 400 });
+    expect(own.epoch).toBeUndefined();
+    await own.start();
+    try {
+      const first = own.epoch;
+      expect(first).toEqual(expect.any(Number));
+      const ownPids = [...(await listeners())].filter((pid) => !others.has(pid));
+      expect(ownPids).toHaveLength(1);
+      await sql`select pg_terminate_backend(${ownPids[0]}::int)`.execute(harness.db);
+      await eventually(async () => (own.epoch === undefined ? true : undefined), 5000, 'the listener to notice');
+      const second = await eventually(async () => own.epoch, 5000, 'the reconnect');
+      expect(second).not.toBe(first);
+    } finally {
+      await own.close();
+    }
+    expect(own.epoch).toBeUndefined();
   });
 
   it('parses only payloads it could have sent', () => {

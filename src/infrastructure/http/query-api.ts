@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { EventStore } from '../../application/ports/event-store.js';
 import type { PersonalDataVault } from '../../application/privacy/personal-data-vault.js';
 import type { Clock } from '../../application/ports/clock.js';
@@ -11,7 +11,8 @@ import { accessTokenTtlSeconds } from './command-api.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
 import type { LoadSheddingOptions } from './plugins/load-shedding.plugin.js';
-import { consistentWith, CursorCodec, type QueryRoutesOptions } from './query-context.js';
+import { QueryCache, type QueryCacheOptions } from './query-cache.js';
+import { cachedRead, consistentWith, CursorCodec, keepCachedAnswers, type QueryRoutesOptions } from './query-context.js';
 import { adminQueryRoutes } from './routes/admin.query-routes.js';
 import { appointmentQueryRoutes } from './routes/appointments.query-routes.js';
 import { auditQueryRoutes } from './routes/audit.query-routes.js';
@@ -45,6 +46,8 @@ export type QueryApiDeps = {
   /** When to shed load with 503s (`SHED_*` settings). */
   readonly loadShedding?: LoadSheddingOptions;
   readonly metricsRegistry?: Registry;
+  /** How much the query cache keeps, and for how long at most (`QUERY_CACHE_*`); default 32 MiB, 5 s. */
+  readonly queryCache?: Pick<QueryCacheOptions, 'maxBytes' | 'maxAgeMs'>;
 };
 
 /**
@@ -66,11 +69,15 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
   });
   const checkpoints = createKysely<unknown>(deps.pool);
   const consistency = { db: checkpoints, notifications: deps.notifications, timeoutMs: deps.consistencyTimeoutMs };
+  const cache = queryCache(deps);
+  app.addHook('onSend', keepCachedAnswers(cache));
+  app.addHook('onClose', async () => cache.close());
   const routes: QueryRoutesOptions = {
     db: createKysely<Database>(deps.pool),
     clock: deps.clock,
     cursors: new CursorCodec(deps.secret),
     consistentWith: (projections) => consistentWith(consistency, projections),
+    cachedRead: (projections, cacheable) => cachedRead(consistency, cache, projections, cacheable),
   };
 
   await app.register(auditQueryRoutes, { ...routes, pool: deps.pool, events: deps.events, personalData: deps.personalData });
@@ -82,4 +89,29 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
   await app.register(userQueryRoutes, { prefix: '/v1/users', ...routes });
   await app.register(adminQueryRoutes, { prefix: '/v1/admin', checkpoints, now: () => deps.clock.now() });
   return app;
+}
+
+function queryCache(deps: QueryApiDeps): QueryCache {
+  const registers = deps.metricsRegistry ? [deps.metricsRegistry] : [];
+  const lookups = new Counter({
+    name: 'query_cache_lookups_total',
+    help: 'Query API answers looked for in the query cache, by outcome (hit: kept and still fresh)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const cache = new QueryCache(deps.notifications, {
+    maxBytes: 32 * 1024 * 1024,
+    maxAgeMs: 5000,
+    ...deps.queryCache,
+    onLookup: (outcome) => lookups.inc({ outcome }),
+  });
+  new Gauge({
+    name: 'query_cache_bytes',
+    help: 'Bytes of answers the query cache keeps (two per character)',
+    registers,
+    collect() {
+      this.set(cache.size.bytes);
+    },
+  });
+  return cache;
 }

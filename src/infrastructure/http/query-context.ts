@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Actor } from '../../application/metadata.js';
@@ -8,6 +8,7 @@ import { formatPosition, parsePosition } from '../../application/ports/position.
 import type { Database } from '../../projections/read-models.js';
 import { waitForPosition, type CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
 import { HttpProblem } from './problem.js';
+import type { QueryCache, Stamp } from './query-cache.js';
 
 /**
  * Cursors are opaque: base64url of the last row's sort key, and a MAC over it and the query it
@@ -98,6 +99,42 @@ export function consistentWith(options: ConsistencyOptions, projections: readonl
   };
 }
 
+/** Answers `cachedRead` let through to their handler, to be kept once serialized. */
+const answersToKeep = new WeakMap<FastifyRequest, { readonly key: string; readonly projections: readonly string[]; readonly stamp: Stamp }>();
+
+/**
+ * preHandler of an endpoint whose answer depends on nothing but these projections' read models,
+ * the URL and the caller (no clock, no event log): `consistentWith`'s, and the query cache's.
+ * A request without `Consistency-Position` gets the answer kept from an earlier one when the
+ * read models have not committed since; any other reads them, and keeps what it read. One that
+ * waited for a position never takes a kept answer: the checkpoint it waited on may be visible
+ * before its announcement has reached the cache.
+ */
+export function cachedRead(options: ConsistencyOptions, cache: QueryCache, projections: readonly string[], cacheable: (request: FastifyRequest) => boolean = () => true) {
+  const consistent = consistentWith(options, projections);
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const waits = request.headers['consistency-position'] !== undefined;
+    if (waits) await consistent(request);
+    if (!cacheable(request)) return undefined;
+    // The route and query string, and the caller when the route knows one (its answer may depend on it).
+    const key = `${request.method} ${request.url}\u0000${request.actor ? `${request.actor.id}\u0000${request.actor.roles.join(',')}` : ''}`;
+    const kept = waits ? undefined : cache.get(key);
+    if (kept !== undefined) return reply.type('application/json; charset=utf-8').send(kept);
+    const stamp = cache.stamp(projections);
+    if (stamp) answersToKeep.set(request, { key, projections, stamp });
+    return undefined;
+  };
+}
+
+/** onSend hook of the query API: keeps the successful answers `cachedRead` let through. */
+export function keepCachedAnswers(cache: QueryCache) {
+  return async (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
+    const answer = answersToKeep.get(request);
+    if (answer && reply.statusCode === 200 && typeof payload === 'string') cache.set(answer.key, answer.projections, answer.stamp, payload);
+    return payload;
+  };
+}
+
 /** What every query routes plugin is given. */
 export type QueryRoutesOptions = {
   readonly db: Kysely<Database>;
@@ -105,6 +142,11 @@ export type QueryRoutesOptions = {
   readonly cursors: CursorCodec;
   /** The read-your-writes preHandler for an endpoint that reads these projections. */
   readonly consistentWith: (projections: readonly string[]) => (request: FastifyRequest) => Promise<void>;
+  /** The same, answering from the query cache where it can (see `cachedRead`). */
+  readonly cachedRead: (
+    projections: readonly string[],
+    cacheable?: (request: FastifyRequest) => boolean,
+  ) => (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
 };
 
 /**

@@ -21,6 +21,8 @@ export type PgCheckpointListenerOptions = {
 export class PgCheckpointListener implements CheckpointNotifications {
   private readonly listeners = new Set<(notification: CheckpointNotification) => void>();
   private client: pg.Client | undefined;
+  private connections = 0;
+  private listeningOn: pg.Client | undefined;
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
 
@@ -39,6 +41,14 @@ export class PgCheckpointListener implements CheckpointNotifications {
     this.client = client;
     await client.connect();
     await client.query(`listen ${checkpointChannel}`);
+    // Lost while subscribing: the reconnect under way will count.
+    if (this.client !== client) return;
+    this.connections += 1;
+    this.listeningOn = client;
+  }
+
+  get epoch(): number | undefined {
+    return this.listeningOn ? this.connections : undefined;
   }
 
   subscribe(listener: (notification: CheckpointNotification) => void): () => void {
@@ -48,6 +58,7 @@ export class PgCheckpointListener implements CheckpointNotifications {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.listeningOn = undefined;
     clearTimeout(this.reconnectTimer);
     await this.client?.end().catch(() => undefined);
   }
@@ -55,6 +66,7 @@ export class PgCheckpointListener implements CheckpointNotifications {
   private lost(client: pg.Client, error: unknown): void {
     if (this.closed || this.client !== client) return;
     this.client = undefined;
+    this.listeningOn = undefined;
     this.options.onError?.(error);
     client.end().catch(() => undefined);
     this.reconnectTimer = setTimeout(() => {

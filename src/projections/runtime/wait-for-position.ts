@@ -39,6 +39,12 @@ export function hasProcessed(checkpoint: Position | undefined, position: Positio
 export interface CheckpointNotifications {
   /** Calls `listener` for every notification until the returned function is called. */
   subscribe(listener: (notification: CheckpointNotification) => void): () => void;
+  /**
+   * Which connection notifications arrive on: `undefined` while none is listening (they are
+   * being lost), and a new number after every reconnect, since those sent in between were lost.
+   * Whoever trusts "no notification, no change" checks it has not moved.
+   */
+  readonly epoch: number | undefined;
 }
 
 export type WaitForPositionOptions = {

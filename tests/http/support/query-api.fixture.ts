@@ -1,10 +1,12 @@
 import { pino } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Actor } from '../../../src/application/metadata.js';
 import type { HttpServer } from '../../../src/infrastructure/http/http-server.js';
 import { postgresProbe } from '../../../src/infrastructure/http/plugins/health.plugin.js';
-import { buildQueryApi } from '../../../src/infrastructure/http/query-api.js';
+import { buildQueryApi, type QueryApiDeps } from '../../../src/infrastructure/http/query-api.js';
 import { PgCheckpointListener } from '../../../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { readModelProjections } from '../../../src/projections/read-models.js';
+import type { CheckpointNotifications } from '../../../src/projections/runtime/wait-for-position.js';
 import { formatPosition } from '../../../src/application/ports/position.js';
 import { startReadModels, type ReadModelHarness } from '../../projections/support/read-models.harness.js';
 
@@ -22,7 +24,15 @@ export type QueryApiFixture = ReadModelHarness & {
  * The query API over every read model, the projectors running, and the real use cases on a fake
  * clock to produce events; requests go through `app.inject`.
  */
-export async function startQueryApi(options: { consistencyTimeoutMs?: number } = {}): Promise<QueryApiFixture> {
+export async function startQueryApi(
+  options: {
+    consistencyTimeoutMs?: number;
+    queryCache?: QueryApiDeps['queryCache'];
+    metricsRegistry?: Registry;
+    /** What the query API hears of the checkpoint notifications, given the real ones. */
+    notifications?: (heard: CheckpointNotifications) => CheckpointNotifications;
+  } = {},
+): Promise<QueryApiFixture> {
   const h = await startReadModels(readModelProjections);
   const listener = new PgCheckpointListener({ connectionString: h.harness.url, reconnectMs: 100 });
   await listener.start();
@@ -37,9 +47,11 @@ export async function startQueryApi(options: { consistencyTimeoutMs?: number } =
     pool: h.harness.pool,
     events: h.harness.store,
     personalData: h.harness.vault,
-    notifications: listener,
+    notifications: options.notifications ? options.notifications(listener) : listener,
     consistencyTimeoutMs: options.consistencyTimeoutMs ?? 5000,
     probes: [postgresProbe(h.harness.pool)],
+    ...(options.queryCache ? { queryCache: options.queryCache } : {}),
+    ...(options.metricsRegistry ? { metricsRegistry: options.metricsRegistry } : {}),
   });
   await app.ready();
   return {

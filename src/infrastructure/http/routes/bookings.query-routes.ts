@@ -36,12 +36,12 @@ const bookingsQuery = pageQuery.extend({ status: bookingStatusSchema.optional() 
 const bookingSortKey = z.object({ requestedAt: z.iso.datetime(), bookingId: z.string().max(200) });
 
 /** A consumer's bookings, an owner's, and one booking for its parties and admins. */
-export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, cursors, consistentWith }) => {
+export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, cursors, cachedRead }) => {
   const tags = ['bookings'];
   const security = [{ bearerAuth: [] }];
   const headers = consistencyHeaders;
-  const consistent = consistentWith([bookingsProjectionName]);
-  const withPayment = consistentWith([bookingsProjectionName, paymentsProjectionName]);
+  const consistent = cachedRead([bookingsProjectionName]);
+  const withPayment = cachedRead([bookingsProjectionName, paymentsProjectionName]);
 
   app.get(
     '/me',

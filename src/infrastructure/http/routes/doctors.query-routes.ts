@@ -30,14 +30,14 @@ const doctorSortKey = z.object({ name: z.string().max(1000), doctorId: z.string(
 const slotSortKey = z.object({ start: z.iso.datetime() });
 
 /** Public reads: doctors, and a doctor's free slots. */
-export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith }) => {
+export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith, cachedRead }) => {
   const tags = ['doctors'];
   const headers = consistencyHeaders;
 
   app.get(
     '/',
     {
-      preHandler: consistentWith([usersProjectionName, doctorsProjectionName]),
+      preHandler: cachedRead([usersProjectionName, doctorsProjectionName]),
       schema: { tags, summary: 'Doctors, by name', headers, querystring: pageQuery, response: { 200: pageSchema(doctorSchema) } },
     },
     async (request) => paged(cursors, cursorScope('doctors', undefined, {}), request.query, doctorSortKey, (page) => listDoctors(db, page)),

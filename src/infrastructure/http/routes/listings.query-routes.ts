@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { calendarDateSchema, daysBetween } from '../../../domain/shared/calendar-date.js';
@@ -70,15 +71,22 @@ const availabilitySchema = z
   .object({ listingId: z.string(), from: z.string(), to: z.string(), days: z.array(z.object({ date: z.string(), status: dayStatusSchema })) })
   .meta({ id: 'ListingAvailability' });
 
+/** Free dates depend on the clock too (holds expire): those searches are read every time. */
+function withoutFreeDates(request: FastifyRequest): boolean {
+  // preHandlers run after validation: the query is the schema's output.
+  const query = request.query as z.output<typeof listingsQuery>;
+  return query.from === undefined;
+}
+
 /** Public reads of listings, their availability and their reviews. */
-export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith }) => {
+export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith, cachedRead }) => {
   const tags = ['listings'];
   const headers = consistencyHeaders;
 
   app.get(
     '/',
     {
-      preHandler: consistentWith([listingsProjectionName, listingAvailabilityProjectionName]),
+      preHandler: cachedRead([listingsProjectionName, listingAvailabilityProjectionName], withoutFreeDates),
       schema: { tags, summary: 'Search active listings, newest first', headers, querystring: listingsQuery, response: { 200: pageSchema(listingSchema) } },
     },
     async (request) => {
@@ -92,7 +100,7 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id',
     {
-      preHandler: consistentWith([listingsProjectionName]),
+      preHandler: cachedRead([listingsProjectionName]),
       schema: { tags, summary: 'One listing with its rating', headers, params: idParams, response: { 200: listingSchema } },
     },
     async (request) => {
@@ -119,7 +127,7 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id/reviews',
     {
-      preHandler: consistentWith([listingsProjectionName, reviewsProjectionName]),
+      preHandler: cachedRead([listingsProjectionName, reviewsProjectionName]),
       schema: { tags, summary: 'Visible reviews, newest first', headers, params: idParams, querystring: pageQuery, response: { 200: pageSchema(reviewSchema) } },
     },
     async (request) => {

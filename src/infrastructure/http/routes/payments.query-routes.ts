@@ -32,13 +32,12 @@ export const paymentSchema = z
   })
   .meta({ id: 'Payment' });
 
-
 /** One payment with its refunds, for the payer, the listing's owner and admins. */
-export const paymentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, consistentWith }) => {
+export const paymentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, cachedRead }) => {
   app.get(
     '/:id',
     {
-      preHandler: [requireAuth, consistentWith([paymentsProjectionName, bookingsProjectionName])],
+      preHandler: [requireAuth, cachedRead([paymentsProjectionName, bookingsProjectionName])],
       schema: { tags: ['payments'], security: [{ bearerAuth: [] }], summary: 'One payment with its refunds', headers: consistencyHeaders, params: idParams, response: { 200: paymentSchema } },
     },
     async (request) => {
