@@ -164,6 +164,19 @@ describe('operations', () => {
     const other = await fetch(`${api.url}/health/live`, { headers: { origin: 'https://evil.example' } });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
+
+  it("sends helmet's headers on every answer, errors included, and leaves the docs UI its own policy", async () => {
+    for (const response of [await fetch(`${api.url}/health/live`), await fetch(`${api.url}/nowhere`), await postJson(api.url, '/test/echo', {})]) {
+      expect(response.headers.get('content-security-policy')).toContain("default-src 'self'");
+      expect(response.headers.get('strict-transport-security')).toMatch(/^max-age=\d+; includeSubDomains$/);
+      expect(response.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+      expect(response.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+      expect(response.headers.get('x-powered-by')).toBeNull();
+    }
+    const ui = await fetch(`${api.url}/docs/static/index.html`);
+    expect(ui.status).toBe(200);
+    expect(ui.headers.get('content-security-policy')).toContain("img-src 'self' data: validator.swagger.io");
+  });
 });
 
 describe('rate limits', () => {

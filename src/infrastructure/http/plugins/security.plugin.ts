@@ -1,8 +1,10 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
+import helmet, { type HelmetOptions } from 'helmet';
+import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http';
+import { Socket } from 'node:net';
 import { HttpProblem } from '../problem.js';
 
 export type SecurityOptions = {
@@ -18,11 +20,34 @@ export type SecurityOptions = {
 const exposedHeaders = ['ETag', 'Event-Position', 'X-Request-Id', 'Idempotent-Replayed', 'Retry-After', 'Location'];
 
 /**
+ * The headers helmet sets, computed once. They follow from its options alone (we use no CSP
+ * nonces), yet @fastify/helmet builds helmet's whole middleware anew for every request: 40 of the
+ * 71 µs of main-thread time a `GET /health/live` cost here, and a third of a cached read's. So
+ * helmet runs once, at start-up, on a response that is never sent, and every reply gets what it
+ * wrote there.
+ */
+export function helmetHeaders(options?: Readonly<HelmetOptions>): OutgoingHttpHeaders {
+  const request = new IncomingMessage(new Socket());
+  const response = new ServerResponse(request);
+  let done = false;
+  helmet(options)(request, response, (error?: unknown) => {
+    if (error) throw error;
+    done = true;
+  });
+  if (!done) throw new Error('helmet did not finish synchronously: its headers cannot be computed once');
+  return response.getHeaders();
+}
+
+/**
  * Security headers, CORS and rate limits. Limits are counted in this process's memory, so
  * with several instances each allows its own share; a shared store is a `store` option away.
  */
 const security: FastifyPluginAsync<SecurityOptions> = async (app, options) => {
-  await app.register(helmet, { global: true });
+  const securityHeaders = helmetHeaders();
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(securityHeaders);
+    done();
+  });
   await app.register(cors, {
     origin: options.corsOrigins.length > 0 ? [...options.corsOrigins] : false,
     exposedHeaders,
