@@ -82,7 +82,7 @@ export const eventStoreMigration: Migration = {
  * commit's WAL flush, which serialises every appender (measured here: 8 writers fell from 8.1k
  * to 4.8k commits/s). The store notifies after commit instead.
  */
-const appendToStreamFunction = `
+export const appendToStreamFunction = `
 CREATE FUNCTION append_to_stream(
   p_stream_id text,
   p_expected  bigint,

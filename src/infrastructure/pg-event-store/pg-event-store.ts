@@ -15,6 +15,7 @@ import {
   type SubscribeOptions,
 } from '../../application/ports/event-store.js';
 import { comparePositions, START, type Position } from '../../application/ports/position.js';
+import { GroupCommit, type Outcome } from './group-commit.js';
 
 export type PgEventStoreOptions = {
   /**
@@ -42,6 +43,13 @@ export type PgEventStoreOptions = {
   readonly onStall?: (stall: HorizonStall) => void;
   /** Whether `close()` ends the pool too: yes when the store is the pool's only user. */
   readonly closePool?: boolean;
+  /**
+   * Appends sent at once; those that come while as many are in flight wait, and go together as
+   * one transaction when one finishes (group commit). Default 2.
+   */
+  readonly appendConcurrency?: number;
+  /** Most appends sent together. Default 100. */
+  readonly maxAppendBatch?: number;
 };
 
 /** The transaction that the global order is waiting for: the oldest one still running. */
@@ -123,6 +131,13 @@ const columnTypes: pg.CustomTypesConfig = { getTypeParser: (oid: number) => pars
 /** `append_to_stream`'s encoding of the expected revisions that are not numbers. */
 const expectedCode = { no_stream: -1, any: -2, stream_exists: -3 } as const;
 
+function expectedParameter(expected: ExpectedRevision): number {
+  return typeof expected === 'number' ? expected : expectedCode[expected];
+}
+
+/** An append waiting for its turn to be sent. */
+type PendingAppend = { readonly streamId: string; readonly events: readonly NewEvent[]; readonly expected: ExpectedRevision };
+
 const channelPattern = /^[a-z_][a-z0-9_]{0,62}$/;
 const maxBigint = 9223372036854775807n;
 /** Longest wait between looks while committed events wait behind an open transaction. */
@@ -132,7 +147,10 @@ const heldPollCapMs = 100;
  * The EventStore port on PostgreSQL.
  *
  * An append is one statement, so one round trip whatever the batch: a plain INSERT for a new
- * stream, else a call of `append_to_stream` (see the migration). The global order is
+ * stream, else a call of `append_to_stream` (see the migration). Appends that arrive while
+ * `appendConcurrency` are in flight wait and go together, one call of `append_to_streams`, one
+ * transaction and one commit for all of them, each still checked on its own (group commit: see
+ * `group-commit.ts`). The global order is
  * (transaction id, global position), read only below the oldest running transaction, so it is
  * final when read: a transaction that commits late always has a transaction id above
  * everything already delivered. Positions are that pair: `commit` the transaction id,
@@ -151,6 +169,7 @@ export class PgEventStore implements EventStore {
   private readonly closePool: boolean;
   private readonly listener: ChannelListener;
   private readonly notifier: Notifier;
+  private readonly appends: GroupCommit<PendingAppend, AppendRow>;
   private closed = false;
 
   constructor(
@@ -166,6 +185,11 @@ export class PgEventStore implements EventStore {
     this.closePool = options.closePool ?? false;
     this.listener = new ChannelListener(() => new pg.Client(pool.options), this.channel, this.pollIntervalMs);
     this.notifier = new Notifier(pool, this.channel, options.notifyIntervalMs ?? 10);
+    this.appends = new GroupCommit(
+      (append) => this.appendAlone(append),
+      (appends) => this.appendTogether(appends),
+      { concurrency: options.appendConcurrency ?? 2, maxBatch: options.maxAppendBatch ?? 100 },
+    );
   }
 
   async appendToStream(
@@ -179,12 +203,19 @@ export class PgEventStore implements EventStore {
     const seen = new Set<string>();
     const repeatedInBatch = ids.filter((id) => seen.has(id) || !seen.add(id));
     if (repeatedInBatch.length > 0) throw new DuplicateEventError(streamId, [...new Set(repeatedInBatch)]);
-    const expected = options.expectedRevision ?? 'any';
+    const row = await this.appends.submit({ streamId, events, expected: options.expectedRevision ?? 'any' });
+    this.notifier.notify();
+    return {
+      revision: Number(row.o_revision),
+      position: { commit: BigInt(row.o_transaction_id), prepare: BigInt(row.o_global_position) },
+    };
+  }
 
+  /** One append as one statement: the store's path whenever no other append is waiting. */
+  private async appendAlone({ streamId, events, expected }: PendingAppend): Promise<AppendRow> {
     let row: AppendRow | undefined;
     try {
       if (expected === 'no_stream') row = await this.createStream(streamId, events);
-      const expectedParameter = typeof expected === 'number' ? expected : expectedCode[expected];
       const [single] = events;
       row ??= (
         await this.query<AppendRow>(
@@ -196,12 +227,12 @@ export class PgEventStore implements EventStore {
                 name: 'append_to_stream_1',
                 text: `SELECT o_revision, o_transaction_id, o_global_position
                   FROM append_to_stream($1, $6, ARRAY[$2::uuid], ARRAY[$3::text], ARRAY[$4::jsonb], ARRAY[$5::jsonb])`,
-                values: [streamId, single.id, single.type, single.data, single.metadata, expectedParameter],
+                values: [streamId, single.id, single.type, single.data, single.metadata, expectedParameter(expected)],
               }
             : {
                 name: 'append_to_stream',
                 text: 'SELECT o_revision, o_transaction_id, o_global_position FROM append_to_stream($1, $6, $2, $3, $4, $5)',
-                values: [...arrayParameters(streamId, events), expectedParameter],
+                values: [...arrayParameters(streamId, events), expectedParameter(expected)],
               },
         )
       ).rows[0];
@@ -209,11 +240,32 @@ export class PgEventStore implements EventStore {
       throw appendError(error, streamId, expected);
     }
     if (!row) throw new Error(`Stream ${streamId}: append_to_stream returned no row`);
-    this.notifier.notify();
-    return {
-      revision: Number(row.o_revision),
-      position: { commit: BigInt(row.o_transaction_id), prepare: BigInt(row.o_global_position) },
-    };
+    return row;
+  }
+
+  /**
+   * Appends that queued up behind others, as one call of `append_to_streams`: one round trip and
+   * one commit for them all, each append still checked on its own (see the migration).
+   */
+  private async appendTogether(appends: readonly PendingAppend[]): Promise<Array<Outcome<AppendRow>>> {
+    const batch = appends.map(({ streamId, events, expected }) => ({
+      stream: streamId,
+      expected: expectedParameter(expected),
+      events: events.map(({ id, type, data, metadata }) => ({ id, type, data, metadata })),
+    }));
+    const { rows } = await this.query<AppendRow & { o_append: number; o_error: string | null; o_detail: string | null }>({
+      name: 'append_to_streams',
+      text: 'SELECT o_append, o_revision, o_transaction_id, o_global_position, o_error, o_detail FROM append_to_streams($1::jsonb)',
+      values: [JSON.stringify(batch)],
+    });
+    const outcomes: Array<Outcome<AppendRow>> = [];
+    for (const row of rows) {
+      const append = appends[row.o_append - 1];
+      if (!append) throw new Error(`append_to_streams answered for append ${row.o_append} of ${appends.length}`);
+      outcomes[row.o_append - 1] =
+        row.o_error === null ? { ok: true, value: row } : { ok: false, error: refusal(append.streamId, append.expected, row.o_error, row.o_detail) };
+    }
+    return outcomes;
   }
 
   /**
@@ -588,15 +640,19 @@ function filterSql(filter: EventFilter | undefined, firstParameter: number): { s
 
 function appendError(error: unknown, streamId: string, expected: ExpectedRevision): unknown {
   if (!(error instanceof pg.DatabaseError)) return error;
-  if (error.code === 'EV001') {
-    const actual = error.detail === 'no_stream' ? 'no_stream' : Number(error.detail);
-    return new ConcurrencyError(streamId, expected, Number.isNaN(actual) ? undefined : actual);
-  }
-  if (error.code === 'EV002') return new DuplicateEventError(streamId, (error.detail ?? '').split(','));
+  if (error.code === 'EV001' || error.code === 'EV002') return refusal(streamId, expected, error.code, error.detail ?? null);
   // Only reachable when the stream lock was bypassed, e.g. a caller's REPEATABLE READ snapshot
   // that cannot see the revision a concurrent append took.
   if (error.code === '23505' && error.constraint === 'events_stream_revision') return new ConcurrencyError(streamId, expected, undefined);
   return error;
+}
+
+/** An append the store refused, from `try_append_to_stream`'s code and detail (see its migration). */
+function refusal(streamId: string, expected: ExpectedRevision, code: string, detail: string | null): Error {
+  if (code === 'EV002') return new DuplicateEventError(streamId, (detail ?? '').split(','));
+  if (code !== 'EV001') return new Error(`Stream ${streamId}: the append was refused with ${code} ${detail ?? ''}`);
+  const actual = detail === 'no_stream' ? 'no_stream' : Number(detail);
+  return new ConcurrencyError(streamId, expected, Number.isNaN(actual) ? undefined : actual);
 }
 
 /**

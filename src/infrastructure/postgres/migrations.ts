@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { auditMigration } from '../audit/audit.migration.js';
+import { appendBatchesMigration } from '../pg-event-store/append-batches.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '0300_payments': processCheckpointsMigration,
   '0400_audit': auditMigration,
   '0500_subject_keys': subjectKeysMigration,
+  '0600_append_batches': appendBatchesMigration,
 };
