@@ -15,7 +15,7 @@ import {
   type SubscribeOptions,
 } from '../../application/ports/event-store.js';
 import { comparePositions, START, type Position } from '../../application/ports/position.js';
-import { GroupCommit, type Outcome } from './group-commit.js';
+import { Batcher, type Outcome } from './batcher.js';
 
 export type PgEventStoreOptions = {
   /**
@@ -44,12 +44,13 @@ export type PgEventStoreOptions = {
   /** Whether `close()` ends the pool too: yes when the store is the pool's only user. */
   readonly closePool?: boolean;
   /**
-   * Appends sent at once; those that come while as many are in flight wait, and go together as
-   * one transaction when one finishes (group commit). Default 2.
+   * Appends, and reads of a stream's first page, sent at once (each kind its own count); those
+   * that come while as many are in flight wait, and go together when one finishes: appends as
+   * one transaction (group commit), reads as one query. Default 2.
    */
-  readonly appendConcurrency?: number;
-  /** Most appends sent together. Default 100. */
-  readonly maxAppendBatch?: number;
+  readonly batchConcurrency?: number;
+  /** Most appends, or reads, sent together. Default 100. */
+  readonly maxBatch?: number;
 };
 
 /** The transaction that the global order is waiting for: the oldest one still running. */
@@ -135,6 +136,10 @@ function expectedParameter(expected: ExpectedRevision): number {
   return typeof expected === 'number' ? expected : expectedCode[expected];
 }
 
+/** A read of a stream's first page, forwards, waiting for its turn to be sent. */
+type StreamHeadRead = { readonly streamId: string; readonly from: number; readonly limit: number };
+type StreamHead = { events: RecordedEvent[]; exists: boolean };
+
 /** An append waiting for its turn to be sent. */
 type PendingAppend = { readonly streamId: string; readonly events: readonly NewEvent[]; readonly expected: ExpectedRevision };
 
@@ -148,9 +153,9 @@ const heldPollCapMs = 100;
  *
  * An append is one statement, so one round trip whatever the batch: a plain INSERT for a new
  * stream, else a call of `append_to_stream` (see the migration). Appends that arrive while
- * `appendConcurrency` are in flight wait and go together, one call of `append_to_streams`, one
- * transaction and one commit for all of them, each still checked on its own (group commit: see
- * `group-commit.ts`). The global order is
+ * `batchConcurrency` are in flight wait and go together, one call of `append_to_streams`, one
+ * transaction and one commit for all of them, each still checked on its own (group commit); reads
+ * of streams' first pages likewise go together as one query (see `batcher.ts`). The global order is
  * (transaction id, global position), read only below the oldest running transaction, so it is
  * final when read: a transaction that commits late always has a transaction id above
  * everything already delivered. Positions are that pair: `commit` the transaction id,
@@ -169,7 +174,8 @@ export class PgEventStore implements EventStore {
   private readonly closePool: boolean;
   private readonly listener: ChannelListener;
   private readonly notifier: Notifier;
-  private readonly appends: GroupCommit<PendingAppend, AppendRow>;
+  private readonly appends: Batcher<PendingAppend, AppendRow>;
+  private readonly streamHeads: Batcher<StreamHeadRead, StreamHead>;
   private closed = false;
 
   constructor(
@@ -185,10 +191,16 @@ export class PgEventStore implements EventStore {
     this.closePool = options.closePool ?? false;
     this.listener = new ChannelListener(() => new pg.Client(pool.options), this.channel, this.pollIntervalMs);
     this.notifier = new Notifier(pool, this.channel, options.notifyIntervalMs ?? 10);
-    this.appends = new GroupCommit(
+    const limits = { concurrency: options.batchConcurrency ?? 2, maxBatch: options.maxBatch ?? 100 };
+    this.appends = new Batcher(
       (append) => this.appendAlone(append),
       (appends) => this.appendTogether(appends),
-      { concurrency: options.appendConcurrency ?? 2, maxBatch: options.maxAppendBatch ?? 100 },
+      limits,
+    );
+    this.streamHeads = new Batcher(
+      ({ streamId, from, limit }) => this.readFirstStreamPage(streamId, false, from, limit),
+      (reads) => this.readFirstStreamPages(reads),
+      limits,
     );
   }
 
@@ -312,7 +324,10 @@ export class PgEventStore implements EventStore {
     const backwards = options.direction === 'backwards';
     const from = options.from ?? (backwards ? Number.MAX_SAFE_INTEGER : 0);
     const maxCount = Math.max(0, options.maxCount ?? Number.POSITIVE_INFINITY);
-    const { events: first, exists } = await this.readFirstStreamPage(streamId, backwards, from, Math.min(this.pageSize, maxCount));
+    const firstLimit = Math.min(this.pageSize, maxCount);
+    const { events: first, exists } = backwards
+      ? await this.readFirstStreamPage(streamId, true, from, firstLimit)
+      : await this.streamHeads.submit({ streamId, from, limit: firstLimit });
     if (!exists) return { status: 'no_stream' };
     let prefetched: RecordedEvent[] | undefined = first;
     const pages = async function* (store: PgEventStore): AsyncGenerator<RecordedEvent> {
@@ -402,6 +417,29 @@ export class PgEventStore implements EventStore {
     const exists = result.rows[0]?.stream_exists ?? false;
     const events = result.rows.flatMap((row) => (isEventRow(row) ? [toRecordedEvent(row)] : []));
     return { events, exists };
+  }
+
+  /** Several streams' first pages (forwards), in one round trip: the reads that queued up together. */
+  private async readFirstStreamPages(reads: readonly StreamHeadRead[]): Promise<Array<Outcome<StreamHead>>> {
+    const result = await this.query<Partial<EventRow> & { n: number; stream_exists: boolean }>({
+      name: 'read_stream_heads',
+      text: `SELECT r.n::int4 AS n, s.stream_exists, ${eventColumnsOf('e')}
+        FROM unnest($1::text[], $2::int8[], $3::int4[]) WITH ORDINALITY AS r(stream_id, from_revision, page, n)
+        CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = r.stream_id) AS stream_exists) AS s
+        LEFT JOIN LATERAL (
+          SELECT * FROM events WHERE stream_id = r.stream_id AND revision >= r.from_revision ORDER BY revision LIMIT r.page
+        ) AS e ON true
+        ORDER BY r.n, e.revision`,
+      values: [reads.map((read) => read.streamId), reads.map((read) => read.from), reads.map((read) => Math.max(0, read.limit))],
+    });
+    const heads: StreamHead[] = reads.map(() => ({ events: [], exists: false }));
+    for (const row of result.rows) {
+      const head = heads[row.n - 1];
+      if (!head) throw new Error(`read_stream_heads answered for read ${row.n} of ${reads.length}`);
+      head.exists = row.stream_exists;
+      if (isEventRow(row)) head.events.push(toRecordedEvent(row));
+    }
+    return heads.map((value) => ({ ok: true, value }));
   }
 
   private async readStreamPage(streamId: string, backwards: boolean, from: number, limit: number): Promise<RecordedEvent[]> {

@@ -217,6 +217,26 @@ describe('group commit', () => {
     expect(retry).toEqual({ status: 'fulfilled', value: original });
   });
 
+  it('answers reads that queue up together as it answers each alone: missing streams, offsets, pages, counts', async () => {
+    const paged = new PgEventStore(pool, { pageSize: 3 });
+    const prefix = `heads-${randomUUID()}`;
+    for (let stream = 1; stream < 8; stream++) {
+      await paged.appendToStream(`${prefix}-${stream}`, Array.from({ length: stream }, () => event('E')));
+    }
+    const reads = Array.from({ length: 60 }, (_, i) => ({ streamId: `${prefix}-${i % 9}`, from: i % 5, maxCount: i % 4 === 0 ? 2 : undefined }));
+    const readAll = async (read: (typeof reads)[number]) => {
+      const result = await paged.readStream(read.streamId, { from: read.from, ...(read.maxCount ? { maxCount: read.maxCount } : {}) });
+      return result.status === 'found' ? ids(await collect(result.events)) : 'no_stream';
+    };
+    const together = await Promise.all(reads.map(readAll));
+    const alone: Array<string[] | 'no_stream'> = [];
+    for (const read of reads) alone.push(await readAll(read));
+    expect(together).toEqual(alone);
+    expect(alone.filter((answer) => answer === 'no_stream')).toHaveLength(reads.filter((read) => /-(0|8)$/.test(read.streamId)).length);
+    expect(alone.some((answer) => Array.isArray(answer) && answer.length > 3)).toBe(true);
+    await paged.close();
+  });
+
   it('never deadlocks two stores whose batches share streams, and loses no append', async () => {
     const [poolA, poolB] = [createPool(database.url, 4), createPool(database.url, 4)];
     const [a, b] = [new PgEventStore(poolA, { closePool: true }), new PgEventStore(poolB, { closePool: true })];

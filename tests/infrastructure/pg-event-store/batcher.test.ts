@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { GroupCommit, type Outcome } from '../../../src/infrastructure/pg-event-store/group-commit.js';
+import { Batcher, type Outcome } from '../../../src/infrastructure/pg-event-store/batcher.js';
 
 /** A sender whose sends the test finishes by hand, recording what went out together. */
 function manualSender() {
@@ -8,7 +8,7 @@ function manualSender() {
   const answer = (item: number): Outcome<string> => (item < 0 ? { ok: false, error: new Error(`refused ${item}`) } : { ok: true, value: `done ${item}` });
   const pending = (items: number[]) =>
     new Promise<void>((resolve, reject) => sends.push({ items, finish: (fail) => (fail ? reject(new Error('batch failed')) : resolve()) }));
-  const commit = new GroupCommit<number, string>(
+  const commit = new Batcher<number, string>(
     async (item) => {
       await pending([item]);
       const outcome = answer(item);
@@ -27,7 +27,7 @@ function manualSender() {
 const settled = <T>(promise: Promise<T>) => promise.then((value) => ({ value }), (error: unknown) => ({ error: String(error) }));
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('GroupCommit', () => {
+describe('Batcher', () => {
   it('sends a lone item at once, alone', async () => {
     const { commit, sends } = manualSender();
     const result = commit.submit(1);
@@ -104,7 +104,7 @@ test.prop(
     inFlight--;
     return work();
   };
-  const commit = new GroupCommit<number, number>(
+  const commit = new Batcher<number, number>(
     (item) =>
       send(() => {
         sent.push(item);

@@ -1,15 +1,16 @@
 /**
- * Group commit: at most `concurrency` sends in flight; what arrives meanwhile waits, and goes as
- * one batch when a send finishes. A lone item is sent at once, alone, so a quiet service pays no
- * latency for it; a busy one pays one round trip and one commit per batch instead of per item.
+ * At most `concurrency` sends in flight; what arrives meanwhile waits, and goes as one batch when
+ * a send finishes. A lone item is sent at once, alone, so a quiet service pays no latency for it;
+ * a busy one pays one round trip per batch instead of per item, and for appends one commit (group
+ * commit).
  *
  * `one` sends a single item. `many` sends several in one transaction and answers each with its
  * own outcome, so that one item's refusal leaves the others be. When `many` fails as a whole (a
  * fault, not a refusal), each item of the batch is sent again alone, one after the other in the
  * batch's place: its fault, if it has one, is then its own. That is safe because a send is
- * idempotent (events carry their ids).
+ * idempotent (events carry their ids; reads change nothing).
  */
-export class GroupCommit<Item, Result> {
+export class Batcher<Item, Result> {
   private readonly waiting: Array<Waiting<Item, Result>> = [];
   private inFlight = 0;
 
@@ -18,7 +19,7 @@ export class GroupCommit<Item, Result> {
     private readonly many: (items: readonly Item[]) => Promise<ReadonlyArray<Outcome<Result>>>,
     private readonly limits: { readonly concurrency: number; readonly maxBatch: number },
   ) {
-    if (!(limits.concurrency >= 1 && limits.maxBatch >= 1)) throw new RangeError('GroupCommit needs a concurrency and a batch size of at least 1');
+    if (!(limits.concurrency >= 1 && limits.maxBatch >= 1)) throw new RangeError('Batcher needs a concurrency and a batch size of at least 1');
   }
 
   submit(item: Item): Promise<Result> {
@@ -51,7 +52,7 @@ export class GroupCommit<Item, Result> {
     }
     for (const [index, waiting] of batch.entries()) {
       const outcome = outcomes[index];
-      if (!outcome) waiting.reject(new Error(`group commit: no outcome for item ${index + 1} of ${batch.length}`));
+      if (!outcome) waiting.reject(new Error(`batcher: no outcome for item ${index + 1} of ${batch.length}`));
       else if (outcome.ok) waiting.resolve(outcome.value);
       else waiting.reject(outcome.error);
     }
