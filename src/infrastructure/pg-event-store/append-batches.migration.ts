@@ -163,7 +163,7 @@ END $$`;
  * Stream locks are taken in the order of their keys, not of the batch: two batches that share
  * streams (from two processes, or two connections of one) then wait for each other, and never
  * each for the other. Appends to one stream keep their order in the batch; a later one meets the
- * earlier one's events as any append would.
+ * earlier one's events as every later append does.
  */
 const appendToStreamsFunction = `
 CREATE FUNCTION append_to_streams(p_appends jsonb)
