@@ -171,7 +171,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
 
 /** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
 async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
-  const storage = await openStorage(config, logger);
+  const storage = await openStorage(config, logger, `bookable ${role}`);
   // Closed in reverse order of opening: servers first (no new work, in-flight work finishes).
   const closers: (() => Promise<void>)[] = [() => storage.stop()];
   let stopped: Promise<void> | undefined;

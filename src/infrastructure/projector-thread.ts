@@ -95,7 +95,7 @@ function threadEntry(): string {
 async function runProjectorThread(port: MessagePort): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ level: config.LOG_LEVEL }).child({ thread: 'projector' });
-  const storage = await openStorage(config, logger);
+  const storage = await openStorage(config, logger, 'bookable projector-thread');
   const projectors = startReadModelProjectors(config, storage, logger);
   const post = () => port.postMessage({ status: projectors.status() } satisfies ProjectorThreadMessage);
   post();

@@ -64,9 +64,9 @@ async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): 
 }
 
 /** The database (embedded unless `DATABASE_URL`), migrated unless told not to, and the event store. */
-export async function openStorage(config: Config, logger: Logger): Promise<Storage> {
+export async function openStorage(config: Config, logger: Logger, applicationName = 'bookable'): Promise<Storage> {
   const database = await openDatabase(config, logger);
-  const pool = createPool(database.url, config.DATABASE_POOL_SIZE);
+  const pool = createPool(database.url, config.DATABASE_POOL_SIZE, applicationName);
   if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
   const eventStore = await createEventStore(config, pool, logger);
   const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, await loadMasterKey(config)));

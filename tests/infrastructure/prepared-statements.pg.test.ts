@@ -64,4 +64,14 @@ describe('kysely over our pools', () => {
     expect((await sql<{ count: string }>`select count(*) from notes`.execute(db)).rows[0]?.count).toBe('2');
     expect((await prepared()).some((text) => /^(begin|commit|rollback)/i.test(text))).toBe(false);
   });
+
+  it("names its connections in pg_stat_activity after the process's role", async () => {
+    const named = createPool(database.url, 1, 'bookable query');
+    try {
+      const { rows } = await named.query<{ name: string }>("SELECT current_setting('application_name') AS name");
+      expect(rows).toEqual([{ name: 'bookable query' }]);
+    } finally {
+      await named.end();
+    }
+  });
 });

@@ -11,8 +11,9 @@ import {
 import pg from 'pg';
 import { migrations } from './migrations.js';
 
-export function createPool(url: string, max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max });
+/** `applicationName` tells an operator in `pg_stat_activity` which process (and role) a connection serves. */
+export function createPool(url: string, max = 10, applicationName = 'bookable'): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName });
   // A client losing its connection (server restart, terminated backend) must not crash the
   // process: idle ones are reported on the pool, checked-out ones only on the client, where
   // pg-pool removes its own listener while the client is lent out. The query in flight still
