@@ -468,6 +468,7 @@ export class PgEventStore implements EventStore {
     const fetchPage = async (after: Position, limit: number): Promise<{ page: RecordedEvent[]; limit: number }> => {
       // Rows as arrays: no intermediate object per row, which is most of what a long read allocates.
       const result = await this.pool.query<EventTuple>({
+        name: `read_all${where.name}`,
         text,
         values: [after.commit.toString(), after.prepare.toString(), limit, ...where.values],
         rowMode: 'array',
@@ -538,7 +539,10 @@ export class PgEventStore implements EventStore {
     try {
       while (!signal?.aborted && !this.closed) {
         woken = false;
+        // Prepared, as every frequent statement of the store is: planned anew on each of the
+        // hundreds of wake-ups a second under load, its planning cost as much as its execution.
         const result = await this.query<CatchUpRow>({
+          name: `subscribe${where.name}`,
           text,
           values: [cursor.commit.toString(), cursor.prepare.toString(), this.pageSize, ...where.values],
         });
@@ -662,18 +666,25 @@ function toRecordedEvent(row: EventRow): RecordedEvent {
 }
 
 /** SQL conditions for a filter, with parameters numbered from `firstParameter`. */
-function filterSql(filter: EventFilter | undefined, firstParameter: number): { sql: string; values: string[][] } {
+/**
+ * The filter's conditions and their values; `name` tells the statement's text apart (it depends
+ * on which filters are set, never on their values) for a prepared statement of its own.
+ */
+function filterSql(filter: EventFilter | undefined, firstParameter: number): { sql: string; values: string[][]; name: string } {
   const conditions: string[] = [];
   const values: string[][] = [];
+  let name = '';
   if (filter?.eventTypes) {
     values.push([...filter.eventTypes]);
     conditions.push(`AND event_type = ANY ($${firstParameter + values.length - 1}::text[])`);
+    name += '_by_type';
   }
   if (filter?.streamPrefixes) {
     values.push(filter.streamPrefixes.map((prefix) => `${prefix.replace(/[\\%_]/g, '\\$&')}%`));
     conditions.push(`AND stream_id LIKE ANY ($${firstParameter + values.length - 1}::text[])`);
+    name += '_by_stream';
   }
-  return { sql: conditions.join(' '), values };
+  return { sql: conditions.join(' '), values, name };
 }
 
 function appendError(error: unknown, streamId: string, expected: ExpectedRevision): unknown {

@@ -189,6 +189,38 @@ describe('PgEventStore on PostgreSQL', () => {
     await expect(pool.query("UPDATE events SET event_type = 'Changed' WHERE stream_id = $1", [streamId])).rejects.toMatchObject({ code: 'EV003' });
     await expect(pool.query('DELETE FROM events WHERE stream_id = $1', [streamId])).rejects.toMatchObject({ code: 'EV003' });
   });
+
+  it('reads and subscribes with every shape of filter as statements prepared on the connection, one per shape', async () => {
+    // One connection: every read below meets the statements the ones before it prepared.
+    const onePool = createPool(database.url, 1);
+    const own = new PgEventStore(onePool, { pollIntervalMs: 50 });
+    try {
+      const prefix = `shapes-${randomUUID()}`;
+      await store.appendToStream(`${prefix}-a`, [event('Kept'), event('Other')]);
+      const after = (await store.appendToStream(`${prefix}-b`, [event('Kept')])).position;
+      const filters = [{ streamPrefixes: [prefix] }, { streamPrefixes: [prefix], eventTypes: ['Kept'] }];
+      for (const filter of filters) {
+        const expected = filter.eventTypes ? 2 : 3;
+        expect(await collect(own.readAll({ filter }))).toHaveLength(expected);
+        const subscription = new AbortController();
+        const received: RecordedEvent[] = [];
+        for await (const delivered of own.subscribeToAll({ filter, signal: subscription.signal })) {
+          received.push(delivered);
+          if (comparePositions(delivered.position, after) >= 0) subscription.abort();
+        }
+        expect(received).toHaveLength(expected);
+      }
+      const unfiltered = own.subscribeToAll({ after, signal: AbortSignal.timeout(200) });
+      expect(await collect(unfiltered)).toEqual([]);
+      const statements = await onePool.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
+      expect(statements.rows.map((row) => row.name)).toEqual(
+        expect.arrayContaining(['read_all_by_stream', 'read_all_by_type_by_stream', 'subscribe_by_stream', 'subscribe_by_type_by_stream', 'subscribe']),
+      );
+    } finally {
+      await own.close();
+      await onePool.end();
+    }
+  });
 });
 
 describe('group commit', () => {
