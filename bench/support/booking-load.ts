@@ -5,6 +5,7 @@ import { comparePositions, parsePosition, type Position } from '../../src/applic
 import { rowPosition } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { token } from './bench-auth.js';
 import { cannon, type Run } from './cannon.js';
+import { keepAlivePoster } from './keep-alive-post.js';
 import { percentile } from './bench-database.js';
 import { pacedLoad } from './paced-load.js';
 
@@ -76,6 +77,7 @@ export async function bookingsLagUnderLoad(options: {
   nextBooking: () => string;
 }): Promise<{ load: Awaited<ReturnType<typeof pacedLoad>>; p50: number; p99: number; measured: number }> {
   const listener = new pg.Client(options.databaseUrl);
+  const poster = keepAlivePoster(options.maxInFlight);
   await listener.connect();
   await listener.query('LISTEN projection_checkpoint');
   const pending: { position: Position; at: number }[] = [];
@@ -100,7 +102,7 @@ export async function bookingsLagUnderLoad(options: {
       seconds: options.seconds,
       maxInFlight: options.maxInFlight,
       send: async () => {
-            const position = await book(options);
+        const position = await book(options, poster);
         if (position) pending.push({ position, at: performance.now() });
       },
     });
@@ -108,20 +110,19 @@ export async function bookingsLagUnderLoad(options: {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return { load, p50: percentile(lags, 50), p99: percentile(lags, 99), measured: lags.length };
   } finally {
+    poster.close();
     await listener.end();
   }
 }
 
+type Poster = ReturnType<typeof keepAlivePoster>;
+
 /** One booking; the `Event-Position` of its answer. */
-async function book(options: { commands: string; nextBooking: () => string }): Promise<Position | undefined> {
-  const response = await fetch(`${options.commands}/v1/bookings`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token(randomUUID(), ['CONSUMER'])}` },
-    body: options.nextBooking(),
-  });
-  await response.arrayBuffer();
-  if (!response.ok) throw new Error(`POST /v1/bookings: ${response.status}`);
-  return parsePosition(response.headers.get('event-position') ?? '');
+async function book(options: { commands: string; nextBooking: () => string }, poster: Poster): Promise<Position | undefined> {
+  const response = await poster.post(`${options.commands}/v1/bookings`, options.nextBooking(), { authorization: `Bearer ${token(randomUUID(), ['CONSUMER'])}` });
+  if (response.status < 200 || response.status >= 300) throw new Error(`POST /v1/bookings: ${response.status}`);
+  const position = response.headers['event-position'];
+  return parsePosition(typeof position === 'string' ? position : '');
 }
 
 /**
@@ -152,7 +153,8 @@ export async function settled(options: { databaseUrl: string; commands: string; 
  * run just before leaves a backlog, and draining it is not the lag of a steady load.
  */
 async function untilProjectionsCatchUp(client: pg.Client, options: { commands: string; nextBooking: () => string }): Promise<void> {
-  const head = await book(options);
+  const poster = keepAlivePoster(1);
+  const head = await book(options, poster).finally(() => poster.close());
   if (!head) throw new Error('POST /v1/bookings answered without an Event-Position');
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
