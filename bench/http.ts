@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { freePort } from '../src/infrastructure/postgres/embedded-postgres.js';
 import { token } from './support/bench-auth.js';
-import { benchDatabase } from './support/bench-database.js';
+import { benchDatabase, siblingDatabase } from './support/bench-database.js';
 import { cannon, type Run } from './support/cannon.js';
 import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings, settled } from './support/booking-load.js';
 import { rssOf, start, startBenchService, stop } from './support/service-process.js';
@@ -44,10 +44,16 @@ async function post(url: string, body: unknown, bearer: string, method = 'POST')
 }
 
 const database = await benchDatabase('http');
+// The issue's reference (one appendToStream of emmett) needs a database of its own on the server.
+const appendDatabase = await siblingDatabase(database.url, 'append').catch((error: unknown) => {
+  console.log(`  note: no database for the one-append reference (${String(error)}); its lines are left out`);
+  return undefined;
+});
 const children: ChildProcess[] = [];
 try {
   const basePort = await freePort();
-  children.push(await start(['bench/support/baseline-server.ts'], { DATABASE_URL: database.url, PORT: String(basePort) }, [`http://127.0.0.1:${basePort}/hello`]));
+  const appendEnv: Record<string, string> = appendDatabase ? { APPEND_DATABASE_URL: appendDatabase.url } : {};
+  children.push(await start(['bench/support/baseline-server.ts'], { DATABASE_URL: database.url, PORT: String(basePort), ...appendEnv }, [`http://127.0.0.1:${basePort}/hello`]));
   // BENCH_ROLE=command measures the APIs without projectors beside them (queries then read stale rows).
   const { child: service, commands, queries } = await startBenchService(database.url, process.env.BENCH_ROLE ?? 'all');
   children.push(service);
@@ -68,6 +74,16 @@ try {
   line('(b) baseline fastify + one INSERT', insert);
   const select = await cannon(`${base}/select`, load);
   line('(c) baseline fastify + one indexed SELECT', select);
+  // The issue's reference for (d): a route doing one appendToStream to a new stream, emmett's and ours.
+  const appendBody = { method: 'POST' as const, body: JSON.stringify({ listingId: randomUUID(), startDate: '2030-01-01' }) };
+  const appends = appendDatabase && {
+    emmett: await cannon(`${base}/append/emmett`, load, appendBody),
+    ours: await cannon(`${base}/append/ours`, load, appendBody),
+  };
+  if (appends) {
+    line('(r) reference: fastify + one appendToStream of @event-driven-io/emmett-postgresql', appends.emmett);
+    line('(r) the same route on our event store', appends.ours);
+  }
 
   // (d) every request a fresh consumer and a free night: all accepted, none conflicting.
   const nextBooking = bookingBodies(listingIds);
@@ -125,6 +141,11 @@ try {
 
   console.log(`ratio d/b (bookings / INSERT): ${(bookings.rps / insert.rps).toFixed(2)} (target ≥ 0.5, p99 ≤ 25 ms: ${bookings.p99} ms)`);
   console.log(`ratio d/b (appointments / INSERT): ${(appointments.rps / insert.rps).toFixed(2)} (p99 ${appointments.p99} ms)`);
+  if (appends) {
+    console.log(`ratio r/b (emmett's one-append route / INSERT): ${(appends.emmett.rps / insert.rps).toFixed(2)} (the issue expects about 0.33)`);
+    console.log(`ratio ours/emmett (one-append routes): ${(appends.ours.rps / appends.emmett.rps).toFixed(2)}`);
+    console.log(`ratio d/r (bookings / emmett's one-append route): ${(bookings.rps / appends.emmett.rps).toFixed(2)} (target ≥ 1.5)`);
+  }
   console.log(`ratio e/c (bookings/me / SELECT): ${(mine.rps / select.rps).toFixed(2)} (target ≥ 0.7)`);
   console.log(`ratio e/c (listings?category / SELECT): ${(byCategory.rps / select.rps).toFixed(2)} (target ≥ 0.7)`);
 
@@ -140,5 +161,6 @@ try {
   console.log(`peak RSS of the all-roles process: ${Math.round(peakRss)} MB (target ≤ 300 MB)`);
 } finally {
   for (const child of children.reverse()) await stop(child);
+  await appendDatabase?.stop();
   await database.stop();
 }

@@ -32,6 +32,14 @@ export async function benchDatabase(name: string): Promise<{ url: string; stop()
   };
 }
 
+/**
+ * Another throwaway database on the server of `url` (which must be allowed to create one), for
+ * figures that share the server but must not share the tables.
+ */
+export function siblingDatabase(url: string, name: string): Promise<{ url: string; stop(): Promise<void> }> {
+  return throwawayDatabase(url, `bench_${name}_${randomBytes(4).toString('hex')}`);
+}
+
 async function throwawayDatabase(adminUrl: string, database: string): Promise<{ url: string; stop(): Promise<void> }> {
   const onServer = async (statement: string) => {
     const admin = new pg.Client(adminUrl);
