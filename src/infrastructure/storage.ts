@@ -64,7 +64,7 @@ async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): 
 }
 
 /** The database (embedded unless `DATABASE_URL`), migrated unless told not to, and the event store. */
-export async function openStorage(config: Config, logger: Logger, applicationName = 'bookable'): Promise<Storage> {
+export async function openStorage(config: Config, logger: Logger, applicationName?: string): Promise<Storage> {
   const database = await openDatabase(config, logger);
   const pool = createPool(database.url, config.DATABASE_POOL_SIZE, applicationName);
   if (config.RUN_MIGRATIONS) await migrateToLatest(pool);

@@ -665,10 +665,10 @@ function toRecordedEvent(row: EventRow): RecordedEvent {
   };
 }
 
-/** SQL conditions for a filter, with parameters numbered from `firstParameter`. */
 /**
- * The filter's conditions and their values; `name` tells the statement's text apart (it depends
- * on which filters are set, never on their values) for a prepared statement of its own.
+ * SQL conditions for a filter, with parameters numbered from `firstParameter`; `name` tells the
+ * statement's text apart (it depends on which filters are set, never on their values) for a
+ * prepared statement of its own.
  */
 function filterSql(filter: EventFilter | undefined, firstParameter: number): { sql: string; values: string[][]; name: string } {
   const conditions: string[] = [];
