@@ -12,7 +12,7 @@ import type {
 import { comparePositions, START, type Position } from '../../application/ports/position.js';
 
 export type SharedTailOptions = {
-  /** Most recent events kept in memory for subscribers to read from. */
+  /** Most recent events kept in memory for subscribers to read from (up to a quarter more between trims). */
   readonly bufferSize?: number;
   /** Page size of a subscriber's catch-up from the store, before it joins the shared tail. */
   readonly catchUpPage?: number;
@@ -34,6 +34,7 @@ export class SharedTailEventStore implements EventStore {
   private wake: (() => void)[] = [];
   private closed = false;
   private readonly bufferSize: number;
+  private readonly dropEvery: number;
   private readonly catchUpPage: number;
 
   constructor(
@@ -41,6 +42,7 @@ export class SharedTailEventStore implements EventStore {
     private readonly options: SharedTailOptions = {},
   ) {
     this.bufferSize = options.bufferSize ?? 5_000;
+    this.dropEvery = Math.ceil(this.bufferSize / 4);
     this.catchUpPage = options.catchUpPage ?? 1_000;
   }
 
@@ -77,34 +79,41 @@ export class SharedTailEventStore implements EventStore {
   private async *follow(start: Position | undefined, signal: AbortSignal | undefined): AsyncGenerator<RecordedEvent> {
     let after = start ?? START;
     const stopped = () => this.closed || signal?.aborted === true;
+    // One listener for the subscription's life, not one per wait: a wait comes with every event.
+    const wakeOnAbort = () => this.notify();
+    signal?.addEventListener('abort', wakeOnAbort, { once: true });
     if (!this.from) this.startReader(after);
-    while (!stopped()) {
-      const from = this.from;
-      if (from && comparePositions(after, from) < 0) {
-        // Behind the shared tail: catch up from the store, one page at a time.
-        let read = 0;
-        for await (const event of this.inner.readAll({ after, maxCount: this.catchUpPage })) {
-          if (stopped()) return;
-          yield event;
-          after = event.position;
-          read++;
+    try {
+      while (!stopped()) {
+        const from = this.from;
+        if (from && comparePositions(after, from) < 0) {
+          // Behind the shared tail: catch up from the store, one page at a time.
+          let read = 0;
+          for await (const event of this.inner.readAll({ after, maxCount: this.catchUpPage })) {
+            if (stopped()) return;
+            yield event;
+            after = event.position;
+            read++;
+          }
+          // Nothing read although the tail starts later: those events are not visible yet (they
+          // will be); serving the tail now would skip them.
+          if (read === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+          continue;
         }
-        // Nothing read although the tail starts later: those events are not visible yet (they
-        // will be); serving the tail now would skip them.
-        if (read === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-        continue;
-      }
-      const index = this.firstAfter(after);
-      if (index < this.buffer.length) {
-        const batch = this.buffer.slice(index);
-        for (const event of batch) {
-          if (stopped()) return;
-          yield event;
-          after = event.position;
+        const index = this.firstAfter(after);
+        if (index < this.buffer.length) {
+          const batch = this.buffer.slice(index);
+          for (const event of batch) {
+            if (stopped()) return;
+            yield event;
+            after = event.position;
+          }
+          continue;
         }
-        continue;
+        await this.changed(signal);
       }
-      await this.changed(signal);
+    } finally {
+      signal?.removeEventListener('abort', wakeOnAbort);
     }
   }
 
@@ -132,7 +141,9 @@ export class SharedTailEventStore implements EventStore {
           for await (const event of this.inner.subscribeToAll({ after: position, signal: reader.signal })) {
             this.buffer.push(event);
             position = event.position;
-            if (this.buffer.length > this.bufferSize) {
+            // Dropped a quarter at a time: one event at a time, every push past the size would
+            // move the whole buffer along.
+            if (this.buffer.length > this.bufferSize + this.dropEvery) {
               const dropped = this.buffer.splice(0, this.buffer.length - this.bufferSize);
               const last = dropped[dropped.length - 1];
               if (last) this.from = last.position;
@@ -155,15 +166,11 @@ export class SharedTailEventStore implements EventStore {
     for (const resolve of waiting) resolve();
   }
 
+  /** Resolves on the next event or stop; an abort of `signal` wakes every waiter (see `follow`). */
   private changed(signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
       if (signal?.aborted || this.closed) return resolve();
-      const done = () => {
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      this.wake.push(done);
-      signal?.addEventListener('abort', done, { once: true });
+      this.wake.push(resolve);
     });
   }
 }
