@@ -1,5 +1,5 @@
 import type { CalendarDate, Instant } from '../shared/calendar-date.js';
-import { overlaps, type DateRange } from '../shared/date-range.js';
+import type { DateRange } from '../shared/date-range.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError } from '../shared/domain-error.js';
 import type { BookDates, HoldDates, ListingCalendarCommand, ReleaseDates } from './listing-calendar.commands.js';
@@ -9,9 +9,10 @@ import { assertBookableRange, todayIn } from './stay-range.rules.js';
 export const listingCalendarStreamId = (listingId: string) => `listingCalendar-${listingId}`;
 
 /** Dates one booking keeps from everyone else: held while it is being paid, then booked. */
-export type LiveRange =
-  | { readonly status: 'held'; readonly startDate: CalendarDate; readonly endDate: CalendarDate; readonly holdExpiresAt: Instant }
-  | { readonly status: 'booked'; readonly startDate: CalendarDate; readonly endDate: CalendarDate };
+export type LiveRange = { readonly bookingId: string; readonly startDate: CalendarDate; readonly endDate: CalendarDate } & (
+  | { readonly status: 'held'; readonly holdExpiresAt: Instant }
+  | { readonly status: 'booked' }
+);
 
 /**
  * The calendar has no lifecycle of its own (it exists as soon as a listing does), so its state
@@ -22,15 +23,41 @@ export type LiveRange =
 export type ListingCalendarState = {
   /** No new hold may start before this day: the latest "today" on which a hold was taken. */
   readonly openFrom: CalendarDate | null;
-  /** Live ranges by booking id; no two of them overlap. */
-  readonly live: Readonly<Record<string, LiveRange>>;
+  /**
+   * Live ranges in date order. No two overlap, so their end dates are in order too: the ranges a
+   * new one meets, and those ended by `openFrom`, are found by bisection, and every event costs
+   * a copy of this array rather than a rebuilt dictionary (a busy listing has hundreds).
+   */
+  readonly live: readonly LiveRange[];
 };
 
-export const initialState: ListingCalendarState = { openFrom: null, live: {} };
+export const initialState: ListingCalendarState = { openFrom: null, live: [] };
 
-/** `Object.hasOwn`, so that a booking id like `constructor` never finds something inherited. */
 export function liveRangeOf(state: ListingCalendarState, bookingId: string): LiveRange | undefined {
-  return Object.hasOwn(state.live, bookingId) ? state.live[bookingId] : undefined;
+  return state.live.find((range) => range.bookingId === bookingId);
+}
+
+/** Index of the first live range ending after `date` (the length if none does). */
+function firstEndingAfter(live: readonly LiveRange[], date: CalendarDate): number {
+  let low = 0;
+  let high = live.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if ((live[middle]?.endDate ?? date) <= date) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** The live ranges that overlap `range`, in date order. */
+function overlapping(live: readonly LiveRange[], range: DateRange): LiveRange[] {
+  const found: LiveRange[] = [];
+  for (let i = firstEndingAfter(live, range.startDate); i < live.length; i++) {
+    const other = live[i];
+    if (!other || other.startDate >= range.endDate) break;
+    found.push(other);
+  }
+  return found;
 }
 
 /** A hold whose expiry has passed: it no longer blocks anyone, but stays until released or displaced. */
@@ -60,13 +87,13 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
   if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
     throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
   }
-  const overlapping = Object.entries(state.live).filter(([, live]) => overlaps(live, range));
-  if (overlapping.some(([, live]) => !isLapsed(live, data.now))) {
+  const blocking = overlapping(state.live, range);
+  if (blocking.some((live) => !isLapsed(live, data.now))) {
     throw new DomainError('dates-unavailable', `${range.startDate}..${range.endDate} overlaps dates held or booked by someone else`);
   }
   const { listingId, bookingId, holdExpiresAt } = data;
   return [
-    ...overlapping.map(([other, live]) => released(listingId, other, live, 'expired')),
+    ...blocking.map((live) => released(listingId, live.bookingId, live, 'expired')),
     { type: 'DatesHeld', data: { listingId, bookingId, ...range, holdExpiresAt, heldOn: today } },
   ];
 }
@@ -105,26 +132,23 @@ export function decide(command: ListingCalendarCommand, state: ListingCalendarSt
   }
 }
 
-function without(live: Readonly<Record<string, LiveRange>>, bookingId: string): Record<string, LiveRange> {
-  const { [bookingId]: _released, ...rest } = live;
-  return rest;
-}
-
 export function evolve(state: ListingCalendarState, event: ListingCalendarEvent): ListingCalendarState {
   switch (event.type) {
     case 'DatesHeld': {
       const { bookingId, startDate, endDate, holdExpiresAt, heldOn } = event.data;
       const openFrom = state.openFrom !== null && state.openFrom > heldOn ? state.openFrom : heldOn;
-      const stillRelevant = Object.entries(state.live).filter(([, live]) => live.endDate > openFrom);
-      const held: LiveRange = { status: 'held', startDate, endDate, holdExpiresAt };
-      return { openFrom, live: { ...Object.fromEntries(stillRelevant), [bookingId]: held } };
+      const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
+      const stillRelevant = state.live.slice(firstEndingAfter(state.live, openFrom));
+      const at = firstEndingAfter(stillRelevant, startDate);
+      return { openFrom, live: [...stillRelevant.slice(0, at), held, ...stillRelevant.slice(at)] };
     }
     case 'DatesBooked': {
       const { bookingId, startDate, endDate } = event.data;
-      return { ...state, live: { ...state.live, [bookingId]: { status: 'booked', startDate, endDate } } };
+      const booked: LiveRange = { bookingId, status: 'booked', startDate, endDate };
+      return { ...state, live: state.live.map((range) => (range.bookingId === bookingId ? booked : range)) };
     }
     case 'DatesReleased':
-      return { ...state, live: without(state.live, event.data.bookingId) };
+      return { ...state, live: state.live.filter((range) => range.bookingId !== event.data.bookingId) };
     default:
       return assertNever(event);
   }
