@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { JsonObject, JsonValue, RecordedEvent } from '../ports/event-store.js';
 
 /**
@@ -38,7 +38,7 @@ export function canonicalJson(value: JsonValue): string {
 }
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /** What a chain link covers. `metadata` may hold `hash` already: it is left out. */
