@@ -15,7 +15,7 @@ const connections = 50;
 const listingCount = 200;
 const doctorCount = 100;
 
-const load = { seconds, connections };
+const load = { seconds, connections, warmupSeconds: Number(process.env.BENCH_WARMUP_SECONDS ?? 2) };
 
 function line(label: string, run: Run): void {
   const failures = run.errors + run.non2xx > 0 ? ` (${run.errors} errors, ${run.non2xx} non-2xx)` : '';
@@ -89,9 +89,8 @@ try {
   const nextBooking = bookingBodies(listingIds);
   const consumers: string[] = [];
   const bookings = await bookingsFlatOut({
+    ...load,
     commands,
-    seconds,
-    connections,
     nextBooking,
     onConsumer: (consumer) => void (consumers.length < 1000 && consumers.push(consumer)),
   });

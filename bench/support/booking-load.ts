@@ -47,6 +47,7 @@ export function bookingsFlatOut(options: {
   commands: string;
   seconds: number;
   connections: number;
+  warmupSeconds?: number;
   nextBooking: () => string;
   onConsumer?: (consumerId: string) => void;
 }): Promise<Run> {
