@@ -86,6 +86,20 @@ describe('booking use cases', () => {
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
     });
 
+    it('records the hold as the cause of the expiry, in the correlation of the request', async () => {
+      const request = as(consumer);
+      await requestBooking(side, { listingId, ...stay }, { ...request, context: { ...request.context, correlationId: 'checkout-42' } });
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) expiry.observe(event);
+      clock.advance(15 * 60_000);
+      await expiry.sweep();
+
+      const calendar = [];
+      for await (const event of store.readAll({ filter: { eventTypes: ['DatesHeld', 'DatesReleased'] } })) calendar.push(event);
+      const [held, released] = calendar;
+      expect(released?.metadata).toMatchObject({ actorId: 'system:hold-expiry', causationId: held?.id, correlationId: 'checkout-42' });
+    });
+
     it('releases dates held by a request that died before recording its booking', async () => {
       // The first of the two appends of a booking request, as a crash would leave it.
       await side.handlers.listingCalendar.handle(

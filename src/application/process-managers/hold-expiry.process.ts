@@ -8,8 +8,14 @@ import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 
-type PendingHold = { listingId: string; holdExpiresAt: number; cause: RecordedEvent };
-type PendingSlot = { doctorId: string; patientId: string; bookedAt: number; cause: RecordedEvent };
+/**
+ * What a command sent later needs of the event that caused it. Not the event itself: every
+ * pending hold is kept until it is paid or lapses, and a whole event (data, metadata, chain
+ * hashes) is about ten times its size.
+ */
+type Cause = { readonly id: string; readonly correlationId: string };
+type PendingHold = { listingId: string; holdExpiresAt: number; cause: Cause };
+type PendingSlot = { doctorId: string; patientId: string; bookedAt: number; cause: Cause };
 
 /** The event types this process follows; everything else is filtered out by the store. */
 export const holdExpiryEventTypes = ['DatesHeld', 'DatesBooked', 'DatesReleased', 'SlotBooked', 'SlotReleased', 'AppointmentScheduled'];
@@ -42,7 +48,7 @@ export class HoldExpiryProcess {
         const held = aggregates.listingCalendar.codec.decode(event);
         if (held.type !== 'DatesHeld') return;
         const { bookingId, listingId, holdExpiresAt } = held.data;
-        this.holds.set(bookingId, { listingId, holdExpiresAt: Date.parse(holdExpiresAt), cause: event });
+        this.holds.set(bookingId, { listingId, holdExpiresAt: Date.parse(holdExpiresAt), cause: causeOf(event) });
         return;
       }
       case 'DatesBooked':
@@ -55,7 +61,7 @@ export class HoldExpiryProcess {
         const booked = aggregates.doctorSchedule.codec.decode(event);
         if (booked.type !== 'SlotBooked') return;
         const { appointmentId, doctorId, patientId, bookedAt } = booked.data;
-        this.slots.set(appointmentId, { doctorId, patientId, bookedAt: Date.parse(bookedAt), cause: event });
+        this.slots.set(appointmentId, { doctorId, patientId, bookedAt: Date.parse(bookedAt), cause: causeOf(event) });
         return;
       }
       case 'SlotReleased':
@@ -142,10 +148,19 @@ export class HoldExpiryProcess {
   }
 }
 
-function systemRequest(cause: RecordedEvent, step: string): CommandOptions {
-  const correlationId = typeof cause.metadata.correlationId === 'string' ? cause.metadata.correlationId : cause.id;
+function causeOf(event: RecordedEvent): Cause {
+  const correlationId = event.metadata.correlationId;
+  return { id: event.id, correlationId: typeof correlationId === 'string' ? correlationId : event.id };
+}
+
+function systemRequest(cause: Cause, step: string): CommandOptions {
   return {
     commandId: `hold-expiry:${step}:${cause.id}`,
-    context: { actor: { id: 'system:hold-expiry', roles: [] }, requestId: `hold-expiry-${cause.id}`, correlationId, causationId: cause.id },
+    context: {
+      actor: { id: 'system:hold-expiry', roles: [] },
+      requestId: `hold-expiry-${cause.id}`,
+      correlationId: cause.correlationId,
+      causationId: cause.id,
+    },
   };
 }
