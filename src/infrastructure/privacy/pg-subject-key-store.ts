@@ -24,8 +24,11 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
     // Insert-or-read in one statement. Under a concurrent first use, the other transaction's
     // row is invisible to this statement's snapshot and nothing comes back: the next try sees it.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const { rows } = await this.pool.query<KeyRow>(
-        `WITH inserted AS (
+      const { rows } = await this.pool.query<KeyRow>({
+        // Named, as every statement on a hot path: parsed and planned once per connection, not
+        // once per new subject (each new patient's first appointment stores a key).
+        name: 'obtain_subject_key',
+        text: `WITH inserted AS (
            INSERT INTO subject_keys (subject_id, wrapped_key, wrapped_with, created_at)
            VALUES ($1, $2, $3, now())
            ON CONFLICT (subject_id) DO NOTHING
@@ -34,8 +37,8 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
          UNION ALL
          SELECT subject_id, wrapped_key, wrapped_with FROM subject_keys WHERE subject_id = $1
          LIMIT 1`,
-        [subjectId, this.wrap(subjectId, candidate), this.fingerprint],
-      );
+        values: [subjectId, this.wrap(subjectId, candidate), this.fingerprint],
+      });
       const [row] = rows;
       if (row) return this.unwrap(row);
     }
@@ -43,10 +46,11 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
   }
 
   async find(subjectIds: readonly string[]): Promise<ReadonlyMap<string, SubjectKey>> {
-    const { rows } = await this.pool.query<KeyRow>(
-      'SELECT subject_id, wrapped_key, wrapped_with FROM subject_keys WHERE subject_id = ANY($1::text[])',
-      [subjectIds],
-    );
+    const { rows } = await this.pool.query<KeyRow>({
+      name: 'find_subject_keys',
+      text: 'SELECT subject_id, wrapped_key, wrapped_with FROM subject_keys WHERE subject_id = ANY($1::text[])',
+      values: [subjectIds],
+    });
     return new Map(rows.map((row) => [row.subject_id, this.unwrap(row)]));
   }
 
