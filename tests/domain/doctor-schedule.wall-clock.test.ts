@@ -19,6 +19,33 @@ describe('wallClockAt', () => {
   });
 });
 
+// Zones with daylight saving (half an hour on Lord Howe, south of the equator in Santiago), odd
+// offsets (Monrovia's -0:44:30 until 1972), and changes that are not daylight saving
+// (Casablanca around Ramadan, Samoa skipping a day in 2011).
+const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Asia/Kathmandu', 'Pacific/Chatham', 'America/St_Johns', 'Africa/Casablanca', 'Pacific/Apia', 'Africa/Monrovia'];
+const oracle = (utcMs: number, timeZone: string) => {
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZone, hourCycle: 'h23', weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' }).formatToParts(utcMs);
+  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  return { date: `${part('year')}-${part('month')}-${part('day')}`, weekday: part('weekday').toLowerCase(), minute: Number(part('hour')) * 60 + Number(part('minute')) };
+};
+
+test.prop([fc.constantFrom(...zones), fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((date) => date.getTime())])(
+  'wallClockAt shows what Intl shows, at any instant',
+  (zone, utcMs) => {
+    expect(wallClockAt(utcMs, zone)).toEqual(oracle(utcMs, zone));
+  },
+);
+
+// Within a few hours of offset changes, to the second: where an hour's offset is not steady.
+const changes = ['2026-03-29T01:00:00Z', '2026-10-25T01:00:00Z', '2026-03-08T07:00:00Z', '2026-10-03T15:30:00Z', '2026-04-05T14:00:00Z', '2011-12-30T10:00:00Z', '1972-01-07T00:44:30Z'];
+test.prop([fc.constantFrom(...zones), fc.constantFrom(...changes), fc.integer({ min: -3 * 3_600, max: 3 * 3_600 })])(
+  'wallClockAt shows what Intl shows around a change of offset',
+  (zone, change, seconds) => {
+    const utcMs = Date.parse(change) + seconds * 1_000;
+    expect(wallClockAt(utcMs, zone)).toEqual(oracle(utcMs, zone));
+  },
+);
+
 describe('instantOfWallClock', () => {
   it('finds the instant of an ordinary wall time, in winter and in summer', () => {
     expect(at('2026-03-28', '09:00', 'Europe/Berlin')).toBe('2026-03-28T08:00:00.000Z');
@@ -46,8 +73,6 @@ describe('instantOfWallClock', () => {
     expect(at('2026-10-25', '03:00', 'Europe/Berlin')).toBe('2026-10-25T02:00:00.000Z');
   });
 });
-
-const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Pacific/Chatham', 'Asia/Kathmandu'];
 
 test.prop([fc.integer({ min: Date.parse('2025-01-01T00:00:00Z') / 60_000, max: Date.parse('2028-01-01T00:00:00Z') / 60_000 }), fc.constantFrom(...zones)])(
   'every instant is found again from its own wall time, or is the later of two equal wall times',

@@ -42,6 +42,7 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
     day: '2-digit',
     hour: '2-digit',
     minute: '2-digit',
+    second: '2-digit',
   });
   formatters.set(timeZone, created);
   return created;
@@ -59,14 +60,63 @@ const weekdayByShortName: Readonly<Record<string, Weekday>> = {
 
 /** What clocks in `timeZone` show at `instant` (seconds dropped). */
 export function wallClockAt(instant: Instant | number, timeZone: string): WallClock {
-  const parts = formatterFor(timeZone).formatToParts(typeof instant === 'number' ? instant : Date.parse(instant));
+  const utcMs = typeof instant === 'number' ? instant : Date.parse(instant);
+  const offset = utcMs >= 0 && utcMs < year10000Ms ? steadyOffset(utcMs, timeZone) : null;
+  if (offset === null) return shownAt(utcMs, timeZone).clock;
+  // The offset holds all this hour: the wall clock is UTC shifted by it, no Intl call needed.
+  const local = new Date(utcMs + offset);
+  const weekday = weekdaysFromSunday[local.getUTCDay()];
+  if (!weekday) throw new Error(`no weekday for ${String(instant)} in ${timeZone}`);
+  return { date: local.toISOString().slice(0, 10), weekday, minute: local.getUTCHours() * 60 + local.getUTCMinutes() };
+}
+
+const weekdaysFromSunday = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+const hourMs = 3_600_000;
+/** Past year 9999 ISO dates take a sign and six digits; such instants take Intl's answer. */
+const year10000Ms = Date.UTC(10_000, 0, 1);
+
+/**
+ * Per time zone, per UTC hour (epoch ms / 1 h): the zone's UTC offset in ms if it is the same all
+ * that hour, `null` if it changes within it. Intl's formatToParts costs tens of µs, and every
+ * slot check asks twice; the instants asked about crowd into few hours (a grid of working
+ * hours), so two Intl calls per zone and hour answer nearly all of them.
+ */
+const steadyOffsets = new Map<string, Map<number, number | null>>();
+
+function steadyOffset(utcMs: number, timeZone: string): number | null {
+  const hour = Math.floor(utcMs / hourMs);
+  let hours = steadyOffsets.get(timeZone);
+  if (!hours) {
+    // Bounded, so that odd input cannot grow it for ever; a cleared entry is computed again.
+    if (steadyOffsets.size >= 1_000) steadyOffsets.clear();
+    hours = new Map();
+    steadyOffsets.set(timeZone, hours);
+  }
+  let offset = hours.get(hour);
+  if (offset === undefined) {
+    // Offsets change on whole seconds, and never twice within an hour: the same offset at the
+    // hour's first and last second holds all of it.
+    const first = shownAt(hour * hourMs, timeZone).offsetMs;
+    const last = shownAt((hour + 1) * hourMs - 1_000, timeZone).offsetMs;
+    offset = first === last ? first : null;
+    if (hours.size >= 100_000) hours.clear();
+    hours.set(hour, offset);
+  }
+  return offset;
+}
+
+/** Intl's answer: the wall clock at `utcMs`, and the offset it shows (to the second). */
+function shownAt(utcMs: number, timeZone: string): { clock: WallClock; offsetMs: number } {
+  const parts = formatterFor(timeZone).formatToParts(utcMs);
   const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
   const weekday = weekdayByShortName[part('weekday')];
-  if (!weekday) throw new Error(`Intl gave an unknown weekday for ${String(instant)} in ${timeZone}`);
+  if (!weekday) throw new Error(`Intl gave an unknown weekday for ${String(utcMs)} in ${timeZone}`);
+  const number = (type: Intl.DateTimeFormatPartTypes) => Number(part(type));
+  const minute = number('hour') * 60 + number('minute');
+  const shownMs = Date.UTC(number('year'), number('month') - 1, number('day'), 0, minute, number('second'));
   return {
-    date: `${part('year')}-${part('month')}-${part('day')}`,
-    weekday,
-    minute: Number(part('hour')) * 60 + Number(part('minute')),
+    clock: { date: `${part('year')}-${part('month')}-${part('day')}`, weekday, minute },
+    offsetMs: shownMs - Math.floor(utcMs / 1_000) * 1_000,
   };
 }
 
