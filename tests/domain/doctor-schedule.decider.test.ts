@@ -313,6 +313,24 @@ describe('BookSlot', () => {
     spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(bookSlot('a-2', mon0900)).thenFails('slot-taken');
   });
 
+  // Tuesday 3 March, 00:30 in Berlin is 23:30Z on Monday: slots booked under an earlier grid
+  // overlap the new grid's across the UTC day line, in either direction.
+  const earlyTuesday = (slotMinutes: number, from: string) => scheduleSet({ slotMinutes, weeklyHours: { ...noHours, tue: [{ from, to: '04:00' }] } });
+
+  it('refuses a slot overlapping one booked under an earlier grid that began the UTC day before', () => {
+    spec
+      .given([earlyTuesday(60, '00:30'), slotBooked('a-1', '2026-03-02T23:30:00.000Z', '2026-03-03T00:30:00.000Z'), earlyTuesday(30, '00:00')])
+      .when(bookSlot('a-2', '2026-03-03T00:00:00.000Z'))
+      .thenFails('slot-taken');
+  });
+
+  it('refuses a slot running into the next UTC day over one booked there under an earlier grid', () => {
+    spec
+      .given([earlyTuesday(30, '00:00'), slotBooked('a-1', '2026-03-03T00:00:00.000Z', '2026-03-03T00:30:00.000Z'), earlyTuesday(60, '00:30')])
+      .when(bookSlot('a-2', '2026-03-02T23:30:00.000Z'))
+      .thenFails('slot-taken');
+  });
+
   it('books a slot again once it was released', () => {
     spec
       .given([

@@ -130,7 +130,7 @@ function assertBookable(state: ActiveSchedule, start: Instant, now: Instant, mov
   const problem = slotProblem(state.schedule, start);
   if (problem) throw new DomainError(problem.code, problem.message);
   const slot = { start, end: slotEnd(state.schedule, start) };
-  const taken = bookings(state.booked).find((held) => held.appointmentId !== movingAppointmentId && slotsOverlap(held, slot));
+  const taken = bookedNear(state.booked, slot).find((held) => held.appointmentId !== movingAppointmentId && slotsOverlap(held, slot));
   if (taken) throw new DomainError('slot-taken', `the slot at ${start} is already booked`);
   return slot.end;
 }
@@ -152,7 +152,27 @@ export function bookings(booked: BookedSlots): Booking[] {
 }
 
 function bookingOf(booked: BookedSlots, appointmentId: string): Booking | undefined {
-  return bookings(booked).find((held) => held.appointmentId === appointmentId);
+  for (const { slots } of booked) {
+    const held = slots.find((slot) => slot.appointmentId === appointmentId);
+    if (held) return held;
+  }
+  return undefined;
+}
+
+/**
+ * The booked slots that may overlap `slot`: those starting from the day before its start (no
+ * slot lasts a day, see `maxSlotMinutes`) to the day it ends. A doctor booked months ahead has
+ * thousands of slots; each command checks a few dozen.
+ */
+function bookedNear(booked: BookedSlots, slot: { start: Instant; end: Instant }): Booking[] {
+  const from = addDays(dayOf(slot.start), -1);
+  const to = dayOf(slot.end);
+  const near: Booking[] = [];
+  for (const { day, slots } of booked) {
+    if (day > to) break;
+    if (day >= from) near.push(...slots);
+  }
+  return near;
 }
 
 export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): DoctorScheduleState {
