@@ -32,9 +32,22 @@ export function canonicalJson(value: JsonValue): string {
   for (const key of Object.keys(value).sort()) {
     const member = value[key];
     if (member === undefined) continue;
-    text += (text.length === 1 ? '' : ',') + JSON.stringify(key) + ':' + canonicalJson(member);
+    text += (text.length === 1 ? '' : ',') + quotedKey(key) + ':' + canonicalJson(member);
   }
   return `${text}}`;
+}
+
+/** Keys are few (field names of events and metadata), and quoting them was a third of the work. */
+const quotedKeys = new Map<string, string>();
+
+function quotedKey(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    // Bounded: keys that are data (a map keyed by ids) must not grow it for ever.
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, quoted);
+  }
+  return quoted;
 }
 
 export function sha256Hex(text: string): string {
