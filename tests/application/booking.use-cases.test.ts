@@ -4,6 +4,7 @@ import { cancelBooking, requestBooking } from '../../src/application/bookings/bo
 import { createListing, setListingActive } from '../../src/application/listings/listing.use-cases.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { eventually } from '../support/eventually.js';
 import { admin, as, consumer, createTestSide, eventTypes, fakeClock, listingInput, otherConsumer, owner } from '../support/command-side.js';
 
 const stay = { startDate: '2030-02-01', endDate: '2030-02-05' };
@@ -86,6 +87,19 @@ describe('booking use cases', () => {
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
     });
 
+    it('running, reads the log at every sweep and releases a hold taken while it runs, once it lapses', async () => {
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      const stop = new AbortController();
+      const running = expiry.run(stop.signal, 10);
+      const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      await eventually(async () => expiry.pending.holds === 1, 5_000, 'the hold to be seen');
+      clock.advance(15 * 60_000);
+      await eventually(async () => (await eventTypes(store, booking.streamId)).includes('BookingExpired'), 5_000, 'the booking to expire');
+      stop.abort();
+      await running;
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+    });
+
     it('records the hold as the cause of the expiry, in the correlation of the request', async () => {
       const request = as(consumer);
       await requestBooking(side, { listingId, ...stay }, { ...request, context: { ...request.context, correlationId: 'checkout-42' } });
@@ -127,3 +141,4 @@ describe('booking use cases', () => {
     });
   });
 });
+

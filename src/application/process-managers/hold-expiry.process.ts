@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import { appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
@@ -6,7 +7,7 @@ import { aggregates } from '../aggregates/aggregates.js';
 import { releaseAppointmentTime } from '../appointments/appointment.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
-import type { EventStore, RecordedEvent } from '../ports/event-store.js';
+import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
 
 /**
  * What a command sent later needs of the event that caused it. Not the event itself: every
@@ -88,20 +89,24 @@ export class HoldExpiryProcess {
     return settled;
   }
 
-  /** Follows the log until `signal` aborts, sweeping every `sweepEveryMs`. */
+  /**
+   * Until `signal` aborts, every `sweepEveryMs`: reads what the log gained since the last time,
+   * then settles what is due. Reads as often as it sweeps, not on every append: nothing here is
+   * due sooner than a sweep could act on it, and a live subscription cost a query per append.
+   */
   async run(signal: AbortSignal, sweepEveryMs: number): Promise<void> {
-    let sweeping: Promise<unknown> | undefined;
-    // A slow sweep is never overlapped by the next one.
-    const timer = setInterval(() => {
-      sweeping ??= this.sweep().finally(() => (sweeping = undefined));
-    }, sweepEveryMs);
-    try {
-      for await (const event of this.options.eventStore.subscribeToAll({ filter: { eventTypes: holdExpiryEventTypes }, signal })) {
-        this.observe(event);
+    let after: Position | undefined;
+    while (!signal.aborted) {
+      try {
+        for await (const event of this.options.eventStore.readAll({ ...(after ? { after } : {}), filter: { eventTypes: holdExpiryEventTypes } })) {
+          this.observe(event);
+          after = event.position;
+        }
+        await this.sweep();
+      } catch (error) {
+        this.options.onError?.(error, 'read the log');
       }
-    } finally {
-      clearInterval(timer);
-      await sweeping;
+      await setTimeout(sweepEveryMs, undefined, { signal }).catch(() => undefined);
     }
   }
 

@@ -10,6 +10,7 @@ import { listCheckpoints, type CheckpointView } from '../../../src/projections/r
 import { ProjectionRuntime, type ProjectionRuntimeOptions } from '../../../src/projections/runtime/projection-runtime.js';
 import type { Projection } from '../../../src/projections/runtime/projection.js';
 import { createTestDatabase } from '../../support/database.js';
+export { eventually } from '../../support/eventually.js';
 import { pgVault } from '../../support/personal-data.js';
 import type { PersonalDataVault } from '../../../src/application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../../../src/application/privacy/revealing-event-store.js';
@@ -100,24 +101,6 @@ export async function appendEvents(
   return { counts, last };
 }
 
-/**
- * Polls `probe` until it returns something other than undefined/false, or fails after
- * `timeoutMs`. A probe that throws counts as "not yet" (a read schema not created yet, say).
- */
-export async function eventually<T>(probe: () => Promise<T | undefined | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`, { cause: lastError });
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 export async function activeCheckpoint(db: Kysely<unknown>, name: string): Promise<CheckpointView | undefined> {
   return (await listCheckpoints(db)).find((row) => row.name === name && row.active);
