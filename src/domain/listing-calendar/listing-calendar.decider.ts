@@ -140,7 +140,7 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
       const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
       const stillRelevant = state.live.slice(firstEndingAfter(state.live, openFrom));
       const at = firstEndingAfter(stillRelevant, startDate);
-      return { openFrom, live: [...stillRelevant.slice(0, at), held, ...stillRelevant.slice(at)] };
+      return { openFrom, live: stillRelevant.toSpliced(at, 0, held) };
     }
     case 'DatesBooked': {
       const { bookingId, startDate, endDate } = event.data;

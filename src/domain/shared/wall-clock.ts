@@ -65,12 +65,12 @@ export function wallClockAt(instant: Instant | number, timeZone: string): WallCl
   if (offset === null) return shownAt(utcMs, timeZone).clock;
   // The offset holds all this hour: the wall clock is UTC shifted by it, no Intl call needed.
   const local = new Date(utcMs + offset);
-  const weekday = weekdaysFromSunday[local.getUTCDay()];
+  // getUTCDay counts from Sunday, `weekdays` from Monday.
+  const weekday = weekdays[(local.getUTCDay() + 6) % 7];
   if (!weekday) throw new Error(`no weekday for ${String(instant)} in ${timeZone}`);
   return { date: local.toISOString().slice(0, 10), weekday, minute: local.getUTCHours() * 60 + local.getUTCMinutes() };
 }
 
-const weekdaysFromSunday = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 const hourMs = 3_600_000;
 /** Past year 9999 ISO dates take a sign and six digits; such instants take Intl's answer. */
 const year10000Ms = Date.UTC(10_000, 0, 1);
