@@ -25,6 +25,7 @@ import type { Projection } from '../src/projections/runtime/projection.js';
 import { benchDatabase } from './support/bench-database.js';
 import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings } from './support/booking-load.js';
 import { startBenchService, stop } from './support/service-process.js';
+import { sleep } from '../src/application/sleep.js';
 
 // BENCH_SCALE shrinks every count, for checking the script itself quickly (e.g. 0.05).
 const scale = Number(process.env.BENCH_SCALE ?? 1);
@@ -127,7 +128,7 @@ async function rebuild(url: string, pool: ReturnType<typeof createPool>, store: 
   for (;;) {
     const position = (await readActivePositions(db, [projection.name])).get(projection.name);
     if (position && comparePositions(position, head) >= 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
   const seconds = (performance.now() - started) / 1000;
   await runtime.stop();

@@ -22,6 +22,7 @@ import { checkEventsExactlyOnce, checkNoDoubleBooking, checkOf, checkReadModelsE
 import { Ledger, nextJourney, seedWorld, type LoadContext } from './support/soak-load.js';
 import { MemorySampler, SoakServices, type Gauge, type Role } from './support/soak-services.js';
 import { Traffic } from './support/soak-traffic.js';
+import { sleep } from '../src/application/sleep.js';
 
 const optionsSchema = z.object({
   minutes: z.coerce.number().positive().max(24 * 60).default(10),
@@ -35,7 +36,6 @@ const rssGrowthLimit = 0.2;
 const names = readModelProjections.map((projection) => projection.name);
 
 const print = (line: string) => console.log(line);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const fmt = (n: number) => n.toLocaleString('en-US');
 

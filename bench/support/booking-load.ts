@@ -8,6 +8,7 @@ import { cannon, type Run } from './cannon.js';
 import { keepAlivePoster } from './keep-alive-post.js';
 import { percentile } from './bench-database.js';
 import { pacedLoad } from './paced-load.js';
+import { sleep } from '../../src/application/sleep.js';
 
 // Bookings as the benches send them: many listings, every request a fresh consumer and a free
 // night, so that all are accepted and none conflicts, and the load spreads over streams as real
@@ -108,7 +109,7 @@ export async function bookingsLagUnderLoad(options: {
       },
     });
     // The last commands' checkpoints arrive after the load stops.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
     return { load, p50: percentile(lags, 50), p99: percentile(lags, 99), measured: lags.length };
   } finally {
     poster.close();
@@ -138,7 +139,7 @@ export async function settled(options: { databaseUrl: string; commands: string; 
     const head = async () => (await client.query<{ head: string | null }>('SELECT max(global_position)::text AS head FROM events')).rows[0]?.head;
     const deadline = Date.now() + 60_000;
     for (let last = await head(), quietFor = 0; quietFor < 1000 && Date.now() < deadline; ) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
       const now = await head();
       quietFor = now === last ? quietFor + 250 : 0;
       last = now;
@@ -161,7 +162,7 @@ async function untilProjectionsCatchUp(client: pg.Client, options: { commands: s
   while (Date.now() < deadline) {
     const { rows } = await client.query<{ position_commit: string; position_prepare: string }>('SELECT position_commit, position_prepare FROM projection_checkpoints WHERE active');
     if (rows.length > 0 && rows.every((row) => comparePositions(rowPosition(row), head) >= 0)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
   console.log('  note: the read models had not caught up after 60 s; what follows runs beside their backlog');
 }

@@ -1,4 +1,5 @@
 import { percentile } from './bench-database.js';
+import { sleep } from '../../src/application/sleep.js';
 
 /**
  * An open-loop load at a steady rate: request i leaves at start + i / rate, whatever the answers
@@ -37,7 +38,7 @@ export async function pacedLoad(options: {
       void request.finally(() => inFlight.delete(request));
     }
     const nextAt = started + (issued * 1000) / rate;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, nextAt - performance.now())));
+    await sleep(Math.max(0, nextAt - performance.now()));
   }
   await Promise.all(inFlight);
   const elapsed = (performance.now() - started) / 1000;

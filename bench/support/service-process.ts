@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
 import { benchAuthEnv } from './bench-auth.js';
+import { sleep } from '../../src/application/sleep.js';
 
 // The service as benches run it: its own processes on 127.0.0.1, started with `node` rather than
 // through npm, so that the pid we hold (to signal, to read RSS) is the service's.
@@ -43,7 +44,7 @@ export async function waitUntilReady(child: ChildProcess, readyUrls: readonly st
       if (Date.now() > deadline) throw new Error(`${url} not ready in time`);
       const ok = await fetch(url).then((response) => response.ok, () => false);
       if (ok) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
   }
 }

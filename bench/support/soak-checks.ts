@@ -6,6 +6,7 @@ import { listCheckpoints, readActivePositions } from '../../src/projections/runt
 import { readSchema } from '../../src/projections/runtime/projection.js';
 import { tablesHash } from '../../tests/support/read-model-tables.js';
 import type { Ledger } from './soak-load.js';
+import { sleep } from '../../src/application/sleep.js';
 
 // What the soak verifies once the load has stopped, straight from PostgreSQL: the event log
 // against the ledger of accepted commands, the contended resources, and each read model against
@@ -18,7 +19,6 @@ export function checkOf(name: string, summary: string, problems: readonly string
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type PositionRow = { commit: string; prepare: string };
 const toPosition = (row: PositionRow | undefined): Position => (row ? { commit: BigInt(row.commit), prepare: BigInt(row.prepare) } : START);

@@ -27,6 +27,7 @@ import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
 import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
 import { startProjectors } from './projections/projector-runner.js';
+import { sleep } from '../application/sleep.js';
 import { listCheckpoints, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
 import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
@@ -271,13 +272,13 @@ async function rebuild(config: Config, logger: Logger, name: string | undefined)
     const runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.revealed, logger, projections: [projection] });
     // A read model never built before gets its first copy from the runtime; rebuild that one.
     while (!(await listCheckpoints(db)).some((row) => row.name === projection.name && row.active)) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     const started = performance.now();
     const { generation } = await requestRebuild(db, projection.name);
     process.stdout.write(`rebuilding ${projection.name} as generation ${generation}\n`);
     for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
       const copy = (await listCheckpoints(db)).find((row) => row.name === projection.name && row.generation === generation);
       if (copy?.status === 'failed') throw new Error(`rebuild failed: ${copy.lastFailure?.error ?? 'unknown error'}`);
       if (copy?.active) {

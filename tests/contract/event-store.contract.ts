@@ -14,6 +14,7 @@ import {
   type SubscribeOptions,
 } from '../../src/application/ports/event-store.js';
 import { comparePositions, START, type Position } from '../../src/application/ports/position.js';
+import { sleep } from '../../src/application/sleep.js';
 
 export type ContractSetup = () => Promise<{ store: EventStore; teardown: () => Promise<void> }>;
 
@@ -585,9 +586,6 @@ function expectIncreasingPositions(events: readonly RecordedEvent[]): void {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const all: T[] = [];

@@ -8,6 +8,7 @@ import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js
 import { createTestDatabase } from '../support/database.js';
 import { listingInput } from '../support/command-side.js';
 import { handMadeJwt } from './support/command-api.fixture.js';
+import { sleep } from '../../src/application/sleep.js';
 
 describe('graceful shutdown', () => {
   it('lets 20 requests in flight finish with 2xx, and answers a new one with 503', async () => {
@@ -21,7 +22,7 @@ describe('graceful shutdown', () => {
     let started = 0;
     app.get('/slow', async () => {
       started += 1;
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       return { done: true };
     });
     app.get('/fast', async () => ({ ok: true }));
@@ -32,7 +33,7 @@ describe('graceful shutdown', () => {
     const inFlight = Array.from({ length: 20 }, () => fetch(url).then((response) => response.status));
     // In flight means in a handler: on a machine busy with the rest of the suite, a fixed pause
     // let the drain begin before most of them had even arrived.
-    while (started < 20) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (started < 20) await sleep(5);
     // What the process does on SIGTERM: drain, then close.
     const drained = app.drain(5_000);
     const late = await fetch(url.replace('/slow', '/fast'));
@@ -59,7 +60,7 @@ describe('graceful shutdown', () => {
     try {
       for (let ready = false; !ready; ) {
         ready = await fetch(`http://127.0.0.1:${queryPort}/health/ready`).then((response) => response.ok, () => false);
-        if (!ready) await new Promise((resolve) => setTimeout(resolve, 200));
+        if (!ready) await sleep(200);
       }
       const now = Math.floor(Date.now() / 1000);
       const token = handMadeJwt({ sub: randomUUID(), roles: ['OWNER'], iss: 'bookable', aud: 'bookable-api', iat: now, exp: now + 600 }, { key: secret });

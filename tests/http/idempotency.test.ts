@@ -5,6 +5,7 @@ import { commandResultSchema, sendCommandResult } from '../../src/infrastructure
 import { requireRoles } from '../../src/infrastructure/http/plugins/auth.plugin.js';
 import { PgIdempotencyStore } from '../../src/infrastructure/idempotency/pg-idempotency-store.js';
 import { postJson, secret, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+import { sleep } from '../../src/application/sleep.js';
 
 let backend: TestBackend;
 let api: TestApi;
@@ -24,7 +25,7 @@ beforeAll(async () => {
         },
         async (request, reply) => {
           // Slow enough that concurrent duplicates find the first one in flight.
-          await new Promise((resolve) => setTimeout(resolve, 150));
+          await sleep(150);
           if (failNext) {
             failNext = false;
             throw new Error('database went away');

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../src/infrastructure/http/http-server.js';
+import { sleep } from '../../src/application/sleep.js';
 
 function busy(ms: number) {
   const until = Date.now() + ms;
@@ -27,14 +28,14 @@ describe('load shedding', () => {
     expect((await app.inject('/work')).statusCode).toBe(200);
     busy(400);
     // Let the overdue sampling timer see the lag before the next request arrives.
-    await new Promise((resolve) => setTimeout(resolve, 1));
+    await sleep(1);
     const shed = await app.inject('/work');
     expect(shed.statusCode).toBe(503);
     expect(shed.headers['retry-after']).toBe('3');
     expect(shed.headers['content-type']).toContain('application/problem+json');
     expect((await app.inject('/health/live')).statusCode).toBe(200);
 
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await sleep(400);
     expect((await app.inject('/work')).statusCode).toBe(200);
   });
 });

@@ -6,6 +6,7 @@ import { formatPosition } from '../../src/application/ports/position.js';
 import { as, consumer, listingInput, otherConsumer, owner } from '../support/command-side.js';
 import { eventually } from '../projections/support/runtime-harness.js';
 import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
+import { sleep } from '../../src/application/sleep.js';
 
 // Kept answers live ten minutes here: only a read model's commit can end them sooner.
 const queryCache = { maxBytes: 1024 * 1024, maxAgeMs: 600_000 };
@@ -86,7 +87,7 @@ describe('query API cache', () => {
       while (writing) {
         seen.push(await title(id));
         // Paced, or their cache hits would starve the projector sharing this process.
-        await new Promise((resolve) => setTimeout(resolve, 2));
+        await sleep(2);
       }
       return seen;
     });

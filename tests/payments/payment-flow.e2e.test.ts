@@ -11,6 +11,7 @@ import { eventTypes, listingInput } from '../support/command-side.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
 import { startReadSide, type ReadSide } from '../http/support/read-side.fixture.js';
 import { caller, deliver, intentObject, person, refundObject, startPaymentsApi, stripeEvent, type PaymentsApi } from './support/payments-api.fixture.js';
+import { sleep } from '../../src/application/sleep.js';
 
 const owner = person(['OWNER']);
 const consumer = person(['CONSUMER']);
@@ -22,7 +23,7 @@ async function eventually<T>(probe: () => Promise<T | undefined | false>, what: 
     const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 

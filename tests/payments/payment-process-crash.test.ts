@@ -14,6 +14,7 @@ import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-pay
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, consumer, createTestSide, eventTypes, listingInput, owner } from '../support/command-side.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
+import { sleep } from '../../src/application/sleep.js';
 
 const child = fileURLToPath(new URL('./support/payment-process-child.ts', import.meta.url));
 const day = 86_400_000;
@@ -47,7 +48,7 @@ describe('payment process manager killed with SIGKILL at the worst moments', () 
     const deadline = Date.now() + 20_000;
     while (!(await check())) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 

@@ -16,6 +16,7 @@ import { startBackend, type TestBackend } from '../http/support/command-api.fixt
 import { as, createTestSide, eventTypes, fakeClock, listingInput } from '../support/command-side.js';
 import { trackingStore } from '../projections/support/read-models.harness.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
+import { sleep } from '../../src/application/sleep.js';
 
 const person = (roles: Actor['roles']): Actor => ({ id: randomUUID(), roles });
 const owner = person(['OWNER']);
@@ -47,7 +48,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
         cursor = event.position;
         seen = true;
       }
-      if (!seen) await new Promise((resolve) => setTimeout(resolve, 10));
+      if (!seen) await sleep(10);
     }
   }
 
@@ -244,6 +245,6 @@ async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Pr
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }

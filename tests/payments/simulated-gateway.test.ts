@@ -16,6 +16,7 @@ import { createPaymentGateway } from '../../src/infrastructure/stripe/payment-ga
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, consumer, createTestSide, eventTypes, listingInput, owner } from '../support/command-side.js';
+import { sleep } from '../../src/application/sleep.js';
 
 function capturingLogger() {
   const lines: { level: number; msg: string }[] = [];
@@ -78,7 +79,7 @@ describe('simulated gateway (the whole flow locally, no Stripe)', () => {
       const deadline = Date.now() + 10_000;
       while ((await side.handlers.booking.read(`booking-${booking.id}`)).state.status !== 'confirmed') {
         if (Date.now() > deadline) throw new Error('booking not confirmed in time');
-        await new Promise((resolve) => setTimeout(resolve, 25));
+        await sleep(25);
       }
     } finally {
       stop.abort();

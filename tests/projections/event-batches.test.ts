@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../src/application/ports/event-store.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { batchEvents } from '../../src/projections/runtime/event-batches.js';
+import { sleep } from '../../src/application/sleep.js';
 
 async function append(store: MemoryEventStore, count: number): Promise<void> {
   const events = Array.from({ length: count }, () => ({ id: randomUUID(), type: 'Counted', data: {}, metadata: {} }));
@@ -37,7 +38,7 @@ describe('batchEvents', () => {
     const controller = new AbortController();
     const collecting = collect(batchEvents(store.subscribeToAll({ signal: controller.signal }), { size: 100, maxWaitMs: 30 }), 2);
     await append(store, 2);
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await sleep(80);
     await append(store, 1);
     const batches = await collecting;
     controller.abort();

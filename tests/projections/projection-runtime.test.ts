@@ -10,6 +10,7 @@ import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js
 import type { CheckpointRow } from '../../src/projections/runtime/projection-checkpoints.table.js';
 import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
 import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
+import { sleep } from '../../src/application/sleep.js';
 
 /**
  * The runtime against real PostgreSQL and the PostgreSQL event store. Each test uses its own
@@ -100,7 +101,7 @@ describe('projection runtime', () => {
     await eventually(() => reached('restarts', second.last), 10_000, 'the second run to catch up');
     // Stopping in the middle of a stream of appends, then starting again, changes nothing either.
     const appending = appendEvents(harness.store, { streams: 3, perStream: 50, prefix: 'restarts' });
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await sleep(30);
     await two.stop();
     const third = await appending;
     const three = track(createRuntime(harness, [projection]));
@@ -188,7 +189,7 @@ describe('projection runtime', () => {
       return row?.status === 'failed' && row;
     }, 10_000, 'the failure to be recorded');
     expect(failed.lastFailure).toMatchObject({ error: expect.stringContaining('tabel'), eventPosition: null });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(tries).toBe(1);
     expect(runtime.status()[0]?.state).toBe('failed');
     await runtime.stop();
@@ -220,7 +221,7 @@ describe('projection runtime', () => {
     const projection = eventCountsProjection({
       name: 'fenced',
       eventTypes: ['Counted'],
-      afterApply: () => new Promise((resolve) => setTimeout(resolve, 5)),
+      afterApply: () => sleep(5),
     });
     const first = track(createRuntime(harness, [projection]));
     await eventually(async () => first.status()[0]?.state === 'running', 10_000, 'the first instance to run');
@@ -260,13 +261,13 @@ describe('projection runtime', () => {
     const projection = eventCountsProjection({
       name: 'aborted',
       eventTypes: ['Aborted'],
-      afterApply: () => new Promise((resolve) => setTimeout(resolve, 100)),
+      afterApply: () => sleep(100),
     });
     await appendEvents(harness.store, { streams: 2, perStream: 200, prefix: 'aborted', type: 'Aborted' });
     const runtime = track(createRuntime(harness, [projection], { batchSize: 50 }));
     await eventually(async () => (await readEventCounts(harness.db, 'aborted')).size > 0, 10_000, 'a first batch');
     // Mid-way through a slow batch: stop() waits for its commit.
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     await runtime.stop();
 
     const checkpoint = await activeCheckpoint(harness.db, 'aborted');
@@ -338,7 +339,7 @@ describe('fencing', () => {
     expect(rows.map((row) => [row.name, row.position])).toEqual([['claimed_a', '3'], ['claimed_b', '0'], ['claimed_c', '3']]);
     expect(rows[0]?.xmin).toBe(rows[2]?.xmin);
     await eventually(async () => heard.length > 0, 5000, 'the notification');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     expect(heard).toEqual(['claimed_a']);
     await listener.end();
     await live.end();
@@ -352,7 +353,7 @@ describe('fencing', () => {
     await harness.db.transaction().execute(async (trx) => {
       expect(await claimBatch(trx, { name: 'fence_handover', generation: 1, sessionKey: previous.key }, update(7n))).toBe(true);
       taking = takeGeneration(harness.db, 'fence_handover', 1).finally(() => (settled = true));
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
       expect(settled).toBe(false);
     });
     expect((await taking)?.position_commit).toBe('7');

@@ -7,6 +7,7 @@ import type { ProjectionRuntime } from '../../src/projections/runtime/projection
 import { generationSchema } from '../../src/projections/runtime/projection.js';
 import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
 import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
+import { sleep } from '../../src/application/sleep.js';
 
 let harness: Harness;
 const runtimes: ProjectionRuntime[] = [];
@@ -55,7 +56,7 @@ function keepReading(name: string) {
       } catch (error) {
         problems.push(String(error));
       }
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
     }
   })();
   return {
@@ -69,7 +70,7 @@ function keepReading(name: string) {
 
 describe('zero-downtime rebuilds', () => {
   it('rebuilds on request beside the live generation, swaps it in, and drops the old one', async () => {
-    const slow = () => new Promise<void>((resolve) => setTimeout(resolve, 10));
+    const slow = () => sleep(10);
     const runtime = started(createRuntime(harness, [eventCountsProjection({ name: 'rebuilt', eventTypes: ['Counted'], afterApply: slow })], { batchSize: 50 }));
     await appendEvents(harness.store, { streams: 4, perStream: 50, prefix: 'rebuilt' });
     await eventually(async () => (await activeCheckpoint(harness.db, 'rebuilt'))?.eventsProcessed === 200n, 10_000, 'generation 1');

@@ -1,3 +1,5 @@
+import { sleep } from '../../src/application/sleep.js';
+
 /**
  * Polls `probe` until it returns something other than undefined/false, or fails after
  * `timeoutMs`. A probe that throws counts as "not yet" (a read schema not created yet, say).
@@ -13,6 +15,6 @@ export async function eventually<T>(probe: () => Promise<T | undefined | false>,
       lastError = error;
     }
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`, { cause: lastError });
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
   }
 }

@@ -4,6 +4,7 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import { eventMetadataSchema, type CommandContext, type EventMetadata } from '../metadata.js';
 import type { Clock } from '../ports/clock.js';
+import { sleep } from '../sleep.js';
 import {
   ConcurrencyError,
   type EventStore,
@@ -361,7 +362,7 @@ function findApplied(
 /** Jittered exponential backoff: contenders spread out instead of colliding again in lockstep. */
 function backoff(attempt: number): Promise<void> {
   const ceiling = Math.min(2 ** attempt, 100);
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+  return sleep(Math.random() * ceiling);
 }
 
 function typeName(command: unknown): string {

@@ -1,4 +1,3 @@
-import { setTimeout } from 'node:timers/promises';
 import { appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
@@ -7,6 +6,7 @@ import { aggregates } from '../aggregates/aggregates.js';
 import { releaseAppointmentTime } from '../appointments/appointment.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
+import { sleep } from '../sleep.js';
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
 
 /**
@@ -106,7 +106,7 @@ export class HoldExpiryProcess {
       } catch (error) {
         this.options.onError?.(error, 'read the log');
       }
-      await setTimeout(sweepEveryMs, undefined, { signal }).catch(() => undefined);
+      await sleep(sweepEveryMs, signal);
     }
   }
 

@@ -10,6 +10,7 @@ import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
+import { sleep } from '../sleep.js';
 import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type ProviderRefund } from '../ports/payment-gateway.js';
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
 
@@ -249,16 +250,4 @@ function step(cause: RecordedEvent, name: string): CommandOptions {
     commandId: `${paymentProcessName}:${name}:${cause.id}`,
     context: { actor: processActor, requestId: `${paymentProcessName}-${cause.id}`, correlationId, causationId: cause.id },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

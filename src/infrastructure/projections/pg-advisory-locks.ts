@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { sleep } from '../../application/sleep.js';
 import type { HeldLock, ProjectionLocks } from '../../projections/runtime/projection-lock.js';
 
 export type PgAdvisoryLocksOptions = {
@@ -93,17 +94,4 @@ async function takeSessionKey(client: pg.Client): Promise<bigint> {
   const { rows } = await client.query<{ taken: boolean }>('select pg_try_advisory_lock($1::bigint) as taken', [sessionKey.toString()]);
   if (!rows[0]?.taken) throw new Error('the random session key is held by another session');
   return sessionKey;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

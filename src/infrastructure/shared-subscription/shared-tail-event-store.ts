@@ -10,6 +10,7 @@ import type {
   SubscribeOptions,
 } from '../../application/ports/event-store.js';
 import { comparePositions, START, type Position } from '../../application/ports/position.js';
+import { sleep } from '../../application/sleep.js';
 
 export type SharedTailOptions = {
   /** Most recent events kept in memory for subscribers to read from (up to a quarter more between trims). */
@@ -97,7 +98,7 @@ export class SharedTailEventStore implements EventStore {
           }
           // Nothing read although the tail starts later: those events are not visible yet (they
           // will be); serving the tail now would skip them.
-          if (read === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+          if (read === 0) await sleep(10);
           continue;
         }
         const index = this.firstAfter(after);
@@ -153,7 +154,7 @@ export class SharedTailEventStore implements EventStore {
         } catch (error) {
           if (reader.signal.aborted) return;
           this.options.onError?.(error);
-          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          await sleep(1_000, reader.signal);
         }
       }
     };

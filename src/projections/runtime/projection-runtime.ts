@@ -17,7 +17,8 @@ import {
 import { generationLockKey, type ProjectionLocks } from './projection-lock.js';
 import type { Projection } from './projection.js';
 import { ProjectorMetrics, type ProjectionStatus } from './projector-metrics.js';
-import { Projector, sleep, type ProjectionLogger, type ProjectorExit, type ProjectorSettings } from './projector.js';
+import { sleep } from '../../application/sleep.js';
+import { Projector, type ProjectionLogger, type ProjectorExit, type ProjectorSettings } from './projector.js';
 
 export type ProjectionRuntimeOptions = {
   /** Over the pool shared with the read models; each batch borrows one connection for its transaction. */

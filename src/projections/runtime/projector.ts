@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { EventStore, RecordedEvent } from '../../application/ports/event-store.js';
 import { comparePositions, formatPosition, type Position } from '../../application/ports/position.js';
 import type { CheckpointClaims } from './checkpoint-claims.js';
+import { sleep } from '../../application/sleep.js';
 import { batchEvents } from './event-batches.js';
 import {
   claimBatch,
@@ -346,18 +347,3 @@ export class Projector {
 function eventFields(event: RecordedEvent) {
   return { eventId: event.id, eventType: event.type, eventPosition: formatPosition(event.position), streamId: event.streamId };
 }
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-

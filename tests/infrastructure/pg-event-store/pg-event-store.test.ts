@@ -6,6 +6,7 @@ import { comparePositions } from '../../../src/application/ports/position.js';
 import { PgEventStore, type HorizonStall } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { sleep } from '../../../src/application/sleep.js';
 
 // The horizon is server-wide: other test files' transactions can hold it for a moment too, so
 // what must happen is awaited, and what must not happen is checked over a window.
@@ -347,6 +348,3 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return all;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -5,6 +5,7 @@ import { createKysely, createPool } from '../../../src/infrastructure/postgres/d
 import { PgAdvisoryLocks } from '../../../src/infrastructure/projections/pg-advisory-locks.js';
 import { eventCountsProjection } from '../../../src/projections/event-counts/event-counts.projection.js';
 import { startProjectionRuntime } from '../../../src/projections/runtime/projection-runtime.js';
+import { sleep } from '../../../src/application/sleep.js';
 
 const [url, name] = process.argv.slice(2);
 if (!url || !name) throw new Error('usage: crash-child.ts <database url> <projection name>');
@@ -19,7 +20,7 @@ const runtime = startProjectionRuntime({
       name,
       eventTypes: ['Counted'],
       // Slow enough that the kill lands inside a batch's transaction most of the time.
-      afterApply: () => new Promise((resolve) => setTimeout(resolve, 15)),
+      afterApply: () => sleep(15),
     }),
   ],
   batchSize: 40,

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sleep } from '../../../src/application/sleep.js';
 
 /**
  * Plays Stripe's API for the calls our gateway makes, over real HTTP, so the real SDK (its
@@ -246,6 +247,3 @@ function readBody(request: IncomingMessage): Promise<string> {
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
