@@ -1,7 +1,8 @@
-import { calendarDateSchema, dateInZone, type CalendarDate, type Instant } from '../shared/calendar-date.js';
+import { calendarDateSchema, type CalendarDate, type Instant } from '../shared/calendar-date.js';
 import { nights, type DateRange } from '../shared/date-range.js';
 import { DomainError } from '../shared/domain-error.js';
 import { isTimeZone } from '../shared/time-zone.js';
+import { wallClockAt } from '../shared/wall-clock.js';
 
 /** The longest stay one booking may hold. */
 export const maxNights = 90;
@@ -9,7 +10,7 @@ export const maxNights = 90;
 /** The listing's current day; its time zone comes from stored listing data, so it is checked, not trusted. */
 export function todayIn(timeZone: string, now: Instant): CalendarDate {
   if (!isTimeZone(timeZone)) throw new DomainError('invalid-time-zone', `unknown time zone ${timeZone}`);
-  return dateInZone(now, timeZone);
+  return wallClockAt(now, timeZone).date;
 }
 
 /**

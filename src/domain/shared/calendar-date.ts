@@ -25,16 +25,3 @@ export function addDays(date: CalendarDate, days: number): CalendarDate {
 export function daysBetween(from: CalendarDate, to: CalendarDate): number {
   return Math.round((toUtcMs(to) - toUtcMs(from)) / dayMs);
 }
-
-const dayFormats = new Map<string, Intl.DateTimeFormat>();
-
-/** The calendar date of `instant` in an IANA time zone. */
-export function dateInZone(instant: Instant | Date, timeZone: string): CalendarDate {
-  let format = dayFormats.get(timeZone);
-  if (!format) {
-    format = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
-    // Formats are costly to build and few zones are in use; the bound keeps odd input harmless.
-    if (dayFormats.size < 1_000) dayFormats.set(timeZone, format);
-  }
-  return format.format(typeof instant === 'string' ? new Date(instant) : instant);
-}
