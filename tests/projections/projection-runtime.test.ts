@@ -3,13 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatPosition, parsePosition, type Position } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
 import { CheckpointClaims } from '../../src/projections/runtime/checkpoint-claims.js';
-import { claimBatch, ensureGeneration, readActivePositions, takeGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { claimBatch, ensureGeneration, takeGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
 import { defineProjection } from '../../src/projections/runtime/projection.js';
 import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
 import type { CheckpointRow } from '../../src/projections/runtime/projection-checkpoints.table.js';
-import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
-import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
+import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
 import { sleep } from '../../src/application/sleep.js';
 
 /**
@@ -17,26 +16,14 @@ import { sleep } from '../../src/application/sleep.js';
  * projection names and stream prefixes, so one database serves the file.
  */
 let harness: Harness;
-const runtimes: ProjectionRuntime[] = [];
 
 beforeAll(async () => {
   harness = await createHarness();
 });
 
 afterAll(async () => {
-  await Promise.all(runtimes.map((runtime) => runtime.stop()));
   await harness.close();
 });
-
-function track(runtime: ProjectionRuntime): ProjectionRuntime {
-  runtimes.push(runtime);
-  runtime.start();
-  return runtime;
-}
-
-async function reached(name: string, position: Position): Promise<boolean> {
-  return hasProcessed((await readActivePositions(harness.db, [name])).get(name), position);
-}
 
 /** Backend pid of the session holding generation 1's lock. */
 async function lockHolder(name: string): Promise<number> {
@@ -70,9 +57,9 @@ describe('projection runtime', () => {
     const { counts, last } = await appendEvents(harness.store, { streams: 5, perStream: 60, prefix: 'batches' });
     // Events this projection ignores still move its checkpoint: readers may wait for them.
     const ignored = await appendEvents(harness.store, { streams: 1, perStream: 5, prefix: 'batches_ignored', type: 'Other' });
-    const runtime = track(createRuntime(harness, [projection]));
+    const runtime = harness.startRuntime([projection]);
 
-    await eventually(() => reached('batches', ignored.last), 10_000, 'the checkpoint to pass the ignored events');
+    await eventually(() => harness.reached('batches', ignored.last), 10_000, 'the checkpoint to pass the ignored events');
     expect(await readEventCounts(harness.db, 'batches')).toEqual(counts);
     const checkpoint = await activeCheckpoint(harness.db, 'batches');
     expect(checkpoint).toMatchObject({ status: 'running', generation: 1, eventsProcessed: 305n, position: formatPosition(ignored.last) });
@@ -92,20 +79,20 @@ describe('projection runtime', () => {
   it('resumes from its checkpoint after a restart without applying any event twice', async () => {
     const projection = eventCountsProjection({ name: 'restarts', eventTypes: ['Counted'] });
     const first = await appendEvents(harness.store, { streams: 3, perStream: 40, prefix: 'restarts' });
-    const one = track(createRuntime(harness, [projection]));
-    await eventually(() => reached('restarts', first.last), 10_000, 'the first run to catch up');
+    const one = harness.startRuntime([projection]);
+    await eventually(() => harness.reached('restarts', first.last), 10_000, 'the first run to catch up');
     await one.stop();
 
     const second = await appendEvents(harness.store, { streams: 3, perStream: 30, prefix: 'restarts' });
-    const two = track(createRuntime(harness, [projection]));
-    await eventually(() => reached('restarts', second.last), 10_000, 'the second run to catch up');
+    const two = harness.startRuntime([projection]);
+    await eventually(() => harness.reached('restarts', second.last), 10_000, 'the second run to catch up');
     // Stopping in the middle of a stream of appends, then starting again, changes nothing either.
     const appending = appendEvents(harness.store, { streams: 3, perStream: 50, prefix: 'restarts' });
     await sleep(30);
     await two.stop();
     const third = await appending;
-    const three = track(createRuntime(harness, [projection]));
-    await eventually(() => reached('restarts', third.last), 10_000, 'the third run to catch up');
+    const three = harness.startRuntime([projection]);
+    await eventually(() => harness.reached('restarts', third.last), 10_000, 'the third run to catch up');
 
     const counts = onlyPrefix(await readEventCounts(harness.db, 'restarts'), 'restarts');
     expect([...counts.values()]).toEqual([120, 120, 120]);
@@ -129,7 +116,7 @@ describe('projection runtime', () => {
       },
     });
     const healthy = eventCountsProjection({ name: 'healthy', eventTypes: ['Counted'] });
-    const runtime = track(createRuntime(harness, [failing, healthy]));
+    const runtime = harness.startRuntime([failing, healthy]);
     const before = await appendEvents(harness.store, { streams: 1, perStream: 10, prefix: 'poison' });
     const poison = await appendEvents(harness.store, { streams: 1, perStream: 1, prefix: 'poison', data: () => ({ poison: true }) });
     const after = await appendEvents(harness.store, { streams: 1, perStream: 10, prefix: 'poison' });
@@ -153,16 +140,16 @@ describe('projection runtime', () => {
     });
 
     // The other projection went on, and goes on.
-    await eventually(() => reached('healthy', after.last), 10_000, 'the healthy projection');
+    await eventually(() => harness.reached('healthy', after.last), 10_000, 'the healthy projection');
     const more = await appendEvents(harness.store, { streams: 1, perStream: 5, prefix: 'poison' });
-    await eventually(() => reached('healthy', more.last), 10_000, 'the healthy projection to go on');
+    await eventually(() => harness.reached('healthy', more.last), 10_000, 'the healthy projection to go on');
     expect(onlyPrefix(await readEventCounts(harness.db, 'healthy'), 'poison')).toEqual(new Map([['poison-0', 26]]));
     expect((await activeCheckpoint(harness.db, 'poisoned'))?.position).toBe(formatPosition(before.last));
 
     // Once the cause is fixed, a restart resumes from the failed event; the record stays visible.
     fixed = true;
     runtime.restart('poisoned');
-    await eventually(() => reached('poisoned', more.last), 10_000, 'the fixed projection to catch up');
+    await eventually(() => harness.reached('poisoned', more.last), 10_000, 'the fixed projection to catch up');
     expect(onlyPrefix(await readEventCounts(harness.db, 'poisoned'), 'poison')).toEqual(new Map([['poison-0', 26]]));
     expect(await activeCheckpoint(harness.db, 'poisoned')).toMatchObject({
       status: 'running',
@@ -183,7 +170,7 @@ describe('projection runtime', () => {
       },
       apply: async () => undefined,
     });
-    const runtime = track(createRuntime(harness, [broken]));
+    const runtime = harness.startRuntime([broken]);
     const failed = await eventually(async () => {
       const row = await activeCheckpoint(harness.db, 'unmigratable');
       return row?.status === 'failed' && row;
@@ -197,11 +184,11 @@ describe('projection runtime', () => {
 
   it('runs one instance per projection across runtimes, and hands over when the active one stops', async () => {
     const projection = eventCountsProjection({ name: 'handover', eventTypes: ['Counted'] });
-    const first = track(createRuntime(harness, [projection]));
+    const first = harness.startRuntime([projection]);
     await eventually(async () => first.status()[0]?.state === 'running', 10_000, 'the first instance to run');
-    const second = track(createRuntime(harness, [projection]));
+    const second = harness.startRuntime([projection]);
     const batch1 = await appendEvents(harness.store, { streams: 2, perStream: 20, prefix: 'handover' });
-    await eventually(() => reached('handover', batch1.last), 10_000, 'the first instance to project');
+    await eventually(() => harness.reached('handover', batch1.last), 10_000, 'the first instance to project');
     expect(first.status()[0]).toMatchObject({ state: 'running', eventsProcessed: expect.any(Number) });
     expect(second.status()[0]).toMatchObject({ state: 'standby', eventsProcessed: 0 });
 
@@ -210,7 +197,7 @@ describe('projection runtime', () => {
     await eventually(async () => second.status()[0]?.state === 'running', 5000, 'the second instance to take over');
     expect(Date.now() - stopped).toBeLessThan(3000);
     const batch2 = await appendEvents(harness.store, { streams: 2, perStream: 20, prefix: 'handover' });
-    await eventually(() => reached('handover', batch2.last), 10_000, 'the second instance to project');
+    await eventually(() => harness.reached('handover', batch2.last), 10_000, 'the second instance to project');
     expect(onlyPrefix(await readEventCounts(harness.db, 'handover'), 'handover')).toEqual(
       new Map([['handover-0', 40], ['handover-1', 40]]),
     );
@@ -223,9 +210,9 @@ describe('projection runtime', () => {
       eventTypes: ['Counted'],
       afterApply: () => sleep(5),
     });
-    const first = track(createRuntime(harness, [projection]));
+    const first = harness.startRuntime([projection]);
     await eventually(async () => first.status()[0]?.state === 'running', 10_000, 'the first instance to run');
-    const second = track(createRuntime(harness, [projection]));
+    const second = harness.startRuntime([projection]);
     await eventually(async () => second.status()[0]?.state === 'standby', 10_000, 'the second instance to wait');
     const holder = await lockHolder('fenced');
     const holderKey = await sessionKeyOf(holder, 'fenced');
@@ -240,7 +227,7 @@ describe('projection runtime', () => {
       return states.filter((state) => state === 'running').length === 1 && states.includes('standby');
     }, 5000, 'one instance to take over');
     expect(await lockHolder('fenced')).not.toBe(holder);
-    await eventually(() => reached('fenced', last), 10_000, 'the new holder to catch up');
+    await eventually(() => harness.reached('fenced', last), 10_000, 'the new holder to catch up');
     expect(onlyPrefix(await readEventCounts(harness.db, 'fenced'), 'fenced')).toEqual(new Map([['fenced-0', 100], ['fenced-1', 100]]));
 
     // The fence itself: a write on behalf of a session that holds no lock is refused.
@@ -264,7 +251,7 @@ describe('projection runtime', () => {
       afterApply: () => sleep(100),
     });
     await appendEvents(harness.store, { streams: 2, perStream: 200, prefix: 'aborted', type: 'Aborted' });
-    const runtime = track(createRuntime(harness, [projection], { batchSize: 50 }));
+    const runtime = harness.startRuntime([projection], { batchSize: 50 });
     await eventually(async () => (await readEventCounts(harness.db, 'aborted')).size > 0, 10_000, 'a first batch');
     // Mid-way through a slow batch: stop() waits for its commit.
     await sleep(50);

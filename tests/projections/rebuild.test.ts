@@ -1,35 +1,21 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePosition, type Position } from '../../src/application/ports/position.js';
+import { parsePosition } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
 import { requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
-import type { ProjectionRuntime } from '../../src/projections/runtime/projection-runtime.js';
 import { generationSchema } from '../../src/projections/runtime/projection.js';
-import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
-import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
+import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
 import { sleep } from '../../src/application/sleep.js';
 
 let harness: Harness;
-const runtimes: ProjectionRuntime[] = [];
 
 beforeAll(async () => {
   harness = await createHarness();
 });
 
 afterAll(async () => {
-  await Promise.all(runtimes.map((runtime) => runtime.stop()));
   await harness.close();
 });
-
-function started(runtime: ProjectionRuntime): ProjectionRuntime {
-  runtimes.push(runtime);
-  runtime.start();
-  return runtime;
-}
-
-async function reached(name: string, position: Position): Promise<boolean> {
-  return hasProcessed(parsePosition((await activeCheckpoint(harness.db, name))?.position ?? ''), position);
-}
 
 async function schemaExists(schema: string): Promise<boolean> {
   const { rows } = await sql<{ found: boolean }>`select exists (select 1 from pg_namespace where nspname = ${schema}) as found`.execute(harness.db);
@@ -71,7 +57,7 @@ function keepReading(name: string) {
 describe('zero-downtime rebuilds', () => {
   it('rebuilds on request beside the live generation, swaps it in, and drops the old one', async () => {
     const slow = () => sleep(10);
-    const runtime = started(createRuntime(harness, [eventCountsProjection({ name: 'rebuilt', eventTypes: ['Counted'], afterApply: slow })], { batchSize: 50 }));
+    const runtime = harness.startRuntime([eventCountsProjection({ name: 'rebuilt', eventTypes: ['Counted'], afterApply: slow })], { batchSize: 50 });
     await appendEvents(harness.store, { streams: 4, perStream: 50, prefix: 'rebuilt' });
     await eventually(async () => (await activeCheckpoint(harness.db, 'rebuilt'))?.eventsProcessed === 200n, 10_000, 'generation 1');
 
@@ -86,7 +72,7 @@ describe('zero-downtime rebuilds', () => {
       const rows = await checkpointsOf(harness.db, 'rebuilt');
       return rows.length === 1 && rows[0]?.generation === 2 && rows[0].active && rows[0].status === 'running';
     }, 10_000, 'generation 2 to be swapped in and generation 1 dropped');
-    await eventually(() => reached('rebuilt', during.last), 10_000, 'catch-up');
+    await eventually(() => harness.reached('rebuilt', during.last), 10_000, 'catch-up');
     const { problems, reads } = await reader.stop();
     expect(problems).toEqual([]);
     expect(reads).toBeGreaterThan(5);
@@ -99,15 +85,15 @@ describe('zero-downtime rebuilds', () => {
   });
 
   it('builds a higher version from the first event while the old code keeps serving, then retires it', async () => {
-    const old = started(createRuntime(harness, [eventCountsProjection({ name: 'versioned', eventTypes: ['Counted'] })]));
+    const old = harness.startRuntime([eventCountsProjection({ name: 'versioned', eventTypes: ['Counted'] })]);
     await appendEvents(harness.store, { streams: 2, perStream: 30, prefix: 'versioned' });
     const recounted = await appendEvents(harness.store, { streams: 2, perStream: 10, prefix: 'versioned', type: 'Recounted' });
-    await eventually(() => reached('versioned', recounted.last), 10_000, 'version 1');
+    await eventually(() => harness.reached('versioned', recounted.last), 10_000, 'version 1');
     expect(onlyPrefix(await readEventCounts(harness.db, 'versioned'), 'versioned')).toEqual(new Map([['versioned-0', 30], ['versioned-1', 30]]));
 
     // A deploy: new code (version 2, which also counts `Recounted`) starts beside the old.
     const reader = keepReading('versioned');
-    const next = started(createRuntime(harness, [eventCountsProjection({ name: 'versioned', eventTypes: ['Counted', 'Recounted'], version: 2 })]));
+    const next = harness.startRuntime([eventCountsProjection({ name: 'versioned', eventTypes: ['Counted', 'Recounted'], version: 2 })]);
     await eventually(async () => (await activeCheckpoint(harness.db, 'versioned'))?.version === 2, 10_000, 'version 2 to be swapped in');
     await eventually(async () => (await checkpointsOf(harness.db, 'versioned')).length === 1, 10_000, 'version 1 to be dropped');
     const { problems } = await reader.stop();
@@ -116,7 +102,7 @@ describe('zero-downtime rebuilds', () => {
 
     // The old code sees a newer version active and stays out of its way.
     const more = await appendEvents(harness.store, { streams: 2, perStream: 5, prefix: 'versioned', type: 'Recounted' });
-    await eventually(() => reached('versioned', more.last), 10_000, 'version 2 to go on');
+    await eventually(() => harness.reached('versioned', more.last), 10_000, 'version 2 to go on');
     expect(onlyPrefix(await readEventCounts(harness.db, 'versioned'), 'versioned')).toEqual(new Map([['versioned-0', 45], ['versioned-1', 45]]));
     // (A process may briefly hold a worker for the retired generation, to drop it.)
     await eventually(async () => old.status().length === 0, 5000, 'the old code to let go');

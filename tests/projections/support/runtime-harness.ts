@@ -6,9 +6,10 @@ import { comparePositions, maxPosition, START, type Position } from '../../../sr
 import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
 import { PgAdvisoryLocks } from '../../../src/infrastructure/projections/pg-advisory-locks.js';
-import { listCheckpoints, type CheckpointView } from '../../../src/projections/runtime/projection-checkpoints.queries.js';
+import { listCheckpoints, readActivePositions, type CheckpointView } from '../../../src/projections/runtime/projection-checkpoints.queries.js';
 import { ProjectionRuntime, type ProjectionRuntimeOptions } from '../../../src/projections/runtime/projection-runtime.js';
 import type { Projection } from '../../../src/projections/runtime/projection.js';
+import { hasProcessed } from '../../../src/projections/runtime/wait-for-position.js';
 import { createTestDatabase } from '../../support/database.js';
 export { eventually } from '../../support/eventually.js';
 import { pgVault } from '../../support/personal-data.js';
@@ -24,6 +25,11 @@ export type Harness = {
   /** What projectors read: personal fields revealed with `vault`. */
   readonly revealed: EventStore;
   readonly vault: PersonalDataVault;
+  /** A runtime of `projections` (see `createRuntime`), started, and stopped by `close()`. */
+  startRuntime(projections: readonly Projection[], overrides?: Partial<ProjectionRuntimeOptions>): ProjectionRuntime;
+  /** Whether projection `name`'s active generation has processed `position`. */
+  reached(name: string, position: Position): Promise<boolean>;
+  /** Stops the runtimes it started, then drops the database. */
   close(): Promise<void>;
 };
 
@@ -35,14 +41,26 @@ export async function createHarness(): Promise<Harness> {
   const store = new PgEventStore(pool, { pollIntervalMs: 100 });
   const db = createKysely<unknown>(pool);
   const vault = pgVault(pool);
+  const revealed = new RevealingEventStore(store, vault);
+  const runtimes: ProjectionRuntime[] = [];
   return {
     url: database.url,
     pool,
     db,
     store,
-    revealed: new RevealingEventStore(store, vault),
+    revealed,
     vault,
+    startRuntime(projections, overrides) {
+      const runtime = createRuntime({ url: database.url, db, revealed }, projections, overrides);
+      runtimes.push(runtime);
+      runtime.start();
+      return runtime;
+    },
+    async reached(name, position) {
+      return hasProcessed((await readActivePositions(db, [name])).get(name), position);
+    },
     async close() {
+      await Promise.all(runtimes.map((runtime) => runtime.stop()));
       await store.close();
       await db.destroy();
       await database.drop();
