@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EventStore } from '../../src/application/ports/event-store.js';
 import { parsePosition } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
 import { requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
@@ -82,6 +83,52 @@ describe('zero-downtime rebuilds', () => {
     expect(await schemaExists(generationSchema('rebuilt', 1))).toBe(false);
     await eventually(async () => runtime.status().length === 1, 5000, 'the runtime to settle');
     expect(runtime.status().map((status) => [status.generation, status.state])).toEqual([[2, 'running']]);
+  });
+
+  it('catching up far behind, tries its swap on every batch that comes short, reading at most a batch more at each', async () => {
+    const batchSize = 50;
+    const log = await appendEvents(harness.store, { streams: 5, perStream: 200, prefix: 'faraway' });
+    const first = harness.startRuntime([eventCountsProjection({ name: 'faraway', eventTypes: ['Counted'] })], { batchSize });
+    await eventually(() => harness.reached('faraway', log.last), 10_000, 'generation 1');
+    await first.stop();
+
+    // The rebuild's subscription stalls every 20 events, longer than a batch waits for company:
+    // its batches come short all along the log, as page boundaries and slow reads make them.
+    const swapReads: number[] = [];
+    const store = harness.revealed;
+    const stalling: EventStore = {
+      appendToStream: (...args) => store.appendToStream(...args),
+      readStream: (...args) => store.readStream(...args),
+      close: () => store.close(),
+      async *readAll(options) {
+        let read = 0;
+        try {
+          for await (const event of store.readAll(options)) {
+            read += 1;
+            yield event;
+          }
+        } finally {
+          swapReads.push(read);
+        }
+      },
+      async *subscribeToAll(options) {
+        let delivered = 0;
+        for await (const event of store.subscribeToAll(options)) {
+          if (++delivered % 20 === 0) await sleep(10);
+          yield event;
+        }
+      },
+    };
+    harness.startRuntime([eventCountsProjection({ name: 'faraway', eventTypes: ['Counted'] })], { batchSize, batchMaxWaitMs: 2, eventStore: stalling });
+    expect(await requestRebuild(harness.db, 'faraway')).toEqual({ generation: 2 });
+
+    await eventually(async () => (await activeCheckpoint(harness.db, 'faraway'))?.generation === 2, 20_000, 'generation 2 to be swapped in');
+    expect(swapReads.length).toBeGreaterThan(3);
+    expect(Math.max(...swapReads)).toBeLessThanOrEqual(batchSize);
+    const checkpoint = await activeCheckpoint(harness.db, 'faraway');
+    expect(onlyPrefix(await readEventCounts(harness.db, 'faraway'), 'faraway')).toEqual(
+      onlyPrefix(await countsInLog(harness.store, ['Counted'], parsePosition(checkpoint?.position ?? '')), 'faraway'),
+    );
   });
 
   it('builds a higher version from the first event while the old code keeps serving, then retires it', async () => {

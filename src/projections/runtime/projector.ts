@@ -285,14 +285,18 @@ export class Projector {
     trx: Transaction<unknown>,
     position: Position,
   ): Promise<'superseded' | 'behind' | { position: Position; events: number; lastEventRecordedAt: Date | undefined }> {
-    const { eventStore, ref, now } = this.deps;
+    const { eventStore, ref, settings, now } = this.deps;
     const active = await lockActiveGeneration(trx, ref.name);
     if (active && active.version > this.deps.row.version) return 'superseded';
     const missing: RecordedEvent[] = [];
     if (active) {
       const target = rowPosition(active);
       if (comparePositions(target, position) > 0) {
-        for await (const event of eventStore.readAll({ after: position })) {
+        // A batch that came short is no proof of the tail: a page boundary or a slow read cuts
+        // one short anywhere in a catch-up. At most a batch more, then, or it is 'behind' and
+        // carries on: read to the target unbounded, a rebuild far back held the rest of the
+        // log in memory in one transaction (nine at once ran the projector out of heap).
+        for await (const event of eventStore.readAll({ after: position, maxCount: settings.batchSize })) {
           if (comparePositions(event.position, target) > 0) break;
           missing.push(event);
         }
