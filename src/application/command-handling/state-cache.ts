@@ -22,7 +22,7 @@ export type RecentEvent = { readonly id: string; readonly revision: number; read
 export class StateCache<State> {
   private readonly entries = new Map<string, CachedStream<State>>();
 
-  constructor(private readonly maxStreams = 10_000) {}
+  constructor(private readonly maxStreams = 2_000) {}
 
   get(streamId: string): CachedStream<State> | undefined {
     const entry = this.entries.get(streamId);
