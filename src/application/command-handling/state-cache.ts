@@ -19,10 +19,13 @@ export type RecentEvent = { readonly id: string; readonly revision: number; read
  * same stream is seen (the append fails, the tail is read, the command decided again), never
  * overwritten. States must be immutable, which `evolve` guarantees by returning new values.
  */
+/** Streams per aggregate a cache keeps unless told otherwise (`COMMAND_CACHE_STREAMS`): about 2 KB a state. */
+export const defaultCachedStreams = 2_000;
+
 export class StateCache<State> {
   private readonly entries = new Map<string, CachedStream<State>>();
 
-  constructor(private readonly maxStreams = 2_000) {}
+  constructor(private readonly maxStreams = defaultCachedStreams) {}
 
   get(streamId: string): CachedStream<State> | undefined {
     const entry = this.entries.get(streamId);

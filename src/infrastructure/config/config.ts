@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { defaultCachedStreams } from '../../application/command-handling/state-cache.js';
 
 /**
  * Every setting the service reads from the environment, in one schema. The README's
@@ -58,7 +59,7 @@ export const configSchema = z.object({
   BOOKING_HOLD_MINUTES: z.coerce.number().int().min(1).max(24 * 60).default(15),
   HOLD_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
   ORPHAN_SLOT_GRACE_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(120_000),
-  COMMAND_CACHE_STREAMS: z.coerce.number().int().min(0).max(1_000_000).default(2_000),
+  COMMAND_CACHE_STREAMS: z.coerce.number().int().min(0).max(1_000_000).default(defaultCachedStreams),
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   SHED_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
   SHED_HEAP_USED_MB: z.coerce.number().int().min(0).max(1_000_000).default(1536),
