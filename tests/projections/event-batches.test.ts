@@ -45,6 +45,25 @@ describe('batchEvents', () => {
     expect(batches.map((batch) => batch.map((event) => event.position.commit))).toEqual([[1n, 2n], [3n]]);
   });
 
+  it('counts the wait of events that arrived during the previous batch from its hand-over: behind a slow commit, no full wait on top', async () => {
+    const store = new MemoryEventStore();
+    const controller = new AbortController();
+    const source = batchEvents(store.subscribeToAll({ signal: controller.signal }), { size: 100, maxWaitMs: 200 });
+    await append(store, 1);
+    expect((await source.next()).value).toHaveLength(1);
+    // The consumer commits for longer than the batches' maximum wait; events come meanwhile.
+    await append(store, 2);
+    await sleep(250);
+    await append(store, 1);
+    const asked = performance.now();
+    const next = await source.next();
+    const tookMs = performance.now() - asked;
+    controller.abort();
+    expect(next.value).toHaveLength(3);
+    // They have waited longer than 200 ms already: the batch is handed over at once.
+    expect(tookMs).toBeLessThan(100);
+  });
+
   it('yields an empty batch as a heartbeat when idle, and ends when the subscription is aborted', async () => {
     const store = new MemoryEventStore();
     const controller = new AbortController();

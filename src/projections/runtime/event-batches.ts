@@ -13,6 +13,10 @@ const timedOut = Symbol('timedOut');
  * Groups a catch-up-then-live iteration into batches, empty only as an idle heartbeat. While catching up the items
  * are already there and batches fill to `size` at once; live, an item waits at most `maxWaitMs`
  * for company, which is what keeps both throughput (one transaction per batch) and latency.
+ * An item already waiting when a batch begins arrived while the consumer worked on the previous
+ * batch: its wait is counted from when that batch was handed over, the earliest it can have
+ * arrived. Else, behind a commit slower than `maxWaitMs`, every batch would wait its full time
+ * again on top, and the lag grow by a wait per commit.
  *
  * The source must end when its subscription's signal aborts: a `next()` still waiting for a live
  * item when the consumer stops is left to that signal rather than awaited here.
@@ -22,20 +26,24 @@ export async function* batchEvents<T>(source: AsyncIterable<T>, options: BatchOp
   // A `next()` that outlived its batch's deadline belongs to the next batch, never dropped.
   let pending: Promise<IteratorResult<T>> | undefined;
   let finished = false;
+  let handedOver = performance.now();
   try {
     while (!finished) {
       pending ??= iterator.next();
-      const first = await settleWithin(pending, options.idleMs);
+      const waiting = await ifAlreadyThere(pending);
+      const first = waiting === notYet ? await settleWithin(pending, options.idleMs) : waiting;
       if (first === timedOut) {
+        handedOver = performance.now();
         yield [];
         continue;
       }
       pending = undefined;
       if (first.done) return;
       const batch = [first.value];
+      const waitedMs = waiting === notYet ? 0 : performance.now() - handedOver;
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<typeof timedOut>((resolve) => {
-        timer = setTimeout(() => resolve(timedOut), options.maxWaitMs);
+        timer = setTimeout(() => resolve(timedOut), Math.max(0, options.maxWaitMs - waitedMs));
       });
       try {
         while (batch.length < options.size) {
@@ -52,11 +60,30 @@ export async function* batchEvents<T>(source: AsyncIterable<T>, options: BatchOp
       } finally {
         clearTimeout(timer);
       }
+      handedOver = performance.now();
       yield batch;
     }
   } finally {
     if (pending) pending.catch(() => undefined);
     else await iterator.return?.();
+  }
+}
+
+const notYet = Symbol('notYet');
+
+/**
+ * The promise's outcome if it is already there, else `notYet`: an item the source holds ready
+ * settles in microtasks, all of which run before the event loop's next check phase.
+ */
+async function ifAlreadyThere<T>(promise: Promise<T>): Promise<T | typeof notYet> {
+  let immediate: NodeJS.Immediate | undefined;
+  const later = new Promise<typeof notYet>((resolve) => {
+    immediate = setImmediate(() => resolve(notYet));
+  });
+  try {
+    return await Promise.race([promise, later]);
+  } finally {
+    clearImmediate(immediate);
   }
 }
 
