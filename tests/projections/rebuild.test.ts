@@ -55,6 +55,58 @@ function keepReading(name: string) {
   };
 }
 
+/**
+ * The store, with a subscription that stalls every 20 events, longer than a batch waits for
+ * company: a rebuild's batches come short all along the log, as page boundaries and slow reads
+ * make them. What a swap reads (`readAll`) is reported before it starts and when it ends.
+ */
+function stallingStore(store: EventStore, swap: { beforeRead?: () => Promise<void>; afterRead?: (read: number) => void }): EventStore {
+  return {
+    appendToStream: (...args) => store.appendToStream(...args),
+    readStream: (...args) => store.readStream(...args),
+    close: () => store.close(),
+    async *readAll(options) {
+      await swap.beforeRead?.();
+      let read = 0;
+      try {
+        for await (const event of store.readAll(options)) {
+          read += 1;
+          yield event;
+        }
+      } finally {
+        swap.afterRead?.(read);
+      }
+    },
+    async *subscribeToAll(options) {
+      let delivered = 0;
+      for await (const event of store.subscribeToAll(options)) {
+        if (++delivered % 20 === 0) await sleep(10);
+        yield event;
+      }
+    },
+  };
+}
+
+/** Whether another transaction could lock `name`'s active generation row just now. */
+async function activeRowFree(name: string): Promise<boolean> {
+  return harness.db.transaction().execute(async (trx) => {
+    try {
+      await sql`select 1 from projection_checkpoints where name = ${name} and active for update nowait`.execute(trx);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A projection `name` built to the end of 1,000 events of its own, its runtime stopped again. */
+async function liveGenerationOf1000Events(name: string, batchSize: number): Promise<void> {
+  const log = await appendEvents(harness.store, { streams: 5, perStream: 200, prefix: name });
+  const first = harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Counted'] })], { batchSize });
+  await eventually(() => harness.reached(name, log.last), 10_000, 'generation 1');
+  await first.stop();
+}
+
 describe('zero-downtime rebuilds', () => {
   it('rebuilds on request beside the live generation, swaps it in, and drops the old one', async () => {
     const slow = () => sleep(10);
@@ -85,40 +137,13 @@ describe('zero-downtime rebuilds', () => {
     expect(runtime.status().map((status) => [status.generation, status.state])).toEqual([[2, 'running']]);
   });
 
-  it('catching up far behind, tries its swap on every batch that comes short, reading at most a batch more at each', async () => {
-    const batchSize = 50;
-    const log = await appendEvents(harness.store, { streams: 5, perStream: 200, prefix: 'faraway' });
-    const first = harness.startRuntime([eventCountsProjection({ name: 'faraway', eventTypes: ['Counted'] })], { batchSize });
-    await eventually(() => harness.reached('faraway', log.last), 10_000, 'generation 1');
-    await first.stop();
+  const batchSize = 50;
 
-    // The rebuild's subscription stalls every 20 events, longer than a batch waits for company:
-    // its batches come short all along the log, as page boundaries and slow reads make them.
+  it('catching up far behind, tries its swap on every batch that comes short, reading at most a batch more at each', async () => {
+    await liveGenerationOf1000Events('faraway', batchSize);
+
     const swapReads: number[] = [];
-    const store = harness.revealed;
-    const stalling: EventStore = {
-      appendToStream: (...args) => store.appendToStream(...args),
-      readStream: (...args) => store.readStream(...args),
-      close: () => store.close(),
-      async *readAll(options) {
-        let read = 0;
-        try {
-          for await (const event of store.readAll(options)) {
-            read += 1;
-            yield event;
-          }
-        } finally {
-          swapReads.push(read);
-        }
-      },
-      async *subscribeToAll(options) {
-        let delivered = 0;
-        for await (const event of store.subscribeToAll(options)) {
-          if (++delivered % 20 === 0) await sleep(10);
-          yield event;
-        }
-      },
-    };
+    const stalling = stallingStore(harness.revealed, { afterRead: (read) => swapReads.push(read) });
     harness.startRuntime([eventCountsProjection({ name: 'faraway', eventTypes: ['Counted'] })], { batchSize, batchMaxWaitMs: 2, eventStore: stalling });
     expect(await requestRebuild(harness.db, 'faraway')).toEqual({ generation: 2 });
 
@@ -129,6 +154,21 @@ describe('zero-downtime rebuilds', () => {
     expect(onlyPrefix(await readEventCounts(harness.db, 'faraway'), 'faraway')).toEqual(
       onlyPrefix(await countsInLog(harness.store, ['Counted'], parsePosition(checkpoint?.position ?? '')), 'faraway'),
     );
+  });
+
+  it('looks before it locks: a swap try that finds itself behind never holds the live generation\'s row', async () => {
+    await liveGenerationOf1000Events('lookfirst', batchSize);
+
+    // While each swap try reads, another transaction tries the live generation's row.
+    const tries: boolean[] = [];
+    const stalling = stallingStore(harness.revealed, { beforeRead: async () => void tries.push(await activeRowFree('lookfirst')) });
+    harness.startRuntime([eventCountsProjection({ name: 'lookfirst', eventTypes: ['Counted'] })], { batchSize, batchMaxWaitMs: 2, eventStore: stalling });
+    expect(await requestRebuild(harness.db, 'lookfirst')).toEqual({ generation: 2 });
+
+    await eventually(async () => (await activeCheckpoint(harness.db, 'lookfirst'))?.generation === 2, 20_000, 'generation 2 to be swapped in');
+    expect(tries.length).toBeGreaterThan(3);
+    // Nothing was appended meanwhile: even the try that swapped in had nothing to read under the lock.
+    expect(tries.filter((free) => !free)).toEqual([]);
   });
 
   it('builds a higher version from the first event while the old code keeps serving, then retires it', async () => {

@@ -431,18 +431,21 @@ export async function publishViews(trx: Transaction<unknown>, name: string, sche
   }
 }
 
+/** The active generation's row as it stands, unlocked: where a rebuild has to get to. */
+export async function readActiveGeneration(trx: Transaction<unknown>, name: string): Promise<CheckpointRow | undefined> {
+  return activeGeneration(trx, name).executeTakeFirst();
+}
+
 /**
  * Inside a rebuild's batch transaction: locks the active generation's row, so that it cannot
  * commit until the swap has, and returns it.
  */
 export async function lockActiveGeneration(trx: Transaction<unknown>, name: string): Promise<CheckpointRow | undefined> {
-  return inTransaction(trx)
-    .selectFrom('projection_checkpoints')
-    .selectAll()
-    .where('name', '=', name)
-    .where('active', '=', true)
-    .forUpdate()
-    .executeTakeFirst();
+  return activeGeneration(trx, name).forUpdate().executeTakeFirst();
+}
+
+function activeGeneration(trx: Transaction<unknown>, name: string) {
+  return inTransaction(trx).selectFrom('projection_checkpoints').selectAll().where('name', '=', name).where('active', '=', true);
 }
 
 /** The other half of a swap: the old active generation steps down (before the new one steps up). */

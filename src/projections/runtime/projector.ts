@@ -9,6 +9,7 @@ import {
   deactivateGeneration,
   lockActiveGeneration,
   publishViews,
+  readActiveGeneration,
   readGeneration,
   recordFailure,
   retireGeneration,
@@ -280,35 +281,48 @@ export class Projector {
    * (its projector waits at its next commit), applies the few events it is ahead by, retires it
    * and repoints the views. Everything commits together, so readers see the old tables or the
    * new ones at a position at least as far, never a step back.
+   *
+   * A batch that came short is no proof of the tail: a page boundary or a slow read cuts one
+   * short anywhere in a catch-up. So it looks first, unlocked, and reads at most a batch towards
+   * the active position; only once that gets there does it take the lock, and read what the
+   * active generation committed meanwhile (again at most a batch). A try that finds itself
+   * behind has held nothing, and the catch-up carries on. (Read to the target unbounded, a
+   * rebuild far back held the rest of the log in memory in one transaction: nine at once ran the
+   * projector out of heap.)
    */
   private async swapIn(
     trx: Transaction<unknown>,
     position: Position,
   ): Promise<'superseded' | 'behind' | { position: Position; events: number; lastEventRecordedAt: Date | undefined }> {
-    const { eventStore, ref, settings, now } = this.deps;
+    const { ref, now } = this.deps;
+    const seen = await readActiveGeneration(trx, ref.name);
+    if (seen && seen.version > this.deps.row.version) return 'superseded';
+    const missing = seen ? await this.eventsUpTo(position, rowPosition(seen)) : [];
+    if (missing === 'behind') return 'behind';
     const active = await lockActiveGeneration(trx, ref.name);
     if (active && active.version > this.deps.row.version) return 'superseded';
-    const missing: RecordedEvent[] = [];
     if (active) {
-      const target = rowPosition(active);
-      if (comparePositions(target, position) > 0) {
-        // A batch that came short is no proof of the tail: a page boundary or a slow read cuts
-        // one short anywhere in a catch-up. At most a batch more, then, or it is 'behind' and
-        // carries on: read to the target unbounded, a rebuild far back held the rest of the
-        // log in memory in one transaction (nine at once ran the projector out of heap).
-        for await (const event of eventStore.readAll({ after: position, maxCount: settings.batchSize })) {
-          if (comparePositions(event.position, target) > 0) break;
-          missing.push(event);
-        }
-        const reached = missing[missing.length - 1]?.position ?? position;
-        if (comparePositions(reached, target) < 0) return 'behind';
-        await this.apply(trx, missing);
-      }
-      await deactivateGeneration(trx, ref.name, active.generation, now());
+      const meanwhile = await this.eventsUpTo(missing[missing.length - 1]?.position ?? position, rowPosition(active));
+      if (meanwhile === 'behind') return 'behind';
+      missing.push(...meanwhile);
     }
+    await this.apply(trx, missing);
+    if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
     await publishViews(trx, ref.name, this.schema);
     const last = missing[missing.length - 1];
     return { position: last?.position ?? position, events: missing.length, lastEventRecordedAt: last?.recordedAt };
+  }
+
+  /** The events after `from` up to `target`, if at most a batch of them; else 'behind'. */
+  private async eventsUpTo(from: Position, target: Position): Promise<RecordedEvent[] | 'behind'> {
+    const events: RecordedEvent[] = [];
+    if (comparePositions(target, from) <= 0) return events;
+    for await (const event of this.deps.eventStore.readAll({ after: from, maxCount: this.deps.settings.batchSize })) {
+      if (comparePositions(event.position, target) > 0) break;
+      events.push(event);
+    }
+    const reached = events[events.length - 1]?.position ?? from;
+    return comparePositions(reached, target) < 0 ? 'behind' : events;
   }
 
   private async fail(event: RecordedEvent, error: unknown): Promise<ProjectorExit> {
