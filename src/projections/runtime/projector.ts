@@ -53,6 +53,9 @@ export type ProjectorExit = 'stopped' | 'failed' | 'retired' | 'lost';
 type Committed = 'committed';
 
 /** Where a batch leaves the checkpoint. */
+/** What a rebuild's swap try came to, and the events past its batch it applied on the way. */
+type SwapTry = { readonly outcome: 'superseded' | 'behind' | 'swapped'; readonly applied: readonly RecordedEvent[] };
+
 type Progress = { readonly position: Position; readonly events: number; readonly lastEventRecordedAt: Date | undefined };
 
 /** Raised inside a batch transaction to roll it back when the checkpoint is no longer ours to move. */
@@ -206,15 +209,10 @@ export class Projector {
     await db.transaction().execute(async (trx) => {
       await this.apply(trx, events);
       const swap = await this.swapIn(trx, progress.position);
-      superseded = swap === 'superseded';
-      if (swap !== 'superseded' && swap !== 'behind') {
-        activate = true;
-        progress = {
-          position: swap.position,
-          events: progress.events + swap.events,
-          lastEventRecordedAt: swap.lastEventRecordedAt ?? progress.lastEventRecordedAt,
-        };
-      }
+      superseded = swap.outcome === 'superseded';
+      activate = swap.outcome === 'swapped';
+      const read = swap.applied[swap.applied.length - 1];
+      if (read) progress = { position: read.position, events: progress.events + swap.applied.length, lastEventRecordedAt: read.recordedAt };
       if (progress.events > 0 || activate) await this.claim(trx, progress, { activate });
     });
     this.committed(progress, started);
@@ -286,43 +284,45 @@ export class Projector {
    * short anywhere in a catch-up. So it looks first, unlocked, and reads at most a batch towards
    * the active position; only once that gets there does it take the lock, and read what the
    * active generation committed meanwhile (again at most a batch). A try that finds itself
-   * behind has held nothing, and the catch-up carries on. (Read to the target unbounded, a
-   * rebuild far back held the rest of the log in memory in one transaction: nine at once ran the
-   * projector out of heap.)
+   * behind has held nothing, and what it read is applied all the same: the catch-up goes on past
+   * it, and the subscription's copies of those events are skipped. (Read to the target
+   * unbounded, a rebuild far back held the rest of the log in memory in one transaction: nine at
+   * once ran the projector out of heap.)
    */
-  private async swapIn(
-    trx: Transaction<unknown>,
-    position: Position,
-  ): Promise<'superseded' | 'behind' | { position: Position; events: number; lastEventRecordedAt: Date | undefined }> {
+  private async swapIn(trx: Transaction<unknown>, position: Position): Promise<SwapTry> {
     const { ref, now } = this.deps;
+    const supersedes = (row: CheckpointRow | undefined) => row !== undefined && row.version > this.deps.row.version;
     const seen = await readActiveGeneration(trx, ref.name);
-    if (seen && seen.version > this.deps.row.version) return 'superseded';
-    const missing = seen ? await this.eventsUpTo(position, rowPosition(seen)) : [];
-    if (missing === 'behind') return 'behind';
+    if (supersedes(seen)) return { outcome: 'superseded', applied: [] };
+    const ahead = seen ? await this.eventsUpTo(position, rowPosition(seen)) : { events: [], reached: true };
+    const applying = async (outcome: SwapTry['outcome'], events: readonly RecordedEvent[]): Promise<SwapTry> => {
+      await this.apply(trx, events);
+      return { outcome, applied: events };
+    };
+    if (!ahead.reached) return applying('behind', ahead.events);
     const active = await lockActiveGeneration(trx, ref.name);
-    if (active && active.version > this.deps.row.version) return 'superseded';
+    if (supersedes(active)) return { outcome: 'superseded', applied: [] };
+    const missing = [...ahead.events];
     if (active) {
       const meanwhile = await this.eventsUpTo(missing[missing.length - 1]?.position ?? position, rowPosition(active));
-      if (meanwhile === 'behind') return 'behind';
-      missing.push(...meanwhile);
+      missing.push(...meanwhile.events);
+      if (!meanwhile.reached) return applying('behind', missing);
     }
-    await this.apply(trx, missing);
+    const swapped = await applying('swapped', missing);
     if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
     await publishViews(trx, ref.name, this.schema);
-    const last = missing[missing.length - 1];
-    return { position: last?.position ?? position, events: missing.length, lastEventRecordedAt: last?.recordedAt };
+    return swapped;
   }
 
-  /** The events after `from` up to `target`, if at most a batch of them; else 'behind'. */
-  private async eventsUpTo(from: Position, target: Position): Promise<RecordedEvent[] | 'behind'> {
+  /** The events after `from` up to `target`, at most a batch of them, and whether they got there. */
+  private async eventsUpTo(from: Position, target: Position): Promise<{ events: RecordedEvent[]; reached: boolean }> {
     const events: RecordedEvent[] = [];
-    if (comparePositions(target, from) <= 0) return events;
+    if (comparePositions(target, from) <= 0) return { events, reached: true };
     for await (const event of this.deps.eventStore.readAll({ after: from, maxCount: this.deps.settings.batchSize })) {
       if (comparePositions(event.position, target) > 0) break;
       events.push(event);
     }
-    const reached = events[events.length - 1]?.position ?? from;
-    return comparePositions(reached, target) < 0 ? 'behind' : events;
+    return { events, reached: comparePositions(events[events.length - 1]?.position ?? from, target) >= 0 };
   }
 
   private async fail(event: RecordedEvent, error: unknown): Promise<ProjectorExit> {
