@@ -87,24 +87,33 @@ async function runChaos(services: SoakServices, db: Kysely<unknown>, traffic: Tr
   const generation = await rebuild(traffic, adminToken, rebuiltMidway);
   if (generation === undefined) chaos.problems.push(`the rebuild of ${rebuiltMidway} was refused`);
   chaos.lines.push(`chaos: rebuild of ${rebuiltMidway} requested at ${seconds(requestedAt)} as generation ${generation ?? '?'}`);
-  if (!(await reached(at.secondKill))) return chaos;
+  // Watched from the request on: the swap may come before the second kill, or outlive it (the
+  // new process resumes the rebuild), for up to 120 s after it.
+  const watching = new AbortController();
+  const swapped = generation === undefined ? undefined : swappedIn(db, generation, since, watching.signal);
+  if (!(await reached(at.secondKill))) {
+    watching.abort();
+    return chaos;
+  }
   await kill(2);
-  if (generation !== undefined) await swappedIn(db, generation, since, chaos);
+  if (swapped) {
+    const timer = setTimeout(() => watching.abort(), 120_000);
+    const swappedAt = await swapped;
+    clearTimeout(timer);
+    if (swappedAt === undefined) chaos.problems.push(`${rebuiltMidway} generation ${generation} not swapped in within 120 s of the second kill`);
+    else chaos.lines.push(`chaos: ${rebuiltMidway} generation ${generation} swapped in by ${seconds(swappedAt)}`);
+  }
   return chaos;
 }
 
-/** Notes when the mid-run rebuild went live (it may outlive the second kill: the new process resumes it). */
-async function swappedIn(db: Kysely<unknown>, generation: number, since: number, chaos: Chaos): Promise<void> {
-  const deadline = performance.now() + 120_000;
-  while (performance.now() < deadline) {
+/** When (ms since the load began) generation `generation` of the rebuilt read model went live; `undefined` if aborted first. */
+async function swappedIn(db: Kysely<unknown>, generation: number, since: number, signal: AbortSignal): Promise<number | undefined> {
+  while (!signal.aborted) {
     const rows = await listCheckpoints(db);
-    if (rows.some((row) => row.name === rebuiltMidway && row.active && row.generation >= generation)) {
-      chaos.lines.push(`chaos: ${rebuiltMidway} generation ${generation} swapped in by ${seconds(performance.now() - since)}`);
-      return;
-    }
-    await sleep(250);
+    if (rows.some((row) => row.name === rebuiltMidway && row.active && row.generation >= generation)) return performance.now() - since;
+    await sleep(250, signal);
   }
-  chaos.problems.push(`${rebuiltMidway} generation ${generation} not swapped in within 120 s of the second kill`);
+  return undefined;
 }
 
 async function rebuild(traffic: Traffic, adminToken: string, name: string): Promise<number | undefined> {
