@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventStore } from '../../src/application/ports/event-store.js';
-import { parsePosition } from '../../src/application/ports/position.js';
+import { comparePositions, parsePosition, START, type Position } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
 import { requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationSchema } from '../../src/projections/runtime/projection.js';
@@ -99,12 +99,13 @@ async function activeRowFree(name: string): Promise<boolean> {
   });
 }
 
-/** A projection `name` built to the end of 1,000 events of its own, its runtime stopped again. */
-async function liveGenerationOf1000Events(name: string, batchSize: number): Promise<void> {
+/** A projection `name` built to the end of 1,000 events of its own, its runtime stopped again: the position it got to. */
+async function liveGenerationOf1000Events(name: string, batchSize: number): Promise<Position> {
   const log = await appendEvents(harness.store, { streams: 5, perStream: 200, prefix: name });
   const first = harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Counted'] })], { batchSize });
   await eventually(() => harness.reached(name, log.last), 10_000, 'generation 1');
   await first.stop();
+  return log.last;
 }
 
 describe('zero-downtime rebuilds', () => {
@@ -174,6 +175,56 @@ describe('zero-downtime rebuilds', () => {
     expect(tries.length).toBeGreaterThan(3);
     // Nothing was appended meanwhile: even the try that swapped in had nothing to read under the lock.
     expect(tries.filter((free) => !free)).toEqual([]);
+  });
+
+  it('a rebuild whose last catch-up try came up behind tries again on the next event, even one at a time', async () => {
+    const held = await liveGenerationOf1000Events('trickle', batchSize);
+    expect(await requestRebuild(harness.db, 'trickle')).toEqual({ generation: 2 });
+    // The rebuild's subscription (from the start) stops after `held`, and a swap try reads
+    // nothing, until released: its try at the end of the catch-up comes up behind the live one.
+    let release = () => undefined as void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let reading = false;
+    const store = harness.revealed;
+    const holding: EventStore = {
+      appendToStream: (...args) => store.appendToStream(...args),
+      readStream: (...args) => store.readStream(...args),
+      close: () => store.close(),
+      async *readAll(options) {
+        if (reading) yield* store.readAll(options);
+      },
+      async *subscribeToAll(options) {
+        const fromStart = comparePositions(options?.after ?? START, START) === 0;
+        for await (const event of store.subscribeToAll(options)) {
+          if (fromStart && comparePositions(event.position, held) > 0) await released;
+          yield event;
+        }
+      },
+    };
+    // No idle heartbeat during the test: only events can make it try again.
+    harness.startRuntime([eventCountsProjection({ name: 'trickle', eventTypes: ['Counted'] })], { batchSize, batchMaxWaitMs: 2, controlIntervalMs: 60_000, eventStore: holding });
+    let trickled = 0;
+    try {
+      const ahead = await appendEvents(harness.store, { streams: 1, perStream: 1, prefix: 'trickle-ahead' });
+      await eventually(() => harness.reached('trickle', ahead.last), 10_000, 'the live generation to move ahead');
+      const rebuilt = async () => (await checkpointsOf(harness.db, 'trickle')).find((row) => row.generation === 2);
+      await eventually(async () => comparePositions(parsePosition((await rebuilt())?.position ?? '') ?? START, held) >= 0, 10_000, 'the rebuild to catch up to the hold');
+      expect((await rebuilt())?.active).toBe(false);
+
+      reading = true;
+      release();
+      const swapped = async () => (await activeCheckpoint(harness.db, 'trickle'))?.generation === 2;
+      const deadline = performance.now() + 3000;
+      while (!(await swapped()) && performance.now() < deadline) {
+        await appendEvents(harness.store, { streams: 1, perStream: 1, prefix: 'trickle-one' });
+        trickled += 1;
+        await sleep(50);
+      }
+      expect(await swapped()).toBe(true);
+    } finally {
+      release();
+    }
+    expect(trickled).toBeGreaterThan(0);
   });
 
   it('builds a higher version from the first event while the old code keeps serving, then retires it', async () => {

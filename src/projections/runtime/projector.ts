@@ -131,7 +131,9 @@ export class Projector {
     // A swap's catch-up may have committed events the subscription delivers again afterwards.
     const fresh = batch.filter((event) => comparePositions(event.position, this.position) > 0);
     if (fresh.length === 0) return batch.length === 0 && !this.active ? this.attempt(() => this.commit([], true)) : 'committed';
-    if (fresh.length > 1) {
+    // A rebuilding generation at the tail tries its swap with whatever came, even one event: at
+    // a trickle, batches of one may be all there is for longer than an idle heartbeat waits.
+    if (fresh.length > 1 || (atTail && !this.active)) {
       try {
         return await this.commit(fresh, atTail);
       } catch (error) {
