@@ -7,8 +7,9 @@ import { buildQueryApi, type QueryApiDeps } from '../../../src/infrastructure/ht
 import { PgCheckpointListener } from '../../../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { readModelProjections } from '../../../src/projections/read-models.js';
 import type { CheckpointNotifications } from '../../../src/projections/runtime/wait-for-position.js';
-import { formatPosition } from '../../../src/application/ports/position.js';
+import { comparePositions, formatPosition, START, type Position } from '../../../src/application/ports/position.js';
 import { startReadModels, type ReadModelHarness } from '../../projections/support/read-models.harness.js';
+import { eventually } from '../../projections/support/runtime-harness.js';
 
 export const secret = 'query-test-secret-that-is-long-enough-0123456789';
 
@@ -36,6 +37,11 @@ export async function startQueryApi(
   const h = await startReadModels(readModelProjections);
   const listener = new PgCheckpointListener({ connectionString: h.harness.url, reconnectMs: 100 });
   await listener.start();
+  const heard = new Map<string, Position>();
+  const stopHearing = listener.subscribe(({ name, position }) => {
+    const before = heard.get(name);
+    if (!before || comparePositions(position, before) > 0) heard.set(name, position);
+  });
   const app = await buildQueryApi({
     logger: pino({ level: 'silent' }),
     clock: h.clock,
@@ -59,7 +65,17 @@ export async function startQueryApi(
     app,
     auth: (actor) => ({ authorization: `Bearer ${app.issueAccessToken(actor).accessToken}` }),
     consistency: () => ({ 'consistency-position': formatPosition(h.head()) }),
+    // Settled once the query API has heard of the commits too: their notifications can come
+    // after the rows, and a commit heard after an answer was kept ends that answer's life.
+    async settle() {
+      await h.settle();
+      const head = h.head();
+      if (comparePositions(head, START) === 0) return;
+      const hasHeard = (name: string) => comparePositions(heard.get(name) ?? START, head) >= 0;
+      await eventually(async () => readModelProjections.every(({ name }) => hasHeard(name)), 15_000, "the query API to hear of the read models' commits");
+    },
     async close() {
+      stopHearing();
       await app.close();
       await listener.close();
       await h.close();
