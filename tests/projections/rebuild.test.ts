@@ -61,10 +61,7 @@ function keepReading(name: string) {
  * make them. What a swap reads (`readAll`) is reported before it starts and when it ends.
  */
 function stallingStore(store: EventStore, swap: { beforeRead?: () => Promise<void>; afterRead?: (read: number) => void }): EventStore {
-  return {
-    appendToStream: (...args) => store.appendToStream(...args),
-    readStream: (...args) => store.readStream(...args),
-    close: () => store.close(),
+  return withReads(store, {
     async *readAll(options) {
       await swap.beforeRead?.();
       let read = 0;
@@ -84,6 +81,16 @@ function stallingStore(store: EventStore, swap: { beforeRead?: () => Promise<voi
         yield event;
       }
     },
+  });
+}
+
+/** `store` with its reads replaced; appends and the rest go straight through. */
+function withReads(store: EventStore, reads: Pick<EventStore, 'readAll' | 'subscribeToAll'>): EventStore {
+  return {
+    appendToStream: (...args) => store.appendToStream(...args),
+    readStream: (...args) => store.readStream(...args),
+    close: () => store.close(),
+    ...reads,
   };
 }
 
@@ -186,10 +193,7 @@ describe('zero-downtime rebuilds', () => {
     const released = new Promise<void>((resolve) => (release = resolve));
     let reading = false;
     const store = harness.revealed;
-    const holding: EventStore = {
-      appendToStream: (...args) => store.appendToStream(...args),
-      readStream: (...args) => store.readStream(...args),
-      close: () => store.close(),
+    const holding = withReads(store, {
       async *readAll(options) {
         if (reading) yield* store.readAll(options);
       },
@@ -200,7 +204,7 @@ describe('zero-downtime rebuilds', () => {
           yield event;
         }
       },
-    };
+    });
     // No idle heartbeat during the test: only events can make it try again.
     harness.startRuntime([eventCountsProjection({ name: 'trickle', eventTypes: ['Counted'] })], { batchSize, batchMaxWaitMs: 2, controlIntervalMs: 60_000, eventStore: holding });
     let trickled = 0;

@@ -12,6 +12,9 @@ export type CachedStream<State> = {
 
 export type RecentEvent = { readonly id: string; readonly revision: number; readonly position: Position };
 
+/** Streams per aggregate a cache keeps unless told otherwise (`COMMAND_CACHE_STREAMS`): about 2 KB a state. */
+export const defaultCachedStreams = 2_000;
+
 /**
  * In-process snapshots: the last folded state of the most recently used streams, so a command on
  * a stream of 10,000 events reads and folds only what was appended since. It is only a cache:
@@ -19,9 +22,6 @@ export type RecentEvent = { readonly id: string; readonly revision: number; read
  * same stream is seen (the append fails, the tail is read, the command decided again), never
  * overwritten. States must be immutable, which `evolve` guarantees by returning new values.
  */
-/** Streams per aggregate a cache keeps unless told otherwise (`COMMAND_CACHE_STREAMS`): about 2 KB a state. */
-export const defaultCachedStreams = 2_000;
-
 export class StateCache<State> {
   private readonly entries = new Map<string, CachedStream<State>>();
 

@@ -75,28 +75,31 @@ const notYet = Symbol('notYet');
  * The promise's outcome if it is already there, else `notYet`: an item the source holds ready
  * settles in microtasks, all of which run before the event loop's next check phase.
  */
-async function ifAlreadyThere<T>(promise: Promise<T>): Promise<T | typeof notYet> {
-  let immediate: NodeJS.Immediate | undefined;
-  const later = new Promise<typeof notYet>((resolve) => {
-    immediate = setImmediate(() => resolve(notYet));
+function ifAlreadyThere<T>(promise: Promise<T>): Promise<T | typeof notYet> {
+  return settleBefore(promise, notYet, (fire) => {
+    const immediate = setImmediate(fire);
+    return () => clearImmediate(immediate);
   });
-  try {
-    return await Promise.race([promise, later]);
-  } finally {
-    clearImmediate(immediate);
-  }
 }
 
 /** The promise's outcome, or `timedOut` after `ms` (never, when `ms` is undefined). */
-async function settleWithin<T>(promise: Promise<T>, ms: number | undefined): Promise<T | typeof timedOut> {
+function settleWithin<T>(promise: Promise<T>, ms: number | undefined): Promise<T | typeof timedOut> {
   if (ms === undefined) return promise;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<typeof timedOut>((resolve) => {
-    timer = setTimeout(() => resolve(timedOut), ms);
+  return settleBefore(promise, timedOut, (fire) => {
+    const timer = setTimeout(fire, ms);
+    return () => clearTimeout(timer);
+  });
+}
+
+/** The promise's outcome, or `sentinel` if `arm`'s trigger fires first; the trigger is disarmed either way. */
+async function settleBefore<T, S>(promise: Promise<T>, sentinel: S, arm: (fire: () => void) => () => void): Promise<T | S> {
+  let disarm = () => undefined as void;
+  const fired = new Promise<S>((resolve) => {
+    disarm = arm(() => resolve(sentinel));
   });
   try {
-    return await Promise.race([promise, timeout]);
+    return await Promise.race([promise, fired]);
   } finally {
-    clearTimeout(timer);
+    disarm();
   }
 }

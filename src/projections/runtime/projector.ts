@@ -53,10 +53,10 @@ export type ProjectorExit = 'stopped' | 'failed' | 'retired' | 'lost';
 type Committed = 'committed';
 
 /** Where a batch leaves the checkpoint. */
+type Progress = { readonly position: Position; readonly events: number; readonly lastEventRecordedAt: Date | undefined };
+
 /** What a rebuild's swap try came to, and the events past its batch it applied on the way. */
 type SwapTry = { readonly outcome: 'superseded' | 'behind' | 'swapped'; readonly applied: readonly RecordedEvent[] };
-
-type Progress = { readonly position: Position; readonly events: number; readonly lastEventRecordedAt: Date | undefined };
 
 /** Raised inside a batch transaction to roll it back when the checkpoint is no longer ours to move. */
 class NotOurs extends Error {
@@ -296,24 +296,23 @@ export class Projector {
     const supersedes = (row: CheckpointRow | undefined) => row !== undefined && row.version > this.deps.row.version;
     const seen = await readActiveGeneration(trx, ref.name);
     if (supersedes(seen)) return { outcome: 'superseded', applied: [] };
-    const ahead = seen ? await this.eventsUpTo(position, rowPosition(seen)) : { events: [], reached: true };
-    const applying = async (outcome: SwapTry['outcome'], events: readonly RecordedEvent[]): Promise<SwapTry> => {
-      await this.apply(trx, events);
-      return { outcome, applied: events };
-    };
-    if (!ahead.reached) return applying('behind', ahead.events);
-    const active = await lockActiveGeneration(trx, ref.name);
-    if (supersedes(active)) return { outcome: 'superseded', applied: [] };
-    const missing = [...ahead.events];
-    if (active) {
-      const meanwhile = await this.eventsUpTo(missing[missing.length - 1]?.position ?? position, rowPosition(active));
-      missing.push(...meanwhile.events);
-      if (!meanwhile.reached) return applying('behind', missing);
+    const { events: applied, reached: lookedFar } = seen ? await this.eventsUpTo(position, rowPosition(seen)) : { events: [], reached: true };
+    let reached = lookedFar;
+    let active: CheckpointRow | undefined;
+    if (reached) {
+      active = await lockActiveGeneration(trx, ref.name);
+      if (supersedes(active)) return { outcome: 'superseded', applied: [] };
+      if (active) {
+        const meanwhile = await this.eventsUpTo(applied[applied.length - 1]?.position ?? position, rowPosition(active));
+        applied.push(...meanwhile.events);
+        reached = meanwhile.reached;
+      }
     }
-    const swapped = await applying('swapped', missing);
+    await this.apply(trx, applied);
+    if (!reached) return { outcome: 'behind', applied };
     if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
     await publishViews(trx, ref.name, this.schema);
-    return swapped;
+    return { outcome: 'swapped', applied };
   }
 
   /** The events after `from` up to `target`, at most a batch of them, and whether they got there. */

@@ -6,8 +6,8 @@ import { postgresProbe } from '../../../src/infrastructure/http/plugins/health.p
 import { buildQueryApi, type QueryApiDeps } from '../../../src/infrastructure/http/query-api.js';
 import { PgCheckpointListener } from '../../../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { readModelProjections } from '../../../src/projections/read-models.js';
-import type { CheckpointNotifications } from '../../../src/projections/runtime/wait-for-position.js';
-import { comparePositions, formatPosition, START, type Position } from '../../../src/application/ports/position.js';
+import { hasProcessed, type CheckpointNotifications } from '../../../src/projections/runtime/wait-for-position.js';
+import { comparePositions, formatPosition, maxPosition, START, type Position } from '../../../src/application/ports/position.js';
 import { startReadModels, type ReadModelHarness } from '../../projections/support/read-models.harness.js';
 import { eventually } from '../../projections/support/runtime-harness.js';
 
@@ -38,10 +38,7 @@ export async function startQueryApi(
   const listener = new PgCheckpointListener({ connectionString: h.harness.url, reconnectMs: 100 });
   await listener.start();
   const heard = new Map<string, Position>();
-  const stopHearing = listener.subscribe(({ name, position }) => {
-    const before = heard.get(name);
-    if (!before || comparePositions(position, before) > 0) heard.set(name, position);
-  });
+  const stopHearing = listener.subscribe(({ name, position }) => heard.set(name, maxPosition(heard.get(name) ?? START, position)));
   const app = await buildQueryApi({
     logger: pino({ level: 'silent' }),
     clock: h.clock,
@@ -71,8 +68,7 @@ export async function startQueryApi(
       await h.settle();
       const head = h.head();
       if (comparePositions(head, START) === 0) return;
-      const hasHeard = (name: string) => comparePositions(heard.get(name) ?? START, head) >= 0;
-      await eventually(async () => readModelProjections.every(({ name }) => hasHeard(name)), 15_000, "the query API to hear of the read models' commits");
+      await eventually(async () => readModelProjections.every(({ name }) => hasProcessed(heard.get(name), head)), 15_000, "the query API to hear of the read models' commits");
     },
     async close() {
       stopHearing();
