@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import {
   bookAppointment,
@@ -8,19 +8,24 @@ import {
 } from '../../src/application/appointments/appointment.use-cases.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
-import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
-import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, otherDoctor, patient } from '../support/command-side.js';
+import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
+import { deterministicUuid } from '../../src/application/ids.js';
+import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
+import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, InterruptibleStore, otherDoctor, patient, streamEvents } from '../support/command-side.js';
 
 const nine = '2030-02-04T09:00:00.000Z';
 const nineThirty = '2030-02-04T09:30:00.000Z';
+const ten = '2030-02-04T10:00:00.000Z';
+const otherPatient = { id: 'patient-2', roles: ['PATIENT' as const] };
 
 describe('appointment use cases', () => {
-  let store: MemoryEventStore;
+  let store: InterruptibleStore;
   let clock: ReturnType<typeof fakeClock>;
   let side: CommandSide;
 
   beforeEach(async () => {
-    store = new MemoryEventStore();
+    store = new InterruptibleStore();
     clock = fakeClock('2030-01-10T10:00:00Z');
     side = createTestSide(store, clock);
     await setSchedule(side, doctor.id, everyMorning, as(doctor));
@@ -96,5 +101,100 @@ describe('appointment use cases', () => {
 
     expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
     expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+  });
+
+  /** Where the appointment, its doctor's slot and its patient's time each say it is. */
+  async function whereIs(appointmentId: string) {
+    const appointment = await side.handlers.appointment.read(`appointment-${appointmentId}`);
+    const schedule = await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`);
+    const agenda = await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`);
+    return {
+      appointment: appointment.state.status === 'none' ? undefined : appointment.state.start,
+      slot: slotOf(schedule.state, appointmentId)?.start,
+      time: reservationOf(agenda.state, appointmentId)?.start,
+    };
+  }
+
+  describe('rescheduling', () => {
+    it('refused for a stale If-Match, moves nothing', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+
+      await expect(rescheduleAppointment(side, booked.id, { start: nineThirty }, { ...as(patient), expectedVersion: booked.version + 1 })).rejects.toBeInstanceOf(
+        VersionMismatchError,
+      );
+      expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked']);
+    });
+
+    it('twice at once, to different times: the later one lands last, and slot, time and appointment agree', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      let resume = () => {};
+      // The first reschedule has moved the slot and the time, and waits before its appointment append.
+      store.pause((streamId) => streamId === booked.streamId, new Promise<void>((resolve) => (resume = resolve)));
+      const first = rescheduleAppointment(side, booked.id, { start: nineThirty }, as(patient));
+      await vi.waitFor(async () => expect((await whereIs(booked.id)).time).toBe(nineThirty));
+      const second = rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      resume();
+      await Promise.all([first, second]);
+
+      expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+      // The times the first left behind are free for others.
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+    });
+
+    it('retried after the patient was busy, moves the slot again though the first try moved it back', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      const retried = as(patient, 'move-to-nine-thirty');
+      await expect(rescheduleAppointment(side, booked.id, { start: nineThirty }, retried)).rejects.toMatchObject({ code: 'patient-overlap' });
+      expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
+      await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
+
+      await rescheduleAppointment(side, booked.id, { start: nineThirty }, retried);
+
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+    });
+  });
+
+  describe('booking retried after the first attempt died before the appointment', () => {
+    const retried = as(patient, 'died-before-the-appointment');
+    const appointmentId = deterministicUuid('appointment', retried.commandId);
+
+    /** The first attempt takes slot and time and dies; the orphan sweep frees both. */
+    async function diedAndSwept(): Promise<void> {
+      store.interrupt((streamId) => streamId.startsWith('appointment-'));
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toThrow('died');
+      const sweep = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) sweep.observe(event);
+      clock.advance(61_000);
+      await sweep.sweep();
+      expect(await whereIs(appointmentId)).toEqual({ appointment: undefined, slot: undefined, time: undefined });
+    }
+
+    it('takes the slot and the time again, when they are still free', async () => {
+      await diedAndSwept();
+
+      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried);
+
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+    });
+
+    it('is refused, and records no appointment, when someone else took the slot meanwhile', async () => {
+      await diedAndSwept();
+      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toMatchObject({ code: 'slot-taken' });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: undefined, slot: undefined, time: undefined });
+    });
+  });
+
+  it('cancelling answers with the position of the time given back, so a reader waiting on it sees the slot free', async () => {
+    const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+    const cancelled = await cancelAppointment(side, booked.id, { reason: 'feeling better' }, as(patient));
+
+    const events = await streamEvents(store, `patientAgenda-${patient.id}`);
+    expect(cancelled.position).toEqual(events.at(-1)?.position);
+    expect(cancelled.streamId).toBe(booked.streamId);
   });
 });

@@ -2,21 +2,21 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing, setListingActive } from '../../src/application/listings/listing.use-cases.js';
+import { deterministicUuid } from '../../src/application/ids.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
-import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { eventually } from '../support/eventually.js';
-import { admin, as, consumer, createTestSide, eventTypes, fakeClock, listingInput, otherConsumer, owner } from '../support/command-side.js';
+import { admin, as, consumer, createTestSide, eventTypes, fakeClock, InterruptibleStore, listingInput, otherConsumer, owner, streamEvents } from '../support/command-side.js';
 
 const stay = { startDate: '2030-02-01', endDate: '2030-02-05' };
 
 describe('booking use cases', () => {
-  let store: MemoryEventStore;
+  let store: InterruptibleStore;
   let clock: ReturnType<typeof fakeClock>;
   let side: CommandSide;
   let listingId: string;
 
   beforeEach(async () => {
-    store = new MemoryEventStore();
+    store = new InterruptibleStore();
     clock = fakeClock('2030-01-10T10:00:00Z');
     side = createTestSide(store, clock, 15);
     listingId = (await createListing(side, listingInput, as(owner))).id;
@@ -57,6 +57,59 @@ describe('booking use cases', () => {
     expect(again).toEqual(first);
     expect(await eventTypes(store, first.streamId)).toEqual(['BookingRequested']);
     expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld']);
+  });
+
+  describe('retried after the first attempt died between its two appends', () => {
+    const retried = as(consumer, 'died-midway');
+
+    /** The first attempt holds the dates and dies; the hold lapses and the expiry process releases it. */
+    async function diedAndLapsed(): Promise<void> {
+      store.interrupt((streamId) => streamId.startsWith('booking-'));
+      await expect(requestBooking(side, { listingId, ...stay }, retried)).rejects.toThrow('died');
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) expiry.observe(event);
+      clock.advance(16 * 60_000);
+      await expiry.sweep();
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+    }
+
+    it('holds the dates again before recording the booking, when they are still free', async () => {
+      await diedAndLapsed();
+
+      const booking = await requestBooking(side, { listingId, ...stay }, retried);
+
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased', 'DatesHeld']);
+      const { state } = await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`);
+      expect(state.live).toMatchObject([{ bookingId: booking.id, ...stay, status: 'held' }]);
+      expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested']);
+    });
+
+    it('is refused, and records no booking, when someone else took the dates meanwhile', async () => {
+      await diedAndLapsed();
+      const other = await requestBooking(side, { listingId, ...stay }, as(otherConsumer));
+
+      await expect(requestBooking(side, { listingId, ...stay }, retried)).rejects.toMatchObject({ code: 'dates-unavailable' });
+      expect(await eventTypes(store, `booking-${deterministicUuid('booking', retried.commandId)}`)).toEqual([]);
+      const { state } = await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`);
+      expect(state.live).toMatchObject([{ bookingId: other.id }]);
+    });
+
+    it('a retry of a request that did finish holds nothing again, though its dates were given back since', async () => {
+      const booking = await requestBooking(side, { listingId, ...stay }, retried);
+      await cancelBooking(side, booking.id, { reason: 'plans changed' }, as(consumer));
+
+      await expect(requestBooking(side, { listingId, ...stay }, retried)).resolves.toMatchObject({ id: booking.id });
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+    });
+  });
+
+  it('cancelling answers with the position of the dates given back, so a reader waiting on it sees them free', async () => {
+    const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+    const cancelled = await cancelBooking(side, booking.id, { reason: 'plans changed' }, as(consumer));
+
+    const [released] = await streamEvents(store, `listingCalendar-${listingId}`).then((events) => events.filter((event) => event.type === 'DatesReleased'));
+    expect(cancelled.position).toEqual(released?.position);
+    expect(cancelled.streamId).toBe(booking.streamId);
   });
 
   it('cancelling gives the dates back, so someone else can book them', async () => {

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bookAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { bookAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
@@ -90,5 +92,32 @@ describe('invariants under concurrent requests (PostgreSQL event store)', () => 
     const slots = [...(await eventTypes(store, 'doctorSchedule-doctor-a')), ...(await eventTypes(store, `doctorSchedule-${otherDoctor.id}`))];
     expect(slots.filter((type) => type === 'SlotBooked')).toHaveLength(2);
     expect(slots.filter((type) => type === 'SlotReleased')).toHaveLength(1);
+  });
+
+  it('eight reschedules of one appointment at once, patient and doctor alike: slot, time and appointment end in agreement', async () => {
+    const [setup] = sides(1);
+    if (!setup) throw new Error('no side');
+    const doctorId = 'doctor-rescheduled-at';
+    const patient = { id: 'patient-rescheduling', roles: ['PATIENT' as const] };
+    await setSchedule(setup, doctorId, everyMorning, as({ id: doctorId, roles: ['DOCTOR'] }));
+    const booked = await bookAppointment(setup, { doctorId, start: '2030-02-06T09:00:00Z', reason: 'check-up' }, as(patient));
+    // Four morning slots on each of the next two days.
+    const targets = Array.from({ length: 8 }, (_, i) => new Date(Date.parse(`2030-02-0${7 + (i >> 2)}T09:00:00Z`) + (i % 4) * 30 * 60_000).toISOString());
+
+    const results = await Promise.allSettled(
+      sides(8).map((side, i) => rescheduleAppointment(side, booked.id, { start: targets[i] ?? '' }, as(i % 2 ? patient : { id: doctorId, roles: ['DOCTOR'] }))),
+    );
+
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([]);
+    const [reader] = sides(1);
+    if (!reader) throw new Error('no side');
+    const appointment = await reader.handlers.appointment.read(booked.streamId);
+    const schedule = await reader.handlers.doctorSchedule.read(`doctorSchedule-${doctorId}`);
+    const agenda = await reader.handlers.patientAgenda.read(`patientAgenda-${patient.id}`);
+    const start = appointment.state.status === 'none' ? undefined : appointment.state.start;
+    expect(targets).toContain(start);
+    expect({ slot: slotOf(schedule.state, booked.id)?.start, time: reservationOf(agenda.state, booked.id)?.start }).toEqual({ slot: start, time: start });
+    // Every other time the reschedules passed through is free again: the schedule holds this one slot only.
+    expect(schedule.state.status === 'active' ? schedule.state.booked.flatMap((day) => day.slots) : []).toHaveLength(1);
   });
 });

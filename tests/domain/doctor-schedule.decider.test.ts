@@ -73,15 +73,16 @@ const slotMoved = (appointmentId: string, [previousStart, previousEnd]: Span, [s
   data: { doctorId, appointmentId, previousStart, previousEnd, start, end, movedAt: now },
 });
 
-const moveSlot = (appointmentId: string, newStart: string, at = now): MoveSlot => ({
-  type: 'MoveSlot',
-  data: { appointmentId, newStart, now: at },
-});
-
 // Monday 9 March 2026, Berlin on CET (UTC+1): 09:00 local is 08:00Z.
 const mon0900 = '2026-03-09T08:00:00.000Z';
 const mon0930 = '2026-03-09T08:30:00.000Z';
 const mon1000 = '2026-03-09T09:00:00.000Z';
+
+const moveSlot = (appointmentId: string, newStart: string, at = now, from = mon0900): MoveSlot => ({
+  type: 'MoveSlot',
+  data: { appointmentId, from, newStart, now: at },
+});
+
 
 describe('DoctorSchedule stream', () => {
   it('is named doctorSchedule-<doctorId>', () => {
@@ -516,6 +517,20 @@ describe('MoveSlot', () => {
       .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
       .when(bookSlot('a-2', mon0930))
       .thenFails('slot-taken');
+  });
+
+  it('refuses to move a slot that is no longer where the mover saw it: another move got there first', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
+      .when(moveSlot('a-1', mon1000, now, mon0900))
+      .thenFails('slot-moved-meanwhile');
+  });
+
+  it('changes nothing when the slot is already where the mover wants it, wherever it saw it', () => {
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
+      .when(moveSlot('a-1', mon0930, now, mon0900))
+      .then([]);
   });
 
   it('changes nothing when the appointment already holds the new slot', () => {

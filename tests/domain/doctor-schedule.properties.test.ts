@@ -78,10 +78,13 @@ const book = fc.record({ appointmentId, start }).map(({ appointmentId, start }) 
   type: 'BookSlot',
   data: { appointmentId, patientId: `patient-${appointmentId}`, start: start(now, state), now: new Date(now).toISOString() },
 }));
+const heldStart = (state: DoctorScheduleState, id: string) =>
+  state.status === 'active' ? bookings(state.booked).find((held) => held.appointmentId === id)?.start : undefined;
 const release = appointmentId.map((appointmentId) => (): DoctorScheduleCommand => ({ type: 'ReleaseSlot', data: { appointmentId } }));
 const move = fc.record({ appointmentId, start }).map(({ appointmentId, start }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
   type: 'MoveSlot',
-  data: { appointmentId, newStart: start(now, state), now: new Date(now).toISOString() },
+  // From where the slot is, as a mover that read the appointment just now saw it.
+  data: { appointmentId, from: heldStart(state, appointmentId) ?? new Date(now).toISOString(), newStart: start(now, state), now: new Date(now).toISOString() },
 }));
 
 const step: fc.Arbitrary<Step> = fc.record({

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createCommandHandlers, type CommandSide } from '../../src/application/command-handlers.js';
 import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
 import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store.js';
+import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import type { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
 import { memoryVault } from './personal-data.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
@@ -63,4 +64,36 @@ export async function streamEvents(store: EventStore, streamId: string): Promise
 
 export async function eventTypes(store: EventStore, streamId: string): Promise<string[]> {
   return (await streamEvents(store, streamId)).map((event) => event.type);
+}
+
+/**
+ * An in-memory store whose next append to a stream `interrupt` names fails, as a crash between
+ * two steps of a command would leave things; or waits for `pause`'s promise, to interleave
+ * concurrent commands step by step. Each applies once.
+ */
+export class InterruptibleStore extends MemoryEventStore {
+  private failNext: ((streamId: string) => boolean) | undefined;
+  private pauseNext: { readonly on: (streamId: string) => boolean; readonly until: Promise<unknown> } | undefined;
+
+  interrupt(on: (streamId: string) => boolean): void {
+    this.failNext = on;
+  }
+
+  pause(on: (streamId: string) => boolean, until: Promise<unknown>): void {
+    this.pauseNext = { on, until };
+  }
+
+  override async appendToStream(...args: Parameters<MemoryEventStore['appendToStream']>): ReturnType<MemoryEventStore['appendToStream']> {
+    const [streamId] = args;
+    if (this.failNext?.(streamId)) {
+      this.failNext = undefined;
+      throw new Error(`the process died before appending to ${streamId}`);
+    }
+    const pause = this.pauseNext;
+    if (pause?.on(streamId)) {
+      this.pauseNext = undefined;
+      await pause.until;
+    }
+    return super.appendToStream(...args);
+  }
 }

@@ -1,13 +1,14 @@
 import { appointmentDecider, appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
-import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
-import { patientAgendaStreamId } from '../../domain/patient-agenda/patient-agenda.decider.js';
+import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
+import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { compensating, outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
-import type { CommandOptions } from '../command-handling/handle-command.js';
+import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { assertExpectedVersion, VersionMismatchError } from '../command-handling/errors.js';
+import { backoff, type CommandOptions } from '../command-handling/handle-command.js';
 
 export type BookAppointmentInput = { doctorId: string; start: string; reason: string };
 
@@ -15,7 +16,8 @@ export type BookAppointmentInput = { doctorId: string; start: string; reason: st
  * The doctor's slot, then the patient's time, then the appointment. Each contended resource is
  * taken by the aggregate that owns it, with an expected revision, so concurrent bookings of one
  * slot, or of one patient's time, cannot both win. A refusal of the patient's time gives the
- * slot back at once; a crash between steps leaves holds that the orphan sweep releases.
+ * slot back at once; a crash between steps leaves holds that the orphan sweep releases, and a
+ * retry after that takes them again (`takeStep`).
  */
 export async function bookAppointment(side: CommandSide, input: BookAppointmentInput, request: CommandOptions): Promise<CommandOutcome> {
   const appointmentId = deterministicUuid('appointment', request.commandId);
@@ -29,27 +31,42 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
   };
   // The appointment's own rules (who, when) are checked before anything is held for it.
   appointmentDecider.decide(command, appointmentDecider.initialState);
+  const appointment = appointmentStreamId(appointmentId);
   const schedule = doctorScheduleStreamId(input.doctorId);
-  await side.handlers.doctorSchedule.handle(schedule, { type: 'BookSlot', data: { appointmentId, patientId: actor.id, start, now } }, unpinned(request));
+  // A retry that finds a step's resource given back takes it again only for an appointment still to be made.
+  const notMadeYet = async () => (await side.handlers.appointment.read(appointment)).state.status === 'none';
+  const slot = await takeStep(
+    unpinned(request),
+    (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'BookSlot', data: { appointmentId, patientId: actor.id, start, now } }, options),
+    (state) => slotOf(state, appointmentId) !== undefined,
+    notMadeYet,
+  );
   try {
-    await side.handlers.patientAgenda.handle(
-      patientAgendaStreamId(actor.id),
-      { type: 'ReserveTime', data: { patientId: actor.id, appointmentId, start, end } },
+    await takeStep(
       unpinned(request),
+      (options) =>
+        side.handlers.patientAgenda.handle(patientAgendaStreamId(actor.id), { type: 'ReserveTime', data: { patientId: actor.id, appointmentId, start, end } }, options),
+      (state) => reservationOf(state, appointmentId) !== undefined,
+      notMadeYet,
     );
   } catch (error) {
     if (error instanceof DomainError) {
-      await side.handlers.doctorSchedule.handle(schedule, { type: 'ReleaseSlot', data: { appointmentId } }, compensating(request, 'slot'));
+      await side.handlers.doctorSchedule.handle(schedule, { type: 'ReleaseSlot', data: { appointmentId } }, compensating(request, `slot@${slot.version}`));
     }
     throw error;
   }
-  const result = await side.handlers.appointment.handle(appointmentStreamId(appointmentId), command, unpinned(request));
+  const result = await side.handlers.appointment.handle(appointment, command, unpinned(request));
   return outcome(appointmentId, result);
 }
 
+/** Tries of a reschedule that finds another change of the same appointment moving its slot. */
+const rescheduleAttempts = 12;
+
 /**
- * MoveSlot frees the old slot and takes the new one in one append, then the patient's time moves.
- * If the patient's time refuses, the slot moves back.
+ * MoveSlot frees the old slot and takes the new one in one append, then the patient's time
+ * moves, then the appointment. Only the slot where this reschedule saw the appointment moves, so
+ * of two concurrent reschedules the second waits for the first to land and then moves on from
+ * there; otherwise the slot could end where one put it and the appointment where the other did.
  */
 export async function rescheduleAppointment(
   side: CommandSide,
@@ -57,35 +74,94 @@ export async function rescheduleAppointment(
   input: { start: string },
   request: CommandOptions,
 ): Promise<CommandOutcome> {
-  const current = await visibleAppointment(side, appointmentId, request.context.actor);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await rescheduleOnce(side, appointmentId, input, request);
+    } catch (error) {
+      const movedMeanwhile = error instanceof DomainError && error.code === 'slot-moved-meanwhile';
+      if (!movedMeanwhile || attempt >= rescheduleAttempts) throw error;
+      await backoff(attempt);
+    }
+  }
+}
+
+/**
+ * One try. A refusal on the way (the patient's time, a pinned version gone stale, the
+ * appointment cancelled meanwhile) moves back what had moved; other failures leave it for a
+ * retry of the same request, which finds the steps already taken.
+ */
+async function rescheduleOnce(side: CommandSide, appointmentId: string, input: { start: string }, request: CommandOptions): Promise<CommandOutcome> {
   const { actor } = request.context;
+  const { state: current, version } = await visibleAppointment(side, appointmentId, actor);
+  const appointment = appointmentStreamId(appointmentId);
+  // Checked before anything moves: the appointment's own append comes last.
+  assertExpectedVersion(appointment, request.expectedVersion, version);
   const now = side.clock.now().toISOString();
   const newStart = new Date(input.start).toISOString();
   const newEnd = await slotEnd(side, current.doctorId, newStart);
   const command: RescheduleAppointment = { type: 'RescheduleAppointment', data: { appointmentId, newStart, newEnd, actor, now } };
   if (appointmentDecider.decide(command, current).length === 0) {
-    return outcome(appointmentId, await side.handlers.appointment.handle(appointmentStreamId(appointmentId), command, request));
+    return outcome(appointmentId, await side.handlers.appointment.handle(appointment, command, request));
   }
+  // The steps' ids are this command's at this version of the appointment: a retry finds the
+  // steps it took; a request replayed after the appointment changed is a move of its own.
+  const atVersion = { ...request, commandId: `${request.commandId}@${version}` };
   const schedule = doctorScheduleStreamId(current.doctorId);
-  await side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, newStart, now } }, unpinned(request));
+  const agenda = patientAgendaStreamId(current.patientId);
+  const slot = await takeStep(
+    unpinned(atVersion),
+    (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: current.start, newStart, now } }, options),
+    (state) => slotOf(state, appointmentId)?.start === newStart,
+  );
+  const moveSlotBack = () =>
+    side.handlers.doctorSchedule.handle(
+      schedule,
+      { type: 'MoveSlot', data: { appointmentId, from: newStart, newStart: current.start, now } },
+      compensating(atVersion, `slot@${slot.version}`),
+    );
+  let time: Awaited<ReturnType<typeof side.handlers.patientAgenda.handle>>;
   try {
-    await side.handlers.patientAgenda.handle(
-      patientAgendaStreamId(current.patientId),
-      { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart, newEnd } },
-      unpinned(request),
+    time = await takeStep(
+      unpinned(atVersion),
+      (options) => side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart, newEnd } }, options),
+      (state) => reservationOf(state, appointmentId)?.start === newStart,
     );
   } catch (error) {
-    if (error instanceof DomainError) {
-      await side.handlers.doctorSchedule.handle(
-        schedule,
-        { type: 'MoveSlot', data: { appointmentId, newStart: current.start, now } },
-        compensating(request, 'slot'),
+    if (isRefusal(error)) await undoing(moveSlotBack);
+    throw error;
+  }
+  try {
+    return outcome(appointmentId, await side.handlers.appointment.handle(appointment, command, atVersion));
+  } catch (error) {
+    if (isRefusal(error)) {
+      await undoing(() =>
+        side.handlers.patientAgenda.handle(
+          agenda,
+          { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart: current.start, newEnd: current.end } },
+          compensating(atVersion, `time@${time.version}`),
+        ),
       );
+      await undoing(moveSlotBack);
     }
     throw error;
   }
-  const result = await side.handlers.appointment.handle(appointmentStreamId(appointmentId), command, request);
-  return outcome(appointmentId, result);
+}
+
+/** A rule or a stale pinned version refused the command: it will not happen, so what moved for it moves back. */
+function isRefusal(error: unknown): boolean {
+  return error instanceof DomainError || error instanceof VersionMismatchError;
+}
+
+/**
+ * An undo whose resource is already gone (a cancellation meanwhile gave the slot back) has
+ * nothing to undo; the refusal that led here is what the caller hears.
+ */
+async function undoing(undo: () => Promise<unknown>): Promise<void> {
+  try {
+    await undo();
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+  }
 }
 
 /** The appointment first (the fact), then its slot and the patient's time are given back. */
@@ -99,8 +175,8 @@ export async function cancelAppointment(
     type: 'CancelAppointment',
     data: { appointmentId, reason: input.reason, actor, now },
   }));
-  if (result.state.status !== 'none') await releaseAppointmentTime(side, result.state, request);
-  return outcome(appointmentId, result);
+  const released = result.state.status === 'none' ? [] : await releaseAppointmentTime(side, result.state, request);
+  return outcome(appointmentId, result, ...released);
 }
 
 export async function completeAppointment(
@@ -133,18 +209,22 @@ async function actOn(
   return side.handlers.appointment.handle(appointmentStreamId(appointmentId), command(request.context.actor, now), request);
 }
 
-/** Frees the doctor's slot and the patient's time of an appointment; freeing what is free changes nothing. */
+/**
+ * Frees the doctor's slot and the patient's time of an appointment; freeing what is free changes
+ * nothing. Returns both steps' results, for the position a reader must reach to see them.
+ */
 export async function releaseAppointmentTime(
   side: CommandSide,
   { appointmentId, doctorId, patientId }: { appointmentId: string; doctorId: string; patientId: string },
   request: CommandOptions,
 ) {
-  await side.handlers.doctorSchedule.handle(doctorScheduleStreamId(doctorId), { type: 'ReleaseSlot', data: { appointmentId } }, unpinned(request));
-  await side.handlers.patientAgenda.handle(
+  const slot = await side.handlers.doctorSchedule.handle(doctorScheduleStreamId(doctorId), { type: 'ReleaseSlot', data: { appointmentId } }, unpinned(request));
+  const time = await side.handlers.patientAgenda.handle(
     patientAgendaStreamId(patientId),
     { type: 'ReleaseTime', data: { patientId, appointmentId } },
     unpinned(request),
   );
+  return [slot, time] as const;
 }
 
 /** A slot lasts the doctor's slot length; a doctor without a schedule takes no appointments. */
@@ -156,9 +236,9 @@ async function slotEnd(side: CommandSide, doctorId: string, start: string): Prom
 
 /** An appointment exists for its patient, its doctor and admins; for anyone else it does not. */
 async function visibleAppointment(side: CommandSide, appointmentId: string, actor: Actor) {
-  const { state } = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
+  const { state, version } = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
   if (state.status === 'none') throw new NotFoundError(`appointment ${appointmentId}`);
   const party = actor.id === state.patientId || actor.id === state.doctorId || hasRole(actor, 'ADMIN');
   if (!party) throw new NotFoundError(`appointment ${appointmentId}`);
-  return state;
+  return { state, version };
 }

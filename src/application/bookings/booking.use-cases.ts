@@ -1,14 +1,15 @@
 import { bookingDecider, bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
 import type { RequestBooking } from '../../domain/booking/booking.commands.js';
 import type { ReleaseReason } from '../../domain/listing-calendar/listing-calendar.events.js';
-import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import { listingCalendarStreamId, liveRangeOf } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import type { HoldDates } from '../../domain/listing-calendar/listing-calendar.commands.js';
 import { listingStreamId } from '../../domain/listing/listing.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
 import { NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 
 export type RequestBookingInput = { listingId: string; startDate: CalendarDate; endDate: CalendarDate };
@@ -38,12 +39,16 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
   // Deciding on a fresh booking first refuses what the booking's rules forbid (own listing,
   // inactive listing) before any dates are held for it.
   bookingDecider.decide(command, bookingDecider.initialState);
-  await side.handlers.listingCalendar.handle(
-    listingCalendarStreamId(input.listingId),
-    { type: 'HoldDates', data: { ...input, bookingId, holdExpiresAt: command.data.holdExpiresAt, now: command.data.now, timeZone: details.timeZone } },
+  const booking = bookingStreamId(bookingId);
+  const hold: HoldDates = { type: 'HoldDates', data: { ...input, bookingId, holdExpiresAt: command.data.holdExpiresAt, now: command.data.now, timeZone: details.timeZone } };
+  await takeStep(
     unpinned(request),
+    (options) => side.handlers.listingCalendar.handle(listingCalendarStreamId(input.listingId), hold, options),
+    (state) => liveRangeOf(state, bookingId) !== undefined,
+    // A retry that finds its hold released (it lapsed, or was displaced) holds again only for a booking still to be made.
+    async () => (await side.handlers.booking.read(booking)).state.status === 'none',
   );
-  const result = await side.handlers.booking.handle(bookingStreamId(bookingId), command, unpinned(request));
+  const result = await side.handlers.booking.handle(booking, command, unpinned(request));
   return outcome(bookingId, result);
 }
 
@@ -60,8 +65,8 @@ export async function cancelBooking(
     { type: 'CancelBooking', data: { bookingId, actor: request.context.actor, reason: input.reason, now } },
     request,
   );
-  await releaseDates(side, result.state, 'cancelled', request);
-  return outcome(bookingId, result);
+  const released = await releaseDates(side, result.state, 'cancelled', request);
+  return outcome(bookingId, result, released);
 }
 
 export async function completeBooking(side: CommandSide, bookingId: string, request: CommandOptions): Promise<CommandOutcome> {
@@ -75,11 +80,14 @@ export async function completeBooking(side: CommandSide, bookingId: string, requ
   return outcome(bookingId, result);
 }
 
-/** Gives the booking's dates back to its listing's calendar; releasing dates already free changes nothing. */
+/**
+ * Gives the booking's dates back to its listing's calendar; releasing dates already free changes
+ * nothing. The calendar's result, for the position a reader must reach to see the dates free.
+ */
 export async function releaseDates(side: CommandSide, booking: BookingState, reason: ReleaseReason, request: CommandOptions) {
-  if (booking.status === 'none') return;
+  if (booking.status === 'none') return undefined;
   const { listingId, bookingId } = booking.booking;
-  await side.handlers.listingCalendar.handle(
+  return side.handlers.listingCalendar.handle(
     listingCalendarStreamId(listingId),
     { type: 'ReleaseDates', data: { listingId, bookingId, reason, now: side.clock.now().toISOString() } },
     unpinned(request),

@@ -1,4 +1,4 @@
-import type { Position } from '../ports/position.js';
+import { maxPosition, type Position } from '../ports/position.js';
 import type { CommandOptions, CommandResult } from './handle-command.js';
 
 /** What the HTTP edge answers for an accepted command (API.md "Command results"). */
@@ -9,8 +9,14 @@ export type CommandOutcome = {
   readonly position: Position;
 };
 
-export function outcome(id: string, result: CommandResult<unknown, unknown>): CommandOutcome {
-  return { id, streamId: result.streamId, version: result.version, position: result.position };
+/**
+ * The answer names the main aggregate's stream and version; its position is the last of every
+ * step the command took (`later`: consequences appended after the main step, such as dates given
+ * back after a cancellation), so that a reader waiting on it sees all of them.
+ */
+export function outcome(id: string, result: CommandResult<unknown, unknown>, ...later: ReadonlyArray<{ readonly position: Position } | undefined>): CommandOutcome {
+  const position = later.reduce((last, step) => (step ? maxPosition(last, step.position) : last), result.position);
+  return { id, streamId: result.streamId, version: result.version, position };
 }
 
 /**
@@ -24,4 +30,23 @@ export function unpinned(request: CommandOptions): CommandOptions {
 /** A step that undoes an earlier step of the same command needs event ids of its own. */
 export function compensating(request: CommandOptions, step: string): CommandOptions {
   return { commandId: `${request.commandId}:undo:${step}`, context: request.context, ...(request.freshCommandId ? { freshCommandId: true } : {}) };
+}
+
+/**
+ * Runs a step that takes a resource for a command (dates, a slot, the patient's time) and makes
+ * sure it is held when the step returns. A retried command's step is recognised by its event ids
+ * and answered "already applied", yet what it took may have been given back since: the hold
+ * lapsed and was released, the orphan sweep freed the slot, the command's own undo ran. Then,
+ * unless `needed` says the command no longer needs it, the step is taken again under ids of its
+ * own (derived from the version it found, so a retry of the retake is recognised in turn).
+ */
+export async function takeStep<State, Event>(
+  request: CommandOptions,
+  step: (options: CommandOptions) => Promise<CommandResult<State, Event>>,
+  holds: (state: State) => boolean,
+  needed: () => Promise<boolean> = async () => true,
+): Promise<CommandResult<State, Event>> {
+  const result = await step(request);
+  if (!result.alreadyApplied || holds(result.state) || !(await needed())) return result;
+  return step({ commandId: `${request.commandId}:again:${result.version}`, context: request.context });
 }

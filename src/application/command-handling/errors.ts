@@ -13,6 +13,11 @@ export class VersionMismatchError extends Error {
   }
 }
 
+/** Refuses a command whose caller pinned (`If-Match`) another version than the stream's current one (−1: none). */
+export function assertExpectedVersion(streamId: string, expected: number | undefined, actual: number): void {
+  if (expected !== undefined && expected !== actual) throw new VersionMismatchError(streamId, expected, actual < 0 ? 'no_stream' : actual);
+}
+
 /** Every retry of a command lost the race for its stream; the caller may try again later. */
 export class TooMuchContentionError extends Error {
   override readonly name = 'TooMuchContentionError';

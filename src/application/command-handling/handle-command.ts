@@ -15,7 +15,7 @@ import {
 } from '../ports/event-store.js';
 import { START } from '../ports/position.js';
 import type { Aggregate } from './aggregate.js';
-import { TooMuchContentionError, VersionMismatchError } from './errors.js';
+import { assertExpectedVersion, TooMuchContentionError, VersionMismatchError } from './errors.js';
 import type { DomainEvent } from './event-codec.js';
 import { StateCache, type CachedStream, type RecentEvent } from './state-cache.js';
 import type { PersonalDataVault, SealedFields } from '../privacy/personal-data-vault.js';
@@ -199,9 +199,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
           report('already-applied');
           return { streamId, ...original, events: [], state: current.state, alreadyApplied: true };
         }
-        if (options.expectedVersion !== undefined && options.expectedVersion !== current.revision) {
-          throw new VersionMismatchError(streamId, options.expectedVersion, current.revision < 0 ? 'no_stream' : current.revision);
-        }
+        assertExpectedVersion(streamId, options.expectedVersion, current.revision);
         const command = isBuilder(input) ? input(current.state) : input;
         commandType = typeName(command);
         const events = aggregate.decider.decide(command, current.state);
@@ -360,7 +358,7 @@ function findApplied(
 }
 
 /** Jittered exponential backoff: contenders spread out instead of colliding again in lockstep. */
-function backoff(attempt: number): Promise<void> {
+export function backoff(attempt: number): Promise<void> {
   const ceiling = Math.min(2 ** attempt, 100);
   return sleep(Math.random() * ceiling);
 }

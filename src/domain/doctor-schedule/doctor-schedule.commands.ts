@@ -32,11 +32,15 @@ export const releaseSlotSchema = z.object({
   data: z.object({ appointmentId: z.string().min(1) }),
 });
 
-/** Free the appointment's slot and take the one at `newStart`, atomically. */
+/**
+ * Free the appointment's slot and take the one at `newStart`, atomically. `from` is where the
+ * mover saw the appointment: a slot found elsewhere was moved by someone else meanwhile.
+ */
 export const moveSlotSchema = z.object({
   type: z.literal('MoveSlot'),
   data: z.object({
     appointmentId: z.string().min(1),
+    from: instantSchema,
     newStart: instantSchema,
     now: instantSchema,
   }),

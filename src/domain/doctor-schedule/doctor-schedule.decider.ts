@@ -88,6 +88,11 @@ function moveSlot({ data }: MoveSlot, state: DoctorScheduleState): DoctorSchedul
   const held = bookingOf(active.booked, data.appointmentId);
   if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
   if (held.start === start) return [];
+  // Two reschedules of one appointment, each moving "its" slot, would leave the slot where the
+  // first put it and the appointment where the second did: only the slot the mover saw moves.
+  if (held.start !== utcInstant(data.from)) {
+    throw new DomainError('slot-moved-meanwhile', `the slot of appointment ${data.appointmentId} is no longer at ${data.from}: another change of it is under way`);
+  }
   const end = assertBookable(active, start, data.now, data.appointmentId);
   const event: SlotMoved = {
     type: 'SlotMoved',
@@ -149,6 +154,11 @@ function affectedBy(schedule: WeeklySchedule, booked: BookedSlots, now: Instant)
 
 export function bookings(booked: BookedSlots): Booking[] {
   return booked.flatMap((day) => day.slots);
+}
+
+/** Where an appointment's slot is on this schedule, if it holds one. */
+export function slotOf(state: DoctorScheduleState, appointmentId: string): Booking | undefined {
+  return state.status === 'active' ? bookingOf(state.booked, appointmentId) : undefined;
 }
 
 function bookingOf(booked: BookedSlots, appointmentId: string): Booking | undefined {

@@ -71,6 +71,11 @@ export function decide(command: PatientAgendaCommand, state: PatientAgendaState)
   }
 }
 
+/** The time an appointment keeps in this agenda, if it keeps any. */
+export function reservationOf(state: PatientAgendaState, appointmentId: string): TimeSlot | undefined {
+  return state.status === 'empty' ? undefined : state.reservations[appointmentId];
+}
+
 /** The reservations, once the command is known to be for this agenda's patient. */
 function reservationsOf(state: PatientAgendaState, patientId: string): Reservations {
   if (state.status === 'empty') return {};
