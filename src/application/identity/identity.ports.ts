@@ -8,7 +8,10 @@ export type StoredCredentials = {
   readonly userId: string;
   /** A PHC string (`$argon2id$…`); never the password. */
   readonly passwordHash: string;
-  /** Set while the account is locked after too many failed logins. */
+  /**
+   * Set while the account is locked after too many failed logins. As read, not a permission:
+   * only `reserveLoginAttempt` decides whether a password may be checked.
+   */
   readonly lockedUntil: Date | null;
 };
 
@@ -24,6 +27,15 @@ export type CredentialsClaim =
   /** The email was taken, by `userId` (possibly the same user, on a retried signup). */
   | { readonly inserted: false; readonly userId: string; readonly createdAt: Date };
 
+export type LoginAttempt =
+  /**
+   * The password may be checked. `lockedUntil` is set when this attempt took the last one
+   * allowed and so locked the account: a failure ends there, a success lifts that lock.
+   */
+  | { readonly outcome: 'granted'; readonly lockedUntil: Date | null }
+  /** The account is locked until `until`: no password is checked. */
+  | { readonly outcome: 'locked'; readonly until: Date };
+
 /** Email + password hash per user; emails are unique regardless of letter case. */
 export interface CredentialStore {
   /** Inserts `credentials` unless their email is taken, compared case-insensitively. */
@@ -36,14 +48,25 @@ export interface CredentialStore {
   findByEmail(email: string): Promise<StoredCredentials | undefined>;
 
   /**
-   * Counts one failed login, atomically with concurrent ones. When this makes `maxAttempts`
-   * failures in a row, locks the account until `lockUntil`, starts the count over, and answers
-   * `{ locked: true }`.
+   * Reserves one password check for `userId`, in one atomic step with the lock check, so that
+   * concurrent attempts cannot all pass the check before any of them is counted. The reserved
+   * attempt counts as failed unless `recordSuccessfulLogin` follows: at most `maxAttempts` are
+   * granted between a success and the next lock. The attempt that takes the last of them locks
+   * the account until `lockUntil` at once, before its password is checked. A lock that has
+   * ended by `now` starts the count over. `undefined` when `userId` has no credentials.
    */
-  recordFailedLogin(userId: string, policy: { readonly maxAttempts: number; readonly lockUntil: Date }): Promise<{ locked: boolean }>;
+  reserveLoginAttempt(
+    userId: string,
+    policy: { readonly maxAttempts: number; readonly now: Date; readonly lockUntil: Date },
+  ): Promise<LoginAttempt | undefined>;
 
-  /** Forgets earlier failed logins: the count is of failures in a row. */
-  recordSuccessfulLogin(userId: string): Promise<void>;
+  /**
+   * Starts the count over (attempts still being checked are forgotten with the failed ones: the
+   * count does not tell them apart) and lifts the lock `attempt` set, if any. A lock set by
+   * another attempt stays, and so does the count behind it: lifting them would give the guesses
+   * running beside this login a fresh allowance.
+   */
+  recordSuccessfulLogin(userId: string, attempt: { readonly lockedUntil: Date | null }): Promise<void>;
 }
 
 export type NewRefreshToken = {

@@ -10,7 +10,15 @@ import { deterministicUuid } from '../ids.js';
 import type { Actor, CommandContext } from '../metadata.js';
 import type { Clock } from '../ports/clock.js';
 import { AccountLockedError, AuthenticationError } from './identity-errors.js';
-import type { CredentialStore, NewCredentials, PasswordHasher, RefreshTokenStore, SecurityEventLog, SecurityEventType } from './identity.ports.js';
+import type {
+  CredentialStore,
+  NewCredentials,
+  PasswordHasher,
+  RefreshTokenStore,
+  SecurityEventLog,
+  SecurityEventType,
+  StoredCredentials,
+} from './identity.ports.js';
 
 /** Failed logins in a row that lock an account, and for how long. */
 export const lockoutPolicy = { maxFailedAttempts: 5, lockoutMs: 15 * 60_000 } as const;
@@ -75,6 +83,29 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     return { actor: { id: userId, roles: [...user.state.roles] }, refreshToken: refreshToken.token, refreshTokenExpiresAt: refreshToken.expiresAt };
   }
 
+  /**
+   * Checks `password` unless the account is locked; throws unless it is right. The attempt is
+   * counted before the slow verification, in the same step as the lock check: checked first and
+   * counted after, every guess sent in parallel would pass the check and be verified.
+   */
+  async function verifyWithinLockout(found: StoredCredentials, password: string, context: CommandContext): Promise<{ readonly lockedUntil: Date | null }> {
+    const now = clock.now();
+    const lockUntil = new Date(now.getTime() + lockoutPolicy.lockoutMs);
+    const attempt = await credentials.reserveLoginAttempt(found.userId, { maxAttempts: lockoutPolicy.maxFailedAttempts, now, lockUntil });
+    if (!attempt) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
+    if (attempt.outcome === 'locked') {
+      await record('login_while_locked', found.userId, context);
+      throw new AccountLockedError(attempt.until, now);
+    }
+    if (await passwords.verify(found.passwordHash, password)) return attempt;
+    // The failure was counted with the reservation; the attempt that took the last one allowed
+    // has locked the account and says so.
+    await record('login_failed', found.userId, context, { reason: 'wrong password' });
+    if (!attempt.lockedUntil) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
+    await record('account_locked', found.userId, context, { until: attempt.lockedUntil.toISOString() });
+    throw new AccountLockedError(attempt.lockedUntil, now);
+  }
+
   // Signup writes two places: the credentials row (which owns email uniqueness) and the
   // UserRegistered event. Credentials go first and alone, with no transaction held open across
   // the append: such a transaction would pin a pool connection while the append waits for
@@ -135,20 +166,8 @@ export function createIdentityService(deps: IdentityServiceDeps) {
         await record('login_failed', null, context, { reason: 'unknown email' });
         throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
       }
-      const now = clock.now();
-      if (found.lockedUntil && found.lockedUntil > now) {
-        await record('login_while_locked', found.userId, context);
-        throw new AccountLockedError(found.lockedUntil, now);
-      }
-      if (!(await passwords.verify(found.passwordHash, input.password))) {
-        const lockUntil = new Date(now.getTime() + lockoutPolicy.lockoutMs);
-        const { locked } = await credentials.recordFailedLogin(found.userId, { maxAttempts: lockoutPolicy.maxFailedAttempts, lockUntil });
-        await record('login_failed', found.userId, context, { reason: 'wrong password' });
-        if (!locked) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
-        await record('account_locked', found.userId, context, { until: lockUntil.toISOString() });
-        throw new AccountLockedError(lockUntil, now);
-      }
-      await credentials.recordSuccessfulLogin(found.userId);
+      const attempt = await verifyWithinLockout(found, input.password, context);
+      await credentials.recordSuccessfulLogin(found.userId, attempt);
       const refreshToken = newRefreshToken();
       const session = await sessionFor(found.userId, refreshToken);
       await refreshTokens.startFamily({ ...refreshToken, familyId: randomUUID(), userId: found.userId });

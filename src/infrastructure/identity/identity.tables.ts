@@ -7,7 +7,7 @@ export interface CredentialsTable {
   /** As the user typed it; uniqueness is on `lower(email)`. */
   email: string;
   password_hash: string;
-  /** Failed logins in a row since the last success or lock. */
+  /** Password checks granted since the last success or the end of a lock: failed, or still being checked. */
   failed_logins: Generated<number>;
   locked_until: Date | null;
   created_at: Date;

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { CredentialsClaim, CredentialStore, NewCredentials, StoredCredentials } from '../../application/identity/identity.ports.js';
+import type { CredentialsClaim, CredentialStore, LoginAttempt, NewCredentials, StoredCredentials } from '../../application/identity/identity.ports.js';
 import type { IdentityTables } from './identity.tables.js';
 
 export class PgCredentialStore implements CredentialStore {
@@ -45,31 +45,50 @@ export class PgCredentialStore implements CredentialStore {
     return row && { userId: row.user_id, passwordHash: row.password_hash, lockedUntil: row.locked_until };
   }
 
-  async recordFailedLogin(userId: string, policy: { readonly maxAttempts: number; readonly lockUntil: Date }): Promise<{ locked: boolean }> {
-    // One statement, so concurrent failures are each counted and exactly one of them locks.
-    const row = await this.db
-      .updateTable('credentials')
-      .set((eb) => ({
-        failed_logins: eb
-          .case()
-          .when('failed_logins', '>=', policy.maxAttempts - 1)
-          .then(0)
-          .else(eb('failed_logins', '+', 1))
-          .end(),
-        locked_until: eb
-          .case()
-          .when('failed_logins', '>=', policy.maxAttempts - 1)
-          .then(policy.lockUntil)
-          .else(eb.ref('locked_until'))
-          .end(),
-      }))
-      .where('user_id', '=', userId)
-      .returning('failed_logins')
-      .executeTakeFirst();
-    return { locked: row?.failed_logins === 0 };
+  async reserveLoginAttempt(
+    userId: string,
+    policy: { readonly maxAttempts: number; readonly now: Date; readonly lockUntil: Date },
+  ): Promise<LoginAttempt | undefined> {
+    // Two tries, because a success may lift the lock between the reservation and the look at it.
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const reserved = await this.reserve(userId, policy);
+      if (reserved) return { outcome: 'granted', lockedUntil: reserved.locked_until };
+      const row = await this.db.selectFrom('credentials').select('locked_until').where('user_id', '=', userId).executeTakeFirst();
+      if (!row) return undefined;
+      if (row.locked_until && row.locked_until > policy.now) return { outcome: 'locked', until: row.locked_until };
+    }
+    throw new Error('Login attempt neither reserved nor refused by a lock');
   }
 
-  async recordSuccessfulLogin(userId: string): Promise<void> {
-    await this.db.updateTable('credentials').set({ failed_logins: 0, locked_until: null }).where('user_id', '=', userId).execute();
+  /**
+   * Counts the attempt unless the account is locked, in one statement: concurrent ones queue on
+   * the row lock and each sees the count and lock the one before it left, so no more than
+   * `maxAttempts` get through whatever their number. No row when the account is locked.
+   */
+  private reserve(userId: string, policy: { readonly maxAttempts: number; readonly now: Date; readonly lockUntil: Date }) {
+    return this.db
+      .updateTable('credentials')
+      .set((eb) => {
+        // A lock still on the row has ended (the where clause says so): the count starts over.
+        const count = eb.case().when('locked_until', 'is', null).then(eb('failed_logins', '+', 1)).else(1).end();
+        return {
+          failed_logins: count,
+          locked_until: eb.case().when(count, '>=', policy.maxAttempts).then(eb.cast<Date>(eb.val(policy.lockUntil), 'timestamptz')).else(null).end(),
+        };
+      })
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', policy.now)]))
+      .returning('locked_until')
+      .executeTakeFirst();
+  }
+
+  async recordSuccessfulLogin(userId: string, attempt: { readonly lockedUntil: Date | null }): Promise<void> {
+    const { lockedUntil } = attempt;
+    await this.db
+      .updateTable('credentials')
+      .set({ failed_logins: 0, locked_until: null })
+      .where('user_id', '=', userId)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), ...(lockedUntil ? [eb('locked_until', '=', lockedUntil)] : [])]))
+      .execute();
   }
 }
