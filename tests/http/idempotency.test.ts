@@ -6,17 +6,20 @@ import { requireRoles } from '../../src/infrastructure/http/plugins/auth.plugin.
 import { PgIdempotencyStore } from '../../src/infrastructure/idempotency/pg-idempotency-store.js';
 import { postJson, secret, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 import { sleep } from '../../src/application/sleep.js';
+import { listingInput } from '../support/command-side.js';
 
 let backend: TestBackend;
 let api: TestApi;
 /** Effects of the test route, by command id: what "appended once" means here. */
 const effects: string[] = [];
 let failNext = false;
+/** Runs of the test route whose response stands for credentials. */
+let sessionsIssued = 0;
 
 beforeAll(async () => {
   backend = await startBackend();
   api = await startApi(backend, {
-    routes: (app) =>
+    routes: (app) => {
       app.post(
         '/test/orders',
         {
@@ -34,7 +37,14 @@ beforeAll(async () => {
           const result = { id: request.commandId, streamId: `order-${request.commandId}`, version: effects.length, position: { commit: 7n, prepare: BigInt(effects.length) } };
           return sendCommandResult(reply, result, 201);
         },
-      ),
+      );
+      // Stands for login and refresh: a response that carries credentials.
+      app.post('/test/sessions', { config: { idempotency: 'no-replay' }, schema: { body: z.object({ user: z.string() }) } }, async () => {
+        await sleep(150);
+        sessionsIssued += 1;
+        return { token: randomUUID() };
+      });
+    },
   });
 }, 60_000);
 
@@ -77,7 +87,7 @@ describe('Idempotency-Key', () => {
     expect(effects.length - before).toBe(1);
   });
 
-  it('derives the command id from caller and key, so a retry carries the same one', async () => {
+  it('derives the command id from caller, key and request, so a retry carries the same one', async () => {
     const token = consumer();
     const key = randomUUID();
     const first = await order(token, key);
@@ -179,5 +189,101 @@ describe('Idempotency-Key on signup (anonymous)', () => {
     expect(second.status).toBe(201);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(second.body).toEqual(first.body);
+  });
+});
+
+describe('Idempotency-Key after it has expired', () => {
+  const ttlMs = 24 * 3_600_000;
+  const owner = () => api.app.issueAccessToken({ id: `owner-${randomUUID()}`, roles: ['OWNER'] }).accessToken;
+  const createListing = (token: string, key: string, title: string) =>
+    postJson(`${api.url}/v1/listings`, { ...listingInput, title }, { authorization: `Bearer ${token}`, 'idempotency-key': key });
+  // Counted in the table: what "appended" means, whatever the response says.
+  async function eventCount(): Promise<number> {
+    const { rows } = await backend.pool.query<{ count: string }>('SELECT count(*) FROM events');
+    return Number(rows[0]?.count);
+  }
+
+  it('runs a different body sent under the expired key as a new command', async () => {
+    const token = owner();
+    const key = randomUUID();
+    const first = await createListing(token, key, 'Loft by the river');
+    expect(first.status).toBe(201);
+    api.clock.advance(ttlMs + 1);
+
+    const before = await eventCount();
+    const second = await createListing(token, key, 'Cabin in the woods');
+    expect(second.status).toBe(201);
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.body.id).not.toBe(first.body.id);
+    expect(second.body.version).toBe(0);
+    expect(await eventCount()).toBe(before + 1);
+  });
+
+  it('recognises the same request sent under the expired key as the command it already ran, and appends nothing', async () => {
+    const token = owner();
+    const key = randomUUID();
+    const first = await createListing(token, key, 'Loft by the river');
+    expect(first.status).toBe(201);
+    api.clock.advance(ttlMs + 1);
+
+    const before = await eventCount();
+    const again = await createListing(token, key, 'Loft by the river');
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual(first.body);
+    expect(await eventCount()).toBe(before);
+  });
+});
+
+describe('Idempotency-Key on login and refresh (responses that carry credentials)', () => {
+  const password = 'correct horse battery staple';
+  const refresh = (refreshToken: string, key: string) => postJson(`${api.url}/v1/auth/refresh`, { refreshToken }, { 'idempotency-key': key });
+  async function newUser(): Promise<string> {
+    const email = `tokens-${randomUUID().slice(0, 8)}@example.com`;
+    expect((await postJson(`${api.url}/v1/auth/signup`, { email, password, name: 'Ada', roles: ['CONSUMER'] })).status).toBe(201);
+    return email;
+  }
+  const logIn = (email: string, key: string) => postJson(`${api.url}/v1/auth/login`, { email, password }, { 'idempotency-key': key });
+  const keyRows = (key: string) => backend.idempotencyDb.selectFrom('idempotency_keys').select('status').where('key', '=', key).execute();
+
+  it('treats a rotated refresh token sent again under its key as reuse: 401, and the family is revoked', async () => {
+    const first = (await logIn(await newUser(), randomUUID())).body.refreshToken;
+    const key = randomUUID();
+    const rotated = await refresh(String(first), key);
+    expect(rotated.status).toBe(200);
+
+    const replay = await refresh(String(first), key);
+    expect(replay.status).toBe(401);
+    expect(replay.headers.get('idempotent-replayed')).toBeNull();
+    expect(replay.body.type).toBe('https://bookable.example/problems/invalid-refresh-token');
+    expect(replay.text).not.toContain(String(rotated.body.refreshToken));
+    expect((await refresh(String(rotated.body.refreshToken), randomUUID())).status).toBe(401);
+  });
+
+  it('runs a login under a reused key every time, and stores no token pair', async () => {
+    const email = await newUser();
+    const key = randomUUID();
+    const first = await logIn(email, key);
+    const second = await logIn(email, key);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    expect(second.body.refreshToken).not.toBe(first.body.refreshToken);
+    expect(await keyRows(key)).toEqual([]);
+  });
+
+  it('still answers 409 to a duplicate sent while the first is in flight, then runs a later retry afresh', async () => {
+    const key = randomUUID();
+    const before = sessionsIssued;
+    const send = () => postJson(`${api.url}/test/sessions`, { user: 'ada' }, { 'idempotency-key': key });
+    const responses = await Promise.all(Array.from({ length: 10 }, send));
+
+    expect(sessionsIssued - before).toBe(1);
+    expect(responses.filter((response) => response.status === 200)).toHaveLength(1);
+    expect(responses.filter((response) => response.status === 409)).toHaveLength(9);
+    const retry = await send();
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    expect(responses.map((response) => response.body.token)).not.toContain(retry.body.token);
+    expect(sessionsIssued - before).toBe(2);
+    expect(await keyRows(key)).toEqual([]);
   });
 });

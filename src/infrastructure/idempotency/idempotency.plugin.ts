@@ -20,19 +20,27 @@ export type IdempotencyOptions = {
 declare module 'fastify' {
   interface FastifyRequest {
     /**
-     * The id of the command this request carries: derived from the caller and its
-     * Idempotency-Key, so a retry gets the same one (and the command loop, deriving event ids
-     * from it, appends nothing twice); a fresh UUID without a key.
+     * The id of the command this request carries: derived from the caller, its Idempotency-Key
+     * and the request hash, so a retry gets the same one (and the command loop, deriving event
+     * ids from it, appends nothing twice), even after the key has expired; a key reused later for
+     * a different request gets a new one. A fresh UUID without a key, or on a `'no-replay'` route.
      */
     commandId: string;
-    /** Set while this request holds a claimed key, until its response is stored. */
+    /** Set while this request holds a claimed key, until its response is stored (or, on a `'no-replay'` route, released). */
     idempotencyClaim: IdempotencyKeyId | null;
     /** HMAC of method, URL and body as sent (before validation reshapes it). */
     requestHash: string | null;
   }
   interface FastifyContextConfig {
-    /** `false` on a POST that must not take the header (e.g. a webhook that dedupes by its own event id). */
-    idempotency?: false;
+    /**
+     * `false` on a POST that must not take the header (e.g. a webhook that dedupes by its own
+     * event id). `'no-replay'` on a POST whose response carries credentials (login, token
+     * refresh): the key still answers 409 to a duplicate sent while the first is in flight, but
+     * the response is never stored, so every later request runs afresh. A replay would hand the
+     * tokens to whoever sends the same key and body, and would hide the reuse of a rotated
+     * refresh token, which must revoke its family.
+     */
+    idempotency?: false | 'no-replay';
   }
 }
 
@@ -83,8 +91,16 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const claim = await store.claim(id, request.requestHash, times);
     if (claim.outcome === 'mismatch') throw keyReused();
     if (claim.outcome === 'in_flight') throw keyInFlight();
+    if (request.routeOptions.config.idempotency === 'no-replay') {
+      // Runs afresh with its random command id. A completed row here was stored before the
+      // route was marked: it is not replayed, and expires with its time to live.
+      if (claim.outcome === 'claimed') request.idempotencyClaim = id;
+      return;
+    }
     if (claim.outcome === 'completed') return replay(reply, claim.response);
-    request.commandId = deterministicUuid('idempotency', id.scope, id.key);
+    // With the request hash in it, the id outlives the key: the same request after expiry is
+    // still the same command, and a different one under a reused key is a new command.
+    request.commandId = deterministicUuid('idempotency', id.scope, id.key, request.requestHash);
     request.idempotencyClaim = id;
     if ((claimsSinceSweep += 1) >= 100) {
       claimsSinceSweep = 0;
@@ -97,7 +113,8 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const id = request.idempotencyClaim;
     if (!id) return payload;
     request.idempotencyClaim = null;
-    if (reply.statusCode >= 500 || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload == null)) {
+    const storable = request.routeOptions.config.idempotency !== 'no-replay' && reply.statusCode < 500;
+    if (!storable || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload == null)) {
       await store.release(id);
       return payload;
     }

@@ -50,15 +50,25 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
     },
   );
 
-  app.post('/login', { schema: { tags, summary: 'Get an access and a refresh token', body: loginBody, response: { 200: tokenResponse } } }, async (request) => {
-    const session = await identity.logIn(request.body, commandContext(request));
-    return tokens(app, session);
-  });
+  // Login and refresh answer with credentials: an Idempotency-Key guards only against a
+  // duplicate in flight, and the token pair is never stored or replayed (see `'no-replay'`).
+  app.post(
+    '/login',
+    { config: { idempotency: 'no-replay' }, schema: { tags, summary: 'Get an access and a refresh token', body: loginBody, response: { 200: tokenResponse } } },
+    async (request) => {
+      const session = await identity.logIn(request.body, commandContext(request));
+      return tokens(app, session);
+    },
+  );
 
-  app.post('/refresh', { schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } }, async (request) => {
-    const session = await identity.refresh(request.body.refreshToken, commandContext(request));
-    return tokens(app, session);
-  });
+  app.post(
+    '/refresh',
+    { config: { idempotency: 'no-replay' }, schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } },
+    async (request) => {
+      const session = await identity.refresh(request.body.refreshToken, commandContext(request));
+      return tokens(app, session);
+    },
+  );
 
   app.post(
     '/logout',
