@@ -1,5 +1,5 @@
 import { sql, type AliasedRawBuilder, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { formatPosition, type Position } from '../../application/ports/position.js';
+import { comparePositions, formatPosition, maxPosition, START, type Position } from '../../application/ports/position.js';
 import { advisoryLockKey } from './projection-lock.js';
 import { generationSchema, readSchema } from './projection.js';
 import type { CheckpointRow, CheckpointStatus, CheckpointTables } from './projection-checkpoints.table.js';
@@ -64,14 +64,86 @@ export function toCheckpointView(row: CheckpointRow): CheckpointView {
 
 /** Every generation of every projection, active first; for the admin API. */
 export async function listCheckpoints(db: Kysely<unknown>): Promise<CheckpointView[]> {
-  const rows = await checkpoints(db)
-    .selectFrom('projection_checkpoints')
-    .selectAll()
-    .orderBy('name')
-    .orderBy('active', 'desc')
-    .orderBy('generation')
-    .execute();
-  return rows.map(toCheckpointView);
+  return (await listRows(db)).map(toCheckpointView);
+}
+
+function listRows(db: Kysely<unknown>): Promise<CheckpointRow[]> {
+  return checkpoints(db).selectFrom('projection_checkpoints').selectAll().orderBy('name').orderBy('active', 'desc').orderBy('generation').execute();
+}
+
+/** How far a generation's checkpoint is behind the log. */
+export type CheckpointLag = {
+  /** Events in the log after the checkpoint, counted up to the cap asked for. */
+  readonly events: number;
+  /** True when there are more than `events`: counting stopped at the cap. */
+  readonly capped: boolean;
+  /** When the first event after the checkpoint, the oldest one not yet processed, was recorded. */
+  readonly oldestUnprocessedAt: Date | null;
+};
+
+/**
+ * `listCheckpoints` with each generation's lag, counted in the PostgreSQL event store's `events`
+ * table in this database. `lag` is null for every generation when the checkpoints point into a
+ * log kept elsewhere (EventStoreDB): the migrated table is there, but does not hold the events.
+ */
+export async function listCheckpointsWithLag(db: Kysely<unknown>, cap: number): Promise<(CheckpointView & { readonly lag: CheckpointLag | null })[]> {
+  const rows = await listRows(db);
+  // Generations at one position (all of them, when caught up or when their process is down) share one count.
+  const positions = [...new Map(rows.map((row) => [formatPosition(rowPosition(row)), rowPosition(row)])).values()];
+  const lags = (await holdsTheLog(db, positions)) ? await measureLags(db, positions, cap) : [];
+  const byPosition = new Map(positions.map((position, index) => [formatPosition(position), lags[index]]));
+  return rows.map((row) => ({ ...toCheckpointView(row), lag: byPosition.get(formatPosition(rowPosition(row))) ?? null }));
+}
+
+/** The largest values of the events table's `xid8` and `bigint` position columns. */
+const maxTransactionId = 2n ** 64n - 1n;
+const maxGlobalPosition = 2n ** 63n - 1n;
+
+/**
+ * Whether the events table holds the event at the furthest checkpoint: checkpoints only ever
+ * stop on an event (or at `START`), and events are never deleted, so it does exactly when the
+ * projectors read their log from this table. One probe of the global-order index.
+ */
+async function holdsTheLog(db: Kysely<unknown>, positions: readonly Position[]): Promise<boolean> {
+  const furthest = positions.reduce(maxPosition, START);
+  if (comparePositions(furthest, START) === 0) return true;
+  if (furthest.commit > maxTransactionId || furthest.prepare > maxGlobalPosition) return false;
+  const { rows } = await sql<{ found: boolean }>`
+    select exists (
+      select 1 from events
+       where transaction_id = ${furthest.commit.toString()}::xid8 and global_position = ${furthest.prepare.toString()}::bigint
+    ) as found`.execute(db);
+  return rows[0]?.found ?? false;
+}
+
+/**
+ * Per position, in order: the events after it, in the store's own order and its own row
+ * comparison, counted along the global-order index up to `cap` + 1 entries, and the first of them,
+ * one more probe of the index. One statement, so one snapshot: both agree. Events committed but
+ * still held behind an older open transaction count too: the projection has not processed them.
+ */
+async function measureLags(db: Kysely<unknown>, positions: readonly Position[], cap: number): Promise<CheckpointLag[]> {
+  if (positions.length === 0) return [];
+  const { rows } = await sql<{ events: number; oldest: Date | null }>`
+    select behind.events, first.recorded_at as oldest
+      from unnest(${positions.map((p) => p.commit.toString())}::xid8[], ${positions.map((p) => p.prepare.toString())}::bigint[])
+           with ordinality as p (transaction_id, global_position, n)
+     cross join lateral (
+       select count(*)::integer as events from (
+         select 1 from events e
+          where (e.transaction_id, e.global_position) > (p.transaction_id, p.global_position)
+          order by e.transaction_id, e.global_position
+          limit ${cap + 1}
+       ) counted
+     ) behind
+      left join lateral (
+       select e.recorded_at from events e
+        where (e.transaction_id, e.global_position) > (p.transaction_id, p.global_position)
+        order by e.transaction_id, e.global_position
+        limit 1
+     ) first on true
+     order by p.n`.execute(db);
+  return rows.map((row) => ({ events: Math.min(row.events, cap), capped: row.events > cap, oldestUnprocessedAt: row.oldest }));
 }
 
 /**
