@@ -5,6 +5,7 @@ import type { CommandSide } from '../../src/application/command-handlers.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { refundPayment, startPayment, type PaymentSide } from '../../src/application/payments/payment.use-cases.js';
 import { paymentProviderActor, recordProviderEvent } from '../../src/application/payments/provider-events.js';
+import type { EventStore } from '../../src/application/ports/event-store.js';
 import { comparePositions, type Position } from '../../src/application/ports/position.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import { PaymentProcess, paymentProcessEventTypes, paymentProcessName } from '../../src/application/process-managers/payment.process.js';
@@ -219,6 +220,32 @@ describe('payment process manager (booking ⇄ payment)', () => {
 
     expect(stripe.refundsFor(paymentId).map((r) => r.amount)).toEqual([5_000, 19_000]);
     await expect(refundPayment(side, paymentId, {}, as(consumer))).rejects.toMatchObject({ code: 'not-found' });
+  });
+
+  it("a cancellation's refund decided while an owner's partial refund lands is capped by what is left, not dropped", async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await drain();
+    // The owner refunds 15,000 of 24,000 between the process's read of the payment and its append.
+    let ownersRefund: (() => Promise<unknown>) | undefined = () => refundPayment(side, paymentId, { amount: 15_000 }, as(owner));
+    const racing: EventStore = {
+      ...tracked.store,
+      async appendToStream(streamId, events, options) {
+        const landsFirst = ownersRefund;
+        if (landsFirst && streamId === `payment-${paymentId}` && events.some((event) => event.type === 'RefundRequested')) {
+          ownersRefund = undefined;
+          await landsFirst();
+        }
+        return tracked.store.appendToStream(streamId, events, options);
+      },
+    };
+    process = new PaymentProcess({ eventStore: racing, side: createTestSide(racing, clock, 15), gateway: payments.gateway, checkpoints: new PgProcessCheckpoints(createKysely(backend.pool)) });
+
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await drain();
+
+    // 50 % (12,000) was due, but only 9,000 was left.
+    expect(stripe.refundsFor(paymentId).map((refund) => refund.amount).sort((a, b) => a - b)).toEqual([9_000, 15_000]);
   });
 
   it('run() follows the log from its checkpoint and saves it after each event', async () => {

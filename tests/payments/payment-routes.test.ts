@@ -127,7 +127,7 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
   });
 
   describe('POST /v1/payments/{id}/refund', () => {
-    it("lets the listing's owner request a refund (201); others do not see the payment; a consumer may not", async () => {
+    it("lets the listing's owner request a refund (201); others do not see the payment; a consumer may not; a stale If-Match gets 412", async () => {
       const bookingId = await book();
       const paymentId = String((await startPaying(bookingId)).body.paymentId);
       const intentId = stripe.intentsFor(paymentId)[0]?.id ?? '';
@@ -144,6 +144,8 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       const tooMuch = await post(`/v1/payments/${paymentId}/refund`, { amount: 24_000 }, owner);
       expect(tooMuch.status).toBe(409);
       expect(tooMuch.body.type).toMatch(/refund-exceeds-captured$/);
+      // The payment is at version 2 (initiated, succeeded, one refund): a caller who saw 1 is refused.
+      expect((await post(`/v1/payments/${paymentId}/refund`, { amount: 1_000 }, owner, { 'if-match': '"1"' })).status).toBe(412);
       expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
     });
 

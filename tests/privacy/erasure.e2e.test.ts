@@ -138,6 +138,9 @@ describe('erasing a person (crypto-shredding), end to end over HTTP', () => {
     // Only an admin erases, and only someone who exists.
     expect((await post(`/v1/admin/subjects/${patient.id}/erase`, {}, auditor)).status).toBe(403);
     expect((await post(`/v1/admin/subjects/${randomUUID()}/erase`, {}, admin)).status).toBe(404);
+    // A stale If-Match is refused before anything is erased.
+    expect((await post(`/v1/admin/subjects/${patient.id}/erase`, {}, admin, { 'if-match': '"3"' })).status).toBe(412);
+    expect((await post('/v1/auth/login', { email: secrets.email, password })).status).toBe(200);
     const erased = await post(`/v1/admin/subjects/${patient.id}/erase`, {}, admin);
     expect(erased.status).toBe(200);
     expect(erased.body).toMatchObject({ id: patient.id, streamId: `user-${patient.id}`, version: 1 });

@@ -1,10 +1,10 @@
 import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
-import { committedRefunds, paymentStreamId } from '../../domain/payment/payment.decider.js';
+import { paymentStreamId, refundable } from '../../domain/payment/payment.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
 import type { CommandSide } from '../command-handlers.js';
-import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { idempotencyKeys, type PaymentGateway } from '../ports/payment-gateway.js';
@@ -112,10 +112,10 @@ export async function refundPayment(
   const result = await side.handlers.payment.handle(
     paymentStreamId(paymentId),
     (current) => {
-      const left = current.status === 'succeeded' ? current.payment.amount - committedRefunds(current.refunds) : 0;
+      const left = current.status === 'succeeded' ? refundable(current) : 0;
       return { type: 'RequestRefund', data: { paymentId, refundId, amount: input.amount ?? left } };
     },
-    unpinned(request),
+    request,
   );
   return outcome(refundId, result);
 }

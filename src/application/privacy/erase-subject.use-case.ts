@@ -3,6 +3,7 @@ import { NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
 import { streamIdOf } from '../../domain/user/user.decider.js';
 import type { CommandSide } from '../command-handlers.js';
+import { assertExpectedVersion } from '../command-handling/errors.js';
 import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import type { PersonalDataVault } from './personal-data-vault.js';
@@ -31,8 +32,10 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   // Checked here as well as by the decider, because the key is destroyed before it decides.
   if (!hasRole(actor, 'ADMIN')) throw new ForbiddenError("Only an admin may erase a person's data");
   const streamId = streamIdOf(userId);
-  const { state } = await deps.side.handlers.user.read(streamId);
+  const { state, version } = await deps.side.handlers.user.read(streamId);
   if (state.status !== 'registered') throw new NotFoundError('User');
+  // Likewise a pinned version: a stale one must refuse before the key is gone, not after.
+  assertExpectedVersion(streamId, request.expectedVersion, version);
   await deps.vault.erase(userId, deps.side.clock.now());
   await deps.outsideTheLog.eraseSubject(userId);
   const result = await deps.side.handlers.user.handle(

@@ -1,7 +1,7 @@
 import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
-import { committedRefunds, paymentStreamId, type PaymentState } from '../../domain/payment/payment.decider.js';
+import { paymentStreamId, refundable, type PaymentState } from '../../domain/payment/payment.decider.js';
 import type { Actor } from '../../domain/shared/actor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
@@ -199,17 +199,22 @@ export class PaymentProcess {
 
   /**
    * The refund's id derives from the event that caused it: on a replay it is found and nothing
-   * is asked again. The amount never exceeds what is left (an owner may have refunded part already).
+   * is asked again. The amount never exceeds what is left (an owner may have refunded part
+   * already), as of the state the append is decided on: an owner's refund landing between our
+   * read and our append is re-decided against, not refused over.
    */
   private async requestRefund(payment: SucceededPayment, amount: number, cause: RecordedEvent): Promise<void> {
     const { paymentId } = payment.payment;
     const refundId = deterministicUuid('refund', cause.id);
     if (payment.refunds.some((refund) => refund.refundId === refundId)) return;
-    const left = payment.payment.amount - committedRefunds(payment.refunds);
-    if (Math.min(amount, left) <= 0) return;
+    if (Math.min(amount, refundable(payment)) <= 0) return;
     await this.options.side.handlers.payment.handle(
       paymentStreamId(paymentId),
-      { type: 'RequestRefund', data: { paymentId, refundId, amount: Math.min(amount, left) } },
+      (current) => {
+        const requested = current.status === 'succeeded' ? current.refunds.find((refund) => refund.refundId === refundId) : undefined;
+        const capped = current.status === 'succeeded' ? Math.min(amount, refundable(current)) : amount;
+        return { type: 'RequestRefund', data: { paymentId, refundId, amount: requested?.amount ?? capped } };
+      },
       step(cause, `refund:${paymentId}`),
     );
   }

@@ -52,6 +52,11 @@ export function committedRefunds(refunds: readonly Refund[]): number {
   return refunds.filter((refund) => refund.status !== 'failed').reduce((sum, refund) => sum + refund.amount, 0);
 }
 
+/** What may still be refunded of a captured payment: what was captured, less the refunds committed. */
+export function refundable(payment: { readonly payment: { readonly amount: number }; readonly refunds: readonly Refund[] }): number {
+  return payment.payment.amount - committedRefunds(payment.refunds);
+}
+
 function isPositiveAmount(amount: number): boolean {
   return Number.isSafeInteger(amount) && amount > 0;
 }
@@ -109,7 +114,7 @@ function requestRefund({ data }: RequestRefund, state: PaymentState): PaymentEve
     if (same.amount === data.amount) return [];
     throw new DomainError('refund-id-conflict', `refund ${data.refundId} was requested for ${same.amount}, not ${data.amount}`);
   }
-  const room = current.payment.amount - committedRefunds(current.refunds);
+  const room = refundable(current);
   if (data.amount > room) {
     throw new DomainError('refund-exceeds-captured', `at most ${room} ${current.payment.currency} is left to refund`);
   }

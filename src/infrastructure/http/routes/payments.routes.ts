@@ -7,7 +7,7 @@ import type { EventStore } from '../../../application/ports/event-store.js';
 import type { PaymentGateway } from '../../../application/ports/payment-gateway.js';
 import { formatPosition } from '../../../application/ports/position.js';
 import { commandOptions } from '../command-context.js';
-import { commandResultSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { stripeWebhookRoutes } from './stripe-webhook.routes.js';
 
@@ -61,6 +61,7 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
         security,
         summary: 'Refund all or part of a payment; the outcome follows as RefundSucceeded or RefundFailed',
         params,
+        headers: ifMatchHeaderSchema,
         body: refundBody,
         response: { 201: commandResultSchema },
       },
