@@ -41,7 +41,7 @@ describe('booking use cases', () => {
   it('holds nothing for a booking its own rules refuse', async () => {
     await setListingActive(side, listingId, false, as(owner));
     await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
-    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual([]);
+    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed']);
   });
 
   it('answers a missing listing with not-found', async () => {
@@ -57,6 +57,44 @@ describe('booking use cases', () => {
     expect(again).toEqual(first);
     expect(await eventTypes(store, first.streamId)).toEqual(['BookingRequested']);
     expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld']);
+  });
+
+  describe('deactivating the listing', () => {
+    it('closes its calendar; reactivating opens it again', async () => {
+      await setListingActive(side, listingId, false, as(owner));
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+      await setListingActive(side, listingId, true, as(owner));
+
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarReopened', 'DatesHeld']);
+    });
+
+    it('refuses a booking that read the listing before the deactivation and holds its dates after it', async () => {
+      let resume = () => {};
+      const reached = store.pause((streamId) => streamId === `listingCalendar-${listingId}`, new Promise<void>((resolve) => (resume = resolve)));
+      const booking = requestBooking(side, { listingId, ...stay }, as(consumer));
+      await reached;
+      // The other side of the race, in another process: its own caches.
+      await setListingActive(createTestSide(store, clock, 15), listingId, false, as(owner));
+      resume();
+
+      await expect(booking).rejects.toMatchObject({ code: 'listing-inactive' });
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed']);
+    });
+
+    it('keeps the bookings made before it', async () => {
+      const before = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      await setListingActive(side, listingId, false, as(owner));
+
+      expect((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state.live).toMatchObject([{ bookingId: before.id }]);
+      await expect(cancelBooking(side, before.id, { reason: 'plans changed' }, as(consumer))).resolves.toMatchObject({ id: before.id });
+    });
+
+    it('is refused before the calendar closes when the caller may not, or pinned a stale version', async () => {
+      await expect(setListingActive(side, listingId, false, as(otherConsumer))).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(setListingActive(side, listingId, false, { ...as(owner), expectedVersion: 5 })).rejects.toMatchObject({ name: 'VersionMismatchError' });
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual([]);
+    });
   });
 
   describe('retried after the first attempt died between its two appends', () => {

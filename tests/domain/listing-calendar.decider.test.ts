@@ -155,6 +155,36 @@ describe('ReleaseDates', () => {
       .then([held('b2', '2026-06-01', '2026-06-05')]));
 });
 
+const close: ListingCalendarCommand = { type: 'CloseCalendar', data: { listingId } };
+const reopen: ListingCalendarCommand = { type: 'ReopenCalendar', data: { listingId } };
+const closed: ListingCalendarEvent = { type: 'CalendarClosed', data: { listingId } };
+const reopened: ListingCalendarEvent = { type: 'CalendarReopened', data: { listingId } };
+
+describe('CloseCalendar and ReopenCalendar (the listing deactivated and reactivated)', () => {
+  it('closes an open calendar, and is already true on a closed one', () => {
+    spec.given([]).when(close).then([closed]);
+    spec.given([closed]).when(close).then([]);
+  });
+
+  it('reopens a closed calendar, and is already true on an open one', () => {
+    spec.given([closed]).when(reopen).then([reopened]);
+    spec.given([]).when(reopen).then([]);
+    spec.given([closed, reopened]).when(reopen).then([]);
+  });
+
+  it('refuses new holds while closed', () => spec.given([closed]).when(hold('b1', '2026-06-01', '2026-06-05')).thenFails('listing-inactive'));
+
+  it('grants holds again once reopened', () =>
+    spec.given([closed, reopened]).when(hold('b1', '2026-06-01', '2026-06-05')).then([held('b1', '2026-06-01', '2026-06-05')]));
+
+  it('keeps what was held before it closed: a retried hold is already true, a held booking is made firm, dates are released', () => {
+    const before = [held('b1', '2026-06-01', '2026-06-05'), closed];
+    spec.given(before).when(hold('b1', '2026-06-01', '2026-06-05')).then([]);
+    spec.given(before).when(book('b1')).then([booked('b1', '2026-06-01', '2026-06-05')]);
+    spec.given(before).when(release('b1', 'cancelled')).then([released('b1', '2026-06-01', '2026-06-05', 'cancelled')]);
+  });
+});
+
 describe('state', () => {
   it('keeps only live ranges', () => {
     const state = fold(listingCalendarDecider, [

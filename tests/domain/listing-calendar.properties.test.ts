@@ -36,10 +36,16 @@ const release = fc.record({ bookingId, reason: fc.constantFrom('cancelled' as co
   ({ bookingId, reason }) =>
     (now: string): ListingCalendarCommand => ({ type: 'ReleaseDates', data: { listingId, bookingId, reason, now } }),
 );
+const openOrClose = fc.constantFrom('CloseCalendar' as const, 'ReopenCalendar' as const).map((type) => (): ListingCalendarCommand => ({ type, data: { listingId } }));
 const step: fc.Arbitrary<Step> = fc.record({
   // Now and then the clock steps back a little, as clocks on different machines do.
   minutesLater: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 600 }) }, { weight: 1, arbitrary: fc.integer({ min: -1_500, max: 0 }) }),
-  build: fc.oneof({ weight: 3, arbitrary: hold }, { weight: 1, arbitrary: book }, { weight: 2, arbitrary: release }),
+  build: fc.oneof(
+    { weight: 3, arbitrary: hold },
+    { weight: 1, arbitrary: book },
+    { weight: 2, arbitrary: release },
+    { weight: 1, arbitrary: openOrClose },
+  ),
 });
 
 function assertNoOverlap(state: ListingCalendarState): void {
@@ -68,6 +74,22 @@ test.prop([fc.array(step, { maxLength: 40 })])('no two live ranges ever overlap,
     for (const event of events) state = listingCalendarDecider.evolve(state, event);
     assertNoOverlap(state);
     if (openBefore !== null) expect(state.openFrom !== null && state.openFrom >= openBefore).toBe(true);
+  }
+});
+
+test.prop([fc.array(step, { maxLength: 40 })])('no hold is granted while the calendar is closed', (steps) => {
+  let state = listingCalendarDecider.initialState;
+  let clock = startMs;
+  for (const { minutesLater, build } of steps) {
+    clock += minutesLater * 60_000;
+    let events: ListingCalendarEvent[] = [];
+    try {
+      events = listingCalendarDecider.decide(build(new Date(clock).toISOString()), state);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+    }
+    if (state.closed) expect(events.filter((event) => event.type === 'DatesHeld')).toEqual([]);
+    for (const event of events) state = listingCalendarDecider.evolve(state, event);
   }
 });
 

@@ -73,14 +73,15 @@ export async function eventTypes(store: EventStore, streamId: string): Promise<s
  */
 export class InterruptibleStore extends MemoryEventStore {
   private failNext: ((streamId: string) => boolean) | undefined;
-  private pauseNext: { readonly on: (streamId: string) => boolean; readonly until: Promise<unknown> } | undefined;
+  private pauseNext: { readonly on: (streamId: string) => boolean; readonly until: Promise<unknown>; readonly reached: () => void } | undefined;
 
   interrupt(on: (streamId: string) => boolean): void {
     this.failNext = on;
   }
 
-  pause(on: (streamId: string) => boolean, until: Promise<unknown>): void {
-    this.pauseNext = { on, until };
+  /** Resolves once an append has reached the pause. */
+  pause(on: (streamId: string) => boolean, until: Promise<unknown>): Promise<void> {
+    return new Promise((reached) => (this.pauseNext = { on, until, reached }));
   }
 
   override async appendToStream(...args: Parameters<MemoryEventStore['appendToStream']>): ReturnType<MemoryEventStore['appendToStream']> {
@@ -92,6 +93,7 @@ export class InterruptibleStore extends MemoryEventStore {
     const pause = this.pauseNext;
     if (pause?.on(streamId)) {
       this.pauseNext = undefined;
+      pause.reached();
       await pause.until;
     }
     return super.appendToStream(...args);

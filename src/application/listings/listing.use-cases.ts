@@ -1,8 +1,10 @@
 import type { ListingDetails, ListingPrice } from '../../domain/listing/listing.events.js';
-import { listingStreamId } from '../../domain/listing/listing.decider.js';
+import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import { listingDecider, listingStreamId } from '../../domain/listing/listing.decider.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { assertExpectedVersion } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 
 export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice;
@@ -32,14 +34,32 @@ export async function updateListing(
   return outcome(listingId, result);
 }
 
+/**
+ * Deactivation closes the listing's calendar first, then marks the listing: bookings are taken on
+ * the calendar with an expected revision, so one decided on the listing as it was before either
+ * landed before the close or is decided again after it and refused. Reactivation marks the
+ * listing first, then reopens the calendar. Each also brings the calendar in line when the
+ * listing already was as asked, which heals a calendar a crash left between the two steps.
+ */
 export async function setListingActive(
   side: CommandSide,
   listingId: string,
   active: boolean,
   request: CommandOptions,
 ): Promise<CommandOutcome> {
+  const stream = listingStreamId(listingId);
+  const calendar = listingCalendarStreamId(listingId);
   const data = { listingId, actor: request.context.actor };
   const command = active ? { type: 'ReactivateListing' as const, data } : { type: 'DeactivateListing' as const, data };
-  const result = await side.handlers.listing.handle(listingStreamId(listingId), command, request);
-  return outcome(listingId, result);
+  if (!active) {
+    const { state, version } = await side.handlers.listing.read(stream);
+    // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
+    assertExpectedVersion(stream, request.expectedVersion, version);
+    listingDecider.decide(command, state);
+    await side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, unpinned(request));
+  }
+  const result = await side.handlers.listing.handle(stream, command, request);
+  if (!active) return outcome(listingId, result);
+  const reopened = await side.handlers.listingCalendar.handle(calendar, { type: 'ReopenCalendar', data: { listingId } }, unpinned(request));
+  return outcome(listingId, result, reopened);
 }

@@ -54,8 +54,9 @@ export class HoldExpiryProcess {
       }
       case 'DatesBooked':
       case 'DatesReleased': {
-        const { data } = aggregates.listingCalendar.codec.decode(event);
-        this.holds.delete(data.bookingId);
+        const ended = aggregates.listingCalendar.codec.decode(event);
+        if (ended.type !== 'DatesBooked' && ended.type !== 'DatesReleased') return;
+        this.holds.delete(ended.data.bookingId);
         return;
       }
       case 'SlotBooked': {

@@ -32,8 +32,28 @@ export const releaseDatesSchema = z.object({
   }),
 });
 
-export const listingCalendarCommandSchema = z.discriminatedUnion('type', [holdDatesSchema, bookDatesSchema, releaseDatesSchema]);
+/** The listing was deactivated: refuse new holds. */
+export const closeCalendarSchema = z.object({
+  type: z.literal('CloseCalendar'),
+  data: z.object({ listingId: z.string().min(1) }),
+});
+
+/** The listing was reactivated: take new holds again. */
+export const reopenCalendarSchema = z.object({
+  type: z.literal('ReopenCalendar'),
+  data: z.object({ listingId: z.string().min(1) }),
+});
+
+export const listingCalendarCommandSchema = z.discriminatedUnion('type', [
+  holdDatesSchema,
+  bookDatesSchema,
+  releaseDatesSchema,
+  closeCalendarSchema,
+  reopenCalendarSchema,
+]);
 export type ListingCalendarCommand = z.infer<typeof listingCalendarCommandSchema>;
 export type HoldDates = z.infer<typeof holdDatesSchema>;
 export type BookDates = z.infer<typeof bookDatesSchema>;
 export type ReleaseDates = z.infer<typeof releaseDatesSchema>;
+export type CloseCalendar = z.infer<typeof closeCalendarSchema>;
+export type ReopenCalendar = z.infer<typeof reopenCalendarSchema>;

@@ -21,6 +21,8 @@ export type LiveRange = { readonly bookingId: string; readonly startDate: Calend
  * stream grows: released ranges are removed, and so are ranges that ended by `openFrom`.
  */
 export type ListingCalendarState = {
+  /** The listing takes no bookings (deactivated): no new hold is granted. */
+  readonly closed: boolean;
   /** No new hold may start before this day: the latest "today" on which a hold was taken. */
   readonly openFrom: CalendarDate | null;
   /**
@@ -31,7 +33,7 @@ export type ListingCalendarState = {
   readonly live: readonly LiveRange[];
 };
 
-export const initialState: ListingCalendarState = { openFrom: null, live: [] };
+export const initialState: ListingCalendarState = { closed: false, openFrom: null, live: [] };
 
 export function liveRangeOf(state: ListingCalendarState, bookingId: string): LiveRange | undefined {
   return state.live.find((range) => range.bookingId === bookingId);
@@ -81,6 +83,7 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
     if (mine.startDate === range.startDate && mine.endDate === range.endDate) return [];
     throw new DomainError('booking-holds-other-dates', `booking ${data.bookingId} already holds other dates`);
   }
+  if (state.closed) throw new DomainError('listing-inactive', `listing ${data.listingId} takes no bookings`);
   const zoneToday = todayIn(data.timeZone, data.now);
   const today = state.openFrom !== null && state.openFrom > zoneToday ? state.openFrom : zoneToday;
   assertBookableRange(range, today);
@@ -121,6 +124,10 @@ function releaseDates({ data }: ReleaseDates, state: ListingCalendarState): List
 
 export function decide(command: ListingCalendarCommand, state: ListingCalendarState): ListingCalendarEvent[] {
   switch (command.type) {
+    case 'CloseCalendar':
+      return state.closed ? [] : [{ type: 'CalendarClosed', data: { listingId: command.data.listingId } }];
+    case 'ReopenCalendar':
+      return state.closed ? [{ type: 'CalendarReopened', data: { listingId: command.data.listingId } }] : [];
     case 'HoldDates':
       return holdDates(command, state);
     case 'BookDates':
@@ -140,7 +147,7 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
       const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
       const stillRelevant = state.live.slice(firstEndingAfter(state.live, openFrom));
       const at = firstEndingAfter(stillRelevant, startDate);
-      return { openFrom, live: stillRelevant.toSpliced(at, 0, held) };
+      return { ...state, openFrom, live: stillRelevant.toSpliced(at, 0, held) };
     }
     case 'DatesBooked': {
       const { bookingId, startDate, endDate } = event.data;
@@ -149,6 +156,10 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
     }
     case 'DatesReleased':
       return { ...state, live: state.live.filter((range) => range.bookingId !== event.data.bookingId) };
+    case 'CalendarClosed':
+      return { ...state, closed: true };
+    case 'CalendarReopened':
+      return { ...state, closed: false };
     default:
       return assertNever(event);
   }

@@ -36,8 +36,33 @@ export const datesReleasedSchema = z.object({
   }),
 });
 
-export const listingCalendarEventSchema = z.discriminatedUnion('type', [datesHeldSchema, datesBookedSchema, datesReleasedSchema]);
+/**
+ * The listing stopped taking bookings (it was deactivated): no new hold is granted until the
+ * calendar reopens. Dates already held or booked stay. The calendar carries this, not only the
+ * listing, because it is where bookings are taken with an expected revision: a booking decided on
+ * the listing as it was before either lands before the close or is decided again after it.
+ */
+export const calendarClosedSchema = z.object({
+  type: z.literal('CalendarClosed'),
+  data: z.object({ listingId: z.string().min(1) }),
+});
+
+/** The listing takes bookings again (it was reactivated). */
+export const calendarReopenedSchema = z.object({
+  type: z.literal('CalendarReopened'),
+  data: z.object({ listingId: z.string().min(1) }),
+});
+
+export const listingCalendarEventSchema = z.discriminatedUnion('type', [
+  datesHeldSchema,
+  datesBookedSchema,
+  datesReleasedSchema,
+  calendarClosedSchema,
+  calendarReopenedSchema,
+]);
 export type ListingCalendarEvent = z.infer<typeof listingCalendarEventSchema>;
 export type DatesHeld = z.infer<typeof datesHeldSchema>;
 export type DatesBooked = z.infer<typeof datesBookedSchema>;
 export type DatesReleased = z.infer<typeof datesReleasedSchema>;
+export type CalendarClosed = z.infer<typeof calendarClosedSchema>;
+export type CalendarReopened = z.infer<typeof calendarReopenedSchema>;

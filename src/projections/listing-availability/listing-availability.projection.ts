@@ -46,9 +46,12 @@ async function apply(trx: Transaction<ListingAvailabilityTables>, events: readon
   const versions = new Map(stored.map((row) => [row.listing_id, row.version]));
   const changes = new Map<string, RangeChange>();
   for (const { event, recorded } of decoded) {
-    const { listingId, bookingId, startDate, endDate } = event.data;
+    const { listingId } = event.data;
     if (recorded.revision <= (versions.get(listingId) ?? -1)) continue;
     versions.set(listingId, recorded.revision);
+    // Whether a listing takes bookings is the listings read model's, from the listing's own events.
+    if (event.type === 'CalendarClosed' || event.type === 'CalendarReopened') continue;
+    const { bookingId, startDate, endDate } = event.data;
     const key = `${listingId}\u0000${bookingId}`;
     const range = { listing_id: listingId, booking_id: bookingId, start_date: startDate, end_date: endDate };
     switch (event.type) {
