@@ -1,0 +1,273 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { CommandSide } from '../../src/application/command-handlers.js';
+import { bookAppointment, cancelAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
+import type { Position } from '../../src/application/ports/event-store.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import {
+  admin,
+  as,
+  consumer,
+  createTestSide,
+  doctor,
+  eventTypes,
+  everyMorning,
+  fakeClock,
+  InterruptibleStore,
+  listingInput,
+  otherConsumer,
+  otherDoctor,
+  owner,
+  patient,
+  streamEvents,
+} from '../support/command-side.js';
+
+const stay = { startDate: '2030-02-01', endDate: '2030-02-05' };
+const nine = '2030-02-04T09:00:00.000Z';
+const otherPatient = { id: 'patient-2', roles: ['PATIENT' as const] };
+const graceMs = 60_000;
+
+describe('hold expiry process', () => {
+  let store: InterruptibleStore;
+  let clock: ReturnType<typeof fakeClock>;
+  let side: CommandSide;
+  let listingId: string;
+  let calendar: string;
+
+  beforeEach(async () => {
+    store = new InterruptibleStore();
+    clock = fakeClock('2030-01-10T10:00:00Z');
+    side = createTestSide(store, clock, 15);
+    listingId = (await createListing(side, listingInput, as(owner))).id;
+    calendar = `listingCalendar-${listingId}`;
+    await setSchedule(side, doctor.id, everyMorning, as(doctor));
+    await setSchedule(side, otherDoctor.id, everyMorning, as(otherDoctor));
+  });
+
+  /**
+   * A process started now, as after a deploy or a crash: each turn reads what the log gained
+   * since the last one (from the start, the first time), then sweeps, as `run` does.
+   */
+  function startProcess(): () => Promise<number> {
+    const process = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: graceMs });
+    let after: Position | undefined;
+    return async () => {
+      for await (const event of store.readAll(after ? { after } : {})) {
+        process.observe(event);
+        after = event.position;
+      }
+      return process.sweep();
+    };
+  }
+
+  async function everyEventId(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const event of store.readAll()) ids.push(event.id);
+    return ids;
+  }
+
+  /** A restarted process replays the whole log and sweeps: nothing new may be appended. */
+  async function expectReplayToAppendNothing(): Promise<void> {
+    const before = await everyEventId();
+    clock.advance(graceMs);
+    await startProcess()();
+    expect(await everyEventId()).toEqual(before);
+  }
+
+  describe('given a lapsed hold that another consumer took over before the sweep', () => {
+    /** The first consumer's hold lapses unpaid; the second holds the same dates, which releases it as expired. */
+    async function takenOver() {
+      const first = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      clock.advance(16 * 60_000);
+      const second = await requestBooking(side, { listingId, ...stay }, as(otherConsumer));
+      const released = (await streamEvents(store, calendar)).filter((event) => event.type === 'DatesReleased');
+      expect(released).toMatchObject([{ data: { bookingId: first.id, reason: 'expired' } }]);
+      return { first, second };
+    }
+
+    it('when the process was running, expires the first booking and leaves the second alone', async () => {
+      const turn = startProcess();
+      const first = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      expect(await turn()).toBe(0);
+      clock.advance(16 * 60_000);
+      const second = await requestBooking(side, { listingId, ...stay }, as(otherConsumer));
+
+      await turn();
+
+      expect(await eventTypes(store, first.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
+      expect(await eventTypes(store, second.streamId)).toEqual(['BookingRequested']);
+      expect((await side.handlers.listingCalendar.read(calendar)).state.live).toMatchObject([{ bookingId: second.id, status: 'held' }]);
+    });
+
+    it('when the process was down, expires the first booking once it has replayed the log', async () => {
+      const { first, second } = await takenOver();
+
+      await startProcess()();
+
+      expect(await eventTypes(store, first.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
+      expect(await eventTypes(store, second.streamId)).toEqual(['BookingRequested']);
+      expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesReleased', 'DatesHeld']);
+    });
+
+    it('then a replay of the log expires nothing twice and releases nothing more', async () => {
+      const { first } = await takenOver();
+      await startProcess()();
+      expect(await eventTypes(store, first.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
+
+      await expectReplayToAppendNothing();
+    });
+
+    it('leaves the first booking alone when its payment came in before the sweep, and it was cancelled for the lost dates', async () => {
+      const { first } = await takenOver();
+      // What the payment process does for a payment that finds its dates gone.
+      await side.handlers.booking.handle(first.streamId, { type: 'MarkBookingPaid', data: { bookingId: first.id, paymentId: 'pay-1', amount: 4 * 12_000, currency: 'EUR' } }, as(owner));
+      const now = clock.now().toISOString();
+      await side.handlers.booking.handle(first.streamId, { type: 'CancelBooking', data: { bookingId: first.id, actor: admin, reason: 'dates lost', now } }, as(admin));
+
+      await expectReplayToAppendNothing();
+      expect(await eventTypes(store, first.streamId)).toEqual(['BookingRequested', 'BookingPaid', 'BookingCancelled']);
+    });
+  });
+
+  describe('given an expiry that died after expiring the booking, before releasing its dates', () => {
+    it('a restarted process releases the dates, and a replay after that changes nothing', async () => {
+      const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      clock.advance(16 * 60_000);
+      store.interrupt((streamId) => streamId === calendar);
+      await startProcess()();
+      expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
+      expect(await eventTypes(store, calendar)).toEqual(['DatesHeld']);
+
+      await startProcess()();
+
+      expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesReleased']);
+      await expectReplayToAppendNothing();
+    });
+  });
+
+  describe('given a confirmed booking whose cancellation died before giving its dates back', () => {
+    let bookingId: string;
+
+    beforeEach(async () => {
+      const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      bookingId = booking.id;
+      await side.handlers.booking.handle(booking.streamId, { type: 'MarkBookingPaid', data: { bookingId, paymentId: 'pay-1', amount: 4 * 12_000, currency: 'EUR' } }, as(owner));
+      await side.handlers.listingCalendar.handle(calendar, { type: 'BookDates', data: { listingId, bookingId } }, as(owner));
+      await side.handlers.booking.handle(booking.streamId, { type: 'ConfirmBooking', data: { bookingId } }, as(owner));
+      store.interrupt((streamId) => streamId === calendar);
+      await expect(cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer))).rejects.toThrow('died');
+      expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesBooked']);
+    });
+
+    it('the process gives the dates back after the grace period, so someone else can book them', async () => {
+      const turn = startProcess();
+      // Within the grace period the request may still be giving them back itself.
+      expect(await turn()).toBe(0);
+      expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesBooked']);
+
+      clock.advance(graceMs);
+      expect(await turn()).toBe(1);
+
+      const released = (await streamEvents(store, calendar)).at(-1);
+      expect(released).toMatchObject({ type: 'DatesReleased', data: { bookingId, reason: 'cancelled' } });
+      await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).resolves.toBeDefined();
+    });
+
+    it('then a replay of the log gives nothing back twice, though the dates are held by someone else now', async () => {
+      clock.advance(graceMs);
+      await startProcess()();
+      const other = await requestBooking(side, { listingId, ...stay }, as(otherConsumer));
+
+      await expectReplayToAppendNothing();
+      expect((await side.handlers.listingCalendar.read(calendar)).state.live).toMatchObject([{ bookingId: other.id, status: 'held' }]);
+    });
+
+    it('a retry of the cancellation after the process gave the dates back appends nothing more', async () => {
+      clock.advance(graceMs);
+      await startProcess()();
+      const before = await everyEventId();
+
+      await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+
+      expect(await everyEventId()).toEqual(before);
+    });
+  });
+
+  it('given a booking still waiting for its payment whose cancellation died, the process gives the dates back as cancelled, before its hold would lapse', async () => {
+    const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+    store.interrupt((streamId) => streamId === calendar);
+    await expect(cancelBooking(side, booking.id, { reason: 'plans changed' }, as(consumer))).rejects.toThrow('died');
+    clock.advance(graceMs);
+
+    await startProcess()();
+
+    expect((await streamEvents(store, calendar)).at(-1)).toMatchObject({ type: 'DatesReleased', data: { bookingId: booking.id, reason: 'cancelled' } });
+    expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested', 'BookingCancelled']);
+    await expectReplayToAppendNothing();
+  });
+
+  it('given a cancellation that gave its dates back itself, the process has nothing to do', async () => {
+    const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+    await cancelBooking(side, booking.id, { reason: 'plans changed' }, as(consumer));
+    const turn = startProcess();
+    clock.advance(graceMs);
+
+    expect(await turn()).toBe(0);
+    expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesReleased']);
+  });
+
+  describe('given an appointment whose cancellation died before freeing its slot and the patient time', () => {
+    let appointmentId: string;
+
+    beforeEach(async () => {
+      appointmentId = (await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).id;
+      store.interrupt((streamId) => streamId.startsWith('doctorSchedule-'));
+      await expect(cancelAppointment(side, appointmentId, { reason: 'feeling better' }, as(patient))).rejects.toThrow('died');
+    });
+
+    it('the process frees both after the grace period, so another patient can take the slot and the patient another doctor', async () => {
+      const turn = startProcess();
+      expect(await turn()).toBe(0);
+
+      clock.advance(graceMs);
+      expect(await turn()).toBe(1);
+
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+      await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nine, reason: 'y' }, as(patient))).resolves.toBeDefined();
+    });
+
+    it('then a replay of the log frees nothing twice, though the slot is taken by someone else now', async () => {
+      clock.advance(graceMs);
+      await startProcess()();
+      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+
+      await expectReplayToAppendNothing();
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased', 'SlotBooked']);
+    });
+  });
+
+  it('given an appointment cancellation that died after freeing the slot, the process frees the patient time', async () => {
+    const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+    store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
+    await expect(cancelAppointment(side, id, { reason: 'feeling better' }, as(patient))).rejects.toThrow('died');
+    clock.advance(graceMs);
+
+    await startProcess()();
+
+    expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
+    expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+    await expectReplayToAppendNothing();
+  });
+
+  it('given an appointment cancellation that freed everything itself, the process has nothing to do', async () => {
+    const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+    await cancelAppointment(side, id, { reason: 'feeling better' }, as(patient));
+    clock.advance(graceMs);
+
+    expect(await startProcess()()).toBe(0);
+  });
+});
