@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookAppointment, completeAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { createListing, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { eraseSubject } from '../../src/application/privacy/erase-subject.use-case.js';
+import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
 import type { Actor } from '../../src/application/metadata.js';
 import { admin, as, consumer, doctor, everyMorning, listingInput, otherDoctor, owner, patient } from '../support/command-side.js';
 import { registerUser } from '../projections/support/scenarios.js';
@@ -11,7 +13,17 @@ const auditor: Actor = { id: 'auditor-1', roles: ['AUDITOR'] };
 const outsiders: Actor[] = [consumer, owner, patient, doctor];
 
 type Page<Item> = { items: Item[]; nextCursor: string | null };
-type AuditEvent = { streamId: string; revision: number; type: string; position: string; metadata: Record<string, unknown>; hash: string | null; prevHash: string | null };
+type AuditEvent = {
+  streamId: string;
+  revision: number;
+  type: string;
+  position: string;
+  schemaVersion: number;
+  data: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  hash: string | null;
+  prevHash: string | null;
+};
 type AccessEntry = { actorId: string; action: string; resource: string; patientId: string | null; outcome: string; statusCode: number; requestId: string; userAgent: string | null };
 
 import type { IdentityTables } from '../../src/infrastructure/identity/identity.tables.js';
@@ -23,13 +35,16 @@ describe('audit API', () => {
   let appointmentId: string;
   let listingStream: string;
   let listingCorrelation: string;
+  let bookingCorrelation: string;
 
   beforeAll(async () => {
     q = await startQueryApi();
     await registerUser(q.side, doctor, 'Dr Ada');
     await registerUser(q.side, patient, 'Pat');
     await setSchedule(q.side, doctor.id, everyMorning, as(doctor));
-    appointmentId = (await bookAppointment(q.side, { doctorId: doctor.id, start: '2030-01-14T09:00:00Z', reason: 'back pain' }, as(patient))).id;
+    const booked = as(patient);
+    bookingCorrelation = booked.context.correlationId;
+    appointmentId = (await bookAppointment(q.side, { doctorId: doctor.id, start: '2030-01-14T09:00:00Z', reason: 'back pain' }, booked)).id;
     q.clock.advance(5 * 86_400_000);
     await completeAppointment(q.side, appointmentId, { notes: 'rest' }, as(doctor));
     const created = as(owner);
@@ -111,6 +126,62 @@ describe('audit API', () => {
     expect(caused.items.every((event) => event.revision === 0)).toBe(true);
   });
 
+  it('shows each event found by actor or by correlation exactly as the stream history shows it, personal data revealed or erased alike', async () => {
+    const erased: Actor = { id: 'patient-erased', roles: ['PATIENT'] };
+    await registerUser(q.side, erased, 'Gone');
+    const booked = as(erased);
+    await bookAppointment(q.side, { doctorId: doctor.id, start: '2030-03-04T10:00:00Z', reason: 'migraine' }, booked);
+    await eraseSubject({ side: q.side, vault: q.harness.vault, outsideTheLog: { eraseSubject: async () => undefined } }, erased.id, as(admin));
+    await q.settle();
+
+    const asHistoryShowsThem = async (events: AuditEvent[]) => {
+      const history = new Map<string, AuditEvent>();
+      for (const streamId of new Set(events.map((event) => event.streamId))) {
+        const page = (await get(`/v1/audit/streams/${streamId}/events?limit=100`, auditor)).json<Page<AuditEvent>>();
+        for (const event of page.items) history.set(`${event.streamId}@${event.revision}`, event);
+      }
+      return events.map((event) => history.get(`${event.streamId}@${event.revision}`));
+    };
+    const found = new Map<string, AuditEvent[]>();
+    for (const url of [
+      `/v1/audit/actors/${patient.id}/events`,
+      `/v1/audit/correlations/${bookingCorrelation}/events`,
+      `/v1/audit/actors/${erased.id}/events`,
+      `/v1/audit/correlations/${booked.context.correlationId}/events`,
+      `/v1/audit/actors/${owner.id}/events?limit=2`,
+      `/v1/audit/correlations/${listingCorrelation}/events`,
+    ]) {
+      const page = (await get(url, auditor, q.consistency())).json<Page<AuditEvent>>();
+      expect(page.items.length, url).toBeGreaterThan(0);
+      expect(page.items, url).toEqual(await asHistoryShowsThem(page.items));
+      for (const event of page.items) {
+        expect(event, url).toMatchObject({ schemaVersion: expect.any(Number), data: expect.any(Object), metadata: expect.any(Object), hash: expect.stringMatching(/^[0-9a-f]{64}$/), prevHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      }
+      found.set(url, page.items);
+    }
+    const scheduled = (url: string) => found.get(url)?.find((event) => event.type === 'AppointmentScheduled');
+    expect(scheduled(`/v1/audit/correlations/${bookingCorrelation}/events`)?.data).toMatchObject({ patientId: patient.id, reason: 'back pain' });
+    expect(scheduled(`/v1/audit/actors/${erased.id}/events`)?.data).toMatchObject({ patientId: erased.id, reason: erasedPlaceholder });
+  });
+
+  it('answers a malformed Consistency-Position on every audit route reading events with 400 problem+json naming the header', async () => {
+    const urls = [
+      `/v1/audit/streams/${listingStream}/events`,
+      `/v1/audit/streams/${listingStream}/state?version=0`,
+      `/v1/audit/actors/${owner.id}/events`,
+      `/v1/audit/correlations/${listingCorrelation}/events`,
+      '/v1/audit/export?streamPrefix=listing-',
+      `/v1/audit/verify?streamId=${listingStream}`,
+    ];
+    for (const url of urls) {
+      const response = await get(url, auditor, { 'consistency-position': 'not-a-position' });
+      expect(response.statusCode, url).toBe(400);
+      expect(response.headers['content-type'], url).toContain('application/problem+json');
+      expect(response.json(), url).toMatchObject({ errors: [expect.objectContaining({ path: 'headers.consistency-position' })] });
+      expect((await get(url, auditor, q.consistency())).statusCode, url).toBe(200);
+    }
+  });
+
   it('exports NDJSON in global order with the chain hashes, filtered by stream prefix and time', async () => {
     const response = await get('/v1/audit/export?streamPrefix=listing-', auditor);
     expect(response.headers['content-type']).toContain('application/x-ndjson');
@@ -147,6 +218,21 @@ describe('audit API', () => {
       expect.objectContaining({ actorId: patient.id, action: 'GET /v1/appointments/me', patientId: patient.id, outcome: 'granted' }),
       expect.objectContaining({ actorId: consumer.id, action: 'GET /v1/appointments/me', patientId: null, outcome: 'denied', statusCode: 403 }),
     ]);
+  });
+
+  it("records a doctor's read of their appointments once for each patient in the answer, so each patient's trail finds it", async () => {
+    const read = await get('/v1/appointments/me?limit=100', doctor, q.consistency());
+    expect(read.statusCode).toBe(200);
+    const patients = [...new Set(read.json<Page<{ patientId: string }>>().items.map((appointment) => appointment.patientId))];
+    expect(patients).toEqual(expect.arrayContaining([patient.id, 'patient-erased']));
+    for (const patientId of patients) {
+      const trail = (await get(`/v1/audit/access-log?patientId=${patientId}&actorId=${doctor.id}&limit=100`, auditor)).json<Page<AccessEntry>>();
+      expect(trail.items, patientId).toContainEqual(
+        expect.objectContaining({ actorId: doctor.id, action: 'GET /v1/appointments/me', patientId, outcome: 'granted', statusCode: 200, requestId: read.headers['x-request-id'] }),
+      );
+    }
+    const rows = await accessLog(`request_id = '${String(read.headers['x-request-id'])}'`);
+    expect(rows.map((row) => row.patientId).sort()).toEqual([...patients].sort());
   });
 
   it('records reads of the audit trail itself, and serves and verifies the access log', async () => {

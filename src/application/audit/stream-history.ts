@@ -81,6 +81,51 @@ export async function historyPage(
   return { items, next: events.length > page.limit && last ? last.revision : null };
 }
 
+/** Where one event sits in the log: its stream and revision. */
+export type EventRef = { readonly streamId: string; readonly revision: number };
+
+/**
+ * The events at `refs` (a page of an index, say), in the order given, each read from its stream
+ * and shown as `historyPage` shows it. One read per run of consecutive revisions of a stream, so
+ * never more reads than refs and no event outside them; the reads are issued together (the
+ * PostgreSQL store batches the first page of concurrent stream reads into one query).
+ */
+export async function auditEventsAt(reader: EventReader, refs: readonly EventRef[]): Promise<AuditEvent[]> {
+  const runs = revisionRuns(refs);
+  const read = await Promise.all(
+    runs.map(async ({ streamId, from, count }) => {
+      const stream = await reader.readStream(streamId, { from, maxCount: count });
+      const events: AuditEvent[] = [];
+      if (stream.status === 'found') for await (const event of stream.events) events.push(toAuditEvent(event));
+      return events;
+    }),
+  );
+  const byRef = new Map(read.flat().map((event) => [refKey(event), event]));
+  return refs.map((ref) => {
+    const event = byRef.get(refKey(ref));
+    // The index is built from the log, which is append-only: a ref without its event is corruption.
+    if (!event) throw new Error(`Event ${ref.revision} of ${ref.streamId} is referenced but not in the event store`);
+    return event;
+  });
+}
+
+const refKey = (ref: EventRef): string => `${ref.revision}@${ref.streamId}`;
+
+/** `refs` as runs of consecutive revisions of one stream, each run once. */
+function revisionRuns(refs: readonly EventRef[]): { streamId: string; from: number; count: number }[] {
+  const revisionsByStream = new Map<string, Set<number>>();
+  for (const { streamId, revision } of refs) revisionsByStream.set(streamId, (revisionsByStream.get(streamId) ?? new Set()).add(revision));
+  const runs: { streamId: string; from: number; count: number }[] = [];
+  for (const [streamId, revisions] of revisionsByStream) {
+    for (const revision of [...revisions].sort((a, b) => a - b)) {
+      const last = runs.at(-1);
+      if (last?.streamId === streamId && last.from + last.count === revision) last.count++;
+      else runs.push({ streamId, from: revision, count: 1 });
+    }
+  }
+  return runs;
+}
+
 /** Which past state: after the event of revision `version`, or as it stood at the instant `at`. */
 export type StateTarget = { readonly version: number } | { readonly at: Date } | { readonly latest: true };
 

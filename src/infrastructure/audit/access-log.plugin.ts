@@ -5,8 +5,12 @@ import { accessOutcome, type AccessLog } from '../../application/audit/access-lo
 import { requireAuth } from '../http/plugins/auth.plugin.js';
 import { problemContentType, problemDocument } from '../http/problem.js';
 
-/** Whose data a read concerns, where the request alone (or a lookup) can tell. */
-export type PatientResolver = (request: FastifyRequest) => Promise<string | null>;
+/**
+ * Whose data a read concerns, where the request, a lookup or the answer (`payload`, as it is
+ * about to be sent) can tell: one patient, several (a list answer: one record per patient, so
+ * each patient's trail finds the read), or `null` (an empty list likewise) when none is known.
+ */
+export type PatientResolver = (request: FastifyRequest, payload: unknown) => Promise<string | readonly string[] | null>;
 
 export type AccessLogPluginOptions = {
   readonly accessLog: AccessLog;
@@ -36,19 +40,26 @@ const accessLogging: FastifyPluginAsync<AccessLogPluginOptions> = async (app, { 
     const authenticated = request.actor ?? (await requireAuth(request).then(() => request.actor, () => null));
     if (!authenticated) return payload;
     try {
-      await accessLog.record({
-        at: now(),
-        actorId: authenticated.id,
-        actorRoles: authenticated.roles,
-        action: `${request.method} ${routeUrl}`,
-        resource: request.url,
-        patientId: await patientOf(request),
-        outcome: accessOutcome(reply.statusCode),
-        statusCode: reply.statusCode,
-        ip: request.ip,
-        userAgent: request.headers['user-agent'] ?? null,
-        requestId: request.id,
-      });
+      const concerned = await patientOf(request, payload);
+      const patients = concerned === null || typeof concerned === 'string' ? [concerned] : concerned.length > 0 ? concerned : [null];
+      const at = now();
+      // One after the other, in the answer's order. Should a later one fail, the earlier stay and
+      // the read is refused: the log may then name a read that was not served, never the reverse.
+      for (const patientId of patients) {
+        await accessLog.record({
+          at,
+          actorId: authenticated.id,
+          actorRoles: authenticated.roles,
+          action: `${request.method} ${routeUrl}`,
+          resource: request.url,
+          patientId,
+          outcome: accessOutcome(reply.statusCode),
+          statusCode: reply.statusCode,
+          ip: request.ip,
+          userAgent: request.headers['user-agent'] ?? null,
+          requestId: request.id,
+        });
+      }
       return payload;
     } catch (error) {
       request.log.error({ err: error }, 'access log not written; the read is refused');

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { toPage, type Page, type PageRequest } from '../shared/page.js';
 import type { AuditEventsTable, AuditIndexDatabase } from './audit-index.table.js';
 
-/** An indexed event: where to find it in the log (the stream events endpoint has the rest). */
+/** An indexed event: where to find it in the log (the audit routes read the event itself from there). */
 export type IndexedEvent = {
   readonly streamId: string;
   readonly revision: number;

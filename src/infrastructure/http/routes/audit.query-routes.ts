@@ -10,7 +10,7 @@ import { verifyChain } from '../../../application/audit/hash-chain.js';
 import type { PersonalDataVault } from '../../../application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../../../application/privacy/revealing-event-store.js';
 import type { EventStore } from '../../../application/ports/event-store.js';
-import { historyPage, stateAt, type AuditEvent, type EventReader, type StateTarget } from '../../../application/audit/stream-history.js';
+import { auditEventsAt, historyPage, stateAt, type AuditEvent, type EventReader, type EventRef, type StateTarget } from '../../../application/audit/stream-history.js';
 import { findAppointment } from '../../../projections/appointments/appointments.queries.js';
 import { indexedEvents } from '../../../projections/audit-index/audit-index.queries.js';
 import { auditIndexProjectionName, type AuditIndexDatabase } from '../../../projections/audit-index/audit-index.table.js';
@@ -39,18 +39,6 @@ const auditEventSchema = z
     prevHash: z.string().nullable(),
   })
   .meta({ id: 'AuditEvent' });
-
-const indexedEventSchema = z
-  .object({
-    streamId: z.string(),
-    revision: z.number().int(),
-    position: z.string(),
-    type: z.string(),
-    occurredAt: z.string(),
-    actorId: z.string().nullable(),
-    correlationId: z.string().nullable(),
-  })
-  .meta({ id: 'IndexedAuditEvent' });
 
 const accessLogEntrySchema = z
   .object({
@@ -132,12 +120,22 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   const security = [{ bearerAuth: [] }];
   const auditor = requireRoles('AUDITOR', 'ADMIN');
   const indexed = consistentWith([auditIndexProjectionName]);
+  // The routes below that read the event store itself declare `Consistency-Position` too: every
+  // position a command returned is already visible there, so a well-formed one has nothing to
+  // wait for, and a malformed one is refused (400) as on every other query route.
+  const headers = consistencyHeaders;
+
+  /** A page of the audit index, each row replaced by its event as the stream history shows it. */
+  const fromLog = async <Key>(page: Promise<{ items: EventRef[]; next: Key | null }>) => {
+    const { items, next } = await page;
+    return { items: await auditEventsAt(events, items), next };
+  };
 
   app.get(
     '/streams/:streamId/events',
     {
       preHandler: auditor,
-      schema: { tags, security, summary: 'Every event of one aggregate, with metadata and chain hashes, by revision', params: streamParams, querystring: pageQuery, response: { 200: pageSchema(auditEventSchema) } },
+      schema: { tags, security, summary: 'Every event of one aggregate, with metadata and chain hashes, by revision', headers, params: streamParams, querystring: pageQuery, response: { 200: pageSchema(auditEventSchema) } },
     },
     async (request) => {
       const { streamId } = request.params;
@@ -158,6 +156,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         tags,
         security,
         summary: "The aggregate's state as it was (`at` or `version`; neither: now), folded with the command side's evolve",
+        headers,
         params: streamParams,
         querystring: stateQuery,
         response: {
@@ -195,17 +194,17 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         tags,
         security,
         summary: 'Everything one person did, across aggregates, in time order',
-        headers: consistencyHeaders,
+        headers,
         params: z.object({ userId: z.string().min(1).max(200) }),
         querystring: pageQuery.extend(timeRange),
-        response: { 200: pageSchema(indexedEventSchema) },
+        response: { 200: pageSchema(auditEventSchema) },
       },
     },
     async (request) => {
       const { userId } = request.params;
       const filter = { actorId: userId, from: optionalDate(request.query.from), to: optionalDate(request.query.to) };
       const scope = cursorScope('audit-actor-events', callerOf(request).id, { userId, from: request.query.from, to: request.query.to });
-      return paged(cursors, scope, request.query, indexKey, (page) => indexedEvents(index, filter, page));
+      return paged(cursors, scope, request.query, indexKey, (page) => fromLog(indexedEvents(index, filter, page)));
     },
   );
 
@@ -217,16 +216,16 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         tags,
         security,
         summary: 'Everything one request caused, across aggregates, in time order',
-        headers: consistencyHeaders,
+        headers,
         params: z.object({ id: z.string().min(1).max(200) }),
         querystring: pageQuery,
-        response: { 200: pageSchema(indexedEventSchema) },
+        response: { 200: pageSchema(auditEventSchema) },
       },
     },
     async (request) => {
       const correlationId = request.params.id;
       const scope = cursorScope('audit-correlation-events', callerOf(request).id, { correlationId });
-      return paged(cursors, scope, request.query, indexKey, (page) => indexedEvents(index, { correlationId }, page));
+      return paged(cursors, scope, request.query, indexKey, (page) => fromLog(indexedEvents(index, { correlationId }, page)));
     },
   );
 
@@ -238,6 +237,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         tags,
         security,
         summary: 'NDJSON: one audit event per line (with chain hashes), in global order, streamed',
+        headers,
         querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }),
       },
     },
@@ -253,7 +253,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     '/verify',
     {
       preHandler: auditor,
-      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision", querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
+      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision", headers, querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
     },
     async (request) => {
       const { streamId } = request.query;
@@ -294,10 +294,32 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   );
 };
 
+/** The part of a `/v1/appointments/me` answer that says whose appointments it holds. */
+const appointmentsAnswered = z.object({ items: z.array(z.object({ patientId: z.string() })) });
+
+/**
+ * The patients whose appointments an answer of `/v1/appointments/me` holds, as sent (a refusal
+ * holds none), and the caller when a patient: a patient's read of an empty list still concerns
+ * them.
+ */
+function patientsOfMyAppointments(request: FastifyRequest, payload: unknown): string[] {
+  const own = request.actor?.roles.includes('PATIENT') ? [request.actor.id] : [];
+  const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
+  let parsed: unknown;
+  try {
+    parsed = body === undefined ? undefined : JSON.parse(body);
+  } catch {
+    parsed = undefined;
+  }
+  const answered = appointmentsAnswered.safeParse(parsed);
+  return [...new Set([...own, ...(answered.success ? answered.data.items.map((item) => item.patientId) : [])])];
+}
+
 /**
  * Which reads are recorded in the access log, and whose data each concerns: a patient's
  * appointments (their clinical notes included; there is no other way to read notes) and every
- * audit endpoint.
+ * audit endpoint. A doctor's `/v1/appointments/me` concerns every patient in the answer: one
+ * record each.
  */
 function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => PatientResolver | undefined {
   // Only a well-formed id is looked up: the request may carry anything (a NUL byte, say), and a
@@ -320,7 +342,7 @@ function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => Patie
   };
   return (routeUrl) => {
     if (routeUrl === '/v1/appointments/:id') return (request) => appointmentPatient(param(request, 'id'));
-    if (routeUrl === '/v1/appointments/me') return async (request) => (request.actor?.roles.includes('PATIENT') ? request.actor.id : null);
+    if (routeUrl === '/v1/appointments/me') return async (request, payload) => patientsOfMyAppointments(request, payload);
     if (routeUrl.startsWith('/v1/audit/streams/')) return (request) => ofStream(param(request, 'streamId'));
     if (routeUrl === '/v1/audit/verify') return (request) => ofStream(query(request, 'streamId'));
     if (routeUrl.startsWith('/v1/audit/')) return async (request) => query(request, 'patientId') ?? null;
