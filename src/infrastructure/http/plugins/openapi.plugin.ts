@@ -14,6 +14,8 @@ export type OpenApiOptions = { readonly title: string; readonly description: str
  * `/docs/json`, with the UI at `/docs`. Register before any route, since routes are collected
  * as they are added.
  */
+const toJsonSchema = createJsonSchemaTransform({ skipList: [] });
+
 const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(responseSerializerCompiler);
@@ -23,8 +25,13 @@ const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
       info: { title: options.title, description: options.description, version: options.version },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
-    // The UI's own routes are marked hidden by @fastify/swagger-ui; nothing else is skipped.
-    transform: createJsonSchemaTransform({ skipList: [] }),
+    // The UI's own routes are marked hidden by @fastify/swagger-ui. A route at a plugin's prefix
+    // answers with and without a trailing slash (fastify registers both, the document gets the
+    // latter); it is named as API.md names it, without.
+    transform: (route) => {
+      const transformed = toJsonSchema(route);
+      return transformed.url.length > 1 && transformed.url.endsWith('/') ? { ...transformed, url: transformed.url.slice(0, -1) } : transformed;
+    },
     transformObject: jsonSchemaTransformObject,
   });
   // staticCSP: the UI sets its own Content-Security-Policy, which helmet's strict default would break.
