@@ -120,7 +120,7 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
     eventStore: storage.revealed,
     side: commandSide(config, storage),
     orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS,
-    onError: (err, what) => log.warn({ err }, `could not ${what}; will retry`),
+    onError: (err, what, retried) => (retried ? log.warn({ err }, `could not ${what}; will retry`) : log.error({ err }, `could not ${what}; given up`)),
   });
   const stop = new AbortController();
   const running = expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped'));

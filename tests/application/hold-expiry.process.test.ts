@@ -1,11 +1,13 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
-import { bookAppointment, cancelAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import {
   admin,
   as,
@@ -26,6 +28,7 @@ import {
 
 const stay = { startDate: '2030-02-01', endDate: '2030-02-05' };
 const nine = '2030-02-04T09:00:00.000Z';
+const nineThirty = '2030-02-04T09:30:00.000Z';
 const otherPatient = { id: 'patient-2', roles: ['PATIENT' as const] };
 const graceMs = 60_000;
 
@@ -51,21 +54,40 @@ describe('hold expiry process', () => {
    * since the last one (from the start, the first time), then sweeps, as `run` does.
    */
   function startProcess(): () => Promise<number> {
-    const process = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: graceMs });
+    return startWatchedProcess().turn;
+  }
+
+  /** `startProcess`, with the process itself (for `pending`) and what it reported through `onError`. */
+  function startWatchedProcess() {
+    const errors: Array<{ error: unknown; what: string; retried: boolean }> = [];
+    const process = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: graceMs, onError: (error, what, retried) => errors.push({ error, what, retried }) });
     let after: Position | undefined;
-    return async () => {
+    const turn = async () => {
       for await (const event of store.readAll(after ? { after } : {})) {
         process.observe(event);
         after = event.position;
       }
       return process.sweep();
     };
+    return { process, turn, errors };
   }
 
   async function everyEventId(): Promise<string[]> {
     const ids: string[] = [];
     for await (const event of store.readAll()) ids.push(event.id);
     return ids;
+  }
+
+  /** Where the appointment, its doctor's slot and its patient's time each say it is. */
+  async function whereIs(appointmentId: string) {
+    const appointment = await side.handlers.appointment.read(`appointment-${appointmentId}`);
+    const schedule = await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`);
+    const agenda = await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`);
+    return {
+      appointment: appointment.state.status === 'none' ? undefined : appointment.state.start,
+      slot: slotOf(schedule.state, appointmentId)?.start,
+      time: reservationOf(agenda.state, appointmentId)?.start,
+    };
   }
 
   /** A restarted process replays the whole log and sweeps: nothing new may be appended. */
@@ -269,5 +291,115 @@ describe('hold expiry process', () => {
     clock.advance(graceMs);
 
     expect(await startProcess()()).toBe(0);
+  });
+
+  describe('given a reschedule that died after moving the slot and the time, before the appointment followed', () => {
+    const request = as(patient, 'move-to-nine-thirty');
+    let appointmentId: string;
+
+    beforeEach(async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      appointmentId = booked.id;
+      store.interrupt((streamId) => streamId === booked.streamId);
+      await expect(rescheduleAppointment(side, appointmentId, { start: nineThirty }, request)).rejects.toThrow('died');
+      // The old slot is free for anyone, and any other reschedule of the appointment is refused.
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nineThirty, time: nineThirty });
+    });
+
+    it('the process moves slot and time back to the appointment after the grace period, so the new start is free again and the old one taken', async () => {
+      const { process, turn } = startWatchedProcess();
+      // Within the grace period the request may still be on its way, or retried.
+      expect(await turn()).toBe(0);
+      expect(process.pending.moves).toBe(2);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nineThirty, time: nineThirty });
+
+      clock.advance(graceMs);
+      expect(await turn()).toBe(2);
+
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+      // Its own moves back, once read, settle what it was watching.
+      expect(await turn()).toBe(0);
+      expect(process.pending.moves).toBe(0);
+    });
+
+    it('then a replay of the log moves nothing and leaves nothing pending', async () => {
+      clock.advance(graceMs);
+      await startProcess()();
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+      const before = await everyEventId();
+
+      const { process, turn } = startWatchedProcess();
+      clock.advance(graceMs);
+      expect(await turn()).toBe(0);
+
+      expect(process.pending.moves).toBe(0);
+      expect(await everyEventId()).toEqual(before);
+    });
+
+    it('a retry of the same request within the grace period completes the reschedule, and the process then does nothing', async () => {
+      const { process, turn } = startWatchedProcess();
+      await turn();
+      expect(process.pending.moves).toBe(2);
+
+      await rescheduleAppointment(side, appointmentId, { start: nineThirty }, request);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      const before = await everyEventId();
+      clock.advance(graceMs);
+
+      expect(await turn()).toBe(0);
+      expect(process.pending.moves).toBe(0);
+      expect(await everyEventId()).toEqual(before);
+    });
+
+    it('when someone took the old slot before the sweep, the process moves the time back, reports the slot once and does not try again', async () => {
+      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+      const { process, turn, errors } = startWatchedProcess();
+      clock.advance(graceMs);
+
+      await turn();
+
+      // The appointment keeps its time; the doctor has two appointments at nine to sort out.
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nineThirty, time: nine });
+      expect(errors).toEqual([{ error: expect.objectContaining({ code: 'slot-taken' }), what: expect.stringContaining(`slot of appointment ${appointmentId}`), retried: false }]);
+      const before = await everyEventId();
+      clock.advance(graceMs);
+      expect(await turn()).toBe(0);
+      expect(errors).toHaveLength(1);
+      expect(process.pending.moves).toBe(0);
+      expect(await everyEventId()).toEqual(before);
+    });
+  });
+
+  describe('given reschedules that finished', () => {
+    it('a reschedule that went through leaves nothing pending, and the process does nothing', async () => {
+      const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      await rescheduleAppointment(side, id, { start: nineThirty }, as(patient));
+      const before = await everyEventId();
+      const { process, turn } = startWatchedProcess();
+      clock.advance(graceMs);
+
+      expect(await turn()).toBe(0);
+
+      expect(process.pending).toEqual({ holds: 0, slots: 0, cancellations: 0, moves: 0 });
+      expect(await everyEventId()).toEqual(before);
+    });
+
+    it('a reschedule refused because the patient is busy then, its slot moved back by the request, leaves nothing pending, and the process does nothing', async () => {
+      const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      await expect(rescheduleAppointment(side, id, { start: nineThirty }, as(patient))).rejects.toMatchObject({ code: 'patient-overlap' });
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotMoved']);
+      const before = await everyEventId();
+      const { process, turn } = startWatchedProcess();
+      clock.advance(graceMs);
+
+      expect(await turn()).toBe(0);
+
+      expect(process.pending).toEqual({ holds: 0, slots: 0, cancellations: 0, moves: 0 });
+      expect(await everyEventId()).toEqual(before);
+      expect(await whereIs(id)).toEqual({ appointment: nine, slot: nine, time: nine });
+    });
   });
 });

@@ -1,6 +1,8 @@
 import { appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
+import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
 import { releaseAppointmentTime } from '../appointments/appointment.use-cases.js';
@@ -28,6 +30,13 @@ type PendingSlot = { doctorId: string; patientId: string; bookedAt: number; caus
 /** A cancellation whose request may have died before giving back what it held. */
 type PendingRelease = { cancelledAt: number; cause: Cause };
 type PendingAppointmentRelease = PendingRelease & { slotHeld: boolean; timeHeld: boolean };
+/**
+ * A reschedule moves the doctor's slot, then the patient's time, then the appointment. A move of
+ * the slot (or of the time) that the appointment has not followed: it is `at`, while the
+ * appointment was last seen at `appointmentStart`. Normally the request's own appointment append
+ * follows within moments; a request that died before it leaves the two apart.
+ */
+type PendingMove = { appointmentStart: string; at: string; movedAt: number; cause: Cause };
 
 /** The event types this process follows; everything else is filtered out by the store. */
 export const holdExpiryEventTypes = [
@@ -38,8 +47,11 @@ export const holdExpiryEventTypes = [
   'BookingCancelled',
   'SlotBooked',
   'SlotReleased',
+  'SlotMoved',
   'TimeReleased',
+  'TimeMoved',
   'AppointmentScheduled',
+  'AppointmentRescheduled',
   'AppointmentCancelled',
 ];
 
@@ -48,18 +60,22 @@ export type HoldExpiryOptions = {
   readonly side: CommandSide;
   /**
    * How long a step may be missing after the one before it before it counts as left behind by a
-   * crash: a slot held without its appointment, a cancellation without its release. Until then
-   * the request is taken to be still on its way.
+   * crash: a slot held without its appointment, a cancellation without its release, a slot or
+   * time moved without the appointment following. Until then the request is taken to be still
+   * on its way (or to be retried by its client, which finishes it).
    */
   readonly orphanSlotGraceMs: number;
-  readonly onError?: (error: unknown, what: string) => void;
+  /** Told of each step that failed: `retried` false when it is given up (it needs people to act). */
+  readonly onError?: (error: unknown, what: string, retried: boolean) => void;
 };
 
 /**
  * Finishes what a request cannot: releases dates whose hold ran out unpaid and expires their
  * booking (also when another hold released them first); frees slots and patient time held for
- * an appointment that was never created because the process died between the appends; and gives
- * back what a cancelled booking or appointment held when the cancellation died before doing so.
+ * an appointment that was never created because the process died between the appends; gives
+ * back what a cancelled booking or appointment held when the cancellation died before doing so;
+ * and moves a slot or patient time back to its appointment when a reschedule died after moving
+ * them and before moving the appointment.
  * It follows the log from the start, so after a crash it knows again all that is still pending,
  * and only that: what a later event shows done leaves the set. Each command it sends has an id
  * derived from the event that caused it, so two instances, or a restart, never append anything
@@ -70,10 +86,13 @@ export class HoldExpiryProcess {
   private readonly slots = new Map<string, PendingSlot>();
   private readonly cancelledBookings = new Map<string, PendingRelease>();
   private readonly cancelledAppointments = new Map<string, PendingAppointmentRelease>();
+  /** By appointment id, as are `movedTimes`; each holds only moves the appointment has not followed. */
+  private readonly movedSlots = new Map<string, PendingMove>();
+  private readonly movedTimes = new Map<string, PendingMove>();
 
   constructor(private readonly options: HoldExpiryOptions) {}
 
-  /** Keeps the pending holds, slots and cancellations in step with one event. */
+  /** Keeps the pending holds, slots, cancellations and moves in step with one event. */
   observe(event: RecordedEvent): void {
     switch (event.type) {
       case 'DatesHeld': {
@@ -130,18 +149,46 @@ export class HoldExpiryProcess {
         const appointmentId = event.data.appointmentId;
         if (typeof appointmentId !== 'string') return;
         this.slots.delete(appointmentId);
-        if (event.type === 'SlotReleased') this.appointmentReleased(appointmentId, { slotHeld: false });
+        if (event.type === 'SlotReleased') {
+          // Released is not moved: what is left of a cancellation is the cancellation backstop's.
+          this.movedSlots.delete(appointmentId);
+          this.appointmentReleased(appointmentId, { slotHeld: false });
+        }
         return;
       }
       case 'TimeReleased': {
         const appointmentId = event.data.appointmentId;
-        if (typeof appointmentId === 'string') this.appointmentReleased(appointmentId, { timeHeld: false });
+        if (typeof appointmentId !== 'string') return;
+        this.movedTimes.delete(appointmentId);
+        this.appointmentReleased(appointmentId, { timeHeld: false });
         return;
       }
       case 'AppointmentCancelled': {
         const appointmentId = event.data.appointmentId;
         if (typeof appointmentId !== 'string') return;
+        this.movedSlots.delete(appointmentId);
+        this.movedTimes.delete(appointmentId);
         this.cancelledAppointments.set(appointmentId, { cancelledAt: occurredAt(event), cause: causeOf(event), slotHeld: true, timeHeld: true });
+        return;
+      }
+      case 'SlotMoved': {
+        const moved = aggregates.doctorSchedule.codec.decode(event);
+        if (moved.type === 'SlotMoved') noteMove(this.movedSlots, moved.data, event);
+        return;
+      }
+      case 'TimeMoved': {
+        const moved = aggregates.patientAgenda.codec.decode(event);
+        if (moved.type === 'TimeMoved') noteMove(this.movedTimes, moved.data, event);
+        return;
+      }
+      case 'AppointmentRescheduled': {
+        const appointmentId = event.data.appointmentId;
+        // Most reschedules are followed moves already settled here: nothing to decode for them.
+        if (typeof appointmentId !== 'string' || !(this.movedSlots.has(appointmentId) || this.movedTimes.has(appointmentId))) return;
+        const rescheduled = aggregates.appointment.codec.decode(event);
+        if (rescheduled.type !== 'AppointmentRescheduled') return;
+        noteAppointmentStart(this.movedSlots, appointmentId, rescheduled.data.start);
+        noteAppointmentStart(this.movedTimes, appointmentId, rescheduled.data.start);
         return;
       }
     }
@@ -156,7 +203,7 @@ export class HoldExpiryProcess {
     else this.cancelledAppointments.delete(appointmentId);
   }
 
-  /** Acts on every hold, slot and cancellation that is due; returns how many it settled. */
+  /** Acts on every hold, slot, cancellation and move that is due; returns how many it settled. */
   async sweep(): Promise<number> {
     const now = this.options.side.clock.now().getTime();
     let settled = 0;
@@ -178,6 +225,14 @@ export class HoldExpiryProcess {
       const what = `release slot and time of cancelled appointment ${appointmentId}`;
       if (await this.attempt(() => this.releaseCancelledAppointment(appointmentId, pending), what)) settled++;
     }
+    for (const [appointmentId, move] of this.movedSlots) {
+      if (move.movedAt + grace > now) continue;
+      if (await this.attempt(() => this.moveSlotBack(appointmentId, move), `move the slot of appointment ${appointmentId} back`)) settled++;
+    }
+    for (const [appointmentId, move] of this.movedTimes) {
+      if (move.movedAt + grace > now) continue;
+      if (await this.attempt(() => this.moveTimeBack(appointmentId, move), `move the patient time of appointment ${appointmentId} back`)) settled++;
+    }
     return settled;
   }
 
@@ -196,14 +251,19 @@ export class HoldExpiryProcess {
         }
         await this.sweep();
       } catch (error) {
-        this.options.onError?.(error, 'read the log');
+        this.options.onError?.(error, 'read the log', true);
       }
       await sleep(sweepEveryMs, signal);
     }
   }
 
-  get pending(): { holds: number; slots: number; cancellations: number } {
-    return { holds: this.holds.size, slots: this.slots.size, cancellations: this.cancelledBookings.size + this.cancelledAppointments.size };
+  get pending(): { holds: number; slots: number; cancellations: number; moves: number } {
+    return {
+      holds: this.holds.size,
+      slots: this.slots.size,
+      cancellations: this.cancelledBookings.size + this.cancelledAppointments.size,
+      moves: this.movedSlots.size + this.movedTimes.size,
+    };
   }
 
   /**
@@ -257,6 +317,72 @@ export class HoldExpiryProcess {
     this.slots.delete(appointmentId);
   }
 
+  /**
+   * The slot back to where the appointment is, from where it is now. The appointment decides,
+   * not the slot: it is what the patient and the doctor were told, and the request that moved
+   * the slot failed.
+   */
+  private async moveSlotBack(appointmentId: string, move: PendingMove): Promise<void> {
+    const { side } = this.options;
+    const appointment = await this.openAppointment(appointmentId);
+    const schedule = appointment && doctorScheduleStreamId(appointment.doctorId);
+    const slot = schedule && slotOf((await side.handlers.doctorSchedule.read(schedule)).state, appointmentId);
+    if (!appointment || !schedule || !slot || slot.start === appointment.start) {
+      this.movedSlots.delete(appointmentId);
+      return;
+    }
+    const now = side.clock.now().toISOString();
+    await this.movingBack(this.movedSlots, appointmentId, `slot of appointment ${appointmentId} back to ${appointment.start}`, () =>
+      side.handlers.doctorSchedule.handle(
+        schedule,
+        { type: 'MoveSlot', data: { appointmentId, from: slot.start, newStart: appointment.start, now } },
+        systemRequest(move.cause, 'move-back'),
+      ),
+    );
+  }
+
+  /** The patient's time back to the appointment's, as the slot. */
+  private async moveTimeBack(appointmentId: string, move: PendingMove): Promise<void> {
+    const { side } = this.options;
+    const appointment = await this.openAppointment(appointmentId);
+    const agenda = appointment && patientAgendaStreamId(appointment.patientId);
+    const time = agenda && reservationOf((await side.handlers.patientAgenda.read(agenda)).state, appointmentId);
+    if (!appointment || !agenda || !time || time.start === appointment.start) {
+      this.movedTimes.delete(appointmentId);
+      return;
+    }
+    const { patientId, start: newStart, end: newEnd } = appointment;
+    await this.movingBack(this.movedTimes, appointmentId, `patient time of appointment ${appointmentId} back to ${newStart}`, () =>
+      side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, newStart, newEnd } }, systemRequest(move.cause, 'move-back')),
+    );
+  }
+
+  /** The appointment, while it can still be rescheduled; a cancelled one is the cancellation backstop's. */
+  private async openAppointment(appointmentId: string) {
+    const { state } = await this.options.side.handlers.appointment.read(appointmentStreamId(appointmentId));
+    return state.status === 'scheduled' || state.status === 'rescheduled' ? state : undefined;
+  }
+
+  /**
+   * A move back that lands stays pending until its own event is read: that event brings the slot
+   * or time back to the appointment, which settles it, as an undo by the request would.
+   */
+  private async movingBack(pending: Map<string, PendingMove>, appointmentId: string, what: string, move: () => Promise<unknown>): Promise<void> {
+    try {
+      await move();
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      // Refused: mostly someone booked the old slot (or the patient filled the old time) since it
+      // was freed. Nothing this process may do is better than stopping here: the appointment keeps
+      // its time, which is what its patient was last told, and the doctor has two appointments
+      // then to sort out (the slot stays held where the failed reschedule put it). Moving the
+      // appointment instead would carry out a request that failed; trying again would refuse for
+      // as long as the other booking stands. So it is dropped, loudly, not retried.
+      this.options.onError?.(error, `move the ${what} back (refused: ${error.code}; a double booking for people to sort out)`, false);
+      pending.delete(appointmentId);
+    }
+  }
+
   /** A rule refusing the step means the world moved on (paid in time, cancelled): nothing left to do. */
   private async attempt(step: () => Promise<void>, what: string): Promise<boolean> {
     try {
@@ -264,7 +390,7 @@ export class HoldExpiryProcess {
       return true;
     } catch (error) {
       if (error instanceof DomainError) return true;
-      this.options.onError?.(error, what);
+      this.options.onError?.(error, what, true);
       return false;
     }
   }
@@ -279,6 +405,28 @@ function causeOf(event: RecordedEvent): Cause {
 function occurredAt(event: RecordedEvent): number {
   const at = typeof event.metadata.occurredAt === 'string' ? Date.parse(event.metadata.occurredAt) : Number.NaN;
   return Number.isNaN(at) ? event.recordedAt.getTime() : at;
+}
+
+/**
+ * A slot or time moved from `previousStart` to `start`. The first move the appointment has not
+ * followed starts from the appointment's start; a later one back there is an undo and settles it.
+ */
+function noteMove(
+  pending: Map<string, PendingMove>,
+  { appointmentId, previousStart, start }: { appointmentId: string; previousStart: string; start: string },
+  event: RecordedEvent,
+): void {
+  const appointmentStart = pending.get(appointmentId)?.appointmentStart ?? previousStart;
+  if (start === appointmentStart) pending.delete(appointmentId);
+  else pending.set(appointmentId, { appointmentStart, at: start, movedAt: occurredAt(event), cause: causeOf(event) });
+}
+
+/** The appointment moved to `start`: a slot or time already there has been followed. */
+function noteAppointmentStart(pending: Map<string, PendingMove>, appointmentId: string, start: string): void {
+  const move = pending.get(appointmentId);
+  if (!move) return;
+  if (move.at === start) pending.delete(appointmentId);
+  else pending.set(appointmentId, { ...move, appointmentStart: start });
 }
 
 function systemRequest(cause: Cause, step: string): CommandOptions {
