@@ -10,9 +10,7 @@ import { HoldExpiryProcess } from '../../src/application/process-managers/hold-e
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
 import { deterministicUuid } from '../../src/application/ids.js';
-import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
-import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
-import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, InterruptibleStore, otherDoctor, patient, streamEvents } from '../support/command-side.js';
+import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, InterruptibleStore, otherDoctor, patient, streamEvents, whereIsAppointment } from '../support/command-side.js';
 
 const nine = '2030-02-04T09:00:00.000Z';
 const nineThirty = '2030-02-04T09:30:00.000Z';
@@ -104,16 +102,7 @@ describe('appointment use cases', () => {
   });
 
   /** Where the appointment, its doctor's slot and its patient's time each say it is. */
-  async function whereIs(appointmentId: string) {
-    const appointment = await side.handlers.appointment.read(`appointment-${appointmentId}`);
-    const schedule = await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`);
-    const agenda = await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`);
-    return {
-      appointment: appointment.state.status === 'none' ? undefined : appointment.state.start,
-      slot: slotOf(schedule.state, appointmentId)?.start,
-      time: reservationOf(agenda.state, appointmentId)?.start,
-    };
-  }
+  const whereIs = (appointmentId: string) => whereIsAppointment(side, appointmentId, { doctorId: doctor.id, patientId: patient.id });
 
   describe('rescheduling', () => {
     it('refused for a stale If-Match, moves nothing', async () => {

@@ -6,8 +6,6 @@ import { createListing } from '../../src/application/listings/listing.use-cases.
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
-import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
-import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import {
   admin,
   as,
@@ -18,6 +16,7 @@ import {
   everyMorning,
   fakeClock,
   InterruptibleStore,
+  whereIsAppointment,
   listingInput,
   otherConsumer,
   otherDoctor,
@@ -79,16 +78,7 @@ describe('hold expiry process', () => {
   }
 
   /** Where the appointment, its doctor's slot and its patient's time each say it is. */
-  async function whereIs(appointmentId: string) {
-    const appointment = await side.handlers.appointment.read(`appointment-${appointmentId}`);
-    const schedule = await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`);
-    const agenda = await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`);
-    return {
-      appointment: appointment.state.status === 'none' ? undefined : appointment.state.start,
-      slot: slotOf(schedule.state, appointmentId)?.start,
-      time: reservationOf(agenda.state, appointmentId)?.start,
-    };
-  }
+  const whereIs = (appointmentId: string) => whereIsAppointment(side, appointmentId, { doctorId: doctor.id, patientId: patient.id });
 
   /** A restarted process replays the whole log and sweeps: nothing new may be appended. */
   async function expectReplayToAppendNothing(): Promise<void> {

@@ -3,6 +3,8 @@ import { createCommandHandlers, type CommandSide } from '../../src/application/c
 import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
 import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import type { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
 import { memoryVault } from './personal-data.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
@@ -60,6 +62,18 @@ export async function streamEvents(store: EventStore, streamId: string): Promise
   const events: RecordedEvent[] = [];
   if (read.status === 'found') for await (const event of read.events) events.push(event);
   return events;
+}
+
+/** Where an appointment, its doctor's slot and its patient's time each say it is. */
+export async function whereIsAppointment(side: CommandSide, appointmentId: string, { doctorId, patientId }: { doctorId: string; patientId: string }) {
+  const appointment = await side.handlers.appointment.read(`appointment-${appointmentId}`);
+  const schedule = await side.handlers.doctorSchedule.read(`doctorSchedule-${doctorId}`);
+  const agenda = await side.handlers.patientAgenda.read(`patientAgenda-${patientId}`);
+  return {
+    appointment: appointment.state.status === 'none' ? undefined : appointment.state.start,
+    slot: slotOf(schedule.state, appointmentId)?.start,
+    time: reservationOf(agenda.state, appointmentId)?.start,
+  };
 }
 
 export async function eventTypes(store: EventStore, streamId: string): Promise<string[]> {
