@@ -321,7 +321,7 @@ function patientsOfMyAppointments(request: FastifyRequest, payload: unknown): st
  * audit endpoint. A doctor's `/v1/appointments/me` concerns every patient in the answer: one
  * record each.
  */
-function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => PatientResolver | undefined {
+function auditedReads(db: QueryRoutesOptions['db'], storedEvents: EventStore): (routeUrl: string) => PatientResolver | undefined {
   // Only a well-formed id is looked up: the request may carry anything (a NUL byte, say), and a
   // failed lookup would refuse the read as if the access log were down.
   const appointmentPatient = async (appointmentId: string | undefined) =>
@@ -335,8 +335,17 @@ function auditedReads(db: QueryRoutesOptions['db']): (routeUrl: string) => Patie
     const value = parsed.success ? parsed.data[name] : undefined;
     return typeof value === 'string' ? value : undefined;
   };
+  // An appointment stream's first event names its patient (an id, stored as is): unlike the
+  // appointments read model, the log cannot be behind the stream an auditor is reading.
+  const streamPatient = async (streamId: string) => {
+    if (!z.uuid().safeParse(streamId.slice('appointment-'.length)).success) return null;
+    const read = await storedEvents.readStream(streamId, { maxCount: 1 });
+    if (read.status !== 'found') return null;
+    for await (const event of read.events) return typeof event.data.patientId === 'string' ? event.data.patientId : null;
+    return null;
+  };
   const ofStream = async (streamId: string | undefined) => {
-    if (streamId?.startsWith('appointment-')) return appointmentPatient(streamId.slice('appointment-'.length));
+    if (streamId?.startsWith('appointment-')) return streamPatient(streamId);
     if (streamId?.startsWith('patientAgenda-')) return streamId.slice('patientAgenda-'.length);
     return null;
   };
@@ -362,7 +371,7 @@ export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool
     const events = new RevealingEventStore(storedEvents, options.personalData);
     const accessLog = new PgAccessLog(options.pool);
     const index = createKysely<AuditIndexDatabase>(options.pool);
-    await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db) });
+    await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db, storedEvents) });
     await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, storedEvents, accessLog, index });
     await app.register(securityEventRoutes, { prefix: '/v1/audit', db: createKysely<IdentityTables>(options.pool), cursors: options.cursors });
   },
