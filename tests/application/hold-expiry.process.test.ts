@@ -343,6 +343,28 @@ describe('hold expiry process', () => {
       expect(await everyEventId()).toEqual(before);
     });
 
+    it('a retry that found its steps taken, and lands after the process moved them back, has slot and time follow it after the grace period', async () => {
+      const { process, turn } = startWatchedProcess();
+      await turn();
+      let resume = () => {};
+      const reached = store.pause((streamId) => streamId === `appointment-${appointmentId}`, new Promise<void>((resolve) => (resume = resolve)));
+      const retry = rescheduleAppointment(side, appointmentId, { start: nineThirty }, request);
+      await reached;
+      clock.advance(graceMs);
+      expect(await turn()).toBe(2);
+      resume();
+      await retry;
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nine, time: nine });
+
+      await turn();
+      clock.advance(graceMs);
+      await turn();
+
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      await turn();
+      expect(process.pending.moves).toBe(0);
+    });
+
     it('when someone took the old slot before the sweep, the process moves the time back, reports the slot once and does not try again', async () => {
       await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
       const { process, turn, errors } = startWatchedProcess();

@@ -182,13 +182,16 @@ export class HoldExpiryProcess {
         return;
       }
       case 'AppointmentRescheduled': {
-        const appointmentId = event.data.appointmentId;
-        // Most reschedules are followed moves already settled here: nothing to decode for them.
-        if (typeof appointmentId !== 'string' || !(this.movedSlots.has(appointmentId) || this.movedTimes.has(appointmentId))) return;
         const rescheduled = aggregates.appointment.codec.decode(event);
         if (rescheduled.type !== 'AppointmentRescheduled') return;
-        noteAppointmentStart(this.movedSlots, appointmentId, rescheduled.data.start);
-        noteAppointmentStart(this.movedTimes, appointmentId, rescheduled.data.start);
+        const { appointmentId, previousStart, start } = rescheduled.data;
+        for (const pending of [this.movedSlots, this.movedTimes]) {
+          if (pending.has(appointmentId)) noteAppointmentStart(pending, appointmentId, start);
+          // No move was waiting for this reschedule: it was moved back before the appointment
+          // landed (a retry of the request racing this process's move back), or it was never
+          // needed (another reschedule to the same time moved it). Checked after the grace period.
+          else pending.set(appointmentId, { appointmentStart: start, at: previousStart, movedAt: occurredAt(event), cause: causeOf(event) });
+        }
         return;
       }
     }
