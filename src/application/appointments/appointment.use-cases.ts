@@ -108,41 +108,36 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   const atVersion = { ...request, commandId: `${request.commandId}@${version}` };
   const schedule = doctorScheduleStreamId(current.doctorId);
   const agenda = patientAgendaStreamId(current.patientId);
-  const slot = await takeStep(
-    unpinned(atVersion),
-    (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: current.start, newStart, now } }, options),
-    (state) => slotOf(state, appointmentId)?.start === newStart,
-  );
-  const moveSlotBack = () =>
-    side.handlers.doctorSchedule.handle(
-      schedule,
-      { type: 'MoveSlot', data: { appointmentId, from: newStart, newStart: current.start, now } },
-      compensating(atVersion, `slot@${slot.version}`),
-    );
-  let time: Awaited<ReturnType<typeof side.handlers.patientAgenda.handle>>;
+  // What moved so far, undone in reverse on a refusal.
+  const undo: Array<() => Promise<unknown>> = [];
   try {
-    time = await takeStep(
+    const slot = await takeStep(
+      unpinned(atVersion),
+      (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: current.start, newStart, now } }, options),
+      (state) => slotOf(state, appointmentId)?.start === newStart,
+    );
+    undo.unshift(() =>
+      side.handlers.doctorSchedule.handle(
+        schedule,
+        { type: 'MoveSlot', data: { appointmentId, from: newStart, newStart: current.start, now } },
+        compensating(atVersion, `slot@${slot.version}`),
+      ),
+    );
+    const time = await takeStep(
       unpinned(atVersion),
       (options) => side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart, newEnd } }, options),
       (state) => reservationOf(state, appointmentId)?.start === newStart,
     );
-  } catch (error) {
-    if (isRefusal(error)) await undoing(moveSlotBack);
-    throw error;
-  }
-  try {
+    undo.unshift(() =>
+      side.handlers.patientAgenda.handle(
+        agenda,
+        { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart: current.start, newEnd: current.end } },
+        compensating(atVersion, `time@${time.version}`),
+      ),
+    );
     return outcome(appointmentId, await side.handlers.appointment.handle(appointment, command, atVersion));
   } catch (error) {
-    if (isRefusal(error)) {
-      await undoing(() =>
-        side.handlers.patientAgenda.handle(
-          agenda,
-          { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart: current.start, newEnd: current.end } },
-          compensating(atVersion, `time@${time.version}`),
-        ),
-      );
-      await undoing(moveSlotBack);
-    }
+    if (isRefusal(error)) for (const step of undo) await undoing(step);
     throw error;
   }
 }

@@ -209,32 +209,65 @@ export class HoldExpiryProcess {
   /** Acts on every hold, slot, cancellation and move that is due; returns how many it settled. */
   async sweep(): Promise<number> {
     const now = this.options.side.clock.now().getTime();
-    let settled = 0;
     const grace = this.options.orphanSlotGraceMs;
-    for (const [bookingId, hold] of this.holds) {
-      if (hold.holdExpiresAt > now) continue;
-      if (await this.attempt(() => this.expireHold(bookingId, hold), `expire hold of booking ${bookingId}`)) settled++;
-    }
-    for (const [appointmentId, slot] of this.slots) {
-      if (slot.bookedAt + grace > now) continue;
-      if (await this.attempt(() => this.releaseOrphanSlot(appointmentId, slot), `release slot of appointment ${appointmentId}`)) settled++;
-    }
-    for (const [bookingId, pending] of this.cancelledBookings) {
-      if (pending.cancelledAt + grace > now) continue;
-      if (await this.attempt(() => this.releaseCancelledBooking(bookingId, pending), `release dates of cancelled booking ${bookingId}`)) settled++;
-    }
-    for (const [appointmentId, pending] of this.cancelledAppointments) {
-      if (pending.cancelledAt + grace > now) continue;
-      const what = `release slot and time of cancelled appointment ${appointmentId}`;
-      if (await this.attempt(() => this.releaseCancelledAppointment(appointmentId, pending), what)) settled++;
-    }
-    for (const [appointmentId, move] of this.movedSlots) {
-      if (move.movedAt + grace > now) continue;
-      if (await this.attempt(() => this.moveSlotBack(appointmentId, move), `move the slot of appointment ${appointmentId} back`)) settled++;
-    }
-    for (const [appointmentId, move] of this.movedTimes) {
-      if (move.movedAt + grace > now) continue;
-      if (await this.attempt(() => this.moveTimeBack(appointmentId, move), `move the patient time of appointment ${appointmentId} back`)) settled++;
+    let settled = 0;
+    settled += await this.settleDue(
+      this.holds,
+      now,
+      (hold) => hold.holdExpiresAt,
+      (id, hold) => this.expireHold(id, hold),
+      (id) => `expire hold of booking ${id}`,
+    );
+    settled += await this.settleDue(
+      this.slots,
+      now,
+      (slot) => slot.bookedAt + grace,
+      (id, slot) => this.releaseOrphanSlot(id, slot),
+      (id) => `release slot of appointment ${id}`,
+    );
+    settled += await this.settleDue(
+      this.cancelledBookings,
+      now,
+      (pending) => pending.cancelledAt + grace,
+      (id, pending) => this.releaseCancelledBooking(id, pending),
+      (id) => `release dates of cancelled booking ${id}`,
+    );
+    settled += await this.settleDue(
+      this.cancelledAppointments,
+      now,
+      (pending) => pending.cancelledAt + grace,
+      (id, pending) => this.releaseCancelledAppointment(id, pending),
+      (id) => `release slot and time of cancelled appointment ${id}`,
+    );
+    settled += await this.settleDue(
+      this.movedSlots,
+      now,
+      (move) => move.movedAt + grace,
+      (id, move) => this.moveSlotBack(id, move),
+      (id) => `move the slot of appointment ${id} back`,
+    );
+    settled += await this.settleDue(
+      this.movedTimes,
+      now,
+      (move) => move.movedAt + grace,
+      (id, move) => this.moveTimeBack(id, move),
+      (id) => `move the patient time of appointment ${id} back`,
+    );
+    return settled;
+  }
+
+  /** Acts on each entry of `pending` due by `now`; how many it settled. */
+  private async settleDue<Entry>(
+    pending: Map<string, Entry>,
+    now: number,
+    dueAt: (entry: Entry) => number,
+    act: (id: string, entry: Entry) => Promise<void>,
+    what: (id: string) => string,
+  ): Promise<number> {
+    let settled = 0;
+    for (const [id, entry] of pending) {
+      if (dueAt(entry) > now) continue;
+      if (await this.attempt(() => act(id, entry), what(id))) settled++;
     }
     return settled;
   }

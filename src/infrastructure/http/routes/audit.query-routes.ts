@@ -304,6 +304,8 @@ const appointmentsAnswered = z.object({ items: z.array(z.object({ patientId: z.s
  */
 function patientsOfMyAppointments(request: FastifyRequest, payload: unknown): string[] {
   const own = request.actor?.roles.includes('PATIENT') ? [request.actor.id] : [];
+  // Only a doctor's answer holds other patients' appointments: nobody else's is parsed again.
+  if (!request.actor?.roles.includes('DOCTOR')) return own;
   const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
   let parsed: unknown;
   try {
