@@ -33,6 +33,7 @@ function setSchedule(data: Partial<SetSchedule['data']> = {}): SetSchedule {
       slotMinutes: 30,
       weeklyHours,
       daysOff: ['2026-04-06'],
+      specialty: null,
       acknowledgedAffected: [],
       now,
       ...data,
@@ -49,6 +50,7 @@ function scheduleSet(data: Partial<ScheduleSet['data']> = {}): ScheduleSet {
       slotMinutes: 30,
       weeklyHours,
       daysOff: ['2026-04-06'],
+      specialty: null,
       affectedAppointmentIds: [],
       setAt: now,
       ...data,
@@ -111,6 +113,23 @@ describe('SetSchedule', () => {
       .given([scheduleSet()])
       .when(setSchedule({ weeklyHours: { ...weeklyHours, mon: [...weekday].reverse() } }))
       .then([]);
+  });
+
+  it('publishes a specialty with the hours, trimmed', () => {
+    spec.given([scheduleSet()]).when(setSchedule({ specialty: '  Cardiology ' })).then([scheduleSet({ specialty: 'Cardiology' })]);
+  });
+
+  it('changes nothing when only the specialty is repeated, however it is padded', () => {
+    spec.given([scheduleSet({ specialty: 'Cardiology' })]).when(setSchedule({ specialty: 'Cardiology  ' })).then([]);
+  });
+
+  it('withdraws the specialty when the new schedule gives none, or a blank one', () => {
+    spec.given([scheduleSet({ specialty: 'Cardiology' })]).when(setSchedule({ specialty: null })).then([scheduleSet()]);
+    spec.given([scheduleSet({ specialty: 'Cardiology' })]).when(setSchedule({ specialty: '   ' })).then([scheduleSet()]);
+  });
+
+  it('refuses a specialty longer than 100 characters', () => {
+    spec.given([]).when(setSchedule({ specialty: 'x'.repeat(101) })).thenFails('invalid-specialty');
   });
 
   it('refuses a time zone that is not an IANA zone', () => {

@@ -69,10 +69,10 @@ const start = fc.oneof({ weight: 3, arbitrary: gridStart }, { weight: 1, arbitra
 type Step = { minutesLater: number; build: (now: number, state: DoctorScheduleState) => DoctorScheduleCommand };
 
 const setSchedule = fc
-  .record({ schedule: fc.constantFrom(...schedules), acknowledge: fc.boolean() })
-  .map(({ schedule, acknowledge }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => {
+  .record({ schedule: fc.constantFrom(...schedules), specialty: fc.constantFrom(null, 'Cardiology', ' Cardiology ', ''), acknowledge: fc.boolean() })
+  .map(({ schedule, specialty, acknowledge }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => {
     const acknowledgedAffected = acknowledge && state.status === 'active' ? bookings(state.booked).map((held) => held.appointmentId) : [];
-    return { type: 'SetSchedule', data: { doctorId, ...schedule, acknowledgedAffected, now: new Date(now).toISOString() } };
+    return { type: 'SetSchedule', data: { doctorId, ...schedule, specialty, acknowledgedAffected, now: new Date(now).toISOString() } };
   });
 const book = fc.record({ appointmentId, start }).map(({ appointmentId, start }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
   type: 'BookSlot',

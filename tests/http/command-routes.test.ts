@@ -141,6 +141,21 @@ describe('command routes over HTTP', () => {
       expect((await post(path, { notes: 'fine' }, doctor)).status).toBe(409);
     });
 
+    it('publishes a specialty with the hours; the same again changes nothing', async () => {
+      const first = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, specialty: 'Cardiology' }, doctor);
+      expect(first.status).toBe(200);
+      const again = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, specialty: ' Cardiology' }, doctor);
+      expect(again.body.version).toBe(first.body.version);
+    });
+
+    it('refuses a blank or overlong specialty, naming the field', async () => {
+      for (const specialty of ['  ', 'x'.repeat(101), 42]) {
+        const response = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, specialty }, doctor);
+        expect(response.status, JSON.stringify(specialty)).toBe(400);
+        expect(JSON.stringify(response.body.errors)).toContain('specialty');
+      }
+    });
+
     it('refuses a schedule with an invalid time zone, naming the field', async () => {
       const response = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, timeZone: 'Mars/Olympus' }, doctor);
       expect(response.status).toBe(400);

@@ -18,7 +18,7 @@ describe('query API: users, doctors, appointments, payments', () => {
     q = await startQueryApi();
     await registerUser(q.side, doctor, 'Dr Ada');
     await registerUser(q.side, patient, 'Pat');
-    await setSchedule(q.side, doctor.id, everyMorning, as(doctor));
+    await setSchedule(q.side, doctor.id, { ...everyMorning, specialty: 'General practice' }, as(doctor));
     appointmentId = (await bookAppointment(q.side, { doctorId: doctor.id, start: '2030-01-14T09:00:00Z', reason: 'back pain' }, as(patient))).id;
     q.clock.advance(5 * 86_400_000);
     await completeAppointment(q.side, appointmentId, { notes: 'rest' }, as(doctor));
@@ -39,7 +39,13 @@ describe('query API: users, doctors, appointments, payments', () => {
 
   it('GET /v1/doctors and /v1/doctors/{id}/slots for anyone', async () => {
     const doctors = await q.app.inject({ url: '/v1/doctors', headers: q.consistency() });
-    expect(doctors.json()).toEqual({ items: [{ id: doctor.id, name: 'Dr Ada', specialty: null, schedule: { timeZone: 'UTC', slotMinutes: 30 } }], nextCursor: null });
+    const ada = { id: doctor.id, name: 'Dr Ada', specialty: 'General practice', schedule: { timeZone: 'UTC', slotMinutes: 30 } };
+    expect(doctors.json()).toEqual({ items: [ada], nextCursor: null });
+    expect((await q.app.inject({ url: '/v1/doctors?specialty=general%20PRACTICE' })).json()).toEqual({ items: [ada], nextCursor: null });
+    expect((await q.app.inject({ url: '/v1/doctors?specialty=Dermatology' })).json()).toEqual({ items: [], nextCursor: null });
+    const blank = await q.app.inject({ url: '/v1/doctors?specialty=' });
+    expect(blank.statusCode).toBe(400);
+    expect(blank.body).toContain('specialty');
     const slots = await q.app.inject({ url: `/v1/doctors/${doctor.id}/slots?from=2030-01-14T00:00:00Z&to=2030-01-15T00:00:00Z&limit=2` });
     const body = slots.json<{ items: { start: string }[]; nextCursor: string }>();
     expect(body.items.map((s) => s.start)).toEqual(['2030-01-14T09:30:00.000Z', '2030-01-14T10:00:00.000Z']);

@@ -59,16 +59,27 @@ describe('doctors read model', () => {
   });
   afterAll(() => h.close());
 
-  it('lists the users with the DOCTOR role by name, with their schedule once set, and no specialty', async () => {
-    await setSchedule(h.side, doctor.id, everyMorning, as(doctor));
+  it('lists the users with the DOCTOR role by name, with their schedule and specialty once set', async () => {
+    await setSchedule(h.side, doctor.id, { ...everyMorning, specialty: 'Cardiology' }, as(doctor));
     await h.settle();
-    const page = await listDoctors(h.db, { limit: 10 });
+    const page = await listDoctors(h.db, {}, { limit: 10 });
     expect(page.items).toEqual([
-      { id: doctor.id, name: 'Dr Ada', specialty: null, schedule: { timeZone: 'UTC', slotMinutes: 30 } },
+      { id: doctor.id, name: 'Dr Ada', specialty: 'Cardiology', schedule: { timeZone: 'UTC', slotMinutes: 30 } },
       { id: otherDoctor.id, name: 'Dr Bea', specialty: null, schedule: null },
     ]);
-    const first = await listDoctors(h.db, { limit: 1 });
-    expect((await listDoctors(h.db, { limit: 1, after: first.next ?? undefined })).items.map((d) => d.id)).toEqual([otherDoctor.id]);
+    const first = await listDoctors(h.db, {}, { limit: 1 });
+    expect((await listDoctors(h.db, {}, { limit: 1, after: first.next ?? undefined })).items.map((d) => d.id)).toEqual([otherDoctor.id]);
+  });
+
+  it('given a ScheduleSet with a specialty, then the doctor is found by it in any case, and no longer once it is withdrawn', async () => {
+    const cardiologists = async () => (await listDoctors(h.db, { specialty: 'CARDIOLOGY' }, { limit: 10 })).items.map((d) => d.id);
+    await setSchedule(h.side, doctor.id, { ...everyMorning, specialty: 'Cardiology' }, as(doctor));
+    await h.settle();
+    expect(await cardiologists()).toEqual([doctor.id]);
+    expect((await listDoctors(h.db, { specialty: 'Dermatology' }, { limit: 10 })).items).toEqual([]);
+    await setSchedule(h.side, doctor.id, everyMorning, as(doctor));
+    await h.settle();
+    expect(await cardiologists()).toEqual([]);
   });
 
   it('given ScheduleSet, SlotBooked, SlotMoved and SlotReleased, then the free slots follow', async () => {

@@ -5,6 +5,7 @@ import { bookingEventSchema } from '../../domain/booking/booking.events.js';
 import { bookingUpcasters } from '../../domain/booking/booking.upcasters.js';
 import { doctorScheduleDecider } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { doctorScheduleEventSchema } from '../../domain/doctor-schedule/doctor-schedule.events.js';
+import { doctorScheduleUpcasters } from '../../domain/doctor-schedule/doctor-schedule.upcasters.js';
 import { listingCalendarDecider } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import { listingCalendarEventSchema } from '../../domain/listing-calendar/listing-calendar.events.js';
 import { listingDecider } from '../../domain/listing/listing.decider.js';
@@ -53,7 +54,7 @@ export const aggregates = {
   doctorSchedule: {
     category: 'doctorSchedule',
     decider: doctorScheduleDecider,
-    codec: createEventCodec(doctorScheduleEventSchema),
+    codec: createEventCodec(doctorScheduleEventSchema, doctorScheduleUpcasters),
   },
   patientAgenda: { category: 'patientAgenda', decider: patientAgendaDecider, codec: createEventCodec(patientAgendaEventSchema) },
   appointment: {

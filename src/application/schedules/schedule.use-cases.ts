@@ -6,7 +6,7 @@ import type { CommandSide } from '../command-handlers.js';
 import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 
-export type SetScheduleInput = WeeklySchedule & { acknowledgedAffected?: string[] };
+export type SetScheduleInput = WeeklySchedule & { specialty?: string | null; acknowledgedAffected?: string[] };
 
 /** Only the doctor (or an admin) sets a doctor's working week; doctors are public, so others get 403. */
 export async function setSchedule(
@@ -22,7 +22,7 @@ export async function setSchedule(
     doctorScheduleStreamId(doctorId),
     {
       type: 'SetSchedule',
-      data: { ...input, acknowledgedAffected: input.acknowledgedAffected ?? [], doctorId, now: side.clock.now().toISOString() },
+      data: { ...input, specialty: input.specialty ?? null, acknowledgedAffected: input.acknowledgedAffected ?? [], doctorId, now: side.clock.now().toISOString() },
     },
     request,
   );

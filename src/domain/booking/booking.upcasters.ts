@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { calendarDateSchema, daysBetween, instantSchema } from '../shared/calendar-date.js';
+import type { EventUpcaster } from '../shared/upcaster.js';
 import type { BookingEvent, BookingRequestedData } from './booking.events.js';
 
 /**
@@ -40,18 +41,7 @@ export function upcastBookingRequestedV1(v1: BookingRequestedV1): BookingRequest
   };
 }
 
-/**
- * One step for the application's event registry: lifts stored data of `type` from one schema
- * version to the next. The data comes from storage, so it is parsed before it is trusted.
- */
-export type BookingUpcaster = {
-  readonly type: BookingEvent['type'];
-  readonly fromVersion: number;
-  readonly toVersion: number;
-  upcast(data: unknown): BookingEvent['data'];
-};
-
-export const bookingUpcasters: readonly BookingUpcaster[] = [
+export const bookingUpcasters: readonly EventUpcaster<BookingEvent>[] = [
   {
     type: 'BookingRequested',
     fromVersion: 1,

@@ -1,15 +1,18 @@
 import { z } from 'zod';
 import { instantSchema } from '../shared/calendar-date.js';
+import { specialtySchema } from './specialty.js';
 import { weeklyScheduleSchema } from './weekly-schedule.js';
 
 /**
- * Replace the doctor's working week. Booked appointments that would no longer fit are refused
- * with `schedule-conflict` unless their ids are in `acknowledgedAffected`.
+ * Replace the doctor's working week and the specialty published with it (none when null).
+ * Booked appointments that would no longer fit are refused with `schedule-conflict` unless their
+ * ids are in `acknowledgedAffected`.
  */
 export const setScheduleSchema = z.object({
   type: z.literal('SetSchedule'),
   data: weeklyScheduleSchema.safeExtend({
     doctorId: z.string().min(1),
+    specialty: specialtySchema.nullable().default(null),
     acknowledgedAffected: z.array(z.string()).default([]),
     now: instantSchema,
   }),

@@ -4,6 +4,7 @@ import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { isBefore, slotsOverlap, utcInstant } from '../shared/time-slot.js';
 import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, SetSchedule } from './doctor-schedule.commands.js';
 import { ScheduleConflictError } from './doctor-schedule.errors.js';
+import { normaliseSpecialty } from './specialty.js';
 import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotReleased } from './doctor-schedule.events.js';
 import { normaliseSchedule, sameSchedule, scheduleProblem, slotEnd, slotProblem, type WeeklySchedule } from './weekly-schedule.js';
 
@@ -30,6 +31,7 @@ export type DoctorScheduleState =
       readonly status: 'active';
       readonly doctorId: string;
       readonly schedule: WeeklySchedule;
+      readonly specialty: string | null;
       readonly booked: BookedSlots;
     };
 
@@ -38,19 +40,20 @@ export const initialState: DoctorScheduleState = { status: 'unset' };
 type ActiveSchedule = Extract<DoctorScheduleState, { status: 'active' }>;
 
 function setSchedule({ data }: SetSchedule, state: DoctorScheduleState): DoctorScheduleEvent[] {
-  const { doctorId, acknowledgedAffected, now, ...proposed } = data;
+  const { doctorId, acknowledgedAffected, now, specialty: proposedSpecialty, ...proposed } = data;
   const problem = scheduleProblem(proposed);
   if (problem) throw new DomainError(problem.code, problem.message);
   const schedule = normaliseSchedule(proposed);
+  const specialty = normaliseSpecialty(proposedSpecialty);
   if (state.status === 'active') {
     if (state.doctorId !== doctorId) throw new DomainError('doctor-mismatch', `this schedule belongs to doctor ${state.doctorId}`);
-    if (sameSchedule(state.schedule, schedule)) return [];
+    if (sameSchedule(state.schedule, schedule) && state.specialty === specialty) return [];
   }
   const affected = state.status === 'active' ? affectedBy(schedule, state.booked, now) : [];
   if (affected.some((id) => !acknowledgedAffected.includes(id))) throw new ScheduleConflictError(affected);
   const event: ScheduleSet = {
     type: 'ScheduleSet',
-    data: { doctorId, ...schedule, affectedAppointmentIds: affected, setAt: utcInstant(now) },
+    data: { doctorId, ...schedule, specialty, affectedAppointmentIds: affected, setAt: utcInstant(now) },
   };
   return [event];
 }
@@ -188,9 +191,9 @@ function bookedNear(booked: BookedSlots, slot: { start: Instant; end: Instant })
 export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): DoctorScheduleState {
   switch (event.type) {
     case 'ScheduleSet': {
-      const { doctorId, affectedAppointmentIds: _affected, setAt, ...schedule } = event.data;
+      const { doctorId, specialty, affectedAppointmentIds: _affected, setAt, ...schedule } = event.data;
       const booked = state.status === 'active' ? pruned(state.booked, setAt) : [];
-      return { status: 'active', doctorId, schedule, booked };
+      return { status: 'active', doctorId, schedule, specialty, booked };
     }
     case 'SlotBooked': {
       if (state.status === 'unset') return state;

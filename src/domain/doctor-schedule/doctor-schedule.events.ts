@@ -5,12 +5,15 @@ import { weeklyScheduleShape } from './weekly-schedule.js';
 /**
  * The doctor's working week was (re)defined. `affectedAppointmentIds` lists the booked
  * appointments that no longer fit it and that the command acknowledged: they keep their slots
- * (nothing is dropped silently) until the application moves or cancels them.
+ * (nothing is dropped silently) until the application moves or cancels them. Version 2 added
+ * `specialty` (see the upcasters).
  */
 export const scheduleSetSchema = z.object({
   type: z.literal('ScheduleSet'),
   data: weeklyScheduleShape.extend({
     doctorId: z.string(),
+    /** What the doctor practises, as they publish it beside their hours. */
+    specialty: z.string().nullable(),
     affectedAppointmentIds: z.array(z.string()),
     setAt: instantSchema,
   }),
@@ -62,6 +65,7 @@ export const doctorScheduleEventSchema = z.discriminatedUnion('type', [
 ]);
 
 export type ScheduleSet = z.infer<typeof scheduleSetSchema>;
+export type ScheduleSetData = ScheduleSet['data'];
 export type SlotBooked = z.infer<typeof slotBookedSchema>;
 export type SlotReleased = z.infer<typeof slotReleasedSchema>;
 export type SlotMoved = z.infer<typeof slotMovedSchema>;

@@ -8,13 +8,13 @@ import type { Actor } from '../../domain/shared/actor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { UserRole } from '../../domain/user/user.events.js';
 
-type DemoAccount = { email: string; name: string; roles: UserRole[] };
+type DemoAccount = { email: string; name: string; roles: UserRole[]; specialty?: string };
 
 const accounts: DemoAccount[] = [
   { email: 'owner@bookable.local', name: 'Olga Owner', roles: ['OWNER'] },
   { email: 'consumer@bookable.local', name: 'Carl Consumer', roles: ['CONSUMER'] },
-  { email: 'doctor.house@bookable.local', name: 'Dr. Gregory House', roles: ['DOCTOR'] },
-  { email: 'doctor.quinn@bookable.local', name: 'Dr. Michaela Quinn', roles: ['DOCTOR'] },
+  { email: 'doctor.house@bookable.local', name: 'Dr. Gregory House', roles: ['DOCTOR'], specialty: 'Diagnostic medicine' },
+  { email: 'doctor.quinn@bookable.local', name: 'Dr. Michaela Quinn', roles: ['DOCTOR'], specialty: 'General practice' },
   { email: 'patient@bookable.local', name: 'Pat Patient', roles: ['PATIENT'] },
 ];
 
@@ -42,7 +42,8 @@ export async function seedDemo(side: CommandSide, identity: IdentityService, pri
     const password = randomBytes(12).toString('base64url');
     let userId: string;
     try {
-      userId = (await identity.signUp({ ...account, password }, request(seeder).context, randomUUID())).id;
+      const { specialty: _specialty, ...profile } = account;
+      userId = (await identity.signUp({ ...profile, password }, request(seeder).context, randomUUID())).id;
     } catch (error) {
       if (!(error instanceof DomainError && error.code === 'email-taken')) throw error;
       print(`${account.email} exists already; left unchanged`);
@@ -56,8 +57,9 @@ export async function seedDemo(side: CommandSide, identity: IdentityService, pri
     }
     if (account.roles.includes('DOCTOR')) {
       const weeklyHours = { mon: weekdays, tue: weekdays, wed: weekdays, thu: weekdays, fri: weekdays, sat: [], sun: [] };
-      await setSchedule(side, userId, { timeZone: 'Europe/Berlin', slotMinutes: 30, weeklyHours, daysOff: [] }, request(actor));
-      print('  with a weekday schedule (09:00–12:30, 14:00–17:00 Europe/Berlin, 30-minute slots)');
+      const specialty = account.specialty ?? null;
+      await setSchedule(side, userId, { timeZone: 'Europe/Berlin', slotMinutes: 30, weeklyHours, daysOff: [], specialty }, request(actor));
+      print(`  with a weekday schedule (09:00–12:30, 14:00–17:00 Europe/Berlin, 30-minute slots), specialty ${specialty ?? 'none'}`);
     }
   }
 }

@@ -17,8 +17,11 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('slot_minutes', 'integer', (c) => c.notNull())
     .addColumn('weekly_hours', 'jsonb', (c) => c.notNull())
     .addColumn('days_off', 'jsonb', (c) => c.notNull())
+    .addColumn('specialty', 'text')
     .addColumn('set_at', 'timestamptz', (c) => c.notNull())
     .execute();
+  // Doctors of a specialty, whatever the case it was written in.
+  await db.schema.createIndex('doctor_schedules_specialty_idx').on('doctor_schedules').expression(sql`lower(specialty)`).execute();
   await db.schema
     .createTable('doctor_streams')
     .addColumn('doctor_id', 'text', (c) => c.primaryKey())
@@ -36,7 +39,7 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('doctor_slots_start_idx').on('doctor_slots').columns(['doctor_id', 'start_at']).execute();
 }
 
-type Schedule = { time_zone: string; slot_minutes: number; weekly_hours: WeeklyHours; days_off: string[]; set_at: Date };
+type Schedule = { time_zone: string; slot_minutes: number; weekly_hours: WeeklyHours; days_off: string[]; specialty: string | null; set_at: Date };
 type Slot = DoctorSlotsTable;
 type Doctor = { version: number; schedule?: Schedule; slots: Map<string, Slot | null> };
 
@@ -58,8 +61,8 @@ async function apply(trx: Transaction<DoctorsTables>, events: readonly RecordedE
     doctor.version = recorded.revision;
     switch (event.type) {
       case 'ScheduleSet': {
-        const { timeZone, slotMinutes, weeklyHours, daysOff, setAt } = event.data;
-        doctor.schedule = { time_zone: timeZone, slot_minutes: slotMinutes, weekly_hours: weeklyHours, days_off: daysOff, set_at: new Date(setAt) };
+        const { timeZone, slotMinutes, weeklyHours, daysOff, specialty, setAt } = event.data;
+        doctor.schedule = { time_zone: timeZone, slot_minutes: slotMinutes, weekly_hours: weeklyHours, days_off: daysOff, specialty, set_at: new Date(setAt) };
         break;
       }
       case 'SlotBooked':
@@ -92,6 +95,7 @@ async function write(trx: Transaction<DoctorsTables>, doctors: ReadonlyMap<strin
           slot_minutes: eb.ref('excluded.slot_minutes'),
           weekly_hours: eb.ref('excluded.weekly_hours'),
           days_off: eb.ref('excluded.days_off'),
+          specialty: eb.ref('excluded.specialty'),
           set_at: eb.ref('excluded.set_at'),
         })),
       )
@@ -126,7 +130,8 @@ async function write(trx: Transaction<DoctorsTables>, doctors: ReadonlyMap<strin
 /** Doctors' working weeks and booked slots: what free slots are computed from at query time. */
 export const doctorsProjection = defineProjection<DoctorsTables>({
   name: doctorsProjectionName,
-  version: 1,
+  // 2: the specialty a schedule publishes.
+  version: 2,
   eventTypes: codec.eventTypes,
   migrate,
   apply,

@@ -8,7 +8,7 @@ import { freeSlots } from './doctor-slots.js';
 export type DoctorView = {
   readonly id: string;
   readonly name: string;
-  /** No event records a specialty yet, so this is always null until one does. */
+  /** As the doctor last published it with their schedule; null before that, or if they gave none. */
   readonly specialty: string | null;
   readonly schedule: { readonly timeZone: string; readonly slotMinutes: number } | null;
 };
@@ -20,7 +20,7 @@ function doctorsQuery(db: Kysely<Database>) {
   return db
     .selectFrom('rm_users.users as u')
     .leftJoin('rm_doctors.doctor_schedules as s', 's.doctor_id', 'u.user_id')
-    .select(['u.user_id', 'u.name', 's.time_zone', 's.slot_minutes', 's.weekly_hours', 's.days_off'])
+    .select(['u.user_id', 'u.name', 's.time_zone', 's.slot_minutes', 's.specialty'])
     .where(sql<boolean>`'DOCTOR' = any(u.roles)`);
 }
 
@@ -28,13 +28,23 @@ type DoctorRecord = Awaited<ReturnType<ReturnType<typeof doctorsQuery>['execute'
 
 function toDoctorView(row: DoctorRecord): DoctorView {
   const schedule = row.time_zone !== null && row.slot_minutes !== null ? { timeZone: row.time_zone, slotMinutes: row.slot_minutes } : null;
-  return { id: row.user_id, name: row.name, specialty: null, schedule };
+  return { id: row.user_id, name: row.name, specialty: row.specialty, schedule };
 }
 
+export type DoctorFilter = {
+  /** Only doctors who published this specialty, compared case-insensitively. */
+  readonly specialty?: string | undefined;
+};
+
 /** Users holding the DOCTOR role (users read model), with their schedule if they set one. */
-export async function listDoctors(db: Kysely<Database>, page: PageRequest<DoctorSortKey>): Promise<Page<DoctorView, DoctorSortKey>> {
+export async function listDoctors(
+  db: Kysely<Database>,
+  filter: DoctorFilter,
+  page: PageRequest<DoctorSortKey>,
+): Promise<Page<DoctorView, DoctorSortKey>> {
   const { after, limit } = page;
   let query = doctorsQuery(db);
+  if (filter.specialty !== undefined) query = query.where(sql<string>`lower(s.specialty)`, '=', filter.specialty.toLowerCase());
   if (after) query = query.where((eb) => eb(eb.refTuple('u.name', 'u.user_id'), '>', eb.tuple(after.name, after.doctorId)));
   const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();
   return toPage(rows, limit, toDoctorView, (row) => ({ name: row.name, doctorId: row.user_id }));

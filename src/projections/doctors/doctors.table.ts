@@ -8,6 +8,7 @@ export type DoctorSchedulesTable = {
   slot_minutes: number;
   weekly_hours: JSONColumnType<WeeklyHours, string, string>;
   days_off: JSONColumnType<string[], string, string>;
+  specialty: string | null;
   set_at: Date;
 };
 

@@ -9,6 +9,7 @@ import {
 } from '../../../application/appointments/appointment.use-cases.js';
 import type { CommandSide } from '../../../application/command-handlers.js';
 import { setSchedule } from '../../../application/schedules/schedule.use-cases.js';
+import { specialtySchema } from '../../../domain/doctor-schedule/specialty.js';
 import { weeklyScheduleSchema } from '../../../domain/doctor-schedule/weekly-schedule.js';
 import { instantSchema } from '../../../domain/shared/calendar-date.js';
 import { commandOptions } from '../command-context.js';
@@ -21,7 +22,10 @@ const bookBody = z.object({ doctorId: z.uuid(), start: instantSchema.describe('I
 const rescheduleBody = z.object({ start: instantSchema }).strict().meta({ id: 'RescheduleRequest' });
 const completeBody = z.object({ notes: text }).strict().meta({ id: 'CompleteAppointmentRequest' });
 const scheduleBody = weeklyScheduleSchema
-  .safeExtend({ acknowledgedAffected: z.array(z.uuid()).optional().describe('Booked appointments the new hours leave outside') })
+  .safeExtend({
+    specialty: specialtySchema.nullable().optional().describe('What the doctor practises, published with the hours; left out or null: none'),
+    acknowledgedAffected: z.array(z.uuid()).optional().describe('Booked appointments the new hours leave outside'),
+  })
   .meta({ id: 'DoctorScheduleRequest' });
 
 const params = z.object({ id: z.uuid() });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { doctorsProjectionName } from '../../../projections/doctors/doctors.table.js';
 import { freeSlotsOf, listDoctors } from '../../../projections/doctors/doctors.queries.js';
 import { usersProjectionName } from '../../../projections/users/users.table.js';
-import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
 
 /** Free slots are computed per request: a month at most at once. */
 const maxRangeMs = 31 * 86_400_000;
@@ -12,7 +12,7 @@ const doctorSchema = z
   .object({
     id: z.string(),
     name: z.string(),
-    specialty: z.string().nullable().describe('Not recorded by any event yet: always null'),
+    specialty: z.string().nullable().describe('As published with the schedule; null if none was'),
     schedule: z.object({ timeZone: z.string(), slotMinutes: z.number().int() }).nullable(),
   })
   .meta({ id: 'Doctor' });
@@ -26,6 +26,8 @@ const slotsQuery = pageQuery
   })
   .refine(({ from, to }) => Date.parse(from) < Date.parse(to) && Date.parse(to) - Date.parse(from) <= maxRangeMs, 'from must be before to, at most 31 days apart');
 
+const doctorsQuery = pageQuery.extend({ specialty: textParam(100).optional().describe('Only doctors of this specialty, any case') });
+
 const doctorSortKey = z.object({ name: z.string().max(1000), doctorId: z.string().max(200) });
 const slotSortKey = z.object({ start: z.iso.datetime() });
 
@@ -38,9 +40,12 @@ export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asyn
     '/',
     {
       preHandler: cachedRead([usersProjectionName, doctorsProjectionName]),
-      schema: { tags, summary: 'Doctors, by name', headers, querystring: pageQuery, response: { 200: pageSchema(doctorSchema) } },
+      schema: { tags, summary: 'Doctors, by name', headers, querystring: doctorsQuery, response: { 200: pageSchema(doctorSchema) } },
     },
-    async (request) => paged(cursors, cursorScope('doctors', undefined, {}), request.query, doctorSortKey, (page) => listDoctors(db, page)),
+    async (request) => {
+      const { limit, cursor, ...filter } = request.query;
+      return paged(cursors, cursorScope('doctors', undefined, filter), { limit, cursor }, doctorSortKey, (page) => listDoctors(db, filter, page));
+    },
   );
 
   app.get(
