@@ -132,11 +132,29 @@ describe('appointment use cases', () => {
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
     });
 
-    it('retried after the patient was busy, moves the slot again though the first try moved it back', async () => {
+    it('refused because the patient is busy then, moves nothing: the old slot is never free for someone else', async () => {
       const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
-      const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+
+      await expect(rescheduleAppointment(side, booked.id, { start: nineThirty }, as(patient))).rejects.toMatchObject({ code: 'patient-overlap' });
+
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked']);
+      expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
+    });
+
+    it('retried after the patient became busy while the slot moved, moves the slot again though the first try moved it back', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
       const retried = as(patient, 'move-to-nine-thirty');
-      await expect(rescheduleAppointment(side, booked.id, { start: nineThirty }, retried)).rejects.toMatchObject({ code: 'patient-overlap' });
+      let resume = () => {};
+      // The reschedule has checked the patient's time and moved the slot; its MoveTime waits while
+      // the patient books another doctor at the new time.
+      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const first = rescheduleAppointment(side, booked.id, { start: nineThirty }, retried);
+      await paused;
+      const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      resume();
+      await expect(first).rejects.toMatchObject({ code: 'patient-overlap' });
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotMoved']);
       expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
       await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
 

@@ -398,10 +398,15 @@ describe('hold expiry process', () => {
       expect(await everyEventId()).toEqual(before);
     });
 
-    it('a reschedule refused because the patient is busy then, its slot moved back by the request, leaves nothing pending, and the process does nothing', async () => {
+    it('a reschedule refused because the patient became busy while its slot moved, the slot moved back by the request, leaves nothing pending, and the process does nothing', async () => {
       const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      let resume = () => {};
+      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const refused = rescheduleAppointment(side, id, { start: nineThirty }, as(patient));
+      await paused;
       await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
-      await expect(rescheduleAppointment(side, id, { start: nineThirty }, as(patient))).rejects.toMatchObject({ code: 'patient-overlap' });
+      resume();
+      await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
       expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotMoved']);
       const before = await everyEventId();
       const { process, turn } = startWatchedProcess();

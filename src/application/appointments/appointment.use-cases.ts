@@ -1,7 +1,8 @@
 import { appointmentDecider, appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
-import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
+import { patientAgendaDecider, patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
+import type { MoveTime } from '../../domain/patient-agenda/patient-agenda.commands.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
@@ -108,6 +109,10 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   const atVersion = { ...request, commandId: `${request.commandId}@${version}` };
   const schedule = doctorScheduleStreamId(current.doctorId);
   const agenda = patientAgendaStreamId(current.patientId);
+  const moveTime: MoveTime = { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart, newEnd } };
+  // The patient's time is checked before the slot moves: moving the slot frees the old one, and
+  // a refusal after that would move it back only if no one took it meanwhile.
+  patientAgendaDecider.decide(moveTime, (await side.handlers.patientAgenda.read(agenda)).state);
   // What moved so far, undone in reverse on a refusal.
   const undo: Array<() => Promise<unknown>> = [];
   try {
@@ -125,7 +130,7 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     );
     const time = await takeStep(
       unpinned(atVersion),
-      (options) => side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart, newEnd } }, options),
+      (options) => side.handlers.patientAgenda.handle(agenda, moveTime, options),
       (state) => reservationOf(state, appointmentId)?.start === newStart,
     );
     undo.unshift(() =>
