@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import type { WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { freeSlots } from '../../src/projections/doctors/doctor-slots.js';
 import { doctorsProjection } from '../../src/projections/doctors/doctors.projection.js';
 import { doctorSchedule, freeSlotsOf, listDoctors } from '../../src/projections/doctors/doctors.queries.js';
+import { generationSchema } from '../../src/projections/runtime/projection.js';
 import { usersProjection } from '../../src/projections/users/users.projection.js';
 import { as, doctor, everyMorning, otherDoctor, patient } from '../support/command-side.js';
 import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
@@ -80,6 +82,28 @@ describe('doctors read model', () => {
     await setSchedule(h.side, doctor.id, everyMorning, as(doctor));
     await h.settle();
     expect(await cardiologists()).toEqual([]);
+  });
+
+  it('while a version 1 generation still serves (tables without the specialty column), lists doctors without specialties', async () => {
+    await setSchedule(h.side, doctor.id, { ...everyMorning, specialty: 'Cardiology' }, as(doctor));
+    await h.settle();
+    const { rows } = await sql<{ generation: number }>`select generation from projection_checkpoints where name = 'doctors' and active`.execute(h.db);
+    const table = sql.table(`${generationSchema('doctors', rows[0]?.generation ?? 0)}.doctor_schedules`);
+    await sql`drop view rm_doctors.doctor_schedules`.execute(h.db);
+    await sql`create view rm_doctors.doctor_schedules as select doctor_id, time_zone, slot_minutes, weekly_hours, days_off, set_at from ${table}`.execute(h.db);
+    try {
+      expect((await listDoctors(h.db, {}, { limit: 10 })).items.map((d) => [d.id, d.specialty, d.schedule])).toEqual([
+        [doctor.id, null, { timeZone: 'UTC', slotMinutes: 30 }],
+        [otherDoctor.id, null, null],
+      ]);
+      expect((await listDoctors(h.db, { specialty: 'Cardiology' }, { limit: 10 })).items).toEqual([]);
+    } finally {
+      await sql`drop view rm_doctors.doctor_schedules`.execute(h.db);
+      await sql`create view rm_doctors.doctor_schedules as select * from ${table}`.execute(h.db);
+    }
+    expect((await listDoctors(h.db, { specialty: 'Cardiology' }, { limit: 10 })).items.map((d) => d.id)).toEqual([doctor.id]);
+    await setSchedule(h.side, doctor.id, everyMorning, as(doctor));
+    await h.settle();
   });
 
   it('given ScheduleSet, SlotBooked, SlotMoved and SlotReleased, then the free slots follow', async () => {

@@ -3,6 +3,7 @@ import type { WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedul
 import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import type { Database } from '../read-models.js';
 import { toPage, type Page, type PageRequest } from '../shared/page.js';
+import { isUndefinedColumn } from '../shared/undefined-column.js';
 import { freeSlots } from './doctor-slots.js';
 
 export type DoctorView = {
@@ -16,11 +17,18 @@ export type DoctorView = {
 /** By name. */
 export type DoctorSortKey = { readonly name: string; readonly doctorId: string };
 
-function doctorsQuery(db: Kysely<Database>) {
+/**
+ * Doctors with schedule and specialty; with `specialtyColumn` false, as version 1 of the read
+ * model held them (no specialty): after a deploy, version 2 rebuilds beside the active version 1,
+ * whose tables have no specialty column, and doctors must keep answering until it swaps in. Drop
+ * the flag once no deployment can still have version 1 active.
+ */
+function doctorsQuery(db: Kysely<Database>, specialtyColumn = true) {
   return db
     .selectFrom('rm_users.users as u')
     .leftJoin('rm_doctors.doctor_schedules as s', 's.doctor_id', 'u.user_id')
-    .select(['u.user_id', 'u.name', 's.time_zone', 's.slot_minutes', 's.specialty'])
+    .select(['u.user_id', 'u.name', 's.time_zone', 's.slot_minutes'])
+    .select(sql<string | null>`${specialtyColumn ? sql.ref('s.specialty') : sql`null::text`}`.as('specialty'))
     .where(sql<boolean>`'DOCTOR' = any(u.roles)`);
 }
 
@@ -43,11 +51,23 @@ export async function listDoctors(
   page: PageRequest<DoctorSortKey>,
 ): Promise<Page<DoctorView, DoctorSortKey>> {
   const { after, limit } = page;
-  let query = doctorsQuery(db);
-  if (filter.specialty !== undefined) query = query.where(sql<string>`lower(s.specialty)`, '=', filter.specialty.toLowerCase());
-  if (after) query = query.where((eb) => eb(eb.refTuple('u.name', 'u.user_id'), '>', eb.tuple(after.name, after.doctorId)));
-  const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();
-  return toPage(rows, limit, toDoctorView, (row) => ({ name: row.name, doctorId: row.user_id }));
+  const read = async (specialtyColumn: boolean) => {
+    let query = doctorsQuery(db, specialtyColumn);
+    if (filter.specialty !== undefined) {
+      // Version 1 knows no specialties: no doctor has the one asked for.
+      if (!specialtyColumn) return { items: [], next: null };
+      query = query.where(sql<string>`lower(s.specialty)`, '=', filter.specialty.toLowerCase());
+    }
+    if (after) query = query.where((eb) => eb(eb.refTuple('u.name', 'u.user_id'), '>', eb.tuple(after.name, after.doctorId)));
+    const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();
+    return toPage(rows, limit, toDoctorView, (row) => ({ name: row.name, doctorId: row.user_id }));
+  };
+  try {
+    return await read(true);
+  } catch (error) {
+    if (!isUndefinedColumn(error)) throw error;
+    return read(false);
+  }
 }
 
 /** A doctor's working week, or undefined when none was set. */

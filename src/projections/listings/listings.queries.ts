@@ -2,6 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
 import type { Database } from '../read-models.js';
 import { amount, toPage, type Page, type PageRequest } from '../shared/page.js';
+import { isUndefinedColumn } from '../shared/undefined-column.js';
 
 export type ListingView = {
   readonly id: string;
@@ -76,15 +77,12 @@ function listingsCountingReviews(db: Kysely<Database>): ReturnType<typeof listin
     });
 }
 
-/** PostgreSQL's "column does not exist": the active generation of the read model predates the columns. */
-const undefinedColumn = '42703';
-
 /** Reads with `listings`, or with `listingsCountingReviews` while version 1's tables still serve. */
 async function readListings<T>(db: Kysely<Database>, read: (from: ReturnType<typeof listings>) => Promise<T>): Promise<T> {
   try {
     return await read(listings(db));
   } catch (error) {
-    if (!(error instanceof Error && 'code' in error && error.code === undefinedColumn)) throw error;
+    if (!isUndefinedColumn(error)) throw error;
     return read(listingsCountingReviews(db));
   }
 }
