@@ -142,6 +142,17 @@ describe('appointment use cases', () => {
       expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
     });
 
+    it("refused because the patient is busy then, tells a doctor nothing of the patient's appointment with another doctor", async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+
+      const refusal: unknown = await rescheduleAppointment(side, booked.id, { start: nineThirty }, as(doctor)).catch((error: unknown) => error);
+
+      expect(refusal).toMatchObject({ code: 'patient-overlap' });
+      expect(String(refusal)).not.toContain(elsewhere.id);
+      expect(String(refusal)).not.toContain('09:30');
+    });
+
     it('retried after the patient became busy while the slot moved, moves the slot again though the first try moved it back', async () => {
       const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
       const retried = as(patient, 'move-to-nine-thirty');

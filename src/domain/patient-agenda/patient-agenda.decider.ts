@@ -89,13 +89,14 @@ function properSlot(start: string, end: string): TimeSlot {
   return slot;
 }
 
-/** Overlap is of half-open intervals: one appointment may end exactly when the next begins. */
+/**
+ * Overlap is of half-open intervals: one appointment may end exactly when the next begins. The
+ * refusal names neither the other appointment nor its time: a doctor rescheduling a patient
+ * hears it too, and the other appointment may be with another doctor, none of theirs to know.
+ */
 function assertFree(reservations: Reservations, slot: TimeSlot, appointmentId: string): void {
-  const clash = Object.entries(reservations).find(([id, reserved]) => id !== appointmentId && slotsOverlap(reserved, slot));
-  if (clash) {
-    const [id, reserved] = clash;
-    throw new DomainError('patient-overlap', `the patient already has appointment ${id} at ${reserved.start}–${reserved.end}`);
-  }
+  const clash = Object.entries(reservations).some(([id, reserved]) => id !== appointmentId && slotsOverlap(reserved, slot));
+  if (clash) throw new DomainError('patient-overlap', 'the patient has another appointment overlapping that time');
 }
 
 export function evolve(state: PatientAgendaState, event: PatientAgendaEvent): PatientAgendaState {
