@@ -127,6 +127,15 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
   });
 
   describe('POST /v1/payments/{id}/refund', () => {
+    it('answers a payer who also owns listings 403, not 404: the payment is theirs to see, not to refund', async () => {
+      const payer = person(['CONSUMER', 'OWNER']);
+      const paymentId = String((await startPaying(await book(payer), payer)).body.paymentId);
+
+      const refused = await post(`/v1/payments/${paymentId}/refund`, { amount: 1_000 }, payer);
+
+      expect(refused.status).toBe(403);
+    });
+
     it("lets the listing's owner request a refund (201); others do not see the payment; a consumer may not; a stale If-Match gets 412", async () => {
       const bookingId = await book();
       const paymentId = String((await startPaying(bookingId)).body.paymentId);

@@ -107,7 +107,12 @@ export async function refundPayment(
   const { state: booking } = await side.handlers.booking.read(bookingStreamId(state.payment.bookingId));
   const actor = request.context.actor;
   const owner = booking.status !== 'none' && booking.booking.ownerId === actor.id;
-  if (!owner && !hasRole(actor, 'ADMIN')) throw new NotFoundError(`payment ${paymentId}`);
+  if (!owner && !hasRole(actor, 'ADMIN')) {
+    // The payer sees the payment (GET answers them), so for them it exists: they may not refund it.
+    const payer = booking.status !== 'none' && booking.booking.consumerId === actor.id;
+    if (payer) throw new ForbiddenError("only the listing's owner or an admin refunds a payment");
+    throw new NotFoundError(`payment ${paymentId}`);
+  }
   const refundId = deterministicUuid('refund', request.commandId);
   const result = await side.handlers.payment.handle(
     paymentStreamId(paymentId),
