@@ -55,6 +55,16 @@ describe('CreateListing', () => {
   it('refuses an actor without the OWNER role', () =>
     spec.given([]).when(create({ actor: { id: 'consumer-1', roles: ['CONSUMER'] } })).thenFails('forbidden'));
 
+  it('lets an admin create a listing for an owner, owned by that owner', () =>
+    spec.given([]).when(create({ actor: admin, ownerId: owner.id })).then([created]));
+
+  it('refuses an admin without the OWNER role a listing of their own', () => spec.given([]).when(create({ actor: admin })).thenFails('forbidden'));
+
+  it('refuses an owner creating a listing for another owner', () =>
+    spec.given([]).when(create({ actor: stranger, ownerId: owner.id })).thenFails('forbidden'));
+
+  it('accepts an owner naming themselves as the owner', () => spec.given([]).when(create({ ownerId: owner.id })).then([created]));
+
   it('refuses a listing id that exists already', () => spec.given([created]).when(create()).thenFails('already-exists'));
 
   it.each([0, -100, 12.5])('refuses price %s', (pricePerDay) =>

@@ -52,6 +52,24 @@ describe('command routes over HTTP', () => {
       expect(response.headers.get('event-position')).toBe(response.body.position);
     });
 
+    it('lets an admin create a listing for a registered owner, who then manages it; not for an account that may not own one', async () => {
+      const admin = person(['ADMIN']);
+      const signedUp = await post('/v1/auth/signup', { email: `${randomUUID()}@example.com`, password: 'correct horse battery', name: 'Olga', roles: ['OWNER'] });
+      expect(signedUp.status).toBe(201);
+      const ownerId = String(signedUp.body.id);
+
+      const created = await post('/v1/listings', { ...listingInput, ownerId }, admin);
+      expect(created.status).toBe(201);
+      const registeredOwner: Actor = { id: ownerId, roles: ['OWNER'] };
+      expect((await post(`/v1/listings/${String(created.body.id)}/update`, { title: 'Renamed by its owner' }, registeredOwner)).status).toBe(200);
+
+      const unknown = await post('/v1/listings', { ...listingInput, ownerId: randomUUID() }, admin);
+      expect(unknown.status).toBe(409);
+      expect(unknown.body.type).toMatch(/unknown-owner$/);
+      expect((await post('/v1/listings', listingInput, admin)).status).toBe(403);
+      expect((await post('/v1/listings', { ...listingInput, ownerId }, otherOwner)).status).toBe(403);
+    });
+
     it('names the field that is wrong, and appends nothing', async () => {
       const before = await eventCount();
       const response = await post('/v1/listings', { ...listingInput, pricePerDay: -5 }, owner);

@@ -1,17 +1,28 @@
 import type { ListingDetails, ListingPrice } from '../../domain/listing/listing.events.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import { listingDecider, listingStreamId } from '../../domain/listing/listing.decider.js';
+import { hasRole } from '../../domain/shared/actor.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { streamIdOf as userStreamIdOf } from '../../domain/user/user.decider.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 
-export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice;
+export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice & { ownerId?: string | undefined };
 export type UpdateListingInput = Partial<ListingDetails & ListingPrice>;
 
 export async function createListing(side: CommandSide, input: CreateListingInput, request: CommandOptions): Promise<CommandOutcome> {
   const listingId = deterministicUuid('listing', request.commandId);
+  const { actor } = request.context;
+  if (input.ownerId !== undefined && input.ownerId !== actor.id && hasRole(actor, 'ADMIN')) {
+    // An admin's listing for someone else goes to an account that may own one.
+    const { state: owner } = await side.handlers.user.read(userStreamIdOf(input.ownerId));
+    if (owner.status !== 'registered' || owner.erased || !owner.roles.includes('OWNER')) {
+      throw new DomainError('unknown-owner', `${input.ownerId} is not a user with the OWNER role`);
+    }
+  }
   const result = await side.handlers.listing.handle(
     listingStreamId(listingId),
     { type: 'CreateListing', data: { ...input, listingId, actor: request.context.actor } },

@@ -8,6 +8,8 @@ export const createListingSchema = z.object({
   data: z.object({
     listingId: z.string().min(1),
     actor: actorSchema,
+    /** Whose listing it is; the actor's own when left out. Only an admin creates one for someone else. */
+    ownerId: z.string().min(1).optional(),
     ...listingDetailsSchema.shape,
     timeZone: listingDetailsSchema.shape.timeZone.optional(),
     ...listingPriceSchema.shape,

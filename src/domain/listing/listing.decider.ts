@@ -64,12 +64,16 @@ function sameDetails(a: ListingDetails, b: ListingDetails): boolean {
 
 function createListing({ data }: CreateListing, state: ListingState): ListingEvent[] {
   if (state.status !== 'none') throw new DomainError('already-exists', `listing ${data.listingId} already exists`);
-  if (!hasRole(data.actor, 'OWNER')) throw new ForbiddenError('only an OWNER may create a listing');
+  const ownerId = data.ownerId ?? data.actor.id;
+  if (ownerId !== data.actor.id && !hasRole(data.actor, 'ADMIN')) throw new ForbiddenError('only an admin may create a listing for someone else');
+  if (ownerId === data.actor.id && !hasRole(data.actor, 'OWNER')) {
+    throw new ForbiddenError('only an OWNER may own a listing; an admin names the owner it creates one for (ownerId)');
+  }
   const { title, description, category, location, capacity } = data;
   const details: ListingDetails = { title, description, category, location, capacity, timeZone: data.timeZone ?? 'UTC' };
   const price: ListingPrice = { pricePerDay: data.pricePerDay, currency: data.currency };
   assertValidTerms(details, price);
-  return [{ type: 'ListingCreated', data: { listingId: data.listingId, ownerId: data.actor.id, ...details, ...price } }];
+  return [{ type: 'ListingCreated', data: { listingId: data.listingId, ownerId, ...details, ...price } }];
 }
 
 /** Only what differs becomes an event; an update that changes nothing is already true: no events. */

@@ -10,7 +10,11 @@ import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../
 import { requireRoles } from '../plugins/auth.plugin.js';
 
 const createListingBody = listingDetailsSchema
-  .extend({ timeZone: listingDetailsSchema.shape.timeZone.optional(), ...listingPriceSchema.shape })
+  .extend({
+    timeZone: listingDetailsSchema.shape.timeZone.optional(),
+    ...listingPriceSchema.shape,
+    ownerId: z.uuid().optional().describe("Admins only: the owner (a user with the OWNER role) whose listing this is; left out, the caller's own"),
+  })
   .strict()
   .meta({ id: 'CreateListingRequest' });
 
