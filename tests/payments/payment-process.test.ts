@@ -219,7 +219,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
     await drain();
 
     expect(stripe.refundsFor(paymentId).map((r) => r.amount)).toEqual([5_000, 19_000]);
-    await expect(refundPayment(side, paymentId, {}, as(consumer))).rejects.toMatchObject({ code: 'not-found' });
+    await expect(refundPayment(side, paymentId, {}, as(consumer))).rejects.toMatchObject({ code: 'forbidden' });
   });
 
   it("a cancellation's refund decided while an owner's partial refund lands is capped by what is left, not dropped", async () => {
