@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { idempotencyKeys, ProviderRefusedError } from '../../src/application/ports/payment-gateway.js';
+import { idempotencyKeys, ProviderRefusedError, ProviderUnavailableError } from '../../src/application/ports/payment-gateway.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { FakeStripeServer } from './support/fake-stripe-server.js';
 
@@ -70,6 +70,17 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     await expect(refusal).rejects.toBeInstanceOf(ProviderRefusedError);
     await expect(refusal).rejects.toMatchObject({ code: 'resource_missing' });
     expect(stripe.requestsTo('create-refund')).toHaveLength(1);
+  });
+
+  it("speaks the port's terms, not Stripe's statuses: a 401 or 400 is a refusal, 5xx past the SDK's retries an outage", async () => {
+    stripe.inject('create-intent', { kind: 'status', status: 401 });
+    await expect(gateway.createIntent(intentRequest('pay-9'))).rejects.toBeInstanceOf(ProviderRefusedError);
+    stripe.inject('create-intent', { kind: 'status', status: 400 });
+    await expect(gateway.createIntent(intentRequest('pay-9'))).rejects.toBeInstanceOf(ProviderRefusedError);
+    stripe.inject('create-intent', ...Array.from({ length: 4 }, () => ({ kind: 'status', status: 500 }) as const));
+    const outage: unknown = await gateway.createIntent(intentRequest('pay-9')).catch((error: unknown) => error);
+    expect(outage).toBeInstanceOf(ProviderUnavailableError);
+    expect(outage).not.toHaveProperty('statusCode');
   });
 
   it('reports a failed refund with its reason', async () => {

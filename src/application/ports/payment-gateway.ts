@@ -87,6 +87,17 @@ export class ProviderRefusedError extends Error {
 }
 
 /**
+ * The provider could not be reached or failed (network, its 5xx, a rate limit): the request may
+ * pass on a retry. Carries the provider's own error as `cause`, for the log only.
+ */
+export class ProviderUnavailableError extends Error {
+  override readonly name = 'ProviderUnavailableError';
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
  * The idempotency keys, in one place so that every caller (a request, the process manager, a
  * retry after a crash) derives the very same key for the very same step. A payment id already
  * names its attempt (see `paymentIdFor`), so a new attempt gets new keys.

@@ -9,7 +9,7 @@ import type {
   ProviderIntentStatus,
   ProviderRefund,
 } from '../../application/ports/payment-gateway.js';
-import { ProviderRefusedError } from '../../application/ports/payment-gateway.js';
+import { ProviderRefusedError, ProviderUnavailableError } from '../../application/ports/payment-gateway.js';
 
 export type StripeGatewayOptions = {
   readonly secretKey: string;
@@ -71,12 +71,22 @@ function isStripeError(error: unknown): error is Stripe.errors.StripeError {
   return error instanceof Stripe.errors.StripeError;
 }
 
-/** A 4xx other than a rate limit or a conflict is Stripe's final word; anything else may pass on a retry. */
-function refusalOf(error: unknown): unknown {
-  if (!isStripeError(error) || error.statusCode === undefined) return error;
-  const final = error.statusCode >= 400 && error.statusCode < 500 && error.statusCode !== 409 && error.statusCode !== 429;
-  return final ? new ProviderRefusedError(error.code ?? error.type, error.message) : error;
+/**
+ * Stripe's errors in the port's terms: a 4xx other than a rate limit or a conflict is Stripe's
+ * final word (refused); any other Stripe error may pass on a retry (unavailable). Neither keeps
+ * Stripe's HTTP status, which is about our call to Stripe, not about the request we answer.
+ */
+function providerError(error: unknown): unknown {
+  if (!isStripeError(error)) return error;
+  const status = error.statusCode;
+  const final = status !== undefined && status >= 400 && status < 500 && status !== 409 && status !== 429;
+  if (final) return new ProviderRefusedError(error.code ?? error.type, error.message);
+  return new ProviderUnavailableError(`Stripe: ${error.type}${status === undefined ? '' : ` (HTTP ${status})`}`, { cause: error });
 }
+
+const rethrowProviderError = (error: unknown): never => {
+  throw providerError(error);
+};
 
 /** The Stripe API through the official SDK; idempotency keys are always ours, never the SDK's random ones. */
 export class StripePaymentGateway implements PaymentGateway {
@@ -89,15 +99,17 @@ export class StripePaymentGateway implements PaymentGateway {
   }
 
   async createIntent(request: CreateIntentRequest): Promise<ProviderIntent> {
-    const intent = await this.stripe.paymentIntents.create(
-      {
-        amount: request.amount,
-        currency: request.currency.toLowerCase(),
-        automatic_payment_methods: { enabled: true },
-        metadata: { paymentId: request.paymentId, bookingId: request.bookingId },
-      },
-      { idempotencyKey: request.idempotencyKey },
-    );
+    const intent = await this.stripe.paymentIntents
+      .create(
+        {
+          amount: request.amount,
+          currency: request.currency.toLowerCase(),
+          automatic_payment_methods: { enabled: true },
+          metadata: { paymentId: request.paymentId, bookingId: request.bookingId },
+        },
+        { idempotencyKey: request.idempotencyKey },
+      )
+      .catch(rethrowProviderError);
     return toIntent(intent);
   }
 
@@ -106,7 +118,7 @@ export class StripePaymentGateway implements PaymentGateway {
       return toIntent(await this.stripe.paymentIntents.retrieve(intentId));
     } catch (error) {
       if (isStripeError(error) && error.code === 'resource_missing') return undefined;
-      throw error;
+      throw providerError(error);
     }
   }
 
@@ -116,7 +128,7 @@ export class StripePaymentGateway implements PaymentGateway {
       return intent.status === 'canceled' ? { outcome: 'canceled' } : { outcome: 'not-cancelable', status: intentStatus(intent.status) };
     } catch (error) {
       // Stripe refuses to cancel an intent that succeeded (or is canceled already): ask what it is now.
-      if (!isStripeError(error) || error.code !== 'payment_intent_unexpected_state') throw refusalOf(error);
+      if (!isStripeError(error) || error.code !== 'payment_intent_unexpected_state') throw providerError(error);
       const current = await this.retrieveIntent(request.intentId);
       if (current?.status === 'canceled') return { outcome: 'canceled' };
       return { outcome: 'not-cancelable', status: current?.status ?? 'awaiting-payment' };
@@ -133,9 +145,7 @@ export class StripePaymentGateway implements PaymentGateway {
         },
         { idempotencyKey: request.idempotencyKey },
       )
-      .catch((error: unknown) => {
-        throw refusalOf(error);
-      });
+      .catch(rethrowProviderError);
     const status = refundStatus(refund);
     const failureReason = refund.failure_reason ?? undefined;
     return { providerRefundId: refund.id, status, ...(status === 'failed' ? { failureReason: failureReason ?? 'failed' } : {}) };

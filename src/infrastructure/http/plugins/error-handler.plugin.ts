@@ -5,6 +5,7 @@ import { AccountLockedError, AuthenticationError } from '../../../application/id
 import { ConcurrencyError } from '../../../application/ports/event-store.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { HttpProblem, problemDocument, sendProblem } from '../problem.js';
+import { ProviderRefusedError, ProviderUnavailableError } from '../../../application/ports/payment-gateway.js';
 
 /** `WWW-Authenticate` must come with every 401 (RFC 9110 §11.6.1). */
 export const bearerChallenge = 'Bearer realm="bookable"';
@@ -50,6 +51,14 @@ function toHttpProblem(error: unknown): HttpProblem | undefined {
   }
   if (error instanceof ConcurrencyError) {
     return new HttpProblem(409, 'concurrent-modification', 'Concurrent modification', 'The resource changed meanwhile; try again');
+  }
+  // The provider's refusal or outage is a gateway's failure, not the caller's: 502 / 503, logged as errors.
+  if (error instanceof ProviderRefusedError) {
+    return new HttpProblem(502, 'payment-provider-refused', 'Payment provider refused', `The payment provider refused the request (${error.code})`);
+  }
+  if (error instanceof ProviderUnavailableError) {
+    const detail = 'The payment provider could not be reached; try again';
+    return new HttpProblem(503, 'payment-provider-unavailable', 'Payment provider unavailable', detail, { headers: { 'retry-after': '5' } });
   }
   if (error instanceof AuthenticationError) {
     return new HttpProblem(401, error.code, sentenceCase(error.code), error.message, { headers: { 'www-authenticate': bearerChallenge } });
