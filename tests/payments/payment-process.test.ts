@@ -162,6 +162,16 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
   });
 
+  it('payment succeeded, then the consumer cancelled 3 days ahead before the process marked the booking paid → 50 % refunded, as if it had been', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await drain();
+
+    expect(await bookingStatus(bookingId)).toBe('cancelled');
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 12_000 })]);
+  });
+
   it('payment succeeded after the lapsed hold went to someone else → booking cancelled (not the consumer\'s fault), refunded in full', async () => {
     const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
     clock.advance(16 * 60_000);

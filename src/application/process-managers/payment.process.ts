@@ -4,12 +4,14 @@ import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
 import { paymentStreamId, refundable, type PaymentState } from '../../domain/payment/payment.decider.js';
 import type { Actor } from '../../domain/shared/actor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { percentOf } from '../../domain/shared/money.js';
 import { aggregates } from '../aggregates/aggregates.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
+import { comparePositions } from '../ports/position.js';
 import { sleep } from '../sleep.js';
 import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type ProviderRefund } from '../ports/payment-gateway.js';
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
@@ -116,7 +118,7 @@ export class PaymentProcess {
     }
     // Paid with this payment and cancelled since: the cancellation's own refund applies.
     if (paymentOf(booking)?.paymentId === paymentId) return;
-    await this.refundInFull(payment, event);
+    await this.refundUnapplied(payment, event);
   }
 
   private async confirm(booking: Exclude<BookingState, { status: 'none' }>, payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
@@ -128,7 +130,7 @@ export class PaymentProcess {
     } catch (error) {
       // Expired or cancelled a moment ago, or paid by another payment: this money goes back.
       if (!(error instanceof DomainError)) throw error;
-      return this.refundInFull(payment, cause);
+      return this.refundUnapplied(payment, cause);
     }
     try {
       await side.handlers.listingCalendar.handle(listingCalendarStreamId(listingId), { type: 'BookDates', data: { listingId, bookingId } }, step(cause, 'book-dates'));
@@ -193,8 +195,18 @@ export class PaymentProcess {
     await this.options.side.handlers.payment.handle(paymentStreamId(paymentId), command, step(event, 'refund-outcome'));
   }
 
-  private async refundInFull(payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
-    await this.requestRefund(payment, payment.payment.amount, cause);
+  /**
+   * Money that paid for nothing goes back in full, but for one case: the payment had succeeded
+   * (`cause`) before the booking was cancelled unpaid, i.e. the cancellation came while this
+   * process had yet to mark the booking paid. The cancellation policy then stands as if it had
+   * been marked paid: paying and cancelling at once must not be a way around it. (A cancellation
+   * is a booking's last event, so the stream's position is the cancellation's.)
+   */
+  private async refundUnapplied(payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
+    const { state: booking, position } = await this.options.side.handlers.booking.read(bookingStreamId(payment.payment.bookingId));
+    const cancelledAfterPaying = booking.status === 'cancelled' && booking.payment === null && comparePositions(cause.position, position) < 0;
+    const percent = cancelledAfterPaying ? booking.refundPercent : 100;
+    await this.requestRefund(payment, percentOf(payment.payment.amount, percent), cause);
   }
 
   /**

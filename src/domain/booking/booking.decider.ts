@@ -32,6 +32,8 @@ export type BookingState =
       readonly booking: BookingRequestedData;
       readonly payment: BookingPayment | null;
       readonly cancelledBy: Canceller;
+      /** What the policy granted when it was cancelled, paid or not. */
+      readonly refundPercent: number;
       readonly refundAmount: number;
     }
   | { readonly status: 'expired'; readonly booking: BookingRequestedData };
@@ -184,6 +186,7 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
         booking: state.booking,
         payment: paymentOf(state),
         cancelledBy: event.data.cancelledBy,
+        refundPercent: event.data.refundPercent,
         refundAmount: event.data.refundAmount,
       };
     case 'BookingExpired':
