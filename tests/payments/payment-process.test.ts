@@ -172,6 +172,24 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 12_000 })]);
   });
 
+  it('payment started while its booking was cancelled (the cancellation found no payment yet) → the intent is cancelled once it is recorded', async () => {
+    month += 1;
+    const startDate = new Date(clock.now().getTime() + 3 * 86_400_000).toISOString().slice(0, 10);
+    const endDate = new Date(clock.now().getTime() + 5 * 86_400_000).toISOString().slice(0, 10);
+    const booking = await requestBooking(side, { listingId: (await createListing(side, listingInput, as(owner))).id, startDate, endDate }, as(consumer));
+    // Stripe takes its time creating the intent; the consumer cancels meanwhile and the process handles that.
+    stripe.inject('create-intent', { kind: 'delay', ms: 300 });
+    const starting = startPayment(payments, booking.id, as(consumer));
+    await sleep(100);
+    await cancelBooking(side, booking.id, { reason: 'changed my mind' }, as(consumer));
+    await drain();
+    const { paymentId } = await starting;
+    await drain();
+
+    expect(stripe.intentsFor(paymentId)).toEqual([expect.objectContaining({ status: 'canceled' })]);
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentCanceled']);
+  });
+
   it('payment succeeded after the lapsed hold went to someone else → booking cancelled (not the consumer\'s fault), refunded in full', async () => {
     const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
     clock.advance(16 * 60_000);

@@ -17,7 +17,7 @@ import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type Provid
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
 
 /** The event types this process follows; everything else is filtered out by the store. */
-export const paymentProcessEventTypes = ['PaymentSucceeded', 'RefundRequested', 'BookingCancelled', 'BookingExpired'];
+export const paymentProcessEventTypes = ['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'BookingCancelled', 'BookingExpired'];
 
 /** Its checkpoint row, and the `system:<name>` actor of what it sends. */
 export const paymentProcessName = 'payment-process';
@@ -76,6 +76,8 @@ export class PaymentProcess {
   /** Handles one event; idempotent, so handing it the same event twice changes nothing. */
   async handle(event: RecordedEvent): Promise<void> {
     switch (event.type) {
+      case 'PaymentInitiated':
+        return this.paymentInitiated(event);
       case 'PaymentSucceeded':
         return this.paymentSucceeded(event);
       case 'RefundRequested':
@@ -156,6 +158,19 @@ export class PaymentProcess {
       if (payment?.status === 'succeeded') await this.requestRefund(payment, refundAmount, event);
     }
     await this.cancelLiveIntents(bookingId, event);
+  }
+
+  /**
+   * A payment started while its booking was being cancelled or expiring: the booking's event came
+   * first and found no payment to cancel, so the intent created since is cancelled now, before
+   * anyone pays into a booking that is gone.
+   */
+  private async paymentInitiated(event: RecordedEvent): Promise<void> {
+    const initiated = aggregates.payment.codec.decode(event);
+    if (initiated.type !== 'PaymentInitiated') return;
+    const { bookingId } = initiated.data;
+    const { state: booking } = await this.options.side.handlers.booking.read(bookingStreamId(bookingId));
+    if (booking.status === 'cancelled' || booking.status === 'expired') await this.cancelLiveIntents(bookingId, event);
   }
 
   private async bookingExpired(event: RecordedEvent): Promise<void> {
