@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fold } from '../../src/domain/shared/decider.js';
 import type { PaymentCommand } from '../../src/domain/payment/payment.commands.js';
-import { paymentDecider, paymentStreamId } from '../../src/domain/payment/payment.decider.js';
+import { paymentDecider, paymentStreamId, refundable } from '../../src/domain/payment/payment.decider.js';
 import type { PaymentEvent } from '../../src/domain/payment/payment.events.js';
 import { deciderSpec } from '../support/decider-spec.js';
 
@@ -156,8 +156,11 @@ describe('RecordRefundFailed', () => {
   it('changes nothing when the same provider event comes again', () =>
     spec.given([...pending, refundFailed('r1', 'evt_r1')]).when(refundFail('r1', 'evt_r1')).then([]));
   it('is already true on another failure notice', () => spec.given([...pending, refundFailed('r1', 'evt_r1')]).when(refundFail('r1', 'evt_r2')).then([]));
-  it('refuses a refund that succeeded', () =>
-    spec.given([...pending, refundSucceeded('r1', 'evt_r1')]).when(refundFail('r1', 'evt_r2')).thenFails('illegal-transition'));
+  it('records a failure after a success (Stripe fails refunds it reported as succeeded), and the amount is refundable again', () => {
+    spec.given([...pending, refundSucceeded('r1', 'evt_r1')]).when(refundFail('r1', 'evt_r2')).then([refundFailed('r1', 'evt_r2')]);
+    const state = fold(paymentDecider, [...pending, refundSucceeded('r1', 'evt_r1'), refundFailed('r1', 'evt_r2')]);
+    expect(state.status === 'succeeded' && refundable(state)).toBe(30_000);
+  });
   it('refuses an unknown refund', () => {
     spec.given(pending).when(refundFail('r9', 'evt_r1')).thenFails('not-found');
     spec.given([]).when(refundFail('r1', 'evt_r1')).thenFails('not-found');

@@ -128,7 +128,10 @@ function refundOf(state: ExistingPayment, refundId: string): Refund {
   return refund;
 }
 
-/** A refund's outcome is final: the same outcome again is already true, the other one is refused. */
+/**
+ * The same outcome again is already true. A success after a failure is refused; a failure after
+ * a success is not (see `recordRefundFailed`).
+ */
 function recordRefundSucceeded({ data }: RecordRefundSucceeded, state: PaymentState): PaymentEvent[] {
   const current = existing(state, data.paymentId);
   if (alreadyProcessed(current, data.providerEventId)) return [];
@@ -139,12 +142,16 @@ function recordRefundSucceeded({ data }: RecordRefundSucceeded, state: PaymentSt
   return [{ type: 'RefundSucceeded', data: { paymentId, refundId, providerEventId } }];
 }
 
+/**
+ * Stripe may fail a refund it reported as succeeded (the card was closed meanwhile): the money
+ * never reached the customer, so the failure is recorded over the success and the amount counts
+ * as refundable again, for the owner or an admin to refund another way.
+ */
 function recordRefundFailed({ data }: RecordRefundFailed, state: PaymentState): PaymentEvent[] {
   const current = existing(state, data.paymentId);
   if (alreadyProcessed(current, data.providerEventId)) return [];
   const refund = refundOf(current, data.refundId);
   if (refund.status === 'failed') return [];
-  if (refund.status === 'succeeded') throw new DomainError('illegal-transition', `refund ${data.refundId} has succeeded already`);
   const { paymentId, refundId, providerEventId, reason } = data;
   return [{ type: 'RefundFailed', data: { paymentId, refundId, providerEventId, reason } }];
 }
