@@ -3,7 +3,7 @@ import type { WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedul
 import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import type { Database } from '../read-models.js';
 import { toPage, type Page, type PageRequest } from '../shared/page.js';
-import { isUndefinedColumn } from '../shared/undefined-column.js';
+import { readAcrossGenerations } from '../shared/read-across-generations.js';
 import { freeSlots } from './doctor-slots.js';
 
 export type DoctorView = {
@@ -62,12 +62,7 @@ export async function listDoctors(
     const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();
     return toPage(rows, limit, toDoctorView, (row) => ({ name: row.name, doctorId: row.user_id }));
   };
-  try {
-    return await read(true);
-  } catch (error) {
-    if (!isUndefinedColumn(error)) throw error;
-    return read(false);
-  }
+  return readAcrossGenerations(() => read(true), () => read(false));
 }
 
 /** A doctor's working week, or undefined when none was set. */

@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
 import type { Database } from '../read-models.js';
 import { amount, toPage, type Page, type PageRequest } from '../shared/page.js';
-import { isUndefinedColumn } from '../shared/undefined-column.js';
+import { readAcrossGenerations } from '../shared/read-across-generations.js';
 
 export type ListingView = {
   readonly id: string;
@@ -78,13 +78,8 @@ function listingsCountingReviews(db: Kysely<Database>): ReturnType<typeof listin
 }
 
 /** Reads with `listings`, or with `listingsCountingReviews` while version 1's tables still serve. */
-async function readListings<T>(db: Kysely<Database>, read: (from: ReturnType<typeof listings>) => Promise<T>): Promise<T> {
-  try {
-    return await read(listings(db));
-  } catch (error) {
-    if (!isUndefinedColumn(error)) throw error;
-    return read(listingsCountingReviews(db));
-  }
+function readListings<T>(db: Kysely<Database>, read: (from: ReturnType<typeof listings>) => Promise<T>): Promise<T> {
+  return readAcrossGenerations(() => read(listings(db)), () => read(listingsCountingReviews(db)));
 }
 
 type ListingRecord = Awaited<ReturnType<ReturnType<typeof listings>['execute']>>[number];
