@@ -11,7 +11,7 @@ import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
-import { comparePositions } from '../ports/position.js';
+import { comparePositions, type Position } from '../ports/position.js';
 import { sleep } from '../sleep.js';
 import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type ProviderRefund } from '../ports/payment-gateway.js';
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
@@ -114,13 +114,18 @@ export class PaymentProcess {
     const { paymentId } = succeeded.data;
     const payment = await this.payment(paymentId);
     if (payment?.status !== 'succeeded') return;
-    const { state: booking } = await this.options.side.handlers.booking.read(bookingStreamId(payment.payment.bookingId));
+    const read = await this.readBooking(payment);
+    const booking = read.state;
     if (booking.status === 'requested' || (booking.status === 'paid' && booking.payment.paymentId === paymentId)) {
       return this.confirm(booking, payment, event);
     }
     // Paid with this payment and cancelled since: the cancellation's own refund applies.
     if (paymentOf(booking)?.paymentId === paymentId) return;
-    await this.refundUnapplied(payment, event);
+    await this.refundUnapplied(payment, event, read);
+  }
+
+  private readBooking(payment: SucceededPayment) {
+    return this.options.side.handlers.booking.read(bookingStreamId(payment.payment.bookingId));
   }
 
   private async confirm(booking: Exclude<BookingState, { status: 'none' }>, payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
@@ -132,7 +137,7 @@ export class PaymentProcess {
     } catch (error) {
       // Expired or cancelled a moment ago, or paid by another payment: this money goes back.
       if (!(error instanceof DomainError)) throw error;
-      return this.refundUnapplied(payment, cause);
+      return this.refundUnapplied(payment, cause, await this.readBooking(payment));
     }
     try {
       await side.handlers.listingCalendar.handle(listingCalendarStreamId(listingId), { type: 'BookDates', data: { listingId, bookingId } }, step(cause, 'book-dates'));
@@ -215,10 +220,13 @@ export class PaymentProcess {
    * (`cause`) before the booking was cancelled unpaid, i.e. the cancellation came while this
    * process had yet to mark the booking paid. The cancellation policy then stands as if it had
    * been marked paid: paying and cancelling at once must not be a way around it. (A cancellation
-   * is a booking's last event, so the stream's position is the cancellation's.)
+   * is a booking's last event, so the position of the booking as read is the cancellation's.)
    */
-  private async refundUnapplied(payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
-    const { state: booking, position } = await this.options.side.handlers.booking.read(bookingStreamId(payment.payment.bookingId));
+  private async refundUnapplied(
+    payment: SucceededPayment,
+    cause: RecordedEvent,
+    { state: booking, position }: { readonly state: BookingState; readonly position: Position },
+  ): Promise<void> {
     const cancelledAfterPaying = booking.status === 'cancelled' && booking.payment === null && comparePositions(cause.position, position) < 0;
     const percent = cancelledAfterPaying ? booking.refundPercent : 100;
     await this.requestRefund(payment, percentOf(payment.payment.amount, percent), cause);
