@@ -49,6 +49,10 @@ const refundFailed = (refundId: string, providerEventId: string): PaymentEvent =
   type: 'RefundFailed',
   data: { paymentId, refundId, providerEventId, reason: 'insufficient_funds' },
 });
+const mismatch = (receivedAmount: number, receivedCurrency: string): PaymentEvent => ({
+  type: 'PaymentMismatch',
+  data: { paymentId, providerEventId: 'evt_s1', expectedAmount: 30_000, expectedCurrency: 'EUR', receivedAmount, receivedCurrency },
+});
 const captured = [initiated, succeeded()];
 
 describe('payment stream', () => {
@@ -68,16 +72,18 @@ describe('RecordPaymentSucceeded', () => {
   it('changes nothing on another success notice', () => spec.given(captured).when(succeed('evt_s2')).then([]));
 
   it('records a mismatch, not a success, for another amount or currency', () => {
-    const mismatch = (receivedAmount: number, receivedCurrency: string): PaymentEvent => ({
-      type: 'PaymentMismatch',
-      data: { paymentId, providerEventId: 'evt_s1', expectedAmount: 30_000, expectedCurrency: 'EUR', receivedAmount, receivedCurrency },
-    });
     spec.given([initiated]).when(succeed('evt_s1', 29_000)).then([mismatch(29_000, 'EUR')]);
     spec.given([initiated]).when(succeed('evt_s1', 30_000, 'USD')).then([mismatch(30_000, 'USD')]);
+    spec.given([initiated, failed()]).when(succeed('evt_s1', 29_000)).then([mismatch(29_000, 'EUR')]);
+    expect(fold(paymentDecider, [initiated, mismatch(29_000, 'EUR')])).toMatchObject({ status: 'mismatched', received: { amount: 29_000, currency: 'EUR' } });
+  });
+
+  it('changes nothing on any notice after a mismatch: the intent has captured', () => {
     const afterMismatch = [initiated, mismatch(29_000, 'EUR')];
-    expect(fold(paymentDecider, afterMismatch).status).toBe('initiated');
     spec.given(afterMismatch).when(succeed('evt_s1', 29_000)).then([]);
-    spec.given(afterMismatch).when(succeed('evt_s2')).then([succeeded('evt_s2')]);
+    spec.given(afterMismatch).when(succeed('evt_s2')).then([]);
+    spec.given(afterMismatch).when(fail('evt_f2')).then([]);
+    spec.given(afterMismatch).when(cancel()).thenFails('illegal-transition');
   });
 
   it('refuses a success for a canceled payment', () => spec.given([initiated, canceled()]).when(succeed()).thenFails('illegal-transition'));
@@ -126,6 +132,17 @@ describe('RequestRefund', () => {
   it('refuses a refund id reused for another amount', () =>
     spec.given([...captured, refundRequested('r1', 10_000)]).when(refund('r1', 12_000)).thenFails('refund-id-conflict'));
   it.each([0, -5, 0.5])('refuses amount %s', (amount) => spec.given(captured).when(refund('r1', amount)).thenFails('invalid-amount'));
+  it('refunds what a mismatch received, in its currency, and no more', () => {
+    const inDollars = [initiated, mismatch(24_000, 'USD')];
+    spec.given(inDollars).when(refund('r1', 24_000)).then([{ type: 'RefundRequested', data: { paymentId, refundId: 'r1', amount: 24_000, currency: 'USD' } }]);
+    spec.given(inDollars).when(refund('r1', 24_001)).thenFails('refund-exceeds-captured');
+    const refunded = [...inDollars, { type: 'RefundRequested', data: { paymentId, refundId: 'r1', amount: 24_000, currency: 'USD' } } as const];
+    const state = fold(paymentDecider, [...refunded, refundSucceeded('r1', 'evt_r1')]);
+    expect(state).toMatchObject({ status: 'mismatched', refunds: [{ refundId: 'r1', status: 'succeeded' }] });
+    expect(state.status === 'mismatched' && refundable(state)).toBe(0);
+  });
+  it('refuses to refund a mismatch in a currency that is no ISO code', () =>
+    spec.given([initiated, mismatch(100, 'euro')]).when(refund('r1', 100)).thenFails('unknown-currency'));
   it('refuses a payment that did not succeed', () => {
     spec.given([initiated]).when(refund('r1', 100)).thenFails('illegal-transition');
     spec.given([initiated, failed()]).when(refund('r1', 100)).thenFails('illegal-transition');

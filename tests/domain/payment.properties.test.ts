@@ -2,13 +2,13 @@ import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import type { PaymentCommand } from '../../src/domain/payment/payment.commands.js';
-import { committedRefunds, paymentDecider, type PaymentState } from '../../src/domain/payment/payment.decider.js';
+import { capturedMoney, committedRefunds, isCaptured, paymentDecider, type PaymentState } from '../../src/domain/payment/payment.decider.js';
 import type { PaymentEvent } from '../../src/domain/payment/payment.events.js';
 
 const paymentId = 'pay-p';
 const providerEventId = fc.constantFrom('evt_1', 'evt_2', 'evt_3', 'evt_4', 'evt_5', 'evt_6');
 const refundId = fc.constantFrom('r1', 'r2', 'r3', 'r4', 'r5');
-const captured = (state: PaymentState) => (state.status === 'none' ? 1_000 : state.payment.amount);
+const captured = (state: PaymentState) => (state.status === 'none' ? 1_000 : isCaptured(state) ? capturedMoney(state).amount : state.payment.amount);
 
 /** A command built against the current state, so that amounts are mostly plausible. */
 type Build = (state: PaymentState) => PaymentCommand;
@@ -45,12 +45,13 @@ const builds = fc.tuple(
   }),
 );
 
-/** Where one event may take each state: never back to `initiated`, never out of `succeeded` or `canceled`. */
+/** Where one event may take each state: never back to `initiated`, never out of `succeeded`, `mismatched` or `canceled`. */
 const next: Record<PaymentState['status'], readonly PaymentState['status'][]> = {
   none: ['initiated'],
-  initiated: ['initiated', 'succeeded', 'failed', 'canceled'],
-  failed: ['failed', 'succeeded', 'canceled'],
+  initiated: ['initiated', 'succeeded', 'mismatched', 'failed', 'canceled'],
+  failed: ['failed', 'succeeded', 'mismatched', 'canceled'],
   succeeded: ['succeeded'],
+  mismatched: ['mismatched'],
   canceled: ['canceled'],
 };
 
@@ -76,7 +77,7 @@ test.prop([builds])('refunds never exceed what was captured, states only move fo
     }
     if (state.status === 'none') continue;
     expect(new Set(state.processedEventIds).size).toBe(state.processedEventIds.length);
-    if (state.status === 'succeeded') expect(committedRefunds(state.refunds)).toBeLessThanOrEqual(state.payment.amount);
+    if (isCaptured(state)) expect(committedRefunds(state.refunds)).toBeLessThanOrEqual(capturedMoney(state).amount);
     // Whatever came from the provider, hearing it again changes nothing.
     if (command.type.startsWith('Record')) expect(paymentDecider.decide(command, state)).toEqual([]);
   }

@@ -14,7 +14,7 @@ import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints, type ProcessCheckpointTables } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
-import { as, createTestSide, eventTypes, fakeClock, listingInput } from '../support/command-side.js';
+import { as, createTestSide, eventTypes, fakeClock, listingInput, streamEvents } from '../support/command-side.js';
 import { trackingStore } from '../projections/support/read-models.harness.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
 import { sleep } from '../../src/application/sleep.js';
@@ -65,9 +65,9 @@ describe('payment process manager (booking ⇄ payment)', () => {
     return { bookingId: booking.id, listingId: listing, paymentId: started.paymentId, intentId };
   }
 
-  async function pay(paymentId: string, intentId: string, amount = 24_000): Promise<void> {
+  async function pay(paymentId: string, intentId: string, amount = 24_000, currency = 'EUR'): Promise<void> {
     stripe.setIntentStatus(intentId, 'succeeded');
-    await recordProviderEvent(payments, { kind: 'payment-succeeded', eventId: `evt_${randomUUID()}`, paymentId, intentId, amount, currency: 'EUR' }, webhook);
+    await recordProviderEvent(payments, { kind: 'payment-succeeded', eventId: `evt_${randomUUID()}`, paymentId, intentId, amount, currency }, webhook);
   }
 
   const bookingStatus = async (bookingId: string) => (await side.handlers.booking.read(`booking-${bookingId}`)).state.status;
@@ -133,6 +133,37 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
     const { state } = await side.handlers.payment.read(`payment-${paymentId}`);
     expect(state).toMatchObject({ status: 'succeeded', refunds: [{ amount: 12_000, status: 'succeeded' }] });
+  });
+
+  it('a success for another amount → all of it refunded; the booking stays payable, and a new attempt pays and confirms it', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId, 23_000);
+    await drain();
+
+    expect(await bookingStatus(bookingId)).toBe('requested');
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 23_000, status: 'succeeded' })]);
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentMismatch', 'RefundRequested', 'RefundSucceeded']);
+
+    const again = await startPayment(payments, bookingId, as(consumer));
+    expect(again).toMatchObject({ status: 'initiated', created: true });
+    expect(again.paymentId).not.toBe(paymentId);
+    await pay(again.paymentId, stripe.intentsFor(again.paymentId)[0]?.id ?? '');
+    await drain();
+    expect(await bookingStatus(bookingId)).toBe('confirmed');
+  });
+
+  it('a success in another currency → what was received refunded, in that currency', async () => {
+    const { paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId, 26_000, 'USD');
+    await drain();
+
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 26_000 })]);
+    expect((await side.handlers.payment.read(`payment-${paymentId}`)).state).toMatchObject({
+      status: 'mismatched',
+      refunds: [{ amount: 26_000, status: 'succeeded' }],
+    });
+    const requested = (await streamEvents(backend.eventStore, `payment-${paymentId}`)).find((event) => event.type === 'RefundRequested');
+    expect(requested?.data).toMatchObject({ amount: 26_000, currency: 'USD' });
   });
 
   it('payment succeeded for a booking that expired meanwhile → refunded in full', async () => {

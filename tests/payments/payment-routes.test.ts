@@ -263,12 +263,17 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       expect(await eventTypes(backend.eventStore, unmatchedStreamId(foreign))).toEqual(['ProviderEventUnmatched']);
     });
 
-    it('records a success for another amount or currency as a visible PaymentMismatch, not a success', async () => {
-      const { paymentId, intentId } = await initiated();
+    it('records a success for another amount as a visible PaymentMismatch, not a success; the booking takes a new attempt', async () => {
+      const { bookingId, paymentId, intentId } = await initiated();
       expect((await deliver(api, succeeded(intentId, paymentId, 100))).status).toBe(200);
+      // The intent has captured: a later notice for it, whatever it says, changes nothing.
       expect((await deliver(api, succeeded(intentId, paymentId, 24_000, 'usd'))).status).toBe(200);
-      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentMismatch', 'PaymentMismatch']);
-      expect((await api.side.handlers.payment.read(`payment-${paymentId}`)).state.status).toBe('initiated');
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentMismatch']);
+      expect((await api.side.handlers.payment.read(`payment-${paymentId}`)).state).toMatchObject({ status: 'mismatched', received: { amount: 100, currency: 'EUR' } });
+
+      const again = await startPaying(bookingId);
+      expect(again.status).toBe(201);
+      expect(again.body.paymentId).not.toBe(paymentId);
     });
 
     it('answers 200 to event types it does not follow, recording nothing', async () => {

@@ -65,6 +65,14 @@ describe('payments read model', () => {
     expect(await findPayment(h.db, 'pay-c')).toMatchObject({ status: 'canceled', payerId: null, ownerId: null });
   });
 
+  it('given PaymentMismatch and its refund, then mismatched, with the refund in the currency received', async () => {
+    await pay('pay-d')({ type: 'InitiatePayment', data: { paymentId: 'pay-d', bookingId: 'other', providerIntentId: 'pi_d', amount: 100, currency: 'EUR' } });
+    await pay('pay-d')({ type: 'RecordPaymentSucceeded', data: { paymentId: 'pay-d', providerEventId: 'evt_d', amount: 120, currency: 'USD' } });
+    await pay('pay-d')({ type: 'RequestRefund', data: { paymentId: 'pay-d', refundId: 'r-d', amount: 120 } });
+    await h.settle();
+    expect(await findPayment(h.db, 'pay-d')).toMatchObject({ status: 'mismatched', mismatch: true, refunds: [{ refundId: 'r-d', amount: 120, currency: 'USD', status: 'pending' }] });
+  });
+
   it('a replayed batch changes nothing', async () => {
     const before = await h.rows('payments', 'payments');
     await h.replay(paymentsProjection);

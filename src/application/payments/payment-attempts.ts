@@ -7,8 +7,9 @@ import { deterministicUuid } from '../ids.js';
  * A booking's payments are its attempts 1, 2, 3 … with ids derived from the booking and the
  * number, so anyone (a request, a retry of it after a crash, the process manager) finds them
  * without an index, and two requests starting "the next attempt" name the same payment. A new
- * attempt is only needed after the provider canceled the last intent: a failed intent takes
- * another card, so it stays the live one.
+ * attempt is only needed once the last intent is spent without paying: canceled, or captured
+ * another amount than asked (a mismatch, refunded). A failed intent takes another card, so it
+ * stays the live one.
  */
 export const paymentIdFor = (bookingId: string, attempt: number): string => deterministicUuid('payment', bookingId, String(attempt));
 
@@ -29,11 +30,11 @@ export async function paymentAttempts(side: CommandSide, bookingId: string): Pro
   return attempts;
 }
 
-/** The attempt a new start should use or reuse: the last one unless it was canceled, then a fresh one. */
+/** The attempt a new start should use or reuse: the last one unless it was spent without paying, then a fresh one. */
 export async function currentAttempt(side: CommandSide, bookingId: string): Promise<PaymentAttempt> {
   const attempts = await paymentAttempts(side, bookingId);
   const last = attempts.at(-1);
-  if (last && last.state.status !== 'canceled') return last;
+  if (last && last.state.status !== 'canceled' && last.state.status !== 'mismatched') return last;
   const attempt = attempts.length + 1;
   if (attempt > maxAttempts) throw new DomainError('too-many-payment-attempts', `booking ${bookingId} has had ${maxAttempts} payment attempts`);
   return { attempt, paymentId: paymentIdFor(bookingId, attempt), state: { status: 'none' } };

@@ -1,5 +1,5 @@
 import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
-import { paymentStreamId, refundable } from '../../domain/payment/payment.decider.js';
+import { isCaptured, paymentStreamId, refundable } from '../../domain/payment/payment.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
@@ -117,7 +117,7 @@ export async function refundPayment(
   const result = await side.handlers.payment.handle(
     paymentStreamId(paymentId),
     (current) => {
-      const left = current.status === 'succeeded' ? refundable(current) : 0;
+      const left = isCaptured(current) ? refundable(current) : 0;
       return { type: 'RequestRefund', data: { paymentId, refundId, amount: input.amount ?? left } };
     },
     request,

@@ -1,7 +1,7 @@
 import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
-import { paymentStreamId, refundable, type PaymentState } from '../../domain/payment/payment.decider.js';
+import { isCaptured, paymentStreamId, refundable, type CapturedPayment, type PaymentState } from '../../domain/payment/payment.decider.js';
 import type { Actor } from '../../domain/shared/actor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { percentOf } from '../../domain/shared/money.js';
@@ -17,7 +17,7 @@ import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type Provid
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
 
 /** The event types this process follows; everything else is filtered out by the store. */
-export const paymentProcessEventTypes = ['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'BookingCancelled', 'BookingExpired'];
+export const paymentProcessEventTypes = ['PaymentInitiated', 'PaymentSucceeded', 'PaymentMismatch', 'RefundRequested', 'BookingCancelled', 'BookingExpired'];
 
 /** Its checkpoint row, and the `system:<name>` actor of what it sends. */
 export const paymentProcessName = 'payment-process';
@@ -46,6 +46,7 @@ type SucceededPayment = Extract<PaymentState, { status: 'succeeded' }>;
  *
  * - PaymentSucceeded → MarkBookingPaid, BookDates, ConfirmBooking; for a booking that is meanwhile
  *   cancelled, expired or paid otherwise: a full refund.
+ * - PaymentMismatch (another amount or currency captured) → a full refund of what was received.
  * - BookingCancelled → the policy's refund (RequestRefund), and any live intent canceled.
  * - BookingExpired → any live intent canceled.
  * - RefundRequested → the provider's refund, then RecordRefundSucceeded/Failed.
@@ -80,6 +81,8 @@ export class PaymentProcess {
         return this.paymentInitiated(event);
       case 'PaymentSucceeded':
         return this.paymentSucceeded(event);
+      case 'PaymentMismatch':
+        return this.paymentMismatch(event);
       case 'RefundRequested':
         return this.refundRequested(event);
       case 'BookingCancelled':
@@ -122,6 +125,14 @@ export class PaymentProcess {
     // Paid with this payment and cancelled since: the cancellation's own refund applies.
     if (paymentOf(booking)?.paymentId === paymentId) return;
     await this.refundUnapplied(payment, event, read);
+  }
+
+  /** Money that does not pay the booking's price pays for nothing: all of it goes back; the consumer may pay again. */
+  private async paymentMismatch(event: RecordedEvent): Promise<void> {
+    const mismatch = aggregates.payment.codec.decode(event);
+    if (mismatch.type !== 'PaymentMismatch') return;
+    const payment = await this.payment(mismatch.data.paymentId);
+    if (payment?.status === 'mismatched') await this.requestRefund(payment, refundable(payment), event);
   }
 
   private readBooking(payment: SucceededPayment) {
@@ -190,8 +201,8 @@ export class PaymentProcess {
     if (requested.type !== 'RefundRequested') return;
     const { paymentId, refundId } = requested.data;
     const payment = await this.payment(paymentId);
-    const refund = payment?.status === 'succeeded' ? payment.refunds.find((r) => r.refundId === refundId) : undefined;
-    if (!payment || payment.status !== 'succeeded' || refund?.status !== 'pending') return;
+    const refund = payment && isCaptured(payment) ? payment.refunds.find((r) => r.refundId === refundId) : undefined;
+    if (!payment || !isCaptured(payment) || refund?.status !== 'pending') return;
     const result = await this.options.gateway
       .createRefund({
         intentId: payment.payment.providerIntentId,
@@ -238,7 +249,7 @@ export class PaymentProcess {
    * already), as of the state the append is decided on: an owner's refund landing between our
    * read and our append is re-decided against, not refused over.
    */
-  private async requestRefund(payment: SucceededPayment, amount: number, cause: RecordedEvent): Promise<void> {
+  private async requestRefund(payment: CapturedPayment, amount: number, cause: RecordedEvent): Promise<void> {
     const { paymentId } = payment.payment;
     const refundId = deterministicUuid('refund', cause.id);
     if (payment.refunds.some((refund) => refund.refundId === refundId)) return;
@@ -246,8 +257,8 @@ export class PaymentProcess {
     await this.options.side.handlers.payment.handle(
       paymentStreamId(paymentId),
       (current) => {
-        const requested = current.status === 'succeeded' ? current.refunds.find((refund) => refund.refundId === refundId) : undefined;
-        const capped = current.status === 'succeeded' ? Math.min(amount, refundable(current)) : amount;
+        const requested = isCaptured(current) ? current.refunds.find((refund) => refund.refundId === refundId) : undefined;
+        const capped = isCaptured(current) ? Math.min(amount, refundable(current)) : amount;
         return { type: 'RequestRefund', data: { paymentId, refundId, amount: requested?.amount ?? capped } };
       },
       step(cause, `refund:${paymentId}`),

@@ -1,5 +1,6 @@
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
+import { currencySchema } from '../shared/money.js';
 import type {
   InitiatePayment,
   PaymentCommand,
@@ -32,6 +33,18 @@ export type PaymentState =
       readonly payment: PaymentTerms;
       readonly processedEventIds: readonly string[];
       readonly refunds: readonly Refund[];
+    }
+  /**
+   * The provider captured another amount or currency than the intent asked for. It pays for
+   * nothing (the booking costs what it costs), and the intent is spent, so the money received
+   * is refundable, in its own currency, and the booking takes a new attempt.
+   */
+  | {
+      readonly status: 'mismatched';
+      readonly payment: PaymentTerms;
+      readonly processedEventIds: readonly string[];
+      readonly received: { readonly amount: number; readonly currency: string };
+      readonly refunds: readonly Refund[];
     };
 
 export const initialState: PaymentState = { status: 'none' };
@@ -52,9 +65,21 @@ export function committedRefunds(refunds: readonly Refund[]): number {
   return refunds.filter((refund) => refund.status !== 'failed').reduce((sum, refund) => sum + refund.amount, 0);
 }
 
+/** A payment that took money, which may be refunded. */
+export type CapturedPayment = Extract<PaymentState, { status: 'succeeded' | 'mismatched' }>;
+
+export function isCaptured(state: PaymentState): state is CapturedPayment {
+  return state.status === 'succeeded' || state.status === 'mismatched';
+}
+
+/** The money the provider took: the asked amount for a success, whatever arrived for a mismatch. */
+export function capturedMoney(payment: CapturedPayment): { readonly amount: number; readonly currency: string } {
+  return payment.status === 'succeeded' ? payment.payment : payment.received;
+}
+
 /** What may still be refunded of a captured payment: what was captured, less the refunds committed. */
-export function refundable(payment: { readonly payment: { readonly amount: number }; readonly refunds: readonly Refund[] }): number {
-  return payment.payment.amount - committedRefunds(payment.refunds);
+export function refundable(payment: CapturedPayment): number {
+  return capturedMoney(payment).amount - committedRefunds(payment.refunds);
 }
 
 function isPositiveAmount(amount: number): boolean {
@@ -75,11 +100,13 @@ function initiatePayment({ data }: InitiatePayment, state: PaymentState): Paymen
 /**
  * A success after a failure is accepted: the provider lets a customer retry the same intent,
  * and failure notices of earlier attempts may arrive late. Money that was captured is never
- * ignored; a success for a canceled intent cannot happen, so it is refused loudly.
+ * ignored: another amount or currency than asked is a mismatch, recorded to be refunded. An
+ * intent captures once, so another notice after either changes nothing; a success for a
+ * canceled intent cannot happen, so it is refused loudly.
  */
 function recordPaymentSucceeded({ data }: RecordPaymentSucceeded, state: PaymentState): PaymentEvent[] {
   const current = existing(state, data.paymentId);
-  if (alreadyProcessed(current, data.providerEventId) || current.status === 'succeeded') return [];
+  if (alreadyProcessed(current, data.providerEventId) || isCaptured(current)) return [];
   if (current.status === 'canceled') throw illegal(current, 'succeeded');
   const { paymentId, providerEventId, amount, currency } = data;
   const expected = current.payment;
@@ -90,10 +117,10 @@ function recordPaymentSucceeded({ data }: RecordPaymentSucceeded, state: Payment
   return [{ type: 'PaymentSucceeded', data: { paymentId, providerEventId, amount, currency } }];
 }
 
-/** After a success or a cancellation a failure is old news about an earlier attempt: no events. */
+/** After a capture or a cancellation a failure is old news about an earlier attempt: no events. */
 function recordPaymentFailed({ data }: RecordPaymentFailed, state: PaymentState): PaymentEvent[] {
   const current = existing(state, data.paymentId);
-  if (alreadyProcessed(current, data.providerEventId) || current.status === 'succeeded' || current.status === 'canceled') return [];
+  if (alreadyProcessed(current, data.providerEventId) || isCaptured(current) || current.status === 'canceled') return [];
   const { paymentId, providerEventId, reason } = data;
   return [{ type: 'PaymentFailed', data: { paymentId, providerEventId, reason } }];
 }
@@ -101,14 +128,17 @@ function recordPaymentFailed({ data }: RecordPaymentFailed, state: PaymentState)
 function recordPaymentCanceled({ data }: RecordPaymentCanceled, state: PaymentState): PaymentEvent[] {
   const current = existing(state, data.paymentId);
   if (alreadyProcessed(current, data.providerEventId) || current.status === 'canceled') return [];
-  if (current.status === 'succeeded') throw illegal(current, 'canceled');
+  if (isCaptured(current)) throw illegal(current, 'canceled');
   return [{ type: 'PaymentCanceled', data: { paymentId: data.paymentId, providerEventId: data.providerEventId } }];
 }
 
 function requestRefund({ data }: RequestRefund, state: PaymentState): PaymentEvent[] {
   const current = existing(state, data.paymentId);
-  if (current.status !== 'succeeded') throw illegal(current, 'refunded');
+  if (!isCaptured(current)) throw illegal(current, 'refunded');
   if (!isPositiveAmount(data.amount)) throw new DomainError('invalid-amount', 'a refund is a positive whole number of minor units');
+  const { currency } = capturedMoney(current);
+  // Only a mismatch can hold a currency the provider made up; no refund of ours could name it.
+  if (!currencySchema.safeParse(currency).success) throw new DomainError('unknown-currency', `${currency} is no ISO 4217 currency to refund in`);
   const same = current.refunds.find((refund) => refund.refundId === data.refundId);
   if (same) {
     if (same.amount === data.amount) return [];
@@ -116,14 +146,14 @@ function requestRefund({ data }: RequestRefund, state: PaymentState): PaymentEve
   }
   const room = refundable(current);
   if (data.amount > room) {
-    throw new DomainError('refund-exceeds-captured', `at most ${room} ${current.payment.currency} is left to refund`);
+    throw new DomainError('refund-exceeds-captured', `at most ${room} ${currency} is left to refund`);
   }
   const { paymentId, refundId, amount } = data;
-  return [{ type: 'RefundRequested', data: { paymentId, refundId, amount, currency: current.payment.currency } }];
+  return [{ type: 'RefundRequested', data: { paymentId, refundId, amount, currency } }];
 }
 
 function refundOf(state: ExistingPayment, refundId: string): Refund {
-  const refund = state.status === 'succeeded' ? state.refunds.find((r) => r.refundId === refundId) : undefined;
+  const refund = isCaptured(state) ? state.refunds.find((r) => r.refundId === refundId) : undefined;
   if (!refund) throw new NotFoundError(`refund ${refundId} of payment ${state.payment.paymentId}`);
   return refund;
 }
@@ -191,26 +221,31 @@ export function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
     case 'PaymentInitiated':
       return state.status === 'none' ? { status: 'initiated', payment: event.data, processedEventIds: [] } : state;
     case 'PaymentSucceeded':
-      if (state.status === 'none' || state.status === 'canceled' || state.status === 'succeeded') return state;
+      if (state.status !== 'initiated' && state.status !== 'failed') return state;
       return { status: 'succeeded', payment: state.payment, processedEventIds: remember(state, event.data.providerEventId), refunds: [] };
-    case 'PaymentMismatch':
-      return state.status === 'none' ? state : { ...state, processedEventIds: remember(state, event.data.providerEventId) };
+    case 'PaymentMismatch': {
+      if (state.status === 'none') return state;
+      const processedEventIds = remember(state, event.data.providerEventId);
+      if (state.status !== 'initiated' && state.status !== 'failed') return { ...state, processedEventIds };
+      const received = { amount: event.data.receivedAmount, currency: event.data.receivedCurrency };
+      return { status: 'mismatched', payment: state.payment, processedEventIds, received, refunds: [] };
+    }
     case 'PaymentFailed': {
-      if (state.status === 'none' || state.status === 'canceled' || state.status === 'succeeded') return state;
+      if (state.status !== 'initiated' && state.status !== 'failed') return state;
       const processedEventIds = remember(state, event.data.providerEventId);
       return { status: 'failed', payment: state.payment, processedEventIds, reason: event.data.reason };
     }
     case 'PaymentCanceled':
-      if (state.status === 'none' || state.status === 'succeeded') return state;
+      if (state.status === 'none' || isCaptured(state)) return state;
       return { status: 'canceled', payment: state.payment, processedEventIds: remember(state, event.data.providerEventId) };
     case 'RefundRequested': {
-      if (state.status !== 'succeeded') return state;
+      if (!isCaptured(state)) return state;
       const { refundId, amount } = event.data;
       return { ...state, refunds: [...state.refunds, { refundId, amount, status: 'pending' }] };
     }
     case 'RefundSucceeded':
     case 'RefundFailed': {
-      if (state.status !== 'succeeded') return state;
+      if (!isCaptured(state)) return state;
       const { refundId, providerEventId } = event.data;
       const refunds = settle(state.refunds, refundId, event.type === 'RefundSucceeded' ? 'succeeded' : 'failed');
       return { ...state, processedEventIds: remember(state, providerEventId), refunds };

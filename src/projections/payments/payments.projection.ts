@@ -57,11 +57,11 @@ function evolve(row: PaymentRow | undefined, event: PaymentEvent, recorded: Reco
     case 'PaymentSucceeded':
       return row.status === 'initiated' || row.status === 'failed' ? { ...row, ...at, status: 'succeeded', failure_reason: null } : { ...row, ...at };
     case 'PaymentMismatch':
-      return { ...row, ...at, mismatch: true };
+      return row.status === 'initiated' || row.status === 'failed' ? { ...row, ...at, status: 'mismatched', mismatch: true } : { ...row, ...at, mismatch: true };
     case 'PaymentFailed':
       return row.status === 'initiated' || row.status === 'failed' ? { ...row, ...at, status: 'failed', failure_reason: event.data.reason } : { ...row, ...at };
     case 'PaymentCanceled':
-      return row.status === 'succeeded' ? { ...row, ...at } : { ...row, ...at, status: 'canceled' };
+      return row.status === 'succeeded' || row.status === 'mismatched' ? { ...row, ...at } : { ...row, ...at, status: 'canceled' };
     case 'RefundRequested': {
       const { refundId, amount, currency } = event.data;
       const refund: RefundEntry = { refundId, amount, currency, status: 'pending', failureReason: null, requestedAt: recorded.recordedAt.toISOString() };
@@ -105,7 +105,8 @@ async function apply(trx: Transaction<PaymentsTables>, events: readonly Recorded
 /** Payments with their refunds; `PaymentInitiated` names the booking each one pays. */
 export const paymentsProjection = defineProjection<PaymentsTables>({
   name: paymentsProjectionName,
-  version: 1,
+  // 2: a mismatch is its own status, no longer `initiated` with a flag.
+  version: 2,
   eventTypes: codec.eventTypes,
   migrate,
   apply,

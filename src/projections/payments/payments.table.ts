@@ -1,6 +1,7 @@
 import type { JSONColumnType } from 'kysely';
 
-export type PaymentStatus = 'initiated' | 'succeeded' | 'failed' | 'canceled';
+/** `mismatched`: the provider captured another amount or currency; it pays for nothing and is refunded. */
+export type PaymentStatus = 'initiated' | 'succeeded' | 'mismatched' | 'failed' | 'canceled';
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';
 
 /** A refund as kept inside its payment's row: few per payment, always read with it. */
@@ -23,7 +24,7 @@ export type PaymentsTable = {
   currency: string;
   status: PaymentStatus;
   failure_reason: string | null;
-  /** The provider reported another amount or currency than expected; recorded, not a success. */
+  /** The provider reported another amount or currency than expected; recorded, not a success (status `mismatched`). */
   mismatch: boolean;
   refunds: JSONColumnType<RefundEntry[], string, string>;
   initiated_at: Date;

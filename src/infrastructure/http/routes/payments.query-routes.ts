@@ -13,7 +13,7 @@ export const paymentSchema = z
     bookingId: z.string(),
     amount: z.number().int().describe('Minor units of `currency`'),
     currency: z.string(),
-    status: z.enum(['initiated', 'succeeded', 'failed', 'canceled']),
+    status: z.enum(['initiated', 'succeeded', 'mismatched', 'failed', 'canceled']).describe('`mismatched`: the provider took another amount or currency; it is refunded and the booking stays payable'),
     failureReason: z.string().nullable(),
     mismatch: z.boolean().describe('The provider reported another amount or currency'),
     refundedAmount: z.number().int().describe('Sum of the refunds that succeeded'),
