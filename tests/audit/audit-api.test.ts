@@ -245,6 +245,31 @@ describe('audit API', () => {
     expect((await get('/v1/audit/access-log/verify', auditor)).json()).toMatchObject({ status: 'intact' });
   });
 
+  it("records reads by actor, by correlation, of a doctor's schedule and exports with each patient whose data they held", async () => {
+    const reader: Actor = { id: 'auditor-trail', roles: ['AUDITOR'] };
+    const reads = [
+      `/v1/audit/actors/${doctor.id}/events?limit=100`,
+      `/v1/audit/correlations/${bookingCorrelation}/events`,
+      `/v1/audit/streams/doctorSchedule-${doctor.id}/events?limit=100`,
+      `/v1/audit/export?streamPrefix=appointment-${appointmentId}`,
+    ];
+    for (const url of reads) expect((await get(url, reader, q.consistency())).statusCode, url).toBe(200);
+    expect((await get('/v1/audit/export?streamPrefix=doctorSchedule-', reader)).statusCode).toBe(200);
+    expect((await get('/v1/audit/export?streamPrefix=listing-', reader)).statusCode).toBe(200);
+
+    const rows = await accessLog(`actor_id = '${reader.id}'`);
+    const patientsOf = (resource: string) => rows.filter((row) => row.resource === resource).map((row) => row.patientId);
+    for (const url of reads) expect(patientsOf(url), url).toContain(patient.id);
+    expect(patientsOf('/v1/audit/export?streamPrefix=doctorSchedule-')).toEqual(['*']);
+    expect(patientsOf('/v1/audit/export?streamPrefix=listing-')).toEqual([null]);
+
+    // A patient's trail finds every read that held their data, the bulk one included.
+    const trail = (await get(`/v1/audit/access-log?patientId=${patient.id}&actorId=${reader.id}&limit=100`, auditor)).json<Page<AccessEntry>>();
+    expect(trail.items.map((entry) => entry.resource).sort()).toEqual([...reads, '/v1/audit/export?streamPrefix=doctorSchedule-'].sort());
+    const someoneElse = (await get(`/v1/audit/access-log?patientId=patient-nobody&actorId=${reader.id}&limit=100`, auditor)).json<Page<AccessEntry>>();
+    expect(someoneElse.items.map((entry) => entry.resource)).toEqual(['/v1/audit/export?streamPrefix=doctorSchedule-']);
+  });
+
   it('records a request whose path or user agent carries NUL (which PostgreSQL text cannot hold) and answers it normally', async () => {
     const response = await get('/v1/appointments/me%00', patient, { 'user-agent': 'probe\u0000' });
     expect(response.statusCode).toBeLessThan(500);

@@ -15,6 +15,12 @@ export function accessOutcome(statusCode: number): AccessOutcome {
   return 'failed';
 }
 
+/**
+ * The patient of a bulk read (an export of the log) that may hold any patient's data: one record
+ * for all of them, which every patient's trail finds, instead of one per patient in the log.
+ */
+export const anyPatient = '*';
+
 /** One access, as recorded. Absent facts are `null`, never left out, so the canonical form is fixed. */
 export type AccessRecord = {
   readonly at: Date;
@@ -24,7 +30,7 @@ export type AccessRecord = {
   readonly action: string;
   /** What was asked for, e.g. the path `/v1/appointments/42`. */
   readonly resource: string;
-  /** The patient whose data it is, where known. */
+  /** The patient whose data it is, where known; `anyPatient` for a bulk read that may hold anyone's. */
   readonly patientId: string | null;
   readonly outcome: AccessOutcome;
   readonly statusCode: number;
@@ -46,6 +52,7 @@ export type AccessLogEntry = Omit<AccessRecord, 'outcome'> & {
 
 export type AccessLogFilter = {
   readonly actorId?: string | undefined;
+  /** This patient's records, and the bulk reads (`anyPatient`) that may have held their data. */
   readonly patientId?: string | undefined;
   readonly from?: Date | undefined;
   /** Exclusive. */

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import {
+  anyPatient,
   canonicalAccessRecord,
   type AccessLog,
   type AccessLogEntry,
@@ -95,7 +96,7 @@ export class PgAccessLog implements AccessLog {
       conditions.push(condition(`$${values.length}`));
     };
     if (filter.actorId !== undefined) add((p) => `actor_id = ${p}`, filter.actorId);
-    if (filter.patientId !== undefined) add((p) => `patient_id = ${p}`, filter.patientId);
+    if (filter.patientId !== undefined) add((p) => `patient_id = ANY(${p}::text[])`, [filter.patientId, anyPatient]);
     if (filter.from !== undefined) add((p) => `at >= ${p}`, filter.from.toISOString());
     if (filter.to !== undefined) add((p) => `at < ${p}`, filter.to.toISOString());
     if (page.after !== undefined) add((p) => `id > ${p}::bigint`, page.after);

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type pg from 'pg';
 import { z } from 'zod';
-import { verifyAccessLog, type AccessLog } from '../../../application/audit/access-log.js';
+import { anyPatient, verifyAccessLog, type AccessLog } from '../../../application/audit/access-log.js';
 import { exportEvents } from '../../../application/audit/audit-export.js';
 import { verifyChain } from '../../../application/audit/hash-chain.js';
 import type { PersonalDataVault } from '../../../application/privacy/personal-data-vault.js';
@@ -48,7 +48,7 @@ const accessLogEntrySchema = z
     actorRoles: z.array(z.string()),
     action: z.string(),
     resource: z.string(),
-    patientId: z.string().nullable(),
+    patientId: z.string().nullable().describe(`\`${anyPatient}\`: a bulk read (an export) that may hold any patient's data`),
     outcome: z.string().describe('granted, denied (403), not-found (404) or failed'),
     statusCode: z.number().int(),
     ip: z.string().nullable(),
@@ -271,7 +271,11 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         tags,
         security,
         summary: "Who read patients' data and the audit trail, oldest first",
-        querystring: pageQuery.extend({ actorId: z.string().min(1).max(200).optional(), patientId: z.string().min(1).max(200).optional(), ...timeRange }),
+        querystring: pageQuery.extend({
+          actorId: z.string().min(1).max(200).optional(),
+          patientId: z.string().min(1).max(200).optional().describe("This patient's records, with the bulk reads that may have held their data"),
+          ...timeRange,
+        }),
         response: { 200: pageSchema(accessLogEntrySchema) },
       },
     },
@@ -296,6 +300,40 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
 
 /** The part of a `/v1/appointments/me` answer that says whose appointments it holds. */
 const appointmentsAnswered = z.object({ items: z.array(z.object({ patientId: z.string() })) });
+/** The answer about to be sent, parsed, when it is JSON (not a stream). */
+function answerOf(payload: unknown): unknown {
+  const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
+  if (body === undefined) return undefined;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
+
+function answerAs<T>(schema: z.ZodType<T>, payload: unknown): T | undefined {
+  const answered = schema.safeParse(answerOf(payload));
+  return answered.success ? answered.data : undefined;
+}
+
+/**
+ * What an audit answer says about patients, wherever it says it: every `patientId` in it (an
+ * appointment booked, a doctor's slot held, an agenda entry, a state holding them), and every
+ * appointment or agenda stream among its events (an appointment's later events, its notes
+ * among them, do not repeat the patient).
+ */
+function patientsInAnswer(value: unknown, found = { patientIds: new Set<string>(), streamIds: new Set<string>() }) {
+  if (Array.isArray(value)) {
+    for (const item of value) patientsInAnswer(item, found);
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [key, inner] of Object.entries(value)) {
+      if (key === 'patientId' && typeof inner === 'string') found.patientIds.add(inner);
+      else if (key === 'streamId' && typeof inner === 'string') found.streamIds.add(inner);
+      else patientsInAnswer(inner, found);
+    }
+  }
+  return found;
+}
 
 /**
  * The patients whose appointments an answer of `/v1/appointments/me` holds, as sent (a refusal
@@ -306,22 +344,15 @@ function patientsOfMyAppointments(request: FastifyRequest, payload: unknown): st
   const own = request.actor?.roles.includes('PATIENT') ? [request.actor.id] : [];
   // Only a doctor's answer holds other patients' appointments: nobody else's is parsed again.
   if (!request.actor?.roles.includes('DOCTOR')) return own;
-  const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
-  let parsed: unknown;
-  try {
-    parsed = body === undefined ? undefined : JSON.parse(body);
-  } catch {
-    parsed = undefined;
-  }
-  const answered = appointmentsAnswered.safeParse(parsed);
-  return [...new Set([...own, ...(answered.success ? answered.data.items.map((item) => item.patientId) : [])])];
+  const answered = answerAs(appointmentsAnswered, payload);
+  return [...new Set([...own, ...(answered?.items.map((item) => item.patientId) ?? [])])];
 }
 
 /**
  * Which reads are recorded in the access log, and whose data each concerns: a patient's
- * appointments (their clinical notes included; there is no other way to read notes) and every
- * audit endpoint. A doctor's `/v1/appointments/me` concerns every patient in the answer: one
- * record each.
+ * appointments (their clinical notes included) and every audit endpoint. An answer holding
+ * several patients' data (a doctor's `/v1/appointments/me`, a page of audit events) concerns
+ * each of them: one record each. An export concerns `anyPatient` unless it is one patient's.
  */
 function auditedReads(db: QueryRoutesOptions['db'], storedEvents: EventStore): (routeUrl: string) => PatientResolver | undefined {
   // Only a well-formed id is looked up: the request may carry anything (a NUL byte, say), and a
@@ -348,14 +379,36 @@ function auditedReads(db: QueryRoutesOptions['db'], storedEvents: EventStore): (
   };
   const ofStream = async (streamId: string | undefined) => {
     if (streamId?.startsWith('appointment-')) return streamPatient(streamId);
-    if (streamId?.startsWith('patientAgenda-')) return streamId.slice('patientAgenda-'.length);
+    if (streamId?.startsWith('patientAgenda-')) return streamId.slice('patientAgenda-'.length) || null;
     return null;
+  };
+  /** The patients an audit answer holds data of (see `patientsInAnswer`), and the patient of the stream asked for. */
+  const ofAnswer = async (payload: unknown, streamId?: string) => {
+    const { patientIds, streamIds } = patientsInAnswer(answerOf(payload));
+    if (streamId !== undefined) streamIds.add(streamId);
+    const ofStreams = await Promise.all([...streamIds].map(ofStream));
+    return [...new Set([...patientIds, ...ofStreams.filter((patientId) => patientId !== null)])];
+  };
+  /**
+   * An export reads as it streams, so whose data it holds is not known before it is sent: one
+   * appointment or agenda names its patient; any other prefix that may take in streams holding
+   * patients' data (a doctor's schedule names whose slot each is) may hold anyone's.
+   */
+  const ofExport = async (streamPrefix: string | undefined) => {
+    const prefix = streamPrefix ?? '';
+    const patientCategories = ['appointment-', 'patientAgenda-', 'doctorSchedule-'];
+    if (!patientCategories.some((category) => category.startsWith(prefix) || prefix.startsWith(category))) return null;
+    const oneStream = ['appointment-', 'patientAgenda-'].some((category) => prefix.startsWith(category) && z.uuid().safeParse(prefix.slice(category.length)).success);
+    // A whole uuid is no other uuid's beginning: the prefix is that one stream.
+    return (oneStream ? await ofStream(prefix) : null) ?? anyPatient;
   };
   return (routeUrl) => {
     if (routeUrl === '/v1/appointments/:id') return (request) => appointmentPatient(param(request, 'id'));
     if (routeUrl === '/v1/appointments/me') return async (request, payload) => patientsOfMyAppointments(request, payload);
-    if (routeUrl.startsWith('/v1/audit/streams/')) return (request) => ofStream(param(request, 'streamId'));
+    if (routeUrl.startsWith('/v1/audit/streams/')) return (request, payload) => ofAnswer(payload, param(request, 'streamId'));
     if (routeUrl === '/v1/audit/verify') return (request) => ofStream(query(request, 'streamId'));
+    if (routeUrl === '/v1/audit/actors/:userId/events' || routeUrl === '/v1/audit/correlations/:id/events') return (_request, payload) => ofAnswer(payload);
+    if (routeUrl === '/v1/audit/export') return (request) => ofExport(query(request, 'streamPrefix'));
     if (routeUrl.startsWith('/v1/audit/')) return async (request) => query(request, 'patientId') ?? null;
     return undefined;
   };
