@@ -164,6 +164,27 @@ describe('audit API', () => {
     expect(scheduled(`/v1/audit/actors/${erased.id}/events`)?.data).toMatchObject({ patientId: erased.id, reason: erasedPlaceholder });
   });
 
+  it("withholds appointments' reasons and clinical notes from an admin who is no auditor, on every route; an auditor reads them", async () => {
+    const adminAuditor: Actor = { id: 'admin-auditor', roles: ['ADMIN', 'AUDITOR'] };
+    const appointmentStream = `appointment-${appointmentId}`;
+    const healthOf = (events: readonly AuditEvent[]) =>
+      events.filter((event) => event.streamId === appointmentStream).flatMap((event) => ['reason', 'notes'].filter((field) => field in event.data).map((field) => event.data[field]));
+    const pages = [`/v1/audit/streams/${appointmentStream}/events`, `/v1/audit/correlations/${bookingCorrelation}/events`, `/v1/audit/actors/${doctor.id}/events?limit=100`];
+    const exported = async (actor: Actor) =>
+      (await get(`/v1/audit/export?streamPrefix=${appointmentStream}`, actor)).body
+        .split('\n')
+        .filter((line) => line.length > 0)
+        .map((line) => JSON.parse(line) as AuditEvent);
+
+    for (const reader of [auditor, adminAuditor]) {
+      const seen = [...(await Promise.all(pages.map(async (url) => (await get(url, reader, q.consistency())).json<Page<AuditEvent>>().items))).flat(), ...(await exported(reader))];
+      expect(new Set(healthOf(seen)), reader.id).toEqual(new Set(['back pain', 'rest']));
+    }
+    const seenByAdmin = [...(await Promise.all(pages.map(async (url) => (await get(url, admin, q.consistency())).json<Page<AuditEvent>>().items))).flat(), ...(await exported(admin))];
+    expect(seenByAdmin.filter((event) => event.streamId === appointmentStream).map((event) => event.type)).toContain('AppointmentCompleted');
+    expect(new Set(healthOf(seenByAdmin))).toEqual(new Set(['[withheld]']));
+  });
+
   it('answers a malformed Consistency-Position on every audit route reading events with 400 problem+json naming the header', async () => {
     const urls = [
       `/v1/audit/streams/${listingStream}/events`,

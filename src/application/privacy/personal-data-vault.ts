@@ -152,6 +152,21 @@ export function sealedFieldsOf(event: { readonly metadata: JsonObject }): Sealed
   return sealedFieldsSchema.parse(stated);
 }
 
+/**
+ * The event with each of its personal fields reading `text`: for a reader who may see that the
+ * event happened, not what a person wrote in it.
+ */
+export function withPersonalFieldsAs<E extends Sealable>(event: E, text: string): E {
+  const sealed = sealedFieldsOf(event);
+  if (!sealed) return event;
+  let data = event.data;
+  for (const field of sealed.fields) {
+    const path = field.split('.');
+    if (typeof valueAt(data, path) === 'string') data = withValueAt(data, path, text);
+  }
+  return { ...event, data };
+}
+
 function encrypt(key: Buffer, text: string, subjectId: string, field: string): string {
   return sealBytes(key, Buffer.from(text, 'utf8'), Buffer.from(`${subjectId}\0${field}`, 'utf8')).toString('base64');
 }

@@ -2,10 +2,12 @@ import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { hasRole } from '../../../domain/shared/actor.js';
 import type pg from 'pg';
 import { z } from 'zod';
 import { anyPatient, verifyAccessLog, type AccessLog } from '../../../application/audit/access-log.js';
 import { exportEvents } from '../../../application/audit/audit-export.js';
+import { withholdingHealthData } from '../../../application/audit/health-data.js';
 import { verifyChain } from '../../../application/audit/hash-chain.js';
 import type { PersonalDataVault } from '../../../application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../../../application/privacy/revealing-event-store.js';
@@ -33,7 +35,7 @@ const auditEventSchema = z
     schemaVersion: z.number().int(),
     occurredAt: z.string(),
     recordedAt: z.string(),
-    data: json,
+    data: json.describe("Personal fields revealed (`[erased]` once their subject is erased); to an admin who is no auditor, appointments' reasons and clinical notes read `[withheld]`"),
     metadata: json.describe('actorId, actorRoles, requestId, correlationId, causationId, ip, userAgent, occurredAt, schemaVersion, prevHash, hash'),
     hash: z.string().nullable().describe('null: appended outside the command loop'),
     prevHash: z.string().nullable(),
@@ -124,11 +126,14 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   // position a command returned is already visible there, so a well-formed one has nothing to
   // wait for, and a malformed one is refused (400) as on every other query route.
   const headers = consistencyHeaders;
+  const healthWithheld = withholdingHealthData(events);
+  /** Auditors read everything; an admin who is no auditor reads appointments without their health data. */
+  const eventsFor = (request: FastifyRequest): EventReader => (hasRole(callerOf(request), 'AUDITOR') ? events : healthWithheld);
 
   /** A page of the audit index, each row replaced by its event as the stream history shows it. */
-  const fromLog = async <Key>(page: Promise<{ items: EventRef[]; next: Key | null }>) => {
+  const fromLog = async <Key>(request: FastifyRequest, page: Promise<{ items: EventRef[]; next: Key | null }>) => {
     const { items, next } = await page;
-    return { items: await auditEventsAt(events, items), next };
+    return { items: await auditEventsAt(eventsFor(request), items), next };
   };
 
   app.get(
@@ -141,7 +146,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
       const { streamId } = request.params;
       const scope = cursorScope('audit-stream-events', callerOf(request).id, { streamId });
       return paged(cursors, scope, request.query, revisionKey, async (page) => {
-        const history = await historyPage(events, streamId, page);
+        const history = await historyPage(eventsFor(request), streamId, page);
         if (!history) throw notFound(`stream ${streamId}`);
         return history;
       });
@@ -168,7 +173,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
       const { streamId } = request.params;
       const { at, version } = request.query;
       const target: StateTarget = version !== undefined ? { version } : at !== undefined ? { at: new Date(at) } : { latest: true };
-      const answer = await stateAt(events, streamId, target);
+      const answer = await stateAt(eventsFor(request), streamId, target);
       switch (answer.status) {
         case 'found':
           return answer.past;
@@ -204,7 +209,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
       const { userId } = request.params;
       const filter = { actorId: userId, from: optionalDate(request.query.from), to: optionalDate(request.query.to) };
       const scope = cursorScope('audit-actor-events', callerOf(request).id, { userId, from: request.query.from, to: request.query.to });
-      return paged(cursors, scope, request.query, indexKey, (page) => fromLog(indexedEvents(index, filter, page)));
+      return paged(cursors, scope, request.query, indexKey, (page) => fromLog(request, indexedEvents(index, filter, page)));
     },
   );
 
@@ -225,7 +230,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     async (request) => {
       const correlationId = request.params.id;
       const scope = cursorScope('audit-correlation-events', callerOf(request).id, { correlationId });
-      return paged(cursors, scope, request.query, indexKey, (page) => fromLog(indexedEvents(index, { correlationId }, page)));
+      return paged(cursors, scope, request.query, indexKey, (page) => fromLog(request, indexedEvents(index, { correlationId }, page)));
     },
   );
 
@@ -243,7 +248,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     },
     async (request, reply) => {
       const { from, to, streamPrefix } = request.query;
-      const lines = ndjson(exportEvents(events, { from: optionalDate(from), to: optionalDate(to), streamPrefix }));
+      const lines = ndjson(exportEvents(eventsFor(request), { from: optionalDate(from), to: optionalDate(to), streamPrefix }));
       // Readable.from pulls the next chunk only when the socket has drained the last: backpressure.
       return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(lines, { objectMode: false }));
     },
