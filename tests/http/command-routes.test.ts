@@ -293,6 +293,27 @@ describe('command routes over HTTP', () => {
     });
   });
 
+  describe('text PostgreSQL cannot store', () => {
+    it.each(['a\u0000b', 'x\ud800y', '\udc00'])('refuses %j in any text field with 400 naming the field, appending nothing', async (bad) => {
+      const fields: [string, Record<string, unknown>, string, Actor | undefined][] = [
+        ['/v1/listings', { ...listingInput, title: bad }, 'body.title', owner],
+        [`/v1/listings/${randomUUID()}/reviews`, { bookingId: randomUUID(), rating: 5, comment: bad }, 'body.comment', consumer],
+        [`/v1/bookings/${randomUUID()}/cancel`, { reason: bad }, 'body.reason', consumer],
+        ['/v1/appointments', { doctorId: randomUUID(), start: '2030-02-04T09:00:00Z', reason: bad }, 'body.reason', patient],
+        [`/v1/appointments/${randomUUID()}/complete`, { notes: bad }, 'body.notes', doctor],
+        ['/v1/auth/signup', { email: `${randomUUID()}@example.com`, password: 'correct horse battery', name: bad, roles: ['CONSUMER'] }, 'body.name', undefined],
+        ['/v1/auth/login', { email: `${bad}@example.com`, password: 'correct horse battery' }, 'body.email', undefined],
+      ];
+      const before = await eventCount();
+      for (const [path, body, field, actor] of fields) {
+        const response = await post(path, body, actor);
+        expect(response.status, path).toBe(400);
+        expect(response.body.errors, path).toEqual([expect.objectContaining({ path: field })]);
+      }
+      expect(await eventCount()).toBe(before);
+    });
+  });
+
   describe('fuzz: arbitrary bodies, headers and query strings on every command route', () => {
     const headerNames = ['if-match', 'idempotency-key', 'x-request-id', 'traceparent', 'x-correlation-id', 'content-type', 'accept'] as const;
     const headerValue = fc.string({ unit: fc.constantFrom(...' !"#$%&()*+,-./0123456789:;<=>?@ABCZ[]^_`abcxyz{|}~'.split('')), maxLength: 40 });

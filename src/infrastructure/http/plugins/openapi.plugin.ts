@@ -2,13 +2,14 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import { createJsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from 'fastify-type-provider-zod';
+import { createJsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { requestValidatorCompiler } from '../request-validator.js';
 import { responseSerializerCompiler } from '../response-serializer.js';
 
 export type OpenApiOptions = { readonly title: string; readonly description: string; readonly version: string };
 
 /**
- * One set of zod schemas validates requests, shapes responses and documents both: zod checks
+ * One set of zod schemas validates requests (`requestValidatorCompiler`), shapes responses and documents both: zod checks
  * requests, responses are written from the response schemas' JSON Schema
  * (`responseSerializerCompiler`), and the same schemas become the OpenAPI 3.1 document at
  * `/docs/json`, with the UI at `/docs`. Register before any route, since routes are collected
@@ -17,7 +18,7 @@ export type OpenApiOptions = { readonly title: string; readonly description: str
 const toJsonSchema = createJsonSchemaTransform({ skipList: [] });
 
 const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
-  app.setValidatorCompiler(validatorCompiler);
+  app.setValidatorCompiler(requestValidatorCompiler);
   app.setSerializerCompiler(responseSerializerCompiler);
   await app.register(swagger, {
     openapi: {
