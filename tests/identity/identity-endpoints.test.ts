@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashRefreshToken } from '../../src/application/identity/identity.service.js';
 import { formatPosition } from '../../src/application/ports/position.js';
 import { requireAuth } from '../../src/infrastructure/http/plugins/auth.plugin.js';
 import { postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
@@ -189,5 +190,35 @@ describe('lockout', () => {
     expect((await logIn(email)).status).toBe(200);
     for (let attempt = 1; attempt <= 4; attempt += 1) expect((await logIn(email, 'wrong password!')).status).toBe(401);
     expect((await logIn(email)).status).toBe(200);
+  });
+});
+
+describe('erasure', () => {
+  it('is final: a signup replayed after its key expired does not bring the login back, and a token that outlived it opens nothing', async () => {
+    const email = uniqueEmail('gone');
+    const key = randomUUID();
+    const signed = await signUp({ email }, { 'idempotency-key': key });
+    expect(signed.status).toBe(201);
+    const userId = String(signed.body.id);
+    expect((await logIn(email)).status).toBe(200);
+    const admin = { id: randomUUID(), roles: ['ADMIN' as const] };
+    const erased = await postJson(`${api.url}/v1/admin/subjects/${userId}/erase`, {}, { authorization: `Bearer ${api.app.issueAccessToken(admin).accessToken}` });
+    expect(erased.status).toBe(200);
+
+    api.clock.advance(25 * 3_600_000);
+    const replayed = await signUp({ email }, { 'idempotency-key': key });
+    expect(replayed.status).toBe(409);
+    expect(replayed.body.type).toBe('https://bookable.example/problems/account-erased');
+    expect((await logIn(email)).status).toBe(401);
+    expect(await backend.identityDb.selectFrom('credentials').select('user_id').where('user_id', '=', userId).execute()).toEqual([]);
+
+    // A rotation that raced the erasure's delete wrote its new token after it.
+    const survivor = randomUUID();
+    const issuedAt = api.clock.now();
+    await backend.identityDb
+      .insertInto('refresh_tokens')
+      .values({ token_hash: hashRefreshToken(survivor), family_id: randomUUID(), user_id: userId, status: 'live', issued_at: issuedAt, expires_at: new Date(issuedAt.getTime() + 86_400_000) })
+      .execute();
+    expect((await refresh(survivor)).status).toBe(401);
   });
 });

@@ -76,10 +76,14 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     return { token, tokenHash: hashRefreshToken(token), issuedAt, expiresAt: new Date(issuedAt.getTime() + refreshTokenTtlMs) };
   };
 
-  /** The session's roles come from the user's stream, so a grant or revocation counts from the next login or refresh. */
+  /**
+   * The session's roles come from the user's stream, so a grant or revocation counts from the
+   * next login or refresh. An erased person has no sessions: erasure deletes their login and
+   * tokens, and a token a rotation wrote while it did so opens nothing either.
+   */
   async function sessionFor(userId: string, refreshToken: { readonly token: string; readonly expiresAt: Date }): Promise<Session> {
     const user = await users.read(streamIdOf(userId));
-    if (user.state.status !== 'registered') throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
+    if (user.state.status !== 'registered' || user.state.erased) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
     return { actor: { id: userId, roles: [...user.state.roles] }, refreshToken: refreshToken.token, refreshTokenExpiresAt: refreshToken.expiresAt };
   }
 
@@ -148,6 +152,10 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       };
       // Whoever signs up for themselves is the actor of their own registration.
       const actor = selfService ? { id: userId, roles: input.roles } : context.actor;
+      // A signup replayed once its Idempotency-Key expired names the same user: if that person
+      // was erased meanwhile, their login must not come back with it.
+      const existing = await users.read(streamIdOf(userId));
+      if (existing.state.status === 'registered' && existing.state.erased) throw new DomainError('account-erased', 'This account was erased');
       const passwordHash = await passwords.hash(input.password);
       await claimEmail({ userId, email: input.email, passwordHash, createdAt: clock.now() });
       try {
