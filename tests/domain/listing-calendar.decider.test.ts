@@ -207,6 +207,18 @@ describe('state', () => {
     expect(state.openFrom).toBe('2026-06-05');
   });
 
+  it('keeps a hold that ended by the day of a later hold: its booking may still be paid within the hold', () => {
+    const lateNight = [
+      held('b1', '2026-06-01', '2026-06-02', '2026-06-01', '2026-06-02T00:10:00Z'), // held at 23:55 for that night
+      held('b2', '2026-06-10', '2026-06-12', '2026-06-02'), // someone else's hold, just after midnight
+    ];
+    expect(fold(listingCalendarDecider, lateNight).live.map((range) => range.bookingId)).toEqual(['b1', 'b2']);
+    spec.given(lateNight).when(book('b1')).then([booked('b1', '2026-06-01', '2026-06-02')]);
+    // Once booked and past, it goes with the next hold.
+    const state = fold(listingCalendarDecider, [...lateNight, booked('b1', '2026-06-01', '2026-06-02'), held('b3', '2026-07-01', '2026-07-02', '2026-06-03')]);
+    expect(state.live.map((range) => range.bookingId)).toEqual(['b2', 'b3']);
+  });
+
   it('keeps the live ranges in date order, whatever order they were held in', () => {
     const state = fold(listingCalendarDecider, [
       held('b1', '2026-06-10', '2026-06-12'),

@@ -17,8 +17,9 @@ export type LiveRange = { readonly bookingId: string; readonly startDate: Calend
 /**
  * The calendar has no lifecycle of its own (it exists as soon as a listing does), so its state
  * is one shape rather than a union keyed by status; the union is on each live range instead.
- * Only what can still block a new hold is kept, so the state stays small however long the
- * stream grows: released ranges are removed, and so are ranges that ended by `openFrom`.
+ * Only what can still block a new hold or be booked is kept, so the state stays small however
+ * long the stream grows: released ranges are removed, and so are booked ranges that ended by
+ * `openFrom`.
  */
 export type ListingCalendarState = {
   /** The listing takes no bookings (deactivated): no new hold is granted. */
@@ -145,7 +146,11 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
       const { bookingId, startDate, endDate, holdExpiresAt, heldOn } = event.data;
       const openFrom = state.openFrom !== null && state.openFrom > heldOn ? state.openFrom : heldOn;
       const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
-      const stillRelevant = state.live.slice(firstEndingAfter(state.live, openFrom));
+      // Booked ranges that ended by `openFrom` can block nothing any more. A hold that did is
+      // kept until it is booked or released: its booking may still be paid in time (held at
+      // 23:55 for that night, paid at 00:05), and no new hold can reach back to its dates.
+      const cut = firstEndingAfter(state.live, openFrom);
+      const stillRelevant = [...state.live.slice(0, cut).filter((range) => range.status === 'held'), ...state.live.slice(cut)];
       const at = firstEndingAfter(stillRelevant, startDate);
       return { ...state, openFrom, live: stillRelevant.toSpliced(at, 0, held) };
     }
