@@ -143,6 +143,19 @@ describe('hold expiry process', () => {
     });
   });
 
+  it('given a booking paid just after its hold lapsed, before the sweep, leaves its dates held for the payment process to book', async () => {
+    const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
+    clock.advance(16 * 60_000);
+    await side.handlers.booking.handle(booking.streamId, { type: 'MarkBookingPaid', data: { bookingId: booking.id, paymentId: 'pay-1', amount: 4 * 12_000, currency: 'EUR' } }, as(owner));
+    await startProcess()();
+
+    expect(await eventTypes(store, calendar)).toEqual(['DatesHeld']);
+    // What the payment process does next.
+    await side.handlers.listingCalendar.handle(calendar, { type: 'BookDates', data: { listingId, bookingId: booking.id } }, as(owner));
+    expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesBooked']);
+    await expectReplayToAppendNothing();
+  });
+
   describe('given an expiry that died after expiring the booking, before releasing its dates', () => {
     it('a restarted process releases the dates, and a replay after that changes nothing', async () => {
       const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));

@@ -309,6 +309,7 @@ export class HoldExpiryProcess {
   private async expireHold(bookingId: string, hold: PendingHold): Promise<void> {
     const { side } = this.options;
     const request = systemRequest(hold.cause, 'expire');
+    let paid = false;
     if (hold.status !== 'booking-expired') {
       // Only a booking still waiting for its payment expires: paid or cancelled meanwhile, it has moved on.
       const booking = await side.handlers.booking.read(bookingStreamId(bookingId));
@@ -316,9 +317,13 @@ export class HoldExpiryProcess {
         const now = side.clock.now().toISOString();
         await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'ExpireBooking', data: { bookingId, now } }, request);
       }
+      paid = booking.state.status === 'paid' || booking.state.status === 'confirmed' || booking.state.status === 'completed';
     }
-    // No booking at all: the request died after holding the dates. Either way the dates go back.
-    if (hold.status !== 'dates-released') {
+    // A booking paid just after its hold lapsed keeps its dates while nobody else wants them: the
+    // payment process books them next (a hold for them by someone else still wins, and the
+    // booking is then cancelled and refunded). Otherwise the dates go back, also when there is no
+    // booking at all (the request died after holding them).
+    if (hold.status !== 'dates-released' && !paid) {
       await side.handlers.listingCalendar.handle(
         listingCalendarStreamId(hold.listingId),
         { type: 'ReleaseDates', data: { listingId: hold.listingId, bookingId, reason: 'expired', now: side.clock.now().toISOString() } },
