@@ -314,6 +314,22 @@ describe('command routes over HTTP', () => {
     });
   });
 
+  it('refuses dates and instants outside the years 1970–8999 with 400 naming the field, appending nothing', async () => {
+    const before = await eventCount();
+    const cases: [string, Record<string, unknown>, string, Actor][] = [
+      ['/v1/bookings', { listingId: randomUUID(), startDate: '9999-12-30', endDate: '9999-12-31' }, 'body.startDate', consumer],
+      ['/v1/bookings', { listingId: randomUUID(), startDate: '0999-01-01', endDate: '0999-01-02' }, 'body.startDate', consumer],
+      ['/v1/appointments', { doctorId: randomUUID(), start: '9999-12-31T09:00:00Z', reason: 'x' }, 'body.start', patient],
+      [`/v1/appointments/${randomUUID()}/reschedule`, { start: '0999-01-01T09:00:00Z' }, 'body.start', patient],
+    ];
+    for (const [path, body, field, actor] of cases) {
+      const response = await post(path, body, actor);
+      expect(response.status, path).toBe(400);
+      expect(response.body.errors, path).toEqual(expect.arrayContaining([expect.objectContaining({ path: field })]));
+    }
+    expect(await eventCount()).toBe(before);
+  });
+
   describe('fuzz: arbitrary bodies, headers and query strings on every command route', () => {
     const headerNames = ['if-match', 'idempotency-key', 'x-request-id', 'traceparent', 'x-correlation-id', 'content-type', 'accept'] as const;
     const headerValue = fc.string({ unit: fc.constantFrom(...' !"#$%&()*+,-./0123456789:;<=>?@ABCZ[]^_`abcxyz{|}~'.split('')), maxLength: 40 });

@@ -55,6 +55,19 @@ describe('query API: users, doctors, appointments, payments', () => {
     expect((await q.app.inject({ url: `/v1/doctors/${doctor.id}/slots?from=2030-01-14T00:00:00Z&to=2030-03-15T00:00:00Z` })).statusCode).toBe(400);
   });
 
+  it('GET /v1/doctors/{id}/slots refuses instants outside the years 1970–8999 with 400 naming the field (at year 10000 the walk over days never ended)', async () => {
+    for (const [from, to, field] of [
+      ['9999-12-30T00:00:00Z', '9999-12-31T23:00:00Z', 'querystring.from'],
+      ['0999-01-01T00:00:00Z', '0999-01-02T00:00:00Z', 'querystring.from'],
+      ['8999-12-31T00:00:00Z', '9000-01-01T00:00:00Z', 'querystring.to'],
+    ] as const) {
+      const refused = await q.app.inject({ url: `/v1/doctors/${doctor.id}/slots?from=${from}&to=${to}` });
+      expect(refused.statusCode, from).toBe(400);
+      expect(refused.json<{ errors: { path: string }[] }>().errors.map((error) => error.path), from).toContain(field);
+    }
+    expect((await q.app.inject({ url: `/v1/doctors/${doctor.id}/slots?from=8999-12-01T00:00:00Z&to=8999-12-31T00:00:00Z` })).statusCode).toBe(200);
+  });
+
   it('GET /v1/appointments/{id}: notes for the patient and the doctor, not for admins; 404 for anyone else', async () => {
     for (const actor of [patient, doctor]) {
       const response = await q.app.inject({ url: `/v1/appointments/${appointmentId}`, headers: { ...q.auth(actor), ...q.consistency() } });

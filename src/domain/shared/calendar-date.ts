@@ -11,6 +11,22 @@ export type CalendarDate = z.infer<typeof calendarDateSchema>;
 export const instantSchema = z.iso.datetime({ offset: true });
 export type Instant = z.infer<typeof instantSchema>;
 
+/**
+ * Dates and instants as requests may name them: within years 1970–8999. Day arithmetic past
+ * 9999 leaves the `YYYY-MM-DD` form (so a walk over days compared as strings never ends), and
+ * time zone rules before 1000 come back in another shape; no booking, appointment or search
+ * needs either.
+ */
+const supportedYears = { first: 1970, last: 8999 } as const;
+const inSupportedYears = (text: string) => {
+  const year = Number(text.slice(0, 4));
+  return year >= supportedYears.first && year <= supportedYears.last;
+};
+const supportedYearsMessage = `must fall in the years ${supportedYears.first}–${supportedYears.last}`;
+export const requestDateSchema = calendarDateSchema.refine(inSupportedYears, supportedYearsMessage);
+/** The year is checked as written; an offset moves it across a year boundary by hours at most. */
+export const requestInstantSchema = instantSchema.refine(inSupportedYears, supportedYearsMessage);
+
 const dayMs = 86_400_000;
 
 function toUtcMs(date: CalendarDate): number {

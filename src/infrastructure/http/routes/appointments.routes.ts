@@ -11,15 +11,15 @@ import type { CommandSide } from '../../../application/command-handlers.js';
 import { setSchedule } from '../../../application/schedules/schedule.use-cases.js';
 import { specialtySchema } from '../../../domain/doctor-schedule/specialty.js';
 import { weeklyScheduleSchema } from '../../../domain/doctor-schedule/weekly-schedule.js';
-import { instantSchema } from '../../../domain/shared/calendar-date.js';
+import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import { commandOptions } from '../command-context.js';
 import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
 import { reasonBody } from './bookings.routes.js';
 
 const text = z.string().trim().min(1).max(5000);
-const bookBody = z.object({ doctorId: z.uuid(), start: instantSchema.describe('ISO 8601 with offset'), reason: text }).strict().meta({ id: 'BookAppointmentRequest' });
-const rescheduleBody = z.object({ start: instantSchema }).strict().meta({ id: 'RescheduleRequest' });
+const bookBody = z.object({ doctorId: z.uuid(), start: requestInstantSchema.describe('ISO 8601 with offset'), reason: text }).strict().meta({ id: 'BookAppointmentRequest' });
+const rescheduleBody = z.object({ start: requestInstantSchema }).strict().meta({ id: 'RescheduleRequest' });
 const completeBody = z.object({ notes: text }).strict().meta({ id: 'CompleteAppointmentRequest' });
 const scheduleBody = weeklyScheduleSchema
   .safeExtend({

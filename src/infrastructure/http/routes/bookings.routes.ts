@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { cancelBooking, completeBooking, requestBooking } from '../../../application/bookings/booking.use-cases.js';
 import type { CommandSide } from '../../../application/command-handlers.js';
-import { calendarDateSchema } from '../../../domain/shared/calendar-date.js';
+import { requestDateSchema } from '../../../domain/shared/calendar-date.js';
 import { commandOptions } from '../command-context.js';
 import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
@@ -10,8 +10,8 @@ import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
 const requestBookingBody = z
   .object({
     listingId: z.uuid(),
-    startDate: calendarDateSchema.describe('First night, YYYY-MM-DD'),
-    endDate: calendarDateSchema.describe('Check-out day, YYYY-MM-DD (exclusive)'),
+    startDate: requestDateSchema.describe('First night, YYYY-MM-DD'),
+    endDate: requestDateSchema.describe('Check-out day, YYYY-MM-DD (exclusive)'),
   })
   .strict()
   .meta({ id: 'RequestBookingRequest' });

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import { doctorsProjectionName } from '../../../projections/doctors/doctors.table.js';
 import { freeSlotsOf, listDoctors } from '../../../projections/doctors/doctors.queries.js';
 import { usersProjectionName } from '../../../projections/users/users.table.js';
@@ -21,8 +22,8 @@ const slotSchema = z.object({ start: z.string(), end: z.string() }).meta({ id: '
 
 const slotsQuery = pageQuery
   .extend({
-    from: z.iso.datetime({ offset: true }).describe('ISO 8601 instant with offset'),
-    to: z.iso.datetime({ offset: true }),
+    from: requestInstantSchema.describe('ISO 8601 instant with offset'),
+    to: requestInstantSchema,
   })
   .refine(({ from, to }) => Date.parse(from) < Date.parse(to) && Date.parse(to) - Date.parse(from) <= maxRangeMs, 'from must be before to, at most 31 days apart');
 

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { calendarDateSchema, daysBetween } from '../../../domain/shared/calendar-date.js';
+import { daysBetween, requestDateSchema } from '../../../domain/shared/calendar-date.js';
 import { listingAvailability } from '../../../projections/listing-availability/listing-availability.queries.js';
 import { listingAvailabilityProjectionName } from '../../../projections/listing-availability/listing-availability.table.js';
 import { findListing, searchListings } from '../../../projections/listings/listings.queries.js';
@@ -46,7 +46,7 @@ const reviewSchema = z
   .meta({ id: 'Review' });
 
 const dayRange = z
-  .object({ from: calendarDateSchema, to: calendarDateSchema })
+  .object({ from: requestDateSchema, to: requestDateSchema })
   .refine(({ from, to }) => from < to && daysBetween(from, to) <= maxRangeDays, `from must be before to, at most ${maxRangeDays} days apart`);
 
 const listingsQuery = pageQuery
@@ -56,8 +56,8 @@ const listingsQuery = pageQuery
     minPrice: z.coerce.number().int().min(0).max(maxAmount).optional().describe('Per day, minor units'),
     maxPrice: z.coerce.number().int().min(0).max(maxAmount).optional(),
     currency: z.string().regex(/^[A-Z]{3}$/).optional(),
-    from: calendarDateSchema.optional().describe('With `to`: only listings free for every night of [from, to)'),
-    to: calendarDateSchema.optional(),
+    from: requestDateSchema.optional().describe('With `to`: only listings free for every night of [from, to)'),
+    to: requestDateSchema.optional(),
     q: textParam(200).optional().describe('Words to find in title, description, category and location'),
   })
   .refine(({ from, to }) => (from === undefined) === (to === undefined), 'from and to go together')
