@@ -176,6 +176,13 @@ describe('RescheduleAppointment', () => {
     spec.given([scheduled()]).when(reschedule(patient, later, laterEnd, later)).thenFails('slot-in-past');
   });
 
+  it('refuses to move an appointment that has begun, whoever asks', () => {
+    for (const actor of [patient, doctor, admin]) {
+      spec.given([scheduled()]).when(reschedule(actor, later, laterEnd, start)).thenFails('appointment-started');
+      spec.given([scheduled()]).when(reschedule(actor, later, laterEnd, minutesAfter(start, 20))).thenFails('appointment-started');
+    }
+  });
+
   it('refuses a new time that ends before it starts', () => {
     spec.given([scheduled()]).when(reschedule(patient, laterEnd, later)).thenFails('invalid-time-range');
   });

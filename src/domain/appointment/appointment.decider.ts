@@ -74,6 +74,9 @@ function rescheduleAppointment({ data }: RescheduleAppointment, state: Appointme
   const slot = properSlot(data.newStart, data.newEnd);
   if (sameSlot(open, slot)) return [];
   assertFuture(slot.start, data.now);
+  // Once it has begun it is held, missed or cancelled: moving it then would take the visit from
+  // the doctor's record, or the no-show from the patient's.
+  if (!isBefore(data.now, open.start)) throw new DomainError('appointment-started', `the appointment began at ${open.start}`);
   const event: AppointmentRescheduled = {
     type: 'AppointmentRescheduled',
     data: {
