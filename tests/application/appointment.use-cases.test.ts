@@ -10,6 +10,8 @@ import { HoldExpiryProcess } from '../../src/application/process-managers/hold-e
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
 import { deterministicUuid } from '../../src/application/ids.js';
+import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, InterruptibleStore, otherDoctor, patient, streamEvents, whereIsAppointment } from '../support/command-side.js';
 
 const nine = '2030-02-04T09:00:00.000Z';
@@ -37,6 +39,22 @@ describe('appointment use cases', () => {
     expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved']);
     const { state } = await side.handlers.appointment.read(booked.streamId);
     expect(state).toMatchObject({ status: 'scheduled', start: nine, end: nineThirty, doctorId: doctor.id });
+  });
+
+  it('records the appointment and the patient time as long as the slot the schedule booked, when the doctor changed the slot length meanwhile', async () => {
+    const schedule = `doctorSchedule-${doctor.id}`;
+    let release = () => {};
+    const reached = store.pause((streamId) => streamId === schedule, new Promise<void>((resolve) => (release = resolve)));
+    const booking = bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+    await reached;
+    await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60 }, as(doctor));
+    release();
+    const booked = await booking;
+
+    const lasts = { start: nine, end: ten };
+    expect(slotOf((await side.handlers.doctorSchedule.read(schedule)).state, booked.id)).toMatchObject(lasts);
+    expect((await side.handlers.appointment.read(booked.streamId)).state).toMatchObject(lasts);
+    expect(reservationOf((await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`)).state, booked.id)).toMatchObject(lasts);
   });
 
   it('gives the slot back when the patient is busy with another doctor at that time', async () => {

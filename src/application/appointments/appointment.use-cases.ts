@@ -42,11 +42,13 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
     (state) => slotOf(state, appointmentId) !== undefined,
     notMadeYet,
   );
+  // The slot as the schedule booked it: its length may have changed since `slotEnd` read it.
+  const booked = { start, end: slotOf(slot.state, appointmentId)?.end ?? end };
   try {
     await takeStep(
       unpinned(request),
       (options) =>
-        side.handlers.patientAgenda.handle(patientAgendaStreamId(actor.id), { type: 'ReserveTime', data: { patientId: actor.id, appointmentId, start, end } }, options),
+        side.handlers.patientAgenda.handle(patientAgendaStreamId(actor.id), { type: 'ReserveTime', data: { patientId: actor.id, appointmentId, ...booked } }, options),
       (state) => reservationOf(state, appointmentId) !== undefined,
       notMadeYet,
     );
@@ -56,7 +58,7 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
     }
     throw error;
   }
-  const result = await side.handlers.appointment.handle(appointment, command, unpinned(request));
+  const result = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, ...booked } }, unpinned(request));
   return outcome(appointmentId, result);
 }
 
@@ -133,9 +135,11 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
         compensating(atVersion, `slot@${slot.version}`),
       ),
     );
+    // The slot as the schedule moved it: its length may have changed since `slotEnd` read it.
+    const movedEnd = slotOf(slot.state, appointmentId)?.end ?? newEnd;
     const time = await takeStep(
       unpinned(atVersion),
-      (options) => side.handlers.patientAgenda.handle(agenda, moveTime, options),
+      (options) => side.handlers.patientAgenda.handle(agenda, { ...moveTime, data: { ...moveTime.data, newEnd: movedEnd } }, options),
       (state) => reservationOf(state, appointmentId)?.start === newStart,
     );
     undo.unshift(() =>
@@ -145,7 +149,7 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
         compensating(atVersion, `time@${time.version}`),
       ),
     );
-    return outcome(appointmentId, await side.handlers.appointment.handle(appointment, command, atVersion));
+    return outcome(appointmentId, await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, atVersion));
   } catch (error) {
     if (isRefusal(error)) for (const step of undo) await undoing(step);
     throw error;
