@@ -11,8 +11,9 @@ import { setSchedule } from '../../src/application/schedules/schedule.use-cases.
 import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
 import { deterministicUuid } from '../../src/application/ids.js';
 import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { registerUser } from '../projections/support/scenarios.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
-import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, InterruptibleStore, otherDoctor, patient, streamEvents, whereIsAppointment } from '../support/command-side.js';
+import { admin, as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, InterruptibleStore, otherDoctor, patient, streamEvents, whereIsAppointment } from '../support/command-side.js';
 
 const nine = '2030-02-04T09:00:00.000Z';
 const nineThirty = '2030-02-04T09:30:00.000Z';
@@ -71,6 +72,16 @@ describe('appointment use cases', () => {
 
   it('only lets the doctor (or an admin) set a schedule', async () => {
     await expect(setSchedule(side, doctor.id, everyMorning, as(otherDoctor))).rejects.toMatchObject({ code: 'forbidden' });
+  });
+
+  it("lets an admin publish a schedule only for a registered doctor: anyone else's id would become bookable as one", async () => {
+    const newDoctor = { id: 'doctor-new', roles: ['DOCTOR' as const] };
+    await expect(setSchedule(side, newDoctor.id, everyMorning, as(admin))).rejects.toMatchObject({ code: 'unknown-doctor' });
+    await registerUser(side, patient, 'Pat');
+    await expect(setSchedule(side, patient.id, everyMorning, as(admin))).rejects.toMatchObject({ code: 'unknown-doctor' });
+    expect(await eventTypes(store, `doctorSchedule-${patient.id}`)).toEqual([]);
+    await registerUser(side, newDoctor, 'Dr New');
+    await expect(setSchedule(side, newDoctor.id, everyMorning, as(admin))).resolves.toMatchObject({ id: newDoctor.id });
   });
 
   it('rescheduling moves slot and patient time together', async () => {

@@ -2,8 +2,7 @@ import type { ListingDetails, ListingPrice } from '../../domain/listing/listing.
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import { listingDecider, listingStreamId } from '../../domain/listing/listing.decider.js';
 import { hasRole } from '../../domain/shared/actor.js';
-import { DomainError } from '../../domain/shared/domain-error.js';
-import { streamIdOf as userStreamIdOf } from '../../domain/user/user.decider.js';
+import { requireUserWithRole } from '../authorization/registered-users.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
@@ -17,11 +16,7 @@ export async function createListing(side: CommandSide, input: CreateListingInput
   const listingId = deterministicUuid('listing', request.commandId);
   const { actor } = request.context;
   if (input.ownerId !== undefined && input.ownerId !== actor.id && hasRole(actor, 'ADMIN')) {
-    // An admin's listing for someone else goes to an account that may own one.
-    const { state: owner } = await side.handlers.user.read(userStreamIdOf(input.ownerId));
-    if (owner.status !== 'registered' || owner.erased || !owner.roles.includes('OWNER')) {
-      throw new DomainError('unknown-owner', `${input.ownerId} is not a user with the OWNER role`);
-    }
+    await requireUserWithRole(side, input.ownerId, 'OWNER', 'unknown-owner');
   }
   const result = await side.handlers.listing.handle(
     listingStreamId(listingId),

@@ -2,6 +2,7 @@ import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-sche
 import type { WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedule.js';
 import { hasRole } from '../../domain/shared/actor.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
+import { requireUserWithRole } from '../authorization/registered-users.js';
 import type { CommandSide } from '../command-handlers.js';
 import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
@@ -18,6 +19,8 @@ export async function setSchedule(
   const { actor } = request.context;
   const mayEdit = (actor.id === doctorId && hasRole(actor, 'DOCTOR')) || hasRole(actor, 'ADMIN');
   if (!mayEdit) throw new ForbiddenError("only the doctor or an admin may change a doctor's schedule");
+  // A published schedule makes its id bookable as a doctor.
+  if (actor.id !== doctorId) await requireUserWithRole(side, doctorId, 'DOCTOR', 'unknown-doctor');
   const result = await side.handlers.doctorSchedule.handle(
     doctorScheduleStreamId(doctorId),
     {
