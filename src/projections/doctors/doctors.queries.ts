@@ -56,7 +56,8 @@ export async function listDoctors(
     if (filter.specialty !== undefined) {
       // Version 1 knows no specialties: no doctor has the one asked for.
       if (!specialtyColumn) return { items: [], next: null };
-      query = query.where(sql<string>`lower(s.specialty)`, '=', filter.specialty.toLowerCase());
+      // Lowered on both sides by PostgreSQL, as the listings' location is (see there).
+      query = query.where(sql<string>`lower(s.specialty)`, '=', sql<string>`lower(${filter.specialty})`);
     }
     if (after) query = query.where((eb) => eb(eb.refTuple('u.name', 'u.user_id'), '>', eb.tuple(after.name, after.doctorId)));
     const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();

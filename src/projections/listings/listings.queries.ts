@@ -115,7 +115,9 @@ async function search(from: ReturnType<typeof listings>, filter: ListingFilter, 
   const { category, location, minPrice, maxPrice, currency, freeDates, q } = filter;
   let query = from.where('l.active', '=', true);
   if (category !== undefined) query = query.where('l.category', '=', category);
-  if (location !== undefined) query = query.where(sql`lower(l.location)`, '=', location.toLowerCase());
+  // Both sides lowered by PostgreSQL: under the C locale it lowers ASCII only, and a value lowered
+  // by JavaScript would then never meet 'Île-de-France' or 'Москва' as stored.
+  if (location !== undefined) query = query.where(sql`lower(l.location)`, '=', sql`lower(${location})`);
   if (currency !== undefined) query = query.where('l.currency', '=', currency);
   if (minPrice !== undefined) query = query.where('l.price_per_day', '>=', String(minPrice));
   if (maxPrice !== undefined) query = query.where('l.price_per_day', '<=', String(maxPrice));
