@@ -101,14 +101,7 @@ export class PersonalDataVault {
     if (!sealed) return event;
     const key = this.fromCache(sealed.subjectId);
     if (key === undefined) return undefined;
-    let data = event.data;
-    for (const field of sealed.fields) {
-      const path = field.split('.');
-      const value = valueAt(event.data, path);
-      if (typeof value !== 'string') continue;
-      data = withValueAt(data, path, key === 'erased' ? erasedPlaceholder : decrypt(key, value, sealed.subjectId, field));
-    }
-    return { ...event, data };
+    return withSealedFields(event, sealed, (value, field) => (key === 'erased' ? erasedPlaceholder : decrypt(key, value, sealed.subjectId, field)));
   }
 
   /** Destroys the subject's key for good: everything sealed with it reads `[erased]` from now on. */
@@ -158,11 +151,16 @@ export function sealedFieldsOf(event: { readonly metadata: JsonObject }): Sealed
  */
 export function withPersonalFieldsAs<E extends Sealable>(event: E, text: string): E {
   const sealed = sealedFieldsOf(event);
-  if (!sealed) return event;
+  return sealed ? withSealedFields(event, sealed, () => text) : event;
+}
+
+/** The event with each sealed field that holds text replaced by what `replace` makes of it. */
+function withSealedFields<E extends Sealable>(event: E, sealed: SealedFields, replace: (value: string, field: string) => string): E {
   let data = event.data;
   for (const field of sealed.fields) {
     const path = field.split('.');
-    if (typeof valueAt(data, path) === 'string') data = withValueAt(data, path, text);
+    const value = valueAt(event.data, path);
+    if (typeof value === 'string') data = withValueAt(data, path, replace(value, field));
   }
   return { ...event, data };
 }

@@ -52,14 +52,16 @@ function evolve(row: PaymentRow | undefined, event: PaymentEvent, recorded: Reco
     };
   }
   if (!row) return undefined;
+  // Still waiting for its money: only an open payment takes an outcome.
+  const open = row.status === 'initiated' || row.status === 'failed';
   switch (event.type) {
     // The decider ignores outcomes after a final one, so neither does this.
     case 'PaymentSucceeded':
-      return row.status === 'initiated' || row.status === 'failed' ? { ...row, ...at, status: 'succeeded', failure_reason: null } : { ...row, ...at };
+      return open ? { ...row, ...at, status: 'succeeded', failure_reason: null } : { ...row, ...at };
     case 'PaymentMismatch':
-      return row.status === 'initiated' || row.status === 'failed' ? { ...row, ...at, status: 'mismatched', mismatch: true } : { ...row, ...at, mismatch: true };
+      return open ? { ...row, ...at, status: 'mismatched', mismatch: true } : { ...row, ...at, mismatch: true };
     case 'PaymentFailed':
-      return row.status === 'initiated' || row.status === 'failed' ? { ...row, ...at, status: 'failed', failure_reason: event.data.reason } : { ...row, ...at };
+      return open ? { ...row, ...at, status: 'failed', failure_reason: event.data.reason } : { ...row, ...at };
     case 'PaymentCanceled':
       return row.status === 'succeeded' || row.status === 'mismatched' ? { ...row, ...at } : { ...row, ...at, status: 'canceled' };
     case 'RefundRequested': {

@@ -2,6 +2,9 @@ import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { appointmentStreamId } from '../../../domain/appointment/appointment.decider.js';
+import { doctorScheduleStreamId } from '../../../domain/doctor-schedule/doctor-schedule.decider.js';
+import { patientAgendaStreamId } from '../../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole } from '../../../domain/shared/actor.js';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -401,9 +404,10 @@ function auditedReads(db: QueryRoutesOptions['db'], storedEvents: EventStore): (
    */
   const ofExport = async (streamPrefix: string | undefined) => {
     const prefix = streamPrefix ?? '';
-    const patientCategories = ['appointment-', 'patientAgenda-', 'doctorSchedule-'];
+    const onePatients = [appointmentStreamId(''), patientAgendaStreamId('')];
+    const patientCategories = [...onePatients, doctorScheduleStreamId('')];
     if (!patientCategories.some((category) => category.startsWith(prefix) || prefix.startsWith(category))) return null;
-    const oneStream = ['appointment-', 'patientAgenda-'].some((category) => prefix.startsWith(category) && z.uuid().safeParse(prefix.slice(category.length)).success);
+    const oneStream = onePatients.some((category) => prefix.startsWith(category) && z.uuid().safeParse(prefix.slice(category.length)).success);
     // A whole uuid is no other uuid's beginning: the prefix is that one stream.
     return (oneStream ? await ofStream(prefix) : null) ?? anyPatient;
   };
