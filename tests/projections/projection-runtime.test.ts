@@ -1,14 +1,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatPosition, parsePosition, type Position } from '../../src/application/ports/position.js';
+import { comparePositions, formatPosition, parsePosition, START, type Position } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
 import { CheckpointClaims } from '../../src/projections/runtime/checkpoint-claims.js';
-import { claimBatch, ensureGeneration, takeGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { claimBatch, ensureGeneration, readHeldCheckpoint, takeGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
-import { defineProjection } from '../../src/projections/runtime/projection.js';
-import { hasProcessed } from '../../src/projections/runtime/wait-for-position.js';
+import { defineProjection, type Projection } from '../../src/projections/runtime/projection.js';
+import { checkpointChannel, hasProcessed, parseCheckpointNotification } from '../../src/projections/runtime/wait-for-position.js';
 import type { CheckpointRow } from '../../src/projections/runtime/projection-checkpoints.table.js';
-import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
+import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, createRuntime, eventually, losingAnswers, onlyPrefix, type Harness } from './support/runtime-harness.js';
 import { sleep } from '../../src/application/sleep.js';
 
 /**
@@ -270,6 +270,96 @@ describe('projection runtime', () => {
   });
 });
 
+describe('a batch whose commit answer was lost', () => {
+  /** Every position `name` announced, in order, while `during` runs. */
+  async function announced(name: string, during: () => Promise<void>): Promise<Position[]> {
+    const listener = new pg.Client(harness.url);
+    await listener.connect();
+    const positions: Position[] = [];
+    listener.on('notification', (message) => {
+      const notification = parseCheckpointNotification(message.payload ?? '');
+      if (notification?.name === name) positions.push(notification.position);
+    });
+    await listener.query(`listen ${checkpointChannel}`);
+    try {
+      await during();
+      await sleep(100);
+    } finally {
+      await listener.end();
+    }
+    return positions;
+  }
+
+  /** Events in the whole log up to `upTo`: what a generation's `eventsProcessed` counts. */
+  async function eventsInLog(upTo: Position): Promise<bigint> {
+    let events = 0n;
+    for await (const event of harness.store.readAll()) {
+      if (comparePositions(event.position, upTo) > 0) break;
+      events += 1n;
+    }
+    return events;
+  }
+
+  /**
+   * Runs `projection` on a connection that loses the answer to the first statement matching
+   * `statement` once the projection has applied something (or at once), until it reaches `last`.
+   */
+  async function runLosing(projection: Projection, statement: RegExp, last: Position, lose: { now: boolean }): Promise<number> {
+    const losing = losingAnswers(harness.url);
+    if (lose.now) losing.loseAnswer(statement);
+    armLoss = () => losing.loseAnswer(statement);
+    const runtime = createRuntime({ url: harness.url, db: losing.db, revealed: harness.revealed }, [projection]);
+    runtime.start();
+    try {
+      await eventually(() => harness.reached(projection.name, last), 10_000, 'catch-up');
+    } finally {
+      await runtime.stop();
+      await losing.db.destroy();
+    }
+    return losing.lost();
+  }
+  let armLoss = () => {};
+
+  it('applies the batch once, and never announces a checkpoint behind one it announced', async () => {
+    let armed = false;
+    const projection = eventCountsProjection({
+      name: 'lost_commit',
+      eventTypes: ['LostCommit'],
+      afterApply: async () => {
+        if (armed) return;
+        armed = true;
+        armLoss();
+      },
+    });
+    const { last } = await appendEvents(harness.store, { streams: 2, perStream: 100, prefix: 'lost_commit', type: 'LostCommit' });
+    let lost = 0;
+    const positions = await announced('lost_commit', async () => {
+      lost = await runLosing(projection, /^commit$/i, last, { now: false });
+    });
+
+    expect(lost).toBe(1);
+    expect(onlyPrefix(await readEventCounts(harness.db, 'lost_commit'), 'lost_commit')).toEqual(new Map([['lost_commit-0', 100], ['lost_commit-1', 100]]));
+    expect(positions.length).toBeGreaterThan(1);
+    for (let index = 1; index < positions.length; index += 1) expect(comparePositions(positions[index] ?? START, positions[index - 1] ?? START)).toBeGreaterThan(0);
+    const checkpoint = await activeCheckpoint(harness.db, 'lost_commit');
+    expect(checkpoint?.eventsProcessed).toBe(await eventsInLog(parsePosition(checkpoint?.position ?? '') ?? START));
+  });
+
+  it('counts a batch of events the read model ignores once, when the answer to its claim was lost', async () => {
+    const projection = eventCountsProjection({ name: 'lost_claim', eventTypes: ['NeverAppended'] });
+    const { last } = await appendEvents(harness.store, { streams: 2, perStream: 100, prefix: 'lost_claim', type: 'LostClaim' });
+    let lost = 0;
+    const positions = await announced('lost_claim', async () => {
+      lost = await runLosing(projection, /^\s*with claim/i, last, { now: true });
+    });
+
+    expect(lost).toBe(1);
+    for (let index = 1; index < positions.length; index += 1) expect(comparePositions(positions[index] ?? START, positions[index - 1] ?? START)).toBeGreaterThan(0);
+    const checkpoint = await activeCheckpoint(harness.db, 'lost_claim');
+    expect(checkpoint?.eventsProcessed).toBe(await eventsInLog(parsePosition(checkpoint?.position ?? '') ?? START));
+  });
+});
+
 describe('projection checkpoints in the table', () => {
   it('records a generation per projection, active', async () => {
     const rows = await checkpointsOf(harness.db, 'batches');
@@ -295,7 +385,12 @@ describe('fencing', () => {
     const live = await session();
     const ref = { name: 'fence_probe', generation: 1, sessionKey: live.key };
     expect(await claimBatch(harness.db, ref, update(5n))).toBe(true);
+    // Forward only: a batch ending at or before the checkpoint has been committed already.
+    expect(await claimBatch(harness.db, ref, update(5n))).toBe(false);
+    expect(await claimBatch(harness.db, ref, update(4n))).toBe(false);
+    expect(await readHeldCheckpoint(harness.db, ref)).toEqual({ commit: 5n, prepare: 5n });
     await live.end();
+    expect(await readHeldCheckpoint(harness.db, ref)).toBeUndefined();
     expect(await claimBatch(harness.db, ref, update(6n))).toBe(false);
     expect((await checkpointsOf(harness.db, 'fence_probe'))[0]?.position).toBe('5.5');
   });

@@ -303,7 +303,10 @@ export type BatchScope = {
  * keeps a swap or a new holder waiting until the rows have committed. (A batch of events the read
  * model ignores has no rows: `claimCheckpoints` moves its checkpoint with other projections'.)
  * Returns false when the generation is no longer this holder's to write (retired by a swap, or
- * the lock is gone): the caller rolls back.
+ * the lock is gone), or when its checkpoint already stands at the batch or past it: the caller
+ * rolls back. (A checkpoint only moves forward. A COMMIT whose answer was lost to a dropped
+ * connection may have landed: the batch, retried, would be applied twice and the checkpoint
+ * moved back; `readHeldCheckpoint` tells the two refusals apart.)
  *
  * No wait for the flush: rows and checkpoint commit or vanish together, and the events they come
  * from are durable, so a crash at worst replays a batch. Waiting would put every projector's
@@ -328,6 +331,7 @@ export async function claimBatch(db: Kysely<unknown>, ref: GenerationRef, update
         .where('name', '=', ref.name)
         .where('generation', '=', ref.generation)
         .where('status', 'in', ['running', 'rebuilding'])
+        .where(update.activate ? notPast(update.position) : behind(update.position))
         .where(holdsLock(ref))
         .returning('generation'),
     )
@@ -372,6 +376,7 @@ export async function claimCheckpoints(db: Kysely<unknown>, claims: readonly Che
              updated_at = claim.updated_at
         from claim
        where c.name = claim.name and c.generation = claim.generation and c.status in ('running', 'rebuilding')
+         and (c.position_commit, c.position_prepare) < (claim.position_commit, claim.position_prepare)
          and ${sessionLives(sql.ref('claim.session_key'))}
       returning c.name, c.generation, claim.channel, claim.payload
     )
@@ -379,6 +384,33 @@ export async function claimCheckpoints(db: Kysely<unknown>, claims: readonly Che
            case when channel is not null then pg_notify(channel, payload)::text end as notified
       from moved`.execute(db);
   return new Set(moved.rows.map(generationKey));
+}
+
+/** The checkpoint is behind `position`: a batch ending there has not been committed yet. */
+function behind(position: Position) {
+  return sql<boolean>`(position_commit, position_prepare) < (${position.commit.toString()}::numeric, ${position.prepare.toString()}::numeric)`;
+}
+
+/** A swap with no events of its own claims the position its generation already has. */
+function notPast(position: Position) {
+  return sql<boolean>`(position_commit, position_prepare) <= (${position.commit.toString()}::numeric, ${position.prepare.toString()}::numeric)`;
+}
+
+/**
+ * Where the generation's checkpoint stands, while it is still `ref`'s to write; undefined once
+ * it is not (retired, failed, or the lock session gone). After a refused claim, a position at or
+ * past the batch means the batch has been committed already.
+ */
+export async function readHeldCheckpoint(db: Kysely<unknown>, ref: GenerationRef): Promise<Position | undefined> {
+  const row = await checkpoints(db)
+    .selectFrom('projection_checkpoints')
+    .select(['position_commit', 'position_prepare'])
+    .where('name', '=', ref.name)
+    .where('generation', '=', ref.generation)
+    .where('status', 'in', ['running', 'rebuilding'])
+    .where(holdsLock(ref))
+    .executeTakeFirst();
+  return row && rowPosition(row);
 }
 
 /** `search_path` syntax for one schema name (ours never contain a double quote, but still). */

@@ -11,6 +11,7 @@ import {
   publishViews,
   readActiveGeneration,
   readGeneration,
+  readHeldCheckpoint,
   recordFailure,
   retireGeneration,
   rowPosition,
@@ -61,6 +62,18 @@ type SwapTry = { readonly outcome: 'superseded' | 'behind' | 'swapped'; readonly
 /** Raised inside a batch transaction to roll it back when the checkpoint is no longer ours to move. */
 class NotOurs extends Error {
   override readonly name = 'NotOurs';
+}
+
+/**
+ * Raised inside a batch transaction to roll it back when the checkpoint already stands at the
+ * batch or past it: an earlier try's COMMIT landed though its answer was lost.
+ */
+class AlreadyCommitted extends Error {
+  override readonly name = 'AlreadyCommitted';
+
+  constructor(readonly position: Position) {
+    super(`The checkpoint already stands at ${formatPosition(position)}`);
+  }
 }
 
 export type ProjectorDeps = {
@@ -175,9 +188,23 @@ export class Projector {
     }
   }
 
-  /** The rows, a rebuild's swap when due, the checkpoint and the notification, all or nothing. */
+  /**
+   * The rows, a rebuild's swap when due, the checkpoint and the notification, all or nothing;
+   * nothing at all when an earlier try has committed them already.
+   */
   private async commit(events: readonly RecordedEvent[], atTail: boolean): Promise<Committed | 'retired'> {
-    if (!this.active && atTail) return this.commitAtTail(events);
+    try {
+      return await (!this.active && atTail ? this.commitAtTail(events) : this.commitBatch(events));
+    } catch (error) {
+      if (!(error instanceof AlreadyCommitted)) throw error;
+      this.deps.logger.warn({ ...this.fields(), checkpoint: formatPosition(error.position) }, 'Projection batch had been committed already; going on past it');
+      this.position = error.position;
+      this.deps.metrics.position = error.position;
+      return 'committed';
+    }
+  }
+
+  private async commitBatch(events: readonly RecordedEvent[]): Promise<Committed> {
     const { db, projection } = this.deps;
     const last = events[events.length - 1];
     if (!last) return 'committed';
@@ -240,7 +267,7 @@ export class Projector {
       schema: options.schema,
       notify: this.notification(progress, options.activate),
     });
-    if (!moved) throw new NotOurs();
+    if (!moved) throw await this.refusal(progress);
   }
 
   /**
@@ -250,7 +277,13 @@ export class Projector {
   private async claimAlone(progress: Progress): Promise<void> {
     const { claims, ref, now } = this.deps;
     const moved = await claims.claim({ ref, update: { ...progress, now: now() }, notify: this.notification(progress) });
-    if (!moved) throw new NotOurs();
+    if (!moved) throw await this.refusal(progress);
+  }
+
+  /** Why the fence refused a claim: the generation is not ours any more, or the batch is in. */
+  private async refusal(progress: Progress): Promise<NotOurs | AlreadyCommitted> {
+    const held = await readHeldCheckpoint(this.deps.db, this.deps.ref);
+    return held && comparePositions(held, progress.position) >= 0 ? new AlreadyCommitted(held) : new NotOurs();
   }
 
   /** Readers wait on the active generation only: a rebuild announces itself once it swaps in. */

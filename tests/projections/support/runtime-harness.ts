@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import type pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
 import type { EventStore, JsonObject } from '../../../src/application/ports/event-store.js';
 import { comparePositions, maxPosition, START, type Position } from '../../../src/application/ports/position.js';
 import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
@@ -142,4 +142,38 @@ export async function countsInLog(store: EventStore, types: readonly string[], u
 /** The streams of one test, in a database shared by a file's tests. */
 export function onlyPrefix(counts: Map<string, number>, prefix: string): Map<string, number> {
   return new Map([...counts].filter(([streamId]) => streamId.startsWith(`${prefix}-`)));
+}
+
+/**
+ * A kysely on its own pool whose next statement matching `loseAnswer`'s pattern (a COMMIT, an
+ * autocommitted claim) runs on the server and then fails for the caller as a dropped connection
+ * would: the outcome a network cut leaves the client unsure of.
+ */
+export function losingAnswers(url: string): { readonly db: Kysely<unknown>; loseAnswer(to: RegExp): void; lost(): number } {
+  const pool = new pg.Pool({ connectionString: url, max: 5 });
+  let armed: RegExp | undefined;
+  let lost = 0;
+  const dialect = new PostgresDialect({
+    pool: {
+      async connect() {
+        const client = await pool.connect();
+        const query = async (statement: unknown, parameters?: unknown[]): Promise<unknown> => {
+          const result = await client.query(statement as string, parameters);
+          if (armed && typeof statement === 'string' && armed.test(statement)) {
+            armed = undefined;
+            lost += 1;
+            throw new Error('Connection terminated unexpectedly');
+          }
+          return result;
+        };
+        return new Proxy(client, { get: (target, property) => (property === 'query' ? query : Reflect.get(target, property, target)) });
+      },
+      end: () => pool.end(),
+    },
+  });
+  return {
+    db: new Kysely<unknown>({ dialect }),
+    loseAnswer: (to) => (armed = to),
+    lost: () => lost,
+  };
 }
