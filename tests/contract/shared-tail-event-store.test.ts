@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { RecordedEvent } from '../../src/application/ports/event-store.js';
+import type { RecordedEvent, SubscribeOptions } from '../../src/application/ports/event-store.js';
+import { comparePositions } from '../../src/application/ports/position.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
@@ -56,6 +57,55 @@ describe('SharedTailEventStore with many subscribers at different places', () =>
       const from = after ? log.findIndex((e) => e.position === after) + 1 : 0;
       expect(seen).toEqual(full.slice(from));
     }
+    stop.abort();
+    await store.close();
+  });
+});
+
+describe('SharedTailEventStore with a subscriber far behind', () => {
+  /** The memory store, counting the events its subscriptions hand out (the shared reader's reads). */
+  class CountingStore extends MemoryEventStore {
+    delivered = 0;
+    override subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent> {
+      const events = super.subscribeToAll(options);
+      const count = () => (this.delivered += 1);
+      return {
+        async *[Symbol.asyncIterator]() {
+          for await (const event of events) {
+            count();
+            yield event;
+          }
+        },
+      };
+    }
+  }
+
+  it('does not hold a caught-up subscriber back while one that subscribed first from the first event catches up', async () => {
+    const inner = new CountingStore();
+    const store = new SharedTailEventStore(inner, { bufferSize: 100, catchUpPage: 50 });
+    for (let i = 0; i < 20; i += 1) {
+      await store.appendToStream(`s-${i}`, Array.from({ length: 1_000 }, (_, j) => ({ id: randomUUID(), type: 'E', data: { j }, metadata: {} })));
+    }
+    const { position: head } = await store.appendToStream('head', [{ id: randomUUID(), type: 'E', data: {}, metadata: {} }]);
+    const stop = new AbortController();
+    // A rebuild from the first event subscribes first, and takes its time.
+    const rebuild = store.subscribeToAll({ signal: stop.signal })[Symbol.asyncIterator]();
+    await rebuild.next();
+    const live = store.subscribeToAll({ after: head, signal: stop.signal })[Symbol.asyncIterator]();
+    const next = live.next();
+    const { position: fresh } = await store.appendToStream('fresh', [{ id: randomUUID(), type: 'E', data: {}, metadata: {} }]);
+    const received = await next;
+
+    expect(received.done ? undefined : received.value.position).toEqual(fresh);
+    // The shared reader went to the live subscriber's place, not through the 20,000 events before it.
+    expect(inner.delivered).toBeLessThan(1_000);
+    // And the rebuild still gets every event, in order.
+    let seen = 1;
+    for (let event = await rebuild.next(); !event.done; event = await rebuild.next()) {
+      seen += 1;
+      if (comparePositions(event.value.position, fresh) === 0) break;
+    }
+    expect(seen).toBe(20_002);
     stop.abort();
     await store.close();
   });

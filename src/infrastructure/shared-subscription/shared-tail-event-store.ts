@@ -83,7 +83,7 @@ export class SharedTailEventStore implements EventStore {
     // One listener for the subscription's life, not one per wait: a wait comes with every event.
     const wakeOnAbort = () => this.notify();
     signal?.addEventListener('abort', wakeOnAbort, { once: true });
-    if (!this.from) this.startReader(after);
+    this.readFrom(after);
     try {
       while (!stopped()) {
         const from = this.from;
@@ -131,6 +131,21 @@ export class SharedTailEventStore implements EventStore {
     return low;
   }
 
+  /**
+   * Keeps the shared reader at the furthest subscriber's start: started at the first one's, a
+   * rebuild subscribing from the first event would hold every caught-up subscriber back until
+   * the reader had read the whole log again. A subscriber that starts past the reader moves it
+   * there, with an empty buffer; those behind catch up from the store, as any straggler does.
+   */
+  private readFrom(after: Position): void {
+    if (this.closed) return;
+    const reached = this.buffer[this.buffer.length - 1]?.position ?? this.from;
+    if (reached && comparePositions(after, reached) <= 0) return;
+    this.reader?.abort();
+    this.buffer = [];
+    this.startReader(after);
+  }
+
   private startReader(after: Position): void {
     const reader = new AbortController();
     this.reader = reader;
@@ -140,6 +155,8 @@ export class SharedTailEventStore implements EventStore {
       while (!reader.signal.aborted) {
         try {
           for await (const event of this.inner.subscribeToAll({ after: position, signal: reader.signal })) {
+            // A reader moved on (see `readFrom`) must not add what it had in hand to its successor's buffer.
+            if (reader.signal.aborted) return;
             this.buffer.push(event);
             position = event.position;
             // Dropped a quarter at a time: one event at a time, every push past the size would
