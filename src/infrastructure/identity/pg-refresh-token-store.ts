@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { NewRefreshToken, RefreshTokenStore, RotationOutcome } from '../../application/identity/identity.ports.js';
 import type { IdentityTables } from './identity.tables.js';
 
@@ -21,8 +21,11 @@ export class PgRefreshTokenStore implements RefreshTokenStore {
 
   async rotate(oldHash: string, next: NewRefreshToken, now: Date): Promise<RotationOutcome> {
     return this.db.transaction().execute(async (trx) => {
-      // The row lock makes two uses of one token take turns: the second sees it retired,
-      // which is exactly what a replayed stolen token looks like, so it revokes the family.
+      const family = await trx.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', oldHash).executeTakeFirst();
+      if (!family) return { outcome: 'invalid' };
+      await lockFamily(trx, family.family_id);
+      // The locks make two uses of one token take turns: the second sees it retired, which is
+      // exactly what a replayed stolen token looks like, so it revokes the family.
       const old = await trx
         .selectFrom('refresh_tokens')
         .select(['family_id', 'user_id', 'status', 'expires_at'])
@@ -52,13 +55,23 @@ export class PgRefreshTokenStore implements RefreshTokenStore {
   }
 
   async revokeFamily(tokenHash: string, userId: string): Promise<boolean> {
-    const revoked = await this.db
-      .updateTable('refresh_tokens')
-      .set({ status: 'revoked' })
-      .where('family_id', '=', (eb) =>
-        eb.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', tokenHash).where('user_id', '=', userId),
-      )
-      .executeTakeFirst();
-    return revoked.numUpdatedRows > 0n;
+    return this.db.transaction().execute(async (trx) => {
+      const family = await trx.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', tokenHash).where('user_id', '=', userId).executeTakeFirst();
+      if (!family) return false;
+      await lockFamily(trx, family.family_id);
+      await trx.updateTable('refresh_tokens').set({ status: 'revoked' }).where('family_id', '=', family.family_id).execute();
+      return true;
+    });
   }
+}
+
+/**
+ * Makes every change to a family take turns, until the transaction ends. A row lock is not
+ * enough: a revocation waiting on the token a rotation retires re-checks only the rows it could
+ * already see, so the token the rotation was issuing stayed live after a logout, or after the
+ * family was revoked for a reused token. Taken before the revocation's UPDATE, this lock lets it
+ * see that token. (1704: the namespace of refresh-token families; 1702 is streams, 1703 audit.)
+ */
+async function lockFamily(trx: Transaction<IdentityTables>, familyId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(1704, hashtext(${familyId}))`.execute(trx);
 }
