@@ -325,6 +325,37 @@ describe('payment process manager (booking ⇄ payment)', () => {
     const saved = await checkpoints.load(paymentProcessName);
     expect(saved && cursor && comparePositions(saved, cursor)).toBe(1);
   });
+
+  it('run() goes on after the database fails it for a moment (a checkpoint save lost), from its checkpoint', async () => {
+    const saved = new PgProcessCheckpoints(createKysely<ProcessCheckpointTables>(backend.pool));
+    await drain(false);
+    if (cursor) await saved.save(paymentProcessName, cursor);
+    let failures = 0;
+    const checkpoints = {
+      load: (name: string) => saved.load(name),
+      async save(name: string, position: Position) {
+        if (failures === 0) {
+          failures += 1;
+          throw new Error('Connection terminated unexpectedly');
+        }
+        await saved.save(name, position);
+      },
+    };
+    const following = new PaymentProcess({ eventStore: backend.eventStore, side, gateway: payments.gateway, checkpoints, retryDelayMs: 20 });
+    const stop = new AbortController();
+    const running = following.run(stop.signal);
+    try {
+      const first = await bookAndStartPaying();
+      await pay(first.paymentId, first.intentId);
+      await eventually(async () => failures === 1 && (await bookingStatus(first.bookingId)) === 'confirmed');
+      const second = await bookAndStartPaying();
+      await pay(second.paymentId, second.intentId);
+      await eventually(async () => (await bookingStatus(second.bookingId)) === 'confirmed');
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
 });
 
 async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

@@ -63,14 +63,35 @@ export class PaymentProcess {
     this.retryDelayMs = options.retryDelayMs ?? 200;
   }
 
-  /** Follows the log from the checkpoint until `signal` aborts. */
+  /**
+   * Follows the log from the checkpoint until `signal` aborts. When following fails (the
+   * subscription's read, loading or saving the checkpoint: the database gone for a moment), it
+   * subscribes again from the checkpoint after a wait: stopping for good would leave every later
+   * payment unconfirmed and every refund unsent until someone restarted the process.
+   */
   async run(signal: AbortSignal): Promise<void> {
+    for (let failures = 0; !signal.aborted; ) {
+      let progressed = false;
+      try {
+        await this.follow(signal, () => (progressed = true));
+        return;
+      } catch (error) {
+        if (signal.aborted) return;
+        this.options.onError?.(error, 'follow the log; subscribing again from the checkpoint');
+        failures = progressed ? 1 : failures + 1;
+        await sleep(Math.min(this.retryDelayMs * 2 ** (failures - 1), 30_000), signal);
+      }
+    }
+  }
+
+  private async follow(signal: AbortSignal, progressed: () => void): Promise<void> {
     const { eventStore, checkpoints } = this.options;
     const after = await checkpoints.load(paymentProcessName);
     const subscription = eventStore.subscribeToAll({ ...(after ? { after } : {}), filter: { eventTypes: paymentProcessEventTypes }, signal });
     for await (const event of subscription) {
       if (!(await this.handleUntilDone(event, signal))) return;
       await checkpoints.save(paymentProcessName, event.position);
+      progressed();
     }
   }
 
