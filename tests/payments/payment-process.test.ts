@@ -181,6 +181,22 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });
 
+  it('payment succeeded inside the hold, and the hold lapses before the process marks the booking paid → not expired: paid, booked and confirmed', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    clock.advance(14 * 60_000);
+    await pay(paymentId, intentId);
+    // The process is behind (retrying a provider call for someone else); the sweep comes first.
+    clock.advance(2 * 60_000);
+    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
+    for await (const event of backend.eventStore.readAll()) expiry.observe(event);
+    await expiry.sweep();
+    await drain();
+
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingConfirmed']);
+    expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesBooked']);
+    expect(stripe.refundsFor(paymentId)).toEqual([]);
+  });
+
   it('payment succeeded for a booking cancelled before it was paid → refunded in full, booking stays cancelled', async () => {
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();
     stripe.setIntentStatus(intentId, 'succeeded');

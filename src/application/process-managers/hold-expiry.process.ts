@@ -10,6 +10,7 @@ import { releaseDates } from '../bookings/booking.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { sleep } from '../sleep.js';
+import { paymentAttempts } from '../payments/payment-attempts.js';
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
 
 /**
@@ -311,13 +312,18 @@ export class HoldExpiryProcess {
     const request = systemRequest(hold.cause, 'expire');
     let paid = false;
     if (hold.status !== 'booking-expired') {
-      // Only a booking still waiting for its payment expires: paid or cancelled meanwhile, it has moved on.
+      // Only a booking still waiting for its payment expires: paid or cancelled meanwhile, it has
+      // moved on. Paid also when the provider's success is in the log but the payment process
+      // has not marked the booking yet (it may be behind, retrying a provider call): expiring it
+      // then refunded a consumer who paid in time.
       const booking = await side.handlers.booking.read(bookingStreamId(bookingId));
-      if (booking.state.status === 'requested') {
+      const waiting = booking.state.status === 'requested';
+      const paymentIn = waiting && (await paymentAttempts(side, bookingId)).some(({ state }) => state.status === 'succeeded');
+      if (waiting && !paymentIn) {
         const now = side.clock.now().toISOString();
         await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'ExpireBooking', data: { bookingId, now } }, request);
       }
-      paid = booking.state.status === 'paid' || booking.state.status === 'confirmed' || booking.state.status === 'completed';
+      paid = paymentIn || booking.state.status === 'paid' || booking.state.status === 'confirmed' || booking.state.status === 'completed';
     }
     // A booking paid just after its hold lapsed keeps its dates while nobody else wants them: the
     // payment process books them next (a hold for them by someone else still wins, and the
