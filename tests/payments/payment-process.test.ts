@@ -12,6 +12,7 @@ import { PaymentProcess, paymentProcessEventTypes, paymentProcessName } from '..
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints, type ProcessCheckpointTables } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
+import { ProviderUnavailableError } from '../../src/application/ports/payment-gateway.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, createTestSide, eventTypes, fakeClock, listingInput, streamEvents } from '../support/command-side.js';
@@ -265,6 +266,19 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${first.paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundFailed']);
     expect((await side.handlers.payment.read(`payment-${first.paymentId}`)).state).toMatchObject({ refunds: [{ status: 'failed' }] });
     expect(await bookingStatus(second.bookingId)).toBe('confirmed');
+  });
+
+  it('a refund Stripe answers with our key refused (401: revoked or rotated) is not recorded as failed: the next try, once the key works, sends it', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await drain();
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    stripe.inject('create-refund', { kind: 'status', status: 401 });
+    await expect(drain()).rejects.toBeInstanceOf(ProviderUnavailableError);
+    await drain();
+
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 12_000 })]);
   });
 
   it('handling every event again (a replay after a crash) changes nothing and refunds nothing twice', async () => {

@@ -127,18 +127,22 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
   });
 
   describe('POST /v1/bookings/{id}/payments when Stripe fails', () => {
-    it("answers 502 for Stripe's refusal (a revoked key) and 503 with Retry-After for its outage, never Stripe's status or words", async () => {
-      stripe.inject('create-intent', { kind: 'status', status: 401 });
+    it("answers 502 for Stripe's refusal of the request and 503 with Retry-After for its outage or our key refused, never Stripe's status or words", async () => {
+      stripe.inject('create-intent', { kind: 'status', status: 400 });
       const refused = await startPaying(await book());
       expect(refused.status).toBe(502);
       expect(refused.body.type).toMatch(/payment-provider-refused$/);
 
       stripe.inject('create-intent', ...Array.from({ length: 4 }, () => ({ kind: 'status', status: 500 }) as const));
       const unavailable = await startPaying(await book());
-      expect(unavailable.status).toBe(503);
-      expect(unavailable.headers.get('retry-after')).toBe('5');
-      expect(unavailable.body.type).toMatch(/payment-provider-unavailable$/);
-      for (const answer of [refused, unavailable]) expect(JSON.stringify(answer.body)).not.toContain('fake stripe');
+      stripe.inject('create-intent', { kind: 'status', status: 401 });
+      const revokedKey = await startPaying(await book());
+      for (const answer of [unavailable, revokedKey]) {
+        expect(answer.status).toBe(503);
+        expect(answer.headers.get('retry-after')).toBe('5');
+        expect(answer.body.type).toMatch(/payment-provider-unavailable$/);
+      }
+      for (const answer of [refused, unavailable, revokedKey]) expect(JSON.stringify(answer.body)).not.toContain('fake stripe');
     });
   });
 

@@ -72,9 +72,11 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     expect(stripe.requestsTo('create-refund')).toHaveLength(1);
   });
 
-  it("speaks the port's terms, not Stripe's statuses: a 401 or 400 is a refusal, 5xx past the SDK's retries an outage", async () => {
-    stripe.inject('create-intent', { kind: 'status', status: 401 });
-    await expect(gateway.createIntent(intentRequest('pay-9'))).rejects.toBeInstanceOf(ProviderRefusedError);
+  it("speaks the port's terms, not Stripe's statuses: a 400 is a refusal; our key refused (401, 403) or 5xx past the SDK's retries an outage", async () => {
+    for (const status of [401, 403] as const) {
+      stripe.inject('create-intent', { kind: 'status', status });
+      await expect(gateway.createIntent(intentRequest('pay-9'))).rejects.toBeInstanceOf(ProviderUnavailableError);
+    }
     stripe.inject('create-intent', { kind: 'status', status: 400 });
     await expect(gateway.createIntent(intentRequest('pay-9'))).rejects.toBeInstanceOf(ProviderRefusedError);
     stripe.inject('create-intent', ...Array.from({ length: 4 }, () => ({ kind: 'status', status: 500 }) as const));

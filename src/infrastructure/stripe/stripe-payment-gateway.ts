@@ -72,14 +72,21 @@ function isStripeError(error: unknown): error is Stripe.errors.StripeError {
 }
 
 /**
- * Stripe's errors in the port's terms: a 4xx other than a rate limit or a conflict is Stripe's
- * final word (refused); any other Stripe error may pass on a retry (unavailable). Neither keeps
- * Stripe's HTTP status, which is about our call to Stripe, not about the request we answer.
+ * A 4xx that is not about the request: a rate limit, a conflict, or our key refused (401: revoked
+ * or rotated; 403: a restricted key without the permission). Fixed by waiting or by an operator,
+ * after which the very same call goes through: recorded as refused, a refund would be lost.
+ */
+const passingStatuses = new Set([401, 403, 409, 429]);
+
+/**
+ * Stripe's errors in the port's terms: any other 4xx is Stripe's final word on the request
+ * (refused); any other Stripe error may pass on a retry (unavailable). Neither keeps Stripe's
+ * HTTP status, which is about our call to Stripe, not about the request we answer.
  */
 function providerError(error: unknown): unknown {
   if (!isStripeError(error)) return error;
   const status = error.statusCode;
-  const final = status !== undefined && status >= 400 && status < 500 && status !== 409 && status !== 429;
+  const final = status !== undefined && status >= 400 && status < 500 && !passingStatuses.has(status);
   if (final) return new ProviderRefusedError(error.code ?? error.type, error.message);
   return new ProviderUnavailableError(`Stripe: ${error.type}${status === undefined ? '' : ` (HTTP ${status})`}`, { cause: error });
 }

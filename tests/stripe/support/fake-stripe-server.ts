@@ -14,7 +14,7 @@ export type Fault =
   /** Does the work, then cuts the connection: the client cannot know it happened. */
   | { readonly kind: 'drop-after' }
   /** Answers this status without doing anything. */
-  | { readonly kind: 'status'; readonly status: 500 | 409 | 503 | 401 | 400 }
+  | { readonly kind: 'status'; readonly status: 500 | 409 | 503 | 401 | 403 | 400 }
   /** Does the work and answers after this long (longer than the client's timeout: a timeout). */
   | { readonly kind: 'delay'; readonly ms: number };
 
