@@ -165,7 +165,7 @@ END $$`;
  * each for the other. Appends to one stream keep their order in the batch; a later one meets the
  * earlier one's events as every later append does.
  */
-const appendToStreamsFunction = `
+export const appendToStreamsFunction = `
 CREATE FUNCTION append_to_streams(p_appends jsonb)
 RETURNS TABLE (o_append int, o_revision bigint, o_transaction_id xid8, o_global_position bigint, o_error text, o_detail text)
 LANGUAGE plpgsql AS $$

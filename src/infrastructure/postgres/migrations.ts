@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { auditMigration } from '../audit/audit.migration.js';
+import { appendBatchLocksMigration } from '../pg-event-store/append-batch-locks.migration.js';
 import { appendBatchesMigration } from '../pg-event-store/append-batches.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '0400_audit': auditMigration,
   '0500_subject_keys': subjectKeysMigration,
   '0600_append_batches': appendBatchesMigration,
+  '0610_append_batch_locks': appendBatchLocksMigration,
 };

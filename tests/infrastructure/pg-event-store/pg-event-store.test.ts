@@ -290,10 +290,50 @@ describe('group commit', () => {
     );
     expect(rows.reduce((sum, row) => sum + row.events, 0)).toBe(800);
     for (const row of rows) expect(row.last).toBe(row.events - 1);
+    // And the log has each stream's events in revision order.
+    const revisions = new Map<string, number[]>();
+    for await (const recorded of store.readAll({ filter: { streamPrefixes: [prefix] } })) {
+      revisions.set(recorded.streamId, [...(revisions.get(recorded.streamId) ?? []), recorded.revision]);
+    }
+    for (const [, seen] of revisions) expect(seen).toEqual(seen.map((_, index) => index));
     // A deadlock would have been resolved by resending alone; the server's count tells. Its
     // statistics reach the view within a second of the victim's transaction.
     await sleep(1100);
     expect(await deadlocks()).toBe(before);
+  });
+});
+
+describe('a batch that waits for a stream lock', () => {
+  it("keeps the stream's revision order in the log: its transaction id is drawn only once it holds every lock", async () => {
+    const prefix = `order-${randomUUID()}`;
+    // The batch appends to `first` (locked first: the lower key) and to `hot`.
+    const hot = `${prefix}-hot`;
+    let first = '';
+    for (let i = 0; !first; i++) {
+      const { rows } = await pool.query<{ lower: boolean }>('SELECT hashtext($1) < hashtext($2) AS lower', [`${prefix}-${i}`, hot]);
+      if (rows[0]?.lower) first = `${prefix}-${i}`;
+    }
+    const append = (client: pg.Client, streamId: string) =>
+      client.query("SELECT * FROM append_to_stream($1, -2, ARRAY[$2::uuid], ARRAY['E'], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])", [streamId, randomUUID()]);
+    const [holder, alone, batch] = [await openTransaction(), new pg.Client(database.url), new pg.Client(database.url)];
+    await Promise.all([alone.connect(), batch.connect()]);
+    try {
+      // An append to `hot` in flight; another queues for its lock; then the batch queues behind both.
+      await append(holder, hot);
+      const second = append(alone, hot);
+      await sleep(200);
+      const appends = [first, hot].map((stream) => ({ stream, expected: -2, events: [event('E')] }));
+      const third = batch.query('SELECT * FROM append_to_streams($1::jsonb)', [JSON.stringify(appends)]);
+      await sleep(200);
+      await holder.query('COMMIT');
+      await Promise.all([second, third]);
+    } finally {
+      await Promise.all([holder.end(), alone.end(), batch.end()]);
+    }
+
+    const inLog: number[] = [];
+    for await (const recorded of store.readAll({ filter: { streamPrefixes: [hot] } })) inLog.push(recorded.revision);
+    expect(inLog).toEqual([0, 1, 2]);
   });
 });
 
