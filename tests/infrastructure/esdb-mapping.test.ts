@@ -8,7 +8,7 @@ import {
   fromEsdbEvent,
   fromEsdbRevision,
   isAfter,
-  matchesFilter,
+  matchesClientSide,
   toConcurrencyError,
   toEsdbEvent,
   toEsdbExpectedRevision,
@@ -119,9 +119,9 @@ describe('EventStoreDB mapping', () => {
     expect(filter.filterOn).toBe('eventType');
     expect(serverMatches(filter, '$metadata')).toBe(false);
     expect(serverMatches(filter, 'BookingRequested')).toBe(true);
-    expect(matchesFilter(recorded('$stats-1', 'StatsCollected'), undefined)).toBe(false);
-    expect(matchesFilter(recorded('booking-1', '$>'), undefined)).toBe(false);
-    expect(matchesFilter(recorded('booking-1', 'BookingRequested'), undefined)).toBe(true);
+    expect(matchesClientSide(recorded('$stats-1', 'StatsCollected'), undefined)).toBe(false);
+    expect(matchesClientSide(recorded('booking-1', '$>'), undefined)).toBe(false);
+    expect(matchesClientSide(recorded('booking-1', 'BookingRequested'), undefined)).toBe(true);
   });
 
   it('filters event types exactly, escaping regex characters', () => {
@@ -143,8 +143,8 @@ describe('EventStoreDB mapping', () => {
     expect(serverMatches(toServerFilter({ streamPrefixes: [] }), 'booking-1')).toBe(false);
     const both = { eventTypes: ['BookingRequested'], streamPrefixes: ['booking-'] };
     expect(toServerFilter(both).filterOn).toBe('eventType');
-    expect(matchesFilter(recorded('booking-1', 'BookingRequested'), both)).toBe(true);
-    expect(matchesFilter(recorded('listing-1', 'BookingRequested'), both)).toBe(false);
-    expect(matchesFilter(recorded('booking-1', 'BookingPaid'), both)).toBe(false);
+    expect(matchesClientSide(recorded('booking-1', 'BookingRequested'), both)).toBe(true);
+    expect(matchesClientSide(recorded('listing-1', 'BookingRequested'), both)).toBe(false);
+    expect(matchesClientSide(recorded('booking-1', 'BookingPaid'), both)).toBe(false);
   });
 });

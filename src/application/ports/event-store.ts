@@ -60,6 +60,13 @@ export type EventFilter = {
   readonly streamPrefixes?: readonly string[];
 };
 
+/** What the filter means, for stores (and tests) that apply it themselves: both lists must match when both are given; an empty list matches nothing, as it says. */
+export function matchesFilter(event: Pick<RecordedEvent, 'type' | 'streamId'>, filter: EventFilter | undefined): boolean {
+  if (filter?.eventTypes && !filter.eventTypes.includes(event.type)) return false;
+  if (filter?.streamPrefixes && !filter.streamPrefixes.some((prefix) => event.streamId.startsWith(prefix))) return false;
+  return true;
+}
+
 export type ReadAllOptions = {
   /** Read the events after this position (exclusive); default: from the first event. */
   readonly after?: Position;

@@ -26,7 +26,7 @@ import {
   fromEsdbRevision,
   isAfter,
   isSystemEvent,
-  matchesFilter,
+  matchesClientSide,
   toConcurrencyError,
   toEsdbEvent,
   toEsdbExpectedRevision,
@@ -188,7 +188,7 @@ export class EsdbEventStore implements EventStore {
         const raw = resolved.event;
         if (!raw || isSystemEvent(raw) || !isAfter(raw.position, after)) continue;
         const event = fromEsdbEvent(raw);
-        if (!matchesFilter(event, filter)) continue;
+        if (!matchesClientSide(event, filter)) continue;
         yield event;
         count += 1;
         if (count >= maxCount) return;
@@ -222,7 +222,7 @@ export class EsdbEventStore implements EventStore {
         const raw = result.value.event;
         if (!raw || isSystemEvent(raw) || !isAfter(raw.position, after)) continue;
         const event = fromEsdbEvent(raw);
-        if (matchesFilter(event, filter)) yield event;
+        if (matchesClientSide(event, filter)) yield event;
       }
     } finally {
       signal?.removeEventListener('abort', onAbort);

@@ -18,6 +18,7 @@ import {
 } from '@eventstore/db-client';
 import {
   ConcurrencyError,
+  matchesFilter,
   type EventFilter,
   type ExpectedRevision,
   type JsonObject,
@@ -124,11 +125,8 @@ export function isSystemEvent(event: { readonly type: string; readonly streamId:
  * only one expression, so this is what makes the result exact: system events out, and both
  * lists applied when both are given.
  */
-export function matchesFilter(event: RecordedEvent, filter: EventFilter | undefined): boolean {
-  if (isSystemEvent(event)) return false;
-  if (filter?.eventTypes && !filter.eventTypes.includes(event.type)) return false;
-  if (filter?.streamPrefixes && !filter.streamPrefixes.some((prefix) => event.streamId.startsWith(prefix))) return false;
-  return true;
+export function matchesClientSide(event: RecordedEvent, filter: EventFilter | undefined): boolean {
+  return !isSystemEvent(event) && matchesFilter(event, filter);
 }
 
 /** A .NET regex that matches no string: an empty list in our filter matches nothing. */
@@ -137,7 +135,7 @@ const matchesNothing = '(?!)';
 /**
  * The server-side part of a `$all` filter. EventStoreDB takes one expression, on either event
  * types or stream names, so it gets the more selective list (exact event types) and
- * `matchesFilter` applies the rest on the client.
+ * `matchesClientSide` applies the rest on the client.
  */
 export function toServerFilter(filter: EventFilter | undefined): Filter {
   if (filter?.eventTypes) {

@@ -1,8 +1,8 @@
 import {
   ConcurrencyError,
   DuplicateEventError,
+  matchesFilter,
   type AppendResult,
-  type EventFilter,
   type EventStore,
   type ExpectedRevision,
   type NewEvent,
@@ -188,13 +188,6 @@ function matchesExpected(expected: ExpectedRevision, actual: number | 'no_stream
     default:
       return expected === actual;
   }
-}
-
-/** Both filters must match when both are given; an empty list matches nothing, as it says. */
-function matchesFilter(event: RecordedEvent, filter: EventFilter | undefined): boolean {
-  if (filter?.eventTypes && !filter.eventTypes.includes(event.type)) return false;
-  if (filter?.streamPrefixes && !filter.streamPrefixes.some((prefix) => event.streamId.startsWith(prefix))) return false;
-  return true;
 }
 
 function iterate<T>(items: readonly T[]): AsyncIterable<T> {
