@@ -119,6 +119,16 @@ export function describeEventStoreContract(name: string, setup: ContractSetup): 
       it('rejects an empty batch', async () => {
         await expect(store.appendToStream(newStreamId('empty'), [])).rejects.toBeInstanceOf(RangeError);
       });
+
+      it('rejects an expected revision that is no revision (negative, fractional), and appends nothing', async () => {
+        const streamId = newStreamId('expected');
+        await store.appendToStream(streamId, [newEvent('First')]);
+        for (const expectedRevision of [-1, -2, -3, -7, 0.5, Number.NaN]) {
+          await expect(store.appendToStream(streamId, [newEvent('Second')], { expectedRevision })).rejects.toBeInstanceOf(RangeError);
+        }
+        const read = await store.readStream(streamId);
+        expect(read.status === 'found' ? (await collect(read.events)).map((event) => event.type) : []).toEqual(['First']);
+      });
     });
 
     describe('idempotency', () => {

@@ -60,6 +60,18 @@ export type EventFilter = {
   readonly streamPrefixes?: readonly string[];
 };
 
+/**
+ * What every store refuses before it looks at anything (RangeError): an empty batch, and an
+ * expected revision that is no revision (negative, fractional), which a store's own encoding of
+ * the named ones could otherwise read as one of them, or as no check at all.
+ */
+export function checkAppend(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): void {
+  if (events.length === 0) throw new RangeError(`Stream ${streamId}: nothing to append`);
+  if (typeof expected === 'number' && (!Number.isSafeInteger(expected) || expected < 0)) {
+    throw new RangeError(`Stream ${streamId}: ${expected} is not a revision to expect`);
+  }
+}
+
 /** What the filter means, for stores (and tests) that apply it themselves: both lists must match when both are given; an empty list matches nothing, as it says. */
 export function matchesFilter(event: Pick<RecordedEvent, 'type' | 'streamId'>, filter: EventFilter | undefined): boolean {
   if (filter?.eventTypes && !filter.eventTypes.includes(event.type)) return false;

@@ -9,6 +9,7 @@ import {
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import {
+  checkAppend,
   DuplicateEventError,
   type AppendResult,
   type EventStore,
@@ -78,14 +79,17 @@ export class EsdbEventStore implements EventStore {
     events: readonly NewEvent[],
     options: { readonly expectedRevision?: ExpectedRevision } = {},
   ): Promise<AppendResult> {
-    if (events.length === 0) throw new RangeError(`Stream ${streamId}: nothing to append`);
     const expected = options.expectedRevision ?? 'any';
+    checkAppend(streamId, events, expected);
     const earlier = await this.findEarlierAppend(streamId, events);
     if (earlier) return earlier;
     try {
       const result = await this.client.appendToStream(streamId, events.map(toEsdbEvent), {
         expectedRevision: toEsdbExpectedRevision(expected),
       });
+      // A client made with `throwOnAppendFailure=false` (a connection string may say so) answers
+      // a wrong expected revision with `success: false` and the stream's revision, not a throw.
+      if (!result.success) throw toConcurrencyError(streamId, expected, result.nextExpectedRevision);
       const revision = fromEsdbRevision(result.nextExpectedRevision);
       return { revision, position: await this.positionOf(streamId, revision) };
     } catch (error) {

@@ -1,4 +1,5 @@
 import {
+  checkAppend,
   ConcurrencyError,
   DuplicateEventError,
   matchesFilter,
@@ -44,8 +45,8 @@ export class MemoryEventStore implements EventStore {
     options: { readonly expectedRevision?: ExpectedRevision } = {},
   ): Promise<AppendResult> {
     this.assertOpen();
-    if (events.length === 0) throw new RangeError(`Stream ${streamId}: nothing to append`);
     const expected = options.expectedRevision ?? 'any';
+    checkAppend(streamId, events, expected);
     const stream = this.streams.get(streamId) ?? [];
 
     // The id check comes before the revision check: a retry's expected revision is stale by

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import {
+  checkAppend,
   ConcurrencyError,
   DuplicateEventError,
   type AppendResult,
@@ -210,12 +211,13 @@ export class PgEventStore implements EventStore {
     options: { readonly expectedRevision?: ExpectedRevision } = {},
   ): Promise<AppendResult> {
     this.assertOpen();
-    if (events.length === 0) throw new RangeError(`Stream ${streamId}: nothing to append`);
+    const expected = options.expectedRevision ?? 'any';
+    checkAppend(streamId, events, expected);
     const ids = events.map((event) => event.id);
     const seen = new Set<string>();
     const repeatedInBatch = ids.filter((id) => seen.has(id) || !seen.add(id));
     if (repeatedInBatch.length > 0) throw new DuplicateEventError(streamId, [...new Set(repeatedInBatch)]);
-    const row = await this.appends.submit({ streamId, events, expected: options.expectedRevision ?? 'any' });
+    const row = await this.appends.submit({ streamId, events, expected });
     this.notifier.notify();
     return {
       revision: Number(row.o_revision),
