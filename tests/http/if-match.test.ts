@@ -4,10 +4,11 @@ import { appointmentStreamId } from '../../src/domain/appointment/appointment.de
 import { bookingStreamId } from '../../src/domain/booking/booking.decider.js';
 import { doctorScheduleStreamId } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../src/domain/listing-calendar/listing-calendar.decider.js';
+import { listingStreamId } from '../../src/domain/listing/listing.decider.js';
 import { patientAgendaStreamId } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { everyMorning, listingInput } from '../support/command-side.js';
-import { postJson, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+import { answerLost, postJson, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 import { startReadSide, type ReadSide } from './support/read-side.fixture.js';
 
 const day = 86_400_000;
@@ -133,6 +134,24 @@ describe('If-Match on commands over HTTP', () => {
     });
   });
 
+  describe('listings', () => {
+    it('POST /v1/listings/{id}/deactivate retried with its If-Match after it went through (its answer lost): the original answer, not 412', async () => {
+      const id = String((await post('/v1/listings', listingInput, owner)).body.id);
+      const key = randomUUID();
+      const deactivate = () => post(`/v1/listings/${id}/deactivate`, {}, owner, { ...ifMatch(0), 'idempotency-key': key });
+      const first = await deactivate();
+      expectAccepted(first, 1);
+      const after = await snapshot([listingStreamId(id), listingCalendarStreamId(id)]);
+
+      await answerLost(backend, key, api.clock.now());
+      const retry = await deactivate();
+
+      expectAccepted(retry, 1);
+      expect(retry.headers.get('event-position')).toBe(first.headers.get('event-position'));
+      expect(await snapshot([listingStreamId(id), listingCalendarStreamId(id)])).toEqual(after);
+    });
+  });
+
   describe('doctor schedules and appointments', () => {
     const doctor = person(['DOCTOR']);
     const schedule = doctorScheduleStreamId(doctor.id);
@@ -181,6 +200,24 @@ describe('If-Match on commands over HTTP', () => {
       const accepted = remember(await post(`/v1/appointments/${id}/reschedule`, { start: `${date}T10:00:00Z` }, patient, ifMatch(1)));
       expectAccepted(accepted, 2);
       expect(await freeSlots(date)).toEqual(['09:00', '09:30', '10:30', '11:00', '11:30']);
+    });
+
+    it('POST /v1/appointments/{id}/reschedule retried with its If-Match after it went through (its answer lost): the original answer, nothing moved again', async () => {
+      const date = dayAfter(7);
+      const id = await movedAppointment(date, '09:00', '09:30');
+      const key = randomUUID();
+      const move = () => post(`/v1/appointments/${id}/reschedule`, { start: `${date}T11:00:00Z` }, patient, { ...ifMatch(1), 'idempotency-key': key });
+      const first = remember(await move());
+      expectAccepted(first, 2);
+      const touched = [appointmentStreamId(id), schedule, agenda];
+      const after = await snapshot(touched);
+
+      await answerLost(backend, key, api.clock.now());
+      const retry = await move();
+
+      expectAccepted(retry, 2);
+      expect(retry.headers.get('event-position')).toBe(first.headers.get('event-position'));
+      expect(await snapshot(touched)).toEqual(after);
     });
 
     it('POST /v1/appointments/{id}/cancel: 412 on a stale version keeps the appointment and its slot; 200 on the current one frees it', async () => {

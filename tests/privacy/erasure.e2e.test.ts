@@ -8,7 +8,7 @@ import type { Actor } from '../../src/domain/shared/actor.js';
 import type { HttpServer } from '../../src/infrastructure/http/http-server.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { readModelProjections } from '../../src/projections/read-models.js';
-import { postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
+import { answerLost, postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
 import { startReadSide, type ReadSide } from '../http/support/read-side.fixture.js';
 import { payBooking } from '../projections/support/scenarios.js';
 import { activeCheckpoint, eventually } from '../projections/support/runtime-harness.js';
@@ -141,9 +141,14 @@ describe('erasing a person (crypto-shredding), end to end over HTTP', () => {
     // A stale If-Match is refused before anything is erased.
     expect((await post(`/v1/admin/subjects/${patient.id}/erase`, {}, admin, { 'if-match': '"3"' })).status).toBe(412);
     expect((await post('/v1/auth/login', { email: secrets.email, password })).status).toBe(200);
-    const erased = await post(`/v1/admin/subjects/${patient.id}/erase`, {}, admin);
+    const key = randomUUID();
+    const erase = () => post(`/v1/admin/subjects/${patient.id}/erase`, {}, admin, { 'if-match': '"0"', 'idempotency-key': key });
+    const erased = await erase();
     expect(erased.status).toBe(200);
     expect(erased.body).toMatchObject({ id: patient.id, streamId: `user-${patient.id}`, version: 1 });
+    // Retried with its If-Match after it went through, its answer lost: answered as it was.
+    await answerLost(backend, key, api.clock.now());
+    expect(await erase()).toMatchObject({ status: 200, body: erased.body });
     expect((await post(`/v1/admin/subjects/${patient.id}/erase`, {}, admin)).body).toMatchObject({ version: 1 });
     expect((await post('/v1/auth/login', { email: secrets.email, password })).status).toBe(401);
 

@@ -102,7 +102,10 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   const { actor } = request.context;
   const { state: current, version } = await visibleAppointment(side, appointmentId, actor);
   const appointment = appointmentStreamId(appointmentId);
-  // Checked before anything moves: the appointment's own append comes last.
+  // The appointment's own append comes last: a retry of a move that went through is answered as it was.
+  const original = await side.handlers.appointment.applied(appointment, request.commandId);
+  if (original) return outcome(appointmentId, original);
+  // Checked before anything moves.
   assertExpectedVersion(appointment, request.expectedVersion, version);
   const now = side.clock.now().toISOString();
   const newStart = new Date(input.start).toISOString();
@@ -112,7 +115,7 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     return outcome(appointmentId, await side.handlers.appointment.handle(appointment, command, request));
   }
   // The steps' ids are this command's at this version of the appointment: a retry finds the
-  // steps it took; a request replayed after the appointment changed is a move of its own.
+  // steps it took; one after the appointment changed otherwise takes steps of its own.
   const atVersion = { ...request, commandId: `${request.commandId}@${version}` };
   const schedule = doctorScheduleStreamId(current.doctorId);
   const agenda = patientAgendaStreamId(current.patientId);
@@ -149,7 +152,8 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
         compensating(atVersion, `time@${time.version}`),
       ),
     );
-    return outcome(appointmentId, await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, atVersion));
+    // Under the request's own command id, which a retry looks for before anything moves.
+    return outcome(appointmentId, await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, request));
   } catch (error) {
     if (isRefusal(error)) for (const step of undo) await undoing(step);
     throw error;

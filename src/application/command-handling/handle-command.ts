@@ -194,10 +194,10 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
           }
         }
         const current = await load(streamId);
-        const original = findApplied(current.recent, options.commandId, streamId);
+        const original = alreadyApplied(streamId, current, options.commandId);
         if (original) {
           report('already-applied');
-          return { streamId, ...original, events: [], state: current.state, alreadyApplied: true };
+          return original;
         }
         assertExpectedVersion(streamId, options.expectedVersion, current.revision);
         const command = isBuilder(input) ? input(current.state) : input;
@@ -306,7 +306,22 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     return { state, version: revision, position };
   }
 
-  return { handle, read };
+  /**
+   * What `handle` answers a retry of command `commandId` that went through, if it did (among the
+   * stream's recent events): for a use case whose own checks come before `handle` (a pinned
+   * version, steps on other streams), which a retry must pass without checking again, since the
+   * command itself moved the stream on.
+   */
+  async function applied(streamId: string, commandId: string): Promise<CommandResult<State, Event> | undefined> {
+    return alreadyApplied(streamId, await load(streamId), commandId);
+  }
+
+  function alreadyApplied(streamId: string, current: CachedStream<State>, commandId: string): CommandResult<State, Event> | undefined {
+    const original = findApplied(current.recent, commandId, streamId);
+    return original && { streamId, ...original, events: [], state: current.state, alreadyApplied: true };
+  }
+
+  return { handle, read, applied };
 }
 
 export type CommandHandler<Command, Event extends DomainEvent, State> = ReturnType<

@@ -58,6 +58,9 @@ export async function setListingActive(
   const data = { listingId, actor: request.context.actor };
   const command = active ? { type: 'ReactivateListing' as const, data } : { type: 'DeactivateListing' as const, data };
   if (!active) {
+    // The listing's append comes last: a retry of a deactivation that went through is answered as it was.
+    const original = await side.handlers.listing.applied(stream, request.commandId);
+    if (original) return outcome(listingId, original);
     const { state, version } = await side.handlers.listing.read(stream);
     // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
     assertExpectedVersion(stream, request.expectedVersion, version);

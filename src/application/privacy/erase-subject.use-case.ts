@@ -32,6 +32,9 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   // Checked here as well as by the decider, because the key is destroyed before it decides.
   if (!hasRole(actor, 'ADMIN')) throw new ForbiddenError("Only an admin may erase a person's data");
   const streamId = streamIdOf(userId);
+  // `SubjectErased` comes last: a retry of an erasure that went through is answered as it was.
+  const original = await deps.side.handlers.user.applied(streamId, request.commandId);
+  if (original) return outcome(userId, original);
   const { state, version } = await deps.side.handlers.user.read(streamId);
   if (state.status !== 'registered') throw new NotFoundError('User');
   // Likewise a pinned version: a stale one must refuse before the key is gone, not after.

@@ -151,6 +151,18 @@ export function validClaims(overrides: Record<string, unknown> = {}): Record<str
   return { sub: 'user-1', roles: ['CONSUMER'], iss: issuer, aud: audience, iat: now, exp: now + 600, ...overrides };
 }
 
+/**
+ * What a crash after a command's append and before its answer was kept leaves of its
+ * Idempotency-Key: claimed, the lease run out at `now`, so a retry runs the command again.
+ */
+export async function answerLost(backend: TestBackend, key: string, now: Date): Promise<void> {
+  await backend.idempotencyDb
+    .updateTable('idempotency_keys')
+    .set({ status: 'in_flight', locked_until: new Date(now.getTime() - 1000), response_status: null, response_headers: null, response_body: null })
+    .where('key', '=', key)
+    .execute();
+}
+
 export async function postJson(
   url: string,
   body: unknown,
