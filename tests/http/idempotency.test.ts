@@ -190,6 +190,14 @@ describe('Idempotency-Key on signup (anonymous)', () => {
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(second.body).toEqual(first.body);
   });
+
+  it('answers a body nested deeper than it can hash with 400 naming the body, as the validation would', async () => {
+    const deep = `{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}`;
+    const response = await fetch(`${api.url}/v1/auth/signup`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': randomUUID() }, body: deep });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('content-type')).toContain('application/problem+json');
+    expect(await response.json()).toMatchObject({ type: expect.stringMatching(/validation-failed$/), errors: [{ path: 'body' }] });
+  });
 });
 
 describe('Idempotency-Key after it has expired', () => {

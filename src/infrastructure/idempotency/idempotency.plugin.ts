@@ -58,6 +58,19 @@ function isPost(method: string | string[]): boolean {
   return Array.isArray(method) ? method.includes('POST') : method === 'POST';
 }
 
+/**
+ * The body as hashed. This runs before validation: a body nested deeper than the stack allows
+ * (any JSON parser takes it) cannot be written back, and is refused as the validation would.
+ */
+function bodyText(body: unknown): string {
+  try {
+    return JSON.stringify(body);
+  } catch {
+    const errors = [{ path: 'body', message: 'is nested too deeply' }];
+    throw new HttpProblem(400, 'validation-failed', 'Validation failed', 'The request does not match its schema', { extensions: { errors } });
+  }
+}
+
 const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   const { store, clock } = options;
   const leaseMs = options.leaseMs ?? 60_000;
@@ -77,7 +90,7 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
 
   app.addHook('preValidation', async (request) => {
     if (request.method !== 'POST' || request.headers['idempotency-key'] === undefined) return;
-    const body = request.body === undefined ? '' : JSON.stringify(request.body);
+    const body = request.body === undefined ? '' : bodyText(request.body);
     request.requestHash = createHmac('sha256', hashKey).update(`${request.method}\n${request.url}\n${body}`).digest('hex');
   });
 
