@@ -62,6 +62,11 @@ describe('problem+json', () => {
     expect(problem.detail).toContain('GET /v1/nothing-here');
   });
 
+  it('answers a path it cannot decode with 400 problem+json', async () => {
+    const problem = await expectProblem(await fetch(`${api.url}/v1/bookings/%zz/cancel`, { method: 'POST' }), 400, 'bad-request');
+    expect(problem.instance).toBe('/v1/bookings/%zz/cancel');
+  });
+
   it('answers a body over 64 KiB with 413', async () => {
     const big = JSON.stringify({ email: 'a@example.com', age: 1, padding: 'x'.repeat(70 * 1024) });
     await expectProblem(await post('/test/echo', big), 413, 'payload-too-large');

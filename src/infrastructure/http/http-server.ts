@@ -10,6 +10,7 @@ import { loadSheddingPlugin, type LoadSheddingOptions } from './plugins/load-she
 import { metricsPlugin } from './plugins/metrics.plugin.js';
 import { openApiPlugin, type OpenApiOptions } from './plugins/openapi.plugin.js';
 import { securityPlugin, type SecurityOptions } from './plugins/security.plugin.js';
+import { problemDocument, sendProblem } from './problem.js';
 import { requestIdFor } from './request-id.js';
 
 /** API.md: bodies over 64 KiB answer 413. */
@@ -44,6 +45,13 @@ export async function createHttpServer(options: HttpServerOptions) {
     // Plain objects only: a body of `{"__proto__": …}` must not reach a handler.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // A path fastify cannot decode (`/v1/bookings/%zz`) fails before any handler, error handler
+    // included: answered here as every other refusal is.
+    frameworkErrors: (error, request, reply) => {
+      const status = error.statusCode ?? 400;
+      const problem = problemDocument(request, { status, code: 'bad-request', title: 'Bad request', detail: error.message });
+      return sendProblem(reply, problem, { 'x-request-id': request.id });
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   // JSON is the only body we speak; anything else is 415, not a string a schema then rejects.
