@@ -185,16 +185,17 @@ describe('operations', () => {
 });
 
 describe('rate limits', () => {
-  it('answers 429 with Retry-After past the stricter limit on /v1/auth/*', async () => {
+  it('answers 429 with Retry-After past the stricter limit, one budget for all of /v1/auth/*', async () => {
     const limited = await startApi(backend, { authRateLimitMax: 2 });
     try {
-      const attempt = () => postJson(`${limited.url}/v1/auth/login`, { email: 'nobody@example.com', password: 'x' });
-      expect((await attempt()).status).toBe(401);
-      expect((await attempt()).status).toBe(401);
-      const refused = await attempt();
-      expect(refused.status).toBe(429);
-      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
-      expect(refused.body).toMatchObject({ type: 'https://bookable.example/problems/rate-limited' });
+      const login = () => postJson(`${limited.url}/v1/auth/login`, { email: 'nobody@example.com', password: 'x' });
+      expect((await login()).status).toBe(401);
+      expect((await postJson(`${limited.url}/v1/auth/refresh`, { refreshToken: 'x'.repeat(43) })).status).toBe(401);
+      for (const refused of [await login(), await postJson(`${limited.url}/v1/auth/signup`, {})]) {
+        expect(refused.status).toBe(429);
+        expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+        expect(refused.body).toMatchObject({ type: 'https://bookable.example/problems/rate-limited' });
+      }
       expect((await fetch(`${limited.url}/health/live`)).status).toBe(200);
     } finally {
       await limited.close();

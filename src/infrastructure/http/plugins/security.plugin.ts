@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, onRequestAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
 import { IncomingMessage, ServerResponse, type OutgoingHttpHeaders } from 'node:http';
@@ -55,11 +55,17 @@ const security: FastifyPluginAsync<SecurityOptions> = async (app, options) => {
   });
 
   const strict = options.strict;
+  // One limiter for every route under the strict prefixes, so they share one count per client.
+  // (A route's own `rateLimit` config gets a store of its own: each auth route had the whole
+  // budget.) Made once the plugin is registered; routes are only called after that.
+  let strictLimit: preHandlerAsyncHookHandler | undefined;
   if (strict) {
-    // Runs before the rate limiter's own onRoute hook, which reads the config set here.
+    // Runs before the rate limiter's own onRoute hook, which then leaves these routes to it.
     app.addHook('onRoute', (route) => {
       if (!strict.prefixes.some((prefix) => route.url.startsWith(prefix)) || route.config?.rateLimit === false) return;
-      route.config = { ...route.config, rateLimit: { max: strict.max, timeWindow: '1 minute', groupId: 'strict' } };
+      route.config = { ...route.config, rateLimit: false };
+      const limit: onRequestAsyncHookHandler = async (request, reply) => strictLimit?.call(app, request, reply);
+      route.onRequest = [limit, ...(route.onRequest === undefined ? [] : [route.onRequest].flat())];
     });
   }
   await app.register(rateLimit, {
@@ -69,6 +75,7 @@ const security: FastifyPluginAsync<SecurityOptions> = async (app, options) => {
     errorResponseBuilder: (_request, context) =>
       new HttpProblem(context.statusCode, 'rate-limited', 'Too many requests', `Rate limit exceeded; retry in ${context.after}`),
   });
+  if (strict) strictLimit = app.rateLimit({ max: strict.max, timeWindow: '1 minute' });
 };
 
 export const securityPlugin = fp(security, { name: 'security' });
