@@ -55,7 +55,10 @@ export async function startEmbeddedPostgres(options: {
     persistent: options.persistent,
     createPostgresUser: userInfo().uid === 0,
     authMethod: 'scram-sha-256',
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    // Code-point order, as with C, but Unicode case mapping (PostgreSQL's own, whatever locales
+    // the machine has): under C, lower() and full-text search folded ASCII only, so 'москва'
+    // never found 'Москва'.
+    initdbFlags: ['--encoding=UTF8', '--locale=C', '--locale-provider=builtin', '--builtin-locale=C.UTF-8'],
     // No unix socket: several instances (tests, a system server) must not collide on /tmp.
     postgresFlags: [
       '-c', 'listen_addresses=127.0.0.1',
