@@ -256,6 +256,17 @@ describe('audit API', () => {
     expect(rows.map((row) => row.patientId).sort()).toEqual([...patients].sort());
   });
 
+  it('answers who may not read before what is wrong with the request: 401 or 403 to a malformed query, recorded as denied', async () => {
+    const malformed = `/v1/audit/streams/ab/state?version=x`;
+    expect((await get(malformed)).statusCode).toBe(401);
+    expect((await get(malformed, consumer)).statusCode).toBe(403);
+    const tooEarly = await get(`/v1/audit/access-log?from=0000-01-01T00:00:00Z`, auditor);
+    expect(tooEarly.statusCode).toBe(400);
+    expect(tooEarly.json()).toMatchObject({ errors: [{ path: 'querystring.from' }] });
+    const denied = (await get(`/v1/audit/access-log?actorId=${consumer.id}&limit=100`, admin)).json<Page<AccessEntry>>();
+    expect(denied.items.at(-1)).toMatchObject({ action: 'GET /v1/audit/streams/:streamId/state', outcome: 'denied', statusCode: 403 });
+  });
+
   it('records reads of the audit trail itself, and serves and verifies the access log', async () => {
     await get(`/v1/audit/streams/appointment-${appointmentId}/events`, auditor);
     await get(`/v1/audit/streams/appointment-${appointmentId}/events`, consumer);

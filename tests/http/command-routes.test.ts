@@ -280,15 +280,19 @@ describe('command routes over HTTP', () => {
     });
 
     it.each(everyRoute().map(([method, path, body, roles]) => ({ method, path, body, roles })))('$method $path', async ({ method, path, body, roles }) => {
-      const send = async (headers: Record<string, string>) =>
-        (await fetch(`${api.url}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })).status;
+      const send = async (headers: Record<string, string>, text = JSON.stringify(body)) =>
+        (await fetch(`${api.url}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: text })).status;
+      // Who may not call hears so before what is wrong with the body.
+      const malformed = '{"truncated": ';
       expect(await send({})).toBe(401);
+      expect(await send({}, malformed)).toBe(401);
       for (const [kind, token] of Object.entries(badTokens())) {
         expect(await send({ authorization: `Bearer ${token}` }), kind).toBe(401);
       }
       if (roles) {
         const outsider = person((['CONSUMER', 'OWNER', 'PATIENT', 'DOCTOR', 'AUDITOR'] as const).filter((role) => !(roles as readonly string[]).includes(role)));
         expect(await send(bearer(outsider))).toBe(403);
+        expect(await send(bearer(outsider), malformed)).toBe(403);
       }
     });
   });

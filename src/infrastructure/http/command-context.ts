@@ -7,7 +7,7 @@ import { externalIdPattern } from './request-id.js';
 
 /**
  * Everything about a request that its events' metadata records. Call it after the route's auth
- * preHandler, so `actor` is the authenticated caller (or anonymous on a public route).
+ * hook, so `actor` is the authenticated caller (or anonymous on a public route).
  */
 export function commandContext(request: FastifyRequest): CommandContext {
   const correlation = request.headers['x-correlation-id'];

@@ -175,7 +175,7 @@ export function notFound(what: string): HttpProblem {
   return new HttpProblem(404, 'not-found', 'Not found', `There is no ${what}`);
 }
 
-/** The caller a `requireAuth`/`requireRoles` preHandler established. */
+/** The caller a `requireAuth`/`requireRoles` hook established. */
 export function callerOf(request: FastifyRequest): Actor {
   if (!request.actor) throw new HttpProblem(401, 'unauthorized', 'Unauthorized', 'An access token is required');
   return request.actor;

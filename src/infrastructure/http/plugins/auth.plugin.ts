@@ -72,12 +72,18 @@ async function authenticate(request: FastifyRequest): Promise<Actor> {
   return request.actor;
 }
 
-/** preHandler: a valid access token is required. */
+/**
+ * The route hooks below run at `onRequest`, before the body is read and validated: a caller
+ * without the right token hears 401 or 403, not what is wrong with its body or query (API.md),
+ * and a refused read is recorded as denied.
+ */
+
+/** onRequest: a valid access token is required. */
 export async function requireAuth(request: FastifyRequest): Promise<void> {
   await authenticate(request);
 }
 
-/** preHandler: a valid access token holding at least one of `roles` (401 without one, 403 with the wrong roles). */
+/** onRequest: a valid access token holding at least one of `roles` (401 without one, 403 with the wrong roles). */
 export function requireRoles(...roles: Role[]): (request: FastifyRequest) => Promise<void> {
   return async (request) => {
     const actor = await authenticate(request);
@@ -85,7 +91,7 @@ export function requireRoles(...roles: Role[]): (request: FastifyRequest) => Pro
   };
 }
 
-/** preHandler: anonymous callers are welcome, but a token that is sent must be valid. */
+/** onRequest: anonymous callers are welcome, but a token that is sent must be valid. */
 export async function optionalAuth(request: FastifyRequest): Promise<void> {
   if (request.headers.authorization !== undefined) await authenticate(request);
 }

@@ -73,7 +73,7 @@ export const adminQueryRoutes: FastifyPluginAsyncZod<{ readonly checkpoints: Kys
   app.get(
     '/projections',
     {
-      preHandler: requireRoles('ADMIN'),
+      onRequest: requireRoles('ADMIN'),
       schema: { tags: ['admin'], security: [{ bearerAuth: [] }], summary: 'Projection checkpoints, lag and status', response: { 200: z.object({ items: z.array(checkpointSchema) }) } },
     },
     async () => {

@@ -29,7 +29,7 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
     app.post(
       '/subjects/:userId/erase',
       {
-        preHandler: requireRoles('ADMIN'),
+        onRequest: requireRoles('ADMIN'),
         schema: {
           tags: ['admin'],
           security: [{ bearerAuth: [] }],
@@ -47,7 +47,7 @@ function rebuildRoute(app: Parameters<FastifyPluginAsyncZod>[0], db: Kysely<unkn
   app.post(
     '/projections/:name/rebuild',
     {
-      preHandler: requireRoles('ADMIN'),
+      onRequest: requireRoles('ADMIN'),
       schema: {
         tags: ['admin'],
         security: [{ bearerAuth: [] }],

@@ -36,7 +36,8 @@ export const appointmentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> =
   app.get(
     '/me',
     {
-      preHandler: [requireRoles('PATIENT', 'DOCTOR'), consistent],
+      onRequest: requireRoles('PATIENT', 'DOCTOR'),
+      preHandler: consistent,
       schema: { tags, security, summary: 'My appointments (as patient and as doctor), in time order', headers, querystring: pageQuery, response: { 200: pageSchema(appointmentSchema) } },
     },
     async (request) => {
@@ -50,7 +51,8 @@ export const appointmentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> =
   app.get(
     '/:id',
     {
-      preHandler: [requireAuth, consistent],
+      onRequest: requireAuth,
+      preHandler: consistent,
       schema: { tags, security, summary: 'One appointment (notes only for its patient and doctor)', headers, params: idParams, response: { 200: appointmentSchema } },
     },
     async (request) => {

@@ -37,7 +37,7 @@ export const appointmentRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSi
   app.put(
     '/v1/doctors/:id/schedule',
     {
-      preHandler: requireRoles('DOCTOR', 'ADMIN'),
+      onRequest: requireRoles('DOCTOR', 'ADMIN'),
       schema: { tags: ['doctors'], security, summary: 'Set weekly hours, slot length, time zone, days off', params, headers: ifMatchHeaderSchema, body: scheduleBody, response: result },
     },
     async (request, reply) => sendCommandResult(reply, await setSchedule(side, request.params.id, request.body, commandOptions(request)), 200),
@@ -46,31 +46,31 @@ export const appointmentRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSi
   const tags = ['appointments'];
   app.post(
     '/v1/appointments',
-    { preHandler: requireRoles('PATIENT'), schema: { tags, security, summary: "Book a doctor's free slot", body: bookBody, response: { 201: commandResultSchema } } },
+    { onRequest: requireRoles('PATIENT'), schema: { tags, security, summary: "Book a doctor's free slot", body: bookBody, response: { 201: commandResultSchema } } },
     async (request, reply) => sendCommandResult(reply, await bookAppointment(side, request.body, commandOptions(request)), 201),
   );
 
   app.post(
     '/v1/appointments/:id/reschedule',
-    { preHandler: requireAuth, schema: { tags, security, summary: 'Move to another free slot', params, headers: ifMatchHeaderSchema, body: rescheduleBody, response: result } },
+    { onRequest: requireAuth, schema: { tags, security, summary: 'Move to another free slot', params, headers: ifMatchHeaderSchema, body: rescheduleBody, response: result } },
     async (request, reply) => sendCommandResult(reply, await rescheduleAppointment(side, request.params.id, request.body, commandOptions(request)), 200),
   );
 
   app.post(
     '/v1/appointments/:id/cancel',
-    { preHandler: requireAuth, schema: { tags, security, summary: 'Cancel with a reason', params, headers: ifMatchHeaderSchema, body: reasonBody, response: result } },
+    { onRequest: requireAuth, schema: { tags, security, summary: 'Cancel with a reason', params, headers: ifMatchHeaderSchema, body: reasonBody, response: result } },
     async (request, reply) => sendCommandResult(reply, await cancelAppointment(side, request.params.id, request.body, commandOptions(request)), 200),
   );
 
   app.post(
     '/v1/appointments/:id/complete',
-    { preHandler: requireRoles('DOCTOR'), schema: { tags, security, summary: 'Mark as held, with notes', params, headers: ifMatchHeaderSchema, body: completeBody, response: result } },
+    { onRequest: requireRoles('DOCTOR'), schema: { tags, security, summary: 'Mark as held, with notes', params, headers: ifMatchHeaderSchema, body: completeBody, response: result } },
     async (request, reply) => sendCommandResult(reply, await completeAppointment(side, request.params.id, request.body, commandOptions(request)), 200),
   );
 
   app.post(
     '/v1/appointments/:id/no-show',
-    { preHandler: requireRoles('DOCTOR'), schema: { tags, security, summary: 'Mark as missed', params, headers: ifMatchHeaderSchema, response: result } },
+    { onRequest: requireRoles('DOCTOR'), schema: { tags, security, summary: 'Mark as missed', params, headers: ifMatchHeaderSchema, response: result } },
     async (request, reply) => sendCommandResult(reply, await markNoShow(side, request.params.id, commandOptions(request)), 200),
   );
 };

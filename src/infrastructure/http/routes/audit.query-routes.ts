@@ -6,6 +6,7 @@ import { appointmentStreamId } from '../../../domain/appointment/appointment.dec
 import { doctorScheduleStreamId } from '../../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { patientAgendaStreamId } from '../../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole } from '../../../domain/shared/actor.js';
+import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import type pg from 'pg';
 import { z } from 'zod';
 import { anyPatient, verifyAccessLog, type AccessLog } from '../../../application/audit/access-log.js';
@@ -66,12 +67,12 @@ const accessLogEntrySchema = z
 
 const streamParams = z.object({ streamId: z.string().min(3).max(300) });
 const timeRange = {
-  from: z.iso.datetime({ offset: true }).optional().describe('Inclusive, ISO 8601'),
-  to: z.iso.datetime({ offset: true }).optional().describe('Exclusive, ISO 8601'),
+  from: requestInstantSchema.optional().describe('Inclusive, ISO 8601'),
+  to: requestInstantSchema.optional().describe('Exclusive, ISO 8601'),
 };
 const stateQuery = z
   .object({
-    at: z.iso.datetime({ offset: true }).optional().describe('The state as it stood at this instant'),
+    at: requestInstantSchema.optional().describe('The state as it stood at this instant'),
     version: z.coerce.number().int().min(0).optional().describe('The state right after the event of this revision'),
   })
   .refine((query) => query.at === undefined || query.version === undefined, 'give `at` or `version`, not both');
@@ -142,7 +143,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/streams/:streamId/events',
     {
-      preHandler: auditor,
+      onRequest: auditor,
       schema: { tags, security, summary: 'Every event of one aggregate, with metadata and chain hashes, by revision', headers, params: streamParams, querystring: pageQuery, response: { 200: pageSchema(auditEventSchema) } },
     },
     async (request) => {
@@ -159,7 +160,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/streams/:streamId/state',
     {
-      preHandler: auditor,
+      onRequest: auditor,
       schema: {
         tags,
         security,
@@ -197,7 +198,8 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/actors/:userId/events',
     {
-      preHandler: [auditor, indexed],
+      onRequest: auditor,
+      preHandler: indexed,
       schema: {
         tags,
         security,
@@ -219,7 +221,8 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/correlations/:id/events',
     {
-      preHandler: [auditor, indexed],
+      onRequest: auditor,
+      preHandler: indexed,
       schema: {
         tags,
         security,
@@ -240,7 +243,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/export',
     {
-      preHandler: auditor,
+      onRequest: auditor,
       schema: {
         tags,
         security,
@@ -260,7 +263,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/verify',
     {
-      preHandler: auditor,
+      onRequest: auditor,
       schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision", headers, querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
     },
     async (request) => {
@@ -274,7 +277,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/access-log',
     {
-      preHandler: auditor,
+      onRequest: auditor,
       schema: {
         tags,
         security,
@@ -299,7 +302,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   app.get(
     '/access-log/verify',
     {
-      preHandler: auditor,
+      onRequest: auditor,
       schema: { tags, security, summary: "Recomputes the access log's hash chain; names the first broken entry", response: { 200: accessLogVerificationSchema } },
     },
     async () => verifyAccessLog(accessLog.all()),

@@ -43,7 +43,7 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
 
   app.post(
     '/signup',
-    { preHandler: optionalAuth, schema: { tags, summary: 'Create a user', body: signupBody, response: { 201: commandResultSchema } } },
+    { onRequest: optionalAuth, schema: { tags, summary: 'Create a user', body: signupBody, response: { 201: commandResultSchema } } },
     async (request, reply) => {
       const result = await identity.signUp(request.body, commandContext(request), request.commandId);
       return sendCommandResult(reply, result, 201);
@@ -72,7 +72,7 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
 
   app.post(
     '/logout',
-    { preHandler: requireAuth, schema: { tags, summary: 'Revoke a refresh token and its family', security: [{ bearerAuth: [] }], body: refreshBody, response: { 204: z.undefined() } } },
+    { onRequest: requireAuth, schema: { tags, summary: 'Revoke a refresh token and its family', security: [{ bearerAuth: [] }], body: refreshBody, response: { 204: z.undefined() } } },
     async (request, reply) => {
       await identity.logOut(request.body.refreshToken, commandContext(request));
       return reply.code(204).send();

@@ -46,7 +46,8 @@ export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/me',
     {
-      preHandler: [requireRoles('CONSUMER'), consistent],
+      onRequest: requireRoles('CONSUMER'),
+      preHandler: consistent,
       schema: { tags, security, summary: 'My bookings, newest first', headers, querystring: bookingsQuery, response: { 200: pageSchema(bookingSchema) } },
     },
     async (request) => {
@@ -60,7 +61,8 @@ export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/owner',
     {
-      preHandler: [requireRoles('OWNER'), consistent],
+      onRequest: requireRoles('OWNER'),
+      preHandler: consistent,
       schema: { tags, security, summary: 'Bookings of my listings, newest first', headers, querystring: bookingsQuery, response: { 200: pageSchema(bookingSchema) } },
     },
     async (request) => {
@@ -74,7 +76,8 @@ export const bookingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id',
     {
-      preHandler: [requireAuth, withPayment],
+      onRequest: requireAuth,
+      preHandler: withPayment,
       schema: { tags, security, summary: 'One booking with its payment state (its consumer, the owner, admins)', headers, params: idParams, response: { 200: bookingDetailsSchema } },
     },
     async (request) => {

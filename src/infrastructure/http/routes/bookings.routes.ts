@@ -27,7 +27,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
   app.post(
     '/',
     {
-      preHandler: requireRoles('CONSUMER'),
+      onRequest: requireRoles('CONSUMER'),
       schema: { tags, security, summary: 'Request a booking; holds the dates', body: requestBookingBody, response: { 201: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await requestBooking(side, request.body, commandOptions(request)), 201),
@@ -36,7 +36,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
   app.post(
     '/:id/cancel',
     {
-      preHandler: requireAuth,
+      onRequest: requireAuth,
       schema: { tags, security, summary: 'Cancel, refunding per policy', params, headers: ifMatchHeaderSchema, body: reasonBody, response: { 200: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await cancelBooking(side, request.params.id, request.body, commandOptions(request)), 200),
@@ -45,7 +45,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
   app.post(
     '/:id/complete',
     {
-      preHandler: requireRoles('OWNER', 'ADMIN'),
+      onRequest: requireRoles('OWNER', 'ADMIN'),
       schema: { tags, security, summary: 'Mark the stay as completed', params, headers: ifMatchHeaderSchema, response: { 200: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await completeBooking(side, request.params.id, commandOptions(request)), 200),

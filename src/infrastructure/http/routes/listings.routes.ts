@@ -37,14 +37,14 @@ export const listingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
 
   app.post(
     '/',
-    { preHandler: owners, schema: { tags, security, summary: 'Create a listing', body: createListingBody, response: { 201: commandResultSchema } } },
+    { onRequest: owners, schema: { tags, security, summary: 'Create a listing', body: createListingBody, response: { 201: commandResultSchema } } },
     async (request, reply) => sendCommandResult(reply, await createListing(side, request.body, commandOptions(request)), 201),
   );
 
   app.post(
     '/:id/update',
     {
-      preHandler: owners,
+      onRequest: owners,
       schema: { tags, security, summary: 'Change details or price', params, headers: ifMatchHeaderSchema, body: updateListingBody, response: { 200: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await updateListing(side, request.params.id, request.body, commandOptions(request)), 200),
@@ -53,7 +53,7 @@ export const listingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
   for (const [action, active] of [['deactivate', false], ['reactivate', true]] as const) {
     app.post(
       `/:id/${action}`,
-      { preHandler: owners, schema: { tags, security, summary: `${action} a listing`, params, headers: ifMatchHeaderSchema, response: { 200: commandResultSchema } } },
+      { onRequest: owners, schema: { tags, security, summary: `${action} a listing`, params, headers: ifMatchHeaderSchema, response: { 200: commandResultSchema } } },
       async (request, reply) => sendCommandResult(reply, await setListingActive(side, request.params.id, active, commandOptions(request)), 200),
     );
   }
@@ -61,7 +61,7 @@ export const listingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
   app.post(
     '/:id/reviews',
     {
-      preHandler: requireRoles('CONSUMER'),
+      onRequest: requireRoles('CONSUMER'),
       schema: { tags, security, summary: 'Review a completed stay', params, body: reviewBody, response: { 201: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await submitReview(side, request.params.id, request.body, commandOptions(request)), 201),

@@ -37,7 +37,8 @@ export const paymentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id',
     {
-      preHandler: [requireAuth, cachedRead([paymentsProjectionName, bookingsProjectionName])],
+      onRequest: requireAuth,
+      preHandler: cachedRead([paymentsProjectionName, bookingsProjectionName]),
       schema: { tags: ['payments'], security: [{ bearerAuth: [] }], summary: 'One payment with its refunds', headers: consistencyHeaders, params: idParams, response: { 200: paymentSchema } },
     },
     async (request) => {

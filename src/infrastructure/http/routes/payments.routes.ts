@@ -34,7 +34,7 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
   app.post(
     '/v1/bookings/:id/payments',
     {
-      preHandler: requireRoles('CONSUMER'),
+      onRequest: requireRoles('CONSUMER'),
       schema: {
         tags: ['payments'],
         security,
@@ -55,7 +55,7 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
   app.post(
     '/v1/payments/:id/refund',
     {
-      preHandler: requireRoles('OWNER', 'ADMIN'),
+      onRequest: requireRoles('OWNER', 'ADMIN'),
       schema: {
         tags: ['payments'],
         security,

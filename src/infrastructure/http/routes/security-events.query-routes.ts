@@ -32,7 +32,7 @@ export const securityEventRoutes: FastifyPluginAsyncZod<{ readonly db: Kysely<Id
   app.get(
     '/security-events',
     {
-      preHandler: requireRoles('AUDITOR', 'ADMIN'),
+      onRequest: requireRoles('AUDITOR', 'ADMIN'),
       schema: {
         tags: ['audit'],
         security: [{ bearerAuth: [] }],

@@ -15,7 +15,8 @@ export const userQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async 
   app.get(
     '/me',
     {
-      preHandler: [requireAuth, consistentWith([usersProjectionName])],
+      onRequest: requireAuth,
+      preHandler: consistentWith([usersProjectionName]),
       schema: { tags: ['users'], security: [{ bearerAuth: [] }], summary: 'My profile and roles', headers: consistencyHeaders, response: { 200: profileSchema } },
     },
     async (request) => {
