@@ -158,44 +158,56 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
     metricsRegistry,
     loadShedding: loadShedding(config),
   });
-  await app.listen({ port: config.QUERY_PORT, host: config.HOST });
+  try {
+    await app.listen({ port: config.QUERY_PORT, host: config.HOST });
+  } catch (error) {
+    // Its LISTEN connection would keep the process alive with nothing to serve.
+    await app.close();
+    await notifications.close();
+    throw error;
+  }
   const url = `http://${config.HOST}:${config.QUERY_PORT}`;
   logger.info({ url, docs: `${url}/docs` }, `query API listening on ${url} (OpenAPI at ${url}/docs)`);
   return {
+    drain: (timeoutMs: number) => app.drain(timeoutMs),
     async close() {
-      await app.drain(config.SHUTDOWN_GRACE_MS);
       await app.close();
       await notifications.close();
     },
   };
 }
 
+/** An API of this process, as its shutdown sees it. */
+type Server = { drain(timeoutMs: number): Promise<void>; close(): Promise<void> };
+
 /** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
 async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
   const storage = await openStorage(config, logger, `bookable ${role}`);
-  // Closed in reverse order of opening: servers first (no new work, in-flight work finishes).
+  // The APIs stop first, all at once: each turns new requests away (503) and lets those in
+  // flight finish, within one grace period for all; then the rest closes in reverse order of
+  // opening (process managers and projectors, then storage).
+  const servers: Server[] = [];
   const closers: (() => Promise<void>)[] = [() => storage.stop()];
   let stopped: Promise<void> | undefined;
   // Once only, whoever asks first (a signal, an error, a failed start).
   const stopAll = () =>
     (stopped ??= (async () => {
+      await Promise.all(servers.map((server) => server.drain(config.SHUTDOWN_GRACE_MS)));
+      await Promise.all(servers.map((server) => server.close()));
       for (const close of [...closers].reverse()) await close();
     })());
-  // Past the grace period a second chance is not given: the process exits.
-  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 5_000, logger }, async ({ err, signal }) => {
+  // Past the grace period a second chance is not given: the process exits (1). Not on
+  // `beforeExit`: close-with-grace would then exit 0 over the failure a failed start recorded.
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS + 5_000, logger, skip: ['beforeExit'] }, async ({ err, signal }) => {
     if (err) logger.error({ err }, 'stopping after an unexpected error');
     else logger.info({ signal }, 'stopping');
     await stopAll();
+    // A failure recorded before the signal (the projector thread's) still ends in exit 1.
+    if (process.exitCode !== undefined && process.exitCode !== 0) throw new Error('stopped after a failure');
   });
 
   try {
-    if (role === 'all' || role === 'command') {
-      const api = await startCommandApi(config, storage, commandSide(config, storage), logger);
-      closers.push(async () => {
-        await api.drain(config.SHUTDOWN_GRACE_MS);
-        await api.close();
-      });
-    }
+    if (role === 'all' || role === 'command') servers.push(await startCommandApi(config, storage, commandSide(config, storage), logger));
     if (role === 'projector') {
       const projectors = startReadModelProjectors(config, storage, logger);
       registerProjectionMetrics(metricsRegistry, projectors);
@@ -214,10 +226,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
     // Beside the command side they send commands through: the simulated payment gateway keeps
     // its intents in this process's memory.
     if (role === 'all' || role === 'projector') closers.push(startProcessManagers(config, storage, logger));
-    if (role === 'all' || role === 'query') {
-      const api = await startQueryApi(config, storage, logger);
-      closers.push(api.close);
-    }
+    if (role === 'all' || role === 'query') servers.push(await startQueryApi(config, storage, logger));
   } catch (error) {
     // Without this, a failed start would leave the embedded PostgreSQL running and the process with it.
     await stopAll();

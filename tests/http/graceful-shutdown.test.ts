@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import pg from 'pg';
@@ -42,6 +43,34 @@ describe('graceful shutdown', () => {
     expect(late.headers.get('retry-after')).toBe('1');
     expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 20 }, () => 200));
     await drained;
+    await app.close();
+  });
+
+  it('does not wait at a drain for a request whose client hung up long before', async () => {
+    const app = await createHttpServer({
+      logger: pino({ level: 'silent' }),
+      openApi: { title: 't', description: 't', version: '1' },
+      security: { corsOrigins: [], rateLimitMax: 10_000, strict: { prefixes: [], max: 10_000 } },
+      auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
+      probes: [],
+    });
+    app.get('/slow', async () => {
+      await sleep(300);
+      return { done: true };
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address();
+    const url = typeof address === 'object' && address ? `http://127.0.0.1:${address.port}/slow` : '';
+    const hangUp = new AbortController();
+    const abandoned = fetch(url, { signal: hangUp.signal }).catch(() => 'hung up');
+    await sleep(50);
+    hangUp.abort();
+    expect(await abandoned).toBe('hung up');
+    await sleep(500);
+
+    const started = performance.now();
+    await app.drain(3_000);
+    expect(performance.now() - started).toBeLessThan(1_000);
     await app.close();
   });
 
@@ -92,6 +121,71 @@ describe('graceful shutdown', () => {
       }
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+      await database.drop();
+    }
+  });
+
+  /** main.ts in a process of its own on `database`, with `env` on top; what it printed and how it ended. */
+  function service(database: { url: string }, env: Record<string, string>) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts'], {
+      env: { ...process.env, DATABASE_URL: database.url, JWT_SECRET: 'shutdown-secret-shutdown-secret-shutdown-secret', LOG_LEVEL: 'warn', SHED_EVENT_LOOP_DELAY_MS: '0', ...env },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    return { child, exited };
+  }
+
+  it('on SIGTERM with a read in flight, both APIs turn new requests away at once; what outlasts the grace period is cut, and the process exits 0', async () => {
+    const database = await createTestDatabase();
+    const [commandPort, queryPort] = [await freePort(), await freePort()];
+    // A read that waits for a position never reached: longer than the grace period.
+    const { child, exited } = service(database, {
+      COMMAND_PORT: String(commandPort),
+      QUERY_PORT: String(queryPort),
+      SHUTDOWN_GRACE_MS: '1500',
+      QUERY_CONSISTENCY_TIMEOUT_MS: '20000',
+    });
+    try {
+      for (let ready = false; !ready; ) {
+        ready = await fetch(`http://127.0.0.1:${queryPort}/health/ready`).then((response) => response.ok, () => false);
+        if (!ready) await sleep(200);
+      }
+      const held = fetch(`http://127.0.0.1:${queryPort}/v1/listings`, { headers: { 'consistency-position': '99999999999.1' } }).then(
+        (response) => response.status,
+        () => 'cut',
+      );
+      await sleep(300);
+      const stopping = performance.now();
+      child.kill('SIGTERM');
+      await sleep(300);
+      const write = await fetch(`http://127.0.0.1:${commandPort}/v1/listings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(write.status).toBe(503);
+      const ready = await fetch(`http://127.0.0.1:${commandPort}/health/ready`);
+      expect([ready.status, await ready.json()]).toEqual([503, { status: 'unavailable', checks: { shutdown: 'stopping' } }]);
+      expect((await fetch(`http://127.0.0.1:${commandPort}/health/live`)).status).toBe(200);
+
+      expect(await exited).toBe(0);
+      expect(performance.now() - stopping).toBeLessThan(6_000);
+      expect(await held).toBe('cut');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await database.drop();
+    }
+  });
+
+  it('exits 1, and does exit, when a role cannot start (its port is taken)', async () => {
+    const database = await createTestDatabase();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const address = taken.address();
+    const queryPort = typeof address === 'object' && address ? address.port : 0;
+    const { child, exited } = service(database, { COMMAND_PORT: String(await freePort()), QUERY_PORT: String(queryPort) });
+    try {
+      const code = await Promise.race([exited, sleep(30_000).then(() => 'still running')]);
+      expect(code).toBe(1);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      taken.close();
       await database.drop();
     }
   });

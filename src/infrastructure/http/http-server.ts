@@ -45,6 +45,9 @@ export async function createHttpServer(options: HttpServerOptions) {
     // Plain objects only: a body of `{"__proto__": …}` must not reach a handler.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // `close()` comes after `drain()`: whatever connection is still open then (a request past the
+    // grace period, a keep-alive socket whose request ended after it) is cut, not waited for.
+    forceCloseConnections: true,
     // A path fastify cannot decode (`/v1/bookings/%zz`) fails before any handler, error handler
     // included: answered here as every other refusal is.
     frameworkErrors: (error, request, reply) => {

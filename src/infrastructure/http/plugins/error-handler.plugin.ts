@@ -89,7 +89,8 @@ function internalError(request: FastifyRequest): HttpProblem {
 const errorHandler: FastifyPluginAsync = async (app) => {
   app.setErrorHandler((error, request, reply) => {
     const problem = toHttpProblem(error) ?? internalError(request);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    // A 5xx we answer on purpose (stopping, shedding, not caught up) is no failure of ours.
+    if (problem.status >= 500 && !(error instanceof HttpProblem)) request.log.error({ err: error }, 'request failed');
     else request.log.info({ problem: problem.code, detail: problem.message }, 'request refused');
     const { status, code, title, message: detail, options } = problem;
     return sendProblem(reply, problemDocument(request, { status, code, title, detail, extensions: options.extensions }), options.headers);

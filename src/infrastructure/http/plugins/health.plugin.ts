@@ -51,6 +51,7 @@ const health: FastifyPluginAsync<HealthOptions> = async (fastify, options) => {
   }));
 
   app.get('/health/ready', { config, schema: { tags: ['health'], response: { 200: readinessSchema, 503: readinessSchema } } }, async (request, reply) => {
+    if (fastify.draining) return reply.code(503).send({ status: 'unavailable', checks: { shutdown: 'stopping' } });
     const results = await Promise.allSettled(options.probes.map((probe) => withTimeout(probe, timeoutMs)));
     const checks: Record<string, string> = {};
     results.forEach((result, index) => {

@@ -11,8 +11,10 @@ export type LoadSheddingOptions = {
   readonly retryAfterSeconds: number;
 };
 
-/** Probes and scrapes must still answer when the service is shedding: that is when they matter. */
-const neverShed = ['/health/', '/metrics'];
+/** Probes and scrapes must still answer when the service is shedding or stopping: that is when they matter. */
+export function isOperationalPath(url: string): boolean {
+  return url.startsWith('/health/') || url.startsWith('/metrics');
+}
 
 /**
  * Under overload, a quick 503 with `Retry-After` for new requests beats every request timing out:
@@ -28,7 +30,7 @@ const loadShedding: FastifyPluginAsync<LoadSheddingOptions> = async (app, option
     // below the threshold. Sampled once per threshold, an empty interval is a delay past it.
     sampleInterval: options.maxEventLoopDelayMs > 0 ? options.maxEventLoopDelayMs : 1000,
     pressureHandler: async (request, _reply, type) => {
-      if (neverShed.some((prefix) => request.url.startsWith(prefix))) return;
+      if (isOperationalPath(request.url)) return;
       throw new HttpProblem(503, 'overloaded', 'Service overloaded', `The service is shedding load (${type}); try again shortly`, {
         headers: { 'retry-after': String(options.retryAfterSeconds) },
       });
