@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -9,7 +10,8 @@ import type { PaymentGateway } from '../application/ports/payment-gateway.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
 import { buildCommandApi } from './http/command-api.js';
 import { buildQueryApi } from './http/query-api.js';
-import { postgresProbe } from './http/plugins/health.plugin.js';
+import { postgresProbe, type ReadinessProbe } from './http/plugins/health.plugin.js';
+import { eventStoreProbe, migrationsProbe, projectionsProbe } from './http/readiness-probes.js';
 import type { IdempotencyTables } from './idempotency/idempotency.tables.js';
 import { Argon2PasswordHasher } from './identity/argon2-password-hasher.js';
 import type { IdentityTables } from './identity/identity.tables.js';
@@ -40,7 +42,15 @@ collectDefaultMetrics({ register: metricsRegistry });
 const observeCommand = commandMetrics(metricsRegistry);
 
 function loadShedding(config: Config) {
-  return { maxEventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: config.SHED_HEAP_USED_MB * 1024 * 1024, retryAfterSeconds: 2 };
+  // By default just under the heap limit the process runs with: a fixed figure above it (npm
+  // start caps the heap at 384 MB) would never shed, and the process would die of its heap instead.
+  const maxHeapUsedBytes = config.SHED_HEAP_USED_MB === undefined ? Math.floor(getHeapStatistics().heap_size_limit * 0.9) : config.SHED_HEAP_USED_MB * 1024 * 1024;
+  return { maxEventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes, retryAfterSeconds: 2 };
+}
+
+/** What a command API needs to serve: the database, its schema, and the event store. */
+function writeProbes(storage: Storage): ReadinessProbe[] {
+  return [postgresProbe(storage.pool), migrationsProbe(storage.pool), eventStoreProbe(storage.eventStore)];
 }
 
 const sides = new WeakMap<Storage, CommandSide>();
@@ -98,7 +108,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     identity: identityService(storage, side.handlers),
     side,
     payments: { gateway: paymentGateway(config, storage, logger), eventStore: storage.revealed, webhookSecret: config.STRIPE_WEBHOOK_SECRET },
-    probes: [postgresProbe(storage.pool)],
+    probes: writeProbes(storage),
     metricsRegistry,
     loadShedding: loadShedding(config),
     projections: { db: createKysely<unknown>(storage.pool), names: readModelProjections.map((projection) => projection.name) },
@@ -154,7 +164,15 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
     notifications,
     consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
     queryCache: { maxBytes: config.QUERY_CACHE_MB * 1024 * 1024, maxAgeMs: config.QUERY_CACHE_MAX_AGE_MS },
-    probes: [postgresProbe(storage.pool)],
+    probes: [
+      ...writeProbes(storage),
+      projectionsProbe(
+        createKysely<unknown>(storage.pool),
+        readModelProjections.map((projection) => projection.name),
+        config.READY_MAX_PROJECTION_LAG_MS,
+        () => systemClock.now(),
+      ),
+    ],
     metricsRegistry,
     loadShedding: loadShedding(config),
   });

@@ -133,6 +133,29 @@ function rowBuilder(fields: readonly pg.FieldDef[]): (values: unknown[]) => unkn
 }
 
 /** Applies every pending migration; throws with the failing migration's name. */
+/** kysely's record of applied migrations (its default table name). */
+const migrationTable = 'kysely_migration';
+const undefinedTable = '42P01';
+
+/**
+ * Names of the migrations this code has that the database has not applied (none: up to date).
+ * A plain read of kysely's table: the migrator's own listing creates its tables first, which a
+ * readiness probe (polled every few seconds, perhaps by a role without DDL rights) must not.
+ */
+export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
+  let applied: Set<string>;
+  try {
+    const { rows } = await pool.query<{ name: string }>(`SELECT name FROM ${migrationTable}`);
+    applied = new Set(rows.map((row) => row.name));
+  } catch (error) {
+    if (!(error instanceof pg.DatabaseError && error.code === undefinedTable)) throw error;
+    applied = new Set();
+  }
+  return Object.keys(migrations)
+    .sort()
+    .filter((name) => !applied.has(name));
+}
+
 export async function migrateToLatest(pool: pg.Pool): Promise<MigrationResultSet> {
   const db = createKysely<unknown>(pool);
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });

@@ -28,6 +28,16 @@ const readinessSchema = z.object({
 
 class ProbeTimeout extends Error {}
 
+/** A probe's refusal whose message is fit for the answer itself: what is wrong, without hosts or SQL. */
+export class NotReady extends Error {
+  override readonly name = 'NotReady';
+}
+
+function reasonOf(error: unknown): string {
+  if (error instanceof NotReady) return error.message;
+  return error instanceof ProbeTimeout ? 'timed out' : 'unreachable';
+}
+
 function withTimeout(probe: ReadinessProbe, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
@@ -57,7 +67,7 @@ const health: FastifyPluginAsync<HealthOptions> = async (fastify, options) => {
     results.forEach((result, index) => {
       const name = options.probes[index]?.name ?? String(index);
       if (result.status === 'rejected') request.log.warn({ err: result.reason, probe: name }, 'readiness probe failed');
-      checks[name] = result.status === 'fulfilled' ? 'ok' : result.reason instanceof ProbeTimeout ? 'timed out' : 'unreachable';
+      checks[name] = result.status === 'fulfilled' ? 'ok' : reasonOf(result.reason);
     });
     const ready = results.every((result) => result.status === 'fulfilled');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks });
