@@ -11,6 +11,7 @@ import { deciderSpec } from '../support/decider-spec.js';
 const spec = deciderSpec(userDecider);
 const userId = 'u-1';
 const admin = { id: 'admin-1', roles: ['ADMIN'] };
+const adminAuditor = { id: 'admin-2', roles: ['ADMIN', 'AUDITOR'] };
 const consumer = { id: 'c-1', roles: ['CONSUMER'] };
 
 const registered = (roles: UserRole[] = ['CONSUMER']): UserEvent => ({
@@ -39,8 +40,10 @@ describe('User decider', () => {
       spec.given([]).when(register(['CONSUMER', 'ADMIN'], consumer)).thenFails('forbidden');
     });
 
-    it('lets an admin register an auditor', () => {
-      spec.given([]).when(register(['AUDITOR'], admin)).then([registered(['AUDITOR'])]);
+    it('lets an admin who is an auditor register an auditor; an admin alone may not (auditors read health data admins are not shown)', () => {
+      spec.given([]).when(register(['AUDITOR'], adminAuditor)).then([registered(['AUDITOR'])]);
+      spec.given([]).when(register(['AUDITOR'], admin)).thenFails('forbidden');
+      spec.given([]).when(register(['ADMIN'], admin)).then([registered(['ADMIN'])]);
     });
   });
 
@@ -57,6 +60,17 @@ describe('User decider', () => {
 
     it('is for admins only', () => {
       spec.given([registered()]).when(grant(['OWNER'], consumer)).thenFails('forbidden');
+    });
+
+    it('grants AUDITOR only by an admin who is an auditor too', () => {
+      spec.given([registered()]).when(grant(['AUDITOR'], admin)).thenFails('forbidden');
+      spec.given([registered()]).when(grant(['AUDITOR'], adminAuditor)).then([
+        { type: 'RolesGranted', data: { userId, roles: ['AUDITOR'], grantedBy: adminAuditor.id } },
+      ]);
+      // Already held: nothing is granted, so nothing is refused.
+      spec.given([registered(['AUDITOR'])]).when(grant(['AUDITOR', 'OWNER'], admin)).then([
+        { type: 'RolesGranted', data: { userId, roles: ['OWNER'], grantedBy: admin.id } },
+      ]);
     });
 
     it('needs an existing user', () => {
@@ -114,7 +128,7 @@ describe('User decider', () => {
     expect(userRoleSchema.options).toEqual(roleSchema.options);
   });
 
-  const requester = fc.record({ id: fc.constantFrom(userId, 'admin-1', 'c-1'), roles: fc.subarray(['ADMIN', 'CONSUMER']) });
+  const requester = fc.record({ id: fc.constantFrom(userId, 'admin-1', 'c-1'), roles: fc.subarray(['ADMIN', 'AUDITOR', 'CONSUMER']) });
   const roles = fc.uniqueArray(fc.constantFrom(...userRoleSchema.options), { minLength: 1 });
   const command: fc.Arbitrary<UserCommand> = fc.oneof(
     fc.tuple(roles, fc.option(requester)).map(([r, by]) => register(r, by)),
@@ -133,7 +147,15 @@ describe('User decider', () => {
       } catch (error) {
         expect(error).toBeInstanceOf(DomainError);
       }
-      for (const event of events) state = userDecider.evolve(state, event);
+      for (const event of events) {
+        // AUDITOR comes only from an admin who is an auditor too.
+        const given = event.type === 'UserRegistered' || event.type === 'RolesGranted' ? event.data.roles : [];
+        if (given.includes('AUDITOR')) {
+          const by = next.type === 'RegisterUser' ? next.data.registeredBy : next.type === 'GrantRoles' ? next.data.grantedBy : null;
+          expect(by?.roles).toEqual(expect.arrayContaining(['ADMIN', 'AUDITOR']));
+        }
+        state = userDecider.evolve(state, event);
+      }
       if (state.status === 'registered') expect(new Set(state.roles).size).toBe(state.roles.length);
       // Erasure is never undone.
       if (state.status === 'registered' && state.erased) erasedOnce = true;

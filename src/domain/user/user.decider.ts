@@ -19,12 +19,24 @@ export const streamIdOf = (userId: string): string => `user-${userId}`;
 
 const isAdmin = (requester: Requester | null): boolean => requester?.roles.includes('ADMIN') === true;
 
+/**
+ * AUDITOR reads health data that ADMIN is not shown (README, "Beyond and beside API.md"): only an
+ * admin who is an auditor too may make someone an auditor, or an admin could make themselves one
+ * (a second account) and read it all.
+ */
+function assertMayGrantAuditor(requester: Requester | null, roles: readonly UserRole[]): void {
+  if (roles.includes('AUDITOR') && requester?.roles.includes('AUDITOR') !== true) {
+    throw new DomainError('forbidden', 'Only an admin who is an auditor may grant AUDITOR');
+  }
+}
+
 function registerUser({ data }: RegisterUser, state: UserState): UserEvent[] {
   if (state.status !== 'unregistered') throw new DomainError('user-already-registered', 'This user is already registered');
   const privileged = data.roles.filter((role) => privilegedRoles.includes(role));
   if (privileged.length > 0 && !isAdmin(data.registeredBy)) {
     throw new DomainError('forbidden', `Only an admin may grant ${privileged.join(', ')}`);
   }
+  assertMayGrantAuditor(data.registeredBy, data.roles);
   const roles = [...new Set(data.roles)];
   return [{ type: 'UserRegistered', data: { userId: data.userId, email: data.email, name: data.name, roles } }];
 }
@@ -33,6 +45,7 @@ function grantRoles({ data }: GrantRoles, state: UserState): UserEvent[] {
   if (state.status !== 'registered') throw new NotFoundError('User');
   if (!isAdmin(data.grantedBy)) throw new DomainError('forbidden', 'Only an admin may grant roles');
   const added = [...new Set(data.roles)].filter((role) => !state.roles.includes(role));
+  assertMayGrantAuditor(data.grantedBy, added);
   // Granting what is already held changes nothing, so a repeated request is harmless.
   if (added.length === 0) return [];
   return [{ type: 'RolesGranted', data: { userId: state.userId, roles: added, grantedBy: data.grantedBy.id } }];

@@ -17,9 +17,9 @@ export type SeedOptions = {
  */
 export async function seedUsers(identity: IdentityService, options: SeedOptions, print: (line: string) => void): Promise<void> {
   const requestId = randomUUID();
-  // The seed acts as an admin, which is what allows it to hand out ADMIN and AUDITOR.
+  // The seed acts as an admin who is an auditor, which is what allows it to hand out ADMIN and AUDITOR.
   const context: CommandContext = {
-    actor: { id: 'system:seed', roles: ['ADMIN'] },
+    actor: { id: 'system:seed', roles: ['ADMIN', 'AUDITOR'] },
     requestId,
     correlationId: requestId,
     causationId: requestId,
