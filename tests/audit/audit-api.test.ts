@@ -213,7 +213,7 @@ describe('audit API', () => {
     expect(later.body.trim().split('\n')).toHaveLength(2);
   });
 
-  it('refuses UPDATE and DELETE of events and access-log rows', async () => {
+  it('refuses UPDATE and DELETE of events, access-log and security-log rows', async () => {
     const pool = q.harness.pool;
     await expect(pool.query(`UPDATE events SET data = '{}' WHERE stream_id = $1`, [listingStream])).rejects.toMatchObject({ code: 'EV003' });
     await expect(pool.query(`DELETE FROM events WHERE stream_id = $1`, [listingStream])).rejects.toMatchObject({ code: 'EV003' });
@@ -221,6 +221,10 @@ describe('audit API', () => {
     await expect(pool.query(`UPDATE access_log SET outcome = 'granted'`)).rejects.toMatchObject({ code: 'AU001' });
     await expect(pool.query(`DELETE FROM access_log`)).rejects.toMatchObject({ code: 'AU001' });
     await expect(pool.query(`TRUNCATE access_log`)).rejects.toMatchObject({ code: 'AU001' });
+    await pool.query(`INSERT INTO security_events (occurred_at, type, request_id) VALUES (now(), 'login_failed', 'r-1')`);
+    await expect(pool.query(`UPDATE security_events SET type = 'login_succeeded'`)).rejects.toMatchObject({ code: 'AU001' });
+    await expect(pool.query(`DELETE FROM security_events`)).rejects.toMatchObject({ code: 'AU001' });
+    await expect(pool.query(`TRUNCATE security_events`)).rejects.toMatchObject({ code: 'AU001' });
   });
 
   it('records every read of an appointment, granted or refused, with whose data it is', async () => {

@@ -45,7 +45,9 @@ describe('the bookable_app role', () => {
       userAgent: null,
       requestId: 'probe-1',
     });
-    for (const statement of ['UPDATE events SET data = data', 'DELETE FROM events', 'UPDATE access_log SET ip = ip', 'DELETE FROM access_log', 'TRUNCATE access_log']) {
+    const changes = ['UPDATE events SET data = data', 'DELETE FROM events', 'UPDATE access_log SET ip = ip', 'DELETE FROM access_log', 'TRUNCATE access_log'];
+    const securityLog = ['UPDATE security_events SET ip = ip', 'DELETE FROM security_events', 'TRUNCATE security_events'];
+    for (const statement of [...changes, ...securityLog]) {
       await expect(service.query(statement), statement).rejects.toMatchObject({ code: '42501' });
     }
     await expect(service.query('ALTER TABLE events DISABLE TRIGGER events_immutable')).rejects.toMatchObject({ code: '42501' });

@@ -4,6 +4,7 @@ import { appendBatchLocksMigration } from '../pg-event-store/append-batch-locks.
 import { appendBatchesMigration } from '../pg-event-store/append-batches.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
+import { securityLogAppendOnlyMigration } from '../identity/security-log-append-only.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '0500_subject_keys': subjectKeysMigration,
   '0600_append_batches': appendBatchesMigration,
   '0610_append_batch_locks': appendBatchLocksMigration,
+  '0620_security_log_append_only': securityLogAppendOnlyMigration,
 };
