@@ -219,20 +219,27 @@ describe('appointment use cases', () => {
       expect(await whereIs(appointmentId)).toEqual({ appointment: undefined, slot: undefined, time: undefined });
     }
 
-    it('takes the slot and the time again, when they are still free', async () => {
+    it('is refused once the sweep gave the id up with its slot and time (appointment-abandoned), and takes nothing again', async () => {
       await diedAndSwept();
 
-      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried);
-
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toMatchObject({ code: 'appointment-abandoned' });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: undefined, slot: undefined, time: undefined });
+      // The slot is free for anyone, the same patient booking anew included.
+      const anew = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient, 'booking anew'));
+      expect(await whereIs(anew.id)).toEqual({ appointment: nine, slot: nine, time: nine });
     });
 
-    it('is refused, and records no appointment, when someone else took the slot meanwhile', async () => {
-      await diedAndSwept();
-      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+    it('keeps the slot and time of an appointment the retry made before the sweep came: the sweep gives up only an id with no appointment', async () => {
+      store.interrupt((streamId) => streamId.startsWith('appointment-'));
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toThrow('died');
+      const sweep = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) sweep.observe(event);
+      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried);
+      clock.advance(61_000);
+      await sweep.sweep();
 
-      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toMatchObject({ code: 'slot-taken' });
-      expect(await whereIs(appointmentId)).toEqual({ appointment: undefined, slot: undefined, time: undefined });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+      expect(await eventTypes(store, `appointment-${appointmentId}`)).toEqual(['AppointmentScheduled']);
     });
   });
 

@@ -318,6 +318,28 @@ describe('MarkAppointmentNoShow', () => {
   });
 });
 
+describe('AbandonAppointment', () => {
+  const abandon = { type: 'AbandonAppointment', data: { appointmentId, now } } as const;
+  const abandoned = { type: 'AppointmentAbandoned', data: { appointmentId, abandonedAt: now } } as const;
+
+  it('given no appointment, gives its id up', () => {
+    spec.given([]).when(abandon).then([abandoned]);
+  });
+
+  it('given an appointment made meanwhile, changes nothing: it keeps its slot', () => {
+    spec.given([scheduled()]).when(abandon).then([]);
+  });
+
+  it('given the id given up, refuses to make the appointment after all (the request is to book again)', () => {
+    spec.given([abandoned]).when(schedule()).thenFails('appointment-abandoned');
+    spec.given([abandoned]).when(abandon).then([]);
+  });
+
+  it('given the id given up, knows no appointment to act on', () => {
+    spec.given([abandoned]).when(cancel(patient)).thenFails('not-found');
+  });
+});
+
 describe('the state', () => {
   it('keeps who, when and whether late for a cancellation, and no personal text', () => {
     const state = [scheduled(), rescheduled(), cancelled({ lateCancellation: true })].reduce(appointmentDecider.evolve, appointmentDecider.initialState);

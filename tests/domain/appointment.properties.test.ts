@@ -1,7 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import type { AppointmentCommand } from '../../src/domain/appointment/appointment.commands.js';
-import { appointmentDecider, type AppointmentState } from '../../src/domain/appointment/appointment.decider.js';
+import { appointmentDecider, isMade, type AppointmentState } from '../../src/domain/appointment/appointment.decider.js';
 import { appointmentEventSchema, type AppointmentEvent } from '../../src/domain/appointment/appointment.events.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
@@ -39,8 +39,11 @@ const reschedule = fc.record({ actor, slot: slotFrom }).map(({ actor, slot }) =>
 const complete = mostlyDoctor.map((actor) => (now: number): AppointmentCommand => ({ type: 'CompleteAppointment', data: { appointmentId, notes: 'Fine', actor, now: iso(now) } }));
 const cancel = actor.map((actor) => (now: number): AppointmentCommand => ({ type: 'CancelAppointment', data: { appointmentId, reason: 'Busy', actor, now: iso(now) } }));
 const markNoShow = mostlyDoctor.map((actor) => (now: number): AppointmentCommand => ({ type: 'MarkAppointmentNoShow', data: { appointmentId, actor, now: iso(now) } }));
+// The expiry process giving up the id of an appointment whose request died before making it.
+const abandon = fc.constant((now: number): AppointmentCommand => ({ type: 'AbandonAppointment', data: { appointmentId, now: iso(now) } }));
 const build = fc.oneof(
   { weight: 1, arbitrary: scheduleBy(actor) },
+  { weight: 1, arbitrary: abandon },
   { weight: 3, arbitrary: reschedule },
   { weight: 2, arbitrary: complete },
   { weight: 1, arbitrary: cancel },
@@ -69,7 +72,7 @@ function run(plan: Step[]): Outcome[] {
   let clock = startMs;
   return plan.map(({ when, build }) => {
     if ('minutesLater' in when) clock += when.minutesLater * minute;
-    else if (state.status !== 'none') clock = Date.parse(state.start) + when.nearStart * minute;
+    else if (isMade(state)) clock = Date.parse(state.start) + when.nearStart * minute;
     const command = build(clock);
     const before = state;
     let events: AppointmentEvent[];
@@ -84,7 +87,8 @@ function run(plan: Step[]): Outcome[] {
   });
 }
 
-const rank: Record<AppointmentState['status'], number> = { none: 0, scheduled: 1, rescheduled: 2, completed: 3, cancelled: 3, noShow: 3 };
+// Given up is as final as done: nothing is ever made under that id.
+const rank: Record<AppointmentState['status'], number> = { none: 0, scheduled: 1, rescheduled: 2, completed: 3, cancelled: 3, noShow: 3, abandoned: 3 };
 const isTerminal = (state: AppointmentState) => rank[state.status] === 3;
 
 test.prop([steps])('states only move forward, and terminal states are terminal', (plan) => {
@@ -97,9 +101,15 @@ test.prop([steps])('states only move forward, and terminal states are terminal',
 test.prop([steps])('only the right person acts, and only at the right time', (plan) => {
   for (const { command, before, events, now } of run(plan)) {
     if (!Array.isArray(events)) continue;
+    if (command.type === 'AbandonAppointment') {
+      // Only an appointment not made yet is given up.
+      expect(events.length === 0 || before.status === 'none').toBe(true);
+      continue;
+    }
     const { actor } = command.data;
     for (const event of events) {
-      if (before.status === 'none') {
+      if (!isMade(before)) {
+        expect(before.status).toBe('none');
         expect(event.type).toBe('AppointmentScheduled');
         expect([patient.id, admin.id]).toContain(actor.id);
         continue;
@@ -131,7 +141,7 @@ test.prop([steps])('only the right person acts, and only at the right time', (pl
 
 test.prop([steps])('a stranger is always refused as forbidden, whatever the state', (plan) => {
   for (const { command, before, events } of run(plan)) {
-    if (command.data.actor.id !== stranger.id || (before.status === 'none' && command.type !== 'ScheduleAppointment')) continue;
+    if (command.type === 'AbandonAppointment' || command.data.actor.id !== stranger.id || (!isMade(before) && command.type !== 'ScheduleAppointment')) continue;
     expect(events instanceof DomainError && events.code).toBe('forbidden');
   }
 });

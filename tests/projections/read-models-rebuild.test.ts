@@ -1,3 +1,4 @@
+import { isMade } from '../../src/domain/appointment/appointment.decider.js';
 import fc from 'fast-check';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,7 +148,7 @@ async function run(h: ReadModelHarness, world: World, s: Step): Promise<void> {
           else {
             clock.advance(8 * 86_400_000);
             const { state } = await side.handlers.appointment.read(`appointment-${appointment}`);
-            if (state.status !== 'none') await completeAppointment(side, appointment, { notes: 'fine' }, as({ id: state.doctorId, roles: ['DOCTOR'] }));
+            if (isMade(state)) await completeAppointment(side, appointment, { notes: 'fine' }, as({ id: state.doctorId, roles: ['DOCTOR'] }));
           }
         }
         return;

@@ -1,3 +1,4 @@
+import { isMade } from '../../src/domain/appointment/appointment.decider.js';
 import { randomUUID } from 'node:crypto';
 import { createCommandHandlers, type CommandSide } from '../../src/application/command-handlers.js';
 import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
@@ -70,7 +71,7 @@ export async function whereIsAppointment(side: CommandSide, appointmentId: strin
   const schedule = await side.handlers.doctorSchedule.read(`doctorSchedule-${doctorId}`);
   const agenda = await side.handlers.patientAgenda.read(`patientAgenda-${patientId}`);
   return {
-    appointment: appointment.state.status === 'none' ? undefined : appointment.state.start,
+    appointment: isMade(appointment.state) ? appointment.state.start : undefined,
     slot: slotOf(schedule.state, appointmentId)?.start,
     time: reservationOf(agenda.state, appointmentId)?.start,
   };

@@ -1,4 +1,4 @@
-import { appointmentDecider, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
+import { appointmentDecider, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import { appointmentEventSchema } from '../../domain/appointment/appointment.events.js';
 import { bookingDecider, type BookingState } from '../../domain/booking/booking.decider.js';
 import { bookingEventSchema } from '../../domain/booking/booking.events.js';
@@ -62,6 +62,6 @@ export const aggregates = {
     decider: appointmentDecider,
     codec: createEventCodec(appointmentEventSchema),
     // Reason for visit and clinical notes are the patient's health data, whoever wrote them.
-    dataSubject: (state: AppointmentState) => (state.status === 'none' ? undefined : state.patientId),
+    dataSubject: (state: AppointmentState) => (isMade(state) ? state.patientId : undefined),
   },
 } as const;

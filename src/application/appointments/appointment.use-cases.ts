@@ -1,4 +1,4 @@
-import { appointmentDecider, appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
+import { appointmentDecider, appointmentStreamId, isMade } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { patientAgendaDecider, patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
@@ -188,7 +188,7 @@ export async function cancelAppointment(
     type: 'CancelAppointment',
     data: { appointmentId, reason: input.reason, actor, now },
   }));
-  const released = result.state.status === 'none' ? [] : await releaseAppointmentTime(side, result.state, request);
+  const released = isMade(result.state) ? await releaseAppointmentTime(side, result.state, request) : [];
   return outcome(appointmentId, result, ...released);
 }
 
@@ -250,7 +250,7 @@ async function slotEnd(side: CommandSide, doctorId: string, start: string): Prom
 /** An appointment exists for its patient, its doctor and admins; for anyone else it does not. */
 async function visibleAppointment(side: CommandSide, appointmentId: string, actor: Actor) {
   const { state, version } = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
-  if (state.status === 'none') throw new NotFoundError(`appointment ${appointmentId}`);
+  if (!isMade(state)) throw new NotFoundError(`appointment ${appointmentId}`);
   const party = actor.id === state.patientId || actor.id === state.doctorId || hasRole(actor, 'ADMIN');
   if (!party) throw new NotFoundError(`appointment ${appointmentId}`);
   return { state, version };

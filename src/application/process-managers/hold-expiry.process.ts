@@ -1,4 +1,4 @@
-import { appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
+import { appointmentStreamId, isMade } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
@@ -351,16 +351,27 @@ export class HoldExpiryProcess {
   private async releaseCancelledAppointment(appointmentId: string, pending: PendingAppointmentRelease): Promise<void> {
     const { side } = this.options;
     const { state } = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
-    if (state.status !== 'none') await releaseAppointmentTime(side, state, systemRequest(pending.cause, 'release-cancelled'));
+    if (isMade(state)) await releaseAppointmentTime(side, state, systemRequest(pending.cause, 'release-cancelled'));
     this.cancelledAppointments.delete(appointmentId);
   }
 
+  /**
+   * The id is given up first (`AbandonAppointment`, on the appointment's own stream), then the
+   * slot and time go back, only if it was. A late retry of the request that died and this sweep
+   * then race on one stream: either the appointment is made and keeps its slot, or the id is
+   * given up and the retry is refused (409 appointment-abandoned). Looking for the appointment
+   * and then releasing, as two steps, let a retry make it in between: an appointment without its
+   * slot, which the next patient booked.
+   */
   private async releaseOrphanSlot(appointmentId: string, slot: PendingSlot): Promise<void> {
     const { side } = this.options;
-    const appointment = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
-    if (appointment.state.status === 'none') {
-      await releaseAppointmentTime(side, { appointmentId, ...slot }, systemRequest(slot.cause, 'orphan'));
-    }
+    const request = systemRequest(slot.cause, 'orphan');
+    const claim = await side.handlers.appointment.handle(
+      appointmentStreamId(appointmentId),
+      { type: 'AbandonAppointment', data: { appointmentId, now: side.clock.now().toISOString() } },
+      request,
+    );
+    if (claim.state.status === 'abandoned') await releaseAppointmentTime(side, { appointmentId, ...slot }, request);
     this.slots.delete(appointmentId);
   }
 

@@ -61,12 +61,22 @@ export const markAppointmentNoShowSchema = z.object({
   }),
 });
 
+/** The expiry process's: the id of an appointment whose request died before making it is given up. */
+export const abandonAppointmentSchema = z.object({
+  type: z.literal('AbandonAppointment'),
+  data: z.object({
+    appointmentId: z.string().min(1),
+    now: instantSchema,
+  }),
+});
+
 export const appointmentCommandSchema = z.discriminatedUnion('type', [
   scheduleAppointmentSchema,
   rescheduleAppointmentSchema,
   completeAppointmentSchema,
   cancelAppointmentSchema,
   markAppointmentNoShowSchema,
+  abandonAppointmentSchema,
 ]);
 
 export type ScheduleAppointment = z.infer<typeof scheduleAppointmentSchema>;
@@ -74,4 +84,5 @@ export type RescheduleAppointment = z.infer<typeof rescheduleAppointmentSchema>;
 export type CompleteAppointment = z.infer<typeof completeAppointmentSchema>;
 export type CancelAppointment = z.infer<typeof cancelAppointmentSchema>;
 export type MarkAppointmentNoShow = z.infer<typeof markAppointmentNoShowSchema>;
+export type AbandonAppointment = z.infer<typeof abandonAppointmentSchema>;
 export type AppointmentCommand = z.infer<typeof appointmentCommandSchema>;

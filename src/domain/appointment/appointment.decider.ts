@@ -5,6 +5,7 @@ import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { ForbiddenError } from '../shared/forbidden-error.js';
 import { isBefore, isProperSlot, minutesBetween, sameSlot, utcInstant, type TimeSlot } from '../shared/time-slot.js';
 import type {
+  AbandonAppointment,
   AppointmentCommand,
   CancelAppointment,
   CompleteAppointment,
@@ -13,6 +14,7 @@ import type {
   ScheduleAppointment,
 } from './appointment.commands.js';
 import type {
+  AppointmentAbandoned,
   AppointmentCancelled,
   AppointmentCompleted,
   AppointmentEvent,
@@ -40,6 +42,8 @@ type Booked = {
 /** Personal text (reason, notes) stays in the events; the state keeps what rules need. */
 export type AppointmentState =
   | { readonly status: 'none' }
+  /** Its id given up before it was made (see `AppointmentAbandoned`): as good as none, for ever. */
+  | { readonly status: 'abandoned' }
   | (Booked & { readonly status: 'scheduled' | 'rescheduled' })
   | (Booked & { readonly status: 'completed'; readonly completedAt: Instant })
   | (Booked & { readonly status: 'cancelled'; readonly cancelledBy: Party; readonly lateCancellation: boolean; readonly cancelledAt: Instant })
@@ -47,12 +51,16 @@ export type AppointmentState =
 
 export const initialState: AppointmentState = { status: 'none' };
 
-type Existing = Exclude<AppointmentState, { status: 'none' }>;
+export type MadeAppointment = Exclude<AppointmentState, { status: 'none' | 'abandoned' }>;
+type Existing = MadeAppointment;
 type Open = Extract<AppointmentState, { status: 'scheduled' | 'rescheduled' }>;
 
 function scheduleAppointment({ data }: ScheduleAppointment, state: AppointmentState): AppointmentEvent[] {
   const scheduledBy = requireParty(data.actor, data, ['patient', 'admin'], 'book an appointment for this patient');
   const slot = properSlot(data.start, data.end);
+  if (state.status === 'abandoned') {
+    throw new DomainError('appointment-abandoned', `appointment ${data.appointmentId} was given up after its request failed; book again`);
+  }
   if (state.status !== 'none') {
     const same = state.patientId === data.patientId && state.doctorId === data.doctorId && sameSlot(state, slot);
     if (same) return [];
@@ -129,6 +137,13 @@ function markNoShow({ data }: MarkAppointmentNoShow, state: AppointmentState): A
   return [event];
 }
 
+/** Only an appointment not made yet is given up; one made meanwhile stays, and keeps its slot. */
+function abandonAppointment({ data }: AbandonAppointment, state: AppointmentState): AppointmentEvent[] {
+  if (state.status !== 'none') return [];
+  const event: AppointmentAbandoned = { type: 'AppointmentAbandoned', data: { appointmentId: data.appointmentId, abandonedAt: utcInstant(data.now) } };
+  return [event];
+}
+
 export function decide(command: AppointmentCommand, state: AppointmentState): AppointmentEvent[] {
   switch (command.type) {
     case 'ScheduleAppointment':
@@ -141,13 +156,15 @@ export function decide(command: AppointmentCommand, state: AppointmentState): Ap
       return cancelAppointment(command, state);
     case 'MarkAppointmentNoShow':
       return markNoShow(command, state);
+    case 'AbandonAppointment':
+      return abandonAppointment(command, state);
     default:
       return assertNever(command);
   }
 }
 
 function requireExisting(state: AppointmentState): Existing {
-  if (state.status === 'none') throw new NotFoundError('This appointment');
+  if (state.status === 'none' || state.status === 'abandoned') throw new NotFoundError('This appointment');
   return state;
 }
 
@@ -185,25 +202,32 @@ export function evolve(state: AppointmentState, event: AppointmentEvent): Appoin
       return { status: 'scheduled', appointmentId, patientId, doctorId, start, end };
     }
     case 'AppointmentRescheduled':
-      if (state.status === 'none') return state;
+      if (!isMade(state)) return state;
       return { ...booked(state), status: 'rescheduled', start: event.data.start, end: event.data.end };
     case 'AppointmentCompleted':
-      if (state.status === 'none') return state;
+      if (!isMade(state)) return state;
       return { ...booked(state), status: 'completed', completedAt: event.data.completedAt };
     case 'AppointmentCancelled': {
-      if (state.status === 'none') return state;
+      if (!isMade(state)) return state;
       const { cancelledBy, lateCancellation, cancelledAt } = event.data;
       return { ...booked(state), status: 'cancelled', cancelledBy, lateCancellation, cancelledAt };
     }
     case 'AppointmentMarkedNoShow':
-      if (state.status === 'none') return state;
+      if (!isMade(state)) return state;
       return { ...booked(state), status: 'noShow', markedAt: event.data.markedAt };
+    case 'AppointmentAbandoned':
+      return state.status === 'none' ? { status: 'abandoned' } : state;
     default:
       return assertNever(event);
   }
 }
 
 // Copies only the booking, so a state never carries fields of the status it left.
+/** Made, whatever became of it since: neither not yet made nor given up. */
+export function isMade(state: AppointmentState): state is Existing {
+  return state.status !== 'none' && state.status !== 'abandoned';
+}
+
 function booked({ appointmentId, patientId, doctorId, start, end }: Existing): Booked {
   return { appointmentId, patientId, doctorId, start, end };
 }

@@ -64,12 +64,27 @@ export const appointmentMarkedNoShowSchema = z.object({
   }),
 });
 
+/**
+ * The request that held a slot and the patient's time for this appointment died before making
+ * it; the expiry process gave them back. Claims the id first, so a late retry of that request
+ * cannot make the appointment after its slot was given back (nor the sweep give back the slot of
+ * an appointment made meanwhile).
+ */
+export const appointmentAbandonedSchema = z.object({
+  type: z.literal('AppointmentAbandoned'),
+  data: z.object({
+    appointmentId: z.string(),
+    abandonedAt: instantSchema,
+  }),
+});
+
 export const appointmentEventSchema = z.discriminatedUnion('type', [
   appointmentScheduledSchema,
   appointmentRescheduledSchema,
   appointmentCompletedSchema,
   appointmentCancelledSchema,
   appointmentMarkedNoShowSchema,
+  appointmentAbandonedSchema,
 ]);
 
 export type AppointmentScheduled = z.infer<typeof appointmentScheduledSchema>;
@@ -77,4 +92,5 @@ export type AppointmentRescheduled = z.infer<typeof appointmentRescheduledSchema
 export type AppointmentCompleted = z.infer<typeof appointmentCompletedSchema>;
 export type AppointmentCancelled = z.infer<typeof appointmentCancelledSchema>;
 export type AppointmentMarkedNoShow = z.infer<typeof appointmentMarkedNoShowSchema>;
+export type AppointmentAbandoned = z.infer<typeof appointmentAbandonedSchema>;
 export type AppointmentEvent = z.infer<typeof appointmentEventSchema>;

@@ -66,6 +66,8 @@ function evolve(row: AppointmentRow | undefined, event: AppointmentEvent, record
       return { ...row, ...at, status: 'cancelled', cancelled_by: event.data.cancelledBy, late_cancellation: event.data.lateCancellation };
     case 'AppointmentMarkedNoShow':
       return { ...row, ...at, status: 'noShow' };
+    case 'AppointmentAbandoned':
+      return row;
     default:
       return assertNever(event);
   }
