@@ -131,6 +131,22 @@ describe('doctors read model', () => {
     expect(await freeSlotsOf(h.db, otherDoctor.id, monday, h.clock.now(), { limit: 2 })).toBeUndefined();
   });
 
+  it('counts as taken a free slot that an appointment kept off a moved grid overlaps, even one starting after the range asked for', async () => {
+    const tuesday = '2030-01-15';
+    await setSchedule(h.side, otherDoctor.id, everyMorning, as(otherDoctor));
+    const { id } = await bookAppointment(h.side, { doctorId: otherDoctor.id, start: `${tuesday}T09:30:00Z`, reason: 'checkup' }, as(patient));
+    // The grid moves a quarter of an hour; the doctor keeps the 09:30 appointment where it is.
+    const shifted = [{ from: '09:15', to: '12:15' }];
+    const weeklyHours = { mon: shifted, tue: shifted, wed: shifted, thu: shifted, fri: shifted, sat: shifted, sun: shifted };
+    await setSchedule(h.side, otherDoctor.id, { ...everyMorning, weeklyHours, acknowledgedAffected: [id] }, as(otherDoctor));
+    await h.settle();
+
+    const early = await freeSlotsOf(h.db, otherDoctor.id, { from: new Date(`${tuesday}T09:00:00Z`), to: new Date(`${tuesday}T09:20:00Z`) }, h.clock.now(), { limit: 10 });
+    expect(early?.items).toEqual([]);
+    const morning = await freeSlotsOf(h.db, otherDoctor.id, { from: new Date(`${tuesday}T09:00:00Z`), to: new Date(`${tuesday}T11:00:00Z`) }, h.clock.now(), { limit: 10 });
+    expect(morning?.items.map((slot) => slot.start.slice(11, 16))).toEqual(['10:15', '10:45']);
+  });
+
   it('a replayed batch changes nothing', async () => {
     const before = [await h.rows('doctors', 'doctor_schedules'), await h.rows('doctors', 'doctor_slots'), await h.rows('doctors', 'doctor_streams')];
     await h.replay(doctorsProjection);

@@ -93,7 +93,9 @@ export async function freeSlotsOf(
     .select(['start_at', 'end_at'])
     .where('doctor_id', '=', doctorId)
     .where('start_at', '>=', new Date(range.from.getTime() - maxSlotMs))
-    .where('start_at', '<', range.to)
+    // A slot starting before `to` ends after it: a booking off the grid (kept through a schedule
+    // change) may start past `to` and still take it.
+    .where('start_at', '<', new Date(range.to.getTime() + maxSlotMs))
     .execute();
   const taken = booked.map((slot) => ({ start: slot.start_at.toISOString(), end: slot.end_at.toISOString() }));
   const after = page.after;
