@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { unmatchedStreamId } from '../../src/application/payments/provider-events.js';
+import { verifyChain } from '../../src/application/audit/hash-chain.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
@@ -261,6 +262,8 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       const payload = stripeEvent(unknown, 'payment_intent.succeeded', intentObject('pi_nobody', randomUUID(), { amount_received: 5 }));
       await Promise.all([deliver(api, payload), deliver(api, payload), deliver(api, payload)]);
       expect(await eventTypes(backend.eventStore, unmatchedStreamId(unknown))).toEqual(['ProviderEventUnmatched']);
+      // Linked like the first event of any stream: verification finds nothing wrong with it.
+      expect(await verifyChain(await streamEvents(backend.eventStore, unmatchedStreamId(unknown)))).toMatchObject({ status: 'intact', eventsChecked: 1 });
 
       const foreign = `evt_${randomUUID()}`;
       expect((await deliver(api, stripeEvent(foreign, 'payment_intent.succeeded', { id: 'pi_dash', object: 'payment_intent', metadata: {}, amount_received: 1, currency: 'eur' }))).status).toBe(200);

@@ -1,6 +1,7 @@
 import { paymentStreamId, type PaymentState } from '../../domain/payment/payment.decider.js';
 import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
+import { chainMetadata, genesisHash } from '../audit/hash-chain.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
@@ -30,6 +31,8 @@ export type PaymentProviderEvent =
 
 /** Where provider events that match no payment are kept, one stream per provider event. */
 export const unmatchedStreamId = (providerEventId: string) => `stripeUnmatched-${providerEventId}`;
+/** The one event of an unmatched stream: kept for reconciliation, outside every aggregate. */
+export const providerEventUnmatchedType = 'ProviderEventUnmatched';
 
 export type ProviderEventDeps = { readonly side: CommandSide; readonly eventStore: EventStore };
 
@@ -108,17 +111,14 @@ async function recordUnmatched(
     schemaVersion: 1,
   });
   const { eventId, eventType, objectId, reason } = event;
-  // One event id per provider event: a redelivery appends nothing.
+  const type = providerEventUnmatchedType;
+  const data = { providerEventId: eventId, eventType, objectId, reason: reason.slice(0, 500) };
+  // One event id per provider event: a redelivery appends nothing. The stream's first and only
+  // event, linked to the genesis like every stream's first: without its link, verification
+  // reported the stream as tampered with.
   await deps.eventStore.appendToStream(
     unmatchedStreamId(eventId),
-    [
-      {
-        id: deterministicUuid('provider-event-unmatched', eventId),
-        type: 'ProviderEventUnmatched',
-        data: { providerEventId: eventId, eventType, objectId, reason: reason.slice(0, 500) },
-        metadata,
-      },
-    ],
-    { expectedRevision: 'any' },
+    [{ id: deterministicUuid('provider-event-unmatched', eventId), type, data, metadata: chainMetadata(genesisHash, { type, data, metadata, revision: 0 }) }],
+    { expectedRevision: 'no_stream' },
   );
 }

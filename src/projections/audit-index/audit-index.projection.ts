@@ -1,3 +1,4 @@
+import { providerEventUnmatchedType } from '../../application/payments/provider-events.js';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { aggregates } from '../../application/aggregates/aggregates.js';
 import { occurredAt } from '../../application/audit/stream-history.js';
@@ -49,13 +50,16 @@ async function apply(trx: Transaction<AuditIndexTables>, events: readonly Record
   await trx.insertInto('audit_events').values(rows).onConflict((oc) => oc.columns(['stream_id', 'revision']).doNothing()).execute();
 }
 
-/** Every type the command side writes: the index covers every aggregate. */
-const eventTypes = [...new Set(Object.values(aggregates).flatMap((aggregate) => aggregate.codec.eventTypes))];
+/** Every type the command side writes: the index covers every aggregate, and what a webhook kept unmatched. */
+const eventTypes = [...new Set([...Object.values(aggregates).flatMap((aggregate) => aggregate.codec.eventTypes), providerEventUnmatchedType])];
 
-/** Events by actor and by correlation id, for the audit API. */
+/**
+ * Events by actor and by correlation id, for the audit API. Version 2 takes in unmatched provider
+ * events, which version 1 left out of the actor and correlation trails.
+ */
 export const auditIndexProjection = defineProjection<AuditIndexTables>({
   name: auditIndexProjectionName,
-  version: 1,
+  version: 2,
   eventTypes,
   migrate,
   apply,
