@@ -1,8 +1,10 @@
+import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import type { WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
+import { slotsOverlap } from '../../src/domain/shared/time-slot.js';
 import { freeSlots } from '../../src/projections/doctors/doctor-slots.js';
 import { doctorsProjection } from '../../src/projections/doctors/doctors.projection.js';
 import { doctorSchedule, freeSlotsOf, listDoctors } from '../../src/projections/doctors/doctors.queries.js';
@@ -39,6 +41,28 @@ describe('free slots (computed at query time)', () => {
     expect(freeSlots(paris, booked, day, past).map((s) => s.start)).toEqual(['2030-03-31T00:00:00.000Z', '2030-03-31T00:30:00.000Z', '2030-03-31T01:30:00.000Z']);
     expect(freeSlots(paris, [], day, new Date('2030-03-31T00:30:00Z')).map((s) => s.start)).toEqual(['2030-03-31T01:00:00.000Z', '2030-03-31T01:30:00.000Z']);
     expect(freeSlots({ ...paris, daysOff: ['2030-03-31'] }, [], day, past)).toEqual([]);
+  });
+
+  const week = { from: new Date('2030-01-14T00:00:00Z'), to: new Date('2030-01-21T00:00:00Z') };
+  const tenMinutes: WeeklySchedule = { ...everyMorning, slotMinutes: 10, weeklyHours: { ...none, mon: [{ from: '08:00', to: '20:00' }], wed: [{ from: '00:00', to: '23:50' }] } };
+  const bookedInWeek = fc.array(
+    fc.record({ minute: fc.integer({ min: 0, max: 7 * 24 * 60 - 1 }), length: fc.integer({ min: 1, max: 120 }) }).map(({ minute, length }) => ({
+      start: new Date(week.from.getTime() + minute * 60_000).toISOString(),
+      end: new Date(week.from.getTime() + (minute + length) * 60_000).toISOString(),
+    })),
+    { maxLength: 400 },
+  );
+
+  test.prop([bookedInWeek])('leaves out exactly the slots some booking overlaps, however the bookings lie', (booked) => {
+    const every = freeSlots(tenMinutes, [], week, past);
+    expect(freeSlots(tenMinutes, booked, week, past)).toEqual(every.filter((slot) => !booked.some((taken) => slotsOverlap(taken, slot))));
+  });
+
+  test.prop([bookedInWeek, fc.integer({ min: 1, max: 200 })])('asked for at least n, starts with the same slots as the whole range', (booked, n) => {
+    const all = freeSlots(tenMinutes, booked, week, past);
+    const some = freeSlots(tenMinutes, booked, week, past, n);
+    expect(some.length).toBeGreaterThanOrEqual(Math.min(n, all.length));
+    expect(some).toEqual(all.slice(0, some.length));
   });
 
   it('keeps every slot exactly slotMinutes long, on the grid', () => {

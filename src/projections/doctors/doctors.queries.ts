@@ -100,6 +100,6 @@ export async function freeSlotsOf(
   const taken = booked.map((slot) => ({ start: slot.start_at.toISOString(), end: slot.end_at.toISOString() }));
   const after = page.after;
   const from = after ? new Date(Math.max(range.from.getTime(), Date.parse(after.start) + 1)) : range.from;
-  const slots = freeSlots(schedule, taken, { from, to: range.to }, now);
+  const slots = freeSlots(schedule, taken, { from, to: range.to }, now, page.limit + 1);
   return toPage(slots.slice(0, page.limit + 1), page.limit, (slot) => slot, (slot) => ({ start: slot.start }));
 }
