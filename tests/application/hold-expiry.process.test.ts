@@ -327,6 +327,20 @@ describe('hold expiry process', () => {
       expect(process.pending.moves).toBe(0);
     });
 
+    it('when the appointment has begun by then, so its slot cannot move back into the past, the process frees the slot the failed reschedule took', async () => {
+      const { process, turn } = startWatchedProcess();
+      await turn();
+      clock.advance(Date.parse(nine) - clock.now().getTime() + 5 * 60_000);
+      await turn();
+      // The patient's time goes back as ever; its own event, once read, settles it.
+      await turn();
+
+      expect(process.pending.moves).toBe(0);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: undefined, time: nine });
+      // 09:30 was held by an appointment that is not there: free again for anyone.
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+    });
+
     it('then a replay of the log moves nothing and leaves nothing pending', async () => {
       clock.advance(graceMs);
       await startProcess()();

@@ -390,12 +390,16 @@ export class HoldExpiryProcess {
       return;
     }
     const now = side.clock.now().toISOString();
-    await this.movingBack(this.movedSlots, appointmentId, `slot of appointment ${appointmentId} back to ${appointment.start}`, () =>
-      side.handlers.doctorSchedule.handle(
-        schedule,
-        { type: 'MoveSlot', data: { appointmentId, from: slot.start, newStart: appointment.start, now } },
-        systemRequest(move.cause, 'move-back'),
-      ),
+    const request = systemRequest(move.cause, 'move-back');
+    await this.movingBack(
+      this.movedSlots,
+      appointmentId,
+      `slot of appointment ${appointmentId} back to ${appointment.start}`,
+      () => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: slot.start, newStart: appointment.start, now } }, request),
+      // The appointment has begun: its slot cannot move back into the past, and the one the
+      // failed reschedule took holds a time nobody is coming at (complete and no-show release
+      // nothing). Freed, it is bookable again.
+      () => side.handlers.doctorSchedule.handle(schedule, { type: 'ReleaseSlot', data: { appointmentId } }, request),
     );
   }
 
@@ -425,11 +429,23 @@ export class HoldExpiryProcess {
    * A move back that lands stays pending until its own event is read: that event brings the slot
    * or time back to the appointment, which settles it, as an undo by the request would.
    */
-  private async movingBack(pending: Map<string, PendingMove>, appointmentId: string, what: string, move: () => Promise<unknown>): Promise<void> {
+  private async movingBack(
+    pending: Map<string, PendingMove>,
+    appointmentId: string,
+    what: string,
+    move: () => Promise<unknown>,
+    /** What to do instead when the way back lies in the past. */
+    whenPast?: () => Promise<unknown>,
+  ): Promise<void> {
     try {
       await move();
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
+      if (error.code === 'slot-in-past' && whenPast) {
+        await whenPast();
+        pending.delete(appointmentId);
+        return;
+      }
       // Refused: mostly someone booked the old slot (or the patient filled the old time) since it
       // was freed. Nothing this process may do is better than stopping here: the appointment keeps
       // its time, which is what its patient was last told, and the doctor has two appointments
