@@ -149,7 +149,7 @@ const medianWindow = (loadMs: number) => Math.max(5_000, Math.min(30_000, loadMs
  * half the run. Its bounded caches fill for minutes at the soak's rate (2,000 folded states per
  * aggregate, 10,000 verified tokens, 32 MB of query answers), which is not what the RSS check is
  * after. A leak never levels off: its growth is then judged over the second half of the run.
- * The projector serves no metrics (and is killed twice): a quarter of the run, at most a minute.
+ * The projector (killed twice): a quarter of the run, at most a minute.
  */
 function warmUpEnd(memory: MemorySampler, role: Role, loadMs: number): number {
   const earliest = Math.min(30_000, loadMs * 0.5);

@@ -26,11 +26,11 @@ export class SoakServices {
 
   private constructor(
     private readonly settings: ServiceSettings,
-    readonly ports: { readonly command: number; readonly query: number },
+    readonly ports: { readonly command: number; readonly query: number; readonly projector: number },
   ) {}
 
   static async start(settings: ServiceSettings): Promise<SoakServices> {
-    const services = new SoakServices(settings, { command: await freePort(), query: await freePort() });
+    const services = new SoakServices(settings, { command: await freePort(), query: await freePort(), projector: await freePort() });
     // The command process applies the migrations before the others start, so that none races it.
     await services.startRole('command', [`${services.url('command')}/health/ready`]);
     await Promise.all([services.startRole('query', [`${services.url('query')}/health/ready`]), services.startRole('projector', [])]);
@@ -94,6 +94,7 @@ export class SoakServices {
       DATA_DIR: this.settings.workDir,
       COMMAND_PORT: String(this.ports.command),
       QUERY_PORT: String(this.ports.query),
+      PROJECTOR_PORT: String(this.ports.projector),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '100000000',

@@ -11,6 +11,7 @@ import { ConfigError, configSchema, loadConfig, type Config } from './config/con
 import { buildCommandApi } from './http/command-api.js';
 import { buildQueryApi } from './http/query-api.js';
 import { postgresProbe, type ReadinessProbe } from './http/plugins/health.plugin.js';
+import { createOperationsServer } from './http/operations-server.js';
 import { eventStoreProbe, migrationsProbe, projectionsProbe } from './http/readiness-probes.js';
 import type { IdempotencyTables } from './idempotency/idempotency.tables.js';
 import { Argon2PasswordHasher } from './identity/argon2-password-hasher.js';
@@ -195,6 +196,23 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
   };
 }
 
+/** The projector role's health and metrics: no API of its own to serve them. */
+async function startOperationsServer(config: Config, storage: Storage, logger: Logger): Promise<Server> {
+  const db = createKysely<unknown>(storage.pool);
+  const names = readModelProjections.map((projection) => projection.name);
+  // Not ready while a read model has failed; lag is the query API's concern (this one is catching up).
+  const probes = [...writeProbes(storage), projectionsProbe(db, names, Number.POSITIVE_INFINITY, () => systemClock.now())];
+  const app = await createOperationsServer({ logger, probes, metricsRegistry });
+  try {
+    await app.listen({ port: config.PROJECTOR_PORT, host: config.HOST });
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+  logger.info({ url: `http://${config.HOST}:${config.PROJECTOR_PORT}` }, 'projector health and metrics listening');
+  return { drain: (timeoutMs) => app.drain(timeoutMs), close: () => app.close() };
+}
+
 /** An API of this process, as its shutdown sees it. */
 type Server = { drain(timeoutMs: number): Promise<void>; close(): Promise<void> };
 
@@ -231,6 +249,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
       registerProjectionMetrics(metricsRegistry, projectors);
       // Batches in flight commit before the pool closes (closers run last pushed, first).
       closers.push(() => projectors.stop());
+      servers.push(await startOperationsServer(config, storage, logger));
     }
     if (role === 'all') {
       const projectors = await startProjectorThread(storage, logger, (err) => {

@@ -189,4 +189,26 @@ describe('graceful shutdown', () => {
       await database.drop();
     }
   });
+
+  it('the projector role serves its health and its projections\' metrics, and stops on SIGTERM with exit 0', async () => {
+    const database = await createTestDatabase();
+    const port = await freePort();
+    const { child, exited } = service(database, { ROLE: 'projector', PROJECTOR_PORT: String(port) });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      let ready: Response | undefined;
+      for (let tries = 0; tries < 150 && ready?.status !== 200; tries++) {
+        ready = await fetch(`${base}/health/ready`).catch(() => undefined);
+        if (ready?.status !== 200) await sleep(200);
+      }
+      expect(await ready?.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', 'event store': 'ok', projections: 'ok' } });
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toContain('projection_state{projection="listings"');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await database.drop();
+    }
+  });
 });
