@@ -202,7 +202,12 @@ describe('graceful shutdown', () => {
         if (ready?.status !== 200) await sleep(200);
       }
       expect(await ready?.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', 'event store': 'ok', projections: 'ok' } });
-      const metrics = await (await fetch(`${base}/metrics`)).text();
+      // Each projection shows once its projector has taken its generation, a moment after start.
+      let metrics = '';
+      for (let tries = 0; tries < 150 && !metrics.includes('projection_state{projection="listings"'); tries++) {
+        if (tries > 0) await sleep(200);
+        metrics = await (await fetch(`${base}/metrics`)).text();
+      }
       expect(metrics).toContain('projection_state{projection="listings"');
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
