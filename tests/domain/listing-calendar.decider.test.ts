@@ -75,8 +75,10 @@ describe('HoldDates', () => {
       .then([held('b1', '2026-05-01', '2026-05-03', '2026-05-01', lateExpiry)]);
   });
 
-  it('never lets "today" go back behind a day a hold was already taken on', () =>
-    spec.given([held('b0', '2026-05-10', '2026-05-12', '2026-05-03')]).when(hold('b1', '2026-05-01', '2026-05-02')).thenFails('dates-in-past'));
+  it('never lets "today" go back further than the widest gap between time zones (two days) behind a day a hold was already taken on', () => {
+    spec.given([held('b0', '2026-05-10', '2026-05-12', '2026-05-03')]).when(hold('b1', '2026-04-30', '2026-05-02')).thenFails('dates-in-past');
+    spec.given([held('b0', '2026-05-10', '2026-05-12', '2026-05-04')]).when(hold('b1', '2026-05-01', '2026-05-02')).thenFails('dates-in-past');
+  });
 
   it('refuses an unknown time zone', () => spec.given([]).when(hold('b1', '2026-06-01', '2026-06-05', { timeZone: 'Mars/Olympus' })).thenFails('invalid-time-zone'));
 
@@ -196,15 +198,28 @@ describe('state', () => {
     expect(state.live).toEqual([{ bookingId: 'b2', status: 'booked', startDate: '2026-06-10', endDate: '2026-06-12' }]);
   });
 
-  it('drops ranges that ended by the day of a later hold', () => {
+  it('drops booked ranges that ended two days (the widest gap between time zones) before the day of a later hold', () => {
     const state = fold(listingCalendarDecider, [
       held('b1', '2026-06-01', '2026-06-05'),
       booked('b1', '2026-06-01', '2026-06-05'),
-      held('b2', '2026-06-05', '2026-06-20', '2026-06-03'), // b1 still runs on 3 June: kept
-      held('b3', '2026-07-01', '2026-07-02', '2026-06-05'), // b1 ended on 5 June: dropped
+      held('b2', '2026-06-05', '2026-06-20', '2026-06-06'), // b1 ended on 5 June, only a day before: kept
+      held('b3', '2026-07-01', '2026-07-02', '2026-06-07'), // two days before: dropped
     ]);
     expect(state.live.map((range) => range.bookingId)).toEqual(['b2', 'b3']);
-    expect(state.openFrom).toBe('2026-06-05');
+    expect(state.openFrom).toBe('2026-06-07');
+  });
+
+  it("takes a stay starting on today's date in the listing's time zone after it moved to one a day behind", () => {
+    // Held at 12:00 UTC on 10 January, already the 11th in Kiritimati (UTC+14).
+    const kiritimati = { now: '2030-01-10T12:00:00Z', holdExpiresAt: '2030-01-10T12:15:00Z' };
+    const first = spec.given([]).when(hold('b1', '2030-01-20', '2030-01-22', { ...kiritimati, timeZone: 'Pacific/Kiritimati' }));
+    first.then([held('b1', '2030-01-20', '2030-01-22', '2030-01-11', '2030-01-10T12:15:00Z')]);
+    // The owner moves the listing to Pago Pago (UTC−11), where it is still the 10th.
+    const pagoPago = { now: '2030-01-10T12:05:00Z', holdExpiresAt: '2030-01-10T12:20:00Z', timeZone: 'Pacific/Pago_Pago' };
+    spec
+      .given([held('b1', '2030-01-20', '2030-01-22', '2030-01-11', '2030-01-10T12:15:00Z')])
+      .when(hold('b2', '2030-01-10', '2030-01-11', pagoPago))
+      .then([held('b2', '2030-01-10', '2030-01-11', '2030-01-10', '2030-01-10T12:20:00Z')]);
   });
 
   it('keeps a hold that ended by the day of a later hold: its booking may still be paid within the hold', () => {
@@ -215,7 +230,7 @@ describe('state', () => {
     expect(fold(listingCalendarDecider, lateNight).live.map((range) => range.bookingId)).toEqual(['b1', 'b2']);
     spec.given(lateNight).when(book('b1')).then([booked('b1', '2026-06-01', '2026-06-02')]);
     // Once booked and past, it goes with the next hold.
-    const state = fold(listingCalendarDecider, [...lateNight, booked('b1', '2026-06-01', '2026-06-02'), held('b3', '2026-07-01', '2026-07-02', '2026-06-03')]);
+    const state = fold(listingCalendarDecider, [...lateNight, booked('b1', '2026-06-01', '2026-06-02'), held('b3', '2026-07-01', '2026-07-02', '2026-06-04')]);
     expect(state.live.map((range) => range.bookingId)).toEqual(['b2', 'b3']);
   });
 

@@ -1,4 +1,4 @@
-import type { CalendarDate, Instant } from '../shared/calendar-date.js';
+import { addDays, type CalendarDate, type Instant } from '../shared/calendar-date.js';
 import type { DateRange } from '../shared/date-range.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError } from '../shared/domain-error.js';
@@ -24,7 +24,10 @@ export type LiveRange = { readonly bookingId: string; readonly startDate: Calend
 export type ListingCalendarState = {
   /** The listing takes no bookings (deactivated): no new hold is granted. */
   readonly closed: boolean;
-  /** No new hold may start before this day: the latest "today" on which a hold was taken. */
+  /**
+   * The latest "today" on which a hold was taken, in the listing's time zone then. No new hold
+   * may start more than `zoneSpreadDays` before it (see `earliestStart`).
+   */
   readonly openFrom: CalendarDate | null;
   /**
    * Live ranges in date order. No two overlap, so their end dates are in order too: the ranges a
@@ -35,6 +38,20 @@ export type ListingCalendarState = {
 };
 
 export const initialState: ListingCalendarState = { closed: false, openFrom: null, live: [] };
+
+/**
+ * How far apart "today" can be in two time zones (UTC+14 and UTC−12: two dates). A listing's
+ * zone may change; a stay may start on today's date in its zone now, which can be before the
+ * `openFrom` a hold taken under the old zone left (a day behind after a move from Kiritimati to
+ * Pago Pago). So booked ranges are pruned only once they ended by this much before `openFrom`,
+ * and no hold may start before that: pruning never drops a range a new hold could meet.
+ */
+const zoneSpreadDays = 2;
+
+/** The first day a new hold may start on, whatever the listing's time zone is now. */
+function pruneBefore(openFrom: CalendarDate): CalendarDate {
+  return addDays(openFrom, -zoneSpreadDays);
+}
 
 export function liveRangeOf(state: ListingCalendarState, bookingId: string): LiveRange | undefined {
   return state.live.find((range) => range.bookingId === bookingId);
@@ -86,7 +103,8 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
   }
   if (state.closed) throw new DomainError('listing-inactive', `listing ${data.listingId} takes no bookings`);
   const zoneToday = todayIn(data.timeZone, data.now);
-  const today = state.openFrom !== null && state.openFrom > zoneToday ? state.openFrom : zoneToday;
+  const earliest = state.openFrom === null ? zoneToday : pruneBefore(state.openFrom);
+  const today = earliest > zoneToday ? earliest : zoneToday;
   assertBookableRange(range, today);
   if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
     throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
@@ -146,10 +164,10 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
       const { bookingId, startDate, endDate, holdExpiresAt, heldOn } = event.data;
       const openFrom = state.openFrom !== null && state.openFrom > heldOn ? state.openFrom : heldOn;
       const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
-      // Booked ranges that ended by `openFrom` can block nothing any more. A hold that did is
-      // kept until it is booked or released: its booking may still be paid in time (held at
-      // 23:55 for that night, paid at 00:05), and no new hold can reach back to its dates.
-      const cut = firstEndingAfter(state.live, openFrom);
+      // Booked ranges that ended by `pruneBefore(openFrom)` can block nothing any more. A hold
+      // that did is kept until it is booked or released: its booking may still be paid in time
+      // (held at 23:55 for that night, paid at 00:05), and no new hold can reach back to its dates.
+      const cut = firstEndingAfter(state.live, pruneBefore(openFrom));
       const stillRelevant = [...state.live.slice(0, cut).filter((range) => range.status === 'held'), ...state.live.slice(cut)];
       const at = firstEndingAfter(stillRelevant, startDate);
       return { ...state, openFrom, live: stillRelevant.toSpliced(at, 0, held) };
