@@ -49,9 +49,16 @@ function loadShedding(config: Config) {
   return { maxEventLoopDelayMs: config.SHED_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes, retryAfterSeconds: 2 };
 }
 
+const readModelNames = readModelProjections.map((projection) => projection.name);
+
 /** What a command API needs to serve: the database, its schema, and the event store. */
 function writeProbes(storage: Storage): ReadinessProbe[] {
   return [postgresProbe(storage.pool), migrationsProbe(storage.pool), eventStoreProbe(storage.eventStore)];
+}
+
+/** The read models: none failed, none further than `maxLagMs` behind. */
+function readModelsProbe(storage: Storage, maxLagMs: number): ReadinessProbe {
+  return projectionsProbe(createKysely<unknown>(storage.pool), readModelNames, maxLagMs, () => systemClock.now());
 }
 
 const sides = new WeakMap<Storage, CommandSide>();
@@ -112,7 +119,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     probes: writeProbes(storage),
     metricsRegistry,
     loadShedding: loadShedding(config),
-    projections: { db: createKysely<unknown>(storage.pool), names: readModelProjections.map((projection) => projection.name) },
+    projections: { db: createKysely<unknown>(storage.pool), names: readModelNames },
     erasure: { side, vault: storage.vault, outsideTheLog: new PgRecordsOutsideTheLog(storage.pool) },
   });
   await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
@@ -165,15 +172,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
     notifications,
     consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
     queryCache: { maxBytes: config.QUERY_CACHE_MB * 1024 * 1024, maxAgeMs: config.QUERY_CACHE_MAX_AGE_MS },
-    probes: [
-      ...writeProbes(storage),
-      projectionsProbe(
-        createKysely<unknown>(storage.pool),
-        readModelProjections.map((projection) => projection.name),
-        config.READY_MAX_PROJECTION_LAG_MS,
-        () => systemClock.now(),
-      ),
-    ],
+    probes: [...writeProbes(storage), readModelsProbe(storage, config.READY_MAX_PROJECTION_LAG_MS)],
     metricsRegistry,
     loadShedding: loadShedding(config),
   });
@@ -198,10 +197,8 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
 
 /** The projector role's health and metrics: no API of its own to serve them. */
 async function startOperationsServer(config: Config, storage: Storage, logger: Logger): Promise<Server> {
-  const db = createKysely<unknown>(storage.pool);
-  const names = readModelProjections.map((projection) => projection.name);
   // Not ready while a read model has failed; lag is the query API's concern (this one is catching up).
-  const probes = [...writeProbes(storage), projectionsProbe(db, names, Number.POSITIVE_INFINITY, () => systemClock.now())];
+  const probes = [...writeProbes(storage), readModelsProbe(storage, Number.POSITIVE_INFINITY)];
   const app = await createOperationsServer({ logger, probes, metricsRegistry });
   try {
     await app.listen({ port: config.PROJECTOR_PORT, host: config.HOST });
@@ -311,7 +308,7 @@ async function migrate(config: Config, logger: Logger): Promise<void> {
  */
 async function rebuild(config: Config, logger: Logger, name: string | undefined): Promise<void> {
   const projection = readModelProjections.find((candidate) => candidate.name === name);
-  if (!projection) throw new ConfigError(`Name a read model to rebuild: ${readModelProjections.map((p) => p.name).join(', ')}`);
+  if (!projection) throw new ConfigError(`Name a read model to rebuild: ${readModelNames.join(', ')}`);
   const storage = await openStorage(config, logger);
   const db = createKysely<unknown>(storage.pool);
   try {

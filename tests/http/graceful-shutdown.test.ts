@@ -11,15 +11,20 @@ import { listingInput } from '../support/command-side.js';
 import { handMadeJwt } from './support/command-api.fixture.js';
 import { sleep } from '../../src/application/sleep.js';
 
+/** The HTTP server both APIs are built on, with no routes of theirs: a test adds its own. */
+function bareServer() {
+  return createHttpServer({
+    logger: pino({ level: 'silent' }),
+    openApi: { title: 't', description: 't', version: '1' },
+    security: { corsOrigins: [], rateLimitMax: 10_000, strict: { prefixes: [], max: 10_000 } },
+    auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
+    probes: [],
+  });
+}
+
 describe('graceful shutdown', () => {
   it('lets 20 requests in flight finish with 2xx, and answers a new one with 503', async () => {
-    const app = await createHttpServer({
-      logger: pino({ level: 'silent' }),
-      openApi: { title: 't', description: 't', version: '1' },
-      security: { corsOrigins: [], rateLimitMax: 10_000, strict: { prefixes: [], max: 10_000 } },
-      auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
-      probes: [],
-    });
+    const app = await bareServer();
     let started = 0;
     app.get('/slow', async () => {
       started += 1;
@@ -47,13 +52,7 @@ describe('graceful shutdown', () => {
   });
 
   it('does not wait at a drain for a request whose client hung up long before', async () => {
-    const app = await createHttpServer({
-      logger: pino({ level: 'silent' }),
-      openApi: { title: 't', description: 't', version: '1' },
-      security: { corsOrigins: [], rateLimitMax: 10_000, strict: { prefixes: [], max: 10_000 } },
-      auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
-      probes: [],
-    });
+    const app = await bareServer();
     app.get('/slow', async () => {
       await sleep(300);
       return { done: true };

@@ -79,9 +79,14 @@ export class PaymentProcess {
         if (signal.aborted) return;
         this.options.onError?.(error, 'follow the log; subscribing again from the checkpoint');
         failures = progressed ? 1 : failures + 1;
-        await sleep(Math.min(this.retryDelayMs * 2 ** (failures - 1), 30_000), signal);
+        await sleep(this.backoffMs(failures - 1), signal);
       }
     }
+  }
+
+  /** The wait before retry `attempt` (from 0): doubling from `retryDelayMs`, at most 30 s. */
+  private backoffMs(attempt: number): number {
+    return Math.min(this.retryDelayMs * 2 ** attempt, 30_000);
   }
 
   private async follow(signal: AbortSignal, progressed: () => void): Promise<void> {
@@ -126,7 +131,7 @@ export class PaymentProcess {
         this.options.onError?.(error, `handle ${event.type} ${event.id}`);
         // A refusal would come again on every retry and hold up every later event.
         if (error instanceof DomainError || error instanceof ProviderRefusedError) return true;
-        await sleep(Math.min(this.retryDelayMs * 2 ** attempt, 30_000), signal);
+        await sleep(this.backoffMs(attempt), signal);
       }
     }
     return false;

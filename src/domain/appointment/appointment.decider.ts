@@ -52,7 +52,6 @@ export type AppointmentState =
 export const initialState: AppointmentState = { status: 'none' };
 
 export type MadeAppointment = Exclude<AppointmentState, { status: 'none' | 'abandoned' }>;
-type Existing = MadeAppointment;
 type Open = Extract<AppointmentState, { status: 'scheduled' | 'rescheduled' }>;
 
 function scheduleAppointment({ data }: ScheduleAppointment, state: AppointmentState): AppointmentEvent[] {
@@ -76,7 +75,7 @@ function scheduleAppointment({ data }: ScheduleAppointment, state: AppointmentSt
 }
 
 function rescheduleAppointment({ data }: RescheduleAppointment, state: AppointmentState): AppointmentEvent[] {
-  const existing = requireExisting(state);
+  const existing = requireMade(state);
   const rescheduledBy = requireParty(data.actor, existing, ['patient', 'doctor', 'admin'], 'reschedule this appointment');
   const open = requireOpen(existing, 'rescheduled');
   const slot = properSlot(data.newStart, data.newEnd);
@@ -100,7 +99,7 @@ function rescheduleAppointment({ data }: RescheduleAppointment, state: Appointme
 }
 
 function completeAppointment({ data }: CompleteAppointment, state: AppointmentState): AppointmentEvent[] {
-  const existing = requireExisting(state);
+  const existing = requireMade(state);
   requireParty(data.actor, existing, ['doctor'], 'complete this appointment');
   // Notes are not repeated silently: a second completion could only mean other notes.
   const open = requireOpen(existing, 'completed');
@@ -113,7 +112,7 @@ function completeAppointment({ data }: CompleteAppointment, state: AppointmentSt
 }
 
 function cancelAppointment({ data }: CancelAppointment, state: AppointmentState): AppointmentEvent[] {
-  const existing = requireExisting(state);
+  const existing = requireMade(state);
   const cancelledBy = requireParty(data.actor, existing, ['patient', 'doctor', 'admin'], 'cancel this appointment');
   if (existing.status === 'cancelled') return [];
   const open = requireOpen(existing, 'cancelled');
@@ -126,7 +125,7 @@ function cancelAppointment({ data }: CancelAppointment, state: AppointmentState)
 }
 
 function markNoShow({ data }: MarkAppointmentNoShow, state: AppointmentState): AppointmentEvent[] {
-  const existing = requireExisting(state);
+  const existing = requireMade(state);
   requireParty(data.actor, existing, ['doctor'], 'mark this appointment as a no-show');
   if (existing.status === 'noShow') return [];
   const open = requireOpen(existing, 'noShow');
@@ -163,13 +162,13 @@ export function decide(command: AppointmentCommand, state: AppointmentState): Ap
   }
 }
 
-function requireExisting(state: AppointmentState): Existing {
-  if (state.status === 'none' || state.status === 'abandoned') throw new NotFoundError('This appointment');
+function requireMade(state: AppointmentState): MadeAppointment {
+  if (!isMade(state)) throw new NotFoundError('This appointment');
   return state;
 }
 
 /** Terminal states are terminal: completed, cancelled and no-show appointments never move on. */
-function requireOpen(state: Existing, target: string): Open {
+function requireOpen(state: MadeAppointment, target: string): Open {
   if (state.status === 'scheduled' || state.status === 'rescheduled') return state;
   throw new DomainError('illegal-transition', `a ${state.status} appointment cannot become ${target}`);
 }
@@ -222,13 +221,13 @@ export function evolve(state: AppointmentState, event: AppointmentEvent): Appoin
   }
 }
 
-// Copies only the booking, so a state never carries fields of the status it left.
 /** Made, whatever became of it since: neither not yet made nor given up. */
-export function isMade(state: AppointmentState): state is Existing {
+export function isMade(state: AppointmentState): state is MadeAppointment {
   return state.status !== 'none' && state.status !== 'abandoned';
 }
 
-function booked({ appointmentId, patientId, doctorId, start, end }: Existing): Booked {
+// Copies only the booking, so a state never carries fields of the status it left.
+function booked({ appointmentId, patientId, doctorId, start, end }: MadeAppointment): Booked {
   return { appointmentId, patientId, doctorId, start, end };
 }
 

@@ -49,7 +49,7 @@ export const initialState: ListingCalendarState = { closed: false, openFrom: nul
 const zoneSpreadDays = 2;
 
 /** The first day a new hold may start on, whatever the listing's time zone is now. */
-function pruneBefore(openFrom: CalendarDate): CalendarDate {
+function earliestStart(openFrom: CalendarDate): CalendarDate {
   return addDays(openFrom, -zoneSpreadDays);
 }
 
@@ -103,7 +103,7 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
   }
   if (state.closed) throw new DomainError('listing-inactive', `listing ${data.listingId} takes no bookings`);
   const zoneToday = todayIn(data.timeZone, data.now);
-  const earliest = state.openFrom === null ? zoneToday : pruneBefore(state.openFrom);
+  const earliest = state.openFrom === null ? zoneToday : earliestStart(state.openFrom);
   const today = earliest > zoneToday ? earliest : zoneToday;
   assertBookableRange(range, today);
   if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
@@ -164,10 +164,10 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
       const { bookingId, startDate, endDate, holdExpiresAt, heldOn } = event.data;
       const openFrom = state.openFrom !== null && state.openFrom > heldOn ? state.openFrom : heldOn;
       const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
-      // Booked ranges that ended by `pruneBefore(openFrom)` can block nothing any more. A hold
+      // Booked ranges that ended by `earliestStart(openFrom)` can block nothing any more. A hold
       // that did is kept until it is booked or released: its booking may still be paid in time
       // (held at 23:55 for that night, paid at 00:05), and no new hold can reach back to its dates.
-      const cut = firstEndingAfter(state.live, pruneBefore(openFrom));
+      const cut = firstEndingAfter(state.live, earliestStart(openFrom));
       const stillRelevant = [...state.live.slice(0, cut).filter((range) => range.status === 'held'), ...state.live.slice(cut)];
       const at = firstEndingAfter(stillRelevant, startDate);
       return { ...state, openFrom, live: stillRelevant.toSpliced(at, 0, held) };

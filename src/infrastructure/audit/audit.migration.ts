@@ -10,6 +10,19 @@ import { sql, type Kysely, type Migration } from 'kysely';
  * should not connect as the owner but as a member of `bookable_app`, which may only SELECT and
  * INSERT those two tables, while the hash chains show whatever the owner changes anyway.
  */
+/**
+ * Triggers `<table>_immutable` and `<table>_not_truncated`: UPDATE, DELETE and TRUNCATE of the
+ * table raise AU001 (`audit_rows_are_immutable`, created here first).
+ */
+export async function makeAppendOnly(db: Kysely<unknown>, table: string): Promise<void> {
+  await sql`
+    CREATE TRIGGER ${sql.raw(`${table}_immutable`)} BEFORE UPDATE OR DELETE ON ${sql.table(table)}
+    FOR EACH ROW EXECUTE FUNCTION audit_rows_are_immutable()`.execute(db);
+  await sql`
+    CREATE TRIGGER ${sql.raw(`${table}_not_truncated`)} BEFORE TRUNCATE ON ${sql.table(table)}
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_rows_are_immutable()`.execute(db);
+}
+
 export const auditMigration: Migration = {
   async up(db: Kysely<unknown>) {
     // Chained over the whole table in id order: each row's hash covers the previous row's hash
@@ -42,12 +55,7 @@ export const auditMigration: Migration = {
       BEGIN
         RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'AU001';
       END $$`.execute(db);
-    await sql`
-      CREATE TRIGGER access_log_immutable BEFORE UPDATE OR DELETE ON access_log
-      FOR EACH ROW EXECUTE FUNCTION audit_rows_are_immutable()`.execute(db);
-    await sql`
-      CREATE TRIGGER access_log_not_truncated BEFORE TRUNCATE ON access_log
-      FOR EACH STATEMENT EXECUTE FUNCTION audit_rows_are_immutable()`.execute(db);
+    await makeAppendOnly(db, 'access_log');
 
     await sql.raw(appendAccessLogFunction).execute(db);
     await sql.raw(applicationRole).execute(db);

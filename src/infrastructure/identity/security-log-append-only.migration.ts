@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
+import { makeAppendOnly } from '../audit/audit.migration.js';
 
 /**
  * Migration `0620_security_log_append_only`: the security log (failed logins, lockouts,
@@ -9,12 +10,7 @@ import { sql, type Kysely, type Migration } from 'kysely';
  */
 export const securityLogAppendOnlyMigration: Migration = {
   async up(db: Kysely<unknown>) {
-    await sql`
-      CREATE TRIGGER security_events_immutable BEFORE UPDATE OR DELETE ON security_events
-      FOR EACH ROW EXECUTE FUNCTION audit_rows_are_immutable()`.execute(db);
-    await sql`
-      CREATE TRIGGER security_events_not_truncated BEFORE TRUNCATE ON security_events
-      FOR EACH STATEMENT EXECUTE FUNCTION audit_rows_are_immutable()`.execute(db);
+    await makeAppendOnly(db, 'security_events');
     await sql`
       DO $$
       BEGIN

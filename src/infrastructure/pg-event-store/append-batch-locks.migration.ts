@@ -23,38 +23,23 @@ export const appendBatchLocksMigration: Migration = {
   },
 };
 
-/** 0600's function, with the locks taken first, in the same order (their keys'), so batches never wait on each other in a circle. */
-const appendToStreamsLockingFirst = `
-CREATE OR REPLACE FUNCTION append_to_streams(p_appends jsonb)
-RETURNS TABLE (o_append int, o_revision bigint, o_transaction_id xid8, o_global_position bigint, o_error text, o_detail text)
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_append record;
-  v_stream text;
-BEGIN
+/** Every stream's lock, in the order of their keys (as 0600 takes them), so batches never wait on each other in a circle. */
+const lockEveryStreamFirst = `
   FOR v_stream IN
     SELECT d.stream FROM (SELECT DISTINCT a.value->>'stream' AS stream FROM jsonb_array_elements(p_appends) a) d
      ORDER BY hashtext(d.stream), d.stream
   LOOP
     PERFORM pg_advisory_xact_lock(1702, hashtext(v_stream));
   END LOOP;
+`;
 
-  FOR v_append IN
-    SELECT a.n::int AS n, a.value->>'stream' AS stream, (a.value->>'expected')::bigint AS expected, a.value->'events' AS events
-      FROM jsonb_array_elements(p_appends) WITH ORDINALITY AS a(value, n)
-     ORDER BY hashtext(a.value->>'stream'), a.n
-  LOOP
-    o_append := v_append.n;
-    SELECT t.o_revision, t.o_transaction_id, t.o_global_position, t.o_error, t.o_detail
-      INTO o_revision, o_transaction_id, o_global_position, o_error, o_detail
-      FROM try_append_to_stream(
-        v_append.stream,
-        v_append.expected,
-        ARRAY(SELECT (e->>'id')::uuid FROM jsonb_array_elements(v_append.events) e),
-        ARRAY(SELECT e->>'type' FROM jsonb_array_elements(v_append.events) e),
-        ARRAY(SELECT e->'data' FROM jsonb_array_elements(v_append.events) e),
-        ARRAY(SELECT e->'metadata' FROM jsonb_array_elements(v_append.events) e)
-      ) t;
-    RETURN NEXT;
-  END LOOP;
-END $$`;
+/** 0600's function, the locks taken before its loop of appends. */
+const appendToStreamsLockingFirst = withLocksFirst(appendToStreamsFunction);
+
+function withLocksFirst(definition: string): string {
+  const patched = definition
+    .replace('CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION')
+    .replace('  v_append record;\nBEGIN\n', `  v_append record;\n  v_stream text;\nBEGIN\n${lockEveryStreamFirst}\n`);
+  if (!patched.includes('v_stream text;')) throw new Error('0610: append_to_streams (0600) is not the function this migration patches');
+  return patched;
+}

@@ -135,7 +135,7 @@ export class SharedTailEventStore implements EventStore {
    * Keeps the shared reader at the furthest subscriber's start: started at the first one's, a
    * rebuild subscribing from the first event would hold every caught-up subscriber back until
    * the reader had read the whole log again. A subscriber that starts past the reader moves it
-   * there, with an empty buffer; those behind catch up from the store, as any straggler does.
+   * there, with an empty buffer; those behind catch up from the store, as every straggler does.
    */
   private readFrom(after: Position): void {
     if (this.closed) return;

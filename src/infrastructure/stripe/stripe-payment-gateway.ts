@@ -79,7 +79,7 @@ function isStripeError(error: unknown): error is Stripe.errors.StripeError {
 const passingStatuses = new Set([401, 403, 409, 429]);
 
 /**
- * Stripe's errors in the port's terms: any other 4xx is Stripe's final word on the request
+ * Stripe's errors in the port's terms: every other 4xx is Stripe's final word on the request
  * (refused); any other Stripe error may pass on a retry (unavailable). Neither keeps Stripe's
  * HTTP status, which is about our call to Stripe, not about the request we answer.
  */

@@ -331,7 +331,7 @@ export async function claimBatch(db: Kysely<unknown>, ref: GenerationRef, update
         .where('name', '=', ref.name)
         .where('generation', '=', ref.generation)
         .where('status', 'in', ['running', 'rebuilding'])
-        .where(update.activate ? notPast(update.position) : behind(update.position))
+        .where(checkpointBefore(update.position, update.activate))
         .where(holdsLock(ref))
         .returning('generation'),
     )
@@ -386,14 +386,13 @@ export async function claimCheckpoints(db: Kysely<unknown>, claims: readonly Che
   return new Set(moved.rows.map(generationKey));
 }
 
-/** The checkpoint is behind `position`: a batch ending there has not been committed yet. */
-function behind(position: Position) {
-  return sql<boolean>`(position_commit, position_prepare) < (${position.commit.toString()}::numeric, ${position.prepare.toString()}::numeric)`;
-}
-
-/** A swap with no events of its own claims the position its generation already has. */
-function notPast(position: Position) {
-  return sql<boolean>`(position_commit, position_prepare) <= (${position.commit.toString()}::numeric, ${position.prepare.toString()}::numeric)`;
+/**
+ * The checkpoint is behind `position` (a batch ending there has not been committed yet), or
+ * `orAt` it: a swap with no events of its own claims the position its generation already has.
+ */
+function checkpointBefore(position: Position, orAt = false) {
+  const comparison = sql.raw(orAt ? '<=' : '<');
+  return sql<boolean>`(position_commit, position_prepare) ${comparison} (${position.commit.toString()}::numeric, ${position.prepare.toString()}::numeric)`;
 }
 
 /**
