@@ -4,7 +4,7 @@ import { fold } from '../../src/domain/shared/decider.js';
 import { createListingSchema } from '../../src/domain/listing/listing.commands.js';
 import type { CreateListing, ListingCommand } from '../../src/domain/listing/listing.commands.js';
 import { listingDecider, listingStreamId } from '../../src/domain/listing/listing.decider.js';
-import type { ListingEvent } from '../../src/domain/listing/listing.events.js';
+import { maxCapacity, type ListingEvent } from '../../src/domain/listing/listing.events.js';
 import { deciderSpec } from '../support/decider-spec.js';
 
 const spec = deciderSpec(listingDecider);
@@ -70,12 +70,15 @@ describe('CreateListing', () => {
   it.each([0, -100, 12.5])('refuses price %s', (pricePerDay) =>
     spec.given([]).when(create({ pricePerDay })).thenFails('invalid-price'));
 
-  it.each([0, -1, 1.5])('refuses capacity %s', (capacity) => spec.given([]).when(create({ capacity })).thenFails('invalid-capacity'));
+  it.each([0, -1, 1.5, maxCapacity + 1, 3_000_000_000])('refuses capacity %s', (capacity) => spec.given([]).when(create({ capacity })).thenFails('invalid-capacity'));
+
+  it('takes the largest capacity there is', () =>
+    spec.given([]).when(create({ capacity: maxCapacity })).then([{ ...created, data: { ...created.data, capacity: maxCapacity } }]));
 
   it('refuses an unknown time zone', () => spec.given([]).when(create({ timeZone: 'Mars/Olympus' })).thenFails('invalid-time-zone'));
 
   it('has a schema that rejects the same at the edge', () => {
-    for (const bad of [{ pricePerDay: 0 }, { pricePerDay: 1.5 }, { currency: 'eur' }, { capacity: 0 }, { timeZone: 'Nowhere' }, { title: '' }]) {
+    for (const bad of [{ pricePerDay: 0 }, { pricePerDay: 1.5 }, { currency: 'eur' }, { capacity: 0 }, { capacity: maxCapacity + 1 }, { timeZone: 'Nowhere' }, { title: '' }]) {
       expect(createListingSchema.safeParse(create(bad)).success, JSON.stringify(bad)).toBe(false);
     }
     expect(createListingSchema.safeParse(create()).success).toBe(true);
@@ -127,7 +130,10 @@ describe('UpdateListing', () => {
   it('refuses another owner', () => spec.given([created]).when(update(stranger, { title: 'Mine now' })).thenFails('forbidden'));
   it('refuses a listing that does not exist', () => spec.given([]).when(update(owner, { title: 'x' })).thenFails('not-found'));
   it('refuses a bad price', () => spec.given([created]).when(update(owner, { pricePerDay: -1 })).thenFails('invalid-price'));
-  it('refuses a bad capacity', () => spec.given([created]).when(update(owner, { capacity: 0 })).thenFails('invalid-capacity'));
+  it.each([0, maxCapacity + 1])('refuses capacity %s', (capacity) => spec.given([created]).when(update(owner, { capacity })).thenFails('invalid-capacity'));
+
+  it('still reads a listing stored with a capacity past today\'s bound', () =>
+    expect(fold(listingDecider, [{ ...created, data: { ...created.data, capacity: 3_000_000_000 } }]).status).toBe('active'));
   it('refuses a bad time zone', () => spec.given([created]).when(update(owner, { timeZone: 'Nowhere' })).thenFails('invalid-time-zone'));
 
   it('makes the new price the one later bookings see', () => {

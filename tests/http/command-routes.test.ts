@@ -79,6 +79,14 @@ describe('command routes over HTTP', () => {
       expect(await eventCount()).toBe(before);
     });
 
+    it('refuses a capacity the read model could not hold, naming it, and appends nothing', async () => {
+      const before = await eventCount();
+      const response = await post('/v1/listings', { ...listingInput, capacity: 3_000_000_000 }, owner);
+      expect(response.status).toBe(400);
+      expect(response.body.errors).toEqual([expect.objectContaining({ path: expect.stringContaining('capacity') })]);
+      expect(await eventCount()).toBe(before);
+    });
+
     it('answers 401 without a token and 403 for a consumer', async () => {
       expect((await post('/v1/listings', listingInput)).status).toBe(401);
       expect((await post('/v1/listings', listingInput, consumer)).status).toBe(403);

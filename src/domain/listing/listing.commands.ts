@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { actorSchema } from '../shared/actor.js';
-import { listingDetailsSchema, listingPriceSchema } from './listing.events.js';
+import { newListingDetailsSchema, listingPriceSchema } from './listing.events.js';
 
 /** The owner is the actor, who must hold the OWNER role; `timeZone` defaults to `UTC`. */
 export const createListingSchema = z.object({
@@ -10,8 +10,8 @@ export const createListingSchema = z.object({
     actor: actorSchema,
     /** Whose listing it is; the actor's own when left out. Only an admin creates one for someone else. */
     ownerId: z.string().min(1).optional(),
-    ...listingDetailsSchema.shape,
-    timeZone: listingDetailsSchema.shape.timeZone.optional(),
+    ...newListingDetailsSchema.shape,
+    timeZone: newListingDetailsSchema.shape.timeZone.optional(),
     ...listingPriceSchema.shape,
   }),
 });
@@ -22,7 +22,7 @@ export const updateListingSchema = z.object({
   data: z.object({
     listingId: z.string().min(1),
     actor: actorSchema,
-    ...listingDetailsSchema.partial().shape,
+    ...newListingDetailsSchema.partial().shape,
     ...listingPriceSchema.partial().shape,
   }),
 });

@@ -10,7 +10,7 @@ import type {
   ReactivateListing,
   UpdateListing,
 } from './listing.commands.js';
-import type { ListingDetails, ListingEvent, ListingPrice } from './listing.events.js';
+import { maxCapacity, type ListingDetails, type ListingEvent, type ListingPrice } from './listing.events.js';
 
 export const listingStreamId = (listingId: string) => `listing-${listingId}`;
 
@@ -45,8 +45,8 @@ function assertValidTerms(details: ListingDetails, price: ListingPrice): void {
   if (!Number.isSafeInteger(price.pricePerDay) || price.pricePerDay <= 0) {
     throw new DomainError('invalid-price', 'pricePerDay must be a positive whole number of minor units');
   }
-  if (!Number.isSafeInteger(details.capacity) || details.capacity <= 0) {
-    throw new DomainError('invalid-capacity', 'capacity must be a positive whole number');
+  if (!Number.isSafeInteger(details.capacity) || details.capacity <= 0 || details.capacity > maxCapacity) {
+    throw new DomainError('invalid-capacity', `capacity must be a whole number from 1 to ${maxCapacity}`);
   }
   if (!isTimeZone(details.timeZone)) throw new DomainError('invalid-time-zone', `unknown time zone ${details.timeZone}`);
 }

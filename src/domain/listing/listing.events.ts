@@ -14,6 +14,16 @@ export const listingDetailsSchema = z.object({
 });
 export type ListingDetails = z.infer<typeof listingDetailsSchema>;
 
+/**
+ * The most guests or units a listing may say it takes. Commands and requests are held to it; the
+ * events keep the unbounded rule they were stored under, so that what was stored stays readable.
+ * (A capacity past PostgreSQL's `integer` stopped the listings read model for everyone.)
+ */
+export const maxCapacity = 1_000_000;
+
+/** The details as a command or request may set them. */
+export const newListingDetailsSchema = listingDetailsSchema.extend({ capacity: listingDetailsSchema.shape.capacity.max(maxCapacity) });
+
 /** Price per day (night) in minor units of `currency`. */
 export const listingPriceSchema = z.object({
   pricePerDay: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),

@@ -3,22 +3,22 @@ import { z } from 'zod';
 import type { CommandSide } from '../../../application/command-handlers.js';
 import { createListing, setListingActive, updateListing } from '../../../application/listings/listing.use-cases.js';
 import { submitReview } from '../../../application/reviews/review.use-cases.js';
-import { listingDetailsSchema, listingPriceSchema } from '../../../domain/listing/listing.events.js';
+import { newListingDetailsSchema, listingPriceSchema } from '../../../domain/listing/listing.events.js';
 import { commentSchema, ratingSchema } from '../../../domain/review/review.events.js';
 import { commandOptions } from '../command-context.js';
 import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 
-const createListingBody = listingDetailsSchema
+const createListingBody = newListingDetailsSchema
   .extend({
-    timeZone: listingDetailsSchema.shape.timeZone.optional(),
+    timeZone: newListingDetailsSchema.shape.timeZone.optional(),
     ...listingPriceSchema.shape,
     ownerId: z.uuid().optional().describe("Admins only: the owner (a user with the OWNER role) whose listing this is; left out, the caller's own"),
   })
   .strict()
   .meta({ id: 'CreateListingRequest' });
 
-const updateListingBody = listingDetailsSchema
+const updateListingBody = newListingDetailsSchema
   .extend(listingPriceSchema.shape)
   .partial()
   .strict()
