@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
-import { createListing, setListingActive } from '../../src/application/listings/listing.use-cases.js';
+import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { deterministicUuid } from '../../src/application/ids.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import { eventually } from '../support/eventually.js';
@@ -94,6 +94,41 @@ describe('booking use cases', () => {
       await expect(setListingActive(side, listingId, false, as(otherConsumer))).rejects.toMatchObject({ code: 'forbidden' });
       await expect(setListingActive(side, listingId, false, { ...as(owner), expectedVersion: 5 })).rejects.toMatchObject({ name: 'VersionMismatchError' });
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual([]);
+    });
+
+    /** A deactivation pinned to version 0 whose listing changes (in another process) while its calendar closes. */
+    async function overtakenDeactivation(change: (other: CommandSide) => Promise<unknown>, commandId = 'deactivate-v0'): Promise<unknown> {
+      let resume = () => {};
+      const reached = store.pause((streamId) => streamId === `listingCalendar-${listingId}`, new Promise<void>((resolve) => (resume = resolve)));
+      const deactivation = setListingActive(side, listingId, false, { ...as(owner, commandId), expectedVersion: 0 });
+      await reached;
+      await change(createTestSide(store, clock, 15));
+      resume();
+      return deactivation.catch((error: unknown) => error);
+    }
+
+    it('refused after its calendar closed (If-Match overtaken), leaves the listing bookable', async () => {
+      const refusal = await overtakenDeactivation((other) => updateListing(other, listingId, { title: 'Renamed meanwhile' }, as(admin)));
+
+      expect(refusal).toMatchObject({ name: 'VersionMismatchError' });
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('active');
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarReopened', 'DatesHeld']);
+    });
+
+    it('retried and refused again, still leaves the listing bookable', async () => {
+      await overtakenDeactivation((other) => updateListing(other, listingId, { title: 'Renamed meanwhile' }, as(admin)), 'same-key');
+      await expect(setListingActive(side, listingId, false, { ...as(owner, 'same-key'), expectedVersion: 0 })).rejects.toMatchObject({ name: 'VersionMismatchError' });
+
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
+    });
+
+    it('refused because someone else deactivated it meanwhile, keeps the calendar closed', async () => {
+      const refusal = await overtakenDeactivation((other) => setListingActive(other, listingId, false, as(admin)));
+
+      expect(refusal).toMatchObject({ name: 'VersionMismatchError' });
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('inactive');
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
     });
   });
 

@@ -5,7 +5,7 @@ import { hasRole } from '../../domain/shared/actor.js';
 import { requireUserWithRole } from '../authorization/registered-users.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 
@@ -65,10 +65,40 @@ export async function setListingActive(
     // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
     assertExpectedVersion(stream, request.expectedVersion, version);
     listingDecider.decide(command, state);
-    await side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, unpinned(request));
+    // A retry whose close was undone below closes again rather than take the close for done.
+    await takeStep(
+      unpinned(request),
+      (options) => side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, options),
+      (calendarState) => calendarState.closed,
+    );
+    try {
+      return outcome(listingId, await side.handlers.listing.handle(stream, command, request));
+    } catch (error) {
+      await reopenUnlessDeactivated(side, listingId, request);
+      throw error;
+    }
   }
   const result = await side.handlers.listing.handle(stream, command, request);
-  if (!active) return outcome(listingId, result);
   const reopened = await side.handlers.listingCalendar.handle(calendar, { type: 'ReopenCalendar', data: { listingId } }, unpinned(request));
   return outcome(listingId, result, reopened);
+}
+
+/**
+ * A deactivation refused after its calendar closed (an If-Match that another change overtook)
+ * must leave the listing as it found it: active and bookable. Left closed, the listing stayed
+ * listed yet refused every booking until someone deactivated or reactivated it. When the
+ * listing has been deactivated meanwhile the close is its own, and stays.
+ */
+async function reopenUnlessDeactivated(side: CommandSide, listingId: string, request: CommandOptions): Promise<void> {
+  try {
+    const { state } = await side.handlers.listing.read(listingStreamId(listingId));
+    if (state.status !== 'active') return;
+    const reopen = { type: 'ReopenCalendar' as const, data: { listingId } };
+    const calendar = listingCalendarStreamId(listingId);
+    // Under ids of its own, and taken again when a retry's refusal finds the close repeated.
+    await takeStep(compensating(request, 'close'), (options) => side.handlers.listingCalendar.handle(calendar, reopen, options), (calendarState) => !calendarState.closed);
+  } catch {
+    // The refusal is what the caller hears; a calendar left closed is healed by the next
+    // deactivation or reactivation, which bring it in line with the listing.
+  }
 }
