@@ -112,6 +112,8 @@ describe('audit API', () => {
     expect((await get(`/v1/audit/streams/${listingStream}/state?version=9`, auditor)).statusCode).toBe(404);
     expect((await get('/v1/audit/streams/spaceship-1/state', auditor)).statusCode).toBe(404);
     expect((await get(`/v1/audit/streams/${listingStream}/state?version=1&at=2030-01-01T00:00:00Z`, auditor)).statusCode).toBe(400);
+    // An empty version is no version 0.
+    expect((await get(`/v1/audit/streams/${listingStream}/state?version=`, auditor)).statusCode).toBe(400);
   });
 
   it("finds everything one actor did and everything one request caused, through the audit index", async () => {

@@ -77,7 +77,7 @@ describe('query API', () => {
     });
 
     it('validates the query: limit, price range, date range', async () => {
-      for (const query of ['limit=0', 'limit=101', 'limit=x', 'minPrice=5&maxPrice=4', 'from=2030-01-01', 'from=2030-02-02&to=2030-02-01', 'from=2030-01-01&to=2032-01-01']) {
+      for (const query of ['limit=0', 'limit=101', 'limit=x', 'limit=', 'maxPrice=', 'minPrice=', 'minPrice=1e3', 'maxPrice=-0', 'minPrice=5&maxPrice=4', 'from=2030-01-01', 'from=2030-02-02&to=2030-02-01', 'from=2030-01-01&to=2032-01-01']) {
         expect((await q.app.inject({ url: `/v1/listings?${query}` })).statusCode, query).toBe(400);
       }
     });

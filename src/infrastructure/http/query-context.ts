@@ -55,7 +55,7 @@ const invalidCursor = () =>
 
 /** `?limit=` and `?cursor=` of every list (API.md "Pagination"). */
 export const pageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20).describe('Items per page, 1–100'),
+  limit: wholeNumberParam(1, 100).default(20).describe('Items per page, 1–100'),
   cursor: z.string().min(1).max(1024).optional().describe('`nextCursor` of the previous page, as given'),
 });
 
@@ -187,6 +187,18 @@ const printable = /^[^\u0000-\u001f\u007f]*$/;
 /** Free text in a query string (a filter value), up to `max` characters. */
 export function textParam(max: number) {
   return z.string().min(1).max(max).regex(printable, 'must not contain control characters');
+}
+
+/**
+ * A whole-number query parameter from `min` to `max`: digits only, because coercion read an empty
+ * `?maxPrice=` (a form's blank field) as 0 and answered as if asked for it.
+ */
+export function wholeNumberParam(min: number, max: number = Number.MAX_SAFE_INTEGER) {
+  return z
+    .string()
+    .regex(/^[0-9]{1,16}$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
 }
 
 /** `{ id }` path parameters. */
