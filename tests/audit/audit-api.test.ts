@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookAppointment, completeAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { createListing, updateListing } from '../../src/application/listings/listing.use-cases.js';
@@ -326,6 +327,31 @@ describe('audit API', () => {
     expect(first.items.map((item) => item.type)).toEqual(['login_failed']);
     const second = (await get(`/v1/audit/security-events?userId=${patient.id}&limit=1&cursor=${first.nextCursor ?? ''}`, auditor)).json<Page<{ type: string }>>();
     expect(second).toMatchObject({ items: [{ type: 'account_locked' }], nextCursor: null });
+  });
+
+  it('pages the security events without skipping one that committed late', async () => {
+    const db = createKysely<IdentityTables>(q.harness.pool);
+    const at = new Date('2030-01-02T00:00:00Z');
+    const userId = randomUUID();
+    const event = (requestId: string) => ({ type: 'login_failed' as const, userId, occurredAt: at, requestId });
+    let commitLate = () => {};
+    const held = new Promise<void>((resolve) => (commitLate = resolve));
+    let inserted = () => {};
+    const late = db.transaction().execute(async (trx) => {
+      await new PgSecurityEventLog(trx).record(event('late'));
+      inserted();
+      await held;
+    });
+    await new Promise<void>((resolve) => (inserted = resolve));
+    const meanwhile = new PgSecurityEventLog(db).record(event('meanwhile'));
+    const seenMeanwhile = await Promise.race([meanwhile.then(() => 'committed'), new Promise((resolve) => setTimeout(() => resolve('waiting'), 300))]);
+    commitLate();
+    await Promise.all([late, meanwhile]);
+
+    // Until the late row commits, no later one does: a reader can never pass a row still to come.
+    expect(seenMeanwhile).toBe('waiting');
+    const all = (await get(`/v1/audit/security-events?userId=${userId}`, auditor)).json<Page<{ requestId: string }>>();
+    expect(all.items.map((item) => item.requestId)).toEqual(['late', 'meanwhile']);
   });
 
   it('refuses the read when its access record cannot be written', async () => {
