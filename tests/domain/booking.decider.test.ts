@@ -167,6 +167,14 @@ describe('CancelBooking', () => {
     const oddPaid: BookingEvent = { type: 'BookingPaid', data: { ...paid.data, amount: 30_003 } };
     spec.given([odd, oddPaid]).when(cancel(consumer, hoursBeforeStart(100))).then([cancelled('consumer', consumer, 50, 15_001)]);
   });
+  it('refuses a confirmed stay that is over, from its end date in the listing time zone', () => {
+    spec.given(paidStay).when(cancel(admin, '2026-06-03T22:59:00.000Z')).then([cancelled('admin', admin, 100, 30_000)]);
+    spec.given(paidStay).when(cancel(admin, '2026-06-03T23:00:00.000Z')).thenFails('stay-over'); // midnight in Lisbon
+    spec.given(paidStay).when(cancel(owner, '2026-06-10T00:00:00.000Z')).thenFails('stay-over');
+    spec.given(paidStay).when(cancel(consumer, '2026-06-10T00:00:00.000Z')).thenFails('stay-over');
+  });
+  it('still cancels a paid booking never confirmed after its dates (the payment process undoing it)', () =>
+    spec.given([requested, paid]).when(cancel(admin, '2026-06-10T00:00:00.000Z')).then([cancelled('admin', admin, 100, 30_000)]));
   it('refunds no amount when nothing was paid', () => spec.given([requested]).when(cancel(consumer)).then([cancelledUnpaid]));
   it('refunds a paid but unconfirmed booking', () => spec.given([requested, paid]).when(cancel(owner)).then([cancelled('owner', owner, 100, 30_000)]));
   it('refuses anyone else', () => spec.given(paidStay).when(cancel(stranger)).thenFails('forbidden'));

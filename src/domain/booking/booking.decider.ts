@@ -128,6 +128,11 @@ function cancelBooking({ data }: CancelBooking, state: BookingState): BookingEve
   if (!cancelledBy) throw new ForbiddenError('only the consumer, the owner or an admin may cancel a booking');
   if (current.status === 'cancelled') return [];
   if (current.status === 'completed' || current.status === 'expired') throw illegal(current, 'cancelled');
+  // A confirmed stay that is over was had: cancelling it refunded the owner's or an admin's 100 %
+  // of it, and its dates, already dropped from the calendar, stayed booked in every read model.
+  if (current.status === 'confirmed' && todayIn(booking.timeZone, data.now) >= booking.endDate) {
+    throw new DomainError('stay-over', `the stay ended on ${booking.endDate}: complete it rather than cancel it`);
+  }
   const percent = refundPercent(cancelledBy, data.now, booking.startDate, booking.timeZone);
   const payment = paymentOf(current);
   const refundAmount = payment ? percentOf(payment.amount, percent) : 0;
