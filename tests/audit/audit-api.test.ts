@@ -354,6 +354,24 @@ describe('audit API', () => {
     expect(all.items.map((item) => item.requestId)).toEqual(['late', 'meanwhile']);
   });
 
+  it('exports, with a Consistency-Position, the events up to it even while an older transaction holds back what the log reads', async () => {
+    const older = await q.harness.pool.connect();
+    try {
+      await older.query('BEGIN');
+      await older.query('SELECT txid_current()');
+      const listingId = (await createListing(q.side, listingInput, as(owner))).id;
+      const exported = get(`/v1/audit/export?streamPrefix=listing-${listingId}`, auditor, q.consistency());
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await older.query('COMMIT');
+
+      const response = await exported;
+      expect(response.statusCode).toBe(200);
+      expect(response.body.trim().split('\n').map((line) => (JSON.parse(line) as { type: string }).type)).toEqual(['ListingCreated']);
+    } finally {
+      older.release();
+    }
+  });
+
   it('refuses the read when its access record cannot be written', async () => {
     const pool = q.harness.pool;
     // As the owner: the access log accepts nothing (a full disk, a lost grant, a locked table).

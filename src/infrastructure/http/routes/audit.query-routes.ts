@@ -126,9 +126,11 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   const security = [{ bearerAuth: [] }];
   const auditor = requireRoles('AUDITOR', 'ADMIN');
   const indexed = consistentWith([auditIndexProjectionName]);
-  // The routes below that read the event store itself declare `Consistency-Position` too: every
-  // position a command returned is already visible there, so a well-formed one has nothing to
-  // wait for, and a malformed one is refused (400) as on every other query route.
+  // The routes below that read a stream declare `Consistency-Position` too: every position a
+  // command returned is already visible to a stream read, so a well-formed one has nothing to
+  // wait for, and a malformed one is refused (400) as on every other query route. The export
+  // reads the global order instead, which stops below the oldest transaction still open: it
+  // waits as the index does, whose checkpoint passes a position only once that order has.
   const headers = consistencyHeaders;
   const healthWithheld = withholdingHealthData(events);
   /** Auditors read everything; an admin who is no auditor reads appointments without their health data. */
@@ -251,6 +253,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         headers,
         querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }),
       },
+      preHandler: indexed,
     },
     async (request, reply) => {
       const { from, to, streamPrefix } = request.query;
