@@ -97,11 +97,17 @@ describe('HoldDates', () => {
   it('accepts a stay that starts on the day another one ends', () =>
     spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b2', '2026-06-05', '2026-06-08')).then([held('b2', '2026-06-05', '2026-06-08')]));
 
-  it('releases an overlapping lapsed hold as expired and holds the dates', () =>
+  it('releases an overlapping lapsed hold named displaceable as expired and holds the dates', () =>
     spec
       .given([held('b1', '2026-06-01', '2026-06-05'), held('b3', '2026-07-01', '2026-07-03')])
-      .when(hold('b2', '2026-06-03', '2026-06-08', { now: later, holdExpiresAt: '2026-05-01T10:35:00.000Z' }))
+      .when(hold('b2', '2026-06-03', '2026-06-08', { now: later, holdExpiresAt: '2026-05-01T10:35:00.000Z', displaceable: ['b1'] }))
       .then([released('b1', '2026-06-01', '2026-06-05', 'expired'), held('b2', '2026-06-03', '2026-06-08', '2026-05-01', '2026-05-01T10:35:00.000Z')]));
+
+  it('names the overlapping lapsed holds it was not told are displaceable (their payments may have gone through)', () => {
+    const state = fold(listingCalendarDecider, [held('b1', '2026-06-01', '2026-06-05'), held('b3', '2026-06-06', '2026-06-07'), held('b4', '2026-07-01', '2026-07-03')]);
+    const command = hold('b2', '2026-06-03', '2026-06-08', { now: later, holdExpiresAt: '2026-05-01T10:35:00.000Z', displaceable: ['b3'] });
+    expect(() => listingCalendarDecider.decide(command, state)).toThrow(expect.objectContaining({ code: 'lapsed-holds-in-the-way', bookingIds: ['b1'] }));
+  });
 });
 
 describe('BookDates', () => {

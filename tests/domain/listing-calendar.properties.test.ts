@@ -10,7 +10,8 @@ import type { ListingCalendarEvent } from '../../src/domain/listing-calendar/lis
 const listingId = 'listing-p';
 const firstDay = '2026-05-01';
 const startMs = Date.parse(`${firstDay}T00:00:00Z`);
-const bookingId = fc.constantFrom('b1', 'b2', 'b3', 'b4', 'b5', 'b6');
+const bookingIds = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6'];
+const bookingId = fc.constantFrom(...bookingIds);
 
 /** A command without its clock; the run supplies `now` from a clock that mostly moves forward. */
 type Step = { minutesLater: number; build: (now: string) => ListingCalendarCommand };
@@ -22,13 +23,15 @@ const hold = fc
     nights: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constantFrom(0, -2, 91)),
     holdMinutes: fc.integer({ min: -5, max: 60 }),
     timeZone: fc.constantFrom('UTC', 'Pacific/Auckland', 'America/Los_Angeles', 'Pacific/Kiritimati', 'Pacific/Pago_Pago'),
+    // The holds whose payments the caller found had not gone through.
+    displaceable: fc.subarray(bookingIds),
   })
   .map(
-    ({ bookingId, startOffset, nights, holdMinutes, timeZone }) =>
+    ({ bookingId, startOffset, nights, holdMinutes, timeZone, displaceable }) =>
       (now: string): ListingCalendarCommand => {
         const startDate = addDays(now.slice(0, 10), startOffset);
         const holdExpiresAt = new Date(Date.parse(now) + holdMinutes * 60_000).toISOString();
-        return { type: 'HoldDates', data: { listingId, bookingId, startDate, endDate: addDays(startDate, nights), holdExpiresAt, now, timeZone } };
+        return { type: 'HoldDates', data: { listingId, bookingId, startDate, endDate: addDays(startDate, nights), holdExpiresAt, now, timeZone, displaceable } };
       },
   );
 const book = bookingId.map((bookingId) => (): ListingCalendarCommand => ({ type: 'BookDates', data: { listingId, bookingId } }));
@@ -114,6 +117,26 @@ test.prop([fc.array(step, { maxLength: 40 })])('a hold is granted only on dates 
         );
         expect(blockers).toEqual([]);
       }
+    }
+    for (const event of events) state = listingCalendarDecider.evolve(state, event);
+  }
+});
+
+test.prop([fc.array(step, { maxLength: 40 })])('a hold displaces only the lapsed holds its command names as displaceable', (steps) => {
+  let state = listingCalendarDecider.initialState;
+  let clock = startMs;
+  for (const { minutesLater, build } of steps) {
+    clock += minutesLater * 60_000;
+    const command = build(new Date(clock).toISOString());
+    let events: ListingCalendarEvent[] = [];
+    try {
+      events = listingCalendarDecider.decide(command, state);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+    }
+    if (command.type === 'HoldDates') {
+      const displaced = events.flatMap((event) => (event.type === 'DatesReleased' ? [event.data.bookingId] : []));
+      for (const id of displaced) expect(command.data.displaceable ?? []).toContain(id);
     }
     for (const event of events) state = listingCalendarDecider.evolve(state, event);
   }

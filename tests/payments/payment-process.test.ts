@@ -253,6 +253,25 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
   });
 
+  it('payment succeeded inside the hold, and someone else asks for the dates before the process marks the booking paid → refused; the payer keeps them', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    clock.advance(14 * 60_000);
+    await pay(paymentId, intentId);
+    // The process is behind (retrying a provider call for someone else); the hold lapses first.
+    clock.advance(2 * 60_000);
+    const booking = (await side.handlers.booking.read(`booking-${bookingId}`)).state;
+    if (booking.status !== 'requested') throw new Error('expected a held booking');
+    const other = person(['CONSUMER']);
+    await expect(requestBooking(side, { listingId: listing, startDate: booking.booking.startDate, endDate: booking.booking.endDate }, as(other))).rejects.toMatchObject({
+      code: 'dates-unavailable',
+    });
+    await drain();
+
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingConfirmed']);
+    expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesBooked']);
+    expect(stripe.refundsFor(paymentId)).toEqual([]);
+  });
+
   it('a refund Stripe refuses for good is recorded as failed and does not hold up later events', async () => {
     const first = await bookAndStartPaying();
     await pay(first.paymentId, first.intentId);

@@ -1,16 +1,18 @@
 import { bookingDecider, bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
 import type { RequestBooking } from '../../domain/booking/booking.commands.js';
 import type { ReleaseReason } from '../../domain/listing-calendar/listing-calendar.events.js';
-import { listingCalendarStreamId, liveRangeOf } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import { LapsedHoldsInTheWay, listingCalendarStreamId, liveRangeOf, type ListingCalendarState } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import type { ListingCalendarEvent } from '../../domain/listing-calendar/listing-calendar.events.js';
 import type { HoldDates } from '../../domain/listing-calendar/listing-calendar.commands.js';
 import { listingStreamId } from '../../domain/listing/listing.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
-import { NotFoundError } from '../../domain/shared/domain-error.js';
+import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
-import type { CommandOptions } from '../command-handling/handle-command.js';
+import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
+import { bookingPayment } from '../payments/payment-attempts.js';
 
 export type RequestBookingInput = { listingId: string; startDate: CalendarDate; endDate: CalendarDate };
 
@@ -40,16 +42,45 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
   // inactive listing) before any dates are held for it.
   bookingDecider.decide(command, bookingDecider.initialState);
   const booking = bookingStreamId(bookingId);
-  const hold: HoldDates = { type: 'HoldDates', data: { ...input, bookingId, holdExpiresAt: command.data.holdExpiresAt, now: command.data.now, timeZone: details.timeZone } };
+  const hold = (displaceable: readonly string[]): HoldDates => ({
+    type: 'HoldDates',
+    data: { ...input, bookingId, holdExpiresAt: command.data.holdExpiresAt, now: command.data.now, timeZone: details.timeZone, displaceable: [...displaceable] },
+  });
   await takeStep(
     unpinned(request),
-    (options) => side.handlers.listingCalendar.handle(listingCalendarStreamId(input.listingId), hold, options),
+    (options) => holdDisplacingUnpaid(side, listingCalendarStreamId(input.listingId), hold, options),
     (state) => liveRangeOf(state, bookingId) !== undefined,
     // A retry that finds its hold released (it lapsed, or was displaced) holds again only for a booking still to be made.
     async () => (await side.handlers.booking.read(booking)).state.status === 'none',
   );
   const result = await side.handlers.booking.handle(booking, command, unpinned(request));
   return outcome(bookingId, result);
+}
+
+/**
+ * Holds the dates, displacing lapsed holds in the way only once their payments are found not to
+ * have gone through: one paid in time keeps its dates until the payment process books them.
+ * Holds lapse while we look, so a few rounds may be needed; past them, the dates count as taken.
+ */
+async function holdDisplacingUnpaid(
+  side: CommandSide,
+  calendar: string,
+  hold: (displaceable: readonly string[]) => HoldDates,
+  options: CommandOptions,
+): Promise<CommandResult<ListingCalendarState, ListingCalendarEvent>> {
+  const unpaid: string[] = [];
+  for (let round = 1; ; round++) {
+    try {
+      return await side.handlers.listingCalendar.handle(calendar, hold(unpaid), options);
+    } catch (error) {
+      if (!(error instanceof LapsedHoldsInTheWay)) throw error;
+      const payments = await Promise.all(error.bookingIds.map(async (id) => ({ id, ...(await bookingPayment(side, id)) })));
+      if (round >= 3 || payments.some(({ paid }) => paid)) {
+        throw new DomainError('dates-unavailable', 'the dates are held by a booking whose payment went through');
+      }
+      unpaid.push(...payments.map(({ id }) => id));
+    }
+  }
 }
 
 export async function cancelBooking(

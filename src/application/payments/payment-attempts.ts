@@ -1,3 +1,4 @@
+import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
 import { paymentStreamId, type PaymentState } from '../../domain/payment/payment.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { CommandSide } from '../command-handlers.js';
@@ -43,4 +44,17 @@ export async function currentAttempt(side: CommandSide, bookingId: string): Prom
 /** Intents someone could still pay: initiated, or failed and waiting for another card. */
 export function isLive(state: PaymentState): state is Extract<PaymentState, { status: 'initiated' | 'failed' }> {
   return state.status === 'initiated' || state.status === 'failed';
+}
+
+/**
+ * Where a booking stands, and whether it is paid for: marked paid (or on past it), or still
+ * requested with its provider's success already in the log, because the payment process may
+ * be behind (retrying a provider call) and not have marked it yet. Whoever would take its dates
+ * away, as lapsed, asks this first: taking them refunded a consumer who paid in time.
+ */
+export async function bookingPayment(side: CommandSide, bookingId: string): Promise<{ readonly status: BookingState['status']; readonly paid: boolean }> {
+  const { status } = (await side.handlers.booking.read(bookingStreamId(bookingId))).state;
+  if (status === 'paid' || status === 'confirmed' || status === 'completed') return { status, paid: true };
+  if (status !== 'requested') return { status, paid: false };
+  return { status, paid: (await paymentAttempts(side, bookingId)).some(({ state }) => state.status === 'succeeded') };
 }

@@ -10,7 +10,7 @@ import { releaseDates } from '../bookings/booking.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { sleep } from '../sleep.js';
-import { paymentAttempts } from '../payments/payment-attempts.js';
+import { bookingPayment } from '../payments/payment-attempts.js';
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
 
 /**
@@ -313,22 +313,19 @@ export class HoldExpiryProcess {
     let paid = false;
     if (hold.status !== 'booking-expired') {
       // Only a booking still waiting for its payment expires: paid or cancelled meanwhile, it has
-      // moved on. Paid also when the provider's success is in the log but the payment process
-      // has not marked the booking yet (it may be behind, retrying a provider call): expiring it
-      // then refunded a consumer who paid in time.
-      const booking = await side.handlers.booking.read(bookingStreamId(bookingId));
-      const waiting = booking.state.status === 'requested';
-      const paymentIn = waiting && (await paymentAttempts(side, bookingId)).some(({ state }) => state.status === 'succeeded');
-      if (waiting && !paymentIn) {
+      // moved on.
+      const booking = await bookingPayment(side, bookingId);
+      if (booking.status === 'requested' && !booking.paid) {
         const now = side.clock.now().toISOString();
         await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'ExpireBooking', data: { bookingId, now } }, request);
       }
-      paid = paymentIn || booking.state.status === 'paid' || booking.state.status === 'confirmed' || booking.state.status === 'completed';
+      paid = booking.paid;
     }
-    // A booking paid just after its hold lapsed keeps its dates while nobody else wants them: the
-    // payment process books them next (a hold for them by someone else still wins, and the
-    // booking is then cancelled and refunded). Otherwise the dates go back, also when there is no
-    // booking at all (the request died after holding them).
+    // A booking paid, in time or after its hold lapsed, keeps its dates: the payment process books
+    // them next, and a new hold in their way displaces them only once it found them unpaid (a
+    // payment landing after that check loses them, and the booking is then cancelled and
+    // refunded). Otherwise the dates go back, also when there is no booking at all (the request
+    // died after holding them).
     if (hold.status !== 'dates-released' && !paid) {
       await side.handlers.listingCalendar.handle(
         listingCalendarStreamId(hold.listingId),

@@ -14,6 +14,12 @@ export const holdDatesSchema = z.object({
     holdExpiresAt: instantSchema,
     now: instantSchema,
     timeZone: timeZoneSchema,
+    /**
+     * Lapsed holds in the way that may be displaced: those whose payment the caller found had
+     * not gone through. The calendar cannot know it, and a payment that went through in time
+     * must keep its dates while the payment process catches up to book them.
+     */
+    displaceable: z.array(z.string().min(1)).max(1000).optional(),
   }),
 });
 

@@ -90,9 +90,20 @@ function released(listingId: string, bookingId: string, range: DateRange, reason
 }
 
 /**
+ * Lapsed holds in the way of a new hold, which the command did not name as displaceable: the
+ * caller finds out whether their payments went through, and holds again naming those that did not.
+ */
+export class LapsedHoldsInTheWay extends DomainError {
+  constructor(readonly bookingIds: readonly string[]) {
+    super('lapsed-holds-in-the-way', `lapsed holds of ${bookingIds.join(', ')} are in the way; their payments are still to be checked`);
+  }
+}
+
+/**
  * Lapsed holds that overlap the new range are released (reason `expired`) in the same decision,
  * so the state never holds two overlapping ranges; the process manager's own release of them
- * later finds nothing to do. A lapsed hold nobody competes for stays, and may still be booked.
+ * later finds nothing to do. Only those the command names as displaceable are: the others may
+ * have been paid in time. A lapsed hold nobody competes for stays, and may still be booked.
  */
 function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCalendarEvent[] {
   const range: DateRange = { startDate: data.startDate, endDate: data.endDate };
@@ -113,6 +124,9 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
   if (blocking.some((live) => !isLapsed(live, data.now))) {
     throw new DomainError('dates-unavailable', `${range.startDate}..${range.endDate} overlaps dates held or booked by someone else`);
   }
+  const displaceable = new Set(data.displaceable);
+  const unchecked = blocking.filter((live) => !displaceable.has(live.bookingId));
+  if (unchecked.length > 0) throw new LapsedHoldsInTheWay(unchecked.map((live) => live.bookingId));
   const { listingId, bookingId, holdExpiresAt } = data;
   return [
     ...blocking.map((live) => released(listingId, live.bookingId, live, 'expired')),
