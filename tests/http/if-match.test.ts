@@ -135,6 +135,22 @@ describe('If-Match on commands over HTTP', () => {
   });
 
   describe('listings', () => {
+    it('answers a listing that does not exist, or that the caller may not change, as such (404, 403), not 412, whatever If-Match says', async () => {
+      const id = String((await post('/v1/listings', listingInput, owner)).body.id);
+      const otherOwner = person(['OWNER']);
+      const before = await snapshot([listingStreamId(id), listingCalendarStreamId(id)]);
+
+      expect((await post(`/v1/listings/${randomUUID()}/update`, { title: 'Mine' }, owner, ifMatch(0))).status).toBe(404);
+      for (const path of [`/v1/listings/${id}/update`, `/v1/listings/${id}/deactivate`]) {
+        const refused = await post(path, path.endsWith('update') ? { title: 'Mine now' } : {}, otherOwner, ifMatch(3));
+        expect(refused.status, path).toBe(403);
+        expect(refused.body, path).not.toHaveProperty('actualVersion');
+      }
+      expect(await snapshot([listingStreamId(id), listingCalendarStreamId(id)])).toEqual(before);
+      // Its owner with a stale version still hears 412.
+      expectVersionMismatch(await post(`/v1/listings/${id}/update`, { title: 'Renamed' }, owner, ifMatch(3)), 3, 0);
+    });
+
     it('POST /v1/listings/{id}/deactivate retried with its If-Match after it went through (its answer lost): the original answer, not 412', async () => {
       const id = String((await post('/v1/listings', listingInput, owner)).body.id);
       const key = randomUUID();

@@ -1,3 +1,6 @@
+import { NotFoundError } from '../../domain/shared/domain-error.js';
+import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
+
 /**
  * The caller pinned the version it last saw (`If-Match`) and the aggregate has moved on since:
  * re-deciding on the newer state could do something the caller did not intend, so we refuse.
@@ -13,9 +16,21 @@ export class VersionMismatchError extends Error {
   }
 }
 
-/** Refuses a command whose caller pinned (`If-Match`) another version than the stream's current one (−1: none). */
-export function assertExpectedVersion(streamId: string, expected: number | undefined, actual: number): void {
-  if (expected !== undefined && expected !== actual) throw new VersionMismatchError(streamId, expected, actual < 0 ? 'no_stream' : actual);
+/**
+ * Refuses a command whose caller pinned (`If-Match`) another version than the stream's current
+ * one (−1: none). `decide` runs the command on the current state first: a resource that does
+ * not exist, or that the caller may not act on, is answered as such (404, 403), never as a stale
+ * version (412), which also told a stranger its version (RFC 9110 §13.2.1: a precondition counts
+ * only for a request that would otherwise succeed).
+ */
+export function assertExpectedVersion(streamId: string, expected: number | undefined, actual: number, decide?: () => unknown): void {
+  if (expected === undefined || expected === actual) return;
+  try {
+    decide?.();
+  } catch (error) {
+    if (error instanceof NotFoundError || error instanceof ForbiddenError) throw error;
+  }
+  throw new VersionMismatchError(streamId, expected, actual < 0 ? 'no_stream' : actual);
 }
 
 /** Every retry of a command lost the race for its stream; the caller may try again later. */

@@ -199,7 +199,9 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
           report('already-applied');
           return original;
         }
-        assertExpectedVersion(streamId, options.expectedVersion, current.revision);
+        assertExpectedVersion(streamId, options.expectedVersion, current.revision, () =>
+          aggregate.decider.decide(isBuilder(input) ? input(current.state) : input, current.state),
+        );
         const command = isBuilder(input) ? input(current.state) : input;
         commandType = typeName(command);
         const events = aggregate.decider.decide(command, current.state);

@@ -63,7 +63,7 @@ export async function setListingActive(
     if (original) return outcome(listingId, original);
     const { state, version } = await side.handlers.listing.read(stream);
     // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
-    assertExpectedVersion(stream, request.expectedVersion, version);
+    assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
     listingDecider.decide(command, state);
     // A retry whose close was undone below closes again rather than take the close for done.
     await takeStep(
