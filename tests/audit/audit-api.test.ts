@@ -129,6 +129,23 @@ describe('audit API', () => {
     expect(caused.items.every((event) => event.revision === 0)).toBe(true);
   });
 
+  it('completes an erasure pinned to a version once its key is gone, though the user changed meanwhile: its record follows, and the read model drops the data', async () => {
+    const person: Actor = { id: randomUUID(), roles: ['PATIENT'] };
+    await registerUser(q.side, person, 'Changed Meanwhile');
+    const { version } = await q.side.handlers.user.read(`user-${person.id}`);
+    const grantMeanwhile = async () => {
+      const grant = { type: 'GrantRoles' as const, data: { userId: person.id, roles: ['CONSUMER' as const], grantedBy: admin } };
+      await q.side.handlers.user.handle(`user-${person.id}`, grant, as(admin));
+    };
+    await eraseSubject({ side: q.side, vault: q.harness.vault, outsideTheLog: { eraseSubject: grantMeanwhile } }, person.id, { ...as(admin), expectedVersion: version });
+    await q.settle();
+
+    const history = (await get(`/v1/audit/streams/user-${person.id}/events`, auditor)).json<Page<AuditEvent>>();
+    expect(history.items.map((event) => event.type)).toEqual(['UserRegistered', 'RolesGranted', 'SubjectErased']);
+    const row = await q.harness.pool.query<{ name: string }>('SELECT name FROM rm_users.users WHERE user_id = $1', [person.id]);
+    expect(row.rows.map((user) => user.name)).not.toContain('Changed Meanwhile');
+  });
+
   it('shows each event found by actor or by correlation exactly as the stream history shows it, personal data revealed or erased alike', async () => {
     const erased: Actor = { id: 'patient-erased', roles: ['PATIENT'] };
     await registerUser(q.side, erased, 'Gone');

@@ -48,6 +48,34 @@ describe('PersonalDataVault', () => {
     expect(event.data.reason).toBe(erasedPlaceholder);
   });
 
+  it('reveals a field sealed after the erasure as [erased] also where the destroyed key is still in memory', async () => {
+    const keys = new MemorySubjectKeyStore();
+    const stillCaching = new PersonalDataVault(keys);
+    await sealedEvent(stillCaching, 'patient-1', 'migraine');
+    const eraser = new PersonalDataVault(keys);
+    await eraser.erase('patient-1', new Date());
+    const afterErasure = await sealedEvent(eraser, 'patient-1', 'cancelled: feeling better');
+
+    const [revealed] = await stillCaching.reveal([afterErasure]);
+    expect(revealed?.data).toMatchObject({ reason: erasedPlaceholder, contact: { email: erasedPlaceholder } });
+  });
+
+  it('keeps an erasure final when a key lookup begun before it ends after it', async () => {
+    const keys = new MemorySubjectKeyStore();
+    const key = await keys.obtain('patient-1');
+    let answer = (_: typeof key) => {};
+    const slowKeys = Object.assign(Object.create(keys) as MemorySubjectKeyStore, {
+      obtain: () => new Promise<typeof key>((resolve) => (answer = resolve)),
+    });
+    const vault = new PersonalDataVault(slowKeys);
+    const sealing = sealedEvent(vault, 'patient-1', 'migraine');
+    await vault.erase('patient-1', new Date());
+    answer(key);
+
+    expect((await sealing).data.reason).toBe(erasedPlaceholder);
+    expect((await sealedEvent(vault, 'patient-1', 'again')).data.reason).toBe(erasedPlaceholder);
+  });
+
   it('leaves events without sealed fields as they are', async () => {
     const vault = new PersonalDataVault(new MemorySubjectKeyStore());
     const plain = { data: { listingId: 'l-1' }, metadata: { actorId: 'u-1' } };

@@ -4,7 +4,7 @@ import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
 import { streamIdOf } from '../../domain/user/user.decider.js';
 import type { CommandSide } from '../command-handlers.js';
 import { assertExpectedVersion } from '../command-handling/errors.js';
-import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import type { PersonalDataVault } from './personal-data-vault.js';
 
@@ -41,10 +41,13 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   assertExpectedVersion(streamId, request.expectedVersion, version);
   await deps.vault.erase(userId, deps.side.clock.now());
   await deps.outsideTheLog.eraseSubject(userId);
+  // Unpinned: past the key, the erasure is done, and its record must follow whatever was
+  // appended meanwhile. Pinned, a role granted in between answered 412 to an erasure half made,
+  // and without `SubjectErased` no read model ever dropped the person's data.
   const result = await deps.side.handlers.user.handle(
     streamId,
     { type: 'EraseSubject', data: { userId, erasedBy: { id: actor.id, roles: [...actor.roles] }, now: deps.side.clock.now() } },
-    request,
+    unpinned(request),
   );
   return outcome(userId, result);
 }

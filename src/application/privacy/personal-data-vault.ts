@@ -101,7 +101,11 @@ export class PersonalDataVault {
     if (!sealed) return event;
     const key = this.fromCache(sealed.subjectId);
     if (key === undefined) return undefined;
-    return withSealedFields(event, sealed, (value, field) => (key === 'erased' ? erasedPlaceholder : decrypt(key, value, sealed.subjectId, field)));
+    // A field sealed after the erasure is stored as the placeholder already; a process whose
+    // cache still holds the destroyed key tried to decrypt it, and answered 500.
+    return withSealedFields(event, sealed, (value, field) =>
+      key === 'erased' || value === erasedPlaceholder ? erasedPlaceholder : decrypt(key, value, sealed.subjectId, field),
+    );
   }
 
   /** Destroys the subject's key for good: everything sealed with it reads `[erased]` from now on. */
@@ -126,7 +130,9 @@ export class PersonalDataVault {
   }
 
   private remember(subjectId: string, key: SubjectKey): SubjectKey {
-    // Erasure is final, so an erased subject never needs asking about again.
+    // Erasure is final, so an erased subject never needs asking about again; and a lookup that
+    // began before the erasure and ends after it must not bring the destroyed key back.
+    if (this.cached.get(subjectId)?.key === 'erased') return 'erased';
     const until = key === 'erased' ? Number.POSITIVE_INFINITY : this.now() + this.keyCacheMs;
     this.cached.delete(subjectId);
     this.cached.set(subjectId, { key, until });
