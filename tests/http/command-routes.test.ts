@@ -182,6 +182,19 @@ describe('command routes over HTTP', () => {
       }
     });
 
+    it('refuses a misspelt field of a schedule, naming it, rather than clear what it meant to set', async () => {
+      const before = await eventCount();
+      for (const [body, field] of [
+        [{ ...everyMorning, daysoff: ['2030-01-01'] }, 'daysoff'],
+        [{ ...everyMorning, weeklyHours: { ...everyMorning.weeklyHours, monday: [{ from: '09:00', to: '12:00' }] } }, 'monday'],
+      ] as const) {
+        const response = await put(`/v1/doctors/${doctor.id}/schedule`, body, doctor);
+        expect(response.status, field).toBe(400);
+        expect(JSON.stringify(response.body.errors), field).toContain(field);
+      }
+      expect(await eventCount()).toBe(before);
+    });
+
     it('refuses a schedule with an invalid time zone, naming the field', async () => {
       const response = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, timeZone: 'Mars/Olympus' }, doctor);
       expect(response.status).toBe(400);

@@ -45,9 +45,12 @@ export const weeklyScheduleSchema = z
   .object({
     timeZone: timeZoneSchema,
     slotMinutes: z.number().int().min(minSlotMinutes).max(maxSlotMinutes),
-    weeklyHours: weeklyHoursSchema,
+    // Strict, as every day and `daysOff` default to none: a misspelt `monday` or `daysoff` was
+    // dropped, and cleared the hours or the days off it meant to set.
+    weeklyHours: weeklyHoursSchema.strict(),
     daysOff: z.array(calendarDateSchema).default([]),
   })
+  .strict()
   .superRefine((schedule, context) => {
     const problem = scheduleProblem(schedule);
     if (problem) context.addIssue({ code: 'custom', message: problem.message, path: problem.path });
