@@ -113,6 +113,16 @@ describe('command routes over HTTP', () => {
       listingId = String((await post('/v1/listings', listingInput, owner)).body.id);
     });
 
+    it('refuses a stay the request alone shows impossible with 400 naming endDate, and appends nothing', async () => {
+      const before = await eventCount();
+      for (const [startDate, endDate] of [['2030-05-05', '2030-05-03'], ['2030-05-05', '2030-05-05'], ['2030-05-01', '2030-07-31']]) {
+        const response = await post('/v1/bookings', { listingId, startDate, endDate }, consumer);
+        expect(response.status, `${startDate}..${endDate}`).toBe(400);
+        expect(response.body.errors).toEqual([expect.objectContaining({ path: expect.stringContaining('endDate') })]);
+      }
+      expect(await eventCount()).toBe(before);
+    });
+
     it('holds the dates for the first consumer; the overlapping request gets 409 dates-unavailable', async () => {
       const first = await post('/v1/bookings', { listingId, startDate: '2030-04-01', endDate: '2030-04-05' }, consumer);
       expect(first.status).toBe(201);

@@ -82,6 +82,15 @@ describe('signup', () => {
     expect(statuses).toEqual([201, 409]);
   });
 
+  it('refuses a field it does not know, naming it, and creates no one', async () => {
+    const email = `extra-${randomUUID()}@example.com`;
+    const response = await signUp({ email, isAdmin: true });
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(response.body.errors)).toContain('isAdmin');
+    expect((await logIn(email)).status).toBe(401);
+    expect((await postJson(`${api.url}/v1/auth/login`, { email, password, remember: true })).status).toBe(400);
+  });
+
   it('refuses a short password, naming the field', async () => {
     const response = await signUp({ email: uniqueEmail('short'), password: 'too-short' });
     expect(response.status).toBe(400);

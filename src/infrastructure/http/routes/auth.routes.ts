@@ -17,11 +17,12 @@ const signupBody = z
     name: z.string().trim().min(1).max(200),
     roles: z.array(roleSchema).min(1).describe('CONSUMER, OWNER, PATIENT, DOCTOR; ADMIN and AUDITOR only when an admin signs someone up'),
   })
+  .strict()
   .meta({ id: 'SignupRequest' });
 
-const loginBody = z.object({ email: z.string().min(1).max(254), password: password.min(1) }).meta({ id: 'LoginRequest' });
+const loginBody = z.object({ email: z.string().min(1).max(254), password: password.min(1) }).strict().meta({ id: 'LoginRequest' });
 
-const refreshBody = z.object({ refreshToken: z.string().min(1).max(200) }).meta({ id: 'RefreshRequest' });
+const refreshBody = z.object({ refreshToken: z.string().min(1).max(200) }).strict().meta({ id: 'RefreshRequest' });
 
 const tokenResponse = z
   .object({

@@ -2,7 +2,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { cancelBooking, completeBooking, requestBooking } from '../../../application/bookings/booking.use-cases.js';
 import type { CommandSide } from '../../../application/command-handlers.js';
+import { maxNights } from '../../../domain/listing-calendar/stay-range.rules.js';
 import { requestDateSchema } from '../../../domain/shared/calendar-date.js';
+import { nights } from '../../../domain/shared/date-range.js';
 import { commandOptions } from '../command-context.js';
 import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
@@ -14,6 +16,13 @@ const requestBookingBody = z
     endDate: requestDateSchema.describe('Check-out day, YYYY-MM-DD (exclusive)'),
   })
   .strict()
+  // What the request alone shows wrong is a 400 naming the field; the calendar's rules that
+  // depend on state (taken, in the past) stay 409s.
+  .refine(({ startDate, endDate }) => endDate > startDate, { message: 'must be after startDate', path: ['endDate'] })
+  .refine(({ startDate, endDate }) => endDate <= startDate || nights({ startDate, endDate }) <= maxNights, {
+    message: `a stay is at most ${maxNights} nights`,
+    path: ['endDate'],
+  })
   .meta({ id: 'RequestBookingRequest' });
 
 export const reasonBody = z.object({ reason: z.string().trim().min(1).max(1000) }).strict().meta({ id: 'CancelRequest' });
