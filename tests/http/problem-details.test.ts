@@ -14,6 +14,7 @@ beforeAll(async () => {
   api = await startApi(backend, {
     routes: (app) => {
       app.post('/test/echo', { schema: { body: z.object({ email: z.email(), age: z.number().int() }) } }, async (request) => request.body);
+      app.post('/test/bodiless', async () => ({ done: true }));
       app.post('/test/boom', async () => {
         throw new Error('connection to 10.0.0.7 refused: SELECT secret FROM vault');
       });
@@ -74,6 +75,21 @@ describe('problem+json', () => {
 
   it('answers malformed JSON with 400', async () => {
     await expectProblem(await post('/test/echo', '{"email": '), 400, 'malformed-body');
+  });
+
+  it('answers JSON declared in another charset than UTF-8 with 415, and takes UTF-8 declared or not', async () => {
+    const latin1 = Buffer.from('{"email":"caf\u00e9@example.com","age":1}', 'latin1');
+    const refused = await fetch(`${api.url}/test/echo`, { method: 'POST', headers: { 'content-type': 'application/json; charset=iso-8859-1' }, body: latin1 });
+    await expectProblem(refused, 415, 'unsupported-media-type');
+    for (const type of ['application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json']) {
+      expect((await post('/test/echo', JSON.stringify({ email: 'a@example.com', age: 1 }), { 'content-type': type })).status, type).toBe(200);
+    }
+  });
+
+  it('takes an empty JSON body as no body: accepted where none is needed, named as missing where one is', async () => {
+    expect((await post('/test/bodiless', '')).status).toBe(200);
+    const problem = await expectProblem(await post('/test/echo', ''), 400, 'validation-failed');
+    expect(problem.errors?.map((error) => error.path)).toEqual(['body']);
   });
 
   it('answers a body that is not JSON with 415', async () => {

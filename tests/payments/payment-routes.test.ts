@@ -67,6 +67,15 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated']);
     });
 
+    it('starts with no body at all, or an empty one, as with {}', async () => {
+      const bearer = { authorization: `Bearer ${api.app.issueAccessToken(consumer).accessToken}` };
+      for (const headers of [bearer, { ...bearer, 'content-type': 'application/json' }]) {
+        const bookingId = await book();
+        const started = await fetch(`${api.url}/v1/bookings/${bookingId}/payments`, { method: 'POST', headers });
+        expect(started.status, JSON.stringify(Object.keys(headers))).toBe(201);
+      }
+    });
+
     it('returns the live intent again instead of creating another (200, same secret)', async () => {
       const bookingId = await book();
       const first = await startPaying(bookingId);

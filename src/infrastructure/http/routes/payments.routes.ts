@@ -11,7 +11,7 @@ import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { stripeWebhookRoutes } from './stripe-webhook.routes.js';
 
-const startBody = z.object({}).strict().optional().meta({ id: 'StartPaymentRequest' });
+const startBody = z.object({}).strict().nullish().meta({ id: 'StartPaymentRequest' });
 const startedPayment = z
   .object({
     paymentId: z.string(),
