@@ -64,6 +64,17 @@ describe('batchEvents', () => {
     expect(tookMs).toBeLessThan(100);
   });
 
+  it('hands over the items the source gave before it threw as a batch, then throws', async () => {
+    async function* source() {
+      yield 1;
+      yield 2;
+      throw new Error('the third could not be read');
+    }
+    const batches = batchEvents(source(), { size: 10, maxWaitMs: 50 });
+    expect(await batches.next()).toEqual({ done: false, value: [1, 2] });
+    await expect(batches.next()).rejects.toThrow('the third could not be read');
+  });
+
   it('yields an empty batch as a heartbeat when idle, and ends when the subscription is aborted', async () => {
     const store = new MemoryEventStore();
     const controller = new AbortController();

@@ -83,7 +83,9 @@ export class PersonalDataVault {
     const missing = new Set<string>();
     for (const fields of sealed) if (fields && this.fromCache(fields.subjectId) === undefined) missing.add(fields.subjectId);
     if (missing.size > 0) {
-      const found = await this.keys.find([...missing]);
+      const found = await this.keys.find([...missing]).catch((error: unknown) => {
+        throw new KeyStoreUnavailableError(error);
+      });
       for (const subjectId of missing) this.remember(subjectId, found.get(subjectId) ?? 'erased');
     }
     return events.map((event, index) => this.revealWith(event, sealed[index]) ?? event);
@@ -195,4 +197,16 @@ function withValueAt(data: JsonObject, path: PersonalFieldPath, value: string): 
   const inner = data[name];
   if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return data;
   return { ...data, [name]: withValueAt(inner, rest, value) };
+}
+
+/**
+ * The key store did not answer a lookup: a passing fault (the database away), not a fault of the
+ * events, which a reader retries rather than report as an event it cannot read.
+ */
+export class KeyStoreUnavailableError extends Error {
+  override readonly name = 'KeyStoreUnavailableError';
+
+  constructor(cause: unknown) {
+    super(`The key store did not answer: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
 }

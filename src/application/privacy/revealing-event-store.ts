@@ -9,8 +9,28 @@ import type {
   RecordedEvent,
   SubscribeOptions,
 } from '../ports/event-store.js';
+import { formatPosition } from '../ports/position.js';
 import { subjectErasedType } from '../../domain/user/user.events.js';
-import type { PersonalDataVault } from './personal-data-vault.js';
+import { KeyStoreUnavailableError, type PersonalDataVault } from './personal-data-vault.js';
+
+/**
+ * An event the read path could not reveal: `personalData` metadata that does not parse, or
+ * ciphertext that will not open (altered, or sealed under another master key); not a key store
+ * that did not answer, which passes (`KeyStoreUnavailableError`). It carries the event, because
+ * a reader that must not skip it (a projector) can only report and stop at that event if it
+ * knows which one it was.
+ */
+export class UnrevealableEventError extends Error {
+  override readonly name = 'UnrevealableEventError';
+
+  constructor(
+    readonly event: RecordedEvent,
+    cause: unknown,
+  ) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`Event ${event.id} (${event.type}) at ${formatPosition(event.position)} could not be revealed: ${reason}`, { cause });
+  }
+}
 
 /**
  * The event store as every reader but the command loop and the chain verifier sees it:
@@ -56,7 +76,15 @@ export class RevealingEventStore implements EventStore {
         return {
           next: async (): Promise<IteratorResult<RecordedEvent>> => {
             const result = await source.next();
-            return result.done ? result : { done: false, value: await this.reveal(result.value) };
+            if (result.done) return result;
+            try {
+              return { done: false, value: await this.reveal(result.value) };
+            } catch (error) {
+              // A reader whose `next()` threw asks for nothing more, nor ends the iteration: end
+              // the source here, or a live subscription under it stays registered for good.
+              await source.return?.().catch(() => undefined);
+              throw error;
+            }
           },
           return: async (): Promise<IteratorResult<RecordedEvent>> => (await source.return?.()) ?? { done: true, value: undefined },
         };
@@ -66,7 +94,21 @@ export class RevealingEventStore implements EventStore {
 
   private reveal(event: RecordedEvent): RecordedEvent | Promise<RecordedEvent> {
     if (event.type === subjectErasedType) this.noteErasure(event);
-    return this.vault.revealCached(event) ?? this.vault.reveal([event]).then(([revealed]) => revealed ?? event);
+    let cached: RecordedEvent | undefined;
+    try {
+      cached = this.vault.revealCached(event);
+    } catch (error) {
+      throw new UnrevealableEventError(event, error);
+    }
+    return (
+      cached ??
+      this.vault.reveal([event]).then(
+        ([revealed]) => revealed ?? event,
+        (error: unknown) => {
+          throw error instanceof KeyStoreUnavailableError ? error : new UnrevealableEventError(event, error);
+        },
+      )
+    );
   }
 
   private noteErasure(event: RecordedEvent): void {

@@ -10,6 +10,7 @@ import type {
   SubscribeOptions,
 } from '../../application/ports/event-store.js';
 import { comparePositions, START, type Position } from '../../application/ports/position.js';
+import { UnrevealableEventError } from '../../application/privacy/revealing-event-store.js';
 import { sleep } from '../../application/sleep.js';
 
 export type SharedTailOptions = {
@@ -31,6 +32,13 @@ export class SharedTailEventStore implements EventStore {
   /** Every event with a position in `(from, last]`, in order. */
   private buffer: RecordedEvent[] = [];
   private from: Position | undefined;
+  /**
+   * Where the shared reader stands when it cannot reveal the event after it, until it gets past:
+   * subscribers that reach it read from the store themselves, and so meet the failure, each on
+   * its own terms (a projector retries it, then stops there on record). Waiting for the reader
+   * instead, they waited for good, and not one of them knew why.
+   */
+  private stuckAfter: Position | undefined;
   private reader: AbortController | undefined;
   private wake: (() => void)[] = [];
   private closed = false;
@@ -87,8 +95,9 @@ export class SharedTailEventStore implements EventStore {
     try {
       while (!stopped()) {
         const from = this.from;
-        if (from && comparePositions(after, from) < 0) {
-          // Behind the shared tail: catch up from the store, one page at a time.
+        const stuck = this.stuckAfter;
+        if ((from && comparePositions(after, from) < 0) || (stuck && comparePositions(after, stuck) >= 0)) {
+          // Behind the shared tail, or where it cannot go on: read from the store, one page at a time.
           let read = 0;
           for await (const event of this.inner.readAll({ after, maxCount: this.catchUpPage })) {
             if (stopped()) return;
@@ -150,6 +159,7 @@ export class SharedTailEventStore implements EventStore {
     const reader = new AbortController();
     this.reader = reader;
     this.from = after;
+    this.stuckAfter = undefined;
     const run = async () => {
       let position = after;
       while (!reader.signal.aborted) {
@@ -159,6 +169,7 @@ export class SharedTailEventStore implements EventStore {
             if (reader.signal.aborted) return;
             this.buffer.push(event);
             position = event.position;
+            this.stuckAfter = undefined;
             // Dropped a quarter at a time: one event at a time, every push past the size would
             // move the whole buffer along.
             if (this.buffer.length > this.bufferSize + this.dropEvery) {
@@ -170,6 +181,10 @@ export class SharedTailEventStore implements EventStore {
           }
         } catch (error) {
           if (reader.signal.aborted) return;
+          if (error instanceof UnrevealableEventError) {
+            this.stuckAfter = position;
+            this.notify();
+          }
           this.options.onError?.(error);
           await sleep(1_000, reader.signal);
         }

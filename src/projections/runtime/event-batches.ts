@@ -18,6 +18,8 @@ const timedOut = Symbol('timedOut');
  * arrived. Else, behind a commit slower than `maxWaitMs`, every batch would wait its full time
  * again on top, and the lag grow by a wait per commit.
  *
+ * An error from the source is thrown after the batch of the items it gave before.
+ *
  * The source must end when its subscription's signal aborts: a `next()` still waiting for a live
  * item when the consumer stops is left to that signal rather than awaited here.
  */
@@ -40,6 +42,8 @@ export async function* batchEvents<T>(source: AsyncIterable<T>, options: BatchOp
       pending = undefined;
       if (first.done) return;
       const batch = [first.value];
+      // What the source threw after the batch's first item: thrown once the items before it are out.
+      let failure: { readonly error: unknown } | undefined;
       const waitedMs = waiting === notYet ? 0 : performance.now() - handedOver;
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<typeof timedOut>((resolve) => {
@@ -48,7 +52,16 @@ export async function* batchEvents<T>(source: AsyncIterable<T>, options: BatchOp
       try {
         while (batch.length < options.size) {
           pending ??= iterator.next();
-          const next = await Promise.race([pending, deadline]);
+          let next: IteratorResult<T> | typeof timedOut;
+          try {
+            next = await Promise.race([pending, deadline]);
+          } catch (error) {
+            // Thrown at once, it took the items before it down too: however often the consumer
+            // read them again, they never got past the item the source could not give.
+            pending = undefined;
+            failure = { error };
+            break;
+          }
           if (next === timedOut) break;
           pending = undefined;
           if (next.done) {
@@ -62,6 +75,7 @@ export async function* batchEvents<T>(source: AsyncIterable<T>, options: BatchOp
       }
       handedOver = performance.now();
       yield batch;
+      if (failure) throw failure.error;
     }
   } finally {
     if (pending) pending.catch(() => undefined);

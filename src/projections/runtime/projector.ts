@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { EventStore, RecordedEvent } from '../../application/ports/event-store.js';
+import { UnrevealableEventError } from '../../application/privacy/revealing-event-store.js';
 import { comparePositions, formatPosition, type Position } from '../../application/ports/position.js';
 import type { CheckpointClaims } from './checkpoint-claims.js';
 import { sleep } from '../../application/sleep.js';
@@ -111,6 +112,8 @@ export class Projector {
 
   async run(signal: AbortSignal): Promise<ProjectorExit> {
     const { eventStore, settings, logger, metrics } = this.deps;
+    // The event the subscription last broke on for want of revealing it, and how many times running.
+    let unrevealable: { readonly eventId: string; readonly attempts: number } | undefined;
     while (!signal.aborted) {
       metrics.state = this.active ? 'running' : 'rebuilding';
       const subscription = new AbortController();
@@ -127,8 +130,19 @@ export class Projector {
         return 'stopped';
       } catch (error) {
         if (signal.aborted) return 'stopped';
-        logger.warn({ ...this.fields(), err: error }, 'Projection subscription failed; subscribing again from the checkpoint');
-        await sleep(settings.retryDelayMs, signal);
+        if (!(error instanceof UnrevealableEventError)) {
+          logger.warn({ ...this.fields(), err: error }, 'Projection subscription failed; subscribing again from the checkpoint');
+          await sleep(settings.retryDelayMs, signal);
+          continue;
+        }
+        // Subscribing again would meet the same event every time, and nothing may be skipped: it
+        // is tried like an event the handler fails on, then the projection stops there, on record.
+        const attempt = unrevealable?.eventId === error.event.id ? unrevealable.attempts + 1 : 1;
+        unrevealable = { eventId: error.event.id, attempts: attempt };
+        if (attempt >= settings.maxAttempts) return this.fail(error.event, error);
+        const delayMs = this.retryDelayMs(attempt);
+        logger.warn({ ...this.fields(), ...eventFields(error.event), err: error, attempt, delayMs }, 'Projection could not read an event; retrying');
+        await sleep(delayMs, signal);
       } finally {
         subscription.abort();
       }
@@ -181,11 +195,17 @@ export class Projector {
       } catch (error) {
         if (error instanceof NotOurs) return this.whyNotOurs();
         if (attempt >= settings.maxAttempts) return this.fail(event, error);
-        const delayMs = Math.min(settings.retryDelayMs * 2 ** (attempt - 1), settings.retryMaxDelayMs);
+        const delayMs = this.retryDelayMs(attempt);
         logger.warn({ ...this.fields(), ...eventFields(event), err: error, attempt, delayMs }, 'Projection failed on an event; retrying');
         await sleep(delayMs, signal);
       }
     }
+  }
+
+  /** The wait after failed try `attempt` (from 1): doubling from `retryDelayMs`, at most `retryMaxDelayMs`. */
+  private retryDelayMs(attempt: number): number {
+    const { retryDelayMs, retryMaxDelayMs } = this.deps.settings;
+    return Math.min(retryDelayMs * 2 ** (attempt - 1), retryMaxDelayMs);
   }
 
   /**
@@ -366,7 +386,7 @@ export class Projector {
     metrics.state = 'failed';
     logger.error(
       { ...this.fields(), ...eventFields(event), err: error, attempts: this.deps.settings.maxAttempts },
-      'Projection stopped: its handler keeps failing on an event',
+      'Projection stopped: it keeps failing on an event',
     );
     try {
       const recorded = await recordFailure(db, ref, {
