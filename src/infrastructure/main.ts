@@ -30,6 +30,7 @@ import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
 import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
 import { startProjectors } from './projections/projector-runner.js';
+import type { ProjectionRuntime } from '../projections/runtime/projection-runtime.js';
 import { sleep } from '../application/sleep.js';
 import { listCheckpoints, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
 import { readModelProjections } from '../projections/read-models.js';
@@ -311,28 +312,37 @@ async function rebuild(config: Config, logger: Logger, name: string | undefined)
   if (!projection) throw new ConfigError(`Name a read model to rebuild: ${readModelNames.join(', ')}`);
   const storage = await openStorage(config, logger);
   const db = createKysely<unknown>(storage.pool);
+  let runtime: ProjectionRuntime | undefined;
   try {
-    const runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.revealed, logger, projections: [projection] });
+    runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.revealed, logger, projections: [projection] });
     // A read model never built before gets its first copy from the runtime; rebuild that one.
     while (!(await listCheckpoints(db)).some((row) => row.name === projection.name && row.active)) {
       await sleep(100);
     }
     const started = performance.now();
-    const { generation } = await requestRebuild(db, projection.name);
+    // This code's version: a rebuild pending for another one is one this process cannot build.
+    const { generation } = await requestRebuild(db, projection.name, projection.version);
     process.stdout.write(`rebuilding ${projection.name} as generation ${generation}\n`);
     for (;;) {
       await sleep(250);
       const copy = (await listCheckpoints(db)).find((row) => row.name === projection.name && row.generation === generation);
-      if (copy?.status === 'failed') throw new Error(`rebuild failed: ${copy.lastFailure?.error ?? 'unknown error'}`);
-      if (copy?.active) {
+      if (copy?.status === 'failed') {
+        const failure = copy.lastFailure;
+        const at = failure?.eventPosition ? ` at event ${failure.eventPosition} (${failure.eventType ?? 'of unknown type'})` : '';
+        throw new Error(`rebuild of ${projection.name} as generation ${generation} failed${at}: ${failure?.error ?? 'unknown error'}`);
+      }
+      // Retired (a newer version went live, or a later request replaced it), maybe dropped already.
+      if (!copy || copy.status === 'retired') throw new Error(`rebuild of ${projection.name} as generation ${generation} was retired before it went live`);
+      if (copy.active) {
         const seconds = (performance.now() - started) / 1000;
         const rate = Math.round(Number(copy.eventsProcessed) / seconds);
         process.stdout.write(`${projection.name} rebuilt: ${copy.eventsProcessed} events in ${seconds.toFixed(1)} s (${rate} events/s), now live\n`);
         break;
       }
     }
-    await runtime.stop();
   } finally {
+    // On a failure too: a failed generation's projector keeps its lock, and the process alive, until stopped.
+    await runtime?.stop();
     await storage.stop();
   }
 }

@@ -1,11 +1,23 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventStore } from '../../src/application/ports/event-store.js';
 import { comparePositions, parsePosition, START, type Position } from '../../src/application/ports/position.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
-import { requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { createKysely, createPool } from '../../src/infrastructure/postgres/database.js';
+import { ensureGeneration, requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { generationSchema } from '../../src/projections/runtime/projection.js';
-import { activeCheckpoint, appendEvents, checkpointsOf, countsInLog, createHarness, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
+import {
+  activeCheckpoint,
+  appendEvents,
+  checkpointsOf,
+  countsInLog,
+  createHarness,
+  createRuntime,
+  eventually,
+  onlyPrefix,
+  type Harness,
+} from './support/runtime-harness.js';
 import { sleep } from '../../src/application/sleep.js';
 
 let harness: Harness;
@@ -255,5 +267,126 @@ describe('zero-downtime rebuilds', () => {
     await eventually(async () => old.status().length === 0, 5000, 'the old code to let go');
     await eventually(async () => next.status().length === 1, 5000, 'the new code to settle');
     expect(next.status().map((status) => [status.version, status.state])).toEqual([[2, 'running']]);
+  });
+});
+
+describe('rebuilds on a pool no larger than the projections need', () => {
+  // A database of its own per case: a transaction frozen in one (as on the old code) holds back
+  // what every reader of that database's log can see.
+  let own: Harness;
+
+  beforeEach(async () => {
+    own = await createHarness();
+  });
+
+  afterEach(async () => {
+    await own.close();
+  });
+
+  it.each([
+    { connections: 1, projections: 1 },
+    { connections: 2, projections: 2 },
+  ])('with $connections connection(s) shared by the event store and $projections projection(s), each rebuild swaps in under live traffic', async ({ connections, projections }) => {
+    const prefix = `small_pool_${connections}`;
+    const pool = createPool(own.url, connections);
+    const store = new PgEventStore(pool, { pollIntervalMs: 100 });
+    const db = createKysely<unknown>(pool);
+    const names = Array.from({ length: projections }, (_, index) => `${prefix}_${index}`);
+    // Batches that come short all along the catch-up, and take a while to apply: each rebuild
+    // tries its swap often, with the log to read towards the live generation far ahead, and
+    // holds its transaction long enough for the other's tries to overlap.
+    const runtime = createRuntime(
+      { url: own.url, db, revealed: stallingStore(store, {}) },
+      names.map((name) => eventCountsProjection({ name, eventTypes: ['Counted'], afterApply: () => sleep(10) })),
+      { batchSize: 50, batchMaxWaitMs: 2 },
+    );
+    runtime.start();
+    // Light live traffic, appended through the same pool.
+    let live = true;
+    const traffic = (async () => {
+      while (live) {
+        await appendEvents(store, { streams: 1, perStream: 1, prefix: `${prefix}_live` });
+        await sleep(20);
+      }
+    })();
+    try {
+      const { last } = await appendEvents(own.store, { streams: 2, perStream: 100, prefix });
+      for (const name of names) await eventually(() => own.reached(name, last), 10_000, `${name} to catch up`);
+      for (const name of names) expect(await requestRebuild(own.db, name)).toEqual({ generation: 2 });
+      for (const name of names) {
+        await eventually(async () => (await activeCheckpoint(own.db, name))?.generation === 2, 15_000, `${name}'s rebuild to swap in`);
+      }
+    } finally {
+      live = false;
+      // A frozen pool never answers again: its connections go with the database.
+      await Promise.race([traffic.then(() => runtime.stop()).then(() => db.destroy()), sleep(2000)]);
+    }
+  });
+});
+
+describe('rebuild requests', () => {
+  it('after a rebuild failed, a request retires it and starts another, which swaps in', async () => {
+    let failing = false;
+    harness.startRuntime([
+      eventCountsProjection({
+        name: 'refailed',
+        eventTypes: ['Counted'],
+        afterApply: async () => {
+          if (failing) throw new Error('could not extend the table: the disk is full');
+        },
+      }),
+    ]);
+    const { last } = await appendEvents(harness.store, { streams: 2, perStream: 20, prefix: 'refailed' });
+    await eventually(() => harness.reached('refailed', last), 10_000, 'generation 1');
+    failing = true;
+    expect(await requestRebuild(harness.db, 'refailed')).toEqual({ generation: 2 });
+    const second = async () => (await checkpointsOf(harness.db, 'refailed')).find((row) => row.generation === 2);
+    await eventually(async () => (await second())?.status === 'failed', 10_000, 'generation 2 to fail');
+
+    // The cause has passed: asked again, the failed rebuild does not stand in for a new one.
+    failing = false;
+    expect(await requestRebuild(harness.db, 'refailed')).toEqual({ generation: 3 });
+    await eventually(async () => (await activeCheckpoint(harness.db, 'refailed'))?.generation === 3, 15_000, 'generation 3 to swap in');
+    await eventually(async () => (await checkpointsOf(harness.db, 'refailed')).length === 1, 10_000, 'generations 1 and 2 to be dropped');
+    expect(await schemaExists(generationSchema('refailed', 2))).toBe(false);
+    const checkpoint = await activeCheckpoint(harness.db, 'refailed');
+    expect(onlyPrefix(await readEventCounts(harness.db, 'refailed'), 'refailed')).toEqual(
+      onlyPrefix(await countsInLog(harness.store, ['Counted'], parsePosition(checkpoint?.position ?? '')), 'refailed'),
+    );
+  });
+
+  it('a rebuild left pending for an older version is retired once a newer version is live, and a request then starts a new one', async () => {
+    const old = harness.startRuntime([eventCountsProjection({ name: 'orphaned', eventTypes: ['Counted'] })]);
+    const { last } = await appendEvents(harness.store, { streams: 2, perStream: 20, prefix: 'orphaned' });
+    await eventually(() => harness.reached('orphaned', last), 10_000, 'version 1');
+    // Asked for under version 1, whose code is gone (a deploy) before it built the rebuild.
+    await old.stop();
+    expect(await requestRebuild(harness.db, 'orphaned')).toEqual({ generation: 2 });
+
+    harness.startRuntime([eventCountsProjection({ name: 'orphaned', eventTypes: ['Counted'], version: 2 })]);
+    await eventually(async () => (await activeCheckpoint(harness.db, 'orphaned'))?.generation === 3, 15_000, 'version 2 to swap in');
+    await eventually(
+      async () => (await checkpointsOf(harness.db, 'orphaned')).map((row) => row.generation).join() === '3',
+      10_000,
+      'the version 1 generations to be retired and dropped',
+    );
+    expect(await schemaExists(generationSchema('orphaned', 2))).toBe(false);
+
+    expect(await requestRebuild(harness.db, 'orphaned')).toEqual({ generation: 4 });
+    await eventually(async () => (await activeCheckpoint(harness.db, 'orphaned'))?.generation === 4, 15_000, 'the new rebuild to swap in');
+  });
+
+  it('a request naming its code\'s version retires a pending rebuild of another version for one of its own', async () => {
+    await ensureGeneration(harness.db, 'versions_asked', 1);
+    expect(await requestRebuild(harness.db, 'versions_asked')).toEqual({ generation: 2 });
+    // Code of version 2 (the rebuild command, say) cannot build generation 2, and would wait for it.
+    expect(await requestRebuild(harness.db, 'versions_asked', 2)).toEqual({ generation: 3 });
+    expect((await checkpointsOf(harness.db, 'versions_asked')).map((row) => [row.generation, row.version, row.status])).toEqual([
+      [1, 1, 'running'],
+      [2, 1, 'retired'],
+      [3, 2, 'rebuilding'],
+    ]);
+    // The same code asking again finds its own under way.
+    expect(await requestRebuild(harness.db, 'versions_asked', 2)).toEqual({ generation: 3 });
   });
 });

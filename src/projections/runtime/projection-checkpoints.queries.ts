@@ -235,21 +235,60 @@ export function missingGeneration(rows: readonly CheckpointRow[], version: numbe
 }
 
 /**
- * Asks for a rebuild of `name` from the first event with the active generation's version, e.g.
- * after fixing data by hand or losing it. Any process running that version picks it up within
- * its control interval. A rebuild already under way is returned instead of a second one.
+ * Asks for a rebuild of `name` from the first event, e.g. after fixing data by hand or losing it,
+ * with the requesting code's `version` of the projection (by default the active generation's).
+ * Any process running that version picks it up within its control interval. A rebuild already
+ * under way is returned instead of a second one, but only one that can still get there: a
+ * pending generation that failed, or that is of another version than the one asked for, is
+ * retired (its lock holder, or any process, then drops it) and a new one started. Otherwise a
+ * rebuild that failed on a passing cause, or that no running code can build, would stand in for
+ * every later request. Without a `version`, a newer version's rebuild (a deploy under way) is
+ * left to go on, and answers the request.
  */
-export async function requestRebuild(db: Kysely<unknown>, name: string): Promise<{ readonly generation: number }> {
+export async function requestRebuild(db: Kysely<unknown>, name: string, version?: number): Promise<{ readonly generation: number }> {
   return db.transaction().execute(async (trx) => {
     await lockSetup(trx, name);
     const tx = inTransaction(trx);
-    const rows = await tx.selectFrom('projection_checkpoints').selectAll().where('name', '=', name).execute();
-    const pending = rows.find((row) => !row.active && row.status !== 'retired');
-    if (pending) return { generation: pending.generation };
+    const rows = await tx.selectFrom('projection_checkpoints').selectAll().where('name', '=', name).orderBy('generation').execute();
     const active = rows.find((row) => row.active);
     if (!active) throw new RangeError(`Projection ${name} has no active generation to rebuild`);
-    return { generation: await insertGeneration(tx, rows, { name, version: active.version, active: false }) };
+    const wanted = version ?? active.version;
+    if (wanted < active.version) throw new RangeError(`Projection ${name} is at version ${active.version}; version ${wanted} cannot rebuild it`);
+    const pending = rows.filter((row) => !row.active && row.status !== 'retired');
+    const usable = (row: CheckpointRow) => row.status !== 'failed' && (version === undefined ? row.version >= active.version : row.version === version);
+    await retireGenerations(trx, name, pending.filter((row) => !usable(row)).map((row) => row.generation));
+    const underWay = pending.find(usable);
+    if (underWay) return { generation: underWay.generation };
+    return { generation: await insertGeneration(tx, rows, { name, version: wanted, active: false }) };
   });
+}
+
+/**
+ * The generations of `name` that are neither active nor retired but of a lower version than the
+ * active one: never to be swapped in (a newer version is live), and no running code may build
+ * them any more. `retireGenerations` lets them go.
+ */
+export function obsoleteGenerations(rows: readonly CheckpointRow[]): number[] {
+  const active = rows.find((row) => row.active);
+  if (!active) return [];
+  return rows.filter((row) => !row.active && row.status !== 'retired' && row.version < active.version).map((row) => row.generation);
+}
+
+/**
+ * Retires generations that are not active, whoever holds them: the holder's next write is
+ * refused, and the holder (or any process, if none) drops the schema and the row. Stamped with
+ * the server's clock, as a requested generation's row is when it is created.
+ */
+export async function retireGenerations(db: Kysely<unknown>, name: string, generations: readonly number[]): Promise<void> {
+  if (generations.length === 0) return;
+  await checkpoints(db)
+    .updateTable('projection_checkpoints')
+    .set({ status: 'retired', updated_at: sql<Date>`now()` })
+    .where('name', '=', name)
+    .where('generation', 'in', generations)
+    .where('active', '=', false)
+    .where('status', '<>', 'retired')
+    .execute();
 }
 
 /** A generation's row as its lock holder sees it: who it is and where it writes. */
@@ -535,8 +574,8 @@ export async function publishViews(trx: Transaction<unknown>, name: string, sche
 }
 
 /** The active generation's row as it stands, unlocked: where a rebuild has to get to. */
-export async function readActiveGeneration(trx: Transaction<unknown>, name: string): Promise<CheckpointRow | undefined> {
-  return activeGeneration(trx, name).executeTakeFirst();
+export async function readActiveGeneration(db: Kysely<unknown>, name: string): Promise<CheckpointRow | undefined> {
+  return activeGeneration(db, name).executeTakeFirst();
 }
 
 /**
@@ -547,8 +586,8 @@ export async function lockActiveGeneration(trx: Transaction<unknown>, name: stri
   return activeGeneration(trx, name).forUpdate().executeTakeFirst();
 }
 
-function activeGeneration(trx: Transaction<unknown>, name: string) {
-  return inTransaction(trx).selectFrom('projection_checkpoints').selectAll().where('name', '=', name).where('active', '=', true);
+function activeGeneration(db: Kysely<unknown>, name: string) {
+  return checkpoints(db).selectFrom('projection_checkpoints').selectAll().where('name', '=', name).where('active', '=', true);
 }
 
 /** The other half of a swap: the old active generation steps down (before the new one steps up). */

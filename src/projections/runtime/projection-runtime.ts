@@ -6,10 +6,12 @@ import {
   dropGeneration,
   ensureGeneration,
   missingGeneration,
+  obsoleteGenerations,
   readGeneration,
   readGenerations,
   recordFailure,
   resumeGeneration,
+  retireGenerations,
   setUpGeneration,
   takeGeneration,
   type GenerationRef,
@@ -169,6 +171,14 @@ class ProjectionSupervisor {
     let rows = await readGenerations(db, this.name);
     if (missingGeneration(rows, this.projection.version)) {
       await ensureGeneration(db, this.name, this.projection.version);
+      rows = await readGenerations(db, this.name);
+    }
+    // A rebuild of an older version left behind when a newer one went live (requested before the
+    // deploy, say): it would never swap in, and once that version's code is gone nobody builds
+    // it. Any process lets it go, or it would stand as the pending rebuild for good.
+    const obsolete = obsoleteGenerations(rows);
+    if (obsolete.length > 0) {
+      await retireGenerations(db, this.name, obsolete);
       rows = await readGenerations(db, this.name);
     }
     const byGeneration = new Map(rows.map((row) => [row.generation, row]));

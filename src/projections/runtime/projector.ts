@@ -57,9 +57,6 @@ type Committed = 'committed';
 /** Where a batch leaves the checkpoint. */
 type Progress = { readonly position: Position; readonly events: number; readonly lastEventRecordedAt: Date | undefined };
 
-/** What a rebuild's swap try came to, and the events past its batch it applied on the way. */
-type SwapTry = { readonly outcome: 'superseded' | 'behind' | 'swapped'; readonly applied: readonly RecordedEvent[] };
-
 /** Raised inside a batch transaction to roll it back when the checkpoint is no longer ours to move. */
 class NotOurs extends Error {
   override readonly name = 'NotOurs';
@@ -245,36 +242,78 @@ export class Projector {
   }
 
   /**
-   * A rebuilding generation at the live tail: its batch, then the swap if nothing newer has been
-   * built meanwhile, in one transaction (see `swapIn`).
+   * A rebuilding generation at the live tail: its batch, then the swap if it has caught up with
+   * the active generation and no newer version is active (see `swapIn`).
+   *
+   * A batch that came short is no proof of the tail: a page boundary or a slow read cuts one short
+   * anywhere in a catch-up. So it looks first where the active generation stands, and reads at
+   * most a batch towards it; only a look that gets there goes on to the swap. What it read is
+   * applied either way: the catch-up goes on past it, and the subscription's copies of those
+   * events are skipped. (Read to the target unbounded, a rebuild far back held the rest of the log
+   * in memory in one transaction: nine at once ran the projector out of heap.)
+   *
+   * The look and the read come before any transaction opens: the log is read through the same
+   * pool that lends the transactions their connections, so a swap reading with its transaction
+   * open held one connection while it waited for another, and as many swaps as connections (or a
+   * swap, the active projector it blocks, and too small a pool) froze the process for good. This
+   * way every transaction of the runtime needs its one connection and nothing else from the pool,
+   * whatever the pool's size and however many swap at once.
    */
   private async commitAtTail(events: readonly RecordedEvent[]): Promise<Committed | 'retired'> {
-    const { db, now } = this.deps;
+    const { db, ref, now } = this.deps;
+    const seen = await readActiveGeneration(db, ref.name);
+    if (this.supersededBy(seen)) {
+      await retireGeneration(db, ref, now());
+      return 'retired';
+    }
+    const from = events[events.length - 1]?.position ?? this.position;
+    const ahead = seen ? await this.eventsUpTo(from, rowPosition(seen)) : { events: [], reached: true };
+    const batch = [...events, ...ahead.events];
+    return ahead.reached ? this.swapIn(batch) : this.commitBatch(batch);
+  }
+
+  /**
+   * In one transaction: the active generation's row locked (its projector waits at its next
+   * commit), the batch, and, if the active generation is no further than the batch, that one
+   * retired and the views repointed. Everything commits together, so readers see the old tables
+   * or the new ones at a position at least as far, never a step back. The lock comes first, so
+   * that the active generation has only as long as the look took to move on. If it did, it is not
+   * followed under its lock, which would mean reading the log with the transaction open (see
+   * `commitAtTail`): the batch commits on its own, and the events that moved it, which the
+   * subscription brings next, make the next try.
+   */
+  private async swapIn(events: readonly RecordedEvent[]): Promise<Committed | 'retired'> {
+    const { db, ref, now } = this.deps;
     const started = performance.now();
     const last = events[events.length - 1];
-    let progress: Progress = { position: last?.position ?? this.position, events: events.length, lastEventRecordedAt: last?.recordedAt };
-    let activate = false;
-    let superseded = false;
-    await db.transaction().execute(async (trx) => {
+    const progress: Progress = { position: last?.position ?? this.position, events: events.length, lastEventRecordedAt: last?.recordedAt };
+    const outcome = await db.transaction().execute(async (trx) => {
+      const active = await lockActiveGeneration(trx, ref.name);
       await this.apply(trx, events);
-      const swap = await this.swapIn(trx, progress.position);
-      superseded = swap.outcome === 'superseded';
-      activate = swap.outcome === 'swapped';
-      const read = swap.applied[swap.applied.length - 1];
-      if (read) progress = { position: read.position, events: progress.events + swap.applied.length, lastEventRecordedAt: read.recordedAt };
-      if (progress.events > 0 || activate) await this.claim(trx, progress, { activate });
+      const swap = this.supersededBy(active) ? 'superseded' : !active || comparePositions(rowPosition(active), progress.position) <= 0 ? 'swapped' : 'behind';
+      if (swap === 'swapped') {
+        if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
+        await publishViews(trx, ref.name, this.schema);
+      }
+      if (progress.events > 0 || swap === 'swapped') await this.claim(trx, progress, { activate: swap === 'swapped' });
+      return swap;
     });
     this.committed(progress, started);
-    if (activate) {
+    if (outcome === 'swapped') {
       this.active = true;
       this.deps.metrics.state = 'running';
       this.deps.logger.info({ ...this.fields() }, 'Projection rebuild caught up and swapped in');
     }
-    if (superseded) {
-      await retireGeneration(db, this.deps.ref, now());
+    if (outcome === 'superseded') {
+      await retireGeneration(db, ref, now());
       return 'retired';
     }
     return 'committed';
+  }
+
+  /** A newer version is active: this generation would never be swapped in. */
+  private supersededBy(active: CheckpointRow | undefined): boolean {
+    return active !== undefined && active.version > this.deps.row.version;
   }
 
   /**
@@ -287,7 +326,7 @@ export class Projector {
       schema: options.schema,
       notify: this.notification(progress, options.activate),
     });
-    if (!moved) throw await this.refusal(progress);
+    if (!moved) throw await this.refusal(executor, progress);
   }
 
   /**
@@ -297,12 +336,16 @@ export class Projector {
   private async claimAlone(progress: Progress): Promise<void> {
     const { claims, ref, now } = this.deps;
     const moved = await claims.claim({ ref, update: { ...progress, now: now() }, notify: this.notification(progress) });
-    if (!moved) throw await this.refusal(progress);
+    if (!moved) throw await this.refusal(this.deps.db, progress);
   }
 
-  /** Why the fence refused a claim: the generation is not ours any more, or the batch is in. */
-  private async refusal(progress: Progress): Promise<NotOurs | AlreadyCommitted> {
-    const held = await readHeldCheckpoint(this.deps.db, this.deps.ref);
+  /**
+   * Why the fence refused a claim: the generation is not ours any more, or the batch is in. Asked
+   * on the claim's own transaction when it has one: a second connection from the pool, wanted
+   * while this one is held, is how a pool runs dry with everyone waiting.
+   */
+  private async refusal(executor: Kysely<unknown>, progress: Progress): Promise<NotOurs | AlreadyCommitted> {
+    const held = await readHeldCheckpoint(executor, this.deps.ref);
     return held && comparePositions(held, progress.position) >= 0 ? new AlreadyCommitted(held) : new NotOurs();
   }
 
@@ -327,45 +370,6 @@ export class Projector {
   private async apply(trx: Transaction<unknown>, events: readonly RecordedEvent[]): Promise<void> {
     const relevant = events.filter((event) => this.handled.has(event.type));
     if (relevant.length > 0) await withSearchPath(trx, this.schema, () => this.deps.projection.apply(trx, relevant));
-  }
-
-  /**
-   * Inside the rebuild's batch transaction, at the live tail: holds the active generation's row
-   * (its projector waits at its next commit), applies the few events it is ahead by, retires it
-   * and repoints the views. Everything commits together, so readers see the old tables or the
-   * new ones at a position at least as far, never a step back.
-   *
-   * A batch that came short is no proof of the tail: a page boundary or a slow read cuts one
-   * short anywhere in a catch-up. So it looks first, unlocked, and reads at most a batch towards
-   * the active position; only once that gets there does it take the lock, and read what the
-   * active generation committed meanwhile (again at most a batch). A try that finds itself
-   * behind has held nothing, and what it read is applied all the same: the catch-up goes on past
-   * it, and the subscription's copies of those events are skipped. (Read to the target
-   * unbounded, a rebuild far back held the rest of the log in memory in one transaction: nine at
-   * once ran the projector out of heap.)
-   */
-  private async swapIn(trx: Transaction<unknown>, position: Position): Promise<SwapTry> {
-    const { ref, now } = this.deps;
-    const supersedes = (row: CheckpointRow | undefined) => row !== undefined && row.version > this.deps.row.version;
-    const seen = await readActiveGeneration(trx, ref.name);
-    if (supersedes(seen)) return { outcome: 'superseded', applied: [] };
-    const { events: applied, reached: lookedFar } = seen ? await this.eventsUpTo(position, rowPosition(seen)) : { events: [], reached: true };
-    let reached = lookedFar;
-    let active: CheckpointRow | undefined;
-    if (reached) {
-      active = await lockActiveGeneration(trx, ref.name);
-      if (supersedes(active)) return { outcome: 'superseded', applied: [] };
-      if (active) {
-        const meanwhile = await this.eventsUpTo(applied[applied.length - 1]?.position ?? position, rowPosition(active));
-        applied.push(...meanwhile.events);
-        reached = meanwhile.reached;
-      }
-    }
-    await this.apply(trx, applied);
-    if (!reached) return { outcome: 'behind', applied };
-    if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
-    await publishViews(trx, ref.name, this.schema);
-    return { outcome: 'swapped', applied };
   }
 
   /** The events after `from` up to `target`, at most a batch of them, and whether they got there. */
