@@ -178,6 +178,23 @@ describe('operations', () => {
     expect((await fetch(`${api.url}/docs`, { redirect: 'manual' })).status).toBeLessThan(400);
   });
 
+  it("documents every operation's problem answers, and a command result's ETag and Event-Position", async () => {
+    type Response = { content?: Record<string, { schema?: { $ref?: string } }>; headers?: Record<string, unknown> };
+    type Document = { paths: Record<string, Record<string, { responses: Record<string, Response> }>>; components: { schemas: Record<string, unknown> } };
+    const document = (await (await fetch(`${api.url}/docs/json`)).json()) as Document;
+    expect(document.components.schemas).toHaveProperty('Problem');
+    const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ at: `${method} ${path}`, operation })));
+    expect(operations.length).toBeGreaterThan(10);
+    for (const { at, operation } of operations) {
+      for (const range of ['4XX', '5XX']) {
+        expect(operation.responses[range]?.content?.['application/problem+json']?.schema?.$ref, `${at} ${range}`).toBe('#/components/schemas/Problem');
+      }
+    }
+    const created = document.paths['/v1/listings']?.post?.responses['201'];
+    expect(Object.keys(created?.headers ?? {})).toEqual(expect.arrayContaining(['ETag', 'Event-Position']));
+    expect(JSON.stringify(document.paths['/v1/admin/subjects/{userId}/erase'])).toContain('if-match');
+  });
+
   it('sends security headers and honours the CORS allow-list', async () => {
     const allowed = await fetch(`${api.url}/health/live`, { headers: { origin: 'https://app.example' } });
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example');

@@ -33,10 +33,46 @@ const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
       const transformed = toJsonSchema(route);
       return transformed.url.length > 1 && transformed.url.endsWith('/') ? { ...transformed, url: transformed.url.slice(0, -1) } : transformed;
     },
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (input) => documentProblemsAndHeaders(jsonSchemaTransformObject(input)),
   });
   // staticCSP: the UI sets its own Content-Security-Policy, which helmet's strict default would break.
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 };
 
 export const openApiPlugin = fp(openApi, { name: 'openapi' });
+
+type DocumentedResponse = { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown }> };
+
+const problemResponse = (description: string): DocumentedResponse => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+
+/** What every command result's answer carries beside its body (API.md, "Commands"). */
+const commandResultHeaders = {
+  ETag: { description: 'The aggregate\'s version, for If-Match', schema: { type: 'string', example: '"3"' } },
+  'Event-Position': { description: 'Send it as Consistency-Position to the query API to read this write', schema: { type: 'string' } },
+};
+
+/**
+ * The zod schemas document each route's success; this adds what every route may answer besides
+ * (problem+json for 4xx and 5xx, as the error handler sends for every route) and the headers of
+ * a command's result, which no body schema can say.
+ */
+function documentProblemsAndHeaders<Document extends object>(document: Document): Document {
+  const paths: unknown = Reflect.get(document, 'paths');
+  if (typeof paths !== 'object' || paths === null) return document;
+  for (const operations of Object.values(paths)) {
+    if (typeof operations !== 'object' || operations === null) continue;
+    for (const operation of Object.values(operations) as Array<{ responses?: Record<string, DocumentedResponse> }>) {
+      const responses = (operation.responses ??= {});
+      for (const [status, response] of Object.entries(responses)) {
+        const body = JSON.stringify(response.content?.['application/json']?.schema ?? null);
+        if (status.startsWith('2') && body.includes('#/components/schemas/CommandResult')) response.headers = { ...commandResultHeaders, ...response.headers };
+      }
+      responses['4XX'] ??= problemResponse('Refused: the problem names its type, and for a malformed request each field (errors)');
+      responses['5XX'] ??= problemResponse('Failed, or unavailable for now (503 with Retry-After)');
+    }
+  }
+  return document;
+}

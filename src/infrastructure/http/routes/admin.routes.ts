@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { requestRebuild } from '../../../projections/runtime/projection-checkpoints.queries.js';
 import { eraseSubject, type ErasureDeps } from '../../../application/privacy/erase-subject.use-case.js';
 import { commandOptions } from '../command-context.js';
-import { commandResultSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { HttpProblem } from '../problem.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 
@@ -35,6 +35,7 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
           security: [{ bearerAuth: [] }],
           summary: "Erase a person's personal data (crypto-shredding); their history stays and shows it as [erased]",
           params: z.object({ userId: z.string().min(1).max(200) }),
+          headers: ifMatchHeaderSchema,
           response: { 200: commandResultSchema },
         },
       },
