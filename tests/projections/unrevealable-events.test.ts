@@ -5,6 +5,7 @@ import { formatPosition } from '../../src/application/ports/position.js';
 import { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../../src/application/privacy/revealing-event-store.js';
 import { MemorySubjectKeyStore } from '../../src/infrastructure/privacy/memory-subject-key-store.js';
+import { PgSubjectKeyStore } from '../../src/infrastructure/privacy/pg-subject-key-store.js';
 import { SharedTailEventStore } from '../../src/infrastructure/shared-subscription/shared-tail-event-store.js';
 import { eventCountsProjection, readEventCounts } from '../../src/projections/event-counts/event-counts.projection.js';
 import { activeCheckpoint, appendEvents, createHarness, eventually, onlyPrefix, type Harness } from './support/runtime-harness.js';
@@ -84,6 +85,26 @@ describe('an event the read path cannot reveal', () => {
     expect(waits[1]).toBeGreaterThanOrEqual(55);
     await runtime.stop();
     if (source instanceof SharedTailEventStore) source.detach();
+  });
+
+  it('is an event whose data key does not open under this MASTER_KEY: the projection is failed at it', async () => {
+    const name = `other_master_${randomUUID().slice(0, 8)}`;
+    const { data, personalData } = await harness.vault.seal(`patient-${randomUUID()}`, { index: 0, reason: 'migraine' }, [['reason']]);
+    const sealed = await harness.store.appendToStream(`${name}-0`, [{ id: randomUUID(), type: 'Counted', data, metadata: personalData ? { personalData } : {} }]);
+    const otherMaster = new PersonalDataVault(new PgSubjectKeyStore(harness.pool, Buffer.alloc(32, 0x11)));
+    const runtime = harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Counted'] })], {
+      eventStore: new RevealingEventStore(harness.store, otherMaster),
+      maxAttempts: 3,
+      retryDelayMs: 40,
+      retryMaxDelayMs: 60,
+    });
+
+    const failed = await eventually(async () => {
+      const row = await activeCheckpoint(harness.db, name);
+      return row?.status === 'failed' && row;
+    }, 10_000, 'the projection to fail');
+    expect(failed.lastFailure).toMatchObject({ eventPosition: formatPosition(sealed.position), error: expect.stringContaining('MASTER_KEY') });
+    await runtime.stop();
   });
 
   it('is not an event whose key store did not answer: that passes, and nothing is failed', async () => {

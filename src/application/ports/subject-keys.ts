@@ -26,3 +26,11 @@ export interface SubjectKeyStore {
   /** Destroys the subject's key for good (idempotent); later `obtain`s answer `erased`. */
   destroy(subjectId: string, at: Date): Promise<void>;
 }
+
+/**
+ * A stored key that cannot be unwrapped: wrapped under another master key, or damaged. A fault of
+ * the data, not of the store's availability: reading it again finds the same.
+ */
+export class SubjectKeyUnreadableError extends Error {
+  override readonly name = 'SubjectKeyUnreadableError';
+}

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { erasedPlaceholder, type PersonalFieldPath } from '../../domain/shared/personal-data.js';
 import type { JsonObject, JsonValue } from '../ports/event-store.js';
-import type { SubjectKey, SubjectKeyStore } from '../ports/subject-keys.js';
+import { SubjectKeyUnreadableError, type SubjectKey, type SubjectKeyStore } from '../ports/subject-keys.js';
 import { openBytes, sealBytes } from './aes-gcm.js';
 
 /**
@@ -84,7 +84,7 @@ export class PersonalDataVault {
     for (const fields of sealed) if (fields && this.fromCache(fields.subjectId) === undefined) missing.add(fields.subjectId);
     if (missing.size > 0) {
       const found = await this.keys.find([...missing]).catch((error: unknown) => {
-        throw new KeyStoreUnavailableError(error);
+        throw error instanceof SubjectKeyUnreadableError ? error : new KeyStoreUnavailableError(error);
       });
       for (const subjectId of missing) this.remember(subjectId, found.get(subjectId) ?? 'erased');
     }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import type { SubjectKey, SubjectKeyStore } from '../../application/ports/subject-keys.js';
+import { SubjectKeyUnreadableError, type SubjectKey, type SubjectKeyStore } from '../../application/ports/subject-keys.js';
 import { openBytes, sealBytes } from '../../application/privacy/aes-gcm.js';
 
 type KeyRow = { subject_id: string; wrapped_key: Buffer | null; wrapped_with: string | null };
@@ -71,11 +71,16 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
   private unwrap(row: KeyRow): SubjectKey {
     if (row.wrapped_key === null) return 'erased';
     if (row.wrapped_with !== this.fingerprint) {
-      throw new Error(
+      throw new SubjectKeyUnreadableError(
         `the data key of subject ${row.subject_id} was wrapped by master key ${row.wrapped_with ?? '?'}, but MASTER_KEY is ${this.fingerprint}`,
       );
     }
-    const key = openBytes(this.masterKey, row.wrapped_key, Buffer.from(row.subject_id, 'utf8'));
+    let key: Buffer;
+    try {
+      key = openBytes(this.masterKey, row.wrapped_key, Buffer.from(row.subject_id, 'utf8'));
+    } catch (error) {
+      throw new SubjectKeyUnreadableError(`the data key of subject ${row.subject_id} does not open under MASTER_KEY`, { cause: error });
+    }
     // Buffer.concat cuts small buffers from a shared 8 KiB slab, and a key kept in the vault's
     // cache would keep its whole slab alive: 10,000 cached keys could hold 80 MiB. Its own copy.
     const own = Buffer.alloc(key.length);
