@@ -123,6 +123,41 @@ describe('booking use cases', () => {
       await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
     });
 
+    it('retried after two tries whose listing append failed, closes the calendar on the try that goes through', async () => {
+      const request = as(owner, 'flaky-deactivation');
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        store.interrupt((streamId) => streamId === `listing-${listingId}`);
+        await expect(setListingActive(side, listingId, false, request)).rejects.toThrow(/died/);
+      }
+      await setListingActive(side, listingId, false, request);
+
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('inactive');
+      expect((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state.closed).toBe(true);
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+    });
+
+    it('that found the calendar closed by a deactivation then refused and undone, closes it again once in', async () => {
+      const pauseAt = (streamId: string) => {
+        let resume = () => {};
+        const reached = store.pause((id) => id === streamId, new Promise<void>((resolve) => (resume = resolve)));
+        return { reached, resume };
+      };
+      const refusedLater = pauseAt(`listing-${listingId}`);
+      const refused = setListingActive(side, listingId, false, { ...as(owner), expectedVersion: 0 }).catch((error: unknown) => error);
+      await refusedLater.reached;
+      await updateListing(createTestSide(store, clock, 15), listingId, { title: 'Renamed meanwhile' }, as(admin));
+      const landsLater = pauseAt(`listing-${listingId}`);
+      const deactivation = setListingActive(createTestSide(store, clock, 15), listingId, false, as(admin));
+      await landsLater.reached;
+      refusedLater.resume();
+      expect(await refused).toMatchObject({ name: 'VersionMismatchError' });
+      landsLater.resume();
+      await deactivation;
+
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('inactive');
+      expect((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state.closed).toBe(true);
+    });
+
     it('refused because someone else deactivated it meanwhile, keeps the calendar closed', async () => {
       const refusal = await overtakenDeactivation((other) => setListingActive(other, listingId, false, as(admin)));
 

@@ -38,7 +38,10 @@ export function compensating(request: CommandOptions, step: string): CommandOpti
  * and answered "already applied", yet what it took may have been given back since: the hold
  * lapsed and was released, the orphan sweep freed the slot, the command's own undo ran. Then,
  * unless `needed` says the command no longer needs it, the step is taken again under ids of its
- * own (derived from the version it found, so a retry of the retake is recognised in turn).
+ * own, derived from the version of the event it found. A retake found applied and given back in
+ * turn leads on to the next id in the same way, so every retry walks the same chain of retakes
+ * to its end: with one retake only, a third try found the second's retake and stopped there,
+ * the resource given back.
  */
 export async function takeStep<State, Event>(
   request: CommandOptions,
@@ -46,7 +49,13 @@ export async function takeStep<State, Event>(
   holds: (state: State) => boolean,
   needed: () => Promise<boolean> = async () => true,
 ): Promise<CommandResult<State, Event>> {
-  const result = await step(request);
-  if (!result.alreadyApplied || holds(result.state) || !(await needed())) return result;
-  return step({ commandId: `${request.commandId}:again:${result.version}`, context: request.context });
+  let result = await step(request);
+  for (let retakes = 0; retakes < maxRetakes; retakes++) {
+    if (!result.alreadyApplied || holds(result.state) || !(await needed())) return result;
+    result = await step({ commandId: `${request.commandId}:again:${result.version}`, context: request.context });
+  }
+  return result;
 }
+
+/** Far more retakes than retries of one command see; only a loop gone wrong would reach it. */
+const maxRetakes = 20;

@@ -1,13 +1,13 @@
-import type { ListingDetails, ListingPrice } from '../../domain/listing/listing.events.js';
+import type { ListingDetails, ListingEvent, ListingPrice } from '../../domain/listing/listing.events.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
-import { listingDecider, listingStreamId } from '../../domain/listing/listing.decider.js';
+import { listingDecider, listingStreamId, type ListingState } from '../../domain/listing/listing.decider.js';
 import { hasRole } from '../../domain/shared/actor.js';
 import { requireUserWithRole } from '../authorization/registered-users.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion } from '../command-handling/errors.js';
-import type { CommandOptions } from '../command-handling/handle-command.js';
+import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 
 export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice & { ownerId?: string | undefined };
 export type UpdateListingInput = Partial<ListingDetails & ListingPrice>;
@@ -65,18 +65,27 @@ export async function setListingActive(
     // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
     assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
     listingDecider.decide(command, state);
-    // A retry whose close was undone below closes again rather than take the close for done.
-    await takeStep(
-      unpinned(request),
-      (options) => side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, options),
-      (calendarState) => calendarState.closed,
-    );
+    const close = (options: CommandOptions) =>
+      // A retry whose close was undone below closes again rather than take the close for done.
+      takeStep(
+        options,
+        (stepOptions) => side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, stepOptions),
+        (calendarState) => calendarState.closed,
+      );
+    const closed = await close(unpinned(request));
+    // Nothing appended: someone else's close stands, maybe a deactivation about to be refused.
+    const closedByOther = closed.events.length === 0 && !closed.alreadyApplied;
+    let result: CommandResult<ListingState, ListingEvent>;
     try {
-      return outcome(listingId, await side.handlers.listing.handle(stream, command, request));
+      result = await side.handlers.listing.handle(stream, command, request);
     } catch (error) {
-      await reopenUnlessDeactivated(side, listingId, request);
+      if (!closedByOther) await reopenUnlessDeactivated(side, listingId, request);
       throw error;
     }
+    // That other deactivation, refused, undoes its close: the calendar is closed again now that
+    // this one is in.
+    if (closedByOther) await close({ ...unpinned(request), commandId: `${request.commandId}:closed-after` });
+    return outcome(listingId, result);
   }
   const result = await side.handlers.listing.handle(stream, command, request);
   const reopened = await side.handlers.listingCalendar.handle(calendar, { type: 'ReopenCalendar', data: { listingId } }, unpinned(request));
