@@ -132,8 +132,11 @@ describe('UpdateListing', () => {
   it('refuses a bad price', () => spec.given([created]).when(update(owner, { pricePerDay: -1 })).thenFails('invalid-price'));
   it.each([0, maxCapacity + 1])('refuses capacity %s', (capacity) => spec.given([created]).when(update(owner, { capacity })).thenFails('invalid-capacity'));
 
-  it('still reads a listing stored with a capacity past today\'s bound', () =>
-    expect(fold(listingDecider, [{ ...created, data: { ...created.data, capacity: 3_000_000_000 } }]).status).toBe('active'));
+  it('still reads a listing stored with a capacity past today\'s bound, and changes its other terms', () => {
+    const storedBefore: ListingEvent = { ...created, data: { ...created.data, capacity: 2_000_000 } };
+    expect(fold(listingDecider, [storedBefore]).status).toBe('active');
+    spec.given([storedBefore]).when(update(owner, { pricePerDay: 9_000 })).then([{ type: 'ListingPriceChanged', data: { listingId, pricePerDay: 9_000, currency: 'EUR' } }]);
+  });
   it('refuses a bad time zone', () => spec.given([created]).when(update(owner, { timeZone: 'Nowhere' })).thenFails('invalid-time-zone'));
 
   it('makes the new price the one later bookings see', () => {

@@ -45,10 +45,20 @@ function assertValidTerms(details: ListingDetails, price: ListingPrice): void {
   if (!Number.isSafeInteger(price.pricePerDay) || price.pricePerDay <= 0) {
     throw new DomainError('invalid-price', 'pricePerDay must be a positive whole number of minor units');
   }
-  if (!Number.isSafeInteger(details.capacity) || details.capacity <= 0 || details.capacity > maxCapacity) {
+  if (!Number.isSafeInteger(details.capacity) || details.capacity <= 0) {
     throw new DomainError('invalid-capacity', `capacity must be a whole number from 1 to ${maxCapacity}`);
   }
   if (!isTimeZone(details.timeZone)) throw new DomainError('invalid-time-zone', `unknown time zone ${details.timeZone}`);
+}
+
+/**
+ * The bound holds for a capacity a command sets: a listing stored with more before the bound
+ * existed keeps it, and its other terms can still change.
+ */
+function assertCapacitySet(capacity: number | undefined): void {
+  if (capacity !== undefined && capacity > maxCapacity) {
+    throw new DomainError('invalid-capacity', `capacity must be a whole number from 1 to ${maxCapacity}`);
+  }
 }
 
 function sameDetails(a: ListingDetails, b: ListingDetails): boolean {
@@ -73,6 +83,7 @@ function createListing({ data }: CreateListing, state: ListingState): ListingEve
   const details: ListingDetails = { title, description, category, location, capacity, timeZone: data.timeZone ?? 'UTC' };
   const price: ListingPrice = { pricePerDay: data.pricePerDay, currency: data.currency };
   assertValidTerms(details, price);
+  assertCapacitySet(capacity);
   return [{ type: 'ListingCreated', data: { listingId: data.listingId, ownerId, ...details, ...price } }];
 }
 
@@ -93,6 +104,7 @@ function updateListing({ data }: UpdateListing, state: ListingState): ListingEve
     currency: data.currency ?? listing.price.currency,
   };
   assertValidTerms(details, price);
+  assertCapacitySet(data.capacity);
   const events: ListingEvent[] = [];
   if (!sameDetails(details, listing.details)) {
     events.push({ type: 'ListingDetailsUpdated', data: { listingId: listing.listingId, ...details } });
