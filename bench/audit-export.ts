@@ -5,9 +5,12 @@
  * streams `GET /v1/audit/export` over HTTP into nothing, sampling the child's RSS throughout.
  * Prints events/s and peak RSS. Uses `DATABASE_URL` if set, else a throwaway embedded PostgreSQL.
  *
- * The server runs twice: under tsx, as `npm start` runs it, whose loader and in-memory transpiled
- * sources alone take about 50 MB before the first request; and bundled by esbuild under plain
- * node, as a build would ship it. The export's own cost is the growth over the start.
+ * The server runs twice: under tsx, as `npm run seed` and the CLIs run, whose loader and
+ * in-memory transpiled sources alone take about 50 MB before the first request; and bundled by
+ * esbuild under plain node, as `npm start` runs the build. The export's own cost is the growth
+ * over the start. Both run with `heapFlags` (BENCH_HEAP_FLAGS), a small young generation and old
+ * space, not `npm start`'s: the RSS figure holds under those flags. Either run failing fails the
+ * bench.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -163,9 +166,10 @@ async function main(): Promise<void> {
     const seedSeconds = await seed(database.url, total, 2_000, 4);
     process.stdout.write(`appended ${total} events in ${seedSeconds.toFixed(1)} s (${Math.round(total / seedSeconds)} events/s)\n`);
     const underTsx = fork(process.argv[1] ?? 'bench/audit-export.ts', ['--serve', database.url], { stdio: 'inherit', execArgv: [...process.execArgv, ...heapFlags] });
-    await exportOnce('tsx', underTsx, total);
+    const tsxPassed = await exportOnce('tsx', underTsx, total);
     const bundled = fork(await bundleServer(), ['--serve', database.url], { stdio: 'inherit', execArgv: heapFlags });
-    if (!(await exportOnce('bundled', bundled, total))) process.exitCode = 1;
+    const bundledPassed = await exportOnce('bundled', bundled, total);
+    if (!tsxPassed || !bundledPassed) process.exitCode = 1;
   } finally {
     await database.stop();
   }

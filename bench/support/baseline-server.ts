@@ -13,7 +13,9 @@ import type { JsonObject } from '../../src/application/ports/event-store.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
 
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
+// As many connections as the service gets in the benches (`startBenchService`), so that group
+// commit has as much to work with on both sides.
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 20 });
 await pool.query('CREATE TABLE IF NOT EXISTS bench_rows (id bigserial PRIMARY KEY, payload jsonb NOT NULL)');
 await pool.query(`INSERT INTO bench_rows (payload) SELECT jsonb_build_object('n', g) FROM generate_series(1, 10000) g`);
 
@@ -33,14 +35,15 @@ app.get('/select', async () => {
 const closers: (() => Promise<unknown>)[] = [() => pool.end()];
 const appendUrl = process.env.APPEND_DATABASE_URL;
 if (appendUrl) {
-  // Both with pools of pg's default size, 10; each request a new stream, as a new booking is.
-  const ourPool = createPool(appendUrl, 10);
+  // Both with pools of the service's size in the benches, 20; each request a new stream, as a new booking is.
+  const ourPool = createPool(appendUrl, 20);
   await migrateToLatest(ourPool);
   const ours = new PgEventStore(ourPool);
-  const emmettPool = dumbo({ connectionString: appendUrl });
+  const emmettPgPool = new pg.Pool({ connectionString: appendUrl, max: 20 });
+  const emmettPool = dumbo({ connectionString: appendUrl, pool: emmettPgPool });
   const emmett = getPostgreSQLEventStore(appendUrl, { connectionOptions: { dumbo: emmettPool } });
   await emmett.schema.migrate();
-  closers.push(() => ours.close(), () => ourPool.end(), () => emmett.close(), () => endAllPools());
+  closers.push(() => ours.close(), () => ourPool.end(), () => emmett.close(), () => endAllPools(), () => emmettPgPool.end());
   const eventOf = (body: unknown) => ({ type: 'BenchAppended', data: (body ?? {}) as JsonObject, metadata: { requestId: randomUUID() } });
   app.post('/append/ours', async (request) => {
     const { position } = await ours.appendToStream(`bench-${randomUUID()}`, [{ id: randomUUID(), ...eventOf(request.body) }], { expectedRevision: 'no_stream' });

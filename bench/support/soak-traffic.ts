@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { percentile } from './bench-database.js';
 
 // Every request of the soak goes through one `Traffic`, which counts what came back per route,
-// and sorts the 5xx: a 503 with `Retry-After` is the service shedding on purpose (load, or read
-// models not caught up within the consistency wait); anything else is a failure of the run.
+// and sorts the 5xx: a 503 `overloaded` or `not-caught-up` with `Retry-After` is the service
+// shedding on purpose (load, or read models not caught up within the consistency wait); anything
+// else is a failure of the run.
 
 export type Api = 'command' | 'query';
 
@@ -106,9 +107,11 @@ export class Traffic {
   }
 
   private classify(route: string, reply: Reply, text: string): void {
-    if (reply.status === 503 && reply.headers.has('retry-after')) {
-      const parsed = problemType.safeParse(reply.json);
-      const kind = parsed.success ? (parsed.data.type.split('/').pop() ?? parsed.data.type) : 'unknown';
+    const parsed = problemType.safeParse(reply.json);
+    const kind = parsed.success ? (parsed.data.type.split('/').pop() ?? parsed.data.type) : 'unknown';
+    // Deliberate: load shed, or a read waiting for its position. A 503 of any other kind (too
+    // much contention, the access log or a provider unavailable) is a failure, Retry-After or not.
+    if (reply.status === 503 && reply.headers.has('retry-after') && deliberateKinds.has(kind)) {
       const times = this.shed.get(kind) ?? [];
       times.push(performance.now());
       this.shed.set(kind, times);
@@ -117,6 +120,8 @@ export class Traffic {
     this.fail(`${route}: ${reply.status} ${text.slice(0, 300)}`);
   }
 }
+
+const deliberateKinds = new Set(['overloaded', 'not-caught-up']);
 
 function parseJson(text: string): unknown {
   if (text === '') return undefined;
