@@ -111,22 +111,32 @@ try {
     await store.appendToStream(name === 'listing calendar' ? `listingCalendar-${warmUp}` : `doctorSchedule-${warmUp}`, history(warmUp, 10));
     await round(() => warm, warmUp);
     const median: Record<string, number> = {};
-    for (const length of [10, 10_000]) {
+    const coldMedian: Record<string, number> = {};
+    /** A stream of its own holding `length` events, so that each path starts at the length it is labelled with. */
+    const streamOf = async (length: number) => {
       const id = randomUUID();
       const stream = name === 'listing calendar' ? `listingCalendar-${id}` : `doctorSchedule-${id}`;
       const events = history(id, length);
       for (let i = 0; i < events.length; i += 1_000) await store.appendToStream(stream, events.slice(i, i + 1_000));
+      return id;
+    };
+    for (const length of [10, 10_000]) {
       // The cached path first: 300 cold loads of 10,000 events leave the heap full of garbage, and
       // collecting it in the middle of the cached rounds measured the collector, not the command.
-      const hot = await round(() => warm, id);
-      const cold = await round(() => createCommandHandlers({ eventStore: store, clock, personalData }), id);
+      const hot = await round(() => warm, await streamOf(length));
+      const cold = await round(() => createCommandHandlers({ eventStore: store, clock, personalData }), await streamOf(length));
       median[length] = percentile(hot, 50);
+      coldMedian[length] = percentile(cold, 50);
       console.log(
         `${name} @ ${length} events: hold+release p50 ${percentile(hot, 50).toFixed(2)} ms, p99 ${percentile(hot, 99).toFixed(2)} ms (cached state); ` +
           `cold load p50 ${percentile(cold, 50).toFixed(2)} ms`,
       );
     }
+    // The target is the service's path: a process keeps each stream's state once it has read it.
+    // Without it (the first command after a start, or a stream evicted from the cache) the whole
+    // stream is read, which the cold ratio shows.
     console.log(`${name}: latency ratio 10,000 / 10 events = ${((median[10_000] ?? 0) / (median[10] ?? 1)).toFixed(2)} (target ≤ 1.3)`);
+    console.log(`${name}: cold-load ratio 10,000 / 10 events = ${((coldMedian[10_000] ?? 0) / (coldMedian[10] ?? 1)).toFixed(2)} (no cached state; no target)`);
   }
   await store.close();
 } finally {

@@ -40,7 +40,9 @@ export function siblingDatabase(url: string, name: string): Promise<{ url: strin
   return throwawayDatabase(url, `bench_${name}_${randomBytes(4).toString('hex')}`);
 }
 
-async function throwawayDatabase(adminUrl: string, database: string): Promise<{ url: string; stop(): Promise<void> }> {
+async function throwawayDatabase(adminUrl: string, name: string): Promise<{ url: string; stop(): Promise<void> }> {
+  // Bench names have hyphens (`command-latency`), which an unquoted identifier cannot hold.
+  const database = name.replace(/[^a-z0-9_]/g, '_');
   const onServer = async (statement: string) => {
     const admin = new pg.Client(adminUrl);
     await admin.connect();
