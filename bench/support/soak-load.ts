@@ -90,13 +90,23 @@ async function command(ctx: LoadContext, request: SoakRequest): Promise<Reply | 
   return reply;
 }
 
-/** A read that waits for `position`; 404 after the wait means a write went missing. */
-async function readOwnWrite(ctx: LoadContext, request: Omit<SoakRequest, 'api' | 'method'>, position: string): Promise<void> {
+/**
+ * A read that waits for `position`; 404 after the wait means a write went missing, and so does a
+ * 200 whose body `shows` says lacks the write (for a list, which answers 200 either way).
+ */
+async function readOwnWrite(
+  ctx: LoadContext,
+  request: Omit<SoakRequest, 'api' | 'method'>,
+  position: string,
+  shows: (json: unknown) => boolean = () => true,
+): Promise<void> {
   const reply = await ctx.traffic.send({ ...request, api: 'query', method: 'GET', headers: { 'consistency-position': position } });
   if (!reply) return;
-  if (reply.status === 200) ctx.ledger.readYourWrites += 1;
-  else if (reply.status === 404) ctx.ledger.missedWrites.push(`${request.path} after ${position}`);
+  if (reply.status === 200 && shows(reply.json)) ctx.ledger.readYourWrites += 1;
+  else if (reply.status === 200 || reply.status === 404) ctx.ledger.missedWrites.push(`${request.path} after ${position}`);
 }
+
+const slotsPage = z.object({ items: z.array(z.object({ start: z.string() })) });
 
 function stayDates(world: World, hot: boolean): { startDate: string; endDate: string } {
   const offset = hot ? randomInt(10) : randomInt(700);
@@ -186,8 +196,13 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
   if (chance(0.4)) await reschedule(ctx, booked.id, appointment, bearer);
   if (chance(0.25)) await cancelAppointment(ctx, booked.id, appointment, bearer);
   const from = new Date(Date.parse(appointment.start) - (Date.parse(appointment.start) % day));
-  const slotsPath = `/v1/doctors/${doctorId}/slots?from=${from.toISOString()}&to=${new Date(from.getTime() + day).toISOString()}`;
-  await readOwnWrite(ctx, { route: 'GET /v1/doctors/:id/slots', path: slotsPath }, ledger.latestPosition ?? booked.position);
+  const slotsPath = `/v1/doctors/${doctorId}/slots?from=${from.toISOString()}&to=${new Date(from.getTime() + day).toISOString()}&limit=100`;
+  // The day's free slots, read after our writes: the slot the appointment holds is not among them.
+  const holdsItsSlot = (json: unknown) => {
+    const page = slotsPage.safeParse(json);
+    return page.success && (appointment.cancelled || !page.data.items.some((slot) => Date.parse(slot.start) === Date.parse(appointment.start)));
+  };
+  await readOwnWrite(ctx, { route: 'GET /v1/doctors/:id/slots', path: slotsPath }, ledger.latestPosition ?? booked.position, holdsItsSlot);
 }
 
 async function reschedule(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string): Promise<void> {
