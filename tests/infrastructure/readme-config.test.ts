@@ -14,6 +14,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ COMMAND_PORT: 'eighty' })).toThrow(/COMMAND_PORT/);
   });
 
+  it.each(['SHUTDOWN_GRACE_MS', 'SHED_HEAP_USED_MB', 'COMMAND_PORT', 'READY_MAX_PROJECTION_LAG_MS', 'DATABASE_POOL_SIZE'])(
+    'refuses %s set empty, or not as digits, rather than read it as a number',
+    (name) => {
+      for (const value of ['', ' ', '0x10', '1e3', '-1']) expect(() => loadConfig({ [name]: value }), JSON.stringify(value)).toThrow(new RegExp(name));
+      expect(loadConfig({ [name]: '20' })).toMatchObject({ [name]: 20 });
+    },
+  );
+
   it('needs nothing set for the embedded default', () => {
     expect(loadConfig({})).toMatchObject({ COMMAND_PORT: 3001, QUERY_PORT: 3002, ROLE: 'all' });
   });
