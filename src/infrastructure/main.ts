@@ -347,15 +347,33 @@ async function rebuild(config: Config, logger: Logger, name: string | undefined)
   }
 }
 
+const usage = 'usage: main [--role all|command|query|projector] | seed | migrate | rebuild <read model>';
+
+/** The command line, or a ConfigError saying what is wrong with it and how it goes. */
+function commandLine(): { role: string | undefined; command: string | undefined; argument: string | undefined } {
+  const parsed = (() => {
+    try {
+      return parseArgs({ options: { role: { type: 'string' } }, allowPositionals: true });
+    } catch (error) {
+      throw new ConfigError(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
+    }
+  })();
+  const [command, argument] = parsed.positionals;
+  // A mistyped command (`migrat`) started the whole service, migrations and all.
+  if (command !== undefined && !['seed', 'migrate', 'rebuild'].includes(command)) throw new ConfigError(`unknown command ${command}\n${usage}`);
+  return { role: parsed.values.role, command, argument };
+}
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ options: { role: { type: 'string' } }, allowPositionals: true });
+  const { role: roleArgument, command, argument } = commandLine();
   const config = loadConfig();
-  const role = configSchema.shape.ROLE.parse(values.role ?? config.ROLE);
+  const role = configSchema.shape.ROLE.safeParse(roleArgument ?? config.ROLE);
+  if (!role.success) throw new ConfigError(`--role ${roleArgument ?? ''}: must be one of all, command, query, projector\n${usage}`);
   const logger = createLogger({ level: config.LOG_LEVEL });
-  if (positionals[0] === 'seed') await seed(config, logger);
-  else if (positionals[0] === 'migrate') await migrate(config, logger);
-  else if (positionals[0] === 'rebuild') await rebuild(config, logger, positionals[1]);
-  else await start(config, role, logger);
+  if (command === 'seed') await seed(config, logger);
+  else if (command === 'migrate') await migrate(config, logger);
+  else if (command === 'rebuild') await rebuild(config, logger, argument);
+  else await start(config, role.data, logger);
 }
 
 main().catch((error: unknown) => {

@@ -1,0 +1,31 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+
+/** The service's entry point as `npm run migrate` and friends run it; answers exit code and stderr. */
+async function main(...args: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    await run(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts', ...args], { timeout: 20_000 });
+    return { code: 0, stderr: '' };
+  } catch (error) {
+    const failed = error as { code?: number; stderr?: string };
+    return { code: failed.code ?? -1, stderr: failed.stderr ?? '' };
+  }
+}
+
+describe('the command line', () => {
+  it.each([
+    [['migrat'], /unknown command migrat/],
+    [['--role', 'foo'], /--role foo: must be one of/],
+    [['--rol', 'x'], /Unknown option '--rol'/],
+    [['--role'], /argument missing/],
+  ])('refuses %j with a message and the usage, exit 1, starting nothing', async (args, message) => {
+    const { code, stderr } = await main(...args);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(message);
+    expect(stderr).toContain('usage: main');
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+});
