@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 
-/** The service's entry point as `npm run migrate` and friends run it; answers exit code and stderr. */
-async function main(...args: string[]): Promise<{ code: number; stderr: string }> {
+/** A script as `npm run migrate`, `npm run replay` and friends run it; answers exit code and stderr. */
+async function script(path: string, args: readonly string[]): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts', ...args], { timeout: 20_000 });
+    await run(process.execPath, ['--import', 'tsx', path, ...args], { timeout: 20_000 });
     return { code: 0, stderr: '' };
   } catch (error) {
     const failed = error as { code?: number; stderr?: string };
@@ -22,10 +22,22 @@ describe('the command line', () => {
     [['--rol', 'x'], /Unknown option '--rol'/],
     [['--role'], /argument missing/],
   ])('refuses %j with a message and the usage, exit 1, starting nothing', async (args, message) => {
-    const { code, stderr } = await main(...args);
+    const { code, stderr } = await script('src/infrastructure/main.ts', args);
     expect(code).toBe(1);
     expect(stderr).toMatch(message);
     expect(stderr).toContain('usage: main');
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it.each([
+    [['--stream'], /argument missing/],
+    [['--foo', 'x'], /Unknown option '--foo'/],
+    [['--stream', 'listing-x', '--version', ''], /whole number/],
+  ])('of replay refuses %j with the usage, exit 2, reading nothing', async (args, message) => {
+    const { code, stderr } = await script('src/infrastructure/audit/replay.cli.ts', args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+    expect(stderr).toContain('usage: npm run replay');
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 });

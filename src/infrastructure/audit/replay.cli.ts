@@ -8,7 +8,8 @@ const argsSchema = z
   .object({
     stream: z.string().min(3),
     at: z.iso.datetime({ offset: true }).optional(),
-    version: z.coerce.number().int().min(0).optional(),
+    // Digits only: coerced, an empty `--version ''` was read as version 0.
+    version: z.string().regex(/^[0-9]+$/, 'must be a whole number').transform(Number).optional(),
   })
   .refine((args) => args.at === undefined || args.version === undefined, 'give --at or --version, not both');
 
@@ -16,11 +17,19 @@ const argsSchema = z
  * `npm run replay -- --stream <id> [--at <ISO time> | --version <n>]`: prints the aggregate's
  * state as it was, folded exactly as `GET /v1/audit/streams/{id}/state` folds it.
  */
+const usage = 'usage: npm run replay -- --stream <streamId> [--at <ISO time> | --version <n>]';
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { stream: { type: 'string' }, at: { type: 'string' }, version: { type: 'string' } } });
+  let values: unknown;
+  try {
+    ({ values } = parseArgs({ options: { stream: { type: 'string' }, at: { type: 'string' }, version: { type: 'string' } } }));
+  } catch (error) {
+    // An unknown option or one without its value: the usage, not a stack trace.
+    throw new ConfigError(`${usage}\n${error instanceof Error ? error.message : String(error)}`);
+  }
   const args = argsSchema.safeParse(values);
   if (!args.success) {
-    process.stderr.write(`usage: npm run replay -- --stream <streamId> [--at <ISO time> | --version <n>]\n${z.prettifyError(args.error)}\n`);
+    process.stderr.write(`${usage}\n${z.prettifyError(args.error)}\n`);
     process.exitCode = 2;
     return;
   }
