@@ -39,6 +39,19 @@ function notingSubscriptions(store: EventStore, at: number[]): EventStore {
   };
 }
 
+/** An event-counting projection reading `eventStore`, that tries a failing event 3 times, 40 then 60 ms apart. */
+function countingFast(name: string, eventStore: EventStore) {
+  return harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Counted'] })], { eventStore, maxAttempts: 3, retryDelayMs: 40, retryMaxDelayMs: 60 });
+}
+
+/** The projection's checkpoint once it is recorded failed. */
+function failedCheckpoint(name: string) {
+  return eventually(async () => {
+    const row = await activeCheckpoint(harness.db, name);
+    return row?.status === 'failed' && row;
+  }, 10_000, 'the projection to fail');
+}
+
 describe('an event the read path cannot reveal', () => {
   it.each([
     ['its own subscription', (revealed: EventStore) => revealed],
@@ -56,17 +69,9 @@ describe('an event the read path cannot reveal', () => {
     const subscribed: number[] = [];
     const source = reader(harness.revealed);
     const eventStore = notingSubscriptions(source, subscribed);
-    const runtime = harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Counted'] })], {
-      eventStore,
-      maxAttempts: 3,
-      retryDelayMs: 40,
-      retryMaxDelayMs: 60,
-    });
+    const runtime = countingFast(name, eventStore);
 
-    const failed = await eventually(async () => {
-      const row = await activeCheckpoint(harness.db, name);
-      return row?.status === 'failed' && row;
-    }, 10_000, 'the projection to fail');
+    const failed = await failedCheckpoint(name);
     expect(failed.lastFailure).toMatchObject({
       eventPosition: formatPosition(unrevealable.position),
       eventType: 'Counted',
@@ -92,17 +97,9 @@ describe('an event the read path cannot reveal', () => {
     const { data, personalData } = await harness.vault.seal(`patient-${randomUUID()}`, { index: 0, reason: 'migraine' }, [['reason']]);
     const sealed = await harness.store.appendToStream(`${name}-0`, [{ id: randomUUID(), type: 'Counted', data, metadata: personalData ? { personalData } : {} }]);
     const otherMaster = new PersonalDataVault(new PgSubjectKeyStore(harness.pool, Buffer.alloc(32, 0x11)));
-    const runtime = harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Counted'] })], {
-      eventStore: new RevealingEventStore(harness.store, otherMaster),
-      maxAttempts: 3,
-      retryDelayMs: 40,
-      retryMaxDelayMs: 60,
-    });
+    const runtime = countingFast(name, new RevealingEventStore(harness.store, otherMaster));
 
-    const failed = await eventually(async () => {
-      const row = await activeCheckpoint(harness.db, name);
-      return row?.status === 'failed' && row;
-    }, 10_000, 'the projection to fail');
+    const failed = await failedCheckpoint(name);
     expect(failed.lastFailure).toMatchObject({ eventPosition: formatPosition(sealed.position), error: expect.stringContaining('MASTER_KEY') });
     await runtime.stop();
   });
@@ -117,12 +114,7 @@ describe('an event the read path cannot reveal', () => {
     const flakyKeys = Object.assign(Object.create(keys) as MemorySubjectKeyStore, {
       find: (ids: readonly string[]) => (lookupsRefused++ < 4 ? Promise.reject(new Error('connection terminated')) : keys.find(ids)),
     });
-    const runtime = harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Counted'] })], {
-      eventStore: new RevealingEventStore(harness.store, new PersonalDataVault(flakyKeys)),
-      maxAttempts: 3,
-      retryDelayMs: 40,
-      retryMaxDelayMs: 60,
-    });
+    const runtime = countingFast(name, new RevealingEventStore(harness.store, new PersonalDataVault(flakyKeys)));
 
     await eventually(async () => onlyPrefix(await readEventCounts(harness.db, name), name).get(`${name}-0`) === 1, 10_000, 'the event to be counted');
     expect(lookupsRefused).toBeGreaterThan(3);
