@@ -3,6 +3,7 @@ import { verifyAllStreams } from '../../application/audit/audit-export.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { PgEventStore } from '../pg-event-store/pg-event-store.js';
 import { openAuditCliStorage } from './audit-cli-storage.js';
+import { notCheckedNote } from './horizon-note.js';
 import { PgAccessLog } from './pg-access-log.js';
 
 /**
@@ -18,15 +19,9 @@ async function main(): Promise<void> {
     const started = performance.now();
     const streams = await verifyAllStreams(storage.storedEvents, (found) => print(`BROKEN ${found.streamId} at revision ${found.revision}: ${found.reason}`));
     print(`${streams.events} events in ${streams.streams} streams checked; ${streams.broken.length} broken`);
-    // The global order stops below the oldest transaction still open: one open since before the
-    // check began hid everything committed after it began, and the count alone did not say so.
     const holder = storage.storedEvents instanceof PgEventStore ? await storage.storedEvents.oldestInFlightTransaction() : undefined;
-    // (A moment's transaction of ordinary traffic hides next to nothing: only one open for a
-    // second or more, and longer than the check, is reported.)
-    if (holder && holder.ageMs >= Math.max(1_000, performance.now() - started)) {
-      const who = [holder.pid === undefined ? undefined : `pid ${holder.pid}`, holder.database, holder.state].filter(Boolean).join(', ');
-      print(`NOT CHECKED: events committed after a transaction open for ${Math.round(holder.ageMs / 1000)} s began (${who}); run again once it ends`);
-    }
+    const notChecked = notCheckedNote(holder, performance.now() - started);
+    if (notChecked) print(notChecked);
     const accessLog = await verifyAccessLog(new PgAccessLog(storage.pool).all());
     if (accessLog.status === 'broken') print(`BROKEN access_log at id ${accessLog.brokenAt.id}: ${accessLog.brokenAt.reason}`);
     print(`${accessLog.entriesChecked} access log entries checked; ${accessLog.status}`);
