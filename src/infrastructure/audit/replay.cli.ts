@@ -2,14 +2,14 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { stateAt, type StateTarget } from '../../application/audit/stream-history.js';
 import { ConfigError, loadConfig } from '../config/config.js';
+import { wholeNumberText } from '../whole-number-text.js';
 import { openAuditCliStorage } from './audit-cli-storage.js';
 
 const argsSchema = z
   .object({
     stream: z.string().min(3),
     at: z.iso.datetime({ offset: true }).optional(),
-    // Digits only: coerced, an empty `--version ''` was read as version 0.
-    version: z.string().regex(/^[0-9]+$/, 'must be a whole number').transform(Number).optional(),
+    version: wholeNumberText(0).optional(),
   })
   .refine((args) => args.at === undefined || args.version === undefined, 'give --at or --version, not both');
 

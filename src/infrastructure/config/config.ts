@@ -1,21 +1,13 @@
 import { z } from 'zod';
 import { defaultCachedStreams } from '../../application/command-handling/state-cache.js';
+import { wholeNumberText } from '../whole-number-text.js';
 
 /**
  * Every setting the service reads from the environment, in one schema. The README's
  * configuration table is checked against `settingDescriptions` by a test, so a new setting
  * cannot go undocumented.
  */
-/**
- * A whole number from the environment, digits only. Coerced, an empty `SHUTDOWN_GRACE_MS=` (a
- * `.env` template, compose's `${VAR:-}`) was read as 0 and cut requests at once, and `0x10` as 16.
- */
-function wholeNumber(min: number, max: number = Number.MAX_SAFE_INTEGER) {
-  return z
-    .union([z.number(), z.string().regex(/^[0-9]+$/, 'must be a whole number').transform(Number)])
-    .pipe(z.number().int().min(min).max(max));
-}
-const port = wholeNumber(0, 65535);
+const port = wholeNumberText(0, 65535);
 const optionalUrl = z.string().url().optional();
 const flag = z
   .enum(['true', 'false', '1', '0'])
@@ -41,7 +33,7 @@ export const configSchema = z.object({
   PROJECTOR_PORT: port.default(3003),
   HOST: z.string().min(1).default('127.0.0.1'),
   ROLE: z.enum(['all', 'command', 'query', 'projector']).default('all'),
-  DATABASE_POOL_SIZE: wholeNumber(1, 200).default(10),
+  DATABASE_POOL_SIZE: wholeNumberText(1, 200).default(10),
   RUN_MIGRATIONS: flag.default(true),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   MASTER_KEY: z
@@ -54,29 +46,29 @@ export const configSchema = z.object({
     .string()
     .default('')
     .transform((v) => v.split(',').map((origin) => origin.trim()).filter((origin) => origin.length > 0)),
-  RATE_LIMIT_MAX: wholeNumber(1).default(600),
-  AUTH_RATE_LIMIT_MAX: wholeNumber(1).default(30),
+  RATE_LIMIT_MAX: wholeNumberText(1).default(600),
+  AUTH_RATE_LIMIT_MAX: wholeNumberText(1).default(30),
   TRUST_PROXY: flag.default(false),
-  IDEMPOTENCY_TTL_HOURS: wholeNumber(24, 24 * 30).default(24),
+  IDEMPOTENCY_TTL_HOURS: wholeNumberText(24, 24 * 30).default(24),
   ADMIN_EMAIL: z.email().optional(),
   ADMIN_PASSWORD: z.string().min(12).optional(),
   AUDITOR_EMAIL: z.email().optional(),
-  PROJECTION_BATCH_SIZE: wholeNumber(1, 10_000).default(500),
-  PROJECTION_BATCH_MAX_WAIT_MS: wholeNumber(0, 10_000).default(10),
-  PROJECTION_MAX_ATTEMPTS: wholeNumber(1, 100).default(5),
-  PROJECTION_RETRY_DELAY_MS: wholeNumber(1, 60_000).default(200),
-  PROJECTION_LOCK_RETRY_MS: wholeNumber(50, 60_000).default(1000),
-  BOOKING_HOLD_MINUTES: wholeNumber(1, 24 * 60).default(15),
-  HOLD_SWEEP_INTERVAL_MS: wholeNumber(100, 3_600_000).default(5_000),
-  ORPHAN_SLOT_GRACE_MS: wholeNumber(1_000, 86_400_000).default(120_000),
-  COMMAND_CACHE_STREAMS: wholeNumber(0, 1_000_000).default(defaultCachedStreams),
-  SHUTDOWN_GRACE_MS: wholeNumber(0, 600_000).default(10_000),
-  SHED_EVENT_LOOP_DELAY_MS: wholeNumber(0, 60_000).default(1000),
-  SHED_HEAP_USED_MB: wholeNumber(0, 1_000_000).optional(),
-  READY_MAX_PROJECTION_LAG_MS: wholeNumber(0, 3_600_000).default(30_000),
-  QUERY_CONSISTENCY_TIMEOUT_MS: wholeNumber(0, 60_000).default(5000),
-  QUERY_CACHE_MB: wholeNumber(0, 4096).default(32),
-  QUERY_CACHE_MAX_AGE_MS: wholeNumber(0, 3_600_000).default(5000),
+  PROJECTION_BATCH_SIZE: wholeNumberText(1, 10_000).default(500),
+  PROJECTION_BATCH_MAX_WAIT_MS: wholeNumberText(0, 10_000).default(10),
+  PROJECTION_MAX_ATTEMPTS: wholeNumberText(1, 100).default(5),
+  PROJECTION_RETRY_DELAY_MS: wholeNumberText(1, 60_000).default(200),
+  PROJECTION_LOCK_RETRY_MS: wholeNumberText(50, 60_000).default(1000),
+  BOOKING_HOLD_MINUTES: wholeNumberText(1, 24 * 60).default(15),
+  HOLD_SWEEP_INTERVAL_MS: wholeNumberText(100, 3_600_000).default(5_000),
+  ORPHAN_SLOT_GRACE_MS: wholeNumberText(1_000, 86_400_000).default(120_000),
+  COMMAND_CACHE_STREAMS: wholeNumberText(0, 1_000_000).default(defaultCachedStreams),
+  SHUTDOWN_GRACE_MS: wholeNumberText(0, 600_000).default(10_000),
+  SHED_EVENT_LOOP_DELAY_MS: wholeNumberText(0, 60_000).default(1000),
+  SHED_HEAP_USED_MB: wholeNumberText(0, 1_000_000).optional(),
+  READY_MAX_PROJECTION_LAG_MS: wholeNumberText(0, 3_600_000).default(30_000),
+  QUERY_CONSISTENCY_TIMEOUT_MS: wholeNumberText(0, 60_000).default(5000),
+  QUERY_CACHE_MB: wholeNumberText(0, 4096).default(32),
+  QUERY_CACHE_MAX_AGE_MS: wholeNumberText(0, 3_600_000).default(5000),
   STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a Stripe secret or restricted key (sk_… or rk_…)').optional(),
   STRIPE_WEBHOOK_SECRET: z.string().regex(/^whsec_\w+$/, 'must be a Stripe webhook signing secret (whsec_…)').optional(),
   STRIPE_API_BASE: optionalUrl,

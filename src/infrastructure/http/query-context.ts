@@ -7,6 +7,7 @@ import type { Clock } from '../../application/ports/clock.js';
 import { formatPosition, parsePosition } from '../../application/ports/position.js';
 import type { Database } from '../../projections/read-models.js';
 import { waitForPosition, type CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
+import { wholeNumberText } from '../whole-number-text.js';
 import { HttpProblem } from './problem.js';
 import type { QueryCache, Stamp } from './query-cache.js';
 
@@ -55,7 +56,7 @@ const invalidCursor = () =>
 
 /** `?limit=` and `?cursor=` of every list (API.md "Pagination"). */
 export const pageQuery = z.object({
-  limit: wholeNumberParam(1, 100).default(20).describe('Items per page, 1–100'),
+  limit: wholeNumberText(1, 100).default(20).describe('Items per page, 1–100'),
   cursor: z.string().min(1).max(1024).optional().describe('`nextCursor` of the previous page, as given'),
 });
 
@@ -187,18 +188,6 @@ const printable = /^[^\u0000-\u001f\u007f]*$/;
 /** Free text in a query string (a filter value), up to `max` characters. */
 export function textParam(max: number) {
   return z.string().min(1).max(max).regex(printable, 'must not contain control characters');
-}
-
-/**
- * A whole-number query parameter from `min` to `max`: digits only, because coercion read an empty
- * `?maxPrice=` (a form's blank field) as 0 and answered as if asked for it.
- */
-export function wholeNumberParam(min: number, max: number = Number.MAX_SAFE_INTEGER) {
-  return z
-    .string()
-    .regex(/^[0-9]{1,16}$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
 }
 
 /** `{ id }` path parameters. */

@@ -26,7 +26,8 @@ import type { IdentityTables } from '../../identity/identity.tables.js';
 import { createKysely } from '../../postgres/database.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { securityEventRoutes } from './security-events.query-routes.js';
-import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, wholeNumberParam, type QueryRoutesOptions } from '../query-context.js';
+import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+import { wholeNumberText } from '../../whole-number-text.js';
 
 const json = z.record(z.string(), z.unknown());
 
@@ -73,7 +74,7 @@ const timeRange = {
 const stateQuery = z
   .object({
     at: requestInstantSchema.optional().describe('The state as it stood at this instant'),
-    version: wholeNumberParam(0).optional().describe('The state right after the event of this revision'),
+    version: wholeNumberText(0).optional().describe('The state right after the event of this revision'),
   })
   .refine((query) => query.at === undefined || query.version === undefined, 'give `at` or `version`, not both');
 const revisionKey = z.number().int().min(0);

@@ -8,7 +8,8 @@ import { findListing, searchListings } from '../../../projections/listings/listi
 import { listingsProjectionName } from '../../../projections/listings/listings.table.js';
 import { reviewsOfListing } from '../../../projections/reviews/reviews.queries.js';
 import { reviewsProjectionName } from '../../../projections/reviews/reviews.table.js';
-import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, wholeNumberParam, type QueryRoutesOptions } from '../query-context.js';
+import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
+import { wholeNumberText } from '../../whole-number-text.js';
 
 const maxAmount = Number.MAX_SAFE_INTEGER;
 /** Availability and free-date searches look at most a year ahead at once. */
@@ -53,8 +54,8 @@ const listingsQuery = pageQuery
   .extend({
     category: textParam(100).optional(),
     location: textParam(200).optional().describe('Whole location, any case'),
-    minPrice: wholeNumberParam(0, maxAmount).optional().describe('Per day, minor units'),
-    maxPrice: wholeNumberParam(0, maxAmount).optional(),
+    minPrice: wholeNumberText(0, maxAmount).optional().describe('Per day, minor units'),
+    maxPrice: wholeNumberText(0, maxAmount).optional(),
     currency: z.string().regex(/^[A-Z]{3}$/).optional(),
     from: requestDateSchema.optional().describe('With `to`: only listings free for every night of [from, to)'),
     to: requestDateSchema.optional(),
