@@ -1,5 +1,4 @@
 import { getHeapStatistics } from 'node:v8';
-import { parseArgs } from 'node:util';
 import closeWithGrace from 'close-with-grace';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createCommandHandlers, type CommandHandlers, type CommandSide } from '../application/command-handlers.js';
@@ -7,6 +6,7 @@ import { createIdentityService, type IdentityService } from '../application/iden
 import { systemClock } from '../application/ports/clock.js';
 import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.process.js';
 import type { PaymentGateway } from '../application/ports/payment-gateway.js';
+import { parseCommandLine } from './config/command-line.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
 import { buildCommandApi } from './http/command-api.js';
 import { buildQueryApi } from './http/query-api.js';
@@ -351,13 +351,7 @@ const usage = 'usage: main [--role all|command|query|projector] | seed | migrate
 
 /** The command line, or a ConfigError saying what is wrong with it and how it goes. */
 function commandLine(): { role: string | undefined; command: string | undefined; argument: string | undefined } {
-  const parsed = (() => {
-    try {
-      return parseArgs({ options: { role: { type: 'string' } }, allowPositionals: true });
-    } catch (error) {
-      throw new ConfigError(`${error instanceof Error ? error.message : String(error)}\n${usage}`);
-    }
-  })();
+  const parsed = parseCommandLine({ options: { role: { type: 'string' } }, allowPositionals: true }, usage);
   const [command, argument] = parsed.positionals;
   // A mistyped command (`migrat`) started the whole service, migrations and all.
   if (command !== undefined && !['seed', 'migrate', 'rebuild'].includes(command)) throw new ConfigError(`unknown command ${command}\n${usage}`);

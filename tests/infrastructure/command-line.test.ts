@@ -15,6 +15,14 @@ async function script(path: string, args: readonly string[]): Promise<{ code: nu
   }
 }
 
+/** Refused with `code`, the message and the usage, and no stack trace. */
+function expectRefused({ code, stderr }: { code: number; stderr: string }, expectedCode: number, message: RegExp, usage: string): void {
+  expect(code).toBe(expectedCode);
+  expect(stderr).toMatch(message);
+  expect(stderr).toContain(usage);
+  expect(stderr).not.toMatch(/\n\s+at /);
+}
+
 describe('the command line', () => {
   it.each([
     [['migrat'], /unknown command migrat/],
@@ -22,11 +30,7 @@ describe('the command line', () => {
     [['--rol', 'x'], /Unknown option '--rol'/],
     [['--role'], /argument missing/],
   ])('refuses %j with a message and the usage, exit 1, starting nothing', async (args, message) => {
-    const { code, stderr } = await script('src/infrastructure/main.ts', args);
-    expect(code).toBe(1);
-    expect(stderr).toMatch(message);
-    expect(stderr).toContain('usage: main');
-    expect(stderr).not.toMatch(/\n\s+at /);
+    expectRefused(await script('src/infrastructure/main.ts', args), 1, message, 'usage: main');
   });
 
   it.each([
@@ -34,10 +38,6 @@ describe('the command line', () => {
     [['--foo', 'x'], /Unknown option '--foo'/],
     [['--stream', 'listing-x', '--version', ''], /whole number/],
   ])('of replay refuses %j with the usage, exit 2, reading nothing', async (args, message) => {
-    const { code, stderr } = await script('src/infrastructure/audit/replay.cli.ts', args);
-    expect(code).toBe(2);
-    expect(stderr).toMatch(message);
-    expect(stderr).toContain('usage: npm run replay');
-    expect(stderr).not.toMatch(/\n\s+at /);
+    expectRefused(await script('src/infrastructure/audit/replay.cli.ts', args), 2, message, 'usage: npm run replay');
   });
 });

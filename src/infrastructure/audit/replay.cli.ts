@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { stateAt, type StateTarget } from '../../application/audit/stream-history.js';
+import { parseCommandLine } from '../config/command-line.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { wholeNumberText } from '../whole-number-text.js';
 import { openAuditCliStorage } from './audit-cli-storage.js';
@@ -20,13 +20,7 @@ const argsSchema = z
 const usage = 'usage: npm run replay -- --stream <streamId> [--at <ISO time> | --version <n>]';
 
 async function main(): Promise<void> {
-  let values: unknown;
-  try {
-    ({ values } = parseArgs({ options: { stream: { type: 'string' }, at: { type: 'string' }, version: { type: 'string' } } }));
-  } catch (error) {
-    // An unknown option or one without its value: the usage, not a stack trace.
-    throw new ConfigError(`${usage}\n${error instanceof Error ? error.message : String(error)}`);
-  }
+  const { values } = parseCommandLine({ options: { stream: { type: 'string' }, at: { type: 'string' }, version: { type: 'string' } } }, usage);
   const args = argsSchema.safeParse(values);
   if (!args.success) {
     process.stderr.write(`${usage}\n${z.prettifyError(args.error)}\n`);
