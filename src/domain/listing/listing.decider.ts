@@ -45,9 +45,7 @@ function assertValidTerms(details: ListingDetails, price: ListingPrice): void {
   if (!Number.isSafeInteger(price.pricePerDay) || price.pricePerDay <= 0) {
     throw new DomainError('invalid-price', 'pricePerDay must be a positive whole number of minor units');
   }
-  if (!Number.isSafeInteger(details.capacity) || details.capacity <= 0) {
-    throw new DomainError('invalid-capacity', `capacity must be a whole number from 1 to ${maxCapacity}`);
-  }
+  if (!Number.isSafeInteger(details.capacity) || details.capacity <= 0) throw invalidCapacity();
   if (!isTimeZone(details.timeZone)) throw new DomainError('invalid-time-zone', `unknown time zone ${details.timeZone}`);
 }
 
@@ -56,10 +54,10 @@ function assertValidTerms(details: ListingDetails, price: ListingPrice): void {
  * existed keeps it, and its other terms can still change.
  */
 function assertCapacitySet(capacity: number | undefined): void {
-  if (capacity !== undefined && capacity > maxCapacity) {
-    throw new DomainError('invalid-capacity', `capacity must be a whole number from 1 to ${maxCapacity}`);
-  }
+  if (capacity !== undefined && capacity > maxCapacity) throw invalidCapacity();
 }
+
+const invalidCapacity = () => new DomainError('invalid-capacity', `capacity must be a whole number from 1 to ${maxCapacity}`);
 
 function sameDetails(a: ListingDetails, b: ListingDetails): boolean {
   return (
