@@ -538,6 +538,8 @@ export class PgEventStore implements EventStore {
     let heldSince: number | undefined;
     let nextStallReport = 0;
     let heldBackoffMs = 0;
+    // The horizon of the last look: a look that finds it moved is held by another transaction.
+    let lastHorizon: bigint | undefined;
     try {
       while (!signal?.aborted && !this.closed) {
         woken = false;
@@ -565,6 +567,8 @@ export class PgEventStore implements EventStore {
         const belowHorizon = { commit: horizon - 1n, prepare: maxBigint };
         if (comparePositions(cursor, belowHorizon) < 0) cursor = belowHorizon;
 
+        const horizonMoved = horizon !== lastHorizon;
+        lastHorizon = horizon;
         if (first.held) {
           // Committed events wait behind an open transaction, which may end without a
           // notification (a rollback, a write elsewhere): look again soon, then less often.
@@ -576,9 +580,13 @@ export class PgEventStore implements EventStore {
             nextStallReport = now + this.stallWarningMs;
             void this.reportStall(now - heldSince);
           }
-          // Capped low: the wait is for another transaction to end, typically within
-          // milliseconds, and the look is one cheap index probe.
-          heldBackoffMs = Math.min(this.pollIntervalMs, heldPollCapMs, Math.max(2, heldBackoffMs * 2));
+          // Under load some transaction is nearly always open, so "held" is the usual state, and
+          // a backoff kept across holders grew to its cap and added it to every event's latency
+          // whenever no append's notification came sooner. It is for one holder that lasts: a
+          // look that finds the horizon moved starts again at the shortest wait. Capped low: the
+          // wait is for a transaction to end, typically within milliseconds, and the look is one
+          // cheap index probe.
+          heldBackoffMs = horizonMoved ? 2 : Math.min(this.pollIntervalMs, heldPollCapMs, heldBackoffMs * 2);
         } else {
           heldSince = undefined;
           heldBackoffMs = 0;

@@ -100,6 +100,35 @@ describe('PgEventStore on PostgreSQL', () => {
     }
   });
 
+  it('looks again promptly behind each new holder of the horizon, however long the one before held it', async () => {
+    // Under load one open transaction hands the horizon to the next: the wait between looks
+    // must start short behind each, or a subscriber lags by the longest wait on every event.
+    const prefix = `relay-${randomUUID()}`;
+    const subscriber = subscribe(prefix);
+    const first = await openTransaction();
+    const second = await openTransaction();
+    try {
+      await first.query('SELECT pg_current_xact_id()');
+      await store.appendToStream(`${prefix}-1`, [event('One')]);
+      // Long enough for the looks behind the first holder to space out to their longest.
+      await sleep(500);
+      await second.query('SELECT pg_current_xact_id()');
+      await store.appendToStream(`${prefix}-2`, [event('Two')]);
+      await first.query('COMMIT');
+      await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['One']), { timeout: 3000, interval: 1 });
+
+      // Released without a notification, just after a look found the second holder.
+      await second.query('COMMIT');
+      const released = performance.now();
+      await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['One', 'Two']), { timeout: 3000, interval: 1 });
+      expect(performance.now() - released).toBeLessThan(50);
+    } finally {
+      await first.end();
+      await second.end();
+      subscriber.stop();
+    }
+  });
+
   it('wakes subscribers by notification, well before the fallback poll', async () => {
     const prefix = `notify-${randomUUID()}`;
     const subscriber = subscribe(prefix);
