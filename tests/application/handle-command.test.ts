@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { verifyChain } from '../../src/application/audit/hash-chain.js';
 import type { Aggregate } from '../../src/application/command-handling/aggregate.js';
 import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
 import { createEventCodec } from '../../src/application/command-handling/event-codec.js';
@@ -178,6 +179,22 @@ describe('the command-handling loop', () => {
     const retry = await busy.handle('counter-a', increment(1), { commandId: 'old', context });
     expect(retry).toMatchObject({ version: first.version, alreadyApplied: true });
     expect((await busy.read('counter-a')).state.total).toBe(101);
+  });
+
+  it('answers a copy of a command racing it as already applied, and keeps only what was stored', async () => {
+    // A double click or a redelivered webhook: one command id, two requests reading the stream
+    // at the same revision. The store keeps the first append; the copy must not be taken for one.
+    const { eventStore, handle } = setup();
+    await handle('counter-a', increment(1), { commandId: 'before', context });
+    const copies = await Promise.all(
+      [10, 20].map((by, copy) => handle('counter-a', increment(by), { commandId: 'twice', context: { ...context, requestId: `req-${copy}` } })),
+    );
+
+    expect(copies.map((result) => result.alreadyApplied).sort()).toEqual([false, true]);
+    const stored = await storedEvents(eventStore, 'counter-a');
+    const next = await handle('counter-a', increment(100), { commandId: 'after', context });
+    expect(next.state.total).toBe(stored.reduce((total, event) => total + Number(event.data.by), 0) + 100);
+    expect(await verifyChain(await storedEvents(eventStore, 'counter-a'))).toMatchObject({ status: 'intact', eventsChecked: 3 });
   });
 
   describe('with a fresh command id (no Idempotency-Key)', () => {

@@ -136,14 +136,17 @@ export function describeEventStoreContract(name: string, setup: ContractSetup): 
         const streamId = newStreamId('retry');
         const batch = events(3);
         const original = await store.appendToStream(streamId, batch, { expectedRevision: 'no_stream' });
+        expect(original.written).toBe(true);
         await store.appendToStream(streamId, events(1), { expectedRevision: 2 });
 
-        expect(await store.appendToStream(streamId, batch, { expectedRevision: 'no_stream' })).toEqual(original);
-        expect(await store.appendToStream(streamId, batch, { expectedRevision: 'any' })).toEqual(original);
-        expect(await store.appendToStream(streamId, batch, { expectedRevision: 0 })).toEqual(original);
+        const retried = { ...original, written: false };
+        expect(await store.appendToStream(streamId, batch, { expectedRevision: 'no_stream' })).toEqual(retried);
+        expect(await store.appendToStream(streamId, batch, { expectedRevision: 'any' })).toEqual(retried);
+        expect(await store.appendToStream(streamId, batch, { expectedRevision: 0 })).toEqual(retried);
         expect(await store.appendToStream(streamId, batch.slice(0, 1))).toEqual({
           revision: 0,
           position: (await readStreamEvents(streamId))[0]?.position,
+          written: false,
         });
         expect(await revisionsOf(streamId)).toEqual([0, 1, 2, 3]);
       });
@@ -153,8 +156,23 @@ export function describeEventStoreContract(name: string, setup: ContractSetup): 
         const batch = events(2);
         const results = await Promise.all(range(0, 10).map(() => store.appendToStream(streamId, batch)));
 
-        expect(new Set(results.map((result) => JSON.stringify(result, bigintJson))).size).toBe(1);
+        expect(new Set(results.map(({ revision, position }) => JSON.stringify({ revision, position }, bigintJson))).size).toBe(1);
         expect(await revisionsOf(streamId)).toEqual([0, 1]);
+      });
+
+      it('tells the one append whose events are stored from copies racing it at the same revision', async () => {
+        // Copies of one command that read the stream at the same moment: same ids, same expected
+        // revision, other metadata (each its own request). Only one of them is in the stream.
+        const streamId = newStreamId('racing-copies');
+        await store.appendToStream(streamId, events(1));
+        const ids = [randomUUID(), randomUUID()];
+        const copies = range(0, 10).map((copy) => ids.map((id) => ({ id, type: 'ThingHappened', data: { copy }, metadata: { copy } })));
+        const results = await Promise.all(copies.map((copy) => store.appendToStream(streamId, copy, { expectedRevision: 0 })));
+
+        const written = results.flatMap((result, copy) => (result.written ? [copy] : []));
+        expect(written).toHaveLength(1);
+        expect((await readStreamEvents(streamId)).slice(1).map((event) => event.metadata)).toEqual([{ copy: written[0] }, { copy: written[0] }]);
+        expect(new Set(results.map(({ revision, position }) => JSON.stringify({ revision, position }, bigintJson))).size).toBe(1);
       });
 
       it('rejects a batch that repeats some ids of the stream but not all, writing none of it', async () => {
@@ -502,7 +520,7 @@ class RetryCommand implements ModelCommand {
       const batch = [...previous.batch, ...events(1)];
       await expect(real.store.appendToStream(previous.streamId, batch)).rejects.toBeInstanceOf(DuplicateEventError);
     } else {
-      expect(await real.store.appendToStream(previous.streamId, previous.batch, { expectedRevision: 'no_stream' })).toEqual(previous.result);
+      expect(await real.store.appendToStream(previous.streamId, previous.batch, { expectedRevision: 'no_stream' })).toEqual({ ...previous.result, written: false });
     }
   }
   toString = () => `retry(${this.pick}, ${this.partial ? 'partial' : 'whole'})`;

@@ -25,8 +25,8 @@ describe('MemoryEventStore', () => {
 
     const retry = await store.appendToStream('thing-1', batch, { expectedRevision: 'no_stream' });
 
-    expect(retry).toEqual(first);
-    expect(first).toEqual({ revision: 1, position: { commit: 2n, prepare: 2n } });
+    expect(retry).toEqual({ ...first, written: false });
+    expect(first).toEqual({ revision: 1, position: { commit: 2n, prepare: 2n }, written: true });
   });
 
   it('rejects a partial repeat and a wrong expected revision', async () => {

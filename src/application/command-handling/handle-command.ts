@@ -216,9 +216,11 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
             expectedRevision: current.revision < 0 ? 'no_stream' : current.revision,
           });
           const appendSeconds = (performance.now() - appendStarted) / 1000;
-          if (appended.revision !== current.revision + events.length) {
+          if (!appended.written) {
             // The store recognised every event id: this command was applied long ago, further back
-            // than the recent ids we remember. It answered with the original result.
+            // than the recent ids we remember, or just now by a copy of it that read the stream
+            // where this one did (a double click, a redelivered webhook). It answered with the
+            // original result; what this try decided was never stored, so nothing of it is kept.
             report('already-applied', appendSeconds);
             return { streamId, version: appended.revision, position: appended.position, events: [], state: current.state, alreadyApplied: true };
           }
@@ -267,6 +269,8 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
       const appended = await deps.eventStore.appendToStream(streamId, newEvents, {
         expectedRevision: assumed.revision < 0 ? 'no_stream' : assumed.revision,
       });
+      // Written by someone else: only a read tells what the stream holds.
+      if (!appended.written) return undefined;
       remember(streamId, assumed, state, newEvents, appended);
       const result = { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
       return { result, appendSeconds: (performance.now() - started) / 1000 };

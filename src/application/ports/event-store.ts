@@ -40,6 +40,15 @@ export type AppendResult = {
   readonly revision: number;
   /** Global position of that event. */
   readonly position: Position;
+  /**
+   * Whether this append wrote the events. `false` when their ids were in the stream already: an
+   * earlier append (a retry's first try, or a duplicate of the command running at the same
+   * moment) wrote them, perhaps with other data, and the revision is not proof of anything: a
+   * duplicate that read the stream where the original did gets the very revision it expected.
+   * (EventStoreDB can only compare what is stored: an exact copy racing the original, data and
+   * metadata alike, may be answered `true`, which is harmless, for the stored events are its own.)
+   */
+  readonly written: boolean;
 };
 
 export type ReadStreamOptions = {
@@ -99,8 +108,8 @@ export interface EventStore {
   /**
    * Appends `events` to `streamId` atomically if the stream is at `expectedRevision`, else throws
    * `ConcurrencyError`. If every event id is already in the stream, nothing is written and the
-   * original result is returned; if only some are, the whole batch is rejected with
-   * `DuplicateEventError`.
+   * original result is returned (`written: false`); if only some are, the whole batch is
+   * rejected with `DuplicateEventError`.
    */
   appendToStream(
     streamId: string,

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   BACKWARDS,
   END,
@@ -21,7 +22,6 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
 } from '../../application/ports/event-store.js';
-import type { Position } from '../../application/ports/position.js';
 import {
   fromEsdbEvent,
   fromEsdbRevision,
@@ -91,7 +91,12 @@ export class EsdbEventStore implements EventStore {
       // a wrong expected revision with `success: false` and the stream's revision, not a throw.
       if (!result.success) throw toConcurrencyError(streamId, expected, result.nextExpectedRevision);
       const revision = fromEsdbRevision(result.nextExpectedRevision);
-      return { revision, position: await this.positionOf(streamId, revision) };
+      const stored = await this.eventAt(streamId, revision);
+      // The server answers a batch whose ids it wrote just before (a duplicate that raced the
+      // look above) as if it had written it: only what is stored tells whose events these are.
+      const last = events[events.length - 1];
+      const written = last !== undefined && stored.id === last.id && isDeepStrictEqual(stored.data, last.data) && isDeepStrictEqual(stored.metadata, last.metadata);
+      return { revision, position: stored.position, written };
     } catch (error) {
       if (error instanceof WrongExpectedVersionError) throw toConcurrencyError(streamId, expected, error.actualVersion);
       throw error;
@@ -142,7 +147,7 @@ export class EsdbEventStore implements EventStore {
     }
     if (found.size === ids.length && repeatedInBatch.length === 0) {
       const original = [...found.values()].reduce((a, b) => (b.revision > a.revision ? b : a));
-      return { revision: original.revision, position: original.position };
+      return { revision: original.revision, position: original.position, written: false };
     }
     if (found.size > 0 || repeatedInBatch.length > 0) {
       throw new DuplicateEventError(streamId, [...new Set([...found.keys(), ...repeatedInBatch])]);
@@ -167,14 +172,14 @@ export class EsdbEventStore implements EventStore {
   }
 
   /**
-   * The position of the event at `revision`. The append's own answer is not used: for a batch it
+   * The event at `revision`, for its position: the append's own answer is not used, for a batch it
    * is the transaction's, which sorts before the last event's, and a read-your-writes wait on it
    * would stop one event early; on an idempotent retry the server gives none at all.
    */
-  private async positionOf(streamId: string, revision: number): Promise<Position> {
+  private async eventAt(streamId: string, revision: number): Promise<RecordedEvent> {
     const read = this.client.readStream(streamId, { fromRevision: toEsdbRevision(revision), maxCount: 1 });
     for await (const resolved of read) {
-      if (resolved.event) return fromEsdbEvent(resolved.event).position;
+      if (resolved.event) return fromEsdbEvent(resolved.event);
     }
     throw new Error(`Stream ${streamId}: the event at revision ${revision} just appended could not be read`);
   }

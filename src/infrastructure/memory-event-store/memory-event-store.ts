@@ -55,7 +55,7 @@ export class MemoryEventStore implements EventStore {
     const repeated = events.flatMap((event) => byId.get(event.id) ?? []);
     if (repeated.length === events.length && new Set(events.map((event) => event.id)).size === events.length) {
       const last = repeated.reduce((a, b) => (b.revision > a.revision ? b : a));
-      return { revision: last.revision, position: last.position };
+      return { revision: last.revision, position: last.position, written: false };
     }
     const ids = events.map((event) => event.id);
     const repeatedInBatch = ids.filter((id, index) => ids.indexOf(id) !== index);
@@ -86,7 +86,7 @@ export class MemoryEventStore implements EventStore {
 
     const last = recorded[recorded.length - 1];
     if (!last) throw new Error('unreachable: the batch is not empty');
-    return { revision: last.revision, position: last.position };
+    return { revision: last.revision, position: last.position, written: true };
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {

@@ -90,7 +90,8 @@ type EventRow = {
   recorded_at: number;
 };
 
-type AppendRow = { o_revision: string; o_transaction_id: string; o_global_position: string };
+/** `o_written`: the append wrote its events, rather than finding them written (see `AppendResult`). */
+type AppendRow = { o_revision: string; o_transaction_id: string; o_global_position: string; o_written: boolean };
 
 type HolderRow = {
   pid: number | null;
@@ -143,6 +144,13 @@ type StreamHead = { events: RecordedEvent[]; exists: boolean };
 
 /** An append waiting for its turn to be sent. */
 type PendingAppend = { readonly streamId: string; readonly events: readonly NewEvent[]; readonly expected: ExpectedRevision };
+
+/**
+ * Whether the append functions' answer is this transaction's own write: when every id was in the
+ * stream already they answer with the original append's row, written by an earlier transaction,
+ * and this one, having written nothing, has no transaction id. Evaluated after the call.
+ */
+const writtenByThisTransaction = 'coalesce(o_transaction_id = pg_current_xact_id_if_assigned(), false) AS o_written';
 
 const channelPattern = /^[a-z_][a-z0-9_]{0,62}$/;
 const maxBigint = 9223372036854775807n;
@@ -222,6 +230,7 @@ export class PgEventStore implements EventStore {
     return {
       revision: Number(row.o_revision),
       position: { commit: BigInt(row.o_transaction_id), prepare: BigInt(row.o_global_position) },
+      written: row.o_written,
     };
   }
 
@@ -239,13 +248,13 @@ export class PgEventStore implements EventStore {
           events.length === 1 && single
             ? {
                 name: 'append_to_stream_1',
-                text: `SELECT o_revision, o_transaction_id, o_global_position
+                text: `SELECT o_revision, o_transaction_id, o_global_position, ${writtenByThisTransaction}
                   FROM append_to_stream($1, $6, ARRAY[$2::uuid], ARRAY[$3::text], ARRAY[$4::jsonb], ARRAY[$5::jsonb])`,
                 values: [streamId, single.id, single.type, single.data, single.metadata, expectedParameter(expected)],
               }
             : {
                 name: 'append_to_stream',
-                text: 'SELECT o_revision, o_transaction_id, o_global_position FROM append_to_stream($1, $6, $2, $3, $4, $5)',
+                text: `SELECT o_revision, o_transaction_id, o_global_position, ${writtenByThisTransaction} FROM append_to_stream($1, $6, $2, $3, $4, $5)`,
                 values: [...arrayParameters(streamId, events), expectedParameter(expected)],
               },
         )
@@ -269,15 +278,24 @@ export class PgEventStore implements EventStore {
     }));
     const { rows } = await this.query<AppendRow & { o_append: number; o_error: string | null; o_detail: string | null }>({
       name: 'append_to_streams',
-      text: 'SELECT o_append, o_revision, o_transaction_id, o_global_position, o_error, o_detail FROM append_to_streams($1::jsonb)',
+      text: `SELECT o_append, o_revision, o_transaction_id, o_global_position, o_error, o_detail, ${writtenByThisTransaction}
+        FROM append_to_streams($1::jsonb)`,
       values: [JSON.stringify(batch)],
     });
     const outcomes: Array<Outcome<AppendRow>> = [];
-    for (const row of rows) {
+    // Two copies of one command queued up together: the second finds the first's events, written
+    // by this very transaction. The first of them in the batch wrote them.
+    const writtenIds = new Set<string>();
+    for (const row of [...rows].sort((a, b) => a.o_append - b.o_append)) {
       const append = appends[row.o_append - 1];
       if (!append) throw new Error(`append_to_streams answered for append ${row.o_append} of ${appends.length}`);
-      outcomes[row.o_append - 1] =
-        row.o_error === null ? { ok: true, value: row } : { ok: false, error: refusal(append.streamId, append.expected, row.o_error, row.o_detail) };
+      if (row.o_error !== null) {
+        outcomes[row.o_append - 1] = { ok: false, error: refusal(append.streamId, append.expected, row.o_error, row.o_detail) };
+        continue;
+      }
+      const written = row.o_written && !append.events.some((event) => writtenIds.has(event.id));
+      if (written) for (const event of append.events) writtenIds.add(event.id);
+      outcomes[row.o_append - 1] = { ok: true, value: { ...row, o_written: written } };
     }
     return outcomes;
   }
@@ -299,7 +317,7 @@ export class PgEventStore implements EventStore {
             name: 'create_stream_1',
             text: `INSERT INTO events (stream_id, revision, event_id, event_type, data, metadata)
               SELECT $1, 0, $2::uuid, $3, $4::jsonb, $5::jsonb FROM (SELECT pg_advisory_xact_lock(1702, hashtext($1))) AS stream_lock
-              RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position`,
+              RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position, true AS o_written`,
             values: [streamId, single.id, single.type, single.data, single.metadata],
           }
         : {
@@ -309,7 +327,7 @@ export class PgEventStore implements EventStore {
                 FROM (SELECT pg_advisory_xact_lock(1702, hashtext($1))) AS stream_lock,
                      unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS e(id, type, data, metadata, n)
                ORDER BY e.n
-              RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position`,
+              RETURNING revision AS o_revision, transaction_id AS o_transaction_id, global_position AS o_global_position, true AS o_written`,
             values: arrayParameters(streamId, events),
           };
     try {

@@ -277,7 +277,8 @@ describe('group commit', () => {
     ]);
     expect([one, two, fresh].map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
     expect(stale).toMatchObject({ status: 'rejected', reason: { name: 'ConcurrencyError', actual: 0 } });
-    expect(retry).toEqual({ status: 'fulfilled', value: original });
+    expect(retry).toEqual({ status: 'fulfilled', value: { ...original, written: false } });
+    expect([one, two, fresh]).toMatchObject([1, 2, 3].map(() => ({ value: { written: true } })));
   });
 
   it('answers reads that queue up together as it answers each alone: missing streams, offsets, pages, counts', async () => {
