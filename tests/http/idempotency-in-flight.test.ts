@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { listingInput } from '../support/command-side.js';
 import { eventually } from '../support/eventually.js';
+import { sleep } from '../../src/application/sleep.js';
 import { postJson, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 
 const owner: Actor = { id: randomUUID(), roles: ['OWNER'] };
@@ -78,6 +79,32 @@ describe('Idempotency-Key while the first request is in flight', () => {
     expect(retry.headers.get('idempotent-replayed')).toBe('true');
     expect(retry.text).toBe(original.text);
     expect(await eventCount()).toBe(before + 1);
+  });
+
+  it('keeps a request that outlives its lease in flight: it renews the lease, so no retry takes its key over', async () => {
+    const short = await startApi(backend, { idempotencyLeaseMs: 300 });
+    const create = (key: string) => postJson(`${short.url}/v1/listings`, listingInput, { ...bearer(), 'idempotency-key': key });
+    const key = randomUUID();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE events IN EXCLUSIVE MODE');
+    const first = create(key);
+    let duplicate: Awaited<ReturnType<typeof create>> | undefined;
+    try {
+      expect(await eventually(async () => (await claimOf(key)) === 'in_flight', 10_000, 'the first request to claim its key')).toBe(true);
+      // Long past the lease by the service's clock; the renewals, every 100 ms, go by it too.
+      short.clock.advance(60_000);
+      await sleep(400);
+      duplicate = await create(key);
+    } finally {
+      await locker.query('COMMIT');
+    }
+    try {
+      expect(duplicate.status).toBe(409);
+      expect((await first).status).toBe(201);
+      expect(await claimOf(key)).toBe('completed');
+    } finally {
+      await short.close();
+    }
   });
 
   it('refuses an empty Idempotency-Key with 400 naming the header, and appends nothing', async () => {

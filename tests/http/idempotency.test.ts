@@ -161,11 +161,34 @@ describe('PgIdempotencyStore', () => {
     const id = { scope: 'someone', key: randomUUID() };
     const at = (ms: number) => new Date(Date.UTC(2030, 0, 1) + ms);
     const times = (now: number) => ({ now: at(now), leaseUntil: at(now + 60_000), expiresAt: at(now + 86_400_000) });
-    expect(await store.claim(id, 'hash', times(0))).toEqual({ outcome: 'claimed' });
+    expect(await store.claim(id, 'hash', times(0))).toEqual({ outcome: 'claimed', token: expect.any(String) });
     expect(await store.claim(id, 'hash', times(59_000))).toEqual({ outcome: 'in_flight' });
-    expect(await store.claim(id, 'hash', times(61_000))).toEqual({ outcome: 'claimed' });
+    expect(await store.claim(id, 'hash', times(61_000))).toEqual({ outcome: 'claimed', token: expect.any(String) });
     expect(await store.claim(id, 'hash', times(62_000))).toEqual({ outcome: 'in_flight' });
     expect(await store.claim(id, 'other', times(62_000))).toEqual({ outcome: 'mismatch' });
+  });
+
+  it('leaves a claim taken over to the request that took it: the first one can neither free nor complete it', async () => {
+    const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
+    const id = { scope: 'someone', key: randomUUID() };
+    const at = (ms: number) => new Date(Date.UTC(2030, 0, 1) + ms);
+    const times = (now: number) => ({ now: at(now), leaseUntil: at(now + 60_000), expiresAt: at(now + 86_400_000) });
+    const response = (status: number) => ({ status, headers: {}, body: Buffer.from(`answer ${status}`) });
+    const first = await store.claim(id, 'hash', times(0));
+    const second = await store.claim(id, 'hash', times(61_000));
+    if (first.outcome !== 'claimed' || second.outcome !== 'claimed') throw new Error('both should have claimed the key');
+
+    // The first request, presumed dead, was only slow: its 5xx and its answer come too late.
+    await store.release({ ...id, token: first.token });
+    expect(await store.claim(id, 'hash', times(62_000))).toEqual({ outcome: 'in_flight' });
+    await store.complete({ ...id, token: first.token }, response(201));
+    expect(await store.renew({ ...id, token: first.token }, at(200_000))).toBe(false);
+    expect(await store.claim(id, 'hash', times(62_000))).toEqual({ outcome: 'in_flight' });
+
+    expect(await store.renew({ ...id, token: second.token }, at(200_000))).toBe(true);
+    await store.complete({ ...id, token: second.token }, response(202));
+    const replayed = await store.claim(id, 'hash', times(63_000));
+    expect(replayed).toMatchObject({ outcome: 'completed', response: { status: 202 } });
   });
 
   it('sweeps expired keys', async () => {

@@ -33,6 +33,8 @@ export type CommandApiDeps = {
   readonly authRateLimitMax: number;
   readonly trustProxy?: boolean;
   readonly idempotencyTtlHours: number;
+  /** How long an Idempotency-Key's claim outlives a request that stopped renewing it (died); default 60 s. */
+  readonly idempotencyLeaseMs?: number;
   /** The database holding the idempotency keys. */
   readonly db: Kysely<IdempotencyTables>;
   readonly identity: IdentityService;
@@ -73,6 +75,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
     secret: deps.secret,
     clock: deps.clock,
     ttlHours: deps.idempotencyTtlHours,
+    ...(deps.idempotencyLeaseMs === undefined ? {} : { leaseMs: deps.idempotencyLeaseMs }),
   });
 
   await app.register(authRoutes, { prefix: '/v1/auth', identity: deps.identity });

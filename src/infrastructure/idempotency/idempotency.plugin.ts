@@ -1,11 +1,11 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyReply, onSendHookHandler, preHandlerHookHandler } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { z } from 'zod';
 import { deterministicUuid } from '../../application/ids.js';
 import type { Clock } from '../../application/ports/clock.js';
 import { HttpProblem } from '../http/problem.js';
-import type { IdempotencyKeyId, PgIdempotencyStore } from './pg-idempotency-store.js';
+import type { IdempotencyClaim, PgIdempotencyStore } from './pg-idempotency-store.js';
 
 export type IdempotencyOptions = {
   readonly store: PgIdempotencyStore;
@@ -13,7 +13,10 @@ export type IdempotencyOptions = {
   readonly secret: string;
   readonly clock: Clock;
   readonly ttlHours: number;
-  /** How long a claim holds when its request never answers (the process died). Default 60 s. */
+  /**
+   * How long a claim holds when its request never answers (the process died). Default 60 s. A
+   * request that runs longer renews its lease every third of it, so no retry takes its key over.
+   */
   readonly leaseMs?: number;
 };
 
@@ -27,7 +30,7 @@ declare module 'fastify' {
      */
     commandId: string;
     /** Set while this request holds a claimed key, until its response is stored (or, on a `'no-replay'` route, released). */
-    idempotencyClaim: IdempotencyKeyId | null;
+    idempotencyClaim: IdempotencyClaim | null;
     /** HMAC of method, URL and body as sent (before validation reshapes it). */
     requestHash: string | null;
   }
@@ -104,28 +107,49 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const claim = await store.claim(id, request.requestHash, times);
     if (claim.outcome === 'mismatch') throw keyReused();
     if (claim.outcome === 'in_flight') throw keyInFlight();
-    if (request.routeOptions.config.idempotency === 'no-replay') {
-      // Runs afresh with its random command id. A completed row here was stored before the
-      // route was marked: it is not replayed, and expires with its time to live.
-      if (claim.outcome === 'claimed') request.idempotencyClaim = id;
-      return;
+    if (claim.outcome === 'completed') {
+      // On a `'no-replay'` route, a completed row was stored before the route was marked: it is
+      // not replayed, and expires with its time to live; the request runs afresh.
+      if (request.routeOptions.config.idempotency === 'no-replay') return;
+      return replay(reply, claim.response);
     }
-    if (claim.outcome === 'completed') return replay(reply, claim.response);
+    holdClaim(request, { ...id, token: claim.token });
+    // A `'no-replay'` request runs afresh, with its random command id.
+    if (request.routeOptions.config.idempotency === 'no-replay') return;
     // With the request hash in it, the id outlives the key: the same request after expiry is
     // still the same command, and a different one under a reused key is a new command.
     request.commandId = deterministicUuid('idempotency', id.scope, id.key, request.requestHash);
-    request.idempotencyClaim = id;
     if ((claimsSinceSweep += 1) >= 100) {
       claimsSinceSweep = 0;
       store.sweep(now).catch((error: unknown) => request.log.warn({ err: error }, 'idempotency sweep failed'));
     }
   };
 
+  // Renewals of the claims of requests still running, by request.
+  const renewals = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+
+  /** The claim is this request's until its response is stored or it is released. */
+  function holdClaim(request: FastifyRequest, claim: IdempotencyClaim): void {
+    request.idempotencyClaim = claim;
+    const renewal = setInterval(() => {
+      store.renew(claim, new Date(clock.now().getTime() + leaseMs)).catch((error: unknown) => request.log.warn({ err: error }, 'idempotency lease renewal failed'));
+    }, Math.max(1, Math.floor(leaseMs / 3)));
+    // A process that is going down leaves its claims to their leases.
+    renewal.unref();
+    renewals.set(request, renewal);
+  }
+
+  function letGo(request: FastifyRequest): void {
+    clearInterval(renewals.get(request));
+    renewals.delete(request);
+  }
+
   // Stored before the response leaves, so a client's immediate retry finds it (not a 409).
   const storeResponse: onSendHookHandler = async function (request, reply, payload) {
     const id = request.idempotencyClaim;
     if (!id) return payload;
     request.idempotencyClaim = null;
+    letGo(request);
     const storable = request.routeOptions.config.idempotency !== 'no-replay' && reply.statusCode < 500;
     if (!storable || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload == null)) {
       await store.release(id);
@@ -142,6 +166,8 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   };
 
   app.addHook('onSend', storeResponse);
+  // However a request ends, its renewals end with it.
+  app.addHook('onResponse', async (request) => letGo(request));
 
   // Every POST route gets the header in its schema (validated, and shown in /docs) and the
   // claim as its last preHandler: after authentication, whose actor scopes the key, and after

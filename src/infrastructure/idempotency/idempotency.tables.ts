@@ -9,6 +9,8 @@ export interface IdempotencyKeysTable {
   status: 'in_flight' | 'completed';
   /** While in flight: after this, the first attempt is presumed dead and a retry may take over. */
   locked_until: Date | null;
+  /** While in flight: the claim's own token, which its request's complete, release and renewals show. */
+  claim_token: string | null;
   response_status: number | null;
   /** The headers that belong to the answer (content type, ETag, Event-Position, Location). */
   response_headers: ColumnType<Record<string, string> | null, string | null, string | null>;

@@ -1,9 +1,12 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { openBytes, sealBytes } from '../../application/privacy/aes-gcm.js';
-import { sql, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { IdempotencyTables } from './idempotency.tables.js';
 
 export type IdempotencyKeyId = { readonly scope: string; readonly key: string };
+
+/** A key claimed by one request: its token tells this claim from a later takeover's. */
+export type IdempotencyClaim = IdempotencyKeyId & { readonly token: string };
 
 export type StoredResponse = {
   readonly status: number;
@@ -12,8 +15,8 @@ export type StoredResponse = {
 };
 
 export type Claim =
-  /** The key is ours: run the request, then `complete` or `release`. */
-  | { readonly outcome: 'claimed' }
+  /** The key is ours: run the request, then `complete` or `release` with the token. */
+  | { readonly outcome: 'claimed'; readonly token: string }
   /** Another request with this key is running. */
   | { readonly outcome: 'in_flight' }
   /** The key was used for a different request. */
@@ -40,6 +43,7 @@ export class PgIdempotencyStore {
   }
 
   async claim(id: IdempotencyKeyId, requestHash: string, times: ClaimTimes): Promise<Claim> {
+    const token = randomUUID();
     const thisKey = this.db.deleteFrom('idempotency_keys').where('scope', '=', id.scope).where('key', '=', id.key);
     // An expired key is as good as none: drop it here rather than wait for the sweep.
     await thisKey.where('expires_at', '<=', times.now).execute();
@@ -51,13 +55,14 @@ export class PgIdempotencyStore {
         request_hash: requestHash,
         status: 'in_flight',
         locked_until: times.leaseUntil,
+        claim_token: token,
         created_at: times.now,
         expires_at: times.expiresAt,
       })
       .onConflict((conflict) => conflict.columns(['scope', 'key']).doNothing())
       .returning('key')
       .executeTakeFirst();
-    if (inserted) return { outcome: 'claimed' };
+    if (inserted) return { outcome: 'claimed', token };
 
     const row = await this.db
       .selectFrom('idempotency_keys')
@@ -72,17 +77,18 @@ export class PgIdempotencyStore {
       const response = { status: row.response_status, headers: row.response_headers ?? {}, body: this.decrypt(row.response_body) };
       return { outcome: 'completed', response };
     }
-    return (await this.takeOverAbandoned(id, times)) ? { outcome: 'claimed' } : { outcome: 'in_flight' };
+    return (await this.takeOverAbandoned(id, token, times)) ? { outcome: 'claimed', token } : { outcome: 'in_flight' };
   }
 
   /**
    * A claim whose lease ran out belongs to a request that died with its process. Taking it
-   * over is safe: the retry derives the same command id, so it appends nothing twice.
+   * over is safe: the retry derives the same command id, so it appends nothing twice. (A request
+   * that renews its lease never loses it while it runs: see the plugin.)
    */
-  private async takeOverAbandoned(id: IdempotencyKeyId, times: ClaimTimes): Promise<boolean> {
+  private async takeOverAbandoned(id: IdempotencyKeyId, token: string, times: ClaimTimes): Promise<boolean> {
     const taken = await this.db
       .updateTable('idempotency_keys')
-      .set({ locked_until: times.leaseUntil })
+      .set({ locked_until: times.leaseUntil, claim_token: token })
       .where('scope', '=', id.scope)
       .where('key', '=', id.key)
       .where('status', '=', 'in_flight')
@@ -91,31 +97,33 @@ export class PgIdempotencyStore {
     return taken.numUpdatedRows > 0n;
   }
 
-  async complete(id: IdempotencyKeyId, response: StoredResponse): Promise<void> {
+  /** Extends a claim's lease while its request runs; `false` once the claim is no longer this one. */
+  async renew(claim: IdempotencyClaim, leaseUntil: Date): Promise<boolean> {
+    const renewed = await this.db.updateTable('idempotency_keys').set({ locked_until: leaseUntil }).where(ownClaim(claim)).executeTakeFirst();
+    return renewed.numUpdatedRows > 0n;
+  }
+
+  async complete(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
     await this.db
       .updateTable('idempotency_keys')
       .set({
         status: 'completed',
         locked_until: null,
+        claim_token: null,
         response_status: response.status,
         response_headers: JSON.stringify(response.headers),
         response_body: this.encrypt(response.body),
       })
-      .where('scope', '=', id.scope)
-      .where('key', '=', id.key)
-      .where('status', '=', 'in_flight')
+      .where(ownClaim(claim))
       .execute();
   }
 
   /** Frees a claim whose request failed on our side, so that a retry runs it again. */
-  async release(id: IdempotencyKeyId): Promise<void> {
-    await this.db
-      .deleteFrom('idempotency_keys')
-      .where('scope', '=', id.scope)
-      .where('key', '=', id.key)
-      .where('status', '=', 'in_flight')
-      .execute();
+  async release(claim: IdempotencyClaim): Promise<void> {
+    await this.db.deleteFrom('idempotency_keys').where(ownClaim(claim)).execute();
   }
+
+
 
   /** Deletes up to `limit` expired keys; small batches keep each sweep short. */
   async sweep(now: Date, limit = 500): Promise<number> {
@@ -132,4 +140,10 @@ export class PgIdempotencyStore {
   private decrypt(stored: Buffer): Buffer {
     return openBytes(this.encryptionKey, stored);
   }
+}
+
+/** The row of this very claim, still in flight: not a takeover's after its lease ran out. */
+function ownClaim(claim: IdempotencyClaim) {
+  return (eb: ExpressionBuilder<IdempotencyTables, 'idempotency_keys'>) =>
+    eb.and({ scope: claim.scope, key: claim.key, status: 'in_flight', claim_token: claim.token });
 }

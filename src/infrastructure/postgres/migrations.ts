@@ -5,6 +5,7 @@ import { appendBatchesMigration } from '../pg-event-store/append-batches.migrati
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
 import { securityLogAppendOnlyMigration } from '../identity/security-log-append-only.migration.js';
+import { idempotencyClaimTokensMigration } from '../idempotency/idempotency-claim-tokens.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
@@ -25,4 +26,5 @@ export const migrations: Record<string, Migration> = {
   '0600_append_batches': appendBatchesMigration,
   '0610_append_batch_locks': appendBatchLocksMigration,
   '0620_security_log_append_only': securityLogAppendOnlyMigration,
+  '0630_idempotency_claim_tokens': idempotencyClaimTokensMigration,
 };

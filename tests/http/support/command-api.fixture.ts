@@ -89,7 +89,7 @@ export type TestApi = {
  */
 export async function startApi(
   backend: TestBackend,
-  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes' | 'payments' | 'corsOrigins'>> & {
+  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes' | 'payments' | 'corsOrigins' | 'idempotencyLeaseMs'>> & {
     routes?: (app: HttpServer) => void;
     clock?: FakeClock;
   } = {},
@@ -123,6 +123,7 @@ export async function startApi(
     rateLimitMax: options.rateLimitMax ?? 10_000,
     authRateLimitMax: options.authRateLimitMax ?? 10_000,
     idempotencyTtlHours: 24,
+    ...(options.idempotencyLeaseMs === undefined ? {} : { idempotencyLeaseMs: options.idempotencyLeaseMs }),
     db: backend.idempotencyDb,
     identity,
     side,
