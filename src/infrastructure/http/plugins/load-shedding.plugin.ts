@@ -11,6 +11,16 @@ export type LoadSheddingOptions = {
   readonly retryAfterSeconds: number;
 };
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * `false` on a route whose callers must never be turned away for load: one whose refusal
+     * costs more than its request (a payment provider's webhook, retried hours later).
+     */
+    shedding?: false;
+  }
+}
+
 /** Probes and scrapes must still answer when the service is shedding or stopping: that is when they matter. */
 export function isOperationalPath(url: string): boolean {
   return url.startsWith('/health/') || url.startsWith('/metrics');
@@ -30,7 +40,7 @@ const loadShedding: FastifyPluginAsync<LoadSheddingOptions> = async (app, option
     // below the threshold. Sampled once per threshold, an empty interval is a delay past it.
     sampleInterval: options.maxEventLoopDelayMs > 0 ? options.maxEventLoopDelayMs : 1000,
     pressureHandler: async (request, _reply, type) => {
-      if (isOperationalPath(request.url)) return;
+      if (isOperationalPath(request.url) || request.routeOptions.config.shedding === false) return;
       throw new HttpProblem(503, 'overloaded', 'Service overloaded', `The service is shedding load (${type}); try again shortly`, {
         headers: { 'retry-after': String(options.retryAfterSeconds) },
       });

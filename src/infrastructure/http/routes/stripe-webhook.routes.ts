@@ -27,7 +27,11 @@ export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = asy
   app.post(
     '/v1/webhooks/stripe',
     {
-      config: { idempotency: false },
+      // The signature guards this route, not a per-IP budget (Stripe sends every event from a few
+      // addresses) nor load shedding: a 429 or 503 makes Stripe retry on its own schedule, minutes
+      // to hours later, and a payment recorded after its booking's hold lapsed is refunded, not
+      // booked. What Stripe sends grows with our payments only; an unsigned body costs one HMAC.
+      config: { idempotency: false, rateLimit: false, shedding: false },
       // Stripe's event bodies (a charge with its refunds) can outgrow the API's 64 KiB for requests.
       bodyLimit: 512 * 1024,
       schema: { tags: ['payments'], summary: 'Stripe events (signature-verified, no JWT)' },
