@@ -188,6 +188,24 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
     });
 
+    it('refunds all that is left when sent no body at all, or an empty one, as with {}; a malformed body is still refused', async () => {
+      const bearer = { authorization: `Bearer ${api.app.issueAccessToken(owner).accessToken}` };
+      for (const headers of [bearer, { ...bearer, 'content-type': 'application/json' }]) {
+        const paymentId = String((await startPaying(await book())).body.paymentId);
+        const intentId = stripe.intentsFor(paymentId)[0]?.id ?? '';
+        const paid = stripeEvent(`evt_${randomUUID()}`, 'payment_intent.succeeded', intentObject(intentId, paymentId, { amount_received: 24_000 }));
+        expect((await deliver(api, paid)).status).toBe(200);
+        for (const malformed of [{ amount: '24000' }, { amount: 1_000, reason: 'x' }, []]) {
+          expect((await post(`/v1/payments/${paymentId}/refund`, malformed, owner)).status, JSON.stringify(malformed)).toBe(400);
+        }
+
+        const refunded = await fetch(`${api.url}/v1/payments/${paymentId}/refund`, { method: 'POST', headers });
+        expect(refunded.status, JSON.stringify(Object.keys(headers))).toBe(201);
+        const requested = (await streamEvents(backend.eventStore, `payment-${paymentId}`)).filter((event) => event.type === 'RefundRequested');
+        expect(requested).toEqual([expect.objectContaining({ data: expect.objectContaining({ amount: 24_000 }) })]);
+      }
+    });
+
     it('publishes the payment routes and the webhook in /docs', async () => {
       const docs = await fetch(`${api.url}/docs/json`);
       const paths = Object.keys(z.object({ paths: z.record(z.string(), z.unknown()) }).parse(await docs.json()).paths);
@@ -264,6 +282,23 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
 
       expect((await deliver(api, succeeded(intentId, paymentId))).status).toBe(200);
       expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    });
+
+    it('charge.refunded records our refund on its payment and keeps a dashboard refund listed beside it for reconciliation', async () => {
+      const { paymentId, intentId } = await initiated();
+      expect((await deliver(api, succeeded(intentId, paymentId))).status).toBe(200);
+      expect((await post(`/v1/payments/${paymentId}/refund`, { amount: 1_000 }, owner)).status).toBe(201);
+      const [requested] = (await streamEvents(backend.eventStore, `payment-${paymentId}`)).filter((event) => event.type === 'RefundRequested');
+      const { refundId } = z.object({ refundId: z.string() }).parse(requested?.data);
+
+      const eventId = `evt_${randomUUID()}`;
+      const dashboardRefund = { id: `re_dash_${randomUUID()}`, object: 'refund', amount: 500, currency: 'eur', status: 'succeeded', metadata: {} };
+      const refunds = { object: 'list', data: [refundObject(refundId, paymentId, { amount: 1_000 }), dashboardRefund] };
+      expect((await deliver(api, stripeEvent(eventId, 'charge.refunded', { id: `ch_${randomUUID()}`, object: 'charge', refunds }))).status).toBe(200);
+
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+      const kept = await streamEvents(backend.eventStore, unmatchedStreamId(`${eventId}:${dashboardRefund.id}`));
+      expect(kept).toEqual([expect.objectContaining({ type: 'ProviderEventUnmatched', data: expect.objectContaining({ eventType: 'charge.refunded', objectId: dashboardRefund.id }) })]);
     });
 
     it('keeps an event for an unknown intent (and one without our metadata) for reconciliation, once', async () => {

@@ -25,7 +25,7 @@ describe("Stripe events in our terms", () => {
     ]);
   });
 
-  it('charge.refunded reports each of our listed refunds under its own derived event id', () => {
+  it('charge.refunded reports each listed refund under its own derived event id: ours on their payment, one without our metadata as unmatched', () => {
     const charge = {
       id: 'ch_1',
       object: 'charge',
@@ -34,12 +34,28 @@ describe("Stripe events in our terms", () => {
     expect(toProviderEvents(event('evt_3', 'charge.refunded', charge))).toEqual([
       { kind: 'refund-succeeded', eventId: 'evt_3:re_1', paymentId: 'p1', refundId: 'r1' },
       { kind: 'refund-failed', eventId: 'evt_3:re_2', paymentId: 'p1', refundId: 'r2', reason: 'lost_or_stolen_card' },
+      { kind: 'unmatched', eventId: 'evt_3:re_3', eventType: 'charge.refunded', objectId: 're_3', reason: expect.any(String) },
     ]);
+  });
+
+  it('charge.refunded listing only pending refunds of ours reports nothing yet, as their refund events do; the charge is not unmatched', () => {
+    const pending = refund('re_6', 'pending', { paymentId: 'p1', refundId: 'r6' });
+    const charge = { id: 'ch_3', object: 'charge', refunds: { object: 'list', data: [pending] } };
+    expect(toProviderEvents(event('evt_8', 'charge.refunded', charge))).toEqual([]);
+    expect(toProviderEvents(event('evt_9', 'refund.created', pending))).toEqual([]);
+  });
+
+  it('charge.refunded whose only listed refund is not ours keeps that refund, not the charge, as unmatched', () => {
+    const charge = { id: 'ch_4', object: 'charge', refunds: { object: 'list', data: [refund('re_7', 'pending', {})] } };
+    expect(toProviderEvents(event('evt_10', 'charge.refunded', charge))).toEqual([expect.objectContaining({ kind: 'unmatched', eventId: 'evt_10:re_7', objectId: 're_7' })]);
   });
 
   it('keeps what it cannot map (no refunds listed, no metadata) as unmatched; a pending refund is nothing yet', () => {
     expect(toProviderEvents(event('evt_4', 'charge.refunded', { id: 'ch_2', object: 'charge', refunds: null }))).toEqual([
       expect.objectContaining({ kind: 'unmatched', eventId: 'evt_4', objectId: 'ch_2' }),
+    ]);
+    expect(toProviderEvents(event('evt_11', 'charge.refunded', { id: 'ch_5', object: 'charge', refunds: { object: 'list', data: [] } }))).toEqual([
+      expect.objectContaining({ kind: 'unmatched', eventId: 'evt_11', objectId: 'ch_5' }),
     ]);
     expect(toProviderEvents(event('evt_5', 'refund.updated', refund('re_4', 'succeeded', {})))).toEqual([expect.objectContaining({ kind: 'unmatched', objectId: 're_4' })]);
     expect(toProviderEvents(event('evt_6', 'refund.created', refund('re_5', 'pending', { paymentId: 'p', refundId: 'r' })))).toEqual([]);

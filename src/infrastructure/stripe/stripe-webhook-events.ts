@@ -42,11 +42,17 @@ function fromIntent(eventId: string, type: string, intent: Stripe.PaymentIntent)
   return { kind: 'payment-failed', ...ids, reason };
 }
 
-/** `charge.refunded` lists its refunds only when the API version still expands them; each one is reported alone. */
+/**
+ * `charge.refunded` lists its refunds only when the API version still expands them; each one is
+ * reported alone, under an id derived from the event's, exactly as its own refund event would be:
+ * ours on their payment, anyone else's (a dashboard refund beside ours) kept for reconciliation,
+ * a pending one of ours left to the refund event that settles it. Only a charge that lists none
+ * tells us nothing about which refund it was, so the charge itself is kept.
+ */
 function fromCharge(eventId: string, charge: Stripe.Charge): PaymentProviderEvent[] {
   const refunds = charge.refunds?.data ?? [];
-  const ours = refunds.flatMap((refund) => fromRefund(`${eventId}:${refund.id}`, 'charge.refunded', refund)).filter((e) => e.kind !== 'unmatched');
-  return ours.length > 0 ? ours : [unmatched(eventId, 'charge.refunded', charge.id, 'the charge lists no refund of ours')];
+  if (refunds.length === 0) return [unmatched(eventId, 'charge.refunded', charge.id, 'the charge lists no refunds')];
+  return refunds.flatMap((refund) => fromRefund(`${eventId}:${refund.id}`, 'charge.refunded', refund));
 }
 
 function fromRefund(eventId: string, type: string, refund: Stripe.Refund): PaymentProviderEvent[] {

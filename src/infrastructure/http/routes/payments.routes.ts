@@ -21,9 +21,12 @@ const startedPayment = z
   })
   .meta({ id: 'StartedPayment' });
 
+// No body at all is a full refund, as `{}` is: the amount is the only thing a caller could say.
 const refundBody = z
   .object({ amount: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional().describe('Minor units; unset: all that is left') })
   .strict()
+  .nullish()
+  .describe('Optional; without it, or without an amount, all that is left is refunded')
   .meta({ id: 'RefundRequest' });
 
 const params = z.object({ id: z.uuid() });
@@ -60,13 +63,14 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
         tags: ['payments'],
         security,
         summary: 'Refund all or part of a payment; the outcome follows as RefundSucceeded or RefundFailed',
+        description: 'The body is optional: without one, or without an amount, all that is left is refunded.',
         params,
         headers: ifMatchHeaderSchema,
         body: refundBody,
         response: { 201: commandResultSchema },
       },
     },
-    async (request, reply) => sendCommandResult(reply, await refundPayment(payments.side, request.params.id, request.body, commandOptions(request)), 201),
+    async (request, reply) => sendCommandResult(reply, await refundPayment(payments.side, request.params.id, request.body ?? {}, commandOptions(request)), 201),
   );
 };
 
