@@ -119,7 +119,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await bookingStatus(bookingId)).toBe('expired');
     expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesReleased']);
     expect(stripe.intents.get(intentId)?.status).toBe('canceled');
-    expect(stripe.requestsTo('cancel-intent').map((r) => r.idempotencyKey)).toEqual([`bookable:payment:${paymentId}:cancel-intent`]);
+    expect(stripe.requestsTo('cancel-intent').map((r) => r.path)).toEqual([`/v1/payment_intents/${intentId}/cancel`]);
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentFailed', 'PaymentCanceled']);
   });
 

@@ -1,5 +1,5 @@
 /**
- * The payment provider (Stripe, or the simulated one). Every call that changes something takes
+ * The payment provider (Stripe, or the simulated one). Every call that creates something takes
  * our own deterministic `idempotencyKey`: a retry after a crash or a timeout, in this process or
  * another, reaches the provider with the same key and gets the first answer back instead of a
  * second intent or a second refund.
@@ -46,7 +46,13 @@ export type CreateIntentRequest = {
   readonly idempotencyKey: string;
 };
 
-export type CancelIntentRequest = { readonly intentId: string; readonly idempotencyKey: string };
+/**
+ * No idempotency key: a cancel is idempotent by nature (a second one finds the intent canceled),
+ * and under a fixed key the provider replays its first answer for a day. A cancel refused while
+ * the intent was `processing` would be refused again after a failed debit made it cancelable,
+ * and a payable intent left open for a booking that is over.
+ */
+export type CancelIntentRequest = { readonly intentId: string };
 
 export type CancelIntentResult =
   | { readonly outcome: 'canceled' }
@@ -104,6 +110,5 @@ export class ProviderUnavailableError extends Error {
  */
 export const idempotencyKeys = {
   createIntent: (paymentId: string) => `bookable:payment:${paymentId}:create-intent`,
-  cancelIntent: (paymentId: string) => `bookable:payment:${paymentId}:cancel-intent`,
   createRefund: (paymentId: string, refundId: string) => `bookable:payment:${paymentId}:refund:${refundId}`,
 };

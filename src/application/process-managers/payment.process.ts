@@ -300,7 +300,7 @@ export class PaymentProcess {
     for (const { paymentId, state } of await paymentAttempts(side, bookingId)) {
       if (!isLive(state)) continue;
       const intentId = state.payment.providerIntentId;
-      const result = await gateway.cancelIntent({ intentId, idempotencyKey: idempotencyKeys.cancelIntent(paymentId) });
+      const result = await gateway.cancelIntent({ intentId });
       if (result.outcome !== 'canceled') continue;
       await side.handlers.payment.handle(
         paymentStreamId(paymentId),

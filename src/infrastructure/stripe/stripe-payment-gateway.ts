@@ -131,7 +131,7 @@ export class StripePaymentGateway implements PaymentGateway {
 
   async cancelIntent(request: CancelIntentRequest): Promise<CancelIntentResult> {
     try {
-      const intent = await this.stripe.paymentIntents.cancel(request.intentId, {}, { idempotencyKey: request.idempotencyKey });
+      const intent = await this.stripe.paymentIntents.cancel(request.intentId);
       return intent.status === 'canceled' ? { outcome: 'canceled' } : { outcome: 'not-cancelable', status: intentStatus(intent.status) };
     } catch (error) {
       // Stripe refuses to cancel an intent that succeeded (or is canceled already): ask what it is now.
