@@ -123,6 +123,31 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentFailed', 'PaymentCanceled']);
   });
 
+  it('paid at Stripe, its webhook never came; the hold expires → the success learned from Stripe is recorded and refunded in full', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    stripe.setIntentStatus(intentId, 'succeeded');
+
+    clock.advance(16 * 60_000);
+    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
+    for await (const event of backend.eventStore.readAll()) expiry.observe(event);
+    await expiry.sweep();
+    await drain();
+
+    expect(await bookingStatus(bookingId)).toBe('expired');
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000, status: 'succeeded' })]);
+  });
+
+  it('paid at Stripe, its webhook never came; the consumer starts paying again → 409 already-paid, and the booking is confirmed', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    stripe.setIntentStatus(intentId, 'succeeded');
+
+    await expect(startPayment(payments, bookingId, as(consumer))).rejects.toMatchObject({ code: 'already-paid' });
+    await drain();
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    expect(await bookingStatus(bookingId)).toBe('confirmed');
+  });
+
   it('confirmed booking cancelled by its consumer 3 days ahead → 50 % refunded at Stripe and recorded', async () => {
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();
     await pay(paymentId, intentId);

@@ -10,7 +10,7 @@ import { deterministicUuid } from '../ids.js';
 import { idempotencyKeys, type PaymentGateway } from '../ports/payment-gateway.js';
 import type { Position } from '../ports/position.js';
 import { currentAttempt, isLive, type PaymentAttempt } from './payment-attempts.js';
-import { recordProviderEvent, type ProviderEventDeps } from './provider-events.js';
+import { intentOutcomeLearned, recordProviderEvent, type ProviderEventDeps } from './provider-events.js';
 
 /** What the payment use cases run on: the command side, the provider, and the log for unmatched provider events. */
 export type PaymentSide = ProviderEventDeps & { readonly gateway: PaymentGateway };
@@ -58,22 +58,19 @@ export async function startPayment(payments: PaymentSide, bookingId: string, req
 }
 
 /**
- * The live intent's secret. If the provider canceled it and its webhook is still on its way,
- * that is recorded now (`undefined`: start another attempt); if it succeeded, the booking is
- * as good as paid.
+ * The live intent's secret. If the provider says it is over and its webhook has not told us (on
+ * its way, or lost), that is recorded now: canceled, `undefined` (start another attempt);
+ * succeeded, the booking is paid.
  */
 async function liveIntent(payments: PaymentSide, current: PaymentAttempt, request: CommandOptions): Promise<StartedPayment | undefined> {
   if (!isLive(current.state)) return undefined;
-  const { providerIntentId } = current.state.payment;
+  const { providerIntentId, bookingId } = current.state.payment;
   const intent = await payments.gateway.retrieveIntent(providerIntentId);
-  if (intent?.status === 'succeeded' || intent?.status === 'processing') {
-    throw new DomainError('payment-in-progress', `the payment of booking ${current.state.payment.bookingId} is being processed`);
-  }
-  if (!intent || intent.status === 'canceled') {
-    const event = { kind: 'payment-canceled', eventId: `gateway:canceled:${providerIntentId}`, paymentId: current.paymentId, intentId: providerIntentId } as const;
-    await recordProviderEvent(payments, event, request.context);
-    return undefined;
-  }
+  const learned = intentOutcomeLearned(current.paymentId, providerIntentId, intent);
+  if (learned) await recordProviderEvent(payments, learned, request.context);
+  if (learned?.kind === 'payment-succeeded') throw new DomainError('already-paid', `booking ${bookingId} is paid already`);
+  if (!intent || learned) return undefined;
+  if (intent.status === 'processing') throw new DomainError('payment-in-progress', `the payment of booking ${bookingId} is being processed`);
   const { position } = await payments.side.handlers.payment.read(paymentStreamId(current.paymentId));
   return { paymentId: current.paymentId, clientSecret: intent.clientSecret, status: current.state.status, position, created: false };
 }

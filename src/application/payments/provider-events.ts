@@ -7,6 +7,7 @@ import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { eventMetadataSchema, type CommandContext } from '../metadata.js';
 import type { EventStore } from '../ports/event-store.js';
+import type { ProviderIntent } from '../ports/payment-gateway.js';
 
 /**
  * What the payment provider told us, in our terms: the webhook translates Stripe's events into
@@ -35,6 +36,20 @@ export const unmatchedStreamId = (providerEventId: string) => `stripeUnmatched-$
 export const providerEventUnmatchedType = 'ProviderEventUnmatched';
 
 export type ProviderEventDeps = { readonly side: CommandSide; readonly eventStore: EventStore };
+
+/**
+ * What the provider told us of an intent when we asked (its webhook may be late, lost, or never
+ * sent), as the event its webhook would have brought; under an id of its own, which a later
+ * webhook's event does not repeat, and the payment records an outcome once only.
+ */
+export function intentOutcomeLearned(paymentId: string, intentId: string, intent: ProviderIntent | undefined): PaymentProviderEvent | undefined {
+  if (intent?.status === 'succeeded') {
+    return { kind: 'payment-succeeded', eventId: `gateway:succeeded:${intentId}`, paymentId, intentId, amount: intent.amountReceived, currency: intent.currency };
+  }
+  // Unknown to the provider: nothing of it can succeed any more.
+  if (!intent || intent.status === 'canceled') return { kind: 'payment-canceled', eventId: `gateway:canceled:${intentId}`, paymentId, intentId };
+  return undefined;
+}
 
 /** The provider acts as this actor in event metadata. */
 export const paymentProviderActor = { id: 'system:payment-provider', roles: [] };

@@ -33,6 +33,8 @@ export type ProviderIntent = {
   readonly clientSecret: string;
   readonly status: ProviderIntentStatus;
   readonly amount: number;
+  /** What the provider took, in minor units of `currency`: 0 until the intent succeeds. */
+  readonly amountReceived: number;
   readonly currency: string;
 };
 

@@ -10,6 +10,7 @@ import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
+import { intentOutcomeLearned, recordProviderEvent } from '../payments/provider-events.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 import { comparePositions, type Position } from '../ports/position.js';
 import { sleep } from '../sleep.js';
@@ -293,7 +294,8 @@ export class PaymentProcess {
 
   /**
    * Nobody should pay for a booking that is over. An intent that cannot be canceled any more
-   * (it succeeded in the meantime) is left alone: its success arrives as an event and is refunded.
+   * because it succeeded meanwhile is recorded as paid, as its webhook would (which may never
+   * come: lost, misconfigured), so that the payment is refunded.
    */
   private async cancelLiveIntents(bookingId: string, cause: RecordedEvent): Promise<void> {
     const { side, gateway } = this.options;
@@ -301,6 +303,10 @@ export class PaymentProcess {
       if (!isLive(state)) continue;
       const intentId = state.payment.providerIntentId;
       const result = await gateway.cancelIntent({ intentId });
+      if (result.outcome === 'not-cancelable' && result.status === 'succeeded') {
+        const learned = intentOutcomeLearned(paymentId, intentId, await gateway.retrieveIntent(intentId));
+        if (learned) await recordProviderEvent({ side, eventStore: this.options.eventStore }, learned, step(cause, `learned:${paymentId}`).context);
+      }
       if (result.outcome !== 'canceled') continue;
       await side.handlers.payment.handle(
         paymentStreamId(paymentId),

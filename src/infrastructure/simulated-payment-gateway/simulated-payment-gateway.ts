@@ -48,6 +48,7 @@ export class SimulatedPaymentGateway implements PaymentGateway {
       clientSecret: `${intentId}_secret_${shortId(`secret:${intentId}`)}`,
       status: 'awaiting-payment',
       amount: request.amount,
+      amountReceived: 0,
       currency: request.currency,
     };
     const timer = setTimeout(() => this.succeed(intentId), this.succeedAfterMs);
@@ -92,7 +93,7 @@ export class SimulatedPaymentGateway implements PaymentGateway {
   private succeed(intentId: string): void {
     const simulated = this.intents.get(intentId);
     if (!simulated || simulated.intent.status !== 'awaiting-payment') return;
-    simulated.intent = { ...simulated.intent, status: 'succeeded' };
+    simulated.intent = { ...simulated.intent, status: 'succeeded', amountReceived: simulated.intent.amount };
     const { amount, currency } = simulated.intent;
     const eventId = `evt_sim_${shortId(`succeeded:${intentId}`)}`;
     this.send({ kind: 'payment-succeeded', eventId, paymentId: simulated.paymentId, intentId, amount, currency });

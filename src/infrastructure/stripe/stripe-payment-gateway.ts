@@ -57,6 +57,7 @@ function toIntent(intent: Stripe.PaymentIntent): ProviderIntent {
     clientSecret: intent.client_secret ?? '',
     status: intentStatus(intent.status),
     amount: intent.amount,
+    amountReceived: intent.amount_received,
     currency: intent.currency.toUpperCase(),
   };
 }

@@ -24,6 +24,7 @@ export type FakeIntent = {
   id: string;
   object: 'payment_intent';
   amount: number;
+  amount_received: number;
   currency: string;
   status: string;
   client_secret: string;
@@ -103,7 +104,9 @@ export class FakeStripeServer {
   /** What happens on Stripe's side when the customer pays, or the intent fails. */
   setIntentStatus(intentId: string, status: string): void {
     const intent = this.intents.get(intentId);
-    if (intent) intent.status = status;
+    if (!intent) return;
+    intent.status = status;
+    intent.amount_received = status === 'succeeded' ? intent.amount : 0;
   }
 
   reset(): void {
@@ -164,6 +167,7 @@ export class FakeStripeServer {
           id,
           object: 'payment_intent',
           amount: Number(form.get('amount')),
+          amount_received: 0,
           currency: form.get('currency') ?? '',
           status: 'requires_payment_method',
           client_secret: `${id}_secret_${this.sequence}`,
