@@ -146,7 +146,7 @@ function expectations(ledger: Ledger): Expectation[] {
   for (const [id, appointment] of ledger.appointments) {
     const stream = `appointment-${id}`;
     const schedule = `doctorSchedule-${appointment.doctorId}`;
-    // SlotMoved is not here: a reschedule the patient's agenda refuses moves the slot and back (see movedSlots).
+    // SlotMoved is not here: a reschedule the patient's agenda refuses moves the slot and restores it (see movedSlots).
     expected.push([stream, 'AppointmentScheduled', undefined, 1], [schedule, 'SlotBooked', id, 1]);
     expected.push([stream, 'AppointmentRescheduled', undefined, appointment.reschedules]);
     const cancelled = appointment.cancelled ? 1 : 0;
@@ -156,20 +156,21 @@ function expectations(ledger: Ledger): Expectation[] {
 }
 
 /**
- * Each appointment's slot moved once per accepted reschedule, plus a move and its undoing for each
- * one refused after the slot had moved; and it ends where the last accepted command put it.
+ * Each appointment's slot moved once per accepted reschedule, plus a move and its restoring for
+ * each one refused after the slot had moved; and it ends where the last accepted command put it.
  */
 async function movedSlots(db: Kysely<unknown>, ledger: Ledger, counts: Counts): Promise<string[]> {
   const { rows } = await sql<{ appointment_id: string; event_type: string; start: string | null }>`
     select distinct on (data->>'appointmentId') data->>'appointmentId' as appointment_id, event_type, data->>'start' as start
-    from events where stream_id like 'doctorSchedule-%' and event_type in ('SlotBooked', 'SlotMoved', 'SlotReleased')
+    from events where stream_id like 'doctorSchedule-%' and event_type in ('SlotBooked', 'SlotMoved', 'SlotRestored', 'SlotReleased')
     order by data->>'appointmentId', revision desc`.execute(db);
   const last = new Map(rows.map((row) => [row.appointment_id, row]));
   const problems: string[] = [];
   for (const [id, appointment] of ledger.appointments) {
     const moves = counts.of(`doctorSchedule-${appointment.doctorId}`, 'SlotMoved', id);
-    if (moves < appointment.reschedules || (moves - appointment.reschedules) % 2 !== 0) {
-      problems.push(`appointment ${id}: its slot moved ${moves} times for ${appointment.reschedules} accepted reschedules`);
+    const restores = counts.of(`doctorSchedule-${appointment.doctorId}`, 'SlotRestored', id);
+    if (moves - restores !== appointment.reschedules) {
+      problems.push(`appointment ${id}: its slot moved ${moves} times and was restored ${restores} times for ${appointment.reschedules} accepted reschedules`);
     }
     const final = last.get(id);
     const released = final?.event_type === 'SlotReleased';
@@ -266,7 +267,7 @@ async function doubleHoldsInLog(db: Kysely<unknown>): Promise<{ problems: string
   const problems: string[] = [];
   for (const [streamId, events] of streams) {
     if (streamId.startsWith('listingCalendar-')) problems.push(...replayHolds(streamId, events, ['DatesHeld'], ['DatesReleased'], []));
-    else problems.push(...replayHolds(streamId, events, ['SlotBooked'], ['SlotReleased'], ['SlotMoved']));
+    else problems.push(...replayHolds(streamId, events, ['SlotBooked'], ['SlotReleased'], ['SlotMoved', 'SlotRestored']));
   }
   return { problems, streams: streams.size };
 }

@@ -84,6 +84,24 @@ describe('appointment use cases', () => {
     await expect(setSchedule(side, newDoctor.id, everyMorning, as(admin))).resolves.toMatchObject({ id: newDoctor.id });
   });
 
+  it("does not let an admin publish a schedule under their own id unless they are a doctor too: it would make the admin bookable as one", async () => {
+    await expect(setSchedule(side, admin.id, everyMorning, as(admin))).rejects.toMatchObject({ code: 'unknown-doctor' });
+    expect(await eventTypes(store, `doctorSchedule-${admin.id}`)).toEqual([]);
+
+    const adminDoctor = { id: 'admin-doctor', roles: ['ADMIN' as const, 'DOCTOR' as const] };
+    await expect(setSchedule(side, adminDoctor.id, everyMorning, as(adminDoctor))).resolves.toMatchObject({ id: adminDoctor.id });
+  });
+
+  it('refuses a patient who is also a doctor booking their own slot (own-schedule), and holds nothing for it', async () => {
+    const both = { id: 'patient-and-doctor', roles: ['PATIENT' as const, 'DOCTOR' as const] };
+    await setSchedule(side, both.id, everyMorning, as(both));
+
+    await expect(bookAppointment(side, { doctorId: both.id, start: nine, reason: 'check-up' }, as(both))).rejects.toMatchObject({ code: 'own-schedule' });
+
+    expect(await eventTypes(store, `doctorSchedule-${both.id}`)).toEqual(['ScheduleSet']);
+    expect(await eventTypes(store, `patientAgenda-${both.id}`)).toEqual([]);
+  });
+
   it('rescheduling moves slot and patient time together', async () => {
     const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
     await rescheduleAppointment(side, booked.id, { start: nineThirty }, as(patient));
@@ -194,7 +212,7 @@ describe('appointment use cases', () => {
       const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
       resume();
       await expect(first).rejects.toMatchObject({ code: 'patient-overlap' });
-      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotMoved']);
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotRestored']);
       expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
       await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
 
@@ -202,15 +220,41 @@ describe('appointment use cases', () => {
 
       expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
     });
+
+    it('refused after the slot moved, puts the slot back exactly where the appointment is, though a schedule change since no longer offers that slot', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
+      // An hour a slot from now on; the appointment at 09:30 is kept, acknowledged.
+      await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor));
+      let resume = () => {};
+      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const refused = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
+      await paused;
+      const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
+      resume();
+      await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
+
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      const schedule = (await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`)).state;
+      expect(slotOf(schedule, booked.id)).toEqual({ appointmentId: booked.id, start: nineThirty, end: ten });
+      // 09:00–10:00 overlaps the appointment: nobody else may book it.
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+      // And the appointment can still be moved once the patient is free.
+      await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
+      await rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
+      expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+    });
   });
 
   describe('booking retried after the first attempt died before the appointment', () => {
     const retried = as(patient, 'died-before-the-appointment');
     const appointmentId = deterministicUuid('appointment', retried.commandId);
 
-    /** The first attempt takes slot and time and dies; the orphan sweep frees both. */
-    async function diedAndSwept(): Promise<void> {
-      store.interrupt((streamId) => streamId.startsWith('appointment-'));
+    /**
+     * The first attempt takes the slot (and the time, unless it dies before reserving it) and
+     * dies; the orphan sweep gives the id up and frees what it held.
+     */
+    async function diedAndSwept(diedBefore: 'appointment-' | 'patientAgenda-' = 'appointment-'): Promise<void> {
+      store.interrupt((streamId) => streamId.startsWith(diedBefore));
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toThrow('died');
       const sweep = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
       for await (const event of store.readAll()) sweep.observe(event);
@@ -227,6 +271,37 @@ describe('appointment use cases', () => {
       // The slot is free for anyone, the same patient booking anew included.
       const anew = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient, 'booking anew'));
       expect(await whereIs(anew.id)).toEqual({ appointment: nine, slot: nine, time: nine });
+    });
+
+    it("is refused, and reserves no patient time, when the first attempt died before reserving it: nothing would give that time back", async () => {
+      await diedAndSwept('patientAgenda-');
+
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toMatchObject({ code: 'appointment-abandoned' });
+
+      expect(await whereIs(appointmentId)).toEqual({ appointment: undefined, slot: undefined, time: undefined });
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual([]);
+      // The patient's time at nine is theirs to book again, with this doctor or another.
+      await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nine, reason: 'check-up' }, as(patient, 'booking anew'))).resolves.toBeDefined();
+    });
+
+    it('gives the patient time back when the sweep gave the id up while the retry was reserving it, and the appointment was then refused', async () => {
+      store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toThrow('died');
+      const sweep = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) sweep.observe(event);
+      let resume = () => {};
+      // The retry found the id still free and is about to reserve the time when the sweep comes.
+      const reserving = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const retry = bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried);
+      await reserving;
+      clock.advance(61_000);
+      await sweep.sweep();
+      resume();
+
+      await expect(retry).rejects.toMatchObject({ code: 'appointment-abandoned' });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: undefined, slot: undefined, time: undefined });
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+      await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nine, reason: 'check-up' }, as(patient, 'booking anew'))).resolves.toBeDefined();
     });
 
     it('keeps the slot and time of an appointment the retry made before the sweep came: the sweep gives up only an id with no appointment', async () => {

@@ -6,6 +6,7 @@ import { createListing } from '../../src/application/listings/listing.use-cases.
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import {
   admin,
   as,
@@ -28,6 +29,7 @@ import {
 const stay = { startDate: '2030-02-01', endDate: '2030-02-05' };
 const nine = '2030-02-04T09:00:00.000Z';
 const nineThirty = '2030-02-04T09:30:00.000Z';
+const ten = '2030-02-04T10:00:00.000Z';
 const otherPatient = { id: 'patient-2', roles: ['PATIENT' as const] };
 const graceMs = 60_000;
 
@@ -327,16 +329,17 @@ describe('hold expiry process', () => {
       expect(process.pending.moves).toBe(0);
     });
 
-    it('when the appointment has begun by then, so its slot cannot move back into the past, the process frees the slot the failed reschedule took', async () => {
-      const { process, turn } = startWatchedProcess();
+    it('when the appointment has begun by then, the process still puts its slot back where it is, freeing the one the failed reschedule took', async () => {
+      const { process, turn, errors } = startWatchedProcess();
       await turn();
       clock.advance(Date.parse(nine) - clock.now().getTime() + 5 * 60_000);
       await turn();
-      // The patient's time goes back as ever; its own event, once read, settles it.
+      // Slot and time go back as ever; their own events, once read, settle them.
       await turn();
 
+      expect(errors).toEqual([]);
       expect(process.pending.moves).toBe(0);
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: undefined, time: nine });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
       // 09:30 was held by an appointment that is not there: free again for anyone.
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
     });
@@ -411,6 +414,54 @@ describe('hold expiry process', () => {
     });
   });
 
+  it('given a reschedule that died after moving the slot of an appointment a schedule change kept, the process puts the slot back exactly where the appointment is', async () => {
+    const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
+    // An hour a slot from now on; the appointment at 09:30 is kept, acknowledged, though no slot starts there any more.
+    await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [id] }, as(doctor));
+    store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
+    await expect(rescheduleAppointment(side, id, { start: ten }, as(patient))).rejects.toThrow('died');
+    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: ten, time: nineThirty });
+    const { process, turn, errors } = startWatchedProcess();
+    await turn();
+    clock.advance(graceMs);
+
+    await turn();
+
+    expect(errors).toEqual([]);
+    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+    expect(slotOf((await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`)).state, id)).toEqual({ appointmentId: id, start: nineThirty, end: ten });
+    // 09:00–10:00 overlaps the appointment; 10:00 is free again.
+    await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+    await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
+    await turn();
+    expect(process.pending.moves).toBe(0);
+    await expectReplayToAppendNothing();
+  });
+
+  it('given patient time reserved for an appointment whose id the process had already given up, gives the time back after the grace period', async () => {
+    const lost = 'lost-appointment';
+    const now = clock.now().toISOString();
+    await side.handlers.appointment.handle(`appointment-${lost}`, { type: 'AbandonAppointment', data: { appointmentId: lost, now } }, as(admin));
+    // A retry of the booking request that reserved the time, was refused the appointment, and died before giving the time back.
+    await side.handlers.patientAgenda.handle(
+      `patientAgenda-${patient.id}`,
+      { type: 'ReserveTime', data: { patientId: patient.id, appointmentId: lost, start: nine, end: nineThirty } },
+      as(patient),
+    );
+    const { process, turn } = startWatchedProcess();
+    expect(await turn()).toBe(0);
+    expect(process.pending.times).toBe(1);
+
+    clock.advance(graceMs);
+    expect(await turn()).toBe(1);
+
+    expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+    await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).resolves.toBeDefined();
+    await turn();
+    expect(process.pending.times).toBe(0);
+    await expectReplayToAppendNothing();
+  });
+
   describe('given reschedules that finished', () => {
     it('a reschedule that went through leaves nothing pending, and the process does nothing', async () => {
       const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
@@ -421,7 +472,7 @@ describe('hold expiry process', () => {
 
       expect(await turn()).toBe(0);
 
-      expect(process.pending).toEqual({ holds: 0, slots: 0, cancellations: 0, moves: 0 });
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0 });
       expect(await everyEventId()).toEqual(before);
     });
 
@@ -434,14 +485,14 @@ describe('hold expiry process', () => {
       await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
       resume();
       await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
-      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotMoved']);
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotRestored']);
       const before = await everyEventId();
       const { process, turn } = startWatchedProcess();
       clock.advance(graceMs);
 
       expect(await turn()).toBe(0);
 
-      expect(process.pending).toEqual({ holds: 0, slots: 0, cancellations: 0, moves: 0 });
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0 });
       expect(await everyEventId()).toEqual(before);
       expect(await whereIs(id)).toEqual({ appointment: nine, slot: nine, time: nine });
     });

@@ -117,6 +117,15 @@ describe('ScheduleAppointment', () => {
     spec.given([]).when(schedule({ actor })).thenFails('forbidden');
   });
 
+  it('refuses a patient who is also a doctor booking their own schedule: nobody could complete it', () => {
+    const both: Actor = { id: 'patient-and-doctor', roles: ['PATIENT', 'DOCTOR'] };
+    spec.given([]).when(schedule({ actor: both, patientId: both.id, doctorId: both.id })).thenFails('own-schedule');
+  });
+
+  it('refuses an admin booking a doctor with themselves', () => {
+    spec.given([]).when(schedule({ actor: admin, patientId: doctor.id })).thenFails('own-schedule');
+  });
+
   it('refuses a time that ends before it starts', () => {
     spec.given([]).when(schedule({ start: end, end: start })).thenFails('invalid-time-range');
   });

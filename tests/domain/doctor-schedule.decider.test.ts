@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BookSlot, MoveSlot, SetSchedule } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
+import type { BookSlot, MoveSlot, RestoreSlot, SetSchedule } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
 import { setScheduleSchema } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
 import {
   bookings,
@@ -7,7 +7,7 @@ import {
   doctorScheduleStreamId,
 } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { ScheduleConflictError } from '../../src/domain/doctor-schedule/doctor-schedule.errors.js';
-import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
+import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotRestored } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
 import type { WeeklyHours } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { fold } from '../../src/domain/shared/decider.js';
 import { deciderSpec } from '../support/decider-spec.js';
@@ -578,6 +578,94 @@ describe('MoveSlot', () => {
     ['slot-in-past', '2026-03-01T08:00:00.000Z'],
   ])('refuses a new slot that breaks the %s rule', (code, newStart) => {
     spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(moveSlot('a-1', newStart)).thenFails(code);
+  });
+});
+
+describe('RestoreSlot', () => {
+  const mon1030 = '2026-03-09T09:30:00.000Z';
+  const mon1100 = '2026-03-09T10:00:00.000Z';
+  const restoreSlot = (appointmentId: string, from: string, [start, end]: Span, at = now): RestoreSlot => ({
+    type: 'RestoreSlot',
+    data: { appointmentId, from, start, end, now: at },
+  });
+  const slotRestored = (appointmentId: string, [previousStart, previousEnd]: Span, [start, end]: Span, at = now): SlotRestored => ({
+    type: 'SlotRestored',
+    data: { doctorId, appointmentId, previousStart, previousEnd, start, end, restoredAt: at },
+  });
+  // Booked at 09:30 on the half-hour grid, kept (acknowledged) when slots became an hour long,
+  // then moved to 10:00–11:00 by a reschedule that failed after moving it.
+  const keptThenMoved = [
+    scheduleSet(),
+    slotBooked('a-1', mon0930, mon1000),
+    scheduleSet({ slotMinutes: 60, affectedAppointmentIds: ['a-1'] }),
+    slotMoved('a-1', [mon0930, mon1000], [mon1000, mon1100]),
+  ];
+
+  it('puts the slot back exactly where it was, though the schedule in force no longer offers it', () => {
+    spec
+      .given(keptThenMoved)
+      .when(restoreSlot('a-1', mon1000, [mon0930, mon1000]))
+      .then([slotRestored('a-1', [mon1000, mon1100], [mon0930, mon1000])]);
+  });
+
+  it('holds the restored time against others, and frees the one it left', () => {
+    const restored = [...keptThenMoved, slotRestored('a-1', [mon1000, mon1100], [mon0930, mon1000])];
+    spec.given(restored).when(bookSlot('a-2', mon0900)).thenFails('slot-taken');
+    spec.given(restored).when(bookSlot('a-2', mon1000)).then([slotBooked('a-2', mon1000, mon1100)]);
+  });
+
+  it('puts the slot back into the past: the appointment has begun there', () => {
+    const later = '2026-03-09T08:45:00.000Z';
+    spec
+      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon1000, mon1030])])
+      .when(restoreSlot('a-1', mon1000, [mon0900, mon0930], later))
+      .then([slotRestored('a-1', [mon1000, mon1030], [mon0900, mon0930], later)]);
+  });
+
+  it('writes times in UTC whatever offset the command used', () => {
+    spec
+      .given(keptThenMoved)
+      .when(restoreSlot('a-1', '2026-03-09T10:00:00+01:00', ['2026-03-09T09:30:00+01:00', '2026-03-09T10:00:00+01:00'], '2026-03-02T09:00:00+01:00'))
+      .then([slotRestored('a-1', [mon1000, mon1100], [mon0930, mon1000])]);
+  });
+
+  it('refuses a time another appointment took meanwhile, and keeps the slot where it is', () => {
+    const taken = [scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon1000, mon1030]), slotBooked('a-2', mon0900, mon0930)];
+    spec.given(taken).when(restoreSlot('a-1', mon1000, [mon0900, mon0930])).thenFails('slot-taken');
+  });
+
+  it('refuses a time that only partly overlaps another appointment', () => {
+    spec
+      .given([...keptThenMoved, slotBooked('a-2', mon0900, mon0930)])
+      .when(restoreSlot('a-1', mon1000, ['2026-03-09T08:15:00.000Z', '2026-03-09T08:45:00.000Z']))
+      .thenFails('slot-taken');
+  });
+
+  it('changes nothing when the slot is already there, wherever the restorer saw it', () => {
+    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(restoreSlot('a-1', mon1000, [mon0900, mon0930])).then([]);
+  });
+
+  it('sets the end back too when only the end differs', () => {
+    spec
+      .given(keptThenMoved)
+      .when(restoreSlot('a-1', mon1000, [mon1000, mon1030]))
+      .then([slotRestored('a-1', [mon1000, mon1100], [mon1000, mon1030])]);
+  });
+
+  it('refuses to restore a slot that is no longer where the restorer saw it: another change got there first', () => {
+    spec.given(keptThenMoved).when(restoreSlot('a-1', mon0900, [mon0930, mon1000])).thenFails('slot-moved-meanwhile');
+  });
+
+  it('needs a schedule, and the appointment to hold a slot', () => {
+    spec.given([]).when(restoreSlot('a-1', mon1000, [mon0930, mon1000])).thenFails('not-found');
+    spec.given(keptThenMoved).when(restoreSlot('a-2', mon1000, [mon0930, mon1000])).thenFails('not-found');
+  });
+
+  it.each([
+    ['ends before it starts', [mon1000, mon0930]],
+    ['lasts longer than any slot', [mon0900, '2026-03-09T11:00:00.000Z']],
+  ] as const)('refuses a time that %s', (_, span) => {
+    spec.given(keptThenMoved).when(restoreSlot('a-1', mon1000, [...span])).thenFails('invalid-time-range');
   });
 });
 

@@ -1,7 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import type { DoctorScheduleCommand } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
-import { bookings, doctorScheduleDecider, type DoctorScheduleState } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { bookings, doctorScheduleDecider, slotOf, type DoctorScheduleState } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { doctorScheduleEventSchema, type DoctorScheduleEvent } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
 import { slotProblem, type WeeklyHours, type WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { addDays } from '../../src/domain/shared/calendar-date.js';
@@ -87,6 +87,18 @@ const move = fc.record({ appointmentId, start }).map(({ appointmentId, start }) 
   data: { appointmentId, from: heldStart(state, appointmentId) ?? new Date(now).toISOString(), newStart: start(now, state), now: new Date(now).toISOString() },
 }));
 
+/**
+ * A slot put back, as an undo of a move does: to any time (on the grid or not, past or future),
+ * sometimes longer than a slot may be, so that every rule gets to refuse.
+ */
+const restore = fc
+  .record({ appointmentId, start, minutes: fc.constantFrom(15, 30, 45, 60, 120, 150) })
+  .map(({ appointmentId, start, minutes }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => {
+    const at = start(now, state);
+    const end = new Date(Date.parse(at) + minutes * minute).toISOString();
+    return { type: 'RestoreSlot', data: { appointmentId, from: heldStart(state, appointmentId) ?? new Date(now).toISOString(), start: at, end, now: new Date(now).toISOString() } };
+  });
+
 const step: fc.Arbitrary<Step> = fc.record({
   // Now and then the clock steps back a little, as clocks on different machines do.
   minutesLater: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 300 }) }, { weight: 1, arbitrary: fc.integer({ min: -120, max: 0 }) }),
@@ -95,6 +107,7 @@ const step: fc.Arbitrary<Step> = fc.record({
     { weight: 5, arbitrary: book },
     { weight: 2, arbitrary: release },
     { weight: 3, arbitrary: move },
+    { weight: 2, arbitrary: restore },
   ),
 });
 
@@ -138,7 +151,7 @@ function replay(model: Map<string, TimeSlot>, event: DoctorScheduleEvent, now: n
   } else if (event.type === 'SlotReleased') {
     expect(model.get(event.data.appointmentId)?.start).toBe(event.data.start);
     model.delete(event.data.appointmentId);
-  } else if (event.type === 'SlotMoved') {
+  } else if (event.type === 'SlotMoved' || event.type === 'SlotRestored') {
     expect(model.get(event.data.appointmentId)?.start).toBe(event.data.previousStart);
     model.set(event.data.appointmentId, { start: event.data.start, end: event.data.end });
   }
@@ -170,6 +183,35 @@ test.prop([steps])('a slot is taken only in the future, on the grid of the sched
       expect(Date.parse(event.data.start)).toBeGreaterThan(now);
       expect(slotProblem(before.schedule, event.data.start)).toBeUndefined();
       expect(Date.parse(event.data.end) - Date.parse(event.data.start)).toBe(before.schedule.slotMinutes * minute);
+    }
+  }
+});
+
+const liveSlots = (state: DoctorScheduleState, now: number) =>
+  (state.status === 'active' ? bookings(state.booked) : []).filter((slot) => Date.parse(slot.end) > now).sort(byStart);
+
+/** The state after `command`, or `undefined` when a rule refuses it. */
+function decided(state: DoctorScheduleState, command: DoctorScheduleCommand): DoctorScheduleState | undefined {
+  try {
+    return doctorScheduleDecider.decide(command, state).reduce(doctorScheduleDecider.evolve, state);
+  } catch (error) {
+    if (error instanceof DomainError) return undefined;
+    throw error;
+  }
+}
+
+// What a failed reschedule's undo relies on: the way back is never refused for the grid, the
+// clock or the slot length, only for another appointment, and none can have come in between.
+test.prop([steps, start])('a move undone by a restore leaves every slot as it was, whatever schedule was set since it was booked', (plan, target) => {
+  for (const { after: before, now } of run(plan)) {
+    if (before.status !== 'active') continue;
+    const at = new Date(now).toISOString();
+    for (const { appointmentId, start, end } of bookings(before.booked)) {
+      const moved = decided(before, { type: 'MoveSlot', data: { appointmentId, from: start, newStart: target(now, before), now: at } });
+      if (!moved) continue;
+      const from = slotOf(moved, appointmentId)?.start ?? start;
+      const restored = decided(moved, { type: 'RestoreSlot', data: { appointmentId, from, start, end, now: at } });
+      expect(restored && liveSlots(restored, now)).toEqual(liveSlots(before, now));
     }
   }
 });

@@ -160,6 +160,16 @@ describe('command routes over HTTP', () => {
       expect(taken.body.type).toMatch(/slot-taken$/);
     });
 
+    it('refuses a doctor who is also a patient booking their own slot: 409 own-schedule, nothing appended', async () => {
+      const both = person(['PATIENT', 'DOCTOR']);
+      expect((await put(`/v1/doctors/${both.id}/schedule`, everyMorning, both)).status).toBe(200);
+      const before = await eventCount();
+      const response = await post('/v1/appointments', { doctorId: both.id, start: '2030-02-04T09:00:00Z', reason: 'check-up' }, both);
+      expect(response.status).toBe(409);
+      expect(response.body.type).toMatch(/\/problems\/own-schedule$/);
+      expect(await eventCount()).toBe(before);
+    });
+
     it('lists the appointments a new schedule would strand', async () => {
       const booked = await post('/v1/appointments', { doctorId: doctor.id, start: '2030-02-05T10:00:00Z', reason: 'x-ray' }, patient);
       const afternoons = [{ from: '14:00', to: '17:00' }];

@@ -171,6 +171,22 @@ describe('doctors read model', () => {
     expect(morning?.items.map((slot) => slot.start.slice(11, 16))).toEqual(['10:15', '10:45']);
   });
 
+  it('given SlotRestored, then the slot is taken exactly where it was put back, off the grid or not', async () => {
+    const wednesday = '2030-01-16';
+    const schedule = `doctorSchedule-${otherDoctor.id}`;
+    const { id } = await bookAppointment(h.side, { doctorId: otherDoctor.id, start: `${wednesday}T09:45:00Z`, reason: 'checkup' }, as(patient));
+    const now = h.clock.now().toISOString();
+    await h.side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId: id, from: `${wednesday}T09:45:00Z`, newStart: `${wednesday}T10:45:00Z`, now } }, as(otherDoctor));
+    const restore = { appointmentId: id, from: `${wednesday}T10:45:00Z`, start: `${wednesday}T09:30:00Z`, end: `${wednesday}T10:00:00Z`, now };
+    await h.side.handlers.doctorSchedule.handle(schedule, { type: 'RestoreSlot', data: restore }, as(otherDoctor));
+    await h.settle();
+
+    const day = { from: new Date(`${wednesday}T00:00:00Z`), to: new Date(`${wednesday}T23:59:00Z`) };
+    const free = await freeSlotsOf(h.db, otherDoctor.id, day, h.clock.now(), { limit: 10 });
+    // 09:30–10:00 overlaps the slots at 09:15 and 09:45; 10:45 is free again.
+    expect(free?.items.map((slot) => slot.start.slice(11, 16))).toEqual(['10:15', '10:45', '11:15', '11:45']);
+  });
+
   it('a replayed batch changes nothing', async () => {
     const before = [await h.rows('doctors', 'doctor_schedules'), await h.rows('doctors', 'doctor_slots'), await h.rows('doctors', 'doctor_streams')];
     await h.replay(doctorsProjection);

@@ -18,7 +18,7 @@ export type BookAppointmentInput = { doctorId: string; start: string; reason: st
  * taken by the aggregate that owns it, with an expected revision, so concurrent bookings of one
  * slot, or of one patient's time, cannot both win. A refusal of the patient's time gives the
  * slot back at once; a crash between steps leaves holds that the orphan sweep releases, and a
- * retry after that takes them again (`takeStep`).
+ * retry after that takes them again (`takeStep`), unless the sweep gave the id up meanwhile.
  */
 export async function bookAppointment(side: CommandSide, input: BookAppointmentInput, request: CommandOptions): Promise<CommandOutcome> {
   const appointmentId = deterministicUuid('appointment', request.commandId);
@@ -33,6 +33,13 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
   // The appointment's own rules (who, when) are checked before anything is held for it.
   appointmentDecider.decide(command, appointmentDecider.initialState);
   const appointment = appointmentStreamId(appointmentId);
+  // So is an id the sweep gave up (this decision refuses it): a step the retry had not taken yet
+  // would take its resource for good, since the sweep no longer looks after that id. Only a
+  // retry can find one; a command id made for this request alone spares the read.
+  if (!request.freshCommandId) {
+    const { state: existing } = await side.handlers.appointment.read(appointment);
+    if (existing.status === 'abandoned') appointmentDecider.decide(command, existing);
+  }
   const schedule = doctorScheduleStreamId(input.doctorId);
   // A retry that finds a step's resource given back takes it again only for an appointment still to be made.
   const notMadeYet = async () => (await side.handlers.appointment.read(appointment)).state.status === 'none';
@@ -58,8 +65,25 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
     }
     throw error;
   }
-  const result = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, ...booked } }, unpinned(request));
+  const result = await makeAppointment(side, { ...command, data: { ...command.data, ...booked } }, request);
   return outcome(appointmentId, result);
+}
+
+/**
+ * The booking's last step. When the sweep gave the id up while this request held the slot and
+ * the time for it, the sweep will not give them back, so they go back here: safe by appointment
+ * id, as an id given up stays given up. Any other refusal may be about an appointment that holds them.
+ */
+async function makeAppointment(side: CommandSide, command: ScheduleAppointment, request: CommandOptions) {
+  const { appointmentId, doctorId, patientId } = command.data;
+  try {
+    return await side.handlers.appointment.handle(appointmentStreamId(appointmentId), command, unpinned(request));
+  } catch (error) {
+    if (error instanceof DomainError && error.code === 'appointment-abandoned') {
+      await releaseAppointmentTime(side, { appointmentId, doctorId, patientId }, compensating(request, 'abandoned'));
+    }
+    throw error;
+  }
 }
 
 /**
@@ -131,10 +155,12 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
       (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: current.start, newStart, now } }, options),
       (state) => slotOf(state, appointmentId)?.start === newStart,
     );
+    // Restored, not moved: the appointment's own time may be a slot no longer (a schedule change
+    // kept it, acknowledged), and a move back there would be refused, the old time left bookable.
     undo.unshift(() =>
       side.handlers.doctorSchedule.handle(
         schedule,
-        { type: 'MoveSlot', data: { appointmentId, from: newStart, newStart: current.start, now } },
+        { type: 'RestoreSlot', data: { appointmentId, from: newStart, start: current.start, end: current.end, now } },
         compensating(atVersion, `slot@${slot.version}`),
       ),
     );

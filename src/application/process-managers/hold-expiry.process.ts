@@ -1,5 +1,6 @@
 import { appointmentStreamId, isMade } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
+import type { RestoreSlot } from '../../domain/doctor-schedule/doctor-schedule.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
@@ -28,6 +29,12 @@ type Cause = { readonly id: string; readonly correlationId: string };
  */
 type PendingHold = { listingId: string; holdExpiresAt: number; cause: Cause; status: 'held' | 'booking-expired' | 'dates-released' };
 type PendingSlot = { doctorId: string; patientId: string; bookedAt: number; cause: Cause };
+/**
+ * Patient time reserved for an appointment not made yet, whose slot is not pending (a pending
+ * slot's sweep gives the time back with it): time a retry of the booking reserved after this
+ * process had given the id up, when the retry died before giving the time back itself.
+ */
+type PendingTime = { patientId: string; reservedAt: number; cause: Cause };
 /** A cancellation whose request may have died before giving back what it held. */
 type PendingRelease = { cancelledAt: number; cause: Cause };
 type PendingAppointmentRelease = PendingRelease & { slotHeld: boolean; timeHeld: boolean };
@@ -49,6 +56,8 @@ export const holdExpiryEventTypes = [
   'SlotBooked',
   'SlotReleased',
   'SlotMoved',
+  'SlotRestored',
+  'TimeReserved',
   'TimeReleased',
   'TimeMoved',
   'AppointmentScheduled',
@@ -85,6 +94,7 @@ export type HoldExpiryOptions = {
 export class HoldExpiryProcess {
   private readonly holds = new Map<string, PendingHold>();
   private readonly slots = new Map<string, PendingSlot>();
+  private readonly times = new Map<string, PendingTime>();
   private readonly cancelledBookings = new Map<string, PendingRelease>();
   private readonly cancelledAppointments = new Map<string, PendingAppointmentRelease>();
   /** By appointment id, as are `movedTimes`; each holds only moves the appointment has not followed. */
@@ -145,11 +155,20 @@ export class HoldExpiryProcess {
         this.slots.set(appointmentId, { doctorId, patientId, bookedAt: Date.parse(bookedAt), cause: causeOf(event) });
         return;
       }
+      case 'TimeReserved': {
+        const reserved = aggregates.patientAgenda.codec.decode(event);
+        if (reserved.type !== 'TimeReserved') return;
+        const { appointmentId, patientId } = reserved.data;
+        if (this.slots.has(appointmentId)) return;
+        this.times.set(appointmentId, { patientId, reservedAt: occurredAt(event), cause: causeOf(event) });
+        return;
+      }
       case 'SlotReleased':
       case 'AppointmentScheduled': {
         const appointmentId = event.data.appointmentId;
         if (typeof appointmentId !== 'string') return;
         this.slots.delete(appointmentId);
+        if (event.type === 'AppointmentScheduled') this.times.delete(appointmentId);
         if (event.type === 'SlotReleased') {
           // Released is not moved: what is left of a cancellation is the cancellation backstop's.
           this.movedSlots.delete(appointmentId);
@@ -160,6 +179,7 @@ export class HoldExpiryProcess {
       case 'TimeReleased': {
         const appointmentId = event.data.appointmentId;
         if (typeof appointmentId !== 'string') return;
+        this.times.delete(appointmentId);
         this.movedTimes.delete(appointmentId);
         this.appointmentReleased(appointmentId, { timeHeld: false });
         return;
@@ -172,9 +192,10 @@ export class HoldExpiryProcess {
         this.cancelledAppointments.set(appointmentId, { cancelledAt: occurredAt(event), cause: causeOf(event), slotHeld: true, timeHeld: true });
         return;
       }
-      case 'SlotMoved': {
+      case 'SlotMoved':
+      case 'SlotRestored': {
         const moved = aggregates.doctorSchedule.codec.decode(event);
-        if (moved.type === 'SlotMoved') noteMove(this.movedSlots, moved.data, event);
+        if (moved.type === 'SlotMoved' || moved.type === 'SlotRestored') noteMove(this.movedSlots, moved.data, event);
         return;
       }
       case 'TimeMoved': {
@@ -225,6 +246,13 @@ export class HoldExpiryProcess {
       (slot) => slot.bookedAt + grace,
       (id, slot) => this.releaseOrphanSlot(id, slot),
       (id) => `release slot of appointment ${id}`,
+    );
+    settled += await this.settleDue(
+      this.times,
+      now,
+      (time) => time.reservedAt + grace,
+      (id, time) => this.releaseOrphanTime(id, time),
+      (id) => `release patient time of appointment ${id}`,
     );
     settled += await this.settleDue(
       this.cancelledBookings,
@@ -294,10 +322,11 @@ export class HoldExpiryProcess {
     }
   }
 
-  get pending(): { holds: number; slots: number; cancellations: number; moves: number } {
+  get pending(): { holds: number; slots: number; times: number; cancellations: number; moves: number } {
     return {
       holds: this.holds.size,
       slots: this.slots.size,
+      times: this.times.size,
       cancellations: this.cancelledBookings.size + this.cancelledAppointments.size,
       moves: this.movedSlots.size + this.movedTimes.size,
     };
@@ -361,21 +390,37 @@ export class HoldExpiryProcess {
    * slot, which the next patient booked.
    */
   private async releaseOrphanSlot(appointmentId: string, slot: PendingSlot): Promise<void> {
-    const { side } = this.options;
     const request = systemRequest(slot.cause, 'orphan');
+    if (await this.abandoned(appointmentId, request)) await releaseAppointmentTime(this.options.side, { appointmentId, ...slot }, request);
+    this.slots.delete(appointmentId);
+  }
+
+  /** Gives the id up unless the appointment was made: whether it is given up (now or before). */
+  private async abandoned(appointmentId: string, request: CommandOptions): Promise<boolean> {
+    const { side } = this.options;
     const claim = await side.handlers.appointment.handle(
       appointmentStreamId(appointmentId),
       { type: 'AbandonAppointment', data: { appointmentId, now: side.clock.now().toISOString() } },
       request,
     );
-    if (claim.state.status === 'abandoned') await releaseAppointmentTime(side, { appointmentId, ...slot }, request);
-    this.slots.delete(appointmentId);
+    return claim.state.status === 'abandoned';
+  }
+
+  /** As `releaseOrphanSlot`, for the patient's time alone; mostly the id was given up long since. */
+  private async releaseOrphanTime(appointmentId: string, time: PendingTime): Promise<void> {
+    const request = systemRequest(time.cause, 'orphan-time');
+    if (await this.abandoned(appointmentId, request)) {
+      const { patientId } = time;
+      await this.options.side.handlers.patientAgenda.handle(patientAgendaStreamId(patientId), { type: 'ReleaseTime', data: { patientId, appointmentId } }, request);
+    }
+    this.times.delete(appointmentId);
   }
 
   /**
    * The slot back to where the appointment is, from where it is now. The appointment decides,
    * not the slot: it is what the patient and the doctor were told, and the request that moved
-   * the slot failed.
+   * the slot failed. Restored, not moved: the appointment's time may be off the grid of a schedule
+   * changed since, or have begun, and it is still the appointment's.
    */
   private async moveSlotBack(appointmentId: string, move: PendingMove): Promise<void> {
     const { side } = this.options;
@@ -386,17 +431,10 @@ export class HoldExpiryProcess {
       this.movedSlots.delete(appointmentId);
       return;
     }
-    const now = side.clock.now().toISOString();
-    const request = systemRequest(move.cause, 'move-back');
-    await this.movingBack(
-      this.movedSlots,
-      appointmentId,
-      `slot of appointment ${appointmentId} back to ${appointment.start}`,
-      () => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: slot.start, newStart: appointment.start, now } }, request),
-      // The appointment has begun: its slot cannot move back into the past, and the one the
-      // failed reschedule took holds a time nobody is coming at (complete and no-show release
-      // nothing). Freed, it is bookable again.
-      () => side.handlers.doctorSchedule.handle(schedule, { type: 'ReleaseSlot', data: { appointmentId } }, request),
+    const { start, end } = appointment;
+    const restore: RestoreSlot = { type: 'RestoreSlot', data: { appointmentId, from: slot.start, start, end, now: side.clock.now().toISOString() } };
+    await this.movingBack(this.movedSlots, appointmentId, `slot of appointment ${appointmentId} back to ${start}`, () =>
+      side.handlers.doctorSchedule.handle(schedule, restore, systemRequest(move.cause, 'move-back')),
     );
   }
 
@@ -431,18 +469,11 @@ export class HoldExpiryProcess {
     appointmentId: string,
     what: string,
     move: () => Promise<unknown>,
-    /** What to do instead when the way back lies in the past. */
-    whenPast?: () => Promise<unknown>,
   ): Promise<void> {
     try {
       await move();
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      if (error.code === 'slot-in-past' && whenPast) {
-        await whenPast();
-        pending.delete(appointmentId);
-        return;
-      }
       // Refused: mostly someone booked the old slot (or the patient filled the old time) since it
       // was freed. Nothing this process may do is better than stopping here: the appointment keeps
       // its time, which is what its patient was last told, and the doctor has two appointments

@@ -56,6 +56,8 @@ type Open = Extract<AppointmentState, { status: 'scheduled' | 'rescheduled' }>;
 
 function scheduleAppointment({ data }: ScheduleAppointment, state: AppointmentState): AppointmentEvent[] {
   const scheduledBy = requireParty(data.actor, data, ['patient', 'admin'], 'book an appointment for this patient');
+  // Nobody could complete it: the patient would be acting as the doctor, which `requireParty` never reads them as.
+  if (data.patientId === data.doctorId) throw new DomainError('own-schedule', 'a doctor cannot book an appointment with themselves');
   const slot = properSlot(data.start, data.end);
   if (state.status === 'abandoned') {
     throw new DomainError('appointment-abandoned', `appointment ${data.appointmentId} was given up after its request failed; book again`);

@@ -49,15 +49,34 @@ export const moveSlotSchema = z.object({
   }),
 });
 
+/**
+ * Put the appointment's slot back to `[start, end)` exactly, from `from` where the restorer saw it:
+ * the undo of a move the appointment did not follow. It is where the appointment still is, which
+ * a schedule changed since (its affected appointments acknowledged) or the passing time may no
+ * longer offer as a slot; so only another appointment holding that time refuses it.
+ */
+export const restoreSlotSchema = z.object({
+  type: z.literal('RestoreSlot'),
+  data: z.object({
+    appointmentId: z.string().min(1),
+    from: instantSchema,
+    start: instantSchema,
+    end: instantSchema,
+    now: instantSchema,
+  }),
+});
+
 export const doctorScheduleCommandSchema = z.discriminatedUnion('type', [
   setScheduleSchema,
   bookSlotSchema,
   releaseSlotSchema,
   moveSlotSchema,
+  restoreSlotSchema,
 ]);
 
 export type SetSchedule = z.infer<typeof setScheduleSchema>;
 export type BookSlot = z.infer<typeof bookSlotSchema>;
 export type ReleaseSlot = z.infer<typeof releaseSlotSchema>;
 export type MoveSlot = z.infer<typeof moveSlotSchema>;
+export type RestoreSlot = z.infer<typeof restoreSlotSchema>;
 export type DoctorScheduleCommand = z.infer<typeof doctorScheduleCommandSchema>;

@@ -1,12 +1,12 @@
 import { addDays, type CalendarDate, type Instant } from '../shared/calendar-date.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
-import { isBefore, slotsOverlap, utcInstant } from '../shared/time-slot.js';
-import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, SetSchedule } from './doctor-schedule.commands.js';
+import { isBefore, isProperSlot, minutesBetween, slotsOverlap, utcInstant, type TimeSlot } from '../shared/time-slot.js';
+import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, RestoreSlot, SetSchedule } from './doctor-schedule.commands.js';
 import { ScheduleConflictError } from './doctor-schedule.errors.js';
 import { normaliseSpecialty } from './specialty.js';
-import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotReleased } from './doctor-schedule.events.js';
-import { normaliseSchedule, sameSchedule, scheduleProblem, slotEnd, slotProblem, type WeeklySchedule } from './weekly-schedule.js';
+import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotReleased, SlotRestored } from './doctor-schedule.events.js';
+import { maxSlotMinutes, normaliseSchedule, sameSchedule, scheduleProblem, slotEnd, slotProblem, type WeeklySchedule } from './weekly-schedule.js';
 
 export const doctorScheduleStreamId = (doctorId: string) => `doctorSchedule-${doctorId}`;
 
@@ -112,6 +112,31 @@ function moveSlot({ data }: MoveSlot, state: DoctorScheduleState): DoctorSchedul
   return [event];
 }
 
+/**
+ * Neither the grid nor the clock is asked: the slot goes back to where its appointment is, which
+ * was a slot when it was booked. Only another appointment in that time refuses it.
+ */
+function restoreSlot({ data }: RestoreSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  const active = requireActive(state);
+  const slot = { start: utcInstant(data.start), end: utcInstant(data.end) };
+  // No longer than a slot can be: overlaps are looked for only a day around a slot (`bookedNear`).
+  if (!isProperSlot(slot) || minutesBetween(slot.start, slot.end) > maxSlotMinutes) {
+    throw new DomainError('invalid-time-range', `${data.start} to ${data.end} is not the time of a slot`);
+  }
+  const held = bookingOf(active.booked, data.appointmentId);
+  if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
+  if (held.start === slot.start && held.end === slot.end) return [];
+  if (held.start !== utcInstant(data.from)) {
+    throw new DomainError('slot-moved-meanwhile', `the slot of appointment ${data.appointmentId} is no longer at ${data.from}: another change of it is under way`);
+  }
+  assertFree(active.booked, slot, data.appointmentId);
+  const event: SlotRestored = {
+    type: 'SlotRestored',
+    data: { doctorId: active.doctorId, appointmentId: data.appointmentId, previousStart: held.start, previousEnd: held.end, ...slot, restoredAt: utcInstant(data.now) },
+  };
+  return [event];
+}
+
 export function decide(command: DoctorScheduleCommand, state: DoctorScheduleState): DoctorScheduleEvent[] {
   switch (command.type) {
     case 'SetSchedule':
@@ -122,6 +147,8 @@ export function decide(command: DoctorScheduleCommand, state: DoctorScheduleStat
       return releaseSlot(command, state);
     case 'MoveSlot':
       return moveSlot(command, state);
+    case 'RestoreSlot':
+      return restoreSlot(command, state);
     default:
       return assertNever(command);
   }
@@ -138,9 +165,14 @@ function assertBookable(state: ActiveSchedule, start: Instant, now: Instant, mov
   const problem = slotProblem(state.schedule, start);
   if (problem) throw new DomainError(problem.code, problem.message);
   const slot = { start, end: slotEnd(state.schedule, start) };
-  const taken = bookedNear(state.booked, slot).find((held) => held.appointmentId !== movingAppointmentId && slotsOverlap(held, slot));
-  if (taken) throw new DomainError('slot-taken', `the slot at ${start} is already booked`);
+  assertFree(state.booked, slot, movingAppointmentId);
   return slot.end;
+}
+
+/** No appointment but `appointmentId` (the one moving into `slot`, if any) holds any of its time. */
+function assertFree(booked: BookedSlots, slot: TimeSlot, appointmentId?: string): void {
+  const taken = bookedNear(booked, slot).find((held) => held.appointmentId !== appointmentId && slotsOverlap(held, slot));
+  if (taken) throw new DomainError('slot-taken', `the slot at ${slot.start} is already booked`);
 }
 
 /**
@@ -203,12 +235,12 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
     case 'SlotReleased':
       if (state.status === 'unset') return state;
       return { ...state, booked: withoutSlot(state.booked, event.data.start) };
-    case 'SlotMoved': {
+    case 'SlotMoved':
       if (state.status === 'unset') return state;
-      const { appointmentId, previousStart, start, end, movedAt } = event.data;
-      const booked = withSlot(withoutSlot(pruned(state.booked, movedAt), previousStart), { appointmentId, start, end });
-      return { ...state, booked };
-    }
+      return { ...state, booked: withSlotMoved(state.booked, event.data, event.data.movedAt) };
+    case 'SlotRestored':
+      if (state.status === 'unset') return state;
+      return { ...state, booked: withSlotMoved(state.booked, event.data, event.data.restoredAt) };
     default:
       return assertNever(event);
   }
@@ -220,13 +252,23 @@ const dayOf = (instant: Instant): CalendarDate => instant.slice(0, 10);
  * Forgets, lazily (whenever an event carrying a time is folded), days whose slots all ended
  * well before `at`. A slot lasts at most two hours, so every slot of a day is over by 02:00 UTC
  * the next day; we keep two more days so that a clock running somewhat ahead cannot drop a live
- * booking. Forgotten slots can no longer collide with a booking, which must be in the future;
- * releasing one afterwards changes nothing and moving one answers not-found.
+ * booking. Forgotten slots can no longer collide with a booking, which must be in the future (a
+ * restore may reach back there, but only to a time that is over as well); releasing one
+ * afterwards changes nothing and moving or restoring one answers not-found.
  */
 function pruned(booked: BookedSlots, at: Instant): BookedSlots {
   const keepFrom = addDays(dayOf(utcInstant(at)), -3);
   const firstKept = booked.findIndex(({ day }) => day >= keepFrom);
   return firstKept === 0 ? booked : firstKept < 0 ? [] : booked.slice(firstKept);
+}
+
+/** The appointment's slot taken from `previousStart` to `[start, end)`, as of `at`. */
+function withSlotMoved(
+  booked: BookedSlots,
+  { appointmentId, previousStart, start, end }: Booking & { readonly previousStart: Instant },
+  at: Instant,
+): BookedSlots {
+  return withSlot(withoutSlot(pruned(booked, at), previousStart), { appointmentId, start, end });
 }
 
 function withSlot(booked: BookedSlots, booking: Booking): BookedSlots {

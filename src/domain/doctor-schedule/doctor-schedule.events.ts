@@ -57,11 +57,21 @@ export const slotMovedSchema = z.object({
   }),
 });
 
+/**
+ * The appointment's slot went back from `previousStart` to where the appointment is, undoing a
+ * move it did not follow; not on the grid of the schedule in force, necessarily, nor in the future.
+ */
+export const slotRestoredSchema = z.object({
+  type: z.literal('SlotRestored'),
+  data: slotMovedSchema.shape.data.omit({ movedAt: true }).extend({ restoredAt: instantSchema }),
+});
+
 export const doctorScheduleEventSchema = z.discriminatedUnion('type', [
   scheduleSetSchema,
   slotBookedSchema,
   slotReleasedSchema,
   slotMovedSchema,
+  slotRestoredSchema,
 ]);
 
 export type ScheduleSet = z.infer<typeof scheduleSetSchema>;
@@ -69,4 +79,5 @@ export type ScheduleSetData = ScheduleSet['data'];
 export type SlotBooked = z.infer<typeof slotBookedSchema>;
 export type SlotReleased = z.infer<typeof slotReleasedSchema>;
 export type SlotMoved = z.infer<typeof slotMovedSchema>;
+export type SlotRestored = z.infer<typeof slotRestoredSchema>;
 export type DoctorScheduleEvent = z.infer<typeof doctorScheduleEventSchema>;

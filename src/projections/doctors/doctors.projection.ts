@@ -66,7 +66,8 @@ async function apply(trx: Transaction<DoctorsTables>, events: readonly RecordedE
         break;
       }
       case 'SlotBooked':
-      case 'SlotMoved': {
+      case 'SlotMoved':
+      case 'SlotRestored': {
         const { appointmentId, start, end } = event.data;
         doctor.slots.set(appointmentId, { doctor_id: doctorId, appointment_id: appointmentId, start_at: new Date(start), end_at: new Date(end) });
         break;
