@@ -211,6 +211,22 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       const paths = Object.keys(z.object({ paths: z.record(z.string(), z.unknown()) }).parse(await docs.json()).paths);
       expect(paths).toEqual(expect.arrayContaining(['/v1/bookings/{id}/payments', '/v1/payments/{id}/refund', '/v1/webhooks/stripe']));
     });
+
+    it('documents the bodies of start payment and refund as optional, as they are', async () => {
+      const operation = z.object({ requestBody: z.object({ required: z.boolean().optional() }) });
+      const document = z
+        .object({
+          paths: z.object({
+            '/v1/bookings/{id}/payments': z.object({ post: operation }),
+            '/v1/payments/{id}/refund': z.object({ post: operation }),
+            '/v1/bookings': z.object({ post: operation }),
+          }),
+        })
+        .parse(await (await fetch(`${api.url}/docs/json`)).json());
+      expect(document.paths['/v1/bookings/{id}/payments'].post.requestBody.required).toBe(false);
+      expect(document.paths['/v1/payments/{id}/refund'].post.requestBody.required).toBe(false);
+      expect(document.paths['/v1/bookings'].post.requestBody.required).toBe(true);
+    });
   });
 
   describe('POST /v1/webhooks/stripe', () => {

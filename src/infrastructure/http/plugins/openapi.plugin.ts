@@ -41,6 +41,25 @@ const openApi: FastifyPluginAsync<OpenApiOptions> = async (app, options) => {
 
 export const openApiPlugin = fp(openApi, { name: 'openapi' });
 
+type DocumentedBody = { required?: boolean; content?: Record<string, { schema?: unknown }> };
+
+/**
+ * Whether a JSON Schema takes `null`: `type: 'null'`, a type list with it, or an alternative that
+ * does; a `$ref` to the document's own components is followed.
+ */
+function acceptsNull(schema: unknown, components: unknown): boolean {
+  if (typeof schema !== 'object' || schema === null) return false;
+  const ref: unknown = Reflect.get(schema, '$ref');
+  const prefix = '#/components/schemas/';
+  if (typeof ref === 'string' && ref.startsWith(prefix) && typeof components === 'object' && components !== null) {
+    return acceptsNull(Reflect.get(components, ref.slice(prefix.length)), undefined);
+  }
+  const type: unknown = Reflect.get(schema, 'type');
+  if (type === 'null' || (Array.isArray(type) && type.includes('null'))) return true;
+  const alternatives: unknown = Reflect.get(schema, 'anyOf') ?? Reflect.get(schema, 'oneOf');
+  return Array.isArray(alternatives) && alternatives.some((alternative) => acceptsNull(alternative, components));
+}
+
 type DocumentedResponse = { description?: string; headers?: Record<string, unknown>; content?: Record<string, { schema?: unknown }> };
 
 const problemResponse = (description: string): DocumentedResponse => ({
@@ -62,9 +81,15 @@ const commandResultHeaders = {
 function documentProblemsAndHeaders<Document extends object>(document: Document): Document {
   const paths: unknown = Reflect.get(document, 'paths');
   if (typeof paths !== 'object' || paths === null) return document;
+  const components: unknown = Reflect.get(document, 'components');
+  const schemas: unknown = typeof components === 'object' && components !== null ? Reflect.get(components, 'schemas') : undefined;
   for (const operations of Object.values(paths)) {
     if (typeof operations !== 'object' || operations === null) continue;
-    for (const operation of Object.values(operations) as Array<{ responses?: Record<string, DocumentedResponse> }>) {
+    for (const operation of Object.values(operations) as Array<{ responses?: Record<string, DocumentedResponse>; requestBody?: DocumentedBody }>) {
+      // @fastify/swagger marks every body required; one whose schema takes null may be left out.
+      if (operation.requestBody && Object.values(operation.requestBody.content ?? {}).some((media) => acceptsNull(media.schema, schemas))) {
+        operation.requestBody.required = false;
+      }
       const responses = (operation.responses ??= {});
       for (const [status, response] of Object.entries(responses)) {
         const body = JSON.stringify(response.content?.['application/json']?.schema ?? null);
