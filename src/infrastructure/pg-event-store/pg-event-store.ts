@@ -590,21 +590,23 @@ export class PgEventStore implements EventStore {
         if (first.held) {
           // Committed events wait behind an open transaction, which may end without a
           // notification (a rollback, a write elsewhere): look again soon, then less often.
+          // Under load some transaction is nearly always open, so "held" is the usual state: the
+          // waits and the stall are those of one holder. Kept across holders, the wait grew to
+          // its cap and added it to every event's latency whenever no append's notification came
+          // sooner, and a stall was reported under any steady load. Capped low: the wait is for a
+          // transaction to end, typically within milliseconds, and the look is one cheap probe.
           const now = Date.now();
-          if (heldSince === undefined) {
+          if (heldSince === undefined || horizonMoved) {
             heldSince = now;
             nextStallReport = now + this.stallWarningMs;
-          } else if (now >= nextStallReport) {
-            nextStallReport = now + this.stallWarningMs;
-            void this.reportStall(now - heldSince);
+            heldBackoffMs = 2;
+          } else {
+            if (now >= nextStallReport) {
+              nextStallReport = now + this.stallWarningMs;
+              void this.reportStall(now - heldSince);
+            }
+            heldBackoffMs = Math.min(this.pollIntervalMs, heldPollCapMs, heldBackoffMs * 2);
           }
-          // Under load some transaction is nearly always open, so "held" is the usual state, and
-          // a backoff kept across holders grew to its cap and added it to every event's latency
-          // whenever no append's notification came sooner. It is for one holder that lasts: a
-          // look that finds the horizon moved starts again at the shortest wait. Capped low: the
-          // wait is for a transaction to end, typically within milliseconds, and the look is one
-          // cheap index probe.
-          heldBackoffMs = horizonMoved ? 2 : Math.min(this.pollIntervalMs, heldPollCapMs, heldBackoffMs * 2);
         } else {
           heldSince = undefined;
           heldBackoffMs = 0;
