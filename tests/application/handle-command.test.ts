@@ -192,6 +192,9 @@ describe('the command-handling loop', () => {
 
     expect(copies.map((result) => result.alreadyApplied).sort()).toEqual([false, true]);
     const stored = await storedEvents(eventStore, 'counter-a');
+    // Both answer with the state the stream is in, the one copy's increment included.
+    const total = stored.reduce((sum, event) => sum + Number(event.data.by), 0);
+    expect(copies.map((result) => result.state.total)).toEqual([total, total]);
     const next = await handle('counter-a', increment(100), { commandId: 'after', context });
     expect(next.state.total).toBe(stored.reduce((total, event) => total + Number(event.data.by), 0) + 100);
     expect(await verifyChain(await storedEvents(eventStore, 'counter-a'))).toMatchObject({ status: 'intact', eventsChecked: 3 });

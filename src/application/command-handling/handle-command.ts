@@ -220,9 +220,11 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
             // The store recognised every event id: this command was applied long ago, further back
             // than the recent ids we remember, or just now by a copy of it that read the stream
             // where this one did (a double click, a redelivered webhook). It answered with the
-            // original result; what this try decided was never stored, so nothing of it is kept.
+            // original result; what this try decided was never stored, so nothing of it is kept,
+            // and the state answered is the stream's as it is now, the copy's events in it.
             report('already-applied', appendSeconds);
-            return { streamId, version: appended.revision, position: appended.position, events: [], state: current.state, alreadyApplied: true };
+            const { state } = await load(streamId);
+            return { streamId, version: appended.revision, position: appended.position, events: [], state, alreadyApplied: true };
           }
           remember(streamId, current, state, newEvents, appended);
           report('accepted', appendSeconds);
