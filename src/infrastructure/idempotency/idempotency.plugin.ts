@@ -77,6 +77,8 @@ function bodyText(body: unknown): string {
 const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   const { store, clock } = options;
   const leaseMs = options.leaseMs ?? 60_000;
+  // Longer than any request can run: the payment provider's client gives up after 4 tries of 20 s.
+  const maxHoldMs = Math.max(leaseMs, 10 * 60_000);
   const ttlMs = options.ttlHours * 3_600_000;
   // Keyed, not a bare SHA-256: a body may hold a password, and a plain hash of it would be a
   // fast offline guessing oracle for anyone who can read this table.
@@ -128,11 +130,20 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   // Renewals of the claims of requests still running, by request.
   const renewals = new WeakMap<FastifyRequest, NodeJS.Timeout>();
 
-  /** The claim is this request's until its response is stored or it is released. */
+  /**
+   * The claim is this request's until its response is stored or it is released, renewed for at
+   * most `maxHoldMs`: a request hung longer than any dependency's timeouts allow lets its key go.
+   */
   function holdClaim(request: FastifyRequest, claim: IdempotencyClaim): void {
     request.idempotencyClaim = claim;
+    const until = Date.now() + maxHoldMs;
     const renewal = setInterval(() => {
-      store.renew(claim, new Date(clock.now().getTime() + leaseMs)).catch((error: unknown) => request.log.warn({ err: error }, 'idempotency lease renewal failed'));
+      if (Date.now() >= until) return letGo(request);
+      store.renew(claim, new Date(clock.now().getTime() + leaseMs)).then(
+        // Taken over after all (a renewal came too late): no longer ours to renew.
+        (renewed) => renewed || letGo(request),
+        (error: unknown) => request.log.warn({ err: error }, 'idempotency lease renewal failed'),
+      );
     }, Math.max(1, Math.floor(leaseMs / 3)));
     // A process that is going down leaves its claims to their leases.
     renewal.unref();
