@@ -1,7 +1,7 @@
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { streamIdOf as userStreamIdOf } from '../../domain/user/user.decider.js';
 import type { CommandSide } from '../command-handlers.js';
-import type { Role } from '../metadata.js';
+import type { Actor, Role } from '../metadata.js';
 
 /**
  * What an admin does in someone else's name (a listing for an owner, a schedule for a doctor)
@@ -12,4 +12,22 @@ export async function requireUserWithRole(side: CommandSide, userId: string, rol
   if (state.status !== 'registered' || state.erased || !state.roles.includes(role)) {
     throw new DomainError(code, `${userId} is not a user with the ${role} role`);
   }
+}
+
+/** How the roles a token names are checked against the user's stream (a user handler's `read`). */
+type UserReader = Pick<CommandSide['handlers']['user'], 'read'>;
+
+/**
+ * The roles of `actor`'s token that its user still holds: a token outlives the erasure of its
+ * user, or a role taken away, for its lifetime, and what it grants must not outlive them (an
+ * erased admin's token minting a new admin would keep its power for good). An id without a user
+ * stream is taken as its token says: login issues tokens to registered users only, so such a
+ * token is one the system made for itself (`system:` actors such as the seed, or a tool's).
+ */
+export async function currentRoles(users: UserReader, actor: Actor): Promise<Role[]> {
+  if (actor.id.startsWith('system:')) return [...actor.roles];
+  const { state } = await users.read(userStreamIdOf(actor.id));
+  if (state.status === 'unregistered') return [...actor.roles];
+  if (state.erased) return [];
+  return actor.roles.filter((role) => state.roles.includes(role));
 }

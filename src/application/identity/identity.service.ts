@@ -4,6 +4,7 @@ import type { UserCommand } from '../../domain/user/user.commands.js';
 import { streamIdOf, type UserState } from '../../domain/user/user.decider.js';
 import type { UserEvent, UserRole } from '../../domain/user/user.events.js';
 import { isAnonymous } from '../authorization/actors.js';
+import { currentRoles } from '../authorization/registered-users.js';
 import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandHandler } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
@@ -145,7 +146,8 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     async signUp(input: SignUp, context: CommandContext, commandId: string): Promise<CommandOutcome> {
       const userId = deterministicUuid(commandId, 'user-id');
       const selfService = isAnonymous(context.actor);
-      const registeredBy = selfService ? null : { id: context.actor.id, roles: [...context.actor.roles] };
+      // The roles the decider checks are those the registering user holds now, not those its token names.
+      const registeredBy = selfService ? null : { id: context.actor.id, roles: await currentRoles(users, context.actor) };
       const command: UserCommand = {
         type: 'RegisterUser',
         data: { userId, email: input.email, name: input.name, roles: input.roles, registeredBy },

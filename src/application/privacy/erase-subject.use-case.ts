@@ -2,6 +2,7 @@ import { hasRole } from '../../domain/shared/actor.js';
 import { NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
 import { streamIdOf } from '../../domain/user/user.decider.js';
+import { currentRoles } from '../authorization/registered-users.js';
 import type { CommandSide } from '../command-handlers.js';
 import { assertExpectedVersion } from '../command-handling/errors.js';
 import { outcome, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
@@ -29,8 +30,11 @@ export type ErasureDeps = {
  */
 export async function eraseSubject(deps: ErasureDeps, userId: string, request: CommandOptions): Promise<CommandOutcome> {
   const { actor } = request.context;
-  // Checked here as well as by the decider, because the key is destroyed before it decides.
-  if (!hasRole(actor, 'ADMIN')) throw new ForbiddenError("Only an admin may erase a person's data");
+  // Checked here as well as by the decider, because the key is destroyed before it decides; and
+  // against the stream, for a token outlives its admin's erasure or demotion.
+  if (!hasRole(actor, 'ADMIN') || !(await currentRoles(deps.side.handlers.user, actor)).includes('ADMIN')) {
+    throw new ForbiddenError("Only an admin may erase a person's data");
+  }
   const streamId = streamIdOf(userId);
   // `SubjectErased` comes last: a retry of an erasure that went through is answered as it was.
   const original = await deps.side.handlers.user.applied(streamId, request.commandId);
