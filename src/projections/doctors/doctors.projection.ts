@@ -131,8 +131,10 @@ async function write(trx: Transaction<DoctorsTables>, doctors: ReadonlyMap<strin
 /** Doctors' working weeks and booked slots: what free slots are computed from at query time. */
 export const doctorsProjection = defineProjection<DoctorsTables>({
   name: doctorsProjectionName,
-  // 2: the specialty a schedule publishes.
-  version: 2,
+  // 2: the specialty a schedule publishes. 3: SlotRestored (a reschedule's undo), which version 2's
+  // code does not handle: in a rolling deploy, its projector passes one written by new code, and
+  // the rebuild this version starts reads it again.
+  version: 3,
   eventTypes: codec.eventTypes,
   migrate,
   apply,
