@@ -313,7 +313,7 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       expect((await deliver(api, stripeEvent(eventId, 'charge.refunded', { id: `ch_${randomUUID()}`, object: 'charge', refunds }))).status).toBe(200);
 
       expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
-      const kept = await streamEvents(backend.eventStore, unmatchedStreamId(`${eventId}:${dashboardRefund.id}`));
+      const kept = await streamEvents(backend.eventStore, unmatchedStreamId(`charge-listed:${dashboardRefund.id}:succeeded`));
       expect(kept).toEqual([expect.objectContaining({ type: 'ProviderEventUnmatched', data: expect.objectContaining({ eventType: 'charge.refunded', objectId: dashboardRefund.id }) })]);
     });
 

@@ -34,8 +34,14 @@ describe("Stripe events in our terms", () => {
     expect(toProviderEvents(event('evt_3', 'charge.refunded', charge))).toEqual([
       { kind: 'refund-succeeded', eventId: 'evt_3:re_1', paymentId: 'p1', refundId: 'r1' },
       { kind: 'refund-failed', eventId: 'evt_3:re_2', paymentId: 'p1', refundId: 'r2', reason: 'lost_or_stolen_card' },
-      { kind: 'unmatched', eventId: 'evt_3:re_3', eventType: 'charge.refunded', objectId: 're_3', reason: expect.any(String) },
+      { kind: 'unmatched', eventId: 'charge-listed:re_3:succeeded', eventType: 'charge.refunded', objectId: 're_3', reason: expect.any(String) },
     ]);
+  });
+
+  it('charge.refunded listing the same foreign refund again keeps it once per state it is seen in', () => {
+    const listing = (status: string) => ({ id: 'ch_6', object: 'charge', refunds: { object: 'list', data: [refund('re_8', status, {})] } });
+    const ids = ['pending', 'succeeded', 'succeeded'].map((status, n) => toProviderEvents(event(`evt_${20 + n}`, 'charge.refunded', listing(status)))[0]?.eventId);
+    expect(ids).toEqual(['charge-listed:re_8:pending', 'charge-listed:re_8:succeeded', 'charge-listed:re_8:succeeded']);
   });
 
   it('charge.refunded listing only pending refunds of ours reports nothing yet, as their refund events do; the charge is not unmatched', () => {
@@ -47,7 +53,7 @@ describe("Stripe events in our terms", () => {
 
   it('charge.refunded whose only listed refund is not ours keeps that refund, not the charge, as unmatched', () => {
     const charge = { id: 'ch_4', object: 'charge', refunds: { object: 'list', data: [refund('re_7', 'pending', {})] } };
-    expect(toProviderEvents(event('evt_10', 'charge.refunded', charge))).toEqual([expect.objectContaining({ kind: 'unmatched', eventId: 'evt_10:re_7', objectId: 're_7' })]);
+    expect(toProviderEvents(event('evt_10', 'charge.refunded', charge))).toEqual([expect.objectContaining({ kind: 'unmatched', eventId: 'charge-listed:re_7:pending', objectId: 're_7' })]);
   });
 
   it('keeps what it cannot map (no refunds listed, no metadata) as unmatched; a pending refund is nothing yet', () => {

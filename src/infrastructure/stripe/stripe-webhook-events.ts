@@ -44,15 +44,19 @@ function fromIntent(eventId: string, type: string, intent: Stripe.PaymentIntent)
 
 /**
  * `charge.refunded` lists its refunds only when the API version still expands them; each one is
- * reported alone, under an id derived from the event's, exactly as its own refund event would be:
- * ours on their payment, anyone else's (a dashboard refund beside ours) kept for reconciliation,
- * a pending one of ours left to the refund event that settles it. Only a charge that lists none
+ * reported alone, as its own refund event would be: ours on their payment (under an id derived
+ * from the event's), anyone else's (a dashboard refund beside ours) kept for reconciliation, a
+ * pending one of ours left to the refund event that settles it. Only a charge that lists none
  * tells us nothing about which refund it was, so the charge itself is kept.
  */
 function fromCharge(eventId: string, charge: Stripe.Charge): PaymentProviderEvent[] {
   const refunds = charge.refunds?.data ?? [];
   if (refunds.length === 0) return [unmatched(eventId, 'charge.refunded', charge.id, 'the charge lists no refunds')];
-  return refunds.flatMap((refund) => fromRefund(`${eventId}:${refund.id}`, 'charge.refunded', refund));
+  // Every later charge.refunded lists the earlier refunds again: someone else's is kept once per
+  // state it is seen in, not once per event that lists it.
+  const listed = (refund: Stripe.Refund) => (event: PaymentProviderEvent) =>
+    event.kind === 'unmatched' ? { ...event, eventId: `charge-listed:${refund.id}:${refund.status ?? 'unknown'}` } : event;
+  return refunds.flatMap((refund) => fromRefund(`${eventId}:${refund.id}`, 'charge.refunded', refund).map(listed(refund)));
 }
 
 function fromRefund(eventId: string, type: string, refund: Stripe.Refund): PaymentProviderEvent[] {
