@@ -15,7 +15,7 @@ const webhookSecret = 'whsec_test_admission';
  * The shared HTTP server with the webhook and one ordinary route, `GET /work`. A success for a
  * payment we do not know is recorded as unmatched: a delivery that got through leaves a stream.
  */
-async function serverWithWebhook(options: { rateLimitMax: number; loadShedding?: LoadSheddingOptions }) {
+async function serverWithWebhook(options: { rateLimitMax: number; webhookRateLimitMax?: number; loadShedding?: LoadSheddingOptions }) {
   const eventStore = new MemoryEventStore();
   const app: HttpServer = await createHttpServer({
     logger: pino({ level: 'silent' }),
@@ -26,7 +26,8 @@ async function serverWithWebhook(options: { rateLimitMax: number; loadShedding?:
     ...(options.loadShedding ? { loadShedding: options.loadShedding } : {}),
   });
   app.get('/work', async () => ({ ok: true }));
-  await app.register(stripeWebhookRoutes, { side: createTestSide(eventStore, fakeClock('2031-01-01T00:00:00Z')), eventStore, webhookSecret });
+  const side = createTestSide(eventStore, fakeClock('2031-01-01T00:00:00Z'));
+  await app.register(stripeWebhookRoutes, { side, eventStore, webhookSecret, rateLimitMax: options.webhookRateLimitMax ?? 6_000 });
   await app.ready();
   const deliver = async () => {
     const eventId = `evt_${randomUUID()}`;
@@ -59,6 +60,17 @@ describe('the Stripe webhook is admitted by its signature, not by per-IP limits 
     const others = [];
     for (let i = 0; i < 4; i++) others.push((await server.app.inject('/work')).statusCode);
     expect(others).toEqual([200, 200, 200, 429]);
+  });
+
+  it('has a budget of its own per address, which bounds a flood of unsigned bodies', async () => {
+    const server = await serverWithWebhook({ rateLimitMax: 3, webhookRateLimitMax: 5 });
+    app = server.app;
+    const flood = [];
+    for (let i = 0; i < 6; i++) {
+      flood.push((await server.app.inject({ method: 'POST', url: '/v1/webhooks/stripe', headers: { 'content-type': 'application/json' }, payload: '{}' })).statusCode);
+    }
+    expect(flood).toEqual([400, 400, 400, 400, 400, 429]);
+    expect((await server.app.inject('/work')).statusCode).toBe(200);
   });
 
   it('takes signed events while the service sheds load, which turns other requests away with 503', async () => {

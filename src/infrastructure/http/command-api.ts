@@ -87,6 +87,6 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
     ...(deps.projections ? { projections: deps.projections } : {}),
     ...(deps.erasure ? { erasure: deps.erasure } : {}),
   });
-  if (deps.payments) await app.register(paymentApi, { side: deps.side, ...deps.payments });
+  if (deps.payments) await app.register(paymentApi, { side: deps.side, rateLimitMax: deps.rateLimitMax, ...deps.payments });
   return app;
 }

@@ -74,6 +74,13 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
   );
 };
 
+/**
+ * The webhook's budget per client address and minute, of its own: ten times a client's, and
+ * never below 6,000 (100 a second), far above what Stripe sends from one address for this
+ * service, yet a bound on a flood of unsigned bodies, each one HMAC.
+ */
+export const webhookRateLimit = (rateLimitMax: number): number => Math.max(6_000, 10 * rateLimitMax);
+
 /** What the command API needs for payments, beyond its command side. */
 export type PaymentApiDeps = {
   readonly gateway: PaymentGateway;
@@ -83,8 +90,13 @@ export type PaymentApiDeps = {
 };
 
 /** The payment routes and the Stripe webhook, each plugin in its own scope (the webhook parses raw bodies). */
-export const paymentApi: FastifyPluginAsync<PaymentApiDeps & { readonly side: CommandSide }> = async (app, deps) => {
+export const paymentApi: FastifyPluginAsync<PaymentApiDeps & { readonly side: CommandSide; readonly rateLimitMax: number }> = async (app, deps) => {
   const payments: PaymentSide = { side: deps.side, eventStore: deps.eventStore, gateway: deps.gateway };
   await app.register(paymentRoutes, { payments });
-  await app.register(stripeWebhookRoutes, { side: deps.side, eventStore: deps.eventStore, webhookSecret: deps.webhookSecret });
+  await app.register(stripeWebhookRoutes, {
+    side: deps.side,
+    eventStore: deps.eventStore,
+    webhookSecret: deps.webhookSecret,
+    rateLimitMax: webhookRateLimit(deps.rateLimitMax),
+  });
 };

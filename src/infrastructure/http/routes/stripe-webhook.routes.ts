@@ -7,6 +7,8 @@ import { HttpProblem } from '../problem.js';
 export type StripeWebhookOptions = ProviderEventDeps & {
   /** `whsec_…`; unset, no request can be verified, so every one is refused. */
   readonly webhookSecret: string | undefined;
+  /** Requests per client address and minute, counted apart from every other route's. */
+  readonly rateLimitMax: number;
 };
 
 function invalidSignature(detail: string): HttpProblem {
@@ -27,11 +29,12 @@ export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = asy
   app.post(
     '/v1/webhooks/stripe',
     {
-      // The signature guards this route, not a per-IP budget (Stripe sends every event from a few
-      // addresses) nor load shedding: a 429 or 503 makes Stripe retry on its own schedule, minutes
-      // to hours later, and a payment recorded after its booking's hold lapsed is refunded, not
-      // booked. What Stripe sends grows with our payments only; an unsigned body costs one HMAC.
-      config: { idempotency: false, rateLimit: false, shedding: false },
+      // The signature guards this route, not the clients' per-IP budget (Stripe sends every event
+      // from a few addresses) nor load shedding: a 429 or 503 makes Stripe retry on its own
+      // schedule, minutes to hours later, and a payment recorded after its booking's hold lapsed
+      // is refunded, not booked. What Stripe sends grows with our payments only; a budget of its
+      // own still bounds a flood of unsigned bodies.
+      config: { idempotency: false, rateLimit: { max: options.rateLimitMax, timeWindow: '1 minute' }, shedding: false },
       // Stripe's event bodies (a charge with its refunds) can outgrow the API's 64 KiB for requests.
       bodyLimit: 512 * 1024,
       schema: { tags: ['payments'], summary: 'Stripe events (signature-verified, no JWT)' },
