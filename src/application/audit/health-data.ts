@@ -2,6 +2,7 @@ import { appointmentStreamId } from '../../domain/appointment/appointment.decide
 import type { RecordedEvent } from '../ports/event-store.js';
 import { withPersonalFieldsAs } from '../privacy/personal-data-vault.js';
 import type { EventReader } from './stream-history.js';
+import { unreadableFieldsOf } from './unreadable-events.js';
 
 /** What a field of health data reads to someone without the right to it. */
 export const withheldPlaceholder = '[withheld]';
@@ -26,5 +27,13 @@ export function withholdingHealthData(reader: EventReader): EventReader {
 }
 
 async function* withheldEach(events: AsyncIterable<RecordedEvent>): AsyncGenerator<RecordedEvent> {
-  for await (const event of events) yield event.streamId.startsWith(appointmentStreams) ? withPersonalFieldsAs(event, withheldPlaceholder) : event;
+  for await (const event of events) yield event.streamId.startsWith(appointmentStreams) ? withheld(event) : event;
+}
+
+/**
+ * An unreadable event's personal fields read `[unreadable]` already: nothing is left to withhold,
+ * and its metadata, which may be what does not parse, is not asked where they are again.
+ */
+function withheld(event: RecordedEvent): RecordedEvent {
+  return unreadableFieldsOf(event) ? event : withPersonalFieldsAs(event, withheldPlaceholder);
 }

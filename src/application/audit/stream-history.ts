@@ -4,6 +4,7 @@ import type { DomainEvent } from '../command-handling/event-codec.js';
 import type { EventStore, JsonObject, RecordedEvent } from '../ports/event-store.js';
 import { formatPosition } from '../ports/position.js';
 import { storedHash, storedPrevHash } from './hash-chain.js';
+import { unreadableFieldsOf } from './unreadable-events.js';
 
 /** What the audit side reads: never appends. */
 export type EventReader = Pick<EventStore, 'readStream' | 'readAll'>;
@@ -25,10 +26,13 @@ export type AuditEvent = {
   /** `null` for an event appended outside the command loop. */
   readonly hash: string | null;
   readonly prevHash: string | null;
+  /** Only on an event that could not be revealed: its fields that read `[unreadable]`. */
+  readonly unreadableFields?: string[];
 };
 
 export function toAuditEvent(event: RecordedEvent): AuditEvent {
   const schemaVersion = event.metadata.schemaVersion;
+  const unreadable = unreadableFieldsOf(event);
   return {
     streamId: event.streamId,
     revision: event.revision,
@@ -41,6 +45,7 @@ export function toAuditEvent(event: RecordedEvent): AuditEvent {
     metadata: event.metadata,
     hash: storedHash(event) ?? null,
     prevHash: storedPrevHash(event) ?? null,
+    ...(unreadable && { unreadableFields: [...unreadable] }),
   };
 }
 
@@ -138,6 +143,8 @@ export type PastState = {
   readonly position: string | null;
   readonly occurredAt: string | null;
   readonly state: unknown;
+  /** Revisions folded whose personal fields read `[unreadable]` (in the state too, where it keeps them). */
+  readonly unreadableRevisions: number[];
 };
 
 export type PastStateAnswer =
@@ -145,7 +152,9 @@ export type PastStateAnswer =
   | { readonly status: 'unknown-category' }
   | { readonly status: 'no-stream' }
   /** The stream never reached the requested version. */
-  | { readonly status: 'no-such-version'; readonly lastVersion: number };
+  | { readonly status: 'no-such-version'; readonly lastVersion: number }
+  /** An event on the way could not be revealed, and does not decode with `[unreadable]` in place. */
+  | { readonly status: 'unreadable-event'; readonly revision: number };
 
 /**
  * The aggregate's state as it was: its stream folded with the command side's own codec
@@ -159,9 +168,13 @@ export async function stateAt(reader: EventReader, streamId: string, target: Sta
   if (read.status === 'no_stream') return { status: 'no-stream' };
   let state = aggregate.decider.initialState;
   let last: RecordedEvent | undefined;
+  const unreadableRevisions: number[] = [];
   for await (const event of read.events) {
     if ('at' in target && occurredAt(event) > target.at) break;
-    state = aggregate.decider.evolve(state, aggregate.codec.decode(event));
+    const decoded = decodedForFold(aggregate, event);
+    if (!decoded) return { status: 'unreadable-event', revision: event.revision };
+    state = aggregate.decider.evolve(state, decoded);
+    if (unreadableFieldsOf(event)) unreadableRevisions.push(event.revision);
     last = event;
   }
   const version = last?.revision ?? -1;
@@ -175,6 +188,22 @@ export async function stateAt(reader: EventReader, streamId: string, target: Sta
       position: last ? formatPosition(last.position) : null,
       occurredAt: last ? occurredAt(last).toISOString() : null,
       state,
+      unreadableRevisions,
     },
   };
+}
+
+/**
+ * The event as its aggregate's codec reads it; `undefined` for an unreadable event that does not
+ * decode with its personal fields reading `[unreadable]`: a schema that asks more of such a field
+ * than text (a format, a length), or damage beyond those fields. Folding past it would be a guess.
+ */
+function decodedForFold(aggregate: AnyAggregate, event: RecordedEvent): DomainEvent | undefined {
+  try {
+    return aggregate.codec.decode(event);
+  } catch (error) {
+    // A readable event that does not decode is a fault of the log or of the codec: a 500 to look into.
+    if (!unreadableFieldsOf(event)) throw error;
+    return undefined;
+  }
 }

@@ -105,7 +105,7 @@ export class PersonalDataVault {
     if (key === undefined) return undefined;
     // A field sealed after the erasure is stored as the placeholder already; a process whose
     // cache still holds the destroyed key tried to decrypt it, and answered 500.
-    return withSealedFields(event, sealed, (value, field) =>
+    return withSealedFields(event, sealed.fields, (value, field) =>
       key === 'erased' || value === erasedPlaceholder ? erasedPlaceholder : decrypt(key, value, sealed.subjectId, field),
     );
   }
@@ -159,13 +159,21 @@ export function sealedFieldsOf(event: { readonly metadata: JsonObject }): Sealed
  */
 export function withPersonalFieldsAs<E extends Sealable>(event: E, text: string): E {
   const sealed = sealedFieldsOf(event);
-  return sealed ? withSealedFields(event, sealed, () => text) : event;
+  return sealed ? withSealedFields(event, sealed.fields, () => text) : event;
 }
 
-/** The event with each sealed field that holds text replaced by what `replace` makes of it. */
-function withSealedFields<E extends Sealable>(event: E, sealed: SealedFields, replace: (value: string, field: string) => string): E {
+/**
+ * The event with each of `fields` (dotted paths into `data`) that holds text reading `text`,
+ * whatever its `personalData` metadata says: that may be what is wrong with the event.
+ */
+export function withFieldsAs<E extends Sealable>(event: E, fields: readonly string[], text: string): E {
+  return withSealedFields(event, fields, () => text);
+}
+
+/** The event with each of `fields` that holds text replaced by what `replace` makes of it. */
+function withSealedFields<E extends Sealable>(event: E, fields: readonly string[], replace: (value: string, field: string) => string): E {
   let data = event.data;
-  for (const field of sealed.fields) {
+  for (const field of fields) {
     const path = field.split('.');
     const value = valueAt(event.data, path);
     if (typeof value === 'string') data = withValueAt(data, path, replace(value, field));

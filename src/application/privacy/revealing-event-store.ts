@@ -32,6 +32,16 @@ export class UnrevealableEventError extends Error {
   }
 }
 
+export type RevealingOptions = {
+  /**
+   * What to read in place of an event that cannot be revealed. Without it the read fails at that
+   * event, as a projector needs (it must stop there, not skip it); the audit trail shows the event
+   * instead, with what it could not read marked, since the rest of the history is what an auditor
+   * then needs most.
+   */
+  readonly unrevealable?: (error: UnrevealableEventError) => RecordedEvent;
+};
+
 /**
  * The event store as every reader but the command loop and the chain verifier sees it:
  * personal fields revealed, or `[erased]`. Appends pass through untouched (the command loop
@@ -42,6 +52,7 @@ export class RevealingEventStore implements EventStore {
   constructor(
     private readonly stored: EventStore,
     private readonly vault: PersonalDataVault,
+    private readonly options: RevealingOptions = {},
   ) {}
 
   appendToStream(streamId: string, events: readonly NewEvent[], options?: { readonly expectedRevision?: ExpectedRevision }): Promise<AppendResult> {
@@ -98,17 +109,23 @@ export class RevealingEventStore implements EventStore {
     try {
       cached = this.vault.revealCached(event);
     } catch (error) {
-      throw new UnrevealableEventError(event, error);
+      return this.unrevealable(new UnrevealableEventError(event, error));
     }
     return (
       cached ??
       this.vault.reveal([event]).then(
         ([revealed]) => revealed ?? event,
         (error: unknown) => {
-          throw error instanceof KeyStoreUnavailableError ? error : new UnrevealableEventError(event, error);
+          if (error instanceof KeyStoreUnavailableError) throw error;
+          return this.unrevealable(new UnrevealableEventError(event, error));
         },
       )
     );
+  }
+
+  private unrevealable(error: UnrevealableEventError): RecordedEvent {
+    if (!this.options.unrevealable) throw error;
+    return this.options.unrevealable(error);
   }
 
   private noteErasure(event: RecordedEvent): void {

@@ -6,6 +6,7 @@ import { ConcurrencyError } from '../../../application/ports/event-store.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
 import { HttpProblem, problemDocument, sendProblem } from '../problem.js';
 import { ProviderRefusedError, ProviderUnavailableError } from '../../../application/ports/payment-gateway.js';
+import { KeyStoreUnavailableError } from '../../../application/privacy/personal-data-vault.js';
 
 /** `WWW-Authenticate` must come with every 401 (RFC 9110 §11.6.1). */
 export const bearerChallenge = 'Bearer realm="bookable"';
@@ -55,6 +56,11 @@ function toHttpProblem(error: unknown): HttpProblem | undefined {
   // The provider's refusal or outage is a gateway's failure, not the caller's: 502 / 503, logged as errors.
   if (error instanceof ProviderRefusedError) {
     return new HttpProblem(502, 'payment-provider-refused', 'Payment provider refused', `The payment provider refused the request (${error.code})`);
+  }
+  // A passing fault of the personal-data key store (a command loading a stream, an audit read).
+  if (error instanceof KeyStoreUnavailableError) {
+    const detail = 'The personal-data key store did not answer; try again';
+    return new HttpProblem(503, 'key-store-unavailable', 'Key store unavailable', detail, { headers: { 'retry-after': '1' } });
   }
   if (error instanceof ProviderUnavailableError) {
     const detail = 'The payment provider could not be reached; try again';

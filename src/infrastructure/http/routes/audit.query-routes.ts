@@ -14,7 +14,7 @@ import { exportEvents } from '../../../application/audit/audit-export.js';
 import { withholdingHealthData } from '../../../application/audit/health-data.js';
 import { verifyChain } from '../../../application/audit/hash-chain.js';
 import type { PersonalDataVault } from '../../../application/privacy/personal-data-vault.js';
-import { RevealingEventStore } from '../../../application/privacy/revealing-event-store.js';
+import { revealingForAudit, unreadablePlaceholder } from '../../../application/audit/unreadable-events.js';
 import type { EventStore } from '../../../application/ports/event-store.js';
 import { auditEventsAt, historyPage, stateAt, type AuditEvent, type EventReader, type EventRef, type StateTarget } from '../../../application/audit/stream-history.js';
 import { findAppointment } from '../../../projections/appointments/appointments.queries.js';
@@ -26,6 +26,7 @@ import type { IdentityTables } from '../../identity/identity.tables.js';
 import { createKysely } from '../../postgres/database.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { securityEventRoutes } from './security-events.query-routes.js';
+import { HttpProblem } from '../problem.js';
 import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
 
@@ -40,10 +41,18 @@ const auditEventSchema = z
     schemaVersion: z.number().int(),
     occurredAt: z.string(),
     recordedAt: z.string(),
-    data: json.describe("Personal fields revealed (`[erased]` once their subject is erased); to an admin who is no auditor, appointments' reasons and clinical notes read `[withheld]`"),
+    data: json.describe(
+      `Personal fields revealed (\`[erased]\` once their subject is erased, \`${unreadablePlaceholder}\` where they cannot be revealed: see \`unreadableFields\`); to an admin who is no auditor, appointments' reasons and clinical notes read \`[withheld]\``,
+    ),
     metadata: json.describe('actorId, actorRoles, requestId, correlationId, causationId, ip, userAgent, occurredAt, schemaVersion, prevHash, hash'),
     hash: z.string().nullable().describe('null: appended outside the command loop'),
     prevHash: z.string().nullable(),
+    unreadableFields: z
+      .array(z.string())
+      .optional()
+      .describe(
+        `Only on an event whose personal data could not be revealed (ciphertext that does not open, a key that cannot be unwrapped, \`personalData\` metadata that does not parse): the fields of \`data\` (dotted paths) that read \`${unreadablePlaceholder}\`. The rest of the event is as stored.`,
+      ),
   })
   .meta({ id: 'AuditEvent' });
 
@@ -97,8 +106,18 @@ const accessLogVerificationSchema = z.object({
 
 const optionalDate = (value: string | undefined) => (value === undefined ? undefined : new Date(value));
 
+/** 409: the request is sound, the log is what cannot answer it past this event. */
+const unreadableEvent = (streamId: string, revision: number) =>
+  new HttpProblem(
+    409,
+    'unreadable-event',
+    'Unreadable event',
+    `Event ${revision} of ${streamId} cannot be revealed, and does not decode with its personal fields reading ${unreadablePlaceholder}: no state can be folded past it`,
+    { extensions: { streamId, revision } },
+  );
+
 type AuditRoutesOptions = QueryRoutesOptions & {
-  /** Personal fields revealed, or `[erased]`: what auditors read. */
+  /** Personal fields revealed, `[erased]` or `[unreadable]`: what auditors read. */
   readonly events: EventReader;
   /** As stored (sealed): what the hash chain covers. */
   readonly storedEvents: EventReader;
@@ -168,11 +187,20 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         tags,
         security,
         summary: "The aggregate's state as it was (`at` or `version`; neither: now), folded with the command side's evolve",
+        description: `An event whose personal data cannot be revealed is folded with those fields reading \`${unreadablePlaceholder}\`; should that not decode, the answer is 409 \`unreadable-event\` naming its revision.`,
         headers,
         params: streamParams,
         querystring: stateQuery,
         response: {
-          200: z.object({ streamId: z.string(), category: z.string(), version: z.number().int(), position: z.string().nullable(), occurredAt: z.string().nullable(), state: z.unknown() }),
+          200: z.object({
+            streamId: z.string(),
+            category: z.string(),
+            version: z.number().int(),
+            position: z.string().nullable(),
+            occurredAt: z.string().nullable(),
+            state: z.unknown(),
+            unreadableRevisions: z.array(z.number().int()).describe(`Revisions folded whose personal fields could not be revealed and read \`${unreadablePlaceholder}\` (in the state too, where it keeps them)`),
+          }),
         },
       },
     },
@@ -190,6 +218,8 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
           throw notFound(`stream ${streamId}`);
         case 'no-such-version':
           throw notFound(`version ${String(version)} of ${streamId} (its last is ${answer.lastVersion})`);
+        case 'unreadable-event':
+          throw unreadableEvent(streamId, answer.revision);
         default: {
           const _exhaustive: never = answer;
           return _exhaustive;
@@ -251,6 +281,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         tags,
         security,
         summary: 'NDJSON: one audit event per line (with chain hashes), in global order, streamed',
+        description: `Each line is an AuditEvent; one whose personal data cannot be revealed is exported with those fields reading \`${unreadablePlaceholder}\` and named in \`unreadableFields\`.`,
         headers,
         querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }),
       },
@@ -439,7 +470,7 @@ function auditedReads(db: QueryRoutesOptions['db'], storedEvents: EventStore): (
 export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool; readonly events: EventStore; readonly personalData: PersonalDataVault }>(
   async (app, options) => {
     const storedEvents = options.events;
-    const events = new RevealingEventStore(storedEvents, options.personalData);
+    const events = revealingForAudit(storedEvents, options.personalData);
     const accessLog = new PgAccessLog(options.pool);
     const index = createKysely<AuditIndexDatabase>(options.pool);
     await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db, storedEvents) });
