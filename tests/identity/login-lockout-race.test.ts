@@ -47,9 +47,9 @@ function gatedPasswords() {
   return { passwords, counts, release };
 }
 
-async function registeredUser(passwords: PasswordHasher) {
+function identityService(passwords: PasswordHasher) {
   const clock = new FakeClock();
-  const identity = createIdentityService({
+  return createIdentityService({
     users: createCommandHandlers({ eventStore: backend.eventStore, clock, personalData: pgVault(backend.pool) }).user,
     credentials: new PgCredentialStore(backend.identityDb),
     refreshTokens: new PgRefreshTokenStore(backend.identityDb),
@@ -57,7 +57,13 @@ async function registeredUser(passwords: PasswordHasher) {
     passwords,
     clock,
   });
-  const email = `race-${randomUUID().slice(0, 8)}@example.com`;
+}
+
+const uniqueEmail = () => `race-${randomUUID().slice(0, 8)}@example.com`;
+
+async function registeredUser(passwords: PasswordHasher) {
+  const identity = identityService(passwords);
+  const email = uniqueEmail();
   const { id: userId } = await identity.signUp({ email, password, name: 'Ada', roles: ['CONSUMER'] }, context, randomUUID());
   return { identity, email, userId };
 }
@@ -77,8 +83,13 @@ function concurrentLogins(logIn: () => Promise<unknown>, count: number) {
 
 const reasons = (outcomes: PromiseSettledResult<unknown>[]) => outcomes.map((outcome) => (outcome.status === 'rejected' ? outcome.reason : outcome.value));
 
-async function securityEvents(userId: string, type: string) {
-  return backend.identityDb.selectFrom('security_events').selectAll().where('user_id', '=', userId).where('type', '=', type).execute();
+async function securityEvents(userId: string | null, type: string) {
+  return backend.identityDb
+    .selectFrom('security_events')
+    .selectAll()
+    .where((eb) => (userId === null ? eb('user_id', 'is', null) : eb('user_id', '=', userId)))
+    .where('type', '=', type)
+    .execute();
 }
 
 describe('lockout under concurrent logins', () => {
@@ -131,6 +142,29 @@ describe('lockout under concurrent logins', () => {
     expect(reasons(await owner.outcomes)).toEqual([expect.objectContaining({ actor: expect.objectContaining({ id: userId }) })]);
     const answers = reasons(await guesses.outcomes);
     expect(answers.filter((answer) => answer instanceof AccountLockedError)).toHaveLength(1);
+    await expect(identity.logIn({ email, password }, context)).rejects.toBeInstanceOf(AccountLockedError);
+    expect(counts.verifying).toBe(lockoutPolicy.maxFailedAttempts);
+  });
+
+  // An email without an account must not be told apart by letting every guess through: it is
+  // counted as an account is, and its decoy verifications are bounded the same way.
+  it('an email without an account: verifies only 5 of 30 concurrent wrong passwords; the others are refused as locked', async () => {
+    const { passwords, counts, release } = gatedPasswords();
+    const identity = identityService(passwords);
+    const email = uniqueEmail();
+
+    const race = concurrentLogins(() => identity.logIn({ email, password: wrong }, context), 30);
+    await vi.waitFor(() => expect(counts.verifying + race.progress.answered).toBe(30));
+    expect(counts.verifying).toBe(lockoutPolicy.maxFailedAttempts);
+    release();
+
+    const answers = reasons(await race.outcomes);
+    expect(answers.filter((answer) => answer instanceof AuthenticationError)).toHaveLength(lockoutPolicy.maxFailedAttempts - 1);
+    expect(answers.filter((answer) => answer instanceof AccountLockedError)).toHaveLength(30 - (lockoutPolicy.maxFailedAttempts - 1));
+    expect(await securityEvents(null, 'account_locked')).toHaveLength(1);
+    expect(await securityEvents(null, 'login_failed')).toHaveLength(lockoutPolicy.maxFailedAttempts);
+
+    // Locked: answered at once, with no password work, as a locked account is.
     await expect(identity.logIn({ email, password }, context)).rejects.toBeInstanceOf(AccountLockedError);
     expect(counts.verifying).toBe(lockoutPolicy.maxFailedAttempts);
   });

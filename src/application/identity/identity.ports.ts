@@ -36,6 +36,16 @@ export type LoginAttempt =
   /** The account is locked until `until`: no password is checked. */
   | { readonly outcome: 'locked'; readonly until: Date };
 
+/** What one reservation of a login attempt goes by; see `CredentialStore.reserveLoginAttempt`. */
+export type AttemptPolicy = {
+  readonly maxAttempts: number;
+  readonly now: Date;
+  /** Until when the attempt that takes the last one allowed locks. */
+  readonly lockUntil: Date;
+  /** A count whose last attempt came before this is forgotten: the next attempt is the first. */
+  readonly forgetBefore: Date;
+};
+
 /** Email + password hash per user; emails are unique regardless of letter case. */
 export interface CredentialStore {
   /** Inserts `credentials` unless their email is taken, compared case-insensitively. */
@@ -53,12 +63,27 @@ export interface CredentialStore {
    * attempt counts as failed unless `recordSuccessfulLogin` follows: at most `maxAttempts` are
    * granted between a success and the next lock. The attempt that takes the last of them locks
    * the account until `lockUntil` at once, before its password is checked. A lock that has
-   * ended by `now` starts the count over. `undefined` when `userId` has no credentials.
+   * ended by `now`, or a count last added to before `forgetBefore`, starts the count over.
+   * `undefined` when `userId` has no credentials.
    */
-  reserveLoginAttempt(
-    userId: string,
-    policy: { readonly maxAttempts: number; readonly now: Date; readonly lockUntil: Date },
-  ): Promise<LoginAttempt | undefined>;
+  reserveLoginAttempt(userId: string, policy: AttemptPolicy): Promise<LoginAttempt | undefined>;
+
+  /**
+   * The same reservation, by the same rules and with the same kind of write, for an `email` that
+   * has no credentials: were such emails never counted or locked, the answers and their timing
+   * would tell which emails have accounts. (No success ever follows, so no lock is ever lifted.)
+   * The count is kept under a keyed hash of the email as `findByEmail` compares it, never the
+   * email itself, and is forgotten like an account's: a sweep may delete it from then on. An
+   * email that gets an account counts from zero in its credentials: the guesses made while it had
+   * none were at a password that did not exist, and are not carried over.
+   */
+  reserveUnknownEmailAttempt(email: string, policy: AttemptPolicy): Promise<LoginAttempt>;
+
+  /**
+   * Deletes up to `limit` counts of unknown emails that `reserveUnknownEmailAttempt` would start
+   * over (unlocked at `now`, last added to before `forgetBefore`); how many it deleted.
+   */
+  sweepUnknownEmailAttempts(policy: Pick<AttemptPolicy, 'now' | 'forgetBefore'>, limit?: number): Promise<number>;
 
   /**
    * Starts the count over (attempts still being checked are forgotten with the failed ones: the

@@ -12,6 +12,7 @@ import type { Actor, CommandContext } from '../metadata.js';
 import type { Clock } from '../ports/clock.js';
 import { AccountLockedError, AuthenticationError } from './identity-errors.js';
 import type {
+  AttemptPolicy,
   CredentialStore,
   NewCredentials,
   PasswordHasher,
@@ -21,8 +22,16 @@ import type {
   StoredCredentials,
 } from './identity.ports.js';
 
-/** Failed logins in a row that lock an account, and for how long. */
-export const lockoutPolicy = { maxFailedAttempts: 5, lockoutMs: 15 * 60_000 } as const;
+/**
+ * Failed logins in a row that lock an account, and for how long; an email without an account
+ * locks alike. A count idle for `forgetAfterMs` starts over, for both, so that unknown emails'
+ * counts can be deleted; no shorter than the lock, it gives a guesser no more tries a day than
+ * waiting out locks already does.
+ */
+export const lockoutPolicy = { maxFailedAttempts: 5, lockoutMs: 15 * 60_000, forgetAfterMs: 15 * 60_000 } as const;
+
+/** Every how many logins the unknown emails' counts that no longer count are swept. */
+const loginsPerSweep = 100;
 
 /**
  * After how long credentials without a UserRegistered event count as an abandoned signup. Far
@@ -88,27 +97,47 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     return { actor: { id: userId, roles: [...user.state.roles] }, refreshToken: refreshToken.token, refreshTokenExpiresAt: refreshToken.expiresAt };
   }
 
-  /**
-   * Checks `password` unless the account is locked; throws unless it is right. The attempt is
-   * counted before the slow verification, in the same step as the lock check: checked first and
-   * counted after, every guess sent in parallel would pass the check and be verified.
-   */
-  async function verifyWithinLockout(found: StoredCredentials, password: string, context: CommandContext): Promise<{ readonly lockedUntil: Date | null }> {
+  const attemptPolicy = (): AttemptPolicy => {
     const now = clock.now();
     const lockUntil = new Date(now.getTime() + lockoutPolicy.lockoutMs);
-    const attempt = await credentials.reserveLoginAttempt(found.userId, { maxAttempts: lockoutPolicy.maxFailedAttempts, now, lockUntil });
+    return { maxAttempts: lockoutPolicy.maxFailedAttempts, now, lockUntil, forgetBefore: new Date(now.getTime() - lockoutPolicy.forgetAfterMs) };
+  };
+
+  /**
+   * Checks `password` unless the email is locked; throws unless it is an account's and right. The
+   * attempt is counted before the slow verification, in the same step as the lock check: checked
+   * first and counted after, every guess sent in parallel would pass the check and be verified.
+   * An unknown email is counted, locked and verified (against the decoy) as an account is, so
+   * neither the answers nor the work behind them tell which emails have accounts.
+   */
+  async function verifyWithinLockout(email: string, found: StoredCredentials | undefined, password: string, context: CommandContext) {
+    const policy = attemptPolicy();
+    const attempt = found ? await credentials.reserveLoginAttempt(found.userId, policy) : await credentials.reserveUnknownEmailAttempt(email, policy);
     if (!attempt) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
+    const userId = found?.userId ?? null;
+    const unknownEmail = found ? undefined : { reason: 'unknown email' };
     if (attempt.outcome === 'locked') {
-      await record('login_while_locked', found.userId, context);
-      throw new AccountLockedError(attempt.until, now);
+      await record('login_while_locked', userId, context, unknownEmail);
+      throw new AccountLockedError(attempt.until, policy.now);
     }
-    if (await passwords.verify(found.passwordHash, password)) return attempt;
+    const verified = await passwords.verify(found?.passwordHash ?? (await decoy()), password);
+    if (found && verified) return { userId: found.userId, lockedUntil: attempt.lockedUntil };
     // The failure was counted with the reservation; the attempt that took the last one allowed
     // has locked the account and says so.
-    await record('login_failed', found.userId, context, { reason: 'wrong password' });
+    await record('login_failed', userId, context, { reason: found ? 'wrong password' : 'unknown email' });
     if (!attempt.lockedUntil) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
-    await record('account_locked', found.userId, context, { until: attempt.lockedUntil.toISOString() });
-    throw new AccountLockedError(attempt.lockedUntil, now);
+    await record('account_locked', userId, context, { until: attempt.lockedUntil.toISOString(), ...unknownEmail });
+    throw new AccountLockedError(attempt.lockedUntil, policy.now);
+  }
+
+  let loginsSinceSweep = 0;
+  /** Now and then, not awaited: the sweep only keeps the table small, no answer waits for it. */
+  function sweepNowAndThen(): void {
+    if ((loginsSinceSweep += 1) < loginsPerSweep) return;
+    loginsSinceSweep = 0;
+    // A failed sweep loses nothing: an idle count starts over when next touched whether or not
+    // it was deleted, and the next sweep tries again.
+    credentials.sweepUnknownEmailAttempts(attemptPolicy()).catch(() => undefined);
   }
 
   // Signup writes two places: the credentials row (which owns email uniqueness) and the
@@ -170,17 +199,13 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     },
 
     async logIn(input: { readonly email: string; readonly password: string }, context: CommandContext): Promise<Session> {
+      sweepNowAndThen();
       const found = await credentials.findByEmail(input.email);
-      if (!found) {
-        await passwords.verify(await decoy(), input.password);
-        await record('login_failed', null, context, { reason: 'unknown email' });
-        throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
-      }
-      const attempt = await verifyWithinLockout(found, input.password, context);
-      await credentials.recordSuccessfulLogin(found.userId, attempt);
+      const { userId, lockedUntil } = await verifyWithinLockout(input.email, found, input.password, context);
+      await credentials.recordSuccessfulLogin(userId, { lockedUntil });
       const refreshToken = newRefreshToken();
-      const session = await sessionFor(found.userId, refreshToken);
-      await refreshTokens.startFamily({ ...refreshToken, familyId: randomUUID(), userId: found.userId });
+      const session = await sessionFor(userId, refreshToken);
+      await refreshTokens.startFamily({ ...refreshToken, familyId: randomUUID(), userId });
       return session;
     },
 

@@ -10,7 +10,26 @@ export interface CredentialsTable {
   /** Password checks granted since the last success or the end of a lock: failed, or still being checked. */
   failed_logins: Generated<number>;
   locked_until: Date | null;
+  /** When `failed_logins` was last added to; a count idle for long enough starts over. */
+  last_attempt_at: Date | null;
   created_at: Date;
+}
+
+/**
+ * The lockout of emails that have no account, counted as `credentials` counts an account's so
+ * that both answer alike. Rows only live while they still count; a sweep deletes the others.
+ */
+export interface LoginAttemptsUnknownTable {
+  /** HMAC-SHA-256 of the lower-cased email under `login_attempts_unknown_key`: never the email. */
+  email_hmac: Buffer;
+  failed_logins: number;
+  locked_until: Date | null;
+  last_attempt_at: Date;
+}
+
+/** The one key for `email_hmac`, made by the migration; it never leaves the service. */
+export interface LoginAttemptsUnknownKeyTable {
+  key: Buffer;
 }
 
 export interface RefreshTokensTable {
@@ -37,6 +56,8 @@ export interface SecurityEventsTable {
 
 export interface IdentityTables {
   credentials: CredentialsTable;
+  login_attempts_unknown: LoginAttemptsUnknownTable;
+  login_attempts_unknown_key: LoginAttemptsUnknownKeyTable;
   refresh_tokens: RefreshTokensTable;
   security_events: SecurityEventsTable;
 }

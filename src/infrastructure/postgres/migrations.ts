@@ -4,6 +4,7 @@ import { appendBatchLocksMigration } from '../pg-event-store/append-batch-locks.
 import { appendBatchesMigration } from '../pg-event-store/append-batches.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
+import { loginAttemptsUnknownMigration } from '../identity/login-attempts-unknown.migration.js';
 import { securityLogAppendOnlyMigration } from '../identity/security-log-append-only.migration.js';
 import { idempotencyClaimTokensMigration } from '../idempotency/idempotency-claim-tokens.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
@@ -27,4 +28,5 @@ export const migrations: Record<string, Migration> = {
   '0610_append_batch_locks': appendBatchLocksMigration,
   '0620_security_log_append_only': securityLogAppendOnlyMigration,
   '0630_idempotency_claim_tokens': idempotencyClaimTokensMigration,
+  '0640_login_attempts_unknown': loginAttemptsUnknownMigration,
 };
