@@ -137,6 +137,21 @@ describe('audit reads of an event that cannot be revealed', () => {
     expect(await itemsOf(`/v1/audit/streams/${badMetadata}/events`, admin)).toMatchObject([{ data: { reason: '[unreadable]' }, unreadableFields: ['reason'] }]);
   });
 
+  it('withholds the health data of an appointment event stored unsealed from an admin, as of a sealed one', async () => {
+    // Stored before sealing existed, or appended outside the command loop: no personalData metadata.
+    const id = randomUUID();
+    const unsealed = `appointment-${id}`;
+    const { personalData: _none, ...metadata } = scheduled(id, 'HIV follow-up', null).metadata;
+    await q.harness.store.appendToStream(unsealed, [{ ...scheduled(id, 'HIV follow-up', null), metadata }]);
+    await inGlobalOrder(unsealed);
+
+    expect(await itemsOf(`/v1/audit/streams/${unsealed}/events`, admin)).toMatchObject([{ data: { reason: '[withheld]' } }]);
+    const exportedToAdmin = await get(`/v1/audit/export?streamPrefix=${unsealed}`, admin);
+    expect(exportedToAdmin.statusCode).toBe(200);
+    expect(exportedToAdmin.body).not.toContain('HIV');
+    expect(await itemsOf(`/v1/audit/streams/${unsealed}/events`)).toMatchObject([{ data: { reason: 'HIV follow-up' } }]);
+  });
+
   it('marks an event whose data key does not unwrap under this MASTER_KEY', async () => {
     const otherMaster = new PersonalDataVault(new PgSubjectKeyStore(q.harness.pool, Buffer.alloc(32, 0x11)));
     const { data, personalData } = await otherMaster.seal(`patient-${randomUUID()}`, { reason: 'sprain' }, [['reason']]);

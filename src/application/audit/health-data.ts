@@ -1,8 +1,8 @@
 import { appointmentStreamId } from '../../domain/appointment/appointment.decider.js';
 import type { RecordedEvent } from '../ports/event-store.js';
-import { withPersonalFieldsAs } from '../privacy/personal-data-vault.js';
+import { withFieldsAs } from '../privacy/personal-data-vault.js';
 import type { EventReader } from './stream-history.js';
-import { unreadableFieldsOf } from './unreadable-events.js';
+import { declaredPersonalFields, unreadableFieldsOf } from './unreadable-events.js';
 
 /** What a field of health data reads to someone without the right to it. */
 export const withheldPlaceholder = '[withheld]';
@@ -31,9 +31,10 @@ async function* withheldEach(events: AsyncIterable<RecordedEvent>): AsyncGenerat
 }
 
 /**
- * An unreadable event's personal fields read `[unreadable]` already: nothing is left to withhold,
- * and its metadata, which may be what does not parse, is not asked where they are again.
+ * The fields withheld are those the event's schema declares personal, not those its metadata says
+ * were sealed: an event stored before sealing existed, or appended outside the command loop, has
+ * no such metadata and its health data in clear. An unreadable event's read `[unreadable]` already.
  */
 function withheld(event: RecordedEvent): RecordedEvent {
-  return unreadableFieldsOf(event) ? event : withPersonalFieldsAs(event, withheldPlaceholder);
+  return unreadableFieldsOf(event) ? event : withFieldsAs(event, declaredPersonalFields(event), withheldPlaceholder);
 }

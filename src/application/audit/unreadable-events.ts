@@ -43,7 +43,8 @@ function markedUnreadable({ event }: UnrevealableEventError): RecordedEvent {
   return marked;
 }
 
-function declaredPersonalFields(event: RecordedEvent): string[] {
+/** The fields (dotted paths) the schema of the event's type declares personal, whatever its metadata says. */
+export function declaredPersonalFields(event: RecordedEvent): string[] {
   const aggregate = Object.values(aggregates).find(({ category }) => event.streamId.startsWith(`${category}-`));
   return (aggregate?.codec.personalFields(event.type) ?? []).map((path) => path.join('.'));
 }
