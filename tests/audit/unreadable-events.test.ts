@@ -152,6 +152,19 @@ describe('audit reads of an event that cannot be revealed', () => {
     expect(await itemsOf(`/v1/audit/streams/${unsealed}/events`)).toMatchObject([{ data: { reason: 'HIV follow-up' } }]);
   });
 
+  it('withholds from an admin the health data of an unreadable event whose metadata names other fields', async () => {
+    const id = randomUUID();
+    const stream = `appointment-${id}`;
+    // Its metadata says only `scheduledBy` was sealed, which does not open: the reason is in clear.
+    await q.harness.store.appendToStream(stream, [scheduled(id, 'HIV follow-up', { subjectId: patient.id, fields: ['scheduledBy'] })]);
+    await inGlobalOrder(stream);
+
+    expect(await itemsOf(`/v1/audit/streams/${stream}/events`, admin)).toMatchObject([
+      { data: { reason: '[withheld]', scheduledBy: '[unreadable]' }, unreadableFields: ['scheduledBy'] },
+    ]);
+    expect((await get(`/v1/audit/export?streamPrefix=${stream}`, admin)).body).not.toContain('HIV');
+  });
+
   it('marks an event whose data key does not unwrap under this MASTER_KEY', async () => {
     const otherMaster = new PersonalDataVault(new PgSubjectKeyStore(q.harness.pool, Buffer.alloc(32, 0x11)));
     const { data, personalData } = await otherMaster.seal(`patient-${randomUUID()}`, { reason: 'sprain' }, [['reason']]);

@@ -33,8 +33,11 @@ async function* withheldEach(events: AsyncIterable<RecordedEvent>): AsyncGenerat
 /**
  * The fields withheld are those the event's schema declares personal, not those its metadata says
  * were sealed: an event stored before sealing existed, or appended outside the command loop, has
- * no such metadata and its health data in clear. An unreadable event's read `[unreadable]` already.
+ * no such metadata and its health data in clear, and an unreadable one's metadata may name others.
+ * Those that read `[unreadable]` already are left so, as its `unreadableFields` say.
  */
 function withheld(event: RecordedEvent): RecordedEvent {
-  return unreadableFieldsOf(event) ? event : withFieldsAs(event, declaredPersonalFields(event), withheldPlaceholder);
+  const unreadable = unreadableFieldsOf(event) ?? [];
+  const fields = declaredPersonalFields(event).filter((field) => !unreadable.includes(field));
+  return withFieldsAs(event, fields, withheldPlaceholder);
 }
