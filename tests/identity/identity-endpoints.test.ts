@@ -194,6 +194,15 @@ describe('lockout', () => {
     expect((await securityEvents('login_while_locked')).length).toBeGreaterThanOrEqual(2);
   });
 
+  it('keeps counting failures an instance from before the idle window counted without a time (a rolling deploy)', async () => {
+    const email = uniqueEmail('mixed-fleet');
+    const signed = await signUp({ email });
+    expect(signed.status).toBe(201);
+    // Four failures as older code records them: a count, and no time of the last one.
+    await backend.identityDb.updateTable('credentials').set({ failed_logins: 4, last_attempt_at: null }).where('user_id', '=', String(signed.body.id)).execute();
+    expect((await logIn(email, 'wrong password!')).status).toBe(429);
+  });
+
   it('counts failures in a row: a success starts the count over', async () => {
     const email = uniqueEmail('forgetful');
     expect((await signUp({ email })).status).toBe(201);

@@ -13,9 +13,10 @@ import { sql, type Kysely, type Migration } from 'kysely';
  */
 export const loginAttemptsUnknownMigration: Migration = {
   async up(db: Kysely<unknown>) {
+    // No backfill: a count without a time is kept (see pg-credential-store's countAttempt), so the
+    // counts that older instances keep running during a rolling deploy, which set no time, hold
+    // too; and the table is not locked for a scan of every account.
     await sql`ALTER TABLE credentials ADD COLUMN last_attempt_at timestamptz`.execute(db);
-    // Counts already running would otherwise start over at once; this gives them their window.
-    await sql`UPDATE credentials SET last_attempt_at = now() WHERE failed_logins > 0`.execute(db);
 
     await sql`
       CREATE TABLE login_attempts_unknown (

@@ -155,13 +155,14 @@ export class PgCredentialStore implements CredentialStore {
 
 /**
  * The columns an attempt the lock check let through sets. A lock still on the row has ended, and
- * a count idle since before `forgetBefore` is forgotten: either way the count starts over. The
+ * a count idle since before `forgetBefore` is forgotten: either way the count starts over. A count
+ * without a time was kept by code from before the window (a rolling deploy): it is kept on. The
  * attempt that takes the last one allowed locks. Qualified, because in an upsert's DO UPDATE a
  * bare column is ambiguous between the row there and the one proposed.
  */
 function countAttempt(table: 'credentials' | 'login_attempts_unknown', policy: AttemptPolicy) {
   const column = (name: 'failed_logins' | 'locked_until' | 'last_attempt_at') => sql.ref(`${table}.${name}`);
-  const count = sql<number>`CASE WHEN ${column('locked_until')} IS NULL AND ${column('last_attempt_at')} >= ${policy.forgetBefore}
+  const count = sql<number>`CASE WHEN ${column('locked_until')} IS NULL AND coalesce(${column('last_attempt_at')} >= ${policy.forgetBefore}, true)
     THEN ${column('failed_logins')} + 1 ELSE 1 END`;
   return {
     failed_logins: count,
