@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregates } from '../../src/application/aggregates/aggregates.js';
+import { chainMetadata, genesisHash } from '../../src/application/audit/hash-chain.js';
 import { commandHandler } from '../../src/application/command-handling/handle-command.js';
 import { as, fakeClock, listingInput, owner } from '../support/command-side.js';
 import { createHarness, type Harness } from '../projections/support/runtime-harness.js';
@@ -39,6 +40,28 @@ describe('npm run audit:verify and npm run replay', () => {
     const { code, stdout } = await cli(h, 'src/infrastructure/audit/replay.cli.ts', ['--stream', streamId, '--version', '0']);
     expect(code).toBe(0);
     expect(JSON.parse(stdout)).toMatchObject({ streamId, version: 0, state: { status: 'active', listing: { price: { pricePerDay: listingInput.pricePerDay } } } });
+  });
+
+  it('replay folds through an event it cannot reveal, as the audit API does, and names it', async () => {
+    const appointmentId = randomUUID();
+    const stream = `appointment-${appointmentId}`;
+    const data = {
+      appointmentId,
+      patientId: randomUUID(),
+      doctorId: randomUUID(),
+      start: '2030-02-04T09:00:00.000Z',
+      end: '2030-02-04T09:30:00.000Z',
+      reason: 'c2VhbGVk',
+      scheduledBy: 'patient',
+      scheduledAt: '2030-01-10T10:00:00.000Z',
+    };
+    // personalData that does not parse: no reader can tell what was sealed.
+    const type = 'AppointmentScheduled';
+    const metadata = chainMetadata(genesisHash, { type, data, metadata: { personalData: 'reason', schemaVersion: 1 }, revision: 0 });
+    await h.store.appendToStream(stream, [{ id: randomUUID(), type, data, metadata }]);
+    const { code, stdout } = await cli(h, 'src/infrastructure/audit/replay.cli.ts', ['--stream', stream]);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ streamId: stream, version: 0, unreadableRevisions: [0], state: { status: 'scheduled' } });
   });
 
   it('audit:verify passes an intact log and names a tampered revision with exit code 1', async () => {

@@ -1,11 +1,12 @@
 import type pg from 'pg';
 import type { EventReader } from '../../application/audit/stream-history.js';
+import { revealingForAudit } from '../../application/audit/unreadable-events.js';
 import type { Config } from '../config/config.js';
 import { createLogger } from '../logging/logger.js';
 import { openStorage } from '../storage.js';
 
 export type AuditCliStorage = {
-  /** Personal fields revealed, or `[erased]`: for replay. */
+  /** Personal fields revealed, `[erased]` or `[unreadable]`, as the audit API reads them: for replay. */
   readonly events: EventReader;
   /** As stored, sealed: what the hash chains cover. */
   readonly storedEvents: EventReader;
@@ -22,5 +23,5 @@ export type AuditCliStorage = {
  */
 export async function openAuditCliStorage(config: Config): Promise<AuditCliStorage> {
   const storage = await openStorage({ ...config, RUN_MIGRATIONS: false, DATABASE_POOL_SIZE: 2 }, createLogger({ level: 'warn', stderr: true }));
-  return { events: storage.revealed, storedEvents: storage.eventStore, pool: storage.pool, close: () => storage.stop() };
+  return { events: revealingForAudit(storage.eventStore, storage.vault), storedEvents: storage.eventStore, pool: storage.pool, close: () => storage.stop() };
 }

@@ -37,6 +37,10 @@ async function main(): Promise<void> {
       process.exitCode = 1;
       return;
     }
+    const { unreadableRevisions } = answer.past;
+    if (unreadableRevisions.length > 0) {
+      process.stderr.write(`${stream}: revisions ${unreadableRevisions.join(', ')} could not be revealed; their personal fields read [unreadable]\n`);
+    }
     process.stdout.write(`${JSON.stringify(answer.past, null, 2)}\n`);
   } finally {
     await storage.close();
