@@ -129,6 +129,28 @@ describe('audit API', () => {
     expect(caused.items.every((event) => event.revision === 0)).toBe(true);
   });
 
+  it("pages an actor's trail in log order, without skipping an event stamped earlier that landed after a page was served", async () => {
+    const lister: Actor = { id: randomUUID(), roles: ['OWNER'] };
+    const listingId = (await createListing(q.side, listingInput, as(lister))).id;
+    await updateListing(q.side, listingId, { pricePerDay: 9_500 }, as(lister));
+    await q.settle();
+    const first = (await get(`/v1/audit/actors/${lister.id}/events?limit=1`, auditor, q.consistency())).json<Page<AuditEvent>>();
+    expect(first.items.map((event) => event.revision)).toEqual([0]);
+
+    // A command whose clock ran behind: stamped before the events already served, landed after them.
+    q.clock.advance(-3 * 86_400_000);
+    await updateListing(q.side, listingId, { pricePerDay: 9_400 }, as(lister));
+    q.clock.advance(3 * 86_400_000);
+    await q.settle();
+    const rest: AuditEvent[] = [];
+    for (let cursor = first.nextCursor; cursor !== null; ) {
+      const page = (await get(`/v1/audit/actors/${lister.id}/events?limit=1&cursor=${cursor}`, auditor, q.consistency())).json<Page<AuditEvent>>();
+      rest.push(...page.items);
+      cursor = page.nextCursor;
+    }
+    expect(rest.map((event) => event.revision)).toEqual([1, 2]);
+  });
+
   it('completes an erasure pinned to a version once its key is gone, though the user changed meanwhile: its record follows, and the read model drops the data', async () => {
     const person: Actor = { id: randomUUID(), roles: ['PATIENT'] };
     await registerUser(q.side, person, 'Changed Meanwhile');
@@ -224,12 +246,12 @@ describe('audit API', () => {
   });
 
   it('exports NDJSON in global order with the chain hashes, filtered by stream prefix and time', async () => {
-    const response = await get('/v1/audit/export?streamPrefix=listing-', auditor);
+    const response = await get(`/v1/audit/export?streamPrefix=${listingStream}`, auditor);
     expect(response.headers['content-type']).toContain('application/x-ndjson');
     const lines = response.body.trim().split('\n').map((line) => JSON.parse(line) as AuditEvent);
     expect(lines.map((event) => event.revision)).toEqual([0, 1, 2]);
     expect(lines.every((event) => event.streamId === listingStream && /^[0-9a-f]{64}$/.test(event.hash ?? ''))).toBe(true);
-    const later = await get('/v1/audit/export?streamPrefix=listing-&from=2030-01-16T00:00:00Z', auditor);
+    const later = await get(`/v1/audit/export?streamPrefix=${listingStream}&from=2030-01-16T00:00:00Z`, auditor);
     expect(later.body.trim().split('\n')).toHaveLength(2);
   });
 

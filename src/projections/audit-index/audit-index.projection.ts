@@ -21,7 +21,7 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .execute();
   // The two ways in, each in the keyset order of its pages.
   for (const by of ['actor_id', 'correlation_id']) {
-    await sql`CREATE INDEX ${sql.id(`audit_events_${by}_idx`)} ON audit_events (${sql.id(by)}, occurred_at, stream_id, revision) WHERE ${sql.id(by)} IS NOT NULL`.execute(db);
+    await sql`CREATE INDEX ${sql.id(`audit_events_${by}_idx`)} ON audit_events (${sql.id(by)}, position_commit, position_prepare) WHERE ${sql.id(by)} IS NOT NULL`.execute(db);
   }
 }
 
@@ -55,11 +55,12 @@ const eventTypes = [...new Set([...Object.values(aggregates).flatMap((aggregate)
 
 /**
  * Events by actor and by correlation id, for the audit API. Version 2 takes in unmatched provider
- * events, which version 1 left out of the actor and correlation trails.
+ * events, which version 1 left out of the actor and correlation trails; version 3 indexes them in
+ * log order, which the pages now follow (see `IndexedEventKey`).
  */
 export const auditIndexProjection = defineProjection<AuditIndexTables>({
   name: auditIndexProjectionName,
-  version: 2,
+  version: 3,
   eventTypes,
   migrate,
   apply,

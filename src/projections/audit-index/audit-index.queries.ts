@@ -13,8 +13,13 @@ export type IndexedEvent = {
   readonly correlationId: string | null;
 };
 
-/** Time order, ties broken by stream and revision. */
-export type IndexedEventKey = { readonly occurredAt: string; readonly streamId: string; readonly revision: number };
+/**
+ * Log order (the global position, as `commit.prepare`). Not the time the command side stamped: one
+ * command's events share it (and came out by stream name), and an event committed late with an
+ * earlier time would sort before a page already served, so a reader paging past it never saw it.
+ * The index takes events in log order, so nothing lands behind a page once it is served.
+ */
+export type IndexedEventKey = { readonly position: string };
 
 export type IndexFilter =
   | { readonly actorId: string; readonly from?: Date | undefined; readonly to?: Date | undefined }
@@ -35,10 +40,11 @@ export async function indexedEvents(
   }
   const { after } = page;
   if (after) {
-    query = query.where((eb) => eb(eb.refTuple('occurred_at', 'stream_id', 'revision'), '>', eb.tuple(new Date(after.occurredAt), after.streamId, after.revision)));
+    const [commit = '0', prepare = '0'] = after.position.split('.');
+    query = query.where((eb) => eb(eb.refTuple('position_commit', 'position_prepare'), '>', eb.tuple(commit, prepare)));
   }
-  const rows = await query.orderBy('occurred_at').orderBy('stream_id').orderBy('revision').limit(page.limit + 1).execute();
-  return toPage(rows, page.limit, toIndexedEvent, (row) => ({ occurredAt: row.occurred_at.toISOString(), streamId: row.stream_id, revision: row.revision }));
+  const rows = await query.orderBy('position_commit').orderBy('position_prepare').limit(page.limit + 1).execute();
+  return toPage(rows, page.limit, toIndexedEvent, (row) => ({ position: `${row.position_commit}.${row.position_prepare}` }));
 }
 
 function toIndexedEvent(row: AuditEventsTable): IndexedEvent {

@@ -87,7 +87,7 @@ const stateQuery = z
   })
   .refine((query) => query.at === undefined || query.version === undefined, 'give `at` or `version`, not both');
 const revisionKey = z.number().int().min(0);
-const indexKey = z.object({ occurredAt: z.iso.datetime(), streamId: z.string(), revision: z.number().int() });
+const indexKey = z.object({ position: z.string().regex(/^\d{1,20}\.\d{1,19}$/) });
 const accessLogKey = z.string().regex(/^\d{1,19}$/);
 
 const verificationSchema = z.object({
