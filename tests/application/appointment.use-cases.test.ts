@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { comparePositions } from '../../src/application/ports/position.js';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import {
   bookAppointment,
@@ -318,12 +319,14 @@ describe('appointment use cases', () => {
     });
   });
 
-  it('cancelling answers with the position of the time given back, so a reader waiting on it sees the slot free', async () => {
+  it('cancelling answers with the position of its last step, so a reader waiting on it sees the slot and the time free', async () => {
     const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
     const cancelled = await cancelAppointment(side, booked.id, { reason: 'feeling better' }, as(patient));
 
-    const events = await streamEvents(store, `patientAgenda-${patient.id}`);
-    expect(cancelled.position).toEqual(events.at(-1)?.position);
+    const released = [(await streamEvents(store, `patientAgenda-${patient.id}`)).at(-1), (await streamEvents(store, `doctorSchedule-${doctor.id}`)).at(-1)];
+    expect(released.map((event) => event?.type)).toEqual(['TimeReleased', 'SlotReleased']);
+    const last = released.map((event) => event?.position).reduce((a, b) => (a && b && comparePositions(a, b) > 0 ? a : b));
+    expect(cancelled.position).toEqual(last);
     expect(cancelled.streamId).toBe(booked.streamId);
   });
 });

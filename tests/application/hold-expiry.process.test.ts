@@ -438,6 +438,25 @@ describe('hold expiry process', () => {
     await expectReplayToAppendNothing();
   });
 
+  it('given a booking that died before the appointment, and a sweep that died between freeing the two, frees the rest on its next turn', async () => {
+    store.interrupt((streamId) => streamId.startsWith('appointment-'));
+    await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).rejects.toThrow('died');
+    const { turn, errors } = startWatchedProcess();
+    expect(await turn()).toBe(0);
+
+    clock.advance(graceMs);
+    // The sweep frees one of the two and dies before the other, whichever it frees first.
+    let releases = 0;
+    store.interrupt((streamId) => (streamId.startsWith('patientAgenda-') || streamId.startsWith('doctorSchedule-')) && ++releases === 2);
+    await turn();
+    expect(errors).toHaveLength(1);
+    await turn();
+
+    expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+    await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).resolves.toBeDefined();
+    await expectReplayToAppendNothing();
+  });
+
   it('given patient time reserved for an appointment whose id the process had already given up, gives the time back after the grace period', async () => {
     const lost = 'lost-appointment';
     const now = clock.now().toISOString();

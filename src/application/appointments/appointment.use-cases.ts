@@ -249,20 +249,25 @@ async function actOn(
 }
 
 /**
- * Frees the doctor's slot and the patient's time of an appointment; freeing what is free changes
+ * Frees the patient's time and the doctor's slot of an appointment; freeing what is free changes
  * nothing. Returns both steps' results, for the position a reader must reach to see them.
+ *
+ * The time goes first: the hold-expiry process keeps an orphan's slot in view until it sees it
+ * freed (and the time only as part of it), so a sweep that dies between the two must leave the
+ * slot held, which its next turn frees with the time again; the other way round, the time stayed
+ * reserved for good.
  */
 export async function releaseAppointmentTime(
   side: CommandSide,
   { appointmentId, doctorId, patientId }: { appointmentId: string; doctorId: string; patientId: string },
   request: CommandOptions,
 ) {
-  const slot = await side.handlers.doctorSchedule.handle(doctorScheduleStreamId(doctorId), { type: 'ReleaseSlot', data: { appointmentId } }, unpinned(request));
   const time = await side.handlers.patientAgenda.handle(
     patientAgendaStreamId(patientId),
     { type: 'ReleaseTime', data: { patientId, appointmentId } },
     unpinned(request),
   );
+  const slot = await side.handlers.doctorSchedule.handle(doctorScheduleStreamId(doctorId), { type: 'ReleaseSlot', data: { appointmentId } }, unpinned(request));
   return [slot, time] as const;
 }
 
