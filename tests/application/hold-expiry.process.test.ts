@@ -395,6 +395,18 @@ describe('hold expiry process', () => {
       expect(process.pending.moves).toBe(0);
     });
 
+    it('when someone took the old slot and the appointment has begun by the sweep, the process frees the slot the failed reschedule took', async () => {
+      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+      const { turn, errors } = startWatchedProcess();
+      clock.advance(Date.parse(nine) - clock.now().getTime() + 5 * 60_000);
+      await turn();
+      await turn();
+
+      expect(errors).toEqual([{ error: expect.objectContaining({ code: 'slot-taken' }), what: expect.stringContaining(`slot of appointment ${appointmentId}`), retried: false }]);
+      expect((await whereIs(appointmentId)).slot).toBeUndefined();
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'z' }, as({ id: 'patient-3', roles: ['PATIENT'] }))).resolves.toBeDefined();
+    });
+
     it('when someone took the old slot before the sweep, the process moves the time back, reports the slot once and does not try again', async () => {
       await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
       const { process, turn, errors } = startWatchedProcess();

@@ -432,10 +432,21 @@ export class HoldExpiryProcess {
       return;
     }
     const { start, end } = appointment;
-    const restore: RestoreSlot = { type: 'RestoreSlot', data: { appointmentId, from: slot.start, start, end, now: side.clock.now().toISOString() } };
-    await this.movingBack(this.movedSlots, appointmentId, `slot of appointment ${appointmentId} back to ${start}`, () =>
-      side.handlers.doctorSchedule.handle(schedule, restore, systemRequest(move.cause, 'move-back')),
-    );
+    const now = side.clock.now();
+    const restore: RestoreSlot = { type: 'RestoreSlot', data: { appointmentId, from: slot.start, start, end, now: now.toISOString() } };
+    await this.movingBack(this.movedSlots, appointmentId, `slot of appointment ${appointmentId} back to ${start}`, async () => {
+      try {
+        await side.handlers.doctorSchedule.handle(schedule, restore, systemRequest(move.cause, 'move-back'));
+      } catch (error) {
+        // Refused (someone took the old slot) for an appointment that has begun: it needs no slot
+        // to keep its time from others any more, and the one the failed reschedule took is free
+        // time held by nobody. It is freed; the refusal is still reported.
+        if (error instanceof DomainError && Date.parse(start) <= now.getTime()) {
+          await side.handlers.doctorSchedule.handle(schedule, { type: 'ReleaseSlot', data: { appointmentId } }, systemRequest(move.cause, 'release-begun'));
+        }
+        throw error;
+      }
+    });
   }
 
   /** The patient's time back to the appointment's, as the slot. */
