@@ -47,7 +47,8 @@ describe('the bookable_app role', () => {
     });
     const changes = ['UPDATE events SET data = data', 'DELETE FROM events', 'UPDATE access_log SET ip = ip', 'DELETE FROM access_log', 'TRUNCATE access_log'];
     const securityLog = ['UPDATE security_events SET ip = ip', 'DELETE FROM security_events', 'TRUNCATE security_events'];
-    for (const statement of [...changes, ...securityLog]) {
+    const loginKey = ['DELETE FROM login_attempts_unknown_key', 'UPDATE login_attempts_unknown_key SET key = key', 'TRUNCATE login_attempts_unknown_key'];
+    for (const statement of [...changes, ...securityLog, ...loginKey]) {
       await expect(service.query(statement), statement).rejects.toMatchObject({ code: '42501' });
     }
     await expect(service.query('ALTER TABLE events DISABLE TRIGGER events_immutable')).rejects.toMatchObject({ code: '42501' });

@@ -32,5 +32,14 @@ export const loginAttemptsUnknownMigration: Migration = {
     // One key: a second would make the same email count under two hashes.
     await sql`CREATE UNIQUE INDEX login_attempts_unknown_key_one ON login_attempts_unknown_key ((true))`.execute(db);
     await sql`INSERT INTO login_attempts_unknown_key (key) VALUES (${randomBytes(32)})`.execute(db);
+    // The service only reads it: without the row, unknown emails' logins would fail where an
+    // account's answer 401, which tells them apart again.
+    await sql`
+      DO $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bookable_app') THEN
+          REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON login_attempts_unknown_key FROM bookable_app;
+        END IF;
+      END $$`.execute(db);
   },
 };
