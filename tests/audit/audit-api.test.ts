@@ -117,6 +117,12 @@ describe('audit API', () => {
     expect((await get(`/v1/audit/streams/${listingStream}/state?version=`, auditor)).statusCode).toBe(400);
   });
 
+  it('refuses a state asked both at an instant and at a version with 400 naming the field', async () => {
+    const response = await get(`/v1/audit/streams/${listingStream}/state?at=2030-01-16T00:00:00Z&version=0`, auditor);
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({ errors: [{ path: 'querystring.version' }] });
+  });
+
   it("finds everything one actor did and everything one request caused, through the audit index", async () => {
     const byOwner = (await get(`/v1/audit/actors/${owner.id}/events?limit=2`, auditor, q.consistency())).json<Page<AuditEvent>>();
     expect(byOwner.items.map((event) => event.type)).toEqual(['ListingCreated', 'ListingPriceChanged']);

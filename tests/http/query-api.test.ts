@@ -82,6 +82,22 @@ describe('query API', () => {
       }
     });
 
+    it('names the field a rule between two of them refuses, not the whole query', async () => {
+      const cases: Array<[string, string]> = [
+        ['/v1/listings?minPrice=5&maxPrice=4', 'querystring.maxPrice'],
+        ['/v1/listings?from=2030-01-01', 'querystring.to'],
+        ['/v1/listings?to=2030-01-01', 'querystring.from'],
+        ['/v1/listings?from=2030-02-02&to=2030-02-01', 'querystring.to'],
+        [`/v1/listings/${listingId}/availability?from=2030-02-02&to=2030-02-01`, 'querystring.to'],
+        ['/v1/doctors/doctor-1/slots?from=2030-02-02T00:00:00Z&to=2030-02-01T00:00:00Z', 'querystring.to'],
+      ];
+      for (const [url, path] of cases) {
+        const response = await q.app.inject({ url });
+        expect(response.statusCode, url).toBe(400);
+        expect(response.json(), url).toMatchObject({ errors: [{ path }] });
+      }
+    });
+
     it('answers 404 for an unknown listing, its availability and its reviews', async () => {
       for (const path of ['/v1/listings/nope', '/v1/listings/nope/availability?from=2030-01-01&to=2030-01-02', '/v1/listings/nope/reviews']) {
         expect((await q.app.inject({ url: path })).statusCode, path).toBe(404);

@@ -85,7 +85,7 @@ const stateQuery = z
     at: requestInstantSchema.optional().describe('The state as it stood at this instant'),
     version: wholeNumberText(0).optional().describe('The state right after the event of this revision'),
   })
-  .refine((query) => query.at === undefined || query.version === undefined, 'give `at` or `version`, not both');
+  .refine((query) => query.at === undefined || query.version === undefined, { message: 'give `at` or `version`, not both', path: ['version'] });
 const revisionKey = z.number().int().min(0);
 const indexKey = z.object({ position: z.string().regex(/^\d{1,20}\.\d{1,19}$/) });
 const accessLogKey = z.string().regex(/^\d{1,19}$/);

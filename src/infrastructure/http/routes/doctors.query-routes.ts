@@ -25,7 +25,10 @@ const slotsQuery = pageQuery
     from: requestInstantSchema.describe('ISO 8601 instant with offset'),
     to: requestInstantSchema,
   })
-  .refine(({ from, to }) => Date.parse(from) < Date.parse(to) && Date.parse(to) - Date.parse(from) <= maxRangeMs, 'from must be before to, at most 31 days apart');
+  .refine(({ from, to }) => Date.parse(from) < Date.parse(to) && Date.parse(to) - Date.parse(from) <= maxRangeMs, {
+    message: 'from must be before to, at most 31 days apart',
+    path: ['to'],
+  });
 
 const doctorsQuery = pageQuery.extend({ specialty: textParam(100).optional().describe('Only doctors of this specialty, any case') });
 

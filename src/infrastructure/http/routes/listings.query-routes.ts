@@ -48,7 +48,7 @@ const reviewSchema = z
 
 const dayRange = z
   .object({ from: requestDateSchema, to: requestDateSchema })
-  .refine(({ from, to }) => from < to && daysBetween(from, to) <= maxRangeDays, `from must be before to, at most ${maxRangeDays} days apart`);
+  .refine(({ from, to }) => from < to && daysBetween(from, to) <= maxRangeDays, { message: `from must be before to, at most ${maxRangeDays} days apart`, path: ['to'] });
 
 const listingsQuery = pageQuery
   .extend({
@@ -61,9 +61,13 @@ const listingsQuery = pageQuery
     to: requestDateSchema.optional(),
     q: textParam(200).optional().describe('Words to find in title, description, category and location'),
   })
-  .refine(({ from, to }) => (from === undefined) === (to === undefined), 'from and to go together')
-  .refine(({ from, to }) => from === undefined || to === undefined || dayRange.safeParse({ from, to }).success, `from must be before to, at most ${maxRangeDays} days apart`)
-  .refine(({ minPrice, maxPrice }) => minPrice === undefined || maxPrice === undefined || minPrice <= maxPrice, 'minPrice must not exceed maxPrice');
+  .refine(({ from, to }) => from === undefined || to !== undefined, { message: 'goes with from', path: ['to'] })
+  .refine(({ from, to }) => to === undefined || from !== undefined, { message: 'goes with to', path: ['from'] })
+  .refine(({ from, to }) => from === undefined || to === undefined || dayRange.safeParse({ from, to }).success, {
+    message: `from must be before to, at most ${maxRangeDays} days apart`,
+    path: ['to'],
+  })
+  .refine(({ minPrice, maxPrice }) => minPrice === undefined || maxPrice === undefined || minPrice <= maxPrice, { message: 'minPrice must not exceed maxPrice', path: ['maxPrice'] });
 
 const listingSortKey = z.object({ createdAt: z.iso.datetime(), listingId: z.string().max(200) });
 const reviewSortKey = z.object({ submittedAt: z.iso.datetime(), bookingId: z.string().max(200) });
