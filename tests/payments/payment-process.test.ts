@@ -71,6 +71,15 @@ describe('payment process manager (booking ⇄ payment)', () => {
     await recordProviderEvent(payments, { kind: 'payment-succeeded', eventId: `evt_${randomUUID()}`, paymentId, intentId, amount, currency }, webhook);
   }
 
+  /** `ms` later, the hold-expiry process sweeps the whole log, and the payment process follows. */
+  async function sweepHoldsAfter(ms: number): Promise<void> {
+    clock.advance(ms);
+    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
+    for await (const event of backend.eventStore.readAll()) expiry.observe(event);
+    await expiry.sweep();
+    await drain();
+  }
+
   const bookingStatus = async (bookingId: string) => (await side.handlers.booking.read(`booking-${bookingId}`)).state.status;
 
   beforeAll(async () => {
@@ -110,11 +119,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
     await drain();
     expect(await bookingStatus(bookingId)).toBe('requested');
 
-    clock.advance(16 * 60_000);
-    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
-    for await (const event of backend.eventStore.readAll()) expiry.observe(event);
-    await expiry.sweep();
-    await drain();
+    await sweepHoldsAfter(16 * 60_000);
 
     expect(await bookingStatus(bookingId)).toBe('expired');
     expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesReleased']);
@@ -127,11 +132,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();
     stripe.setIntentStatus(intentId, 'succeeded');
 
-    clock.advance(16 * 60_000);
-    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
-    for await (const event of backend.eventStore.readAll()) expiry.observe(event);
-    await expiry.sweep();
-    await drain();
+    await sweepHoldsAfter(16 * 60_000);
 
     expect(await bookingStatus(bookingId)).toBe('expired');
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
@@ -212,11 +213,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
     clock.advance(14 * 60_000);
     await pay(paymentId, intentId);
     // The process is behind (retrying a provider call for someone else); the sweep comes first.
-    clock.advance(2 * 60_000);
-    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
-    for await (const event of backend.eventStore.readAll()) expiry.observe(event);
-    await expiry.sweep();
-    await drain();
+    await sweepHoldsAfter(2 * 60_000);
 
     expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingConfirmed']);
     expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesBooked']);

@@ -1,8 +1,7 @@
-import { aggregates } from '../aggregates/aggregates.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 import { sealedFieldsSchema, withFieldsAs, type PersonalDataVault } from '../privacy/personal-data-vault.js';
 import { RevealingEventStore, type UnrevealableEventError } from '../privacy/revealing-event-store.js';
-import type { EventReader } from './stream-history.js';
+import { aggregateOf, type EventReader } from './stream-history.js';
 
 /**
  * What a personal field reads in the audit trail when it cannot be revealed: ciphertext that
@@ -45,6 +44,5 @@ function markedUnreadable({ event }: UnrevealableEventError): RecordedEvent {
 
 /** The fields (dotted paths) the schema of the event's type declares personal, whatever its metadata says. */
 export function declaredPersonalFields(event: RecordedEvent): string[] {
-  const aggregate = Object.values(aggregates).find(({ category }) => event.streamId.startsWith(`${category}-`));
-  return (aggregate?.codec.personalFields(event.type) ?? []).map((path) => path.join('.'));
+  return (aggregateOf(event.streamId)?.codec.personalFields(event.type) ?? []).map((path) => path.join('.'));
 }

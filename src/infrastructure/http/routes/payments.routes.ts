@@ -79,7 +79,7 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
  * never below 6,000 (100 a second), far above what Stripe sends from one address for this
  * service, yet a bound on a flood of unsigned bodies, each one HMAC.
  */
-export const webhookRateLimit = (rateLimitMax: number): number => Math.max(6_000, 10 * rateLimitMax);
+const webhookRateLimit = (rateLimitMax: number): number => Math.max(6_000, 10 * rateLimitMax);
 
 /** What the command API needs for payments, beyond its command side. */
 export type PaymentApiDeps = {
