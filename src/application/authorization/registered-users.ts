@@ -20,14 +20,22 @@ type UserReader = Pick<CommandSide['handlers']['user'], 'read'>;
 /**
  * The roles of `actor`'s token that its user still holds: a token outlives the erasure of its
  * user, or a role taken away, for its lifetime, and what it grants must not outlive them (an
- * erased admin's token minting a new admin would keep its power for good). An id without a user
- * stream is taken as its token says: login issues tokens to registered users only, so such a
- * token is one the system made for itself (`system:` actors such as the seed, or a tool's).
+ * erased admin's token minting a new admin would keep its power for good).
  */
 export async function currentRoles(users: UserReader, actor: Actor): Promise<Role[]> {
   if (actor.id.startsWith('system:')) return [...actor.roles];
   const { state } = await users.read(userStreamIdOf(actor.id));
-  if (state.status === 'unregistered') return [...actor.roles];
-  if (state.erased) return [];
-  return actor.roles.filter((role) => state.roles.includes(role));
+  return rolesStillHeld(actor, state.status === 'unregistered' ? undefined : state);
+}
+
+/**
+ * The roles of `actor`'s token that `user`, as last known, still holds. An id without a user
+ * is taken as its token says: login issues tokens to registered users only, so such a token is
+ * one the system made for itself (`system:` actors such as the seed, or a tool's), or its user
+ * is too new for a read model to know yet.
+ */
+export function rolesStillHeld(actor: Actor, user: { readonly erased: boolean; readonly roles: readonly Role[] } | undefined): Role[] {
+  if (!user) return [...actor.roles];
+  if (user.erased) return [];
+  return actor.roles.filter((role) => user.roles.includes(role));
 }

@@ -1,3 +1,4 @@
+import { currentRoles } from '../../application/authorization/registered-users.js';
 import type { Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { CommandSide } from '../../application/command-handlers.js';
@@ -64,7 +65,13 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
       rateLimitMax: deps.rateLimitMax,
       strict: { prefixes: ['/v1/auth/'], max: deps.authRateLimitMax },
     },
-    auth: { secret: deps.secret, issuer: deps.issuer, audience: deps.audience, accessTokenTtlSeconds },
+    auth: {
+      secret: deps.secret,
+      issuer: deps.issuer,
+      audience: deps.audience,
+      accessTokenTtlSeconds,
+      currentRoles: (actor) => currentRoles(deps.side.handlers.user, actor),
+    },
     probes: deps.probes,
     ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
     ...(deps.loadShedding ? { loadShedding: deps.loadShedding } : {}),

@@ -6,6 +6,7 @@ import type { Clock } from '../../application/ports/clock.js';
 import type { Database } from '../../projections/read-models.js';
 import type { CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
 import type { Logger } from '../logging/logger.js';
+import { currentRolesOf } from '../../projections/users/users.queries.js';
 import { createKysely } from '../postgres/database.js';
 import { accessTokenTtlSeconds } from './command-api.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
@@ -56,12 +57,19 @@ export type QueryApiDeps = {
  * here, listened on by the caller.
  */
 export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
+  const readModels = createKysely<Database>(deps.pool);
   const app = await createHttpServer({
     logger: deps.logger,
     openApi: { title: 'bookable query API', description: 'Read models; `Consistency-Position` for read-your-writes.', version: '1' },
     security: { corsOrigins: deps.corsOrigins, rateLimitMax: deps.rateLimitMax },
     // It verifies the command API's access tokens; it never issues any.
-    auth: { secret: deps.secret, issuer: deps.issuer, audience: deps.audience, accessTokenTtlSeconds },
+    auth: {
+      secret: deps.secret,
+      issuer: deps.issuer,
+      audience: deps.audience,
+      accessTokenTtlSeconds,
+      currentRoles: (actor) => currentRolesOf(readModels, actor),
+    },
     probes: deps.probes,
     trustProxy: deps.trustProxy ?? false,
     ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
@@ -73,7 +81,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
   app.addHook('onSend', keepCachedAnswers(cache));
   app.addHook('onClose', async () => cache.close());
   const routes: QueryRoutesOptions = {
-    db: createKysely<Database>(deps.pool),
+    db: readModels,
     clock: deps.clock,
     cursors: new CursorCodec(deps.secret),
     consistentWith: (projections) => consistentWith(consistency, projections),

@@ -1,4 +1,7 @@
 import type { Kysely } from 'kysely';
+import { rolesStillHeld } from '../../application/authorization/registered-users.js';
+import type { Actor, Role } from '../../application/metadata.js';
+import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import type { UserRole } from '../../domain/user/user.events.js';
 import type { Database } from '../read-models.js';
 
@@ -13,4 +16,15 @@ export type UserProfile = {
 export async function findUserProfile(db: Kysely<Database>, userId: string): Promise<UserProfile | undefined> {
   const row = await db.selectFrom('rm_users.users').selectAll().where('user_id', '=', userId).executeTakeFirst();
   return row && { id: row.user_id, email: row.email, name: row.name, roles: row.roles, registeredAt: row.registered_at.toISOString() };
+}
+
+/**
+ * The roles of `actor`'s token its user still holds as this read model knows them: a demotion
+ * or an erasure counts here once projected, moments after it happened.
+ */
+export async function currentRolesOf(db: Kysely<Database>, actor: Actor): Promise<Role[]> {
+  if (actor.id.startsWith('system:')) return [...actor.roles];
+  const row = await db.selectFrom('rm_users.users').select(['email', 'roles']).where('user_id', '=', actor.id).executeTakeFirst();
+  // An erasure leaves the row, its personal fields reading the placeholder.
+  return rolesStillHeld(actor, row && { erased: row.email === erasedPlaceholder, roles: row.roles });
 }

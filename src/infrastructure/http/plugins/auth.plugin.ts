@@ -4,6 +4,7 @@ import fp from 'fastify-plugin';
 import { z } from 'zod';
 import { hasAnyRole } from '../../../application/authorization/actors.js';
 import { roleSchema, type Actor, type Role } from '../../../application/metadata.js';
+import { privilegedRoles } from '../../../domain/user/user.events.js';
 import { HttpProblem } from '../problem.js';
 import { bearerChallenge } from './error-handler.plugin.js';
 
@@ -14,6 +15,11 @@ export type AuthOptions = {
   readonly audience: string;
   /** Lifetime of an access token. */
   readonly accessTokenTtlSeconds: number;
+  /**
+   * The roles of a token that its user still holds, asked of tokens naming ADMIN or AUDITOR;
+   * unset, tokens are taken as they say.
+   */
+  readonly currentRoles?: (actor: Actor) => Promise<Role[]>;
 };
 
 export type AccessToken = { readonly accessToken: string; readonly expiresIn: number };
@@ -26,6 +32,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Signs an access token for `actor` with this API's issuer, audience and lifetime. */
     issueAccessToken(actor: Actor): AccessToken;
+    /** `AuthOptions.currentRoles`. */
+    currentRolesOf(actor: Actor): Promise<Role[]>;
   }
 }
 
@@ -68,7 +76,11 @@ async function authenticate(request: FastifyRequest): Promise<Actor> {
   }
   const claims = accessTokenClaims.safeParse(payload);
   if (!claims.success) throw unauthorized('The access token is invalid');
-  request.actor = { id: claims.data.sub, roles: claims.data.roles };
+  const actor = { id: claims.data.sub, roles: claims.data.roles };
+  // A token outlives its admin's erasure or demotion by up to its lifetime; the powers over
+  // everyone else's bookings, money and history must not. The other roles act on their holder's
+  // own things, and are taken as the token says, sparing every ordinary request a lookup.
+  request.actor = hasAnyRole(actor, privilegedRoles) ? { ...actor, roles: await request.server.currentRolesOf(actor) } : actor;
   return request.actor;
 }
 
@@ -115,6 +127,7 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
     },
   });
   app.decorateRequest('actor', null);
+  app.decorate('currentRolesOf', options.currentRoles ?? (async (actor: Actor) => [...actor.roles]));
   app.decorate('issueAccessToken', (actor: Actor): AccessToken => ({
     accessToken: app.jwt.sign({ sub: actor.id, roles: actor.roles }),
     expiresIn: options.accessTokenTtlSeconds,
