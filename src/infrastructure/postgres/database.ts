@@ -11,9 +11,24 @@ import {
 import pg from 'pg';
 import { migrations } from './migrations.js';
 
+/**
+ * Longest a transaction of ours may sit idle before the server ends its session. Every open
+ * transaction holds back what event subscribers may read, so one left open by a process that
+ * died without closing its connection (a host lost, the network cut: the server learns of it
+ * only from TCP keepalive, two hours by default) would stall every projection and process
+ * manager in every process, and hold its projection's checkpoint row locked. Ours are idle for
+ * milliseconds between statements.
+ */
+export const idleTransactionTimeoutMs = 30_000;
+
 /** `applicationName` tells an operator in `pg_stat_activity` which process (and role) a connection serves. */
 export function createPool(url: string, max = 10, applicationName = 'bookable'): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    application_name: applicationName,
+    options: `-c idle_in_transaction_session_timeout=${idleTransactionTimeoutMs}`,
+  });
   // A client losing its connection (server restart, terminated backend) must not crash the
   // process: idle ones are reported on the pool, checked-out ones only on the client, where
   // pg-pool removes its own listener while the client is lent out. The query in flight still

@@ -13,6 +13,9 @@ export type PgAdvisoryLocksOptions = {
   readonly onError?: (error: unknown) => void;
 };
 
+/** Missed heartbeats after which the server takes a lock's holder for gone. */
+const heartbeatsBeforeGone = 5;
+
 /**
  * `pg_try_advisory_lock` on a dedicated connection per lock, outside any pool: a session lock
  * lives exactly as long as its connection, so a process that dies (or loses the network) lets
@@ -46,7 +49,13 @@ export class PgAdvisoryLocks implements ProjectionLocks {
         const sessionKey = await takeSessionKey(client);
         while (!signal.aborted && !lost.signal.aborted) {
           const result = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [key.toString()]);
-          if (result.rows[0]?.locked) return this.held(client, sessionKey, lost);
+          if (result.rows[0]?.locked) {
+            // A holder that dies without closing its connection would otherwise keep the lock
+            // until TCP keepalive notices (two hours by default): the server ends a held lock's
+            // session once its heartbeats have stopped for a few beats.
+            await client.query(`set idle_session_timeout = ${this.heartbeatMs * heartbeatsBeforeGone}`);
+            return this.held(client, sessionKey, lost);
+          }
           await sleep(this.retryMs, signal);
         }
       } catch (error) {

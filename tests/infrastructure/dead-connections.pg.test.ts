@@ -1,0 +1,93 @@
+import net from 'node:net';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, idleTransactionTimeoutMs } from '../../src/infrastructure/postgres/database.js';
+import { PgAdvisoryLocks } from '../../src/infrastructure/projections/pg-advisory-locks.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+/**
+ * A TCP relay to the database that can go silent, as a host that lost power or its network does:
+ * nothing passes either way any more and no connection is closed, so the server is told nothing.
+ */
+class SilencingRelay {
+  private readonly pairs: Array<[net.Socket, net.Socket]> = [];
+  private readonly server: net.Server;
+
+  constructor(private readonly target: URL) {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port || 5432), target.hostname);
+      client.pipe(upstream).pipe(client);
+      for (const socket of [client, upstream]) socket.on('error', () => undefined);
+      this.pairs.push([client, upstream]);
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const address = this.server.address();
+    if (address === null || typeof address === 'string') throw new Error('the relay has no TCP address');
+    const url = new URL(this.target);
+    url.hostname = '127.0.0.1';
+    url.port = String(address.port);
+    return url.toString();
+  }
+
+  silence(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const pair of this.pairs) for (const socket of pair) socket.destroy();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+describe('a process that dies without closing its connections', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database.drop();
+  });
+
+  it("gives up its projection lock once its heartbeats stop, so a standby takes over within seconds, not TCP keepalive's hours", async () => {
+    const relay = new SilencingRelay(new URL(database.url));
+    const key = 4_242_424_242n;
+    const stop = new AbortController();
+    try {
+      const dying = new PgAdvisoryLocks({ connectionString: await relay.listen(), heartbeatMs: 200 });
+      const held = await dying.acquire(key, stop.signal);
+      expect(held).toBeDefined();
+
+      relay.silence();
+      const standby = new PgAdvisoryLocks({ connectionString: database.url, retryMs: 100 });
+      const takenAt = Date.now();
+      const taken = await standby.acquire(key, AbortSignal.any([stop.signal, AbortSignal.timeout(8000)]));
+
+      expect(taken).toBeDefined();
+      expect(Date.now() - takenAt).toBeLessThan(5000);
+      await taken?.release();
+    } finally {
+      stop.abort();
+      await relay.close();
+    }
+  }, 15_000);
+
+  it('has the server end a transaction of ours left idle, which would otherwise hold back every event subscriber', async () => {
+    const pool: pg.Pool = createPool(database.url, 1);
+    try {
+      const { rows } = await pool.query<{ timeout: string }>(
+        "select setting as timeout from pg_settings where name = 'idle_in_transaction_session_timeout'",
+      );
+      expect(Number(rows[0]?.timeout)).toBe(idleTransactionTimeoutMs);
+    } finally {
+      await pool.end();
+    }
+  });
+});
