@@ -181,6 +181,28 @@ describe('the command-handling loop', () => {
     expect((await busy.read('counter-a')).state.total).toBe(101);
   });
 
+  it('recognises a command applied further back than it remembers when its retry decides more events than it did', async () => {
+    // A retry decides on the state as it is now, here two events where the original decided one:
+    // the store holds the first event's id only, and refuses the append as a partial duplicate.
+    const twoOnceBusy: typeof counter = {
+      ...counter,
+      decider: {
+        ...counterDecider,
+        decide: (command, state) => (state.total >= 50 ? [{ type: 'Incremented', data: { by: 0 } }, ...counterDecider.decide(command, state)] : counterDecider.decide(command, state)),
+      },
+    };
+    const eventStore = new MemoryEventStore();
+    await commandHandler(twoOnceBusy, { eventStore, clock }).handle('counter-a', increment(1), { commandId: 'old', context });
+    const busy = commandHandler(twoOnceBusy, { eventStore, clock });
+    for (let i = 0; i < 100; i++) await busy.handle('counter-a', increment(1), { commandId: `n${i}`, context });
+    const stored = (await storedEvents(eventStore, 'counter-a')).length;
+
+    const retry = await busy.handle('counter-a', increment(1), { commandId: 'old', context });
+
+    expect(retry).toMatchObject({ alreadyApplied: true, events: [], state: { total: 101 } });
+    expect(await storedEvents(eventStore, 'counter-a')).toHaveLength(stored);
+  });
+
   it('answers a copy of a command racing it as already applied, and keeps only what was stored', async () => {
     // A double click or a redelivered webhook: one command id, two requests reading the stream
     // at the same revision. The store keeps the first append; the copy must not be taken for one.

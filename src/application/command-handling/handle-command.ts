@@ -7,6 +7,7 @@ import type { Clock } from '../ports/clock.js';
 import { sleep } from '../sleep.js';
 import {
   ConcurrencyError,
+  DuplicateEventError,
   type EventStore,
   type JsonObject,
   type NewEvent,
@@ -230,6 +231,15 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
           report('accepted', appendSeconds);
           return { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
         } catch (error) {
+          if (error instanceof DuplicateEventError) {
+            // Some of the ids were stored, all derived from this command's id: it was applied,
+            // too long ago for us to remember, and what this try decided on today's state (more
+            // events than the original's) is not what it did. As for any retry, what the stream
+            // holds now is the answer.
+            report('already-applied');
+            const now = await load(streamId);
+            return { streamId, version: now.revision, position: now.position, events: [], state: now.state, alreadyApplied: true };
+          }
           if (!(error instanceof ConcurrencyError)) throw error;
           if (options.expectedVersion !== undefined) {
             throw new VersionMismatchError(streamId, options.expectedVersion, error.actual);
@@ -277,7 +287,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
       const result = { streamId, version: appended.revision, position: appended.position, events, state, alreadyApplied: false };
       return { result, appendSeconds: (performance.now() - started) / 1000 };
     } catch (error) {
-      if (error instanceof ConcurrencyError) return undefined;
+      if (error instanceof ConcurrencyError || error instanceof DuplicateEventError) return undefined;
       throw error;
     }
   }
