@@ -6,6 +6,7 @@ import { assertNever } from '../../domain/shared/decider.js';
 import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import { subjectErasedType } from '../../domain/user/user.events.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { erasedSubjects } from '../shared/subject-erasures.js';
 import { defineProjection } from '../runtime/projection.js';
 import { appointmentsProjectionName, type AppointmentRow, type AppointmentsTables } from './appointments.table.js';
@@ -94,25 +95,27 @@ async function upsertAppointments(trx: Transaction<AppointmentsTables>, events: 
   const loaded = await trx.selectFrom('appointments').selectAll().where('appointment_id', 'in', ids).execute();
   const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.appointment_id, keyOfEvent: (event) => event.data.appointmentId, evolve });
   if (rows.length === 0) return;
-  await trx
-    .insertInto('appointments')
-    .values(rows)
-    .onConflict((oc) =>
-      oc
-        .column('appointment_id')
-        .doUpdateSet((eb) => ({
-          start_at: eb.ref('excluded.start_at'),
-          end_at: eb.ref('excluded.end_at'),
-          status: eb.ref('excluded.status'),
-          notes: eb.ref('excluded.notes'),
-          cancelled_by: eb.ref('excluded.cancelled_by'),
-          late_cancellation: eb.ref('excluded.late_cancellation'),
-          updated_at: eb.ref('excluded.updated_at'),
-          version: eb.ref('excluded.version'),
-        }))
-        .where('appointments.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  for (const run of withinParameterLimit(rows)) {
+    await trx
+      .insertInto('appointments')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('appointment_id')
+          .doUpdateSet((eb) => ({
+            start_at: eb.ref('excluded.start_at'),
+            end_at: eb.ref('excluded.end_at'),
+            status: eb.ref('excluded.status'),
+            notes: eb.ref('excluded.notes'),
+            cancelled_by: eb.ref('excluded.cancelled_by'),
+            late_cancellation: eb.ref('excluded.late_cancellation'),
+            updated_at: eb.ref('excluded.updated_at'),
+            version: eb.ref('excluded.version'),
+          }))
+          .where('appointments.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
 }
 
 /** Appointments by patient, by doctor and by id. */

@@ -4,6 +4,7 @@ import { aggregates } from '../../application/aggregates/aggregates.js';
 import { occurredAt } from '../../application/audit/stream-history.js';
 import type { RecordedEvent } from '../../application/ports/event-store.js';
 import { defineProjection } from '../runtime/projection.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { auditIndexProjectionName, type AuditEventsTable, type AuditIndexTables } from './audit-index.table.js';
 
 async function migrate(db: Kysely<unknown>): Promise<void> {
@@ -47,7 +48,9 @@ async function apply(trx: Transaction<AuditIndexTables>, events: readonly Record
   const rows = events.flatMap((event) => toRow(event) ?? []);
   if (rows.length === 0) return;
   // An event is indexed once whatever replays it: its stream and revision are its identity.
-  await trx.insertInto('audit_events').values(rows).onConflict((oc) => oc.columns(['stream_id', 'revision']).doNothing()).execute();
+  for (const run of withinParameterLimit(rows)) {
+    await trx.insertInto('audit_events').values(run).onConflict((oc) => oc.columns(['stream_id', 'revision']).doNothing()).execute();
+  }
 }
 
 /** Every type the command side writes: the index covers every aggregate, and what a webhook kept unmatched. */

@@ -4,6 +4,7 @@ import type { RecordedEvent } from '../../application/ports/event-store.js';
 import { assertNever } from '../../domain/shared/decider.js';
 import type { BookingEvent } from '../../domain/booking/booking.events.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { defineProjection } from '../runtime/projection.js';
 import { bookingsProjectionName, type BookingRow, type BookingsTables } from './bookings.table.js';
 
@@ -98,26 +99,28 @@ async function apply(trx: Transaction<BookingsTables>, events: readonly Recorded
   const loaded = await trx.selectFrom('bookings').selectAll().where('booking_id', 'in', ids).execute();
   const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.booking_id, keyOfEvent: (event) => event.data.bookingId, evolve });
   if (rows.length === 0) return;
-  await trx
-    .insertInto('bookings')
-    .values(rows)
-    .onConflict((oc) =>
-      oc
-        .column('booking_id')
-        .doUpdateSet((eb) => ({
-          status: eb.ref('excluded.status'),
-          payment_id: eb.ref('excluded.payment_id'),
-          paid_amount: eb.ref('excluded.paid_amount'),
-          cancelled_by: eb.ref('excluded.cancelled_by'),
-          refund_percent: eb.ref('excluded.refund_percent'),
-          refund_amount: eb.ref('excluded.refund_amount'),
-          updated_at: eb.ref('excluded.updated_at'),
-          version: eb.ref('excluded.version'),
-        }))
-        // Belt and braces: a row never goes back to an older revision.
-        .where('bookings.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  for (const run of withinParameterLimit(rows)) {
+    await trx
+      .insertInto('bookings')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('booking_id')
+          .doUpdateSet((eb) => ({
+            status: eb.ref('excluded.status'),
+            payment_id: eb.ref('excluded.payment_id'),
+            paid_amount: eb.ref('excluded.paid_amount'),
+            cancelled_by: eb.ref('excluded.cancelled_by'),
+            refund_percent: eb.ref('excluded.refund_percent'),
+            refund_amount: eb.ref('excluded.refund_amount'),
+            updated_at: eb.ref('excluded.updated_at'),
+            version: eb.ref('excluded.version'),
+          }))
+          // Belt and braces: a row never goes back to an older revision.
+          .where('bookings.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
 }
 
 /** Bookings by consumer, by owner and by id. Only the booking's own stream feeds it. */

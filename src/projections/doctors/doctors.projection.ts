@@ -4,6 +4,7 @@ import type { RecordedEvent } from '../../application/ports/event-store.js';
 import type { WeeklyHours } from '../../domain/doctor-schedule/weekly-schedule.js';
 import { assertNever } from '../../domain/shared/decider.js';
 import { decodeKnown, distinct } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { defineProjection } from '../runtime/projection.js';
 import { doctorsProjectionName, type DoctorSlotsTable, type DoctorsTables } from './doctors.table.js';
 
@@ -87,37 +88,43 @@ async function write(trx: Transaction<DoctorsTables>, doctors: ReadonlyMap<strin
     schedule ? [{ doctor_id: doctorId, ...schedule, weekly_hours: JSON.stringify(schedule.weekly_hours), days_off: JSON.stringify(schedule.days_off) }] : [],
   );
   if (schedules.length > 0) {
-    await trx
-      .insertInto('doctor_schedules')
-      .values(schedules)
-      .onConflict((oc) =>
-        oc.column('doctor_id').doUpdateSet((eb) => ({
-          time_zone: eb.ref('excluded.time_zone'),
-          slot_minutes: eb.ref('excluded.slot_minutes'),
-          weekly_hours: eb.ref('excluded.weekly_hours'),
-          days_off: eb.ref('excluded.days_off'),
-          specialty: eb.ref('excluded.specialty'),
-          set_at: eb.ref('excluded.set_at'),
-        })),
-      )
-      .execute();
+    for (const run of withinParameterLimit(schedules)) {
+      await trx
+        .insertInto('doctor_schedules')
+        .values(run)
+        .onConflict((oc) =>
+          oc.column('doctor_id').doUpdateSet((eb) => ({
+            time_zone: eb.ref('excluded.time_zone'),
+            slot_minutes: eb.ref('excluded.slot_minutes'),
+            weekly_hours: eb.ref('excluded.weekly_hours'),
+            days_off: eb.ref('excluded.days_off'),
+            specialty: eb.ref('excluded.specialty'),
+            set_at: eb.ref('excluded.set_at'),
+          })),
+        )
+        .execute();
+    }
   }
   const versions = [...doctors].flatMap(([doctorId, { version }]) => (version >= 0 ? [{ doctor_id: doctorId, version }] : []));
   if (versions.length > 0) {
-    await trx
-      .insertInto('doctor_streams')
-      .values(versions)
-      .onConflict((oc) => oc.column('doctor_id').doUpdateSet((eb) => ({ version: eb.ref('excluded.version') })).where('doctor_streams.version', '<', sql<number>`excluded.version`))
-      .execute();
+    for (const run of withinParameterLimit(versions)) {
+      await trx
+        .insertInto('doctor_streams')
+        .values(run)
+        .onConflict((oc) => oc.column('doctor_id').doUpdateSet((eb) => ({ version: eb.ref('excluded.version') })).where('doctor_streams.version', '<', sql<number>`excluded.version`))
+        .execute();
+    }
   }
   const changes = [...doctors.values()].flatMap((doctor) => [...doctor.slots]);
   const sets = changes.flatMap(([, slot]) => (slot ? [slot] : []));
   if (sets.length > 0) {
-    await trx
-      .insertInto('doctor_slots')
-      .values(sets)
-      .onConflict((oc) => oc.columns(['doctor_id', 'appointment_id']).doUpdateSet((eb) => ({ start_at: eb.ref('excluded.start_at'), end_at: eb.ref('excluded.end_at') })))
-      .execute();
+    for (const run of withinParameterLimit(sets)) {
+      await trx
+        .insertInto('doctor_slots')
+        .values(run)
+        .onConflict((oc) => oc.columns(['doctor_id', 'appointment_id']).doUpdateSet((eb) => ({ start_at: eb.ref('excluded.start_at'), end_at: eb.ref('excluded.end_at') })))
+        .execute();
+    }
   }
   const released = [...doctors].flatMap(([doctorId, doctor]) => [...doctor.slots].filter(([, slot]) => slot === null).map(([appointmentId]) => ({ doctorId, appointmentId })));
   if (released.length > 0) {

@@ -3,6 +3,7 @@ import { aggregates } from '../../application/aggregates/aggregates.js';
 import type { RecordedEvent } from '../../application/ports/event-store.js';
 import { assertNever } from '../../domain/shared/decider.js';
 import { decodeKnown, distinct } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { defineProjection } from '../runtime/projection.js';
 import {
   listingAvailabilityProjectionName,
@@ -73,34 +74,38 @@ async function apply(trx: Transaction<ListingAvailabilityTables>, events: readon
     const version = versions.get(listingId);
     return version === undefined ? [] : [{ listing_id: listingId, version }];
   });
-  await trx
-    .insertInto('listing_calendars')
-    .values(touched)
-    .onConflict((oc) =>
-      oc
-        .column('listing_id')
-        .doUpdateSet((eb) => ({ version: eb.ref('excluded.version') }))
-        .where('listing_calendars.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  for (const run of withinParameterLimit(touched)) {
+    await trx
+      .insertInto('listing_calendars')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('listing_id')
+          .doUpdateSet((eb) => ({ version: eb.ref('excluded.version') }))
+          .where('listing_calendars.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
 }
 
 async function writeChanges(trx: Transaction<ListingAvailabilityTables>, changes: readonly RangeChange[]): Promise<void> {
   const sets = changes.flatMap((change) => (change.kind === 'set' ? [change.row] : []));
   const deletes = changes.flatMap((change) => (change.kind === 'delete' ? [change] : []));
   if (sets.length > 0) {
-    await trx
-      .insertInto('calendar_ranges')
-      .values(sets)
-      .onConflict((oc) =>
-        oc.columns(['listing_id', 'booking_id']).doUpdateSet((eb) => ({
-          start_date: eb.ref('excluded.start_date'),
-          end_date: eb.ref('excluded.end_date'),
-          status: eb.ref('excluded.status'),
-          hold_expires_at: eb.ref('excluded.hold_expires_at'),
-        })),
-      )
-      .execute();
+    for (const run of withinParameterLimit(sets)) {
+      await trx
+        .insertInto('calendar_ranges')
+        .values(run)
+        .onConflict((oc) =>
+          oc.columns(['listing_id', 'booking_id']).doUpdateSet((eb) => ({
+            start_date: eb.ref('excluded.start_date'),
+            end_date: eb.ref('excluded.end_date'),
+            status: eb.ref('excluded.status'),
+            hold_expires_at: eb.ref('excluded.hold_expires_at'),
+          })),
+        )
+        .execute();
+    }
   }
   if (deletes.length > 0) {
     await trx

@@ -5,6 +5,7 @@ import type { ListingEvent } from '../../domain/listing/listing.events.js';
 import type { ReviewEvent } from '../../domain/review/review.events.js';
 import { assertNever } from '../../domain/shared/decider.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { defineProjection } from '../runtime/projection.js';
 import { listingColumns, listingsProjectionName, type ListingReviewRow, type ListingRow, type ListingsTables } from './listings.table.js';
 
@@ -119,28 +120,30 @@ async function upsertListings(trx: Transaction<ListingsTables>, events: readonly
   const loaded = await trx.selectFrom('listings').select(listingColumns).where('listing_id', 'in', ids).execute();
   const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.listing_id, keyOfEvent: (event) => event.data.listingId, evolve });
   if (rows.length === 0) return;
-  await trx
-    .insertInto('listings')
-    .values(rows)
-    .onConflict((oc) =>
-      oc
-        .column('listing_id')
-        .doUpdateSet((eb) => ({
-          title: eb.ref('excluded.title'),
-          description: eb.ref('excluded.description'),
-          category: eb.ref('excluded.category'),
-          location: eb.ref('excluded.location'),
-          capacity: eb.ref('excluded.capacity'),
-          time_zone: eb.ref('excluded.time_zone'),
-          price_per_day: eb.ref('excluded.price_per_day'),
-          currency: eb.ref('excluded.currency'),
-          active: eb.ref('excluded.active'),
-          updated_at: eb.ref('excluded.updated_at'),
-          version: eb.ref('excluded.version'),
-        }))
-        .where('listings.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  for (const run of withinParameterLimit(rows)) {
+    await trx
+      .insertInto('listings')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('listing_id')
+          .doUpdateSet((eb) => ({
+            title: eb.ref('excluded.title'),
+            description: eb.ref('excluded.description'),
+            category: eb.ref('excluded.category'),
+            location: eb.ref('excluded.location'),
+            capacity: eb.ref('excluded.capacity'),
+            time_zone: eb.ref('excluded.time_zone'),
+            price_per_day: eb.ref('excluded.price_per_day'),
+            currency: eb.ref('excluded.currency'),
+            active: eb.ref('excluded.active'),
+            updated_at: eb.ref('excluded.updated_at'),
+            version: eb.ref('excluded.version'),
+          }))
+          .where('listings.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
 }
 
 /** Keeps each review's rating, then recounts the rating of every listing the batch's reviews touched. */
@@ -151,16 +154,18 @@ async function countRatings(trx: Transaction<ListingsTables>, events: readonly R
   const loaded = await trx.selectFrom('listing_reviews').selectAll().where('booking_id', 'in', ids).execute();
   const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.booking_id, keyOfEvent: (event) => event.data.bookingId, evolve: evolveReview });
   if (rows.length === 0) return;
-  await trx
-    .insertInto('listing_reviews')
-    .values(rows)
-    .onConflict((oc) =>
-      oc
-        .column('booking_id')
-        .doUpdateSet((eb) => ({ rating: eb.ref('excluded.rating'), hidden: eb.ref('excluded.hidden'), version: eb.ref('excluded.version') }))
-        .where('listing_reviews.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  for (const run of withinParameterLimit(rows)) {
+    await trx
+      .insertInto('listing_reviews')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('booking_id')
+          .doUpdateSet((eb) => ({ rating: eb.ref('excluded.rating'), hidden: eb.ref('excluded.hidden'), version: eb.ref('excluded.version') }))
+          .where('listing_reviews.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
   // Recounted rather than adjusted: a replayed batch then changes nothing.
   const listings = distinct(rows.map((row) => row.listing_id));
   await trx

@@ -4,6 +4,7 @@ import type { RecordedEvent } from '../../application/ports/event-store.js';
 import type { PaymentEvent } from '../../domain/payment/payment.events.js';
 import { assertNever } from '../../domain/shared/decider.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { defineProjection } from '../runtime/projection.js';
 import { paymentsProjectionName, type PaymentRow, type PaymentsTables, type RefundEntry } from './payments.table.js';
 
@@ -85,23 +86,26 @@ async function apply(trx: Transaction<PaymentsTables>, events: readonly Recorded
   const loaded = await trx.selectFrom('payments').selectAll().where('payment_id', 'in', ids).execute();
   const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.payment_id, keyOfEvent: (event) => event.data.paymentId, evolve });
   if (rows.length === 0) return;
-  await trx
-    .insertInto('payments')
-    .values(rows.map((row) => ({ ...row, refunds: JSON.stringify(row.refunds) })))
-    .onConflict((oc) =>
-      oc
-        .column('payment_id')
-        .doUpdateSet((eb) => ({
-          status: eb.ref('excluded.status'),
-          failure_reason: eb.ref('excluded.failure_reason'),
-          mismatch: eb.ref('excluded.mismatch'),
-          refunds: eb.ref('excluded.refunds'),
-          updated_at: eb.ref('excluded.updated_at'),
-          version: eb.ref('excluded.version'),
-        }))
-        .where('payments.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  const encoded = rows.map((row) => ({ ...row, refunds: JSON.stringify(row.refunds) }));
+  for (const run of withinParameterLimit(encoded)) {
+    await trx
+      .insertInto('payments')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('payment_id')
+          .doUpdateSet((eb) => ({
+            status: eb.ref('excluded.status'),
+            failure_reason: eb.ref('excluded.failure_reason'),
+            mismatch: eb.ref('excluded.mismatch'),
+            refunds: eb.ref('excluded.refunds'),
+            updated_at: eb.ref('excluded.updated_at'),
+            version: eb.ref('excluded.version'),
+          }))
+          .where('payments.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
 }
 
 /** Payments with their refunds; `PaymentInitiated` names the booking each one pays. */

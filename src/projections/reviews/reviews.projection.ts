@@ -6,6 +6,7 @@ import { assertNever } from '../../domain/shared/decider.js';
 import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import { subjectErasedType } from '../../domain/user/user.events.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { erasedSubjects } from '../shared/subject-erasures.js';
 import { defineProjection } from '../runtime/projection.js';
 import { reviewsProjectionName, type ReviewRow, type ReviewsTables } from './reviews.table.js';
@@ -64,22 +65,24 @@ async function upsertReviews(trx: Transaction<ReviewsTables>, events: readonly R
   const loaded = await trx.selectFrom('reviews').selectAll().where('booking_id', 'in', ids).execute();
   const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.booking_id, keyOfEvent: (event) => event.data.bookingId, evolve });
   if (rows.length === 0) return;
-  await trx
-    .insertInto('reviews')
-    .values(rows)
-    .onConflict((oc) =>
-      oc
-        .column('booking_id')
-        .doUpdateSet((eb) => ({
-          rating: eb.ref('excluded.rating'),
-          comment: eb.ref('excluded.comment'),
-          edited_at: eb.ref('excluded.edited_at'),
-          hidden: eb.ref('excluded.hidden'),
-          version: eb.ref('excluded.version'),
-        }))
-        .where('reviews.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  for (const run of withinParameterLimit(rows)) {
+    await trx
+      .insertInto('reviews')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('booking_id')
+          .doUpdateSet((eb) => ({
+            rating: eb.ref('excluded.rating'),
+            comment: eb.ref('excluded.comment'),
+            edited_at: eb.ref('excluded.edited_at'),
+            hidden: eb.ref('excluded.hidden'),
+            version: eb.ref('excluded.version'),
+          }))
+          .where('reviews.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
 }
 
 /** Reviews per listing, and through them each listing's rating. */

@@ -5,6 +5,7 @@ import { assertNever } from '../../domain/shared/decider.js';
 import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import { userRoleSchema, type UserEvent } from '../../domain/user/user.events.js';
 import { decodeKnown, distinct, foldRows } from '../shared/batch-fold.js';
+import { withinParameterLimit } from '../shared/parameter-limit.js';
 import { defineProjection } from '../runtime/projection.js';
 import { usersProjectionName, type UserRow, type UsersTables } from './users.table.js';
 
@@ -54,16 +55,18 @@ async function apply(trx: Transaction<UsersTables>, events: readonly RecordedEve
   const loaded = await trx.selectFrom('users').selectAll().where('user_id', 'in', ids).execute();
   const rows = foldRows({ events: decoded, loaded, keyOfRow: (row) => row.user_id, keyOfEvent: (event) => event.data.userId, evolve });
   if (rows.length === 0) return;
-  await trx
-    .insertInto('users')
-    .values(rows)
-    .onConflict((oc) =>
-      oc
-        .column('user_id')
-        .doUpdateSet((eb) => ({ email: eb.ref('excluded.email'), name: eb.ref('excluded.name'), roles: eb.ref('excluded.roles'), version: eb.ref('excluded.version') }))
-        .where('users.version', '<', sql<number>`excluded.version`),
-    )
-    .execute();
+  for (const run of withinParameterLimit(rows)) {
+    await trx
+      .insertInto('users')
+      .values(run)
+      .onConflict((oc) =>
+        oc
+          .column('user_id')
+          .doUpdateSet((eb) => ({ email: eb.ref('excluded.email'), name: eb.ref('excluded.name'), roles: eb.ref('excluded.roles'), version: eb.ref('excluded.version') }))
+          .where('users.version', '<', sql<number>`excluded.version`),
+      )
+      .execute();
+  }
 }
 
 /** User profiles and roles (`GET /v1/users/me`), and through them the doctors' names. */
