@@ -23,13 +23,17 @@ import type { CheckpointRow } from './projection-checkpoints.table.js';
 import { generationSchema, type Projection } from './projection.js';
 import type { ProjectorMetrics } from './projector-metrics.js';
 import { checkpointChannel, formatCheckpointNotification } from './wait-for-position.js';
+import { isTransientDatabaseError } from './transient-errors.js';
 
 export type ProjectorSettings = {
   /** Most events per transaction. */
   readonly batchSize: number;
   /** Longest a live event waits for others to share its transaction. */
   readonly batchMaxWaitMs: number;
-  /** Tries of a failing event, alone in its transaction, before the projection stops as `failed`. */
+  /**
+   * Tries of a failing event, alone in its transaction, before the projection stops as `failed`;
+   * tries that met a database error that passes (`isTransientDatabaseError`) do not count.
+   */
   readonly maxAttempts: number;
   /** First retry delay; it doubles with every attempt up to `retryMaxDelayMs`. */
   readonly retryDelayMs: number;
@@ -183,17 +187,26 @@ export class Projector {
     }
   }
 
+  /**
+   * Tries one event until it commits. Only the errors that may be the event's own count towards
+   * `maxAttempts`: a database error that passes (`isTransientDatabaseError`: a deadlock, a full
+   * connection table, a lost connection) is waited out however long it lasts, since a projection
+   * failed over an outage would stay stopped, holding its lock, long after the outage ended.
+   */
   private async retrying(event: RecordedEvent, signal: AbortSignal): Promise<Committed | ProjectorExit> {
     const { settings, logger } = this.deps;
+    let counted = 0;
     for (let attempt = 1; ; attempt += 1) {
       if (signal.aborted) return 'stopped';
       try {
         return await this.commit([event], false);
       } catch (error) {
         if (error instanceof NotOurs) return this.whyNotOurs();
-        if (attempt >= settings.maxAttempts) return this.fail(event, error);
+        const transient = isTransientDatabaseError(error);
+        if (!transient) counted += 1;
+        if (counted >= settings.maxAttempts) return this.fail(event, error);
         const delayMs = this.retryDelayMs(attempt);
-        logger.warn({ ...this.fields(), ...eventFields(event), err: error, attempt, delayMs }, 'Projection failed on an event; retrying');
+        logger.warn({ ...this.fields(), ...eventFields(event), err: error, attempt, transient, delayMs }, 'Projection failed on an event; retrying');
         await sleep(delayMs, signal);
       }
     }
