@@ -3,6 +3,7 @@ import type { CommandSide } from '../../src/application/command-handlers.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { deterministicUuid } from '../../src/application/ids.js';
+import { liveRangeOf } from '../../src/domain/listing-calendar/listing-calendar.decider.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import { eventually } from '../support/eventually.js';
 import { admin, as, consumer, createTestSide, eventTypes, fakeClock, InterruptibleStore, listingInput, otherConsumer, owner, streamEvents } from '../support/command-side.js';
@@ -200,6 +201,59 @@ describe('booking use cases', () => {
       expect(await eventTypes(store, `booking-${deterministicUuid('booking', retried.commandId)}`)).toEqual([]);
       const { state } = await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`);
       expect(state.live).toMatchObject([{ bookingId: other.id }]);
+    });
+
+    /** The first attempt, at 10:00, holds the dates until 10:15 and dies before recording the booking. */
+    async function diedAfterHolding(): Promise<void> {
+      store.interrupt((streamId) => streamId.startsWith('booking-'));
+      await expect(requestBooking(side, { listingId, ...stay }, retried)).rejects.toThrow('died');
+    }
+
+    async function calendarRangeOf(bookingId: string) {
+      return liveRangeOf((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state, bookingId);
+    }
+
+    it('after the hold lapsed but before the sweep released it, holds the dates again and records the booking held as long as the calendar holds them', async () => {
+      await diedAfterHolding();
+      clock.advance(16 * 60_000);
+
+      const booking = await requestBooking(side, { listingId, ...stay }, retried);
+
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesHeld']);
+      const range = await calendarRangeOf(booking.id);
+      expect(range).toMatchObject({ status: 'held', holdExpiresAt: '2030-01-10T10:31:00.000Z' });
+      const { state } = await side.handlers.booking.read(booking.streamId);
+      expect(state).toMatchObject({ status: 'requested', booking: { holdExpiresAt: '2030-01-10T10:31:00.000Z' } });
+      expect(Date.parse(state.status === 'requested' ? state.booking.holdExpiresAt : '')).toBeGreaterThan(clock.now().getTime());
+    });
+
+    it('after the hold lapsed, keeps the dates from others until the new expiry, then the sweep expires the booking and releases them', async () => {
+      await diedAfterHolding();
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      clock.advance(16 * 60_000);
+      const booking = await requestBooking(side, { listingId, ...stay }, retried);
+      for await (const event of store.readAll()) expiry.observe(event);
+
+      clock.advance(5 * 60_000);
+      expect(await expiry.sweep()).toBe(0);
+      await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).rejects.toMatchObject({ code: 'dates-unavailable' });
+      clock.advance(10 * 60_000);
+      expect(await expiry.sweep()).toBe(1);
+
+      expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesHeld', 'DatesReleased']);
+    });
+
+    it('before the hold lapsed, records the booking held until the hold the first attempt took expires, not later', async () => {
+      await diedAfterHolding();
+      clock.advance(5 * 60_000);
+
+      const booking = await requestBooking(side, { listingId, ...stay }, retried);
+
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld']);
+      expect(await calendarRangeOf(booking.id)).toMatchObject({ status: 'held', holdExpiresAt: '2030-01-10T10:15:00.000Z' });
+      const { state } = await side.handlers.booking.read(booking.streamId);
+      expect(state).toMatchObject({ status: 'requested', booking: { holdExpiresAt: '2030-01-10T10:15:00.000Z' } });
     });
 
     it('a retry of a request that did finish holds nothing again, though its dates were given back since', async () => {

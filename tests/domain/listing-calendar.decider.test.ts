@@ -48,6 +48,34 @@ describe('HoldDates', () => {
   it('is already true when the same booking holds the same dates', () =>
     spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b1', '2026-06-01', '2026-06-05')).then([]));
 
+  it('is already true when the same booking has booked the same dates, even long after its hold expiry', () =>
+    spec
+      .given([held('b1', '2026-06-01', '2026-06-05'), booked('b1', '2026-06-01', '2026-06-05')])
+      .when(hold('b1', '2026-06-01', '2026-06-05', { now: later, holdExpiresAt: '2026-05-01T10:35:00.000Z' }))
+      .then([]));
+
+  it('holds again, until the new expiry, the same dates of a booking whose own hold lapsed (a retried request)', () =>
+    spec
+      .given([held('b1', '2026-06-01', '2026-06-05')])
+      .when(hold('b1', '2026-06-01', '2026-06-05', { now: later, holdExpiresAt: '2026-05-01T10:35:00.000Z' }))
+      .then([held('b1', '2026-06-01', '2026-06-05', '2026-05-01', '2026-05-01T10:35:00.000Z')]));
+
+  it('keeps one range for a booking that held its lapsed dates again, expiring when the new hold does', () => {
+    const state = fold(listingCalendarDecider, [
+      held('b1', '2026-06-01', '2026-06-05'),
+      held('b2', '2026-06-10', '2026-06-12'),
+      held('b1', '2026-06-01', '2026-06-05', '2026-05-01', '2026-05-01T10:35:00.000Z'),
+    ]);
+    expect(state.live.map((range) => range.bookingId)).toEqual(['b1', 'b2']);
+    expect(liveRangeOf(state, 'b1')).toMatchObject({ status: 'held', holdExpiresAt: '2026-05-01T10:35:00.000Z' });
+  });
+
+  it('refuses to hold again the lapsed dates of a booking once the calendar has closed', () =>
+    spec
+      .given([held('b1', '2026-06-01', '2026-06-05'), { type: 'CalendarClosed', data: { listingId } }])
+      .when(hold('b1', '2026-06-01', '2026-06-05', { now: later, holdExpiresAt: '2026-05-01T10:35:00.000Z' }))
+      .thenFails('listing-inactive'));
+
   it('refuses a booking that already holds other dates', () =>
     spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b1', '2026-06-10', '2026-06-12')).thenFails('booking-holds-other-dates'));
 

@@ -3,8 +3,8 @@ import { expect } from 'vitest';
 import { addDays } from '../../src/domain/shared/calendar-date.js';
 import { overlaps } from '../../src/domain/shared/date-range.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
-import type { ListingCalendarCommand } from '../../src/domain/listing-calendar/listing-calendar.commands.js';
-import { listingCalendarDecider, type ListingCalendarState } from '../../src/domain/listing-calendar/listing-calendar.decider.js';
+import type { HoldDates, ListingCalendarCommand } from '../../src/domain/listing-calendar/listing-calendar.commands.js';
+import { listingCalendarDecider, liveRangeOf, type ListingCalendarState } from '../../src/domain/listing-calendar/listing-calendar.decider.js';
 import type { ListingCalendarEvent } from '../../src/domain/listing-calendar/listing-calendar.events.js';
 
 const listingId = 'listing-p';
@@ -141,3 +141,41 @@ test.prop([fc.array(step, { maxLength: 40 })])('a hold displaces only the lapsed
     for (const event of events) state = listingCalendarDecider.evolve(state, event);
   }
 });
+
+/** A client retrying its request: the last hold a run granted, sent again later with an expiry of its own. */
+test.prop([fc.array(step, { maxLength: 40 }), fc.integer({ min: 0, max: 600 }), fc.integer({ min: 1, max: 60 })])(
+  'a hold that is not refused leaves its booking keeping the dates past now: booked, or held until after it',
+  (steps, minutesLater, holdMinutes) => {
+    let state = listingCalendarDecider.initialState;
+    let clock = startMs;
+    let granted: HoldDates | undefined;
+    for (const { minutesLater, build } of steps) {
+      clock += minutesLater * 60_000;
+      const command = build(new Date(clock).toISOString());
+      let events: ListingCalendarEvent[] = [];
+      try {
+        events = listingCalendarDecider.decide(command, state);
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+      }
+      if (command.type === 'HoldDates' && events.some((event) => event.type === 'DatesHeld')) granted = command;
+      for (const event of events) state = listingCalendarDecider.evolve(state, event);
+    }
+    fc.pre(granted !== undefined);
+    if (granted === undefined) return;
+    clock += minutesLater * 60_000;
+    const now = new Date(clock).toISOString();
+    const retry: HoldDates = { type: 'HoldDates', data: { ...granted.data, now, holdExpiresAt: new Date(clock + holdMinutes * 60_000).toISOString() } };
+    let events: ListingCalendarEvent[];
+    try {
+      events = listingCalendarDecider.decide(retry, state);
+    } catch (error) {
+      if (error instanceof DomainError) return;
+      throw error;
+    }
+    for (const event of events) state = listingCalendarDecider.evolve(state, event);
+    const mine = liveRangeOf(state, retry.data.bookingId);
+    expect(mine, 'the booking keeps a range').toBeDefined();
+    if (mine?.status === 'held') expect(Date.parse(mine.holdExpiresAt)).toBeGreaterThan(clock);
+  },
+);

@@ -1,7 +1,7 @@
 import { bookingDecider, bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
 import type { RequestBooking } from '../../domain/booking/booking.commands.js';
 import type { ReleaseReason } from '../../domain/listing-calendar/listing-calendar.events.js';
-import { LapsedHoldsInTheWay, listingCalendarStreamId, liveRangeOf, type ListingCalendarState } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import { keepsDates, LapsedHoldsInTheWay, listingCalendarStreamId, liveRangeOf, type ListingCalendarState } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import type { ListingCalendarEvent } from '../../domain/listing-calendar/listing-calendar.events.js';
 import type { HoldDates } from '../../domain/listing-calendar/listing-calendar.commands.js';
 import { listingStreamId } from '../../domain/listing/listing.decider.js';
@@ -46,14 +46,20 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
     type: 'HoldDates',
     data: { ...input, bookingId, holdExpiresAt: command.data.holdExpiresAt, now: command.data.now, timeZone: details.timeZone, displaceable: [...displaceable] },
   });
-  await takeStep(
+  const calendar = await takeStep(
     unpinned(request),
     (options) => holdDisplacingUnpaid(side, listingCalendarStreamId(input.listingId), hold, options),
-    (state) => liveRangeOf(state, bookingId) !== undefined,
-    // A retry that finds its hold released (it lapsed, or was displaced) holds again only for a booking still to be made.
+    // A hold of its own that lapsed keeps nothing from others: a retry finding one holds again.
+    (state) => keepsDates(state, bookingId, command.data.now),
+    // A retry that finds its hold released or lapsed holds again only for a booking still to be made.
     async () => (await side.handlers.booking.read(booking)).state.status === 'none',
   );
-  const result = await side.handlers.booking.handle(booking, command, unpinned(request));
+  // The booking is held for as long as the calendar holds its dates, which a retry found taken by
+  // an earlier try (expiring sooner) or took again. No hold: the booking was recorded by an
+  // earlier try, and this append is answered as already applied.
+  const mine = liveRangeOf(calendar.state, bookingId);
+  const holdExpiresAt = mine?.status === 'held' ? mine.holdExpiresAt : command.data.holdExpiresAt;
+  const result = await side.handlers.booking.handle(booking, { ...command, data: { ...command.data, holdExpiresAt } }, unpinned(request));
   return outcome(bookingId, result);
 }
 

@@ -57,6 +57,15 @@ export function liveRangeOf(state: ListingCalendarState, bookingId: string): Liv
   return state.live.find((range) => range.bookingId === bookingId);
 }
 
+/**
+ * Whether the booking's dates are kept from everyone else at `now`: booked, or held and not
+ * lapsed. A lapsed hold is still live (it may yet be booked) but anyone may displace it.
+ */
+export function keepsDates(state: ListingCalendarState, bookingId: string, now: Instant): boolean {
+  const range = liveRangeOf(state, bookingId);
+  return range !== undefined && !isLapsed(range, now);
+}
+
 /** Index of the first live range ending after `date` (the length if none does). */
 function firstEndingAfter(live: readonly LiveRange[], date: CalendarDate): number {
   let low = 0;
@@ -104,14 +113,17 @@ export class LapsedHoldsInTheWay extends DomainError {
  * so the state never holds two overlapping ranges; the process manager's own release of them
  * later finds nothing to do. Only those the command names as displaceable are: the others may
  * have been paid in time. A lapsed hold nobody competes for stays, and may still be booked.
+ * The booking's own lapsed hold (a retried request whose first try died before recording the
+ * booking) is taken again like a new one, so its booking is never told of a hold the calendar
+ * no longer keeps for it.
  */
 function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCalendarEvent[] {
   const range: DateRange = { startDate: data.startDate, endDate: data.endDate };
   const mine = liveRangeOf(state, data.bookingId);
-  if (mine) {
-    if (mine.startDate === range.startDate && mine.endDate === range.endDate) return [];
+  if (mine && (mine.startDate !== range.startDate || mine.endDate !== range.endDate)) {
     throw new DomainError('booking-holds-other-dates', `booking ${data.bookingId} already holds other dates`);
   }
+  if (mine && !isLapsed(mine, data.now)) return [];
   if (state.closed) throw new DomainError('listing-inactive', `listing ${data.listingId} takes no bookings`);
   const zoneToday = todayIn(data.timeZone, data.now);
   const earliest = state.openFrom === null ? zoneToday : earliestStart(state.openFrom);
@@ -120,7 +132,7 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
   if (Date.parse(data.holdExpiresAt) <= Date.parse(data.now)) {
     throw new DomainError('invalid-hold-expiry', 'a hold must expire after now');
   }
-  const blocking = overlapping(state.live, range);
+  const blocking = overlapping(state.live, range).filter((live) => live !== mine);
   if (blocking.some((live) => !isLapsed(live, data.now))) {
     throw new DomainError('dates-unavailable', `${range.startDate}..${range.endDate} overlaps dates held or booked by someone else`);
   }
@@ -178,11 +190,13 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
       const { bookingId, startDate, endDate, holdExpiresAt, heldOn } = event.data;
       const openFrom = state.openFrom !== null && state.openFrom > heldOn ? state.openFrom : heldOn;
       const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
+      // A booking holding its lapsed dates again replaces its own range.
+      const others = state.live.filter((range) => range.bookingId !== bookingId);
       // Booked ranges that ended by `earliestStart(openFrom)` can block nothing any more. A hold
       // that did is kept until it is booked or released: its booking may still be paid in time
       // (held at 23:55 for that night, paid at 00:05), and no new hold can reach back to its dates.
-      const cut = firstEndingAfter(state.live, earliestStart(openFrom));
-      const stillRelevant = [...state.live.slice(0, cut).filter((range) => range.status === 'held'), ...state.live.slice(cut)];
+      const cut = firstEndingAfter(others, earliestStart(openFrom));
+      const stillRelevant = [...others.slice(0, cut).filter((range) => range.status === 'held'), ...others.slice(cut)];
       const at = firstEndingAfter(stillRelevant, startDate);
       return { ...state, openFrom, live: stillRelevant.toSpliced(at, 0, held) };
     }
