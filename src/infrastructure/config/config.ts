@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defaultCachedStreams } from '../../application/command-handling/state-cache.js';
 import { wholeNumberText } from '../whole-number-text.js';
+import { trustedProxiesText } from './trusted-proxies.js';
 
 /**
  * Every setting the service reads from the environment, in one schema. The README's
@@ -48,7 +49,7 @@ export const configSchema = z.object({
     .transform((v) => v.split(',').map((origin) => origin.trim()).filter((origin) => origin.length > 0)),
   RATE_LIMIT_MAX: wholeNumberText(1).default(600),
   AUTH_RATE_LIMIT_MAX: wholeNumberText(1).default(30),
-  TRUST_PROXY: flag.default(false),
+  TRUST_PROXY: trustedProxiesText,
   IDEMPOTENCY_TTL_HOURS: wholeNumberText(24, 24 * 30).default(24),
   ADMIN_EMAIL: z.email().optional(),
   ADMIN_PASSWORD: z.string().min(12).optional(),
@@ -98,7 +99,8 @@ export const settingDescriptions: Record<keyof Config, string> = {
   CORS_ORIGINS: 'comma-separated origins allowed by CORS; empty: no cross-origin access',
   RATE_LIMIT_MAX: 'requests per minute per client IP on each API',
   AUTH_RATE_LIMIT_MAX: 'requests per minute per client IP on `/v1/auth/*`',
-  TRUST_PROXY: 'take the client IP from `X-Forwarded-For` (only behind a proxy that sets it), for rate limits and event metadata',
+  TRUST_PROXY:
+    'which proxies may name the client IP in `X-Forwarded-For` (for rate limits, the security log and event metadata): `false`, none (the connection\'s address is the client\'s); or a comma-separated list of their addresses, CIDR blocks or `loopback`/`linklocal`/`uniquelocal` (the client is the nearest address not on it, the connection\'s first). `true` and hop counts are refused: any client could then choose its own IP',
   IDEMPOTENCY_TTL_HOURS: 'how long an `Idempotency-Key` and its stored response are kept (at least 24)',
   ADMIN_EMAIL: '`npm run seed`: email of the admin to create (default `admin@bookable.local`)',
   ADMIN_PASSWORD: '`npm run seed`: password of that admin; unset: a generated one is printed',

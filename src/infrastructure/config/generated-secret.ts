@@ -1,4 +1,5 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, type Config } from './config.js';
 
@@ -23,17 +24,45 @@ export async function loadOrGenerateSecret(config: Pick<Config, 'NODE_ENV' | 'DA
   if (secret.configured !== undefined) return secret.configured;
   if (config.NODE_ENV === 'production') throw new ConfigError(`Invalid configuration:\n  ${secret.setting}: is required when NODE_ENV=production`);
   const file = path.join(config.DATA_DIR, secret.file);
-  const generated = secret.generate();
   await mkdir(config.DATA_DIR, { recursive: true });
-  try {
-    // 'wx' creates the file only if it is missing, so two processes starting at once agree.
-    await writeFile(file, `${generated}\n`, { mode: 0o600, flag: 'wx' });
-    return generated;
-  } catch (error) {
-    if (!(error instanceof Error && 'code' in error && error.code === 'EEXIST')) throw error;
-  }
+  const generated = secret.generate();
+  if (await publish(file, `${generated}\n`)) return generated;
   const stored = (await readFile(file, 'utf8')).trim();
   const problem = secret.problem(stored);
-  if (problem !== undefined) throw new ConfigError(`${file} ${problem}; delete it to generate a new one`);
+  // Never "delete it": a new one cannot read what the old one sealed or signed; for the master
+  // key, every person's personal data, for good.
+  if (problem !== undefined) {
+    throw new ConfigError(
+      `${file} ${problem}: the file is damaged. Restore it from a backup, or set ${secret.setting} to the value it held: a new one could not read or verify what this one sealed or signed (for the master key, every person's personal data)`,
+    );
+  }
   return stored;
+}
+
+/**
+ * Puts `text` at `file` whole, or not at all, if no file is there yet; false when another
+ * process got there first. Several processes start at once on one `DATA_DIR` (compose runs five):
+ * a file created empty and written after, as `writeFile` does, could be read in between.
+ */
+async function publish(file: string, text: string): Promise<boolean> {
+  const draft = `${file}.${process.pid}.${randomUUID()}.tmp`;
+  try {
+    const handle = await open(draft, 'wx', 0o600);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    // link, unlike rename, refuses to replace a file that is already there.
+    return await link(draft, file).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof Error && 'code' in error && error.code === 'EEXIST') return false;
+        throw error;
+      },
+    );
+  } finally {
+    await rm(draft, { force: true });
+  }
 }

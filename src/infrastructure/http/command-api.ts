@@ -8,6 +8,7 @@ import type { Clock } from '../../application/ports/clock.js';
 import type { IdempotencyTables } from '../idempotency/idempotency.tables.js';
 import { idempotencyPlugin } from '../idempotency/idempotency.plugin.js';
 import { PgIdempotencyStore } from '../idempotency/pg-idempotency-store.js';
+import type { TrustedProxies } from '../config/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
@@ -32,7 +33,8 @@ export type CommandApiDeps = {
   readonly corsOrigins: readonly string[];
   readonly rateLimitMax: number;
   readonly authRateLimitMax: number;
-  readonly trustProxy?: boolean;
+  /** Proxies whose `X-Forwarded-For` entries name the client (`TRUST_PROXY`); unset: none. */
+  readonly trustProxy?: TrustedProxies;
   readonly idempotencyTtlHours: number;
   /** How long an Idempotency-Key's claim outlives a request that stopped renewing it (died); default 60 s. */
   readonly idempotencyLeaseMs?: number;

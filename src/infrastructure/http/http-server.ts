@@ -1,6 +1,7 @@
 import Fastify, { errorCodes, LogController } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
+import type { TrustedProxies } from '../config/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
 import { authPlugin, type AuthOptions } from './plugins/auth.plugin.js';
 import { drainPlugin } from './plugins/drain.plugin.js';
@@ -23,8 +24,11 @@ export type HttpServerOptions = {
   readonly auth: AuthOptions;
   readonly probes: readonly ReadinessProbe[];
   readonly metricsRegistry?: Registry;
-  /** Behind a reverse proxy: the client IP comes from `X-Forwarded-For`. */
-  readonly trustProxy?: boolean;
+  /**
+   * Behind reverse proxies: those whose `X-Forwarded-For` entries name the client (`TRUST_PROXY`).
+   * Unset: none, the connection's address is the client's.
+   */
+  readonly trustProxy?: TrustedProxies;
   /** When to turn new requests away with 503; without it, never (the process's config sets it). */
   readonly loadShedding?: LoadSheddingOptions;
 };
@@ -41,7 +45,7 @@ export async function createHttpServer(options: HttpServerOptions) {
     requestIdHeader: false,
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     bodyLimit,
-    trustProxy: options.trustProxy ?? false,
+    trustProxy: options.trustProxy ? [...options.trustProxy] : false,
     // Plain objects only: a body of `{"__proto__": …}` must not reach a handler.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

@@ -5,6 +5,7 @@ import type { PersonalDataVault } from '../../application/privacy/personal-data-
 import type { Clock } from '../../application/ports/clock.js';
 import type { Database } from '../../projections/read-models.js';
 import type { CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
+import type { TrustedProxies } from '../config/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
 import { currentRolesOf } from '../../projections/users/users.queries.js';
 import { createKysely } from '../postgres/database.js';
@@ -32,7 +33,8 @@ export type QueryApiDeps = {
   readonly audience: string;
   readonly corsOrigins: readonly string[];
   readonly rateLimitMax: number;
-  readonly trustProxy?: boolean;
+  /** Proxies whose `X-Forwarded-For` entries name the client (`TRUST_PROXY`); unset: none. */
+  readonly trustProxy?: TrustedProxies;
   /** The read-model database, the only thing the query API shares with the rest. The caller closes it. */
   readonly pool: pg.Pool;
   /** The event log as stored, for the audit API (PostgreSQL or EventStoreDB, whichever holds it). */

@@ -89,7 +89,7 @@ export type TestApi = {
  */
 export async function startApi(
   backend: TestBackend,
-  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes' | 'payments' | 'corsOrigins' | 'idempotencyLeaseMs'>> & {
+  options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes' | 'payments' | 'corsOrigins' | 'idempotencyLeaseMs' | 'trustProxy'>> & {
     routes?: (app: HttpServer) => void;
     clock?: FakeClock;
   } = {},
@@ -122,6 +122,7 @@ export async function startApi(
     corsOrigins: options.corsOrigins ?? ['https://app.example'],
     rateLimitMax: options.rateLimitMax ?? 10_000,
     authRateLimitMax: options.authRateLimitMax ?? 10_000,
+    ...(options.trustProxy === undefined ? {} : { trustProxy: options.trustProxy }),
     idempotencyTtlHours: 24,
     ...(options.idempotencyLeaseMs === undefined ? {} : { idempotencyLeaseMs: options.idempotencyLeaseMs }),
     db: backend.idempotencyDb,
