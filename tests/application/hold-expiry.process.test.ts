@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
-import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
@@ -503,7 +503,7 @@ describe('hold expiry process', () => {
 
       expect(await turn()).toBe(0);
 
-      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0 });
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
       expect(await everyEventId()).toEqual(before);
     });
 
@@ -523,9 +523,168 @@ describe('hold expiry process', () => {
 
       expect(await turn()).toBe(0);
 
-      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0 });
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
       expect(await everyEventId()).toEqual(before);
       expect(await whereIs(id)).toEqual({ appointment: nine, slot: nine, time: nine });
+    });
+  });
+
+  describe('given a deactivation that died after closing the calendar, before marking the listing', () => {
+    beforeEach(async () => {
+      // The request's first step; it died before the listing's.
+      await side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, as(owner));
+      // Listed as active, yet every booking is refused.
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+    });
+
+    it('the process reopens the calendar after the grace period, so the listing, still active, takes bookings again', async () => {
+      const { process, turn } = startWatchedProcess();
+      // Within the grace period the deactivation may still be on its way, or retried.
+      expect(await turn()).toBe(0);
+      expect(process.pending.calendars).toBe(1);
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed']);
+
+      clock.advance(graceMs);
+      expect(await turn()).toBe(1);
+
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
+      expect(await eventTypes(store, `listing-${listingId}`)).toEqual(['ListingCreated']);
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
+      // Its own reopen, once read, settles what it was watching.
+      expect(await turn()).toBe(0);
+      expect(process.pending.calendars).toBe(0);
+    });
+
+    it('a process restarted after the grace period, following the log from the start, reopens it, and a replay after that appends nothing', async () => {
+      clock.advance(graceMs);
+
+      await startProcess()();
+
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
+      await expectReplayToAppendNothing();
+    });
+
+    it('a deactivation that lands within the grace period is what the close was for: nothing is left pending, and the calendar stays closed', async () => {
+      const { process, turn } = startWatchedProcess();
+      await turn();
+      await setListingActive(side, listingId, false, as(owner));
+      const before = await everyEventId();
+      clock.advance(graceMs);
+
+      expect(await turn()).toBe(0);
+
+      expect(process.pending.calendars).toBe(0);
+      expect(await everyEventId()).toEqual(before);
+      expect((await side.handlers.listingCalendar.read(calendar)).state.closed).toBe(true);
+    });
+
+    it('a deactivation that lands while the process reopens the calendar leaves it open for one grace period more, then the process closes it', async () => {
+      const { process, turn } = startWatchedProcess();
+      await turn();
+      clock.advance(graceMs);
+      let resume = () => {};
+      const reached = store.pause((streamId) => streamId === calendar, new Promise<void>((resolve) => (resume = resolve)));
+      const sweeping = turn();
+      await reached;
+      await setListingActive(side, listingId, false, as(owner));
+      resume();
+      await sweeping;
+      // The reopen was decided on the listing as it was: open now, on a deactivated listing.
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
+      expect(await turn()).toBe(0);
+      expect(process.pending.calendars).toBe(1);
+
+      clock.advance(graceMs);
+      expect(await turn()).toBe(1);
+
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened', 'CalendarClosed']);
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+      await turn();
+      expect(process.pending.calendars).toBe(0);
+      await expectReplayToAppendNothing();
+    });
+  });
+
+  describe('given a reactivation that died after marking the listing, before reopening the calendar', () => {
+    beforeEach(async () => {
+      await setListingActive(side, listingId, false, as(owner));
+      store.interrupt((streamId) => streamId === calendar);
+      await expect(setListingActive(side, listingId, true, as(owner))).rejects.toThrow('died');
+      expect(await eventTypes(store, `listing-${listingId}`)).toEqual(['ListingCreated', 'ListingDeactivated', 'ListingReactivated']);
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+    });
+
+    it('the process reopens the calendar after the grace period, so the listing takes bookings again', async () => {
+      const { process, turn } = startWatchedProcess();
+      expect(await turn()).toBe(0);
+      expect(process.pending.calendars).toBe(1);
+
+      clock.advance(graceMs);
+      expect(await turn()).toBe(1);
+
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
+      await turn();
+      expect(process.pending.calendars).toBe(0);
+    });
+
+    it('a process restarted after the grace period, following the log from the start, reopens it, and a replay after that appends nothing', async () => {
+      clock.advance(graceMs);
+
+      await startProcess()();
+
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
+      await expectReplayToAppendNothing();
+    });
+  });
+
+  it('given a deactivated listing whose calendar was left open, a process restarted after the grace period closes it, so it takes no bookings', async () => {
+    // The listing's step without the calendar's, as a reopen that raced the deactivation leaves it.
+    await side.handlers.listing.handle(`listing-${listingId}`, { type: 'DeactivateListing', data: { listingId, actor: owner } }, as(owner));
+    const { process, turn } = startWatchedProcess();
+    expect(await turn()).toBe(0);
+    expect(process.pending.calendars).toBe(1);
+
+    clock.advance(graceMs);
+    await startProcess()();
+
+    expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed']);
+    await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+    await expectReplayToAppendNothing();
+  });
+
+  describe('given deactivations and reactivations that finished', () => {
+    it('a deactivation and a reactivation that went through leave nothing pending, and the process does nothing', async () => {
+      await setListingActive(side, listingId, false, as(owner));
+      await setListingActive(side, listingId, true, as(owner));
+      const before = await everyEventId();
+      const { process, turn } = startWatchedProcess();
+      clock.advance(graceMs);
+
+      expect(await turn()).toBe(0);
+
+      expect(process.pending.calendars).toBe(0);
+      expect(await everyEventId()).toEqual(before);
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
+    });
+
+    it('a deactivation refused after closing the calendar, which reopened it itself, leaves nothing pending, and the process does nothing', async () => {
+      let resume = () => {};
+      const paused = store.pause((streamId) => streamId === `listing-${listingId}`, new Promise<void>((resolve) => (resume = resolve)));
+      const refused = setListingActive(side, listingId, false, { ...as(owner), expectedVersion: 0 });
+      await paused;
+      await updateListing(side, listingId, { title: 'Loft by the Saône' }, as(owner));
+      resume();
+      await expect(refused).rejects.toMatchObject({ name: 'VersionMismatchError' });
+      expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
+      const before = await everyEventId();
+      const { process, turn } = startWatchedProcess();
+      clock.advance(graceMs);
+
+      expect(await turn()).toBe(0);
+
+      expect(process.pending.calendars).toBe(0);
+      expect(await everyEventId()).toEqual(before);
     });
   });
 });

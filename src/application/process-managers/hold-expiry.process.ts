@@ -3,6 +3,7 @@ import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import type { RestoreSlot } from '../../domain/doctor-schedule/doctor-schedule.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import { listingStreamId } from '../../domain/listing/listing.decider.js';
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
@@ -45,6 +46,15 @@ type PendingAppointmentRelease = PendingRelease & { slotHeld: boolean; timeHeld:
  * follows within moments; a request that died before it leaves the two apart.
  */
 type PendingMove = { appointmentStart: string; at: string; movedAt: number; cause: Cause };
+/** Whether a listing takes bookings, as the listing says and as its calendar does. */
+type Openness = { listingActive: boolean; calendarOpen: boolean };
+/**
+ * A listing and its calendar last seen out of step, since `since`. A deactivation closes the
+ * calendar moments before the listing follows, a reactivation reopens it moments after; a
+ * request that died in between leaves a listing that is listed but refuses every booking, or
+ * one that is deactivated but bookable.
+ */
+type PendingCalendar = Openness & { since: number; cause: Cause };
 
 /** The event types this process follows; everything else is filtered out by the store. */
 export const holdExpiryEventTypes = [
@@ -63,6 +73,10 @@ export const holdExpiryEventTypes = [
   'AppointmentScheduled',
   'AppointmentRescheduled',
   'AppointmentCancelled',
+  'CalendarClosed',
+  'CalendarReopened',
+  'ListingDeactivated',
+  'ListingReactivated',
 ];
 
 export type HoldExpiryOptions = {
@@ -71,7 +85,8 @@ export type HoldExpiryOptions = {
   /**
    * How long a step may be missing after the one before it before it counts as left behind by a
    * crash: a slot held without its appointment, a cancellation without its release, a slot or
-   * time moved without the appointment following. Until then the request is taken to be still
+   * time moved without the appointment following, a calendar closed or reopened without its
+   * listing (or a listing without its calendar). Until then the request is taken to be still
    * on its way (or to be retried by its client, which finishes it).
    */
   readonly orphanSlotGraceMs: number;
@@ -84,8 +99,9 @@ export type HoldExpiryOptions = {
  * booking (also when another hold released them first); frees slots and patient time held for
  * an appointment that was never created because the process died between the appends; gives
  * back what a cancelled booking or appointment held when the cancellation died before doing so;
- * and moves a slot or patient time back to its appointment when a reschedule died after moving
- * them and before moving the appointment.
+ * moves a slot or patient time back to its appointment when a reschedule died after moving
+ * them and before moving the appointment; and closes or reopens a listing's calendar that a
+ * deactivation or reactivation died without bringing in line with the listing.
  * It follows the log from the start, so after a crash it knows again all that is still pending,
  * and only that: what a later event shows done leaves the set. Each command it sends has an id
  * derived from the event that caused it, so two instances, or a restart, never append anything
@@ -100,10 +116,12 @@ export class HoldExpiryProcess {
   /** By appointment id, as are `movedTimes`; each holds only moves the appointment has not followed. */
   private readonly movedSlots = new Map<string, PendingMove>();
   private readonly movedTimes = new Map<string, PendingMove>();
+  /** By listing id; only listings whose calendar was last seen out of step with them. */
+  private readonly calendars = new Map<string, PendingCalendar>();
 
   constructor(private readonly options: HoldExpiryOptions) {}
 
-  /** Keeps the pending holds, slots, cancellations and moves in step with one event. */
+  /** Keeps the pending holds, slots, cancellations, moves and calendars in step with one event. */
   observe(event: RecordedEvent): void {
     switch (event.type) {
       case 'DatesHeld': {
@@ -216,7 +234,33 @@ export class HoldExpiryProcess {
         }
         return;
       }
+      case 'ListingDeactivated':
+      case 'ListingReactivated': {
+        const changed = aggregates.listing.codec.decode(event);
+        if (changed.type !== 'ListingDeactivated' && changed.type !== 'ListingReactivated') return;
+        this.noteOpenness(changed.data.listingId, 'listingActive', changed.type === 'ListingReactivated', event);
+        return;
+      }
+      case 'CalendarClosed':
+      case 'CalendarReopened': {
+        const changed = aggregates.listingCalendar.codec.decode(event);
+        if (changed.type !== 'CalendarClosed' && changed.type !== 'CalendarReopened') return;
+        this.noteOpenness(changed.data.listingId, 'calendarOpen', changed.type === 'CalendarReopened', event);
+        return;
+      }
     }
+  }
+
+  /**
+   * One side of a listing's openness changed. With nothing pending the two were in step, and each
+   * of these events turns its side over, so the other side is still where this one was.
+   */
+  private noteOpenness(listingId: string, which: keyof Openness, open: boolean, event: RecordedEvent): void {
+    const last = this.calendars.get(listingId);
+    const seen: Openness = { listingActive: last?.listingActive ?? !open, calendarOpen: last?.calendarOpen ?? !open };
+    seen[which] = open;
+    if (seen.listingActive === seen.calendarOpen) this.calendars.delete(listingId);
+    else this.calendars.set(listingId, { ...seen, since: last?.since ?? occurredAt(event), cause: last?.cause ?? causeOf(event) });
   }
 
   /** A cancelled appointment's slot or time went back; once both have, nothing is left to do for it. */
@@ -228,7 +272,7 @@ export class HoldExpiryProcess {
     else this.cancelledAppointments.delete(appointmentId);
   }
 
-  /** Acts on every hold, slot, cancellation and move that is due; returns how many it settled. */
+  /** Acts on every hold, slot, cancellation, move and calendar that is due; returns how many it settled. */
   async sweep(): Promise<number> {
     const now = this.options.side.clock.now().getTime();
     const grace = this.options.orphanSlotGraceMs;
@@ -282,6 +326,13 @@ export class HoldExpiryProcess {
       (id, move) => this.moveTimeBack(id, move),
       (id) => `move the patient time of appointment ${id} back`,
     );
+    settled += await this.settleDue(
+      this.calendars,
+      now,
+      (pending) => pending.since + grace,
+      (id, pending) => this.alignCalendar(id, pending),
+      (id) => `bring the calendar of listing ${id} in line with the listing`,
+    );
     return settled;
   }
 
@@ -322,13 +373,14 @@ export class HoldExpiryProcess {
     }
   }
 
-  get pending(): { holds: number; slots: number; times: number; cancellations: number; moves: number } {
+  get pending(): { holds: number; slots: number; times: number; cancellations: number; moves: number; calendars: number } {
     return {
       holds: this.holds.size,
       slots: this.slots.size,
       times: this.times.size,
       cancellations: this.cancelledBookings.size + this.cancelledAppointments.size,
       moves: this.movedSlots.size + this.movedTimes.size,
+      calendars: this.calendars.size,
     };
   }
 
@@ -494,6 +546,27 @@ export class HoldExpiryProcess {
       this.options.onError?.(error, `move the ${what} back (refused: ${error.code}; a double booking for people to sort out)`, false);
       pending.delete(appointmentId);
     }
+  }
+
+  /**
+   * The calendar follows the listing: whether the listing is active is what its owner was told
+   * and what searches show, and the request that left the calendar behind failed. Both are read
+   * afresh, as they are now, not as the log was when the entry was made. A close or reopen that
+   * lands stays pending until its own event is read, which settles it; one found in line already
+   * settles at once.
+   */
+  private async alignCalendar(listingId: string, pending: PendingCalendar): Promise<void> {
+    const { side } = this.options;
+    const listing = (await side.handlers.listing.read(listingStreamId(listingId))).state;
+    const calendar = listingCalendarStreamId(listingId);
+    const { closed } = (await side.handlers.listingCalendar.read(calendar)).state;
+    const active = listing.status === 'active';
+    if (listing.status === 'none' || closed !== active) {
+      this.calendars.delete(listingId);
+      return;
+    }
+    const command = active ? { type: 'ReopenCalendar' as const, data: { listingId } } : { type: 'CloseCalendar' as const, data: { listingId } };
+    await side.handlers.listingCalendar.handle(calendar, command, systemRequest(pending.cause, active ? 'reopen-calendar' : 'close-calendar'));
   }
 
   /** A rule refusing the step means the world moved on (paid in time, cancelled): nothing left to do. */

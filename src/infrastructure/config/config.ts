@@ -112,7 +112,7 @@ export const settingDescriptions: Record<keyof Config, string> = {
   PROJECTION_LOCK_RETRY_MS: 'how often a standby projector tries to take over a projection, and checks for rebuilds',
   BOOKING_HOLD_MINUTES: 'how long requested dates stay held for payment before the booking expires',
   HOLD_SWEEP_INTERVAL_MS: 'how often the expiry process looks for lapsed holds, orphaned slots and unfinished cancellations',
-  ORPHAN_SLOT_GRACE_MS: 'how long a step may be missing after the one before it (a crashed request) before the expiry process finishes it: a doctor slot held without its appointment is freed, the dates, slot and time a cancellation held are given back',
+  ORPHAN_SLOT_GRACE_MS: 'how long a step may be missing after the one before it (a crashed request) before the expiry process finishes it: a doctor slot held without its appointment is freed, the dates, slot and time a cancellation held are given back, a listing\'s calendar follows the listing',
   COMMAND_CACHE_STREAMS: 'streams per aggregate whose folded state each command process keeps in memory (about 2 KB each, across nine aggregates)',
   SHED_EVENT_LOOP_DELAY_MS: 'event-loop delay past which the APIs answer new requests 503 with `Retry-After` (0: never)',
   SHED_HEAP_USED_MB: 'heap in use past which the APIs answer new requests 503 with `Retry-After` (0: never); unset: 90 % of the heap limit (`--max-old-space-size`)',
