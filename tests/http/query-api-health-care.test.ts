@@ -3,8 +3,9 @@ import { bookAppointment, completeAppointment } from '../../src/application/appo
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { paymentStreamId } from '../../src/domain/payment/payment.decider.js';
 import { admin, as, consumer, doctor, everyMorning, listingInput, otherConsumer, otherDoctor, owner, patient } from '../support/command-side.js';
-import { payBooking, registerUser } from '../projections/support/scenarios.js';
+import { payBooking, registerUser, system } from '../projections/support/scenarios.js';
 import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
 
 const otherPatient = { id: 'patient-2', roles: ['PATIENT' as const] };
@@ -100,5 +101,31 @@ describe('query API: users, doctors, appointments, payments', () => {
     const bookingId = paymentId.slice('pay-'.length);
     const booking = await q.app.inject({ url: `/v1/bookings/${bookingId}`, headers: q.auth(consumer) });
     expect(booking.json()).toMatchObject({ status: 'confirmed', payment: { id: paymentId, status: 'succeeded' } });
+  });
+
+  it('GET /v1/payments/{id} and /v1/bookings/{id}: a payment captured in another currency shows what was received, and refundedAmount only what was refunded in its own currency', async () => {
+    const listingId = (await createListing(q.side, listingInput, as(owner))).id;
+    const bookingId = (await requestBooking(q.side, { listingId, startDate: '2030-03-01', endDate: '2030-03-02' }, as(consumer))).id;
+    const mismatchedId = `pay-jpy-${bookingId}`;
+    const pay = (command: Parameters<QueryApiFixture['side']['handlers']['payment']['handle']>[1]) => q.side.handlers.payment.handle(paymentStreamId(mismatchedId), command, as(system));
+    await pay({ type: 'InitiatePayment', data: { paymentId: mismatchedId, bookingId, providerIntentId: 'pi_jpy', amount: 10_000, currency: 'EUR' } });
+    await pay({ type: 'RecordPaymentSucceeded', data: { paymentId: mismatchedId, providerEventId: 'evt_jpy', amount: 1_000_000, currency: 'JPY' } });
+    await pay({ type: 'RequestRefund', data: { paymentId: mismatchedId, refundId: 'r-jpy', amount: 1_000_000 } });
+    await pay({ type: 'RecordRefundSucceeded', data: { paymentId: mismatchedId, refundId: 'r-jpy', providerEventId: 'evt_r_jpy' } });
+    const shown = {
+      amount: 10_000,
+      currency: 'EUR',
+      status: 'mismatched',
+      received: { amount: 1_000_000, currency: 'JPY' },
+      refundedAmount: 0,
+      refunds: [{ amount: 1_000_000, currency: 'JPY', status: 'succeeded' }],
+    };
+    const payment = await q.app.inject({ url: `/v1/payments/${mismatchedId}`, headers: { ...q.auth(consumer), ...q.consistency() } });
+    expect(payment.json()).toMatchObject(shown);
+    const booking = await q.app.inject({ url: `/v1/bookings/${bookingId}`, headers: q.auth(consumer) });
+    expect(booking.json()).toMatchObject({ payment: { id: mismatchedId, ...shown } });
+    expect((await q.app.inject({ url: `/v1/payments/${paymentId}`, headers: q.auth(consumer) })).json()).toMatchObject({ received: null, refundedAmount: 0 });
+    const docs = await q.app.inject({ url: '/docs/json' });
+    expect(docs.json()).toMatchObject({ components: { schemas: { Payment: { properties: { received: expect.anything() }, required: expect.arrayContaining(['received']) } } } });
   });
 });

@@ -21,6 +21,8 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('status', 'text', (c) => c.notNull())
     .addColumn('failure_reason', 'text')
     .addColumn('mismatch', 'boolean', (c) => c.notNull())
+    .addColumn('received_amount', 'bigint')
+    .addColumn('received_currency', 'text')
     .addColumn('refunds', 'jsonb', (c) => c.notNull())
     .addColumn('initiated_at', 'timestamptz', (c) => c.notNull())
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
@@ -47,6 +49,8 @@ function evolve(row: PaymentRow | undefined, event: PaymentEvent, recorded: Reco
       status: 'initiated',
       failure_reason: null,
       mismatch: false,
+      received_amount: null,
+      received_currency: null,
       refunds: [],
       initiated_at: recorded.recordedAt,
       ...at,
@@ -59,8 +63,12 @@ function evolve(row: PaymentRow | undefined, event: PaymentEvent, recorded: Reco
     // The decider ignores outcomes after a final one, so neither does this.
     case 'PaymentSucceeded':
       return open ? { ...row, ...at, status: 'succeeded', failure_reason: null } : { ...row, ...at };
-    case 'PaymentMismatch':
-      return open ? { ...row, ...at, status: 'mismatched', mismatch: true } : { ...row, ...at, mismatch: true };
+    case 'PaymentMismatch': {
+      // Kept only for the mismatch that decides the payment, as the decider keeps what it refunds.
+      if (!open) return { ...row, ...at, mismatch: true };
+      const received = { received_amount: String(event.data.receivedAmount), received_currency: event.data.receivedCurrency };
+      return { ...row, ...at, ...received, status: 'mismatched', mismatch: true };
+    }
     case 'PaymentFailed':
       return open ? { ...row, ...at, status: 'failed', failure_reason: event.data.reason } : { ...row, ...at };
     case 'PaymentCanceled':
@@ -98,6 +106,8 @@ async function apply(trx: Transaction<PaymentsTables>, events: readonly Recorded
             status: eb.ref('excluded.status'),
             failure_reason: eb.ref('excluded.failure_reason'),
             mismatch: eb.ref('excluded.mismatch'),
+            received_amount: eb.ref('excluded.received_amount'),
+            received_currency: eb.ref('excluded.received_currency'),
             refunds: eb.ref('excluded.refunds'),
             updated_at: eb.ref('excluded.updated_at'),
             version: eb.ref('excluded.version'),
@@ -112,7 +122,8 @@ async function apply(trx: Transaction<PaymentsTables>, events: readonly Recorded
 export const paymentsProjection = defineProjection<PaymentsTables>({
   name: paymentsProjectionName,
   // 2: a mismatch is its own status, no longer `initiated` with a flag.
-  version: 2,
+  // 3: a mismatch keeps what the provider captured (`received_amount`, `received_currency`).
+  version: 3,
   eventTypes: codec.eventTypes,
   migrate,
   apply,

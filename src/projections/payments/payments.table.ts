@@ -26,6 +26,9 @@ export type PaymentsTable = {
   failure_reason: string | null;
   /** The provider reported another amount or currency than expected; recorded, not a success (status `mismatched`). */
   mismatch: boolean;
+  /** What the provider captured instead (minor units of `received_currency`), set by the mismatch that made the payment `mismatched` (version 3). */
+  received_amount: string | null;
+  received_currency: string | null;
   refunds: JSONColumnType<RefundEntry[], string, string>;
   initiated_at: Date;
   updated_at: Date;

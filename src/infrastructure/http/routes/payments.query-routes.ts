@@ -16,7 +16,14 @@ export const paymentSchema = z
     status: z.enum(['initiated', 'succeeded', 'mismatched', 'failed', 'canceled']).describe('`mismatched`: the provider took another amount or currency; it is refunded and the booking stays payable'),
     failureReason: z.string().nullable(),
     mismatch: z.boolean().describe('The provider reported another amount or currency'),
-    refundedAmount: z.number().int().describe('Sum of the refunds that succeeded'),
+    received: z
+      .object({ amount: z.number().int().describe('Minor units of `currency`'), currency: z.string() })
+      .nullable()
+      .describe('What the provider captured instead, while `mismatched`; null otherwise'),
+    refundedAmount: z
+      .number()
+      .int()
+      .describe('Minor units of `currency` refunded: the refunds that succeeded in that currency. Refunds of a `received` in another currency are listed in `refunds` only'),
     refunds: z.array(
       z.object({
         refundId: z.string(),
