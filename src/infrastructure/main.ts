@@ -101,6 +101,16 @@ function paymentGateway(config: Config, storage: Storage, logger: Logger): Payme
   return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage), eventStore: storage.revealed }));
 }
 
+/** A port taken, say: the app is closed, since its hooks and timers would keep the process alive. */
+async function listenOrClose(app: { listen(options: { port: number; host: string }): Promise<string>; close(): Promise<unknown> }, port: number, host: string): Promise<void> {
+  try {
+    await app.listen({ port, host });
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+}
+
 async function startCommandApi(config: Config, storage: Storage, side: CommandSide, logger: Logger) {
   const app = await buildCommandApi({
     logger,
@@ -123,7 +133,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     projections: { db: createKysely<unknown>(storage.pool), names: readModelNames },
     erasure: { side, vault: storage.vault, outsideTheLog: new PgRecordsOutsideTheLog(storage.pool) },
   });
-  await app.listen({ port: config.COMMAND_PORT, host: config.HOST });
+  await listenOrClose(app, config.COMMAND_PORT, config.HOST);
   const url = `http://${config.HOST}:${config.COMMAND_PORT}`;
   logger.info({ url, docs: `${url}/docs` }, `command API listening on ${url} (OpenAPI at ${url}/docs)`);
   return app;
@@ -134,17 +144,21 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
  * Every command they send is idempotent, so running them in several processes is safe.
  */
 function startProcessManagers(config: Config, storage: Storage, logger: Logger): () => Promise<void> {
+  const side = commandSide(config, storage);
+  // Before any loop runs: it refuses a production start without Stripe, and a loop already
+  // running, with no closer registered to stop it, would keep the process alive past the error.
+  const gateway = paymentGateway(config, storage, logger);
   const log = logger.child({ component: 'hold-expiry' });
   const expiry = new HoldExpiryProcess({
     eventStore: storage.revealed,
-    side: commandSide(config, storage),
+    side,
     orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS,
     onError: (err, what, retried) => (retried ? log.warn({ err }, `could not ${what}; will retry`) : log.error({ err }, `could not ${what}; given up`)),
   });
+  const { revealed: eventStore, pool } = storage;
+  const stopPayments = startPaymentProcess({ eventStore, side, gateway, pool, logger });
   const stop = new AbortController();
   const running = expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped'));
-  const { revealed: eventStore, pool } = storage;
-  const stopPayments = startPaymentProcess({ eventStore, side: commandSide(config, storage), gateway: paymentGateway(config, storage, logger), pool, logger });
   return async () => {
     stop.abort();
     await running;
@@ -152,48 +166,49 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
   };
 }
 
-async function startQueryApi(config: Config, storage: Storage, logger: Logger) {
+async function startQueryApi(config: Config, storage: Storage, logger: Logger): Promise<Server> {
+  // Before the LISTEN connection opens: a missing secret then leaves nothing open.
+  const secret = await loadSigningSecret(config);
   const notifications = new PgCheckpointListener({
     connectionString: storage.url,
     onError: (err) => logger.warn({ err }, 'checkpoint listener lost its connection; reconnecting'),
   });
   await notifications.start();
-  const app = await buildQueryApi({
-    logger,
-    clock: systemClock,
-    secret: await loadSigningSecret(config),
-    issuer: config.JWT_ISSUER,
-    audience: config.JWT_AUDIENCE,
-    corsOrigins: config.CORS_ORIGINS,
-    rateLimitMax: config.RATE_LIMIT_MAX,
-    trustProxy: config.TRUST_PROXY,
-    pool: storage.pool,
-    events: storage.eventStore,
-    personalData: storage.vault,
-    notifications,
-    consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
-    queryCache: { maxBytes: config.QUERY_CACHE_MB * 1024 * 1024, maxAgeMs: config.QUERY_CACHE_MAX_AGE_MS },
-    probes: [...writeProbes(storage), readModelsProbe(storage, config.READY_MAX_PROJECTION_LAG_MS)],
-    metricsRegistry,
-    loadShedding: loadShedding(config),
-  });
   try {
-    await app.listen({ port: config.QUERY_PORT, host: config.HOST });
+    const app = await buildQueryApi({
+      logger,
+      clock: systemClock,
+      secret,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      corsOrigins: config.CORS_ORIGINS,
+      rateLimitMax: config.RATE_LIMIT_MAX,
+      trustProxy: config.TRUST_PROXY,
+      pool: storage.pool,
+      events: storage.eventStore,
+      personalData: storage.vault,
+      notifications,
+      consistencyTimeoutMs: config.QUERY_CONSISTENCY_TIMEOUT_MS,
+      queryCache: { maxBytes: config.QUERY_CACHE_MB * 1024 * 1024, maxAgeMs: config.QUERY_CACHE_MAX_AGE_MS },
+      probes: [...writeProbes(storage), readModelsProbe(storage, config.READY_MAX_PROJECTION_LAG_MS)],
+      metricsRegistry,
+      loadShedding: loadShedding(config),
+    });
+    await listenOrClose(app, config.QUERY_PORT, config.HOST);
+    const url = `http://${config.HOST}:${config.QUERY_PORT}`;
+    logger.info({ url, docs: `${url}/docs` }, `query API listening on ${url} (OpenAPI at ${url}/docs)`);
+    return {
+      drain: (timeoutMs: number) => app.drain(timeoutMs),
+      async close() {
+        await app.close();
+        await notifications.close();
+      },
+    };
   } catch (error) {
     // Its LISTEN connection would keep the process alive with nothing to serve.
-    await app.close();
     await notifications.close();
     throw error;
   }
-  const url = `http://${config.HOST}:${config.QUERY_PORT}`;
-  logger.info({ url, docs: `${url}/docs` }, `query API listening on ${url} (OpenAPI at ${url}/docs)`);
-  return {
-    drain: (timeoutMs: number) => app.drain(timeoutMs),
-    async close() {
-      await app.close();
-      await notifications.close();
-    },
-  };
 }
 
 /** The projector role's health and metrics: no API of its own to serve them. */
@@ -201,12 +216,7 @@ async function startOperationsServer(config: Config, storage: Storage, logger: L
   // Not ready while a read model has failed; lag is the query API's concern (this one is catching up).
   const probes = [...writeProbes(storage), readModelsProbe(storage, Number.POSITIVE_INFINITY)];
   const app = await createOperationsServer({ logger, probes, metricsRegistry });
-  try {
-    await app.listen({ port: config.PROJECTOR_PORT, host: config.HOST });
-  } catch (error) {
-    await app.close();
-    throw error;
-  }
+  await listenOrClose(app, config.PROJECTOR_PORT, config.HOST);
   logger.info({ url: `http://${config.HOST}:${config.PROJECTOR_PORT}` }, 'projector health and metrics listening');
   return { drain: (timeoutMs) => app.drain(timeoutMs), close: () => app.close() };
 }

@@ -9,10 +9,13 @@ import { PgEventStore } from './pg-event-store/pg-event-store.js';
 import { loadMasterKey } from './privacy/master-key.js';
 import { PgSubjectKeyStore } from './privacy/pg-subject-key-store.js';
 import { createPool, migrateToLatest } from './postgres/database.js';
-import { startEmbeddedPostgres } from './postgres/embedded-postgres.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './postgres/embedded-postgres.js';
 
 /** The database the service uses on the embedded server. */
 const embeddedDatabase = 'bookable';
+
+/** PostgreSQL log lines kept for the error when it does not start ("lock file … already exists"). */
+const keptLogLines = 10;
 
 /** Where the service keeps its events and read models, opened once per process (or thread). */
 export type Storage = {
@@ -30,13 +33,38 @@ export type Storage = {
 export async function openDatabase(config: Config, logger: Logger): Promise<{ url: string; stop(): Promise<void> }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => undefined };
   const dataDir = path.join(config.DATA_DIR, 'postgres');
-  const server = await startEmbeddedPostgres({
-    dataDir,
-    port: config.EMBEDDED_POSTGRES_PORT,
-    persistent: true,
-    onLog: (line) => logger.debug({ postgres: line.trim() }),
-  });
-  const admin = new pg.Client(server.adminUrl);
+  // The library rejects with no reason when the server exits early: the reason is in its log.
+  const lastLines: string[] = [];
+  let server: EmbeddedDatabase;
+  try {
+    server = await startEmbeddedPostgres({
+      dataDir,
+      port: config.EMBEDDED_POSTGRES_PORT,
+      persistent: true,
+      onLog: (text) => {
+        for (const line of text.split('\n').map((part) => part.trim()).filter((part) => part.length > 0)) {
+          logger.debug({ postgres: line });
+          lastLines.push(line);
+          if (lastLines.length > keptLogLines) lastLines.shift();
+        }
+      },
+    });
+  } catch (error) {
+    const lines = error instanceof Error ? [error.message, ...lastLines] : lastLines;
+    throw new Error(`embedded PostgreSQL in ${dataDir} did not start:\n${lines.join('\n')}`, { cause: error });
+  }
+  try {
+    await createEmbeddedDatabase(server.adminUrl);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  logger.info({ dataDir }, 'embedded PostgreSQL started');
+  return { url: server.urlFor(embeddedDatabase), stop: () => server.stop() };
+}
+
+async function createEmbeddedDatabase(adminUrl: string): Promise<void> {
+  const admin = new pg.Client(adminUrl);
   await admin.connect();
   try {
     const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [embeddedDatabase]);
@@ -44,8 +72,6 @@ export async function openDatabase(config: Config, logger: Logger): Promise<{ ur
   } finally {
     await admin.end();
   }
-  logger.info({ dataDir }, 'embedded PostgreSQL started');
-  return { url: server.urlFor(embeddedDatabase), stop: () => server.stop() };
 }
 
 /**
@@ -67,9 +93,20 @@ async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): 
 export async function openStorage(config: Config, logger: Logger, applicationName?: string): Promise<Storage> {
   const database = await openDatabase(config, logger);
   const pool = createPool(database.url, config.DATABASE_POOL_SIZE, applicationName);
-  if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
-  const eventStore = await createEventStore(config, pool, logger);
-  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, await loadMasterKey(config)));
+  let masterKey: Buffer;
+  let eventStore: EventStore;
+  try {
+    if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
+    masterKey = await loadMasterKey(config);
+    // Last: once it is open nothing here can fail, so no failure leaves it open.
+    eventStore = await createEventStore(config, pool, logger);
+  } catch (error) {
+    // The pool and the embedded server would keep the process alive after the error.
+    await pool.end();
+    await database.stop();
+    throw error;
+  }
+  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, masterKey));
   return {
     url: database.url,
     pool,

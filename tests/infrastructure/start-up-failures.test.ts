@@ -1,0 +1,139 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/infrastructure/config/config.js';
+import { createLogger } from '../../src/infrastructure/logging/logger.js';
+import { openDatabase, openStorage } from '../../src/infrastructure/storage.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { eventually } from '../support/eventually.js';
+
+/** Far longer than a failed start takes (a few seconds, most of it loading TypeScript); a hang never ends. */
+const exitDeadlineMs = 20_000;
+const logger = createLogger({ level: 'silent' });
+
+type Outcome = { exited: true; code: number | null; output: string } | { exited: false; output: string };
+
+/** `npm start -- --role <role>` with these settings; killed if still running at the deadline. */
+async function startRole(role: string, env: Record<string, string>): Promise<Outcome> {
+  const inherited = { ...process.env };
+  // Only what the test names: a secret in the runner's environment would hide the one missing.
+  for (const name of ['JWT_SECRET', 'MASTER_KEY', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'EVENTSTORE_URL']) delete inherited[name];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts', '--role', role], {
+    env: { ...inherited, LOG_LEVEL: 'warn', COMMAND_PORT: '0', QUERY_PORT: '0', PROJECTOR_PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<Outcome>((resolve) => {
+      child.on('exit', (code) => resolve({ exited: true, code, output }));
+      timer = setTimeout(() => resolve({ exited: false, output }), exitDeadlineMs);
+    });
+  } finally {
+    clearTimeout(timer);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+async function temporaryDataDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bookable-start-up-'));
+  // As root, the embedded PostgreSQL runs as the `postgres` user, which must be able to enter it.
+  await chmod(dir, 0o755);
+  return dir;
+}
+
+const masterKey = randomBytes(32).toString('base64');
+const dataDirs: string[] = [];
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await database.drop();
+});
+
+afterEach(async () => {
+  await Promise.all(dataDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function dataDir(): Promise<string> {
+  const dir = await temporaryDataDir();
+  dataDirs.push(dir);
+  return dir;
+}
+
+describe('a start that fails', () => {
+  it('of the projector role in production without STRIPE_SECRET_KEY exits 1 with the message, leaving no loop running', { timeout: 40_000 }, async () => {
+    // given production settings but for the Stripe key, which only the process managers need
+    const env = { NODE_ENV: 'production', DATABASE_URL: database.url, DATA_DIR: await dataDir(), MASTER_KEY: masterKey };
+
+    // when the projector role starts
+    const outcome = await startRole('projector', env);
+
+    // then it stops at once, saying why
+    expect(outcome).toMatchObject({ exited: true, code: 1 });
+    expect(outcome.output).toContain('STRIPE_SECRET_KEY: required in production');
+  });
+
+  it('of the query role in production without JWT_SECRET exits 1 with the message, leaving no LISTEN connection open', { timeout: 40_000 }, async () => {
+    // given production settings but for the signing secret
+    const env = { NODE_ENV: 'production', DATABASE_URL: database.url, DATA_DIR: await dataDir(), MASTER_KEY: masterKey };
+
+    // when the query role starts
+    const outcome = await startRole('query', env);
+
+    // then it stops at once, saying why
+    expect(outcome).toMatchObject({ exited: true, code: 1 });
+    expect(outcome.output).toContain('JWT_SECRET: is required when NODE_ENV=production');
+  });
+
+  it('to read the master key closes the pool it opened, then rejects', async () => {
+    // given a damaged DATA_DIR/master-key
+    const dir = await dataDir();
+    await writeFile(path.join(dir, 'master-key'), 'not a key\n');
+    const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: database.url, DATA_DIR: dir });
+    const applicationName = `start-up-failure-${randomBytes(4).toString('hex')}`;
+
+    // when storage opens (migrating first, through the pool)
+    await expect(openStorage(config, logger, applicationName)).rejects.toThrow(/master-key/);
+
+    // then none of its connections is left (an idle one lingers 10 s, keeping the process alive)
+    const observer = new pg.Client(database.url);
+    await observer.connect();
+    try {
+      const connections = async () => {
+        const { rows } = await observer.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+        return rows[0]?.n;
+      };
+      await eventually(async () => (await connections()) === 0, 3_000, 'the pool to close');
+    } finally {
+      await observer.end();
+    }
+  });
+
+  it('of the embedded PostgreSQL says why: another server holds its data directory', { timeout: 40_000 }, async () => {
+    // given an embedded PostgreSQL already running on DATA_DIR (`npm start`, say)
+    const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: await dataDir() });
+    const running = await openDatabase(config, logger);
+    try {
+      // when a second one starts on the same DATA_DIR (`npm run seed` beside it)
+      const failure = await openDatabase(config, logger).then(
+        async (unexpected) => unexpected.stop(),
+        (error: unknown) => error,
+      );
+
+      // then the error carries PostgreSQL's own reason (it was `undefined`)
+      expect(failure).toMatchObject({ message: expect.stringMatching(/embedded PostgreSQL .* did not start:[\s\S]*lock file "postmaster.pid" already exists/) });
+    } finally {
+      await running.stop();
+    }
+  });
+});
