@@ -1,9 +1,10 @@
+import type pg from 'pg';
 import { isMade } from '../../src/domain/appointment/appointment.decider.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import type { CommandSide } from '../../src/application/command-handlers.js';
-import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { createListing, setListingActive } from '../../src/application/listings/listing.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
@@ -18,12 +19,13 @@ import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, listin
 describe('invariants under concurrent requests (PostgreSQL event store)', () => {
   let database: TestDatabase;
   let store: PgEventStore;
+  let pool: pg.Pool;
   const clock = fakeClock('2030-01-10T10:00:00Z');
   const sides = (n: number): CommandSide[] => Array.from({ length: n }, () => createTestSide(store, clock));
 
   beforeAll(async () => {
     database = await createTestDatabase();
-    const pool = createPool(database.url, 30);
+    pool = createPool(database.url, 30);
     await migrateToLatest(pool);
     store = new PgEventStore(pool, { closePool: true });
   });
@@ -57,6 +59,30 @@ describe('invariants under concurrent requests (PostgreSQL event store)', () => 
 
     expect(outcomes(results)).toEqual({ won: 1, ruleCodes: new Set(['dates-unavailable']) });
     expect(await eventTypes(store, `listingCalendar-${listing.id}`)).toEqual(['DatesHeld']);
+  });
+
+  it('a deactivation and a reactivation of one listing at once, 30 times: its calendar is closed exactly when the listing is inactive', async () => {
+    const [setup] = sides(1);
+    if (!setup) throw new Error('no side');
+    const listing = await createListing(setup, listingInput, as(owner));
+    const outOfStep: string[] = [];
+    for (let round = 0; round < 30; round++) {
+      // Each with an event store of its own (its own group commit), as two processes would be.
+      const stores = [new PgEventStore(pool), new PgEventStore(pool)];
+      const [reactivating, deactivating] = stores.map((own) => createTestSide(own, clock));
+      if (!reactivating || !deactivating) throw new Error('no side');
+      // From inactive and from active, in turn: either order of the two may be the last.
+      await setListingActive(setup, listing.id, round % 2 === 1, as(owner));
+      await Promise.allSettled([setListingActive(reactivating, listing.id, true, as(owner)), setListingActive(deactivating, listing.id, false, as(owner))]);
+      await Promise.all(stores.map((own) => own.close()));
+      const [reader] = sides(1);
+      if (!reader) throw new Error('no side');
+      const active = (await reader.handlers.listing.read(`listing-${listing.id}`)).state.status === 'active';
+      const open = !(await reader.handlers.listingCalendar.read(`listingCalendar-${listing.id}`)).state.closed;
+      if (active !== open) outOfStep.push(`round ${round}: listing ${active ? 'active' : 'inactive'}, calendar ${open ? 'open' : 'closed'}`);
+    }
+
+    expect(outOfStep).toEqual([]);
   });
 
   it('20 patients booking one doctor slot: exactly one gets it', async () => {

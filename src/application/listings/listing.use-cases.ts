@@ -1,5 +1,6 @@
 import type { ListingDetails, ListingEvent, ListingPrice } from '../../domain/listing/listing.events.js';
-import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import { listingCalendarStreamId, type ListingCalendarState } from '../../domain/listing-calendar/listing-calendar.decider.js';
+import type { ListingCalendarEvent } from '../../domain/listing-calendar/listing-calendar.events.js';
 import { listingDecider, listingStreamId, type ListingState } from '../../domain/listing/listing.decider.js';
 import { hasRole } from '../../domain/shared/actor.js';
 import { requireUserWithRole } from '../authorization/registered-users.js';
@@ -44,8 +45,8 @@ export async function updateListing(
  * Deactivation closes the listing's calendar first, then marks the listing: bookings are taken on
  * the calendar with an expected revision, so one decided on the listing as it was before either
  * landed before the close or is decided again after it and refused. Reactivation marks the
- * listing first, then reopens the calendar. Each also brings the calendar in line when the
- * listing already was as asked, which heals a calendar a crash left between the two steps.
+ * listing first. Each ends with the calendar following the listing as it is then
+ * (`calendarFollowsListing`), which also heals a calendar a crash left between the two steps.
  */
 export async function setListingActive(
   side: CommandSide,
@@ -57,57 +58,71 @@ export async function setListingActive(
   const calendar = listingCalendarStreamId(listingId);
   const data = { listingId, actor: request.context.actor };
   const command = active ? { type: 'ReactivateListing' as const, data } : { type: 'DeactivateListing' as const, data };
-  if (!active) {
-    // The listing's append comes last: a retry of a deactivation that went through is answered as it was.
-    const original = await side.handlers.listing.applied(stream, request.commandId);
-    if (original) return outcome(listingId, original);
-    const { state, version } = await side.handlers.listing.read(stream);
-    // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
-    assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
-    listingDecider.decide(command, state);
-    const close = (options: CommandOptions) =>
-      // A retry whose close was undone below closes again rather than take the close for done.
-      takeStep(
-        options,
-        (stepOptions) => side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, stepOptions),
-        (calendarState) => calendarState.closed,
-      );
-    const closed = await close(unpinned(request));
-    // Nothing appended: someone else's close stands, maybe a deactivation about to be refused.
-    const closedByOther = closed.events.length === 0 && !closed.alreadyApplied;
-    let result: CommandResult<ListingState, ListingEvent>;
-    try {
-      result = await side.handlers.listing.handle(stream, command, request);
-    } catch (error) {
-      if (!closedByOther) await reopenUnlessDeactivated(side, listingId, request);
-      throw error;
-    }
-    // That other deactivation, refused, undoes its close: the calendar is closed again now that
-    // this one is in.
-    if (closedByOther) await close({ ...unpinned(request), commandId: `${request.commandId}:closed-after` });
-    return outcome(listingId, result);
+  const follow = { ...unpinned(request), commandId: `${request.commandId}:follow` };
+  if (active) {
+    const result = await side.handlers.listing.handle(stream, command, request);
+    return outcome(listingId, result, ...(await calendarFollowsListing(side, listingId, follow)));
   }
-  const result = await side.handlers.listing.handle(stream, command, request);
-  const reopened = await side.handlers.listingCalendar.handle(calendar, { type: 'ReopenCalendar', data: { listingId } }, unpinned(request));
-  return outcome(listingId, result, reopened);
+  // The listing's append comes last: a retry of a deactivation that went through is answered as it was.
+  const original = await side.handlers.listing.applied(stream, request.commandId);
+  if (original) return outcome(listingId, original);
+  const { state, version } = await side.handlers.listing.read(stream);
+  // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
+  assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
+  listingDecider.decide(command, state);
+  // A retry whose close was undone below closes again rather than take the close for done.
+  await takeStep(
+    unpinned(request),
+    (options) => side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, options),
+    (calendarState) => calendarState.closed,
+  );
+  let result: CommandResult<ListingState, ListingEvent>;
+  try {
+    result = await side.handlers.listing.handle(stream, command, request);
+  } catch (error) {
+    // Refused after the close (an If-Match another change overtook): the listing stays as it
+    // was, active and bookable, unless it has been deactivated meanwhile. The refusal is what the
+    // caller hears; a calendar left behind is healed by the hold-expiry process.
+    await calendarFollowsListing(side, listingId, compensating(request, 'close')).catch(() => undefined);
+    throw error;
+  }
+  return outcome(listingId, result, ...(await calendarFollowsListing(side, listingId, follow)));
 }
 
+/** Tries of `calendarFollowsListing` that find the listing changed while they moved the calendar. */
+const followAttempts = 20;
+
 /**
- * A deactivation refused after its calendar closed (an If-Match that another change overtook)
- * must leave the listing as it found it: active and bookable. Left closed, the listing stayed
- * listed yet refused every booking until someone deactivated or reactivated it. When the
- * listing has been deactivated meanwhile the close is its own, and stays.
+ * The calendar closed while the listing is inactive and open while it is active, as the listing
+ * is now. A deactivation and a reactivation racing each
+ * other both end here, and either could move the calendar after the other on a listing it read
+ * before the other's append: so each moves it only as the listing was at one version, and reads
+ * the listing again after; a version that moved meanwhile means another look. The last one to move
+ * the calendar thus did so as the listing still is. Each step's id names the listing version it
+ * follows: retries and second instances take it once. Returns the steps, for the position a reader
+ * must reach to see the calendar as they left it.
  */
-async function reopenUnlessDeactivated(side: CommandSide, listingId: string, request: CommandOptions): Promise<void> {
-  try {
-    const { state } = await side.handlers.listing.read(listingStreamId(listingId));
-    if (state.status !== 'active') return;
-    const reopen = { type: 'ReopenCalendar' as const, data: { listingId } };
-    const calendar = listingCalendarStreamId(listingId);
-    // Under ids of its own, and taken again when a retry's refusal finds the close repeated.
-    await takeStep(compensating(request, 'close'), (options) => side.handlers.listingCalendar.handle(calendar, reopen, options), (calendarState) => !calendarState.closed);
-  } catch {
-    // The refusal is what the caller hears; a calendar left closed is healed by the next
-    // deactivation or reactivation, which bring it in line with the listing.
+export async function calendarFollowsListing(
+  side: CommandSide,
+  listingId: string,
+  request: CommandOptions,
+): Promise<CommandResult<ListingCalendarState, ListingCalendarEvent>[]> {
+  const stream = listingStreamId(listingId);
+  const calendar = listingCalendarStreamId(listingId);
+  const steps: CommandResult<ListingCalendarState, ListingCalendarEvent>[] = [];
+  let seen = await side.handlers.listing.read(stream);
+  for (let attempt = 1; seen.state.status !== 'none'; attempt++) {
+    const open = seen.state.status === 'active';
+    const command = open ? { type: 'ReopenCalendar' as const, data: { listingId } } : { type: 'CloseCalendar' as const, data: { listingId } };
+    const step = await takeStep(
+      { ...request, commandId: `${request.commandId}@${seen.version}` },
+      (options) => side.handlers.listingCalendar.handle(calendar, command, options),
+      (calendarState) => calendarState.closed !== open,
+    );
+    steps.push(step);
+    const now = await side.handlers.listing.read(stream);
+    if (now.version === seen.version || attempt >= followAttempts) break;
+    seen = now;
   }
+  return steps;
 }

@@ -3,12 +3,12 @@ import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import type { RestoreSlot } from '../../domain/doctor-schedule/doctor-schedule.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
-import { listingStreamId } from '../../domain/listing/listing.decider.js';
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
 import { releaseAppointmentTime } from '../appointments/appointment.use-cases.js';
 import { releaseDates } from '../bookings/booking.use-cases.js';
+import { calendarFollowsListing } from '../listings/listing.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { sleep } from '../sleep.js';
@@ -556,17 +556,8 @@ export class HoldExpiryProcess {
    * settles at once.
    */
   private async alignCalendar(listingId: string, pending: PendingCalendar): Promise<void> {
-    const { side } = this.options;
-    const listing = (await side.handlers.listing.read(listingStreamId(listingId))).state;
-    const calendar = listingCalendarStreamId(listingId);
-    const { closed } = (await side.handlers.listingCalendar.read(calendar)).state;
-    const active = listing.status === 'active';
-    if (listing.status === 'none' || closed !== active) {
-      this.calendars.delete(listingId);
-      return;
-    }
-    const command = active ? { type: 'ReopenCalendar' as const, data: { listingId } } : { type: 'CloseCalendar' as const, data: { listingId } };
-    await side.handlers.listingCalendar.handle(calendar, command, systemRequest(pending.cause, active ? 'reopen-calendar' : 'close-calendar'));
+    const steps = await calendarFollowsListing(this.options.side, listingId, systemRequest(pending.cause, 'calendar-follows'));
+    if (!steps.some((step) => step.events.length > 0)) this.calendars.delete(listingId);
   }
 
   /** A rule refusing the step means the world moved on (paid in time, cancelled): nothing left to do. */
