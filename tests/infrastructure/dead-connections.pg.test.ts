@@ -61,7 +61,7 @@ describe('a process that dies without closing its connections', () => {
     const key = 4_242_424_242n;
     const stop = new AbortController();
     try {
-      const dying = new PgAdvisoryLocks({ connectionString: await relay.listen(), heartbeatMs: 200 });
+      const dying = new PgAdvisoryLocks({ connectionString: await relay.listen(), heartbeatMs: 200, goneAfterMs: 1000 });
       const held = await dying.acquire(key, stop.signal);
       expect(held).toBeDefined();
 
@@ -79,13 +79,18 @@ describe('a process that dies without closing its connections', () => {
     }
   }, 15_000);
 
-  it('has the server end a transaction of ours left idle, which would otherwise hold back every event subscriber', async () => {
-    const pool: pg.Pool = createPool(database.url, 1);
+  it('has the server end a transaction of ours left idle, which would otherwise hold back every event subscriber, keeping the URL\'s own options', async () => {
+    const url = new URL(database.url);
+    url.searchParams.set('options', '-c statement_timeout=4321');
+    const pool: pg.Pool = createPool(url.toString(), 1);
     try {
-      const { rows } = await pool.query<{ timeout: string }>(
-        "select setting as timeout from pg_settings where name = 'idle_in_transaction_session_timeout'",
+      const { rows } = await pool.query<{ name: string; setting: string }>(
+        "select name, setting from pg_settings where name in ('idle_in_transaction_session_timeout', 'statement_timeout') order by name",
       );
-      expect(Number(rows[0]?.timeout)).toBe(idleTransactionTimeoutMs);
+      expect(rows).toEqual([
+        { name: 'idle_in_transaction_session_timeout', setting: String(idleTransactionTimeoutMs) },
+        { name: 'statement_timeout', setting: '4321' },
+      ]);
     } finally {
       await pool.end();
     }

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usersProjection } from '../../src/projections/users/users.projection.js';
-import { findUserProfile } from '../../src/projections/users/users.queries.js';
+import type { Database } from '../../src/projections/read-models.js';
+import { currentRolesOf, findUserProfile } from '../../src/projections/users/users.queries.js';
+import { createKysely, createPool } from '../../src/infrastructure/postgres/database.js';
+import { createTestDatabase } from '../support/database.js';
 import { admin, as, consumer } from '../support/command-side.js';
 import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
 import { registerUser } from './support/scenarios.js';
@@ -29,5 +32,25 @@ describe('users read model', () => {
     const before = await h.rows('users', 'users');
     await h.replay(usersProjection);
     expect(await h.rows('users', 'users')).toEqual(before);
+  });
+
+  it("given a user who no longer holds a role a token names, then that role is dropped; an unknown user's token is taken as it says", async () => {
+    const boss = { id: 'boss-1', roles: ['OWNER' as const] };
+    await registerUser(h.side, boss, 'Ada');
+    await h.settle();
+    // Its token was issued while it held ADMIN, since revoked.
+    expect(await currentRolesOf(h.db, { id: boss.id, roles: ['ADMIN', 'OWNER'] })).toEqual(['OWNER']);
+    expect(await currentRolesOf(h.db, { id: 'not-projected-yet', roles: ['ADMIN'] })).toEqual(['ADMIN']);
+  });
+
+  it('before the read model exists (a fresh deployment), takes a token as it says rather than fail', async () => {
+    const database = await createTestDatabase();
+    const pool = createPool(database.url, 1);
+    try {
+      expect(await currentRolesOf(createKysely<Database>(pool), { id: 'admin-9', roles: ['ADMIN', 'AUDITOR'] })).toEqual(['ADMIN', 'AUDITOR']);
+    } finally {
+      await pool.end();
+      await database.drop();
+    }
   });
 });

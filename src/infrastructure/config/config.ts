@@ -107,7 +107,7 @@ export const settingDescriptions: Record<keyof Config, string> = {
   AUDITOR_EMAIL: '`npm run seed`: email of the auditor to create (default `auditor@bookable.local`); its password is generated and printed',
   PROJECTION_BATCH_SIZE: 'most events a projector commits in one transaction',
   PROJECTION_BATCH_MAX_WAIT_MS: 'longest a live event waits for others to share its projector transaction',
-  PROJECTION_MAX_ATTEMPTS: 'tries of an event that its projection handler throws on, or that cannot be read (revealed), before the projection stops as `failed`; passing database errors (deadlock, serialization failure, too many connections, statement timeout, shutdown, lost connection) are retried as long as they last and not counted',
+  PROJECTION_MAX_ATTEMPTS: 'tries of an event that its projection handler throws on, or that cannot be read (revealed), before the projection stops as `failed`; passing database errors (deadlock, serialization failure, too many connections, an admin shutdown, a lost connection) are retried as long as they last and not counted',
   PROJECTION_RETRY_DELAY_MS: 'first delay between those tries; it doubles each time, up to 10 s',
   PROJECTION_LOCK_RETRY_MS: 'how often a standby projector tries to take over a projection, and checks for rebuilds',
   BOOKING_HOLD_MINUTES: 'how long requested dates stay held for payment before the booking expires',

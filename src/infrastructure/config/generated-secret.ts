@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readFile, rm } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, type Config } from './config.js';
 
@@ -57,12 +57,27 @@ async function publish(file: string, text: string): Promise<boolean> {
     // link, unlike rename, refuses to replace a file that is already there.
     return await link(draft, file).then(
       () => true,
-      (error: unknown) => {
-        if (error instanceof Error && 'code' in error && error.code === 'EEXIST') return false;
+      async (error: unknown) => {
+        const code = error instanceof Error && 'code' in error ? error.code : undefined;
+        if (code === 'EEXIST') return false;
+        // A file system without hard links (FAT, some network and FUSE mounts): created in place,
+        // which another process starting at the very same moment may read before it is written.
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') return createInPlace(file, text);
         throw error;
       },
     );
   } finally {
     await rm(draft, { force: true });
+  }
+}
+
+/** `publish` without a link: true when this call created the file. */
+async function createInPlace(file: string, text: string): Promise<boolean> {
+  try {
+    await writeFile(file, text, { mode: 0o600, flag: 'wx' });
+    return true;
+  } catch (error) {
+    if (error instanceof Error && 'code' in error && error.code === 'EEXIST') return false;
+    throw error;
   }
 }

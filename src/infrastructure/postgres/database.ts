@@ -23,18 +23,18 @@ export const idleTransactionTimeoutMs = 30_000;
 
 /** `applicationName` tells an operator in `pg_stat_activity` which process (and role) a connection serves. */
 export function createPool(url: string, max = 10, applicationName = 'bookable'): pg.Pool {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max,
-    application_name: applicationName,
-    options: `-c idle_in_transaction_session_timeout=${idleTransactionTimeoutMs}`,
-  });
+  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName });
   // A client losing its connection (server restart, terminated backend) must not crash the
   // process: idle ones are reported on the pool, checked-out ones only on the client, where
   // pg-pool removes its own listener while the client is lent out. The query in flight still
   // fails with the error, and the pool replaces the client.
   pool.on('error', () => undefined);
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    // A statement of its own, queued before any the client is lent out for: a startup `options`
+    // would override (or be overridden by) one in the URL or PGOPTIONS, and poolers refuse it.
+    client.query(`set idle_in_transaction_session_timeout = ${idleTransactionTimeoutMs}`).catch(() => undefined);
+  });
   return pool;
 }
 

@@ -9,12 +9,16 @@ export type PgAdvisoryLocksOptions = {
   readonly retryMs?: number;
   /** How often a held lock's session is checked; two missed answers count as lost. Default 1 s. */
   readonly heartbeatMs?: number;
+  /**
+   * How long the server waits for a held lock's heartbeats before it ends the session (its holder
+   * taken for gone, its host lost or cut off without closing the connection). Default 30 s, or
+   * five heartbeats if longer: longer than any pause of the holder's own (a long GC, a large
+   * fold), which would lose the lock with nothing wrong.
+   */
+  readonly goneAfterMs?: number;
   /** Connection problems, for the log; they are retried, never thrown. */
   readonly onError?: (error: unknown) => void;
 };
-
-/** Missed heartbeats after which the server takes a lock's holder for gone. */
-const heartbeatsBeforeGone = 5;
 
 /**
  * `pg_try_advisory_lock` on a dedicated connection per lock, outside any pool: a session lock
@@ -25,11 +29,13 @@ const heartbeatsBeforeGone = 5;
 export class PgAdvisoryLocks implements ProjectionLocks {
   private readonly retryMs: number;
   private readonly heartbeatMs: number;
+  private readonly goneAfterMs: number;
   private readonly onError: (error: unknown) => void;
 
   constructor(private readonly options: PgAdvisoryLocksOptions) {
     this.retryMs = options.retryMs ?? 1000;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.goneAfterMs = options.goneAfterMs ?? Math.max(30_000, 5 * this.heartbeatMs);
     this.onError = options.onError ?? (() => undefined);
   }
 
@@ -52,8 +58,8 @@ export class PgAdvisoryLocks implements ProjectionLocks {
           if (result.rows[0]?.locked) {
             // A holder that dies without closing its connection would otherwise keep the lock
             // until TCP keepalive notices (two hours by default): the server ends a held lock's
-            // session once its heartbeats have stopped for a few beats.
-            await client.query(`set idle_session_timeout = ${this.heartbeatMs * heartbeatsBeforeGone}`);
+            // session once its heartbeats have stopped for `goneAfterMs`.
+            await client.query(`set idle_session_timeout = ${this.goneAfterMs}`);
             return this.held(client, sessionKey, lost);
           }
           await sleep(this.retryMs, signal);

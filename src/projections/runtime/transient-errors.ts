@@ -2,9 +2,17 @@
  * SQLSTATE classes that speak of the moment, not of the statement, so that the same work may well
  * go through when tried again: 08 the connection failed; 40 the transaction was rolled back
  * (serialization failure, deadlock); 53 the server ran short (connections, memory, disk); 57 an
- * operator or the server stepped in (a statement timeout's cancel, an admin shutdown).
+ * operator or the server stepped in (a cancel, an admin shutdown).
  */
 const transientClasses: ReadonlySet<string> = new Set(['08', '40', '53', '57']);
+
+/**
+ * Codes of those classes that a statement meets again every time it is tried: a protocol
+ * violation is a statement the driver cannot send (too many parameters), a configuration limit
+ * one the server will not take, and a statement timeout one too slow for the limit an operator
+ * set. Retried without end, the projection would never report them; they count as the work's own.
+ */
+const recurringCodes: ReadonlySet<string> = new Set(['08P01', '53400', '57014']);
 
 /** node's codes for a socket that would not open or broke off. */
 const socketCodes: ReadonlySet<string> = new Set([
@@ -52,6 +60,6 @@ function isTransientItself(error: Error): boolean {
   const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
   // Socket codes first: `EPIPE` has a SQLSTATE's shape.
   if (code !== undefined && socketCodes.has(code)) return true;
-  if (code !== undefined && sqlstateShape.test(code)) return transientClasses.has(code.slice(0, 2));
+  if (code !== undefined && sqlstateShape.test(code)) return transientClasses.has(code.slice(0, 2)) && !recurringCodes.has(code);
   return connectionMessages.some((message) => message.test(error.message));
 }
