@@ -427,7 +427,64 @@ describe('payment process manager (booking ⇄ payment)', () => {
       await running;
     }
   });
+
+  describe.each([
+    ['ends without its signal aborting (a server closing the stream)', 'ends' as const, 'The subscription to the log ended although the process was not stopped'],
+    ['fails (the connection lost)', 'throws' as const, 'Connection terminated unexpectedly'],
+  ])('run() when its subscription %s after an event', (_, how, reported) => {
+    it('says so, subscribes again from its checkpoint, and acts on what is appended afterwards', async () => {
+      const checkpoints = new PgProcessCheckpoints(createKysely<ProcessCheckpointTables>(backend.pool));
+      await drain(false);
+      if (cursor) await checkpoints.save(paymentProcessName, cursor);
+      const errors: string[] = [];
+      const following = new PaymentProcess({
+        eventStore: firstSubscriptionBreaksOff(backend.eventStore, how),
+        side,
+        gateway: payments.gateway,
+        checkpoints,
+        retryDelayMs: 20,
+        onError: (error, what) => errors.push(`${what}: ${error instanceof Error ? error.message : String(error)}`),
+      });
+      const stop = new AbortController();
+      const running = following.run(stop.signal);
+      try {
+        // Given the first subscription broke off after the payment's first event,
+        const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+        await eventually(async () => errors.length > 0);
+        // when the payment succeeds afterwards,
+        await pay(paymentId, intentId);
+        // then the process still confirms the booking, and the break was reported.
+        await eventually(async () => (await bookingStatus(bookingId)) === 'confirmed');
+        expect(errors).toEqual([`follow the log; subscribing again from the checkpoint: ${reported}`]);
+      } finally {
+        stop.abort();
+        await running;
+      }
+    });
+  });
 });
+
+/** `store`, but its first subscription breaks off right after its first event: `how` it ends, quietly or with an error. */
+function firstSubscriptionBreaksOff(store: EventStore, how: 'ends' | 'throws'): EventStore {
+  let subscriptions = 0;
+  return {
+    appendToStream: (streamId, events, options) => store.appendToStream(streamId, events, options),
+    readStream: (streamId, options) => store.readStream(streamId, options),
+    readAll: (options) => store.readAll(options),
+    close: () => store.close(),
+    subscribeToAll(options) {
+      subscriptions += 1;
+      if (subscriptions > 1) return store.subscribeToAll(options);
+      return (async function* () {
+        for await (const event of store.subscribeToAll(options)) {
+          yield event;
+          if (how === 'throws') throw new Error('Connection terminated unexpectedly');
+          return;
+        }
+      })();
+    },
+  };
+}
 
 async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -66,9 +66,10 @@ export class PaymentProcess {
 
   /**
    * Follows the log from the checkpoint until `signal` aborts. When following fails (the
-   * subscription's read, loading or saving the checkpoint: the database gone for a moment), it
-   * subscribes again from the checkpoint after a wait: stopping for good would leave every later
-   * payment unconfirmed and every refund unsent until someone restarted the process.
+   * subscription's read, loading or saving the checkpoint: the database gone for a moment; or the
+   * subscription ending unasked), it subscribes again from the checkpoint after a wait: stopping
+   * for good would leave every later payment unconfirmed and every refund unsent until someone
+   * restarted the process.
    */
   async run(signal: AbortSignal): Promise<void> {
     for (let failures = 0; !signal.aborted; ) {
@@ -99,6 +100,9 @@ export class PaymentProcess {
       await checkpoints.save(paymentProcessName, event.position);
       progressed();
     }
+    // The port ends a subscription only on its signal; a store that ends it otherwise (a server
+    // closing the stream) must not pass for a stop, which nobody would hear of.
+    if (!signal.aborted) throw new Error('The subscription to the log ended although the process was not stopped');
   }
 
   /** Handles one event; idempotent, so handing it the same event twice changes nothing. */

@@ -227,7 +227,11 @@ export class EsdbEventStore implements EventStore {
         // When the abort wins the race this read is abandoned; its later failure is no one's.
         next.catch(() => undefined);
         const result = await Promise.race([aborted, next]);
-        if (result === 'aborted' || result.done) return;
+        if (result === 'aborted' || signal?.aborted) return;
+        // The server ends the call on its own account too (shutting down, a leader change), with
+        // an OK status: the port's subscription ends only on its signal, and a caller taking this
+        // end for one would stop following for good without a word.
+        if (result.done) throw new Error('EventStoreDB ended the subscription to $all unasked');
         const raw = result.value.event;
         if (!raw || isSystemEvent(raw) || !isAfter(raw.position, after)) continue;
         const event = fromEsdbEvent(raw);
