@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { commandResultSchema, sendCommandResult } from '../../src/infrastructure/http/command-result.js';
@@ -15,6 +16,18 @@ const effects: string[] = [];
 let failNext = false;
 /** Runs of the test route whose response stands for credentials. */
 let sessionsIssued = 0;
+/** Runs of the test routes that take raw or unprintable bodies. */
+let uploads = 0;
+let unkeyedRuns = 0;
+
+/** Were the hook that hashes a request to write this body out as JSON, the request would fail. */
+function unprintable<T extends object>(body: T): T {
+  return Object.defineProperty(body, 'toJSON', {
+    value: () => {
+      throw new Error('this body was written out as JSON');
+    },
+  });
+}
 
 beforeAll(async () => {
   backend = await startBackend();
@@ -44,6 +57,20 @@ beforeAll(async () => {
         sessionsIssued += 1;
         return { token: randomUUID() };
       });
+      void app.register(async (scope) => {
+        // Stands for a route that takes its body as raw bytes (as the Stripe webhook does).
+        scope.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, unprintable(Buffer.from(body))));
+        scope.post('/test/uploads', async (_request, reply) => {
+          uploads += 1;
+          return reply.code(201).send({ upload: uploads });
+        });
+        // Stands for the Stripe webhook: no Idempotency-Key, whatever the client sends.
+        scope.addContentTypeParser('application/x-unprintable', { parseAs: 'string' }, (_request, body, done) => done(null, unprintable({ body })));
+        scope.post('/test/unkeyed', { config: { idempotency: false } }, async () => {
+          unkeyedRuns += 1;
+          return { run: unkeyedRuns };
+        });
+      });
     },
   });
 }, 60_000);
@@ -52,6 +79,11 @@ afterAll(async () => {
   await api.close();
   await backend.close();
 });
+
+/** Moves a key's times `ms` into the past: as if that long had gone by on the database's clock, which keys expire by. */
+async function age(key: string, ms: number): Promise<void> {
+  await sql`UPDATE idempotency_keys SET created_at = created_at - make_interval(secs => ${ms / 1000}), expires_at = expires_at - make_interval(secs => ${ms / 1000}) WHERE key = ${key}`.execute(backend.idempotencyDb);
+}
 
 const consumer = () => api.app.issueAccessToken({ id: `consumer-${randomUUID()}`, roles: ['CONSUMER'] }).accessToken;
 const order = (token: string, key: string | undefined, item = 'lamp') =>
@@ -138,14 +170,44 @@ describe('Idempotency-Key', () => {
     expect((await order(sameIdAsConsumer, key)).status).toBe(201);
   });
 
-  it('forgets keys after the time to live', async () => {
+  it('forgets keys after the time to live, counted on the database\'s clock', async () => {
     const token = consumer();
     const key = randomUUID();
     const first = await order(token, key);
-    api.clock.advance(24 * 3_600_000 + 1);
+    await age(key, 24 * 3_600_000 - 60_000);
+    expect((await order(token, key)).headers.get('idempotent-replayed')).toBe('true');
+
+    await age(key, 60_001);
     const later = await order(token, key);
     expect(later.headers.get('idempotent-replayed')).toBeNull();
     expect(later.body.version).not.toBe(first.body.version);
+  });
+
+  it('hashes a raw body as its bytes, never written out as JSON', async () => {
+    const upload = (bytes: string, key: string) =>
+      fetch(`${api.url}/test/uploads`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'idempotency-key': key }, body: bytes });
+    const key = randomUUID();
+    const before = uploads;
+
+    const first = await upload('%PDF-1.7 …', key);
+    expect(first.status).toBe(201);
+    const again = await upload('%PDF-1.7 …', key);
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await again.text()).toBe(await first.text());
+    expect((await upload('%PDF-1.7 other', key)).status).toBe(422);
+    expect(uploads - before).toBe(1);
+  });
+
+  it('does not hash the request on a route that takes no key, whatever headers it comes with', async () => {
+    const before = unkeyedRuns;
+    const send = () => fetch(`${api.url}/test/unkeyed`, { method: 'POST', headers: { 'content-type': 'application/x-unprintable', 'idempotency-key': 'same-key' }, body: 'event' });
+    const first = await send();
+    expect(first.status).toBe(200);
+    const second = await send();
+    expect(second.status).toBe(200);
+    expect(second.headers.get('idempotent-replayed')).toBeNull();
+    expect(unkeyedRuns - before).toBe(2);
   });
 
   it('stores responses encrypted', async () => {
@@ -156,48 +218,60 @@ describe('Idempotency-Key', () => {
 });
 
 describe('PgIdempotencyStore', () => {
+  const terms = { leaseMs: 60_000, ttlMs: 86_400_000 };
+  // A real lease, short enough to wait out: leases run on the database's clock, not a fake one.
+  const dying = { ...terms, leaseMs: 300 };
+  const lapse = () => sleep(400);
+
   it('lets a retry take over a claim whose request died (its lease ran out), once', async () => {
     const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
     const id = { scope: 'someone', key: randomUUID() };
-    const at = (ms: number) => new Date(Date.UTC(2030, 0, 1) + ms);
-    const times = (now: number) => ({ now: at(now), leaseUntil: at(now + 60_000), expiresAt: at(now + 86_400_000) });
-    expect(await store.claim(id, 'hash', times(0))).toEqual({ outcome: 'claimed', token: expect.any(String) });
-    expect(await store.claim(id, 'hash', times(59_000))).toEqual({ outcome: 'in_flight' });
-    expect(await store.claim(id, 'hash', times(61_000))).toEqual({ outcome: 'claimed', token: expect.any(String) });
-    expect(await store.claim(id, 'hash', times(62_000))).toEqual({ outcome: 'in_flight' });
-    expect(await store.claim(id, 'other', times(62_000))).toEqual({ outcome: 'mismatch' });
+    expect(await store.claim(id, 'hash', dying)).toEqual({ outcome: 'claimed', token: expect.any(String) });
+    expect(await store.claim(id, 'hash', terms)).toEqual({ outcome: 'in_flight' });
+    await lapse();
+    expect(await store.claim(id, 'hash', terms)).toEqual({ outcome: 'claimed', token: expect.any(String) });
+    expect(await store.claim(id, 'hash', terms)).toEqual({ outcome: 'in_flight' });
+    expect(await store.claim(id, 'other', terms)).toEqual({ outcome: 'mismatch' });
   });
 
   it('leaves a claim taken over to the request that took it: the first one can neither free nor complete it', async () => {
     const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
     const id = { scope: 'someone', key: randomUUID() };
-    const at = (ms: number) => new Date(Date.UTC(2030, 0, 1) + ms);
-    const times = (now: number) => ({ now: at(now), leaseUntil: at(now + 60_000), expiresAt: at(now + 86_400_000) });
     const response = (status: number) => ({ status, headers: {}, body: Buffer.from(`answer ${status}`) });
-    const first = await store.claim(id, 'hash', times(0));
-    const second = await store.claim(id, 'hash', times(61_000));
+    const first = await store.claim(id, 'hash', dying);
+    await lapse();
+    const second = await store.claim(id, 'hash', terms);
     if (first.outcome !== 'claimed' || second.outcome !== 'claimed') throw new Error('both should have claimed the key');
 
     // The first request, presumed dead, was only slow: its 5xx and its answer come too late.
     await store.release({ ...id, token: first.token });
-    expect(await store.claim(id, 'hash', times(62_000))).toEqual({ outcome: 'in_flight' });
+    expect(await store.claim(id, 'hash', terms)).toEqual({ outcome: 'in_flight' });
     await store.complete({ ...id, token: first.token }, response(201));
-    expect(await store.renew({ ...id, token: first.token }, at(200_000))).toBe(false);
-    expect(await store.claim(id, 'hash', times(62_000))).toEqual({ outcome: 'in_flight' });
+    expect(await store.renew({ ...id, token: first.token }, terms.leaseMs)).toBe(false);
+    expect(await store.claim(id, 'hash', terms)).toEqual({ outcome: 'in_flight' });
 
-    expect(await store.renew({ ...id, token: second.token }, at(200_000))).toBe(true);
+    expect(await store.renew({ ...id, token: second.token }, terms.leaseMs)).toBe(true);
     await store.complete({ ...id, token: second.token }, response(202));
-    const replayed = await store.claim(id, 'hash', times(63_000));
+    const replayed = await store.claim(id, 'hash', terms);
     expect(replayed).toMatchObject({ outcome: 'completed', response: { status: 202 } });
+  });
+
+  it('keeps a claim its request renews past its first lease', async () => {
+    const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
+    const id = { scope: 'someone', key: randomUUID() };
+    const claim = await store.claim(id, 'hash', dying);
+    if (claim.outcome !== 'claimed') throw new Error('the key should have been claimed');
+    await sleep(200);
+    expect(await store.renew({ ...id, token: claim.token }, terms.leaseMs)).toBe(true);
+    await sleep(200);
+    expect(await store.claim(id, 'hash', terms)).toEqual({ outcome: 'in_flight' });
   });
 
   it('sweeps expired keys', async () => {
     const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
-    const now = new Date(Date.UTC(2031, 0, 1));
-    const expired = { now: new Date(now.getTime() - 2), leaseUntil: now, expiresAt: new Date(now.getTime() - 1) };
-    await store.claim({ scope: 'sweep', key: randomUUID() }, 'hash', expired);
-    expect(await store.sweep(now)).toBeGreaterThanOrEqual(1);
-    const left = await backend.idempotencyDb.selectFrom('idempotency_keys').select('key').where('expires_at', '<=', now).execute();
+    await store.claim({ scope: 'sweep', key: randomUUID() }, 'hash', { ...terms, ttlMs: 0 });
+    expect(await store.sweep()).toBeGreaterThanOrEqual(1);
+    const left = await backend.idempotencyDb.selectFrom('idempotency_keys').select('key').where('expires_at', '<=', sql<Date>`now()`).execute();
     expect(left).toEqual([]);
   });
 });
@@ -239,7 +313,7 @@ describe('Idempotency-Key after it has expired', () => {
     const key = randomUUID();
     const first = await createListing(token, key, 'Loft by the river');
     expect(first.status).toBe(201);
-    api.clock.advance(ttlMs + 1);
+    await age(key, ttlMs + 1);
 
     const before = await eventCount();
     const second = await createListing(token, key, 'Cabin in the woods');
@@ -255,7 +329,7 @@ describe('Idempotency-Key after it has expired', () => {
     const key = randomUUID();
     const first = await createListing(token, key, 'Loft by the river');
     expect(first.status).toBe(201);
-    api.clock.advance(ttlMs + 1);
+    await age(key, ttlMs + 1);
 
     const before = await eventCount();
     const again = await createListing(token, key, 'Loft by the river');

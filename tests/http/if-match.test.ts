@@ -159,7 +159,7 @@ describe('If-Match on commands over HTTP', () => {
       expectAccepted(first, 1);
       const after = await snapshot([listingStreamId(id), listingCalendarStreamId(id)]);
 
-      await answerLost(backend, key, api.clock.now());
+      await answerLost(backend, key);
       const retry = await deactivate();
 
       expectAccepted(retry, 1);
@@ -228,7 +228,7 @@ describe('If-Match on commands over HTTP', () => {
       const touched = [appointmentStreamId(id), schedule, agenda];
       const after = await snapshot(touched);
 
-      await answerLost(backend, key, api.clock.now());
+      await answerLost(backend, key);
       const retry = await move();
 
       expectAccepted(retry, 2);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashRefreshToken } from '../../src/application/identity/identity.service.js';
 import { formatPosition } from '../../src/application/ports/position.js';
 import { requireAuth } from '../../src/infrastructure/http/plugins/auth.plugin.js';
-import { postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
+import { keyExpired, postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
 
 let backend: TestBackend;
 let api: TestApi;
@@ -226,6 +226,7 @@ describe('erasure', () => {
     expect(erased.status).toBe(200);
 
     api.clock.advance(25 * 3_600_000);
+    await keyExpired(backend, key);
     const replayed = await signUp({ email }, { 'idempotency-key': key });
     expect(replayed.status).toBe(409);
     expect(replayed.body.type).toBe('https://bookable.example/problems/account-erased');

@@ -1,5 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler, preValidationHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { z } from 'zod';
 import { deterministicUuid } from '../../application/ids.js';
@@ -11,6 +11,10 @@ export type IdempotencyOptions = {
   readonly store: PgIdempotencyStore;
   /** The server secret; request hashes are keyed with a key derived from it. */
   readonly secret: string;
+  /**
+   * Measures how long a request has held its claim, a span on this process alone. Leases and
+   * expiry are not on it but on the database's clock: the processes' clocks may disagree.
+   */
   readonly clock: Clock;
   readonly ttlHours: number;
   /**
@@ -31,7 +35,7 @@ declare module 'fastify' {
     commandId: string;
     /** Set while this request holds a claimed key, until its response is stored (or, on a `'no-replay'` route, released). */
     idempotencyClaim: IdempotencyClaim | null;
-    /** HMAC of method, URL and body as sent (before validation reshapes it). */
+    /** HMAC of method, URL and body as sent (before validation reshapes it); null without a key, or on a route that takes none. */
     requestHash: string | null;
   }
   interface FastifyContextConfig {
@@ -62,8 +66,9 @@ function isPost(method: string | string[]): boolean {
 }
 
 /**
- * The body as hashed. This runs before validation: a body nested deeper than the stack allows
- * (any JSON parser takes it) cannot be written back, and is refused as the validation would.
+ * The body as hashed, when a parser made something of it. This runs before validation: a body
+ * nested deeper than the stack allows (any JSON parser takes it) cannot be written back, and is
+ * refused as the validation would.
  */
 function bodyText(body: unknown): string {
   try {
@@ -93,20 +98,24 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     request.commandId = randomUUID();
   });
 
-  app.addHook('preValidation', async (request) => {
-    if (request.method !== 'POST' || request.headers['idempotency-key'] === undefined) return;
-    const body = request.body === undefined ? '' : bodyText(request.body);
-    request.requestHash = createHmac('sha256', hashKey).update(`${request.method}\n${request.url}\n${body}`).digest('hex');
-  });
+  // Only on the routes that take the key: elsewhere (the Stripe webhook, unsigned until its
+  // handler checks) hashing a body is work anyone could make this process do for nothing.
+  const fingerprint: preValidationHookHandler = async function (request) {
+    if (request.headers['idempotency-key'] === undefined) return;
+    const hash = createHmac('sha256', hashKey).update(`${request.method}\n${request.url}\n`);
+    // Raw bytes as they are: written out as JSON, a Buffer becomes an array of numbers, five
+    // times its size and slow to make.
+    if (Buffer.isBuffer(request.body)) hash.update(request.body);
+    else if (request.body !== undefined) hash.update(bodyText(request.body));
+    request.requestHash = hash.digest('hex');
+  };
 
   const claimKey: preHandlerHookHandler = async function (request, reply) {
     const key = request.headers['idempotency-key'];
     if (typeof key !== 'string' || request.requestHash === null) return;
     const route = request.routeOptions.url ?? request.url;
     const id = { scope: request.actor?.id ?? `anonymous:${request.method} ${route}`, key };
-    const now = clock.now();
-    const times = { now, leaseUntil: new Date(now.getTime() + leaseMs), expiresAt: new Date(now.getTime() + ttlMs) };
-    const claim = await store.claim(id, request.requestHash, times);
+    const claim = await store.claim(id, request.requestHash, { leaseMs, ttlMs });
     if (claim.outcome === 'mismatch') throw keyReused();
     if (claim.outcome === 'in_flight') throw keyInFlight();
     if (claim.outcome === 'completed') {
@@ -123,7 +132,7 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     request.commandId = deterministicUuid('idempotency', id.scope, id.key, request.requestHash);
     if ((claimsSinceSweep += 1) >= 100) {
       claimsSinceSweep = 0;
-      store.sweep(now).catch((error: unknown) => request.log.warn({ err: error }, 'idempotency sweep failed'));
+      store.sweep().catch((error: unknown) => request.log.warn({ err: error }, 'idempotency sweep failed'));
     }
   };
 
@@ -136,10 +145,10 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
    */
   function holdClaim(request: FastifyRequest, claim: IdempotencyClaim): void {
     request.idempotencyClaim = claim;
-    const until = Date.now() + maxHoldMs;
+    const until = clock.now().getTime() + maxHoldMs;
     const renewal = setInterval(() => {
-      if (Date.now() >= until) return letGo(request);
-      store.renew(claim, new Date(clock.now().getTime() + leaseMs)).then(
+      if (clock.now().getTime() >= until) return letGo(request);
+      store.renew(claim, leaseMs).then(
         // Taken over after all (a renewal came too late): no longer ours to renew.
         (renewed) => renewed || letGo(request),
         (error: unknown) => request.log.warn({ err: error }, 'idempotency lease renewal failed'),
@@ -180,8 +189,9 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   // However a request ends, its renewals end with it.
   app.addHook('onResponse', async (request) => letGo(request));
 
-  // Every POST route gets the header in its schema (validated, and shown in /docs) and the
-  // claim as its last preHandler: after authentication, whose actor scopes the key, and after
+  // Every POST route gets the header in its schema (validated, and shown in /docs), the request
+  // hash as its first preValidation hook (the body as sent, before validation reshapes it), and
+  // the claim as its last preHandler: after authentication, whose actor scopes the key, and after
   // role checks, so a refused request does not use up the key.
   app.addHook('onRoute', (route) => {
     if (!isPost(route.method) || route.config?.idempotency === false) return;
@@ -189,6 +199,8 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const keyHeader = { 'idempotency-key': idempotencyKeyHeaderSchema };
     const extended = headers instanceof z.ZodObject ? headers.extend(keyHeader) : headers === undefined ? z.object(keyHeader) : headers;
     route.schema = { ...route.schema, headers: extended };
+    const ownValidation = route.preValidation === undefined ? [] : Array.isArray(route.preValidation) ? route.preValidation : [route.preValidation];
+    route.preValidation = [fingerprint, ...ownValidation];
     const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
     route.preHandler = [...own, claimKey];
   });

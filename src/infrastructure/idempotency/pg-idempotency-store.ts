@@ -1,6 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { openBytes, sealBytes } from '../../application/privacy/aes-gcm.js';
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type RawBuilder } from 'kysely';
 import type { IdempotencyTables } from './idempotency.tables.js';
 
 export type IdempotencyKeyId = { readonly scope: string; readonly key: string };
@@ -23,14 +23,20 @@ export type Claim =
   | { readonly outcome: 'mismatch' }
   | { readonly outcome: 'completed'; readonly response: StoredResponse };
 
-export type ClaimTimes = {
-  readonly now: Date;
-  /** Until when the claim holds if its request never finishes (a crash). */
-  readonly leaseUntil: Date;
-  readonly expiresAt: Date;
+/** How long a claim and its key last, counted from the database's clock when the key is claimed. */
+export type ClaimTerms = {
+  /** How long the claim holds if its request never finishes (a crash). */
+  readonly leaseMs: number;
+  /** How long the key and its response are kept. */
+  readonly ttlMs: number;
 };
 
-/** Idempotency keys and their responses in PostgreSQL; one row per (scope, key). */
+/**
+ * Idempotency keys and their responses in PostgreSQL; one row per (scope, key). Leases and
+ * expiry are written and compared on the database's clock only: with each API process on its
+ * own clock, one running 40 s ahead would see a claim another still renews as lapsed, take it
+ * over, and run the request twice.
+ */
 export class PgIdempotencyStore {
   private readonly encryptionKey: Buffer;
 
@@ -42,11 +48,11 @@ export class PgIdempotencyStore {
     this.encryptionKey = createHmac('sha256', secret).update('idempotency-response-encryption').digest();
   }
 
-  async claim(id: IdempotencyKeyId, requestHash: string, times: ClaimTimes): Promise<Claim> {
+  async claim(id: IdempotencyKeyId, requestHash: string, terms: ClaimTerms): Promise<Claim> {
     const token = randomUUID();
     const thisKey = this.db.deleteFrom('idempotency_keys').where('scope', '=', id.scope).where('key', '=', id.key);
     // An expired key is as good as none: drop it here rather than wait for the sweep.
-    await thisKey.where('expires_at', '<=', times.now).execute();
+    await thisKey.where('expires_at', '<=', databaseNow()).execute();
     const inserted = await this.db
       .insertInto('idempotency_keys')
       .values({
@@ -54,10 +60,10 @@ export class PgIdempotencyStore {
         key: id.key,
         request_hash: requestHash,
         status: 'in_flight',
-        locked_until: times.leaseUntil,
+        locked_until: fromNow(terms.leaseMs),
         claim_token: token,
-        created_at: times.now,
-        expires_at: times.expiresAt,
+        created_at: databaseNow(),
+        expires_at: fromNow(terms.ttlMs),
       })
       .onConflict((conflict) => conflict.columns(['scope', 'key']).doNothing())
       .returning('key')
@@ -77,7 +83,7 @@ export class PgIdempotencyStore {
       const response = { status: row.response_status, headers: row.response_headers ?? {}, body: this.decrypt(row.response_body) };
       return { outcome: 'completed', response };
     }
-    return (await this.takeOverAbandoned(id, token, times)) ? { outcome: 'claimed', token } : { outcome: 'in_flight' };
+    return (await this.takeOverAbandoned(id, token, terms.leaseMs)) ? { outcome: 'claimed', token } : { outcome: 'in_flight' };
   }
 
   /**
@@ -85,21 +91,21 @@ export class PgIdempotencyStore {
    * over is safe: the retry derives the same command id, so it appends nothing twice. (A request
    * that renews its lease never loses it while it runs: see the plugin.)
    */
-  private async takeOverAbandoned(id: IdempotencyKeyId, token: string, times: ClaimTimes): Promise<boolean> {
+  private async takeOverAbandoned(id: IdempotencyKeyId, token: string, leaseMs: number): Promise<boolean> {
     const taken = await this.db
       .updateTable('idempotency_keys')
-      .set({ locked_until: times.leaseUntil, claim_token: token })
+      .set({ locked_until: fromNow(leaseMs), claim_token: token })
       .where('scope', '=', id.scope)
       .where('key', '=', id.key)
       .where('status', '=', 'in_flight')
-      .where('locked_until', '<=', times.now)
+      .where('locked_until', '<=', databaseNow())
       .executeTakeFirst();
     return taken.numUpdatedRows > 0n;
   }
 
-  /** Extends a claim's lease while its request runs; `false` once the claim is no longer this one. */
-  async renew(claim: IdempotencyClaim, leaseUntil: Date): Promise<boolean> {
-    const renewed = await this.db.updateTable('idempotency_keys').set({ locked_until: leaseUntil }).where(ownClaim(claim)).executeTakeFirst();
+  /** Extends a claim's lease to `leaseMs` from now while its request runs; `false` once the claim is no longer this one. */
+  async renew(claim: IdempotencyClaim, leaseMs: number): Promise<boolean> {
+    const renewed = await this.db.updateTable('idempotency_keys').set({ locked_until: fromNow(leaseMs) }).where(ownClaim(claim)).executeTakeFirst();
     return renewed.numUpdatedRows > 0n;
   }
 
@@ -123,13 +129,11 @@ export class PgIdempotencyStore {
     await this.db.deleteFrom('idempotency_keys').where(ownClaim(claim)).execute();
   }
 
-
-
   /** Deletes up to `limit` expired keys; small batches keep each sweep short. */
-  async sweep(now: Date, limit = 500): Promise<number> {
+  async sweep(limit = 500): Promise<number> {
     const result = await sql`
       DELETE FROM idempotency_keys
-      WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys WHERE expires_at <= ${now} LIMIT ${limit}))`.execute(this.db);
+      WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys WHERE expires_at <= ${databaseNow()} LIMIT ${limit}))`.execute(this.db);
     return Number(result.numAffectedRows ?? 0n);
   }
 
@@ -140,6 +144,16 @@ export class PgIdempotencyStore {
   private decrypt(stored: Buffer): Buffer {
     return openBytes(this.encryptionKey, stored);
   }
+}
+
+/** The database's time: `now()`, stable within a statement, so the expiry index still serves the sweep. */
+function databaseNow(): RawBuilder<Date> {
+  return sql<Date>`now()`;
+}
+
+/** The database's time `ms` from now. */
+function fromNow(ms: number): RawBuilder<Date> {
+  return sql<Date>`now() + make_interval(secs => ${ms / 1000})`;
 }
 
 /** The row of this very claim, still in flight: not a takeover's after its lease ran out. */

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import type pg from 'pg';
 import { createCommandHandlers, type CommandSide } from '../../../src/application/command-handlers.js';
@@ -155,14 +155,20 @@ export function validClaims(overrides: Record<string, unknown> = {}): Record<str
 
 /**
  * What a crash after a command's append and before its answer was kept leaves of its
- * Idempotency-Key: claimed, the lease run out at `now`, so a retry runs the command again.
+ * Idempotency-Key: claimed, the lease run out (by the database's clock, which leases go by), so
+ * a retry runs the command again.
  */
-export async function answerLost(backend: TestBackend, key: string, now: Date): Promise<void> {
+export async function answerLost(backend: TestBackend, key: string): Promise<void> {
   await backend.idempotencyDb
     .updateTable('idempotency_keys')
-    .set({ status: 'in_flight', locked_until: new Date(now.getTime() - 1000), response_status: null, response_headers: null, response_body: null })
+    .set({ status: 'in_flight', locked_until: sql<Date>`now() - interval '1 second'`, response_status: null, response_headers: null, response_body: null })
     .where('key', '=', key)
     .execute();
+}
+
+/** An Idempotency-Key past its time to live (by the database's clock, which expiry goes by). */
+export async function keyExpired(backend: TestBackend, key: string): Promise<void> {
+  await backend.idempotencyDb.updateTable('idempotency_keys').set({ expires_at: sql<Date>`now() - interval '1 second'` }).where('key', '=', key).execute();
 }
 
 export async function postJson(
