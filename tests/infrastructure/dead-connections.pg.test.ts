@@ -1,7 +1,8 @@
+import { sql } from 'kysely';
 import net from 'node:net';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool, idleTransactionTimeoutMs } from '../../src/infrastructure/postgres/database.js';
+import { createKysely, createPool, idleTransactionTimeoutMs } from '../../src/infrastructure/postgres/database.js';
 import { PgAdvisoryLocks } from '../../src/infrastructure/projections/pg-advisory-locks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -79,14 +80,14 @@ describe('a process that dies without closing its connections', () => {
     }
   }, 15_000);
 
-  it('has the server end a transaction of ours left idle, which would otherwise hold back every event subscriber, keeping the URL\'s own options', async () => {
+  it('has the server end a transaction of ours (kysely\'s) left idle, which would otherwise hold back every event subscriber, keeping the URL\'s own options', async () => {
     const url = new URL(database.url);
     url.searchParams.set('options', '-c statement_timeout=4321');
     const pool: pg.Pool = createPool(url.toString(), 1);
     try {
-      const { rows } = await pool.query<{ name: string; setting: string }>(
-        "select name, setting from pg_settings where name in ('idle_in_transaction_session_timeout', 'statement_timeout') order by name",
-      );
+      const { rows } = await sql<{ name: string; setting: string }>`
+        select name, setting from pg_settings where name in ('idle_in_transaction_session_timeout', 'statement_timeout') order by name
+      `.execute(createKysely(pool));
       expect(rows).toEqual([
         { name: 'idle_in_transaction_session_timeout', setting: String(idleTransactionTimeoutMs) },
         { name: 'statement_timeout', setting: '4321' },

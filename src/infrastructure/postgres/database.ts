@@ -29,12 +29,7 @@ export function createPool(url: string, max = 10, applicationName = 'bookable'):
   // pg-pool removes its own listener while the client is lent out. The query in flight still
   // fails with the error, and the pool replaces the client.
   pool.on('error', () => undefined);
-  pool.on('connect', (client) => {
-    client.on('error', () => undefined);
-    // A statement of its own, queued before any the client is lent out for: a startup `options`
-    // would override (or be overridden by) one in the URL or PGOPTIONS, and poolers refuse it.
-    client.query(`set idle_in_transaction_session_timeout = ${idleTransactionTimeoutMs}`).catch(() => undefined);
-  });
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
@@ -69,7 +64,18 @@ function preparing(pool: pg.Pool): PostgresPool {
     async connect() {
       const client = await pool.connect();
       let names = namesByClient.get(client);
-      if (!names) namesByClient.set(client, (names = new Map()));
+      if (!names) {
+        // Our transactions are all kysely's (appends are single statements). Set once per
+        // connection by a statement of its own: a startup `options` would override, or be
+        // overridden by, one in the URL or PGOPTIONS, and poolers refuse it.
+        try {
+          await client.query(`set idle_in_transaction_session_timeout = ${idleTransactionTimeoutMs}`);
+        } catch (error) {
+          client.release(true);
+          throw error;
+        }
+        namesByClient.set(client, (names = new Map()));
+      }
       return new PreparingClient(client, names);
     },
     end: () => pool.end(),
