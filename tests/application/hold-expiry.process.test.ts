@@ -373,7 +373,7 @@ describe('hold expiry process', () => {
       expect(await everyEventId()).toEqual(before);
     });
 
-    it('a retry that found its steps taken, and lands after the process moved them back, has slot and time follow it after the grace period', async () => {
+    it('a retry that found its steps taken, and lands after the process moved them back, takes them again at once: the new time is never left free', async () => {
       const { process, turn } = startWatchedProcess();
       await turn();
       let resume = () => {};
@@ -382,17 +382,41 @@ describe('hold expiry process', () => {
       await reached;
       clock.advance(graceMs);
       expect(await turn()).toBe(2);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+
       resume();
       await retry;
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nine, time: nine });
 
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       await turn();
       clock.advance(graceMs);
       await turn();
+      expect(process.pending.moves).toBe(0);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+    });
+
+    it('a retry that lands while the process moves the slot back (after the retry looked) has the process put slot and time where the appointment now is', async () => {
+      const { process, turn } = startWatchedProcess();
+      await turn();
+      clock.advance(graceMs);
+      let resume = () => {};
+      const reached = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const sweeping = turn();
+      await reached;
+      // The process read the appointment at nine and is about to move the slot back there; the
+      // retry, all steps found in place, lands in between and sees nothing to follow.
+      await rescheduleAppointment(side, appointmentId, { start: nineThirty }, request);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      resume();
+      await sweeping;
 
       expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
       await turn();
+      clock.advance(graceMs);
+      await turn();
       expect(process.pending.moves).toBe(0);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
     });
 
     it('when someone took the old slot and the appointment has begun by the sweep, the process frees the slot the failed reschedule took', async () => {

@@ -179,11 +179,51 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
       ),
     );
     // Under the request's own command id, which a retry looks for before anything moves.
-    return outcome(appointmentId, await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, request));
+    const rescheduled = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, request);
+    if (rescheduled.events.length === 0) return outcome(appointmentId, rescheduled);
+    // A retry that found its steps taken may land after the hold-expiry process, taking the
+    // request for dead, moved them back to the old time: they follow the appointment now, not a
+    // grace period later with the new time free for anyone meanwhile. (The process looks again
+    // after its own move back, so one of the two sees the other.)
+    const moved = { appointmentId, doctorId: current.doctorId, patientId: current.patientId, start: newStart, end: movedEnd };
+    const followed = [await slotFollows(side, moved, compensating(atVersion, 'slot-follows'), now), await timeFollows(side, moved, compensating(atVersion, 'time-follows'))];
+    return outcome(appointmentId, rescheduled, ...followed.flatMap((step) => (step ? [step] : [])));
   } catch (error) {
     if (isRefusal(error)) for (const step of undo) await undoing(step);
     throw error;
   }
+}
+
+/** Where an appointment is, and whose slot and time follow it there. */
+type AppointmentTime = { appointmentId: string; doctorId: string; patientId: string; start: string; end: string };
+
+/**
+ * The doctor's slot moved to where the appointment is, if it is elsewhere: restored, not moved, as
+ * the appointment's time may be off the grid of a schedule changed since. Someone else holding
+ * that time is a double booking the hold-expiry process reports; this leaves it to it.
+ */
+export async function slotFollows(side: CommandSide, appointment: AppointmentTime, request: CommandOptions, now: string) {
+  const { appointmentId, start, end } = appointment;
+  const schedule = doctorScheduleStreamId(appointment.doctorId);
+  const slot = slotOf((await side.handlers.doctorSchedule.read(schedule)).state, appointmentId);
+  if (!slot || slot.start === start) return undefined;
+  return side.handlers.doctorSchedule
+    .handle(schedule, { type: 'RestoreSlot', data: { appointmentId, from: slot.start, start, end, now } }, request)
+    .catch(unlessRefused);
+}
+
+/** The patient's time moved to where the appointment is, if it is elsewhere; as `slotFollows`. */
+export async function timeFollows(side: CommandSide, appointment: AppointmentTime, request: CommandOptions) {
+  const { appointmentId, patientId, start, end } = appointment;
+  const agenda = patientAgendaStreamId(patientId);
+  const time = reservationOf((await side.handlers.patientAgenda.read(agenda)).state, appointmentId);
+  if (!time || time.start === start) return undefined;
+  return side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, newStart: start, newEnd: end } }, request).catch(unlessRefused);
+}
+
+function unlessRefused(error: unknown): undefined {
+  if (error instanceof DomainError) return undefined;
+  throw error;
 }
 
 /** A rule or a stale pinned version refused the command: it will not happen, so what moved for it moves back. */

@@ -6,7 +6,7 @@ import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-c
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
-import { releaseAppointmentTime } from '../appointments/appointment.use-cases.js';
+import { releaseAppointmentTime, slotFollows, timeFollows } from '../appointments/appointment.use-cases.js';
 import { releaseDates } from '../bookings/booking.use-cases.js';
 import { calendarFollowsListing } from '../listings/listing.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
@@ -499,6 +499,10 @@ export class HoldExpiryProcess {
         throw error;
       }
     });
+    // A retry of the failed request may have landed meanwhile, moving the appointment after all:
+    // the slot follows it at once (the retry looks again after its own append too).
+    const after = await this.openAppointment(appointmentId);
+    if (after && after.start !== start) await slotFollows(side, after, systemRequest(move.cause, 'slot-follows'), side.clock.now().toISOString());
   }
 
   /** The patient's time back to the appointment's, as the slot. */
@@ -515,6 +519,9 @@ export class HoldExpiryProcess {
     await this.movingBack(this.movedTimes, appointmentId, `patient time of appointment ${appointmentId} back to ${newStart}`, () =>
       side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, newStart, newEnd } }, systemRequest(move.cause, 'move-back')),
     );
+    // As the slot's: a retry that landed meanwhile has the time follow it at once.
+    const after = await this.openAppointment(appointmentId);
+    if (after && after.start !== newStart) await timeFollows(side, after, systemRequest(move.cause, 'time-follows'));
   }
 
   /** The appointment, while it can still be rescheduled; a cancelled one is the cancellation backstop's. */
