@@ -206,6 +206,20 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       }
     });
 
+    it('answers another refund of all that is left, once nothing is, 409 nothing-to-refund; the same request again replays its refund', async () => {
+      const paymentId = String((await startPaying(await book())).body.paymentId);
+      const intentId = stripe.intentsFor(paymentId)[0]?.id ?? '';
+      expect((await deliver(api, stripeEvent(`evt_${randomUUID()}`, 'payment_intent.succeeded', intentObject(intentId, paymentId, { amount_received: 24_000 })))).status).toBe(200);
+      const key = { 'idempotency-key': randomUUID() };
+      expect((await post(`/v1/payments/${paymentId}/refund`, {}, owner, key)).status).toBe(201);
+
+      const again = await post(`/v1/payments/${paymentId}/refund`, {}, owner);
+      expect(again.status).toBe(409);
+      expect(again.body.type).toMatch(/nothing-to-refund$/);
+      expect((await post(`/v1/payments/${paymentId}/refund`, {}, owner, key)).status).toBe(201);
+      expect((await streamEvents(backend.eventStore, `payment-${paymentId}`)).filter((event) => event.type === 'RefundRequested')).toHaveLength(1);
+    });
+
     it('publishes the payment routes and the webhook in /docs', async () => {
       const docs = await fetch(`${api.url}/docs/json`);
       const paths = Object.keys(z.object({ paths: z.record(z.string(), z.unknown()) }).parse(await docs.json()).paths);

@@ -114,8 +114,11 @@ export async function refundPayment(
   const result = await side.handlers.payment.handle(
     paymentStreamId(paymentId),
     (current) => {
-      const left = isCaptured(current) ? refundable(current) : 0;
-      return { type: 'RequestRefund', data: { paymentId, refundId, amount: input.amount ?? left } };
+      if (!isCaptured(current)) return { type: 'RequestRefund', data: { paymentId, refundId, amount: input.amount ?? 0 } };
+      // "What is left", asked again by a retry of a refund that went through, is what it took.
+      const amount = input.amount ?? current.refunds.find((refund) => refund.refundId === refundId)?.amount ?? refundable(current);
+      if (amount === 0) throw new DomainError('nothing-to-refund', 'everything captured has been refunded');
+      return { type: 'RequestRefund', data: { paymentId, refundId, amount } };
     },
     request,
   );
