@@ -65,6 +65,63 @@ export function bookingsFlatOut(options: {
   return cannon(options.commands, options, { requests: [request] });
 }
 
+/** Projection lag over a load: percentiles in ms, and how many commands they stand for. */
+export type LagSummary = {
+  readonly p50: number;
+  readonly p99: number;
+  /** Commands answered with a position. */
+  readonly sent: number;
+  /** Of those, matched to the checkpoint that passed them. */
+  readonly measured: number;
+  /** Of those, still unmatched at the end of the watch: counted with their lag so far. */
+  readonly pending: number;
+  /** The least of the pending commands' lags so far (each counted as at least its own); undefined when none is pending. */
+  readonly pendingAtLeastMs: number | undefined;
+};
+
+/**
+ * Lags of commands from their answer to the checkpoint passing their position. A command still
+ * unmatched when the watch ends is counted too, with the time from its answer to that end, a
+ * lower bound of its lag: left out, a projector slowing down near the end would hide its worst
+ * lags from the very percentiles meant to show them.
+ */
+export class CheckpointLags {
+  private readonly waiting: { readonly position: Position; readonly at: number }[] = [];
+  private readonly lags: number[] = [];
+  private sent = 0;
+
+  /** A command was answered at `at` (ms, `performance.now()`), its events ending at `position`. */
+  answered(position: Position, at: number): void {
+    this.sent += 1;
+    this.waiting.push({ position, at });
+  }
+
+  /** The checkpoint reached `position` at `at`: every command at or before it has its lag. */
+  reached(position: Position, at: number): void {
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const entry = this.waiting[i];
+      if (entry && comparePositions(entry.position, position) <= 0) {
+        this.lags.push(at - entry.at);
+        this.waiting.splice(i, 1);
+      }
+    }
+  }
+
+  /** The lags as they stand when the watch ends at `endedAt`. */
+  summary(endedAt: number): LagSummary {
+    const sofar = this.waiting.map((entry) => endedAt - entry.at);
+    const all = [...this.lags, ...sofar];
+    const pendingAtLeastMs = sofar.length === 0 ? undefined : sofar.reduce((least, lag) => Math.min(least, lag));
+    return { p50: percentile(all, 50), p99: percentile(all, 99), sent: this.sent, measured: this.lags.length, pending: sofar.length, pendingAtLeastMs };
+  }
+}
+
+/** `p50 …, p99 … over N commands (M matched to their checkpoint, K still pending…)`: one line's worth. */
+export function lagText(lag: LagSummary): string {
+  const pending = lag.pendingAtLeastMs === undefined ? '0 still pending' : `${lag.pending} still pending, counted as ≥ ${lag.pendingAtLeastMs.toFixed(0)} ms`;
+  return `p50 ${lag.p50.toFixed(1)} ms, p99 ${lag.p99.toFixed(1)} ms over ${lag.sent} commands (${lag.measured} matched to their checkpoint, ${pending})`;
+}
+
 /**
  * Projection lag of the bookings read model under a steady load of bookings at `rate`: for each
  * command, from its answer to the read model's checkpoint passing its `Event-Position` (the
@@ -77,25 +134,16 @@ export async function bookingsLagUnderLoad(options: {
   seconds: number;
   maxInFlight: number;
   nextBooking: () => string;
-}): Promise<{ load: Awaited<ReturnType<typeof pacedLoad>>; p50: number; p99: number; measured: number }> {
+}): Promise<{ load: Awaited<ReturnType<typeof pacedLoad>>; lag: LagSummary }> {
   const listener = new pg.Client(options.databaseUrl);
   const poster = keepAlivePoster(options.maxInFlight);
   await listener.connect();
   await listener.query('LISTEN projection_checkpoint');
-  const pending: { position: Position; at: number }[] = [];
-  const lags: number[] = [];
+  const lags = new CheckpointLags();
   listener.on('notification', (message) => {
     const [name, text] = (message.payload ?? '').split(':');
     const reached = text ? parsePosition(text) : undefined;
-    if (name !== 'bookings' || !reached) return;
-    const now = performance.now();
-    for (let i = pending.length - 1; i >= 0; i--) {
-      const entry = pending[i];
-      if (entry && comparePositions(entry.position, reached) <= 0) {
-        lags.push(now - entry.at);
-        pending.splice(i, 1);
-      }
-    }
+    if (name === 'bookings' && reached) lags.reached(reached, performance.now());
   });
   try {
     await untilProjectionsCatchUp(listener, options);
@@ -104,13 +152,14 @@ export async function bookingsLagUnderLoad(options: {
       seconds: options.seconds,
       maxInFlight: options.maxInFlight,
       send: async () => {
-        const position = await book(options, poster);
-        if (position) pending.push({ position, at: performance.now() });
+        const { status, position } = await book(options, poster);
+        if (position) lags.answered(position, performance.now());
+        return status;
       },
     });
     // The last commands' checkpoints arrive after the load stops.
     await sleep(1000);
-    return { load, p50: percentile(lags, 50), p99: percentile(lags, 99), measured: lags.length };
+    return { load, lag: lags.summary(performance.now()) };
   } finally {
     poster.close();
     await listener.end();
@@ -119,12 +168,12 @@ export async function bookingsLagUnderLoad(options: {
 
 type Poster = ReturnType<typeof keepAlivePoster>;
 
-/** One booking; the `Event-Position` of its answer. */
-async function book(options: { commands: string; nextBooking: () => string }, poster: Poster): Promise<Position | undefined> {
+/** One booking: its status, and the `Event-Position` of its answer if it was accepted. */
+async function book(options: { commands: string; nextBooking: () => string }, poster: Poster): Promise<{ status: number; position: Position | undefined }> {
   const response = await poster.post(`${options.commands}/v1/bookings`, options.nextBooking(), { authorization: `Bearer ${token(randomUUID(), ['CONSUMER'])}` });
-  if (response.status < 200 || response.status >= 300) throw new Error(`POST /v1/bookings: ${response.status}`);
+  if (response.status < 200 || response.status >= 300) return { status: response.status, position: undefined };
   const position = response.headers['event-position'];
-  return parsePosition(typeof position === 'string' ? position : '');
+  return { status: response.status, position: parsePosition(typeof position === 'string' ? position : '') };
 }
 
 /**
@@ -156,8 +205,8 @@ export async function settled(options: { databaseUrl: string; commands: string; 
  */
 async function untilProjectionsCatchUp(client: pg.Client, options: { commands: string; nextBooking: () => string }): Promise<void> {
   const poster = keepAlivePoster(1);
-  const head = await book(options, poster).finally(() => poster.close());
-  if (!head) throw new Error('POST /v1/bookings answered without an Event-Position');
+  const { status, position: head } = await book(options, poster).finally(() => poster.close());
+  if (!head) throw new Error(`POST /v1/bookings answered ${status} without an Event-Position`);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     const { rows } = await client.query<{ position_commit: string; position_prepare: string }>('SELECT position_commit, position_prepare FROM projection_checkpoints WHERE active');

@@ -228,14 +228,35 @@ type Span = { readonly from: string | number; readonly to: string | number };
 const overlap = (a: Span, b: Span) => a.from < b.to && b.from < a.to;
 const spanText = (span: Span) => [span.from, span.to].map((end) => (typeof end === 'number' ? new Date(end).toISOString() : end)).join('..');
 
-/** Replays one contended stream's holds; reports any hold taken while an overlapping one was live. */
-function replayHolds(streamId: string, events: readonly { type: string; data: unknown }[], takes: readonly string[], frees: readonly string[], moves: readonly string[]): string[] {
+/** How a contended stream's events bear on who holds what. */
+export type HoldKinds = {
+  /** Take the holder's span (a new hold). */
+  readonly takes: readonly string[];
+  /** Take the holder's span, which must be live already: a hold made firm (booked). */
+  readonly confirms: readonly string[];
+  /** Give the holder's span back. */
+  readonly frees: readonly string[];
+  /** Move the holder's live span elsewhere. */
+  readonly moves: readonly string[];
+};
+
+export const listingCalendarKinds: HoldKinds = { takes: ['DatesHeld'], confirms: ['DatesBooked'], frees: ['DatesReleased'], moves: [] };
+export const doctorScheduleKinds: HoldKinds = { takes: ['SlotBooked'], confirms: [], frees: ['SlotReleased'], moves: ['SlotMoved', 'SlotRestored'] };
+
+/**
+ * Replays one contended stream's holds; reports any span taken while an overlapping one was live,
+ * and any confirmation of a span that was not live. A booked range is taken as much as a held
+ * one: replayed as nothing, a booking confirmed after its dates were released (or given to
+ * someone else) would leave its dates double-booked without a word.
+ */
+export function replayHolds(streamId: string, events: readonly { type: string; data: unknown }[], kinds: HoldKinds): string[] {
   const live = new Map<string, Span>();
   const problems: string[] = [];
   const take = (holder: string, span: Span) => {
     for (const [other, held] of live) if (other !== holder && overlap(held, span)) problems.push(`${streamId}: ${holder} took ${spanText(span)} while ${other} held ${spanText(held)}`);
     live.set(holder, span);
   };
+  const known = [...kinds.takes, ...kinds.confirms, ...kinds.frees, ...kinds.moves];
   for (const event of events) {
     const range = rangeData.safeParse(event.data);
     const slot = slotData.safeParse(event.data);
@@ -245,11 +266,14 @@ function replayHolds(streamId: string, events: readonly { type: string; data: un
         ? [slot.data.appointmentId, { from: Date.parse(slot.data.start), to: Date.parse(slot.data.end) }]
         : [undefined, undefined];
     if (!holder || !span) {
-      if (takes.includes(event.type) || frees.includes(event.type) || moves.includes(event.type)) problems.push(`${streamId}: unreadable ${event.type}`);
+      if (known.includes(event.type)) problems.push(`${streamId}: unreadable ${event.type}`);
       continue;
     }
-    if (frees.includes(event.type)) live.delete(holder);
-    else if (takes.includes(event.type) || moves.includes(event.type)) take(holder, span);
+    if (kinds.frees.includes(event.type)) live.delete(holder);
+    else if (kinds.confirms.includes(event.type)) {
+      if (!live.has(holder)) problems.push(`${streamId}: ${event.type} of ${holder} for ${spanText(span)}, which it did not hold (released or never held)`);
+      take(holder, span);
+    } else if (kinds.takes.includes(event.type) || kinds.moves.includes(event.type)) take(holder, span);
   }
   return problems;
 }
@@ -266,8 +290,7 @@ async function doubleHoldsInLog(db: Kysely<unknown>): Promise<{ problems: string
   }
   const problems: string[] = [];
   for (const [streamId, events] of streams) {
-    if (streamId.startsWith('listingCalendar-')) problems.push(...replayHolds(streamId, events, ['DatesHeld'], ['DatesReleased'], []));
-    else problems.push(...replayHolds(streamId, events, ['SlotBooked'], ['SlotReleased'], ['SlotMoved', 'SlotRestored']));
+    problems.push(...replayHolds(streamId, events, streamId.startsWith('listingCalendar-') ? listingCalendarKinds : doctorScheduleKinds));
   }
   return { problems, streams: streams.size };
 }

@@ -92,7 +92,9 @@ async function command(ctx: LoadContext, request: SoakRequest): Promise<Reply | 
 
 /**
  * A read that waits for `position`; 404 after the wait means a write went missing, and so does a
- * 200 whose body `shows` says lacks the write (for a list, which answers 200 either way).
+ * 200 whose body `shows` says lacks the write (for a list, which answers 200 either way). A 503
+ * `not-caught-up` (the wait ran out) is no answer either way: `Traffic` keeps it, and the check
+ * counts it missed unless a chaos step excuses it.
  */
 async function readOwnWrite(
   ctx: LoadContext,

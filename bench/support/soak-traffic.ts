@@ -4,7 +4,9 @@ import { percentile } from './bench-database.js';
 // Every request of the soak goes through one `Traffic`, which counts what came back per route,
 // and sorts the 5xx: a 503 `overloaded` or `not-caught-up` with `Retry-After` is the service
 // shedding on purpose (load, or read models not caught up within the consistency wait); anything
-// else is a failure of the run.
+// else is a failure of the run. Whether the read models had any excuse to be behind is another
+// question: the `not-caught-up` answers are kept, with when they came, for the read-your-writes
+// check to hold against the chaos (see `judgeNotCaughtUp`).
 
 export type Api = 'command' | 'query';
 
@@ -23,6 +25,9 @@ export type SoakRequest = {
 
 export type Reply = { readonly status: number; readonly headers: Headers; readonly json: unknown };
 
+/** A 503 `not-caught-up`: a read whose `Consistency-Position` the read models did not reach within the wait. */
+export type NotCaughtUp = { readonly at: number; readonly what: string };
+
 type RouteStats = { statuses: Map<number, number>; latencies: number[] };
 
 const problemType = z.object({ type: z.string() });
@@ -37,6 +42,8 @@ export class Traffic {
   failureCount = 0;
   /** When each deliberate 503 came, by problem type (`not-caught-up`, `overloaded`), in `performance.now()` ms. */
   private readonly shed = new Map<string, number[]>();
+  /** Every 503 `not-caught-up`, answered at `at` (`performance.now()` ms). */
+  readonly notCaughtUp: NotCaughtUp[] = [];
 
   constructor(private readonly bases: Readonly<Record<Api, string>>) {}
 
@@ -56,7 +63,7 @@ export class Traffic {
       const text = await response.text();
       const reply = { status: response.status, headers: response.headers, json: parseJson(text) };
       this.count(request.route, reply.status, performance.now() - started);
-      if (reply.status >= 500) this.classify(request.route, reply, text);
+      if (reply.status >= 500) this.classify(request, reply, text);
       return reply;
     } catch (error) {
       this.count(request.route, 0, performance.now() - started);
@@ -106,7 +113,8 @@ export class Traffic {
     stats.latencies.push(ms);
   }
 
-  private classify(route: string, reply: Reply, text: string): void {
+  private classify(request: SoakRequest, reply: Reply, text: string): void {
+    const { route } = request;
     const parsed = problemType.safeParse(reply.json);
     const kind = parsed.success ? (parsed.data.type.split('/').pop() ?? parsed.data.type) : 'unknown';
     // Deliberate: load shed, or a read waiting for its position. A 503 of any other kind (too
@@ -115,6 +123,7 @@ export class Traffic {
       const times = this.shed.get(kind) ?? [];
       times.push(performance.now());
       this.shed.set(kind, times);
+      if (kind === 'not-caught-up') this.notCaughtUp.push({ at: performance.now(), what: `${request.path} after ${request.headers?.['consistency-position'] ?? '?'}` });
       return;
     }
     this.fail(`${route}: ${reply.status} ${text.slice(0, 300)}`);
