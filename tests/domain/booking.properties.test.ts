@@ -3,6 +3,7 @@ import { expect } from 'vitest';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { addDays } from '../../src/domain/shared/calendar-date.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
+import { ForbiddenError } from '../../src/domain/shared/forbidden-error.js';
 import type { BookingCommand } from '../../src/domain/booking/booking.commands.js';
 import { bookingDecider, type BookingState } from '../../src/domain/booking/booking.decider.js';
 import type { BookingEvent } from '../../src/domain/booking/booking.events.js';
@@ -17,6 +18,7 @@ const actors: Actor[] = [
 ];
 const actor = fc.constantFrom(...actors);
 const total = (state: BookingState) => (state.status === 'none' ? 0 : state.booking.total);
+const currencyOf = (state: BookingState) => (state.status === 'none' ? 'EUR' : state.booking.currency);
 
 /** A command without its clock and, for payments, the amount the booking asks for. */
 type Build = (now: string, state: BookingState) => BookingCommand;
@@ -31,8 +33,9 @@ const request: fc.Arbitrary<Build> = fc
     pricePerDay: fc.integer({ min: 1, max: 50_000 }),
     holdMinutes: fc.integer({ min: -5, max: 60 }),
     timeZone: fc.constantFrom('UTC', 'Europe/Lisbon', 'Pacific/Auckland'),
+    currency: fc.constantFrom('EUR', 'JPY', 'USD'),
   })
-  .map(({ consumerId, active, startOffset, nights, pricePerDay, holdMinutes, timeZone }) => (now) => {
+  .map(({ consumerId, active, startOffset, nights, pricePerDay, holdMinutes, timeZone, currency }) => (now) => {
     const startDate = addDays(now.slice(0, 10), startOffset);
     return {
       type: 'RequestBooking',
@@ -44,13 +47,16 @@ const request: fc.Arbitrary<Build> = fc
         endDate: addDays(startDate, nights),
         holdExpiresAt: new Date(Date.parse(now) + holdMinutes * 60_000).toISOString(),
         now,
-        listing: { ownerId: 'owner-1', active, pricePerDay, currency: 'EUR', timeZone },
+        listing: { ownerId: 'owner-1', active, pricePerDay, currency, timeZone },
       },
     };
   });
 const markPaid: fc.Arbitrary<Build> = fc
-  .record({ paymentId: fc.constantFrom('payment-1', 'payment-2'), off: fc.constantFrom(0, 0, 0, 1) })
-  .map(({ paymentId, off }) => (_now, state) => ({ type: 'MarkBookingPaid', data: { bookingId, paymentId, amount: total(state) + off, currency: 'EUR' } }));
+  .record({ paymentId: fc.constantFrom('payment-1', 'payment-2'), off: fc.constantFrom(0, 0, 0, 1), otherCurrency: fc.constantFrom(false, false, false, true) })
+  .map(({ paymentId, off, otherCurrency }) => (_now, state) => {
+    const currency = otherCurrency ? 'CHF' : currencyOf(state);
+    return { type: 'MarkBookingPaid', data: { bookingId, paymentId, amount: total(state) + off, currency } };
+  });
 const confirm: fc.Arbitrary<Build> = fc.constant(() => ({ type: 'ConfirmBooking', data: { bookingId } }));
 const complete: fc.Arbitrary<Build> = actor.map((actor) => (now) => ({ type: 'CompleteBooking', data: { bookingId, actor, now } }));
 const cancel: fc.Arbitrary<Build> = actor.map((actor) => (now) => ({ type: 'CancelBooking', data: { bookingId, actor, reason: 'because', now } }));
@@ -80,7 +86,10 @@ function invariants(state: BookingState): void {
     expect(state.refundAmount).toBeLessThanOrEqual(state.payment?.amount ?? 0);
     expect(state.refundAmount).toBeGreaterThanOrEqual(0);
   }
-  if (state.status === 'paid' || state.status === 'confirmed' || state.status === 'completed') expect(state.payment.amount).toBe(state.booking.total);
+  if (state.status === 'paid' || state.status === 'confirmed' || state.status === 'completed') {
+    expect(state.payment.amount).toBe(state.booking.total);
+    expect(state.payment.currency).toBe(state.booking.currency);
+  }
 }
 
 // Every run starts with a request or two, so that the later commands mostly have a booking to work on.
@@ -106,3 +115,180 @@ test.prop([steps])('states only move forward and evolve accepts whatever decide 
     invariants(state);
   }
 });
+
+// Properties from one valid booking, built by construction rather than filtered. Zones without DST,
+// so the start of a local day is written out here instead of asking the code under test.
+const hourMs = 3_600_000;
+const zone = fc.constantFrom({ name: 'UTC', offset: '+00:00' }, { name: 'Asia/Tokyo', offset: '+09:00' }, { name: 'America/Bogota', offset: '-05:00' });
+type Zone = { readonly name: string; readonly offset: string };
+const offsetMs = ({ offset }: Zone) => (offset.startsWith('-') ? -1 : 1) * (Number(offset.slice(1, 3)) * hourMs + Number(offset.slice(4, 6)) * 60_000);
+const localDate = (ms: number, at: Zone) => new Date(ms + offsetMs(at)).toISOString().slice(0, 10);
+const startOfLocalDay = (date: string, at: Zone) => Date.parse(`${date}T00:00:00${at.offset}`);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const validRequest = fc.record({
+  zone,
+  currency: fc.constantFrom('EUR', 'USD', 'JPY', 'GBP'),
+  requestedAt: fc.integer({ min: Date.parse('2026-01-01T00:00:00Z'), max: Date.parse('2026-12-01T00:00:00Z') }),
+  daysAhead: fc.integer({ min: 0, max: 60 }),
+  nights: fc.integer({ min: 1, max: 14 }),
+  pricePerDay: fc.integer({ min: 1, max: 50_000 }),
+  holdMinutes: fc.integer({ min: 1, max: 60 }),
+});
+type ValidRequest = typeof validRequest extends fc.Arbitrary<infer T> ? T : never;
+
+function requestOf(given: ValidRequest): BookingCommand & { type: 'RequestBooking' } {
+  const startDate = addDays(localDate(given.requestedAt, given.zone), given.daysAhead);
+  return {
+    type: 'RequestBooking',
+    data: {
+      bookingId,
+      listingId: 'listing-1',
+      consumerId: 'consumer-1',
+      startDate,
+      endDate: addDays(startDate, given.nights),
+      holdExpiresAt: iso(given.requestedAt + given.holdMinutes * 60_000),
+      now: iso(given.requestedAt),
+      listing: { ownerId: 'owner-1', active: true, pricePerDay: given.pricePerDay, currency: given.currency, timeZone: given.zone.name },
+    },
+  };
+}
+
+function fold(commands: readonly BookingCommand[]): BookingState {
+  return commands.reduce((state, command) => bookingDecider.decide(command, state).reduce(bookingDecider.evolve, state), bookingDecider.initialState);
+}
+
+/** The booking requested, and then paid and confirmed as far as `upTo` asks. */
+function bookingAt(given: ValidRequest, upTo: 'requested' | 'paid' | 'confirmed'): BookingState {
+  const request = requestOf(given);
+  const total = given.nights * given.pricePerDay;
+  const paid: BookingCommand = { type: 'MarkBookingPaid', data: { bookingId, paymentId: 'payment-1', amount: total, currency: given.currency } };
+  const confirmed: BookingCommand = { type: 'ConfirmBooking', data: { bookingId } };
+  return fold(upTo === 'requested' ? [request] : upTo === 'paid' ? [request, paid] : [request, paid, confirmed]);
+}
+
+function refusal(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+const codeOf = (error: unknown) => (error instanceof DomainError ? error.code : String(error));
+
+test.prop([validRequest])('given a valid request, when decided, then the booking is requested with its terms', (given) => {
+  const events = bookingDecider.decide(requestOf(given), bookingDecider.initialState);
+
+  expect(events).toMatchObject([
+    { type: 'BookingRequested', data: { nights: given.nights, total: given.nights * given.pricePerDay, currency: given.currency, consumerId: 'consumer-1', ownerId: 'owner-1' } },
+  ]);
+});
+
+test.prop([validRequest, fc.integer({ min: 1, max: 30 })])('given a start date before today in the listing\'s zone, when requested, then it is refused', (given, daysBack) => {
+  const request = requestOf(given);
+  const startDate = addDays(localDate(given.requestedAt, given.zone), -daysBack);
+  const past = { ...request, data: { ...request.data, startDate, endDate: addDays(startDate, given.nights) } };
+
+  expect(codeOf(refusal(() => bookingDecider.decide(past, bookingDecider.initialState)))).toBe('dates-in-past');
+});
+
+test.prop([validRequest, fc.constantFrom('EUR', 'USD', 'JPY', 'GBP', 'CHF')])(
+  'given a requested booking, when paid its total, then it is paid only in its own currency',
+  (given, currency) => {
+    const state = bookingAt(given, 'requested');
+    const pay: BookingCommand = { type: 'MarkBookingPaid', data: { bookingId, paymentId: 'payment-1', amount: given.nights * given.pricePerDay, currency } };
+
+    if (currency === given.currency) expect(bookingDecider.decide(pay, state)).toMatchObject([{ type: 'BookingPaid' }]);
+    else expect(codeOf(refusal(() => bookingDecider.decide(pay, state)))).toBe('payment-mismatch');
+  },
+);
+
+const anyone = fc.constantFrom<Actor>(
+  { id: 'consumer-1', roles: ['CONSUMER'] },
+  { id: 'owner-1', roles: ['OWNER'] },
+  { id: 'admin-1', roles: ['ADMIN'] },
+  { id: 'consumer-1', roles: ['CONSUMER', 'ADMIN'] },
+  { id: 'consumer-2', roles: ['CONSUMER'] },
+  { id: 'owner-2', roles: ['OWNER'] },
+  { id: 'doctor-1', roles: ['DOCTOR', 'AUDITOR'] },
+);
+const cancellerOf = (actor: Actor) =>
+  actor.id === 'consumer-1' ? 'consumer' : actor.id === 'owner-1' ? 'owner' : actor.roles.includes('ADMIN') ? 'admin' : null;
+
+test.prop([validRequest, fc.constantFrom('requested', 'paid', 'confirmed' as const), anyone])(
+  'given a live booking, when someone cancels it, then only its consumer, its owner or an admin may',
+  (given, upTo, actor) => {
+    const state = bookingAt(given, upTo);
+    const cancel: BookingCommand = { type: 'CancelBooking', data: { bookingId, actor, reason: 'plans changed', now: iso(given.requestedAt) } };
+
+    const canceller = cancellerOf(actor);
+    if (canceller) expect(bookingDecider.decide(cancel, state)).toMatchObject([{ type: 'BookingCancelled', data: { cancelledBy: canceller } }]);
+    else expect(refusal(() => bookingDecider.decide(cancel, state))).toBeInstanceOf(ForbiddenError);
+  },
+);
+
+test.prop([validRequest, fc.double({ min: 0, max: 1, noNaN: true })])(
+  'given a requested booking, when expired, then it is refused until its hold lapses and accepted from then on',
+  (given, fraction) => {
+    const state = bookingAt(given, 'requested');
+    const holdMs = given.holdMinutes * 60_000;
+    const before = given.requestedAt + Math.min(holdMs - 1, Math.floor(fraction * holdMs));
+    const expire = (now: number): BookingCommand => ({ type: 'ExpireBooking', data: { bookingId, now: iso(now) } });
+
+    expect(codeOf(refusal(() => bookingDecider.decide(expire(before), state)))).toBe('hold-not-expired');
+    expect(bookingDecider.decide(expire(given.requestedAt + holdMs), state)).toEqual([{ type: 'BookingExpired', data: { bookingId } }]);
+  },
+);
+
+test.prop([validRequest, fc.integer({ min: 1, max: 20 * 24 * 60 })])(
+  'given a confirmed booking, when completed, then it is refused before the end date begins and accepted from it',
+  (given, minutesAround) => {
+    const state = bookingAt(given, 'confirmed');
+    const endDate = addDays(addDays(localDate(given.requestedAt, given.zone), given.daysAhead), given.nights);
+    const endStarts = startOfLocalDay(endDate, given.zone);
+    const complete = (now: number): BookingCommand => ({ type: 'CompleteBooking', data: { bookingId, actor: { id: 'owner-1', roles: ['OWNER'] }, now: iso(now) } });
+
+    expect(codeOf(refusal(() => bookingDecider.decide(complete(endStarts - minutesAround * 60_000), state)))).toBe('stay-not-over');
+    expect(bookingDecider.decide(complete(endStarts + (minutesAround - 1) * 60_000), state)).toEqual([{ type: 'BookingCompleted', data: { bookingId } }]);
+  },
+);
+
+test.prop([validRequest, fc.integer({ min: 0, max: 20 * 24 * 60 }), anyone.filter((actor) => cancellerOf(actor) !== null)])(
+  'given a confirmed stay that is over, when cancelled, then it is refused, and once completed too',
+  (given, minutesAfter, actor) => {
+    const state = bookingAt(given, 'confirmed');
+    const endDate = addDays(addDays(localDate(given.requestedAt, given.zone), given.daysAhead), given.nights);
+    const now = startOfLocalDay(endDate, given.zone) + minutesAfter * 60_000;
+    const cancel: BookingCommand = { type: 'CancelBooking', data: { bookingId, actor, reason: 'too late', now: iso(now) } };
+
+    expect(codeOf(refusal(() => bookingDecider.decide(cancel, state)))).toBe('stay-over');
+    const done = bookingDecider
+      .decide({ type: 'CompleteBooking', data: { bookingId, actor: { id: 'owner-1', roles: ['OWNER'] }, now: iso(now) } }, state)
+      .reduce(bookingDecider.evolve, state);
+    expect(codeOf(refusal(() => bookingDecider.decide(cancel, done)))).toBe('illegal-transition');
+  },
+);
+
+/** Minutes before the stay's first local midnight; the policy's thresholds are 168 h and 48 h. */
+const minutesBeforeStart = fc.oneof(
+  fc.constantFrom(168 * 60, 168 * 60 - 1, 48 * 60, 48 * 60 - 1, 0, 1),
+  fc.integer({ min: -24 * 60 + 1, max: 400 * 60 }),
+);
+
+test.prop([validRequest, fc.constantFrom('paid', 'confirmed' as const), minutesBeforeStart, anyone.filter((actor) => cancellerOf(actor) !== null)])(
+  'given a paid booking, when cancelled, then the consumer gets 100 % from 7 days before the start, 50 % from 48 h, else nothing; others always 100 %',
+  (given, upTo, minutesBefore, actor) => {
+    const startDate = addDays(localDate(given.requestedAt, given.zone), given.daysAhead);
+    const now = startOfLocalDay(startDate, given.zone) - minutesBefore * 60_000;
+    const state = bookingAt(given, upTo);
+    const cancel: BookingCommand = { type: 'CancelBooking', data: { bookingId, actor, reason: 'plans changed', now: iso(now) } };
+
+    const expected = cancellerOf(actor) !== 'consumer' ? 100 : minutesBefore >= 168 * 60 ? 100 : minutesBefore >= 48 * 60 ? 50 : 0;
+    const total = given.nights * given.pricePerDay;
+    expect(bookingDecider.decide(cancel, state)).toMatchObject([
+      { type: 'BookingCancelled', data: { refundPercent: expected, refundAmount: Math.floor((total * expected) / 100), currency: given.currency } },
+    ]);
+  },
+);

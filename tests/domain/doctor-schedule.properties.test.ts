@@ -37,6 +37,20 @@ const schedules: WeeklySchedule[] = [
   },
   { timeZone: 'Europe/Berlin', slotMinutes: 60, weeklyHours: everyDay([{ from: '08:00', to: '13:00' }]), daysOff: [] },
   { timeZone: 'America/New_York', slotMinutes: 45, weeklyHours: everyDay([{ from: '03:00', to: '09:00' }]), daysOff: [] },
+  // 22:00–02:00 UTC (23:00–03:00 in winter): slots on both sides of UTC midnight and across it;
+  // two lengths so that, after a change, a slot of one overlaps one of the other across midnight.
+  { timeZone: 'America/Los_Angeles', slotMinutes: 30, weeklyHours: everyDay([{ from: '15:00', to: '19:00' }]), daysOff: ['2026-11-02'] },
+  { timeZone: 'America/Los_Angeles', slotMinutes: 45, weeklyHours: everyDay([{ from: '15:00', to: '19:00' }]), daysOff: [] },
+  // Around Berlin's fall-back night: 02:30 comes twice, and the first 02:30–03:15 spans the change.
+  {
+    timeZone: 'Europe/Berlin',
+    slotMinutes: 45,
+    weeklyHours: everyDay([
+      { from: '01:00', to: '04:00' },
+      { from: '22:00', to: '23:30' },
+    ]),
+    daysOff: ['2026-10-26'],
+  },
 ];
 
 const appointmentId = fc.constantFrom('a1', 'a2', 'a3', 'a4', 'a5', 'a6');
@@ -63,7 +77,9 @@ const anyQuarter = fc
     const dayStart = Date.parse(`${new Date(now).toISOString().slice(0, 10)}T00:00:00Z`);
     return new Date(dayStart + days * 86_400_000 + quarter * 15 * minute).toISOString();
   });
-const start = fc.oneof({ weight: 3, arbitrary: gridStart }, { weight: 1, arbitrary: anyQuarter });
+/** An hour after a grid slot: on a fall-back night, the second time the clocks show its start. */
+const hourAfterGrid = gridStart.map((grid) => (now: number, state: DoctorScheduleState) => new Date(Date.parse(grid(now, state)) + 60 * minute).toISOString());
+const start = fc.oneof({ weight: 3, arbitrary: gridStart }, { weight: 1, arbitrary: anyQuarter }, { weight: 1, arbitrary: hourAfterGrid });
 
 /** A command without its clock; the run supplies `now`, and the state for acknowledgements. */
 type Step = { minutesLater: number; build: (now: number, state: DoctorScheduleState) => DoctorScheduleCommand };
@@ -111,8 +127,16 @@ const step: fc.Arbitrary<Step> = fc.record({
   ),
 });
 
+/**
+ * Where a run starts, as minutes after `startMs` (the first step moves the clock there): Berlin's
+ * spring-forward week, and just before the fall-back nights of Berlin and Los Angeles.
+ */
+const runStart = fc.constantFrom('2026-03-26T06:00:00Z', '2026-10-24T06:00:00Z', '2026-10-31T06:00:00Z').map((at) => (Date.parse(at) - startMs) / minute);
+
 // Every run starts from a schedule, so that bookings have something to succeed against.
-const steps = fc.tuple(setSchedule, fc.array(step, { minLength: 5, maxLength: 40 })).map(([first, rest]) => [{ minutesLater: 0, build: first }, ...rest]);
+const steps = fc
+  .tuple(runStart, setSchedule, fc.array(step, { minLength: 5, maxLength: 40 }))
+  .map(([minutesLater, first, rest]) => [{ minutesLater, build: first }, ...rest]);
 
 type Outcome = { command: DoctorScheduleCommand; before: DoctorScheduleState; events: DoctorScheduleEvent[]; after: DoctorScheduleState; now: number };
 
@@ -159,6 +183,40 @@ function replay(model: Map<string, TimeSlot>, event: DoctorScheduleEvent, now: n
 
 const byStart = (a: TimeSlot, b: TimeSlot) => Date.parse(a.start) - Date.parse(b.start);
 
+/** The wall clock at `ms` in `timeZone`, read from Intl rather than from the code under test. */
+const formats = new Map<string, Intl.DateTimeFormat>();
+function localAt(ms: number, timeZone: string): { date: string; minute: number; weekday: keyof WeeklyHours } {
+  const format =
+    formats.get(timeZone) ??
+    new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
+  formats.set(timeZone, format);
+  const parts = Object.fromEntries(format.formatToParts(ms).map((part) => [part.type, part.value]));
+  const date = `${parts.year}-${parts.month}-${parts.day}`;
+  const weekday = (['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const)[new Date(`${date}T00:00:00Z`).getUTCDay()] ?? 'mon';
+  return { date, minute: Number(parts.hour) * 60 + Number(parts.minute), weekday };
+}
+
+/**
+ * Whether `schedule` offers a slot at `start`, written out independently of `slotProblem`: not
+ * on a day off, on the grid of a working interval and ending by its end, the first time the
+ * clocks show that wall time (every zone the runs use shifts by one hour), and the offset the
+ * same at its start and its last minute.
+ */
+function offers(schedule: WeeklySchedule, start: string): boolean {
+  const ms = Date.parse(start);
+  const local = localAt(ms, schedule.timeZone);
+  if (schedule.daysOff.includes(local.date)) return false;
+  const onGrid = schedule.weeklyHours[local.weekday].some(
+    ({ from, to }) =>
+      local.minute >= minuteOfDay(from) && (local.minute - minuteOfDay(from)) % schedule.slotMinutes === 0 && local.minute + schedule.slotMinutes <= minuteOfDay(to),
+  );
+  const hourBefore = localAt(ms - 60 * minute, schedule.timeZone);
+  const repeated = hourBefore.date === local.date && hourBefore.minute === local.minute;
+  const last = localAt(ms + (schedule.slotMinutes - 1) * minute, schedule.timeZone);
+  const unbroken = last.date === local.date && last.minute === local.minute + schedule.slotMinutes - 1;
+  return ms % minute === 0 && onGrid && !repeated && unbroken;
+}
+
 test.prop([steps])('no slot is ever held twice, no appointment holds two, and no live booking is forgotten', (plan) => {
   const model = new Map<string, TimeSlot>();
   for (const { events, after, now } of run(plan)) {
@@ -181,7 +239,7 @@ test.prop([steps])('a slot is taken only in the future, on the grid of the sched
       expect(before.status).toBe('active');
       if (before.status !== 'active') continue;
       expect(Date.parse(event.data.start)).toBeGreaterThan(now);
-      expect(slotProblem(before.schedule, event.data.start)).toBeUndefined();
+      expect(offers(before.schedule, event.data.start), `${event.data.start} offered by ${JSON.stringify(before.schedule)}`).toBe(true);
       expect(Date.parse(event.data.end) - Date.parse(event.data.start)).toBe(before.schedule.slotMinutes * minute);
     }
   }
@@ -231,7 +289,7 @@ test.prop([steps])('a schedule change never drops a live booking unannounced', (
       const misfits = bookings(before.booked).filter(
         (held) =>
           Date.parse(held.end) > now &&
-          (slotProblem(newSchedule, held.start) !== undefined || Date.parse(held.end) - Date.parse(held.start) !== newSchedule.slotMinutes * minute),
+          (!offers(newSchedule, held.start) || Date.parse(held.end) - Date.parse(held.start) !== newSchedule.slotMinutes * minute),
       );
       expect([...event.data.affectedAppointmentIds].sort()).toEqual(misfits.map((held) => held.appointmentId).sort());
     }
@@ -289,3 +347,87 @@ test.prop([steps])('every event decide emits survives JSON and its published sch
     for (const event of events) expect(doctorScheduleEventSchema.parse(JSON.parse(JSON.stringify(event)))).toEqual(event);
   }
 });
+
+/**
+ * The other side of the safety properties above: a decider that refused every booking would pass
+ * them. After any run, a free grid slot one to three days ahead, within working hours, is booked
+ * by a new appointment. Candidates come from the grid by construction; only the few a clock
+ * change, a day off or an existing booking rules out are left aside.
+ */
+test.prop([steps, fc.integer({ min: 1, max: 3 }), fc.nat()])('given any history, when a new appointment books a free grid slot in the future, then it is booked', (plan, daysAhead, pick) => {
+  const last = run(plan).at(-1);
+  if (!last || last.after.status !== 'active') throw new Error('every run starts by setting a schedule');
+  const { after: state, now } = last;
+  const { timeZone, slotMinutes, weeklyHours } = state.schedule;
+  const date = addDays(localAt(now, timeZone).date, daysAhead);
+  const weekday = localAt(Date.parse(`${date}T12:00:00Z`), timeZone).weekday;
+  const candidates = weeklyHours[weekday].flatMap(({ from, to }) =>
+    Array.from({ length: Math.floor((minuteOfDay(to) - minuteOfDay(from)) / slotMinutes) }, (_, k) => instantOfWallClock(date, minuteOfDay(from) + k * slotMinutes, timeZone)),
+  );
+  const taken = bookings(state.booked);
+  const free = candidates
+    .flatMap((at) => (at === undefined ? [] : [new Date(at).toISOString()]))
+    .filter((start) => offers(state.schedule, start))
+    .filter((start) => !taken.some((held) => slotsOverlap(held, { start, end: new Date(Date.parse(start) + slotMinutes * minute).toISOString() })));
+  const start = free[pick % Math.max(free.length, 1)];
+  if (start === undefined) return;
+  const command: DoctorScheduleCommand = { type: 'BookSlot', data: { appointmentId: 'a-new', patientId: 'patient-new', start, now: new Date(now).toISOString() } };
+
+  expect(doctorScheduleDecider.decide(command, state)).toMatchObject([
+    { type: 'SlotBooked', data: { appointmentId: 'a-new', start, end: new Date(Date.parse(start) + slotMinutes * minute).toISOString() } },
+  ]);
+});
+
+// Slots are kept by the UTC day they start on: one that starts just after UTC midnight must still
+// meet one of another length that started the evening before, in the listing's zone.
+test.prop([fc.integer({ min: 0, max: 300 }).map((n) => addDays('2026-01-05', n))])(
+  'given a slot across UTC midnight kept after a change of slot length, when a slot starting at UTC midnight is booked, then it is taken',
+  (date) => {
+    const [thirty, fortyFive] = [schedules[3], schedules[4]];
+    if (!thirty || !fortyFive) throw new Error('the Los Angeles schedules are missing');
+    const now = Date.parse(`${addDays(date, -1)}T12:00:00Z`);
+    const at = (localMinute: number) => new Date(instantOfWallClock(date, localMinute, 'America/Los_Angeles') ?? 0).toISOString();
+    const evening = fold(
+      doctorScheduleDecider,
+      doctorScheduleDecider.decide({ type: 'SetSchedule', data: { doctorId, ...fortyFive, specialty: null, acknowledgedAffected: [], now: new Date(now).toISOString() } }, doctorScheduleDecider.initialState),
+    );
+    // 16:30–17:15 in Los Angeles: 23:30–00:15 UTC (or 00:30–01:15 in winter, then the other slot starts at 01:00).
+    const held = doctorScheduleDecider.decide({ type: 'BookSlot', data: { appointmentId: 'a1', patientId: 'p1', start: at(16 * 60 + 30), now: new Date(now).toISOString() } }, evening);
+    const booked = held.reduce(doctorScheduleDecider.evolve, evening);
+    const changed = doctorScheduleDecider
+      .decide({ type: 'SetSchedule', data: { doctorId, ...thirty, specialty: null, acknowledgedAffected: ['a1'], now: new Date(now).toISOString() } }, booked)
+      .reduce(doctorScheduleDecider.evolve, booked);
+    const clash: DoctorScheduleCommand = { type: 'BookSlot', data: { appointmentId: 'a2', patientId: 'p2', start: at(17 * 60), now: new Date(now).toISOString() } };
+
+    expect(() => doctorScheduleDecider.decide(clash, changed)).toThrow(expect.objectContaining({ code: 'slot-taken' }));
+  },
+);
+
+// The runs above meet a clock change only now and then; here every five minutes of a day around
+// one is offered to the decider, and it books exactly those the independent rule offers.
+const clockChanges = [
+  { schedule: 5, date: '2026-10-25' }, // Berlin falls back: 02:30 twice, 02:30–03:15 spans the change
+  { schedule: 0, date: '2026-03-29' }, // Berlin springs forward inside 01:00–04:00
+  { schedule: 3, date: '2026-11-01' }, // Los Angeles falls back, evening slots across UTC midnight
+  { schedule: 4, date: '2026-03-08' },
+  { schedule: 2, date: '2026-11-01' }, // New York
+];
+test.prop([fc.constantFrom(...clockChanges), fc.integer({ min: -1, max: 1 })], { numRuns: 30 })(
+  'given a schedule around a clock change, when any five-minute instant of the day is booked, then exactly the offered slots are',
+  ({ schedule: index, date }, dayShift) => {
+    const schedule = schedules[index];
+    if (!schedule) throw new Error(`no schedule ${index}`);
+    const day = addDays(date, dayShift);
+    const now = new Date(Date.parse(`${day}T00:00:00Z`) - 2 * 86_400_000).toISOString();
+    const state = fold(
+      doctorScheduleDecider,
+      doctorScheduleDecider.decide({ type: 'SetSchedule', data: { doctorId, ...schedule, specialty: null, acknowledgedAffected: [], now } }, doctorScheduleDecider.initialState),
+    );
+    const from = Date.parse(`${day}T00:00:00Z`) - 12 * 3_600_000;
+    for (let at = from; at < from + 48 * 3_600_000; at += 5 * minute) {
+      const start = new Date(at).toISOString();
+      const booked = decided(state, { type: 'BookSlot', data: { appointmentId: 'a1', patientId: 'p1', start, now } });
+      expect(booked !== undefined, `${start} in ${schedule.timeZone}`).toBe(offers(schedule, start));
+    }
+  },
+);

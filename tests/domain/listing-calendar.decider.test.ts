@@ -125,6 +125,15 @@ describe('HoldDates', () => {
   it('accepts a stay that starts on the day another one ends', () =>
     spec.given([held('b1', '2026-06-01', '2026-06-05')]).when(hold('b2', '2026-06-05', '2026-06-08')).then([held('b2', '2026-06-05', '2026-06-08')]));
 
+  it('accepts a stay that ends on the day another one starts', () =>
+    spec.given([held('b1', '2026-06-05', '2026-06-08')]).when(hold('b2', '2026-06-01', '2026-06-05')).then([held('b2', '2026-06-01', '2026-06-05')]));
+
+  it('counts a hold expiring exactly at now as lapsed: a hold naming it displaceable takes its dates', () =>
+    spec
+      .given([held('b1', '2026-06-01', '2026-06-05')])
+      .when(hold('b2', '2026-06-03', '2026-06-08', { now: expires, holdExpiresAt: '2026-05-01T10:30:00.000Z', displaceable: ['b1'] }))
+      .then([released('b1', '2026-06-01', '2026-06-05', 'expired'), held('b2', '2026-06-03', '2026-06-08', '2026-05-01', '2026-05-01T10:30:00.000Z')]));
+
   it('releases an overlapping lapsed hold named displaceable as expired and holds the dates', () =>
     spec
       .given([held('b1', '2026-06-01', '2026-06-05'), held('b3', '2026-07-01', '2026-07-03')])
@@ -259,7 +268,8 @@ describe('state', () => {
   it('keeps a hold that ended by the day of a later hold: its booking may still be paid within the hold', () => {
     const lateNight = [
       held('b1', '2026-06-01', '2026-06-02', '2026-06-01', '2026-06-02T00:10:00Z'), // held at 23:55 for that night
-      held('b2', '2026-06-10', '2026-06-12', '2026-06-02'), // someone else's hold, just after midnight
+      // Someone else's hold days later: b1 ended by its earliest start (06-02), so only its being a hold keeps it.
+      held('b2', '2026-06-10', '2026-06-12', '2026-06-04'),
     ];
     expect(fold(listingCalendarDecider, lateNight).live.map((range) => range.bookingId)).toEqual(['b1', 'b2']);
     spec.given(lateNight).when(book('b1')).then([booked('b1', '2026-06-01', '2026-06-02')]);

@@ -179,3 +179,47 @@ test.prop([fc.array(step, { maxLength: 40 }), fc.integer({ min: 0, max: 600 }), 
     if (mine?.status === 'held') expect(Date.parse(mine.holdExpiresAt)).toBeGreaterThan(clock);
   },
 );
+
+/**
+ * The other side of the safety properties above: a calendar that refused everything would pass
+ * them. The range is free by construction: it lies in a gap between live ranges (or after the
+ * last), starts two days after now's UTC date (today in any zone) and not before `openFrom`.
+ */
+test.prop([
+  fc.array(step, { maxLength: 40 }),
+  fc.nat(),
+  fc.integer({ min: 1, max: 10 }),
+  fc.integer({ min: 1, max: 60 }),
+  fc.constantFrom('UTC', 'Pacific/Auckland', 'America/Los_Angeles', 'Pacific/Kiritimati', 'Pacific/Pago_Pago'),
+])('given any history, when a new booking holds a free, valid range of the open calendar, then it is granted', (steps, pick, nights, holdMinutes, timeZone) => {
+  let state = listingCalendarDecider.initialState;
+  let clock = startMs;
+  for (const { minutesLater, build } of steps) {
+    clock += minutesLater * 60_000;
+    try {
+      for (const event of listingCalendarDecider.decide(build(new Date(clock).toISOString()), state)) state = listingCalendarDecider.evolve(state, event);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+    }
+  }
+  if (state.closed) state = listingCalendarDecider.evolve(state, { type: 'CalendarReopened', data: { listingId } });
+  const now = new Date(clock).toISOString();
+  const afterToday = addDays(now.slice(0, 10), 2);
+  const floor = state.openFrom !== null && state.openFrom > afterToday ? state.openFrom : afterToday;
+  const gaps: { startDate: string; endDate: string | null }[] = [];
+  let free = floor;
+  for (const live of [...state.live].sort((a, b) => (a.startDate < b.startDate ? -1 : 1))) {
+    if (live.startDate > free) gaps.push({ startDate: free, endDate: live.startDate });
+    if (live.endDate > free) free = live.endDate;
+  }
+  gaps.push({ startDate: free, endDate: null });
+  const gap = gaps[pick % gaps.length] ?? { startDate: free, endDate: null };
+  const wanted = addDays(gap.startDate, nights);
+  const endDate = gap.endDate !== null && gap.endDate < wanted ? gap.endDate : wanted;
+  const holdExpiresAt = new Date(clock + holdMinutes * 60_000).toISOString();
+  const command: HoldDates = { type: 'HoldDates', data: { listingId, bookingId: 'b-new', startDate: gap.startDate, endDate, holdExpiresAt, now, timeZone } };
+
+  expect(listingCalendarDecider.decide(command, state)).toEqual([
+    { type: 'DatesHeld', data: { listingId, bookingId: 'b-new', startDate: gap.startDate, endDate, holdExpiresAt, heldOn: expect.any(String) } },
+  ]);
+});
