@@ -10,7 +10,12 @@ export const moneySchema = z.object({
 });
 export type Money = z.infer<typeof moneySchema>;
 
-/** `percent` of `amount`, rounded down to a whole minor unit (the customer never gets a fraction more). */
+/**
+ * `percent` (a whole number) of `amount`, rounded down to a whole minor unit (the customer never
+ * gets a fraction more). In BigInt: past 2^53 (any amount over about 9×10^13 minor units times
+ * 100) a float product rounds, and 100 % of an amount came out one more than the amount, a
+ * refund above what was paid.
+ */
 export function percentOf(amount: number, percent: number): number {
-  return Math.floor((amount * percent) / 100);
+  return Number((BigInt(amount) * BigInt(percent)) / 100n);
 }
