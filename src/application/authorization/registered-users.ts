@@ -23,18 +23,24 @@ type UserReader = Pick<CommandSide['handlers']['user'], 'read'>;
  * erased admin's token minting a new admin would keep its power for good).
  */
 export async function currentRoles(users: UserReader, actor: Actor): Promise<Role[]> {
-  if (actor.id.startsWith('system:')) return [...actor.roles];
-  const { state } = await users.read(userStreamIdOf(actor.id));
-  return rolesStillHeld(actor, state.status === 'unregistered' ? undefined : state);
+  return rolesStillHeld(actor, async (userId) => {
+    const { state } = await users.read(userStreamIdOf(userId));
+    return state.status === 'unregistered' ? undefined : state;
+  });
 }
 
+/** A user as far as the roles of its tokens go; `undefined` for an id without one. */
+type UserRoles = { readonly erased: boolean; readonly roles: readonly Role[] } | undefined;
+
 /**
- * The roles of `actor`'s token that `user`, as last known, still holds. An id without a user
- * is taken as its token says: login issues tokens to registered users only, so such a token is
- * one the system made for itself (`system:` actors such as the seed, or a tool's), or its user
- * is too new for a read model to know yet.
+ * The roles of `actor`'s token that its user, as `userOf` knows it, still holds. A `system:`
+ * actor (the seed, a tool) has no user to ask. An id without a user is taken as its token says:
+ * login issues tokens to registered users only, so such a token is one the system made for
+ * itself, or its user is too new for a read model to know yet.
  */
-export function rolesStillHeld(actor: Actor, user: { readonly erased: boolean; readonly roles: readonly Role[] } | undefined): Role[] {
+export async function rolesStillHeld(actor: Actor, userOf: (userId: string) => Promise<UserRoles>): Promise<Role[]> {
+  if (actor.id.startsWith('system:')) return [...actor.roles];
+  const user = await userOf(actor.id);
   if (!user) return [...actor.roles];
   if (user.erased) return [];
   return actor.roles.filter((role) => user.roles.includes(role));

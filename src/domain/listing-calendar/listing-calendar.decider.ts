@@ -191,7 +191,7 @@ export function evolve(state: ListingCalendarState, event: ListingCalendarEvent)
       const openFrom = state.openFrom !== null && state.openFrom > heldOn ? state.openFrom : heldOn;
       const held: LiveRange = { bookingId, status: 'held', startDate, endDate, holdExpiresAt };
       // A booking holding its lapsed dates again replaces its own range.
-      const others = state.live.filter((range) => range.bookingId !== bookingId);
+      const others = liveRangeOf(state, bookingId) ? state.live.filter((range) => range.bookingId !== bookingId) : state.live;
       // Booked ranges that ended by `earliestStart(openFrom)` can block nothing any more. A hold
       // that did is kept until it is booked or released: its booking may still be paid in time
       // (held at 23:55 for that night, paid at 00:05), and no new hold can reach back to its dates.

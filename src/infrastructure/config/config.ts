@@ -100,7 +100,7 @@ export const settingDescriptions: Record<keyof Config, string> = {
   RATE_LIMIT_MAX: 'requests per minute per client IP on each API',
   AUTH_RATE_LIMIT_MAX: 'requests per minute per client IP on `/v1/auth/*`',
   TRUST_PROXY:
-    'which proxies may name the client IP in `X-Forwarded-For` (for rate limits, the security log and event metadata): `false`, none (the connection\'s address is the client\'s); or a comma-separated list of their addresses, CIDR blocks or `loopback`/`linklocal`/`uniquelocal` (the client is the nearest address not on it, the connection\'s first). `true` and hop counts are refused: any client could then choose its own IP',
+    'which proxies may name the client IP in `X-Forwarded-For` (for rate limits, the security log and event metadata): `false`, none (the connection\'s address is the client\'s); or a comma-separated list of their addresses, CIDR blocks or `loopback`/`linklocal`/`uniquelocal` (the client is the nearest address not on it, the connection\'s first). `true` and hop counts are refused: a client could then choose its own IP',
   IDEMPOTENCY_TTL_HOURS: 'how long an `Idempotency-Key` and its stored response are kept (at least 24)',
   ADMIN_EMAIL: '`npm run seed`: email of the admin to create (default `admin@bookable.local`)',
   ADMIN_PASSWORD: '`npm run seed`: password of that admin; unset: a generated one is printed',

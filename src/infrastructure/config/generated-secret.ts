@@ -58,7 +58,7 @@ async function publish(file: string, text: string): Promise<boolean> {
     return await link(draft, file).then(
       () => true,
       async (error: unknown) => {
-        const code = error instanceof Error && 'code' in error ? error.code : undefined;
+        const code = codeOf(error);
         if (code === 'EEXIST') return false;
         // A file system without hard links (FAT, some network and FUSE mounts): created in place,
         // which another process starting at the very same moment may read before it is written.
@@ -77,7 +77,12 @@ async function createInPlace(file: string, text: string): Promise<boolean> {
     await writeFile(file, text, { mode: 0o600, flag: 'wx' });
     return true;
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'EEXIST') return false;
+    if (codeOf(error) === 'EEXIST') return false;
     throw error;
   }
+}
+
+/** node's code of a file-system error (`EEXIST`, `EPERM`, ...). */
+function codeOf(error: unknown): unknown {
+  return error instanceof Error && 'code' in error ? error.code : undefined;
 }

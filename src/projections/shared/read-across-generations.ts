@@ -1,5 +1,12 @@
 /** PostgreSQL's "column does not exist". */
 const undefinedColumn = '42703';
+/** PostgreSQL's "relation does not exist". */
+export const undefinedTable = '42P01';
+
+/** Whether `error` is PostgreSQL's error `sqlState`. */
+export function isSqlState(error: unknown, sqlState: string): boolean {
+  return error instanceof Error && 'code' in error && error.code === sqlState;
+}
 
 /**
  * Reads with `current`, or with `older` when the active generation of the read model predates a
@@ -11,7 +18,7 @@ export async function readAcrossGenerations<T>(current: () => Promise<T>, older:
   try {
     return await current();
   } catch (error) {
-    if (!(error instanceof Error && 'code' in error && error.code === undefinedColumn)) throw error;
+    if (!isSqlState(error, undefinedColumn)) throw error;
     return older();
   }
 }

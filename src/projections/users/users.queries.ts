@@ -4,6 +4,7 @@ import type { Actor, Role } from '../../application/metadata.js';
 import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import type { UserRole } from '../../domain/user/user.events.js';
 import type { Database } from '../read-models.js';
+import { isSqlState, undefinedTable } from '../shared/read-across-generations.js';
 
 export type UserProfile = {
   readonly id: string;
@@ -23,22 +24,20 @@ export async function findUserProfile(db: Kysely<Database>, userId: string): Pro
  * or an erasure counts here once projected, moments after it happened.
  */
 export async function currentRolesOf(db: Kysely<Database>, actor: Actor): Promise<Role[]> {
-  if (actor.id.startsWith('system:')) return [...actor.roles];
-  const row = await db
-    .selectFrom('rm_users.users')
-    .select(['email', 'roles'])
-    .where('user_id', '=', actor.id)
-    .executeTakeFirst()
-    // A fresh deployment whose projector has not made the read model yet knows no user: the
-    // token is taken as it says, as for a user too new to be projected, and an operator can still
-    // look at the projections' status.
-    .catch((error: unknown) => {
-      if (error instanceof Error && 'code' in error && error.code === undefinedTable) return undefined;
-      throw error;
-    });
-  // An erasure leaves the row, its personal fields reading the placeholder.
-  return rolesStillHeld(actor, row && { erased: row.email === erasedPlaceholder, roles: row.roles });
+  return rolesStillHeld(actor, async (userId) => {
+    const row = await db
+      .selectFrom('rm_users.users')
+      .select(['email', 'roles'])
+      .where('user_id', '=', userId)
+      .executeTakeFirst()
+      // A fresh deployment whose projector has not made the read model yet knows no user: the
+      // token is taken as it says, as for a user too new to be projected, and an operator can
+      // still look at the projections' status.
+      .catch((error: unknown) => {
+        if (isSqlState(error, undefinedTable)) return undefined;
+        throw error;
+      });
+    // An erasure leaves the row, its personal fields reading the placeholder.
+    return row && { erased: row.email === erasedPlaceholder, roles: row.roles };
+  });
 }
-
-/** PostgreSQL's "relation does not exist". */
-const undefinedTable = '42P01';
