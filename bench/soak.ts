@@ -21,6 +21,7 @@ import { benchDatabase } from './support/bench-database.js';
 import { checkEventsExactlyOnce, checkNoDoubleBooking, checkOf, checkReadModelsEqualRebuild, logHead, projectionsReached, settle, type Check } from './support/soak-checks.js';
 import { judgeNotCaughtUp, notCaughtUpGraceMs, stepsAfterLoad, type ChaosStep } from './support/soak-chaos.js';
 import { Ledger, nextJourney, seedWorld, type LoadContext } from './support/soak-load.js';
+import { rssCheck } from './support/soak-memory.js';
 import { MemorySampler, SoakServices, type Gauge, type Role } from './support/soak-services.js';
 import { Traffic } from './support/soak-traffic.js';
 import { sleep } from '../src/application/sleep.js';
@@ -33,7 +34,6 @@ const optionsSchema = z.object({
 
 const webhookSecret = 'whsec_soak_0123456789abcdef';
 const rebuiltMidway = 'bookings';
-const rssGrowthLimit = 0.2;
 const names = readModelProjections.map((projection) => projection.name);
 
 const print = (line: string) => console.log(line);
@@ -147,55 +147,6 @@ async function drive(ctx: LoadContext, services: SoakServices, concurrency: numb
         }
       }
     }),
-  );
-}
-
-/** The window medians are taken over: a tenth of the run, 5 s to 30 s. */
-const medianWindow = (loadMs: number) => Math.max(5_000, Math.min(30_000, loadMs * 0.1));
-
-/**
- * When `role`'s warm-up ended: once its V8 heap in use levelled off, i.e. the first window whose
- * median is within 5 % of the median at the end; at least 30 s (half of a short run), at most
- * half the run. Its bounded caches fill for minutes at the soak's rate (2,000 folded states per
- * aggregate, 10,000 verified tokens, 32 MB of query answers), which is not what the RSS check is
- * after. A leak never levels off: its growth is then judged over the second half of the run.
- * The projector (killed twice): a quarter of the run, at most a minute.
- */
-function warmUpEnd(memory: MemorySampler, role: Role, loadMs: number): number {
-  const earliest = Math.min(30_000, loadMs * 0.5);
-  const latest = Math.max(earliest, loadMs * 0.5);
-  const window = medianWindow(loadMs);
-  const final = memory.median(role, 'heap', loadMs - window, loadMs + 1);
-  if (final === undefined) return Math.min(60_000, Math.max(earliest, loadMs * 0.25));
-  for (let start = earliest; start < latest; start += 5_000) {
-    const level = memory.median(role, 'heap', start, start + window);
-    if (level !== undefined && level >= final * 0.95) return start;
-  }
-  return latest;
-}
-
-function rssCheck(memory: MemorySampler, loadMs: number): Check {
-  const window = medianWindow(loadMs);
-  const problems: string[] = [];
-  const parts: string[] = [];
-  for (const role of ['command', 'query', 'projector'] as const satisfies readonly Role[]) {
-    const warmedUp = warmUpEnd(memory, role, loadMs);
-    const after = memory.median(role, 'rss', warmedUp, warmedUp + window);
-    const end = memory.median(role, 'rss', loadMs - window, loadMs + 1);
-    if (after === undefined || end === undefined) {
-      problems.push(`${role}: no RSS samples`);
-      continue;
-    }
-    const growth = end / after - 1;
-    // The projector is killed twice, so its growth says little; it is shown, not judged.
-    const judged = role !== 'projector';
-    parts.push(`${role} ${after.toFixed(0)} → ${end.toFixed(0)} MB after ${seconds(warmedUp)} (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %${judged ? '' : ', restarted, not judged'})`);
-    if (judged && growth >= rssGrowthLimit) problems.push(`${role} RSS grew ${(growth * 100).toFixed(1)} % after warm-up (limit ${rssGrowthLimit * 100} %)`);
-  }
-  return checkOf(
-    `RSS after warm-up grew < ${rssGrowthLimit * 100} %`,
-    `medians over ${seconds(window)} once the heap in use levelled off, and at the end: ${parts.join('; ')}`,
-    problems,
   );
 }
 

@@ -7,6 +7,8 @@ import { cannon } from '../bench/support/cannon.js';
 import { pacedLoad } from '../bench/support/paced-load.js';
 import { judgeNotCaughtUp, notCaughtUpGraceMs, stepsAfterLoad, type ChaosStep } from '../bench/support/soak-chaos.js';
 import { doctorScheduleKinds, listingCalendarKinds, replayHolds } from '../bench/support/soak-checks.js';
+import { rssCheck, type MemoryMedians } from '../bench/support/soak-memory.js';
+import type { Gauge, Role } from '../bench/support/soak-services.js';
 import { sleep } from '../src/application/sleep.js';
 
 // The benches' and the soak's own arithmetic: what a figure or a check counts, so that neither
@@ -150,5 +152,40 @@ describe('stepsAfterLoad (the soak\'s chaos check)', () => {
       { what: 'projector SIGKILL 2', startedMs: 61_000, recoveredMs: 70_000 },
     ];
     expect(stepsAfterLoad(steps, 60_000)).toEqual(['chaos: projector SIGKILL 2 began at 61.0 s, after the load ended at 60.0 s']);
+  });
+});
+
+/** One sample a second of each role's memory, in MB, as `curve` gives it at each ms since the load began. */
+function sampled(loadMs: number, curve: (role: Role, gauge: Gauge, atMs: number) => number): MemoryMedians {
+  return {
+    median(role, gauge, fromMs, toMs) {
+      const values: number[] = [];
+      for (let at = Math.ceil(fromMs / 1000) * 1000; at < toMs && at <= loadMs; at += 1000) values.push(curve(role, gauge, at));
+      values.sort((a, b) => a - b);
+      return values[Math.floor(values.length / 2)];
+    },
+  };
+}
+
+const minute = 60_000;
+// Small deterministic jitter, as GC gives: ±3 MB.
+const jitter = (atMs: number) => 3 * Math.sin(atMs / 7_000);
+
+describe('rssCheck (the soak\'s memory check)', () => {
+  it('given a steady 6 MB/min leak over ten minutes, then it fails, though the growth over the second half alone stays under 20 %', () => {
+    const leaking = sampled(10 * minute, (_role, _gauge, at) => 140 + (6 * at) / minute + jitter(at));
+    const check = rssCheck(leaking, 10 * minute);
+    expect(check.ok).toBe(false);
+    expect(check.problems.filter((problem) => problem.startsWith('command'))).toEqual([expect.stringMatching(/^command RSS still grew \d+\.\d MB\/min in the last quarter/)]);
+  });
+
+  it('given caches that fill for four minutes and then hold, then it passes, on a short run and a long one', () => {
+    const filling = (loadMs: number) => sampled(loadMs, (_role, _gauge, at) => 140 + 80 * (1 - Math.exp(-at / minute)) + jitter(at));
+    for (const loadMs of [minute, 10 * minute]) expect(rssCheck(filling(loadMs), loadMs)).toMatchObject({ ok: true, problems: [] });
+  });
+
+  it('given RSS that jumps by a fifth after warm-up, then it fails on a one-minute run too', () => {
+    const jump = sampled(minute, (_role, gauge, at) => (gauge === 'rss' && at > 45_000 ? 200 : 160));
+    expect(rssCheck(jump, minute).problems).toEqual([expect.stringMatching(/^command RSS grew \+25\.0 %/), expect.stringMatching(/^query RSS grew \+25\.0 %/)]);
   });
 });

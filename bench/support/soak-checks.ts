@@ -194,8 +194,32 @@ async function unfinishedRefunds(db: Kysely<unknown>): Promise<string[]> {
 }
 
 /**
+ * Dates, slots and patients' time still held at the end for a booking or appointment the log has
+ * no stream for: a request that took the contended resource and then failed or was refused, and
+ * left it blocking others until some sweep notices. The ledger sees accepted commands only, so
+ * this looks at the log itself.
+ */
+async function orphanHolds(db: Kysely<unknown>): Promise<string[]> {
+  const { rows } = await sql<{ stream_id: string; holder: string; event_type: string }>`
+    with last_per_holder as (
+      select distinct on (stream_id, holder) stream_id, holder, event_type
+      from (select stream_id, revision, event_type, coalesce(data->>'bookingId', data->>'appointmentId') as holder from events
+            where (stream_id like 'listingCalendar-%' and event_type in ('DatesHeld', 'DatesBooked', 'DatesReleased'))
+               or (stream_id like 'doctorSchedule-%' and event_type in ('SlotBooked', 'SlotMoved', 'SlotRestored', 'SlotReleased'))
+               or (stream_id like 'patientAgenda-%' and event_type in ('TimeReserved', 'TimeMoved', 'TimeReleased'))) held
+      order by stream_id, holder, revision desc)
+    select h.stream_id, h.holder, h.event_type from last_per_holder h
+    where h.event_type not in ('DatesReleased', 'SlotReleased', 'TimeReleased')
+      and not exists (select 1 from events owner
+                      where owner.stream_id = (case when h.stream_id like 'listingCalendar-%' then 'booking-' else 'appointment-' end) || h.holder)
+    order by 1, 2 limit 20`.execute(db);
+  return rows.map((row) => `${row.stream_id}: ${row.event_type} for ${row.holder} still holds, and no such ${row.stream_id.startsWith('listingCalendar-') ? 'booking' : 'appointment'} exists`);
+}
+
+/**
  * Each accepted command's events are in the log exactly once: at the position it answered, with
- * the events its outcome implies; no event id twice; every stream's revisions 0..n without a gap.
+ * the events its outcome implies; no event id twice; every stream's revisions 0..n without a gap;
+ * and nothing held for a booking or appointment that never came to be.
  */
 export async function checkEventsExactlyOnce(db: Kysely<unknown>, ledger: Ledger): Promise<Check> {
   const duplicates = await sql<{ id: string; n: number }>`
@@ -215,6 +239,7 @@ export async function checkEventsExactlyOnce(db: Kysely<unknown>, ledger: Ledger
     ...wrongCounts,
     ...(await movedSlots(db, ledger, counts)),
     ...(await unfinishedRefunds(db)),
+    ...(await orphanHolds(db)),
   ];
   const { events = 0, streams = 0 } = totals.rows[0] ?? {};
   const summary = `${fmt(ledger.accepted.length)} accepted commands (${fmt(ledger.bookings.size)} bookings, ${fmt(ledger.payments.size)} payments, ${fmt(ledger.appointments.size)} appointments) against ${fmt(events)} events in ${fmt(streams)} streams`;
