@@ -144,7 +144,9 @@ describe('SetSchedule', () => {
     ['an interval that ends before it starts', { from: '12:00', to: '09:00' }],
     ['an empty interval', { from: '09:00', to: '09:00' }],
     ['a time that is not HH:MM', { from: '9:00', to: '12:00' }],
-    ['an hour past 23', { from: '09:00', to: '24:00' }],
+    ['an end past the end of the day', { from: '09:00', to: '24:01' }],
+    ['an hour past 24', { from: '09:00', to: '25:00' }],
+    ['a start at 24:00, which no clock shows', { from: '24:00', to: '24:00' }],
   ])('refuses %s', (_, interval) => {
     spec
       .given([])
@@ -169,6 +171,22 @@ describe('SetSchedule', () => {
       .given([])
       .when(setSchedule({ weeklyHours: { ...noHours, tue } }))
       .then([scheduleSet({ weeklyHours: { ...noHours, tue } })]);
+  });
+
+  it('accepts an interval that ends at 24:00, the end of the day', () => {
+    const nightShift = { ...noHours, mon: [{ from: '20:00', to: '24:00' }], tue: [{ from: '00:00', to: '02:00' }] };
+    spec
+      .given([])
+      .when(setSchedule({ weeklyHours: nightShift }))
+      .then([scheduleSet({ weeklyHours: nightShift })]);
+  });
+
+  it('refuses an interval overlapping one that ends at 24:00', () => {
+    const tue = [
+      { from: '23:30', to: '23:45' },
+      { from: '20:00', to: '24:00' },
+    ];
+    spec.given([]).when(setSchedule({ weeklyHours: { ...noHours, tue } })).thenFails('overlapping-intervals');
   });
 
   it('refuses a day off that is not a date', () => {
@@ -293,8 +311,16 @@ describe('the SetSchedule request schema', () => {
     ['a malformed time', { weeklyHours: { mon: [{ from: '9am', to: '12:30' }] } }],
     ['overlapping intervals', { weeklyHours: { mon: [{ from: '09:00', to: '12:30' }, { from: '12:00', to: '13:00' }] } }],
     ['an interval ending before it starts', { weeklyHours: { mon: [{ from: '12:00', to: '11:00' }] } }],
+    ['an end past 24:00', { weeklyHours: { mon: [{ from: '20:00', to: '24:01' }] } }],
+    ['an end at 25:00', { weeklyHours: { mon: [{ from: '20:00', to: '25:00' }] } }],
+    ['a start at 24:00', { weeklyHours: { mon: [{ from: '24:00', to: '24:00' }] } }],
   ])('rejects %s', (_, change) => {
     expect(setScheduleSchema.safeParse({ type: 'SetSchedule', data: { ...body, ...change } }).success).toBe(false);
+  });
+
+  it('accepts an interval ending at 24:00', () => {
+    const change = { weeklyHours: { mon: [{ from: '20:00', to: '24:00' }] } };
+    expect(setScheduleSchema.safeParse({ type: 'SetSchedule', data: { ...body, ...change } }).success).toBe(true);
   });
 });
 
@@ -476,6 +502,64 @@ describe('BookSlot when clocks go back (Europe/Berlin, last Sunday of October 20
       .given([nightShift])
       .when(bookSlot('a-1', '2026-10-25T02:00:00.000Z'))
       .then([slotBooked('a-1', '2026-10-25T02:00:00.000Z', '2026-10-25T03:00:00.000Z')]);
+  });
+});
+
+describe('BookSlot in working hours that end at midnight', () => {
+  // Berlin on CET: Monday 9 March 23:30 is 22:30Z; Tuesday's hours go on from its midnight.
+  const evening = [{ from: '20:00', to: '24:00' }];
+  const earlyHours = [{ from: '00:00', to: '02:00' }];
+  const nightShift = (slotMinutes: number, timeZone = 'Europe/Berlin', days: 'mon-tue' | 'sat-sun' = 'mon-tue') =>
+    scheduleSet({
+      timeZone,
+      slotMinutes,
+      weeklyHours: days === 'mon-tue' ? { ...noHours, mon: evening, tue: earlyHours } : { ...noHours, sat: evening, sun: earlyHours },
+    });
+
+  it('books the last slot of the day, which ends at midnight, and the first of the next day', () => {
+    spec
+      .given([nightShift(30)])
+      .when(bookSlot('a-1', '2026-03-09T22:30:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-09T22:30:00.000Z', '2026-03-09T23:00:00.000Z')]);
+    spec
+      .given([nightShift(30), slotBooked('a-1', '2026-03-09T22:30:00.000Z', '2026-03-09T23:00:00.000Z')])
+      .when(bookSlot('a-2', '2026-03-09T23:00:00.000Z'))
+      .then([slotBooked('a-2', '2026-03-09T23:00:00.000Z', '2026-03-09T23:30:00.000Z')]);
+  });
+
+  it('refuses a slot that would run past midnight into the next day, though that day has hours from 00:00', () => {
+    // 45-minute slots from 20:00: 23:00 ends at 23:45; 23:45 would end at 00:30 on Tuesday.
+    spec
+      .given([nightShift(45)])
+      .when(bookSlot('a-1', '2026-03-09T22:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-09T22:00:00.000Z', '2026-03-09T22:45:00.000Z')]);
+    spec.given([nightShift(45)]).when(bookSlot('a-1', '2026-03-09T22:45:00.000Z')).thenFails('outside-working-hours');
+    spec
+      .given([nightShift(60)])
+      .when(bookSlot('a-1', '2026-03-09T22:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-09T22:00:00.000Z', '2026-03-09T23:00:00.000Z')]);
+  });
+
+  // Beirut's clocks change at midnight: on 29 March 2026 from 00:00 EET (28 March 22:00Z) to
+  // 01:00 EEST, on 25 October from 00:00 EEST (24 October 21:00Z) back to 23:00 EET.
+  it('offers the slot that ends when the clocks spring forward at midnight, and the first that exists after', () => {
+    spec
+      .given([nightShift(30, 'Asia/Beirut', 'sat-sun')])
+      .when(bookSlot('a-1', '2026-03-28T21:30:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-28T21:30:00.000Z', '2026-03-28T22:00:00.000Z')]);
+    // 01:00 EEST on Sunday: 00:00 and 00:30 never happen that night.
+    spec
+      .given([nightShift(30, 'Asia/Beirut', 'sat-sun')])
+      .when(bookSlot('a-1', '2026-03-28T22:00:00.000Z'))
+      .then([slotBooked('a-1', '2026-03-28T22:00:00.000Z', '2026-03-28T22:30:00.000Z')]);
+  });
+
+  it('offers the first 23:30 when the clocks go back at midnight, and refuses the second', () => {
+    spec
+      .given([nightShift(30, 'Asia/Beirut', 'sat-sun')])
+      .when(bookSlot('a-1', '2026-10-24T20:30:00.000Z'))
+      .then([slotBooked('a-1', '2026-10-24T20:30:00.000Z', '2026-10-24T21:00:00.000Z')]);
+    spec.given([nightShift(30, 'Asia/Beirut', 'sat-sun')]).when(bookSlot('a-1', '2026-10-24T21:30:00.000Z')).thenFails('off-grid');
   });
 });
 

@@ -6,6 +6,7 @@ import { doctorScheduleEventSchema, type DoctorScheduleEvent } from '../../src/d
 import { slotProblem, type WeeklyHours, type WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { addDays } from '../../src/domain/shared/calendar-date.js';
 import { fold } from '../../src/domain/shared/decider.js';
+import { freeSlots } from '../../src/projections/doctors/doctor-slots.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { slotsOverlap, type TimeSlot } from '../../src/domain/shared/time-slot.js';
 import { instantOfWallClock, minuteOfDay, wallClockAt } from '../../src/domain/shared/wall-clock.js';
@@ -50,6 +51,17 @@ const schedules: WeeklySchedule[] = [
       { from: '22:00', to: '23:30' },
     ]),
     daysOff: ['2026-10-26'],
+  },
+  // Beirut's clocks change at midnight (28/29 March, 24/25 October): a night shift until 24:00
+  // and on from 00:00, whose last slot of the evening ends as the clocks jump or go back.
+  {
+    timeZone: 'Asia/Beirut',
+    slotMinutes: 30,
+    weeklyHours: everyDay([
+      { from: '00:00', to: '02:00' },
+      { from: '22:00', to: '24:00' },
+    ]),
+    daysOff: [],
   },
 ];
 
@@ -297,17 +309,34 @@ test.prop([steps])('a schedule change never drops a live booking unannounced', (
 });
 
 // The grid on its own, in zones whose daylight-saving rules are unusual: half-hour shifts
-// (Lord Howe), changes at midnight (Santiago), quarter-hour offsets (Chatham, Kathmandu).
-const zones = ['Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Pacific/Chatham', 'Asia/Kathmandu'];
-const transitionDays = ['2026-03-29', '2026-10-25', '2026-03-08', '2026-11-01', '2026-04-05', '2026-10-04', '2026-09-06', '2026-09-27'];
+// (Lord Howe), changes at midnight (Santiago, Beirut), quarter-hour offsets (Chatham, Kathmandu).
+// The days before a change at midnight end as the clocks jump or go back, where 24:00 meets it.
+const zones = ['Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'America/Santiago', 'Asia/Beirut', 'Pacific/Chatham', 'Asia/Kathmandu'];
+const transitionDays = [
+  '2026-03-29',
+  '2026-10-25',
+  '2026-03-08',
+  '2026-11-01',
+  '2026-04-05',
+  '2026-10-04',
+  '2026-09-06',
+  '2026-09-27',
+  '2026-03-28',
+  '2026-10-24',
+  '2026-04-04',
+  '2026-09-05',
+];
 const day = fc.oneof(fc.constantFrom(...transitionDays), fc.integer({ min: 0, max: 364 }).map((n) => addDays('2026-01-01', n)));
 const fiveMinutes = (n: number) => `${String(Math.floor(n / 12)).padStart(2, '0')}:${String((n % 12) * 5).padStart(2, '0')}`;
+// Point 288 is 24:00, drawn often enough to matter. Points pair up from the last, so it always
+// ends an interval and never starts one.
+const point = fc.oneof({ weight: 1, arbitrary: fc.constant(288) }, { weight: 6, arbitrary: fc.integer({ min: 0, max: 287 }) });
 const hours = fc
-  .uniqueArray(fc.integer({ min: 0, max: 287 }), { minLength: 2, maxLength: 4 })
+  .uniqueArray(point, { minLength: 2, maxLength: 4 })
   .map((points) => [...points].sort((a, b) => a - b))
   .map((points) => {
     const intervals = [];
-    for (let i = 0; i + 1 < points.length; i += 2) intervals.push({ from: fiveMinutes(points[i] ?? 0), to: fiveMinutes(points[i + 1] ?? 0) });
+    for (let i = points.length % 2; i + 1 < points.length; i += 2) intervals.push({ from: fiveMinutes(points[i] ?? 0), to: fiveMinutes(points[i + 1] ?? 0) });
     return intervals;
   });
 const grid = fc.record({
@@ -317,10 +346,13 @@ const grid = fc.record({
   date: day,
 });
 
-// Santiago's clocks spring from 00:00 to 01:00 on 2026-09-06: a day without its first hour.
+// Santiago's clocks spring from 00:00 to 01:00 on 2026-09-06: a day without its first hour, after
+// one whose last slot ends as they jump. On 2026-04-05 they go back from 00:00 to 23:00.
 const springsAtMidnight = { timeZone: 'America/Santiago', slotMinutes: 10, intervals: [{ from: '00:00', to: '00:10' }], date: '2026-09-06' };
+const beforeSpringAtMidnight = { timeZone: 'America/Santiago', slotMinutes: 30, intervals: [{ from: '20:00', to: '24:00' }], date: '2026-09-05' };
+const beforeFallAtMidnight = { timeZone: 'America/Santiago', slotMinutes: 30, intervals: [{ from: '20:00', to: '24:00' }], date: '2026-04-04' };
 
-test.prop([grid], { examples: [[springsAtMidnight]] })('the slots of any day never overlap, and a day without a clock change has every grid slot', ({ timeZone, slotMinutes, intervals, date }) => {
+test.prop([grid], { examples: [[springsAtMidnight], [beforeSpringAtMidnight], [beforeFallAtMidnight]] })('the slots of any day never overlap, the listing shows exactly them, and a day without a clock change has every grid slot', ({ timeZone, slotMinutes, intervals, date }) => {
   const schedule: WeeklySchedule = { timeZone, slotMinutes, weeklyHours: everyDay(intervals), daysOff: [] };
   // Every five minutes of the UTC span that can hold the local day (offsets run from −12 h to +14 h).
   const from = Date.parse(`${date}T00:00:00Z`) - 15 * 3_600_000;
@@ -335,6 +367,10 @@ test.prop([grid], { examples: [[springsAtMidnight]] })('the slots of any day nev
     if (slotProblem(schedule, new Date(at).toISOString()) === undefined) offered.push(at);
   }
   for (let i = 1; i < offered.length; i++) expect((offered[i] ?? 0) - (offered[i - 1] ?? 0)).toBeGreaterThanOrEqual(slotMinutes * minute);
+  const listed = freeSlots(schedule, [], { from: new Date(from), to: new Date(from + 54 * 3_600_000) }, new Date(0))
+    .map((slot) => Date.parse(slot.start))
+    .filter((at) => wallClockAt(at, timeZone).date === date);
+  expect(listed).toEqual(offered);
 
   // A change at midnight (Santiago springs from 00:00 to 01:00) shows as a day that starts late.
   if (offsets.size > 1 || firstMinute !== 0) return;
@@ -411,6 +447,8 @@ const clockChanges = [
   { schedule: 3, date: '2026-11-01' }, // Los Angeles falls back, evening slots across UTC midnight
   { schedule: 4, date: '2026-03-08' },
   { schedule: 2, date: '2026-11-01' }, // New York
+  { schedule: 6, date: '2026-03-29' }, // Beirut springs forward at midnight, after a shift until 24:00
+  { schedule: 6, date: '2026-10-25' }, // Beirut goes back at midnight: 23:00–24:00 twice
 ];
 test.prop([fc.constantFrom(...clockChanges), fc.integer({ min: -1, max: 1 })], { numRuns: 30 })(
   'given a schedule around a clock change, when any five-minute instant of the day is booked, then exactly the offered slots are',

@@ -1,7 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { slotsOverlap, utcInstant } from '../../src/domain/shared/time-slot.js';
-import { instantOfWallClock, localTimeSchema, minuteOfDay, wallClockAt } from '../../src/domain/shared/wall-clock.js';
+import { instantOfWallClock, isLocalEndTime, localEndTimeSchema, localTimeSchema, minuteOfDay, wallClockAt } from '../../src/domain/shared/wall-clock.js';
 
 // The shared helpers the schedule's grid stands on.
 
@@ -85,16 +85,22 @@ test.prop([fc.integer({ min: Date.parse('2025-01-01T00:00:00Z') / 60_000, max: D
   },
 );
 
-describe('localTimeSchema and minuteOfDay', () => {
+describe('localTimeSchema, localEndTimeSchema and minuteOfDay', () => {
   it('accepts HH:MM from 00:00 to 23:59 only', () => {
     for (const time of ['00:00', '09:30', '23:59']) expect(localTimeSchema.safeParse(time).success).toBe(true);
     for (const time of ['24:00', '9:30', '09:60', '09:30:00', '']) expect(localTimeSchema.safeParse(time).success).toBe(false);
+  });
+
+  it('accepts as an end HH:MM from 00:00 to 23:59, or 24:00 for the end of the day, and nothing past it', () => {
+    for (const time of ['00:00', '09:30', '23:59', '24:00']) expect(localEndTimeSchema.safeParse(time).success, time).toBe(true);
+    for (const time of ['24:01', '24:30', '25:00', '24:00:00', '24', '9:30', '']) expect(isLocalEndTime(time), time).toBe(false);
   });
 
   it('counts minutes since midnight', () => {
     expect(minuteOfDay('00:00')).toBe(0);
     expect(minuteOfDay('09:30')).toBe(570);
     expect(minuteOfDay('23:59')).toBe(1439);
+    expect(minuteOfDay('24:00')).toBe(1440);
   });
 });
 

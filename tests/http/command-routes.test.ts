@@ -25,7 +25,7 @@ describe('command routes over HTTP', () => {
   async function put(path: string, body: unknown, actor: Actor) {
     const response = await fetch(`${api.url}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json', ...bearer(actor) }, body: JSON.stringify(body) });
     const text = await response.text();
-    return { status: response.status, body: text === '' ? {} : JSON.parse(text) };
+    return { status: response.status, headers: response.headers, body: text === '' ? {} : JSON.parse(text) };
   }
   // Counted in the table, not through readAll: readAll stops below the oldest transaction still
   // open anywhere on the server, which another test file's may hold back for a moment.
@@ -211,6 +211,32 @@ describe('command routes over HTTP', () => {
         const response = await put(`/v1/doctors/${doctor.id}/schedule`, body, doctor);
         expect(response.status, field).toBe(400);
         expect(JSON.stringify(response.body.errors), field).toContain(field);
+      }
+      expect(await eventCount()).toBe(before);
+    });
+
+    it('accepts working hours until 24:00 and books the slot that ends at midnight, then the first of the next day', async () => {
+      const nightDoctor = person(['DOCTOR']);
+      const weeklyHours = { mon: [{ from: '20:00', to: '24:00' }], tue: [{ from: '00:00', to: '02:00' }] };
+      expect((await put(`/v1/doctors/${nightDoctor.id}/schedule`, { ...everyMorning, weeklyHours }, nightDoctor)).status).toBe(200);
+      // Monday 4 February 2030, in UTC.
+      const lastOfMonday = await post('/v1/appointments', { doctorId: nightDoctor.id, start: '2030-02-04T23:30:00Z', reason: 'night shift' }, patient);
+      expect(lastOfMonday.status).toBe(201);
+      const firstOfTuesday = await post('/v1/appointments', { doctorId: nightDoctor.id, start: '2030-02-05T00:00:00Z', reason: 'night shift' }, otherPatient);
+      expect(firstOfTuesday.status).toBe(201);
+    });
+
+    it('refuses an end past 24:00 and a start at 24:00 with 400 problem+json naming the field, appending nothing', async () => {
+      const before = await eventCount();
+      for (const [interval, field] of [
+        [{ from: '20:00', to: '24:01' }, 'to'],
+        [{ from: '20:00', to: '25:00' }, 'to'],
+        [{ from: '24:00', to: '24:00' }, 'from'],
+      ] as const) {
+        const response = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, weeklyHours: { ...everyMorning.weeklyHours, mon: [interval] } }, doctor);
+        expect(response.status, JSON.stringify(interval)).toBe(400);
+        expect(response.headers.get('content-type')).toContain('application/problem+json');
+        expect(response.body.errors, JSON.stringify(interval)).toContainEqual(expect.objectContaining({ path: `body.weeklyHours.mon.0.${field}` }));
       }
       expect(await eventCount()).toBe(before);
     });

@@ -2,19 +2,20 @@ import { z } from 'zod';
 import { calendarDateSchema, type Instant } from '../shared/calendar-date.js';
 import { isTimeZone, timeZoneSchema } from '../shared/time-zone.js';
 import { addMinutes, utcInstant } from '../shared/time-slot.js';
-import { instantOfWallClock, isLocalTime, localTimeSchema, minuteOfDay, wallClockAt, weekdays } from '../shared/wall-clock.js';
+import { instantOfWallClock, isLocalEndTime, isLocalTime, localEndTimeSchema, localTimeSchema, minuteOfDay, wallClockAt, weekdays } from '../shared/wall-clock.js';
 
 /**
  * A doctor's working week: local working hours per weekday in one IANA time zone, one slot
  * length, and days off. Slots start at each interval's `from` and step by `slotMinutes`; a slot
- * ends by the interval's `to`. All in wall-clock time of the doctor's zone, so 09:00 stays 09:00
- * across daylight-saving changes.
+ * ends by the interval's `to`, which may be 24:00, the end of the day. All in wall-clock time of
+ * the doctor's zone, so 09:00 stays 09:00 across daylight-saving changes. No slot runs into the
+ * next day: a night shift is two intervals, `mon: 20:00–24:00` and `tue: 00:00–02:00`.
  */
 
 export const minSlotMinutes = 10;
 export const maxSlotMinutes = 120;
 
-export const workingIntervalSchema = z.object({ from: localTimeSchema, to: localTimeSchema });
+export const workingIntervalSchema = z.object({ from: localTimeSchema, to: localEndTimeSchema });
 export type WorkingInterval = z.infer<typeof workingIntervalSchema>;
 
 // A weekday left out of the request has no working hours.
@@ -85,16 +86,16 @@ export function scheduleProblem(schedule: WeeklySchedule): ScheduleProblem | und
 }
 
 function dayProblem(intervals: readonly WorkingInterval[]): ScheduleProblem | undefined {
-  const bad = intervals.findIndex(({ from, to }) => !isLocalTime(from) || !isLocalTime(to) || from >= to);
+  const bad = intervals.findIndex(({ from, to }) => !isLocalTime(from) || !isLocalEndTime(to) || minuteOfDay(from) >= minuteOfDay(to));
   if (bad >= 0) {
     const interval = intervals[bad];
-    const message = `working interval ${interval?.from}–${interval?.to} must be HH:MM to a later HH:MM`;
+    const message = `working interval ${interval?.from}–${interval?.to} must be HH:MM to a later HH:MM, or to 24:00`;
     return { code: 'invalid-interval', message, path: [bad] };
   }
   const sorted = sortIntervals(intervals);
   for (let i = 1; i < sorted.length; i++) {
     const [before, after] = [sorted[i - 1], sorted[i]];
-    if (before && after && after.from < before.to) {
+    if (before && after && minuteOfDay(after.from) < minuteOfDay(before.to)) {
       const message = `working intervals ${before.from}–${before.to} and ${after.from}–${after.to} overlap`;
       return { code: 'overlapping-intervals', message, path: [] };
     }
@@ -152,6 +153,8 @@ export function slotProblem(schedule: WeeklySchedule, start: Instant): SlotProbl
   if (instantOfWallClock(local.date, local.minute, timeZone) !== startMs) {
     return { code: 'off-grid', message: `${start} is the second time clocks show that wall time; the slot starts at the first` };
   }
+  // A slot ending at 24:00 has its last minute at 23:59 of its own day, so this holds for it too;
+  // where clocks change at midnight, the change falls at its end, not inside it.
   const lastMinute = wallClockAt(startMs + (slotMinutes - 1) * 60_000, timeZone);
   if (lastMinute.date !== local.date || lastMinute.minute !== local.minute + slotMinutes - 1) {
     return { code: 'off-grid', message: `the slot at ${start} would span a daylight-saving change` };

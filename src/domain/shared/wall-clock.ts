@@ -20,8 +20,21 @@ export function isLocalTime(value: string): boolean {
   return localTimeSchema.safeParse(value).success;
 }
 
-/** Minutes since local midnight: `09:30` → 570. */
-export function minuteOfDay(time: LocalTime): number {
+/**
+ * Where a span of local time ends: `HH:MM`, or `24:00` for the end of the day, so that working
+ * hours can run up to midnight. Only ever an end: no clock shows 24:00, so nothing starts there.
+ */
+export const localEndTimeSchema = z
+  .string()
+  .regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'must be a local time HH:MM, or 24:00 for the end of the day');
+export type LocalEndTime = z.infer<typeof localEndTimeSchema>;
+
+export function isLocalEndTime(value: string): boolean {
+  return localEndTimeSchema.safeParse(value).success;
+}
+
+/** Minutes since local midnight: `09:30` → 570, `24:00` → 1440. */
+export function minuteOfDay(time: LocalTime | LocalEndTime): number {
   return Number(time.slice(0, 2)) * 60 + Number(time.slice(3, 5));
 }
 
