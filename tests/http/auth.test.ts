@@ -32,6 +32,19 @@ async function expectRefused(response: Response, status: 401 | 403) {
   if (status === 401) expect(response.headers.get('www-authenticate')).toMatch(/^Bearer /);
 }
 
+describe('caching', () => {
+  it('keeps answers asked for with a token, and answers to writes, out of every cache; public reads stay cacheable', async () => {
+    expect((await get('/test/me', handMadeJwt(validClaims()))).headers.get('cache-control')).toBe('no-store');
+    expect((await get('/test/me', 'not-a-token')).headers.get('cache-control')).toBe('no-store');
+    const login = await fetch(`${api.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(login.status).toBe(400);
+    expect(login.headers.get('cache-control')).toBe('no-store');
+    const live = await get('/health/live');
+    expect(live.status).toBe(200);
+    expect(live.headers.get('cache-control')).toBeNull();
+  });
+});
+
 describe('access tokens', () => {
   it('lets a valid token through and builds the command context from the request', async () => {
     const response = await get('/test/me', handMadeJwt(validClaims()), {

@@ -83,6 +83,12 @@ export async function createHttpServer(options: HttpServerOptions) {
   });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // Answers asked for with a token are about someone (bookings, clinical notes, audit exports),
+    // and answers to writes may carry tokens (login, refresh): a copy in a browser's or proxy's
+    // cache is beyond erasure's reach and the access log's. Public reads stay cacheable.
+    if (request.headers.authorization !== undefined || (request.method !== 'GET' && request.method !== 'HEAD')) {
+      reply.header('cache-control', 'no-store');
+    }
   });
 
   await app.register(errorHandlerPlugin);
