@@ -374,6 +374,18 @@ describe('audit API', () => {
     expect(second).toMatchObject({ items: [{ type: 'account_locked' }], nextCursor: null });
   });
 
+  it('refuses security-event bounds outside the years 1970–8999, naming the field', async () => {
+    for (const [bound, instant] of [
+      ['from', '0000-01-01T00:00:00Z'],
+      ['to', '9999-12-31T23:59:59-14:00'],
+    ] as const) {
+      const response = await get(`/v1/audit/security-events?${bound}=${encodeURIComponent(instant)}`, auditor);
+      expect(response.statusCode, bound).toBe(400);
+      expect(response.headers['content-type'], bound).toContain('application/problem+json');
+      expect(response.json(), bound).toMatchObject({ errors: [{ path: `querystring.${bound}` }] });
+    }
+  });
+
   it('pages the security events without skipping one that committed late', async () => {
     const db = createKysely<IdentityTables>(q.harness.pool);
     const at = new Date('2030-01-02T00:00:00Z');

@@ -54,6 +54,20 @@ export interface CredentialStore {
   /** Deletes a user's credentials: how a signup whose event was never written is undone. */
   remove(userId: string): Promise<void>;
 
+  /**
+   * Deletes `userId`'s credentials only if their `createdAt` is still the one `insert` reported:
+   * how an abandoned signup is reclaimed. Compared and deleted in one step, so a signup retried
+   * since (see `renew`) keeps them. Whether anything was deleted.
+   */
+  removeIfCreatedAt(userId: string, createdAt: Date): Promise<boolean>;
+
+  /**
+   * Sets `userId`'s credentials' `createdAt`: a retried signup about to finish says it is in
+   * progress, so a reclaim that saw them old deletes nothing. `false` when there are none, which
+   * means they were reclaimed (or never written).
+   */
+  renew(userId: string, createdAt: Date): Promise<boolean>;
+
   /** The credentials for `email`, compared case-insensitively; `undefined` when none. */
   findByEmail(email: string): Promise<StoredCredentials | undefined>;
 
@@ -116,6 +130,13 @@ export type RotationOutcome =
 export interface RefreshTokenStore {
   /** Starts a family (a login) with its first live token. */
   startFamily(token: NewRefreshToken & { readonly familyId: string; readonly userId: string }): Promise<void>;
+
+  /**
+   * The user `tokenHash` was issued to, whatever its state (live, retired, revoked or expired);
+   * `undefined` when no such token is stored. Reads only: it takes no lock and changes nothing,
+   * so a refresh can check what may fail for a passing reason before `rotate` commits.
+   */
+  ownerOf(tokenHash: string): Promise<string | undefined>;
 
   /**
    * In one transaction: if `oldHash` is live and unexpired at `now`, retires it and makes `next`

@@ -87,15 +87,25 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   };
 
   /**
-   * The session's roles come from the user's stream, so a grant or revocation counts from the
-   * next login or refresh. An erased person has no sessions: erasure deletes their login and
-   * tokens, and a token a rotation wrote while it did so opens nothing either.
+   * Who gets a session as `userId`, or `undefined` when no one may. The session's roles come
+   * from the user's stream, so a grant or revocation counts from the next login or refresh. An
+   * erased person has no sessions: erasure deletes their login and tokens, and a token a
+   * rotation wrote while it did so opens nothing either.
    */
-  async function sessionFor(userId: string, refreshToken: { readonly token: string; readonly expiresAt: Date }): Promise<Session> {
+  async function sessionActor(userId: string): Promise<Actor | undefined> {
     const user = await users.read(streamIdOf(userId));
-    if (user.state.status !== 'registered' || user.state.erased) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
-    return { actor: { id: userId, roles: [...user.state.roles] }, refreshToken: refreshToken.token, refreshTokenExpiresAt: refreshToken.expiresAt };
+    if (user.state.status !== 'registered' || user.state.erased) return undefined;
+    return { id: userId, roles: [...user.state.roles] };
   }
+
+  const sessionOf = (actor: Actor, refreshToken: { readonly token: string; readonly expiresAt: Date }): Session => ({
+    actor,
+    refreshToken: refreshToken.token,
+    refreshTokenExpiresAt: refreshToken.expiresAt,
+  });
+
+  const invalidRefreshToken = () => new AuthenticationError('invalid-refresh-token', 'The refresh token is invalid, expired or revoked');
+  const emailTaken = () => new DomainError('email-taken', 'An account with this email already exists');
 
   const attemptPolicy = (): AttemptPolicy => {
     const now = clock.now();
@@ -145,18 +155,30 @@ export function createIdentityService(deps: IdentityServiceDeps) {
   // the append: such a transaction would pin a pool connection while the append waits for
   // another (a deadlock once the pool is full of signups) and hold back the event store's
   // subscription horizon. Whatever goes wrong leaves at worst credentials without an event,
-  // which cannot log in (sessionFor checks the stream) and is repaired three ways: the append's
+  // which cannot log in (sessionActor checks the stream) and is repaired three ways: the append's
   // failure deletes them at once; a retry with the same Idempotency-Key derives the same user
   // id and finishes the append; and a later signup for the email reclaims them once abandoned.
+  // A retry and a reclaim can meet: the retry renews the row's createdAt and the reclaim deletes
+  // only the row as it saw it, so at most one of them goes on to append a registration.
   async function claimEmail(claim: NewCredentials): Promise<void> {
     const first = await credentials.insert(claim);
-    if (first.inserted || first.userId === claim.userId) return;
+    if (first.inserted) return;
+    if (first.userId === claim.userId) return reclaimOwn(claim);
     const abandoned = clock.now().getTime() - first.createdAt.getTime() > abandonedSignupMs && !(await isRegistered(first.userId));
     if (abandoned) {
-      await credentials.remove(first.userId);
+      await credentials.removeIfCreatedAt(first.userId, first.createdAt);
       if ((await credentials.insert(claim)).inserted) return;
     }
-    throw new DomainError('email-taken', 'An account with this email already exists');
+    throw emailTaken();
+  }
+
+  /** A retried signup's own credentials: renewed, or, if a newcomer reclaimed them meanwhile, claimed again. */
+  async function reclaimOwn(claim: NewCredentials): Promise<void> {
+    if (await credentials.renew(claim.userId, claim.createdAt)) return;
+    const again = await credentials.insert(claim);
+    // The same user id again is another copy of this retry, which has just written them afresh.
+    if (again.inserted || again.userId === claim.userId) return;
+    throw emailTaken();
   }
 
   async function releaseIfUnregistered(userId: string): Promise<void> {
@@ -203,19 +225,29 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       const found = await credentials.findByEmail(input.email);
       const { userId, lockedUntil } = await verifyWithinLockout(input.email, found, input.password, context);
       await credentials.recordSuccessfulLogin(userId, { lockedUntil });
+      const actor = await sessionActor(userId);
+      if (!actor) throw new AuthenticationError('invalid-credentials', 'Invalid email or password');
       const refreshToken = newRefreshToken();
-      const session = await sessionFor(userId, refreshToken);
       await refreshTokens.startFamily({ ...refreshToken, familyId: randomUUID(), userId });
-      return session;
+      return sessionOf(actor, refreshToken);
     },
 
     /** Trades a live refresh token for a new pair; roles are read afresh, so grants take effect. */
     async refresh(refreshToken: string, context: CommandContext): Promise<Session> {
+      const tokenHash = hashRefreshToken(refreshToken);
+      // Whatever may fail for a passing reason (the database, the key store) happens before the
+      // rotation: failing after it, the client would never get the new token, and its retry
+      // with the old one would revoke the family and be logged as a stolen token replayed.
+      const owner = await refreshTokens.ownerOf(tokenHash);
+      const actor = owner === undefined ? undefined : await sessionActor(owner);
+      if (!actor) throw invalidRefreshToken();
       const next = newRefreshToken();
-      const rotation = await refreshTokens.rotate(hashRefreshToken(refreshToken), next, next.issuedAt);
+      const rotation = await refreshTokens.rotate(tokenHash, next, next.issuedAt);
       if (rotation.outcome === 'reused') await record('refresh_token_reused', rotation.userId, context, { familyId: rotation.familyId });
-      if (rotation.outcome !== 'rotated') throw new AuthenticationError('invalid-refresh-token', 'The refresh token is invalid, expired or revoked');
-      return sessionFor(rotation.userId, next);
+      // A token's owner never changes; should the one rotated name someone else, the roles read
+      // above are not theirs, and no session is better than the wrong one.
+      if (rotation.outcome !== 'rotated' || rotation.userId !== actor.id) throw invalidRefreshToken();
+      return sessionOf(actor, next);
     },
 
     /** Revokes the refresh-token family; a token that is not the caller's changes nothing. */

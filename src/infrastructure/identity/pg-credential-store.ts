@@ -47,6 +47,16 @@ export class PgCredentialStore implements CredentialStore {
     await this.db.deleteFrom('credentials').where('user_id', '=', userId).execute();
   }
 
+  async removeIfCreatedAt(userId: string, createdAt: Date): Promise<boolean> {
+    const deleted = await this.db.deleteFrom('credentials').where('user_id', '=', userId).where('created_at', '=', createdAt).returning('user_id').executeTakeFirst();
+    return deleted !== undefined;
+  }
+
+  async renew(userId: string, createdAt: Date): Promise<boolean> {
+    const renewed = await this.db.updateTable('credentials').set({ created_at: createdAt }).where('user_id', '=', userId).returning('user_id').executeTakeFirst();
+    return renewed !== undefined;
+  }
+
   async findByEmail(email: string): Promise<StoredCredentials | undefined> {
     const row = await this.db
       .selectFrom('credentials')

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import type { IdentityTables } from '../../identity/identity.tables.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { callerOf, cursorScope, paged, pageQuery, pageSchema, type CursorCodec } from '../query-context.js';
@@ -20,8 +21,8 @@ const securityEventSchema = z
 
 const query = pageQuery.extend({
   userId: z.string().min(1).max(200).optional(),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: requestInstantSchema.optional().describe('Inclusive, ISO 8601'),
+  to: requestInstantSchema.optional().describe('Exclusive, ISO 8601'),
 });
 
 /** `GET /v1/audit/security-events`: failed logins, lockouts, refresh-token reuse (AUDITOR, ADMIN). */
