@@ -243,8 +243,34 @@ describe('CancelAppointment', () => {
     spec.given([scheduled()]).when(cancel(patient, justUnder)).then([cancelled({ lateCancellation: true, cancelledAt: justUnder })]);
   });
 
-  it('is late when the patient cancels after the start', () => {
-    spec.given([scheduled()]).when(cancel(patient, afterStart)).then([cancelled({ lateCancellation: true, cancelledAt: afterStart })]);
+  it('is late when the patient cancels just before the start', () => {
+    const justBefore = minutesAfter(start, -1);
+    spec.given([scheduled()]).when(cancel(patient, justBefore)).then([cancelled({ lateCancellation: true, cancelledAt: justBefore })]);
+  });
+
+  it('is refused to the patient once it has begun: the doctor says whether it was held or missed', () => {
+    for (const at of [start, afterStart, minutesAfter(end, 3 * 24 * 60)]) {
+      spec.given([scheduled()]).when(cancel(patient, at)).thenFails('appointment-started');
+    }
+    spec.given([scheduled(), rescheduled()]).when(cancel(patient, later)).thenFails('appointment-started');
+  });
+
+  it('is refused to an admin cancelling their own appointment once it has begun: they are its patient', () => {
+    const patientAdmin: Actor = { id: patient.id, roles: ['PATIENT', 'ADMIN'] };
+    spec.given([scheduled()]).when(cancel(patientAdmin, afterStart)).thenFails('appointment-started');
+  });
+
+  it.each([
+    ['doctor', doctor],
+    ['admin', admin],
+  ] as const)('is still allowed to the %s once it has begun, and not late', (party, actor) => {
+    spec.given([scheduled()]).when(cancel(actor, afterStart)).then([cancelled({ cancelledBy: party, cancelledAt: afterStart })]);
+    spec.given([scheduled()]).when(cancel(actor, start)).then([cancelled({ cancelledBy: party, cancelledAt: start })]);
+  });
+
+  it('measures the start from the new time of a rescheduled appointment', () => {
+    // After the original start, but more than a day before the new one.
+    spec.given([scheduled(), rescheduled()]).when(cancel(patient, afterStart)).then([cancelled({ cancelledAt: afterStart })]);
   });
 
   it('measures lateness from the new start of a rescheduled appointment', () => {
@@ -269,6 +295,10 @@ describe('CancelAppointment', () => {
 
   it('changes nothing when it was already cancelled', () => {
     spec.given([scheduled(), cancelled()]).when(cancel(doctor)).then([]);
+  });
+
+  it('changes nothing when the patient repeats their cancellation after the start', () => {
+    spec.given([scheduled(), cancelled()]).when(cancel(patient, afterStart)).then([]);
   });
 
   it.each([

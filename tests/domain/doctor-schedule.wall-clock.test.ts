@@ -1,7 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { slotsOverlap, utcInstant } from '../../src/domain/shared/time-slot.js';
-import { instantOfWallClock, isLocalEndTime, localEndTimeSchema, localTimeSchema, minuteOfDay, wallClockAt } from '../../src/domain/shared/wall-clock.js';
+import { cachedFormatterCount, instantOfWallClock, isLocalEndTime, localEndTimeSchema, localTimeSchema, minuteOfDay, wallClockAt } from '../../src/domain/shared/wall-clock.js';
 
 // The shared helpers the schedule's grid stands on.
 
@@ -16,6 +16,25 @@ describe('wallClockAt', () => {
     expect(wallClockAt('2026-03-29T01:00:00Z', 'Europe/Berlin')).toEqual({ date: '2026-03-29', weekday: 'sun', minute: 180 });
     expect(wallClockAt('2026-01-01T03:00:00Z', 'America/Los_Angeles')).toEqual({ date: '2025-12-31', weekday: 'wed', minute: 19 * 60 });
     expect(wallClockAt('2026-01-01T00:00:00Z', 'Asia/Kathmandu')).toEqual({ date: '2026-01-01', weekday: 'thu', minute: 5 * 60 + 45 });
+  });
+});
+
+describe('the formatters behind wallClockAt', () => {
+  /** The `n`th of the ways to case the letters of `zone`: bit i of `n` capitalises its i-th letter. */
+  const casing = (zone: string, n: number) => {
+    let letter = 0;
+    return zone.replace(/[a-z]/gi, (c) => ((n >> letter++) & 1 ? c.toUpperCase() : c.toLowerCase()));
+  };
+
+  it('keeps one per zone however many spellings of it are asked about (a stored odd spelling still works)', () => {
+    const summer = '2026-07-01T12:00:00Z';
+    const expected = wallClockAt(summer, 'Europe/Lisbon');
+    const before = cachedFormatterCount();
+    // More spellings than any bound on them, each new to every cache.
+    const spellings = new Set(Array.from({ length: 1_500 }, (_, n) => casing('europe/lisbon', n + 1)));
+    expect(spellings.size).toBe(1_500);
+    for (const spelling of spellings) expect(wallClockAt(summer, spelling)).toEqual(expected);
+    expect(cachedFormatterCount()).toBe(before);
   });
 });
 

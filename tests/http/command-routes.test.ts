@@ -246,6 +246,33 @@ describe('command routes over HTTP', () => {
       expect(response.status).toBe(400);
       expect(JSON.stringify(response.body.errors)).toContain('timeZone');
     });
+
+    it('stores a time zone in one spelling, whatever case it was sent in, for a schedule and for a listing', async () => {
+      const lisbonDoctor = person(['DOCTOR']);
+      expect((await put(`/v1/doctors/${lisbonDoctor.id}/schedule`, { ...everyMorning, timeZone: 'europe/lisbon' }, lisbonDoctor)).status).toBe(200);
+      // The same schedule in another spelling is the same schedule: nothing new to append.
+      const before = await eventCount();
+      expect((await put(`/v1/doctors/${lisbonDoctor.id}/schedule`, { ...everyMorning, timeZone: 'EUROPE/LISBON' }, lisbonDoctor)).status).toBe(200);
+      expect(await eventCount()).toBe(before);
+      const listing = await post('/v1/listings', { ...listingInput, timeZone: 'europe/LISBON' }, owner);
+      expect(listing.status).toBe(201);
+      const stored = await backend.pool.query<{ zone: string }>(
+        "SELECT data->>'timeZone' AS zone FROM events WHERE stream_id = ANY($1) ORDER BY global_position",
+        [[`doctorSchedule-${lisbonDoctor.id}`, `listing-${String(listing.body.id)}`]],
+      );
+      expect(stored.rows.map(({ zone }) => zone)).toEqual(['Europe/Lisbon', 'Europe/Lisbon']);
+    });
+
+    it('refuses days off outside the years 1970–8999 with 400 problem+json naming the day, appending nothing', async () => {
+      const before = await eventCount();
+      for (const day of ['0001-01-01', '1969-12-31', '9999-12-31']) {
+        const response = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, daysOff: [day] }, doctor);
+        expect(response.status, day).toBe(400);
+        expect(response.headers.get('content-type')).toContain('application/problem+json');
+        expect(response.body.errors, day).toContainEqual(expect.objectContaining({ path: 'body.daysOff.0' }));
+      }
+      expect(await eventCount()).toBe(before);
+    });
   });
 
   describe('happy paths the specs above do not walk', () => {

@@ -118,6 +118,11 @@ function cancelAppointment({ data }: CancelAppointment, state: AppointmentState)
   const cancelledBy = requireParty(data.actor, existing, ['patient', 'doctor', 'admin'], 'cancel this appointment');
   if (existing.status === 'cancelled') return [];
   const open = requireOpen(existing, 'cancelled');
+  // Once it has begun, only the doctor says whether it was held or missed; a patient cancelling
+  // then would take the visit from the doctor's record, or the no-show from their own.
+  if (cancelledBy === 'patient' && !isBefore(data.now, open.start)) {
+    throw new DomainError('appointment-started', `the appointment began at ${open.start}; only its doctor or an admin may cancel it now`);
+  }
   const lateCancellation = cancelledBy === 'patient' && minutesBetween(data.now, open.start) < lateCancellationHours * 60;
   const event: AppointmentCancelled = {
     type: 'AppointmentCancelled',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { calendarDateSchema, type Instant } from '../shared/calendar-date.js';
+import { calendarDateSchema, requestDateSchema, type Instant } from '../shared/calendar-date.js';
 import { isTimeZone, timeZoneSchema } from '../shared/time-zone.js';
 import { addMinutes, utcInstant } from '../shared/time-slot.js';
 import { instantOfWallClock, isLocalEndTime, isLocalTime, localEndTimeSchema, localTimeSchema, minuteOfDay, wallClockAt, weekdays } from '../shared/wall-clock.js';
@@ -49,7 +49,7 @@ export const weeklyScheduleSchema = z
     // Strict, as every day and `daysOff` default to none: a misspelt `monday` or `daysoff` was
     // dropped, and cleared the hours or the days off it meant to set.
     weeklyHours: weeklyHoursSchema.strict(),
-    daysOff: z.array(calendarDateSchema).default([]),
+    daysOff: z.array(requestDateSchema).default([]),
   })
   .strict()
   .superRefine((schedule, context) => {

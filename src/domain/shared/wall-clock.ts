@@ -40,11 +40,16 @@ export function minuteOfDay(time: LocalTime | LocalEndTime): number {
 
 export type WallClock = { readonly date: CalendarDate; readonly weekday: Weekday; readonly minute: number };
 
-// Building a DateTimeFormat costs far more than using one, and the schedule asks per slot.
+// Building a DateTimeFormat costs far more than using one, and the schedule asks per slot. Each
+// holds tens of KB of native memory, so there is one per zone, under the runtime's name for it:
+// Intl takes any case, and a formatter per spelling let odd input grow memory without end.
 const formatters = new Map<string, Intl.DateTimeFormat>();
+/** Spelling → the runtime's name for its zone. Bounded, so that odd input cannot grow it for ever. */
+const zoneNames = new Map<string, string>();
 
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
-  const known = formatters.get(timeZone);
+  const name = zoneNames.get(timeZone);
+  const known = name === undefined ? undefined : formatters.get(name);
   if (known) return known;
   const created = new Intl.DateTimeFormat('en-US', {
     timeZone,
@@ -57,8 +62,20 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
     minute: '2-digit',
     second: '2-digit',
   });
-  formatters.set(timeZone, created);
+  const canonical = created.resolvedOptions().timeZone;
+  if (zoneNames.size >= 1_000) zoneNames.clear();
+  zoneNames.set(timeZone, canonical);
+  const shared = formatters.get(canonical);
+  if (shared) return shared;
+  // The runtime knows some hundreds of zones; the bound only guards against surprises.
+  if (formatters.size >= 1_000) formatters.clear();
+  formatters.set(canonical, created);
   return created;
+}
+
+/** How many formatters are held (one per zone), for tests of the bound. */
+export function cachedFormatterCount(): number {
+  return formatters.size;
 }
 
 const weekdayByShortName: Readonly<Record<string, Weekday>> = {
