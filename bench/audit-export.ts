@@ -1,7 +1,9 @@
 /**
  * `npm run bench:audit-export [-- --events 1000000]`: does the NDJSON audit export stay within
  * 150 MB RSS however long the log? Appends the events in large batches (with audit-chain
- * metadata, as the command loop writes them), then serves the query API in a child process and
+ * metadata, as the command loop writes them, and a personal field sealed for one of more people
+ * than the vault keeps keys for, so the export cannot reveal from memory alone), then serves the
+ * query API in a child process and
  * streams `GET /v1/audit/export` over HTTP into nothing, sampling the child's RSS throughout.
  * Prints events/s and peak RSS. Uses `DATABASE_URL` if set, else a throwaway embedded PostgreSQL.
  *
@@ -25,11 +27,15 @@ import { buildQueryApi } from '../src/infrastructure/http/query-api.js';
 import { PgEventStore } from '../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../src/infrastructure/postgres/database.js';
 import { PersonalDataVault } from '../src/application/privacy/personal-data-vault.js';
-import { MemorySubjectKeyStore } from '../src/infrastructure/privacy/memory-subject-key-store.js';
+import { PgSubjectKeyStore } from '../src/infrastructure/privacy/pg-subject-key-store.js';
 import { PgCheckpointListener } from '../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { benchDatabase } from './support/bench-database.js';
 
 const secret = 'bench-audit-export-secret-long-enough-0123456789';
+/** The MASTER_KEY of the bench: the parent seals with it, the child reveals with it. */
+const masterKey = Buffer.alloc(32, 0x42);
+/** Whose the sealed notes are: twice the 10,000 keys a vault keeps in memory. */
+const subjects = 20_000;
 const limitBytes = 150 * 1024 * 1024;
 /**
  * V8 grows its heap with the allocation rate, not with what is live: streaming 700 MB of JSON
@@ -55,8 +61,7 @@ async function serve(url: string): Promise<void> {
     rateLimitMax: 1_000_000,
     pool,
     events: new PgEventStore(pool),
-    // The exported events were appended without personal data; nothing needs revealing.
-    personalData: new PersonalDataVault(new MemorySubjectKeyStore()),
+    personalData: new PersonalDataVault(new PgSubjectKeyStore(pool, masterKey)),
     notifications,
     consistencyTimeoutMs: 1000,
     probes: [],
@@ -82,6 +87,8 @@ async function seed(url: string, total: number, perStream: number, parallel: num
   const pool = createPool(url, parallel + 1);
   await migrateToLatest(pool);
   const store = new PgEventStore(pool);
+  // Every key kept: the seeding is not what is measured.
+  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, masterKey), { maxCachedKeys: subjects });
   const started = performance.now();
   const streams = Math.ceil(total / perStream);
   let next = 0;
@@ -92,8 +99,18 @@ async function seed(url: string, total: number, perStream: number, parallel: num
       let prevHash = genesisHash;
       const events: NewEvent[] = [];
       for (let revision = 0; revision < count; revision++) {
-        const data = { n: revision, note: 'audit export bench' };
-        const base = { actorId: 'bench', actorRoles: [], correlationId: streamId, causationId: streamId, requestId: streamId, occurredAt: new Date().toISOString(), schemaVersion: 1 };
+        const sealed = await vault.seal(`bench-subject-${(s * perStream + revision) % subjects}`, { n: revision, note: 'audit export bench' }, [['note']]);
+        const data = sealed.data;
+        const base = {
+          actorId: 'bench',
+          actorRoles: [],
+          correlationId: streamId,
+          causationId: streamId,
+          requestId: streamId,
+          occurredAt: new Date().toISOString(),
+          schemaVersion: 1,
+          ...(sealed.personalData && { personalData: sealed.personalData }),
+        };
         const metadata = chainMetadata(prevHash, { type: 'BenchHappened', data, metadata: base, revision });
         prevHash = String(metadata.hash);
         events.push({ id: randomUUID(), type: 'BenchHappened', data, metadata });

@@ -1,3 +1,4 @@
+import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 import { brokenLink, genesisHash, storedHash, type ChainBreakReason } from './hash-chain.js';
 import { occurredAt, toAuditEvent, type AuditEvent, type EventReader } from './stream-history.js';
 
@@ -9,18 +10,42 @@ export type ExportFilter = {
 };
 
 /**
- * Every event matching `filter`, in global order, one at a time: the reader pages through the
- * store, so memory stays flat however long the log. The time filter is applied as events pass
- * (positions follow commit order, not `occurredAt` order, so the scan cannot stop early at `to`).
+ * Every event matching `filter`, in global order, one at a time, as `reading` shows the stored
+ * log (revealed): the reader pages through the store, so memory stays flat however long the log.
+ * The time filter is applied to the events as stored, before they reach `reading`: an event
+ * outside the window is never revealed, so an export of an empty window looks up no key. No
+ * store reads by time, so it is applied as events pass (positions follow commit order, not
+ * `occurredAt` order, so the scan cannot stop early at `to`).
  */
-export async function* exportEvents(reader: EventReader, filter: ExportFilter): AsyncGenerator<AuditEvent> {
+export async function* exportEvents(stored: EventStore, reading: (stored: EventStore) => EventReader, filter: ExportFilter): AsyncGenerator<AuditEvent> {
+  const reader = reading(filter.from === undefined && filter.to === undefined ? stored : occurringWithin(stored, filter));
   const events = reader.readAll(filter.streamPrefix === undefined ? {} : { filter: { streamPrefixes: [filter.streamPrefix] } });
-  for await (const event of events) {
+  for await (const event of events) yield toAuditEvent(event);
+}
+
+/**
+ * The store with only the events that occurred in `[from, to)` to read. `occurredAt` is metadata,
+ * never sealed, so the stored event says it as the revealed one would.
+ */
+function occurringWithin(stored: EventStore, window: ExportFilter): EventStore {
+  const within = (event: RecordedEvent) => {
     const at = occurredAt(event);
-    if (filter.from !== undefined && at < filter.from) continue;
-    if (filter.to !== undefined && at >= filter.to) continue;
-    yield toAuditEvent(event);
-  }
+    return (window.from === undefined || at >= window.from) && (window.to === undefined || at < window.to);
+  };
+  return {
+    appendToStream: (streamId, events, options) => stored.appendToStream(streamId, events, options),
+    readStream: async (streamId, options) => {
+      const read = await stored.readStream(streamId, options);
+      return read.status === 'found' ? { status: 'found', events: keeping(read.events, within) } : read;
+    },
+    readAll: (options) => keeping(stored.readAll(options), within),
+    subscribeToAll: (options) => keeping(stored.subscribeToAll(options), within),
+    close: () => stored.close(),
+  };
+}
+
+async function* keeping(events: AsyncIterable<RecordedEvent>, keep: (event: RecordedEvent) => boolean): AsyncGenerator<RecordedEvent> {
+  for await (const event of events) if (keep(event)) yield event;
 }
 
 export type StreamBreak = { readonly streamId: string; readonly revision: number; readonly reason: ChainBreakReason };

@@ -21,7 +21,7 @@ export type VaultOptions = {
    * what it sealed or revealed in that window is what erasure in a running system has to allow.
    */
   readonly keyCacheMs?: number;
-  /** Keys kept in memory at most; the oldest go first. */
+  /** Keys kept in memory at most; the one unused longest goes first. */
   readonly maxCachedKeys?: number;
   readonly now?: () => number;
 };
@@ -80,15 +80,32 @@ export class PersonalDataVault {
    */
   async reveal<E extends Sealable>(events: readonly E[]): Promise<E[]> {
     const sealed = events.map(sealedFieldsOf);
-    const missing = new Set<string>();
-    for (const fields of sealed) if (fields && this.fromCache(fields.subjectId) === undefined) missing.add(fields.subjectId);
-    if (missing.size > 0) {
-      const found = await this.keys.find([...missing]).catch((error: unknown) => {
-        throw error instanceof SubjectKeyUnreadableError ? error : new KeyStoreUnavailableError(error);
-      });
-      for (const subjectId of missing) this.remember(subjectId, found.get(subjectId) ?? 'erased');
-    }
+    await this.fetchKeys(sealed.flatMap((fields) => (fields ? [fields.subjectId] : [])));
     return events.map((event, index) => this.revealWith(event, sealed[index]) ?? event);
+  }
+
+  /**
+   * Brings the keys these events were sealed with into memory, those it lacks in one round trip,
+   * so that `revealCached` answers for each event while its key stays (`maxCachedKeys`). An event
+   * whose `personalData` does not parse is passed over: revealing it fails on its own.
+   */
+  async fetchKeysFor(events: readonly { readonly metadata: JsonObject }[]): Promise<void> {
+    const subjectIds: string[] = [];
+    for (const event of events) {
+      const stated = sealedFieldsSchema.safeParse(event.metadata.personalData);
+      if (stated.success) subjectIds.push(stated.data.subjectId);
+    }
+    await this.fetchKeys(subjectIds);
+  }
+
+  private async fetchKeys(subjectIds: readonly string[]): Promise<void> {
+    const missing = new Set<string>();
+    for (const subjectId of subjectIds) if (this.fromCache(subjectId) === undefined) missing.add(subjectId);
+    if (missing.size === 0) return;
+    const found = await this.keys.find([...missing]).catch((error: unknown) => {
+      throw error instanceof SubjectKeyUnreadableError ? error : new KeyStoreUnavailableError(error);
+    });
+    for (const subjectId of missing) this.remember(subjectId, found.get(subjectId) ?? 'erased');
   }
 
   /**
@@ -118,16 +135,18 @@ export class PersonalDataVault {
 
   /** Stops using a subject's key from memory: their key was destroyed, maybe by another process. */
   markErased(subjectId: string): void {
+    this.cached.delete(subjectId);
     this.cached.set(subjectId, { key: 'erased', until: Number.POSITIVE_INFINITY });
   }
 
   private fromCache(subjectId: string): SubjectKey | undefined {
     const entry = this.cached.get(subjectId);
     if (!entry) return undefined;
-    if (entry.until < this.now()) {
-      this.cached.delete(subjectId);
-      return undefined;
-    }
+    this.cached.delete(subjectId);
+    if (entry.until < this.now()) return undefined;
+    // Back in at the newest end: the keys in use stay, and a full cache lets go of the key
+    // unused longest rather than the one fetched first, which a long read meets on every page.
+    this.cached.set(subjectId, entry);
     return entry.key;
   }
 

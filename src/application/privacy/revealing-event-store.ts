@@ -32,6 +32,11 @@ export class UnrevealableEventError extends Error {
   }
 }
 
+/** Events read ahead at most to reveal together: far below the keys the vault keeps (10,000 unless told), so none of theirs is let go of before its event is revealed. */
+const readAheadMax = 500;
+
+const notYet = Symbol('notYet');
+
 export type RevealingOptions = {
   /**
    * What to read in place of an event that cannot be revealed. Without it the read fails at that
@@ -79,48 +84,128 @@ export class RevealingEventStore implements EventStore {
   /**
    * Written by hand rather than as an async generator: projectors read the whole log through
    * here, and a generator's resumption per event is a good part of what reading costs.
+   *
+   * An event whose key is not in memory is revealed with those of the events the source holds
+   * ready behind it (a page of a catch-up, say): their missing keys are fetched in one lookup,
+   * not one per event, which on a log of more people than the vault keeps keys for was one
+   * lookup per event. Only what is ready is read ahead, so a live subscription is not kept
+   * waiting for company. Events are still revealed one at a time as they are handed out, so a
+   * `SubjectErased` among them stops its key being used for the events after it, and an event
+   * that cannot be revealed fails at its own turn. One `next()` at a time, as `for await` asks.
    */
   private revealEach(events: AsyncIterable<RecordedEvent>): AsyncIterable<RecordedEvent> {
     return {
       [Symbol.asyncIterator]: () => {
         const source = events[Symbol.asyncIterator]();
+        // Read from the source ahead of the reader, handed out before anything else.
+        let ahead: RecordedEvent[] = [];
+        let aheadAt = 0;
+        // The source's answer after the events read ahead, asked for but not yet handed on: the
+        // next event, its end, or what it threw (thrown only once the events before it are out).
+        let pending: Promise<IteratorResult<RecordedEvent>> | undefined;
+
+        const readAhead = async (first: RecordedEvent): Promise<void> => {
+          const batch = [first];
+          let immediate: NodeJS.Immediate | undefined;
+          // An event the source holds ready settles in microtasks, all run before the event
+          // loop's next check phase; one that needs a query or a new append does not.
+          const notReady = new Promise<typeof notYet>((resolve) => (immediate = setImmediate(resolve, notYet)));
+          try {
+            while (batch.length < readAheadMax) {
+              const next = source.next();
+              const result = await Promise.race([next, notReady]).catch((): typeof notYet => notYet);
+              if (result === notYet || result.done) {
+                pending = next;
+                break;
+              }
+              batch.push(result.value);
+            }
+          } finally {
+            clearImmediate(immediate);
+          }
+          ahead = batch;
+          aheadAt = 1;
+          // A lookup that fails (a key that does not unwrap, the store away) fails nothing here:
+          // each event then looks its key up alone, and meets the failure at its own turn.
+          await this.vault.fetchKeysFor(batch).catch(() => undefined);
+        };
+
+        const stop = async (): Promise<void> => {
+          ahead = [];
+          aheadAt = 0;
+          const waiting = pending;
+          pending = undefined;
+          if (!waiting) {
+            await source.return?.();
+            return;
+          }
+          // A `next()` of the source is still out, waiting for a live event maybe: a generator
+          // ends once it settles (its subscription's abort settles it at once), not awaited here.
+          waiting.catch(() => undefined);
+          void source.return?.().catch(() => undefined);
+        };
+
         return {
           next: async (): Promise<IteratorResult<RecordedEvent>> => {
-            const result = await source.next();
-            if (result.done) return result;
+            let event = ahead[aheadAt];
+            // Only an event from the source reads ahead: one read ahead whose key is missing
+            // still had its lookup fail, or let go of, and looks it up alone.
+            const fromSource = !event;
+            if (event) {
+              aheadAt++;
+            } else {
+              const next = pending ?? source.next();
+              pending = undefined;
+              const result = await next;
+              if (result.done) return result;
+              event = result.value;
+            }
             try {
-              return { done: false, value: await this.reveal(result.value) };
+              return { done: false, value: await this.reveal(event, fromSource ? readAhead : undefined) };
             } catch (error) {
               // A reader whose `next()` threw asks for nothing more, nor ends the iteration: end
               // the source here, or a live subscription under it stays registered for good.
-              await source.return?.().catch(() => undefined);
+              await stop().catch(() => undefined);
               throw error;
             }
           },
-          return: async (): Promise<IteratorResult<RecordedEvent>> => (await source.return?.()) ?? { done: true, value: undefined },
+          return: async (): Promise<IteratorResult<RecordedEvent>> => {
+            await stop();
+            return { done: true, value: undefined };
+          },
         };
       },
     };
   }
 
-  private reveal(event: RecordedEvent): RecordedEvent | Promise<RecordedEvent> {
+  /** `fetchKeys`, when given, brings the keys of the events behind `event` into memory with its own. */
+  private reveal(event: RecordedEvent, fetchKeys?: (event: RecordedEvent) => Promise<void>): RecordedEvent | Promise<RecordedEvent> {
     if (event.type === subjectErasedType) this.noteErasure(event);
-    let cached: RecordedEvent | undefined;
+    return this.revealCached(event) ?? this.revealFetching(event, fetchKeys);
+  }
+
+  private async revealFetching(event: RecordedEvent, fetchKeys: ((event: RecordedEvent) => Promise<void>) | undefined): Promise<RecordedEvent> {
+    if (fetchKeys) {
+      await fetchKeys(event);
+      const cached = this.revealCached(event);
+      if (cached) return cached;
+    }
+    return this.vault.reveal([event]).then(
+      ([revealed]) => revealed ?? event,
+      (error: unknown) => {
+        if (error instanceof KeyStoreUnavailableError) throw error;
+        return this.unrevealable(new UnrevealableEventError(event, error));
+      },
+    );
+  }
+
+  /** The event revealed from the keys in memory; `undefined` when its key is not there. */
+  private revealCached(event: RecordedEvent): RecordedEvent | undefined {
     try {
-      cached = this.vault.revealCached(event);
+      return this.vault.revealCached(event);
     } catch (error) {
       return this.unrevealable(new UnrevealableEventError(event, error));
     }
-    return (
-      cached ??
-      this.vault.reveal([event]).then(
-        ([revealed]) => revealed ?? event,
-        (error: unknown) => {
-          if (error instanceof KeyStoreUnavailableError) throw error;
-          return this.unrevealable(new UnrevealableEventError(event, error));
-        },
-      )
-    );
   }
 
   private unrevealable(error: UnrevealableEventError): RecordedEvent {

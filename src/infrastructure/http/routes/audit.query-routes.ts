@@ -104,7 +104,23 @@ const accessLogVerificationSchema = z.object({
   brokenAt: z.object({ id: z.string(), reason: z.string() }).optional(),
 });
 
-const optionalDate = (value: string | undefined) => (value === undefined ? undefined : new Date(value));
+/**
+ * A range bound (`from`, inclusive, or `to`, exclusive) as the millisecond a `Date` can hold,
+ * rounded up when the text names a later instant within it: `…00.0001Z` is past every event of
+ * `…00.000Z`, which truncated it would take in (`from`) or leave out (`to`). The state route's
+ * inclusive `at` truncates instead, which is right for it.
+ */
+function rangeBound(value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const truncated = new Date(value);
+  return hasSubMillisecondDigits(value) ? new Date(truncated.getTime() + 1) : truncated;
+}
+
+/** Whether the fraction of a second goes past milliseconds with a digit other than 0. */
+function hasSubMillisecondDigits(instant: string): boolean {
+  const fraction = /\.(\d+)/.exec(instant)?.[1] ?? '';
+  return /[1-9]/.test(fraction.slice(3));
+}
 
 /** 409: the request is sound, the log is what cannot answer it past this event. */
 const unreadableEvent = (streamId: string, revision: number) =>
@@ -120,7 +136,9 @@ type AuditRoutesOptions = QueryRoutesOptions & {
   /** Personal fields revealed, `[erased]` or `[unreadable]`: what auditors read. */
   readonly events: EventReader;
   /** As stored (sealed): what the hash chain covers. */
-  readonly storedEvents: EventReader;
+  readonly storedEvents: EventStore;
+  /** A stored log revealed as `events` is: for a read that narrows the log before it reveals. */
+  readonly revealing: (stored: EventStore) => EventReader;
   readonly accessLog: AccessLog;
   readonly index: ReturnType<typeof createKysely<AuditIndexDatabase>>;
 };
@@ -141,7 +159,7 @@ async function* ndjson(events: AsyncIterable<AuditEvent>): AsyncGenerator<string
 }
 
 /** The audit trail for AUDITOR and ADMIN (API.md, `/v1/audit/*`); every call is access-logged. */
-const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { events, storedEvents, accessLog, index, cursors, consistentWith }) => {
+const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { events, storedEvents, revealing, accessLog, index, cursors, consistentWith }) => {
   const tags = ['audit'];
   const security = [{ bearerAuth: [] }];
   const auditor = requireRoles('AUDITOR', 'ADMIN');
@@ -152,9 +170,10 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
   // reads the global order instead, which stops below the oldest transaction still open: it
   // waits as the index does, whose checkpoint passes a position only once that order has.
   const headers = consistencyHeaders;
-  const healthWithheld = withholdingHealthData(events);
   /** Auditors read everything; an admin who is no auditor reads appointments without their health data. */
-  const eventsFor = (request: FastifyRequest): EventReader => (hasRole(callerOf(request), 'AUDITOR') ? events : healthWithheld);
+  const shownTo = (request: FastifyRequest, revealed: EventReader): EventReader => (hasRole(callerOf(request), 'AUDITOR') ? revealed : withholdingHealthData(revealed));
+  const eventsFor = (request: FastifyRequest) => shownTo(request, events);
+  const readingFor = (request: FastifyRequest) => (stored: EventStore) => shownTo(request, revealing(stored));
 
   /** A page of the audit index, each row replaced by its event as the stream history shows it. */
   const fromLog = async <Key>(request: FastifyRequest, page: Promise<{ items: EventRef[]; next: Key | null }>) => {
@@ -245,7 +264,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     },
     async (request) => {
       const { userId } = request.params;
-      const filter = { actorId: userId, from: optionalDate(request.query.from), to: optionalDate(request.query.to) };
+      const filter = { actorId: userId, from: rangeBound(request.query.from), to: rangeBound(request.query.to) };
       const scope = cursorScope('audit-actor-events', callerOf(request).id, { userId, from: request.query.from, to: request.query.to });
       return paged(cursors, scope, request.query, indexKey, (page) => fromLog(request, indexedEvents(index, filter, page)));
     },
@@ -289,7 +308,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     },
     async (request, reply) => {
       const { from, to, streamPrefix } = request.query;
-      const lines = ndjson(exportEvents(eventsFor(request), { from: optionalDate(from), to: optionalDate(to), streamPrefix }));
+      const lines = ndjson(exportEvents(storedEvents, readingFor(request), { from: rangeBound(from), to: rangeBound(to), streamPrefix }));
       // Readable.from pulls the next chunk only when the socket has drained the last: backpressure.
       return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(lines, { objectMode: false }));
     },
@@ -328,7 +347,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     async (request) => {
       const { actorId, patientId, from, to } = request.query;
       const scope = cursorScope('audit-access-log', callerOf(request).id, { actorId, patientId, from, to });
-      const filter = { actorId, patientId, from: optionalDate(from), to: optionalDate(to) };
+      const filter = { actorId, patientId, from: rangeBound(from), to: rangeBound(to) };
       const page = await paged(cursors, scope, request.query, accessLogKey, (page) => accessLog.list(filter, page));
       return { ...page, items: page.items.map((entry) => ({ ...entry, actorRoles: [...entry.actorRoles], at: entry.at.toISOString() })) };
     },
@@ -470,11 +489,12 @@ function auditedReads(db: QueryRoutesOptions['db'], storedEvents: EventStore): (
 export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool; readonly events: EventStore; readonly personalData: PersonalDataVault }>(
   async (app, options) => {
     const storedEvents = options.events;
-    const events = revealingForAudit(storedEvents, options.personalData);
+    const revealing = (stored: EventStore) => revealingForAudit(stored, options.personalData);
+    const events = revealing(storedEvents);
     const accessLog = new PgAccessLog(options.pool);
     const index = createKysely<AuditIndexDatabase>(options.pool);
     await app.register(accessLogPlugin, { accessLog, now: () => options.clock.now(), audited: auditedReads(options.db, storedEvents) });
-    await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, storedEvents, accessLog, index });
+    await app.register(auditRoutes, { ...options, prefix: '/v1/audit', events, storedEvents, revealing, accessLog, index });
     await app.register(securityEventRoutes, { prefix: '/v1/audit', db: createKysely<IdentityTables>(options.pool), cursors: options.cursors });
   },
   { name: 'audit-query-routes' },
