@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BookSlot, MoveSlot, RestoreSlot, SetSchedule } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
+import type { BookSlot, MoveSlot, RestoreSlot, SetSchedule, WithdrawSchedule } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
 import { setScheduleSchema } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
 import {
   bookings,
@@ -7,7 +7,7 @@ import {
   doctorScheduleStreamId,
 } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { ScheduleConflictError } from '../../src/domain/doctor-schedule/doctor-schedule.errors.js';
-import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotRestored } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
+import type { DoctorScheduleEvent, ScheduleSet, ScheduleWithdrawn, SlotBooked, SlotMoved, SlotRestored } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
 import type { WeeklyHours } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { fold } from '../../src/domain/shared/decider.js';
 import { deciderSpec } from '../support/decider-spec.js';
@@ -750,6 +750,67 @@ describe('RestoreSlot', () => {
     ['lasts longer than any slot', [mon0900, '2026-03-09T11:00:00.000Z']],
   ] as const)('refuses a time that %s', (_, span) => {
     spec.given(keptThenMoved).when(restoreSlot('a-1', mon1000, [...span])).thenFails('invalid-time-range');
+  });
+});
+
+describe('WithdrawSchedule', () => {
+  const later = '2026-03-05T10:00:00.000Z';
+  const withdraw = (at = later): WithdrawSchedule => ({ type: 'WithdrawSchedule', data: { now: at } });
+  const scheduleWithdrawn = (at = later): ScheduleWithdrawn => ({ type: 'ScheduleWithdrawn', data: { doctorId, withdrawnAt: at } });
+  const release = (appointmentId: string) => ({ type: 'ReleaseSlot' as const, data: { appointmentId } });
+  const booked = [scheduleSet(), slotBooked('a-1', mon0900, mon0930)];
+  const withdrawn = [...booked, scheduleWithdrawn()];
+
+  it('withdraws a published schedule, recording when in UTC', () => {
+    spec.given([scheduleSet()]).when(withdraw('2026-03-05T11:00:00+01:00')).then([scheduleWithdrawn()]);
+  });
+
+  it('changes nothing when there is no schedule, or it was withdrawn already', () => {
+    spec.given([]).when(withdraw()).then([]);
+    spec.given(withdrawn).when(withdraw()).then([]);
+  });
+
+  it('refuses every booking from then on, even of a free slot on the grid', () => {
+    spec.given(withdrawn).when(bookSlot('a-2', mon1000)).thenFails('schedule-withdrawn');
+  });
+
+  it('changes nothing for a retried booking of the slot its appointment took before', () => {
+    spec.given(withdrawn).when(bookSlot('a-1', mon0900)).then([]);
+  });
+
+  it('refuses to move a booked slot onto it', () => {
+    spec.given(withdrawn).when(moveSlot('a-1', mon1000)).thenFails('schedule-withdrawn');
+  });
+
+  it('refuses to set it again, whoever publishes', () => {
+    spec.given(withdrawn).when(setSchedule({ slotMinutes: 20 })).thenFails('schedule-withdrawn');
+    spec.given(withdrawn).when(setSchedule()).thenFails('schedule-withdrawn');
+  });
+
+  it('still releases the slot an appointment holds, once', () => {
+    const released = { type: 'SlotReleased' as const, data: { doctorId, appointmentId: 'a-1', start: mon0900, end: mon0930 } };
+    spec.given(withdrawn).when(release('a-1')).then([released]);
+    spec.given([...withdrawn, released]).when(release('a-1')).then([]);
+  });
+
+  it('still restores a slot whose appointment did not follow its move', () => {
+    const moved = [...booked, slotMoved('a-1', [mon0900, mon0930], [mon1000, '2026-03-09T09:30:00.000Z']), scheduleWithdrawn()];
+    const restore: RestoreSlot = { type: 'RestoreSlot', data: { appointmentId: 'a-1', from: mon1000, start: mon0900, end: mon0930, now } };
+    spec
+      .given(moved)
+      .when(restore)
+      .then([
+        {
+          type: 'SlotRestored',
+          data: { doctorId, appointmentId: 'a-1', previousStart: mon1000, previousEnd: '2026-03-09T09:30:00.000Z', start: mon0900, end: mon0930, restoredAt: now },
+        },
+      ]);
+  });
+
+  it('keeps what is booked, the slots it held, in the state', () => {
+    const state = fold(doctorScheduleDecider, withdrawn);
+    expect(state).toMatchObject({ status: 'withdrawn', doctorId });
+    expect(state.status === 'withdrawn' && bookings(state.booked)).toEqual([{ appointmentId: 'a-1', start: mon0900, end: mon0930 }]);
   });
 });
 

@@ -74,7 +74,7 @@ const appointmentId = fc.constantFrom('a1', 'a2', 'a3', 'a4', 'a5', 'a6');
 const gridStart = fc
   .record({ days: fc.integer({ min: 0, max: 2 }), interval: fc.nat(), index: fc.integer({ min: 0, max: 5 }) })
   .map(({ days, interval, index }) => (now: number, state: DoctorScheduleState) => {
-    if (state.status !== 'active') return new Date(now).toISOString();
+    if (state.status === 'unset') return new Date(now).toISOString();
     const { timeZone, slotMinutes, weeklyHours } = state.schedule;
     const local = wallClockAt(now, timeZone);
     const date = addDays(local.date, days);
@@ -106,8 +106,9 @@ const book = fc.record({ appointmentId, start }).map(({ appointmentId, start }) 
   type: 'BookSlot',
   data: { appointmentId, patientId: `patient-${appointmentId}`, start: start(now, state), now: new Date(now).toISOString() },
 }));
-const heldStart = (state: DoctorScheduleState, id: string) =>
-  state.status === 'active' ? bookings(state.booked).find((held) => held.appointmentId === id)?.start : undefined;
+/** What a schedule holds, withdrawn or not. */
+const held = (state: DoctorScheduleState) => (state.status === 'unset' ? [] : bookings(state.booked));
+const heldStart = (state: DoctorScheduleState, id: string) => held(state).find((slot) => slot.appointmentId === id)?.start;
 const release = appointmentId.map((appointmentId) => (): DoctorScheduleCommand => ({ type: 'ReleaseSlot', data: { appointmentId } }));
 const move = fc.record({ appointmentId, start }).map(({ appointmentId, start }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
   type: 'MoveSlot',
@@ -127,15 +128,19 @@ const restore = fc
     return { type: 'RestoreSlot', data: { appointmentId, from: heldStart(state, appointmentId) ?? new Date(now).toISOString(), start: at, end, now: new Date(now).toISOString() } };
   });
 
+/** The doctor's erasure: rare, so that most runs keep booking, and a run seldom has it twice. */
+const withdraw = fc.constant((now: number): DoctorScheduleCommand => ({ type: 'WithdrawSchedule', data: { now: new Date(now).toISOString() } }));
+
 const step: fc.Arbitrary<Step> = fc.record({
   // Now and then the clock steps back a little, as clocks on different machines do.
   minutesLater: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0, max: 300 }) }, { weight: 1, arbitrary: fc.integer({ min: -120, max: 0 }) }),
   build: fc.oneof(
-    { weight: 1, arbitrary: setSchedule },
-    { weight: 5, arbitrary: book },
-    { weight: 2, arbitrary: release },
-    { weight: 3, arbitrary: move },
-    { weight: 2, arbitrary: restore },
+    { weight: 4, arbitrary: setSchedule },
+    { weight: 20, arbitrary: book },
+    { weight: 8, arbitrary: release },
+    { weight: 12, arbitrary: move },
+    { weight: 8, arbitrary: restore },
+    { weight: 1, arbitrary: withdraw },
   ),
 });
 
@@ -237,9 +242,9 @@ test.prop([steps])('no slot is ever held twice, no appointment holds two, and no
     for (const [i, a] of live.entries()) {
       for (const b of live.slice(i + 1)) expect(slotsOverlap(a, b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(false);
     }
-    const held = after.status === 'active' ? bookings(after.booked) : [];
-    expect(held.filter((slot) => Date.parse(slot.end) > now).sort(byStart)).toEqual(live.sort(byStart));
-    const ids = held.map((slot) => slot.appointmentId);
+    const slots = held(after);
+    expect(slots.filter((slot) => Date.parse(slot.end) > now).sort(byStart)).toEqual(live.sort(byStart));
+    const ids = slots.map((slot) => slot.appointmentId);
     expect(new Set(ids).size).toBe(ids.length);
   }
 });
@@ -257,8 +262,7 @@ test.prop([steps])('a slot is taken only in the future, on the grid of the sched
   }
 });
 
-const liveSlots = (state: DoctorScheduleState, now: number) =>
-  (state.status === 'active' ? bookings(state.booked) : []).filter((slot) => Date.parse(slot.end) > now).sort(byStart);
+const liveSlots = (state: DoctorScheduleState, now: number) => held(state).filter((slot) => Date.parse(slot.end) > now).sort(byStart);
 
 /** The state after `command`, or `undefined` when a rule refuses it. */
 function decided(state: DoctorScheduleState, command: DoctorScheduleCommand): DoctorScheduleState | undefined {
@@ -271,8 +275,9 @@ function decided(state: DoctorScheduleState, command: DoctorScheduleCommand): Do
 }
 
 // What a failed reschedule's undo relies on: the way back is never refused for the grid, the
-// clock or the slot length, only for another appointment, and none can have come in between.
-test.prop([steps, start])('a move undone by a restore leaves every slot as it was, whatever schedule was set since it was booked', (plan, target) => {
+// clock or the slot length, only for another appointment, and none can have come in between; nor
+// for the schedule having been withdrawn meanwhile (the doctor erased while the reschedule ran).
+test.prop([steps, start])('a move undone by a restore leaves every slot as it was, whatever schedule was set since it was booked, or withdrawn since it moved', (plan, target) => {
   for (const { after: before, now } of run(plan)) {
     if (before.status !== 'active') continue;
     const at = new Date(now).toISOString();
@@ -280,9 +285,29 @@ test.prop([steps, start])('a move undone by a restore leaves every slot as it wa
       const moved = decided(before, { type: 'MoveSlot', data: { appointmentId, from: start, newStart: target(now, before), now: at } });
       if (!moved) continue;
       const from = slotOf(moved, appointmentId)?.start ?? start;
-      const restored = decided(moved, { type: 'RestoreSlot', data: { appointmentId, from, start, end, now: at } });
+      const restore: DoctorScheduleCommand = { type: 'RestoreSlot', data: { appointmentId, from, start, end, now: at } };
+      const restored = decided(moved, restore);
       expect(restored && liveSlots(restored, now)).toEqual(liveSlots(before, now));
+      const withdrawn = decided(moved, { type: 'WithdrawSchedule', data: { now: at } });
+      const restoredWithdrawn = withdrawn && decided(withdrawn, restore);
+      expect(restoredWithdrawn && liveSlots(restoredWithdrawn, now)).toEqual(liveSlots(before, now));
     }
+  }
+});
+
+test.prop([steps])('once withdrawn, a schedule stays withdrawn and takes no slot, and every slot it holds can still be given back', (plan) => {
+  const outcomes = run(plan);
+  for (const { before, events, after } of outcomes) {
+    if (before.status !== 'withdrawn') continue;
+    expect(after.status).toBe('withdrawn');
+    expect(events.filter((event) => event.type === 'SlotBooked' || event.type === 'SlotMoved' || event.type === 'ScheduleSet')).toEqual([]);
+  }
+  const last = outcomes.at(-1)?.after;
+  if (last?.status !== 'withdrawn') return;
+  for (const { appointmentId, start, end } of bookings(last.booked)) {
+    expect(doctorScheduleDecider.decide({ type: 'ReleaseSlot', data: { appointmentId } }, last)).toEqual([
+      { type: 'SlotReleased', data: { doctorId, appointmentId, start, end } },
+    ]);
   }
 });
 
@@ -387,12 +412,13 @@ test.prop([steps])('every event decide emits survives JSON and its published sch
 /**
  * The other side of the safety properties above: a decider that refused every booking would pass
  * them. After any run, a free grid slot one to three days ahead, within working hours, is booked
- * by a new appointment. Candidates come from the grid by construction; only the few a clock
- * change, a day off or an existing booking rules out are left aside.
+ * by a new appointment, unless the schedule was withdrawn, which refuses it for that reason.
+ * Candidates come from the grid by construction; only the few a clock change, a day off or an
+ * existing booking rules out are left aside.
  */
-test.prop([steps, fc.integer({ min: 1, max: 3 }), fc.nat()])('given any history, when a new appointment books a free grid slot in the future, then it is booked', (plan, daysAhead, pick) => {
+test.prop([steps, fc.integer({ min: 1, max: 3 }), fc.nat()])('given any history, when a new appointment books a free grid slot in the future, then it is booked, unless the schedule was withdrawn', (plan, daysAhead, pick) => {
   const last = run(plan).at(-1);
-  if (!last || last.after.status !== 'active') throw new Error('every run starts by setting a schedule');
+  if (!last || last.after.status === 'unset') throw new Error('every run starts by setting a schedule');
   const { after: state, now } = last;
   const { timeZone, slotMinutes, weeklyHours } = state.schedule;
   const date = addDays(localAt(now, timeZone).date, daysAhead);
@@ -409,6 +435,10 @@ test.prop([steps, fc.integer({ min: 1, max: 3 }), fc.nat()])('given any history,
   if (start === undefined) return;
   const command: DoctorScheduleCommand = { type: 'BookSlot', data: { appointmentId: 'a-new', patientId: 'patient-new', start, now: new Date(now).toISOString() } };
 
+  if (state.status === 'withdrawn') {
+    expect(() => doctorScheduleDecider.decide(command, state)).toThrow(expect.objectContaining({ code: 'schedule-withdrawn' }));
+    return;
+  }
   expect(doctorScheduleDecider.decide(command, state)).toMatchObject([
     { type: 'SlotBooked', data: { appointmentId: 'a-new', start, end: new Date(Date.parse(start) + slotMinutes * minute).toISOString() } },
   ]);

@@ -8,10 +8,13 @@ import { slotsOverlap } from '../../src/domain/shared/time-slot.js';
 import { freeSlots } from '../../src/projections/doctors/doctor-slots.js';
 import { doctorsProjection } from '../../src/projections/doctors/doctors.projection.js';
 import { doctorSchedule, freeSlotsOf, listDoctors } from '../../src/projections/doctors/doctors.queries.js';
-import { generationSchema } from '../../src/projections/runtime/projection.js';
+import { withSearchPath } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { generationSchema, readSchema } from '../../src/projections/runtime/projection.js';
 import { usersProjection } from '../../src/projections/users/users.projection.js';
-import { as, doctor, everyMorning, otherDoctor, patient } from '../support/command-side.js';
-import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
+import type { Actor } from '../../src/domain/shared/actor.js';
+import { admin, as, doctor, everyMorning, otherDoctor, patient } from '../support/command-side.js';
+import { tablesOf } from '../support/read-model-tables.js';
+import { allEvents, startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
 import { registerUser } from './support/scenarios.js';
 
 const none = { mon: [], tue: [], wed: [], thu: [], fri: [], sat: [], sun: [] };
@@ -130,6 +133,28 @@ describe('doctors read model', () => {
     await h.settle();
   });
 
+  it('while a version 3 generation still serves (tables without withdrawn_at), lists doctors with specialties and offers their slots', async () => {
+    await setSchedule(h.side, doctor.id, { ...everyMorning, specialty: 'Cardiology' }, as(doctor));
+    await h.settle();
+    const { rows } = await sql<{ generation: number }>`select generation from projection_checkpoints where name = 'doctors' and active`.execute(h.db);
+    const table = sql.table(`${generationSchema('doctors', rows[0]?.generation ?? 0)}.doctor_schedules`);
+    await sql`drop view rm_doctors.doctor_schedules`.execute(h.db);
+    await sql`create view rm_doctors.doctor_schedules as select doctor_id, time_zone, slot_minutes, weekly_hours, days_off, specialty, set_at from ${table}`.execute(h.db);
+    try {
+      expect((await listDoctors(h.db, {}, { limit: 10 })).items.map((d) => [d.id, d.specialty])).toEqual([
+        [doctor.id, 'Cardiology'],
+        [otherDoctor.id, null],
+      ]);
+      expect((await listDoctors(h.db, { specialty: 'cardiology' }, { limit: 10 })).items.map((d) => d.id)).toEqual([doctor.id]);
+      expect(await starts()).toEqual(['09:00', '09:30', '10:00', '10:30', '11:00', '11:30']);
+    } finally {
+      await sql`drop view rm_doctors.doctor_schedules`.execute(h.db);
+      await sql`create view rm_doctors.doctor_schedules as select * from ${table}`.execute(h.db);
+    }
+    await setSchedule(h.side, doctor.id, everyMorning, as(doctor));
+    await h.settle();
+  });
+
   it('given ScheduleSet, SlotBooked, SlotMoved and SlotReleased, then the free slots follow', async () => {
     expect(await starts()).toEqual(['09:00', '09:30', '10:00', '10:30', '11:00', '11:30']);
     const { id } = await bookAppointment(h.side, { doctorId: doctor.id, start: '2030-01-14T09:30:00Z', reason: 'checkup' }, as(patient));
@@ -185,6 +210,52 @@ describe('doctors read model', () => {
     const free = await freeSlotsOf(h.db, otherDoctor.id, day, h.clock.now(), { limit: 10 });
     // 09:30–10:00 overlaps the slots at 09:15 and 09:45; 10:45 is free again.
     expect(free?.items.map((slot) => slot.start.slice(11, 16))).toEqual(['10:15', '10:45', '11:15', '11:45']);
+  });
+
+  it('given ScheduleWithdrawn, then the doctor is listed no more and their slots are not offered; a slot held stays until released', async () => {
+    const leaving: Actor = { id: 'doctor-3', roles: ['DOCTOR'] };
+    const listed = async (filter = {}) => (await listDoctors(h.db, filter, { limit: 10 })).items.map((d) => d.id);
+    const heldSlots = async () => (await h.rows('doctors', 'doctor_slots')).filter((row) => row.doctor_id === leaving.id).map((row) => row.appointment_id);
+    await registerUser(h.side, leaving, 'Dr Cleo');
+    await setSchedule(h.side, leaving.id, { ...everyMorning, specialty: 'Paediatrics' }, as(leaving));
+    const { id } = await bookAppointment(h.side, { doctorId: leaving.id, start: '2030-01-14T09:00:00Z', reason: 'checkup' }, as(patient));
+    await h.settle();
+    expect(await listed()).toEqual([doctor.id, otherDoctor.id, leaving.id]);
+    expect(await listed({ specialty: 'Paediatrics' })).toEqual([leaving.id]);
+    expect((await freeSlotsOf(h.db, leaving.id, monday, h.clock.now(), { limit: 100 }))?.items).toHaveLength(5);
+
+    // Settled in between: the withdrawal comes in a batch of its own, without the schedule's ScheduleSet.
+    await h.side.handlers.doctorSchedule.handle(`doctorSchedule-${leaving.id}`, { type: 'WithdrawSchedule', data: { now: h.clock.now().toISOString() } }, as(admin));
+    await h.settle();
+    expect(await listed()).toEqual([doctor.id, otherDoctor.id]);
+    expect(await listed({ specialty: 'Paediatrics' })).toEqual([]);
+    expect(await freeSlotsOf(h.db, leaving.id, monday, h.clock.now(), { limit: 100 })).toBeUndefined();
+    expect(await doctorSchedule(h.db, leaving.id)).toBeUndefined();
+    expect(await heldSlots()).toEqual([id]);
+
+    await cancelAppointment(h.side, id, { reason: 'the doctor left' }, as(patient));
+    await h.settle();
+    expect(await heldSlots()).toEqual([]);
+    expect(await listed()).toEqual([doctor.id, otherDoctor.id]);
+  });
+
+  it('a rebuild from the first event gives the same tables, whether a withdrawal comes in the batch of its schedule or alone', async () => {
+    const events = await allEvents(h.harness.revealed);
+    const live = await tablesOf(h.harness.db, readSchema('doctors'));
+    const schema = 'rebuilt_doctors';
+    for (const size of [events.length, 1]) {
+      await h.harness.db.transaction().execute(async (trx) => {
+        await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(trx);
+        await sql`create schema ${sql.id(schema)}`.execute(trx);
+        await withSearchPath(trx, schema, () => doctorsProjection.migrate(trx));
+      });
+      for (let start = 0; start < events.length; start += size) {
+        await h.harness.db.transaction().execute((trx) => withSearchPath(trx, schema, () => doctorsProjection.apply(trx, events.slice(start, start + size))));
+      }
+      expect(await tablesOf(h.harness.db, schema), `in batches of ${size}`).toEqual(live);
+    }
+    await sql`drop schema ${sql.id(schema)} cascade`.execute(h.harness.db);
+    expect(live.doctor_schedules?.filter((row) => row.withdrawn_at !== null).map((row) => row.doctor_id)).toEqual(['doctor-3']);
   });
 
   it('a replayed batch changes nothing', async () => {

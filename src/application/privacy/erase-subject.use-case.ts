@@ -1,3 +1,5 @@
+import type { WithdrawSchedule } from '../../domain/doctor-schedule/doctor-schedule.commands.js';
+import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { hasRole } from '../../domain/shared/actor.js';
 import { NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
@@ -22,11 +24,14 @@ export type ErasureDeps = {
 };
 
 /**
- * Erases a person's personal data (GDPR Art. 17) without rewriting history: their data key is
- * destroyed, so every personal field sealed with it, in the log and in any copy, reads
- * `[erased]` from now on; what sits outside the log is deleted; then `SubjectErased` records
- * it. The key goes first: a crash after it leaves the erasure done and only its record missing,
- * which a retry adds (every step is idempotent). The person's bookings and appointments stay.
+ * Erases a person's personal data (GDPR Art. 17) without rewriting history: a doctor's schedule
+ * is withdrawn (`ScheduleWithdrawn`); their data key is destroyed, so every personal field sealed
+ * with it, in the log and in any copy, reads `[erased]` from now on; what sits outside the log is
+ * deleted; then `SubjectErased` records it. Every step is idempotent, and a retry takes them all
+ * again until `SubjectErased` is there. The withdrawal goes first: a crash right after it leaves
+ * a doctor who takes no new appointments until a retry erases them; after the key, a crash in
+ * between would leave an erased doctor bookable, for appointments nobody could complete, until a
+ * retry that may never come. The person's bookings and appointments stay, and can be cancelled.
  */
 export async function eraseSubject(deps: ErasureDeps, userId: string, request: CommandOptions): Promise<CommandOutcome> {
   const { actor } = request.context;
@@ -43,6 +48,9 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   if (state.status !== 'registered') throw new NotFoundError('User');
   // Likewise a pinned version: a stale one must refuse before the key is gone, not after.
   assertExpectedVersion(streamId, request.expectedVersion, version);
+  // Whatever their roles now: a doctor once may have a schedule still; without one, nothing is decided.
+  const withdraw: WithdrawSchedule = { type: 'WithdrawSchedule', data: { now: deps.side.clock.now().toISOString() } };
+  await deps.side.handlers.doctorSchedule.handle(doctorScheduleStreamId(userId), withdraw, unpinned(request));
   await deps.vault.erase(userId, deps.side.clock.now());
   await deps.outsideTheLog.eraseSubject(userId);
   // Unpinned: past the key, the erasure is done, and its record must follow whatever was

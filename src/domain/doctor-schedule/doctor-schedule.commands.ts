@@ -66,12 +66,22 @@ export const restoreSlotSchema = z.object({
   }),
 });
 
+/**
+ * Take the schedule down for good: nothing more is booked or moved onto it, and it is not set
+ * again; what is booked stays until it is released. Sent when the doctor's data is erased.
+ */
+export const withdrawScheduleSchema = z.object({
+  type: z.literal('WithdrawSchedule'),
+  data: z.object({ now: instantSchema }),
+});
+
 export const doctorScheduleCommandSchema = z.discriminatedUnion('type', [
   setScheduleSchema,
   bookSlotSchema,
   releaseSlotSchema,
   moveSlotSchema,
   restoreSlotSchema,
+  withdrawScheduleSchema,
 ]);
 
 export type SetSchedule = z.infer<typeof setScheduleSchema>;
@@ -79,4 +89,5 @@ export type BookSlot = z.infer<typeof bookSlotSchema>;
 export type ReleaseSlot = z.infer<typeof releaseSlotSchema>;
 export type MoveSlot = z.infer<typeof moveSlotSchema>;
 export type RestoreSlot = z.infer<typeof restoreSlotSchema>;
+export type WithdrawSchedule = z.infer<typeof withdrawScheduleSchema>;
 export type DoctorScheduleCommand = z.infer<typeof doctorScheduleCommandSchema>;

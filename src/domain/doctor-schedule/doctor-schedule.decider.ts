@@ -2,10 +2,10 @@ import { addDays, type CalendarDate, type Instant } from '../shared/calendar-dat
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { isBefore, isProperSlot, minutesBetween, slotsOverlap, utcInstant, type TimeSlot } from '../shared/time-slot.js';
-import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, RestoreSlot, SetSchedule } from './doctor-schedule.commands.js';
-import { ScheduleConflictError } from './doctor-schedule.errors.js';
+import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, RestoreSlot, SetSchedule, WithdrawSchedule } from './doctor-schedule.commands.js';
+import { ScheduleConflictError, ScheduleWithdrawnError } from './doctor-schedule.errors.js';
 import { normaliseSpecialty } from './specialty.js';
-import type { DoctorScheduleEvent, ScheduleSet, SlotBooked, SlotMoved, SlotReleased, SlotRestored } from './doctor-schedule.events.js';
+import type { DoctorScheduleEvent, ScheduleSet, ScheduleWithdrawn, SlotBooked, SlotMoved, SlotReleased, SlotRestored } from './doctor-schedule.events.js';
 import { maxSlotMinutes, normaliseSchedule, sameSchedule, scheduleProblem, slotEnd, slotProblem, type WeeklySchedule } from './weekly-schedule.js';
 
 export const doctorScheduleStreamId = (doctorId: string) => `doctorSchedule-${doctorId}`;
@@ -25,22 +25,32 @@ export type Booking = { readonly appointmentId: string; readonly start: Instant;
 export type BookedDay = { readonly day: CalendarDate; readonly slots: readonly Booking[] };
 export type BookedSlots = readonly BookedDay[];
 
+type PublishedFields = {
+  readonly doctorId: string;
+  readonly schedule: WeeklySchedule;
+  readonly specialty: string | null;
+  readonly booked: BookedSlots;
+};
+
+/**
+ * `withdrawn` keeps the schedule last in force and what is booked on it: nothing new is booked,
+ * but the appointments it holds are still cancelled (their slots released) or moved back.
+ */
 export type DoctorScheduleState =
   | { readonly status: 'unset' }
-  | {
-      readonly status: 'active';
-      readonly doctorId: string;
-      readonly schedule: WeeklySchedule;
-      readonly specialty: string | null;
-      readonly booked: BookedSlots;
-    };
+  | ({ readonly status: 'active' } & PublishedFields)
+  | ({ readonly status: 'withdrawn' } & PublishedFields);
 
 export const initialState: DoctorScheduleState = { status: 'unset' };
 
 type ActiveSchedule = Extract<DoctorScheduleState, { status: 'active' }>;
+type PublishedState = Exclude<DoctorScheduleState, { status: 'unset' }>;
 
 function setSchedule({ data }: SetSchedule, state: DoctorScheduleState): DoctorScheduleEvent[] {
   const { doctorId, acknowledgedAffected, now, specialty: proposedSpecialty, ...proposed } = data;
+  // Not left to the application's check that the doctor is registered: a publication racing the
+  // erasure, or the erased doctor's own token while it lasts, must not make them bookable again.
+  if (state.status === 'withdrawn') throw new ScheduleWithdrawnError(state.doctorId);
   const problem = scheduleProblem(proposed);
   if (problem) throw new DomainError(problem.code, problem.message);
   const schedule = normaliseSchedule(proposed);
@@ -59,10 +69,12 @@ function setSchedule({ data }: SetSchedule, state: DoctorScheduleState): DoctorS
 }
 
 function bookSlot({ data }: BookSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
-  const active = requireActive(state);
+  const published = requirePublished(state);
   const start = utcInstant(data.start);
-  const held = bookingOf(active.booked, data.appointmentId);
+  const held = bookingOf(published.booked, data.appointmentId);
+  // Held already: a retry, which is done, even of a booking made before a withdrawal.
   if (held?.start === start) return [];
+  const active = requireActive(published);
   if (held) {
     throw new DomainError('already-booked', `appointment ${data.appointmentId} already holds the slot at ${held.start}; move it instead`);
   }
@@ -86,11 +98,12 @@ function releaseSlot({ data }: ReleaseSlot, state: DoctorScheduleState): DoctorS
 }
 
 function moveSlot({ data }: MoveSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
-  const active = requireActive(state);
+  const published = requirePublished(state);
   const start = utcInstant(data.newStart);
-  const held = bookingOf(active.booked, data.appointmentId);
+  const held = bookingOf(published.booked, data.appointmentId);
   if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
   if (held.start === start) return [];
+  const active = requireActive(published);
   // Two reschedules of one appointment, each moving "its" slot, would leave the slot where the
   // first put it and the appointment where the second did: only the slot the mover saw moves.
   if (held.start !== utcInstant(data.from)) {
@@ -117,23 +130,31 @@ function moveSlot({ data }: MoveSlot, state: DoctorScheduleState): DoctorSchedul
  * was a slot when it was booked. Only another appointment in that time refuses it.
  */
 function restoreSlot({ data }: RestoreSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
-  const active = requireActive(state);
+  // A withdrawn schedule too: a move its appointment did not follow goes back where it is.
+  const published = requirePublished(state);
   const slot = { start: utcInstant(data.start), end: utcInstant(data.end) };
   // No longer than a slot can be: overlaps are looked for only a day around a slot (`bookedNear`).
   if (!isProperSlot(slot) || minutesBetween(slot.start, slot.end) > maxSlotMinutes) {
     throw new DomainError('invalid-time-range', `${data.start} to ${data.end} is not the time of a slot`);
   }
-  const held = bookingOf(active.booked, data.appointmentId);
+  const held = bookingOf(published.booked, data.appointmentId);
   if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
   if (held.start === slot.start && held.end === slot.end) return [];
   if (held.start !== utcInstant(data.from)) {
     throw new DomainError('slot-moved-meanwhile', `the slot of appointment ${data.appointmentId} is no longer at ${data.from}: another change of it is under way`);
   }
-  assertFree(active.booked, slot, data.appointmentId);
+  assertFree(published.booked, slot, data.appointmentId);
   const event: SlotRestored = {
     type: 'SlotRestored',
-    data: { doctorId: active.doctorId, appointmentId: data.appointmentId, previousStart: held.start, previousEnd: held.end, ...slot, restoredAt: utcInstant(data.now) },
+    data: { doctorId: published.doctorId, appointmentId: data.appointmentId, previousStart: held.start, previousEnd: held.end, ...slot, restoredAt: utcInstant(data.now) },
   };
+  return [event];
+}
+
+/** Nothing to withdraw, or withdrawn already: an erasure retried finds it done. */
+function withdrawSchedule({ data }: WithdrawSchedule, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  if (state.status !== 'active') return [];
+  const event: ScheduleWithdrawn = { type: 'ScheduleWithdrawn', data: { doctorId: state.doctorId, withdrawnAt: utcInstant(data.now) } };
   return [event];
 }
 
@@ -149,13 +170,21 @@ export function decide(command: DoctorScheduleCommand, state: DoctorScheduleStat
       return moveSlot(command, state);
     case 'RestoreSlot':
       return restoreSlot(command, state);
+    case 'WithdrawSchedule':
+      return withdrawSchedule(command, state);
     default:
       return assertNever(command);
   }
 }
 
-function requireActive(state: DoctorScheduleState): ActiveSchedule {
+function requirePublished(state: DoctorScheduleState): PublishedState {
   if (state.status === 'unset') throw new NotFoundError('A schedule for this doctor');
+  return state;
+}
+
+/** A schedule that takes bookings and moves onto it. */
+function requireActive(state: PublishedState): ActiveSchedule {
+  if (state.status === 'withdrawn') throw new ScheduleWithdrawnError(state.doctorId);
   return state;
 }
 
@@ -193,7 +222,7 @@ export function bookings(booked: BookedSlots): Booking[] {
 
 /** Where an appointment's slot is on this schedule, if it holds one. */
 export function slotOf(state: DoctorScheduleState, appointmentId: string): Booking | undefined {
-  return state.status === 'active' ? bookingOf(state.booked, appointmentId) : undefined;
+  return state.status === 'unset' ? undefined : bookingOf(state.booked, appointmentId);
 }
 
 function bookingOf(booked: BookedSlots, appointmentId: string): Booking | undefined {
@@ -224,7 +253,7 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
   switch (event.type) {
     case 'ScheduleSet': {
       const { doctorId, specialty, affectedAppointmentIds: _affected, setAt, ...schedule } = event.data;
-      const booked = state.status === 'active' ? pruned(state.booked, setAt) : [];
+      const booked = state.status === 'unset' ? [] : pruned(state.booked, setAt);
       return { status: 'active', doctorId, schedule, specialty, booked };
     }
     case 'SlotBooked': {
@@ -241,6 +270,9 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
     case 'SlotRestored':
       if (state.status === 'unset') return state;
       return { ...state, booked: withSlotMoved(state.booked, event.data, event.data.restoredAt) };
+    case 'ScheduleWithdrawn':
+      if (state.status === 'unset') return state;
+      return { ...state, status: 'withdrawn' };
     default:
       return assertNever(event);
   }

@@ -14,3 +14,13 @@ export class ScheduleConflictError extends DomainError<'schedule-conflict'> {
     );
   }
 }
+
+/**
+ * The schedule was withdrawn (its doctor's data erased): it takes no booking or move onto it, and
+ * is not set again. An appointment booked onto it could never be completed.
+ */
+export class ScheduleWithdrawnError extends DomainError<'schedule-withdrawn'> {
+  constructor(doctorId: string) {
+    super('schedule-withdrawn', `doctor ${doctorId} takes no more appointments: their schedule was withdrawn`);
+  }
+}

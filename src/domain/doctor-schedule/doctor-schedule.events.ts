@@ -66,12 +66,25 @@ export const slotRestoredSchema = z.object({
   data: slotMovedSchema.shape.data.omit({ movedAt: true }).extend({ restoredAt: instantSchema }),
 });
 
+/**
+ * The schedule was taken down for good (its doctor's data was erased): no slot is booked or moved
+ * onto it from now on. The appointments it holds keep their slots until they are released.
+ */
+export const scheduleWithdrawnSchema = z.object({
+  type: z.literal('ScheduleWithdrawn'),
+  data: z.object({
+    doctorId: z.string(),
+    withdrawnAt: instantSchema,
+  }),
+});
+
 export const doctorScheduleEventSchema = z.discriminatedUnion('type', [
   scheduleSetSchema,
   slotBookedSchema,
   slotReleasedSchema,
   slotMovedSchema,
   slotRestoredSchema,
+  scheduleWithdrawnSchema,
 ]);
 
 export type ScheduleSet = z.infer<typeof scheduleSetSchema>;
@@ -80,4 +93,5 @@ export type SlotBooked = z.infer<typeof slotBookedSchema>;
 export type SlotReleased = z.infer<typeof slotReleasedSchema>;
 export type SlotMoved = z.infer<typeof slotMovedSchema>;
 export type SlotRestored = z.infer<typeof slotRestoredSchema>;
+export type ScheduleWithdrawn = z.infer<typeof scheduleWithdrawnSchema>;
 export type DoctorScheduleEvent = z.infer<typeof doctorScheduleEventSchema>;

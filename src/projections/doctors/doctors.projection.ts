@@ -20,6 +20,8 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('days_off', 'jsonb', (c) => c.notNull())
     .addColumn('specialty', 'text')
     .addColumn('set_at', 'timestamptz', (c) => c.notNull())
+    // Set once the schedule is withdrawn: the doctor is no longer listed, nor their slots offered.
+    .addColumn('withdrawn_at', 'timestamptz')
     .execute();
   // Doctors of a specialty, whatever the case it was written in.
   await db.schema.createIndex('doctor_schedules_specialty_idx').on('doctor_schedules').expression(sql`lower(specialty)`).execute();
@@ -40,9 +42,18 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('doctor_slots_start_idx').on('doctor_slots').columns(['doctor_id', 'start_at']).execute();
 }
 
-type Schedule = { time_zone: string; slot_minutes: number; weekly_hours: WeeklyHours; days_off: string[]; specialty: string | null; set_at: Date };
+type Schedule = {
+  time_zone: string;
+  slot_minutes: number;
+  weekly_hours: WeeklyHours;
+  days_off: string[];
+  specialty: string | null;
+  set_at: Date;
+  withdrawn_at: Date | null;
+};
 type Slot = DoctorSlotsTable;
-type Doctor = { version: number; schedule?: Schedule; slots: Map<string, Slot | null> };
+/** `withdrawnAt`: withdrawn in this batch, its schedule set in an earlier one. */
+type Doctor = { version: number; schedule?: Schedule; withdrawnAt?: Date; slots: Map<string, Slot | null> };
 
 /**
  * Each event decides its slot outright (it carries the times), so a batch folds to one change
@@ -63,7 +74,22 @@ async function apply(trx: Transaction<DoctorsTables>, events: readonly RecordedE
     switch (event.type) {
       case 'ScheduleSet': {
         const { timeZone, slotMinutes, weeklyHours, daysOff, specialty, setAt } = event.data;
-        doctor.schedule = { time_zone: timeZone, slot_minutes: slotMinutes, weekly_hours: weeklyHours, days_off: daysOff, specialty, set_at: new Date(setAt) };
+        doctor.schedule = {
+          time_zone: timeZone,
+          slot_minutes: slotMinutes,
+          weekly_hours: weeklyHours,
+          days_off: daysOff,
+          specialty,
+          set_at: new Date(setAt),
+          withdrawn_at: null,
+        };
+        delete doctor.withdrawnAt;
+        break;
+      }
+      case 'ScheduleWithdrawn': {
+        const withdrawnAt = new Date(event.data.withdrawnAt);
+        if (doctor.schedule) doctor.schedule = { ...doctor.schedule, withdrawn_at: withdrawnAt };
+        else doctor.withdrawnAt = withdrawnAt;
         break;
       }
       case 'SlotBooked':
@@ -100,10 +126,15 @@ async function write(trx: Transaction<DoctorsTables>, doctors: ReadonlyMap<strin
             days_off: eb.ref('excluded.days_off'),
             specialty: eb.ref('excluded.specialty'),
             set_at: eb.ref('excluded.set_at'),
+            withdrawn_at: eb.ref('excluded.withdrawn_at'),
           })),
         )
         .execute();
     }
+  }
+  const withdrawn = [...doctors].flatMap(([doctorId, { withdrawnAt }]) => (withdrawnAt ? [{ doctorId, withdrawnAt }] : []));
+  for (const { doctorId, withdrawnAt } of withdrawn) {
+    await trx.updateTable('doctor_schedules').set({ withdrawn_at: withdrawnAt }).where('doctor_id', '=', doctorId).execute();
   }
   const versions = [...doctors].flatMap(([doctorId, { version }]) => (version >= 0 ? [{ doctor_id: doctorId, version }] : []));
   if (versions.length > 0) {
@@ -140,8 +171,8 @@ export const doctorsProjection = defineProjection<DoctorsTables>({
   name: doctorsProjectionName,
   // 2: the specialty a schedule publishes. 3: SlotRestored (a reschedule's undo), which version 2's
   // code does not handle: in a rolling deploy, its projector passes one written by new code, and
-  // the rebuild this version starts reads it again.
-  version: 3,
+  // the rebuild this version starts reads it again. 4: ScheduleWithdrawn (`withdrawn_at`), the same way.
+  version: 4,
   eventTypes: codec.eventTypes,
   migrate,
   apply,

@@ -18,18 +18,22 @@ export type DoctorView = {
 export type DoctorSortKey = { readonly name: string; readonly doctorId: string };
 
 /**
- * Doctors with schedule and specialty; with `specialtyColumn` false, as version 1 of the read
- * model held them (no specialty): after a deploy, version 2 rebuilds beside the active version 1,
- * whose tables have no specialty column, and doctors must keep answering until it swaps in. Drop
- * the flag once no deployment can still have version 1 active.
+ * The columns of the doctors read model a query may read. After a deploy, a new version rebuilds
+ * beside the active older one, whose tables lack its new columns, and doctors must keep answering
+ * until it swaps in: `specialty` came with version 2, `withdrawn_at` with version 4. Drop a flag
+ * once no deployment can still have a version without its column active.
  */
-function doctorsQuery(db: Kysely<Database>, specialtyColumn = true) {
-  return db
+type Columns = { readonly specialty: boolean; readonly withdrawn: boolean };
+
+/** Doctors with schedule and specialty, but those whose schedule was withdrawn (erased). */
+function doctorsQuery(db: Kysely<Database>, columns: Columns) {
+  const query = db
     .selectFrom('rm_users.users as u')
     .leftJoin('rm_doctors.doctor_schedules as s', 's.doctor_id', 'u.user_id')
     .select(['u.user_id', 'u.name', 's.time_zone', 's.slot_minutes'])
-    .select(sql<string | null>`${specialtyColumn ? sql.ref('s.specialty') : sql`null::text`}`.as('specialty'))
+    .select(sql<string | null>`${columns.specialty ? sql.ref('s.specialty') : sql`null::text`}`.as('specialty'))
     .where(sql<boolean>`'DOCTOR' = any(u.roles)`);
+  return columns.withdrawn ? query.where('s.withdrawn_at', 'is', null) : query;
 }
 
 type DoctorRecord = Awaited<ReturnType<ReturnType<typeof doctorsQuery>['execute']>>[number];
@@ -44,18 +48,18 @@ export type DoctorFilter = {
   readonly specialty?: string | undefined;
 };
 
-/** Users holding the DOCTOR role (users read model), with their schedule if they set one. */
+/** Users holding the DOCTOR role (users read model), with their schedule if they set one; none withdrawn. */
 export async function listDoctors(
   db: Kysely<Database>,
   filter: DoctorFilter,
   page: PageRequest<DoctorSortKey>,
 ): Promise<Page<DoctorView, DoctorSortKey>> {
   const { after, limit } = page;
-  const read = async (specialtyColumn: boolean) => {
-    let query = doctorsQuery(db, specialtyColumn);
+  const read = async (columns: Columns) => {
+    let query = doctorsQuery(db, columns);
     if (filter.specialty !== undefined) {
       // Version 1 knows no specialties: no doctor has the one asked for.
-      if (!specialtyColumn) return { items: [], next: null };
+      if (!columns.specialty) return { items: [], next: null };
       // Lowered on both sides by PostgreSQL, as the listings' location is (see there).
       query = query.where(sql<string>`lower(s.specialty)`, '=', sql<string>`lower(${filter.specialty})`);
     }
@@ -63,12 +67,20 @@ export async function listDoctors(
     const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();
     return toPage(rows, limit, toDoctorView, (row) => ({ name: row.name, doctorId: row.user_id }));
   };
-  return readAcrossGenerations(() => read(true), () => read(false));
+  return readAcrossGenerations(
+    () => read({ specialty: true, withdrawn: true }),
+    () => readAcrossGenerations(() => read({ specialty: true, withdrawn: false }), () => read({ specialty: false, withdrawn: false })),
+  );
 }
 
-/** A doctor's working week, or undefined when none was set. */
+/** A doctor's working week, or undefined when none was set or it was withdrawn. */
 export async function doctorSchedule(db: Kysely<Database>, doctorId: string): Promise<WeeklySchedule | undefined> {
-  const row = await db.selectFrom('rm_doctors.doctor_schedules').selectAll().where('doctor_id', '=', doctorId).executeTakeFirst();
+  const read = (withdrawnColumn: boolean) => {
+    const query = db.selectFrom('rm_doctors.doctor_schedules').select(['time_zone', 'slot_minutes', 'weekly_hours', 'days_off']).where('doctor_id', '=', doctorId);
+    return (withdrawnColumn ? query.where('withdrawn_at', 'is', null) : query).executeTakeFirst();
+  };
+  // Before version 4 swaps in, its tables have no `withdrawn_at`: a withdrawn schedule still shows.
+  const row = await readAcrossGenerations(() => read(true), () => read(false));
   return row && { timeZone: row.time_zone, slotMinutes: row.slot_minutes, weeklyHours: row.weekly_hours, daysOff: row.days_off };
 }
 

@@ -1,7 +1,7 @@
 import type { JSONColumnType } from 'kysely';
 import type { WeeklyHours } from '../../domain/doctor-schedule/weekly-schedule.js';
 
-/** A doctor's working week as last set. */
+/** A doctor's working week as last set; withdrawn, it is kept but neither listed nor offered. */
 export type DoctorSchedulesTable = {
   doctor_id: string;
   time_zone: string;
@@ -10,6 +10,7 @@ export type DoctorSchedulesTable = {
   days_off: JSONColumnType<string[], string, string>;
   specialty: string | null;
   set_at: Date;
+  withdrawn_at: Date | null;
 };
 
 /** The revision of each doctor's schedule stream that the schedule and slots reflect. */
