@@ -74,7 +74,7 @@ describe('erasing a doctor withdraws their schedule, over HTTP', () => {
     expect((await put(`/v1/doctors/${erin.id}/schedule`, everyMorning, anAdmin)).body.type).toMatch(/\/problems\/unknown-doctor$/);
     const own = await put(`/v1/doctors/${erin.id}/schedule`, { ...everyMorning, slotMinutes: 20 }, erin);
     expect(own.status).toBe(409);
-    expect(own.body.type).toMatch(/\/problems\/schedule-withdrawn$/);
+    expect(own.body.type).toMatch(/\/problems\/unknown-doctor$/);
 
     const cancelled = await post(`/v1/appointments/${String(booked.body.id)}/cancel`, { reason: 'the doctor left' }, aPatient);
     expect(cancelled.status).toBe(200);
@@ -127,6 +127,15 @@ describe('an erasure that crashed on the way, retried', () => {
     await eraseSubject(deps, doctor.id, request);
     expect(await eventTypes(store, schedule)).toEqual(['ScheduleSet', 'ScheduleWithdrawn']);
     await expect(book(side, '2030-01-14T09:00:00Z')).rejects.toMatchObject({ code: 'schedule-withdrawn' });
+  });
+
+  it('refuses a first schedule published with the token of a doctor erased before publishing any', async () => {
+    const store = new InterruptibleStore();
+    const side = createTestSide(store, fakeClock(start));
+    await registerUser(side, doctor, 'Dr Ada');
+    await eraseSubject({ side, vault: memoryVault(), outsideTheLog: { eraseSubject: async () => undefined } }, doctor.id, as(admin));
+    await expect(setSchedule(side, doctor.id, everyMorning, as(doctor))).rejects.toMatchObject({ code: 'unknown-doctor' });
+    expect(await eventTypes(store, schedule)).toEqual([]);
   });
 
   it('erases someone who never published a schedule without starting one', async () => {

@@ -14,6 +14,12 @@ export async function requireUserWithRole(side: CommandSide, userId: string, rol
   }
 }
 
+/** Whether `userId` was registered and has since been erased (an id with no user stream was not). */
+export async function isErased(side: CommandSide, userId: string): Promise<boolean> {
+  const { state } = await side.handlers.user.read(userStreamIdOf(userId));
+  return state.status === 'registered' && state.erased;
+}
+
 /** How the roles a token names are checked against the user's stream (a user handler's `read`). */
 type UserReader = Pick<CommandSide['handlers']['user'], 'read'>;
 

@@ -2,7 +2,8 @@ import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-sche
 import type { WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedule.js';
 import { hasRole } from '../../domain/shared/actor.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
-import { requireUserWithRole } from '../authorization/registered-users.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { isErased, requireUserWithRole } from '../authorization/registered-users.js';
 import type { CommandSide } from '../command-handlers.js';
 import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
@@ -21,6 +22,9 @@ export async function setSchedule(
   if (!ownAsDoctor && !hasRole(actor, 'ADMIN')) throw new ForbiddenError("only the doctor or an admin may change a doctor's schedule");
   // A published schedule makes its id bookable as a doctor: an admin's own id included, unless they are one.
   if (!ownAsDoctor) await requireUserWithRole(side, doctorId, 'DOCTOR', 'unknown-doctor');
+  // Erasure withdraws a schedule that exists; a doctor erased before publishing one still holds a
+  // token for some minutes, which must not publish a schedule nobody could keep.
+  else if (await isErased(side, doctorId)) throw new DomainError('unknown-doctor', `${doctorId} was erased`);
   const result = await side.handlers.doctorSchedule.handle(
     doctorScheduleStreamId(doctorId),
     {
