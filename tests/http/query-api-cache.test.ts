@@ -68,6 +68,17 @@ describe('query API cache', () => {
     expect((await q.app.inject({ url: '/v1/bookings/me' })).statusCode).toBe(401);
   });
 
+  it('keeps one answer of a public route for everyone, signed in or not', async () => {
+    const { id } = await createListing(q.side, listingInput, as(owner));
+    await q.settle();
+    const anonymous = await q.app.inject({ url: `/v1/listings/${id}` });
+    const before = await hits();
+    const signedIn = await q.app.inject({ url: `/v1/listings/${id}`, headers: q.auth(consumer) });
+    const another = await q.app.inject({ url: `/v1/listings/${id}`, headers: q.auth(otherConsumer) });
+    expect(await hits()).toBe(before + 2);
+    expect([signedIn.body, another.body]).toEqual([anonymous.body, anonymous.body]);
+  });
+
   it('keeps no failure', async () => {
     const unknown = await q.app.inject({ url: '/v1/listings/unknown' });
     expect(unknown.statusCode).toBe(404);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer } from '../../src/infrastructure/http/http-server.js';
@@ -7,7 +7,7 @@ import type { ReadinessProbe } from '../../src/infrastructure/http/plugins/healt
 import { eventStoreProbe, migrationsProbe, projectionsProbe } from '../../src/infrastructure/http/readiness-probes.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
-import { ensureGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { ensureGeneration, requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 let database: TestDatabase;
@@ -15,6 +15,11 @@ beforeAll(async () => {
   database = await createTestDatabase();
 });
 afterAll(() => database.drop());
+
+/** What a projector does once it holds a new active generation: creates its tables and views. */
+async function setUp(db: Kysely<unknown>, name: string): Promise<void> {
+  await sql`update projection_checkpoints set schema_ready = true where name = ${name} and active`.execute(db);
+}
 
 /** GET /health/ready of a server with these probes. */
 async function readiness(probes: readonly ReadinessProbe[]) {
@@ -64,19 +69,50 @@ describe('GET /health/ready names what keeps the service from serving', () => {
       await migrateToLatest(pool);
       const name = `ready_${randomUUID().slice(0, 8)}`;
       await ensureGeneration(db, name, 1);
+      await setUp(db, name);
       // Nothing processed yet, and one event recorded: how far behind depends on the clock.
-      await store.appendToStream(`ready-${randomUUID()}`, [{ id: randomUUID(), type: 'Anything', data: {}, metadata: {} }]);
+      const { position } = await store.appendToStream(`ready-${randomUUID()}`, [{ id: randomUUID(), type: 'Anything', data: {}, metadata: {} }]);
       const at = (ms: number) => () => new Date(Date.now() + ms);
       expect((await readiness([projectionsProbe(db, [name], 30_000, at(0))])).status).toBe(200);
       expect((await readiness([projectionsProbe(db, [name], 30_000, at(60_000))])).body.checks).toEqual({ projections: `more than 30000 ms behind: ${name}` });
 
       await sql`update projection_checkpoints set status = 'failed' where name = ${name}`.execute(db);
       expect(await readiness([projectionsProbe(db, [name], 30_000, at(0))])).toEqual({ status: 503, body: { status: 'unavailable', checks: { projections: `failed: ${name}` } } });
-      // Only the generation readers see counts.
-      await sql`update projection_checkpoints set active = false where name = ${name}`.execute(db);
+      // Only the generation readers see counts: a rebuild beside a caught-up one fails, far behind.
+      await sql`
+        update projection_checkpoints
+           set status = 'running', position_commit = ${position.commit.toString()}, position_prepare = ${position.prepare.toString()}
+         where name = ${name}`.execute(db);
+      await requestRebuild(db, name);
+      await sql`update projection_checkpoints set status = 'failed' where name = ${name} and not active`.execute(db);
       expect((await readiness([projectionsProbe(db, [name], 30_000, at(60_000))])).status).toBe(200);
     } finally {
       await store.close();
+      await db.destroy();
+    }
+  });
+
+  it('a read model no projector has built yet (a fresh database, the query role started first), then built', async () => {
+    const pool = createPool(database.url, 4);
+    const db = createKysely<unknown>(pool);
+    try {
+      await migrateToLatest(pool);
+      const [listings, doctors] = [`listings_${randomUUID().slice(0, 8)}`, `doctors_${randomUUID().slice(0, 8)}`];
+      const probe = projectionsProbe(db, [listings, doctors], 30_000, () => new Date());
+      expect(await readiness([probe])).toEqual({ status: 503, body: { status: 'unavailable', checks: { projections: `not built yet: ${listings}, ${doctors}` } } });
+      // The first generation is active as soon as its row exists, before its tables do.
+      await ensureGeneration(db, listings, 1);
+      expect((await readiness([probe])).body.checks).toEqual({ projections: `not built yet: ${listings}, ${doctors}` });
+      await setUp(db, listings);
+      expect((await readiness([probe])).body.checks).toEqual({ projections: `not built yet: ${doctors}` });
+      // A generation that is not active serves nobody, however far along.
+      await ensureGeneration(db, doctors, 1);
+      await setUp(db, doctors);
+      await sql`update projection_checkpoints set active = false where name = ${doctors}`.execute(db);
+      expect((await readiness([probe])).body.checks).toEqual({ projections: `not built yet: ${doctors}` });
+      await sql`update projection_checkpoints set active = true where name = ${doctors}`.execute(db);
+      expect(await readiness([probe])).toEqual({ status: 200, body: { status: 'ready', checks: { projections: 'ok' } } });
+    } finally {
       await db.destroy();
     }
   });

@@ -87,7 +87,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
     clock: deps.clock,
     cursors: new CursorCodec(deps.secret),
     consistentWith: (projections) => consistentWith(consistency, projections),
-    cachedRead: (projections, cacheable) => cachedRead(consistency, cache, projections, cacheable),
+    cachedRead: (projections, options) => cachedRead(consistency, cache, projections, options),
   };
 
   await app.register(auditQueryRoutes, { ...routes, pool: deps.pool, events: deps.events, personalData: deps.personalData });

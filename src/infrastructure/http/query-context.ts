@@ -111,14 +111,25 @@ const answersToKeep = new WeakMap<FastifyRequest, { readonly key: string; readon
  * waited for a position never takes a kept answer: the checkpoint it waited on may be visible
  * before its announcement has reached the cache.
  */
-export function cachedRead(options: ConsistencyOptions, cache: QueryCache, projections: readonly string[], cacheable: (request: FastifyRequest) => boolean = () => true) {
+export type CachedReadOptions = {
+  /** Whether this request's answer may be kept and served again; default: every one. */
+  readonly cacheable?: (request: FastifyRequest) => boolean;
+  /**
+   * The answer is the same whoever asks (a public route): one kept answer serves everyone, signed
+   * in or not, where otherwise each caller gets their own.
+   */
+  readonly sameForEveryone?: boolean;
+};
+
+export function cachedRead(options: ConsistencyOptions, cache: QueryCache, projections: readonly string[], { cacheable = () => true, sameForEveryone = false }: CachedReadOptions = {}) {
   const consistent = consistentWith(options, projections);
   return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const waits = request.headers['consistency-position'] !== undefined;
     if (waits) await consistent(request);
     if (!cacheable(request)) return undefined;
     // The route and query string, and the caller when the route knows one (its answer may depend on it).
-    const key = `${request.method} ${request.url}\u0000${request.actor ? `${request.actor.id}\u0000${request.actor.roles.join(',')}` : ''}`;
+    const caller = request.actor && !sameForEveryone ? `${request.actor.id}\u0000${request.actor.roles.join(',')}` : '';
+    const key = `${request.method} ${request.url}\u0000${caller}`;
     const kept = waits ? undefined : cache.get(key);
     if (kept !== undefined) return reply.type('application/json; charset=utf-8').send(kept);
     const stamp = cache.stamp(projections);
@@ -144,10 +155,7 @@ export type QueryRoutesOptions = {
   /** The read-your-writes preHandler for an endpoint that reads these projections. */
   readonly consistentWith: (projections: readonly string[]) => (request: FastifyRequest) => Promise<void>;
   /** The same, answering from the query cache where it can (see `cachedRead`). */
-  readonly cachedRead: (
-    projections: readonly string[],
-    cacheable?: (request: FastifyRequest) => boolean,
-  ) => (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
+  readonly cachedRead: (projections: readonly string[], options?: CachedReadOptions) => (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>;
 };
 
 /**

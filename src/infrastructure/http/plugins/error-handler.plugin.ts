@@ -7,6 +7,7 @@ import { DomainError } from '../../../domain/shared/domain-error.js';
 import { HttpProblem, problemDocument, sendProblem } from '../problem.js';
 import { ProviderRefusedError, ProviderUnavailableError } from '../../../application/ports/payment-gateway.js';
 import { KeyStoreUnavailableError } from '../../../application/privacy/personal-data-vault.js';
+import { isSqlState, undefinedTable } from '../../../projections/shared/read-across-generations.js';
 
 /** `WWW-Authenticate` must come with every 401 (RFC 9110 §11.6.1). */
 export const bearerChallenge = 'Bearer realm="bookable"';
@@ -34,9 +35,30 @@ function validationErrors(error: FastifyError): { path: string; message: string 
   }));
 }
 
+/**
+ * A relation of a read schema (`rm_<name>.<table>`, see `readSchema`) in PostgreSQL's message,
+ * quoted however the server's language quotes it: the error carries no schema field at parse time.
+ */
+const readSchemaRelation = /\brm_[a-z0-9_]+\./;
+
+const readModelNotReadyCode = 'read-model-not-ready';
+
+/**
+ * A read model whose tables do not exist yet: no projector has built its first generation (a
+ * fresh database, the query role started first) or published the table this code reads. Gone
+ * once a projector catches up, as `/health/ready` says meanwhile; not a fault of the request.
+ */
+function readModelNotReady(error: unknown): HttpProblem | undefined {
+  if (!(error instanceof Error) || !isSqlState(error, undefinedTable) || !readSchemaRelation.test(error.message)) return undefined;
+  const detail = 'The read model this answer comes from has not been built yet; try again shortly';
+  return new HttpProblem(503, readModelNotReadyCode, 'Read model not ready', detail, { headers: { 'retry-after': '5' } });
+}
+
 /** Maps anything thrown to the one problem that answers it, or `undefined` for a 500. */
 function toHttpProblem(error: unknown): HttpProblem | undefined {
   if (error instanceof HttpProblem) return error;
+  const notBuilt = readModelNotReady(error);
+  if (notBuilt) return notBuilt;
   if (error instanceof DomainError) {
     if (error.code === 'not-found') return new HttpProblem(404, 'not-found', 'Not found', error.message);
     if (error.code === 'forbidden') return new HttpProblem(403, 'forbidden', 'Forbidden', error.message);
@@ -95,8 +117,9 @@ function internalError(request: FastifyRequest): HttpProblem {
 const errorHandler: FastifyPluginAsync = async (app) => {
   app.setErrorHandler((error, request, reply) => {
     const problem = toHttpProblem(error) ?? internalError(request);
-    // A 5xx we answer on purpose (stopping, shedding, not caught up) is no failure of ours.
-    if (problem.status >= 500 && !(error instanceof HttpProblem)) request.log.error({ err: error }, 'request failed');
+    // A 5xx we answer on purpose (stopping, shedding, not caught up or built yet) is no failure of ours.
+    const onPurpose = error instanceof HttpProblem || problem.code === readModelNotReadyCode;
+    if (problem.status >= 500 && !onPurpose) request.log.error({ err: error }, 'request failed');
     else request.log.info({ problem: problem.code, detail: problem.message }, 'request refused');
     const { status, code, title, message: detail, options } = problem;
     return sendProblem(reply, problemDocument(request, { status, code, title, detail, extensions: options.extensions }), options.headers);

@@ -4,6 +4,7 @@ import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import { doctorsProjectionName } from '../../../projections/doctors/doctors.table.js';
 import { freeSlotsOf, listDoctors } from '../../../projections/doctors/doctors.queries.js';
 import { usersProjectionName } from '../../../projections/users/users.table.js';
+import { optionalAuth } from '../plugins/auth.plugin.js';
 import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
 
 /** Free slots are computed per request: a month at most at once. */
@@ -35,7 +36,7 @@ const doctorsQuery = pageQuery.extend({ specialty: textParam(100).optional().des
 const doctorSortKey = z.object({ name: z.string().max(1000), doctorId: z.string().max(200) });
 const slotSortKey = z.object({ start: z.iso.datetime() });
 
-/** Public reads: doctors, and a doctor's free slots. */
+/** Public reads: doctors, and a doctor's free slots; a token, if sent, must be valid (API.md). */
 export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith, cachedRead }) => {
   const tags = ['doctors'];
   const headers = consistencyHeaders;
@@ -43,7 +44,8 @@ export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asyn
   app.get(
     '/',
     {
-      preHandler: cachedRead([usersProjectionName, doctorsProjectionName]),
+      onRequest: optionalAuth,
+      preHandler: cachedRead([usersProjectionName, doctorsProjectionName], { sameForEveryone: true }),
       schema: { tags, summary: 'Doctors, by name', headers, querystring: doctorsQuery, response: { 200: pageSchema(doctorSchema) } },
     },
     async (request) => {
@@ -55,6 +57,7 @@ export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asyn
   app.get(
     '/:id/slots',
     {
+      onRequest: optionalAuth,
       preHandler: consistentWith([doctorsProjectionName]),
       schema: { tags, summary: 'Free slots in [from, to), in time order', headers, params: idParams, querystring: slotsQuery, response: { 200: pageSchema(slotSchema) } },
     },

@@ -8,6 +8,7 @@ import { findListing, searchListings } from '../../../projections/listings/listi
 import { listingsProjectionName } from '../../../projections/listings/listings.table.js';
 import { reviewsOfListing } from '../../../projections/reviews/reviews.queries.js';
 import { reviewsProjectionName } from '../../../projections/reviews/reviews.table.js';
+import { optionalAuth } from '../plugins/auth.plugin.js';
 import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
 
@@ -90,7 +91,7 @@ function withoutFreeDates(request: FastifyRequest): boolean {
  */
 const listingWithRating = [listingsProjectionName, reviewsProjectionName];
 
-/** Public reads of listings, their availability and their reviews. */
+/** Public reads of listings, their availability and their reviews; a token, if sent, must be valid (API.md). */
 export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, clock, cursors, consistentWith, cachedRead }) => {
   const tags = ['listings'];
   const headers = consistencyHeaders;
@@ -98,7 +99,8 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/',
     {
-      preHandler: cachedRead([...listingWithRating, listingAvailabilityProjectionName], withoutFreeDates),
+      onRequest: optionalAuth,
+      preHandler: cachedRead([...listingWithRating, listingAvailabilityProjectionName], { cacheable: withoutFreeDates, sameForEveryone: true }),
       schema: { tags, summary: 'Search active listings, newest first', headers, querystring: listingsQuery, response: { 200: pageSchema(listingSchema) } },
     },
     async (request) => {
@@ -112,7 +114,8 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id',
     {
-      preHandler: cachedRead(listingWithRating),
+      onRequest: optionalAuth,
+      preHandler: cachedRead(listingWithRating, { sameForEveryone: true }),
       schema: { tags, summary: 'One listing with its rating', headers, params: idParams, response: { 200: listingSchema } },
     },
     async (request) => {
@@ -125,6 +128,7 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id/availability',
     {
+      onRequest: optionalAuth,
       preHandler: consistentWith([listingsProjectionName, listingAvailabilityProjectionName]),
       schema: { tags, summary: 'Free, held and booked days of [from, to)', headers, params: idParams, querystring: dayRange, response: { 200: availabilitySchema } },
     },
@@ -139,7 +143,8 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
   app.get(
     '/:id/reviews',
     {
-      preHandler: cachedRead(listingWithRating),
+      onRequest: optionalAuth,
+      preHandler: cachedRead(listingWithRating, { sameForEveryone: true }),
       schema: { tags, summary: 'Visible reviews, newest first', headers, params: idParams, querystring: pageQuery, response: { 200: pageSchema(reviewSchema) } },
     },
     async (request) => {
