@@ -116,7 +116,7 @@ export const settingDescriptions: Record<keyof Config, string> = {
   COMMAND_CACHE_STREAMS: 'streams per aggregate whose folded state each command process keeps in memory (about 2 KB each, across nine aggregates)',
   SHED_EVENT_LOOP_DELAY_MS: 'event-loop delay past which the APIs answer new requests 503 with `Retry-After` (0: never)',
   SHED_HEAP_USED_MB: 'heap in use past which the APIs answer new requests 503 with `Retry-After` (0: never); unset: 90 % of the heap limit (`--max-old-space-size`)',
-  READY_MAX_PROJECTION_LAG_MS: 'the query API reports not ready (503 on `/health/ready`) while a read model\'s oldest unprocessed event is older than this, or a read model has failed',
+  READY_MAX_PROJECTION_LAG_MS: 'the query API reports not ready (503 on `/health/ready`) while a read model\'s oldest unprocessed event is older than this, or a read model has failed or not been built yet',
   SHUTDOWN_GRACE_MS: 'on SIGTERM/SIGINT, how long requests in flight may take to finish (new ones get 503, on every API of the process at once) before their connections are cut',
   QUERY_CONSISTENCY_TIMEOUT_MS: 'longest the query API waits for its read models to reach a `Consistency-Position` before answering 503 with `Retry-After`',
   QUERY_CACHE_MB: 'answers each query process keeps until a read model they were read from commits again (0: none; see "Query cache")',
