@@ -132,6 +132,14 @@ export interface EventStore {
    */
   subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent>;
 
+  /**
+   * Waits, `timeoutMs` at most, until `readAll` shows every event committed before the call;
+   * false if it still does not by then. Only a store whose global order holds committed events
+   * back needs it (PostgreSQL's, behind transactions still open); a store without it shows each
+   * commit to `readAll` at once.
+   */
+  committedVisible?(timeoutMs: number): Promise<boolean>;
+
   /** Releases connections. The store is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -90,7 +90,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
     cachedRead: (projections, options) => cachedRead(consistency, cache, projections, options),
   };
 
-  await app.register(auditQueryRoutes, { ...routes, pool: deps.pool, events: deps.events, personalData: deps.personalData });
+  await app.register(auditQueryRoutes, { ...routes, pool: deps.pool, events: deps.events, personalData: deps.personalData, consistencyTimeoutMs: deps.consistencyTimeoutMs });
   await app.register(listingQueryRoutes, { prefix: '/v1/listings', ...routes });
   await app.register(bookingQueryRoutes, { prefix: '/v1/bookings', ...routes });
   await app.register(paymentQueryRoutes, { prefix: '/v1/payments', ...routes });

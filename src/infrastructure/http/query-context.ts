@@ -94,8 +94,7 @@ export function consistentWith(options: ConsistencyOptions, projections: readonl
     }
     const reached = await waitForPosition({ db: options.db, notifications: options.notifications, projections, position, timeoutMs: options.timeoutMs });
     if (!reached) {
-      const detail = `The read models have not reached ${formatPosition(position)} within ${options.timeoutMs} ms; try again shortly`;
-      throw new HttpProblem(503, 'not-caught-up', 'Not caught up yet', detail, { headers: { 'retry-after': '1' } });
+      throw notCaughtUp(`The read models have not reached ${formatPosition(position)} within ${options.timeoutMs} ms; try again shortly`);
     }
   };
 }
@@ -180,6 +179,11 @@ export async function paged<Item, Key>(
 }
 
 /** A missing resource, or one the caller may not know about (API.md: 404, not 403). */
+/** 503: what the answer must include is not readable yet; a retry in a moment will find it. */
+export function notCaughtUp(detail: string): HttpProblem {
+  return new HttpProblem(503, 'not-caught-up', 'Not caught up yet', detail, { headers: { 'retry-after': '1' } });
+}
+
 export function notFound(what: string): HttpProblem {
   return new HttpProblem(404, 'not-found', 'Not found', `There is no ${what}`);
 }

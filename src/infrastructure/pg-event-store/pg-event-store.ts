@@ -17,6 +17,7 @@ import {
 } from '../../application/ports/event-store.js';
 import { comparePositions, START, type Position } from '../../application/ports/position.js';
 import { Batcher, type Outcome } from './batcher.js';
+import { sleep } from '../../application/sleep.js';
 
 export type PgEventStoreOptions = {
   /**
@@ -404,6 +405,29 @@ export class PgEventStore implements EventStore {
       state: row.state ?? undefined,
       query: row.query ?? undefined,
     };
+  }
+
+  /**
+   * `readAll` shows an event only once every transaction older than its own has ended: a
+   * committed event waits behind one still open. Every transaction that committed before this
+   * call has an id below the snapshot's xmax; once the horizon (the oldest id still running) has
+   * reached that xmax, `readAll` shows them all.
+   */
+  async committedVisible(timeoutMs: number): Promise<boolean> {
+    this.assertOpen();
+    const deadline = performance.now() + timeoutMs;
+    const first = await this.query<{ xmax: string; passed: boolean }>({
+      text: 'SELECT pg_snapshot_xmax(s)::text AS xmax, pg_snapshot_xmin(s) >= pg_snapshot_xmax(s) AS passed FROM pg_current_snapshot() s',
+    });
+    const row = first.rows[0];
+    if (!row || row.passed) return true;
+    for (let pauseMs = 5; ; pauseMs = Math.min(pauseMs * 2, 100)) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await sleep(Math.min(pauseMs, left));
+      const now = await this.query<{ passed: boolean }>({ text: 'SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 AS passed', values: [row.xmax] });
+      if (now.rows[0]?.passed) return true;
+    }
   }
 
   async close(): Promise<void> {

@@ -27,7 +27,7 @@ import { createKysely } from '../../postgres/database.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { securityEventRoutes } from './security-events.query-routes.js';
 import { HttpProblem } from '../problem.js';
-import { callerOf, consistencyHeaders, cursorScope, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
+import { callerOf, consistencyHeaders, cursorScope, notCaughtUp, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
 
 const json = z.record(z.string(), z.unknown());
@@ -141,6 +141,8 @@ type AuditRoutesOptions = QueryRoutesOptions & {
   readonly revealing: (stored: EventStore) => EventReader;
   readonly accessLog: AccessLog;
   readonly index: ReturnType<typeof createKysely<AuditIndexDatabase>>;
+  /** Longest an export waits for the events committed before it to be readable in global order. */
+  readonly consistencyTimeoutMs: number;
 };
 
 /** NDJSON lines gathered into chunks of about this many characters: fewer, larger socket writes. */
@@ -159,7 +161,7 @@ async function* ndjson(events: AsyncIterable<AuditEvent>): AsyncGenerator<string
 }
 
 /** The audit trail for AUDITOR and ADMIN (API.md, `/v1/audit/*`); every call is access-logged. */
-const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { events, storedEvents, revealing, accessLog, index, cursors, consistentWith }) => {
+const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { events, storedEvents, revealing, accessLog, index, cursors, consistentWith, consistencyTimeoutMs }) => {
   const tags = ['audit'];
   const security = [{ bearerAuth: [] }];
   const auditor = requireRoles('AUDITOR', 'ADMIN');
@@ -308,6 +310,12 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     },
     async (request, reply) => {
       const { from, to, streamPrefix } = request.query;
+      // Everything committed before the request, or nothing: the global order holds committed
+      // events back behind older transactions still open, and an export that stopped short of
+      // them would say nothing of it.
+      if (storedEvents.committedVisible && !(await storedEvents.committedVisible(consistencyTimeoutMs))) {
+        throw notCaughtUp(`Events committed before this request are held back by a transaction still open after ${consistencyTimeoutMs} ms; try again shortly`);
+      }
       const lines = ndjson(exportEvents(storedEvents, readingFor(request), { from: rangeBound(from), to: rangeBound(to), streamPrefix }));
       // Readable.from pulls the next chunk only when the socket has drained the last: backpressure.
       return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(lines, { objectMode: false }));
@@ -486,7 +494,9 @@ function auditedReads(db: QueryRoutesOptions['db'], storedEvents: EventStore): (
  * passes hooks on to routes registered after them. Reads `events` as stored for chain checks,
  * and revealed by `personalData` for everything else.
  */
-export const auditQueryRoutes = fp<QueryRoutesOptions & { readonly pool: pg.Pool; readonly events: EventStore; readonly personalData: PersonalDataVault }>(
+export const auditQueryRoutes = fp<
+  QueryRoutesOptions & { readonly pool: pg.Pool; readonly events: EventStore; readonly personalData: PersonalDataVault; readonly consistencyTimeoutMs: number }
+>(
   async (app, options) => {
     const storedEvents = options.events;
     const revealing = (stored: EventStore) => revealingForAudit(stored, options.personalData);
