@@ -293,12 +293,51 @@ describe('CancelAppointment', () => {
     spec.given([scheduled()]).when(cancel(patientAdmin, hourBefore)).then([cancelled({ lateCancellation: true, cancelledAt: hourBefore })]);
   });
 
-  it('changes nothing when it was already cancelled', () => {
-    spec.given([scheduled(), cancelled()]).when(cancel(doctor)).then([]);
+  it.each([
+    ['patient', patient],
+    ['doctor', doctor],
+    ['admin', admin],
+  ] as const)('changes nothing when the %s who cancelled it cancels again: a retry', (party, actor) => {
+    spec.given([scheduled(), cancelled({ cancelledBy: party })]).when(cancel(actor)).then([]);
+  });
+
+  it('changes nothing when another admin repeats an admin\'s cancellation: one capacity', () => {
+    spec.given([scheduled(), cancelled({ cancelledBy: 'admin' })]).when(cancel({ id: 'admin-2', roles: ['ADMIN'] })).then([]);
   });
 
   it('changes nothing when the patient repeats their cancellation after the start', () => {
     spec.given([scheduled(), cancelled()]).when(cancel(patient, afterStart)).then([]);
+  });
+
+  it.each([
+    ['patient', 'doctor', doctor],
+    ['patient', 'admin', admin],
+    ['doctor', 'patient', patient],
+    ['doctor', 'admin', admin],
+    ['admin', 'patient', patient],
+    ['admin', 'doctor', doctor],
+  ] as const)('refuses the %s\'s cancellation to the %s as already cancelled', (cancelledBy, _, actor) => {
+    spec.given([scheduled(), cancelled({ cancelledBy })]).when(cancel(actor)).thenFails('already-cancelled');
+  });
+
+  it('names who cancelled it when refusing another party', () => {
+    const refusal = (cancelledBy: AppointmentCancelled['data']['cancelledBy'], actor: Actor) => () => {
+      const state = [scheduled(), cancelled({ cancelledBy })].reduce(appointmentDecider.evolve, appointmentDecider.initialState);
+      return appointmentDecider.decide(cancel(actor), state);
+    };
+    expect(refusal('patient', doctor)).toThrow('the appointment was cancelled by its patient');
+    expect(refusal('doctor', patient)).toThrow('the appointment was cancelled by its doctor');
+    expect(refusal('admin', doctor)).toThrow('the appointment was cancelled by an admin');
+  });
+
+  it('refuses the patient after the start as already cancelled, not as started, when the doctor cancelled it', () => {
+    spec.given([scheduled(), cancelled({ cancelledBy: 'doctor' })]).when(cancel(patient, afterStart)).thenFails('already-cancelled');
+  });
+
+  it('judges the capacity as a new cancellation would: an admin who is the patient retries as the patient', () => {
+    const patientAdmin: Actor = { id: patient.id, roles: ['PATIENT', 'ADMIN'] };
+    spec.given([scheduled(), cancelled()]).when(cancel(patientAdmin, afterStart)).then([]);
+    spec.given([scheduled(), cancelled({ cancelledBy: 'admin' })]).when(cancel(patientAdmin)).thenFails('already-cancelled');
   });
 
   it.each([

@@ -155,6 +155,30 @@ test.prop([steps])('cancelling, marking a no-show and (re)scheduling again chang
   }
 });
 
+const partyOf = (actor: Actor) => (actor === patient ? 'patient' : actor === doctor ? 'doctor' : actor === admin ? 'admin' : null);
+
+test.prop([fc.constantFrom(patient, doctor, admin), actor, fc.integer({ min: 1, max: 400 }), fc.integer({ min: 0, max: 800 })])(
+  'given a cancelled appointment, when cancelled again at any time, then the party that cancelled it changes nothing, another is refused as already cancelled',
+  (first, second, quartersAhead, quartersLater) => {
+    const start = startMs + quartersAhead * 15 * minute;
+    const cancel = (actor: Actor, now: number): AppointmentCommand => ({ type: 'CancelAppointment', data: { appointmentId, reason: 'Busy', actor, now: iso(now) } });
+    const schedule: AppointmentCommand = {
+      type: 'ScheduleAppointment',
+      data: { appointmentId, patientId: patient.id, doctorId: doctor.id, start: iso(start), end: iso(start + 30 * minute), reason: 'Check-up', actor: patient, now: iso(startMs) },
+    };
+    const state = [schedule, cancel(first, startMs)].reduce(
+      (state, command) => appointmentDecider.decide(command, state).reduce(appointmentDecider.evolve, state),
+      appointmentDecider.initialState,
+    );
+    expect(state.status).toBe('cancelled');
+    const again = () => appointmentDecider.decide(cancel(second, startMs + quartersLater * 15 * minute), state);
+
+    const party = partyOf(second);
+    if (party === partyOf(first)) expect(again()).toEqual([]);
+    else expect(again).toThrowError(expect.objectContaining({ code: party === null ? 'forbidden' : 'already-cancelled' }));
+  },
+);
+
 test.prop([steps])('every event decide emits survives JSON and its published schema unchanged', (plan) => {
   for (const { events } of run(plan)) {
     if (Array.isArray(events)) for (const event of events) expect(appointmentEventSchema.parse(JSON.parse(JSON.stringify(event)))).toEqual(event);

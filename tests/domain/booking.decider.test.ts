@@ -178,7 +178,35 @@ describe('CancelBooking', () => {
   it('refunds no amount when nothing was paid', () => spec.given([requested]).when(cancel(consumer)).then([cancelledUnpaid]));
   it('refunds a paid but unconfirmed booking', () => spec.given([requested, paid]).when(cancel(owner)).then([cancelled('owner', owner, 100, 30_000)]));
   it('refuses anyone else', () => spec.given(paidStay).when(cancel(stranger)).thenFails('forbidden'));
-  it('is already true when cancelled', () => spec.given([requested, cancelledUnpaid]).when(cancel(owner)).then([]));
+  describe('once cancelled', () => {
+    const byConsumer = [...paidStay, cancelled('consumer', consumer, 50, 15_000)];
+    const byOwner = [...paidStay, cancelled('owner', owner, 100, 30_000)];
+    const byAdmin = [...paidStay, cancelled('admin', admin, 100, 30_000)];
+    const refusal = (events: BookingEvent[], command: BookingCommand) => () => bookingDecider.decide(command, fold(bookingDecider, events));
+
+    it('changes nothing when the party that cancelled it cancels again: a retry', () => {
+      spec.given([requested, cancelledUnpaid]).when(cancel(consumer)).then([]);
+      spec.given(byConsumer).when(cancel(consumer, '2026-06-10T00:00:00.000Z')).then([]); // even once the stay is over
+      spec.given(byOwner).when(cancel(owner, hoursBeforeStart(1), 'another reason')).then([]);
+      // Any admin acts in the one capacity of an admin.
+      spec.given(byAdmin).when(cancel({ id: 'admin-2', roles: ['ADMIN'] })).then([]);
+    });
+    it('refuses another party, naming who cancelled it: they must not believe their own cancellation happened', () => {
+      spec.given(byConsumer).when(cancel(owner)).thenFails('already-cancelled');
+      spec.given(byConsumer).when(cancel(admin)).thenFails('already-cancelled');
+      spec.given(byOwner).when(cancel(consumer)).thenFails('already-cancelled');
+      spec.given(byAdmin).when(cancel(owner)).thenFails('already-cancelled');
+      expect(refusal(byConsumer, cancel(owner))).toThrow('the booking was cancelled by its consumer');
+      expect(refusal(byOwner, cancel(admin))).toThrow('the booking was cancelled by its owner');
+      expect(refusal(byAdmin, cancel(consumer))).toThrow('the booking was cancelled by an admin');
+    });
+    it('judges the capacity as a new cancellation would: an admin who is the consumer retries as the consumer', () => {
+      const adminConsumer: Actor = { id: consumer.id, roles: ['CONSUMER', 'ADMIN'] };
+      spec.given(byConsumer).when(cancel(adminConsumer)).then([]);
+      spec.given(byAdmin).when(cancel(adminConsumer)).thenFails('already-cancelled');
+    });
+    it('refuses anyone else as forbidden first', () => spec.given(byConsumer).when(cancel(stranger)).thenFails('forbidden'));
+  });
   it('refuses a completed or expired booking', () => {
     spec.given([...paidStay, completed]).when(cancel(admin)).thenFails('illegal-transition');
     spec.given([requested, expired]).when(cancel(consumer)).thenFails('illegal-transition');

@@ -292,3 +292,18 @@ test.prop([validRequest, fc.constantFrom('paid', 'confirmed' as const), minutesB
     ]);
   },
 );
+
+test.prop([validRequest, fc.constantFrom('requested', 'paid', 'confirmed' as const), anyone.filter((actor) => cancellerOf(actor) !== null), anyone, fc.integer({ min: 0, max: 90 * 24 })])(
+  'given a cancelled booking, when cancelled again at any time, then the party that cancelled it changes nothing, another is refused as already cancelled',
+  (given, upTo, first, second, hoursLater) => {
+    const cancel = (actor: Actor, now: number): BookingCommand => ({ type: 'CancelBooking', data: { bookingId, actor, reason: 'plans changed', now: iso(now) } });
+    const live = bookingAt(given, upTo);
+    const state = bookingDecider.decide(cancel(first, given.requestedAt), live).reduce(bookingDecider.evolve, live);
+    const again = () => bookingDecider.decide(cancel(second, given.requestedAt + hoursLater * hourMs), state);
+
+    const capacity = cancellerOf(second);
+    if (capacity === null) expect(refusal(again)).toBeInstanceOf(ForbiddenError);
+    else if (capacity === cancellerOf(first)) expect(again()).toEqual([]);
+    else expect(codeOf(refusal(again))).toBe('already-cancelled');
+  },
+);

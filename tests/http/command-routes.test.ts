@@ -139,6 +139,26 @@ describe('command routes over HTTP', () => {
       expect((await post(path, { reason: 'plans changed' }, consumer)).status).toBe(200);
     });
 
+    it("answers a repeated cancellation by the same party 200 with the booking as it is, by another party 409 already-cancelled", async () => {
+      const booked = await post('/v1/bookings', { listingId, startDate: '2030-05-10', endDate: '2030-05-12' }, consumer);
+      const path = `/v1/bookings/${String(booked.body.id)}/cancel`;
+      const cancelled = await post(path, { reason: 'plans changed' }, consumer);
+      expect(cancelled.status).toBe(200);
+      const before = await eventCount();
+
+      const refused = await post(path, { reason: 'the heating is broken' }, owner);
+      expect(refused.status).toBe(409);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      expect(refused.body.type).toMatch(/\/problems\/already-cancelled$/);
+      expect(refused.body.detail).toBe('the booking was cancelled by its consumer');
+
+      const retried = await post(path, { reason: 'plans changed' }, consumer);
+      expect(retried.status).toBe(200);
+      expect(retried.body.version).toBe(cancelled.body.version);
+      expect(retried.headers.get('etag')).toBe(cancelled.headers.get('etag'));
+      expect(await eventCount()).toBe(before);
+    });
+
     it('refuses an owner booking their own listing', async () => {
       const both = { id: owner.id, roles: ['OWNER' as const, 'CONSUMER' as const] };
       const response = await post('/v1/bookings', { listingId, startDate: '2030-06-01', endDate: '2030-06-02' }, both);

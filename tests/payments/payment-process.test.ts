@@ -285,6 +285,33 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
   });
 
+  it('payment succeeded after the lapsed hold went to someone else, and its consumer cancels before the process does → the consumer\'s cancellation stands, and the process takes it as done', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    clock.advance(16 * 60_000);
+    const booking = (await side.handlers.booking.read(`booking-${bookingId}`)).state;
+    if (booking.status !== 'requested') throw new Error('expected a held booking');
+    await requestBooking(side, { listingId: listing, startDate: booking.booking.startDate, endDate: booking.booking.endDate }, as(person(['CONSUMER'])));
+    // The consumer cancels the moment the process has marked the booking paid, before it finds the dates gone.
+    const racing: EventStore = {
+      ...tracked.store,
+      async appendToStream(streamId, events, options) {
+        const result = await tracked.store.appendToStream(streamId, events, options);
+        if (streamId === `booking-${bookingId}` && events.some((event) => event.type === 'BookingPaid')) {
+          await cancelBooking(side, bookingId, { reason: 'changed my mind' }, as(consumer));
+        }
+        return result;
+      },
+    };
+    const checkpoints = new PgProcessCheckpoints(createKysely(backend.pool));
+    process = new PaymentProcess({ eventStore: tracked.store, side: createTestSide(racing, clock, 15), gateway: payments.gateway, checkpoints });
+    await pay(paymentId, intentId);
+    await drain();
+
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingCancelled']);
+    expect((await side.handlers.booking.read(`booking-${bookingId}`)).state).toMatchObject({ status: 'cancelled', cancelledBy: 'consumer', refundAmount: 12_000 });
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 12_000 })]);
+  });
+
   it('payment succeeded inside the hold, and someone else asks for the dates before the process marks the booking paid → refused; the payer keeps them', async () => {
     const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
     clock.advance(14 * 60_000);

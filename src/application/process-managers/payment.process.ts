@@ -188,7 +188,11 @@ export class PaymentProcess {
       // The lapsed hold went to someone else before the money came: the booking cannot stand.
       const now = side.clock.now().toISOString();
       const reason = 'The dates were taken by another booking before the payment arrived';
-      await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'CancelBooking', data: { bookingId, actor: processActor, reason, now } }, step(cause, 'cancel'));
+      const cancel = { type: 'CancelBooking' as const, data: { bookingId, actor: processActor, reason, now } };
+      // Cancelled by its consumer or owner meanwhile: theirs stands, and its refund follows it.
+      await side.handlers.booking.handle(bookingStreamId(bookingId), cancel, step(cause, 'cancel')).catch((cancelError: unknown) => {
+        if (!(cancelError instanceof DomainError) || cancelError.code !== 'already-cancelled') throw cancelError;
+      });
       return;
     }
     await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'ConfirmBooking', data: { bookingId } }, step(cause, 'confirm'));

@@ -116,7 +116,7 @@ function completeAppointment({ data }: CompleteAppointment, state: AppointmentSt
 function cancelAppointment({ data }: CancelAppointment, state: AppointmentState): AppointmentEvent[] {
   const existing = requireMade(state);
   const cancelledBy = requireParty(data.actor, existing, ['patient', 'doctor', 'admin'], 'cancel this appointment');
-  if (existing.status === 'cancelled') return [];
+  if (existing.status === 'cancelled') return repeatCancellation(existing.cancelledBy, cancelledBy);
   const open = requireOpen(existing, 'cancelled');
   // Once it has begun, only the doctor says whether it was held or missed; a patient cancelling
   // then would take the visit from the doctor's record, or the no-show from their own.
@@ -129,6 +129,18 @@ function cancelAppointment({ data }: CancelAppointment, state: AppointmentState)
     data: { appointmentId: open.appointmentId, reason: data.reason, cancelledBy, lateCancellation, cancelledAt: utcInstant(data.now) },
   };
   return [event];
+}
+
+const partyNames: Record<Party, string> = { patient: 'its patient', doctor: 'its doctor', admin: 'an admin' };
+
+/**
+ * The party that cancelled asking again is a retry, answered with the appointment as it is, even
+ * after its start. Another party is refused: answered alike, they would believe their own
+ * cancellation, with their reason, had happened.
+ */
+function repeatCancellation(cancelledBy: Party, asking: Party): AppointmentEvent[] {
+  if (asking === cancelledBy) return [];
+  throw new DomainError('already-cancelled', `the appointment was cancelled by ${partyNames[cancelledBy]}`);
 }
 
 function markNoShow({ data }: MarkAppointmentNoShow, state: AppointmentState): AppointmentEvent[] {

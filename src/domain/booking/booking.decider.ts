@@ -61,6 +61,18 @@ function cancellerOf(actor: Actor, booking: BookingRequestedData): Canceller | n
   return hasRole(actor, 'ADMIN') ? 'admin' : null;
 }
 
+const cancellerNames: Record<Canceller, string> = { consumer: 'its consumer', owner: 'its owner', admin: 'an admin' };
+
+/**
+ * The party that cancelled asking again is a retry, answered with the booking as it is. Another
+ * party is refused: answered alike, they would believe their own cancellation, with its refund
+ * and their reason, had happened.
+ */
+function repeatCancellation(cancelledBy: Canceller, asking: Canceller): BookingEvent[] {
+  if (asking === cancelledBy) return [];
+  throw new DomainError('already-cancelled', `the booking was cancelled by ${cancellerNames[cancelledBy]}`);
+}
+
 function illegal(state: ExistingBooking, what: string): DomainError {
   return new DomainError('illegal-transition', `a ${state.status} booking cannot be ${what}`);
 }
@@ -126,7 +138,7 @@ function cancelBooking({ data }: CancelBooking, state: BookingState): BookingEve
   const { booking } = current;
   const cancelledBy = cancellerOf(data.actor, booking);
   if (!cancelledBy) throw new ForbiddenError('only the consumer, the owner or an admin may cancel a booking');
-  if (current.status === 'cancelled') return [];
+  if (current.status === 'cancelled') return repeatCancellation(current.cancelledBy, cancelledBy);
   if (current.status === 'completed' || current.status === 'expired') throw illegal(current, 'cancelled');
   // A confirmed stay that is over was had: cancelling it refunded the owner's or an admin's 100 %
   // of it, and its dates, already dropped from the calendar, stayed booked in every read model.
