@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashRefreshToken } from '../../src/application/identity/identity.service.js';
 import { formatPosition } from '../../src/application/ports/position.js';
 import { requireAuth } from '../../src/infrastructure/http/plugins/auth.plugin.js';
+import { Argon2PasswordHasher } from '../../src/infrastructure/identity/argon2-password-hasher.js';
 import { keyExpired, postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
 
 let backend: TestBackend;
@@ -105,6 +106,31 @@ describe('signup', () => {
     // An admin making an auditor account would read through the audit trail what admins are not shown.
     expect((await signUp({ email: uniqueEmail('auditor'), roles: ['AUDITOR'] }, bearer(['ADMIN']))).status).toBe(403);
     expect((await signUp({ email: uniqueEmail('auditor'), roles: ['AUDITOR'] }, bearer(['ADMIN', 'AUDITOR']))).status).toBe(201);
+  });
+});
+
+describe('passwords in another Unicode spelling', () => {
+  // The same password as two keyboards may send it: "è" as one code point, or "e" and an accent.
+  const composed = 'crème brûlée à la française';
+  const decomposed = composed.normalize('NFD');
+
+  it('logs in with a password typed composed after signing up with it decomposed, and the other way round', async () => {
+    expect(decomposed).not.toBe(composed);
+    const first = uniqueEmail('accents');
+    expect((await signUp({ email: first, password: decomposed })).status).toBe(201);
+    expect((await logIn(first, composed)).status).toBe(200);
+    const second = uniqueEmail('accents');
+    expect((await signUp({ email: second, password: composed })).status).toBe(201);
+    expect((await logIn(second, decomposed)).status).toBe(200);
+    expect((await logIn(second, 'creme brulee a la francaise')).status).toBe(401);
+  });
+
+  it('still logs in whoever signed up before passwords were normalised, with the password as they typed it', async () => {
+    const email = uniqueEmail('legacy');
+    const id = String((await signUp({ email, password: decomposed })).body.id);
+    const typedAsIs = await new Argon2PasswordHasher().hash(decomposed);
+    await backend.identityDb.updateTable('credentials').set({ password_hash: typedAsIs }).where('user_id', '=', id).execute();
+    expect((await logIn(email, decomposed)).status).toBe(200);
   });
 });
 

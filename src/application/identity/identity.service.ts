@@ -61,6 +61,12 @@ export type IdentityService = ReturnType<typeof createIdentityService>;
 
 export const hashRefreshToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
+/**
+ * One spelling per password, Unicode NFKC as NIST SP 800-63B advises: "é" typed as one code
+ * point on one keyboard and as "e" and a combining accent on another is the same password.
+ */
+const normalisedPassword = (password: string) => password.normalize('NFKC');
+
 export function createIdentityService(deps: IdentityServiceDeps) {
   const { users, credentials, refreshTokens, passwords, clock } = deps;
   const isRegistered = async (userId: string) => (await users.read(streamIdOf(userId))).state.status === 'registered';
@@ -130,7 +136,11 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       await record('login_while_locked', userId, context, unknownEmail);
       throw new AccountLockedError(attempt.until, policy.now);
     }
-    const verified = await passwords.verify(found?.passwordHash ?? (await decoy()), password);
+    const hash = found?.passwordHash ?? (await decoy());
+    const normalised = normalisedPassword(password);
+    // A hash made before passwords were normalised holds the password as it was typed. Both
+    // checks run for an unknown email too, so the second one tells nobody an account exists.
+    const verified = (await passwords.verify(hash, normalised)) || (normalised !== password && (await passwords.verify(hash, password)));
     if (found && verified) return { userId: found.userId, lockedUntil: attempt.lockedUntil };
     // The failure was counted with the reservation; the attempt that took the last one allowed
     // has locked the account and says so.
@@ -209,7 +219,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       // was erased meanwhile, their login must not come back with it.
       const existing = await users.read(streamIdOf(userId));
       if (existing.state.status === 'registered' && existing.state.erased) throw new DomainError('account-erased', 'This account was erased');
-      const passwordHash = await passwords.hash(input.password);
+      const passwordHash = await passwords.hash(normalisedPassword(input.password));
       await claimEmail({ userId, email: input.email, passwordHash, createdAt: clock.now() });
       try {
         const result = await users.handle(streamIdOf(userId), command, { commandId, context: { ...context, actor } });
