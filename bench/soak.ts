@@ -159,6 +159,7 @@ function printMemory(memory: MemorySampler, loadMs: number): void {
     ['query', 'rss', 'RSS'],
     ['query', 'heap', 'V8 heap used'],
     ['query', 'external', 'external memory'],
+    ['query', 'cache', 'query cache'],
     ['projector', 'rss', 'RSS'],
   ];
   for (const [role, gauge, label] of curves) {

@@ -155,12 +155,19 @@ describe('stepsAfterLoad (the soak\'s chaos check)', () => {
   });
 });
 
-/** One sample a second of each role's memory, in MB, as `curve` gives it at each ms since the load began. */
-function sampled(loadMs: number, curve: (role: Role, gauge: Gauge, atMs: number) => number): MemoryMedians {
+/**
+ * One sample a second of each role's memory, in MB, as `curve` gives it at each ms since the load
+ * began, and of what its query cache holds as `cache` does (none unless given). As the sampler's,
+ * medians leave out samples of nothing (a gauge the role does not have).
+ */
+function sampled(loadMs: number, curve: (role: Role, gauge: Exclude<Gauge, 'cache'>, atMs: number) => number, cache = (_role: Role, _atMs: number) => 0): MemoryMedians {
   return {
     median(role, gauge, fromMs, toMs) {
       const values: number[] = [];
-      for (let at = Math.ceil(fromMs / 1000) * 1000; at < toMs && at <= loadMs; at += 1000) values.push(curve(role, gauge, at));
+      for (let at = Math.ceil(fromMs / 1000) * 1000; at < toMs && at <= loadMs; at += 1000) {
+        const mb = gauge === 'cache' ? cache(role, at) : curve(role, gauge, at);
+        if (mb > 0) values.push(mb);
+      }
       values.sort((a, b) => a - b);
       return values[Math.floor(values.length / 2)];
     },
@@ -182,6 +189,20 @@ describe('rssCheck (the soak\'s memory check)', () => {
   it('given caches that fill for four minutes and then hold, then it passes, on a short run and a long one', () => {
     const filling = (loadMs: number) => sampled(loadMs, (_role, _gauge, at) => 140 + 80 * (1 - Math.exp(-at / minute)) + jitter(at));
     for (const loadMs of [minute, 10 * minute]) expect(rssCheck(filling(loadMs), loadMs)).toMatchObject({ ok: true, problems: [] });
+  });
+
+  it('given the query process\'s RSS growing as fast as its query cache fills, then it passes; the same growth with no cache behind it fails', () => {
+    const growth = (at: number) => (3.5 * at) / minute;
+    const filling = (cacheHolds: boolean) =>
+      sampled(
+        10 * minute,
+        (role, gauge, at) => (gauge === 'rss' && role === 'query' ? 150 + growth(at) + jitter(at) : 150 + jitter(at)),
+        (role, at) => (role === 'query' && cacheHolds ? growth(at) : 0),
+      );
+    expect(rssCheck(filling(true), 10 * minute)).toMatchObject({ ok: true, problems: [] });
+    const uncached = rssCheck(filling(false), 10 * minute);
+    expect(uncached.ok).toBe(false);
+    expect(uncached.problems.every((problem) => problem.startsWith('query RSS'))).toBe(true);
   });
 
   it('given RSS that jumps by a fifth after warm-up, then it fails on a one-minute run too', () => {

@@ -49,8 +49,8 @@ export function rssCheck(memory: MemoryMedians, loadMs: number): Check {
   const parts: string[] = [];
   for (const role of ['command', 'query', 'projector'] as const satisfies readonly Role[]) {
     const warmedUp = warmUpEnd(memory, role, loadMs);
-    const after = memory.median(role, 'rss', warmedUp, warmedUp + window);
-    const end = memory.median(role, 'rss', loadMs - window, loadMs + 1);
+    const after = withoutCache(memory, role, warmedUp, warmedUp + window);
+    const end = withoutCache(memory, role, loadMs - window, loadMs + 1);
     if (after === undefined || end === undefined) {
       problems.push(`${role}: no RSS samples`);
       continue;
@@ -71,20 +71,30 @@ export function rssCheck(memory: MemoryMedians, loadMs: number): Check {
   }
   return checkOf(
     `RSS after warm-up grew < ${rssGrowthLimit * 100} %`,
-    `medians over ${seconds(window)} once the heap in use levelled off, and at the end: ${parts.join('; ')}`,
+    `medians over ${seconds(window)} once the heap in use levelled off, and at the end, less what the query cache held: ${parts.join('; ')}`,
     problems,
   );
 }
 
-/** How fast `role`'s RSS grew over the last quarter, and what that rate adds up to from 30 s on. */
+/**
+ * `role`'s RSS over [fromMs, toMs), less what its query cache held then: the cache is bounded
+ * (`QUERY_CACHE_MB`) and at the soak's rate fills for the whole of a ten-minute run, which is
+ * growth but no leak. A role without a query cache holds nothing in one.
+ */
+function withoutCache(memory: MemoryMedians, role: Role, fromMs: number, toMs: number): number | undefined {
+  const rss = memory.median(role, 'rss', fromMs, toMs);
+  return rss === undefined ? undefined : rss - (memory.median(role, 'cache', fromMs, toMs) ?? 0);
+}
+
+/** How fast `role`'s RSS (less its query cache) grew over the last quarter, and what that rate adds up to from 30 s on. */
 function lateGrowth(memory: MemoryMedians, role: Role, loadMs: number, end: number) {
   const window = medianWindow(loadMs);
   const quarterMark = loadMs * 0.75;
-  const atQuarter = memory.median(role, 'rss', quarterMark - window, quarterMark);
+  const atQuarter = withoutCache(memory, role, quarterMark - window, quarterMark);
   if (atQuarter === undefined) return undefined;
   // Both medians are taken over a window ending at their mark, so they lie a quarter apart.
   const perMs = (end - atQuarter) / (loadMs - quarterMark);
   const sinceMs = 30_000;
-  const base = memory.median(role, 'rss', sinceMs, sinceMs + window) ?? atQuarter;
+  const base = withoutCache(memory, role, sinceMs, sinceMs + window) ?? atQuarter;
   return { mbPerMinute: perMs * 60_000, sinceMs, projected: (perMs * (loadMs - sinceMs)) / base };
 }

@@ -104,12 +104,19 @@ export class SoakServices {
 
 /**
  * `rss` from `/proc` for every role; from `/metrics` of the two APIs, `heap` (V8 heap in use) and
- * `external` (buffers outside it), to tell which of them a growing RSS is.
+ * `external` (buffers outside it), to tell which of them a growing RSS is, and `cache`: what the
+ * query cache holds, bounded by `QUERY_CACHE_MB`, which fills for the whole of a ten-minute run.
  */
-export type Gauge = 'rss' | 'heap' | 'external';
+export type Gauge = 'rss' | 'heap' | 'external' | 'cache';
 export type MemorySample = { readonly role: Role; readonly gauge: Gauge; readonly atMs: number; readonly mb: number };
 
-const scraped = { heap: /^nodejs_heap_size_used_bytes\s+([0-9.e+]+)$/m, external: /^nodejs_external_memory_bytes\s+([0-9.e+]+)$/m } as const;
+const scraped = {
+  heap: /^nodejs_heap_size_used_bytes\s+([0-9.e+]+)$/m,
+  external: /^nodejs_external_memory_bytes\s+([0-9.e+]+)$/m,
+  cache: /^query_cache_bytes\s+([0-9.e+]+)$/m,
+} as const;
+/** The gauge counts two bytes per character; the answers are JSON, which V8 keeps at one byte each. */
+const bytesPerUnit = { heap: 1, external: 1, cache: 2 } as const;
 
 /** Samples each role's memory once a second: whether RSS grows, and whether the heap is why. */
 export class MemorySampler {
@@ -143,8 +150,8 @@ export class MemorySampler {
     for (const role of ['command', 'query', 'projector'] as const) this.samples.push({ role, gauge: 'rss', atMs, mb: await rssOf(this.services.pid(role)) });
     for (const role of ['command', 'query'] as const) {
       const text = await fetch(`${this.services.url(role)}/metrics`).then((response) => response.text(), () => '');
-      for (const gauge of ['heap', 'external'] as const) {
-        this.samples.push({ role, gauge, atMs, mb: Number(scraped[gauge].exec(text)?.[1] ?? 0) / 1024 / 1024 });
+      for (const gauge of ['heap', 'external', 'cache'] as const) {
+        this.samples.push({ role, gauge, atMs, mb: Number(scraped[gauge].exec(text)?.[1] ?? 0) / bytesPerUnit[gauge] / 1024 / 1024 });
       }
     }
   }
