@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { EventStore, JsonObject, NewEvent, RecordedEvent } from '../../src/application/ports/event-store.js';
 import { SubjectKeyUnreadableError, type SubjectKeyStore } from '../../src/application/ports/subject-keys.js';
 import { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
@@ -139,6 +139,47 @@ describe('RevealingEventStore key lookups', () => {
     // Caught up, with the source asked for the next event ahead of the reader: no abort, yet it ends.
     const ended = await Promise.race([subscription.return?.(), new Promise((resolve) => setTimeout(resolve, 1_000, 'still waiting'))]);
     expect(ended).toEqual({ done: true, value: undefined });
+    await stored.close();
+  });
+});
+
+describe('RevealingEventStore subscriptions', () => {
+  /** The store, with how many of its subscriptions are still going. */
+  function countingSubscriptions(stored: EventStore) {
+    let open = 0;
+    const counted: EventStore = {
+      ...stored,
+      appendToStream: (streamId, events, options) => stored.appendToStream(streamId, events, options),
+      readStream: (streamId, options) => stored.readStream(streamId, options),
+      readAll: (options) => stored.readAll(options),
+      close: () => stored.close(),
+      subscribeToAll: (options) =>
+        (async function* () {
+          open++;
+          try {
+            yield* stored.subscribeToAll(options);
+          } finally {
+            open--;
+          }
+        })(),
+    };
+    return { counted, open: () => open };
+  }
+
+  it('ends the subscription under it when a read fails or stops while caught up, rather than leave it polling for the next event', async () => {
+    const unreadable = new SubjectKeyUnreadableError('the data key of subject ada does not open under MASTER_KEY');
+    const { keys, store: keyStore } = countingKeys(new MemorySubjectKeyStore(), () => unreadable);
+    const stored = new MemoryEventStore();
+    await stored.appendToStream('counted-0', [await sealedFor(new PersonalDataVault(keys), 'ada', 0)]);
+    const { counted, open } = countingSubscriptions(stored);
+    const revealing = new RevealingEventStore(counted, new PersonalDataVault(keyStore));
+
+    for (let attempt = 0; attempt < 5; attempt++) await expect(collect(revealing.subscribeToAll())).rejects.toThrow(/does not open/);
+    const stopped = revealing.subscribeToAll()[Symbol.asyncIterator]();
+    await expect(stopped.next()).rejects.toThrow(/does not open/);
+    await stopped.return?.();
+
+    await vi.waitFor(() => expect(open()).toBe(0), { timeout: 1_000 });
     await stored.close();
   });
 });

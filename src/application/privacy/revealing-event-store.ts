@@ -73,8 +73,13 @@ export class RevealingEventStore implements EventStore {
     return this.revealEach(this.stored.readAll(options));
   }
 
-  subscribeToAll(options?: SubscribeOptions): AsyncIterable<RecordedEvent> {
-    return this.revealEach(this.stored.subscribeToAll(options));
+  subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
+    // Aborted when the reader stops while a `next()` of the subscription, asked for ahead of it,
+    // waits for a live event: a generator ends only once its `next()` settles, and until then
+    // the subscription goes on polling the store.
+    const abandoned = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, abandoned.signal]) : abandoned.signal;
+    return this.revealEach(this.stored.subscribeToAll({ ...options, signal }), () => abandoned.abort());
   }
 
   close(): Promise<void> {
@@ -93,7 +98,7 @@ export class RevealingEventStore implements EventStore {
    * `SubjectErased` among them stops its key being used for the events after it, and an event
    * that cannot be revealed fails at its own turn. One `next()` at a time, as `for await` asks.
    */
-  private revealEach(events: AsyncIterable<RecordedEvent>): AsyncIterable<RecordedEvent> {
+  private revealEach(events: AsyncIterable<RecordedEvent>, abandon?: () => void): AsyncIterable<RecordedEvent> {
     return {
       [Symbol.asyncIterator]: () => {
         const source = events[Symbol.asyncIterator]();
@@ -140,8 +145,9 @@ export class RevealingEventStore implements EventStore {
             return;
           }
           // A `next()` of the source is still out, waiting for a live event maybe: a generator
-          // ends once it settles (its subscription's abort settles it at once), not awaited here.
+          // ends once it settles, which the subscription's abort makes it do at once; not awaited.
           waiting.catch(() => undefined);
+          abandon?.();
           void source.return?.().catch(() => undefined);
         };
 
