@@ -755,7 +755,7 @@ describe('RestoreSlot', () => {
 
 describe('WithdrawSchedule', () => {
   const later = '2026-03-05T10:00:00.000Z';
-  const withdraw = (at = later): WithdrawSchedule => ({ type: 'WithdrawSchedule', data: { now: at } });
+  const withdraw = (at = later): WithdrawSchedule => ({ type: 'WithdrawSchedule', data: { doctorId, now: at } });
   const scheduleWithdrawn = (at = later): ScheduleWithdrawn => ({ type: 'ScheduleWithdrawn', data: { doctorId, withdrawnAt: at } });
   const release = (appointmentId: string) => ({ type: 'ReleaseSlot' as const, data: { appointmentId } });
   const booked = [scheduleSet(), slotBooked('a-1', mon0900, mon0930)];
@@ -765,9 +765,34 @@ describe('WithdrawSchedule', () => {
     spec.given([scheduleSet()]).when(withdraw('2026-03-05T11:00:00+01:00')).then([scheduleWithdrawn()]);
   });
 
-  it('changes nothing when there is no schedule, or it was withdrawn already', () => {
-    spec.given([]).when(withdraw()).then([]);
+  it('changes nothing when it was withdrawn already', () => {
     spec.given(withdrawn).when(withdraw()).then([]);
+  });
+
+  it('withdraws a schedule never published, so that none ever will be', () => {
+    spec.given([]).when(withdraw()).then([scheduleWithdrawn()]);
+  });
+
+  // A first publication that raced the erasure conflicts on the withdrawal and, decided again, meets these.
+  describe('given a withdrawal before any schedule', () => {
+    const withdrawnUnpublished = [scheduleWithdrawn()];
+
+    it('refuses a schedule, whoever publishes', () => {
+      spec.given(withdrawnUnpublished).when(setSchedule()).thenFails('schedule-withdrawn');
+    });
+
+    it('refuses a booking: there is no schedule to book', () => {
+      spec.given(withdrawnUnpublished).when(bookSlot('a-1', mon0900)).thenFails('not-found');
+    });
+
+    it('changes nothing when withdrawn again, or released', () => {
+      spec.given(withdrawnUnpublished).when(withdraw()).then([]);
+      spec.given(withdrawnUnpublished).when(release('a-1')).then([]);
+    });
+
+    it('holds no schedule and no bookings', () => {
+      expect(fold(doctorScheduleDecider, withdrawnUnpublished)).toEqual({ status: 'unset', withdrawn: true });
+    });
   });
 
   it('refuses every booking from then on, even of a free slot on the grid', () => {

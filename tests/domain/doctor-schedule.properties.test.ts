@@ -129,7 +129,7 @@ const restore = fc
   });
 
 /** The doctor's erasure: rare, so that most runs keep booking, and a run seldom has it twice. */
-const withdraw = fc.constant((now: number): DoctorScheduleCommand => ({ type: 'WithdrawSchedule', data: { now: new Date(now).toISOString() } }));
+const withdraw = fc.constant((now: number): DoctorScheduleCommand => ({ type: 'WithdrawSchedule', data: { doctorId, now: new Date(now).toISOString() } }));
 
 const step: fc.Arbitrary<Step> = fc.record({
   // Now and then the clock steps back a little, as clocks on different machines do.
@@ -288,7 +288,7 @@ test.prop([steps, start])('a move undone by a restore leaves every slot as it wa
       const restore: DoctorScheduleCommand = { type: 'RestoreSlot', data: { appointmentId, from, start, end, now: at } };
       const restored = decided(moved, restore);
       expect(restored && liveSlots(restored, now)).toEqual(liveSlots(before, now));
-      const withdrawn = decided(moved, { type: 'WithdrawSchedule', data: { now: at } });
+      const withdrawn = decided(moved, { type: 'WithdrawSchedule', data: { doctorId, now: at } });
       const restoredWithdrawn = withdrawn && decided(withdrawn, restore);
       expect(restoredWithdrawn && liveSlots(restoredWithdrawn, now)).toEqual(liveSlots(before, now));
     }
@@ -308,6 +308,23 @@ test.prop([steps])('once withdrawn, a schedule stays withdrawn and takes no slot
     expect(doctorScheduleDecider.decide({ type: 'ReleaseSlot', data: { appointmentId } }, last)).toEqual([
       { type: 'SlotReleased', data: { doctorId, appointmentId, start, end } },
     ]);
+  }
+});
+
+/** The doctor erased before publishing any schedule: the withdrawal comes first. */
+const withdrawnFirst = fc
+  .tuple(runStart, withdraw, fc.array(step, { minLength: 5, maxLength: 40 }))
+  .map(([minutesLater, first, rest]) => [{ minutesLater, build: first }, ...rest]);
+
+test.prop([withdrawnFirst])('withdrawn before any schedule, it is never set, takes no slot, and every later command changes nothing', (plan) => {
+  const [first, ...later] = run(plan);
+  if (!first) throw new Error('a withdrawal from nothing is never refused');
+  expect(first.events.map((event) => event.type)).toEqual(['ScheduleWithdrawn']);
+  for (const event of first.events) expect(doctorScheduleEventSchema.parse(JSON.parse(JSON.stringify(event)))).toEqual(event);
+  expect(fold(doctorScheduleDecider, first.events)).toEqual(first.after);
+  for (const { events, after } of later) {
+    expect(events).toEqual([]);
+    expect(after).toEqual(first.after);
   }
 });
 

@@ -135,7 +135,7 @@ describe('an erasure that crashed on the way, retried', () => {
     await registerUser(side, doctor, 'Dr Ada');
     await eraseSubject({ side, vault: memoryVault(), outsideTheLog: { eraseSubject: async () => undefined } }, doctor.id, as(admin));
     await expect(setSchedule(side, doctor.id, everyMorning, as(doctor))).rejects.toMatchObject({ code: 'unknown-doctor' });
-    expect(await eventTypes(store, schedule)).toEqual([]);
+    expect(await eventTypes(store, schedule)).toEqual(['ScheduleWithdrawn']);
   });
 
   it('erases someone who never published a schedule without starting one', async () => {
@@ -144,5 +144,30 @@ describe('an erasure that crashed on the way, retried', () => {
     await registerUser(side, patient, 'Pat');
     await eraseSubject({ side, vault: memoryVault(), outsideTheLog: { eraseSubject: async () => undefined } }, patient.id, as(admin));
     expect(await eventTypes(store, `doctorSchedule-${patient.id}`)).toEqual([]);
+  });
+});
+
+describe('a first schedule published while its doctor is erased', () => {
+  const start = '2030-01-10T10:00:00Z';
+  const schedule = `doctorSchedule-${doctor.id}`;
+
+  // Checked that the doctor is not erased, it reaches its append; the erasure then runs to the end.
+  it.each([
+    ['their own token', doctor],
+    ["an admin's", admin],
+  ])('with %s, is refused once it appends, and leaves the erased doctor unbookable', async (_, publisher) => {
+    const store = new InterruptibleStore();
+    const side = createTestSide(store, fakeClock(start));
+    await registerUser(side, doctor, 'Dr Ada');
+    let resume = () => {};
+    const reached = store.pause((streamId) => streamId === schedule, new Promise<void>((resolve) => (resume = resolve)));
+    const publishing = setSchedule(side, doctor.id, everyMorning, as(publisher));
+    await reached;
+    await eraseSubject({ side, vault: memoryVault(), outsideTheLog: { eraseSubject: async () => undefined } }, doctor.id, as(admin));
+    resume();
+
+    await expect(publishing).rejects.toMatchObject({ code: expect.stringMatching(/^(schedule-withdrawn|unknown-doctor)$/) });
+    expect(await eventTypes(store, schedule)).toEqual(['ScheduleWithdrawn']);
+    await expect(bookAppointment(side, { doctorId: doctor.id, start: '2030-01-14T09:00:00Z', reason: 'checkup' }, as(patient))).rejects.toMatchObject({ code: 'not-found' });
   });
 });

@@ -225,7 +225,7 @@ describe('doctors read model', () => {
     expect((await freeSlotsOf(h.db, leaving.id, monday, h.clock.now(), { limit: 100 }))?.items).toHaveLength(5);
 
     // Settled in between: the withdrawal comes in a batch of its own, without the schedule's ScheduleSet.
-    await h.side.handlers.doctorSchedule.handle(`doctorSchedule-${leaving.id}`, { type: 'WithdrawSchedule', data: { now: h.clock.now().toISOString() } }, as(admin));
+    await h.side.handlers.doctorSchedule.handle(`doctorSchedule-${leaving.id}`, { type: 'WithdrawSchedule', data: { doctorId: leaving.id, now: h.clock.now().toISOString() } }, as(admin));
     await h.settle();
     expect(await listed()).toEqual([doctor.id, otherDoctor.id]);
     expect(await listed({ specialty: 'Paediatrics' })).toEqual([]);
@@ -237,6 +237,19 @@ describe('doctors read model', () => {
     await h.settle();
     expect(await heldSlots()).toEqual([]);
     expect(await listed()).toEqual([doctor.id, otherDoctor.id]);
+  });
+
+  it('given ScheduleWithdrawn for a doctor who never set a schedule, then no schedule is made up for them, and nothing is offered', async () => {
+    const unpublished: Actor = { id: 'doctor-4', roles: ['DOCTOR'] };
+    await registerUser(h.side, unpublished, 'Dr Dee');
+    await h.side.handlers.doctorSchedule.handle(`doctorSchedule-${unpublished.id}`, { type: 'WithdrawSchedule', data: { doctorId: unpublished.id, now: h.clock.now().toISOString() } }, as(admin));
+    await h.settle();
+    const of = (rows: Record<string, unknown>[]) => rows.filter((row) => row.doctor_id === unpublished.id);
+    expect(of(await h.rows('doctors', 'doctor_schedules'))).toEqual([]);
+    expect(of(await h.rows('doctors', 'doctor_streams'))).toEqual([{ doctor_id: unpublished.id, version: 0 }]);
+    expect(await doctorSchedule(h.db, unpublished.id)).toBeUndefined();
+    expect(await freeSlotsOf(h.db, unpublished.id, monday, h.clock.now(), { limit: 100 })).toBeUndefined();
+    expect((await listDoctors(h.db, {}, { limit: 10 })).items.find((d) => d.id === unpublished.id)).toMatchObject({ specialty: null, schedule: null });
   });
 
   it('a rebuild from the first event gives the same tables, whether a withdrawal comes in the batch of its schedule or alone', async () => {

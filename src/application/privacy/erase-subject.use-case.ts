@@ -48,9 +48,15 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   if (state.status !== 'registered') throw new NotFoundError('User');
   // Likewise a pinned version: a stale one must refuse before the key is gone, not after.
   assertExpectedVersion(streamId, request.expectedVersion, version);
-  // Whatever their roles now: a doctor once may have a schedule still; without one, nothing is decided.
-  const withdraw: WithdrawSchedule = { type: 'WithdrawSchedule', data: { now: deps.side.clock.now().toISOString() } };
-  await deps.side.handlers.doctorSchedule.handle(doctorScheduleStreamId(userId), withdraw, unpinned(request));
+  // A doctor's schedule is withdrawn even before they published one: a publication under way
+  // (their own token, or an admin's checked just before) must meet a stream that moved on, or it
+  // would make the erased doctor bookable. Anyone else gets no schedule stream for nothing, unless
+  // one exists (a doctor once, or a retry of this erasure), whatever their roles now.
+  const schedule = doctorScheduleStreamId(userId);
+  if (state.roles.includes('DOCTOR') || (await deps.side.handlers.doctorSchedule.read(schedule)).version >= 0) {
+    const withdraw: WithdrawSchedule = { type: 'WithdrawSchedule', data: { doctorId: userId, now: deps.side.clock.now().toISOString() } };
+    await deps.side.handlers.doctorSchedule.handle(schedule, withdraw, unpinned(request));
+  }
   await deps.vault.erase(userId, deps.side.clock.now());
   await deps.outsideTheLog.eraseSubject(userId);
   // Unpinned: past the key, the erasure is done, and its record must follow whatever was

@@ -68,11 +68,12 @@ export const restoreSlotSchema = z.object({
 
 /**
  * Take the schedule down for good: nothing more is booked or moved onto it, and it is not set
- * again; what is booked stays until it is released. Sent when the doctor's data is erased.
+ * again; what is booked stays until it is released. Sent when the doctor's data is erased, even
+ * before they published any (then `doctorId` names them in the event: no schedule does yet).
  */
 export const withdrawScheduleSchema = z.object({
   type: z.literal('WithdrawSchedule'),
-  data: z.object({ now: instantSchema }),
+  data: z.object({ doctorId: z.string().min(1), now: instantSchema }),
 });
 
 export const doctorScheduleCommandSchema = z.discriminatedUnion('type', [

@@ -35,22 +35,27 @@ type PublishedFields = {
 /**
  * `withdrawn` keeps the schedule last in force and what is booked on it: nothing new is booked,
  * but the appointments it holds are still cancelled (their slots released) or moved back.
+ * `unset` with `withdrawn` is a doctor erased before publishing any schedule: none ever will be.
+ * It stays `unset` rather than a status of its own because it has no hours and no bookings, and
+ * everything past `unset` (a booking's slot length, its slot) reads those.
  */
 export type DoctorScheduleState =
-  | { readonly status: 'unset' }
+  | { readonly status: 'unset'; readonly withdrawn: boolean }
   | ({ readonly status: 'active' } & PublishedFields)
   | ({ readonly status: 'withdrawn' } & PublishedFields);
 
-export const initialState: DoctorScheduleState = { status: 'unset' };
+export const initialState: DoctorScheduleState = { status: 'unset', withdrawn: false };
 
 type ActiveSchedule = Extract<DoctorScheduleState, { status: 'active' }>;
 type PublishedState = Exclude<DoctorScheduleState, { status: 'unset' }>;
+
+const isWithdrawn = (state: DoctorScheduleState): boolean => state.status === 'withdrawn' || (state.status === 'unset' && state.withdrawn);
 
 function setSchedule({ data }: SetSchedule, state: DoctorScheduleState): DoctorScheduleEvent[] {
   const { doctorId, acknowledgedAffected, now, specialty: proposedSpecialty, ...proposed } = data;
   // Not left to the application's check that the doctor is registered: a publication racing the
   // erasure, or the erased doctor's own token while it lasts, must not make them bookable again.
-  if (state.status === 'withdrawn') throw new ScheduleWithdrawnError(state.doctorId);
+  if (isWithdrawn(state)) throw new ScheduleWithdrawnError(doctorId);
   const problem = scheduleProblem(proposed);
   if (problem) throw new DomainError(problem.code, problem.message);
   const schedule = normaliseSchedule(proposed);
@@ -151,10 +156,15 @@ function restoreSlot({ data }: RestoreSlot, state: DoctorScheduleState): DoctorS
   return [event];
 }
 
-/** Nothing to withdraw, or withdrawn already: an erasure retried finds it done. */
+/**
+ * Withdrawn already: an erasure retried finds it done. Without a schedule too, something is
+ * decided: a first publication under way when the doctor is erased then finds the stream moved on
+ * and, deciding again, refused; with nothing appended it would have made the erased doctor bookable.
+ */
 function withdrawSchedule({ data }: WithdrawSchedule, state: DoctorScheduleState): DoctorScheduleEvent[] {
-  if (state.status !== 'active') return [];
-  const event: ScheduleWithdrawn = { type: 'ScheduleWithdrawn', data: { doctorId: state.doctorId, withdrawnAt: utcInstant(data.now) } };
+  if (isWithdrawn(state)) return [];
+  const doctorId = state.status === 'unset' ? data.doctorId : state.doctorId;
+  const event: ScheduleWithdrawn = { type: 'ScheduleWithdrawn', data: { doctorId, withdrawnAt: utcInstant(data.now) } };
   return [event];
 }
 
@@ -271,7 +281,7 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
       if (state.status === 'unset') return state;
       return { ...state, booked: withSlotMoved(state.booked, event.data, event.data.restoredAt) };
     case 'ScheduleWithdrawn':
-      if (state.status === 'unset') return state;
+      if (state.status === 'unset') return { status: 'unset', withdrawn: true };
       return { ...state, status: 'withdrawn' };
     default:
       return assertNever(event);
