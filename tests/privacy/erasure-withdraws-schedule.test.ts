@@ -88,6 +88,15 @@ describe('erasing a doctor withdraws their schedule, over HTTP', () => {
     expect(await erase()).toMatchObject({ status: 200, body: erased.body });
     expect((await eventTypes(backend.eventStore, `doctorSchedule-${erin.id}`)).filter((type) => type === 'ScheduleWithdrawn')).toHaveLength(1);
   });
+
+  it('stops listing a doctor who never published a schedule once erased', async () => {
+    const signup = await post('/v1/auth/signup', { email: `${randomUUID()}@example.com`, password: 'correct horse battery', name: 'Dr Never', roles: ['DOCTOR'] });
+    expect(signup.status).toBe(201);
+    const doctorIds = async () => (await get('/v1/doctors?limit=100')).json<{ items: { id: string }[] }>().items.map((listed) => listed.id);
+    expect(await doctorIds()).toContain(signup.body.id);
+    expect((await post(`/v1/admin/subjects/${String(signup.body.id)}/erase`, {}, anAdmin, { 'idempotency-key': randomUUID() })).status).toBe(200);
+    expect(await doctorIds()).not.toContain(signup.body.id);
+  });
 });
 
 describe('an erasure that crashed on the way, retried', () => {

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedule.js';
+import { erasedPlaceholder } from '../../domain/shared/personal-data.js';
 import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import type { Database } from '../read-models.js';
 import { toPage, type Page, type PageRequest } from '../shared/page.js';
@@ -32,7 +33,9 @@ function doctorsQuery(db: Kysely<Database>, columns: Columns) {
     .leftJoin('rm_doctors.doctor_schedules as s', 's.doctor_id', 'u.user_id')
     .select(['u.user_id', 'u.name', 's.time_zone', 's.slot_minutes'])
     .select(sql<string | null>`${columns.specialty ? sql.ref('s.specialty') : sql`null::text`}`.as('specialty'))
-    .where(sql<boolean>`'DOCTOR' = any(u.roles)`);
+    .where(sql<boolean>`'DOCTOR' = any(u.roles)`)
+    // Erased: nobody left to book, whether or not a schedule was ever published.
+    .where('u.email', '<>', erasedPlaceholder);
   return columns.withdrawn ? query.where('s.withdrawn_at', 'is', null) : query;
 }
 
@@ -48,7 +51,7 @@ export type DoctorFilter = {
   readonly specialty?: string | undefined;
 };
 
-/** Users holding the DOCTOR role (users read model), with their schedule if they set one; none withdrawn. */
+/** Users holding the DOCTOR role (users read model), with their schedule if they set one; none withdrawn or erased. */
 export async function listDoctors(
   db: Kysely<Database>,
   filter: DoctorFilter,
