@@ -98,6 +98,16 @@ describe('signup', () => {
     expect(response.body.errors).toEqual([{ path: 'body.password', message: 'must be at least 12 characters' }]);
   });
 
+  it('counts characters, not UTF-16 units: eleven accented letters typed decomposed, or six emoji, are too short', async () => {
+    for (const short of ['éèêëàâäôöûü'.normalize('NFD'), '🙂🙃😀😁😂🤣']) {
+      expect(short.length).toBeGreaterThanOrEqual(12);
+      const response = await signUp({ email: uniqueEmail('short'), password: short });
+      expect(response.status).toBe(400);
+      expect(response.body.errors).toEqual([{ path: 'body.password', message: 'must be at least 12 characters' }]);
+    }
+    expect((await signUp({ email: uniqueEmail('long'), password: 'éèêëàâäôöûüç'.normalize('NFD') })).status).toBe(201);
+  });
+
   it('grants ADMIN only when an admin signs someone up, and AUDITOR only when an admin who is an auditor does', async () => {
     const self = await signUp({ email: uniqueEmail('sneaky'), roles: ['AUDITOR'] });
     expect(self.status).toBe(403);

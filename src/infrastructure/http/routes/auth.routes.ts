@@ -13,7 +13,11 @@ const password = z.string().max(1024);
 const signupBody = z
   .object({
     email: z.email().max(254),
-    password: password.min(12, 'must be at least 12 characters'),
+    // Characters as the password is checked (NFKC, see the identity service), not UTF-16 units:
+    // "é" typed as "e" and an accent, or an emoji, counted twice.
+    password: password
+      .refine((text) => [...text.normalize('NFKC')].length >= 12, 'must be at least 12 characters')
+      .describe('12 to 1024 characters'),
     name: z.string().trim().min(1).max(200),
     roles: z.array(roleSchema).min(1).describe('CONSUMER, OWNER, PATIENT, DOCTOR; ADMIN and AUDITOR only when an admin signs someone up'),
   })
