@@ -42,7 +42,7 @@ describe('booking use cases', () => {
   it('holds nothing for a booking its own rules refuse', async () => {
     await setListingActive(side, listingId, false, as(owner));
     await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
-    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed']);
+    expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarClosed']);
   });
 
   it('answers a missing listing with not-found', async () => {
@@ -67,7 +67,8 @@ describe('booking use cases', () => {
       await setListingActive(side, listingId, true, as(owner));
 
       await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
-      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarReopened', 'DatesHeld']);
+      // Closed before the listing is marked, and recorded again after it (see calendarFollowsListing).
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarClosed', 'CalendarReopened', 'DatesHeld']);
     });
 
     it('refuses a booking that read the listing before the deactivation and holds its dates after it', async () => {
@@ -80,7 +81,7 @@ describe('booking use cases', () => {
       resume();
 
       await expect(booking).rejects.toMatchObject({ code: 'listing-inactive' });
-      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed']);
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarClosed']);
     });
 
     it('keeps the bookings made before it', async () => {
@@ -96,6 +97,13 @@ describe('booking use cases', () => {
       await expect(setListingActive(side, listingId, false, { ...as(owner), expectedVersion: 5 })).rejects.toMatchObject({ name: 'VersionMismatchError' });
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual([]);
     });
+
+    /** The next append to `streamId` waits at the store until `resume`; `reached` once it is there. */
+    function pauseAt(streamId: string): { reached: Promise<void>; resume: () => void } {
+      let resume = () => {};
+      const reached = store.pause((id) => id === streamId, new Promise<void>((resolve) => (resume = resolve)));
+      return { reached, resume };
+    }
 
     /** A deactivation pinned to version 0 whose listing changes (in another process) while its calendar closes. */
     async function overtakenDeactivation(change: (other: CommandSide) => Promise<unknown>, commandId = 'deactivate-v0'): Promise<unknown> {
@@ -138,11 +146,6 @@ describe('booking use cases', () => {
     });
 
     it('that found the calendar closed by a deactivation then refused and undone, closes it again once in', async () => {
-      const pauseAt = (streamId: string) => {
-        let resume = () => {};
-        const reached = store.pause((id) => id === streamId, new Promise<void>((resolve) => (resume = resolve)));
-        return { reached, resume };
-      };
       const refusedLater = pauseAt(`listing-${listingId}`);
       const refused = setListingActive(side, listingId, false, { ...as(owner), expectedVersion: 0 }).catch((error: unknown) => error);
       await refusedLater.reached;
@@ -155,6 +158,27 @@ describe('booking use cases', () => {
       landsLater.resume();
       await deactivation;
 
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('inactive');
+      expect((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state.closed).toBe(true);
+    });
+
+    it('racing a reactivation that read the listing before it, leaves the calendar closed once it has answered', async () => {
+      await setListingActive(side, listingId, false, as(owner));
+      const reopening = pauseAt(`listingCalendar-${listingId}`);
+      const reactivation = setListingActive(side, listingId, true, as(owner));
+      await reopening.reached;
+      // The listing is active again and the reactivation's reopen on its way, when an admin
+      // deactivates it (in another process) and is answered: the calendar was closed already.
+      await setListingActive(createTestSide(store, clock, 15), listingId, false, as(admin));
+      const afterReopen = pauseAt(`listingCalendar-${listingId}`);
+      reopening.resume();
+      await Promise.race([reactivation, afterReopen.reached]);
+
+      // A hold decided on the listing as the reactivation left it, landing now, is refused.
+      const hold = { type: 'HoldDates' as const, data: { listingId, bookingId: 'late', ...stay, holdExpiresAt: '2030-01-10T10:15:00.000Z', now: '2030-01-10T10:00:00.000Z', timeZone: 'UTC', displaceable: [] } };
+      await expect(side.handlers.listingCalendar.handle(`listingCalendar-${listingId}`, hold, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+      afterReopen.resume();
+      await reactivation;
       expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('inactive');
       expect((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state.closed).toBe(true);
     });

@@ -211,6 +211,12 @@ describe('CloseCalendar and ReopenCalendar (the listing deactivated and reactiva
     spec.given([closed]).when(close).then([]);
   });
 
+  it("after a deactivation, records the close on a closed calendar too, so that a reopen decided before it conflicts", () => {
+    const afterDeactivation: ListingCalendarCommand = { type: 'CloseCalendar', data: { listingId, afterDeactivation: true } };
+    spec.given([]).when(afterDeactivation).then([closed]);
+    spec.given([closed]).when(afterDeactivation).then([{ type: 'CalendarClosed', data: { listingId, alreadyClosed: true } }]);
+  });
+
   it('reopens a closed calendar, and is already true on an open one', () => {
     spec.given([closed]).when(reopen).then([reopened]);
     spec.given([]).when(reopen).then([]);

@@ -7,7 +7,7 @@ import { requireUserWithRole } from '../authorization/registered-users.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
-import { assertExpectedVersion } from '../command-handling/errors.js';
+import { assertExpectedVersion, VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 
 export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice & { ownerId?: string | undefined };
@@ -86,7 +86,7 @@ export async function setListingActive(
     await calendarFollowsListing(side, listingId, compensating(request, 'close')).catch(() => undefined);
     throw error;
   }
-  return outcome(listingId, result, ...(await calendarFollowsListing(side, listingId, follow)));
+  return outcome(listingId, result, ...(await calendarFollowsListing(side, listingId, follow, { afterDeactivation: true })));
 }
 
 /** Tries of `calendarFollowsListing` that find the listing changed while they moved the calendar. */
@@ -94,35 +94,60 @@ const followAttempts = 20;
 
 /**
  * The calendar closed while the listing is inactive and open while it is active, as the listing
- * is now. A deactivation and a reactivation racing each
- * other both end here, and either could move the calendar after the other on a listing it read
- * before the other's append: so each moves it only as the listing was at one version, and reads
- * the listing again after; a version that moved meanwhile means another look. The last one to move
- * the calendar thus did so as the listing still is. Each step's id names the listing version it
- * follows: retries and second instances take it once. Returns the steps, for the position a reader
- * must reach to see the calendar as they left it.
+ * is now. A deactivation and a reactivation racing each other both end here, and either could
+ * move the calendar after the other on a listing it read before the other's append: so each moves
+ * it only as the listing was at one version, and reads the listing again after; a version that
+ * moved meanwhile means another look. The last one to move the calendar thus did so as the
+ * listing still is.
+ *
+ * That alone left a window: a reactivation's reopen, decided on the listing before a deactivation,
+ * could land after the deactivation had found the calendar closed and been answered, and holds
+ * were taken until the reactivation's next look closed it again. So each look reads the calendar
+ * before the listing, a reopen is pinned to the calendar as it was then, and a deactivation's
+ * close is recorded even on a closed calendar (`afterDeactivation`): a reopen that read the
+ * calendar before it is refused and looks again, and one that read it after reads the listing
+ * deactivated. Each step's id names the listing version it follows: retries and second instances
+ * take it once. Returns the steps, for the position a reader must reach to see the calendar as
+ * they left it.
  */
 export async function calendarFollowsListing(
   side: CommandSide,
   listingId: string,
   request: CommandOptions,
+  options: { readonly afterDeactivation?: boolean } = {},
 ): Promise<CommandResult<ListingCalendarState, ListingCalendarEvent>[]> {
   const stream = listingStreamId(listingId);
   const calendar = listingCalendarStreamId(listingId);
   const steps: CommandResult<ListingCalendarState, ListingCalendarEvent>[] = [];
-  let seen = await side.handlers.listing.read(stream);
-  for (let attempt = 1; seen.state.status !== 'none'; attempt++) {
+  for (let attempt = 1; attempt <= followAttempts; attempt++) {
+    const calendarSeen = await side.handlers.listingCalendar.read(calendar);
+    const seen = await side.handlers.listing.read(stream);
+    if (seen.state.status === 'none') break;
     const open = seen.state.status === 'active';
-    const command = open ? { type: 'ReopenCalendar' as const, data: { listingId } } : { type: 'CloseCalendar' as const, data: { listingId } };
-    const step = await takeStep(
-      { ...request, commandId: `${request.commandId}@${seen.version}` },
-      (options) => side.handlers.listingCalendar.handle(calendar, command, options),
-      (calendarState) => calendarState.closed !== open,
-    );
-    steps.push(step);
+    if (open && !calendarSeen.state.closed) {
+      // Open already: nothing to reopen, and nothing to pin a reopen to on a busy calendar.
+      steps.push({ streamId: calendar, ...calendarSeen, events: [], alreadyApplied: false });
+    } else {
+      const command = open
+        ? { type: 'ReopenCalendar' as const, data: { listingId } }
+        : { type: 'CloseCalendar' as const, data: { listingId, ...(options.afterDeactivation ? { afterDeactivation: true as const } : {}) } };
+      const stepRequest = { ...request, commandId: `${request.commandId}@${seen.version}`, ...(open ? { expectedVersion: calendarSeen.version } : {}) };
+      try {
+        steps.push(
+          await takeStep(
+            stepRequest,
+            (stepOptions) => side.handlers.listingCalendar.handle(calendar, command, stepOptions),
+            (calendarState) => calendarState.closed !== open,
+          ),
+        );
+      } catch (error) {
+        // The calendar moved since it was read: look at both again.
+        if (error instanceof VersionMismatchError) continue;
+        throw error;
+      }
+    }
     const now = await side.handlers.listing.read(stream);
-    if (now.version === seen.version || attempt >= followAttempts) break;
-    seen = now;
+    if (now.version === seen.version) break;
   }
   return steps;
 }

@@ -245,6 +245,10 @@ export class HoldExpiryProcess {
       case 'CalendarReopened': {
         const changed = aggregates.listingCalendar.codec.decode(event);
         if (changed.type !== 'CalendarClosed' && changed.type !== 'CalendarReopened') return;
+        if (changed.type === 'CalendarClosed' && changed.data.alreadyClosed) {
+          this.noteClosedAgain(changed.data.listingId);
+          return;
+        }
         this.noteOpenness(changed.data.listingId, 'calendarOpen', changed.type === 'CalendarReopened', event);
         return;
       }
@@ -261,6 +265,18 @@ export class HoldExpiryProcess {
     seen[which] = open;
     if (seen.listingActive === seen.calendarOpen) this.calendars.delete(listingId);
     else this.calendars.set(listingId, { ...seen, since: last?.since ?? occurredAt(event), cause: last?.cause ?? causeOf(event) });
+  }
+
+  /**
+   * A close recorded on a calendar closed already (after a deactivation) turned nothing over:
+   * with nothing pending the two sides were in step, closed and inactive, and stay so; a pending
+   * side that still had the calendar open had not yet seen it closed.
+   */
+  private noteClosedAgain(listingId: string): void {
+    const last = this.calendars.get(listingId);
+    if (!last) return;
+    if (!last.listingActive) this.calendars.delete(listingId);
+    else this.calendars.set(listingId, { ...last, calendarOpen: false });
   }
 
   /** A cancelled appointment's slot or time went back; once both have, nothing is left to do for it. */

@@ -38,10 +38,15 @@ export const releaseDatesSchema = z.object({
   }),
 });
 
-/** The listing was deactivated: refuse new holds. */
+/**
+ * The listing was deactivated: refuse new holds. `afterDeactivation`: the close that follows a
+ * deactivation's append is recorded even on a closed calendar (`alreadyClosed`), so that a reopen
+ * decided on the calendar as it was before (by a reactivation that read the listing before the
+ * deactivation) finds the calendar moved and looks again instead of opening it.
+ */
 export const closeCalendarSchema = z.object({
   type: z.literal('CloseCalendar'),
-  data: z.object({ listingId: z.string().min(1) }),
+  data: z.object({ listingId: z.string().min(1), afterDeactivation: z.literal(true).optional() }),
 });
 
 /** The listing was reactivated: take new holds again. */

@@ -170,7 +170,8 @@ function releaseDates({ data }: ReleaseDates, state: ListingCalendarState): List
 export function decide(command: ListingCalendarCommand, state: ListingCalendarState): ListingCalendarEvent[] {
   switch (command.type) {
     case 'CloseCalendar':
-      return state.closed ? [] : [{ type: 'CalendarClosed', data: { listingId: command.data.listingId } }];
+      if (!state.closed) return [{ type: 'CalendarClosed', data: { listingId: command.data.listingId } }];
+      return command.data.afterDeactivation ? [{ type: 'CalendarClosed', data: { listingId: command.data.listingId, alreadyClosed: true } }] : [];
     case 'ReopenCalendar':
       return state.closed ? [{ type: 'CalendarReopened', data: { listingId: command.data.listingId } }] : [];
     case 'HoldDates':

@@ -41,10 +41,13 @@ export const datesReleasedSchema = z.object({
  * calendar reopens. Dates already held or booked stay. The calendar carries this, not only the
  * listing, because it is where bookings are taken with an expected revision: a booking decided on
  * the listing as it was before either lands before the close or is decided again after it.
+ * `alreadyClosed`: the close that follows a deactivation, recorded on a calendar closed already
+ * so that a reopen decided on the calendar before it is refused and looks again; it changes
+ * nothing else.
  */
 export const calendarClosedSchema = z.object({
   type: z.literal('CalendarClosed'),
-  data: z.object({ listingId: z.string().min(1) }),
+  data: z.object({ listingId: z.string().min(1), alreadyClosed: z.literal(true).optional() }),
 });
 
 /** The listing takes bookings again (it was reactivated). */
