@@ -370,14 +370,16 @@ function commandLine(): { role: string | undefined; command: string | undefined;
 
 async function main(): Promise<void> {
   const { role: roleArgument, command, argument } = commandLine();
-  const config = loadConfig();
-  const role = configSchema.shape.ROLE.safeParse(roleArgument ?? config.ROLE);
-  if (!role.success) throw new ConfigError(`--role ${roleArgument ?? ''}: must be one of all, command, query, projector\n${usage}`);
+  if (roleArgument !== undefined && !configSchema.shape.ROLE.safeParse(roleArgument).success) {
+    throw new ConfigError(`--role ${roleArgument}: must be one of all, command, query, projector\n${usage}`);
+  }
+  // Checked for the role this process runs, `--role` before ROLE: which ports it listens on.
+  const config = loadConfig(roleArgument === undefined ? process.env : { ...process.env, ROLE: roleArgument });
   const logger = createLogger({ level: config.LOG_LEVEL });
   if (command === 'seed') await seed(config, logger);
   else if (command === 'migrate') await migrate(config, logger);
   else if (command === 'rebuild') await rebuild(config, logger, argument);
-  else await start(config, role.data, logger);
+  else await start(config, config.ROLE, logger);
 }
 
 main().catch((error: unknown) => {

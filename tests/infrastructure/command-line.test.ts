@@ -5,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 
 /** A script as `npm run migrate`, `npm run replay` and friends run it; answers exit code and stderr. */
-async function script(path: string, args: readonly string[]): Promise<{ code: number; stderr: string }> {
+async function script(path: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, ['--import', 'tsx', path, ...args], { timeout: 20_000 });
+    await run(process.execPath, ['--import', 'tsx', path, ...args], { timeout: 20_000, env: { ...process.env, ...env } });
     return { code: 0, stderr: '' };
   } catch (error) {
     const failed = error as { code?: number; stderr?: string };
@@ -31,6 +31,15 @@ describe('the command line', () => {
     [['--role'], /argument missing/],
   ])('refuses %j with a message and the usage, exit 1, starting nothing', async (args, message) => {
     expectRefused(await script('src/infrastructure/main.ts', args), 1, message, 'usage: main');
+  });
+
+  it('checks the settings for the role --role names, not for ROLE: the ports its one process listens on', async () => {
+    // Nothing listens on port 1: had the settings passed, start-up would fail there instead.
+    const env = { ROLE: 'command', COMMAND_PORT: '4999', QUERY_PORT: '4999', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' };
+    const { code, stderr } = await script('src/infrastructure/main.ts', ['--role', 'all'], env);
+
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/QUERY_PORT: 4999 is COMMAND_PORT too/);
   });
 
   it.each([

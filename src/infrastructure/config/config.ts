@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { defaultCachedStreams } from '../../application/command-handling/state-cache.js';
 import { wholeNumberText } from '../whole-number-text.js';
@@ -14,15 +15,18 @@ const flag = z
   .enum(['true', 'false', '1', '0'])
   .transform((v) => v === 'true' || v === '1');
 
+/** Dot-separated labels (underscores too: container names); no port, scheme or brackets, which `listen` would try to resolve. */
+const hostName = /^[\w-]+(\.[\w-]+)*\.?$/;
+
 /** Base64 of exactly 32 bytes: one AES-256 key. */
 export function isAes256KeyText(text: string): boolean {
   return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, 'base64').length === 32;
 }
 
-export const configSchema = z.object({
+const settings = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  DATABASE_URL: optionalUrl,
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// connection string' }).optional(),
   EVENTSTORE_URL: z
     .string()
     .regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// or esdb+discover:// connection string')
@@ -32,7 +36,10 @@ export const configSchema = z.object({
   COMMAND_PORT: port.default(3001),
   QUERY_PORT: port.default(3002),
   PROJECTOR_PORT: port.default(3003),
-  HOST: z.string().min(1).default('127.0.0.1'),
+  HOST: z
+    .string()
+    .refine((host) => isIP(host) !== 0 || hostName.test(host), 'must be an IP address or a host name, without a port or scheme (the ports are COMMAND_PORT, QUERY_PORT and PROJECTOR_PORT)')
+    .default('127.0.0.1'),
   ROLE: z.enum(['all', 'command', 'query', 'projector']).default('all'),
   DATABASE_POOL_SIZE: wholeNumberText(1, 200).default(10),
   RUN_MIGRATIONS: flag.default(true),
@@ -75,19 +82,51 @@ export const configSchema = z.object({
   STRIPE_API_BASE: optionalUrl,
 });
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.infer<typeof settings>;
+
+type PortName = 'COMMAND_PORT' | 'QUERY_PORT' | 'PROJECTOR_PORT' | 'EMBEDDED_POSTGRES_PORT';
+
+/**
+ * The ports a process of `role` listens on (see `start` in main.ts), the embedded PostgreSQL it
+ * starts included; 0 is any free port, so it never clashes.
+ */
+function portsOf(config: Config, role: Config['ROLE']): { name: PortName; port: number }[] {
+  const names: PortName[] = [];
+  if (role === 'all' || role === 'command') names.push('COMMAND_PORT');
+  if (role === 'all' || role === 'query') names.push('QUERY_PORT');
+  if (role === 'projector') names.push('PROJECTOR_PORT');
+  if (config.DATABASE_URL === undefined) names.push('EMBEDDED_POSTGRES_PORT');
+  return names.flatMap((name) => {
+    const port = config[name];
+    return port === undefined || port === 0 ? [] : [{ name, port }];
+  });
+}
+
+/** A port this process would listen on twice: caught here, not as `EADDRINUSE` half-way through start-up. */
+export function portClashes(config: Config, role: Config['ROLE']): { name: PortName; message: string }[] {
+  const seen = new Map<number, PortName>();
+  return portsOf(config, role).flatMap(({ name, port }) => {
+    const other = seen.get(port);
+    seen.set(port, other ?? name);
+    return other === undefined ? [] : [{ name, message: `${port} is ${other} too: the \`${role}\` role listens on both in one process` }];
+  });
+}
+
+export const configSchema = settings.superRefine((config, context) => {
+  for (const { name, message } of portClashes(config, config.ROLE)) context.addIssue({ code: 'custom', path: [name], message });
+});
 
 export const settingDescriptions: Record<keyof Config, string> = {
   NODE_ENV: '`production` hides error details and requires explicit secrets',
   LOG_LEVEL: 'pino log level',
-  DATABASE_URL: 'PostgreSQL for events and read models; unset: embedded PostgreSQL under `DATA_DIR`',
+  DATABASE_URL: 'PostgreSQL for events and read models (`postgres://…` or `postgresql://…`); unset: embedded PostgreSQL under `DATA_DIR`',
   EVENTSTORE_URL: 'EventStoreDB connection string (`esdb://…`); unset: events go to PostgreSQL',
   DATA_DIR: 'where the embedded PostgreSQL and generated secrets live',
   EMBEDDED_POSTGRES_PORT: 'port of the embedded PostgreSQL; unset: a free port',
   COMMAND_PORT: 'port of the command API',
   QUERY_PORT: 'port of the query API',
   PROJECTOR_PORT: 'port of the projector role\'s `/health/live`, `/health/ready` and `/metrics` (the `all` role serves them on both APIs)',
-  HOST: 'address both APIs listen on',
+  HOST: 'address both APIs listen on: an IP address or a host name, without a port',
   ROLE: '`all`, `command`, `query` or `projector` (also `--role`)',
   DATABASE_POOL_SIZE: 'connections per PostgreSQL pool',
   RUN_MIGRATIONS: 'apply schema migrations at start-up',
