@@ -106,6 +106,8 @@ export class SoakServices {
  * `rss` from `/proc` for every role; from `/metrics` of the two APIs, `heap` (V8 heap in use) and
  * `external` (buffers outside it), to tell which of them a growing RSS is, and `cache`: what the
  * query cache holds, bounded by `QUERY_CACHE_MB`, which fills for the whole of a ten-minute run.
+ * All in bytes of heap: the cache's gauge counts each entry's overhead with its characters, which
+ * covers what V8 keeps of them (heap snapshots), so it is subtracted from RSS as it is.
  */
 export type Gauge = 'rss' | 'heap' | 'external' | 'cache';
 export type MemorySample = { readonly role: Role; readonly gauge: Gauge; readonly atMs: number; readonly mb: number };
@@ -115,8 +117,6 @@ const scraped = {
   external: /^nodejs_external_memory_bytes\s+([0-9.e+]+)$/m,
   cache: /^query_cache_bytes\s+([0-9.e+]+)$/m,
 } as const;
-/** The gauge counts two bytes per character; the answers are JSON, which V8 keeps at one byte each. */
-const bytesPerUnit = { heap: 1, external: 1, cache: 2 } as const;
 
 /** Samples each role's memory once a second: whether RSS grows, and whether the heap is why. */
 export class MemorySampler {
@@ -151,7 +151,7 @@ export class MemorySampler {
     for (const role of ['command', 'query'] as const) {
       const text = await fetch(`${this.services.url(role)}/metrics`).then((response) => response.text(), () => '');
       for (const gauge of ['heap', 'external', 'cache'] as const) {
-        this.samples.push({ role, gauge, atMs, mb: Number(scraped[gauge].exec(text)?.[1] ?? 0) / bytesPerUnit[gauge] / 1024 / 1024 });
+        this.samples.push({ role, gauge, atMs, mb: Number(scraped[gauge].exec(text)?.[1] ?? 0) / 1024 / 1024 });
       }
     }
   }

@@ -1,7 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { START } from '../../src/application/ports/position.js';
-import { QueryCache, type QueryCacheOptions } from '../../src/infrastructure/http/query-cache.js';
+import { entryOverheadBytes, QueryCache, type QueryCacheOptions } from '../../src/infrastructure/http/query-cache.js';
 import type { CheckpointNotification, CheckpointNotifications } from '../../src/projections/runtime/wait-for-position.js';
 
 /** Checkpoint notifications by hand: `commit` announces a projection's batch, `reconnect` and `drop` move the connection. */
@@ -86,8 +86,9 @@ describe('query cache', () => {
   });
 
   it('keeps at most its bytes, the least recently used answer out first', () => {
-    // Two bytes per character, key included: each entry below takes 2 × (2 + 48) = 100 bytes.
-    const { cache, keep } = cacheOver({ maxBytes: 250 });
+    // Two bytes per character, key included, and the overhead of the entry: 2 × (2 + 48) + overhead each.
+    const entryBytes = 2 * (2 + 48) + entryOverheadBytes;
+    const { cache, keep } = cacheOver({ maxBytes: 2.5 * entryBytes });
     const body = (name: string) => name.repeat(48);
     keep('/a', ['listings'], body('a'));
     keep('/b', ['listings'], body('b'));
@@ -96,9 +97,21 @@ describe('query cache', () => {
     expect(cache.get('/b')).toBeUndefined();
     expect(cache.get('/a')).toBe(body('a'));
     expect(cache.get('/c')).toBe(body('c'));
-    expect(cache.size).toEqual({ entries: 2, bytes: 200 });
-    keep('/big', ['listings'], 'x'.repeat(200));
+    expect(cache.size).toEqual({ entries: 2, bytes: 2 * entryBytes });
+    keep('/big', ['listings'], 'x'.repeat(2 * entryBytes));
     expect(cache.get('/big')).toBeUndefined();
+  });
+
+  it('counts what an entry costs beyond its characters, so that many tiny answers stay within its bytes', () => {
+    // Measured in heap snapshots: about 400 bytes per entry besides the characters (the key
+    // string, the stamp and its commits, the entry, the Map slot).
+    const measuredOverhead = 400;
+    const maxBytes = 64 * 1024;
+    const { cache, keep } = cacheOver({ maxBytes });
+    for (let i = 0; i < 1000; i++) keep(`/v1/listings/${String(i).padStart(4, '0')}`, ['listings'], '[]');
+    const perEntry = measuredOverhead + 2 * ('/v1/listings/0000'.length + '[]'.length);
+    expect(cache.size.entries).toBeLessThanOrEqual(Math.floor(maxBytes / perEntry));
+    expect(cache.size.bytes).toBeLessThanOrEqual(maxBytes);
   });
 
   it('keeps nothing with no bytes to keep it in', () => {

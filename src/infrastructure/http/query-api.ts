@@ -117,7 +117,7 @@ function queryCache(deps: QueryApiDeps): QueryCache {
   });
   new Gauge({
     name: 'query_cache_bytes',
-    help: 'Bytes of answers the query cache keeps (two per character)',
+    help: 'Bytes the query cache counts for its answers: two per character, plus each entry\'s overhead',
     registers,
     collect() {
       this.set(cache.size.bytes);

@@ -1,7 +1,7 @@
 import type { CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
 
 export type QueryCacheOptions = {
-  /** Most bytes of answers kept, least recently used out first; 0 keeps none. */
+  /** Most bytes of answers kept, their entries' overhead included, least recently used out first; 0 keeps none. */
   readonly maxBytes: number;
   /**
    * Longest an answer is served. Only a backstop: a projector's commit ends an answer's life at
@@ -12,6 +12,14 @@ export type QueryCacheOptions = {
   /** Told whether each lookup found a fresh answer, e.g. to count them in metrics. */
   readonly onLookup?: (outcome: 'hit' | 'miss') => void;
 };
+
+/**
+ * Heap an entry takes besides the characters of its key and body: the key string built by
+ * concatenation, the stamp with its commits array, the entry object and its Map slot. Measured
+ * in heap snapshots at about 400 bytes; without it the cache held some 1.7 times the bytes it
+ * counted, and many times more for tiny answers (`[]`).
+ */
+export const entryOverheadBytes = 512;
 
 /** What the read models had committed when an answer was read, as far as this process heard. */
 export type Stamp = { readonly epoch: number; readonly commits: readonly number[]; readonly at: number };
@@ -67,7 +75,7 @@ export class QueryCache {
   /** Keeps `body`, read after `stamp` was taken from `projections`. */
   set(key: string, projections: readonly string[], stamp: Stamp, body: string): void {
     // Strings hold up to two bytes per character; the key is kept too.
-    const bytes = 2 * (key.length + body.length);
+    const bytes = 2 * (key.length + body.length) + entryOverheadBytes;
     if (bytes > this.options.maxBytes) return;
     const previous = this.entries.get(key);
     if (previous) this.remove(key, previous);
