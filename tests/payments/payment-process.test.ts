@@ -138,6 +138,32 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentFailed', 'PaymentCanceled']);
   });
 
+  it('bank debit still processing when the hold expires, then the debit fails → the intent, payable again, is canceled; a later success captures nothing', async () => {
+    // Given a consumer paying by bank debit: the intent is processing, and Stripe will not cancel it yet,
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    stripe.setIntentStatus(intentId, 'processing');
+    await sweepHoldsAfter(16 * 60_000);
+    expect(await bookingStatus(bookingId)).toBe('expired');
+    expect(stripe.intents.get(intentId)?.status).toBe('processing');
+    const refusedCancels = stripe.requestsTo('cancel-intent').length;
+
+    // when the debit fails, which makes the intent payable again (with a card, say),
+    stripe.setIntentStatus(intentId, 'requires_payment_method');
+    await recordProviderEvent(payments, { kind: 'payment-failed', eventId: `evt_${randomUUID()}`, paymentId, intentId, reason: 'insufficient_funds' }, webhook);
+    await drain();
+
+    // then the process cancels it at Stripe, and records it canceled;
+    expect(stripe.requestsTo('cancel-intent').slice(refusedCancels).map((r) => r.path)).toEqual([`/v1/payment_intents/${intentId}/cancel`]);
+    expect(stripe.intents.get(intentId)?.status).toBe('canceled');
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentFailed', 'PaymentCanceled']);
+
+    // and a success reported afterwards is not recorded as money taken, nor refunded.
+    await recordProviderEvent(payments, { kind: 'payment-succeeded', eventId: `evt_${randomUUID()}`, paymentId, intentId, amount: 24_000, currency: 'EUR' }, webhook);
+    await drain();
+    expect((await side.handlers.payment.read(`payment-${paymentId}`)).state.status).toBe('canceled');
+    expect(stripe.refundsFor(paymentId)).toEqual([]);
+  });
+
   it('paid at Stripe, its webhook never came; the hold expires → the success learned from Stripe is recorded and refunded in full', async () => {
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();
     stripe.setIntentStatus(intentId, 'succeeded');

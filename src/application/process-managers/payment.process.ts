@@ -18,7 +18,7 @@ import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type Provid
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
 
 /** The event types this process follows; everything else is filtered out by the store. */
-export const paymentProcessEventTypes = ['PaymentInitiated', 'PaymentSucceeded', 'PaymentMismatch', 'RefundRequested', 'BookingCancelled', 'BookingExpired'];
+export const paymentProcessEventTypes = ['PaymentInitiated', 'PaymentSucceeded', 'PaymentMismatch', 'PaymentFailed', 'RefundRequested', 'BookingCancelled', 'BookingExpired'];
 
 /** Its checkpoint row, and the `system:<name>` actor of what it sends. */
 export const paymentProcessName = 'payment-process';
@@ -50,6 +50,7 @@ type SucceededPayment = Extract<PaymentState, { status: 'succeeded' }>;
  * - PaymentMismatch (another amount or currency captured) → a full refund of what was received.
  * - BookingCancelled → the policy's refund (RequestRefund), and any live intent canceled.
  * - BookingExpired → any live intent canceled.
+ * - PaymentInitiated, PaymentFailed for a booking cancelled or expired → its live intents canceled.
  * - RefundRequested → the provider's refund, then RecordRefundSucceeded/Failed.
  *
  * It follows the log from its own checkpoint and saves it after each event. Every step is
@@ -114,6 +115,8 @@ export class PaymentProcess {
         return this.paymentSucceeded(event);
       case 'PaymentMismatch':
         return this.paymentMismatch(event);
+      case 'PaymentFailed':
+        return this.paymentFailed(event);
       case 'RefundRequested':
         return this.refundRequested(event);
       case 'BookingCancelled':
@@ -219,9 +222,25 @@ export class PaymentProcess {
   private async paymentInitiated(event: RecordedEvent): Promise<void> {
     const initiated = aggregates.payment.codec.decode(event);
     if (initiated.type !== 'PaymentInitiated') return;
-    const { bookingId } = initiated.data;
+    await this.cancelLiveIntentsIfOver(initiated.data.bookingId, event);
+  }
+
+  /**
+   * A debit still `processing` when its booking ended could not be canceled then (Stripe refuses),
+   * and nothing else would try again. Its failure makes the intent payable again (another card),
+   * so it is canceled now: else the money would be captured, then refunded, the fee lost.
+   */
+  private async paymentFailed(event: RecordedEvent): Promise<void> {
+    const failed = aggregates.payment.codec.decode(event);
+    if (failed.type !== 'PaymentFailed') return;
+    const payment = await this.payment(failed.data.paymentId);
+    // Paid or canceled since: nothing of it is left to cancel.
+    if (payment?.status === 'failed') await this.cancelLiveIntentsIfOver(payment.payment.bookingId, event);
+  }
+
+  private async cancelLiveIntentsIfOver(bookingId: string, cause: RecordedEvent): Promise<void> {
     const { state: booking } = await this.options.side.handlers.booking.read(bookingStreamId(bookingId));
-    if (booking.status === 'cancelled' || booking.status === 'expired') await this.cancelLiveIntents(bookingId, event);
+    if (booking.status === 'cancelled' || booking.status === 'expired') await this.cancelLiveIntents(bookingId, cause);
   }
 
   private async bookingExpired(event: RecordedEvent): Promise<void> {
@@ -303,7 +322,8 @@ export class PaymentProcess {
   /**
    * Nobody should pay for a booking that is over. An intent that cannot be canceled any more
    * because it succeeded meanwhile is recorded as paid, as its webhook would (which may never
-   * come: lost, misconfigured), so that the payment is refunded.
+   * come: lost, misconfigured), so that the payment is refunded. One still processing is left as
+   * it is: its failure (PaymentFailed) brings it back here, its success is refunded.
    */
   private async cancelLiveIntents(bookingId: string, cause: RecordedEvent): Promise<void> {
     const { side, gateway } = this.options;
