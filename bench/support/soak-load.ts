@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { comparePositions, parsePosition } from '../../src/application/ports/position.js';
 import { commandResultSchema } from '../../src/infrastructure/http/command-result.js';
 import type { FakeStripeServer } from '../../tests/stripe/support/fake-stripe-server.js';
 import { intentObject, stripeEvent, stripeSignature } from '../../tests/stripe/support/stripe-events.js';
@@ -31,7 +32,7 @@ export type AcceptedCommand = { readonly route: string; readonly streamId: strin
 
 export type BookingRecord = { readonly listingId: string; cancelled: boolean; readonly paymentIds: string[] };
 export type PaymentRecord = { readonly bookingId: string; webhookAccepted: boolean };
-export type AppointmentRecord = { readonly doctorId: string; start: string; reschedules: number; cancelled: boolean };
+export type AppointmentRecord = { readonly doctorId: string; start: string; reschedules: number; cancelled: boolean; rescheduleRefused: boolean };
 
 export class Ledger {
   readonly accepted: AcceptedCommand[] = [];
@@ -40,7 +41,10 @@ export class Ledger {
   readonly appointments = new Map<string, AppointmentRecord>();
   readonly consumers: string[] = [];
   readonly patients: string[] = [];
-  /** The latest position a command answered with: what browsing readers ask the read models for. */
+  /**
+   * The highest position a command answered with: what browsing readers ask the read models for.
+   * The highest, not the last answered: answers arrive out of order (a replay delays one).
+   */
   latestPosition: string | undefined;
   /** Reads that waited for a position (and got 200 from the wait) but did not find the write. */
   readonly missedWrites: string[] = [];
@@ -72,8 +76,14 @@ function accept(ctx: LoadContext, route: string, reply: Reply): z.infer<typeof c
   }
   const { streamId, version, position } = parsed.data;
   ctx.ledger.accepted.push({ route, streamId, version, position });
-  ctx.ledger.latestPosition = position;
+  ctx.ledger.latestPosition = ctx.ledger.latestPosition === undefined ? position : higher(ctx.ledger.latestPosition, position);
   return parsed.data;
+}
+
+/** The later of two positions the service answered; the one answered if either is no position. */
+function higher(a: string, answered: string): string {
+  const [first, second] = [parsePosition(a), parsePosition(answered)];
+  return first && second && comparePositions(first, second) > 0 ? a : answered;
 }
 
 /** A command with a fresh Idempotency-Key; now and then sent again, which must replay the first answer. */
@@ -191,38 +201,52 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
   if (reply?.status !== 201) return;
   const booked = accept(ctx, route, reply);
   if (!booked) return;
-  const appointment: AppointmentRecord = { doctorId, start, reschedules: 0, cancelled: false };
+  const appointment: AppointmentRecord = { doctorId, start, reschedules: 0, cancelled: false, rescheduleRefused: false };
   ledger.appointments.set(booked.id, appointment);
   ledger.patients.push(patientId);
   await readOwnWrite(ctx, { route: 'GET /v1/appointments/:id', path: `/v1/appointments/${booked.id}`, bearer }, booked.position);
-  if (chance(0.4)) await reschedule(ctx, booked.id, appointment, bearer);
-  if (chance(0.25)) await cancelAppointment(ctx, booked.id, appointment, bearer);
+  // The position of our own last write: one answered to another journey may be below it.
+  let mine = booked.position;
+  const rescheduled = chance(0.4) ? await reschedule(ctx, booked.id, appointment, bearer) : undefined;
+  if (rescheduled) mine = higher(mine, rescheduled);
+  const cancelled = chance(0.25) ? await cancelAppointment(ctx, booked.id, appointment, bearer) : undefined;
+  if (cancelled) mine = higher(mine, cancelled);
   const from = new Date(Date.parse(appointment.start) - (Date.parse(appointment.start) % day));
   const slotsPath = `/v1/doctors/${doctorId}/slots?from=${from.toISOString()}&to=${new Date(from.getTime() + day).toISOString()}&limit=100`;
   // The day's free slots, read after our writes: the slot the appointment holds is not among them.
+  // Unless a reschedule was refused: it may have moved the slot and restored it, and the 409 gives
+  // no position that covers the restoring, so the slot may show free at any position we have.
+  const judged = !appointment.cancelled && !appointment.rescheduleRefused;
   const holdsItsSlot = (json: unknown) => {
     const page = slotsPage.safeParse(json);
-    return page.success && (appointment.cancelled || !page.data.items.some((slot) => Date.parse(slot.start) === Date.parse(appointment.start)));
+    return page.success && (!judged || !page.data.items.some((slot) => Date.parse(slot.start) === Date.parse(appointment.start)));
   };
-  await readOwnWrite(ctx, { route: 'GET /v1/doctors/:id/slots', path: slotsPath }, ledger.latestPosition ?? booked.position, holdsItsSlot);
+  await readOwnWrite(ctx, { route: 'GET /v1/doctors/:id/slots', path: slotsPath }, mine, holdsItsSlot);
 }
 
-async function reschedule(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string): Promise<void> {
+/** The position of the accepted reschedule, `undefined` if there is none. */
+async function reschedule(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string): Promise<string | undefined> {
   let start = slotStart(ctx.world, false);
   // Moving to the slot it holds changes nothing and appends nothing: not a reschedule to count.
   while (Date.parse(start) === Date.parse(appointment.start)) start = slotStart(ctx.world, false);
   const route = 'POST /v1/appointments/:id/reschedule';
   const reply = await command(ctx, { api: 'command', method: 'POST', route, path: `/v1/appointments/${appointmentId}/reschedule`, bearer, body: { start } });
-  if (reply?.status !== 200 || !accept(ctx, route, reply)) return;
+  if (reply?.status === 409) appointment.rescheduleRefused = true;
+  const moved = reply?.status === 200 ? accept(ctx, route, reply) : undefined;
+  if (!moved) return undefined;
   appointment.reschedules += 1;
   appointment.start = start;
+  return moved.position;
 }
 
-async function cancelAppointment(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string): Promise<void> {
+/** The position of the accepted cancellation, `undefined` if there is none. */
+async function cancelAppointment(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string): Promise<string | undefined> {
   const route = 'POST /v1/appointments/:id/cancel';
   const reply = await command(ctx, { api: 'command', method: 'POST', route, path: `/v1/appointments/${appointmentId}/cancel`, bearer, body: { reason: 'feeling better' } });
-  if (reply?.status !== 200 || !accept(ctx, route, reply)) return;
+  const cancelled = reply?.status === 200 ? accept(ctx, route, reply) : undefined;
+  if (!cancelled) return undefined;
   appointment.cancelled = true;
+  return cancelled.position;
 }
 
 /** Reads nobody wrote just before: listings, a calendar, someone's bookings or appointments. */
