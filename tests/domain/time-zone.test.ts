@@ -15,6 +15,19 @@ describe('timeZoneSchema', () => {
     }
   });
 
+  it('answers a zone the runtime knows by an older name in the name the client chose, in its proper case', () => {
+    const spellings = {
+      'asia/kolkata': 'Asia/Kolkata',
+      'europe/kyiv': 'Europe/Kyiv',
+      'AMERICA/ARGENTINA/BUENOS_AIRES': 'America/Argentina/Buenos_Aires',
+      'us/pacific': 'US/Pacific',
+      'etc/utc': 'Etc/UTC',
+      'asia/calcutta': 'Asia/Calcutta',
+      'europe/lisbon': 'Europe/Lisbon',
+    };
+    for (const [sent, stored] of Object.entries(spellings)) expect(timeZoneSchema.parse(sent), sent).toBe(stored);
+  });
+
   it('refuses what names no zone', () => {
     for (const bad of ['', 'Mars/Olympus', 'Europe/Lisbon ', 'Nowhere']) expect(timeZoneSchema.safeParse(bad).success, bad).toBe(false);
   });

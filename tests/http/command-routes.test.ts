@@ -87,6 +87,21 @@ describe('command routes over HTTP', () => {
       expect(await eventCount()).toBe(before);
     });
 
+    it('refuses a currency no one can pay in, with 400 problem+json naming body.currency, when creating or repricing, and appends nothing', async () => {
+      const created = await post('/v1/listings', listingInput, owner);
+      const before = await eventCount();
+      for (const currency of ['ZZZ', 'EUE']) {
+        const create = await post('/v1/listings', { ...listingInput, currency }, owner);
+        expect(create.status, currency).toBe(400);
+        expect(create.headers.get('content-type')).toContain('application/problem+json');
+        expect(create.body.errors, currency).toEqual([expect.objectContaining({ path: 'body.currency' })]);
+        const reprice = await post(`/v1/listings/${String(created.body.id)}/update`, { pricePerDay: 9_000, currency }, owner);
+        expect(reprice.status, currency).toBe(400);
+        expect(reprice.body.errors, currency).toEqual([expect.objectContaining({ path: 'body.currency' })]);
+      }
+      expect(await eventCount()).toBe(before);
+    });
+
     it('answers 401 without a token and 403 for a consumer', async () => {
       expect((await post('/v1/listings', listingInput)).status).toBe(401);
       expect((await post('/v1/listings', listingInput, consumer)).status).toBe(403);

@@ -1,7 +1,19 @@
 import { z } from 'zod';
 
-/** ISO 4217 code, upper case. */
+/**
+ * Three capital letters: the shape events were stored under. Lax on purpose: an event recorded in
+ * a code the runtime does not (or no longer) knows must still decode, so the stream still folds.
+ */
 export const currencySchema = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 currency code like EUR');
+
+/** Computed once: `supportedValuesOf` builds a fresh array of some 160 codes on each call. */
+const knownCurrencies = new Set(Intl.supportedValuesOf('currency'));
+
+/**
+ * An ISO 4217 code the runtime knows, for requests and commands: a made-up or misspelt code
+ * (`ZZZ`, `EUE`) passes the shape, yet nobody can pay in it (the payment provider refuses it).
+ */
+export const knownCurrencySchema = currencySchema.refine((code) => knownCurrencies.has(code), 'must be an ISO 4217 currency code like EUR');
 
 /** An amount in minor units (cents) of one currency; integers only, so no rounding drift. */
 export const moneySchema = z.object({

@@ -30,14 +30,36 @@ export function isTimeZone(value: string): boolean {
 }
 
 /**
- * `value` in the runtime's letter case when case is all that differs (`europe/lisbon` →
- * `Europe/Lisbon`); otherwise as sent. The runtime's names for links are ICU's older ones
- * (`Asia/Kolkata` → `Asia/Calcutta`, `Europe/Kyiv` → `Europe/Kiev`): a client naming a zone
- * by its current name gets that name back.
+ * Current IANA names and common links the runtime accepts but `Intl.supportedValuesOf` leaves out:
+ * it lists ICU's names only, often the older ones (`Asia/Calcutta`, `Europe/Kiev`).
+ */
+const namesOutsideSupportedValues = [
+  'Africa/Asmara', 'America/Argentina/Buenos_Aires', 'America/Argentina/Catamarca', 'America/Argentina/Cordoba',
+  'America/Argentina/Jujuy', 'America/Argentina/Mendoza', 'America/Atikokan', 'America/Indiana/Indianapolis',
+  'America/Kentucky/Louisville', 'America/Nuuk', 'Asia/Ho_Chi_Minh', 'Asia/Kathmandu', 'Asia/Kolkata', 'Asia/Yangon',
+  'Atlantic/Faroe', 'Europe/Kyiv', 'Pacific/Chuuk', 'Pacific/Kanton', 'Pacific/Pohnpei',
+  'Etc/GMT', 'Etc/UTC', 'GMT', 'UTC', 'US/Alaska', 'US/Arizona', 'US/Central', 'US/Eastern', 'US/Hawaii', 'US/Mountain', 'US/Pacific',
+];
+
+/** Each known zone name by its lower-case form; built on first use, bounded by the lists above. */
+let namesByLowerCase: ReadonlyMap<string, string> | undefined;
+
+function properNameOf(value: string): string | undefined {
+  namesByLowerCase ??= new Map([...Intl.supportedValuesOf('timeZone'), ...namesOutsideSupportedValues].map((name) => [name.toLowerCase(), name]));
+  return namesByLowerCase.get(value.toLowerCase());
+}
+
+/**
+ * `value` in its proper letter case (`europe/lisbon` → `Europe/Lisbon`, `asia/kolkata` →
+ * `Asia/Kolkata`); as sent if no known name matches it. A zone keeps the name the client chose:
+ * the runtime's names for links are ICU's older ones (`Asia/Kolkata` → `Asia/Calcutta`), and a
+ * client naming a zone by its current name gets that name back.
  */
 export function properTimeZoneSpelling(value: string): string {
   const canonical = canonicalTimeZone(value);
-  return canonical !== undefined && canonical.toLowerCase() === value.toLowerCase() ? canonical : value;
+  if (canonical === undefined) return value;
+  if (canonical.toLowerCase() === value.toLowerCase()) return canonical;
+  return properNameOf(value) ?? value;
 }
 
 /** An IANA zone, in the runtime's letter case where it has the same name for it. */

@@ -5,21 +5,25 @@ import { createListing, setListingActive, updateListing } from '../../../applica
 import { submitReview } from '../../../application/reviews/review.use-cases.js';
 import { newListingDetailsSchema, listingPriceSchema } from '../../../domain/listing/listing.events.js';
 import { commentSchema, ratingSchema } from '../../../domain/review/review.events.js';
+import { knownCurrencySchema } from '../../../domain/shared/money.js';
 import { commandOptions } from '../command-context.js';
 import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 
+/** The price as a request may set it: in a currency someone can pay in. */
+const requestPriceSchema = listingPriceSchema.extend({ currency: knownCurrencySchema });
+
 const createListingBody = newListingDetailsSchema
   .extend({
     timeZone: newListingDetailsSchema.shape.timeZone.optional(),
-    ...listingPriceSchema.shape,
+    ...requestPriceSchema.shape,
     ownerId: z.uuid().optional().describe("Admins only: the owner (a user with the OWNER role) whose listing this is; left out, the caller's own"),
   })
   .strict()
   .meta({ id: 'CreateListingRequest' });
 
 const updateListingBody = newListingDetailsSchema
-  .extend(listingPriceSchema.shape)
+  .extend(requestPriceSchema.shape)
   .partial()
   .strict()
   .refine((body) => Object.keys(body).length > 0, 'name at least one field to change')
