@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
-import { createListing, updateListing } from '../../src/application/listings/listing.use-cases.js';
+import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { formatPosition } from '../../src/application/ports/position.js';
 import { admin, as, consumer, listingInput, otherConsumer, owner, patient } from '../support/command-side.js';
 import { payBooking } from '../projections/support/scenarios.js';
@@ -50,6 +50,16 @@ describe('query API', () => {
   });
 
   describe('listings', () => {
+    it("says whether a listing's days can be booked at all: a deactivated listing's cannot, free or not", async () => {
+      const { id } = await createListing(q.side, { ...listingInput, title: 'Shed' }, as(owner));
+      const url = `/v1/listings/${id}/availability?from=2030-05-01&to=2030-05-02`;
+      expect((await q.app.inject({ url, headers: q.consistency() })).json()).toMatchObject({ bookable: true, days: [{ date: '2030-05-01', status: 'free' }] });
+
+      await setListingActive(q.side, id, false, as(owner));
+
+      expect((await q.app.inject({ url, headers: q.consistency() })).json()).toMatchObject({ bookable: false, days: [{ date: '2030-05-01', status: 'free' }] });
+    });
+
     it('lists with filters and pages with an opaque cursor', async () => {
       await createListing(q.side, { ...listingInput, title: 'Barn', category: 'barn', pricePerDay: 5_000 }, as(otherOwner));
       const page = await q.app.inject({ url: '/v1/listings?limit=1', headers: q.consistency() });

@@ -74,7 +74,13 @@ const listingSortKey = z.object({ createdAt: z.iso.datetime(), listingId: z.stri
 const reviewSortKey = z.object({ submittedAt: z.iso.datetime(), bookingId: z.string().max(200) });
 const dayStatusSchema = z.enum(['free', 'held', 'booked']);
 const availabilitySchema = z
-  .object({ listingId: z.string(), from: z.string(), to: z.string(), days: z.array(z.object({ date: z.string(), status: dayStatusSchema })) })
+  .object({
+    listingId: z.string(),
+    bookable: z.boolean().describe('Whether the listing takes bookings: false once deactivated, when every day is refused whatever its status'),
+    from: z.string(),
+    to: z.string(),
+    days: z.array(z.object({ date: z.string(), status: dayStatusSchema })),
+  })
   .meta({ id: 'ListingAvailability' });
 
 /** Free dates depend on the clock too (holds expire): those searches are read every time. */
@@ -134,9 +140,10 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
     },
     async (request) => {
       const { id } = request.params;
-      if (!(await findListing(db, id))) throw notFound(`listing ${id}`);
+      const listing = await findListing(db, id);
+      if (!listing) throw notFound(`listing ${id}`);
       const days = await listingAvailability(db, id, request.query, clock.now());
-      return { listingId: id, ...request.query, days };
+      return { listingId: id, bookable: listing.active, ...request.query, days };
     },
   );
 
