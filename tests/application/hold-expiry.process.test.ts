@@ -3,6 +3,7 @@ import type { CommandSide } from '../../src/application/command-handlers.js';
 import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
+import { deterministicUuid } from '../../src/application/ids.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
@@ -156,6 +157,36 @@ describe('hold expiry process', () => {
     await side.handlers.listingCalendar.handle(calendar, { type: 'BookDates', data: { listingId, bookingId: booking.id } }, as(owner));
     expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesBooked']);
     await expectReplayToAppendNothing();
+  });
+
+  describe('given a booking request that died after holding its dates, retried with the same key just before the hold lapses', () => {
+    it('when the sweep releases the dates between the retry finding its hold kept and recording the booking, the booking is expired at once and the retry answered hold-expired', async () => {
+      const retried = as(consumer, 'died-midway');
+      const booking = `booking-${deterministicUuid('booking', retried.commandId)}`;
+      const turn = startProcess();
+      store.interrupt((streamId) => streamId.startsWith('booking-'));
+      await expect(requestBooking(side, { listingId, ...stay }, retried)).rejects.toThrow('died');
+      expect(await turn()).toBe(0);
+      clock.advance(15 * 60_000 - 1_000);
+      let resume = () => {};
+      const recording = store.pause((streamId) => streamId === booking, new Promise<void>((resolve) => (resume = resolve)));
+      const retry = requestBooking(side, { listingId, ...stay }, retried).catch((error: unknown) => error);
+      await recording;
+      // The hold lapses; the sweep finds no booking yet, releases the dates and looks no further.
+      clock.advance(2_000);
+      expect(await turn()).toBe(1);
+      expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesReleased']);
+
+      resume();
+
+      expect(await retry).toMatchObject({ code: 'hold-expired' });
+      expect(await eventTypes(store, booking)).toEqual(['BookingRequested', 'BookingExpired']);
+      clock.advance(graceMs);
+      await turn();
+      expect(await eventTypes(store, booking)).toEqual(['BookingRequested', 'BookingExpired']);
+      expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesReleased']);
+      await expectReplayToAppendNothing();
+    });
   });
 
   describe('given an expiry that died after expiring the booking, before releasing its dates', () => {

@@ -1,5 +1,5 @@
 import { bookingDecider, bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
-import type { RequestBooking } from '../../domain/booking/booking.commands.js';
+import type { ExpireBooking, RequestBooking } from '../../domain/booking/booking.commands.js';
 import type { ReleaseReason } from '../../domain/listing-calendar/listing-calendar.events.js';
 import { keepsDates, LapsedHoldsInTheWay, listingCalendarStreamId, liveRangeOf, type ListingCalendarState } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import type { ListingCalendarEvent } from '../../domain/listing-calendar/listing-calendar.events.js';
@@ -10,7 +10,7 @@ import type { CalendarDate } from '../../domain/shared/calendar-date.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 import { bookingPayment } from '../payments/payment-attempts.js';
 
@@ -60,7 +60,25 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
   const mine = liveRangeOf(calendar.state, bookingId);
   const holdExpiresAt = mine?.status === 'held' ? mine.holdExpiresAt : command.data.holdExpiresAt;
   const result = await side.handlers.booking.handle(booking, { ...command, data: { ...command.data, holdExpiresAt } }, unpinned(request));
+  await expireIfLapsed(side, result.state, request);
   return outcome(bookingId, result);
+}
+
+/**
+ * A retry that found its hold still kept may record the booking only once the hold has lapsed,
+ * after the sweep found no booking, released the dates and stopped looking after them: a booking
+ * without dates that nothing else would expire. So a booking whose hold has lapsed by the time it
+ * is recorded is expired here, as the sweep does, and refused as a payment would be. Only the
+ * clock is read first: a booking just held has its whole hold ahead of it.
+ */
+async function expireIfLapsed(side: CommandSide, state: BookingState, request: CommandOptions): Promise<void> {
+  if (state.status !== 'requested' || Date.parse(state.booking.holdExpiresAt) > side.clock.now().getTime()) return;
+  const { bookingId, holdExpiresAt } = state.booking;
+  // A payment that went through keeps the booking, as in the sweep: the payment process books the dates.
+  if ((await bookingPayment(side, bookingId)).paid) return;
+  const expire: ExpireBooking = { type: 'ExpireBooking', data: { bookingId, now: side.clock.now().toISOString() } };
+  await side.handlers.booking.handle(bookingStreamId(bookingId), expire, compensating(request, 'lapsed'));
+  throw new DomainError('hold-expired', `the dates were held until ${holdExpiresAt}`);
 }
 
 /**
