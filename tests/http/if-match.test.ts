@@ -166,6 +166,23 @@ describe('If-Match on commands over HTTP', () => {
       expect(retry.headers.get('event-position')).toBe(first.headers.get('event-position'));
       expect(await snapshot([listingStreamId(id), listingCalendarStreamId(id)])).toEqual(after);
     });
+
+    it('POST /v1/listings/{id}/reactivate retried after it went through (its answer lost) and a booking since: the original answer', async () => {
+      const id = String((await post('/v1/listings', listingInput, owner)).body.id);
+      expect((await post(`/v1/listings/${id}/deactivate`, {}, owner)).status).toBe(200);
+      const key = randomUUID();
+      const reactivate = () => post(`/v1/listings/${id}/reactivate`, {}, owner, { 'idempotency-key': key });
+      const first = await reactivate();
+      expect(first.status).toBe(200);
+      // The calendar moves on after the reopen.
+      expect((await post('/v1/bookings', { listingId: id, startDate: '2031-03-01', endDate: '2031-03-03' }, consumer)).status).toBe(201);
+
+      await answerLost(backend, key);
+      const retry = await reactivate();
+
+      expect(retry.status).toBe(200);
+      expect(retry.headers.get('event-position')).toBe(first.headers.get('event-position'));
+    });
   });
 
   describe('doctor schedules and appointments', () => {

@@ -65,7 +65,8 @@ export async function setListingActive(
   }
   // The listing's append comes last: a retry of a deactivation that went through is answered as it was.
   const original = await side.handlers.listing.applied(stream, request.commandId);
-  if (original) return outcome(listingId, original);
+  // Answered with the close it recorded after the listing's event, as the first answer was.
+  if (original) return outcome(listingId, original, await side.handlers.listingCalendar.applied(calendar, `${follow.commandId}@${original.version}`));
   const { state, version } = await side.handlers.listing.read(stream);
   // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
   assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
@@ -124,14 +125,17 @@ export async function calendarFollowsListing(
     const seen = await side.handlers.listing.read(stream);
     if (seen.state.status === 'none') break;
     const open = seen.state.status === 'active';
+    const commandId = `${request.commandId}@${seen.version}`;
     if (open && !calendarSeen.state.closed) {
-      // Open already: nothing to reopen, and nothing to pin a reopen to on a busy calendar.
-      steps.push({ streamId: calendar, ...calendarSeen, events: [], alreadyApplied: false });
+      // Open already: nothing to reopen, and nothing to pin a reopen to on a busy calendar. A
+      // retry is answered with the reopen its first try made.
+      const again = await side.handlers.listingCalendar.applied(calendar, commandId);
+      steps.push(again ?? { streamId: calendar, ...calendarSeen, events: [], alreadyApplied: false });
     } else {
       const command = open
         ? { type: 'ReopenCalendar' as const, data: { listingId } }
         : { type: 'CloseCalendar' as const, data: { listingId, ...(options.afterDeactivation ? { afterDeactivation: true as const } : {}) } };
-      const stepRequest = { ...request, commandId: `${request.commandId}@${seen.version}`, ...(open ? { expectedVersion: calendarSeen.version } : {}) };
+      const stepRequest = { ...request, commandId, ...(open ? { expectedVersion: calendarSeen.version } : {}) };
       try {
         steps.push(
           await takeStep(
