@@ -79,7 +79,9 @@ describe('an access token that outlived its admin', () => {
     await revokeAdmin(demoted.id);
 
     expect((await postJson(`${api.url}/v1/listings`, listingInput, bearer(demoted.token))).status).toBe(201);
-    expect((await listingFor(demoted.token, owner.id)).status).not.toBe(201);
+    const forAnother = await listingFor(demoted.token, owner.id);
+    expect(forAnother.status).toBe(403);
+    expect(forAnother.body.type).toBe('https://bookable.example/problems/forbidden');
   });
 
   it("reads no admin or audit views on the query API once its user's erasure is projected", async () => {

@@ -1,20 +1,71 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unmatchedStreamId } from '../../src/application/payments/provider-events.js';
 import { createHttpServer, type HttpServer } from '../../src/infrastructure/http/http-server.js';
 import type { LoadSheddingOptions } from '../../src/infrastructure/http/plugins/load-shedding.plugin.js';
 import { stripeWebhookRoutes } from '../../src/infrastructure/http/routes/stripe-webhook.routes.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { SimulatedPaymentGateway } from '../../src/infrastructure/simulated-payment-gateway/simulated-payment-gateway.js';
+import { startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
 import { createTestSide, eventTypes, fakeClock } from '../support/command-side.js';
-import { intentObject, stripeEvent, stripeSignature } from '../stripe/support/stripe-events.js';
-
-const webhookSecret = 'whsec_test_admission';
+import { stripeSignature } from '../stripe/support/stripe-events.js';
+import { deliver, intentObject, stripeEvent, webhookSecret } from './support/payments-api.fixture.js';
 
 /**
- * The shared HTTP server with the webhook and one ordinary route, `GET /work`. A success for a
- * payment we do not know is recorded as unmatched: a delivery that got through leaves a stream.
+ * The Stripe webhook is admitted by its signature, not by per-IP limits or load.
+ *
+ * End to end, over real HTTP on the command API with PostgreSQL: signed events from one address
+ * pass its per-IP limit without spending the budget of the other routes (every request there
+ * comes from 127.0.0.1, which is all this needs).
+ *
+ * The rest are unit tests of the admission hooks on the shared HTTP server, through `inject` on
+ * a MemoryEventStore, for what the real API cannot show cheaply: the webhook's own budget per
+ * address is at least 6,000 a minute there (a flood that size to see it end), and the command
+ * API fixture starts no load shedding.
  */
+
+/** A success for a payment we do not know is recorded as unmatched: a delivery that got through leaves a stream. */
+const unknownPaymentSucceeded = (eventId: string) =>
+  stripeEvent(eventId, 'payment_intent.succeeded', intentObject(`pi_${randomUUID()}`, randomUUID(), { amount_received: 100 }));
+
+describe('the Stripe webhook over real HTTP, on the command API with PostgreSQL', () => {
+  let backend: TestBackend;
+  let api: TestApi;
+
+  beforeAll(async () => {
+    backend = await startBackend();
+    // The webhook records what Stripe tells it without asking Stripe anything: this is never called.
+    const gateway = new SimulatedPaymentGateway({ deliver: async () => undefined });
+    api = await startApi(backend, {
+      rateLimitMax: 3,
+      corsOrigins: [],
+      payments: { gateway, eventStore: backend.eventStore, webhookSecret },
+      routes: (app) => app.get('/work', async () => ({ ok: true })),
+    });
+  });
+  afterAll(async () => {
+    await api.close();
+    await backend.close();
+  });
+
+  it('takes every signed event from one address past the per-IP rate limit, without spending the budget of other routes', async () => {
+    const deliveries = [];
+    for (let i = 0; i < 6; i++) {
+      const eventId = `evt_${randomUUID()}`;
+      const { status } = await deliver(api, unknownPaymentSucceeded(eventId));
+      deliveries.push({ status, recorded: await eventTypes(backend.eventStore, unmatchedStreamId(eventId)) });
+    }
+    expect(deliveries).toEqual(Array.from({ length: 6 }, () => ({ status: 200, recorded: ['ProviderEventUnmatched'] })));
+    expect((await deliver(api, '{}', { signature: null })).status).toBe(400);
+
+    const others = [];
+    for (let i = 0; i < 4; i++) others.push((await fetch(`${api.url}/work`)).status);
+    expect(others).toEqual([200, 200, 200, 429]);
+  });
+});
+
+/** The shared HTTP server with the webhook and one ordinary route, `GET /work`. */
 async function serverWithWebhook(options: { rateLimitMax: number; webhookRateLimitMax?: number; loadShedding?: LoadSheddingOptions }) {
   const eventStore = new MemoryEventStore();
   const app: HttpServer = await createHttpServer({
@@ -31,7 +82,7 @@ async function serverWithWebhook(options: { rateLimitMax: number; webhookRateLim
   await app.ready();
   const deliver = async () => {
     const eventId = `evt_${randomUUID()}`;
-    const payload = stripeEvent(eventId, 'payment_intent.succeeded', intentObject(`pi_${randomUUID()}`, randomUUID(), { amount_received: 100 }));
+    const payload = unknownPaymentSucceeded(eventId);
     const response = await app.inject({
       method: 'POST',
       url: '/v1/webhooks/stripe',
@@ -43,24 +94,9 @@ async function serverWithWebhook(options: { rateLimitMax: number; webhookRateLim
   return { app, deliver };
 }
 
-describe('the Stripe webhook is admitted by its signature, not by per-IP limits or load', () => {
+describe('the admission hooks of the shared HTTP server, on the webhook (inject, in memory)', () => {
   let app: HttpServer | undefined;
   afterEach(() => app?.close());
-
-  it('takes every signed event from one IP past the per-IP rate limit, without spending the budget of other routes', async () => {
-    const server = await serverWithWebhook({ rateLimitMax: 3 });
-    app = server.app;
-
-    const deliveries = [];
-    for (let i = 0; i < 6; i++) deliveries.push(await server.deliver());
-    expect(deliveries).toEqual(Array.from({ length: 6 }, () => ({ status: 200, recorded: ['ProviderEventUnmatched'] })));
-    const unsigned = await server.app.inject({ method: 'POST', url: '/v1/webhooks/stripe', headers: { 'content-type': 'application/json' }, payload: '{}' });
-    expect(unsigned.statusCode).toBe(400);
-
-    const others = [];
-    for (let i = 0; i < 4; i++) others.push((await server.app.inject('/work')).statusCode);
-    expect(others).toEqual([200, 200, 200, 429]);
-  });
 
   it('has a budget of its own per address, which bounds a flood of unsigned bodies', async () => {
     const server = await serverWithWebhook({ rateLimitMax: 3, webhookRateLimitMax: 5 });
