@@ -12,7 +12,7 @@ import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, listingInput, otherDoctor, owner } from '../support/command-side.js';
+import { as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, listingInput, otherDoctor, owner, streamEvents } from '../support/command-side.js';
 
 // Invariants that span aggregates, raced through the real PostgreSQL event store. Each request
 // gets its own command side (its own state caches), as if it ran in its own process.
@@ -83,6 +83,58 @@ describe('invariants under concurrent requests (PostgreSQL event store)', () => 
     }
 
     expect(outOfStep).toEqual([]);
+  });
+
+  it('bookings racing a deactivation of their listing, 25 times: none is held once the calendar closed, and the listing is inactive exactly when its calendar is closed', async () => {
+    const [setup] = sides(1);
+    if (!setup) throw new Error('no side');
+    const listing = await createListing(setup, listingInput, as(owner));
+    const calendar = `listingCalendar-${listing.id}`;
+    const wrong: string[] = [];
+    for (let round = 0; round < 25; round++) {
+      // Given the listing active again (closed by the round before), and four consumers asking for
+      // days nobody holds, each through a process of its own, as its owner deactivates it,
+      if (round > 0) await setListingActive(setup, listing.id, true, as(owner));
+      const before = (await streamEvents(store, calendar)).length;
+      const stores = Array.from({ length: 5 }, () => new PgEventStore(pool));
+      const [deactivating, ...booking] = stores.map((own) => createTestSide(own, clock));
+      if (!deactivating) throw new Error('no side');
+      const stay = (i: number) => {
+        const start = Date.parse('2030-04-01') + (round * 4 + i) * 3 * 86_400_000;
+        return { startDate: new Date(start).toISOString().slice(0, 10), endDate: new Date(start + 2 * 86_400_000).toISOString().slice(0, 10) };
+      };
+      const [deactivated, ...requests] = await Promise.allSettled([
+        setListingActive(deactivating, listing.id, false, as(owner)),
+        ...booking.map((side, i) => requestBooking(side, { listingId: listing.id, ...stay(i) }, as({ id: `consumer-${round}-${i}`, roles: ['CONSUMER'] }))),
+      ]);
+      await Promise.all(stores.map((own) => own.close()));
+
+      // then the deactivation is answered, every booking either held its dates before the
+      // calendar first closed or was refused as the listing's, nothing is held after that close,
+      if (deactivated?.status !== 'fulfilled') wrong.push(`round ${round}: deactivation refused: ${String(deactivated?.reason)}`);
+      const events = (await streamEvents(store, calendar)).slice(before);
+      const closed = events.findIndex((event) => event.type === 'CalendarClosed');
+      const reopened = events.findIndex((event, i) => i > closed && event.type === 'CalendarReopened');
+      const heldAfterClose = events.slice(closed, reopened === -1 ? undefined : reopened).filter((event) => event.type === 'DatesHeld');
+      if (closed === -1) wrong.push(`round ${round}: calendar never closed`);
+      if (heldAfterClose.length > 0) wrong.push(`round ${round}: ${heldAfterClose.length} held after the close`);
+      const heldBefore = new Set(events.slice(0, Math.max(closed, 0)).flatMap((event) => (event.type === 'DatesHeld' ? [event.data.bookingId] : [])));
+      requests.forEach((request, i) => {
+        if (request.status === 'fulfilled' && !heldBefore.has(request.value.id)) wrong.push(`round ${round}: booking ${i} answered without dates held before the close`);
+        if (request.status === 'rejected' && !(request.reason instanceof DomainError && request.reason.code === 'listing-inactive')) {
+          wrong.push(`round ${round}: booking ${i} refused for ${String(request.reason)}`);
+        }
+      });
+      if (heldBefore.size !== requests.filter((request) => request.status === 'fulfilled').length) wrong.push(`round ${round}: a refused booking holds dates`);
+      // and the listing is inactive exactly when its calendar is closed.
+      const [reader] = sides(1);
+      if (!reader) throw new Error('no side');
+      const active = (await reader.handlers.listing.read(`listing-${listing.id}`)).state.status === 'active';
+      const open = !(await reader.handlers.listingCalendar.read(calendar)).state.closed;
+      if (active || open) wrong.push(`round ${round}: listing ${active ? 'active' : 'inactive'}, calendar ${open ? 'open' : 'closed'}`);
+    }
+
+    expect(wrong).toEqual([]);
   });
 
   it('20 patients booking one doctor slot: exactly one gets it', async () => {
