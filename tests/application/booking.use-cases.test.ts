@@ -183,6 +183,54 @@ describe('booking use cases', () => {
       expect((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state.closed).toBe(true);
     });
 
+    it('racing a retry of a reactivation that went through, leaves the calendar closed once it has answered', async () => {
+      await setListingActive(side, listingId, false, as(owner));
+      const reactivation = as(owner, 'reactivate-once');
+      await setListingActive(side, listingId, true, reactivation);
+      const marking = pauseAt(`listing-${listingId}`);
+      const deactivation = setListingActive(createTestSide(store, clock, 15), listingId, false, as(admin));
+      await marking.reached;
+      // The deactivation has closed the calendar; the retry finds its own reopen applied, yet the
+      // calendar closed, and reopens it again, decided on the listing still active.
+      const reopening = pauseAt(`listingCalendar-${listingId}`);
+      const retry = setListingActive(side, listingId, true, reactivation);
+      await reopening.reached;
+      marking.resume();
+      await deactivation;
+      reopening.resume();
+      await retry;
+
+      const calendar = await streamEvents(store, `listingCalendar-${listingId}`);
+      // The deactivation's close recorded after its listing step: it had been answered by then.
+      const answered = calendar.findLastIndex((event) => event.type === 'CalendarClosed' && event.data.alreadyClosed === true);
+      expect(answered).toBeGreaterThan(2);
+      expect(calendar.slice(answered).map((event) => event.type)).not.toContain('CalendarReopened');
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('inactive');
+    });
+
+    it('reactivated while its calendar is written between every look, says so rather than leave the calendar closed in silence', async () => {
+      await setListingActive(side, listingId, false, as(owner));
+      const calendar = `listingCalendar-${listingId}`;
+      let writes = 0;
+      const busy: CommandSide = {
+        ...side,
+        handlers: {
+          ...side.handlers,
+          listing: {
+            ...side.handlers.listing,
+            // Another process writes to the calendar each time this one reads the listing.
+            read: async (streamId: string) => {
+              await side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId, afterDeactivation: true } }, as(admin, `busy-${writes++}`));
+              return side.handlers.listing.read(streamId);
+            },
+          },
+        },
+      };
+
+      await expect(setListingActive(busy, listingId, true, as(owner))).rejects.toMatchObject({ name: 'TooMuchContentionError' });
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('active');
+    });
+
     it('refused because someone else deactivated it meanwhile, keeps the calendar closed', async () => {
       const refusal = await overtakenDeactivation((other) => setListingActive(other, listingId, false, as(admin)));
 

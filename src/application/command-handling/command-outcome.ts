@@ -52,7 +52,9 @@ export async function takeStep<State, Event>(
   let result = await step(request);
   for (let retakes = 0; retakes < maxRetakes; retakes++) {
     if (!result.alreadyApplied || holds(result.state) || !(await needed())) return result;
-    result = await step({ commandId: `${request.commandId}:again:${result.version}`, context: request.context });
+    // A step pinned to a version stays pinned when taken again: it was decided on that version.
+    const pinned = request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion };
+    result = await step({ commandId: `${request.commandId}:again:${result.version}`, context: request.context, ...pinned });
   }
   return result;
 }

@@ -7,7 +7,7 @@ import { requireUserWithRole } from '../authorization/registered-users.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
-import { assertExpectedVersion, VersionMismatchError } from '../command-handling/errors.js';
+import { assertExpectedVersion, TooMuchContentionError, VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 
 export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice & { ownerId?: string | undefined };
@@ -120,7 +120,11 @@ export async function calendarFollowsListing(
   const stream = listingStreamId(listingId);
   const calendar = listingCalendarStreamId(listingId);
   const steps: CommandResult<ListingCalendarState, ListingCalendarEvent>[] = [];
-  for (let attempt = 1; attempt <= followAttempts; attempt++) {
+  for (let attempt = 1; ; attempt++) {
+    // Each look that comes to no end is a write in between: past so many, the caller hears of it
+    // (and the hold-expiry process, which also follows, keeps the listing pending) rather than
+    // a calendar silently left out of step.
+    if (attempt > followAttempts) throw new TooMuchContentionError(calendar, followAttempts);
     const calendarSeen = await side.handlers.listingCalendar.read(calendar);
     const seen = await side.handlers.listing.read(stream);
     if (seen.state.status === 'none') break;
@@ -151,7 +155,7 @@ export async function calendarFollowsListing(
       }
     }
     const now = await side.handlers.listing.read(stream);
-    if (now.version === seen.version) break;
+    if (now.version === seen.version) return steps;
   }
   return steps;
 }
