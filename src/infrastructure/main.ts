@@ -374,7 +374,7 @@ async function main(): Promise<void> {
     throw new ConfigError(`--role ${roleArgument}: must be one of all, command, query, projector\n${usage}`);
   }
   // Checked for the role this process runs, `--role` before ROLE: which ports it listens on.
-  const config = loadConfig(roleArgument === undefined ? process.env : { ...process.env, ROLE: roleArgument });
+  const config = loadConfig(roleArgument === undefined ? process.env : { ...process.env, ROLE: roleArgument }, { listens: command === undefined });
   const logger = createLogger({ level: config.LOG_LEVEL });
   if (command === 'seed') await seed(config, logger);
   else if (command === 'migrate') await migrate(config, logger);

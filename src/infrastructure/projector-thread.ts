@@ -93,7 +93,7 @@ function threadEntry(): string {
 
 /** The projector thread's life: projectors until the main thread says stop, then a clean exit. */
 async function runProjectorThread(port: MessagePort): Promise<void> {
-  const config = loadConfig();
+  const config = loadConfig(process.env, { listens: false });
   const logger = createLogger({ level: config.LOG_LEVEL }).child({ thread: 'projector' });
   const storage = await openStorage(config, logger, 'bookable projector-thread');
   const projectors = startReadModelProjectors(config, storage, logger);

@@ -55,6 +55,10 @@ describe('configuration', () => {
       expect(loadConfig({ ROLE: 'all', PROJECTOR_PORT: '3001' })).toMatchObject({ PROJECTOR_PORT: 3001 });
       expect(loadConfig({ COMMAND_PORT: '0', QUERY_PORT: '0' })).toMatchObject({ COMMAND_PORT: 0, QUERY_PORT: 0 });
     });
+
+    it('does not check them for a process that listens on none (seed, migrate, rebuild)', () => {
+      expect(loadConfig({ COMMAND_PORT: '3000', QUERY_PORT: '3000' }, { listens: false })).toMatchObject({ COMMAND_PORT: 3000, QUERY_PORT: 3000 });
+    });
   });
 
   it('needs nothing set for the embedded default', () => {

@@ -13,7 +13,7 @@ import { PgAccessLog } from './pg-access-log.js';
  * NOT CHECKED line.
  */
 async function main(): Promise<void> {
-  const storage = await openAuditCliStorage(loadConfig());
+  const storage = await openAuditCliStorage(loadConfig(process.env, { listens: false }));
   const print = (line: string) => process.stdout.write(`${line}\n`);
   try {
     const started = performance.now();

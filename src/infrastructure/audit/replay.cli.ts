@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   }
   const { stream, at, version } = args.data;
   const target: StateTarget = version !== undefined ? { version } : at !== undefined ? { at: new Date(at) } : { latest: true };
-  const storage = await openAuditCliStorage(loadConfig());
+  const storage = await openAuditCliStorage(loadConfig(process.env, { listens: false }));
   try {
     const answer = await stateAt(storage.events, stream, target);
     if (answer.status !== 'found') {

@@ -112,9 +112,7 @@ export function portClashes(config: Config, role: Config['ROLE']): { name: PortN
   });
 }
 
-export const configSchema = settings.superRefine((config, context) => {
-  for (const { name, message } of portClashes(config, config.ROLE)) context.addIssue({ code: 'custom', path: [name], message });
-});
+export const configSchema = settings;
 
 export const settingDescriptions: Record<keyof Config, string> = {
   NODE_ENV: '`production` hides error details and requires explicit secrets',
@@ -170,9 +168,18 @@ export class ConfigError extends Error {
 }
 
 /** Parses the environment; a bad setting stops start-up with a message naming it. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * The settings, checked. `listens: false` for a process that serves nothing (`seed`, `migrate`,
+ * `rebuild`): the ports it would not open cannot clash, and an env file shared with processes
+ * of other roles must not stop it.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { readonly listens?: boolean } = {}): Config {
   const parsed = configSchema.safeParse(env);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+  const problems = parsed.success
+    ? options.listens === false
+      ? []
+      : portClashes(parsed.data, parsed.data.ROLE).map(({ name, message }) => `  ${name}: ${message}`)
+    : parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+  if (parsed.success && problems.length === 0) return parsed.data;
   throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
 }
