@@ -103,31 +103,37 @@ describe('PgEventStore on PostgreSQL', () => {
   it('looks again promptly behind each new holder of the horizon, however long the one before held it', async () => {
     // Under load one open transaction hands the horizon to the next: the wait between looks
     // must start short behind each, or a subscriber lags by the longest wait on every event.
-    const prefix = `relay-${randomUUID()}`;
-    const subscriber = subscribe(prefix);
-    const first = await openTransaction();
-    const second = await openTransaction();
-    try {
-      await first.query('SELECT pg_current_xact_id()');
-      await store.appendToStream(`${prefix}-1`, [event('One')]);
-      // Long enough for the looks behind the first holder to space out to their longest.
-      await sleep(500);
-      await second.query('SELECT pg_current_xact_id()');
-      await store.appendToStream(`${prefix}-2`, [event('Two')]);
-      await first.query('COMMIT');
-      await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['One']), { timeout: 3000, interval: 1 });
+    async function relay(): Promise<number> {
+      const prefix = `relay-${randomUUID()}`;
+      const subscriber = subscribe(prefix);
+      const first = await openTransaction();
+      const second = await openTransaction();
+      try {
+        await first.query('SELECT pg_current_xact_id()');
+        await store.appendToStream(`${prefix}-1`, [event('One')]);
+        // Long enough for the looks behind the first holder to space out to their longest.
+        await sleep(500);
+        await second.query('SELECT pg_current_xact_id()');
+        await store.appendToStream(`${prefix}-2`, [event('Two')]);
+        await first.query('COMMIT');
+        await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['One']), { timeout: 3000, interval: 1 });
 
-      // Released without a notification, just after a look found the second holder.
-      await second.query('COMMIT');
-      const released = performance.now();
-      await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['One', 'Two']), { timeout: 3000, interval: 1 });
-      // The old wait between looks, kept across holders, was 100 ms by then.
-      expect(performance.now() - released).toBeLessThan(90);
-    } finally {
-      await first.end();
-      await second.end();
-      subscriber.stop();
+        // Released without a notification, just after a look found the second holder.
+        await second.query('COMMIT');
+        const released = performance.now();
+        await vi.waitFor(() => expect(subscriber.received.map((e) => e.type)).toEqual(['One', 'Two']), { timeout: 3000, interval: 1 });
+        return performance.now() - released;
+      } finally {
+        await first.end();
+        await second.end();
+        subscriber.stop();
+      }
     }
+    // The old wait between looks, kept across holders, was 100 ms by then, every time. A machine
+    // busy with other test files can delay one relay past that too: the best of three is judged.
+    const delays: number[] = [];
+    for (let relays = 0; relays < 3 && !delays.some((delay) => delay < 90); relays++) delays.push(await relay());
+    expect(Math.min(...delays)).toBeLessThan(90);
   });
 
   it('spaces its looks out behind a holder it first saw with nothing waiting behind it', async () => {
