@@ -74,11 +74,21 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
 async function expireIfLapsed(side: CommandSide, state: BookingState, request: CommandOptions): Promise<void> {
   if (state.status !== 'requested' || Date.parse(state.booking.holdExpiresAt) > side.clock.now().getTime()) return;
   const { bookingId, holdExpiresAt } = state.booking;
-  // A payment that went through keeps the booking, as in the sweep: the payment process books the dates.
-  if ((await bookingPayment(side, bookingId)).paid) return;
-  const expire: ExpireBooking = { type: 'ExpireBooking', data: { bookingId, now: side.clock.now().toISOString() } };
-  await side.handlers.booking.handle(bookingStreamId(bookingId), expire, compensating(request, 'lapsed'));
+  if ((await expireUnpaidBooking(side, bookingId, compensating(request, 'lapsed'))).paid) return;
   throw new DomainError('hold-expired', `the dates were held until ${holdExpiresAt}`);
+}
+
+/**
+ * Expires a booking whose hold lapsed while it still waits for its payment; one paid meanwhile
+ * (the payment process books its dates) or moved on is left as it is. Answers where it stood.
+ */
+export async function expireUnpaidBooking(side: CommandSide, bookingId: string, request: CommandOptions): Promise<{ readonly paid: boolean }> {
+  const booking = await bookingPayment(side, bookingId);
+  if (booking.status === 'requested' && !booking.paid) {
+    const expire: ExpireBooking = { type: 'ExpireBooking', data: { bookingId, now: side.clock.now().toISOString() } };
+    await side.handlers.booking.handle(bookingStreamId(bookingId), expire, request);
+  }
+  return booking;
 }
 
 /**

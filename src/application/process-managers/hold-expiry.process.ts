@@ -7,12 +7,11 @@ import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agend
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
 import { releaseAppointmentTime, slotFollows, timeFollows } from '../appointments/appointment.use-cases.js';
-import { releaseDates } from '../bookings/booking.use-cases.js';
+import { expireUnpaidBooking, releaseDates } from '../bookings/booking.use-cases.js';
 import { calendarFollowsListing } from '../listings/listing.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { sleep } from '../sleep.js';
-import { bookingPayment } from '../payments/payment-attempts.js';
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
 
 /**
@@ -408,16 +407,9 @@ export class HoldExpiryProcess {
     const { side } = this.options;
     const request = systemRequest(hold.cause, 'expire');
     let paid = false;
-    if (hold.status !== 'booking-expired') {
-      // Only a booking still waiting for its payment expires: paid or cancelled meanwhile, it has
-      // moved on.
-      const booking = await bookingPayment(side, bookingId);
-      if (booking.status === 'requested' && !booking.paid) {
-        const now = side.clock.now().toISOString();
-        await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'ExpireBooking', data: { bookingId, now } }, request);
-      }
-      paid = booking.paid;
-    }
+    // Only a booking still waiting for its payment expires: paid or cancelled meanwhile, it has
+    // moved on.
+    if (hold.status !== 'booking-expired') paid = (await expireUnpaidBooking(side, bookingId, request)).paid;
     // A booking paid, in time or after its hold lapsed, keeps its dates: the payment process books
     // them next, and a new hold in their way displaces them only once it found them unpaid (a
     // payment landing after that check loses them, and the booking is then cancelled and
