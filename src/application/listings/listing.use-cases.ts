@@ -66,7 +66,7 @@ export async function setListingActive(
   // The listing's append comes last: a retry of a deactivation that went through is answered as it was.
   const original = await side.handlers.listing.applied(stream, request.commandId);
   // Answered with the close it recorded after the listing's event, as the first answer was.
-  if (original) return outcome(listingId, original, await side.handlers.listingCalendar.applied(calendar, `${follow.commandId}@${original.version}`));
+  if (original) return outcome(listingId, original, await side.handlers.listingCalendar.applied(calendar, followStepId(follow, original.version)));
   const { state, version } = await side.handlers.listing.read(stream);
   // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
   assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
@@ -88,6 +88,11 @@ export async function setListingActive(
     throw error;
   }
   return outcome(listingId, result, ...(await calendarFollowsListing(side, listingId, follow, { afterDeactivation: true })));
+}
+
+/** The id of the calendar step a follow takes for one version of the listing: retries and second instances take it once. */
+function followStepId(follow: CommandOptions, listingVersion: number): string {
+  return `${follow.commandId}@${listingVersion}`;
 }
 
 /** Tries of `calendarFollowsListing` that find the listing changed while they moved the calendar. */
@@ -129,7 +134,7 @@ export async function calendarFollowsListing(
     const seen = await side.handlers.listing.read(stream);
     if (seen.state.status === 'none') break;
     const open = seen.state.status === 'active';
-    const commandId = `${request.commandId}@${seen.version}`;
+    const commandId = followStepId(request, seen.version);
     if (open && !calendarSeen.state.closed) {
       // Open already: nothing to reopen, and nothing to pin a reopen to on a busy calendar. A
       // retry is answered with the reopen its first try made.
