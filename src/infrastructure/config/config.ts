@@ -23,7 +23,7 @@ export function isAes256KeyText(text: string): boolean {
   return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, 'base64').length === 32;
 }
 
-const settings = z.object({
+export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// connection string' }).optional(),
@@ -82,15 +82,16 @@ const settings = z.object({
   STRIPE_API_BASE: optionalUrl,
 });
 
-export type Config = z.infer<typeof settings>;
+export type Config = z.infer<typeof configSchema>;
 
 type PortName = 'COMMAND_PORT' | 'QUERY_PORT' | 'PROJECTOR_PORT' | 'EMBEDDED_POSTGRES_PORT';
 
 /**
- * The ports a process of `role` listens on (see `start` in main.ts), the embedded PostgreSQL it
+ * The ports a process of its role listens on (see `start` in main.ts), the embedded PostgreSQL it
  * starts included; 0 is any free port, so it never clashes.
  */
-function portsOf(config: Config, role: Config['ROLE']): { name: PortName; port: number }[] {
+function portsOf(config: Config): { name: PortName; port: number }[] {
+  const role = config.ROLE;
   const names: PortName[] = [];
   if (role === 'all' || role === 'command') names.push('COMMAND_PORT');
   if (role === 'all' || role === 'query') names.push('QUERY_PORT');
@@ -103,16 +104,14 @@ function portsOf(config: Config, role: Config['ROLE']): { name: PortName; port: 
 }
 
 /** A port this process would listen on twice: caught here, not as `EADDRINUSE` half-way through start-up. */
-export function portClashes(config: Config, role: Config['ROLE']): { name: PortName; message: string }[] {
+function portClashes(config: Config): string[] {
   const seen = new Map<number, PortName>();
-  return portsOf(config, role).flatMap(({ name, port }) => {
+  return portsOf(config).flatMap(({ name, port }) => {
     const other = seen.get(port);
     seen.set(port, other ?? name);
-    return other === undefined ? [] : [{ name, message: `${port} is ${other} too: the \`${role}\` role listens on both in one process` }];
+    return other === undefined ? [] : [`${name}: ${port} is ${other} too: the \`${config.ROLE}\` role listens on both in one process`];
   });
 }
-
-export const configSchema = settings;
 
 export const settingDescriptions: Record<keyof Config, string> = {
   NODE_ENV: '`production` hides error details and requires explicit secrets',
@@ -167,19 +166,16 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Parses the environment; a bad setting stops start-up with a message naming it. */
 /**
- * The settings, checked. `listens: false` for a process that serves nothing (`seed`, `migrate`,
- * `rebuild`): the ports it would not open cannot clash, and an env file shared with processes
- * of other roles must not stop it.
+ * Parses the environment; a bad setting stops start-up with a message naming it. `listens: false`
+ * for a process that serves nothing (`seed`, `migrate`, `rebuild`, the CLIs): the ports it would
+ * not open cannot clash, and an env file shared with processes of other roles must not stop it.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: { readonly listens?: boolean } = {}): Config {
   const parsed = configSchema.safeParse(env);
   const problems = parsed.success
-    ? options.listens === false
-      ? []
-      : portClashes(parsed.data, parsed.data.ROLE).map(({ name, message }) => `  ${name}: ${message}`)
-    : parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    ? options.listens === false ? [] : portClashes(parsed.data)
+    : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
   if (parsed.success && problems.length === 0) return parsed.data;
-  throw new ConfigError(`Invalid configuration:\n${problems.join('\n')}`);
+  throw new ConfigError(`Invalid configuration:\n${problems.map((problem) => `  ${problem}`).join('\n')}`);
 }
