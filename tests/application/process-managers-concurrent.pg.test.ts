@@ -1,22 +1,20 @@
-import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { startPayment } from '../../src/application/payments/payment.use-cases.js';
 import { paymentProviderActor, recordProviderEvent } from '../../src/application/payments/provider-events.js';
-import type { Position } from '../../src/application/ports/event-store.js';
+import type { EventStore, Position } from '../../src/application/ports/event-store.js';
 import { comparePositions } from '../../src/application/ports/position.js';
 import type { ProcessCheckpoints } from '../../src/application/ports/process-checkpoints.js';
 import { HoldExpiryProcess, holdExpiryEventTypes } from '../../src/application/process-managers/hold-expiry.process.js';
 import { PaymentProcess } from '../../src/application/process-managers/payment.process.js';
 import { sleep } from '../../src/application/sleep.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
-import { createKysely, createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
+import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, consumer, createTestSide, eventTypes, fakeClock, listingInput, owner, streamEvents } from '../support/command-side.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { eventually } from '../support/eventually.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
 
@@ -27,26 +25,19 @@ import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
  */
 describe('process managers in several processes at once (PostgreSQL event store)', () => {
   describe('two hold-expiry processes sweeping the same lapsed holds', () => {
-    let database: TestDatabase;
-    let pool: pg.Pool;
-    let store: PgEventStore;
+    let backend: TestBackend;
+    let store: EventStore;
     const clock = fakeClock('2030-01-10T10:00:00Z');
 
     beforeAll(async () => {
-      database = await createTestDatabase();
-      pool = createPool(database.url, 20);
-      await migrateToLatest(pool);
-      store = new PgEventStore(pool, { closePool: true });
+      backend = await startBackend();
+      store = backend.eventStore;
     });
-
-    afterAll(async () => {
-      await store.close();
-      await database.drop();
-    });
+    afterAll(() => backend.close());
 
     /** An instance that reads the log through its own store, and sweeps once it has seen `holds` pending. */
     function startInstance() {
-      const own = new PgEventStore(pool);
+      const own = new PgEventStore(backend.pool);
       const process = new HoldExpiryProcess({ eventStore: own, side: createTestSide(own, clock), orphanSlotGraceMs: 60_000 });
       let after: Position | undefined;
       return {
