@@ -52,9 +52,16 @@ export async function createHttpServer(options: HttpServerOptions) {
     // `close()` comes after `drain()`: whatever connection is still open then (a request past the
     // grace period, a keep-alive socket whose request ended after it) is cut, not waited for.
     forceCloseConnections: true,
-    // A path fastify cannot decode (`/v1/bookings/%zz`) fails before any handler, error handler
-    // included: answered here as every other refusal is.
+    // A path fastify cannot decode (`/v1/bookings/%zz`) or a parameter too long fails before
+    // routing: no hook runs for it, error handler and onResponse included, and fastify logs no
+    // completion. Answered, timed, counted and logged here as every other request is.
     frameworkErrors: (error, request, reply) => {
+      const started = performance.now();
+      reply.raw.once('finish', () => {
+        const ms = performance.now() - started;
+        request.server.observeRequest(request, reply, ms / 1000);
+        request.log.info({ res: reply, responseTime: ms }, 'request completed');
+      });
       const status = error.statusCode ?? 400;
       const problem = problemDocument(request, { status, code: 'bad-request', title: 'Bad request', detail: error.message });
       return sendProblem(reply, problem, { 'x-request-id': request.id });

@@ -1,6 +1,17 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Counts one answered request in the request histogram. The onResponse hook calls it for
+     * every routed request and every 404; an answer given before routing (`frameworkErrors`: a
+     * path fastify cannot decode, a parameter too long) runs no hook, so its sender calls it.
+     */
+    observeRequest(request: FastifyRequest, reply: FastifyReply, seconds: number): void;
+  }
+}
 
 export type MetricsOptions = {
   /** Default: a fresh registry with Node's default metrics, so two APIs in one process do not clash. */
@@ -31,10 +42,13 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, options) => {
           registers: [registry],
         });
 
-  app.addHook('onResponse', async (request, reply) => {
+  // A request no route matched (404, or refused before routing) has no pattern: one `unmatched`
+  // series per method and status, however many URLs are tried.
+  app.decorate('observeRequest', (request: FastifyRequest, reply: FastifyReply, seconds: number) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, seconds);
   });
+  app.addHook('onResponse', async (request, reply) => app.observeRequest(request, reply, reply.elapsedTime / 1000));
 
   const scraped = registry;
   app.get('/metrics', { config: { rateLimit: false }, schema: { hide: true } }, async (_request, reply) =>
