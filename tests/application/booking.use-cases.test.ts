@@ -84,6 +84,24 @@ describe('booking use cases', () => {
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarClosed']);
     });
 
+    it('by an admin after its owner, records the moderation with the calendar still closed, answers its retry the same, and the owner may not undo it', async () => {
+      await setListingActive(side, listingId, false, as(owner));
+      const moderation = as(admin, 'moderate');
+      const first = await setListingActive(side, listingId, false, moderation);
+
+      expect(await eventTypes(store, `listing-${listingId}`)).toEqual(['ListingCreated', 'ListingDeactivated', 'ListingDeactivated']);
+      expect((await side.handlers.listing.read(`listing-${listingId}`)).state).toMatchObject({ status: 'inactive', moderated: true });
+      // The owner's close and its follow, then the moderation's follow: recorded on a closed calendar.
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['CalendarClosed', 'CalendarClosed', 'CalendarClosed']);
+      expect(await setListingActive(side, listingId, false, moderation)).toEqual(first);
+      await expect(setListingActive(side, listingId, true, as(owner))).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+      // The hold-expiry process finds listing and calendar in step: nothing to heal.
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) expiry.observe(event);
+      expect(expiry.pending.calendars).toBe(0);
+    });
+
     it('keeps the bookings made before it', async () => {
       const before = await requestBooking(side, { listingId, ...stay }, as(consumer));
       await setListingActive(side, listingId, false, as(owner));

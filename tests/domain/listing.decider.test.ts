@@ -4,13 +4,15 @@ import { fold } from '../../src/domain/shared/decider.js';
 import { createListingSchema } from '../../src/domain/listing/listing.commands.js';
 import type { CreateListing, ListingCommand } from '../../src/domain/listing/listing.commands.js';
 import { listingDecider, listingStreamId } from '../../src/domain/listing/listing.decider.js';
-import { maxCapacity, type ListingEvent } from '../../src/domain/listing/listing.events.js';
+import { listingEventSchema, maxCapacity, type ListingEvent } from '../../src/domain/listing/listing.events.js';
 import { deciderSpec } from '../support/decider-spec.js';
 
 const spec = deciderSpec(listingDecider);
 const owner: Actor = { id: 'owner-1', roles: ['OWNER'] };
 const stranger: Actor = { id: 'owner-2', roles: ['OWNER', 'CONSUMER'] };
 const admin: Actor = { id: 'admin-1', roles: ['ADMIN'] };
+/** The listing's owner who is also an admin: their deactivation is their own, not moderation. */
+const ownerAdmin: Actor = { id: owner.id, roles: ['OWNER', 'ADMIN'] };
 const listingId = 'listing-a';
 
 const details = {
@@ -31,6 +33,7 @@ const created: ListingEvent = {
   data: { listingId, ownerId: owner.id, ...details, timeZone: 'Europe/Vienna', pricePerDay: 12_000, currency: 'EUR' },
 };
 const deactivated: ListingEvent = { type: 'ListingDeactivated', data: { listingId } };
+const moderated: ListingEvent = { type: 'ListingDeactivated', data: { listingId, moderated: true } };
 
 const update = (actor: Actor, changes: Record<string, unknown> = {}): ListingCommand => ({
   type: 'UpdateListing',
@@ -127,6 +130,15 @@ describe('UpdateListing', () => {
       .when(update(owner, { pricePerDay: 9_000 }))
       .then([{ type: 'ListingPriceChanged', data: { listingId, pricePerDay: 9_000, currency: 'EUR' } }]));
 
+  it('may be done by the owner while an admin holds it deactivated', () =>
+    spec
+      .given([created, moderated])
+      .when(update(owner, { title: 'Lake cabin', pricePerDay: 9_000 }))
+      .then([
+        { type: 'ListingDetailsUpdated', data: { listingId, ...details, title: 'Lake cabin', timeZone: 'Europe/Vienna' } },
+        { type: 'ListingPriceChanged', data: { listingId, pricePerDay: 9_000, currency: 'EUR' } },
+      ]));
+
   it('refuses another owner', () => spec.given([created]).when(update(stranger, { title: 'Mine now' })).thenFails('forbidden'));
   it('refuses a listing that does not exist', () => spec.given([]).when(update(owner, { title: 'x' })).thenFails('not-found'));
   it('refuses a bad price', () => spec.given([created]).when(update(owner, { pricePerDay: -1 })).thenFails('invalid-price'));
@@ -148,11 +160,27 @@ describe('UpdateListing', () => {
 describe('DeactivateListing', () => {
   const deactivate = (actor: Actor): ListingCommand => ({ type: 'DeactivateListing', data: { listingId, actor } });
   it('deactivates an active listing', () => spec.given([created]).when(deactivate(owner)).then([deactivated]));
-  it('may be done by an admin', () => spec.given([created]).when(deactivate(admin)).then([deactivated]));
+  it('by an admin who is not the owner, is recorded as moderation', () => spec.given([created]).when(deactivate(admin)).then([moderated]));
+  it('by an owner who is an admin, is their own', () => spec.given([created]).when(deactivate(ownerAdmin)).then([deactivated]));
+  it('by an admin, makes the deactivation the owner made first a moderated one', () =>
+    spec.given([created, deactivated]).when(deactivate(admin)).then([moderated]));
   it('is already true for an inactive listing', () => spec.given([created, deactivated]).when(deactivate(owner)).then([]));
+  it.each([
+    ['its owner', owner],
+    ['an admin', admin],
+  ])('is already true for a moderated listing, asked by %s', (_who, actor) => spec.given([created, moderated]).when(deactivate(actor)).then([]));
   it('refuses another owner', () => spec.given([created]).when(deactivate(stranger)).thenFails('forbidden'));
   it('refuses a listing that does not exist', () => spec.given([]).when(deactivate(owner)).thenFails('not-found'));
   it('leaves an inactive listing', () => expect(fold(listingDecider, [created, deactivated]).status).toBe('inactive'));
+  it('leaves an inactive listing that remembers whether it was moderated', () => {
+    expect(fold(listingDecider, [created, deactivated])).toMatchObject({ status: 'inactive', moderated: false });
+    expect(fold(listingDecider, [created, moderated])).toMatchObject({ status: 'inactive', moderated: true });
+    expect(fold(listingDecider, [created, deactivated, moderated])).toMatchObject({ status: 'inactive', moderated: true });
+  });
+  it('reads a deactivation stored before moderation was recorded as the owner\'s own', () => {
+    const stored = listingEventSchema.parse({ type: 'ListingDeactivated', data: { listingId } });
+    expect(fold(listingDecider, [created, stored])).toMatchObject({ status: 'inactive', moderated: false });
+  });
 });
 
 describe('ReactivateListing', () => {
@@ -162,6 +190,18 @@ describe('ReactivateListing', () => {
   it('may be done by an admin', () => spec.given([created, deactivated]).when(reactivate(admin)).then([reactivated]));
   it('is already true for an active listing', () => spec.given([created]).when(reactivate(owner)).then([]));
   it('refuses another owner', () => spec.given([created, deactivated]).when(reactivate(stranger)).thenFails('forbidden'));
+  it('refuses the owner a listing an admin deactivated, saying so', () => {
+    spec.given([created, moderated]).when(reactivate(owner)).thenFails('forbidden');
+    expect(() => listingDecider.decide(reactivate(owner), fold(listingDecider, [created, moderated]))).toThrow(/an admin deactivated/);
+  });
+  it('refuses the owner a listing an admin deactivated after the owner had', () =>
+    spec.given([created, deactivated, moderated]).when(reactivate(owner)).thenFails('forbidden'));
+  it.each([
+    ['an admin', admin],
+    ['an owner who is an admin', ownerAdmin],
+  ])('lets %s reactivate a listing an admin deactivated', (_who, actor) => spec.given([created, moderated]).when(reactivate(actor)).then([reactivated]));
+  it('lets the owner reactivate their own deactivation after an admin reactivated a moderated one', () =>
+    spec.given([created, moderated, reactivated, deactivated]).when(reactivate(owner)).then([reactivated]));
   it('refuses a listing that does not exist', () => spec.given([]).when(reactivate(owner)).thenFails('not-found'));
   it('leaves an active listing', () => expect(fold(listingDecider, [created, deactivated, reactivated]).status).toBe('active'));
 });

@@ -1,7 +1,9 @@
 import { fc } from '@fast-check/vitest';
 import { expect, it } from 'vitest';
 import type { Actor } from '../../src/domain/shared/actor.js';
+import { hasRole } from '../../src/domain/shared/actor.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
+import { ForbiddenError } from '../../src/domain/shared/forbidden-error.js';
 import type { ListingCommand } from '../../src/domain/listing/listing.commands.js';
 import { listingDecider, type ListingState } from '../../src/domain/listing/listing.decider.js';
 
@@ -9,6 +11,8 @@ const listingId = 'listing-p';
 const owner: Actor = { id: 'owner-1', roles: ['OWNER'] };
 const otherOwner: Actor = { id: 'owner-2', roles: ['OWNER'] };
 const admin: Actor = { id: 'admin-1', roles: ['ADMIN'] };
+/** owner-1 holding the ADMIN role too: what they do to their own listing is not moderation. */
+const ownerAdmin: Actor = { id: owner.id, roles: ['OWNER', 'ADMIN'] };
 const consumer: Actor = { id: 'consumer-1', roles: ['CONSUMER'] };
 
 /** Nine times in ten the usual, else the rare: mostly values the rules accept, so that runs get past the first refusal. */
@@ -22,7 +26,7 @@ const capacity = mostly(validCapacity, fc.constant(0));
 const timeZone = mostly(validTimeZone, fc.constant('Not/AZone'));
 const currency = fc.constantFrom('EUR', 'USD');
 // Mostly someone who may manage owner-1's listing.
-const actor = mostly(fc.constantFrom(owner, admin), fc.constantFrom(otherOwner, consumer));
+const actor = mostly(fc.constantFrom(owner, owner, admin, ownerAdmin), fc.constantFrom(otherOwner, consumer));
 
 const createFrom = (values: { actor: fc.Arbitrary<Actor>; capacity: fc.Arbitrary<number>; timeZone: fc.Arbitrary<string>; pricePerDay: fc.Arbitrary<number> }) =>
   fc.record({
@@ -128,4 +132,44 @@ it('a command that succeeded is already true when repeated', () => {
   );
   // Repeating a command that changed nothing proves little: most runs should repeat one that did.
   expect(changedRuns).toBeGreaterThan(numRuns / 2);
+});
+
+/** Twice the switches of `history`, so that most runs see an admin deactivate and the owner try to undo it. */
+const switches = fc.oneof(
+  command,
+  fc.record({ type: fc.constantFrom('DeactivateListing' as const, 'ReactivateListing' as const), actor }).map(({ type, actor }): ListingCommand => ({ type, data: { listingId, actor } })),
+);
+const moderationHistory = fc.tuple(validCreate, fc.array(switches, { minLength: 5, maxLength: 30 })).map(([first, rest]) => [first, ...rest]);
+
+it('an owner never reactivates a listing an admin deactivated; an admin may', () => {
+  let refusedRuns = 0;
+  fc.assert(
+    fc.property(moderationHistory, (commands) => {
+      let state = listingDecider.initialState;
+      // Kept from the commands that went through, apart from the state the decider keeps.
+      let moderated = false;
+      let refused = false;
+      for (const cmd of commands) {
+        if (state.status === 'inactive' && moderated && cmd.type === 'ReactivateListing' && !hasRole(cmd.data.actor, 'ADMIN')) {
+          expect(() => listingDecider.decide(cmd, state)).toThrow(ForbiddenError);
+          if (cmd.data.actor.id !== state.listing.ownerId) continue;
+          expect(() => listingDecider.decide(cmd, state)).toThrow(/an admin deactivated/);
+          refused = true;
+          continue;
+        }
+        const events = decideOrKeep(cmd, state);
+        if (state.status === 'inactive' && moderated && cmd.type === 'ReactivateListing') expect(events).toEqual([{ type: 'ListingReactivated', data: { listingId } }]);
+        if (!events) continue;
+        for (const event of events) state = listingDecider.evolve(state, event);
+        if (state.status === 'none') continue;
+        const byModerator = hasRole(cmd.data.actor, 'ADMIN') && cmd.data.actor.id !== state.listing.ownerId;
+        if (cmd.type === 'DeactivateListing' && byModerator) moderated = true;
+        if (cmd.type === 'ReactivateListing') moderated = false;
+        expect(state.status === 'inactive' && state.moderated).toBe(state.status === 'inactive' && moderated);
+      }
+      if (refused) refusedRuns += 1;
+    }),
+    { numRuns },
+  );
+  expect(refusedRuns).toBeGreaterThan(numRuns / 10);
 });

@@ -319,6 +319,23 @@ describe('command routes over HTTP', () => {
       expect(reactivated.body.version).toBe(2);
     });
 
+    it('refuses the owner a reactivation of a listing an admin deactivated (403 problem+json), and lets an admin reactivate it', async () => {
+      const admin = person(['ADMIN']);
+      const id = String((await post('/v1/listings', listingInput, owner)).body.id);
+      expect((await post(`/v1/listings/${id}/deactivate`, {}, admin)).status).toBe(200);
+      const before = await eventCount();
+
+      const refused = await post(`/v1/listings/${id}/reactivate`, {}, owner);
+      expect(refused.status).toBe(403);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      expect(refused.body.detail).toMatch(/an admin deactivated/);
+      expect(await eventCount()).toBe(before);
+
+      const reactivated = await post(`/v1/listings/${id}/reactivate`, {}, admin);
+      expect(reactivated.status).toBe(200);
+      expect(reactivated.body.version).toBe(2);
+    });
+
     it('completes a paid stay after its end, and its consumer reviews it once', async () => {
       const listingId = String((await post('/v1/listings', listingInput, owner)).body.id);
       const start = new Date(api.clock.now().getTime() + 10 * 86_400_000).toISOString().slice(0, 10);

@@ -24,7 +24,8 @@ export type Listing = {
 export type ListingState =
   | { readonly status: 'none' }
   | { readonly status: 'active'; readonly listing: Listing }
-  | { readonly status: 'inactive'; readonly listing: Listing };
+  /** `moderated`: an admin other than the owner deactivated it; the owner may not reactivate it. */
+  | { readonly status: 'inactive'; readonly listing: Listing; readonly moderated: boolean };
 
 export const initialState: ListingState = { status: 'none' };
 
@@ -38,6 +39,11 @@ function assertMayManage(actor: Actor, listing: Listing): void {
   if (actor.id !== listing.ownerId && !hasRole(actor, 'ADMIN')) {
     throw new ForbiddenError(`only the owner of listing ${listing.listingId} or an admin may change it`);
   }
+}
+
+/** An admin acting on someone else's listing moderates it: its owner may not undo that. */
+function moderates(actor: Actor, listing: Listing): boolean {
+  return hasRole(actor, 'ADMIN') && actor.id !== listing.ownerId;
 }
 
 /** Checked here as well as by the schemas, because a bad price or zone would poison every booking. */
@@ -116,14 +122,20 @@ function updateListing({ data }: UpdateListing, state: ListingState): ListingEve
 function deactivateListing({ data }: DeactivateListing, state: ListingState): ListingEvent[] {
   const listing = existing(state, data.listingId);
   assertMayManage(data.actor, listing);
-  if (state.status === 'inactive') return [];
-  return [{ type: 'ListingDeactivated', data: { listingId: listing.listingId } }];
+  const moderated = moderates(data.actor, listing);
+  // An admin still moderates a listing its owner deactivated: else the owner, having
+  // deactivated it first, could reactivate it whenever they liked.
+  if (state.status === 'inactive' && (state.moderated || !moderated)) return [];
+  return [{ type: 'ListingDeactivated', data: { listingId: listing.listingId, ...(moderated ? { moderated: true as const } : {}) } }];
 }
 
 function reactivateListing({ data }: ReactivateListing, state: ListingState): ListingEvent[] {
   const listing = existing(state, data.listingId);
   assertMayManage(data.actor, listing);
   if (state.status === 'active') return [];
+  if (state.status === 'inactive' && state.moderated && !hasRole(data.actor, 'ADMIN')) {
+    throw new ForbiddenError(`an admin deactivated listing ${listing.listingId}; only an admin may reactivate it`);
+  }
   return [{ type: 'ListingReactivated', data: { listingId: listing.listingId } }];
 }
 
@@ -160,8 +172,12 @@ export function evolve(state: ListingState, event: ListingEvent): ListingState {
       const { pricePerDay, currency } = event.data;
       return { ...state, listing: { ...state.listing, price: { pricePerDay, currency } } };
     }
-    case 'ListingDeactivated':
-      return state.status === 'none' ? state : { status: 'inactive', listing: state.listing };
+    case 'ListingDeactivated': {
+      if (state.status === 'none') return state;
+      // Only a reactivation lifts moderation.
+      const moderated = (state.status === 'inactive' && state.moderated) || event.data.moderated === true;
+      return { status: 'inactive', listing: state.listing, moderated };
+    }
     case 'ListingReactivated':
       return state.status === 'none' ? state : { status: 'active', listing: state.listing };
     default:

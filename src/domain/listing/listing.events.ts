@@ -53,9 +53,15 @@ export const listingPriceChangedSchema = z.object({
   data: z.object({ listingId: z.string().min(1), ...listingPriceSchema.shape }),
 });
 
+/**
+ * `moderated`: an admin other than the owner deactivated it, and only an admin may reactivate it.
+ * Recorded again on a listing its owner had deactivated, so that the owner cannot dodge
+ * moderation by deactivating first. Absent (as on every event stored before it existed): the
+ * owner's own deactivation.
+ */
 export const listingDeactivatedSchema = z.object({
   type: z.literal('ListingDeactivated'),
-  data: z.object({ listingId: z.string().min(1) }),
+  data: z.object({ listingId: z.string().min(1), moderated: z.literal(true).optional() }),
 });
 
 export const listingReactivatedSchema = z.object({
