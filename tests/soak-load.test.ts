@@ -102,17 +102,20 @@ describe('the soak\'s read-your-writes accounting', () => {
     expect(ledger.missedWrites).toEqual([]);
   });
 
-  it('given a reschedule refused with 409 after the service moved the slot, then the day\'s slots showing the held slot free, its RestoreSlot not yet read, is no missed write', async () => {
+  it('given a reschedule refused with 409 after the service moved the slot and moved it back at 11.0, then the day\'s slots are read at 11.0, its Event-Position, and show the held slot taken', async () => {
     let held = '';
     const service = new ScriptedService((request) => {
       if (request.route === 'POST /v1/appointments') {
         held = startOf(request);
         return accepted(201, 'appointment-1', '10.0');
       }
-      if (request.route === 'POST /v1/appointments/:id/reschedule') return reply(409, { type: 'https://bookable.example/problems/time-taken', status: 409 });
+      if (request.route === 'POST /v1/appointments/:id/reschedule') {
+        return { status: 409, headers: new Headers({ 'event-position': '11.0' }), json: { type: 'https://bookable.example/problems/patient-overlap', status: 409 } };
+      }
       if (request.route === 'GET /v1/appointments/:id') return reply(200, {});
-      // Past MoveSlot, not yet past RestoreSlot: no position the patient was told covers the undo.
-      return reply(200, { items: [{ start: held }] });
+      // Past MoveSlot, not yet past its RestoreSlot at 11.0, the held slot shows free.
+      const position = request.headers?.['consistency-position'] ?? '0.0';
+      return reply(200, { items: comparePositions(at(position), at('11.0')) < 0 ? [{ start: held }] : [] });
     });
     const ledger = new Ledger();
     draws(...appointmentJourneyThatReschedules);
@@ -123,10 +126,31 @@ describe('the soak\'s read-your-writes accounting', () => {
       'POST /v1/appointments',
       'GET /v1/appointments/:id 10.0',
       'POST /v1/appointments/:id/reschedule',
-      'GET /v1/doctors/:id/slots 10.0',
+      'GET /v1/doctors/:id/slots 11.0',
     ]);
     expect(ledger.missedWrites).toEqual([]);
     expect([...ledger.appointments.values()]).toEqual([expect.objectContaining({ start: held, reschedules: 0 })]);
+  });
+
+  it('given a reschedule refused with 409 before anything moved (no Event-Position), then the held slot showing free at 10.0 is a missed write', async () => {
+    let held = '';
+    const service = new ScriptedService((request) => {
+      if (request.route === 'POST /v1/appointments') {
+        held = startOf(request);
+        return accepted(201, 'appointment-1', '10.0');
+      }
+      if (request.route === 'POST /v1/appointments/:id/reschedule') return reply(409, { type: 'https://bookable.example/problems/patient-overlap', status: 409 });
+      if (request.route === 'GET /v1/appointments/:id') return reply(200, {});
+      // Nothing moved, so nothing excuses the held slot showing free.
+      return reply(200, { items: [{ start: held }] });
+    });
+    const ledger = new Ledger();
+    draws(...appointmentJourneyThatReschedules);
+
+    await nextJourney(context(service, ledger));
+
+    expect(service.readsOf('GET /v1/doctors/:id/slots')).toEqual(['10.0']);
+    expect(ledger.missedWrites).toHaveLength(1);
   });
 
   it('given a reschedule accepted at 12.0, then the day\'s slots are read at 12.0 and show the new slot taken', async () => {

@@ -32,7 +32,7 @@ export type AcceptedCommand = { readonly route: string; readonly streamId: strin
 
 export type BookingRecord = { readonly listingId: string; cancelled: boolean; readonly paymentIds: string[] };
 export type PaymentRecord = { readonly bookingId: string; webhookAccepted: boolean };
-export type AppointmentRecord = { readonly doctorId: string; start: string; reschedules: number; cancelled: boolean; rescheduleRefused: boolean };
+export type AppointmentRecord = { readonly doctorId: string; start: string; reschedules: number; cancelled: boolean };
 
 export class Ledger {
   readonly accepted: AcceptedCommand[] = [];
@@ -201,7 +201,7 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
   if (reply?.status !== 201) return;
   const booked = accept(ctx, route, reply);
   if (!booked) return;
-  const appointment: AppointmentRecord = { doctorId, start, reschedules: 0, cancelled: false, rescheduleRefused: false };
+  const appointment: AppointmentRecord = { doctorId, start, reschedules: 0, cancelled: false };
   ledger.appointments.set(booked.id, appointment);
   ledger.patients.push(patientId);
   await readOwnWrite(ctx, { route: 'GET /v1/appointments/:id', path: `/v1/appointments/${booked.id}`, bearer }, booked.position);
@@ -214,9 +214,8 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
   const from = new Date(Date.parse(appointment.start) - (Date.parse(appointment.start) % day));
   const slotsPath = `/v1/doctors/${doctorId}/slots?from=${from.toISOString()}&to=${new Date(from.getTime() + day).toISOString()}&limit=100`;
   // The day's free slots, read after our writes: the slot the appointment holds is not among them.
-  // Unless a reschedule was refused: it may have moved the slot and restored it, and the 409 gives
-  // no position that covers the restoring, so the slot may show free at any position we have.
-  const judged = !appointment.cancelled && !appointment.rescheduleRefused;
+  // A refused reschedule that moved the slot and restored it answered the restoring's position.
+  const judged = !appointment.cancelled;
   const holdsItsSlot = (json: unknown) => {
     const page = slotsPage.safeParse(json);
     return page.success && (!judged || !page.data.items.some((slot) => Date.parse(slot.start) === Date.parse(appointment.start)));
@@ -224,19 +223,31 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
   await readOwnWrite(ctx, { route: 'GET /v1/doctors/:id/slots', path: slotsPath }, mine, holdsItsSlot);
 }
 
-/** The position of the accepted reschedule, `undefined` if there is none. */
+/**
+ * The position of the accepted reschedule, or of a refused one that moved the slot and moved it
+ * back (its 409's `Event-Position`); `undefined` if there is none.
+ */
 async function reschedule(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string): Promise<string | undefined> {
   let start = slotStart(ctx.world, false);
   // Moving to the slot it holds changes nothing and appends nothing: not a reschedule to count.
   while (Date.parse(start) === Date.parse(appointment.start)) start = slotStart(ctx.world, false);
   const route = 'POST /v1/appointments/:id/reschedule';
   const reply = await command(ctx, { api: 'command', method: 'POST', route, path: `/v1/appointments/${appointmentId}/reschedule`, bearer, body: { start } });
-  if (reply?.status === 409) appointment.rescheduleRefused = true;
+  if (reply?.status === 409) return refusedAt(ctx, route, reply);
   const moved = reply?.status === 200 ? accept(ctx, route, reply) : undefined;
   if (!moved) return undefined;
   appointment.reschedules += 1;
   appointment.start = start;
   return moved.position;
+}
+
+/** A refusal's `Event-Position`: none if it appended nothing, and a violation if it is no position. */
+function refusedAt(ctx: LoadContext, route: string, reply: Reply): string | undefined {
+  const position = reply.headers.get('event-position');
+  if (position === null) return undefined;
+  if (parsePosition(position)) return position;
+  ctx.ledger.violations.push(`${route}: ${reply.status} with an Event-Position that is no position`);
+  return undefined;
 }
 
 /** The position of the accepted cancellation, `undefined` if there is none. */

@@ -7,9 +7,10 @@ import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion, VersionMismatchError } from '../command-handling/errors.js';
 import { backoff, type CommandOptions } from '../command-handling/handle-command.js';
+import type { Position } from '../ports/position.js';
 
 export type BookAppointmentInput = { doctorId: string; start: string; reason: string };
 
@@ -61,7 +62,8 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
     );
   } catch (error) {
     if (error instanceof DomainError) {
-      await side.handlers.doctorSchedule.handle(schedule, { type: 'ReleaseSlot', data: { appointmentId } }, compensating(request, `slot@${slot.version}`));
+      const released = await side.handlers.doctorSchedule.handle(schedule, { type: 'ReleaseSlot', data: { appointmentId } }, compensating(request, `slot@${slot.version}`));
+      refusedAfter(error, [slot, released]);
     }
     throw error;
   }
@@ -80,7 +82,7 @@ async function makeAppointment(side: CommandSide, command: ScheduleAppointment, 
     return await side.handlers.appointment.handle(appointmentStreamId(appointmentId), command, unpinned(request));
   } catch (error) {
     if (error instanceof DomainError && error.code === 'appointment-abandoned') {
-      await releaseAppointmentTime(side, { appointmentId, doctorId, patientId }, compensating(request, 'abandoned'));
+      refusedAfter(error, await releaseAppointmentTime(side, { appointmentId, doctorId, patientId }, compensating(request, 'abandoned')));
     }
     throw error;
   }
@@ -147,14 +149,16 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   // The patient's time is checked before the slot moves: moving the slot frees the old one, and
   // a refusal after that would move it back only if no one took it meanwhile.
   patientAgendaDecider.decide(moveTime, (await side.handlers.patientAgenda.read(agenda)).state);
-  // What moved so far, undone in reverse on a refusal.
-  const undo: Array<() => Promise<unknown>> = [];
+  // What moved so far, undone in reverse on a refusal; the refusal names where that left the log.
+  const appended: Array<{ readonly position: Position } | undefined> = [];
+  const undo: Array<() => Promise<{ readonly position: Position }>> = [];
   try {
     const slot = await takeStep(
       unpinned(atVersion),
       (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: current.start, newStart, now } }, options),
       (state) => slotOf(state, appointmentId)?.start === newStart,
     );
+    appended.push(slot);
     // Restored, not moved: the appointment's own time may be a slot no longer (a schedule change
     // kept it, acknowledged), and a move back there would be refused, the old time left bookable.
     undo.unshift(() =>
@@ -171,6 +175,7 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
       (options) => side.handlers.patientAgenda.handle(agenda, { ...moveTime, data: { ...moveTime.data, newEnd: movedEnd } }, options),
       (state) => reservationOf(state, appointmentId)?.start === newStart,
     );
+    appended.push(time);
     undo.unshift(() =>
       side.handlers.patientAgenda.handle(
         agenda,
@@ -189,7 +194,10 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     const followed = [await slotFollows(side, moved, compensating(atVersion, 'slot-follows'), now), await timeFollows(side, moved, compensating(atVersion, 'time-follows'))];
     return outcome(appointmentId, rescheduled, ...followed.flatMap((step) => (step ? [step] : [])));
   } catch (error) {
-    if (isRefusal(error)) for (const step of undo) await undoing(step);
+    if (isRefusal(error)) {
+      for (const step of undo) appended.push(await undoing(step));
+      refusedAfter(error, appended);
+    }
     throw error;
   }
 }
@@ -235,11 +243,12 @@ function isRefusal(error: unknown): boolean {
  * An undo whose resource is already gone (a cancellation meanwhile gave the slot back) has
  * nothing to undo; the refusal that led here is what the caller hears.
  */
-async function undoing(undo: () => Promise<unknown>): Promise<void> {
+async function undoing<Step>(undo: () => Promise<Step>): Promise<Step | undefined> {
   try {
-    await undo();
+    return await undo();
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;
+    return undefined;
   }
 }
 

@@ -10,9 +10,10 @@ import type { CalendarDate } from '../../domain/shared/calendar-date.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 import { bookingPayment } from '../payments/payment-attempts.js';
+import type { Position } from '../ports/position.js';
 
 export type RequestBookingInput = { listingId: string; startDate: CalendarDate; endDate: CalendarDate };
 
@@ -60,7 +61,7 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
   const mine = liveRangeOf(calendar.state, bookingId);
   const holdExpiresAt = mine?.status === 'held' ? mine.holdExpiresAt : command.data.holdExpiresAt;
   const result = await side.handlers.booking.handle(booking, { ...command, data: { ...command.data, holdExpiresAt } }, unpinned(request));
-  await expireIfLapsed(side, result.state, request);
+  await expireIfLapsed(side, result, request);
   return outcome(bookingId, result);
 }
 
@@ -71,22 +72,35 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
  * is recorded is expired here, as the sweep does, and refused as a payment would be. Only the
  * clock is read first: a booking just held has its whole hold ahead of it.
  */
-async function expireIfLapsed(side: CommandSide, state: BookingState, request: CommandOptions): Promise<void> {
+async function expireIfLapsed(
+  side: CommandSide,
+  requested: { readonly state: BookingState; readonly position: Position },
+  request: CommandOptions,
+): Promise<void> {
+  const { state } = requested;
   if (state.status !== 'requested' || Date.parse(state.booking.holdExpiresAt) > side.clock.now().getTime()) return;
   const { bookingId, holdExpiresAt } = state.booking;
-  if ((await expireUnpaidBooking(side, bookingId, compensating(request, 'lapsed'))).paid) return;
-  throw new DomainError('hold-expired', `the dates were held until ${holdExpiresAt}`);
+  const lapsed = await expireUnpaidBooking(side, bookingId, compensating(request, 'lapsed'));
+  if (lapsed.paid) return;
+  const refusal = new DomainError('hold-expired', `the dates were held until ${holdExpiresAt}`);
+  refusedAfter(refusal, [requested, lapsed.expired]);
+  throw refusal;
 }
 
 /**
  * Expires a booking whose hold lapsed while it still waits for its payment; one paid meanwhile
- * (the payment process books its dates) or moved on is left as it is. Answers where it stood.
+ * (the payment process books its dates) or moved on is left as it is. Answers where it stood,
+ * and the expiry if there was one.
  */
-export async function expireUnpaidBooking(side: CommandSide, bookingId: string, request: CommandOptions): Promise<{ readonly paid: boolean }> {
+export async function expireUnpaidBooking(
+  side: CommandSide,
+  bookingId: string,
+  request: CommandOptions,
+): Promise<{ readonly paid: boolean; readonly expired?: { readonly position: Position } }> {
   const booking = await bookingPayment(side, bookingId);
   if (booking.status === 'requested' && !booking.paid) {
     const expire: ExpireBooking = { type: 'ExpireBooking', data: { bookingId, now: side.clock.now().toISOString() } };
-    await side.handlers.booking.handle(bookingStreamId(bookingId), expire, request);
+    return { paid: false, expired: await side.handlers.booking.handle(bookingStreamId(bookingId), expire, request) };
   }
   return booking;
 }

@@ -20,6 +20,31 @@ export function outcome(id: string, result: CommandResult<unknown, unknown>, ...
 }
 
 /**
+ * Where the appends of a refused command end. A command may take steps, be refused and undo them
+ * (a slot moved, then moved back): the refusal is what the caller hears, and this position what a
+ * reader waits for to see the undoing rather than the step (API.md "Read-your-writes"). Kept
+ * beside the error, not in an error type of its own: callers and the HTTP edge tell refusals
+ * apart by their class and code, which must stay as they are.
+ */
+const appendedBeforeRefusal = new WeakMap<object, Position>();
+
+/**
+ * Notes, before the caller throws it, that `error` refuses a command after it took `steps` (and their undoing).
+ * A step that appended nothing names its stream's last event, which a reader may as well wait for.
+ */
+export function refusedAfter(error: unknown, steps: ReadonlyArray<{ readonly position: Position } | undefined>): void {
+  if (typeof error !== 'object' || error === null) return;
+  let last = appendedBeforeRefusal.get(error);
+  for (const step of steps) if (step) last = last ? maxPosition(last, step.position) : step.position;
+  if (last) appendedBeforeRefusal.set(error, last);
+}
+
+/** The position of the last event a refused command appended before its refusal, if it appended any. */
+export function refusalPosition(error: unknown): Position | undefined {
+  return typeof error === 'object' && error !== null ? appendedBeforeRefusal.get(error) : undefined;
+}
+
+/**
  * The options for a step on another stream than the one the caller pinned: its `If-Match`
  * speaks of the main aggregate only.
  */

@@ -6,7 +6,7 @@ import { hasRole } from '../../domain/shared/actor.js';
 import { requireUserWithRole } from '../authorization/registered-users.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { compensating, outcome, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion, TooMuchContentionError, VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 
@@ -72,7 +72,7 @@ export async function setListingActive(
   assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
   listingDecider.decide(command, state);
   // A retry whose close was undone below closes again rather than take the close for done.
-  await takeStep(
+  const closed = await takeStep(
     unpinned(request),
     (options) => side.handlers.listingCalendar.handle(calendar, { type: 'CloseCalendar', data: { listingId } }, options),
     (calendarState) => calendarState.closed,
@@ -84,7 +84,8 @@ export async function setListingActive(
     // Refused after the close (an If-Match another change overtook): the listing stays as it
     // was, active and bookable, unless it has been deactivated meanwhile. The refusal is what the
     // caller hears; a calendar left behind is healed by the hold-expiry process.
-    await calendarFollowsListing(side, listingId, compensating(request, 'close')).catch(() => undefined);
+    const followed = await calendarFollowsListing(side, listingId, compensating(request, 'close')).catch(() => []);
+    refusedAfter(error, [closed, ...followed]);
     throw error;
   }
   return outcome(listingId, result, ...(await calendarFollowsListing(side, listingId, follow, { afterDeactivation: true })));

@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { CommandOutcome } from '../../application/command-handling/command-outcome.js';
+import { refusalPosition, type CommandOutcome } from '../../application/command-handling/command-outcome.js';
 import { formatPosition } from '../../application/ports/position.js';
 import { HttpProblem } from './problem.js';
 
@@ -46,4 +46,14 @@ export function sendCommandResult(reply: FastifyReply, result: CommandResult, st
     .header('etag', `"${result.version}"`)
     .header('event-position', position)
     .send({ id: result.id, streamId: result.streamId, version: result.version, position });
+}
+
+/**
+ * `Event-Position` for the answer to a command refused after it appended steps and their undoing
+ * (a slot taken, then given back), in the form an accepted command's answer has it: a read that
+ * waits for it sees the undoing. None for a refusal that appended nothing.
+ */
+export function refusalHeaders(error: unknown): Record<string, string> {
+  const position = refusalPosition(error);
+  return position ? { 'event-position': formatPosition(position) } : {};
 }

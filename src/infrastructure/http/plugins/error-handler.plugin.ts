@@ -4,6 +4,7 @@ import { TooMuchContentionError, VersionMismatchError } from '../../../applicati
 import { AccountLockedError, AuthenticationError } from '../../../application/identity/identity-errors.js';
 import { ConcurrencyError } from '../../../application/ports/event-store.js';
 import { DomainError } from '../../../domain/shared/domain-error.js';
+import { refusalHeaders } from '../command-result.js';
 import { HttpProblem, problemDocument, sendProblem } from '../problem.js';
 import { ProviderRefusedError, ProviderUnavailableError } from '../../../application/ports/payment-gateway.js';
 import { KeyStoreUnavailableError } from '../../../application/privacy/personal-data-vault.js';
@@ -122,7 +123,8 @@ const errorHandler: FastifyPluginAsync = async (app) => {
     if (problem.status >= 500 && !onPurpose) request.log.error({ err: error }, 'request failed');
     else request.log.info({ problem: problem.code, detail: problem.message }, 'request refused');
     const { status, code, title, message: detail, options } = problem;
-    return sendProblem(reply, problemDocument(request, { status, code, title, detail, extensions: options.extensions }), options.headers);
+    const headers = { ...options.headers, ...refusalHeaders(error) };
+    return sendProblem(reply, problemDocument(request, { status, code, title, detail, extensions: options.extensions }), headers);
   });
 
   app.setNotFoundHandler((request, reply) => {
