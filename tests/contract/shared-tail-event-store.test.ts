@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { matchesFilter, type RecordedEvent, type SubscribeOptions } from '../../src/application/ports/event-store.js';
-import { comparePositions } from '../../src/application/ports/position.js';
+import { matchesFilter, type EventStore, type RecordedEvent, type SubscribeOptions } from '../../src/application/ports/event-store.js';
+import { comparePositions, type Position } from '../../src/application/ports/position.js';
+import { sleep } from '../../src/application/sleep.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
 import { SharedTailEventStore } from '../../src/infrastructure/shared-subscription/shared-tail-event-store.js';
 import { createTestDatabase } from '../support/database.js';
+import { eventually } from '../support/eventually.js';
 import { describeEventStoreContract } from './event-store.contract.js';
 
 /**
@@ -124,5 +126,87 @@ describe('SharedTailEventStore with a subscriber far behind', () => {
     expect(seen).toBe(20_002);
     stop.abort();
     await store.close();
+  });
+});
+
+describe('SharedTailEventStore when a subscriber starts past the shared reader', () => {
+  /** The memory store, whose subscription from `lagFrom`'s position hands nothing out until `release`: a shared reader running late. */
+  class LaggingStore extends MemoryEventStore {
+    private lagging: Position | undefined;
+    private released: Promise<void> = Promise.resolve();
+    release: () => void = () => undefined;
+
+    lagFrom(after: Position): void {
+      this.lagging = after;
+      this.released = new Promise((resolve) => (this.release = resolve));
+    }
+
+    override subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
+      const events = super.subscribeToAll(options);
+      const lags = this.lagging !== undefined && options.after !== undefined && comparePositions(options.after, this.lagging) === 0;
+      const released = () => this.released;
+      return {
+        async *[Symbol.asyncIterator]() {
+          for await (const event of events) {
+            if (lags) await released();
+            yield event;
+          }
+        },
+      };
+    }
+  }
+
+  const append = (store: EventStore, n: number) =>
+    Array.from({ length: n }).reduce<Promise<unknown>>(
+      (previous) => previous.then(() => store.appendToStream(`s-${randomUUID()}`, [{ id: randomUUID(), type: 'E', data: {}, metadata: {} }])),
+      Promise.resolve(),
+    );
+
+  it('wakes the caught-up subscribers it leaves behind, which catch up from the store at once, not at the next append', async () => {
+    const inner = new LaggingStore();
+    const store = new SharedTailEventStore(inner, { bufferSize: 100, catchUpPage: 50 });
+    const stop = new AbortController();
+    const log = async () => {
+      const events: RecordedEvent[] = [];
+      for await (const event of store.readAll()) events.push(event);
+      return events;
+    };
+    const positionOf = async (n: number) => {
+      const event = (await log())[n - 1];
+      if (!event) throw new Error(`there is no event ${n}`);
+      return event.position;
+    };
+    try {
+      await append(store, 10);
+      const tenth = await positionOf(10);
+      // Given a subscriber caught up at the tenth event, whose shared reader runs late,
+      inner.lagFrom(tenth);
+      const seen: RecordedEvent[] = [];
+      const following = (async () => {
+        for await (const event of store.subscribeToAll({ after: tenth, signal: stop.signal })) seen.push(event);
+      })();
+      await sleep(20);
+      await append(store, 5);
+      // when another subscriber starts after the fifteenth, moving the shared reader past them,
+      const late = store.subscribeToAll({ after: await positionOf(15), signal: stop.signal })[Symbol.asyncIterator]();
+      const lateFirst = late.next();
+
+      // then the first one gets the five events in between without waiting for another append,
+      await eventually(async () => seen.length >= 5, 2_000, 'the five events after the tenth');
+      // and, the late reader let go and one more appended, every event exactly once, in order.
+      inner.release();
+      await append(store, 1);
+      await eventually(async () => seen.length >= 6, 2_000, 'the sixteenth event');
+      await sleep(20);
+      const all = await log();
+      expect(seen.map((event) => event.id)).toEqual(all.slice(10).map((event) => event.id));
+      const first = await lateFirst;
+      expect(first.done ? undefined : first.value.id).toBe(all[15]?.id);
+      stop.abort();
+      await following;
+    } finally {
+      stop.abort();
+      await store.close();
+    }
   });
 });

@@ -1,8 +1,11 @@
 import { sql } from 'kysely';
+import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKysely, createPool, idleTransactionTimeoutMs } from '../../src/infrastructure/postgres/database.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { RecordedEvent } from '../../src/application/ports/event-store.js';
+import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { createKysely, createPool, idleTransactionTimeoutMs, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
 import { PgAdvisoryLocks } from '../../src/infrastructure/projections/pg-advisory-locks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -11,7 +14,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
  * nothing passes either way any more and no connection is closed, so the server is told nothing.
  */
 class SilencingRelay {
-  private readonly pairs: Array<[net.Socket, net.Socket]> = [];
+  /** Each connection, with the text its client has sent so far. */
+  private readonly pairs: Array<{ client: net.Socket; upstream: net.Socket; sent: string }> = [];
   private readonly server: net.Server;
 
   constructor(private readonly target: URL) {
@@ -19,7 +23,9 @@ class SilencingRelay {
       const upstream = net.connect(Number(target.port || 5432), target.hostname);
       client.pipe(upstream).pipe(client);
       for (const socket of [client, upstream]) socket.on('error', () => undefined);
-      this.pairs.push([client, upstream]);
+      const pair = { client, upstream, sent: '' };
+      client.on('data', (chunk: Buffer) => (pair.sent += chunk.toString('latin1')));
+      this.pairs.push(pair);
     });
   }
 
@@ -33,8 +39,10 @@ class SilencingRelay {
     return url.toString();
   }
 
-  silence(): void {
-    for (const [client, upstream] of this.pairs) {
+  /** Silences every connection so far, or those whose client has sent `only`. */
+  silence(only?: string): void {
+    for (const { client, upstream, sent } of this.pairs) {
+      if (only !== undefined && !sent.includes(only)) continue;
       client.unpipe(upstream);
       upstream.unpipe(client);
       client.pause();
@@ -43,7 +51,7 @@ class SilencingRelay {
   }
 
   async close(): Promise<void> {
-    for (const pair of this.pairs) for (const socket of pair) socket.destroy();
+    for (const { client, upstream } of this.pairs) for (const socket of [client, upstream]) socket.destroy();
     await new Promise((resolve) => this.server.close(resolve));
   }
 }
@@ -79,6 +87,40 @@ describe('a process that dies without closing its connections', () => {
       await relay.close();
     }
   }, 15_000);
+
+  it("notices its event store's LISTEN connection cut off silently and listens again, so subscribers are woken within seconds, not at each poll", async () => {
+    const relay = new SilencingRelay(new URL(database.url));
+    const pool = createPool(await relay.listen(), 4);
+    await migrateToLatest(pool);
+    // A long fallback poll, so that only a notification can deliver promptly.
+    const store = new PgEventStore(pool, { pollIntervalMs: 10_000, listenerHeartbeatMs: 200, channel: 'silenced_test' });
+    const stop = new AbortController();
+    const received: RecordedEvent[] = [];
+    const following = (async () => {
+      for await (const recorded of store.subscribeToAll({ signal: stop.signal })) received.push(recorded);
+    })();
+    const appendAndTime = async () => {
+      const appendedAt = Date.now();
+      const count = received.length;
+      await store.appendToStream(`silenced-${randomUUID()}`, [{ id: randomUUID(), type: 'E', data: {}, metadata: {} }]);
+      await vi.waitFor(() => expect(received).toHaveLength(count + 1), { timeout: 12_000, interval: 5 });
+      return Date.now() - appendedAt;
+    };
+    try {
+      expect(await appendAndTime()).toBeLessThan(1000);
+
+      // The listener's connection goes silent (a NAT or load balancer forgot it): no error, no end.
+      relay.silence('LISTEN silenced_test');
+      expect(await appendAndTime()).toBeLessThan(3000);
+      expect(await appendAndTime()).toBeLessThan(1000);
+    } finally {
+      stop.abort();
+      await following;
+      await store.close();
+      await pool.end();
+      await relay.close();
+    }
+  }, 30_000);
 
   it('has the server end a transaction of ours (kysely\'s) left idle, which would otherwise hold back every event subscriber, keeping the URL\'s own options', async () => {
     const url = new URL(database.url);

@@ -32,6 +32,11 @@ export type PgEventStoreOptions = {
    */
   readonly pollIntervalMs?: number;
   /**
+   * How often the LISTEN connection is asked a `SELECT 1`; one not answered within as long again
+   * is taken for dead, and the connection reopened. Default 5000 ms.
+   */
+  readonly listenerHeartbeatMs?: number;
+  /**
    * Least time between two notifications from this store: appends within it are announced
    * together, which bounds the NOTIFY traffic under load at the cost of that much latency.
    * Default 10 ms.
@@ -199,7 +204,13 @@ export class PgEventStore implements EventStore {
     this.stallWarningMs = options.stallWarningMs ?? 5000;
     this.onStall = options.onStall;
     this.closePool = options.closePool ?? false;
-    this.listener = new ChannelListener(() => new pg.Client(pool.options), this.channel, this.pollIntervalMs);
+    const heartbeatMs = options.listenerHeartbeatMs ?? 5000;
+    this.listener = new ChannelListener(
+      () => new pg.Client({ ...pool.options, keepAlive: true, query_timeout: heartbeatMs }),
+      this.channel,
+      this.pollIntervalMs,
+      heartbeatMs,
+    );
     this.notifier = new Notifier(pool, this.channel, options.notifyIntervalMs ?? 10);
     const limits = { concurrency: options.batchConcurrency ?? 2, maxBatch: options.maxBatch ?? 100 };
     this.appends = new Batcher(
@@ -823,10 +834,12 @@ class Notifier {
  * One LISTEN connection per store, shared by its subscriptions: a projector process may run
  * many, and each would otherwise hold a server connection that does nothing but wait. It is a
  * client of its own rather than one borrowed from the pool, so LISTEN state never leaks back
- * into the pool. When it drops, subscribers fall back to polling until it is reopened.
+ * into the pool. When it drops, its subscribers are woken to look and listen again; until it is
+ * reopened, they poll.
  */
 class ChannelListener {
   private client: pg.Client | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private connecting = false;
   /** After a failed attempt, no other before this time: a server that is down is not hammered. */
   private retryAfter = 0;
@@ -838,6 +851,7 @@ class ChannelListener {
     private readonly createClient: () => pg.Client,
     private readonly channel: string,
     private readonly retryIntervalMs: number,
+    private readonly heartbeatMs: number,
   ) {}
 
   /** Calls `wake` on every notification; returns the function that stops it. */
@@ -883,8 +897,27 @@ class ChannelListener {
       return;
     }
     this.client = client;
+    this.beat(client);
     // Appends made while nobody listened sent notifications nobody heard.
     this.wakeAll();
+  }
+
+  /**
+   * A `SELECT 1` every `heartbeatMs`, and the connection dropped when one goes unanswered (the
+   * client's `query_timeout`): a connection cut off silently (a NAT or load balancer that forgot
+   * it, a failover) raises no error and no end, and its subscribers would wait out the poll for
+   * every event for the life of the process. TCP keepalive notices too, but only after hours.
+   */
+  private beat(client: pg.Client): void {
+    this.heartbeat = setTimeout(() => {
+      client.query('SELECT 1').then(
+        () => {
+          if (this.client === client) this.beat(client);
+        },
+        () => this.drop(client),
+      );
+    }, this.heartbeatMs);
+    this.heartbeat.unref();
   }
 
   private disconnect(): void {
@@ -892,7 +925,13 @@ class ChannelListener {
   }
 
   private drop(client: pg.Client): void {
-    if (this.client === client) this.client = undefined;
+    if (this.client === client) {
+      this.client = undefined;
+      clearTimeout(this.heartbeat);
+      // Its subscribers look now for what was appended since it last heard, and listen again
+      // (see `ensureListening`), rather than at their next poll.
+      if (!this.closed) this.wakeAll();
+    }
     if (this.dropped.has(client)) return;
     this.dropped.add(client);
     client.removeAllListeners('notification');

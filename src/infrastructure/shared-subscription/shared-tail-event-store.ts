@@ -145,6 +145,9 @@ export class SharedTailEventStore implements EventStore {
    * rebuild subscribing from the first event would hold every caught-up subscriber back until
    * the reader had read the whole log again. A subscriber that starts past the reader moves it
    * there, with an empty buffer; those behind catch up from the store, as every straggler does.
+   * Those already waiting for the old reader's next event are woken to see it: the new reader
+   * pushes nothing before the next append, and events between their place and its start,
+   * appended while the old one lagged, would wait for that append (minutes on a quiet system).
    */
   private readFrom(after: Position): void {
     if (this.closed) return;
@@ -153,6 +156,7 @@ export class SharedTailEventStore implements EventStore {
     this.reader?.abort();
     this.buffer = [];
     this.startReader(after);
+    this.notify();
   }
 
   private startReader(after: Position): void {

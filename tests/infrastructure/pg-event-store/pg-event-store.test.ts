@@ -223,6 +223,32 @@ describe('PgEventStore on PostgreSQL', () => {
     }
   });
 
+  it('listens again as soon as its LISTEN connection is killed, not at the next poll', async () => {
+    const prefix = `relisten-now-${randomUUID()}`;
+    const slow = new PgEventStore(pool, { pollIntervalMs: 10_000, channel: 'relisten_now_test' });
+    const subscriber = subscribe(prefix, slow);
+    const listenerPid = async () =>
+      (await pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN relisten_now_test'")).rows[0]?.pid;
+    try {
+      const killed = await vi.waitFor(async () => {
+        const pid = await listenerPid();
+        expect(pid).toBeTypeOf('number');
+        return pid;
+      });
+      await sleep(100);
+      await pool.query('SELECT pg_terminate_backend($1)', [killed]);
+      await vi.waitFor(async () => expect(await listenerPid()).not.toBe(killed), { timeout: 1000 });
+
+      const appended = Date.now();
+      await slow.appendToStream(`${prefix}-1`, [event('AfterKill')]);
+      await vi.waitFor(() => expect(subscriber.received).toHaveLength(1), { timeout: 5000, interval: 5 });
+      expect(Date.now() - appended).toBeLessThan(1000);
+    } finally {
+      subscriber.stop();
+      await slow.close();
+    }
+  });
+
   it('ends its subscriptions and releases its LISTEN connection on close', async () => {
     const own = new PgEventStore(createPool(database.url, 2), { channel: 'close_test', closePool: true });
     const ended = collect(own.subscribeToAll({ filter: { streamPrefixes: [`close-${randomUUID()}`] } }));
