@@ -11,6 +11,7 @@ import { PgRefreshTokenStore } from '../../src/infrastructure/identity/pg-refres
 import { PgSecurityEventLog } from '../../src/infrastructure/identity/pg-security-event-log.js';
 import type { CredentialsClaim, CredentialStore, NewCredentials, PasswordHasher } from '../../src/application/identity/identity.ports.js';
 import { FakeClock, startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
+import { gate, type Gate } from '../support/gate.js';
 import { pgVault } from '../support/personal-data.js';
 
 // Signup writes credentials, then the event, with no transaction across both; these specs pin
@@ -104,19 +105,6 @@ describe('signup repair', () => {
   });
 
   describe('a retried signup meeting a newcomer who reclaims its email as abandoned', () => {
-    /** A gate: `reached` resolves when something waits at it, which waits until `release`. */
-    function gate() {
-      let arrive = () => {};
-      let release = () => {};
-      const reached = new Promise<void>((resolve) => (arrive = resolve));
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const pass = async () => {
-        arrive();
-        await released;
-      };
-      return { reached, release, pass };
-    }
-
     const retryPassword = 'retry password 1';
     const newcomerPassword = 'newcomer password 2';
 
@@ -139,7 +127,7 @@ describe('signup repair', () => {
     class HeldOnOwnCredentials extends PgCredentialStore {
       constructor(
         private readonly userId: string,
-        private readonly held: ReturnType<typeof gate>,
+        private readonly held: Gate,
       ) {
         super(backend.identityDb);
       }
@@ -154,7 +142,7 @@ describe('signup repair', () => {
     const signUpAs = (address: string, password: string) => ({ email: address, password, name: 'Ada', roles: ['CONSUMER' as const] });
 
     /** Runs `retry` until `held` holds it, the newcomer to its end, then lets `retry` go. */
-    async function interleave(retry: () => Promise<unknown>, held: ReturnType<typeof gate>, newcomer: () => Promise<unknown>) {
+    async function interleave(retry: () => Promise<unknown>, held: Gate, newcomer: () => Promise<unknown>) {
       const retried = retry().then((result) => ({ result }), (error: unknown) => ({ error }));
       await held.reached;
       const arrived = await newcomer().then((result) => ({ result }), (error: unknown) => ({ error }));

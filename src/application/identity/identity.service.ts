@@ -70,6 +70,10 @@ const normalisedPassword = (password: string) => password.normalize('NFKC');
 export function createIdentityService(deps: IdentityServiceDeps) {
   const { users, credentials, refreshTokens, passwords, clock } = deps;
   const isRegistered = async (userId: string) => (await users.read(streamIdOf(userId))).state.status === 'registered';
+  const isErased = async (userId: string) => {
+    const { state } = await users.read(streamIdOf(userId));
+    return state.status === 'registered' && state.erased;
+  };
   // Verifying against a real hash when the email is unknown makes both failures take as long,
   // so response times do not tell which emails have accounts.
   let decoyHash: Promise<string> | undefined;
@@ -112,6 +116,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
 
   const invalidRefreshToken = () => new AuthenticationError('invalid-refresh-token', 'The refresh token is invalid, expired or revoked');
   const emailTaken = () => new DomainError('email-taken', 'An account with this email already exists');
+  const accountErased = () => new DomainError('account-erased', 'This account was erased');
 
   const attemptPolicy = (): AttemptPolicy => {
     const now = clock.now();
@@ -217,10 +222,16 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       const actor = selfService ? { id: userId, roles: input.roles } : context.actor;
       // A signup replayed once its Idempotency-Key expired names the same user: if that person
       // was erased meanwhile, their login must not come back with it.
-      const existing = await users.read(streamIdOf(userId));
-      if (existing.state.status === 'registered' && existing.state.erased) throw new DomainError('account-erased', 'This account was erased');
+      if (await isErased(userId)) throw accountErased();
       const passwordHash = await passwords.hash(normalisedPassword(input.password));
       await claimEmail({ userId, email: input.email, passwordHash, createdAt: clock.now() });
+      // An erasure's delete may have come between that check and the claim, which wrote the login
+      // back. Read after the claim, the stream tells: the erasure is recorded, and the claim is
+      // undone here; or it is not yet, and the delete the erasure repeats once recorded comes after.
+      if (await isErased(userId)) {
+        await credentials.remove(userId);
+        throw accountErased();
+      }
       try {
         const result = await users.handle(streamIdOf(userId), command, { commandId, context: { ...context, actor } });
         return outcome(userId, result);

@@ -27,11 +27,12 @@ export type ErasureDeps = {
  * Erases a person's personal data (GDPR Art. 17) without rewriting history: a doctor's schedule
  * is withdrawn (`ScheduleWithdrawn`); their data key is destroyed, so every personal field sealed
  * with it, in the log and in any copy, reads `[erased]` from now on; what sits outside the log is
- * deleted; then `SubjectErased` records it. Every step is idempotent, and a retry takes them all
- * again until `SubjectErased` is there. The withdrawal goes first: a crash right after it leaves
- * a doctor who takes no new appointments until a retry erases them; after the key, a crash in
- * between would leave an erased doctor bookable, for appointments nobody could complete, until a
- * retry that may never come. The person's bookings and appointments stay, and can be cancelled.
+ * deleted; then `SubjectErased` records it, and what sits outside the log is deleted again. Every
+ * step is idempotent, and a retry takes them all again until `SubjectErased` is there (and the
+ * last one after it). The withdrawal goes first: a crash right after it leaves a doctor who takes
+ * no new appointments until a retry erases them; after the key, a crash in between would leave an
+ * erased doctor bookable, for appointments nobody could complete, until a retry that may never
+ * come. The person's bookings and appointments stay, and can be cancelled.
  */
 export async function eraseSubject(deps: ErasureDeps, userId: string, request: CommandOptions): Promise<CommandOutcome> {
   const { actor } = request.context;
@@ -43,7 +44,11 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   const streamId = streamIdOf(userId);
   // `SubjectErased` comes last: a retry of an erasure that went through is answered as it was.
   const original = await deps.side.handlers.user.applied(streamId, request.commandId);
-  if (original) return outcome(userId, original);
+  if (original) {
+    // It may have stopped between its record and the delete that follows it.
+    await deps.outsideTheLog.eraseSubject(userId);
+    return outcome(userId, original);
+  }
   const { state, version } = await deps.side.handlers.user.read(streamId);
   if (state.status !== 'registered') throw new NotFoundError('User');
   // Likewise a pinned version: a stale one must refuse before the key is gone, not after.
@@ -67,5 +72,10 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
     { type: 'EraseSubject', data: { userId, erasedBy: { id: actor.id, roles: [...actor.roles] }, now: deps.side.clock.now() } },
     unpinned(request),
   );
+  // Once more, now that `SubjectErased` is there: a signup retried for this person that found them
+  // unerased may have written their login back since the delete above. Such a signup reads the
+  // stream after its write and, finding the record, deletes the login itself; finding none, it
+  // wrote before the record, so before this delete.
+  await deps.outsideTheLog.eraseSubject(userId);
   return outcome(userId, result);
 }
