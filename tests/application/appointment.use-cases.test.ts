@@ -5,6 +5,7 @@ import {
   bookAppointment,
   cancelAppointment,
   completeAppointment,
+  markNoShow,
   rescheduleAppointment,
 } from '../../src/application/appointments/appointment.use-cases.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
@@ -244,6 +245,74 @@ describe('appointment use cases', () => {
       await rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
       expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
     });
+
+    describe('by the patient with If-Match and by the doctor, to the same time at once', () => {
+      /** Holds the next append to the appointment's stream back until the returned function is called. */
+      function holdAppointmentAppend(streamId: string): { reached: Promise<void>; resume: () => void } {
+        let resume = () => {};
+        const reached = store.pause((each) => each === streamId, new Promise<void>((resolve) => (resume = resolve)));
+        return { reached, resume };
+      }
+
+      it("given the patient's request moved the slot and the time, when the doctor's records the appointment first, then the patient's 412 leaves them with the appointment, and nobody else can book that time", async () => {
+        const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+        const patients = holdAppointmentAppend(booked.streamId);
+        const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, { ...as(patient), expectedVersion: booked.version });
+        await patients.reached;
+
+        await rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
+        patients.resume();
+
+        await expect(byPatient).rejects.toBeInstanceOf(VersionMismatchError);
+        expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+        await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+      });
+
+      it("given the doctor's request moved the slot and the time and the patient's found them moved, when the doctor's records the appointment first, then the patient's 412 moves nothing back", async () => {
+        const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+        const doctors = holdAppointmentAppend(booked.streamId);
+        const byDoctor = rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
+        await doctors.reached;
+        const patients = holdAppointmentAppend(booked.streamId);
+        const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, { ...as(patient), expectedVersion: booked.version });
+        await patients.reached;
+
+        doctors.resume();
+        await byDoctor;
+        patients.resume();
+
+        await expect(byPatient).rejects.toBeInstanceOf(VersionMismatchError);
+        expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+        expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved']);
+        await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+      });
+
+      it("given the patient's request was refused after moving the slot and found the appointment still at nine, when the doctor's records it at ten before the slot goes back, then the slot follows the appointment to ten", async () => {
+        const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+        let resumeTime = () => {};
+        // The patient's request has moved the slot; its MoveTime waits while the patient books another doctor at ten.
+        const timeHeld = store.pause((each) => each === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resumeTime = resolve)));
+        const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
+        await timeHeld;
+        const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
+        let resumeUndo = () => {};
+        // Refused, it moves the slot back, and that append waits.
+        const undoHeld = store.pause((each) => each === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resumeUndo = resolve)));
+        resumeTime();
+        await undoHeld;
+
+        // Meanwhile the patient is free at ten again, and the doctor's reschedule there goes through.
+        await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
+        await rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
+        resumeUndo();
+
+        await expect(byPatient).rejects.toMatchObject({ code: 'patient-overlap' });
+        expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+        await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+        // Nine, where the appointment was, is free again.
+        await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+      });
+    });
   });
 
   describe('booking retried after the first attempt died before the appointment', () => {
@@ -316,6 +385,42 @@ describe('appointment use cases', () => {
 
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
       expect(await eventTypes(store, `appointment-${appointmentId}`)).toEqual(['AppointmentScheduled']);
+    });
+  });
+
+  describe('over before its end', () => {
+    const twenty = '2030-02-04T09:20:00.000Z';
+
+    /** An hour with the doctor from nine; at twenty past nine, the doctor records how it went. */
+    async function bookedForAnHour() {
+      await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60 }, as(doctor));
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      clock.advance(Date.parse(twenty) - clock.now().getTime());
+      return booked;
+    }
+
+    it("marked a no-show, gives the patient's time back: they may see another doctor in what was left of its hour", async () => {
+      const booked = await bookedForAnHour();
+      clock.advance(60_000);
+
+      const missed = await markNoShow(side, booked.id, as(doctor));
+
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+      expect(missed.position).toEqual((await streamEvents(store, `patientAgenda-${patient.id}`)).at(-1)?.position);
+      await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient))).resolves.toBeDefined();
+    });
+
+    it("completed, gives the patient's time back, and a retry of the completion finds nothing more to give", async () => {
+      const booked = await bookedForAnHour();
+      const completing = as(doctor);
+
+      await completeAppointment(side, booked.id, { notes: 'fine' }, completing);
+      await completeAppointment(side, booked.id, { notes: 'fine' }, completing);
+
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+      await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient))).resolves.toBeDefined();
+      // The doctor's slot stays the visit's: nobody could book a time already begun anyway.
+      expect(slotOf((await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`)).state, booked.id)).toMatchObject({ start: nine, end: ten });
     });
   });
 

@@ -1,9 +1,10 @@
-import { appointmentDecider, appointmentStreamId, isMade } from '../../domain/appointment/appointment.decider.js';
+import { appointmentDecider, appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { patientAgendaDecider, patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import type { MoveTime } from '../../domain/patient-agenda/patient-agenda.commands.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
+import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
@@ -121,8 +122,8 @@ export async function rescheduleAppointment(
 
 /**
  * One try. A refusal on the way (the patient's time, a pinned version gone stale, the
- * appointment cancelled meanwhile) moves back what had moved; other failures leave it for a
- * retry of the same request, which finds the steps already taken.
+ * appointment cancelled meanwhile) moves back what it had moved (`undoMoves`); other failures
+ * leave it for a retry of the same request, which finds the steps already taken.
  */
 async function rescheduleOnce(side: CommandSide, appointmentId: string, input: { start: string }, request: CommandOptions): Promise<CommandOutcome> {
   const { actor } = request.context;
@@ -149,9 +150,9 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   // The patient's time is checked before the slot moves: moving the slot frees the old one, and
   // a refusal after that would move it back only if no one took it meanwhile.
   patientAgendaDecider.decide(moveTime, (await side.handlers.patientAgenda.read(agenda)).state);
-  // What moved so far, undone in reverse on a refusal; the refusal names where that left the log.
+  // What this request moved, undone in reverse on a refusal; the refusal names where that left the log.
   const appended: Array<{ readonly position: Position } | undefined> = [];
-  const undo: Array<() => Promise<{ readonly position: Position }>> = [];
+  const undo: Array<(to: TimeSlot) => Promise<{ readonly position: Position }>> = [];
   try {
     const slot = await takeStep(
       unpinned(atVersion),
@@ -161,13 +162,16 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     appended.push(slot);
     // Restored, not moved: the appointment's own time may be a slot no longer (a schedule change
     // kept it, acknowledged), and a move back there would be refused, the old time left bookable.
-    undo.unshift(() =>
-      side.handlers.doctorSchedule.handle(
-        schedule,
-        { type: 'RestoreSlot', data: { appointmentId, from: newStart, start: current.start, end: current.end, now } },
-        compensating(atVersion, `slot@${slot.version}`),
-      ),
-    );
+    // Only from where this request put it: anywhere else, someone else has moved it since.
+    if (tookStep(slot)) {
+      undo.unshift((to) =>
+        side.handlers.doctorSchedule.handle(
+          schedule,
+          { type: 'RestoreSlot', data: { appointmentId, from: newStart, ...to, now } },
+          compensating(atVersion, `slot@${slot.version}`),
+        ),
+      );
+    }
     // The slot as the schedule moved it: its length may have changed since `slotEnd` read it.
     const movedEnd = slotOf(slot.state, appointmentId)?.end ?? newEnd;
     const time = await takeStep(
@@ -176,13 +180,15 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
       (state) => reservationOf(state, appointmentId)?.start === newStart,
     );
     appended.push(time);
-    undo.unshift(() =>
-      side.handlers.patientAgenda.handle(
-        agenda,
-        { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart: current.start, newEnd: current.end } },
-        compensating(atVersion, `time@${time.version}`),
-      ),
-    );
+    if (tookStep(time)) {
+      undo.unshift((to) =>
+        side.handlers.patientAgenda.handle(
+          agenda,
+          { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart: to.start, newEnd: to.end } },
+          compensating(atVersion, `time@${time.version}`),
+        ),
+      );
+    }
     // Under the request's own command id, which a retry looks for before anything moves.
     const rescheduled = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, request);
     if (rescheduled.events.length === 0) return outcome(appointmentId, rescheduled);
@@ -195,11 +201,57 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     return outcome(appointmentId, rescheduled, ...followed.flatMap((step) => (step ? [step] : [])));
   } catch (error) {
     if (isRefusal(error)) {
-      for (const step of undo) appended.push(await undoing(step));
+      appended.push(...(await undoMoves(side, current, newStart, undo, { request: atVersion, now })));
       refusedAfter(error, appended);
     }
     throw error;
   }
+}
+
+/**
+ * A step this request took: appended now, or by an earlier try of it. One that found the slot (or
+ * the time) already where it was going found another reschedule of the appointment to the same
+ * time under way: the move is that one's, to undo if it fails, and this one's refusal leaves it.
+ */
+function tookStep(step: { readonly events: readonly unknown[]; readonly alreadyApplied: boolean }): boolean {
+  return step.alreadyApplied || step.events.length > 0;
+}
+
+/**
+ * Undoes a refused reschedule's moves, back to where the appointment is by then, not where this
+ * request saw it: another reschedule to the same time that shared the moves may have recorded the
+ * appointment there meanwhile (the 412 of one with a stale If-Match is mostly that one landing),
+ * and then they are that one's, the appointment's slot and time, to be left where they are.
+ *
+ * Such a reschedule landing between the look and the undo is looked for again after it, when the
+ * slot and time follow the appointment; that one looks at them after its own append too, so
+ * whichever of the two comes second sees the other.
+ */
+async function undoMoves(
+  side: CommandSide,
+  seen: AppointmentTime,
+  movedTo: string,
+  undo: ReadonlyArray<(to: TimeSlot) => Promise<{ readonly position: Position }>>,
+  { request, now }: { request: CommandOptions; now: string },
+): Promise<Array<{ readonly position: Position } | undefined>> {
+  if (undo.length === 0) return [];
+  const where = await whereAppointmentIs(side, seen);
+  if (where.start === movedTo) return [];
+  const undone: Array<{ readonly position: Position } | undefined> = [];
+  for (const step of undo) undone.push(await undoing(() => step(where)));
+  const after = await whereAppointmentIs(side, seen);
+  if (after.start === where.start) return undone;
+  const follows = `follows@${after.version}`;
+  undone.push(await slotFollows(side, after, compensating(request, `slot-${follows}`), now), await timeFollows(side, after, compensating(request, `time-${follows}`)));
+  return undone;
+}
+
+/** The appointment's time now, and its version; as it was `seen` if it is gone (it never is, once made). */
+async function whereAppointmentIs(side: CommandSide, seen: AppointmentTime): Promise<AppointmentTime & { version: number }> {
+  const { appointmentId, doctorId, patientId } = seen;
+  const { state, version } = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
+  const { start, end } = isMade(state) ? state : seen;
+  return { appointmentId, doctorId, patientId, start, end, version };
 }
 
 /** Where an appointment is, and whose slot and time follow it there. */
@@ -277,12 +329,24 @@ export async function completeAppointment(
     type: 'CompleteAppointment',
     data: { appointmentId, notes: input.notes, actor, now },
   }));
-  return outcome(appointmentId, result);
+  return outcome(appointmentId, result, await patientTimeBack(side, result.state, request));
 }
 
 export async function markNoShow(side: CommandSide, appointmentId: string, request: CommandOptions): Promise<CommandOutcome> {
   const result = await actOn(side, appointmentId, request, (actor, now) => ({ type: 'MarkAppointmentNoShow', data: { appointmentId, actor, now } }));
-  return outcome(appointmentId, result);
+  return outcome(appointmentId, result, await patientTimeBack(side, result.state, request));
+}
+
+/**
+ * An appointment held or missed needs none of the patient's time any more: the rest of its slot
+ * is theirs to book with another doctor. All of it goes back, not only what is left: what has
+ * passed cannot collide with a booking, which is always in the future. The doctor's slot stays,
+ * the visit's record and a time already begun, which nobody can book either.
+ */
+async function patientTimeBack(side: CommandSide, state: AppointmentState, request: CommandOptions) {
+  if (!isMade(state)) return undefined;
+  const { appointmentId, patientId } = state;
+  return side.handlers.patientAgenda.handle(patientAgendaStreamId(patientId), { type: 'ReleaseTime', data: { patientId, appointmentId } }, unpinned(request));
 }
 
 /** A command on one existing appointment by someone who may know of it, at the clock's now. */
