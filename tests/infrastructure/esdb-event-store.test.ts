@@ -1,20 +1,33 @@
 import { randomUUID } from 'node:crypto';
-import { EventStoreDBClient } from '@eventstore/db-client';
+import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { BACKWARDS, EventStoreDBClient, type ReadStreamOptions } from '@eventstore/db-client';
+import shared from '@eventstore/db-client/generated/shared_pb.js';
+import streams from '@eventstore/db-client/generated/streams_pb.js';
 import { describe, expect, it } from 'vitest';
 import { ConcurrencyError } from '../../src/application/ports/event-store.js';
+import { sleep } from '../../src/application/sleep.js';
 import { EsdbEventStore } from '../../src/infrastructure/esdb-event-store/esdb-event-store.js';
+import { eventually } from '../support/eventually.js';
 
 /**
  * What the adapter makes of the client's answers where no server is needed to get them (no
  * EventStoreDB runs here; the contract suite runs against one when EVENTSTORE_URL is set).
+ * Subscriptions are the client's own: only the gRPC call under them is made up.
  */
 describe("EsdbEventStore, given the client's answers", () => {
-  it('refuses an append the server refused although the client did not throw (a client made with throwOnAppendFailure=false)', async () => {
-    // No connection is made until a call; the two calls the append makes answer as the client does in that mode.
+  it('refuses an append the server refused although the client did not throw, with the revision the stream is at (a client made with throwOnAppendFailure=false)', async () => {
     const client = EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false&throwOnAppendFailure=false');
+    const stream = Array.from({ length: 8 }, (_, revision) => storedEvent('booking-1', revision));
     Object.assign(client, {
-      readStream: () => (async function* () {})(),
-      appendToStream: async () => ({ success: false, nextExpectedRevision: 7n, position: undefined }),
+      readStream: (_streamId: string, options: ReadStreamOptions = {}) => {
+        const events = options.direction === BACKWARDS ? [...stream].reverse() : stream;
+        return Readable.from(events.slice(0, Number(options.maxCount ?? events.length)).map((event) => ({ event })));
+      },
+      // Servers from 22.6 take appends in batches, and for those the client answers a refusal
+      // with `BigInt(hasCurrentStreamRevision())`: 1 for any stream that exists.
+      appendToStream: async () => ({ success: false, nextExpectedRevision: 1n, position: undefined }),
     });
     const store = new EsdbEventStore(client);
 
@@ -24,30 +37,8 @@ describe("EsdbEventStore, given the client's answers", () => {
     await expect(append).rejects.toMatchObject({ streamId: 'booking-1', expected: 2, actual: 7 });
   });
 
-  const paymentSucceeded = { type: 'PaymentSucceeded', streamId: 'payment-1', revision: 0n, position: { commit: 10n, prepare: 10n } };
-
-  /**
-   * A store whose subscription call answers one event, then either ends (as the client's does when
-   * the server closes the stream with an OK status: shutting down, a leader change) or waits for more.
-   */
-  function storeWhoseSubscription(then: 'ends' | 'waits') {
-    const client = EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false');
-    const resolved = { event: { ...paymentSucceeded, id: randomUUID(), data: {}, metadata: {}, isJson: true, created: new Date(0) } };
-    Object.assign(client, {
-      subscribeToAll: () => ({
-        [Symbol.asyncIterator]: async function* () {
-          yield resolved;
-          if (then === 'waits') await new Promise(() => {});
-        },
-        unsubscribe: async () => undefined,
-        destroy: () => undefined,
-      }),
-    });
-    return new EsdbEventStore(client);
-  }
-
   it('fails a subscription the server ended although its signal did not abort: a caller must not take the end for a stop', async () => {
-    const store = storeWhoseSubscription('ends');
+    const store = new EsdbEventStore(clientWhoseSubscriptionReads(new SubscriptionCall([serverSends(0)], 'ends')));
     const seen: string[] = [];
 
     const following = (async () => {
@@ -58,8 +49,9 @@ describe("EsdbEventStore, given the client's answers", () => {
     expect(seen).toEqual(['PaymentSucceeded']);
   });
 
-  it('ends a subscription without error when its signal aborts', async () => {
-    const store = storeWhoseSubscription('waits');
+  it('ends a subscription without error when its signal aborts, and cancels its call', async () => {
+    const call = new SubscriptionCall([serverSends(0)], 'waits');
+    const store = new EsdbEventStore(clientWhoseSubscriptionReads(call));
     const stop = new AbortController();
     const seen: string[] = [];
 
@@ -73,5 +65,119 @@ describe("EsdbEventStore, given the client's answers", () => {
 
     await expect(following).resolves.toBeUndefined();
     expect(seen).toEqual(['PaymentSucceeded']);
+    await eventually(async () => call.cancelled, 1_000, 'the call to be cancelled');
+  });
+
+  it('ends a subscription promptly when its signal aborts while the client is still discovering the cluster', async () => {
+    // With `esdb+discover://` the call, and so the client's `unsubscribe`, waits for discovery:
+    // up to minutes while no node answers.
+    const client = EventStoreDBClient.connectionString('esdb+discover://127.0.0.1:2113?tls=false');
+    let failDiscovery: (error: Error) => void = () => {};
+    Object.assign(client, { getGRPCClient: () => new Promise((_, reject) => (failDiscovery = reject)) });
+    const stop = new AbortController();
+
+    const following = (async () => {
+      for await (const event of new EsdbEventStore(client).subscribeToAll({ signal: stop.signal })) expect.fail(`no event was sent, got ${event.type}`);
+    })();
+    setTimeout(() => stop.abort(), 10);
+
+    expect(await Promise.race([following.then(() => 'ended'), sleep(1_000).then(() => 'still waiting')])).toBe('ended');
+    // A discovery that fails afterwards is no one's error: an unhandled one would fail this file.
+    failDiscovery(new Error('No node could be discovered'));
+    await sleep(10);
+  });
+
+  it('lets go of each event it delivered, however long the subscription runs', async () => {
+    const delivered = 10_000;
+    const events = Array.from({ length: delivered }, (_, n) => serverSends(n));
+    const store = new EsdbEventStore(clientWhoseSubscriptionReads(new SubscriptionCall(events, 'waits')));
+    const stop = new AbortController();
+    const seen: WeakRef<object>[] = [];
+    let stillHeld = Number.NaN;
+
+    for await (const event of store.subscribeToAll({ signal: stop.signal })) {
+      seen.push(new WeakRef(event.data));
+      if (seen.length === delivered) {
+        // Before the abort: memory held until then is held for as long as the process follows.
+        stillHeld = await countReachable(seen);
+        stop.abort();
+      }
+    }
+
+    // The one in hand, perhaps another in the stream's own bookkeeping: not one per event.
+    expect(stillHeld).toBeLessThan(10);
   });
 });
+
+function storedEvent(streamId: string, revision: number) {
+  const position = BigInt(10 + revision);
+  return {
+    streamId,
+    id: randomUUID(),
+    revision: BigInt(revision),
+    type: 'BookingRequested',
+    data: {},
+    metadata: {},
+    isJson: true,
+    created: new Date(0),
+    position: { commit: position, prepare: position },
+  };
+}
+
+/** One event as the server sends it on a subscription, in the client's own protobuf messages. */
+function serverSends(n: number): streams.ReadResp {
+  const id = new shared.UUID().setString(randomUUID());
+  const streamId = new shared.StreamIdentifier().setStreamName(Buffer.from(`payment-${n}`));
+  const recorded = new streams.ReadResp.ReadEvent.RecordedEvent()
+    .setId(id)
+    .setStreamIdentifier(streamId)
+    .setStreamRevision('0')
+    .setCommitPosition(String(10 + n))
+    .setPreparePosition(String(10 + n))
+    .setData(Buffer.from(JSON.stringify({ paymentId: `payment-${n}` })));
+  recorded.getMetadataMap().set('type', 'PaymentSucceeded').set('content-type', 'application/json').set('created', '0');
+  return new streams.ReadResp().setEvent(new streams.ReadResp.ReadEvent().setEvent(recorded));
+}
+
+/**
+ * The gRPC call under a subscription: it answers `responses`, then either ends (as when the
+ * server closes it with an OK status: shutting down, a leader change) or waits for more.
+ */
+class SubscriptionCall extends Readable {
+  cancelled = false;
+  private readonly responses: Iterator<streams.ReadResp>;
+
+  constructor(
+    responses: Iterable<streams.ReadResp>,
+    private readonly then: 'ends' | 'waits',
+  ) {
+    super({ objectMode: true });
+    this.responses = responses[Symbol.iterator]();
+  }
+
+  override _read(): void {
+    const next = this.responses.next();
+    if (!next.done) this.push(next.value);
+    else if (this.then === 'ends') this.push(null);
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.destroy();
+  }
+}
+
+/** A client connected to no server, whose `subscribeToAll` builds its own subscription over `call`. */
+function clientWhoseSubscriptionReads(call: SubscriptionCall): EventStoreDBClient {
+  const client = EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false');
+  return Object.assign(client, { getGRPCClient: async () => ({ read: () => call }) });
+}
+
+/** How many of `refs` a full collection leaves (vitest runs without --expose-gc). */
+async function countReachable(refs: readonly WeakRef<object>[]): Promise<number> {
+  // A WeakRef keeps its target until the job that made or read it has ended.
+  await new Promise((resolve) => setImmediate(resolve));
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return refs.filter((ref) => ref.deref() !== undefined).length;
+}

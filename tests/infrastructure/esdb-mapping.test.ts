@@ -113,6 +113,18 @@ describe('EventStoreDB mapping', () => {
     expect(() => fromEsdbEvent(esdbEvent({ position: undefined }))).toThrow(/22\.6/);
   });
 
+  it('refuses events without a real position, as servers before 22.6 send them from stream reads', () => {
+    // The client never leaves a position out: such a server's -1 arrives as 2^64-1, an unset one
+    // as 0. No event of ours sits at 0/0: that is START, before every event, and a log begins
+    // with the server's own records.
+    const unset = 2n ** 64n - 1n;
+
+    expect(() => fromEsdbEvent(esdbEvent({ position: { commit: unset, prepare: unset } }))).toThrow(/22\.6/);
+    expect(() => fromEsdbEvent(esdbEvent({ position: { commit: unset, prepare: 10n } }))).toThrow(/22\.6/);
+    expect(() => fromEsdbEvent(esdbEvent({ position: { commit: 0n, prepare: 0n } }))).toThrow(/22\.6/);
+    expect(fromEsdbEvent(esdbEvent({ position: { commit: 0n, prepare: 1n } })).position).toEqual({ commit: 0n, prepare: 1n });
+  });
+
   it('excludes system events on the server and on the client', () => {
     const filter = toServerFilter(undefined);
 

@@ -4,9 +4,11 @@ import {
   END,
   EventStoreDBClient,
   FORWARDS,
+  NO_STREAM,
   START as ESDB_START,
   StreamNotFoundError,
   WrongExpectedVersionError,
+  type CurrentRevision,
   type ResolvedEvent,
 } from '@eventstore/db-client';
 import {
@@ -88,8 +90,10 @@ export class EsdbEventStore implements EventStore {
         expectedRevision: toEsdbExpectedRevision(expected),
       });
       // A client made with `throwOnAppendFailure=false` (a connection string may say so) answers
-      // a wrong expected revision with `success: false` and the stream's revision, not a throw.
-      if (!result.success) throw toConcurrencyError(streamId, expected, result.nextExpectedRevision);
+      // a wrong expected revision with `success: false`, not a throw. Its `nextExpectedRevision`
+      // is then 1 for any stream that exists on servers from 22.6 (the batch append path reports
+      // only whether it has a revision): the stream's revision takes a read.
+      if (!result.success) throw toConcurrencyError(streamId, expected, await this.currentRevision(streamId));
       const revision = fromEsdbRevision(result.nextExpectedRevision);
       const stored = await this.eventAt(streamId, revision);
       // The server answers a batch whose ids it wrote just before (a duplicate that raced the
@@ -155,12 +159,21 @@ export class EsdbEventStore implements EventStore {
     return undefined;
   }
 
-  private async readTail(streamId: string): Promise<NonNullable<ResolvedEvent['event']>[]> {
-    const read = this.client.readStream(streamId, {
-      direction: BACKWARDS,
-      fromRevision: END,
-      maxCount: this.duplicateCheckWindow,
-    });
+  /**
+   * For a refused append's ConcurrencyError. The refusal is the answer and this only detail, so a
+   * read that fails leaves it unknown rather than replacing the ConcurrencyError.
+   */
+  private async currentRevision(streamId: string): Promise<CurrentRevision | undefined> {
+    try {
+      const [last] = await this.readTail(streamId, 1);
+      return last?.revision ?? NO_STREAM;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async readTail(streamId: string, maxCount = this.duplicateCheckWindow): Promise<NonNullable<ResolvedEvent['event']>[]> {
+    const read = this.client.readStream(streamId, { direction: BACKWARDS, fromRevision: END, maxCount });
     const tail: NonNullable<ResolvedEvent['event']>[] = [];
     try {
       for await (const resolved of read) if (resolved.event) tail.push(resolved.event);
@@ -215,34 +228,33 @@ export class EsdbEventStore implements EventStore {
       fromPosition: toReadPosition(after),
       filter: toServerFilter(filter),
     });
-    const iterator = subscription[Symbol.asyncIterator]();
-    let onAbort = () => {};
-    const aborted = new Promise<'aborted'>((resolve) => {
-      onAbort = () => resolve('aborted');
-    });
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // The abort ends the client's stream, which ends the loop below: a read raced against one
+    // abort promise for the whole subscription would leave every event delivered hanging on it.
+    const stop = () => subscription.destroy();
+    signal?.addEventListener('abort', stop, { once: true });
     try {
-      while (!signal?.aborted) {
-        const next = iterator.next();
-        // When the abort wins the race this read is abandoned; its later failure is no one's.
-        next.catch(() => undefined);
-        const result = await Promise.race([aborted, next]);
-        if (result === 'aborted' || signal?.aborted) return;
-        // The server ends the call on its own account too (shutting down, a leader change), with
-        // an OK status: the port's subscription ends only on its signal, and a caller taking this
-        // end for one would stop following for good without a word.
-        if (result.done) throw new Error('EventStoreDB ended the subscription to $all unasked');
-        const raw = result.value.event;
+      for await (const resolved of subscription) {
+        const raw = resolved.event;
         if (!raw || isSystemEvent(raw) || !isAfter(raw.position, after)) continue;
         const event = fromEsdbEvent(raw);
         if (matchesClientSide(event, filter)) yield event;
       }
+    } catch (error) {
+      // A stream destroyed under its reader fails it with a premature close.
+      if (signal?.aborted) return;
+      throw error;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
-      // Cancelling a call that never got connected fails too; either way it is gone.
-      await subscription.unsubscribe().catch(() => undefined);
+      signal?.removeEventListener('abort', stop);
       subscription.destroy();
+      // Cancels the gRPC call, but only once the call exists: with `esdb+discover://` that waits
+      // for discovery, for minutes when no node answers, and an abort must end the iteration now.
+      // Cancelling a call that never got connected fails too; either way it is gone.
+      subscription.unsubscribe().catch(() => undefined);
     }
+    // The server ends the call on its own account too (shutting down, a leader change), with an
+    // OK status: the port's subscription ends only on its signal, and a caller taking this end for
+    // one would stop following for good without a word.
+    if (!signal?.aborted) throw new Error('EventStoreDB ended the subscription to $all unasked');
   }
 }
 

@@ -90,7 +90,7 @@ export function toEsdbEvent(event: NewEvent): EventData {
 
 export function fromEsdbEvent(event: EsdbRecordedEvent): RecordedEvent {
   if (!event.isJson) throw new Error(`Event ${event.id} in ${event.streamId} is not JSON: this store never writes it`);
-  if (!event.position) {
+  if (!isRealPosition(event.position)) {
     throw new Error(`EventStoreDB gave no position for event ${event.id}: it needs server version 22.6 or later`);
   }
   return {
@@ -103,6 +103,18 @@ export function fromEsdbEvent(event: EsdbRecordedEvent): RecordedEvent {
     position: fromEsdbPosition(event.position),
     recordedAt: event.created,
   };
+}
+
+const unsetPosition = 2n ** 64n - 1n;
+
+/**
+ * The client never leaves a position out: servers before 22.6 send -1 on stream reads, which
+ * arrives as 2^64-1, and a field never set arrives as 0. No event of ours is at 0/0: that is
+ * START, before every event, and a log begins with the server's own records.
+ */
+function isRealPosition(position: Position | undefined): position is Position {
+  if (!position || position.commit === unsetPosition || position.prepare === unsetPosition) return false;
+  return comparePositions(position, START) !== 0;
 }
 
 /** The client has already parsed the JSON; only the top-level shape is left to check. */
