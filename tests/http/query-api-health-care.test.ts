@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bookAppointment, completeAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { bookAppointment, completeAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
@@ -9,6 +9,8 @@ import { payBooking, registerUser, system } from '../projections/support/scenari
 import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
 
 const otherPatient = { id: 'patient-2', roles: ['PATIENT' as const] };
+
+type AppointmentPage = { items: { id: string; start: string }[]; nextCursor: string | null };
 
 describe('query API: users, doctors, appointments, payments', () => {
   let q: QueryApiFixture;
@@ -88,6 +90,33 @@ describe('query API: users, doctors, appointments, payments', () => {
     expect(doctors.json<{ items: { notes: string }[] }>().items.map((a) => a.notes)).toEqual(['rest']);
     expect((await q.app.inject({ url: '/v1/appointments/me', headers: q.auth(otherPatient) })).json()).toEqual({ items: [], nextCursor: null });
     expect((await q.app.inject({ url: '/v1/appointments/me', headers: q.auth(consumer) })).statusCode).toBe(403);
+  });
+
+  it('GET /v1/appointments/me pages newest made first: appointments rescheduled between pages are neither shown twice nor skipped', async () => {
+    const patient3 = { id: 'patient-3', roles: ['PATIENT' as const] };
+    const doctor3 = { id: 'doctor-3', roles: ['DOCTOR' as const] };
+    await setSchedule(q.side, doctor3.id, everyMorning, as(doctor3));
+    const book = async (day: string) => {
+      const { id } = await bookAppointment(q.side, { doctorId: doctor3.id, start: `2030-02-${day}T09:00:00Z`, reason: 'check-up' }, as(patient3));
+      q.clock.advance(60_000);
+      return id;
+    };
+    const a = await book('14');
+    const b = await book('15');
+    const c = await book('16');
+    const page = async (query: string) => {
+      const response = await q.app.inject({ url: `/v1/appointments/me?${query}`, headers: { ...q.auth(patient3), ...q.consistency() } });
+      expect(response.statusCode, query).toBe(200);
+      return response.json<AppointmentPage>();
+    };
+    const first = await page('limit=2');
+    // A moves past every other appointment, C before every other one.
+    await rescheduleAppointment(q.side, a, { start: '2030-02-20T09:00:00Z' }, as(patient3));
+    await rescheduleAppointment(q.side, c, { start: '2030-02-12T09:00:00Z' }, as(patient3));
+    const second = await page(`limit=2&cursor=${first.nextCursor ?? ''}`);
+    expect([...first.items, ...second.items].map((appointment) => appointment.id)).toEqual([c, b, a]);
+    expect(second).toMatchObject({ items: [{ id: a, start: '2030-02-20T09:00:00.000Z' }], nextCursor: null });
+    q.clock.advance(-3 * 60_000);
   });
 
   it('GET /v1/payments/{id}: the payer, the owner and admins; 404 for anyone else; the booking shows its payment', async () => {

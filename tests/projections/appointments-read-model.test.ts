@@ -2,9 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookAppointment, cancelAppointment, completeAppointment, markNoShow, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { appointmentsProjection } from '../../src/projections/appointments/appointments.projection.js';
-import { appointmentFor, appointmentsOf, findAppointment } from '../../src/projections/appointments/appointments.queries.js';
+import { appointmentFor, appointmentsOf, findAppointment, type AppointmentView } from '../../src/projections/appointments/appointments.queries.js';
 import { as, doctor, everyMorning, otherDoctor, patient } from '../support/command-side.js';
 import { startReadModels, type ReadModelHarness } from './support/read-models.harness.js';
+
+/** The page order: when made, latest first, then id, also latest first. */
+const madeNewestFirst = (items: readonly AppointmentView[]) =>
+  [...items].sort((x, y) => y.scheduledAt.localeCompare(x.scheduledAt) || (x.id < y.id ? 1 : x.id > y.id ? -1 : 0));
 
 describe('appointments read model', () => {
   let h: ReadModelHarness;
@@ -47,14 +51,16 @@ describe('appointments read model', () => {
     expect(await view(b.id)).toMatchObject({ status: 'noShow' });
   });
 
-  it('pages a patient\'s and a doctor\'s appointments in time order', async () => {
+  it('pages a patient\'s and a doctor\'s appointments most recently made first, made at the same instant by id', async () => {
     const mine = await appointmentsOf(h.db, { userId: patient.id, asPatient: true, asDoctor: false }, { limit: 100 });
-    expect(mine.items.map((a) => a.start)).toEqual(['2030-01-14T10:00:00.000Z', '2030-01-15T09:00:00.000Z', '2030-01-16T09:00:00.000Z']);
+    expect(mine.items.map((a) => a.start).sort()).toEqual(['2030-01-14T10:00:00.000Z', '2030-01-15T09:00:00.000Z', '2030-01-16T09:00:00.000Z']);
+    expect(mine.items).toEqual(madeNewestFirst(mine.items));
     const first = await appointmentsOf(h.db, { userId: patient.id, asPatient: true, asDoctor: false }, { limit: 2 });
     const rest = await appointmentsOf(h.db, { userId: patient.id, asPatient: true, asDoctor: false }, { limit: 2, after: first.next ?? undefined });
     expect([...first.items, ...rest.items]).toEqual(mine.items);
     const doctors = await appointmentsOf(h.db, { userId: otherDoctor.id, asPatient: false, asDoctor: true }, { limit: 100 });
-    expect(doctors.items.map((a) => a.reason)).toEqual(['flu', 'flu again']);
+    expect(doctors.items.map((a) => a.reason).sort()).toEqual(['flu', 'flu again']);
+    expect(doctors.items).toEqual(madeNewestFirst(doctors.items));
     expect((await appointmentsOf(h.db, { userId: otherDoctor.id, asPatient: true, asDoctor: false }, { limit: 100 })).items).toEqual([]);
   });
 

@@ -31,9 +31,10 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
     .addColumn('version', 'integer', (c) => c.notNull())
     .execute();
-  // A patient's and a doctor's appointments in time order.
+  // A patient's and a doctor's appointments, newest made first: `scheduled_at` is written once, so
+  // pages keyed on it hold still while appointments are rescheduled between them.
   for (const party of ['patient_id', 'doctor_id']) {
-    await db.schema.createIndex(`appointments_${party}_idx`).on('appointments').columns([party, 'start_at', 'appointment_id']).execute();
+    await db.schema.createIndex(`appointments_${party}_idx`).on('appointments').columns([party, 'scheduled_at desc', 'appointment_id desc']).execute();
   }
 }
 
@@ -121,7 +122,8 @@ async function upsertAppointments(trx: Transaction<AppointmentsTables>, events: 
 /** Appointments by patient, by doctor and by id. */
 export const appointmentsProjection = defineProjection<AppointmentsTables>({
   name: appointmentsProjectionName,
-  version: 2,
+  // 3: the parties' indexes follow the page order (when made), no longer `start_at`.
+  version: 3,
   eventTypes: [...codec.eventTypes, subjectErasedType],
   migrate,
   apply,

@@ -20,8 +20,11 @@ export type AppointmentView = {
   readonly version: number;
 };
 
-/** Time order. */
-export type AppointmentSortKey = { readonly start: string; readonly appointmentId: string };
+/**
+ * When the appointment was made, then its id. Not its time: a reschedule moves that, and pages
+ * keyed on it showed a moved appointment twice or never.
+ */
+export type AppointmentSortKey = { readonly scheduledAt: string; readonly appointmentId: string };
 
 export type Viewer = { readonly id: string; readonly admin: boolean };
 
@@ -54,8 +57,8 @@ export async function findAppointment(db: Kysely<Database>, appointmentId: strin
 }
 
 /**
- * The appointments where the caller is the patient (`asPatient`) or the doctor (`asDoctor`), in
- * time order. The caller is a party of every row, so each shows whole.
+ * The appointments where the caller is the patient (`asPatient`) or the doctor (`asDoctor`), the
+ * most recently made first. The caller is a party of every row, so each shows whole.
  */
 export async function appointmentsOf(
   db: Kysely<Database>,
@@ -69,14 +72,14 @@ export async function appointmentsOf(
     .selectFrom('rm_appointments.appointments')
     .selectAll()
     .where((eb) => eb.or([...(asPatient ? [eb('patient_id', '=', userId)] : []), ...(asDoctor ? [eb('doctor_id', '=', userId)] : [])]));
-  if (after) query = query.where((eb) => eb(eb.refTuple('start_at', 'appointment_id'), '>', eb.tuple(new Date(after.start), after.appointmentId)));
-  const rows = await query.orderBy('start_at').orderBy('appointment_id').limit(limit + 1).execute();
+  if (after) query = query.where((eb) => eb(eb.refTuple('scheduled_at', 'appointment_id'), '<', eb.tuple(new Date(after.scheduledAt), after.appointmentId)));
+  const rows = await query.orderBy('scheduled_at', 'desc').orderBy('appointment_id', 'desc').limit(limit + 1).execute();
   const viewer = { id: userId, admin: false };
   return toPage(
     rows,
     limit,
     (row) => appointmentFor(viewer, row) ?? never(),
-    (row) => ({ start: row.start_at.toISOString(), appointmentId: row.appointment_id }),
+    (row) => ({ scheduledAt: row.scheduled_at.toISOString(), appointmentId: row.appointment_id }),
   );
 }
 

@@ -24,7 +24,7 @@ const appointmentSchema = z
   })
   .meta({ id: 'Appointment' });
 
-const appointmentSortKey = z.object({ start: z.iso.datetime(), appointmentId: z.string().max(200) });
+const appointmentSortKey = z.object({ scheduledAt: z.iso.datetime(), appointmentId: z.string().max(200) });
 
 /** A patient's or doctor's own appointments, and one appointment for its parties and admins. */
 export const appointmentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = async (app, { db, cursors, consistentWith }) => {
@@ -38,7 +38,15 @@ export const appointmentQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> =
     {
       onRequest: requireRoles('PATIENT', 'DOCTOR'),
       preHandler: consistent,
-      schema: { tags, security, summary: 'My appointments (as patient and as doctor), in time order', headers, querystring: pageQuery, response: { 200: pageSchema(appointmentSchema) } },
+      schema: {
+        tags,
+        security,
+        summary: 'My appointments (as patient and as doctor), most recently made first',
+        description: 'Ordered by `scheduledAt` (when the appointment was made), then id: a reschedule changes `start` but not the order, so paging never repeats or skips an appointment.',
+        headers,
+        querystring: pageQuery,
+        response: { 200: pageSchema(appointmentSchema) },
+      },
     },
     async (request) => {
       const actor = callerOf(request);
