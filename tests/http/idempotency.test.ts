@@ -88,6 +88,12 @@ async function age(key: string, ms: number): Promise<void> {
 const consumer = () => api.app.issueAccessToken({ id: `consumer-${randomUUID()}`, roles: ['CONSUMER'] }).accessToken;
 const order = (token: string, key: string | undefined, item = 'lamp') =>
   postJson(`${api.url}/test/orders`, { item }, { authorization: `Bearer ${token}`, ...(key === undefined ? {} : { 'idempotency-key': key }) });
+const owner = () => api.app.issueAccessToken({ id: `owner-${randomUUID()}`, roles: ['OWNER'] }).accessToken;
+// Counted in the table: what "appended" means, whatever the response says.
+async function eventCount(): Promise<number> {
+  const { rows } = await backend.pool.query<{ count: string }>('SELECT count(*) FROM events');
+  return Number(rows[0]?.count);
+}
 
 describe('Idempotency-Key', () => {
   it('runs a POST sent ten times at once with one key exactly once', async () => {
@@ -299,14 +305,8 @@ describe('Idempotency-Key on signup (anonymous)', () => {
 
 describe('Idempotency-Key after it has expired', () => {
   const ttlMs = 24 * 3_600_000;
-  const owner = () => api.app.issueAccessToken({ id: `owner-${randomUUID()}`, roles: ['OWNER'] }).accessToken;
   const createListing = (token: string, key: string, title: string) =>
     postJson(`${api.url}/v1/listings`, { ...listingInput, title }, { authorization: `Bearer ${token}`, 'idempotency-key': key });
-  // Counted in the table: what "appended" means, whatever the response says.
-  async function eventCount(): Promise<number> {
-    const { rows } = await backend.pool.query<{ count: string }>('SELECT count(*) FROM events');
-    return Number(rows[0]?.count);
-  }
 
   it('runs a different body sent under the expired key as a new command', async () => {
     const token = owner();
@@ -390,5 +390,73 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     expect(responses.map((response) => response.body.token)).not.toContain(retry.body.token);
     expect(sessionsIssued - before).toBe(2);
     expect(await keyRows(key)).toEqual([]);
+  });
+});
+
+/**
+ * API.md, "Idempotency": the same request under its key is replayed, a different one answers 422.
+ * "The same" is what the request means: its body whatever order a client writes the members
+ * in, and the version it pins with If-Match, since that is part of what it asks.
+ */
+describe('Idempotency-Key: what makes two requests the same', () => {
+  const post = (path: string, body: unknown, token: string, key: string, headers: Record<string, string> = {}) =>
+    postJson(`${api.url}${path}`, body, { authorization: `Bearer ${token}`, 'idempotency-key': key, ...headers });
+  async function newListing(token: string): Promise<string> {
+    const created = await post('/v1/listings', listingInput, token, randomUUID());
+    expect(created.status).toBe(201);
+    return String(created.body.id);
+  }
+
+  it('replays the same body sent with its members in another order, as another client would write it', async () => {
+    const token = owner();
+    const key = randomUUID();
+    const first = await post('/v1/listings', listingInput, token, key);
+    expect(first.status).toBe(201);
+
+    const before = await eventCount();
+    const reordered = Object.fromEntries(Object.entries(listingInput).reverse());
+    expect(JSON.stringify(reordered)).not.toBe(JSON.stringify(listingInput));
+    const again = await post('/v1/listings', reordered, token, key);
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+    const once = await post('/v1/listings', listingInput, token, key);
+    expect(once.headers.get('idempotent-replayed')).toBe('true');
+    expect(await eventCount()).toBe(before);
+  });
+
+  it('refuses a malformed If-Match before the key is claimed, so the corrected request under that key runs', async () => {
+    const token = owner();
+    const path = `/v1/listings/${await newListing(token)}/update`;
+    const key = randomUUID();
+    const unquoted = await post(path, { pricePerDay: 9_000 }, token, key, { 'if-match': '0' });
+    expect(unquoted.status).toBe(400);
+    expect(unquoted.body.errors).toEqual([expect.objectContaining({ path: 'headers.if-match' })]);
+
+    const corrected = await post(path, { pricePerDay: 9_000 }, token, key, { 'if-match': '"0"' });
+    expect(corrected.status).toBe(200);
+    expect(corrected.headers.get('idempotent-replayed')).toBeNull();
+    expect(corrected.body.version).toBe(1);
+  });
+
+  it('answers 422 to another If-Match under the same key, rather than replaying the 412 of the first', async () => {
+    const token = owner();
+    const path = `/v1/listings/${await newListing(token)}/update`;
+    const key = randomUUID();
+    expect((await post(path, { pricePerDay: 9_000 }, token, key, { 'if-match': '"7"' })).status).toBe(412);
+    const sameAgain = await post(path, { pricePerDay: 9_000 }, token, key, { 'if-match': '"7"' });
+    expect(sameAgain.status).toBe(412);
+    expect(sameAgain.headers.get('idempotent-replayed')).toBe('true');
+
+    const before = await eventCount();
+    const corrected = await post(path, { pricePerDay: 9_000 }, token, key, { 'if-match': '"0"' });
+    expect(corrected.status).toBe(422);
+    expect(corrected.body.type).toBe('https://bookable.example/problems/idempotency-key-reused');
+    const withoutPrecondition = await post(path, { pricePerDay: 9_000 }, token, key);
+    expect(withoutPrecondition.status).toBe(422);
+    expect(await eventCount()).toBe(before);
+
+    const underNewKey = await post(path, { pricePerDay: 9_000 }, token, randomUUID(), { 'if-match': '"0"' });
+    expect(underNewKey.status).toBe(200);
   });
 });

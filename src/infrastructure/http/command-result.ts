@@ -16,15 +16,21 @@ export const commandResultSchema = z
   })
   .meta({ id: 'CommandResult' });
 
-/** For a route's `schema.headers`, so /docs shows the header; `expectedVersion` reads it either way. */
+const ifMatchPattern = /^"(\d{1,15})"$/;
+const ifMatchMessage = 'must be one quoted version, e.g. "3"';
+
+/**
+ * For a route's `schema.headers`, so /docs shows the header; `expectedVersion` reads it either
+ * way. Checked here too, not only in the handler: validation runs before the Idempotency-Key is
+ * claimed, so a malformed header does not spend the key on a stored 400.
+ */
 export const ifMatchHeaderSchema = z.object({
   'if-match': z
     .string()
+    .regex(ifMatchPattern, ifMatchMessage)
     .optional()
     .describe('The ETag of the version this command was decided against, e.g. "3"; a newer version answers 412'),
 });
-
-const ifMatchPattern = /^"(\d{1,15})"$/;
 
 /** The version pinned by `If-Match: "<n>"`, `undefined` without the header; 400 for anything else. */
 export function expectedVersion(request: FastifyRequest): number | undefined {
@@ -32,7 +38,7 @@ export function expectedVersion(request: FastifyRequest): number | undefined {
   if (header === undefined) return undefined;
   const match = typeof header === 'string' ? ifMatchPattern.exec(header.trim()) : null;
   if (!match?.[1]) {
-    const extensions = { errors: [{ path: 'headers.if-match', message: 'must be one quoted version, e.g. "3"' }] };
+    const extensions = { errors: [{ path: 'headers.if-match', message: ifMatchMessage }] };
     throw new HttpProblem(400, 'validation-failed', 'Validation failed', 'The If-Match header is malformed', { extensions });
   }
   return Number(match[1]);

@@ -2,7 +2,9 @@ import { createHmac, randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onSendHookHandler, preHandlerHookHandler, preValidationHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { z } from 'zod';
+import { canonicalJson } from '../../application/audit/hash-chain.js';
 import { deterministicUuid } from '../../application/ids.js';
+import type { JsonValue } from '../../application/ports/event-store.js';
 import type { Clock } from '../../application/ports/clock.js';
 import { HttpProblem } from '../http/problem.js';
 import type { IdempotencyClaim, PgIdempotencyStore } from './pg-idempotency-store.js';
@@ -35,7 +37,10 @@ declare module 'fastify' {
     commandId: string;
     /** Set while this request holds a claimed key, until its response is stored (or, on a `'no-replay'` route, released). */
     idempotencyClaim: IdempotencyClaim | null;
-    /** HMAC of method, URL and body as sent (before validation reshapes it); null without a key, or on a route that takes none. */
+    /**
+     * HMAC of method, URL, If-Match and body as sent (before validation reshapes it), the body as
+     * canonical JSON; null without a key, or on a route that takes none.
+     */
     requestHash: string | null;
   }
   interface FastifyContextConfig {
@@ -66,17 +71,27 @@ function isPost(method: string | string[]): boolean {
 }
 
 /**
- * The body as hashed, when a parser made something of it. This runs before validation: a body
- * nested deeper than the stack allows (any JSON parser takes it) cannot be written back, and is
- * refused as the validation would.
+ * The body as hashed, when a parser made something of it: canonical JSON, so that the same body
+ * written out by another client, its members in another order, is the same request. This runs
+ * before validation: a body nested deeper than the stack allows (any JSON parser takes it)
+ * cannot be written back, and is refused as the validation would.
  */
 function bodyText(body: unknown): string {
   try {
-    return JSON.stringify(body);
+    // Our parsers make JSON or raw bytes (hashed as they are); anything else is hashed as before.
+    return isJsonValue(body) ? canonicalJson(body) : JSON.stringify(body);
   } catch {
     const errors = [{ path: 'body', message: 'is nested too deeply' }];
     throw new HttpProblem(400, 'validation-failed', 'Validation failed', 'The request does not match its schema', { extensions: { errors } });
   }
+}
+
+/** What the JSON parser makes: plain objects, arrays and primitives, nothing with a prototype of its own. */
+function isJsonValue(value: unknown): value is JsonValue {
+  if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return true;
+  if (Array.isArray(value)) return value.every(isJsonValue);
+  if (typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).every(isJsonValue);
 }
 
 const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
@@ -102,7 +117,16 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   // handler checks) hashing a body is work anyone could make this process do for nothing.
   const fingerprint: preValidationHookHandler = async function (request) {
     if (request.headers['idempotency-key'] === undefined) return;
-    const hash = createHmac('sha256', hashKey).update(`${request.method}\n${request.url}\n`);
+    // The version a request pins is part of what it asks: a corrected If-Match under the key of a
+    // refused request is another request (422), not a retry to replay the stale 412 to. It goes
+    // first, where no method can start, so that without it the input is what it was before the
+    // hash covered If-Match and sorted the body. Of the keys claimed before then, a retry of a
+    // request sent without If-Match and with its members in canonical order already matches (its
+    // command id unchanged); any other answers 422 until the key expires, and after that is a new
+    // command, no longer recognised as the one it ran.
+    const ifMatch = request.headers['if-match'];
+    const precondition = ifMatch === undefined ? '' : `If-Match: ${ifMatch}\n`;
+    const hash = createHmac('sha256', hashKey).update(`${precondition}${request.method}\n${request.url}\n`);
     // Raw bytes as they are: written out as JSON, a Buffer becomes an array of numbers, five
     // times its size and slow to make.
     if (Buffer.isBuffer(request.body)) hash.update(request.body);
