@@ -355,6 +355,100 @@ describe('booking use cases', () => {
     });
   });
 
+  describe('without an Idempotency-Key, its booking append failed after the dates were held', () => {
+    /** As the HTTP edge builds a request without a key: a command id of its own, never retried. */
+    const keyless = () => ({ ...as(consumer), freshCommandId: true });
+    let faulty: AmbiguousStore;
+
+    beforeEach(async () => {
+      store = faulty = new AmbiguousStore();
+      side = createTestSide(store, clock, 15);
+      listingId = (await createListing(side, listingInput, as(owner))).id;
+    });
+
+    async function lapseAndSweep(): Promise<void> {
+      const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      for await (const event of store.readAll()) expiry.observe(event);
+      clock.advance(15 * 60_000);
+      await expiry.sweep();
+    }
+
+    async function calendarRangeOf(bookingId: string) {
+      return liveRangeOf((await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state, bookingId);
+    }
+
+    // It cannot tell this failure from the ones below, so it claims the id before it gives anything back.
+    it('gives its dates back at once, the booking id given up first: the retry, a new booking, takes them', async () => {
+      const request = keyless();
+      const bookingId = deterministicUuid('booking', request.commandId);
+      faulty.interrupt((streamId) => streamId.startsWith('booking-'));
+      await expect(requestBooking(side, { listingId, ...stay }, request)).rejects.toThrow('died');
+
+      expect(await eventTypes(store, `booking-${bookingId}`)).toEqual(['BookingAbandoned']);
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);
+      await expect(requestBooking(side, { listingId, ...stay }, keyless())).resolves.toBeDefined();
+    });
+
+    it('whose booking was recorded though its answer was lost, keeps the dates for that booking', async () => {
+      const request = keyless();
+      const bookingId = deterministicUuid('booking', request.commandId);
+      faulty.loseAnswer((streamId) => streamId.startsWith('booking-'));
+      await expect(requestBooking(side, { listingId, ...stay }, request)).rejects.toThrow('connection');
+
+      expect((await side.handlers.booking.read(`booking-${bookingId}`)).state.status).toBe('requested');
+      expect(await calendarRangeOf(bookingId)).toMatchObject({ status: 'held' });
+      await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).rejects.toMatchObject({ code: 'dates-unavailable' });
+    });
+
+    // An empty booking stream after the failure proves nothing: PostgreSQL goes on running a
+    // statement whose connection died, and commits it when it gets through (a lock, a slow disk).
+    it('whose booking lands after the failure was answered, the database still away when it tried to give the id up, keeps the dates for it, though its stream was empty when the failure was seen', async () => {
+      const request = keyless();
+      const bookingId = deterministicUuid('booking', request.commandId);
+      let land = () => {};
+      const landed = faulty.landLate((streamId) => streamId.startsWith('booking-'), new Promise<void>((resolve) => (land = resolve)));
+      faulty.interrupt((streamId) => streamId === `booking-${bookingId}`);
+      await expect(requestBooking(side, { listingId, ...stay }, request)).rejects.toThrow('connection');
+      expect(await eventTypes(store, `booking-${bookingId}`)).toEqual([]);
+
+      land();
+      await landed;
+
+      // Payable until its hold lapses, so its dates must still be its own.
+      const { state } = await side.handlers.booking.read(`booking-${bookingId}`);
+      expect(state).toMatchObject({ status: 'requested', booking: { holdExpiresAt: '2030-01-10T10:15:00.000Z' } });
+      expect(await calendarRangeOf(bookingId)).toMatchObject({ status: 'held' });
+      await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).rejects.toMatchObject({ code: 'dates-unavailable' });
+      await lapseAndSweep();
+      expect(await eventTypes(store, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingExpired']);
+      await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).resolves.toBeDefined();
+    });
+
+    it('whose booking would land after its id was given up, is refused: the dates given back belong to no booking', async () => {
+      const request = keyless();
+      const bookingId = deterministicUuid('booking', request.commandId);
+      let land = () => {};
+      const landed = faulty.landLate((streamId) => streamId.startsWith('booking-'), new Promise<void>((resolve) => (land = resolve)));
+      await expect(requestBooking(side, { listingId, ...stay }, request)).rejects.toThrow('connection');
+
+      land();
+      await expect(landed).rejects.toMatchObject({ name: 'ConcurrencyError' });
+      expect(await eventTypes(store, `booking-${bookingId}`)).toEqual(['BookingAbandoned']);
+      expect(await calendarRangeOf(bookingId)).toBeUndefined();
+      await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).resolves.toBeDefined();
+    });
+
+    it('with an Idempotency-Key, keeps its dates and its id for the retry, which carries on', async () => {
+      const request = as(consumer, 'keyed');
+      store.interrupt((streamId) => streamId.startsWith('booking-'));
+      await expect(requestBooking(side, { listingId, ...stay }, request)).rejects.toThrow('died');
+
+      const booking = await requestBooking(side, { listingId, ...stay }, request);
+      expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested']);
+      expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld']);
+    });
+  });
+
   it('cancelling answers with the position of the dates given back, so a reader waiting on it sees them free', async () => {
     const booking = await requestBooking(side, { listingId, ...stay }, as(consumer));
     const cancelled = await cancelBooking(side, booking.id, { reason: 'plans changed' }, as(consumer));
@@ -447,3 +541,39 @@ describe('booking use cases', () => {
   });
 });
 
+/**
+ * The two ways an append can fail for its caller and still be stored, as with a connection that
+ * died mid-statement: `loseAnswer`, stored before the caller hears of the failure; `landLate`,
+ * stored only once `until` resolves, after the caller heard. Each applies once.
+ */
+class AmbiguousStore extends InterruptibleStore {
+  private lose: ((streamId: string) => boolean) | undefined;
+  private late:
+    | { readonly on: (streamId: string) => boolean; readonly until: Promise<unknown>; readonly stored: () => void; readonly refused: (error: unknown) => void }
+    | undefined;
+
+  loseAnswer(on: (streamId: string) => boolean): void {
+    this.lose = on;
+  }
+
+  /** Resolves once the late append is stored; rejects if the store refuses it then (the stream moved on). */
+  landLate(on: (streamId: string) => boolean, until: Promise<unknown>): Promise<void> {
+    return new Promise((stored, refused) => (this.late = { on, until, stored, refused }));
+  }
+
+  override async appendToStream(...args: Parameters<InterruptibleStore['appendToStream']>): ReturnType<InterruptibleStore['appendToStream']> {
+    const [streamId] = args;
+    if (this.lose?.(streamId)) {
+      this.lose = undefined;
+      await super.appendToStream(...args);
+      throw new Error(`the connection died before the answer to the append to ${streamId}`);
+    }
+    const late = this.late;
+    if (late?.on(streamId)) {
+      this.late = undefined;
+      void late.until.then(() => super.appendToStream(...args)).then(() => late.stored(), late.refused);
+      throw new Error(`the connection died during the append to ${streamId}`);
+    }
+    return super.appendToStream(...args);
+  }
+}

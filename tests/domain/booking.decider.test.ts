@@ -231,9 +231,31 @@ describe('ExpireBooking', () => {
   it('refuses a booking that does not exist', () => spec.given([]).when(expire(holdExpiresAt)).thenFails('not-found'));
 });
 
+describe('AbandonBooking', () => {
+  const abandon: BookingCommand = { type: 'AbandonBooking', data: { bookingId, now } };
+  const abandoned: BookingEvent = { type: 'BookingAbandoned', data: { bookingId, abandonedAt: now } };
+
+  it('gives up the id of a booking not recorded yet', () => spec.given([]).when(abandon).then([abandoned]));
+  it('is already true when given up', () => spec.given([abandoned]).when(abandon).then([]));
+  it('leaves a booking recorded meanwhile as it is, whatever became of it', () => {
+    spec.given([requested]).when(abandon).then([]);
+    spec.given([requested, paid, confirmed]).when(abandon).then([]);
+    spec.given([requested, expired]).when(abandon).then([]);
+  });
+  it('refuses the request it was given up for, landing late', () => spec.given([abandoned]).when(request()).thenFails('booking-abandoned'));
+  it('leaves nothing to pay, confirm, complete, cancel or expire: the booking does not exist', () => {
+    spec.given([abandoned]).when(markPaid()).thenFails('not-found');
+    spec.given([abandoned]).when(confirm).thenFails('not-found');
+    spec.given([abandoned]).when(complete(owner)).thenFails('not-found');
+    spec.given([abandoned]).when(cancel(consumer)).thenFails('not-found');
+    spec.given([abandoned]).when(expire(holdExpiresAt)).thenFails('not-found');
+  });
+});
+
 describe('state', () => {
   it('follows the lifecycle', () => {
     expect(fold(bookingDecider, [requested]).status).toBe('requested');
+    expect(fold(bookingDecider, [{ type: 'BookingAbandoned', data: { bookingId, abandonedAt: now } }])).toEqual({ status: 'abandoned' });
     expect(fold(bookingDecider, [requested, paid]).status).toBe('paid');
     expect(fold(bookingDecider, [requested, paid, confirmed, completed]).status).toBe('completed');
     expect(fold(bookingDecider, [requested, paid, cancelled('owner', owner, 100, 30_000)])).toMatchObject({

@@ -5,7 +5,7 @@ import { addDays } from '../../src/domain/shared/calendar-date.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { ForbiddenError } from '../../src/domain/shared/forbidden-error.js';
 import type { BookingCommand } from '../../src/domain/booking/booking.commands.js';
-import { bookingDecider, type BookingState } from '../../src/domain/booking/booking.decider.js';
+import { bookingDecider, isRecorded, type BookingState } from '../../src/domain/booking/booking.decider.js';
 import type { BookingEvent } from '../../src/domain/booking/booking.events.js';
 
 const bookingId = 'booking-p';
@@ -17,8 +17,8 @@ const actors: Actor[] = [
   { id: 'consumer-2', roles: ['CONSUMER'] },
 ];
 const actor = fc.constantFrom(...actors);
-const total = (state: BookingState) => (state.status === 'none' ? 0 : state.booking.total);
-const currencyOf = (state: BookingState) => (state.status === 'none' ? 'EUR' : state.booking.currency);
+const total = (state: BookingState) => (isRecorded(state) ? state.booking.total : 0);
+const currencyOf = (state: BookingState) => (isRecorded(state) ? state.booking.currency : 'EUR');
 
 /** A command without its clock and, for payments, the amount the booking asks for. */
 type Build = (now: string, state: BookingState) => BookingCommand;
@@ -83,6 +83,8 @@ const confirm = fc.constant(confirmIt);
 const complete: fc.Arbitrary<Build> = actor.map((actor) => (now) => ({ type: 'CompleteBooking', data: { bookingId, actor, now } }));
 const cancel: fc.Arbitrary<Build> = actor.map((actor) => (now) => ({ type: 'CancelBooking', data: { bookingId, actor, reason: 'because', now } }));
 const expire: fc.Arbitrary<Build> = fc.constant((now: string) => ({ type: 'ExpireBooking', data: { bookingId, now } }));
+const abandonIt: Build = (now) => ({ type: 'AbandonBooking', data: { bookingId, now } });
+const abandon = fc.constant(abandonIt);
 
 /**
  * When the next command happens: some hours later, or (so that stays get completed) on the stay's
@@ -97,19 +99,20 @@ const when: fc.Arbitrary<When> = fc.oneof(
 /** The clock never goes back. */
 function nextClock(clock: number, when: When, state: BookingState): number {
   if ('hoursLater' in when) return clock + when.hoursLater * 3_600_000;
-  if (state.status === 'none') return clock;
+  if (!isRecorded(state)) return clock;
   // The zones here are UTC or east of it: at midnight UTC the end date has begun in all of them.
   return Math.max(clock, Date.parse(`${state.booking.endDate}T00:00:00Z`) + when.hoursAfterEnd * 3_600_000);
 }
 
 const step = fc.record({
   when,
-  build: fc.oneof(request, { weight: 3, arbitrary: markPaid }, { weight: 2, arbitrary: confirm }, { weight: 2, arbitrary: complete }, cancel, expire),
+  build: fc.oneof(request, { weight: 3, arbitrary: markPaid }, { weight: 2, arbitrary: confirm }, { weight: 2, arbitrary: complete }, cancel, expire, abandon),
 });
 
 /** Where one event may take each state. */
 const next: Record<BookingState['status'], readonly BookingState['status'][]> = {
-  none: ['requested'],
+  none: ['requested', 'abandoned'],
+  abandoned: [],
   requested: ['paid', 'cancelled', 'expired'],
   paid: ['confirmed', 'cancelled'],
   confirmed: ['completed', 'cancelled'],
@@ -119,7 +122,7 @@ const next: Record<BookingState['status'], readonly BookingState['status'][]> = 
 };
 
 function invariants(state: BookingState): void {
-  if (state.status === 'none') return;
+  if (!isRecorded(state)) return;
   expect(state.booking.total).toBe(state.booking.nights * state.booking.pricePerNight);
   expect(state.booking.consumerId).not.toBe(state.booking.ownerId);
   if (state.status === 'cancelled') {
@@ -132,12 +135,17 @@ function invariants(state: BookingState): void {
   }
 }
 
-// Half the runs start with a request or two, so that the later commands mostly have a booking to work
-// on; the other half with a booking requested, paid and confirmed, so that stays get completed too.
+// Most runs start with a request or two, so that the later commands mostly have a booking to work
+// on, or with a booking requested, paid and confirmed, so that stays get completed too; a few with
+// the id given up, so that every command meets an abandoned booking.
 const atOnce = (build: Build) => ({ when: { hoursLater: 0 }, build });
 const requests = fc.array(request.map(atOnce), { minLength: 1, maxLength: 2 });
 const confirmedBooking = acceptedRequest.map((request) => [request, payInFull, confirmIt].map(atOnce));
-const steps = fc.tuple(fc.oneof({ weight: 1, arbitrary: requests }, { weight: 1, arbitrary: confirmedBooking }), fc.array(step, { minLength: 3, maxLength: 25 }));
+const abandoned = fc.constant([atOnce(abandonIt)]);
+const steps = fc.tuple(
+  fc.oneof({ weight: 2, arbitrary: requests }, { weight: 2, arbitrary: confirmedBooking }, { weight: 1, arbitrary: abandoned }),
+  fc.array(step, { minLength: 3, maxLength: 25 }),
+);
 
 it('states only move forward and evolve accepts whatever decide emits', () => {
   const numRuns = 200;
@@ -359,5 +367,39 @@ test.prop([validRequest, fc.constantFrom('requested', 'paid', 'confirmed' as con
     if (capacity === null) expect(refusal(again)).toBeInstanceOf(ForbiddenError);
     else if (capacity === cancellerOf(first)) expect(again()).toEqual([]);
     else expect(codeOf(refusal(again))).toBe('already-cancelled');
+  },
+);
+
+const anyCommand = fc.oneof(request, markPaid, confirm, complete, cancel, expire, abandon);
+
+test.prop([fc.array(anyCommand, { minLength: 1, maxLength: 10 }), fc.integer({ min: 0, max: 10 * 24 })])(
+  'given an abandoned booking id, when any command comes, then a request is refused as abandoned, the rest as for a missing booking, and nothing changes',
+  (builds, hoursLater) => {
+    const state = bookingDecider.decide(abandonIt(iso(startMs), bookingDecider.initialState), bookingDecider.initialState).reduce(bookingDecider.evolve, bookingDecider.initialState);
+    expect(state).toEqual({ status: 'abandoned' });
+
+    for (const build of builds) {
+      const command = build(iso(startMs + hoursLater * hourMs), state);
+      const decided = () => bookingDecider.decide(command, state);
+      if (command.type === 'AbandonBooking') expect(decided()).toEqual([]);
+      else expect(codeOf(refusal(decided))).toBe(command.type === 'RequestBooking' ? 'booking-abandoned' : 'not-found');
+    }
+  },
+);
+
+test.prop([validRequest, fc.constantFrom('requested', 'paid', 'confirmed' as const), fc.constantFrom('as it is', 'cancelled', 'expired' as const)])(
+  'given a recorded booking, whatever became of it, when its id is given up, then nothing changes: it keeps its dates',
+  (given, upTo, then) => {
+    const live = bookingAt(given, upTo);
+    const later = iso(given.requestedAt + given.holdMinutes * 60_000);
+    const end: BookingCommand | undefined =
+      then === 'cancelled'
+        ? { type: 'CancelBooking', data: { bookingId, actor: { id: 'admin-1', roles: ['ADMIN'] }, reason: 'gone', now: iso(given.requestedAt) } }
+        : then === 'expired' && upTo === 'requested'
+          ? { type: 'ExpireBooking', data: { bookingId, now: later } }
+          : undefined;
+    const state = end ? bookingDecider.decide(end, live).reduce(bookingDecider.evolve, live) : live;
+
+    expect(bookingDecider.decide(abandonIt(later, state), state)).toEqual([]);
   },
 );

@@ -244,6 +244,14 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });
 
+  it('a booking id given up after its request failed takes no payment: not found, as a booking that does not exist, and Stripe is not called', async () => {
+    const bookingId = randomUUID();
+    await side.handlers.booking.handle(`booking-${bookingId}`, { type: 'AbandonBooking', data: { bookingId, now: clock.now().toISOString() } }, as(consumer));
+
+    await expect(startPayment(payments, bookingId, as(consumer))).rejects.toMatchObject({ code: 'not-found' });
+    expect(stripe.requestsTo('create-intent')).toEqual([]);
+  });
+
   it('payment succeeded inside the hold, and the hold lapses before the process marks the booking paid → not expired: paid, booked and confirmed', async () => {
     const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
     clock.advance(14 * 60_000);

@@ -76,6 +76,13 @@ describe('bookings read model', () => {
     expect(await findBooking(h.db, id)).toMatchObject({ status: 'expired' });
   });
 
+  it('given BookingAbandoned, then no row: the booking was never recorded', async () => {
+    const id = 'abandoned-before-recorded';
+    await h.side.handlers.booking.handle(bookingStreamId(id), { type: 'AbandonBooking', data: { bookingId: id, now: h.clock.now().toISOString() } }, as(consumer));
+    await h.settle();
+    expect(await findBooking(h.db, id)).toBeUndefined();
+  });
+
   it('pages newest first by a keyset, filters by status, and never repeats or skips a row', async () => {
     // A consumer of its own, so its pages hold exactly these bookings whichever tests run.
     const pager: Actor = { id: 'consumer-paging', roles: ['CONSUMER'] };

@@ -9,7 +9,7 @@ import { createListing, setListingActive, updateListing } from '../../src/applic
 import type { RecordedEvent } from '../../src/application/ports/event-store.js';
 import { submitReview } from '../../src/application/reviews/review.use-cases.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
-import { bookingStreamId } from '../../src/domain/booking/booking.decider.js';
+import { bookingStreamId, isRecorded } from '../../src/domain/booking/booking.decider.js';
 import { paymentStreamId } from '../../src/domain/payment/payment.decider.js';
 import { reviewStreamId } from '../../src/domain/review/review.decider.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
@@ -68,7 +68,7 @@ const opening: Step[] = [
 
 async function bookingOf(side: CommandSide, bookingId: string) {
   const { state } = await side.handlers.booking.read(bookingStreamId(bookingId));
-  if (state.status === 'none') throw new DomainError('not-found', 'no booking');
+  if (!isRecorded(state)) throw new DomainError('not-found', 'no booking');
   return state;
 }
 

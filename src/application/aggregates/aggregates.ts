@@ -1,6 +1,6 @@
 import { appointmentDecider, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import { appointmentEventSchema } from '../../domain/appointment/appointment.events.js';
-import { bookingDecider, type BookingState } from '../../domain/booking/booking.decider.js';
+import { bookingDecider, isRecorded, type BookingState } from '../../domain/booking/booking.decider.js';
 import { bookingEventSchema } from '../../domain/booking/booking.events.js';
 import { bookingUpcasters } from '../../domain/booking/booking.upcasters.js';
 import { doctorScheduleDecider } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
@@ -42,7 +42,7 @@ export const aggregates = {
     decider: bookingDecider,
     codec: createEventCodec(bookingEventSchema, bookingUpcasters),
     // Whoever writes a reason on a booking writes it about the consumer's booking.
-    dataSubject: (state: BookingState) => (state.status === 'none' ? undefined : state.booking.consumerId),
+    dataSubject: (state: BookingState) => (isRecorded(state) ? state.booking.consumerId : undefined),
   },
   payment: { category: 'payment', decider: paymentDecider, codec: createEventCodec(paymentEventSchema) },
   review: {

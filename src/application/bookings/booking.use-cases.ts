@@ -1,4 +1,4 @@
-import { bookingDecider, bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
+import { bookingDecider, bookingStreamId, isRecorded, type BookingState } from '../../domain/booking/booking.decider.js';
 import type { ExpireBooking, RequestBooking } from '../../domain/booking/booking.commands.js';
 import type { ReleaseReason } from '../../domain/listing-calendar/listing-calendar.events.js';
 import { keepsDates, LapsedHoldsInTheWay, listingCalendarStreamId, liveRangeOf, type ListingCalendarState } from '../../domain/listing-calendar/listing-calendar.decider.js';
@@ -60,9 +60,47 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
   // earlier try, and this append is answered as already applied.
   const mine = liveRangeOf(calendar.state, bookingId);
   const holdExpiresAt = mine?.status === 'held' ? mine.holdExpiresAt : command.data.holdExpiresAt;
-  const result = await side.handlers.booking.handle(booking, { ...command, data: { ...command.data, holdExpiresAt } }, unpinned(request));
+  const result = await recordBooking(side, { ...command, data: { ...command.data, holdExpiresAt } }, request);
   await expireIfLapsed(side, result, request);
   return outcome(bookingId, result);
+}
+
+/**
+ * The booking's last step. A request without Idempotency-Key that fails here is never retried as
+ * itself: its client's retry is a new booking, which would find these dates held by this one
+ * until the hold lapsed. So the id is given up and, only if it was, the dates go back at once.
+ * Looking at the booking's stream instead proves nothing: a failed append may still commit later
+ * (PostgreSQL finishes a statement whose connection died). Giving the id up is an append on the
+ * stream while still empty, so of it and a booking append landing late, only the first stands:
+ * the booking keeps its dates, or it is refused. A keyed request's retry finds the hold and
+ * carries on, so it keeps it.
+ */
+async function recordBooking(side: CommandSide, command: RequestBooking, request: CommandOptions) {
+  const { bookingId, listingId } = command.data;
+  try {
+    return await side.handlers.booking.handle(bookingStreamId(bookingId), command, unpinned(request));
+  } catch (error) {
+    // A refusal was decided on the stream as it is; anything else leaves the append unknown.
+    if (request.freshCommandId === true && !(error instanceof DomainError)) {
+      // Best effort: with the database still away, the hold lapses and the sweep releases it.
+      const released = await abandonBooking(side, { bookingId, listingId }, request).catch(() => undefined);
+      // Its answer names the release, for a reader waiting to see the dates free.
+      refusedAfter(error, [released]);
+    }
+    throw error;
+  }
+}
+
+/** Gives the booking id up unless the booking was recorded, and then its dates back: the release, if they went. */
+async function abandonBooking(side: CommandSide, { bookingId, listingId }: { bookingId: string; listingId: string }, request: CommandOptions) {
+  const now = side.clock.now().toISOString();
+  const claim = await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'AbandonBooking', data: { bookingId, now } }, compensating(request, 'abandon'));
+  if (claim.state.status !== 'abandoned') return undefined;
+  return side.handlers.listingCalendar.handle(
+    listingCalendarStreamId(listingId),
+    { type: 'ReleaseDates', data: { listingId, bookingId, reason: 'failed', now } },
+    compensating(request, 'release'),
+  );
 }
 
 /**
@@ -164,7 +202,7 @@ export async function completeBooking(side: CommandSide, bookingId: string, requ
  * nothing. The calendar's result, for the position a reader must reach to see the dates free.
  */
 export async function releaseDates(side: CommandSide, booking: BookingState, reason: ReleaseReason, request: CommandOptions) {
-  if (booking.status === 'none') return undefined;
+  if (!isRecorded(booking)) return undefined;
   const { listingId, bookingId } = booking.booking;
   return side.handlers.listingCalendar.handle(
     listingCalendarStreamId(listingId),
@@ -177,7 +215,7 @@ export async function releaseDates(side: CommandSide, booking: BookingState, rea
 async function visibleBooking(side: CommandSide, bookingId: string, actor: Actor) {
   const { state } = await side.handlers.booking.read(bookingStreamId(bookingId));
   const party =
-    state.status !== 'none' && (actor.id === state.booking.consumerId || actor.id === state.booking.ownerId || hasRole(actor, 'ADMIN'));
+    isRecorded(state) && (actor.id === state.booking.consumerId || actor.id === state.booking.ownerId || hasRole(actor, 'ADMIN'));
   if (!party) throw new NotFoundError(`booking ${bookingId}`);
   return state;
 }

@@ -1,4 +1,4 @@
-import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
+import { bookingStreamId, isRecorded, type BookingState } from '../../domain/booking/booking.decider.js';
 import { isCaptured, paymentStreamId, refundable } from '../../domain/payment/payment.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
@@ -78,7 +78,7 @@ async function liveIntent(payments: PaymentSide, current: PaymentAttempt, reques
 /** Only the booking's consumer pays, only while the dates are held for it. */
 async function payableBooking(side: CommandSide, bookingId: string, actor: Actor): Promise<Extract<BookingState, { status: 'requested' }>> {
   const { state } = await side.handlers.booking.read(bookingStreamId(bookingId));
-  if (state.status === 'none') throw new NotFoundError(`booking ${bookingId}`);
+  if (!isRecorded(state)) throw new NotFoundError(`booking ${bookingId}`);
   const { consumerId, ownerId } = state.booking;
   if (actor.id !== consumerId && actor.id !== ownerId && !hasRole(actor, 'ADMIN')) throw new NotFoundError(`booking ${bookingId}`);
   if (actor.id !== consumerId) throw new ForbiddenError('only the consumer who booked pays for a booking');
@@ -103,10 +103,10 @@ export async function refundPayment(
   if (state.status === 'none') throw new NotFoundError(`payment ${paymentId}`);
   const { state: booking } = await side.handlers.booking.read(bookingStreamId(state.payment.bookingId));
   const actor = request.context.actor;
-  const owner = booking.status !== 'none' && booking.booking.ownerId === actor.id;
+  const owner = isRecorded(booking) && booking.booking.ownerId === actor.id;
   if (!owner && !hasRole(actor, 'ADMIN')) {
     // The payer sees the payment (GET answers them), so for them it exists: they may not refund it.
-    const payer = booking.status !== 'none' && booking.booking.consumerId === actor.id;
+    const payer = isRecorded(booking) && booking.booking.consumerId === actor.id;
     if (payer) throw new ForbiddenError("only the listing's owner or an admin refunds a payment");
     throw new NotFoundError(`payment ${paymentId}`);
   }

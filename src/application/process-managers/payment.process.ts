@@ -1,4 +1,4 @@
-import { bookingStreamId, type BookingState } from '../../domain/booking/booking.decider.js';
+import { bookingStreamId, isRecorded, type BookingState, type RecordedBooking } from '../../domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
 import { isCaptured, paymentStreamId, refundable, type CapturedPayment, type PaymentState } from '../../domain/payment/payment.decider.js';
@@ -173,7 +173,7 @@ export class PaymentProcess {
     return this.options.side.handlers.booking.read(bookingStreamId(payment.payment.bookingId));
   }
 
-  private async confirm(booking: Exclude<BookingState, { status: 'none' }>, payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
+  private async confirm(booking: RecordedBooking, payment: SucceededPayment, cause: RecordedEvent): Promise<void> {
     const { side } = this.options;
     const { bookingId, listingId } = booking.booking;
     const { paymentId, amount, currency } = payment.payment;
@@ -351,7 +351,7 @@ export class PaymentProcess {
 }
 
 function paymentOf(booking: BookingState): { paymentId: string } | null {
-  return booking.status === 'none' || booking.status === 'requested' || booking.status === 'expired' ? null : booking.payment;
+  return !isRecorded(booking) || booking.status === 'requested' || booking.status === 'expired' ? null : booking.payment;
 }
 
 /** Command options for one step caused by `cause`: the same step of the same event always has the same id. */

@@ -1,4 +1,4 @@
-import { bookingStreamId } from '../../domain/booking/booking.decider.js';
+import { bookingStreamId, isRecorded } from '../../domain/booking/booking.decider.js';
 import { reviewStreamId } from '../../domain/review/review.decider.js';
 import { NotFoundError } from '../../domain/shared/domain-error.js';
 import type { CommandSide } from '../command-handlers.js';
@@ -17,7 +17,7 @@ export async function submitReview(
   const { actor } = request.context;
   const { state: booking } = await side.handlers.booking.read(bookingStreamId(input.bookingId));
   // Someone else's booking is not there for this caller.
-  if (booking.status === 'none' || booking.booking.consumerId !== actor.id) throw new NotFoundError(`booking ${input.bookingId}`);
+  if (!isRecorded(booking) || booking.booking.consumerId !== actor.id) throw new NotFoundError(`booking ${input.bookingId}`);
   const facts = { consumerId: booking.booking.consumerId, listingId: booking.booking.listingId, status: booking.status };
   const result = await side.handlers.review.handle(
     reviewStreamId(input.bookingId),

@@ -61,6 +61,12 @@ export const expireBookingSchema = z.object({
   data: z.object({ bookingId: z.string().min(1), now: instantSchema }),
 });
 
+/** Sent by a request without Idempotency-Key whose booking append failed: the id is given up unless the booking was recorded. */
+export const abandonBookingSchema = z.object({
+  type: z.literal('AbandonBooking'),
+  data: z.object({ bookingId: z.string().min(1), now: instantSchema }),
+});
+
 export const bookingCommandSchema = z.discriminatedUnion('type', [
   requestBookingSchema,
   markBookingPaidSchema,
@@ -68,6 +74,7 @@ export const bookingCommandSchema = z.discriminatedUnion('type', [
   completeBookingSchema,
   cancelBookingSchema,
   expireBookingSchema,
+  abandonBookingSchema,
 ]);
 export type BookingCommand = z.infer<typeof bookingCommandSchema>;
 export type RequestBooking = z.infer<typeof requestBookingSchema>;
@@ -76,3 +83,4 @@ export type ConfirmBooking = z.infer<typeof confirmBookingSchema>;
 export type CompleteBooking = z.infer<typeof completeBookingSchema>;
 export type CancelBooking = z.infer<typeof cancelBookingSchema>;
 export type ExpireBooking = z.infer<typeof expireBookingSchema>;
+export type AbandonBooking = z.infer<typeof abandonBookingSchema>;

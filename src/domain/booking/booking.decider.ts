@@ -6,6 +6,7 @@ import { ForbiddenError } from '../shared/forbidden-error.js';
 import { percentOf } from '../shared/money.js';
 import { assertBookableRange, todayIn } from '../listing-calendar/stay-range.rules.js';
 import type {
+  AbandonBooking,
   BookingCommand,
   CancelBooking,
   CompleteBooking,
@@ -23,6 +24,8 @@ export type BookingPayment = { readonly paymentId: string; readonly amount: numb
 
 export type BookingState =
   | { readonly status: 'none' }
+  /** Its id given up before the booking was recorded (see `BookingAbandoned`): as good as none, for ever. */
+  | { readonly status: 'abandoned' }
   | { readonly status: 'requested'; readonly booking: BookingRequestedData }
   | { readonly status: 'paid'; readonly booking: BookingRequestedData; readonly payment: BookingPayment }
   | { readonly status: 'confirmed'; readonly booking: BookingRequestedData; readonly payment: BookingPayment }
@@ -40,14 +43,19 @@ export type BookingState =
 
 export const initialState: BookingState = { status: 'none' };
 
-type ExistingBooking = Exclude<BookingState, { status: 'none' }>;
+/** A booking that was recorded, whatever became of it since: neither not yet made nor given up. */
+export type RecordedBooking = Exclude<BookingState, { status: 'none' | 'abandoned' }>;
 
-function existing(state: BookingState, bookingId: string): ExistingBooking {
-  if (state.status === 'none') throw new NotFoundError(`booking ${bookingId}`);
+export function isRecorded(state: BookingState): state is RecordedBooking {
+  return state.status !== 'none' && state.status !== 'abandoned';
+}
+
+function existing(state: BookingState, bookingId: string): RecordedBooking {
+  if (!isRecorded(state)) throw new NotFoundError(`booking ${bookingId}`);
   return state;
 }
 
-function paymentOf(state: ExistingBooking): BookingPayment | null {
+function paymentOf(state: RecordedBooking): BookingPayment | null {
   return state.status === 'requested' || state.status === 'expired' ? null : state.payment;
 }
 
@@ -73,11 +81,14 @@ function repeatCancellation(cancelledBy: Canceller, asking: Canceller): BookingE
   throw new DomainError('already-cancelled', `the booking was cancelled by ${cancellerNames[cancelledBy]}`);
 }
 
-function illegal(state: ExistingBooking, what: string): DomainError {
+function illegal(state: RecordedBooking, what: string): DomainError {
   return new DomainError('illegal-transition', `a ${state.status} booking cannot be ${what}`);
 }
 
 function requestBooking({ data }: RequestBooking, state: BookingState): BookingEvent[] {
+  if (state.status === 'abandoned') {
+    throw new DomainError('booking-abandoned', `booking ${data.bookingId} was given up after its request failed; book again`);
+  }
   if (state.status !== 'none') throw new DomainError('already-exists', `booking ${data.bookingId} already exists`);
   const { listing } = data;
   if (data.consumerId === listing.ownerId) throw new DomainError('own-listing', 'an owner cannot book their own listing');
@@ -163,6 +174,12 @@ function expireBooking({ data }: ExpireBooking, state: BookingState): BookingEve
   return [{ type: 'BookingExpired', data: { bookingId: data.bookingId } }];
 }
 
+/** Only a booking not recorded yet is given up; one recorded meanwhile stays, and keeps its dates. */
+function abandonBooking({ data }: AbandonBooking, state: BookingState): BookingEvent[] {
+  if (state.status !== 'none') return [];
+  return [{ type: 'BookingAbandoned', data: { bookingId: data.bookingId, abandonedAt: data.now } }];
+}
+
 export function decide(command: BookingCommand, state: BookingState): BookingEvent[] {
   switch (command.type) {
     case 'RequestBooking':
@@ -177,6 +194,8 @@ export function decide(command: BookingCommand, state: BookingState): BookingEve
       return cancelBooking(command, state);
     case 'ExpireBooking':
       return expireBooking(command, state);
+    case 'AbandonBooking':
+      return abandonBooking(command, state);
     default:
       return assertNever(command);
   }
@@ -197,7 +216,7 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
     case 'BookingCompleted':
       return state.status === 'confirmed' ? { ...state, status: 'completed' } : state;
     case 'BookingCancelled':
-      if (state.status === 'none') return state;
+      if (!isRecorded(state)) return state;
       return {
         status: 'cancelled',
         booking: state.booking,
@@ -208,6 +227,8 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
       };
     case 'BookingExpired':
       return state.status === 'requested' ? { status: 'expired', booking: state.booking } : state;
+    case 'BookingAbandoned':
+      return state.status === 'none' ? { status: 'abandoned' } : state;
     default:
       return assertNever(event);
   }

@@ -72,6 +72,17 @@ export const bookingExpiredSchema = z.object({
   data: z.object({ bookingId: z.string().min(1) }),
 });
 
+/**
+ * The request that held dates for this booking failed before it could tell whether the booking
+ * was recorded; it gave the id up, and then the dates back. Claims the id first (only on a stream
+ * still empty), so a booking append of that request landing late is refused rather than become a
+ * booking whose dates were given back.
+ */
+export const bookingAbandonedSchema = z.object({
+  type: z.literal('BookingAbandoned'),
+  data: z.object({ bookingId: z.string().min(1), abandonedAt: instantSchema }),
+});
+
 export const bookingEventSchema = z.discriminatedUnion('type', [
   bookingRequestedSchema,
   bookingPaidSchema,
@@ -79,6 +90,7 @@ export const bookingEventSchema = z.discriminatedUnion('type', [
   bookingCompletedSchema,
   bookingCancelledSchema,
   bookingExpiredSchema,
+  bookingAbandonedSchema,
 ]);
 export type BookingEvent = z.infer<typeof bookingEventSchema>;
 export type BookingRequested = z.infer<typeof bookingRequestedSchema>;
@@ -87,3 +99,4 @@ export type BookingConfirmed = z.infer<typeof bookingConfirmedSchema>;
 export type BookingCompleted = z.infer<typeof bookingCompletedSchema>;
 export type BookingCancelled = z.infer<typeof bookingCancelledSchema>;
 export type BookingExpired = z.infer<typeof bookingExpiredSchema>;
+export type BookingAbandoned = z.infer<typeof bookingAbandonedSchema>;

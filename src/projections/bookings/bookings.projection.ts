@@ -87,6 +87,9 @@ function evolve(row: BookingRow | undefined, event: BookingEvent, recorded: Reco
     }
     case 'BookingExpired':
       return { ...row, ...at, status: 'expired' };
+    // A booking never recorded has no row, and none is made for it.
+    case 'BookingAbandoned':
+      return row;
     default:
       return assertNever(event);
   }

@@ -1,6 +1,6 @@
 import type { CommandSide } from '../../../src/application/command-handlers.js';
 import { requestBooking } from '../../../src/application/bookings/booking.use-cases.js';
-import { bookingStreamId } from '../../../src/domain/booking/booking.decider.js';
+import { bookingStreamId, isRecorded } from '../../../src/domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../../src/domain/listing-calendar/listing-calendar.decider.js';
 import { paymentStreamId } from '../../../src/domain/payment/payment.decider.js';
 import { streamIdOf } from '../../../src/domain/user/user.decider.js';
@@ -16,7 +16,7 @@ export const system: Actor = { id: 'system:test', roles: [] };
  */
 export async function payBooking(side: CommandSide, bookingId: string, paymentId = `pay-${bookingId}`): Promise<void> {
   const { state } = await side.handlers.booking.read(bookingStreamId(bookingId));
-  if (state.status === 'none') throw new Error(`no booking ${bookingId}`);
+  if (!isRecorded(state)) throw new Error(`no booking ${bookingId}`);
   const { total: amount, currency, listingId } = state.booking;
   const payment = paymentStreamId(paymentId);
   await side.handlers.payment.handle(payment, { type: 'InitiatePayment', data: { paymentId, bookingId, providerIntentId: `pi_${paymentId}`, amount, currency } }, as(system));
