@@ -445,20 +445,48 @@ describe('audit API', () => {
     expect((await get(`/v1/appointments/${appointmentId}`, patient)).statusCode).toBe(200);
   });
 
-  it('verifies a stream and names the revision an attacker with raw access edited', async () => {
-    expect((await get(`/v1/audit/verify?streamId=${listingStream}`, auditor)).json()).toMatchObject({ status: 'intact', eventsChecked: 3 });
+  /** Sets `pricePerDay` of one stored event to 1 as the table owner can: the trigger disabled; the chain still shows what changed. */
+  const editPricePerDay = async (streamId: string, revision: number) => {
     const pool = q.harness.pool;
-    // The owner can disable the trigger; the chain still shows what changed.
     await pool.query('ALTER TABLE events DISABLE TRIGGER events_immutable');
     try {
-      await pool.query(`UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1') WHERE stream_id = $1 AND revision = 1`, [listingStream]);
+      await pool.query(`UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1') WHERE stream_id = $1 AND revision = $2`, [streamId, revision]);
     } finally {
       await pool.query('ALTER TABLE events ENABLE TRIGGER events_immutable');
     }
+  };
+
+  it('verifies a stream and names the revision an attacker with raw access edited', async () => {
+    expect((await get(`/v1/audit/verify?streamId=${listingStream}`, auditor)).json()).toMatchObject({ status: 'intact', eventsChecked: 3 });
+    await editPricePerDay(listingStream, 1);
     expect((await get(`/v1/audit/verify?streamId=${listingStream}`, auditor)).json()).toMatchObject({
       status: 'broken',
       brokenAt: { revision: 1, reason: 'hash-mismatch' },
     });
     expect((await get('/v1/audit/verify?streamId=listing-nope', auditor)).statusCode).toBe(404);
+  });
+
+  it('verifies past an event appended outside the command loop: a gap, listed, and the first real break after it', async () => {
+    const listingId = (await createListing(q.side, listingInput, as(owner))).id;
+    const stream = `listing-${listingId}`;
+    const outsiderId = randomUUID();
+    await q.harness.store.appendToStream(stream, [{ id: outsiderId, type: 'ListingPriceChanged', data: { listingId, pricePerDay: 5_000, currency: 'EUR' }, metadata: { schemaVersion: 1 } }]);
+    await updateListing(q.side, listingId, { pricePerDay: 6_000 }, as(owner));
+    const verify = async () => (await get(`/v1/audit/verify?streamId=${stream}`, auditor)).json<Record<string, unknown>>();
+
+    expect(await verify()).toEqual({ streamId: stream, status: 'intact-with-gaps', eventsChecked: 3, lastHash: expect.any(String), gaps: [{ revision: 1, eventId: outsiderId }] });
+    await editPricePerDay(stream, 2);
+    expect(await verify()).toMatchObject({ status: 'broken', brokenAt: { revision: 2, reason: 'hash-mismatch' }, gaps: [{ revision: 1, eventId: outsiderId }] });
+  });
+
+  it("answers 404 for an event store's own (`$`) stream on every route that reads one stream, as for a stream that does not exist", async () => {
+    // EventStoreDB keeps `$user-admin` (a password hash among it); here it is planted in PostgreSQL.
+    const stream = '$user-admin';
+    await q.harness.store.appendToStream(stream, [{ id: randomUUID(), type: '$UserCreated', data: { passwordHash: 'secret', salt: 'pepper' }, metadata: {} }]);
+    for (const url of [`/v1/audit/streams/${encodeURIComponent(stream)}/events`, `/v1/audit/streams/${encodeURIComponent(stream)}/state`, `/v1/audit/verify?streamId=${encodeURIComponent(stream)}`]) {
+      const response = await get(url, auditor);
+      expect(response.statusCode, url).toBe(404);
+      expect(response.body, url).not.toContain('secret');
+    }
   });
 });

@@ -22,6 +22,13 @@ async function cli(h: Harness, script: string, args: string[] = []): Promise<{ c
   }
 }
 
+/** An edit of stored events as the table owner can make one: the trigger that refuses it disabled meanwhile. */
+async function asTableOwner(h: Harness, sql: string, params: unknown[]): Promise<void> {
+  await h.pool.query('ALTER TABLE events DISABLE TRIGGER events_immutable');
+  await h.pool.query(sql, params);
+  await h.pool.query('ALTER TABLE events ENABLE TRIGGER events_immutable');
+}
+
 describe('npm run audit:verify and npm run replay', () => {
   let h: Harness;
   let streamId: string;
@@ -66,10 +73,37 @@ describe('npm run audit:verify and npm run replay', () => {
 
   it('audit:verify passes an intact log and names a tampered revision with exit code 1', async () => {
     expect(await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts')).toMatchObject({ code: 0, stdout: expect.stringContaining('0 broken') });
-    await h.pool.query('ALTER TABLE events DISABLE TRIGGER events_immutable');
-    await h.pool.query(`UPDATE events SET metadata = jsonb_set(metadata, '{actorId}', '"someone-else"') WHERE stream_id = $1 AND revision = 1`, [streamId]);
-    await h.pool.query('ALTER TABLE events ENABLE TRIGGER events_immutable');
+    await asTableOwner(h, `UPDATE events SET metadata = jsonb_set(metadata, '{actorId}', '"someone-else"') WHERE stream_id = $1 AND revision = 1`, [streamId]);
     const broken = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
     expect(broken).toMatchObject({ code: 1, stdout: expect.stringContaining(`BROKEN ${streamId} at revision 1: hash-mismatch`) });
+  });
+});
+
+describe('npm run audit:verify over a stream with an event appended outside the command loop', () => {
+  let h: Harness;
+  let stream: string;
+
+  beforeAll(async () => {
+    h = await createHarness();
+    const handler = commandHandler(aggregates.listing, { eventStore: h.store, clock: fakeClock('2030-01-01T00:00:00Z') });
+    const listingId = randomUUID();
+    stream = `listing-${listingId}`;
+    await handler.handle(stream, createListing(listingId, listingInput), as(owner));
+    // No chain fields: appended by hand, as an operator or a migration might.
+    await h.store.appendToStream(stream, [{ id: randomUUID(), type: 'ListingPriceChanged', data: { listingId, pricePerDay: 5_000, currency: 'EUR' }, metadata: { schemaVersion: 1 } }]);
+    await handler.handle(stream, updateListing(listingId, { pricePerDay: 6_000 }), as(owner));
+    await handler.handle(stream, updateListing(listingId, { pricePerDay: 7_000 }), as(owner));
+  });
+  afterAll(() => h.close());
+
+  it('reports the event as a gap, not a break, with exit code 0; then names an edit after it with exit code 1', async () => {
+    const withGap = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
+    expect(withGap).toMatchObject({ code: 0, stdout: expect.stringContaining(`GAP ${stream} at revision 1: missing-hash`) });
+    expect(withGap.stdout).toContain('0 broken; 1 gap');
+
+    await asTableOwner(h, `UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1') WHERE stream_id = $1 AND revision = 3`, [stream]);
+    const edited = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
+    expect(edited).toMatchObject({ code: 1, stdout: expect.stringContaining(`BROKEN ${stream} at revision 3: hash-mismatch`) });
+    expect(edited.stdout).toContain(`GAP ${stream} at revision 1: missing-hash`);
   });
 });

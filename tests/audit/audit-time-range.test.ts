@@ -5,6 +5,9 @@ import type { Actor } from '../../src/application/metadata.js';
 import { as, doctor, listingInput } from '../support/command-side.js';
 import { registerUser } from '../projections/support/scenarios.js';
 import { startQueryApi, type QueryApiFixture } from '../http/support/query-api.fixture.js';
+import type { IdentityTables } from '../../src/infrastructure/identity/identity.tables.js';
+import { PgSecurityEventLog } from '../../src/infrastructure/identity/pg-security-event-log.js';
+import { createKysely } from '../../src/infrastructure/postgres/database.js';
 
 const auditor: Actor = { id: 'auditor-1', roles: ['AUDITOR'] };
 
@@ -94,6 +97,16 @@ describe('audit time ranges', () => {
     expect(recorded.length).toBeGreaterThan(0);
     expect(await idsAtCreation(`from=${justAfter(createdAt)}`)).toEqual([]);
     expect(await idsAtCreation(`to=${justAfter(createdAt)}`)).toEqual(expect.arrayContaining(recorded));
+  });
+
+  it('reads the security events by the same bounds', async () => {
+    const userId = randomUUID();
+    await new PgSecurityEventLog(createKysely<IdentityTables>(q.harness.pool)).record({ type: 'login_failed', userId, occurredAt: new Date(createdAt), requestId: `req-${userId}` });
+    const securityEvents = async (query: string) => (await get(`/v1/audit/security-events?userId=${userId}&${query}`)).json<Page<{ occurredAt: string }>>().items;
+    expect(await securityEvents(`to=${justAfter(createdAt)}`)).toHaveLength(1);
+    expect(await securityEvents(`to=${createdAt}`)).toHaveLength(0);
+    expect(await securityEvents(`from=${justAfter(createdAt)}`)).toHaveLength(0);
+    expect(await securityEvents(`from=${createdAt}`)).toHaveLength(1);
   });
 
   it('keeps the state at an inclusive `at` of 10:00:00.0001 as of the event at 10:00:00.000', async () => {

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { aggregates } from '../../src/application/aggregates/aggregates.js';
+import { verifyAllStreams, type StreamBreak, type StreamGap } from '../../src/application/audit/audit-export.js';
 import { canonicalJson, eventHash, genesisHash, verifyChain } from '../../src/application/audit/hash-chain.js';
+import type { EventReader } from '../../src/application/audit/stream-history.js';
 import { commandHandler } from '../../src/application/command-handling/handle-command.js';
 import type { JsonValue, RecordedEvent } from '../../src/application/ports/event-store.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
@@ -25,6 +27,10 @@ function obviousCanonicalJson(value: JsonValue): string {
     });
   return `{${members.join(',')}}`;
 }
+
+/** `events` with the `pricePerDay` of the event at `revision` changed, as an attacker with raw access might. */
+const editing = (events: readonly RecordedEvent[], revision: number): RecordedEvent[] =>
+  events.map((event) => (event.revision === revision ? { ...event, data: { ...event.data, pricePerDay: 1 } } : event));
 
 describe('canonical JSON', () => {
   test.prop([fc.jsonValue()])('gives, for any JSON value, the text the chain has always hashed', (value) => {
@@ -59,8 +65,7 @@ describe('the audit hash chain of the command loop', () => {
   it('names the first revision whose content was edited', async () => {
     const { eventStore, streamId } = await listingHistory();
     const events = await streamEvents(eventStore, streamId);
-    const edited: RecordedEvent[] = events.map((event) => (event.revision === 1 ? { ...event, data: { ...event.data, pricePerDay: 1 } } : event));
-    expect(await verifyChain(edited)).toMatchObject({ status: 'broken', brokenAt: { revision: 1, reason: 'hash-mismatch' } });
+    expect(await verifyChain(editing(events, 1))).toMatchObject({ status: 'broken', brokenAt: { revision: 1, reason: 'hash-mismatch' } });
   });
 
   it('names the event after one that was removed', async () => {
@@ -73,14 +78,57 @@ describe('the audit hash chain of the command loop', () => {
     expect(await verifyChain(rewritten)).toMatchObject({ status: 'broken', brokenAt: { revision: 1, reason: 'prev-hash-mismatch' } });
   });
 
-  it('shows an event appended outside the loop as a break, and goes on linking after it', async () => {
-    const { eventStore, handler, streamId, listingId } = await listingHistory();
+  /** `listingHistory`, then an event appended outside the loop (revision 2) and a command after it (3). */
+  async function historyWithOutsider() {
+    const history = await listingHistory();
+    const { eventStore, handler, streamId, listingId } = history;
     await eventStore.appendToStream(streamId, [{ id: randomUUID(), type: 'ListingDeactivated', data: { listingId }, metadata: { schemaVersion: 1 } }]);
     await handler.handle(streamId, updateListing(listingId, { pricePerDay: 8_000 }), as(owner));
+    return { ...history, events: await streamEvents(eventStore, streamId) };
+  }
+
+  it('shows an event appended outside the loop as a gap, not a break, and links the next to it as the loop did', async () => {
+    const { events } = await historyWithOutsider();
+    const [, second, outsider, after] = events;
+    if (!second || !outsider || !after) throw new Error('expected four events');
+    expect(after.metadata.prevHash).toBe(eventHash(String(second.metadata.hash), outsider));
+    expect(await verifyChain(events)).toEqual({ status: 'intact-with-gaps', eventsChecked: 4, lastHash: after.metadata.hash, gaps: [{ revision: 2, eventId: outsider.id }] });
+  });
+
+  it('names an edit made after a gap, with the gap before it', async () => {
+    const { events } = await historyWithOutsider();
+    expect(await verifyChain(editing(events, 3))).toMatchObject({ status: 'broken', brokenAt: { revision: 3, reason: 'hash-mismatch' }, gaps: [{ revision: 2 }] });
+  });
+
+  it('names an edit of the event without a hash at the event after it, whose link covers it', async () => {
+    const { events } = await historyWithOutsider();
+    expect(await verifyChain(editing(events, 2))).toMatchObject({ status: 'broken', brokenAt: { revision: 3, reason: 'prev-hash-mismatch' }, gaps: [{ revision: 2 }] });
+  });
+});
+
+describe('verifying every stream of the log (npm run audit:verify)', () => {
+  const logOf = (events: readonly RecordedEvent[]): EventReader => ({
+    readStream: async () => ({ status: 'no_stream' }),
+    readAll: async function* () {
+      yield* events;
+    },
+  });
+
+  it('counts a gap, goes on past it, and names the first break after it', async () => {
+    const eventStore = new MemoryEventStore();
+    const handler = commandHandler(aggregates.listing, { eventStore, clock: fakeClock('2030-01-01T00:00:00Z') });
+    const listingId = randomUUID();
+    const streamId = `listing-${listingId}`;
+    await handler.handle(streamId, createListing(listingId, listingInput), as(owner));
+    await eventStore.appendToStream(streamId, [{ id: randomUUID(), type: 'ListingPriceChanged', data: { listingId, pricePerDay: 5_000, currency: 'EUR' }, metadata: { schemaVersion: 1 } }]);
+    await handler.handle(streamId, updateListing(listingId, { pricePerDay: 8_000 }), as(owner));
+    await handler.handle(streamId, updateListing(listingId, { pricePerDay: 9_000 }), as(owner));
     const events = await streamEvents(eventStore, streamId);
-    expect(await verifyChain(events)).toMatchObject({ status: 'broken', brokenAt: { revision: 2, reason: 'missing-hash' } });
-    const [, , outsider, after] = events;
-    if (!outsider || !after) throw new Error('expected four events');
-    expect(after.metadata.prevHash).toBe(eventHash(String(events[1]?.metadata.hash), outsider));
+    const seen: string[] = [];
+    const report = { onBreak: (found: StreamBreak) => seen.push(`break ${found.revision} ${found.reason}`), onGap: (gap: StreamGap) => seen.push(`gap ${gap.revision}`) };
+
+    expect(await verifyAllStreams(logOf(events), report)).toEqual({ streams: 1, events: 4, broken: [], gaps: 1 });
+    expect(await verifyAllStreams(logOf(editing(events, 3)), report)).toEqual({ streams: 1, events: 4, broken: [{ streamId, revision: 3, reason: 'hash-mismatch' }], gaps: 1 });
+    expect(seen).toEqual(['gap 1', 'gap 1', 'break 3 hash-mismatch']);
   });
 });

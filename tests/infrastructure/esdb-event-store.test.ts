@@ -107,6 +107,25 @@ describe("EsdbEventStore, given the client's answers", () => {
     // The one in hand, perhaps another in the stream's own bookkeeping: not one per event.
     expect(stillHeld).toBeLessThan(10);
   });
+
+  it("answers a read of a system (`$`) stream as of a stream that does not exist, however the server would answer it", async () => {
+    const client = EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false');
+    const asked: string[] = [];
+    Object.assign(client, {
+      // The server holds `$user-admin` (a password hash and salt) and would hand it to an admin.
+      readStream: (streamId: string) => {
+        asked.push(streamId);
+        return Readable.from([{ event: { ...storedEvent(streamId, 0), type: '$UserCreated', data: { hash: 'secret', salt: 'pepper' } } }]);
+      },
+    });
+    const store = new EsdbEventStore(client);
+
+    expect(await store.readStream('$user-admin')).toEqual({ status: 'no_stream' });
+    expect(await store.readStream('$ce-booking', { direction: 'backwards', maxCount: 1 })).toEqual({ status: 'no_stream' });
+    expect(asked).toEqual([]);
+    // Our own streams are read as ever.
+    expect(await store.readStream('booking-1')).toMatchObject({ status: 'found' });
+  });
 });
 
 function storedEvent(streamId: string, revision: number) {

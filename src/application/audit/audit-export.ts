@@ -1,5 +1,5 @@
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
-import { brokenLink, genesisHash, storedHash, type ChainBreakReason } from './hash-chain.js';
+import { checkLink, genesisHash, type ChainBreakReason } from './hash-chain.js';
 import { occurredAt, toAuditEvent, type AuditEvent, type EventReader } from './stream-history.js';
 
 export type ExportFilter = {
@@ -50,38 +50,52 @@ async function* keeping(events: AsyncIterable<RecordedEvent>, keep: (event: Reco
 
 export type StreamBreak = { readonly streamId: string; readonly revision: number; readonly reason: ChainBreakReason };
 
+/** An event without a hash of its own (see `ChainGap`): reported, then linked past. */
+export type StreamGap = { readonly streamId: string; readonly revision: number };
+
 export type LogVerification = {
   readonly streams: number;
   readonly events: number;
   /** The first broken revision of each broken stream, in the order they were found. */
   readonly broken: readonly StreamBreak[];
+  /** How many events have no hash of their own (each is handed to `onGap`): counted, not kept. */
+  readonly gaps: number;
 };
 
 type Link = { prevHash: string; nextRevision: number; broken: boolean };
 
 /**
  * Verifies every stream's chain in one pass over the global order (a stream's events come in
- * revision order within it). Remembers one hash per stream, not the events.
+ * revision order within it), past gaps as `verifyChain` does. Remembers one hash per stream, not
+ * the events.
  */
-export async function verifyAllStreams(reader: EventReader, onBreak?: (found: StreamBreak) => void): Promise<LogVerification> {
+export async function verifyAllStreams(
+  reader: EventReader,
+  report: { readonly onBreak?: (found: StreamBreak) => void; readonly onGap?: (gap: StreamGap) => void } = {},
+): Promise<LogVerification> {
   const links = new Map<string, Link>();
   const broken: StreamBreak[] = [];
   let events = 0;
+  let gaps = 0;
   for await (const event of reader.readAll()) {
     events++;
     const link = links.get(event.streamId) ?? { prevHash: genesisHash, nextRevision: 0, broken: false };
     links.set(event.streamId, link);
     if (link.broken) continue;
-    const reason = brokenLink(link.prevHash, link.nextRevision, event);
-    if (reason) {
+    const checked = checkLink(link.prevHash, link.nextRevision, event);
+    if (checked.outcome === 'broken') {
       link.broken = true;
-      const found = { streamId: event.streamId, revision: event.revision, reason };
+      const found = { streamId: event.streamId, revision: event.revision, reason: checked.reason };
       broken.push(found);
-      onBreak?.(found);
+      report.onBreak?.(found);
       continue;
     }
-    link.prevHash = storedHash(event) ?? genesisHash;
+    if (checked.outcome === 'gap') {
+      gaps++;
+      report.onGap?.({ streamId: event.streamId, revision: event.revision });
+    }
+    link.prevHash = checked.hash;
     link.nextRevision++;
   }
-  return { streams: links.size, events, broken };
+  return { streams: links.size, events, broken, gaps };
 }

@@ -93,44 +93,71 @@ export function linkHash(prevHash: string, event: ChainedContent): string {
   return storedHash(event) ?? eventHash(prevHash, event);
 }
 
+/** Why a link does not hold: evidence that the stream changed after it was appended. */
 export type ChainBreakReason =
-  /** The event carries no chain fields: appended outside the command loop, or stripped. */
-  | 'missing-hash'
-  /** Its `prevHash` is not its predecessor's hash: an event before it was removed or replaced. */
+  /** Its `prevHash` is not its predecessor's hash: the event before it was removed or replaced, or edited when it had no hash of its own. */
   | 'prev-hash-mismatch'
   /** Its content no longer gives its hash: it was edited after it was appended. */
   | 'hash-mismatch'
   /** Revisions are not 0, 1, 2, …: an event was removed. */
   | 'revision-gap';
 
+/**
+ * An event without chain fields (`missing-hash`): appended outside the command loop, or its
+ * hash stripped. Not a break: the next event's link covers it as the loop computed it, so an
+ * edit of it breaks that link; only a gap at a stream's end is covered by nothing yet.
+ */
+export type ChainGap = { readonly revision: number; readonly eventId: string };
+
 export type ChainVerification =
-  | { readonly status: 'intact'; readonly eventsChecked: number; readonly lastHash: string }
+  | {
+      /** `intact-with-gaps`: every link holds, and `gaps` lists events without a hash of their own. */
+      readonly status: 'intact' | 'intact-with-gaps';
+      readonly eventsChecked: number;
+      readonly lastHash: string;
+      readonly gaps: readonly ChainGap[];
+    }
   | {
       readonly status: 'broken';
       readonly eventsChecked: number;
       /** The first revision whose link does not hold. */
       readonly brokenAt: { readonly revision: number; readonly reason: ChainBreakReason; readonly eventId: string };
+      /** The gaps before it. */
+      readonly gaps: readonly ChainGap[];
     };
 
-/** Why `event` does not link to a predecessor with `prevHash` at the revision before `expectedRevision`; `undefined` when it does. */
-export function brokenLink(prevHash: string, expectedRevision: number, event: RecordedEvent): ChainBreakReason | undefined {
-  if (event.revision !== expectedRevision) return 'revision-gap';
+/** One event checked against its predecessor: `hash` is what the next event must link to. */
+export type LinkCheck =
+  | { readonly outcome: 'linked' | 'gap'; readonly hash: string }
+  | { readonly outcome: 'broken'; readonly reason: ChainBreakReason };
+
+/**
+ * `event` checked against a predecessor with `prevHash` at the revision before `expectedRevision`.
+ * Past a gap, the next link is the one the command loop made (`linkHash`), so verification goes
+ * on exactly where the loop did.
+ */
+export function checkLink(prevHash: string, expectedRevision: number, event: RecordedEvent): LinkCheck {
+  if (event.revision !== expectedRevision) return { outcome: 'broken', reason: 'revision-gap' };
   const hash = storedHash(event);
-  if (hash === undefined) return 'missing-hash';
-  if (storedPrevHash(event) !== prevHash) return 'prev-hash-mismatch';
-  if (eventHash(prevHash, event) !== hash) return 'hash-mismatch';
-  return undefined;
+  if (hash === undefined) return { outcome: 'gap', hash: linkHash(prevHash, event) };
+  if (storedPrevHash(event) !== prevHash) return { outcome: 'broken', reason: 'prev-hash-mismatch' };
+  if (eventHash(prevHash, event) !== hash) return { outcome: 'broken', reason: 'hash-mismatch' };
+  return { outcome: 'linked', hash };
 }
 
-/** Recomputes one stream's chain in revision order and stops at the first broken link. */
+/** Recomputes one stream's chain in revision order, past gaps, and stops at the first broken link. */
 export async function verifyChain(events: AsyncIterable<RecordedEvent> | Iterable<RecordedEvent>): Promise<ChainVerification> {
   let prevHash = genesisHash;
   let expectedRevision = 0;
+  const gaps: ChainGap[] = [];
   for await (const event of events) {
-    const reason = brokenLink(prevHash, expectedRevision, event);
-    if (reason) return { status: 'broken', eventsChecked: expectedRevision + 1, brokenAt: { revision: event.revision, reason, eventId: event.id } };
-    prevHash = storedHash(event) ?? prevHash;
+    const link = checkLink(prevHash, expectedRevision, event);
+    if (link.outcome === 'broken') {
+      return { status: 'broken', eventsChecked: expectedRevision + 1, brokenAt: { revision: event.revision, reason: link.reason, eventId: event.id }, gaps };
+    }
+    if (link.outcome === 'gap') gaps.push({ revision: event.revision, eventId: event.id });
+    prevHash = link.hash;
     expectedRevision++;
   }
-  return { status: 'intact', eventsChecked: expectedRevision, lastHash: prevHash };
+  return { status: gaps.length === 0 ? 'intact' : 'intact-with-gaps', eventsChecked: expectedRevision, lastHash: prevHash, gaps };
 }

@@ -1,7 +1,7 @@
 import { aggregates } from '../aggregates/aggregates.js';
 import type { Aggregate } from '../command-handling/aggregate.js';
 import type { DomainEvent } from '../command-handling/event-codec.js';
-import type { EventStore, JsonObject, RecordedEvent } from '../ports/event-store.js';
+import { isSystemStream, type EventStore, type JsonObject, type ReadStreamOptions, type ReadStreamResult, type RecordedEvent } from '../ports/event-store.js';
 import { formatPosition } from '../ports/position.js';
 import { storedHash, storedPrevHash } from './hash-chain.js';
 import { unreadableFieldsOf } from './unreadable-events.js';
@@ -71,13 +71,18 @@ export function aggregateOf(streamId: string): AnyAggregate | undefined {
   return dash > 0 ? byCategory.get(streamId.slice(0, dash)) : undefined;
 }
 
+/** One stream as the audit side reads it: an event store's own (`$`) stream reads as no stream at all. */
+export async function readAuditedStream(reader: EventReader, streamId: string, options?: ReadStreamOptions): Promise<ReadStreamResult> {
+  return isSystemStream(streamId) ? { status: 'no_stream' } : reader.readStream(streamId, options);
+}
+
 /** One page of a stream's history, in revision order from `after + 1`; `undefined`: no such stream. */
 export async function historyPage(
   reader: EventReader,
   streamId: string,
   page: { readonly limit: number; readonly after?: number | undefined },
 ): Promise<{ items: AuditEvent[]; next: number | null } | undefined> {
-  const read = await reader.readStream(streamId, { from: (page.after ?? -1) + 1, maxCount: page.limit + 1 });
+  const read = await readAuditedStream(reader, streamId, { from: (page.after ?? -1) + 1, maxCount: page.limit + 1 });
   if (read.status === 'no_stream') return undefined;
   const events: AuditEvent[] = [];
   for await (const event of read.events) events.push(toAuditEvent(event));
@@ -164,7 +169,7 @@ export type PastStateAnswer =
 export async function stateAt(reader: EventReader, streamId: string, target: StateTarget): Promise<PastStateAnswer> {
   const aggregate = aggregateOf(streamId);
   if (!aggregate) return { status: 'unknown-category' };
-  const read = await reader.readStream(streamId, 'version' in target ? { maxCount: target.version + 1 } : {});
+  const read = await readAuditedStream(reader, streamId, 'version' in target ? { maxCount: target.version + 1 } : {});
   if (read.status === 'no_stream') return { status: 'no-stream' };
   let state = aggregate.decider.initialState;
   let last: RecordedEvent | undefined;

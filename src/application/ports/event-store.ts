@@ -81,6 +81,14 @@ export function checkAppend(streamId: string, events: readonly NewEvent[], expec
   }
 }
 
+/**
+ * Stream ids beginning with `$` name the store's own streams (EventStoreDB's system streams:
+ * `$user-admin` holds a password hash and salt), never an aggregate's: nothing here reads them.
+ */
+export function isSystemStream(streamId: string): boolean {
+  return streamId.startsWith('$');
+}
+
 /** What the filter means, for stores (and tests) that apply it themselves: both lists must match when both are given; an empty list matches nothing, as it says. */
 export function matchesFilter(event: Pick<RecordedEvent, 'type' | 'streamId'>, filter: EventFilter | undefined): boolean {
   if (filter?.eventTypes && !filter.eventTypes.includes(event.type)) return false;

@@ -14,6 +14,7 @@ import {
 import {
   checkAppend,
   DuplicateEventError,
+  isSystemStream,
   type AppendResult,
   type EventStore,
   type ExpectedRevision,
@@ -108,6 +109,8 @@ export class EsdbEventStore implements EventStore {
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
+    // Not ours, and the client's credentials may reach them: as if they were not there.
+    if (isSystemStream(streamId)) return { status: 'no_stream' };
     const { from, direction = 'forwards', maxCount } = options;
     // Read whole and hand back an array: a caller that only looks at `status` must not leave a
     // gRPC call open, and aggregate streams are small.

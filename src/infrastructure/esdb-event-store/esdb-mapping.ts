@@ -18,6 +18,7 @@ import {
 } from '@eventstore/db-client';
 import {
   ConcurrencyError,
+  isSystemStream,
   matchesFilter,
   type EventFilter,
   type ExpectedRevision,
@@ -129,7 +130,7 @@ function isJsonObject(value: unknown): value is JsonObject {
 
 /** System events live in `$`-prefixed streams or have `$`-prefixed types (`$metadata`, `$>`, …). */
 export function isSystemEvent(event: { readonly type: string; readonly streamId: string }): boolean {
-  return event.type.startsWith('$') || event.streamId.startsWith('$');
+  return event.type.startsWith('$') || isSystemStream(event.streamId);
 }
 
 /**

@@ -15,11 +15,14 @@ export const migrationsProbe = (pool: pg.Pool): ReadinessProbe => ({
   },
 });
 
-/** The event store answers a read (EventStoreDB: its own server; PostgreSQL: the events table). */
+/**
+ * The event store answers a read (EventStoreDB: its own server; PostgreSQL: the events table). Of
+ * a stream no aggregate uses, and no `$` one: the EventStoreDB adapter answers those unasked.
+ */
 export const eventStoreProbe = (store: Pick<EventStore, 'readStream'>): ReadinessProbe => ({
   name: 'event store',
   async check() {
-    await store.readStream('$readiness-probe', { maxCount: 1 });
+    await store.readStream('readinessProbe-0', { maxCount: 1 });
   },
 });
 

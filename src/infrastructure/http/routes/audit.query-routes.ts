@@ -16,7 +16,7 @@ import { verifyChain } from '../../../application/audit/hash-chain.js';
 import type { PersonalDataVault } from '../../../application/privacy/personal-data-vault.js';
 import { revealingForAudit, unreadablePlaceholder } from '../../../application/audit/unreadable-events.js';
 import type { EventStore } from '../../../application/ports/event-store.js';
-import { auditEventsAt, historyPage, stateAt, type AuditEvent, type EventReader, type EventRef, type StateTarget } from '../../../application/audit/stream-history.js';
+import { auditEventsAt, historyPage, readAuditedStream, stateAt, type AuditEvent, type EventReader, type EventRef, type StateTarget } from '../../../application/audit/stream-history.js';
 import { findAppointment } from '../../../projections/appointments/appointments.queries.js';
 import { indexedEvents } from '../../../projections/audit-index/audit-index.queries.js';
 import { auditIndexProjectionName, type AuditIndexDatabase } from '../../../projections/audit-index/audit-index.table.js';
@@ -29,6 +29,7 @@ import { securityEventRoutes } from './security-events.query-routes.js';
 import { HttpProblem } from '../problem.js';
 import { callerOf, consistencyHeaders, cursorScope, notCaughtUp, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
+import { rangeBound } from '../range-bound.js';
 
 const json = z.record(z.string(), z.unknown());
 
@@ -92,10 +93,20 @@ const accessLogKey = z.string().regex(/^\d{1,19}$/);
 
 const verificationSchema = z.object({
   streamId: z.string(),
-  status: z.enum(['intact', 'broken']),
+  status: z
+    .enum(['intact', 'intact-with-gaps', 'broken'])
+    .describe('`broken`: a link does not hold (see `brokenAt`); `intact-with-gaps`: every link holds, and `gaps` lists events without a hash of their own'),
   eventsChecked: z.number().int(),
   lastHash: z.string().optional(),
-  brokenAt: z.object({ revision: z.number().int(), reason: z.string(), eventId: z.string() }).optional(),
+  brokenAt: z
+    .object({ revision: z.number().int(), reason: z.enum(['prev-hash-mismatch', 'hash-mismatch', 'revision-gap']), eventId: z.string() })
+    .optional()
+    .describe('The first link that does not hold: the stream was changed after it was appended'),
+  gaps: z
+    .array(z.object({ revision: z.number().int(), eventId: z.string() }))
+    .describe(
+      "Events before any break without a hash of their own (`missing-hash`: appended outside the command loop, or stripped). Not a break: the next event's link covers each, so editing one breaks that link; one at the stream's end is covered by nothing yet",
+    ),
 });
 const accessLogVerificationSchema = z.object({
   status: z.enum(['intact', 'broken']),
@@ -103,24 +114,6 @@ const accessLogVerificationSchema = z.object({
   lastHash: z.string().optional(),
   brokenAt: z.object({ id: z.string(), reason: z.string() }).optional(),
 });
-
-/**
- * A range bound (`from`, inclusive, or `to`, exclusive) as the millisecond a `Date` can hold,
- * rounded up when the text names a later instant within it: `…00.0001Z` is past every event of
- * `…00.000Z`, which truncated it would take in (`from`) or leave out (`to`). The state route's
- * inclusive `at` truncates instead, which is right for it.
- */
-function rangeBound(value: string | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  const truncated = new Date(value);
-  return hasSubMillisecondDigits(value) ? new Date(truncated.getTime() + 1) : truncated;
-}
-
-/** Whether the fraction of a second goes past milliseconds with a digit other than 0. */
-function hasSubMillisecondDigits(instant: string): boolean {
-  const fraction = /\.(\d+)/.exec(instant)?.[1] ?? '';
-  return /[1-9]/.test(fraction.slice(3));
-}
 
 /** 409: the request is sound, the log is what cannot answer it past this event. */
 const unreadableEvent = (streamId: string, revision: number) =>
@@ -326,13 +319,14 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     '/verify',
     {
       onRequest: auditor,
-      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision", headers, querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
+      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision and every event without a hash before it", headers, querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
     },
     async (request) => {
       const { streamId } = request.query;
-      const read = await storedEvents.readStream(streamId);
+      const read = await readAuditedStream(storedEvents, streamId);
       if (read.status === 'no_stream') throw notFound(`stream ${streamId}`);
-      return { streamId, ...(await verifyChain(read.events)) };
+      const verification = await verifyChain(read.events);
+      return { streamId, ...verification, gaps: [...verification.gaps] };
     },
   );
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import type { IdentityTables } from '../../identity/identity.tables.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
+import { rangeBound } from '../range-bound.js';
 import { callerOf, cursorScope, paged, pageQuery, pageSchema, type CursorCodec } from '../query-context.js';
 
 const securityEventSchema = z
@@ -48,8 +49,10 @@ export const securityEventRoutes: FastifyPluginAsyncZod<{ readonly db: Kysely<Id
       return paged(cursors, scope, request.query, z.string().regex(/^\d{1,19}$/), async ({ limit, after }) => {
         let select = db.selectFrom('security_events').selectAll().orderBy('id').limit(limit + 1);
         if (userId !== undefined) select = select.where('user_id', '=', userId);
-        if (from !== undefined) select = select.where('occurred_at', '>=', new Date(from));
-        if (to !== undefined) select = select.where('occurred_at', '<', new Date(to));
+        const since = rangeBound(from);
+        const until = rangeBound(to);
+        if (since !== undefined) select = select.where('occurred_at', '>=', since);
+        if (until !== undefined) select = select.where('occurred_at', '<', until);
         if (after !== undefined) select = select.where('id', '>', after);
         const rows = await select.execute();
         const items = rows.slice(0, limit).map((row) => ({
