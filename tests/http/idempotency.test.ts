@@ -1,11 +1,13 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { canonicalJson } from '../../src/application/audit/hash-chain.js';
 import { commandResultSchema, sendCommandResult } from '../../src/infrastructure/http/command-result.js';
 import { requireRoles } from '../../src/infrastructure/http/plugins/auth.plugin.js';
-import { PgIdempotencyStore } from '../../src/infrastructure/idempotency/pg-idempotency-store.js';
-import { postJson, secret, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+import { PgIdempotencyStore, type StoredResponse } from '../../src/infrastructure/idempotency/pg-idempotency-store.js';
+import { deterministicUuid } from '../../src/application/ids.js';
+import { answerLost, postJson, secret, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 import { sleep } from '../../src/application/sleep.js';
 import { listingInput } from '../support/command-side.js';
 
@@ -458,5 +460,71 @@ describe('Idempotency-Key: what makes two requests the same', () => {
 
     const underNewKey = await post(path, { pricePerDay: 9_000 }, token, randomUUID(), { 'if-match': '"0"' });
     expect(underNewKey.status).toBe(200);
+  });
+});
+
+/**
+ * Keys claimed before the request hash covered If-Match and sorted the body: their retries are
+ * still the same request while the key lasts, and carry the command id the key was claimed with.
+ */
+describe('Idempotency-Key claimed before the request hash changed', () => {
+  const terms = { leaseMs: 60_000, ttlMs: 24 * 3_600_000 };
+  /** The request hash as the plugin made it then: method, URL, and the body as sent. */
+  function legacyHash(path: string, body: unknown): string {
+    const hashKey = createHmac('sha256', secret).update('idempotency-request-hash').digest();
+    return createHmac('sha256', hashKey).update(`POST\n${path}\n`).update(JSON.stringify(body)).digest('hex');
+  }
+  /** A key claimed (and, given a response, completed) then: its row as the upgrade leaves it. */
+  async function claimedThen(scope: string, key: string, hash: string, response?: StoredResponse): Promise<void> {
+    const store = new PgIdempotencyStore(backend.idempotencyDb, secret);
+    const claim = await store.claim({ scope, key }, hash, terms);
+    if (claim.outcome !== 'claimed') throw new Error('the key should have been claimed');
+    if (response) await store.complete({ scope, key, token: claim.token }, response);
+    await sql`UPDATE idempotency_keys SET request_hash_version = 1 WHERE key = ${key}`.execute(backend.idempotencyDb);
+  }
+  const user = (role: 'OWNER' | 'CONSUMER') => {
+    const id = `${role.toLowerCase()}-${randomUUID()}`;
+    return { id, token: api.app.issueAccessToken({ id, roles: [role] }).accessToken };
+  };
+
+  it('replays the stored response to a retry of a body in the order API.md writes it, and appends nothing', async () => {
+    const { id, token } = user('OWNER');
+    const key = randomUUID();
+    expect(JSON.stringify(listingInput)).not.toBe(canonicalJson(listingInput));
+    const stored = { status: 201, headers: { 'content-type': 'application/json; charset=utf-8' }, body: Buffer.from(JSON.stringify({ id: randomUUID() })) };
+    await claimedThen(id, key, legacyHash('/v1/listings', listingInput), stored);
+
+    const before = await eventCount();
+    const retry = await postJson(`${api.url}/v1/listings`, listingInput, { authorization: `Bearer ${token}`, 'idempotency-key': key });
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.text).toBe(stored.body.toString());
+    expect(await eventCount()).toBe(before);
+  });
+
+  it('answers 409 while such a key is in flight, and a retry that takes it over after a crash keeps its command id', async () => {
+    const { id, token } = user('CONSUMER');
+    const key = randomUUID();
+    const hash = legacyHash('/test/orders', { item: 'lamp' });
+    await claimedThen(id, key, hash);
+    const send = () => postJson(`${api.url}/test/orders`, { item: 'lamp' }, { authorization: `Bearer ${token}`, 'idempotency-key': key, 'if-match': '"3"' });
+    expect((await send()).status).toBe(409);
+
+    await answerLost(backend, key);
+    const retry = await send();
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    expect(retry.body.id).toBe(deterministicUuid('idempotency', id, key, hash));
+    expect((await send()).headers.get('idempotent-replayed')).toBe('true');
+  });
+
+  it('still answers 422 to an If-Match added under a key this version claimed without one', async () => {
+    const { token } = user('CONSUMER');
+    const key = randomUUID();
+    const send = (headers: Record<string, string>) => postJson(`${api.url}/test/orders`, { item: 'lamp' }, { authorization: `Bearer ${token}`, 'idempotency-key': key, ...headers });
+    expect((await send({})).status).toBe(201);
+    const withPrecondition = await send({ 'if-match': '"3"' });
+    expect(withPrecondition.status).toBe(422);
+    expect(withPrecondition.body.type).toBe('https://bookable.example/problems/idempotency-key-reused');
   });
 });

@@ -103,6 +103,14 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   // Keyed, not a bare SHA-256: a body may hold a password, and a plain hash of it would be a
   // fast offline guessing oracle for anyone who can read this table.
   const hashKey = createHmac('sha256', options.secret).update('idempotency-request-hash').digest();
+  const keyedHash = (head: string, body: Buffer | string | undefined) => {
+    const hash = createHmac('sha256', hashKey).update(head);
+    return (body === undefined ? hash : hash.update(body)).digest('hex');
+  };
+  // Each keyed request hashed by the formula of the keys claimed before the hash covered If-Match
+  // and sorted the body: method, URL and the body as sent. Remove it (and `claim`'s `legacyHash`)
+  // once the last of those keys has expired, IDEMPOTENCY_TTL_HOURS after this version's deploy.
+  const legacyHashes = new WeakMap<FastifyRequest, string>();
   let claimsSinceSweep = 0;
 
   app.decorateRequest('commandId', '');
@@ -120,18 +128,17 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     // The version a request pins is part of what it asks: a corrected If-Match under the key of a
     // refused request is another request (422), not a retry to replay the stale 412 to. It goes
     // first, where no method can start, so that without it the input is what it was before the
-    // hash covered If-Match and sorted the body. Of the keys claimed before then, a retry of a
-    // request sent without If-Match and with its members in canonical order already matches (its
-    // command id unchanged); any other answers 422 until the key expires, and after that is a new
-    // command, no longer recognised as the one it ran.
+    // hash covered If-Match and sorted the body: a request without If-Match whose members were in
+    // canonical order hashes as it did then, so its command id is unchanged even after expiry.
     const ifMatch = request.headers['if-match'];
     const precondition = ifMatch === undefined ? '' : `If-Match: ${ifMatch}\n`;
-    const hash = createHmac('sha256', hashKey).update(`${precondition}${request.method}\n${request.url}\n`);
+    const head = `${request.method}\n${request.url}\n`;
     // Raw bytes as they are: written out as JSON, a Buffer becomes an array of numbers, five
     // times its size and slow to make.
-    if (Buffer.isBuffer(request.body)) hash.update(request.body);
-    else if (request.body !== undefined) hash.update(bodyText(request.body));
-    request.requestHash = hash.digest('hex');
+    const { body } = request;
+    const raw = Buffer.isBuffer(body) || body === undefined;
+    request.requestHash = keyedHash(precondition + head, raw ? body : bodyText(body));
+    legacyHashes.set(request, keyedHash(head, raw ? body : JSON.stringify(body)));
   };
 
   const claimKey: preHandlerHookHandler = async function (request, reply) {
@@ -139,7 +146,7 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     if (typeof key !== 'string' || request.requestHash === null) return;
     const route = request.routeOptions.url ?? request.url;
     const id = { scope: request.actor?.id ?? `anonymous:${request.method} ${route}`, key };
-    const claim = await store.claim(id, request.requestHash, { leaseMs, ttlMs });
+    const claim = await store.claim(id, request.requestHash, { leaseMs, ttlMs }, legacyHashes.get(request));
     if (claim.outcome === 'mismatch') throw keyReused();
     if (claim.outcome === 'in_flight') throw keyInFlight();
     if (claim.outcome === 'completed') {
@@ -153,7 +160,9 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     if (request.routeOptions.config.idempotency === 'no-replay') return;
     // With the request hash in it, the id outlives the key: the same request after expiry is
     // still the same command, and a different one under a reused key is a new command.
-    request.commandId = deterministicUuid('idempotency', id.scope, id.key, request.requestHash);
+    // A key claimed under the legacy hash keeps the command id it was claimed with, so the retry
+    // of a request that died finds the events it appended.
+    request.commandId = deterministicUuid('idempotency', id.scope, id.key, claim.legacyHash ?? request.requestHash);
     if ((claimsSinceSweep += 1) >= 100) {
       claimsSinceSweep = 0;
       store.sweep().catch((error: unknown) => request.log.warn({ err: error }, 'idempotency sweep failed'));

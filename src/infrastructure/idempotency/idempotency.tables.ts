@@ -4,8 +4,10 @@ export interface IdempotencyKeysTable {
   /** Whose key: the actor id, or `anonymous:<method> <route>` for unauthenticated requests. */
   scope: string;
   key: string;
-  /** HMAC-SHA-256 of method, path and body: tells a retry from a different request. */
+  /** HMAC-SHA-256 of method, path, If-Match and body: tells a retry from a different request. */
   request_hash: string;
+  /** 1: made by the formula before the hash covered If-Match and sorted the body; 2: by today's. */
+  request_hash_version: 1 | 2;
   status: 'in_flight' | 'completed';
   /** While in flight: after this, the first attempt is presumed dead and a retry may take over. */
   locked_until: Date | null;

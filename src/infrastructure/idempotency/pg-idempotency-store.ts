@@ -15,8 +15,12 @@ export type StoredResponse = {
 };
 
 export type Claim =
-  /** The key is ours: run the request, then `complete` or `release` with the token. */
-  | { readonly outcome: 'claimed'; readonly token: string }
+  /**
+   * The key is ours: run the request, then `complete` or `release` with the token. `legacyHash`
+   * when it was taken over from a claim made under it: the command id derives from that hash, as
+   * it did for the request that died.
+   */
+  | { readonly outcome: 'claimed'; readonly token: string; readonly legacyHash?: string }
   /** Another request with this key is running. */
   | { readonly outcome: 'in_flight' }
   /** The key was used for a different request. */
@@ -48,7 +52,12 @@ export class PgIdempotencyStore {
     this.encryptionKey = createHmac('sha256', secret).update('idempotency-response-encryption').digest();
   }
 
-  async claim(id: IdempotencyKeyId, requestHash: string, terms: ClaimTerms): Promise<Claim> {
+  /**
+   * `legacyHash` is the request hashed by the formula before it covered If-Match and sorted the
+   * body: a key claimed under that formula (`request_hash_version` 1) matches it too. It and this
+   * parameter can go once the last such key has expired, `IDEMPOTENCY_TTL_HOURS` after the deploy.
+   */
+  async claim(id: IdempotencyKeyId, requestHash: string, terms: ClaimTerms, legacyHash?: string): Promise<Claim> {
     const token = randomUUID();
     const thisKey = this.db.deleteFrom('idempotency_keys').where('scope', '=', id.scope).where('key', '=', id.key);
     // An expired key is as good as none: drop it here rather than wait for the sweep.
@@ -59,6 +68,7 @@ export class PgIdempotencyStore {
         scope: id.scope,
         key: id.key,
         request_hash: requestHash,
+        request_hash_version: 2,
         status: 'in_flight',
         locked_until: fromNow(terms.leaseMs),
         claim_token: token,
@@ -78,12 +88,14 @@ export class PgIdempotencyStore {
       .executeTakeFirst();
     // Released (a 5xx) between our insert and this read: the retry is the client's to make.
     if (!row) return { outcome: 'in_flight' };
-    if (row.request_hash !== requestHash) return { outcome: 'mismatch' };
+    const legacy = row.request_hash !== requestHash && row.request_hash_version === 1 && row.request_hash === legacyHash;
+    if (row.request_hash !== requestHash && !legacy) return { outcome: 'mismatch' };
     if (row.status === 'completed' && row.response_status !== null && row.response_body !== null) {
       const response = { status: row.response_status, headers: row.response_headers ?? {}, body: this.decrypt(row.response_body) };
       return { outcome: 'completed', response };
     }
-    return (await this.takeOverAbandoned(id, token, terms.leaseMs)) ? { outcome: 'claimed', token } : { outcome: 'in_flight' };
+    if (!(await this.takeOverAbandoned(id, token, terms.leaseMs))) return { outcome: 'in_flight' };
+    return legacy ? { outcome: 'claimed', token, legacyHash: row.request_hash } : { outcome: 'claimed', token };
   }
 
   /**

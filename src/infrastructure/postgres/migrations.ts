@@ -7,6 +7,7 @@ import { identityMigration } from '../identity/identity.migration.js';
 import { loginAttemptsUnknownMigration } from '../identity/login-attempts-unknown.migration.js';
 import { securityLogAppendOnlyMigration } from '../identity/security-log-append-only.migration.js';
 import { idempotencyClaimTokensMigration } from '../idempotency/idempotency-claim-tokens.migration.js';
+import { idempotencyHashVersionsMigration } from '../idempotency/idempotency-hash-versions.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
@@ -29,4 +30,5 @@ export const migrations: Record<string, Migration> = {
   '0620_security_log_append_only': securityLogAppendOnlyMigration,
   '0630_idempotency_claim_tokens': idempotencyClaimTokensMigration,
   '0640_login_attempts_unknown': loginAttemptsUnknownMigration,
+  '0650_idempotency_hash_versions': idempotencyHashVersionsMigration,
 };
