@@ -6,7 +6,7 @@ import { setSchedule } from '../../src/application/schedules/schedule.use-cases.
 import { eraseSubject } from '../../src/application/privacy/erase-subject.use-case.js';
 import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
 import type { Actor } from '../../src/application/metadata.js';
-import { admin, as, consumer, doctor, everyMorning, listingInput, otherDoctor, owner, patient } from '../support/command-side.js';
+import { admin, as, consumer, doctor, everyMorning, listingInput, otherDoctor, owner, patient, streamEvents } from '../support/command-side.js';
 import { registerUser } from '../projections/support/scenarios.js';
 import { startQueryApi, type QueryApiFixture } from '../http/support/query-api.fixture.js';
 
@@ -445,12 +445,16 @@ describe('audit API', () => {
     expect((await get(`/v1/appointments/${appointmentId}`, patient)).statusCode).toBe(200);
   });
 
-  /** Sets `pricePerDay` of one stored event to 1 as the table owner can: the trigger disabled; the chain still shows what changed. */
-  const editPricePerDay = async (streamId: string, revision: number) => {
+  /**
+   * Sets `pricePerDay` of one stored event to 1 as the table owner can: the trigger disabled; the
+   * chain still shows what changed. `stripped`: its `hash` and `prevHash` removed as well.
+   */
+  const editPricePerDay = async (streamId: string, revision: number, options: { stripped?: boolean } = {}) => {
     const pool = q.harness.pool;
+    const metadata = options.stripped === true ? `metadata - 'hash' - 'prevHash'` : 'metadata';
     await pool.query('ALTER TABLE events DISABLE TRIGGER events_immutable');
     try {
-      await pool.query(`UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1') WHERE stream_id = $1 AND revision = $2`, [streamId, revision]);
+      await pool.query(`UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1'), metadata = ${metadata} WHERE stream_id = $1 AND revision = $2`, [streamId, revision]);
     } finally {
       await pool.query('ALTER TABLE events ENABLE TRIGGER events_immutable');
     }
@@ -466,17 +470,28 @@ describe('audit API', () => {
     expect((await get('/v1/audit/verify?streamId=listing-nope', auditor)).statusCode).toBe(404);
   });
 
-  it('verifies past an event appended outside the command loop: a gap, listed, and the first real break after it', async () => {
+  it("verifies an event appended outside the command loop through the next event's link (intact, listed as unhashed); never calls intact a last event edited and stripped of its hash", async () => {
     const listingId = (await createListing(q.side, listingInput, as(owner))).id;
     const stream = `listing-${listingId}`;
     const outsiderId = randomUUID();
     await q.harness.store.appendToStream(stream, [{ id: outsiderId, type: 'ListingPriceChanged', data: { listingId, pricePerDay: 5_000, currency: 'EUR' }, metadata: { schemaVersion: 1 } }]);
     await updateListing(q.side, listingId, { pricePerDay: 6_000 }, as(owner));
+    await updateListing(q.side, listingId, { pricePerDay: 7_000 }, as(owner));
+    const last = (await streamEvents(q.harness.store, stream)).at(-1);
     const verify = async () => (await get(`/v1/audit/verify?streamId=${stream}`, auditor)).json<Record<string, unknown>>();
 
-    expect(await verify()).toEqual({ streamId: stream, status: 'intact-with-gaps', eventsChecked: 3, lastHash: expect.any(String), gaps: [{ revision: 1, eventId: outsiderId }] });
+    expect(await verify()).toEqual({ streamId: stream, status: 'intact', eventsChecked: 4, lastHash: expect.any(String), unhashed: [{ revision: 1, eventId: outsiderId }] });
+    await editPricePerDay(stream, 3, { stripped: true });
+    expect(await verify()).toEqual({
+      streamId: stream,
+      status: 'unverified-tail',
+      eventsChecked: 4,
+      lastHash: expect.any(String),
+      unhashed: [{ revision: 1, eventId: outsiderId }],
+      unverifiedFrom: { revision: 3, eventId: last?.id },
+    });
     await editPricePerDay(stream, 2);
-    expect(await verify()).toMatchObject({ status: 'broken', brokenAt: { revision: 2, reason: 'hash-mismatch' }, gaps: [{ revision: 1, eventId: outsiderId }] });
+    expect(await verify()).toMatchObject({ status: 'broken', brokenAt: { revision: 2, reason: 'hash-mismatch' }, unhashed: [{ revision: 1, eventId: outsiderId }] });
   });
 
   it("answers 404 for an event store's own (`$`) stream on every route that reads one stream, as for a stream that does not exist", async () => {

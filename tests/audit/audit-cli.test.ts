@@ -96,14 +96,19 @@ describe('npm run audit:verify over a stream with an event appended outside the 
   });
   afterAll(() => h.close());
 
-  it('reports the event as a gap, not a break, with exit code 0; then names an edit after it with exit code 1', async () => {
-    const withGap = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
-    expect(withGap).toMatchObject({ code: 0, stdout: expect.stringContaining(`GAP ${stream} at revision 1: missing-hash`) });
-    expect(withGap.stdout).toContain('0 broken; 1 gap');
+  it("verifies the event through the next event's link (exit 0, listed as UNHASHED); the last event edited and stripped of its hash exits 2; an edit of a hashed event exits 1", async () => {
+    const verified = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
+    expect(verified).toMatchObject({ code: 0, stdout: expect.stringContaining(`UNHASHED ${stream} at revision 1:`) });
+    expect(verified.stdout).toContain('0 broken; 0 unverified tails; 1 unhashed');
 
-    await asTableOwner(h, `UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1') WHERE stream_id = $1 AND revision = 3`, [stream]);
+    await asTableOwner(h, `UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1'), metadata = metadata - 'hash' - 'prevHash' WHERE stream_id = $1 AND revision = 3`, [stream]);
+    const stripped = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
+    expect(stripped).toMatchObject({ code: 2, stdout: expect.stringContaining(`UNVERIFIED ${stream} from revision 3:`) });
+    expect(stripped.stdout).toContain('0 broken; 1 unverified tail; 1 unhashed');
+
+    await asTableOwner(h, `UPDATE events SET data = jsonb_set(data, '{pricePerDay}', '1') WHERE stream_id = $1 AND revision = 2`, [stream]);
     const edited = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
-    expect(edited).toMatchObject({ code: 1, stdout: expect.stringContaining(`BROKEN ${stream} at revision 3: hash-mismatch`) });
-    expect(edited.stdout).toContain(`GAP ${stream} at revision 1: missing-hash`);
+    expect(edited).toMatchObject({ code: 1, stdout: expect.stringContaining(`BROKEN ${stream} at revision 2: hash-mismatch`) });
+    expect(edited.stdout).not.toContain('UNVERIFIED');
   });
 });

@@ -50,36 +50,43 @@ async function* keeping(events: AsyncIterable<RecordedEvent>, keep: (event: Reco
 
 export type StreamBreak = { readonly streamId: string; readonly revision: number; readonly reason: ChainBreakReason };
 
-/** An event without a hash of its own (see `ChainGap`): reported, then linked past. */
-export type StreamGap = { readonly streamId: string; readonly revision: number };
+/** An event of a stream (see `UnhashedEvent`). */
+export type StreamEvent = { readonly streamId: string; readonly revision: number };
 
 export type LogVerification = {
   readonly streams: number;
   readonly events: number;
   /** The first broken revision of each broken stream, in the order they were found. */
   readonly broken: readonly StreamBreak[];
-  /** How many events have no hash of their own (each is handed to `onGap`): counted, not kept. */
-  readonly gaps: number;
+  /** How many events without a hash of their own a later link covers (each handed to `onUnhashed`): counted, not kept. */
+  readonly unhashed: number;
+  /** Where each unbroken stream's unverified tail begins: events without a hash that no link covers. */
+  readonly unverifiedTails: readonly StreamEvent[];
 };
 
-type Link = { prevHash: string; nextRevision: number; broken: boolean };
+/** `uncoveredFrom`: the first of the unhashed events since the last hashed one, which no link covers yet. */
+type Link = { prevHash: string; nextRevision: number; broken: boolean; uncoveredFrom: number | undefined };
 
 /**
  * Verifies every stream's chain in one pass over the global order (a stream's events come in
- * revision order within it), past gaps as `verifyChain` does. Remembers one hash per stream, not
- * the events.
+ * revision order within it), as `verifyChain` does. Remembers one hash per stream, not the events.
  */
 export async function verifyAllStreams(
   reader: EventReader,
-  report: { readonly onBreak?: (found: StreamBreak) => void; readonly onGap?: (gap: StreamGap) => void } = {},
+  report: {
+    readonly onBreak?: (found: StreamBreak) => void;
+    readonly onUnhashed?: (event: StreamEvent) => void;
+    /** At the end, once no later event can cover it. */
+    readonly onUnverifiedTail?: (from: StreamEvent) => void;
+  } = {},
 ): Promise<LogVerification> {
   const links = new Map<string, Link>();
   const broken: StreamBreak[] = [];
   let events = 0;
-  let gaps = 0;
+  let unhashed = 0;
   for await (const event of reader.readAll()) {
     events++;
-    const link = links.get(event.streamId) ?? { prevHash: genesisHash, nextRevision: 0, broken: false };
+    const link = links.get(event.streamId) ?? { prevHash: genesisHash, nextRevision: 0, broken: false, uncoveredFrom: undefined };
     links.set(event.streamId, link);
     if (link.broken) continue;
     const checked = checkLink(link.prevHash, link.nextRevision, event);
@@ -90,12 +97,24 @@ export async function verifyAllStreams(
       report.onBreak?.(found);
       continue;
     }
-    if (checked.outcome === 'gap') {
-      gaps++;
-      report.onGap?.({ streamId: event.streamId, revision: event.revision });
+    if (checked.outcome === 'unhashed') {
+      link.uncoveredFrom ??= event.revision;
+    } else if (link.uncoveredFrom !== undefined) {
+      for (let revision = link.uncoveredFrom; revision < event.revision; revision++) {
+        unhashed++;
+        report.onUnhashed?.({ streamId: event.streamId, revision });
+      }
+      link.uncoveredFrom = undefined;
     }
     link.prevHash = checked.hash;
     link.nextRevision++;
   }
-  return { streams: links.size, events, broken, gaps };
+  const unverifiedTails: StreamEvent[] = [];
+  for (const [streamId, link] of links) {
+    if (link.broken || link.uncoveredFrom === undefined) continue;
+    const from = { streamId, revision: link.uncoveredFrom };
+    unverifiedTails.push(from);
+    report.onUnverifiedTail?.(from);
+  }
+  return { streams: links.size, events, broken, unhashed, unverifiedTails };
 }

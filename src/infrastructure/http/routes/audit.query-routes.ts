@@ -91,21 +91,27 @@ const revisionKey = z.number().int().min(0);
 const indexKey = z.object({ position: z.string().regex(/^\d{1,20}\.\d{1,19}$/) });
 const accessLogKey = z.string().regex(/^\d{1,19}$/);
 
+const chainEventSchema = z.object({ revision: z.number().int(), eventId: z.string() });
 const verificationSchema = z.object({
   streamId: z.string(),
   status: z
-    .enum(['intact', 'intact-with-gaps', 'broken'])
-    .describe('`broken`: a link does not hold (see `brokenAt`); `intact-with-gaps`: every link holds, and `gaps` lists events without a hash of their own'),
+    .enum(['intact', 'unverified-tail', 'broken'])
+    .describe(
+      '`broken`: a link does not hold (see `brokenAt`); `unverified-tail`: every link holds, but the stream ends in events without a hash that no later link covers, so nothing vouches for them (see `unverifiedFrom`); `intact`: every event is covered by a link',
+    ),
   eventsChecked: z.number().int(),
-  lastHash: z.string().optional(),
+  lastHash: z.string().optional().describe('What the next event must link to; over an unverified tail, computed over it as it reads now'),
   brokenAt: z
     .object({ revision: z.number().int(), reason: z.enum(['prev-hash-mismatch', 'hash-mismatch', 'revision-gap']), eventId: z.string() })
     .optional()
     .describe('The first link that does not hold: the stream was changed after it was appended'),
-  gaps: z
-    .array(z.object({ revision: z.number().int(), eventId: z.string() }))
+  unverifiedFrom: chainEventSchema
+    .optional()
+    .describe('The first event of the unverified tail: it and every event after it have no hash, and may have been edited (a hashed event stripped of its hash reads the same)'),
+  unhashed: z
+    .array(chainEventSchema)
     .describe(
-      "Events before any break without a hash of their own (`missing-hash`: appended outside the command loop, or stripped). Not a break: the next event's link covers each, so editing one breaks that link; one at the stream's end is covered by nothing yet",
+      "Events (before any break and the unverified tail) without a hash of their own, appended outside the command loop: each is verified by the next hashed event's link, which an edit of it breaks (`prev-hash-mismatch`)",
     ),
 });
 const accessLogVerificationSchema = z.object({
@@ -319,14 +325,14 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     '/verify',
     {
       onRequest: auditor,
-      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision and every event without a hash before it", headers, querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
+      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision, or where an unverified tail begins, and the events without a hash a link covers", headers, querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
     },
     async (request) => {
       const { streamId } = request.query;
       const read = await readAuditedStream(storedEvents, streamId);
       if (read.status === 'no_stream') throw notFound(`stream ${streamId}`);
       const verification = await verifyChain(read.events);
-      return { streamId, ...verification, gaps: [...verification.gaps] };
+      return { streamId, ...verification, unhashed: [...verification.unhashed] };
     },
   );
 
