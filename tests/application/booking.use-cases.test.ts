@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
@@ -100,6 +101,18 @@ describe('booking use cases', () => {
       const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
       for await (const event of store.readAll()) expiry.observe(event);
       expect(expiry.pending.calendars).toBe(0);
+    });
+
+    it('by an admin before moderation was recorded (stored as version 1), stays the admin\'s: its owner may not undo it, an admin may', async () => {
+      const stream = `listing-${listingId}`;
+      await side.handlers.listingCalendar.handle(`listingCalendar-${listingId}`, { type: 'CloseCalendar', data: { listingId } }, as(admin));
+      const metadata = { actorId: admin.id, actorRoles: [...admin.roles], correlationId: 'corr-old', causationId: 'req-old', requestId: 'req-old', occurredAt: '2030-01-01T00:00:00.000Z', schemaVersion: 1 };
+      await store.appendToStream(stream, [{ id: randomUUID(), type: 'ListingDeactivated', data: { listingId }, metadata }]);
+
+      await expect(setListingActive(side, listingId, true, as(owner))).rejects.toMatchObject({ code: 'forbidden' });
+      expect(await eventTypes(store, stream)).toEqual(['ListingCreated', 'ListingDeactivated']);
+      await setListingActive(side, listingId, true, as(admin));
+      await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
     });
 
     it('keeps the bookings made before it', async () => {

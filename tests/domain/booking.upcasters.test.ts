@@ -37,13 +37,13 @@ describe('BookingRequested v1 → v2', () => {
   it('gives data the current event schema accepts and the decider folds', () => {
     const [step] = bookingUpcasters;
     expect(step).toMatchObject({ type: 'BookingRequested', fromVersion: 1, toVersion: 2 });
-    const event = bookingEventSchema.parse({ type: 'BookingRequested', data: step?.upcast(v1) });
+    const event = bookingEventSchema.parse({ type: 'BookingRequested', data: step?.upcast(v1, { schemaVersion: 1 }) });
     expect(bookingDecider.evolve(bookingDecider.initialState, event)).toMatchObject({ status: 'requested', booking: { total: 32_000, currency: 'EUR' } });
   });
 
   it('refuses stored data that is not a v1 BookingRequested', () => {
     const [step] = bookingUpcasters;
-    expect(() => step?.upcast({ ...v1, nightlyRate: undefined })).toThrow();
+    expect(() => step?.upcast({ ...v1, nightlyRate: undefined }, { schemaVersion: 1 })).toThrow();
   });
 
   it('fits the application event codec, which lifts a stored v1 event on read', () => {

@@ -5,6 +5,7 @@ import { createListingSchema } from '../../src/domain/listing/listing.commands.j
 import type { CreateListing, ListingCommand } from '../../src/domain/listing/listing.commands.js';
 import { listingDecider, listingStreamId } from '../../src/domain/listing/listing.decider.js';
 import { listingEventSchema, maxCapacity, type ListingEvent } from '../../src/domain/listing/listing.events.js';
+import { aggregates } from '../../src/application/aggregates/aggregates.js';
 import { deciderSpec } from '../support/decider-spec.js';
 
 const spec = deciderSpec(listingDecider);
@@ -34,6 +35,16 @@ const created: ListingEvent = {
 };
 const deactivated: ListingEvent = { type: 'ListingDeactivated', data: { listingId } };
 const moderated: ListingEvent = { type: 'ListingDeactivated', data: { listingId, moderated: true } };
+/**
+ * A deactivation as stored before moderation was recorded (version 1, no flag), read back as the
+ * service reads it: through the listing's codec, with the metadata that says who made it.
+ */
+const storedBefore = (by: Actor | undefined): ListingEvent =>
+  aggregates.listing.codec.decode({
+    type: 'ListingDeactivated',
+    data: { listingId },
+    metadata: { schemaVersion: 1, ...(by ? { actorId: by.id, actorRoles: by.roles } : {}) },
+  });
 
 const update = (actor: Actor, changes: Record<string, unknown> = {}): ListingCommand => ({
   type: 'UpdateListing',
@@ -181,6 +192,28 @@ describe('DeactivateListing', () => {
     const stored = listingEventSchema.parse({ type: 'ListingDeactivated', data: { listingId } });
     expect(fold(listingDecider, [created, stored])).toMatchObject({ status: 'inactive', moderated: false });
   });
+});
+
+describe('a deactivation stored before moderation was recorded (version 1, read with its metadata)', () => {
+  const reactivate = (actor: Actor): ListingCommand => ({ type: 'ReactivateListing', data: { listingId, actor } });
+  const deactivate = (actor: Actor): ListingCommand => ({ type: 'DeactivateListing', data: { listingId, actor } });
+  const reactivated: ListingEvent = { type: 'ListingReactivated', data: { listingId } };
+
+  it('by an admin who is not the owner, was moderation: the owner may not reactivate it', () => {
+    spec.given([created, storedBefore(admin)]).when(reactivate(owner)).thenFails('forbidden');
+    expect(fold(listingDecider, [created, storedBefore(admin)])).toMatchObject({ status: 'inactive', moderated: true });
+  });
+  it('by an admin who is not the owner, an admin may reactivate', () => spec.given([created, storedBefore(admin)]).when(reactivate(admin)).then([reactivated]));
+  it('by an admin who is not the owner, is already true when an admin deactivates again', () =>
+    spec.given([created, storedBefore(admin)]).when(deactivate(admin)).then([]));
+  it.each([
+    ['its owner', owner],
+    ['its owner, who is an admin', ownerAdmin],
+    ['someone its metadata does not name', undefined],
+  ])('by %s, is the owner\'s own: the owner may reactivate it', (_who, by) =>
+    spec.given([created, storedBefore(by)]).when(reactivate(owner)).then([reactivated]));
+  it('by its owner, becomes moderation when an admin deactivates it again', () =>
+    spec.given([created, storedBefore(owner)]).when(deactivate(admin)).then([moderated]));
 });
 
 describe('ReactivateListing', () => {

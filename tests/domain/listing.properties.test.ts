@@ -6,6 +6,8 @@ import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { ForbiddenError } from '../../src/domain/shared/forbidden-error.js';
 import type { ListingCommand } from '../../src/domain/listing/listing.commands.js';
 import { listingDecider, type ListingState } from '../../src/domain/listing/listing.decider.js';
+import type { ListingEvent } from '../../src/domain/listing/listing.events.js';
+import { upcastListingDeactivatedV1 } from '../../src/domain/listing/listing.upcasters.js';
 
 const listingId = 'listing-p';
 const owner: Actor = { id: 'owner-1', roles: ['OWNER'] };
@@ -172,4 +174,32 @@ it('an owner never reactivates a listing an admin deactivated; an admin may', ()
     { numRuns },
   );
   expect(refusedRuns).toBeGreaterThan(numRuns / 10);
+});
+
+/** A deactivation as version 1 stored it before moderation was recorded, read back: no flag, who made it from the metadata. */
+const storedBeforeModeration = (event: ListingEvent, by: Actor): ListingEvent =>
+  event.type === 'ListingDeactivated'
+    ? { type: 'ListingDeactivated', data: upcastListingDeactivatedV1({ listingId: event.data.listingId }, { actorId: by.id, actorRoles: by.roles }) }
+    : event;
+
+it('a history stored before moderation was recorded, read back through the upcaster, folds to the same state', () => {
+  let moderatedRuns = 0;
+  fc.assert(
+    fc.property(moderationHistory, (commands) => {
+      let state = listingDecider.initialState;
+      let stored = listingDecider.initialState;
+      let moderated = false;
+      for (const cmd of commands) {
+        for (const event of decideOrKeep(cmd, state) ?? []) {
+          state = listingDecider.evolve(state, event);
+          stored = listingDecider.evolve(stored, storedBeforeModeration(event, cmd.data.actor));
+        }
+        expect(stored).toEqual(state);
+        if (state.status === 'inactive' && state.moderated) moderated = true;
+      }
+      if (moderated) moderatedRuns += 1;
+    }),
+    { numRuns },
+  );
+  expect(moderatedRuns).toBeGreaterThan(numRuns / 4);
 });

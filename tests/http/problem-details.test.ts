@@ -195,6 +195,23 @@ describe('operations', () => {
     expect(JSON.stringify(document.paths['/v1/admin/subjects/{userId}/erase'])).toContain('if-match');
   });
 
+  it("documents Event-Position, optional, on a command route's refused and failed answers, and on no other route's", async () => {
+    type Response = { headers?: Record<string, { description?: string; required?: boolean; schema?: unknown }> };
+    type Document = { paths: Record<string, Record<string, { responses: Record<string, Response> }>> };
+    const document = (await (await fetch(`${api.url}/docs/json`)).json()) as Document;
+    for (const range of ['4XX', '5XX']) {
+      for (const [path, method] of [['/v1/bookings', 'post'], ['/v1/listings/{id}/deactivate', 'post']] as const) {
+        const header = document.paths[path]?.[method]?.responses[range]?.headers?.['Event-Position'];
+        expect(header, `${method} ${path} ${range}`).toMatchObject({ required: false, schema: { type: 'string' } });
+        expect(header?.description, `${method} ${path} ${range}`).toMatch(/undo.*Consistency-Position/s);
+      }
+      // Answers that are no command result: a refusal there appends nothing.
+      const other = document.paths['/test/rule']?.post?.responses[range];
+      expect(other, range).toBeDefined();
+      expect(other?.headers ?? {}, range).not.toHaveProperty('Event-Position');
+    }
+  });
+
   it('sends security headers and honours the CORS allow-list', async () => {
     const allowed = await fetch(`${api.url}/health/live`, { headers: { origin: 'https://app.example' } });
     expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example');

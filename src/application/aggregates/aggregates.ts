@@ -10,6 +10,7 @@ import { listingCalendarDecider } from '../../domain/listing-calendar/listing-ca
 import { listingCalendarEventSchema } from '../../domain/listing-calendar/listing-calendar.events.js';
 import { listingDecider } from '../../domain/listing/listing.decider.js';
 import { listingEventSchema } from '../../domain/listing/listing.events.js';
+import { listingUpcasters } from '../../domain/listing/listing.upcasters.js';
 import { patientAgendaDecider } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { patientAgendaEventSchema } from '../../domain/patient-agenda/patient-agenda.events.js';
 import { paymentDecider } from '../../domain/payment/payment.decider.js';
@@ -31,7 +32,7 @@ export const aggregates = {
     codec: createEventCodec(userEventSchema),
     dataSubject: (state: UserState) => (state.status === 'registered' ? state.userId : undefined),
   },
-  listing: { category: 'listing', decider: listingDecider, codec: createEventCodec(listingEventSchema) },
+  listing: { category: 'listing', decider: listingDecider, codec: createEventCodec(listingEventSchema, listingUpcasters) },
   listingCalendar: {
     category: 'listingCalendar',
     decider: listingCalendarDecider,

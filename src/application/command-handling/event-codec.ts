@@ -1,16 +1,16 @@
 import type { z } from 'zod';
 import { personalFieldPaths, type EventUnionSchema, type PersonalFieldPath } from '../../domain/shared/personal-data.js';
-import type { RecordedEvent } from '../ports/event-store.js';
+import type { JsonObject, RecordedEvent } from '../ports/event-store.js';
 
 /**
  * Lifts one stored shape of an event type to the next version. Pure; old shapes are never
- * edited. It receives stored data, so it parses before it trusts.
+ * edited. It receives stored data and the event's stored metadata, so it parses before it trusts.
  */
 export type Upcaster = {
   readonly type: string;
   readonly fromVersion: number;
   readonly toVersion: number;
-  upcast(data: unknown): unknown;
+  upcast(data: unknown, metadata: JsonObject): unknown;
 };
 
 export type DomainEvent = { readonly type: string; readonly data: object };
@@ -47,7 +47,7 @@ export function createEventCodec<Event extends DomainEvent>(
       let version = typeof stored === 'number' ? stored : 1;
       let data: unknown = recorded.data;
       for (let step = steps.get(`${recorded.type}@${version}`); step; step = steps.get(`${recorded.type}@${version}`)) {
-        data = step.upcast(data);
+        data = step.upcast(data, recorded.metadata);
         version = step.toVersion;
       }
       return schema.parse({ type: recorded.type, data });

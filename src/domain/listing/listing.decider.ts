@@ -10,7 +10,7 @@ import type {
   ReactivateListing,
   UpdateListing,
 } from './listing.commands.js';
-import { maxCapacity, type ListingDetails, type ListingEvent, type ListingPrice } from './listing.events.js';
+import { maxCapacity, type ListingDeactivatedData, type ListingDetails, type ListingEvent, type ListingPrice } from './listing.events.js';
 
 export const listingStreamId = (listingId: string) => `listing-${listingId}`;
 
@@ -44,6 +44,15 @@ function assertMayManage(actor: Actor, listing: Listing): void {
 /** An admin acting on someone else's listing moderates it: its owner may not undo that. */
 function moderates(actor: Actor, listing: Listing): boolean {
   return hasRole(actor, 'ADMIN') && actor.id !== listing.ownerId;
+}
+
+/**
+ * Whether a deactivation moderated the listing: said so since moderation is recorded; on one
+ * stored before, told from who made it by the rule of `moderates`.
+ */
+function wasModeration({ moderated, deactivatedBy }: ListingDeactivatedData, listing: Listing): boolean {
+  if (moderated === true) return true;
+  return deactivatedBy !== undefined && deactivatedBy.admin && deactivatedBy.id !== listing.ownerId;
 }
 
 /** Checked here as well as by the schemas, because a bad price or zone would poison every booking. */
@@ -175,7 +184,7 @@ export function evolve(state: ListingState, event: ListingEvent): ListingState {
     case 'ListingDeactivated': {
       if (state.status === 'none') return state;
       // Only a reactivation lifts moderation.
-      const moderated = (state.status === 'inactive' && state.moderated) || event.data.moderated === true;
+      const moderated = (state.status === 'inactive' && state.moderated) || wasModeration(event.data, state.listing);
       return { status: 'inactive', listing: state.listing, moderated };
     }
     case 'ListingReactivated':

@@ -54,14 +54,25 @@ export const listingPriceChangedSchema = z.object({
 });
 
 /**
+ * Version 2 (see listing.upcasters.ts for version 1).
+ *
  * `moderated`: an admin other than the owner deactivated it, and only an admin may reactivate it.
  * Recorded again on a listing its owner had deactivated, so that the owner cannot dodge
- * moderation by deactivating first. Absent (as on every event stored before it existed): the
- * owner's own deactivation.
+ * moderation by deactivating first.
+ *
+ * `deactivatedBy`: never written; the upcaster lifts it from a version 1 event's metadata, since
+ * version 1 stored an admin's moderation without the flag until the flag existed. Whether that
+ * was moderation depends on the owner, who is in `ListingCreated`, so `evolve` tells.
+ *
+ * With neither: the owner's own deactivation.
  */
 export const listingDeactivatedSchema = z.object({
   type: z.literal('ListingDeactivated'),
-  data: z.object({ listingId: z.string().min(1), moderated: z.literal(true).optional() }),
+  data: z.object({
+    listingId: z.string().min(1),
+    moderated: z.literal(true).optional(),
+    deactivatedBy: z.object({ id: z.string().min(1), admin: z.boolean() }).optional(),
+  }),
 });
 
 export const listingReactivatedSchema = z.object({
@@ -81,4 +92,5 @@ export type ListingCreated = z.infer<typeof listingCreatedSchema>;
 export type ListingDetailsUpdated = z.infer<typeof listingDetailsUpdatedSchema>;
 export type ListingPriceChanged = z.infer<typeof listingPriceChangedSchema>;
 export type ListingDeactivated = z.infer<typeof listingDeactivatedSchema>;
+export type ListingDeactivatedData = ListingDeactivated['data'];
 export type ListingReactivated = z.infer<typeof listingReactivatedSchema>;

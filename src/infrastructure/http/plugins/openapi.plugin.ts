@@ -74,9 +74,26 @@ const commandResultHeaders = {
 };
 
 /**
+ * What a command's refusal may carry (`refusalHeaders` in command-result.ts), a replay of it
+ * repeats, and the 5xx of a keyless booking that gave its dates back carries too: without it a
+ * client reading right after would not know what to wait for to see the undoing.
+ */
+const refusedCommandHeaders = {
+  'Event-Position': {
+    description:
+      'Present when the refused command had appended steps and their undoing (dates or a slot taken, then given back); a read with it as Consistency-Position sees them undone',
+    required: false,
+    schema: { type: 'string' },
+  },
+};
+
+const returnsCommandResult = (response: DocumentedResponse) =>
+  JSON.stringify(response.content?.['application/json']?.schema ?? null).includes('#/components/schemas/CommandResult');
+
+/**
  * The zod schemas document each route's success; this adds what every route may answer besides
  * (problem+json for 4xx and 5xx, as the error handler sends for every route) and the headers of
- * a command's result, which no body schema can say.
+ * a command's result and of its refusal, which no body schema can say.
  */
 function documentProblemsAndHeaders<Document extends object>(document: Document): Document {
   const paths: unknown = Reflect.get(document, 'paths');
@@ -91,12 +108,14 @@ function documentProblemsAndHeaders<Document extends object>(document: Document)
         operation.requestBody.required = false;
       }
       const responses = (operation.responses ??= {});
-      for (const [status, response] of Object.entries(responses)) {
-        const body = JSON.stringify(response.content?.['application/json']?.schema ?? null);
-        if (status.startsWith('2') && body.includes('#/components/schemas/CommandResult')) response.headers = { ...commandResultHeaders, ...response.headers };
-      }
       responses['4XX'] ??= problemResponse('Refused: the problem names its type, and for a malformed request each field (errors)');
       responses['5XX'] ??= problemResponse('Failed, or unavailable for now (503 with Retry-After)');
+      const answers = Object.entries(responses);
+      const command = answers.some(([status, response]) => status.startsWith('2') && returnsCommandResult(response));
+      for (const [status, response] of answers) {
+        if (status.startsWith('2') && returnsCommandResult(response)) response.headers = { ...commandResultHeaders, ...response.headers };
+        else if (command && /^[45]/.test(status)) response.headers = { ...refusedCommandHeaders, ...response.headers };
+      }
     }
   }
   return document;
