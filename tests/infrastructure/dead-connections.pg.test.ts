@@ -16,10 +16,23 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 class SilencingRelay {
   /** Each connection, with the text its client has sent so far. */
   private readonly pairs: Array<{ client: net.Socket; upstream: net.Socket; sent: string }> = [];
+  /** Connections accepted while hanging, and whether their client has given up on them. */
+  readonly hung: Array<{ socket: net.Socket; closed: boolean }> = [];
+  private hanging = false;
   private readonly server: net.Server;
 
   constructor(private readonly target: URL) {
     this.server = net.createServer((client) => {
+      if (this.hanging) {
+        // Accepted, then never answered: a connect waits for the server's reply.
+        const hung = { socket: client, closed: false };
+        client.on('error', () => undefined);
+        client.on('close', () => (hung.closed = true));
+        // Read and dropped, so that the client's end is seen.
+        client.resume();
+        this.hung.push(hung);
+        return;
+      }
       const upstream = net.connect(Number(target.port || 5432), target.hostname);
       client.pipe(upstream).pipe(client);
       for (const socket of [client, upstream]) socket.on('error', () => undefined);
@@ -50,7 +63,22 @@ class SilencingRelay {
     }
   }
 
+  /** New connections are accepted but go nowhere, or again reach the database. */
+  hang(hanging: boolean): void {
+    this.hanging = hanging;
+  }
+
+  /** Whether some connection made since `since` pairs has sent `text`. */
+  sentSince(since: number, text: string): boolean {
+    return this.pairs.slice(since).some(({ sent }) => sent.includes(text));
+  }
+
+  get connections(): number {
+    return this.pairs.length;
+  }
+
   async close(): Promise<void> {
+    for (const { socket } of this.hung) socket.destroy();
     for (const { client, upstream } of this.pairs) for (const socket of [client, upstream]) socket.destroy();
     await new Promise((resolve) => this.server.close(resolve));
   }
@@ -113,6 +141,40 @@ describe('a process that dies without closing its connections', () => {
       relay.silence('LISTEN silenced_test');
       expect(await appendAndTime()).toBeLessThan(3000);
       expect(await appendAndTime()).toBeLessThan(1000);
+    } finally {
+      stop.abort();
+      await following;
+      await store.close();
+      await pool.end();
+      await relay.close();
+    }
+  }, 30_000);
+
+  it('gives up a LISTEN reconnect that the database never answers, and listens again once it does', async () => {
+    const relay = new SilencingRelay(new URL(database.url));
+    const pool = createPool(await relay.listen(), 4);
+    await migrateToLatest(pool);
+    // The retry after a failed connect waits for a poll (see `ChannelListener`): a short one here.
+    const store = new PgEventStore(pool, { pollIntervalMs: 1000, listenerHeartbeatMs: 200, channel: 'hung_test' });
+    const stop = new AbortController();
+    const following = (async () => {
+      for await (const _ of store.subscribeToAll({ signal: stop.signal }));
+    })();
+    try {
+      await vi.waitFor(() => expect(relay.sentSince(0, 'LISTEN hung_test')).toBe(true), { timeout: 5000 });
+
+      // The LISTEN connection is cut off, and the host takes connections but answers none of them.
+      relay.hang(true);
+      relay.silence('LISTEN hung_test');
+      await vi.waitFor(() => expect(relay.hung).toHaveLength(1), { timeout: 5000, interval: 5 });
+      const [attempt] = relay.hung;
+      const attemptedAt = Date.now();
+      await vi.waitFor(() => expect(attempt?.closed).toBe(true), { timeout: 5000, interval: 5 });
+      expect(Date.now() - attemptedAt).toBeLessThan(1000);
+
+      const before = relay.connections;
+      relay.hang(false);
+      await vi.waitFor(() => expect(relay.sentSince(before, 'LISTEN hung_test')).toBe(true), { timeout: 5000, interval: 5 });
     } finally {
       stop.abort();
       await following;

@@ -33,7 +33,8 @@ export type PgEventStoreOptions = {
   readonly pollIntervalMs?: number;
   /**
    * How often the LISTEN connection is asked a `SELECT 1`; one not answered within as long again
-   * is taken for dead, and the connection reopened. Default 5000 ms.
+   * is taken for dead, and the connection reopened; a reopening not answered within it is given
+   * up and tried again. Default 5000 ms.
    */
   readonly listenerHeartbeatMs?: number;
   /**
@@ -206,7 +207,9 @@ export class PgEventStore implements EventStore {
     this.closePool = options.closePool ?? false;
     const heartbeatMs = options.listenerHeartbeatMs ?? 5000;
     this.listener = new ChannelListener(
-      () => new pg.Client({ ...pool.options, keepAlive: true, query_timeout: heartbeatMs }),
+      // A connect to a host that takes no packets would wait out the OS's TCP timeout (minutes),
+      // and no other attempt is made meanwhile: it fails instead and is retried (`retryAfter`).
+      () => new pg.Client({ ...pool.options, keepAlive: true, query_timeout: heartbeatMs, connectionTimeoutMillis: heartbeatMs }),
       this.channel,
       this.pollIntervalMs,
       heartbeatMs,
