@@ -107,10 +107,11 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const hash = createHmac('sha256', hashKey).update(head);
     return (body === undefined ? hash : hash.update(body)).digest('hex');
   };
-  // Each keyed request hashed by the formula of the keys claimed before the hash covered If-Match
-  // and sorted the body: method, URL and the body as sent. Remove it (and `claim`'s `legacyHash`)
-  // once the last of those keys has expired, IDEMPOTENCY_TTL_HOURS after this version's deploy.
-  const legacyHashes = new WeakMap<FastifyRequest, string>();
+  // Each keyed request's hash by the formula of the keys claimed before the hash covered If-Match
+  // and sorted the body (method, URL and the body as sent), made only when such a key is found:
+  // not on every request's path. Remove it (and `claim`'s `legacyHash`) once the last of those
+  // keys has expired, IDEMPOTENCY_TTL_HOURS after this version's deploy.
+  const legacyHashes = new WeakMap<FastifyRequest, () => string>();
   let claimsSinceSweep = 0;
 
   app.decorateRequest('commandId', '');
@@ -138,7 +139,8 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const { body } = request;
     const raw = Buffer.isBuffer(body) || body === undefined;
     request.requestHash = keyedHash(precondition + head, raw ? body : bodyText(body));
-    legacyHashes.set(request, keyedHash(head, raw ? body : JSON.stringify(body)));
+    // The body as sent: validation hands the handler a new object, and leaves this one be.
+    legacyHashes.set(request, () => keyedHash(head, raw ? body : JSON.stringify(body)));
   };
 
   const claimKey: preHandlerHookHandler = async function (request, reply) {

@@ -53,11 +53,12 @@ export class PgIdempotencyStore {
   }
 
   /**
-   * `legacyHash` is the request hashed by the formula before it covered If-Match and sorted the
-   * body: a key claimed under that formula (`request_hash_version` 1) matches it too. It and this
-   * parameter can go once the last such key has expired, `IDEMPOTENCY_TTL_HOURS` after the deploy.
+   * `legacyHash` makes the request's hash by the formula before it covered If-Match and sorted the
+   * body: a key claimed under that formula (`request_hash_version` 1) matches it too. Called only
+   * for such a key. It and this parameter can go once the last such key has expired,
+   * `IDEMPOTENCY_TTL_HOURS` after the deploy.
    */
-  async claim(id: IdempotencyKeyId, requestHash: string, terms: ClaimTerms, legacyHash?: string): Promise<Claim> {
+  async claim(id: IdempotencyKeyId, requestHash: string, terms: ClaimTerms, legacyHash?: () => string): Promise<Claim> {
     const token = randomUUID();
     const thisKey = this.db.deleteFrom('idempotency_keys').where('scope', '=', id.scope).where('key', '=', id.key);
     // An expired key is as good as none: drop it here rather than wait for the sweep.
@@ -88,7 +89,7 @@ export class PgIdempotencyStore {
       .executeTakeFirst();
     // Released (a 5xx) between our insert and this read: the retry is the client's to make.
     if (!row) return { outcome: 'in_flight' };
-    const legacy = row.request_hash !== requestHash && row.request_hash_version === 1 && row.request_hash === legacyHash;
+    const legacy = row.request_hash !== requestHash && row.request_hash_version === 1 && row.request_hash === legacyHash?.();
     if (row.request_hash !== requestHash && !legacy) return { outcome: 'mismatch' };
     if (row.status === 'completed' && row.response_status !== null && row.response_body !== null) {
       const response = { status: row.response_status, headers: row.response_headers ?? {}, body: this.decrypt(row.response_body) };
