@@ -4,7 +4,7 @@ import net from 'node:net';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RecordedEvent } from '../../src/application/ports/event-store.js';
-import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
+import { PgEventStore, type PgEventStoreOptions } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool, idleTransactionTimeoutMs, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
 import { PgAdvisoryLocks } from '../../src/infrastructure/projections/pg-advisory-locks.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -116,31 +116,25 @@ describe('a process that dies without closing its connections', () => {
     }
   }, 15_000);
 
-  it("notices its event store's LISTEN connection cut off silently and listens again, so subscribers are woken within seconds, not at each poll", async () => {
+  /**
+   * A store behind the relay, with a subscriber following it: `body` runs while it follows, then
+   * everything is stopped and closed.
+   */
+  async function withSubscribedStore(
+    options: PgEventStoreOptions,
+    body: (fixture: { relay: SilencingRelay; store: PgEventStore; received: RecordedEvent[] }) => Promise<void>,
+  ): Promise<void> {
     const relay = new SilencingRelay(new URL(database.url));
     const pool = createPool(await relay.listen(), 4);
     await migrateToLatest(pool);
-    // A long fallback poll, so that only a notification can deliver promptly.
-    const store = new PgEventStore(pool, { pollIntervalMs: 10_000, listenerHeartbeatMs: 200, channel: 'silenced_test' });
+    const store = new PgEventStore(pool, options);
     const stop = new AbortController();
     const received: RecordedEvent[] = [];
     const following = (async () => {
       for await (const recorded of store.subscribeToAll({ signal: stop.signal })) received.push(recorded);
     })();
-    const appendAndTime = async () => {
-      const appendedAt = Date.now();
-      const count = received.length;
-      await store.appendToStream(`silenced-${randomUUID()}`, [{ id: randomUUID(), type: 'E', data: {}, metadata: {} }]);
-      await vi.waitFor(() => expect(received).toHaveLength(count + 1), { timeout: 12_000, interval: 5 });
-      return Date.now() - appendedAt;
-    };
     try {
-      expect(await appendAndTime()).toBeLessThan(1000);
-
-      // The listener's connection goes silent (a NAT or load balancer forgot it): no error, no end.
-      relay.silence('LISTEN silenced_test');
-      expect(await appendAndTime()).toBeLessThan(3000);
-      expect(await appendAndTime()).toBeLessThan(1000);
+      await body({ relay, store, received });
     } finally {
       stop.abort();
       await following;
@@ -148,19 +142,30 @@ describe('a process that dies without closing its connections', () => {
       await pool.end();
       await relay.close();
     }
+  }
+
+  it("notices its event store's LISTEN connection cut off silently and listens again, so subscribers are woken within seconds, not at each poll", async () => {
+    // A long fallback poll, so that only a notification can deliver promptly.
+    await withSubscribedStore({ pollIntervalMs: 10_000, listenerHeartbeatMs: 200, channel: 'silenced_test' }, async ({ relay, store, received }) => {
+      const appendAndTime = async () => {
+        const appendedAt = Date.now();
+        const count = received.length;
+        await store.appendToStream(`silenced-${randomUUID()}`, [{ id: randomUUID(), type: 'E', data: {}, metadata: {} }]);
+        await vi.waitFor(() => expect(received).toHaveLength(count + 1), { timeout: 12_000, interval: 5 });
+        return Date.now() - appendedAt;
+      };
+      expect(await appendAndTime()).toBeLessThan(1000);
+
+      // The listener's connection goes silent (a NAT or load balancer forgot it): no error, no end.
+      relay.silence('LISTEN silenced_test');
+      expect(await appendAndTime()).toBeLessThan(3000);
+      expect(await appendAndTime()).toBeLessThan(1000);
+    });
   }, 30_000);
 
   it('gives up a LISTEN reconnect that the database never answers, and listens again once it does', async () => {
-    const relay = new SilencingRelay(new URL(database.url));
-    const pool = createPool(await relay.listen(), 4);
-    await migrateToLatest(pool);
     // The retry after a failed connect waits for a poll (see `ChannelListener`): a short one here.
-    const store = new PgEventStore(pool, { pollIntervalMs: 1000, listenerHeartbeatMs: 200, channel: 'hung_test' });
-    const stop = new AbortController();
-    const following = (async () => {
-      for await (const _ of store.subscribeToAll({ signal: stop.signal }));
-    })();
-    try {
+    await withSubscribedStore({ pollIntervalMs: 1000, listenerHeartbeatMs: 200, channel: 'hung_test' }, async ({ relay }) => {
       await vi.waitFor(() => expect(relay.sentSince(0, 'LISTEN hung_test')).toBe(true), { timeout: 5000 });
 
       // The LISTEN connection is cut off, and the host takes connections but answers none of them.
@@ -175,13 +180,7 @@ describe('a process that dies without closing its connections', () => {
       const before = relay.connections;
       relay.hang(false);
       await vi.waitFor(() => expect(relay.sentSince(before, 'LISTEN hung_test')).toBe(true), { timeout: 5000, interval: 5 });
-    } finally {
-      stop.abort();
-      await following;
-      await store.close();
-      await pool.end();
-      await relay.close();
-    }
+    });
   }, 30_000);
 
   it('has the server end a transaction of ours (kysely\'s) left idle, which would otherwise hold back every event subscriber, keeping the URL\'s own options', async () => {
