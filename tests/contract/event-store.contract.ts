@@ -120,6 +120,12 @@ export function describeEventStoreContract(name: string, setup: ContractSetup): 
         await expect(store.appendToStream(newStreamId('empty'), [])).rejects.toBeInstanceOf(RangeError);
       });
 
+      it('refuses a stream named like the store\'s own ($-prefixed), and reads one as missing', async () => {
+        const streamId = `$${newStreamId('system')}`;
+        await expect(store.appendToStream(streamId, [newEvent('Planted')])).rejects.toBeInstanceOf(RangeError);
+        expect(await store.readStream(streamId)).toEqual({ status: 'no_stream' });
+      });
+
       it('rejects an expected revision that is no revision (negative, fractional), and appends nothing', async () => {
         const streamId = newStreamId('expected');
         await store.appendToStream(streamId, [newEvent('First')]);

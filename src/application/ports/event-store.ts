@@ -70,11 +70,13 @@ export type EventFilter = {
 };
 
 /**
- * What every store refuses before it looks at anything (RangeError): an empty batch, and an
- * expected revision that is no revision (negative, fractional), which a store's own encoding of
+ * What every store refuses before it looks at anything (RangeError): a system stream (on
+ * EventStoreDB, a write there changes the server itself, e.g. a stream's ACL), an empty batch, and
+ * an expected revision that is no revision (negative, fractional), which a store's own encoding of
  * the named ones could otherwise read as one of them, or as no check at all.
  */
 export function checkAppend(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): void {
+  if (isSystemStream(streamId)) throw new RangeError(`Stream ${streamId}: a system stream, not ours to write`);
   if (events.length === 0) throw new RangeError(`Stream ${streamId}: nothing to append`);
   if (typeof expected === 'number' && (!Number.isSafeInteger(expected) || expected < 0)) {
     throw new RangeError(`Stream ${streamId}: ${expected} is not a revision to expect`);
