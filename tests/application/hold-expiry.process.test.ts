@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
-import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { bookAppointment, cancelAppointment, completeAppointment, markNoShow, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { deterministicUuid } from '../../src/application/ids.js';
@@ -327,6 +327,66 @@ describe('hold expiry process', () => {
     clock.advance(graceMs);
 
     expect(await startProcess()()).toBe(0);
+  });
+
+  describe('given an appointment held or missed whose request died before giving the patient time back', () => {
+    let appointmentId: string;
+
+    beforeEach(async () => {
+      appointmentId = (await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).id;
+      // Half an hour past its start: late enough to complete it or to mark it missed.
+      clock.advance(Date.parse(nine) + 30 * 60_000 - clock.now().getTime());
+      store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
+    });
+
+    it('a completion: the process gives the time back after the grace period, and the doctor keeps the slot', async () => {
+      await expect(completeAppointment(side, appointmentId, { notes: 'rest' }, as(doctor))).rejects.toThrow('died');
+      const { process, turn } = startWatchedProcess();
+      // Within the grace period the request may still be on its way, or retried.
+      expect(await turn()).toBe(0);
+      expect(process.pending.cancellations).toBe(1);
+
+      clock.advance(graceMs);
+      expect(await turn()).toBe(1);
+
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked']);
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+      // Its own release, once read, settles it.
+      expect(await turn()).toBe(0);
+      expect(process.pending.cancellations).toBe(0);
+      await expectReplayToAppendNothing();
+    });
+
+    it('a no-show: a process restarted after the grace period gives the time back, and the doctor keeps the slot', async () => {
+      await expect(markNoShow(side, appointmentId, as(doctor))).rejects.toThrow('died');
+      clock.advance(graceMs);
+
+      await startProcess()();
+
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked']);
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
+      await expectReplayToAppendNothing();
+    });
+  });
+
+  it('given a completion and a no-show that gave the patient time back themselves, a process following the log from the start leaves nothing pending and does nothing', async () => {
+    const held = (await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).id;
+    const missed = (await bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'follow-up' }, as(patient))).id;
+    clock.advance(Date.parse(ten) + 30 * 60_000 - clock.now().getTime());
+    await completeAppointment(side, held, { notes: 'rest' }, as(doctor));
+    await markNoShow(side, missed, as(doctor));
+    const before = await everyEventId();
+    const { process, turn } = startWatchedProcess();
+    clock.advance(graceMs);
+
+    expect(await turn()).toBe(0);
+
+    expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+    expect(await everyEventId()).toEqual(before);
+    expect(await whereIs(held)).toEqual({ appointment: nine, slot: nine, time: undefined });
+    expect(await whereIs(missed)).toEqual({ appointment: ten, slot: ten, time: undefined });
   });
 
   describe('given a reschedule that died after moving the slot and the time, before the appointment followed', () => {

@@ -341,9 +341,10 @@ export async function markNoShow(side: CommandSide, appointmentId: string, reque
  * An appointment held or missed needs none of the patient's time any more: the rest of its slot
  * is theirs to book with another doctor. All of it goes back, not only what is left: what has
  * passed cannot collide with a booking, which is always in the future. The doctor's slot stays,
- * the visit's record and a time already begun, which nobody can book either.
+ * the visit's record and a time already begun, which nobody can book either. A request that dies
+ * before this step leaves it to the hold-expiry process, which takes it again after its grace period.
  */
-async function patientTimeBack(side: CommandSide, state: AppointmentState, request: CommandOptions) {
+export async function patientTimeBack(side: CommandSide, state: AppointmentState, request: CommandOptions) {
   if (!isMade(state)) return undefined;
   const { appointmentId, patientId } = state;
   return side.handlers.patientAgenda.handle(patientAgendaStreamId(patientId), { type: 'ReleaseTime', data: { patientId, appointmentId } }, unpinned(request));

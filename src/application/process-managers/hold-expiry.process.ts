@@ -6,7 +6,7 @@ import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-c
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
-import { releaseAppointmentTime, slotFollows, timeFollows } from '../appointments/appointment.use-cases.js';
+import { patientTimeBack, releaseAppointmentTime, slotFollows, timeFollows } from '../appointments/appointment.use-cases.js';
 import { expireUnpaidBooking, releaseDates } from '../bookings/booking.use-cases.js';
 import { calendarFollowsListing } from '../listings/listing.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
@@ -37,7 +37,12 @@ type PendingSlot = { doctorId: string; patientId: string; bookedAt: number; caus
 type PendingTime = { patientId: string; reservedAt: number; cause: Cause };
 /** A cancellation whose request may have died before giving back what it held. */
 type PendingRelease = { cancelledAt: number; cause: Cause };
-type PendingAppointmentRelease = PendingRelease & { slotHeld: boolean; timeHeld: boolean };
+/**
+ * An appointment cancelled, completed or missed whose request may have died before giving back
+ * what it held, and what of that is still held. A completed or missed appointment keeps its
+ * doctor's slot (`patientTimeBack`), so it is pending with its patient's time alone.
+ */
+type PendingAppointmentRelease = { endedAt: number; cause: Cause; slotHeld: boolean; timeHeld: boolean };
 /**
  * A reschedule moves the doctor's slot, then the patient's time, then the appointment. A move of
  * the slot (or of the time) that the appointment has not followed: it is `at`, while the
@@ -72,6 +77,8 @@ export const holdExpiryEventTypes = [
   'AppointmentScheduled',
   'AppointmentRescheduled',
   'AppointmentCancelled',
+  'AppointmentCompleted',
+  'AppointmentMarkedNoShow',
   'CalendarClosed',
   'CalendarReopened',
   'ListingDeactivated',
@@ -83,10 +90,10 @@ export type HoldExpiryOptions = {
   readonly side: CommandSide;
   /**
    * How long a step may be missing after the one before it before it counts as left behind by a
-   * crash: a slot held without its appointment, a cancellation without its release, a slot or
-   * time moved without the appointment following, a calendar closed or reopened without its
-   * listing (or a listing without its calendar). Until then the request is taken to be still
-   * on its way (or to be retried by its client, which finishes it).
+   * crash: a slot held without its appointment, a cancellation, completion or no-show without its
+   * release, a slot or time moved without the appointment following, a calendar closed or
+   * reopened without its listing (or a listing without its calendar). Until then the request is
+   * taken to be still on its way (or to be retried by its client, which finishes it).
    */
   readonly orphanSlotGraceMs: number;
   /** Told of each step that failed: `retried` false when it is given up (it needs people to act). */
@@ -97,7 +104,8 @@ export type HoldExpiryOptions = {
  * Finishes what a request cannot: releases dates whose hold ran out unpaid and expires their
  * booking (also when another hold released them first); frees slots and patient time held for
  * an appointment that was never created because the process died between the appends; gives
- * back what a cancelled booking or appointment held when the cancellation died before doing so;
+ * back what a cancelled booking or appointment held when the cancellation died before doing so,
+ * and the patient's time of an appointment completed or missed when that request died before it;
  * moves a slot or patient time back to its appointment when a reschedule died after moving
  * them and before moving the appointment; and closes or reopens a listing's calendar that a
  * deactivation or reactivation died without bringing in line with the listing.
@@ -111,7 +119,7 @@ export class HoldExpiryProcess {
   private readonly slots = new Map<string, PendingSlot>();
   private readonly times = new Map<string, PendingTime>();
   private readonly cancelledBookings = new Map<string, PendingRelease>();
-  private readonly cancelledAppointments = new Map<string, PendingAppointmentRelease>();
+  private readonly endedAppointments = new Map<string, PendingAppointmentRelease>();
   /** By appointment id, as are `movedTimes`; each holds only moves the appointment has not followed. */
   private readonly movedSlots = new Map<string, PendingMove>();
   private readonly movedTimes = new Map<string, PendingMove>();
@@ -206,7 +214,17 @@ export class HoldExpiryProcess {
         if (typeof appointmentId !== 'string') return;
         this.movedSlots.delete(appointmentId);
         this.movedTimes.delete(appointmentId);
-        this.cancelledAppointments.set(appointmentId, { cancelledAt: occurredAt(event), cause: causeOf(event), slotHeld: true, timeHeld: true });
+        this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event), cause: causeOf(event), slotHeld: true, timeHeld: true });
+        return;
+      }
+      case 'AppointmentCompleted':
+      case 'AppointmentMarkedNoShow': {
+        const appointmentId = event.data.appointmentId;
+        if (typeof appointmentId !== 'string') return;
+        // Not rescheduled any more, so no move is put back: only the patient's time is left to go.
+        this.movedSlots.delete(appointmentId);
+        this.movedTimes.delete(appointmentId);
+        this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event), cause: causeOf(event), slotHeld: false, timeHeld: true });
         return;
       }
       case 'SlotMoved':
@@ -278,13 +296,13 @@ export class HoldExpiryProcess {
     else this.calendars.set(listingId, { ...last, calendarOpen: false });
   }
 
-  /** A cancelled appointment's slot or time went back; once both have, nothing is left to do for it. */
+  /** An ended appointment's slot or time went back; once all it held has, nothing is left to do for it. */
   private appointmentReleased(appointmentId: string, released: { slotHeld: false } | { timeHeld: false }): void {
-    const pending = this.cancelledAppointments.get(appointmentId);
+    const pending = this.endedAppointments.get(appointmentId);
     if (!pending) return;
     const next = { ...pending, ...released };
-    if (next.slotHeld || next.timeHeld) this.cancelledAppointments.set(appointmentId, next);
-    else this.cancelledAppointments.delete(appointmentId);
+    if (next.slotHeld || next.timeHeld) this.endedAppointments.set(appointmentId, next);
+    else this.endedAppointments.delete(appointmentId);
   }
 
   /** Acts on every hold, slot, cancellation, move and calendar that is due; returns how many it settled. */
@@ -321,11 +339,11 @@ export class HoldExpiryProcess {
       (id) => `release dates of cancelled booking ${id}`,
     );
     settled += await this.settleDue(
-      this.cancelledAppointments,
+      this.endedAppointments,
       now,
-      (pending) => pending.cancelledAt + grace,
-      (id, pending) => this.releaseCancelledAppointment(id, pending),
-      (id) => `release slot and time of cancelled appointment ${id}`,
+      (pending) => pending.endedAt + grace,
+      (id, pending) => this.releaseEndedAppointment(id, pending),
+      (id) => `release what cancelled, completed or missed appointment ${id} still holds`,
     );
     settled += await this.settleDue(
       this.movedSlots,
@@ -388,12 +406,13 @@ export class HoldExpiryProcess {
     }
   }
 
+  /** How much is pending; `cancellations` counts completions and no-shows still holding their patient's time too. */
   get pending(): { holds: number; slots: number; times: number; cancellations: number; moves: number; calendars: number } {
     return {
       holds: this.holds.size,
       slots: this.slots.size,
       times: this.times.size,
-      cancellations: this.cancelledBookings.size + this.cancelledAppointments.size,
+      cancellations: this.cancelledBookings.size + this.endedAppointments.size,
       moves: this.movedSlots.size + this.movedTimes.size,
       calendars: this.calendars.size,
     };
@@ -433,12 +452,20 @@ export class HoldExpiryProcess {
     this.cancelledBookings.delete(bookingId);
   }
 
-  /** Releases by appointment id, so a slot or time someone else took since is never touched. */
-  private async releaseCancelledAppointment(appointmentId: string, pending: PendingAppointmentRelease): Promise<void> {
+  /**
+   * Releases by appointment id, so a slot or time someone else took since is never touched. The
+   * slot goes back only for a cancellation, as the appointment now says: a completed or missed
+   * appointment keeps it, whatever the pending entry says.
+   */
+  private async releaseEndedAppointment(appointmentId: string, pending: PendingAppointmentRelease): Promise<void> {
     const { side } = this.options;
     const { state } = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
-    if (isMade(state)) await releaseAppointmentTime(side, state, systemRequest(pending.cause, 'release-cancelled'));
-    this.cancelledAppointments.delete(appointmentId);
+    if (isMade(state)) {
+      const request = systemRequest(pending.cause, `release-${state.status}`);
+      if (state.status === 'cancelled' && pending.slotHeld) await releaseAppointmentTime(side, state, request);
+      else if (pending.timeHeld) await patientTimeBack(side, state, request);
+    }
+    this.endedAppointments.delete(appointmentId);
   }
 
   /**
