@@ -20,7 +20,7 @@ import { PgCredentialStore } from './identity/pg-credential-store.js';
 import { PgRefreshTokenStore } from './identity/pg-refresh-token-store.js';
 import { PgSecurityEventLog } from './identity/pg-security-event-log.js';
 import { seedUsers } from './identity/seed-users.js';
-import { seedDemo } from './seed/seed-demo.js';
+import { demoSkipped, seedDemo } from './seed/seed-demo.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
@@ -280,8 +280,11 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
   logger.info({ role }, 'started');
 }
 
-/** `npm run seed`: the first admin and auditor, then demo accounts with listings and schedules. */
-async function seed(config: Config, logger: Logger): Promise<void> {
+/**
+ * `npm run seed`: the first admin and auditor, then (see `demoSkipped`) demo accounts with
+ * listings and schedules.
+ */
+async function seed(config: Config, logger: Logger, demo: boolean | undefined): Promise<void> {
   const storage = await openStorage(config, logger);
   try {
     const options = {
@@ -293,7 +296,9 @@ async function seed(config: Config, logger: Logger): Promise<void> {
     const identity = identityService(storage, side.handlers);
     const print = (line: string) => process.stdout.write(`${line}\n`);
     await seedUsers(identity, options, print);
-    await seedDemo(side, identity, print);
+    const skipped = demoSkipped(demo, config.NODE_ENV);
+    if (skipped) print(skipped);
+    else await seedDemo({ side, identity, credentials: new PgCredentialStore(createKysely<IdentityTables>(storage.pool)) }, print);
   } finally {
     await storage.stop();
   }
@@ -304,9 +309,10 @@ async function migrate(config: Config, logger: Logger): Promise<void> {
   const database = await openDatabase(config, logger);
   const pool = createPool(database.url, 2);
   try {
-    const { results = [] } = await migrateToLatest(pool);
+    const { results, newer } = await migrateToLatest(pool);
     for (const result of results) process.stdout.write(`${result.status}: ${result.migrationName}\n`);
-    if (results.length === 0) process.stdout.write('schema is up to date\n');
+    if (newer.length > 0) process.stdout.write(`schema is newer than this code (${newer.join(', ')}); nothing to apply\n`);
+    else if (results.length === 0) process.stdout.write('schema is up to date\n');
   } finally {
     await pool.end();
     await database.stop();
@@ -357,26 +363,40 @@ async function rebuild(config: Config, logger: Logger, name: string | undefined)
   }
 }
 
-const usage = 'usage: main [--role all|command|query|projector] | seed | migrate | rebuild <read model>';
+const usage = 'usage: main [--role all|command|query|projector] | seed [--demo|--no-demo] | migrate | rebuild <read model>';
+
+type CommandLine = {
+  role: string | undefined;
+  command: string | undefined;
+  argument: string | undefined;
+  /** `seed --demo` true, `seed --no-demo` false, neither `undefined`. */
+  demo: boolean | undefined;
+};
 
 /** The command line, or a ConfigError saying what is wrong with it and how it goes. */
-function commandLine(): { role: string | undefined; command: string | undefined; argument: string | undefined } {
-  const parsed = parseCommandLine({ options: { role: { type: 'string' } }, allowPositionals: true }, usage);
+function commandLine(): CommandLine {
+  const parsed = parseCommandLine(
+    { options: { role: { type: 'string' }, demo: { type: 'boolean' }, 'no-demo': { type: 'boolean' } }, allowPositionals: true },
+    usage,
+  );
   const [command, argument] = parsed.positionals;
   // A mistyped command (`migrat`) started the whole service, migrations and all.
   if (command !== undefined && !['seed', 'migrate', 'rebuild'].includes(command)) throw new ConfigError(`unknown command ${command}\n${usage}`);
-  return { role: parsed.values.role, command, argument };
+  const { demo, 'no-demo': noDemo } = parsed.values;
+  if (demo && noDemo) throw new ConfigError(`--demo and --no-demo: give one of them\n${usage}`);
+  if ((demo || noDemo) && command !== 'seed') throw new ConfigError(`--${demo ? 'demo' : 'no-demo'} is an option of seed only\n${usage}`);
+  return { role: parsed.values.role, command, argument, demo: demo ? true : noDemo ? false : undefined };
 }
 
 async function main(): Promise<void> {
-  const { role: roleArgument, command, argument } = commandLine();
+  const { role: roleArgument, command, argument, demo } = commandLine();
   if (roleArgument !== undefined && !configSchema.shape.ROLE.safeParse(roleArgument).success) {
     throw new ConfigError(`--role ${roleArgument}: must be one of all, command, query, projector\n${usage}`);
   }
   // Checked for the role this process runs, `--role` before ROLE: which ports it listens on.
   const config = loadConfig(roleArgument === undefined ? process.env : { ...process.env, ROLE: roleArgument }, { listens: command === undefined });
   const logger = createLogger({ level: config.LOG_LEVEL });
-  if (command === 'seed') await seed(config, logger);
+  if (command === 'seed') await seed(config, logger, demo);
   else if (command === 'migrate') await migrate(config, logger);
   else if (command === 'rebuild') await rebuild(config, logger, argument);
   else await start(config, config.ROLE, logger);

@@ -29,6 +29,8 @@ describe('the command line', () => {
     [['--role', 'foo'], /--role foo: must be one of/],
     [['--rol', 'x'], /Unknown option '--rol'/],
     [['--role'], /argument missing/],
+    [['seed', '--demo', '--no-demo'], /--demo and --no-demo: give one of them/],
+    [['migrate', '--no-demo'], /--no-demo is an option of seed only/],
   ])('refuses %j with a message and the usage, exit 1, starting nothing', async (args, message) => {
     expectRefused(await script('src/infrastructure/main.ts', args), 1, message, 'usage: main');
   });

@@ -13,8 +13,11 @@ import type { CommandOptions, CommandResult } from '../command-handling/handle-c
 export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice & { ownerId?: string | undefined };
 export type UpdateListingInput = Partial<ListingDetails & ListingPrice>;
 
+/** The listing `CreateListing` command `commandId` creates: a retry names the same one. */
+export const createdListingId = (commandId: string): string => deterministicUuid('listing', commandId);
+
 export async function createListing(side: CommandSide, input: CreateListingInput, request: CommandOptions): Promise<CommandOutcome> {
-  const listingId = deterministicUuid('listing', request.commandId);
+  const listingId = createdListingId(request.commandId);
   const { actor } = request.context;
   if (input.ownerId !== undefined && input.ownerId !== actor.id && hasRole(actor, 'ADMIN')) {
     await requireUserWithRole(side, input.ownerId, 'OWNER', 'unknown-owner');

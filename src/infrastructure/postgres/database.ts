@@ -2,7 +2,7 @@ import {
   Kysely,
   Migrator,
   PostgresDialect,
-  type MigrationResultSet,
+  type MigrationResult,
   type PostgresCursor,
   type PostgresPool,
   type PostgresPoolClient,
@@ -153,31 +153,62 @@ function rowBuilder(fields: readonly pg.FieldDef[]): (values: unknown[]) => unkn
   return build;
 }
 
-/** Applies every pending migration; throws with the failing migration's name. */
 /** kysely's record of applied migrations (its default table name). */
 const migrationTable = 'kysely_migration';
 const undefinedTable = '42P01';
 
 /**
- * Names of the migrations this code has that the database has not applied (none: up to date).
+ * Names of the migrations the database has applied, ours or not (none before the first).
  * A plain read of kysely's table: the migrator's own listing creates its tables first, which a
  * readiness probe (polled every few seconds, perhaps by a role without DDL rights) must not.
  */
-export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
-  let applied: Set<string>;
+async function appliedMigrations(pool: pg.Pool): Promise<Set<string>> {
   try {
     const { rows } = await pool.query<{ name: string }>(`SELECT name FROM ${migrationTable}`);
-    applied = new Set(rows.map((row) => row.name));
+    return new Set(rows.map((row) => row.name));
   } catch (error) {
     if (!(error instanceof pg.DatabaseError && error.code === undefinedTable)) throw error;
-    applied = new Set();
+    return new Set();
   }
+}
+
+/** Names of the migrations this code has that the database has not applied (none: up to date). */
+export async function pendingMigrations(pool: pg.Pool): Promise<string[]> {
+  return notIn(await appliedMigrations(pool));
+}
+
+function notIn(applied: Set<string>): string[] {
   return Object.keys(migrations)
     .sort()
     .filter((name) => !applied.has(name));
 }
 
-export async function migrateToLatest(pool: pg.Pool): Promise<MigrationResultSet> {
+export type MigrationOutcome = {
+  /** One per migration this call applied; none when the schema had all of this code's. */
+  readonly results: readonly MigrationResult[];
+  /** Migrations the database has and this code does not know: a newer release applied them. */
+  readonly newer: readonly string[];
+};
+
+/**
+ * Applies every pending migration; throws with the failing migration's name.
+ *
+ * The migrator is only asked when there is something to apply, because it refuses any schema
+ * holding migrations it does not know: an older release, which may run beside a newer one
+ * during an upgrade, would otherwise fail to start once the newer one had migrated.
+ */
+export async function migrateToLatest(pool: pg.Pool): Promise<MigrationOutcome> {
+  const applied = await appliedMigrations(pool);
+  const pending = notIn(applied);
+  const newer = [...applied].filter((name) => !Object.hasOwn(migrations, name)).sort();
+  if (pending.length === 0) return { results: [], newer };
+  if (newer.length > 0) {
+    // Code and schema have diverged: no release has both, so neither order of applying is known safe.
+    throw new Error(
+      `Cannot apply ${pending.join(', ')}: the database has migrations this code does not know (${newer.join(', ')}); ` +
+        'run a release that has all of them',
+    );
+  }
   const db = createKysely<unknown>(pool);
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
   const result = await migrator.migrateToLatest();
@@ -185,5 +216,5 @@ export async function migrateToLatest(pool: pg.Pool): Promise<MigrationResultSet
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`Migration ${failed} failed: ${String(result.error)}`, { cause: result.error });
   }
-  return result;
+  return { results: result.results ?? [], newer: [] };
 }

@@ -1,0 +1,46 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { migrations } from '../../src/infrastructure/postgres/migrations.js';
+import { createPool, migrateToLatest, pendingMigrations } from '../../src/infrastructure/postgres/database.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+let database: TestDatabase;
+let pool: pg.Pool;
+beforeAll(async () => {
+  database = await createTestDatabase();
+});
+afterAll(() => database.drop());
+beforeEach(() => {
+  pool = createPool(database.url, 2);
+});
+afterEach(() => pool.end());
+
+const ours = Object.keys(migrations).sort();
+const last = ours.at(-1) ?? '';
+
+/** What a newer release leaves behind: a migration this code has never heard of. */
+async function applyNewerRelease(): Promise<void> {
+  await pool.query(`INSERT INTO kysely_migration (name, timestamp) VALUES ('9999_next_release', now()::text)`);
+}
+
+describe('migrateToLatest beside other releases (README "Upgrading")', () => {
+  it('a fresh database: applies every migration; run again: applies nothing', async () => {
+    const first = await migrateToLatest(pool);
+    expect(first.results.map((result) => result.migrationName)).toEqual(ours);
+    expect(await migrateToLatest(pool)).toEqual({ results: [], newer: [] });
+  });
+
+  it('a schema a newer release migrated: this older code starts, applying nothing and naming what it does not know', async () => {
+    await applyNewerRelease();
+    expect(await migrateToLatest(pool)).toEqual({ results: [], newer: ['9999_next_release'] });
+    expect(await pendingMigrations(pool)).toEqual([]);
+  });
+
+  it('a schema a newer release migrated that lacks one of ours: fails naming both, applying nothing', async () => {
+    await pool.query(`DELETE FROM kysely_migration WHERE name = $1`, [last]);
+    await expect(migrateToLatest(pool)).rejects.toThrow(
+      `Cannot apply ${last}: the database has migrations this code does not know (9999_next_release)`,
+    );
+    expect(await pendingMigrations(pool)).toEqual([last]);
+  });
+});
