@@ -69,10 +69,39 @@ describe('query API', () => {
       expect(body.nextCursor).toEqual(expect.any(String));
       const next = await q.app.inject({ url: `/v1/listings?limit=1&cursor=${body.nextCursor ?? ''}` });
       expect(next.json()).toMatchObject({ items: [{ id: listingId }], nextCursor: null });
-      const cheap = await q.app.inject({ url: '/v1/listings?maxPrice=6000&q=barn' });
+      const cheap = await q.app.inject({ url: '/v1/listings?maxPrice=6000&currency=EUR&q=barn' });
       expect(cheap.json<{ items: unknown[] }>().items).toHaveLength(1);
       const busy = await q.app.inject({ url: '/v1/listings?from=2030-02-02&to=2030-02-03' });
       expect(busy.json<{ items: { id: string }[] }>().items.map((l) => l.id)).not.toContain(listingId);
+    });
+
+    it('filters by price in one currency only: minor units of JPY, EUR and KWD are not comparable', async () => {
+      const priced = [['Tokyo room', 9_000, 'JPY'], ['Paris room', 12_000, 'EUR'], ['Kuwait room', 9_999, 'KWD'], ['Lisbon room', 9_000, 'EUR']] as const;
+      for (const [title, pricePerDay, currency] of priced) await createListing(q.side, { ...listingInput, title, category: 'priced', pricePerDay, currency }, as(owner));
+      const titles = async (query: string) => {
+        const response = await q.app.inject({ url: `/v1/listings?category=priced&${query}`, headers: q.consistency() });
+        expect(response.statusCode, query).toBe(200);
+        return response.json<{ items: { title: string }[] }>().items.map((l) => l.title);
+      };
+      expect(await titles('currency=EUR&maxPrice=10000')).toEqual(['Lisbon room']);
+      expect(await titles('currency=EUR&minPrice=10000')).toEqual(['Paris room']);
+      expect(await titles('currency=KWD&maxPrice=10000')).toEqual(['Kuwait room']);
+      expect(await titles('currency=JPY&minPrice=1000&maxPrice=9000')).toEqual(['Tokyo room']);
+    });
+
+    it('refuses a price bound without the currency it is counted in, naming currency; and a currency that is not an ISO 4217 code', async () => {
+      for (const query of ['maxPrice=10000', 'minPrice=1', 'minPrice=1&maxPrice=2']) {
+        const response = await q.app.inject({ url: `/v1/listings?${query}` });
+        expect(response.statusCode, query).toBe(400);
+        expect(response.headers['content-type'], query).toContain('application/problem+json');
+        expect(response.json(), query).toMatchObject({ errors: [{ path: 'querystring.currency' }] });
+      }
+      for (const currency of ['eur', 'EURO', 'ZZZ']) {
+        const response = await q.app.inject({ url: `/v1/listings?currency=${currency}&maxPrice=1` });
+        expect(response.statusCode, currency).toBe(400);
+        const paths = response.json<{ errors: { path: string }[] }>().errors.map((e) => e.path);
+        expect(new Set(paths), currency).toEqual(new Set(['querystring.currency']));
+      }
     });
 
     it('refuses a cursor with another filter, a garbled one and a forged one', async () => {
@@ -87,14 +116,16 @@ describe('query API', () => {
     });
 
     it('validates the query: limit, price range, date range', async () => {
-      for (const query of ['limit=0', 'limit=101', 'limit=x', 'limit=', 'maxPrice=', 'minPrice=', 'minPrice=1e3', 'maxPrice=-0', 'minPrice=5&maxPrice=4', 'from=2030-01-01', 'from=2030-02-02&to=2030-02-01', 'from=2030-01-01&to=2032-01-01']) {
+      for (const query of ['limit=0', 'limit=101', 'limit=x', 'limit=', 'maxPrice=', 'minPrice=', 'minPrice=1e3', 'maxPrice=-0', 'minPrice=5&maxPrice=4&currency=EUR', 'from=2030-01-01', 'from=2030-02-02&to=2030-02-01', 'from=2030-01-01&to=2032-01-01']) {
         expect((await q.app.inject({ url: `/v1/listings?${query}` })).statusCode, query).toBe(400);
       }
     });
 
     it('names the field a rule between two of them refuses, not the whole query', async () => {
       const cases: Array<[string, string]> = [
-        ['/v1/listings?minPrice=5&maxPrice=4', 'querystring.maxPrice'],
+        ['/v1/listings?minPrice=5&maxPrice=4&currency=EUR', 'querystring.maxPrice'],
+        ['/v1/listings?minPrice=5', 'querystring.currency'],
+        ['/v1/listings?maxPrice=5', 'querystring.currency'],
         ['/v1/listings?from=2030-01-01', 'querystring.to'],
         ['/v1/listings?to=2030-01-01', 'querystring.from'],
         ['/v1/listings?from=2030-02-02&to=2030-02-01', 'querystring.to'],

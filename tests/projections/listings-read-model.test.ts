@@ -6,6 +6,10 @@ import { listingAvailabilityProjection } from '../../src/projections/listing-ava
 import { listingsProjection } from '../../src/projections/listings/listings.projection.js';
 import { findListing, searchListings, type ListingFilter } from '../../src/projections/listings/listings.queries.js';
 import { sql } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import { aggregates } from '../../src/application/aggregates/aggregates.js';
+import { listingStreamId } from '../../src/domain/listing/listing.decider.js';
+import type { ListingEvent } from '../../src/domain/listing/listing.events.js';
 import { reviewStreamId } from '../../src/domain/review/review.decider.js';
 import { reviewsProjection } from '../../src/projections/reviews/reviews.projection.js';
 import { generationSchema } from '../../src/projections/runtime/projection.js';
@@ -53,7 +57,7 @@ describe('listings read model', () => {
     expect(await ids({})).toEqual([studio, cabin, loft]);
     expect(await ids({ category: 'cabin' })).toEqual([cabin]);
     expect(await ids({ location: 'paris' })).toEqual([studio]);
-    expect(await ids({ minPrice: 9_000, maxPrice: 15_000 })).toEqual([loft]);
+    expect(await ids({ currency: 'EUR', minPrice: 9_000, maxPrice: 15_000 })).toEqual([loft]);
     expect(await ids({ currency: 'USD' })).toEqual([]);
     expect(await ids({ q: 'lake' })).toEqual([cabin]);
     expect(await ids({ q: 'wood stove' })).toEqual([cabin]);
@@ -157,5 +161,20 @@ describe('listings read model', () => {
     expect(await ids({ location: 'île-de-france' })).toEqual([paris]);
     expect(await ids({ location: 'МОСКВА' })).toEqual([moscow]);
     expect(await ids({ q: 'москва' })).toEqual([moscow]);
+  });
+
+  it('given a ListingCreated stored before capacity was bounded (3e9, past a 4-byte integer) and a ListingDetailsUpdated carrying it, then the row reads back that capacity as a number', async () => {
+    const listingId = randomUUID();
+    const storedBefore: ListingEvent = {
+      type: 'ListingCreated',
+      data: { listingId, ownerId: owner.id, ...listingInput, capacity: 3_000_000_000, timeZone: 'UTC' },
+    };
+    const metadata = { schemaVersion: aggregates.listing.codec.schemaVersion(storedBefore.type), actorId: owner.id, actorRoles: owner.roles, correlationId: listingId, causationId: listingId, requestId: listingId, occurredAt: h.clock.now().toISOString() };
+    await h.harness.store.appendToStream(listingStreamId(listingId), [{ id: randomUUID(), type: storedBefore.type, data: storedBefore.data, metadata }]);
+    // A title change on such a listing appends ListingDetailsUpdated with every detail, the capacity too.
+    await updateListing(h.side, listingId, { title: 'Warehouse floor' }, as(owner));
+    await h.settle();
+    expect(await findListing(h.db, listingId)).toMatchObject({ title: 'Warehouse floor', capacity: 3_000_000_000 });
+    expect((await searchListings(h.db, { q: 'warehouse' }, { limit: 5 })).items.map((l) => [l.id, l.capacity])).toEqual([[listingId, 3_000_000_000]]);
   });
 });

@@ -27,7 +27,7 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('description', 'text', (c) => c.notNull())
     .addColumn('category', 'text', (c) => c.notNull())
     .addColumn('location', 'text', (c) => c.notNull())
-    .addColumn('capacity', 'integer', (c) => c.notNull())
+    .addColumn('capacity', 'bigint', (c) => c.notNull())
     .addColumn('time_zone', 'text', (c) => c.notNull())
     .addColumn('price_per_day', 'bigint', (c) => c.notNull())
     .addColumn('currency', 'text', (c) => c.notNull())
@@ -70,7 +70,7 @@ function evolve(row: ListingRow | undefined, event: ListingEvent, recorded: Reco
         description: d.description,
         category: d.category,
         location: d.location,
-        capacity: d.capacity,
+        capacity: String(d.capacity),
         time_zone: d.timeZone,
         price_per_day: String(d.pricePerDay),
         currency: d.currency,
@@ -81,7 +81,7 @@ function evolve(row: ListingRow | undefined, event: ListingEvent, recorded: Reco
     }
     case 'ListingDetailsUpdated': {
       const { title, description, category, location, capacity, timeZone } = event.data;
-      return row && { ...row, ...at, title, description, category, location, capacity, time_zone: timeZone };
+      return row && { ...row, ...at, title, description, category, location, capacity: String(capacity), time_zone: timeZone };
     }
     case 'ListingPriceChanged':
       return row && { ...row, ...at, price_per_day: String(event.data.pricePerDay), currency: event.data.currency };
@@ -186,7 +186,8 @@ async function countRatings(trx: Transaction<ListingsTables>, events: readonly R
 export const listingsProjection = defineProjection<ListingsTables>({
   name: listingsProjectionName,
   // 2: the rating, counted here from review events instead of read from the reviews read model.
-  version: 2,
+  // 3: `capacity` is a bigint: a listing stored before capacity was bounded failed version 2.
+  version: 3,
   eventTypes: [...codec.eventTypes, ...reviewCodec.eventTypes],
   migrate,
   apply,

@@ -25,6 +25,7 @@ export type ListingFilter = {
   readonly category?: string | undefined;
   /** Case-insensitive, whole value. */
   readonly location?: string | undefined;
+  /** Minor units of `currency`: without it the bounds would compare amounts in different units. */
   readonly minPrice?: number | undefined;
   readonly maxPrice?: number | undefined;
   readonly currency?: string | undefined;
@@ -94,7 +95,8 @@ function toListingView(row: ListingRecord): ListingView {
     description: row.description,
     category: row.category,
     location: row.location,
-    capacity: row.capacity,
+    // A string from a bigint column, a number from the integer one of a version 2 generation still serving.
+    capacity: Number(row.capacity),
     timeZone: row.time_zone,
     pricePerDay: amount(row.price_per_day),
     currency: row.currency,

@@ -13,7 +13,11 @@ export type ListingsTable = {
   description: string;
   category: string;
   location: string;
-  capacity: number;
+  /**
+   * `bigint`, which pg returns as a string: events stored before capacity was bounded carry any
+   * safe integer, and one past `integer` stopped the read model for everyone.
+   */
+  capacity: string;
   time_zone: string;
   /** Minor units of `currency`; `bigint`, which pg returns as a string. */
   price_per_day: string;

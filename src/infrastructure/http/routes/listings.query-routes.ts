@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { daysBetween, requestDateSchema } from '../../../domain/shared/calendar-date.js';
+import { knownCurrencySchema } from '../../../domain/shared/money.js';
 import { listingAvailability } from '../../../projections/listing-availability/listing-availability.queries.js';
 import { listingAvailabilityProjectionName } from '../../../projections/listing-availability/listing-availability.table.js';
 import { findListing, searchListings } from '../../../projections/listings/listings.queries.js';
@@ -55,9 +56,9 @@ const listingsQuery = pageQuery
   .extend({
     category: textParam(100).optional(),
     location: textParam(200).optional().describe('Whole location, any case'),
-    minPrice: wholeNumberText(0, maxAmount).optional().describe('Per day, minor units'),
-    maxPrice: wholeNumberText(0, maxAmount).optional(),
-    currency: z.string().regex(/^[A-Z]{3}$/).optional(),
+    minPrice: wholeNumberText(0, maxAmount).optional().describe('Per day, minor units of `currency`, which it needs'),
+    maxPrice: wholeNumberText(0, maxAmount).optional().describe('Per day, minor units of `currency`, which it needs'),
+    currency: knownCurrencySchema.optional().describe('ISO 4217 code; required with `minPrice` or `maxPrice`'),
     from: requestDateSchema.optional().describe('With `to`: only listings free for every night of [from, to)'),
     to: requestDateSchema.optional(),
     q: textParam(200).optional().describe('Words to find in title, description, category and location'),
@@ -67,6 +68,12 @@ const listingsQuery = pageQuery
   .refine(({ from, to }) => from === undefined || to === undefined || dayRange.safeParse({ from, to }).success, {
     message: `from must be before to, at most ${maxRangeDays} days apart`,
     path: ['to'],
+  })
+  // Minor units differ by currency (JPY has none, KWD three): a bound in no currency would let in
+  // 9.999 KWD under 10000 and keep out 120 EUR.
+  .refine(({ minPrice, maxPrice, currency }) => currency !== undefined || (minPrice === undefined && maxPrice === undefined), {
+    message: 'goes with minPrice and maxPrice: prices are counted in minor units of one currency',
+    path: ['currency'],
   })
   .refine(({ minPrice, maxPrice }) => minPrice === undefined || maxPrice === undefined || minPrice <= maxPrice, { message: 'minPrice must not exceed maxPrice', path: ['maxPrice'] });
 
