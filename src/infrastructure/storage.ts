@@ -59,7 +59,8 @@ export async function openDatabase(config: Config, logger: Logger): Promise<{ ur
     await server.stop();
     throw error;
   }
-  logger.info({ dataDir }, 'embedded PostgreSQL started');
+  if (server.shared) logger.info({ dataDir }, 'using the embedded PostgreSQL another process runs; it keeps running after this one');
+  else logger.info({ dataDir }, 'embedded PostgreSQL started');
   return { url: server.urlFor(embeddedDatabase), stop: () => server.stop() };
 }
 

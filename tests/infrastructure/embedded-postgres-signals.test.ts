@@ -1,33 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/application/sleep.js';
 import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
+import { isRunning, postmasterPid, processWithEmbeddedPostgres, scratchDataDir } from '../support/embedded-postgres.js';
 import { eventually } from '../support/eventually.js';
 
 const dataDirs: string[] = [];
-
-/** The embedded server's pid, from the lock file it keeps while it runs. */
-async function postmasterPid(dataDir: string): Promise<number | undefined> {
-  const lockFile = path.join(dataDir, 'postgres', 'postmaster.pid');
-  if (!existsSync(lockFile)) return undefined;
-  const pid = Number((await readFile(lockFile, 'utf8')).split('\n')[0]);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-/** Alive, not merely a zombie waiting for whoever adopted it to reap it. */
-async function isRunning(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return !/^\d+ \(.*\) Z/.test(stat);
-}
 
 afterEach(async () => {
   for (const dir of dataDirs.splice(0)) {
@@ -39,9 +18,7 @@ afterEach(async () => {
 });
 
 async function dataDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'bookable-embedded-signals-'));
-  // As root, the embedded PostgreSQL runs as the `postgres` user, which must be able to enter it.
-  await chmod(dir, 0o755);
+  const dir = await scratchDataDir('bookable-embedded-signals-');
   dataDirs.push(dir);
   return dir;
 }
@@ -87,19 +64,8 @@ describe('the embedded PostgreSQL under a signal', () => {
   it('on Ctrl-C in a process that installs no shutdown of its own (migrate, seed, rebuild, or start-up before it), stops with the process', { timeout: 120_000 }, async () => {
     // given a process that started the embedded server and is busy with something else
     const dir = await dataDir();
-    const script = [
-      "import { startEmbeddedPostgres } from './src/infrastructure/postgres/embedded-postgres.ts';",
-      `await startEmbeddedPostgres({ dataDir: ${JSON.stringify(path.join(dir, 'postgres'))}, persistent: true });`,
-      "console.log('started');",
-      'setInterval(() => undefined, 1000);',
-    ].join('\n');
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const { child, exited, kill } = await processWithEmbeddedPostgres(dir);
     try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (chunk: Buffer) => void (chunk.toString().includes('started') && resolve()));
-        void exited.then(() => reject(new Error('the process ended before the server started')));
-      });
       const pid = await postmasterPid(dir);
 
       // when the terminal's Ctrl-C reaches its process group
@@ -111,7 +77,7 @@ describe('the embedded PostgreSQL under a signal', () => {
       expect(await postmasterPid(dir)).toBeUndefined();
       expect(await isRunning(pid ?? 0)).toBe(false);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      kill();
     }
   });
 

@@ -119,7 +119,7 @@ export const settingDescriptions: Record<keyof Config, string> = {
   DATABASE_URL: 'PostgreSQL for events and read models (`postgres://…` or `postgresql://…`); unset: embedded PostgreSQL under `DATA_DIR`',
   EVENTSTORE_URL: 'EventStoreDB connection string (`esdb://…`); unset: events go to PostgreSQL',
   DATA_DIR: 'where the embedded PostgreSQL and generated secrets live',
-  EMBEDDED_POSTGRES_PORT: 'port of the embedded PostgreSQL; unset: a free port',
+  EMBEDDED_POSTGRES_PORT: 'port of the embedded PostgreSQL; unset or 0: a free port',
   COMMAND_PORT: 'port of the command API',
   QUERY_PORT: 'port of the query API',
   PROJECTOR_PORT: 'port of the projector role\'s `/health/live`, `/health/ready` and `/metrics` (the `all` role serves them on both APIs)',

