@@ -97,7 +97,10 @@ export async function openStorage(config: Config, logger: Logger, applicationNam
   let masterKey: Buffer;
   let eventStore: EventStore;
   try {
-    if (config.RUN_MIGRATIONS) await migrateToLatest(pool);
+    if (config.RUN_MIGRATIONS) {
+      const { newer } = await migrateToLatest(pool);
+      if (newer.length > 0) logger.info({ newer }, 'the schema has migrations of a newer release; this one runs on it unchanged');
+    }
     masterKey = await loadMasterKey(config);
     // Last: once it is open nothing here can fail, so no failure leaves it open.
     eventStore = await createEventStore(config, pool, logger);
