@@ -96,9 +96,13 @@ function identityService(storage: Storage, handlers: CommandHandlers): IdentityS
 }
 
 let gateway: PaymentGateway | undefined;
-/** One per process: the command API and the payment process share it (the simulated one keeps its intents in memory). */
+/**
+ * One per process: the command API and the payment process share it. The simulated one keeps its
+ * intents in PostgreSQL, so any process may retry, cancel or pay what another started; its poller
+ * stops when the pool ends.
+ */
 function paymentGateway(config: Config, storage: Storage, logger: Logger): PaymentGateway {
-  return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage), eventStore: storage.revealed }));
+  return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage), eventStore: storage.revealed }, storage.pool));
 }
 
 /** A port taken, say: the app is closed, since its hooks and timers would keep the process alive. */
@@ -268,8 +272,8 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
       registerProjectionMetrics(metricsRegistry, projectors);
       closers.push(() => projectors.stop());
     }
-    // Beside the command side they send commands through: the simulated payment gateway keeps
-    // its intents in this process's memory.
+    // In every projector process, all of them active: every command they send is idempotent
+    // (tests/application/process-managers-concurrent.pg.test.ts).
     if (role === 'all' || role === 'projector') closers.push(startProcessManagers(config, storage, logger));
     if (role === 'all' || role === 'query') servers.push(await startQueryApi(config, storage, logger));
   } catch (error) {

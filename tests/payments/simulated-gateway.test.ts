@@ -1,15 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
+import type pg from 'pg';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { startPayment } from '../../src/application/payments/payment.use-cases.js';
-import { paymentProviderActor, recordProviderEvent } from '../../src/application/payments/provider-events.js';
-import { idempotencyKeys } from '../../src/application/ports/payment-gateway.js';
+import { paymentProviderActor, recordProviderEvent, type PaymentProviderEvent } from '../../src/application/payments/provider-events.js';
+import { idempotencyKeys, type CreateIntentRequest } from '../../src/application/ports/payment-gateway.js';
 import { PaymentProcess } from '../../src/application/process-managers/payment.process.js';
 import { ConfigError } from '../../src/infrastructure/config/config.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
-import { createKysely } from '../../src/infrastructure/postgres/database.js';
+import { createKysely, createPool } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
 import { SimulatedPaymentGateway } from '../../src/infrastructure/simulated-payment-gateway/simulated-payment-gateway.js';
 import { createPaymentGateway } from '../../src/infrastructure/stripe/payment-gateway.factory.js';
@@ -17,6 +19,7 @@ import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-pay
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, consumer, createTestSide, eventTypes, listingInput, owner } from '../support/command-side.js';
 import { sleep } from '../../src/application/sleep.js';
+import { eventually } from '../support/eventually.js';
 
 function capturingLogger() {
   const lines: { level: number; msg: string }[] = [];
@@ -29,37 +32,40 @@ function capturingLogger() {
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
+let backend: TestBackend;
+beforeAll(async () => {
+  backend = await startBackend();
+});
+afterAll(() => backend.close());
+
 describe('gateway choice at start-up', () => {
   const store = new MemoryEventStore();
   const events = { side: createTestSide(store, { now: () => new Date() }), eventStore: store };
 
-  it('without a key: the simulated gateway, and a loud warning', () => {
+  it('without a key: the simulated gateway, and a loud warning', async () => {
     const { logger, lines } = capturingLogger();
-    const gateway = createPaymentGateway({ NODE_ENV: 'development' }, logger, events);
+    const gateway = createPaymentGateway({ NODE_ENV: 'development' }, logger, events, backend.pool);
     expect(gateway).toBeInstanceOf(SimulatedPaymentGateway);
     expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringContaining('PAYMENTS ARE SIMULATED') })]);
+    if (gateway instanceof SimulatedPaymentGateway) await gateway.close();
   });
 
   it('in production, a missing key or webhook secret stops start-up', () => {
     const { logger } = capturingLogger();
-    expect(() => createPaymentGateway({ NODE_ENV: 'production' }, logger, events)).toThrow(ConfigError);
-    expect(() => createPaymentGateway({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_abc' }, logger, events)).toThrow(/STRIPE_WEBHOOK_SECRET/);
-    const gateway = createPaymentGateway({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_abc', STRIPE_WEBHOOK_SECRET: 'whsec_x' }, logger, events);
+    expect(() => createPaymentGateway({ NODE_ENV: 'production' }, logger, events, backend.pool)).toThrow(ConfigError);
+    expect(() => createPaymentGateway({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_abc' }, logger, events, backend.pool)).toThrow(/STRIPE_WEBHOOK_SECRET/);
+    const gateway = createPaymentGateway({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_abc', STRIPE_WEBHOOK_SECRET: 'whsec_x' }, logger, events, backend.pool);
     expect(gateway).toBeInstanceOf(StripePaymentGateway);
   });
 });
 
 describe('simulated gateway (the whole flow locally, no Stripe)', () => {
-  let backend: TestBackend;
-  beforeAll(async () => {
-    backend = await startBackend();
-  });
-  afterAll(() => backend.close());
-
   it('an intent succeeds by itself and sends the events a webhook would; the process confirms the booking', async () => {
     const side = createTestSide(backend.eventStore, { now: () => new Date('2031-05-01T10:00:00Z') });
     const gateway = new SimulatedPaymentGateway({
+      pool: backend.pool,
       succeedAfterMs: 20,
+      pollIntervalMs: 10,
       deliver: async (event) => {
         await recordProviderEvent({ side, eventStore: backend.eventStore }, event, { actor: paymentProviderActor, requestId: 'sim', correlationId: 'sim', causationId: 'sim' });
       },
@@ -84,8 +90,119 @@ describe('simulated gateway (the whole flow locally, no Stripe)', () => {
     } finally {
       stop.abort();
       await running;
-      gateway.close();
+      await gateway.close();
     }
     expect(await eventTypes(backend.eventStore, `payment-${started.paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+  });
+});
+
+/**
+ * Two gateways on one database stand for two processes (compose runs two command processes and a
+ * projector): a retry, a cancel or a repeated key may reach another process than the one that
+ * made the intent, and what it answers must be what the first one would.
+ */
+describe('simulated gateway shared by the processes through PostgreSQL', () => {
+  type Delivery = { readonly by: 'A' | 'B'; readonly event: PaymentProviderEvent };
+  let poolB: pg.Pool;
+  let gateways: SimulatedPaymentGateway[] = [];
+  beforeAll(() => {
+    // Process B's own connections, as another process would have.
+    poolB = createPool(backend.database.url, 4);
+  });
+  afterEach(async () => {
+    // A poller left running would claim the next spec's intents.
+    await Promise.all(gateways.map((gateway) => gateway.close()));
+    gateways = [];
+  });
+  afterAll(() => poolB.end());
+
+  function twoProcesses(options: { succeedAfterMs: number; redeliverAfterMs?: number; failFirstDeliveries?: number }) {
+    const deliveries: Delivery[] = [];
+    let failures = options.failFirstDeliveries ?? 0;
+    const start = (by: Delivery['by'], pool: pg.Pool) => {
+      const gateway = new SimulatedPaymentGateway({
+        pool,
+        succeedAfterMs: options.succeedAfterMs,
+        pollIntervalMs: 5,
+        ...(options.redeliverAfterMs === undefined ? {} : { redeliverAfterMs: options.redeliverAfterMs }),
+        deliver: async (event) => {
+          if (failures > 0) {
+            failures--;
+            throw new Error('event store unavailable');
+          }
+          deliveries.push({ by, event });
+        },
+      });
+      gateways.push(gateway);
+      return gateway;
+    };
+    return { a: start('A', backend.pool), b: start('B', poolB), deliveries };
+  }
+
+  const intentRequest = (): CreateIntentRequest => {
+    const paymentId = randomUUID();
+    return { paymentId, bookingId: randomUUID(), amount: 24_000, currency: 'EUR', idempotencyKey: idempotencyKeys.createIntent(paymentId) };
+  };
+  const kinds = (deliveries: readonly Delivery[]) => deliveries.map(({ event }) => event.kind);
+
+  it('an intent created on A is retrieved on B', async () => {
+    const { a, b } = twoProcesses({ succeedAfterMs: 60_000 });
+    const created = await a.createIntent(intentRequest());
+    expect(await b.retrieveIntent(created.intentId)).toEqual(created);
+    expect(await b.retrieveIntent('pi_sim_unknown')).toBeUndefined();
+  });
+
+  it('an intent cancelled on B never succeeds on A; B delivers the cancellation once', async () => {
+    const { a, b, deliveries } = twoProcesses({ succeedAfterMs: 300 });
+    const created = await a.createIntent(intentRequest());
+    expect(await b.cancelIntent({ intentId: created.intentId })).toEqual({ outcome: 'canceled' });
+    await sleep(700);
+    expect(deliveries).toEqual([{ by: 'B', event: expect.objectContaining({ kind: 'payment-canceled', intentId: created.intentId }) }]);
+    expect(await a.retrieveIntent(created.intentId)).toMatchObject({ status: 'canceled', amountReceived: 0 });
+    // A second cancel, on either, finds it canceled and sends nothing more.
+    expect(await a.cancelIntent({ intentId: created.intentId })).toEqual({ outcome: 'canceled' });
+    await sleep(100);
+    expect(deliveries).toHaveLength(1);
+  });
+
+  it('each success is delivered exactly once though both poll, and B sees it succeeded', async () => {
+    const { a, b, deliveries } = twoProcesses({ succeedAfterMs: 30 });
+    const created = await Promise.all(Array.from({ length: 20 }, () => a.createIntent(intentRequest())));
+    for (const intent of created) {
+      await eventually(async () => (await b.retrieveIntent(intent.intentId))?.status === 'succeeded', 5_000, `${intent.intentId} succeeded on B`);
+    }
+    await eventually(async () => deliveries.length >= created.length, 5_000, 'every success delivered');
+    await sleep(200);
+    const succeeded = deliveries.map(({ event }) => (event.kind === 'payment-succeeded' ? event.intentId : event.kind));
+    expect(succeeded.sort()).toEqual(created.map((intent) => intent.intentId).sort());
+    expect(await b.cancelIntent({ intentId: created[0]?.intentId ?? '' })).toEqual({ outcome: 'not-cancelable', status: 'succeeded' });
+  });
+
+  it('a repeated idempotency key on B answers A\'s intent as it is now, and starts no second payment', async () => {
+    const { a, b, deliveries } = twoProcesses({ succeedAfterMs: 300 });
+    const request = intentRequest();
+    const first = await a.createIntent(request);
+    expect(await b.createIntent(request)).toEqual(first);
+    await a.cancelIntent({ intentId: first.intentId });
+    expect(await b.createIntent(request)).toEqual({ ...first, status: 'canceled' });
+    await sleep(700);
+    expect(kinds(deliveries)).toEqual(['payment-canceled']);
+  });
+
+  it('a repeated refund key on B answers A\'s refund, whose success is delivered once', async () => {
+    const { a, b, deliveries } = twoProcesses({ succeedAfterMs: 60_000 });
+    const refund = { intentId: 'pi_sim_x', paymentId: randomUUID(), refundId: randomUUID(), amount: 100, idempotencyKey: `refund:${randomUUID()}` };
+    const first = await a.createRefund(refund);
+    expect(await b.createRefund(refund)).toEqual(first);
+    await sleep(200);
+    expect(deliveries).toEqual([{ by: 'A', event: expect.objectContaining({ kind: 'refund-succeeded', refundId: refund.refundId }) }]);
+  });
+
+  it('a delivery that failed is made again, as Stripe retries a webhook', async () => {
+    const { a, deliveries } = twoProcesses({ succeedAfterMs: 10, redeliverAfterMs: 100, failFirstDeliveries: 1 });
+    const created = await a.createIntent(intentRequest());
+    await eventually(async () => deliveries.length > 0, 5_000, 'the success delivered after all');
+    await sleep(300);
+    expect(deliveries).toEqual([{ by: expect.any(String), event: expect.objectContaining({ kind: 'payment-succeeded', intentId: created.intentId, amount: 24_000 }) }]);
   });
 });

@@ -36,7 +36,7 @@ describe('the Stripe webhook over real HTTP, on the command API with PostgreSQL'
   beforeAll(async () => {
     backend = await startBackend();
     // The webhook records what Stripe tells it without asking Stripe anything: this is never called.
-    const gateway = new SimulatedPaymentGateway({ deliver: async () => undefined });
+    const gateway = new SimulatedPaymentGateway({ pool: backend.pool, deliver: async () => undefined });
     api = await startApi(backend, {
       rateLimitMax: 3,
       corsOrigins: [],

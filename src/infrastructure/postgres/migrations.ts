@@ -12,6 +12,7 @@ import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
 import { projectionCheckpointsMigration } from '../../projections/runtime/projection-checkpoints.migration.js';
+import { simulatedPaymentGatewayMigration } from '../simulated-payment-gateway/simulated-payment-gateway.migration.js';
 
 /**
  * Every schema migration, by name; kysely applies them in name order. Each module keeps its
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   '0630_idempotency_claim_tokens': idempotencyClaimTokensMigration,
   '0640_login_attempts_unknown': loginAttemptsUnknownMigration,
   '0650_idempotency_hash_versions': idempotencyHashVersionsMigration,
+  '0660_simulated_payment_gateway': simulatedPaymentGatewayMigration,
 };

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely';
+import type pg from 'pg';
 import type { PaymentProviderEvent } from '../../application/payments/provider-events.js';
 import type {
   CancelIntentRequest,
@@ -9,16 +11,32 @@ import type {
   ProviderIntent,
   ProviderRefund,
 } from '../../application/ports/payment-gateway.js';
+import { createKysely } from '../postgres/database.js';
+import type { SimulatedPaymentGatewayTables, SimulatedPaymentIntentsTable, SimulatedRefundsTable } from './simulated-payment-gateway.tables.js';
 
 export type SimulatedGatewayOptions = {
+  /** Where its intents and refunds live, shared with every other process on the database. */
+  readonly pool: pg.Pool;
   /** Where its provider events go: the same recording the Stripe webhook does. */
   readonly deliver: (event: PaymentProviderEvent) => Promise<void>;
   /** How long after its creation an intent is "paid". Default 1.5 s. */
   readonly succeedAfterMs?: number;
+  /** How often this process looks for intents to pay and provider events still owed. Default 200 ms. */
+  readonly pollIntervalMs?: number;
+  /**
+   * How long a delivery may take before a poll, in any process, makes it again. Default 10 s: a
+   * redelivery is harmless (recording is idempotent by event id), a lost one leaves a payment
+   * unrecorded.
+   */
+  readonly redeliverAfterMs?: number;
   readonly onError?: (error: unknown) => void;
 };
 
-type SimulatedIntent = { intent: ProviderIntent; paymentId: string; timer: NodeJS.Timeout | undefined };
+type IntentRow = Selectable<SimulatedPaymentIntentsTable>;
+type RefundRow = Selectable<SimulatedRefundsTable>;
+
+/** At most this many rows per poll: what one poll claims is delivered well within its lease. */
+const pollBatch = 50;
 
 const shortId = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 24);
 
@@ -26,83 +44,218 @@ const shortId = (text: string) => createHash('sha256').update(text).digest('hex'
  * A stand-in for Stripe when no key is configured, so the whole flow runs locally: every intent
  * is paid by itself shortly after it was created, and the provider events a webhook would bring
  * are delivered in-process. Like Stripe it answers a repeated idempotency key with the first
- * answer. It keeps its intents in memory: after a restart an intent it made is unknown to it,
- * and starting the payment again makes a new attempt. Never for production (config refuses it).
+ * answer. Its intents and refunds are in PostgreSQL, so that every process (compose runs several
+ * command processes and a projector) sees the same ones: one process's retry, cancel or repeated
+ * key finds the intent another made, and each outcome is decided once, by the database. Each
+ * process polls for intents due to be paid; a row claims its outcome's delivery, so one process
+ * delivers it, and delivers it again later if it failed, as Stripe retries a webhook. Never for
+ * production (config refuses it).
  */
 export class SimulatedPaymentGateway implements PaymentGateway {
   readonly name = 'simulated';
-  private readonly intents = new Map<string, SimulatedIntent>();
-  private readonly refunds = new Map<string, ProviderRefund>();
+  private readonly db: Kysely<SimulatedPaymentGatewayTables>;
   private readonly succeedAfterMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly redeliverAfterMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  /** Polls and deliveries under way, which `close` waits for. */
+  private readonly running = new Set<Promise<void>>();
 
   constructor(private readonly options: SimulatedGatewayOptions) {
+    this.db = createKysely<SimulatedPaymentGatewayTables>(options.pool);
     this.succeedAfterMs = options.succeedAfterMs ?? 1_500;
+    this.pollIntervalMs = options.pollIntervalMs ?? 200;
+    this.redeliverAfterMs = options.redeliverAfterMs ?? 10_000;
+    this.schedulePoll();
   }
 
   async createIntent(request: CreateIntentRequest): Promise<ProviderIntent> {
     const intentId = `pi_sim_${shortId(request.idempotencyKey)}`;
-    const known = this.intents.get(intentId);
-    if (known) return known.intent;
-    const intent: ProviderIntent = {
-      intentId,
-      clientSecret: `${intentId}_secret_${shortId(`secret:${intentId}`)}`,
-      status: 'awaiting-payment',
-      amount: request.amount,
-      amountReceived: 0,
-      currency: request.currency,
-    };
-    const timer = setTimeout(() => this.succeed(intentId), this.succeedAfterMs);
-    // A pending simulated payment must not keep the process alive on shutdown.
-    timer.unref();
-    this.intents.set(intentId, { intent, paymentId: request.paymentId, timer });
-    return intent;
+    const created = await this.db
+      .insertInto('simulated_payment_intents')
+      .values({
+        intent_id: intentId,
+        payment_id: request.paymentId,
+        amount: String(request.amount),
+        currency: request.currency,
+        status: 'awaiting-payment',
+        // The database's clock: every process's poll compares with the same one.
+        succeed_at: this.fromNow(this.succeedAfterMs),
+      })
+      .onConflict((conflict) => conflict.column('intent_id').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    const row = created ?? (await this.intentRow(intentId).executeTakeFirstOrThrow());
+    return toIntent(row);
   }
 
   async retrieveIntent(intentId: string): Promise<ProviderIntent | undefined> {
-    return this.intents.get(intentId)?.intent;
+    const row = await this.intentRow(intentId).executeTakeFirst();
+    return row && toIntent(row);
   }
 
   async cancelIntent(request: CancelIntentRequest): Promise<CancelIntentResult> {
-    const simulated = this.intents.get(request.intentId);
-    // Unknown here (made before a restart, or by another process): nothing of it can still succeed.
-    if (!simulated) return { outcome: 'canceled' };
-    if (simulated.intent.status === 'canceled') return { outcome: 'canceled' };
-    if (simulated.intent.status !== 'awaiting-payment') return { outcome: 'not-cancelable', status: simulated.intent.status };
-    clearTimeout(simulated.timer);
-    simulated.intent = { ...simulated.intent, status: 'canceled' };
-    const { intentId } = simulated.intent;
-    this.send({ kind: 'payment-canceled', eventId: `evt_sim_${shortId(`canceled:${intentId}`)}`, paymentId: simulated.paymentId, intentId });
-    return { outcome: 'canceled' };
+    const canceled = await this.db
+      .updateTable('simulated_payment_intents')
+      .set({ status: 'canceled', deliver_at: this.fromNow(this.redeliverAfterMs) })
+      .where('intent_id', '=', request.intentId)
+      .where('status', '=', 'awaiting-payment')
+      .returningAll()
+      .executeTakeFirst();
+    if (canceled) {
+      this.deliverSoon(() => this.deliverIntentOutcome(canceled));
+      return { outcome: 'canceled' };
+    }
+    const row = await this.intentRow(request.intentId).executeTakeFirst();
+    // Unknown (made on another database, or before its table existed): nothing of it can still succeed.
+    if (!row || row.status === 'canceled') return { outcome: 'canceled' };
+    return { outcome: 'not-cancelable', status: row.status };
   }
 
   async createRefund(request: CreateRefundRequest): Promise<ProviderRefund> {
-    const known = this.refunds.get(request.idempotencyKey);
-    if (known) return known;
-    const refund: ProviderRefund = { providerRefundId: `re_sim_${shortId(request.idempotencyKey)}`, status: 'succeeded' };
-    this.refunds.set(request.idempotencyKey, refund);
-    const { paymentId, refundId } = request;
-    this.send({ kind: 'refund-succeeded', eventId: `evt_sim_${shortId(`refund:${refund.providerRefundId}`)}`, paymentId, refundId });
-    return refund;
+    const providerRefundId = `re_sim_${shortId(request.idempotencyKey)}`;
+    const created = await this.db
+      .insertInto('simulated_refunds')
+      .values({
+        idempotency_key: request.idempotencyKey,
+        provider_refund_id: providerRefundId,
+        payment_id: request.paymentId,
+        refund_id: request.refundId,
+        deliver_at: this.fromNow(this.redeliverAfterMs),
+      })
+      .onConflict((conflict) => conflict.column('idempotency_key').doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (created) this.deliverSoon(() => this.deliverRefundOutcome(created));
+    return { providerRefundId, status: 'succeeded' };
   }
 
-  /** Stops the pending simulated payments. */
-  close(): void {
-    for (const simulated of this.intents.values()) clearTimeout(simulated.timer);
+  /** Stops this process's polling, and waits for its deliveries under way; the others carry on. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    while (this.running.size > 0) await Promise.all([...this.running]);
   }
 
-  private succeed(intentId: string): void {
-    const simulated = this.intents.get(intentId);
-    if (!simulated || simulated.intent.status !== 'awaiting-payment') return;
-    simulated.intent = { ...simulated.intent, status: 'succeeded', amountReceived: simulated.intent.amount };
-    const { amount, currency } = simulated.intent;
-    const eventId = `evt_sim_${shortId(`succeeded:${intentId}`)}`;
-    this.send({ kind: 'payment-succeeded', eventId, paymentId: simulated.paymentId, intentId, amount, currency });
+  private intentRow(intentId: string) {
+    return this.db.selectFrom('simulated_payment_intents').selectAll().where('intent_id', '=', intentId);
+  }
+
+  private fromNow(ms: number): RawBuilder<Date> {
+    return sql<Date>`now() + make_interval(secs => ${ms / 1_000})`;
+  }
+
+  private schedulePoll(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => this.track(this.poll().finally(() => this.schedulePoll())), this.pollIntervalMs);
+    // Polling must not keep the process alive on shutdown.
+    this.timer.unref();
+  }
+
+  /**
+   * Pays the intents that are due and claims the outcomes still owed, then delivers them. Rows
+   * are claimed under `SKIP LOCKED`, and a claim moves `deliver_at` past now: a row another
+   * process claims at the same moment is skipped, or no longer due once its claim commits.
+   */
+  private async poll(): Promise<void> {
+    // The pool ends as the process stops: what is still owed is delivered by another process's poll, or the next start's.
+    if (this.options.pool.ending) {
+      this.closed = true;
+      return;
+    }
+    try {
+      const intents = await this.db
+        .updateTable('simulated_payment_intents')
+        .set({ status: sql`CASE status WHEN 'awaiting-payment' THEN 'succeeded' ELSE status END`, deliver_at: this.fromNow(this.redeliverAfterMs) })
+        .where('intent_id', 'in', (eb) =>
+          eb
+            .selectFrom('simulated_payment_intents')
+            .select('intent_id')
+            .where((row) => row.or([row.and([row('status', '=', 'awaiting-payment'), row('succeed_at', '<=', sql<Date>`now()`)]), row('deliver_at', '<=', sql<Date>`now()`)]))
+            .limit(pollBatch)
+            .forUpdate()
+            .skipLocked(),
+        )
+        .returningAll()
+        .execute();
+      const refunds = await this.db
+        .updateTable('simulated_refunds')
+        .set({ deliver_at: this.fromNow(this.redeliverAfterMs) })
+        .where('idempotency_key', 'in', (eb) =>
+          eb.selectFrom('simulated_refunds').select('idempotency_key').where('deliver_at', '<=', sql<Date>`now()`).limit(pollBatch).forUpdate().skipLocked(),
+        )
+        .returningAll()
+        .execute();
+      for (const row of intents) await this.deliverIntentOutcome(row);
+      for (const row of refunds) await this.deliverRefundOutcome(row);
+    } catch (error) {
+      if (!this.options.pool.ending) this.options.onError?.(error);
+    }
+  }
+
+  private async deliverIntentOutcome(row: IntentRow): Promise<void> {
+    const event = intentEvent(row);
+    if (!event) return;
+    await this.deliverOwed(event, () => this.db.updateTable('simulated_payment_intents').set({ deliver_at: null }).where('intent_id', '=', row.intent_id).execute());
+  }
+
+  private async deliverRefundOutcome(row: RefundRow): Promise<void> {
+    const event: PaymentProviderEvent = {
+      kind: 'refund-succeeded',
+      eventId: `evt_sim_${shortId(`refund:${row.provider_refund_id}`)}`,
+      paymentId: row.payment_id,
+      refundId: row.refund_id,
+    };
+    await this.deliverOwed(event, () => this.db.updateTable('simulated_refunds').set({ deliver_at: null }).where('idempotency_key', '=', row.idempotency_key).execute());
+  }
+
+  /** A failure leaves the event owed, for a later poll to deliver again. */
+  private async deliverOwed(event: PaymentProviderEvent, settle: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.options.deliver(event);
+      await settle();
+    } catch (error) {
+      this.options.onError?.(error);
+    }
   }
 
   /** After the current call has answered, as a webhook would arrive. */
-  private send(event: PaymentProviderEvent): void {
-    setImmediate(() => {
-      this.options.deliver(event).catch((error: unknown) => this.options.onError?.(error));
-    });
+  private deliverSoon(delivery: () => Promise<void>): void {
+    this.track(new Promise<void>((resolve) => setImmediate(resolve)).then(delivery));
+  }
+
+  private track(work: Promise<void>): void {
+    this.running.add(work);
+    void work.finally(() => this.running.delete(work));
+  }
+}
+
+function toIntent(row: IntentRow): ProviderIntent {
+  const amount = Number(row.amount);
+  return {
+    intentId: row.intent_id,
+    clientSecret: `${row.intent_id}_secret_${shortId(`secret:${row.intent_id}`)}`,
+    status: row.status,
+    amount,
+    amountReceived: row.status === 'succeeded' ? amount : 0,
+    currency: row.currency,
+  };
+}
+
+/** The provider event of an intent's outcome; its id derives from the intent's, so a redelivery repeats it. */
+function intentEvent(row: IntentRow): PaymentProviderEvent | undefined {
+  const { intent_id: intentId, payment_id: paymentId } = row;
+  switch (row.status) {
+    case 'awaiting-payment':
+      return undefined;
+    case 'succeeded':
+      return { kind: 'payment-succeeded', eventId: `evt_sim_${shortId(`succeeded:${intentId}`)}`, paymentId, intentId, amount: Number(row.amount), currency: row.currency };
+    case 'canceled':
+      return { kind: 'payment-canceled', eventId: `evt_sim_${shortId(`canceled:${intentId}`)}`, paymentId, intentId };
+    default: {
+      const _exhaustive: never = row.status;
+      return _exhaustive;
+    }
   }
 }

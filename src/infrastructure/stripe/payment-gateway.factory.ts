@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { paymentProviderActor, recordProviderEvent, type ProviderEventDeps } from '../../application/payments/provider-events.js';
 import type { PaymentGateway } from '../../application/ports/payment-gateway.js';
 import { ConfigError, type Config } from '../config/config.js';
@@ -9,10 +10,11 @@ type PaymentSettings = Pick<Config, 'NODE_ENV' | 'STRIPE_SECRET_KEY' | 'STRIPE_W
 
 /**
  * Stripe when a key is configured; otherwise the simulated gateway, said loudly, since its
- * payments succeed by themselves. Production refuses to start without a key and a webhook
+ * payments succeed by themselves (it keeps its intents in `pool`'s database, shared by every
+ * process). Production refuses to start without a key and a webhook
  * secret: money must never be simulated there, nor its webhooks go unverified.
  */
-export function createPaymentGateway(config: PaymentSettings, logger: Logger, events: ProviderEventDeps): PaymentGateway {
+export function createPaymentGateway(config: PaymentSettings, logger: Logger, events: ProviderEventDeps, pool: pg.Pool): PaymentGateway {
   const production = config.NODE_ENV === 'production';
   if (config.STRIPE_SECRET_KEY) {
     if (!config.STRIPE_WEBHOOK_SECRET) {
@@ -30,6 +32,7 @@ export function createPaymentGateway(config: PaymentSettings, logger: Logger, ev
   );
   const context = { actor: paymentProviderActor, requestId: 'simulated-gateway', correlationId: 'simulated-gateway', causationId: 'simulated-gateway' };
   return new SimulatedPaymentGateway({
+    pool,
     deliver: (event) => recordProviderEvent(events, event, { ...context, causationId: event.eventId }),
     onError: (err) => logger.warn({ err }, 'simulated gateway could not record a provider event'),
   });
