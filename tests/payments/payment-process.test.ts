@@ -185,6 +185,25 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await bookingStatus(bookingId)).toBe('confirmed');
   });
 
+  it('another amount taken at Stripe, its webhook never came; the consumer starts paying again → the mismatch is recorded and refunded, and that start makes the next attempt', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    stripe.setIntentStatus(intentId, 'succeeded');
+    const intent = stripe.intents.get(intentId);
+    if (intent) intent.amount_received = 100;
+
+    const again = await startPayment(payments, bookingId, as(consumer));
+    expect(again).toMatchObject({ status: 'initiated', created: true });
+    expect(again.paymentId).not.toBe(paymentId);
+    expect((await side.handlers.payment.read(`payment-${paymentId}`)).state.status).toBe('mismatched');
+    await drain();
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 100, status: 'succeeded' })]);
+    expect(await bookingStatus(bookingId)).toBe('requested');
+
+    await pay(again.paymentId, stripe.intentsFor(again.paymentId)[0]?.id ?? '');
+    await drain();
+    expect(await bookingStatus(bookingId)).toBe('confirmed');
+  });
+
   it('confirmed booking cancelled by its consumer 3 days ahead → 50 % refunded at Stripe and recorded', async () => {
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();
     await pay(paymentId, intentId);

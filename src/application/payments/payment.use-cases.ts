@@ -59,17 +59,24 @@ export async function startPayment(payments: PaymentSide, bookingId: string, req
 
 /**
  * The live intent's secret. If the provider says it is over and its webhook has not told us (on
- * its way, or lost), that is recorded now: canceled, `undefined` (start another attempt);
- * succeeded, the booking is paid.
+ * its way, or lost), that is recorded now: succeeded for what was asked, the booking is paid;
+ * anything else (canceled, or taken for another amount: a mismatch, refunded), `undefined`
+ * (start another attempt).
  */
 async function liveIntent(payments: PaymentSide, current: PaymentAttempt, request: CommandOptions): Promise<StartedPayment | undefined> {
   if (!isLive(current.state)) return undefined;
   const { providerIntentId, bookingId } = current.state.payment;
   const intent = await payments.gateway.retrieveIntent(providerIntentId);
   const learned = intentOutcomeLearned(current.paymentId, providerIntentId, intent);
-  if (learned) await recordProviderEvent(payments, learned, request.context);
-  if (learned?.kind === 'payment-succeeded') throw new DomainError('already-paid', `booking ${bookingId} is paid already`);
-  if (!intent || learned) return undefined;
+  if (learned) {
+    await recordProviderEvent(payments, learned, request.context);
+    // The provider's "succeeded" pays the booking only if the payment took it as paid: another
+    // amount is a mismatch, and telling the consumer it is paid made them stop while the hold ran out.
+    const { state } = await payments.side.handlers.payment.read(paymentStreamId(current.paymentId));
+    if (state.status === 'succeeded') throw new DomainError('already-paid', `booking ${bookingId} is paid already`);
+    return undefined;
+  }
+  if (!intent) return undefined;
   if (intent.status === 'processing') throw new DomainError('payment-in-progress', `the payment of booking ${bookingId} is being processed`);
   const { position } = await payments.side.handlers.payment.read(paymentStreamId(current.paymentId));
   return { paymentId: current.paymentId, clientSecret: intent.clientSecret, status: current.state.status, position, created: false };
