@@ -68,6 +68,11 @@ describe('InitiatePayment', () => {
 describe('RecordPaymentSucceeded', () => {
   it('records the success', () => spec.given([initiated]).when(succeed()).then([succeeded()]));
   it('records a success after a failed attempt', () => spec.given([initiated, failed()]).when(succeed()).then([succeeded()]));
+  it('records when the provider captured the money, when it said', () => {
+    const capturedAt = '2031-03-01T10:00:00.000Z';
+    const command: PaymentCommand = { type: 'RecordPaymentSucceeded', data: { paymentId, providerEventId: 'evt_s1', amount: 30_000, currency: 'EUR', capturedAt } };
+    spec.given([initiated]).when(command).then([{ type: 'PaymentSucceeded', data: { paymentId, providerEventId: 'evt_s1', amount: 30_000, currency: 'EUR', capturedAt } }]);
+  });
   it('changes nothing when the same provider event comes again', () => spec.given(captured).when(succeed()).then([]));
   it('changes nothing on another success notice', () => spec.given(captured).when(succeed('evt_s2')).then([]));
 

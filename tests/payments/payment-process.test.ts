@@ -54,11 +54,11 @@ describe('payment process manager (booking ⇄ payment)', () => {
     }
   }
 
-  /** A fresh booking starting in 3 days (so a consumer's cancellation gets 50 %), with its payment started. */
-  async function bookAndStartPaying() {
+  /** A fresh booking starting in 3 days (so a consumer's cancellation gets 50 %; 1 day: nothing), with its payment started. */
+  async function bookAndStartPaying(daysAhead = 3) {
     month += 1;
-    const startDate = new Date(clock.now().getTime() + 3 * 86_400_000).toISOString().slice(0, 10);
-    const endDate = new Date(clock.now().getTime() + 5 * 86_400_000).toISOString().slice(0, 10);
+    const startDate = new Date(clock.now().getTime() + daysAhead * 86_400_000).toISOString().slice(0, 10);
+    const endDate = new Date(clock.now().getTime() + (daysAhead + 2) * 86_400_000).toISOString().slice(0, 10);
     const listing = month === 1 ? listingId : (await createListing(side, listingInput, as(owner))).id;
     const booking = await requestBooking(side, { listingId: listing, startDate, endDate }, as(consumer));
     const started = await startPayment(payments, booking.id, as(consumer));
@@ -69,6 +69,13 @@ describe('payment process manager (booking ⇄ payment)', () => {
   async function pay(paymentId: string, intentId: string, amount = 24_000, currency = 'EUR'): Promise<void> {
     stripe.setIntentStatus(intentId, 'succeeded');
     await recordProviderEvent(payments, { kind: 'payment-succeeded', eventId: `evt_${randomUUID()}`, paymentId, intentId, amount, currency }, webhook);
+  }
+
+  /** The customer pays at Stripe `at`, and its webhook (an event Stripe created then) is recorded now. */
+  async function payAt(paymentId: string, intentId: string, at: Date): Promise<void> {
+    stripe.setIntentStatus(intentId, 'succeeded', at);
+    const capturedAt = new Date(Math.floor(at.getTime() / 1000) * 1000).toISOString();
+    await recordProviderEvent(payments, { kind: 'payment-succeeded', eventId: `evt_${randomUUID()}`, paymentId, intentId, amount: 24_000, currency: 'EUR', capturedAt }, webhook);
   }
 
   /** `ms` later, the hold-expiry process sweeps the whole log, and the payment process follows. */
@@ -283,15 +290,70 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([]);
   });
 
-  it('payment succeeded for a booking cancelled before it was paid → refunded in full, booking stays cancelled', async () => {
-    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
-    stripe.setIntentStatus(intentId, 'succeeded');
+  it('payment captured after its booking was cancelled, before the process cancelled the intent → refunded in full, booking stays cancelled', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying(1);
     await cancelBooking(side, bookingId, { reason: 'found another place' }, as(consumer));
+    clock.advance(60_000);
+    // The payment page was still open: the customer pays a minute after cancelling, before the process got to the intent.
+    stripe.setIntentStatus(intentId, 'succeeded', clock.now());
     await drain();
-    await pay(paymentId, intentId);
+    await payAt(paymentId, intentId, clock.now());
     await drain();
 
     expect(await bookingStatus(bookingId)).toBe('cancelled');
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
+  });
+
+  it('paid at Stripe a minute before the consumer cancelled 1 day ahead, no webhook yet → the success learned from Stripe is refunded per the policy (nothing), as had its webhook come first', async () => {
+    // Given a booking starting tomorrow, paid at Stripe, whose webhook has not come,
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying(1);
+    const paidAt = clock.now();
+    stripe.setIntentStatus(intentId, 'succeeded', paidAt);
+    clock.advance(60_000);
+    // when the consumer cancels, and the process follows (learning of the success from Stripe),
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await drain();
+    // and the webhook lands after all,
+    await payAt(paymentId, intentId, paidAt);
+    await drain();
+
+    // then the cancellation's policy stands: nothing goes back.
+    expect((await side.handlers.booking.read(`booking-${bookingId}`)).state).toMatchObject({ status: 'cancelled', refundPercent: 0 });
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    const succeeded = (await streamEvents(backend.eventStore, `payment-${paymentId}`)).find((event) => event.type === 'PaymentSucceeded');
+    expect(succeeded?.data).toMatchObject({ capturedAt: paidAt.toISOString() });
+    expect(stripe.refundsFor(paymentId)).toEqual([]);
+  });
+
+  it('paid at Stripe before the consumer cancelled 3 days ahead, its webhook landing after the cancellation → 50 % refunded, as had it come first', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    const paidAt = clock.now();
+    clock.advance(60_000);
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await payAt(paymentId, intentId, paidAt);
+    await drain();
+
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 12_000 })]);
+  });
+
+  it('paid at Stripe the very second the consumer cancelled (too close for the clocks to tell) → the log decides: recorded after the cancellation, refunded in full', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying(1);
+    stripe.setIntentStatus(intentId, 'succeeded', clock.now());
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await drain();
+
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
+  });
+
+  it('a success stored before capture times were kept, recorded after the cancellation → the log decides: refunded in full', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying(1);
+    clock.advance(60_000);
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await pay(paymentId, intentId);
+    await drain();
+
+    const succeeded = (await streamEvents(backend.eventStore, `payment-${paymentId}`)).find((event) => event.type === 'PaymentSucceeded');
+    expect(succeeded?.data).not.toHaveProperty('capturedAt');
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
   });
 

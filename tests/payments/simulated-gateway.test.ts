@@ -205,4 +205,13 @@ describe('simulated gateway shared by the processes through PostgreSQL', () => {
     await sleep(300);
     expect(deliveries).toEqual([{ by: expect.any(String), event: expect.objectContaining({ kind: 'payment-succeeded', intentId: created.intentId, amount: 24_000 }) }]);
   });
+
+  it('a success, delivered or retrieved, says when the intent was paid', async () => {
+    const { a, b, deliveries } = twoProcesses({ succeedAfterMs: 10 });
+    const created = await a.createIntent(intentRequest());
+    await eventually(async () => deliveries.length > 0, 5_000, 'the success delivered');
+    const retrieved = await b.retrieveIntent(created.intentId);
+    expect(retrieved?.capturedAt).toEqual(expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/));
+    expect(deliveries[0]?.event).toMatchObject({ kind: 'payment-succeeded', capturedAt: retrieved?.capturedAt });
+  });
 });

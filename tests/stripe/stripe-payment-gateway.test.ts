@@ -115,6 +115,19 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     expect(stripe.intents.get(debit.intentId)?.status).toBe('canceled');
   });
 
+  it('retrieves a succeeded intent with when its card charge took the money, in whole seconds', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-10'));
+    stripe.setIntentStatus(intent.intentId, 'succeeded', new Date('2031-03-01T10:00:00.750Z'));
+    expect(await gateway.retrieveIntent(intent.intentId)).toEqual({ ...intent, status: 'succeeded', amountReceived: 24_000, capturedAt: '2031-03-01T10:00:00.000Z' });
+  });
+
+  it("a charge that is not a card's (a bank debit's, made days before it succeeds) gives no capture time", async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-11'));
+    stripe.setIntentStatus(intent.intentId, 'succeeded', new Date('2031-03-01T10:00:00Z'));
+    for (const charge of stripe.charges.values()) charge.payment_method_details = { type: 'sepa_debit' };
+    expect(await gateway.retrieveIntent(intent.intentId)).not.toHaveProperty('capturedAt');
+  });
+
   it('retrieves an intent, and knows nothing of an unknown one', async () => {
     const intent = await gateway.createIntent(intentRequest('pay-8'));
     expect(await gateway.retrieveIntent(intent.intentId)).toEqual(intent);

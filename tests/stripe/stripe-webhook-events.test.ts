@@ -3,19 +3,26 @@ import { describe, expect, it } from 'vitest';
 import { toProviderEvents } from '../../src/infrastructure/stripe/stripe-webhook-events.js';
 
 /** Only the fields the translation reads; Stripe's full objects are much larger. */
-function event(id: string, type: string, object: Record<string, unknown>): Stripe.Event {
-  const parsed: Stripe.Event = JSON.parse(JSON.stringify({ id, object: 'event', type, data: { object } }));
+function event(id: string, type: string, object: Record<string, unknown>, created?: number): Stripe.Event {
+  const parsed: Stripe.Event = JSON.parse(JSON.stringify({ id, object: 'event', type, created, data: { object } }));
   return parsed;
 }
 
 const refund = (id: string, status: string, metadata: Record<string, string>) => ({ id, object: 'refund', status, metadata, failure_reason: status === 'failed' ? 'lost_or_stolen_card' : null });
 
 describe("Stripe events in our terms", () => {
-  it('a success carries what was received, upper-case currency, and our payment id', () => {
+  it('a success carries what was received, upper-case currency, our payment id, and when Stripe made the event as its capture time', () => {
     const intent = { id: 'pi_1', object: 'payment_intent', amount: 500, amount_received: 400, currency: 'eur', metadata: { paymentId: 'p1' } };
-    expect(toProviderEvents(event('evt_1', 'payment_intent.succeeded', intent))).toEqual([
-      { kind: 'payment-succeeded', eventId: 'evt_1', paymentId: 'p1', intentId: 'pi_1', amount: 400, currency: 'EUR' },
+    expect(toProviderEvents(event('evt_1', 'payment_intent.succeeded', intent, 1_930_125_600))).toEqual([
+      { kind: 'payment-succeeded', eventId: 'evt_1', paymentId: 'p1', intentId: 'pi_1', amount: 400, currency: 'EUR', capturedAt: '2031-03-01T10:00:00.000Z' },
     ]);
+  });
+
+  it('a success from an event without a usable time carries no capture time, rather than a made-up one', () => {
+    const intent = { id: 'pi_1', object: 'payment_intent', amount: 500, amount_received: 500, currency: 'eur', metadata: { paymentId: 'p1' } };
+    for (const created of [undefined, 0, 1.5, 1e15]) {
+      expect(toProviderEvents(event('evt_1', 'payment_intent.succeeded', intent, created))[0]).not.toHaveProperty('capturedAt');
+    }
   });
 
   it('a failure names the decline code, then the error code', () => {

@@ -22,6 +22,8 @@ export type PaymentProviderEvent =
       readonly intentId: string;
       readonly amount: number;
       readonly currency: string;
+      /** When the provider took the money (ISO 8601, UTC), if it said: see `PaymentSucceeded`. */
+      readonly capturedAt?: string;
     }
   | { readonly kind: 'payment-failed'; readonly eventId: string; readonly paymentId: string; readonly intentId: string; readonly reason: string }
   | { readonly kind: 'payment-canceled'; readonly eventId: string; readonly paymentId: string; readonly intentId: string }
@@ -44,7 +46,8 @@ export type ProviderEventDeps = { readonly side: CommandSide; readonly eventStor
  */
 export function intentOutcomeLearned(paymentId: string, intentId: string, intent: ProviderIntent | undefined): PaymentProviderEvent | undefined {
   if (intent?.status === 'succeeded') {
-    return { kind: 'payment-succeeded', eventId: `gateway:succeeded:${intentId}`, paymentId, intentId, amount: intent.amountReceived, currency: intent.currency };
+    const { amountReceived: amount, currency, capturedAt } = intent;
+    return { kind: 'payment-succeeded', eventId: `gateway:succeeded:${intentId}`, paymentId, intentId, amount, currency, ...(capturedAt === undefined ? {} : { capturedAt }) };
   }
   // Unknown to the provider: nothing of it can succeed any more.
   if (!intent || intent.status === 'canceled') return { kind: 'payment-canceled', eventId: `gateway:canceled:${intentId}`, paymentId, intentId };
@@ -59,8 +62,10 @@ type MatchedEvent = Exclude<PaymentProviderEvent, { kind: 'unmatched' }>;
 function commandFor(event: MatchedEvent): PaymentCommand {
   const { paymentId, eventId: providerEventId } = event;
   switch (event.kind) {
-    case 'payment-succeeded':
-      return { type: 'RecordPaymentSucceeded', data: { paymentId, providerEventId, amount: event.amount, currency: event.currency } };
+    case 'payment-succeeded': {
+      const { amount, currency, capturedAt } = event;
+      return { type: 'RecordPaymentSucceeded', data: { paymentId, providerEventId, amount, currency, ...(capturedAt === undefined ? {} : { capturedAt }) } };
+    }
     case 'payment-failed':
       return { type: 'RecordPaymentFailed', data: { paymentId, providerEventId, reason: event.reason.slice(0, 500) } };
     case 'payment-canceled':

@@ -36,6 +36,8 @@ export type ProviderIntent = {
   /** What the provider took, in minor units of `currency`: 0 until the intent succeeds. */
   readonly amountReceived: number;
   readonly currency: string;
+  /** When the provider took the money (ISO 8601, UTC), once it has and if it says. */
+  readonly capturedAt?: string;
 };
 
 export type CreateIntentRequest = {

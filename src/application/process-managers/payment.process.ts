@@ -9,6 +9,7 @@ import { aggregates } from '../aggregates/aggregates.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
+import { eventMetadataSchema } from '../metadata.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
 import { intentOutcomeLearned, recordProviderEvent } from '../payments/provider-events.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
@@ -40,6 +41,17 @@ export type PaymentProcessOptions = {
 };
 
 type SucceededPayment = Extract<PaymentState, { status: 'succeeded' }>;
+
+/** A booking as the command side read it: its state, and its last event's revision and position. */
+type BookingRead = { readonly state: BookingState; readonly version: number; readonly position: Position };
+
+/**
+ * Stripe's clock is not ours (NTP keeps the two well within a second), and Stripe stamps whole
+ * seconds, rounded down: a capture stamped this close to a cancellation cannot be put before or
+ * after it by the clocks. There the log's order decides, as it did before capture times were
+ * kept: the race that remains is one of seconds, not of however late the webhook is.
+ */
+const tooCloseToCallMs = 2_000;
 
 /**
  * The integration edge between payments and bookings: payment events become booking commands,
@@ -284,17 +296,47 @@ export class PaymentProcess {
    * Money that paid for nothing goes back in full, but for one case: the payment had succeeded
    * (`cause`) before the booking was cancelled unpaid, i.e. the cancellation came while this
    * process had yet to mark the booking paid. The cancellation policy then stands as if it had
-   * been marked paid: paying and cancelling at once must not be a way around it. (A cancellation
-   * is a booking's last event, so the position of the booking as read is the cancellation's.)
+   * been marked paid: paying and cancelling at once must not be a way around it.
    */
-  private async refundUnapplied(
-    payment: SucceededPayment,
-    cause: RecordedEvent,
-    { state: booking, position }: { readonly state: BookingState; readonly position: Position },
-  ): Promise<void> {
-    const cancelledAfterPaying = booking.status === 'cancelled' && booking.payment === null && comparePositions(cause.position, position) < 0;
+  private async refundUnapplied(payment: SucceededPayment, cause: RecordedEvent, read: BookingRead): Promise<void> {
+    const booking = read.state;
+    const cancelledAfterPaying = booking.status === 'cancelled' && booking.payment === null && (await this.paidBeforeCancelling(cause, booking.booking.bookingId, read));
     const percent = cancelledAfterPaying ? booking.refundPercent : 100;
     await this.requestRefund(payment, percentOf(payment.payment.amount, percent), cause);
+  }
+
+  /**
+   * Whether the success `cause` reports took the money before the booking (`read`, cancelled) was
+   * cancelled. By the provider's capture time against the cancellation's: when the news reached
+   * our log says nothing of when the consumer paid (a webhook may be late, and a success learned
+   * from Stripe on cancelling the intent is recorded after the cancellation by nature). Without a
+   * capture time (a success stored before it was kept, a provider that did not say), or too close
+   * to call, by the log's order. (A cancellation is a booking's last event, so the booking's
+   * revision and position as read are the cancellation's.)
+   */
+  private async paidBeforeCancelling(cause: RecordedEvent, bookingId: string, read: BookingRead): Promise<boolean> {
+    const recordedFirst = comparePositions(cause.position, read.position) < 0;
+    const succeeded = aggregates.payment.codec.decode(cause);
+    const capturedAt = succeeded.type === 'PaymentSucceeded' ? succeeded.data.capturedAt : undefined;
+    const cancelledAt = capturedAt === undefined ? undefined : await this.occurredAt(bookingStreamId(bookingId), read.version, 'BookingCancelled');
+    if (capturedAt === undefined || cancelledAt === undefined) return recordedFirst;
+    const lead = Date.parse(cancelledAt) - Date.parse(capturedAt);
+    return Math.abs(lead) <= tooCloseToCallMs ? recordedFirst : lead > 0;
+  }
+
+  /**
+   * When the command side appended the event at `revision` of `streamId`, if it is of `type`: by
+   * its clock, the one a cancellation's policy was reckoned by (the store's `recordedAt` is the
+   * database's). Undefined for an event appended from outside the service without it.
+   */
+  private async occurredAt(streamId: string, revision: number, type: string): Promise<string | undefined> {
+    const read = await this.options.eventStore.readStream(streamId, { from: revision, maxCount: 1 });
+    if (read.status === 'no_stream') return undefined;
+    for await (const event of read.events) {
+      const occurredAt = eventMetadataSchema.shape.occurredAt.safeParse(event.metadata.occurredAt);
+      return event.type === type && occurredAt.success ? occurredAt.data : undefined;
+    }
+    return undefined;
   }
 
   /**

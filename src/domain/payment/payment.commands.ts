@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { instantSchema } from '../shared/calendar-date.js';
 import { currencySchema } from '../shared/money.js';
 
 /** Sent once the provider created the payment intent for the booking's total. */
@@ -22,6 +23,8 @@ export const recordPaymentSucceededSchema = z.object({
     providerEventId: z.string().min(1),
     amount: z.number().int().nonnegative(),
     currency: z.string(),
+    /** When the provider captured the money, if it said. */
+    capturedAt: instantSchema.optional(),
   }),
 });
 

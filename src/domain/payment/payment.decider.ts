@@ -108,13 +108,13 @@ function recordPaymentSucceeded({ data }: RecordPaymentSucceeded, state: Payment
   const current = existing(state, data.paymentId);
   if (alreadyProcessed(current, data.providerEventId) || isCaptured(current)) return [];
   if (current.status === 'canceled') throw illegal(current, 'succeeded');
-  const { paymentId, providerEventId, amount, currency } = data;
+  const { paymentId, providerEventId, amount, currency, capturedAt } = data;
   const expected = current.payment;
   if (amount !== expected.amount || currency !== expected.currency) {
     const amounts = { expectedAmount: expected.amount, expectedCurrency: expected.currency, receivedAmount: amount, receivedCurrency: currency };
     return [{ type: 'PaymentMismatch', data: { paymentId, providerEventId, ...amounts } }];
   }
-  return [{ type: 'PaymentSucceeded', data: { paymentId, providerEventId, amount, currency } }];
+  return [{ type: 'PaymentSucceeded', data: { paymentId, providerEventId, amount, currency, ...(capturedAt === undefined ? {} : { capturedAt }) } }];
 }
 
 /** After a capture or a cancellation a failure is old news about an earlier attempt: no events. */

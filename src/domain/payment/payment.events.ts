@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { instantSchema } from '../shared/calendar-date.js';
 import { currencySchema } from '../shared/money.js';
 
 const amountSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
@@ -17,9 +18,21 @@ export const paymentInitiatedSchema = z.object({
   }),
 });
 
+/**
+ * `capturedAt`: when the provider took the money, by its clock (UTC). Our log records the success
+ * when the news arrives, which may be long after (a late webhook, or a success learned only by
+ * asking); whether the consumer paid before cancelling goes by this. Absent from successes
+ * stored before it was kept, and when the provider did not say.
+ */
 export const paymentSucceededSchema = z.object({
   type: z.literal('PaymentSucceeded'),
-  data: z.object({ paymentId: z.string().min(1), providerEventId: providerEventIdSchema, amount: amountSchema, currency: currencySchema }),
+  data: z.object({
+    paymentId: z.string().min(1),
+    providerEventId: providerEventIdSchema,
+    amount: amountSchema,
+    currency: currencySchema,
+    capturedAt: instantSchema.optional(),
+  }),
 });
 
 /** The provider reported a success for another amount or currency: recorded, but not a success. */

@@ -10,8 +10,9 @@ export const simulatedPaymentGatewayMigration: Migration = {
         amount     bigint      NOT NULL,
         currency   text        NOT NULL,
         status     text        NOT NULL CHECK (status IN ('awaiting-payment', 'succeeded', 'canceled')),
-        succeed_at timestamptz NOT NULL,
-        deliver_at timestamptz,
+        succeed_at   timestamptz NOT NULL,
+        succeeded_at timestamptz,
+        deliver_at   timestamptz,
         created_at timestamptz NOT NULL DEFAULT now()
       )`.execute(db);
     // Every process polls both of these a few times a second: only the few rows due are read.

@@ -13,6 +13,8 @@ export interface SimulatedPaymentIntentsTable {
   status: 'awaiting-payment' | 'succeeded' | 'canceled';
   /** By the database's clock, which every process shares: when an awaiting intent is paid. */
   succeed_at: Date;
+  /** When it was paid (the database's clock): the capture time its success reports. */
+  succeeded_at: Date | null;
   /**
    * Its outcome's provider event is owed until this is cleared: set when the outcome is reached
    * (a lease for the process delivering it), cleared once delivered. A delivery that failed, or a

@@ -167,7 +167,11 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     try {
       const intents = await this.db
         .updateTable('simulated_payment_intents')
-        .set({ status: sql`CASE status WHEN 'awaiting-payment' THEN 'succeeded' ELSE status END`, deliver_at: this.fromNow(this.redeliverAfterMs) })
+        .set({
+          status: sql`CASE status WHEN 'awaiting-payment' THEN 'succeeded' ELSE status END`,
+          succeeded_at: sql<Date | null>`CASE status WHEN 'awaiting-payment' THEN now() ELSE succeeded_at END`,
+          deliver_at: this.fromNow(this.redeliverAfterMs),
+        })
         .where('intent_id', 'in', (eb) =>
           eb
             .selectFrom('simulated_payment_intents')
@@ -240,7 +244,12 @@ function toIntent(row: IntentRow): ProviderIntent {
     amount,
     amountReceived: row.status === 'succeeded' ? amount : 0,
     currency: row.currency,
+    ...capturedAt(row),
   };
+}
+
+function capturedAt(row: IntentRow): { capturedAt?: string } {
+  return row.status === 'succeeded' && row.succeeded_at ? { capturedAt: row.succeeded_at.toISOString() } : {};
 }
 
 /** The provider event of an intent's outcome; its id derives from the intent's, so a redelivery repeats it. */
@@ -250,7 +259,7 @@ function intentEvent(row: IntentRow): PaymentProviderEvent | undefined {
     case 'awaiting-payment':
       return undefined;
     case 'succeeded':
-      return { kind: 'payment-succeeded', eventId: `evt_sim_${shortId(`succeeded:${intentId}`)}`, paymentId, intentId, amount: Number(row.amount), currency: row.currency };
+      return { kind: 'payment-succeeded', eventId: `evt_sim_${shortId(`succeeded:${intentId}`)}`, paymentId, intentId, amount: Number(row.amount), currency: row.currency, ...capturedAt(row) };
     case 'canceled':
       return { kind: 'payment-canceled', eventId: `evt_sim_${shortId(`canceled:${intentId}`)}`, paymentId, intentId };
     default: {

@@ -10,6 +10,7 @@ import type {
   ProviderRefund,
 } from '../../application/ports/payment-gateway.js';
 import { ProviderRefusedError, ProviderUnavailableError } from '../../application/ports/payment-gateway.js';
+import { stripeInstant } from './stripe-instant.js';
 
 export type StripeGatewayOptions = {
   readonly secretKey: string;
@@ -51,7 +52,21 @@ function intentStatus(status: Stripe.PaymentIntent.Status): ProviderIntentStatus
   }
 }
 
+/**
+ * When a succeeded intent's money was taken, as far as Stripe says: a PaymentIntent keeps no
+ * capture time (its `created` is when we made it, before anyone paid), nor does a Charge, but a
+ * card charge succeeds as it is made (our intents capture automatically), so its `created` is the
+ * capture. Other methods' charges may be made days before they succeed (a bank debit's on its
+ * submission), and a webhook reports the success itself: for them we do not claim to know.
+ */
+function capturedAt(intent: Stripe.PaymentIntent): string | undefined {
+  const charge = intent.latest_charge;
+  if (intent.status !== 'succeeded' || charge === null || typeof charge === 'string') return undefined;
+  return charge.payment_method_details?.type === 'card' ? stripeInstant(charge.created) : undefined;
+}
+
 function toIntent(intent: Stripe.PaymentIntent): ProviderIntent {
+  const captured = capturedAt(intent);
   return {
     intentId: intent.id,
     clientSecret: intent.client_secret ?? '',
@@ -59,6 +74,7 @@ function toIntent(intent: Stripe.PaymentIntent): ProviderIntent {
     amount: intent.amount,
     amountReceived: intent.amount_received,
     currency: intent.currency.toUpperCase(),
+    ...(captured === undefined ? {} : { capturedAt: captured }),
   };
 }
 
@@ -123,7 +139,8 @@ export class StripePaymentGateway implements PaymentGateway {
 
   async retrieveIntent(intentId: string): Promise<ProviderIntent | undefined> {
     try {
-      return toIntent(await this.stripe.paymentIntents.retrieve(intentId));
+      // The charge comes along, for when it took the money: one request, not two.
+      return toIntent(await this.stripe.paymentIntents.retrieve(intentId, { expand: ['latest_charge'] }));
     } catch (error) {
       if (isStripeError(error) && error.code === 'resource_missing') return undefined;
       throw providerError(error);

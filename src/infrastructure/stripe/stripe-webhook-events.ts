@@ -1,5 +1,6 @@
 import type Stripe from 'stripe';
 import type { PaymentProviderEvent } from '../../application/payments/provider-events.js';
+import { stripeInstant } from './stripe-instant.js';
 
 /**
  * The integration edge: Stripe's events in our terms. Our ids travel in the metadata we set on
@@ -12,7 +13,7 @@ export function toProviderEvents(event: Stripe.Event): PaymentProviderEvent[] {
     case 'payment_intent.succeeded':
     case 'payment_intent.payment_failed':
     case 'payment_intent.canceled':
-      return [fromIntent(event.id, event.type, event.data.object)];
+      return [fromIntent(event.id, event.type, event.data.object, event.created)];
     case 'charge.refunded':
       return fromCharge(event.id, event.data.object);
     case 'refund.created':
@@ -28,13 +29,19 @@ function unmatched(eventId: string, eventType: string, objectId: string, reason:
   return { kind: 'unmatched', eventId, eventType, objectId, reason };
 }
 
-function fromIntent(eventId: string, type: string, intent: Stripe.PaymentIntent): PaymentProviderEvent {
+/**
+ * A success's capture time is the event's own `created`: Stripe makes `payment_intent.succeeded`
+ * as the intent succeeds (a bank debit: when it clears, not when it was submitted). The object
+ * names its charge by id only, and a card charge's own time is the same second.
+ */
+function fromIntent(eventId: string, type: string, intent: Stripe.PaymentIntent, created: number): PaymentProviderEvent {
   const paymentId = intent.metadata.paymentId;
   if (!paymentId) return unmatched(eventId, type, intent.id, 'the intent carries no paymentId');
   const ids = { eventId, paymentId, intentId: intent.id };
   if (type === 'payment_intent.succeeded') {
     // What was received, not what was asked: a mismatch must show.
-    return { kind: 'payment-succeeded', ...ids, amount: intent.amount_received, currency: intent.currency.toUpperCase() };
+    const capturedAt = stripeInstant(created);
+    return { kind: 'payment-succeeded', ...ids, amount: intent.amount_received, currency: intent.currency.toUpperCase(), ...(capturedAt === undefined ? {} : { capturedAt }) };
   }
   if (type === 'payment_intent.canceled') return { kind: 'payment-canceled', ...ids };
   const failure = intent.last_payment_error;

@@ -32,6 +32,20 @@ export type FakeIntent = {
   latest_charge: string | null;
 };
 
+/** The card charge that took an intent's money: its `created` is when Stripe captured it, in whole seconds. */
+export type FakeCharge = {
+  id: string;
+  object: 'charge';
+  amount: number;
+  amount_captured: number;
+  currency: string;
+  captured: boolean;
+  status: 'succeeded';
+  payment_intent: string;
+  payment_method_details: { type: string };
+  created: number;
+};
+
 export type FakeRefund = {
   id: string;
   object: 'refund';
@@ -50,6 +64,7 @@ type Stored = { status: number; body: string };
 export class FakeStripeServer {
   readonly intents = new Map<string, FakeIntent>();
   readonly refunds = new Map<string, FakeRefund>();
+  readonly charges = new Map<string, FakeCharge>();
   readonly requests: RecordedRequest[] = [];
   /** What a new refund's status is: `succeeded` like a card refund, or `pending`. */
   refundStatus: 'succeeded' | 'pending' | 'failed' = 'succeeded';
@@ -101,17 +116,39 @@ export class FakeStripeServer {
     return [...this.refunds.values()].filter((refund) => refund.metadata.paymentId === paymentId);
   }
 
-  /** What happens on Stripe's side when the customer pays, or the intent fails. */
-  setIntentStatus(intentId: string, status: string): void {
+  /**
+   * What happens on Stripe's side when the customer pays (a charge, captured `at`), or the
+   * intent fails. `at` defaults to the real time; a test on a fake clock names its own.
+   */
+  setIntentStatus(intentId: string, status: string, at: Date = new Date()): void {
     const intent = this.intents.get(intentId);
     if (!intent) return;
     intent.status = status;
     intent.amount_received = status === 'succeeded' ? intent.amount : 0;
+    if (status !== 'succeeded') return;
+    const id = `ch_fake_${++this.sequence}`;
+    const created = Math.floor(at.getTime() / 1000);
+    const { amount, currency } = intent;
+    const charge: FakeCharge = {
+      id,
+      object: 'charge',
+      amount,
+      amount_captured: amount,
+      currency,
+      captured: true,
+      status: 'succeeded',
+      payment_intent: intentId,
+      payment_method_details: { type: 'card' },
+      created,
+    };
+    this.charges.set(id, charge);
+    intent.latest_charge = id;
   }
 
   reset(): void {
     this.intents.clear();
     this.refunds.clear();
+    this.charges.clear();
     this.requests.length = 0;
     this.faults.clear();
     this.answered.clear();
@@ -120,7 +157,7 @@ export class FakeStripeServer {
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const body = await readBody(request);
-    const path = (request.url ?? '').split('?')[0] ?? '';
+    const [path = '', query = ''] = (request.url ?? '').split('?');
     const method = request.method ?? 'GET';
     const route = routeOf(method, path);
     const keyHeader = request.headers['idempotency-key'];
@@ -144,7 +181,8 @@ export class FakeStripeServer {
       if (storeKey) this.inFlight.add(storeKey);
       try {
         if (fault?.kind === 'delay') await sleep(fault.ms);
-        answer = this.perform(route, path, new URLSearchParams(body));
+        // The SDK sends a GET's parameters (`expand[0]=…`) in the query, a POST's in the body.
+        answer = this.perform(route, path, new URLSearchParams(method === 'GET' ? query : body));
         // Stripe keeps the answer for a key only when the work was done (not for a 5xx it can retry).
         if (storeKey && answer.status < 500) this.answered.set(storeKey, answer);
       } finally {
@@ -179,7 +217,10 @@ export class FakeStripeServer {
       }
       case 'retrieve-intent': {
         const intent = this.intents.get(path.split('/')[3] ?? '');
-        return intent ? ok(intent) : { status: 404, body: stripeError('invalid_request_error', 'resource_missing') };
+        if (!intent) return { status: 404, body: stripeError('invalid_request_error', 'resource_missing') };
+        const charge = intent.latest_charge === null ? undefined : this.charges.get(intent.latest_charge);
+        const expanded = [...form].some(([key, value]) => key.startsWith('expand[') && value === 'latest_charge');
+        return ok(expanded && charge ? { ...intent, latest_charge: charge } : intent);
       }
       case 'cancel-intent': {
         const intent = this.intents.get(path.split('/')[3] ?? '');
