@@ -35,6 +35,12 @@ describe('User decider', () => {
       spec.given([registered()]).when(register(['CONSUMER'])).thenFails('user-already-registered');
     });
 
+    it('refuses a name with a control character: no name a person means has one, and it would show in every listing of them', () => {
+      for (const name of ['Ada\u0001', '\u001b[2J', 'Ada\nLovelace', 'Ada\u007f']) {
+        spec.given([]).when({ type: 'RegisterUser', data: { userId, email: 'ada@example.com', name, roles: ['DOCTOR'], registeredBy: null } }).thenFails('invalid-name');
+      }
+    });
+
     it('refuses ADMIN or AUDITOR on a self-service signup', () => {
       spec.given([]).when(register(['AUDITOR'])).thenFails('forbidden');
       spec.given([]).when(register(['CONSUMER', 'ADMIN'], consumer)).thenFails('forbidden');

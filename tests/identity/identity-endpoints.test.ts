@@ -92,6 +92,16 @@ describe('signup', () => {
     expect((await postJson(`${api.url}/v1/auth/login`, { email, password, remember: true })).status).toBe(400);
   });
 
+  it('refuses a control character in the name, naming the field, and creates no one', async () => {
+    for (const name of ['Ada\u0001Lovelace', '\u001b[2JAda', 'Ada\u007f']) {
+      const email = uniqueEmail('control');
+      const response = await signUp({ email, name });
+      expect(response.status, JSON.stringify(name)).toBe(400);
+      expect(response.body.errors).toEqual([{ path: 'body.name', message: 'must not contain control characters' }]);
+      expect((await logIn(email)).status).toBe(401);
+    }
+  });
+
   it('refuses a short password, naming the field', async () => {
     const response = await signUp({ email: uniqueEmail('short'), password: 'too-short' });
     expect(response.status).toBe(400);

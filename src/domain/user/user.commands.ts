@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { notPrintable, printable } from '../shared/printable-text.js';
 import { userRoleSchema } from './user.events.js';
 
 /** Who is asking, as far as the rules care: an id and the roles the edge established. */
@@ -13,7 +14,7 @@ export const registerUserSchema = z.object({
   data: z.object({
     userId: z.string().min(1),
     email: z.email(),
-    name: z.string().trim().min(1).max(200),
+    name: z.string().trim().min(1).max(200).regex(printable, notPrintable),
     roles: z.array(userRoleSchema).min(1),
     /** `null` for a self-service signup; an admin when someone registers another person. */
     registeredBy: requesterSchema.nullable(),

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import type { Actor } from '../../application/metadata.js';
 import type { Clock } from '../../application/ports/clock.js';
 import { formatPosition, parsePosition } from '../../application/ports/position.js';
+import { notPrintable, printable } from '../../domain/shared/printable-text.js';
+import { sortKeyNameLength } from '../../projections/doctors/doctors.queries.js';
 import type { Database } from '../../projections/read-models.js';
 import { waitForPosition, type CheckpointNotifications } from '../../projections/runtime/wait-for-position.js';
 import { wholeNumberText } from '../whole-number-text.js';
@@ -54,10 +56,24 @@ export class CursorCodec {
 const invalidCursor = () =>
   new HttpProblem(400, 'invalid-cursor', 'Invalid cursor', 'The cursor is not one this query handed out; start again without it');
 
+/**
+ * Bytes of JSON in the largest sort key any route pages by: the doctors' (`DoctorSortKey`), a name
+ * cut to its first 200 code points and an id of at most 200 UTF-16 units, each of them at most 6
+ * bytes (JSON writes a control character `\u0001`). The other routes' keys hold an instant, a
+ * position or a number, and at most one id of 200.
+ */
+const maxSortKeyBytes = JSON.stringify({ name: '', doctorId: '' }).length + 6 * (sortKeyNameLength + 200);
+
+/**
+ * The longest cursor `CursorCodec.encode` hands out, so that every one it issued comes back in:
+ * base64url without padding (4 characters for 3 bytes), a dot, and the 16-byte MAC's 22.
+ */
+const maxCursorLength = Math.ceil((maxSortKeyBytes * 4) / 3) + 1 + 22;
+
 /** `?limit=` and `?cursor=` of every list (API.md "Pagination"). */
 export const pageQuery = z.object({
   limit: wholeNumberText(1, 100).default(20).describe('Items per page, 1–100'),
-  cursor: z.string().min(1).max(1024).optional().describe('`nextCursor` of the previous page, as given'),
+  cursor: z.string().min(1).max(maxCursorLength).optional().describe('`nextCursor` of the previous page, as given'),
 });
 
 export function pageSchema<Item extends z.ZodType>(item: Item) {
@@ -194,12 +210,9 @@ export function callerOf(request: FastifyRequest): Actor {
   return request.actor;
 }
 
-/** PostgreSQL text cannot hold NUL, and no id or filter has a use for control characters. */
-const printable = /^[^\u0000-\u001f\u007f]*$/;
-
 /** Free text in a query string (a filter value), up to `max` characters. */
 export function textParam(max: number) {
-  return z.string().min(1).max(max).regex(printable, 'must not contain control characters');
+  return z.string().min(1).max(max).regex(printable, notPrintable);
 }
 
 /** `{ id }` path parameters. */

@@ -15,8 +15,18 @@ export type DoctorView = {
   readonly schedule: { readonly timeZone: string; readonly slotMinutes: number } | null;
 };
 
-/** By name. */
+/**
+ * By name, then id. The name a page hands on is cut to `sortKeyNameLength` code points: a stored
+ * name has no upper bound (event schemas keep a loose rule, and older releases let any control
+ * character through), while the cursor that carries the key must fit back into a query string.
+ */
 export type DoctorSortKey = { readonly name: string; readonly doctorId: string };
+
+/** Code points of a name a sort key keeps: every name signup has ever accepted, whole. */
+export const sortKeyNameLength = 200;
+
+/** Its first `sortKeyNameLength` code points, never half a surrogate pair. */
+const sortKeyName = (name: string): string => [...name].slice(0, sortKeyNameLength).join('');
 
 /**
  * The columns of the doctors read model a query may read. After a deploy, a new version rebuilds
@@ -66,14 +76,29 @@ export async function listDoctors(
       // Lowered on both sides by PostgreSQL, as the listings' location is (see there).
       query = query.where(sql<string>`lower(s.specialty)`, '=', sql<string>`lower(${filter.specialty})`);
     }
-    if (after) query = query.where((eb) => eb(eb.refTuple('u.name', 'u.user_id'), '>', eb.tuple(after.name, after.doctorId)));
+    if (after) query = query.where((eb) => eb(eb.refTuple('u.name', 'u.user_id'), '>', eb.tuple(resumeAfter(db, after), after.doctorId)));
     const rows = await query.orderBy('u.name').orderBy('u.user_id').limit(limit + 1).execute();
-    return toPage(rows, limit, toDoctorView, (row) => ({ name: row.name, doctorId: row.user_id }));
+    return toPage(rows, limit, toDoctorView, (row) => ({ name: sortKeyName(row.name), doctorId: row.user_id }));
   };
   return readAcrossGenerations(
     () => read({ specialty: true, withdrawn: true }),
     () => readAcrossGenerations(() => read({ specialty: true, withdrawn: false }), () => read({ specialty: false, withdrawn: false })),
   );
+}
+
+/**
+ * The name the next page starts after. One the key holds whole is the name itself; one it may
+ * hold cut short is completed from the doctor's own row, while that still starts so. Should it
+ * not (erased since the cursor was issued), the start alone places the page, near where it was.
+ */
+function resumeAfter(db: Kysely<Database>, after: DoctorSortKey) {
+  if ([...after.name].length < sortKeyNameLength) return sql<string>`${after.name}`;
+  const whole = db
+    .selectFrom('rm_users.users as a')
+    .select('a.name')
+    .where('a.user_id', '=', after.doctorId)
+    .where(sql<boolean>`starts_with(a.name, ${after.name})`);
+  return sql<string>`coalesce((${whole}), ${after.name})`;
 }
 
 /** A doctor's working week, or undefined when none was set or it was withdrawn. */

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { IdentityService, Session } from '../../../application/identity/identity.service.js';
 import { roleSchema } from '../../../application/metadata.js';
+import { notPrintable, printable } from '../../../domain/shared/printable-text.js';
 import { commandContext } from '../command-context.js';
 import { commandResultSchema, sendCommandResult } from '../command-result.js';
 import { optionalAuth, requireAuth } from '../plugins/auth.plugin.js';
@@ -18,7 +19,7 @@ const signupBody = z
     password: password
       .refine((text) => [...text.normalize('NFKC')].length >= 12, 'must be at least 12 characters')
       .describe('12 to 1024 characters'),
-    name: z.string().trim().min(1).max(200),
+    name: z.string().trim().min(1).max(200).regex(printable, notPrintable),
     roles: z.array(roleSchema).min(1).describe('CONSUMER, OWNER, PATIENT, DOCTOR; ADMIN and AUDITOR only when an admin signs someone up'),
   })
   .strict()

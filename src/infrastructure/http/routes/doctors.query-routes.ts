@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import { doctorsProjectionName } from '../../../projections/doctors/doctors.table.js';
-import { freeSlotsOf, listDoctors } from '../../../projections/doctors/doctors.queries.js';
+import { freeSlotsOf, listDoctors, sortKeyNameLength } from '../../../projections/doctors/doctors.queries.js';
 import { usersProjectionName } from '../../../projections/users/users.table.js';
 import { optionalAuth } from '../plugins/auth.plugin.js';
 import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
@@ -33,7 +33,8 @@ const slotsQuery = pageQuery
 
 const doctorsQuery = pageQuery.extend({ specialty: textParam(100).optional().describe('Only doctors of this specialty, any case') });
 
-const doctorSortKey = z.object({ name: z.string().max(1000), doctorId: z.string().max(200) });
+// A code point of the name is at most two UTF-16 units.
+const doctorSortKey = z.object({ name: z.string().max(2 * sortKeyNameLength), doctorId: z.string().max(200) });
 const slotSortKey = z.object({ start: z.iso.datetime() });
 
 /** Public reads: doctors, and a doctor's free slots; a token, if sent, must be valid (API.md). */
