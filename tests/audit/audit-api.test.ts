@@ -495,9 +495,13 @@ describe('audit API', () => {
   });
 
   it("answers 404 for an event store's own (`$`) stream on every route that reads one stream, as for a stream that does not exist", async () => {
-    // EventStoreDB keeps `$user-admin` (a password hash among it); here it is planted in PostgreSQL.
+    // EventStoreDB keeps `$user-admin` (a password hash among it); here it is planted in PostgreSQL
+    // by hand, since the store itself refuses to write such a stream.
     const stream = '$user-admin';
-    await q.harness.store.appendToStream(stream, [{ id: randomUUID(), type: '$UserCreated', data: { passwordHash: 'secret', salt: 'pepper' }, metadata: {} }]);
+    await q.harness.pool.query(
+      `INSERT INTO events (stream_id, revision, event_id, event_type, data, metadata) VALUES ($1, 0, $2, '$UserCreated', '{"passwordHash":"secret","salt":"pepper"}', '{}')`,
+      [stream, randomUUID()],
+    );
     for (const url of [`/v1/audit/streams/${encodeURIComponent(stream)}/events`, `/v1/audit/streams/${encodeURIComponent(stream)}/state`, `/v1/audit/verify?streamId=${encodeURIComponent(stream)}`]) {
       const response = await get(url, auditor);
       expect(response.statusCode, url).toBe(404);
