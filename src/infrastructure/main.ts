@@ -289,7 +289,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
  * listings and schedules.
  */
 async function seed(config: Config, logger: Logger, demo: boolean | undefined): Promise<void> {
-  const storage = await openStorage(config, logger);
+  const storage = await openStorage(config, logger, undefined, { share: true });
   try {
     const options = {
       adminEmail: config.ADMIN_EMAIL ?? 'admin@bookable.local',
@@ -310,7 +310,7 @@ async function seed(config: Config, logger: Logger, demo: boolean | undefined): 
 
 /** `npm run migrate`: applies pending schema migrations and says which. */
 async function migrate(config: Config, logger: Logger): Promise<void> {
-  const database = await openDatabase(config, logger);
+  const database = await openDatabase(config, logger, { share: true });
   const pool = createPool(database.url, 2);
   try {
     const { results, newer } = await migrateToLatest(pool);
@@ -330,7 +330,7 @@ async function migrate(config: Config, logger: Logger): Promise<void> {
 async function rebuild(config: Config, logger: Logger, name: string | undefined): Promise<void> {
   const projection = readModelProjections.find((candidate) => candidate.name === name);
   if (!projection) throw new ConfigError(`Name a read model to rebuild: ${readModelNames.join(', ')}`);
-  const storage = await openStorage(config, logger);
+  const storage = await openStorage(config, logger, undefined, { share: true });
   const db = createKysely<unknown>(storage.pool);
   let runtime: ProjectionRuntime | undefined;
   try {

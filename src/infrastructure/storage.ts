@@ -29,8 +29,11 @@ export type Storage = {
   stop(): Promise<void>;
 };
 
-/** `DATABASE_URL`, or an embedded PostgreSQL under `DATA_DIR` that keeps its data between runs. */
-export async function openDatabase(config: Config, logger: Logger): Promise<{ url: string; stop(): Promise<void> }> {
+/**
+ * `DATABASE_URL`, or an embedded PostgreSQL under `DATA_DIR` that keeps its data between runs.
+ * `share`: a server another process runs there is used (a CLI's), not an error (`npm start`'s).
+ */
+export async function openDatabase(config: Config, logger: Logger, options: { share?: boolean } = {}): Promise<{ url: string; stop(): Promise<void> }> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, stop: async () => undefined };
   const dataDir = path.join(config.DATA_DIR, 'postgres');
   // The library rejects with no reason when the server exits early: the reason is in its log.
@@ -41,6 +44,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<{ ur
       dataDir,
       port: config.EMBEDDED_POSTGRES_PORT,
       persistent: true,
+      share: options.share === true,
       onLog: (text) => {
         for (const line of text.split('\n').map((part) => part.trim()).filter((part) => part.length > 0)) {
           logger.debug({ postgres: line });
@@ -91,8 +95,8 @@ async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): 
 }
 
 /** The database (embedded unless `DATABASE_URL`), migrated unless told not to, and the event store. */
-export async function openStorage(config: Config, logger: Logger, applicationName?: string): Promise<Storage> {
-  const database = await openDatabase(config, logger);
+export async function openStorage(config: Config, logger: Logger, applicationName?: string, options: { share?: boolean } = {}): Promise<Storage> {
+  const database = await openDatabase(config, logger, options);
   const pool = createPool(database.url, config.DATABASE_POOL_SIZE, applicationName);
   let masterKey: Buffer;
   let eventStore: EventStore;

@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -111,7 +111,7 @@ describe('the embedded PostgreSQL', () => {
       const pid = await postmasterPid(dataDir);
 
       // when a second one opens the database on the same DATA_DIR, then stops
-      const second = await openDatabase(config, logger);
+      const second = await openDatabase(config, logger, { share: true });
       const answered = await selectOne(second.url);
       await second.stop();
 
@@ -122,6 +122,75 @@ describe('the embedded PostgreSQL', () => {
       expect(await selectOne(running.url)).toBe(1);
     } finally {
       await running.stop();
+    }
+  });
+
+  it('never takes a live server of another data dir for its own: a stale lock file naming its pid (power loss, the pid reused) neither stops it nor hands it out', { timeout: 60_000 }, async () => {
+    // given a server running on one data dir, and another dir whose lock file, left by a power
+    // loss, names the pid that server has since been given
+    const running = await startEmbeddedPostgres({ dataDir: postgresDir, persistent: true });
+    const other = await scratchDataDir('bookable-embedded-other-');
+    try {
+      const otherDir = path.join(other, 'postgres');
+      const lockFile = (await readFile(path.join(postgresDir, 'postmaster.pid'), 'utf8')).split('\n');
+      lockFile[1] = otherDir;
+      await mkdir(otherDir, { recursive: true });
+      await writeFile(path.join(otherDir, 'postmaster.pid'), lockFile.join('\n'));
+
+      // when a CLI starts on the other dir
+      const outcome = await startEmbeddedPostgres({ dataDir: otherDir, persistent: true, share: true }).then(
+        async (started) => {
+          await started.stop();
+          return started.adminUrl;
+        },
+        () => 'failed',
+      );
+
+      // then it got no connection to the first server (it was "shared"), which still serves
+      expect(outcome).not.toBe(running.adminUrl);
+      expect(await selectOne(running.adminUrl)).toBe(1);
+    } finally {
+      await running.stop();
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it('started by a live service that is no `node` process (process.title, pm2) is used by a CLI (`npm run seed`), not stopped as an orphan', { timeout: 60_000 }, async () => {
+    // given the server of a running service renamed by its process.title
+    const service = await processWithEmbeddedPostgres(dataDir, { title: 'bookable-api' });
+    try {
+      const pid = await postmasterPid(dataDir);
+
+      // when a CLI starts on the same data dir
+      const cli = await startEmbeddedPostgres({ dataDir: postgresDir, persistent: true, share: true });
+      await cli.stop();
+
+      // then it used that server, which still runs (it was stopped, the service's database gone)
+      expect(cli.shared).toBe(true);
+      expect(await postmasterPid(dataDir)).toBe(pid);
+      expect(await isRunning(pid ?? 0)).toBe(true);
+    } finally {
+      // Stops its server too (SIGKILL would leave it to the next test).
+      service.child.kill('SIGTERM');
+      await service.exited;
+    }
+  });
+
+  it('served by another live process is not shared by `npm start`, which says so and leaves it running', { timeout: 60_000 }, async () => {
+    // given a server a CLI (`npm run seed`) runs on the data dir
+    const cli = await startEmbeddedPostgres({ dataDir: postgresDir, persistent: true });
+    try {
+      // when the service starts on the same data dir
+      const failure = await startEmbeddedPostgres({ dataDir: postgresDir, persistent: true }).then(
+        async (unexpected) => unexpected.stop(),
+        (error: unknown) => error,
+      );
+
+      // then it fails, naming why (it used the CLI's server, and lost its database when the CLI ended)
+      expect(failure).toMatchObject({ message: expect.stringMatching(/another process runs the embedded PostgreSQL on DATA_DIR/) });
+      expect(await selectOne(cli.adminUrl)).toBe(1);
+    } finally {
+      await cli.stop();
     }
   });
 });

@@ -34,9 +34,11 @@ export async function isRunning(pid: number): Promise<boolean> {
 /**
  * A node process (a process group of its own) that starts the embedded PostgreSQL under
  * `DATA_DIR` and then idles, as `npm run seed` does while it works; resolved once the server is up.
+ * `title` renames it first, as pm2 or a `process.title` does.
  */
-export async function processWithEmbeddedPostgres(dataDir: string) {
+export async function processWithEmbeddedPostgres(dataDir: string, options: { title?: string } = {}) {
   const script = [
+    ...(options.title === undefined ? [] : [`process.title = ${JSON.stringify(options.title)};`]),
     "import { startEmbeddedPostgres } from './src/infrastructure/postgres/embedded-postgres.ts';",
     `await startEmbeddedPostgres({ dataDir: ${JSON.stringify(path.join(dataDir, 'postgres'))}, persistent: true });`,
     "console.log('started');",

