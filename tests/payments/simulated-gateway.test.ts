@@ -116,7 +116,7 @@ describe('simulated gateway shared by the processes through PostgreSQL', () => {
   });
   afterAll(() => poolB.end());
 
-  function twoProcesses(options: { succeedAfterMs: number; redeliverAfterMs?: number; failFirstDeliveries?: number }) {
+  function twoProcesses(options: { succeedAfterMs: number; redeliverAfterMs?: number; failFirstDeliveries?: number; deliveryMs?: number }) {
     const deliveries: Delivery[] = [];
     let failures = options.failFirstDeliveries ?? 0;
     const start = (by: Delivery['by'], pool: pg.Pool) => {
@@ -130,13 +130,15 @@ describe('simulated gateway shared by the processes through PostgreSQL', () => {
             failures--;
             throw new Error('event store unavailable');
           }
+          // A slow event store, as under load.
+          if (options.deliveryMs !== undefined) await sleep(options.deliveryMs);
           deliveries.push({ by, event });
         },
       });
       gateways.push(gateway);
       return gateway;
     };
-    return { a: start('A', backend.pool), b: start('B', poolB), deliveries };
+    return { a: start('A', backend.pool), b: start('B', poolB), start, deliveries };
   }
 
   const intentRequest = (): CreateIntentRequest => {
@@ -213,5 +215,66 @@ describe('simulated gateway shared by the processes through PostgreSQL', () => {
     const retrieved = await b.retrieveIntent(created.intentId);
     expect(retrieved?.capturedAt).toEqual(expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/));
     expect(deliveries[0]?.event).toMatchObject({ kind: 'payment-succeeded', capturedAt: retrieved?.capturedAt });
+  });
+
+  it('a claimed batch is delivered within its lease though each delivery is slow: a burst of successes is delivered once each', async () => {
+    const { a, deliveries } = twoProcesses({ succeedAfterMs: 60_000, redeliverAfterMs: 1_000, deliveryMs: 30 });
+    const created = await Promise.all(Array.from({ length: 50 }, () => a.createIntent(intentRequest())));
+    const intentIds = created.map((intent) => intent.intentId);
+    // All due at the same moment, as after a pause or a burst of payments.
+    await backend.pool.query('UPDATE simulated_payment_intents SET succeed_at = now() WHERE intent_id = ANY($1)', [intentIds]);
+    await eventually(async () => deliveries.length >= intentIds.length, 10_000, 'every success delivered');
+    // Past a lease: a batch claimed whole and delivered past its lease would be delivered again by now.
+    await sleep(1_200);
+    const succeeded = deliveries.map(({ event }) => (event.kind === 'payment-succeeded' ? event.intentId : event.kind));
+    expect(succeeded.sort()).toEqual([...intentIds].sort());
+  });
+
+  it('old outcomes already delivered are removed; recent, awaiting and undelivered ones are kept', async () => {
+    const { a, start } = twoProcesses({ succeedAfterMs: 60_000 });
+    const intent = async (status: 'awaiting-payment' | 'succeeded' | 'canceled', delivered: boolean, ageDays: number) => {
+      const { intentId } = await a.createIntent(intentRequest());
+      await backend.pool.query(
+        `UPDATE simulated_payment_intents
+            SET status = $2, created_at = now() - make_interval(days => $3),
+                deliver_at = CASE WHEN $4 THEN NULL ELSE now() + interval '1 hour' END
+          WHERE intent_id = $1`,
+        [intentId, status, ageDays, delivered],
+      );
+      return intentId;
+    };
+    const refund = async (delivered: boolean, ageDays: number) => {
+      const idempotencyKey = `refund:${randomUUID()}`;
+      await a.createRefund({ intentId: 'pi_sim_x', paymentId: randomUUID(), refundId: randomUUID(), amount: 100, idempotencyKey });
+      // Its delivery is under way at once: wait for it, so that it does not clear what is set below.
+      await eventually(async () => (await backend.pool.query('SELECT 1 FROM simulated_refunds WHERE idempotency_key = $1 AND deliver_at IS NULL', [idempotencyKey])).rowCount === 1, 5_000, 'refund delivered');
+      await backend.pool.query(
+        `UPDATE simulated_refunds
+            SET created_at = now() - make_interval(days => $2),
+                deliver_at = CASE WHEN $3 THEN NULL ELSE now() + interval '1 hour' END
+          WHERE idempotency_key = $1`,
+        [idempotencyKey, ageDays, delivered],
+      );
+      return idempotencyKey;
+    };
+    const removedIntents = [await intent('succeeded', true, 8), await intent('canceled', true, 8)];
+    // Two days: past a booking's longest hold (one day) and Stripe's idempotency window (24 h), short of the retention.
+    const keptIntents = [await intent('succeeded', true, 2), await intent('awaiting-payment', true, 8), await intent('succeeded', false, 8), await intent('canceled', false, 8)];
+    const removedRefunds = [await refund(true, 8)];
+    const keptRefunds = [await refund(true, 2), await refund(false, 8)];
+    const intentsLeft = async () => (await backend.pool.query<{ intent_id: string }>('SELECT intent_id FROM simulated_payment_intents WHERE intent_id = ANY($1)', [[...removedIntents, ...keptIntents]])).rows.map((row) => row.intent_id);
+    const refundsLeft = async () => (await backend.pool.query<{ idempotency_key: string }>('SELECT idempotency_key FROM simulated_refunds WHERE idempotency_key = ANY($1)', [[...removedRefunds, ...keptRefunds]])).rows.map((row) => row.idempotency_key);
+
+    // A process starting now cleans up on its first poll.
+    start('B', poolB);
+    await eventually(async () => (await intentsLeft()).length === keptIntents.length && (await refundsLeft()).length === keptRefunds.length, 3_000, 'old delivered rows removed');
+    expect((await intentsLeft()).sort()).toEqual([...keptIntents].sort());
+    expect((await refundsLeft()).sort()).toEqual([...keptRefunds].sort());
+    expect(await a.retrieveIntent(keptIntents[0] ?? '')).toMatchObject({ status: 'succeeded' });
+
+    // At most once a minute per process: a row that ages meanwhile waits for the next clean-up.
+    const agedMeanwhile = await intent('succeeded', true, 8);
+    await sleep(150);
+    expect(await a.retrieveIntent(agedMeanwhile)).toMatchObject({ status: 'succeeded' });
   });
 });

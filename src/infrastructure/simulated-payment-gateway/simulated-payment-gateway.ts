@@ -35,8 +35,28 @@ export type SimulatedGatewayOptions = {
 type IntentRow = Selectable<SimulatedPaymentIntentsTable>;
 type RefundRow = Selectable<SimulatedRefundsTable>;
 
-/** At most this many rows per poll: what one poll claims is delivered well within its lease. */
-const pollBatch = 50;
+/**
+ * At most this many intents, and as many refunds, per poll. Its claims share one lease
+ * (`redeliverAfterMs`, 10 s by default) and are delivered one after another: 20 deliveries at
+ * 100 ms each under load take 2 s, well within it. With 50 of each they took 10 s, the lease ran
+ * out part-way and another process delivered the rest again. A full batch polls again at once,
+ * so a backlog still drains as fast as deliveries go.
+ */
+const pollBatch = 10;
+
+/**
+ * Outcomes delivered are removed after this many days (from the intent's or refund's creation),
+ * so that long soaks do not grow the tables without bound. A missing intent reads as canceled
+ * (`intentOutcomeLearned`, `cancelIntent`), so a succeeded one must outlive every question its
+ * payment may still ask: while the booking's hold lasts (BOOKING_HOLD_MINUTES, at most a day)
+ * when paying again, and when the booking ends, if the payment is still live then (its outcome
+ * arrived before the payment was recorded), which the payment process asks later still if it was
+ * behind. A refund's idempotency key is answered as long as its row is kept: Stripe keeps keys
+ * 24 h. A week covers both, with days to spare for a process that was down.
+ */
+const retentionDays = 7;
+/** How often one process removes what is past retention: the other polls need not repeat it. */
+const cleanupEveryMs = 60_000;
 
 const shortId = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 24);
 
@@ -59,6 +79,8 @@ export class SimulatedPaymentGateway implements PaymentGateway {
   private readonly redeliverAfterMs: number;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** When this process last removed old outcomes (its first poll does). */
+  private cleanedAt = Number.NEGATIVE_INFINITY;
   /** Polls and deliveries under way, which `close` waits for. */
   private readonly running = new Set<Promise<void>>();
 
@@ -146,9 +168,10 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     return sql<Date>`now() + make_interval(secs => ${ms / 1_000})`;
   }
 
-  private schedulePoll(): void {
+  private schedulePoll(delayMs = this.pollIntervalMs): void {
     if (this.closed) return;
-    this.timer = setTimeout(() => this.track(this.poll().finally(() => this.schedulePoll())), this.pollIntervalMs);
+    // A full batch leaves more due: the next poll claims them without waiting.
+    this.timer = setTimeout(() => this.track(this.poll().then((full) => this.schedulePoll(full ? 0 : this.pollIntervalMs))), delayMs);
     // Polling must not keep the process alive on shutdown.
     this.timer.unref();
   }
@@ -157,12 +180,13 @@ export class SimulatedPaymentGateway implements PaymentGateway {
    * Pays the intents that are due and claims the outcomes still owed, then delivers them. Rows
    * are claimed under `SKIP LOCKED`, and a claim moves `deliver_at` past now: a row another
    * process claims at the same moment is skipped, or no longer due once its claim commits.
+   * Whether it claimed a full batch of either.
    */
-  private async poll(): Promise<void> {
+  private async poll(): Promise<boolean> {
     // The pool ends as the process stops: what is still owed is delivered by another process's poll, or the next start's.
     if (this.options.pool.ending) {
       this.closed = true;
-      return;
+      return false;
     }
     try {
       const intents = await this.db
@@ -193,9 +217,27 @@ export class SimulatedPaymentGateway implements PaymentGateway {
         .execute();
       for (const row of intents) await this.deliverIntentOutcome(row);
       for (const row of refunds) await this.deliverRefundOutcome(row);
+      await this.removeOldOutcomes();
+      return intents.length === pollBatch || refunds.length === pollBatch;
     } catch (error) {
       if (!this.options.pool.ending) this.options.onError?.(error);
+      return false;
     }
+  }
+
+  /** Outcomes delivered, past retention: an intent still awaiting payment, or an outcome still owed, stays. */
+  private async removeOldOutcomes(): Promise<void> {
+    if (Date.now() - this.cleanedAt < cleanupEveryMs) return;
+    // Before the deletes: one that failed is tried again a minute later, not on every poll.
+    this.cleanedAt = Date.now();
+    const cutoff = sql<Date>`now() - make_interval(days => ${retentionDays})`;
+    await this.db
+      .deleteFrom('simulated_payment_intents')
+      .where('deliver_at', 'is', null)
+      .where('status', '!=', 'awaiting-payment')
+      .where('created_at', '<', cutoff)
+      .execute();
+    await this.db.deleteFrom('simulated_refunds').where('deliver_at', 'is', null).where('created_at', '<', cutoff).execute();
   }
 
   private async deliverIntentOutcome(row: IntentRow): Promise<void> {
