@@ -333,6 +333,8 @@ describe('hold expiry process', () => {
     let appointmentId: string;
 
     beforeEach(async () => {
+      // An hour a slot: the grace period after a completion half an hour in ends before the appointment does.
+      await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60 }, as(doctor));
       appointmentId = (await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).id;
       // Half an hour past its start: late enough to complete it or to mark it missed.
       clock.advance(Date.parse(nine) + 30 * 60_000 - clock.now().getTime());
@@ -350,7 +352,7 @@ describe('hold expiry process', () => {
       expect(await turn()).toBe(1);
 
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
-      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked']);
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'ScheduleSet', 'SlotBooked']);
       expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
       // Its own release, once read, settles it.
       expect(await turn()).toBe(0);
@@ -365,9 +367,22 @@ describe('hold expiry process', () => {
       await startProcess()();
 
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
-      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked']);
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'ScheduleSet', 'SlotBooked']);
       expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
       await expectReplayToAppendNothing();
+    });
+
+    it('a completion swept only after the appointment ended: its past time is left reserved, as it collides with no booking, and nothing is appended or left pending', async () => {
+      await expect(completeAppointment(side, appointmentId, { notes: 'rest' }, as(doctor))).rejects.toThrow('died');
+      clock.advance(Date.parse(ten) - clock.now().getTime());
+      const before = await everyEventId();
+      const { process, turn } = startWatchedProcess();
+
+      await turn();
+
+      expect(await everyEventId()).toEqual(before);
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
     });
   });
 
@@ -538,6 +553,73 @@ describe('hold expiry process', () => {
       expect(errors).toHaveLength(1);
       expect(process.pending.moves).toBe(0);
       expect(await everyEventId()).toEqual(before);
+    });
+  });
+
+  describe('given a reschedule to tomorrow that died after moving the slot and the time, and the appointment then held or missed before the process swept', () => {
+    const tomorrowNine = '2030-02-05T09:00:00.000Z';
+    let appointmentId: string;
+
+    beforeEach(async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      appointmentId = booked.id;
+      store.interrupt((streamId) => streamId === booked.streamId);
+      await expect(rescheduleAppointment(side, appointmentId, { start: tomorrowNine }, as(patient))).rejects.toThrow('died');
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: tomorrowNine, time: tomorrowNine });
+    });
+
+    /** Half an hour past the appointment's start, when the doctor may record how it went. */
+    const halfAnHourIn = () => clock.advance(Date.parse(nine) + 30 * 60_000 - clock.now().getTime());
+
+    it('a no-show: the process puts the slot back at the appointment after the grace period, so tomorrow 09:00 is free for another patient', async () => {
+      halfAnHourIn();
+      await markNoShow(side, appointmentId, as(doctor));
+      // The no-show gave the patient's time back where the reschedule had moved it.
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: tomorrowNine, time: undefined });
+      const { process, turn, errors } = startWatchedProcess();
+      clock.advance(graceMs);
+
+      await turn();
+      // Its own restore, once read, settles it.
+      expect(await turn()).toBe(0);
+
+      expect(errors).toEqual([]);
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: tomorrowNine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+      await expectReplayToAppendNothing();
+    });
+
+    it('a no-show of an appointment whose old slot someone took meanwhile: the process frees the slot the failed reschedule took, and reports the refusal', async () => {
+      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+      halfAnHourIn();
+      await markNoShow(side, appointmentId, as(doctor));
+      const { turn, errors } = startWatchedProcess();
+      clock.advance(graceMs);
+
+      await turn();
+
+      expect(errors).toEqual([{ error: expect.objectContaining({ code: 'slot-taken' }), what: expect.stringContaining(`slot of appointment ${appointmentId}`), retried: false }]);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: undefined, time: undefined });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: tomorrowNine, reason: 'z' }, as({ id: 'patient-3', roles: ['PATIENT'] }))).resolves.toBeDefined();
+    });
+
+    it('a completion whose own request died too, swept after the appointment ended: the process puts the slot back and gives the patient tomorrow 09:00 back', async () => {
+      halfAnHourIn();
+      store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
+      await expect(completeAppointment(side, appointmentId, { notes: 'rest' }, as(doctor))).rejects.toThrow('died');
+      const { process, turn, errors } = startWatchedProcess();
+      clock.advance(Date.parse(ten) - clock.now().getTime());
+
+      await turn();
+      await turn();
+
+      expect(errors).toEqual([]);
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
+      await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: tomorrowNine, reason: 'y' }, as(patient))).resolves.toBeDefined();
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: tomorrowNine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+      await expectReplayToAppendNothing();
     });
   });
 

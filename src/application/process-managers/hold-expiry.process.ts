@@ -1,4 +1,4 @@
-import { appointmentStreamId, isMade } from '../../domain/appointment/appointment.decider.js';
+import { appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import type { RestoreSlot } from '../../domain/doctor-schedule/doctor-schedule.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
@@ -40,7 +40,8 @@ type PendingRelease = { cancelledAt: number; cause: Cause };
 /**
  * An appointment cancelled, completed or missed whose request may have died before giving back
  * what it held, and what of that is still held. A completed or missed appointment keeps its
- * doctor's slot (`patientTimeBack`), so it is pending with its patient's time alone.
+ * doctor's slot (`patientTimeBack`), so it is pending with its patient's time alone, and only
+ * until the appointment is over: past time collides with no booking.
  */
 type PendingAppointmentRelease = { endedAt: number; cause: Cause; slotHeld: boolean; timeHeld: boolean };
 /**
@@ -105,10 +106,11 @@ export type HoldExpiryOptions = {
  * booking (also when another hold released them first); frees slots and patient time held for
  * an appointment that was never created because the process died between the appends; gives
  * back what a cancelled booking or appointment held when the cancellation died before doing so,
- * and the patient's time of an appointment completed or missed when that request died before it;
- * moves a slot or patient time back to its appointment when a reschedule died after moving
- * them and before moving the appointment; and closes or reopens a listing's calendar that a
- * deactivation or reactivation died without bringing in line with the listing.
+ * and the patient's time of an appointment completed or missed, not over yet, when that request
+ * died before it; moves a slot or patient time back to its appointment when a reschedule died
+ * after moving them and before moving the appointment (also when the appointment was held or
+ * missed since: its slot goes back, its time is released); and closes or reopens a listing's
+ * calendar that a deactivation or reactivation died without bringing in line with the listing.
  * It follows the log from the start, so after a crash it knows again all that is still pending,
  * and only that: what a later event shows done leaves the set. Each command it sends has an id
  * derived from the event that caused it, so two instances, or a restart, never append anything
@@ -221,9 +223,9 @@ export class HoldExpiryProcess {
       case 'AppointmentMarkedNoShow': {
         const appointmentId = event.data.appointmentId;
         if (typeof appointmentId !== 'string') return;
-        // Not rescheduled any more, so no move is put back: only the patient's time is left to go.
-        this.movedSlots.delete(appointmentId);
-        this.movedTimes.delete(appointmentId);
+        // A move the appointment never followed stays pending: the slot it kept would block the
+        // time a failed reschedule moved it to for good (it goes back to the visit's own time),
+        // and the patient's time there is released with the rest of it.
         this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event), cause: causeOf(event), slotHeld: false, timeHeld: true });
         return;
       }
@@ -456,11 +458,18 @@ export class HoldExpiryProcess {
    * Releases by appointment id, so a slot or time someone else took since is never touched. The
    * slot goes back only for a cancellation, as the appointment now says: a completed or missed
    * appointment keeps it, whatever the pending entry says.
+   *
+   * A completed or missed appointment already over keeps its patient's time too: past time
+   * collides with no booking (see `Reservations`), and the completions recorded before this
+   * backstop existed, all found on its first read of the log, would each cost an append in one
+   * sweep while every other step waited. Time a failed reschedule moved into the future is
+   * `moveTimeBack`'s, which releases it.
    */
   private async releaseEndedAppointment(appointmentId: string, pending: PendingAppointmentRelease): Promise<void> {
     const { side } = this.options;
     const { state } = await side.handlers.appointment.read(appointmentStreamId(appointmentId));
-    if (isMade(state)) {
+    const over = isEnded(state) && Date.parse(state.end) <= side.clock.now().getTime();
+    if (isMade(state) && !over) {
       const request = systemRequest(pending.cause, `release-${state.status}`);
       if (state.status === 'cancelled' && pending.slotHeld) await releaseAppointmentTime(side, state, request);
       else if (pending.timeHeld) await patientTimeBack(side, state, request);
@@ -507,11 +516,12 @@ export class HoldExpiryProcess {
    * The slot back to where the appointment is, from where it is now. The appointment decides,
    * not the slot: it is what the patient and the doctor were told, and the request that moved
    * the slot failed. Restored, not moved: the appointment's time may be off the grid of a schedule
-   * changed since, or have begun, and it is still the appointment's.
+   * changed since, or have begun, and it is still the appointment's. So for one completed or
+   * missed since: its slot is the visit's record, at the visit's time.
    */
   private async moveSlotBack(appointmentId: string, move: PendingMove): Promise<void> {
     const { side } = this.options;
-    const appointment = await this.openAppointment(appointmentId);
+    const appointment = await this.slotHolder(appointmentId);
     const schedule = appointment && doctorScheduleStreamId(appointment.doctorId);
     const slot = schedule && slotOf((await side.handlers.doctorSchedule.read(schedule)).state, appointmentId);
     if (!appointment || !schedule || !slot || slot.start === appointment.start) {
@@ -540,14 +550,22 @@ export class HoldExpiryProcess {
     if (after && after.start !== start) await slotFollows(side, after, systemRequest(move.cause, 'slot-follows'), side.clock.now().toISOString());
   }
 
-  /** The patient's time back to the appointment's, as the slot. */
+  /**
+   * The patient's time back to the appointment's, as the slot. A completed or missed appointment
+   * needs none of it (`patientTimeBack`): it is released, wherever it is; the release, once read,
+   * settles this.
+   */
   private async moveTimeBack(appointmentId: string, move: PendingMove): Promise<void> {
     const { side } = this.options;
-    const appointment = await this.openAppointment(appointmentId);
+    const appointment = await this.slotHolder(appointmentId);
     const agenda = appointment && patientAgendaStreamId(appointment.patientId);
     const time = agenda && reservationOf((await side.handlers.patientAgenda.read(agenda)).state, appointmentId);
     if (!appointment || !agenda || !time || time.start === appointment.start) {
       this.movedTimes.delete(appointmentId);
+      return;
+    }
+    if (isEnded(appointment)) {
+      await patientTimeBack(side, appointment, systemRequest(move.cause, 'release-ended'));
       return;
     }
     const { patientId, start: newStart, end: newEnd } = appointment;
@@ -563,6 +581,12 @@ export class HoldExpiryProcess {
   private async openAppointment(appointmentId: string) {
     const { state } = await this.options.side.handlers.appointment.read(appointmentStreamId(appointmentId));
     return state.status === 'scheduled' || state.status === 'rescheduled' ? state : undefined;
+  }
+
+  /** The appointment, while it keeps its doctor's slot: open, completed or missed; not cancelled. */
+  private async slotHolder(appointmentId: string) {
+    const { state } = await this.options.side.handlers.appointment.read(appointmentStreamId(appointmentId));
+    return state.status === 'scheduled' || state.status === 'rescheduled' || isEnded(state) ? state : undefined;
   }
 
   /**
@@ -613,6 +637,11 @@ export class HoldExpiryProcess {
       return false;
     }
   }
+}
+
+/** Held or missed: it keeps its doctor's slot and needs none of its patient's time. */
+function isEnded(state: AppointmentState): state is Extract<AppointmentState, { status: 'completed' | 'noShow' }> {
+  return state.status === 'completed' || state.status === 'noShow';
 }
 
 function causeOf(event: RecordedEvent): Cause {
