@@ -8,7 +8,7 @@ import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.p
 import type { PaymentGateway } from '../application/ports/payment-gateway.js';
 import { parseCommandLine } from './config/command-line.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
-import { buildCommandApi } from './http/command-api.js';
+import { accessTokenTtlSeconds, buildCommandApi } from './http/command-api.js';
 import { buildQueryApi } from './http/query-api.js';
 import { postgresProbe, type ReadinessProbe } from './http/plugins/health.plugin.js';
 import { createOperationsServer } from './http/operations-server.js';
@@ -24,6 +24,7 @@ import { demoSkipped, seedDemo } from './seed/seed-demo.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
+import { ErasedSubjects } from './privacy/erased-subjects.js';
 import { PgRecordsOutsideTheLog } from './privacy/pg-records-outside-the-log.js';
 import { startPaymentProcess } from './process-checkpoints/payment-process.runner.js';
 import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
@@ -115,7 +116,7 @@ async function listenOrClose(app: { listen(options: { port: number; host: string
   }
 }
 
-async function startCommandApi(config: Config, storage: Storage, side: CommandSide, logger: Logger) {
+async function startCommandApi(config: Config, storage: Storage, side: CommandSide, erased: ErasedSubjects, logger: Logger) {
   const app = await buildCommandApi({
     logger,
     clock: systemClock,
@@ -135,7 +136,8 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     metricsRegistry,
     loadShedding: loadShedding(config),
     projections: { db: createKysely<unknown>(storage.pool), names: readModelNames },
-    erasure: { side, vault: storage.vault, outsideTheLog: new PgRecordsOutsideTheLog(storage.pool) },
+    erasure: { side, vault: storage.vault, outsideTheLog: new PgRecordsOutsideTheLog(storage.pool), keyDestroyed: (userId) => erased.add(userId) },
+    isErased: erased.has,
   });
   await listenOrClose(app, config.COMMAND_PORT, config.HOST);
   const url = `http://${config.HOST}:${config.COMMAND_PORT}`;
@@ -170,7 +172,7 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
   };
 }
 
-async function startQueryApi(config: Config, storage: Storage, logger: Logger): Promise<Server> {
+async function startQueryApi(config: Config, storage: Storage, erased: ErasedSubjects, logger: Logger): Promise<Server> {
   // Before the LISTEN connection opens: a missing secret then leaves nothing open.
   const secret = await loadSigningSecret(config);
   const notifications = new PgCheckpointListener({
@@ -197,6 +199,7 @@ async function startQueryApi(config: Config, storage: Storage, logger: Logger): 
       probes: [...writeProbes(storage), readModelsProbe(storage, config.READY_MAX_PROJECTION_LAG_MS)],
       metricsRegistry,
       loadShedding: loadShedding(config),
+      isErased: erased.has,
     });
     await listenOrClose(app, config.QUERY_PORT, config.HOST);
     const url = `http://${config.HOST}:${config.QUERY_PORT}`;
@@ -255,7 +258,17 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
   });
 
   try {
-    if (role === 'all' || role === 'command') servers.push(await startCommandApi(config, storage, commandSide(config, storage), logger));
+    // One per process, for both APIs: who was erased lately, whose access tokens they refuse.
+    const erased =
+      role === 'projector'
+        ? undefined
+        : await ErasedSubjects.start({
+            pool: storage.pool,
+            tokenLifetimeMs: accessTokenTtlSeconds * 1000,
+            onError: (err) => logger.warn({ err }, 'could not read the erased subjects; will retry'),
+          });
+    if (erased) closers.push(() => erased.close());
+    if (erased && (role === 'all' || role === 'command')) servers.push(await startCommandApi(config, storage, commandSide(config, storage), erased, logger));
     if (role === 'projector') {
       const projectors = startReadModelProjectors(config, storage, logger);
       registerProjectionMetrics(metricsRegistry, projectors);
@@ -275,7 +288,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
     // In every projector process, all of them active: every command they send is idempotent
     // (tests/application/process-managers-concurrent.pg.test.ts).
     if (role === 'all' || role === 'projector') closers.push(startProcessManagers(config, storage, logger));
-    if (role === 'all' || role === 'query') servers.push(await startQueryApi(config, storage, logger));
+    if (erased && (role === 'all' || role === 'query')) servers.push(await startQueryApi(config, storage, erased, logger));
   } catch (error) {
     // Without this, a failed start would leave the embedded PostgreSQL running and the process with it.
     await stopAll();

@@ -21,6 +21,11 @@ export type ErasureDeps = {
   readonly side: CommandSide;
   readonly vault: PersonalDataVault;
   readonly outsideTheLog: RecordsOutsideTheLog;
+  /**
+   * Told as soon as the person's key is destroyed, so this process refuses their access tokens at
+   * once; other processes learn of it from the key's tombstone, a moment later.
+   */
+  readonly keyDestroyed?: (userId: string) => void;
 };
 
 /**
@@ -63,6 +68,7 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
     await deps.side.handlers.doctorSchedule.handle(schedule, withdraw, unpinned(request));
   }
   await deps.vault.erase(userId, deps.side.clock.now());
+  deps.keyDestroyed?.(userId);
   await deps.outsideTheLog.eraseSubject(userId);
   // Unpinned: past the key, the erasure is done, and its record must follow whatever was
   // appended meanwhile. Pinned, a role granted in between answered 412 to an erasure half made,

@@ -51,6 +51,8 @@ export type CommandApiDeps = {
   readonly projections?: { readonly db: Kysely<unknown>; readonly names: readonly string[] };
   /** What erasing a person's personal data takes; without it there is no such route. */
   readonly erasure?: ErasureDeps;
+  /** Whether a token's subject was lately erased (`ErasedSubjects.has`); unset, tokens outlive erasure until they expire. */
+  readonly isErased?: (subjectId: string) => boolean;
   /** When to shed load with 503s (`SHED_*` settings). */
   readonly loadShedding?: LoadSheddingOptions;
   /** Where `/metrics` reads from; other parts of the process (commands, projectors) publish there too. */
@@ -73,6 +75,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
       audience: deps.audience,
       accessTokenTtlSeconds,
       currentRoles: (actor) => currentRoles(deps.side.handlers.user, actor),
+      ...(deps.isErased ? { isErased: deps.isErased } : {}),
     },
     probes: deps.probes,
     ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),

@@ -51,6 +51,8 @@ export type QueryApiDeps = {
   readonly metricsRegistry?: Registry;
   /** How much the query cache keeps, and for how long at most (`QUERY_CACHE_*`); default 32 MiB, 5 s. */
   readonly queryCache?: Pick<QueryCacheOptions, 'maxBytes' | 'maxAgeMs'>;
+  /** Whether a token's subject was lately erased (`ErasedSubjects.has`); unset, tokens outlive erasure until they expire. */
+  readonly isErased?: (subjectId: string) => boolean;
 };
 
 /**
@@ -71,6 +73,7 @@ export async function buildQueryApi(deps: QueryApiDeps): Promise<HttpServer> {
       audience: deps.audience,
       accessTokenTtlSeconds,
       currentRoles: (actor) => currentRolesOf(readModels, actor),
+      ...(deps.isErased ? { isErased: deps.isErased } : {}),
     },
     probes: deps.probes,
     trustProxy: deps.trustProxy ?? false,

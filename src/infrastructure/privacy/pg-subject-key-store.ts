@@ -54,10 +54,15 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
     return new Map(rows.map((row) => [row.subject_id, this.unwrap(row)]));
   }
 
+  /**
+   * `erased_at` is the database's clock, not `at`: every API process reads the tombstones newer
+   * than its last look by that clock (`ErasedSubjects`), which a writer's own clock, skewed or
+   * fixed, would make it miss.
+   */
   async destroy(subjectId: string, at: Date): Promise<void> {
     await this.pool.query(
       `INSERT INTO subject_keys (subject_id, wrapped_key, wrapped_with, created_at, erased_at)
-       VALUES ($1, NULL, NULL, $2, $2)
+       VALUES ($1, NULL, NULL, $2, now())
        ON CONFLICT (subject_id) DO UPDATE
          SET wrapped_key = NULL, wrapped_with = NULL, erased_at = coalesce(subject_keys.erased_at, excluded.erased_at)`,
       [subjectId, at],

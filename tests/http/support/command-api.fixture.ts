@@ -20,6 +20,7 @@ import { PgSecurityEventLog } from '../../../src/infrastructure/identity/pg-secu
 import { PgEventStore } from '../../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool, migrateToLatest } from '../../../src/infrastructure/postgres/database.js';
 import { readModelProjections } from '../../../src/projections/read-models.js';
+import type { ErasedSubjects } from '../../../src/infrastructure/privacy/erased-subjects.js';
 import { PgRecordsOutsideTheLog } from '../../../src/infrastructure/privacy/pg-records-outside-the-log.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { pgVault } from '../../support/personal-data.js';
@@ -92,6 +93,8 @@ export async function startApi(
   options: Partial<Pick<CommandApiDeps, 'rateLimitMax' | 'authRateLimitMax' | 'probes' | 'payments' | 'corsOrigins' | 'idempotencyLeaseMs' | 'trustProxy'>> & {
     routes?: (app: HttpServer) => void;
     clock?: FakeClock;
+    /** This process's watcher of erasures: its tokens refused, its own erasures added at once. */
+    erasedSubjects?: ErasedSubjects;
   } = {},
 ): Promise<TestApi> {
   const clock = options.clock ?? new FakeClock();
@@ -130,7 +133,13 @@ export async function startApi(
     side,
     ...(options.payments ? { payments: options.payments } : {}),
     projections: { db: createKysely<unknown>(backend.pool), names: readModelProjections.map((projection) => projection.name) },
-    erasure: { side, vault, outsideTheLog: new PgRecordsOutsideTheLog(backend.pool) },
+    erasure: {
+      side,
+      vault,
+      outsideTheLog: new PgRecordsOutsideTheLog(backend.pool),
+      ...(options.erasedSubjects ? { keyDestroyed: options.erasedSubjects.add.bind(options.erasedSubjects) } : {}),
+    },
+    ...(options.erasedSubjects ? { isErased: options.erasedSubjects.has } : {}),
     probes: options.probes ?? [postgresProbe(backend.pool)],
   });
   options.routes?.(app);

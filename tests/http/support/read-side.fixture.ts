@@ -16,18 +16,33 @@ export type ReadSide = {
   close(): Promise<void>;
 };
 
+export type ReadSideOptions = {
+  /** `QueryApiDeps.isErased`; unset, none. */
+  readonly isErased?: (subjectId: string) => boolean;
+  /** False: the query API alone, over read models another read side's projectors keep. Default true. */
+  readonly projectors?: boolean;
+};
+
 /**
  * The other half of an end-to-end test beside `startApi`: every read model's projector on the
  * same database (reading the log through the command side's vault, as the service does) and the
  * query API over them.
  */
-export async function startReadSide(backend: TestBackend, api: Pick<TestApi, 'clock' | 'vault'>, logger: Logger = pino({ level: 'silent' })): Promise<ReadSide> {
+export async function startReadSide(
+  backend: TestBackend,
+  api: Pick<TestApi, 'clock' | 'vault'>,
+  logger: Logger = pino({ level: 'silent' }),
+  options: ReadSideOptions = {},
+): Promise<ReadSide> {
   const projectorStore = new PgEventStore(backend.pool, { pollIntervalMs: 100 });
   const db = createKysely<unknown>(backend.pool);
-  const projectors = createRuntime({ url: backend.database.url, db, revealed: new RevealingEventStore(projectorStore, api.vault) }, readModelProjections, {
-    batchMaxWaitMs: 5,
-  });
-  projectors.start();
+  const projectors =
+    options.projectors === false
+      ? undefined
+      : createRuntime({ url: backend.database.url, db, revealed: new RevealingEventStore(projectorStore, api.vault) }, readModelProjections, {
+          batchMaxWaitMs: 5,
+        });
+  projectors?.start();
   const listener = new PgCheckpointListener({ connectionString: backend.database.url, reconnectMs: 100 });
   await listener.start();
   const queryApi = await buildQueryApi({
@@ -44,6 +59,7 @@ export async function startReadSide(backend: TestBackend, api: Pick<TestApi, 'cl
     notifications: listener,
     consistencyTimeoutMs: 10_000,
     probes: [postgresProbe(backend.pool)],
+    ...(options.isErased ? { isErased: options.isErased } : {}),
   });
   await queryApi.ready();
   return {
@@ -51,7 +67,7 @@ export async function startReadSide(backend: TestBackend, api: Pick<TestApi, 'cl
     async close() {
       await queryApi.close();
       await listener.close();
-      await projectors.stop();
+      await projectors?.stop();
       await projectorStore.close();
     },
   };

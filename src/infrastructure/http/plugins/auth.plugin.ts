@@ -20,6 +20,11 @@ export type AuthOptions = {
    * unset, tokens are taken as they say.
    */
   readonly currentRoles?: (actor: Actor) => Promise<Role[]>;
+  /**
+   * Whether a token's subject was erased (within a token's lifetime: no older token is alive),
+   * asked of every token, so it must answer from memory; unset, none is.
+   */
+  readonly isErased?: (subjectId: string) => boolean;
 };
 
 export type AccessToken = { readonly accessToken: string; readonly expiresIn: number };
@@ -34,6 +39,8 @@ declare module 'fastify' {
     issueAccessToken(actor: Actor): AccessToken;
     /** `AuthOptions.currentRoles`. */
     currentRolesOf(actor: Actor): Promise<Role[]>;
+    /** `AuthOptions.isErased`. */
+    isErasedSubject(subjectId: string): boolean;
   }
 }
 
@@ -76,6 +83,9 @@ async function authenticate(request: FastifyRequest): Promise<Actor> {
   }
   const claims = accessTokenClaims.safeParse(payload);
   if (!claims.success) throw unauthorized('The access token is invalid');
+  // Erasure deletes the person's sessions, but a token signed before it would act, and read their
+  // data, until it expired: every role acts on its holder's own things at least.
+  if (request.server.isErasedSubject(claims.data.sub)) throw unauthorized('The account of this access token was erased');
   const actor = { id: claims.data.sub, roles: claims.data.roles };
   // A token outlives its admin's erasure or demotion by up to its lifetime; the powers over
   // everyone else's bookings, money and history must not. The other roles act on their holder's
@@ -128,6 +138,7 @@ const auth: FastifyPluginAsync<AuthOptions> = async (app, options) => {
   });
   app.decorateRequest('actor', null);
   app.decorate('currentRolesOf', options.currentRoles ?? (async (actor: Actor) => [...actor.roles]));
+  app.decorate('isErasedSubject', options.isErased ?? (() => false));
   app.decorate('issueAccessToken', (actor: Actor): AccessToken => ({
     accessToken: app.jwt.sign({ sub: actor.id, roles: actor.roles }),
     expiresIn: options.accessTokenTtlSeconds,
