@@ -109,6 +109,17 @@ describe('audit time ranges', () => {
     expect(await securityEvents(`from=${createdAt}`)).toHaveLength(1);
   });
 
+  it('answers a range whose `from` is after its `to` with 400 naming `to`, on every route that takes one; an empty range [t, t) is no mistake', async () => {
+    const inverted = 'from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z';
+    for (const route of ['/v1/audit/export', `/v1/audit/actors/${lister.id}/events`, '/v1/audit/access-log', '/v1/audit/security-events']) {
+      const response = await get(`${route}?${inverted}`);
+      expect(response.statusCode, route).toBe(400);
+      expect(response.headers['content-type'], route).toContain('application/problem+json');
+      expect(response.json<{ errors: { path: string }[] }>().errors.map((error) => error.path), route).toEqual(['querystring.to']);
+      expect((await get(`${route}?from=${createdAt}&to=${createdAt}`)).statusCode, route).toBe(200);
+    }
+  });
+
   it('keeps the state at an inclusive `at` of 10:00:00.0001 as of the event at 10:00:00.000', async () => {
     const response = await get(`/v1/audit/streams/${listingStream}/state?at=${justAfter(createdAt)}`);
     expect(response.json()).toMatchObject({ version: 0 });

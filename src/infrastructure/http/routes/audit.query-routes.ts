@@ -29,7 +29,7 @@ import { securityEventRoutes } from './security-events.query-routes.js';
 import { HttpProblem } from '../problem.js';
 import { callerOf, consistencyHeaders, cursorScope, notCaughtUp, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
-import { rangeBound } from '../range-bound.js';
+import { inTimeOrder, inTimeOrderIssue, rangeBound, timeRange } from '../range-bound.js';
 
 const json = z.record(z.string(), z.unknown());
 
@@ -77,10 +77,6 @@ const accessLogEntrySchema = z
   .meta({ id: 'AccessLogEntry' });
 
 const streamParams = z.object({ streamId: z.string().min(3).max(300) });
-const timeRange = {
-  from: requestInstantSchema.optional().describe('Inclusive, ISO 8601'),
-  to: requestInstantSchema.optional().describe('Exclusive, ISO 8601'),
-};
 const stateQuery = z
   .object({
     at: requestInstantSchema.optional().describe('The state as it stood at this instant'),
@@ -259,7 +255,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         summary: 'Everything one person did, across aggregates, in time order',
         headers,
         params: z.object({ userId: z.string().min(1).max(200) }),
-        querystring: pageQuery.extend(timeRange),
+        querystring: pageQuery.extend(timeRange).refine(inTimeOrder, inTimeOrderIssue),
         response: { 200: pageSchema(auditEventSchema) },
       },
     },
@@ -303,7 +299,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         summary: 'NDJSON: one audit event per line (with chain hashes), in global order, streamed',
         description: `Each line is an AuditEvent; one whose personal data cannot be revealed is exported with those fields reading \`${unreadablePlaceholder}\` and named in \`unreadableFields\`.`,
         headers,
-        querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }),
+        querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }).refine(inTimeOrder, inTimeOrderIssue),
       },
       preHandler: indexed,
     },
@@ -348,7 +344,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
           actorId: z.string().min(1).max(200).optional(),
           patientId: z.string().min(1).max(200).optional().describe("This patient's records, with the bulk reads that may have held their data"),
           ...timeRange,
-        }),
+        }).refine(inTimeOrder, inTimeOrderIssue),
         response: { 200: pageSchema(accessLogEntrySchema) },
       },
     },

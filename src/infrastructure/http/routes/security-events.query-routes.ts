@@ -1,10 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import type { IdentityTables } from '../../identity/identity.tables.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
-import { rangeBound } from '../range-bound.js';
+import { inTimeOrder, inTimeOrderIssue, rangeBound, timeRange } from '../range-bound.js';
 import { callerOf, cursorScope, paged, pageQuery, pageSchema, type CursorCodec } from '../query-context.js';
 
 const securityEventSchema = z
@@ -20,11 +19,7 @@ const securityEventSchema = z
   })
   .meta({ id: 'SecurityEvent' });
 
-const query = pageQuery.extend({
-  userId: z.string().min(1).max(200).optional(),
-  from: requestInstantSchema.optional().describe('Inclusive, ISO 8601'),
-  to: requestInstantSchema.optional().describe('Exclusive, ISO 8601'),
-});
+const query = pageQuery.extend({ userId: z.string().min(1).max(200).optional(), ...timeRange }).refine(inTimeOrder, inTimeOrderIssue);
 
 /** `GET /v1/audit/security-events`: failed logins, lockouts, refresh-token reuse (AUDITOR, ADMIN). */
 export const securityEventRoutes: FastifyPluginAsyncZod<{ readonly db: Kysely<IdentityTables>; readonly cursors: CursorCodec }> = async (
