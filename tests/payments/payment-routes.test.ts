@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { paymentIdFor } from '../../src/application/payments/payment-attempts.js';
 import { unmatchedStreamId } from '../../src/application/payments/provider-events.js';
+import { bookingStreamId } from '../../src/domain/booking/booking.decider.js';
+import { paymentStreamId } from '../../src/domain/payment/payment.decider.js';
 import { verifyChain } from '../../src/application/audit/hash-chain.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
@@ -31,8 +34,8 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
     return String(booked.body.id);
   }
 
-  async function startPaying(bookingId: string, actor: Actor = consumer) {
-    return post(`/v1/bookings/${bookingId}/payments`, {}, actor);
+  async function startPaying(bookingId: string, actor: Actor = consumer, headers: Record<string, string> = {}) {
+    return post(`/v1/bookings/${bookingId}/payments`, {}, actor, headers);
   }
 
   /** Read by stream: a read of the whole log only shows what no open transaction anywhere still hides. */
@@ -136,6 +139,52 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
       expect(late.status).toBe(409);
       expect(late.body.type).toMatch(/hold-expired$/);
       expect(stripe.requestsTo('create-intent')).toHaveLength(0);
+    });
+    // API.md, "Optimistic concurrency": the aggregate the path names is the booking, so If-Match pins its version.
+    it('refuses a stale If-Match on the booking with 412 before anything is started (no intent, no payment); the current version starts it (201)', async () => {
+      const bookingId = await book();
+      const paymentStream = paymentStreamId(paymentIdFor(bookingId, 1));
+      expect((await api.side.handlers.booking.read(bookingStreamId(bookingId))).version).toBe(0);
+
+      const stale = await startPaying(bookingId, consumer, { 'if-match': '"3"' });
+      expect(stale.status).toBe(412);
+      expect(stale.body).toMatchObject({ status: 412, title: 'Version mismatch', expectedVersion: 3, actualVersion: 0 });
+      expect(stale.body.type).toMatch(/\/problems\/version-mismatch$/);
+      expect(stripe.requestsTo('create-intent')).toHaveLength(0);
+      expect(await hasStream(paymentStream)).toBe(false);
+
+      const started = await startPaying(bookingId, consumer, { 'if-match': '"0"' });
+      expect(started.status).toBe(201);
+      expect(stripe.requestsTo('create-intent')).toHaveLength(1);
+      expect(await eventTypes(backend.eventStore, paymentStream)).toEqual(['PaymentInitiated']);
+    });
+
+    it('answers a booking the caller may not pay as such (404, 403), not 412, whatever If-Match says', async () => {
+      const bookingId = await book();
+      const stale = { 'if-match': '"3"' };
+      expect((await startPaying(bookingId, otherConsumer, stale)).status).toBe(404);
+      expect((await startPaying(bookingId, owner, stale)).status).toBe(403);
+      expect(stripe.requestsTo('create-intent')).toHaveLength(0);
+    });
+
+    it('refuses a malformed If-Match with 400 naming the header, before its Idempotency-Key is spent', async () => {
+      const bookingId = await book();
+      const key = { 'idempotency-key': randomUUID() };
+      const malformed = await startPaying(bookingId, consumer, { ...key, 'if-match': 'W/"0"' });
+      expect(malformed.status).toBe(400);
+      expect(malformed.body).toMatchObject({ errors: [expect.objectContaining({ path: 'headers.if-match' })] });
+      expect(stripe.requestsTo('create-intent')).toHaveLength(0);
+
+      // The key was not claimed by the 400: the corrected request under it is a first one.
+      expect((await startPaying(bookingId, consumer, { ...key, 'if-match': '"0"' })).status).toBe(201);
+    });
+
+    it("documents If-Match on starting a payment, as on the booking's other commands", async () => {
+      const parameter = z.object({ name: z.string(), in: z.string() });
+      const document = z
+        .object({ paths: z.object({ '/v1/bookings/{id}/payments': z.object({ post: z.object({ parameters: z.array(parameter) }) }) }) })
+        .parse(await (await fetch(`${api.url}/docs/json`)).json());
+      expect(document.paths['/v1/bookings/{id}/payments'].post.parameters).toContainEqual({ name: 'if-match', in: 'header' });
     });
   });
 

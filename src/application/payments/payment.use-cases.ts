@@ -5,6 +5,7 @@ import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js'
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
 import type { CommandSide } from '../command-handlers.js';
 import { outcome, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { assertExpectedVersion } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { idempotencyKeys, type PaymentGateway } from '../ports/payment-gateway.js';
@@ -31,7 +32,7 @@ export type StartedPayment = {
  * provider, and the command id derived from the payment id makes both records one.
  */
 export async function startPayment(payments: PaymentSide, bookingId: string, request: CommandOptions, retried = false): Promise<StartedPayment> {
-  const booking = await payableBooking(payments.side, bookingId, request.context.actor);
+  const booking = await payableBooking(payments.side, bookingId, request);
   const current = await currentAttempt(payments.side, bookingId);
   if (current.state.status === 'succeeded') throw new DomainError('already-paid', `booking ${bookingId} is paid already`);
   if (isLive(current.state)) {
@@ -82,9 +83,21 @@ async function liveIntent(payments: PaymentSide, current: PaymentAttempt, reques
   return { paymentId: current.paymentId, clientSecret: intent.clientSecret, status: current.state.status, position, created: false };
 }
 
-/** Only the booking's consumer pays, only while the dates are held for it. */
-async function payableBooking(side: CommandSide, bookingId: string, actor: Actor): Promise<Extract<BookingState, { status: 'requested' }>> {
-  const { state } = await side.handlers.booking.read(bookingStreamId(bookingId));
+/**
+ * Only the booking's consumer pays, only while the dates are held for it. A pinned version
+ * (`If-Match`) is the booking's, the aggregate the route names, and refuses here, before the
+ * provider is asked for an intent: a payment started for a booking the caller has not seen
+ * cannot be taken back by a 412.
+ */
+async function payableBooking(side: CommandSide, bookingId: string, request: CommandOptions): Promise<Extract<BookingState, { status: 'requested' }>> {
+  const streamId = bookingStreamId(bookingId);
+  const { state, version } = await side.handlers.booking.read(streamId);
+  const payable = () => payableState(side, bookingId, state, request.context.actor);
+  assertExpectedVersion(streamId, request.expectedVersion, version, payable);
+  return payable();
+}
+
+function payableState(side: CommandSide, bookingId: string, state: BookingState, actor: Actor): Extract<BookingState, { status: 'requested' }> {
   if (!isRecorded(state)) throw new NotFoundError(`booking ${bookingId}`);
   const { consumerId, ownerId } = state.booking;
   if (actor.id !== consumerId && actor.id !== ownerId && !hasRole(actor, 'ADMIN')) throw new NotFoundError(`booking ${bookingId}`);

@@ -43,6 +43,8 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
         security,
         summary: "Start paying a held booking: a new intent, or the booking's live one (200)",
         params,
+        // The booking's version: the aggregate the path names, checked before an intent is made.
+        headers: ifMatchHeaderSchema,
         body: startBody,
         response: { 201: startedPayment, 200: startedPayment },
       },
