@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
 import type { TrustedProxies } from '../config/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
+import { answerClientError } from './client-error.js';
 import { authPlugin, type AuthOptions } from './plugins/auth.plugin.js';
 import { drainPlugin } from './plugins/drain.plugin.js';
 import { errorHandlerPlugin } from './plugins/error-handler.plugin.js';
@@ -66,6 +67,9 @@ export async function createHttpServer(options: HttpServerOptions) {
       const problem = problemDocument(request, { status, code: 'bad-request', title: 'Bad request', detail: error.message });
       return sendProblem(reply, problem, { 'x-request-id': request.id });
     },
+    // Earlier still, a request Node's HTTP parser refuses (headers over the limit, a raw
+    // non-ASCII byte in the URL) is no request at all: answered problem+json on the socket.
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<ZodTypeProvider>();
 
   // JSON is the only body we speak; anything else is 415, not a string a schema then rejects.

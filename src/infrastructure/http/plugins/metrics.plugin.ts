@@ -10,6 +10,11 @@ declare module 'fastify' {
      * path fastify cannot decode, a parameter too long) runs no hook, so its sender calls it.
      */
     observeRequest(request: FastifyRequest, reply: FastifyReply, seconds: number): void;
+    /**
+     * The same count for an answer that has no request or reply object: one Node's HTTP parser
+     * refused (headers over the limit, a raw byte it rejects), answered on the bare socket.
+     */
+    observeAnswer(labels: { readonly method: string; readonly route: string; readonly statusCode: number }, seconds: number): void;
   }
 }
 
@@ -44,9 +49,11 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, options) => {
 
   // A request no route matched (404, or refused before routing) has no pattern: one `unmatched`
   // series per method and status, however many URLs are tried.
+  app.decorate('observeAnswer', (labels: { readonly method: string; readonly route: string; readonly statusCode: number }, seconds: number) => {
+    duration.observe({ method: labels.method, route: labels.route, status_code: String(labels.statusCode) }, seconds);
+  });
   app.decorate('observeRequest', (request: FastifyRequest, reply: FastifyReply, seconds: number) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, seconds);
+    app.observeAnswer({ method: request.method, route: request.routeOptions.url ?? 'unmatched', statusCode: reply.statusCode }, seconds);
   });
   app.addHook('onResponse', async (request, reply) => app.observeRequest(request, reply, reply.elapsedTime / 1000));
 
