@@ -139,6 +139,12 @@ export interface RefreshTokenStore {
   ownerOf(tokenHash: string): Promise<string | undefined>;
 
   /**
+   * The user `tokenHash` was issued to if it is its family's live token, unexpired at `now`;
+   * `undefined` when it is retired, revoked, expired or unknown. Reads only, as `ownerOf`.
+   */
+  liveOwnerOf(tokenHash: string, now: Date): Promise<string | undefined>;
+
+  /**
    * In one transaction: if `oldHash` is live and unexpired at `now`, retires it and makes `next`
    * the family's live token; if it was retired before, revokes every token of its family.
    */

@@ -271,6 +271,16 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       return sessionOf(actor, next);
     },
 
+    /**
+     * Whether `refreshToken` still opens a session: its family's live token, unexpired, of a user
+     * who may have one. A stored login or refresh answer is replayed only while it does (see the
+     * auth routes), so that once its token is used, revoked or its owner erased, it is not handed out again.
+     */
+    async isRefreshTokenLive(refreshToken: string): Promise<boolean> {
+      const owner = await refreshTokens.liveOwnerOf(hashRefreshToken(refreshToken), clock.now());
+      return owner !== undefined && (await sessionActor(owner)) !== undefined;
+    },
+
     /** Revokes the refresh-token family; a token that is not the caller's changes nothing. */
     async logOut(refreshToken: string, context: CommandContext): Promise<void> {
       const userId = context.actor.id;

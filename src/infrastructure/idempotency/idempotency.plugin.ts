@@ -32,10 +32,11 @@ declare module 'fastify' {
      * The id of the command this request carries: derived from the caller, its Idempotency-Key
      * and the request hash, so a retry gets the same one (and the command loop, deriving event
      * ids from it, appends nothing twice), even after the key has expired; a key reused later for
-     * a different request gets a new one. A fresh UUID without a key, or on a `'no-replay'` route.
+     * a different request gets a new one. A fresh UUID without a key, or when a stored response
+     * of a credentials route is no longer replayed.
      */
     commandId: string;
-    /** Set while this request holds a claimed key, until its response is stored (or, on a `'no-replay'` route, released). */
+    /** Set while this request holds a claimed key, until its response is stored or released. */
     idempotencyClaim: IdempotencyClaim | null;
     /**
      * HMAC of method, URL, If-Match and body as sent (before validation reshapes it), the body as
@@ -46,14 +47,42 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /**
      * `false` on a POST that must not take the header (e.g. a webhook that dedupes by its own
-     * event id). `'no-replay'` on a POST whose response carries credentials (login, token
-     * refresh): the key still answers 409 to a duplicate sent while the first is in flight, but
-     * the response is never stored, so every later request runs afresh. A replay would hand the
-     * tokens to whoever sends the same key and body, and would hide the reuse of a rotated
-     * refresh token, which must revoke its family.
+     * event id); `{ credentialsLive }` on a POST whose response carries credentials: see
+     * `CredentialsIdempotency`.
      */
-    idempotency?: false | 'no-replay';
+    idempotency?: false | CredentialsIdempotency;
   }
+}
+
+/**
+ * How a POST whose response carries credentials (login, token refresh) keeps its key. A client
+ * that lost the answer and retries under its key gets the pair it was issued, as API.md
+ * promises: run afresh instead, a refresh retried with its now rotated token would be taken for
+ * a stolen token replayed, its family revoked and the client logged out. The pair is stored
+ * sealed (AES-256-GCM, as the store keeps every response), for the same time to live, and:
+ *
+ * - The request hash is part of the key's scope: a caller here is anonymous, and only whoever
+ *   sends the same body (the same password, or the same refresh token) under the same key gets
+ *   the replay: tokens they could get by logging in or refreshing anyway. A different body under
+ *   the key is a new request that runs, not a 422: to a wrong password under the key of a login
+ *   that succeeded, a 422 would say the guess was wrong without the lockout ever counting it.
+ * - It is replayed only while `credentialsLive` says so (the refresh token in it is still its
+ *   family's live one, its owner not erased); after that the request runs afresh, its answer not
+ *   stored. So a rotated refresh token sent again under its key, once the pair it got has been
+ *   used (or logged out), is reuse as ever, and revokes its family; a replay never hands out
+ *   a pair of which one token was already spent, and the one it hands out stays single use.
+ * - Only a 2xx is stored. A failed login or refresh lets its key go: its retry is checked again,
+ *   and counted toward the lockout, as every guess must be; a login refused while the account
+ *   was locked succeeds under the same key once the lock lifts.
+ */
+export type CredentialsIdempotency = {
+  /** Whether the credentials in a stored response body may still be handed out. */
+  readonly credentialsLive: (body: Buffer) => Promise<boolean>;
+};
+
+function credentialsRoute(request: FastifyRequest): CredentialsIdempotency | undefined {
+  const { idempotency } = request.routeOptions.config;
+  return idempotency === false ? undefined : idempotency;
 }
 
 export const idempotencyKeyHeaderSchema = z
@@ -147,19 +176,20 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const key = request.headers['idempotency-key'];
     if (typeof key !== 'string' || request.requestHash === null) return;
     const route = request.routeOptions.url ?? request.url;
-    const id = { scope: request.actor?.id ?? `anonymous:${request.method} ${route}`, key };
+    const caller = request.actor?.id ?? `anonymous:${request.method} ${route}`;
+    const credentials = credentialsRoute(request);
+    // Only the same body under the key finds its stored credentials: see `CredentialsIdempotency`.
+    const id = { scope: credentials ? `${caller} ${request.requestHash}` : caller, key };
     const claim = await store.claim(id, request.requestHash, { leaseMs, ttlMs }, legacyHashes.get(request));
     if (claim.outcome === 'mismatch') throw keyReused();
     if (claim.outcome === 'in_flight') throw keyInFlight();
     if (claim.outcome === 'completed') {
-      // On a `'no-replay'` route, a completed row was stored before the route was marked: it is
-      // not replayed, and expires with its time to live; the request runs afresh.
-      if (request.routeOptions.config.idempotency === 'no-replay') return;
+      // Credentials spent since are not handed out again: the request runs afresh, with a random
+      // command id, unstored (the key's row keeps the old answer until it expires).
+      if (credentials && !(await credentials.credentialsLive(claim.response.body))) return;
       return replay(reply, claim.response);
     }
     holdClaim(request, { ...id, token: claim.token });
-    // A `'no-replay'` request runs afresh, with its random command id.
-    if (request.routeOptions.config.idempotency === 'no-replay') return;
     // With the request hash in it, the id outlives the key: the same request after expiry is
     // still the same command, and a different one under a reused key is a new command.
     // A key claimed under the legacy hash keeps the command id it was claimed with, so the retry
@@ -205,7 +235,8 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     if (!id) return payload;
     request.idempotencyClaim = null;
     letGo(request);
-    const storable = request.routeOptions.config.idempotency !== 'no-replay' && reply.statusCode < 500;
+    // A failure of ours (5xx) is the client's to retry; on a credentials route, so is every failure.
+    const storable = reply.statusCode < (credentialsRoute(request) ? 300 : 500);
     if (!storable || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload == null)) {
       await store.release(id);
       return payload;

@@ -1,7 +1,10 @@
 import type { ColumnType } from 'kysely';
 
 export interface IdempotencyKeysTable {
-  /** Whose key: the actor id, or `anonymous:<method> <route>` for unauthenticated requests. */
+  /**
+   * Whose key: the actor id, or `anonymous:<method> <route>` for unauthenticated requests; on a
+   * route whose answer carries credentials, followed by a space and the request hash.
+   */
   scope: string;
   key: string;
   /** HMAC-SHA-256 of method, path, If-Match and body: tells a retry from a different request. */

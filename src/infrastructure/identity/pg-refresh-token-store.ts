@@ -24,6 +24,17 @@ export class PgRefreshTokenStore implements RefreshTokenStore {
     return row?.user_id;
   }
 
+  async liveOwnerOf(tokenHash: string, now: Date): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('refresh_tokens')
+      .select('user_id')
+      .where('token_hash', '=', tokenHash)
+      .where('status', '=', 'live')
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return row?.user_id;
+  }
+
   async rotate(oldHash: string, next: NewRefreshToken, now: Date): Promise<RotationOutcome> {
     return this.db.transaction().execute(async (trx) => {
       const family = await trx.selectFrom('refresh_tokens').select('family_id').where('token_hash', '=', oldHash).executeTakeFirst();

@@ -6,6 +6,7 @@ import { roleSchema } from '../../../application/metadata.js';
 import { notPrintable, printable } from '../../../domain/shared/printable-text.js';
 import { commandContext } from '../command-context.js';
 import { commandResultSchema, sendCommandResult } from '../command-result.js';
+import type { CredentialsIdempotency } from '../../idempotency/idempotency.plugin.js';
 import { optionalAuth, requireAuth } from '../plugins/auth.plugin.js';
 
 // Upper bounds on secrets keep a request from buying minutes of argon2 time.
@@ -38,6 +39,16 @@ const tokenResponse = z
   })
   .meta({ id: 'TokenResponse' });
 
+/** The refresh token of a stored token response; `undefined` for anything else. */
+function storedRefreshToken(body: Buffer): string | undefined {
+  try {
+    const stored = tokenResponse.safeParse(JSON.parse(body.toString('utf8')));
+    return stored.success ? stored.data.refreshToken : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function tokens(app: FastifyInstance, session: Session): z.infer<typeof tokenResponse> {
   const { accessToken, expiresIn } = app.issueAccessToken(session.actor);
   return { accessToken, refreshToken: session.refreshToken, tokenType: 'Bearer', expiresIn };
@@ -46,6 +57,14 @@ function tokens(app: FastifyInstance, session: Session): z.infer<typeof tokenRes
 /** Signup, login, token refresh and logout under `/v1/auth`; the stricter rate limit applies by prefix. */
 export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityService }> = async (app, { identity }) => {
   const tags = ['auth'];
+  // Login and refresh answer with credentials: a retry under the key gets the pair it was issued
+  // while that pair's refresh token is still live (see `CredentialsIdempotency`).
+  const idempotency: CredentialsIdempotency = {
+    credentialsLive: async (body) => {
+      const refreshToken = storedRefreshToken(body);
+      return refreshToken !== undefined && identity.isRefreshTokenLive(refreshToken);
+    },
+  };
 
   app.post(
     '/signup',
@@ -56,11 +75,9 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
     },
   );
 
-  // Login and refresh answer with credentials: an Idempotency-Key guards only against a
-  // duplicate in flight, and the token pair is never stored or replayed (see `'no-replay'`).
   app.post(
     '/login',
-    { config: { idempotency: 'no-replay' }, schema: { tags, summary: 'Get an access and a refresh token', body: loginBody, response: { 200: tokenResponse } } },
+    { config: { idempotency }, schema: { tags, summary: 'Get an access and a refresh token', body: loginBody, response: { 200: tokenResponse } } },
     async (request) => {
       const session = await identity.logIn(request.body, commandContext(request));
       return tokens(app, session);
@@ -69,7 +86,7 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
 
   app.post(
     '/refresh',
-    { config: { idempotency: 'no-replay' }, schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } },
+    { config: { idempotency }, schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } },
     async (request) => {
       const session = await identity.refresh(request.body.refreshToken, commandContext(request));
       return tokens(app, session);
