@@ -1,6 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { canonicalJson } from '../../src/application/audit/hash-chain.js';
 import { commandResultSchema, sendCommandResult } from '../../src/infrastructure/http/command-result.js';
@@ -53,8 +53,8 @@ beforeAll(async () => {
           return sendCommandResult(reply, result, 201);
         },
       );
-      // Stands for login and refresh: a response that carries credentials.
-      app.post('/test/sessions', { config: { idempotency: { credentialsLive: async () => true } }, schema: { body: z.object({ user: z.string() }) } }, async () => {
+      // Stands for login: a response that carries credentials, never stored.
+      app.post('/test/sessions', { config: { idempotency: 'no-replay' }, schema: { body: z.object({ user: z.string() }) } }, async () => {
         await sleep(150);
         sessionsIssued += 1;
         return { token: randomUUID() };
@@ -344,9 +344,10 @@ describe('Idempotency-Key after it has expired', () => {
 
 /**
  * API.md, "Idempotency", for the responses that carry credentials: a client that lost the answer
- * to its login or refresh and retries it under its key gets the same pair back, rather than
- * being taken for a thief replaying a rotated token. Without making the key a way around reuse
- * detection or the lockout: see `idempotency.plugin.ts`, "credentials".
+ * to its refresh and retries it under its key gets its refresh token back with a working access
+ * token, rather than being taken for a thief replaying a rotated token. A login is never stored:
+ * its retry opens another session, and nothing derived from the password outlives the request.
+ * Without making the key a way around reuse detection or the lockout: see `idempotency.plugin.ts`.
  */
 describe('Idempotency-Key on login and refresh (responses that carry credentials)', () => {
   const password = 'correct horse battery staple';
@@ -358,12 +359,15 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
   }
   const logIn = (email: string, key: string, secret = password) => postJson(`${api.url}/v1/auth/login`, { email, password: secret }, { 'idempotency-key': key });
   const me = (accessToken: unknown) => fetch(`${api.url}/test/me`, { headers: { authorization: `Bearer ${String(accessToken)}` } });
+  const claims = (accessToken: unknown) => z.object({ sub: z.string(), roles: z.array(z.string()), exp: z.number() }).parse(api.app.jwt.decode(String(accessToken)));
+  const loginRows = async () =>
+    (await backend.pool.query<Record<string, unknown>>("SELECT * FROM idempotency_keys WHERE scope LIKE 'anonymous:POST /v1/auth/login%'")).rows;
   async function securityEvents(type: 'refresh_token_reused' | 'login_failed'): Promise<number> {
     const { rows } = await backend.pool.query<{ count: string }>('SELECT count(*) FROM security_events WHERE type = $1', [type]);
     return Number(rows[0]?.count);
   }
 
-  it('replays a refresh retried under its key: the same pair, marked replayed, that works; no reuse is recorded', async () => {
+  it('replays a refresh retried under its key: the same refresh token, marked replayed, that works; no reuse is recorded', async () => {
     const first = (await logIn(await newUser(), randomUUID())).body.refreshToken;
     const reused = await securityEvents('refresh_token_reused');
     const key = randomUUID();
@@ -373,10 +377,40 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     const retry = await refresh(first, key);
     expect(retry.status).toBe(200);
     expect(retry.headers.get('idempotent-replayed')).toBe('true');
-    expect(retry.body).toEqual(rotated.body);
+    expect(retry.body).toMatchObject({ refreshToken: rotated.body.refreshToken, tokenType: 'Bearer', expiresIn: 900 });
     expect((await me(retry.body.accessToken)).status).toBe(200);
     expect((await refresh(retry.body.refreshToken, randomUUID())).status).toBe(200);
     expect(await securityEvents('refresh_token_reused')).toBe(reused);
+  });
+
+  it('replays a refresh retried after its access token expired with a freshly signed one, for 900 s, carrying the roles the user has now', async () => {
+    const first = (await logIn(await newUser(), randomUUID())).body.refreshToken;
+    const key = randomUUID();
+    const rotated = await refresh(first, key);
+    expect(rotated.status).toBe(200);
+    const { sub: userId } = claims(rotated.body.accessToken);
+    const admin = { id: 'system:seed', roles: ['ADMIN' as const] };
+    await api.side.handlers.user.handle(
+      `user-${userId}`,
+      { type: 'GrantRoles', data: { userId, roles: ['OWNER'], grantedBy: admin } },
+      { commandId: randomUUID(), context: { actor: admin, requestId: 'grant', correlationId: 'grant', causationId: 'grant' } },
+    );
+
+    // An hour on: the access token in the stored answer expired 45 minutes ago.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 3_600_000 });
+    try {
+      expect((await me(rotated.body.accessToken)).status).toBe(401);
+      const retry = await refresh(first, key);
+      expect(retry.status).toBe(200);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect(retry.body).toMatchObject({ refreshToken: rotated.body.refreshToken, tokenType: 'Bearer', expiresIn: 900 });
+      expect((await me(retry.body.accessToken)).status).toBe(200);
+      const replayed = claims(retry.body.accessToken);
+      expect(replayed.exp).toBeGreaterThan(Date.now() / 1000 + 800);
+      expect(replayed).toMatchObject({ sub: userId, roles: expect.arrayContaining(['CONSUMER', 'OWNER']) });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('treats the rotated token sent again under its key as reuse once the pair it got has been used: 401, the family revoked', async () => {
@@ -396,31 +430,29 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     expect(await securityEvents('refresh_token_reused')).toBe(reused + 1);
   });
 
-  it('replays a login retried under its key, until its session is logged out: then the login runs afresh', async () => {
+  it('runs a login retried under its key afresh: a new pair, both pairs work, and no row of it is left', async () => {
     const email = await newUser();
     const key = randomUUID();
     const first = await logIn(email, key);
     const retry = await logIn(email, key);
     expect([first.status, retry.status]).toEqual([200, 200]);
-    expect(retry.headers.get('idempotent-replayed')).toBe('true');
-    expect(retry.body).toEqual(first.body);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    expect(retry.body.refreshToken).not.toBe(first.body.refreshToken);
 
-    const authorization = `Bearer ${String(first.body.accessToken)}`;
-    expect((await postJson(`${api.url}/v1/auth/logout`, { refreshToken: first.body.refreshToken }, { authorization })).status).toBe(204);
-    const afterLogout = await logIn(email, key);
-    expect(afterLogout.status).toBe(200);
-    expect(afterLogout.headers.get('idempotent-replayed')).toBeNull();
-    expect(afterLogout.body.refreshToken).not.toBe(first.body.refreshToken);
-    expect((await refresh(afterLogout.body.refreshToken, randomUUID())).status).toBe(200);
+    for (const session of [first, retry]) {
+      expect((await me(session.body.accessToken)).status).toBe(200);
+      expect((await refresh(session.body.refreshToken, randomUUID())).status).toBe(200);
+    }
+    expect(await loginRows()).toEqual([]);
   });
 
-  it('hands out no stored pair once its user is erased: a retried login or refresh runs afresh and is refused', async () => {
+  it('hands out no stored refresh token once its user is erased: a retried refresh runs afresh and is refused', async () => {
     const email = await newUser();
     const [loginKey, refreshKey] = [randomUUID(), randomUUID()];
     const session = await logIn(email, loginKey);
     const rotated = await refresh(session.body.refreshToken, refreshKey);
     expect(rotated.status).toBe(200);
-    const { id: userId } = z.object({ id: z.string() }).parse(await (await me(rotated.body.accessToken)).json());
+    const { sub: userId } = claims(rotated.body.accessToken);
     const admin = api.app.issueAccessToken({ id: randomUUID(), roles: ['ADMIN'] }).accessToken;
     expect((await postJson(`${api.url}/v1/admin/subjects/${userId}/erase`, {}, { authorization: `Bearer ${admin}` })).status).toBe(200);
 
@@ -455,25 +487,28 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     expect(guess.status).toBe(401);
     expect(guess.body.type).toBe('https://bookable.example/problems/invalid-credentials');
     expect(await securityEvents('login_failed')).toBe(failed + 1);
-    expect((await logIn(email, key)).headers.get('idempotent-replayed')).toBe('true');
   });
 
-  it('keeps the stored token pair encrypted: nothing in its row reads as either token, the email or the password', async () => {
+  it('keeps no trace of a password: a login, done or refused, leaves no row; a stored refresh answer is sealed', async () => {
     const email = await newUser();
-    const key = randomUUID();
-    const session = await logIn(email, key);
+    const [loginKey, refreshKey] = [randomUUID(), randomUUID()];
+    const session = await logIn(email, loginKey);
     expect(session.status).toBe(200);
+    expect((await logIn(email, loginKey, 'not the password at all')).status).toBe(401);
+    expect(await loginRows()).toEqual([]);
 
-    const { rows } = await backend.pool.query<Record<string, unknown>>('SELECT * FROM idempotency_keys WHERE key = $1', [key]);
+    const rotated = await refresh(session.body.refreshToken, refreshKey);
+    expect(rotated.status).toBe(200);
+    const { rows } = await backend.pool.query<Record<string, unknown>>('SELECT * FROM idempotency_keys WHERE key = $1', [refreshKey]);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: 'completed', response_status: 200 });
     const row = Buffer.concat(Object.values(rows[0] ?? {}).map((value) => (Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value)))));
-    for (const secret of [session.body.accessToken, session.body.refreshToken, email, password]) {
+    for (const secret of [session.body.refreshToken, rotated.body.accessToken, rotated.body.refreshToken, email, password]) {
       expect(row.includes(String(secret)), String(secret)).toBe(false);
     }
   });
 
-  it('still answers 409 to a duplicate sent while the first is in flight', async () => {
+  it('still answers 409 to a duplicate sent while the first is in flight, then runs a later retry afresh', async () => {
     const key = randomUUID();
     const before = sessionsIssued;
     const send = () => postJson(`${api.url}/test/sessions`, { user: 'ada' }, { 'idempotency-key': key });
@@ -482,6 +517,12 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     expect(sessionsIssued - before).toBe(1);
     expect(responses.filter((response) => response.status === 200)).toHaveLength(1);
     expect(responses.filter((response) => response.status === 409)).toHaveLength(9);
+    const retry = await send();
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBeNull();
+    expect(responses.map((response) => response.body.token)).not.toContain(retry.body.token);
+    expect(sessionsIssued - before).toBe(2);
+    expect(await backend.idempotencyDb.selectFrom('idempotency_keys').select('status').where('key', '=', key).execute()).toEqual([]);
   });
 });
 

@@ -272,13 +272,15 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     },
 
     /**
-     * Whether `refreshToken` still opens a session: its family's live token, unexpired, of a user
-     * who may have one. A stored login or refresh answer is replayed only while it does (see the
-     * auth routes), so that once its token is used, revoked or its owner erased, it is not handed out again.
+     * Who `refreshToken` still opens a session as, with the roles they hold now: `undefined` unless
+     * it is its family's live token, unexpired, of a user who may have a session. A stored refresh
+     * answer is replayed only while it does (see the auth routes), so that once its token is used,
+     * revoked or its owner erased, it is not handed out again; and its access token is signed anew
+     * for this actor, so a replay never carries roles the user has lost since.
      */
-    async isRefreshTokenLive(refreshToken: string): Promise<boolean> {
+    async liveSessionActor(refreshToken: string): Promise<Actor | undefined> {
       const owner = await refreshTokens.liveOwnerOf(hashRefreshToken(refreshToken), clock.now());
-      return owner !== undefined && (await sessionActor(owner)) !== undefined;
+      return owner === undefined ? undefined : sessionActor(owner);
     },
 
     /** Revokes the refresh-token family; a token that is not the caller's changes nothing. */

@@ -32,8 +32,8 @@ declare module 'fastify' {
      * The id of the command this request carries: derived from the caller, its Idempotency-Key
      * and the request hash, so a retry gets the same one (and the command loop, deriving event
      * ids from it, appends nothing twice), even after the key has expired; a key reused later for
-     * a different request gets a new one. A fresh UUID without a key, or when a stored response
-     * of a credentials route is no longer replayed.
+     * a different request gets a new one. A fresh UUID without a key, on a `'no-replay'` route, or
+     * when a stored response of a credentials route is no longer replayed.
      */
     commandId: string;
     /** Set while this request holds a claimed key, until its response is stored or released. */
@@ -47,43 +47,54 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /**
      * `false` on a POST that must not take the header (e.g. a webhook that dedupes by its own
-     * event id); `{ credentialsLive }` on a POST whose response carries credentials: see
-     * `CredentialsIdempotency`.
+     * event id). `'no-replay'` on a POST whose response carries credentials got with a password
+     * (login): the key still answers 409 to a duplicate sent while the first is in flight, but the
+     * response is never stored and the key's row is deleted once it is sent, so every later
+     * request runs afresh. Stored, the row would keep for its time to live a hash keyed by the
+     * server secret of the password (a guessing oracle to whoever reads the table and holds the
+     * secret), in an anonymous scope that erasure cannot find; and a retried login loses nothing
+     * by running again: it opens another session. `{ replayable }` on a POST whose response
+     * carries credentials that a retry must get back (token refresh): see `CredentialsIdempotency`.
      */
-    idempotency?: false | CredentialsIdempotency;
+    idempotency?: false | 'no-replay' | CredentialsIdempotency;
   }
 }
 
 /**
- * How a POST whose response carries credentials (login, token refresh) keeps its key. A client
- * that lost the answer and retries under its key gets the pair it was issued, as API.md
- * promises: run afresh instead, a refresh retried with its now rotated token would be taken for
- * a stolen token replayed, its family revoked and the client logged out. The pair is stored
+ * How a POST whose response carries credentials that a retry must get back (token refresh) keeps
+ * its key. A client that lost the answer and retries under its key gets the refresh token it was
+ * issued: run afresh instead, a refresh retried with its now rotated token would be taken for a
+ * stolen token replayed, its family revoked and the client logged out. The answer is stored
  * sealed (AES-256-GCM, as the store keeps every response), for the same time to live, and:
  *
  * - The request hash is part of the key's scope: a caller here is anonymous, and only whoever
- *   sends the same body (the same password, or the same refresh token) under the same key gets
- *   the replay: tokens they could get by logging in or refreshing anyway. A different body under
- *   the key is a new request that runs, not a 422: to a wrong password under the key of a login
- *   that succeeded, a 422 would say the guess was wrong without the lockout ever counting it.
- * - It is replayed only while `credentialsLive` says so (the refresh token in it is still its
- *   family's live one, its owner not erased); after that the request runs afresh, its answer not
- *   stored. So a rotated refresh token sent again under its key, once the pair it got has been
- *   used (or logged out), is reuse as ever, and revokes its family; a replay never hands out
- *   a pair of which one token was already spent, and the one it hands out stays single use.
- * - Only a 2xx is stored. A failed login or refresh lets its key go: its retry is checked again,
- *   and counted toward the lockout, as every guess must be; a login refused while the account
- *   was locked succeeds under the same key once the lock lifts.
+ *   sends the same body (the same refresh token, random and single use: no secret a person
+ *   chose, so its hash is no guessing oracle) under the same key gets the replay, credentials
+ *   they could get by refreshing anyway. A different body under the key is a new request that
+ *   runs, not a 422.
+ * - What is sent is what `replayable` makes of the stored body, never the stored body itself:
+ *   the access token in it expired minutes after it was signed, while the key lasts hours, and
+ *   carries the roles of then. `undefined` (the refresh token in it is no longer its family's
+ *   live one, or its owner is erased) runs the request afresh, its answer not stored. So a
+ *   rotated refresh token sent again under its key, once the token it got has been used (or
+ *   logged out), is reuse as ever, and revokes its family; a replay never hands out a token
+ *   already spent, and the one it hands out stays single use.
+ * - Only a 2xx is stored. A failed refresh lets its key go: its retry is checked again.
  */
 export type CredentialsIdempotency = {
-  /** Whether the credentials in a stored response body may still be handed out. */
-  readonly credentialsLive: (body: Buffer) => Promise<boolean>;
+  /**
+   * The body to answer a retry with, from the stored response body: its credentials as they
+   * may be handed out now; `undefined` when they may not, and the request must run afresh.
+   */
+  readonly replayable: (stored: Buffer) => Promise<Buffer | undefined>;
 };
 
 function credentialsRoute(request: FastifyRequest): CredentialsIdempotency | undefined {
   const { idempotency } = request.routeOptions.config;
-  return idempotency === false ? undefined : idempotency;
+  return typeof idempotency === 'object' ? idempotency : undefined;
 }
+
+const noReplay = (request: FastifyRequest): boolean => request.routeOptions.config.idempotency === 'no-replay';
 
 export const idempotencyKeyHeaderSchema = z
   .string()
@@ -184,12 +195,19 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     if (claim.outcome === 'mismatch') throw keyReused();
     if (claim.outcome === 'in_flight') throw keyInFlight();
     if (claim.outcome === 'completed') {
+      // On a `'no-replay'` route, a completed row was stored before the route was marked: it is
+      // not replayed, and expires with its time to live; the request runs afresh.
+      if (noReplay(request)) return;
+      if (!credentials) return replay(reply, claim.response);
       // Credentials spent since are not handed out again: the request runs afresh, with a random
       // command id, unstored (the key's row keeps the old answer until it expires).
-      if (credentials && !(await credentials.credentialsLive(claim.response.body))) return;
-      return replay(reply, claim.response);
+      const body = await credentials.replayable(claim.response.body);
+      if (body === undefined) return;
+      return replay(reply, { ...claim.response, body });
     }
     holdClaim(request, { ...id, token: claim.token });
+    // A `'no-replay'` request runs afresh, with its random command id.
+    if (noReplay(request)) return;
     // With the request hash in it, the id outlives the key: the same request after expiry is
     // still the same command, and a different one under a reused key is a new command.
     // A key claimed under the legacy hash keeps the command id it was claimed with, so the retry
@@ -235,8 +253,9 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     if (!id) return payload;
     request.idempotencyClaim = null;
     letGo(request);
-    // A failure of ours (5xx) is the client's to retry; on a credentials route, so is every failure.
-    const storable = reply.statusCode < (credentialsRoute(request) ? 300 : 500);
+    // A failure of ours (5xx) is the client's to retry; on a credentials route, so is every
+    // failure. Release deletes the row: a `'no-replay'` route's request hash goes with it.
+    const storable = !noReplay(request) && reply.statusCode < (credentialsRoute(request) ? 300 : 500);
     if (!storable || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload == null)) {
       await store.release(id);
       return payload;

@@ -3,7 +3,7 @@ import type { ColumnType } from 'kysely';
 export interface IdempotencyKeysTable {
   /**
    * Whose key: the actor id, or `anonymous:<method> <route>` for unauthenticated requests; on a
-   * route whose answer carries credentials, followed by a space and the request hash.
+   * route that replays credentials (token refresh), followed by a space and the request hash.
    */
   scope: string;
   key: string;

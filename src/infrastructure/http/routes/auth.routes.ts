@@ -49,7 +49,7 @@ function storedRefreshToken(body: Buffer): string | undefined {
   }
 }
 
-function tokens(app: FastifyInstance, session: Session): z.infer<typeof tokenResponse> {
+function tokens(app: FastifyInstance, session: Pick<Session, 'actor' | 'refreshToken'>): z.infer<typeof tokenResponse> {
   const { accessToken, expiresIn } = app.issueAccessToken(session.actor);
   return { accessToken, refreshToken: session.refreshToken, tokenType: 'Bearer', expiresIn };
 }
@@ -57,12 +57,15 @@ function tokens(app: FastifyInstance, session: Session): z.infer<typeof tokenRes
 /** Signup, login, token refresh and logout under `/v1/auth`; the stricter rate limit applies by prefix. */
 export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityService }> = async (app, { identity }) => {
   const tags = ['auth'];
-  // Login and refresh answer with credentials: a retry under the key gets the pair it was issued
-  // while that pair's refresh token is still live (see `CredentialsIdempotency`).
-  const idempotency: CredentialsIdempotency = {
-    credentialsLive: async (body) => {
-      const refreshToken = storedRefreshToken(body);
-      return refreshToken !== undefined && identity.isRefreshTokenLive(refreshToken);
+  // A refresh retried under its key gets the refresh token it was issued while that token is
+  // still live (see `CredentialsIdempotency`), with an access token signed now: the stored one
+  // may have expired since, and the user's roles changed.
+  const refreshIdempotency: CredentialsIdempotency = {
+    replayable: async (stored) => {
+      const refreshToken = storedRefreshToken(stored);
+      const actor = refreshToken === undefined ? undefined : await identity.liveSessionActor(refreshToken);
+      if (refreshToken === undefined || actor === undefined) return undefined;
+      return Buffer.from(JSON.stringify(tokens(app, { actor, refreshToken })));
     },
   };
 
@@ -75,9 +78,11 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
     },
   );
 
+  // A retried login opens another session: its answer is never stored, lest the key's row keep
+  // a hash of the password for its time to live (see `'no-replay'`).
   app.post(
     '/login',
-    { config: { idempotency }, schema: { tags, summary: 'Get an access and a refresh token', body: loginBody, response: { 200: tokenResponse } } },
+    { config: { idempotency: 'no-replay' }, schema: { tags, summary: 'Get an access and a refresh token', body: loginBody, response: { 200: tokenResponse } } },
     async (request) => {
       const session = await identity.logIn(request.body, commandContext(request));
       return tokens(app, session);
@@ -86,7 +91,7 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
 
   app.post(
     '/refresh',
-    { config: { idempotency }, schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } },
+    { config: { idempotency: refreshIdempotency }, schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } },
     async (request) => {
       const session = await identity.refresh(request.body.refreshToken, commandContext(request));
       return tokens(app, session);
