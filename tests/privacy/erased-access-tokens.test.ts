@@ -3,11 +3,13 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessTokenTtlSeconds } from '../../src/infrastructure/http/command-api.js';
 import { ErasedSubjects } from '../../src/infrastructure/privacy/erased-subjects.js';
+import { PgSubjectKeyStore } from '../../src/infrastructure/privacy/pg-subject-key-store.js';
 import { createPool } from '../../src/infrastructure/postgres/database.js';
 import { postJson, startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
 import { startReadSide, type ReadSide } from '../http/support/read-side.fixture.js';
 import { listingInput } from '../support/command-side.js';
 import { eventually } from '../support/eventually.js';
+import { testMasterKey } from '../support/personal-data.js';
 
 const day = 86_400_000;
 const password = 'correct horse battery staple';
@@ -129,6 +131,24 @@ describe('ErasedSubjects', () => {
       expect(errors).toEqual([]);
     } finally {
       await erased.close();
+    }
+  });
+
+  it('hears of an erasure retried long after a first attempt that destroyed the key and died: the retry stamps the tombstone anew', async () => {
+    // The first attempt's tombstone, older than a token lifetime: on its own, no process would look at it.
+    await tombstone('erased-again', '30 minutes');
+    const watching = await ErasedSubjects.start({ pool: backend.pool, tokenLifetimeMs, pollIntervalMs: 50 });
+    try {
+      expect(watching.has('erased-again')).toBe(false);
+
+      await new PgSubjectKeyStore(backend.pool, testMasterKey).destroy('erased-again', new Date());
+
+      await eventually(async () => watching.has('erased-again'), 2_000, 'a polling process to hear of the retried erasure');
+      const starting = await ErasedSubjects.start({ pool: backend.pool, tokenLifetimeMs });
+      expect(starting.has('erased-again')).toBe(true);
+      await starting.close();
+    } finally {
+      await watching.close();
     }
   });
 });

@@ -57,14 +57,17 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
   /**
    * `erased_at` is the database's clock, not `at`: every API process reads the tombstones newer
    * than its last look by that clock (`ErasedSubjects`), which a writer's own clock, skewed or
-   * fixed, would make it miss.
+   * fixed, would make it miss. A repeat stamps it anew: a retry of an erasure whose first attempt
+   * died after this step may come long after, while the person's refresh token still mints access
+   * tokens, and only a fresh stamp makes the other processes look. When the erasure happened is
+   * its `SubjectErased` event's to say, not this column's.
    */
   async destroy(subjectId: string, at: Date): Promise<void> {
     await this.pool.query(
       `INSERT INTO subject_keys (subject_id, wrapped_key, wrapped_with, created_at, erased_at)
        VALUES ($1, NULL, NULL, $2, now())
        ON CONFLICT (subject_id) DO UPDATE
-         SET wrapped_key = NULL, wrapped_with = NULL, erased_at = coalesce(subject_keys.erased_at, excluded.erased_at)`,
+         SET wrapped_key = NULL, wrapped_with = NULL, erased_at = excluded.erased_at`,
       [subjectId, at],
     );
   }
