@@ -44,6 +44,17 @@ function exchange(port: number, request: Buffer | string): Promise<RawAnswer> {
   });
 }
 
+/** Writes `request`, closes its side, and reads whatever comes back until the server closes. */
+function sendAndHangUp(port: number, request: string): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(port, '127.0.0.1', () => socket.end(request));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
 const withRawByte = (before: string, bytes: number[], after: string) => Buffer.concat([Buffer.from(before, 'latin1'), Buffer.from(bytes), Buffer.from(after, 'latin1')]);
 /** `GET /v1/listings?q=Saône` with the "ô" as its two UTF-8 bytes, not percent-encoded. */
 const rawNonAscii = withRawByte('GET /v1/listings?q=Sa', [0xc3, 0xb4], 'ne HTTP/1.1\r\nHost: x\r\n\r\n');
@@ -68,6 +79,7 @@ describe('requests refused by the HTTP parser', () => {
   let app: HttpServer;
   let port: number;
   const logs: Record<string, unknown>[] = [];
+  let slowDone = 0;
 
   beforeAll(async () => {
     const sink = new Writable({
@@ -84,6 +96,11 @@ describe('requests refused by the HTTP parser', () => {
       probes: [],
     });
     app.get('/v1/listings', async () => ({ items: [] }));
+    app.post('/v1/slow', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      slowDone += 1;
+      return { done: true };
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     port = portOf(app);
   });
@@ -128,6 +145,30 @@ describe('requests refused by the HTTP parser', () => {
     await exchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Padding: ${'a'.repeat(20 * 1024)}\r\n\r\n`);
     expect(await countOf('GET', 'unmatched', 400)).toBe(before[400] + 1);
     expect(await countOf('GET', 'unmatched', 431)).toBe(before[431] + 1);
+  });
+
+  it('answers a valid request pipelined before a bad one with its own answer, then closes: no 400 in its name', async () => {
+    const before = await countOf('POST', 'unmatched', 400);
+    const valid = 'POST /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';
+    const answer = await exchange(port, Buffer.concat([Buffer.from(valid, 'latin1'), withRawByte('GET /v1/caf', [0xc3, 0xa9], ' HTTP/1.1\r\nHost: x\r\n\r\n')]));
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body.slice(0, Number(answer.headers['content-length'])))).toEqual({ done: true });
+    // Nothing after it: the bad request's answer would be read as the next request's.
+    expect(answer.bodyBytes).toBe(Number(answer.headers['content-length']));
+    expect(slowDone).toBe(1);
+    expect(await countOf('POST', 'unmatched', 400)).toBe(before);
+  });
+
+  it('answers a request whose body is not valid HTTP with 400 problem+json naming its path', async () => {
+    const answer = await exchange(port, 'POST /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n');
+    expect(expectProblem(answer, 400, 'bad-request').instance).toBe('/v1/slow');
+  });
+
+  it('closes without answering or counting a request cut short by the client', async () => {
+    const before = await countOf('GET', 'unmatched', 400);
+    const answer = await sendAndHangUp(port, 'GET /v1/listings HTTP/1.1\r\nHost: x\r\n');
+    expect(answer.toString('latin1')).toBe('');
+    expect(await countOf('GET', 'unmatched', 400)).toBe(before);
   });
 
   it('logs each refusal with its request id and status', async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { METHODS, STATUS_CODES } from 'node:http';
+import { METHODS, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { problemContentType, problemTypeBase, type Problem } from './problem.js';
@@ -37,18 +37,34 @@ function refusalFor(error: ClientError): Refusal {
 }
 
 /**
- * The method and path of the request line, when the chunk the parser refused starts with one.
+ * The method and path of the request line, when the chunk the parser refused starts with one
+ * and that is the failing request's start: only when the chunk is all the connection ever sent.
+ * A later chunk may begin inside a request (a header line, a body's tail) or with a request
+ * already answered, whose path the refusal would then wrongly name; such a refusal goes unnamed.
  * The path only: a query string may be what was too long. Bytes outside visible ASCII are
  * percent-encoded so the problem document and the log line hold text, not raw bytes.
  */
-function requestLineOf(error: ClientError): { method: string; path: string } | undefined {
-  if (!Buffer.isBuffer(error.rawPacket)) return undefined;
+function requestLineOf(error: ClientError, socket: Socket): { method: string; path: string } | undefined {
+  if (!Buffer.isBuffer(error.rawPacket) || socket.bytesRead !== error.rawPacket.length) return undefined;
   const line = /^([A-Z]+) (\/[^?# \r\n]*)/.exec(error.rawPacket.subarray(0, 8 * 1024).toString('latin1'));
   const method = line?.[1];
   const path = line?.[2];
   if (method === undefined || path === undefined || !METHODS.includes(method)) return undefined;
   return { method, path: path.replace(/[^!-~]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`) };
 }
+
+/**
+ * The response on the socket now, if any: Node's ServerResponse attaches itself to its socket
+ * as `_httpMessage` until it finishes (undocumented, hence checked); the next pipelined one
+ * takes its place then.
+ */
+function responseOn(socket: Socket): ServerResponse | undefined {
+  const message = '_httpMessage' in socket ? socket._httpMessage : undefined;
+  return message instanceof ServerResponse ? message : undefined;
+}
+
+/** Sockets whose parser failed and that are left to finish the answers in flight: a later error on them is the same one. */
+const closing = new WeakSet<Socket>();
 
 /**
  * Fastify's `clientErrorHandler` (bound to the instance): a request Node's HTTP parser refuses
@@ -58,9 +74,47 @@ function requestLineOf(error: ClientError): { method: string; path: string } | u
  */
 export function answerClientError(this: FastifyInstance, error: ClientError, socket: Socket): void {
   // A reset connection is already gone: there is no one to answer, and nothing was asked.
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (error.code === 'ECONNRESET' || socket.destroyed || closing.has(socket)) return;
+  // The client sent part of a request and hung up: it waits for nothing, and no request was made.
+  if (error.code === 'HPE_INVALID_EOF_STATE') {
+    this.log.trace({ reason: error.code, remoteAddress: socket.remoteAddress }, 'connection closed mid-request');
+    socket.destroy();
+    return;
+  }
+  const inFlight = responseOn(socket);
+  if (inFlight === undefined) {
+    answerOnSocket(this, error, socket, requestLineOf(error, socket));
+    return;
+  }
+  closing.add(socket);
+  closeAfterAnswers(this, error, socket, inFlight);
+}
+
+/**
+ * A pipelined request the parser refused, behind requests being answered: bytes written now
+ * would land in (or be read as) the earlier answers, so those finish first and the connection
+ * closes after them. The refused request itself gets an answer only if its headers made it into
+ * a request (its body was what failed) whose response has not started: that response is its own.
+ */
+function closeAfterAnswers(app: FastifyInstance, error: ClientError, socket: Socket, response: ServerResponse | undefined): void {
+  if (socket.destroyed) return;
+  if (response === undefined) {
+    app.log.info({ reason: error.code, remoteAddress: socket.remoteAddress }, 'connection closed after its answers: a pipelined request is not valid HTTP');
+    socket.end(() => socket.destroy());
+    return;
+  }
+  // Only the request being parsed is incomplete: this response is the refused request's.
+  if (!response.req.complete) {
+    if (response.headersSent) socket.destroy();
+    else answerOnSocket(app, error, socket, { method: response.req.method ?? 'UNKNOWN', path: new URL(response.req.url ?? '/', 'http://x').pathname });
+    return;
+  }
+  // 'close' follows 'finish', by which Node has put the next pipelined response on the socket.
+  response.once('close', () => closeAfterAnswers(app, error, socket, responseOn(socket)));
+}
+
+function answerOnSocket(app: FastifyInstance, error: ClientError, socket: Socket, requestLine: { method: string; path: string } | undefined): void {
   const refusal = refusalFor(error);
-  const requestLine = requestLineOf(error);
   // The headers were not (all) parsed, so a caller's X-Request-Id cannot be trusted or found.
   const requestId = randomUUID();
   const problem: Problem = {
@@ -76,8 +130,8 @@ export function answerClientError(this: FastifyInstance, error: ClientError, soc
   // No time is known: the parser gives no start. Counted with 0 s, so the count is right and
   // the rare refusal barely moves the latency buckets.
   const method = requestLine?.method ?? 'UNKNOWN';
-  this.observeAnswer({ method, route: 'unmatched', statusCode: refusal.status }, 0);
-  this.log.info(
+  app.observeAnswer({ method, route: 'unmatched', statusCode: refusal.status }, 0);
+  app.log.info(
     { requestId, method, url: problem.instance, remoteAddress: socket.remoteAddress, res: { statusCode: refusal.status }, reason: error.code },
     'request completed',
   );
