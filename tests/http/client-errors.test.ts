@@ -1,6 +1,5 @@
+import { capturedLogs } from '../support/captured-logs.js';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../src/infrastructure/http/http-server.js';
 import { problemSchema } from '../../src/infrastructure/http/problem.js';
@@ -78,18 +77,14 @@ function portOf(app: HttpServer): number {
 describe('requests refused by the HTTP parser', () => {
   let app: HttpServer;
   let port: number;
-  const logs: Record<string, unknown>[] = [];
+  let logs: Record<string, unknown>[] = [];
   let slowDone = 0;
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line));
-        done();
-      },
-    });
+    const captured = capturedLogs();
+    logs = captured.lines;
     app = await createHttpServer({
-      logger: pino({ level: 'info' }, sink),
+      logger: captured.logger,
       openApi: { title: 't', description: 't', version: '1' },
       security: { corsOrigins: [], rateLimitMax: 10_000 },
       auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },

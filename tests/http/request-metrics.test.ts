@@ -1,5 +1,4 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { capturedLogs } from '../support/captured-logs.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../src/infrastructure/http/http-server.js';
 import { requireAuth } from '../../src/infrastructure/http/plugins/auth.plugin.js';
@@ -12,17 +11,13 @@ import { requireAuth } from '../../src/infrastructure/http/plugins/auth.plugin.j
 describe('request metrics', () => {
   let app: HttpServer;
   let url: string;
-  const logs: Record<string, unknown>[] = [];
+  let logs: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line));
-        done();
-      },
-    });
+    const captured = capturedLogs();
+    logs = captured.lines;
     app = await createHttpServer({
-      logger: pino({ level: 'info' }, sink),
+      logger: captured.logger,
       openApi: { title: 't', description: 't', version: '1' },
       security: { corsOrigins: [], rateLimitMax: 10_000, strict: { prefixes: ['/v1/strict/'], max: 1 } },
       auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import type pg from 'pg';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
@@ -19,18 +17,9 @@ import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-pay
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, consumer, createTestSide, eventTypes, listingInput, owner } from '../support/command-side.js';
 import { sleep } from '../../src/application/sleep.js';
+import { capturedLogs } from '../support/captured-logs.js';
 import { eventually } from '../support/eventually.js';
 
-function capturingLogger() {
-  const lines: { level: number; msg: string }[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
 
 let backend: TestBackend;
 beforeAll(async () => {
@@ -43,7 +32,7 @@ describe('gateway choice at start-up', () => {
   const events = { side: createTestSide(store, { now: () => new Date() }), eventStore: store };
 
   it('without a key: the simulated gateway, and a loud warning', async () => {
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = capturedLogs();
     const gateway = createPaymentGateway({ NODE_ENV: 'development' }, logger, events, backend.pool);
     expect(gateway).toBeInstanceOf(SimulatedPaymentGateway);
     expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringContaining('PAYMENTS ARE SIMULATED') })]);
@@ -51,7 +40,7 @@ describe('gateway choice at start-up', () => {
   });
 
   it('in production, a missing key or webhook secret stops start-up', () => {
-    const { logger } = capturingLogger();
+    const { logger } = capturedLogs();
     expect(() => createPaymentGateway({ NODE_ENV: 'production' }, logger, events, backend.pool)).toThrow(ConfigError);
     expect(() => createPaymentGateway({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_abc' }, logger, events, backend.pool)).toThrow(/STRIPE_WEBHOOK_SECRET/);
     const gateway = createPaymentGateway({ NODE_ENV: 'production', STRIPE_SECRET_KEY: 'sk_live_abc', STRIPE_WEBHOOK_SECRET: 'whsec_x' }, logger, events, backend.pool);

@@ -1,7 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { sql, type Kysely } from 'kysely';
-import { pino } from 'pino';
 import type pg from 'pg';
 import { createCommandHandlers, type CommandSide } from '../../../src/application/command-handlers.js';
 import { createIdentityService, type IdentityService } from '../../../src/application/identity/identity.service.js';
@@ -23,6 +21,7 @@ import { readModelProjections } from '../../../src/projections/read-models.js';
 import type { ErasedSubjects } from '../../../src/infrastructure/privacy/erased-subjects.js';
 import { PgRecordsOutsideTheLog } from '../../../src/infrastructure/privacy/pg-records-outside-the-log.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { capturedLogs } from '../../support/captured-logs.js';
 import { pgVault } from '../../support/personal-data.js';
 
 export const secret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
@@ -98,13 +97,7 @@ export async function startApi(
   } = {},
 ): Promise<TestApi> {
   const clock = options.clock ?? new FakeClock();
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line));
-      done();
-    },
-  });
+  const { logger, lines: logs } = capturedLogs();
   const vault = pgVault(backend.pool);
   const handlers = createCommandHandlers({ eventStore: backend.eventStore, clock, personalData: vault });
   const side: CommandSide = { handlers, clock, policy: { holdMinutes: 15 } };
@@ -117,7 +110,7 @@ export async function startApi(
     clock,
   });
   const app = await buildCommandApi({
-    logger: pino({ level: 'info' }, sink),
+    logger,
     clock,
     secret,
     issuer,
