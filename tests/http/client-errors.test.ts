@@ -159,6 +159,16 @@ describe('requests refused by the HTTP parser', () => {
     expect(expectProblem(answer, 400, 'bad-request').instance).toBe('/v1/slow');
   });
 
+  it('answers a bad body of a request whose target is no URL path (`//`, `http://[`) with problem+json, and stays up', async () => {
+    for (const target of ['//', 'http://[', 'http://a:b/']) {
+      const answer = await exchange(port, `POST ${target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`);
+      // Refused by the parser (400) or, a target fastify could route, by fastify first: problem+json either way.
+      expect([400, 404], target).toContain(answer.status);
+      expect(answer.headers['content-type'], target).toContain('application/problem+json');
+    }
+    expect((await exchange(port, 'GET /v1/nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).status).toBe(404);
+  });
+
   it('closes without answering or counting a request cut short by the client', async () => {
     const before = await countOf('GET', 'unmatched', 400);
     const answer = await sendAndHangUp(port, 'GET /v1/listings HTTP/1.1\r\nHost: x\r\n');

@@ -46,11 +46,21 @@ function refusalFor(error: ClientError): Refusal {
  */
 function requestLineOf(error: ClientError, socket: Socket): { method: string; path: string } | undefined {
   if (!Buffer.isBuffer(error.rawPacket) || socket.bytesRead !== error.rawPacket.length) return undefined;
-  const line = /^([A-Z]+) (\/[^?# \r\n]*)/.exec(error.rawPacket.subarray(0, 8 * 1024).toString('latin1'));
+  const line = /^([A-Z]+) (\S+)/.exec(error.rawPacket.subarray(0, 8 * 1024).toString('latin1'));
   const method = line?.[1];
-  const path = line?.[2];
+  const path = pathOf(line?.[2]);
   if (method === undefined || path === undefined || !METHODS.includes(method)) return undefined;
-  return { method, path: path.replace(/[^!-~]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`) };
+  return { method, path };
+}
+
+/**
+ * The path of a request target, percent-encoded past visible ASCII; `undefined` for a target
+ * that is no path (`*`, `http://…`, whatever the parser let through): read by pattern, never by
+ * `new URL`, which throws on targets Node accepts (`//`), and nothing here may throw.
+ */
+function pathOf(target: string | undefined): string | undefined {
+  const path = target === undefined ? undefined : /^(\/[^?#]*)/.exec(target)?.[1];
+  return path?.replace(/[^!-~]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
 }
 
 /**
@@ -75,19 +85,32 @@ const closing = new WeakSet<Socket>();
 export function answerClientError(this: FastifyInstance, error: ClientError, socket: Socket): void {
   // A reset connection is already gone: there is no one to answer, and nothing was asked.
   if (error.code === 'ECONNRESET' || socket.destroyed || closing.has(socket)) return;
+  // It runs in the socket's data handler, reading Node internals: a throw would end the process.
+  guarded(socket, () => answer(this, error, socket));
+}
+
+function guarded(socket: Socket, work: () => void): void {
+  try {
+    work();
+  } catch {
+    socket.destroy();
+  }
+}
+
+function answer(app: FastifyInstance, error: ClientError, socket: Socket): void {
   // The client sent part of a request and hung up: it waits for nothing, and no request was made.
   if (error.code === 'HPE_INVALID_EOF_STATE') {
-    this.log.trace({ reason: error.code, remoteAddress: socket.remoteAddress }, 'connection closed mid-request');
+    app.log.trace({ reason: error.code, remoteAddress: socket.remoteAddress }, 'connection closed mid-request');
     socket.destroy();
     return;
   }
   const inFlight = responseOn(socket);
   if (inFlight === undefined) {
-    answerOnSocket(this, error, socket, requestLineOf(error, socket));
+    answerOnSocket(app, error, socket, requestLineOf(error, socket));
     return;
   }
   closing.add(socket);
-  closeAfterAnswers(this, error, socket, inFlight);
+  closeAfterAnswers(app, error, socket, inFlight);
 }
 
 /**
@@ -106,11 +129,14 @@ function closeAfterAnswers(app: FastifyInstance, error: ClientError, socket: Soc
   // Only the request being parsed is incomplete: this response is the refused request's.
   if (!response.req.complete) {
     if (response.headersSent) socket.destroy();
-    else answerOnSocket(app, error, socket, { method: response.req.method ?? 'UNKNOWN', path: new URL(response.req.url ?? '/', 'http://x').pathname });
+    else {
+      const path = pathOf(response.req.url);
+      answerOnSocket(app, error, socket, path === undefined ? undefined : { method: response.req.method ?? 'UNKNOWN', path });
+    }
     return;
   }
   // 'close' follows 'finish', by which Node has put the next pipelined response on the socket.
-  response.once('close', () => closeAfterAnswers(app, error, socket, responseOn(socket)));
+  response.once('close', () => guarded(socket, () => closeAfterAnswers(app, error, socket, responseOn(socket))));
 }
 
 function answerOnSocket(app: FastifyInstance, error: ClientError, socket: Socket, requestLine: { method: string; path: string } | undefined): void {
