@@ -524,6 +524,20 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     expect(sessionsIssued - before).toBe(2);
     expect(await backend.idempotencyDb.selectFrom('idempotency_keys').select('status').where('key', '=', key).execute()).toEqual([]);
   });
+
+  it('runs another body sent under the key while the first is in flight, rather than telling it apart (422) from the same body (409)', async () => {
+    // Under login's key a 422 against a 409 would say whether a guessed password is the one in
+    // flight, answered before the password check, so uncounted by the lockout.
+    const key = randomUUID();
+    const before = sessionsIssued;
+    const send = (user: string) => postJson(`${api.url}/test/sessions`, { user }, { 'idempotency-key': key });
+    const [first, other, same] = await Promise.all([send('ada'), sleep(30).then(() => send('eve')), sleep(30).then(() => send('ada'))]);
+
+    expect(first.status).toBe(200);
+    expect(other.status).toBe(200);
+    expect(same.status).toBe(409);
+    expect(sessionsIssued - before).toBe(2);
+  });
 });
 
 /**

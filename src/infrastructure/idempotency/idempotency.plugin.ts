@@ -48,8 +48,8 @@ declare module 'fastify' {
     /**
      * `false` on a POST that must not take the header (e.g. a webhook that dedupes by its own
      * event id). `'no-replay'` on a POST whose response carries credentials got with a password
-     * (login): the key still answers 409 to a duplicate sent while the first is in flight, but the
-     * response is never stored and the key's row is deleted once it is sent, so every later
+     * (login): the key still answers 409 to the same body sent while the first is in flight (another
+     * body runs as a request of its own), but the response is never stored and the key's row is deleted once it is sent, so every later
      * request runs afresh. Stored, the row would keep for its time to live a hash keyed by the
      * server secret of the password (a guessing oracle to whoever reads the table and holds the
      * secret), in an anonymous scope that erasure cannot find; and a retried login loses nothing
@@ -189,8 +189,11 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     const route = request.routeOptions.url ?? request.url;
     const caller = request.actor?.id ?? `anonymous:${request.method} ${route}`;
     const credentials = credentialsRoute(request);
-    // Only the same body under the key finds its stored credentials: see `CredentialsIdempotency`.
-    const id = { scope: credentials ? `${caller} ${request.requestHash}` : caller, key };
+    // On a route that answers with credentials only the same body under the key finds its row: a
+    // stored answer (see `CredentialsIdempotency`), or one in flight. Another body claims a row of
+    // its own and runs: told apart from the same body (422 against 409), a guessed password
+    // would learn whether it is the one in flight, before the password check, uncounted.
+    const id = { scope: credentials || noReplay(request) ? `${caller} ${request.requestHash}` : caller, key };
     const claim = await store.claim(id, request.requestHash, { leaseMs, ttlMs }, legacyHashes.get(request));
     if (claim.outcome === 'mismatch') throw keyReused();
     if (claim.outcome === 'in_flight') throw keyInFlight();
