@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Actor } from '../domain/shared/actor.js';
+import type { RecordedEvent } from './ports/event-store.js';
 import { sealedFieldsSchema } from './privacy/personal-data-vault.js';
 
 export { actorSchema, roleSchema, type Actor, type Role } from '../domain/shared/actor.js';
@@ -23,6 +24,17 @@ export const eventMetadataSchema = z.object({
   personalData: sealedFieldsSchema.optional(),
 });
 export type EventMetadata = z.infer<typeof eventMetadataSchema>;
+
+/**
+ * The time an event counts as having happened (time travel, time ranges, grace periods, the
+ * cancellation policy): `occurredAt` from its metadata (the service's clock when it decided), or
+ * the store's `recordedAt` for an event without it.
+ */
+export function occurredAt(event: RecordedEvent): Date {
+  const stated = event.metadata.occurredAt;
+  const parsed = typeof stated === 'string' ? new Date(stated) : undefined;
+  return parsed && !Number.isNaN(parsed.getTime()) ? parsed : event.recordedAt;
+}
 
 /** Everything about a command's origin that ends up in its events' metadata. */
 export type CommandContext = {

@@ -83,6 +83,20 @@ describe('hold expiry process', () => {
   /** Where the appointment, its doctor's slot and its patient's time each say it is. */
   const whereIs = (appointmentId: string) => whereIsAppointment(side, appointmentId, { doctorId: doctor.id, patientId: patient.id });
 
+  const nothingPending = { holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 };
+
+  /** A process following the log from the start, past the grace period: it settles nothing, keeps nothing pending, appends nothing. */
+  async function expectNothingToDoAfterGrace(): Promise<void> {
+    const before = await everyEventId();
+    const { process, turn } = startWatchedProcess();
+    clock.advance(graceMs);
+
+    expect(await turn()).toBe(0);
+
+    expect(process.pending).toEqual(nothingPending);
+    expect(await everyEventId()).toEqual(before);
+  }
+
   /** A restarted process replays the whole log and sweeps: nothing new may be appended. */
   async function expectReplayToAppendNothing(): Promise<void> {
     const before = await everyEventId();
@@ -381,7 +395,7 @@ describe('hold expiry process', () => {
       await turn();
 
       expect(await everyEventId()).toEqual(before);
-      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+      expect(process.pending).toEqual(nothingPending);
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
     });
   });
@@ -392,14 +406,7 @@ describe('hold expiry process', () => {
     clock.advance(Date.parse(ten) + 30 * 60_000 - clock.now().getTime());
     await completeAppointment(side, held, { notes: 'rest' }, as(doctor));
     await markNoShow(side, missed, as(doctor));
-    const before = await everyEventId();
-    const { process, turn } = startWatchedProcess();
-    clock.advance(graceMs);
-
-    expect(await turn()).toBe(0);
-
-    expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
-    expect(await everyEventId()).toEqual(before);
+    await expectNothingToDoAfterGrace();
     expect(await whereIs(held)).toEqual({ appointment: nine, slot: nine, time: undefined });
     expect(await whereIs(missed)).toEqual({ appointment: ten, slot: ten, time: undefined });
   });
@@ -584,7 +591,7 @@ describe('hold expiry process', () => {
       expect(await turn()).toBe(0);
 
       expect(errors).toEqual([]);
-      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+      expect(process.pending).toEqual(nothingPending);
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
       await expect(bookAppointment(side, { doctorId: doctor.id, start: tomorrowNine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
       await expectReplayToAppendNothing();
@@ -615,7 +622,7 @@ describe('hold expiry process', () => {
       await turn();
 
       expect(errors).toEqual([]);
-      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+      expect(process.pending).toEqual(nothingPending);
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
       await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: tomorrowNine, reason: 'y' }, as(patient))).resolves.toBeDefined();
       await expect(bookAppointment(side, { doctorId: doctor.id, start: tomorrowNine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
@@ -694,14 +701,7 @@ describe('hold expiry process', () => {
     it('a reschedule that went through leaves nothing pending, and the process does nothing', async () => {
       const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
       await rescheduleAppointment(side, id, { start: nineThirty }, as(patient));
-      const before = await everyEventId();
-      const { process, turn } = startWatchedProcess();
-      clock.advance(graceMs);
-
-      expect(await turn()).toBe(0);
-
-      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
-      expect(await everyEventId()).toEqual(before);
+      await expectNothingToDoAfterGrace();
     });
 
     it('a reschedule refused because the patient became busy while its slot moved, the slot moved back by the request, leaves nothing pending, and the process does nothing', async () => {
@@ -714,14 +714,7 @@ describe('hold expiry process', () => {
       resume();
       await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
       expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotRestored']);
-      const before = await everyEventId();
-      const { process, turn } = startWatchedProcess();
-      clock.advance(graceMs);
-
-      expect(await turn()).toBe(0);
-
-      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
-      expect(await everyEventId()).toEqual(before);
+      await expectNothingToDoAfterGrace();
       expect(await whereIs(id)).toEqual({ appointment: nine, slot: nine, time: nine });
     });
   });

@@ -1,6 +1,7 @@
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 import { checkLink, genesisHash, type ChainBreakReason } from './hash-chain.js';
-import { occurredAt, toAuditEvent, type AuditEvent, type EventReader } from './stream-history.js';
+import { occurredAt } from '../metadata.js';
+import { toAuditEvent, type AuditEvent, type EventReader } from './stream-history.js';
 
 export type ExportFilter = {
   readonly from?: Date | undefined;

@@ -2,6 +2,7 @@ import { aggregates } from '../aggregates/aggregates.js';
 import type { Aggregate } from '../command-handling/aggregate.js';
 import type { DomainEvent } from '../command-handling/event-codec.js';
 import { isSystemStream, type EventStore, type JsonObject, type ReadStreamOptions, type ReadStreamResult, type RecordedEvent } from '../ports/event-store.js';
+import { occurredAt } from '../metadata.js';
 import { formatPosition } from '../ports/position.js';
 import { storedHash, storedPrevHash } from './hash-chain.js';
 import { unreadableFieldsOf } from './unreadable-events.js';
@@ -47,17 +48,6 @@ export function toAuditEvent(event: RecordedEvent): AuditEvent {
     prevHash: storedPrevHash(event) ?? null,
     ...(unreadable && { unreadableFields: [...unreadable] }),
   };
-}
-
-/**
- * The time an event counts as having happened for time travel and time ranges: `occurredAt`
- * from its metadata (the service's clock when it decided), or the store's `recordedAt` for an
- * event without it.
- */
-export function occurredAt(event: RecordedEvent): Date {
-  const stated = event.metadata.occurredAt;
-  const parsed = typeof stated === 'string' ? new Date(stated) : undefined;
-  return parsed && !Number.isNaN(parsed.getTime()) ? parsed : event.recordedAt;
 }
 
 /** An aggregate with its types erased: the audit side folds whichever one a stream id names. */

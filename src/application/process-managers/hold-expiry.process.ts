@@ -11,6 +11,7 @@ import { expireUnpaidBooking, releaseDates } from '../bookings/booking.use-cases
 import { calendarFollowsListing } from '../listings/listing.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
+import { occurredAt } from '../metadata.js';
 import { sleep } from '../sleep.js';
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
 
@@ -172,7 +173,7 @@ export class HoldExpiryProcess {
         // unless its dates went back as expired since they were last held (a payment came too late).
         const hold = this.holds.get(bookingId);
         this.holds.delete(bookingId);
-        if (hold?.status !== 'dates-released') this.cancelledBookings.set(bookingId, { cancelledAt: occurredAt(event), cause: causeOf(event) });
+        if (hold?.status !== 'dates-released') this.cancelledBookings.set(bookingId, { cancelledAt: occurredAt(event).getTime(), cause: causeOf(event) });
         return;
       }
       case 'SlotBooked': {
@@ -187,7 +188,7 @@ export class HoldExpiryProcess {
         if (reserved.type !== 'TimeReserved') return;
         const { appointmentId, patientId } = reserved.data;
         if (this.slots.has(appointmentId)) return;
-        this.times.set(appointmentId, { patientId, reservedAt: occurredAt(event), cause: causeOf(event) });
+        this.times.set(appointmentId, { patientId, reservedAt: occurredAt(event).getTime(), cause: causeOf(event) });
         return;
       }
       case 'SlotReleased':
@@ -216,7 +217,7 @@ export class HoldExpiryProcess {
         if (typeof appointmentId !== 'string') return;
         this.movedSlots.delete(appointmentId);
         this.movedTimes.delete(appointmentId);
-        this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event), cause: causeOf(event), slotHeld: true, timeHeld: true });
+        this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event).getTime(), cause: causeOf(event), slotHeld: true, timeHeld: true });
         return;
       }
       case 'AppointmentCompleted':
@@ -226,7 +227,7 @@ export class HoldExpiryProcess {
         // A move the appointment never followed stays pending: the slot it kept would block the
         // time a failed reschedule moved it to for good (it goes back to the visit's own time),
         // and the patient's time there is released with the rest of it.
-        this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event), cause: causeOf(event), slotHeld: false, timeHeld: true });
+        this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event).getTime(), cause: causeOf(event), slotHeld: false, timeHeld: true });
         return;
       }
       case 'SlotMoved':
@@ -249,7 +250,7 @@ export class HoldExpiryProcess {
           // No move was waiting for this reschedule: it was moved back before the appointment
           // landed (a retry of the request racing this process's move back), or it was never
           // needed (another reschedule to the same time moved it). Checked after the grace period.
-          else pending.set(appointmentId, { appointmentStart: start, at: previousStart, movedAt: occurredAt(event), cause: causeOf(event) });
+          else pending.set(appointmentId, { appointmentStart: start, at: previousStart, movedAt: occurredAt(event).getTime(), cause: causeOf(event) });
         }
         return;
       }
@@ -283,7 +284,7 @@ export class HoldExpiryProcess {
     const seen: Openness = { listingActive: last?.listingActive ?? !open, calendarOpen: last?.calendarOpen ?? !open };
     seen[which] = open;
     if (seen.listingActive === seen.calendarOpen) this.calendars.delete(listingId);
-    else this.calendars.set(listingId, { ...seen, since: last?.since ?? occurredAt(event), cause: last?.cause ?? causeOf(event) });
+    else this.calendars.set(listingId, { ...seen, since: last?.since ?? occurredAt(event).getTime(), cause: last?.cause ?? causeOf(event) });
   }
 
   /**
@@ -579,14 +580,18 @@ export class HoldExpiryProcess {
 
   /** The appointment, while it can still be rescheduled; a cancelled one is the cancellation backstop's. */
   private async openAppointment(appointmentId: string) {
-    const { state } = await this.options.side.handlers.appointment.read(appointmentStreamId(appointmentId));
-    return state.status === 'scheduled' || state.status === 'rescheduled' ? state : undefined;
+    const state = await this.appointment(appointmentId);
+    return isOpen(state) ? state : undefined;
   }
 
   /** The appointment, while it keeps its doctor's slot: open, completed or missed; not cancelled. */
   private async slotHolder(appointmentId: string) {
-    const { state } = await this.options.side.handlers.appointment.read(appointmentStreamId(appointmentId));
-    return state.status === 'scheduled' || state.status === 'rescheduled' || isEnded(state) ? state : undefined;
+    const state = await this.appointment(appointmentId);
+    return isOpen(state) || isEnded(state) ? state : undefined;
+  }
+
+  private async appointment(appointmentId: string): Promise<AppointmentState> {
+    return (await this.options.side.handlers.appointment.read(appointmentStreamId(appointmentId))).state;
   }
 
   /**
@@ -639,6 +644,11 @@ export class HoldExpiryProcess {
   }
 }
 
+/** Scheduled or rescheduled: it can still move. */
+function isOpen(state: AppointmentState): state is Extract<AppointmentState, { status: 'scheduled' | 'rescheduled' }> {
+  return state.status === 'scheduled' || state.status === 'rescheduled';
+}
+
 /** Held or missed: it keeps its doctor's slot and needs none of its patient's time. */
 function isEnded(state: AppointmentState): state is Extract<AppointmentState, { status: 'completed' | 'noShow' }> {
   return state.status === 'completed' || state.status === 'noShow';
@@ -650,11 +660,6 @@ function causeOf(event: RecordedEvent): Cause {
 }
 
 /** When the event was appended, by the command side's clock (the one the sweep compares with). */
-function occurredAt(event: RecordedEvent): number {
-  const at = typeof event.metadata.occurredAt === 'string' ? Date.parse(event.metadata.occurredAt) : Number.NaN;
-  return Number.isNaN(at) ? event.recordedAt.getTime() : at;
-}
-
 /**
  * A slot or time moved from `previousStart` to `start`. The first move the appointment has not
  * followed starts from the appointment's start; a later one back there is an undo and settles it.
@@ -666,7 +671,7 @@ function noteMove(
 ): void {
   const appointmentStart = pending.get(appointmentId)?.appointmentStart ?? previousStart;
   if (start === appointmentStart) pending.delete(appointmentId);
-  else pending.set(appointmentId, { appointmentStart, at: start, movedAt: occurredAt(event), cause: causeOf(event) });
+  else pending.set(appointmentId, { appointmentStart, at: start, movedAt: occurredAt(event).getTime(), cause: causeOf(event) });
 }
 
 /** The appointment moved to `start`: a slot or time already there has been followed. */

@@ -9,7 +9,7 @@ import { aggregates } from '../aggregates/aggregates.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
-import { eventMetadataSchema } from '../metadata.js';
+import { occurredAt } from '../metadata.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
 import { intentOutcomeLearned, recordProviderEvent } from '../payments/provider-events.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
@@ -318,24 +318,20 @@ export class PaymentProcess {
     const recordedFirst = comparePositions(cause.position, read.position) < 0;
     const succeeded = aggregates.payment.codec.decode(cause);
     const capturedAt = succeeded.type === 'PaymentSucceeded' ? succeeded.data.capturedAt : undefined;
-    const cancelledAt = capturedAt === undefined ? undefined : await this.occurredAt(bookingStreamId(bookingId), read.version, 'BookingCancelled');
+    const cancelledAt = capturedAt === undefined ? undefined : await this.timeOf(bookingStreamId(bookingId), read.version, 'BookingCancelled');
     if (capturedAt === undefined || cancelledAt === undefined) return recordedFirst;
-    const lead = Date.parse(cancelledAt) - Date.parse(capturedAt);
+    const lead = cancelledAt.getTime() - Date.parse(capturedAt);
     return Math.abs(lead) <= tooCloseToCallMs ? recordedFirst : lead > 0;
   }
 
   /**
-   * When the command side appended the event at `revision` of `streamId`, if it is of `type`: by
-   * its clock, the one a cancellation's policy was reckoned by (the store's `recordedAt` is the
-   * database's). Undefined for an event appended from outside the service without it.
+   * When the event at `revision` of `streamId` happened, if it is of `type` (`occurredAt`: the
+   * command side's clock, the one a cancellation's policy was reckoned by).
    */
-  private async occurredAt(streamId: string, revision: number, type: string): Promise<string | undefined> {
+  private async timeOf(streamId: string, revision: number, type: string): Promise<Date | undefined> {
     const read = await this.options.eventStore.readStream(streamId, { from: revision, maxCount: 1 });
     if (read.status === 'no_stream') return undefined;
-    for await (const event of read.events) {
-      const occurredAt = eventMetadataSchema.shape.occurredAt.safeParse(event.metadata.occurredAt);
-      return event.type === type && occurredAt.success ? occurredAt.data : undefined;
-    }
+    for await (const event of read.events) return event.type === type ? occurredAt(event) : undefined;
     return undefined;
   }
 

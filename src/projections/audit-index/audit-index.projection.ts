@@ -1,7 +1,7 @@
 import { providerEventUnmatchedType } from '../../application/payments/provider-events.js';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { aggregates } from '../../application/aggregates/aggregates.js';
-import { occurredAt } from '../../application/audit/stream-history.js';
+import { occurredAt } from '../../application/metadata.js';
 import type { RecordedEvent } from '../../application/ports/event-store.js';
 import { defineProjection } from '../runtime/projection.js';
 import { withinParameterLimit } from '../shared/parameter-limit.js';
