@@ -52,8 +52,11 @@ try {
   const basePort = await freePort();
   const appendEnv: Record<string, string> = appendDatabase ? { APPEND_DATABASE_URL: appendDatabase.url } : {};
   children.push(await start(['bench/support/baseline-server.ts'], { DATABASE_URL: database.url, PORT: String(basePort), ...appendEnv }, [`http://127.0.0.1:${basePort}/hello`]));
-  // BENCH_ROLE=command measures the APIs without projectors beside them (queries then read stale rows).
-  const { child: service, commands, queries } = await startBenchService(database.url, process.env.BENCH_ROLE ?? 'all');
+  // BENCH_ROLE=command measures the command API without the projectors beside it; the figures that
+  // need the query API or the projectors ((e), the projection lag) are then left out.
+  const role = process.env.BENCH_ROLE ?? 'all';
+  if (role !== 'all' && role !== 'command') throw new Error(`BENCH_ROLE is all or command, not ${role}`);
+  const { child: service, commands, queries } = await startBenchService(database.url, role);
   children.push(service);
   let peakRss = 0;
   const sampler = setInterval(() => void rssOf(service.pid).then((rss) => (peakRss = Math.max(peakRss, rss))), 250);
@@ -112,30 +115,6 @@ try {
   });
   line('(d) command API POST /v1/appointments', appointments);
 
-  // (e) reads of what (d) wrote, once the service has settled: measured beside the projector
-  // thread draining the backlog (d) left, (e) would be that backlog's figure as much as its own.
-  await settled({ databaseUrl: database.url, commands, nextBooking });
-  // Each reader signs in once and keeps its token, as clients do, rather than the bench minting
-  // one per request on the cores the service runs on.
-  const readers = consumers.slice(0, 500).map((consumer) => `Bearer ${token(consumer, ['CONSUMER'])}`);
-  let reader = 0;
-  const beforeMine = await cacheLookups(queries);
-  const mine = await cannon(queries, load, {
-    requests: [
-      {
-        method: 'GET',
-        path: '/v1/bookings/me',
-        setupRequest: (request) => ({ ...request, headers: { ...request.headers, authorization: readers[reader++ % readers.length] ?? '' } }),
-      },
-    ],
-  });
-  line('(e) query API GET /v1/bookings/me', mine);
-  console.log(await hitShare(queries, beforeMine));
-  const beforeCategory = await cacheLookups(queries);
-  const byCategory = await cannon(`${queries}/v1/listings?category=venue`, load);
-  line('(e) query API GET /v1/listings?category=venue', byCategory);
-  console.log(await hitShare(queries, beforeCategory));
-
   // (d) is to be all accepted: a ratio over a run with refusals says so on its own line, not only
   // on the run's line far above.
   console.log(`ratio d/b (bookings / INSERT): ${(bookings.rps / insert.rps).toFixed(2)} (target ≥ 0.5, p99 ≤ 25 ms: ${bookings.p99} ms)${failuresOf(bookings)}`);
@@ -145,22 +124,48 @@ try {
     console.log(`ratio ours/emmett (one-append routes): ${(appends.ours.rps / appends.emmett.rps).toFixed(2)}`);
     console.log(`ratio d/r (bookings / emmett's one-append route): ${(bookings.rps / appends.emmett.rps).toFixed(2)} (target ≥ 1.5)${failuresOf(bookings)}`);
   }
-  // With the query cache on (its share printed above), (e) is mostly answered from memory while
-  // nothing is written; QUERY_CACHE_MB=0 measures every read against PostgreSQL, as (c) does.
-  const cached = process.env.QUERY_CACHE_MB === '0' ? 'query cache off' : 'query cache on';
-  console.log(`ratio e/c (bookings/me / SELECT): ${(mine.rps / select.rps).toFixed(2)} (target ≥ 0.7; ${cached})`);
-  console.log(`ratio e/c (listings?category / SELECT): ${(byCategory.rps / select.rps).toFixed(2)} (target ≥ 0.7; ${cached})`);
+  if (role === 'all') {
+    // (e) reads of what (d) wrote, once the service has settled: measured beside the projector
+    // thread draining the backlog (d) left, (e) would be that backlog's figure as much as its own.
+    await settled({ databaseUrl: database.url, commands, nextBooking });
+    // Each reader signs in once and keeps its token, as clients do, rather than the bench minting
+    // one per request on the cores the service runs on.
+    const readers = consumers.slice(0, 500).map((consumer) => `Bearer ${token(consumer, ['CONSUMER'])}`);
+    let reader = 0;
+    const beforeMine = await cacheLookups(queries);
+    const mine = await cannon(queries, load, {
+      requests: [
+        {
+          method: 'GET',
+          path: '/v1/bookings/me',
+          setupRequest: (request) => ({ ...request, headers: { ...request.headers, authorization: readers[reader++ % readers.length] ?? '' } }),
+        },
+      ],
+    });
+    line('(e) query API GET /v1/bookings/me', mine);
+    console.log(await hitShare(queries, beforeMine));
+    const beforeCategory = await cacheLookups(queries);
+    const byCategory = await cannon(`${queries}/v1/listings?category=venue`, load);
+    line('(e) query API GET /v1/listings?category=venue', byCategory);
+    console.log(await hitShare(queries, beforeCategory));
 
-  // Projection lag while bookings come steadily at half the rate measured above: from the
-  // command's answer to the bookings read model's checkpoint passing its position (checkpoint NOTIFY).
-  const halfRate = Math.max(1, Math.round(bookings.rps / 2));
-  const { load: paced, lag } = await bookingsLagUnderLoad({ databaseUrl: database.url, commands, rate: halfRate, seconds, maxInFlight: connections, nextBooking });
-  line(`(d) at half rate (${halfRate} req/s, paced evenly)`, paced);
-  if (paced.skipped > 0) console.log(`  note: ${paced.skipped} paced requests skipped, ${connections} already in flight`);
-  console.log(`projection lag (bookings) at ${halfRate} commands/s: ${lagText(lag)} (target p99 ≤ 100 ms)`);
+    // With the query cache on (its share printed above), (e) is mostly answered from memory while
+    // nothing is written; QUERY_CACHE_MB=0 measures every read against PostgreSQL, as (c) does.
+    const cached = process.env.QUERY_CACHE_MB === '0' ? 'query cache off' : 'query cache on';
+    console.log(`ratio e/c (bookings/me / SELECT): ${(mine.rps / select.rps).toFixed(2)} (target ≥ 0.7; ${cached})`);
+    console.log(`ratio e/c (listings?category / SELECT): ${(byCategory.rps / select.rps).toFixed(2)} (target ≥ 0.7; ${cached})`);
+
+    // Projection lag while bookings come steadily at half the rate measured above: from the
+    // command's answer to the bookings read model's checkpoint passing its position (checkpoint NOTIFY).
+    const halfRate = Math.max(1, Math.round(bookings.rps / 2));
+    const { load: paced, lag } = await bookingsLagUnderLoad({ databaseUrl: database.url, commands, rate: halfRate, seconds, maxInFlight: connections, nextBooking });
+    line(`(d) at half rate (${halfRate} req/s, paced evenly)`, paced);
+    if (paced.skipped > 0) console.log(`  note: ${paced.skipped} paced requests skipped, ${connections} already in flight`);
+    console.log(`projection lag (bookings) at ${halfRate} commands/s: ${lagText(lag)} (target p99 ≤ 100 ms)`);
+  }
 
   clearInterval(sampler);
-  console.log(`peak RSS of the all-roles process: ${Math.round(peakRss)} MB (target ≤ 300 MB)`);
+  console.log(`peak RSS of the ${role} role's process: ${Math.round(peakRss)} MB (target ≤ 300 MB)`);
 } finally {
   for (const child of children.reverse()) await stop(child);
   await appendDatabase?.stop();
