@@ -176,3 +176,46 @@ describe('the soak\'s read-your-writes accounting', () => {
     expect([...ledger.appointments.values()]).toEqual([expect.objectContaining({ start: moved, reschedules: 1 })]);
   });
 });
+
+/** A booking journey whose consumer pays (the payment's Stripe webhook delivered once), then stops there. */
+const bookingJourneyThatPays = [0.1, 0.99, 0.99, 0.99, 0.99, 0.99, 0.1];
+
+/** The service for a journey that books and pays: the payment's intent made at "Stripe", its webhook answered `webhookStatus`. */
+function payingService(stripe: FakeStripeServer, webhookStatus: number): ScriptedService {
+  return new ScriptedService((request) => {
+    if (request.route === 'POST /v1/bookings') return accepted(201, 'booking-1', '5.0');
+    if (request.route === 'POST /v1/bookings/:id/payments') {
+      const intent = { id: 'pi_1', object: 'payment_intent', amount: 10_000, amount_received: 0, currency: 'eur', status: 'requires_payment_method', client_secret: 's', metadata: { paymentId: 'payment-1' }, latest_charge: null } as const;
+      stripe.intents.set(intent.id, { ...intent, metadata: { ...intent.metadata } });
+      return reply(201, { paymentId: 'payment-1', position: '6.0' });
+    }
+    if (request.route === 'POST /v1/webhooks/stripe') return reply(webhookStatus, webhookStatus === 200 ? { received: true } : { type: 'https://bookable.example/problems/overloaded', status: webhookStatus });
+    return reply(200, {});
+  });
+}
+
+describe('the soak\'s webhook deliveries', () => {
+  it('given Stripe\'s webhook answered 200, then the payment counts as paid and the delivery as accepted, and nothing is amiss', async () => {
+    const ctx = context(new ScriptedService(() => reply(200, {})));
+    const service = payingService(ctx.stripe, 200);
+    draws(...bookingJourneyThatPays);
+
+    await nextJourney({ ...ctx, traffic: service });
+
+    expect(service.sent.map((request) => request.route)).toContain('POST /v1/webhooks/stripe');
+    expect(ctx.ledger.payments.get('payment-1')).toEqual({ bookingId: 'booking-1', webhookAccepted: true });
+    expect(ctx.ledger.webhookDeliveries).toBe(1);
+    expect(ctx.ledger.violations).toEqual([]);
+  });
+
+  it('given Stripe\'s webhook answered anything but 200 (here a 503), then it is a violation, and no accepted delivery is counted', async () => {
+    const ctx = context(new ScriptedService(() => reply(200, {})));
+    draws(...bookingJourneyThatPays);
+
+    await nextJourney({ ...ctx, traffic: payingService(ctx.stripe, 503) });
+
+    expect(ctx.ledger.payments.get('payment-1')).toEqual({ bookingId: 'booking-1', webhookAccepted: false });
+    expect(ctx.ledger.webhookDeliveries).toBe(0);
+    expect(ctx.ledger.violations).toEqual(['POST /v1/webhooks/stripe: a delivery for the payment of booking booking-1 answered 503, not 200']);
+  });
+});

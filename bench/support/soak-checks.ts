@@ -5,7 +5,8 @@ import { comparePositions, parsePosition, START, type Position } from '../../src
 import { listCheckpoints, readActivePositions } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { readSchema } from '../../src/projections/runtime/projection.js';
 import { tablesHash } from '../../tests/support/read-model-tables.js';
-import type { Ledger } from './soak-load.js';
+import { percentOf } from '../../src/domain/shared/money.js';
+import type { BookingRecord, Ledger } from './soak-load.js';
 import { sleep } from '../../src/application/sleep.js';
 
 // What the soak verifies once the load has stopped, straight from PostgreSQL: the event log
@@ -126,18 +127,39 @@ async function eventCounts(db: Kysely<unknown>): Promise<Counts> {
   };
 }
 
-type Expectation = readonly [streamId: string, type: string, subject: string | undefined, expected: number];
+/** A count of events, exactly or at most (`atMost`): an effect that may or may not have come before a later command made it moot. */
+type Expectation = readonly [streamId: string, type: string, subject: string | undefined, expected: number, atMost?: 'at most'];
 
-/** The events each accepted command must have left, once each, given what else happened to its booking or appointment. */
-function expectations(ledger: Ledger): Expectation[] {
+/** Paid, as far as the soak's user can tell: a payment of the booking had its webhook accepted. */
+function isPaid(ledger: Ledger, booking: BookingRecord): boolean {
+  return booking.paymentIds.some((paymentId) => ledger.payments.get(paymentId)?.webhookAccepted === true);
+}
+
+/**
+ * The events each accepted command must have left, once each, given what else happened to its
+ * booking or appointment. A booking its consumer did not cancel is never cancelled, and keeps its
+ * dates to the end: the soak's holds outlast the run. Should one run out all the same (`expired`,
+ * the bookings with a BookingExpired), the hold-expiry process expires it and releases its dates,
+ * once each, and it is never paid (its money, if it came, goes back in full: see `refundsOwed`).
+ * A cancelled booking that was paid may have been marked paid, its dates booked and the booking
+ * confirmed before the cancellation, or not (the payment process had not got to it yet): once at most.
+ */
+function expectations(ledger: Ledger, expired: ReadonlySet<string>): Expectation[] {
   const expected: Expectation[] = [];
   for (const [id, booking] of ledger.bookings) {
     const stream = `booking-${id}`;
     const calendar = `listingCalendar-${booking.listingId}`;
+    const lapsed = !booking.cancelled && expired.has(id);
     expected.push([stream, 'BookingRequested', undefined, 1], [calendar, 'DatesHeld', id, 1]);
-    if (booking.cancelled) expected.push([stream, 'BookingCancelled', undefined, 1], [calendar, 'DatesReleased', id, 1]);
-    const paid = booking.paymentIds.some((paymentId) => ledger.payments.get(paymentId)?.webhookAccepted === true);
-    if (paid && !booking.cancelled) expected.push([stream, 'BookingPaid', undefined, 1], [stream, 'BookingConfirmed', undefined, 1], [calendar, 'DatesBooked', id, 1]);
+    expected.push([stream, 'BookingCancelled', undefined, booking.cancelled ? 1 : 0], [stream, 'BookingExpired', undefined, lapsed ? 1 : 0]);
+    expected.push([calendar, 'DatesReleased', id, booking.cancelled || lapsed ? 1 : 0]);
+    const paid = isPaid(ledger, booking);
+    if (booking.cancelled && paid) {
+      expected.push([stream, 'BookingPaid', undefined, 1, 'at most'], [stream, 'BookingConfirmed', undefined, 1, 'at most'], [calendar, 'DatesBooked', id, 1, 'at most']);
+    } else {
+      const firm = paid && !booking.cancelled && !lapsed ? 1 : 0;
+      expected.push([stream, 'BookingPaid', undefined, firm], [stream, 'BookingConfirmed', undefined, firm], [calendar, 'DatesBooked', id, firm]);
+    }
   }
   for (const [paymentId, payment] of ledger.payments) {
     expected.push([`payment-${paymentId}`, 'PaymentInitiated', undefined, 1]);
@@ -146,13 +168,116 @@ function expectations(ledger: Ledger): Expectation[] {
   for (const [id, appointment] of ledger.appointments) {
     const stream = `appointment-${id}`;
     const schedule = `doctorSchedule-${appointment.doctorId}`;
-    // SlotMoved is not here: a reschedule the patient's agenda refuses moves the slot and restores it (see movedSlots).
-    expected.push([stream, 'AppointmentScheduled', undefined, 1], [schedule, 'SlotBooked', id, 1]);
+    const agenda = `patientAgenda-${appointment.patientId}`;
+    // SlotMoved and TimeMoved are not here: a reschedule refused after they moved moves them back (see movedSlots, movedTimes).
+    expected.push([stream, 'AppointmentScheduled', undefined, 1], [schedule, 'SlotBooked', id, 1], [agenda, 'TimeReserved', id, 1]);
     expected.push([stream, 'AppointmentRescheduled', undefined, appointment.reschedules]);
     const cancelled = appointment.cancelled ? 1 : 0;
-    expected.push([stream, 'AppointmentCancelled', undefined, cancelled], [schedule, 'SlotReleased', id, cancelled]);
+    expected.push([stream, 'AppointmentCancelled', undefined, cancelled], [schedule, 'SlotReleased', id, cancelled], [agenda, 'TimeReleased', id, cancelled]);
   }
   return expected;
+}
+
+/** The counts that differ from what was expected. */
+function wrongCounts(counts: Counts, expected: readonly Expectation[]): string[] {
+  return expected
+    .filter(([stream, type, subject, n, atMost]) => (atMost ? counts.of(stream, type, subject) > n : counts.of(stream, type, subject) !== n))
+    .map(([stream, type, subject, n, atMost]) => `${stream}: ${type}${subject ? ` for ${subject}` : ''} ×${counts.of(stream, type, subject)}, expected ${atMost ? 'at most ' : ''}×${n}`);
+}
+
+/** Bookings whose hold ran out (the log has a BookingExpired), and the reason each booking's dates were last released for. */
+async function releases(db: Kysely<unknown>): Promise<{ expired: Set<string>; reasons: Map<string, { calendar: string; reason: string }> }> {
+  const { rows } = await sql<{ stream_id: string; event_type: string; booking_id: string; reason: string | null }>`
+    select stream_id, event_type, data->>'bookingId' as booking_id, data->>'reason' as reason from events
+    where (stream_id like 'booking-%' and event_type = 'BookingExpired') or (stream_id like 'listingCalendar-%' and event_type = 'DatesReleased')
+    order by transaction_id, global_position`.execute(db);
+  const expired = new Set(rows.filter((row) => row.event_type === 'BookingExpired').map((row) => row.booking_id));
+  const reasons = new Map(rows.filter((row) => row.event_type === 'DatesReleased').map((row) => [row.booking_id, { calendar: row.stream_id, reason: row.reason ?? '?' }]));
+  return { expired, reasons };
+}
+
+/** Dates given back for another reason than the booking's end: `cancelled` for a cancelled booking, `expired` for one whose hold ran out. */
+function misreleasedDates(ledger: Ledger, { expired, reasons }: Awaited<ReturnType<typeof releases>>): string[] {
+  const problems: string[] = [];
+  for (const [id, booking] of ledger.bookings) {
+    const released = reasons.get(id);
+    const expected = booking.cancelled ? 'cancelled' : expired.has(id) ? 'expired' : undefined;
+    if (released && expected && released.reason !== expected) problems.push(`${released.calendar}: DatesReleased for ${id} as ${released.reason}, expected as ${expected}`);
+  }
+  return problems;
+}
+
+const refundData = z.object({ refundId: z.string(), amount: z.number().optional() });
+const capturedData = z.object({ amount: z.number().optional(), receivedAmount: z.number().optional() });
+const cancellationData = z.object({ bookingId: z.string(), refundPercent: z.number(), refundAmount: z.number() });
+
+type PaymentMoney = { captured: number; readonly refunds: Map<string, number>; readonly failed: Set<string> };
+
+/** What each payment stream captured and was asked to refund, and each booking's cancellation terms, from the log. */
+async function moneyInLog(db: Kysely<unknown>) {
+  const { rows } = await sql<{ stream_id: string; event_type: string; data: unknown }>`
+    select stream_id, event_type, data from events
+    where (stream_id like 'payment-%' and event_type in ('PaymentSucceeded', 'PaymentMismatch', 'RefundRequested', 'RefundFailed'))
+       or (stream_id like 'booking-%' and event_type = 'BookingCancelled')
+    order by transaction_id, global_position`.execute(db);
+  const payments = new Map<string, PaymentMoney>();
+  const cancellations = new Map<string, z.infer<typeof cancellationData>>();
+  for (const row of rows) {
+    if (row.event_type === 'BookingCancelled') {
+      const cancelled = cancellationData.safeParse(row.data);
+      if (cancelled.success) cancellations.set(cancelled.data.bookingId, cancelled.data);
+      continue;
+    }
+    const payment = payments.get(row.stream_id) ?? { captured: 0, refunds: new Map<string, number>(), failed: new Set<string>() };
+    payments.set(row.stream_id, payment);
+    const refund = refundData.safeParse(row.data);
+    const captured = capturedData.safeParse(row.data);
+    if (row.event_type === 'RefundRequested' && refund.success) payment.refunds.set(refund.data.refundId, refund.data.amount ?? 0);
+    else if (row.event_type === 'RefundFailed' && refund.success) payment.failed.add(refund.data.refundId);
+    else if (captured.success) payment.captured = Math.max(payment.captured, captured.data.amount ?? captured.data.receivedAmount ?? 0);
+  }
+  return { payments, cancellations };
+}
+
+/**
+ * Every payment whose webhook was accepted has exactly the refunds its booking's fate calls for:
+ * cancelled by its consumer, one of the amount the cancellation set (its `refundAmount`; the
+ * policy's `refundPercent` of what was captured when the cancellation came before the payment
+ * process had marked the booking paid, which then refunds by the same policy), none if that is 0;
+ * run out unpaid, one of all of it; otherwise none. And no payment of the log has more asked back,
+ * refunds that failed aside, than it captured.
+ */
+async function refundsOwed(db: Kysely<unknown>, ledger: Ledger, expired: ReadonlySet<string>): Promise<string[]> {
+  const { payments, cancellations } = await moneyInLog(db);
+  const fmtAll = (amounts: readonly number[]) => amounts.map(fmt).join(', ');
+  const problems: string[] = [];
+  for (const [stream, payment] of payments) {
+    const asked = [...payment.refunds].filter(([refundId]) => !payment.failed.has(refundId)).reduce((sum, [, amount]) => sum + amount, 0);
+    const failed = payment.failed.size > 0 ? ` (not counting ${payment.failed.size} failed)` : '';
+    if (asked > payment.captured) problems.push(`${stream}: refunds of ${fmt(asked)} requested${failed} exceed the ${fmt(payment.captured)} captured`);
+  }
+  for (const [paymentId, { bookingId, webhookAccepted }] of ledger.payments) {
+    const booking = ledger.bookings.get(bookingId);
+    if (!webhookAccepted || !booking) continue;
+    const stream = `payment-${paymentId}`;
+    const money = payments.get(stream);
+    const captured = money?.captured ?? 0;
+    const cancellation = cancellations.get(bookingId);
+    let owed = 0;
+    let why = `booking ${bookingId}, not cancelled`;
+    if (booking.cancelled && cancellation) {
+      owed = cancellation.refundAmount > 0 ? cancellation.refundAmount : percentOf(captured, cancellation.refundPercent);
+      why = `booking ${bookingId} cancelled at ${cancellation.refundPercent} % of ${fmt(captured)}`;
+    } else if (booking.cancelled) continue; // No cancellation in the log: the counts say so.
+    else if (expired.has(bookingId)) {
+      owed = captured;
+      why = `booking ${bookingId}, its hold run out before it was paid`;
+    }
+    const amounts = [...(money?.refunds.values() ?? [])];
+    const right = owed > 0 ? amounts.length === 1 && amounts[0] === owed : amounts.length === 0;
+    if (!right) problems.push(`${stream}: refunds requested ×${amounts.length} (${fmtAll(amounts)}) for ${why}, expected ${owed > 0 ? `one of ${fmt(owed)}` : 'none'}`);
+  }
+  return problems;
 }
 
 /**
@@ -177,6 +302,55 @@ async function movedSlots(db: Kysely<unknown>, ledger: Ledger, counts: Counts): 
     const where = released ? 'released' : final?.start ? new Date(final.start).toISOString() : 'nowhere';
     const expected = appointment.cancelled ? 'released' : new Date(appointment.start).toISOString();
     if (where !== expected) problems.push(`appointment ${id}: its slot ends ${where}, expected ${expected}`);
+  }
+  return problems;
+}
+
+const timeData = z.object({ appointmentId: z.string(), start: z.string().optional() });
+
+/**
+ * Each patient's time moved once per accepted reschedule, away from where the appointment is;
+ * a reschedule refused after it moved the time (the appointment's own append refused) moves it
+ * back, to where the appointment is, as the hold-expiry process does for one whose request died.
+ * A refusal before the time moved (the patient's time taken meanwhile) moves nothing. It ends
+ * where the last accepted command put the appointment, or released if it was cancelled.
+ */
+async function movedTimes(db: Kysely<unknown>, ledger: Ledger): Promise<string[]> {
+  const { rows } = await sql<{ event_type: string; data: unknown }>`
+    select event_type, data from events
+    where (stream_id like 'patientAgenda-%' and event_type in ('TimeReserved', 'TimeMoved', 'TimeReleased'))
+       or (stream_id like 'appointment-%' and event_type in ('AppointmentScheduled', 'AppointmentRescheduled'))
+    order by transaction_id, global_position`.execute(db);
+  const appointmentAt = new Map<string, number>();
+  const timeAt = new Map<string, number | 'released'>();
+  const moves = new Map<string, { away: number; back: number }>();
+  for (const row of rows) {
+    const parsed = timeData.safeParse(row.data);
+    if (!parsed.success) continue;
+    const { appointmentId, start } = parsed.data;
+    const at = start === undefined ? Number.NaN : Date.parse(start);
+    if (row.event_type === 'AppointmentScheduled' || row.event_type === 'AppointmentRescheduled') appointmentAt.set(appointmentId, at);
+    else if (row.event_type === 'TimeReleased') timeAt.set(appointmentId, 'released');
+    else {
+      if (row.event_type === 'TimeMoved') {
+        const moved = moves.get(appointmentId) ?? { away: 0, back: 0 };
+        if (appointmentAt.get(appointmentId) === at) moved.back += 1;
+        else moved.away += 1;
+        moves.set(appointmentId, moved);
+      }
+      timeAt.set(appointmentId, at);
+    }
+  }
+  const problems: string[] = [];
+  for (const [id, appointment] of ledger.appointments) {
+    const { away, back } = moves.get(id) ?? { away: 0, back: 0 };
+    if (away - back !== appointment.reschedules) {
+      problems.push(`appointment ${id}: its patient's time moved ${away} times and back ${back} times for ${appointment.reschedules} accepted reschedules`);
+    }
+    const final = timeAt.get(id);
+    const where = final === undefined ? 'nowhere' : final === 'released' ? 'released' : new Date(final).toISOString();
+    const expected = appointment.cancelled ? 'released' : new Date(appointment.start).toISOString();
+    if (where !== expected) problems.push(`appointment ${id}: its patient's time ends ${where}, expected ${expected}`);
   }
   return problems;
 }
@@ -218,8 +392,11 @@ async function orphanHolds(db: Kysely<unknown>): Promise<string[]> {
 
 /**
  * Each accepted command's events are in the log exactly once: at the position it answered, with
- * the events its outcome implies; no event id twice; every stream's revisions 0..n without a gap;
- * and nothing held for a booking or appointment that never came to be.
+ * the events its outcome implies (and none its outcome rules out: a cancellation nobody asked
+ * for, dates or a patient's time given back of a booking or appointment that still stands); each
+ * paid booking refunded as its fate calls for, and no payment refunded beyond what it captured;
+ * no event id twice; every stream's revisions 0..n without a gap; and nothing held for a booking
+ * or appointment that never came to be.
  */
 export async function checkEventsExactlyOnce(db: Kysely<unknown>, ledger: Ledger): Promise<Check> {
   const duplicates = await sql<{ id: string; n: number }>`
@@ -229,21 +406,60 @@ export async function checkEventsExactlyOnce(db: Kysely<unknown>, ledger: Ledger
     from events group by stream_id having min(revision) <> 0 or max(revision) <> count(*) - 1 limit 20`.execute(db);
   const totals = await sql<{ events: number; streams: number }>`select count(*)::int as events, count(distinct stream_id)::int as streams from events`.execute(db);
   const counts = await eventCounts(db);
-  const wrongCounts = expectations(ledger)
-    .filter(([stream, type, subject, expected]) => counts.of(stream, type, subject) !== expected)
-    .map(([stream, type, subject, expected]) => `${stream}: ${type}${subject ? ` for ${subject}` : ''} ×${counts.of(stream, type, subject)}, expected ×${expected}`);
+  const released = await releases(db);
   const problems = [
     ...duplicates.rows.map((row) => `event id ${row.id} appended ${row.n} times`),
     ...gaps.rows.map((row) => `${row.stream_id}: ${row.n} events with revisions ${row.first}..${row.last}`),
     ...(await misplacedResults(db, ledger)),
-    ...wrongCounts,
+    ...wrongCounts(counts, expectations(ledger, released.expired)),
+    ...misreleasedDates(ledger, released),
     ...(await movedSlots(db, ledger, counts)),
+    ...(await movedTimes(db, ledger)),
+    ...(await refundsOwed(db, ledger, released.expired)),
     ...(await unfinishedRefunds(db)),
     ...(await orphanHolds(db)),
   ];
   const { events = 0, streams = 0 } = totals.rows[0] ?? {};
-  const summary = `${fmt(ledger.accepted.length)} accepted commands (${fmt(ledger.bookings.size)} bookings, ${fmt(ledger.payments.size)} payments, ${fmt(ledger.appointments.size)} appointments) against ${fmt(events)} events in ${fmt(streams)} streams`;
+  const paidAndCancelled = [...ledger.bookings.values()].filter((booking) => booking.cancelled && isPaid(ledger, booking)).length;
+  const summary =
+    `${fmt(ledger.accepted.length)} accepted commands (${fmt(ledger.bookings.size)} bookings, ${fmt(paidAndCancelled)} of them paid and cancelled, ` +
+    `${fmt(ledger.payments.size)} payments, ${fmt(ledger.appointments.size)} appointments) against ${fmt(events)} events in ${fmt(streams)} streams`;
   return checkOf('every accepted command\'s events present exactly once', summary, problems);
+}
+
+/** The most of the soak's requests the service may shed as `overloaded` (503) for the run to count. */
+export const overloadedLimit = 0.05;
+
+/**
+ * The load did what it is there to do, so that checks of what it left have something to check: a
+ * payment its webhook got accepted, a paid booking and an appointment cancelled, a reschedule
+ * accepted. Floors, not figures scaled to the run: a one-minute run has some 300 webhook
+ * deliveries and 100 reschedules, and one where nothing of a kind went through must fail, not
+ * pass every check vacuously. And the service took the load: at most `overloadedLimit` of the
+ * requests shed as overloaded.
+ */
+export function checkLoadExercised(ledger: Ledger, traffic: { readonly requests: number; readonly overloaded: number }): Check {
+  const paid = [...ledger.payments.values()].filter((payment) => payment.webhookAccepted).length;
+  const bookings = [...ledger.bookings.values()];
+  const paidAndCancelled = bookings.filter((booking) => booking.cancelled && isPaid(ledger, booking)).length;
+  const appointments = [...ledger.appointments.values()];
+  const cancelledAppointments = appointments.filter((appointment) => appointment.cancelled).length;
+  const reschedules = appointments.reduce((sum, appointment) => sum + appointment.reschedules, 0);
+  const floors: [count: number, none: string][] = [
+    [paid, 'no payment had its webhook accepted'],
+    [paidAndCancelled, 'no paid booking was cancelled'],
+    [cancelledAppointments, 'no appointment was cancelled'],
+    [reschedules, 'no reschedule was accepted'],
+  ];
+  const problems = floors.filter(([count]) => count < 1).map(([, none]) => `${none} (at least 1 expected)`);
+  const share = traffic.requests === 0 ? 0 : traffic.overloaded / traffic.requests;
+  const shed = `${fmt(traffic.overloaded)} of ${fmt(traffic.requests)} requests (${(share * 100).toFixed(1)} %)`;
+  if (share > overloadedLimit) problems.push(`${shed} were shed as overloaded (503), more than ${overloadedLimit * 100} %`);
+  const summary =
+    `${fmt(paid)} payments with an accepted webhook (${fmt(ledger.webhookDeliveries)} deliveries accepted), ` +
+    `${fmt(bookings.filter((booking) => booking.cancelled).length)} bookings cancelled (${fmt(paidAndCancelled)} paid), ${fmt(cancelledAppointments)} appointments cancelled, ` +
+    `${fmt(reschedules)} reschedules accepted (at least 1 of each); 503 overloaded: ${shed} (at most ${overloadedLimit * 100} %)`;
+  return checkOf('the load paid, cancelled and rescheduled, and was not shed', summary, problems);
 }
 
 const rangeData = z.object({ bookingId: z.string(), startDate: z.string(), endDate: z.string() });

@@ -32,7 +32,7 @@ export type AcceptedCommand = { readonly route: string; readonly streamId: strin
 
 export type BookingRecord = { readonly listingId: string; cancelled: boolean; readonly paymentIds: string[] };
 export type PaymentRecord = { readonly bookingId: string; webhookAccepted: boolean };
-export type AppointmentRecord = { readonly doctorId: string; start: string; reschedules: number; cancelled: boolean };
+export type AppointmentRecord = { readonly doctorId: string; readonly patientId: string; start: string; reschedules: number; cancelled: boolean };
 
 export class Ledger {
   readonly accepted: AcceptedCommand[] = [];
@@ -51,7 +51,16 @@ export class Ledger {
   /** Answers that break the HTTP contract otherwise (a replay that is no replay, a body of the wrong shape). */
   readonly violations: string[] = [];
   readYourWrites = 0;
+  /** Webhook deliveries the service accepted (200); any other answer is a violation. */
   webhookDeliveries = 0;
+  /**
+   * Reschedules by outcome: `refused` are the 409s, `undone` those of them that had moved the slot
+   * and moved it back (the 409 names an `Event-Position`); `toHotDay` were sent to the contended
+   * day by a returning patient, beside a booking of the same patient at the same time.
+   */
+  readonly reschedules = { accepted: 0, refused: 0, undone: 0, toHotDay: 0 };
+  /** Webhooks delivered again: right after the first, at the same moment as it, and after the paid booking was cancelled. */
+  readonly duplicateWebhooks = { inTurn: 0, atOnce: 0, afterCancellation: 0 };
 }
 
 export type LoadContext = { readonly traffic: Traffic; readonly ledger: Ledger; readonly world: World; readonly stripe: FakeStripeServer; readonly webhookSecret: string };
@@ -141,12 +150,21 @@ async function bookingJourney(ctx: LoadContext): Promise<void> {
   ledger.bookings.set(booked.id, booking);
   ledger.consumers.push(consumerId);
   await readOwnWrite(ctx, { route: 'GET /v1/bookings/:id', path: `/v1/bookings/${booked.id}`, bearer }, booked.position);
-  if (chance(0.7)) await pay(ctx, booked.id, booking, bearer);
+  const paid = chance(0.7) ? await pay(ctx, booked.id, booking, bearer) : undefined;
   if (chance(0.25)) await cancelBooking(ctx, booked.id, booking, bearer);
+  // Stripe redelivers when it missed our answer, whenever that is: here after the refund began.
+  if (paid && booking.cancelled && chance(0.3)) {
+    ctx.ledger.duplicateWebhooks.afterCancellation += 1;
+    await deliverWebhook(ctx, paid.payment, paid.payload);
+  }
 }
 
-/** Starts the payment, has the customer pay at "Stripe", and delivers Stripe's signed webhook (sometimes twice, as Stripe may). */
-async function pay(ctx: LoadContext, bookingId: string, booking: BookingRecord, bearer: string): Promise<void> {
+/**
+ * Starts the payment, has the customer pay at "Stripe", and delivers Stripe's signed webhook,
+ * sometimes twice as Stripe may: in turn, or at once (a retry crossing a slow first answer).
+ * Returns what was delivered, for a redelivery later.
+ */
+async function pay(ctx: LoadContext, bookingId: string, booking: BookingRecord, bearer: string): Promise<{ payment: PaymentRecord; payload: string } | undefined> {
   const route = 'POST /v1/bookings/:id/payments';
   const reply = await command(ctx, { api: 'command', method: 'POST', route, path: `/v1/bookings/${bookingId}/payments`, bearer, body: {} });
   if (reply?.status !== 201) return;
@@ -168,12 +186,32 @@ async function pay(ctx: LoadContext, bookingId: string, booking: BookingRecord, 
   ctx.stripe.setIntentStatus(intent.id, 'succeeded');
   const fields = { amount: intent.amount, amount_received: intent.amount, currency: intent.currency };
   const payload = stripeEvent(`evt_${randomUUID()}`, 'payment_intent.succeeded', intentObject(intent.id, paymentId, fields));
-  for (let delivery = 0; delivery < (chance(0.15) ? 2 : 1); delivery++) {
-    const headers = { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': stripeSignature(payload, ctx.webhookSecret) };
-    const delivered = await ctx.traffic.send({ api: 'command', method: 'POST', route: 'POST /v1/webhooks/stripe', path: '/v1/webhooks/stripe', rawBody: payload, headers });
-    ctx.ledger.webhookDeliveries += 1;
-    if (delivered?.status === 200) payment.webhookAccepted = true;
+  const duplicate = chance(0.2);
+  if (duplicate && chance(0.5)) {
+    ctx.ledger.duplicateWebhooks.atOnce += 1;
+    await Promise.all([deliverWebhook(ctx, payment, payload), deliverWebhook(ctx, payment, payload)]);
+  } else {
+    await deliverWebhook(ctx, payment, payload);
+    if (duplicate) {
+      ctx.ledger.duplicateWebhooks.inTurn += 1;
+      await deliverWebhook(ctx, payment, payload);
+    }
   }
+  return { payment, payload };
+}
+
+/** One delivery of Stripe's signed `payload` for `payment`. */
+async function deliverWebhook(ctx: LoadContext, payment: PaymentRecord, payload: string): Promise<void> {
+  const headers = { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': stripeSignature(payload, ctx.webhookSecret) };
+  const route = 'POST /v1/webhooks/stripe';
+  const delivered = await ctx.traffic.send({ api: 'command', method: 'POST', route, path: '/v1/webhooks/stripe', rawBody: payload, headers });
+  // Stripe takes anything but a 2xx for a failure and delivers again for days; the service answers 200 to every delivery it takes.
+  if (delivered?.status !== 200) {
+    ctx.ledger.violations.push(`${route}: a delivery for the payment of booking ${payment.bookingId} answered ${delivered?.status ?? 'nothing'}, not 200`);
+    return;
+  }
+  ctx.ledger.webhookDeliveries += 1;
+  payment.webhookAccepted = true;
 }
 
 async function cancelBooking(ctx: LoadContext, bookingId: string, booking: BookingRecord, bearer: string): Promise<void> {
@@ -193,7 +231,8 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
   const hot = chance(0.2);
   const doctorId = hot ? pick(world.doctorIds.slice(0, hotDoctors)) : pick(world.doctorIds);
   // A few patients come back often, so that a patient's own overlapping times get refused too.
-  const patientId = chance(0.2) && ledger.patients.length > patientPool ? pick(ledger.patients.slice(0, patientPool)) : randomUUID();
+  const returning = chance(0.25) && ledger.patients.length > patientPool;
+  const patientId = returning ? pick(ledger.patients.slice(0, patientPool)) : randomUUID();
   const bearer = token(patientId, ['PATIENT']);
   const start = slotStart(world, hot);
   const route = 'POST /v1/appointments';
@@ -201,13 +240,13 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
   if (reply?.status !== 201) return;
   const booked = accept(ctx, route, reply);
   if (!booked) return;
-  const appointment: AppointmentRecord = { doctorId, start, reschedules: 0, cancelled: false };
+  const appointment: AppointmentRecord = { doctorId, patientId, start, reschedules: 0, cancelled: false };
   ledger.appointments.set(booked.id, appointment);
   ledger.patients.push(patientId);
   await readOwnWrite(ctx, { route: 'GET /v1/appointments/:id', path: `/v1/appointments/${booked.id}`, bearer }, booked.position);
   // The position of our own last write: one answered to another journey may be below it.
   let mine = booked.position;
-  const rescheduled = chance(0.4) ? await reschedule(ctx, booked.id, appointment, bearer) : undefined;
+  const rescheduled = chance(0.4) ? await reschedule(ctx, booked.id, appointment, bearer, returning ? patientId : undefined) : undefined;
   if (rescheduled) mine = higher(mine, rescheduled);
   const cancelled = chance(0.25) ? await cancelAppointment(ctx, booked.id, appointment, bearer) : undefined;
   if (cancelled) mine = higher(mine, cancelled);
@@ -226,19 +265,42 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
 /**
  * The position of the accepted reschedule, or of a refused one that moved the slot and moved it
  * back (its 409's `Event-Position`); `undefined` if there is none.
+ *
+ * A returning patient's (`returningPatientId`) goes to the contended day, and books another
+ * doctor at the same time at once: the two race for the patient's time, and one is refused,
+ * after moving its doctor's slot if both got that far, which it then gives back (the undo paths).
  */
-async function reschedule(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string): Promise<string | undefined> {
-  let start = slotStart(ctx.world, false);
+async function reschedule(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string, returningPatientId?: string): Promise<string | undefined> {
+  const toHotDay = returningPatientId !== undefined;
+  let start = slotStart(ctx.world, toHotDay);
   // Moving to the slot it holds changes nothing and appends nothing: not a reschedule to count.
-  while (Date.parse(start) === Date.parse(appointment.start)) start = slotStart(ctx.world, false);
+  while (Date.parse(start) === Date.parse(appointment.start)) start = slotStart(ctx.world, toHotDay);
   const route = 'POST /v1/appointments/:id/reschedule';
-  const reply = await command(ctx, { api: 'command', method: 'POST', route, path: `/v1/appointments/${appointmentId}/reschedule`, bearer, body: { start } });
-  if (reply?.status === 409) return refusedAt(ctx, route, reply);
+  const move = command(ctx, { api: 'command', method: 'POST', route, path: `/v1/appointments/${appointmentId}/reschedule`, bearer, body: { start } });
+  if (toHotDay) ctx.ledger.reschedules.toHotDay += 1;
+  const [reply] = await Promise.all([move, toHotDay ? bookBeside(ctx, returningPatientId, appointment.doctorId, start) : undefined]);
+  if (reply?.status === 409) {
+    ctx.ledger.reschedules.refused += 1;
+    const undone = refusedAt(ctx, route, reply);
+    if (undone) ctx.ledger.reschedules.undone += 1;
+    return undone;
+  }
   const moved = reply?.status === 200 ? accept(ctx, route, reply) : undefined;
   if (!moved) return undefined;
+  ctx.ledger.reschedules.accepted += 1;
   appointment.reschedules += 1;
   appointment.start = start;
   return moved.position;
+}
+
+/** Books `patientId` with a doctor other than `besideDoctorId` at `start`, into the ledger if accepted. */
+async function bookBeside(ctx: LoadContext, patientId: string, besideDoctorId: string, start: string): Promise<void> {
+  // Not a contended doctor, whose day is full: the patient's time is what the two race for.
+  const doctorId = pick(ctx.world.doctorIds.slice(hotDoctors).filter((id) => id !== besideDoctorId));
+  const route = 'POST /v1/appointments';
+  const reply = await command(ctx, { api: 'command', method: 'POST', route, path: '/v1/appointments', bearer: token(patientId, ['PATIENT']), body: { doctorId, start, reason: 'soak second opinion' } });
+  const booked = reply?.status === 201 ? accept(ctx, route, reply) : undefined;
+  if (booked) ctx.ledger.appointments.set(booked.id, { doctorId, patientId, start, reschedules: 0, cancelled: false });
 }
 
 /** A refusal's `Event-Position`: none if it appended nothing, and a violation if it is no position. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
 import { benchAuthEnv } from './bench-auth.js';
 import { rssOf, spawnService, stop, waitUntilReady } from './service-process.js';
+import type { MemoryMedians } from './soak-memory.js';
 
 // The service as the soak runs it: one process per role against one PostgreSQL, each writing
 // its log to a file of its own. The projector is the one that gets killed and started again.
@@ -18,23 +19,34 @@ export type ServiceSettings = {
   readonly env: Readonly<Record<string, string>>;
 };
 
+/** What each query process's cache may hold (`QUERY_CACHE_MB`), as the soak starts it: the service's default. */
+export const soakQueryCacheMb = 32;
+
 export class SoakServices {
   private readonly processes = new Map<Role, ChildProcess>();
+  /** When each role's current process was spawned (`performance.now()` ms). */
+  private readonly started = new Map<Role, number>();
   private readonly exits: { role: Role; code: number | null; signal: string | null; expected: boolean }[] = [];
   private readonly killing = new Set<ChildProcess>();
   private starts = 0;
+  /** Set by `stopAll`: nothing starts after it, not even a projector a chaos step was restarting. */
+  private stopping = false;
 
   private constructor(
     private readonly settings: ServiceSettings,
     readonly ports: { readonly command: number; readonly query: number; readonly projector: number },
   ) {}
 
-  static async start(settings: ServiceSettings): Promise<SoakServices> {
-    const services = new SoakServices(settings, { command: await freePort(), query: await freePort(), projector: await freePort() });
+  /** Ports chosen, nothing running yet: whoever stops the soak early can `stopAll` from here on. */
+  static async create(settings: ServiceSettings): Promise<SoakServices> {
+    return new SoakServices(settings, { command: await freePort(), query: await freePort(), projector: await freePort() });
+  }
+
+  /** Starts every role; resolves once the APIs are ready. */
+  async start(): Promise<void> {
     // The command process applies the migrations before the others start, so that none races it.
-    await services.startRole('command', [`${services.url('command')}/health/ready`]);
-    await Promise.all([services.startRole('query', [`${services.url('query')}/health/ready`]), services.startRole('projector', [])]);
-    return services;
+    await this.startRole('command', [`${this.url('command')}/health/ready`]);
+    await Promise.all([this.startRole('query', [`${this.url('query')}/health/ready`]), this.startRole('projector', [])]);
   }
 
   url(role: 'command' | 'query'): string {
@@ -45,14 +57,28 @@ export class SoakServices {
     return this.processes.get(role)?.pid;
   }
 
-  /** SIGKILL, as a crash or the OOM killer would: no graceful anything. Then a fresh process. */
-  async killAndRestartProjector(): Promise<void> {
+  /** When `role`'s current process was spawned, in `performance.now()` ms. */
+  startedAt(role: Role): number {
+    return this.started.get(role) ?? 0;
+  }
+
+  /**
+   * SIGKILL, as a crash or the OOM killer would: no graceful anything. Then a fresh process, once
+   * `whileDown` (a look at what the dead process left) has run.
+   */
+  async killAndRestartProjector(whileDown: () => Promise<void> = async () => undefined): Promise<void> {
     const projector = this.processes.get('projector');
     if (projector) {
       this.killing.add(projector);
       await stop(projector, 'SIGKILL');
     }
+    await whileDown();
     await this.startRole('projector', []);
+  }
+
+  /** True once `stopAll` has begun: the soak is ending, early or not. */
+  get stopped(): boolean {
+    return this.stopping;
   }
 
   /** Exits nobody asked for (a crash during the run). */
@@ -60,14 +86,20 @@ export class SoakServices {
     return this.exits.filter((exit) => !exit.expected).map((exit) => `${exit.role} exited by itself (code ${exit.code}, signal ${exit.signal})`);
   }
 
-  /** SIGTERM to every role; the graceful shutdown must end each with exit code 0. */
-  async stopAll(): Promise<string[]> {
+  /**
+   * SIGTERM to every role; the graceful shutdown must end each with exit code 0 within
+   * `graceMs`, after which it is SIGKILLed (and that is a problem too). Nothing starts after.
+   */
+  async stopAll(graceMs = 30_000): Promise<string[]> {
+    this.stopping = true;
     const problems: string[] = [];
     await Promise.all(
       [...this.processes].map(async ([role, child]) => {
         this.killing.add(child);
         const exited = child.exitCode !== null || child.signalCode !== null;
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
         await stop(child, 'SIGTERM');
+        clearTimeout(timer);
         if (!exited && child.exitCode !== 0) problems.push(`${role} ended with code ${child.exitCode}, signal ${child.signalCode} on SIGTERM`);
       }),
     );
@@ -75,6 +107,7 @@ export class SoakServices {
   }
 
   private async startRole(role: Role, readyUrls: readonly string[]): Promise<void> {
+    if (this.stopping) throw new Error(`the soak is stopping: ${role} not started`);
     this.starts += 1;
     const log = openSync(path.join(this.settings.workDir, `${role}-${this.starts}.log`), 'a');
     const child = spawnService(['--role', role], this.env(), ['ignore', log, log]);
@@ -82,6 +115,7 @@ export class SoakServices {
     closeSync(log);
     child.once('exit', (code, signal) => this.exits.push({ role, code, signal, expected: this.killing.has(child) }));
     this.processes.set(role, child);
+    this.started.set(role, performance.now());
     await waitUntilReady(child, readyUrls, role);
   }
 
@@ -98,6 +132,8 @@ export class SoakServices {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '100000000',
+      // Set, not inherited: the RSS check puts no more than this down to the cache.
+      QUERY_CACHE_MB: String(soakQueryCacheMb),
     };
   }
 }
@@ -119,8 +155,9 @@ const scraped = {
 } as const;
 
 /** Samples each role's memory once a second: whether RSS grows, and whether the heap is why. */
-export class MemorySampler {
+export class MemorySampler implements MemoryMedians {
   readonly samples: MemorySample[] = [];
+  readonly queryCacheMb = soakQueryCacheMb;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -143,6 +180,18 @@ export class MemorySampler {
       .map((s) => s.mb)
       .sort((a, b) => a - b);
     return values[Math.floor(values.length / 2)];
+  }
+
+  /** The highest sample of `role`'s `gauge`. */
+  peak(role: Role, gauge: Gauge): number | undefined {
+    let highest: number | undefined;
+    for (const s of this.samples) if (s.role === role && s.gauge === gauge && s.mb > (highest ?? 0)) highest = s.mb;
+    return highest;
+  }
+
+  /** When `role`'s current process started, in ms since the load began (negative: before it). */
+  startedMs(role: Role): number {
+    return this.services.startedAt(role) - this.since;
   }
 
   private async sample(): Promise<void> {

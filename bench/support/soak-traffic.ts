@@ -25,8 +25,15 @@ export type SoakRequest = {
 
 export type Reply = { readonly status: number; readonly headers: Headers; readonly json: unknown };
 
-/** A 503 `not-caught-up`: a read whose `Consistency-Position` the read models did not reach within the wait. */
-export type NotCaughtUp = { readonly at: number; readonly what: string };
+/**
+ * A 503 `not-caught-up`: a read whose `Consistency-Position` the read models did not reach within
+ * the wait, sent (its wait began) at `waitStartedAt` and answered at `at` (`performance.now()` ms);
+ * `lagging` says which read models were short of the position then.
+ */
+export type NotCaughtUp = { readonly waitStartedAt: number; readonly at: number; readonly what: string; readonly lagging: string };
+
+/** Which read models are short of `position` (as a `Consistency-Position` header gives it) now. */
+export type LagProbe = (position: string) => Promise<string>;
 
 type RouteStats = { statuses: Map<number, number>; latencies: number[] };
 
@@ -45,7 +52,10 @@ export class Traffic {
   /** Every 503 `not-caught-up`, answered at `at` (`performance.now()` ms). */
   readonly notCaughtUp: NotCaughtUp[] = [];
 
-  constructor(private readonly bases: Readonly<Record<Api, string>>) {}
+  constructor(
+    private readonly bases: Readonly<Record<Api, string>>,
+    private readonly lagging: LagProbe = async () => '?',
+  ) {}
 
   async send(request: SoakRequest): Promise<Reply | undefined> {
     const started = performance.now();
@@ -63,7 +73,7 @@ export class Traffic {
       const text = await response.text();
       const reply = { status: response.status, headers: response.headers, json: parseJson(text) };
       this.count(request.route, reply.status, performance.now() - started);
-      if (reply.status >= 500) this.classify(request, reply, text);
+      if (reply.status >= 500) await this.classify(request, reply, text, started);
       return reply;
     } catch (error) {
       this.count(request.route, 0, performance.now() - started);
@@ -76,6 +86,11 @@ export class Traffic {
     let total = 0;
     for (const stats of this.routes.values()) for (const count of stats.statuses.values()) total += count;
     return total;
+  }
+
+  /** How many deliberate 503s of `kind` (`overloaded`, `not-caught-up`) came. */
+  shedCount(kind: string): number {
+    return this.shed.get(kind)?.length ?? 0;
   }
 
   /** The deliberate 503s per problem type, with when the first and the last came (seconds after `since`). */
@@ -113,7 +128,7 @@ export class Traffic {
     stats.latencies.push(ms);
   }
 
-  private classify(request: SoakRequest, reply: Reply, text: string): void {
+  private async classify(request: SoakRequest, reply: Reply, text: string, started: number): Promise<void> {
     const { route } = request;
     const parsed = problemType.safeParse(reply.json);
     const kind = parsed.success ? (parsed.data.type.split('/').pop() ?? parsed.data.type) : 'unknown';
@@ -123,7 +138,12 @@ export class Traffic {
       const times = this.shed.get(kind) ?? [];
       times.push(performance.now());
       this.shed.set(kind, times);
-      if (kind === 'not-caught-up') this.notCaughtUp.push({ at: performance.now(), what: `${request.path} after ${request.headers?.['consistency-position'] ?? '?'}` });
+      if (kind === 'not-caught-up') {
+        const at = performance.now();
+        const position = request.headers?.['consistency-position'] ?? '?';
+        const lagging = await this.lagging(position).catch((error: unknown) => `? (${error instanceof Error ? error.message : String(error)})`);
+        this.notCaughtUp.push({ waitStartedAt: started, at, what: `${request.path} after ${position}`, lagging });
+      }
       return;
     }
     this.fail(`${route}: ${reply.status} ${text.slice(0, 300)}`);
