@@ -111,9 +111,10 @@ async function seed(url: string, total: number, perStream: number, parallel: num
           schemaVersion: 1,
           ...(sealed.personalData && { personalData: sealed.personalData }),
         };
-        const metadata = chainMetadata(prevHash, { type: 'BenchHappened', data, metadata: base, revision });
+        const id = randomUUID();
+        const metadata = chainMetadata(prevHash, { streamId, id, type: 'BenchHappened', data, metadata: base, revision });
         prevHash = String(metadata.hash);
-        events.push({ id: randomUUID(), type: 'BenchHappened', data, metadata });
+        events.push({ id, type: 'BenchHappened', data, metadata });
       }
       await store.appendToStream(streamId, events, { expectedRevision: 'no_stream' });
     }

@@ -258,17 +258,17 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
   });
 
   try {
-    // One per process, for both APIs: who was erased lately, whose access tokens they refuse.
-    const erased =
-      role === 'projector'
-        ? undefined
-        : await ErasedSubjects.start({
-            pool: storage.pool,
-            tokenLifetimeMs: accessTokenTtlSeconds * 1000,
-            onError: (err) => logger.warn({ err }, 'could not read the erased subjects; will retry'),
-          });
-    if (erased) closers.push(() => erased.close());
-    if (erased && (role === 'all' || role === 'command')) servers.push(await startCommandApi(config, storage, commandSide(config, storage), erased, logger));
+    // One per process: who was erased lately, whose access tokens both APIs refuse; and each
+    // erasure another process made, passed on to this one's vault, which otherwise kept revealing
+    // (and sealing with) a destroyed key it still held in memory. Every role has a vault.
+    const erased = await ErasedSubjects.start({
+      pool: storage.pool,
+      tokenLifetimeMs: accessTokenTtlSeconds * 1000,
+      vault: storage.vault,
+      onError: (err) => logger.warn({ err }, 'could not read the erased subjects; will retry'),
+    });
+    closers.push(() => erased.close());
+    if (role === 'all' || role === 'command') servers.push(await startCommandApi(config, storage, commandSide(config, storage), erased, logger));
     if (role === 'projector') {
       const projectors = startReadModelProjectors(config, storage, logger);
       registerProjectionMetrics(metricsRegistry, projectors);
@@ -288,7 +288,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
     // In every projector process, all of them active: every command they send is idempotent
     // (tests/application/process-managers-concurrent.pg.test.ts).
     if (role === 'all' || role === 'projector') closers.push(startProcessManagers(config, storage, logger));
-    if (erased && (role === 'all' || role === 'query')) servers.push(await startQueryApi(config, storage, erased, logger));
+    if (role === 'all' || role === 'query') servers.push(await startQueryApi(config, storage, erased, logger));
   } catch (error) {
     // Without this, a failed start would leave the embedded PostgreSQL running and the process with it.
     await stopAll();

@@ -75,7 +75,8 @@ describe('the command-handling loop', () => {
       requestId: 'req-1',
       occurredAt: '2026-01-01T00:00:00.000Z',
       schemaVersion: 2,
-      // The audit chain (src/application/audit/hash-chain.ts): the first event links to the genesis hash.
+      // The audit chain (src/application/audit/hash-chain.ts), version 2: the first event links to the genesis hash.
+      chainVersion: 2,
       prevHash: '0'.repeat(64),
       hash: expect.stringMatching(/^[0-9a-f]{64}$/),
     });

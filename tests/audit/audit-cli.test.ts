@@ -12,9 +12,9 @@ import { testMasterKeyText } from '../support/personal-data.js';
 
 const run = promisify(execFile);
 
-async function cli(h: Harness, script: string, args: string[] = []): Promise<{ code: number; stdout: string }> {
+async function cli(h: Harness, script: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ code: number; stdout: string }> {
   try {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, DATABASE_URL: h.url, MASTER_KEY: testMasterKeyText, LOG_LEVEL: 'silent' } });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, DATABASE_URL: h.url, MASTER_KEY: testMasterKeyText, LOG_LEVEL: 'silent', ...env } });
     return { code: 0, stdout };
   } catch (error) {
     if (!(error instanceof Error && 'code' in error && typeof error.code === 'number' && 'stdout' in error && typeof error.stdout === 'string')) throw error;
@@ -64,8 +64,9 @@ describe('npm run audit:verify and npm run replay', () => {
     };
     // personalData that does not parse: no reader can tell what was sealed.
     const type = 'AppointmentScheduled';
-    const metadata = chainMetadata(genesisHash, { type, data, metadata: { personalData: 'reason', schemaVersion: 1 }, revision: 0 });
-    await h.store.appendToStream(stream, [{ id: randomUUID(), type, data, metadata }]);
+    const id = randomUUID();
+    const metadata = chainMetadata(genesisHash, { streamId: stream, id, type, data, metadata: { personalData: 'reason', schemaVersion: 1 }, revision: 0 });
+    await h.store.appendToStream(stream, [{ id, type, data, metadata }]);
     const { code, stdout } = await cli(h, 'src/infrastructure/audit/replay.cli.ts', ['--stream', stream]);
     expect(code).toBe(0);
     expect(JSON.parse(stdout)).toMatchObject({ streamId: stream, version: 0, unreadableRevisions: [0], state: { status: 'scheduled' } });
@@ -110,5 +111,45 @@ describe('npm run audit:verify over a stream with an event appended outside the 
     const edited = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
     expect(edited).toMatchObject({ code: 1, stdout: expect.stringContaining(`BROKEN ${stream} at revision 2: hash-mismatch`) });
     expect(edited.stdout).not.toContain('UNVERIFIED');
+  });
+});
+
+// The global order shows an event only once every older transaction has ended: a check that read
+// it as it stood skipped what committed behind one still open, and exited 0 all the same.
+describe('npm run audit:verify while a transaction open since before it holds back the log', () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await createHarness();
+    const listingId = randomUUID();
+    await commandHandler(aggregates.listing, { eventStore: h.store, clock: fakeClock('2030-01-01T00:00:00Z') }).handle(`listing-${listingId}`, createListing(listingId, listingInput), as(owner));
+  });
+  afterAll(() => h.close());
+
+  it('given a stream tampered behind a transaction still open, when verified, then it waits for it, exits 4 and says NOT CHECKED; once it ends, exit 1 names the break', async () => {
+    const held = await h.pool.connect();
+    let tampered = '';
+    let whileHeld: { code: number; stdout: string };
+    try {
+      await held.query('BEGIN');
+      await held.query('SELECT pg_current_xact_id()');
+      const listingId = randomUUID();
+      tampered = `listing-${listingId}`;
+      const handler = commandHandler(aggregates.listing, { eventStore: h.store, clock: fakeClock('2030-01-01T00:00:00Z') });
+      await handler.handle(tampered, createListing(listingId, listingInput), as(owner));
+      await handler.handle(tampered, updateListing(listingId, { pricePerDay: 7_000 }), as(owner));
+      await asTableOwner(h, `UPDATE events SET metadata = jsonb_set(metadata, '{actorId}', '"someone-else"') WHERE stream_id = $1 AND revision = 1`, [tampered]);
+
+      whileHeld = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts', [], { QUERY_CONSISTENCY_TIMEOUT_MS: '300' });
+    } finally {
+      await held.query('ROLLBACK');
+      held.release();
+    }
+    expect(whileHeld.code).toBe(4);
+    expect(whileHeld.stdout).toMatch(/NOT CHECKED: events committed before this check began are held back by a transaction still open after 300 ms \(open for \d+ s: pid \d+/);
+
+    const after = await cli(h, 'src/infrastructure/audit/audit-verify.cli.ts');
+    expect(after).toMatchObject({ code: 1, stdout: expect.stringContaining(`BROKEN ${tampered} at revision 1: hash-mismatch`) });
+    expect(after.stdout).not.toContain('NOT CHECKED');
   });
 });

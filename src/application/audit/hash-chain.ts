@@ -3,11 +3,20 @@ import type { JsonObject, JsonValue, RecordedEvent } from '../ports/event-store.
 
 /**
  * Tamper evidence for the event log: each event of a stream carries `prevHash` (its
- * predecessor's hash) and `hash` in its metadata, where
+ * predecessor's hash), `hash` and `chainVersion` in its metadata, where (version 2)
  *
- *   hash = sha256_hex(prevHash ‖ canonical({ type, data, metadata without `hash`, revision }))
+ *   hash = sha256_hex(prevHash ‖ canonical({ type, data, metadata without `hash`, revision, streamId, eventId }))
  *
- * so editing any stored event, or inserting or removing one, breaks the chain from there on.
+ * so editing any stored event, inserting or removing one, or moving events to another stream or
+ * giving one another id, breaks the chain from there on. `chainVersion` is inside the hashed
+ * metadata: rewriting or removing it (to have a version-2 event checked the old way) is itself an
+ * edit, and breaks the link.
+ *
+ * Version 1, the events written before version 2 (no `chainVersion`), covered only
+ * `{ type, data, metadata without hash, revision }`: they still verify as they are, and a stream
+ * may hold them followed by version-2 events, but what they say about where they belong is not
+ * covered: moving or renaming a stream's version-1 events shows nowhere in themselves.
+ *
  * The command loop computes it over exactly what it stores (JSON), so any event store can
  * carry it; verification reads it back from whichever store.
  */
@@ -54,23 +63,46 @@ export function sha256Hex(text: string): string {
   return hash('sha256', text, 'hex');
 }
 
+/** The chain version the command loop writes; see the module comment. */
+export const chainVersion = 2;
+
 /** What a chain link covers. `metadata` may hold `hash` already: it is left out. */
 export type ChainedContent = {
+  readonly streamId: string;
+  /** The event id. */
+  readonly id: string;
   readonly type: string;
   readonly data: JsonObject;
   readonly metadata: JsonObject;
   readonly revision: number;
 };
 
-export function eventHash(prevHash: string, event: ChainedContent): string {
+/**
+ * The hash `event` links to `prevHash` with, by the chain version its metadata names (none:
+ * version 1); `undefined` for a version this code does not know, which nothing can verify.
+ */
+export function eventHash(prevHash: string, event: ChainedContent): string | undefined {
   const { hash: _hash, ...covered } = event.metadata;
+  const version = covered.chainVersion;
+  if (version === undefined) return version1Hash(prevHash, event, covered);
+  return version === 2 ? version2Hash(prevHash, event, covered) : undefined;
+}
+
+function version1Hash(prevHash: string, event: ChainedContent, covered: JsonObject): string {
   return sha256Hex(prevHash + canonicalJson({ type: event.type, data: event.data, metadata: covered, revision: event.revision }));
 }
 
-/** `metadata` extended with its link in the chain: `prevHash`, then the `hash` over it all. */
+function version2Hash(prevHash: string, event: ChainedContent, covered: JsonObject): string {
+  // Lower case: the form PostgreSQL's uuid column reads an id back in, whatever case it was given.
+  const content = { type: event.type, data: event.data, metadata: covered, revision: event.revision, streamId: event.streamId, eventId: event.id.toLowerCase() };
+  return sha256Hex(prevHash + canonicalJson(content));
+}
+
+/** `metadata` extended with its link in the chain (current version): `chainVersion` and `prevHash`, then the `hash` over it all. */
 export function chainMetadata(prevHash: string, event: ChainedContent): JsonObject {
-  const linked = { ...event.metadata, prevHash };
-  return { ...linked, hash: eventHash(prevHash, { ...event, metadata: linked }) };
+  const { hash: _hash, ...metadata } = event.metadata;
+  const linked = { ...metadata, chainVersion, prevHash };
+  return { ...linked, hash: version2Hash(prevHash, event, linked) };
 }
 
 /** The chain hash stored on an event, if it has one. */
@@ -87,17 +119,22 @@ export function storedPrevHash(event: { readonly metadata: JsonObject }): string
 /**
  * The hash the next event should link to after `event`: its stored hash, or — for an event
  * appended outside the command loop, which has none — one computed over it as it reads now, so
- * the chain goes on after it (verification lists it as unhashed).
+ * the chain goes on after it (verification lists it as unhashed). That one is always computed as
+ * version 1, as it always was (links made to such events before version 2 still hold): whatever
+ * such an event says, the hashed event after it covers its own stream and id.
  */
 export function linkHash(prevHash: string, event: ChainedContent): string {
-  return storedHash(event) ?? eventHash(prevHash, event);
+  const stored = storedHash(event);
+  if (stored !== undefined) return stored;
+  const { hash: _hash, ...covered } = event.metadata;
+  return version1Hash(prevHash, event, covered);
 }
 
 /** Why a link does not hold: evidence that the stream changed after it was appended. */
 export type ChainBreakReason =
   /** Its `prevHash` is not its predecessor's hash: the event before it was removed or replaced, or edited when that one has no hash of its own (never had, or stripped). */
   | 'prev-hash-mismatch'
-  /** Its content no longer gives its hash: it was edited after it was appended. */
+  /** Its content no longer gives its hash: it was edited after it was appended (version 2: or moved to another stream, or given another id), or names a chain version nothing computes. */
   | 'hash-mismatch'
   /** Revisions are not 0, 1, 2, …: an event was removed. */
   | 'revision-gap';
@@ -160,7 +197,7 @@ export function checkLink(prevHash: string, expectedRevision: number, event: Rec
 
 /**
  * Recomputes one stream's chain in revision order, past events without a hash, and stops at the
- * first broken link. Those a later link covers are listed; those at the end are the unverified tail.
+ * first broken link. Each event is checked against the stream and id it is read with (version 2). Those a later link covers are listed; those at the end are the unverified tail.
  */
 export async function verifyChain(events: AsyncIterable<RecordedEvent> | Iterable<RecordedEvent>): Promise<ChainVerification> {
   let prevHash = genesisHash;

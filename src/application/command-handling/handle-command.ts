@@ -161,9 +161,10 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
         ...(context.userAgent === undefined ? {} : { userAgent: context.userAgent }),
         ...(personalData === undefined ? {} : { personalData }),
       });
-      const linked = chainMetadata(prevHash, { type: event.type, data, metadata, revision: current.revision + 1 + index });
-      prevHash = linkHash(prevHash, { type: event.type, data, metadata: linked, revision: current.revision + 1 + index });
-      newEvents.push({ id: eventId(options.commandId, streamId, index), type: event.type, data, metadata: linked });
+      const id = eventId(options.commandId, streamId, index);
+      const linked = chainMetadata(prevHash, { streamId, id, type: event.type, data, metadata, revision: current.revision + 1 + index });
+      prevHash = linkHash(prevHash, { streamId, id, type: event.type, data, metadata: linked, revision: current.revision + 1 + index });
+      newEvents.push({ id, type: event.type, data, metadata: linked });
     }
     return { newEvents, state };
   }
@@ -306,7 +307,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
   ) {
     const ours = appendedEvents.map((event, index) => ({ id: event.id, revision: before.revision + 1 + index, position: appended.position }));
     const hash = appendedEvents.reduce(
-      (prevHash, event, index) => linkHash(prevHash, { ...event, revision: before.revision + 1 + index }),
+      (prevHash, event, index) => linkHash(prevHash, { ...event, streamId, revision: before.revision + 1 + index }),
       before.hash,
     );
     cache.set(streamId, {

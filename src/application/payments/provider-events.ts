@@ -136,9 +136,9 @@ async function recordUnmatched(
   // One event id per provider event: a redelivery appends nothing. The stream's first and only
   // event, linked to the genesis like every stream's first: without its link, verification
   // reported the stream as tampered with.
-  await deps.eventStore.appendToStream(
-    unmatchedStreamId(eventId),
-    [{ id: deterministicUuid('provider-event-unmatched', eventId), type, data, metadata: chainMetadata(genesisHash, { type, data, metadata, revision: 0 }) }],
-    { expectedRevision: 'no_stream' },
-  );
+  const streamId = unmatchedStreamId(eventId);
+  const id = deterministicUuid('provider-event-unmatched', eventId);
+  await deps.eventStore.appendToStream(streamId, [{ id, type, data, metadata: chainMetadata(genesisHash, { streamId, id, type, data, metadata, revision: 0 }) }], {
+    expectedRevision: 'no_stream',
+  });
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { EventReader } from '../../application/audit/stream-history.js';
+import type { EventStore } from '../../application/ports/event-store.js';
 import { revealingForAudit } from '../../application/audit/unreadable-events.js';
 import type { Config } from '../config/config.js';
 import { createLogger } from '../logging/logger.js';
@@ -8,8 +9,8 @@ import { openStorage } from '../storage.js';
 export type AuditCliStorage = {
   /** Personal fields revealed, `[erased]` or `[unreadable]`, as the audit API reads them: for replay. */
   readonly events: EventReader;
-  /** As stored, sealed: what the hash chains cover. */
-  readonly storedEvents: EventReader;
+  /** As stored, sealed: what the hash chains cover; `committedVisible` where the store holds commits back. */
+  readonly storedEvents: EventReader & Pick<EventStore, 'committedVisible'>;
   /** The PostgreSQL holding the access log (and the events, unless they are in EventStoreDB). */
   readonly pool: pg.Pool;
   close(): Promise<void>;

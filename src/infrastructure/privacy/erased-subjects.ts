@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { PersonalDataVault } from '../../application/privacy/personal-data-vault.js';
 
 export type ErasedSubjectsOptions = {
   /** The database holding `subject_keys`; polling stops once it ends. */
@@ -7,6 +8,11 @@ export type ErasedSubjectsOptions = {
   readonly tokenLifetimeMs: number;
   /** How often the tombstones are read; default 1 s, the longest another process honours an erased person's token. */
   readonly pollIntervalMs?: number;
+  /**
+   * The process's vault, told of each erasure as it is first seen so that it stops revealing the
+   * person's data with a key it still holds in memory (for up to its `keyCacheMs` otherwise).
+   */
+  readonly vault?: Pick<PersonalDataVault, 'markErased'>;
   /** Told of a failed read; the next poll tries again. */
   readonly onError?: (error: unknown) => void;
 };
@@ -31,8 +37,9 @@ type Row = { now: Date; subject_id: string | null; erased_at: Date | null };
  * The subjects erased within the last access-token lifetime, as this process knows them: the
  * tombstones in `subject_keys` (by the database's clock), read incrementally every second, and
  * the erasures this process made itself, at once. `has` is a lookup in memory, cheap enough for
- * every request. While the database cannot be read the set stays as it was (an erasure meanwhile
- * is honoured once a read succeeds).
+ * every request. Each erasure it first hears of it passes on to the process's vault. While the
+ * database cannot be read the set stays as it was (an erasure meanwhile is honoured once a read
+ * succeeds).
  */
 export class ErasedSubjects {
   /** Subject id → when it was erased, by the database's clock (ms since the epoch). */
@@ -68,6 +75,7 @@ export class ErasedSubjects {
   add(subjectId: string): void {
     // The next poll that sees its tombstone puts the recorded time in its place.
     this.erasedAt.set(subjectId, this.databaseNow());
+    this.options.vault?.markErased(subjectId);
   }
 
   /** Stops polling and waits for a read under way. */
@@ -120,7 +128,11 @@ export class ErasedSubjects {
     const [first] = rows;
     if (!first) return;
     this.clock = { databaseMs: first.now.getTime(), localMs: performance.now() };
-    for (const row of rows) if (row.subject_id !== null && row.erased_at !== null) this.erasedAt.set(row.subject_id, row.erased_at.getTime());
+    for (const row of rows) {
+      if (row.subject_id === null || row.erased_at === null) continue;
+      if (!this.erasedAt.has(row.subject_id)) this.options.vault?.markErased(row.subject_id);
+      this.erasedAt.set(row.subject_id, row.erased_at.getTime());
+    }
     const forgetBefore = this.clock.databaseMs - this.rememberMs;
     for (const [subjectId, erasedAt] of this.erasedAt) if (erasedAt < forgetBefore) this.erasedAt.delete(subjectId);
   }

@@ -45,7 +45,7 @@ const auditEventSchema = z
     data: json.describe(
       `Personal fields revealed (\`[erased]\` once their subject is erased, \`${unreadablePlaceholder}\` where they cannot be revealed: see \`unreadableFields\`); to an admin who is no auditor, appointments' reasons and clinical notes read \`[withheld]\``,
     ),
-    metadata: json.describe('actorId, actorRoles, requestId, correlationId, causationId, ip, userAgent, occurredAt, schemaVersion, prevHash, hash'),
+    metadata: json.describe('actorId, actorRoles, requestId, correlationId, causationId, ip, userAgent, occurredAt, schemaVersion, chainVersion (2; absent on events hashed before it), prevHash, hash'),
     hash: z.string().nullable().describe('null: appended outside the command loop'),
     prevHash: z.string().nullable(),
     unreadableFields: z
@@ -289,33 +289,36 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     },
   );
 
-  app.get(
-    '/export',
-    {
-      onRequest: auditor,
-      schema: {
-        tags,
-        security,
-        summary: 'NDJSON: one audit event per line (with chain hashes), in global order, streamed',
-        description: `Each line is an AuditEvent; one whose personal data cannot be revealed is exported with those fields reading \`${unreadablePlaceholder}\` and named in \`unreadableFields\`.`,
-        headers,
-        querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }).refine(inTimeOrder, inTimeOrderIssue),
-      },
-      preHandler: indexed,
+  // HEAD declared with GET rather than left to fastify, whose HEAD runs the handler and drains the
+  // stream it returns to nobody: the whole export read, every key looked up, after the reply.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/export',
+    onRequest: auditor,
+    schema: {
+      tags,
+      security,
+      summary: 'NDJSON: one audit event per line (with chain hashes), in global order, streamed; HEAD answers its headers without reading any',
+      description: `Each line is an AuditEvent; one whose personal data cannot be revealed is exported with those fields reading \`${unreadablePlaceholder}\` and named in \`unreadableFields\`.`,
+      headers,
+      querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }).refine(inTimeOrder, inTimeOrderIssue),
     },
-    async (request, reply) => {
+    preHandler: indexed,
+    handler: async (request, reply) => {
       const { from, to, streamPrefix } = request.query;
       // Everything committed before the request, or nothing: the global order holds committed
       // events back behind older transactions still open, and an export that stopped short of
-      // them would say nothing of it.
+      // them would say nothing of it. HEAD waits too, so that it answers as GET would.
       if (storedEvents.committedVisible && !(await storedEvents.committedVisible(consistencyTimeoutMs))) {
         throw notCaughtUp(`Events committed before this request are held back by a transaction still open after ${consistencyTimeoutMs} ms; try again shortly`);
       }
+      reply.type('application/x-ndjson; charset=utf-8');
+      if (request.method === 'HEAD') return reply.send();
       const lines = ndjson(exportEvents(storedEvents, readingFor(request), { from: rangeBound(from), to: rangeBound(to), streamPrefix }));
       // Readable.from pulls the next chunk only when the socket has drained the last: backpressure.
-      return reply.type('application/x-ndjson; charset=utf-8').send(Readable.from(lines, { objectMode: false }));
+      return reply.send(Readable.from(lines, { objectMode: false }));
     },
-  );
+  });
 
   app.get(
     '/verify',
