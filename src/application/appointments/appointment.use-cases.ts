@@ -8,7 +8,7 @@ import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { compensating, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, givenUpOnFailure, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion, VersionMismatchError } from '../command-handling/errors.js';
 import { backoff, type CommandOptions } from '../command-handling/handle-command.js';
 import type { Position } from '../ports/position.js';
@@ -25,6 +25,15 @@ export type BookAppointmentInput = { doctorId: string; start: string; reason: st
 export async function bookAppointment(side: CommandSide, input: BookAppointmentInput, request: CommandOptions): Promise<CommandOutcome> {
   const appointmentId = deterministicUuid('appointment', request.commandId);
   const { actor } = request.context;
+  const appointment = appointmentStreamId(appointmentId);
+  // Only a retry can find the appointment's stream begun; a command id made for this request
+  // alone spares the read.
+  const existing = request.freshCommandId === true ? appointmentDecider.initialState : (await side.handlers.appointment.read(appointment)).state;
+  // A retry of an appointment that was made (its answer lost, or never stored) is answered as it
+  // was, before anything is checked again: the clock and the schedule have moved on since, and
+  // could refuse an appointment that holds its slot (retried once it has begun).
+  const original = isMade(existing) ? await side.handlers.appointment.applied(appointment, request.commandId) : undefined;
+  if (original) return outcome(appointmentId, original);
   const now = side.clock.now().toISOString();
   const start = new Date(input.start).toISOString();
   const end = await slotEnd(side, input.doctorId, start);
@@ -34,20 +43,38 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
   };
   // The appointment's own rules (who, when) are checked before anything is held for it.
   appointmentDecider.decide(command, appointmentDecider.initialState);
-  const appointment = appointmentStreamId(appointmentId);
   // So is an id the sweep gave up (this decision refuses it): a step the retry had not taken yet
-  // would take its resource for good, since the sweep no longer looks after that id. Only a
-  // retry can find one; a command id made for this request alone spares the read.
-  if (!request.freshCommandId) {
-    const { state: existing } = await side.handlers.appointment.read(appointment);
-    if (existing.status === 'abandoned') appointmentDecider.decide(command, existing);
-  }
-  const schedule = doctorScheduleStreamId(input.doctorId);
+  // would take its resource for good, since the sweep no longer looks after that id.
+  if (existing.status === 'abandoned') appointmentDecider.decide(command, existing);
+  // A slot (and time) left by a failed unkeyed request would keep its client's retry (a new
+  // appointment) from them until the orphan sweep gave them back.
+  const ids = { appointmentId, doctorId: input.doctorId, patientId: actor.id };
+  const result = await givenUpOnFailure(
+    request,
+    () => takeSteps(side, command, request),
+    () => abandonAppointment(side, ids, request),
+  );
+  return outcome(appointmentId, result);
+}
+
+/** Gives the appointment id up unless the appointment was made, and then its slot and time back: the releases, if they went. */
+async function abandonAppointment(side: CommandSide, ids: { appointmentId: string; doctorId: string; patientId: string }, request: CommandOptions) {
+  const { appointmentId } = ids;
+  const now = side.clock.now().toISOString();
+  const claim = await side.handlers.appointment.handle(appointmentStreamId(appointmentId), { type: 'AbandonAppointment', data: { appointmentId, now } }, compensating(request, 'abandon'));
+  if (claim.state.status !== 'abandoned') return [];
+  return releaseAppointmentTime(side, ids, compensating(request, 'release'));
+}
+
+/** The slot, then the patient's time (giving the slot back if refused), then the appointment. */
+async function takeSteps(side: CommandSide, command: ScheduleAppointment, request: CommandOptions) {
+  const { appointmentId, patientId, doctorId, start, end, now } = command.data;
+  const schedule = doctorScheduleStreamId(doctorId);
   // A retry that finds a step's resource given back takes it again only for an appointment still to be made.
-  const notMadeYet = async () => (await side.handlers.appointment.read(appointment)).state.status === 'none';
+  const notMadeYet = async () => (await side.handlers.appointment.read(appointmentStreamId(appointmentId))).state.status === 'none';
   const slot = await takeStep(
     unpinned(request),
-    (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'BookSlot', data: { appointmentId, patientId: actor.id, start, now } }, options),
+    (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'BookSlot', data: { appointmentId, patientId, start, now } }, options),
     (state) => slotOf(state, appointmentId) !== undefined,
     notMadeYet,
   );
@@ -56,8 +83,7 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
   try {
     await takeStep(
       unpinned(request),
-      (options) =>
-        side.handlers.patientAgenda.handle(patientAgendaStreamId(actor.id), { type: 'ReserveTime', data: { patientId: actor.id, appointmentId, ...booked } }, options),
+      (options) => side.handlers.patientAgenda.handle(patientAgendaStreamId(patientId), { type: 'ReserveTime', data: { patientId, appointmentId, ...booked } }, options),
       (state) => reservationOf(state, appointmentId) !== undefined,
       notMadeYet,
     );
@@ -68,8 +94,7 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
     }
     throw error;
   }
-  const result = await makeAppointment(side, { ...command, data: { ...command.data, ...booked } }, request);
-  return outcome(appointmentId, result);
+  return makeAppointment(side, { ...command, data: { ...command.data, ...booked } }, request);
 }
 
 /**

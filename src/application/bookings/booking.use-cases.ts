@@ -10,7 +10,7 @@ import type { CalendarDate } from '../../domain/shared/calendar-date.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { compensating, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, givenUpOnFailure, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 import { bookingPayment } from '../payments/payment-attempts.js';
 import type { Position } from '../ports/position.js';
@@ -24,6 +24,24 @@ export type RequestBookingInput = { listingId: string; startDate: CalendarDate; 
  */
 export async function requestBooking(side: CommandSide, input: RequestBookingInput, request: CommandOptions): Promise<CommandOutcome> {
   const bookingId = deterministicUuid('booking', request.commandId);
+  const result = (await recordedBefore(side, bookingId, request)) ?? (await bookNew(side, input, bookingId, request));
+  await expireIfLapsed(side, result, request);
+  return outcome(bookingId, result);
+}
+
+/**
+ * A retry of a booking that was recorded (its answer lost, or never stored) is answered as it
+ * was, before anything is checked again: the listing, the clock and the calendar have moved on
+ * since, and could refuse a booking that holds its dates (after midnight, the night it booked is
+ * past). Only a retry can find one; a command id made for this request alone spares the read.
+ */
+async function recordedBefore(side: CommandSide, bookingId: string, request: CommandOptions) {
+  if (request.freshCommandId === true) return undefined;
+  return side.handlers.booking.applied(bookingStreamId(bookingId), request.commandId);
+}
+
+/** Checks the booking against its listing and the clock, then holds the dates and records it. */
+async function bookNew(side: CommandSide, input: RequestBookingInput, bookingId: string, request: CommandOptions) {
   const now = side.clock.now();
   const listing = await side.handlers.listing.read(listingStreamId(input.listingId));
   if (listing.state.status === 'none') throw new NotFoundError(`listing ${input.listingId}`);
@@ -42,16 +60,27 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
   // Deciding on a fresh booking first refuses what the booking's rules forbid (own listing,
   // inactive listing) before any dates are held for it.
   bookingDecider.decide(command, bookingDecider.initialState);
+  // A hold left by a failed unkeyed request would keep its client's retry (a new booking) from
+  // these dates until it lapsed.
+  return givenUpOnFailure(
+    request,
+    () => holdThenRecord(side, command, request),
+    async () => [await abandonBooking(side, { bookingId, listingId: input.listingId }, request)],
+  );
+}
+
+async function holdThenRecord(side: CommandSide, command: RequestBooking, request: CommandOptions) {
+  const { bookingId, listingId, startDate, endDate, holdExpiresAt, now, listing } = command.data;
   const booking = bookingStreamId(bookingId);
   const hold = (displaceable: readonly string[]): HoldDates => ({
     type: 'HoldDates',
-    data: { ...input, bookingId, holdExpiresAt: command.data.holdExpiresAt, now: command.data.now, timeZone: details.timeZone, displaceable: [...displaceable] },
+    data: { listingId, startDate, endDate, bookingId, holdExpiresAt, now, timeZone: listing.timeZone, displaceable: [...displaceable] },
   });
   const calendar = await takeStep(
     unpinned(request),
-    (options) => holdDisplacingUnpaid(side, listingCalendarStreamId(input.listingId), hold, options),
+    (options) => holdDisplacingUnpaid(side, listingCalendarStreamId(listingId), hold, options),
     // A hold of its own that lapsed keeps nothing from others: a retry finding one holds again.
-    (state) => keepsDates(state, bookingId, command.data.now),
+    (state) => keepsDates(state, bookingId, now),
     // A retry that finds its hold released or lapsed holds again only for a booking still to be made.
     async () => (await side.handlers.booking.read(booking)).state.status === 'none',
   );
@@ -59,36 +88,8 @@ export async function requestBooking(side: CommandSide, input: RequestBookingInp
   // an earlier try (expiring sooner) or took again. No hold: the booking was recorded by an
   // earlier try, and this append is answered as already applied.
   const mine = liveRangeOf(calendar.state, bookingId);
-  const holdExpiresAt = mine?.status === 'held' ? mine.holdExpiresAt : command.data.holdExpiresAt;
-  const result = await recordBooking(side, { ...command, data: { ...command.data, holdExpiresAt } }, request);
-  await expireIfLapsed(side, result, request);
-  return outcome(bookingId, result);
-}
-
-/**
- * The booking's last step. A request without Idempotency-Key that fails here is never retried as
- * itself: its client's retry is a new booking, which would find these dates held by this one
- * until the hold lapsed. So the id is given up and, only if it was, the dates go back at once.
- * Looking at the booking's stream instead proves nothing: a failed append may still commit later
- * (PostgreSQL finishes a statement whose connection died). Giving the id up is an append on the
- * stream while still empty, so of it and a booking append landing late, only the first stands:
- * the booking keeps its dates, or it is refused. A keyed request's retry finds the hold and
- * carries on, so it keeps it.
- */
-async function recordBooking(side: CommandSide, command: RequestBooking, request: CommandOptions) {
-  const { bookingId, listingId } = command.data;
-  try {
-    return await side.handlers.booking.handle(bookingStreamId(bookingId), command, unpinned(request));
-  } catch (error) {
-    // A refusal was decided on the stream as it is; anything else leaves the append unknown.
-    if (request.freshCommandId === true && !(error instanceof DomainError)) {
-      // Best effort: with the database still away, the hold lapses and the sweep releases it.
-      const released = await abandonBooking(side, { bookingId, listingId }, request).catch(() => undefined);
-      // Its answer names the release, for a reader waiting to see the dates free.
-      refusedAfter(error, [released]);
-    }
-    throw error;
-  }
+  const heldUntil = mine?.status === 'held' ? mine.holdExpiresAt : holdExpiresAt;
+  return side.handlers.booking.handle(booking, { ...command, data: { ...command.data, holdExpiresAt: heldUntil } }, unpinned(request));
 }
 
 /** Gives the booking id up unless the booking was recorded, and then its dates back: the release, if they went. */

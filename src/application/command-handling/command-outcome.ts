@@ -1,3 +1,4 @@
+import { DomainError } from '../../domain/shared/domain-error.js';
 import { maxPosition, type Position } from '../ports/position.js';
 import type { CommandOptions, CommandResult } from './handle-command.js';
 
@@ -17,6 +18,34 @@ export type CommandOutcome = {
 export function outcome(id: string, result: CommandResult<unknown, unknown>, ...later: ReadonlyArray<{ readonly position: Position } | undefined>): CommandOutcome {
   const position = later.reduce((last, step) => (step ? maxPosition(last, step.position) : last), result.position);
   return { id, streamId: result.streamId, version: result.version, position };
+}
+
+/**
+ * Runs the steps of a command whose request has no Idempotency-Key, which is never retried as
+ * itself: its client's retry is a new command, which would find what these steps took held by
+ * this one until a sweep gave it back. So when a step fails other than by a refusal (decided on
+ * the streams as they are; anything else leaves an append unknown), `giveUp` gives the command's
+ * id up and, only if it was, what the steps took back at once; the error then names what that
+ * appended, for a reader waiting to see it free. Looking at the streams instead proves nothing: a
+ * failed append may have committed with its answer lost, or still commit later (PostgreSQL
+ * finishes a statement whose connection died). Giving the id up is an append on the main stream
+ * while still empty, so of it and the main append landing late, only the first stands. Best
+ * effort: with the database still away, the sweep gives it back. A keyed request's retry finds
+ * what it took and carries on, so it keeps it.
+ */
+export async function givenUpOnFailure<Result>(
+  request: CommandOptions,
+  steps: () => Promise<Result>,
+  giveUp: () => Promise<ReadonlyArray<{ readonly position: Position } | undefined>>,
+): Promise<Result> {
+  try {
+    return await steps();
+  } catch (error) {
+    if (request.freshCommandId === true && !(error instanceof DomainError)) {
+      refusedAfter(error, await giveUp().catch(() => []));
+    }
+    throw error;
+  }
 }
 
 /**
