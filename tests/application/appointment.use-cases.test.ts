@@ -14,6 +14,7 @@ import { VersionMismatchError } from '../../src/application/command-handling/err
 import { deterministicUuid } from '../../src/application/ids.js';
 import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { registerUser } from '../projections/support/scenarios.js';
+import { memoryVault } from '../support/personal-data.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import { admin, as, createTestSide, doctor, eventTypes, everyMorning, fakeClock, InterruptibleStore, otherDoctor, patient, streamEvents, whereIsAppointment } from '../support/command-side.js';
 
@@ -26,11 +27,19 @@ describe('appointment use cases', () => {
   let store: InterruptibleStore;
   let clock: ReturnType<typeof fakeClock>;
   let side: CommandSide;
+  /**
+   * Another process on the same events. One process runs commands on a stream one at a time, so
+   * a command that lands while one of `side`'s appends is held back comes from another process.
+   */
+  let otherProcess: CommandSide;
 
   beforeEach(async () => {
     store = new InterruptibleStore();
     clock = fakeClock('2030-01-10T10:00:00Z');
-    side = createTestSide(store, clock);
+    // One key store, as processes on one database share.
+    const vault = memoryVault();
+    side = createTestSide(store, clock, 15, vault);
+    otherProcess = createTestSide(store, clock, 15, vault);
     await setSchedule(side, doctor.id, everyMorning, as(doctor));
     await setSchedule(side, otherDoctor.id, everyMorning, as(otherDoctor));
   });
@@ -50,7 +59,7 @@ describe('appointment use cases', () => {
     const reached = store.pause((streamId) => streamId === schedule, new Promise<void>((resolve) => (release = resolve)));
     const booking = bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
     await reached;
-    await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60 }, as(doctor));
+    await setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60 }, as(doctor));
     release();
     const booked = await booking;
 
@@ -171,7 +180,7 @@ describe('appointment use cases', () => {
       store.pause((streamId) => streamId === booked.streamId, new Promise<void>((resolve) => (resume = resolve)));
       const first = rescheduleAppointment(side, booked.id, { start: nineThirty }, as(patient));
       await vi.waitFor(async () => expect((await whereIs(booked.id)).time).toBe(nineThirty));
-      const second = rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
+      const second = rescheduleAppointment(otherProcess, booked.id, { start: ten }, as(doctor));
       await new Promise((resolve) => setTimeout(resolve, 30));
       resume();
       await Promise.all([first, second]);
@@ -211,7 +220,7 @@ describe('appointment use cases', () => {
       const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const first = rescheduleAppointment(side, booked.id, { start: nineThirty }, retried);
       await paused;
-      const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
       resume();
       await expect(first).rejects.toMatchObject({ code: 'patient-overlap' });
       expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotRestored']);
@@ -231,7 +240,7 @@ describe('appointment use cases', () => {
       const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const refused = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
       await paused;
-      const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
+      const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
       resume();
       await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
 
@@ -260,7 +269,7 @@ describe('appointment use cases', () => {
         const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, { ...as(patient), expectedVersion: booked.version });
         await patients.reached;
 
-        await rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
+        await rescheduleAppointment(otherProcess, booked.id, { start: ten }, as(doctor));
         patients.resume();
 
         await expect(byPatient).rejects.toBeInstanceOf(VersionMismatchError);
@@ -274,7 +283,7 @@ describe('appointment use cases', () => {
         const byDoctor = rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
         await doctors.reached;
         const patients = holdAppointmentAppend(booked.streamId);
-        const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, { ...as(patient), expectedVersion: booked.version });
+        const byPatient = rescheduleAppointment(otherProcess, booked.id, { start: ten }, { ...as(patient), expectedVersion: booked.version });
         await patients.reached;
 
         doctors.resume();
@@ -294,7 +303,7 @@ describe('appointment use cases', () => {
         const timeHeld = store.pause((each) => each === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resumeTime = resolve)));
         const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
         await timeHeld;
-        const elsewhere = await bookAppointment(side, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
+        const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
         let resumeUndo = () => {};
         // Refused, it moves the slot back, and that append waits.
         const undoHeld = store.pause((each) => each === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resumeUndo = resolve)));
@@ -302,8 +311,8 @@ describe('appointment use cases', () => {
         await undoHeld;
 
         // Meanwhile the patient is free at ten again, and the doctor's reschedule there goes through.
-        await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
-        await rescheduleAppointment(side, booked.id, { start: ten }, as(doctor));
+        await cancelAppointment(otherProcess, elsewhere.id, { reason: 'one is enough' }, as(patient));
+        await rescheduleAppointment(otherProcess, booked.id, { start: ten }, as(doctor));
         resumeUndo();
 
         await expect(byPatient).rejects.toMatchObject({ code: 'patient-overlap' });
@@ -357,7 +366,7 @@ describe('appointment use cases', () => {
     it('gives the patient time back when the sweep gave the id up while the retry was reserving it, and the appointment was then refused', async () => {
       store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toThrow('died');
-      const sweep = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
+      const sweep = new HoldExpiryProcess({ eventStore: store, side: otherProcess, orphanSlotGraceMs: 60_000 });
       for await (const event of store.readAll()) sweep.observe(event);
       let resume = () => {};
       // The retry found the id still free and is about to reserve the time when the sweep comes.

@@ -26,6 +26,7 @@ import {
   patient,
   streamEvents,
 } from '../support/command-side.js';
+import { memoryVault } from '../support/personal-data.js';
 
 const stay = { startDate: '2030-02-01', endDate: '2030-02-05' };
 const nine = '2030-02-04T09:00:00.000Z';
@@ -38,13 +39,21 @@ describe('hold expiry process', () => {
   let store: InterruptibleStore;
   let clock: ReturnType<typeof fakeClock>;
   let side: CommandSide;
+  /**
+   * Another process on the same events (and the same key store). One process runs commands on a
+   * stream one at a time, so a command that lands while one of `side`'s appends is held back
+   * comes from another process.
+   */
+  let otherProcess: CommandSide;
   let listingId: string;
   let calendar: string;
 
   beforeEach(async () => {
     store = new InterruptibleStore();
     clock = fakeClock('2030-01-10T10:00:00Z');
-    side = createTestSide(store, clock, 15);
+    const vault = memoryVault();
+    side = createTestSide(store, clock, 15, vault);
+    otherProcess = createTestSide(store, clock, 15, vault);
     listingId = (await createListing(side, listingInput, as(owner))).id;
     calendar = `listingCalendar-${listingId}`;
     await setSchedule(side, doctor.id, everyMorning, as(doctor));
@@ -519,7 +528,7 @@ describe('hold expiry process', () => {
       await reached;
       // The process read the appointment at nine and is about to move the slot back there; the
       // retry, all steps found in place, lands in between and sees nothing to follow.
-      await rescheduleAppointment(side, appointmentId, { start: nineThirty }, request);
+      await rescheduleAppointment(otherProcess, appointmentId, { start: nineThirty }, request);
       expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
       resume();
       await sweeping;
@@ -710,7 +719,7 @@ describe('hold expiry process', () => {
       const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const refused = rescheduleAppointment(side, id, { start: nineThirty }, as(patient));
       await paused;
-      await bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
       resume();
       await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
       expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotRestored']);
@@ -776,7 +785,7 @@ describe('hold expiry process', () => {
       const reached = store.pause((streamId) => streamId === calendar, new Promise<void>((resolve) => (resume = resolve)));
       const sweeping = turn();
       await reached;
-      await setListingActive(side, listingId, false, as(owner));
+      await setListingActive(otherProcess, listingId, false, as(owner));
       resume();
       await sweeping;
 
@@ -858,7 +867,7 @@ describe('hold expiry process', () => {
       const paused = store.pause((streamId) => streamId === `listing-${listingId}`, new Promise<void>((resolve) => (resume = resolve)));
       const refused = setListingActive(side, listingId, false, { ...as(owner), expectedVersion: 0 });
       await paused;
-      await updateListing(side, listingId, { title: 'Loft by the Saône' }, as(owner));
+      await updateListing(otherProcess, listingId, { title: 'Loft by the Saône' }, as(owner));
       resume();
       await expect(refused).rejects.toMatchObject({ name: 'VersionMismatchError' });
       expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);

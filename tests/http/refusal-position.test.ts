@@ -46,6 +46,11 @@ describe('Event-Position on a refusal that appended compensations', () => {
   let backend: TestBackend;
   let store: PausableStore;
   let api: TestApi;
+  /**
+   * Another command process on the same database. One process runs commands on a stream one at a
+   * time, so a request that lands while one of `api`'s appends is held back is served elsewhere.
+   */
+  let otherApi: TestApi;
   let readSide: ReadSide;
   const doctor = person(['DOCTOR']);
   const otherDoctor = person(['DOCTOR']);
@@ -85,6 +90,7 @@ describe('Event-Position on a refusal that appended compensations', () => {
     backend = await startBackend();
     store = new PausableStore(backend.pool);
     api = await startApi({ ...backend, eventStore: store });
+    otherApi = await startApi(backend, { clock: api.clock });
     readSide = await startReadSide(backend, api);
     for (const each of [doctor, otherDoctor]) {
       const response = await fetch(`${api.url}/v1/doctors/${each.id}/schedule`, {
@@ -98,6 +104,7 @@ describe('Event-Position on a refusal that appended compensations', () => {
   afterAll(async () => {
     await readSide.close();
     await api.close();
+    await otherApi.close();
     await store.close();
     await backend.close();
   });
@@ -113,7 +120,8 @@ describe('Event-Position on a refusal that appended compensations', () => {
     const paused = store.pause((streamId) => streamId === patientAgendaStreamId(patient.id), new Promise<void>((resolve) => (resume = resolve)));
     const rescheduling = post(`/v1/appointments/${String(booked.body.id)}/reschedule`, { start: `${date}T10:00:00Z` }, patient);
     await paused;
-    expect((await book(otherDoctor.id, `${date}T10:00:00Z`, patient)).status).toBe(201);
+    const elsewhere = await postJson(`${otherApi.url}/v1/appointments`, { doctorId: otherDoctor.id, start: `${date}T10:00:00Z`, reason: 'check-up' }, bearer(patient));
+    expect(elsewhere.status).toBe(201);
     resume();
 
     const refused = await rescheduling;
@@ -176,7 +184,7 @@ describe('Event-Position on a refusal that appended compensations', () => {
     const paused = store.pause((streamId) => streamId === listingStreamId(listingId), new Promise<void>((resolve) => (resume = resolve)));
     const deactivating = post(`/v1/listings/${listingId}/deactivate`, {}, owner, { 'if-match': '"0"' });
     await paused;
-    expect((await post(`/v1/listings/${listingId}/update`, { title: 'Renamed' }, owner)).status).toBe(200);
+    expect((await postJson(`${otherApi.url}/v1/listings/${listingId}/update`, { title: 'Renamed' }, bearer(owner))).status).toBe(200);
     resume();
 
     const refused = await deactivating;

@@ -166,13 +166,18 @@ describe('a first schedule published while its doctor is erased', () => {
     ["an admin's", admin],
   ])('with %s, is refused once it appends, and leaves the erased doctor unbookable', async (_, publisher) => {
     const store = new InterruptibleStore();
-    const side = createTestSide(store, fakeClock(start));
+    const clock = fakeClock(start);
+    const vault = memoryVault();
+    const side = createTestSide(store, clock, 15, vault);
+    // One process runs commands on a stream one at a time: the erasure, landing while the
+    // publishing's append is held back, runs in another process on the same events.
+    const otherProcess = createTestSide(store, clock, 15, vault);
     await registerUser(side, doctor, 'Dr Ada');
     let resume = () => {};
     const reached = store.pause((streamId) => streamId === schedule, new Promise<void>((resolve) => (resume = resolve)));
     const publishing = setSchedule(side, doctor.id, everyMorning, as(publisher));
     await reached;
-    await eraseSubject({ side, vault: memoryVault(), outsideTheLog: { eraseSubject: async () => undefined } }, doctor.id, as(admin));
+    await eraseSubject({ side: otherProcess, vault: memoryVault(), outsideTheLog: { eraseSubject: async () => undefined } }, doctor.id, as(admin));
     resume();
 
     await expect(publishing).rejects.toMatchObject({ code: expect.stringMatching(/^(schedule-withdrawn|unknown-doctor)$/) });

@@ -19,6 +19,7 @@ import type { Aggregate } from './aggregate.js';
 import { assertExpectedVersion, TooMuchContentionError, VersionMismatchError } from './errors.js';
 import type { DomainEvent } from './event-codec.js';
 import { StateCache, type CachedStream, type RecentEvent } from './state-cache.js';
+import { streamQueue } from './stream-queue.js';
 import type { PersonalDataVault, SealedFields } from '../privacy/personal-data-vault.js';
 
 export type CommandOptions = {
@@ -105,6 +106,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
   const cache = new StateCache<State>(deps.cacheSize);
   const maxAttempts = deps.maxAttempts ?? 12;
   const sealer = personalDataSealer(aggregate, deps.personalData);
+  const queue = streamQueue();
 
   const empty: CachedStream<State> = { state: aggregate.decider.initialState, revision: -1, position: START, recent: [], hash: genesisHash };
 
@@ -169,12 +171,32 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     return { newEvents, state };
   }
 
-  async function handle(
+  /**
+   * Commands on one stream run one after the other in this process (each once the one before it
+   * settled), so they never race each other's appends: concurrent holds on one calendar would
+   * otherwise all decide on the same version, one winning per round trip, the rest retrying until
+   * they ran out of attempts. Only other processes still contend, which the retry loop absorbs.
+   * One queue per handler is one per process and stream: a process builds one handler per
+   * aggregate (main.ts), and a stream belongs to one aggregate.
+   *
+   * It cannot deadlock: a command waits only for commands on its own stream, and none, while it
+   * runs, waits for another command: it awaits the store, the vault and its backoff alone; a
+   * builder is synchronous; use cases (`takeStep`, compensations, process managers) call `handle`
+   * after the previous call settled, never from inside one. Cost on the hot path: a Map lookup and
+   * two promise reactions per command; commands on different streams do not wait for each other.
+   * `seconds` includes the time spent waiting in the queue: it is part of the command's latency.
+   */
+  function handle(streamId: string, input: CommandInput<Command, State>, options: CommandOptions): Promise<CommandResult<State, Event>> {
+    const queued = performance.now();
+    return queue.run(streamId, () => handleInTurn(streamId, input, options, queued));
+  }
+
+  async function handleInTurn(
     streamId: string,
     input: CommandInput<Command, State>,
     options: CommandOptions,
+    started: number,
   ): Promise<CommandResult<State, Event>> {
-    const started = performance.now();
     let commandType = 'unknown';
     const report = (outcome: CommandOutcomeKind, appendSeconds?: number) =>
       deps.observe?.({
