@@ -3,9 +3,11 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import { TooMuchContentionError } from '../../src/application/command-handling/errors.js';
 import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
 import { deterministicUuid } from '../../src/application/ids.js';
 import { createListing, setListingActive } from '../../src/application/listings/listing.use-cases.js';
+import { ConcurrencyError } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
@@ -16,10 +18,20 @@ import { as, createTestSide, eventTypes, everyMorning, fakeClock, listingInput, 
 /**
  * The PostgreSQL event store, whose next append to a chosen stream fails for its caller: `loseAnswer`
  * after it committed (the connection reset before the answer came back), `interrupt` before it
- * reached the database. Each applies once.
+ * reached the database. Each applies once. `contend` refuses every append to the streams chosen
+ * as a concurrent writer always winning would, until `stopContending`.
  */
 class LossyStore extends PgEventStore {
   private fault: { readonly on: (streamId: string) => boolean; readonly committed: boolean } | undefined;
+  private contended: ((streamId: string) => boolean) | undefined;
+
+  contend(on: (streamId: string) => boolean): void {
+    this.contended = on;
+  }
+
+  stopContending(): void {
+    this.contended = undefined;
+  }
 
   loseAnswer(on: (streamId: string) => boolean): void {
     this.fault = { on, committed: true };
@@ -30,8 +42,10 @@ class LossyStore extends PgEventStore {
   }
 
   override async appendToStream(...args: Parameters<PgEventStore['appendToStream']>): ReturnType<PgEventStore['appendToStream']> {
+    const [streamId, , options] = args;
+    if (this.contended?.(streamId)) throw new ConcurrencyError(streamId, options?.expectedRevision ?? 'any', undefined);
     const fault = this.fault;
-    if (!fault?.on(args[0])) return super.appendToStream(...args);
+    if (!fault?.on(streamId)) return super.appendToStream(...args);
     this.fault = undefined;
     if (fault.committed) await super.appendToStream(...args);
     throw new Error('Connection terminated unexpectedly');
@@ -100,6 +114,22 @@ describe('a request whose append went through but whose answer was lost (Postgre
       expect(await eventTypes(store, calendar)).toEqual(['DatesHeld']);
     });
 
+    it('without an Idempotency-Key, its hold lost every race for the calendar: refused as too much contention, the booking id not given up, nothing appended', async () => {
+      const clock = fakeClock('2030-01-10T10:00:00Z');
+      const { side, listingId, calendar } = await givenListing(clock);
+      const first = keyless(person('CONSUMER'));
+
+      store.contend((streamId) => streamId === calendar);
+      try {
+        await expect(requestBooking(side, { listingId, startDate: '2030-02-01', endDate: '2030-02-05' }, first)).rejects.toBeInstanceOf(TooMuchContentionError);
+      } finally {
+        store.stopContending();
+      }
+
+      expect(await eventTypes(store, `booking-${deterministicUuid('booking', first.commandId)}`)).toEqual([]);
+      expect(await eventTypes(store, calendar)).toEqual([]);
+    });
+
     it('with an Idempotency-Key, its booking committed before midnight for that night: the retry after midnight is answered as the booking, not as dates in the past', async () => {
       const clock = fakeClock('2030-01-10T23:58:00Z');
       const { side, listingId, calendar } = await givenListing(clock);
@@ -156,6 +186,24 @@ describe('a request whose append went through but whose answer was lost (Postgre
       expect(await eventTypes(store, schedule)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
       const retry = await bookAppointment(side, { doctorId, start: nine, reason: 'check-up' }, keyless(patient));
       expect(await eventTypes(store, retry.streamId)).toEqual(['AppointmentScheduled']);
+    });
+
+    it('without an Idempotency-Key, its slot lost every race for the schedule: refused as too much contention, the appointment id not given up, nothing appended', async () => {
+      const clock = fakeClock('2030-01-10T10:00:00Z');
+      const { side, doctorId, schedule } = await givenDoctor(clock);
+      const patient = person('PATIENT');
+      const first = keyless(patient);
+
+      store.contend((streamId) => streamId === schedule);
+      try {
+        await expect(bookAppointment(side, { doctorId, start: nine, reason: 'check-up' }, first)).rejects.toBeInstanceOf(TooMuchContentionError);
+      } finally {
+        store.stopContending();
+      }
+
+      expect(await eventTypes(store, `appointment-${deterministicUuid('appointment', first.commandId)}`)).toEqual([]);
+      expect(await eventTypes(store, schedule)).toEqual(['ScheduleSet']);
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual([]);
     });
 
     it("without an Idempotency-Key, the patient's time committed: gives the slot and the time back, so the retry takes them", async () => {

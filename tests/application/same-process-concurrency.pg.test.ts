@@ -1,15 +1,17 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
-import type { CommandSide } from '../../src/application/command-handlers.js';
+import { createCommandHandlers, type CommandSide } from '../../src/application/command-handlers.js';
 import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { sleep } from '../../src/application/sleep.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { as, createTestSide, eventTypes, fakeClock, listingInput, owner } from '../support/command-side.js';
+import { memoryVault } from '../support/personal-data.js';
 
 // Many requests on one stream inside one process, as a command API serves them: each backend is
 // one command side (one handler per aggregate) on an event store with a pool of its own.
@@ -88,3 +90,69 @@ describe('concurrent requests on one listing served by the same process (Postgre
     expect(await eventTypes(only.store, `listingCalendar-${listing.id}`)).toEqual(['DatesHeld']);
   });
 });
+
+/** The PostgreSQL event store, whose next append to a chosen stream hangs (a dead connection) until let go. */
+class HangingStore extends PgEventStore {
+  private hung: { readonly streamId: string; readonly reached: () => void; readonly gate: Promise<void> } | undefined;
+
+  /** Hangs the next append to `streamId`: `reached` settles when it starts hanging, `letGo` lets it through. */
+  hang(streamId: string): { reached: Promise<void>; letGo: () => void } {
+    let letGo: () => void = () => undefined;
+    let reached: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (letGo = resolve));
+    const hanging = new Promise<void>((resolve) => (reached = resolve));
+    this.hung = { streamId, reached, gate };
+    return { reached: hanging, letGo };
+  }
+
+  override async appendToStream(...args: Parameters<PgEventStore['appendToStream']>): ReturnType<PgEventStore['appendToStream']> {
+    const hung = this.hung;
+    if (hung?.streamId === args[0]) {
+      this.hung = undefined;
+      hung.reached();
+      await hung.gate;
+    }
+    return super.appendToStream(...args);
+  }
+}
+
+describe('a command whose append hangs, in a process serving other commands on its stream (PostgreSQL event store)', () => {
+  let database: TestDatabase;
+  let store: HangingStore;
+  const clock = fakeClock('2030-01-10T10:00:00Z');
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const pool = createPool(database.url, 10);
+    await migrateToLatest(pool);
+    store = new HangingStore(pool, { closePool: true });
+  });
+
+  afterAll(async () => {
+    await store.close();
+    await database.drop();
+  });
+
+  it('given the first hold on a calendar hung in its append, when a booking for other nights of that listing comes, then it waits for the hung one only as long as the bound, and both are held once the append comes back', async () => {
+    const side: CommandSide = {
+      handlers: createCommandHandlers({ eventStore: store, clock, personalData: memoryVault(), maxQueueWaitMs: 100 }),
+      clock,
+      policy: { holdMinutes: 15 },
+    };
+    const listing = await createListing(side, listingInput, as(owner));
+    const calendar = `listingCalendar-${listing.id}`;
+    const hung = store.hang(calendar);
+    const first = requestBooking(side, { listingId: listing.id, startDate: '2030-03-01', endDate: '2030-03-02' }, as({ id: 'consumer-a', roles: ['CONSUMER'] }));
+    await hung.reached;
+
+    const second = requestBooking(side, { listingId: listing.id, startDate: '2030-03-05', endDate: '2030-03-06' }, as({ id: 'consumer-b', roles: ['CONSUMER'] }));
+    const answered = await Promise.race([second.then(() => 'held'), sleep(3_000).then(() => 'still waiting')]);
+    expect(answered).toBe('held');
+    expect(await eventTypes(store, calendar)).toEqual(['DatesHeld']);
+
+    hung.letGo();
+    await expect(first).resolves.toBeDefined();
+    expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesHeld']);
+  });
+});
+

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Aggregate } from '../../src/application/command-handling/aggregate.js';
@@ -45,6 +46,50 @@ describe('the per-stream queue', () => {
     await expect(a).rejects.toThrow('refused');
     await expect(b).resolves.toBe('b');
     await Promise.resolve();
+    expect(queue.size).toBe(0);
+  });
+
+  it('a task that never settles holds the next one on its stream back for the bound only, which then runs; the stream is forgotten once that one settles', async () => {
+    const queue = streamQueue({ maxWaitMs: 50 });
+    const ran: string[] = [];
+    const started = performance.now();
+
+    void queue.run('s', () => new Promise<string>(() => undefined));
+    const next = queue.run('s', async () => (ran.push('next'), 'next'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ran).toEqual([]);
+
+    await expect(next).resolves.toBe('next');
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(45);
+    expect(waited).toBeLessThan(1_000);
+    expect(queue.size).toBe(0);
+  });
+
+  it('tasks held past the bound still start in arrival order', async () => {
+    const queue = streamQueue({ maxWaitMs: 20 });
+    const ran: string[] = [];
+
+    void queue.run('s', () => new Promise<string>(() => undefined));
+    const rest = ['b', 'c', 'd'].map((name) => queue.run('s', async () => (ran.push(name), name)));
+
+    expect(await Promise.all(rest)).toEqual(['b', 'c', 'd']);
+    expect(ran).toEqual(['b', 'c', 'd']);
+    expect(queue.size).toBe(0);
+  });
+
+  it('a waiter whose turn comes before the bound leaves no timer running', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const before = timers();
+    const queue = streamQueue({ maxWaitMs: 60_000 });
+    const first = deferred<string>();
+
+    const a = queue.run('s', () => first.promise);
+    const rest = Array.from({ length: 5 }, (_, i) => queue.run('s', async () => `q${i}`));
+    first.resolve('a');
+    await Promise.all([a, ...rest]);
+
+    expect(timers()).toBe(before);
     expect(queue.size).toBe(0);
   });
 

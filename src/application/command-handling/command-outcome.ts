@@ -1,5 +1,5 @@
-import { DomainError } from '../../domain/shared/domain-error.js';
 import { maxPosition, type Position } from '../ports/position.js';
+import { appendedNothing } from './errors.js';
 import type { CommandOptions, CommandResult } from './handle-command.js';
 
 /** What the HTTP edge answers for an accepted command (API.md "Command results"). */
@@ -23,10 +23,12 @@ export function outcome(id: string, result: CommandResult<unknown, unknown>, ...
 /**
  * Runs the steps of a command whose request has no Idempotency-Key, which is never retried as
  * itself: its client's retry is a new command, which would find what these steps took held by
- * this one until a sweep gave it back. So when a step fails other than by a refusal (decided on
- * the streams as they are; anything else leaves an append unknown), `giveUp` gives the command's
- * id up and, only if it was, what the steps took back at once; the error then names what that
- * appended, for a reader waiting to see it free. Looking at the streams instead proves nothing: a
+ * this one until a sweep gave it back. So when a step fails leaving its append unknown (not a
+ * refusal, a stale pinned version or races lost for its stream: those prove nothing was stored,
+ * and giving up then only added an event for good, queued behind a hot stream again), `giveUp`
+ * gives the command's id up and, only if it was, what the steps took back at once; the error then
+ * names what that appended, for a reader waiting to see it free. A later step losing its races
+ * after an earlier one took its resource leaves that resource to the sweep. Looking at the streams instead proves nothing: a
  * failed append may have committed with its answer lost, or still commit later (PostgreSQL
  * finishes a statement whose connection died). Giving the id up is an append on the main stream
  * while still empty, so of it and the main append landing late, only the first stands. Best
@@ -41,7 +43,7 @@ export async function givenUpOnFailure<Result>(
   try {
     return await steps();
   } catch (error) {
-    if (request.freshCommandId === true && !(error instanceof DomainError)) {
+    if (request.freshCommandId === true && !appendedNothing(error)) {
       refusedAfter(error, await giveUp().catch(() => []));
     }
     throw error;

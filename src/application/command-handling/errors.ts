@@ -1,5 +1,6 @@
-import { NotFoundError } from '../../domain/shared/domain-error.js';
+import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
+import { ConcurrencyError } from '../ports/event-store.js';
 
 /**
  * The caller pinned the version it last saw (`If-Match`) and the aggregate has moved on since:
@@ -42,4 +43,13 @@ export class TooMuchContentionError extends Error {
   ) {
     super(`Stream ${streamId}: gave up after ${attempts} concurrent-append conflicts`);
   }
+}
+
+/**
+ * The command failed without its append being stored: a rule refused it, the caller's pinned
+ * version was stale, or the stream's revision had moved (every time). Any other error (a
+ * connection lost, a store that did not answer) leaves unknown whether the append went through.
+ */
+export function appendedNothing(error: unknown): boolean {
+  return error instanceof DomainError || error instanceof VersionMismatchError || error instanceof TooMuchContentionError || error instanceof ConcurrencyError;
 }

@@ -64,6 +64,8 @@ export type CommandHandlerDeps = {
   readonly observe?: CommandObserver;
   /** Seals personal fields before they are stored; required by aggregates whose events have any. */
   readonly personalData?: PersonalDataVault;
+  /** Longest a command waits for the one before it on its stream in this process (default 2 s). */
+  readonly maxQueueWaitMs?: number;
 };
 
 export type CommandOutcomeKind =
@@ -106,7 +108,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
   const cache = new StateCache<State>(deps.cacheSize);
   const maxAttempts = deps.maxAttempts ?? 12;
   const sealer = personalDataSealer(aggregate, deps.personalData);
-  const queue = streamQueue();
+  const queue = streamQueue({ maxWaitMs: deps.maxQueueWaitMs });
 
   const empty: CachedStream<State> = { state: aggregate.decider.initialState, revision: -1, position: START, recent: [], hash: genesisHash };
 
@@ -179,12 +181,18 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
    * One queue per handler is one per process and stream: a process builds one handler per
    * aggregate (main.ts), and a stream belongs to one aggregate.
    *
+   * A command waits `maxQueueWaitMs` at most for the one ahead, then runs beside it: the queue only
+   * spares self-contention (the expected revision keeps appends correct), and an append hung on a
+   * dead connection must not hold up every later command on its stream, process managers and
+   * shutdown included.
+   *
    * It cannot deadlock: a command waits only for commands on its own stream, and none, while it
    * runs, waits for another command: it awaits the store, the vault and its backoff alone; a
    * builder is synchronous; use cases (`takeStep`, compensations, process managers) call `handle`
    * after the previous call settled, never from inside one. Cost on the hot path: a Map lookup and
-   * two promise reactions per command; commands on different streams do not wait for each other.
-   * `seconds` includes the time spent waiting in the queue: it is part of the command's latency.
+   * two promise reactions per command, and a timer for one that waits; commands on different
+   * streams do not wait for each other. `seconds` includes the time spent waiting in the queue: it
+   * is part of the command's latency.
    */
   function handle(streamId: string, input: CommandInput<Command, State>, options: CommandOptions): Promise<CommandResult<State, Event>> {
     const queued = performance.now();

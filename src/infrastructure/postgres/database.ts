@@ -21,9 +21,14 @@ import { migrations } from './migrations.js';
  */
 export const idleTransactionTimeoutMs = 30_000;
 
-/** `applicationName` tells an operator in `pg_stat_activity` which process (and role) a connection serves. */
+/**
+ * `applicationName` tells an operator in `pg_stat_activity` which process (and role) a connection
+ * serves. TCP keepalive lets a connection whose server vanished (host lost, network cut) fail its
+ * query in flight, rather than leave it waiting for an answer that never comes: probed after 10 s
+ * of silence (the system's default is two hours), then at the system's interval.
+ */
 export function createPool(url: string, max = 10, applicationName = 'bookable'): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName });
+  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
   // A client losing its connection (server restart, terminated backend) must not crash the
   // process: idle ones are reported on the pool, checked-out ones only on the client, where
   // pg-pool removes its own listener while the client is lent out. The query in flight still
