@@ -3,6 +3,7 @@ import type { ProjectionStatus } from '../projections/runtime/projector-metrics.
 import { readModelProjections } from '../projections/read-models.js';
 import { loadConfig, type Config } from './config/config.js';
 import { createLogger, type Logger } from './logging/logger.js';
+import { ErasedSubjects } from './privacy/erased-subjects.js';
 import { startProjectors } from './projections/projector-runner.js';
 import { SharedTailEventStore } from './shared-subscription/shared-tail-event-store.js';
 import { openStorage, type Storage } from './storage.js';
@@ -96,6 +97,15 @@ async function runProjectorThread(port: MessagePort): Promise<void> {
   const config = loadConfig(process.env, { listens: false });
   const logger = createLogger({ level: config.LOG_LEVEL }).child({ thread: 'projector' });
   const storage = await openStorage(config, logger, 'bookable projector-thread');
+  // Its vault keeps keys of its own in memory: told of each erasure as the main thread's is, or
+  // it revealed a destroyed key (one whose `SubjectErased` was not in the log yet) for a minute.
+  // No access tokens here: only erasures from now on matter, a fresh vault holding no key yet.
+  const erased = await ErasedSubjects.start({
+    pool: storage.pool,
+    tokenLifetimeMs: 0,
+    vault: storage.vault,
+    onError: (err) => logger.warn({ err }, 'could not read the erased subjects; will retry'),
+  });
   const projectors = startReadModelProjectors(config, storage, logger);
   const post = () => port.postMessage({ status: projectors.status() } satisfies ProjectorThreadMessage);
   post();
@@ -104,6 +114,7 @@ async function runProjectorThread(port: MessagePort): Promise<void> {
     clearInterval(publish);
     void projectors
       .stop()
+      .then(() => erased.close())
       .then(() => storage.stop())
       .finally(() => port.close());
   });
