@@ -244,6 +244,9 @@ async function soak(run: Run, ctx: LoadContext, options: z.infer<typeof optionsS
   const memory = new MemorySampler(run.services, since);
   memory.start();
   const chaos = runChaos(run, timeline(loadMs), since, waiting);
+  // Awaited after the load; a step refused meanwhile (a signal stopping the soak during a kill)
+  // would otherwise be an unhandled rejection, ending the process before its clean-up.
+  chaos.catch(() => undefined);
   waiting.on = `the load to end (${options.concurrency} users for ${seconds(loadMs)}), and the chaos beside it`;
   await drive(ctx, run.services, options.concurrency, since + loadMs);
   waiting.on = 'the chaos to end after the load';
@@ -263,7 +266,7 @@ function printLoad(traffic: Traffic, outcome: Outcome): void {
   const { reschedules, duplicateWebhooks } = ledger;
   print(
     `reschedules: ${fmt(reschedules.accepted)} accepted, ${fmt(reschedules.refused)} refused (${fmt(reschedules.undone)} of them after moving the slot, moved back); ` +
-      `${fmt(reschedules.toHotDay)} sent to the contended day beside a booking of the same patient at the same time`,
+      `${fmt(reschedules.toHotDay)} sent to the contended day`,
   );
   print(
     `duplicate webhooks: ${fmt(duplicateWebhooks.inTurn)} delivered twice in turn, ${fmt(duplicateWebhooks.atOnce)} twice at once, ` +
