@@ -22,18 +22,18 @@ export function outcome(id: string, result: CommandResult<unknown, unknown>, ...
 
 /**
  * Runs the steps of a command whose request has no Idempotency-Key, which is never retried as
- * itself: its client's retry is a new command, which would find what these steps took held by
- * this one until a sweep gave it back. So when a step fails leaving its append unknown (not a
- * refusal, a stale pinned version or races lost for its stream: those prove nothing was stored,
- * and giving up then only added an event for good, queued behind a hot stream again), `giveUp`
- * gives the command's id up and, only if it was, what the steps took back at once; the error then
- * names what that appended, for a reader waiting to see it free. A later step losing its races
- * after an earlier one took its resource leaves that resource to the sweep. Looking at the streams instead proves nothing: a
- * failed append may have committed with its answer lost, or still commit later (PostgreSQL
- * finishes a statement whose connection died). Giving the id up is an append on the main stream
- * while still empty, so of it and the main append landing late, only the first stands. Best
- * effort: with the database still away, the sweep gives it back. A keyed request's retry finds
- * what it took and carries on, so it keeps it.
+ * itself: its client's retry is a new command, which would find what these steps took held by this
+ * one until a sweep gave it back. So when a step fails leaving its append unknown (not a refusal,
+ * a stale pinned version or races lost for its stream: those prove nothing was stored, and giving
+ * up then only added an event for good, queued behind a hot stream again), `giveUp` gives the
+ * command's id up and, only if it was, what the steps took back at once; the error then names what
+ * that appended, for a reader waiting to see it free. A later step losing its races after an
+ * earlier one took its resource leaves that resource to the sweep. Looking at the streams instead
+ * proves nothing: a failed append may have committed with its answer lost, or still commit later
+ * (PostgreSQL finishes a statement whose connection died). Giving the id up is an append on the
+ * main stream while still empty, so of it and the main append landing late, only the first stands.
+ * Best effort: with the database still away, the sweep gives it back. A keyed request's retry
+ * finds what it took and carries on, so it keeps it.
  */
 export async function givenUpOnFailure<Result>(
   request: CommandOptions,
