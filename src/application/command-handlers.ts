@@ -31,4 +31,6 @@ export type CommandSide = {
     /** How long requested dates stay held for payment. */
     readonly holdMinutes: number;
   };
+  /** Told of what a use case could not do and gave up on, which no caller hears of (a refused undo, say). */
+  readonly onError?: (error: unknown, what: string) => void;
 };

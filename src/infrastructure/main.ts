@@ -69,7 +69,7 @@ const sides = new WeakMap<Storage, CommandSide>();
  * The process's one command side: the command API, the payment gateway and the process managers
  * share its handlers, so a stream's state is cached once, not once per caller.
  */
-function commandSide(config: Config, storage: Storage): CommandSide {
+function commandSide(config: Config, storage: Storage, logger: Logger): CommandSide {
   const existing = sides.get(storage);
   if (existing) return existing;
   const handlers = createCommandHandlers({
@@ -79,7 +79,13 @@ function commandSide(config: Config, storage: Storage): CommandSide {
     observe: observeCommand,
     personalData: storage.vault,
   });
-  const side = { handlers, clock: systemClock, policy: { holdMinutes: config.BOOKING_HOLD_MINUTES } };
+  const log = logger.child({ component: 'command-side' });
+  const side: CommandSide = {
+    handlers,
+    clock: systemClock,
+    policy: { holdMinutes: config.BOOKING_HOLD_MINUTES },
+    onError: (err, what) => log.error({ err }, `could not ${what}; given up`),
+  };
   sides.set(storage, side);
   return side;
 }
@@ -103,7 +109,7 @@ let gateway: PaymentGateway | undefined;
  * stops when the pool ends.
  */
 function paymentGateway(config: Config, storage: Storage, logger: Logger): PaymentGateway {
-  return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage), eventStore: storage.revealed }, storage.pool));
+  return (gateway ??= createPaymentGateway(config, logger, { side: commandSide(config, storage, logger), eventStore: storage.revealed }, storage.pool));
 }
 
 /** A port taken, say: the app is closed, since its hooks and timers would keep the process alive. */
@@ -150,7 +156,7 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
  * Every command they send is idempotent, so running them in several processes is safe.
  */
 function startProcessManagers(config: Config, storage: Storage, logger: Logger): () => Promise<void> {
-  const side = commandSide(config, storage);
+  const side = commandSide(config, storage, logger);
   // Before any loop runs: it refuses a production start without Stripe, and a loop already
   // running, with no closer registered to stop it, would keep the process alive past the error.
   const gateway = paymentGateway(config, storage, logger);
@@ -268,7 +274,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
       onError: (err) => logger.warn({ err }, 'could not read the erased subjects; will retry'),
     });
     closers.push(() => erased.close());
-    if (role === 'all' || role === 'command') servers.push(await startCommandApi(config, storage, commandSide(config, storage), erased, logger));
+    if (role === 'all' || role === 'command') servers.push(await startCommandApi(config, storage, commandSide(config, storage, logger), erased, logger));
     if (role === 'projector') {
       const projectors = startReadModelProjectors(config, storage, logger);
       registerProjectionMetrics(metricsRegistry, projectors);
@@ -309,7 +315,7 @@ async function seed(config: Config, logger: Logger, demo: boolean | undefined): 
       adminPassword: config.ADMIN_PASSWORD,
       auditorEmail: config.AUDITOR_EMAIL ?? 'auditor@bookable.local',
     };
-    const side = commandSide(config, storage);
+    const side = commandSide(config, storage, logger);
     const identity = identityService(storage, side.handlers);
     const print = (line: string) => process.stdout.write(`${line}\n`);
     await seedUsers(identity, options, print);

@@ -211,48 +211,97 @@ describe('appointment use cases', () => {
       expect(String(refusal)).not.toContain('09:30');
     });
 
-    it('retried after the patient became busy while the slot moved, moves the slot again though the first try moved it back', async () => {
+    it("given a reschedule to the next day waits to move the patient's time, when another patient books the old time with the doctor and the patient books the new time with another doctor, then the doctor never holds two appointments at one time", async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const nextDay = '2030-02-05T09:00:00.000Z';
+      let resume = () => {};
+      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const rescheduling = rescheduleAppointment(side, booked.id, { start: nextDay }, as(patient));
+      await paused;
+      const other = await bookAppointment(otherProcess, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient)).catch(() => undefined);
+      await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: nextDay, reason: 'second opinion' }, as(patient));
+      resume();
+
+      await expect(rescheduling).rejects.toMatchObject({ code: 'patient-overlap' });
+      const rescheduled = await whereIs(booked.id);
+      expect(rescheduled.slot).toBe(rescheduled.appointment);
+      const otherAt = other && (await whereIsAppointment(side, other.id, { doctorId: doctor.id, patientId: otherPatient.id }));
+      expect(otherAt?.appointment).not.toBe(rescheduled.appointment);
+    });
+
+    it("retried after another patient took the new slot while the patient's time moved, moves the time again though the first try moved it back", async () => {
       const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
       const retried = as(patient, 'move-to-nine-thirty');
       let resume = () => {};
-      // The reschedule has checked the patient's time and moved the slot; its MoveTime waits while
-      // the patient books another doctor at the new time.
-      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      // The reschedule has moved the patient's time; its MoveSlot waits while another patient books the doctor at the new time.
+      const paused = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const first = rescheduleAppointment(side, booked.id, { start: nineThirty }, retried);
       await paused;
-      const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      const taken = await bookAppointment(otherProcess, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient));
       resume();
-      await expect(first).rejects.toMatchObject({ code: 'patient-overlap' });
-      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotRestored']);
+      await expect(first).rejects.toMatchObject({ code: 'slot-taken' });
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeMoved', 'TimeMoved']);
       expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
-      await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
+      await cancelAppointment(side, taken.id, { reason: 'not needed' }, as(otherPatient));
 
       await rescheduleAppointment(side, booked.id, { start: nineThirty }, retried);
 
       expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
     });
 
-    it('refused after the slot moved, puts the slot back exactly where the appointment is, though a schedule change since no longer offers that slot', async () => {
+    it('refused after the slot moved, as the slot had grown longer than the patient is free, puts the slot back exactly where the appointment is, though the schedule change no longer offers that slot', async () => {
       const booked = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
-      // An hour a slot from now on; the appointment at 09:30 is kept, acknowledged.
-      await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor));
+      const half = '2030-02-04T10:30:00.000Z';
       let resume = () => {};
-      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      // The reschedule has moved the patient's time to 10:00–10:30; its MoveSlot waits while the
+      // doctor makes slots an hour long (the appointment at 09:30 kept, acknowledged) and the
+      // patient books another doctor at 10:30.
+      const paused = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const refused = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
       await paused;
-      const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
+      await setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor));
+      const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: half, reason: 'second opinion' }, as(patient));
       resume();
       await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
 
       expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
       const schedule = (await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`)).state;
       expect(slotOf(schedule, booked.id)).toEqual({ appointmentId: booked.id, start: nineThirty, end: ten });
+      const agenda = (await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`)).state;
+      expect(reservationOf(agenda, booked.id)).toEqual({ start: nineThirty, end: ten });
       // 09:00–10:00 overlaps the appointment: nobody else may book it.
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       // And the appointment can still be moved once the patient is free.
       await cancelAppointment(side, elsewhere.id, { reason: 'one is enough' }, as(patient));
       await rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
       expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+    });
+
+    it('refused after the slot moved, when someone booked the old slot meanwhile, reports the slot it could not put back: a double booking for people to sort out', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
+      const reported: string[] = [];
+      const reporting: CommandSide = { ...side, onError: (_error, what) => reported.push(what) };
+      let resumeSlot = () => {};
+      let resumeRestore = () => {};
+      // As above, the slot grows to an hour while it waits to move, and the patient books 10:30 elsewhere.
+      const slotHeld = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resumeSlot = resolve)));
+      const refused = rescheduleAppointment(reporting, booked.id, { start: ten }, as(patient));
+      await slotHeld;
+      await setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor));
+      await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: '2030-02-04T10:30:00.000Z', reason: 'second opinion' }, as(patient));
+      // The move of the slot, decided again on the new schedule, goes through, to 10:00–11:00,
+      // freeing 09:30; the patient's time cannot follow it there, and the slot's way back waits
+      // while another patient books 09:00–10:00.
+      let appends = 0;
+      const restoreHeld = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}` && ++appends === 2, new Promise<void>((resolve) => (resumeRestore = resolve)));
+      resumeSlot();
+      await restoreHeld;
+      await bookAppointment(otherProcess, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+      resumeRestore();
+
+      await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: ten, time: nineThirty });
+      expect(reported).toEqual([expect.stringContaining(`appointment ${booked.id} (refused: slot-taken`)]);
     });
 
     describe('by the patient with If-Match and by the doctor, to the same time at once', () => {
@@ -296,26 +345,26 @@ describe('appointment use cases', () => {
         await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       });
 
-      it("given the patient's request was refused after moving the slot and found the appointment still at nine, when the doctor's records it at ten before the slot goes back, then the slot follows the appointment to ten", async () => {
+      it("given the patient's request was refused after moving the time and found the appointment still at nine, when the doctor's records it at ten before the time goes back, then the time follows the appointment to ten", async () => {
         const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
-        let resumeTime = () => {};
-        // The patient's request has moved the slot; its MoveTime waits while the patient books another doctor at ten.
-        const timeHeld = store.pause((each) => each === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resumeTime = resolve)));
+        let resumeSlot = () => {};
+        // The patient's request has moved the time; its MoveSlot waits while another patient books the doctor at ten.
+        const slotHeld = store.pause((each) => each === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resumeSlot = resolve)));
         const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
-        await timeHeld;
-        const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: ten, reason: 'second opinion' }, as(patient));
+        await slotHeld;
+        const taken = await bookAppointment(otherProcess, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient));
         let resumeUndo = () => {};
-        // Refused, it moves the slot back, and that append waits.
-        const undoHeld = store.pause((each) => each === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resumeUndo = resolve)));
-        resumeTime();
+        // Refused, it moves the time back, and that append waits.
+        const undoHeld = store.pause((each) => each === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resumeUndo = resolve)));
+        resumeSlot();
         await undoHeld;
 
-        // Meanwhile the patient is free at ten again, and the doctor's reschedule there goes through.
-        await cancelAppointment(otherProcess, elsewhere.id, { reason: 'one is enough' }, as(patient));
+        // Meanwhile ten is free again, and the doctor's reschedule there goes through.
+        await cancelAppointment(otherProcess, taken.id, { reason: 'not needed' }, as(otherPatient));
         await rescheduleAppointment(otherProcess, booked.id, { start: ten }, as(doctor));
         resumeUndo();
 
-        await expect(byPatient).rejects.toMatchObject({ code: 'patient-overlap' });
+        await expect(byPatient).rejects.toMatchObject({ code: 'slot-taken' });
         expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
         await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
         // Nine, where the appointment was, is free again.

@@ -8,6 +8,7 @@ import { HoldExpiryProcess } from '../../src/application/process-managers/hold-e
 import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import {
   admin,
   as,
@@ -639,13 +640,13 @@ describe('hold expiry process', () => {
     });
   });
 
-  it('given a reschedule that died after moving the slot of an appointment a schedule change kept, the process puts the slot back exactly where the appointment is', async () => {
-    const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
+  it('given a reschedule that died after moving the time and the slot of an appointment a schedule change kept, the process puts them back exactly where the appointment is', async () => {
+    const { id, streamId } = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
     // An hour a slot from now on; the appointment at 09:30 is kept, acknowledged, though no slot starts there any more.
     await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [id] }, as(doctor));
-    store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
+    store.interrupt((each) => each === streamId);
     await expect(rescheduleAppointment(side, id, { start: ten }, as(patient))).rejects.toThrow('died');
-    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: ten, time: nineThirty });
+    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: ten, time: ten });
     const { process, turn, errors } = startWatchedProcess();
     await turn();
     clock.advance(graceMs);
@@ -655,6 +656,7 @@ describe('hold expiry process', () => {
     expect(errors).toEqual([]);
     expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
     expect(slotOf((await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`)).state, id)).toEqual({ appointmentId: id, start: nineThirty, end: ten });
+    expect(reservationOf((await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`)).state, id)).toEqual({ start: nineThirty, end: ten });
     // 09:00–10:00 overlaps the appointment; 10:00 is free again.
     await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
     await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
@@ -713,18 +715,46 @@ describe('hold expiry process', () => {
       await expectNothingToDoAfterGrace();
     });
 
-    it('a reschedule refused because the patient became busy while its slot moved, the slot moved back by the request, leaves nothing pending, and the process does nothing', async () => {
+    it("a reschedule refused because another patient took the new slot while the patient's time moved, the time moved back by the request, leaves nothing pending, and the process does nothing", async () => {
       const { id } = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
       let resume = () => {};
-      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const paused = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const refused = rescheduleAppointment(side, id, { start: nineThirty }, as(patient));
       await paused;
-      await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient));
+      await bookAppointment(otherProcess, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient));
       resume();
-      await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
-      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved', 'SlotRestored']);
+      await expect(refused).rejects.toMatchObject({ code: 'slot-taken' });
+      expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeMoved', 'TimeMoved']);
       await expectNothingToDoAfterGrace();
       expect(await whereIs(id)).toEqual({ appointment: nine, slot: nine, time: nine });
+    });
+  });
+
+  describe('given a reschedule that died after moving the time, before the slot', () => {
+    let appointmentId: string;
+
+    beforeEach(async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      appointmentId = booked.id;
+      store.interrupt((streamId) => streamId === `doctorSchedule-${doctor.id}`);
+      await expect(rescheduleAppointment(side, appointmentId, { start: nineThirty }, as(patient))).rejects.toThrow('died');
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nineThirty });
+    });
+
+    it('the process moves the time back to the appointment after the grace period, so the patient is free at the new start again', async () => {
+      const { process, turn, errors } = startWatchedProcess();
+      expect(await turn()).toBe(0);
+      expect(process.pending.moves).toBe(1);
+      clock.advance(graceMs);
+
+      expect(await turn()).toBe(1);
+      expect(await turn()).toBe(0);
+
+      expect(errors).toEqual([]);
+      expect(process.pending.moves).toBe(0);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+      await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nineThirty, reason: 'second opinion' }, as(patient))).resolves.toBeDefined();
+      await expectReplayToAppendNothing();
     });
   });
 

@@ -157,6 +157,21 @@ describe('MoveTime', () => {
     spec.given([reserved('a-1', nine, half)]).when(move('a-1', eleven, ten)).thenFails('invalid-time-range');
   });
 
+  it('moves the time from where the mover saw it, written with any offset', () => {
+    const from = { ...move('a-1', ten, eleven), data: { ...move('a-1', ten, eleven).data, from: '2026-05-04T11:00:00+02:00' } };
+    spec.given([reserved('a-1', nine, half)]).when(from).then([moved('a-1', [nine, half], [ten, eleven])]);
+  });
+
+  it('refuses to move the time from where it no longer is: another change of the appointment moved it meanwhile', () => {
+    const fromNine = { ...move('a-1', ten, eleven), data: { ...move('a-1', ten, eleven).data, from: nine } };
+    spec.given([reserved('a-1', nine, half), moved('a-1', [nine, half], [half, ten])]).when(fromNine).thenFails('time-moved-meanwhile');
+  });
+
+  it('changes nothing when the time is already where the mover wanted it, wherever it saw it', () => {
+    const fromNine = { ...move('a-1', ten, eleven), data: { ...move('a-1', ten, eleven).data, from: nine } };
+    spec.given([reserved('a-1', nine, half), moved('a-1', [nine, half], [ten, eleven])]).when(fromNine).then([]);
+  });
+
   it("refuses another patient's move on this stream", () => {
     spec
       .given([reserved('a-1', nine, half)])

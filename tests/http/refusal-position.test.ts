@@ -5,6 +5,7 @@ import { comparePositions, parsePosition } from '../../src/application/ports/pos
 import { bookingStreamId } from '../../src/domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../src/domain/listing-calendar/listing-calendar.decider.js';
 import { listingStreamId } from '../../src/domain/listing/listing.decider.js';
+import { doctorScheduleStreamId } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { patientAgendaStreamId } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
@@ -109,25 +110,31 @@ describe('Event-Position on a refusal that appended compensations', () => {
     await backend.close();
   });
 
-  it('given the patient became busy at the new time while the slot moved, when the reschedule is refused, then its 409 carries the position of the slot moved back, and a read at it shows the new slot free', async () => {
+  it("given another patient took the new slot while the patient's time moved, when the reschedule is refused, then its 409 carries the position of the time moved back", async () => {
     const patient = person(['PATIENT']);
     const date = dayAfter(3);
     const booked = await book(doctor.id, `${date}T09:00:00Z`, patient);
     expect(booked.status).toBe(201);
     let resume = () => {};
-    // The reschedule has checked the patient's time and moved the slot; its MoveTime waits while
-    // the patient books another doctor at the new time.
-    const paused = store.pause((streamId) => streamId === patientAgendaStreamId(patient.id), new Promise<void>((resolve) => (resume = resolve)));
+    // The reschedule has moved the patient's time; its MoveSlot waits while another patient books the doctor at the new time.
+    const paused = store.pause((streamId) => streamId === doctorScheduleStreamId(doctor.id), new Promise<void>((resolve) => (resume = resolve)));
     const rescheduling = post(`/v1/appointments/${String(booked.body.id)}/reschedule`, { start: `${date}T10:00:00Z` }, patient);
     await paused;
-    const elsewhere = await postJson(`${otherApi.url}/v1/appointments`, { doctorId: otherDoctor.id, start: `${date}T10:00:00Z`, reason: 'check-up' }, bearer(patient));
-    expect(elsewhere.status).toBe(201);
+    const other = await postJson(`${otherApi.url}/v1/appointments`, { doctorId: doctor.id, start: `${date}T10:00:00Z`, reason: 'check-up' }, bearer(person(['PATIENT'])));
+    expect(other.status).toBe(201);
     resume();
 
     const refused = await rescheduling;
 
-    expectPatientOverlap(refused);
-    expect(await freeSlots(doctor.id, date, positionOf(refused))).toEqual(['09:30', '10:00', '10:30', '11:00', '11:30']);
+    expect(refused.status).toBe(409);
+    expect(refused.body.type).toMatch(/\/problems\/slot-taken$/);
+    const agenda = await backend.eventStore.readStream(patientAgendaStreamId(patient.id));
+    const events: RecordedEvent[] = [];
+    if (agenda.status === 'found') for await (const event of agenda.events) events.push(event);
+    expect(events.map((event) => event.type)).toEqual(['TimeReserved', 'TimeMoved', 'TimeMoved']);
+    const movedBack = events.at(-1)?.position;
+    const answered = parsePosition(positionOf(refused));
+    expect(movedBack && answered && comparePositions(answered, movedBack)).toBe(0);
   });
 
   it('given the patient is busy then with another doctor, when booking takes the slot and is refused, then its 409 carries the position of the slot given back, replayed with it, and a read at it shows the slot free', async () => {

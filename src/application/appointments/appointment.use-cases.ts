@@ -1,8 +1,7 @@
 import { appointmentDecider, appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
 import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
-import { patientAgendaDecider, patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
-import type { MoveTime } from '../../domain/patient-agenda/patient-agenda.commands.js';
+import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
@@ -123,10 +122,11 @@ async function makeAppointment(side: CommandSide, command: ScheduleAppointment, 
 const rescheduleAttempts = 30;
 
 /**
- * MoveSlot frees the old slot and takes the new one in one append, then the patient's time
- * moves, then the appointment. Only the slot where this reschedule saw the appointment moves, so
- * of two concurrent reschedules the second waits for the first to land and then moves on from
- * there; otherwise the slot could end where one put it and the appointment where the other did.
+ * The patient's time moves, then MoveSlot frees the old slot and takes the new one in one append,
+ * then the appointment. Only the time and the slot where this reschedule saw the appointment
+ * move, so of two concurrent reschedules the second waits for the first to land and then moves on
+ * from there; otherwise the slot (or time) could end where one put it and the appointment where
+ * the other did.
  */
 export async function rescheduleAppointment(
   side: CommandSide,
@@ -138,7 +138,7 @@ export async function rescheduleAppointment(
     try {
       return await rescheduleOnce(side, appointmentId, input, request);
     } catch (error) {
-      const movedMeanwhile = error instanceof DomainError && error.code === 'slot-moved-meanwhile';
+      const movedMeanwhile = error instanceof DomainError && (error.code === 'slot-moved-meanwhile' || error.code === 'time-moved-meanwhile');
       if (!movedMeanwhile || attempt >= rescheduleAttempts) throw error;
       await backoff(attempt);
     }
@@ -171,14 +171,33 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   const atVersion = { ...request, commandId: `${request.commandId}@${version}` };
   const schedule = doctorScheduleStreamId(current.doctorId);
   const agenda = patientAgendaStreamId(current.patientId);
-  const moveTime: MoveTime = { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart, newEnd } };
-  // The patient's time is checked before the slot moves: moving the slot frees the old one, and
-  // a refusal after that would move it back only if no one took it meanwhile.
-  patientAgendaDecider.decide(moveTime, (await side.handlers.patientAgenda.read(agenda)).state);
+  const { patientId } = current;
   // What this request moved, undone in reverse on a refusal; the refusal names where that left the log.
   const appended: Array<{ readonly position: Position } | undefined> = [];
   const undo: Array<(to: TimeSlot) => Promise<{ readonly position: Position }>> = [];
+  /** Moves the patient's time (from where this request saw or put it), to be moved back on a refusal. */
+  const moveTime = async (from: string, to: TimeSlot, step: CommandOptions, holds: (held: TimeSlot | undefined) => boolean) => {
+    const time = await takeStep(
+      step,
+      (options) => side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, from, newStart: to.start, newEnd: to.end } }, options),
+      (state) => holds(reservationOf(state, appointmentId)),
+    );
+    appended.push(time);
+    if (tookStep(time)) {
+      undo.unshift((back) =>
+        side.handlers.patientAgenda.handle(
+          agenda,
+          { type: 'MoveTime', data: { patientId, appointmentId, from: newStart, newStart: back.start, newEnd: back.end } },
+          compensating(atVersion, `time@${time.version}`),
+        ),
+      );
+    }
+  };
   try {
+    // The patient's time first: moving it frees the old time in the patient's own agenda, which
+    // only the patient's own requests can take; the doctor's slot, freed first, could be booked by
+    // anyone before a refusal moved it back, two appointments at one time then.
+    await moveTime(current.start, { start: newStart, end: newEnd }, unpinned(atVersion), (held) => held?.start === newStart);
     const slot = await takeStep(
       unpinned(atVersion),
       (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: current.start, newStart, now } }, options),
@@ -197,22 +216,12 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
         ),
       );
     }
-    // The slot as the schedule moved it: its length may have changed since `slotEnd` read it.
+    // The slot as the schedule moved it: its length may have changed since `slotEnd` read it. The
+    // time follows it: shorter, it cannot be refused; longer, it can, and then both move back.
     const movedEnd = slotOf(slot.state, appointmentId)?.end ?? newEnd;
-    const time = await takeStep(
-      unpinned(atVersion),
-      (options) => side.handlers.patientAgenda.handle(agenda, { ...moveTime, data: { ...moveTime.data, newEnd: movedEnd } }, options),
-      (state) => reservationOf(state, appointmentId)?.start === newStart,
-    );
-    appended.push(time);
-    if (tookStep(time)) {
-      undo.unshift((to) =>
-        side.handlers.patientAgenda.handle(
-          agenda,
-          { type: 'MoveTime', data: { patientId: current.patientId, appointmentId, newStart: to.start, newEnd: to.end } },
-          compensating(atVersion, `time@${time.version}`),
-        ),
-      );
+    if (movedEnd !== newEnd) {
+      const lengthened = unpinned({ ...atVersion, commandId: `${atVersion.commandId}:length` });
+      await moveTime(newStart, { start: newStart, end: movedEnd }, lengthened, (held) => held?.start === newStart && held.end === movedEnd);
     }
     // Under the request's own command id, which a retry looks for before anything moves.
     const rescheduled = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, request);
@@ -263,7 +272,7 @@ async function undoMoves(
   const where = await whereAppointmentIs(side, seen);
   if (where.start === movedTo) return [];
   const undone: Array<{ readonly position: Position } | undefined> = [];
-  for (const step of undo) undone.push(await undoing(() => step(where)));
+  for (const step of undo) undone.push(await undoing(side, seen.appointmentId, () => step(where)));
   const after = await whereAppointmentIs(side, seen);
   if (after.start === where.start) return undone;
   const follows = `follows@${after.version}`;
@@ -303,7 +312,9 @@ export async function timeFollows(side: CommandSide, appointment: AppointmentTim
   const agenda = patientAgendaStreamId(patientId);
   const time = reservationOf((await side.handlers.patientAgenda.read(agenda)).state, appointmentId);
   if (!time || time.start === start) return undefined;
-  return side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, newStart: start, newEnd: end } }, request).catch(unlessRefused);
+  return side.handlers.patientAgenda
+    .handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, from: time.start, newStart: start, newEnd: end } }, request)
+    .catch(unlessRefused);
 }
 
 function unlessRefused(error: unknown): undefined {
@@ -318,13 +329,19 @@ function isRefusal(error: unknown): boolean {
 
 /**
  * An undo whose resource is already gone (a cancellation meanwhile gave the slot back) has
- * nothing to undo; the refusal that led here is what the caller hears.
+ * nothing to undo; the refusal that led here is what the caller hears. Any other refusal of an
+ * undo (the old slot or time taken meanwhile, say) leaves the appointment where it was and its
+ * slot or time where this request moved it: reported, for people to sort out, as moving the
+ * appointment would carry out a request that failed.
  */
-async function undoing<Step>(undo: () => Promise<Step>): Promise<Step | undefined> {
+async function undoing<Step>(side: CommandSide, appointmentId: string, undo: () => Promise<Step>): Promise<Step | undefined> {
   try {
     return await undo();
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;
+    if (!(error instanceof NotFoundError)) {
+      side.onError?.(error, `move back a refused reschedule of appointment ${appointmentId} (refused: ${error.code}; a double booking for people to sort out)`);
+    }
     return undefined;
   }
 }

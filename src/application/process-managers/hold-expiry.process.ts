@@ -571,7 +571,7 @@ export class HoldExpiryProcess {
     }
     const { patientId, start: newStart, end: newEnd } = appointment;
     await this.movingBack(this.movedTimes, appointmentId, `patient time of appointment ${appointmentId} back to ${newStart}`, () =>
-      side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, newStart, newEnd } }, systemRequest(move.cause, 'move-back')),
+      side.handlers.patientAgenda.handle(agenda, { type: 'MoveTime', data: { patientId, appointmentId, from: time.start, newStart, newEnd } }, systemRequest(move.cause, 'move-back')),
     );
     // As the slot's: a retry that landed meanwhile has the time follow it at once.
     const after = await this.openAppointment(appointmentId);

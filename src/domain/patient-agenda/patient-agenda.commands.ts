@@ -21,12 +21,16 @@ export const releaseTimeSchema = z.object({
   }),
 });
 
-/** Move the appointment's reservation to `[newStart, newEnd)`. */
+/**
+ * Move the appointment's reservation to `[newStart, newEnd)`. `from`, if given, is where the mover
+ * saw it start: a reservation found elsewhere was moved by someone else meanwhile.
+ */
 export const moveTimeSchema = z.object({
   type: z.literal('MoveTime'),
   data: z.object({
     patientId: z.string().min(1),
     appointmentId: z.string().min(1),
+    from: instantSchema.optional(),
     newStart: instantSchema,
     newEnd: instantSchema,
   }),

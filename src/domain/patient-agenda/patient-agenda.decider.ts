@@ -50,6 +50,11 @@ function moveTime({ data }: MoveTime, state: PatientAgendaState): PatientAgendaE
   const existing = reservations[data.appointmentId];
   if (!existing) throw new NotFoundError(`A reservation for appointment ${data.appointmentId}`);
   if (sameSlot(existing, slot)) return [];
+  // Two reschedules of one appointment, each moving "its" time, would leave the time where the
+  // first put it and the appointment where the second did: only the time the mover saw moves.
+  if (data.from !== undefined && existing.start !== utcInstant(data.from)) {
+    throw new DomainError('time-moved-meanwhile', `the time of appointment ${data.appointmentId} is no longer at ${data.from}: another change of it is under way`);
+  }
   assertFree(reservations, slot, data.appointmentId);
   const event: TimeMoved = {
     type: 'TimeMoved',
