@@ -1,4 +1,3 @@
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/application/ports/clock.js';
 import type { HttpServer } from '../../src/infrastructure/http/http-server.js';
@@ -8,7 +7,7 @@ import { projectionsProbe } from '../../src/infrastructure/http/readiness-probes
 import { PgCheckpointListener } from '../../src/infrastructure/projections/pg-checkpoint-listener.js';
 import { readModelProjections } from '../../src/projections/read-models.js';
 import { createHarness, eventually, type Harness } from '../projections/support/runtime-harness.js';
-import { secret } from './support/query-api.fixture.js';
+import { testQueryApiOptions } from './support/query-api.fixture.js';
 
 /**
  * The query role started on a fresh database (migrations applied) before any projector, as
@@ -25,13 +24,8 @@ describe('the query API before a projector has built the read models', () => {
     await listener.start();
     const names = readModelProjections.map((projection) => projection.name);
     app = await buildQueryApi({
-      logger: pino({ level: 'silent' }),
+      ...testQueryApiOptions,
       clock: systemClock,
-      secret,
-      issuer: 'bookable-test',
-      audience: 'bookable-test-api',
-      corsOrigins: [],
-      rateLimitMax: 100_000,
       pool: harness.pool,
       events: harness.store,
       personalData: harness.vault,

@@ -1,4 +1,3 @@
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bookAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import type { Actor } from '../../src/application/metadata.js';
@@ -10,7 +9,7 @@ import type { HttpServer } from '../../src/infrastructure/http/http-server.js';
 import { buildQueryApi } from '../../src/infrastructure/http/query-api.js';
 import { ErasedSubjects } from '../../src/infrastructure/privacy/erased-subjects.js';
 import { PgCheckpointListener } from '../../src/infrastructure/projections/pg-checkpoint-listener.js';
-import { secret, startQueryApi, type QueryApiFixture } from '../http/support/query-api.fixture.js';
+import { startQueryApi, testQueryApiOptions, type QueryApiFixture } from '../http/support/query-api.fixture.js';
 import { registerUser } from '../projections/support/scenarios.js';
 import { admin, as, doctor, everyMorning, patient } from '../support/command-side.js';
 import { eventually } from '../support/eventually.js';
@@ -38,13 +37,8 @@ describe('an erasure seen by another query API process', () => {
     const listener = new PgCheckpointListener({ connectionString: harness.url, reconnectMs: 100 });
     await listener.start();
     const app = await buildQueryApi({
-      logger: pino({ level: 'silent' }),
+      ...testQueryApiOptions,
       clock: here.clock,
-      secret,
-      issuer: 'bookable-test',
-      audience: 'bookable-test-api',
-      corsOrigins: [],
-      rateLimitMax: 100_000,
       pool: harness.pool,
       events: harness.store,
       personalData: vault,

@@ -13,6 +13,16 @@ import { eventually } from '../../projections/support/runtime-harness.js';
 
 export const secret = 'query-test-secret-that-is-long-enough-0123456789';
 
+/** What every test query API is built with: the signing that `auth` and the command fixture use, quiet logs, no CORS, no rate limit to speak of. */
+export const testQueryApiOptions = {
+  logger: pino({ level: 'silent' }),
+  secret,
+  issuer: 'bookable-test',
+  audience: 'bookable-test-api',
+  corsOrigins: [],
+  rateLimitMax: 100_000,
+} as const;
+
 export type QueryApiFixture = ReadModelHarness & {
   readonly app: HttpServer;
   /** A bearer header for `actor`, signed as the command API would. */
@@ -40,13 +50,8 @@ export async function startQueryApi(
   const heard = new Map<string, Position>();
   const stopHearing = listener.subscribe(({ name, position }) => heard.set(name, maxPosition(heard.get(name) ?? START, position)));
   const app = await buildQueryApi({
-    logger: pino({ level: 'silent' }),
+    ...testQueryApiOptions,
     clock: h.clock,
-    secret,
-    issuer: 'bookable-test',
-    audience: 'bookable-test-api',
-    corsOrigins: [],
-    rateLimitMax: 100_000,
     pool: h.harness.pool,
     events: h.harness.store,
     personalData: h.harness.vault,
