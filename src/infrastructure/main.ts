@@ -265,12 +265,19 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
 
   try {
     // One per process: who was erased lately, whose access tokens both APIs refuse; and each
-    // erasure another process made, passed on to this one's vault, which otherwise kept revealing
-    // (and sealing with) a destroyed key it still held in memory. Every role has a vault.
+    // erasure another process made, passed on to this one's vault (and the projector thread's),
+    // which otherwise kept revealing (and sealing with) a destroyed key it still held in memory.
+    // Every role has a vault.
+    let projectorThread: { markErased(subjectId: string): void } | undefined;
     const erased = await ErasedSubjects.start({
       pool: storage.pool,
       tokenLifetimeMs: accessTokenTtlSeconds * 1000,
-      vault: storage.vault,
+      vault: {
+        markErased: (subjectId) => {
+          storage.vault.markErased(subjectId);
+          projectorThread?.markErased(subjectId);
+        },
+      },
       onError: (err) => logger.warn({ err }, 'could not read the erased subjects; will retry'),
     });
     closers.push(() => erased.close());
@@ -288,6 +295,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
         process.exitCode = 1;
         void stopAll();
       });
+      projectorThread = projectors;
       registerProjectionMetrics(metricsRegistry, projectors);
       closers.push(() => projectors.stop());
     }

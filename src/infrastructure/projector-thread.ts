@@ -3,7 +3,6 @@ import type { ProjectionStatus } from '../projections/runtime/projector-metrics.
 import { readModelProjections } from '../projections/read-models.js';
 import { loadConfig, type Config } from './config/config.js';
 import { createLogger, type Logger } from './logging/logger.js';
-import { ErasedSubjects } from './privacy/erased-subjects.js';
 import { startProjectors } from './projections/projector-runner.js';
 import { SharedTailEventStore } from './shared-subscription/shared-tail-event-store.js';
 import { openStorage, type Storage } from './storage.js';
@@ -29,6 +28,8 @@ export function startReadModelProjectors(config: Config, storage: Storage, logge
 
 /** What the projector thread posts to the main thread. */
 type ProjectorThreadMessage = { readonly status: ProjectionStatus[] };
+/** What the main thread posts to the projector thread: an erasure its watcher heard of, or stop. */
+type MainThreadMessage = 'stop' | { readonly erased: string };
 const projectorThreadMarker = 'bookable-projector-thread';
 
 /**
@@ -41,7 +42,7 @@ export async function startProjectorThread(
   storage: Storage,
   logger: Logger,
   onFailure: (err: unknown) => void,
-): Promise<{ status(): ProjectionStatus[]; stop(): Promise<void> }> {
+): Promise<{ status(): ProjectionStatus[]; markErased(subjectId: string): void; stop(): Promise<void> }> {
   let latest: ProjectionStatus[] = [];
   const worker = new Worker(threadEntry(), {
     eval: true,
@@ -72,9 +73,13 @@ export async function startProjectorThread(
   logger.debug('projector thread started');
   return {
     status: () => latest,
+    // The thread's vault keeps keys of its own in memory: told of each erasure the main thread's
+    // watcher hears of, or it revealed a destroyed key (one whose `SubjectErased` was not in the
+    // log yet) for up to a minute. One watcher per process, not one per thread polling again.
+    markErased: (subjectId) => worker.postMessage({ erased: subjectId } satisfies MainThreadMessage),
     async stop() {
       stopping = true;
-      worker.postMessage('stop');
+      worker.postMessage('stop' satisfies MainThreadMessage);
       await exited;
     },
   };
@@ -97,24 +102,18 @@ async function runProjectorThread(port: MessagePort): Promise<void> {
   const config = loadConfig(process.env, { listens: false });
   const logger = createLogger({ level: config.LOG_LEVEL }).child({ thread: 'projector' });
   const storage = await openStorage(config, logger, 'bookable projector-thread');
-  // Its vault keeps keys of its own in memory: told of each erasure as the main thread's is, or
-  // it revealed a destroyed key (one whose `SubjectErased` was not in the log yet) for a minute.
-  // No access tokens here: only erasures from now on matter, a fresh vault holding no key yet.
-  const erased = await ErasedSubjects.start({
-    pool: storage.pool,
-    tokenLifetimeMs: 0,
-    vault: storage.vault,
-    onError: (err) => logger.warn({ err }, 'could not read the erased subjects; will retry'),
-  });
   const projectors = startReadModelProjectors(config, storage, logger);
   const post = () => port.postMessage({ status: projectors.status() } satisfies ProjectorThreadMessage);
   post();
   const publish = setInterval(post, 1000);
-  port.once('message', () => {
+  port.on('message', (message: MainThreadMessage) => {
+    if (message !== 'stop') {
+      storage.vault.markErased(message.erased);
+      return;
+    }
     clearInterval(publish);
     void projectors
       .stop()
-      .then(() => erased.close())
       .then(() => storage.stop())
       .finally(() => port.close());
   });

@@ -8,6 +8,7 @@ import { eraseSubject } from '../../src/application/privacy/erase-subject.use-ca
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { sleep } from '../../src/application/sleep.js';
 import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
+import { ErasedSubjects } from '../../src/infrastructure/privacy/erased-subjects.js';
 import { startProjectorThread } from '../../src/infrastructure/projector-thread.js';
 import { appointmentsProjectionName } from '../../src/projections/appointments/appointments.table.js';
 import { readSchema } from '../../src/projections/runtime/projection.js';
@@ -27,7 +28,8 @@ import { registerUser } from '../projections/support/scenarios.js';
 describe("the projector thread's vault", () => {
   let harness: Harness;
   let side: CommandSide;
-  let thread: { stop(): Promise<void> };
+  let thread: { markErased(subjectId: string): void; stop(): Promise<void> };
+  let erased: ErasedSubjects;
   const failures: unknown[] = [];
 
   beforeAll(async () => {
@@ -38,11 +40,14 @@ describe("the projector thread's vault", () => {
     vi.stubEnv('LOG_LEVEL', 'silent');
     const storage = { url: harness.url, pool: harness.pool, eventStore: harness.store, revealed: harness.revealed, vault: harness.vault, stop: async () => undefined };
     thread = await startProjectorThread(storage, pino({ level: 'silent' }), (err) => failures.push(err));
+    // As main.ts does: the process's one watcher tells the thread of each erasure it hears of.
+    erased = await ErasedSubjects.start({ pool: harness.pool, tokenLifetimeMs: 0, vault: thread });
     await registerUser(side, doctor, 'Dr Ada');
     await setSchedule(side, doctor.id, everyMorning, as(doctor));
   });
 
   afterAll(async () => {
+    await erased.close();
     await thread.stop();
     vi.unstubAllEnvs();
     await harness.close();
