@@ -126,6 +126,46 @@ describe('replayHolds (the soak\'s double-booking check, from the log)', () => {
     ];
     expect(replayHolds('doctorSchedule-d', events, doctorScheduleKinds)).toHaveLength(1);
   });
+
+  describe('given a slot held for a move beside the appointment\'s own', () => {
+    const slot = (appointmentId: string, start: string, end: string) => ({ doctorId: 'd', appointmentId, start, end });
+    const held = [
+      { type: 'SlotBooked', data: slot('x', '2030-01-01T09:00:00Z', '2030-01-01T09:30:00Z') },
+      { type: 'SlotMoveHeld', data: slot('x', '2030-01-01T10:00:00Z', '2030-01-01T10:30:00Z') },
+    ];
+
+    it('when another appointment takes the old slot or the held one, then each is flagged', () => {
+      const events = [...held, { type: 'SlotBooked', data: slot('y', '2030-01-01T09:00:00Z', '2030-01-01T09:30:00Z') }, { type: 'SlotBooked', data: slot('z', '2030-01-01T10:00:00Z', '2030-01-01T10:30:00Z') }];
+      expect(replayHolds('doctorSchedule-d', events, doctorScheduleKinds)).toEqual([
+        'doctorSchedule-d: y took 2030-01-01T09:00:00.000Z..2030-01-01T09:30:00.000Z while x held 2030-01-01T09:00:00.000Z..2030-01-01T09:30:00.000Z',
+        'doctorSchedule-d: z took 2030-01-01T10:00:00.000Z..2030-01-01T10:30:00.000Z while x held 2030-01-01T10:00:00.000Z..2030-01-01T10:30:00.000Z',
+      ]);
+    });
+
+    it('when the move completes, then the old slot is free and the held one taken', () => {
+      const events = [
+        ...held,
+        { type: 'SlotMoveCompleted', data: slot('x', '2030-01-01T10:00:00Z', '2030-01-01T10:30:00Z') },
+        { type: 'SlotBooked', data: slot('y', '2030-01-01T09:00:00Z', '2030-01-01T09:30:00Z') },
+        { type: 'SlotBooked', data: slot('z', '2030-01-01T10:00:00Z', '2030-01-01T10:30:00Z') },
+      ];
+      expect(replayHolds('doctorSchedule-d', events, doctorScheduleKinds)).toEqual([
+        'doctorSchedule-d: z took 2030-01-01T10:00:00.000Z..2030-01-01T10:30:00.000Z while x held 2030-01-01T10:00:00.000Z..2030-01-01T10:30:00.000Z',
+      ]);
+    });
+
+    it('when the hold is dropped, then the held time is free and the old slot still taken', () => {
+      const events = [
+        ...held,
+        { type: 'SlotMoveDropped', data: slot('x', '2030-01-01T10:00:00Z', '2030-01-01T10:30:00Z') },
+        { type: 'SlotBooked', data: slot('z', '2030-01-01T10:00:00Z', '2030-01-01T10:30:00Z') },
+        { type: 'SlotBooked', data: slot('y', '2030-01-01T09:00:00Z', '2030-01-01T09:30:00Z') },
+      ];
+      expect(replayHolds('doctorSchedule-d', events, doctorScheduleKinds)).toEqual([
+        'doctorSchedule-d: y took 2030-01-01T09:00:00.000Z..2030-01-01T09:30:00.000Z while x held 2030-01-01T09:00:00.000Z..2030-01-01T09:30:00.000Z',
+      ]);
+    });
+  });
 });
 
 /** A soak's ledger in which each journey that must happen happened once: a booking paid (its webhook accepted) and cancelled, an appointment rescheduled and cancelled. */

@@ -113,7 +113,7 @@ describe('the soak\'s read-your-writes accounting', () => {
         return { status: 409, headers: new Headers({ 'event-position': '11.0' }), json: { type: 'https://bookable.example/problems/patient-overlap', status: 409 } };
       }
       if (request.route === 'GET /v1/appointments/:id') return reply(200, {});
-      // Past MoveSlot, not yet past its RestoreSlot at 11.0, the held slot shows free.
+      // Read before the refusal's position 11.0, the held slot shows free (a scripted service: the check is the soak's, whatever moved).
       const position = request.headers?.['consistency-position'] ?? '0.0';
       return reply(200, { items: comparePositions(at(position), at('11.0')) < 0 ? [{ start: held }] : [] });
     });

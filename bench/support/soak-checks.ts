@@ -287,12 +287,13 @@ async function refundsOwed(db: Kysely<unknown>, ledger: Ledger, expired: Readonl
 async function movedSlots(db: Kysely<unknown>, ledger: Ledger, counts: Counts): Promise<string[]> {
   const { rows } = await sql<{ appointment_id: string; event_type: string; start: string | null }>`
     select distinct on (data->>'appointmentId') data->>'appointmentId' as appointment_id, event_type, data->>'start' as start
-    from events where stream_id like 'doctorSchedule-%' and event_type in ('SlotBooked', 'SlotMoved', 'SlotRestored', 'SlotReleased')
+    from events where stream_id like 'doctorSchedule-%' and event_type in ('SlotBooked', 'SlotMoved', 'SlotRestored', 'SlotMoveCompleted', 'SlotReleased')
     order by data->>'appointmentId', revision desc`.execute(db);
   const last = new Map(rows.map((row) => [row.appointment_id, row]));
   const problems: string[] = [];
   for (const [id, appointment] of ledger.appointments) {
-    const moves = counts.of(`doctorSchedule-${appointment.doctorId}`, 'SlotMoved', id);
+    // A reschedule holds the new slot and completes the move once the appointment moved (before, one SlotMoved).
+    const moves = counts.of(`doctorSchedule-${appointment.doctorId}`, 'SlotMoved', id) + counts.of(`doctorSchedule-${appointment.doctorId}`, 'SlotMoveCompleted', id);
     const restores = counts.of(`doctorSchedule-${appointment.doctorId}`, 'SlotRestored', id);
     if (moves - restores !== appointment.reschedules) {
       problems.push(`appointment ${id}: its slot moved ${moves} times and was restored ${restores} times for ${appointment.reschedules} accepted reschedules`);
@@ -479,10 +480,21 @@ export type HoldKinds = {
   readonly frees: readonly string[];
   /** Move the holder's live span elsewhere. */
   readonly moves: readonly string[];
+  /**
+   * Take a span for the holder beside its live one (a slot held for a move: both are taken), then
+   * make it the holder's live span (`completes`) or give it back (`drops`).
+   */
+  readonly heldForMove?: { readonly takes: readonly string[]; readonly completes: readonly string[]; readonly drops: readonly string[] };
 };
 
 export const listingCalendarKinds: HoldKinds = { takes: ['DatesHeld'], confirms: ['DatesBooked'], frees: ['DatesReleased'], moves: [] };
-export const doctorScheduleKinds: HoldKinds = { takes: ['SlotBooked'], confirms: [], frees: ['SlotReleased'], moves: ['SlotMoved', 'SlotRestored'] };
+export const doctorScheduleKinds: HoldKinds = {
+  takes: ['SlotBooked'],
+  confirms: [],
+  frees: ['SlotReleased'],
+  moves: ['SlotMoved', 'SlotRestored'],
+  heldForMove: { takes: ['SlotMoveHeld'], completes: ['SlotMoveCompleted'], drops: ['SlotMoveDropped'] },
+};
 
 /**
  * Replays one contended stream's holds; reports any span taken while an overlapping one was live,
@@ -492,12 +504,15 @@ export const doctorScheduleKinds: HoldKinds = { takes: ['SlotBooked'], confirms:
  */
 export function replayHolds(streamId: string, events: readonly { type: string; data: unknown }[], kinds: HoldKinds): string[] {
   const live = new Map<string, Span>();
+  // Spans held for a holder's move, beside its live one: taken from everyone else, not from it.
+  const beside = new Map<string, Span>();
   const problems: string[] = [];
-  const take = (holder: string, span: Span) => {
-    for (const [other, held] of live) if (other !== holder && overlap(held, span)) problems.push(`${streamId}: ${holder} took ${spanText(span)} while ${other} held ${spanText(held)}`);
-    live.set(holder, span);
+  const take = (holder: string, span: Span, into = live) => {
+    for (const [other, held] of [...live, ...beside]) if (other !== holder && overlap(held, span)) problems.push(`${streamId}: ${holder} took ${spanText(span)} while ${other} held ${spanText(held)}`);
+    into.set(holder, span);
   };
-  const known = [...kinds.takes, ...kinds.confirms, ...kinds.frees, ...kinds.moves];
+  const moveHolds = kinds.heldForMove ?? { takes: [], completes: [], drops: [] };
+  const known = [...kinds.takes, ...kinds.confirms, ...kinds.frees, ...kinds.moves, ...moveHolds.takes, ...moveHolds.completes, ...moveHolds.drops];
   for (const event of events) {
     const range = rangeData.safeParse(event.data);
     const slot = slotData.safeParse(event.data);
@@ -511,7 +526,12 @@ export function replayHolds(streamId: string, events: readonly { type: string; d
       continue;
     }
     if (kinds.frees.includes(event.type)) live.delete(holder);
-    else if (kinds.confirms.includes(event.type)) {
+    else if (moveHolds.drops.includes(event.type)) beside.delete(holder);
+    else if (moveHolds.takes.includes(event.type)) take(holder, span, beside);
+    else if (moveHolds.completes.includes(event.type)) {
+      beside.delete(holder);
+      take(holder, span);
+    } else if (kinds.confirms.includes(event.type)) {
       if (!live.has(holder)) problems.push(`${streamId}: ${event.type} of ${holder} for ${spanText(span)}, which it did not hold (released or never held)`);
       take(holder, span);
     } else if (kinds.takes.includes(event.type) || kinds.moves.includes(event.type)) take(holder, span);

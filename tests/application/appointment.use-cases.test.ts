@@ -12,7 +12,7 @@ import { HoldExpiryProcess } from '../../src/application/process-managers/hold-e
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
 import { deterministicUuid } from '../../src/application/ids.js';
-import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { bookings, slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { registerUser } from '../projections/support/scenarios.js';
 import { memoryVault } from '../support/personal-data.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
@@ -117,7 +117,7 @@ describe('appointment use cases', () => {
     const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
     await rescheduleAppointment(side, booked.id, { start: nineThirty }, as(patient));
 
-    expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved']);
+    expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoveHeld', 'SlotMoveCompleted']);
     expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeMoved']);
     // The old slot is free again.
     await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as({ id: 'patient-2', roles: ['PATIENT'] }))).resolves.toBeDefined();
@@ -233,7 +233,7 @@ describe('appointment use cases', () => {
       const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
       const retried = as(patient, 'move-to-nine-thirty');
       let resume = () => {};
-      // The reschedule has moved the patient's time; its MoveSlot waits while another patient books the doctor at the new time.
+      // The reschedule has moved the patient's time; its HoldSlotForMove waits while another patient books the doctor at the new time.
       const paused = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const first = rescheduleAppointment(side, booked.id, { start: nineThirty }, retried);
       await paused;
@@ -253,7 +253,7 @@ describe('appointment use cases', () => {
       const booked = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
       const half = '2030-02-04T10:30:00.000Z';
       let resume = () => {};
-      // The reschedule has moved the patient's time to 10:00–10:30; its MoveSlot waits while the
+      // The reschedule has moved the patient's time to 10:00–10:30; its HoldSlotForMove waits while the
       // doctor makes slots an hour long (the appointment at 09:30 kept, acknowledged) and the
       // patient books another doctor at 10:30.
       const paused = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resume = resolve)));
@@ -277,7 +277,7 @@ describe('appointment use cases', () => {
       expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
     });
 
-    it('refused after the slot moved, when someone booked the old slot meanwhile, reports the slot it could not put back: a double booking for people to sort out', async () => {
+    it('refused after the slot was held, when someone tries to book the old slot meanwhile, keeps it the appointment\'s: the other booking is refused, and there is no double booking to report', async () => {
       const booked = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
       const reported: string[] = [];
       const reporting: CommandSide = { ...side, onError: (_error, what) => reported.push(what) };
@@ -289,19 +289,60 @@ describe('appointment use cases', () => {
       await slotHeld;
       await setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor));
       await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: '2030-02-04T10:30:00.000Z', reason: 'second opinion' }, as(patient));
-      // The move of the slot, decided again on the new schedule, goes through, to 10:00–11:00,
-      // freeing 09:30; the patient's time cannot follow it there, and the slot's way back waits
-      // while another patient books 09:00–10:00.
+      // The hold, decided again on the new schedule, goes through, for 10:00–11:00, keeping 09:30;
+      // the patient's time cannot follow it there, and the hold's drop waits while another patient
+      // tries 09:00–10:00. (Before holds, the slot moved there and 09:30 was free for them.)
       let appends = 0;
-      const restoreHeld = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}` && ++appends === 2, new Promise<void>((resolve) => (resumeRestore = resolve)));
+      const dropHeld = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}` && ++appends === 2, new Promise<void>((resolve) => (resumeRestore = resolve)));
       resumeSlot();
-      await restoreHeld;
-      await bookAppointment(otherProcess, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+      await dropHeld;
+      await expect(bookAppointment(otherProcess, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       resumeRestore();
 
       await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
-      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: ten, time: nineThirty });
-      expect(reported).toEqual([expect.stringContaining(`appointment ${booked.id} (refused: slot-taken`)]);
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      expect(reported).toEqual([]);
+    });
+
+    it("refused at the appointment's own append after the slot step (another change of it landed: a stale If-Match), while another patient books the old slot in between, never leaves two appointments at the doctor's time", async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const reported: string[] = [];
+      let otherBooking: Promise<unknown> = Promise.resolve();
+      // The reschedule's own append: meanwhile another patient books nine with the doctor, and
+      // another change of the appointment lands, which the request's If-Match then finds.
+      const appointments = side.handlers.appointment;
+      const refusing: CommandSide = {
+        ...side,
+        onError: (_error, what) => reported.push(what),
+        handlers: {
+          ...side.handlers,
+          appointment: {
+            ...appointments,
+            handle: async (streamId, command, options) => {
+              if (typeof command === 'function' || command.type !== 'RescheduleAppointment') return appointments.handle(streamId, command, options);
+              otherBooking = bookAppointment(otherProcess, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient)).then(
+                (other) => other,
+                (error: unknown) => error,
+              );
+              await otherBooking;
+              throw new VersionMismatchError(streamId, options.expectedVersion ?? booked.version, booked.version + 1);
+            },
+          },
+        },
+      };
+
+      await expect(rescheduleAppointment(refusing, booked.id, { start: ten }, { ...as(patient), expectedVersion: booked.version })).rejects.toBeInstanceOf(
+        VersionMismatchError,
+      );
+
+      expect(await otherBooking).toMatchObject({ code: 'slot-taken' });
+      expect(await whereIs(booked.id)).toEqual({ appointment: nine, slot: nine, time: nine });
+      const { state } = await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`);
+      const taken = state.status === 'unset' ? [] : bookings(state.booked);
+      expect(taken).toEqual([{ appointmentId: booked.id, start: nine, end: nineThirty }]);
+      expect(reported).toEqual([]);
+      // Ten, where the refused reschedule would have gone, is free again.
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
     });
 
     describe('by the patient with If-Match and by the doctor, to the same time at once', () => {
@@ -341,14 +382,14 @@ describe('appointment use cases', () => {
 
         await expect(byPatient).rejects.toBeInstanceOf(VersionMismatchError);
         expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
-        expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoved']);
+        expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotMoveHeld', 'SlotMoveCompleted']);
         await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       });
 
       it("given the patient's request was refused after moving the time and found the appointment still at nine, when the doctor's records it at ten before the time goes back, then the time follows the appointment to ten", async () => {
         const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
         let resumeSlot = () => {};
-        // The patient's request has moved the time; its MoveSlot waits while another patient books the doctor at ten.
+        // The patient's request has moved the time; its HoldSlotForMove waits while another patient books the doctor at ten.
         const slotHeld = store.pause((each) => each === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resumeSlot = resolve)));
         const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
         await slotHeld;

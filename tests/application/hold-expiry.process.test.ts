@@ -7,7 +7,7 @@ import { deterministicUuid } from '../../src/application/ids.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
-import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { slotHoldOf, slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
 import {
   admin,
@@ -421,7 +421,7 @@ describe('hold expiry process', () => {
     expect(await whereIs(missed)).toEqual({ appointment: ten, slot: ten, time: undefined });
   });
 
-  describe('given a reschedule that died after moving the slot and the time, before the appointment followed', () => {
+  describe('given a reschedule that died after moving the time and holding the new slot, before the appointment followed', () => {
     const request = as(patient, 'move-to-nine-thirty');
     let appointmentId: string;
 
@@ -430,16 +430,20 @@ describe('hold expiry process', () => {
       appointmentId = booked.id;
       store.interrupt((streamId) => streamId === booked.streamId);
       await expect(rescheduleAppointment(side, appointmentId, { start: nineThirty }, request)).rejects.toThrow('died');
-      // The old slot is free for anyone, and any other reschedule of the appointment is refused.
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nineThirty, time: nineThirty });
+      // The old slot stays the appointment's, the new one is held for it: neither is free for
+      // anyone else, and any other reschedule of the appointment is refused.
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nineThirty });
+      expect(slotHoldOf((await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`)).state, appointmentId)).toMatchObject({ start: nineThirty });
     });
 
-    it('the process moves slot and time back to the appointment after the grace period, so the new start is free again and the old one taken', async () => {
+    it('the process drops the hold and moves the time back after the grace period, so the new start is free again and the old one never was', async () => {
       const { process, turn } = startWatchedProcess();
       // Within the grace period the request may still be on its way, or retried.
       expect(await turn()).toBe(0);
       expect(process.pending.moves).toBe(2);
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nineThirty, time: nineThirty });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nineThirty });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'y' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
 
       clock.advance(graceMs);
       expect(await turn()).toBe(2);
@@ -452,7 +456,7 @@ describe('hold expiry process', () => {
       expect(process.pending.moves).toBe(0);
     });
 
-    it('when the appointment has begun by then, the process still puts its slot back where it is, freeing the one the failed reschedule took', async () => {
+    it('when the appointment has begun by then, the process still drops the hold the failed reschedule took', async () => {
       const { process, turn, errors } = startWatchedProcess();
       await turn();
       clock.advance(Date.parse(nine) - clock.now().getTime() + 5 * 60_000);
@@ -542,38 +546,71 @@ describe('hold expiry process', () => {
       expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
     });
 
-    it('when someone took the old slot and the appointment has begun by the sweep, the process frees the slot the failed reschedule took', async () => {
-      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
-      const { turn, errors } = startWatchedProcess();
-      clock.advance(Date.parse(nine) - clock.now().getTime() + 5 * 60_000);
-      await turn();
-      await turn();
-
-      expect(errors).toEqual([{ error: expect.objectContaining({ code: 'slot-taken' }), what: expect.stringContaining(`slot of appointment ${appointmentId}`), retried: false }]);
-      expect((await whereIs(appointmentId)).slot).toBeUndefined();
-      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'z' }, as({ id: 'patient-3', roles: ['PATIENT'] }))).resolves.toBeDefined();
-    });
-
-    it('when someone took the old slot before the sweep, the process moves the time back, reports the slot once and does not try again', async () => {
-      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+    it('nobody can take the old slot before the sweep, so the process has no double booking to report, and does nothing again', async () => {
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       const { process, turn, errors } = startWatchedProcess();
       clock.advance(graceMs);
 
       await turn();
+      await turn();
 
-      // The appointment keeps its time; the doctor has two appointments at nine to sort out.
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nineThirty, time: nine });
-      expect(errors).toEqual([{ error: expect.objectContaining({ code: 'slot-taken' }), what: expect.stringContaining(`slot of appointment ${appointmentId}`), retried: false }]);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
+      expect(errors).toEqual([]);
       const before = await everyEventId();
       clock.advance(graceMs);
       expect(await turn()).toBe(0);
-      expect(errors).toHaveLength(1);
       expect(process.pending.moves).toBe(0);
       expect(await everyEventId()).toEqual(before);
     });
   });
 
-  describe('given a reschedule to tomorrow that died after moving the slot and the time, and the appointment then held or missed before the process swept', () => {
+  describe('given a reschedule that died after the appointment moved, before the slot\'s move completed', () => {
+    let appointmentId: string;
+
+    beforeEach(async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      appointmentId = booked.id;
+      let appends = 0;
+      store.interrupt((streamId) => streamId === `doctorSchedule-${doctor.id}` && ++appends === 2);
+      await expect(rescheduleAppointment(side, appointmentId, { start: nineThirty }, as(patient))).rejects.toThrow('died');
+      // Both are kept from others meanwhile: the old slot the appointment left, and the new one held for it.
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nine, time: nineThirty });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+    });
+
+    it('the process completes the move after the grace period: the hold is the appointment\'s slot, and the old one is free', async () => {
+      const { process, turn, errors } = startWatchedProcess();
+      expect(await turn()).toBe(0);
+      expect(process.pending.moves).toBeGreaterThan(0);
+
+      clock.advance(graceMs);
+      await turn();
+      await turn();
+
+      expect(errors).toEqual([]);
+      expect(process.pending.moves).toBe(0);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      expect(slotHoldOf((await side.handlers.doctorSchedule.read(`doctorSchedule-${doctor.id}`)).state, appointmentId)).toBeUndefined();
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
+      await expectReplayToAppendNothing();
+    });
+
+    it('when the appointment is cancelled before the sweep, its slot and the hold both go back with it', async () => {
+      await cancelAppointment(side, appointmentId, { reason: 'better' }, as(patient));
+      const { process, turn, errors } = startWatchedProcess();
+      clock.advance(graceMs);
+      await turn();
+      await turn();
+
+      expect(errors).toEqual([]);
+      expect(process.pending.moves).toBe(0);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: undefined, time: undefined });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'z' }, as({ id: 'patient-3', roles: ['PATIENT'] }))).resolves.toBeDefined();
+    });
+  });
+
+  describe('given a reschedule to tomorrow that died after moving the time and holding the slot, and the appointment then held or missed before the process swept', () => {
     const tomorrowNine = '2030-02-05T09:00:00.000Z';
     let appointmentId: string;
 
@@ -582,22 +619,22 @@ describe('hold expiry process', () => {
       appointmentId = booked.id;
       store.interrupt((streamId) => streamId === booked.streamId);
       await expect(rescheduleAppointment(side, appointmentId, { start: tomorrowNine }, as(patient))).rejects.toThrow('died');
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: tomorrowNine, time: tomorrowNine });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: tomorrowNine });
     });
 
     /** Half an hour past the appointment's start, when the doctor may record how it went. */
     const halfAnHourIn = () => clock.advance(Date.parse(nine) + 30 * 60_000 - clock.now().getTime());
 
-    it('a no-show: the process puts the slot back at the appointment after the grace period, so tomorrow 09:00 is free for another patient', async () => {
+    it('a no-show: the process drops the hold after the grace period, so tomorrow 09:00 is free for another patient', async () => {
       halfAnHourIn();
       await markNoShow(side, appointmentId, as(doctor));
       // The no-show gave the patient's time back where the reschedule had moved it.
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: tomorrowNine, time: undefined });
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
       const { process, turn, errors } = startWatchedProcess();
       clock.advance(graceMs);
 
       await turn();
-      // Its own restore, once read, settles it.
+      // Its own drop, once read, settles it.
       expect(await turn()).toBe(0);
 
       expect(errors).toEqual([]);
@@ -607,8 +644,8 @@ describe('hold expiry process', () => {
       await expectReplayToAppendNothing();
     });
 
-    it('a no-show of an appointment whose old slot someone took meanwhile: the process frees the slot the failed reschedule took, and reports the refusal', async () => {
-      await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient));
+    it('a no-show of an appointment whose old slot someone tried to book meanwhile: they were refused, and the process drops the hold with nothing to report', async () => {
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       halfAnHourIn();
       await markNoShow(side, appointmentId, as(doctor));
       const { turn, errors } = startWatchedProcess();
@@ -616,12 +653,12 @@ describe('hold expiry process', () => {
 
       await turn();
 
-      expect(errors).toEqual([{ error: expect.objectContaining({ code: 'slot-taken' }), what: expect.stringContaining(`slot of appointment ${appointmentId}`), retried: false }]);
-      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: undefined, time: undefined });
+      expect(errors).toEqual([]);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
       await expect(bookAppointment(side, { doctorId: doctor.id, start: tomorrowNine, reason: 'z' }, as({ id: 'patient-3', roles: ['PATIENT'] }))).resolves.toBeDefined();
     });
 
-    it('a completion whose own request died too, swept after the appointment ended: the process puts the slot back and gives the patient tomorrow 09:00 back', async () => {
+    it('a completion whose own request died too, swept after the appointment ended: the process drops the hold and gives the patient tomorrow 09:00 back', async () => {
       halfAnHourIn();
       store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
       await expect(completeAppointment(side, appointmentId, { notes: 'rest' }, as(doctor))).rejects.toThrow('died');
@@ -640,13 +677,13 @@ describe('hold expiry process', () => {
     });
   });
 
-  it('given a reschedule that died after moving the time and the slot of an appointment a schedule change kept, the process puts them back exactly where the appointment is', async () => {
+  it('given a reschedule that died after moving the time and holding the slot of an appointment a schedule change kept, the process leaves the slot and puts the time back exactly where the appointment is', async () => {
     const { id, streamId } = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
     // An hour a slot from now on; the appointment at 09:30 is kept, acknowledged, though no slot starts there any more.
     await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [id] }, as(doctor));
     store.interrupt((each) => each === streamId);
     await expect(rescheduleAppointment(side, id, { start: ten }, as(patient))).rejects.toThrow('died');
-    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: ten, time: ten });
+    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: ten });
     const { process, turn, errors } = startWatchedProcess();
     await turn();
     clock.advance(graceMs);

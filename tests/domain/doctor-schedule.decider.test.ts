@@ -1,13 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import type { BookSlot, MoveSlot, RestoreSlot, SetSchedule, WithdrawSchedule } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
+import type { BookSlot, CompleteSlotMove, DropSlotHold, HoldSlotForMove, RestoreSlot, SetSchedule, WithdrawSchedule } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
 import { setScheduleSchema } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
 import {
   bookings,
   doctorScheduleDecider,
   doctorScheduleStreamId,
+  slotHoldOf,
+  slotOf,
 } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { ScheduleConflictError } from '../../src/domain/doctor-schedule/doctor-schedule.errors.js';
-import type { DoctorScheduleEvent, ScheduleSet, ScheduleWithdrawn, SlotBooked, SlotMoved, SlotRestored } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
+import type {
+  DoctorScheduleEvent,
+  ScheduleSet,
+  ScheduleWithdrawn,
+  SlotBooked,
+  SlotMoveCompleted,
+  SlotMoveDropped,
+  SlotMoved,
+  SlotMoveHeld,
+  SlotRestored,
+} from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
 import type { WeeklyHours } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { fold } from '../../src/domain/shared/decider.js';
 import { deciderSpec } from '../support/decider-spec.js';
@@ -80,10 +92,28 @@ const mon0900 = '2026-03-09T08:00:00.000Z';
 const mon0930 = '2026-03-09T08:30:00.000Z';
 const mon1000 = '2026-03-09T09:00:00.000Z';
 
-const moveSlot = (appointmentId: string, newStart: string, at = now, from = mon0900): MoveSlot => ({
-  type: 'MoveSlot',
+const mon1030 = '2026-03-09T09:30:00.000Z';
+
+const holdSlot = (appointmentId: string, newStart: string, at = now, from = mon0900): HoldSlotForMove => ({
+  type: 'HoldSlotForMove',
   data: { appointmentId, from, newStart, now: at },
 });
+
+const slotMoveHeld = (appointmentId: string, [previousStart, previousEnd]: Span, [start, end]: Span, at = now): SlotMoveHeld => ({
+  type: 'SlotMoveHeld',
+  data: { doctorId, appointmentId, previousStart, previousEnd, start, end, heldAt: at },
+});
+
+const completeMove = (appointmentId: string, to: string, at = now): CompleteSlotMove => ({ type: 'CompleteSlotMove', data: { appointmentId, to, now: at } });
+
+const slotMoveCompleted = (appointmentId: string, [previousStart, previousEnd]: Span, [start, end]: Span, at = now): SlotMoveCompleted => ({
+  type: 'SlotMoveCompleted',
+  data: { doctorId, appointmentId, previousStart, previousEnd, start, end, completedAt: at },
+});
+
+const dropHold = (appointmentId: string, to: string): DropSlotHold => ({ type: 'DropSlotHold', data: { appointmentId, to } });
+
+const slotMoveDropped = (appointmentId: string, [start, end]: Span): SlotMoveDropped => ({ type: 'SlotMoveDropped', data: { doctorId, appointmentId, start, end } });
 
 
 describe('DoctorSchedule stream', () => {
@@ -593,65 +623,69 @@ describe('ReleaseSlot', () => {
   });
 });
 
-describe('MoveSlot', () => {
-  it('frees the old slot and takes the new one in one event', () => {
-    spec
-      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
-      .when(moveSlot('a-1', mon1000))
-      .then([slotMoved('a-1', [mon0900, mon0930], [mon1000, '2026-03-09T09:30:00.000Z'])]);
+describe('HoldSlotForMove', () => {
+  const booked = [scheduleSet(), slotBooked('a-1', mon0900, mon0930)];
+  const held = [...booked, slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030])];
+
+  it('holds the new slot and keeps the old one, in one event', () => {
+    spec.given(booked).when(holdSlot('a-1', mon1000)).then([slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030])]);
   });
 
-  it('moves into the very next slot', () => {
-    spec
-      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)])
-      .when(moveSlot('a-1', mon0930))
-      .then([slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])]);
+  it('holds the very next slot', () => {
+    spec.given(booked).when(holdSlot('a-1', mon0930)).then([slotMoveHeld('a-1', [mon0900, mon0930], [mon0930, mon1000])]);
   });
 
-  it('leaves the old slot free for others afterwards', () => {
-    spec
-      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
-      .when(bookSlot('a-2', mon0900))
-      .then([slotBooked('a-2', mon0900, mon0930)]);
+  it('keeps the old slot from others while the move is under way: a reschedule refused later cannot leave it taken', () => {
+    spec.given(held).when(bookSlot('a-2', mon0900)).thenFails('slot-taken');
   });
 
-  it('holds the new slot against others afterwards', () => {
-    spec
-      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
-      .when(bookSlot('a-2', mon0930))
-      .thenFails('slot-taken');
+  it('keeps the held slot from others too', () => {
+    spec.given(held).when(bookSlot('a-2', mon1000)).thenFails('slot-taken');
+    spec.given([...booked, slotBooked('a-3', mon0930, mon1000), slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030])]).when(holdSlot('a-3', mon1000, now, mon0930)).thenFails('slot-taken');
+  });
+
+  it('leaves the appointment its slot, and shows the hold apart', () => {
+    const state = fold(doctorScheduleDecider, held);
+    expect(slotOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon0900, end: mon0930 });
+    expect(slotHoldOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon1000, end: mon1030, heldForMove: true });
+  });
+
+  it('changes nothing when retried: the hold is already there, wherever the mover saw the slot', () => {
+    spec.given(held).when(holdSlot('a-1', mon1000)).then([]);
+    spec.given(held).when(holdSlot('a-1', mon1000, now, mon0930)).then([]);
+  });
+
+  it('changes nothing when retried after the move completed: the slot is already there', () => {
+    spec.given([...held, slotMoveCompleted('a-1', [mon0900, mon0930], [mon1000, mon1030])]).when(holdSlot('a-1', mon1000)).then([]);
+  });
+
+  it('changes nothing when the appointment already holds the new slot', () => {
+    spec.given(booked).when(holdSlot('a-1', '2026-03-09T09:00:00+01:00')).then([]);
+  });
+
+  it('refuses another move while one of the same appointment is under way, elsewhere', () => {
+    spec.given(held).when(holdSlot('a-1', mon0930)).thenFails('slot-moved-meanwhile');
   });
 
   it('refuses to move a slot that is no longer where the mover saw it: another move got there first', () => {
     spec
-      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
-      .when(moveSlot('a-1', mon1000, now, mon0900))
+      .given([...booked, slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
+      .when(holdSlot('a-1', mon1000, now, mon0900))
       .thenFails('slot-moved-meanwhile');
   });
 
-  it('changes nothing when the slot is already where the mover wants it, wherever it saw it', () => {
-    spec
-      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoved('a-1', [mon0900, mon0930], [mon0930, mon1000])])
-      .when(moveSlot('a-1', mon0930, now, mon0900))
-      .then([]);
-  });
-
-  it('changes nothing when the appointment already holds the new slot', () => {
-    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(moveSlot('a-1', '2026-03-09T09:00:00+01:00')).then([]);
-  });
-
   it('needs a schedule', () => {
-    spec.given([]).when(moveSlot('a-1', mon1000)).thenFails('not-found');
+    spec.given([]).when(holdSlot('a-1', mon1000)).thenFails('not-found');
   });
 
   it('needs the appointment to hold a slot', () => {
-    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(moveSlot('a-2', mon1000)).thenFails('not-found');
+    spec.given(booked).when(holdSlot('a-2', mon1000)).thenFails('not-found');
   });
 
-  it('refuses a slot another appointment holds, and keeps the old one', () => {
+  it('refuses a slot another appointment holds, and holds nothing', () => {
     spec
-      .given([scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotBooked('a-2', mon1000, '2026-03-09T09:30:00.000Z')])
-      .when(moveSlot('a-1', mon1000))
+      .given([...booked, slotBooked('a-2', mon1000, mon1030)])
+      .when(holdSlot('a-1', mon1000))
       .thenFails('slot-taken');
   });
 
@@ -661,12 +695,117 @@ describe('MoveSlot', () => {
     ['day-off', '2026-04-06T07:00:00.000Z'],
     ['slot-in-past', '2026-03-01T08:00:00.000Z'],
   ])('refuses a new slot that breaks the %s rule', (code, newStart) => {
-    spec.given([scheduleSet(), slotBooked('a-1', mon0900, mon0930)]).when(moveSlot('a-1', newStart)).thenFails(code);
+    spec.given(booked).when(holdSlot('a-1', newStart)).thenFails(code);
+  });
+});
+
+describe('CompleteSlotMove', () => {
+  const booked = [scheduleSet(), slotBooked('a-1', mon0900, mon0930)];
+  const held = [...booked, slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030])];
+  const completed = [...held, slotMoveCompleted('a-1', [mon0900, mon0930], [mon1000, mon1030])];
+
+  it('makes the hold the slot and frees the old one', () => {
+    spec.given(held).when(completeMove('a-1', mon1000)).then([slotMoveCompleted('a-1', [mon0900, mon0930], [mon1000, mon1030])]);
+  });
+
+  it('leaves the old slot free for others, and the new one the appointment\'s, afterwards', () => {
+    spec.given(completed).when(bookSlot('a-2', mon0900)).then([slotBooked('a-2', mon0900, mon0930)]);
+    spec.given(completed).when(bookSlot('a-2', mon1000)).thenFails('slot-taken');
+    const state = fold(doctorScheduleDecider, completed);
+    expect(slotOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon1000, end: mon1030 });
+    expect(slotHoldOf(state, 'a-1')).toBeUndefined();
+  });
+
+  it('changes nothing when retried: the slot is already there and nothing is held', () => {
+    spec.given(completed).when(completeMove('a-1', mon1000)).then([]);
+  });
+
+  it('completes on a withdrawn schedule: the appointment moved onto time held before the withdrawal', () => {
+    const withdrawn: ScheduleWithdrawn = { type: 'ScheduleWithdrawn', data: { doctorId, withdrawnAt: now } };
+    spec.given([...held, withdrawn]).when(completeMove('a-1', mon1000)).then([slotMoveCompleted('a-1', [mon0900, mon0930], [mon1000, mon1030])]);
+  });
+
+  it('needs a hold at that time: a dropped hold, or one elsewhere, is not found', () => {
+    spec.given(booked).when(completeMove('a-1', mon1000)).thenFails('not-found');
+    spec.given(held).when(completeMove('a-1', mon0930)).thenFails('not-found');
+    spec.given([...held, slotMoveDropped('a-1', [mon1000, mon1030])]).when(completeMove('a-1', mon1000)).thenFails('not-found');
+    spec.given([]).when(completeMove('a-1', mon1000)).thenFails('not-found');
+  });
+});
+
+describe('DropSlotHold', () => {
+  const booked = [scheduleSet(), slotBooked('a-1', mon0900, mon0930)];
+  const held = [...booked, slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030])];
+
+  it('frees the hold and keeps the slot', () => {
+    spec.given(held).when(dropHold('a-1', mon1000)).then([slotMoveDropped('a-1', [mon1000, mon1030])]);
+    const state = fold(doctorScheduleDecider, [...held, slotMoveDropped('a-1', [mon1000, mon1030])]);
+    expect(slotOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon0900, end: mon0930 });
+    expect(slotHoldOf(state, 'a-1')).toBeUndefined();
+  });
+
+  it('leaves the held time free for others, and the old slot the appointment\'s, afterwards', () => {
+    const dropped = [...held, slotMoveDropped('a-1', [mon1000, mon1030])];
+    spec.given(dropped).when(bookSlot('a-2', mon1000)).then([slotBooked('a-2', mon1000, mon1030)]);
+    spec.given(dropped).when(bookSlot('a-2', mon0900)).thenFails('slot-taken');
+  });
+
+  it('changes nothing when there is no hold at that time: retried, never held, held elsewhere, or no schedule', () => {
+    spec.given([...held, slotMoveDropped('a-1', [mon1000, mon1030])]).when(dropHold('a-1', mon1000)).then([]);
+    spec.given(booked).when(dropHold('a-1', mon1000)).then([]);
+    spec.given(held).when(dropHold('a-1', mon0930)).then([]);
+    spec.given(held).when(dropHold('a-2', mon1000)).then([]);
+    spec.given([]).when(dropHold('a-1', mon1000)).then([]);
+  });
+
+  it('is never refused for the schedule: withdrawn, or changed so that the hold is off its grid', () => {
+    const withdrawn: ScheduleWithdrawn = { type: 'ScheduleWithdrawn', data: { doctorId, withdrawnAt: now } };
+    spec.given([...held, withdrawn]).when(dropHold('a-1', mon1000)).then([slotMoveDropped('a-1', [mon1000, mon1030])]);
+    spec
+      .given([...held, scheduleSet({ slotMinutes: 60, affectedAppointmentIds: ['a-1'] })])
+      .when(dropHold('a-1', mon1000))
+      .then([slotMoveDropped('a-1', [mon1000, mon1030])]);
+  });
+});
+
+describe('a move held', () => {
+  const held = [scheduleSet(), slotBooked('a-1', mon0900, mon0930), slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030])];
+
+  it('is freed with the slot when the appointment is released', () => {
+    spec.given(held).when({ type: 'ReleaseSlot', data: { appointmentId: 'a-1' } }).then([
+      { type: 'SlotReleased', data: { doctorId, appointmentId: 'a-1', start: mon0900, end: mon0930 } },
+      slotMoveDropped('a-1', [mon1000, mon1030]),
+    ]);
+    const released = fold(doctorScheduleDecider, [
+      ...held,
+      { type: 'SlotReleased', data: { doctorId, appointmentId: 'a-1', start: mon0900, end: mon0930 } },
+      slotMoveDropped('a-1', [mon1000, mon1030]),
+    ]);
+    expect(released.status === 'active' && bookings(released.booked)).toEqual([]);
+  });
+
+  it('counts for a schedule change as a booking does, naming its appointment once', () => {
+    spec.given(held).when(setSchedule({ slotMinutes: 60 })).thenFails('schedule-conflict');
+    spec
+      .given(held)
+      .when(setSchedule({ slotMinutes: 60, acknowledgedAffected: ['a-1'] }))
+      .then([scheduleSet({ slotMinutes: 60, affectedAppointmentIds: ['a-1'] })]);
+  });
+
+  it('keeps a slot from landing on it, the appointment\'s own restored slot included', () => {
+    const restore: RestoreSlot = { type: 'RestoreSlot', data: { appointmentId: 'a-1', from: mon0900, start: mon1000, end: mon1030, now } };
+    spec.given(held).when(restore).thenFails('slot-taken');
+  });
+
+  it('is forgotten with its day once long past, as slots are', () => {
+    const later = '2026-03-20T08:00:00.000Z';
+    const state = fold(doctorScheduleDecider, [...held, slotBooked('a-2', '2026-03-23T08:00:00.000Z', '2026-03-23T08:30:00.000Z', later)]);
+    expect(state.status === 'active' && bookings(state.booked).map((entry) => entry.appointmentId)).toEqual(['a-2']);
+    spec.given([...held, slotBooked('a-2', '2026-03-23T08:00:00.000Z', '2026-03-23T08:30:00.000Z', later)]).when(dropHold('a-1', mon1000)).then([]);
   });
 });
 
 describe('RestoreSlot', () => {
-  const mon1030 = '2026-03-09T09:30:00.000Z';
   const mon1100 = '2026-03-09T10:00:00.000Z';
   const restoreSlot = (appointmentId: string, from: string, [start, end]: Span, at = now): RestoreSlot => ({
     type: 'RestoreSlot',
@@ -803,8 +942,8 @@ describe('WithdrawSchedule', () => {
     spec.given(withdrawn).when(bookSlot('a-1', mon0900)).then([]);
   });
 
-  it('refuses to move a booked slot onto it', () => {
-    spec.given(withdrawn).when(moveSlot('a-1', mon1000)).thenFails('schedule-withdrawn');
+  it('refuses to hold a slot for a move onto it', () => {
+    spec.given(withdrawn).when(holdSlot('a-1', mon1000)).thenFails('schedule-withdrawn');
   });
 
   it('refuses to set it again, whoever publishes', () => {
@@ -882,6 +1021,6 @@ describe('a long stream', () => {
   it('forgets a slot long past: releasing it changes nothing, moving it is not found', () => {
     const events = aYearOfBookings();
     spec.given(events).when({ type: 'ReleaseSlot', data: { appointmentId: 'a-1' } }).then([]);
-    spec.given(events).when(moveSlot('a-1', '2027-06-07T07:00:00.000Z', '2027-03-01T00:00:00.000Z')).thenFails('not-found');
+    spec.given(events).when(holdSlot('a-1', '2027-06-07T07:00:00.000Z', '2027-03-01T00:00:00.000Z')).thenFails('not-found');
   });
 });

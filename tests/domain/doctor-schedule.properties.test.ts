@@ -1,7 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import type { DoctorScheduleCommand } from '../../src/domain/doctor-schedule/doctor-schedule.commands.js';
-import { bookings, doctorScheduleDecider, slotOf, type DoctorScheduleState } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
+import { bookings, doctorScheduleDecider, slotHoldOf, slotOf, type DoctorScheduleState } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { doctorScheduleEventSchema, type DoctorScheduleEvent } from '../../src/domain/doctor-schedule/doctor-schedule.events.js';
 import { slotProblem, type WeeklyHours, type WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 import { addDays } from '../../src/domain/shared/calendar-date.js';
@@ -106,15 +106,25 @@ const book = fc.record({ appointmentId, start }).map(({ appointmentId, start }) 
   type: 'BookSlot',
   data: { appointmentId, patientId: `patient-${appointmentId}`, start: start(now, state), now: new Date(now).toISOString() },
 }));
-/** What a schedule holds, withdrawn or not. */
+/** What a schedule holds, slots and holds for moves, withdrawn or not. */
 const held = (state: DoctorScheduleState) => (state.status === 'unset' ? [] : bookings(state.booked));
-const heldStart = (state: DoctorScheduleState, id: string) => held(state).find((slot) => slot.appointmentId === id)?.start;
+const heldStart = (state: DoctorScheduleState, id: string) => slotOf(state, id)?.start;
 const release = appointmentId.map((appointmentId) => (): DoctorScheduleCommand => ({ type: 'ReleaseSlot', data: { appointmentId } }));
-const move = fc.record({ appointmentId, start }).map(({ appointmentId, start }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
-  type: 'MoveSlot',
+const holdForMove = fc.record({ appointmentId, start }).map(({ appointmentId, start }) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
+  type: 'HoldSlotForMove',
   // From where the slot is, as a mover that read the appointment just now saw it.
   data: { appointmentId, from: heldStart(state, appointmentId) ?? new Date(now).toISOString(), newStart: start(now, state), now: new Date(now).toISOString() },
 }));
+/** Mostly at the appointment's hold, as a reschedule's last step or its undo; sometimes anywhere, so that they get refused. */
+const atHold = fc.record({ appointmentId, start, exact: fc.boolean() }).map(({ appointmentId, start, exact }) => (now: number, state: DoctorScheduleState) => ({
+  appointmentId,
+  to: (exact ? slotHoldOf(state, appointmentId)?.start : undefined) ?? start(now, state),
+}));
+const completeMove = atHold.map((at) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({
+  type: 'CompleteSlotMove',
+  data: { ...at(now, state), now: new Date(now).toISOString() },
+}));
+const dropHold = atHold.map((at) => (now: number, state: DoctorScheduleState): DoctorScheduleCommand => ({ type: 'DropSlotHold', data: at(now, state) }));
 
 /**
  * A slot put back, as an undo of a move does: to any time (on the grid or not, past or future),
@@ -138,7 +148,9 @@ const step: fc.Arbitrary<Step> = fc.record({
     { weight: 4, arbitrary: setSchedule },
     { weight: 20, arbitrary: book },
     { weight: 8, arbitrary: release },
-    { weight: 12, arbitrary: move },
+    { weight: 12, arbitrary: holdForMove },
+    { weight: 6, arbitrary: completeMove },
+    { weight: 4, arbitrary: dropHold },
     { weight: 8, arbitrary: restore },
     { weight: 1, arbitrary: withdraw },
   ),
@@ -179,13 +191,28 @@ function run(plan: Step[]): Outcome[] {
   return outcomes;
 }
 
+/** What the events alone say each appointment holds: its slot, and time held for its move. */
+type Model = { slots: Map<string, TimeSlot>; holds: Map<string, TimeSlot> };
+
 /**
  * What the events alone say each appointment holds, kept without any pruning: the state must
- * agree with it on every slot that has not ended, so a booking can be neither overwritten nor
- * forgotten while it matters.
+ * agree with it on every slot and hold that has not ended, so a booking can be neither overwritten
+ * nor forgotten while it matters.
  */
-function replay(model: Map<string, TimeSlot>, event: DoctorScheduleEvent, now: number): void {
-  if (event.type === 'SlotBooked') {
+function replay({ slots: model, holds }: Model, event: DoctorScheduleEvent, now: number): void {
+  if (event.type === 'SlotMoveHeld') {
+    expect(model.get(event.data.appointmentId)?.start).toBe(event.data.previousStart);
+    expect(holds.has(event.data.appointmentId), `${event.data.appointmentId} holds for two moves`).toBe(false);
+    holds.set(event.data.appointmentId, { start: event.data.start, end: event.data.end });
+  } else if (event.type === 'SlotMoveCompleted') {
+    expect(model.get(event.data.appointmentId)?.start).toBe(event.data.previousStart);
+    expect(holds.get(event.data.appointmentId)).toEqual({ start: event.data.start, end: event.data.end });
+    holds.delete(event.data.appointmentId);
+    model.set(event.data.appointmentId, { start: event.data.start, end: event.data.end });
+  } else if (event.type === 'SlotMoveDropped') {
+    expect(holds.get(event.data.appointmentId)?.start).toBe(event.data.start);
+    holds.delete(event.data.appointmentId);
+  } else if (event.type === 'SlotBooked') {
     const earlier = model.get(event.data.appointmentId);
     expect(earlier === undefined || Date.parse(earlier.end) <= now, `${event.data.appointmentId} booked twice`).toBe(true);
     model.set(event.data.appointmentId, { start: event.data.start, end: event.data.end });
@@ -234,25 +261,31 @@ function offers(schedule: WeeklySchedule, start: string): boolean {
   return ms % minute === 0 && onGrid && !repeated && unbroken;
 }
 
-test.prop([steps])('no slot is ever held twice, no appointment holds two, and no live booking is forgotten', (plan) => {
-  const model = new Map<string, TimeSlot>();
+test.prop([steps])('no time is ever held by two appointments (slots and holds for moves alike), no appointment holds two slots or two holds, and no live booking or hold is forgotten', (plan) => {
+  const model: Model = { slots: new Map(), holds: new Map() };
   for (const { events, after, now } of run(plan)) {
     for (const event of events) replay(model, event, now);
-    const live = [...model].filter(([, slot]) => Date.parse(slot.end) > now).map(([appointmentId, slot]) => ({ appointmentId, ...slot }));
+    const liveOf = (entries: Map<string, TimeSlot>) => [...entries].filter(([, slot]) => Date.parse(slot.end) > now).map(([appointmentId, slot]) => ({ appointmentId, ...slot }));
+    const live = [...liveOf(model.slots), ...liveOf(model.holds).map((hold) => ({ ...hold, heldForMove: true }))];
     for (const [i, a] of live.entries()) {
-      for (const b of live.slice(i + 1)) expect(slotsOverlap(a, b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(false);
+      for (const b of live.slice(i + 1)) {
+        // A move's hold may overlap its own appointment's slot (a move by less than a slot's length).
+        if (a.appointmentId !== b.appointmentId) expect(slotsOverlap(a, b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(false);
+      }
     }
-    const slots = held(after);
-    expect(slots.filter((slot) => Date.parse(slot.end) > now).sort(byStart)).toEqual(live.sort(byStart));
-    const ids = slots.map((slot) => slot.appointmentId);
-    expect(new Set(ids).size).toBe(ids.length);
+    const entries = held(after);
+    expect(entries.filter((slot) => Date.parse(slot.end) > now).sort(byStart)).toEqual(live.sort(byStart));
+    for (const kind of [false, true]) {
+      const ids = entries.filter((entry) => ('heldForMove' in entry) === kind).map((entry) => entry.appointmentId);
+      expect(new Set(ids).size).toBe(ids.length);
+    }
   }
 });
 
 test.prop([steps])('a slot is taken only in the future, on the grid of the schedule in force, for its full length', (plan) => {
   for (const { before, events, now } of run(plan)) {
     for (const event of events) {
-      if (event.type !== 'SlotBooked' && event.type !== 'SlotMoved') continue;
+      if (event.type !== 'SlotBooked' && event.type !== 'SlotMoveHeld') continue;
       expect(before.status).toBe('active');
       if (before.status !== 'active') continue;
       expect(Date.parse(event.data.start)).toBeGreaterThan(now);
@@ -274,23 +307,31 @@ function decided(state: DoctorScheduleState, command: DoctorScheduleCommand): Do
   }
 }
 
-// What a failed reschedule's undo relies on: the way back is never refused for the grid, the
-// clock or the slot length, only for another appointment, and none can have come in between; nor
-// for the schedule having been withdrawn meanwhile (the doctor erased while the reschedule ran).
-test.prop([steps, start])('a move undone by a restore leaves every slot as it was, whatever schedule was set since it was booked, or withdrawn since it moved', (plan, target) => {
+// What a failed reschedule's undo relies on: dropping its hold is never refused, and leaves
+// everything as it was, the schedule withdrawn meanwhile (the doctor erased while the reschedule
+// ran) or not. And a slot whose appointment did not follow its move is restored: never refused
+// for the grid, the clock or the slot length, only for another appointment, and none can have
+// come in between.
+test.prop([steps, start])('a hold dropped, or a completed move undone by a restore, leaves every slot as it was, whatever schedule was set since it was booked, or withdrawn since it was held', (plan, target) => {
   for (const { after: before, now } of run(plan)) {
     if (before.status !== 'active') continue;
     const at = new Date(now).toISOString();
-    for (const { appointmentId, start, end } of bookings(before.booked)) {
-      const moved = decided(before, { type: 'MoveSlot', data: { appointmentId, from: start, newStart: target(now, before), now: at } });
-      if (!moved) continue;
-      const from = slotOf(moved, appointmentId)?.start ?? start;
+    for (const booking of bookings(before.booked)) {
+      const { appointmentId, start, end } = booking;
+      if ('heldForMove' in booking || slotHoldOf(before, appointmentId)) continue;
+      const newStart = target(now, before);
+      const held = decided(before, { type: 'HoldSlotForMove', data: { appointmentId, from: start, newStart, now: at } });
+      if (!held) continue;
+      const drop: DoctorScheduleCommand = { type: 'DropSlotHold', data: { appointmentId, to: newStart } };
+      expect(liveSlots(doctorScheduleDecider.decide(drop, held).reduce(doctorScheduleDecider.evolve, held), now)).toEqual(liveSlots(before, now));
+      const withdrawn = decided(held, { type: 'WithdrawSchedule', data: { doctorId, now: at } });
+      const droppedWithdrawn = withdrawn && decided(withdrawn, drop);
+      expect(droppedWithdrawn && liveSlots(droppedWithdrawn, now)).toEqual(liveSlots(before, now));
+      const completed = decided(held, { type: 'CompleteSlotMove', data: { appointmentId, to: newStart, now: at } });
+      const from = (completed && slotOf(completed, appointmentId)?.start) ?? start;
       const restore: DoctorScheduleCommand = { type: 'RestoreSlot', data: { appointmentId, from, start, end, now: at } };
-      const restored = decided(moved, restore);
+      const restored = completed && decided(completed, restore);
       expect(restored && liveSlots(restored, now)).toEqual(liveSlots(before, now));
-      const withdrawn = decided(moved, { type: 'WithdrawSchedule', data: { doctorId, now: at } });
-      const restoredWithdrawn = withdrawn && decided(withdrawn, restore);
-      expect(restoredWithdrawn && liveSlots(restoredWithdrawn, now)).toEqual(liveSlots(before, now));
     }
   }
 });
@@ -300,14 +341,17 @@ test.prop([steps])('once withdrawn, a schedule stays withdrawn and takes no slot
   for (const { before, events, after } of outcomes) {
     if (before.status !== 'withdrawn') continue;
     expect(after.status).toBe('withdrawn');
-    expect(events.filter((event) => event.type === 'SlotBooked' || event.type === 'SlotMoved' || event.type === 'ScheduleSet')).toEqual([]);
+    expect(events.filter((event) => event.type === 'SlotBooked' || event.type === 'SlotMoveHeld' || event.type === 'ScheduleSet')).toEqual([]);
   }
   const last = outcomes.at(-1)?.after;
   if (last?.status !== 'withdrawn') return;
-  for (const { appointmentId, start, end } of bookings(last.booked)) {
-    expect(doctorScheduleDecider.decide({ type: 'ReleaseSlot', data: { appointmentId } }, last)).toEqual([
-      { type: 'SlotReleased', data: { doctorId, appointmentId, start, end } },
-    ]);
+  for (const booking of bookings(last.booked)) {
+    const { appointmentId, start, end } = booking;
+    const freed = doctorScheduleDecider.decide({ type: 'ReleaseSlot', data: { appointmentId } }, last);
+    const type = 'heldForMove' in booking ? 'SlotMoveDropped' : 'SlotReleased';
+    expect(freed).toContainEqual({ type, data: { doctorId, appointmentId, start, end } });
+    const after = freed.reduce(doctorScheduleDecider.evolve, last);
+    expect([slotOf(after, appointmentId), slotHoldOf(after, appointmentId)]).toEqual([undefined, undefined]);
   }
 });
 
@@ -345,7 +389,7 @@ test.prop([steps])('a schedule change never drops a live booking unannounced', (
           Date.parse(held.end) > now &&
           (!offers(newSchedule, held.start) || Date.parse(held.end) - Date.parse(held.start) !== newSchedule.slotMinutes * minute),
       );
-      expect([...event.data.affectedAppointmentIds].sort()).toEqual(misfits.map((held) => held.appointmentId).sort());
+      expect([...event.data.affectedAppointmentIds].sort()).toEqual([...new Set(misfits.map((held) => held.appointmentId))].sort());
     }
   }
 });

@@ -116,7 +116,7 @@ describe('Event-Position on a refusal that appended compensations', () => {
     const booked = await book(doctor.id, `${date}T09:00:00Z`, patient);
     expect(booked.status).toBe(201);
     let resume = () => {};
-    // The reschedule has moved the patient's time; its MoveSlot waits while another patient books the doctor at the new time.
+    // The reschedule has moved the patient's time; its HoldSlotForMove waits while another patient books the doctor at the new time.
     const paused = store.pause((streamId) => streamId === doctorScheduleStreamId(doctor.id), new Promise<void>((resolve) => (resume = resolve)));
     const rescheduling = post(`/v1/appointments/${String(booked.body.id)}/reschedule`, { start: `${date}T10:00:00Z` }, patient);
     await paused;

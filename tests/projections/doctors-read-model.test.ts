@@ -201,7 +201,8 @@ describe('doctors read model', () => {
     const schedule = `doctorSchedule-${otherDoctor.id}`;
     const { id } = await bookAppointment(h.side, { doctorId: otherDoctor.id, start: `${wednesday}T09:45:00Z`, reason: 'checkup' }, as(patient));
     const now = h.clock.now().toISOString();
-    await h.side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId: id, from: `${wednesday}T09:45:00Z`, newStart: `${wednesday}T10:45:00Z`, now } }, as(otherDoctor));
+    await h.side.handlers.doctorSchedule.handle(schedule, { type: 'HoldSlotForMove', data: { appointmentId: id, from: `${wednesday}T09:45:00Z`, newStart: `${wednesday}T10:45:00Z`, now } }, as(otherDoctor));
+    await h.side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId: id, to: `${wednesday}T10:45:00Z`, now } }, as(otherDoctor));
     const restore = { appointmentId: id, from: `${wednesday}T10:45:00Z`, start: `${wednesday}T09:30:00Z`, end: `${wednesday}T10:00:00Z`, now };
     await h.side.handlers.doctorSchedule.handle(schedule, { type: 'RestoreSlot', data: restore }, as(otherDoctor));
     await h.settle();
@@ -275,5 +276,32 @@ describe('doctors read model', () => {
     const before = [await h.rows('doctors', 'doctor_schedules'), await h.rows('doctors', 'doctor_slots'), await h.rows('doctors', 'doctor_streams')];
     await h.replay(doctorsProjection);
     expect([await h.rows('doctors', 'doctor_schedules'), await h.rows('doctors', 'doctor_slots'), await h.rows('doctors', 'doctor_streams')]).toEqual(before);
+  });
+
+  it('given SlotMoveHeld, then both the old slot and the held one are taken; given SlotMoveCompleted, then the old one is free; given SlotMoveDropped, then the held one is', async () => {
+    const thursday = '2030-01-17';
+    const moving: Actor = { id: 'doctor-moving', roles: ['DOCTOR'] };
+    await registerUser(h.side, moving, 'Dr Moss');
+    await setSchedule(h.side, moving.id, everyMorning, as(moving));
+    const schedule = `doctorSchedule-${moving.id}`;
+    const at = (time: string) => `${thursday}T${time}:00.000Z`;
+    const day = { from: new Date(at('00:00')), to: new Date(at('23:59')) };
+    const free = async () => (await freeSlotsOf(h.db, moving.id, day, h.clock.now(), { limit: 10 }))?.items.map((slot) => slot.start.slice(11, 16));
+    const moved = await bookAppointment(h.side, { doctorId: moving.id, start: at('09:00'), reason: 'checkup' }, as(patient));
+    const dropped = await bookAppointment(h.side, { doctorId: moving.id, start: at('09:30'), reason: 'checkup' }, as(patient));
+    const now = h.clock.now().toISOString();
+    const hold = (appointmentId: string, from: string, newStart: string) =>
+      h.side.handlers.doctorSchedule.handle(schedule, { type: 'HoldSlotForMove', data: { appointmentId, from: at(from), newStart: at(newStart), now } }, as(moving));
+    await hold(moved.id, '09:00', '10:00');
+    await hold(dropped.id, '09:30', '11:00');
+    await h.settle();
+    expect(await free()).toEqual(['10:30', '11:30']);
+
+    await h.side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId: moved.id, to: at('10:00'), now } }, as(moving));
+    await h.side.handlers.doctorSchedule.handle(schedule, { type: 'DropSlotHold', data: { appointmentId: dropped.id, to: at('11:00') } }, as(moving));
+    await h.settle();
+    expect(await free()).toEqual(['09:00', '10:30', '11:00', '11:30']);
+    const rows = (await h.rows('doctors', 'doctor_slots')).filter((row) => row.appointment_id === moved.id || row.appointment_id === dropped.id);
+    expect(rows.map((row) => row.held_for_move)).toEqual([false, false]);
   });
 });

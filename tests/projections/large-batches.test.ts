@@ -132,7 +132,7 @@ const cases: readonly { table: string; columns: number; projection: Projection; 
   },
   {
     table: 'doctor_slots',
-    columns: 4,
+    columns: 5,
     projection: doctorsProjection,
     events: 16_500,
     event: (i) =>

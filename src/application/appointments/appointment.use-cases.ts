@@ -1,6 +1,6 @@
 import { appointmentDecider, appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
-import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
+import { doctorScheduleStreamId, slotHoldOf, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import type { TimeSlot } from '../../domain/shared/time-slot.js';
@@ -122,11 +122,11 @@ async function makeAppointment(side: CommandSide, command: ScheduleAppointment, 
 const rescheduleAttempts = 30;
 
 /**
- * The patient's time moves, then MoveSlot frees the old slot and takes the new one in one append,
- * then the appointment. Only the time and the slot where this reschedule saw the appointment
- * move, so of two concurrent reschedules the second waits for the first to land and then moves on
- * from there; otherwise the slot (or time) could end where one put it and the appointment where
- * the other did.
+ * The patient's time moves, then the new slot is held beside the old one, then the appointment
+ * moves, and only then the hold becomes its slot and the old slot is freed. Only the time and the
+ * slot where this reschedule saw the appointment move, so of two concurrent reschedules the second
+ * waits for the first to land and then moves on from there; otherwise the slot (or time) could end
+ * where one put it and the appointment where the other did.
  */
 export async function rescheduleAppointment(
   side: CommandSide,
@@ -147,8 +147,9 @@ export async function rescheduleAppointment(
 
 /**
  * One try. A refusal on the way (the patient's time, a pinned version gone stale, the
- * appointment cancelled meanwhile) moves back what it had moved (`undoMoves`); other failures
- * leave it for a retry of the same request, which finds the steps already taken.
+ * appointment cancelled meanwhile) drops the hold and moves the time back (`undoMoves`); other
+ * failures leave them for a retry of the same request, which finds the steps already taken, or
+ * for the hold-expiry process.
  */
 async function rescheduleOnce(side: CommandSide, appointmentId: string, input: { start: string }, request: CommandOptions): Promise<CommandOutcome> {
   const { actor } = request.context;
@@ -198,27 +199,23 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     // only the patient's own requests can take; the doctor's slot, freed first, could be booked by
     // anyone before a refusal moved it back, two appointments at one time then.
     await moveTime(current.start, { start: newStart, end: newEnd }, unpinned(atVersion), (held) => held?.start === newStart);
-    const slot = await takeStep(
+    // The old slot stays held until the appointment has moved: a refusal from here on gives
+    // back only the new one, which nobody else could have taken meanwhile.
+    const hold = await takeStep(
       unpinned(atVersion),
-      (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'MoveSlot', data: { appointmentId, from: current.start, newStart, now } }, options),
-      (state) => slotOf(state, appointmentId)?.start === newStart,
+      (options) => side.handlers.doctorSchedule.handle(schedule, { type: 'HoldSlotForMove', data: { appointmentId, from: current.start, newStart, now } }, options),
+      (state) => slotHoldOf(state, appointmentId)?.start === newStart || slotOf(state, appointmentId)?.start === newStart,
     );
-    appended.push(slot);
-    // Restored, not moved: the appointment's own time may be a slot no longer (a schedule change
-    // kept it, acknowledged), and a move back there would be refused, the old time left bookable.
-    // Only from where this request put it: anywhere else, someone else has moved it since.
-    if (tookStep(slot)) {
-      undo.unshift((to) =>
-        side.handlers.doctorSchedule.handle(
-          schedule,
-          { type: 'RestoreSlot', data: { appointmentId, from: newStart, ...to, now } },
-          compensating(atVersion, `slot@${slot.version}`),
-        ),
+    appended.push(hold);
+    // Only from where this request put it: a hold anywhere else is another change's.
+    if (tookStep(hold)) {
+      undo.unshift(() =>
+        side.handlers.doctorSchedule.handle(schedule, { type: 'DropSlotHold', data: { appointmentId, to: newStart } }, compensating(atVersion, `slot@${hold.version}`)),
       );
     }
-    // The slot as the schedule moved it: its length may have changed since `slotEnd` read it. The
-    // time follows it: shorter, it cannot be refused; longer, it can, and then both move back.
-    const movedEnd = slotOf(slot.state, appointmentId)?.end ?? newEnd;
+    // The slot as the schedule held it: its length may have changed since `slotEnd` read it. The
+    // time follows it: shorter, it cannot be refused; longer, it can, and then both go back.
+    const movedEnd = (slotHoldOf(hold.state, appointmentId) ?? slotOf(hold.state, appointmentId))?.end ?? newEnd;
     if (movedEnd !== newEnd) {
       const lengthened = unpinned({ ...atVersion, commandId: `${atVersion.commandId}:length` });
       await moveTime(newStart, { start: newStart, end: movedEnd }, lengthened, (held) => held?.start === newStart && held.end === movedEnd);
@@ -226,10 +223,11 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     // Under the request's own command id, which a retry looks for before anything moves.
     const rescheduled = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, request);
     if (rescheduled.events.length === 0) return outcome(appointmentId, rescheduled);
-    // A retry that found its steps taken may land after the hold-expiry process, taking the
-    // request for dead, moved them back to the old time: they follow the appointment now, not a
+    // The slot follows the appointment: the hold becomes its slot, the old one is freed. A retry
+    // that found its steps taken may land after the hold-expiry process, taking the request for
+    // dead, dropped the hold and moved the time back: they follow the appointment now, not a
     // grace period later with the new time free for anyone meanwhile. (The process looks again
-    // after its own move back, so one of the two sees the other.)
+    // after its own step, so one of the two sees the other.)
     const moved = { appointmentId, doctorId: current.doctorId, patientId: current.patientId, start: newStart, end: movedEnd };
     const followed = [await slotFollows(side, moved, compensating(atVersion, 'slot-follows'), now), await timeFollows(side, moved, compensating(atVersion, 'time-follows'))];
     return outcome(appointmentId, rescheduled, ...followed.flatMap((step) => (step ? [step] : [])));
@@ -292,14 +290,19 @@ async function whereAppointmentIs(side: CommandSide, seen: AppointmentTime): Pro
 type AppointmentTime = { appointmentId: string; doctorId: string; patientId: string; start: string; end: string };
 
 /**
- * The doctor's slot moved to where the appointment is, if it is elsewhere: restored, not moved, as
- * the appointment's time may be off the grid of a schedule changed since. Someone else holding
- * that time is a double booking the hold-expiry process reports; this leaves it to it.
+ * The doctor's slot moved to where the appointment is, if it is elsewhere: the move held for it
+ * there completed, or else restored, not moved, as the appointment's time may be off the grid of
+ * a schedule changed since. Someone else holding that time is a double booking the hold-expiry
+ * process reports; this leaves it to it.
  */
 export async function slotFollows(side: CommandSide, appointment: AppointmentTime, request: CommandOptions, now: string) {
   const { appointmentId, start, end } = appointment;
   const schedule = doctorScheduleStreamId(appointment.doctorId);
-  const slot = slotOf((await side.handlers.doctorSchedule.read(schedule)).state, appointmentId);
+  const { state } = await side.handlers.doctorSchedule.read(schedule);
+  if (slotHoldOf(state, appointmentId)?.start === start) {
+    return side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId, to: start, now } }, request).catch(unlessRefused);
+  }
+  const slot = slotOf(state, appointmentId);
   if (!slot || slot.start === start) return undefined;
   return side.handlers.doctorSchedule
     .handle(schedule, { type: 'RestoreSlot', data: { appointmentId, from: slot.start, start, end, now } }, request)

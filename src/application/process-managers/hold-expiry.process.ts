@@ -1,7 +1,7 @@
 import { appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import type { RestoreSlot } from '../../domain/doctor-schedule/doctor-schedule.commands.js';
-import { doctorScheduleStreamId, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
+import { doctorScheduleStreamId, slotHoldOf, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
@@ -46,12 +46,19 @@ type PendingRelease = { cancelledAt: number; cause: Cause };
  */
 type PendingAppointmentRelease = { endedAt: number; cause: Cause; slotHeld: boolean; timeHeld: boolean };
 /**
- * A reschedule moves the doctor's slot, then the patient's time, then the appointment. A move of
- * the slot (or of the time) that the appointment has not followed: it is `at`, while the
- * appointment was last seen at `appointmentStart`. Normally the request's own appointment append
- * follows within moments; a request that died before it leaves the two apart.
+ * A reschedule moves the patient's time, holds the doctor's new slot, moves the appointment and
+ * then completes the slot's move. A move of the time (or of the slot, as reschedules did before
+ * holds) that the appointment has not followed: it is `at`, while the appointment was last seen at
+ * `appointmentStart`. Normally the request's own appointment append follows within moments; a
+ * request that died before it leaves the two apart.
  */
 type PendingMove = { appointmentStart: string; at: string; movedAt: number; cause: Cause };
+/**
+ * A slot held at `start` for a reschedule of the appointment, neither completed nor dropped yet:
+ * the request that held it died before the appointment moved (the hold is dropped) or after (it
+ * is completed). Meanwhile both the old slot and the held one are kept from everyone else.
+ */
+type PendingSlotHold = { doctorId: string; start: string; heldAt: number; cause: Cause };
 /** Whether a listing takes bookings, as the listing says and as its calendar does. */
 type Openness = { listingActive: boolean; calendarOpen: boolean };
 /**
@@ -73,6 +80,9 @@ export const holdExpiryEventTypes = [
   'SlotReleased',
   'SlotMoved',
   'SlotRestored',
+  'SlotMoveHeld',
+  'SlotMoveCompleted',
+  'SlotMoveDropped',
   'TimeReserved',
   'TimeReleased',
   'TimeMoved',
@@ -126,6 +136,8 @@ export class HoldExpiryProcess {
   /** By appointment id, as are `movedTimes`; each holds only moves the appointment has not followed. */
   private readonly movedSlots = new Map<string, PendingMove>();
   private readonly movedTimes = new Map<string, PendingMove>();
+  /** By appointment id: holds for a move that neither completed nor were dropped. */
+  private readonly heldSlots = new Map<string, PendingSlotHold>();
   /** By listing id; only listings whose calendar was last seen out of step with them. */
   private readonly calendars = new Map<string, PendingCalendar>();
 
@@ -231,9 +243,27 @@ export class HoldExpiryProcess {
         return;
       }
       case 'SlotMoved':
-      case 'SlotRestored': {
+      case 'SlotRestored':
+      case 'SlotMoveCompleted': {
         const moved = aggregates.doctorSchedule.codec.decode(event);
         if (moved.type === 'SlotMoved' || moved.type === 'SlotRestored') noteMove(this.movedSlots, moved.data, event);
+        if (moved.type !== 'SlotMoveCompleted') return;
+        this.heldSlots.delete(moved.data.appointmentId);
+        // Completed only where the appointment is (after its own append, or found there by this
+        // process): it settles a move waiting for the slot to follow, and starts none.
+        if (this.movedSlots.has(moved.data.appointmentId)) noteMove(this.movedSlots, moved.data, event);
+        return;
+      }
+      case 'SlotMoveHeld': {
+        const held = aggregates.doctorSchedule.codec.decode(event);
+        if (held.type !== 'SlotMoveHeld') return;
+        const { appointmentId, doctorId, start, heldAt } = held.data;
+        this.heldSlots.set(appointmentId, { doctorId, start, heldAt: Date.parse(heldAt), cause: causeOf(event) });
+        return;
+      }
+      case 'SlotMoveDropped': {
+        const appointmentId = event.data.appointmentId;
+        if (typeof appointmentId === 'string') this.heldSlots.delete(appointmentId);
         return;
       }
       case 'TimeMoved': {
@@ -348,6 +378,14 @@ export class HoldExpiryProcess {
       (id, pending) => this.releaseEndedAppointment(id, pending),
       (id) => `release what cancelled, completed or missed appointment ${id} still holds`,
     );
+    // Before the moves: a hold completed brings the slot to its appointment, which settles a move too.
+    settled += await this.settleDue(
+      this.heldSlots,
+      now,
+      (hold) => hold.heldAt + grace,
+      (id, hold) => this.settleSlotHold(id, hold),
+      (id) => `complete or drop the slot held for a move of appointment ${id}`,
+    );
     settled += await this.settleDue(
       this.movedSlots,
       now,
@@ -416,7 +454,7 @@ export class HoldExpiryProcess {
       slots: this.slots.size,
       times: this.times.size,
       cancellations: this.cancelledBookings.size + this.endedAppointments.size,
-      moves: this.movedSlots.size + this.movedTimes.size,
+      moves: this.movedSlots.size + this.movedTimes.size + this.heldSlots.size,
       calendars: this.calendars.size,
     };
   }
@@ -524,7 +562,11 @@ export class HoldExpiryProcess {
     const { side } = this.options;
     const appointment = await this.slotHolder(appointmentId);
     const schedule = appointment && doctorScheduleStreamId(appointment.doctorId);
-    const slot = schedule && slotOf((await side.handlers.doctorSchedule.read(schedule)).state, appointmentId);
+    const state = schedule && (await side.handlers.doctorSchedule.read(schedule)).state;
+    // A hold for a move under way is settled first (`settleSlotHold`): the appointment there, the
+    // slot follows it by completing the move; restored there instead, the hold would refuse it.
+    if (state && slotHoldOf(state, appointmentId)) return;
+    const slot = state && slotOf(state, appointmentId);
     if (!appointment || !schedule || !slot || slot.start === appointment.start) {
       this.movedSlots.delete(appointmentId);
       return;
@@ -549,6 +591,31 @@ export class HoldExpiryProcess {
     // the slot follows it at once (the retry looks again after its own append too).
     const after = await this.openAppointment(appointmentId);
     if (after && after.start !== start) await slotFollows(side, after, systemRequest(move.cause, 'slot-follows'), side.clock.now().toISOString());
+  }
+
+  /**
+   * The appointment decides, as for a move: there already (the request died after moving it), the
+   * hold becomes its slot and the old slot is freed; anywhere else, or cancelled, the hold is
+   * dropped and the appointment keeps its slot, which nobody could take meanwhile. A hold found
+   * completed or dropped already settles it: nothing is left to do.
+   */
+  private async settleSlotHold(appointmentId: string, hold: PendingSlotHold): Promise<void> {
+    const { side } = this.options;
+    const appointment = await this.slotHolder(appointmentId);
+    const schedule = doctorScheduleStreamId(hold.doctorId);
+    const request = systemRequest(hold.cause, 'settle-hold');
+    const to = hold.start;
+    try {
+      if (appointment?.start === to) {
+        await side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId, to, now: side.clock.now().toISOString() } }, request);
+      } else {
+        await side.handlers.doctorSchedule.handle(schedule, { type: 'DropSlotHold', data: { appointmentId, to } }, request);
+      }
+    } catch (error) {
+      // Refused only when the hold is gone: completed or dropped by someone else.
+      if (!(error instanceof DomainError)) throw error;
+    }
+    this.heldSlots.delete(appointmentId);
   }
 
   /**

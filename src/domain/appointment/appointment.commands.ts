@@ -20,7 +20,7 @@ export const scheduleAppointmentSchema = z.object({
   }),
 });
 
-/** Move the appointment to `[newStart, newEnd)`, the slot MoveSlot granted. */
+/** Move the appointment to `[newStart, newEnd)`, the slot HoldSlotForMove held for it. */
 export const rescheduleAppointmentSchema = z.object({
   type: z.literal('RescheduleAppointment'),
   data: z.object({

@@ -29,23 +29,44 @@ export const bookSlotSchema = z.object({
   }),
 });
 
-/** Free whatever slot the appointment holds. */
+/** Free whatever slot the appointment holds, and a hold for its move if it has one. */
 export const releaseSlotSchema = z.object({
   type: z.literal('ReleaseSlot'),
   data: z.object({ appointmentId: z.string().min(1) }),
 });
 
 /**
- * Free the appointment's slot and take the one at `newStart`, atomically. `from` is where the
+ * Hold the slot at `newStart` for a move of the appointment, keeping the slot it has: the first
+ * step of a reschedule. Nobody else can book either meanwhile, so a reschedule refused later
+ * gives back only the hold, never an old slot someone else may have taken. `from` is where the
  * mover saw the appointment: a slot found elsewhere was moved by someone else meanwhile.
  */
-export const moveSlotSchema = z.object({
-  type: z.literal('MoveSlot'),
+export const holdSlotForMoveSchema = z.object({
+  type: z.literal('HoldSlotForMove'),
   data: z.object({
     appointmentId: z.string().min(1),
     from: instantSchema,
     newStart: instantSchema,
     now: instantSchema,
+  }),
+});
+
+/** The hold at `to` becomes the appointment's slot and its previous slot is freed: the appointment has moved there. */
+export const completeSlotMoveSchema = z.object({
+  type: z.literal('CompleteSlotMove'),
+  data: z.object({
+    appointmentId: z.string().min(1),
+    to: instantSchema,
+    now: instantSchema,
+  }),
+});
+
+/** Free the appointment's hold at `to`: the move it was held for will not happen. */
+export const dropSlotHoldSchema = z.object({
+  type: z.literal('DropSlotHold'),
+  data: z.object({
+    appointmentId: z.string().min(1),
+    to: instantSchema,
   }),
 });
 
@@ -80,7 +101,9 @@ export const doctorScheduleCommandSchema = z.discriminatedUnion('type', [
   setScheduleSchema,
   bookSlotSchema,
   releaseSlotSchema,
-  moveSlotSchema,
+  holdSlotForMoveSchema,
+  completeSlotMoveSchema,
+  dropSlotHoldSchema,
   restoreSlotSchema,
   withdrawScheduleSchema,
 ]);
@@ -88,7 +111,9 @@ export const doctorScheduleCommandSchema = z.discriminatedUnion('type', [
 export type SetSchedule = z.infer<typeof setScheduleSchema>;
 export type BookSlot = z.infer<typeof bookSlotSchema>;
 export type ReleaseSlot = z.infer<typeof releaseSlotSchema>;
-export type MoveSlot = z.infer<typeof moveSlotSchema>;
+export type HoldSlotForMove = z.infer<typeof holdSlotForMoveSchema>;
+export type CompleteSlotMove = z.infer<typeof completeSlotMoveSchema>;
+export type DropSlotHold = z.infer<typeof dropSlotHoldSchema>;
 export type RestoreSlot = z.infer<typeof restoreSlotSchema>;
 export type WithdrawSchedule = z.infer<typeof withdrawScheduleSchema>;
 export type DoctorScheduleCommand = z.infer<typeof doctorScheduleCommandSchema>;

@@ -2,10 +2,30 @@ import { addDays, type CalendarDate, type Instant } from '../shared/calendar-dat
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { isBefore, isProperSlot, minutesBetween, slotsOverlap, utcInstant, type TimeSlot } from '../shared/time-slot.js';
-import type { BookSlot, DoctorScheduleCommand, MoveSlot, ReleaseSlot, RestoreSlot, SetSchedule, WithdrawSchedule } from './doctor-schedule.commands.js';
+import type {
+  BookSlot,
+  CompleteSlotMove,
+  DoctorScheduleCommand,
+  DropSlotHold,
+  HoldSlotForMove,
+  ReleaseSlot,
+  RestoreSlot,
+  SetSchedule,
+  WithdrawSchedule,
+} from './doctor-schedule.commands.js';
 import { ScheduleConflictError, ScheduleWithdrawnError } from './doctor-schedule.errors.js';
 import { normaliseSpecialty } from './specialty.js';
-import type { DoctorScheduleEvent, ScheduleSet, ScheduleWithdrawn, SlotBooked, SlotMoved, SlotReleased, SlotRestored } from './doctor-schedule.events.js';
+import type {
+  DoctorScheduleEvent,
+  ScheduleSet,
+  ScheduleWithdrawn,
+  SlotBooked,
+  SlotMoveCompleted,
+  SlotMoveDropped,
+  SlotMoveHeld,
+  SlotReleased,
+  SlotRestored,
+} from './doctor-schedule.events.js';
 import { maxSlotMinutes, normaliseSchedule, sameSchedule, scheduleProblem, slotEnd, slotProblem, type WeeklySchedule } from './weekly-schedule.js';
 
 export const doctorScheduleStreamId = (doctorId: string) => `doctorSchedule-${doctorId}`;
@@ -14,15 +34,24 @@ export const doctorScheduleStreamId = (doctorId: string) => `doctorSchedule-${do
 export type Booking = { readonly appointmentId: string; readonly start: Instant; readonly end: Instant };
 
 /**
- * Booked slots grouped by the UTC date of their start, days in ascending order; within a day a
- * start is held at most once, so a slot is known by its start. Plain arrays keep `evolve` cheap
+ * `[start, end)` held for a move of the appointment under way, beside its slot: taken from everyone
+ * else as a booking is (so it sits among them, where every overlap check looks), yet not the
+ * appointment's slot until the move completes. An appointment has at most one.
+ */
+export type MoveHold = Booking & { readonly heldForMove: true };
+
+const isMoveHold = (held: Booking | MoveHold): held is MoveHold => 'heldForMove' in held;
+
+/**
+ * Booked slots and holds grouped by the UTC date of their start, days in ascending order; within
+ * a day a start is held at most once, so a slot (or hold) is known by its start. Plain arrays keep `evolve` cheap
  * on a stream that grows for ever (an event copies the list of days and one day's few slots,
  * not every booking; days long past are dropped from the front, see `pruned`) and keep the
  * state plain JSON for audits. There is no appointment → start index: every event names the
  * start it affects, so `evolve` never searches, and `decide` scans the live slots once per
  * command instead of every event paying to copy an index.
  */
-export type BookedDay = { readonly day: CalendarDate; readonly slots: readonly Booking[] };
+export type BookedDay = { readonly day: CalendarDate; readonly slots: readonly (Booking | MoveHold)[] };
 export type BookedSlots = readonly BookedDay[];
 
 type PublishedFields = {
@@ -91,43 +120,80 @@ function bookSlot({ data }: BookSlot, state: DoctorScheduleState): DoctorSchedul
   return [event];
 }
 
+/** The hold of a move under way goes too: the appointment it was for is given up. */
 function releaseSlot({ data }: ReleaseSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
   if (state.status === 'unset') return [];
   const held = bookingOf(state.booked, data.appointmentId);
-  if (!held) return [];
-  const event: SlotReleased = {
-    type: 'SlotReleased',
-    data: { doctorId: state.doctorId, appointmentId: data.appointmentId, start: held.start, end: held.end },
-  };
-  return [event];
+  const released: SlotReleased[] = held
+    ? [{ type: 'SlotReleased', data: { doctorId: state.doctorId, appointmentId: data.appointmentId, start: held.start, end: held.end } }]
+    : [];
+  const hold = moveHoldOf(state.booked, data.appointmentId);
+  return [...released, ...(hold ? [holdDropped(state.doctorId, hold)] : [])];
 }
 
-function moveSlot({ data }: MoveSlot, state: DoctorScheduleState): DoctorScheduleEvent[] {
+/**
+ * The new slot is held, the old one kept, until the appointment has moved (`CompleteSlotMove`) or
+ * will not (`DropSlotHold`). A retry finds its hold there, or the move completed.
+ */
+function holdSlotForMove({ data }: HoldSlotForMove, state: DoctorScheduleState): DoctorScheduleEvent[] {
   const published = requirePublished(state);
   const start = utcInstant(data.newStart);
   const held = bookingOf(published.booked, data.appointmentId);
   if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
-  if (held.start === start) return [];
+  const hold = moveHoldOf(published.booked, data.appointmentId);
+  if (hold?.start === start || (!hold && held.start === start)) return [];
   const active = requireActive(published);
   // Two reschedules of one appointment, each moving "its" slot, would leave the slot where the
-  // first put it and the appointment where the second did: only the slot the mover saw moves.
-  if (held.start !== utcInstant(data.from)) {
+  // first put it and the appointment where the second did: only the slot the mover saw moves,
+  // and only once the move under way (if any) has completed or been dropped.
+  if (hold || held.start !== utcInstant(data.from)) {
     throw new DomainError('slot-moved-meanwhile', `the slot of appointment ${data.appointmentId} is no longer at ${data.from}: another change of it is under way`);
   }
   const end = assertBookable(active, start, data.now, data.appointmentId);
-  const event: SlotMoved = {
-    type: 'SlotMoved',
+  const event: SlotMoveHeld = {
+    type: 'SlotMoveHeld',
+    data: { doctorId: active.doctorId, appointmentId: data.appointmentId, previousStart: held.start, previousEnd: held.end, start, end, heldAt: utcInstant(data.now) },
+  };
+  return [event];
+}
+
+/**
+ * Also on a withdrawn schedule: the appointment has moved, and its slot follows it onto time held
+ * for it before the withdrawal.
+ */
+function completeSlotMove({ data }: CompleteSlotMove, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  const published = requirePublished(state);
+  const to = utcInstant(data.to);
+  const held = bookingOf(published.booked, data.appointmentId);
+  const hold = moveHoldOf(published.booked, data.appointmentId);
+  if (held?.start === to && !hold) return [];
+  if (hold?.start !== to) throw new NotFoundError(`A slot held for appointment ${data.appointmentId} at ${data.to}`);
+  if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
+  const event: SlotMoveCompleted = {
+    type: 'SlotMoveCompleted',
     data: {
-      doctorId: active.doctorId,
+      doctorId: published.doctorId,
       appointmentId: data.appointmentId,
       previousStart: held.start,
       previousEnd: held.end,
-      start,
-      end,
-      movedAt: utcInstant(data.now),
+      start: hold.start,
+      end: hold.end,
+      completedAt: utcInstant(data.now),
     },
   };
   return [event];
+}
+
+/** Never refused: what it frees is the appointment's own, and nobody else can be in its way. */
+function dropSlotHold({ data }: DropSlotHold, state: DoctorScheduleState): DoctorScheduleEvent[] {
+  if (state.status === 'unset') return [];
+  const hold = moveHoldOf(state.booked, data.appointmentId);
+  if (hold?.start !== utcInstant(data.to)) return [];
+  return [holdDropped(state.doctorId, hold)];
+}
+
+function holdDropped(doctorId: string, { appointmentId, start, end }: MoveHold): SlotMoveDropped {
+  return { type: 'SlotMoveDropped', data: { doctorId, appointmentId, start, end } };
 }
 
 /**
@@ -176,8 +242,12 @@ export function decide(command: DoctorScheduleCommand, state: DoctorScheduleStat
       return bookSlot(command, state);
     case 'ReleaseSlot':
       return releaseSlot(command, state);
-    case 'MoveSlot':
-      return moveSlot(command, state);
+    case 'HoldSlotForMove':
+      return holdSlotForMove(command, state);
+    case 'CompleteSlotMove':
+      return completeSlotMove(command, state);
+    case 'DropSlotHold':
+      return dropSlotHold(command, state);
     case 'RestoreSlot':
       return restoreSlot(command, state);
     case 'WithdrawSchedule':
@@ -208,36 +278,56 @@ function assertBookable(state: ActiveSchedule, start: Instant, now: Instant, mov
   return slot.end;
 }
 
-/** No appointment but `appointmentId` (the one moving into `slot`, if any) holds any of its time. */
+/**
+ * Nothing but the slot of `appointmentId` (the one moving into `slot`, if any) holds any of its
+ * time; a hold for that appointment's move counts as taken, so a slot never lands on its hold.
+ */
 function assertFree(booked: BookedSlots, slot: TimeSlot, appointmentId?: string): void {
-  const taken = bookedNear(booked, slot).find((held) => held.appointmentId !== appointmentId && slotsOverlap(held, slot));
+  const mine = (held: Booking | MoveHold) => held.appointmentId === appointmentId && !isMoveHold(held);
+  const taken = bookedNear(booked, slot).find((held) => !mine(held) && slotsOverlap(held, slot));
   if (taken) throw new DomainError('slot-taken', `the slot at ${slot.start} is already booked`);
 }
 
 /**
- * Appointments booked into slots that have not ended and that the new schedule would not offer
- * (not on its grid, outside its hours, on a day off, or of another length), sorted.
+ * Appointments booked into slots (or holding time for a move) that have not ended and that the
+ * new schedule would not offer (not on its grid, outside its hours, on a day off, or of another
+ * length), sorted, each once.
  */
 function affectedBy(schedule: WeeklySchedule, booked: BookedSlots, now: Instant): string[] {
-  return bookings(booked)
+  const affected = bookings(booked)
     .filter((held) => isBefore(now, held.end))
     .filter((held) => slotProblem(schedule, held.start) !== undefined || slotEnd(schedule, held.start) !== held.end)
-    .map((held) => held.appointmentId)
-    .sort();
+    .map((held) => held.appointmentId);
+  return [...new Set(affected)].sort();
 }
 
-export function bookings(booked: BookedSlots): Booking[] {
+/** Every slot and every hold for a move. */
+export function bookings(booked: BookedSlots): (Booking | MoveHold)[] {
   return booked.flatMap((day) => day.slots);
 }
 
-/** Where an appointment's slot is on this schedule, if it holds one. */
+/** Where an appointment's slot is on this schedule, if it holds one; never a hold for its move. */
 export function slotOf(state: DoctorScheduleState, appointmentId: string): Booking | undefined {
   return state.status === 'unset' ? undefined : bookingOf(state.booked, appointmentId);
 }
 
+/** The time held for a move of the appointment under way, if there is one. */
+export function slotHoldOf(state: DoctorScheduleState, appointmentId: string): MoveHold | undefined {
+  return state.status === 'unset' ? undefined : moveHoldOf(state.booked, appointmentId);
+}
+
 function bookingOf(booked: BookedSlots, appointmentId: string): Booking | undefined {
+  return findHeld(booked, (held) => held.appointmentId === appointmentId && !isMoveHold(held));
+}
+
+function moveHoldOf(booked: BookedSlots, appointmentId: string): MoveHold | undefined {
+  const hold = findHeld(booked, (held) => held.appointmentId === appointmentId && isMoveHold(held));
+  return hold && isMoveHold(hold) ? hold : undefined;
+}
+
+function findHeld(booked: BookedSlots, matches: (held: Booking | MoveHold) => boolean): Booking | MoveHold | undefined {
   for (const { slots } of booked) {
-    const held = slots.find((slot) => slot.appointmentId === appointmentId);
+    const held = slots.find(matches);
     if (held) return held;
   }
   return undefined;
@@ -248,10 +338,10 @@ function bookingOf(booked: BookedSlots, appointmentId: string): Booking | undefi
  * slot lasts a day, see `maxSlotMinutes`) to the day it ends. A doctor booked months ahead has
  * thousands of slots; each command checks a few dozen.
  */
-function bookedNear(booked: BookedSlots, slot: { start: Instant; end: Instant }): Booking[] {
+function bookedNear(booked: BookedSlots, slot: { start: Instant; end: Instant }): (Booking | MoveHold)[] {
   const from = addDays(dayOf(slot.start), -1);
   const to = dayOf(slot.end);
-  const near: Booking[] = [];
+  const near: (Booking | MoveHold)[] = [];
   for (const { day, slots } of booked) {
     if (day > to) break;
     if (day >= from) near.push(...slots);
@@ -280,6 +370,19 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
     case 'SlotRestored':
       if (state.status === 'unset') return state;
       return { ...state, booked: withSlotMoved(state.booked, event.data, event.data.restoredAt) };
+    case 'SlotMoveHeld': {
+      if (state.status === 'unset') return state;
+      const { appointmentId, start, end, heldAt } = event.data;
+      return { ...state, booked: withSlot(pruned(state.booked, heldAt), { appointmentId, start, end, heldForMove: true }) };
+    }
+    case 'SlotMoveCompleted': {
+      if (state.status === 'unset') return state;
+      // The hold, known by its start, gives way to the slot at the same time.
+      return { ...state, booked: withSlotMoved(withoutSlot(state.booked, event.data.start), event.data, event.data.completedAt) };
+    }
+    case 'SlotMoveDropped':
+      if (state.status === 'unset') return state;
+      return { ...state, booked: withoutSlot(state.booked, event.data.start) };
     case 'ScheduleWithdrawn':
       if (state.status === 'unset') return { status: 'unset', withdrawn: true };
       return { ...state, status: 'withdrawn' };
@@ -313,7 +416,7 @@ function withSlotMoved(
   return withSlot(withoutSlot(pruned(booked, at), previousStart), { appointmentId, start, end });
 }
 
-function withSlot(booked: BookedSlots, booking: Booking): BookedSlots {
+function withSlot(booked: BookedSlots, booking: Booking | MoveHold): BookedSlots {
   const day = dayOf(booking.start);
   const at = booked.findIndex((bookedDay) => bookedDay.day >= day);
   const existing = booked[at];

@@ -43,7 +43,10 @@ export const slotReleasedSchema = z.object({
   }),
 });
 
-/** One decision that frees the appointment's old slot and takes the new one. */
+/**
+ * One decision that freed the appointment's old slot and took the new one: how reschedules moved
+ * slots before holds (`SlotMoveHeld`); no longer decided, still folded.
+ */
 export const slotMovedSchema = z.object({
   type: z.literal('SlotMoved'),
   data: z.object({
@@ -67,6 +70,27 @@ export const slotRestoredSchema = z.object({
 });
 
 /**
+ * The slot `[start, end)` is held for a move of the appointment, which keeps its slot at
+ * `previousStart` until the move completes or is dropped: both are taken from everyone else.
+ */
+export const slotMoveHeldSchema = z.object({
+  type: z.literal('SlotMoveHeld'),
+  data: slotMovedSchema.shape.data.omit({ movedAt: true }).extend({ heldAt: instantSchema }),
+});
+
+/** The appointment moved: the hold `[start, end)` is its slot now, and its previous slot is free. */
+export const slotMoveCompletedSchema = z.object({
+  type: z.literal('SlotMoveCompleted'),
+  data: slotMovedSchema.shape.data.omit({ movedAt: true }).extend({ completedAt: instantSchema }),
+});
+
+/** The hold `[start, end)` for a move of the appointment is free again; its slot stays where it is. */
+export const slotMoveDroppedSchema = z.object({
+  type: z.literal('SlotMoveDropped'),
+  data: slotReleasedSchema.shape.data,
+});
+
+/**
  * The schedule was taken down for good (its doctor's data was erased): no slot is booked or moved
  * onto it from now on. The appointments it holds keep their slots until they are released.
  */
@@ -84,6 +108,9 @@ export const doctorScheduleEventSchema = z.discriminatedUnion('type', [
   slotReleasedSchema,
   slotMovedSchema,
   slotRestoredSchema,
+  slotMoveHeldSchema,
+  slotMoveCompletedSchema,
+  slotMoveDroppedSchema,
   scheduleWithdrawnSchema,
 ]);
 
@@ -93,5 +120,8 @@ export type SlotBooked = z.infer<typeof slotBookedSchema>;
 export type SlotReleased = z.infer<typeof slotReleasedSchema>;
 export type SlotMoved = z.infer<typeof slotMovedSchema>;
 export type SlotRestored = z.infer<typeof slotRestoredSchema>;
+export type SlotMoveHeld = z.infer<typeof slotMoveHeldSchema>;
+export type SlotMoveCompleted = z.infer<typeof slotMoveCompletedSchema>;
+export type SlotMoveDropped = z.infer<typeof slotMoveDroppedSchema>;
 export type ScheduleWithdrawn = z.infer<typeof scheduleWithdrawnSchema>;
 export type DoctorScheduleEvent = z.infer<typeof doctorScheduleEventSchema>;

@@ -36,7 +36,9 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('appointment_id', 'text', (c) => c.notNull())
     .addColumn('start_at', 'timestamptz', (c) => c.notNull())
     .addColumn('end_at', 'timestamptz', (c) => c.notNull())
-    .addPrimaryKeyConstraint('doctor_slots_pk', ['doctor_id', 'appointment_id'])
+    // A reschedule holds the new slot beside the old one until the appointment has moved.
+    .addColumn('held_for_move', 'boolean', (c) => c.notNull())
+    .addPrimaryKeyConstraint('doctor_slots_pk', ['doctor_id', 'appointment_id', 'held_for_move'])
     .execute();
   // The booked slots of one doctor within the range free slots are asked for.
   await db.schema.createIndex('doctor_slots_start_idx').on('doctor_slots').columns(['doctor_id', 'start_at']).execute();
@@ -52,8 +54,11 @@ type Schedule = {
   withdrawn_at: Date | null;
 };
 type Slot = DoctorSlotsTable;
-/** `withdrawnAt`: withdrawn in this batch, its schedule set in an earlier one. */
-type Doctor = { version: number; schedule?: Schedule; withdrawnAt?: Date; slots: Map<string, Slot | null> };
+/**
+ * `withdrawnAt`: withdrawn in this batch, its schedule set in an earlier one. `slots` and `holds`
+ * (for moves) by appointment id; null once freed.
+ */
+type Doctor = { version: number; schedule?: Schedule; withdrawnAt?: Date; slots: Map<string, Slot | null>; holds: Map<string, Slot | null> };
 
 /**
  * Each event decides its slot outright (it carries the times), so a batch folds to one change
@@ -64,10 +69,10 @@ async function apply(trx: Transaction<DoctorsTables>, events: readonly RecordedE
   if (decoded.length === 0) return;
   const doctorIds = distinct(decoded.map(({ event }) => event.data.doctorId));
   const stored = await trx.selectFrom('doctor_streams').selectAll().where('doctor_id', 'in', doctorIds).execute();
-  const doctors = new Map<string, Doctor>(stored.map((row) => [row.doctor_id, { version: row.version, slots: new Map() }]));
+  const doctors = new Map<string, Doctor>(stored.map((row) => [row.doctor_id, { version: row.version, slots: new Map(), holds: new Map() }]));
   for (const { event, recorded } of decoded) {
     const { doctorId } = event.data;
-    const doctor: Doctor = doctors.get(doctorId) ?? { version: -1, slots: new Map() };
+    const doctor: Doctor = doctors.get(doctorId) ?? { version: -1, slots: new Map(), holds: new Map() };
     doctors.set(doctorId, doctor);
     if (recorded.revision <= doctor.version) continue;
     doctor.version = recorded.revision;
@@ -94,13 +99,23 @@ async function apply(trx: Transaction<DoctorsTables>, events: readonly RecordedE
       }
       case 'SlotBooked':
       case 'SlotMoved':
-      case 'SlotRestored': {
+      case 'SlotRestored':
+      case 'SlotMoveCompleted': {
         const { appointmentId, start, end } = event.data;
-        doctor.slots.set(appointmentId, { doctor_id: doctorId, appointment_id: appointmentId, start_at: new Date(start), end_at: new Date(end) });
+        doctor.slots.set(appointmentId, { doctor_id: doctorId, appointment_id: appointmentId, start_at: new Date(start), end_at: new Date(end), held_for_move: false });
+        if (event.type === 'SlotMoveCompleted') doctor.holds.set(appointmentId, null);
+        break;
+      }
+      case 'SlotMoveHeld': {
+        const { appointmentId, start, end } = event.data;
+        doctor.holds.set(appointmentId, { doctor_id: doctorId, appointment_id: appointmentId, start_at: new Date(start), end_at: new Date(end), held_for_move: true });
         break;
       }
       case 'SlotReleased':
         doctor.slots.set(event.data.appointmentId, null);
+        break;
+      case 'SlotMoveDropped':
+        doctor.holds.set(event.data.appointmentId, null);
         break;
       default:
         assertNever(event);
@@ -146,22 +161,24 @@ async function write(trx: Transaction<DoctorsTables>, doctors: ReadonlyMap<strin
         .execute();
     }
   }
-  const changes = [...doctors.values()].flatMap((doctor) => [...doctor.slots]);
-  const sets = changes.flatMap(([, slot]) => (slot ? [slot] : []));
+  const changes = [...doctors.values()].flatMap((doctor) => [...doctor.slots.values(), ...doctor.holds.values()]);
+  const sets = changes.flatMap((slot) => (slot ? [slot] : []));
   if (sets.length > 0) {
     for (const run of withinParameterLimit(sets)) {
       await trx
         .insertInto('doctor_slots')
         .values(run)
-        .onConflict((oc) => oc.columns(['doctor_id', 'appointment_id']).doUpdateSet((eb) => ({ start_at: eb.ref('excluded.start_at'), end_at: eb.ref('excluded.end_at') })))
+        .onConflict((oc) => oc.columns(['doctor_id', 'appointment_id', 'held_for_move']).doUpdateSet((eb) => ({ start_at: eb.ref('excluded.start_at'), end_at: eb.ref('excluded.end_at') })))
         .execute();
     }
   }
-  const released = [...doctors].flatMap(([doctorId, doctor]) => [...doctor.slots].filter(([, slot]) => slot === null).map(([appointmentId]) => ({ doctorId, appointmentId })));
+  const freed = (doctorId: string, entries: Map<string, Slot | null>, heldForMove: boolean) =>
+    [...entries].filter(([, slot]) => slot === null).map(([appointmentId]) => ({ doctorId, appointmentId, heldForMove }));
+  const released = [...doctors].flatMap(([doctorId, doctor]) => [...freed(doctorId, doctor.slots, false), ...freed(doctorId, doctor.holds, true)]);
   if (released.length > 0) {
     await trx
       .deleteFrom('doctor_slots')
-      .where((eb) => eb(eb.refTuple('doctor_id', 'appointment_id'), 'in', released.map((r) => eb.tuple(r.doctorId, r.appointmentId))))
+      .where((eb) => eb(eb.refTuple('doctor_id', 'appointment_id', 'held_for_move'), 'in', released.map((r) => eb.tuple(r.doctorId, r.appointmentId, r.heldForMove))))
       .execute();
   }
 }
@@ -172,7 +189,8 @@ export const doctorsProjection = defineProjection<DoctorsTables>({
   // 2: the specialty a schedule publishes. 3: SlotRestored (a reschedule's undo), which version 2's
   // code does not handle: in a rolling deploy, its projector passes one written by new code, and
   // the rebuild this version starts reads it again. 4: ScheduleWithdrawn (`withdrawn_at`), the same way.
-  version: 4,
+  // 5: a reschedule's hold beside the slot (`held_for_move`), and the events that hold, complete and drop it.
+  version: 5,
   eventTypes: codec.eventTypes,
   migrate,
   apply,

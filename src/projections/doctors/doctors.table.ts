@@ -16,12 +16,16 @@ export type DoctorSchedulesTable = {
 /** The revision of each doctor's schedule stream that the schedule and slots reflect. */
 export type DoctorStreamsTable = { doctor_id: string; version: number };
 
-/** The slots appointments hold, `[start_at, end_at)`; a released slot is deleted. */
+/**
+ * The slots appointments hold, `[start_at, end_at)`, and beside them (`held_for_move`) the time a
+ * reschedule under way holds for one; a released slot or dropped hold is deleted.
+ */
 export type DoctorSlotsTable = {
   doctor_id: string;
   appointment_id: string;
   start_at: Date;
   end_at: Date;
+  held_for_move: boolean;
 };
 
 export type DoctorsTables = { doctor_schedules: DoctorSchedulesTable; doctor_streams: DoctorStreamsTable; doctor_slots: DoctorSlotsTable };
