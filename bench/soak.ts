@@ -7,7 +7,8 @@
 // and checks the outcome; one line per figure or check, PASS or FAIL last, exit code 1 on any
 // failure. Every server listens on 127.0.0.1 only. `--deadline-seconds S` gives up after S
 // seconds in all; then, or on SIGTERM or SIGINT, it prints FAIL with what it was waiting for,
-// stops the services and drops its throwaway database.
+// stops the services and drops its throwaway database. A run that fails keeps its evidence first:
+// the logs, and the event log, read models and checkpoints dumped beside them.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ import { FakeStripeServer } from '../tests/stripe/support/fake-stripe-server.js'
 import { token } from './support/bench-auth.js';
 import { benchDatabase } from './support/bench-database.js';
 import { checkEventsExactlyOnce, checkLoadExercised, checkNoDoubleBooking, checkOf, checkReadModelsEqualRebuild, logHead, projectionsReached, settle, type Check } from './support/soak-checks.js';
+import { dumpEvidence } from './support/soak-evidence.js';
 import { judgeNotCaughtUp, laggingProjections, notCaughtUpGraceMs, stepsAfterLoad, type ChaosStep } from './support/soak-chaos.js';
 import { Ledger, nextJourney, seedWorld, type LoadContext } from './support/soak-load.js';
 import { rssCheck } from './support/soak-memory.js';
@@ -265,8 +267,9 @@ function printLoad(traffic: Traffic, outcome: Outcome): void {
   for (const line of traffic.summary()) print(`  ${line}`);
   const { reschedules, duplicateWebhooks } = ledger;
   print(
-    `reschedules: ${fmt(reschedules.accepted)} accepted, ${fmt(reschedules.refused)} refused (${fmt(reschedules.undone)} of them after moving the slot, moved back); ` +
-      `${fmt(reschedules.toHotDay)} sent to the contended day`,
+    `reschedules: ${fmt(reschedules.accepted)} accepted, ${fmt(reschedules.refused)} refused (${fmt(reschedules.undone)} of them after moving the time, moved back); ` +
+      `${fmt(reschedules.toHotDay)} sent to the contended day beside a booking of the same patient at the same time: ` +
+      `${fmt(reschedules.lostToBooking)} refused for the patient's time (that booking accepted), ${fmt(reschedules.bookingBesideRefused)} with that booking refused for it instead`,
   );
   print(
     `duplicate webhooks: ${fmt(duplicateWebhooks.inTurn)} delivered twice in turn, ${fmt(duplicateWebhooks.atOnce)} twice at once, ` +
@@ -364,8 +367,15 @@ async function main(options: z.infer<typeof optionsSchema>, teardown: Teardown, 
   const workDir = await mkdtemp(path.join(tmpdir(), 'soak-'));
   // The processes' logs are what a failure is explained by; a clean run leaves nothing behind.
   teardown.add(async () => (passed ? rm(workDir, { recursive: true, force: true }) : say(`logs kept in ${workDir}`)));
-  const database = await benchDatabase('soak');
-  teardown.add(() => database.stop());
+  // Dropped by the teardown even when a signal comes while it is being made.
+  const database = await benchDatabase('soak', (stop) => teardown.add(stop));
+  // Before the drop, after the services stopped (nothing appends any more): what the run left.
+  teardown.add(async () => {
+    if (passed) return;
+    const dir = path.join(workDir, 'evidence');
+    const files = await dumpEvidence(database.url, dir, names);
+    say(`evidence kept in ${dir}: ${files.join(', ')}`);
+  });
   const stripe = await new FakeStripeServer().start();
   teardown.add(() => stripe.stop());
   const pool = createPool(database.url, 4);
@@ -404,8 +414,8 @@ async function main(options: z.infer<typeof optionsSchema>, teardown: Teardown, 
 
 /**
  * Runs the soak; on a signal or past the deadline, says FAIL and what it was waiting for, undoes
- * what it made (the service processes, the throwaway database) and exits at once, whatever the
- * soak was in the middle of.
+ * what it made (the service processes, the throwaway database, once its evidence is dumped) and
+ * exits at once, whatever the soak was in the middle of.
  */
 function start(): void {
   const options = parseOptions();
@@ -415,7 +425,7 @@ function start(): void {
   const abandon = (why: string) => {
     if (abandoned) return;
     abandoned = true;
-    say(`FAIL: ${why} while waiting for ${waiting.describe()}; stopping the services and dropping the database`);
+    say(`FAIL: ${why} while waiting for ${waiting.describe()}; stopping the services, keeping the evidence and dropping the database`);
     output.open = false;
     void teardown.run().finally(() => process.exit(1));
   };

@@ -168,18 +168,23 @@ describe('replayHolds (the soak\'s double-booking check, from the log)', () => {
   });
 });
 
-/** A soak's ledger in which each journey that must happen happened once: a booking paid (its webhook accepted) and cancelled, an appointment rescheduled and cancelled. */
+/**
+ * A soak's ledger in which each journey that must happen happened once: a booking paid (its
+ * webhook accepted) and cancelled, an appointment rescheduled and cancelled, a reschedule refused
+ * for the patient's time its race against the same patient's booking lost.
+ */
 function ledgerOfEveryJourney(): Ledger {
   const ledger = new Ledger();
   ledger.bookings.set('booking-1', { listingId: 'listing-1', cancelled: true, paymentIds: ['payment-1'] });
   ledger.payments.set('payment-1', { bookingId: 'booking-1', webhookAccepted: true });
   ledger.webhookDeliveries = 1;
   ledger.appointments.set('appointment-1', { doctorId: 'doctor-1', patientId: 'patient-1', start: '2030-01-07T09:00:00.000Z', reschedules: 1, cancelled: true });
+  ledger.reschedules.lostToBooking = 1;
   return ledger;
 }
 
 describe('checkLoadExercised (the soak\'s floor under what the load did)', () => {
-  it('given a payment accepted by its webhook, a booking and an appointment cancelled, a reschedule accepted, and 5 % of the requests shed as overloaded, then it passes', () => {
+  it('given a payment accepted by its webhook, a booking and an appointment cancelled, a reschedule accepted, one refused by the race, and 5 % of the requests shed as overloaded, then it passes', () => {
     const check = checkLoadExercised(ledgerOfEveryJourney(), { requests: 1_000, overloaded: 50 });
 
     expect(check).toMatchObject({ ok: true, problems: [] });
@@ -193,7 +198,17 @@ describe('checkLoadExercised (the soak\'s floor under what the load did)', () =>
       'no paid booking was cancelled (at least 1 expected)',
       'no appointment was cancelled (at least 1 expected)',
       'no reschedule was accepted (at least 1 expected)',
+      'no reschedule lost the patient\'s time to the same patient\'s booking raced beside it (at least 1 expected)',
     ]);
+  });
+
+  it('given every journey but a reschedule refused by its race against the same patient\'s booking, then the race is flagged as never run', () => {
+    const ledger = ledgerOfEveryJourney();
+    ledger.reschedules.lostToBooking = 0;
+
+    const check = checkLoadExercised(ledger, { requests: 1_000, overloaded: 0 });
+
+    expect(check.problems).toEqual(['no reschedule lost the patient\'s time to the same patient\'s booking raced beside it (at least 1 expected)']);
   });
 
   it('given more than 5 % of the requests shed as overloaded, then it fails', () => {

@@ -434,10 +434,11 @@ export const overloadedLimit = 0.05;
 /**
  * The load did what it is there to do, so that checks of what it left have something to check: a
  * payment its webhook got accepted, a paid booking and an appointment cancelled, a reschedule
- * accepted. Floors, not figures scaled to the run: a one-minute run has some 300 webhook
- * deliveries and 100 reschedules, and one where nothing of a kind went through must fail, not
- * pass every check vacuously. And the service took the load: at most `overloadedLimit` of the
- * requests shed as overloaded.
+ * accepted, and one refused for the patient's time, lost to the same patient's booking raced
+ * beside it (the race that once double-booked a doctor). Floors, not figures scaled to the run: a
+ * one-minute run has some 300 webhook deliveries and 100 reschedules, and one where nothing of a
+ * kind went through must fail, not pass every check vacuously. And the service took the load: at
+ * most `overloadedLimit` of the requests shed as overloaded.
  */
 export function checkLoadExercised(ledger: Ledger, traffic: { readonly requests: number; readonly overloaded: number }): Check {
   const paid = [...ledger.payments.values()].filter((payment) => payment.webhookAccepted).length;
@@ -451,6 +452,7 @@ export function checkLoadExercised(ledger: Ledger, traffic: { readonly requests:
     [paidAndCancelled, 'no paid booking was cancelled'],
     [cancelledAppointments, 'no appointment was cancelled'],
     [reschedules, 'no reschedule was accepted'],
+    [ledger.reschedules.lostToBooking, 'no reschedule lost the patient\'s time to the same patient\'s booking raced beside it'],
   ];
   const problems = floors.filter(([count]) => count < 1).map(([, none]) => `${none} (at least 1 expected)`);
   const share = traffic.requests === 0 ? 0 : traffic.overloaded / traffic.requests;
@@ -459,7 +461,7 @@ export function checkLoadExercised(ledger: Ledger, traffic: { readonly requests:
   const summary =
     `${fmt(paid)} payments with an accepted webhook (${fmt(ledger.webhookDeliveries)} deliveries accepted), ` +
     `${fmt(bookings.filter((booking) => booking.cancelled).length)} bookings cancelled (${fmt(paidAndCancelled)} paid), ${fmt(cancelledAppointments)} appointments cancelled, ` +
-    `${fmt(reschedules)} reschedules accepted (at least 1 of each); 503 overloaded: ${shed} (at most ${overloadedLimit * 100} %)`;
+    `${fmt(reschedules)} reschedules accepted, ${fmt(ledger.reschedules.lostToBooking)} refused by the race with the same patient's booking (at least 1 of each); 503 overloaded: ${shed} (at most ${overloadedLimit * 100} %)`;
   return checkOf('the load paid, cancelled and rescheduled, and was not shed', summary, problems);
 }
 

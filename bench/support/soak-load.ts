@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { comparePositions, parsePosition } from '../../src/application/ports/position.js';
 import { commandResultSchema } from '../../src/infrastructure/http/command-result.js';
+import { problemTypeBase } from '../../src/infrastructure/http/problem.js';
 import type { FakeStripeServer } from '../../tests/stripe/support/fake-stripe-server.js';
 import { intentObject, stripeEvent, stripeSignature } from '../../tests/stripe/support/stripe-events.js';
+import { sleep } from '../../src/application/sleep.js';
 import { token } from './bench-auth.js';
 import type { Reply, SoakRequest, Traffic } from './soak-traffic.js';
 
@@ -18,6 +20,13 @@ const hotListings = 3;
 const hotDoctors = 2;
 const slotsPerDay = 47;
 const patientPool = 20;
+/**
+ * The most head start (ms) a booking raced against its patient's reschedule gets, in half the
+ * races: the reschedule moves the patient's time first, the booking takes its doctor's slot
+ * first, so started together the reschedule nearly always wins (31 races of 32 in a run), and
+ * given up to this the booking nearly always does (14 of 14).
+ */
+const bookingHeadStartMs = 250;
 
 export type World = {
   readonly listings: readonly { readonly id: string; readonly ownerId: string }[];
@@ -54,11 +63,14 @@ export class Ledger {
   /** Webhook deliveries the service accepted (200); any other answer is a violation. */
   webhookDeliveries = 0;
   /**
-   * Reschedules by outcome: `refused` are the 409s, `undone` those of them that had moved the slot
-   * and moved it back (the 409 names an `Event-Position`); `toHotDay` were sent to the contended
-   * day by a returning patient, beside a booking of the same patient at the same time.
+   * Reschedules by outcome: `refused` are the 409s, `undone` those of them that had moved
+   * something and moved it back (the 409 names an `Event-Position`); `toHotDay` were sent to the
+   * contended day by a returning patient, beside a booking of the same patient at the same time.
+   * Of those, `lostToBooking` were refused for the patient's time (`patient-overlap`) while the
+   * booking beside was accepted: the race's own refusal; `bookingBesideRefused` won it, the
+   * booking beside refused for the patient's time instead.
    */
-  readonly reschedules = { accepted: 0, refused: 0, undone: 0, toHotDay: 0 };
+  readonly reschedules = { accepted: 0, refused: 0, undone: 0, toHotDay: 0, lostToBooking: 0, bookingBesideRefused: 0 };
   /** Webhooks delivered again: right after the first, at the same moment as it, and after the paid booking was cancelled. */
   readonly duplicateWebhooks = { inTurn: 0, atOnce: 0, afterCancellation: 0 };
 }
@@ -263,28 +275,30 @@ async function appointmentJourney(ctx: LoadContext): Promise<void> {
 }
 
 /**
- * The position of the accepted reschedule, or of a refused one that moved the slot and moved it
- * back (its 409's `Event-Position`); `undefined` if there is none.
+ * The position of the accepted reschedule, or of a refused one that moved the patient's time
+ * (and maybe held a slot) and undid it (its 409's `Event-Position`); `undefined` if there is none.
  *
- * A returning patient's (`toHotDay`) goes to the contended day, where the slot is often
- * taken: refused before anything moved.
- *
- * Not raced against a booking of the same patient at the same time, which would have the
- * reschedule refused after moving the slot: the slot it moved away from is free until moved back,
- * and one soak in a few saw another appointment take it in that moment (a known gap of the
- * reschedule's order of steps, slot before time; see the README's "Commands that span
- * aggregates"), which the double-booking check rightly fails on.
+ * A returning patient's (`toHotDay`) goes to the contended day, and books another doctor at the
+ * same time, at once or a moment before (`bookingHeadStartMs`): the two race for the patient's
+ * time, and one is refused. A reschedule refused after its time moved (the slot on the contended
+ * day taken) moves the time back: the undo paths. This race found a double booking once, when
+ * the slot moved before the time.
  */
 async function reschedule(ctx: LoadContext, appointmentId: string, appointment: AppointmentRecord, bearer: string, toHotDay: boolean): Promise<string | undefined> {
   let start = slotStart(ctx.world, toHotDay);
   // Moving to the slot it holds changes nothing and appends nothing: not a reschedule to count.
   while (Date.parse(start) === Date.parse(appointment.start)) start = slotStart(ctx.world, toHotDay);
   const route = 'POST /v1/appointments/:id/reschedule';
-  const move = command(ctx, { api: 'command', method: 'POST', route, path: `/v1/appointments/${appointmentId}/reschedule`, bearer, body: { start } });
+  const move = async () => {
+    if (toHotDay && chance(0.5)) await sleep(randomInt(bookingHeadStartMs));
+    return command(ctx, { api: 'command', method: 'POST', route, path: `/v1/appointments/${appointmentId}/reschedule`, bearer, body: { start } });
+  };
   if (toHotDay) ctx.ledger.reschedules.toHotDay += 1;
-  const reply = await move;
+  const [besideReply, reply] = await Promise.all([toHotDay ? bookBeside(ctx, appointment.patientId, appointment.doctorId, start) : undefined, move()]);
+  if (besideReply && refusedAs(besideReply, 'patient-overlap')) ctx.ledger.reschedules.bookingBesideRefused += 1;
   if (reply?.status === 409) {
     ctx.ledger.reschedules.refused += 1;
+    if (besideReply?.status === 201 && refusedAs(reply, 'patient-overlap')) ctx.ledger.reschedules.lostToBooking += 1;
     const undone = refusedAt(ctx, route, reply);
     if (undone) ctx.ledger.reschedules.undone += 1;
     return undone;
@@ -295,6 +309,25 @@ async function reschedule(ctx: LoadContext, appointmentId: string, appointment: 
   appointment.reschedules += 1;
   appointment.start = start;
   return moved.position;
+}
+
+/** Books `patientId` with a doctor other than `besideDoctorId` at `start`, into the ledger if accepted; its answer. */
+async function bookBeside(ctx: LoadContext, patientId: string, besideDoctorId: string, start: string): Promise<Reply | undefined> {
+  // Not a contended doctor, whose day is full: the patient's time is what the two race for.
+  const doctorId = pick(ctx.world.doctorIds.slice(hotDoctors).filter((id) => id !== besideDoctorId));
+  const route = 'POST /v1/appointments';
+  const reply = await command(ctx, { api: 'command', method: 'POST', route, path: '/v1/appointments', bearer: token(patientId, ['PATIENT']), body: { doctorId, start, reason: 'soak second opinion' } });
+  const booked = reply?.status === 201 ? accept(ctx, route, reply) : undefined;
+  if (booked) ctx.ledger.appointments.set(booked.id, { doctorId, patientId, start, reschedules: 0, cancelled: false });
+  return reply;
+}
+
+const problemSchema = z.object({ type: z.string() });
+
+/** A 409 whose problem type is `code` (`patient-overlap`: the patient has another appointment then). */
+function refusedAs(reply: Reply, code: string): boolean {
+  const problem = problemSchema.safeParse(reply.json);
+  return reply.status === 409 && problem.success && problem.data.type === `${problemTypeBase}${code}`;
 }
 
 /** A refusal's `Event-Position`: none if it appended nothing, and a violation if it is no position. */
