@@ -573,6 +573,22 @@ export async function publishViews(trx: Transaction<unknown>, name: string, sche
   }
 }
 
+/**
+ * A swap's first statement: takes the read schema's views from readers (dropping them, so that
+ * the lock falls on the views alone, not, as `LOCK` on a view would, on the live generation's
+ * tables, which its projector writes under its row lock while the swap waits for that row). It
+ * waits for reads in progress at most `lockTimeoutMs`, and so does every later lock of the
+ * transaction; past it PostgreSQL raises 55P03 (`isLockUnavailable`).
+ *
+ * The bound is the point: a request for ACCESS EXCLUSIVE assigns the transaction its id before it
+ * waits (wal_level replica or above logs the lock for standbys), and an open id holds back what
+ * every event subscriber may read, while every new read of the views queues behind the request.
+ */
+export async function withdrawViews(trx: Transaction<unknown>, name: string, lockTimeoutMs: number): Promise<void> {
+  await sql`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`.execute(trx);
+  await sql`drop schema if exists ${sql.id(readSchema(name))} cascade`.execute(trx);
+}
+
 /** The active generation's row as it stands, unlocked: where a rebuild has to get to. */
 export async function readActiveGeneration(db: Kysely<unknown>, name: string): Promise<CheckpointRow | undefined> {
   return activeGeneration(db, name).executeTakeFirst();

@@ -21,6 +21,7 @@ import type { Projection } from './projection.js';
 import { ProjectorMetrics, type ProjectionStatus } from './projector-metrics.js';
 import { sleep } from '../../application/sleep.js';
 import { Projector, type ProjectionLogger, type ProjectorExit, type ProjectorSettings } from './projector.js';
+import { isTransientDatabaseError } from './transient-errors.js';
 
 export type ProjectionRuntimeOptions = {
   /** Over the pool shared with the read models; each batch borrows one connection for its transaction. */
@@ -240,7 +241,7 @@ class ProjectionSupervisor {
     if (!found || found.status === 'retired') return 'retired';
     if (found.version !== this.projection.version) return 'stopped';
     if (found.status === 'failed') await resumeGeneration(db, ref, now());
-    const setUp = found.schema_ready ? 'ready' : await this.setUp(ref, metrics);
+    const setUp = found.schema_ready ? 'ready' : await this.setUp(ref, metrics, signal);
     const exit = setUp === 'ready' ? await this.runProjector(ref, metrics, signal) : setUp;
     // A failed generation keeps its lock: another process retrying it in turn would only fail
     // again and bury the recorded error. A restart, a deploy or a rebuild moves it on.
@@ -254,18 +255,35 @@ class ProjectionSupervisor {
     return new Projector({ ...this.context, projection: this.projection, ref, row, metrics }).run(signal);
   }
 
-  /** A `migrate` that throws is a failure like a handler's: recorded, visible, not retried in a loop. */
-  private async setUp(ref: GenerationRef, metrics: ProjectorMetrics): Promise<'ready' | 'lost' | 'failed'> {
-    const { db, logger, now } = this.context;
-    try {
-      return (await setUpGeneration(db, ref, (trx) => this.projection.migrate(trx))) ? 'ready' : 'lost';
-    } catch (error) {
-      const message = `setting up the generation failed: ${error instanceof Error ? error.message : String(error)}`;
-      logger.error({ projection: ref.name, generation: ref.generation, err: error }, 'Projection stopped: its setup failed');
-      metrics.failed({ message, eventType: null, position: null });
-      metrics.state = 'failed';
-      return (await recordFailure(db, ref, { at: now(), error: message })) ? 'failed' : 'lost';
+  /**
+   * A `migrate` that throws is a failure like a handler's: recorded, visible, not retried in a
+   * loop. A database error that passes (`isTransientDatabaseError`) is not its own: the setup is
+   * tried again with doubling delays. Either way the row is read first: a COMMIT whose answer
+   * was lost may have landed, and a generation set up (the first one live, its views published)
+   * but recorded `failed` at the first event would serve empty read models as if complete.
+   */
+  private async setUp(ref: GenerationRef, metrics: ProjectorMetrics, signal: AbortSignal): Promise<'ready' | 'lost' | 'failed' | 'stopped'> {
+    const { db, logger, now, settings } = this.context;
+    for (let attempt = 1; !signal.aborted; attempt += 1) {
+      try {
+        return (await setUpGeneration(db, ref, (trx) => this.projection.migrate(trx))) ? 'ready' : 'lost';
+      } catch (error) {
+        const row = await readGeneration(db, ref.name, ref.generation).catch(() => undefined);
+        if (row?.schema_ready) return 'ready';
+        if (isTransientDatabaseError(error)) {
+          const delayMs = Math.min(settings.retryDelayMs * 2 ** (attempt - 1), settings.retryMaxDelayMs);
+          logger.warn({ projection: ref.name, generation: ref.generation, err: error, attempt, delayMs }, 'Projection setup failed on a passing database error; retrying');
+          await sleep(delayMs, signal);
+          continue;
+        }
+        const message = `setting up the generation failed: ${error instanceof Error ? error.message : String(error)}`;
+        logger.error({ projection: ref.name, generation: ref.generation, err: error }, 'Projection stopped: its setup failed');
+        metrics.failed({ message, eventType: null, position: null });
+        metrics.state = 'failed';
+        return (await recordFailure(db, ref, { at: now(), error: message })) ? 'failed' : 'lost';
+      }
     }
+    return 'stopped';
   }
 }
 

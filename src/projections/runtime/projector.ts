@@ -16,6 +16,7 @@ import {
   recordFailure,
   retireGeneration,
   rowPosition,
+  withdrawViews,
   withSearchPath,
   type GenerationRef,
 } from './projection-checkpoints.queries.js';
@@ -23,7 +24,7 @@ import type { CheckpointRow } from './projection-checkpoints.table.js';
 import { generationSchema, type Projection } from './projection.js';
 import type { ProjectorMetrics } from './projector-metrics.js';
 import { checkpointChannel, formatCheckpointNotification } from './wait-for-position.js';
-import { isTransientDatabaseError } from './transient-errors.js';
+import { isLockUnavailable, isTransientDatabaseError } from './transient-errors.js';
 
 export type ProjectorSettings = {
   /** Most events per transaction. */
@@ -57,6 +58,28 @@ export type ProjectionLogger = {
 export type ProjectorExit = 'stopped' | 'failed' | 'retired' | 'lost';
 
 type Committed = 'committed';
+
+/**
+ * Longest a swap waits for a lock: for reads of the old views to end, or for the live generation's
+ * batch in flight. Past it the batch commits without the swap, which is tried again later.
+ */
+const swapLockTimeoutMs = 100;
+
+/**
+ * What a swap try found under its locks: `swapped`; `superseded` (a newer version is active);
+ * `ours` (this generation is active already: an earlier swap's answer was lost); `behind` (the
+ * active generation moved on past the batch); `busy` (a lock not granted in time).
+ */
+type SwapOutcome = 'swapped' | 'superseded' | 'ours' | 'behind' | 'busy';
+
+/** Raised inside a swap's transaction to roll it back when the swap is not to happen. */
+class SwapDeclined extends Error {
+  override readonly name = 'SwapDeclined';
+
+  constructor(readonly outcome: Exclude<SwapOutcome, 'swapped' | 'busy'>) {
+    super(`The swap is not due: ${outcome}`);
+  }
+}
 
 /** Where a batch leaves the checkpoint. */
 type Progress = { readonly position: Position; readonly events: number; readonly lastEventRecordedAt: Date | undefined };
@@ -102,6 +125,9 @@ export class Projector {
   private active: boolean;
   private readonly handled: ReadonlySet<string>;
   private readonly schema: string;
+  /** Swap tries in a row that found a lock taken, and when (`performance.now()`) the next may be. */
+  private busySwaps = 0;
+  private nextSwapAt = 0;
 
   constructor(private readonly deps: ProjectorDeps) {
     this.position = rowPosition(deps.row);
@@ -230,6 +256,12 @@ export class Projector {
       this.deps.logger.warn({ ...this.fields(), checkpoint: formatPosition(error.position) }, 'Projection batch had been committed already; going on past it');
       this.position = error.position;
       this.deps.metrics.position = error.position;
+      // The batch may have been a swap: then this generation is live, and its commits must announce it.
+      // A failed look is left to the next tail check, which finds the same row (`commitAtTail`).
+      if (!this.active) {
+        const row = await readGeneration(this.deps.db, this.deps.ref.name, this.deps.ref.generation).catch(() => undefined);
+        if (row?.active) this.swappedAlready(row);
+      }
       return 'committed';
     }
   }
@@ -274,10 +306,15 @@ export class Projector {
    */
   private async commitAtTail(events: readonly RecordedEvent[]): Promise<Committed | 'retired'> {
     const { db, ref, now } = this.deps;
+    if (performance.now() < this.nextSwapAt) return this.commitBatch(events);
     const seen = await readActiveGeneration(db, ref.name);
     if (this.supersededBy(seen)) {
       await retireGeneration(db, ref, now());
       return 'retired';
+    }
+    if (seen?.generation === ref.generation) {
+      this.swappedAlready(seen);
+      return this.commitBatch(this.after(events));
     }
     const from = events[events.length - 1]?.position ?? this.position;
     const ahead = seen ? await this.eventsUpTo(from, rowPosition(seen)) : { events: [], reached: true };
@@ -286,42 +323,101 @@ export class Projector {
   }
 
   /**
-   * In one transaction: the active generation's row locked (its projector waits at its next
-   * commit), the batch, and, if the active generation is no further than the batch, that one
-   * retired and the views repointed. Everything commits together, so readers see the old tables
-   * or the new ones at a position at least as far, never a step back. The lock comes first, so
-   * that the active generation has only as long as the look took to move on. If it did, it is not
-   * followed under its lock, which would mean reading the log with the transaction open (see
-   * `commitAtTail`): the batch commits on its own, and the events that moved it, which the
-   * subscription brings next, make the next try.
+   * In one transaction: the read schema's views taken from readers (see `withdrawViews`), the
+   * active generation's row locked (its projector waits at its next commit), and, if that one is
+   * no further than the batch, the batch, that one retired and the views repointed. Everything
+   * commits together, so readers see the old tables or the new ones at a position at least as
+   * far, never a step back.
+   *
+   * The views come first, before anything else, under a short lock timeout: a read in progress
+   * makes the try give up within `swapLockTimeoutMs`, commit its batch alone and try again later
+   * with growing delays, rather than hold the transaction's id, which every event subscriber's
+   * horizon waits on, and queue every new read behind it for as long as the read lasts. Nothing
+   * is lost by giving up, and the live generation's projector is not held meanwhile. The row lock follows, so that the active generation has only as long as the
+   * look took to move on. If it did, it is not followed under its lock, which would mean reading
+   * the log with the transaction open (see `commitAtTail`): the batch commits on its own, and the
+   * events that moved it, which the subscription brings next, make the next try.
    */
   private async swapIn(events: readonly RecordedEvent[]): Promise<Committed | 'retired'> {
-    const { db, ref, now } = this.deps;
+    const { db, ref, now, logger } = this.deps;
     const started = performance.now();
     const last = events[events.length - 1];
     const progress: Progress = { position: last?.position ?? this.position, events: events.length, lastEventRecordedAt: last?.recordedAt };
-    const outcome = await db.transaction().execute(async (trx) => {
-      const active = await lockActiveGeneration(trx, ref.name);
-      await this.apply(trx, events);
-      const swap = this.supersededBy(active) ? 'superseded' : !active || comparePositions(rowPosition(active), progress.position) <= 0 ? 'swapped' : 'behind';
-      if (swap === 'swapped') {
+    let outcome: SwapOutcome;
+    let active: CheckpointRow | undefined;
+    try {
+      outcome = await db.transaction().execute(async (trx) => {
+        await withdrawViews(trx, ref.name, swapLockTimeoutMs);
+        active = await lockActiveGeneration(trx, ref.name);
+        const declined = this.declines(active, progress.position);
+        if (declined) throw new SwapDeclined(declined);
+        await this.apply(trx, events);
         if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
         await publishViews(trx, ref.name, this.schema);
+        await this.claim(trx, progress, { activate: true });
+        return 'swapped' as const;
+      });
+    } catch (error) {
+      if (error instanceof SwapDeclined) outcome = error.outcome;
+      else if (isLockUnavailable(error)) outcome = 'busy';
+      else throw error;
+    }
+    if (outcome !== 'busy') this.busySwaps = 0;
+    switch (outcome) {
+      case 'swapped':
+        this.committed(progress, started);
+        this.active = true;
+        this.deps.metrics.state = 'running';
+        logger.info({ ...this.fields() }, 'Projection rebuild caught up and swapped in');
+        return 'committed';
+      case 'superseded':
+        await retireGeneration(db, ref, now());
+        return 'retired';
+      case 'ours':
+        if (active) this.swappedAlready(active);
+        return this.commitBatch(this.after(events));
+      case 'busy': {
+        this.busySwaps += 1;
+        const delayMs = this.retryDelayMs(this.busySwaps);
+        this.nextSwapAt = performance.now() + delayMs;
+        logger.warn({ ...this.fields(), attempt: this.busySwaps, delayMs }, 'Projection swap found its views or the live generation busy; committing the batch alone and trying again later');
+        return this.commitBatch(events);
       }
-      if (progress.events > 0 || swap === 'swapped') await this.claim(trx, progress, { activate: swap === 'swapped' });
-      return swap;
-    });
-    this.committed(progress, started);
-    if (outcome === 'swapped') {
-      this.active = true;
-      this.deps.metrics.state = 'running';
-      this.deps.logger.info({ ...this.fields() }, 'Projection rebuild caught up and swapped in');
+      case 'behind':
+        return this.commitBatch(events);
+      default: {
+        const _exhaustive: never = outcome;
+        return _exhaustive;
+      }
     }
-    if (outcome === 'superseded') {
-      await retireGeneration(db, ref, now());
-      return 'retired';
+  }
+
+  /** Why the swap of a batch ending at `position` is not to happen under `active`, if it is not. */
+  private declines(active: CheckpointRow | undefined, position: Position): SwapDeclined['outcome'] | undefined {
+    if (!active) return undefined;
+    if (this.supersededBy(active)) return 'superseded';
+    if (active.generation === this.deps.ref.generation) return 'ours';
+    return comparePositions(rowPosition(active), position) > 0 ? 'behind' : undefined;
+  }
+
+  /**
+   * This generation's row is the active one: a swap whose answer was lost went through. Its row,
+   * which only this projector writes while it holds the lock, says how far that swap got.
+   */
+  private swappedAlready(row: CheckpointRow): void {
+    this.active = true;
+    this.deps.metrics.state = 'running';
+    const position = rowPosition(row);
+    if (comparePositions(position, this.position) > 0) {
+      this.position = position;
+      this.deps.metrics.position = position;
     }
-    return 'committed';
+    this.deps.logger.info({ ...this.fields() }, 'Projection rebuild had swapped in already; going on as the active generation');
+  }
+
+  /** The events past the checkpoint. */
+  private after(events: readonly RecordedEvent[]): RecordedEvent[] {
+    return events.filter((event) => comparePositions(event.position, this.position) > 0);
   }
 
   /** A newer version is active: this generation would never be swapped in. */

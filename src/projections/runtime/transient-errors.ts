@@ -63,3 +63,10 @@ function isTransientItself(error: Error): boolean {
   if (code !== undefined && sqlstateShape.test(code)) return transientClasses.has(code.slice(0, 2)) && !recurringCodes.has(code);
   return connectionMessages.some((message) => message.test(error.message));
 }
+
+/** PostgreSQL's `lock_not_available`: a lock not granted within `lock_timeout`, or at once under NOWAIT. */
+const lockNotAvailable = '55P03';
+
+export function isLockUnavailable(error: unknown): boolean {
+  return error instanceof Error && 'code' in error && error.code === lockNotAvailable;
+}

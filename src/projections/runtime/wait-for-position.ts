@@ -63,7 +63,8 @@ export type WaitForPositionOptions = {
 /**
  * Resolves true as soon as every named projection's active generation has committed `position`
  * (read-your-writes), false after `timeoutMs` or when `signal` aborts. Subscribes before the first
- * read, so a batch committing in between is not missed.
+ * read, so a batch committing in between is not missed. A read of the checkpoints still waiting
+ * for a connection from a pool run dry is given up at the deadline: the wait answers on time.
  */
 export async function waitForPosition(options: WaitForPositionOptions): Promise<boolean> {
   const { db, notifications, position, timeoutMs, pollMs = 500, signal } = options;
@@ -78,7 +79,8 @@ export async function waitForPosition(options: WaitForPositionOptions): Promise<
   const deadline = Date.now() + timeoutMs;
   try {
     while (!signal?.aborted) {
-      const current = await readActivePositions(db, [...waiting]);
+      const current = await withinDeadline(readActivePositions(db, [...waiting]), deadline, timeoutMs > 0);
+      if (!current) return false;
       for (const [name, checkpoint] of current) if (hasProcessed(checkpoint, position)) waiting.delete(name);
       if (waiting.size === 0) return true;
       const remaining = deadline - Date.now();
@@ -99,5 +101,22 @@ export async function waitForPosition(options: WaitForPositionOptions): Promise<
     return false;
   } finally {
     unsubscribe();
+  }
+}
+
+/**
+ * `read`'s answer, or undefined once `deadline` (a `Date.now()` time) has passed before it came.
+ * Unbounded when not `bounded`: a wait of no time at all still reads the checkpoints once.
+ */
+async function withinDeadline<T>(read: Promise<T>, deadline: number, bounded: boolean): Promise<T | undefined> {
+  if (!bounded) return read;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()))));
+  // Given up, the read still runs to its end once it has a connection: nobody is left to hear it fail.
+  read.catch(() => undefined);
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
