@@ -1,6 +1,7 @@
 import { aggregates } from './aggregates/aggregates.js';
 import { commandHandler, type CommandHandlerDeps } from './command-handling/handle-command.js';
 import type { Clock } from './ports/clock.js';
+import type { PaymentGateway } from './ports/payment-gateway.js';
 import type { PersonalDataVault } from './privacy/personal-data-vault.js';
 
 /**
@@ -33,4 +34,11 @@ export type CommandSide = {
   };
   /** Told of what a use case could not do and gave up on, which no caller hears of (a refused undo, say). */
   readonly onError?: (error: unknown, what: string) => void;
+  /**
+   * The payment provider, for a use case that must ask it what our log may not know yet: a card
+   * taken within the hold whose webhook is late, before the booking is expired. A function, so a
+   * process builds its gateway only once something asks (a tool never does); absent, the log
+   * alone decides.
+   */
+  readonly paymentGateway?: () => PaymentGateway;
 };

@@ -85,6 +85,8 @@ function commandSide(config: Config, storage: Storage, logger: Logger): CommandS
     clock: systemClock,
     policy: { holdMinutes: config.BOOKING_HOLD_MINUTES },
     onError: (err, what) => log.error({ err }, `could not ${what}; given up`),
+    // Built on first use: the gateway records what it delivers through this very side.
+    paymentGateway: () => paymentGateway(config, storage, logger),
   };
   sides.set(storage, side);
   return side;

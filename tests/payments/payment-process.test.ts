@@ -111,8 +111,8 @@ describe('payment process manager (booking ⇄ payment)', () => {
   beforeEach(async () => {
     stripe.reset();
     clock = fakeClock('2031-03-01T10:00:00Z');
-    side = createTestSide(tracked.store, clock, 15);
     const gateway = StripePaymentGateway.fromOptions({ secretKey: 'sk_test_fake', apiBase: stripe.apiBase, timeoutMs: 2_000 });
+    side = { ...createTestSide(tracked.store, clock, 15), paymentGateway: () => gateway };
     payments = { side, eventStore: tracked.store, gateway };
     process = new PaymentProcess({ eventStore: tracked.store, side, gateway, checkpoints: new PgProcessCheckpoints(createKysely(backend.pool)) });
     month = 0;
@@ -171,15 +171,31 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(stripe.refundsFor(paymentId)).toEqual([]);
   });
 
-  it('paid at Stripe, its webhook never came; the hold expires → the success learned from Stripe is recorded and refunded in full', async () => {
+  // Before, the expiry looked at our log only: the booking expired, and the success learned from
+  // Stripe afterwards was refunded in full. The consumer had paid in time.
+  it('paid at Stripe within the hold, its webhook never came; the hold expires → the expiry asks Stripe, records the success, and the booking is confirmed, not refunded', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    stripe.setIntentStatus(intentId, 'succeeded', new Date(clock.now().getTime() + 60_000));
+
+    await sweepHoldsAfter(16 * 60_000);
+
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingConfirmed']);
+    expect(await eventTypes(backend.eventStore, `listingCalendar-${listing}`)).toEqual(['DatesHeld', 'DatesBooked']);
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    expect(stripe.refundsFor(paymentId)).toEqual([]);
+  });
+
+  it('another amount taken at Stripe, its webhook never came; the hold expires → the mismatch is recorded, the booking expires, and what was taken goes back', async () => {
     const { bookingId, paymentId, intentId } = await bookAndStartPaying();
     stripe.setIntentStatus(intentId, 'succeeded');
+    const intent = stripe.intents.get(intentId);
+    if (intent) intent.amount_received = 100;
 
     await sweepHoldsAfter(16 * 60_000);
 
     expect(await bookingStatus(bookingId)).toBe('expired');
-    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
-    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000, status: 'succeeded' })]);
+    expect((await side.handlers.payment.read(`payment-${paymentId}`)).state.status).toBe('mismatched');
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 100, status: 'succeeded' })]);
   });
 
   it('paid at Stripe, its webhook never came; the consumer starts paying again → 409 already-paid, and the booking is confirmed', async () => {
@@ -458,6 +474,24 @@ describe('payment process manager (booking ⇄ payment)', () => {
 
     expect(await eventTypes(backend.eventStore, `payment-${first.paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundFailed']);
     expect((await side.handlers.payment.read(`payment-${first.paymentId}`)).state).toMatchObject({ refunds: [{ status: 'failed' }] });
+    expect(await bookingStatus(second.bookingId)).toBe('confirmed');
+  });
+
+  it.each([
+    ['made the refund, then failed', 'work-then-kept-error' as const],
+    ['failed before making it', 'kept-error' as const],
+  ])('a refund whose create %s with a 500 Stripe keeps as its key\'s answer → one refund of the policy amount, and later events go on', async (_, kind) => {
+    const first = await bookAndStartPaying();
+    await pay(first.paymentId, first.intentId);
+    await drain();
+    stripe.inject('create-refund', { kind, status: 500 });
+    await cancelBooking(side, first.bookingId, { reason: 'plans changed' }, as(consumer));
+    const second = await bookAndStartPaying();
+    await pay(second.paymentId, second.intentId);
+    await drain();
+
+    expect(stripe.refundsFor(first.paymentId)).toEqual([expect.objectContaining({ amount: 12_000, status: 'succeeded' })]);
+    expect(await eventTypes(backend.eventStore, `payment-${first.paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
     expect(await bookingStatus(second.bookingId)).toBe('confirmed');
   });
 

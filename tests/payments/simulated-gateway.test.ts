@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { paymentIdFor } from '../../src/application/payments/payment-attempts.js';
 import { startPayment } from '../../src/application/payments/payment.use-cases.js';
 import { paymentProviderActor, recordProviderEvent, type PaymentProviderEvent } from '../../src/application/payments/provider-events.js';
 import { idempotencyKeys, type CreateIntentRequest } from '../../src/application/ports/payment-gateway.js';
@@ -82,6 +83,37 @@ describe('simulated gateway (the whole flow locally, no Stripe)', () => {
       await gateway.close();
     }
     expect(await eventTypes(backend.eventStore, `payment-${started.paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+  });
+});
+
+describe('simulated gateway: a start that crashed between the intent and its record', () => {
+  it('the intent paid itself meanwhile (its success filed as unmatched): the retried start records the success, answers already-paid, and the booking is paid', async () => {
+    const side = createTestSide(backend.eventStore, { now: () => new Date('2031-06-01T10:00:00Z') });
+    const deliveries: string[] = [];
+    const gateway = new SimulatedPaymentGateway({
+      pool: backend.pool,
+      succeedAfterMs: 20,
+      pollIntervalMs: 10,
+      deliver: async (event) => {
+        await recordProviderEvent({ side, eventStore: backend.eventStore }, event, { actor: paymentProviderActor, requestId: 'sim', correlationId: 'sim', causationId: 'sim' });
+        deliveries.push(event.eventId);
+      },
+    });
+    try {
+      const listingId = (await createListing(side, listingInput, as(owner))).id;
+      const booking = await requestBooking(side, { listingId, startDate: '2031-06-10', endDate: '2031-06-12' }, as(consumer));
+      // The first start made the intent and crashed before InitiatePayment; the intent paid itself,
+      // and its success found no payment to record it on.
+      const paymentId = paymentIdFor(booking.id, 1);
+      await gateway.createIntent({ paymentId, bookingId: booking.id, amount: 24_000, currency: 'EUR', idempotencyKey: idempotencyKeys.createIntent(paymentId) });
+      await eventually(async () => deliveries.length > 0, 5_000, 'the success delivered');
+
+      await expect(startPayment({ side, gateway, eventStore: backend.eventStore }, booking.id, as(consumer))).rejects.toMatchObject({ code: 'already-paid' });
+
+      expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+    } finally {
+      await gateway.close();
+    }
   });
 });
 

@@ -8,7 +8,7 @@ import { stripeWebhookRoutes } from '../../src/infrastructure/http/routes/stripe
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { SimulatedPaymentGateway } from '../../src/infrastructure/simulated-payment-gateway/simulated-payment-gateway.js';
 import { startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
-import { createTestSide, eventTypes, fakeClock } from '../support/command-side.js';
+import { createTestSide, eventTypes, fakeClock, streamEvents } from '../support/command-side.js';
 import { stripeSignature } from '../stripe/support/stripe-events.js';
 import { deliver, intentObject, stripeEvent, webhookSecret } from './support/payments-api.fixture.js';
 
@@ -117,5 +117,57 @@ describe('the admission hooks of the shared HTTP server, on the webhook (inject,
 
     expect(await server.deliver()).toEqual({ status: 200, recorded: ['ProviderEventUnmatched'] });
     expect((await server.app.inject('/work')).statusCode).toBe(503);
+  });
+});
+
+describe('a signed event of the wrong shape', () => {
+  it('is answered 200 and kept as unmatched ("malformed"): a 500 would have Stripe send it again for days', async () => {
+    const eventStore = new MemoryEventStore();
+    const app: HttpServer = await createHttpServer({
+      logger: pino({ level: 'silent' }),
+      openApi: { title: 't', description: 't', version: '1' },
+      security: { corsOrigins: [], rateLimitMax: 100 },
+      auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
+      probes: [],
+    });
+    try {
+      const side = createTestSide(eventStore, fakeClock('2031-01-01T00:00:00Z'));
+      await app.register(stripeWebhookRoutes, { side, eventStore, webhookSecret, rateLimitMax: 100 });
+      await app.ready();
+      const bodies = {
+        'no data': JSON.stringify({ id: 'evt_m1', object: 'event', type: 'payment_intent.succeeded', created: 1_900_000_000 }),
+        'no metadata': stripeEvent('evt_m2', 'payment_intent.succeeded', intentObject('pi_m2', 'p', { metadata: null })),
+        'no refunds list': stripeEvent('evt_m3', 'charge.refunded', { id: 'ch_m3', object: 'charge', refunds: { data: 7 } }),
+      };
+      const answers: Record<string, unknown> = {};
+      for (const [what, payload] of Object.entries(bodies)) {
+        const response = await app.inject({
+          method: 'POST',
+          url: '/v1/webhooks/stripe',
+          headers: { 'content-type': 'application/json', 'stripe-signature': stripeSignature(payload, webhookSecret) },
+          payload,
+        });
+        const eventId = String(JSON.parse(payload).id);
+        const [kept] = await streamEvents(eventStore, unmatchedStreamId(eventId));
+        answers[what] = { status: response.statusCode, reason: String(kept?.data.reason).split(':')[0] };
+      }
+      const noId = JSON.stringify({ object: 'event', type: 'payment_intent.succeeded', data: { object: intentObject('pi_m4', 'p', { amount_received: 100 }) } });
+      const unnamed = await app.inject({
+        method: 'POST',
+        url: '/v1/webhooks/stripe',
+        headers: { 'content-type': 'application/json', 'stripe-signature': stripeSignature(noId, webhookSecret) },
+        payload: noId,
+      });
+      // Kept under an id derived from its bytes, which this test does not recompute.
+      answers['no id'] = { status: unnamed.statusCode };
+      expect(answers).toEqual({
+        'no id': { status: 200 },
+        'no data': { status: 200, reason: 'malformed' },
+        'no metadata': { status: 200, reason: 'malformed' },
+        'no refunds list': { status: 200, reason: 'malformed' },
+      });
+    } finally {
+      await app.close();
+    }
   });
 });

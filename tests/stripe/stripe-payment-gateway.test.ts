@@ -65,6 +65,70 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     expect(new Set(stripe.requestsTo('create-refund').map((r) => r.idempotencyKey))).toEqual(new Set(['bookable:payment:pay-4:refund:ref-1']));
   });
 
+  describe('a create whose 500 Stripe keeps as its key\'s answer (replayed to every retry under that key for 24 h)', () => {
+    const refundRequest = (intentId: string, paymentId: string) => ({ intentId, paymentId, refundId: `ref-of-${paymentId}`, amount: 12_000, idempotencyKey: idempotencyKeys.createRefund(paymentId, `ref-of-${paymentId}`) });
+
+    it('a refund made before the 500 is found by its refundId, and not made again', async () => {
+      const intent = await gateway.createIntent(intentRequest('pay-12'));
+      stripe.setIntentStatus(intent.intentId, 'succeeded');
+      stripe.inject('create-refund', { kind: 'work-then-kept-error', status: 500 });
+      const request = refundRequest(intent.intentId, 'pay-12');
+
+      const refund = await gateway.createRefund(request);
+      expect(await gateway.createRefund(request)).toEqual(refund);
+
+      expect(stripe.refundsFor('pay-12')).toEqual([expect.objectContaining({ id: refund.providerRefundId, amount: 12_000, metadata: { paymentId: 'pay-12', refundId: 'ref-of-pay-12' } })]);
+      expect(new Set(stripe.requestsTo('create-refund').map((r) => r.idempotencyKey))).toEqual(new Set([request.idempotencyKey]));
+    });
+
+    it('a refund the 500 left unmade is made once, under the next versioned key', async () => {
+      const intent = await gateway.createIntent(intentRequest('pay-13'));
+      stripe.setIntentStatus(intent.intentId, 'succeeded');
+      stripe.inject('create-refund', { kind: 'kept-error', status: 500 });
+      const request = refundRequest(intent.intentId, 'pay-13');
+
+      const refund = await gateway.createRefund(request);
+      expect(refund.status).toBe('succeeded');
+      expect(await gateway.createRefund(request)).toEqual(refund);
+
+      expect(stripe.refundsFor('pay-13')).toEqual([expect.objectContaining({ id: refund.providerRefundId, amount: 12_000 })]);
+      expect(new Set(stripe.requestsTo('create-refund').map((r) => r.idempotencyKey))).toEqual(new Set([request.idempotencyKey, `${request.idempotencyKey}:attempt-2`]));
+    });
+
+    it('a refund made under the next versioned key is found by a call a day later, once Stripe dropped the first key, and not made again', async () => {
+      const intent = await gateway.createIntent(intentRequest('pay-16'));
+      stripe.setIntentStatus(intent.intentId, 'succeeded');
+      stripe.inject('create-refund', { kind: 'kept-error', status: 500 });
+      const request = refundRequest(intent.intentId, 'pay-16');
+      const refund = await gateway.createRefund(request);
+
+      stripe.forgetIdempotencyKeys();
+      expect(await gateway.createRefund(request)).toEqual(refund);
+
+      expect(stripe.refundsFor('pay-16')).toEqual([expect.objectContaining({ id: refund.providerRefundId, amount: 12_000 })]);
+    });
+
+    it('a refund whose outcome is unknown (every try cut off) and that was not made is not made under another key: the same key is tried again later', async () => {
+      const intent = await gateway.createIntent(intentRequest('pay-14'));
+      stripe.setIntentStatus(intent.intentId, 'succeeded');
+      stripe.inject('create-refund', ...Array.from({ length: 4 }, () => ({ kind: 'drop-before' }) as const));
+      const request = refundRequest(intent.intentId, 'pay-14');
+
+      await expect(gateway.createRefund(request)).rejects.toBeInstanceOf(ProviderUnavailableError);
+      expect(new Set(stripe.requestsTo('create-refund').map((r) => r.idempotencyKey))).toEqual(new Set([request.idempotencyKey]));
+      // Looked for before the create, and again after its outcome was lost.
+      expect(stripe.requestsTo('list-refunds')).toHaveLength(2);
+    });
+
+    it('an intent the 500 left its key stuck on is made under the next versioned key, and a retry of the start finds that one', async () => {
+      stripe.inject('create-intent', { kind: 'kept-error', status: 500 });
+      const intent = await gateway.createIntent(intentRequest('pay-15'));
+      expect(await gateway.createIntent(intentRequest('pay-15'))).toEqual(intent);
+      expect(stripe.intentsFor('pay-15')).toEqual([expect.objectContaining({ id: intent.intentId })]);
+      expect(new Set(stripe.requestsTo('create-intent').map((r) => r.idempotencyKey))).toEqual(new Set(['bookable:payment:pay-15:create-intent', 'bookable:payment:pay-15:create-intent:attempt-2']));
+    });
+  });
+
   it("a refund Stripe refuses for good (an intent it does not know) is a ProviderRefusedError, not worth a retry", async () => {
     const refusal = gateway.createRefund({ intentId: 'pi_unknown', paymentId: 'p', refundId: 'r', amount: 1, idempotencyKey: 'k-refused' });
     await expect(refusal).rejects.toBeInstanceOf(ProviderRefusedError);
@@ -83,6 +147,8 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     const outage: unknown = await gateway.createIntent(intentRequest('pay-9')).catch((error: unknown) => error);
     expect(outage).toBeInstanceOf(ProviderUnavailableError);
     expect(outage).not.toHaveProperty('statusCode');
+    // A 5xx that was not kept as the key's answer is an outage: retried later under the same key, no other spent.
+    expect(new Set(stripe.requestsTo('create-intent').map((r) => r.idempotencyKey))).toEqual(new Set(['bookable:payment:pay-9:create-intent']));
   });
 
   it('reports a failed refund with its reason', async () => {

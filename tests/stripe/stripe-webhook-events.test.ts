@@ -74,4 +74,15 @@ describe("Stripe events in our terms", () => {
     expect(toProviderEvents(event('evt_6', 'refund.created', refund('re_5', 'pending', { paymentId: 'p', refundId: 'r' })))).toEqual([]);
     expect(toProviderEvents(event('evt_7', 'invoice.paid', { id: 'in_1', object: 'invoice' }))).toEqual([]);
   });
+
+  it.each([
+    ['an intent event without its object', 'payment_intent.succeeded', undefined, 'data.object'],
+    ['an intent without metadata', 'payment_intent.succeeded', { id: 'pi_9', object: 'payment_intent', metadata: null, amount_received: 1, currency: 'eur' }, 'data.object.metadata'],
+    ['a success whose amount is no number', 'payment_intent.succeeded', { id: 'pi_9', object: 'payment_intent', metadata: { paymentId: 'p9' }, amount_received: '100', currency: 'eur' }, 'data.object.amount_received'],
+    ['a charge whose refunds are no list', 'charge.refunded', { id: 'ch_9', object: 'charge', refunds: { data: 'none' } }, 'data.object.refunds.data'],
+    ['a refund whose metadata is a string', 'refund.updated', { id: 're_9', object: 'refund', status: 'succeeded', metadata: 'p9' }, 'data.object.metadata'],
+  ])('%s is kept as unmatched ("malformed", naming the field), not thrown over', (_, type, object, field) => {
+    const malformed: Stripe.Event = JSON.parse(JSON.stringify({ id: 'evt_m', object: 'event', type, data: object === undefined ? {} : { object } }));
+    expect(toProviderEvents(malformed)).toEqual([{ kind: 'unmatched', eventId: 'evt_m', eventType: type, objectId: object?.id ?? 'evt_m', reason: expect.stringMatching(new RegExp(`^malformed: ${field.replaceAll('.', '\\.')}: `)) }]);
+  });
 });

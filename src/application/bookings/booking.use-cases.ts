@@ -12,7 +12,7 @@ import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { compensating, givenUpOnFailure, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
-import { bookingPayment } from '../payments/payment-attempts.js';
+import { bookingPayment, paidAtProvider } from '../payments/payment-attempts.js';
 import type { Position } from '../ports/position.js';
 
 export type RequestBookingInput = { listingId: string; startDate: CalendarDate; endDate: CalendarDate };
@@ -129,7 +129,10 @@ async function expireIfLapsed(
 /**
  * Expires a booking whose hold lapsed while it still waits for its payment; one paid meanwhile
  * (the payment process books its dates) or moved on is left as it is. Answers where it stood,
- * and the expiry if there was one.
+ * and the expiry if there was one. Our log may be behind the provider (a card taken within the
+ * hold, its webhook late), so the provider is asked about the live attempts first: expired, that
+ * booking was refunded in full. A success recorded between that look and the expiry's append
+ * still loses the booking (and is refunded), as before.
  */
 export async function expireUnpaidBooking(
   side: CommandSide,
@@ -137,11 +140,10 @@ export async function expireUnpaidBooking(
   request: CommandOptions,
 ): Promise<{ readonly paid: boolean; readonly expired?: { readonly position: Position } }> {
   const booking = await bookingPayment(side, bookingId);
-  if (booking.status === 'requested' && !booking.paid) {
-    const expire: ExpireBooking = { type: 'ExpireBooking', data: { bookingId, now: side.clock.now().toISOString() } };
-    return { paid: false, expired: await side.handlers.booking.handle(bookingStreamId(bookingId), expire, request) };
-  }
-  return booking;
+  if (booking.status !== 'requested' || booking.paid) return booking;
+  if (await paidAtProvider(side, bookingId, request.context)) return { paid: true };
+  const expire: ExpireBooking = { type: 'ExpireBooking', data: { bookingId, now: side.clock.now().toISOString() } };
+  return { paid: false, expired: await side.handlers.booking.handle(bookingStreamId(bookingId), expire, request) };
 }
 
 /**

@@ -2,7 +2,9 @@ import { bookingStreamId, type BookingState } from '../../domain/booking/booking
 import { paymentStreamId, type PaymentState } from '../../domain/payment/payment.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import type { CommandSide } from '../command-handlers.js';
+import type { CommandContext } from '../metadata.js';
 import { deterministicUuid } from '../ids.js';
+import { intentOutcomeLearned, recordOnPayment } from './provider-events.js';
 
 /**
  * A booking's payments are its attempts 1, 2, 3 … with ids derived from the booking and the
@@ -57,4 +59,29 @@ export async function bookingPayment(side: CommandSide, bookingId: string): Prom
   if (status === 'paid' || status === 'confirmed' || status === 'completed') return { status, paid: true };
   if (status !== 'requested') return { status, paid: false };
   return { status, paid: (await paymentAttempts(side, bookingId)).some(({ state }) => state.status === 'succeeded') };
+}
+
+/**
+ * Whether the provider took the booking's price on one of its live attempts though our log does
+ * not say so yet (the webhook late, or lost): asked of the side's gateway, if it has one, and a
+ * success it reports is recorded as its webhook would be, so that the payment process marks the
+ * booking paid and confirms it. Another amount taken is recorded too, as a mismatch: not paid, and
+ * refunded. A provider that cannot be reached throws: whoever asked tries again later.
+ */
+export async function paidAtProvider(side: CommandSide, bookingId: string, context: CommandContext): Promise<boolean> {
+  const gateway = side.paymentGateway?.();
+  if (!gateway) return false;
+  let paid = false;
+  for (const { paymentId, state } of await paymentAttempts(side, bookingId)) {
+    if (!isLive(state)) continue;
+    const intentId = state.payment.providerIntentId;
+    const learned = intentOutcomeLearned(paymentId, intentId, await gateway.retrieveIntent(intentId));
+    if (learned?.kind !== 'payment-succeeded') continue;
+    await recordOnPayment(side, learned, context).catch((error: unknown) => {
+      // Recorded otherwise meanwhile (its webhook came): the state read next says which.
+      if (!(error instanceof DomainError)) throw error;
+    });
+    if ((await side.handlers.payment.read(paymentStreamId(paymentId))).state.status === 'succeeded') paid = true;
+  }
+  return paid;
 }

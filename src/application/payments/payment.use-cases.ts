@@ -8,7 +8,7 @@ import { outcome, type CommandOutcome } from '../command-handling/command-outcom
 import { assertExpectedVersion } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
-import { idempotencyKeys, type PaymentGateway } from '../ports/payment-gateway.js';
+import { idempotencyKeys, type PaymentGateway, type ProviderIntent } from '../ports/payment-gateway.js';
 import type { Position } from '../ports/position.js';
 import { currentAttempt, isLive, type PaymentAttempt } from './payment-attempts.js';
 import { intentOutcomeLearned, recordProviderEvent, type ProviderEventDeps } from './provider-events.js';
@@ -55,7 +55,24 @@ export async function startPayment(payments: PaymentSide, bookingId: string, req
     { type: 'InitiatePayment', data: { paymentId: current.paymentId, bookingId, providerIntentId: intent.intentId, amount, currency } },
     { commandId: `start-payment:${current.paymentId}`, context: request.context },
   );
+  if (await recordedIfOver(payments, current.paymentId, intent, request)) {
+    // The next look answers as for any live intent found over: paid, or a fresh attempt.
+    if (!retried) return startPayment(payments, bookingId, request, true);
+    throw new DomainError('payment-in-progress', `booking ${bookingId} has a payment that is neither live nor over`);
+  }
   return { paymentId: current.paymentId, clientSecret: intent.clientSecret, status: 'initiated', position: result.position, created: true };
+}
+
+/**
+ * The key gave back an intent an earlier start made before it crashed short of recording it, and
+ * the intent is over already (the simulated gateway's pay themselves 1.5 s after creation): its
+ * outcome was delivered while no payment existed, filed as unmatched, and is never sent again.
+ * Recorded now, as `liveIntent` would. Whether it was over.
+ */
+async function recordedIfOver(payments: PaymentSide, paymentId: string, intent: ProviderIntent, request: CommandOptions): Promise<boolean> {
+  const learned = intentOutcomeLearned(paymentId, intent.intentId, intent);
+  if (learned) await recordProviderEvent(payments, learned, request.context);
+  return learned !== undefined;
 }
 
 /**

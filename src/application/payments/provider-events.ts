@@ -98,22 +98,27 @@ function guardIntent(event: MatchedEvent, state: PaymentState): void {
  */
 export async function recordProviderEvent(deps: ProviderEventDeps, event: PaymentProviderEvent, context: CommandContext): Promise<void> {
   if (event.kind === 'unmatched') return recordUnmatched(deps, event, context);
-  const options: CommandOptions = { commandId: `provider-event:${event.eventId}`, context };
   try {
-    await deps.side.handlers.payment.handle(
-      paymentStreamId(event.paymentId),
-      (state) => {
-        guardIntent(event, state);
-        return commandFor(event);
-      },
-      options,
-    );
+    await recordOnPayment(deps.side, event, context);
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;
     const objectId = 'intentId' in event ? event.intentId : event.refundId;
     const reason = `${error.code}: ${error.message}`;
     await recordUnmatched(deps, { kind: 'unmatched', eventId: event.eventId, eventType: event.kind, objectId, reason }, context);
   }
+}
+
+/** Records one provider event on its payment; a refusal by the payment's rules is thrown (a DomainError). */
+export async function recordOnPayment(side: CommandSide, event: MatchedEvent, context: CommandContext): Promise<void> {
+  const options: CommandOptions = { commandId: `provider-event:${event.eventId}`, context };
+  await side.handlers.payment.handle(
+    paymentStreamId(event.paymentId),
+    (state) => {
+      guardIntent(event, state);
+      return commandFor(event);
+    },
+    options,
+  );
 }
 
 async function recordUnmatched(

@@ -20,7 +20,11 @@ export interface PaymentGateway {
    */
   cancelIntent(request: CancelIntentRequest): Promise<CancelIntentResult>;
 
-  /** Gives back part or all of what an intent captured. */
+  /**
+   * Gives back part or all of what an intent captured, at most once per `refundId`: a retry (ours,
+   * or a call after one whose outcome was lost) answers the refund an earlier try made, even when
+   * the provider kept a failure as the first key's answer.
+   */
   createRefund(request: CreateRefundRequest): Promise<ProviderRefund>;
 }
 
@@ -115,4 +119,9 @@ export class ProviderUnavailableError extends Error {
 export const idempotencyKeys = {
   createIntent: (paymentId: string) => `bookable:payment:${paymentId}:create-intent`,
   createRefund: (paymentId: string, refundId: string) => `bookable:payment:${paymentId}:refund:${refundId}`,
+  /**
+   * The key of try `attempt` (from 1) of the same step, for a provider that keeps a failure as a
+   * key's answer: the first try keeps the step's own key, so keys already sent still mean the same.
+   */
+  attempt: (key: string, attempt: number) => (attempt <= 1 ? key : `${key}:attempt-${attempt}`),
 };

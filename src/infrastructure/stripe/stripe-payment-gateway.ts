@@ -9,7 +9,7 @@ import type {
   ProviderIntentStatus,
   ProviderRefund,
 } from '../../application/ports/payment-gateway.js';
-import { ProviderRefusedError, ProviderUnavailableError } from '../../application/ports/payment-gateway.js';
+import { idempotencyKeys, ProviderRefusedError, ProviderUnavailableError } from '../../application/ports/payment-gateway.js';
 import { stripeInstant } from './stripe-instant.js';
 
 export type StripeGatewayOptions = {
@@ -108,9 +108,46 @@ function providerError(error: unknown): unknown {
   return new ProviderUnavailableError(`Stripe: ${error.type}${status === undefined ? '' : ` (HTTP ${status})`}`, { cause: error });
 }
 
-const rethrowProviderError = (error: unknown): never => {
-  throw providerError(error);
-};
+/**
+ * What a create that threw may have done. `kept-failure`: Stripe replayed a 5xx (its
+ * `Idempotent-Replayed` header) kept as the key's answer because the request had started
+ * executing; it replays it to every retry under that key for 24 h, and the request is over (one
+ * still running gets a 409). `unknown`: no answer came (a connection cut, a timeout), or a first
+ * 5xx, which may or may not be kept (a retry under the key tells). `undefined`: refused before
+ * anything was done (a 4xx, a 409 while it runs): the same key may be tried again.
+ */
+function whatAFailedCreateDid(error: unknown): 'kept-failure' | 'unknown' | undefined {
+  if (!isStripeError(error)) return undefined;
+  if (error.statusCode === undefined) return error instanceof Stripe.errors.StripeConnectionError ? 'unknown' : undefined;
+  if (error.statusCode < 500) return undefined;
+  return error.headers?.['idempotent-replayed'] === 'true' ? 'kept-failure' : 'unknown';
+}
+
+/** Keys one call tries for one create, each after its predecessor's 5xx and a look that found nothing. */
+const maxKeyAttempts = 5;
+
+/**
+ * Creates under the step's key; after a 5xx or an unknown outcome, first looks for what the create
+ * may have made (`made`). Found, it is the answer. Else, after a kept 5xx only, it creates again
+ * under the next versioned key: the old key would replay that 5xx all day, holding up the refund
+ * (and, in the payment process, every event after it), and once Stripe dropped it a day later, a
+ * retry under it would be a new request. An unknown outcome keeps its key: the request may still
+ * be running, and the key is what makes its retry the same request; nor does an outage (fresh
+ * 5xx) spend keys.
+ */
+async function createOnce<T>(key: string, create: (key: string) => Promise<T>, made: () => Promise<T | undefined>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await create(idempotencyKeys.attempt(key, attempt));
+    } catch (error) {
+      const outcome = whatAFailedCreateDid(error);
+      if (outcome === undefined) throw providerError(error);
+      const found = await made();
+      if (found !== undefined) return found;
+      if (outcome === 'unknown' || attempt >= maxKeyAttempts) throw providerError(error);
+    }
+  }
+}
 
 /** The Stripe API through the official SDK; idempotency keys are always ours, never the SDK's random ones. */
 export class StripePaymentGateway implements PaymentGateway {
@@ -122,19 +159,23 @@ export class StripePaymentGateway implements PaymentGateway {
     return new StripePaymentGateway(createStripeClient(options));
   }
 
+  /**
+   * No look for an intent an earlier try made: Stripe lists intents by customer and date only, and
+   * its search lags by up to a minute. An intent made before a 5xx is left unused, and nobody can
+   * pay it: its client secret was never handed out.
+   */
   async createIntent(request: CreateIntentRequest): Promise<ProviderIntent> {
-    const intent = await this.stripe.paymentIntents
-      .create(
+    const create = (idempotencyKey: string) =>
+      this.stripe.paymentIntents.create(
         {
           amount: request.amount,
           currency: request.currency.toLowerCase(),
           automatic_payment_methods: { enabled: true },
           metadata: { paymentId: request.paymentId, bookingId: request.bookingId },
         },
-        { idempotencyKey: request.idempotencyKey },
-      )
-      .catch(rethrowProviderError);
-    return toIntent(intent);
+        { idempotencyKey },
+      );
+    return toIntent(await createOnce(request.idempotencyKey, create, async () => undefined));
   }
 
   async retrieveIntent(intentId: string): Promise<ProviderIntent | undefined> {
@@ -160,19 +201,33 @@ export class StripePaymentGateway implements PaymentGateway {
     }
   }
 
+  /**
+   * Our ids go in the refund's metadata: its webhooks name it by them, and a later try finds it by
+   * them. Looked for before any create, not only after a failed one: a refund made under a
+   * versioned key is known to no key a later call starts with, and a day on, once Stripe dropped
+   * the first key, a create under it would be a second refund. One list call per refund asked for.
+   */
   async createRefund(request: CreateRefundRequest): Promise<ProviderRefund> {
-    const refund = await this.stripe.refunds
-      .create(
-        {
-          payment_intent: request.intentId,
-          amount: request.amount,
-          metadata: { paymentId: request.paymentId, refundId: request.refundId },
-        },
-        { idempotencyKey: request.idempotencyKey },
-      )
-      .catch(rethrowProviderError);
+    const create = (idempotencyKey: string) =>
+      this.stripe.refunds.create(
+        { payment_intent: request.intentId, amount: request.amount, metadata: { paymentId: request.paymentId, refundId: request.refundId } },
+        { idempotencyKey },
+      );
+    const refund = (await this.refundMadeFor(request)) ?? (await createOnce(request.idempotencyKey, create, () => this.refundMadeFor(request)));
     const status = refundStatus(refund);
     const failureReason = refund.failure_reason ?? undefined;
     return { providerRefundId: refund.id, status, ...(status === 'failed' ? { failureReason: failureReason ?? 'failed' } : {}) };
+  }
+
+  /** The intent's refund that carries our `refundId`, if one was made (an intent has a few refunds at most). */
+  private async refundMadeFor(request: CreateRefundRequest): Promise<Stripe.Refund | undefined> {
+    try {
+      for await (const refund of this.stripe.refunds.list({ payment_intent: request.intentId, limit: 100 })) {
+        if (refund.metadata?.refundId === request.refundId) return refund;
+      }
+      return undefined;
+    } catch (error) {
+      throw providerError(error);
+    }
   }
 }

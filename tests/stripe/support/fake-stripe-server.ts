@@ -5,20 +5,25 @@ import { sleep } from '../../../src/application/sleep.js';
 /**
  * Plays Stripe's API for the calls our gateway makes, over real HTTP, so the real SDK (its
  * retries, its timeouts, its headers) is what talks to it. Like Stripe, it replays the first
- * answer for a repeated `Idempotency-Key` and answers 409 while a request with the same key is
- * still in flight. Faults are queued per route and used up in order.
+ * answer for a repeated `Idempotency-Key` once the request started executing, a 5xx too (for 24 h
+ * at Stripe, for good here), and answers 409 while a request with the same key is still in
+ * flight. Faults are queued per route and used up in order.
  */
 export type Fault =
   /** Never answers: the connection is cut before anything is done. */
   | { readonly kind: 'drop-before' }
   /** Does the work, then cuts the connection: the client cannot know it happened. */
   | { readonly kind: 'drop-after' }
-  /** Answers this status without doing anything. */
+  /** Answers this status without doing anything or keeping it: refused before it executed (a 503 from the edge, a 409, a 401). */
   | { readonly kind: 'status'; readonly status: 500 | 409 | 503 | 401 | 403 | 400 }
+  /** Does the work, then fails with this 5xx, which is kept as the key's answer: every retry under the key gets it. */
+  | { readonly kind: 'work-then-kept-error'; readonly status: 500 }
+  /** Starts executing and fails before doing anything; the 5xx is kept as the key's answer all the same. */
+  | { readonly kind: 'kept-error'; readonly status: 500 }
   /** Does the work and answers after this long (longer than the client's timeout: a timeout). */
   | { readonly kind: 'delay'; readonly ms: number };
 
-export type Route = 'create-intent' | 'retrieve-intent' | 'cancel-intent' | 'create-refund';
+export type Route = 'create-intent' | 'retrieve-intent' | 'cancel-intent' | 'create-refund' | 'list-refunds';
 
 export type FakeIntent = {
   id: string;
@@ -145,6 +150,11 @@ export class FakeStripeServer {
     intent.latest_charge = id;
   }
 
+  /** Stripe drops a key's kept answer after 24 h: a request under it is a new one again. */
+  forgetIdempotencyKeys(): void {
+    this.answered.clear();
+  }
+
   reset(): void {
     this.intents.clear();
     this.refunds.clear();
@@ -182,9 +192,14 @@ export class FakeStripeServer {
       try {
         if (fault?.kind === 'delay') await sleep(fault.ms);
         // The SDK sends a GET's parameters (`expand[0]=…`) in the query, a POST's in the body.
-        answer = this.perform(route, path, new URLSearchParams(method === 'GET' ? query : body));
-        // Stripe keeps the answer for a key only when the work was done (not for a 5xx it can retry).
-        if (storeKey && answer.status < 500) this.answered.set(storeKey, answer);
+        const form = new URLSearchParams(method === 'GET' ? query : body);
+        if (fault?.kind === 'kept-error') answer = { status: fault.status, body: stripeError('api_error', 'kept') };
+        else {
+          answer = this.perform(route, path, form);
+          if (fault?.kind === 'work-then-kept-error') answer = { status: fault.status, body: stripeError('api_error', 'kept') };
+        }
+        // Stripe keeps the answer for a key once the request started executing, whatever it was.
+        if (storeKey) this.answered.set(storeKey, answer);
       } finally {
         if (storeKey) this.inFlight.delete(storeKey);
       }
@@ -248,6 +263,11 @@ export class FakeStripeServer {
         this.refunds.set(id, refund);
         return ok(refund);
       }
+      case 'list-refunds': {
+        const intentId = form.get('payment_intent');
+        const data = [...this.refunds.values()].filter((refund) => intentId === null || refund.payment_intent === intentId).reverse();
+        return ok({ object: 'list', url: '/v1/refunds', has_more: false, data });
+      }
     }
   }
 }
@@ -257,6 +277,7 @@ function routeOf(method: string, path: string): Route | 'unknown' {
   if (method === 'GET' && /^\/v1\/payment_intents\/[^/]+$/.test(path)) return 'retrieve-intent';
   if (method === 'POST' && /^\/v1\/payment_intents\/[^/]+\/cancel$/.test(path)) return 'cancel-intent';
   if (method === 'POST' && path === '/v1/refunds') return 'create-refund';
+  if (method === 'GET' && path === '/v1/refunds') return 'list-refunds';
   return 'unknown';
 }
 

@@ -20,7 +20,10 @@ function invalidSignature(detail: string): HttpProblem {
  * parses every body as a raw buffer (scoped to itself: the rest of the API keeps its JSON
  * parser). A verified event is recorded before the answer and nothing slow happens here: the
  * process manager does the rest from the log. Stripe's own event id makes redeliveries no-ops,
- * so the route takes no Idempotency-Key.
+ * so the route takes no Idempotency-Key. A signed event of a shape we cannot read is kept as
+ * unmatched ("malformed", naming the field) and answered 200, not 400: Stripe retries any non-2xx
+ * for days and then disables the endpoint, while a retry brings the same bytes; the log keeps it
+ * for reconciliation, where a 400 would only show in Stripe's dashboard.
  */
 export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = async (app, options) => {
   app.removeAllContentTypeParsers();
@@ -53,7 +56,8 @@ export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = asy
         actor: paymentProviderActor,
         requestId: request.id,
         correlationId: request.id,
-        causationId: event.id,
+        // A signed event without an id is malformed, not unsigned: kept under the request's.
+        causationId: typeof event.id === 'string' && event.id !== '' ? event.id : request.id,
         ip: request.ip,
       };
       for (const providerEvent of toProviderEvents(event)) await recordProviderEvent(options, providerEvent, context);
