@@ -345,6 +345,39 @@ describe('appointment use cases', () => {
       await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
     });
 
+    it("retried with the same key after dying between the appointment's move and the slot's, completes the move before answering: the old slot is free at once, and the appointment can move again", async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const retried = as(patient, 'died-before-the-slot-followed');
+      let appends = 0;
+      store.interrupt((streamId) => streamId === `doctorSchedule-${doctor.id}` && ++appends === 2);
+      await expect(rescheduleAppointment(side, booked.id, { start: nineThirty }, retried)).rejects.toThrow('died');
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nine, time: nineThirty });
+
+      const answer = await rescheduleAppointment(side, booked.id, { start: nineThirty }, retried);
+
+      expect(answer.version).toBe(booked.version + 1);
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+      await rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
+      expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+    });
+
+    it('without If-Match, retries from a fresh read when another change of the appointment lands after its read: it moves on from where that one put it', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      let resume = () => {};
+      // The patient's reschedule to ten has read the appointment and waits to move the patient's time.
+      const paused = store.pause((streamId) => streamId === `patientAgenda-${patient.id}`, new Promise<void>((resolve) => (resume = resolve)));
+      const byPatient = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
+      await paused;
+      // Meanwhile the appointment changes without moving (a fact only for its history), as the process's giving up does.
+      await otherProcess.handlers.appointment.handle(booked.streamId, { type: 'GiveUpReschedule', data: { appointmentId: booked.id, to: nineThirty, now: clock.now().toISOString() } }, as(admin));
+      resume();
+      await byPatient;
+
+      expect(await whereIs(booked.id)).toEqual({ appointment: ten, slot: ten, time: ten });
+      expect(await eventTypes(store, booked.streamId)).toEqual(['AppointmentScheduled', 'RescheduleGivenUp', 'AppointmentRescheduled']);
+    });
+
     describe('by the patient with If-Match and by the doctor, to the same time at once', () => {
       /** Holds the next append to the appointment's stream back until the returned function is called. */
       function holdAppointmentAppend(streamId: string): { reached: Promise<void>; resume: () => void } {

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
-import { bookAppointment, cancelAppointment, completeAppointment, markNoShow, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { bookAppointment, cancelAppointment, completeAppointment, markNoShow, rescheduleAppointment, slotFollows } from '../../src/application/appointments/appointment.use-cases.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { deterministicUuid } from '../../src/application/ids.js';
@@ -505,7 +505,8 @@ describe('hold expiry process', () => {
       await turn();
       let resume = () => {};
       const reached = store.pause((streamId) => streamId === `appointment-${appointmentId}`, new Promise<void>((resolve) => (resume = resolve)));
-      const retry = rescheduleAppointment(side, appointmentId, { start: nineThirty }, request);
+      // From another process: the process's own commands on the appointment would otherwise wait in line behind the paused append.
+      const retry = rescheduleAppointment(otherProcess, appointmentId, { start: nineThirty }, request);
       await reached;
       clock.advance(graceMs);
       expect(await turn()).toBe(2);
@@ -595,6 +596,20 @@ describe('hold expiry process', () => {
       await expectReplayToAppendNothing();
     });
 
+    it('a slot following the appointment whose hold is dropped between its look and its CompleteSlotMove is restored there instead: the appointment keeps a slot where it is, and nine is free', async () => {
+      const schedule = `doctorSchedule-${doctor.id}`;
+      let resume = () => {};
+      const completing = store.pause((streamId) => streamId === schedule, new Promise<void>((resolve) => (resume = resolve)));
+      const following = slotFollows(side, { appointmentId, doctorId: doctor.id, patientId: patient.id, start: nineThirty, end: ten }, as(patient), clock.now().toISOString());
+      await completing;
+      await otherProcess.handlers.doctorSchedule.handle(schedule, { type: 'DropSlotHold', data: { appointmentId, to: nineThirty } }, as(admin));
+      resume();
+      await following;
+
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
+    });
+
     it('when the appointment is cancelled before the sweep, its slot and the hold both go back with it', async () => {
       await cancelAppointment(side, appointmentId, { reason: 'better' }, as(patient));
       const { process, turn, errors } = startWatchedProcess();
@@ -607,6 +622,83 @@ describe('hold expiry process', () => {
       expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: undefined, time: undefined });
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'z' }, as({ id: 'patient-3', roles: ['PATIENT'] }))).resolves.toBeDefined();
+    });
+  });
+
+  describe('given a reschedule slow but alive past the grace period, its appointment append on its way', () => {
+    /** Holds the next append to `streamId` (one of these at a time) back until `resume` is called. */
+    function holdNextAppend(on: (streamId: string) => boolean): { reached: Promise<void>; resume: () => void } {
+      let resume = () => {};
+      const reached = store.pause(on, new Promise<void>((resolve) => (resume = resolve)));
+      return { reached, resume };
+    }
+
+    it('when the process gives the reschedule up and another patient books the new time before the append lands, then the doctor never holds two appointments at one time, and the rescheduled appointment, its slot and its time agree', async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const slow = holdNextAppend((streamId) => streamId === booked.streamId);
+      // The time moved and 09:30 held, the request pauses before its appointment append.
+      const rescheduling = rescheduleAppointment(otherProcess, booked.id, { start: nineThirty }, as(patient)).then(
+        () => 'rescheduled' as const,
+        (error: unknown) => error,
+      );
+      await slow.reached;
+      const { turn } = startWatchedProcess();
+      clock.advance(graceMs);
+      await turn();
+      // The hold is gone: another patient may book 09:30 now.
+      const other = await bookAppointment(otherProcess, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient)).then(
+        (made) => made.id,
+        (error: unknown) => error,
+      );
+      slow.resume();
+      const outcome = await rescheduling;
+      await turn();
+
+      const a = await whereIs(booked.id);
+      expect(a.slot).toBe(a.appointment);
+      expect(a.time).toBe(a.appointment);
+      const otherAt = typeof other === 'string' ? (await whereIsAppointment(side, other, { doctorId: doctor.id, patientId: otherPatient.id })).appointment : undefined;
+      expect(otherAt).not.toBe(a.appointment);
+      if (outcome === 'rescheduled') {
+        // Only by retrying after the process gave it up: then the other booking must have lost.
+        expect(a.appointment).toBe(nineThirty);
+        expect(other).toMatchObject({ code: 'slot-taken' });
+      } else {
+        expect(outcome).toMatchObject({ code: 'slot-taken' });
+        expect(a.appointment).toBe(nine);
+      }
+      // The appointment's history says what the process did.
+      expect(await eventTypes(store, booked.streamId)).toContain('RescheduleGivenUp');
+    });
+
+    it("when the request's append lands after the process read the appointment at nine and before it gives up, and the process's drop would land between the request finding the hold and completing it, then the move completes: slot, time and appointment at 09:30, nine free", async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const schedule = `doctorSchedule-${doctor.id}`;
+      const request = holdNextAppend((streamId) => streamId === booked.streamId);
+      const rescheduling = rescheduleAppointment(otherProcess, booked.id, { start: nineThirty }, as(patient));
+      await request.reached;
+      // The process has read the appointment at nine and is about to act on it (or on the hold).
+      const { turn, errors } = startWatchedProcess();
+      clock.advance(graceMs);
+      const processActs = holdNextAppend((streamId) => streamId === booked.streamId || streamId === schedule);
+      const sweeping = turn();
+      await processActs.reached;
+      // The request's append lands; its CompleteSlotMove, decided on the hold it found, waits.
+      const completing = holdNextAppend((streamId) => streamId === schedule);
+      request.resume();
+      await completing.reached;
+      processActs.resume();
+      await sweeping;
+      completing.resume();
+      await rescheduling;
+
+      // As the request answers, not a sweep later: 09:30 was never free for anyone else.
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
+      await turn();
+      expect(errors).toEqual([]);
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
     });
   });
 

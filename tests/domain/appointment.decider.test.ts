@@ -418,6 +418,38 @@ describe('AbandonAppointment', () => {
   });
 });
 
+describe('GiveUpReschedule', () => {
+  const giveUp = (to = later) => ({ type: 'GiveUpReschedule', data: { appointmentId, to, now } }) as const;
+  const givenUp = (to = later) => ({ type: 'RescheduleGivenUp', data: { appointmentId, to, givenUpAt: now } }) as const;
+
+  it('given an open appointment elsewhere, records the reschedule given up, and changes nothing else', () => {
+    spec.given([scheduled()]).when(giveUp()).then([givenUp()]);
+    spec.given([scheduled(), rescheduled()]).when(giveUp(start)).then([givenUp(start)]);
+    const state = (events: AppointmentEvent[]) => events.reduce(appointmentDecider.evolve, appointmentDecider.initialState);
+    expect(state([scheduled(), givenUp()])).toEqual(state([scheduled()]));
+  });
+
+  it('writes the time in UTC whatever offset the command used', () => {
+    spec.given([scheduled()]).when(giveUp('2026-06-11T16:00:00+02:00')).then([givenUp(later)]);
+  });
+
+  it('refuses once the appointment is where the reschedule was going: it landed, and its slot is to follow it', () => {
+    spec.given([scheduled(), rescheduled()]).when(giveUp(later)).thenFails('reschedule-landed');
+  });
+
+  it('changes nothing on an appointment that never moves again', () => {
+    for (const [, history] of terminal) spec.given(history).when(giveUp()).then([]);
+  });
+
+  it('needs the appointment to exist', () => {
+    spec.given([]).when(giveUp()).thenFails('not-found');
+  });
+
+  it('still lets the appointment be rescheduled there: a retry of the request is a reschedule like any other', () => {
+    spec.given([scheduled(), givenUp()]).when(reschedule(patient)).then([rescheduled()]);
+  });
+});
+
 describe('the state', () => {
   it('keeps who, when and whether late for a cancellation, and no personal text', () => {
     const state = [scheduled(), rescheduled(), cancelled({ lateCancellation: true })].reduce(appointmentDecider.evolve, appointmentDecider.initialState);

@@ -41,9 +41,16 @@ const cancel = actor.map((actor) => (now: number): AppointmentCommand => ({ type
 const markNoShow = mostlyDoctor.map((actor) => (now: number): AppointmentCommand => ({ type: 'MarkAppointmentNoShow', data: { appointmentId, actor, now: iso(now) } }));
 // The expiry process giving up the id of an appointment whose request died before making it.
 const abandon = fc.constant((now: number): AppointmentCommand => ({ type: 'AbandonAppointment', data: { appointmentId, now: iso(now) } }));
+// The expiry process giving up a reschedule whose request seemed dead: sometimes to where the appointment already is.
+const giveUp = slotFrom.map((slot) => (now: number, state: AppointmentState): AppointmentCommand => {
+  const start = Math.floor(now / (15 * minute)) * 15 * minute + slot.quarters * 15 * minute;
+  const to = slot.length === 15 && isMade(state) ? state.start : iso(start);
+  return { type: 'GiveUpReschedule', data: { appointmentId, to, now: iso(now) } };
+});
 const build = fc.oneof(
   { weight: 1, arbitrary: scheduleBy(actor) },
   { weight: 1, arbitrary: abandon },
+  { weight: 1, arbitrary: giveUp },
   { weight: 3, arbitrary: reschedule },
   { weight: 2, arbitrary: complete },
   { weight: 1, arbitrary: cancel },
@@ -62,7 +69,7 @@ const when = fc.oneof(
 const steps = fc
   .tuple(fc.record({ when, build: scheduleBy(fc.constantFrom(patient, admin)) }), fc.array(fc.record({ when, build }), { minLength: 3, maxLength: 30 }))
   .map(([first, rest]) => [first, ...rest]);
-type Step = { when: { minutesLater: number } | { nearStart: number }; build: (now: number) => AppointmentCommand };
+type Step = { when: { minutesLater: number } | { nearStart: number }; build: (now: number, state: AppointmentState) => AppointmentCommand };
 
 type Outcome = { command: AppointmentCommand; before: AppointmentState; events: AppointmentEvent[] | DomainError; after: AppointmentState; now: number };
 
@@ -73,7 +80,7 @@ function run(plan: Step[]): Outcome[] {
   return plan.map(({ when, build }) => {
     if ('minutesLater' in when) clock += when.minutesLater * minute;
     else if (isMade(state)) clock = Date.parse(state.start) + when.nearStart * minute;
-    const command = build(clock);
+    const command = build(clock, state);
     const before = state;
     let events: AppointmentEvent[];
     try {
@@ -104,6 +111,11 @@ test.prop([steps])('only the right person acts, and only at the right time', (pl
     if (command.type === 'AbandonAppointment') {
       // Only an appointment not made yet is given up.
       expect(events.length === 0 || before.status === 'none').toBe(true);
+      continue;
+    }
+    if (command.type === 'GiveUpReschedule') {
+      // Only a reschedule of an open appointment, to elsewhere than where it is.
+      expect(events.length === 0 || ((before.status === 'scheduled' || before.status === 'rescheduled') && before.start !== command.data.to)).toBe(true);
       continue;
     }
     const { actor } = command.data;
@@ -143,15 +155,26 @@ test.prop([steps])('only the right person acts, and only at the right time', (pl
 
 test.prop([steps])('a stranger is always refused as forbidden, whatever the state', (plan) => {
   for (const { command, before, events } of run(plan)) {
-    if (command.type === 'AbandonAppointment' || command.data.actor.id !== stranger.id || (!isMade(before) && command.type !== 'ScheduleAppointment')) continue;
+    if (command.type === 'AbandonAppointment' || command.type === 'GiveUpReschedule' || command.data.actor.id !== stranger.id || (!isMade(before) && command.type !== 'ScheduleAppointment')) continue;
     expect(events instanceof DomainError && events.code).toBe('forbidden');
   }
 });
 
 test.prop([steps])('cancelling, marking a no-show and (re)scheduling again change nothing', (plan) => {
   for (const { command, events, after } of run(plan)) {
-    if (!Array.isArray(events) || command.type === 'CompleteAppointment') continue;
+    // Giving a reschedule up is a fact each time (the process asks once per held slot, under one command id).
+    if (!Array.isArray(events) || command.type === 'CompleteAppointment' || command.type === 'GiveUpReschedule') continue;
     expect(appointmentDecider.decide(command, after)).toEqual([]);
+  }
+});
+
+test.prop([steps])('giving a reschedule up changes nothing but the version, and is refused once the appointment is where it was going', (plan) => {
+  for (const { command, before, events, after } of run(plan)) {
+    if (command.type !== 'GiveUpReschedule') continue;
+    expect(after).toEqual(before);
+    if ((before.status === 'scheduled' || before.status === 'rescheduled') && before.start === command.data.to) {
+      expect(events instanceof DomainError && events.code).toBe('reschedule-landed');
+    }
   }
 });
 

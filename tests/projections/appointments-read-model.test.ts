@@ -64,6 +64,17 @@ describe('appointments read model', () => {
     expect((await appointmentsOf(h.db, { userId: otherDoctor.id, asPatient: true, asDoctor: false }, { limit: 100 })).items).toEqual([]);
   });
 
+  it('given RescheduleGivenUp, then only the version moves on: the one a client sends back as If-Match', async () => {
+    const someone = { id: 'patient-3', roles: ['PATIENT' as const] };
+    const { id, streamId, version } = await bookAppointment(h.side, { doctorId: doctor.id, start: '2030-01-17T09:00:00Z', reason: 'rash' }, as(someone));
+    await h.settle();
+    const before = await view(id, { id: someone.id, admin: false });
+    const giveUp = { type: 'GiveUpReschedule' as const, data: { appointmentId: id, to: '2030-01-17T10:00:00Z', now: h.clock.now().toISOString() } };
+    await h.side.handlers.appointment.handle(streamId, giveUp, { ...as({ id: 'system:hold-expiry', roles: [] }), expectedVersion: version });
+    await h.settle();
+    expect(await view(id, { id: someone.id, admin: false })).toEqual({ ...before, version: version + 1 });
+  });
+
   it('a replayed batch changes nothing', async () => {
     const before = await h.rows('appointments', 'appointments');
     await h.replay(appointmentsProjection);

@@ -139,7 +139,11 @@ export async function rescheduleAppointment(
       return await rescheduleOnce(side, appointmentId, input, request);
     } catch (error) {
       const movedMeanwhile = error instanceof DomainError && (error.code === 'slot-moved-meanwhile' || error.code === 'time-moved-meanwhile');
-      if (!movedMeanwhile || attempt >= rescheduleAttempts) throw error;
+      // The appointment changed after this try read it (another change of it, or the hold-expiry
+      // process giving this request up as dead): a client that sent no If-Match asked for the new
+      // time whatever the version, so the next try starts from the appointment as it is now.
+      const changedMeanwhile = error instanceof VersionMismatchError && request.expectedVersion === undefined;
+      if (!(movedMeanwhile || changedMeanwhile) || attempt >= rescheduleAttempts) throw error;
       await backoff(attempt);
     }
   }
@@ -155,9 +159,15 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   const { actor } = request.context;
   const { state: current, version } = await visibleAppointment(side, appointmentId, actor);
   const appointment = appointmentStreamId(appointmentId);
-  // The appointment's own append comes last: a retry of a move that went through is answered as it was.
+  // The appointment's own append comes last: a retry of a move that went through is answered as it
+  // was, once the slot and the time are where it put the appointment. The try before may have died
+  // before they followed, and both the old slot and the new one stay taken until they do. A change
+  // of the appointment landed since is that change's to follow.
   const original = await side.handlers.appointment.applied(appointment, request.commandId);
-  if (original) return outcome(appointmentId, original);
+  if (original) {
+    const followed = original.version === version ? await followAppointment(side, current, { ...request, commandId: `${request.commandId}@${version}` }) : [];
+    return outcome(appointmentId, original, ...followed);
+  }
   // Checked before anything moves.
   assertExpectedVersion(appointment, request.expectedVersion, version);
   const now = side.clock.now().toISOString();
@@ -220,8 +230,11 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
       const lengthened = unpinned({ ...atVersion, commandId: `${atVersion.commandId}:length` });
       await moveTime(newStart, { start: newStart, end: movedEnd }, lengthened, (held) => held?.start === newStart && held.end === movedEnd);
     }
-    // Under the request's own command id, which a retry looks for before anything moves.
-    const rescheduled = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, request);
+    // Under the request's own command id, which a retry looks for before anything moves; pinned
+    // to the version this try read, so that nothing landed on the appointment since (another
+    // change of it, or the hold-expiry process giving this request up and dropping its hold) is
+    // moved past: then it is refused, and what it moved goes back.
+    const rescheduled = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, { ...request, expectedVersion: version });
     if (rescheduled.events.length === 0) return outcome(appointmentId, rescheduled);
     // The slot follows the appointment: the hold becomes its slot, the old one is freed. A retry
     // that found its steps taken may land after the hold-expiry process, taking the request for
@@ -278,6 +291,13 @@ async function undoMoves(
   return undone;
 }
 
+/** The slot and the time moved to where an open appointment is, if either is elsewhere: the steps that moved them. */
+async function followAppointment(side: CommandSide, state: AppointmentState, request: CommandOptions) {
+  if (state.status !== 'scheduled' && state.status !== 'rescheduled') return [];
+  const now = side.clock.now().toISOString();
+  return [await slotFollows(side, state, compensating(request, 'slot-follows'), now), await timeFollows(side, state, compensating(request, 'time-follows'))];
+}
+
 /** The appointment's time now, and its version; as it was `seen` if it is gone (it never is, once made). */
 async function whereAppointmentIs(side: CommandSide, seen: AppointmentTime): Promise<AppointmentTime & { version: number }> {
   const { appointmentId, doctorId, patientId } = seen;
@@ -298,9 +318,13 @@ type AppointmentTime = { appointmentId: string; doctorId: string; patientId: str
 export async function slotFollows(side: CommandSide, appointment: AppointmentTime, request: CommandOptions, now: string) {
   const { appointmentId, start, end } = appointment;
   const schedule = doctorScheduleStreamId(appointment.doctorId);
-  const { state } = await side.handlers.doctorSchedule.read(schedule);
+  let { state } = await side.handlers.doctorSchedule.read(schedule);
   if (slotHoldOf(state, appointmentId)?.start === start) {
-    return side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId, to: start, now } }, request).catch(unlessRefused);
+    const completed = await side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId, to: start, now } }, request).catch(unlessRefused);
+    if (completed) return completed;
+    // Refused: the hold went after the look (dropped by someone taking the move for dead). The
+    // slot is restored there instead, as left where it was it kept the appointment's time free.
+    ({ state } = await side.handlers.doctorSchedule.read(schedule));
   }
   const slot = slotOf(state, appointmentId);
   if (!slot || slot.start === start) return undefined;

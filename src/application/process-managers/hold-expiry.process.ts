@@ -1,3 +1,4 @@
+import type { GiveUpReschedule } from '../../domain/appointment/appointment.commands.js';
 import { appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import { bookingStreamId } from '../../domain/booking/booking.decider.js';
 import type { RestoreSlot } from '../../domain/doctor-schedule/doctor-schedule.commands.js';
@@ -10,6 +11,7 @@ import { patientTimeBack, releaseAppointmentTime, slotFollows, timeFollows } fro
 import { expireUnpaidBooking, releaseDates } from '../bookings/booking.use-cases.js';
 import { calendarFollowsListing } from '../listings/listing.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
+import { VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { occurredAt } from '../metadata.js';
 import { sleep } from '../sleep.js';
@@ -59,6 +61,8 @@ type PendingMove = { appointmentStart: string; at: string; movedAt: number; caus
  * is completed). Meanwhile both the old slot and the held one are kept from everyone else.
  */
 type PendingSlotHold = { doctorId: string; start: string; heldAt: number; cause: Cause };
+/** Reads of an appointment that changes while a reschedule of it is given up; each change is one more try. */
+const giveUpAttempts = 5;
 /** Whether a listing takes bookings, as the listing says and as its calendar does. */
 type Openness = { listingActive: boolean; calendarOpen: boolean };
 /**
@@ -598,14 +602,20 @@ export class HoldExpiryProcess {
    * hold becomes its slot and the old slot is freed; anywhere else, or cancelled, the hold is
    * dropped and the appointment keeps its slot, which nobody could take meanwhile. A hold found
    * completed or dropped already settles it: nothing is left to do.
+   *
+   * An open appointment elsewhere has its reschedule given up before the hold is dropped: the
+   * request may be slow rather than dead, its own append on its way, and that append, pinned to
+   * the version the request read, is refused once the mark is in (the request then moves back
+   * what it moved, or tries again from the appointment as it is). Dropped first, the hold left
+   * the new time free for anyone while the appointment could still land there.
    */
   private async settleSlotHold(appointmentId: string, hold: PendingSlotHold): Promise<void> {
     const { side } = this.options;
-    const appointment = await this.slotHolder(appointmentId);
     const schedule = doctorScheduleStreamId(hold.doctorId);
     const request = systemRequest(hold.cause, 'settle-hold');
     const to = hold.start;
     try {
+      const appointment = await this.rescheduleGivenUp(appointmentId, to, hold.cause);
       if (appointment?.start === to) {
         await side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId, to, now: side.clock.now().toISOString() } }, request);
       } else {
@@ -616,6 +626,30 @@ export class HoldExpiryProcess {
       if (!(error instanceof DomainError)) throw error;
     }
     this.heldSlots.delete(appointmentId);
+  }
+
+  /**
+   * The appointment while it keeps its slot (as `slotHolder`), once no reschedule to `to` that
+   * read it earlier can land any more: one open and elsewhere has the reschedule given up,
+   * pinned to the version read. Losing that race means something landed meanwhile, mostly the
+   * request's own append: the appointment is read again, and found at `to`. Each mark's id names
+   * the version it was decided on: a sweep that died after its mark, before the drop, marks again
+   * on its next turn, fencing a retry that read the appointment after the first mark.
+   */
+  private async rescheduleGivenUp(appointmentId: string, to: string, cause: Cause) {
+    const { side } = this.options;
+    const stream = appointmentStreamId(appointmentId);
+    for (let attempt = 1; ; attempt++) {
+      const { state, version } = await side.handlers.appointment.read(stream);
+      if (!isOpen(state) || state.start === to) return isEnded(state) || isOpen(state) ? state : undefined;
+      try {
+        const giveUp: GiveUpReschedule = { type: 'GiveUpReschedule', data: { appointmentId, to, now: side.clock.now().toISOString() } };
+        await side.handlers.appointment.handle(stream, giveUp, { ...systemRequest(cause, `give-up@${version}`), expectedVersion: version });
+        return state;
+      } catch (error) {
+        if (!(error instanceof VersionMismatchError) || attempt >= giveUpAttempts) throw error;
+      }
+    }
   }
 
   /**

@@ -70,6 +70,20 @@ export const abandonAppointmentSchema = z.object({
   }),
 });
 
+/**
+ * The expiry process's: a reschedule to `to` whose request seems dead (its slot held there past the
+ * grace period, the appointment elsewhere) is given up. Pinned to the version the process read, so
+ * that the request's own append, pinned to the version it read, cannot land after it.
+ */
+export const giveUpRescheduleSchema = z.object({
+  type: z.literal('GiveUpReschedule'),
+  data: z.object({
+    appointmentId: z.string().min(1),
+    to: instantSchema,
+    now: instantSchema,
+  }),
+});
+
 export const appointmentCommandSchema = z.discriminatedUnion('type', [
   scheduleAppointmentSchema,
   rescheduleAppointmentSchema,
@@ -77,6 +91,7 @@ export const appointmentCommandSchema = z.discriminatedUnion('type', [
   cancelAppointmentSchema,
   markAppointmentNoShowSchema,
   abandonAppointmentSchema,
+  giveUpRescheduleSchema,
 ]);
 
 export type ScheduleAppointment = z.infer<typeof scheduleAppointmentSchema>;
@@ -85,4 +100,5 @@ export type CompleteAppointment = z.infer<typeof completeAppointmentSchema>;
 export type CancelAppointment = z.infer<typeof cancelAppointmentSchema>;
 export type MarkAppointmentNoShow = z.infer<typeof markAppointmentNoShowSchema>;
 export type AbandonAppointment = z.infer<typeof abandonAppointmentSchema>;
+export type GiveUpReschedule = z.infer<typeof giveUpRescheduleSchema>;
 export type AppointmentCommand = z.infer<typeof appointmentCommandSchema>;

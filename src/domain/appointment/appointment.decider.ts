@@ -9,6 +9,7 @@ import type {
   AppointmentCommand,
   CancelAppointment,
   CompleteAppointment,
+  GiveUpReschedule,
   MarkAppointmentNoShow,
   RescheduleAppointment,
   ScheduleAppointment,
@@ -22,6 +23,7 @@ import type {
   AppointmentRescheduled,
   AppointmentScheduled,
   Party,
+  RescheduleGivenUp,
 } from './appointment.events.js';
 
 export const appointmentStreamId = (appointmentId: string) => `appointment-${appointmentId}`;
@@ -162,6 +164,20 @@ function abandonAppointment({ data }: AbandonAppointment, state: AppointmentStat
   return [event];
 }
 
+/**
+ * Recorded on an open appointment elsewhere than `to`. One at `to` has moved there: the
+ * reschedule landed and is not to be given up (its held slot becomes the appointment's). One
+ * completed, cancelled or missed never moves again, so nothing needs fencing.
+ */
+function giveUpReschedule({ data }: GiveUpReschedule, state: AppointmentState): AppointmentEvent[] {
+  const existing = requireMade(state);
+  if (existing.status !== 'scheduled' && existing.status !== 'rescheduled') return [];
+  const to = utcInstant(data.to);
+  if (existing.start === to) throw new DomainError('reschedule-landed', `appointment ${data.appointmentId} was rescheduled to ${to}`);
+  const event: RescheduleGivenUp = { type: 'RescheduleGivenUp', data: { appointmentId: existing.appointmentId, to, givenUpAt: utcInstant(data.now) } };
+  return [event];
+}
+
 export function decide(command: AppointmentCommand, state: AppointmentState): AppointmentEvent[] {
   switch (command.type) {
     case 'ScheduleAppointment':
@@ -176,6 +192,8 @@ export function decide(command: AppointmentCommand, state: AppointmentState): Ap
       return markNoShow(command, state);
     case 'AbandonAppointment':
       return abandonAppointment(command, state);
+    case 'GiveUpReschedule':
+      return giveUpReschedule(command, state);
     default:
       return assertNever(command);
   }
@@ -235,6 +253,8 @@ export function evolve(state: AppointmentState, event: AppointmentEvent): Appoin
       return { ...booked(state), status: 'noShow', markedAt: event.data.markedAt };
     case 'AppointmentAbandoned':
       return state.status === 'none' ? { status: 'abandoned' } : state;
+    case 'RescheduleGivenUp':
+      return state;
     default:
       return assertNever(event);
   }

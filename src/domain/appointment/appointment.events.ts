@@ -78,6 +78,21 @@ export const appointmentAbandonedSchema = z.object({
   }),
 });
 
+/**
+ * The system gave up a reschedule to `to` whose request seemed dead, and dropped the slot held
+ * there for it. Changes nothing of the appointment but its stream's version: a fact for its
+ * history, and a fence, as the request's own append (pinned to the version it read) is then
+ * refused instead of moving the appointment onto time that was given back.
+ */
+export const rescheduleGivenUpSchema = z.object({
+  type: z.literal('RescheduleGivenUp'),
+  data: z.object({
+    appointmentId: z.string(),
+    to: instantSchema,
+    givenUpAt: instantSchema,
+  }),
+});
+
 export const appointmentEventSchema = z.discriminatedUnion('type', [
   appointmentScheduledSchema,
   appointmentRescheduledSchema,
@@ -85,6 +100,7 @@ export const appointmentEventSchema = z.discriminatedUnion('type', [
   appointmentCancelledSchema,
   appointmentMarkedNoShowSchema,
   appointmentAbandonedSchema,
+  rescheduleGivenUpSchema,
 ]);
 
 export type AppointmentScheduled = z.infer<typeof appointmentScheduledSchema>;
@@ -93,4 +109,5 @@ export type AppointmentCompleted = z.infer<typeof appointmentCompletedSchema>;
 export type AppointmentCancelled = z.infer<typeof appointmentCancelledSchema>;
 export type AppointmentMarkedNoShow = z.infer<typeof appointmentMarkedNoShowSchema>;
 export type AppointmentAbandoned = z.infer<typeof appointmentAbandonedSchema>;
+export type RescheduleGivenUp = z.infer<typeof rescheduleGivenUpSchema>;
 export type AppointmentEvent = z.infer<typeof appointmentEventSchema>;

@@ -70,6 +70,9 @@ function evolve(row: AppointmentRow | undefined, event: AppointmentEvent, record
       return { ...row, ...at, status: 'noShow' };
     case 'AppointmentAbandoned':
       return row;
+    // Nothing a reader sees changed, but the version a client sends back as If-Match did.
+    case 'RescheduleGivenUp':
+      return { ...row, version: recorded.revision };
     default:
       return assertNever(event);
   }
