@@ -9,7 +9,7 @@ import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { compensating, givenUpOnFailure, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion, VersionMismatchError } from '../command-handling/errors.js';
-import { backoff, type CommandOptions } from '../command-handling/handle-command.js';
+import { backoff, type CommandOptions, type CommandResult } from '../command-handling/handle-command.js';
 import type { Position } from '../ports/position.js';
 
 export type BookAppointmentInput = { doctorId: string; start: string; reason: string };
@@ -164,10 +164,7 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
   // before they followed, and both the old slot and the new one stay taken until they do. A change
   // of the appointment landed since is that change's to follow.
   const original = await side.handlers.appointment.applied(appointment, request.commandId);
-  if (original) {
-    const followed = original.version === version ? await followAppointment(side, current, { ...request, commandId: `${request.commandId}@${version}` }) : [];
-    return outcome(appointmentId, original, ...followed);
-  }
+  if (original) return answeredAgain(side, appointmentId, current, { original, follow: version === original.version }, request);
   // Checked before anything moves.
   assertExpectedVersion(appointment, request.expectedVersion, version);
   const now = side.clock.now().toISOString();
@@ -289,6 +286,30 @@ async function undoMoves(
   const follows = `follows@${after.version}`;
   undone.push(await slotFollows(side, after, compensating(request, `slot-${follows}`), now), await timeFollows(side, after, compensating(request, `time-${follows}`)));
   return undone;
+}
+
+/**
+ * A reschedule that went through, answered again: at the position it answered first, which is its
+ * slot's and time's following of the appointment (the steps after its append), once they are
+ * taken, under the first try's ids: that try read the appointment one event before its append
+ * (`RescheduleAppointment` appends one). `follow` is false once another change has landed since.
+ */
+async function answeredAgain(
+  side: CommandSide,
+  appointmentId: string,
+  current: AppointmentState,
+  { original, follow }: { original: CommandResult<unknown, unknown>; follow: boolean },
+  request: CommandOptions,
+): Promise<CommandOutcome> {
+  const firstTry = { ...request, commandId: `${request.commandId}@${original.version - 1}` };
+  const followed = follow ? await followAppointment(side, current, firstTry) : [];
+  const taken = isMade(current)
+    ? await Promise.all([
+        side.handlers.doctorSchedule.applied(doctorScheduleStreamId(current.doctorId), compensating(firstTry, 'slot-follows').commandId),
+        side.handlers.patientAgenda.applied(patientAgendaStreamId(current.patientId), compensating(firstTry, 'time-follows').commandId),
+      ])
+    : [];
+  return outcome(appointmentId, original, ...followed, ...taken);
 }
 
 /** The slot and the time moved to where an open appointment is, if either is elsewhere: the steps that moved them. */
