@@ -497,6 +497,23 @@ export async function recordFailure(
   return result.numUpdatedRows === 1n;
 }
 
+/**
+ * Notes on a rebuilding generation's row, where `GET /v1/admin/projections` shows it as its last
+ * failure, that its swap keeps failing; the generation stays `rebuilding` and keeps trying. No
+ * event: none is at fault.
+ */
+export async function recordSwapStarved(db: Kysely<unknown>, ref: GenerationRef, note: { at: Date; error: string }): Promise<boolean> {
+  const result = await checkpoints(db)
+    .updateTable('projection_checkpoints')
+    .set({ failed_at: note.at, error: note.error, failed_event_position: null, failed_event_type: null, failed_event_id: null })
+    .where('name', '=', ref.name)
+    .where('generation', '=', ref.generation)
+    .where('status', '=', 'rebuilding')
+    .where(holdsLock(ref))
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
 /** Marks a generation superseded by a newer version's active one, so that it stops and is dropped. */
 export async function retireGeneration(db: Kysely<unknown>, ref: GenerationRef, now: Date): Promise<void> {
   await checkpoints(db)
@@ -574,18 +591,26 @@ export async function publishViews(trx: Transaction<unknown>, name: string, sche
 }
 
 /**
- * A swap's first statement: takes the read schema's views from readers (dropping them, so that
- * the lock falls on the views alone, not, as `LOCK` on a view would, on the live generation's
- * tables, which its projector writes under its row lock while the swap waits for that row). It
- * waits for reads in progress at most `lockTimeoutMs`, and so does every later lock of the
- * transaction; past it PostgreSQL raises 55P03 (`isLockUnavailable`).
+ * A swap's first statement: no lock the rest of its transaction asks for (the live generation's
+ * row, the read schema's views) is waited for longer than `lockTimeoutMs`; past it PostgreSQL
+ * raises 55P03 (`isLockUnavailable`) and the whole transaction rolls back.
  *
- * The bound is the point: a request for ACCESS EXCLUSIVE assigns the transaction its id before it
- * waits (wal_level replica or above logs the lock for standbys), and an open id holds back what
- * every event subscriber may read, while every new read of the views queues behind the request.
+ * The bound is the point: a lock request waits with the transaction's id assigned (the row lock
+ * takes one, and wal_level replica or above logs an ACCESS EXCLUSIVE request for standbys), and an
+ * open id holds back what every event subscriber may read, while every new read of the views
+ * queues behind a request for them.
  */
-export async function withdrawViews(trx: Transaction<unknown>, name: string, lockTimeoutMs: number): Promise<void> {
+export async function limitLockWaits(trx: Transaction<unknown>, lockTimeoutMs: number): Promise<void> {
   await sql`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`.execute(trx);
+}
+
+/**
+ * Takes the read schema's views from readers by dropping them, so that the lock falls on the
+ * views alone, not, as `LOCK` on a view would, on the live generation's tables. It waits for the
+ * reads in progress (within the transaction's `limitLockWaits`), and every read that starts
+ * afterwards waits until the transaction ends: a swap does it last, just before `publishViews`.
+ */
+export async function withdrawViews(trx: Transaction<unknown>, name: string): Promise<void> {
   await sql`drop schema if exists ${sql.id(readSchema(name))} cascade`.execute(trx);
 }
 

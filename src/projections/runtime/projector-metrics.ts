@@ -31,6 +31,11 @@ export type ProjectionStatus = {
   readonly lastProjectedAt: Date | null;
   /** From the store recording the last event to its batch committing. */
   readonly lagMs: number | null;
+  /**
+   * A rebuild's tries in a row to swap in that did not (a lock not granted in time, or the live
+   * generation moved past the batch meanwhile); 0 once it swaps in.
+   */
+  readonly failedSwapTries: number;
   readonly lastError: { readonly message: string; readonly eventType: string | null; readonly position: string | null; readonly at: Date } | null;
 };
 
@@ -39,6 +44,7 @@ const rateWindowMs = 10_000;
 export class ProjectorMetrics {
   state: ProjectorState = 'standby';
   position: Position = START;
+  failedSwapTries = 0;
   private eventsProcessed = 0;
   private batchesCommitted = 0;
   private lastBatchSize = 0;
@@ -99,6 +105,7 @@ export class ProjectorMetrics {
         this.lastProjectedAt && this.lastEventRecordedAt
           ? this.lastProjectedAt.getTime() - this.lastEventRecordedAt.getTime()
           : null,
+      failedSwapTries: this.failedSwapTries,
       lastError: this.lastError,
     };
   }

@@ -8,12 +8,14 @@ import { batchEvents } from './event-batches.js';
 import {
   claimBatch,
   deactivateGeneration,
+  limitLockWaits,
   lockActiveGeneration,
   publishViews,
   readActiveGeneration,
   readGeneration,
   readHeldCheckpoint,
   recordFailure,
+  recordSwapStarved,
   retireGeneration,
   rowPosition,
   withdrawViews,
@@ -45,6 +47,7 @@ export type ProjectorSettings = {
 
 /** pino's `logger.info(fields, message)` shape, so that any pino logger fits. */
 export type ProjectionLogger = {
+  debug?(fields: object, message: string): void;
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
@@ -60,10 +63,19 @@ export type ProjectorExit = 'stopped' | 'failed' | 'retired' | 'lost';
 type Committed = 'committed';
 
 /**
- * Longest a swap waits for a lock: for reads of the old views to end, or for the live generation's
- * batch in flight. Past it the batch commits without the swap, which is tried again later.
+ * Longest a swap's first tries wait for a lock: for reads of the old views to end, or for the live
+ * generation's batch in flight. Past it the batch commits without the swap, which is tried again
+ * later. Reads that never leave the views free that long (one starting before the last ends) would
+ * turn every try away for ever, so the wait doubles after every `busySwapsPerDoubling` tries turned
+ * away, up to `maxSwapLockTimeoutMs`: new reads then queue behind a try for at most that long,
+ * rather than the read model never being rebuilt.
  */
-const swapLockTimeoutMs = 100;
+const firstSwapLockTimeoutMs = 100;
+const busySwapsPerDoubling = 3;
+const maxSwapLockTimeoutMs = 2000;
+
+/** Swap tries in a row that did not swap, past which the rebuild is reported as an error. */
+const failedSwapsReported = 10;
 
 /**
  * What a swap try found under its locks: `swapped`; `superseded` (a newer version is active);
@@ -128,6 +140,8 @@ export class Projector {
   /** Swap tries in a row that found a lock taken, and when (`performance.now()`) the next may be. */
   private busySwaps = 0;
   private nextSwapAt = 0;
+  /** Swap tries in a row that found the live generation gone past the batch. */
+  private behindSwaps = 0;
 
   constructor(private readonly deps: ProjectorDeps) {
     this.position = rowPosition(deps.row);
@@ -323,23 +337,25 @@ export class Projector {
   }
 
   /**
-   * In one transaction: the read schema's views taken from readers (see `withdrawViews`), the
-   * active generation's row locked (its projector waits at its next commit), and, if that one is
-   * no further than the batch, the batch, that one retired and the views repointed. Everything
-   * commits together, so readers see the old tables or the new ones at a position at least as
-   * far, never a step back.
+   * In one transaction: the active generation's row locked (its projector waits at its next
+   * commit), and, if that one is no further than the batch, the batch applied, the read schema's
+   * views taken from readers (see `withdrawViews`), that one retired, the views repointed and the
+   * checkpoint moved. Everything commits together, so readers see the old tables or the new ones
+   * at a position at least as far, never a step back.
    *
-   * The views come first, before anything else, under a short lock timeout: a read in progress
-   * makes the try give up within `swapLockTimeoutMs`, commit its batch alone and try again later
-   * with growing delays, rather than hold the transaction's id, which every event subscriber's
-   * horizon waits on, and queue every new read behind it for as long as the read lasts. Nothing
-   * is lost by giving up, and the live generation's projector is not held meanwhile. The row lock follows, so that the active generation has only as long as the
-   * look took to move on. If it did, it is not followed under its lock, which would mean reading
-   * the log with the transaction open (see `commitAtTail`): the batch commits on its own, and the
-   * events that moved it, which the subscription brings next, make the next try.
+   * The views come last, after the batch: from the moment they are dropped every read waits for
+   * the COMMIT, so they are held only for the drop, the create and the commit, however long the
+   * batch takes to apply. Every lock is waited for at most the try's lock timeout (see
+   * `firstSwapLockTimeoutMs`): a read in progress, or the live generation's batch, makes the try roll
+   * back, commit its batch alone and try again later with growing delays, rather than hold the
+   * transaction's id, which every event subscriber's horizon waits on, and queue every new read
+   * behind it for as long as the read lasts. If the active generation moved on between the look
+   * (see `commitAtTail`) and the row lock, it is not followed under its lock, which would mean
+   * reading the log with the transaction open: the batch commits on its own, and the events that
+   * moved it, which the subscription brings next, make the next try.
    */
   private async swapIn(events: readonly RecordedEvent[]): Promise<Committed | 'retired'> {
-    const { db, ref, now, logger } = this.deps;
+    const { db, ref, now } = this.deps;
     const started = performance.now();
     const last = events[events.length - 1];
     const progress: Progress = { position: last?.position ?? this.position, events: events.length, lastEventRecordedAt: last?.recordedAt };
@@ -347,11 +363,12 @@ export class Projector {
     let active: CheckpointRow | undefined;
     try {
       outcome = await db.transaction().execute(async (trx) => {
-        await withdrawViews(trx, ref.name, swapLockTimeoutMs);
+        await limitLockWaits(trx, this.swapLockTimeoutMs());
         active = await lockActiveGeneration(trx, ref.name);
         const declined = this.declines(active, progress.position);
         if (declined) throw new SwapDeclined(declined);
         await this.apply(trx, events);
+        await withdrawViews(trx, ref.name);
         if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
         await publishViews(trx, ref.name, this.schema);
         await this.claim(trx, progress, { activate: true });
@@ -362,34 +379,81 @@ export class Projector {
       else if (isLockUnavailable(error)) outcome = 'busy';
       else throw error;
     }
-    if (outcome !== 'busy') this.busySwaps = 0;
     switch (outcome) {
       case 'swapped':
+        this.swapTriesOver();
         this.committed(progress, started);
         this.active = true;
         this.deps.metrics.state = 'running';
-        logger.info({ ...this.fields() }, 'Projection rebuild caught up and swapped in');
+        this.deps.logger.info({ ...this.fields() }, 'Projection rebuild caught up and swapped in');
         return 'committed';
       case 'superseded':
+        this.swapTriesOver();
         await retireGeneration(db, ref, now());
         return 'retired';
       case 'ours':
+        this.swapTriesOver();
         if (active) this.swappedAlready(active);
         return this.commitBatch(this.after(events));
-      case 'busy': {
-        this.busySwaps += 1;
-        const delayMs = this.retryDelayMs(this.busySwaps);
-        this.nextSwapAt = performance.now() + delayMs;
-        logger.warn({ ...this.fields(), attempt: this.busySwaps, delayMs }, 'Projection swap found its views or the live generation busy; committing the batch alone and trying again later');
-        return this.commitBatch(events);
-      }
+      case 'busy':
       case 'behind':
+        await this.swapFailed(outcome);
         return this.commitBatch(events);
       default: {
         const _exhaustive: never = outcome;
         return _exhaustive;
       }
     }
+  }
+
+  /** The next swap try's lock timeout: doubled after every `busySwapsPerDoubling` tries turned away. */
+  private swapLockTimeoutMs(): number {
+    return Math.min(firstSwapLockTimeoutMs * 2 ** Math.floor(this.busySwaps / busySwapsPerDoubling), maxSwapLockTimeoutMs);
+  }
+
+  /**
+   * A swap try that rolled back. Turned away by a lock, the next waits a growing delay (and
+   * longer for its locks); behind, the next comes with the next batch, as soon as the live
+   * generation's events that moved it arrive. Either way the tries are counted in the status, and
+   * a rebuild that keeps failing to swap is reported as an error: it stays `rebuilding` while
+   * the read model goes on serving the old version.
+   */
+  private async swapFailed(outcome: 'busy' | 'behind'): Promise<void> {
+    const { logger, metrics } = this.deps;
+    const lockTimeoutMs = this.swapLockTimeoutMs();
+    if (outcome === 'busy') {
+      this.busySwaps += 1;
+      const delayMs = this.retryDelayMs(this.busySwaps);
+      this.nextSwapAt = performance.now() + delayMs;
+      logger.warn(
+        { ...this.fields(), attempt: this.busySwaps, lockTimeoutMs, delayMs },
+        'Projection swap found its views or the live generation busy; committing the batch alone and trying again later',
+      );
+    } else {
+      this.behindSwaps += 1;
+      logger.debug?.({ ...this.fields(), attempt: this.behindSwaps }, 'Projection swap found the live generation past its batch; committing the batch alone and trying again with the next');
+    }
+    metrics.failedSwapTries = this.busySwaps + this.behindSwaps;
+    if (metrics.failedSwapTries === failedSwapsReported) await this.reportSwapStarved(lockTimeoutMs);
+  }
+
+  private async reportSwapStarved(lockTimeoutMs: number): Promise<void> {
+    const { db, ref, logger, metrics, now } = this.deps;
+    const message =
+      `Projection rebuild has failed to swap in ${metrics.failedSwapTries} times in a row ` +
+      `(${this.busySwaps} turned away by a lock, the last after ${lockTimeoutMs} ms; ${this.behindSwaps} behind the live generation); still trying`;
+    metrics.failed({ message, eventType: null, position: null });
+    logger.error({ ...this.fields(), busy: this.busySwaps, behind: this.behindSwaps, lockTimeoutMs }, message);
+    // For the admin API, which shows the rows; a note not written is still in the status and the log.
+    await recordSwapStarved(db, ref, { at: now(), error: message }).catch((error: unknown) => {
+      logger.warn({ ...this.fields(), err: error }, 'Could not note the starved swap on the checkpoint row');
+    });
+  }
+
+  private swapTriesOver(): void {
+    this.busySwaps = 0;
+    this.behindSwaps = 0;
+    this.deps.metrics.failedSwapTries = 0;
   }
 
   /** Why the swap of a batch ending at `position` is not to happen under `active`, if it is not. */
