@@ -1,6 +1,7 @@
 import { aggregates } from './aggregates/aggregates.js';
 import { commandHandler, type CommandHandlerDeps } from './command-handling/handle-command.js';
 import type { Clock } from './ports/clock.js';
+import type { EventStore } from './ports/event-store.js';
 import type { PaymentGateway } from './ports/payment-gateway.js';
 import type { PersonalDataVault } from './privacy/personal-data-vault.js';
 
@@ -41,4 +42,9 @@ export type CommandSide = {
    * alone decides.
    */
   readonly paymentGateway?: () => PaymentGateway;
+  /**
+   * Where what `paymentGateway` tells a use case is kept when it fits no payment (unmatched, for
+   * reconciliation), as the webhook keeps it; absent, it is only told to `onError`.
+   */
+  readonly providerEventStore?: EventStore;
 };

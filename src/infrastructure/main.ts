@@ -24,6 +24,7 @@ import { demoSkipped, seedDemo } from './seed/seed-demo.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
+import { webhookMetrics } from './metrics/webhook-metrics.js';
 import { ErasedSubjects } from './privacy/erased-subjects.js';
 import { PgRecordsOutsideTheLog } from './privacy/pg-records-outside-the-log.js';
 import { startPaymentProcess } from './process-checkpoints/payment-process.runner.js';
@@ -87,6 +88,7 @@ function commandSide(config: Config, storage: Storage, logger: Logger): CommandS
     onError: (err, what) => log.error({ err }, `could not ${what}; given up`),
     // Built on first use: the gateway records what it delivers through this very side.
     paymentGateway: () => paymentGateway(config, storage, logger),
+    providerEventStore: storage.revealed,
   };
   sides.set(storage, side);
   return side;
@@ -139,7 +141,12 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
     db: createKysely<IdempotencyTables>(storage.pool),
     identity: identityService(storage, side.handlers),
     side,
-    payments: { gateway: paymentGateway(config, storage, logger), eventStore: storage.revealed, webhookSecret: config.STRIPE_WEBHOOK_SECRET },
+    payments: {
+      gateway: paymentGateway(config, storage, logger),
+      eventStore: storage.revealed,
+      webhookSecret: config.STRIPE_WEBHOOK_SECRET,
+      observeWebhook: webhookMetrics(metricsRegistry),
+    },
     probes: writeProbes(storage),
     metricsRegistry,
     loadShedding: loadShedding(config),

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
+import { cancelBooking, expireUnpaidBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { refundPayment, startPayment, type PaymentSide } from '../../src/application/payments/payment.use-cases.js';
-import { paymentProviderActor, recordProviderEvent } from '../../src/application/payments/provider-events.js';
+import { paymentProviderActor, recordProviderEvent, unmatchedStreamId } from '../../src/application/payments/provider-events.js';
 import type { EventStore } from '../../src/application/ports/event-store.js';
 import { comparePositions, type Position } from '../../src/application/ports/position.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
@@ -12,7 +12,7 @@ import { PaymentProcess, paymentProcessEventTypes, paymentProcessName } from '..
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints, type ProcessCheckpointTables } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
-import { ProviderUnavailableError } from '../../src/application/ports/payment-gateway.js';
+import { ProviderUnavailableError, type PaymentGateway } from '../../src/application/ports/payment-gateway.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, createTestSide, eventTypes, fakeClock, listingInput, streamEvents } from '../support/command-side.js';
@@ -112,7 +112,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
     stripe.reset();
     clock = fakeClock('2031-03-01T10:00:00Z');
     const gateway = StripePaymentGateway.fromOptions({ secretKey: 'sk_test_fake', apiBase: stripe.apiBase, timeoutMs: 2_000 });
-    side = { ...createTestSide(tracked.store, clock, 15), paymentGateway: () => gateway };
+    side = { ...createTestSide(tracked.store, clock, 15), paymentGateway: () => gateway, providerEventStore: tracked.store };
     payments = { side, eventStore: tracked.store, gateway };
     process = new PaymentProcess({ eventStore: tracked.store, side, gateway, checkpoints: new PgProcessCheckpoints(createKysely(backend.pool)) });
     month = 0;
@@ -196,6 +196,66 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await bookingStatus(bookingId)).toBe('expired');
     expect((await side.handlers.payment.read(`payment-${paymentId}`)).state.status).toBe('mismatched');
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 100, status: 'succeeded' })]);
+  });
+
+  // Before, the expiry waited on Stripe as long as its SDK would (four tries, 20 s each in
+  // production) and threw when it failed or refused, so the sweep tried again on every round and
+  // the lapsed booking's intent stayed payable until Stripe answered.
+  it.each([
+    ['answers 500 (an outage)', { kind: 'status', status: 500 } as const],
+    ['refuses the look (400)', { kind: 'status', status: 400 } as const],
+    ['does not answer', { kind: 'delay', ms: 3_600 } as const],
+  ])('Stripe %s when the hold expires → the booking expires in that one sweep, on our log alone, and soon', async (_, fault) => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    stripe.inject('retrieve-intent', fault, fault, fault, fault);
+
+    const started = Date.now();
+    await sweepHoldsAfter(16 * 60_000);
+
+    expect(Date.now() - started).toBeLessThan(4_500);
+    expect(await bookingStatus(bookingId)).toBe('expired');
+    expect(stripe.intents.get(intentId)?.status).toBe('canceled');
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentCanceled']);
+  });
+
+  it('paid at Stripe after the hold lapsed, its webhook not come yet, when the sweep asks → the booking expires, and what was taken goes back in full', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    const holdExpiresAt = clock.now().getTime() + 15 * 60_000;
+    stripe.setIntentStatus(intentId, 'succeeded', new Date(holdExpiresAt + 30_000));
+
+    await sweepHoldsAfter(16 * 60_000);
+
+    expect(await bookingStatus(bookingId)).toBe('expired');
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000, status: 'succeeded' })]);
+  });
+
+  // Before, the look at expiry dropped a success the payment's rules refused without a trace,
+  // where the webhook keeps every such event as unmatched for reconciliation.
+  it('a success learned at expiry that the payment refuses (canceled while Stripe was asked) is kept as unmatched, and the booking expires', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    stripe.setIntentStatus(intentId, 'succeeded', new Date(clock.now().getTime() + 60_000));
+    const stripeGateway = side.paymentGateway?.();
+    if (!stripeGateway) throw new Error('the test side has a gateway');
+    const racing: PaymentGateway = {
+      name: stripeGateway.name,
+      createIntent: (request) => stripeGateway.createIntent(request),
+      cancelIntent: (request) => stripeGateway.cancelIntent(request),
+      createRefund: (request) => stripeGateway.createRefund(request),
+      retrieveIntent: async (id, quick) => {
+        const canceled = { type: 'RecordPaymentCanceled', data: { paymentId, providerEventId: 'evt_raced' } } as const;
+        await side.handlers.payment.handle(`payment-${paymentId}`, canceled, as(consumer));
+        return stripeGateway.retrieveIntent(id, quick);
+      },
+    };
+    clock.advance(16 * 60_000);
+
+    const lapsed = await expireUnpaidBooking({ ...side, paymentGateway: () => racing }, bookingId, as(consumer));
+
+    expect(lapsed.paid).toBe(false);
+    expect(await bookingStatus(bookingId)).toBe('expired');
+    const [kept] = await streamEvents(backend.eventStore, unmatchedStreamId(`gateway:succeeded:${intentId}`));
+    expect(kept).toMatchObject({ type: 'ProviderEventUnmatched', data: { eventType: 'payment-succeeded', objectId: intentId } });
   });
 
   it('paid at Stripe, its webhook never came; the consumer starts paying again → 409 already-paid, and the booking is confirmed', async () => {

@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { unmatchedStreamId } from '../../src/application/payments/provider-events.js';
+import type { PaymentGateway, ProviderIntent } from '../../src/application/ports/payment-gateway.js';
 import { createHttpServer, type HttpServer } from '../../src/infrastructure/http/http-server.js';
 import type { LoadSheddingOptions } from '../../src/infrastructure/http/plugins/load-shedding.plugin.js';
 import { stripeWebhookRoutes } from '../../src/infrastructure/http/routes/stripe-webhook.routes.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { webhookMetrics } from '../../src/infrastructure/metrics/webhook-metrics.js';
 import { SimulatedPaymentGateway } from '../../src/infrastructure/simulated-payment-gateway/simulated-payment-gateway.js';
 import { startApi, startBackend, type TestApi, type TestBackend } from '../http/support/command-api.fixture.js';
-import { createTestSide, eventTypes, fakeClock, streamEvents } from '../support/command-side.js';
+import { admin, as, createTestSide, eventTypes, fakeClock, streamEvents } from '../support/command-side.js';
 import { stripeSignature } from '../stripe/support/stripe-events.js';
 import { deliver, intentObject, stripeEvent, webhookSecret } from './support/payments-api.fixture.js';
 
@@ -166,6 +169,48 @@ describe('a signed event of the wrong shape', () => {
         'no metadata': { status: 200, reason: 'malformed' },
         'no refunds list': { status: 200, reason: 'malformed' },
       });
+    } finally {
+      await app.close();
+    }
+  });
+
+  // Before, such an event was kept as unmatched without a log line or a metric: a success whose
+  // currency Stripe sent as null waited unseen until the hold lapsed, and was then refunded.
+  it('is logged at error and counted as malformed; a payment intent\'s, with its id and our payment readable, is asked of the provider and its outcome recorded', async () => {
+    const eventStore = new MemoryEventStore();
+    const lines: string[] = [];
+    const app: HttpServer = await createHttpServer({
+      logger: pino({ level: 'error' }, { write: (line: string) => void lines.push(line) }),
+      openApi: { title: 't', description: 't', version: '1' },
+      security: { corsOrigins: [], rateLimitMax: 100 },
+      auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
+      probes: [],
+    });
+    try {
+      const side = createTestSide(eventStore, fakeClock('2031-01-01T00:00:00Z'));
+      const initiate = { type: 'InitiatePayment', data: { paymentId: 'pay-w1', bookingId: 'booking-w1', providerIntentId: 'pi_w1', amount: 24_000, currency: 'EUR' } } as const;
+      await side.handlers.payment.handle('payment-pay-w1', initiate, as(admin));
+      const succeeded: ProviderIntent = { intentId: 'pi_w1', clientSecret: 's', status: 'succeeded', amount: 24_000, amountReceived: 24_000, currency: 'EUR', capturedAt: '2031-01-01T00:00:00.000Z' };
+      const notAsked = () => Promise.reject(new Error('not asked here'));
+      const gateway: PaymentGateway = { name: 'stub', createIntent: notAsked, cancelIntent: notAsked, createRefund: notAsked, retrieveIntent: async (id) => (id === 'pi_w1' ? succeeded : undefined) };
+      const registry = new Registry();
+      await app.register(stripeWebhookRoutes, { side, eventStore, webhookSecret, rateLimitMax: 100, gateway, observeOutcome: webhookMetrics(registry) });
+      await app.ready();
+
+      const payload = stripeEvent('evt_w1', 'payment_intent.succeeded', intentObject('pi_w1', 'pay-w1', { amount: 24_000, amount_received: 24_000, currency: null }));
+      const response = await app.inject({
+        method: 'POST',
+        url: '/v1/webhooks/stripe',
+        headers: { 'content-type': 'application/json', 'stripe-signature': stripeSignature(payload, webhookSecret) },
+        payload,
+      });
+
+      expect(response.statusCode).toBe(200);
+      expect(await eventTypes(eventStore, 'payment-pay-w1')).toEqual(['PaymentInitiated', 'PaymentSucceeded']);
+      expect(await eventTypes(eventStore, unmatchedStreamId('evt_w1'))).toEqual(['ProviderEventUnmatched']);
+      const logged = lines.map((line) => JSON.parse(line)).filter((entry) => entry.eventId === 'evt_w1');
+      expect(logged).toEqual([expect.objectContaining({ level: 50, eventType: 'payment_intent.succeeded', reason: expect.stringMatching(/^malformed: data\.object\.currency/) })]);
+      expect(await registry.getSingleMetricAsString('stripe_webhook_events_total')).toContain('stripe_webhook_events_total{outcome="malformed"} 1');
     } finally {
       await app.close();
     }

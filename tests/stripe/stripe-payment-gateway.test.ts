@@ -120,6 +120,42 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
       expect(stripe.requestsTo('list-refunds')).toHaveLength(2);
     });
 
+    /** Each call's outcome, until one makes the refund (or `calls` ran out): a refund's status, or the error's name. */
+    // No SDK retries: a fresh 500 ends its call, so each call walks the kept keys and spends one more.
+    const withoutRetries = () => StripePaymentGateway.fromOptions({ secretKey: 'sk_test_fake', apiBase: stripe.apiBase, maxNetworkRetries: 0, timeoutMs: 400 });
+    async function callUntilMade(request: ReturnType<typeof refundRequest>, calls: number): Promise<string[]> {
+      const noRetries = withoutRetries();
+      const outcomes: string[] = [];
+      while (outcomes.length < calls && !outcomes.includes('succeeded')) {
+        outcomes.push(await noRetries.createRefund(request).then((refund) => refund.status, (error: unknown) => (error instanceof Error ? error.name : String(error))));
+      }
+      return outcomes;
+    }
+
+    // Before, every call gave up after its fifth key, kept or not: five kept 500s and each later
+    // call replayed them and threw an outage, retried by the payment process for a day.
+    it('a refund 20 kept 500s held up, one more key a call, is made once by the next call, not refused all day', async () => {
+      const intent = await gateway.createIntent(intentRequest('pay-17'));
+      stripe.setIntentStatus(intent.intentId, 'succeeded');
+      stripe.inject('create-refund', ...Array.from({ length: 20 }, () => ({ kind: 'kept-error', status: 500 }) as const));
+      const request = refundRequest(intent.intentId, 'pay-17');
+
+      expect(await callUntilMade(request, 30)).toEqual([...Array.from({ length: 20 }, () => 'ProviderUnavailableError'), 'succeeded']);
+      expect(stripe.refundsFor('pay-17')).toEqual([expect.objectContaining({ amount: 12_000, status: 'succeeded' })]);
+      expect(new Set(stripe.requestsTo('create-refund').map((r) => r.idempotencyKey)).size).toBe(21);
+    });
+
+    it('a refund whose every key Stripe keeps a 500 for is refused for good past the last key (a failed refund someone sees), not retried for ever', async () => {
+      const intent = await gateway.createIntent(intentRequest('pay-18'));
+      stripe.setIntentStatus(intent.intentId, 'succeeded');
+      stripe.inject('create-refund', ...Array.from({ length: 25 }, () => ({ kind: 'kept-error', status: 500 }) as const));
+      const request = refundRequest(intent.intentId, 'pay-18');
+
+      expect(await callUntilMade(request, 27)).toEqual([...Array.from({ length: 25 }, () => 'ProviderUnavailableError'), 'ProviderRefusedError', 'ProviderRefusedError']);
+      await expect(withoutRetries().createRefund(request)).rejects.toMatchObject({ code: 'idempotency_keys_exhausted' });
+      expect(stripe.refundsFor('pay-18')).toEqual([]);
+    });
+
     it('an intent the 500 left its key stuck on is made under the next versioned key, and a retry of the start finds that one', async () => {
       stripe.inject('create-intent', { kind: 'kept-error', status: 500 });
       const intent = await gateway.createIntent(intentRequest('pay-15'));
@@ -192,6 +228,15 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     stripe.setIntentStatus(intent.intentId, 'succeeded', new Date('2031-03-01T10:00:00Z'));
     for (const charge of stripe.charges.values()) charge.payment_method_details = { type: 'sepa_debit' };
     expect(await gateway.retrieveIntent(intent.intentId)).not.toHaveProperty('capturedAt');
+  });
+
+  it('a quick look at an intent is one request, given up after its own timeout: not the client\'s retries', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-19'));
+    stripe.inject('retrieve-intent', ...Array.from({ length: 4 }, () => ({ kind: 'delay', ms: 1_000 }) as const));
+    const started = Date.now();
+    await expect(gateway.retrieveIntent(intent.intentId, { timeoutMs: 150, retries: 0 })).rejects.toBeInstanceOf(ProviderUnavailableError);
+    expect(Date.now() - started).toBeLessThan(390);
+    expect(stripe.requestsTo('retrieve-intent')).toHaveLength(1);
   });
 
   it('retrieves an intent, and knows nothing of an unknown one', async () => {

@@ -85,4 +85,20 @@ describe("Stripe events in our terms", () => {
     const malformed: Stripe.Event = JSON.parse(JSON.stringify({ id: 'evt_m', object: 'event', type, data: object === undefined ? {} : { object } }));
     expect(toProviderEvents(malformed)).toEqual([{ kind: 'unmatched', eventId: 'evt_m', eventType: type, objectId: object?.id ?? 'evt_m', reason: expect.stringMatching(new RegExp(`^malformed: ${field.replaceAll('.', '\\.')}: `)) }]);
   });
+
+  // Before, one field read only for the reason's text made the whole event unmatched: a refund
+  // that failed stayed pending on our side, its money counted as given back.
+  it('a field read only for the reason, of the wrong shape, gives the default reason: the ids and status still record the outcome', () => {
+    const failedRefund = { ...refund('re_8', 'failed', { paymentId: 'p8', refundId: 'r8' }), failure_reason: { code: 'expired_or_canceled_card' } };
+    expect(toProviderEvents(event('evt_8', 'refund.failed', failedRefund))).toEqual([{ kind: 'refund-failed', eventId: 'evt_8', paymentId: 'p8', refundId: 'r8', reason: 'failed' }]);
+    const failedIntent = { id: 'pi_8', object: 'payment_intent', metadata: { paymentId: 'p8' }, last_payment_error: 'card_declined' };
+    expect(toProviderEvents(event('evt_9', 'payment_intent.payment_failed', failedIntent))).toEqual([{ kind: 'payment-failed', eventId: 'evt_9', paymentId: 'p8', intentId: 'pi_8', reason: 'payment_failed' }]);
+    const oddCode = { id: 'pi_9', object: 'payment_intent', metadata: { paymentId: 'p9' }, last_payment_error: { code: 7, message: 'declined' } };
+    expect(toProviderEvents(event('evt_10', 'payment_intent.payment_failed', oddCode))).toEqual([{ kind: 'payment-failed', eventId: 'evt_10', paymentId: 'p9', intentId: 'pi_9', reason: 'declined' }]);
+  });
+
+  it('ids and statuses are still read strictly: a refund whose status is no string is malformed', () => {
+    const [translated] = toProviderEvents(event('evt_11', 'refund.updated', { ...refund('re_11', 'failed', { paymentId: 'p', refundId: 'r' }), status: 3 }));
+    expect(translated).toMatchObject({ kind: 'unmatched', reason: expect.stringMatching(/^malformed: data\.object\.status: /) });
+  });
 });

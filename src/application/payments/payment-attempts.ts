@@ -4,7 +4,8 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandContext } from '../metadata.js';
 import { deterministicUuid } from '../ids.js';
-import { intentOutcomeLearned, recordOnPayment } from './provider-events.js';
+import { ProviderRefusedError, ProviderUnavailableError, type QuickLook } from '../ports/payment-gateway.js';
+import { intentOutcomeLearned, recordOnPayment, recordProviderEvent, type PaymentProviderEvent } from './provider-events.js';
 
 /**
  * A booking's payments are its attempts 1, 2, 3 … with ids derived from the booking and the
@@ -62,26 +63,57 @@ export async function bookingPayment(side: CommandSide, bookingId: string): Prom
 }
 
 /**
- * Whether the provider took the booking's price on one of its live attempts though our log does
- * not say so yet (the webhook late, or lost): asked of the side's gateway, if it has one, and a
- * success it reports is recorded as its webhook would be, so that the payment process marks the
- * booking paid and confirms it. Another amount taken is recorded too, as a mismatch: not paid, and
- * refunded. A provider that cannot be reached throws: whoever asked tries again later.
+ * The look at expiry waits this long, once: the sweep that asks is serial, and with the SDK's own
+ * timeout and retries (20 s, four tries in production) a Stripe down held every lapsed booking
+ * behind it for over a minute per attempt, on every sweep, its intent payable all the while.
+ */
+const lookAtExpiry: QuickLook = { timeoutMs: 3_000, retries: 0 };
+
+/**
+ * Whether the provider took the booking's price within its hold on one of its live attempts
+ * though our log does not say so yet (the webhook late, or lost): asked of the side's gateway, if
+ * it has one, and a success it reports is recorded as its webhook would be, so that the payment
+ * process marks the booking paid and confirms it. Another amount taken is recorded too, as a
+ * mismatch: not paid, and refunded. A look the provider fails or refuses, and money taken after
+ * the hold, count as not paid: the booking expires on our log alone, and a success learned later
+ * is refunded, as before the look. Waiting for the provider instead held the booking (and its
+ * payable intent) open for as long as it was down.
  */
 export async function paidAtProvider(side: CommandSide, bookingId: string, context: CommandContext): Promise<boolean> {
   const gateway = side.paymentGateway?.();
   if (!gateway) return false;
+  const { state: booking } = await side.handlers.booking.read(bookingStreamId(bookingId));
+  if (booking.status !== 'requested') return false;
+  const holdEnd = Date.parse(booking.booking.holdExpiresAt);
   let paid = false;
   for (const { paymentId, state } of await paymentAttempts(side, bookingId)) {
     if (!isLive(state)) continue;
     const intentId = state.payment.providerIntentId;
-    const learned = intentOutcomeLearned(paymentId, intentId, await gateway.retrieveIntent(intentId));
-    if (learned?.kind !== 'payment-succeeded') continue;
-    await recordOnPayment(side, learned, context).catch((error: unknown) => {
-      // Recorded otherwise meanwhile (its webhook came): the state read next says which.
-      if (!(error instanceof DomainError)) throw error;
+    const intent = await gateway.retrieveIntent(intentId, lookAtExpiry).catch((error: unknown) => {
+      if (!(error instanceof ProviderUnavailableError || error instanceof ProviderRefusedError)) throw error;
+      side.onError?.(error, `ask the payment provider about intent ${intentId} of booking ${bookingId} at its expiry (it expires on our log alone)`);
+      return 'unanswered' as const;
     });
+    if (intent === 'unanswered') continue;
+    const learned = intentOutcomeLearned(paymentId, intentId, intent);
+    if (learned?.kind !== 'payment-succeeded') continue;
+    if (learned.capturedAt !== undefined && Date.parse(learned.capturedAt) > holdEnd) continue;
+    await recordLearned(side, learned, context);
     if ((await side.handlers.payment.read(paymentStreamId(paymentId))).state.status === 'succeeded') paid = true;
   }
   return paid;
+}
+
+/**
+ * A success learned by asking, recorded as `recordProviderEvent` records its webhook: one the
+ * payment's rules refuse (recorded otherwise meanwhile, say) is kept as unmatched where the side
+ * keeps them, not dropped unseen.
+ */
+async function recordLearned(side: CommandSide, learned: Extract<PaymentProviderEvent, { kind: 'payment-succeeded' }>, context: CommandContext): Promise<void> {
+  const eventStore = side.providerEventStore;
+  if (eventStore) return recordProviderEvent({ side, eventStore }, learned, context);
+  await recordOnPayment(side, learned, context).catch((error: unknown) => {
+    if (!(error instanceof DomainError)) throw error;
+    side.onError?.(error, `record payment ${learned.paymentId}'s success learned from the provider`);
+  });
 }

@@ -11,8 +11,12 @@ export interface PaymentGateway {
   /** Creates the intent the client pays with its client secret. */
   createIntent(request: CreateIntentRequest): Promise<ProviderIntent>;
 
-  /** The intent as the provider sees it now; `undefined` when it does not know the id. */
-  retrieveIntent(intentId: string): Promise<ProviderIntent | undefined>;
+  /**
+   * The intent as the provider sees it now; `undefined` when it does not know the id. `quick`
+   * bounds the look, for a caller that must not wait on the provider (a sweep); without it, the
+   * adapter's own timeout and retries apply. An adapter that answers at once may ignore it.
+   */
+  retrieveIntent(intentId: string, quick?: QuickLook): Promise<ProviderIntent | undefined>;
 
   /**
    * Cancels an intent nobody should pay any more. An intent that can no longer be canceled
@@ -27,6 +31,9 @@ export interface PaymentGateway {
    */
   createRefund(request: CreateRefundRequest): Promise<ProviderRefund>;
 }
+
+/** One bounded look: at most `retries` more tries after the first, each given up after `timeoutMs`. */
+export type QuickLook = { readonly timeoutMs: number; readonly retries: number };
 
 /** How the provider reports an intent's life: only what our flow tells apart. */
 export type ProviderIntentStatus = 'awaiting-payment' | 'processing' | 'succeeded' | 'canceled';

@@ -8,6 +8,7 @@ import type {
   ProviderIntent,
   ProviderIntentStatus,
   ProviderRefund,
+  QuickLook,
 } from '../../application/ports/payment-gateway.js';
 import { idempotencyKeys, ProviderRefusedError, ProviderUnavailableError } from '../../application/ports/payment-gateway.js';
 import { stripeInstant } from './stripe-instant.js';
@@ -123,8 +124,15 @@ function whatAFailedCreateDid(error: unknown): 'kept-failure' | 'unknown' | unde
   return error.headers?.['idempotent-replayed'] === 'true' ? 'kept-failure' : 'unknown';
 }
 
-/** Keys one call tries for one create, each after its predecessor's 5xx and a look that found nothing. */
-const maxKeyAttempts = 5;
+/**
+ * Keys a create may use, each after its predecessor's kept 5xx and a look that found nothing.
+ * Every call walks the keys again from the first, quickly (a replay is answered at once), and
+ * spends at most one fresh key after them (a fresh 5xx is an unknown outcome and ends the call):
+ * a bound of 5 was reached by one burst of kept 500s, after which every call replayed them and
+ * threw an outage, retried for a day. Past this many, something is wrong at Stripe that a retry
+ * will not mend: the create is refused for good, and someone sees a failed refund (or start).
+ */
+const maxKeyAttempts = 25;
 
 /**
  * Creates under the step's key; after a 5xx or an unknown outcome, first looks for what the create
@@ -144,7 +152,10 @@ async function createOnce<T>(key: string, create: (key: string) => Promise<T>, m
       if (outcome === undefined) throw providerError(error);
       const found = await made();
       if (found !== undefined) return found;
-      if (outcome === 'unknown' || attempt >= maxKeyAttempts) throw providerError(error);
+      if (outcome === 'unknown') throw providerError(error);
+      if (attempt >= maxKeyAttempts) {
+        throw new ProviderRefusedError('idempotency_keys_exhausted', `Stripe keeps a 5xx as the answer of all ${maxKeyAttempts} keys of ${key}`);
+      }
     }
   }
 }
@@ -178,10 +189,12 @@ export class StripePaymentGateway implements PaymentGateway {
     return toIntent(await createOnce(request.idempotencyKey, create, async () => undefined));
   }
 
-  async retrieveIntent(intentId: string): Promise<ProviderIntent | undefined> {
+  async retrieveIntent(intentId: string, quick?: QuickLook): Promise<ProviderIntent | undefined> {
+    // The SDK's per-request settings; a connection closed before any answer is still retried once.
+    const bounded = quick ? { timeout: quick.timeoutMs, maxNetworkRetries: quick.retries } : {};
     try {
       // The charge comes along, for when it took the money: one request, not two.
-      return toIntent(await this.stripe.paymentIntents.retrieve(intentId, { expand: ['latest_charge'] }));
+      return toIntent(await this.stripe.paymentIntents.retrieve(intentId, { expand: ['latest_charge'] }, bounded));
     } catch (error) {
       if (isStripeError(error) && error.code === 'resource_missing') return undefined;
       throw providerError(error);

@@ -8,17 +8,20 @@ import { stripeInstant } from './stripe-instant.js';
  * The fields we read of Stripe's objects, checked: a signed event of another shape (an API
  * version we do not expect, a bug on either side) is kept as unmatched, not thrown over. A throw
  * answered 500, and Stripe sends a 500'd event again for days, each time to the same throw.
+ * Ids, statuses and amounts are read strictly; a field read only for a reason's text falls back
+ * to the default reason instead: it made a whole event unmatched, a failed refund pending for good.
  */
 const metadataSchema = z.record(z.string(), z.string());
+
+/** A reason's text, if it is one. */
+const reasonText = z.string().nullish().catch(undefined);
 
 const intentSchema = z.object({
   id: z.string().min(1),
   metadata: metadataSchema,
   amount_received: z.number().int().nonnegative().optional(),
   currency: z.string().min(1).optional(),
-  last_payment_error: z
-    .object({ decline_code: z.string().nullish(), code: z.string().nullish(), message: z.string().nullish() })
-    .nullish(),
+  last_payment_error: z.object({ decline_code: reasonText, code: reasonText, message: reasonText }).nullish().catch(undefined),
 });
 /** What was received, not what was asked, and in which currency: a success's amount must show. */
 const succeededIntentSchema = intentSchema.extend({ amount_received: z.number().int().nonnegative(), currency: z.string().min(1) });
@@ -27,7 +30,7 @@ const refundSchema = z.object({
   id: z.string().min(1),
   status: z.string().nullish(),
   metadata: metadataSchema.nullish(),
-  failure_reason: z.string().nullish(),
+  failure_reason: reasonText,
 });
 
 const chargeSchema = z.object({ id: z.string().min(1), refunds: z.object({ data: z.array(refundSchema) }).nullish() });
@@ -60,6 +63,24 @@ export function toProviderEvents(event: Stripe.Event): PaymentProviderEvent[] {
   }
 }
 
+const malformedPrefix = 'malformed: ';
+
+/** Whether the event is one of a shape we could not read, kept unmatched: to be logged and counted, not only kept. */
+export function isMalformed(event: PaymentProviderEvent): event is Extract<PaymentProviderEvent, { kind: 'unmatched' }> {
+  return event.kind === 'unmatched' && event.reason.startsWith(malformedPrefix);
+}
+
+/**
+ * The intent and our payment a payment-intent event names, read leniently (whatever else is amiss
+ * in it): of an event we could not read, what to ask the provider about instead.
+ */
+export function intentNamedBy(event: Stripe.Event): { readonly intentId: string; readonly paymentId: string } | undefined {
+  if (!String(event.type).startsWith('payment_intent.')) return undefined;
+  const named = z.object({ id: z.string().min(1), metadata: z.object({ paymentId: z.string().min(1) }) });
+  const parsed = z.object({ data: z.object({ object: named }) }).safeParse(event);
+  return parsed.success ? { intentId: parsed.data.data.object.id, paymentId: parsed.data.data.object.metadata.paymentId } : undefined;
+}
+
 /** `translate` of the event's object if it has the shape `schema` reads; else the event kept as malformed, naming the first field amiss. */
 function checked<T>(event: Stripe.Event, schema: z.ZodType<T>, translate: (object: T) => PaymentProviderEvent[]): PaymentProviderEvent[] {
   // The event's own id names what we record of it: without one, the event is malformed too.
@@ -68,7 +89,7 @@ function checked<T>(event: Stripe.Event, schema: z.ZodType<T>, translate: (objec
   const [issue] = parsed.error.issues;
   const field = issue ? issue.path.map(String).join('.') : 'data.object';
   const eventId = typeof event.id === 'string' && event.id !== '' ? event.id : `unnamed:${createHash('sha256').update(JSON.stringify(event)).digest('hex').slice(0, 24)}`;
-  return [unmatched(eventId, String(event.type), objectIdOf(event) ?? eventId, `malformed: ${field}: ${issue?.message ?? 'unexpected shape'}`)];
+  return [unmatched(eventId, String(event.type), objectIdOf(event) ?? eventId, `${malformedPrefix}${field}: ${issue?.message ?? 'unexpected shape'}`)];
 }
 
 /** The object's id, if the event has one where Stripe puts it. */

@@ -7,7 +7,8 @@ import { sleep } from '../../../src/application/sleep.js';
  * retries, its timeouts, its headers) is what talks to it. Like Stripe, it replays the first
  * answer for a repeated `Idempotency-Key` once the request started executing, a 5xx too (for 24 h
  * at Stripe, for good here), and answers 409 while a request with the same key is still in
- * flight. Faults are queued per route and used up in order.
+ * flight. Faults are queued per route and used up in order; a kept 5xx only by a request that
+ * executes (not by a replay).
  */
 export type Fault =
   /** Never answers: the connection is cut before anything is done. */
@@ -176,11 +177,16 @@ export class FakeStripeServer {
     if (request.headers.authorization !== 'Bearer sk_test_fake') return send(response, 401, stripeError('authentication_error', 'invalid_api_key'));
     if (route === 'unknown') return send(response, 404, stripeError('invalid_request_error', 'resource_missing'));
 
-    const fault = this.faults.get(route)?.shift();
+    const storeKey = idempotencyKey === undefined ? undefined : `${method} ${idempotencyKey}`;
+    // A kept 5xx is what an execution ends in: a request that executes nothing (a replay, a 409
+    // while its key runs) leaves it to the next request that does.
+    const queued = this.faults.get(route);
+    const executes = !storeKey || (!this.answered.has(storeKey) && !this.inFlight.has(storeKey));
+    const keptFault = queued?.[0]?.kind === 'kept-error' || queued?.[0]?.kind === 'work-then-kept-error';
+    const fault = keptFault && !executes ? undefined : queued?.shift();
     if (fault?.kind === 'drop-before') return void request.socket.destroy();
     if (fault?.kind === 'status') return send(response, fault.status, stripeError('api_error', 'injected'));
 
-    const storeKey = idempotencyKey === undefined ? undefined : `${method} ${idempotencyKey}`;
     let answer: Stored;
     if (storeKey && this.answered.has(storeKey)) {
       answer = this.answered.get(storeKey) ?? { status: 500, body: '' };

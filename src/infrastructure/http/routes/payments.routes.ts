@@ -9,7 +9,7 @@ import { formatPosition } from '../../../application/ports/position.js';
 import { commandOptions } from '../command-context.js';
 import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
-import { stripeWebhookRoutes } from './stripe-webhook.routes.js';
+import { stripeWebhookRoutes, type WebhookOutcome } from './stripe-webhook.routes.js';
 
 const startBody = z.object({}).strict().nullish().meta({ id: 'StartPaymentRequest' });
 const startedPayment = z
@@ -89,6 +89,8 @@ export type PaymentApiDeps = {
   /** For provider events that match no payment, kept for reconciliation. */
   readonly eventStore: EventStore;
   readonly webhookSecret: string | undefined;
+  /** Told what became of each signed Stripe event (`webhookMetrics`). */
+  readonly observeWebhook?: (outcome: WebhookOutcome) => void;
 };
 
 /** The payment routes and the Stripe webhook, each plugin in its own scope (the webhook parses raw bodies). */
@@ -100,5 +102,7 @@ export const paymentApi: FastifyPluginAsync<PaymentApiDeps & { readonly side: Co
     eventStore: deps.eventStore,
     webhookSecret: deps.webhookSecret,
     rateLimitMax: webhookRateLimit(deps.rateLimitMax),
+    gateway: deps.gateway,
+    ...(deps.observeWebhook ? { observeOutcome: deps.observeWebhook } : {}),
   });
 };

@@ -1,14 +1,29 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
 import Stripe from 'stripe';
-import { paymentProviderActor, recordProviderEvent, type ProviderEventDeps } from '../../../application/payments/provider-events.js';
-import { toProviderEvents } from '../../stripe/stripe-webhook-events.js';
+import type { CommandContext } from '../../../application/metadata.js';
+import {
+  intentOutcomeLearned,
+  paymentProviderActor,
+  recordProviderEvent,
+  type PaymentProviderEvent,
+  type ProviderEventDeps,
+} from '../../../application/payments/provider-events.js';
+import { ProviderRefusedError, ProviderUnavailableError, type PaymentGateway, type QuickLook } from '../../../application/ports/payment-gateway.js';
+import { intentNamedBy, isMalformed, toProviderEvents } from '../../stripe/stripe-webhook-events.js';
 import { HttpProblem } from '../problem.js';
+
+/** What became of one signed event: translated and recorded, kept unmatched, kept as malformed, or of a type we do not follow. */
+export type WebhookOutcome = 'recorded' | 'unmatched' | 'malformed' | 'ignored';
 
 export type StripeWebhookOptions = ProviderEventDeps & {
   /** `whsec_…`; unset, no request can be verified, so every one is refused. */
   readonly webhookSecret: string | undefined;
   /** Requests per client address and minute, counted apart from every other route's. */
   readonly rateLimitMax: number;
+  /** Asked about the intent of a malformed payment-intent event; unset, such an event is only kept. */
+  readonly gateway?: PaymentGateway;
+  /** Told of each signed event's outcome, e.g. to count them in metrics. */
+  readonly observeOutcome?: (outcome: WebhookOutcome) => void;
 };
 
 function invalidSignature(detail: string): HttpProblem {
@@ -21,10 +36,48 @@ function invalidSignature(detail: string): HttpProblem {
  * parser). A verified event is recorded before the answer and nothing slow happens here: the
  * process manager does the rest from the log. Stripe's own event id makes redeliveries no-ops,
  * so the route takes no Idempotency-Key. A signed event of a shape we cannot read is kept as
- * unmatched ("malformed", naming the field) and answered 200, not 400: Stripe retries any non-2xx
- * for days and then disables the endpoint, while a retry brings the same bytes; the log keeps it
- * for reconciliation, where a 400 would only show in Stripe's dashboard.
+ * unmatched ("malformed", naming the field), logged at error, counted, and answered 200, not 400:
+ * Stripe retries any non-2xx for days and then disables the endpoint, while a retry brings the
+ * same bytes; the log keeps it for reconciliation, where a 400 would only show in Stripe's
+ * dashboard.
  */
+function outcomeOf(translated: readonly PaymentProviderEvent[]): WebhookOutcome {
+  if (translated.some(isMalformed)) return 'malformed';
+  if (translated.some((event) => event.kind === 'unmatched')) return 'unmatched';
+  return translated.length === 0 ? 'ignored' : 'recorded';
+}
+
+/** The webhook answers Stripe within its own timeout: one short look, not the SDK's retries. */
+const lookFromWebhook: QuickLook = { timeoutMs: 3_000, retries: 0 };
+
+/**
+ * A malformed event is kept as unmatched, and logged at error: someone must read it. Of a payment
+ * intent's whose ids are readable, the provider is asked what the event would have told (one
+ * look, its outcome recorded as `intentOutcomeLearned` makes it); a look that fails leaves the
+ * outcome to whoever asks next (the payment start, the expiry, the payment process).
+ */
+async function afterMalformed(
+  log: FastifyBaseLogger,
+  options: StripeWebhookOptions,
+  event: Stripe.Event,
+  translated: readonly PaymentProviderEvent[],
+  context: CommandContext,
+): Promise<void> {
+  for (const { eventId, eventType, objectId, reason } of translated.filter(isMalformed)) {
+    log.error({ eventId, eventType, objectId, reason }, 'a signed Stripe event of a shape we do not read, kept as unmatched');
+  }
+  const named = intentNamedBy(event);
+  if (!named || !options.gateway) return;
+  try {
+    const intent = await options.gateway.retrieveIntent(named.intentId, lookFromWebhook);
+    const learned = intentOutcomeLearned(named.paymentId, named.intentId, intent);
+    if (learned) await recordProviderEvent(options, learned, context);
+  } catch (error) {
+    if (!(error instanceof ProviderUnavailableError || error instanceof ProviderRefusedError)) throw error;
+    log.warn({ err: error, eventId: event.id, intentId: named.intentId }, 'could not ask Stripe about the intent of a malformed event');
+  }
+}
+
 export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = async (app, options) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -60,7 +113,10 @@ export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = asy
         causationId: typeof event.id === 'string' && event.id !== '' ? event.id : request.id,
         ip: request.ip,
       };
-      for (const providerEvent of toProviderEvents(event)) await recordProviderEvent(options, providerEvent, context);
+      const translated = toProviderEvents(event);
+      for (const providerEvent of translated) await recordProviderEvent(options, providerEvent, context);
+      options.observeOutcome?.(outcomeOf(translated));
+      if (translated.some(isMalformed)) await afterMalformed(request.log, options, event, translated, context);
       return reply.code(200).send({ received: true });
     },
   );
