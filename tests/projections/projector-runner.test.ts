@@ -38,6 +38,7 @@ describe('projector role', () => {
       expect(text).toContain('projection_events_processed{projection="role",generation="1"} 20');
       expect(text).toContain('projection_state{projection="role",generation="1",state="running"} 1');
       expect(text).toMatch(/projection_lag_seconds\{projection="role",generation="1"\} \d/);
+      expect(text).toContain('projection_failed_swap_tries{projection="role",generation="1"} 0');
     } finally {
       await runtime.stop();
     }

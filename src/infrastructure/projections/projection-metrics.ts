@@ -31,6 +31,7 @@ export function registerProjectionMetrics(registry: Registry, runtime: { status(
   gauge('projection_lag_seconds', "From the store recording the last committed event to its batch's commit", (s) =>
     s.lagMs === null ? null : s.lagMs / 1000,
   );
+  gauge('projection_failed_swap_tries', 'Tries in a row in which a rebuild found the live generation busy or ahead and did not swap in', (s) => s.failedSwapTries);
   new Gauge({
     name: 'projection_state',
     help: 'The state of each projection generation in this process (1 for the current state)',
