@@ -137,6 +137,34 @@ describe('Event-Position on a refusal that appended compensations', () => {
     expect(movedBack && answered && comparePositions(answered, movedBack)).toBe(0);
   });
 
+  it('given the appointment is cancelled elsewhere while the reschedule holds the new slot, when the reschedule is refused on its retry, then its 409 still carries the position of what its first try appended', async () => {
+    const patient = person(['PATIENT']);
+    const date = dayAfter(4);
+    const booked = await book(doctor.id, `${date}T09:00:00Z`, patient);
+    expect(booked.status).toBe(201);
+    const id = String(booked.body.id);
+    let resume = () => {};
+    // The reschedule has moved the patient's time and held 10:00; its own append waits while the
+    // appointment is cancelled elsewhere. The append, pinned, is then refused, and the retry,
+    // finding the appointment cancelled, is refused before it appends anything.
+    const paused = store.pause((streamId) => streamId === `appointment-${id}`, new Promise<void>((resolve) => (resume = resolve)));
+    const rescheduling = post(`/v1/appointments/${id}/reschedule`, { start: `${date}T10:00:00Z` }, patient);
+    await paused;
+    const cancelled = await postJson(`${otherApi.url}/v1/appointments/${id}/cancel`, { reason: 'feeling better' }, bearer(patient));
+    expect(cancelled.status).toBe(200);
+    resume();
+
+    const refused = await rescheduling;
+
+    expect(refused.status).toBe(409);
+    const schedule = await backend.eventStore.readStream(doctorScheduleStreamId(doctor.id));
+    const events: RecordedEvent[] = [];
+    if (schedule.status === 'found') for await (const event of schedule.events) events.push(event);
+    const held = events.filter((event) => event.type === 'SlotMoveHeld' && event.data.appointmentId === id).at(-1)?.position;
+    const answered = parsePosition(positionOf(refused));
+    expect(held && answered && comparePositions(answered, held)).toBeGreaterThanOrEqual(0);
+  });
+
   it('given the patient is busy then with another doctor, when booking takes the slot and is refused, then its 409 carries the position of the slot given back, replayed with it, and a read at it shows the slot free', async () => {
     const patient = person(['PATIENT']);
     const date = dayAfter(4);

@@ -7,7 +7,7 @@ import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
-import { compensating, givenUpOnFailure, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
+import { compensating, givenUpOnFailure, outcome, refusalPosition, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
 import { assertExpectedVersion, VersionMismatchError } from '../command-handling/errors.js';
 import { backoff, type CommandOptions, type CommandResult } from '../command-handling/handle-command.js';
 import type { Position } from '../ports/position.js';
@@ -134,6 +134,9 @@ export async function rescheduleAppointment(
   input: { start: string },
   request: CommandOptions,
 ): Promise<CommandOutcome> {
+  // What earlier tries appended and undid: the refusal that ends the loop names it, though a
+  // last try refused before it appended anything (the appointment cancelled meanwhile) has none.
+  const appendedByTries: Array<{ readonly position: Position }> = [];
   for (let attempt = 1; ; attempt++) {
     try {
       return await rescheduleOnce(side, appointmentId, input, request);
@@ -143,7 +146,12 @@ export async function rescheduleAppointment(
       // process giving this request up as dead): a client that sent no If-Match asked for the new
       // time whatever the version, so the next try starts from the appointment as it is now.
       const changedMeanwhile = error instanceof VersionMismatchError && request.expectedVersion === undefined;
-      if (!(movedMeanwhile || changedMeanwhile) || attempt >= rescheduleAttempts) throw error;
+      const position = refusalPosition(error);
+      if (position) appendedByTries.push({ position });
+      if (!(movedMeanwhile || changedMeanwhile) || attempt >= rescheduleAttempts) {
+        refusedAfter(error, appendedByTries);
+        throw error;
+      }
       await backoff(attempt);
     }
   }
