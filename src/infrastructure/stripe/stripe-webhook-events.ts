@@ -36,6 +36,7 @@ const refundSchema = z.object({
 const chargeSchema = z.object({ id: z.string().min(1), refunds: z.object({ data: z.array(refundSchema) }).nullish() });
 
 type Intent = z.infer<typeof intentSchema>;
+type SucceededIntent = z.infer<typeof succeededIntentSchema>;
 type Refund = z.infer<typeof refundSchema>;
 
 
@@ -48,10 +49,10 @@ type Refund = z.infer<typeof refundSchema>;
 export function toProviderEvents(event: Stripe.Event): PaymentProviderEvent[] {
   switch (event.type) {
     case 'payment_intent.succeeded':
-      return checked(event, succeededIntentSchema, (intent) => [fromIntent(event.id, event.type, intent, event.created)]);
+      return checked(event, succeededIntentSchema, (intent) => [fromSucceededIntent(event.id, event.type, intent, event.created)]);
     case 'payment_intent.payment_failed':
     case 'payment_intent.canceled':
-      return checked(event, intentSchema, (intent) => [fromIntent(event.id, event.type, intent, event.created)]);
+      return checked(event, intentSchema, (intent) => [fromIntent(event.id, event.type, intent)]);
     case 'charge.refunded':
       return checked(event, chargeSchema, (charge) => fromCharge(event.id, charge));
     case 'refund.created':
@@ -107,14 +108,19 @@ function unmatched(eventId: string, eventType: string, objectId: string, reason:
  * as the intent succeeds (a bank debit: when it clears, not when it was submitted). The object
  * names its charge by id only, and a card charge's own time is the same second.
  */
-function fromIntent(eventId: string, type: string, intent: Intent, created: number): PaymentProviderEvent {
+function fromSucceededIntent(eventId: string, type: string, intent: SucceededIntent, created: number): PaymentProviderEvent {
+  const paymentId = intent.metadata.paymentId;
+  if (!paymentId) return unmatched(eventId, type, intent.id, 'the intent carries no paymentId');
+  const capturedAt = stripeInstant(created);
+  const amount = { amount: intent.amount_received, currency: intent.currency.toUpperCase() };
+  return { kind: 'payment-succeeded', eventId, paymentId, intentId: intent.id, ...amount, ...(capturedAt === undefined ? {} : { capturedAt }) };
+}
+
+/** A failed or canceled intent. */
+function fromIntent(eventId: string, type: string, intent: Intent): PaymentProviderEvent {
   const paymentId = intent.metadata.paymentId;
   if (!paymentId) return unmatched(eventId, type, intent.id, 'the intent carries no paymentId');
   const ids = { eventId, paymentId, intentId: intent.id };
-  if (type === 'payment_intent.succeeded') {
-    const capturedAt = stripeInstant(created);
-    return { kind: 'payment-succeeded', ...ids, amount: intent.amount_received ?? 0, currency: (intent.currency ?? '').toUpperCase(), ...(capturedAt === undefined ? {} : { capturedAt }) };
-  }
   if (type === 'payment_intent.canceled') return { kind: 'payment-canceled', ...ids };
   const failure = intent.last_payment_error;
   const reason = failure?.decline_code ?? failure?.code ?? failure?.message ?? 'payment_failed';

@@ -125,8 +125,11 @@ async function upsertAppointments(trx: Transaction<AppointmentsTables>, events: 
 /** Appointments by patient, by doctor and by id. */
 export const appointmentsProjection = defineProjection<AppointmentsTables>({
   name: appointmentsProjectionName,
-  // 3: the parties' indexes follow the page order (when made), no longer `start_at`.
-  version: 3,
+  // 3: the parties' indexes follow the page order (when made), no longer `start_at`. 4:
+  // RescheduleGivenUp moves an appointment's version (its If-Match), which version 3's code does
+  // not read: in a rolling deploy, its projector passes one written by new code, and the rebuild
+  // this version starts reads it again.
+  version: 4,
   eventTypes: [...codec.eventTypes, subjectErasedType],
   migrate,
   apply,

@@ -578,6 +578,9 @@ export async function setUpGeneration(
  * Points the read schema at `schema`: one `select *` view per table. Simple views are inlined by
  * the planner (indexes apply), and replacing them inside a transaction is atomic for readers.
  * The read schema belongs to the runtime: anything else put there is dropped on the next swap.
+ * Its drop is what takes the views from readers in a swap: it waits for the reads in progress
+ * (within the transaction's `limitLockWaits`), and every read that starts afterwards waits for
+ * the COMMIT, which is why a swap does it last.
  */
 export async function publishViews(trx: Transaction<unknown>, name: string, schema: string): Promise<void> {
   const target = readSchema(name);
@@ -602,16 +605,6 @@ export async function publishViews(trx: Transaction<unknown>, name: string, sche
  */
 export async function limitLockWaits(trx: Transaction<unknown>, lockTimeoutMs: number): Promise<void> {
   await sql`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`.execute(trx);
-}
-
-/**
- * Takes the read schema's views from readers by dropping them, so that the lock falls on the
- * views alone, not, as `LOCK` on a view would, on the live generation's tables. It waits for the
- * reads in progress (within the transaction's `limitLockWaits`), and every read that starts
- * afterwards waits until the transaction ends: a swap does it last, just before `publishViews`.
- */
-export async function withdrawViews(trx: Transaction<unknown>, name: string): Promise<void> {
-  await sql`drop schema if exists ${sql.id(readSchema(name))} cascade`.execute(trx);
 }
 
 /** The active generation's row as it stands, unlocked: where a rebuild has to get to. */

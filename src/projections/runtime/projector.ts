@@ -18,7 +18,6 @@ import {
   recordSwapStarved,
   retireGeneration,
   rowPosition,
-  withdrawViews,
   withSearchPath,
   type GenerationRef,
 } from './projection-checkpoints.queries.js';
@@ -338,8 +337,8 @@ export class Projector {
 
   /**
    * In one transaction: the active generation's row locked (its projector waits at its next
-   * commit), and, if that one is no further than the batch, the batch applied, the read schema's
-   * views taken from readers (see `withdrawViews`), that one retired, the views repointed and the
+   * commit), and, if that one is no further than the batch, the batch applied, that one retired,
+   * the read schema's views repointed (`publishViews`, whose drop takes them from readers) and the
    * checkpoint moved. Everything commits together, so readers see the old tables or the new ones
    * at a position at least as far, never a step back.
    *
@@ -368,7 +367,6 @@ export class Projector {
         const declined = this.declines(active, progress.position);
         if (declined) throw new SwapDeclined(declined);
         await this.apply(trx, events);
-        await withdrawViews(trx, ref.name);
         if (active) await deactivateGeneration(trx, ref.name, active.generation, now());
         await publishViews(trx, ref.name, this.schema);
         await this.claim(trx, progress, { activate: true });

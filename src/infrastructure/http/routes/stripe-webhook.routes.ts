@@ -30,17 +30,6 @@ function invalidSignature(detail: string): HttpProblem {
   return new HttpProblem(400, 'invalid-signature', 'Invalid signature', detail);
 }
 
-/**
- * `POST /v1/webhooks/stripe`. The signature covers the exact bytes Stripe sent, so this plugin
- * parses every body as a raw buffer (scoped to itself: the rest of the API keeps its JSON
- * parser). A verified event is recorded before the answer and nothing slow happens here: the
- * process manager does the rest from the log. Stripe's own event id makes redeliveries no-ops,
- * so the route takes no Idempotency-Key. A signed event of a shape we cannot read is kept as
- * unmatched ("malformed", naming the field), logged at error, counted, and answered 200, not 400:
- * Stripe retries any non-2xx for days and then disables the endpoint, while a retry brings the
- * same bytes; the log keeps it for reconciliation, where a 400 would only show in Stripe's
- * dashboard.
- */
 function outcomeOf(translated: readonly PaymentProviderEvent[]): WebhookOutcome {
   if (translated.some(isMalformed)) return 'malformed';
   if (translated.some((event) => event.kind === 'unmatched')) return 'unmatched';
@@ -78,6 +67,18 @@ async function afterMalformed(
   }
 }
 
+/**
+ * `POST /v1/webhooks/stripe`. The signature covers the exact bytes Stripe sent, so this plugin
+ * parses every body as a raw buffer (scoped to itself: the rest of the API keeps its JSON
+ * parser). A verified event is recorded before the answer and nothing slow happens here (but for
+ * one look of at most 3 s at Stripe for a malformed payment-intent event, `afterMalformed`): the
+ * process manager does the rest from the log. Stripe's own event id makes redeliveries no-ops,
+ * so the route takes no Idempotency-Key. A signed event of a shape we cannot read is kept as
+ * unmatched ("malformed", naming the field), logged at error, counted, and answered 200, not 400:
+ * Stripe retries any non-2xx for days and then disables the endpoint, while a retry brings the
+ * same bytes; the log keeps it for reconciliation, where a 400 would only show in Stripe's
+ * dashboard.
+ */
 export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = async (app, options) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
