@@ -3,6 +3,9 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../src/infrastructure/http/http-server.js';
 import { problemSchema } from '../../src/infrastructure/http/problem.js';
+import { createOperationsServer } from '../../src/infrastructure/http/operations-server.js';
+import { createLogger } from '../../src/infrastructure/logging/logger.js';
+import { Registry } from 'prom-client';
 import { startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
 
@@ -206,5 +209,17 @@ describe('both APIs answer parser refusals with problem+json', () => {
 
   it('the query API', async () => {
     expectProblem(await exchange(portOf(query.app), rawNonAscii), 400, 'bad-request');
+  });
+
+  it("the projector role's operations server (health and metrics)", async () => {
+    const operations = await createOperationsServer({ logger: createLogger({ level: 'silent', pretty: false }), probes: [], metricsRegistry: new Registry() });
+    try {
+      await operations.listen({ port: 0, host: '127.0.0.1' });
+      const address = operations.server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      expectProblem(await exchange(port, rawNonAscii), 400, 'bad-request');
+    } finally {
+      await operations.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import Fastify from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/logger.js';
+import { answerClientError } from './client-error.js';
 import { drainPlugin } from './plugins/drain.plugin.js';
 import { errorHandlerPlugin } from './plugins/error-handler.plugin.js';
 import { healthPlugin, type ReadinessProbe } from './plugins/health.plugin.js';
@@ -14,7 +15,8 @@ import { responseSerializerCompiler } from './response-serializer.js';
  * checkpoints, lag and throughput, which only that process knows.
  */
 export async function createOperationsServer(options: { logger: Logger; probes: readonly ReadinessProbe[]; metricsRegistry: Registry }) {
-  const app = Fastify({ loggerInstance: options.logger, disableRequestLogging: true, forceCloseConnections: true });
+  // A request Node's HTTP parser refuses is answered problem+json here too, as on both APIs.
+  const app = Fastify({ loggerInstance: options.logger, disableRequestLogging: true, forceCloseConnections: true, clientErrorHandler: answerClientError });
   app.setValidatorCompiler(requestValidatorCompiler);
   app.setSerializerCompiler(responseSerializerCompiler);
   await app.register(errorHandlerPlugin);
