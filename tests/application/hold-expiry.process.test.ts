@@ -610,6 +610,20 @@ describe('hold expiry process', () => {
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
     });
 
+    it('a slot following the appointment onto time someone booked once its hold was dropped is refused, and the double booking is reported, not swallowed', async () => {
+      const schedule = `doctorSchedule-${doctor.id}`;
+      await side.handlers.doctorSchedule.handle(schedule, { type: 'DropSlotHold', data: { appointmentId, to: nineThirty } }, as(admin));
+      await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient));
+      const reported: string[] = [];
+      const reporting: CommandSide = { ...side, onError: (_error, what) => reported.push(what) };
+
+      const followed = await slotFollows(reporting, { appointmentId, doctorId: doctor.id, patientId: patient.id, start: nineThirty, end: ten }, as(patient), clock.now().toISOString());
+
+      expect(followed).toBeUndefined();
+      expect(reported).toEqual([expect.stringContaining('slot-taken; a double booking')]);
+      expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nine, time: nineThirty });
+    });
+
     it('when the appointment is cancelled before the sweep, its slot and the hold both go back with it', async () => {
       await cancelAppointment(side, appointmentId, { reason: 'better' }, as(patient));
       const { process, turn, errors } = startWatchedProcess();
@@ -699,6 +713,34 @@ describe('hold expiry process', () => {
       expect(errors).toEqual([]);
       expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
+    });
+
+    it("when the process's drop of the first hold lands after the request, given up, tried again and held 09:30 anew, it leaves the new hold alone: another patient is refused 09:30, and the request's move completes there", async () => {
+      const booked = await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+      const schedule = `doctorSchedule-${doctor.id}`;
+      const firstTry = holdNextAppend((streamId) => streamId === booked.streamId);
+      const rescheduling = rescheduleAppointment(otherProcess, booked.id, { start: nineThirty }, as(patient));
+      await firstTry.reached;
+      // The process gives the request up, then its drop of the 09:30 hold waits.
+      const { turn } = startWatchedProcess();
+      clock.advance(graceMs);
+      const processDrops = holdNextAppend((streamId) => streamId === schedule);
+      const sweeping = turn();
+      await processDrops.reached;
+      // The first try's append is refused; it drops its own hold, and the second try holds 09:30 again.
+      const secondTry = holdNextAppend((streamId) => streamId === booked.streamId);
+      firstTry.resume();
+      await secondTry.reached;
+      processDrops.resume();
+      await sweeping;
+      const other = bookAppointment(otherProcess, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient));
+      await expect(other).rejects.toMatchObject({ code: 'slot-taken' });
+      secondTry.resume();
+      await expect(rescheduling).resolves.toBeDefined();
+
+      const scheduleLog = (await streamEvents(store, schedule)).map((event) => event.type);
+      expect(scheduleLog.filter((type) => type === 'SlotMoveHeld' || type === 'SlotMoveDropped')).toEqual(['SlotMoveHeld', 'SlotMoveDropped', 'SlotMoveHeld']);
+      expect(await whereIs(booked.id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
     });
   });
 

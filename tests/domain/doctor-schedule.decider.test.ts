@@ -104,14 +104,20 @@ const slotMoveHeld = (appointmentId: string, [previousStart, previousEnd]: Span,
   data: { doctorId, appointmentId, previousStart, previousEnd, start, end, heldAt: at },
 });
 
-const completeMove = (appointmentId: string, to: string, at = now): CompleteSlotMove => ({ type: 'CompleteSlotMove', data: { appointmentId, to, now: at } });
+const completeMove = (appointmentId: string, to: string, at = now, heldAt?: string): CompleteSlotMove => ({
+  type: 'CompleteSlotMove',
+  data: { appointmentId, to, now: at, ...(heldAt === undefined ? {} : { heldAt }) },
+});
 
 const slotMoveCompleted = (appointmentId: string, [previousStart, previousEnd]: Span, [start, end]: Span, at = now): SlotMoveCompleted => ({
   type: 'SlotMoveCompleted',
   data: { doctorId, appointmentId, previousStart, previousEnd, start, end, completedAt: at },
 });
 
-const dropHold = (appointmentId: string, to: string): DropSlotHold => ({ type: 'DropSlotHold', data: { appointmentId, to } });
+const dropHold = (appointmentId: string, to: string, heldAt?: string): DropSlotHold => ({
+  type: 'DropSlotHold',
+  data: { appointmentId, to, ...(heldAt === undefined ? {} : { heldAt }) },
+});
 
 const slotMoveDropped = (appointmentId: string, [start, end]: Span): SlotMoveDropped => ({ type: 'SlotMoveDropped', data: { doctorId, appointmentId, start, end } });
 
@@ -647,7 +653,7 @@ describe('HoldSlotForMove', () => {
   it('leaves the appointment its slot, and shows the hold apart', () => {
     const state = fold(doctorScheduleDecider, held);
     expect(slotOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon0900, end: mon0930 });
-    expect(slotHoldOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon1000, end: mon1030, heldForMove: true });
+    expect(slotHoldOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon1000, end: mon1030, heldForMove: true, heldAt: now });
   });
 
   it('changes nothing when retried: the hold is already there, wherever the mover saw the slot', () => {
@@ -731,6 +737,24 @@ describe('CompleteSlotMove', () => {
     spec.given([...held, slotMoveDropped('a-1', [mon1000, mon1030])]).when(completeMove('a-1', mon1000)).thenFails('not-found');
     spec.given([]).when(completeMove('a-1', mon1000)).thenFails('not-found');
   });
+
+  describe('naming the hold by when it was held', () => {
+    const later = '2026-03-02T08:05:00.000Z';
+    // The hold at 10:00 dropped, and 10:00 held again for another try of the move.
+    const heldAgain = [...held, slotMoveDropped('a-1', [mon1000, mon1030]), slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030], later)];
+
+    it('completes that hold', () => {
+      spec.given(heldAgain).when(completeMove('a-1', mon1000, later, later)).then([slotMoveCompleted('a-1', [mon0900, mon0930], [mon1000, mon1030], later)]);
+    });
+
+    it('finds no other: a newer hold at the same time is not the one named, and is left to the move it is for', () => {
+      spec.given(heldAgain).when(completeMove('a-1', mon1000, later, now)).thenFails('not-found');
+    });
+
+    it('changes nothing when retried after it completed', () => {
+      spec.given([...heldAgain, slotMoveCompleted('a-1', [mon0900, mon0930], [mon1000, mon1030], later)]).when(completeMove('a-1', mon1000, later, later)).then([]);
+    });
+  });
 });
 
 describe('DropSlotHold', () => {
@@ -756,6 +780,16 @@ describe('DropSlotHold', () => {
     spec.given(held).when(dropHold('a-1', mon0930)).then([]);
     spec.given(held).when(dropHold('a-2', mon1000)).then([]);
     spec.given([]).when(dropHold('a-1', mon1000)).then([]);
+  });
+
+  it('named by when it was held, leaves a newer hold at the same time alone: the one named is gone already', () => {
+    const later = '2026-03-02T08:05:00.000Z';
+    const heldAgain = [...held, slotMoveDropped('a-1', [mon1000, mon1030]), slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030], later)];
+    spec.given(heldAgain).when(dropHold('a-1', mon1000, now)).then([]);
+    spec.given(heldAgain).when(dropHold('a-1', mon1000, later)).then([slotMoveDropped('a-1', [mon1000, mon1030])]);
+    spec.given(held).when(dropHold('a-1', mon1000, now)).then([slotMoveDropped('a-1', [mon1000, mon1030])]);
+    const state = fold(doctorScheduleDecider, heldAgain);
+    expect(slotHoldOf(state, 'a-1')).toEqual({ appointmentId: 'a-1', start: mon1000, end: mon1030, heldForMove: true, heldAt: later });
   });
 
   it('is never refused for the schedule: withdrawn, or changed so that the hold is off its grid', () => {

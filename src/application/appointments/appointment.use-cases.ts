@@ -242,10 +242,12 @@ async function rescheduleOnce(side: CommandSide, appointmentId: string, input: {
     const rescheduled = await side.handlers.appointment.handle(appointment, { ...command, data: { ...command.data, newEnd: movedEnd } }, { ...request, expectedVersion: version });
     if (rescheduled.events.length === 0) return outcome(appointmentId, rescheduled);
     // The slot follows the appointment: the hold becomes its slot, the old one is freed. A retry
-    // that found its steps taken may land after the hold-expiry process, taking the request for
-    // dead, dropped the hold and moved the time back: they follow the appointment now, not a
-    // grace period later with the new time free for anyone meanwhile. (The process looks again
-    // after its own step, so one of the two sees the other.)
+    // that found its time moved may land after the hold-expiry process, taking the request for
+    // dead, moved it back: it follows the appointment now, not a grace period later with the new
+    // time free for anyone meanwhile. (That move back looks again after its own step, so one of
+    // the two sees the other.) The hold needs no second look: the process gives the request up on
+    // the appointment before it drops the hold, which refuses an append that read the appointment
+    // earlier, and it drops only the hold it saw (by `heldAt`), never one a later try held anew.
     const moved = { appointmentId, doctorId: current.doctorId, patientId: current.patientId, start: newStart, end: movedEnd };
     const followed = [await slotFollows(side, moved, compensating(atVersion, 'slot-follows'), now), await timeFollows(side, moved, compensating(atVersion, 'time-follows'))];
     return outcome(appointmentId, rescheduled, ...followed.flatMap((step) => (step ? [step] : [])));
@@ -341,8 +343,9 @@ type AppointmentTime = { appointmentId: string; doctorId: string; patientId: str
 /**
  * The doctor's slot moved to where the appointment is, if it is elsewhere: the move held for it
  * there completed, or else restored, not moved, as the appointment's time may be off the grid of
- * a schedule changed since. Someone else holding that time is a double booking the hold-expiry
- * process reports; this leaves it to it.
+ * a schedule changed since. Someone else holding that time is a double booking: reported through
+ * `onError` at once (the hold-expiry process, sweeping the move later, reports it too), and left
+ * for people to sort out, as moving the appointment back would undo a request that went through.
  */
 export async function slotFollows(side: CommandSide, appointment: AppointmentTime, request: CommandOptions, now: string) {
   const { appointmentId, start, end } = appointment;
@@ -359,7 +362,14 @@ export async function slotFollows(side: CommandSide, appointment: AppointmentTim
   if (!slot || slot.start === start) return undefined;
   return side.handlers.doctorSchedule
     .handle(schedule, { type: 'RestoreSlot', data: { appointmentId, from: slot.start, start, end, now } }, request)
-    .catch(unlessRefused);
+    .catch((error: unknown) => {
+      // Not found: the slot went since the look (the appointment cancelled), nothing to follow.
+      // Anything else is someone holding the appointment's time: told, as `undoing` tells it.
+      if (error instanceof DomainError && !(error instanceof NotFoundError)) {
+        side.onError?.(error, `move the slot of appointment ${appointmentId} to ${start}, where it is (refused: ${error.code}; a double booking for people to sort out)`);
+      }
+      return unlessRefused(error);
+    });
 }
 
 /** The patient's time moved to where the appointment is, if it is elsewhere; as `slotFollows`. */

@@ -59,8 +59,10 @@ type PendingMove = { appointmentStart: string; at: string; movedAt: number; caus
  * A slot held at `start` for a reschedule of the appointment, neither completed nor dropped yet:
  * the request that held it died before the appointment moved (the hold is dropped) or after (it
  * is completed). Meanwhile both the old slot and the held one are kept from everyone else.
+ * `heldAtInstant` is the event's `heldAt` as written, which names this hold to the schedule: a
+ * retry of the request may have dropped it and held the same time again by the time it is settled.
  */
-type PendingSlotHold = { doctorId: string; start: string; heldAt: number; cause: Cause };
+type PendingSlotHold = { doctorId: string; start: string; heldAt: number; heldAtInstant: string; cause: Cause };
 /** Reads of an appointment that changes while a reschedule of it is given up; each change is one more try. */
 const giveUpAttempts = 5;
 /** Whether a listing takes bookings, as the listing says and as its calendar does. */
@@ -262,7 +264,7 @@ export class HoldExpiryProcess {
         const held = aggregates.doctorSchedule.codec.decode(event);
         if (held.type !== 'SlotMoveHeld') return;
         const { appointmentId, doctorId, start, heldAt } = held.data;
-        this.heldSlots.set(appointmentId, { doctorId, start, heldAt: Date.parse(heldAt), cause: causeOf(event) });
+        this.heldSlots.set(appointmentId, { doctorId, start, heldAt: Date.parse(heldAt), heldAtInstant: heldAt, cause: causeOf(event) });
         return;
       }
       case 'SlotMoveDropped': {
@@ -608,21 +610,29 @@ export class HoldExpiryProcess {
    * the version the request read, is refused once the mark is in (the request then moves back
    * what it moved, or tries again from the appointment as it is). Dropped first, the hold left
    * the new time free for anyone while the appointment could still land there.
+   *
+   * Both name the hold by when it was held: the request, refused once the mark is in, drops its
+   * hold itself and may try again from the appointment as it is, holding the same time anew and
+   * landing its append. Dropping "the appointment's hold at `to`" then freed that new hold, which
+   * the request was about to complete, and the time went to someone else.
    */
   private async settleSlotHold(appointmentId: string, hold: PendingSlotHold): Promise<void> {
     const { side } = this.options;
     const schedule = doctorScheduleStreamId(hold.doctorId);
     const request = systemRequest(hold.cause, 'settle-hold');
     const to = hold.start;
+    const heldAt = hold.heldAtInstant;
     try {
       const appointment = await this.rescheduleGivenUp(appointmentId, to, hold.cause);
       if (appointment?.start === to) {
-        await side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId, to, now: side.clock.now().toISOString() } }, request);
+        await side.handlers.doctorSchedule.handle(schedule, { type: 'CompleteSlotMove', data: { appointmentId, to, heldAt, now: side.clock.now().toISOString() } }, request);
       } else {
-        await side.handlers.doctorSchedule.handle(schedule, { type: 'DropSlotHold', data: { appointmentId, to } }, request);
+        await side.handlers.doctorSchedule.handle(schedule, { type: 'DropSlotHold', data: { appointmentId, to, heldAt } }, request);
       }
     } catch (error) {
-      // Refused only when the hold is gone: completed or dropped by someone else.
+      // Refused only when the hold is gone: completed or dropped by someone else, or a newer hold
+      // at `to` in its place, which is the retry's to complete (and this process's, once its own
+      // `SlotMoveHeld` is read, should that retry die too).
       if (!(error instanceof DomainError)) throw error;
     }
     this.heldSlots.delete(appointmentId);

@@ -51,22 +51,32 @@ export const holdSlotForMoveSchema = z.object({
   }),
 });
 
-/** The hold at `to` becomes the appointment's slot and its previous slot is freed: the appointment has moved there. */
+/**
+ * The hold at `to` becomes the appointment's slot and its previous slot is freed: the appointment
+ * has moved there. With `heldAt`, only the hold made then (`SlotMoveHeld.data.heldAt`) does; a
+ * newer hold at `to` is another try's, and this one finds none.
+ */
 export const completeSlotMoveSchema = z.object({
   type: z.literal('CompleteSlotMove'),
   data: z.object({
     appointmentId: z.string().min(1),
     to: instantSchema,
     now: instantSchema,
+    heldAt: instantSchema.optional(),
   }),
 });
 
-/** Free the appointment's hold at `to`: the move it was held for will not happen. */
+/**
+ * Free the appointment's hold at `to`: the move it was held for will not happen. With `heldAt`,
+ * only the hold made then: one who saw a hold and acts on it later (the hold-expiry process) must
+ * not free a newer one at the same time that a retry of the move took meanwhile.
+ */
 export const dropSlotHoldSchema = z.object({
   type: z.literal('DropSlotHold'),
   data: z.object({
     appointmentId: z.string().min(1),
     to: instantSchema,
+    heldAt: instantSchema.optional(),
   }),
 });
 

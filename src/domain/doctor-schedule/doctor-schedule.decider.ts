@@ -36,9 +36,11 @@ export type Booking = { readonly appointmentId: string; readonly start: Instant;
 /**
  * `[start, end)` held for a move of the appointment under way, beside its slot: taken from everyone
  * else as a booking is (so it sits among them, where every overlap check looks), yet not the
- * appointment's slot until the move completes. An appointment has at most one.
+ * appointment's slot until the move completes. An appointment has at most one. `heldAt` tells it
+ * from an earlier hold of the same time for the same appointment, dropped since: a retry of a move
+ * holds again what its first try gave back.
  */
-export type MoveHold = Booking & { readonly heldForMove: true };
+export type MoveHold = Booking & { readonly heldForMove: true; readonly heldAt: Instant };
 
 const isMoveHold = (held: Booking | MoveHold): held is MoveHold => 'heldForMove' in held;
 
@@ -167,7 +169,11 @@ function completeSlotMove({ data }: CompleteSlotMove, state: DoctorScheduleState
   const held = bookingOf(published.booked, data.appointmentId);
   const hold = moveHoldOf(published.booked, data.appointmentId);
   if (held?.start === to && !hold) return [];
-  if (hold?.start !== to) throw new NotFoundError(`A slot held for appointment ${data.appointmentId} at ${data.to}`);
+  // Refused, not ignored, for a hold other than the one named: appending nothing would tell the
+  // caller the appointment's slot is at `to`, while it is not, and the newer hold may yet be dropped.
+  if (hold?.start !== to || !isHeldAt(hold, data.heldAt)) {
+    throw new NotFoundError(`A slot held for appointment ${data.appointmentId} at ${data.to}${data.heldAt ? ` since ${data.heldAt}` : ''}`);
+  }
   if (!held) throw new NotFoundError(`A booked slot of appointment ${data.appointmentId}`);
   const event: SlotMoveCompleted = {
     type: 'SlotMoveCompleted',
@@ -184,13 +190,19 @@ function completeSlotMove({ data }: CompleteSlotMove, state: DoctorScheduleState
   return [event];
 }
 
-/** Never refused: what it frees is the appointment's own, and nobody else can be in its way. */
+/**
+ * Never refused: what it frees is the appointment's own, and nobody else can be in its way. A hold
+ * other than the one named is left as a hold already gone is: what the caller wanted gone is.
+ */
 function dropSlotHold({ data }: DropSlotHold, state: DoctorScheduleState): DoctorScheduleEvent[] {
   if (state.status === 'unset') return [];
   const hold = moveHoldOf(state.booked, data.appointmentId);
-  if (hold?.start !== utcInstant(data.to)) return [];
+  if (hold?.start !== utcInstant(data.to) || !isHeldAt(hold, data.heldAt)) return [];
   return [holdDropped(state.doctorId, hold)];
 }
+
+/** The hold made at `heldAt`, or any when none is named. */
+const isHeldAt = (hold: MoveHold, heldAt: Instant | undefined): boolean => heldAt === undefined || hold.heldAt === utcInstant(heldAt);
 
 function holdDropped(doctorId: string, { appointmentId, start, end }: MoveHold): SlotMoveDropped {
   return { type: 'SlotMoveDropped', data: { doctorId, appointmentId, start, end } };
@@ -373,7 +385,7 @@ export function evolve(state: DoctorScheduleState, event: DoctorScheduleEvent): 
     case 'SlotMoveHeld': {
       if (state.status === 'unset') return state;
       const { appointmentId, start, end, heldAt } = event.data;
-      return { ...state, booked: withSlot(pruned(state.booked, heldAt), { appointmentId, start, end, heldForMove: true }) };
+      return { ...state, booked: withSlot(pruned(state.booked, heldAt), { appointmentId, start, end, heldForMove: true, heldAt: utcInstant(heldAt) }) };
     }
     case 'SlotMoveCompleted': {
       if (state.status === 'unset') return state;
