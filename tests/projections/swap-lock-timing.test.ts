@@ -101,8 +101,10 @@ describe('a swap under reads that never leave the views free for its first lock 
     const runtime = harness.startRuntime([eventCountsProjection({ name, eventTypes: ['Swapped'] })]);
     await eventually(() => harness.reached(name, last), 10_000, 'the first generation');
 
-    // Each read outlasts 100 ms by the time the next one starts: the views are never free for that long.
-    const reads = readsArriving(harness.url, name, { durationMs: 150, everyMs: 40 });
+    // A read starts every 40 ms and lasts 300 ms: whenever a try asks for the views, one has over
+    // 200 ms left, so the first tries (100 ms, then 200 ms) are turned away, even on a busy machine
+    // where the reads start late; a later, longer try waits them out.
+    const reads = readsArriving(harness.url, name, { durationMs: 300, everyMs: 40 });
     let failedTries = 0;
     try {
       await sleep(300);
