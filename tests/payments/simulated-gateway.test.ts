@@ -49,17 +49,23 @@ describe('gateway choice at start-up', () => {
   });
 });
 
+/** A simulated gateway paying itself at once, whose events are recorded through `side` (their ids into `delivered`). */
+function gatewayRecordingTo(side: ReturnType<typeof createTestSide>, delivered: string[] = []): SimulatedPaymentGateway {
+  return new SimulatedPaymentGateway({
+    pool: backend.pool,
+    succeedAfterMs: 20,
+    pollIntervalMs: 10,
+    deliver: async (event) => {
+      await recordProviderEvent({ side, eventStore: backend.eventStore }, event, { actor: paymentProviderActor, requestId: 'sim', correlationId: 'sim', causationId: 'sim' });
+      delivered.push(event.eventId);
+    },
+  });
+}
+
 describe('simulated gateway (the whole flow locally, no Stripe)', () => {
   it('an intent succeeds by itself and sends the events a webhook would; the process confirms the booking', async () => {
     const side = createTestSide(backend.eventStore, { now: () => new Date('2031-05-01T10:00:00Z') });
-    const gateway = new SimulatedPaymentGateway({
-      pool: backend.pool,
-      succeedAfterMs: 20,
-      pollIntervalMs: 10,
-      deliver: async (event) => {
-        await recordProviderEvent({ side, eventStore: backend.eventStore }, event, { actor: paymentProviderActor, requestId: 'sim', correlationId: 'sim', causationId: 'sim' });
-      },
-    });
+    const gateway = gatewayRecordingTo(side);
     const listingId = (await createListing(side, listingInput, as(owner))).id;
     const booking = await requestBooking(side, { listingId, startDate: '2031-05-10', endDate: '2031-05-12' }, as(consumer));
     const started = await startPayment({ side, gateway, eventStore: backend.eventStore }, booking.id, as(consumer));
@@ -90,15 +96,7 @@ describe('simulated gateway: a start that crashed between the intent and its rec
   it('the intent paid itself meanwhile (its success filed as unmatched): the retried start records the success, answers already-paid, and the booking is paid', async () => {
     const side = createTestSide(backend.eventStore, { now: () => new Date('2031-06-01T10:00:00Z') });
     const deliveries: string[] = [];
-    const gateway = new SimulatedPaymentGateway({
-      pool: backend.pool,
-      succeedAfterMs: 20,
-      pollIntervalMs: 10,
-      deliver: async (event) => {
-        await recordProviderEvent({ side, eventStore: backend.eventStore }, event, { actor: paymentProviderActor, requestId: 'sim', correlationId: 'sim', causationId: 'sim' });
-        deliveries.push(event.eventId);
-      },
-    });
+    const gateway = gatewayRecordingTo(side, deliveries);
     try {
       const listingId = (await createListing(side, listingInput, as(owner))).id;
       const booking = await requestBooking(side, { listingId, startDate: '2031-06-10', endDate: '2031-06-12' }, as(consumer));

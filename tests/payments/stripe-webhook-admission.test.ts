@@ -68,17 +68,22 @@ describe('the Stripe webhook over real HTTP, on the command API with PostgreSQL'
   });
 });
 
-/** The shared HTTP server with the webhook and one ordinary route, `GET /work`. */
-async function serverWithWebhook(options: { rateLimitMax: number; webhookRateLimitMax?: number; loadShedding?: LoadSheddingOptions }) {
-  const eventStore = new MemoryEventStore();
-  const app: HttpServer = await createHttpServer({
-    logger: pino({ level: 'silent' }),
+/** An HTTP server as the APIs make it, with nothing registered yet. */
+function bareServer(options: { rateLimitMax: number; logger?: pino.Logger; loadShedding?: LoadSheddingOptions }): Promise<HttpServer> {
+  return createHttpServer({
+    logger: options.logger ?? pino({ level: 'silent' }),
     openApi: { title: 't', description: 't', version: '1' },
     security: { corsOrigins: [], rateLimitMax: options.rateLimitMax },
     auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
     probes: [],
     ...(options.loadShedding ? { loadShedding: options.loadShedding } : {}),
   });
+}
+
+/** The shared HTTP server with the webhook and one ordinary route, `GET /work`. */
+async function serverWithWebhook(options: { rateLimitMax: number; webhookRateLimitMax?: number; loadShedding?: LoadSheddingOptions }) {
+  const eventStore = new MemoryEventStore();
+  const app = await bareServer({ rateLimitMax: options.rateLimitMax, ...(options.loadShedding ? { loadShedding: options.loadShedding } : {}) });
   app.get('/work', async () => ({ ok: true }));
   const side = createTestSide(eventStore, fakeClock('2031-01-01T00:00:00Z'));
   await app.register(stripeWebhookRoutes, { side, eventStore, webhookSecret, rateLimitMax: options.webhookRateLimitMax ?? 6_000 });
@@ -126,13 +131,7 @@ describe('the admission hooks of the shared HTTP server, on the webhook (inject,
 describe('a signed event of the wrong shape', () => {
   it('is answered 200 and kept as unmatched ("malformed"): a 500 would have Stripe send it again for days', async () => {
     const eventStore = new MemoryEventStore();
-    const app: HttpServer = await createHttpServer({
-      logger: pino({ level: 'silent' }),
-      openApi: { title: 't', description: 't', version: '1' },
-      security: { corsOrigins: [], rateLimitMax: 100 },
-      auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
-      probes: [],
-    });
+    const app = await bareServer({ rateLimitMax: 100 });
     try {
       const side = createTestSide(eventStore, fakeClock('2031-01-01T00:00:00Z'));
       await app.register(stripeWebhookRoutes, { side, eventStore, webhookSecret, rateLimitMax: 100 });
@@ -179,13 +178,7 @@ describe('a signed event of the wrong shape', () => {
   it('is logged at error and counted as malformed; a payment intent\'s, with its id and our payment readable, is asked of the provider and its outcome recorded', async () => {
     const eventStore = new MemoryEventStore();
     const lines: string[] = [];
-    const app: HttpServer = await createHttpServer({
-      logger: pino({ level: 'error' }, { write: (line: string) => void lines.push(line) }),
-      openApi: { title: 't', description: 't', version: '1' },
-      security: { corsOrigins: [], rateLimitMax: 100 },
-      auth: { secret: 'x'.repeat(40), issuer: 'i', audience: 'a', accessTokenTtlSeconds: 60 },
-      probes: [],
-    });
+    const app = await bareServer({ rateLimitMax: 100, logger: pino({ level: 'error' }, { write: (line: string) => void lines.push(line) }) });
     try {
       const side = createTestSide(eventStore, fakeClock('2031-01-01T00:00:00Z'));
       const initiate = { type: 'InitiatePayment', data: { paymentId: 'pay-w1', bookingId: 'booking-w1', providerIntentId: 'pi_w1', amount: 24_000, currency: 'EUR' } } as const;

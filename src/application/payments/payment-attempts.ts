@@ -4,7 +4,7 @@ import { DomainError } from '../../domain/shared/domain-error.js';
 import type { CommandSide } from '../command-handlers.js';
 import type { CommandContext } from '../metadata.js';
 import { deterministicUuid } from '../ids.js';
-import { ProviderRefusedError, ProviderUnavailableError, type QuickLook } from '../ports/payment-gateway.js';
+import { ProviderRefusedError, ProviderUnavailableError, quickLook } from '../ports/payment-gateway.js';
 import { intentOutcomeLearned, recordOnPayment, recordProviderEvent, type PaymentProviderEvent } from './provider-events.js';
 
 /**
@@ -63,13 +63,6 @@ export async function bookingPayment(side: CommandSide, bookingId: string): Prom
 }
 
 /**
- * The look at expiry waits this long, once: the sweep that asks is serial, and with the SDK's own
- * timeout and retries (20 s, four tries in production) a Stripe down held every lapsed booking
- * behind it for over a minute per attempt, on every sweep, its intent payable all the while.
- */
-const lookAtExpiry: QuickLook = { timeoutMs: 3_000, retries: 0 };
-
-/**
  * Whether the provider took the booking's price within its hold on one of its live attempts
  * though our log does not say so yet (the webhook late, or lost): asked of the side's gateway, if
  * it has one, and a success it reports is recorded as its webhook would be, so that the payment
@@ -89,7 +82,7 @@ export async function paidAtProvider(side: CommandSide, bookingId: string, conte
   for (const { paymentId, state } of await paymentAttempts(side, bookingId)) {
     if (!isLive(state)) continue;
     const intentId = state.payment.providerIntentId;
-    const intent = await gateway.retrieveIntent(intentId, lookAtExpiry).catch((error: unknown) => {
+    const intent = await gateway.retrieveIntent(intentId, quickLook).catch((error: unknown) => {
       if (!(error instanceof ProviderUnavailableError || error instanceof ProviderRefusedError)) throw error;
       side.onError?.(error, `ask the payment provider about intent ${intentId} of booking ${bookingId} at its expiry (it expires on our log alone)`);
       return 'unanswered' as const;

@@ -35,6 +35,13 @@ export interface PaymentGateway {
 /** One bounded look: at most `retries` more tries after the first, each given up after `timeoutMs`. */
 export type QuickLook = { readonly timeoutMs: number; readonly retries: number };
 
+/**
+ * The look made where someone waits on it: the serial hold-expiry sweep (with the SDK's own
+ * timeout and retries, 20 s and four tries in production, a Stripe down held every lapsed booking
+ * behind it for over a minute per attempt) and the webhook, which answers Stripe within its timeout.
+ */
+export const quickLook: QuickLook = { timeoutMs: 3_000, retries: 0 };
+
 /** How the provider reports an intent's life: only what our flow tells apart. */
 export type ProviderIntentStatus = 'awaiting-payment' | 'processing' | 'succeeded' | 'canceled';
 

@@ -59,10 +59,10 @@ type PendingMove = { appointmentStart: string; at: string; movedAt: number; caus
  * A slot held at `start` for a reschedule of the appointment, neither completed nor dropped yet:
  * the request that held it died before the appointment moved (the hold is dropped) or after (it
  * is completed). Meanwhile both the old slot and the held one are kept from everyone else.
- * `heldAtInstant` is the event's `heldAt` as written, which names this hold to the schedule: a
- * retry of the request may have dropped it and held the same time again by the time it is settled.
+ * `heldAt` is the event's, as written, which names this hold to the schedule: a retry of the
+ * request may have dropped it and held the same time again by the time it is settled.
  */
-type PendingSlotHold = { doctorId: string; start: string; heldAt: number; heldAtInstant: string; cause: Cause };
+type PendingSlotHold = { doctorId: string; start: string; heldAt: string; cause: Cause };
 /** Reads of an appointment that changes while a reschedule of it is given up; each change is one more try. */
 const giveUpAttempts = 5;
 /** Whether a listing takes bookings, as the listing says and as its calendar does. */
@@ -264,7 +264,7 @@ export class HoldExpiryProcess {
         const held = aggregates.doctorSchedule.codec.decode(event);
         if (held.type !== 'SlotMoveHeld') return;
         const { appointmentId, doctorId, start, heldAt } = held.data;
-        this.heldSlots.set(appointmentId, { doctorId, start, heldAt: Date.parse(heldAt), heldAtInstant: heldAt, cause: causeOf(event) });
+        this.heldSlots.set(appointmentId, { doctorId, start, heldAt, cause: causeOf(event) });
         return;
       }
       case 'SlotMoveDropped': {
@@ -388,7 +388,7 @@ export class HoldExpiryProcess {
     settled += await this.settleDue(
       this.heldSlots,
       now,
-      (hold) => hold.heldAt + grace,
+      (hold) => Date.parse(hold.heldAt) + grace,
       (id, hold) => this.settleSlotHold(id, hold),
       (id) => `complete or drop the slot held for a move of appointment ${id}`,
     );
@@ -621,7 +621,7 @@ export class HoldExpiryProcess {
     const schedule = doctorScheduleStreamId(hold.doctorId);
     const request = systemRequest(hold.cause, 'settle-hold');
     const to = hold.start;
-    const heldAt = hold.heldAtInstant;
+    const { heldAt } = hold;
     try {
       const appointment = await this.rescheduleGivenUp(appointmentId, to, hold.cause);
       if (appointment?.start === to) {

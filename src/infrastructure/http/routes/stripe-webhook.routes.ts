@@ -8,7 +8,7 @@ import {
   type PaymentProviderEvent,
   type ProviderEventDeps,
 } from '../../../application/payments/provider-events.js';
-import { ProviderRefusedError, ProviderUnavailableError, type PaymentGateway, type QuickLook } from '../../../application/ports/payment-gateway.js';
+import { ProviderRefusedError, ProviderUnavailableError, quickLook, type PaymentGateway } from '../../../application/ports/payment-gateway.js';
 import { intentNamedBy, isMalformed, toProviderEvents } from '../../stripe/stripe-webhook-events.js';
 import { HttpProblem } from '../problem.js';
 
@@ -36,9 +36,6 @@ function outcomeOf(translated: readonly PaymentProviderEvent[]): WebhookOutcome 
   return translated.length === 0 ? 'ignored' : 'recorded';
 }
 
-/** The webhook answers Stripe within its own timeout: one short look, not the SDK's retries. */
-const lookFromWebhook: QuickLook = { timeoutMs: 3_000, retries: 0 };
-
 /**
  * A malformed event is kept as unmatched, and logged at error: someone must read it. Of a payment
  * intent's whose ids are readable, the provider is asked what the event would have told (one
@@ -58,7 +55,7 @@ async function afterMalformed(
   const named = intentNamedBy(event);
   if (!named || !options.gateway) return;
   try {
-    const intent = await options.gateway.retrieveIntent(named.intentId, lookFromWebhook);
+    const intent = await options.gateway.retrieveIntent(named.intentId, quickLook);
     const learned = intentOutcomeLearned(named.paymentId, named.intentId, intent);
     if (learned) await recordProviderEvent(options, learned, context);
   } catch (error) {
