@@ -5,6 +5,7 @@ import { createCommandHandlers, type CommandHandlers, type CommandSide } from '.
 import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
 import { systemClock } from '../application/ports/clock.js';
 import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.process.js';
+import { RefundReconciliation } from '../application/process-managers/refund-reconciliation.process.js';
 import type { PaymentGateway } from '../application/ports/payment-gateway.js';
 import { parseCommandLine } from './config/command-line.js';
 import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
@@ -160,9 +161,15 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
   return app;
 }
 
+/** What a sweeping process manager could not do: a warning while it will retry, an error once it gives up. */
+function reportTo(log: Logger) {
+  return (err: unknown, what: string, retried: boolean) => (retried ? log.warn({ err }, `could not ${what}; will retry`) : log.error({ err }, `could not ${what}; given up`));
+}
+
 /**
- * Process managers finish what requests cannot: lapsed holds, slots left by a crashed request.
- * Every command they send is idempotent, so running them in several processes is safe.
+ * Process managers finish what requests cannot: lapsed holds, slots left by a crashed request,
+ * refunds whose outcome never came. Every command they send is idempotent, so running them in
+ * several processes is safe.
  */
 function startProcessManagers(config: Config, storage: Storage, logger: Logger): () => Promise<void> {
   const side = commandSide(config, storage, logger);
@@ -170,19 +177,19 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
   // running, with no closer registered to stop it, would keep the process alive past the error.
   const gateway = paymentGateway(config, storage, logger);
   const log = logger.child({ component: 'hold-expiry' });
-  const expiry = new HoldExpiryProcess({
-    eventStore: storage.revealed,
-    side,
-    orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS,
-    onError: (err, what, retried) => (retried ? log.warn({ err }, `could not ${what}; will retry`) : log.error({ err }, `could not ${what}; given up`)),
-  });
+  const expiry = new HoldExpiryProcess({ eventStore: storage.revealed, side, orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS, onError: reportTo(log) });
+  const refundLog = logger.child({ component: 'refund-reconciliation' });
+  const refunds = new RefundReconciliation({ eventStore: storage.revealed, side, gateway, graceMs: config.REFUND_RECONCILE_AFTER_MS, onError: reportTo(refundLog) });
   const { revealed: eventStore, pool } = storage;
   const stopPayments = startPaymentProcess({ eventStore, side, gateway, pool, logger });
   const stop = new AbortController();
-  const running = expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped'));
+  const running = [
+    expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped')),
+    refunds.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => refundLog.error({ err }, 'refund reconciliation stopped')),
+  ];
   return async () => {
     stop.abort();
-    await running;
+    await Promise.all(running);
     await stopPayments();
   };
 }

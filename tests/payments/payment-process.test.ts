@@ -5,10 +5,11 @@ import type { CommandSide } from '../../src/application/command-handlers.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
 import { refundPayment, startPayment, type PaymentSide } from '../../src/application/payments/payment.use-cases.js';
 import { paymentProviderActor, recordProviderEvent, unmatchedStreamId } from '../../src/application/payments/provider-events.js';
-import type { EventStore } from '../../src/application/ports/event-store.js';
+import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store.js';
 import { comparePositions, type Position } from '../../src/application/ports/position.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import { PaymentProcess, paymentProcessEventTypes, paymentProcessName } from '../../src/application/process-managers/payment.process.js';
+import { RefundReconciliation } from '../../src/application/process-managers/refund-reconciliation.process.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints, type ProcessCheckpointTables } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
@@ -79,21 +80,32 @@ describe('payment process manager (booking ⇄ payment)', () => {
   }
 
   /** `ms` later, the hold-expiry process sweeps the whole log, and the payment process follows. */
-  async function sweepHoldsAfter(ms: number): Promise<void> {
+  function sweepHoldsAfter(ms: number): Promise<void> {
     clock.advance(ms);
-    const expiry = new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 });
+    return sweepWholeLog(new HoldExpiryProcess({ eventStore: backend.eventStore, side, orphanSlotGraceMs: 60_000 }));
+  }
+
+  /** `ms` later, the refund reconciliation sweeps the whole log (15 min grace), and the payment process follows. */
+  function reconcileRefundsAfter(ms: number): Promise<void> {
+    clock.advance(ms);
+    const gateway = side.paymentGateway?.();
+    if (!gateway) throw new Error('the test side has a gateway');
+    return sweepWholeLog(new RefundReconciliation({ eventStore: backend.eventStore, side, gateway, graceMs: 15 * 60_000 }));
+  }
+
+  async function sweepWholeLog(sweeper: { observe(event: RecordedEvent): void; sweep(): Promise<unknown> }): Promise<void> {
     // As `drain`: the newest events show only once no older transaction on the server is open,
     // and a sweep that has not seen this test's hold (or its payment) decides on an older log.
     let seen: Position | undefined;
     while (!seen || comparePositions(seen, tracked.head()) < 0) {
       const before = seen;
       for await (const event of backend.eventStore.readAll(seen ? { after: seen } : {})) {
-        expiry.observe(event);
+        sweeper.observe(event);
         seen = event.position;
       }
       if (seen === before) await sleep(10);
     }
-    await expiry.sweep();
+    await sweeper.sweep();
     await drain();
   }
 
@@ -242,6 +254,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
       createIntent: (request) => stripeGateway.createIntent(request),
       cancelIntent: (request) => stripeGateway.cancelIntent(request),
       createRefund: (request) => stripeGateway.createRefund(request),
+      retrieveRefund: (request, quick) => stripeGateway.retrieveRefund(request, quick),
       retrieveIntent: async (id, quick) => {
         const canceled = { type: 'RecordPaymentCanceled', data: { paymentId, providerEventId: 'evt_raced' } } as const;
         await side.handlers.payment.handle(`payment-${paymentId}`, canceled, as(consumer));
@@ -298,6 +311,29 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
     const { state } = await side.handlers.payment.read(`payment-${paymentId}`);
     expect(state).toMatchObject({ status: 'succeeded', refunds: [{ amount: 12_000, status: 'succeeded' }] });
+  });
+
+  // Before, a refund Stripe answered `pending` waited on its webhook alone: lost (the endpoint down
+  // past Stripe's three days of retries, a webhook secret rotated wrongly), it stayed pending for ever.
+  it('a refund Stripe answers pending whose webhook never comes → once Stripe has it succeeded, the reconciliation sweep records it so', async () => {
+    const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+    await pay(paymentId, intentId);
+    await drain();
+    stripe.refundStatus = 'pending';
+    await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+    await drain();
+    const payment = async () => (await side.handlers.payment.read(`payment-${paymentId}`)).state;
+    expect(await payment()).toMatchObject({ refunds: [{ amount: 12_000, status: 'pending' }] });
+
+    await reconcileRefundsAfter(16 * 60_000);
+    expect(await payment()).toMatchObject({ refunds: [{ amount: 12_000, status: 'pending' }] });
+
+    for (const refund of stripe.refundsFor(paymentId)) refund.status = 'succeeded';
+    await reconcileRefundsAfter(31 * 60_000);
+
+    expect(await payment()).toMatchObject({ refunds: [{ amount: 12_000, status: 'succeeded' }] });
+    expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+    expect(stripe.refundsFor(paymentId)).toHaveLength(1);
   });
 
   it('a success for another amount → all of it refunded; the booking stays payable, and a new attempt pays and confirms it', async () => {

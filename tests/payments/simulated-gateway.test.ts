@@ -219,6 +219,15 @@ describe('simulated gateway shared by the processes through PostgreSQL', () => {
     expect(deliveries).toEqual([{ by: 'A', event: expect.objectContaining({ kind: 'refund-succeeded', refundId: refund.refundId }) }]);
   });
 
+  it('a refund A made is found on B by our ids, succeeded; one never made is not', async () => {
+    const { a, b } = twoProcesses({ succeedAfterMs: 60_000 });
+    const refund = { intentId: 'pi_sim_y', paymentId: randomUUID(), refundId: randomUUID(), amount: 100, idempotencyKey: `refund:${randomUUID()}` };
+    const made = await a.createRefund(refund);
+
+    expect(await b.retrieveRefund(refund)).toEqual(made);
+    expect(await b.retrieveRefund({ ...refund, refundId: randomUUID() })).toBeUndefined();
+  });
+
   it('a delivery that failed is made again, as Stripe retries a webhook', async () => {
     const { a, deliveries } = twoProcesses({ succeedAfterMs: 10, redeliverAfterMs: 100, failFirstDeliveries: 1 });
     const created = await a.createIntent(intentRequest());

@@ -185,7 +185,7 @@ describe('a signed event of the wrong shape', () => {
       await side.handlers.payment.handle('payment-pay-w1', initiate, as(admin));
       const succeeded: ProviderIntent = { intentId: 'pi_w1', clientSecret: 's', status: 'succeeded', amount: 24_000, amountReceived: 24_000, currency: 'EUR', capturedAt: '2031-01-01T00:00:00.000Z' };
       const notAsked = () => Promise.reject(new Error('not asked here'));
-      const gateway: PaymentGateway = { name: 'stub', createIntent: notAsked, cancelIntent: notAsked, createRefund: notAsked, retrieveIntent: async (id) => (id === 'pi_w1' ? succeeded : undefined) };
+      const gateway: PaymentGateway = { name: 'stub', createIntent: notAsked, cancelIntent: notAsked, createRefund: notAsked, retrieveRefund: notAsked, retrieveIntent: async (id) => (id === 'pi_w1' ? succeeded : undefined) };
       const registry = new Registry();
       await app.register(stripeWebhookRoutes, { side, eventStore, webhookSecret, rateLimitMax: 100, gateway, observeOutcome: webhookMetrics(registry) });
       await app.ready();

@@ -194,6 +194,31 @@ describe('Stripe gateway (the real SDK against a local fake of the API)', () => 
     expect(refund).toMatchObject({ status: 'failed', failureReason: 'expired_or_canceled_card' });
   });
 
+  it('retrieves the refund made under our refund id, as Stripe has it now; none when none was made', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-20'));
+    stripe.setIntentStatus(intent.intentId, 'succeeded');
+    stripe.refundStatus = 'pending';
+    const made = (refundId: string) => ({ intentId: intent.intentId, paymentId: 'pay-20', refundId, amount: 1_000, idempotencyKey: idempotencyKeys.createRefund('pay-20', refundId) });
+    const first = await gateway.createRefund(made('ref-a'));
+    const second = await gateway.createRefund(made('ref-b'));
+    const [stored] = stripe.refundsFor('pay-20').filter((refund) => refund.id === first.providerRefundId);
+    if (stored) stored.status = 'succeeded';
+
+    expect(await gateway.retrieveRefund({ intentId: intent.intentId, paymentId: 'pay-20', refundId: 'ref-a' })).toEqual({ providerRefundId: first.providerRefundId, status: 'succeeded' });
+    expect(await gateway.retrieveRefund({ intentId: intent.intentId, paymentId: 'pay-20', refundId: 'ref-b' })).toEqual({ providerRefundId: second.providerRefundId, status: 'pending' });
+    expect(await gateway.retrieveRefund({ intentId: intent.intentId, paymentId: 'pay-20', refundId: 'ref-never-made' })).toBeUndefined();
+    expect(stripe.requestsTo('create-refund')).toHaveLength(2);
+  });
+
+  it('a quick look for a refund is one request, given up after its own timeout: not the client\'s retries', async () => {
+    const intent = await gateway.createIntent(intentRequest('pay-21'));
+    stripe.inject('list-refunds', ...Array.from({ length: 4 }, () => ({ kind: 'delay', ms: 1_000 }) as const));
+    const started = Date.now();
+    await expect(gateway.retrieveRefund({ intentId: intent.intentId, paymentId: 'pay-21', refundId: 'r' }, { timeoutMs: 150, retries: 0 })).rejects.toBeInstanceOf(ProviderUnavailableError);
+    expect(Date.now() - started).toBeLessThan(390);
+    expect(stripe.requestsTo('list-refunds')).toHaveLength(1);
+  });
+
   it('cancels a live intent, through a dropped answer; an intent that succeeded meanwhile is not cancelable, not an error', async () => {
     const live = await gateway.createIntent(intentRequest('pay-6'));
     stripe.inject('cancel-intent', { kind: 'drop-after' });

@@ -30,15 +30,23 @@ export interface PaymentGateway {
    * the provider kept a failure as the first key's answer.
    */
   createRefund(request: CreateRefundRequest): Promise<ProviderRefund>;
+
+  /**
+   * The refund made for `refundId`, as the provider has it now; `undefined` when none was made
+   * (yet: its create may still be retried). Only looks, never makes one: for a caller that
+   * settles a refund whose outcome event never came. `quick` bounds the look, as for `retrieveIntent`.
+   */
+  retrieveRefund(request: RetrieveRefundRequest, quick?: QuickLook): Promise<ProviderRefund | undefined>;
 }
 
 /** One bounded look: at most `retries` more tries after the first, each given up after `timeoutMs`. */
 export type QuickLook = { readonly timeoutMs: number; readonly retries: number };
 
 /**
- * The look made where someone waits on it: the serial hold-expiry sweep (with the SDK's own
- * timeout and retries, 20 s and four tries in production, a Stripe down held every lapsed booking
- * behind it for over a minute per attempt) and the webhook, which answers Stripe within its timeout.
+ * The look made where someone waits on it: the serial sweeps of hold expiry and refund
+ * reconciliation (with the SDK's own timeout and retries, 20 s and four tries in production, a
+ * Stripe down held every lapsed booking behind it for over a minute per attempt) and the webhook,
+ * which answers Stripe within its timeout.
  */
 export const quickLook: QuickLook = { timeoutMs: 3_000, retries: 0 };
 
@@ -88,6 +96,13 @@ export type CreateRefundRequest = {
   readonly refundId: string;
   readonly amount: number;
   readonly idempotencyKey: string;
+};
+
+/** A refund asked after by our ids: the intent it gives back from, and our refund id (in its metadata). */
+export type RetrieveRefundRequest = {
+  readonly intentId: string;
+  readonly paymentId: string;
+  readonly refundId: string;
 };
 
 export type ProviderRefund = {

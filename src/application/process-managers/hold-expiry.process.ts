@@ -14,15 +14,8 @@ import type { CommandSide } from '../command-handlers.js';
 import { VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { occurredAt } from '../metadata.js';
-import { sleep } from '../sleep.js';
-import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
-
-/**
- * What a command sent later needs of the event that caused it. Not the event itself: every
- * pending hold is kept until it is paid or lapses, and a whole event (data, metadata, chain
- * hashes) is about ten times its size.
- */
-type Cause = { readonly id: string; readonly correlationId: string };
+import type { EventStore, RecordedEvent } from '../ports/event-store.js';
+import { causeOf, commandCausedBy, runSweepLoop, type Cause } from './sweeping-process.js';
 
 /**
  * A hold that lapses unpaid ends in two appends: the booking expired and its dates released as
@@ -432,25 +425,10 @@ export class HoldExpiryProcess {
     return settled;
   }
 
-  /**
-   * Until `signal` aborts, every `sweepEveryMs`: reads what the log gained since the last time,
-   * then settles what is due. Reads as often as it sweeps, not on every append: nothing here is
-   * due sooner than a sweep could act on it, and a live subscription cost a query per append.
-   */
-  async run(signal: AbortSignal, sweepEveryMs: number): Promise<void> {
-    let after: Position | undefined;
-    while (!signal.aborted) {
-      try {
-        for await (const event of this.options.eventStore.readAll({ ...(after ? { after } : {}), filter: { eventTypes: holdExpiryEventTypes } })) {
-          this.observe(event);
-          after = event.position;
-        }
-        await this.sweep();
-      } catch (error) {
-        this.options.onError?.(error, 'read the log', true);
-      }
-      await sleep(sweepEveryMs, signal);
-    }
+  /** Until `signal` aborts, every `sweepEveryMs`: reads what the log gained, then settles what is due (`runSweepLoop`). */
+  run(signal: AbortSignal, sweepEveryMs: number): Promise<void> {
+    const { eventStore, onError } = this.options;
+    return runSweepLoop(this, { eventStore, eventTypes: holdExpiryEventTypes, sweepEveryMs, onError: (error) => onError?.(error, 'read the log', true) }, signal);
   }
 
   /** How much is pending; `cancellations` counts completions and no-shows still holding their patient's time too. */
@@ -765,11 +743,6 @@ function isEnded(state: AppointmentState): state is Extract<AppointmentState, { 
   return state.status === 'completed' || state.status === 'noShow';
 }
 
-function causeOf(event: RecordedEvent): Cause {
-  const correlationId = event.metadata.correlationId;
-  return { id: event.id, correlationId: typeof correlationId === 'string' ? correlationId : event.id };
-}
-
 /** When the event was appended, by the command side's clock (the one the sweep compares with). */
 /**
  * A slot or time moved from `previousStart` to `start`. The first move the appointment has not
@@ -794,13 +767,5 @@ function noteAppointmentStart(pending: Map<string, PendingMove>, appointmentId: 
 }
 
 function systemRequest(cause: Cause, step: string): CommandOptions {
-  return {
-    commandId: `hold-expiry:${step}:${cause.id}`,
-    context: {
-      actor: { id: 'system:hold-expiry', roles: [] },
-      requestId: `hold-expiry-${cause.id}`,
-      correlationId: cause.correlationId,
-      causationId: cause.id,
-    },
-  };
+  return commandCausedBy('hold-expiry', cause, step);
 }

@@ -10,6 +10,7 @@ import type {
   PaymentGateway,
   ProviderIntent,
   ProviderRefund,
+  RetrieveRefundRequest,
 } from '../../application/ports/payment-gateway.js';
 import { createKysely } from '../postgres/database.js';
 import type { SimulatedPaymentGatewayTables, SimulatedPaymentIntentsTable, SimulatedRefundsTable } from './simulated-payment-gateway.tables.js';
@@ -151,6 +152,17 @@ export class SimulatedPaymentGateway implements PaymentGateway {
       .executeTakeFirst();
     if (created) this.deliverSoon(() => this.deliverRefundOutcome(created));
     return { providerRefundId, status: 'succeeded' };
+  }
+
+  /** Every refund it makes succeeds at once; one asked after is found by our ids (a short table: see `retentionDays`). */
+  async retrieveRefund(request: RetrieveRefundRequest): Promise<ProviderRefund | undefined> {
+    const row = await this.db
+      .selectFrom('simulated_refunds')
+      .select('provider_refund_id')
+      .where('payment_id', '=', request.paymentId)
+      .where('refund_id', '=', request.refundId)
+      .executeTakeFirst();
+    return row && { providerRefundId: row.provider_refund_id, status: 'succeeded' };
   }
 
   /** Stops this process's polling, and waits for its deliveries under way; the others carry on. */

@@ -9,6 +9,7 @@ import type {
   ProviderIntentStatus,
   ProviderRefund,
   QuickLook,
+  RetrieveRefundRequest,
 } from '../../application/ports/payment-gateway.js';
 import { idempotencyKeys, ProviderRefusedError, ProviderUnavailableError } from '../../application/ports/payment-gateway.js';
 import { stripeInstant } from './stripe-instant.js';
@@ -83,6 +84,17 @@ function refundStatus(refund: Stripe.Refund): ProviderRefund['status'] {
   if (refund.status === 'succeeded') return 'succeeded';
   if (refund.status === 'failed' || refund.status === 'canceled') return 'failed';
   return 'pending';
+}
+
+function toRefund(refund: Stripe.Refund): ProviderRefund {
+  const status = refundStatus(refund);
+  const failureReason = refund.failure_reason ?? undefined;
+  return { providerRefundId: refund.id, status, ...(status === 'failed' ? { failureReason: failureReason ?? 'failed' } : {}) };
+}
+
+/** The SDK's per-request settings for a quick look; a connection closed before any answer is still retried once. */
+function bounded(quick: QuickLook | undefined): Stripe.RequestOptions {
+  return quick ? { timeout: quick.timeoutMs, maxNetworkRetries: quick.retries } : {};
 }
 
 function isStripeError(error: unknown): error is Stripe.errors.StripeError {
@@ -190,11 +202,9 @@ export class StripePaymentGateway implements PaymentGateway {
   }
 
   async retrieveIntent(intentId: string, quick?: QuickLook): Promise<ProviderIntent | undefined> {
-    // The SDK's per-request settings; a connection closed before any answer is still retried once.
-    const bounded = quick ? { timeout: quick.timeoutMs, maxNetworkRetries: quick.retries } : {};
     try {
       // The charge comes along, for when it took the money: one request, not two.
-      return toIntent(await this.stripe.paymentIntents.retrieve(intentId, { expand: ['latest_charge'] }, bounded));
+      return toIntent(await this.stripe.paymentIntents.retrieve(intentId, { expand: ['latest_charge'] }, bounded(quick)));
     } catch (error) {
       if (isStripeError(error) && error.code === 'resource_missing') return undefined;
       throw providerError(error);
@@ -227,15 +237,19 @@ export class StripePaymentGateway implements PaymentGateway {
         { idempotencyKey },
       );
     const refund = (await this.refundMadeFor(request)) ?? (await createOnce(request.idempotencyKey, create, () => this.refundMadeFor(request)));
-    const status = refundStatus(refund);
-    const failureReason = refund.failure_reason ?? undefined;
-    return { providerRefundId: refund.id, status, ...(status === 'failed' ? { failureReason: failureReason ?? 'failed' } : {}) };
+    return toRefund(refund);
+  }
+
+  /** Found as a create looks for it: among the intent's refunds, by the `refundId` in its metadata. */
+  async retrieveRefund(request: RetrieveRefundRequest, quick?: QuickLook): Promise<ProviderRefund | undefined> {
+    const refund = await this.refundMadeFor(request, quick);
+    return refund && toRefund(refund);
   }
 
   /** The intent's refund that carries our `refundId`, if one was made (an intent has a few refunds at most). */
-  private async refundMadeFor(request: CreateRefundRequest): Promise<Stripe.Refund | undefined> {
+  private async refundMadeFor(request: RetrieveRefundRequest, quick?: QuickLook): Promise<Stripe.Refund | undefined> {
     try {
-      for await (const refund of this.stripe.refunds.list({ payment_intent: request.intentId, limit: 100 })) {
+      for await (const refund of this.stripe.refunds.list({ payment_intent: request.intentId, limit: 100 }, bounded(quick))) {
         if (refund.metadata?.refundId === request.refundId) return refund;
       }
       return undefined;

@@ -45,6 +45,7 @@ function crashingGateway(gateway: PaymentGateway, after: number): PaymentGateway
     createIntent: (request) => gateway.createIntent(request),
     retrieveIntent: (intentId) => gateway.retrieveIntent(intentId),
     cancelIntent: (request) => gateway.cancelIntent(request),
+    retrieveRefund: (request) => gateway.retrieveRefund(request),
     async createRefund(request) {
       const refund = await gateway.createRefund(request);
       if (after > 0 && ++refunds >= after) die();

@@ -1,0 +1,168 @@
+import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
+import { isCaptured, paymentStreamId } from '../../domain/payment/payment.decider.js';
+import { DomainError } from '../../domain/shared/domain-error.js';
+import { aggregates } from '../aggregates/aggregates.js';
+import type { CommandSide } from '../command-handlers.js';
+import { occurredAt } from '../metadata.js';
+import type { EventStore, RecordedEvent } from '../ports/event-store.js';
+import { quickLook, type PaymentGateway, type ProviderRefund } from '../ports/payment-gateway.js';
+import { causeOf, commandCausedBy, runSweepLoop, type Cause } from './sweeping-process.js';
+
+/** The event types this process follows; everything else is filtered out by the store. */
+export const refundReconciliationEventTypes = ['RefundRequested', 'RefundSucceeded', 'RefundFailed'];
+
+/** The `system:<name>` actor of what it records, and the prefix of its command ids. */
+export const refundReconciliationName = 'refund-reconciliation';
+
+/** The longest wait between two looks at one refund: a refund pending for days is still asked after a few times a day. */
+const longestWaitMs = 6 * 3_600_000;
+
+/**
+ * A refund requested and not settled yet, as far as the log read so far says. `waitMs` is the wait
+ * before `nextLookAt`, which the next look doubles.
+ */
+type PendingRefund = { paymentId: string; requestedAt: number; cause: Cause; nextLookAt: number; waitMs: number };
+
+export type RefundReconciliationOptions = {
+  readonly eventStore: EventStore;
+  readonly side: CommandSide;
+  readonly gateway: PaymentGateway;
+  /**
+   * How long a refund may stay pending before the provider is asked for it: until then its outcome
+   * is taken to be on its way (as a webhook), or its create still being retried by the payment process.
+   */
+  readonly graceMs: number;
+  /** Told of each look that settled nothing and will be made again (`retried`), or of reading the log failing. */
+  readonly onError?: (error: unknown, what: string, retried: boolean) => void;
+};
+
+/**
+ * Settles the refunds whose outcome never came. A refund the provider answers `pending` is settled
+ * only by its later webhook (Stripe's `refund.updated`, `charge.refunded`); lost (the endpoint down
+ * past Stripe's three days of retries, a webhook secret rotated wrongly), the refund stayed pending
+ * in our log for ever, its amount counted as neither refunded nor refundable. So, once a refund has
+ * been pending for the grace period, the provider is asked how it stands, and its outcome is
+ * recorded as the webhook would have; still pending, or not made yet, it is asked again later,
+ * each wait twice the last, at most 6 h.
+ *
+ * It follows the log from the start, so after a restart it knows again every refund still pending,
+ * and only those: a refund settled in the log leaves the set. It only ever looks at the provider,
+ * never makes a refund (the payment process does). Each outcome it records has a command id derived
+ * from the refund's request, so two instances, or a restart, record it once.
+ */
+export class RefundReconciliation {
+  /** By our refund id. */
+  private readonly refunds = new Map<string, PendingRefund>();
+
+  constructor(private readonly options: RefundReconciliationOptions) {}
+
+  /** Keeps the pending refunds in step with one event. */
+  observe(event: RecordedEvent): void {
+    switch (event.type) {
+      case 'RefundRequested': {
+        const requested = aggregates.payment.codec.decode(event);
+        if (requested.type !== 'RefundRequested') return;
+        const { paymentId, refundId } = requested.data;
+        const requestedAt = occurredAt(event).getTime();
+        const waitMs = this.options.graceMs;
+        this.refunds.set(refundId, { paymentId, requestedAt, cause: causeOf(event), nextLookAt: requestedAt + waitMs, waitMs });
+        return;
+      }
+      case 'RefundSucceeded':
+      case 'RefundFailed': {
+        const settled = aggregates.payment.codec.decode(event);
+        if (settled.type === 'RefundSucceeded' || settled.type === 'RefundFailed') this.refunds.delete(settled.data.refundId);
+        return;
+      }
+    }
+  }
+
+  /** How many refunds are pending. */
+  get pending(): number {
+    return this.refunds.size;
+  }
+
+  /**
+   * Looks at every refund that is due; returns how many it settled. One the provider fails to
+   * answer for is reported and looked at again at its next due time: it never stops the sweep.
+   */
+  async sweep(): Promise<number> {
+    const now = this.options.side.clock.now().getTime();
+    let settled = 0;
+    for (const [refundId, refund] of this.refunds) {
+      if (refund.nextLookAt > now) continue;
+      try {
+        if (await this.reconcile(refundId, refund)) settled++;
+        else this.lookAgainLater(refundId, refund, now);
+      } catch (error) {
+        this.options.onError?.(error, `look at refund ${refundId} of payment ${refund.paymentId} at the provider`, true);
+        this.lookAgainLater(refundId, refund, now);
+      }
+    }
+    return settled;
+  }
+
+  /** Until `signal` aborts, every `sweepEveryMs`: reads what the log gained, then looks at what is due (`runSweepLoop`). */
+  run(signal: AbortSignal, sweepEveryMs: number): Promise<void> {
+    const { eventStore, onError } = this.options;
+    return runSweepLoop(this, { eventStore, eventTypes: refundReconciliationEventTypes, sweepEveryMs, onError: (error) => onError?.(error, 'read the log', true) }, signal);
+  }
+
+  /**
+   * Asks the provider about a refund still pending in the payment as it is now (a webhook may have
+   * settled it since the log was read) and records its outcome; whether it is settled.
+   */
+  private async reconcile(refundId: string, refund: PendingRefund): Promise<boolean> {
+    const { side, gateway } = this.options;
+    const { paymentId } = refund;
+    const { state } = await side.handlers.payment.read(paymentStreamId(paymentId));
+    const current = isCaptured(state) ? state.refunds.find((r) => r.refundId === refundId) : undefined;
+    if (!isCaptured(state) || current?.status !== 'pending') return this.settled(refundId);
+    const found = await gateway.retrieveRefund({ intentId: state.payment.providerIntentId, paymentId, refundId }, quickLook);
+    if (!found) {
+      const requested = new Date(refund.requestedAt).toISOString();
+      const what = `find refund ${refundId} of payment ${paymentId} (requested ${requested}) at the provider: not made yet, or its create still being retried`;
+      this.options.onError?.(new Error(`The provider has no refund ${refundId} of payment ${paymentId}`), what, true);
+      return false;
+    }
+    const outcome = outcomeOf(paymentId, refundId, found);
+    if (!outcome) return false;
+    try {
+      await side.handlers.payment.handle(paymentStreamId(paymentId), outcome, commandCausedBy(refundReconciliationName, refund.cause, `refund-${found.status}`));
+    } catch (error) {
+      // Settled otherwise a moment ago (a webhook failing it as this looked): nothing left to do.
+      if (!(error instanceof DomainError)) throw error;
+    }
+    return this.settled(refundId);
+  }
+
+  private settled(refundId: string): true {
+    this.refunds.delete(refundId);
+    return true;
+  }
+
+  private lookAgainLater(refundId: string, refund: PendingRefund, now: number): void {
+    const waitMs = Math.min(refund.waitMs * 2, longestWaitMs);
+    this.refunds.set(refundId, { ...refund, nextLookAt: now + waitMs, waitMs });
+  }
+}
+
+/**
+ * The outcome the provider reports, under the id the payment process records the provider's answer
+ * to a create with; none while the refund is still pending.
+ */
+function outcomeOf(paymentId: string, refundId: string, refund: ProviderRefund): PaymentCommand | undefined {
+  const providerEventId = `gateway:refund:${refund.providerRefundId}`;
+  switch (refund.status) {
+    case 'pending':
+      return undefined;
+    case 'succeeded':
+      return { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId } };
+    case 'failed':
+      return { type: 'RecordRefundFailed', data: { paymentId, refundId, providerEventId, reason: (refund.failureReason ?? 'failed').slice(0, 500) } };
+    default: {
+      const _exhaustive: never = refund.status;
+      return _exhaustive;
+    }
+  }
+}

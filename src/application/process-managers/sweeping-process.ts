@@ -1,0 +1,69 @@
+import type { CommandOptions } from '../command-handling/handle-command.js';
+import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
+import { sleep } from '../sleep.js';
+
+/**
+ * What a command sent later needs of the event that caused it. Not the event itself: a sweeping
+ * process keeps every pending entry until it is settled, and a whole event (data, metadata, chain
+ * hashes) is about ten times its size.
+ */
+export type Cause = { readonly id: string; readonly correlationId: string };
+
+export function causeOf(event: RecordedEvent): Cause {
+  const correlationId = event.metadata.correlationId;
+  return { id: event.id, correlationId: typeof correlationId === 'string' ? correlationId : event.id };
+}
+
+/**
+ * The options of step `step` that process `processName` takes for `cause`, acting as
+ * `system:<processName>`: the same step for the same cause always has the same command id, so
+ * another instance's, or a restarted one's, appends nothing twice.
+ */
+export function commandCausedBy(processName: string, cause: Cause, step: string): CommandOptions {
+  return {
+    commandId: `${processName}:${step}:${cause.id}`,
+    context: {
+      actor: { id: `system:${processName}`, roles: [] },
+      requestId: `${processName}-${cause.id}`,
+      correlationId: cause.correlationId,
+      causationId: cause.id,
+    },
+  };
+}
+
+/** A process manager that keeps what is pending from the log (`observe`) and settles what is due (`sweep`). */
+export type SweepingProcess = {
+  observe(event: RecordedEvent): void;
+  sweep(): Promise<unknown>;
+};
+
+export type SweepLoopOptions = {
+  readonly eventStore: EventStore;
+  /** The event types the process observes; everything else is filtered out by the store. */
+  readonly eventTypes: readonly string[];
+  readonly sweepEveryMs: number;
+  /** Told when reading the log (or a sweep) failed; the next round tries again from where it got to. */
+  readonly onError?: (error: unknown) => void;
+};
+
+/**
+ * Until `signal` aborts, every `sweepEveryMs`: hands `process` what the log gained since the last
+ * time (from the start, the first time: after a restart it knows again all that is still pending),
+ * then has it sweep. Reads as often as it sweeps, not on every append: nothing a sweep settles is
+ * due sooner than a sweep could act on it, and a live subscription cost a query per append.
+ */
+export async function runSweepLoop(process: SweepingProcess, options: SweepLoopOptions, signal: AbortSignal): Promise<void> {
+  let after: Position | undefined;
+  while (!signal.aborted) {
+    try {
+      for await (const event of options.eventStore.readAll({ ...(after ? { after } : {}), filter: { eventTypes: options.eventTypes } })) {
+        process.observe(event);
+        after = event.position;
+      }
+      await process.sweep();
+    } catch (error) {
+      options.onError?.(error);
+    }
+    await sleep(options.sweepEveryMs, signal);
+  }
+}

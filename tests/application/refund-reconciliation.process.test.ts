@@ -1,0 +1,244 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { CommandSide } from '../../src/application/command-handlers.js';
+import type { Position } from '../../src/application/ports/event-store.js';
+import {
+  quickLook,
+  ProviderUnavailableError,
+  type PaymentGateway,
+  type ProviderRefund,
+  type QuickLook,
+  type RetrieveRefundRequest,
+} from '../../src/application/ports/payment-gateway.js';
+import { RefundReconciliation } from '../../src/application/process-managers/refund-reconciliation.process.js';
+import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
+import { admin, as, createTestSide, eventTypes, fakeClock, streamEvents } from '../support/command-side.js';
+
+const graceMs = 15 * 60_000;
+const sixHours = 6 * 3_600_000;
+
+const notAsked = () => Promise.reject(new Error('the reconciliation only ever looks'));
+
+/** The provider as the sweep sees it: each refund as the test sets it, and every look it was asked for. */
+class ProviderStub implements PaymentGateway {
+  readonly name = 'stub';
+  readonly refunds = new Map<string, ProviderRefund>();
+  readonly looks: Array<{ readonly request: RetrieveRefundRequest; readonly quick: QuickLook | undefined }> = [];
+  /** Refund ids the provider fails to answer for (an outage, say). */
+  readonly failing = new Set<string>();
+  readonly createIntent = notAsked;
+  readonly retrieveIntent = notAsked;
+  readonly cancelIntent = notAsked;
+  readonly createRefund = notAsked;
+
+  async retrieveRefund(request: RetrieveRefundRequest, quick?: QuickLook): Promise<ProviderRefund | undefined> {
+    this.looks.push({ request, quick });
+    if (this.failing.has(request.refundId)) throw new ProviderUnavailableError('Stripe: api_error (HTTP 500)', { cause: new Error('injected') });
+    return this.refunds.get(request.refundId);
+  }
+
+  looksAt(refundId: string): number {
+    return this.looks.filter((look) => look.request.refundId === refundId).length;
+  }
+}
+
+describe('refund reconciliation (a refund the provider answered `pending`, its webhook never come)', () => {
+  let store: MemoryEventStore;
+  let clock: ReturnType<typeof fakeClock>;
+  let side: CommandSide;
+  let provider: ProviderStub;
+
+  beforeEach(() => {
+    store = new MemoryEventStore();
+    clock = fakeClock('2031-03-01T10:00:00Z');
+    side = createTestSide(store, clock);
+    provider = new ProviderStub();
+  });
+
+  /** A payment of 240.00 EUR taken with intent `pi_<paymentId>`, and a refund of it that the payment process left pending. */
+  async function givenPendingRefund(paymentId = 'pay-1', refundId = `ref-of-${paymentId}`): Promise<{ paymentId: string; refundId: string; stream: string }> {
+    const stream = `payment-${paymentId}`;
+    const intentId = `pi_${paymentId}`;
+    await side.handlers.payment.handle(stream, { type: 'InitiatePayment', data: { paymentId, bookingId: `booking-of-${paymentId}`, providerIntentId: intentId, amount: 24_000, currency: 'EUR' } }, as(admin));
+    await side.handlers.payment.handle(stream, { type: 'RecordPaymentSucceeded', data: { paymentId, providerEventId: `evt_paid_${paymentId}`, amount: 24_000, currency: 'EUR' } }, as(admin));
+    await side.handlers.payment.handle(stream, { type: 'RequestRefund', data: { paymentId, refundId, amount: 12_000 } }, as(admin));
+    return { paymentId, refundId, stream };
+  }
+
+  /**
+   * A process started now, on `processSide`: each turn reads what the log gained since the last
+   * one (from the start, the first time), then sweeps, as `run` does.
+   */
+  function startProcess(processSide: CommandSide = side) {
+    const errors: Array<{ what: string; retried: boolean }> = [];
+    const process = new RefundReconciliation({ eventStore: store, side: processSide, gateway: provider, graceMs, onError: (_error, what, retried) => errors.push({ what, retried }) });
+    let after: Position | undefined;
+    const turn = async () => {
+      for await (const event of store.readAll(after ? { after } : {})) {
+        process.observe(event);
+        after = event.position;
+      }
+      return process.sweep();
+    };
+    return { process, turn, errors };
+  }
+
+  it('a refund still pending past the grace period: the provider is asked, with a quick look, and the success it reports is recorded', async () => {
+    const { paymentId, refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
+    const { turn } = startProcess();
+
+    clock.advance(graceMs);
+    expect(await turn()).toBe(1);
+
+    expect(provider.looks).toEqual([{ request: { intentId: `pi_${paymentId}`, paymentId, refundId }, quick: quickLook }]);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+    const [, , , succeeded] = await streamEvents(store, stream);
+    expect(succeeded).toMatchObject({ data: { paymentId, refundId, providerEventId: 'gateway:refund:re_1' }, metadata: { actorId: 'system:refund-reconciliation' } });
+    expect((await side.handlers.payment.read(stream)).state).toMatchObject({ refunds: [{ refundId, status: 'succeeded' }] });
+  });
+
+  it('before the grace period is over the provider is not asked: the webhook may still come', async () => {
+    const { refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
+    const { process, turn } = startProcess();
+
+    clock.advance(graceMs - 1);
+    expect(await turn()).toBe(0);
+
+    expect(provider.looks).toEqual([]);
+    expect(process.pending).toBe(1);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
+  });
+
+  it('a refund that failed at the provider is recorded failed, with the provider\'s reason: its amount counts as refundable again', async () => {
+    const { refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'failed', failureReason: 'expired_or_canceled_card' });
+    const { process, turn } = startProcess();
+
+    clock.advance(graceMs);
+    expect(await turn()).toBe(1);
+
+    const [, , , failed] = await streamEvents(store, stream);
+    expect(failed).toMatchObject({ type: 'RefundFailed', data: { refundId, providerEventId: 'gateway:refund:re_1', reason: 'expired_or_canceled_card' } });
+    expect((await side.handlers.payment.read(stream)).state).toMatchObject({ refunds: [{ refundId, status: 'failed' }] });
+    expect(process.pending).toBe(0);
+  });
+
+  it('a refund its webhook settled after the process read the request: the provider is not asked, and the refund is dropped', async () => {
+    const { paymentId, refundId, stream } = await givenPendingRefund();
+    const { process, turn } = startProcess();
+    expect(await turn()).toBe(0);
+    await side.handlers.payment.handle(stream, { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId: 'evt_refund_webhook' } }, as(admin));
+
+    clock.advance(graceMs);
+    await process.sweep();
+
+    expect(provider.looks).toEqual([]);
+    expect(process.pending).toBe(0);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+  });
+
+  it('a refund its webhook settled before the process read the log is never pending for it', async () => {
+    const { paymentId, refundId, stream } = await givenPendingRefund();
+    await side.handlers.payment.handle(stream, { type: 'RecordRefundFailed', data: { paymentId, refundId, providerEventId: 'evt_refund_webhook', reason: 'lost_or_stolen_card' } }, as(admin));
+    const { process, turn } = startProcess();
+
+    clock.advance(graceMs);
+    expect(await turn()).toBe(0);
+
+    expect(process.pending).toBe(0);
+    expect(provider.looks).toEqual([]);
+  });
+
+  it('a refund still pending at the provider is asked after again only once twice the last wait has passed, the wait growing to 6 hours at most', async () => {
+    const { refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'pending' });
+    const { process, turn } = startProcess();
+    clock.advance(graceMs);
+    await turn();
+    expect(provider.looksAt(refundId)).toBe(1);
+
+    // The waits after each look: 30 min, 1 h, 2 h, 4 h, then 6 h (not 8 h), and 6 h again.
+    const waits = [2, 4, 8, 16].map((times) => times * graceMs).concat([sixHours, sixHours]);
+    for (const [index, wait] of waits.entries()) {
+      clock.advance(wait - 1);
+      await turn();
+      expect(provider.looksAt(refundId)).toBe(index + 1);
+      clock.advance(1);
+      await turn();
+      expect(provider.looksAt(refundId)).toBe(index + 2);
+    }
+    expect(process.pending).toBe(1);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
+
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
+    clock.advance(sixHours);
+    expect(await turn()).toBe(1);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+  });
+
+  it('a refund the provider has not made (the payment process still retrying its create) is reported, kept, and asked after later; nothing is made', async () => {
+    const { paymentId, refundId, stream } = await givenPendingRefund();
+    const { process, turn, errors } = startProcess();
+
+    clock.advance(graceMs);
+    expect(await turn()).toBe(0);
+
+    expect(errors).toEqual([{ what: expect.stringContaining(`refund ${refundId} of payment ${paymentId}`), retried: true }]);
+    expect(process.pending).toBe(1);
+    clock.advance(2 * graceMs);
+    provider.refunds.set(refundId, { providerRefundId: 're_late', status: 'succeeded' });
+    expect(await turn()).toBe(1);
+    expect(provider.looksAt(refundId)).toBe(2);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+  });
+
+  it('the provider failing on one refund is reported and retried at its next due time; the sweep goes on with the others', async () => {
+    const down = await givenPendingRefund('pay-1');
+    const up = await givenPendingRefund('pay-2');
+    provider.failing.add(down.refundId);
+    provider.refunds.set(down.refundId, { providerRefundId: 're_1', status: 'succeeded' });
+    provider.refunds.set(up.refundId, { providerRefundId: 're_2', status: 'succeeded' });
+    const { process, turn, errors } = startProcess();
+
+    clock.advance(graceMs);
+    expect(await turn()).toBe(1);
+
+    expect(errors).toEqual([{ what: expect.stringContaining(`refund ${down.refundId} of payment pay-1`), retried: true }]);
+    expect(await eventTypes(store, up.stream)).toContain('RefundSucceeded');
+    expect(await eventTypes(store, down.stream)).not.toContain('RefundSucceeded');
+    expect(process.pending).toBe(1);
+
+    provider.failing.clear();
+    await turn();
+    expect(provider.looksAt(down.refundId)).toBe(1);
+    clock.advance(2 * graceMs);
+    expect(await turn()).toBe(1);
+    expect(await eventTypes(store, down.stream)).toContain('RefundSucceeded');
+  });
+
+  it('a process started later (after a restart) still finds the refund pending from the start of the log', async () => {
+    const { refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
+    clock.advance(7 * 86_400_000);
+
+    expect(await startProcess().turn()).toBe(1);
+
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+  });
+
+  it('two instances sweeping at once (two projector processes) record the outcome once', async () => {
+    const { refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
+    const one = startProcess(createTestSide(store, clock));
+    const other = startProcess(createTestSide(store, clock));
+
+    clock.advance(graceMs);
+    await Promise.all([one.turn(), other.turn()]);
+    await Promise.all([one.turn(), other.turn()]);
+
+    expect(provider.looksAt(refundId)).toBe(2);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
+    expect([one.process.pending, other.process.pending]).toEqual([0, 0]);
+  });
+});
