@@ -85,7 +85,8 @@ afterAll(async () => {
 
 /** Moves a key's times `ms` into the past: as if that long had gone by on the database's clock, which keys expire by. */
 async function age(key: string, ms: number): Promise<void> {
-  await sql`UPDATE idempotency_keys SET created_at = created_at - make_interval(secs => ${ms / 1000}), expires_at = expires_at - make_interval(secs => ${ms / 1000}) WHERE key = ${key}`.execute(backend.idempotencyDb);
+  const ago = sql`make_interval(secs => ${ms / 1000})`;
+  await sql`UPDATE idempotency_keys SET created_at = created_at - ${ago}, answered_at = answered_at - ${ago}, expires_at = expires_at - ${ago} WHERE key = ${key}`.execute(backend.idempotencyDb);
 }
 
 const consumer = () => api.app.issueAccessToken({ id: `consumer-${randomUUID()}`, roles: ['CONSUMER'] }).accessToken;
@@ -297,6 +298,29 @@ describe('Idempotency-Key on signup (anonymous)', () => {
     expect(second.body).toEqual(first.body);
   });
 
+  it('leaves the password out of the request hash: a retry with another password replays, and the row is no guessing oracle', async () => {
+    // Given a signup under a key
+    const key = randomUUID();
+    const body = { email: `secret-${key.slice(0, 8)}@example.com`, password: 'correct horse battery staple', name: 'Ada', roles: ['CONSUMER'] };
+    const first = await postJson(`${api.url}/v1/auth/signup`, body, { 'idempotency-key': key });
+    expect(first.status).toBe(201);
+    const [stored] = await backend.idempotencyDb.selectFrom('idempotency_keys').select('request_hash').where('key', '=', key).execute();
+
+    // When it is retried under the key with only the password changed
+    const retry = await postJson(`${api.url}/v1/auth/signup`, { ...body, password: 'another password entirely' }, { 'idempotency-key': key });
+
+    // Then it is the same request: replayed (the account keeps the first password), the row unchanged
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.body).toEqual(first.body);
+    const rows = await backend.idempotencyDb.selectFrom('idempotency_keys').select('request_hash').where('key', '=', key).execute();
+    expect(rows).toEqual([stored]);
+    // And one HMAC of the body with the right password does not confirm it
+    const hashKey = createHmac('sha256', secret).update('idempotency-request-hash').digest();
+    const withPassword = createHmac('sha256', hashKey).update('POST\n/v1/auth/signup\n').update(canonicalJson(body)).digest('hex');
+    expect(stored?.request_hash).not.toBe(withPassword);
+  });
+
   it('answers a body nested deeper than it can hash with 400 naming the body, as the validation would', async () => {
     const deep = `{"a":${'['.repeat(30_000)}${']'.repeat(30_000)}}`;
     const response = await fetch(`${api.url}/v1/auth/signup`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': randomUUID() }, body: deep });
@@ -383,7 +407,7 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     expect(await securityEvents('refresh_token_reused')).toBe(reused);
   });
 
-  it('replays a refresh retried after its access token expired with a freshly signed one, for 900 s, carrying the roles the user has now', async () => {
+  it('replays a refresh retried within the window with an access token signed at the replay, for 900 s, carrying the roles the user has now', async () => {
     const first = (await logIn(await newUser(), randomUUID())).body.refreshToken;
     const key = randomUUID();
     const rotated = await refresh(first, key);
@@ -396,17 +420,17 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
       { commandId: randomUUID(), context: { actor: admin, requestId: 'grant', correlationId: 'grant', causationId: 'grant' } },
     );
 
-    // An hour on: the access token in the stored answer expired 45 minutes ago.
-    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 3_600_000 });
+    // 50 s on, within the window for a lost answer (on the database's clock, and on this process's).
+    await age(key, 50_000);
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 50_000 });
     try {
-      expect((await me(rotated.body.accessToken)).status).toBe(401);
       const retry = await refresh(first, key);
       expect(retry.status).toBe(200);
       expect(retry.headers.get('idempotent-replayed')).toBe('true');
       expect(retry.body).toMatchObject({ refreshToken: rotated.body.refreshToken, tokenType: 'Bearer', expiresIn: 900 });
       expect((await me(retry.body.accessToken)).status).toBe(200);
       const replayed = claims(retry.body.accessToken);
-      expect(replayed.exp).toBeGreaterThan(Date.now() / 1000 + 800);
+      expect(replayed.exp).toBeGreaterThan(Date.now() / 1000 + 890);
       expect(replayed).toMatchObject({ sub: userId, roles: expect.arrayContaining(['CONSUMER', 'OWNER']) });
     } finally {
       vi.useRealTimers();
@@ -428,6 +452,51 @@ describe('Idempotency-Key on login and refresh (responses that carry credentials
     expect(replay.text).not.toContain(String(rotated.body.refreshToken));
     expect((await refresh(next.body.refreshToken, randomUUID())).status).toBe(401);
     expect(await securityEvents('refresh_token_reused')).toBe(reused + 1);
+  });
+
+  it('replays a refresh retried under its key only within the window for a lost answer; after it, the used token is reuse: 401, the family revoked', async () => {
+    // Given T0 traded for T1 under key K
+    const first = (await logIn(await newUser(), randomUUID())).body.refreshToken;
+    const reused = await securityEvents('refresh_token_reused');
+    const key = randomUUID();
+    const rotated = await refresh(first, key);
+    expect(rotated.status).toBe(200);
+
+    // When T0 comes again under K within the window, then it gets T1 back
+    const retry = await refresh(first, key);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.body.refreshToken).toBe(rotated.body.refreshToken);
+
+    // When T0 comes again under K once the window has passed (on the database's clock)
+    await age(key, 61_000);
+    const late = await refresh(first, key);
+
+    // Then it is a dead token reused: refused, T1 refused with its family, the reuse recorded
+    expect(late.status).toBe(401);
+    expect(late.headers.get('idempotent-replayed')).toBeNull();
+    expect(late.text).not.toContain(String(rotated.body.refreshToken));
+    expect((await refresh(rotated.body.refreshToken, randomUUID())).status).toBe(401);
+    expect(await securityEvents('refresh_token_reused')).toBe(reused + 1);
+  });
+
+  it('leaves no stored answer about an erased user: their signup and refresh rows go with them', async () => {
+    // Given a user who signed up and refreshed, each under a key
+    const email = `erased-${randomUUID().slice(0, 8)}@example.com`;
+    const [signupKey, refreshKey] = [randomUUID(), randomUUID()];
+    const signup = await postJson(`${api.url}/v1/auth/signup`, { email, password, name: 'Ada', roles: ['CONSUMER'] }, { 'idempotency-key': signupKey });
+    expect(signup.status).toBe(201);
+    const session = await logIn(email, randomUUID());
+    expect((await refresh(session.body.refreshToken, refreshKey)).status).toBe(200);
+    const rowsAbout = () => backend.idempotencyDb.selectFrom('idempotency_keys').select('key').where('key', 'in', [signupKey, refreshKey]).execute();
+    expect(await rowsAbout()).toHaveLength(2);
+
+    // When an admin erases them
+    const admin = api.app.issueAccessToken({ id: randomUUID(), roles: ['ADMIN'] }).accessToken;
+    expect((await postJson(`${api.url}/v1/admin/subjects/${String(signup.body.id)}/erase`, {}, { authorization: `Bearer ${admin}` })).status).toBe(200);
+
+    // Then no idempotency row about them is left
+    expect(await rowsAbout()).toEqual([]);
   });
 
   it('runs a login retried under its key afresh: a new pair, both pairs work, and no row of it is left', async () => {

@@ -43,6 +43,12 @@ declare module 'fastify' {
      * canonical JSON; null without a key, or on a route that takes none.
      */
     requestHash: string | null;
+    /**
+     * The user this request's answer is about, set by a handler when the key's scope does not
+     * name them (signup: the user created; refresh: the token's owner). Stored on the key's row,
+     * so that erasing that user deletes the answer too.
+     */
+    idempotencySubject: string | null;
   }
   interface FastifyContextConfig {
     /**
@@ -57,6 +63,13 @@ declare module 'fastify' {
      * carries credentials that a retry must get back (token refresh): see `CredentialsIdempotency`.
      */
     idempotency?: false | 'no-replay' | CredentialsIdempotency;
+    /**
+     * Top-level body members left out of the request hash: secrets a person chose (signup's
+     * password). Hashed, even keyed, the row would let whoever reads the table and holds the
+     * server secret test a guess with one HMAC, skipping argon2. So a retry that differs only in
+     * them is the same request, and is replayed.
+     */
+    idempotencyUnhashed?: readonly string[];
   }
 }
 
@@ -67,15 +80,17 @@ declare module 'fastify' {
  * stolen token replayed, its family revoked and the client logged out. The answer is stored
  * sealed (AES-256-GCM, as the store keeps every response), for the same time to live, and:
  *
+ * - It is replayed only within `credentialsReplayWindowMs` of being stored. After that the
+ *   request runs afresh, its answer not stored: a refresh token already traded is reuse.
  * - The request hash is part of the key's scope: a caller here is anonymous, and only whoever
  *   sends the same body (the same refresh token, random and single use: no secret a person
  *   chose, so its hash is no guessing oracle) under the same key gets the replay, credentials
  *   they could get by refreshing anyway. A different body under the key is a new request that
  *   runs, not a 422.
  * - What is sent is what `replayable` makes of the stored body, never the stored body itself:
- *   the access token in it expired minutes after it was signed, while the key lasts hours, and
- *   carries the roles of then. `undefined` (the refresh token in it is no longer its family's
- *   live one, or its owner is erased) runs the request afresh, its answer not stored. So a
+ *   the access token in it carries the roles of then, and less than its full lifetime.
+ *   `undefined` (the refresh token in it is no longer its family's live one, or its owner is
+ *   erased) runs the request afresh, its answer not stored. So a
  *   rotated refresh token sent again under its key, once the token it got has been used (or
  *   logged out), is reuse as ever, and revokes its family; a replay never hands out a token
  *   already spent, and the one it hands out stays single use.
@@ -88,6 +103,15 @@ export type CredentialsIdempotency = {
    */
   readonly replayable: (stored: Buffer) => Promise<Buffer | undefined>;
 };
+
+/**
+ * How long after a credentials answer was stored (on the database's clock) a retry under its key
+ * gets it back: enough for a client that lost the answer to retry (a timeout, a reconnect). Not
+ * the key's time to live: whoever held a spent refresh token and its key would get the family's
+ * live pair for a day, and its reuse would go undetected. Past the window the request runs
+ * afresh, so a dead token is reuse as ever: 401, its family revoked, a security event recorded.
+ */
+const credentialsReplayWindowMs = 60_000;
 
 function credentialsRoute(request: FastifyRequest): CredentialsIdempotency | undefined {
   const { idempotency } = request.routeOptions.config;
@@ -126,6 +150,15 @@ function bodyText(body: unknown): string {
   }
 }
 
+/**
+ * A parsed JSON object body without `names` (see `idempotencyUnhashed`); any other body as it is.
+ * Shallow: a body nested too deeply is left for `bodyText` to refuse.
+ */
+function withoutMembers(body: unknown, names: readonly string[]): unknown {
+  if (names.length === 0 || typeof body !== 'object' || body === null || Object.getPrototypeOf(body) !== Object.prototype) return body;
+  return Object.fromEntries(Object.entries(body).filter(([name]) => !names.includes(name)));
+}
+
 /** What the JSON parser makes: plain objects, arrays and primitives, nothing with a prototype of its own. */
 function isJsonValue(value: unknown): value is JsonValue {
   if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return true;
@@ -157,6 +190,7 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   app.decorateRequest('commandId', '');
   app.decorateRequest('idempotencyClaim', null);
   app.decorateRequest('requestHash', null);
+  app.decorateRequest('idempotencySubject', null);
 
   app.addHook('onRequest', async (request) => {
     request.commandId = randomUUID();
@@ -178,7 +212,8 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
     // times its size and slow to make.
     const { body } = request;
     const raw = Buffer.isBuffer(body) || body === undefined;
-    request.requestHash = keyedHash(precondition + head, raw ? body : bodyText(body));
+    const hashed = raw ? body : bodyText(withoutMembers(body, request.routeOptions.config.idempotencyUnhashed ?? []));
+    request.requestHash = keyedHash(precondition + head, hashed);
     // The body as sent: validation hands the handler a new object, and leaves this one be.
     legacyHashes.set(request, () => keyedHash(head, raw ? body : JSON.stringify(body)));
   };
@@ -202,6 +237,8 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
       // not replayed, and expires with its time to live; the request runs afresh.
       if (noReplay(request)) return;
       if (!credentials) return replay(reply, claim.response);
+      // Past the window for a lost answer, the request runs afresh, like one whose credentials are spent.
+      if (claim.answeredMsAgo > credentialsReplayWindowMs) return;
       // Credentials spent since are not handed out again: the request runs afresh, with a random
       // command id, unstored (the key's row keeps the old answer until it expires).
       const body = await credentials.replayable(claim.response.body);
@@ -269,7 +306,7 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
       if (value !== undefined) headers[name] = String(value);
     }
     const body = payload == null ? Buffer.alloc(0) : Buffer.from(payload);
-    await store.complete(id, { status: reply.statusCode, headers, body });
+    await store.complete(id, { status: reply.statusCode, headers, body }, request.idempotencySubject);
     return payload;
   };
 

@@ -21,7 +21,14 @@ export interface IdempotencyKeysTable {
   response_headers: ColumnType<Record<string, string> | null, string | null, string | null>;
   /** AES-256-GCM (iv, tag, ciphertext): a response may carry tokens, which must not sit in clear. */
   response_body: Buffer | null;
+  /**
+   * The user the stored answer is about, when the scope does not name them (signup: the user
+   * created; refresh: the token's owner): erasing that user deletes the row. Null for the rest.
+   */
+  subject: string | null;
   created_at: Date;
+  /** When the response was stored, on the database's clock; null in flight, and on rows stored before it was kept. */
+  answered_at: Date | null;
   expires_at: Date;
 }
 

@@ -25,7 +25,8 @@ export type Claim =
   | { readonly outcome: 'in_flight' }
   /** The key was used for a different request. */
   | { readonly outcome: 'mismatch' }
-  | { readonly outcome: 'completed'; readonly response: StoredResponse };
+  /** `answeredMsAgo`: how long since the response was stored, on the database's clock. */
+  | { readonly outcome: 'completed'; readonly response: StoredResponse; readonly answeredMsAgo: number };
 
 /** How long a claim and its key last, counted from the database's clock when the key is claimed. */
 export type ClaimTerms = {
@@ -84,6 +85,8 @@ export class PgIdempotencyStore {
     const row = await this.db
       .selectFrom('idempotency_keys')
       .selectAll()
+      // A row stored before `answered_at` was kept was answered moments after its claim.
+      .select(sql<number>`(extract(epoch from now() - coalesce(answered_at, created_at)) * 1000)::float8`.as('answered_ms_ago'))
       .where('scope', '=', id.scope)
       .where('key', '=', id.key)
       .executeTakeFirst();
@@ -93,7 +96,7 @@ export class PgIdempotencyStore {
     if (row.request_hash !== requestHash && !legacy) return { outcome: 'mismatch' };
     if (row.status === 'completed' && row.response_status !== null && row.response_body !== null) {
       const response = { status: row.response_status, headers: row.response_headers ?? {}, body: this.decrypt(row.response_body) };
-      return { outcome: 'completed', response };
+      return { outcome: 'completed', response, answeredMsAgo: row.answered_ms_ago };
     }
     if (!(await this.takeOverAbandoned(id, token, terms.leaseMs))) return { outcome: 'in_flight' };
     return legacy ? { outcome: 'claimed', token, legacyHash: row.request_hash } : { outcome: 'claimed', token };
@@ -122,7 +125,8 @@ export class PgIdempotencyStore {
     return renewed.numUpdatedRows > 0n;
   }
 
-  async complete(claim: IdempotencyClaim, response: StoredResponse): Promise<void> {
+  /** Stores the response; `subject`, the user it is about when the scope does not name them, lets erasure find it. */
+  async complete(claim: IdempotencyClaim, response: StoredResponse, subject: string | null = null): Promise<void> {
     await this.db
       .updateTable('idempotency_keys')
       .set({
@@ -132,6 +136,8 @@ export class PgIdempotencyStore {
         response_status: response.status,
         response_headers: JSON.stringify(response.headers),
         response_body: this.encrypt(response.body),
+        subject,
+        answered_at: databaseNow(),
       })
       .where(ownClaim(claim))
       .execute();

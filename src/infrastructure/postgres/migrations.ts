@@ -9,6 +9,7 @@ import { securityLogAppendOnlyMigration } from '../identity/security-log-append-
 import { idempotencyClaimTokensMigration } from '../idempotency/idempotency-claim-tokens.migration.js';
 import { idempotencyHashVersionsMigration } from '../idempotency/idempotency-hash-versions.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
+import { idempotencySubjectsMigration } from '../idempotency/idempotency-subjects.migration.js';
 import { subjectKeysErasedAtMigration } from '../privacy/subject-keys-erased-at.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '0650_idempotency_hash_versions': idempotencyHashVersionsMigration,
   '0660_simulated_payment_gateway': simulatedPaymentGatewayMigration,
   '0670_subject_keys_erased_at': subjectKeysErasedAtMigration,
+  '0680_idempotency_subjects': idempotencySubjectsMigration,
 };

@@ -4,7 +4,8 @@ import type { RecordsOutsideTheLog } from '../../application/privacy/erase-subje
 /**
  * The personal data the service keeps beside the event log, deleted on erasure: the login
  * (email and password hash), refresh tokens, and stored responses of idempotent requests (which
- * may repeat what the person sent). The security log keeps its rows: they hold ids, addresses
+ * may repeat what the person sent): those in their scope and those about them (their signup,
+ * their token refreshes, made anonymously or by an admin). The security log keeps its rows: they hold ids, addresses
  * and outcomes, the evidence a breach investigation needs.
  */
 export class PgRecordsOutsideTheLog implements RecordsOutsideTheLog {
@@ -15,7 +16,7 @@ export class PgRecordsOutsideTheLog implements RecordsOutsideTheLog {
     await this.pool.query(
       `WITH logins AS (DELETE FROM credentials WHERE user_id = $1),
             sessions AS (DELETE FROM refresh_tokens WHERE user_id = $1)
-       DELETE FROM idempotency_keys WHERE scope = $1`,
+       DELETE FROM idempotency_keys WHERE scope = $1 OR subject = $1`,
       [userId],
     );
   }

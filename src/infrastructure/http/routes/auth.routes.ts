@@ -57,9 +57,9 @@ function tokens(app: FastifyInstance, session: Pick<Session, 'actor' | 'refreshT
 /** Signup, login, token refresh and logout under `/v1/auth`; the stricter rate limit applies by prefix. */
 export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityService }> = async (app, { identity }) => {
   const tags = ['auth'];
-  // A refresh retried under its key gets the refresh token it was issued while that token is
-  // still live (see `CredentialsIdempotency`), with an access token signed now: the stored one
-  // may have expired since, and the user's roles changed.
+  // A refresh retried under its key shortly after gets the refresh token it was issued while that
+  // token is still live (see `CredentialsIdempotency`), with an access token signed now: the
+  // user's roles may have changed since.
   const refreshIdempotency: CredentialsIdempotency = {
     replayable: async (stored) => {
       const refreshToken = storedRefreshToken(stored);
@@ -69,11 +69,21 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
     },
   };
 
+  // The password is left out of the request hash (see `idempotencyUnhashed`): a retry under the
+  // key with the other members the same replays the signup even with another password, and the
+  // account keeps the first one (the user id, from the command id, is the same, and a retry that
+  // runs again after the key expired renews the first credentials, never replaces them).
   app.post(
     '/signup',
-    { onRequest: optionalAuth, schema: { tags, summary: 'Create a user', body: signupBody, response: { 201: commandResultSchema } } },
+    {
+      onRequest: optionalAuth,
+      config: { idempotencyUnhashed: ['password'] },
+      schema: { tags, summary: 'Create a user', body: signupBody, response: { 201: commandResultSchema } },
+    },
     async (request, reply) => {
       const result = await identity.signUp(request.body, commandContext(request), request.commandId);
+      // The stored answer is about the user created, not the caller (anonymous, or an admin).
+      request.idempotencySubject = result.id;
       return sendCommandResult(reply, result, 201);
     },
   );
@@ -94,6 +104,7 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
     { config: { idempotency: refreshIdempotency }, schema: { tags, summary: 'Trade a refresh token for a new pair', body: refreshBody, response: { 200: tokenResponse } } },
     async (request) => {
       const session = await identity.refresh(request.body.refreshToken, commandContext(request));
+      request.idempotencySubject = session.actor.id;
       return tokens(app, session);
     },
   );
