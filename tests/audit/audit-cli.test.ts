@@ -6,6 +6,7 @@ import { aggregates } from '../../src/application/aggregates/aggregates.js';
 import { chainMetadata, genesisHash } from '../../src/application/audit/hash-chain.js';
 import { commandHandler } from '../../src/application/command-handling/handle-command.js';
 import { as, fakeClock, listingInput, owner } from '../support/command-side.js';
+import { childEnv } from '../support/child-env.js';
 import { createHarness, type Harness } from '../projections/support/runtime-harness.js';
 import { createListing, updateListing } from './support/listing-commands.js';
 import { testMasterKeyText } from '../support/personal-data.js';
@@ -14,7 +15,7 @@ const run = promisify(execFile);
 
 async function cli(h: Harness, script: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ code: number; stdout: string }> {
   try {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, DATABASE_URL: h.url, MASTER_KEY: testMasterKeyText, LOG_LEVEL: 'silent', ...env } });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', script, ...args], { env: childEnv({ DATABASE_URL: h.url, MASTER_KEY: testMasterKeyText, LOG_LEVEL: 'silent', ...env }) });
     return { code: 0, stdout };
   } catch (error) {
     if (!(error instanceof Error && 'code' in error && typeof error.code === 'number' && 'stdout' in error && typeof error.stdout === 'string')) throw error;

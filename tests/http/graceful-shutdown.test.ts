@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { createHttpServer } from '../../src/infrastructure/http/http-server.js';
 import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
 import { createTestDatabase } from '../support/database.js';
+import { childEnv } from '../support/child-env.js';
 import { listingInput } from '../support/command-side.js';
 import { handMadeJwt } from './support/command-api.fixture.js';
 import { sleep } from '../../src/application/sleep.js';
@@ -81,7 +82,7 @@ describe('graceful shutdown', () => {
     // its event-loop threshold and answer 503, which is shedding's test (load-shedding), not this one's.
     const shedding = { SHED_EVENT_LOOP_DELAY_MS: '0' };
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts'], {
-      env: { ...process.env, DATABASE_URL: database.url, COMMAND_PORT: String(commandPort), QUERY_PORT: String(queryPort), JWT_SECRET: secret, LOG_LEVEL: 'warn', ...shedding },
+      env: childEnv({ DATABASE_URL: database.url, COMMAND_PORT: String(commandPort), QUERY_PORT: String(queryPort), JWT_SECRET: secret, LOG_LEVEL: 'warn', ...shedding }),
       stdio: 'ignore',
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -127,7 +128,7 @@ describe('graceful shutdown', () => {
   /** main.ts in a process of its own on `database`, with `env` on top; what it printed and how it ended. */
   function service(database: { url: string }, env: Record<string, string>) {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts'], {
-      env: { ...process.env, DATABASE_URL: database.url, JWT_SECRET: 'shutdown-secret-shutdown-secret-shutdown-secret', LOG_LEVEL: 'warn', SHED_EVENT_LOOP_DELAY_MS: '0', ...env },
+      env: childEnv({ DATABASE_URL: database.url, JWT_SECRET: 'shutdown-secret-shutdown-secret-shutdown-secret', LOG_LEVEL: 'warn', SHED_EVENT_LOOP_DELAY_MS: '0', ...env }),
       stdio: 'ignore',
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { VersionMismatchError } from '../../src/application/command-handling/errors.js';
+import { StreamDeletedError } from '../../src/application/ports/event-store.js';
 import { DomainError, NotFoundError } from '../../src/domain/shared/domain-error.js';
 import { expectedVersion } from '../../src/infrastructure/http/command-result.js';
 import { problemSchema } from '../../src/infrastructure/http/problem.js';
@@ -26,6 +27,9 @@ beforeAll(async () => {
       });
       app.post('/test/forbidden', async () => {
         throw new DomainError('forbidden', 'Not your listing');
+      });
+      app.post('/test/deleted', async () => {
+        throw new StreamDeletedError('listing-1');
       });
       app.post('/test/stale', async (request) => {
         throw new VersionMismatchError('listing-1', expectedVersion(request) ?? -1, 4);
@@ -111,6 +115,11 @@ describe('problem+json', () => {
     expect(rule.detail).toBe('The dates are taken');
     await expectProblem(await post('/test/missing', '{}'), 404, 'not-found');
     await expectProblem(await post('/test/forbidden', '{}'), 403, 'forbidden');
+  });
+
+  it('refuses a command on a stream deleted for good (an EventStoreDB tombstone) with 409 stream-deleted', async () => {
+    const deleted = await expectProblem(await post('/test/deleted', '{}'), 409, 'stream-deleted');
+    expect(deleted.detail).toBe('Stream listing-1 was deleted for good');
   });
 
   it('answers a version mismatch under If-Match with 412, and a malformed If-Match with 400', async () => {

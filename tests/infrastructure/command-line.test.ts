@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { childEnv } from '../support/child-env.js';
 
 const run = promisify(execFile);
 
 /** A script as `npm run migrate`, `npm run replay` and friends run it; answers exit code and stderr. */
 async function script(path: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, ['--import', 'tsx', path, ...args], { timeout: 20_000, env: { ...process.env, ...env } });
+    await run(process.execPath, ['--import', 'tsx', path, ...args], { timeout: 20_000, env: childEnv(env) });
     return { code: 0, stderr: '' };
   } catch (error) {
     const failed = error as { code?: number; stderr?: string };

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/application/sleep.js';
 import { freePort } from '../../src/infrastructure/postgres/embedded-postgres.js';
 import { isRunning, postmasterPid, processWithEmbeddedPostgres, scratchDataDir } from '../support/embedded-postgres.js';
+import { childEnv } from '../support/child-env.js';
 import { eventually } from '../support/eventually.js';
 
 const dataDirs: string[] = [];
@@ -29,20 +30,20 @@ async function dataDir(): Promise<string> {
  */
 async function service(dataDir: string, env: Record<string, string> = {}) {
   const [commandPort, queryPort] = [await freePort(), await freePort()];
-  const inherited = { ...process.env };
-  // Unset, or the service would use that database instead of its embedded one.
-  for (const name of ['DATABASE_URL', 'EVENTSTORE_URL']) delete inherited[name];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts'], {
-    env: {
-      ...inherited,
-      DATA_DIR: dataDir,
-      COMMAND_PORT: String(commandPort),
-      QUERY_PORT: String(queryPort),
-      JWT_SECRET: 'signals-secret-signals-secret-signals-secret',
-      LOG_LEVEL: 'warn',
-      SHED_EVENT_LOOP_DELAY_MS: '0',
-      ...env,
-    },
+    // DATABASE_URL unset, or the service would use that database instead of its embedded one.
+    env: childEnv(
+      {
+        DATA_DIR: dataDir,
+        COMMAND_PORT: String(commandPort),
+        QUERY_PORT: String(queryPort),
+        JWT_SECRET: 'signals-secret-signals-secret-signals-secret',
+        LOG_LEVEL: 'warn',
+        SHED_EVENT_LOOP_DELAY_MS: '0',
+        ...env,
+      },
+      ['DATABASE_URL'],
+    ),
     stdio: 'ignore',
     detached: true,
   });

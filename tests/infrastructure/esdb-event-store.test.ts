@@ -2,11 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { BACKWARDS, EventStoreDBClient, type ReadStreamOptions } from '@eventstore/db-client';
+import {
+  BACKWARDS,
+  EventStoreDBClient,
+  StreamDeletedError as EsdbStreamDeletedError,
+  type AppendToStreamOptions,
+  type EventData,
+  type ReadStreamOptions,
+} from '@eventstore/db-client';
 import shared from '@eventstore/db-client/generated/shared_pb.js';
 import streams from '@eventstore/db-client/generated/streams_pb.js';
 import { describe, expect, it } from 'vitest';
-import { ConcurrencyError } from '../../src/application/ports/event-store.js';
+import { ConcurrencyError, StreamDeletedError } from '../../src/application/ports/event-store.js';
 import { sleep } from '../../src/application/sleep.js';
 import { EsdbEventStore } from '../../src/infrastructure/esdb-event-store/esdb-event-store.js';
 import { eventually } from '../support/eventually.js';
@@ -126,6 +133,49 @@ describe("EsdbEventStore, given the client's answers", () => {
     // Our own streams are read as ever.
     expect(await store.readStream('booking-1')).toMatchObject({ status: 'found' });
   });
+
+  it('asks the leader for every append and every stream read, so a read right after an acknowledged append sees it (a follower may lag behind)', async () => {
+    const { client, asked } = recordingClient();
+    const store = new EsdbEventStore(client);
+
+    await store.appendToStream('booking-1', [newEvent()], { expectedRevision: 'no_stream' });
+    await expect(store.appendToStream('booking-1', [newEvent()], { expectedRevision: 5 })).rejects.toBeInstanceOf(ConcurrencyError);
+    await store.readStream('booking-1');
+
+    // The duplicate look, the append and the read of its position; the refused append's three; the read.
+    expect(asked.map(({ call }) => call)).toEqual(['readStream', 'appendToStream', 'readStream', 'readStream', 'appendToStream', 'readStream', 'readStream']);
+    expect(asked.filter(({ requiresLeader }) => requiresLeader !== true)).toEqual([]);
+  });
+
+  it('refuses a read of a deleted (tombstoned) stream with StreamDeletedError, never answering no_stream', async () => {
+    const store = new EsdbEventStore(clientWhoseStreamsAreDeleted());
+
+    const read = store.readStream('booking-1');
+
+    await expect(read).rejects.toBeInstanceOf(StreamDeletedError);
+    await expect(read).rejects.toMatchObject({ streamId: 'booking-1', code: 'stream-deleted' });
+  });
+
+  it('refuses an append to a deleted stream with StreamDeletedError, recreating nothing', async () => {
+    const client = clientWhoseStreamsAreDeleted();
+    const store = new EsdbEventStore(client);
+
+    const append = store.appendToStream('booking-1', [newEvent()], { expectedRevision: 'no_stream' });
+
+    await expect(append).rejects.toBeInstanceOf(StreamDeletedError);
+    expect(client.appended).toBe(0);
+  });
+
+  it('refuses an append the server refused because the stream was deleted meanwhile with StreamDeletedError', async () => {
+    const client = EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false');
+    Object.assign(client, {
+      readStream: () => Readable.from([]),
+      appendToStream: async (streamId: string) => Promise.reject(EsdbStreamDeletedError.fromStreamName(streamId)),
+    });
+    const store = new EsdbEventStore(client);
+
+    await expect(store.appendToStream('booking-1', [newEvent()])).rejects.toBeInstanceOf(StreamDeletedError);
+  });
 });
 
 function storedEvent(streamId: string, revision: number) {
@@ -141,6 +191,56 @@ function storedEvent(streamId: string, revision: number) {
     created: new Date(0),
     position: { commit: position, prepare: position },
   };
+}
+
+function newEvent() {
+  return { id: randomUUID(), type: 'BookingRequested', data: { nights: 2 }, metadata: { actorId: 'u1' } };
+}
+
+/**
+ * A client whose streams live in memory, remembering the options of each stream read and append:
+ * an append succeeds at the stream's revision and is refused (as with throwOnAppendFailure=false)
+ * at any other.
+ */
+function recordingClient() {
+  const client = EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false');
+  const asked: { call: string; requiresLeader: boolean | undefined }[] = [];
+  const stored: (Omit<ReturnType<typeof storedEvent>, 'id' | 'data' | 'metadata'> & Pick<EventData, 'id' | 'data' | 'metadata'>)[] = [];
+  Object.assign(client, {
+    readStream: (_streamId: string, options: ReadStreamOptions = {}) => {
+      asked.push({ call: 'readStream', requiresLeader: options.requiresLeader });
+      const from = typeof options.fromRevision === 'bigint' ? Number(options.fromRevision) : 0;
+      const events = options.direction === BACKWARDS ? [...stored].reverse() : stored.slice(from);
+      return Readable.from(events.slice(0, Number(options.maxCount ?? events.length)).map((event) => ({ event })));
+    },
+    appendToStream: async (streamId: string, events: EventData[], options: AppendToStreamOptions = {}) => {
+      asked.push({ call: 'appendToStream', requiresLeader: options.requiresLeader });
+      const revision = stored.length - 1;
+      if (options.expectedRevision !== (revision < 0 ? 'no_stream' : BigInt(revision))) return { success: false, nextExpectedRevision: 1n, position: undefined };
+      for (const { id, data, metadata } of events) stored.push({ ...storedEvent(streamId, stored.length), id, data, metadata });
+      return { success: true, nextExpectedRevision: BigInt(stored.length - 1), position: undefined };
+    },
+  });
+  return { client, asked };
+}
+
+/** A client for which every stream was tombstoned: a read fails as the server fails it. */
+function clientWhoseStreamsAreDeleted() {
+  const client = Object.assign(EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false'), { appended: 0 });
+  Object.assign(client, {
+    readStream: (streamId: string) =>
+      new Readable({
+        objectMode: true,
+        read() {
+          this.destroy(EsdbStreamDeletedError.fromStreamName(streamId));
+        },
+      }),
+    appendToStream: async () => {
+      client.appended += 1;
+      return { success: true, nextExpectedRevision: 0n, position: undefined };
+    },
+  });
+  return client;
 }
 
 /** One event as the server sends it on a subscription, in the client's own protobuf messages. */

@@ -1,6 +1,6 @@
-import { WrongExpectedVersionError, type JSONRecordedEvent } from '@eventstore/db-client';
+import { StreamDeletedError as EsdbStreamDeletedError, UnavailableError, WrongExpectedVersionError, type JSONRecordedEvent } from '@eventstore/db-client';
 import { describe, expect, it } from 'vitest';
-import { ConcurrencyError, type RecordedEvent } from '../../src/application/ports/event-store.js';
+import { ConcurrencyError, StreamDeletedError, type RecordedEvent } from '../../src/application/ports/event-store.js';
 import { START } from '../../src/application/ports/position.js';
 import {
   escapeRegex,
@@ -14,6 +14,7 @@ import {
   toEsdbExpectedRevision,
   toReadPosition,
   toServerFilter,
+  toStreamError,
 } from '../../src/infrastructure/esdb-event-store/esdb-mapping.js';
 
 const id = '8a8b4a9e-6c1f-4c57-9d4c-0b7f3a1e2d55';
@@ -74,6 +75,15 @@ describe('EventStoreDB mapping', () => {
     expect(error).toBeInstanceOf(ConcurrencyError);
     expect(error).toMatchObject({ streamId: 'booking-1', expected: 1, actual: 4 });
     expect(toConcurrencyError('booking-1', 'stream_exists', 'no_stream').actual).toBe('no_stream');
+  });
+
+  it("turns the client's StreamDeletedError into the port's, a domain refusal naming the stream; other errors pass as they are", () => {
+    const deleted = toStreamError('booking-1', EsdbStreamDeletedError.fromStreamName('booking-1'));
+    const unavailable = new UnavailableError();
+
+    expect(deleted).toBeInstanceOf(StreamDeletedError);
+    expect(deleted).toMatchObject({ streamId: 'booking-1', code: 'stream-deleted', message: 'Stream booking-1 was deleted for good' });
+    expect(toStreamError('booking-1', unavailable)).toBe(unavailable);
   });
 
   it('maps positions, reading $all from the start or from the checkpoint itself', () => {

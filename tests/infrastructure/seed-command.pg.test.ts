@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoSkipped } from '../../src/infrastructure/seed/seed-demo.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { childEnv } from '../support/child-env.js';
 import { testMasterKeyText } from '../support/personal-data.js';
 
 const run = promisify(execFile);
@@ -29,8 +30,7 @@ describe('npm run seed in production', () => {
   afterAll(() => database.drop());
 
   it('creates the admin and the auditor and says it left the demo data out; nothing else reaches the log', async () => {
-    const env = {
-      ...process.env,
+    const env = childEnv({
       NODE_ENV: 'production',
       DATABASE_URL: database.url,
       JWT_SECRET: 'j'.repeat(40),
@@ -39,7 +39,7 @@ describe('npm run seed in production', () => {
       STRIPE_WEBHOOK_SECRET: 'whsec_unused',
       ADMIN_PASSWORD: 'correct horse battery staple',
       LOG_LEVEL: 'silent',
-    };
+    });
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts', 'seed'], { timeout: 30_000, env });
 
     expect(stdout).toMatch(/^created ADMIN admin@bookable.local/m);

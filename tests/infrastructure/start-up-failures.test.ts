@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/infrastructure/config/config.js';
 import { createLogger } from '../../src/infrastructure/logging/logger.js';
 import { openDatabase, openStorage } from '../../src/infrastructure/storage.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { childEnv } from '../support/child-env.js';
 import { eventually } from '../support/eventually.js';
 
 /** Far longer than a failed start takes (a few seconds, most of it loading TypeScript); a hang never ends. */
@@ -19,11 +20,10 @@ type Outcome = { exited: true; code: number | null; output: string } | { exited:
 
 /** `npm start -- --role <role>` with these settings; killed if still running at the deadline. */
 async function startRole(role: string, env: Record<string, string>): Promise<Outcome> {
-  const inherited = { ...process.env };
   // Only what the test names: a secret in the runner's environment would hide the one missing.
-  for (const name of ['JWT_SECRET', 'MASTER_KEY', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'EVENTSTORE_URL']) delete inherited[name];
+  const secrets = ['JWT_SECRET', 'MASTER_KEY', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts', '--role', role], {
-    env: { ...inherited, LOG_LEVEL: 'warn', COMMAND_PORT: '0', QUERY_PORT: '0', PROJECTOR_PORT: '0', ...env },
+    env: childEnv({ LOG_LEVEL: 'warn', COMMAND_PORT: '0', QUERY_PORT: '0', PROJECTOR_PORT: '0', ...env }, secrets),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -7,6 +7,7 @@ import { ensureGeneration } from '../../src/projections/runtime/projection-check
 import { generationLockKey } from '../../src/projections/runtime/projection-lock.js';
 import { usersProjection } from '../../src/projections/users/users.projection.js';
 import { testMasterKeyText } from '../support/personal-data.js';
+import { childEnv } from '../support/child-env.js';
 import { checkpointsOf, createHarness, eventually, type Harness } from './support/runtime-harness.js';
 
 let harness: Harness;
@@ -26,15 +27,14 @@ afterEach(async () => {
  */
 function rebuildCommand() {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/infrastructure/main.ts', 'rebuild', 'users'], {
-    env: {
-      ...process.env,
+    env: childEnv({
       DATABASE_URL: harness.url,
       MASTER_KEY: testMasterKeyText,
       LOG_LEVEL: 'silent',
       PROJECTION_MAX_ATTEMPTS: '2',
       PROJECTION_RETRY_DELAY_MS: '10',
       PROJECTION_LOCK_RETRY_MS: '100',
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
+import { childEnv } from '../support/child-env.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -18,11 +19,10 @@ const stopGraceMs = 30_000;
  * server, echoing its output as it comes (a slow or stuck run shows where it is).
  */
 function soak(args: readonly string[]): { child: ChildProcess; done: Promise<{ code: number | null; output: string }> } {
-  // Never the developer's own DATABASE_URL: the soak writes a great deal.
-  const { DATABASE_URL: _ignored, ...env } = process.env;
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/soak.ts', ...args], {
     cwd: root,
-    env: { ...env, TEST_DATABASE_URL: inject('adminDatabaseUrl') },
+    // Never the developer's own DATABASE_URL: the soak writes a great deal.
+    env: childEnv({ TEST_DATABASE_URL: inject('adminDatabaseUrl') }, ['DATABASE_URL']),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,3 +1,4 @@
+import { DomainError } from '../../domain/shared/domain-error.js';
 import type { Position } from './position.js';
 
 export type { Position } from './position.js';
@@ -175,5 +176,17 @@ export class DuplicateEventError extends Error {
     readonly eventIds: readonly string[],
   ) {
     super(`Stream ${streamId}: events ${eventIds.join(', ')} were already appended in another batch`);
+  }
+}
+
+/**
+ * The stream was deleted for good (an EventStoreDB tombstone): it can be neither read nor written
+ * again, and is never taken for a stream that does not exist, which an append would recreate.
+ * A refusal like a rule's (409 at the HTTP edge, nothing appended, no retry helps), since the
+ * aggregate it held is gone for as long as the store lasts.
+ */
+export class StreamDeletedError extends DomainError<'stream-deleted'> {
+  constructor(readonly streamId: string) {
+    super('stream-deleted', `Stream ${streamId} was deleted for good`);
   }
 }

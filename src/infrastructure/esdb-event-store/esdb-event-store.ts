@@ -37,6 +37,7 @@ import {
   toEsdbRevision,
   toReadPosition,
   toServerFilter,
+  toStreamError,
 } from './esdb-mapping.js';
 
 export type EsdbEventStoreOptions = {
@@ -48,9 +49,20 @@ export type EsdbEventStoreOptions = {
 };
 
 /**
+ * Appends and stream reads go to the cluster's leader, whatever node the connection string
+ * prefers: a follower may not have an acknowledged append yet, and a command reads the stream it
+ * appends to (the look for duplicates, the appended event's position, the state to decide on
+ * after a conflict), so a read there could miss our own write. A node that is no longer leader
+ * (after a failover) refuses such a call with NotLeaderError, and the client reconnects to the
+ * leader it names for the next call. Reads of `$all` (projections) may be served by any node.
+ */
+const onLeader = { requiresLeader: true } as const;
+
+/**
  * The EventStore port on EventStoreDB (gRPC, server 22.6 or later: older servers do not report
  * positions on stream reads). Positions are EventStoreDB's own `{ commit, prepare }` log
- * positions; system events (`$`-prefixed types or streams) never reach our readers.
+ * positions; system events (`$`-prefixed types or streams) never reach our readers. A stream
+ * deleted for good (tombstoned) is refused with `StreamDeletedError`, on read and on append.
  */
 export class EsdbEventStore implements EventStore {
   private readonly duplicateCheckWindow: number;
@@ -88,6 +100,7 @@ export class EsdbEventStore implements EventStore {
     if (earlier) return earlier;
     try {
       const result = await this.client.appendToStream(streamId, events.map(toEsdbEvent), {
+        ...onLeader,
         expectedRevision: toEsdbExpectedRevision(expected),
       });
       // A client made with `throwOnAppendFailure=false` (a connection string may say so) answers
@@ -104,7 +117,7 @@ export class EsdbEventStore implements EventStore {
       return { revision, position: stored.position, written };
     } catch (error) {
       if (error instanceof WrongExpectedVersionError) throw toConcurrencyError(streamId, expected, error.actualVersion);
-      throw error;
+      throw toStreamError(streamId, error);
     }
   }
 
@@ -115,6 +128,7 @@ export class EsdbEventStore implements EventStore {
     // Read whole and hand back an array: a caller that only looks at `status` must not leave a
     // gRPC call open, and aggregate streams are small.
     const read = this.client.readStream(streamId, {
+      ...onLeader,
       direction: direction === 'forwards' ? FORWARDS : BACKWARDS,
       fromRevision: from === undefined ? (direction === 'forwards' ? ESDB_START : END) : toEsdbRevision(from),
       // A count of 0 would not tell us whether the stream exists.
@@ -127,7 +141,7 @@ export class EsdbEventStore implements EventStore {
       }
     } catch (error) {
       if (error instanceof StreamNotFoundError) return { status: 'no_stream' };
-      throw error;
+      throw toStreamError(streamId, error);
     }
     return { status: 'found', events: iterate(events.slice(0, Math.max(0, maxCount ?? events.length))) };
   }
@@ -176,13 +190,13 @@ export class EsdbEventStore implements EventStore {
   }
 
   private async readTail(streamId: string, maxCount = this.duplicateCheckWindow): Promise<NonNullable<ResolvedEvent['event']>[]> {
-    const read = this.client.readStream(streamId, { direction: BACKWARDS, fromRevision: END, maxCount });
+    const read = this.client.readStream(streamId, { ...onLeader, direction: BACKWARDS, fromRevision: END, maxCount });
     const tail: NonNullable<ResolvedEvent['event']>[] = [];
     try {
       for await (const resolved of read) if (resolved.event) tail.push(resolved.event);
     } catch (error) {
       if (error instanceof StreamNotFoundError) return [];
-      throw error;
+      throw toStreamError(streamId, error);
     }
     return tail;
   }
@@ -193,7 +207,8 @@ export class EsdbEventStore implements EventStore {
    * would stop one event early; on an idempotent retry the server gives none at all.
    */
   private async eventAt(streamId: string, revision: number): Promise<RecordedEvent> {
-    const read = this.client.readStream(streamId, { fromRevision: toEsdbRevision(revision), maxCount: 1 });
+    const read = this.client.readStream(streamId, { ...onLeader, fromRevision: toEsdbRevision(revision), maxCount: 1 });
+    // A stream deleted meanwhile fails this read: the append's catch refuses it as such.
     for await (const resolved of read) {
       if (resolved.event) return fromEsdbEvent(resolved.event);
     }

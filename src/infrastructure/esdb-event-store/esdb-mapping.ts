@@ -5,6 +5,7 @@ import {
   NO_STREAM,
   START as ESDB_START,
   STREAM_EXISTS,
+  StreamDeletedError as EsdbStreamDeletedError,
   eventTypeFilter,
   excludeSystemEvents,
   jsonEvent,
@@ -19,6 +20,7 @@ import {
 import {
   ConcurrencyError,
   isSystemStream,
+  StreamDeletedError,
   matchesFilter,
   type EventFilter,
   type ExpectedRevision,
@@ -68,6 +70,15 @@ export function toConcurrencyError(
   actual: CurrentRevision | undefined,
 ): ConcurrencyError {
   return new ConcurrencyError(streamId, expected, fromEsdbCurrentRevision(actual));
+}
+
+/**
+ * What a failed read of, or append to, `streamId` throws in the port's terms: a stream deleted for
+ * good (tombstoned) is refused with `StreamDeletedError`; anything else passes as it is. A stream
+ * that never existed is no error at all: the adapter answers `no_stream` for it.
+ */
+export function toStreamError(streamId: string, error: unknown): unknown {
+  return error instanceof EsdbStreamDeletedError ? new StreamDeletedError(streamId) : error;
 }
 
 export function fromEsdbPosition(position: { readonly commit: bigint; readonly prepare: bigint }): Position {
