@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
+import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
 import { cancelBooking, requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { deterministicUuid } from '../../src/application/ids.js';
@@ -260,6 +261,56 @@ describe('booking use cases', () => {
 
       await expect(setListingActive(busy, listingId, true, as(owner))).rejects.toMatchObject({ name: 'TooMuchContentionError' });
       expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('active');
+    });
+
+    describe('whose listing append fails with its outcome unknown (the connection died), and lands after the failure was answered', () => {
+      let faulty: AmbiguousStore;
+
+      beforeEach(async () => {
+        store = faulty = new AmbiguousStore();
+        side = createTestSide(store, clock, 15);
+        listingId = (await createListing(side, listingInput, as(owner))).id;
+      });
+
+      /** The deactivation fails for its caller; its listing append is stored once `landNow` is called. */
+      async function deactivationInDoubt(request: CommandOptions): Promise<{ landNow: () => Promise<void> }> {
+        let land = () => {};
+        const landed = faulty.landLate((streamId) => streamId === `listing-${listingId}`, new Promise<void>((resolve) => (land = resolve)));
+        await expect(setListingActive(side, listingId, false, request)).rejects.toThrow('connection');
+        return {
+          landNow: async () => {
+            land();
+            await landed;
+          },
+        };
+      }
+
+      const calendarClosed = async () => (await side.handlers.listingCalendar.read(`listingCalendar-${listingId}`)).state.closed;
+
+      it('leaves the calendar closed, for the listing is deactivated after all', async () => {
+        const { landNow } = await deactivationInDoubt(as(owner, 'deactivate-in-doubt'));
+        await landNow();
+
+        expect((await side.handlers.listing.read(`listing-${listingId}`)).state.status).toBe('inactive');
+        expect(await calendarClosed()).toBe(true);
+        // A hold decided on the listing as it was before the deactivation is refused.
+        const hold = { type: 'HoldDates' as const, data: { listingId, bookingId: 'late', ...stay, holdExpiresAt: '2030-01-10T10:15:00.000Z', now: '2030-01-10T10:00:00.000Z', timeZone: 'UTC', displaceable: [] } };
+        await expect(side.handlers.listingCalendar.handle(`listingCalendar-${listingId}`, hold, as(consumer))).rejects.toMatchObject({ code: 'listing-inactive' });
+      });
+
+      it('retried once it landed, closes the calendar that a reactivation reopened meanwhile', async () => {
+        const request = as(owner, 'deactivate-in-doubt');
+        const { landNow } = await deactivationInDoubt(request);
+        // The owner, finding the listing still active, reactivates it (in another process): its calendar follows the listing, open.
+        await setListingActive(createTestSide(store, clock, 15), listingId, true, as(owner));
+        await landNow();
+        expect(await calendarClosed()).toBe(false);
+
+        await setListingActive(side, listingId, false, request);
+
+        expect(await eventTypes(store, `listing-${listingId}`)).toEqual(['ListingCreated', 'ListingDeactivated']);
+        expect(await calendarClosed()).toBe(true);
+      });
     });
 
     it('refused because someone else deactivated it meanwhile, keeps the calendar closed', async () => {

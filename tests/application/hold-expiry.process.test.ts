@@ -158,8 +158,14 @@ describe('hold expiry process', () => {
       await expectReplayToAppendNothing();
     });
 
-    it('leaves the first booking alone when its payment came in before the sweep, and it was cancelled for the lost dates', async () => {
-      const { first } = await takenOver();
+    // A request now expires the lapsed booking before it takes its dates; one recorded before
+    // that did not, and its payment could still come in.
+    it('leaves the first booking alone when, taken over by a request that did not expire it, its payment came in before the sweep, and it was cancelled for the lost dates', async () => {
+      const first = await requestBooking(side, { listingId, ...stay }, as(consumer));
+      clock.advance(16 * 60_000);
+      const holdExpiresAt = new Date(clock.now().getTime() + 15 * 60_000).toISOString();
+      const hold = { listingId, bookingId: 'second', ...stay, holdExpiresAt, now: clock.now().toISOString(), timeZone: 'UTC', displaceable: [first.id] };
+      await side.handlers.listingCalendar.handle(calendar, { type: 'HoldDates', data: hold }, as(otherConsumer));
       // What the payment process does for a payment that finds its dates gone.
       await side.handlers.booking.handle(first.streamId, { type: 'MarkBookingPaid', data: { bookingId: first.id, paymentId: 'pay-1', amount: 4 * 12_000, currency: 'EUR' } }, as(owner));
       const now = clock.now().toISOString();

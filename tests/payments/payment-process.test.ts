@@ -497,7 +497,7 @@ describe('payment process manager (booking ⇄ payment)', () => {
     expect(await eventTypes(backend.eventStore, `payment-${paymentId}`)).toEqual(['PaymentInitiated', 'PaymentCanceled']);
   });
 
-  it('payment succeeded after the lapsed hold went to someone else → booking cancelled (not the consumer\'s fault), refunded in full', async () => {
+  it('payment succeeded after the lapsed hold went to someone else, who expired the booking on the way → the booking stays expired, refunded in full', async () => {
     const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
     clock.advance(16 * 60_000);
     const booking = (await side.handlers.booking.read(`booking-${bookingId}`)).state;
@@ -507,17 +507,39 @@ describe('payment process manager (booking ⇄ payment)', () => {
     await pay(paymentId, intentId);
     await drain();
 
+    expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingExpired']);
+    expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
+  });
+
+  /** The booking's lapsed hold displaced without the booking being expired, as requests did before they expired it first. */
+  async function displacedWithoutExpiry(listing: string, booking: { bookingId: string; startDate: string; endDate: string }): Promise<void> {
+    const { bookingId, startDate, endDate } = booking;
+    const now = clock.now().toISOString();
+    const holdExpiresAt = new Date(clock.now().getTime() + 15 * 60_000).toISOString();
+    const hold = { listingId: listing, bookingId: randomUUID(), startDate, endDate, holdExpiresAt, now, timeZone: 'UTC', displaceable: [bookingId] };
+    await side.handlers.listingCalendar.handle(`listingCalendar-${listing}`, { type: 'HoldDates', data: hold }, as(person(['CONSUMER'])));
+  }
+
+  it('payment succeeded after the lapsed hold went to someone else without expiring the booking → booking cancelled (not the consumer\'s fault), refunded in full', async () => {
+    const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
+    clock.advance(16 * 60_000);
+    const booking = (await side.handlers.booking.read(`booking-${bookingId}`)).state;
+    if (booking.status !== 'requested') throw new Error('expected a held booking');
+    await displacedWithoutExpiry(listing, booking.booking);
+    await pay(paymentId, intentId);
+    await drain();
+
     expect(await eventTypes(backend.eventStore, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingPaid', 'BookingCancelled']);
     expect((await side.handlers.booking.read(`booking-${bookingId}`)).state).toMatchObject({ status: 'cancelled', cancelledBy: 'admin', refundAmount: 24_000 });
     expect(stripe.refundsFor(paymentId)).toEqual([expect.objectContaining({ amount: 24_000 })]);
   });
 
-  it('payment succeeded after the lapsed hold went to someone else, and its consumer cancels before the process does → the consumer\'s cancellation stands, and the process takes it as done', async () => {
+  it('payment succeeded after the lapsed hold went to someone else without expiring the booking, and its consumer cancels before the process does → the consumer\'s cancellation stands, and the process takes it as done', async () => {
     const { bookingId, paymentId, intentId, listingId: listing } = await bookAndStartPaying();
     clock.advance(16 * 60_000);
     const booking = (await side.handlers.booking.read(`booking-${bookingId}`)).state;
     if (booking.status !== 'requested') throw new Error('expected a held booking');
-    await requestBooking(side, { listingId: listing, startDate: booking.booking.startDate, endDate: booking.booking.endDate }, as(person(['CONSUMER'])));
+    await displacedWithoutExpiry(listing, booking.booking);
     // The consumer cancels the moment the process has marked the booking paid, before it finds the dates gone.
     const racing: EventStore = {
       ...tracked.store,

@@ -147,8 +147,10 @@ export async function expireUnpaidBooking(
 }
 
 /**
- * Holds the dates, displacing lapsed holds in the way only once their payments are found not to
- * have gone through: one paid in time keeps its dates until the payment process books them.
+ * Holds the dates, displacing lapsed holds in the way only once their bookings are expired as the
+ * sweep would (`expireUnpaidBooking`: our log, then the provider, which may know of a card taken
+ * within the hold whose webhook is late). One paid in time keeps its dates until the payment
+ * process books them; one expired here stops being payable now, not at the next sweep.
  * Holds lapse while we look, so a few rounds may be needed; past them, the dates count as taken.
  */
 async function holdDisplacingUnpaid(
@@ -163,12 +165,26 @@ async function holdDisplacingUnpaid(
       return await side.handlers.listingCalendar.handle(calendar, hold(unpaid), options);
     } catch (error) {
       if (!(error instanceof LapsedHoldsInTheWay)) throw error;
-      const payments = await Promise.all(error.bookingIds.map(async (id) => ({ id, ...(await bookingPayment(side, id)) })));
-      if (round >= 3 || payments.some(({ paid }) => paid)) {
+      const expired = await Promise.all(error.bookingIds.map((id) => expiredUnpaid(side, id, options)));
+      if (round >= 3 || expired.includes(false)) {
         throw new DomainError('dates-unavailable', 'the dates are held by a booking whose payment went through');
       }
-      unpaid.push(...payments.map(({ id }) => id));
+      unpaid.push(...error.bookingIds);
     }
+  }
+}
+
+/**
+ * Whether the booking of a lapsed hold in the way is over unpaid: expired (here, or before), never
+ * recorded, or ended otherwise. One that moved on between the look and the expiry (paid, say)
+ * keeps its dates this time.
+ */
+async function expiredUnpaid(side: CommandSide, bookingId: string, request: CommandOptions): Promise<boolean> {
+  try {
+    return !(await expireUnpaidBooking(side, bookingId, { ...unpinned(request), commandId: `${request.commandId}:displace` })).paid;
+  } catch (error) {
+    if (error instanceof DomainError) return false;
+    throw error;
   }
 }
 

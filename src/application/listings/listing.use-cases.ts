@@ -7,7 +7,7 @@ import { requireUserWithRole } from '../authorization/registered-users.js';
 import { deterministicUuid } from '../ids.js';
 import type { CommandSide } from '../command-handlers.js';
 import { compensating, outcome, refusedAfter, takeStep, unpinned, type CommandOutcome } from '../command-handling/command-outcome.js';
-import { assertExpectedVersion, TooMuchContentionError, VersionMismatchError } from '../command-handling/errors.js';
+import { appendedNothing, assertExpectedVersion, TooMuchContentionError, VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 
 export type CreateListingInput = Omit<ListingDetails, 'timeZone'> & Partial<Pick<ListingDetails, 'timeZone'>> & ListingPrice & { ownerId?: string | undefined };
@@ -66,10 +66,13 @@ export async function setListingActive(
     const result = await side.handlers.listing.handle(stream, command, request);
     return outcome(listingId, result, ...(await calendarFollowsListing(side, listingId, follow)));
   }
-  // The listing's append comes last: a retry of a deactivation that went through is answered as it was.
+  // The listing's append comes last: a retry of a deactivation that went through is answered as it
+  // was, and its calendar follows the listing again (answered with the close the first try
+  // recorded, if it is found applied). The first try may not have got to it: its listing append
+  // landed after its failure was answered, and the calendar was reopened meanwhile (the owner,
+  // finding the listing still active, reactivated it).
   const original = await side.handlers.listing.applied(stream, request.commandId);
-  // Answered with the close it recorded after the listing's event, as the first answer was.
-  if (original) return outcome(listingId, original, await side.handlers.listingCalendar.applied(calendar, followStepId(follow, original.version)));
+  if (original) return outcome(listingId, original, ...(await calendarFollowsListing(side, listingId, follow, { afterDeactivation: true })));
   const { state, version } = await side.handlers.listing.read(stream);
   // Whatever would refuse the deactivation (who asks, a stale If-Match) refuses before the calendar closes.
   assertExpectedVersion(stream, request.expectedVersion, version, () => listingDecider.decide(command, state));
@@ -85,9 +88,12 @@ export async function setListingActive(
     result = await side.handlers.listing.handle(stream, command, request);
   } catch (error) {
     // Refused after the close (an If-Match another change overtook): the listing stays as it
-    // was, active and bookable, unless it has been deactivated meanwhile. The refusal is what the
-    // caller hears; a calendar left behind is healed by the hold-expiry process.
-    const followed = await calendarFollowsListing(side, listingId, compensating(request, 'close')).catch(() => []);
+    // was, active and bookable, unless it has been deactivated meanwhile. A failure that leaves
+    // the append unknown (the connection died) is not undone: the append may still land, and
+    // reopening now, on the listing still active, would leave it deactivated with its calendar
+    // open. The caller hears the error either way; a calendar left behind (undone or not) is
+    // healed by the hold-expiry process, or by the keyed retry.
+    const followed = appendedNothing(error) ? await calendarFollowsListing(side, listingId, compensating(request, 'close')).catch(() => []) : [];
     refusedAfter(error, [closed, ...followed]);
     throw error;
   }

@@ -10,6 +10,7 @@ import type { CommandSide } from '../command-handlers.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { occurredAt } from '../metadata.js';
+import { bookedOnCalendar } from '../bookings/booked-dates.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
 import { intentOutcomeLearned, recordProviderEvent } from '../payments/provider-events.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
@@ -200,6 +201,13 @@ export class PaymentProcess {
       await side.handlers.listingCalendar.handle(listingCalendarStreamId(listingId), { type: 'BookDates', data: { listingId, bookingId } }, step(cause, 'book-dates'));
     } catch (error) {
       if (!(error instanceof DomainError) || error.code !== 'not-held') throw error;
+      // Handled again (a replay) after the stay: paid with this payment and its dates booked
+      // before, which the calendar's state dropped once the stay was over, its log did not. It is
+      // confirmed, as the first handling would have, not cancelled and refunded.
+      if (booking.status === 'paid' && (await bookedOnCalendar(this.options.eventStore, listingId, bookingId))) {
+        await side.handlers.booking.handle(bookingStreamId(bookingId), { type: 'ConfirmBooking', data: { bookingId } }, step(cause, 'confirm'));
+        return;
+      }
       // The lapsed hold went to someone else before the money came: the booking cannot stand.
       const now = side.clock.now().toISOString();
       const reason = 'The dates were taken by another booking before the payment arrived';
