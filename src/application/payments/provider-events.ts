@@ -7,7 +7,7 @@ import type { CommandOptions } from '../command-handling/handle-command.js';
 import { deterministicUuid } from '../ids.js';
 import { eventMetadataSchema, type CommandContext } from '../metadata.js';
 import type { EventStore } from '../ports/event-store.js';
-import type { ProviderIntent } from '../ports/payment-gateway.js';
+import type { ProviderIntent, ProviderRefund } from '../ports/payment-gateway.js';
 
 /**
  * What the payment provider told us, in our terms: the webhook translates Stripe's events into
@@ -146,4 +146,16 @@ async function recordUnmatched(
   await deps.eventStore.appendToStream(streamId, [{ id, type, data, metadata: chainMetadata(genesisHash, { streamId, id, type, data, metadata, revision: 0 }) }], {
     expectedRevision: 'no_stream',
   });
+}
+
+/**
+ * The command that records a refund's outcome as the provider answered it (a create, or a later
+ * look), under the one provider event id both record it with; none while it is still pending.
+ */
+export function refundOutcome(paymentId: string, refundId: string, refund: ProviderRefund): PaymentCommand | undefined {
+  if (refund.status === 'pending') return undefined;
+  const providerEventId = `gateway:refund:${refund.providerRefundId}`;
+  if (refund.status === 'succeeded') return { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId } };
+  const reason = (refund.failureReason ?? 'failed').slice(0, 500);
+  return { type: 'RecordRefundFailed', data: { paymentId, refundId, providerEventId, reason } };
 }

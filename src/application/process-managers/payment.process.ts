@@ -1,6 +1,5 @@
 import { bookingStreamId, isRecorded, type BookingState, type RecordedBooking } from '../../domain/booking/booking.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
-import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
 import { isCaptured, paymentStreamId, refundable, type CapturedPayment, type PaymentState } from '../../domain/payment/payment.decider.js';
 import type { Actor } from '../../domain/shared/actor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
@@ -12,10 +11,11 @@ import { deterministicUuid } from '../ids.js';
 import { occurredAt } from '../metadata.js';
 import { bookedOnCalendar } from '../bookings/booked-dates.js';
 import { isLive, paymentAttempts } from '../payments/payment-attempts.js';
-import { intentOutcomeLearned, recordProviderEvent } from '../payments/provider-events.js';
+import { intentOutcomeLearned, recordProviderEvent, refundOutcome } from '../payments/provider-events.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 import { comparePositions, type Position } from '../ports/position.js';
 import { sleep } from '../sleep.js';
+import { causeOf, commandCausedBy } from './sweeping-process.js';
 import { idempotencyKeys, ProviderRefusedError, type PaymentGateway, type ProviderRefund } from '../ports/payment-gateway.js';
 import type { ProcessCheckpoints } from '../ports/process-checkpoints.js';
 
@@ -290,14 +290,8 @@ export class PaymentProcess {
         if (!(error instanceof ProviderRefusedError)) throw error;
         return { providerRefundId: `refused:${refundId}`, status: 'failed', failureReason: `${error.code}: ${error.message}` };
       });
-    if (result.status === 'pending') return;
-    const providerEventId = `gateway:refund:${result.providerRefundId}`;
-    const reason = (result.failureReason ?? 'failed').slice(0, 500);
-    const command: PaymentCommand =
-      result.status === 'succeeded'
-        ? { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId } }
-        : { type: 'RecordRefundFailed', data: { paymentId, refundId, providerEventId, reason } };
-    await this.options.side.handlers.payment.handle(paymentStreamId(paymentId), command, step(event, 'refund-outcome'));
+    const command = refundOutcome(paymentId, refundId, result);
+    if (command) await this.options.side.handlers.payment.handle(paymentStreamId(paymentId), command, step(event, 'refund-outcome'));
   }
 
   /**
@@ -402,9 +396,5 @@ function paymentOf(booking: BookingState): { paymentId: string } | null {
 
 /** Command options for one step caused by `cause`: the same step of the same event always has the same id. */
 function step(cause: RecordedEvent, name: string): CommandOptions {
-  const correlationId = typeof cause.metadata.correlationId === 'string' ? cause.metadata.correlationId : cause.id;
-  return {
-    commandId: `${paymentProcessName}:${name}:${cause.id}`,
-    context: { actor: processActor, requestId: `${paymentProcessName}-${cause.id}`, correlationId, causationId: cause.id },
-  };
+  return commandCausedBy(paymentProcessName, causeOf(cause), name, processActor.roles);
 }

@@ -1,11 +1,11 @@
-import type { PaymentCommand } from '../../domain/payment/payment.commands.js';
 import { isCaptured, paymentStreamId } from '../../domain/payment/payment.decider.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
 import type { CommandSide } from '../command-handlers.js';
 import { occurredAt } from '../metadata.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
-import { quickLook, type PaymentGateway, type ProviderRefund } from '../ports/payment-gateway.js';
+import { refundOutcome } from '../payments/provider-events.js';
+import { quickLook, type PaymentGateway } from '../ports/payment-gateway.js';
 import { causeOf, commandCausedBy, runSweepLoop, type Cause } from './sweeping-process.js';
 
 /** The event types this process follows; everything else is filtered out by the store. */
@@ -125,7 +125,7 @@ export class RefundReconciliation {
       this.options.onError?.(new Error(`The provider has no refund ${refundId} of payment ${paymentId}`), what, true);
       return false;
     }
-    const outcome = outcomeOf(paymentId, refundId, found);
+    const outcome = refundOutcome(paymentId, refundId, found);
     if (!outcome) return false;
     try {
       await side.handlers.payment.handle(paymentStreamId(paymentId), outcome, commandCausedBy(refundReconciliationName, refund.cause, `refund-${found.status}`));
@@ -144,25 +144,5 @@ export class RefundReconciliation {
   private lookAgainLater(refundId: string, refund: PendingRefund, now: number): void {
     const waitMs = Math.min(refund.waitMs * 2, longestWaitMs);
     this.refunds.set(refundId, { ...refund, nextLookAt: now + waitMs, waitMs });
-  }
-}
-
-/**
- * The outcome the provider reports, under the id the payment process records the provider's answer
- * to a create with; none while the refund is still pending.
- */
-function outcomeOf(paymentId: string, refundId: string, refund: ProviderRefund): PaymentCommand | undefined {
-  const providerEventId = `gateway:refund:${refund.providerRefundId}`;
-  switch (refund.status) {
-    case 'pending':
-      return undefined;
-    case 'succeeded':
-      return { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId } };
-    case 'failed':
-      return { type: 'RecordRefundFailed', data: { paymentId, refundId, providerEventId, reason: (refund.failureReason ?? 'failed').slice(0, 500) } };
-    default: {
-      const _exhaustive: never = refund.status;
-      return _exhaustive;
-    }
   }
 }

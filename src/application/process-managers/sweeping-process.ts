@@ -1,3 +1,4 @@
+import type { Actor } from '../../domain/shared/actor.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import type { EventStore, Position, RecordedEvent } from '../ports/event-store.js';
 import { sleep } from '../sleep.js';
@@ -16,14 +17,14 @@ export function causeOf(event: RecordedEvent): Cause {
 
 /**
  * The options of step `step` that process `processName` takes for `cause`, acting as
- * `system:<processName>`: the same step for the same cause always has the same command id, so
- * another instance's, or a restarted one's, appends nothing twice.
+ * `system:<processName>` with `roles`: the same step for the same cause always has the same
+ * command id, so another instance's, or a restarted one's, appends nothing twice.
  */
-export function commandCausedBy(processName: string, cause: Cause, step: string): CommandOptions {
+export function commandCausedBy(processName: string, cause: Cause, step: string, roles: Actor['roles'] = []): CommandOptions {
   return {
     commandId: `${processName}:${step}:${cause.id}`,
     context: {
-      actor: { id: `system:${processName}`, roles: [] },
+      actor: { id: `system:${processName}`, roles },
       requestId: `${processName}-${cause.id}`,
       correlationId: cause.correlationId,
       causationId: cause.id,
