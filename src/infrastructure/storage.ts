@@ -4,6 +4,7 @@ import type { EventStore } from '../application/ports/event-store.js';
 import { PersonalDataVault } from '../application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../application/privacy/revealing-event-store.js';
 import type { Config } from './config/config.js';
+import { claimEventLog } from './event-log-identity/event-log-identity.js';
 import type { Logger } from './logging/logger.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
 import { loadMasterKey } from './privacy/master-key.js';
@@ -104,6 +105,10 @@ export async function openStorage(config: Config, logger: Logger, applicationNam
     if (config.RUN_MIGRATIONS) {
       const { newer } = await migrateToLatest(pool);
       if (newer.length > 0) logger.info({ newer }, 'the schema has migrations of a newer release; this one runs on it unchanged');
+    }
+    // Before anything reads a checkpoint: one taken from the other store's log is refused here.
+    if ((await claimEventLog(pool, config.EVENTSTORE_URL ? 'eventstoredb' : 'postgres')) === 'schema-behind') {
+      logger.warn('the schema lacks event_log_identity (migration 0690): which event log the checkpoints came from is not checked until the migrations run');
     }
     masterKey = await loadMasterKey(config);
     // Last: once it is open nothing here can fail, so no failure leaves it open.

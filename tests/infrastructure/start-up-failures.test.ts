@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/infrastructure/config/config.js';
 import { createLogger } from '../../src/infrastructure/logging/logger.js';
+import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
 import { openDatabase, openStorage } from '../../src/infrastructure/storage.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { childEnv } from '../support/child-env.js';
@@ -93,6 +94,30 @@ describe('a start that fails', () => {
     // then it stops at once, saying why
     expect(outcome).toMatchObject({ exited: true, code: 1 });
     expect(outcome.output).toContain('JWT_SECRET: is required when NODE_ENV=production');
+  });
+
+  it('of the projector role on the PostgreSQL event store, on a database whose checkpoints come from EventStoreDB, exits 1 naming both logs and what to do', { timeout: 40_000 }, async () => {
+    // given a database a deployment on EventStoreDB migrated and recorded as its log's
+    const used = await createTestDatabase();
+    try {
+      const pool = createPool(used.url, 1);
+      try {
+        await migrateToLatest(pool);
+        await pool.query(`INSERT INTO event_log_identity (kind) VALUES ('eventstoredb')`);
+      } finally {
+        await pool.end();
+      }
+
+      // when the projector role starts on it without EVENTSTORE_URL (the PostgreSQL event store)
+      const outcome = await startRole('projector', { NODE_ENV: 'test', DATABASE_URL: used.url, DATA_DIR: await dataDir(), MASTER_KEY: masterKey });
+
+      // then it stops at once, before any projector resumes from a position of the other log
+      expect(outcome).toMatchObject({ exited: true, code: 1 });
+      expect(outcome.output).toContain("taken from the eventstoredb log (EventStoreDB, EVENTSTORE_URL set), but this process's event store is postgres");
+      expect(outcome.output).toContain('DELETE FROM projection_checkpoints; DELETE FROM process_checkpoints; DELETE FROM event_log_identity;');
+    } finally {
+      await used.drop();
+    }
   });
 
   it('to read the master key closes the pool it opened, then rejects', async () => {

@@ -3,6 +3,7 @@ import { auditMigration } from '../audit/audit.migration.js';
 import { appendBatchLocksMigration } from '../pg-event-store/append-batch-locks.migration.js';
 import { appendBatchesMigration } from '../pg-event-store/append-batches.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
+import { eventLogIdentityMigration } from '../event-log-identity/event-log-identity.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
 import { loginAttemptsUnknownMigration } from '../identity/login-attempts-unknown.migration.js';
 import { securityLogAppendOnlyMigration } from '../identity/security-log-append-only.migration.js';
@@ -37,4 +38,5 @@ export const migrations: Record<string, Migration> = {
   '0660_simulated_payment_gateway': simulatedPaymentGatewayMigration,
   '0670_subject_keys_erased_at': subjectKeysErasedAtMigration,
   '0680_idempotency_subjects': idempotencySubjectsMigration,
+  '0690_event_log_identity': eventLogIdentityMigration,
 };

@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/infrastructure/config/config.js';
+import { claimEventLog } from '../../src/infrastructure/event-log-identity/event-log-identity.js';
+import { createLogger } from '../../src/infrastructure/logging/logger.js';
+import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
+import { openStorage } from '../../src/infrastructure/storage.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+const logger = createLogger({ level: 'silent' });
+const masterKey = randomBytes(32).toString('base64');
+
+let database: TestDatabase;
+let pool: pg.Pool;
+beforeEach(async () => {
+  database = await createTestDatabase();
+  pool = createPool(database.url, 8);
+});
+afterEach(async () => {
+  await pool.end();
+  await database.drop();
+});
+
+/** The settings of a process on this database: the PostgreSQL event store, or EventStoreDB. */
+function settings(eventStoreUrl?: string) {
+  return loadConfig({ NODE_ENV: 'test', DATABASE_URL: database.url, MASTER_KEY: masterKey, ...(eventStoreUrl ? { EVENTSTORE_URL: eventStoreUrl } : {}) });
+}
+
+async function recorded(): Promise<{ kind: string }[]> {
+  const { rows } = await pool.query<{ kind: string }>('SELECT kind FROM event_log_identity');
+  return rows;
+}
+
+describe('the event log a database took its checkpoints from (README "Switching event stores")', () => {
+  it('a fresh database: storage records the PostgreSQL event store, and opens again on it', async () => {
+    // given a fresh database
+    // when storage opens on it with the PostgreSQL event store, twice
+    await (await openStorage(settings(), logger)).stop();
+    await (await openStorage(settings(), logger)).stop();
+
+    // then the database names that log, once
+    expect(await recorded()).toEqual([{ kind: 'postgres' }]);
+  });
+
+  it('a database whose checkpoints come from the PostgreSQL log: storage on EventStoreDB refuses, naming both and what to do', async () => {
+    // given a database used with the PostgreSQL event store
+    await (await openStorage(settings(), logger)).stop();
+
+    // when storage opens on it with EventStoreDB (refused before any connection to it)
+    const opening = openStorage(settings('esdb://localhost:2113?tls=false'), logger);
+
+    // then it refuses, and the record is unchanged
+    await expect(opening).rejects.toThrow(/taken from the postgres log .* this process's event store is eventstoredb/);
+    await expect(opening).rejects.toThrow('DELETE FROM projection_checkpoints; DELETE FROM process_checkpoints; DELETE FROM event_log_identity;');
+    expect(await recorded()).toEqual([{ kind: 'postgres' }]);
+  });
+
+  it('roles starting at once on a fresh database: every claim succeeds, one row is recorded', async () => {
+    await migrateToLatest(pool);
+    for (let round = 0; round < 20; round += 1) {
+      // given no record
+      await pool.query('DELETE FROM event_log_identity');
+
+      // when four processes claim the log at the same moment
+      const claims = Array.from({ length: 4 }, () => claimEventLog(pool, 'postgres'));
+
+      // then none is refused, and one row names the log
+      await expect(Promise.all(claims)).resolves.toBeDefined();
+      expect(await recorded()).toEqual([{ kind: 'postgres' }]);
+    }
+  });
+
+  it('a schema without the record (RUN_MIGRATIONS=false before the migration ran): not checked, and the process starts as on any schema behind its release', async () => {
+    // given a schema that lacks the table
+    await migrateToLatest(pool);
+    await pool.query('DROP TABLE event_log_identity');
+
+    // when the log is claimed
+    // then nothing could be checked, and the caller is told so
+    await expect(claimEventLog(pool, 'postgres')).resolves.toBe('schema-behind');
+  });
+});
