@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import { createListing } from '../../src/application/listings/listing.use-cases.js';
+import { paidAtProvider } from '../../src/application/payments/payment-attempts.js';
 import { startPayment, type PaymentSide } from '../../src/application/payments/payment.use-cases.js';
 import { paymentProviderActor, recordProviderEvent } from '../../src/application/payments/provider-events.js';
 import type { Position } from '../../src/application/ports/position.js';
@@ -124,6 +125,22 @@ describe('a booking paid in time keeps its dates', () => {
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased', 'DatesHeld']);
       expect(await eventTypes(store, other.streamId)).toEqual(['BookingRequested']);
       expect(stripe.intentsFor(paymentId)).toEqual([expect.objectContaining({ status: 'canceled' })]);
+    });
+  });
+
+  describe('when its expiry asks the provider after the webhook was recorded (since the expiry last read the log)', () => {
+    it('counts as paid: the success the log now holds, though no live attempt is left to ask about', async () => {
+      // Given a booking paid within its hold, whose webhook is recorded just after the expiry found it unpaid,
+      const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+      clock.advance(10 * minute);
+      await pay(paymentId, intentId);
+      clock.advance(6 * minute);
+
+      // when the expiry asks whether the provider took the money,
+      const paid = await paidAtProvider(side, bookingId, as(consumer).context);
+
+      // then it is paid, and the booking is not expired.
+      expect(paid).toBe(true);
     });
   });
 

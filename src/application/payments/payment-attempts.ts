@@ -80,6 +80,8 @@ export async function paidAtProvider(side: CommandSide, bookingId: string, conte
   const holdEnd = Date.parse(booking.booking.holdExpiresAt);
   let paid = false;
   for (const { paymentId, state } of await paymentAttempts(side, bookingId)) {
+    // Its webhook recorded since the caller last read the log: paid, as the log now says.
+    if (state.status === 'succeeded') paid = true;
     if (!isLive(state)) continue;
     const intentId = state.payment.providerIntentId;
     const intent = await gateway.retrieveIntent(intentId, quickLook).catch((error: unknown) => {
