@@ -120,8 +120,11 @@ describe('a booking paid in time keeps its dates', () => {
       const other = await requestBooking(side, { listingId, startDate, endDate }, as(person(['CONSUMER'])));
       await drain();
 
-      // then the lapsed booking is expired then and there, its intent no longer payable, and the dates are theirs.
+      // then the lapsed booking is expired then and there, by the system (not the stranger who asked), its intent no longer payable, and the dates are theirs.
       expect(await eventTypes(store, `booking-${bookingId}`)).toEqual(['BookingRequested', 'BookingExpired']);
+      const expiries = [];
+      for await (const event of store.readAll({ filter: { eventTypes: ['BookingExpired'] } })) expiries.push(event.metadata);
+      expect(expiries).toEqual([expect.objectContaining({ actorId: 'system:hold-expiry' })]);
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased', 'DatesHeld']);
       expect(await eventTypes(store, other.streamId)).toEqual(['BookingRequested']);
       expect(stripe.intentsFor(paymentId)).toEqual([expect.objectContaining({ status: 'canceled' })]);

@@ -177,11 +177,16 @@ async function holdDisplacingUnpaid(
 /**
  * Whether the booking of a lapsed hold in the way is over unpaid: expired (here, or before), never
  * recorded, or ended otherwise. One that moved on between the look and the expiry (paid, say)
- * keeps its dates this time.
+ * keeps its dates this time. The expiry is the system's, as the sweep's is (`system:hold-expiry`),
+ * not the requester's: someone else's booking and payment must not list a stranger, with their
+ * address, as who changed them. The request stays findable as its cause.
  */
 async function expiredUnpaid(side: CommandSide, bookingId: string, request: CommandOptions): Promise<boolean> {
+  const { requestId, correlationId, causationId } = request.context;
+  const context = { actor: { id: 'system:hold-expiry', roles: [] }, requestId, correlationId, causationId };
   try {
-    return !(await expireUnpaidBooking(side, bookingId, { ...unpinned(request), commandId: `${request.commandId}:displace` })).paid;
+    const options = { commandId: `${request.commandId}:displace`, context, ...(request.freshCommandId ? { freshCommandId: true } : {}) };
+    return !(await expireUnpaidBooking(side, bookingId, options)).paid;
   } catch (error) {
     if (error instanceof DomainError) return false;
     throw error;
