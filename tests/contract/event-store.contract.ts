@@ -316,6 +316,19 @@ export function describeEventStoreContract(name: string, setup: ContractSetup): 
         expect(await read({ maxCount: 0 })).toEqual([]);
       });
 
+      it('names its head, where it offers headPosition: at or after every event readAll showed before, before every event appended after', async () => {
+        // Optional, as committedVisible is: a decorator that does not pass it on has nothing to keep here.
+        const headPosition = store.headPosition?.bind(store);
+        if (!headPosition) return;
+        const streamId = newStreamId('head');
+        await store.appendToStream(streamId, events(3));
+        const shown = await readAllEventually({ filter: { streamPrefixes: [streamId] } }, 3);
+        const head = await headPosition();
+        for (const event of shown) expect(comparePositions(head, event.position)).toBeGreaterThanOrEqual(0);
+        const later = await store.appendToStream(streamId, events(1));
+        expect(comparePositions(later.position, head)).toBe(1);
+      });
+
       it('filters $all by event type and stream prefix, both when both are given', async () => {
         const prefix = newStreamId('filter');
         await store.appendToStream(`${prefix}-a-1`, [newEvent('Alpha'), newEvent('Beta')]);

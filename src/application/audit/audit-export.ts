@@ -1,4 +1,5 @@
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
+import { comparePositions, type Position } from '../ports/position.js';
 import { checkLink, genesisHash, type ChainBreakReason } from './hash-chain.js';
 import { occurredAt } from '../metadata.js';
 import { toAuditEvent, type AuditEvent, type EventReader } from './stream-history.js';
@@ -8,45 +9,59 @@ export type ExportFilter = {
   /** Exclusive. */
   readonly to?: Date | undefined;
   readonly streamPrefix?: string | undefined;
+  /**
+   * Inclusive: the last position the export may hold, the store's head when it began
+   * (`EventStore.headPosition`), so that events committed while it streams are left out and two
+   * exports cut at one position hold the same events. `undefined`: wherever the read ends.
+   */
+  readonly upTo?: Position | undefined;
 };
 
 /**
  * Every event matching `filter`, in global order, one at a time, as `reading` shows the stored
- * log (revealed): the reader pages through the store, so memory stays flat however long the log.
- * The time filter is applied to the events as stored, before they reach `reading`: an event
- * outside the window is never revealed, so an export of an empty window looks up no key. No
- * store reads by time, so it is applied as events pass (positions follow commit order, not
- * `occurredAt` order, so the scan cannot stop early at `to`).
+ * log (revealed, or as stored): the reader pages through the store, so memory stays flat however
+ * long the log. The time filter is applied to the events as stored, before they reach `reading`:
+ * an event outside the window is never revealed, so an export of an empty window looks up no key.
+ * No store reads by time, so it is applied as events pass (positions follow commit order, not
+ * `occurredAt` order, so the scan cannot stop early at `to`); the read stops at the first event
+ * past `upTo`, before it is revealed.
  */
 export async function* exportEvents(stored: EventStore, reading: (stored: EventStore) => EventReader, filter: ExportFilter): AsyncGenerator<AuditEvent> {
-  const reader = reading(filter.from === undefined && filter.to === undefined ? stored : occurringWithin(stored, filter));
-  const events = reader.readAll(filter.streamPrefix === undefined ? {} : { filter: { streamPrefixes: [filter.streamPrefix] } });
+  const narrowed = filter.from === undefined && filter.to === undefined && filter.upTo === undefined ? stored : narrowedTo(stored, filter);
+  const events = reading(narrowed).readAll(filter.streamPrefix === undefined ? {} : { filter: { streamPrefixes: [filter.streamPrefix] } });
   for await (const event of events) yield toAuditEvent(event);
 }
 
 /**
- * The store with only the events that occurred in `[from, to)` to read. `occurredAt` is metadata,
- * never sealed, so the stored event says it as the revealed one would.
+ * The store with only the events that occurred in `[from, to)` to read, and its global order
+ * ending at `upTo`. `occurredAt` is metadata, never sealed, so the stored event says it as the
+ * revealed one would.
  */
-function occurringWithin(stored: EventStore, window: ExportFilter): EventStore {
+function narrowedTo(stored: EventStore, filter: ExportFilter): EventStore {
   const within = (event: RecordedEvent) => {
     const at = occurredAt(event);
-    return (window.from === undefined || at >= window.from) && (window.to === undefined || at < window.to);
+    return (filter.from === undefined || at >= filter.from) && (filter.to === undefined || at < filter.to);
   };
+  const inOrder = (events: AsyncIterable<RecordedEvent>) => keeping(events, within, filter.upTo);
   return {
     appendToStream: (streamId, events, options) => stored.appendToStream(streamId, events, options),
     readStream: async (streamId, options) => {
       const read = await stored.readStream(streamId, options);
-      return read.status === 'found' ? { status: 'found', events: keeping(read.events, within) } : read;
+      return read.status === 'found' ? { status: 'found', events: keeping(read.events, within, undefined) } : read;
     },
-    readAll: (options) => keeping(stored.readAll(options), within),
-    subscribeToAll: (options) => keeping(stored.subscribeToAll(options), within),
+    readAll: (options) => inOrder(stored.readAll(options)),
+    subscribeToAll: (options) => inOrder(stored.subscribeToAll(options)),
     close: () => stored.close(),
   };
 }
 
-async function* keeping(events: AsyncIterable<RecordedEvent>, keep: (event: RecordedEvent) => boolean): AsyncGenerator<RecordedEvent> {
-  for await (const event of events) if (keep(event)) yield event;
+/** The events `keep` keeps, ending before the first past `upTo`: for reads in global order, where positions only grow. */
+async function* keeping(events: AsyncIterable<RecordedEvent>, keep: (event: RecordedEvent) => boolean, upTo: Position | undefined): AsyncGenerator<RecordedEvent> {
+  for await (const event of events) {
+    // Leaving the loop ends the store's read: nothing past the cut is read further.
+    if (upTo !== undefined && comparePositions(event.position, upTo) > 0) return;
+    if (keep(event)) yield event;
+  }
 }
 
 export type StreamBreak = { readonly streamId: string; readonly revision: number; readonly reason: ChainBreakReason };

@@ -14,6 +14,8 @@ export type EventReader = Pick<EventStore, 'readStream' | 'readAll'>;
 export type AuditEvent = {
   readonly streamId: string;
   readonly revision: number;
+  /** The event's id, which chain version 2 hashes (`hash-chain.ts`). */
+  readonly eventId: string;
   /** Global position, as `Event-Position` gives it. */
   readonly position: string;
   readonly type: string;
@@ -37,6 +39,7 @@ export function toAuditEvent(event: RecordedEvent): AuditEvent {
   return {
     streamId: event.streamId,
     revision: event.revision,
+    eventId: event.id,
     position: formatPosition(event.position),
     type: event.type,
     schemaVersion: typeof schemaVersion === 'number' ? schemaVersion : 1,

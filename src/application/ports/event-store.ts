@@ -151,6 +151,13 @@ export interface EventStore {
    */
   committedVisible?(timeoutMs: number): Promise<boolean>;
 
+  /**
+   * The position of the last event `readAll` shows now (`START` while it shows none): a cut that
+   * stays where it is, since every event `readAll` does not show yet will read after it. A long
+   * read that stops there (the audit export) holds exactly the log as it stood when it began.
+   */
+  headPosition?(): Promise<Position>;
+
   /** Releases connections. The store is unusable afterwards. */
   close(): Promise<void>;
 }

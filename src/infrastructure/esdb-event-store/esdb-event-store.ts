@@ -25,6 +25,7 @@ import {
   type RecordedEvent,
   type SubscribeOptions,
 } from '../../application/ports/event-store.js';
+import { START, type Position } from '../../application/ports/position.js';
 import {
   fromEsdbEvent,
   fromEsdbRevision,
@@ -152,6 +153,20 @@ export class EsdbEventStore implements EventStore {
 
   subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
     return { [Symbol.asyncIterator]: () => this.subscribe(options) };
+  }
+
+  /** The last event of `$all` that is not the server's own, read backwards from the end. */
+  async headPosition(): Promise<Position> {
+    const read = this.client.readAll({ fromPosition: END, direction: BACKWARDS });
+    try {
+      for await (const resolved of read) {
+        const raw = resolved.event;
+        if (raw && !isSystemEvent(raw)) return fromEsdbEvent(raw).position;
+      }
+    } finally {
+      await read.cancel().catch(() => undefined);
+    }
+    return START;
   }
 
   async close(): Promise<void> {

@@ -112,6 +112,11 @@ export class MemoryEventStore implements EventStore {
     };
   }
 
+  async headPosition(): Promise<Position> {
+    this.assertOpen();
+    return this.log.at(-1)?.position ?? START;
+  }
+
   subscribeToAll(options: SubscribeOptions = {}): AsyncIterable<RecordedEvent> {
     return { [Symbol.asyncIterator]: () => this.subscribe(options) };
   }

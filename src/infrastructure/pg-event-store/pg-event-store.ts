@@ -444,6 +444,22 @@ export class PgEventStore implements EventStore {
     }
   }
 
+  /**
+   * The last event below the horizon: every transaction with an id below it has ended, so no
+   * event will ever read before this one that does not now; later ones have ids at or above it.
+   */
+  async headPosition(): Promise<Position> {
+    this.assertOpen();
+    const result = await this.query<{ transaction_id: string; global_position: string }>({
+      name: 'head_position',
+      text: `SELECT transaction_id::text AS transaction_id, global_position::text AS global_position FROM events
+        WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
+    });
+    const row = result.rows[0];
+    return row ? { commit: BigInt(row.transaction_id), prepare: BigInt(row.global_position) } : START;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

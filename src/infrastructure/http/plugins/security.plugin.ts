@@ -17,7 +17,7 @@ export type SecurityOptions = {
 };
 
 /** Headers a browser client may read from our responses. */
-const exposedHeaders = ['ETag', 'Event-Position', 'X-Request-Id', 'Idempotent-Replayed', 'Retry-After', 'Location'];
+const exposedHeaders = ['ETag', 'Event-Position', 'Export-Position', 'X-Request-Id', 'Idempotent-Replayed', 'Retry-After', 'Location'];
 
 /**
  * The headers helmet sets, computed once. They follow from its options alone (we use no CSP

@@ -27,6 +27,7 @@ import { createKysely } from '../../postgres/database.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { securityEventRoutes } from './security-events.query-routes.js';
 import { HttpProblem } from '../problem.js';
+import { formatPosition } from '../../../application/ports/position.js';
 import { callerOf, consistencyHeaders, cursorScope, notCaughtUp, notFound, paged, pageQuery, pageSchema, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
 import { inTimeOrder, inTimeOrderIssue, rangeBound, timeRange } from '../range-bound.js';
@@ -37,6 +38,7 @@ const auditEventSchema = z
   .object({
     streamId: z.string(),
     revision: z.number().int(),
+    eventId: z.string().describe('The event id, which the chain (version 2) hashes; `hash-chain.ts` `eventHash` lower-cases it'),
     position: z.string().describe('Global position, as `Event-Position` gives it'),
     type: z.string(),
     schemaVersion: z.number().int(),
@@ -46,7 +48,12 @@ const auditEventSchema = z
       `Personal fields revealed (\`[erased]\` once their subject is erased, \`${unreadablePlaceholder}\` where they cannot be revealed: see \`unreadableFields\`); to an admin who is no auditor, appointments' reasons and clinical notes read \`[withheld]\``,
     ),
     metadata: json.describe('actorId, actorRoles, requestId, correlationId, causationId, ip, userAgent, occurredAt, schemaVersion, chainVersion (2; absent on events hashed before it), prevHash, hash'),
-    hash: z.string().nullable().describe('null: appended outside the command loop'),
+    hash: z
+      .string()
+      .nullable()
+      .describe(
+        'null: appended outside the command loop. Covers the event as stored: type, data with its personal fields sealed, metadata without hash, revision, streamId, eventId. A line whose `data` is revealed cannot be rehashed; an export with `form=stored` can, line by line',
+      ),
     prevHash: z.string().nullable(),
     unreadableFields: z
       .array(z.string())
@@ -299,22 +306,43 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
       tags,
       security,
       summary: 'NDJSON: one audit event per line (with chain hashes), in global order, streamed; HEAD answers its headers without reading any',
-      description: `Each line is an AuditEvent; one whose personal data cannot be revealed is exported with those fields reading \`${unreadablePlaceholder}\` and named in \`unreadableFields\`.`,
+      description: `Each line is an AuditEvent; one whose personal data cannot be revealed is exported with those fields reading \`${unreadablePlaceholder}\` and named in \`unreadableFields\`. The export holds the log as it stood when it began: the \`Export-Position\` header names the last position it may hold (at or after its last line's; \`0.0\` for an empty log), and events committed while it streams, which read after it, are left out.`,
       headers,
-      querystring: z.object({ ...timeRange, streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`') }).refine(inTimeOrder, inTimeOrderIssue),
+      querystring: z
+        .object({
+          ...timeRange,
+          streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`'),
+          form: z
+            .enum(['revealed', 'stored'])
+            .default('revealed')
+            .describe(
+              '`revealed` (default): personal fields revealed, `[erased]` or unreadable, as every audit read shows them. `stored` (AUDITOR only): each event as stored, personal fields sealed, so each line\'s `hash` can be recomputed offline with `eventHash(prevHash, line)` (`hash-chain.ts`)',
+            ),
+        })
+        .refine(inTimeOrder, inTimeOrderIssue),
     },
     preHandler: indexed,
     handler: async (request, reply) => {
-      const { from, to, streamPrefix } = request.query;
+      const { from, to, streamPrefix, form } = request.query;
+      // Sealed is not withheld: an event stored before sealing existed, or appended outside the
+      // command loop, holds its health data in clear, which an admin who is no auditor never reads.
+      if (form === 'stored' && !hasRole(callerOf(request), 'AUDITOR')) {
+        throw new HttpProblem(403, 'forbidden', 'Forbidden', 'The stored form of the export needs the role AUDITOR');
+      }
       // Everything committed before the request, or nothing: the global order holds committed
       // events back behind older transactions still open, and an export that stopped short of
       // them would say nothing of it. HEAD waits too, so that it answers as GET would.
       if (storedEvents.committedVisible && !(await storedEvents.committedVisible(consistencyTimeoutMs))) {
         throw notCaughtUp(`Events committed before this request are held back by a transaction still open after ${consistencyTimeoutMs} ms; try again shortly`);
       }
+      // The cut, taken once every event committed before the request is readable: the export ends
+      // there however long it streams (a store that cannot say has none, and reads to the end).
+      const upTo = storedEvents.headPosition ? await storedEvents.headPosition() : undefined;
+      if (upTo) reply.header('export-position', formatPosition(upTo));
       reply.type('application/x-ndjson; charset=utf-8');
       if (request.method === 'HEAD') return reply.send();
-      const lines = ndjson(exportEvents(storedEvents, readingFor(request), { from: rangeBound(from), to: rangeBound(to), streamPrefix }));
+      const reading = form === 'stored' ? (stored: EventStore): EventReader => stored : readingFor(request);
+      const lines = ndjson(exportEvents(storedEvents, reading, { from: rangeBound(from), to: rangeBound(to), streamPrefix, upTo }));
       // Readable.from pulls the next chunk only when the socket has drained the last: backpressure.
       return reply.send(Readable.from(lines, { objectMode: false }));
     },
