@@ -176,6 +176,28 @@ describe("EsdbEventStore, given the client's answers", () => {
 
     await expect(store.appendToStream('booking-1', [newEvent()])).rejects.toBeInstanceOf(StreamDeletedError);
   });
+
+  it('does not refuse an append the server took when the stream is deleted before its read back: the events are written, the outcome unknown', async () => {
+    // Given a server that takes the append, and the stream tombstoned right after (its reads now fail),
+    let appended = false;
+    const deleted = clientWhoseStreamsAreDeleted();
+    const client = EventStoreDBClient.connectionString('esdb://127.0.0.1:2113?tls=false');
+    Object.assign(client, {
+      readStream: (streamId: string, options: ReadStreamOptions) => (appended ? deleted.readStream(streamId, options) : Readable.from([])),
+      appendToStream: async () => {
+        appended = true;
+        return { success: true, nextExpectedRevision: 0n, position: undefined };
+      },
+    });
+    const store = new EsdbEventStore(client);
+
+    // when the append reads back its event's position,
+    const append = store.appendToStream('booking-1', [newEvent()]);
+
+    // then it fails, but not as a refusal (which would tell the caller nothing was appended).
+    await expect(append).rejects.toThrow();
+    await expect(append).rejects.not.toBeInstanceOf(StreamDeletedError);
+  });
 });
 
 function storedEvent(streamId: string, revision: number) {

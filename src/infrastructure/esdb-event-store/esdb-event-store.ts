@@ -99,27 +99,30 @@ export class EsdbEventStore implements EventStore {
     checkAppend(streamId, events, expected);
     const earlier = await this.findEarlierAppend(streamId, events);
     if (earlier) return earlier;
+    let result: Awaited<ReturnType<EventStoreDBClient['appendToStream']>>;
     try {
-      const result = await this.client.appendToStream(streamId, events.map(toEsdbEvent), {
+      result = await this.client.appendToStream(streamId, events.map(toEsdbEvent), {
         ...onLeader,
         expectedRevision: toEsdbExpectedRevision(expected),
       });
-      // A client made with `throwOnAppendFailure=false` (a connection string may say so) answers
-      // a wrong expected revision with `success: false`, not a throw. Its `nextExpectedRevision`
-      // is then 1 for any stream that exists on servers from 22.6 (the batch append path reports
-      // only whether it has a revision): the stream's revision takes a read.
-      if (!result.success) throw toConcurrencyError(streamId, expected, await this.currentRevision(streamId));
-      const revision = fromEsdbRevision(result.nextExpectedRevision);
-      const stored = await this.eventAt(streamId, revision);
-      // The server answers a batch whose ids it wrote just before (a duplicate that raced the
-      // look above) as if it had written it: only what is stored tells whose events these are.
-      const last = events[events.length - 1];
-      const written = last !== undefined && stored.id === last.id && isDeepStrictEqual(stored.data, last.data) && isDeepStrictEqual(stored.metadata, last.metadata);
-      return { revision, position: stored.position, written };
     } catch (error) {
       if (error instanceof WrongExpectedVersionError) throw toConcurrencyError(streamId, expected, error.actualVersion);
       throw toStreamError(streamId, error);
     }
+    // A client made with `throwOnAppendFailure=false` (a connection string may say so) answers
+    // a wrong expected revision with `success: false`, not a throw. Its `nextExpectedRevision`
+    // is then 1 for any stream that exists on servers from 22.6 (the batch append path reports
+    // only whether it has a revision): the stream's revision takes a read.
+    if (!result.success) throw toConcurrencyError(streamId, expected, await this.currentRevision(streamId));
+    const revision = fromEsdbRevision(result.nextExpectedRevision);
+    // Written: from here on a failure (the stream tombstoned before the read back) is no refusal,
+    // which would tell the caller nothing was appended while projectors apply the events.
+    const stored = await this.eventAt(streamId, revision);
+    // The server answers a batch whose ids it wrote just before (a duplicate that raced the
+    // look above) as if it had written it: only what is stored tells whose events these are.
+    const last = events[events.length - 1];
+    const written = last !== undefined && stored.id === last.id && isDeepStrictEqual(stored.data, last.data) && isDeepStrictEqual(stored.metadata, last.metadata);
+    return { revision, position: stored.position, written };
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
@@ -223,7 +226,7 @@ export class EsdbEventStore implements EventStore {
    */
   private async eventAt(streamId: string, revision: number): Promise<RecordedEvent> {
     const read = this.client.readStream(streamId, { ...onLeader, fromRevision: toEsdbRevision(revision), maxCount: 1 });
-    // A stream deleted meanwhile fails this read: the append's catch refuses it as such.
+    // A stream deleted since the append fails this read: the append went through, its outcome unknown to the caller.
     for await (const resolved of read) {
       if (resolved.event) return fromEsdbEvent(resolved.event);
     }
