@@ -255,7 +255,8 @@ type Server = { drain(timeoutMs: number): Promise<void>; close(): Promise<void> 
 
 /** `npm start [-- --role all|command|query|projector]`: the roles asked for, in this process. */
 async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
-  const storage = await openStorage(config, logger, `bookable ${role}`);
+  const resumesCheckpoints = role === 'all' || role === 'projector';
+  const storage = await openStorage(config, logger, `bookable ${role}`, { claimEventLog: resumesCheckpoints ? 'claim' : 'check' });
   // The APIs stop first, all at once: each turns new requests away (503) and lets those in
   // flight finish, within one grace period for all; then the rest closes in reverse order of
   // opening (process managers and projectors, then storage).

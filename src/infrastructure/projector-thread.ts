@@ -101,7 +101,7 @@ function threadEntry(): string {
 async function runProjectorThread(port: MessagePort): Promise<void> {
   const config = loadConfig(process.env, { listens: false });
   const logger = createLogger({ level: config.LOG_LEVEL }).child({ thread: 'projector' });
-  const storage = await openStorage(config, logger, 'bookable projector-thread');
+  const storage = await openStorage(config, logger, 'bookable projector-thread', { claimEventLog: 'claim' });
   const projectors = startReadModelProjectors(config, storage, logger);
   const post = () => port.postMessage({ status: projectors.status() } satisfies ProjectorThreadMessage);
   post();

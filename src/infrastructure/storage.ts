@@ -4,7 +4,7 @@ import type { EventStore } from '../application/ports/event-store.js';
 import { PersonalDataVault } from '../application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../application/privacy/revealing-event-store.js';
 import type { Config } from './config/config.js';
-import { claimEventLog } from './event-log-identity/event-log-identity.js';
+import { claimEventLog, type EventLogClaim } from './event-log-identity/event-log-identity.js';
 import type { Logger } from './logging/logger.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
 import { loadMasterKey } from './privacy/master-key.js';
@@ -96,7 +96,17 @@ async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): 
 }
 
 /** The database (embedded unless `DATABASE_URL`), migrated unless told not to, and the event store. */
-export async function openStorage(config: Config, logger: Logger, applicationName?: string, options: { share?: boolean } = {}): Promise<Storage> {
+/**
+ * `claimEventLog`: `claim` for a process that resumes checkpoints (projectors, process managers),
+ * which records the event log they come from when none is; anything else only checks (see
+ * `EventLogClaim`).
+ */
+export async function openStorage(
+  config: Config,
+  logger: Logger,
+  applicationName?: string,
+  options: { share?: boolean; claimEventLog?: EventLogClaim } = {},
+): Promise<Storage> {
   const database = await openDatabase(config, logger, options);
   const pool = createPool(database.url, config.DATABASE_POOL_SIZE, applicationName);
   let masterKey: Buffer;
@@ -107,7 +117,7 @@ export async function openStorage(config: Config, logger: Logger, applicationNam
       if (newer.length > 0) logger.info({ newer }, 'the schema has migrations of a newer release; this one runs on it unchanged');
     }
     // Before anything reads a checkpoint: one taken from the other store's log is refused here.
-    if ((await claimEventLog(pool, config.EVENTSTORE_URL ? 'eventstoredb' : 'postgres')) === 'schema-behind') {
+    if ((await claimEventLog(pool, config.EVENTSTORE_URL ? 'eventstoredb' : 'postgres', options.claimEventLog ?? 'check')) === 'schema-behind') {
       logger.warn('the schema lacks event_log_identity (migration 0690): which event log the checkpoints came from is not checked until the migrations run');
     }
     masterKey = await loadMasterKey(config);

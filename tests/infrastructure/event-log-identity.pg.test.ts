@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/infrastructure/config/config.js';
@@ -35,9 +35,9 @@ async function recorded(): Promise<{ kind: string }[]> {
 describe('the event log a database took its checkpoints from (README "Switching event stores")', () => {
   it('a fresh database: storage records the PostgreSQL event store, and opens again on it', async () => {
     // given a fresh database
-    // when storage opens on it with the PostgreSQL event store, twice
-    await (await openStorage(settings(), logger)).stop();
-    await (await openStorage(settings(), logger)).stop();
+    // when storage opens on it with the PostgreSQL event store, twice, for a process that resumes checkpoints
+    await (await openStorage(settings(), logger, undefined, { claimEventLog: 'claim' })).stop();
+    await (await openStorage(settings(), logger, undefined, { claimEventLog: 'claim' })).stop();
 
     // then the database names that log, once
     expect(await recorded()).toEqual([{ kind: 'postgres' }]);
@@ -45,7 +45,7 @@ describe('the event log a database took its checkpoints from (README "Switching 
 
   it('a database whose checkpoints come from the PostgreSQL log: storage on EventStoreDB refuses, naming both and what to do', async () => {
     // given a database used with the PostgreSQL event store
-    await (await openStorage(settings(), logger)).stop();
+    await (await openStorage(settings(), logger, undefined, { claimEventLog: 'claim' })).stop();
 
     // when storage opens on it with EventStoreDB (refused before any connection to it)
     const opening = openStorage(settings('esdb://localhost:2113?tls=false'), logger);
@@ -79,5 +79,53 @@ describe('the event log a database took its checkpoints from (README "Switching 
     // when the log is claimed
     // then nothing could be checked, and the caller is told so
     await expect(claimEventLog(pool, 'postgres')).resolves.toBe('schema-behind');
+  });
+
+  it('a process that resumes no checkpoint (an API, a command-line tool) records nothing: a tool run without EVENTSTORE_URL must not name a deployment\'s log', async () => {
+    // given a migrated database with no record
+    await migrateToLatest(pool);
+
+    // when storage opens on it only to check (as the audit tool does), on the PostgreSQL store
+    await (await openStorage(settings(), logger)).stop();
+
+    // then nothing is recorded, and a projector on EventStoreDB may still claim the database
+    expect(await recorded()).toEqual([]);
+    await expect(claimEventLog(pool, 'eventstoredb')).resolves.toBe('claimed');
+  });
+
+  describe('a database with checkpoints from before the record was kept', () => {
+    /** A payment-process checkpoint at `position`, as a release before the record left it. */
+    async function checkpointAt(position: { commit: bigint; prepare: bigint }): Promise<void> {
+      await migrateToLatest(pool);
+      await pool.query('INSERT INTO process_checkpoints (process_name, position_commit, position_prepare) VALUES ($1, $2, $3)', [
+        'payment-process',
+        position.commit.toString(),
+        position.prepare.toString(),
+      ]);
+    }
+
+    it('taken from the PostgreSQL log: the first claim records postgres, and a claim on EventStoreDB is refused', async () => {
+      // given a checkpoint at an event of the events table
+      const storage = await openStorage(settings(), logger);
+      const { position } = await storage.eventStore.appendToStream('booking-1', [{ id: randomUUID(), type: 'BookingRequested', data: {}, metadata: {} }]);
+      await storage.stop();
+      await checkpointAt(position);
+
+      // when a projector on EventStoreDB claims the database first
+      // then it is refused: those checkpoints are the PostgreSQL log's
+      await expect(claimEventLog(pool, 'eventstoredb')).rejects.toThrow(/taken from the postgres log/);
+      expect(await recorded()).toEqual([{ kind: 'postgres' }]);
+      await expect(claimEventLog(pool, 'postgres')).resolves.toBe('claimed');
+    });
+
+    it('taken from EventStoreDB (positions of no event of the events table): a claim on the PostgreSQL store is refused', async () => {
+      // given a checkpoint at an EventStoreDB log position
+      await checkpointAt({ commit: 48_213_977n, prepare: 48_213_977n });
+
+      // when a projector on the PostgreSQL store claims the database first
+      // then it is refused, and the record names EventStoreDB
+      await expect(claimEventLog(pool, 'postgres')).rejects.toThrow(/taken from the eventstoredb log/);
+      expect(await recorded()).toEqual([{ kind: 'eventstoredb' }]);
+    });
   });
 });

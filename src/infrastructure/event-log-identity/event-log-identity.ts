@@ -1,5 +1,8 @@
 import type pg from 'pg';
+import { comparePositions, START } from '../../application/ports/position.js';
+import { holdsTheLog, rowPosition } from '../../projections/runtime/projection-checkpoints.queries.js';
 import { ConfigError } from '../config/config.js';
+import { createKysely } from '../postgres/database.js';
 
 /**
  * The log a process reads: the PostgreSQL event store's, or EventStoreDB's. A position of one
@@ -17,21 +20,35 @@ const described: Record<EventLogKind, string> = {
 const undefinedTable = '42P01';
 
 /**
- * Claims this database's checkpoints (`projection_checkpoints`, `process_checkpoints`) for the
- * log `kind`: the first process to start records it; every later one goes on if it reads the same
- * log and is refused if not, before any projector or process manager resumes from a position of
- * the other. Two statements, so that processes starting at once all read the one row that won:
- * the insert waits for a concurrent one to commit and then does nothing, and the select, a
- * statement of its own, sees the row. `schema-behind`: the migration has not run (a release
- * started with `RUN_MIGRATIONS=false` ahead of its migrations), so nothing could be checked; the
- * process starts, not ready until they run, as it always did on a schema behind its release.
+ * What a process does about the record: `claim`, a process that resumes checkpoints (projectors,
+ * process managers) and records its log when none is recorded; `check`, any other (the APIs, the
+ * command-line tools), which compares with a record if there is one and records nothing: a tool
+ * run from a shell without `EVENTSTORE_URL` must not name the log of a deployment it reads.
  */
-export async function claimEventLog(pool: pg.Pool, kind: EventLogKind): Promise<'claimed' | 'schema-behind'> {
+export type EventLogClaim = 'claim' | 'check';
+
+/**
+ * Checks this database's checkpoints (`projection_checkpoints`, `process_checkpoints`) against
+ * the log `kind` before any projector or process manager resumes from a position of the other,
+ * and refuses a mismatch. The first `claim` records the log; on a database that already holds
+ * checkpoints (one from before the record was kept) it records the log they came from, not its
+ * own: a PostgreSQL checkpoint names an event of the events table, an EventStoreDB one does not
+ * (`holdsTheLog`). A claim is two statements, so that processes starting at once all read the one
+ * row that won: the insert waits for a concurrent one to commit and then does nothing, and the
+ * select, a statement of its own, sees the row. `schema-behind`: the migration has not run (a
+ * release started with `RUN_MIGRATIONS=false` ahead of its migrations), so nothing could be
+ * checked; the process starts, not ready until they run, as it always did on a schema behind its
+ * release. `unrecorded`: a `check` found no record.
+ */
+export async function claimEventLog(pool: pg.Pool, kind: EventLogKind, claim: EventLogClaim = 'claim'): Promise<'claimed' | 'unrecorded' | 'schema-behind'> {
   let recorded: string | undefined;
   try {
-    await pool.query('INSERT INTO event_log_identity (kind) VALUES ($1) ON CONFLICT DO NOTHING', [kind]);
-    const { rows } = await pool.query<{ kind: string }>('SELECT kind FROM event_log_identity');
-    recorded = rows[0]?.kind;
+    recorded = await recordedKind(pool);
+    if (recorded === undefined && claim === 'check') return 'unrecorded';
+    if (recorded === undefined) {
+      await pool.query('INSERT INTO event_log_identity (kind) VALUES ($1) ON CONFLICT DO NOTHING', [await checkpointsLog(pool, kind)]);
+      recorded = await recordedKind(pool);
+    }
   } catch (error) {
     if (isUndefinedTable(error)) return 'schema-behind';
     throw error;
@@ -39,6 +56,21 @@ export async function claimEventLog(pool: pg.Pool, kind: EventLogKind): Promise<
   if (recorded === undefined) throw new Error('event_log_identity is empty after its insert');
   if (recorded !== kind) throw new ConfigError(refusal(recorded, kind));
   return 'claimed';
+}
+
+async function recordedKind(pool: pg.Pool): Promise<string | undefined> {
+  const { rows } = await pool.query<{ kind: string }>('SELECT kind FROM event_log_identity');
+  return rows[0]?.kind;
+}
+
+/** The log the checkpoints already in the database came from; `kind` when there are none yet. */
+async function checkpointsLog(pool: pg.Pool, kind: EventLogKind): Promise<EventLogKind> {
+  const { rows } = await pool.query<{ position_commit: string; position_prepare: string }>(
+    'SELECT position_commit, position_prepare FROM projection_checkpoints UNION ALL SELECT position_commit, position_prepare FROM process_checkpoints',
+  );
+  const positions = rows.map(rowPosition).filter((position) => comparePositions(position, START) !== 0);
+  if (positions.length === 0) return kind;
+  return (await holdsTheLog(createKysely<unknown>(pool), positions)) ? 'postgres' : 'eventstoredb';
 }
 
 function refusal(recorded: string, kind: EventLogKind): string {

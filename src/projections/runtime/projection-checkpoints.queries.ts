@@ -104,7 +104,7 @@ const maxGlobalPosition = 2n ** 63n - 1n;
  * stop on an event (or at `START`), and events are never deleted, so it does exactly when the
  * projectors read their log from this table. One probe of the global-order index.
  */
-async function holdsTheLog(db: Kysely<unknown>, positions: readonly Position[]): Promise<boolean> {
+export async function holdsTheLog(db: Kysely<unknown>, positions: readonly Position[]): Promise<boolean> {
   const furthest = positions.reduce(maxPosition, START);
   if (comparePositions(furthest, START) === 0) return true;
   if (furthest.commit > maxTransactionId || furthest.prepare > maxGlobalPosition) return false;
