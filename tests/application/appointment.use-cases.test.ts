@@ -69,12 +69,31 @@ describe('appointment use cases', () => {
     expect(reservationOf((await side.handlers.patientAgenda.read(`patientAgenda-${patient.id}`)).state, booked.id)).toMatchObject(lasts);
   });
 
-  it('gives the slot back when the patient is busy with another doctor at that time', async () => {
-    await bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
-    await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nine, reason: 'second opinion' }, as(patient))).rejects.toMatchObject({
-      code: 'patient-overlap',
-    });
-    expect(await eventTypes(store, `doctorSchedule-${otherDoctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
+  it("given the patient is busy with another doctor then, refuses the booking before taking the slot: nothing is appended to the doctor's schedule", async () => {
+    await bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'check-up' }, as(patient));
+    await setSchedule(side, otherDoctor.id, { ...everyMorning, slotMinutes: 15 }, as(otherDoctor));
+    const schedule = `doctorSchedule-${otherDoctor.id}`;
+    const before = await eventTypes(store, schedule);
+
+    const quarterPastTen = '2030-02-04T10:15:00.000Z';
+    const refused = bookAppointment(side, { doctorId: otherDoctor.id, start: quarterPastTen, reason: 'second opinion' }, as(patient));
+
+    await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
+    expect(await eventTypes(store, schedule)).toEqual(before);
+    expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved']);
+  });
+
+  it('gives the slot back when the patient became busy with another doctor at that time after the booking read their agenda', async () => {
+    const schedule = `doctorSchedule-${otherDoctor.id}`;
+    let release = () => {};
+    const reached = store.pause((streamId) => streamId === schedule, new Promise<void>((resolve) => (release = resolve)));
+    const second = bookAppointment(side, { doctorId: otherDoctor.id, start: nine, reason: 'second opinion' }, as(patient));
+    await reached;
+    await bookAppointment(otherProcess, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient));
+    release();
+
+    await expect(second).rejects.toMatchObject({ code: 'patient-overlap' });
+    expect(await eventTypes(store, schedule)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
   });
 
   it('refuses a doctor without a schedule as not found', async () => {
@@ -484,6 +503,17 @@ describe('appointment use cases', () => {
       expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual([]);
       // The patient's time at nine is theirs to book again, with this doctor or another.
       await expect(bookAppointment(side, { doctorId: otherDoctor.id, start: nine, reason: 'check-up' }, as(patient, 'booking anew'))).resolves.toBeDefined();
+    });
+
+    it("gives the slot back at once when the first attempt died holding it and the patient booked that time with another doctor since: the retry's refusal leaves nothing to the sweep", async () => {
+      store.interrupt((streamId) => streamId.startsWith('patientAgenda-'));
+      await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried)).rejects.toThrow('died');
+      await bookAppointment(side, { doctorId: otherDoctor.id, start: nine, reason: 'second opinion' }, as(patient, 'booked elsewhere'));
+
+      const retry = bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, retried);
+
+      await expect(retry).rejects.toMatchObject({ code: 'patient-overlap' });
+      expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
     });
 
     it('gives the patient time back when the sweep gave the id up while the retry was reserving it, and the appointment was then refused', async () => {

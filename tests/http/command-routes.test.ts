@@ -102,6 +102,38 @@ describe('command routes over HTTP', () => {
       expect(await eventCount()).toBe(before);
     });
 
+    // The query API refuses control characters in its filters: text a listing were saved with
+    // that a filter could not be written for would be out of reach of a search.
+    it('refuses listing text that could not be searched for, with 400 problem+json naming the field, when creating or updating, and appends nothing', async () => {
+      const id = String((await post('/v1/listings', listingInput, owner)).body.id);
+      const before = await eventCount();
+      for (const [field, value] of [
+        ['category', 'beach\thouse'],
+        ['location', 'Lyon\u0007'],
+        ['title', '   '],
+        ['title', 'Loft\nby the river'],
+      ] as const) {
+        for (const [path, body] of [
+          ['/v1/listings', { ...listingInput, [field]: value }],
+          [`/v1/listings/${id}/update`, { [field]: value }],
+        ] as const) {
+          const response = await post(path, body, owner);
+          expect(response.status, `${path} ${JSON.stringify(value)}`).toBe(400);
+          expect(response.headers.get('content-type')).toContain('application/problem+json');
+          expect(response.body.errors, JSON.stringify(value)).toEqual([expect.objectContaining({ path: `body.${field}` })]);
+        }
+      }
+      expect(await eventCount()).toBe(before);
+    });
+
+    it('accepts listing text with inner spaces, as sent but for the spaces around it', async () => {
+      const created = await post('/v1/listings', { ...listingInput, title: '  Loft  by the river ', category: 'beach house', location: 'Saint-Jean de Luz' }, owner);
+      expect(created.status).toBe(201);
+      const { state } = await api.side.handlers.listing.read(String(created.body.streamId));
+      expect(state).toMatchObject({ listing: { details: { title: 'Loft  by the river', category: 'beach house', location: 'Saint-Jean de Luz' } } });
+      expect((await post(`/v1/listings/${String(created.body.id)}/update`, { location: ' Le Puy en Velay ' }, owner)).status).toBe(200);
+    });
+
     it('answers 401 without a token and 403 for a consumer', async () => {
       expect((await post('/v1/listings', listingInput)).status).toBe(401);
       expect((await post('/v1/listings', listingInput, consumer)).status).toBe(403);
@@ -235,6 +267,17 @@ describe('command routes over HTTP', () => {
         expect(response.status, JSON.stringify(specialty)).toBe(400);
         expect(JSON.stringify(response.body.errors)).toContain('specialty');
       }
+    });
+
+    it('refuses a specialty with a control character, which no filter could find, naming the field; accepts one with inner spaces', async () => {
+      const before = await eventCount();
+      const refused = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, specialty: 'Cardio\u0007logy' }, doctor);
+      expect(refused.status).toBe(400);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      expect(refused.body.errors).toEqual([expect.objectContaining({ path: 'body.specialty' })]);
+      expect(await eventCount()).toBe(before);
+
+      expect((await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, specialty: 'General practice' }, doctor)).status).toBe(200);
     });
 
     it('refuses a misspelt field of a schedule, naming it, rather than clear what it meant to set', async () => {
@@ -440,6 +483,50 @@ describe('command routes over HTTP', () => {
         expect(await send(bearer(outsider))).toBe(403);
         expect(await send(bearer(outsider), malformed)).toBe(403);
       }
+    });
+  });
+
+  // Every other route refuses a field it does not know; so do the routes that take no body.
+  describe('routes without a body', () => {
+    const admin = person(['ADMIN']);
+    const bodiless = () =>
+      [
+        [`/v1/listings/${randomUUID()}/deactivate`, owner],
+        [`/v1/listings/${randomUUID()}/reactivate`, owner],
+        [`/v1/bookings/${randomUUID()}/complete`, owner],
+        [`/v1/appointments/${randomUUID()}/no-show`, doctor],
+        [`/v1/admin/subjects/${randomUUID()}/erase`, admin],
+        ['/v1/admin/projections/no_such_model/rebuild', admin],
+      ] as const;
+    const send = (path: string, actor: Actor, body?: string) =>
+      fetch(`${api.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...bearer(actor) },
+        ...(body === undefined ? {} : { body }),
+      });
+
+    it('refuses a body with a field, with 400 problem+json naming it, and appends nothing', async () => {
+      const before = await eventCount();
+      for (const [path, actor] of bodiless()) {
+        const response = await send(path, actor, '{"x":1}');
+        expect(response.status, path).toBe(400);
+        expect(response.headers.get('content-type'), path).toContain('application/problem+json');
+        const { errors } = (await response.json()) as { errors: { path: string; message: string }[] };
+        expect(errors, path).toEqual([{ path: 'body', message: expect.stringContaining('"x"') }]);
+      }
+      expect(await eventCount()).toBe(before);
+    });
+
+    it('accepts no body, an empty one and {} alike: the command runs', async () => {
+      for (const [path, actor] of bodiless()) {
+        for (const body of [undefined, '', '{}']) {
+          // Nothing there to act on: the command ran and found nothing (404).
+          expect((await send(path, actor, body)).status, `${path} ${JSON.stringify(body)}`).toBe(404);
+        }
+      }
+      const id = String((await post('/v1/listings', listingInput, owner)).body.id);
+      expect((await send(`/v1/listings/${id}/deactivate`, owner)).status).toBe(200);
+      expect((await send(`/v1/listings/${id}/reactivate`, owner, '{}')).status).toBe(200);
     });
   });
 

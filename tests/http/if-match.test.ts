@@ -84,6 +84,58 @@ describe('If-Match on commands over HTTP', () => {
     await backend.close();
   });
 
+  /**
+   * A create has no resource yet whose version a client could have seen: an If-Match on it is
+   * refused as the request's mistake (400 naming the header), before its Idempotency-Key is claimed.
+   */
+  describe('create routes', () => {
+    const doctor = person(['DOCTOR']);
+    let listingId: string;
+    /** Each create route with a request it accepts, and who may send it; fresh values each call. */
+    let creates: () => { path: string; body: Record<string, unknown>; actor: Actor }[];
+
+    beforeAll(async () => {
+      listingId = String((await post('/v1/listings', listingInput, owner)).body.id);
+      expect((await put(`/v1/doctors/${doctor.id}/schedule`, everyMorning, doctor)).status).toBe(200);
+      let nextDay = 40;
+      creates = () => {
+        nextDay += 2;
+        return [
+          { path: '/v1/listings', body: listingInput, actor: owner },
+          { path: '/v1/bookings', body: { listingId, startDate: dayAfter(nextDay), endDate: dayAfter(nextDay + 1) }, actor: consumer },
+          { path: '/v1/appointments', body: { doctorId: doctor.id, start: `${dayAfter(nextDay)}T09:00:00Z`, reason: 'check-up' }, actor: patient },
+        ];
+      };
+    });
+
+    function expectIfMatchRefused(response: Answer, path: string): void {
+      expect(response.status, path).toBe(400);
+      expect(response.headers.get('content-type'), path).toContain('application/problem+json');
+      expect(response.body.errors, path).toEqual([{ path: 'headers.if-match', message: expect.stringMatching(/existing resource/) }]);
+    }
+
+    it('given a well-formed If-Match, when a create is sent, then it is refused with 400 naming if-match, and nothing is appended', async () => {
+      const review = { path: `/v1/listings/${listingId}/reviews`, body: { bookingId: randomUUID(), rating: 5, comment: 'great' }, actor: consumer };
+      const before = await eventCount();
+
+      for (const { path, body, actor } of [...creates(), review]) expectIfMatchRefused(await post(path, body, actor, ifMatch(3)), path);
+
+      expect(await eventCount()).toBe(before);
+    });
+
+    it('given a create refused for a malformed If-Match under a key, when it is sent again under that key without the header, then it runs (201), the key unspent', async () => {
+      for (const { path, body, actor } of creates()) {
+        const key = { 'idempotency-key': randomUUID() };
+        expectIfMatchRefused(await post(path, body, actor, { ...key, 'if-match': 'garbage' }), path);
+
+        const retried = await post(path, body, actor, key);
+
+        expect(retried.status, path).toBe(201);
+        expect(retried.headers.get('idempotent-replayed'), path).toBeNull();
+      }
+    });
+  });
+
   describe('bookings', () => {
     let listingId: string;
     beforeAll(async () => {

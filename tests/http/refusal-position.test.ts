@@ -79,6 +79,12 @@ describe('Event-Position on a refusal that appended compensations', () => {
     expect(answer.body.type).toMatch(/\/problems\/patient-overlap$/);
   }
 
+  // Counted in the table, not through readAll (see command-routes.test.ts).
+  async function eventCount(): Promise<number> {
+    const { rows } = await backend.pool.query<{ count: string }>('SELECT count(*) FROM events');
+    return Number(rows[0]?.count);
+  }
+
   /** The refusal's `Event-Position`, in the form success answers use. */
   function positionOf(answer: Answer): string {
     const position = answer.headers.get('event-position');
@@ -165,13 +171,33 @@ describe('Event-Position on a refusal that appended compensations', () => {
     expect(held && answered && comparePositions(answered, held)).toBeGreaterThanOrEqual(0);
   });
 
-  it('given the patient is busy then with another doctor, when booking takes the slot and is refused, then its 409 carries the position of the slot given back, replayed with it, and a read at it shows the slot free', async () => {
+  it('given the patient is busy then with another doctor, when the booking is refused before it takes the slot, then its 409 has no Event-Position: it appended nothing', async () => {
+    const patient = person(['PATIENT']);
+    const date = dayAfter(6);
+    expect((await book(doctor.id, `${date}T11:00:00Z`, patient)).status).toBe(201);
+    const events = await eventCount();
+
+    const refused = await book(otherDoctor.id, `${date}T11:00:00Z`, patient);
+
+    expectPatientOverlap(refused);
+    expect(refused.headers.get('event-position')).toBeNull();
+    expect(await eventCount()).toBe(events);
+  });
+
+  it('given the patient became busy then with another doctor after the booking read their agenda, when the booking takes the slot and is refused, then its 409 carries the position of the slot given back, replayed with it, and a read at it shows the slot free', async () => {
     const patient = person(['PATIENT']);
     const date = dayAfter(4);
-    expect((await book(doctor.id, `${date}T11:00:00Z`, patient)).status).toBe(201);
     const key = { 'idempotency-key': randomUUID() };
+    let resume = () => {};
+    // The booking has found the patient free; its slot waits while the patient books the same hour with another doctor.
+    const paused = store.pause((streamId) => streamId === doctorScheduleStreamId(otherDoctor.id), new Promise<void>((resolve) => (resume = resolve)));
+    const booking = book(otherDoctor.id, `${date}T11:00:00Z`, patient, key);
+    await paused;
+    const elsewhere = await postJson(`${otherApi.url}/v1/appointments`, { doctorId: doctor.id, start: `${date}T11:00:00Z`, reason: 'check-up' }, bearer(patient));
+    expect(elsewhere.status).toBe(201);
+    resume();
 
-    const refused = await book(otherDoctor.id, `${date}T11:00:00Z`, patient, key);
+    const refused = await booking;
 
     expectPatientOverlap(refused);
     expect(await freeSlots(otherDoctor.id, date, positionOf(refused))).toEqual(['09:00', '09:30', '10:00', '10:30', '11:00', '11:30']);

@@ -1,7 +1,7 @@
 import { appointmentDecider, appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
 import { doctorScheduleStreamId, slotHoldOf, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
-import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
+import { patientAgendaDecider, patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
@@ -17,8 +17,9 @@ export type BookAppointmentInput = { doctorId: string; start: string; reason: st
 /**
  * The doctor's slot, then the patient's time, then the appointment. Each contended resource is
  * taken by the aggregate that owns it, with an expected revision, so concurrent bookings of one
- * slot, or of one patient's time, cannot both win. A refusal of the patient's time gives the
- * slot back at once; a crash between steps leaves holds that the orphan sweep releases, and a
+ * slot, or of one patient's time, cannot both win. A patient busy then is refused before the
+ * slot is taken; one who became busy since is refused when the time is reserved, and the slot
+ * given back at once; a crash between steps leaves holds that the orphan sweep releases, and a
  * retry after that takes them again (`takeStep`), unless the sweep gave the id up meanwhile.
  */
 export async function bookAppointment(side: CommandSide, input: BookAppointmentInput, request: CommandOptions): Promise<CommandOutcome> {
@@ -45,6 +46,7 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
   // So is an id the sweep gave up (this decision refuses it): a step the retry had not taken yet
   // would take its resource for good, since the sweep no longer looks after that id.
   if (existing.status === 'abandoned') appointmentDecider.decide(command, existing);
+  await assertPatientFree(side, command, request);
   // A slot (and time) left by a failed unkeyed request would keep its client's retry (a new
   // appointment) from them until the orphan sweep gave them back.
   const ids = { appointmentId, doctorId: input.doctorId, patientId: actor.id };
@@ -54,6 +56,27 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
     () => abandonAppointment(side, ids, request),
   );
   return outcome(appointmentId, result);
+}
+
+/**
+ * The patient's time, checked by their agenda's own rule before the doctor's slot is taken: a
+ * refusal here appends nothing, and nobody sees the slot taken meanwhile. The agenda's decision
+ * when the time is reserved stays the guarantee: a booking of the patient's that lands after this
+ * read is refused there, and the slot given back (`takeSteps`). A retry whose first try reserved
+ * the time has nothing to check here; one whose first try took the slot goes on as that try
+ * would have, so that the refusal gives the slot back rather than leave it to the sweep.
+ */
+async function assertPatientFree(side: CommandSide, { data }: ScheduleAppointment, request: CommandOptions): Promise<void> {
+  const { patientId, appointmentId, doctorId, start, end } = data;
+  const { state } = await side.handlers.patientAgenda.read(patientAgendaStreamId(patientId));
+  if (reservationOf(state, appointmentId) !== undefined) return;
+  try {
+    patientAgendaDecider.decide({ type: 'ReserveTime', data: { patientId, appointmentId, start, end } }, state);
+  } catch (error) {
+    const mayHoldSlot = request.freshCommandId !== true && error instanceof DomainError;
+    if (mayHoldSlot && slotOf((await side.handlers.doctorSchedule.read(doctorScheduleStreamId(doctorId))).state, appointmentId) !== undefined) return;
+    throw error;
+  }
 }
 
 /** Gives the appointment id up unless the appointment was made, and then its slot and time back: the releases, if they went. */

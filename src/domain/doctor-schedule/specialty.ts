@@ -1,10 +1,14 @@
 import { z } from 'zod';
 import { DomainError } from '../shared/domain-error.js';
+import { notPrintable, printable } from '../shared/printable-text.js';
 
 export const maxSpecialtyLength = 100;
 
-/** What a doctor practises, free text as they publish it ("Cardiology", "General practice"). */
-export const specialtySchema = z.string().trim().min(1).max(maxSpecialtyLength);
+/**
+ * What a doctor practises, free text as they publish it ("Cardiology", "General practice"):
+ * without control characters, as the query API's specialty filter is, so it can be searched for.
+ */
+export const specialtySchema = z.string().trim().min(1).max(maxSpecialtyLength).regex(printable, notPrintable);
 
 /**
  * The specialty as stored: trimmed, blank meaning none. The decider applies it as well as the

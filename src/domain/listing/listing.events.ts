@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { currencySchema } from '../shared/money.js';
+import { notPrintable, printable } from '../shared/printable-text.js';
 import { timeZoneSchema } from '../shared/time-zone.js';
 
 /** What a listing says about itself; listing text is published, so none of it is personal data. */
@@ -21,8 +22,19 @@ export type ListingDetails = z.infer<typeof listingDetailsSchema>;
  */
 export const maxCapacity = 1_000_000;
 
-/** The details as a command or request may set them. */
-export const newListingDetailsSchema = listingDetailsSchema.extend({ capacity: listingDetailsSchema.shape.capacity.max(maxCapacity) });
+/**
+ * Listing text as a command or request may set it: trimmed, not blank, and without control
+ * characters, as the query API's filters are, so that a search can be written for any of it.
+ */
+const searchableText = (max: number) => z.string().trim().min(1).max(max).regex(printable, notPrintable);
+
+/** The details as a command or request may set them; the events keep the looser rules they were stored under. */
+export const newListingDetailsSchema = listingDetailsSchema.extend({
+  title: searchableText(200),
+  category: searchableText(100),
+  location: searchableText(200),
+  capacity: listingDetailsSchema.shape.capacity.max(maxCapacity),
+});
 
 /** Price per day (night) in minor units of `currency`. */
 export const listingPriceSchema = z.object({

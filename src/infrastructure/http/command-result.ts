@@ -32,6 +32,25 @@ export const ifMatchHeaderSchema = z.object({
     .describe('The ETag of the version this command was decided against, e.g. "3"; a newer version answers 412'),
 });
 
+/**
+ * For a create route's `schema.headers`: there is no resource yet whose version a client could
+ * have seen (API.md: If-Match is for "a command on an existing aggregate"), so any If-Match is a
+ * 400 naming the header rather than a precondition silently dropped; refused, like a malformed
+ * one, before the Idempotency-Key is claimed.
+ */
+export const noIfMatchHeaderSchema = z.object({
+  'if-match': z
+    .never({ error: 'applies to an existing resource; a create has none to match, so send no If-Match' })
+    .optional()
+    .describe('Not accepted: If-Match applies to an existing resource'),
+});
+
+/**
+ * The body of a command that takes none: nothing, or `{}`. Strict, as every other body is, so a
+ * field a client meant to send is refused (400 naming it) rather than ignored.
+ */
+export const emptyBodySchema = z.object({}).strict().nullish().describe('None, or {}').meta({ id: 'EmptyRequest' });
+
 /** The version pinned by `If-Match: "<n>"`, `undefined` without the header; 400 for anything else. */
 export function expectedVersion(request: FastifyRequest): number | undefined {
   const header = request.headers['if-match'];

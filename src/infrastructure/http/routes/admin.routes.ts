@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { requestRebuild } from '../../../projections/runtime/projection-checkpoints.queries.js';
 import { eraseSubject, type ErasureDeps } from '../../../application/privacy/erase-subject.use-case.js';
 import { commandOptions } from '../command-context.js';
-import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, emptyBodySchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { HttpProblem } from '../problem.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 
@@ -36,6 +36,7 @@ export const adminRoutes: FastifyPluginAsyncZod<AdminRoutesOptions> = async (app
           summary: "Erase a person's personal data (crypto-shredding); their history stays and shows it as [erased]",
           params: z.object({ userId: z.string().min(1).max(200) }),
           headers: ifMatchHeaderSchema,
+          body: emptyBodySchema,
           response: { 200: commandResultSchema },
         },
       },
@@ -54,6 +55,7 @@ function rebuildRoute(app: Parameters<FastifyPluginAsyncZod>[0], db: Kysely<unkn
         security: [{ bearerAuth: [] }],
         summary: 'Rebuild a read model from the first event beside the live one, then swap it in',
         params: z.object({ name: z.string().min(1).max(40) }),
+        body: emptyBodySchema,
         response: { 202: rebuildResponse },
       },
     },

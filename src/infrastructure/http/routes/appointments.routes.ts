@@ -13,7 +13,7 @@ import { specialtySchema } from '../../../domain/doctor-schedule/specialty.js';
 import { weeklyScheduleSchema } from '../../../domain/doctor-schedule/weekly-schedule.js';
 import { requestInstantSchema } from '../../../domain/shared/calendar-date.js';
 import { commandOptions } from '../command-context.js';
-import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, emptyBodySchema, ifMatchHeaderSchema, noIfMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
 import { reasonBody } from './bookings.routes.js';
 
@@ -46,7 +46,7 @@ export const appointmentRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSi
   const tags = ['appointments'];
   app.post(
     '/v1/appointments',
-    { onRequest: requireRoles('PATIENT'), schema: { tags, security, summary: "Book a doctor's free slot", body: bookBody, response: { 201: commandResultSchema } } },
+    { onRequest: requireRoles('PATIENT'), schema: { tags, security, summary: "Book a doctor's free slot", headers: noIfMatchHeaderSchema, body: bookBody, response: { 201: commandResultSchema } } },
     async (request, reply) => sendCommandResult(reply, await bookAppointment(side, request.body, commandOptions(request)), 201),
   );
 
@@ -70,7 +70,7 @@ export const appointmentRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSi
 
   app.post(
     '/v1/appointments/:id/no-show',
-    { onRequest: requireRoles('DOCTOR'), schema: { tags, security, summary: 'Mark as missed', params, headers: ifMatchHeaderSchema, response: result } },
+    { onRequest: requireRoles('DOCTOR'), schema: { tags, security, summary: 'Mark as missed', params, headers: ifMatchHeaderSchema, body: emptyBodySchema, response: result } },
     async (request, reply) => sendCommandResult(reply, await markNoShow(side, request.params.id, commandOptions(request)), 200),
   );
 };

@@ -6,7 +6,7 @@ import { maxNights } from '../../../domain/listing-calendar/stay-range.rules.js'
 import { requestDateSchema } from '../../../domain/shared/calendar-date.js';
 import { nights } from '../../../domain/shared/date-range.js';
 import { commandOptions } from '../command-context.js';
-import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, emptyBodySchema, ifMatchHeaderSchema, noIfMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireAuth, requireRoles } from '../plugins/auth.plugin.js';
 
 const requestBookingBody = z
@@ -37,7 +37,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
     '/',
     {
       onRequest: requireRoles('CONSUMER'),
-      schema: { tags, security, summary: 'Request a booking; holds the dates', body: requestBookingBody, response: { 201: commandResultSchema } },
+      schema: { tags, security, summary: 'Request a booking; holds the dates', headers: noIfMatchHeaderSchema, body: requestBookingBody, response: { 201: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await requestBooking(side, request.body, commandOptions(request)), 201),
   );
@@ -55,7 +55,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
     '/:id/complete',
     {
       onRequest: requireRoles('OWNER', 'ADMIN'),
-      schema: { tags, security, summary: 'Mark the stay as completed', params, headers: ifMatchHeaderSchema, response: { 200: commandResultSchema } },
+      schema: { tags, security, summary: 'Mark the stay as completed', params, headers: ifMatchHeaderSchema, body: emptyBodySchema, response: { 200: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await completeBooking(side, request.params.id, commandOptions(request)), 200),
   );

@@ -7,7 +7,7 @@ import { newListingDetailsSchema, listingPriceSchema } from '../../../domain/lis
 import { commentSchema, ratingSchema } from '../../../domain/review/review.events.js';
 import { knownCurrencySchema } from '../../../domain/shared/money.js';
 import { commandOptions } from '../command-context.js';
-import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, emptyBodySchema, ifMatchHeaderSchema, noIfMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 
 /** The price as a request may set it: in a currency someone can pay in. */
@@ -41,7 +41,7 @@ export const listingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
 
   app.post(
     '/',
-    { onRequest: owners, schema: { tags, security, summary: 'Create a listing', body: createListingBody, response: { 201: commandResultSchema } } },
+    { onRequest: owners, schema: { tags, security, summary: 'Create a listing', headers: noIfMatchHeaderSchema, body: createListingBody, response: { 201: commandResultSchema } } },
     async (request, reply) => sendCommandResult(reply, await createListing(side, request.body, commandOptions(request)), 201),
   );
 
@@ -57,7 +57,7 @@ export const listingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
   for (const [action, active] of [['deactivate', false], ['reactivate', true]] as const) {
     app.post(
       `/:id/${action}`,
-      { onRequest: owners, schema: { tags, security, summary: `${action} a listing`, params, headers: ifMatchHeaderSchema, response: { 200: commandResultSchema } } },
+      { onRequest: owners, schema: { tags, security, summary: `${action} a listing`, params, headers: ifMatchHeaderSchema, body: emptyBodySchema, response: { 200: commandResultSchema } } },
       async (request, reply) => sendCommandResult(reply, await setListingActive(side, request.params.id, active, commandOptions(request)), 200),
     );
   }
@@ -66,7 +66,7 @@ export const listingRoutes: FastifyPluginAsyncZod<{ readonly side: CommandSide }
     '/:id/reviews',
     {
       onRequest: requireRoles('CONSUMER'),
-      schema: { tags, security, summary: 'Review a completed stay', params, body: reviewBody, response: { 201: commandResultSchema } },
+      schema: { tags, security, summary: 'Review a completed stay', params, headers: noIfMatchHeaderSchema, body: reviewBody, response: { 201: commandResultSchema } },
     },
     async (request, reply) => sendCommandResult(reply, await submitReview(side, request.params.id, request.body, commandOptions(request)), 201),
   );

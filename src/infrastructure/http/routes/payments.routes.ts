@@ -7,11 +7,10 @@ import type { EventStore } from '../../../application/ports/event-store.js';
 import type { PaymentGateway } from '../../../application/ports/payment-gateway.js';
 import { formatPosition } from '../../../application/ports/position.js';
 import { commandOptions } from '../command-context.js';
-import { commandResultSchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, emptyBodySchema, ifMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import { requireRoles } from '../plugins/auth.plugin.js';
 import { stripeWebhookRoutes, type WebhookOutcome } from './stripe-webhook.routes.js';
 
-const startBody = z.object({}).strict().nullish().meta({ id: 'StartPaymentRequest' });
 const startedPayment = z
   .object({
     paymentId: z.string(),
@@ -45,7 +44,7 @@ export const paymentRoutes: FastifyPluginAsyncZod<{ readonly payments: PaymentSi
         params,
         // The booking's version: the aggregate the path names, checked before an intent is made.
         headers: ifMatchHeaderSchema,
-        body: startBody,
+        body: emptyBodySchema,
         response: { 201: startedPayment, 200: startedPayment },
       },
     },
