@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgAccessLog } from '../../src/infrastructure/audit/pg-access-log.js';
+import { PgSubjectKeyStore } from '../../src/infrastructure/privacy/pg-subject-key-store.js';
+import { testMasterKey } from '../support/personal-data.js';
 import { createHarness, type Harness } from '../projections/support/runtime-harness.js';
 
 // The deployment of src/infrastructure/audit/README.md: migrations as the owner, the service as
@@ -52,5 +54,30 @@ describe('the bookable_app role', () => {
       await expect(service.query(statement), statement).rejects.toMatchObject({ code: '42501' });
     }
     await expect(service.query('ALTER TABLE events DISABLE TRIGGER events_immutable')).rejects.toMatchObject({ code: '42501' });
+  });
+
+  // A key row gone reads as a lost key, not as an erasure (`PersonalDataVault`); erasure only
+  // ever turns a row into a tombstone.
+  it('may store data keys and erase them, but neither delete a key row nor change one into anything but a tombstone', async () => {
+    const keys = new PgSubjectKeyStore(service, testMasterKey);
+    await keys.obtain('kept-subject');
+    await keys.obtain('erased-subject');
+    await keys.destroy('erased-subject', new Date());
+    await keys.destroy('erased-subject', new Date());
+    expect((await keys.find(['erased-subject'])).get('erased-subject')).toBe('erased');
+
+    for (const statement of ["DELETE FROM subject_keys WHERE subject_id = 'kept-subject'", 'TRUNCATE subject_keys']) {
+      await expect(service.query(statement), statement).rejects.toMatchObject({ code: '42501' });
+    }
+    const changes = [
+      "UPDATE subject_keys SET wrapped_key = '\\x00' WHERE subject_id = 'kept-subject'",
+      "UPDATE subject_keys SET subject_id = 'someone-else' WHERE subject_id = 'kept-subject'",
+      `UPDATE subject_keys SET wrapped_key = k.wrapped_key, wrapped_with = k.wrapped_with, erased_at = NULL
+         FROM subject_keys k WHERE k.subject_id = 'kept-subject' AND subject_keys.subject_id = 'erased-subject'`,
+    ];
+    for (const statement of changes) await expect(service.query(statement), statement).rejects.toMatchObject({ code: 'SK001' });
+    const after = await keys.find(['kept-subject', 'erased-subject']);
+    expect(after.get('kept-subject')).toBeInstanceOf(Buffer);
+    expect(after.get('erased-subject')).toBe('erased');
   });
 });

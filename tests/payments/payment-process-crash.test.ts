@@ -13,6 +13,7 @@ import { PgProcessCheckpoints, type ProcessCheckpointTables } from '../../src/in
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
 import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { as, consumer, createTestSide, eventTypes, listingInput, owner } from '../support/command-side.js';
+import { pgVault } from '../support/personal-data.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
 import { sleep } from '../../src/application/sleep.js';
 
@@ -55,7 +56,8 @@ describe('payment process manager killed with SIGKILL at the worst moments', () 
   beforeAll(async () => {
     backend = await startBackend();
     stripe = await new FakeStripeServer().start();
-    side = createTestSide(backend.eventStore, systemClock, 15);
+    // The child reveals what this side seals: with the keys both find in the database.
+    side = createTestSide(backend.eventStore, systemClock, 15, pgVault(backend.pool));
   });
   afterAll(async () => {
     await stripe.stop();

@@ -6,8 +6,8 @@ import type { EventStore, RecordedEvent } from '../../src/application/ports/even
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
-import type { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
-import { memoryVault } from './personal-data.js';
+import { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
+import { MemorySubjectKeyStore } from '../../src/infrastructure/privacy/memory-subject-key-store.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import type { WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
 
@@ -22,8 +22,20 @@ export function fakeClock(start: string) {
   };
 }
 
+/**
+ * The data keys of every side made without a vault: sides stand for processes on one database,
+ * which share their keys (each with its own vault, its own cache of them). A side whose keys were
+ * its own would find what another sealed unreadable, its key missing.
+ */
+const sharedKeys = new MemorySubjectKeyStore();
+
 /** The command side on `eventStore`; pass the vault readers of the same events use (`pgVault`). */
-export function createTestSide(eventStore: EventStore, clock: { now(): Date }, holdMinutes = 15, personalData: PersonalDataVault = memoryVault()): CommandSide {
+export function createTestSide(
+  eventStore: EventStore,
+  clock: { now(): Date },
+  holdMinutes = 15,
+  personalData: PersonalDataVault = new PersonalDataVault(sharedKeys),
+): CommandSide {
   return { handlers: createCommandHandlers({ eventStore, clock, personalData }), clock, policy: { holdMinutes } };
 }
 

@@ -7,7 +7,7 @@
  */
 export type DataKey = Buffer;
 
-/** A subject's key, or the fact that there is none any more (or never was one to read with). */
+/** A subject's key, or the fact that it was destroyed (erasure's tombstone). */
 export type SubjectKey = DataKey | 'erased';
 
 export interface SubjectKeyStore {
@@ -18,8 +18,9 @@ export interface SubjectKeyStore {
   obtain(subjectId: string): Promise<SubjectKey>;
 
   /**
-   * The keys of these subjects for reading, in one round trip. A subject without a key maps to
-   * `erased` as well: whatever was encrypted for them cannot be read.
+   * The keys of these subjects for reading, in one round trip; `erased` for an erased subject.
+   * A subject the store knows nothing of is left out: not an erasure, which leaves a tombstone,
+   * but a key never stored here, or lost.
    */
   find(subjectIds: readonly string[]): Promise<ReadonlyMap<string, SubjectKey>>;
 
@@ -28,8 +29,9 @@ export interface SubjectKeyStore {
 }
 
 /**
- * A stored key that cannot be unwrapped: wrapped under another master key, or damaged. A fault of
- * the data, not of the store's availability: reading it again finds the same.
+ * A stored key that cannot be unwrapped (wrapped under another master key, or damaged), or one
+ * that is missing where events were sealed with it. A fault of the data, not of the store's
+ * availability: reading it again finds the same.
  */
 export class SubjectKeyUnreadableError extends Error {
   override readonly name = 'SubjectKeyUnreadableError';

@@ -76,12 +76,18 @@ export class PersonalDataVault {
   /**
    * The events with their sealed fields revealed (or `[erased]`), in the same order; events
    * without sealed fields are returned as they are. Keys missing from memory are fetched in one
-   * round trip.
+   * round trip. Throws `SubjectKeyUnreadableError` for an event whose subject has no key at all.
    */
   async reveal<E extends Sealable>(events: readonly E[]): Promise<E[]> {
     const sealed = events.map(sealedFieldsOf);
-    await this.fetchKeys(sealed.flatMap((fields) => (fields ? [fields.subjectId] : [])));
-    return events.map((event, index) => this.revealWith(event, sealed[index]) ?? event);
+    const lost = await this.fetchKeys(sealed.flatMap((fields) => (fields ? [fields.subjectId] : [])));
+    return events.map((event, index) => {
+      const fields = sealed[index];
+      const revealed = this.revealWith(event, fields);
+      if (revealed) return revealed;
+      if (fields && lost.has(fields.subjectId)) throw new SubjectKeyUnreadableError(lostKeyMessage(fields.subjectId));
+      return event;
+    });
   }
 
   /**
@@ -98,14 +104,27 @@ export class PersonalDataVault {
     await this.fetchKeys(subjectIds);
   }
 
-  private async fetchKeys(subjectIds: readonly string[]): Promise<void> {
+  /**
+   * Brings the keys of these subjects into memory; returns those the store has no key for, not
+   * even a tombstone. `seal` stores a subject's key before anything is sealed with it, and
+   * erasure keeps the row, so such a key was lost (its row deleted, the key store restored from
+   * before it was made): their events are unreadable, not erased. Nothing is remembered of them,
+   * so a restored row is found on the next look.
+   */
+  private async fetchKeys(subjectIds: readonly string[]): Promise<ReadonlySet<string>> {
     const missing = new Set<string>();
     for (const subjectId of subjectIds) if (this.fromCache(subjectId) === undefined) missing.add(subjectId);
-    if (missing.size === 0) return;
+    const lost = new Set<string>();
+    if (missing.size === 0) return lost;
     const found = await this.keys.find([...missing]).catch((error: unknown) => {
       throw error instanceof SubjectKeyUnreadableError ? error : new KeyStoreUnavailableError(error);
     });
-    for (const subjectId of missing) this.remember(subjectId, found.get(subjectId) ?? 'erased');
+    for (const subjectId of missing) {
+      const key = found.get(subjectId);
+      if (key === undefined) lost.add(subjectId);
+      else this.remember(subjectId, key);
+    }
+    return lost;
   }
 
   /**
@@ -163,6 +182,10 @@ export class PersonalDataVault {
     }
     return key;
   }
+}
+
+function lostKeyMessage(subjectId: string): string {
+  return `subject ${subjectId} has no data key, nor the tombstone an erasure leaves: its key row was deleted, or the key store restored from before it was made`;
 }
 
 /** The event's `personalData` metadata, when its personal fields are sealed. */

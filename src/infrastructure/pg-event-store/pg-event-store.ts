@@ -16,6 +16,7 @@ import {
   type SubscribeOptions,
 } from '../../application/ports/event-store.js';
 import { comparePositions, START, type Position } from '../../application/ports/position.js';
+import { pinSearchPath } from '../postgres/search-path.js';
 import { Batcher, type Outcome } from './batcher.js';
 import { sleep } from '../../application/sleep.js';
 
@@ -905,6 +906,8 @@ class ChannelListener {
     client.on('end', () => this.drop(client));
     try {
       await client.connect();
+      // It only listens, but is a session of ours like the pool's (see `search-path.ts`).
+      await pinSearchPath(client);
       await client.query(`LISTEN ${this.channel}`);
     } catch {
       this.retryAfter = Date.now() + this.retryIntervalMs;

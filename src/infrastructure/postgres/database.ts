@@ -10,6 +10,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations.js';
+import { pinSearchPath } from './search-path.js';
 
 /**
  * Longest a transaction of ours may sit idle before the server ends its session. Every open
@@ -26,9 +27,25 @@ export const idleTransactionTimeoutMs = 30_000;
  * serves. TCP keepalive lets a connection whose server vanished (host lost, network cut) fail its
  * query in flight, rather than leave it waiting for an answer that never comes: probed after 10 s
  * of silence (the system's default is two hours), then at the system's interval.
+ *
+ * Each new connection has its `search_path` pinned (`pinSearchPath`) before the pool lends it
+ * out, for `pool.query` as for kysely: one whose pin fails is discarded, and the caller gets the
+ * error rather than a connection that resolves names by PostgreSQL's default.
  */
 export function createPool(url: string, max = 10, applicationName = 'bookable'): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    application_name: applicationName,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    verify: (client, done) => {
+      pinSearchPath(client).then(
+        () => done(),
+        (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+      );
+    },
+  });
   // A client losing its connection (server restart, terminated backend) must not crash the
   // process: idle ones are reported on the pool, checked-out ones only on the client, where
   // pg-pool removes its own listener while the client is lent out. The query in flight still

@@ -4,6 +4,7 @@ import { appendBatchLocksMigration } from '../pg-event-store/append-batch-locks.
 import { appendBatchesMigration } from '../pg-event-store/append-batches.migration.js';
 import { eventStoreMigration } from '../pg-event-store/pg-event-store.migration.js';
 import { eventLogIdentityMigration } from '../event-log-identity/event-log-identity.migration.js';
+import { functionSearchPathMigration } from './function-search-path.migration.js';
 import { identityMigration } from '../identity/identity.migration.js';
 import { loginAttemptsUnknownMigration } from '../identity/login-attempts-unknown.migration.js';
 import { securityLogAppendOnlyMigration } from '../identity/security-log-append-only.migration.js';
@@ -12,6 +13,7 @@ import { idempotencyHashVersionsMigration } from '../idempotency/idempotency-has
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
 import { idempotencySubjectsMigration } from '../idempotency/idempotency-subjects.migration.js';
 import { subjectKeysErasedAtMigration } from '../privacy/subject-keys-erased-at.migration.js';
+import { subjectKeysKeptMigration } from '../privacy/subject-keys-kept.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
 import { projectionCheckpointsMigration } from '../../projections/runtime/projection-checkpoints.migration.js';
@@ -39,4 +41,6 @@ export const migrations: Record<string, Migration> = {
   '0670_subject_keys_erased_at': subjectKeysErasedAtMigration,
   '0680_idempotency_subjects': idempotencySubjectsMigration,
   '0690_event_log_identity': eventLogIdentityMigration,
+  '0700_function_search_path': functionSearchPathMigration,
+  '0710_subject_keys_kept': subjectKeysKeptMigration,
 };

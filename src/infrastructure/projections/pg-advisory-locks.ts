@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { sleep } from '../../application/sleep.js';
+import { pinSearchPath } from '../postgres/search-path.js';
 import type { HeldLock, ProjectionLocks } from '../../projections/runtime/projection-lock.js';
 
 export type PgAdvisoryLocksOptions = {
@@ -52,6 +53,7 @@ export class PgAdvisoryLocks implements ProjectionLocks {
       client.on('end', () => lost.abort(new Error('lock session ended')));
       try {
         await client.connect();
+        await pinSearchPath(client);
         const sessionKey = await takeSessionKey(client);
         while (!signal.aborted && !lost.signal.aborted) {
           const result = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [key.toString()]);

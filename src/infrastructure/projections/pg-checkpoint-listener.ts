@@ -5,6 +5,7 @@ import {
   type CheckpointNotification,
   type CheckpointNotifications,
 } from '../../projections/runtime/wait-for-position.js';
+import { pinSearchPath } from '../postgres/search-path.js';
 
 export type PgCheckpointListenerOptions = {
   readonly connectionString: string;
@@ -40,6 +41,7 @@ export class PgCheckpointListener implements CheckpointNotifications {
     client.on('end', () => this.lost(client, new Error('listener connection ended')));
     this.client = client;
     await client.connect();
+    await pinSearchPath(client);
     await client.query(`listen ${checkpointChannel}`);
     // Lost while subscribing: the reconnect under way will count.
     if (this.client !== client) return;
