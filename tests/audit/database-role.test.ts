@@ -5,6 +5,7 @@ import { PgAccessLog } from '../../src/infrastructure/audit/pg-access-log.js';
 import { PgSubjectKeyStore } from '../../src/infrastructure/privacy/pg-subject-key-store.js';
 import { testMasterKey } from '../support/personal-data.js';
 import { createHarness, type Harness } from '../projections/support/runtime-harness.js';
+import { probeAccess } from './support/access-records.js';
 
 // The deployment of src/infrastructure/audit/README.md: migrations as the owner, the service as
 // a login role in `bookable_app`.
@@ -34,19 +35,7 @@ describe('the bookable_app role', () => {
     const streamId = `probe-${randomUUID()}`;
     await service.query('SELECT * FROM append_to_stream($1, -1, $2, $3, $4, $5)', [streamId, [randomUUID()], ['Probed'], [{}], [{}]]);
     expect((await service.query('SELECT count(*)::int AS n FROM events WHERE stream_id = $1', [streamId])).rows[0]).toEqual({ n: 1 });
-    await new PgAccessLog(service).record({
-      at: new Date(),
-      actorId: 'probe',
-      actorRoles: [],
-      action: 'GET /probe',
-      resource: '/probe',
-      patientId: null,
-      outcome: 'granted',
-      statusCode: 200,
-      ip: null,
-      userAgent: null,
-      requestId: 'probe-1',
-    });
+    await new PgAccessLog(service).record(probeAccess('probe-1'));
     const changes = ['UPDATE events SET data = data', 'DELETE FROM events', 'UPDATE access_log SET ip = ip', 'DELETE FROM access_log', 'TRUNCATE access_log'];
     const securityLog = ['UPDATE security_events SET ip = ip', 'DELETE FROM security_events', 'TRUNCATE security_events'];
     const loginKey = ['DELETE FROM login_attempts_unknown_key', 'UPDATE login_attempts_unknown_key SET key = key', 'TRUNCATE login_attempts_unknown_key'];

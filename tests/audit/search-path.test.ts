@@ -1,12 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccessRecord } from '../../src/application/audit/access-log.js';
 import { PgAccessLog } from '../../src/infrastructure/audit/pg-access-log.js';
 import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-store.js';
 import { createKysely, createPool } from '../../src/infrastructure/postgres/database.js';
 import { streamEvents } from '../support/command-side.js';
 import { createHarness, type Harness } from '../projections/support/runtime-harness.js';
+import { probeAccess } from './support/access-records.js';
 
 /**
  * The service's login may create schemas (the projector makes one per generation), and
@@ -24,19 +24,6 @@ describe("a forged copy of the log in the service login's own schema", () => {
   const realStream = `probe-${randomUUID()}`;
   const forgedStream = `forged-${randomUUID()}`;
 
-  const access = (requestId: string): AccessRecord => ({
-    at: new Date(),
-    actorId: 'probe',
-    actorRoles: [],
-    action: 'GET /probe',
-    resource: '/probe',
-    patientId: null,
-    outcome: 'granted',
-    statusCode: 200,
-    ip: null,
-    userAgent: null,
-    requestId,
-  });
   const countIn = async (table: string, column: string, value: string): Promise<number> => {
     const { rows } = await h.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE ${column} = $1`, [value]);
     return rows[0]?.n ?? -1;
@@ -45,7 +32,7 @@ describe("a forged copy of the log in the service login's own schema", () => {
   beforeAll(async () => {
     h = await createHarness();
     await h.store.appendToStream(realStream, [{ id: randomUUID(), type: 'Probed', data: { said: 'the truth' }, metadata: {} }]);
-    await new PgAccessLog(h.pool).record(access('real-1'));
+    await new PgAccessLog(h.pool).record(probeAccess('real-1'));
     await h.pool.query(`CREATE ROLE ${login} LOGIN PASSWORD '${password}' IN ROLE bookable_app`);
     const url = new URL(h.url);
     url.username = login;
