@@ -374,7 +374,8 @@ async function migrate(config: Config, logger: Logger): Promise<void> {
 async function rebuild(config: Config, logger: Logger, name: string | undefined): Promise<void> {
   const projection = readModelProjections.find((candidate) => candidate.name === name);
   if (!projection) throw new ConfigError(`Name a read model to rebuild: ${readModelNames.join(', ')}`);
-  const storage = await openStorage(config, logger, undefined, { share: true });
+  // It builds the read model itself when no projector does: it writes checkpoints as one does.
+  const storage = await openStorage(config, logger, undefined, { share: true, claimEventLog: 'claim' });
   const db = createKysely<unknown>(storage.pool);
   let runtime: ProjectionRuntime | undefined;
   try {

@@ -118,6 +118,17 @@ describe('the event log a database took its checkpoints from (README "Switching 
       await expect(claimEventLog(pool, 'postgres')).resolves.toBe('claimed');
     });
 
+    it('taken from EventStoreDB, no record yet: a process that only checks (an API) on the PostgreSQL store is refused too, and records nothing', async () => {
+      // given a checkpoint at an EventStoreDB log position, and no record
+      await checkpointAt({ commit: 48_213_977n, prepare: 48_213_977n });
+
+      // when a command API without EVENTSTORE_URL starts before any projector claimed the database
+      // then it is refused, and nothing is recorded
+      await expect(claimEventLog(pool, 'postgres', 'check')).rejects.toThrow(/taken from the eventstoredb log/);
+      expect(await recorded()).toEqual([]);
+      await expect(claimEventLog(pool, 'eventstoredb', 'check')).resolves.toBe('claimed');
+    });
+
     it('taken from EventStoreDB (positions of no event of the events table): a claim on the PostgreSQL store is refused', async () => {
       // given a checkpoint at an EventStoreDB log position
       await checkpointAt({ commit: 48_213_977n, prepare: 48_213_977n });

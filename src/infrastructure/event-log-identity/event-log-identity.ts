@@ -38,22 +38,25 @@ export type EventLogClaim = 'claim' | 'check';
  * select, a statement of its own, sees the row. `schema-behind`: the migration has not run (a
  * release started with `RUN_MIGRATIONS=false` ahead of its migrations), so nothing could be
  * checked; the process starts, not ready until they run, as it always did on a schema behind its
- * release. `unrecorded`: a `check` found no record.
+ * release. `unrecorded`: a `check` found no record, nor any checkpoint to tell the log by.
  */
 export async function claimEventLog(pool: pg.Pool, kind: EventLogKind, claim: EventLogClaim = 'claim'): Promise<'claimed' | 'unrecorded' | 'schema-behind'> {
   let recorded: string | undefined;
   try {
     recorded = await recordedKind(pool);
-    if (recorded === undefined && claim === 'check') return 'unrecorded';
-    if (recorded === undefined) {
+    // Unrecorded, a check compares with the log the checkpoints came from, if there are any,
+    // and writes nothing.
+    if (recorded === undefined && claim === 'check') recorded = await checkpointsLog(pool, undefined);
+    else if (recorded === undefined) {
       await pool.query('INSERT INTO event_log_identity (kind) VALUES ($1) ON CONFLICT DO NOTHING', [await checkpointsLog(pool, kind)]);
       recorded = await recordedKind(pool);
+      if (recorded === undefined) throw new Error('event_log_identity is empty after its insert');
     }
   } catch (error) {
     if (isUndefinedTable(error)) return 'schema-behind';
     throw error;
   }
-  if (recorded === undefined) throw new Error('event_log_identity is empty after its insert');
+  if (recorded === undefined) return 'unrecorded';
   if (recorded !== kind) throw new ConfigError(refusal(recorded, kind));
   return 'claimed';
 }
@@ -64,7 +67,7 @@ async function recordedKind(pool: pg.Pool): Promise<string | undefined> {
 }
 
 /** The log the checkpoints already in the database came from; `kind` when there are none yet. */
-async function checkpointsLog(pool: pg.Pool, kind: EventLogKind): Promise<EventLogKind> {
+async function checkpointsLog<Fallback extends EventLogKind | undefined>(pool: pg.Pool, kind: Fallback): Promise<EventLogKind | Fallback> {
   const { rows } = await pool.query<{ position_commit: string; position_prepare: string }>(
     'SELECT position_commit, position_prepare FROM projection_checkpoints UNION ALL SELECT position_commit, position_prepare FROM process_checkpoints',
   );
