@@ -5,6 +5,7 @@ import { PersonalDataVault } from '../application/privacy/personal-data-vault.js
 import { RevealingEventStore } from '../application/privacy/revealing-event-store.js';
 import type { Config } from './config/config.js';
 import { claimEventLog, type EventLogClaim } from './event-log-identity/event-log-identity.js';
+import { assertTablesInPublic } from './postgres/search-path.js';
 import type { Logger } from './logging/logger.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
 import { loadMasterKey } from './privacy/master-key.js';
@@ -115,7 +116,7 @@ export async function openStorage(
     if (config.RUN_MIGRATIONS) {
       const { newer } = await migrateToLatest(pool);
       if (newer.length > 0) logger.info({ newer }, 'the schema has migrations of a newer release; this one runs on it unchanged');
-    }
+    } else await assertTablesInPublic(pool);
     // Before anything reads a checkpoint: one taken from the other store's log is refused here.
     if ((await claimEventLog(pool, config.EVENTSTORE_URL ? 'eventstoredb' : 'postgres', options.claimEventLog ?? 'check')) === 'schema-behind') {
       logger.warn('the schema lacks event_log_identity (migration 0690): which event log the checkpoints came from is not checked until the migrations run');

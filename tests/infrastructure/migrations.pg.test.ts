@@ -44,3 +44,27 @@ describe('migrateToLatest beside other releases (README "Upgrading")', () => {
     expect(await pendingMigrations(pool)).toEqual([last]);
   });
 });
+
+describe('a database whose tables a release before the search_path pin made outside public (README "Audit")', () => {
+  let elsewhere: TestDatabase;
+  let elsewherePool: pg.Pool;
+  beforeAll(async () => {
+    elsewhere = await createTestDatabase();
+  });
+  afterAll(() => elsewhere.drop());
+  beforeEach(() => {
+    elsewherePool = createPool(elsewhere.url, 2);
+  });
+  afterEach(() => elsewherePool.end());
+
+  it('is refused, naming the schema and how to move it, before anything is made in public', async () => {
+    // Given the tables in the owner's own schema, as PostgreSQL's default path put them
+    await elsewherePool.query('CREATE SCHEMA bookable_owner');
+    await elsewherePool.query('CREATE TABLE bookable_owner.kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL)');
+
+    // When this release migrates it, then it refuses, saying where they are and what to do
+    await expect(migrateToLatest(elsewherePool)).rejects.toThrow(/tables are in schema "bookable_owner", not in "public".*ALTER SCHEMA "bookable_owner" RENAME TO "public"/);
+    const { rows } = await elsewherePool.query(`SELECT to_regclass('public.kysely_migration') AS made`);
+    expect(rows).toEqual([{ made: null }]);
+  });
+});

@@ -10,7 +10,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations.js';
-import { pinSearchPath } from './search-path.js';
+import { assertTablesInPublic, pinSearchPath } from './search-path.js';
 
 /**
  * Longest a transaction of ours may sit idle before the server ends its session. Every open
@@ -220,6 +220,7 @@ export type MigrationOutcome = {
  * during an upgrade, would otherwise fail to start once the newer one had migrated.
  */
 export async function migrateToLatest(pool: pg.Pool): Promise<MigrationOutcome> {
+  await assertTablesInPublic(pool);
   const applied = await appliedMigrations(pool);
   const pending = notIn(applied);
   const newer = [...applied].filter((name) => !Object.hasOwn(migrations, name)).sort();

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { ConfigError } from '../config/config.js';
 
 /**
  * Where every connection of ours resolves unqualified names (`events`, `access_log`, the read
@@ -17,4 +18,27 @@ export const pinnedSearchPath = 'public';
 /** Pins `search_path` for the rest of the client's session; a client whose pin fails must not be used. */
 export async function pinSearchPath(client: pg.ClientBase): Promise<void> {
   await client.query(`SET search_path = ${pinnedSearchPath}`);
+}
+
+/**
+ * Refuses a database whose tables were made outside `public`: releases before the pin made them
+ * wherever PostgreSQL's default path put them, which for an owner with a schema of its own name
+ * (PostgreSQL's recommended pattern on 15 and later, where `public` is closed to others) was
+ * that schema. Pinned, such a deployment would find none of them: migrations would fail on their
+ * own lock table, or start a second, empty log in `public`. Told, the owner moves them once.
+ */
+export async function assertTablesInPublic(pool: pg.Pool): Promise<void> {
+  const { rows } = await pool.query<{ schema: string }>(
+    `SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relname = 'kysely_migration' AND c.relkind IN ('r', 'p') AND n.nspname <> $1
+        AND to_regclass(format('%I.kysely_migration', $1::text)) IS NULL
+      LIMIT 1`,
+    [pinnedSearchPath],
+  );
+  const elsewhere = rows[0]?.schema;
+  if (elsewhere === undefined) return;
+  throw new ConfigError(
+    `The service's tables are in schema "${elsewhere}", not in "${pinnedSearchPath}", where every connection of this release looks for them. ` +
+      `Move them once, as their owner, with every process stopped: ALTER SCHEMA "${pinnedSearchPath}" RENAME TO "${pinnedSearchPath}_old"; ALTER SCHEMA "${elsewhere}" RENAME TO "${pinnedSearchPath}"; (README, "Audit")`,
+  );
 }
