@@ -31,6 +31,8 @@ export const aggregates = {
     decider: userDecider,
     codec: createEventCodec(userEventSchema),
     dataSubject: (state: UserState) => (state.status === 'registered' ? state.userId : undefined),
+    // Status and roles, never the name or email: erasing a person whose key was lost reads them.
+    foldsSealed: true,
   },
   listing: { category: 'listing', decider: listingDecider, codec: createEventCodec(listingEventSchema, listingUpcasters) },
   listingCalendar: {

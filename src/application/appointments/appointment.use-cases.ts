@@ -1,7 +1,7 @@
 import { appointmentDecider, appointmentStreamId, isMade, type AppointmentState } from '../../domain/appointment/appointment.decider.js';
 import type { AppointmentCommand, RescheduleAppointment, ScheduleAppointment } from '../../domain/appointment/appointment.commands.js';
 import { doctorScheduleStreamId, slotHoldOf, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
-import { patientAgendaDecider, patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
+import { patientAgendaDecider, patientAgendaStreamId, reservationOf, type PatientAgendaState } from '../../domain/patient-agenda/patient-agenda.decider.js';
 import { hasRole, type Actor } from '../../domain/shared/actor.js';
 import type { TimeSlot } from '../../domain/shared/time-slot.js';
 import { DomainError, NotFoundError } from '../../domain/shared/domain-error.js';
@@ -62,19 +62,36 @@ export async function bookAppointment(side: CommandSide, input: BookAppointmentI
  * The patient's time, checked by their agenda's own rule before the doctor's slot is taken: a
  * refusal here appends nothing, and nobody sees the slot taken meanwhile. The agenda's decision
  * when the time is reserved stays the guarantee: a booking of the patient's that lands after this
- * read is refused there, and the slot given back (`takeSteps`). A retry whose first try reserved
+ * check is refused there, and the slot given back (`takeSteps`). So the agenda as this process
+ * last left it will do to let a booking on, sparing a read; a refusal is decided on the agenda as
+ * read, for a time freed elsewhere since must not be refused. A retry whose first try reserved
  * the time has nothing to check here; one whose first try took the slot goes on as that try
  * would have, so that the refusal gives the slot back rather than leave it to the sweep.
  */
 async function assertPatientFree(side: CommandSide, { data }: ScheduleAppointment, request: CommandOptions): Promise<void> {
   const { patientId, appointmentId, doctorId, start, end } = data;
-  const { state } = await side.handlers.patientAgenda.read(patientAgendaStreamId(patientId));
-  if (reservationOf(state, appointmentId) !== undefined) return;
+  const agenda = patientAgendaStreamId(patientId);
+  const reserve = (state: PatientAgendaState) => {
+    if (reservationOf(state, appointmentId) === undefined) patientAgendaDecider.decide({ type: 'ReserveTime', data: { patientId, appointmentId, start, end } }, state);
+  };
+  const cached = side.handlers.patientAgenda.cached(agenda);
+  if (cached && !refuses(() => reserve(cached.state))) return;
   try {
-    patientAgendaDecider.decide({ type: 'ReserveTime', data: { patientId, appointmentId, start, end } }, state);
+    reserve((await side.handlers.patientAgenda.read(agenda)).state);
   } catch (error) {
     const mayHoldSlot = request.freshCommandId !== true && error instanceof DomainError;
     if (mayHoldSlot && slotOf((await side.handlers.doctorSchedule.read(doctorScheduleStreamId(doctorId))).state, appointmentId) !== undefined) return;
+    throw error;
+  }
+}
+
+/** Whether `decision` refuses (a domain error); any other error is thrown. */
+function refuses(decision: () => void): boolean {
+  try {
+    decision();
+    return false;
+  } catch (error) {
+    if (error instanceof DomainError) return true;
     throw error;
   }
 }

@@ -13,4 +13,11 @@ export type Aggregate<Command, Event extends DomainEvent, State> = {
    * fields. Required when the codec's events have any.
    */
   dataSubject?(state: State): string | undefined;
+  /**
+   * The state keeps none of the personal fields its events carry (a user's roles, not their
+   * name), so the stream is folded as stored, its personal fields sealed, and reading it needs no
+   * key: a person whose key was lost can still be read, and so erased, which settles it. Only for
+   * an aggregate whose event schemas take any text in those fields.
+   */
+  readonly foldsSealed?: boolean;
 };

@@ -123,8 +123,9 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     if (!last) return cached ?? empty;
     let state = cached?.state ?? aggregate.decider.initialState;
     let hash = cached?.hash ?? genesisHash;
-    // The chain covers what is stored (sealed); the decider folds what it says (revealed).
-    const revealed = sealer ? await sealer.vault.reveal(tail) : tail;
+    // The chain covers what is stored (sealed); the decider folds what it says (revealed), unless
+    // its state has no use for personal fields.
+    const revealed = sealer && aggregate.foldsSealed !== true ? await sealer.vault.reveal(tail) : tail;
     for (const [index, event] of tail.entries()) {
       state = aggregate.decider.evolve(state, aggregate.codec.decode(revealed[index] ?? event));
       hash = linkHash(hash, event);
@@ -356,6 +357,16 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
   }
 
   /**
+   * The state and version this process last left the stream at, without reading it: `undefined`
+   * when it holds none. It may be behind the stream, so it serves a check that something later
+   * confirms (an append with its expected revision), or one that reads before it refuses.
+   */
+  function cached(streamId: string): { state: State; version: number; position: Position } | undefined {
+    const entry = cache.get(streamId);
+    return entry && { state: entry.state, version: entry.revision, position: entry.position };
+  }
+
+  /**
    * What `handle` answers a retry of command `commandId` that went through, if it did (among the
    * stream's recent events): for a use case whose own checks come before `handle` (a pinned
    * version, steps on other streams), which a retry must pass without checking again, since the
@@ -370,7 +381,7 @@ export function commandHandler<Command, Event extends DomainEvent, State>(
     return original && { streamId, ...original, events: [], state: current.state, alreadyApplied: true };
   }
 
-  return { handle, read, applied };
+  return { handle, read, cached, applied };
 }
 
 export type CommandHandler<Command, Event extends DomainEvent, State> = ReturnType<

@@ -72,6 +72,30 @@ describe('PgEventStore on PostgreSQL', () => {
     }
   });
 
+  it('names its head below a transaction still open, so what that transaction appended reads after the head once it commits', async () => {
+    const prefix = `head-${randomUUID()}`;
+    // Given an older transaction that appended and is still open, and a later append committed
+    const held = await openTransaction();
+    try {
+      await appendWith(held, `${prefix}-held`, event('Held'));
+      const later = await store.appendToStream(`${prefix}-later`, [event('Later')]);
+
+      // When the head is taken
+      const head = await store.headPosition();
+
+      // Then it stops before the later event, which commits behind the open transaction
+      expect(comparePositions(head, later.position)).toBe(-1);
+      // and, the open one committed, both its event and the later one read after the head
+      await held.query('COMMIT');
+      await vi.waitFor(async () => {
+        const afterHead = await collect(store.readAll({ after: head, filter: { streamPrefixes: [prefix] } }));
+        expect(afterHead.map((e) => e.type)).toEqual(['Held', 'Later']);
+      });
+    } finally {
+      await held.end();
+    }
+  });
+
   it('is not stalled by a rolled-back append that left a hole in the positions', async () => {
     const prefix = `hole-${randomUUID()}`;
     const subscriber = subscribe(prefix);
