@@ -7,7 +7,7 @@ import { freePort } from '../src/infrastructure/postgres/embedded-postgres.js';
 import { token } from './support/bench-auth.js';
 import { benchDatabase, siblingDatabase } from './support/bench-database.js';
 import { cannon, failuresOf, runLine, type Run } from './support/cannon.js';
-import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings, lagText, settled } from './support/booking-load.js';
+import { bookingBodies, bookingsFlatOut, bookingsLagUnderLoad, createBenchListings, lagText, nextUtcMidnight, settled } from './support/booking-load.js';
 import { rssOf, start, startBenchService, stop } from './support/service-process.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -98,6 +98,8 @@ try {
   line('(d) command API POST /v1/bookings', bookings);
 
   let appointment = 0;
+  // Tomorrow on: a slot starts at most a year ahead.
+  const firstDay = nextUtcMidnight();
   const appointments = await cannon(commands, load, {
     requests: [
       {
@@ -106,7 +108,7 @@ try {
         setupRequest: (request) => {
           const k = appointment++;
           const slot = Math.floor(k / doctorCount);
-          const start = new Date(Date.parse('2030-01-01T00:00:00Z') + Math.floor(slot / 47) * 86_400_000 + (slot % 47) * 30 * 60_000).toISOString();
+          const start = new Date(firstDay + Math.floor(slot / 47) * 86_400_000 + (slot % 47) * 30 * 60_000).toISOString();
           const body = JSON.stringify({ doctorId: doctorIds[k % doctorCount], start, reason: 'bench' });
           return { ...request, body, headers: { ...request.headers, 'content-type': 'application/json', authorization: `Bearer ${token(randomUUID(), ['PATIENT'])}` } };
         },

@@ -100,7 +100,8 @@ describe('invariants under concurrent requests (PostgreSQL event store)', () => 
       const [deactivating, ...booking] = stores.map((own) => createTestSide(own, clock));
       if (!deactivating) throw new Error('no side');
       const stay = (i: number) => {
-        const start = Date.parse('2030-04-01') + (round * 4 + i) * 3 * 86_400_000;
+        // Three days apart, 25 rounds of four: the last starts in November, within a year of the clock.
+        const start = Date.parse('2030-01-20') + (round * 4 + i) * 3 * 86_400_000;
         return { startDate: new Date(start).toISOString().slice(0, 10), endDate: new Date(start + 2 * 86_400_000).toISOString().slice(0, 10) };
       };
       const [deactivated, ...requests] = await Promise.allSettled([

@@ -134,6 +134,12 @@ describe('ScheduleAppointment', () => {
     spec.given([]).when(schedule({ now: start })).thenFails('slot-in-past');
   });
 
+  it('schedules a start 364 days ahead, and refuses one 366 days ahead', () => {
+    const yearOn = (days: number) => ({ start: minutesAfter(now, days * 24 * 60), end: minutesAfter(now, days * 24 * 60 + 30) });
+    spec.given([]).when(schedule(yearOn(364))).then([scheduled(yearOn(364))]);
+    spec.given([]).when(schedule(yearOn(366))).thenFails('slot-too-far-ahead');
+  });
+
   it('changes nothing when the same appointment is scheduled again', () => {
     spec.given([scheduled()]).when(schedule()).then([]);
   });
@@ -183,6 +189,13 @@ describe('RescheduleAppointment', () => {
 
   it('refuses a new time that is not in the future', () => {
     spec.given([scheduled()]).when(reschedule(patient, later, laterEnd, later)).thenFails('slot-in-past');
+  });
+
+  it('moves to a time 364 days ahead, and refuses one 366 days ahead', () => {
+    const yearOn = (days: number) => [minutesAfter(now, days * 24 * 60), minutesAfter(now, days * 24 * 60 + 30)] as const;
+    const [start364, end364] = yearOn(364);
+    spec.given([scheduled()]).when(reschedule(patient, start364, end364)).then([rescheduled({ start: start364, end: end364 })]);
+    spec.given([scheduled()]).when(reschedule(patient, ...yearOn(366))).thenFails('slot-too-far-ahead');
   });
 
   it('refuses to move an appointment that has begun, whoever asks', () => {

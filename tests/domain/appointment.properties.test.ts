@@ -15,9 +15,15 @@ const actor = fc.constantFrom(patient, doctor, admin, stranger);
 const minute = 60_000;
 const startMs = Date.parse('2026-06-01T08:00:00Z');
 
-/** A slot some time from now, sometimes already begun, on the quarter hour. */
+const quartersPerDay = 96;
+const yearMs = 365 * 24 * 60 * minute;
+/** A slot some time from now, sometimes already begun, now and then about a year ahead (on either side of the bound), on the quarter hour. */
 const slotFrom = fc.record({
-  quarters: fc.oneof(fc.integer({ min: -4, max: 12 }), fc.integer({ min: -4, max: 400 })),
+  quarters: fc.oneof(
+    { weight: 5, arbitrary: fc.integer({ min: -4, max: 12 }) },
+    { weight: 5, arbitrary: fc.integer({ min: -4, max: 400 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 364 * quartersPerDay, max: 366 * quartersPerDay }) },
+  ),
   length: fc.constantFrom(15, 30, 60),
 });
 
@@ -105,7 +111,7 @@ test.prop([steps])('states only move forward, and terminal states are terminal',
   }
 });
 
-test.prop([steps])('only the right person acts, and only at the right time', (plan) => {
+test.prop([steps])('only the right person acts, and only at the right time, for a time at most a year ahead', (plan) => {
   for (const { command, before, events, now } of run(plan)) {
     if (!Array.isArray(events)) continue;
     if (command.type === 'AbandonAppointment') {
@@ -124,6 +130,7 @@ test.prop([steps])('only the right person acts, and only at the right time', (pl
         expect(before.status).toBe('none');
         expect(event.type).toBe('AppointmentScheduled');
         expect([patient.id, admin.id]).toContain(actor.id);
+        if (event.type === 'AppointmentScheduled') expect(Date.parse(event.data.start) - now).toBeLessThanOrEqual(yearMs);
         continue;
       }
       const start = Date.parse(before.start);
@@ -145,6 +152,7 @@ test.prop([steps])('only the right person acts, and only at the right time', (pl
         case 'AppointmentRescheduled':
           expect(actor.id).not.toBe(stranger.id);
           expect(Date.parse(event.data.start)).toBeGreaterThan(now);
+          expect(Date.parse(event.data.start) - now).toBeLessThanOrEqual(yearMs);
           break;
         case 'AppointmentScheduled':
           throw new Error('scheduled twice');

@@ -458,6 +458,20 @@ describe('BookSlot', () => {
       .when(bookSlot('a-1', mon0900, '2026-03-09T07:59:00.000Z'))
       .then([slotBooked('a-1', mon0900, mon0930, '2026-03-09T07:59:00.000Z')]);
   });
+
+  // `now` is Monday 2 March 2026, 08:00Z; 09:00 in Berlin is 08:00Z all winter.
+  it('books a slot 364 days ahead', () => {
+    spec.given([scheduleSet()]).when(bookSlot('a-1', '2027-03-01T08:00:00.000Z')).then([slotBooked('a-1', '2027-03-01T08:00:00.000Z', '2027-03-01T08:30:00.000Z')]);
+  });
+
+  it('books a slot exactly 365 days ahead, the furthest one may', () => {
+    spec.given([scheduleSet()]).when(bookSlot('a-1', '2027-03-02T08:00:00.000Z')).then([slotBooked('a-1', '2027-03-02T08:00:00.000Z', '2027-03-02T08:30:00.000Z')]);
+  });
+
+  it('refuses a slot further than 365 days ahead', () => {
+    spec.given([scheduleSet()]).when(bookSlot('a-1', '2027-03-02T08:30:00.000Z')).thenFails('slot-too-far-ahead');
+    spec.given([scheduleSet()]).when(bookSlot('a-1', '2027-03-03T08:00:00.000Z')).thenFails('slot-too-far-ahead');
+  });
 });
 
 describe('BookSlot across daylight saving (Europe/Berlin, last Sunday of March 2026)', () => {
@@ -637,6 +651,10 @@ describe('HoldSlotForMove', () => {
     spec.given(booked).when(holdSlot('a-1', mon1000)).then([slotMoveHeld('a-1', [mon0900, mon0930], [mon1000, mon1030])]);
   });
 
+  it('holds a slot 364 days ahead', () => {
+    spec.given(booked).when(holdSlot('a-1', '2027-03-01T08:00:00.000Z')).then([slotMoveHeld('a-1', [mon0900, mon0930], ['2027-03-01T08:00:00.000Z', '2027-03-01T08:30:00.000Z'])]);
+  });
+
   it('holds the very next slot', () => {
     spec.given(booked).when(holdSlot('a-1', mon0930)).then([slotMoveHeld('a-1', [mon0900, mon0930], [mon0930, mon1000])]);
   });
@@ -700,6 +718,7 @@ describe('HoldSlotForMove', () => {
     ['outside-working-hours', '2026-03-09T05:00:00.000Z'],
     ['day-off', '2026-04-06T07:00:00.000Z'],
     ['slot-in-past', '2026-03-01T08:00:00.000Z'],
+    ['slot-too-far-ahead', '2027-03-03T08:00:00.000Z'],
   ])('refuses a new slot that breaks the %s rule', (code, newStart) => {
     spec.given(booked).when(holdSlot('a-1', newStart)).thenFails(code);
   });

@@ -505,6 +505,37 @@ test.prop([steps, fc.integer({ min: 1, max: 3 }), fc.nat()])('given any history,
   ]);
 });
 
+/**
+ * The bound on booking ahead, against any history: a free grid slot a year ahead, give or take a
+ * few days, is booked, or held for a move, exactly when it starts at most 365 days after now.
+ */
+test.prop([steps, fc.integer({ min: 360, max: 370 }), fc.nat(), fc.boolean()])(
+  'given any history, when a slot about a year ahead is booked or moved to, then it is taken only if it starts at most 365 days from now',
+  (plan, daysAhead, pick, move) => {
+    const last = run(plan).at(-1);
+    if (!last || last.after.status !== 'active') return;
+    const { after: state, now } = last;
+    const { timeZone, slotMinutes, weeklyHours } = state.schedule;
+    const date = addDays(localAt(now, timeZone).date, daysAhead);
+    const weekday = localAt(Date.parse(`${date}T12:00:00Z`), timeZone).weekday;
+    const starts = weeklyHours[weekday]
+      .flatMap(({ from, to }) => Array.from({ length: Math.floor((minuteOfDay(to) - minuteOfDay(from)) / slotMinutes) }, (_, k) => instantOfWallClock(date, minuteOfDay(from) + k * slotMinutes, timeZone)))
+      .flatMap((at) => (at === undefined ? [] : [new Date(at).toISOString()]))
+      .filter((start) => offers(state.schedule, start));
+    const start = starts[pick % Math.max(starts.length, 1)];
+    const mover = bookings(state.booked).find((held) => !('heldForMove' in held) && slotHoldOf(state, held.appointmentId) === undefined);
+    if (start === undefined) return;
+    const at = new Date(now).toISOString();
+    const command: DoctorScheduleCommand =
+      move && mover
+        ? { type: 'HoldSlotForMove', data: { appointmentId: mover.appointmentId, from: mover.start, newStart: start, now: at } }
+        : { type: 'BookSlot', data: { appointmentId: 'a-new', patientId: 'patient-new', start, now: at } };
+
+    if (Date.parse(start) - now <= 365 * 86_400_000) expect(decided(state, command)).toBeDefined();
+    else expect(() => doctorScheduleDecider.decide(command, state)).toThrow(expect.objectContaining({ code: 'slot-too-far-ahead' }));
+  },
+);
+
 // Slots are kept by the UTC day they start on: one that starts just after UTC midnight must still
 // meet one of another length that started the evening before, in the listing's zone.
 test.prop([fc.integer({ min: 0, max: 300 }).map((n) => addDays('2026-01-05', n))])(

@@ -90,6 +90,12 @@ describe('HoldDates', () => {
     spec.given([]).when(hold('b1', '2026-06-01', addDays('2026-06-01', 91))).thenFails('stay-too-long');
   });
 
+  it('accepts a stay starting 364 or 365 days from today, and refuses one starting 366 days from today', () => {
+    spec.given([]).when(hold('b1', addDays('2026-05-01', 364), addDays('2026-05-01', 366))).then([held('b1', addDays('2026-05-01', 364), addDays('2026-05-01', 366))]);
+    spec.given([]).when(hold('b1', addDays('2026-05-01', 365), addDays('2026-05-01', 367))).then([held('b1', addDays('2026-05-01', 365), addDays('2026-05-01', 367))]);
+    spec.given([]).when(hold('b1', addDays('2026-05-01', 366), addDays('2026-05-01', 368))).thenFails('dates-too-far-ahead');
+  });
+
   it('accepts today and refuses yesterday, in the listing time zone', () => {
     spec.given([]).when(hold('b1', '2026-05-01', '2026-05-02')).then([held('b1', '2026-05-01', '2026-05-02')]);
     spec.given([]).when(hold('b1', '2026-04-30', '2026-05-02')).thenFails('dates-in-past');

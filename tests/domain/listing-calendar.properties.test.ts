@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
-import { addDays } from '../../src/domain/shared/calendar-date.js';
+import { addDays, daysBetween } from '../../src/domain/shared/calendar-date.js';
 import { overlaps } from '../../src/domain/shared/date-range.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import type { HoldDates, ListingCalendarCommand } from '../../src/domain/listing-calendar/listing-calendar.commands.js';
@@ -19,7 +19,8 @@ type Step = { minutesLater: number; build: (now: string) => ListingCalendarComma
 const hold = fc
   .record({
     bookingId,
-    startOffset: fc.integer({ min: -1, max: 20 }),
+    // Now and then about a year ahead, on either side of how far ahead a stay may start.
+    startOffset: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: -1, max: 20 }) }, { weight: 1, arbitrary: fc.integer({ min: 363, max: 367 }) }),
     nights: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constantFrom(0, -2, 91)),
     holdMinutes: fc.integer({ min: -5, max: 60 }),
     timeZone: fc.constantFrom('UTC', 'Pacific/Auckland', 'America/Los_Angeles', 'Pacific/Kiritimati', 'Pacific/Pago_Pago'),
@@ -117,6 +118,26 @@ test.prop([fc.array(step, { maxLength: 40 })])('a hold is granted only on dates 
         );
         expect(blockers).toEqual([]);
       }
+    }
+    for (const event of events) state = listingCalendarDecider.evolve(state, event);
+  }
+});
+
+test.prop([fc.array(step, { maxLength: 40 })])('a hold is granted only for at most 90 nights, starting at most 365 days after the day it is held on', (steps) => {
+  let state = listingCalendarDecider.initialState;
+  let clock = startMs;
+  for (const { minutesLater, build } of steps) {
+    clock += minutesLater * 60_000;
+    let events: ListingCalendarEvent[] = [];
+    try {
+      events = listingCalendarDecider.decide(build(new Date(clock).toISOString()), state);
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+    }
+    for (const event of events) {
+      if (event.type !== 'DatesHeld') continue;
+      expect(daysBetween(event.data.startDate, event.data.endDate)).toBeLessThanOrEqual(90);
+      expect(daysBetween(event.data.heldOn, event.data.startDate)).toBeLessThanOrEqual(365);
     }
     for (const event of events) state = listingCalendarDecider.evolve(state, event);
   }

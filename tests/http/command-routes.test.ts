@@ -5,7 +5,7 @@ import type { Actor } from '../../src/domain/shared/actor.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { ensureGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import { everyMorning, listingInput } from '../support/command-side.js';
-import { handMadeJwt, postJson, startApi, startBackend, validClaims, type TestApi, type TestBackend } from './support/command-api.fixture.js';
+import { FakeClock, handMadeJwt, postJson, startApi, startBackend, validClaims, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 
 const person = (roles: Actor['roles']): Actor => ({ id: randomUUID(), roles });
 const owner = person(['OWNER']);
@@ -36,7 +36,8 @@ describe('command routes over HTTP', () => {
 
   beforeAll(async () => {
     backend = await startBackend();
-    api = await startApi(backend);
+    // The stays and slots below are in early 2030: bookable (not past, at most a year ahead) from New Year's Day 2030.
+    api = await startApi(backend, { clock: new FakeClock(new Date('2030-01-01T00:00:00Z')) });
   });
   afterAll(async () => {
     await api.close();

@@ -227,7 +227,7 @@ describe('If-Match on commands over HTTP', () => {
       const first = await reactivate();
       expect(first.status).toBe(200);
       // The calendar moves on after the reopen.
-      expect((await post('/v1/bookings', { listingId: id, startDate: '2031-03-01', endDate: '2031-03-03' }, consumer)).status).toBe(201);
+      expect((await post('/v1/bookings', { listingId: id, startDate: dayAfter(300), endDate: dayAfter(302) }, consumer)).status).toBe(201);
 
       await answerLost(backend, key);
       const retry = await reactivate();

@@ -5,7 +5,7 @@ import { PgEventStore } from '../../src/infrastructure/pg-event-store/pg-event-s
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { PgProcessCheckpoints } from '../../src/infrastructure/process-checkpoints/pg-process-checkpoints.js';
 import { StripePaymentGateway } from '../../src/infrastructure/stripe/stripe-payment-gateway.js';
-import { startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
+import { FakeClock, startBackend, type TestBackend } from '../http/support/command-api.fixture.js';
 import { createTestSide, fakeClock, listingInput, streamEvents } from '../support/command-side.js';
 import { eventually } from '../support/eventually.js';
 import { FakeStripeServer } from '../stripe/support/fake-stripe-server.js';
@@ -32,7 +32,9 @@ describe('concurrent refunds of one payment (real HTTP, real PostgreSQL, fake St
     stripe = await new FakeStripeServer().start();
     const second = new PgEventStore(backend.pool);
     ownStores.push(second);
-    apis = [await startPaymentsApi(backend, gateway()), await startPaymentsApi({ ...backend, eventStore: second }, gateway())];
+    // A month before the stay below, the time the payment process's side keeps too.
+    const clock = new FakeClock(new Date('2031-04-01T10:00:00Z'));
+    apis = [await startPaymentsApi(backend, gateway(), clock), await startPaymentsApi({ ...backend, eventStore: second }, gateway(), clock)];
   });
 
   afterAll(async () => {

@@ -1,5 +1,6 @@
 import { hasRole, type Actor } from '../shared/actor.js';
 import type { Instant } from '../shared/calendar-date.js';
+import { isTooFarAhead, maxDaysAhead } from '../shared/booking-horizon.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { ForbiddenError } from '../shared/forbidden-error.js';
@@ -69,7 +70,7 @@ function scheduleAppointment({ data }: ScheduleAppointment, state: AppointmentSt
     if (same) return [];
     throw new DomainError('illegal-transition', `appointment ${data.appointmentId} already exists`);
   }
-  assertFuture(slot.start, data.now);
+  assertBookableStart(slot.start, data.now);
   const { appointmentId, patientId, doctorId, reason } = data;
   const event: AppointmentScheduled = {
     type: 'AppointmentScheduled',
@@ -84,7 +85,7 @@ function rescheduleAppointment({ data }: RescheduleAppointment, state: Appointme
   const open = requireOpen(existing, 'rescheduled');
   const slot = properSlot(data.newStart, data.newEnd);
   if (sameSlot(open, slot)) return [];
-  assertFuture(slot.start, data.now);
+  assertBookableStart(slot.start, data.now);
   // Once it has begun it is held, missed or cancelled: moving it then would take the visit from
   // the doctor's record, or the no-show from the patient's.
   if (!isBefore(data.now, open.start)) throw new DomainError('appointment-started', `the appointment began at ${open.start}`);
@@ -227,8 +228,10 @@ function properSlot(start: Instant, end: Instant): TimeSlot {
   return slot;
 }
 
-function assertFuture(start: Instant, now: Instant): void {
+/** In the future, and no further ahead than a doctor's schedule books (see `maxDaysAhead`). */
+function assertBookableStart(start: Instant, now: Instant): void {
   if (!isBefore(now, start)) throw new DomainError('slot-in-past', `${start} is not in the future`);
+  if (isTooFarAhead(start, now)) throw new DomainError('slot-too-far-ahead', `${start} is more than ${maxDaysAhead} days ahead`);
 }
 
 export function evolve(state: AppointmentState, event: AppointmentEvent): AppointmentState {

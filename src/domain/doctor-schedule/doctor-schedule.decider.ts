@@ -1,4 +1,5 @@
 import { addDays, type CalendarDate, type Instant } from '../shared/calendar-date.js';
+import { isTooFarAhead, maxDaysAhead } from '../shared/booking-horizon.js';
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { isBefore, isProperSlot, minutesBetween, slotsOverlap, utcInstant, type TimeSlot } from '../shared/time-slot.js';
@@ -283,6 +284,7 @@ function requireActive(state: PublishedState): ActiveSchedule {
 /** Guards shared by booking and moving; answers the end of the slot. */
 function assertBookable(state: ActiveSchedule, start: Instant, now: Instant, movingAppointmentId?: string): Instant {
   if (!isBefore(now, start)) throw new DomainError('slot-in-past', `the slot at ${start} is not in the future`);
+  if (isTooFarAhead(start, now)) throw new DomainError('slot-too-far-ahead', `the slot at ${start} is more than ${maxDaysAhead} days ahead`);
   const problem = slotProblem(state.schedule, start);
   if (problem) throw new DomainError(problem.code, problem.message);
   const slot = { start, end: slotEnd(state.schedule, start) };

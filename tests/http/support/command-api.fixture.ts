@@ -28,9 +28,12 @@ export const secret = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 export const issuer = 'bookable-test';
 export const audience = 'bookable-test-api';
 
-/** A clock that only moves when told to. */
+/** A clock that only moves when told to; from now, or from `start`. */
 export class FakeClock implements Clock {
-  private current = new Date();
+  private current: Date;
+  constructor(start: Date = new Date()) {
+    this.current = new Date(start);
+  }
   now(): Date {
     return new Date(this.current);
   }
