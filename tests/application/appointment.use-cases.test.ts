@@ -273,12 +273,13 @@ describe('appointment use cases', () => {
       const half = '2030-02-04T10:30:00.000Z';
       let resume = () => {};
       // The reschedule has moved the patient's time to 10:00–10:30; its HoldSlotForMove waits while the
-      // doctor makes slots an hour long (the appointment at 09:30 kept, acknowledged) and the
-      // patient books another doctor at 10:30.
+      // doctor makes slots an hour long (the appointment at 09:30 acknowledged, though not cancelled
+      // yet: that request died after setting the schedule) and the patient books another doctor at 10:30.
       const paused = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resume = resolve)));
       const refused = rescheduleAppointment(side, booked.id, { start: ten }, as(patient));
       await paused;
-      await setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor));
+      store.interrupt((streamId) => streamId === booked.streamId);
+      await expect(setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor))).rejects.toThrow('died');
       const elsewhere = await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: half, reason: 'second opinion' }, as(patient));
       resume();
       await expect(refused).rejects.toMatchObject({ code: 'patient-overlap' });
@@ -302,11 +303,13 @@ describe('appointment use cases', () => {
       const reporting: CommandSide = { ...side, onError: (_error, what) => reported.push(what) };
       let resumeSlot = () => {};
       let resumeRestore = () => {};
-      // As above, the slot grows to an hour while it waits to move, and the patient books 10:30 elsewhere.
+      // As above, the slot grows to an hour while it waits to move (the request that acknowledged
+      // the appointment dying before cancelling it), and the patient books 10:30 elsewhere.
       const slotHeld = store.pause((streamId) => streamId === `doctorSchedule-${doctor.id}`, new Promise<void>((resolve) => (resumeSlot = resolve)));
       const refused = rescheduleAppointment(reporting, booked.id, { start: ten }, as(patient));
       await slotHeld;
-      await setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor));
+      store.interrupt((streamId) => streamId === booked.streamId);
+      await expect(setSchedule(otherProcess, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [booked.id] }, as(doctor))).rejects.toThrow('died');
       await bookAppointment(otherProcess, { doctorId: otherDoctor.id, start: '2030-02-04T10:30:00.000Z', reason: 'second opinion' }, as(patient));
       // The hold, decided again on the new schedule, goes through, for 10:00–11:00, keeping 09:30;
       // the patient's time cannot follow it there, and the hold's drop waits while another patient

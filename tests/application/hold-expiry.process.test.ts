@@ -817,16 +817,19 @@ describe('hold expiry process', () => {
     });
   });
 
-  it('given a reschedule that died after moving the time and holding the slot of an appointment a schedule change kept, the process leaves the slot and puts the time back exactly where the appointment is', async () => {
+  it('given a reschedule that died after moving the time and holding the slot, then a schedule change acknowledging the appointment that died before cancelling it, the process first puts the time back exactly where the appointment is, off the new grid, then cancels it', async () => {
     const { id, streamId } = await bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'check-up' }, as(patient));
-    // An hour a slot from now on; the appointment at 09:30 is kept, acknowledged, though no slot starts there any more.
-    await setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [id] }, as(doctor));
     store.interrupt((each) => each === streamId);
     await expect(rescheduleAppointment(side, id, { start: ten }, as(patient))).rejects.toThrow('died');
-    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: ten });
     const { process, turn, errors } = startWatchedProcess();
     await turn();
-    clock.advance(graceMs);
+    clock.advance(graceMs / 2);
+    // An hour a slot from now on: no slot starts at 09:30 any more. The doctor acknowledges the
+    // appointment, and that request dies too, before cancelling it.
+    store.interrupt((each) => each === streamId);
+    await expect(setSchedule(side, doctor.id, { ...everyMorning, slotMinutes: 60, acknowledgedAffected: [id] }, as(doctor))).rejects.toThrow('died');
+    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: nineThirty, time: ten });
+    clock.advance(graceMs / 2);
 
     await turn();
 
@@ -839,6 +842,15 @@ describe('hold expiry process', () => {
     await expect(bookAppointment(side, { doctorId: doctor.id, start: ten, reason: 'y' }, as(otherPatient))).resolves.toBeDefined();
     await turn();
     expect(process.pending.moves).toBe(0);
+
+    clock.advance(graceMs / 2);
+    await turn();
+
+    expect(errors).toEqual([]);
+    expect((await side.handlers.appointment.read(streamId)).state).toMatchObject({ status: 'cancelled', cancelledBy: 'doctor' });
+    expect(await whereIs(id)).toEqual({ appointment: nineThirty, slot: undefined, time: undefined });
+    await turn();
+    expect(process.pending).toEqual(nothingPending);
     await expectReplayToAppendNothing();
   });
 

@@ -47,8 +47,22 @@ describe('appointments read model', () => {
     await markNoShow(h.side, b.id, as(otherDoctor));
     h.clock.advance(-(6 * 86_400_000 + 3_600_000));
     await h.settle();
-    expect(await view(a.id)).toMatchObject({ status: 'cancelled', cancelledBy: 'patient', lateCancellation: false });
-    expect(await view(b.id)).toMatchObject({ status: 'noShow' });
+    expect(await view(a.id)).toMatchObject({ status: 'cancelled', cancelledBy: 'patient', lateCancellation: false, cancellationReason: 'better' });
+    expect(await view(a.id, { id: otherDoctor.id, admin: false })).toMatchObject({ cancellationReason: 'better' });
+    expect(await view(a.id, { id: 'admin-1', admin: true })).toMatchObject({ status: 'cancelled', cancellationReason: null });
+    expect(await view(b.id)).toMatchObject({ status: 'noShow', cancellationReason: null });
+  });
+
+  it('given a schedule change that acknowledged an appointment, then the appointment shows cancelled by the doctor, saying why', async () => {
+    const someone = { id: 'patient-4', roles: ['PATIENT' as const] };
+    const { id } = await bookAppointment(h.side, { doctorId: doctor.id, start: '2030-01-21T09:00:00Z', reason: 'follow-up' }, as(someone));
+    await setSchedule(h.side, doctor.id, { ...everyMorning, daysOff: ['2030-01-21'], acknowledgedAffected: [id] }, as(doctor));
+    await h.settle();
+    expect(await view(id, { id: someone.id, admin: false })).toMatchObject({
+      status: 'cancelled',
+      cancelledBy: 'doctor',
+      cancellationReason: "The doctor's schedule changed: 2030-01-21 is a day off",
+    });
   });
 
   it('pages a patient\'s and a doctor\'s appointments most recently made first, made at the same instant by id', async () => {

@@ -5,11 +5,13 @@ import type { RestoreSlot } from '../../domain/doctor-schedule/doctor-schedule.c
 import { doctorScheduleStreamId, slotHoldOf, slotOf } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import { listingCalendarStreamId } from '../../domain/listing-calendar/listing-calendar.decider.js';
 import { patientAgendaStreamId, reservationOf } from '../../domain/patient-agenda/patient-agenda.decider.js';
+import { actorSchema, type Actor } from '../../domain/shared/actor.js';
 import { DomainError } from '../../domain/shared/domain-error.js';
 import { aggregates } from '../aggregates/aggregates.js';
 import { patientTimeBack, releaseAppointmentTime, slotFollows, timeFollows } from '../appointments/appointment.use-cases.js';
 import { expireUnpaidBooking, releaseDates } from '../bookings/booking.use-cases.js';
 import { calendarFollowsListing } from '../listings/listing.use-cases.js';
+import { cancelAffectedAppointments } from '../schedules/schedule.use-cases.js';
 import type { CommandSide } from '../command-handlers.js';
 import { VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
@@ -41,6 +43,12 @@ type PendingRelease = { cancelledAt: number; cause: Cause };
  */
 type PendingAppointmentRelease = { endedAt: number; cause: Cause; slotHeld: boolean; timeHeld: boolean };
 /**
+ * An appointment a schedule change acknowledged (`ScheduleSet.affectedAppointmentIds`), which the
+ * change's request cancels once the schedule is set: pending until it is cancelled, completed or
+ * missed. `actor` set the schedule, and the cancellation is made in their name.
+ */
+type PendingAcknowledged = { doctorId: string; actor: Actor; setAt: number; cause: Cause };
+/**
  * A reschedule moves the patient's time, holds the doctor's new slot, moves the appointment and
  * then completes the slot's move. A move of the time (or of the slot, as reschedules did before
  * holds) that the appointment has not followed: it is `at`, while the appointment was last seen at
@@ -70,6 +78,7 @@ type PendingCalendar = Openness & { since: number; cause: Cause };
 
 /** The event types this process follows; everything else is filtered out by the store. */
 export const holdExpiryEventTypes = [
+  'ScheduleSet',
   'DatesHeld',
   'DatesBooked',
   'DatesReleased',
@@ -102,7 +111,8 @@ export type HoldExpiryOptions = {
   /**
    * How long a step may be missing after the one before it before it counts as left behind by a
    * crash: a slot held without its appointment, a cancellation, completion or no-show without its
-   * release, a slot or time moved without the appointment following, a calendar closed or
+   * release, a slot or time moved without the appointment following, a schedule change without
+   * the cancellations of the appointments it acknowledged, a calendar closed or
    * reopened without its listing (or a listing without its calendar). Until then the request is
    * taken to be still on its way (or to be retried by its client, which finishes it).
    */
@@ -119,8 +129,9 @@ export type HoldExpiryOptions = {
  * and the patient's time of an appointment completed or missed, not over yet, when that request
  * died before it; moves a slot or patient time back to its appointment when a reschedule died
  * after moving them and before moving the appointment (also when the appointment was held or
- * missed since: its slot goes back, its time is released); and closes or reopens a listing's
- * calendar that a deactivation or reactivation died without bringing in line with the listing.
+ * missed since: its slot goes back, its time is released); cancels the appointments a schedule
+ * change acknowledged when its request died before cancelling them; and closes or reopens a
+ * listing's calendar that a deactivation or reactivation died without bringing in line with the listing.
  * It follows the log from the start, so after a crash it knows again all that is still pending,
  * and only that: what a later event shows done leaves the set. Each command it sends has an id
  * derived from the event that caused it, so two instances, or a restart, never append anything
@@ -132,6 +143,8 @@ export class HoldExpiryProcess {
   private readonly times = new Map<string, PendingTime>();
   private readonly cancelledBookings = new Map<string, PendingRelease>();
   private readonly endedAppointments = new Map<string, PendingAppointmentRelease>();
+  /** By appointment id: appointments a schedule change acknowledged, not yet cancelled (or held, or missed). */
+  private readonly acknowledged = new Map<string, PendingAcknowledged>();
   /** By appointment id, as are `movedTimes`; each holds only moves the appointment has not followed. */
   private readonly movedSlots = new Map<string, PendingMove>();
   private readonly movedTimes = new Map<string, PendingMove>();
@@ -187,6 +200,16 @@ export class HoldExpiryProcess {
         if (hold?.status !== 'dates-released') this.cancelledBookings.set(bookingId, { cancelledAt: occurredAt(event).getTime(), cause: causeOf(event) });
         return;
       }
+      case 'ScheduleSet': {
+        const set = aggregates.doctorSchedule.codec.decode(event);
+        if (set.type !== 'ScheduleSet') return;
+        const { doctorId, affectedAppointmentIds } = set.data;
+        const actor = scheduleSetter(event, doctorId);
+        for (const appointmentId of affectedAppointmentIds) {
+          this.acknowledged.set(appointmentId, { doctorId, actor, setAt: occurredAt(event).getTime(), cause: causeOf(event) });
+        }
+        return;
+      }
       case 'SlotBooked': {
         const booked = aggregates.doctorSchedule.codec.decode(event);
         if (booked.type !== 'SlotBooked') return;
@@ -228,6 +251,7 @@ export class HoldExpiryProcess {
         if (typeof appointmentId !== 'string') return;
         this.movedSlots.delete(appointmentId);
         this.movedTimes.delete(appointmentId);
+        this.acknowledged.delete(appointmentId);
         this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event).getTime(), cause: causeOf(event), slotHeld: true, timeHeld: true });
         return;
       }
@@ -238,6 +262,7 @@ export class HoldExpiryProcess {
         // A move the appointment never followed stays pending: the slot it kept would block the
         // time a failed reschedule moved it to for good (it goes back to the visit's own time),
         // and the patient's time there is released with the rest of it.
+        this.acknowledged.delete(appointmentId);
         this.endedAppointments.set(appointmentId, { endedAt: occurredAt(event).getTime(), cause: causeOf(event), slotHeld: false, timeHeld: true });
         return;
       }
@@ -377,6 +402,14 @@ export class HoldExpiryProcess {
       (id, pending) => this.releaseEndedAppointment(id, pending),
       (id) => `release what cancelled, completed or missed appointment ${id} still holds`,
     );
+    // Before the holds and moves: a cancellation gives back the slot, the hold and the time, wherever they are.
+    settled += await this.settleDue(
+      this.acknowledged,
+      now,
+      (pending) => pending.setAt + grace,
+      (id, pending) => this.cancelAcknowledged(id, pending),
+      (id) => `cancel appointment ${id}, which a schedule change acknowledged`,
+    );
     // Before the moves: a hold completed brings the slot to its appointment, which settles a move too.
     settled += await this.settleDue(
       this.heldSlots,
@@ -431,13 +464,16 @@ export class HoldExpiryProcess {
     return runSweepLoop(this, { eventStore, eventTypes: holdExpiryEventTypes, sweepEveryMs, onError: (error) => onError?.(error, 'read the log', true) }, signal);
   }
 
-  /** How much is pending; `cancellations` counts completions and no-shows still holding their patient's time too. */
+  /**
+   * How much is pending; `cancellations` counts completions and no-shows still holding their
+   * patient's time too, and appointments a schedule change acknowledged that are still to be cancelled.
+   */
   get pending(): { holds: number; slots: number; times: number; cancellations: number; moves: number; calendars: number } {
     return {
       holds: this.holds.size,
       slots: this.slots.size,
       times: this.times.size,
-      cancellations: this.cancelledBookings.size + this.endedAppointments.size,
+      cancellations: this.cancelledBookings.size + this.endedAppointments.size + this.acknowledged.size,
       moves: this.movedSlots.size + this.movedTimes.size + this.heldSlots.size,
       calendars: this.calendars.size,
     };
@@ -498,6 +534,19 @@ export class HoldExpiryProcess {
       else if (pending.timeHeld) await patientTimeBack(side, state, request);
     }
     this.endedAppointments.delete(appointmentId);
+  }
+
+  /**
+   * The cancellation the schedule change's request died before making, in the name of whoever set
+   * the schedule, through the usual cancellation (slot and time given back). Only while the
+   * schedule in force still leaves the appointment out and it has not ended; one the patient
+   * cancelled meanwhile is left as it is (`cancelAffectedAppointments`).
+   */
+  private async cancelAcknowledged(appointmentId: string, pending: PendingAcknowledged): Promise<void> {
+    const system = systemRequest(pending.cause, `cancel-acknowledged:${appointmentId}`);
+    const request = { ...system, context: { ...system.context, actor: pending.actor } };
+    await cancelAffectedAppointments(this.options.side, pending.doctorId, [appointmentId], () => request);
+    this.acknowledged.delete(appointmentId);
   }
 
   /**
@@ -764,6 +813,12 @@ function noteAppointmentStart(pending: Map<string, PendingMove>, appointmentId: 
   if (!move) return;
   if (move.at === start) pending.delete(appointmentId);
   else pending.set(appointmentId, { ...move, appointmentStart: start });
+}
+
+/** Who set the schedule, as its event records them; the doctor, should the record not say. */
+function scheduleSetter(event: RecordedEvent, doctorId: string): Actor {
+  const recorded = actorSchema.safeParse({ id: event.metadata.actorId, roles: event.metadata.actorRoles });
+  return recorded.success ? recorded.data : { id: doctorId, roles: ['DOCTOR'] };
 }
 
 function systemRequest(cause: Cause, step: string): CommandOptions {

@@ -6,7 +6,7 @@ import { weeklyScheduleSchema } from './weekly-schedule.js';
 /**
  * Replace the doctor's working week and the specialty published with it (none when null).
  * Booked appointments that would no longer fit are refused with `schedule-conflict` unless their
- * ids are in `acknowledgedAffected`.
+ * ids are in `acknowledgedAffected`: acknowledged, they are cancelled once the week is set.
  */
 export const setScheduleSchema = z.object({
   type: z.literal('SetSchedule'),

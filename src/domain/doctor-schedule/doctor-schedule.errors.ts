@@ -2,14 +2,14 @@ import { DomainError } from '../shared/domain-error.js';
 
 /**
  * SetSchedule would leave booked appointments outside the new working week. The ids let the
- * caller show what is affected and send the command again with them acknowledged.
+ * caller show what is affected and send the command again with them acknowledged, which cancels them.
  */
 export class ScheduleConflictError extends DomainError<'schedule-conflict'> {
   constructor(readonly affectedAppointmentIds: readonly string[]) {
     super(
       'schedule-conflict',
       `the new schedule leaves booked appointments outside working hours: ${affectedAppointmentIds.join(', ')}; ` +
-        'acknowledge them to set it anyway',
+        'acknowledge them to set it anyway, which cancels them',
       { affectedAppointmentIds: [...affectedAppointmentIds] },
     );
   }

@@ -4,9 +4,11 @@ import { weeklyScheduleShape } from './weekly-schedule.js';
 
 /**
  * The doctor's working week was (re)defined. `affectedAppointmentIds` lists the booked
- * appointments that no longer fit it and that the command acknowledged: they keep their slots
- * (nothing is dropped silently) until the application moves or cancels them. Version 2 added
- * `specialty` (see the upcasters).
+ * appointments that no longer fit it and that the command acknowledged: acknowledging one is
+ * cancelling it. They keep their slots only until the application has cancelled them (through
+ * the usual cancellation, by whoever set the schedule, saying what changed), right after this
+ * event; a request that died first leaves them to its retry or, after its grace period, to the
+ * hold-expiry process. Version 2 added `specialty` (see the upcasters).
  */
 export const scheduleSetSchema = z.object({
   type: z.literal('ScheduleSet'),

@@ -26,6 +26,7 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
     .addColumn('notes', 'text')
     .addColumn('scheduled_by', 'text', (c) => c.notNull())
     .addColumn('cancelled_by', 'text')
+    .addColumn('cancellation_reason', 'text')
     .addColumn('late_cancellation', 'boolean')
     .addColumn('scheduled_at', 'timestamptz', (c) => c.notNull())
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
@@ -53,6 +54,7 @@ function evolve(row: AppointmentRow | undefined, event: AppointmentEvent, record
       notes: null,
       scheduled_by: d.scheduledBy,
       cancelled_by: null,
+      cancellation_reason: null,
       late_cancellation: null,
       scheduled_at: new Date(d.scheduledAt),
       ...at,
@@ -65,7 +67,14 @@ function evolve(row: AppointmentRow | undefined, event: AppointmentEvent, record
     case 'AppointmentCompleted':
       return { ...row, ...at, status: 'completed', notes: event.data.notes };
     case 'AppointmentCancelled':
-      return { ...row, ...at, status: 'cancelled', cancelled_by: event.data.cancelledBy, late_cancellation: event.data.lateCancellation };
+      return {
+        ...row,
+        ...at,
+        status: 'cancelled',
+        cancelled_by: event.data.cancelledBy,
+        cancellation_reason: event.data.reason,
+        late_cancellation: event.data.lateCancellation,
+      };
     case 'AppointmentMarkedNoShow':
       return { ...row, ...at, status: 'noShow' };
     case 'AppointmentAbandoned':
@@ -87,6 +96,7 @@ async function apply(trx: Transaction<AppointmentsTables>, events: readonly Reco
     .set((eb) => ({
       reason: erasedPlaceholder,
       notes: eb.case().when('notes', 'is', null).then(null).else(erasedPlaceholder).end(),
+      cancellation_reason: eb.case().when('cancellation_reason', 'is', null).then(null).else(erasedPlaceholder).end(),
     }))
     .where('patient_id', 'in', erased)
     .execute();
@@ -112,6 +122,7 @@ async function upsertAppointments(trx: Transaction<AppointmentsTables>, events: 
             status: eb.ref('excluded.status'),
             notes: eb.ref('excluded.notes'),
             cancelled_by: eb.ref('excluded.cancelled_by'),
+            cancellation_reason: eb.ref('excluded.cancellation_reason'),
             late_cancellation: eb.ref('excluded.late_cancellation'),
             updated_at: eb.ref('excluded.updated_at'),
             version: eb.ref('excluded.version'),
@@ -128,8 +139,8 @@ export const appointmentsProjection = defineProjection<AppointmentsTables>({
   // 3: the parties' indexes follow the page order (when made), no longer `start_at`. 4:
   // RescheduleGivenUp moves an appointment's version (its If-Match), which version 3's code does
   // not read: in a rolling deploy, its projector passes one written by new code, and the rebuild
-  // this version starts reads it again.
-  version: 4,
+  // this version starts reads it again. 5: a cancellation's reason (`cancellation_reason`).
+  version: 5,
   eventTypes: [...codec.eventTypes, subjectErasedType],
   migrate,
   apply,

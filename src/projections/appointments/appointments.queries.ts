@@ -15,6 +15,8 @@ export type AppointmentView = {
   readonly notes: string | null;
   readonly scheduledBy: string;
   readonly cancelledBy: string | null;
+  /** Why it was cancelled; personal data as `reason` is: null unless the viewer is the patient or the doctor. */
+  readonly cancellationReason: string | null;
   readonly lateCancellation: boolean | null;
   readonly scheduledAt: string;
   readonly version: number;
@@ -29,8 +31,8 @@ export type AppointmentSortKey = { readonly scheduledAt: string; readonly appoin
 export type Viewer = { readonly id: string; readonly admin: boolean };
 
 /**
- * The appointment as `viewer` may see it: whole for its patient and doctor, without the reason
- * and notes for an admin, and not at all (undefined) for anyone else.
+ * The appointment as `viewer` may see it: whole for its patient and doctor, without the reason,
+ * notes and cancellation reason for an admin, and not at all (undefined) for anyone else.
  */
 export function appointmentFor(viewer: Viewer, row: AppointmentRow): AppointmentView | undefined {
   const party = viewer.id === row.patient_id || viewer.id === row.doctor_id;
@@ -46,6 +48,7 @@ export function appointmentFor(viewer: Viewer, row: AppointmentRow): Appointment
     notes: party ? row.notes : null,
     scheduledBy: row.scheduled_by,
     cancelledBy: row.cancelled_by,
+    cancellationReason: party ? row.cancellation_reason : null,
     lateCancellation: row.late_cancellation,
     scheduledAt: row.scheduled_at.toISOString(),
     version: row.version,

@@ -2,8 +2,8 @@
 export type AppointmentStatus = 'scheduled' | 'rescheduled' | 'completed' | 'cancelled' | 'noShow';
 
 /**
- * One row per appointment. `reason` and `notes` are personal (health) data: the query side shows
- * them to the appointment's patient and doctor only.
+ * One row per appointment. `reason`, `notes` and `cancellation_reason` are personal (health) data:
+ * the query side shows them to the appointment's patient and doctor only.
  */
 export type AppointmentsTable = {
   appointment_id: string;
@@ -16,6 +16,8 @@ export type AppointmentsTable = {
   notes: string | null;
   scheduled_by: string;
   cancelled_by: string | null;
+  /** Why it was cancelled, as whoever cancelled it said (a schedule change says what changed). */
+  cancellation_reason: string | null;
   late_cancellation: boolean | null;
   scheduled_at: Date;
   updated_at: Date;

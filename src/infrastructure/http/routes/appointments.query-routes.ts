@@ -18,6 +18,7 @@ const appointmentSchema = z
     notes: z.string().nullable().describe('Clinical notes; only for the patient and the doctor'),
     scheduledBy: z.string(),
     cancelledBy: z.string().nullable(),
+    cancellationReason: z.string().nullable().describe('Why it was cancelled (a schedule change says what changed); only for the patient and the doctor'),
     lateCancellation: z.boolean().nullable(),
     scheduledAt: z.string(),
     version: z.number().int(),

@@ -24,7 +24,10 @@ const completeBody = z.object({ notes: text }).strict().meta({ id: 'CompleteAppo
 const scheduleBody = weeklyScheduleSchema
   .safeExtend({
     specialty: specialtySchema.nullable().optional().describe('What the doctor practises, published with the hours; left out or null: none'),
-    acknowledgedAffected: z.array(z.uuid()).optional().describe('Booked appointments the new hours leave outside'),
+    acknowledgedAffected: z
+      .array(z.uuid())
+      .optional()
+      .describe('Booked appointments the new hours leave outside (listed by the 409 schedule-conflict): the doctor cancels them, saying what changed'),
   })
   .meta({ id: 'DoctorScheduleRequest' });
 
