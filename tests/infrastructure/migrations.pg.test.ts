@@ -61,10 +61,31 @@ describe('a database whose tables a release before the search_path pin made outs
     // Given the tables in the owner's own schema, as PostgreSQL's default path put them
     await elsewherePool.query('CREATE SCHEMA bookable_owner');
     await elsewherePool.query('CREATE TABLE bookable_owner.kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL)');
+    await elsewherePool.query('CREATE TABLE bookable_owner.events (global_position bigint)');
+    await elsewherePool.query(`CREATE FUNCTION bookable_owner.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no'; END $$`);
+    await elsewherePool.query('CREATE TRIGGER events_immutable BEFORE UPDATE ON bookable_owner.events FOR EACH ROW EXECUTE FUNCTION bookable_owner.refuse()');
 
     // When this release migrates it, then it refuses, saying where they are and what to do
     await expect(migrateToLatest(elsewherePool)).rejects.toThrow(/tables are in schema "bookable_owner", not in "public".*ALTER SCHEMA "bookable_owner" RENAME TO "public"/);
     const { rows } = await elsewherePool.query(`SELECT to_regclass('public.kysely_migration') AS made`);
     expect(rows).toEqual([{ made: null }]);
+  });
+
+  it("another application's Kysely migrations in a schema of their own (a shared database) are not taken for ours: a fresh install migrates", async () => {
+    // Given another service's tables in schema billing, and nothing of ours
+    const shared = await createTestDatabase();
+    const sharedPool = createPool(shared.url, 2);
+    try {
+      await sharedPool.query('CREATE SCHEMA billing');
+      await sharedPool.query('CREATE TABLE billing.kysely_migration (name varchar(255) PRIMARY KEY, timestamp varchar(255) NOT NULL)');
+
+      // When this service migrates it, then it makes its tables in public
+      await migrateToLatest(sharedPool);
+      const { rows } = await sharedPool.query(`SELECT to_regclass('public.events') IS NOT NULL AS made`);
+      expect(rows).toEqual([{ made: true }]);
+    } finally {
+      await sharedPool.end();
+      await shared.drop();
+    }
   });
 });

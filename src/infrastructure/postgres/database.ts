@@ -10,7 +10,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations.js';
-import { assertTablesInPublic, pinSearchPath } from './search-path.js';
+import { assertTablesInPublic, pinnedSearchPath, pinSearchPath } from './search-path.js';
 
 /**
  * Longest a transaction of ours may sit idle before the server ends its session. Every open
@@ -233,7 +233,9 @@ export async function migrateToLatest(pool: pg.Pool): Promise<MigrationOutcome> 
     );
   }
   const db = createKysely<unknown>(pool);
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  // Its table named in our schema: Kysely otherwise looks it up in every schema, and would take
+  // another application's (a database shared) for ours.
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations }, migrationTableSchema: pinnedSearchPath });
   const result = await migrator.migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';

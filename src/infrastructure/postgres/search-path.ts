@@ -28,10 +28,14 @@ export async function pinSearchPath(client: pg.ClientBase): Promise<void> {
  * own lock table, or start a second, empty log in `public`. Told, the owner moves them once.
  */
 export async function assertTablesInPublic(pool: pg.Pool): Promise<void> {
+  // Ours, not another Kysely-migrated application's sharing the database: the migrations table
+  // beside an events table guarded by our trigger.
   const { rows } = await pool.query<{ schema: string }>(
     `SELECT n.nspname AS schema FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relname = 'kysely_migration' AND c.relkind IN ('r', 'p') AND n.nspname <> $1
         AND to_regclass(format('%I.kysely_migration', $1::text)) IS NULL
+        AND EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class e ON e.oid = t.tgrelid
+                     WHERE e.relnamespace = n.oid AND e.relname = 'events' AND t.tgname = 'events_immutable')
       LIMIT 1`,
     [pinnedSearchPath],
   );
