@@ -1,6 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { expect } from 'vitest';
 import { addDays, daysBetween } from '../../src/domain/shared/calendar-date.js';
+import { maxDaysAhead } from '../../src/domain/shared/booking-horizon.js';
 import { overlaps } from '../../src/domain/shared/date-range.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import type { HoldDates, ListingCalendarCommand } from '../../src/domain/listing-calendar/listing-calendar.commands.js';
@@ -234,7 +235,10 @@ test.prop([
     if (live.endDate > free) free = live.endDate;
   }
   gaps.push({ startDate: free, endDate: null });
-  const gap = gaps[pick % gaps.length] ?? { startDate: free, endDate: null };
+  // Valid: starting within the year ahead, counted from the earliest today any of the zones has.
+  const bookable = gaps.filter(({ startDate }) => startDate <= addDays(now.slice(0, 10), maxDaysAhead - 1));
+  fc.pre(bookable.length > 0);
+  const gap = bookable[pick % bookable.length] ?? { startDate: free, endDate: null };
   const wanted = addDays(gap.startDate, nights);
   const endDate = gap.endDate !== null && gap.endDate < wanted ? gap.endDate : wanted;
   const holdExpiresAt = new Date(clock + holdMinutes * 60_000).toISOString();

@@ -23,13 +23,14 @@ describe('payments over HTTP (real SDK against a fake Stripe, real PostgreSQL)',
   let api: PaymentsApi;
   let post: ReturnType<typeof caller>;
   let listingId: string;
-  let nextMonth = 0;
+  let nextStay = 0;
 
+  /** Two nights of their own, within the year ahead that bookings may reach. */
   async function book(actor: Actor = consumer): Promise<string> {
-    nextMonth += 1;
-    const month = String((nextMonth % 12) + 1).padStart(2, '0');
-    const year = 2031 + Math.floor(nextMonth / 12);
-    const booked = await post('/v1/bookings', { listingId, startDate: `${year}-${month}-01`, endDate: `${year}-${month}-03` }, actor);
+    nextStay += 1;
+    const day = (offset: number) => new Date(api.clock.now().getTime() + offset * 86_400_000).toISOString().slice(0, 10);
+    const startDate = day(10 + 3 * nextStay);
+    const booked = await post('/v1/bookings', { listingId, startDate, endDate: day(12 + 3 * nextStay) }, actor);
     expect(booked.status).toBe(201);
     return String(booked.body.id);
   }
