@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
-import { bookAppointment, cancelAppointment } from '../../src/application/appointments/appointment.use-cases.js';
+import { bookAppointment, cancelAppointment, rescheduleAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
 import type { Position } from '../../src/application/ports/event-store.js';
 import type { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
@@ -10,6 +10,7 @@ import { as, createTestSide, doctor, everyMorning, eventTypes, fakeClock, Interr
 import { memoryVault } from '../support/personal-data.js';
 
 const mondayNine = '2030-02-04T09:00:00.000Z';
+const tuesdayNine = '2030-02-05T09:00:00.000Z';
 const graceMs = 60_000;
 /** Every morning but Mondays. */
 const mondaysOff: WeeklySchedule = { ...everyMorning, weeklyHours: { ...everyMorning.weeklyHours, mon: [] } };
@@ -168,5 +169,58 @@ describe('a schedule change that acknowledges booked appointments', () => {
 
     expect(await everyEventId()).toEqual(before);
     expect((await side.handlers.appointment.read(appointmentStream)).state).toMatchObject({ status: 'cancelled', cancelledBy: 'patient' });
+  });
+
+  it('given a change acknowledging the appointment, when the doctor changes the schedule again pinned to the version it answered, then the change is accepted', async () => {
+    const changed = await setSchedule(side, doctor.id, { ...mondaysOff, acknowledgedAffected: [appointmentId] }, as(doctor));
+
+    const next = setSchedule(side, doctor.id, { ...mondaysOff, specialty: 'Cardiology' }, { ...as(doctor), expectedVersion: changed.version });
+
+    await expect(next).resolves.toMatchObject({ version: changed.version + 1 });
+  });
+
+  describe('whose request died before cancelling it, while the patient moved it to Tuesday 09:00, which the new week offers, in a request that died after moving the appointment and before its slot followed', () => {
+    /** The change, acknowledging the appointment (whose id the outer `beforeEach` gives it). */
+    const change = () => ({ ...mondaysOff, acknowledgedAffected: [appointmentId] });
+    let request: ReturnType<typeof as>;
+
+    beforeEach(async () => {
+      request = as(doctor);
+      store.interrupt((streamId) => streamId === appointmentStream);
+      await expect(setSchedule(side, doctor.id, change(), request)).rejects.toThrow('died');
+      let appointmentMoved = false;
+      store.interrupt((streamId) => {
+        if (streamId === appointmentStream) appointmentMoved = true;
+        return appointmentMoved && streamId === `doctorSchedule-${doctor.id}`;
+      });
+      await expect(rescheduleAppointment(side, appointmentId, { start: tuesdayNine }, as(patient))).rejects.toThrow('died');
+      // The old slot is still held, and the time the move held on Tuesday beside it.
+      expect(await whereIs()).toEqual({ appointment: tuesdayNine, slot: mondayNine, time: tuesdayNine });
+    });
+
+    async function expectLeftOnTuesday(): Promise<void> {
+      expect((await appointmentEvents()).map((event) => event.type)).toEqual(['AppointmentScheduled', 'AppointmentRescheduled']);
+      expect((await side.handlers.appointment.read(appointmentStream)).state).toMatchObject({ status: 'rescheduled', start: tuesdayNine });
+    }
+
+    it('when the change is retried with the same key, then the appointment is left as it is, on Tuesday', async () => {
+      await setSchedule(side, doctor.id, change(), request);
+
+      await expectLeftOnTuesday();
+    });
+
+    it('when nobody retries either, then the hold-expiry process, once the grace period is over, brings the slot to Tuesday and leaves the appointment there', async () => {
+      const { process, turn, errors } = startProcess();
+      await turn();
+
+      clock.advance(graceMs);
+      await turn();
+
+      expect(errors).toEqual([]);
+      await expectLeftOnTuesday();
+      expect(await whereIs()).toEqual({ appointment: tuesdayNine, slot: tuesdayNine, time: tuesdayNine });
+      await turn();
+      expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
+    });
   });
 });

@@ -68,6 +68,20 @@ describe('free slots (computed at query time)', () => {
     expect(some).toEqual(all.slice(0, some.length));
   });
 
+  it('lists no slot booking would refuse as too far ahead: none from past the horizon, and only those up to it in a range across it', () => {
+    // 365 days after now is 2031-01-01T09:10Z: 09:00 that morning may be booked, 09:30 may not.
+    const now = new Date('2030-01-01T09:10:00Z');
+    const fourHundredDaysOn = { from: new Date('2031-02-05T00:00:00Z'), to: new Date('2031-03-05T00:00:00Z') };
+    const acrossTheHorizon = { from: new Date('2030-12-31T11:00:00Z'), to: new Date('2031-01-03T00:00:00Z') };
+
+    expect(freeSlots(everyMorning, [], fourHundredDaysOn, now)).toEqual([]);
+    expect(freeSlots(everyMorning, [], acrossTheHorizon, now).map((slot) => slot.start)).toEqual([
+      '2030-12-31T11:00:00.000Z',
+      '2030-12-31T11:30:00.000Z',
+      '2031-01-01T09:00:00.000Z',
+    ]);
+  });
+
   it('keeps every slot exactly slotMinutes long, on the grid', () => {
     const slots = freeSlots(everyMorning, [], { from: new Date('2030-01-14T00:00:00Z'), to: new Date('2030-01-15T00:00:00Z') }, past);
     expect(slots).toHaveLength(6);

@@ -402,14 +402,6 @@ export class HoldExpiryProcess {
       (id, pending) => this.releaseEndedAppointment(id, pending),
       (id) => `release what cancelled, completed or missed appointment ${id} still holds`,
     );
-    // Before the holds and moves: a cancellation gives back the slot, the hold and the time, wherever they are.
-    settled += await this.settleDue(
-      this.acknowledged,
-      now,
-      (pending) => pending.setAt + grace,
-      (id, pending) => this.cancelAcknowledged(id, pending),
-      (id) => `cancel appointment ${id}, which a schedule change acknowledged`,
-    );
     // Before the moves: a hold completed brings the slot to its appointment, which settles a move too.
     settled += await this.settleDue(
       this.heldSlots,
@@ -431,6 +423,16 @@ export class HoldExpiryProcess {
       (move) => move.movedAt + grace,
       (id, move) => this.moveTimeBack(id, move),
       (id) => `move the patient time of appointment ${id} back`,
+    );
+    // After the holds and moves: a reschedule under way is given up or completed first, so the
+    // appointment's time, which decides whether the schedule still leaves it out, is settled; one
+    // moved into the new hours is kept. Its cancellation gives back the slot and time it holds then.
+    settled += await this.settleDue(
+      this.acknowledged,
+      now,
+      (pending) => pending.setAt + grace,
+      (id, pending) => this.cancelAcknowledged(id, pending),
+      (id) => `cancel appointment ${id}, which a schedule change acknowledged`,
     );
     settled += await this.settleDue(
       this.calendars,
@@ -539,8 +541,8 @@ export class HoldExpiryProcess {
   /**
    * The cancellation the schedule change's request died before making, in the name of whoever set
    * the schedule, through the usual cancellation (slot and time given back). Only while the
-   * schedule in force still leaves the appointment out and it has not ended; one the patient
-   * cancelled meanwhile is left as it is (`cancelAffectedAppointments`).
+   * schedule in force still leaves the appointment's own time out and it has not ended; one moved
+   * into the new hours, or cancelled by the patient meanwhile, is left as it is (`cancelAffectedAppointments`).
    */
   private async cancelAcknowledged(appointmentId: string, pending: PendingAcknowledged): Promise<void> {
     const system = systemRequest(pending.cause, `cancel-acknowledged:${appointmentId}`);

@@ -1,4 +1,5 @@
-import { bookings, doctorScheduleStreamId, type DoctorScheduleState } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
+import { appointmentStreamId, isMade } from '../../domain/appointment/appointment.decider.js';
+import { doctorScheduleStreamId, type DoctorScheduleState } from '../../domain/doctor-schedule/doctor-schedule.decider.js';
 import type { DoctorScheduleEvent, ScheduleSet } from '../../domain/doctor-schedule/doctor-schedule.events.js';
 import { slotEnd, slotProblem, type WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedule.js';
 import { hasRole } from '../../domain/shared/actor.js';
@@ -36,8 +37,9 @@ export async function setSchedule(
   // token for some minutes, which must not publish a schedule nobody could keep.
   else if (await isErased(side, doctorId)) throw new DomainError('unknown-doctor', `${doctorId} was erased`);
   const acknowledged = input.acknowledgedAffected ?? [];
+  const schedule = doctorScheduleStreamId(doctorId);
   const result = await side.handlers.doctorSchedule.handle(
-    doctorScheduleStreamId(doctorId),
+    schedule,
     {
       type: 'SetSchedule',
       data: { ...input, specialty: input.specialty ?? null, acknowledgedAffected: acknowledged, doctorId, now: side.clock.now().toISOString() },
@@ -47,7 +49,11 @@ export async function setSchedule(
   // Each cancellation under an id of its own, derived from the request's: a retry finds those it made.
   const cancellation = (appointmentId: string) => ({ ...unpinned(request), commandId: `${request.commandId}:cancel-affected:${appointmentId}` });
   const cancelled = await cancelAffectedAppointments(side, doctorId, affectedByChange(result, acknowledged), cancellation);
-  return outcome(doctorId, result, ...cancelled);
+  if (cancelled.length === 0) return outcome(doctorId, result);
+  // Each cancellation gave its slot back on this stream: the version answered (the ETag a next
+  // change pins with If-Match) is the one after them, not the schedule's own, stale by then.
+  const after = await side.handlers.doctorSchedule.read(schedule);
+  return { ...outcome(doctorId, result, ...cancelled, after), version: after.version };
 }
 
 /**
@@ -63,11 +69,13 @@ function affectedByChange(result: CommandResult<DoctorScheduleState, DoctorSched
 
 /**
  * Cancels, through the usual cancellation (its slot and its patient's time given back), each of
- * `appointmentIds` whose slot (or time held for its move) the doctor's schedule in force does not
- * offer and that has not ended: as the decider's `affectedBy` finds them. One the schedule offers
- * again, or moved onto it since, is kept; one released already (cancelled by someone else,
- * say) is left alone. A cancellation refused by a rule (cancelled by the patient meanwhile,
- * completed) is not this change's to make: nothing is appended for it. `request` gives each
+ * `appointmentIds` (of this doctor) whose own time, as the appointment now says, the doctor's
+ * schedule in force does not offer and that has not ended. The appointment decides, not the slots
+ * the schedule holds for it: a reschedule that died after moving it (or is still on its way) leaves
+ * the old slot held beside the new one, and an appointment moved into the new hours is kept, as
+ * is one the schedule offers again. A cancellation refused by a rule (cancelled by the patient
+ * meanwhile, completed) is not this change's to make: nothing is appended for it; its own
+ * cancellation found made by a retry gives back what it still holds. `request` gives each
  * cancellation its options, whose actor is the one it is in the name of. Returns the steps taken.
  */
 export async function cancelAffectedAppointments(
@@ -82,8 +90,9 @@ export async function cancelAffectedAppointments(
   const now = side.clock.now().toISOString();
   const cancelled: CommandOutcome[] = [];
   for (const appointmentId of appointmentIds) {
-    const held = bookings(state.booked).filter((slot) => slot.appointmentId === appointmentId && isBefore(now, slot.end));
-    const change = held.map((slot) => whatNoLongerFits(state.schedule, slot)).find((what) => what !== undefined);
+    const appointment = (await side.handlers.appointment.read(appointmentStreamId(appointmentId))).state;
+    if (!isMade(appointment) || appointment.doctorId !== doctorId || !isBefore(now, appointment.end)) continue;
+    const change = whatNoLongerFits(state.schedule, appointment);
     if (change === undefined) continue;
     try {
       cancelled.push(await cancelAppointment(side, appointmentId, { reason: `The doctor's schedule changed: ${change}` }, request(appointmentId)));
@@ -94,9 +103,9 @@ export async function cancelAffectedAppointments(
   return cancelled;
 }
 
-/** Why `schedule` no longer offers `slot`, as the patient is told; undefined if it does. */
-function whatNoLongerFits(schedule: WeeklySchedule, slot: TimeSlot): string | undefined {
-  const problem = slotProblem(schedule, slot.start);
+/** Why `schedule` no longer offers an appointment at `time`, as the patient is told; undefined if it does. */
+function whatNoLongerFits(schedule: WeeklySchedule, time: TimeSlot): string | undefined {
+  const problem = slotProblem(schedule, time.start);
   if (problem) return problem.message;
-  return slotEnd(schedule, slot.start) === slot.end ? undefined : `appointments now last ${schedule.slotMinutes} minutes`;
+  return slotEnd(schedule, time.start) === time.end ? undefined : `appointments now last ${schedule.slotMinutes} minutes`;
 }

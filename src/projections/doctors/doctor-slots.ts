@@ -1,6 +1,7 @@
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
 import { addDays } from '../../domain/shared/calendar-date.js';
 import { slotEnd, slotProblem, type WeeklySchedule } from '../../domain/doctor-schedule/weekly-schedule.js';
+import { isTooFarAhead } from '../../domain/shared/booking-horizon.js';
 import { utcInstant, type TimeSlot } from '../../domain/shared/time-slot.js';
 import { instantOfWallClock, minuteOfDay, wallClockAt, weekdays } from '../../domain/shared/wall-clock.js';
 
@@ -15,11 +16,12 @@ const minuteMs = 60_000;
 const maxOffsetMs = 15 * 3_600_000;
 
 /**
- * The slots of `schedule` that start in `[from, to)` and after `now`, minus those overlapping a
- * booked slot, in time order; with `atLeast`, it may stop after the first whole local day that
- * brings that many (a page needs no more). Candidates walk the wall-clock grid of each local day;
- * the decider's own `slotProblem` then keeps exactly the slots it would accept, so daylight-saving
- * gaps, repeated wall times and days off are decided in one place.
+ * The slots of `schedule` that start in `[from, to)`, after `now` and within the booking horizon
+ * (`isTooFarAhead`), minus those overlapping a booked slot, in time order; with `atLeast`, it may
+ * stop after the first whole local day that brings that many (a page needs no more). Candidates
+ * walk the wall-clock grid of each local day; the decider's own `slotProblem` and `isTooFarAhead`
+ * then keep exactly the slots it would accept, so daylight-saving gaps, repeated wall times, days
+ * off and the horizon are decided in one place. A range that starts past the horizon is not walked.
  *
  * The booked time is looked at first, as it is cheap and the wall clock is not: a candidate inside
  * a long stretch of booked time (a day or more) is passed over by arithmetic alone, and any other
@@ -36,6 +38,8 @@ export function freeSlots(
   const { timeZone, slotMinutes } = schedule;
   const slotMs = slotMinutes * minuteMs;
   const earliest = Math.max(range.from.getTime(), now.getTime() + 1);
+  const nowInstant = utcInstant(now.getTime());
+  if (isTooFarAhead(utcInstant(earliest), nowInstant)) return [];
   const lastDay = wallClockAt(range.to.getTime(), timeZone).date;
   const taken = bookedTime(booked);
   const slots: TimeSlot[] = [];
@@ -52,7 +56,7 @@ export function freeSlots(
         // A slot lasts `slotMinutes` of real time (`slotEnd`).
         if (taken.overlaps(startMs, startMs + slotMs)) continue;
         const start = utcInstant(startMs);
-        if (slotProblem(schedule, start)) continue;
+        if (isTooFarAhead(start, nowInstant) || slotProblem(schedule, start)) continue;
         slots.push({ start, end: slotEnd(schedule, start) });
       }
     }
