@@ -96,8 +96,8 @@ async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): 
   });
 }
 
-/** The database (embedded unless `DATABASE_URL`), migrated unless told not to, and the event store. */
 /**
+ * The database (embedded unless `DATABASE_URL`), migrated unless told not to, and the event store.
  * `claimEventLog`: `claim` for a process that resumes checkpoints (projectors, process managers),
  * which records the event log they come from when none is; anything else only checks (see
  * `EventLogClaim`).

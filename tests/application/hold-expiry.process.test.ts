@@ -5,7 +5,6 @@ import { cancelBooking, requestBooking } from '../../src/application/bookings/bo
 import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
 import { deterministicUuid } from '../../src/application/ids.js';
 import { HoldExpiryProcess } from '../../src/application/process-managers/hold-expiry.process.js';
-import type { Position } from '../../src/application/ports/event-store.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import { slotHoldOf, slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
@@ -16,8 +15,10 @@ import {
   createTestSide,
   doctor,
   eventTypes,
+  everyEventId,
   everyMorning,
   fakeClock,
+  followAndSweep,
   InterruptibleStore,
   whereIsAppointment,
   listingInput,
@@ -73,21 +74,8 @@ describe('hold expiry process', () => {
   function startWatchedProcess() {
     const errors: Array<{ error: unknown; what: string; retried: boolean }> = [];
     const process = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: graceMs, onError: (error, what, retried) => errors.push({ error, what, retried }) });
-    let after: Position | undefined;
-    const turn = async () => {
-      for await (const event of store.readAll(after ? { after } : {})) {
-        process.observe(event);
-        after = event.position;
-      }
-      return process.sweep();
-    };
+    const turn = followAndSweep(store, process);
     return { process, turn, errors };
-  }
-
-  async function everyEventId(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const event of store.readAll()) ids.push(event.id);
-    return ids;
   }
 
   /** Where the appointment, its doctor's slot and its patient's time each say it is. */
@@ -97,22 +85,22 @@ describe('hold expiry process', () => {
 
   /** A process following the log from the start, past the grace period: it settles nothing, keeps nothing pending, appends nothing. */
   async function expectNothingToDoAfterGrace(): Promise<void> {
-    const before = await everyEventId();
+    const before = await everyEventId(store);
     const { process, turn } = startWatchedProcess();
     clock.advance(graceMs);
 
     expect(await turn()).toBe(0);
 
     expect(process.pending).toEqual(nothingPending);
-    expect(await everyEventId()).toEqual(before);
+    expect(await everyEventId(store)).toEqual(before);
   }
 
   /** A restarted process replays the whole log and sweeps: nothing new may be appended. */
   async function expectReplayToAppendNothing(): Promise<void> {
-    const before = await everyEventId();
+    const before = await everyEventId(store);
     clock.advance(graceMs);
     await startProcess()();
-    expect(await everyEventId()).toEqual(before);
+    expect(await everyEventId(store)).toEqual(before);
   }
 
   describe('given a lapsed hold that another consumer took over before the sweep', () => {
@@ -275,11 +263,11 @@ describe('hold expiry process', () => {
     it('a retry of the cancellation after the process gave the dates back appends nothing more', async () => {
       clock.advance(graceMs);
       await startProcess()();
-      const before = await everyEventId();
+      const before = await everyEventId(store);
 
       await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
 
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
     });
   });
 
@@ -405,12 +393,12 @@ describe('hold expiry process', () => {
     it('a completion swept only after the appointment ended: its past time is left reserved, as it collides with no booking, and nothing is appended or left pending', async () => {
       await expect(completeAppointment(side, appointmentId, { notes: 'rest' }, as(doctor))).rejects.toThrow('died');
       clock.advance(Date.parse(ten) - clock.now().getTime());
-      const before = await everyEventId();
+      const before = await everyEventId(store);
       const { process, turn } = startWatchedProcess();
 
       await turn();
 
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
       expect(process.pending).toEqual(nothingPending);
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
     });
@@ -481,14 +469,14 @@ describe('hold expiry process', () => {
       clock.advance(graceMs);
       await startProcess()();
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
-      const before = await everyEventId();
+      const before = await everyEventId(store);
 
       const { process, turn } = startWatchedProcess();
       clock.advance(graceMs);
       expect(await turn()).toBe(0);
 
       expect(process.pending.moves).toBe(0);
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
     });
 
     it('a retry of the same request within the grace period completes the reschedule, and the process then does nothing', async () => {
@@ -498,12 +486,12 @@ describe('hold expiry process', () => {
 
       await rescheduleAppointment(side, appointmentId, { start: nineThirty }, request);
       expect(await whereIs(appointmentId)).toEqual({ appointment: nineThirty, slot: nineThirty, time: nineThirty });
-      const before = await everyEventId();
+      const before = await everyEventId(store);
       clock.advance(graceMs);
 
       expect(await turn()).toBe(0);
       expect(process.pending.moves).toBe(0);
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
     });
 
     it('a retry that found its steps taken, and lands after the process moved them back, takes them again at once: the new time is never left free', async () => {
@@ -563,11 +551,11 @@ describe('hold expiry process', () => {
 
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
       expect(errors).toEqual([]);
-      const before = await everyEventId();
+      const before = await everyEventId(store);
       clock.advance(graceMs);
       expect(await turn()).toBe(0);
       expect(process.pending.moves).toBe(0);
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
     });
   });
 
@@ -986,13 +974,13 @@ describe('hold expiry process', () => {
       const { process, turn } = startWatchedProcess();
       await turn();
       await setListingActive(side, listingId, false, as(owner));
-      const before = await everyEventId();
+      const before = await everyEventId(store);
       clock.advance(graceMs);
 
       expect(await turn()).toBe(0);
 
       expect(process.pending.calendars).toBe(0);
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
       expect((await side.handlers.listingCalendar.read(calendar)).state.closed).toBe(true);
     });
 
@@ -1070,14 +1058,14 @@ describe('hold expiry process', () => {
     it('a deactivation and a reactivation that went through leave nothing pending, and the process does nothing', async () => {
       await setListingActive(side, listingId, false, as(owner));
       await setListingActive(side, listingId, true, as(owner));
-      const before = await everyEventId();
+      const before = await everyEventId(store);
       const { process, turn } = startWatchedProcess();
       clock.advance(graceMs);
 
       expect(await turn()).toBe(0);
 
       expect(process.pending.calendars).toBe(0);
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
       expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarClosed', 'CalendarReopened']);
     });
 
@@ -1090,14 +1078,14 @@ describe('hold expiry process', () => {
       resume();
       await expect(refused).rejects.toMatchObject({ name: 'VersionMismatchError' });
       expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
-      const before = await everyEventId();
+      const before = await everyEventId(store);
       const { process, turn } = startWatchedProcess();
       clock.advance(graceMs);
 
       expect(await turn()).toBe(0);
 
       expect(process.pending.calendars).toBe(0);
-      expect(await everyEventId()).toEqual(before);
+      expect(await everyEventId(store)).toEqual(before);
     });
   });
 });

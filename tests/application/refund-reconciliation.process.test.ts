@@ -1,6 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
-import type { Position } from '../../src/application/ports/event-store.js';
 import {
   quickLook,
   ProviderUnavailableError,
@@ -11,7 +10,7 @@ import {
 } from '../../src/application/ports/payment-gateway.js';
 import { RefundReconciliation } from '../../src/application/process-managers/refund-reconciliation.process.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
-import { admin, as, createTestSide, eventTypes, fakeClock, streamEvents } from '../support/command-side.js';
+import { admin, as, createTestSide, eventTypes, fakeClock, followAndSweep, streamEvents } from '../support/command-side.js';
 
 const graceMs = 15 * 60_000;
 const sixHours = 6 * 3_600_000;
@@ -71,14 +70,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
   function startProcess(processSide: CommandSide = side) {
     const errors: Array<{ what: string; retried: boolean }> = [];
     const process = new RefundReconciliation({ eventStore: store, side: processSide, gateway: provider, graceMs, onError: (_error, what, retried) => errors.push({ what, retried }) });
-    let after: Position | undefined;
-    const turn = async () => {
-      for await (const event of store.readAll(after ? { after } : {})) {
-        process.observe(event);
-        after = event.position;
-      }
-      return process.sweep();
-    };
+    const turn = followAndSweep(store, process);
     return { process, turn, errors };
   }
 

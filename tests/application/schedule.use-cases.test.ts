@@ -6,7 +6,7 @@ import type { Position } from '../../src/application/ports/event-store.js';
 import type { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
 import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import type { WeeklySchedule } from '../../src/domain/doctor-schedule/weekly-schedule.js';
-import { as, createTestSide, doctor, everyMorning, eventTypes, fakeClock, InterruptibleStore, patient, streamEvents, whereIsAppointment } from '../support/command-side.js';
+import { as, createTestSide, doctor, everyEventId, everyMorning, eventTypes, fakeClock, followAndSweep, InterruptibleStore, patient, streamEvents, whereIsAppointment } from '../support/command-side.js';
 import { memoryVault } from '../support/personal-data.js';
 
 const mondayNine = '2030-02-04T09:00:00.000Z';
@@ -37,24 +37,11 @@ describe('a schedule change that acknowledges booked appointments', () => {
   /** The appointment's events as its parties read them (the cancellation's reason is sealed in the store). */
   const appointmentEvents = async () => vault.reveal(await streamEvents(store, appointmentStream));
 
-  async function everyEventId(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const event of store.readAll()) ids.push(event.id);
-    return ids;
-  }
-
   /** A hold-expiry process following the log from the start: each turn reads what it gained, then sweeps. */
   function startProcess() {
     const errors: unknown[] = [];
     const process = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: graceMs, onError: (error) => errors.push(error) });
-    let after: Position | undefined;
-    const turn = async () => {
-      for await (const event of store.readAll(after ? { after } : {})) {
-        process.observe(event);
-        after = event.position;
-      }
-      return process.sweep();
-    };
+    const turn = followAndSweep(store, process);
     return { process, turn, errors };
   }
 
@@ -96,9 +83,9 @@ describe('a schedule change that acknowledges booked appointments', () => {
     await setSchedule(side, doctor.id, change, request);
 
     await expectCancelledForTheScheduleChange();
-    const before = await everyEventId();
+    const before = await everyEventId(store);
     await setSchedule(side, doctor.id, change, request);
-    expect(await everyEventId()).toEqual(before);
+    expect(await everyEventId(store)).toEqual(before);
   });
 
   it('given the change\'s request died after cancelling the appointment and before giving back its time, when its client retries it, then the retry gives back the time and the slot', async () => {
@@ -127,10 +114,10 @@ describe('a schedule change that acknowledges booked appointments', () => {
     await expectCancelledForTheScheduleChange();
     await turn();
     expect(process.pending).toEqual({ holds: 0, slots: 0, times: 0, cancellations: 0, moves: 0, calendars: 0 });
-    const before = await everyEventId();
+    const before = await everyEventId(store);
     clock.advance(graceMs);
     await startProcess().turn();
-    expect(await everyEventId()).toEqual(before);
+    expect(await everyEventId(store)).toEqual(before);
   });
 
   it('given the change\'s request died and the patient cancelled the appointment meanwhile, then neither the retry nor the hold-expiry process cancels it again: nothing is appended', async () => {
@@ -139,7 +126,7 @@ describe('a schedule change that acknowledges booked appointments', () => {
     store.interrupt((streamId) => streamId === appointmentStream);
     await expect(setSchedule(side, doctor.id, change, request)).rejects.toThrow('died');
     await cancelAppointment(side, appointmentId, { reason: 'feeling better' }, as(patient));
-    const before = await everyEventId();
+    const before = await everyEventId(store);
 
     await setSchedule(side, doctor.id, change, request);
     clock.advance(graceMs);
@@ -147,7 +134,7 @@ describe('a schedule change that acknowledges booked appointments', () => {
     await turn();
 
     expect(errors).toEqual([]);
-    expect(await everyEventId()).toEqual(before);
+    expect(await everyEventId(store)).toEqual(before);
     expect((await appointmentEvents()).map((event) => [event.type, event.data.cancelledBy])).toEqual([
       ['AppointmentScheduled', undefined],
       ['AppointmentCancelled', 'patient'],
@@ -163,11 +150,11 @@ describe('a schedule change that acknowledges booked appointments', () => {
     // The patient's cancellation dies before giving back their time and the slot.
     store.interrupt((streamId) => streamId === `patientAgenda-${patient.id}`);
     await expect(cancelAppointment(side, appointmentId, { reason: 'feeling better' }, as(patient))).rejects.toThrow('died');
-    const before = await everyEventId();
+    const before = await everyEventId(store);
 
     await setSchedule(side, doctor.id, change, request);
 
-    expect(await everyEventId()).toEqual(before);
+    expect(await everyEventId(store)).toEqual(before);
     expect((await side.handlers.appointment.read(appointmentStream)).state).toMatchObject({ status: 'cancelled', cancelledBy: 'patient' });
   });
 

@@ -168,6 +168,7 @@ describe('the audit hash chain of the command loop', () => {
       readStream: (id, options) => seen.readStream(id, options),
       readAll: (options) => seen.readAll(options),
       subscribeToAll: (options) => seen.subscribeToAll(options),
+      headPosition: () => seen.headPosition(),
       close: () => seen.close(),
     };
     const remembering = commandHandler(aggregates.listing, { eventStore: switching, clock: fakeClock('2030-01-01T00:00:00Z') });

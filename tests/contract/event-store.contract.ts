@@ -316,14 +316,11 @@ export function describeEventStoreContract(name: string, setup: ContractSetup): 
         expect(await read({ maxCount: 0 })).toEqual([]);
       });
 
-      it('names its head, where it offers headPosition: at or after every event readAll showed before, before every event appended after', async () => {
-        // Optional, as committedVisible is: a decorator that does not pass it on has nothing to keep here.
-        const headPosition = store.headPosition?.bind(store);
-        if (!headPosition) return;
+      it('names its head: at or after every event readAll showed before, before every event appended after', async () => {
         const streamId = newStreamId('head');
         await store.appendToStream(streamId, events(3));
         const shown = await readAllEventually({ filter: { streamPrefixes: [streamId] } }, 3);
-        const head = await headPosition();
+        const head = await store.headPosition();
         for (const event of shown) expect(comparePositions(head, event.position)).toBeGreaterThanOrEqual(0);
         const later = await store.appendToStream(streamId, events(1));
         expect(comparePositions(later.position, head)).toBe(1);

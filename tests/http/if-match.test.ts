@@ -123,6 +123,15 @@ describe('If-Match on commands over HTTP', () => {
       expect(await eventCount()).toBe(before);
     });
 
+    it('given a well-formed If-Match, when someone signs up, then it is refused with 400 naming if-match, and nobody is signed up', async () => {
+      const before = await eventCount();
+      const signup = { email: `if-match-${randomUUID()}@example.com`, password: 'a long enough password', name: 'Ann', roles: ['CONSUMER'] };
+
+      expectIfMatchRefused(await postJson(`${api.url}/v1/auth/signup`, signup, ifMatch(3)), '/v1/auth/signup');
+
+      expect(await eventCount()).toBe(before);
+    });
+
     it('given a create refused for a malformed If-Match under a key, when it is sent again under that key without the header, then it runs (201), the key unspent', async () => {
       for (const { path, body, actor } of creates()) {
         const key = { 'idempotency-key': randomUUID() };

@@ -92,6 +92,7 @@ describe('npm run seed: demo data interrupted part-way', () => {
       readStream: (streamId, options) => store.readStream(streamId, options),
       readAll: (options) => store.readAll(options),
       subscribeToAll: (options) => store.subscribeToAll(options),
+      headPosition: () => store.headPosition(),
       close: () => store.close(),
     };
   }

@@ -48,6 +48,7 @@ function service(options: ServiceOptions = {}) {
     readStream: (...args) => store.readStream(...args),
     readAll: (...args) => store.readAll(...args),
     subscribeToAll: (...args) => store.subscribeToAll(...args),
+    headPosition: () => store.headPosition(),
     close: async () => undefined,
   };
   return createIdentityService({

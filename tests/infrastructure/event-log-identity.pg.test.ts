@@ -63,7 +63,7 @@ describe('the event log a database took its checkpoints from (README "Switching 
       await pool.query('DELETE FROM event_log_identity');
 
       // when four processes claim the log at the same moment
-      const claims = Array.from({ length: 4 }, () => claimEventLog(pool, 'postgres'));
+      const claims = Array.from({ length: 4 }, () => claimEventLog(pool, 'postgres', 'claim'));
 
       // then none is refused, and one row names the log
       await expect(Promise.all(claims)).resolves.toBeDefined();
@@ -78,7 +78,7 @@ describe('the event log a database took its checkpoints from (README "Switching 
 
     // when the log is claimed
     // then nothing could be checked, and the caller is told so
-    await expect(claimEventLog(pool, 'postgres')).resolves.toBe('schema-behind');
+    await expect(claimEventLog(pool, 'postgres', 'claim')).resolves.toBe('schema-behind');
   });
 
   it('a process that resumes no checkpoint (an API, a command-line tool) records nothing: a tool run without EVENTSTORE_URL must not name a deployment\'s log', async () => {
@@ -90,7 +90,7 @@ describe('the event log a database took its checkpoints from (README "Switching 
 
     // then nothing is recorded, and a projector on EventStoreDB may still claim the database
     expect(await recorded()).toEqual([]);
-    await expect(claimEventLog(pool, 'eventstoredb')).resolves.toBe('claimed');
+    await expect(claimEventLog(pool, 'eventstoredb', 'claim')).resolves.toBe('same-log');
   });
 
   describe('a database with checkpoints from before the record was kept', () => {
@@ -113,9 +113,9 @@ describe('the event log a database took its checkpoints from (README "Switching 
 
       // when a projector on EventStoreDB claims the database first
       // then it is refused: those checkpoints are the PostgreSQL log's
-      await expect(claimEventLog(pool, 'eventstoredb')).rejects.toThrow(/taken from the postgres log/);
+      await expect(claimEventLog(pool, 'eventstoredb', 'claim')).rejects.toThrow(/taken from the postgres log/);
       expect(await recorded()).toEqual([{ kind: 'postgres' }]);
-      await expect(claimEventLog(pool, 'postgres')).resolves.toBe('claimed');
+      await expect(claimEventLog(pool, 'postgres', 'claim')).resolves.toBe('same-log');
     });
 
     it('taken from EventStoreDB, no record yet: a process that only checks (an API) on the PostgreSQL store is refused too, and records nothing', async () => {
@@ -126,7 +126,7 @@ describe('the event log a database took its checkpoints from (README "Switching 
       // then it is refused, and nothing is recorded
       await expect(claimEventLog(pool, 'postgres', 'check')).rejects.toThrow(/taken from the eventstoredb log/);
       expect(await recorded()).toEqual([]);
-      await expect(claimEventLog(pool, 'eventstoredb', 'check')).resolves.toBe('claimed');
+      await expect(claimEventLog(pool, 'eventstoredb', 'check')).resolves.toBe('same-log');
     });
 
     it('taken from EventStoreDB (positions of no event of the events table): a claim on the PostgreSQL store is refused', async () => {
@@ -135,7 +135,7 @@ describe('the event log a database took its checkpoints from (README "Switching 
 
       // when a projector on the PostgreSQL store claims the database first
       // then it is refused, and the record names EventStoreDB
-      await expect(claimEventLog(pool, 'postgres')).rejects.toThrow(/taken from the eventstoredb log/);
+      await expect(claimEventLog(pool, 'postgres', 'claim')).rejects.toThrow(/taken from the eventstoredb log/);
       expect(await recorded()).toEqual([{ kind: 'eventstoredb' }]);
     });
   });

@@ -775,6 +775,7 @@ function firstSubscriptionBreaksOff(store: EventStore, how: 'ends' | 'throws'): 
     appendToStream: (streamId, events, options) => store.appendToStream(streamId, events, options),
     readStream: (streamId, options) => store.readStream(streamId, options),
     readAll: (options) => store.readAll(options),
+    headPosition: () => store.headPosition(),
     close: () => store.close(),
     subscribeToAll(options) {
       subscriptions += 1;

@@ -152,6 +152,7 @@ describe('RevealingEventStore subscriptions', () => {
       appendToStream: (streamId, events, options) => stored.appendToStream(streamId, events, options),
       readStream: (streamId, options) => stored.readStream(streamId, options),
       readAll: (options) => stored.readAll(options),
+      headPosition: () => stored.headPosition(),
       close: () => stored.close(),
       subscribeToAll: (options) =>
         (async function* () {

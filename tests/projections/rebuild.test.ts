@@ -101,6 +101,7 @@ function withReads(store: EventStore, reads: Pick<EventStore, 'readAll' | 'subsc
   return {
     appendToStream: (...args) => store.appendToStream(...args),
     readStream: (...args) => store.readStream(...args),
+    headPosition: () => store.headPosition(),
     close: () => store.close(),
     ...reads,
   };

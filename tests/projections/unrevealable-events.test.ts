@@ -35,6 +35,7 @@ function notingSubscriptions(store: EventStore, at: number[]): EventStore {
       at.push(performance.now());
       return store.subscribeToAll(options);
     },
+    headPosition: () => store.headPosition(),
     close: () => store.close(),
   };
 }

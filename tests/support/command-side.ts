@@ -2,7 +2,8 @@ import { isMade } from '../../src/domain/appointment/appointment.decider.js';
 import { randomUUID } from 'node:crypto';
 import { createCommandHandlers, type CommandSide } from '../../src/application/command-handlers.js';
 import type { CommandOptions } from '../../src/application/command-handling/handle-command.js';
-import type { EventStore, RecordedEvent } from '../../src/application/ports/event-store.js';
+import type { EventStore, Position, RecordedEvent } from '../../src/application/ports/event-store.js';
+import type { SweepingProcess } from '../../src/application/process-managers/sweeping-process.js';
 import { MemoryEventStore } from '../../src/infrastructure/memory-event-store/memory-event-store.js';
 import { slotOf } from '../../src/domain/doctor-schedule/doctor-schedule.decider.js';
 import { reservationOf } from '../../src/domain/patient-agenda/patient-agenda.decider.js';
@@ -86,6 +87,28 @@ export async function whereIsAppointment(side: CommandSide, appointmentId: strin
     appointment: isMade(appointment.state) ? appointment.state.start : undefined,
     slot: slotOf(schedule.state, appointmentId)?.start,
     time: reservationOf(agenda.state, appointmentId)?.start,
+  };
+}
+
+/** The id of every event in `store`, in log order. */
+export async function everyEventId(store: EventStore): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const event of store.readAll()) ids.push(event.id);
+  return ids;
+}
+
+/**
+ * The turns of `process` following `store` from the start, as `runSweepLoop` runs it: each turn
+ * hands it what the log gained since the last one (everything, the first time), then has it sweep.
+ */
+export function followAndSweep<Swept>(store: EventStore, process: Pick<SweepingProcess, 'observe'> & { sweep(): Promise<Swept> }): () => Promise<Swept> {
+  let after: Position | undefined;
+  return async () => {
+    for await (const event of store.readAll(after ? { after } : {})) {
+      process.observe(event);
+      after = event.position;
+    }
+    return process.sweep();
   };
 }
 

@@ -51,6 +51,7 @@ function narrowedTo(stored: EventStore, filter: ExportFilter): EventStore {
     },
     readAll: (options) => inOrder(stored.readAll(options)),
     subscribeToAll: (options) => inOrder(stored.subscribeToAll(options)),
+    headPosition: () => stored.headPosition(),
     close: () => stored.close(),
   };
 }

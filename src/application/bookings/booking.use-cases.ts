@@ -14,6 +14,7 @@ import { compensating, givenUpOnFailure, outcome, refusedAfter, takeStep, unpinn
 import type { CommandOptions, CommandResult } from '../command-handling/handle-command.js';
 import { bookingPayment, paidAtProvider } from '../payments/payment-attempts.js';
 import type { Position } from '../ports/position.js';
+import { holdExpiryName } from '../process-managers/sweeping-process.js';
 
 export type RequestBookingInput = { listingId: string; startDate: CalendarDate; endDate: CalendarDate };
 
@@ -183,7 +184,7 @@ async function holdDisplacingUnpaid(
  */
 async function expiredUnpaid(side: CommandSide, bookingId: string, request: CommandOptions): Promise<boolean> {
   const { requestId, correlationId, causationId } = request.context;
-  const context = { actor: { id: 'system:hold-expiry', roles: [] }, requestId, correlationId, causationId };
+  const context = { actor: { id: `system:${holdExpiryName}`, roles: [] }, requestId, correlationId, causationId };
   try {
     const options = { commandId: `${request.commandId}:displace`, context, ...(request.freshCommandId ? { freshCommandId: true } : {}) };
     return !(await expireUnpaidBooking(side, bookingId, options)).paid;

@@ -156,7 +156,7 @@ export interface EventStore {
    * stays where it is, since every event `readAll` does not show yet will read after it. A long
    * read that stops there (the audit export) holds exactly the log as it stood when it began.
    */
-  headPosition?(): Promise<Position>;
+  headPosition(): Promise<Position>;
 
   /** Releases connections. The store is unusable afterwards. */
   close(): Promise<void>;

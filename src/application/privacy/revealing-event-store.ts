@@ -9,7 +9,7 @@ import type {
   RecordedEvent,
   SubscribeOptions,
 } from '../ports/event-store.js';
-import { formatPosition } from '../ports/position.js';
+import { formatPosition, type Position } from '../ports/position.js';
 import { subjectErasedType } from '../../domain/user/user.events.js';
 import { KeyStoreUnavailableError, type PersonalDataVault } from './personal-data-vault.js';
 
@@ -80,6 +80,10 @@ export class RevealingEventStore implements EventStore {
     const abandoned = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, abandoned.signal]) : abandoned.signal;
     return this.revealEach(this.stored.subscribeToAll({ ...options, signal }), () => abandoned.abort());
+  }
+
+  headPosition(): Promise<Position> {
+    return this.stored.headPosition();
   }
 
   close(): Promise<void> {

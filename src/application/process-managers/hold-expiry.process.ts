@@ -17,7 +17,7 @@ import { VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { occurredAt } from '../metadata.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
-import { causeOf, commandCausedBy, runSweepLoop, type Cause } from './sweeping-process.js';
+import { causeOf, commandCausedBy, holdExpiryName, runSweepLoop, type Cause } from './sweeping-process.js';
 
 /**
  * A hold that lapses unpaid ends in two appends: the booking expired and its dates released as
@@ -794,7 +794,6 @@ function isEnded(state: AppointmentState): state is Extract<AppointmentState, { 
   return state.status === 'completed' || state.status === 'noShow';
 }
 
-/** When the event was appended, by the command side's clock (the one the sweep compares with). */
 /**
  * A slot or time moved from `previousStart` to `start`. The first move the appointment has not
  * followed starts from the appointment's start; a later one back there is an undo and settles it.
@@ -824,5 +823,5 @@ function scheduleSetter(event: RecordedEvent, doctorId: string): Actor {
 }
 
 function systemRequest(cause: Cause, step: string): CommandOptions {
-  return commandCausedBy('hold-expiry', cause, step);
+  return commandCausedBy(holdExpiryName, cause, step);
 }

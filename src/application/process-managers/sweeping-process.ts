@@ -32,6 +32,13 @@ export function commandCausedBy(processName: string, cause: Cause, step: string,
   };
 }
 
+/**
+ * The hold-expiry process's name: its actor is `system:hold-expiry`, also where a request does its
+ * work (expiring a lapsed booking in its way). Here, not beside the process, which imports the
+ * booking use cases that use it.
+ */
+export const holdExpiryName = 'hold-expiry';
+
 /** A process manager that keeps what is pending from the log (`observe`) and settles what is due (`sweep`). */
 export type SweepingProcess = {
   observe(event: RecordedEvent): void;

@@ -151,7 +151,7 @@ export const settingDescriptions: Record<keyof Config, string> = {
   HOLD_SWEEP_INTERVAL_MS: 'how often the expiry process looks for lapsed holds, orphaned slots and unfinished cancellations, and the refund reconciliation for refunds due a look at the provider',
   ORPHAN_SLOT_GRACE_MS: 'how long a step may be missing after the one before it (a crashed request) before the expiry process finishes it: a doctor slot held without its appointment is freed, the dates, slot and time a cancellation held are given back, a listing\'s calendar follows the listing',
   REFUND_RECONCILE_AFTER_MS:
-    'how long a refund the provider answered `pending` waits for its webhook before the provider is asked how it stands, and its outcome recorded; still pending (or not made yet), it is asked again after twice the last wait, at most 6 h',
+    'how long after a refund is requested, its outcome still not recorded (a `pending` answer whose webhook never came, or a create still being retried), the provider is asked how it stands and its outcome recorded; still pending, or not made yet, it is asked again after twice the last wait, at most 6 h',
   COMMAND_CACHE_STREAMS: 'streams per aggregate whose folded state each command process keeps in memory (about 2 KB each, across nine aggregates)',
   SHED_EVENT_LOOP_DELAY_MS: 'event-loop delay past which the APIs answer new requests 503 with `Retry-After` (0: never)',
   SHED_HEAP_USED_MB: 'heap in use past which the APIs answer new requests 503 with `Retry-After` (0: never); unset: 90 % of the heap limit (`--max-old-space-size`)',

@@ -39,8 +39,9 @@ export type EventLogClaim = 'claim' | 'check';
  * release started with `RUN_MIGRATIONS=false` ahead of its migrations), so nothing could be
  * checked; the process starts, not ready until they run, as it always did on a schema behind its
  * release. `unrecorded`: a `check` found no record, nor any checkpoint to tell the log by.
+ * `same-log`: the checkpoints are this log's (recorded now, or before).
  */
-export async function claimEventLog(pool: pg.Pool, kind: EventLogKind, claim: EventLogClaim = 'claim'): Promise<'claimed' | 'unrecorded' | 'schema-behind'> {
+export async function claimEventLog(pool: pg.Pool, kind: EventLogKind, claim: EventLogClaim): Promise<'same-log' | 'unrecorded' | 'schema-behind'> {
   let recorded: string | undefined;
   try {
     recorded = await recordedKind(pool);
@@ -58,7 +59,7 @@ export async function claimEventLog(pool: pg.Pool, kind: EventLogKind, claim: Ev
   }
   if (recorded === undefined) return 'unrecorded';
   if (recorded !== kind) throw new ConfigError(refusal(recorded, kind));
-  return 'claimed';
+  return 'same-log';
 }
 
 async function recordedKind(pool: pg.Pool): Promise<string | undefined> {

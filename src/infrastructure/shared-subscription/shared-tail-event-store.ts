@@ -73,6 +73,10 @@ export class SharedTailEventStore implements EventStore {
     return { [Symbol.asyncIterator]: () => this.follow(options.after, options.signal) };
   }
 
+  headPosition(): Promise<Position> {
+    return this.inner.headPosition();
+  }
+
   async close(): Promise<void> {
     this.detach();
     await this.inner.close();

@@ -34,6 +34,7 @@ function crashingStore(store: EventStore, after: number): EventStore {
     readStream: (streamId, options) => store.readStream(streamId, options),
     readAll: (options) => store.readAll(options),
     subscribeToAll: (options) => store.subscribeToAll(options),
+    headPosition: () => store.headPosition(),
     close: () => store.close(),
   };
 }

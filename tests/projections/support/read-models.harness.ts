@@ -23,6 +23,7 @@ export function trackingStore(store: EventStore): { readonly store: EventStore; 
     readStream: (streamId, options) => store.readStream(streamId, options),
     readAll: (options) => store.readAll(options),
     subscribeToAll: (options) => store.subscribeToAll(options),
+    headPosition: () => store.headPosition(),
     close: () => store.close(),
   };
   return { store: tracked, head: () => head };

@@ -336,9 +336,9 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
         throw notCaughtUp(`Events committed before this request are held back by a transaction still open after ${consistencyTimeoutMs} ms; try again shortly`);
       }
       // The cut, taken once every event committed before the request is readable: the export ends
-      // there however long it streams (a store that cannot say has none, and reads to the end).
-      const upTo = storedEvents.headPosition ? await storedEvents.headPosition() : undefined;
-      if (upTo) reply.header('export-position', formatPosition(upTo));
+      // there however long it streams.
+      const upTo = await storedEvents.headPosition();
+      reply.header('export-position', formatPosition(upTo));
       reply.type('application/x-ndjson; charset=utf-8');
       if (request.method === 'HEAD') return reply.send();
       const reading = form === 'stored' ? (stored: EventStore): EventReader => stored : readingFor(request);

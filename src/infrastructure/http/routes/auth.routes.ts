@@ -5,7 +5,7 @@ import type { IdentityService, Session } from '../../../application/identity/ide
 import { roleSchema } from '../../../application/metadata.js';
 import { notPrintable, printable } from '../../../domain/shared/printable-text.js';
 import { commandContext } from '../command-context.js';
-import { commandResultSchema, sendCommandResult } from '../command-result.js';
+import { commandResultSchema, noIfMatchHeaderSchema, sendCommandResult } from '../command-result.js';
 import type { CredentialsIdempotency } from '../../idempotency/idempotency.plugin.js';
 import { optionalAuth, requireAuth } from '../plugins/auth.plugin.js';
 
@@ -78,7 +78,7 @@ export const authRoutes: FastifyPluginAsyncZod<{ readonly identity: IdentityServ
     {
       onRequest: optionalAuth,
       config: { idempotencyUnhashed: ['password'] },
-      schema: { tags, summary: 'Create a user', body: signupBody, response: { 201: commandResultSchema } },
+      schema: { tags, summary: 'Create a user', headers: noIfMatchHeaderSchema, body: signupBody, response: { 201: commandResultSchema } },
     },
     async (request, reply) => {
       const result = await identity.signUp(request.body, commandContext(request), request.commandId);

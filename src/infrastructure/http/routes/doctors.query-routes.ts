@@ -60,7 +60,7 @@ export const doctorQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asyn
     {
       onRequest: optionalAuth,
       preHandler: consistentWith([doctorsProjectionName]),
-      schema: { tags, summary: 'Free slots in [from, to), in time order', headers, params: idParams, querystring: slotsQuery, response: { 200: pageSchema(slotSchema) } },
+      schema: { tags, summary: 'Free slots in [from, to), in time order', description: 'None in the past, and none more than 365 days ahead: bookings reach no further.', headers, params: idParams, querystring: slotsQuery, response: { 200: pageSchema(slotSchema) } },
     },
     async (request) => {
       const { limit, cursor, from, to } = request.query;
