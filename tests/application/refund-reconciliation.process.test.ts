@@ -233,4 +233,29 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
     expect([one.process.pending, other.process.pending]).toEqual([0, 0]);
   });
+
+  it('stopping while the provider is slow: the sweep stops after the look in flight, leaving the other due refunds for the next sweep (a shutdown waits for it)', async () => {
+    // Given three refunds due, and a provider taking 200 ms a look
+    for (const paymentId of ['pay-1', 'pay-2', 'pay-3']) await givenPendingRefund(paymentId);
+    const answer = provider.retrieveRefund.bind(provider);
+    let started = 0;
+    provider.retrieveRefund = async (request, quick) => {
+      started += 1;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return answer(request, quick);
+    };
+    const process = new RefundReconciliation({ eventStore: store, side, gateway: provider, graceMs });
+    clock.advance(graceMs);
+
+    // when the process is stopped once its first look has started
+    const stop = new AbortController();
+    const running = process.run(stop.signal, 60_000);
+    while (started === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    stop.abort();
+    await running;
+
+    // then it asked about the first refund only, and all three are still pending for the next sweep
+    expect(provider.looks).toHaveLength(1);
+    expect(process.pending).toBe(3);
+  });
 });

@@ -363,11 +363,12 @@ export class HoldExpiryProcess {
   }
 
   /** Acts on every hold, slot, cancellation, move and calendar that is due; returns how many it settled. */
-  async sweep(): Promise<number> {
+  async sweep(signal?: AbortSignal): Promise<number> {
     const now = this.options.side.clock.now().getTime();
     const grace = this.options.orphanSlotGraceMs;
     let settled = 0;
     settled += await this.settleDue(
+      signal,
       this.holds,
       now,
       (hold) => hold.holdExpiresAt,
@@ -375,6 +376,7 @@ export class HoldExpiryProcess {
       (id) => `expire hold of booking ${id}`,
     );
     settled += await this.settleDue(
+      signal,
       this.slots,
       now,
       (slot) => slot.bookedAt + grace,
@@ -382,6 +384,7 @@ export class HoldExpiryProcess {
       (id) => `release slot of appointment ${id}`,
     );
     settled += await this.settleDue(
+      signal,
       this.times,
       now,
       (time) => time.reservedAt + grace,
@@ -389,6 +392,7 @@ export class HoldExpiryProcess {
       (id) => `release patient time of appointment ${id}`,
     );
     settled += await this.settleDue(
+      signal,
       this.cancelledBookings,
       now,
       (pending) => pending.cancelledAt + grace,
@@ -396,6 +400,7 @@ export class HoldExpiryProcess {
       (id) => `release dates of cancelled booking ${id}`,
     );
     settled += await this.settleDue(
+      signal,
       this.endedAppointments,
       now,
       (pending) => pending.endedAt + grace,
@@ -404,6 +409,7 @@ export class HoldExpiryProcess {
     );
     // Before the moves: a hold completed brings the slot to its appointment, which settles a move too.
     settled += await this.settleDue(
+      signal,
       this.heldSlots,
       now,
       (hold) => Date.parse(hold.heldAt) + grace,
@@ -411,6 +417,7 @@ export class HoldExpiryProcess {
       (id) => `complete or drop the slot held for a move of appointment ${id}`,
     );
     settled += await this.settleDue(
+      signal,
       this.movedSlots,
       now,
       (move) => move.movedAt + grace,
@@ -418,6 +425,7 @@ export class HoldExpiryProcess {
       (id) => `move the slot of appointment ${id} back`,
     );
     settled += await this.settleDue(
+      signal,
       this.movedTimes,
       now,
       (move) => move.movedAt + grace,
@@ -428,6 +436,7 @@ export class HoldExpiryProcess {
     // appointment's time, which decides whether the schedule still leaves it out, is settled; one
     // moved into the new hours is kept. Its cancellation gives back the slot and time it holds then.
     settled += await this.settleDue(
+      signal,
       this.acknowledged,
       now,
       (pending) => pending.setAt + grace,
@@ -435,6 +444,7 @@ export class HoldExpiryProcess {
       (id) => `cancel appointment ${id}, which a schedule change acknowledged`,
     );
     settled += await this.settleDue(
+      signal,
       this.calendars,
       now,
       (pending) => pending.since + grace,
@@ -446,6 +456,7 @@ export class HoldExpiryProcess {
 
   /** Acts on each entry of `pending` due by `now`; how many it settled. */
   private async settleDue<Entry>(
+    signal: AbortSignal | undefined,
     pending: Map<string, Entry>,
     now: number,
     dueAt: (entry: Entry) => number,
@@ -454,6 +465,8 @@ export class HoldExpiryProcess {
   ): Promise<number> {
     let settled = 0;
     for (const [id, entry] of pending) {
+      // Stopping: what is left is due at the next sweep, here or in another instance.
+      if (signal?.aborted) break;
       if (dueAt(entry) > now) continue;
       if (await this.attempt(() => act(id, entry), what(id))) settled++;
     }

@@ -86,10 +86,13 @@ export class RefundReconciliation {
    * Looks at every refund that is due; returns how many it settled. One the provider fails to
    * answer for is reported and looked at again at its next due time: it never stops the sweep.
    */
-  async sweep(): Promise<number> {
+  async sweep(signal?: AbortSignal): Promise<number> {
     const now = this.options.side.clock.now().getTime();
     let settled = 0;
     for (const [refundId, refund] of this.refunds) {
+      // Stopping: each look may take the provider's whole timeout, and a shutdown waits for the
+      // sweep; what is left is due at the next one, here or in another instance.
+      if (signal?.aborted) break;
       if (refund.nextLookAt > now) continue;
       try {
         if (await this.reconcile(refundId, refund)) settled++;

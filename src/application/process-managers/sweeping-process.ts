@@ -42,7 +42,8 @@ export const holdExpiryName = 'hold-expiry';
 /** A process manager that keeps what is pending from the log (`observe`) and settles what is due (`sweep`). */
 export type SweepingProcess = {
   observe(event: RecordedEvent): void;
-  sweep(): Promise<unknown>;
+  /** Settles what is due; stops early, leaving the rest for the next sweep, once `signal` aborts. */
+  sweep(signal?: AbortSignal): Promise<unknown>;
 };
 
 export type SweepLoopOptions = {
@@ -68,7 +69,7 @@ export async function runSweepLoop(process: SweepingProcess, options: SweepLoopO
         process.observe(event);
         after = event.position;
       }
-      await process.sweep();
+      await process.sweep(signal);
     } catch (error) {
       options.onError?.(error);
     }
