@@ -1,6 +1,6 @@
 import { getHeapStatistics } from 'node:v8';
 import closeWithGrace from 'close-with-grace';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { createCommandHandlers, type CommandHandlers, type CommandSide } from '../application/command-handlers.js';
 import { createIdentityService, type IdentityService } from '../application/identity/identity.service.js';
 import { systemClock } from '../application/ports/clock.js';
@@ -25,6 +25,7 @@ import { demoSkipped, seedDemo } from './seed/seed-demo.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
+import { registerEventStoreMetrics } from './metrics/event-store-metrics.js';
 import { webhookMetrics } from './metrics/webhook-metrics.js';
 import { ErasedSubjects } from './privacy/erased-subjects.js';
 import { PgRecordsOutsideTheLog } from './privacy/pg-records-outside-the-log.js';
@@ -32,10 +33,12 @@ import { startPaymentProcess } from './process-checkpoints/payment-process.runne
 import { createPaymentGateway } from './stripe/payment-gateway.factory.js';
 import { PgCheckpointListener } from './projections/pg-checkpoint-listener.js';
 import { registerProjectionMetrics } from './projections/projection-metrics.js';
+import { PgEventStore } from './pg-event-store/pg-event-store.js';
+import type { ProjectionStatus } from '../projections/runtime/projector-metrics.js';
 import { startProjectors } from './projections/projector-runner.js';
 import type { ProjectionRuntime } from '../projections/runtime/projection-runtime.js';
 import { sleep } from '../application/sleep.js';
-import { listCheckpoints, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
+import { listCheckpoints, listCheckpointsWithLag, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
 import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
 import { startProjectorThread, startReadModelProjectors } from './projector-thread.js';
@@ -54,6 +57,15 @@ function loadShedding(config: Config) {
 }
 
 const readModelNames = readModelProjections.map((projection) => projection.name);
+
+/** Most events `projection_lag_events` counts behind a checkpoint: a scrape walks at most this many index entries per position. */
+const lagEventsCap = 10_000;
+
+/** The projection metrics of this process's projectors, with their lag in events counted in the log (PostgreSQL). */
+function publishProjectionMetrics(storage: Storage, projectors: { status(): ProjectionStatus[] }): void {
+  const db = createKysely<unknown>(storage.pool);
+  registerProjectionMetrics(metricsRegistry, projectors, { lagInEvents: () => listCheckpointsWithLag(db, lagEventsCap) });
+}
 
 /** What a command API needs to serve: the database, its schema, and the event store. */
 function writeProbes(storage: Storage): ReadinessProbe[] {
@@ -180,6 +192,14 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
   const expiry = new HoldExpiryProcess({ eventStore: storage.revealed, side, orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS, onError: reportTo(log) });
   const refundLog = logger.child({ component: 'refund-reconciliation' });
   const refunds = new RefundReconciliation({ eventStore: storage.revealed, side, gateway, graceMs: config.REFUND_RECONCILE_AFTER_MS, onError: reportTo(refundLog) });
+  new Gauge({
+    name: 'refund_reconciliation_pending',
+    help: 'Refunds whose outcome has not come yet, as this process\'s refund reconciliation follows them',
+    registers: [metricsRegistry],
+    collect() {
+      this.set(refunds.pending);
+    },
+  });
   const { revealed: eventStore, pool } = storage;
   const stopPayments = startPaymentProcess({ eventStore, side, gateway, pool, logger });
   const stop = new AbortController();
@@ -257,6 +277,8 @@ type Server = { drain(timeoutMs: number): Promise<void>; close(): Promise<void> 
 async function start(config: Config, role: Config['ROLE'], logger: Logger): Promise<void> {
   const resumesCheckpoints = role === 'all' || role === 'projector';
   const storage = await openStorage(config, logger, `bookable ${role}`, { claimEventLog: resumesCheckpoints ? 'claim' : 'check' });
+  // EventStoreDB has no such transactions to report.
+  if (storage.eventStore instanceof PgEventStore) registerEventStoreMetrics(metricsRegistry, storage.eventStore);
   // The APIs stop first, all at once: each turns new requests away (503) and lets those in
   // flight finish, within one grace period for all; then the rest closes in reverse order of
   // opening (process managers and projectors, then storage).
@@ -301,7 +323,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
     if (role === 'all' || role === 'command') servers.push(await startCommandApi(config, storage, commandSide(config, storage, logger), erased, logger));
     if (role === 'projector') {
       const projectors = startReadModelProjectors(config, storage, logger);
-      registerProjectionMetrics(metricsRegistry, projectors);
+      publishProjectionMetrics(storage, projectors);
       // Batches in flight commit before the pool closes (closers run last pushed, first).
       closers.push(() => projectors.stop());
       servers.push(await startOperationsServer(config, storage, logger));
@@ -313,7 +335,7 @@ async function start(config: Config, role: Config['ROLE'], logger: Logger): Prom
         void stopAll();
       });
       projectorThread = projectors;
-      registerProjectionMetrics(metricsRegistry, projectors);
+      publishProjectionMetrics(storage, projectors);
       closers.push(() => projectors.stop());
     }
     // In every projector process, all of them active: every command they send is idempotent

@@ -129,6 +129,28 @@ describe('Idempotency-Key', () => {
     expect(effects.length - before).toBe(1);
   });
 
+  it('counts each replayed answer in idempotent_replays_total, by route', async () => {
+    const replays = async () => {
+      const text = await (await fetch(`${api.url}/metrics`)).text();
+      const series = 'idempotent_replays_total{route="/test/orders"} ';
+      const line = text.split('\n').find((candidate) => candidate.startsWith(series));
+      return line === undefined ? 0 : Number(line.slice(series.length));
+    };
+    // Given a request answered under a key
+    const token = consumer();
+    const key = randomUUID();
+    expect((await order(token, key)).status).toBe(201);
+    const before = await replays();
+
+    // When it is sent again twice, and another request runs afresh under a new key
+    expect((await order(token, key)).headers.get('idempotent-replayed')).toBe('true');
+    expect((await order(token, key)).headers.get('idempotent-replayed')).toBe('true');
+    expect((await order(token, randomUUID())).headers.get('idempotent-replayed')).toBeNull();
+
+    // Then only the two replays are counted
+    expect(await replays()).toBe(before + 2);
+  });
+
   it('derives the command id from caller, key and request, so a retry carries the same one', async () => {
     const token = consumer();
     const key = randomUUID();

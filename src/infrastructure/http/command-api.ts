@@ -1,12 +1,13 @@
 import { currentRoles } from '../../application/authorization/registered-users.js';
 import type { Kysely } from 'kysely';
-import type { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CommandSide } from '../../application/command-handlers.js';
 import type { IdentityService } from '../../application/identity/identity.service.js';
 import type { ErasureDeps } from '../../application/privacy/erase-subject.use-case.js';
 import type { Clock } from '../../application/ports/clock.js';
 import type { IdempotencyTables } from '../idempotency/idempotency.tables.js';
 import { idempotencyPlugin } from '../idempotency/idempotency.plugin.js';
+import { idempotencyMetrics } from '../metrics/idempotency-metrics.js';
 import { PgIdempotencyStore } from '../idempotency/pg-idempotency-store.js';
 import type { TrustedProxies } from '../config/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
@@ -61,6 +62,8 @@ export type CommandApiDeps = {
 
 /** The write side over HTTP (API.md, "Command API"); built here, listened on by the caller. */
 export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer> {
+  // Made here when none is given (as the metrics plugin would), so that the replay counter is on this API's `/metrics`.
+  const metricsRegistry = deps.metricsRegistry ?? defaultRegistry();
   const app = await createHttpServer({
     logger: deps.logger,
     openApi: { title: 'bookable command API', description: 'Commands: each appends events and answers where.', version: '1' },
@@ -78,7 +81,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
       ...(deps.isErased ? { isErased: deps.isErased } : {}),
     },
     probes: deps.probes,
-    ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
+    metricsRegistry,
     ...(deps.loadShedding ? { loadShedding: deps.loadShedding } : {}),
     trustProxy: deps.trustProxy ?? false,
   });
@@ -88,6 +91,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
     clock: deps.clock,
     ttlHours: deps.idempotencyTtlHours,
     ...(deps.idempotencyLeaseMs === undefined ? {} : { leaseMs: deps.idempotencyLeaseMs }),
+    onReplay: idempotencyMetrics(metricsRegistry),
   });
 
   await app.register(authRoutes, { prefix: '/v1/auth', identity: deps.identity });
@@ -101,4 +105,10 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
   });
   if (deps.payments) await app.register(paymentApi, { side: deps.side, rateLimitMax: deps.rateLimitMax, ...deps.payments });
   return app;
+}
+
+function defaultRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return registry;
 }

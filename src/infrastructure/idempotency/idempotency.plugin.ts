@@ -24,6 +24,8 @@ export type IdempotencyOptions = {
    * request that runs longer renews its lease every third of it, so no retry takes its key over.
    */
   readonly leaseMs?: number;
+  /** Told of each stored answer replayed, with the route pattern it was replayed on (a metric). */
+  readonly onReplay?: (route: string) => void;
 };
 
 declare module 'fastify' {
@@ -173,6 +175,10 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
   // Longer than any request can run: the payment provider's client gives up after 4 tries of 20 s.
   const maxHoldMs = Math.max(leaseMs, 10 * 60_000);
   const ttlMs = options.ttlHours * 3_600_000;
+  const replayed = (route: string, reply: FastifyReply, response: StoredAnswer): FastifyReply => {
+    options.onReplay?.(route);
+    return replay(reply, response);
+  };
   // Keyed, not a bare SHA-256: a body may hold a password, and a plain hash of it would be a
   // fast offline guessing oracle for anyone who can read this table.
   const hashKey = createHmac('sha256', options.secret).update('idempotency-request-hash').digest();
@@ -236,14 +242,14 @@ const plugin: FastifyPluginAsync<IdempotencyOptions> = async (app, options) => {
       // On a `'no-replay'` route, a completed row was stored before the route was marked: it is
       // not replayed, and expires with its time to live; the request runs afresh.
       if (noReplay(request)) return;
-      if (!credentials) return replay(reply, claim.response);
+      if (!credentials) return replayed(route, reply, claim.response);
       // Past the window for a lost answer, the request runs afresh, like one whose credentials are spent.
       if (claim.answeredMsAgo > credentialsReplayWindowMs) return;
       // Credentials spent since are not handed out again: the request runs afresh, with a random
       // command id, unstored (the key's row keeps the old answer until it expires).
       const body = await credentials.replayable(claim.response.body);
       if (body === undefined) return;
-      return replay(reply, { ...claim.response, body });
+      return replayed(route, reply, { ...claim.response, body });
     }
     holdClaim(request, { ...id, token: claim.token });
     // A `'no-replay'` request runs afresh, with its random command id.
@@ -341,7 +347,9 @@ function keyInFlight(): HttpProblem {
   return new HttpProblem(409, 'idempotency-key-in-flight', 'Request in progress', detail, { headers: { 'retry-after': '1' } });
 }
 
-function replay(reply: FastifyReply, response: { status: number; headers: Readonly<Record<string, string>>; body: Buffer }): FastifyReply {
+type StoredAnswer = { status: number; headers: Readonly<Record<string, string>>; body: Buffer };
+
+function replay(reply: FastifyReply, response: StoredAnswer): FastifyReply {
   return reply.code(response.status).headers(response.headers).header('idempotent-replayed', 'true').send(response.body);
 }
 

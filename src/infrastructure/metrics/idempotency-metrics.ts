@@ -1,0 +1,17 @@
+import { Counter, type Registry } from 'prom-client';
+
+/**
+ * Answers replayed from a stored response under an `Idempotency-Key`, by route pattern: the only
+ * other sign of one is the `Idempotent-Replayed` header. Many of them from one route are clients
+ * retrying after lost answers (timeouts, a proxy cutting connections).
+ */
+export function idempotencyMetrics(registry: Registry): (route: string) => void {
+  const name = 'idempotent_replays_total';
+  // Like the other counters: a second API publishing into the registry reuses the first's.
+  const existing = registry.getSingleMetric(name);
+  const replays =
+    existing instanceof Counter
+      ? existing
+      : new Counter({ name, help: 'Responses replayed from a stored answer under an Idempotency-Key, by route', labelNames: ['route'], registers: [registry] });
+  return (route) => replays.inc({ route });
+}
