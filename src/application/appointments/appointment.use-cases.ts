@@ -91,8 +91,8 @@ function refuses(decision: () => void): boolean {
     decision();
     return false;
   } catch (error) {
-    if (error instanceof DomainError) return true;
-    throw error;
+    unlessRefused(error);
+    return true;
   }
 }
 

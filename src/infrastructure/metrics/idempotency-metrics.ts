@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { registeredOnce } from './registered-once.js';
 
 /**
  * Answers replayed from a stored response under an `Idempotency-Key`, by route pattern: the only
@@ -7,11 +8,6 @@ import { Counter, type Registry } from 'prom-client';
  */
 export function idempotencyMetrics(registry: Registry): (route: string) => void {
   const name = 'idempotent_replays_total';
-  // Like the other counters: a second API publishing into the registry reuses the first's.
-  const existing = registry.getSingleMetric(name);
-  const replays =
-    existing instanceof Counter
-      ? existing
-      : new Counter({ name, help: 'Responses replayed from a stored answer under an Idempotency-Key, by route', labelNames: ['route'], registers: [registry] });
+  const replays = registeredOnce(registry, name, Counter, () => new Counter({ name, help: 'Responses replayed from a stored answer under an Idempotency-Key, by route', labelNames: ['route'], registers: [registry] }));
   return (route) => replays.inc({ route });
 }

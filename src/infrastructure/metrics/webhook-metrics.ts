@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { registeredOnce } from './registered-once.js';
 import type { WebhookOutcome } from '../http/routes/stripe-webhook.routes.js';
 
 /**
@@ -8,11 +9,6 @@ import type { WebhookOutcome } from '../http/routes/stripe-webhook.routes.js';
  */
 export function webhookMetrics(registry: Registry): (outcome: WebhookOutcome) => void {
   const name = 'stripe_webhook_events_total';
-  // Both APIs of one process may publish into one registry: the second reuses the first's counter.
-  const existing = registry.getSingleMetric(name);
-  const events =
-    existing instanceof Counter
-      ? existing
-      : new Counter({ name, help: 'Signed Stripe webhook events, by outcome', labelNames: ['outcome'], registers: [registry] });
+  const events = registeredOnce(registry, name, Counter, () => new Counter({ name, help: 'Signed Stripe webhook events, by outcome', labelNames: ['outcome'], registers: [registry] }));
   return (outcome) => events.inc({ outcome });
 }

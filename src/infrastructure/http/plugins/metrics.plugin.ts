@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { registeredOnce } from '../../metrics/registered-once.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,18 +35,19 @@ const metrics: FastifyPluginAsync<MetricsOptions> = async (app, options) => {
     collectDefaultMetrics({ register: registry });
   }
   const name = 'http_request_duration_seconds';
-  // Both APIs of one process publish into one registry: the second reuses the first's histogram.
-  const existing = registry.getSingleMetric(name);
-  const duration =
-    existing instanceof Histogram
-      ? existing
-      : new Histogram({
-          name,
-          help: 'HTTP request duration in seconds, by method, route and status code',
-          labelNames: ['method', 'route', 'status_code'],
-          buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-          registers: [registry],
-        });
+  const duration = registeredOnce(
+    registry,
+    name,
+    Histogram,
+    () =>
+      new Histogram({
+        name,
+        help: 'HTTP request duration in seconds, by method, route and status code',
+        labelNames: ['method', 'route', 'status_code'],
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [registry],
+      }),
+  );
 
   // A request no route matched (404, or refused before routing) has no pattern: one `unmatched`
   // series per method and status, however many URLs are tried.
