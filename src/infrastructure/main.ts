@@ -25,6 +25,7 @@ import { demoSkipped, seedDemo } from './seed/seed-demo.js';
 import { loadSigningSecret } from './identity/signing-secret.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { commandMetrics } from './metrics/command-metrics.js';
+import { processManagerMetrics, type ProcessManagerObserver } from './metrics/process-manager-metrics.js';
 import { registerEventStoreMetrics } from './metrics/event-store-metrics.js';
 import { webhookMetrics } from './metrics/webhook-metrics.js';
 import { ErasedSubjects } from './privacy/erased-subjects.js';
@@ -173,9 +174,13 @@ async function startCommandApi(config: Config, storage: Storage, side: CommandSi
   return app;
 }
 
-/** What a sweeping process manager could not do: a warning while it will retry, an error once it gives up. */
-function reportTo(log: Logger) {
-  return (err: unknown, what: string, retried: boolean) => (retried ? log.warn({ err }, `could not ${what}; will retry`) : log.error({ err }, `could not ${what}; given up`));
+/** What a sweeping process manager could not do: a warning while it will retry, an error once it gives up; counted either way. */
+function reportTo(log: Logger, observer: ProcessManagerObserver) {
+  return (err: unknown, what: string, retried: boolean) => {
+    if (retried) log.warn({ err }, `could not ${what}; will retry`);
+    else log.error({ err }, `could not ${what}; given up`);
+    observer.error(retried);
+  };
 }
 
 /**
@@ -188,10 +193,26 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
   // Before any loop runs: it refuses a production start without Stripe, and a loop already
   // running, with no closer registered to stop it, would keep the process alive past the error.
   const gateway = paymentGateway(config, storage, logger);
+  const observe = processManagerMetrics(metricsRegistry);
   const log = logger.child({ component: 'hold-expiry' });
-  const expiry = new HoldExpiryProcess({ eventStore: storage.revealed, side, orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS, onError: reportTo(log) });
+  const expiryObserver = observe('hold-expiry');
+  const expiry = new HoldExpiryProcess({
+    eventStore: storage.revealed,
+    side,
+    orphanSlotGraceMs: config.ORPHAN_SLOT_GRACE_MS,
+    onError: reportTo(log, expiryObserver),
+    onAttempt: (succeeded) => expiryObserver.attempt(succeeded),
+  });
   const refundLog = logger.child({ component: 'refund-reconciliation' });
-  const refunds = new RefundReconciliation({ eventStore: storage.revealed, side, gateway, graceMs: config.REFUND_RECONCILE_AFTER_MS, onError: reportTo(refundLog) });
+  const refundObserver = observe('refund-reconciliation');
+  const refunds = new RefundReconciliation({
+    eventStore: storage.revealed,
+    side,
+    gateway,
+    graceMs: config.REFUND_RECONCILE_AFTER_MS,
+    onError: reportTo(refundLog, refundObserver),
+    onAttempt: (succeeded) => refundObserver.attempt(succeeded),
+  });
   new Gauge({
     name: 'refund_reconciliation_pending',
     help: 'Refunds whose outcome has not come yet, as this process\'s refund reconciliation follows them',
@@ -201,7 +222,7 @@ function startProcessManagers(config: Config, storage: Storage, logger: Logger):
     },
   });
   const { revealed: eventStore, pool } = storage;
-  const stopPayments = startPaymentProcess({ eventStore, side, gateway, pool, logger });
+  const stopPayments = startPaymentProcess({ eventStore, side, gateway, pool, logger, observer: observe('payment') });
   const stop = new AbortController();
   const running = [
     expiry.run(stop.signal, config.HOLD_SWEEP_INTERVAL_MS).catch((err: unknown) => log.error({ err }, 'hold expiry stopped')),

@@ -732,6 +732,41 @@ describe('payment process manager (booking ⇄ payment)', () => {
     }
   });
 
+  it('run() reports an event whose handling fails as an error it retries and a failed attempt, until the retry handles it', async () => {
+    const checkpoints = new PgProcessCheckpoints(createKysely<ProcessCheckpointTables>(backend.pool));
+    await drain(false);
+    if (cursor) await checkpoints.save(paymentProcessName, cursor);
+    const reports: string[] = [];
+    const following = new PaymentProcess({
+      eventStore: backend.eventStore,
+      side,
+      gateway: payments.gateway,
+      checkpoints,
+      retryDelayMs: 20,
+      onError: (_error, what, retried) => reports.push(`${retried ? 'will retry' : 'given up'}: ${what}`),
+      onAttempt: (succeeded) => reports.push(succeeded ? 'handled' : 'failed'),
+    });
+    const stop = new AbortController();
+    const running = following.run(stop.signal);
+    try {
+      // Given a confirmed booking, and Stripe refusing our key once when its refund is sent
+      const { bookingId, paymentId, intentId } = await bookAndStartPaying();
+      await pay(paymentId, intentId);
+      await eventually(async () => (await bookingStatus(bookingId)) === 'confirmed');
+      stripe.inject('create-refund', { kind: 'status', status: 401 });
+      // When its consumer cancels it
+      await cancelBooking(side, bookingId, { reason: 'plans changed' }, as(consumer));
+      await eventually(async () => (await eventTypes(backend.eventStore, `payment-${paymentId}`)).includes('RefundSucceeded'));
+      await eventually(async () => reports.at(-1) === 'handled');
+    } finally {
+      stop.abort();
+      await running;
+    }
+    // Then the refund's failure was told as retried and a failed attempt, then its retry as handled
+    const stuck = reports.findIndex((report) => report.startsWith('will retry'));
+    expect(reports.slice(stuck)).toEqual([expect.stringMatching(/^will retry: handle RefundRequested /), 'failed', 'handled']);
+  });
+
   describe.each([
     ['ends without its signal aborting (a server closing the stream)', 'ends' as const, 'The subscription to the log ended although the process was not stopped'],
     ['fails (the connection lost)', 'throws' as const, 'Connection terminated unexpectedly'],

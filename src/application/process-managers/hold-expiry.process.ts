@@ -119,6 +119,8 @@ export type HoldExpiryOptions = {
   readonly orphanSlotGraceMs: number;
   /** Told of each step that failed: `retried` false when it is given up (it needs people to act). */
   readonly onError?: (error: unknown, what: string, retried: boolean) => void;
+  /** Told after each round of `run` whether it succeeded (`runSweepLoop`). */
+  readonly onAttempt?: (succeeded: boolean) => void;
 };
 
 /**
@@ -475,8 +477,8 @@ export class HoldExpiryProcess {
 
   /** Until `signal` aborts, every `sweepEveryMs`: reads what the log gained, then settles what is due (`runSweepLoop`). */
   run(signal: AbortSignal, sweepEveryMs: number): Promise<void> {
-    const { eventStore, onError } = this.options;
-    return runSweepLoop(this, { eventStore, eventTypes: holdExpiryEventTypes, sweepEveryMs, onError: (error) => onError?.(error, 'read the log', true) }, signal);
+    const { eventStore, onError, onAttempt } = this.options;
+    return runSweepLoop(this, { eventStore, eventTypes: holdExpiryEventTypes, sweepEveryMs, onError: (error) => onError?.(error, 'read the log', true), onAttempt }, signal);
   }
 
   /**

@@ -38,7 +38,14 @@ export type PaymentProcessOptions = {
   readonly checkpoints: ProcessCheckpoints;
   /** First wait before an event whose handling failed (provider down, database gone) is tried again; doubles up to 30 s. */
   readonly retryDelayMs?: number;
-  readonly onError?: (error: unknown, what: string) => void;
+  /** Told of each failure: `retried` false for a step a rule or the provider refused, which is dropped. */
+  readonly onError?: (error: unknown, what: string, retried: boolean) => void;
+  /**
+   * Told whether each attempt at what every later event waits on succeeded: handling the event at
+   * the head (its checkpoint saved), or following the log. An operator's stall signal is how long
+   * attempts have failed without one succeeding.
+   */
+  readonly onAttempt?: (succeeded: boolean) => void;
 };
 
 type SucceededPayment = Extract<PaymentState, { status: 'succeeded' }>;
@@ -53,6 +60,9 @@ type BookingRead = { readonly state: BookingState; readonly version: number; rea
  * kept: the race that remains is one of seconds, not of however late the webhook is.
  */
 const tooCloseToCallMs = 2_000;
+
+/** The longest wait before a retry. */
+const longestRetryWaitMs = 30_000;
 
 /**
  * The integration edge between payments and bookings: payment events become booking commands,
@@ -93,7 +103,8 @@ export class PaymentProcess {
         return;
       } catch (error) {
         if (signal.aborted) return;
-        this.options.onError?.(error, 'follow the log; subscribing again from the checkpoint');
+        this.options.onError?.(error, 'follow the log; subscribing again from the checkpoint', true);
+        this.options.onAttempt?.(false);
         failures = progressed ? 1 : failures + 1;
         await sleep(this.backoffMs(failures - 1), signal);
       }
@@ -102,17 +113,26 @@ export class PaymentProcess {
 
   /** The wait before retry `attempt` (from 0): doubling from `retryDelayMs`, at most 30 s. */
   private backoffMs(attempt: number): number {
-    return Math.min(this.retryDelayMs * 2 ** attempt, 30_000);
+    return Math.min(this.retryDelayMs * 2 ** attempt, longestRetryWaitMs);
   }
 
   private async follow(signal: AbortSignal, progressed: () => void): Promise<void> {
-    const { eventStore, checkpoints } = this.options;
+    const { eventStore, checkpoints, onAttempt } = this.options;
     const after = await checkpoints.load(paymentProcessName);
     const subscription = eventStore.subscribeToAll({ ...(after ? { after } : {}), filter: { eventTypes: paymentProcessEventTypes }, signal });
-    for await (const event of subscription) {
-      if (!(await this.handleUntilDone(event, signal))) return;
-      await checkpoints.save(paymentProcessName, event.position);
-      progressed();
+    // A quiet log brings no event to show that following works again after a failure; a
+    // subscription open this long without failing does (PostgreSQL's reads the log every second).
+    const quiet = setTimeout(() => onAttempt?.(true), longestRetryWaitMs);
+    try {
+      for await (const event of subscription) {
+        clearTimeout(quiet);
+        if (!(await this.handleUntilDone(event, signal))) return;
+        await checkpoints.save(paymentProcessName, event.position);
+        progressed();
+        onAttempt?.(true);
+      }
+    } finally {
+      clearTimeout(quiet);
     }
     // The port ends a subscription only on its signal; a store that ends it otherwise (a server
     // closing the stream) must not pass for a stop, which nobody would hear of.
@@ -149,9 +169,11 @@ export class PaymentProcess {
         await this.handle(event);
         return true;
       } catch (error) {
-        this.options.onError?.(error, `handle ${event.type} ${event.id}`);
         // A refusal would come again on every retry and hold up every later event.
-        if (error instanceof DomainError || error instanceof ProviderRefusedError) return true;
+        const refused = error instanceof DomainError || error instanceof ProviderRefusedError;
+        this.options.onError?.(error, `handle ${event.type} ${event.id}`, !refused);
+        if (refused) return true;
+        this.options.onAttempt?.(false);
         await sleep(this.backoffMs(attempt), signal);
       }
     }

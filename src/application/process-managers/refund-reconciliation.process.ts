@@ -34,6 +34,8 @@ export type RefundReconciliationOptions = {
   readonly graceMs: number;
   /** Told of each look that settled nothing and will be made again (`retried`), or of reading the log failing. */
   readonly onError?: (error: unknown, what: string, retried: boolean) => void;
+  /** Told after each round of `run` whether it succeeded (`runSweepLoop`). */
+  readonly onAttempt?: (succeeded: boolean) => void;
 };
 
 /**
@@ -107,8 +109,8 @@ export class RefundReconciliation {
 
   /** Until `signal` aborts, every `sweepEveryMs`: reads what the log gained, then looks at what is due (`runSweepLoop`). */
   run(signal: AbortSignal, sweepEveryMs: number): Promise<void> {
-    const { eventStore, onError } = this.options;
-    return runSweepLoop(this, { eventStore, eventTypes: refundReconciliationEventTypes, sweepEveryMs, onError: (error) => onError?.(error, 'read the log', true) }, signal);
+    const { eventStore, onError, onAttempt } = this.options;
+    return runSweepLoop(this, { eventStore, eventTypes: refundReconciliationEventTypes, sweepEveryMs, onError: (error) => onError?.(error, 'read the log', true), onAttempt }, signal);
   }
 
   /**

@@ -53,6 +53,8 @@ export type SweepLoopOptions = {
   readonly sweepEveryMs: number;
   /** Told when reading the log (or a sweep) failed; the next round tries again from where it got to. */
   readonly onError?: (error: unknown) => void;
+  /** Told after each round whether it succeeded: an operator's stall signal is how long rounds have failed in a row. */
+  readonly onAttempt?: (succeeded: boolean) => void;
 };
 
 /**
@@ -70,8 +72,10 @@ export async function runSweepLoop(process: SweepingProcess, options: SweepLoopO
         after = event.position;
       }
       await process.sweep(signal);
+      options.onAttempt?.(true);
     } catch (error) {
       options.onError?.(error);
+      options.onAttempt?.(false);
     }
     await sleep(options.sweepEveryMs, signal);
   }

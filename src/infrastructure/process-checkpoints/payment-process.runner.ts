@@ -4,6 +4,7 @@ import type { EventStore } from '../../application/ports/event-store.js';
 import type { PaymentGateway } from '../../application/ports/payment-gateway.js';
 import { PaymentProcess } from '../../application/process-managers/payment.process.js';
 import type { Logger } from '../logging/logger.js';
+import type { ProcessManagerObserver } from '../metrics/process-manager-metrics.js';
 import { createKysely } from '../postgres/database.js';
 import { PgProcessCheckpoints, type ProcessCheckpointTables } from './pg-process-checkpoints.js';
 
@@ -13,6 +14,7 @@ export type PaymentProcessRunnerDeps = {
   readonly gateway: PaymentGateway;
   readonly pool: pg.Pool;
   readonly logger: Logger;
+  readonly observer?: ProcessManagerObserver;
 };
 
 /** Runs the payment process manager until the returned function stops it. */
@@ -23,7 +25,11 @@ export function startPaymentProcess(deps: PaymentProcessRunnerDeps): () => Promi
     side: deps.side,
     gateway: deps.gateway,
     checkpoints: new PgProcessCheckpoints(createKysely<ProcessCheckpointTables>(deps.pool)),
-    onError: (err, what) => log.warn({ err }, `could not ${what}`),
+    onError: (err, what, retried) => {
+      log.warn({ err }, `could not ${what}`);
+      deps.observer?.error(retried);
+    },
+    onAttempt: (succeeded) => deps.observer?.attempt(succeeded),
   });
   const stop = new AbortController();
   const running = process.run(stop.signal).catch((err: unknown) => log.error({ err }, 'payment process stopped'));
