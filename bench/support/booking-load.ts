@@ -32,8 +32,8 @@ export async function createBenchListings(commands: string, count: number): Prom
 
 /**
  * Bodies of `POST /v1/bookings`, one night each, round robin over the listings, never the same night
- * twice. From the night after today (UTC), as a stay starts at most a year ahead: 365 nights of
- * each listing, 73,000 bookings over 200 listings, before they are refused.
+ * twice. From the night after today (UTC), as every night of a stay falls at most a year ahead:
+ * 365 nights of each listing, 73,000 bookings over 200 listings, before they are refused.
  */
 export function bookingBodies(listingIds: readonly string[]): () => string {
   let booking = 0;

@@ -142,7 +142,8 @@ async function readOwnWrite(
 const slotsPage = z.object({ items: z.array(z.object({ start: z.string() })) });
 
 function stayDates(world: World, hot: boolean): { startDate: string; endDate: string } {
-  // `firstDay` is two days on, and a stay starts at most 365 days ahead: spread over the year.
+  // `firstDay` is two days on, and every night of a stay falls at most 365 days ahead: spread over the
+  // year, the last night at most 2 + 359 + 2 days on.
   const offset = hot ? randomInt(10) : randomInt(360);
   const start = world.firstDay + offset * day;
   return { startDate: isoDate(start), endDate: isoDate(start + (1 + randomInt(3)) * day) };

@@ -90,10 +90,21 @@ describe('HoldDates', () => {
     spec.given([]).when(hold('b1', '2026-06-01', addDays('2026-06-01', 91))).thenFails('stay-too-long');
   });
 
-  it('accepts a stay starting 364 or 365 days from today, and refuses one starting 366 days from today', () => {
-    spec.given([]).when(hold('b1', addDays('2026-05-01', 364), addDays('2026-05-01', 366))).then([held('b1', addDays('2026-05-01', 364), addDays('2026-05-01', 366))]);
-    spec.given([]).when(hold('b1', addDays('2026-05-01', 365), addDays('2026-05-01', 367))).then([held('b1', addDays('2026-05-01', 365), addDays('2026-05-01', 367))]);
-    spec.given([]).when(hold('b1', addDays('2026-05-01', 366), addDays('2026-05-01', 368))).thenFails('dates-too-far-ahead');
+  describe('the booking horizon: every night of a stay at most 365 days from today', () => {
+    const day = (n: number) => addDays('2026-05-01', n);
+
+    it('accepts a stay whose last night is 365 days from today', () => {
+      spec.given([]).when(hold('b1', day(364), day(366))).then([held('b1', day(364), day(366))]);
+      spec.given([]).when(hold('b1', day(365), day(366))).then([held('b1', day(365), day(366))]);
+      spec.given([]).when(hold('b1', day(276), day(366))).then([held('b1', day(276), day(366))]);
+    });
+
+    it('refuses a stay starting within the horizon whose last night is past it', () => {
+      spec.given([]).when(hold('b1', day(365), day(367))).thenFails('dates-too-far-ahead');
+      spec.given([]).when(hold('b1', day(300), day(390))).thenFails('dates-too-far-ahead');
+    });
+
+    it('refuses a stay starting past the horizon', () => spec.given([]).when(hold('b1', day(366), day(368))).thenFails('dates-too-far-ahead'));
   });
 
   it('accepts today and refuses yesterday, in the listing time zone', () => {

@@ -7,6 +7,8 @@ import { payBooking } from '../projections/support/scenarios.js';
 import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
 
 const otherOwner = { id: 'owner-2', roles: ['OWNER' as const] };
+/** Books in tests whose bookings the authorisation tests do not count. */
+const guest = { id: 'consumer-3', roles: ['CONSUMER' as const] };
 
 describe('query API', () => {
   let q: QueryApiFixture;
@@ -148,6 +150,63 @@ describe('query API', () => {
     it('lists a listing\'s reviews (none yet)', async () => {
       const response = await q.app.inject({ url: `/v1/listings/${listingId}/reviews` });
       expect(response.json()).toEqual({ items: [], nextCursor: null });
+    });
+
+    describe('the booking horizon: every night of a stay at most 365 days after today in the listing\'s time zone', () => {
+      // At 2030-01-10T10:00Z it is already 2030-01-11 in Kiritimati (UTC+14): a stay there may
+      // take nights up to 2031-01-11, in UTC only up to 2031-01-10.
+      const kiritimati = { ...listingInput, title: 'Lagoon hut', category: 'horizon', timeZone: 'Pacific/Kiritimati' };
+      const utc = { ...listingInput, title: 'Harbour flat', category: 'horizon', timeZone: 'UTC' };
+
+      it('reports no day past it available, the horizon counted from the listing\'s own today', async () => {
+        const { id } = await createListing(q.side, kiritimati, as(owner));
+
+        const response = await q.app.inject({ url: `/v1/listings/${id}/availability?from=2031-01-09&to=2031-01-14`, headers: q.consistency() });
+
+        expect(response.statusCode).toBe(200);
+        expect(response.json()).toMatchObject({ from: '2031-01-09', to: '2031-01-14' });
+        expect(response.json<{ days: unknown[] }>().days).toEqual([
+          { date: '2031-01-09', status: 'free' },
+          { date: '2031-01-10', status: 'free' },
+          { date: '2031-01-11', status: 'free' },
+        ]);
+        // The command side agrees on both sides of the edge, for a stay starting before it too.
+        await expect(requestBooking(q.side, { listingId: id, startDate: '2031-01-12', endDate: '2031-01-13' }, as(guest))).rejects.toMatchObject({ code: 'dates-too-far-ahead' });
+        await expect(requestBooking(q.side, { listingId: id, startDate: '2031-01-09', endDate: '2031-01-13' }, as(guest))).rejects.toMatchObject({ code: 'dates-too-far-ahead' });
+        await expect(requestBooking(q.side, { listingId: id, startDate: '2031-01-11', endDate: '2031-01-12' }, as(guest))).resolves.toMatchObject({ id: expect.any(String) });
+      });
+
+      it('reports no day at all when the range starts past it', async () => {
+        const { id } = await createListing(q.side, utc, as(owner));
+
+        const response = await q.app.inject({ url: `/v1/listings/${id}/availability?from=2031-01-11&to=2031-02-01`, headers: q.consistency() });
+
+        expect(response.statusCode).toBe(200);
+        expect(response.json()).toMatchObject({ listingId: id, bookable: true, from: '2031-01-11', to: '2031-02-01', days: [] });
+      });
+
+      it('finds no listing for free dates whose last night is past it, each listing judged by its own today', async () => {
+        const hut = (await createListing(q.side, kiritimati, as(owner))).id;
+        const flat = (await createListing(q.side, utc, as(owner))).id;
+        const found = async (from: string, to: string) => {
+          const response = await q.app.inject({ url: `/v1/listings?category=horizon&limit=100&from=${from}&to=${to}`, headers: q.consistency() });
+          expect(response.statusCode, from).toBe(200);
+          return response.json<{ items: { id: string }[] }>().items.map((l) => l.id);
+        };
+
+        expect(await found('2031-01-10', '2031-01-11')).toEqual(expect.arrayContaining([hut, flat]));
+        const lastDayInKiritimati = await found('2031-01-11', '2031-01-12');
+        expect(lastDayInKiritimati).toContain(hut);
+        expect(lastDayInKiritimati).not.toContain(flat);
+        expect(await found('2031-01-12', '2031-01-13')).toEqual([]);
+        expect(await found('2031-06-01', '2031-06-08')).toEqual([]);
+        // A stay starting within it whose last night is past it would be refused as well.
+        expect(await found('2031-01-01', '2031-01-11')).toEqual(expect.arrayContaining([hut, flat]));
+        const endingOnKiritimatisLastNight = await found('2030-12-20', '2031-01-12');
+        expect(endingOnKiritimatisLastNight).toContain(hut);
+        expect(endingOnKiritimatisLastNight).not.toContain(flat);
+        expect(await found('2031-01-05', '2031-01-13')).toEqual([]);
+      });
     });
   });
 

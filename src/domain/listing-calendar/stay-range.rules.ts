@@ -1,6 +1,6 @@
 import { isDateTooFarAhead, maxDaysAhead } from '../shared/booking-horizon.js';
-import { calendarDateSchema, type CalendarDate, type Instant } from '../shared/calendar-date.js';
-import { nights, type DateRange } from '../shared/date-range.js';
+import { addDays, calendarDateSchema, type CalendarDate, type Instant } from '../shared/calendar-date.js';
+import { lastNight, nights, type DateRange } from '../shared/date-range.js';
 import { DomainError } from '../shared/domain-error.js';
 import { isTimeZone } from '../shared/time-zone.js';
 import { wallClockAt } from '../shared/wall-clock.js';
@@ -26,7 +26,7 @@ export function assertBookableRange(range: DateRange, today: CalendarDate): void
   if (range.endDate <= range.startDate) throw new DomainError('invalid-range', 'the end date must be after the start date');
   if (nights(range) > maxNights) throw new DomainError('stay-too-long', `a stay is at most ${maxNights} nights`);
   if (range.startDate < today) throw new DomainError('dates-in-past', `the stay may not start before ${today}`);
-  if (isDateTooFarAhead(range.startDate, today)) {
-    throw new DomainError('dates-too-far-ahead', `the stay may start at most ${maxDaysAhead} days after ${today}`);
+  if (isDateTooFarAhead(lastNight(range), today)) {
+    throw new DomainError('dates-too-far-ahead', `the stay must end within ${maxDaysAhead} days after ${today}: its last night may be ${addDays(today, maxDaysAhead)} at the latest`);
   }
 }

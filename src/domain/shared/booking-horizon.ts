@@ -2,7 +2,8 @@ import { daysBetween, type CalendarDate, type Instant } from './calendar-date.js
 
 /**
  * How far ahead anything may be booked: a doctor's slot may start at most this many days after
- * now, a stay at most this many days after today in the listing's time zone. Without a bound one
+ * now, and every night of a stay (its last included) fall at most this many days after today in
+ * the listing's time zone, so nothing is booked past the horizon. Without a bound one
  * patient (or guest) could take a slot on each of tens of thousands of future days (request dates
  * run to the year 8999), blocking the doctor or the listing for years; and an aggregate's state
  * keeps every live booking, so each command on it would pay for all of them (30,000 slots made a
@@ -18,7 +19,7 @@ export function isTooFarAhead(start: Instant, now: Instant): boolean {
   return Date.parse(start) - Date.parse(now) > maxDaysAhead * dayMs;
 }
 
-/** `startDate` is more than `maxDaysAhead` days after `today`. */
-export function isDateTooFarAhead(startDate: CalendarDate, today: CalendarDate): boolean {
-  return daysBetween(today, startDate) > maxDaysAhead;
+/** `date` is more than `maxDaysAhead` days after `today`. */
+export function isDateTooFarAhead(date: CalendarDate, today: CalendarDate): boolean {
+  return daysBetween(today, date) > maxDaysAhead;
 }

@@ -1,8 +1,10 @@
 import { sql, type Kysely } from 'kysely';
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
+import { lastNight } from '../../domain/shared/date-range.js';
 import type { Database } from '../read-models.js';
 import { amount, toPage, type Page, type PageRequest } from '../shared/page.js';
 import { readAcrossGenerations } from '../shared/read-across-generations.js';
+import { zonesWithinStayHorizon } from '../shared/stay-horizon.js';
 
 export type ListingView = {
   readonly id: string;
@@ -29,7 +31,11 @@ export type ListingFilter = {
   readonly minPrice?: number | undefined;
   readonly maxPrice?: number | undefined;
   readonly currency?: string | undefined;
-  /** Only listings with no live hold or booking overlapping `[from, to)`. */
+  /**
+   * Only listings with no live hold or booking overlapping `[from, to)`, and in which the stay's
+   * last night (the day before `to`) is within the booking horizon at `now`, in each listing's
+   * time zone: a stay of those nights would otherwise be refused.
+   */
   readonly freeDates?: { readonly from: CalendarDate; readonly to: CalendarDate; readonly now: Date } | undefined;
   /** Words to find in title, description, category and location (web search syntax). */
   readonly q?: string | undefined;
@@ -108,14 +114,28 @@ function toListingView(row: ListingRecord): ListingView {
 }
 
 /** Active listings matching every given filter, newest first. */
-export function searchListings(db: Kysely<Database>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
-  return readListings(db, (from) => search(from, filter, page));
+export async function searchListings(db: Kysely<Database>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
+  const { freeDates } = filter;
+  const zones = freeDates ? await zonesWithinStayHorizon(lastNight({ startDate: freeDates.from, endDate: freeDates.to }), freeDates.now, () => activeTimeZones(db)) : 'every';
+  return readListings(db, (from) => search(from, filter, zones, page));
 }
 
-async function search(from: ReturnType<typeof listings>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
+/** The time zones active listings are in: a few hundred at most, however many listings there are. */
+async function activeTimeZones(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db.selectFrom('rm_listings.listings').select('time_zone').distinct().where('active', '=', true).execute();
+  return rows.map((row) => row.time_zone);
+}
+
+async function search(
+  from: ReturnType<typeof listings>,
+  filter: ListingFilter,
+  zones: 'every' | readonly string[],
+  page: PageRequest<ListingSortKey>,
+): Promise<Page<ListingView, ListingSortKey>> {
   const { after, limit } = page;
   const { category, location, minPrice, maxPrice, currency, freeDates, q } = filter;
   let query = from.where('l.active', '=', true);
+  if (zones !== 'every') query = zones.length === 0 ? query.where(sql<boolean>`false`) : query.where('l.time_zone', 'in', zones);
   if (category !== undefined) query = query.where('l.category', '=', category);
   // Both sides lowered by PostgreSQL: under the C locale it lowers ASCII only, and a value lowered
   // by JavaScript would then never meet 'Île-de-France' or 'Москва' as stored.

@@ -9,6 +9,7 @@ import { findListing, searchListings } from '../../../projections/listings/listi
 import { listingsProjectionName } from '../../../projections/listings/listings.table.js';
 import { reviewsOfListing } from '../../../projections/reviews/reviews.queries.js';
 import { reviewsProjectionName } from '../../../projections/reviews/reviews.table.js';
+import { withinStayHorizon } from '../../../projections/shared/stay-horizon.js';
 import { optionalAuth } from '../plugins/auth.plugin.js';
 import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
@@ -86,7 +87,9 @@ const availabilitySchema = z
     bookable: z.boolean().describe('Whether the listing takes bookings: false once deactivated, when every day is refused whatever its status'),
     from: z.string(),
     to: z.string(),
-    days: z.array(z.object({ date: z.string(), status: dayStatusSchema })),
+    days: z
+      .array(z.object({ date: z.string(), status: dayStatusSchema }))
+      .describe('One per day of [from, to) that a stay may hold as a night (at most 365 days after today in the listing\'s time zone): none past that, as a booking with a night there is refused'),
   })
   .meta({ id: 'ListingAvailability' });
 
@@ -149,8 +152,11 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
       const { id } = request.params;
       const listing = await findListing(db, id);
       if (!listing) throw notFound(`listing ${id}`);
-      const days = await listingAvailability(db, id, request.query, clock.now());
-      return { listingId: id, bookable: listing.active, ...request.query, days };
+      const now = clock.now();
+      const days = await listingAvailability(db, id, request.query, now);
+      // In date order, so only a tail goes: the days left still line up with [from, to).
+      const bookableNight = withinStayHorizon(listing.timeZone, now);
+      return { listingId: id, bookable: listing.active, ...request.query, days: days.filter((day) => bookableNight(day.date)) };
     },
   );
 
