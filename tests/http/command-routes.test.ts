@@ -91,7 +91,7 @@ describe('command routes over HTTP', () => {
     it('refuses a currency no one can pay in, with 400 problem+json naming body.currency, when creating or repricing, and appends nothing', async () => {
       const created = await post('/v1/listings', listingInput, owner);
       const before = await eventCount();
-      for (const currency of ['ZZZ', 'EUE']) {
+      for (const currency of ['ZZZ', 'EUE', 'eur']) {
         const create = await post('/v1/listings', { ...listingInput, currency }, owner);
         expect(create.status, currency).toBe(400);
         expect(create.headers.get('content-type')).toContain('application/problem+json');
@@ -113,6 +113,10 @@ describe('command routes over HTTP', () => {
         ['location', 'Lyon\u0007'],
         ['title', '   '],
         ['title', 'Loft\nby the river'],
+        ['title', 'Loft \u202Eevil'],
+        ['location', 'Lyon\u0085'],
+        ['description', 'Quiet\u001b[2J'],
+        ['description', 'Quiet \u2066street\u2069'],
       ] as const) {
         for (const [path, body] of [
           ['/v1/listings', { ...listingInput, [field]: value }],
@@ -128,11 +132,23 @@ describe('command routes over HTTP', () => {
     });
 
     it('accepts listing text with inner spaces, as sent but for the spaces around it', async () => {
-      const created = await post('/v1/listings', { ...listingInput, title: '  Loft  by the river ', category: 'beach house', location: 'Saint-Jean de Luz' }, owner);
+      const description = 'Two bedrooms.\n\tQuiet street.\r\nParking.\n';
+      const created = await post('/v1/listings', { ...listingInput, title: '  Loft  by the river ', description, category: 'beach house', location: 'Saint-Jean de Luz' }, owner);
       expect(created.status).toBe(201);
       const { state } = await api.side.handlers.listing.read(String(created.body.streamId));
-      expect(state).toMatchObject({ listing: { details: { title: 'Loft  by the river', category: 'beach house', location: 'Saint-Jean de Luz' } } });
+      expect(state).toMatchObject({ listing: { details: { title: 'Loft  by the river', description, category: 'beach house', location: 'Saint-Jean de Luz' } } });
       expect((await post(`/v1/listings/${String(created.body.id)}/update`, { location: ' Le Puy en Velay ' }, owner)).status).toBe(200);
+    });
+
+    it('refuses a review comment a terminal or a text renderer would obey, with 400 problem+json naming body.comment, and appends nothing', async () => {
+      const before = await eventCount();
+      for (const comment of ['ding\u0007\u001b[2J', '\u001b[31mred\u001b[0m', '\u202Eevil', 'fine\u2067', 'next\u0085line', 'over\rwritten', 'over\r\rwritten\n']) {
+        const response = await post(`/v1/listings/${randomUUID()}/reviews`, { bookingId: randomUUID(), rating: 4, comment }, consumer);
+        expect(response.status, JSON.stringify(comment)).toBe(400);
+        expect(response.headers.get('content-type')).toContain('application/problem+json');
+        expect(response.body.errors, JSON.stringify(comment)).toEqual([{ path: 'body.comment', message: 'must not contain control characters' }]);
+      }
+      expect(await eventCount()).toBe(before);
     });
 
     it('answers 401 without a token and 403 for a consumer', async () => {
@@ -395,7 +411,7 @@ describe('command routes over HTTP', () => {
       expect((await post(`/v1/bookings/${bookingId}/complete`, {}, owner)).status).toBe(409);
       api.clock.advance(13 * 86_400_000);
       expect((await post(`/v1/bookings/${bookingId}/complete`, {}, owner)).status).toBe(200);
-      const review = { bookingId, rating: 5, comment: 'Lovely light' };
+      const review = { bookingId, rating: 5, comment: 'Lovely light.\r\n\tWould stay again.' };
       expect((await post(`/v1/listings/${listingId}/reviews`, review, otherConsumer)).status).toBe(404);
       expect((await post(`/v1/listings/${listingId}/reviews`, review, consumer)).status).toBe(201);
       const again = await post(`/v1/listings/${listingId}/reviews`, review, consumer);

@@ -102,7 +102,8 @@ describe('query API', () => {
         const response = await q.app.inject({ url: `/v1/listings?currency=${currency}&maxPrice=1` });
         expect(response.statusCode, currency).toBe(400);
         const paths = response.json<{ errors: { path: string }[] }>().errors.map((e) => e.path);
-        expect(new Set(paths), currency).toEqual(new Set(['querystring.currency']));
+        // Once, though `eur` is neither of the right shape nor a known code.
+        expect(paths, currency).toEqual(['querystring.currency']);
       }
     });
 

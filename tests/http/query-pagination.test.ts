@@ -93,5 +93,18 @@ describe('pagination of the query API', () => {
       // And again: the same order on a second walk.
       expect((await walk(path, undefined, headers())).flatMap((p) => p.items.map((item) => item.id))).toEqual(order);
     });
+
+    it('refuses a cursor it did not hand out with 400 invalid-cursor, naming querystring.cursor as a validation failure does', async () => {
+      const handedOut = (await page(`${path}?limit=1`, headers())).nextCursor ?? '';
+      for (const cursor of ['garbage', handedOut.slice(0, -2), `${handedOut}.x`]) {
+        const response = await q.app.inject({ url: `${path}?cursor=${encodeURIComponent(cursor)}`, headers: headers() });
+        expect(response.statusCode, cursor).toBe(400);
+        expect(response.headers['content-type'], cursor).toContain('application/problem+json');
+        expect(response.json(), cursor).toMatchObject({
+          type: 'https://bookable.example/problems/invalid-cursor',
+          errors: [{ path: 'querystring.cursor', message: 'not a cursor this query handed out' }],
+        });
+      }
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { currencySchema } from '../shared/money.js';
-import { notPrintable, printable } from '../shared/printable-text.js';
+import { notPrintable, printable, printableLines } from '../shared/printable-text.js';
 import { timeZoneSchema } from '../shared/time-zone.js';
 
 /** What a listing says about itself; listing text is published, so none of it is personal data. */
@@ -31,6 +31,8 @@ const searchableText = (max: number) => z.string().trim().min(1).max(max).regex(
 /** The details as a command or request may set them; the events keep the looser rules they were stored under. */
 export const newListingDetailsSchema = listingDetailsSchema.extend({
   title: searchableText(200),
+  /** Several lines, and may be blank; but no control characters either, lest a reader's terminal obey them. */
+  description: listingDetailsSchema.shape.description.regex(printableLines, notPrintable),
   category: searchableText(100),
   location: searchableText(200),
   capacity: listingDetailsSchema.shape.capacity.max(maxCapacity),

@@ -1,8 +1,16 @@
 import { z } from 'zod';
 import { actorSchema } from '../shared/actor.js';
 import { instantSchema } from '../shared/calendar-date.js';
+import { notPrintable, printableLines } from '../shared/printable-text.js';
 import { bookingStatusSchema } from '../booking/booking.status.js';
 import { commentSchema, ratingSchema } from './review.events.js';
+
+/**
+ * A comment as a command or request may set it: lines a terminal or a renderer shows as written.
+ * Blank is allowed, as for a listing's description: the rating is the review. The events keep
+ * the looser rule they were stored under, so older comments still decode.
+ */
+export const newCommentSchema = commentSchema.regex(printableLines, notPrintable);
 
 /** The booking as the application read it: a review is one per booking, so the booking id is the review's id. */
 export const bookingFactsSchema = z.object({
@@ -21,7 +29,7 @@ export const submitReviewSchema = z.object({
     actor: actorSchema,
     booking: bookingFactsSchema,
     rating: ratingSchema,
-    comment: commentSchema,
+    comment: newCommentSchema,
     now: instantSchema,
   }),
 });
@@ -33,7 +41,7 @@ export const editReviewSchema = z.object({
     bookingId: z.string().min(1),
     actor: actorSchema,
     rating: ratingSchema.optional(),
-    comment: commentSchema.optional(),
+    comment: newCommentSchema.optional(),
     now: instantSchema,
   }),
 });

@@ -13,7 +13,11 @@ const knownCurrencies = new Set(Intl.supportedValuesOf('currency'));
  * An ISO 4217 code the runtime knows, for requests and commands: a made-up or misspelt code
  * (`ZZZ`, `EUE`) passes the shape, yet nobody can pay in it (the payment provider refuses it).
  */
-export const knownCurrencySchema = currencySchema.refine((code) => knownCurrencies.has(code), 'must be an ISO 4217 currency code like EUR');
+export const knownCurrencySchema = currencySchema.refine((code) => knownCurrencies.has(code), {
+  message: 'must be an ISO 4217 currency code like EUR',
+  // Only a code of the right shape is looked up: `eur` is refused once, not twice over.
+  when: (payload) => payload.issues.length === 0,
+});
 
 /** An amount in minor units (cents) of one currency; integers only, so no rounding drift. */
 export const moneySchema = z.object({

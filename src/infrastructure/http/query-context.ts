@@ -53,8 +53,11 @@ export class CursorCodec {
   }
 }
 
+/** A validation failure of `?cursor=`, so `errors` names it as API.md asks; the type says which. */
 const invalidCursor = () =>
-  new HttpProblem(400, 'invalid-cursor', 'Invalid cursor', 'The cursor is not one this query handed out; start again without it');
+  new HttpProblem(400, 'invalid-cursor', 'Invalid cursor', 'The cursor is not one this query handed out; start again without it', {
+    extensions: { errors: [{ path: 'querystring.cursor', message: 'not a cursor this query handed out' }] },
+  });
 
 /**
  * Bytes of JSON in the largest sort key any route pages by: the doctors' (`DoctorSortKey`), a name

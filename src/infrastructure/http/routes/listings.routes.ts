@@ -4,7 +4,8 @@ import type { CommandSide } from '../../../application/command-handlers.js';
 import { createListing, setListingActive, updateListing } from '../../../application/listings/listing.use-cases.js';
 import { submitReview } from '../../../application/reviews/review.use-cases.js';
 import { newListingDetailsSchema, listingPriceSchema } from '../../../domain/listing/listing.events.js';
-import { commentSchema, ratingSchema } from '../../../domain/review/review.events.js';
+import { newCommentSchema } from '../../../domain/review/review.commands.js';
+import { ratingSchema } from '../../../domain/review/review.events.js';
 import { knownCurrencySchema } from '../../../domain/shared/money.js';
 import { commandOptions } from '../command-context.js';
 import { commandResultSchema, emptyBodySchema, ifMatchHeaderSchema, noIfMatchHeaderSchema, sendCommandResult } from '../command-result.js';
@@ -29,7 +30,7 @@ const updateListingBody = newListingDetailsSchema
   .refine((body) => Object.keys(body).length > 0, 'name at least one field to change')
   .meta({ id: 'UpdateListingRequest' });
 
-const reviewBody = z.object({ bookingId: z.uuid(), rating: ratingSchema, comment: commentSchema }).strict().meta({ id: 'ReviewRequest' });
+const reviewBody = z.object({ bookingId: z.uuid(), rating: ratingSchema, comment: newCommentSchema }).strict().meta({ id: 'ReviewRequest' });
 
 const params = z.object({ id: z.uuid() });
 const security = [{ bearerAuth: [] }];
