@@ -103,6 +103,25 @@ describe('graceful shutdown', () => {
         ),
       );
       expect(created).toEqual(Array.from({ length: 20 }, () => 201));
+      // Both APIs serve the one process's metrics, as main.ts wires them for the all role.
+      for (const port of [commandPort, queryPort]) {
+        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        for (const name of [
+          'http_request_duration_seconds',
+          'commands_total',
+          'command_duration_seconds',
+          'event_append_duration_seconds',
+          'idempotent_replays_total',
+          'stripe_webhook_events_total',
+          'query_cache_lookups_total',
+          'projection_lag_seconds',
+          'process_manager_stalled_seconds',
+          'process_cpu_user_seconds_total',
+        ]) {
+          expect(metrics, `${name} on port ${port}`).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
+        }
+        expect(metrics).toContain('commands_total{aggregate="listing",command="CreateListing",outcome="accepted"} 20');
+      }
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
 
@@ -209,6 +228,20 @@ describe('graceful shutdown', () => {
         metrics = await (await fetch(`${base}/metrics`)).text();
       }
       expect(metrics).toContain('projection_state{projection="listings"');
+      // What the README promises an operator of a projector process, as the process wires it.
+      for (const name of [
+        'projection_checkpoint_position',
+        'projection_lag_events',
+        'projection_lag_seconds',
+        'projection_events_per_second',
+        'event_store_oldest_transaction_age_seconds',
+        'refund_reconciliation_pending',
+        'process_manager_errors_total',
+        'process_manager_stalled_seconds',
+      ]) {
+        expect(metrics, name).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
+      }
+      expect(metrics).toContain('process_manager_stalled_seconds{process="payment"} 0');
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
     } finally {
