@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestBooking } from '../../src/application/bookings/booking.use-cases.js';
 import { createListing, setListingActive, updateListing } from '../../src/application/listings/listing.use-cases.js';
+import type { Actor } from '../../src/application/metadata.js';
 import { formatPosition } from '../../src/application/ports/position.js';
-import { admin, as, consumer, listingInput, otherConsumer, owner, patient } from '../support/command-side.js';
-import { payBooking } from '../projections/support/scenarios.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
+import { admin, as, consumer, doctor, everyMorning, listingInput, otherConsumer, owner, patient } from '../support/command-side.js';
+import { payBooking, registerUser } from '../projections/support/scenarios.js';
 import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
 
 const otherOwner = { id: 'owner-2', roles: ['OWNER' as const] };
@@ -267,6 +269,82 @@ describe('query API', () => {
     it('has no routes that write', async () => {
       const response = await q.app.inject({ method: 'POST', url: '/v1/listings', payload: {} });
       expect(response.statusCode).toBe(404);
+    });
+  });
+
+  // A misspelt filter (`?categroy=barn`) must not be answered with the whole unfiltered list.
+  describe('unknown query parameters', () => {
+    const auditor: Actor = { id: 'auditor-1', roles: ['AUDITOR'] };
+    type Request = { readonly method: 'GET' | 'HEAD'; readonly route: string; readonly url: string; readonly actor?: Actor };
+    /** One valid request per route that takes a query string, as OpenAPI names the route. */
+    let requests: Request[];
+
+    beforeAll(async () => {
+      await registerUser(q.side, doctor, 'Dr Ada');
+      await setSchedule(q.side, doctor.id, everyMorning, as(doctor));
+      await q.settle();
+      const stream = `listing-${listingId}`;
+      requests = [
+        { method: 'GET', route: '/v1/listings', url: '/v1/listings?category=barn&limit=5' },
+        { method: 'GET', route: '/v1/listings/{id}/availability', url: `/v1/listings/${listingId}/availability?from=2030-02-01&to=2030-02-02` },
+        { method: 'GET', route: '/v1/listings/{id}/reviews', url: `/v1/listings/${listingId}/reviews?limit=5` },
+        { method: 'GET', route: '/v1/bookings/me', url: '/v1/bookings/me?status=confirmed', actor: consumer },
+        { method: 'GET', route: '/v1/bookings/owner', url: '/v1/bookings/owner?limit=5', actor: owner },
+        { method: 'GET', route: '/v1/doctors', url: '/v1/doctors?specialty=general', actor: patient },
+        { method: 'GET', route: '/v1/doctors/{id}/slots', url: `/v1/doctors/${doctor.id}/slots?from=2030-01-14T00:00:00Z&to=2030-01-15T00:00:00Z` },
+        { method: 'GET', route: '/v1/appointments/me', url: '/v1/appointments/me?limit=5', actor: patient },
+        { method: 'GET', route: '/v1/audit/streams/{streamId}/events', url: `/v1/audit/streams/${stream}/events?limit=5`, actor: auditor },
+        { method: 'GET', route: '/v1/audit/streams/{streamId}/state', url: `/v1/audit/streams/${stream}/state?version=0`, actor: auditor },
+        { method: 'GET', route: '/v1/audit/actors/{userId}/events', url: `/v1/audit/actors/${owner.id}/events?from=2020-01-01T00:00:00Z`, actor: auditor },
+        { method: 'GET', route: '/v1/audit/correlations/{id}/events', url: '/v1/audit/correlations/no-such-request/events?limit=5', actor: auditor },
+        { method: 'GET', route: '/v1/audit/export', url: '/v1/audit/export?streamPrefix=listing-', actor: auditor },
+        { method: 'HEAD', route: '/v1/audit/export', url: '/v1/audit/export?streamPrefix=listing-', actor: auditor },
+        { method: 'GET', route: '/v1/audit/verify', url: `/v1/audit/verify?streamId=${stream}`, actor: auditor },
+        { method: 'GET', route: '/v1/audit/access-log', url: `/v1/audit/access-log?actorId=${auditor.id}`, actor: auditor },
+        { method: 'GET', route: '/v1/audit/security-events', url: '/v1/audit/security-events?limit=5', actor: auditor },
+      ];
+    });
+
+    const send = ({ method, url, actor }: Request, query = '') =>
+      q.app.inject({ method, url: `${url}${query}`, headers: actor ? q.auth(actor) : {} });
+
+    it('are checked on every route that takes a query string (the list below is all of them)', async () => {
+      type Operation = { parameters?: { in: string }[] };
+      const document = (await q.app.inject({ url: '/docs/json' })).json<{ paths: Record<string, Record<string, Operation>> }>();
+      const documented = Object.entries(document.paths).flatMap(([route, operations]) =>
+        Object.entries(operations)
+          .filter(([, operation]) => operation.parameters?.some((parameter) => parameter.in === 'query'))
+          .map(([method]) => `${method.toUpperCase()} ${route}`),
+      );
+      expect(requests.map(({ method, route }) => `${method} ${route}`).sort()).toEqual([...new Set(documented)].sort());
+    });
+
+    it('given a valid request, when ?unknownParam=1 is added, then 400 problem+json names querystring.unknownParam and nothing else', async () => {
+      for (const request of requests) {
+        const label = `${request.method} ${request.url}`;
+        expect((await send(request)).statusCode, label).toBe(200);
+        const refused = await send(request, '&unknownParam=1');
+        expect(refused.statusCode, label).toBe(400);
+        expect(refused.headers['content-type'], label).toContain('application/problem+json');
+        if (request.method === 'GET') {
+          expect(refused.json(), label).toMatchObject({ type: expect.stringMatching(/validation-failed$/) });
+          expect(refused.json<{ errors: unknown }>().errors, label).toEqual([{ path: 'querystring.unknownParam', message: 'unknown parameter' }]);
+        }
+      }
+    });
+
+    it('refuses a misspelt filter on /v1/listings, naming each unknown key, instead of listing everything', async () => {
+      const cases: [string, string[]][] = [
+        ['foo=1', ['querystring.foo']],
+        ['categroy=barn', ['querystring.categroy']],
+        ['maxprice=5000&currency=EUR', ['querystring.maxprice']],
+        ['categroy=barn&maxprice=5000', ['querystring.categroy', 'querystring.maxprice']],
+      ];
+      for (const [query, paths] of cases) {
+        const response = await q.app.inject({ url: `/v1/listings?${query}` });
+        expect(response.statusCode, query).toBe(400);
+        expect(response.json<{ errors: unknown }>().errors, query).toEqual(paths.map((path) => ({ path, message: 'unknown parameter' })));
+      }
     });
   });
 });

@@ -73,8 +73,12 @@ const maxSortKeyBytes = JSON.stringify({ name: '', doctorId: '' }).length + 6 * 
  */
 const maxCursorLength = Math.ceil((maxSortKeyBytes * 4) / 3) + 1 + 22;
 
-/** `?limit=` and `?cursor=` of every list (API.md "Pagination"). */
-export const pageQuery = z.object({
+/**
+ * `?limit=` and `?cursor=` of every list (API.md "Pagination"). Strict, as every query string is,
+ * and so is each `.extend` of it: a parameter no route knows (a misspelt filter) is refused with
+ * 400 rather than answered with the unfiltered list.
+ */
+export const pageQuery = z.strictObject({
   limit: wholeNumberText(1, 100).default(20).describe('Items per page, 1–100'),
   cursor: z.string().min(1).max(maxCursorLength).optional().describe('`nextCursor` of the previous page, as given'),
 });

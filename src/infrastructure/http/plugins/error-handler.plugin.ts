@@ -28,12 +28,20 @@ function isFastifyError(error: unknown): error is FastifyError {
   return error instanceof Error && 'statusCode' in error && typeof error.statusCode === 'number';
 }
 
-/** `body.roles.0` from the validation context and the JSON pointer of the failing value. */
+/**
+ * `body.roles.0` from the validation context and the JSON pointer of the failing value. Zod
+ * reports unknown keys of a strict object once, at the object, listing them: each becomes an
+ * entry of its own at its key (`querystring.categroy`), so a typo is named where it was made.
+ */
 function validationErrors(error: FastifyError): { path: string; message: string }[] {
-  return (error.validation ?? []).map((issue) => ({
-    path: [error.validationContext ?? 'request', ...issue.instancePath.split('/').filter((part) => part.length > 0)].join('.'),
-    message: issue.message ?? 'is invalid',
-  }));
+  const context = error.validationContext ?? 'request';
+  const unknown = context === 'querystring' ? 'unknown parameter' : 'unknown field';
+  return (error.validation ?? []).flatMap((issue) => {
+    const path = [context, ...issue.instancePath.split('/').filter((part) => part.length > 0)];
+    const keys = issue.keyword === 'unrecognized_keys' ? issue.params['keys'] : undefined;
+    if (Array.isArray(keys)) return keys.map((key) => ({ path: [...path, String(key)].join('.'), message: unknown }));
+    return [{ path: path.join('.'), message: issue.message ?? 'is invalid' }];
+  });
 }
 
 /**

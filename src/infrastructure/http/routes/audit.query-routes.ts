@@ -85,7 +85,7 @@ const accessLogEntrySchema = z
 
 const streamParams = z.object({ streamId: z.string().min(3).max(300) });
 const stateQuery = z
-  .object({
+  .strictObject({
     at: requestInstantSchema.optional().describe('The state as it stood at this instant'),
     version: wholeNumberText(0).optional().describe('The state right after the event of this revision'),
   })
@@ -309,7 +309,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
       description: `Each line is an AuditEvent; one whose personal data cannot be revealed is exported with those fields reading \`${unreadablePlaceholder}\` and named in \`unreadableFields\`. The export holds the log as it stood when it began: the \`Export-Position\` header names the last position it may hold (at or after its last line's; \`0.0\` for an empty log), and events committed while it streams, which read after it, are left out.`,
       headers,
       querystring: z
-        .object({
+        .strictObject({
           ...timeRange,
           streamPrefix: z.string().min(1).max(200).optional().describe('e.g. `booking-`'),
           form: z
@@ -352,7 +352,7 @@ const auditRoutes: FastifyPluginAsyncZod<AuditRoutesOptions> = async (app, { eve
     '/verify',
     {
       onRequest: auditor,
-      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision, or where an unverified tail begins, and the events without a hash a link covers", headers, querystring: z.object({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
+      schema: { tags, security, summary: "Recomputes one stream's hash chain; names the first broken revision, or where an unverified tail begins, and the events without a hash a link covers", headers, querystring: z.strictObject({ streamId: z.string().min(3).max(300) }), response: { 200: verificationSchema } },
     },
     async (request) => {
       const { streamId } = request.query;

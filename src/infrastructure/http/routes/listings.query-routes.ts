@@ -50,7 +50,7 @@ const reviewSchema = z
   .meta({ id: 'Review' });
 
 const dayRange = z
-  .object({ from: requestDateSchema, to: requestDateSchema })
+  .strictObject({ from: requestDateSchema, to: requestDateSchema })
   .refine(({ from, to }) => from < to && daysBetween(from, to) <= maxRangeDays, { message: `from must be before to, at most ${maxRangeDays} days apart`, path: ['to'] });
 
 const listingsQuery = pageQuery
