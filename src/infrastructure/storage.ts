@@ -8,7 +8,7 @@ import { claimEventLog, type EventLogClaim } from './event-log-identity/event-lo
 import { assertTablesInPublic } from './postgres/search-path.js';
 import type { Logger } from './logging/logger.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
-import { loadMasterKey } from './privacy/master-key.js';
+import { openMasterKey } from './privacy/master-key.js';
 import { PgSubjectKeyStore } from './privacy/pg-subject-key-store.js';
 import { createPool, migrateToLatest } from './postgres/database.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './postgres/embedded-postgres.js';
@@ -100,28 +100,30 @@ async function createEventStore(config: Config, pool: pg.Pool, logger: Logger): 
  * The database (embedded unless `DATABASE_URL`), migrated unless told not to, and the event store.
  * `claimEventLog`: `claim` for a process that resumes checkpoints (projectors, process managers),
  * which records the event log they come from when none is; anything else only checks (see
- * `EventLogClaim`).
+ * `EventLogClaim`). `readOnly`: a tool that only reads (the audit CLIs), which never writes a
+ * master-key file (`openMasterKey`).
  */
 export async function openStorage(
   config: Config,
   logger: Logger,
   applicationName?: string,
-  options: { share?: boolean; claimEventLog?: EventLogClaim } = {},
+  options: { share?: boolean; claimEventLog?: EventLogClaim; readOnly?: boolean } = {},
 ): Promise<Storage> {
   const database = await openDatabase(config, logger, options);
   const pool = createPool(database.url, config.DATABASE_POOL_SIZE, applicationName);
-  let masterKey: Buffer;
+  let masterKey: Buffer | undefined;
   let eventStore: EventStore;
   try {
     if (config.RUN_MIGRATIONS) {
       const { newer } = await migrateToLatest(pool);
       if (newer.length > 0) logger.info({ newer }, 'the schema has migrations of a newer release; this one runs on it unchanged');
     } else await assertTablesInPublic(pool);
+    // Before anything is written: a key that did not wrap the stored ones is refused here.
+    masterKey = await openMasterKey(config, pool, options.readOnly === true ? 'read-only' : 'generate-when-fresh');
     // Before anything reads a checkpoint: one taken from the other store's log is refused here.
     if ((await claimEventLog(pool, config.EVENTSTORE_URL ? 'eventstoredb' : 'postgres', options.claimEventLog ?? 'check')) === 'schema-behind') {
       logger.warn('the schema lacks event_log_identity (migration 0690): which event log the checkpoints came from is not checked until the migrations run');
     }
-    masterKey = await loadMasterKey(config);
     // Last: once it is open nothing here can fail, so no failure leaves it open.
     eventStore = await createEventStore(config, pool, logger);
   } catch (error) {

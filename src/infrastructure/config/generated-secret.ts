@@ -22,12 +22,36 @@ export type GeneratedSecret = {
  */
 export async function loadOrGenerateSecret(config: Pick<Config, 'NODE_ENV' | 'DATA_DIR'>, secret: GeneratedSecret): Promise<string> {
   if (secret.configured !== undefined) return secret.configured;
-  if (config.NODE_ENV === 'production') throw new ConfigError(`Invalid configuration:\n  ${secret.setting}: is required when NODE_ENV=production`);
+  requiredInProduction(config, secret);
   const file = path.join(config.DATA_DIR, secret.file);
   await mkdir(config.DATA_DIR, { recursive: true });
   const generated = secret.generate();
   if (await publish(file, `${generated}\n`)) return generated;
-  const stored = (await readFile(file, 'utf8')).trim();
+  return checked(file, await readFile(file, 'utf8'), secret);
+}
+
+/**
+ * The secret as configured, or as kept under `DATA_DIR`; `undefined` when neither, and then
+ * nothing is generated or written: for a caller to which a new one would do harm.
+ */
+export async function loadKeptSecret(config: Pick<Config, 'NODE_ENV' | 'DATA_DIR'>, secret: GeneratedSecret): Promise<string | undefined> {
+  if (secret.configured !== undefined) return secret.configured;
+  requiredInProduction(config, secret);
+  const file = path.join(config.DATA_DIR, secret.file);
+  const text = await readFile(file, 'utf8').catch((error: unknown) => {
+    if (codeOf(error) === 'ENOENT') return undefined;
+    throw error;
+  });
+  return text === undefined ? undefined : checked(file, text, secret);
+}
+
+function requiredInProduction(config: Pick<Config, 'NODE_ENV'>, secret: GeneratedSecret): void {
+  if (config.NODE_ENV === 'production') throw new ConfigError(`Invalid configuration:\n  ${secret.setting}: is required when NODE_ENV=production`);
+}
+
+/** The stored text of `file`, trimmed, or a ConfigError saying it is damaged. */
+function checked(file: string, text: string, secret: GeneratedSecret): string {
+  const stored = text.trim();
   const problem = secret.problem(stored);
   // Never "delete it": a new one cannot read what the old one sealed or signed; for the master
   // key, every person's personal data, for good.

@@ -15,6 +15,7 @@ import { idempotencySubjectsMigration } from '../idempotency/idempotency-subject
 import { subjectKeysErasedAtMigration } from '../privacy/subject-keys-erased-at.migration.js';
 import { subjectKeysKeptMigration } from '../privacy/subject-keys-kept.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
+import { subjectKeysWrappedWithMigration } from '../privacy/subject-keys-wrapped-with.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
 import { projectionCheckpointsMigration } from '../../projections/runtime/projection-checkpoints.migration.js';
 import { simulatedPaymentGatewayMigration } from '../simulated-payment-gateway/simulated-payment-gateway.migration.js';
@@ -43,4 +44,5 @@ export const migrations: Record<string, Migration> = {
   '0690_event_log_identity': eventLogIdentityMigration,
   '0700_function_search_path': functionSearchPathMigration,
   '0710_subject_keys_kept': subjectKeysKeptMigration,
+  '0720_subject_keys_wrapped_with': subjectKeysWrappedWithMigration,
 };

@@ -2,24 +2,52 @@ import { createHash, randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { SubjectKeyUnreadableError, type SubjectKey, type SubjectKeyStore } from '../../application/ports/subject-keys.js';
 import { openBytes, sealBytes } from '../../application/privacy/aes-gcm.js';
+import { isSqlState, undefinedTable } from '../../projections/shared/read-across-generations.js';
 
 type KeyRow = { subject_id: string; wrapped_key: Buffer | null; wrapped_with: string | null };
 
+/** How `wrapped_with` names a master key: enough to tell two apart, nothing that helps guess one. */
+export function masterKeyFingerprint(masterKey: Buffer): string {
+  return createHash('sha256').update(masterKey).digest('hex').slice(0, 16);
+}
+
+/**
+ * The lowest and highest fingerprint of the master keys that wrapped the stored data keys (equal
+ * when one key wrapped them all); `undefined` when none is stored (tombstones are wrapped by
+ * nothing). Two probes of the index `subject_keys_wrapped_with`, however many people there are.
+ */
+export async function wrappingFingerprints(pool: pg.Pool): Promise<{ lowest: string; highest: string } | undefined> {
+  try {
+    const { rows } = await pool.query<{ lowest: string | null; highest: string | null }>(
+      'SELECT min(wrapped_with) AS lowest, max(wrapped_with) AS highest FROM subject_keys WHERE wrapped_with IS NOT NULL',
+    );
+    const [row] = rows;
+    return row && row.lowest !== null && row.highest !== null ? { lowest: row.lowest, highest: row.highest } : undefined;
+  } catch (error) {
+    // A schema from before `0500_subject_keys` (RUN_MIGRATIONS=false) stores no key.
+    if (isSqlState(error, undefinedTable)) return undefined;
+    throw error;
+  }
+}
+
 /**
  * Data keys in PostgreSQL (`subject_keys`), each wrapped by the master key with its subject id
- * as additional data: a key row copied onto another person does not unwrap.
+ * as additional data: a key row copied onto another person does not unwrap. Without a master key
+ * (a read-only tool on a database that stores none but tombstones) it reads tombstones and
+ * refuses to store a key.
  */
 export class PgSubjectKeyStore implements SubjectKeyStore {
-  private readonly fingerprint: string;
+  private readonly fingerprint: string | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly masterKey: Buffer,
+    private readonly masterKey: Buffer | undefined,
   ) {
-    this.fingerprint = createHash('sha256').update(masterKey).digest('hex').slice(0, 16);
+    this.fingerprint = masterKey === undefined ? undefined : masterKeyFingerprint(masterKey);
   }
 
   async obtain(subjectId: string): Promise<SubjectKey> {
+    if (this.masterKey === undefined) throw new Error(`no master key is loaded (a read-only tool): no data key can be stored for subject ${subjectId}`);
     const candidate = randomBytes(32);
     // Insert-or-read in one statement. Under a concurrent first use, the other transaction's
     // row is invisible to this statement's snapshot and nothing comes back: the next try sees it.
@@ -37,7 +65,7 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
          UNION ALL
          SELECT subject_id, wrapped_key, wrapped_with FROM subject_keys WHERE subject_id = $1
          LIMIT 1`,
-        values: [subjectId, this.wrap(subjectId, candidate), this.fingerprint],
+        values: [subjectId, sealBytes(this.masterKey, candidate, Buffer.from(subjectId, 'utf8')), this.fingerprint],
       });
       const [row] = rows;
       if (row) return this.unwrap(row);
@@ -72,15 +100,11 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
     );
   }
 
-  private wrap(subjectId: string, key: Buffer): Buffer {
-    return sealBytes(this.masterKey, key, Buffer.from(subjectId, 'utf8'));
-  }
-
   private unwrap(row: KeyRow): SubjectKey {
     if (row.wrapped_key === null) return 'erased';
-    if (row.wrapped_with !== this.fingerprint) {
+    if (this.masterKey === undefined || row.wrapped_with !== this.fingerprint) {
       throw new SubjectKeyUnreadableError(
-        `the data key of subject ${row.subject_id} was wrapped by master key ${row.wrapped_with ?? '?'}, but MASTER_KEY is ${this.fingerprint}`,
+        `the data key of subject ${row.subject_id} was wrapped by master key ${row.wrapped_with ?? '?'}, but MASTER_KEY is ${this.fingerprint ?? 'not loaded'}`,
       );
     }
     let key: Buffer;
