@@ -1,11 +1,21 @@
 import { fc, test as property } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
+import { aggregates } from '../../src/application/aggregates/aggregates.js';
 import { roleSchema } from '../../src/application/metadata.js';
+import type { JsonObject } from '../../src/application/ports/event-store.js';
 import { DomainError } from '../../src/domain/shared/domain-error.js';
 import { isPersonal } from '../../src/domain/shared/personal-data.js';
 import type { Requester, UserCommand } from '../../src/domain/user/user.commands.js';
 import { userDecider, type UserState } from '../../src/domain/user/user.decider.js';
-import { userRegisteredSchema, userRoleSchema, type UserEvent, type UserRole } from '../../src/domain/user/user.events.js';
+import {
+  rolesGrantedSchema,
+  rolesRevokedSchema,
+  subjectErasedSchema,
+  userRegisteredSchema,
+  userRoleSchema,
+  type UserEvent,
+  type UserRole,
+} from '../../src/domain/user/user.events.js';
 import { deciderSpec } from '../support/decider-spec.js';
 
 const spec = deciderSpec(userDecider);
@@ -22,8 +32,16 @@ const register = (roles: UserRole[], registeredBy: { id: string; roles: string[]
   type: 'RegisterUser',
   data: { userId, email: 'ada@example.com', name: 'Ada', roles, registeredBy },
 });
-const grant = (roles: UserRole[], grantedBy = admin): UserCommand => ({ type: 'GrantRoles', data: { userId, roles, grantedBy } });
-const revoke = (roles: UserRole[], revokedBy = admin): UserCommand => ({ type: 'RevokeRoles', data: { userId, roles, revokedBy } });
+const grant = (roles: UserRole[], grantedBy = admin, reason?: string): UserCommand => ({
+  type: 'GrantRoles',
+  data: { userId, roles, grantedBy, ...(reason === undefined ? {} : { reason }) },
+});
+const revoke = (roles: UserRole[], revokedBy = admin, reason?: string): UserCommand => ({
+  type: 'RevokeRoles',
+  data: { userId, roles, revokedBy, ...(reason === undefined ? {} : { reason }) },
+});
+const erasedAt = new Date('2031-05-01T10:00:00Z');
+const subjectErased: UserEvent = { type: 'SubjectErased', data: { userId, erasedBy: admin.id, erasedAt: erasedAt.toISOString() } };
 
 describe('User decider', () => {
   describe('RegisterUser', () => {
@@ -82,6 +100,16 @@ describe('User decider', () => {
     it('needs an existing user', () => {
       spec.given([]).when(grant(['OWNER'])).thenFails('not-found');
     });
+
+    it('records why, as the admin gave it: who did it and why is what an auditor asks', () => {
+      spec.given([registered(['CONSUMER'])]).when(grant(['OWNER'], admin, 'TICKET-42: runs the harbour flats')).then([
+        { type: 'RolesGranted', data: { userId, roles: ['OWNER'], grantedBy: admin.id, reason: 'TICKET-42: runs the harbour flats' } },
+      ]);
+    });
+
+    it('grants nothing to an erased person: they are gone as far as roles go', () => {
+      spec.given([registered(), subjectErased]).when(grant(['OWNER'], admin, 'back again')).thenFails('not-found');
+    });
   });
 
   describe('RevokeRoles', () => {
@@ -99,12 +127,25 @@ describe('User decider', () => {
       const self = { id: userId, roles: ['ADMIN'] };
       spec.given([registered(['ADMIN'])]).when(revoke(['ADMIN'], self)).thenFails('cannot-revoke-own-admin');
     });
+
+    it('records why, as the admin gave it', () => {
+      spec.given([registered(['ADMIN'])]).when(revoke(['ADMIN'], admin, 'left the company')).then([
+        { type: 'RolesRevoked', data: { userId, roles: ['ADMIN'], revokedBy: admin.id, reason: 'left the company' } },
+      ]);
+    });
+
+    it('needs an existing user, not an erased one', () => {
+      spec.given([]).when(revoke(['OWNER'])).thenFails('not-found');
+      spec.given([registered(['OWNER']), subjectErased]).when(revoke(['OWNER'])).thenFails('not-found');
+    });
   });
 
   describe('EraseSubject', () => {
-    const now = new Date('2031-05-01T10:00:00Z');
-    const erase = (erasedBy: { id: string; roles: string[] } = admin): UserCommand => ({ type: 'EraseSubject', data: { userId, erasedBy, now } });
-    const erased: UserEvent = { type: 'SubjectErased', data: { userId, erasedBy: admin.id, erasedAt: now.toISOString() } };
+    const erase = (erasedBy: { id: string; roles: string[] } = admin, reason?: string): UserCommand => ({
+      type: 'EraseSubject',
+      data: { userId, erasedBy, now: erasedAt, ...(reason === undefined ? {} : { reason }) },
+    });
+    const erased = subjectErased;
 
     it('records the erasure, with no personal data in it', () => {
       spec.given([registered()]).when(erase()).then([erased]);
@@ -121,6 +162,38 @@ describe('User decider', () => {
     it('needs an existing user', () => {
       spec.given([]).when(erase()).thenFails('not-found');
     });
+
+    it('records the request it answers, when given (a reference such as a ticket number)', () => {
+      spec.given([registered()]).when(erase(admin, 'GDPR-2031-117')).then([
+        { type: 'SubjectErased', data: { userId, erasedBy: admin.id, erasedAt: erasedAt.toISOString(), reason: 'GDPR-2031-117' } },
+      ]);
+    });
+
+    it('keeps an admin from erasing themselves: the last admin would leave none, and nothing undoes it', () => {
+      spec.given([registered(['ADMIN'])]).when(erase({ id: userId, roles: ['ADMIN'] })).thenFails('cannot-erase-self');
+    });
+
+    it('erases an auditor only by an admin who is an auditor too, as only such an admin makes one', () => {
+      spec.given([registered(['AUDITOR'])]).when(erase(admin)).thenFails('forbidden');
+      spec.given([registered(['AUDITOR'])]).when(erase(adminAuditor)).then([
+        { type: 'SubjectErased', data: { userId, erasedBy: adminAuditor.id, erasedAt: erasedAt.toISOString() } },
+      ]);
+    });
+  });
+
+  it('reads role changes and erasures stored before reasons were recorded', () => {
+    const stored: { type: string; data: JsonObject }[] = [
+      { type: 'RolesGranted', data: { userId, roles: ['OWNER'], grantedBy: admin.id } },
+      { type: 'RolesRevoked', data: { userId, roles: ['OWNER'], revokedBy: admin.id } },
+      { type: 'SubjectErased', data: { userId, erasedBy: admin.id, erasedAt: erasedAt.toISOString() } },
+    ];
+    for (const event of stored) expect(aggregates.user.codec.decode({ ...event, metadata: { schemaVersion: 1 } })).toEqual(event);
+  });
+
+  it('seals the reason for a role change as personal data; an erasure\'s reference is not, as it outlives the key', () => {
+    expect(isPersonal(rolesGrantedSchema.shape.data.shape.reason.unwrap())).toBe(true);
+    expect(isPersonal(rolesRevokedSchema.shape.data.shape.reason.unwrap())).toBe(true);
+    expect(isPersonal(subjectErasedSchema.shape.data.shape.reason.unwrap())).toBe(false);
   });
 
   it('marks email and name as personal data', () => {
@@ -138,12 +211,18 @@ describe('User decider', () => {
   // Repeats included: a command may name a role twice, and each is still held once.
   const roles = fc.array(fc.constantFrom(...userRoleSchema.options), { minLength: 1, maxLength: 6 });
   const registration = fc.tuple(roles, fc.option(requester)).map(([r, by]) => register(r, by));
+  const reason = fc.option(fc.constantFrom('TICKET-1', 'left the company'), { nil: undefined });
   const command: fc.Arbitrary<UserCommand> = fc.oneof(
     registration,
-    fc.tuple(roles, requester).map(([r, by]) => grant(r, by)),
-    fc.tuple(roles, requester).map(([r, by]) => revoke(r, by)),
-    requester.map((by): UserCommand => ({ type: 'EraseSubject', data: { userId, erasedBy: by, now: new Date('2031-05-01T10:00:00Z') } })),
+    fc.tuple(roles, requester, reason).map(([r, by, why]) => grant(r, by, why)),
+    fc.tuple(roles, requester, reason).map(([r, by, why]) => revoke(r, by, why)),
+    fc.tuple(requester, reason).map(([by, why]): UserCommand => ({
+      type: 'EraseSubject',
+      data: { userId, erasedBy: by, now: erasedAt, ...(why === undefined ? {} : { reason: why }) },
+    })),
   );
+  /** The reason a command gave, which its event must carry as it is. */
+  const reasonOf = (command: UserCommand): string | undefined => (command.type === 'RegisterUser' ? undefined : command.data.reason);
   /** Who asked for the command, whichever field names them. */
   const requesterOf = (command: UserCommand): Requester | null => {
     switch (command.type) {
@@ -165,7 +244,7 @@ describe('User decider', () => {
   // Every run starts with a registration, so that the later commands mostly have a user to act on.
   const history = fc.tuple(registration, fc.array(command, { maxLength: 20 })).map(([first, rest]) => [first, ...rest]);
 
-  property.prop([history], { numRuns: 300 })('evolves without error, keeps roles unique and leaves ADMIN and AUDITOR to admins under any commands', (commands) => {
+  property.prop([history], { numRuns: 300 })('evolves without error, keeps roles unique, leaves ADMIN and AUDITOR to admins and erasure to others under any commands', (commands) => {
     let state: UserState = userDecider.initialState;
     let erasedOnce = false;
     for (const next of commands) {
@@ -185,6 +264,14 @@ describe('User decider', () => {
         if (taken.includes('ADMIN')) expect(requesterOf(next)?.id).not.toBe(userId);
         // AUDITOR comes only from an admin who is an auditor too.
         if (given.includes('AUDITOR')) expect(requesterOf(next)?.roles).toEqual(expect.arrayContaining(['ADMIN', 'AUDITOR']));
+        // Nobody erases themselves; an auditor is erased only by an admin who is an auditor too.
+        if (event.type === 'SubjectErased') {
+          expect(requesterOf(next)?.id).not.toBe(userId);
+          if (state.status === 'registered' && state.roles.includes('AUDITOR')) expect(requesterOf(next)?.roles).toContain('AUDITOR');
+        }
+        // An erased person's roles change no more.
+        if (event.type === 'RolesGranted' || event.type === 'RolesRevoked') expect(state).toMatchObject({ erased: false });
+        if (event.type !== 'UserRegistered') expect(event.data.reason).toBe(reasonOf(next));
         state = userDecider.evolve(state, event);
       }
       if (state.status === 'registered') expect(new Set(state.roles).size).toBe(state.roles.length);

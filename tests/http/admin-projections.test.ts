@@ -4,6 +4,7 @@ import { createListing } from '../../src/application/listings/listing.use-cases.
 import type { RecordedEvent } from '../../src/application/ports/event-store.js';
 import { formatPosition } from '../../src/application/ports/position.js';
 import { readModelProjections } from '../../src/projections/read-models.js';
+import { requestRebuild } from '../../src/projections/runtime/projection-checkpoints.queries.js';
 import type { CheckpointTables } from '../../src/projections/runtime/projection-checkpoints.table.js';
 import { admin, as, listingInput, owner } from '../support/command-side.js';
 import { startQueryApi, type QueryApiFixture } from './support/query-api.fixture.js';
@@ -91,5 +92,48 @@ describe('GET /v1/admin/projections: lag', () => {
     for (const item of await activeGenerations()) {
       expect(item, item.name).toMatchObject({ lagEvents: null, lagEventsCapped: false, lagMs: null });
     }
+  });
+});
+
+describe('GET /v1/admin/projections: who asked for each generation', () => {
+  let q: QueryApiFixture;
+
+  beforeAll(async () => {
+    q = await startQueryApi();
+    await q.settle();
+    // Stopped, so that the rebuild below stays beside the live copy instead of replacing it.
+    await q.runtime.stop();
+  });
+  afterAll(() => q.close());
+
+  type Requested = { name: string; generation: number; active: boolean; requestedBy: string | null; requestId: string | null; requestedAt: string | null; reason: string | null };
+
+  it('shows the requester, request, time and reason of a requested rebuild, and nulls for generations nobody asked for', async () => {
+    const before = Date.now();
+    const request = { requestedBy: 'admin-7', requestId: 'req-7', reason: 'Restored from last night\'s backup' };
+    const { generation } = await requestRebuild(q.harness.db, 'listings', undefined, request);
+
+    const response = await q.app.inject({ url: '/v1/admin/projections', headers: q.auth(admin) });
+    expect(response.statusCode).toBe(200);
+    const listings = response.json<{ items: Requested[] }>().items.filter((item) => item.name === 'listings');
+    expect(listings).toEqual([
+      expect.objectContaining({ generation: 1, active: true, requestedBy: null, requestId: null, requestedAt: null, reason: null }),
+      expect.objectContaining({ generation, active: false, ...request, requestedAt: expect.any(String) }),
+    ]);
+    // The database's clock stamps it; it shares the host's here, give or take a second.
+    expect(Date.parse(String(listings[1]?.requestedAt))).toBeGreaterThan(before - 1000);
+  });
+
+  it('still lists a generation recorded before requesters were (its columns null)', async () => {
+    await q.harness.db
+      .withTables<CheckpointTables>()
+      .insertInto('projection_checkpoints')
+      .values({ name: 'from_before', generation: 1, version: 1, active: true, status: 'running' })
+      .execute();
+    const response = await q.app.inject({ url: '/v1/admin/projections', headers: q.auth(admin) });
+    expect(response.statusCode).toBe(200);
+    expect(response.json<{ items: Requested[] }>().items).toContainEqual(
+      expect.objectContaining({ name: 'from_before', generation: 1, requestedBy: null, requestId: null, requestedAt: null, reason: null }),
+    );
   });
 });

@@ -452,6 +452,43 @@ describe('command routes over HTTP', () => {
       expect(accepted.status).toBe(202);
       expect(accepted.body).toEqual({ name: 'listings', generation: 2 });
     });
+
+    it("records on the new generation who asked for it, in which request, when and why, and logs the admin's id", async () => {
+      const db = createKysely<unknown>(backend.pool);
+      await ensureGeneration(db, 'bookings', 1);
+      const reason = 'Rows lost in the 3 a.m. restore';
+      const accepted = await post('/v1/admin/projections/bookings/rebuild', { reason }, admin, { 'x-request-id': 'rebuild-bookings-1' });
+      expect(accepted.status).toBe(202);
+      expect(accepted.body).toEqual({ name: 'bookings', generation: 2 });
+
+      const { rows } = await backend.pool.query<{ generation: number; requested_by: string | null; request_id: string | null; requested_at: Date | null; reason: string | null }>(
+        "SELECT generation, requested_by, request_id, requested_at, reason FROM projection_checkpoints WHERE name = 'bookings' ORDER BY generation",
+      );
+      expect(rows).toEqual([
+        { generation: 1, requested_by: null, request_id: null, requested_at: null, reason: null },
+        { generation: 2, requested_by: admin.id, request_id: 'rebuild-bookings-1', requested_at: expect.any(Date), reason },
+      ]);
+      const logged = api.logs.filter((line) => line.msg === 'read model rebuild requested' && line.projection === 'bookings');
+      expect(logged).toEqual([expect.objectContaining({ level: 30, actorId: admin.id, projection: 'bookings', generation: 2, requestId: 'rebuild-bookings-1' })]);
+      // The reason is free text an admin typed: it stays in the database, out of the logs.
+      expect(JSON.stringify(api.logs)).not.toContain(reason);
+    });
+
+    it('takes no reason at all, and refuses one that is blank, too long or holds control characters, with 400 naming it', async () => {
+      const db = createKysely<unknown>(backend.pool);
+      await ensureGeneration(db, 'reviews', 1);
+      for (const reason of ['   ', 'x'.repeat(501), 'line one\nline two', 'evil \u202Eoverride']) {
+        const refused = await post('/v1/admin/projections/reviews/rebuild', { reason }, admin);
+        expect(refused.status, JSON.stringify(reason)).toBe(400);
+        expect(refused.body.errors, JSON.stringify(reason)).toEqual([expect.objectContaining({ path: 'body.reason' })]);
+      }
+      const accepted = await post('/v1/admin/projections/reviews/rebuild', {}, admin);
+      expect(accepted.body).toEqual({ name: 'reviews', generation: 2 });
+      const { rows } = await backend.pool.query<{ requested_by: string | null; reason: string | null }>(
+        "SELECT requested_by, reason FROM projection_checkpoints WHERE name = 'reviews' AND generation = 2",
+      );
+      expect(rows).toEqual([{ requested_by: admin.id, reason: null }]);
+    });
   });
 
   // Every command route of API.md (except payments, which have their own specs), with a body
@@ -473,6 +510,8 @@ describe('command routes over HTTP', () => {
       ['POST', `/v1/appointments/${randomUUID()}/complete`, { notes: 'x' }, ['DOCTOR']],
       ['POST', `/v1/appointments/${randomUUID()}/no-show`, {}, ['DOCTOR']],
       ['POST', `/v1/admin/subjects/${randomUUID()}/erase`, {}, ['ADMIN']],
+      ['POST', `/v1/admin/users/${randomUUID()}/roles/grant`, { roles: ['OWNER'], reason: 'x' }, ['ADMIN']],
+      ['POST', `/v1/admin/users/${randomUUID()}/roles/revoke`, { roles: ['OWNER'], reason: 'x' }, ['ADMIN']],
     ] as const;
 
   describe('authentication and roles on every command route', () => {

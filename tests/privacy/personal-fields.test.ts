@@ -18,6 +18,8 @@ describe('personal data is declared in the event schemas', () => {
     );
     expect(marked).toEqual({
       UserRegistered: ['email', 'name'],
+      RolesGranted: ['reason'],
+      RolesRevoked: ['reason'],
       BookingCancelled: ['reason'],
       ReviewSubmitted: ['comment'],
       ReviewEdited: ['comment'],

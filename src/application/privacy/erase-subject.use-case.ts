@@ -3,7 +3,8 @@ import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-sche
 import { hasRole } from '../../domain/shared/actor.js';
 import { NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
-import { streamIdOf } from '../../domain/user/user.decider.js';
+import type { EraseSubject } from '../../domain/user/user.commands.js';
+import { streamIdOf, userDecider } from '../../domain/user/user.decider.js';
 import { currentRoles } from '../authorization/registered-users.js';
 import type { CommandSide } from '../command-handlers.js';
 import { assertExpectedVersion } from '../command-handling/errors.js';
@@ -39,13 +40,17 @@ export type ErasureDeps = {
  * erased doctor bookable, for appointments nobody could complete, until a retry that may never
  * come. The person's bookings and appointments stay, and can be cancelled.
  */
-export async function eraseSubject(deps: ErasureDeps, userId: string, request: CommandOptions): Promise<CommandOutcome> {
+export async function eraseSubject(
+  deps: ErasureDeps,
+  userId: string,
+  request: CommandOptions,
+  input: { readonly reason?: string | undefined } = {},
+): Promise<CommandOutcome> {
   const { actor } = request.context;
   // Checked here as well as by the decider, because the key is destroyed before it decides; and
   // against the stream, for a token outlives its admin's erasure or demotion.
-  if (!hasRole(actor, 'ADMIN') || !(await currentRoles(deps.side.handlers.user, actor)).includes('ADMIN')) {
-    throw new ForbiddenError("Only an admin may erase a person's data");
-  }
+  const roles = hasRole(actor, 'ADMIN') ? await currentRoles(deps.side.handlers.user, actor) : [];
+  if (!roles.includes('ADMIN')) throw new ForbiddenError("Only an admin may erase a person's data");
   const streamId = streamIdOf(userId);
   // `SubjectErased` comes last: a retry of an erasure that went through is answered as it was.
   const original = await deps.side.handlers.user.applied(streamId, request.commandId);
@@ -56,8 +61,14 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   }
   const { state, version } = await deps.side.handlers.user.read(streamId);
   if (state.status !== 'registered') throw new NotFoundError('User');
-  // Likewise a pinned version: a stale one must refuse before the key is gone, not after.
-  assertExpectedVersion(streamId, request.expectedVersion, version);
+  const erase = (): EraseSubject => ({
+    type: 'EraseSubject',
+    data: { userId, erasedBy: { id: actor.id, roles }, now: deps.side.clock.now(), ...(input.reason === undefined ? {} : { reason: input.reason }) },
+  });
+  // Likewise a pinned version, and every rule of the decider (one's own erasure, an auditor's):
+  // they must refuse before the key is gone, not after.
+  assertExpectedVersion(streamId, request.expectedVersion, version, () => userDecider.decide(erase(), state));
+  userDecider.decide(erase(), state);
   // A doctor's schedule is withdrawn even before they published one: a publication under way
   // (their own token, or an admin's checked just before) must meet a stream that moved on, or it
   // would make the erased doctor bookable. Anyone else gets no schedule stream for nothing, unless
@@ -73,11 +84,7 @@ export async function eraseSubject(deps: ErasureDeps, userId: string, request: C
   // Unpinned: past the key, the erasure is done, and its record must follow whatever was
   // appended meanwhile. Pinned, a role granted in between answered 412 to an erasure half made,
   // and without `SubjectErased` no read model ever dropped the person's data.
-  const result = await deps.side.handlers.user.handle(
-    streamId,
-    { type: 'EraseSubject', data: { userId, erasedBy: { id: actor.id, roles: [...actor.roles] }, now: deps.side.clock.now() } },
-    unpinned(request),
-  );
+  const result = await deps.side.handlers.user.handle(streamId, erase(), unpinned(request));
   // Once more, now that `SubjectErased` is there: a signup retried for this person that found them
   // unerased may have written their login back since the delete above. Such a signup reads the
   // stream after its write and, finding the record, deletes the login itself; finding none, it

@@ -9,6 +9,12 @@ export const requesterSchema = z.object({
 });
 export type Requester = z.infer<typeof requesterSchema>;
 
+/**
+ * Why an admin changed someone's roles or erased them, as they wrote it: short, one line, no
+ * control characters (it shows in the audit trail and in any terminal reading it).
+ */
+export const adminReasonSchema = z.string().trim().min(1).max(500).regex(printable, notPrintable);
+
 export const registerUserSchema = z.object({
   type: z.literal('RegisterUser'),
   data: z.object({
@@ -28,6 +34,7 @@ export const grantRolesSchema = z.object({
     userId: z.string().min(1),
     roles: z.array(userRoleSchema).min(1),
     grantedBy: requesterSchema,
+    reason: adminReasonSchema.optional(),
   }),
 });
 export type GrantRoles = z.infer<typeof grantRolesSchema>;
@@ -38,6 +45,7 @@ export const revokeRolesSchema = z.object({
     userId: z.string().min(1),
     roles: z.array(userRoleSchema).min(1),
     revokedBy: requesterSchema,
+    reason: adminReasonSchema.optional(),
   }),
 });
 export type RevokeRoles = z.infer<typeof revokeRolesSchema>;
@@ -49,6 +57,8 @@ export const eraseSubjectSchema = z.object({
     userId: z.string().min(1),
     erasedBy: requesterSchema,
     now: z.date(),
+    /** The request this answers (a ticket number): it outlives the person's key, so it must not be about them. */
+    reason: adminReasonSchema.optional(),
   }),
 });
 export type EraseSubject = z.infer<typeof eraseSubjectSchema>;

@@ -1,5 +1,6 @@
 import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
+import { ForbiddenError } from '../shared/forbidden-error.js';
 import { notPrintable, printable } from '../shared/printable-text.js';
 import type { EraseSubject, GrantRoles, RegisterUser, Requester, RevokeRoles, UserCommand } from './user.commands.js';
 import { privilegedRoles, type UserEvent, type UserRole } from './user.events.js';
@@ -12,7 +13,7 @@ export type UserState =
   | { readonly status: 'unregistered' }
   | { readonly status: 'registered'; readonly userId: string; readonly roles: readonly UserRole[]; readonly erased: boolean };
 
-export type UserErrorCode = 'user-already-registered' | 'invalid-name' | 'forbidden' | 'cannot-revoke-own-admin' | 'not-found';
+export type UserErrorCode = 'user-already-registered' | 'invalid-name' | 'forbidden' | 'cannot-revoke-own-admin' | 'cannot-erase-self' | 'not-found';
 
 export const initialState: UserState = { status: 'unregistered' };
 
@@ -23,13 +24,22 @@ const isAdmin = (requester: Requester | null): boolean => requester?.roles.inclu
 /**
  * AUDITOR reads health data that ADMIN is not shown (README, "Beyond and beside API.md"): only an
  * admin who is an auditor too may make someone an auditor, or an admin could make themselves one
- * (a second account) and read it all.
+ * (a second account) and read it all; nor may an admin alone do away with an auditor.
  */
-function assertMayGrantAuditor(requester: Requester | null, roles: readonly UserRole[]): void {
+function assertMayActOnAuditor(requester: Requester | null, roles: readonly UserRole[], action: string): void {
   if (roles.includes('AUDITOR') && requester?.roles.includes('AUDITOR') !== true) {
-    throw new DomainError('forbidden', 'Only an admin who is an auditor may grant AUDITOR');
+    throw new ForbiddenError(`Only an admin who is an auditor may ${action}`);
   }
 }
+
+/** The state of a person whose roles an admin may still change: registered and not erased. */
+function existingUser(state: UserState): Extract<UserState, { status: 'registered' }> {
+  // An erased person is gone as far as anyone acting on them goes; their history stays.
+  if (state.status !== 'registered' || state.erased) throw new NotFoundError('User');
+  return state;
+}
+
+const withReason = (reason: string | undefined) => (reason === undefined ? {} : { reason });
 
 function registerUser({ data }: RegisterUser, state: UserState): UserEvent[] {
   if (state.status !== 'unregistered') throw new DomainError('user-already-registered', 'This user is already registered');
@@ -38,41 +48,45 @@ function registerUser({ data }: RegisterUser, state: UserState): UserEvent[] {
   if (!printable.test(data.name)) throw new DomainError('invalid-name', `name ${notPrintable}`);
   const privileged = data.roles.filter((role) => privilegedRoles.includes(role));
   if (privileged.length > 0 && !isAdmin(data.registeredBy)) {
-    throw new DomainError('forbidden', `Only an admin may grant ${privileged.join(', ')}`);
+    throw new ForbiddenError(`Only an admin may grant ${privileged.join(', ')}`);
   }
-  assertMayGrantAuditor(data.registeredBy, data.roles);
+  assertMayActOnAuditor(data.registeredBy, data.roles, 'grant AUDITOR');
   const roles = [...new Set(data.roles)];
   return [{ type: 'UserRegistered', data: { userId: data.userId, email: data.email, name: data.name, roles } }];
 }
 
 function grantRoles({ data }: GrantRoles, state: UserState): UserEvent[] {
-  if (state.status !== 'registered') throw new NotFoundError('User');
-  if (!isAdmin(data.grantedBy)) throw new DomainError('forbidden', 'Only an admin may grant roles');
-  const added = [...new Set(data.roles)].filter((role) => !state.roles.includes(role));
-  assertMayGrantAuditor(data.grantedBy, added);
+  const user = existingUser(state);
+  if (!isAdmin(data.grantedBy)) throw new ForbiddenError('Only an admin may grant roles');
+  const added = [...new Set(data.roles)].filter((role) => !user.roles.includes(role));
+  assertMayActOnAuditor(data.grantedBy, added, 'grant AUDITOR');
   // Granting what is already held changes nothing, so a repeated request is harmless.
   if (added.length === 0) return [];
-  return [{ type: 'RolesGranted', data: { userId: state.userId, roles: added, grantedBy: data.grantedBy.id } }];
+  return [{ type: 'RolesGranted', data: { userId: user.userId, roles: added, grantedBy: data.grantedBy.id, ...withReason(data.reason) } }];
 }
 
 function revokeRoles({ data }: RevokeRoles, state: UserState): UserEvent[] {
-  if (state.status !== 'registered') throw new NotFoundError('User');
-  if (!isAdmin(data.revokedBy)) throw new DomainError('forbidden', 'Only an admin may revoke roles');
+  const user = existingUser(state);
+  if (!isAdmin(data.revokedBy)) throw new ForbiddenError('Only an admin may revoke roles');
   // An admin locking themselves out is never what they meant, and may leave nobody to undo it.
-  if (data.revokedBy.id === state.userId && data.roles.includes('ADMIN')) {
+  if (data.revokedBy.id === user.userId && data.roles.includes('ADMIN')) {
     throw new DomainError('cannot-revoke-own-admin', 'An admin cannot revoke their own ADMIN role');
   }
-  const removed = [...new Set(data.roles)].filter((role) => state.roles.includes(role));
+  const removed = [...new Set(data.roles)].filter((role) => user.roles.includes(role));
   if (removed.length === 0) return [];
-  return [{ type: 'RolesRevoked', data: { userId: state.userId, roles: removed, revokedBy: data.revokedBy.id } }];
+  return [{ type: 'RolesRevoked', data: { userId: user.userId, roles: removed, revokedBy: data.revokedBy.id, ...withReason(data.reason) } }];
 }
 
 function eraseSubject({ data }: EraseSubject, state: UserState): UserEvent[] {
   if (state.status !== 'registered') throw new NotFoundError('User');
-  if (!isAdmin(data.erasedBy)) throw new DomainError('forbidden', 'Only an admin may erase a person\'s data');
+  if (!isAdmin(data.erasedBy)) throw new ForbiddenError("Only an admin may erase a person's data");
+  // Like revoking one's own ADMIN, but for good: the last admin would leave nobody to act.
+  if (data.erasedBy.id === state.userId) throw new DomainError('cannot-erase-self', 'An admin cannot erase themselves');
+  assertMayActOnAuditor(data.erasedBy, state.roles, 'erase an auditor');
   // Erasure is final: asking again finds nothing left to erase.
   if (state.erased) return [];
-  return [{ type: 'SubjectErased', data: { userId: state.userId, erasedBy: data.erasedBy.id, erasedAt: data.now.toISOString() } }];
+  const erasedAt = data.now.toISOString();
+  return [{ type: 'SubjectErased', data: { userId: state.userId, erasedBy: data.erasedBy.id, erasedAt, ...withReason(data.reason) } }];
 }
 
 export function decide(command: UserCommand, state: UserState): UserEvent[] {

@@ -30,6 +30,11 @@ export const rolesGrantedSchema = z.object({
     userId: z.string().min(1),
     roles: z.array(userRoleSchema).min(1),
     grantedBy: z.string().min(1),
+    /**
+     * Why, as the admin wrote it; absent from events stored before it was asked for. Free text
+     * about the person, so sealed with their key like any such text.
+     */
+    reason: personal(z.string()).optional(),
   }),
 });
 export type RolesGranted = z.infer<typeof rolesGrantedSchema>;
@@ -40,6 +45,8 @@ export const rolesRevokedSchema = z.object({
     userId: z.string().min(1),
     roles: z.array(userRoleSchema).min(1),
     revokedBy: z.string().min(1),
+    /** As `RolesGranted`'s. */
+    reason: personal(z.string()).optional(),
   }),
 });
 export type RolesRevoked = z.infer<typeof rolesRevokedSchema>;
@@ -54,6 +61,12 @@ export const subjectErasedSchema = z.object({
     userId: z.string().min(1),
     erasedBy: z.string().min(1),
     erasedAt: z.iso.datetime({ offset: true }),
+    /**
+     * The request this erasure answers (a ticket number), when given; absent from events stored
+     * before it was asked for. Not sealed: it is written after the key is gone and must stay
+     * readable, so it must not be personal data.
+     */
+    reason: z.string().optional(),
   }),
 });
 export type SubjectErased = z.infer<typeof subjectErasedSchema>;

@@ -100,6 +100,7 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
   await app.register(appointmentRoutes, { side: deps.side });
   await app.register(adminRoutes, {
     prefix: '/v1/admin',
+    side: deps.side,
     ...(deps.projections ? { projections: deps.projections } : {}),
     ...(deps.erasure ? { erasure: deps.erasure } : {}),
   });

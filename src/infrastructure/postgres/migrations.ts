@@ -18,6 +18,7 @@ import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
 import { subjectKeysWrappedWithMigration } from '../privacy/subject-keys-wrapped-with.migration.js';
 import { processCheckpointsMigration } from '../process-checkpoints/process-checkpoints.migration.js';
 import { projectionCheckpointsMigration } from '../../projections/runtime/projection-checkpoints.migration.js';
+import { projectionRebuildRequestsMigration } from '../../projections/runtime/projection-rebuild-requests.migration.js';
 import { simulatedPaymentGatewayMigration } from '../simulated-payment-gateway/simulated-payment-gateway.migration.js';
 
 /**
@@ -45,4 +46,5 @@ export const migrations: Record<string, Migration> = {
   '0700_function_search_path': functionSearchPathMigration,
   '0710_subject_keys_kept': subjectKeysKeptMigration,
   '0720_subject_keys_wrapped_with': subjectKeysWrappedWithMigration,
+  '0730_projection_rebuild_requests': projectionRebuildRequestsMigration,
 };

@@ -24,6 +24,20 @@ export type CheckpointView = {
     readonly eventType: string | null;
     readonly eventId: string | null;
   } | null;
+  /** Who asked for this generation, and why; all null when nobody did (a first copy, a new version's). */
+  readonly requestedBy: string | null;
+  readonly requestId: string | null;
+  readonly requestedAt: Date | null;
+  readonly reason: string | null;
+};
+
+/** Who asks for a rebuild, and why: kept on the generation it creates, for auditors. */
+export type RebuildRequest = {
+  /** An actor id, or `cli:<os user>` for the rebuild command. */
+  readonly requestedBy: string;
+  /** The HTTP request's id; null from the command line. */
+  readonly requestId: string | null;
+  readonly reason: string | null;
 };
 
 function checkpoints(db: Kysely<unknown>): Kysely<CheckpointTables> {
@@ -59,6 +73,10 @@ export function toCheckpointView(row: CheckpointRow): CheckpointView {
             eventId: row.failed_event_id,
           }
         : null,
+    requestedBy: row.requested_by,
+    requestId: row.request_id,
+    requestedAt: row.requested_at,
+    reason: row.reason,
   };
 }
 
@@ -199,11 +217,18 @@ async function insertGeneration(
   trx: Transaction<CheckpointTables>,
   rows: readonly CheckpointRow[],
   values: { name: string; version: number; active: boolean },
+  request?: RebuildRequest,
 ): Promise<number> {
   const generation = Math.max(0, ...rows.map((row) => row.generation)) + 1;
+  const requested = request && {
+    requested_by: request.requestedBy,
+    request_id: request.requestId,
+    requested_at: sql<Date>`now()`,
+    reason: request.reason,
+  };
   await trx
     .insertInto('projection_checkpoints')
-    .values({ ...values, generation, status: values.active ? 'running' : 'rebuilding' })
+    .values({ ...values, ...requested, generation, status: values.active ? 'running' : 'rebuilding' })
     .execute();
   return generation;
 }
@@ -244,8 +269,15 @@ export function missingGeneration(rows: readonly CheckpointRow[], version: numbe
  * rebuild that failed on a passing cause, or that no running code can build, would stand in for
  * every later request. Without a `version`, a newer version's rebuild (a deploy under way) is
  * left to go on, and answers the request.
+ *
+ * `request` is recorded on a generation this creates; one under way keeps its own requester.
  */
-export async function requestRebuild(db: Kysely<unknown>, name: string, version?: number): Promise<{ readonly generation: number }> {
+export async function requestRebuild(
+  db: Kysely<unknown>,
+  name: string,
+  version?: number,
+  request?: RebuildRequest,
+): Promise<{ readonly generation: number }> {
   return db.transaction().execute(async (trx) => {
     await lockSetup(trx, name);
     const tx = inTransaction(trx);
@@ -259,7 +291,7 @@ export async function requestRebuild(db: Kysely<unknown>, name: string, version?
     await retireGenerations(trx, name, pending.filter((row) => !usable(row)).map((row) => row.generation));
     const underWay = pending.find(usable);
     if (underWay) return { generation: underWay.generation };
-    return { generation: await insertGeneration(tx, rows, { name, version: wanted, active: false }) };
+    return { generation: await insertGeneration(tx, rows, { name, version: wanted, active: false }, request) };
   });
 }
 

@@ -36,6 +36,12 @@ export type ProjectionCheckpointsTable = {
   failed_event_position: ColumnType<string | null, string | null | undefined, string | null>;
   failed_event_type: ColumnType<string | null, string | null | undefined, string | null>;
   failed_event_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Who asked for this generation (an actor id, `cli:<os user>`); null when nobody did: a first copy, a new version's. */
+  requested_by: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The HTTP request that asked; null from the command line. */
+  request_id: ColumnType<string | null, string | null | undefined, string | null>;
+  requested_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  reason: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Generated<Date>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
 };

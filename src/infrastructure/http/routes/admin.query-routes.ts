@@ -42,6 +42,10 @@ const checkpointSchema = z
     lastFailure: z
       .object({ at: z.string(), error: z.string(), eventPosition: z.string().nullable(), eventType: z.string().nullable(), eventId: z.string().nullable() })
       .nullable(),
+    requestedBy: z.string().nullable().describe('Who asked for this generation: an actor id, or `cli:<os user>` for the rebuild command. Null when nobody did (a first copy, a new version\'s, or one from before requesters were recorded)'),
+    requestId: z.string().nullable().describe('The request that asked for it, as in the logs; null from the command line'),
+    requestedAt: z.string().nullable(),
+    reason: z.string().nullable().describe('Why, as the requester gave it'),
   })
   .meta({ id: 'ProjectionCheckpoint' });
 
@@ -61,6 +65,7 @@ function toBody(row: CheckpointView & { readonly lag: CheckpointLag | null }, at
     ageMs: view.lastEventRecordedAt ? at - view.lastEventRecordedAt.getTime() : null,
     updatedAt: view.updatedAt.toISOString(),
     lastFailure: view.lastFailure && { ...view.lastFailure, at: view.lastFailure.at.toISOString() },
+    requestedAt: view.requestedAt?.toISOString() ?? null,
   };
 }
 
