@@ -7,8 +7,8 @@ import { systemClock } from '../application/ports/clock.js';
 import { HoldExpiryProcess } from '../application/process-managers/hold-expiry.process.js';
 import { RefundReconciliation } from '../application/process-managers/refund-reconciliation.process.js';
 import type { PaymentGateway } from '../application/ports/payment-gateway.js';
-import { parseCommandLine } from './config/command-line.js';
-import { ConfigError, configSchema, loadConfig, type Config } from './config/config.js';
+import { failureReport } from './config/command-line.js';
+import { loadConfig, type Config } from './config/config.js';
 import { accessTokenTtlSeconds, buildCommandApi } from './http/command-api.js';
 import { buildQueryApi } from './http/query-api.js';
 import { postgresProbe, type ReadinessProbe } from './http/plugins/health.plugin.js';
@@ -37,9 +37,10 @@ import { registerProjectionMetrics } from './projections/projection-metrics.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
 import type { ProjectionStatus } from '../projections/runtime/projector-metrics.js';
 import { startProjectors } from './projections/projector-runner.js';
-import type { ProjectionRuntime } from '../projections/runtime/projection-runtime.js';
-import { sleep } from '../application/sleep.js';
-import { listCheckpoints, listCheckpointsWithLag, requestRebuild } from '../projections/runtime/projection-checkpoints.queries.js';
+import { rebuildReadModel } from './projections/rebuild-read-model.js';
+import { parseMainCommandLine } from './main-command-line.js';
+import type { Projection } from '../projections/runtime/projection.js';
+import { listCheckpointsWithLag } from '../projections/runtime/projection-checkpoints.queries.js';
 import { readModelProjections } from '../projections/read-models.js';
 import { createKysely, createPool, migrateToLatest } from './postgres/database.js';
 import { startProjectorThread, startReadModelProjectors } from './projector-thread.js';
@@ -411,92 +412,50 @@ async function migrate(config: Config, logger: Logger): Promise<void> {
 }
 
 /**
- * `npm run projections:rebuild -- <name>`: asks for a fresh copy of a read model and builds it in
- * this process (or lets a running projector do it), then reports the rate once it is live.
+ * `npm run projections:rebuild -- <name>`: builds a fresh copy of a read model in this process
+ * (or lets a running projector do it) and reports the rate once it is live.
  */
-async function rebuild(config: Config, logger: Logger, name: string | undefined): Promise<void> {
-  const projection = readModelProjections.find((candidate) => candidate.name === name);
-  if (!projection) throw new ConfigError(`Name a read model to rebuild: ${readModelNames.join(', ')}`);
+async function rebuild(config: Config, logger: Logger, projection: Projection): Promise<void> {
   // It builds the read model itself when no projector does: it writes checkpoints as one does.
   const storage = await openStorage(config, logger, undefined, { share: true, claimEventLog: 'claim' });
-  const db = createKysely<unknown>(storage.pool);
-  let runtime: ProjectionRuntime | undefined;
   try {
-    runtime = startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.revealed, logger, projections: [projection] });
-    // A read model never built before gets its first copy from the runtime; rebuild that one.
-    while (!(await listCheckpoints(db)).some((row) => row.name === projection.name && row.active)) {
-      await sleep(100);
-    }
-    const started = performance.now();
-    // This code's version: a rebuild pending for another one is one this process cannot build.
-    const { generation } = await requestRebuild(db, projection.name, projection.version);
-    process.stdout.write(`rebuilding ${projection.name} as generation ${generation}\n`);
-    for (;;) {
-      await sleep(250);
-      const copy = (await listCheckpoints(db)).find((row) => row.name === projection.name && row.generation === generation);
-      if (copy?.status === 'failed') {
-        const failure = copy.lastFailure;
-        const at = failure?.eventPosition ? ` at event ${failure.eventPosition} (${failure.eventType ?? 'of unknown type'})` : '';
-        throw new Error(`rebuild of ${projection.name} as generation ${generation} failed${at}: ${failure?.error ?? 'unknown error'}`);
-      }
-      // Retired (a newer version went live, or a later request replaced it), maybe dropped already.
-      if (!copy || copy.status === 'retired') throw new Error(`rebuild of ${projection.name} as generation ${generation} was retired before it went live`);
-      if (copy.active) {
-        const seconds = (performance.now() - started) / 1000;
-        const rate = Math.round(Number(copy.eventsProcessed) / seconds);
-        process.stdout.write(`${projection.name} rebuilt: ${copy.eventsProcessed} events in ${seconds.toFixed(1)} s (${rate} events/s), now live\n`);
-        break;
-      }
-    }
+    await rebuildReadModel({
+      db: createKysely<unknown>(storage.pool),
+      eventStore: storage.eventStore,
+      projection,
+      startProjectors: () => startProjectors({ config, connectionString: storage.url, pool: storage.pool, eventStore: storage.revealed, logger, projections: [projection] }),
+      print: (line) => process.stdout.write(`${line}\n`),
+    });
   } finally {
-    // On a failure too: a failed generation's projector keeps its lock, and the process alive, until stopped.
-    await runtime?.stop();
     await storage.stop();
   }
 }
 
-const usage = 'usage: main [--role all|command|query|projector] | seed [--demo|--no-demo] | migrate | rebuild <read model>';
-
-type CommandLine = {
-  role: string | undefined;
-  command: string | undefined;
-  argument: string | undefined;
-  /** `seed --demo` true, `seed --no-demo` false, neither `undefined`. */
-  demo: boolean | undefined;
-};
-
-/** The command line, or a ConfigError saying what is wrong with it and how it goes. */
-function commandLine(): CommandLine {
-  const parsed = parseCommandLine(
-    { options: { role: { type: 'string' }, demo: { type: 'boolean' }, 'no-demo': { type: 'boolean' } }, allowPositionals: true },
-    usage,
-  );
-  const [command, argument] = parsed.positionals;
-  // A mistyped command (`migrat`) started the whole service, migrations and all.
-  if (command !== undefined && !['seed', 'migrate', 'rebuild'].includes(command)) throw new ConfigError(`unknown command ${command}\n${usage}`);
-  const { demo, 'no-demo': noDemo } = parsed.values;
-  if (demo && noDemo) throw new ConfigError(`--demo and --no-demo: give one of them\n${usage}`);
-  if ((demo || noDemo) && command !== 'seed') throw new ConfigError(`--${demo ? 'demo' : 'no-demo'} is an option of seed only\n${usage}`);
-  return { role: parsed.values.role, command, argument, demo: demo ? true : noDemo ? false : undefined };
-}
-
 async function main(): Promise<void> {
-  const { role: roleArgument, command, argument, demo } = commandLine();
-  if (roleArgument !== undefined && !configSchema.shape.ROLE.safeParse(roleArgument).success) {
-    throw new ConfigError(`--role ${roleArgument}: must be one of all, command, query, projector\n${usage}`);
-  }
+  const line = parseMainCommandLine(readModelProjections);
+  if (!line) return;
+  const role = line.command === 'start' ? line.role : undefined;
   // Checked for the role this process runs, `--role` before ROLE: which ports it listens on.
-  const config = loadConfig(roleArgument === undefined ? process.env : { ...process.env, ROLE: roleArgument }, { listens: command === undefined });
+  const config = loadConfig(role === undefined ? process.env : { ...process.env, ROLE: role }, { listens: line.command === 'start' });
   const logger = createLogger({ level: config.LOG_LEVEL });
-  if (command === 'seed') await seed(config, logger, demo);
-  else if (command === 'migrate') await migrate(config, logger);
-  else if (command === 'rebuild') await rebuild(config, logger, argument);
-  else await start(config, config.ROLE, logger);
+  switch (line.command) {
+    case 'seed':
+      return seed(config, logger, line.demo);
+    case 'migrate':
+      return migrate(config, logger);
+    case 'rebuild':
+      return rebuild(config, logger, line.projection);
+    case 'start':
+      return start(config, config.ROLE, logger);
+    default: {
+      const _exhaustive: never = line;
+      return _exhaustive;
+    }
+  }
 }
 
 main().catch((error: unknown) => {
-  // A configuration mistake needs its message, not a stack trace.
-  const text = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  const { code, text } = failureReport(error, { failedCode: 1, databaseUrl: process.env.DATABASE_URL });
   process.stderr.write(`${text}\n`);
-  process.exitCode = 1;
+  process.exitCode = code;
 });

@@ -1,18 +1,23 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { CommandFailed, failureReport, usageExitCode, UsageError } from '../../src/infrastructure/config/command-line.js';
+import { ConfigError } from '../../src/infrastructure/config/config.js';
+import { mainUsage, parseMainCommandLine } from '../../src/infrastructure/main-command-line.js';
+import { readModelProjections } from '../../src/projections/read-models.js';
 import { childEnv } from '../support/child-env.js';
 
 const run = promisify(execFile);
 
-/** A script as `npm run migrate`, `npm run replay` and friends run it; answers exit code and stderr. */
-async function script(path: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
+/** A script as `npm run migrate`, `npm run replay` and friends run it; answers exit code, stdout and stderr. */
+async function script(path: string, args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    await run(process.execPath, ['--import', 'tsx', path, ...args], { timeout: 20_000, env: childEnv(env) });
-    return { code: 0, stderr: '' };
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', path, ...args], { timeout: 20_000, env: childEnv(env) });
+    return { code: 0, stdout, stderr: '' };
   } catch (error) {
-    const failed = error as { code?: number; stderr?: string };
-    return { code: failed.code ?? -1, stderr: failed.stderr ?? '' };
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
   }
 }
 
@@ -24,7 +29,16 @@ function expectRefused({ code, stderr }: { code: number; stderr: string }, expec
   expect(stderr).not.toMatch(/\n\s+at /);
 }
 
-describe('the command line', () => {
+/** Nothing listens there: a tool that got as far as the database would fail on it instead. */
+const unreachable = { DATABASE_URL: 'postgres://postgres:s3cret-pw@127.0.0.1:5999/x' };
+
+const main = (args: string[]) => parseMainCommandLine(readModelProjections, args);
+
+describe("main's command line", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
   it.each([
     [['migrat'], /unknown command migrat/],
     [['--role', 'foo'], /--role foo: must be one of/],
@@ -32,8 +46,39 @@ describe('the command line', () => {
     [['--role'], /argument missing/],
     [['seed', '--demo', '--no-demo'], /--demo and --no-demo: give one of them/],
     [['migrate', '--no-demo'], /--no-demo is an option of seed only/],
-  ])('refuses %j with a message and the usage, exit 1, starting nothing', async (args, message) => {
-    expectRefused(await script('src/infrastructure/main.ts', args), 1, message, 'usage: main');
+    [['migrate', 'extra'], /migrate takes no arguments; unexpected extra/],
+    [['seed', 'extra'], /seed takes no arguments; unexpected extra/],
+    [['rebuild'], /name a read model to rebuild: .*listings/],
+    [['rebuild', 'nothing'], /no read model nothing: one of .*listings/],
+    [['rebuild', 'listings', 'extra'], /rebuild takes one read model; unexpected extra/],
+    [['seed', '--role', 'command'], /--role is an option of the service only, not of seed/],
+    [['rebuild', 'listings', '--role', 'projector'], /--role is an option of the service only, not of rebuild/],
+  ])('refuses %j as a usage error, with the message and the usage', (args, message) => {
+    expect(() => main(args)).toThrow(UsageError);
+    expect(() => main(args)).toThrow(message);
+    expect(() => main(args)).toThrow(mainUsage);
+  });
+
+  it.each([
+    [[], { command: 'start', role: undefined }],
+    [['--role', 'query'], { command: 'start', role: 'query' }],
+    [['seed', '--no-demo'], { command: 'seed', demo: false }],
+    [['migrate'], { command: 'migrate' }],
+    [['rebuild', 'listings'], { command: 'rebuild', projection: expect.objectContaining({ name: 'listings' }) }],
+  ])('reads %j', (args, command) => {
+    expect(main(args)).toEqual(command);
+  });
+
+  it('given --help, prints the usage on stdout and asks for nothing to be done, whatever else is on the line', () => {
+    const written = vi.spyOn(process.stdout, 'write').mockReturnValue(true);
+
+    expect(main(['migrate', 'extra', '--help'])).toBeUndefined();
+
+    expect(written).toHaveBeenCalledWith(`${mainUsage}\n`);
+  });
+
+  it('ends a usage error with exit 64, before reading any setting or opening anything', async () => {
+    expectRefused(await script('src/infrastructure/main.ts', ['migrate', 'extra'], unreachable), usageExitCode, /migrate takes no arguments/, 'usage: main');
   });
 
   it('checks the settings for the role --role names, not for ROLE: the ports its one process listens on', async () => {
@@ -44,12 +89,108 @@ describe('the command line', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/QUERY_PORT: 4999 is COMMAND_PORT too/);
   });
+});
 
+// Child processes that wait on nothing but their own start-up: run side by side.
+describe.concurrent('the audit command-line tools', () => {
   it.each([
     [['--stream'], /argument missing/],
     [['--foo', 'x'], /Unknown option '--foo'/],
     [['--stream', 'listing-x', '--version', ''], /whole number/],
-  ])('of replay refuses %j with the usage, exit 2, reading nothing', async (args, message) => {
-    expectRefused(await script('src/infrastructure/audit/replay.cli.ts', args), 2, message, 'usage: npm run replay');
+  ])('replay refuses %j with the usage, exit 64, reading nothing', async (args, message) => {
+    expectRefused(await script('src/infrastructure/audit/replay.cli.ts', args, unreachable), usageExitCode, message, 'usage: npm run replay');
+  });
+
+  // A typo in a cron job ran the whole check, and its exit code spoke of other streams' breaks.
+  it.each([
+    [['--stream', 'listing-x'], /Unknown option '--stream'/],
+    [['listing-x'], /Unexpected argument 'listing-x'/],
+  ])('audit:verify refuses %j with the usage, exit 64, checking nothing', async (args, message) => {
+    expectRefused(await script('src/infrastructure/audit/audit-verify.cli.ts', args, unreachable), usageExitCode, message, 'usage: npm run audit:verify');
+  });
+
+  it('audit:verify --help prints the usage and exits 0, checking nothing', async () => {
+    const { code, stdout } = await script('src/infrastructure/audit/audit-verify.cli.ts', ['--help'], unreachable);
+
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^usage: npm run audit:verify/);
+  });
+});
+
+describe('a database that cannot be reached', () => {
+  it('is one line naming the server and the database, not the password, with each tool\'s failure code', async () => {
+    const [migrate, verify, replay] = await Promise.all([
+      script('src/infrastructure/main.ts', ['migrate'], unreachable),
+      script('src/infrastructure/audit/audit-verify.cli.ts', [], unreachable),
+      script('src/infrastructure/audit/replay.cli.ts', ['--stream', 'listing-x'], unreachable),
+    ]);
+
+    const line = 'cannot connect to PostgreSQL at 127.0.0.1:5999, database x: connect ECONNREFUSED 127.0.0.1:5999\n';
+    expect([migrate, verify, replay]).toEqual([
+      { code: 1, stdout: '', stderr: line },
+      { code: 3, stdout: '', stderr: line },
+      { code: 2, stdout: '', stderr: line },
+    ]);
+  });
+});
+
+/** What the driver throws for `url` on connecting. */
+async function connectionError(url: string): Promise<unknown> {
+  const client = new pg.Client(url);
+  try {
+    await client.connect();
+  } catch (error) {
+    return error;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  throw new Error(`${url} let the login in`);
+}
+
+describe('how a command-line tool reports a failure', () => {
+  const failedCode = 3;
+
+  it('a refused connection, as the driver reports it and wrapped: one line naming host, port and database, never the password', async () => {
+    const databaseUrl = 'postgres://postgres:s3cret-pw@127.0.0.1:5999/orders';
+    const refused = await connectionError(databaseUrl);
+    const expected = { code: failedCode, text: 'cannot connect to PostgreSQL at 127.0.0.1:5999, database orders: connect ECONNREFUSED 127.0.0.1:5999' };
+
+    expect(failureReport(refused, { failedCode, databaseUrl })).toEqual(expected);
+    expect(failureReport(new Error('could not open storage', { cause: refused }), { failedCode, databaseUrl })).toEqual(expected);
+  });
+
+  it('a database that does not exist (3D000) and a login refused (28000, 28P01): one line', async () => {
+    const server = new URL(inject('adminDatabaseUrl'));
+    const missing = new URL(server);
+    missing.pathname = '/no_such_database';
+    const stranger = new URL(server);
+    stranger.username = 'no_such_role';
+    stranger.password = 's3cret-pw';
+    const at = `at ${server.hostname}:${server.port || '5432'}`;
+
+    expect(failureReport(await connectionError(missing.toString()), { failedCode, databaseUrl: missing.toString() })).toEqual({
+      code: failedCode,
+      text: `cannot connect to PostgreSQL ${at}, database no_such_database: database "no_such_database" does not exist`,
+    });
+    const refused = failureReport(await connectionError(stranger.toString()), { failedCode, databaseUrl: stranger.toString() });
+    expect(refused.text).toMatch(new RegExp(`^cannot connect to PostgreSQL ${at}, database [^:]+: .*"no_such_role"`));
+    expect(refused.text).not.toContain('s3cret-pw');
+  });
+
+  it('a host that does not resolve, a server that does not answer (without DATABASE_URL: where the error says it tried): one line', () => {
+    const notFound = Object.assign(new Error('getaddrinfo ENOTFOUND db.invalid'), { code: 'ENOTFOUND', hostname: 'db.invalid' });
+    const timedOut = Object.assign(new Error('connect ETIMEDOUT 10.0.0.9:5432'), { code: 'ETIMEDOUT', address: '10.0.0.9', port: 5432 });
+
+    expect(failureReport(notFound, { failedCode, databaseUrl: 'postgres://u:p@db.invalid/app' }).text).toBe('cannot connect to PostgreSQL at db.invalid:5432, database app: getaddrinfo ENOTFOUND db.invalid');
+    expect(failureReport(timedOut, { failedCode, databaseUrl: undefined }).text).toBe('cannot connect to PostgreSQL at 10.0.0.9:5432: connect ETIMEDOUT 10.0.0.9:5432');
+  });
+
+  it('wrong arguments: the usage exit code; a setting, an expected failure: their message alone; anything else: its stack', () => {
+    const bug = new TypeError('x is undefined');
+
+    expect(failureReport(new UsageError('unknown command x', 'usage: main'), { failedCode, databaseUrl: undefined })).toEqual({ code: usageExitCode, text: 'unknown command x\nusage: main' });
+    expect(failureReport(new ConfigError('MASTER_KEY: required'), { failedCode, databaseUrl: undefined })).toEqual({ code: failedCode, text: 'MASTER_KEY: required' });
+    expect(failureReport(new CommandFailed('rebuild of users failed'), { failedCode, databaseUrl: undefined })).toEqual({ code: failedCode, text: 'rebuild of users failed' });
+    expect(failureReport(bug, { failedCode, databaseUrl: undefined })).toEqual({ code: failedCode, text: bug.stack });
   });
 });

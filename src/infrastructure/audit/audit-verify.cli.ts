@@ -1,6 +1,7 @@
 import { verifyAccessLog } from '../../application/audit/access-log.js';
 import { verifyAllStreams } from '../../application/audit/audit-export.js';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { failureReport, parseCommandLine } from '../config/command-line.js';
+import { loadConfig } from '../config/config.js';
 import { PgEventStore } from '../pg-event-store/pg-event-store.js';
 import { openAuditCliStorage } from './audit-cli-storage.js';
 import { notCheckedNote } from './horizon-note.js';
@@ -13,11 +14,13 @@ const exitCodes = {
   broken: 1,
   /** No break, but some stream ends in events without a hash that no link covers: nothing vouches for them. */
   unverifiedTail: 2,
-  /** The check did not run (configuration, database). */
+  /** The check did not run (configuration, database); `usageExitCode` when it was given arguments (it takes none). */
   failed: 3,
   /** No break in what was read, but events committed before the check were held back past its wait: not checked. */
   notChecked: 4,
 } as const;
+
+const usage = 'usage: npm run audit:verify   (no arguments: checks every stream and the access log)';
 
 /**
  * `npm run audit:verify`: recomputes every stream's hash chain and the access log's and prints
@@ -32,6 +35,7 @@ const exitCodes = {
  * found then may be covered by an event it could not read).
  */
 async function main(): Promise<void> {
+  if (!parseCommandLine({ options: {}, allowPositionals: false }, usage)) return;
   const config = loadConfig(process.env, { listens: false });
   const storage = await openAuditCliStorage(config);
   const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -66,7 +70,8 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(process.exitCode ?? exitCodes.verified),
   (error: unknown) => {
-    process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(exitCodes.failed);
+    const { code, text } = failureReport(error, { failedCode: exitCodes.failed, databaseUrl: process.env.DATABASE_URL });
+    process.stderr.write(`${text}\n`);
+    process.exit(code);
   },
 );

