@@ -134,6 +134,18 @@ describe('User decider', () => {
       ]);
     });
 
+    it('revokes AUDITOR only by an admin who is an auditor too: else an admin alone could demote an auditor, then erase them', () => {
+      spec.given([registered(['AUDITOR', 'OWNER'])]).when(revoke(['AUDITOR'], admin)).thenFails('forbidden');
+      spec.given([registered(['AUDITOR', 'OWNER'])]).when(revoke(['AUDITOR', 'OWNER'], admin)).thenFails('forbidden');
+      spec.given([registered(['AUDITOR', 'OWNER'])]).when(revoke(['AUDITOR'], adminAuditor)).then([
+        { type: 'RolesRevoked', data: { userId, roles: ['AUDITOR'], revokedBy: adminAuditor.id } },
+      ]);
+      // Not held: nothing is revoked, so nothing is refused.
+      spec.given([registered(['OWNER'])]).when(revoke(['AUDITOR', 'OWNER'], admin)).then([
+        { type: 'RolesRevoked', data: { userId, roles: ['OWNER'], revokedBy: admin.id } },
+      ]);
+    });
+
     it('needs an existing user, not an erased one', () => {
       spec.given([]).when(revoke(['OWNER'])).thenFails('not-found');
       spec.given([registered(['OWNER']), subjectErased]).when(revoke(['OWNER'])).thenFails('not-found');
@@ -181,6 +193,28 @@ describe('User decider', () => {
     });
   });
 
+  describe('RecordErasure (the key is destroyed already; EraseSubject was decided before it was)', () => {
+    const record = (erasedBy: { id: string; roles: string[] } = admin, reason?: string): UserCommand => ({
+      type: 'RecordErasure',
+      data: { userId, erasedBy, now: erasedAt, ...(reason === undefined ? {} : { reason }) },
+    });
+
+    it('records the erasure with the request it answers', () => {
+      spec.given([registered()]).when(record(admin, 'GDPR-2031-117')).then([
+        { type: 'SubjectErased', data: { userId, erasedBy: admin.id, erasedAt: erasedAt.toISOString(), reason: 'GDPR-2031-117' } },
+      ]);
+    });
+
+    it('records it though the person was made an auditor after the check: the key is gone, and a refusal would leave them half erased', () => {
+      spec.given([registered(), { type: 'RolesGranted', data: { userId, roles: ['AUDITOR'], grantedBy: adminAuditor.id } }]).when(record(admin)).then([subjectErased]);
+    });
+
+    it('records nothing more once recorded, and needs an existing user', () => {
+      spec.given([registered(), subjectErased]).when(record()).then([]);
+      spec.given([]).when(record()).thenFails('not-found');
+    });
+  });
+
   it('reads role changes and erasures stored before reasons were recorded', () => {
     const stored: { type: string; data: JsonObject }[] = [
       { type: 'RolesGranted', data: { userId, roles: ['OWNER'], grantedBy: admin.id } },
@@ -216,8 +250,8 @@ describe('User decider', () => {
     registration,
     fc.tuple(roles, requester, reason).map(([r, by, why]) => grant(r, by, why)),
     fc.tuple(roles, requester, reason).map(([r, by, why]) => revoke(r, by, why)),
-    fc.tuple(requester, reason).map(([by, why]): UserCommand => ({
-      type: 'EraseSubject',
+    fc.tuple(fc.constantFrom('EraseSubject' as const, 'RecordErasure' as const), requester, reason).map(([type, by, why]): UserCommand => ({
+      type,
       data: { userId, erasedBy: by, now: erasedAt, ...(why === undefined ? {} : { reason: why }) },
     })),
   );
@@ -233,6 +267,7 @@ describe('User decider', () => {
       case 'RevokeRoles':
         return command.data.revokedBy;
       case 'EraseSubject':
+      case 'RecordErasure':
         return command.data.erasedBy;
       default: {
         const _exhaustive: never = command;
@@ -244,7 +279,7 @@ describe('User decider', () => {
   // Every run starts with a registration, so that the later commands mostly have a user to act on.
   const history = fc.tuple(registration, fc.array(command, { maxLength: 20 })).map(([first, rest]) => [first, ...rest]);
 
-  property.prop([history], { numRuns: 300 })('evolves without error, keeps roles unique, leaves ADMIN and AUDITOR to admins and erasure to others under any commands', (commands) => {
+  property.prop([history], { numRuns: 300 })('evolves without error, keeps roles unique, leaves ADMIN and AUDITOR to admins (AUDITOR, granted or revoked, to auditor-admins) and erasure to others under any commands', (commands) => {
     let state: UserState = userDecider.initialState;
     let erasedOnce = false;
     for (const next of commands) {
@@ -262,10 +297,11 @@ describe('User decider', () => {
         // ADMIN is registered, granted and revoked only by an admin, who never revokes their own.
         if (given.includes('ADMIN') || taken.includes('ADMIN')) expect(requesterOf(next)?.roles).toContain('ADMIN');
         if (taken.includes('ADMIN')) expect(requesterOf(next)?.id).not.toBe(userId);
-        // AUDITOR comes only from an admin who is an auditor too.
-        if (given.includes('AUDITOR')) expect(requesterOf(next)?.roles).toEqual(expect.arrayContaining(['ADMIN', 'AUDITOR']));
+        // AUDITOR comes and goes only by an admin who is an auditor too.
+        if (given.includes('AUDITOR') || taken.includes('AUDITOR')) expect(requesterOf(next)?.roles).toEqual(expect.arrayContaining(['ADMIN', 'AUDITOR']));
         // Nobody erases themselves; an auditor is erased only by an admin who is an auditor too.
-        if (event.type === 'SubjectErased') {
+        // (RecordErasure only records what an EraseSubject, decided before the key went, allowed.)
+        if (event.type === 'SubjectErased' && next.type === 'EraseSubject') {
           expect(requesterOf(next)?.id).not.toBe(userId);
           if (state.status === 'registered' && state.roles.includes('AUDITOR')) expect(requesterOf(next)?.roles).toContain('AUDITOR');
         }

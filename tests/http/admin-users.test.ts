@@ -102,6 +102,19 @@ describe('granting and revoking roles (POST /v1/admin/users/{id}/roles/grant, /r
     expect((await grant(auditorAdmin.token, person.id, ['AUDITOR'])).status).toBe(200);
   });
 
+  it('revokes AUDITOR only by an admin who is an auditor too (403 forbidden), so an admin alone cannot demote an auditor and then erase them', async () => {
+    const [admin, auditorAdmin, auditor] = [await account(['ADMIN']), await account(['ADMIN', 'AUDITOR']), await account(['AUDITOR', 'CONSUMER'])];
+
+    const refused = await revoke(admin.token, auditor.id, ['AUDITOR']);
+    expect(refused.status).toBe(403);
+    expect(refused.body.type).toBe(problemType('forbidden'));
+    expect((await erase(admin.token, auditor.id)).status).toBe(403);
+    expect(await userEvents(auditor.id)).toHaveLength(1);
+    expect(await canLogIn(auditor.email)).toBe(true);
+
+    expect((await revoke(auditorAdmin.token, auditor.id, ['AUDITOR'])).status).toBe(200);
+  });
+
   it("refuses an admin taking their own ADMIN away with 409 cannot-revoke-own-admin", async () => {
     const admin = await account(['ADMIN', 'OWNER']);
 

@@ -3,7 +3,7 @@ import { doctorScheduleStreamId } from '../../domain/doctor-schedule/doctor-sche
 import { hasRole } from '../../domain/shared/actor.js';
 import { NotFoundError } from '../../domain/shared/domain-error.js';
 import { ForbiddenError } from '../../domain/shared/forbidden-error.js';
-import type { EraseSubject } from '../../domain/user/user.commands.js';
+import type { EraseSubject, RecordErasure } from '../../domain/user/user.commands.js';
 import { streamIdOf, userDecider } from '../../domain/user/user.decider.js';
 import { currentRoles } from '../authorization/registered-users.js';
 import type { CommandSide } from '../command-handlers.js';
@@ -81,10 +81,13 @@ export async function eraseSubject(
   await deps.vault.erase(userId, deps.side.clock.now());
   deps.keyDestroyed?.(userId);
   await deps.outsideTheLog.eraseSubject(userId);
-  // Unpinned: past the key, the erasure is done, and its record must follow whatever was
-  // appended meanwhile. Pinned, a role granted in between answered 412 to an erasure half made,
-  // and without `SubjectErased` no read model ever dropped the person's data.
-  const result = await deps.side.handlers.user.handle(streamId, erase(), unpinned(request));
+  // Past the key, the erasure is done, and its record must follow whatever was appended meanwhile:
+  // unpinned, and with no rule on roles checked again (they held before the key went). Pinned, a
+  // role granted in between answered 412; decided as `EraseSubject`, AUDITOR granted in between
+  // answered 403, to this request and to every retry; either way, without `SubjectErased` no read
+  // model ever dropped the person's data.
+  const record: RecordErasure = { ...erase(), type: 'RecordErasure' };
+  const result = await deps.side.handlers.user.handle(streamId, record, unpinned(request));
   // Once more, now that `SubjectErased` is there: a signup retried for this person that found them
   // unerased may have written their login back since the delete above. Such a signup reads the
   // stream after its write and, finding the record, deletes the login itself; finding none, it

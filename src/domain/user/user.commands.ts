@@ -63,5 +63,13 @@ export const eraseSubjectSchema = z.object({
 });
 export type EraseSubject = z.infer<typeof eraseSubjectSchema>;
 
-export const userCommandSchema = z.discriminatedUnion('type', [registerUserSchema, grantRolesSchema, revokeRolesSchema, eraseSubjectSchema]);
+/**
+ * Records an erasure whose key is already destroyed: `EraseSubject` was decided, every rule held,
+ * before the key went. Nothing then may refuse the record, or the person stays half erased (their
+ * data unreadable, yet still in every read model) and no retry could finish it.
+ */
+export const recordErasureSchema = eraseSubjectSchema.extend({ type: z.literal('RecordErasure') });
+export type RecordErasure = z.infer<typeof recordErasureSchema>;
+
+export const userCommandSchema = z.discriminatedUnion('type', [registerUserSchema, grantRolesSchema, revokeRolesSchema, eraseSubjectSchema, recordErasureSchema]);
 export type UserCommand = z.infer<typeof userCommandSchema>;

@@ -2,7 +2,7 @@ import { assertNever, type Decider } from '../shared/decider.js';
 import { DomainError, NotFoundError } from '../shared/domain-error.js';
 import { ForbiddenError } from '../shared/forbidden-error.js';
 import { notPrintable, printable } from '../shared/printable-text.js';
-import type { EraseSubject, GrantRoles, RegisterUser, Requester, RevokeRoles, UserCommand } from './user.commands.js';
+import type { EraseSubject, GrantRoles, RecordErasure, RegisterUser, Requester, RevokeRoles, UserCommand } from './user.commands.js';
 import { privilegedRoles, type UserEvent, type UserRole } from './user.events.js';
 
 /**
@@ -24,7 +24,8 @@ const isAdmin = (requester: Requester | null): boolean => requester?.roles.inclu
 /**
  * AUDITOR reads health data that ADMIN is not shown (README, "Beyond and beside API.md"): only an
  * admin who is an auditor too may make someone an auditor, or an admin could make themselves one
- * (a second account) and read it all; nor may an admin alone do away with an auditor.
+ * (a second account) and read it all; nor may an admin alone do away with an auditor, by erasing
+ * them or by taking the role (which would also let them erase the former auditor next).
  */
 function assertMayActOnAuditor(requester: Requester | null, roles: readonly UserRole[], action: string): void {
   if (roles.includes('AUDITOR') && requester?.roles.includes('AUDITOR') !== true) {
@@ -73,6 +74,7 @@ function revokeRoles({ data }: RevokeRoles, state: UserState): UserEvent[] {
     throw new DomainError('cannot-revoke-own-admin', 'An admin cannot revoke their own ADMIN role');
   }
   const removed = [...new Set(data.roles)].filter((role) => user.roles.includes(role));
+  assertMayActOnAuditor(data.revokedBy, removed, 'revoke AUDITOR');
   if (removed.length === 0) return [];
   return [{ type: 'RolesRevoked', data: { userId: user.userId, roles: removed, revokedBy: data.revokedBy.id, ...withReason(data.reason) } }];
 }
@@ -83,6 +85,12 @@ function eraseSubject({ data }: EraseSubject, state: UserState): UserEvent[] {
   // Like revoking one's own ADMIN, but for good: the last admin would leave nobody to act.
   if (data.erasedBy.id === state.userId) throw new DomainError('cannot-erase-self', 'An admin cannot erase themselves');
   assertMayActOnAuditor(data.erasedBy, state.roles, 'erase an auditor');
+  return recordErasure({ type: 'RecordErasure', data }, state);
+}
+
+/** No rule on roles here: they were checked by `EraseSubject` before the key was destroyed. */
+function recordErasure({ data }: RecordErasure, state: UserState): UserEvent[] {
+  if (state.status !== 'registered') throw new NotFoundError('User');
   // Erasure is final: asking again finds nothing left to erase.
   if (state.erased) return [];
   const erasedAt = data.now.toISOString();
@@ -99,6 +107,8 @@ export function decide(command: UserCommand, state: UserState): UserEvent[] {
       return revokeRoles(command, state);
     case 'EraseSubject':
       return eraseSubject(command, state);
+    case 'RecordErasure':
+      return recordErasure(command, state);
     default: {
       const _exhaustive: never = command;
       return assertNever(_exhaustive);
