@@ -80,7 +80,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { turn } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toBe(1);
+    expect(await turn()).toEqual({ settled: 1, failed: 0 });
 
     expect(provider.looks).toEqual([{ request: { intentId: `pi_${paymentId}`, paymentId, refundId }, quick: quickLook }]);
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
@@ -95,7 +95,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn } = startProcess();
 
     clock.advance(graceMs - 1);
-    expect(await turn()).toBe(0);
+    expect(await turn()).toEqual({ settled: 0, failed: 0 });
 
     expect(provider.looks).toEqual([]);
     expect(process.pending).toBe(1);
@@ -108,7 +108,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toBe(1);
+    expect(await turn()).toEqual({ settled: 1, failed: 0 });
 
     const [, , , failed] = await streamEvents(store, stream);
     expect(failed).toMatchObject({ type: 'RefundFailed', data: { refundId, providerEventId: 'gateway:refund:re_1', reason: 'expired_or_canceled_card' } });
@@ -119,7 +119,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
   it('a refund its webhook settled after the process read the request: the provider is not asked, and the refund is dropped', async () => {
     const { paymentId, refundId, stream } = await givenPendingRefund();
     const { process, turn } = startProcess();
-    expect(await turn()).toBe(0);
+    expect(await turn()).toEqual({ settled: 0, failed: 0 });
     await side.handlers.payment.handle(stream, { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId: 'evt_refund_webhook' } }, as(admin));
 
     clock.advance(graceMs);
@@ -136,7 +136,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toBe(0);
+    expect(await turn()).toEqual({ settled: 0, failed: 0 });
 
     expect(process.pending).toBe(0);
     expect(provider.looks).toEqual([]);
@@ -165,7 +165,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
 
     provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
     clock.advance(sixHours);
-    expect(await turn()).toBe(1);
+    expect(await turn()).toEqual({ settled: 1, failed: 0 });
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });
 
@@ -174,13 +174,13 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn, errors } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toBe(0);
+    expect(await turn()).toEqual({ settled: 0, failed: 0 });
 
     expect(errors).toEqual([{ what: expect.stringContaining(`refund ${refundId} of payment ${paymentId}`), retried: true }]);
     expect(process.pending).toBe(1);
     clock.advance(2 * graceMs);
     provider.refunds.set(refundId, { providerRefundId: 're_late', status: 'succeeded' });
-    expect(await turn()).toBe(1);
+    expect(await turn()).toEqual({ settled: 1, failed: 0 });
     expect(provider.looksAt(refundId)).toBe(2);
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });
@@ -194,7 +194,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn, errors } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toBe(1);
+    expect(await turn()).toEqual({ settled: 1, failed: 1 });
 
     expect(errors).toEqual([{ what: expect.stringContaining(`refund ${down.refundId} of payment pay-1`), retried: true }]);
     expect(await eventTypes(store, up.stream)).toContain('RefundSucceeded');
@@ -205,8 +205,40 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     await turn();
     expect(provider.looksAt(down.refundId)).toBe(1);
     clock.advance(2 * graceMs);
-    expect(await turn()).toBe(1);
+    expect(await turn()).toEqual({ settled: 1, failed: 0 });
     expect(await eventTypes(store, down.stream)).toContain('RefundSucceeded');
+  });
+
+  it('run: a round whose every due look fails (the provider down) is a failed attempt, so an operator sees it stall; the first round that settles one is a successful attempt', async () => {
+    // Given a refund due, and the provider down for the first three rounds
+    const { refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
+    provider.failing.add(refundId);
+    const downRounds = 3;
+    const attempts: boolean[] = [];
+    const stop = new AbortController();
+    const process = new RefundReconciliation({
+      eventStore: store,
+      side,
+      gateway: provider,
+      graceMs,
+      onAttempt: (succeeded) => {
+        attempts.push(succeeded);
+        if (attempts.length === downRounds) provider.failing.clear();
+        if (attempts.length === downRounds + 1) stop.abort();
+        // Between rounds, as long as the longest wait: the refund is due again at each one.
+        clock.advance(sixHours);
+      },
+    });
+    clock.advance(graceMs);
+
+    // When the loop runs rounds
+    await process.run(stop.signal, 1);
+
+    // Then each round the provider was down reported a failed attempt, and the round it answered a successful one
+    expect(attempts).toEqual([false, false, false, true]);
+    expect(provider.looksAt(refundId)).toBe(downRounds + 1);
+    expect(await eventTypes(store, stream)).toContain('RefundSucceeded');
   });
 
   it('a process started later (after a restart) still finds the refund pending from the start of the log', async () => {
@@ -214,7 +246,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
     clock.advance(7 * 86_400_000);
 
-    expect(await startProcess().turn()).toBe(1);
+    expect(await startProcess().turn()).toEqual({ settled: 1, failed: 0 });
 
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });

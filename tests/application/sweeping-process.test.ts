@@ -14,6 +14,7 @@ describe('sweep loop', () => {
         rounds += 1;
         if (rounds === 1) throw new Error('provider down');
         stop.abort();
+        return { settled: 1, failed: 0 };
       },
     };
 
@@ -32,5 +33,30 @@ describe('sweep loop', () => {
 
     // Then it told of both, in order
     expect(reports).toEqual(['error: provider down', 'round failed', 'round succeeded']);
+  });
+
+  it('reports a round that settled nothing and failed at something as a failed attempt; one with nothing due, or one that settled something, as a successful one', async () => {
+    // Given a process whose rounds fail at everything due, find nothing due, and settle one of two
+    const stop = new AbortController();
+    const attempts: boolean[] = [];
+    const rounds = [
+      { settled: 0, failed: 2 },
+      { settled: 0, failed: 0 },
+      { settled: 1, failed: 1 },
+    ];
+    const process = {
+      observe: () => undefined,
+      async sweep() {
+        const round = rounds.shift() ?? { settled: 0, failed: 0 };
+        if (rounds.length === 0) stop.abort();
+        return round;
+      },
+    };
+
+    // When the loop runs the three rounds
+    await runSweepLoop(process, { eventStore: new MemoryEventStore(), eventTypes: [], sweepEveryMs: 1, onAttempt: (succeeded) => attempts.push(succeeded) }, stop.signal);
+
+    // Then only the first was a failed attempt
+    expect(attempts).toEqual([false, true, true]);
   });
 });

@@ -17,7 +17,7 @@ import { VersionMismatchError } from '../command-handling/errors.js';
 import type { CommandOptions } from '../command-handling/handle-command.js';
 import { occurredAt } from '../metadata.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
-import { causeOf, commandCausedBy, holdExpiryName, runSweepLoop, type Cause } from './sweeping-process.js';
+import { causeOf, commandCausedBy, holdExpiryName, runSweepLoop, type Cause, type SweepSummary } from './sweeping-process.js';
 
 /**
  * A hold that lapses unpaid ends in two appends: the booking expired and its dates released as
@@ -364,12 +364,16 @@ export class HoldExpiryProcess {
     else this.endedAppointments.delete(appointmentId);
   }
 
-  /** Acts on every hold, slot, cancellation, move and calendar that is due; returns how many it settled. */
-  async sweep(signal?: AbortSignal): Promise<number> {
+  /**
+   * Acts on every hold, slot, cancellation, move and calendar that is due. A step that fails is
+   * reported, counted `failed` and tried again at the next sweep: it never stops this one.
+   */
+  async sweep(signal?: AbortSignal): Promise<SweepSummary> {
     const now = this.options.side.clock.now().getTime();
     const grace = this.options.orphanSlotGraceMs;
-    let settled = 0;
-    settled += await this.settleDue(
+    const tally = { settled: 0, failed: 0 };
+    await this.settleDue(
+      tally,
       signal,
       this.holds,
       now,
@@ -377,7 +381,8 @@ export class HoldExpiryProcess {
       (id, hold) => this.expireHold(id, hold),
       (id) => `expire hold of booking ${id}`,
     );
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.slots,
       now,
@@ -385,7 +390,8 @@ export class HoldExpiryProcess {
       (id, slot) => this.releaseOrphanSlot(id, slot),
       (id) => `release slot of appointment ${id}`,
     );
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.times,
       now,
@@ -393,7 +399,8 @@ export class HoldExpiryProcess {
       (id, time) => this.releaseOrphanTime(id, time),
       (id) => `release patient time of appointment ${id}`,
     );
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.cancelledBookings,
       now,
@@ -401,7 +408,8 @@ export class HoldExpiryProcess {
       (id, pending) => this.releaseCancelledBooking(id, pending),
       (id) => `release dates of cancelled booking ${id}`,
     );
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.endedAppointments,
       now,
@@ -410,7 +418,8 @@ export class HoldExpiryProcess {
       (id) => `release what cancelled, completed or missed appointment ${id} still holds`,
     );
     // Before the moves: a hold completed brings the slot to its appointment, which settles a move too.
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.heldSlots,
       now,
@@ -418,7 +427,8 @@ export class HoldExpiryProcess {
       (id, hold) => this.settleSlotHold(id, hold),
       (id) => `complete or drop the slot held for a move of appointment ${id}`,
     );
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.movedSlots,
       now,
@@ -426,7 +436,8 @@ export class HoldExpiryProcess {
       (id, move) => this.moveSlotBack(id, move),
       (id) => `move the slot of appointment ${id} back`,
     );
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.movedTimes,
       now,
@@ -437,7 +448,8 @@ export class HoldExpiryProcess {
     // After the holds and moves: a reschedule under way is given up or completed first, so the
     // appointment's time, which decides whether the schedule still leaves it out, is settled; one
     // moved into the new hours is kept. Its cancellation gives back the slot and time it holds then.
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.acknowledged,
       now,
@@ -445,7 +457,8 @@ export class HoldExpiryProcess {
       (id, pending) => this.cancelAcknowledged(id, pending),
       (id) => `cancel appointment ${id}, which a schedule change acknowledged`,
     );
-    settled += await this.settleDue(
+    await this.settleDue(
+      tally,
       signal,
       this.calendars,
       now,
@@ -453,26 +466,26 @@ export class HoldExpiryProcess {
       (id, pending) => this.alignCalendar(id, pending),
       (id) => `bring the calendar of listing ${id} in line with the listing`,
     );
-    return settled;
+    return tally;
   }
 
-  /** Acts on each entry of `pending` due by `now`; how many it settled. */
+  /** Acts on each entry of `pending` due by `now`, counting each in `tally`. */
   private async settleDue<Entry>(
+    tally: { settled: number; failed: number },
     signal: AbortSignal | undefined,
     pending: Map<string, Entry>,
     now: number,
     dueAt: (entry: Entry) => number,
     act: (id: string, entry: Entry) => Promise<void>,
     what: (id: string) => string,
-  ): Promise<number> {
-    let settled = 0;
+  ): Promise<void> {
     for (const [id, entry] of pending) {
       // Stopping: what is left is due at the next sweep, here or in another instance.
       if (signal?.aborted) break;
       if (dueAt(entry) > now) continue;
-      if (await this.attempt(() => act(id, entry), what(id))) settled++;
+      if (await this.attempt(() => act(id, entry), what(id))) tally.settled++;
+      else tally.failed++;
     }
-    return settled;
   }
 
   /** Until `signal` aborts, every `sweepEveryMs`: reads what the log gained, then settles what is due (`runSweepLoop`). */

@@ -6,7 +6,7 @@ import { occurredAt } from '../metadata.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 import { refundOutcome } from '../payments/provider-events.js';
 import { quickLook, type PaymentGateway } from '../ports/payment-gateway.js';
-import { causeOf, commandCausedBy, runSweepLoop, type Cause } from './sweeping-process.js';
+import { causeOf, commandCausedBy, runSweepLoop, type Cause, type SweepSummary } from './sweeping-process.js';
 
 /** The event types this process follows; everything else is filtered out by the store. */
 export const refundReconciliationEventTypes = ['RefundRequested', 'RefundSucceeded', 'RefundFailed'];
@@ -85,12 +85,14 @@ export class RefundReconciliation {
   }
 
   /**
-   * Looks at every refund that is due; returns how many it settled. One the provider fails to
-   * answer for is reported and looked at again at its next due time: it never stops the sweep.
+   * Looks at every refund that is due. One the provider fails to answer for is reported, counted
+   * `failed` and looked at again at its next due time: it never stops the sweep. One the provider
+   * says is still pending, or has not made yet, is neither settled nor failed: the provider works.
    */
-  async sweep(signal?: AbortSignal): Promise<number> {
+  async sweep(signal?: AbortSignal): Promise<SweepSummary> {
     const now = this.options.side.clock.now().getTime();
     let settled = 0;
+    let failed = 0;
     for (const [refundId, refund] of this.refunds) {
       // Stopping: each look may take the provider's whole timeout, and a shutdown waits for the
       // sweep; what is left is due at the next one, here or in another instance.
@@ -102,9 +104,10 @@ export class RefundReconciliation {
       } catch (error) {
         this.options.onError?.(error, `look at refund ${refundId} of payment ${refund.paymentId} at the provider`, true);
         this.lookAgainLater(refundId, refund, now);
+        failed++;
       }
     }
-    return settled;
+    return { settled, failed };
   }
 
   /** Until `signal` aborts, every `sweepEveryMs`: reads what the log gained, then looks at what is due (`runSweepLoop`). */

@@ -39,11 +39,22 @@ export function commandCausedBy(processName: string, cause: Cause, step: string,
  */
 export const holdExpiryName = 'hold-expiry';
 
+/**
+ * How a sweep went. `settled`: the due entries whose step went through, or was refused by a rule
+ * (the world had moved on: nothing is left to do). `failed`: those whose step failed otherwise, each
+ * reported and tried again later. An entry looked at and found not ready (a refund still pending at
+ * the provider) is neither: the process did its work, nothing failed.
+ */
+export type SweepSummary = { readonly settled: number; readonly failed: number };
+
 /** A process manager that keeps what is pending from the log (`observe`) and settles what is due (`sweep`). */
 export type SweepingProcess = {
   observe(event: RecordedEvent): void;
-  /** Settles what is due; stops early, leaving the rest for the next sweep, once `signal` aborts. */
-  sweep(signal?: AbortSignal): Promise<unknown>;
+  /**
+   * Settles what is due; stops early, leaving the rest for the next sweep, once `signal` aborts.
+   * A step failing is reported and counted, not thrown: one stuck entry must not hold up the others.
+   */
+  sweep(signal?: AbortSignal): Promise<SweepSummary>;
 };
 
 export type SweepLoopOptions = {
@@ -53,7 +64,13 @@ export type SweepLoopOptions = {
   readonly sweepEveryMs: number;
   /** Told when reading the log (or a sweep) failed; the next round tries again from where it got to. */
   readonly onError?: (error: unknown) => void;
-  /** Told after each round whether it succeeded: an operator's stall signal is how long rounds have failed in a row. */
+  /**
+   * Told after each round whether it succeeded: an operator's stall signal is how long rounds have
+   * failed in a row. A round fails when reading the log or the sweep throws, or when its sweep
+   * failed at something and settled nothing (`SweepSummary`). A round with nothing due, or one that
+   * settled something beside its failures, succeeded: the process is moving, and a single entry
+   * failing for ever shows in its error count instead.
+   */
   readonly onAttempt?: (succeeded: boolean) => void;
 };
 
@@ -71,8 +88,8 @@ export async function runSweepLoop(process: SweepingProcess, options: SweepLoopO
         process.observe(event);
         after = event.position;
       }
-      await process.sweep(signal);
-      options.onAttempt?.(true);
+      const { settled, failed } = await process.sweep(signal);
+      options.onAttempt?.(failed === 0 || settled > 0);
     } catch (error) {
       options.onError?.(error);
       options.onAttempt?.(false);
