@@ -310,6 +310,18 @@ describe('command routes over HTTP', () => {
       expect(await eventCount()).toBe(before);
     });
 
+    it('refuses an unknown field inside a working interval, naming it where it was made, rather than drop it', async () => {
+      const before = await eventCount();
+      const weeklyHours = { ...everyMorning.weeklyHours, mon: [{ from: '09:00', to: '12:00', extra: 1 }] };
+
+      const response = await put(`/v1/doctors/${doctor.id}/schedule`, { ...everyMorning, weeklyHours }, doctor);
+
+      expect(response.status).toBe(400);
+      expect(response.headers.get('content-type')).toContain('application/problem+json');
+      expect(response.body.errors).toEqual([{ path: 'body.weeklyHours.mon.0.extra', message: 'unknown field' }]);
+      expect(await eventCount()).toBe(before);
+    });
+
     it('accepts working hours until 24:00 and books the slot that ends at midnight, then the first of the next day', async () => {
       const nightDoctor = person(['DOCTOR']);
       const weeklyHours = { mon: [{ from: '20:00', to: '24:00' }], tue: [{ from: '00:00', to: '02:00' }] };

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
@@ -132,6 +133,12 @@ describe('a database that cannot be reached', () => {
       { code: 2, stdout: '', stderr: line },
     ]);
   });
+
+  it('named by a URL with a bare % (pg takes it as written): the same one line, not a URIError from the report', async () => {
+    const { code, stdout, stderr } = await script('src/infrastructure/audit/audit-verify.cli.ts', [], { DATABASE_URL: 'postgres://u:s3cret-pw@127.0.0.1:5999/db%zz' });
+
+    expect({ code, stdout, stderr }).toEqual({ code: 3, stdout: '', stderr: 'cannot connect to PostgreSQL at 127.0.0.1:5999, database db%zz: connect ECONNREFUSED 127.0.0.1:5999\n' });
+  });
 });
 
 /** What the driver throws for `url` on connecting. */
@@ -183,6 +190,97 @@ describe('how a command-line tool reports a failure', () => {
 
     expect(failureReport(notFound, { failedCode, databaseUrl: 'postgres://u:p@db.invalid/app' }).text).toBe('cannot connect to PostgreSQL at db.invalid:5432, database app: getaddrinfo ENOTFOUND db.invalid');
     expect(failureReport(timedOut, { failedCode, databaseUrl: undefined }).text).toBe('cannot connect to PostgreSQL at 10.0.0.9:5432: connect ETIMEDOUT 10.0.0.9:5432');
+  });
+
+  it('a database or user name with a bare %: named as written, as pg takes it, never the password', async () => {
+    for (const [databaseUrl, database] of [
+      ['postgres://u:s3cret-pw@127.0.0.1:5999/100%off', '100%off'],
+      ['postgres://u%zz:s3cret-pw@127.0.0.1:5999', 'u%zz'],
+      ['postgres://u:s3cret-pw@127.0.0.1:5999/caf%C3%A9', 'café'],
+    ] as const) {
+      expect(failureReport(await connectionError(databaseUrl), { failedCode, databaseUrl })).toEqual({
+        code: failedCode,
+        text: `cannot connect to PostgreSQL at 127.0.0.1:5999, database ${database}: connect ECONNREFUSED 127.0.0.1:5999`,
+      });
+    }
+  });
+
+  it('a port where something else than PostgreSQL answers (it hangs up at once): one line, connecting or not', async () => {
+    const notPostgres = createServer((socket) => socket.destroy());
+    await new Promise<void>((listening) => notPostgres.listen(0, '127.0.0.1', listening));
+    try {
+      const address = notPostgres.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      const databaseUrl = `postgres://u:s3cret-pw@127.0.0.1:${port}/orders`;
+
+      // The same words when the server goes away in the middle of a long command: the connection broke either way.
+      expect(failureReport(await connectionError(databaseUrl), { failedCode, databaseUrl })).toEqual({
+        code: failedCode,
+        text: `connection to PostgreSQL at 127.0.0.1:${port}, database orders broke: Connection terminated unexpectedly`,
+      });
+    } finally {
+      await new Promise((closed) => notPostgres.close(closed));
+    }
+  });
+
+  it('sslmode=require against the test server: one line, whether it has no SSL or a certificate nobody vouches for', async () => {
+    const url = new URL(inject('adminDatabaseUrl'));
+    url.searchParams.set('sslmode', 'require');
+    const databaseUrl = url.toString();
+
+    const { code, text } = failureReport(await connectionError(databaseUrl), { failedCode, databaseUrl });
+
+    expect(code).toBe(failedCode);
+    expect(text).toMatch(new RegExp(`^cannot connect to PostgreSQL at ${url.hostname}:${url.port || '5432'}, database [^:]+: [^\n]+$`));
+  });
+
+  it.each([
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'],
+    ['CERT_HAS_EXPIRED', 'certificate has expired'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames: Host: db.internal. is not in the cert's altnames: DNS:other"],
+  ])("a server certificate refused (%s): one line, the driver's words", (code, message) => {
+    const databaseUrl = 'postgres://u:s3cret-pw@db.internal:5432/app?sslmode=verify-full';
+
+    expect(failureReport(Object.assign(new Error(message), { code }), { failedCode, databaseUrl })).toEqual({
+      code: failedCode,
+      text: `cannot connect to PostgreSQL at db.internal:5432, database app: ${message}`,
+    });
+  });
+
+  it('a connection reset or written to after the server closed it: one line', () => {
+    const databaseUrl = 'postgres://u:s3cret-pw@db.internal:5432/app';
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', errno: -104, syscall: 'read' });
+    const pipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32, syscall: 'write' });
+
+    expect(failureReport(reset, { failedCode, databaseUrl }).text).toBe('connection to PostgreSQL at db.internal:5432, database app broke: read ECONNRESET');
+    expect(failureReport(pipe, { failedCode, databaseUrl }).text).toBe('connection to PostgreSQL at db.internal:5432, database app broke: write EPIPE');
+  });
+
+  it("pg's codeless messages only as pg words them: an error that merely mentions one keeps its stack", () => {
+    const noSsl = new Error('The server does not support SSL connections');
+    const mentions = new Error('retrying after: Connection terminated unexpectedly');
+
+    expect(failureReport(noSsl, { failedCode, databaseUrl: undefined }).text).toBe('cannot connect to PostgreSQL (the embedded one): The server does not support SSL connections');
+    expect(failureReport(mentions, { failedCode, databaseUrl: undefined }).text).toBe(mentions.stack);
+  });
+
+  it('never throws: when the error cannot be described, the failure code and a plain line still', () => {
+    const hostileCode = new Error('disk on fire');
+    Object.defineProperty(hostileCode, 'code', {
+      get() {
+        throw new Error('no code here');
+      },
+    });
+    const hostileText = {
+      toString() {
+        throw new Error('no text here');
+      },
+    };
+
+    expect(failureReport(hostileCode, { failedCode, databaseUrl: undefined })).toEqual({ code: failedCode, text: 'disk on fire' });
+    expect(failureReport(hostileText, { failedCode, databaseUrl: undefined })).toEqual({ code: failedCode, text: 'failed, with an error that cannot be shown' });
   });
 
   it('wrong arguments: the usage exit code; a setting, an expected failure: their message alone; anything else: its stack', () => {

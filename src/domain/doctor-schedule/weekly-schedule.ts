@@ -32,6 +32,22 @@ export const weeklyHoursSchema = z.object({
 });
 export type WeeklyHours = z.infer<typeof weeklyHoursSchema>;
 
+// Strict at every level, as a request or a command must be: a misspelt `monday` or `daysoff` was
+// dropped and cleared the hours or the days off it meant to set, and an unknown key of an interval
+// (`{ from, to, extra }`) was dropped without a word. Events keep the loose shape above.
+const requestDayHoursSchema = z.array(workingIntervalSchema.strict()).default([]);
+const requestWeeklyHoursSchema = z
+  .object({
+    mon: requestDayHoursSchema,
+    tue: requestDayHoursSchema,
+    wed: requestDayHoursSchema,
+    thu: requestDayHoursSchema,
+    fri: requestDayHoursSchema,
+    sat: requestDayHoursSchema,
+    sun: requestDayHoursSchema,
+  })
+  .strict();
+
 /** The shape as stored in events: no semantic checks, those ran when it was decided. */
 export const weeklyScheduleShape = z.object({
   timeZone: z.string(),
@@ -46,9 +62,7 @@ export const weeklyScheduleSchema = z
   .object({
     timeZone: timeZoneSchema,
     slotMinutes: z.number().int().min(minSlotMinutes).max(maxSlotMinutes),
-    // Strict, as every day and `daysOff` default to none: a misspelt `monday` or `daysoff` was
-    // dropped, and cleared the hours or the days off it meant to set.
-    weeklyHours: weeklyHoursSchema.strict(),
+    weeklyHours: requestWeeklyHoursSchema,
     daysOff: z.array(requestDateSchema).default([]),
   })
   .strict()

@@ -50,12 +50,31 @@ function asksForHelp(args: readonly string[] | undefined): boolean {
  * How a command-line tool ends on `error`: its exit code (`failedCode` unless the arguments were
  * wrong) and what it prints on stderr. A stack trace only for what nobody expected (a bug): a
  * mistake in the arguments or the settings, an expected failure, and a database that cannot be
- * reached or will not let the login in (`DATABASE_URL` names it) get one line.
+ * reached, will not let the login in or broke the connection (`DATABASE_URL` names it) get one
+ * line. Never throws: it runs in the tools' last error handler, where a throw would end the tool
+ * with node's exit code 1 (`audit:verify`'s "broken chain") and a stack trace of the report's own.
  */
 export function failureReport(error: unknown, options: { failedCode: number; databaseUrl: string | undefined }): { code: number; text: string } {
+  try {
+    return report(error, options);
+  } catch {
+    return { code: options.failedCode, text: plainText(error) };
+  }
+}
+
+function report(error: unknown, options: { failedCode: number; databaseUrl: string | undefined }): { code: number; text: string } {
   if (error instanceof UsageError) return { code: usageExitCode, text: error.message };
   if (error instanceof ConfigError || error instanceof CommandFailed) return { code: options.failedCode, text: error.message };
   const unreachable = connectionFailure(error, options.databaseUrl);
   if (unreachable !== undefined) return { code: options.failedCode, text: unreachable };
   return { code: options.failedCode, text: error instanceof Error ? (error.stack ?? error.message) : String(error) };
+}
+
+/** The error's message, where even that can be read. */
+function plainText(error: unknown): string {
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    return 'failed, with an error that cannot be shown';
+  }
 }
