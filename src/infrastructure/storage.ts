@@ -8,7 +8,7 @@ import { claimEventLog, type EventLogClaim } from './event-log-identity/event-lo
 import { assertTablesInPublic } from './postgres/search-path.js';
 import type { Logger } from './logging/logger.js';
 import { PgEventStore } from './pg-event-store/pg-event-store.js';
-import { openMasterKey } from './privacy/master-key.js';
+import { openMasterKey, type MasterKeyring } from './privacy/master-key.js';
 import { PgSubjectKeyStore } from './privacy/pg-subject-key-store.js';
 import { createPool, migrateToLatest } from './postgres/database.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './postgres/embedded-postgres.js';
@@ -111,15 +111,17 @@ export async function openStorage(
 ): Promise<Storage> {
   const database = await openDatabase(config, logger, options);
   const pool = createPool(database.url, config.DATABASE_POOL_SIZE, applicationName);
-  let masterKey: Buffer | undefined;
+  let keyring: MasterKeyring | undefined;
   let eventStore: EventStore;
   try {
     if (config.RUN_MIGRATIONS) {
       const { newer } = await migrateToLatest(pool);
       if (newer.length > 0) logger.info({ newer }, 'the schema has migrations of a newer release; this one runs on it unchanged');
     } else await assertTablesInPublic(pool);
-    // Before anything is written: a key that did not wrap the stored ones is refused here.
-    masterKey = await openMasterKey(config, pool, options.readOnly === true ? 'read-only' : 'generate-when-fresh');
+    // Before anything is written: a key that did not wrap the stored ones, or is not the claimed one, is refused here.
+    const masterKeys = await openMasterKey(config, pool, options.readOnly === true ? 'read-only' : 'generate-when-fresh');
+    if (masterKeys.schemaBehind) logger.warn('the schema lacks master_key_claim (migration 0740): which master key wraps new data keys is not claimed until the migrations run');
+    keyring = masterKeys.keyring;
     // Before anything reads a checkpoint: one taken from the other store's log is refused here.
     if ((await claimEventLog(pool, config.EVENTSTORE_URL ? 'eventstoredb' : 'postgres', options.claimEventLog ?? 'check')) === 'schema-behind') {
       logger.warn('the schema lacks event_log_identity (migration 0690): which event log the checkpoints came from is not checked until the migrations run');
@@ -132,7 +134,7 @@ export async function openStorage(
     await database.stop();
     throw error;
   }
-  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, masterKey));
+  const vault = new PersonalDataVault(new PgSubjectKeyStore(pool, keyring?.current, keyring?.previous));
   return {
     url: database.url,
     pool,

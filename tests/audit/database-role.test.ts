@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgAccessLog } from '../../src/infrastructure/audit/pg-access-log.js';
+import { claimMasterKey } from '../../src/infrastructure/privacy/master-key-claim.js';
 import { PgSubjectKeyStore } from '../../src/infrastructure/privacy/pg-subject-key-store.js';
 import { testMasterKey } from '../support/personal-data.js';
 import { createHarness, type Harness } from '../projections/support/runtime-harness.js';
@@ -68,5 +69,17 @@ describe('the bookable_app role', () => {
     const after = await keys.find(['kept-subject', 'erased-subject']);
     expect(after.get('kept-subject')).toBeInstanceOf(Buffer);
     expect(after.get('erased-subject')).toBe('erased');
+  });
+
+  // Only one master key may wrap new data keys (README "Personal data and erasure"): the login
+  // that claims it at first start must not be able to move the claim to a key of its own.
+  it('may read the master-key claim and make the first one, but neither change nor remove it', async () => {
+    const first = await claimMasterKey(service, '0123456789abcdef');
+    expect(await claimMasterKey(service, 'fedcba9876543210')).toBe(first);
+
+    for (const statement of ["UPDATE master_key_claim SET fingerprint = 'fedcba9876543210'", 'DELETE FROM master_key_claim', 'TRUNCATE master_key_claim']) {
+      await expect(service.query(statement), statement).rejects.toMatchObject({ code: '42501' });
+    }
+    expect((await service.query('SELECT fingerprint FROM master_key_claim')).rows).toEqual([{ fingerprint: first }]);
   });
 });

@@ -10,6 +10,7 @@ import { openAuditCliStorage } from '../../src/infrastructure/audit/audit-cli-st
 import { ConfigError, loadConfig } from '../../src/infrastructure/config/config.js';
 import { createLogger } from '../../src/infrastructure/logging/logger.js';
 import { createPool, migrateToLatest } from '../../src/infrastructure/postgres/database.js';
+import { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
 import { PgSubjectKeyStore } from '../../src/infrastructure/privacy/pg-subject-key-store.js';
 import { openStorage } from '../../src/infrastructure/storage.js';
 import { childEnv } from '../support/child-env.js';
@@ -49,8 +50,47 @@ afterEach(async () => {
 /** A `DATA_DIR` that does not exist yet. */
 const newDataDir = () => path.join(scratch, randomUUID());
 
-function settings(dataDir: string, masterKey?: Buffer) {
-  return loadConfig({ NODE_ENV: 'test', DATABASE_URL: database.url, DATA_DIR: dataDir, ...(masterKey ? { MASTER_KEY: masterKey.toString('base64') } : {}) });
+function settings(dataDir: string, masterKey?: Buffer, previous: readonly Buffer[] = []) {
+  return loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: database.url,
+    DATA_DIR: dataDir,
+    ...(masterKey ? { MASTER_KEY: masterKey.toString('base64') } : {}),
+    ...(previous.length > 0 ? { MASTER_KEY_PREVIOUS: previous.map((key) => key.toString('base64')).join(',') } : {}),
+  });
+}
+
+/** The fingerprint `master_key_claim` names, if any. */
+async function claimed(): Promise<string | undefined> {
+  const { rows } = await pool.query<{ fingerprint: string }>('SELECT fingerprint FROM master_key_claim');
+  return rows[0]?.fingerprint;
+}
+
+/** Every fingerprint a stored (live) data key names. */
+async function storedFingerprints(): Promise<string[]> {
+  const { rows } = await pool.query<{ wrapped_with: string }>('SELECT DISTINCT wrapped_with FROM subject_keys WHERE wrapped_with IS NOT NULL ORDER BY 1');
+  return rows.map((row) => row.wrapped_with);
+}
+
+async function keyIn(dataDir: string): Promise<Buffer> {
+  return Buffer.from((await readFile(path.join(dataDir, 'master-key'), 'utf8')).trim(), 'base64');
+}
+
+/** The starts that opened, and the refusals of the others; a failure of another kind fails the test. */
+function settled<T>(outcomes: readonly PromiseSettledResult<T>[]): { opened: T[]; refused: ConfigError[] } {
+  const opened = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+  const refused = outcomes.flatMap((outcome) => {
+    if (outcome.status === 'fulfilled') return [];
+    if (!(outcome.reason instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(outcome.reason)}`);
+    return [outcome.reason];
+  });
+  return { opened, refused };
+}
+
+/** An event of `subjectId` whose name is sealed by `vault`, as the command loop stores it. */
+async function sealedName(vault: PersonalDataVault, subjectId: string, name: string) {
+  const { data, personalData } = await vault.seal(subjectId, { name }, [['name']]);
+  return { data, metadata: { personalData: personalData ?? null } };
 }
 
 async function storeKeyUnder(masterKey: Buffer, subjectId: string): Promise<void> {
@@ -134,29 +174,208 @@ describe('the master key checked against the data keys already stored, when stor
     await (await openStorage(settings(dataDir), logger)).stop();
   });
 
-  it('erased keys (tombstones) carry no master key: a database holding only those counts as fresh', async () => {
-    // given a database whose only data key, wrapped by key A, was erased
+  it('erased keys (tombstones) carry no master key: a database holding only those, and no claim, counts as fresh, and the first start claims its key', async () => {
+    // given a database whose only data key, wrapped by key A, was erased, and which claims no key
     await storeKeyUnder(keyA, 'ada');
     await new PgSubjectKeyStore(pool, keyA).destroy('ada', new Date());
 
-    // when storage opens with key B, and without any key
+    // when storage opens with key B
     await (await openStorage(settings(newDataDir(), keyB), logger)).stop();
-    const dataDir = newDataDir();
-    await (await openStorage(settings(dataDir), logger)).stop();
 
-    // then both open, the second with a key generated for it
-    expect(await exists(path.join(dataDir, 'master-key'))).toBe(true);
+    // then it opens, and B is the key that wraps new data keys from now on
+    expect(await claimed()).toBe(fingerprintOf(keyB));
   });
 
-  it('a database already holding keys of two master keys is refused with either, naming the other', async () => {
-    // given data keys wrapped by key A and by key B
-    await storeKeyUnder(keyA, 'ada');
-    await storeKeyUnder(keyB, 'bob');
+  describe('the claim: master_key_claim names the one master key that wraps new data keys', () => {
+    it('two first starts at once on a fresh database, from two DATA_DIRs without MASTER_KEY: one claims the key it generated, the other is refused and leaves no key file behind', async () => {
+      // given a fresh database, and two DATA_DIRs that hold no master key
+      const dataDirs = [newDataDir(), newDataDir()];
 
-    // when storage opens with either
-    // then each is refused, naming the key it is not
-    expect((await refusal(openStorage(settings(newDataDir(), keyA), logger))).message).toContain(fingerprintOf(keyB));
-    expect((await refusal(openStorage(settings(newDataDir(), keyB), logger))).message).toContain(fingerprintOf(keyA));
+      // when storage opens from both at once
+      const outcomes = await Promise.allSettled(dataDirs.map((dataDir) => openStorage(settings(dataDir), logger)));
+
+      // then exactly one opens, and the database claims the key it generated
+      const { opened, refused } = settled(outcomes);
+      expect(opened).toHaveLength(1);
+      expect(refused).toHaveLength(1);
+      const winner = outcomes.findIndex((outcome) => outcome.status === 'fulfilled');
+      const [storage] = opened;
+      const [error] = refused;
+      const winnerDir = dataDirs[winner];
+      const loserDir = dataDirs[1 - winner];
+      if (storage === undefined || error === undefined || winnerDir === undefined || loserDir === undefined) throw new Error('unreachable: one opened, one refused');
+      const claimedKey = await keyIn(winnerDir);
+      expect(await claimed()).toBe(fingerprintOf(claimedKey));
+      // and the other is refused, naming the claimed key, without a key file of its own left behind
+      expect(error.message).toContain(fingerprintOf(claimedKey));
+      expect(await exists(path.join(loserDir, 'master-key'))).toBe(false);
+
+      // and when the winner seals for a person and the other starts again, it is still refused: one key is ever stored
+      await storage.vault.seal('ada', { name: 'Ada' }, [['name']]);
+      await storage.stop();
+      await refusal(openStorage(settings(loserDir), logger));
+      expect(await storedFingerprints()).toEqual([fingerprintOf(claimedKey)]);
+    });
+
+    it('two first starts at once with MASTER_KEY A and MASTER_KEY B: exactly one opens, and only its key ever wraps a data key', async () => {
+      for (let round = 0; round < 5; round += 1) {
+        // given a fresh database (no key stored, none claimed)
+        await pool.query('TRUNCATE subject_keys, master_key_claim');
+
+        // when storage opens with key A and with key B at once, and each that opens seals for a person
+        const outcomes = await Promise.allSettled(
+          [keyA, keyB].map(async (key, index) => {
+            const storage = await openStorage(settings(newDataDir(), key), logger);
+            try {
+              await storage.vault.seal(`person-${index}`, { name: 'Ada' }, [['name']]);
+            } finally {
+              await storage.stop();
+            }
+            return key;
+          }),
+        );
+
+        // then one opened, the other was refused, and one fingerprint is claimed and stored
+        const { opened, refused } = settled(outcomes);
+        expect(opened).toHaveLength(1);
+        expect(refused).toHaveLength(1);
+        const [key] = opened;
+        if (key === undefined) throw new Error('no start opened');
+        expect(await claimed()).toBe(fingerprintOf(key));
+        expect(await storedFingerprints()).toEqual([fingerprintOf(key)]);
+      }
+    });
+
+    it('first starts at once from one DATA_DIR without MASTER_KEY (compose starts several roles together): all open, with the one key it keeps', async () => {
+      // given a fresh database and one DATA_DIR that holds no master key yet
+      const dataDir = newDataDir();
+
+      // when three processes open storage from it at once
+      const opened = await Promise.all([1, 2, 3].map(() => openStorage(settings(dataDir), logger)));
+      await Promise.all(opened.map((storage) => storage.stop()));
+
+      // then all open, and the claimed key is the one in its file
+      expect(await claimed()).toBe(fingerprintOf(await keyIn(dataDir)));
+    });
+
+    it('a claim and no data key yet: storage opened from another DATA_DIR without MASTER_KEY is refused and generates no key', async () => {
+      // given a database whose first start claimed the key generated into its DATA_DIR, and which stores no data key yet
+      const first = newDataDir();
+      await (await openStorage(settings(first), logger)).stop();
+
+      // when storage opens from another DATA_DIR, which holds no master-key file
+      const other = newDataDir();
+      const error = await refusal(openStorage(settings(other), logger));
+
+      // then it is refused, naming the claimed key and the missing file, and no key is generated
+      expect(error.message).not.toContain('\n');
+      expect(error.message).toContain(fingerprintOf(await keyIn(first)));
+      expect(error.message).toContain(path.join(other, 'master-key'));
+      expect(await exists(path.join(other, 'master-key'))).toBe(false);
+    });
+
+    it('an upgraded database (data keys of one master key, no claim): the first start claims the stored keys\' fingerprint', async () => {
+      // given data keys wrapped by key A, stored before the claim was kept
+      await storeKeyUnder(keyA, 'ada');
+      expect(await claimed()).toBeUndefined();
+
+      // when storage opens with key A
+      await (await openStorage(settings(newDataDir(), keyA), logger)).stop();
+
+      // then A is claimed
+      expect(await claimed()).toBe(fingerprintOf(keyA));
+    });
+
+    it('a claim decides which key wraps new data keys: MASTER_KEY B with the claimed key A in MASTER_KEY_PREVIOUS is refused, naming both, and nothing is written', async () => {
+      // given a database claimed by key A, with a data key of A
+      await (await openStorage(settings(newDataDir(), keyA), logger)).stop();
+      await storeKeyUnder(keyA, 'ada');
+
+      // when storage opens with MASTER_KEY B and A as a previous key
+      const error = await refusal(openStorage(settings(newDataDir(), keyB, [keyA]), logger));
+
+      // then it is refused, naming both keys and how the claim is moved on purpose
+      expect(error.message).not.toContain('\n');
+      expect(error.message).toContain(fingerprintOf(keyA));
+      expect(error.message).toContain(fingerprintOf(keyB));
+      expect(error.message).toContain('UPDATE master_key_claim');
+      expect(await claimed()).toBe(fingerprintOf(keyA));
+      expect(await storedFingerprints()).toEqual([fingerprintOf(keyA)]);
+    });
+  });
+
+  describe('a database already holding data keys of two master keys (a seed run from another DATA_DIR, before the claim)', () => {
+    it('is refused with either key alone, naming each stored key not covered and MASTER_KEY_PREVIOUS', async () => {
+      // given data keys wrapped by key A and by key B
+      await storeKeyUnder(keyA, 'ada');
+      await storeKeyUnder(keyB, 'bob');
+
+      // when storage opens with either
+      const withA = await refusal(openStorage(settings(newDataDir(), keyA), logger));
+      const withB = await refusal(openStorage(settings(newDataDir(), keyB), logger));
+
+      // then each is refused in one line, naming the key it is not and the setting that would take it
+      expect(withA.message).not.toContain('\n');
+      expect(withA.message).toContain(fingerprintOf(keyB));
+      expect(withA.message).toContain('MASTER_KEY_PREVIOUS');
+      expect(withB.message).toContain(fingerprintOf(keyA));
+      expect(withB.message).toContain('MASTER_KEY_PREVIOUS');
+      expect(withA.message).not.toContain(keyB.toString('base64'));
+      // and nothing is claimed
+      expect(await claimed()).toBeUndefined();
+    });
+
+    it('names every stored key that neither MASTER_KEY nor MASTER_KEY_PREVIOUS covers, and only those', async () => {
+      // given data keys wrapped by keys A, B and C
+      const keyC = randomBytes(32);
+      await storeKeyUnder(keyA, 'ada');
+      await storeKeyUnder(keyB, 'bob');
+      await storeKeyUnder(keyC, 'cyd');
+
+      // when storage opens with MASTER_KEY A and nothing else, then with B as a previous key
+      const alone = await refusal(openStorage(settings(newDataDir(), keyA), logger));
+      const withB = await refusal(openStorage(settings(newDataDir(), keyA, [keyB]), logger));
+
+      // then each names, as the keys that wrapped data keys it cannot unwrap, those it lacks
+      const lacking = (error: ConfigError) => error.message.slice(0, error.message.indexOf(', but '));
+      expect(lacking(alone)).toContain(fingerprintOf(keyB));
+      expect(lacking(alone)).toContain(fingerprintOf(keyC));
+      expect(lacking(withB)).toContain(fingerprintOf(keyC));
+      expect(lacking(withB)).not.toContain(fingerprintOf(keyB));
+      expect(lacking(withB)).not.toContain(fingerprintOf(keyA));
+    });
+
+    it('opens with MASTER_KEY A and MASTER_KEY_PREVIOUS B: people of both read, and new data keys are wrapped by A, which is claimed', async () => {
+      // given a person sealed under key A and one under key B
+      const ada = await sealedName(new PersonalDataVault(new PgSubjectKeyStore(pool, keyA)), 'ada', 'Ada');
+      const bob = await sealedName(new PersonalDataVault(new PgSubjectKeyStore(pool, keyB)), 'bob', 'Bob');
+
+      // when storage opens with MASTER_KEY A and B as a previous key, reads both and seals for a new person
+      const storage = await openStorage(settings(newDataDir(), keyA, [keyB]), logger);
+      const revealed = await storage.vault.reveal([ada, bob]);
+      await storage.vault.seal('cyd', { name: 'Cyd' }, [['name']]);
+      await storage.stop();
+
+      // then both read, the new key is wrapped by A, and A is claimed
+      expect(revealed.map((event) => event.data.name)).toEqual(['Ada', 'Bob']);
+      const { rows } = await pool.query<{ wrapped_with: string }>("SELECT wrapped_with FROM subject_keys WHERE subject_id = 'cyd'");
+      expect(rows).toEqual([{ wrapped_with: fingerprintOf(keyA) }]);
+      expect(await claimed()).toBe(fingerprintOf(keyA));
+      // and it opens so again
+      await (await openStorage(settings(newDataDir(), keyA, [keyB]), logger)).stop();
+    });
+  });
+
+  it('a schema without master_key_claim (RUN_MIGRATIONS=false before migration 0740 ran): the stored keys are still checked, and a covered key opens', async () => {
+    // given a schema that lacks the claim, with data keys of key A
+    await pool.query('DROP TABLE master_key_claim');
+    await storeKeyUnder(keyA, 'ada');
+    const behind = (key: Buffer) => ({ ...settings(newDataDir(), key), RUN_MIGRATIONS: false });
+
+    // when storage opens with key B, then with key A
+    // then B is refused and A opens
+    expect((await refusal(openStorage(behind(keyB), logger))).message).toContain(fingerprintOf(keyA));
+    await (await openStorage(behind(keyA), logger)).stop();
   });
 
   describe('the audit tools, which only read (npm run audit:verify, npm run replay)', () => {

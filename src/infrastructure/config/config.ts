@@ -23,6 +23,11 @@ export function isAes256KeyText(text: string): boolean {
   return /^[A-Za-z0-9+/]{43}=$/.test(text) && Buffer.from(text, 'base64').length === 32;
 }
 
+/** The keys of a comma-separated list (`MASTER_KEY_PREVIOUS`), blanks around and empty entries left out. */
+export function masterKeyTexts(list: string | undefined): string[] {
+  return (list ?? '').split(',').map((key) => key.trim()).filter((key) => key.length > 0);
+}
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -47,6 +52,10 @@ export const configSchema = z.object({
   MASTER_KEY: z
     .string()
     .refine(isAes256KeyText, 'must be base64 of 32 random bytes (e.g. `openssl rand -base64 32`)')
+    .optional(),
+  MASTER_KEY_PREVIOUS: z
+    .string()
+    .refine((text) => masterKeyTexts(text).every(isAes256KeyText), 'must be comma-separated master keys, each base64 of 32 bytes')
     .optional(),
   JWT_ISSUER: z.string().min(1).default('bookable'),
   JWT_AUDIENCE: z.string().min(1).default('bookable-api'),
@@ -131,6 +140,8 @@ export const settingDescriptions: Record<keyof Config, string> = {
   JWT_SECRET: 'HS256 key for access tokens (at least 32 characters); required in production, else generated once into `DATA_DIR/jwt-secret`',
   MASTER_KEY:
     'base64 of 32 bytes that wraps every person\'s data key (crypto-shredding); keep it apart from the database; required in production, else generated once into `DATA_DIR/master-key`',
+  MASTER_KEY_PREVIOUS:
+    'comma-separated master keys (base64 of 32 bytes each) that wrapped data keys before `MASTER_KEY`: they only unwrap the data keys they wrapped, never a new one; for a database holding data keys of several master keys, and the first step of a key rotation (see "Personal data and erasure")',
   JWT_ISSUER: '`iss` of issued access tokens, checked on every request',
   JWT_AUDIENCE: '`aud` of issued access tokens, checked on every request',
   CORS_ORIGINS: 'comma-separated origins allowed by CORS; empty: no cross-origin access',

@@ -12,6 +12,7 @@ import { idempotencyClaimTokensMigration } from '../idempotency/idempotency-clai
 import { idempotencyHashVersionsMigration } from '../idempotency/idempotency-hash-versions.migration.js';
 import { idempotencyMigration } from '../idempotency/idempotency.migration.js';
 import { idempotencySubjectsMigration } from '../idempotency/idempotency-subjects.migration.js';
+import { masterKeyClaimMigration } from '../privacy/master-key-claim.migration.js';
 import { subjectKeysErasedAtMigration } from '../privacy/subject-keys-erased-at.migration.js';
 import { subjectKeysKeptMigration } from '../privacy/subject-keys-kept.migration.js';
 import { subjectKeysMigration } from '../privacy/subject-keys.migration.js';
@@ -47,4 +48,5 @@ export const migrations: Record<string, Migration> = {
   '0710_subject_keys_kept': subjectKeysKeptMigration,
   '0720_subject_keys_wrapped_with': subjectKeysWrappedWithMigration,
   '0730_projection_rebuild_requests': projectionRebuildRequestsMigration,
+  '0740_master_key_claim': masterKeyClaimMigration,
 };

@@ -12,38 +12,51 @@ export function masterKeyFingerprint(masterKey: Buffer): string {
 }
 
 /**
- * The lowest and highest fingerprint of the master keys that wrapped the stored data keys (equal
- * when one key wrapped them all); `undefined` when none is stored (tombstones are wrapped by
- * nothing). Two probes of the index `subject_keys_wrapped_with`, however many people there are.
+ * The fingerprints of the master keys that wrapped the stored data keys, in order; none when no
+ * key is stored (tombstones are wrapped by nothing). A skip scan of the index
+ * `subject_keys_wrapped_with`: one probe per master key and one more, however many people there
+ * are.
  */
-export async function wrappingFingerprints(pool: pg.Pool): Promise<{ lowest: string; highest: string } | undefined> {
+export async function storedFingerprints(pool: pg.Pool): Promise<string[]> {
   try {
-    const { rows } = await pool.query<{ lowest: string | null; highest: string | null }>(
-      'SELECT min(wrapped_with) AS lowest, max(wrapped_with) AS highest FROM subject_keys WHERE wrapped_with IS NOT NULL',
+    const { rows } = await pool.query<{ fingerprint: string }>(
+      `WITH RECURSIVE fingerprints (fingerprint) AS (
+         (SELECT wrapped_with FROM subject_keys WHERE wrapped_with IS NOT NULL ORDER BY wrapped_with LIMIT 1)
+         UNION ALL
+         SELECT (SELECT wrapped_with FROM subject_keys WHERE wrapped_with IS NOT NULL AND wrapped_with > fingerprints.fingerprint ORDER BY wrapped_with LIMIT 1)
+         FROM fingerprints WHERE fingerprints.fingerprint IS NOT NULL)
+       SELECT fingerprint FROM fingerprints WHERE fingerprint IS NOT NULL`,
     );
-    const [row] = rows;
-    return row && row.lowest !== null && row.highest !== null ? { lowest: row.lowest, highest: row.highest } : undefined;
+    return rows.map((row) => row.fingerprint);
   } catch (error) {
     // A schema from before `0500_subject_keys` (RUN_MIGRATIONS=false) stores no key.
-    if (isSqlState(error, undefinedTable)) return undefined;
+    if (isSqlState(error, undefinedTable)) return [];
     throw error;
   }
 }
 
 /**
  * Data keys in PostgreSQL (`subject_keys`), each wrapped by the master key with its subject id
- * as additional data: a key row copied onto another person does not unwrap. Without a master key
- * (a read-only tool on a database that stores none but tombstones) it reads tombstones and
- * refuses to store a key.
+ * as additional data: a key row copied onto another person does not unwrap. A new key is always
+ * wrapped by `masterKey`; `previous` keys (`MASTER_KEY_PREVIOUS`) only unwrap the keys they
+ * wrapped, chosen by the row's `wrapped_with`. Without a master key (a read-only tool on a
+ * database that stores none but tombstones) it reads tombstones and refuses to store a key.
  */
 export class PgSubjectKeyStore implements SubjectKeyStore {
   private readonly fingerprint: string | undefined;
+  /** Every master key this store unwraps with, by fingerprint. */
+  private readonly unwrapping: ReadonlyMap<string, Buffer>;
+  private readonly hasPrevious: boolean;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly masterKey: Buffer | undefined,
+    previous: readonly Buffer[] = [],
   ) {
     this.fingerprint = masterKey === undefined ? undefined : masterKeyFingerprint(masterKey);
+    const keys = masterKey === undefined ? previous : [masterKey, ...previous];
+    this.unwrapping = new Map(keys.map((key) => [masterKeyFingerprint(key), key]));
+    this.hasPrevious = previous.length > 0;
   }
 
   async obtain(subjectId: string): Promise<SubjectKey> {
@@ -102,16 +115,18 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
 
   private unwrap(row: KeyRow): SubjectKey {
     if (row.wrapped_key === null) return 'erased';
-    if (this.masterKey === undefined || row.wrapped_with !== this.fingerprint) {
+    const masterKey = row.wrapped_with === null ? undefined : this.unwrapping.get(row.wrapped_with);
+    if (masterKey === undefined) {
+      const previous = this.hasPrevious ? ', and MASTER_KEY_PREVIOUS holds no such key' : '';
       throw new SubjectKeyUnreadableError(
-        `the data key of subject ${row.subject_id} was wrapped by master key ${row.wrapped_with ?? '?'}, but MASTER_KEY is ${this.fingerprint ?? 'not loaded'}`,
+        `the data key of subject ${row.subject_id} was wrapped by master key ${row.wrapped_with ?? '?'}, but MASTER_KEY is ${this.fingerprint ?? 'not loaded'}${previous}`,
       );
     }
     let key: Buffer;
     try {
-      key = openBytes(this.masterKey, row.wrapped_key, Buffer.from(row.subject_id, 'utf8'));
+      key = openBytes(masterKey, row.wrapped_key, Buffer.from(row.subject_id, 'utf8'));
     } catch (error) {
-      throw new SubjectKeyUnreadableError(`the data key of subject ${row.subject_id} does not open under MASTER_KEY`, { cause: error });
+      throw new SubjectKeyUnreadableError(`the data key of subject ${row.subject_id} does not open under master key ${row.wrapped_with ?? '?'}`, { cause: error });
     }
     // Buffer.concat cuts small buffers from a shared 8 KiB slab, and a key kept in the vault's
     // cache would keep its whole slab alive: 10,000 cached keys could hold 80 MiB. Its own copy.

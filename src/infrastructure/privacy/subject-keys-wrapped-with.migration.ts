@@ -2,8 +2,8 @@ import { sql, type Kysely, type Migration } from 'kysely';
 
 /**
  * Migration `0720_subject_keys_wrapped_with`: every process, when it opens storage, asks which
- * master keys wrapped the stored data keys (`wrappingFingerprints`), as the lowest and highest
- * fingerprint: two probes of this index rather than a scan of one row per person ever seen.
+ * master keys wrapped the stored data keys (`storedFingerprints`): a skip scan of this index,
+ * one probe per master key, rather than a scan of one row per person ever seen.
  * Partial: tombstones are wrapped by nothing.
  */
 export const subjectKeysWrappedWithMigration: Migration = {
