@@ -4,6 +4,7 @@ import { streamEvents } from '../support/command-side.js';
 import { eventually } from '../support/eventually.js';
 import { postJson, startApi, startBackend, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 import { startReadSide, type ReadSide } from './support/read-side.fixture.js';
+import { accountPassword, loggedInAccount } from './support/accounts.js';
 
 let backend: TestBackend;
 let api: TestApi;
@@ -21,19 +22,10 @@ afterAll(async () => {
   await backend.close();
 });
 
-const password = 'correct horse battery staple';
+const password = accountPassword;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-/** A real account with `roles`, signed up by the system (as the seed does) and logged in. */
-async function account(roles: string[]): Promise<{ id: string; email: string; token: string }> {
-  const email = `${roles.join('-').toLowerCase()}-${randomUUID().slice(0, 8)}@example.com`;
-  const system = api.app.issueAccessToken({ id: 'system:seed', roles: ['ADMIN', 'AUDITOR'] }).accessToken;
-  const signed = await postJson(`${api.url}/v1/auth/signup`, { email, password, name: 'Grace Hopper', roles }, bearer(system));
-  expect(signed.status).toBe(201);
-  const login = await postJson(`${api.url}/v1/auth/login`, { email, password });
-  expect(login.status).toBe(200);
-  return { id: String(signed.body.id), email, token: String(login.body.accessToken) };
-}
+const account = (roles: string[]) => loggedInAccount(api, roles);
 
 const roles = (change: 'grant' | 'revoke', token: string, userId: string, body: unknown, headers: Record<string, string> = {}) =>
   postJson(`${api.url}/v1/admin/users/${userId}/roles/${change}`, body, { ...bearer(token), ...headers });

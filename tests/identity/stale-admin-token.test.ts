@@ -4,6 +4,7 @@ import { postJson, startApi, startBackend, type TestApi, type TestBackend } from
 import { startReadSide, type ReadSide } from '../http/support/read-side.fixture.js';
 import { listingInput } from '../support/command-side.js';
 import { eventually } from '../support/eventually.js';
+import { accountPassword, loggedInAccount } from '../http/support/accounts.js';
 
 let backend: TestBackend;
 let api: TestApi;
@@ -21,20 +22,10 @@ afterAll(async () => {
   await backend.close();
 });
 
-const password = 'correct horse battery staple';
+const password = accountPassword;
 const uniqueEmail = (name: string) => `${name}-${randomUUID().slice(0, 8)}@example.com`;
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-/** A real account with `roles`, made by the system, logged in: its id and access token. */
-async function account(roles: string[]): Promise<{ id: string; email: string; token: string }> {
-  const email = uniqueEmail(roles.join('-').toLowerCase());
-  // The seed's actor: the system, which has no user stream of its own.
-  const system = api.app.issueAccessToken({ id: 'system:seed', roles: ['ADMIN', 'AUDITOR'] }).accessToken;
-  const signed = await postJson(`${api.url}/v1/auth/signup`, { email, password, name: 'Grace Hopper', roles }, bearer(system));
-  expect(signed.status).toBe(201);
-  const login = await postJson(`${api.url}/v1/auth/login`, { email, password });
-  expect(login.status).toBe(200);
-  return { id: String(signed.body.id), email, token: String(login.body.accessToken) };
-}
+const account = (roles: string[]) => loggedInAccount(api, roles);
 
 const signUpAdmin = (token: string) =>
   postJson(`${api.url}/v1/auth/signup`, { email: uniqueEmail('new-admin'), password, name: 'Mallory', roles: ['ADMIN'] }, bearer(token));

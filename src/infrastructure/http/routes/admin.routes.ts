@@ -16,23 +16,19 @@ const rebuildResponse = z
   .object({ name: z.string(), generation: z.number().int().describe('The fresh copy being built; it replaces the live one when it has caught up') })
   .meta({ id: 'RebuildAccepted' });
 
-// Nullish, as the empty body it replaces: no body, an empty one and {} are still accepted.
-const rebuildRequest = z
-  .object({ reason: adminReasonSchema.optional().describe('Why, for auditors: kept on the new generation') })
-  .strict()
-  .nullish()
-  .meta({ id: 'RebuildRequest' });
+/**
+ * A body with only an optional `reason` (`why` describes it), for a command that took no body
+ * before: nullish, so no body, an empty one and {} are still accepted.
+ */
+const optionalReasonBody = (id: string, why: string) =>
+  z.object({ reason: adminReasonSchema.optional().describe(why) }).strict().nullish().meta({ id });
 
-// Nullish, as the empty body it replaces: no body, an empty one and {} are still accepted.
-const eraseRequest = z
-  .object({
-    reason: adminReasonSchema
-      .optional()
-      .describe('The request this erasure answers, as a reference (a ticket number): never personal data of the person, for it is kept in the clear for good'),
-  })
-  .strict()
-  .nullish()
-  .meta({ id: 'EraseSubjectRequest' });
+const rebuildRequest = optionalReasonBody('RebuildRequest', 'Why, for auditors: kept on the new generation');
+
+const eraseRequest = optionalReasonBody(
+  'EraseSubjectRequest',
+  'The request this erasure answers, as a reference (a ticket number): never personal data of the person, for it is kept in the clear for good',
+);
 
 const roleChangeRequest = z
   .object({
