@@ -380,8 +380,9 @@ export type BatchScope = {
  * moved back; `readHeldCheckpoint` tells the two refusals apart.)
  *
  * No wait for the flush: rows and checkpoint commit or vanish together, and the events they come
- * from are durable, so a crash at worst replays a batch. Waiting would put every projector's
- * commit in the disk's queue beside the appends that must wait.
+ * from are durable, so a crash of the process at worst replays a batch, and one of the server the
+ * batches of its last moments, announced already (README, "One transaction per batch"). Waiting
+ * would put every projector's commit in the disk's queue beside the appends that must wait.
  */
 export async function claimBatch(db: Kysely<unknown>, ref: GenerationRef, update: CheckpointUpdate, scope: BatchScope = {}): Promise<boolean> {
   const settings: AliasedRawBuilder<string, string>[] = [sql<string>`set_config('synchronous_commit', 'off', true)`.as('synchronous_commit')];
