@@ -211,6 +211,53 @@ describe('query API', () => {
         expect(await found('2031-01-05', '2031-01-13')).toEqual([]);
       });
     });
+
+    describe('the near end: no night before today in the listing\'s time zone', () => {
+      // At 2030-01-10T10:00Z it is 2030-01-10 in UTC and already 2030-01-11 in Kiritimati.
+      const kiritimati = { ...listingInput, title: 'Reef hut', category: 'near-end', timeZone: 'Pacific/Kiritimati' };
+      const utc = { ...listingInput, title: 'Quay flat', category: 'near-end', timeZone: 'UTC' };
+
+      it('starts the days at the listing\'s today when the range starts earlier, echoing from as asked', async () => {
+        const flat = (await createListing(q.side, utc, as(owner))).id;
+        const hut = (await createListing(q.side, kiritimati, as(owner))).id;
+        const availability = async (id: string, from: string, to: string) => {
+          const response = await q.app.inject({ url: `/v1/listings/${id}/availability?from=${from}&to=${to}`, headers: q.consistency() });
+          expect(response.statusCode).toBe(200);
+          return response.json<{ from: string; to: string; days: unknown[] }>();
+        };
+
+        expect(await availability(flat, '2030-01-09', '2030-01-12')).toEqual({
+          listingId: flat,
+          bookable: true,
+          from: '2030-01-09',
+          to: '2030-01-12',
+          days: [{ date: '2030-01-10', status: 'free' }, { date: '2030-01-11', status: 'free' }],
+        });
+        expect((await availability(hut, '2030-01-09', '2030-01-12')).days).toEqual([{ date: '2030-01-11', status: 'free' }]);
+        expect((await availability(hut, '2030-01-01', '2030-01-11')).days).toEqual([]);
+        // The command side agrees on both sides of the edge.
+        await expect(requestBooking(q.side, { listingId: hut, startDate: '2030-01-10', endDate: '2030-01-12' }, as(guest))).rejects.toMatchObject({ code: 'dates-in-past' });
+        await expect(requestBooking(q.side, { listingId: flat, startDate: '2030-01-09', endDate: '2030-01-10' }, as(guest))).rejects.toMatchObject({ code: 'dates-in-past' });
+        await expect(requestBooking(q.side, { listingId: flat, startDate: '2030-01-10', endDate: '2030-01-11' }, as(guest))).resolves.toMatchObject({ id: expect.any(String) });
+      });
+
+      it('finds a listing for free dates only when the stay starts no earlier than its own today', async () => {
+        const flat = (await createListing(q.side, { ...utc, category: 'near-end-search' }, as(owner))).id;
+        const hut = (await createListing(q.side, { ...kiritimati, category: 'near-end-search' }, as(owner))).id;
+        const found = async (from: string, to: string) => {
+          const response = await q.app.inject({ url: `/v1/listings?category=near-end-search&limit=100&from=${from}&to=${to}`, headers: q.consistency() });
+          expect(response.statusCode, from).toBe(200);
+          return response.json<{ items: { id: string }[] }>().items.map((l) => l.id);
+        };
+
+        expect(await found('2030-01-09', '2030-01-12')).toEqual([]);
+        expect(await found('2030-01-01', '2030-01-02')).toEqual([]);
+        const fromUtcToday = await found('2030-01-10', '2030-01-12');
+        expect(fromUtcToday).toContain(flat);
+        expect(fromUtcToday).not.toContain(hut);
+        expect(await found('2030-01-11', '2030-01-12')).toEqual(expect.arrayContaining([hut, flat]));
+      });
+    });
   });
 
   describe('bookings: authorisation', () => {

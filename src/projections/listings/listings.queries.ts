@@ -1,10 +1,9 @@
 import { sql, type Kysely } from 'kysely';
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
-import { lastNight } from '../../domain/shared/date-range.js';
 import type { Database } from '../read-models.js';
 import { amount, toPage, type Page, type PageRequest } from '../shared/page.js';
 import { readAcrossGenerations } from '../shared/read-across-generations.js';
-import { zonesWithinStayHorizon } from '../shared/stay-horizon.js';
+import { zonesWhereStayBookable } from '../shared/stay-horizon.js';
 
 export type ListingView = {
   readonly id: string;
@@ -32,9 +31,10 @@ export type ListingFilter = {
   readonly maxPrice?: number | undefined;
   readonly currency?: string | undefined;
   /**
-   * Only listings with no live hold or booking overlapping `[from, to)`, and in which the stay's
-   * last night (the day before `to`) is within the booking horizon at `now`, in each listing's
-   * time zone: a stay of those nights would otherwise be refused.
+   * Only listings with no live hold or booking overlapping `[from, to)`, and in which, at `now`
+   * and in each listing's time zone, `from` is not before today and the stay's last night (the
+   * day before `to`) not past the booking horizon: a stay of those nights would otherwise be
+   * refused.
    */
   readonly freeDates?: { readonly from: CalendarDate; readonly to: CalendarDate; readonly now: Date } | undefined;
   /** Words to find in title, description, category and location (web search syntax). */
@@ -116,7 +116,7 @@ function toListingView(row: ListingRecord): ListingView {
 /** Active listings matching every given filter, newest first. */
 export async function searchListings(db: Kysely<Database>, filter: ListingFilter, page: PageRequest<ListingSortKey>): Promise<Page<ListingView, ListingSortKey>> {
   const { freeDates } = filter;
-  const zones = freeDates ? await zonesWithinStayHorizon(lastNight({ startDate: freeDates.from, endDate: freeDates.to }), freeDates.now, () => activeTimeZones(db)) : 'every';
+  const zones = freeDates ? await zonesWhereStayBookable({ startDate: freeDates.from, endDate: freeDates.to }, freeDates.now, () => activeTimeZones(db)) : 'every';
   return readListings(db, (from) => search(from, filter, zones, page));
 }
 

@@ -1,21 +1,27 @@
 import { todayIn } from '../../domain/listing-calendar/stay-range.rules.js';
 import { isDateTooFarAhead } from '../../domain/shared/booking-horizon.js';
 import type { CalendarDate } from '../../domain/shared/calendar-date.js';
+import { lastNight, type DateRange } from '../../domain/shared/date-range.js';
 import { isTimeZone } from '../../domain/shared/time-zone.js';
 
 /**
- * Whether a night on a given day of a listing in `timeZone` is within the booking horizon at
- * `now`, decided as a booking request decides it for a stay's last night (`todayIn`,
- * `isDateTooFarAhead`), so that no read offers a night the command API refuses: a stay is
- * bookable, as far as the horizon goes, exactly when its last night is. The horizon moves with the
- * clock, so it is applied when a read is answered, never stored in a read model. A zone the
- * runtime does not know takes no stay at all: booking refuses it (`invalid-time-zone`), and a read
- * must not fail for everyone.
+ * Whether a stay of a listing in `timeZone` may hold a night on a given day at `now`: from today
+ * there to the far end of the booking horizon, decided as a booking request decides it
+ * (`todayIn`, `assertBookableRange`: `dates-in-past`, `dates-too-far-ahead`), so that no read
+ * offers a night the command API refuses. Both ends move with the clock, so they are applied when
+ * a read is answered, never stored in a read model. A zone the runtime does not know takes no
+ * stay at all: booking refuses it (`invalid-time-zone`), and a read must not fail for everyone.
  */
-export function withinStayHorizon(timeZone: string, now: Date): (night: CalendarDate) => boolean {
+export function bookableNight(timeZone: string, now: Date): (night: CalendarDate) => boolean {
   if (!isTimeZone(timeZone)) return () => false;
   const today = todayIn(timeZone, now.toISOString());
-  return (night) => !isDateTooFarAhead(night, today);
+  return (night) => today <= night && !isDateTooFarAhead(night, today);
+}
+
+/** Booking takes a stay's dates exactly when it takes its first and its last night: the nights between follow. */
+function bookableStay(timeZone: string, now: Date, stay: DateRange): boolean {
+  const bookable = bookableNight(timeZone, now);
+  return bookable(stay.startDate) && bookable(lastNight(stay));
 }
 
 /** The zones furthest behind and furthest ahead of UTC (−12 h, +14 h): every listing's today lies between theirs. */
@@ -23,13 +29,16 @@ const furthestBehind = 'Etc/GMT+12';
 const furthestAhead = 'Etc/GMT-14';
 
 /**
- * The time zones in which a night on `night` is within the horizon at `now`: `'every'` when it
- * is even where today is earliest, none when it is not even where today is latest, and otherwise
- * (one or two days a year ahead) those of `zones()` in which it is. So the zones in use are read
- * only for a night at the edge.
+ * The time zones in which booking takes the dates of `stay` at `now`. A later today makes the
+ * first night harder to take and the last easier, so a stay taken where today is earliest and
+ * where it is latest is taken everywhere (`'every'`); one starting before the earliest today, or
+ * ending past the horizon of the latest, nowhere; and otherwise (a stay starting about today or
+ * ending about a year ahead) in those of `zones()` where it is. So the zones in use are read only
+ * for a stay at an edge.
  */
-export async function zonesWithinStayHorizon(night: CalendarDate, now: Date, zones: () => Promise<readonly string[]>): Promise<'every' | readonly string[]> {
-  if (withinStayHorizon(furthestBehind, now)(night)) return 'every';
-  if (!withinStayHorizon(furthestAhead, now)(night)) return [];
-  return (await zones()).filter((zone) => withinStayHorizon(zone, now)(night));
+export async function zonesWhereStayBookable(stay: DateRange, now: Date, zones: () => Promise<readonly string[]>): Promise<'every' | readonly string[]> {
+  if (bookableStay(furthestBehind, now, stay) && bookableStay(furthestAhead, now, stay)) return 'every';
+  const instant = now.toISOString();
+  if (stay.startDate < todayIn(furthestBehind, instant) || isDateTooFarAhead(lastNight(stay), todayIn(furthestAhead, instant))) return [];
+  return (await zones()).filter((zone) => bookableStay(zone, now, stay));
 }

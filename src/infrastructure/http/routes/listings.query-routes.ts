@@ -9,7 +9,7 @@ import { findListing, searchListings } from '../../../projections/listings/listi
 import { listingsProjectionName } from '../../../projections/listings/listings.table.js';
 import { reviewsOfListing } from '../../../projections/reviews/reviews.queries.js';
 import { reviewsProjectionName } from '../../../projections/reviews/reviews.table.js';
-import { withinStayHorizon } from '../../../projections/shared/stay-horizon.js';
+import { bookableNight } from '../../../projections/shared/stay-horizon.js';
 import { optionalAuth } from '../plugins/auth.plugin.js';
 import { consistencyHeaders, cursorScope, idParams, notFound, paged, pageQuery, pageSchema, textParam, type QueryRoutesOptions } from '../query-context.js';
 import { wholeNumberText } from '../../whole-number-text.js';
@@ -89,7 +89,7 @@ const availabilitySchema = z
     to: z.string(),
     days: z
       .array(z.object({ date: z.string(), status: dayStatusSchema }))
-      .describe('One per day of [from, to) that a stay may hold as a night (at most 365 days after today in the listing\'s time zone): none past that, as a booking with a night there is refused'),
+      .describe('One per day of [from, to) that a stay may hold as a night (from today to 365 days after it, in the listing\'s time zone): none before or past that, as a booking with a night there is refused'),
   })
   .meta({ id: 'ListingAvailability' });
 
@@ -154,9 +154,10 @@ export const listingQueryRoutes: FastifyPluginAsyncZod<QueryRoutesOptions> = asy
       if (!listing) throw notFound(`listing ${id}`);
       const now = clock.now();
       const days = await listingAvailability(db, id, request.query, now);
-      // In date order, so only a tail goes: the days left still line up with [from, to).
-      const bookableNight = withinStayHorizon(listing.timeZone, now);
-      return { listingId: id, bookable: listing.active, ...request.query, days: days.filter((day) => bookableNight(day.date)) };
+      // Days before today and past the horizon go, so `days` may start after `from` and end before
+      // `to`, both echoed as asked: each day names its date.
+      const bookable = bookableNight(listing.timeZone, now);
+      return { listingId: id, bookable: listing.active, ...request.query, days: days.filter((day) => bookable(day.date)) };
     },
   );
 
