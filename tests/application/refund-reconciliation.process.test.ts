@@ -40,6 +40,17 @@ class ProviderStub implements PaymentGateway {
   }
 }
 
+/** Attempts as runs of the same outcome in a row: hundreds of rounds read at a glance. */
+function runsOf(attempts: readonly boolean[]): Array<{ succeeded: boolean; rounds: number }> {
+  const runs: Array<{ succeeded: boolean; rounds: number }> = [];
+  for (const succeeded of attempts) {
+    const last = runs.at(-1);
+    if (last?.succeeded === succeeded) last.rounds += 1;
+    else runs.push({ succeeded, rounds: 1 });
+  }
+  return runs;
+}
+
 describe('refund reconciliation (a refund the provider answered `pending`, its webhook never come)', () => {
   let store: MemoryEventStore;
   let clock: ReturnType<typeof fakeClock>;
@@ -202,7 +213,8 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     expect(process.pending).toBe(1);
 
     provider.failing.clear();
-    await turn();
+    // Not due yet: still failing, for no look at it has succeeded since
+    expect(await turn()).toEqual({ settled: 0, failed: 1 });
     expect(provider.looksAt(down.refundId)).toBe(1);
     clock.advance(2 * graceMs);
     expect(await turn()).toEqual({ settled: 1, failed: 0 });
@@ -239,6 +251,48 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     expect(attempts).toEqual([false, false, false, true]);
     expect(provider.looksAt(refundId)).toBe(downRounds + 1);
     expect(await eventTypes(store, stream)).toContain('RefundSucceeded');
+  });
+
+  it('run: with the provider down, every round reports a failed attempt while the refund waits for its next look, not only the rounds that looked; the first round whose look the provider answers is a successful one', async () => {
+    // Given a refund due, rounds every 5 s (the default interval, as the clock sees it), and the
+    // provider down from the first look until the refund is due again 30 min later
+    const sweepEveryMs = 5_000;
+    const { refundId, stream } = await givenPendingRefund();
+    provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'pending' });
+    provider.failing.add(refundId);
+    const outageRounds = (2 * graceMs) / sweepEveryMs;
+    const roundsAfter = 3;
+    const attempts: boolean[] = [];
+    const errors: string[] = [];
+    const stop = new AbortController();
+    const process = new RefundReconciliation({
+      eventStore: store,
+      side,
+      gateway: provider,
+      graceMs,
+      onError: (_error, what) => errors.push(what),
+      onAttempt: (succeeded) => {
+        attempts.push(succeeded);
+        if (attempts.length === outageRounds) provider.failing.clear();
+        if (attempts.length === outageRounds + roundsAfter) stop.abort();
+        clock.advance(sweepEveryMs);
+      },
+    });
+    clock.advance(graceMs);
+
+    // When the loop runs rounds (1 ms apart in real time)
+    await process.run(stop.signal, 1);
+
+    // Then every round of the outage was a failed attempt, though only its first looked; the
+    // provider's answer (still pending: nothing settled) made the next rounds successful ones
+    expect(runsOf(attempts)).toEqual([
+      { succeeded: false, rounds: outageRounds },
+      { succeeded: true, rounds: roundsAfter },
+    ]);
+    expect(provider.looksAt(refundId)).toBe(2);
+    expect(errors).toEqual([expect.stringContaining(`look at refund ${refundId}`)]);
+    expect(process.pending).toBe(1);
+    expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
   });
 
   it('a process started later (after a restart) still finds the refund pending from the start of the log', async () => {

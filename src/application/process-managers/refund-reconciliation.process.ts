@@ -19,9 +19,10 @@ const longestWaitMs = 6 * 3_600_000;
 
 /**
  * A refund requested and not settled yet, as far as the log read so far says. `waitMs` is the wait
- * before `nextLookAt`, which the next look doubles.
+ * before `nextLookAt`, which the next look doubles. `lookFailed`: its last look failed (the provider
+ * down, say); it counts as failing until a look at it succeeds, though it is not due in between.
  */
-type PendingRefund = { paymentId: string; requestedAt: number; cause: Cause; nextLookAt: number; waitMs: number };
+type PendingRefund = { paymentId: string; requestedAt: number; cause: Cause; nextLookAt: number; waitMs: number; lookFailed: boolean };
 
 export type RefundReconciliationOptions = {
   readonly eventStore: EventStore;
@@ -67,7 +68,7 @@ export class RefundReconciliation {
         const { paymentId, refundId } = requested.data;
         const requestedAt = occurredAt(event).getTime();
         const waitMs = this.options.graceMs;
-        this.refunds.set(refundId, { paymentId, requestedAt, cause: causeOf(event), nextLookAt: requestedAt + waitMs, waitMs });
+        this.refunds.set(refundId, { paymentId, requestedAt, cause: causeOf(event), nextLookAt: requestedAt + waitMs, waitMs, lookFailed: false });
         return;
       }
       case 'RefundSucceeded':
@@ -85,9 +86,10 @@ export class RefundReconciliation {
   }
 
   /**
-   * Looks at every refund that is due. One the provider fails to answer for is reported, counted
-   * `failed` and looked at again at its next due time: it never stops the sweep. One the provider
-   * says is still pending, or has not made yet, is neither settled nor failed: the provider works.
+   * Looks at every refund that is due. One the provider fails to answer for is reported and looked
+   * at again at its next due time: it never stops the sweep. It is counted `failed` by this sweep
+   * and every one after, due or not, until a look at it succeeds. One the provider says is still
+   * pending, or has not made yet, is neither settled nor failed: the provider works.
    */
   async sweep(signal?: AbortSignal): Promise<SweepSummary> {
     const now = this.options.side.clock.now().getTime();
@@ -97,13 +99,18 @@ export class RefundReconciliation {
       // Stopping: each look may take the provider's whole timeout, and a shutdown waits for the
       // sweep; what is left is due at the next one, here or in another instance.
       if (signal?.aborted) break;
-      if (refund.nextLookAt > now) continue;
+      if (refund.nextLookAt > now) {
+        // A failed look pushes the next one back by twice the last wait: were the rounds in
+        // between to count as fine, the stall an operator watches would read 0 through an outage.
+        if (refund.lookFailed) failed++;
+        continue;
+      }
       try {
         if (await this.reconcile(refundId, refund)) settled++;
-        else this.lookAgainLater(refundId, refund, now);
+        else this.lookAgainLater(refundId, refund, now, false);
       } catch (error) {
         this.options.onError?.(error, `look at refund ${refundId} of payment ${refund.paymentId} at the provider`, true);
-        this.lookAgainLater(refundId, refund, now);
+        this.lookAgainLater(refundId, refund, now, true);
         failed++;
       }
     }
@@ -149,8 +156,8 @@ export class RefundReconciliation {
     return true;
   }
 
-  private lookAgainLater(refundId: string, refund: PendingRefund, now: number): void {
+  private lookAgainLater(refundId: string, refund: PendingRefund, now: number, lookFailed: boolean): void {
     const waitMs = Math.min(refund.waitMs * 2, longestWaitMs);
-    this.refunds.set(refundId, { ...refund, nextLookAt: now + waitMs, waitMs });
+    this.refunds.set(refundId, { ...refund, nextLookAt: now + waitMs, waitMs, lookFailed });
   }
 }

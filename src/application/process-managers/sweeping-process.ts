@@ -41,9 +41,11 @@ export const holdExpiryName = 'hold-expiry';
 
 /**
  * How a sweep went. `settled`: the due entries whose step went through, or was refused by a rule
- * (the world had moved on: nothing is left to do). `failed`: those whose step failed otherwise, each
- * reported and tried again later. An entry looked at and found not ready (a refund still pending at
- * the provider) is neither: the process did its work, nothing failed.
+ * (the world had moved on: nothing is left to do). `failed`: the entries failing, counted whether
+ * due or not: those whose step failed otherwise this sweep, each reported and tried again later,
+ * and those waiting to be tried again after their last try failed (a refund whose look failed,
+ * pushed back), until a try succeeds. An entry looked at and found not ready (a refund still
+ * pending at the provider) is neither: the process did its work, nothing failed.
  */
 export type SweepSummary = { readonly settled: number; readonly failed: number };
 
@@ -67,9 +69,9 @@ export type SweepLoopOptions = {
   /**
    * Told after each round whether it succeeded: an operator's stall signal is how long rounds have
    * failed in a row. A round fails when reading the log or the sweep throws, or when its sweep
-   * failed at something and settled nothing (`SweepSummary`). A round with nothing due, or one that
-   * settled something beside its failures, succeeded: the process is moving, and a single entry
-   * failing for ever shows in its error count instead.
+   * has something failing and settled nothing (`SweepSummary`). A round with nothing due and nothing
+   * failing, or one that settled something beside its failures, succeeded: the process is moving,
+   * and a single entry failing for ever shows in its error count instead.
    */
   readonly onAttempt?: (succeeded: boolean) => void;
 };
