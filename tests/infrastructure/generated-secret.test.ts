@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { failureReport } from '../../src/infrastructure/config/command-line.js';
 import { ConfigError } from '../../src/infrastructure/config/config.js';
+import { loadKeptSecret } from '../../src/infrastructure/config/generated-secret.js';
 import { loadMasterKey } from '../../src/infrastructure/privacy/master-key.js';
 
 const dirs: string[] = [];
@@ -83,5 +85,67 @@ describe('a secret generated into DATA_DIR', () => {
     expect(message).toMatch(/master-key/);
     expect(message).toMatch(/restore it from a backup/i);
     expect(message).not.toMatch(/delete|remove|generate a new/i);
+  });
+});
+
+describe('a DATA_DIR that cannot keep the secret', () => {
+  const refusalOf = (loading: Promise<unknown>) =>
+    loading.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+  /** Refused in one line naming DATA_DIR, the file and node's error code, as main prints it. */
+  function expectOneLineRefusal(refusal: unknown, DATA_DIR: string, code: string): void {
+    expect(refusal).toBeInstanceOf(ConfigError);
+    const message = refusal instanceof Error ? refusal.message : '';
+    expect(message).toContain(`DATA_DIR=${DATA_DIR}`);
+    expect(message).toContain(path.join(DATA_DIR, 'master-key'));
+    expect(message).toContain(code);
+    expect(failureReport(refusal, { failedCode: 1, databaseUrl: undefined })).toEqual({ code: 1, text: message });
+    expect(message).not.toContain('\n');
+  }
+
+  it.each([
+    { where: 'under a regular file', code: 'ENOTDIR', dataDir: (dir: string) => path.join(dir, 'a-file', 'data') },
+    { where: 'a regular file itself', code: 'EEXIST', dataDir: (dir: string) => path.join(dir, 'a-file') },
+  ])('stops start-up in one line when DATA_DIR is $where ($code)', async ({ code, dataDir }) => {
+    // Given a DATA_DIR that is, or lies under, a regular file
+    const dir = await tempDir();
+    await writeFile(path.join(dir, 'a-file'), 'not a directory\n');
+    const DATA_DIR = dataDir(dir);
+
+    // When the master key is generated into it
+    const refusal = await refusalOf(loadMasterKey(development(DATA_DIR)));
+
+    // Then start-up stops with one line saying which setting to fix
+    expectOneLineRefusal(refusal, DATA_DIR, code);
+  });
+
+  it('stops start-up in one line when the file to hold the secret is a directory (EISDIR)', async () => {
+    const DATA_DIR = await tempDir();
+    await mkdir(path.join(DATA_DIR, 'master-key'));
+
+    const refusal = await refusalOf(loadMasterKey(development(DATA_DIR)));
+
+    expectOneLineRefusal(refusal, DATA_DIR, 'EISDIR');
+  });
+
+  it('stops a read-only tool in one line when DATA_DIR lies under a regular file', async () => {
+    const dir = await tempDir();
+    await writeFile(path.join(dir, 'a-file'), 'not a directory\n');
+    const DATA_DIR = path.join(dir, 'a-file', 'data');
+    const secret = { setting: 'MASTER_KEY', configured: undefined, file: 'master-key', generate: () => 'unused', problem: () => undefined };
+
+    const refusal = await refusalOf(loadKeptSecret(development(DATA_DIR), secret));
+
+    expectOneLineRefusal(refusal, DATA_DIR, 'ENOTDIR');
+  });
+
+  it('reads nothing, and fails nothing, for a read-only tool whose DATA_DIR does not exist yet', async () => {
+    const DATA_DIR = path.join(await tempDir(), 'never-made');
+    const secret = { setting: 'MASTER_KEY', configured: undefined, file: 'master-key', generate: () => 'unused', problem: () => undefined };
+
+    expect(await loadKeptSecret(development(DATA_DIR), secret)).toBeUndefined();
   });
 });

@@ -60,6 +60,21 @@ describe('PersonalDataVault', () => {
     expect(revealed?.data).toMatchObject({ reason: erasedPlaceholder, contact: { email: erasedPlaceholder } });
   });
 
+  it('tells a subject erased by another process, though it still holds their live key in memory', async () => {
+    // Given a process that sealed for a patient (their key in memory), and one that never did
+    const keys = new MemorySubjectKeyStore();
+    const stillCaching = new PersonalDataVault(keys);
+    await sealedEvent(stillCaching, 'patient-1', 'migraine');
+    expect(await stillCaching.isErased('patient-1')).toBe(false);
+    expect(await new PersonalDataVault(keys).isErased('patient-2')).toBe(false);
+
+    // When another process erases the patient
+    await new PersonalDataVault(keys).erase('patient-1', new Date());
+
+    // Then the first process tells them erased
+    expect(await stillCaching.isErased('patient-1')).toBe(true);
+  });
+
   it('keeps an erasure final when a key lookup begun before it ends after it', async () => {
     const keys = new MemorySubjectKeyStore();
     const key = await keys.obtain('patient-1');

@@ -35,7 +35,7 @@ export type ErasureDeps = {
  * with it, in the log and in any copy, reads `[erased]` from now on; what sits outside the log is
  * deleted; then `SubjectErased` records it, and what sits outside the log is deleted again. Every
  * step is idempotent, and a retry takes them all again until `SubjectErased` is there (and the
- * last one after it). The withdrawal goes first: a crash right after it leaves a doctor who takes
+ * last one after it), those up to the key only while the key is there. The withdrawal goes first: a crash right after it leaves a doctor who takes
  * no new appointments until a retry erases them; after the key, a crash in between would leave an
  * erased doctor bookable, for appointments nobody could complete, until a retry that may never
  * come. The person's bookings and appointments stay, and can be cancelled.
@@ -65,20 +65,18 @@ export async function eraseSubject(
     type: 'EraseSubject',
     data: { userId, erasedBy: { id: actor.id, roles }, now: deps.side.clock.now(), ...(input.reason === undefined ? {} : { reason: input.reason }) },
   });
-  // Likewise a pinned version, and every rule of the decider (one's own erasure, an auditor's):
-  // they must refuse before the key is gone, not after.
-  assertExpectedVersion(streamId, request.expectedVersion, version, () => userDecider.decide(erase(), state));
-  userDecider.decide(erase(), state);
-  // A doctor's schedule is withdrawn even before they published one: a publication under way
-  // (their own token, or an admin's checked just before) must meet a stream that moved on, or it
-  // would make the erased doctor bookable. Anyone else gets no schedule stream for nothing, unless
-  // one exists (a doctor once, or a retry of this erasure), whatever their roles now.
-  const schedule = doctorScheduleStreamId(userId);
-  if (state.roles.includes('DOCTOR') || (await deps.side.handlers.doctorSchedule.read(schedule)).version >= 0) {
-    const withdraw: WithdrawSchedule = { type: 'WithdrawSchedule', data: { doctorId: userId, now: deps.side.clock.now().toISOString() } };
-    await deps.side.handlers.doctorSchedule.handle(schedule, withdraw, unpinned(request));
+  // A key already destroyed (by an attempt of this request that failed later, or by another) puts
+  // the erasure past its point of no return: every rule held when it went. Checked again, a role
+  // granted since (AUDITOR: 403) or the pinned version it moved (412) refused every retry, and
+  // the person stayed unreadable in the log yet named in every read model.
+  if (!(await deps.vault.isErased(userId))) {
+    // Likewise a pinned version, and every rule of the decider (one's own erasure, an auditor's):
+    // they must refuse before the key is gone, not after.
+    assertExpectedVersion(streamId, request.expectedVersion, version, () => userDecider.decide(erase(), state));
+    userDecider.decide(erase(), state);
+    await withdrawSchedule(deps, userId, state.roles.includes('DOCTOR'), request);
+    await deps.vault.erase(userId, deps.side.clock.now());
   }
-  await deps.vault.erase(userId, deps.side.clock.now());
   deps.keyDestroyed?.(userId);
   await deps.outsideTheLog.eraseSubject(userId);
   // Past the key, the erasure is done, and its record must follow whatever was appended meanwhile:
@@ -94,4 +92,17 @@ export async function eraseSubject(
   // wrote before the record, so before this delete.
   await deps.outsideTheLog.eraseSubject(userId);
   return outcome(userId, result);
+}
+
+/**
+ * A doctor's schedule is withdrawn even before they published one: a publication under way (their
+ * own token, or an admin's checked just before) must meet a stream that moved on, or it would make
+ * the erased doctor bookable. Anyone else gets no schedule stream for nothing, unless one exists
+ * (a doctor once, or a retry of this erasure), whatever their roles now.
+ */
+async function withdrawSchedule(deps: ErasureDeps, userId: string, isDoctor: boolean, request: CommandOptions): Promise<void> {
+  const schedule = doctorScheduleStreamId(userId);
+  if (!isDoctor && (await deps.side.handlers.doctorSchedule.read(schedule)).version < 0) return;
+  const withdraw: WithdrawSchedule = { type: 'WithdrawSchedule', data: { doctorId: userId, now: deps.side.clock.now().toISOString() } };
+  await deps.side.handlers.doctorSchedule.handle(schedule, withdraw, unpinned(request));
 }

@@ -152,6 +152,17 @@ export class PersonalDataVault {
     this.markErased(subjectId);
   }
 
+  /**
+   * Whether the subject's key is destroyed. A tombstone in memory is enough, erasure being final;
+   * a live key in memory is not: another process may have destroyed it since, so the store is asked.
+   */
+  async isErased(subjectId: string): Promise<boolean> {
+    if (this.cached.get(subjectId)?.key === 'erased') return true;
+    if ((await this.keys.find([subjectId])).get(subjectId) !== 'erased') return false;
+    this.markErased(subjectId);
+    return true;
+  }
+
   /** Stops using a subject's key from memory: their key was destroyed, maybe by another process. */
   markErased(subjectId: string): void {
     this.cached.delete(subjectId);

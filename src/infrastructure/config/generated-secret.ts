@@ -24,10 +24,13 @@ export async function loadOrGenerateSecret(config: Pick<Config, 'NODE_ENV' | 'DA
   if (secret.configured !== undefined) return secret.configured;
   requiredInProduction(config, secret);
   const file = path.join(config.DATA_DIR, secret.file);
-  await mkdir(config.DATA_DIR, { recursive: true });
   const generated = secret.generate();
-  if (await publish(file, `${generated}\n`)) return generated;
-  return checked(file, await readFile(file, 'utf8'), secret);
+  const published = await inDataDir(config, secret, 'keep', async () => {
+    await mkdir(config.DATA_DIR, { recursive: true });
+    return publish(file, `${generated}\n`);
+  });
+  if (published) return generated;
+  return checked(file, await inDataDir(config, secret, 'read', () => readFile(file, 'utf8')), secret);
 }
 
 /**
@@ -38,15 +41,38 @@ export async function loadKeptSecret(config: Pick<Config, 'NODE_ENV' | 'DATA_DIR
   if (secret.configured !== undefined) return secret.configured;
   requiredInProduction(config, secret);
   const file = path.join(config.DATA_DIR, secret.file);
-  const text = await readFile(file, 'utf8').catch((error: unknown) => {
-    if (codeOf(error) === 'ENOENT') return undefined;
-    throw error;
-  });
+  const text = await inDataDir(config, secret, 'read', () =>
+    readFile(file, 'utf8').catch((error: unknown) => {
+      if (codeOf(error) === 'ENOENT') return undefined;
+      throw error;
+    }),
+  );
   return text === undefined ? undefined : checked(file, text, secret);
 }
 
 function requiredInProduction(config: Pick<Config, 'NODE_ENV'>, secret: GeneratedSecret): void {
   if (config.NODE_ENV === 'production') throw new ConfigError(`Invalid configuration:\n  ${secret.setting}: is required when NODE_ENV=production`);
+}
+
+/**
+ * `step`, its file-system failure (DATA_DIR under a regular file, no permission, a read-only or
+ * full disk) a ConfigError in one line naming the setting to fix: node's own error reached the
+ * operator as a stack trace of `mkdir` or `open` on some path.
+ */
+async function inDataDir<T>(config: Pick<Config, 'DATA_DIR'>, secret: GeneratedSecret, action: 'keep' | 'read', step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    const code = codeOf(error);
+    if (typeof code !== 'string' || !(error instanceof Error)) throw error;
+    const detail = error.message.startsWith(code) ? error.message : `${code}: ${error.message}`;
+    const file = path.join(config.DATA_DIR, secret.file);
+    const [what, need] = action === 'keep' ? [`keep ${secret.setting} in ${file}`, 'create and write in'] : [`read ${secret.setting} from ${file}`, 'read'];
+    throw new ConfigError(
+      `DATA_DIR=${config.DATA_DIR}: cannot ${what} (${detail}); DATA_DIR must name a directory this process can ${need}`,
+      { cause: error },
+    );
+  }
 }
 
 /** The stored text of `file`, trimmed, or a ConfigError saying it is damaged. */
