@@ -448,6 +448,8 @@ export class PgEventStore implements EventStore {
   /**
    * The last event below the horizon: every transaction with an id below it has ended, so no
    * event will ever read before this one that does not now; later ones have ids at or above it.
+   * Ordered by the columns, qualified: a bare name in ORDER BY means the output column, here its
+   * text, and '989' sorts after '1020'.
    */
   async headPosition(): Promise<Position> {
     this.assertOpen();
@@ -455,7 +457,7 @@ export class PgEventStore implements EventStore {
       name: 'head_position',
       text: `SELECT transaction_id::text AS transaction_id, global_position::text AS global_position FROM events
         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
+        ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1`,
     });
     const row = result.rows[0];
     return row ? { commit: BigInt(row.transaction_id), prepare: BigInt(row.global_position) } : START;

@@ -96,6 +96,23 @@ describe('PgEventStore on PostgreSQL', () => {
     }
   });
 
+  it('names as its head the last event in number order, not in text order (position 12 after 9)', async () => {
+    // A database of its own, so that the positions are 1 to 12: compared as text, '9' > '12'.
+    const fresh = await createTestDatabase();
+    const freshPool = createPool(fresh.url, 2);
+    const freshStore = new PgEventStore(freshPool);
+    try {
+      await migrateToLatest(freshPool);
+      const appended = await freshStore.appendToStream(`head-${randomUUID()}`, Array.from({ length: 12 }, () => event('Counted')));
+      // Below the horizon once every transaction older than the append has ended, server-wide.
+      await vi.waitFor(async () => expect(await freshStore.headPosition()).toEqual(appended.position), { timeout: 5000 });
+    } finally {
+      await freshStore.close();
+      await freshPool.end();
+      await fresh.drop();
+    }
+  });
+
   it('is not stalled by a rolled-back append that left a hole in the positions', async () => {
     const prefix = `hole-${randomUUID()}`;
     const subscriber = subscribe(prefix);
