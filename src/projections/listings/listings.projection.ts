@@ -55,6 +55,9 @@ async function migrate(db: Kysely<unknown>): Promise<void> {
   await active('listings_location_idx').expression(sql`lower(location), created_at desc, listing_id desc`).execute();
   await active('listings_price_idx').columns(['currency', 'price_per_day']).execute();
   await active('listings_search_idx').using('gin').column('search').execute();
+  // The zones listings are in, for a free-dates search at the edge of the booking window: one
+  // probe per zone (`activeTimeZones`), not a scan of every listing.
+  await active('listings_time_zone_idx').column('time_zone').execute();
   await db.schema.createIndex('listings_owner_idx').on('listings').column('owner_id').execute();
 }
 
@@ -187,7 +190,8 @@ export const listingsProjection = defineProjection<ListingsTables>({
   name: listingsProjectionName,
   // 2: the rating, counted here from review events instead of read from the reviews read model.
   // 3: `capacity` is a bigint: a listing stored before capacity was bounded failed version 2.
-  version: 3,
+  // 4: an index of the active listings' time zones.
+  version: 4,
   eventTypes: [...codec.eventTypes, ...reviewCodec.eventTypes],
   migrate,
   apply,
