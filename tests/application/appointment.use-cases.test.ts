@@ -170,7 +170,7 @@ describe('appointment use cases', () => {
     for await (const event of store.readAll()) sweep.observe(event);
     expect(sweep.pending.slots).toBe(1);
     clock.advance(59_000);
-    expect(await sweep.sweep()).toEqual({ settled: 0, failed: 0 });
+    expect(await sweep.sweep()).toEqual({ progressed: 0, failed: 0 });
     clock.advance(2_000);
     await sweep.sweep();
 

@@ -389,10 +389,10 @@ describe('booking use cases', () => {
       for await (const event of store.readAll()) expiry.observe(event);
 
       clock.advance(5 * 60_000);
-      expect(await expiry.sweep()).toEqual({ settled: 0, failed: 0 });
+      expect(await expiry.sweep()).toEqual({ progressed: 0, failed: 0 });
       await expect(requestBooking(side, { listingId, ...stay }, as(otherConsumer))).rejects.toMatchObject({ code: 'dates-unavailable' });
       clock.advance(10 * 60_000);
-      expect(await expiry.sweep()).toEqual({ settled: 1, failed: 0 });
+      expect(await expiry.sweep()).toEqual({ progressed: 1, failed: 0 });
 
       expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesHeld', 'DatesReleased']);
@@ -542,9 +542,9 @@ describe('booking use cases', () => {
       const expiry = new HoldExpiryProcess({ eventStore: store, side, orphanSlotGraceMs: 60_000 });
       for await (const event of store.readAll()) expiry.observe(event);
 
-      expect(await expiry.sweep()).toEqual({ settled: 0, failed: 0 });
+      expect(await expiry.sweep()).toEqual({ progressed: 0, failed: 0 });
       clock.advance(15 * 60_000);
-      expect(await expiry.sweep()).toEqual({ settled: 1, failed: 0 });
+      expect(await expiry.sweep()).toEqual({ progressed: 1, failed: 0 });
 
       expect(await eventTypes(store, booking.streamId)).toEqual(['BookingRequested', 'BookingExpired']);
       expect(await eventTypes(store, `listingCalendar-${listingId}`)).toEqual(['DatesHeld', 'DatesReleased']);

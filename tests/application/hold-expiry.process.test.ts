@@ -90,7 +90,7 @@ describe('hold expiry process', () => {
     const { process, turn } = startWatchedProcess();
     clock.advance(graceMs);
 
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
     expect(process.pending).toEqual(nothingPending);
     expect(await everyEventId(store)).toEqual(before);
@@ -118,7 +118,7 @@ describe('hold expiry process', () => {
     it('when the process was running, expires the first booking and leaves the second alone', async () => {
       const turn = startProcess();
       const first = await requestBooking(side, { listingId, ...stay }, as(consumer));
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       clock.advance(16 * 60_000);
       const second = await requestBooking(side, { listingId, ...stay }, as(otherConsumer));
 
@@ -185,7 +185,7 @@ describe('hold expiry process', () => {
       const turn = startProcess();
       store.interrupt((streamId) => streamId.startsWith('booking-'));
       await expect(requestBooking(side, { listingId, ...stay }, retried)).rejects.toThrow('died');
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       clock.advance(15 * 60_000 - 1_000);
       let resume = () => {};
       const recording = store.pause((streamId) => streamId === booking, new Promise<void>((resolve) => (resume = resolve)));
@@ -193,7 +193,7 @@ describe('hold expiry process', () => {
       await recording;
       // The hold lapses; the sweep finds no booking yet, releases the dates and looks no further.
       clock.advance(2_000);
-      expect(await turn()).toEqual({ settled: 1, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 1, failed: 0 });
       expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesReleased']);
 
       resume();
@@ -271,11 +271,11 @@ describe('hold expiry process', () => {
     it('the process gives the dates back after the grace period, so someone else can book them', async () => {
       const turn = startProcess();
       // Within the grace period the request may still be giving them back itself.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesBooked']);
 
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 1, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
       const released = (await streamEvents(store, calendar)).at(-1);
       expect(released).toMatchObject({ type: 'DatesReleased', data: { bookingId, reason: 'cancelled' } });
@@ -321,7 +321,7 @@ describe('hold expiry process', () => {
     const turn = startProcess();
     clock.advance(graceMs);
 
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
     expect(await eventTypes(store, calendar)).toEqual(['DatesHeld', 'DatesReleased']);
   });
 
@@ -336,10 +336,10 @@ describe('hold expiry process', () => {
 
     it('the process frees both after the grace period, so another patient can take the slot and the patient another doctor', async () => {
       const turn = startProcess();
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 1, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
       expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'SlotBooked', 'SlotReleased']);
       expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
@@ -375,7 +375,7 @@ describe('hold expiry process', () => {
     await cancelAppointment(side, id, { reason: 'feeling better' }, as(patient));
     clock.advance(graceMs);
 
-    expect(await startProcess()()).toEqual({ settled: 0, failed: 0 });
+    expect(await startProcess()()).toEqual({ progressed: 0, failed: 0 });
   });
 
   describe('given an appointment held or missed whose request died before giving the patient time back', () => {
@@ -394,17 +394,17 @@ describe('hold expiry process', () => {
       await expect(completeAppointment(side, appointmentId, { notes: 'rest' }, as(doctor))).rejects.toThrow('died');
       const { process, turn } = startWatchedProcess();
       // Within the grace period the request may still be on its way, or retried.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.cancellations).toBe(1);
 
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 1, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: undefined });
       expect(await eventTypes(store, `doctorSchedule-${doctor.id}`)).toEqual(['ScheduleSet', 'ScheduleSet', 'SlotBooked']);
       expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
       // Its own release, once read, settles it.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.cancellations).toBe(0);
       await expectReplayToAppendNothing();
     });
@@ -464,20 +464,20 @@ describe('hold expiry process', () => {
     it('the process drops the hold and moves the time back after the grace period, so the new start is free again and the old one never was', async () => {
       const { process, turn } = startWatchedProcess();
       // Within the grace period the request may still be on its way, or retried.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.moves).toBe(2);
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nineThirty });
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'y' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
 
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 2, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 2, failed: 0 });
 
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nineThirty, reason: 'x' }, as(otherPatient))).resolves.toBeDefined();
       await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'y' }, as(otherPatient))).rejects.toMatchObject({ code: 'slot-taken' });
       // Its own moves back, once read, settle what it was watching.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.moves).toBe(0);
     });
 
@@ -504,7 +504,7 @@ describe('hold expiry process', () => {
 
       const { process, turn } = startWatchedProcess();
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
       expect(process.pending.moves).toBe(0);
       expect(await everyEventId(store)).toEqual(before);
@@ -520,7 +520,7 @@ describe('hold expiry process', () => {
       const before = await everyEventId(store);
       clock.advance(graceMs);
 
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.moves).toBe(0);
       expect(await everyEventId(store)).toEqual(before);
     });
@@ -534,7 +534,7 @@ describe('hold expiry process', () => {
       const retry = rescheduleAppointment(otherProcess, appointmentId, { start: nineThirty }, request);
       await reached;
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 2, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 2, failed: 0 });
       expect(await whereIs(appointmentId)).toEqual({ appointment: nine, slot: nine, time: nine });
 
       resume();
@@ -584,7 +584,7 @@ describe('hold expiry process', () => {
       expect(errors).toEqual([]);
       const before = await everyEventId(store);
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.moves).toBe(0);
       expect(await everyEventId(store)).toEqual(before);
     });
@@ -606,7 +606,7 @@ describe('hold expiry process', () => {
 
     it('the process completes the move after the grace period: the hold is the appointment\'s slot, and the old one is free', async () => {
       const { process, turn, errors } = startWatchedProcess();
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.moves).toBeGreaterThan(0);
 
       clock.advance(graceMs);
@@ -794,7 +794,7 @@ describe('hold expiry process', () => {
 
       await turn();
       // Its own drop, once read, settles it.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
       expect(errors).toEqual([]);
       expect(process.pending).toEqual(nothingPending);
@@ -877,7 +877,7 @@ describe('hold expiry process', () => {
     store.interrupt((streamId) => streamId.startsWith('appointment-'));
     await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).rejects.toThrow('died');
     const { turn, errors } = startWatchedProcess();
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
     clock.advance(graceMs);
     // The sweep frees one of the two and dies before the other, whichever it frees first.
@@ -903,11 +903,11 @@ describe('hold expiry process', () => {
       as(patient),
     );
     const { process, turn } = startWatchedProcess();
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
     expect(process.pending.times).toBe(1);
 
     clock.advance(graceMs);
-    expect(await turn()).toEqual({ settled: 1, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
     expect(await eventTypes(store, `patientAgenda-${patient.id}`)).toEqual(['TimeReserved', 'TimeReleased']);
     await expect(bookAppointment(side, { doctorId: doctor.id, start: nine, reason: 'check-up' }, as(patient))).resolves.toBeDefined();
@@ -951,12 +951,12 @@ describe('hold expiry process', () => {
 
     it('the process moves the time back to the appointment after the grace period, so the patient is free at the new start again', async () => {
       const { process, turn, errors } = startWatchedProcess();
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.moves).toBe(1);
       clock.advance(graceMs);
 
-      expect(await turn()).toEqual({ settled: 1, failed: 0 });
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 1, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
       expect(errors).toEqual([]);
       expect(process.pending.moves).toBe(0);
@@ -977,18 +977,18 @@ describe('hold expiry process', () => {
     it('the process reopens the calendar after the grace period, so the listing, still active, takes bookings again', async () => {
       const { process, turn } = startWatchedProcess();
       // Within the grace period the deactivation may still be on its way, or retried.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.calendars).toBe(1);
       expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed']);
 
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 1, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
       expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarReopened']);
       expect(await eventTypes(store, `listing-${listingId}`)).toEqual(['ListingCreated']);
       await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
       // Its own reopen, once read, settles what it was watching.
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.calendars).toBe(0);
     });
 
@@ -1008,7 +1008,7 @@ describe('hold expiry process', () => {
       const before = await everyEventId(store);
       clock.advance(graceMs);
 
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
       expect(process.pending.calendars).toBe(0);
       expect(await everyEventId(store)).toEqual(before);
@@ -1048,11 +1048,11 @@ describe('hold expiry process', () => {
 
     it('the process reopens the calendar after the grace period, so the listing takes bookings again', async () => {
       const { process, turn } = startWatchedProcess();
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
       expect(process.pending.calendars).toBe(1);
 
       clock.advance(graceMs);
-      expect(await turn()).toEqual({ settled: 1, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
       expect(await eventTypes(store, calendar)).toEqual(['CalendarClosed', 'CalendarClosed', 'CalendarReopened']);
       await expect(requestBooking(side, { listingId, ...stay }, as(consumer))).resolves.toBeDefined();
@@ -1074,7 +1074,7 @@ describe('hold expiry process', () => {
     // The listing's step without the calendar's, as a reopen that raced the deactivation leaves it.
     await side.handlers.listing.handle(`listing-${listingId}`, { type: 'DeactivateListing', data: { listingId, actor: owner } }, as(owner));
     const { process, turn } = startWatchedProcess();
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
     expect(process.pending.calendars).toBe(1);
 
     clock.advance(graceMs);
@@ -1093,7 +1093,7 @@ describe('hold expiry process', () => {
       const { process, turn } = startWatchedProcess();
       clock.advance(graceMs);
 
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
       expect(process.pending.calendars).toBe(0);
       expect(await everyEventId(store)).toEqual(before);
@@ -1113,7 +1113,7 @@ describe('hold expiry process', () => {
       const { process, turn } = startWatchedProcess();
       clock.advance(graceMs);
 
-      expect(await turn()).toEqual({ settled: 0, failed: 0 });
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
       expect(process.pending.calendars).toBe(0);
       expect(await everyEventId(store)).toEqual(before);

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { CommandSide } from '../../src/application/command-handlers.js';
 import {
   quickLook,
+  ProviderRefusedError,
   ProviderUnavailableError,
   type PaymentGateway,
   type ProviderRefund,
@@ -24,6 +25,8 @@ class ProviderStub implements PaymentGateway {
   readonly looks: Array<{ readonly request: RetrieveRefundRequest; readonly quick: QuickLook | undefined }> = [];
   /** Refund ids the provider fails to answer for (an outage, say). */
   readonly failing = new Set<string>();
+  /** Refund ids the provider refuses to look up (a 4xx: its final word), while it answers the others. */
+  readonly refusing = new Set<string>();
   readonly createIntent = notAsked;
   readonly retrieveIntent = notAsked;
   readonly cancelIntent = notAsked;
@@ -32,6 +35,7 @@ class ProviderStub implements PaymentGateway {
   async retrieveRefund(request: RetrieveRefundRequest, quick?: QuickLook): Promise<ProviderRefund | undefined> {
     this.looks.push({ request, quick });
     if (this.failing.has(request.refundId)) throw new ProviderUnavailableError('Stripe: api_error (HTTP 500)', { cause: new Error('injected') });
+    if (this.refusing.has(request.refundId)) throw new ProviderRefusedError('resource_missing', 'No such payment_intent');
     return this.refunds.get(request.refundId);
   }
 
@@ -91,7 +95,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { turn } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toEqual({ settled: 1, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
     expect(provider.looks).toEqual([{ request: { intentId: `pi_${paymentId}`, paymentId, refundId }, quick: quickLook }]);
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
@@ -106,7 +110,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn } = startProcess();
 
     clock.advance(graceMs - 1);
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
     expect(provider.looks).toEqual([]);
     expect(process.pending).toBe(1);
@@ -119,7 +123,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toEqual({ settled: 1, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
     const [, , , failed] = await streamEvents(store, stream);
     expect(failed).toMatchObject({ type: 'RefundFailed', data: { refundId, providerEventId: 'gateway:refund:re_1', reason: 'expired_or_canceled_card' } });
@@ -130,7 +134,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
   it('a refund its webhook settled after the process read the request: the provider is not asked, and the refund is dropped', async () => {
     const { paymentId, refundId, stream } = await givenPendingRefund();
     const { process, turn } = startProcess();
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
     await side.handlers.payment.handle(stream, { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId: 'evt_refund_webhook' } }, as(admin));
 
     clock.advance(graceMs);
@@ -147,7 +151,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
 
     expect(process.pending).toBe(0);
     expect(provider.looks).toEqual([]);
@@ -176,7 +180,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
 
     provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
     clock.advance(sixHours);
-    expect(await turn()).toEqual({ settled: 1, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 1, failed: 0 });
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });
 
@@ -185,13 +189,14 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn, errors } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    // The provider answered (it has none): progress, though nothing is settled
+    expect(await turn()).toEqual({ progressed: 1, failed: 0 });
 
     expect(errors).toEqual([{ what: expect.stringContaining(`refund ${refundId} of payment ${paymentId}`), retried: true }]);
     expect(process.pending).toBe(1);
     clock.advance(2 * graceMs);
     provider.refunds.set(refundId, { providerRefundId: 're_late', status: 'succeeded' });
-    expect(await turn()).toEqual({ settled: 1, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 1, failed: 0 });
     expect(provider.looksAt(refundId)).toBe(2);
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });
@@ -205,7 +210,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const { process, turn, errors } = startProcess();
 
     clock.advance(graceMs);
-    expect(await turn()).toEqual({ settled: 1, failed: 1 });
+    expect(await turn()).toEqual({ progressed: 1, failed: 1 });
 
     expect(errors).toEqual([{ what: expect.stringContaining(`refund ${down.refundId} of payment pay-1`), retried: true }]);
     expect(await eventTypes(store, up.stream)).toContain('RefundSucceeded');
@@ -213,11 +218,11 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     expect(process.pending).toBe(1);
 
     provider.failing.clear();
-    // Not due yet: still failing, for no look at it has succeeded since
-    expect(await turn()).toEqual({ settled: 0, failed: 1 });
+    // Nothing due, and nothing failing: the provider answered the other look of the last sweep
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
     expect(provider.looksAt(down.refundId)).toBe(1);
     clock.advance(2 * graceMs);
-    expect(await turn()).toEqual({ settled: 1, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 1, failed: 0 });
     expect(await eventTypes(store, down.stream)).toContain('RefundSucceeded');
   });
 
@@ -295,12 +300,50 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
   });
 
+  it('run: one refund the provider refuses for ever, beside one it answers `pending`, is no stall: a refusal is an answer, so no round is a failed attempt, and each refusal is reported', async () => {
+    // Given a refund the provider refuses to look up at every look (a 4xx), another it answers
+    // `pending` at every look, and rounds 30 min apart (as the clock sees it) for a day
+    const refused = await givenPendingRefund('pay-1');
+    const healthy = await givenPendingRefund('pay-2');
+    provider.refusing.add(refused.refundId);
+    provider.refunds.set(healthy.refundId, { providerRefundId: 're_2', status: 'pending' });
+    const rounds = 48;
+    const attempts: boolean[] = [];
+    const errors: Array<{ what: string; retried: boolean }> = [];
+    const stop = new AbortController();
+    const process = new RefundReconciliation({
+      eventStore: store,
+      side,
+      gateway: provider,
+      graceMs,
+      onError: (_error, what, retried) => errors.push({ what, retried }),
+      onAttempt: (succeeded) => {
+        attempts.push(succeeded);
+        if (attempts.length === rounds) stop.abort();
+        clock.advance(30 * 60_000);
+      },
+    });
+    clock.advance(graceMs);
+
+    // When the loop runs the rounds (1 ms apart in real time)
+    await process.run(stop.signal, 1);
+
+    // Then every round was a successful attempt: the provider answered every look made
+    expect(runsOf(attempts)).toEqual([{ succeeded: true, rounds }]);
+    // Each refund looked at 15 min after its request, then 30 min, 1 h, 2 h, 4 h, 6 h and 6 h later
+    expect(provider.looksAt(refused.refundId)).toBe(7);
+    expect(provider.looksAt(healthy.refundId)).toBe(7);
+    // And every refusal was reported (the error count an operator sees grow), to be asked again later
+    expect(errors).toEqual(Array.from({ length: 7 }, () => ({ what: expect.stringContaining(`look at refund ${refused.refundId}`), retried: true })));
+    expect(process.pending).toBe(2);
+  });
+
   it('a process started later (after a restart) still finds the refund pending from the start of the log', async () => {
     const { refundId, stream } = await givenPendingRefund();
     provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });
     clock.advance(7 * 86_400_000);
 
-    expect(await startProcess().turn()).toEqual({ settled: 1, failed: 0 });
+    expect(await startProcess().turn()).toEqual({ progressed: 1, failed: 0 });
 
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested', 'RefundSucceeded']);
   });

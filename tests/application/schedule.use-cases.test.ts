@@ -104,7 +104,7 @@ describe('a schedule change that acknowledges booked appointments', () => {
     store.interrupt((streamId) => streamId === appointmentStream);
     await expect(setSchedule(side, doctor.id, { ...mondaysOff, acknowledgedAffected: [appointmentId] }, as(doctor))).rejects.toThrow('died');
     const { process, turn, errors } = startProcess();
-    expect(await turn()).toEqual({ settled: 0, failed: 0 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 0 });
     expect(await eventTypes(store, appointmentStream)).toEqual(['AppointmentScheduled']);
 
     clock.advance(graceMs);

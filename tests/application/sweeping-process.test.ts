@@ -14,7 +14,7 @@ describe('sweep loop', () => {
         rounds += 1;
         if (rounds === 1) throw new Error('provider down');
         stop.abort();
-        return { settled: 1, failed: 0 };
+        return { progressed: 1, failed: 0 };
       },
     };
 
@@ -35,19 +35,19 @@ describe('sweep loop', () => {
     expect(reports).toEqual(['error: provider down', 'round failed', 'round succeeded']);
   });
 
-  it('reports a round that settled nothing and failed at something as a failed attempt; one with nothing due, or one that settled something, as a successful one', async () => {
-    // Given a process whose rounds fail at everything due, find nothing due, and settle one of two
+  it('reports a round where nothing progressed and something failed as a failed attempt; one with nothing due, or one where something progressed, as a successful one', async () => {
+    // Given a process whose rounds fail at everything due, find nothing due, and progress at one of two
     const stop = new AbortController();
     const attempts: boolean[] = [];
     const rounds = [
-      { settled: 0, failed: 2 },
-      { settled: 0, failed: 0 },
-      { settled: 1, failed: 1 },
+      { progressed: 0, failed: 2 },
+      { progressed: 0, failed: 0 },
+      { progressed: 1, failed: 1 },
     ];
     const process = {
       observe: () => undefined,
       async sweep() {
-        const round = rounds.shift() ?? { settled: 0, failed: 0 };
+        const round = rounds.shift() ?? { progressed: 0, failed: 0 };
         if (rounds.length === 0) stop.abort();
         return round;
       },

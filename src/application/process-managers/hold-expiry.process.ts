@@ -371,7 +371,7 @@ export class HoldExpiryProcess {
   async sweep(signal?: AbortSignal): Promise<SweepSummary> {
     const now = this.options.side.clock.now().getTime();
     const grace = this.options.orphanSlotGraceMs;
-    const tally = { settled: 0, failed: 0 };
+    const tally = { progressed: 0, failed: 0 };
     await this.settleDue(
       tally,
       signal,
@@ -471,7 +471,7 @@ export class HoldExpiryProcess {
 
   /** Acts on each entry of `pending` due by `now`, counting each in `tally`. */
   private async settleDue<Entry>(
-    tally: { settled: number; failed: number },
+    tally: { progressed: number; failed: number },
     signal: AbortSignal | undefined,
     pending: Map<string, Entry>,
     now: number,
@@ -483,7 +483,7 @@ export class HoldExpiryProcess {
       // Stopping: what is left is due at the next sweep, here or in another instance.
       if (signal?.aborted) break;
       if (dueAt(entry) > now) continue;
-      if (await this.attempt(() => act(id, entry), what(id))) tally.settled++;
+      if (await this.attempt(() => act(id, entry), what(id))) tally.progressed++;
       else tally.failed++;
     }
   }

@@ -5,7 +5,7 @@ import type { CommandSide } from '../command-handlers.js';
 import { occurredAt } from '../metadata.js';
 import type { EventStore, RecordedEvent } from '../ports/event-store.js';
 import { refundOutcome } from '../payments/provider-events.js';
-import { quickLook, type PaymentGateway } from '../ports/payment-gateway.js';
+import { ProviderRefusedError, quickLook, type PaymentGateway } from '../ports/payment-gateway.js';
 import { causeOf, commandCausedBy, runSweepLoop, type Cause, type SweepSummary } from './sweeping-process.js';
 
 /** The event types this process follows; everything else is filtered out by the store. */
@@ -19,10 +19,15 @@ const longestWaitMs = 6 * 3_600_000;
 
 /**
  * A refund requested and not settled yet, as far as the log read so far says. `waitMs` is the wait
- * before `nextLookAt`, which the next look doubles. `lookFailed`: its last look failed (the provider
- * down, say); it counts as failing until a look at it succeeds, though it is not due in between.
+ * before `nextLookAt`, which the next look doubles.
  */
-type PendingRefund = { paymentId: string; requestedAt: number; cause: Cause; nextLookAt: number; waitMs: number; lookFailed: boolean };
+type PendingRefund = { paymentId: string; requestedAt: number; cause: Cause; nextLookAt: number; waitMs: number };
+
+/**
+ * What a refund's step came to, short of failing. `moot`: settled in the log already, the provider
+ * not asked; `settled`: the provider's outcome recorded; `waiting`: still pending there, or not made yet.
+ */
+type Step = 'moot' | 'settled' | 'waiting';
 
 export type RefundReconciliationOptions = {
   readonly eventStore: EventStore;
@@ -57,6 +62,14 @@ export class RefundReconciliation {
   /** By our refund id. */
   private readonly refunds = new Map<string, PendingRefund>();
 
+  /**
+   * The last sweep that looked at the provider got no answer at all. A failed look puts its refund
+   * off for twice its wait; were the sweeps in between, which look at nothing, to count as fine,
+   * the stall an operator watches would read about 0 through an outage. Process-wide, not per
+   * refund: the stall is the provider's silence, not one refund stuck (that is its error count).
+   */
+  private providerSilent = false;
+
   constructor(private readonly options: RefundReconciliationOptions) {}
 
   /** Keeps the pending refunds in step with one event. */
@@ -68,7 +81,7 @@ export class RefundReconciliation {
         const { paymentId, refundId } = requested.data;
         const requestedAt = occurredAt(event).getTime();
         const waitMs = this.options.graceMs;
-        this.refunds.set(refundId, { paymentId, requestedAt, cause: causeOf(event), nextLookAt: requestedAt + waitMs, waitMs, lookFailed: false });
+        this.refunds.set(refundId, { paymentId, requestedAt, cause: causeOf(event), nextLookAt: requestedAt + waitMs, waitMs });
         return;
       }
       case 'RefundSucceeded':
@@ -86,35 +99,40 @@ export class RefundReconciliation {
   }
 
   /**
-   * Looks at every refund that is due. One the provider fails to answer for is reported and looked
-   * at again at its next due time: it never stops the sweep. It is counted `failed` by this sweep
-   * and every one after, due or not, until a look at it succeeds. One the provider says is still
-   * pending, or has not made yet, is neither settled nor failed: the provider works.
+   * Looks at every refund that is due. A look is answered when the provider replied, whatever it
+   * said (an outcome, still pending, not made yet, or a refusal: its final word on this request),
+   * and counts `progressed`; one that failed otherwise (the provider unreachable or erring, or the
+   * log as the look read or recorded) counts `failed`. Either way a refund left pending is looked at again later, a refusal or a failure
+   * reported: it never stops the sweep. A sweep that looks at nothing counts 1 `failed` while the
+   * last sweep that looked got no answer (`providerSilent`).
    */
   async sweep(signal?: AbortSignal): Promise<SweepSummary> {
     const now = this.options.side.clock.now().getTime();
-    let settled = 0;
+    let progressed = 0;
     let failed = 0;
+    let answered = 0;
     for (const [refundId, refund] of this.refunds) {
       // Stopping: each look may take the provider's whole timeout, and a shutdown waits for the
       // sweep; what is left is due at the next one, here or in another instance.
       if (signal?.aborted) break;
-      if (refund.nextLookAt > now) {
-        // A failed look pushes the next one back by twice the last wait: were the rounds in
-        // between to count as fine, the stall an operator watches would read 0 through an outage.
-        if (refund.lookFailed) failed++;
-        continue;
-      }
+      if (refund.nextLookAt > now) continue;
       try {
-        if (await this.reconcile(refundId, refund)) settled++;
-        else this.lookAgainLater(refundId, refund, now, false);
+        const step = await this.reconcile(refundId, refund);
+        if (step === 'waiting') this.lookAgainLater(refundId, refund, now);
+        if (step !== 'moot') answered++;
+        progressed++;
       } catch (error) {
         this.options.onError?.(error, `look at refund ${refundId} of payment ${refund.paymentId} at the provider`, true);
-        this.lookAgainLater(refundId, refund, now, true);
-        failed++;
+        this.lookAgainLater(refundId, refund, now);
+        if (error instanceof ProviderRefusedError) {
+          answered++;
+          progressed++;
+        } else failed++;
       }
     }
-    return { settled, failed };
+    if (answered + failed > 0) this.providerSilent = answered === 0;
+    else if (this.providerSilent) failed++;
+    return { progressed, failed };
   }
 
   /** Until `signal` aborts, every `sweepEveryMs`: reads what the log gained, then looks at what is due (`runSweepLoop`). */
@@ -125,39 +143,39 @@ export class RefundReconciliation {
 
   /**
    * Asks the provider about a refund still pending in the payment as it is now (a webhook may have
-   * settled it since the log was read) and records its outcome; whether it is settled.
+   * settled it since the log was read) and records its outcome.
    */
-  private async reconcile(refundId: string, refund: PendingRefund): Promise<boolean> {
+  private async reconcile(refundId: string, refund: PendingRefund): Promise<Step> {
     const { side, gateway } = this.options;
     const { paymentId } = refund;
     const { state } = await side.handlers.payment.read(paymentStreamId(paymentId));
     const current = isCaptured(state) ? state.refunds.find((r) => r.refundId === refundId) : undefined;
-    if (!isCaptured(state) || current?.status !== 'pending') return this.settled(refundId);
+    if (!isCaptured(state) || current?.status !== 'pending') return this.settled(refundId, 'moot');
     const found = await gateway.retrieveRefund({ intentId: state.payment.providerIntentId, paymentId, refundId }, quickLook);
     if (!found) {
       const requested = new Date(refund.requestedAt).toISOString();
       const what = `find refund ${refundId} of payment ${paymentId} (requested ${requested}) at the provider: not made yet, or its create still being retried`;
       this.options.onError?.(new Error(`The provider has no refund ${refundId} of payment ${paymentId}`), what, true);
-      return false;
+      return 'waiting';
     }
     const outcome = refundOutcome(paymentId, refundId, found);
-    if (!outcome) return false;
+    if (!outcome) return 'waiting';
     try {
       await side.handlers.payment.handle(paymentStreamId(paymentId), outcome, commandCausedBy(refundReconciliationName, refund.cause, `refund-${found.status}`));
     } catch (error) {
       // Settled otherwise a moment ago (a webhook failing it as this looked): nothing left to do.
       if (!(error instanceof DomainError)) throw error;
     }
-    return this.settled(refundId);
+    return this.settled(refundId, 'settled');
   }
 
-  private settled(refundId: string): true {
+  private settled(refundId: string, step: 'moot' | 'settled'): Step {
     this.refunds.delete(refundId);
-    return true;
+    return step;
   }
 
-  private lookAgainLater(refundId: string, refund: PendingRefund, now: number, lookFailed: boolean): void {
+  private lookAgainLater(refundId: string, refund: PendingRefund, now: number): void {
     const waitMs = Math.min(refund.waitMs * 2, longestWaitMs);
-    this.refunds.set(refundId, { ...refund, nextLookAt: now + waitMs, waitMs, lookFailed });
+    this.refunds.set(refundId, { ...refund, nextLookAt: now + waitMs, waitMs });
   }
 }

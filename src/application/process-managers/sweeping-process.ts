@@ -40,14 +40,14 @@ export function commandCausedBy(processName: string, cause: Cause, step: string,
 export const holdExpiryName = 'hold-expiry';
 
 /**
- * How a sweep went. `settled`: the due entries whose step went through, or was refused by a rule
- * (the world had moved on: nothing is left to do). `failed`: the entries failing, counted whether
- * due or not: those whose step failed otherwise this sweep, each reported and tried again later,
- * and those waiting to be tried again after their last try failed (a refund whose look failed,
- * pushed back), until a try succeeds. An entry looked at and found not ready (a refund still
- * pending at the provider) is neither: the process did its work, nothing failed.
+ * How a sweep went. `progressed`: the due entries whose step went through, was refused by a rule
+ * (the world had moved on: nothing is left to do) or, for a look at the provider, was answered,
+ * whatever it said (an outcome, still pending, not made yet, or a refusal). `failed`: the steps
+ * that failed otherwise this sweep (the provider unreachable or erring), each reported and tried
+ * again later; plus 1 when the sweep looked at nothing while the last looks got no answer (a
+ * failed look puts its refund off, and the sweeps in between must not read as the outage over).
  */
-export type SweepSummary = { readonly settled: number; readonly failed: number };
+export type SweepSummary = { readonly progressed: number; readonly failed: number };
 
 /** A process manager that keeps what is pending from the log (`observe`) and settles what is due (`sweep`). */
 export type SweepingProcess = {
@@ -68,10 +68,12 @@ export type SweepLoopOptions = {
   readonly onError?: (error: unknown) => void;
   /**
    * Told after each round whether it succeeded: an operator's stall signal is how long rounds have
-   * failed in a row. A round fails when reading the log or the sweep throws, or when its sweep
-   * has something failing and settled nothing (`SweepSummary`). A round with nothing due and nothing
-   * failing, or one that settled something beside its failures, succeeded: the process is moving,
-   * and a single entry failing for ever shows in its error count instead.
+   * failed in a row, that is how long the process has been unable to do its work (for the refund
+   * reconciliation, to get answers from the provider), not whether some entry is stuck. A round
+   * fails when reading the log or the sweep throws, or when its sweep failed at something and
+   * nothing progressed (`SweepSummary`). Any other round succeeded: an entry refused for ever (a
+   * refusal is an answer), or one failing for ever beside others that progress, shows in the error
+   * count instead.
    */
   readonly onAttempt?: (succeeded: boolean) => void;
 };
@@ -90,8 +92,8 @@ export async function runSweepLoop(process: SweepingProcess, options: SweepLoopO
         process.observe(event);
         after = event.position;
       }
-      const { settled, failed } = await process.sweep(signal);
-      options.onAttempt?.(failed === 0 || settled > 0);
+      const { progressed, failed } = await process.sweep(signal);
+      options.onAttempt?.(failed === 0 || progressed > 0);
     } catch (error) {
       options.onError?.(error);
       options.onAttempt?.(false);
