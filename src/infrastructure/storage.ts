@@ -3,7 +3,8 @@ import pg from 'pg';
 import type { EventStore } from '../application/ports/event-store.js';
 import { PersonalDataVault } from '../application/privacy/personal-data-vault.js';
 import { RevealingEventStore } from '../application/privacy/revealing-event-store.js';
-import type { Config } from './config/config.js';
+import { CommandFailed } from './config/command-line.js';
+import { ConfigError, type Config } from './config/config.js';
 import { claimEventLog, type EventLogClaim } from './event-log-identity/event-log-identity.js';
 import { assertTablesInPublic } from './postgres/search-path.js';
 import type { Logger } from './logging/logger.js';
@@ -56,6 +57,8 @@ export async function openDatabase(config: Config, logger: Logger, options: { sh
       },
     });
   } catch (error) {
+    // A refusal to start says all there is: no server ran, so no log line explains it.
+    if (error instanceof ConfigError || error instanceof CommandFailed) throw error;
     const lines = error instanceof Error ? [error.message, ...lastLines] : lastLines;
     throw new Error(`embedded PostgreSQL in ${dataDir} did not start:\n${lines.join('\n')}`, { cause: error });
   }

@@ -1,12 +1,18 @@
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/application/sleep.js';
+import { openAuditCliStorage } from '../../src/infrastructure/audit/audit-cli-storage.js';
+import { failureReport } from '../../src/infrastructure/config/command-line.js';
 import { loadConfig } from '../../src/infrastructure/config/config.js';
 import { createLogger } from '../../src/infrastructure/logging/logger.js';
 import { startEmbeddedPostgres } from '../../src/infrastructure/postgres/embedded-postgres.js';
-import { openDatabase } from '../../src/infrastructure/storage.js';
+import { openDatabase, openStorage } from '../../src/infrastructure/storage.js';
+import { childEnv } from '../support/child-env.js';
+import { testMasterKeyText } from '../support/personal-data.js';
 import { isRunning, postmasterPid, processWithEmbeddedPostgres, scratchDataDir } from '../support/embedded-postgres.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -38,6 +44,18 @@ async function selectOne(url: string): Promise<unknown> {
     return (await client.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one;
   } finally {
     await client.end();
+  }
+}
+
+/** A command-line tool run on `DATA_DIR` alone, as from a shell with `DATABASE_URL` unset: its exit code and output. */
+async function cliOnDataDir(script: string, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = childEnv({ DATA_DIR: dataDir, MASTER_KEY: testMasterKeyText, LOG_LEVEL: 'silent' }, ['DATABASE_URL']);
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script, ...args], { env });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    if (!(error instanceof Error && 'code' in error && typeof error.code === 'number' && 'stdout' in error && 'stderr' in error)) throw error;
+    return { code: error.code, stdout: String(error.stdout), stderr: String(error.stderr) };
   }
 }
 
@@ -189,6 +207,55 @@ describe('the embedded PostgreSQL', () => {
       // then it fails, naming why (it used the CLI's server, and lost its database when the CLI ended)
       expect(failure).toMatchObject({ message: expect.stringMatching(/another process runs the embedded PostgreSQL on DATA_DIR/) });
       expect(await selectOne(cli.adminUrl)).toBe(1);
+    } finally {
+      await cli.stop();
+    }
+  });
+
+  it('served by `npm start` is read by the audit tools beside it (`npm run audit:verify`, `npm run replay`), which leave it serving', { timeout: 90_000 }, async () => {
+    // given the service's storage on DATA_DIR, opened as `npm start` opens it (its own server, not shared)
+    const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, MASTER_KEY: testMasterKeyText });
+    const service = await openStorage(config, logger, 'bookable all', { claimEventLog: 'claim' });
+    try {
+      const pid = await postmasterPid(dataDir);
+
+      // when the audit storage opens on the same DATA_DIR, reads, and closes
+      const audit = await openAuditCliStorage(config);
+      const counted = await audit.pool.query<{ events: string }>('SELECT count(*) AS events FROM events');
+      await audit.close();
+      // and the audit tools run from a shell on it
+      const verify = await cliOnDataDir('src/infrastructure/audit/audit-verify.cli.ts');
+      const stream = 'listing-00000000-0000-4000-8000-000000000000';
+      const replay = await cliOnDataDir('src/infrastructure/audit/replay.cli.ts', ['--stream', stream]);
+
+      // then they read through the service's server (they refused: "another process runs the
+      // embedded PostgreSQL on DATA_DIR", exit 3 and 2), which still serves the service
+      expect(counted.rows[0]?.events).toBe('0');
+      expect(verify).toMatchObject({ code: 0, stdout: expect.stringContaining('0 events in 0 streams checked; 0 broken') });
+      expect(replay).toMatchObject({ code: 1, stderr: `${stream}: no-stream\n` });
+      expect(await postmasterPid(dataDir)).toBe(pid);
+      expect(await isRunning(pid ?? 0)).toBe(true);
+      expect((await service.pool.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it('refused to `npm start` beside a CLI running its own server is one line, with no stack trace', { timeout: 60_000 }, async () => {
+    // given a server a CLI (`npm run seed` alone) runs on DATA_DIR
+    const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir });
+    const cli = await openDatabase(config, logger, { share: true });
+    try {
+      // when the service opens the database on the same DATA_DIR
+      const failure = await openDatabase(config, logger).then(
+        async (unexpected) => unexpected.stop(),
+        (error: unknown) => error,
+      );
+
+      // then its report is the refusal alone, in one line
+      const { text } = failureReport(failure, { failedCode: 1, databaseUrl: undefined });
+      expect(text).toMatch(/^another process runs the embedded PostgreSQL on DATA_DIR \(.*\): stop it, or give this one a DATA_DIR of its own$/);
+      expect(await selectOne(cli.url)).toBe(1);
     } finally {
       await cli.stop();
     }

