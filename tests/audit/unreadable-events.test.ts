@@ -102,7 +102,7 @@ describe('audit reads of an event that cannot be revealed', () => {
     // ciphertext is garbage to the patient's key, and the command loop chains it like any other.
     // It keeps no key in memory, or it would seal with the one it found reading the stream.
     const keys = new PgSubjectKeyStore(q.harness.pool, testMasterKey);
-    const sealingWithAnotherKey: SubjectKeyStore = { obtain: async () => randomBytes(32), find: (ids) => keys.find(ids), destroy: (subjectId, at) => keys.destroy(subjectId, at) };
+    const sealingWithAnotherKey: SubjectKeyStore = { obtain: async () => randomBytes(32), find: (ids) => keys.find(ids), isErased: (subjectId) => keys.isErased(subjectId), destroy: (subjectId, at) => keys.destroy(subjectId, at) };
     const forgetful = new PersonalDataVault(sealingWithAnotherKey, { keyCacheMs: -1 });
     await completeAppointment(createTestSide(q.harness.store, q.clock, 15, forgetful), appointmentId, { notes: 'rest' }, as(doctor));
 

@@ -1,15 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bookAppointment } from '../../src/application/appointments/appointment.use-cases.js';
 import { eraseSubject, type ErasureDeps } from '../../src/application/privacy/erase-subject.use-case.js';
+import { setSchedule } from '../../src/application/schedules/schedule.use-cases.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
 import { usersProjection } from '../../src/projections/users/users.projection.js';
 import { findUserProfile } from '../../src/projections/users/users.queries.js';
 import { startReadModels, type ReadModelHarness } from '../projections/support/read-models.harness.js';
 import { registerUser } from '../projections/support/scenarios.js';
-import { admin, as, createTestSide, eventTypes, fakeClock, InterruptibleStore, patient, streamEvents } from '../support/command-side.js';
+import { admin, as, createTestSide, eventTypes, everyMorning, fakeClock, InterruptibleStore, patient, streamEvents } from '../support/command-side.js';
 import { memoryVault } from '../support/personal-data.js';
 
 const auditorAdmin: Actor = { id: 'admin-auditor-1', roles: ['ADMIN', 'AUDITOR'] };
+const otherPatient: Actor = { id: 'patient-2', roles: ['PATIENT'] };
 
 describe('an erasure whose person is made an auditor once their key is gone', () => {
   it('still records SubjectErased, checked before the key was destroyed, and its retry is answered as already applied', async () => {
@@ -89,5 +92,45 @@ describe('a retried erasure whose key was destroyed before the person was made a
     expect(await eventTypes(h.harness.store, streamId)).toEqual(['UserRegistered', 'RolesGranted', 'SubjectErased']);
     await h.settle();
     expect(await findUserProfile(h.db, person.id)).toMatchObject({ name: erasedPlaceholder, email: erasedPlaceholder, roles: ['PATIENT', 'AUDITOR'] });
+  });
+});
+
+/**
+ * The first attempt destroys a patient's key, then fails before `SubjectErased`; meanwhile an admin
+ * makes them a doctor (not erased yet, as far as the stream says) and publishes a schedule for
+ * them. Booking asks only the schedule, so the retry must withdraw it, though it was not there
+ * when the key went.
+ */
+describe('a retried erasure whose person was made a doctor, with a schedule, once their key was gone', () => {
+  it('withdraws the schedule published meanwhile, so the erased doctor cannot be booked', async () => {
+    // Given a patient whose erasure destroyed their key, then failed
+    const store = new InterruptibleStore();
+    const vault = memoryVault();
+    const side = createTestSide(store, fakeClock('2030-01-10T10:00:00Z'), 15, vault);
+    await registerUser(side, patient, 'Pat');
+    let failed = false;
+    const outsideTheLog = {
+      eraseSubject: async () => {
+        if (failed) return;
+        failed = true;
+        throw new Error('connection lost');
+      },
+    };
+    const deps: ErasureDeps = { side, vault, outsideTheLog };
+    const request = as(admin);
+    await expect(eraseSubject(deps, patient.id, request)).rejects.toThrow('connection lost');
+    // and an admin who made them a doctor and published their working week meanwhile
+    const grant = { type: 'GrantRoles' as const, data: { userId: patient.id, roles: ['DOCTOR' as const], grantedBy: admin } };
+    await side.handlers.user.handle(`user-${patient.id}`, grant, as(admin));
+    await setSchedule(side, patient.id, everyMorning, as(admin));
+
+    // When the same request is retried
+    await eraseSubject(deps, patient.id, request);
+
+    // Then the erasure is recorded, the schedule withdrawn, and booking them refused
+    expect(await eventTypes(store, `user-${patient.id}`)).toEqual(['UserRegistered', 'RolesGranted', 'SubjectErased']);
+    expect(await eventTypes(store, `doctorSchedule-${patient.id}`)).toEqual(['ScheduleSet', 'ScheduleWithdrawn']);
+    const booking = bookAppointment(side, { doctorId: patient.id, start: '2030-01-14T09:00:00Z', reason: 'checkup' }, as(otherPatient));
+    await expect(booking).rejects.toMatchObject({ code: 'schedule-withdrawn' });
   });
 });

@@ -1,7 +1,8 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/application/ports/event-store.js';
-import { PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
+import { SubjectKeyUnreadableError } from '../../src/application/ports/subject-keys.js';
+import { KeyStoreUnavailableError, PersonalDataVault } from '../../src/application/privacy/personal-data-vault.js';
 import { erasedPlaceholder } from '../../src/domain/shared/personal-data.js';
 import { MemorySubjectKeyStore } from '../../src/infrastructure/privacy/memory-subject-key-store.js';
 
@@ -75,6 +76,30 @@ describe('PersonalDataVault', () => {
     expect(await stillCaching.isErased('patient-1')).toBe(true);
   });
 
+  it('tells whether a subject is erased without unwrapping their key, so one that does not unwrap can still be erased', async () => {
+    // Given a store whose live keys cannot be read for a patient
+    const keys = new MemorySubjectKeyStore();
+    await keys.obtain('patient-1');
+    const unreadableKeys = Object.assign(Object.create(keys) as MemorySubjectKeyStore, {
+      find: () => Promise.reject(new SubjectKeyUnreadableError('the data key of subject patient-1 does not open')),
+    });
+    const vault = new PersonalDataVault(unreadableKeys);
+
+    // Then the patient reads as not erased, and once erased as erased
+    expect(await vault.isErased('patient-1')).toBe(false);
+    await vault.erase('patient-1', new Date());
+    expect(await new PersonalDataVault(unreadableKeys).isErased('patient-1')).toBe(true);
+  });
+
+  it('reports a key store that does not answer whether a subject is erased as unavailable, a passing fault', async () => {
+    const keys = new MemorySubjectKeyStore();
+    const awayKeys = Object.assign(Object.create(keys) as MemorySubjectKeyStore, {
+      isErased: () => Promise.reject(new Error('connection terminated')),
+    });
+
+    await expect(new PersonalDataVault(awayKeys).isErased('patient-1')).rejects.toBeInstanceOf(KeyStoreUnavailableError);
+  });
+
   it('keeps an erasure final when a key lookup begun before it ends after it', async () => {
     const keys = new MemorySubjectKeyStore();
     const key = await keys.obtain('patient-1');
@@ -111,7 +136,7 @@ describe('PersonalDataVault', () => {
     const writer = new PersonalDataVault(keys);
     for (const subject of ['a', 'b', 'c']) events.push(await sealedEvent(writer, subject, `reason of ${subject}`));
     let finds = 0;
-    const counting = new PersonalDataVault({ ...keys, obtain: (id) => keys.obtain(id), destroy: (id) => keys.destroy(id), find: (ids) => (finds++, keys.find(ids)) });
+    const counting = new PersonalDataVault({ ...keys, obtain: (id) => keys.obtain(id), isErased: (id) => keys.isErased(id), destroy: (id) => keys.destroy(id), find: (ids) => (finds++, keys.find(ids)) });
     const revealed = await counting.reveal(events);
     expect(revealed.map((event) => event.data.reason)).toEqual(['reason of a', 'reason of b', 'reason of c']);
     expect(finds).toBe(1);

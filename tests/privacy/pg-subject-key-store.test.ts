@@ -63,4 +63,16 @@ describe('PgSubjectKeyStore', () => {
     const wrong = new PgSubjectKeyStore(pool, randomBytes(32));
     await expect(wrong.find(['named-subject'])).rejects.toThrow(/wrapped by master key \w+, but MASTER_KEY is \w+/);
   });
+
+  it('tells whether a key is destroyed without unwrapping it, under any master key', async () => {
+    await keys.obtain('unwrappable-subject');
+    const wrong = new PgSubjectKeyStore(pool, randomBytes(32));
+    expect(await wrong.isErased('unwrappable-subject')).toBe(false);
+    expect(await wrong.isErased('unknown-subject')).toBe(false);
+
+    await wrong.destroy('unwrappable-subject', new Date());
+
+    expect(await wrong.isErased('unwrappable-subject')).toBe(true);
+    expect(await keys.isErased('unwrappable-subject')).toBe(true);
+  });
 });

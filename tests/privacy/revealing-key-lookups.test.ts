@@ -19,6 +19,7 @@ function countingKeys(keys = new MemorySubjectKeyStore(), refuse: (subjectIds: r
       const refused = refuse(subjectIds);
       return refused ? Promise.reject(refused) : keys.find(subjectIds);
     },
+    isErased: (subjectId) => keys.isErased(subjectId),
     destroy: (subjectId) => keys.destroy(subjectId),
   };
   return { keys, store, finds };

@@ -24,6 +24,13 @@ export interface SubjectKeyStore {
    */
   find(subjectIds: readonly string[]): Promise<ReadonlyMap<string, SubjectKey>>;
 
+  /**
+   * Whether the subject's key was destroyed (a tombstone), told without unwrapping it: a key that
+   * does not unwrap must still be erasable, erasure being the remedy for it. `false` for a subject
+   * the store knows nothing of.
+   */
+  isErased(subjectId: string): Promise<boolean>;
+
   /** Destroys the subject's key for good (idempotent); later `obtain`s answer `erased`. */
   destroy(subjectId: string, at: Date): Promise<void>;
 }

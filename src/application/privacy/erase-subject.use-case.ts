@@ -35,10 +35,11 @@ export type ErasureDeps = {
  * with it, in the log and in any copy, reads `[erased]` from now on; what sits outside the log is
  * deleted; then `SubjectErased` records it, and what sits outside the log is deleted again. Every
  * step is idempotent, and a retry takes them all again until `SubjectErased` is there (and the
- * last one after it), those up to the key only while the key is there. The withdrawal goes first: a crash right after it leaves a doctor who takes
- * no new appointments until a retry erases them; after the key, a crash in between would leave an
- * erased doctor bookable, for appointments nobody could complete, until a retry that may never
- * come. The person's bookings and appointments stay, and can be cancelled.
+ * last one after it), but for the rules and the key, which it checks and destroys only while the
+ * key is there. The withdrawal goes first: a crash right after it leaves a doctor who takes no new
+ * appointments until a retry erases them; after the key, a crash in between would leave an erased
+ * doctor bookable, for appointments nobody could complete, until a retry that may never come. The
+ * person's bookings and appointments stay, and can be cancelled.
  */
 export async function eraseSubject(
   deps: ErasureDeps,
@@ -76,6 +77,10 @@ export async function eraseSubject(
     userDecider.decide(erase(), state);
     await withdrawSchedule(deps, userId, state.roles.includes('DOCTOR'), request);
     await deps.vault.erase(userId, deps.side.clock.now());
+  } else {
+    // Not skipped for having been done before the key went: until `SubjectErased`, an admin may
+    // still have made the person a doctor and published their week, and booking asks only that.
+    await withdrawSchedule(deps, userId, state.roles.includes('DOCTOR'), request);
   }
   deps.keyDestroyed?.(userId);
   await deps.outsideTheLog.eraseSubject(userId);

@@ -154,11 +154,15 @@ export class PersonalDataVault {
 
   /**
    * Whether the subject's key is destroyed. A tombstone in memory is enough, erasure being final;
-   * a live key in memory is not: another process may have destroyed it since, so the store is asked.
+   * a live key in memory is not: another process may have destroyed it since, so the store is asked,
+   * without unwrapping the key: one that does not unwrap is what erasure is the remedy for.
    */
   async isErased(subjectId: string): Promise<boolean> {
     if (this.cached.get(subjectId)?.key === 'erased') return true;
-    if ((await this.keys.find([subjectId])).get(subjectId) !== 'erased') return false;
+    const erased = await this.keys.isErased(subjectId).catch((error: unknown) => {
+      throw new KeyStoreUnavailableError(error);
+    });
+    if (!erased) return false;
     this.markErased(subjectId);
     return true;
   }

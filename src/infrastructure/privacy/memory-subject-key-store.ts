@@ -21,6 +21,10 @@ export class MemorySubjectKeyStore implements SubjectKeyStore {
     })));
   }
 
+  isErased(subjectId: string): Promise<boolean> {
+    return Promise.resolve(this.keys.get(subjectId) === 'erased');
+  }
+
   destroy(subjectId: string): Promise<void> {
     this.keys.set(subjectId, 'erased');
     return Promise.resolve();

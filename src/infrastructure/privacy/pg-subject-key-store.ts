@@ -95,6 +95,15 @@ export class PgSubjectKeyStore implements SubjectKeyStore {
     return new Map(rows.map((row) => [row.subject_id, this.unwrap(row)]));
   }
 
+  async isErased(subjectId: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ erased: boolean }>({
+      name: 'subject_key_is_erased',
+      text: 'SELECT wrapped_key IS NULL AS erased FROM subject_keys WHERE subject_id = $1',
+      values: [subjectId],
+    });
+    return rows[0]?.erased ?? false;
+  }
+
   /**
    * `erased_at` is the database's clock, not `at`: every API process reads the tombstones newer
    * than its last look by that clock (`ErasedSubjects`), which a writer's own clock, skewed or
