@@ -338,6 +338,26 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     expect(process.pending).toBe(2);
   });
 
+  it('a refund its webhook settles after the provider went silent on it leaves nothing to be stalled on: the quiet sweeps after are no failures', async () => {
+    // Given a refund due whose look the provider leaves unanswered (down)
+    const { paymentId, refundId, stream } = await givenPendingRefund();
+    provider.failing.add(refundId);
+    const { process, turn } = startProcess();
+    clock.advance(graceMs);
+    expect(await turn()).toEqual({ progressed: 0, failed: 1 });
+    expect(await turn()).toEqual({ progressed: 0, failed: 1 });
+
+    // When its webhook then settles it
+    await side.handlers.payment.handle(stream, { type: 'RecordRefundSucceeded', data: { paymentId, refundId, providerEventId: 'evt_refund_webhook' } }, as(admin));
+
+    // Then the sweeps after, with nothing pending, are no failures, hours on
+    for (let round = 0; round < 3; round++) {
+      clock.advance(sixHours);
+      expect(await turn()).toEqual({ progressed: 0, failed: 0 });
+    }
+    expect(process.pending).toBe(0);
+  });
+
   it('a process started later (after a restart) still finds the refund pending from the start of the log', async () => {
     const { refundId, stream } = await givenPendingRefund();
     provider.refunds.set(refundId, { providerRefundId: 're_1', status: 'succeeded' });

@@ -63,12 +63,14 @@ export class RefundReconciliation {
   private readonly refunds = new Map<string, PendingRefund>();
 
   /**
-   * The last sweep that looked at the provider got no answer at all. A failed look puts its refund
-   * off for twice its wait; were the sweeps in between, which look at nothing, to count as fine,
-   * the stall an operator watches would read about 0 through an outage. Process-wide, not per
-   * refund: the stall is the provider's silence, not one refund stuck (that is its error count).
+   * The refunds still pending whose looks went unanswered in the last sweep that looked, when that
+   * sweep got no answer at all; empty otherwise. A failed look puts its refund off for twice its
+   * wait; were the sweeps in between, which look at nothing, to count as fine, the stall an
+   * operator watches would read about 0 through an outage. The provider's silence, not one refund
+   * stuck (that is its error count); and only while a refund it kept from us is still pending: one
+   * settled meanwhile (its webhook came) leaves nothing to be stalled on.
    */
-  private providerSilent = false;
+  private silentOn = new Set<string>();
 
   constructor(private readonly options: RefundReconciliationOptions) {}
 
@@ -87,7 +89,7 @@ export class RefundReconciliation {
       case 'RefundSucceeded':
       case 'RefundFailed': {
         const settled = aggregates.payment.codec.decode(event);
-        if (settled.type === 'RefundSucceeded' || settled.type === 'RefundFailed') this.refunds.delete(settled.data.refundId);
+        if (settled.type === 'RefundSucceeded' || settled.type === 'RefundFailed') this.forget(settled.data.refundId);
         return;
       }
     }
@@ -104,13 +106,14 @@ export class RefundReconciliation {
    * and counts `progressed`; one that failed otherwise (the provider unreachable or erring, or the
    * log as the look read or recorded) counts `failed`. Either way a refund left pending is looked at again later, a refusal or a failure
    * reported: it never stops the sweep. A sweep that looks at nothing counts 1 `failed` while the
-   * last sweep that looked got no answer (`providerSilent`).
+   * last sweep that looked got no answer and a refund it looked at is still pending (`silentOn`).
    */
   async sweep(signal?: AbortSignal): Promise<SweepSummary> {
     const now = this.options.side.clock.now().getTime();
     let progressed = 0;
     let failed = 0;
     let answered = 0;
+    const unanswered: string[] = [];
     for (const [refundId, refund] of this.refunds) {
       // Stopping: each look may take the provider's whole timeout, and a shutdown waits for the
       // sweep; what is left is due at the next one, here or in another instance.
@@ -127,11 +130,14 @@ export class RefundReconciliation {
         if (error instanceof ProviderRefusedError) {
           answered++;
           progressed++;
-        } else failed++;
+        } else {
+          failed++;
+          unanswered.push(refundId);
+        }
       }
     }
-    if (answered + failed > 0) this.providerSilent = answered === 0;
-    else if (this.providerSilent) failed++;
+    if (answered + failed > 0) this.silentOn = new Set(answered === 0 ? unanswered : []);
+    else if (this.silentOn.size > 0) failed++;
     return { progressed, failed };
   }
 
@@ -170,8 +176,14 @@ export class RefundReconciliation {
   }
 
   private settled(refundId: string, step: 'moot' | 'settled'): Step {
-    this.refunds.delete(refundId);
+    this.forget(refundId);
     return step;
+  }
+
+  /** A refund no longer pending: nothing to look at, nor to be stalled on. */
+  private forget(refundId: string): void {
+    this.refunds.delete(refundId);
+    this.silentOn.delete(refundId);
   }
 
   private lookAgainLater(refundId: string, refund: PendingRefund, now: number): void {
