@@ -4,6 +4,8 @@ import type { Database } from '../read-models.js';
 import { amount, toPage, type Page, type PageRequest } from '../shared/page.js';
 import { readAcrossGenerations } from '../shared/read-across-generations.js';
 import { zonesWhereStayBookable } from '../shared/stay-horizon.js';
+import type { CheckpointTables } from '../runtime/projection-checkpoints.table.js';
+import { listingsProjectionName } from './listings.table.js';
 
 export type ListingView = {
   readonly id: string;
@@ -120,13 +122,28 @@ export async function searchListings(db: Kysely<Database>, filter: ListingFilter
   return readListings(db, (from) => search(from, filter, zones, page));
 }
 
+/** The first version of the listings read model with `listings_time_zone_idx`. */
+const zoneIndexVersion = 4;
+
 /**
  * The time zones active listings are in: a few hundred at most, however many listings there are,
  * so read by skipping through `listings_time_zone_idx` from one zone to the next (a loose index
  * scan: PostgreSQL's DISTINCT would read every entry). Searches from today take this path for
- * much of each day.
+ * much of each day. Tables of an older version, serving while the new one rebuilds, have no such
+ * index: there each skip would be a scan of its own, and one DISTINCT scan is read instead.
  */
 async function activeTimeZones(db: Kysely<Database>): Promise<string[]> {
+  const active = await db
+    .withTables<CheckpointTables>()
+    .selectFrom('projection_checkpoints')
+    .select('version')
+    .where('name', '=', listingsProjectionName)
+    .where('active', '=', true)
+    .executeTakeFirst();
+  if (active === undefined || active.version < zoneIndexVersion) {
+    const rows = await db.selectFrom('rm_listings.listings').select('time_zone').distinct().where('active', '=', true).execute();
+    return rows.map((row) => row.time_zone);
+  }
   const { rows } = await sql<{ time_zone: string }>`
     WITH RECURSIVE zone AS (
       SELECT min(time_zone) AS time_zone FROM rm_listings.listings WHERE active
