@@ -134,7 +134,7 @@ function holdDates({ data }: HoldDates, state: ListingCalendarState): ListingCal
   }
   const blocking = overlapping(state.live, range).filter((live) => live !== mine);
   if (blocking.some((live) => !isLapsed(live, data.now))) {
-    throw new DomainError('dates-unavailable', `${range.startDate}..${range.endDate} overlaps dates held or booked by someone else`);
+    throw new DomainError('dates-unavailable', `${range.startDate}..${range.endDate} overlaps dates another booking holds or has booked`);
   }
   const displaceable = new Set(data.displaceable);
   const unchecked = blocking.filter((live) => !displaceable.has(live.bookingId));
