@@ -350,8 +350,12 @@ describe('the SetSchedule request schema', () => {
     ['an end past 24:00', { weeklyHours: { mon: [{ from: '20:00', to: '24:01' }] } }],
     ['an end at 25:00', { weeklyHours: { mon: [{ from: '20:00', to: '25:00' }] } }],
     ['a start at 24:00', { weeklyHours: { mon: [{ from: '24:00', to: '24:00' }] } }],
-  ])('rejects %s', (_, change) => {
-    expect(setScheduleSchema.safeParse({ type: 'SetSchedule', data: { ...body, ...change } }).success).toBe(false);
+  ])('rejects %s, naming each path once', (_, change) => {
+    const parsed = setScheduleSchema.safeParse({ type: 'SetSchedule', data: { ...body, ...change } });
+    expect(parsed.success).toBe(false);
+    const paths = (parsed.error?.issues ?? []).map((issue) => issue.path.join('.'));
+    expect(paths.length).toBeGreaterThan(0);
+    expect(new Set(paths).size).toBe(paths.length);
   });
 
   it('accepts an interval ending at 24:00', () => {

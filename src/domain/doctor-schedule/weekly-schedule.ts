@@ -66,10 +66,17 @@ export const weeklyScheduleSchema = z
     daysOff: z.array(requestDateSchema).default([]),
   })
   .strict()
-  .superRefine((schedule, context) => {
-    const problem = scheduleProblem(schedule);
-    if (problem) context.addIssue({ code: 'custom', message: problem.message, path: problem.path });
-  });
+  // Only on a schedule whose fields passed: a slot length out of range was named twice, by its
+  // field's bounds and again by the rule that checks them for commands not sent over HTTP.
+  .check(
+    z.superRefine(
+      (schedule, context) => {
+        const problem = scheduleProblem(schedule);
+        if (problem) context.addIssue({ code: 'custom', message: problem.message, path: problem.path });
+      },
+      { when: (payload) => payload.issues.length === 0 },
+    ),
+  );
 
 export type ScheduleProblem = {
   readonly code: 'invalid-time-zone' | 'invalid-slot-length' | 'invalid-interval' | 'overlapping-intervals' | 'invalid-day-off';
