@@ -162,7 +162,19 @@ describe('a signed event of the wrong shape', () => {
       });
       // Kept under an id derived from its bytes, which this test does not recompute.
       answers['no id'] = { status: unnamed.statusCode };
+      for (const notAnObject of ['null', '5', '[]']) {
+        const response = await app.inject({
+          method: 'POST',
+          url: '/v1/webhooks/stripe',
+          headers: { 'content-type': 'application/json', 'stripe-signature': stripeSignature(notAnObject, webhookSecret) },
+          payload: notAnObject,
+        });
+        answers[`signed ${notAnObject}`] = { status: response.statusCode };
+      }
       expect(answers).toEqual({
+        'signed null': { status: 200 },
+        'signed 5': { status: 200 },
+        'signed []': { status: 200 },
         'no id': { status: 200 },
         'no data': { status: 200, reason: 'malformed' },
         'no metadata': { status: 200, reason: 'malformed' },

@@ -97,12 +97,15 @@ export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = asy
       const signature = request.headers['stripe-signature'];
       if (typeof signature !== 'string' || signature === '') throw invalidSignature('The Stripe-Signature header is missing');
       if (!Buffer.isBuffer(request.body) || options.webhookSecret === undefined) throw invalidSignature('The request cannot be verified');
-      let event: Stripe.Event;
+      let signed: unknown;
       try {
-        event = Stripe.webhooks.constructEvent(request.body, signature, options.webhookSecret);
+        signed = Stripe.webhooks.constructEvent(request.body, signature, options.webhookSecret);
       } catch {
         throw invalidSignature('The signature does not match the body, or is too old');
       }
+      // The SDK checks the signature, not the shape: signed JSON that is no object at all (`null`)
+      // is malformed as `{}` is, and kept as such, not a 500 that Stripe would send again for days.
+      const event = (typeof signed === 'object' && signed !== null ? signed : {}) as Stripe.Event;
       const context = {
         actor: paymentProviderActor,
         requestId: request.id,
