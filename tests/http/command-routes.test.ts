@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { fc } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PaymentGateway } from '../../src/application/ports/payment-gateway.js';
 import type { Actor } from '../../src/domain/shared/actor.js';
 import { createKysely } from '../../src/infrastructure/postgres/database.js';
 import { ensureGeneration } from '../../src/projections/runtime/projection-checkpoints.queries.js';
+import { stripeEvent, stripeSignature } from '../stripe/support/stripe-events.js';
 import { everyMorning, listingInput } from '../support/command-side.js';
 import { FakeClock, handMadeJwt, postJson, startApi, startBackend, validClaims, type TestApi, type TestBackend } from './support/command-api.fixture.js';
 
@@ -633,6 +635,111 @@ describe('command routes over HTTP', () => {
       expect(response.body.errors, path).toEqual(expect.arrayContaining([expect.objectContaining({ path: field })]));
     }
     expect(await eventCount()).toBe(before);
+  });
+
+  // The query API refuses them too: a client that believes it asked for something (`?dryRun=true`)
+  // hears that it did not, instead of the command running as if it had not been asked.
+  describe('unknown query parameters', () => {
+    const webhookSecret = 'whsec_test_0123456789abcdef';
+    const unreachable = () => Promise.reject(new Error('no request in these specs reaches the payment provider'));
+    const gateway: PaymentGateway = {
+      name: 'unreachable',
+      createIntent: unreachable,
+      retrieveIntent: unreachable,
+      cancelIntent: unreachable,
+      createRefund: unreachable,
+      retrieveRefund: unreachable,
+    };
+    const everyone = person(['ADMIN', 'OWNER', 'CONSUMER', 'DOCTOR', 'PATIENT', 'AUDITOR']);
+    /** A body that passes validation, for every command route as OpenAPI names it; the webhook aside. */
+    const bodies: Record<string, unknown> = {
+      'POST /v1/auth/signup': { email: 'someone@example.com', password: 'correct horse battery', name: 'Someone', roles: ['CONSUMER'] },
+      'POST /v1/auth/login': { email: 'someone@example.com', password: 'correct horse battery' },
+      'POST /v1/auth/refresh': { refreshToken: 'x' },
+      'POST /v1/auth/logout': { refreshToken: 'x' },
+      'POST /v1/listings': listingInput,
+      'POST /v1/listings/{id}/update': { pricePerDay: 1 },
+      'POST /v1/listings/{id}/deactivate': {},
+      'POST /v1/listings/{id}/reactivate': {},
+      'POST /v1/listings/{id}/reviews': { bookingId: randomUUID(), rating: 5, comment: 'great' },
+      'POST /v1/bookings': { listingId: randomUUID(), startDate: '2030-01-01', endDate: '2030-01-02' },
+      'POST /v1/bookings/{id}/cancel': { reason: 'x' },
+      'POST /v1/bookings/{id}/complete': {},
+      'POST /v1/bookings/{id}/payments': {},
+      'POST /v1/payments/{id}/refund': {},
+      'PUT /v1/doctors/{id}/schedule': everyMorning,
+      'POST /v1/appointments': { doctorId: randomUUID(), start: '2030-02-04T09:00:00Z', reason: 'x' },
+      'POST /v1/appointments/{id}/reschedule': { start: '2030-02-04T09:00:00Z' },
+      'POST /v1/appointments/{id}/cancel': { reason: 'x' },
+      'POST /v1/appointments/{id}/complete': { notes: 'x' },
+      'POST /v1/appointments/{id}/no-show': {},
+      'POST /v1/admin/subjects/{userId}/erase': {},
+      'POST /v1/admin/users/{id}/roles/grant': { roles: ['OWNER'], reason: 'x' },
+      'POST /v1/admin/users/{id}/roles/revoke': { roles: ['OWNER'], reason: 'x' },
+      'POST /v1/admin/projections/{name}/rebuild': {},
+    };
+    let paying: TestApi;
+
+    beforeAll(async () => {
+      paying = await startApi(backend, { clock: new FakeClock(new Date('2030-01-01T00:00:00Z')), payments: { gateway, eventStore: backend.eventStore, webhookSecret } });
+    });
+    afterAll(async () => paying.close());
+
+    const send = (method: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${paying.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${paying.app.issueAccessToken(everyone).accessToken}`, ...headers },
+        body: JSON.stringify(body),
+      });
+
+    it('given any command route of /docs and a body it accepts, when ?unknownParam=1 is added, then 400 problem+json names querystring.unknownParam, appending nothing', async () => {
+      const document = (await (await fetch(`${paying.url}/docs/json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+      const documented = Object.entries(document.paths)
+        .filter(([route]) => route.startsWith('/v1/') && route !== '/v1/webhooks/stripe')
+        .flatMap(([route, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${route}`))
+        .filter((route) => /^(POST|PUT|PATCH|DELETE) /.test(route));
+      expect(documented.sort()).toEqual(Object.keys(bodies).sort());
+
+      const before = await eventCount();
+      for (const [route, body] of Object.entries(bodies)) {
+        const [method = '', template = ''] = route.split(' ');
+        const path = template.replaceAll(/\{\w+\}/g, randomUUID());
+        const response = await send(method, `${path}?unknownParam=1`, body);
+        expect(response.status, route).toBe(400);
+        expect(response.headers.get('content-type'), route).toContain('application/problem+json');
+        const problem = (await response.json()) as { type: string; errors: unknown };
+        expect(problem.type, route).toMatch(/validation-failed$/);
+        expect(problem.errors, route).toEqual([{ path: 'querystring.unknownParam', message: 'unknown parameter' }]);
+      }
+      expect(await eventCount()).toBe(before);
+    });
+
+    it('names each unknown parameter of a request at its own key', async () => {
+      const response = await send('POST', '/v1/bookings?dryRun=true&verbose=1', { listingId: randomUUID(), startDate: '2030-01-01', endDate: '2030-01-02' });
+      expect(response.status).toBe(400);
+      const { errors } = (await response.json()) as { errors: unknown };
+      expect(errors).toEqual([
+        { path: 'querystring.dryRun', message: 'unknown parameter' },
+        { path: 'querystring.verbose', message: 'unknown parameter' },
+      ]);
+    });
+
+    it('given an Idempotency-Key, when a request is refused for an unknown parameter, then the key is not spent: the retry without it creates', async () => {
+      const key = { 'idempotency-key': randomUUID() };
+      expect((await send('POST', '/v1/listings?dryRun=true', listingInput, key)).status).toBe(400);
+      const retried = await send('POST', '/v1/listings', listingInput, key);
+      expect(retried.status).toBe(201);
+    });
+
+    it('leaves the Stripe webhook accepting query parameters an operator put in its endpoint URL', async () => {
+      const payload = stripeEvent(`evt_${randomUUID()}`, 'customer.created', { id: 'cus_1', object: 'customer' });
+      const response = await fetch(`${paying.url}/v1/webhooks/stripe?source=x`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json; charset=utf-8', 'stripe-signature': stripeSignature(payload, webhookSecret) },
+        body: payload,
+      });
+      expect(response.status).toBe(200);
+    });
   });
 
   describe('fuzz: arbitrary bodies, headers and query strings on every command route', () => {

@@ -11,6 +11,7 @@ import { idempotencyMetrics } from '../metrics/idempotency-metrics.js';
 import { PgIdempotencyStore } from '../idempotency/pg-idempotency-store.js';
 import type { TrustedProxies } from '../config/trusted-proxies.js';
 import type { Logger } from '../logging/logger.js';
+import { noQuerySchema } from './command-result.js';
 import { createHttpServer, type HttpServer } from './http-server.js';
 import type { ReadinessProbe } from './plugins/health.plugin.js';
 import type { LoadSheddingOptions } from './plugins/load-shedding.plugin.js';
@@ -94,6 +95,12 @@ export async function buildCommandApi(deps: CommandApiDeps): Promise<HttpServer>
     onReplay: idempotencyMetrics(metricsRegistry),
   });
 
+  // Here, not on each route, so that no command added later can forget it; a route that takes
+  // parameters (the Stripe webhook) declares its own query schema. Health, metrics and docs keep theirs.
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/v1/') || route.schema?.querystring !== undefined) return;
+    route.schema = { ...route.schema, querystring: noQuerySchema };
+  });
   await app.register(authRoutes, { prefix: '/v1/auth', identity: deps.identity });
   await app.register(listingRoutes, { prefix: '/v1/listings', side: deps.side });
   await app.register(bookingRoutes, { prefix: '/v1/bookings', side: deps.side });

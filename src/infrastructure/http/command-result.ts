@@ -51,6 +51,13 @@ export const noIfMatchHeaderSchema = z.object({
  */
 export const emptyBodySchema = z.object({}).strict().nullish().describe('None, or {}').meta({ id: 'EmptyRequest' });
 
+/**
+ * The query string of a command, which takes none: any parameter is a 400 naming it, as on the
+ * query API, rather than ignored (`POST /v1/bookings?dryRun=true` would book). Validation runs
+ * before the Idempotency-Key is claimed, so the refusal does not spend the key.
+ */
+export const noQuerySchema = z.strictObject({});
+
 /** The version pinned by `If-Match: "<n>"`, `undefined` without the header; 400 for anything else. */
 export function expectedVersion(request: FastifyRequest): number | undefined {
   const header = request.headers['if-match'];

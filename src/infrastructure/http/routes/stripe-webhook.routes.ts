@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
 import Stripe from 'stripe';
+import { z } from 'zod';
 import type { CommandContext } from '../../../application/metadata.js';
 import {
   intentOutcomeLearned,
@@ -91,7 +92,12 @@ export const stripeWebhookRoutes: FastifyPluginAsync<StripeWebhookOptions> = asy
       config: { idempotency: false, rateLimit: { max: options.rateLimitMax, timeWindow: '1 minute' }, shedding: false },
       // Stripe's event bodies (a charge with its refunds) can outgrow the API's 64 KiB for requests.
       bodyLimit: 512 * 1024,
-      schema: { tags: ['payments'], summary: 'Stripe events (signature-verified, no JWT)' },
+      schema: {
+        tags: ['payments'],
+        summary: 'Stripe events (signature-verified, no JWT)',
+        // An operator may give Stripe an endpoint URL with parameters of their own; unread, and not refused as a command's would be.
+        querystring: z.looseObject({}),
+      },
     },
     async (request, reply) => {
       const signature = request.headers['stripe-signature'];
