@@ -82,9 +82,17 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
    * A process started now, on `processSide`: each turn reads what the log gained since the last
    * one (from the start, the first time), then sweeps, as `run` does.
    */
-  function startProcess(processSide: CommandSide = side) {
+  /** The process on the test's store and provider; `onAttempt` hears each round of `run`. */
+  function startProcess(processSide: CommandSide = side, onAttempt?: (succeeded: boolean) => void) {
     const errors: Array<{ what: string; retried: boolean }> = [];
-    const process = new RefundReconciliation({ eventStore: store, side: processSide, gateway: provider, graceMs, onError: (_error, what, retried) => errors.push({ what, retried }) });
+    const process = new RefundReconciliation({
+      eventStore: store,
+      side: processSide,
+      gateway: provider,
+      graceMs,
+      onError: (_error, what, retried) => errors.push({ what, retried }),
+      ...(onAttempt ? { onAttempt } : {}),
+    });
     const turn = followAndSweep(store, process);
     return { process, turn, errors };
   }
@@ -234,18 +242,12 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const downRounds = 3;
     const attempts: boolean[] = [];
     const stop = new AbortController();
-    const process = new RefundReconciliation({
-      eventStore: store,
-      side,
-      gateway: provider,
-      graceMs,
-      onAttempt: (succeeded) => {
-        attempts.push(succeeded);
-        if (attempts.length === downRounds) provider.failing.clear();
-        if (attempts.length === downRounds + 1) stop.abort();
-        // Between rounds, as long as the longest wait: the refund is due again at each one.
-        clock.advance(sixHours);
-      },
+    const { process } = startProcess(side, (succeeded) => {
+      attempts.push(succeeded);
+      if (attempts.length === downRounds) provider.failing.clear();
+      if (attempts.length === downRounds + 1) stop.abort();
+      // Between rounds, as long as the longest wait: the refund is due again at each one.
+      clock.advance(sixHours);
     });
     clock.advance(graceMs);
 
@@ -268,20 +270,12 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     const outageRounds = (2 * graceMs) / sweepEveryMs;
     const roundsAfter = 3;
     const attempts: boolean[] = [];
-    const errors: string[] = [];
     const stop = new AbortController();
-    const process = new RefundReconciliation({
-      eventStore: store,
-      side,
-      gateway: provider,
-      graceMs,
-      onError: (_error, what) => errors.push(what),
-      onAttempt: (succeeded) => {
-        attempts.push(succeeded);
-        if (attempts.length === outageRounds) provider.failing.clear();
-        if (attempts.length === outageRounds + roundsAfter) stop.abort();
-        clock.advance(sweepEveryMs);
-      },
+    const { process, errors } = startProcess(side, (succeeded) => {
+      attempts.push(succeeded);
+      if (attempts.length === outageRounds) provider.failing.clear();
+      if (attempts.length === outageRounds + roundsAfter) stop.abort();
+      clock.advance(sweepEveryMs);
     });
     clock.advance(graceMs);
 
@@ -295,7 +289,7 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
       { succeeded: true, rounds: roundsAfter },
     ]);
     expect(provider.looksAt(refundId)).toBe(2);
-    expect(errors).toEqual([expect.stringContaining(`look at refund ${refundId}`)]);
+    expect(errors.map(({ what }) => what)).toEqual([expect.stringContaining(`look at refund ${refundId}`)]);
     expect(process.pending).toBe(1);
     expect(await eventTypes(store, stream)).toEqual(['PaymentInitiated', 'PaymentSucceeded', 'RefundRequested']);
   });
@@ -309,19 +303,11 @@ describe('refund reconciliation (a refund the provider answered `pending`, its w
     provider.refunds.set(healthy.refundId, { providerRefundId: 're_2', status: 'pending' });
     const rounds = 48;
     const attempts: boolean[] = [];
-    const errors: Array<{ what: string; retried: boolean }> = [];
     const stop = new AbortController();
-    const process = new RefundReconciliation({
-      eventStore: store,
-      side,
-      gateway: provider,
-      graceMs,
-      onError: (_error, what, retried) => errors.push({ what, retried }),
-      onAttempt: (succeeded) => {
-        attempts.push(succeeded);
-        if (attempts.length === rounds) stop.abort();
-        clock.advance(30 * 60_000);
-      },
+    const { process, errors } = startProcess(side, (succeeded) => {
+      attempts.push(succeeded);
+      if (attempts.length === rounds) stop.abort();
+      clock.advance(30 * 60_000);
     });
     clock.advance(graceMs);
 

@@ -52,7 +52,7 @@ export const noIfMatchHeaderSchema = z.object({
 export const emptyBodySchema = z.object({}).strict().nullish().describe('None, or {}').meta({ id: 'EmptyRequest' });
 
 /**
- * The query string of a command, which takes none: any parameter is a 400 naming it, as on the
+ * The query string of a command, which takes none: each parameter is a 400 naming it, as on the
  * query API, rather than ignored (`POST /v1/bookings?dryRun=true` would book). Validation runs
  * before the Idempotency-Key is claimed, so the refusal does not spend the key.
  */
